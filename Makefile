@@ -1,0 +1,149 @@
+# moetrace: one non-recursive Makefile.  `make` builds the CLI and libmoetrace,
+# `make check` builds a sanitizer copy under build/check and runs every test.
+# New sources need no edit here: every .c in a module folder goes into the
+# library, except cmd_*.c (subcommands, linked into the CLI only).
+
+include config.mk
+
+-include config.local.mk
+
+PKGS     = sqlite3 json-c
+UI_PKGS  = cairo ncursesw
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+# Library modules (embeddable) and UI modules (CLI only).
+LIB_MODS = util store collector analyze
+UI_MODS  = render tui
+
+src_of  = $(filter-out $(1)/cmd_%.c,$(wildcard $(1)/*.c))
+cmds_of = $(wildcard $(1)/cmd_*.c)
+
+LIB_SRC = $(foreach m,$(LIB_MODS),$(call src_of,$(m)))
+UI_SRC  = $(foreach m,$(UI_MODS),$(call src_of,$(m)))
+CMD_SRC = moetrace.c $(foreach m,$(LIB_MODS) $(UI_MODS),$(call cmds_of,$(m)))
+EXT_SRC = $(wildcard sqlext/*.c)
+
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+
+CPPFLAGS_ALL = -I. -D_GNU_SOURCE -DMOETRACE_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+
+# Two build flavours: build/rel (default) and build/check (sanitizers, -Werror).
+REL = build/rel
+CHK = build/check
+
+REL_CFLAGS = $(WARN) $(OPT) -fPIC $(CFLAGS)
+CHK_CFLAGS = $(WARN) -Werror $(SAN) -fPIC $(CFLAGS)
+
+obj = $(patsubst %.c,$(1)/%.o,$(2))
+
+EXT_TARGET = $(if $(EXT_SRC),moetrace_sqlite.so)
+
+all: moetrace libmoetrace.a libmoetrace.so $(EXT_TARGET)
+
+# ---- release flavour ------------------------------------------------------
+$(REL)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+
+libmoetrace.a: $(call obj,$(REL),$(LIB_SRC))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+libmoetrace.so: $(call obj,$(REL),$(LIB_SRC))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+moetrace: $(call obj,$(REL),$(CMD_SRC) $(UI_SRC)) libmoetrace.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(call obj,$(REL),$(CMD_SRC) $(UI_SRC)) libmoetrace.a $(PKG_LIBS) $(UI_LIBS) $(LDFLAGS)
+
+moetrace_sqlite.so: $(call obj,$(REL),$(EXT_SRC)) libmoetrace.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $(call obj,$(REL),$(EXT_SRC)) libmoetrace.a $(PKG_LIBS) $(LDFLAGS)
+
+# ---- check flavour (ASan + UBSan) -----------------------------------------
+$(CHK)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (check)")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CHK_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CHK)/libmoetrace.a: $(call obj,$(CHK),$(LIB_SRC))
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(CHK)/moetrace: $(call obj,$(CHK),$(CMD_SRC) $(UI_SRC)) $(CHK)/libmoetrace.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN) -o $@ $(call obj,$(CHK),$(CMD_SRC) $(UI_SRC)) $(CHK)/libmoetrace.a $(PKG_LIBS) $(UI_LIBS) $(LDFLAGS)
+
+UNIT_BIN = $(patsubst tests/unit/%.c,$(CHK)/tests/%,$(UNIT_SRC))
+
+$(CHK)/tests/%: $(CHK)/tests/unit/%.o $(CHK)/libmoetrace.a $(call obj,$(CHK),$(UI_SRC))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN) -o $@ $< $(call obj,$(CHK),$(UI_SRC)) $(CHK)/libmoetrace.a $(CMOCKA_LIBS) $(PKG_LIBS) $(UI_LIBS)
+
+# Fuzz targets' seed corpora replayed as regression tests (gcc, no libFuzzer).
+FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(CHK)/fuzz/%,$(FUZZ_SRC))
+$(CHK)/fuzz/%: $(CHK)/tests/fuzz/%.o $(CHK)/tests/fuzz/replay.o $(CHK)/libmoetrace.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+$(CHK)/tests/fuzz/replay.o: tests/fuzz/replay.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CHK_CFLAGS) -c -o $@ $<
+
+check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_TARGET)
+	@true
+
+check: check-build
+	@MOETRACE_BUILD=$(CHK) sh tests/run.sh
+
+# Tests without the sanitizer rebuild, against the release binaries.
+check-fast: all
+	@MOETRACE_BUILD=. MOETRACE_FAST=1 sh tests/run.sh
+
+check-valgrind: all
+	@MOETRACE_BUILD=. MOETRACE_VALGRIND=1 sh tests/run.sh cli
+
+# ---- convenience targets --------------------------------------------------
+deps:
+	@sh scripts/deps.sh $(DEB_PKGS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+bench: all
+	@sh tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)
+	install -m 755 moetrace $(DESTDIR)$(BINDIR)/moetrace
+	install -m 644 libmoetrace.a $(DESTDIR)$(LIBDIR)/libmoetrace.a
+	install -m 755 libmoetrace.so $(DESTDIR)$(LIBDIR)/libmoetrace.so.0
+	ln -sf libmoetrace.so.0 $(DESTDIR)$(LIBDIR)/libmoetrace.so
+	$(if $(EXT_TARGET),install -m 755 moetrace_sqlite.so $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so)
+	install -m 644 collector/moetrace.h $(DESTDIR)$(INCDIR)/moetrace.h
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/moetrace $(DESTDIR)$(LIBDIR)/libmoetrace.a \
+	      $(DESTDIR)$(LIBDIR)/libmoetrace.so $(DESTDIR)$(LIBDIR)/libmoetrace.so.0 \
+	      $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so $(DESTDIR)$(INCDIR)/moetrace.h
+
+clean:
+	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
+
+.PHONY: all check check-build check-fast check-valgrind deps demo bench install uninstall clean
+.SECONDARY:
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,143 @@
+/*
+ * cmd_balance.c: `moetrace balance DB` — per-layer imbalance (max / mean
+ * device load) of a recorded run under the placement it ran with: the
+ * deployed placement recorded in the trace, else the engines' static
+ * contiguous layout.  Figures over the whole window (heat summed) and per
+ * step (mean, p50, p99).
+ */
+#include "analyze/analyze.h"
+#include "cmds.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: moetrace balance [--run NAME] [--ranks R] [--slots S | --redundant N]\n"
+	"                        [--steps A:B] [--phase prefill|decode] [--static] DB\n";
+
+int cmd_balance(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "ranks", required_argument, NULL, 'R' },
+		{ "slots", required_argument, NULL, 'S' },
+		{ "redundant", required_argument, NULL, 'N' },
+		{ "steps", required_argument, NULL, 's' },
+		{ "phase", required_argument, NULL, 'p' },
+		{ "static", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	struct store_run run;
+	struct analyze_balance b = { 0 };
+	const char *runname = NULL;
+	int ranks = 0, slots = 0, redundant = 0, force_static = 0, c, status = 1;
+	int64_t from = INT64_MIN, to = INT64_MAX;
+	unsigned phase_mask = 0;
+	int32_t *p2l = NULL;
+	const char *placement_name = "static contiguous";
+
+	while ((c = getopt_long(argc, argv, "r:R:S:N:s:p:xh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': runname = optarg; break;
+		case 'R':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &ranks, "--ranks", &err))
+				return util_cli_fail("balance", &err);
+			break;
+		case 'S':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &slots, "--slots", &err))
+				return util_cli_fail("balance", &err);
+			break;
+		case 'N':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &redundant, "--redundant", &err))
+				return util_cli_fail("balance", &err);
+			break;
+		case 's':
+			if (util_parse_range(optarg, &from, &to, "--steps", &err))
+				return util_cli_fail("balance", &err);
+			break;
+		case 'p': {
+			int ph = store_phase_parse(optarg);
+			if (ph <= 0) {
+				util_cli_error("balance", "--phase: '%s' is not prefill or decode", optarg);
+				return 2;
+			}
+			phase_mask = 1u << ph;
+			break;
+		}
+		case 'x': force_static = 1; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (store_open_run(argv[optind], runname, STORE_READONLY, &s, &run, &err))
+		return util_cli_fail("balance", &err);
+	if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots, &err)) {
+		status = util_cli_fail("balance", &err);
+		goto out;
+	}
+	int P = ranks * slots, L = run.layers;
+	p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
+	int64_t eff = 0;
+	int rc = force_static ? UTIL_ENOTFOUND
+			      : store_deployed_at(s, &run, to, ranks, slots, p2l, &eff);
+	if (rc == 0) {
+		placement_name = "deployed";
+	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(run.experts, ranks, slots, p2l + (size_t)l * P);
+	} else {
+		util_cli_error("balance", "%s", store_errmsg(s));
+		goto out;
+	}
+	if ((rc = analyze_balance_run(s, &run, from, to, phase_mask, p2l, ranks, slots, &b))) {
+		util_cli_error("balance", "%s",
+			       rc == UTIL_ENOMEM ? "out of memory" : store_errmsg(s));
+		goto out;
+	}
+	if (b.steps == 0) {
+		util_cli_error("balance", "no steps of run '%s' in the chosen range", run.name);
+		status = 2;
+		goto out;
+	}
+	printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, %s placement\n",
+	       run.name, run.layers, run.experts, (long long)b.steps, ranks, slots,
+	       placement_name);
+	printf("imbalance = max / mean device load (tokens of a replicated expert split evenly)\n\n");
+	printf("%5s %6s %10s %9s %9s %9s %8s %6s\n", "layer", "model", "window", "step-mean",
+	       "step-p50", "step-p99", "hottest", "share");
+	for (int l = 0; l < L; l++) {
+		const struct analyze_balance_layer *bl = &b.layer[l];
+		printf("%5d %6d %10.3f %9.3f %9.3f %9.3f %8d %5.1f%%\n", l,
+		       run.first_layer + l * (run.model[0] && store_model_find(run.model)
+						      ? store_model_find(run.model)->layer_step
+						      : 1),
+		       bl->imbalance, bl->step_mean, bl->step_p50, bl->step_p99, bl->hottest,
+		       100.0 * bl->hottest_share);
+	}
+	printf("\noverall (sum of max / sum of mean): window %.3f, per-step mean %.3f\n", b.overall,
+	       b.step_overall_mean);
+	{
+		int worst = 0;
+		for (int l = 1; l < L; l++)
+			if (b.layer[l].step_p99 > b.layer[worst].step_p99)
+				worst = l;
+		printf("worst layer by p99: %d (p99 %.3f): its busiest rank does %.0f%% more work "
+		       "than the average rank on 1 step in 100\n",
+		       worst, b.layer[worst].step_p99, 100.0 * (b.layer[worst].step_p99 - 1));
+	}
+	status = 0;
+out:
+	analyze_balance_release(&b);
+	free(p2l);
+	store_free(s);
+	return status;
+}

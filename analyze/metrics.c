@@ -1,0 +1,278 @@
+/*
+ * metrics.c: device load and imbalance of a placement, and the per-layer
+ * balance of a recorded run (analyze_balance_run), which `moetrace balance`
+ * prints.  Every figure uses the even-split assumption stated in analyze.h.
+ */
+#include "analyze/analyze.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void analyze_static_phy2log(int experts, int ranks, int slots, int32_t *phy2log)
+{
+	int P = ranks * slots;
+
+	for (int p = 0; p < P; p++)
+		phy2log[p] = p % experts;
+}
+
+void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
+{
+	memset(cnt, 0, (size_t)experts * sizeof(*cnt));
+	for (int p = 0; p < nslots; p++)
+		if (phy2log[p] >= 0 && phy2log[p] < experts)
+			cnt[phy2log[p]]++;
+}
+
+int analyze_placement_check(const int32_t *phy2log, int experts, int ranks, int slots,
+			    int no_dup, struct util_err *err)
+{
+	int P = ranks * slots, rc = 0;
+	int *cnt = calloc((size_t)experts, sizeof(int));
+	int *seen = calloc((size_t)experts, sizeof(int));
+
+	if (!cnt || !seen) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int p = 0; p < P; p++) {
+		int e = phy2log[p];
+		if (e < 0 || e >= experts) {
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "slot %d (rank %d) holds expert %d, out of range [0, %d)", p,
+					  p / slots, e, experts);
+			goto out;
+		}
+		cnt[e]++;
+		if (no_dup) {
+			if (seen[e] == p / slots + 1) {
+				rc = util_err_set(err, UTIL_ERANGE, "expert %d is twice on rank %d", e,
+						  p / slots);
+				goto out;
+			}
+			seen[e] = p / slots + 1;
+		}
+	}
+	for (int e = 0; e < experts; e++)
+		if (!cnt[e]) {
+			rc = util_err_set(err, UTIL_ERANGE, "expert %d has no slot", e);
+			goto out;
+		}
+out:
+	free(cnt);
+	free(seen);
+	return rc;
+}
+
+#define DEVICE_LOAD_BODY                                                                   \
+	int P = ranks * slots;                                                             \
+	int *own = NULL;                                                                   \
+	double mx = 0;                                                                     \
+	if (!cnt) {                                                                        \
+		own = calloc((size_t)experts, sizeof(int));                                \
+		if (!own)                                                                  \
+			return -1;                                                         \
+		analyze_replicas(phy2log, P, experts, own);                                \
+		cnt = own;                                                                 \
+	}                                                                                  \
+	for (int r = 0; r < ranks; r++) {                                                  \
+		double sum = 0;                                                            \
+		for (int k = 0; k < slots; k++) {                                          \
+			int e = phy2log[r * slots + k];                                    \
+			sum += (double)heat[e] / cnt[e];                                   \
+		}                                                                          \
+		load[r] = sum;                                                             \
+		if (sum > mx)                                                              \
+			mx = sum;                                                          \
+	}                                                                                  \
+	free(own);                                                                         \
+	return mx;
+
+double analyze_device_load(const double *heat, int experts, const int32_t *phy2log, int ranks,
+			   int slots, const int *cnt, double *load)
+{
+	DEVICE_LOAD_BODY
+}
+
+double analyze_device_load_u32(const uint32_t *heat, int experts, const int32_t *phy2log,
+			       int ranks, int slots, const int *cnt, double *load)
+{
+	DEVICE_LOAD_BODY
+}
+
+double analyze_imbalance(const double *load, int n)
+{
+	double sum = 0, mx = 0;
+
+	for (int i = 0; i < n; i++) {
+		sum += load[i];
+		if (load[i] > mx)
+			mx = load[i];
+	}
+	if (sum <= 0)
+		return 1.0;
+	return mx / (sum / n);
+}
+
+int analyze_balance_run(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			unsigned phase_mask, const int32_t *phy2log, int ranks, int slots,
+			struct analyze_balance *b)
+{
+	int L = run->layers, E = run->experts, P = ranks * slots;
+	size_t cap = 1024, n = 0;
+	double *per_step = NULL, *overall_step = NULL, *load = NULL, *sum = NULL;
+	int *cnt = NULL;
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	b->layers = L;
+	b->layer = calloc((size_t)L, sizeof(*b->layer));
+	per_step = malloc(cap * (size_t)L * sizeof(double));
+	overall_step = malloc(cap * sizeof(double));
+	load = malloc((size_t)ranks * sizeof(double));
+	sum = calloc((size_t)L * (size_t)E, sizeof(double));
+	cnt = malloc((size_t)L * (size_t)E * sizeof(int));
+	if (!b->layer || !per_step || !overall_step || !load || !sum || !cnt) {
+		rc = UTIL_ENOMEM;
+		goto out;
+	}
+	for (int l = 0; l < L; l++)
+		analyze_replicas(phy2log + (size_t)l * P, P, E, cnt + (size_t)l * E);
+	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
+		goto out;
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		double smax = 0, smean = 0;
+		if (n == cap) {
+			cap *= 2;
+			double *a = realloc(per_step, cap * (size_t)L * sizeof(double));
+			double *o = realloc(overall_step, cap * sizeof(double));
+			if (a)
+				per_step = a;
+			if (o)
+				overall_step = o;
+			if (!a || !o) {
+				rc = UTIL_ENOMEM;
+				goto out;
+			}
+		}
+		for (int l = 0; l < L; l++) {
+			const uint32_t *h = st.counts + (size_t)l * E;
+			double mx = analyze_device_load_u32(h, E, phy2log + (size_t)l * P, ranks,
+							    slots, cnt + (size_t)l * E, load);
+			double tot = 0;
+			for (int e = 0; e < E; e++) {
+				tot += h[e];
+				sum[(size_t)l * E + e] += h[e];
+			}
+			per_step[n * (size_t)L + l] = tot > 0 ? mx / (tot / ranks) : 1.0;
+			smax += mx;
+			smean += tot / ranks;
+		}
+		overall_step[n] = smean > 0 ? smax / smean : 1.0;
+		n++;
+	}
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	b->steps = (int64_t)n;
+	{
+		double tmax = 0, tmean = 0, osum = 0;
+		double *col = malloc((n ? n : 1) * sizeof(double));
+		if (!col) {
+			rc = UTIL_ENOMEM;
+			goto out;
+		}
+		for (int l = 0; l < L; l++) {
+			struct analyze_balance_layer *bl = &b->layer[l];
+			const double *h = sum + (size_t)l * E;
+			double tot = 0, top = -1, acc = 0;
+			for (int e = 0; e < E; e++) {
+				tot += h[e];
+				if (h[e] > top) {
+					top = h[e];
+					bl->hottest = e;
+				}
+			}
+			bl->max_load = analyze_device_load(h, E, phy2log + (size_t)l * P, ranks, slots,
+							   cnt + (size_t)l * E, load);
+			bl->mean_load = tot / ranks;
+			bl->imbalance = analyze_imbalance(load, ranks);
+			bl->hottest_share = tot > 0 ? top / tot : 0;
+			tmax += bl->max_load;
+			tmean += bl->mean_load;
+			for (size_t i = 0; i < n; i++) {
+				col[i] = per_step[i * (size_t)L + l];
+				acc += col[i];
+			}
+			bl->step_mean = n ? acc / (double)n : 1.0;
+			bl->step_p50 = util_percentile(col, n, 50);
+			bl->step_p99 = util_percentile(col, n, 99);
+		}
+		for (size_t i = 0; i < n; i++)
+			osum += overall_step[i];
+		b->overall = tmean > 0 ? tmax / tmean : 1.0;
+		b->step_overall_mean = n ? osum / (double)n : 1.0;
+		free(col);
+	}
+out:
+	store_iter_free(it);
+	free(per_step);
+	free(overall_step);
+	free(load);
+	free(sum);
+	free(cnt);
+	if (rc)
+		analyze_balance_release(b);
+	return rc;
+}
+
+void analyze_balance_release(struct analyze_balance *b)
+{
+	free(b->layer);
+	b->layer = NULL;
+}
+
+int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
+			   int *out_ranks, int *out_slots, struct util_err *err)
+{
+	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
+	int E = run->experts;
+
+	if (!ranks)
+		ranks = run->ranks ? run->ranks : m ? m->ranks : 0;
+	if (!ranks)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "run '%s' records no EP layout: give --ranks and --slots",
+				    run->name);
+	if (slots && redundant)
+		return util_err_set(err, UTIL_EUSAGE, "give --slots or --redundant, not both");
+	if (redundant) {
+		if ((E + redundant) % ranks)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--redundant %d: %d experts + %d redundant is not a "
+					    "multiple of %d ranks",
+					    redundant, E, redundant, ranks);
+		slots = (E + redundant) / ranks;
+	}
+	if (!slots) {
+		if (run->ranks == ranks && run->slots)
+			slots = run->slots;
+		else if (m && m->ranks == ranks)
+			slots = m->slots;
+		else
+			slots = (E + ranks - 1) / ranks;
+	}
+	if ((int64_t)ranks * slots < E)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d ranks x %d slots = %d slots cannot hold %d experts", ranks,
+				    slots, ranks * slots, E);
+	if ((int64_t)ranks * slots > STORE_MAX_SLOTS)
+		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots is too many slots", ranks,
+				    slots);
+	*out_ranks = ranks;
+	*out_slots = slots;
+	return 0;
+}

@@ -1,0 +1,9 @@
+/* cmds.h: every subcommand's entry point (see the table in moetrace.c). */
+#ifndef MOETRACE_CMDS_H
+#define MOETRACE_CMDS_H
+
+int cmd_info(int argc, char **argv);
+int cmd_balance(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+#endif

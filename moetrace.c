@@ -1,0 +1,69 @@
+/*
+ * moetrace.c: the command-line front.  It looks the subcommand up in
+ * `commands[]` and hands it argc/argv; each subcommand lives in the module
+ * it belongs to (store/cmd_info.c, analyze/cmd_place.c, ...).
+ *
+ * To add a command: write `int cmd_NAME(int argc, char **argv)` in
+ * MODULE/cmd_NAME.c returning an exit status (0 ok, 1 failure, 2 usage or
+ * bad input), declare it in cmds.h and add one row below.
+ */
+#include "cmds.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+/* clang-format off */
+static const struct command commands[] = {
+	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },
+	{ "balance", cmd_balance, "per-layer imbalance under the deployed or static placement" },
+	{ "models",  cmd_models,  "list the model presets and their typical EP layouts" },
+};
+/* clang-format on */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: moetrace <command> [options] [args]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\n'moetrace <command> --help' shows a command's options; "
+		   "docs/cli.md has them all.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd = NULL;
+	int status;
+
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("moetrace %s\n", MOETRACE_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "moetrace: '%s' is not a moetrace command\n", argv[1]);
+		usage(stderr);
+		return 2;
+	}
+	status = cmd->fn(argc - 1, argv + 1);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "moetrace %s: cannot write output: %s\n", cmd->name,
+			strerror(errno));
+		return 1;
+	}
+	return status;
+}

@@ -1,0 +1,193 @@
+/*
+ * cmd_info.c: `moetrace info DB` lists the runs of a trace database with
+ * their shape, EP layout, step range, phases and storage cost, and
+ * `moetrace models` lists the model presets.
+ */
+#include "cmds.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void human_bytes(char *buf, size_t n, double b)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static const char info_usage[] = "usage: moetrace info [--json] [--run NAME] DB\n";
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "run", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	struct store_run *runs = NULL;
+	size_t nruns = 0;
+	const char *only = NULL;
+	int json = 0, c, status = 0;
+	int64_t dbsize, file_size = 0;
+	struct stat sb;
+	char hb[32];
+
+	while ((c = getopt_long(argc, argv, "jr:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'r': only = optarg; break;
+		case 'h': fputs(info_usage, stdout); return 0;
+		default: fputs(info_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(info_usage, stderr);
+		return 2;
+	}
+	const char *path = argv[optind];
+	if (store_open(path, STORE_READONLY, &s, &err))
+		return util_cli_fail("info", &err);
+	if (store_run_list(s, &runs, &nruns)) {
+		util_cli_error("info", "%s", store_errmsg(s));
+		store_free(s);
+		return 1;
+	}
+	dbsize = store_size_bytes(s);
+	if (stat(path, &sb) == 0)
+		file_size = sb.st_size;
+	{
+		/* the WAL holds recent writes of a live recording */
+		char wal[4096];
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		if (stat(wal, &sb) == 0)
+			file_size += sb.st_size;
+	}
+	if (json) {
+		printf("{\"path\": ");
+		json_str(stdout, path);
+		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
+		       (long long)(file_size > dbsize ? file_size : dbsize));
+	} else {
+		human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
+		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
+		       hb, nruns, nruns == 1 ? "" : "s");
+	}
+	int first = 1;
+	for (size_t i = 0; i < nruns; i++) {
+		struct store_run *r = &runs[i];
+		struct store_run_stats st;
+		if (only && strcmp(only, r->name)) {
+			char id[32];
+			snprintf(id, sizeof(id), "%lld", (long long)r->id);
+			if (strcmp(only, id))
+				continue;
+		}
+		if (store_run_stats(s, r->id, &st)) {
+			util_cli_error("info", "%s", store_errmsg(s));
+			status = 1;
+			break;
+		}
+		double cells = (double)st.steps * r->layers * r->experts;
+		double bpc = cells > 0 ? (double)st.blob_bytes / cells : 0;
+		double dur = st.last_time - st.first_time;
+		if (json) {
+			printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
+			json_str(stdout, r->name);
+			printf(", \"model\": ");
+			json_str(stdout, r->model);
+			printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
+			       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
+			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
+			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
+			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %lld, "
+			       "\"bytes_per_cell\": %.4f, \"source\": ",
+			       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
+			       r->first_layer, (long long)st.steps, (long long)st.first_step,
+			       (long long)st.last_step, (long long)st.prefill_steps,
+			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
+			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
+			json_str(stdout, r->source);
+			printf("}");
+		} else {
+			printf("\nrun %lld '%s'%s%s\n", (long long)r->id, r->name,
+			       r->model[0] ? "  model " : "", r->model);
+			printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
+			       r->experts, r->topk);
+			if (r->ranks)
+				printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
+				       r->ranks, r->slots, r->ranks * r->slots - r->experts,
+				       r->ranks_per_node);
+			else
+				printf("  EP layout  not recorded\n");
+			if (st.steps)
+				printf("  steps      %lld (%lld .. %lld)\n", (long long)st.steps,
+				       (long long)st.first_step, (long long)st.last_step);
+			else
+				printf("  steps      none\n");
+			printf("  phases     %lld prefill, %lld decode, %lld unknown\n",
+			       (long long)st.prefill_steps, (long long)st.decode_steps,
+			       (long long)(st.steps - st.prefill_steps - st.decode_steps));
+			if (st.tokens)
+				printf("  tokens     %lld\n", (long long)st.tokens);
+			if (dur > 0)
+				printf("  duration   %.1f s (%.1f steps/s)\n", dur,
+				       (double)(st.steps - 1) / dur);
+			printf("  deployed   %s\n",
+			       st.deployed ? "placement recorded" : "none (static assumed)");
+			human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
+			printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
+			if (r->source[0])
+				printf("  source     %s\n", r->source);
+		}
+		first = 0;
+	}
+	if (json)
+		printf("]}\n");
+	free(runs);
+	store_free(s);
+	return status;
+}
+
+int cmd_models(int argc, char **argv)
+{
+	const struct store_model *m;
+
+	if (argc > 1 && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")) {
+		fputs("usage: moetrace models\n", stderr);
+		return 2;
+	}
+	printf("%-17s %-26s %6s %7s %5s %7s %6s %s\n", "preset", "model", "layers", "experts",
+	       "top-k", "hidden", "inter", "typical EP (ranks x slots)");
+	for (size_t i = 0; (m = store_model_at(i)); i++)
+		printf("%-17s %-26s %6d %7d %5d %7d %6d %d x %d (%d redundant)\n", m->name,
+		       m->label, m->layers, m->experts, m->topk, m->hidden, m->inter, m->ranks,
+		       m->slots, m->ranks * m->slots - m->experts);
+	return 0;
+}

@@ -1,0 +1,246 @@
+/*
+ * codec.c: the counts codec.  One blob holds one layer's E counts of one
+ * step.  Byte 0 is the codec tag, then the value count as a LEB128 varint.
+ *
+ * RICE (tag 1): one byte k (0..31), then a little-endian bit stream, LSB
+ * first.  A value v with q = v >> k below RICE_ESC is q one-bits, a zero
+ * bit, and the k low bits of v; otherwise RICE_ESC one-bits and the 32
+ * bits of v.  Expert heat is roughly geometric around the layer's mean with
+ * a heavy tail, which is what Rice codes suit: k is chosen per blob by
+ * exact cost among a few candidates around log2(mean), and the escape keeps
+ * every uint32 exact at a bounded cost (RICE_ESC + 32 bits).
+ * RAW (tag 0): little-endian uint32s, chosen when Rice would not be smaller.
+ */
+#include "store/store.h"
+
+#include <string.h>
+
+#define RICE_ESC 24
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Returns bytes read or 0 on malformed input. */
+static size_t get_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (size_t i = 0; i < len && i < 10; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+size_t store_codec_bound(size_t n)
+{
+	return 1 + 10 + 4 * n + 8;
+}
+
+static uint64_t rice_bits(const uint32_t *v, size_t n, unsigned k)
+{
+	uint64_t bits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t q = v[i] >> k;
+		bits += q < RICE_ESC ? q + 1 + k : RICE_ESC + 32;
+	}
+	return bits;
+}
+
+struct bitw {
+	uint8_t *p;
+	uint64_t acc;
+	unsigned nacc;
+};
+
+static inline void bw_put(struct bitw *w, uint64_t bits, unsigned n)
+{
+	/* n <= 32 */
+	w->acc |= bits << w->nacc;
+	w->nacc += n;
+	while (w->nacc >= 8) {
+		*w->p++ = (uint8_t)w->acc;
+		w->acc >>= 8;
+		w->nacc -= 8;
+	}
+}
+
+size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
+{
+	uint64_t sum = 0, best_bits = UINT64_MAX;
+	unsigned k0 = 0, best_k = 0;
+	size_t hdr, raw_size;
+
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	if (n) {
+		uint64_t mean = sum / n;
+		while (k0 < 31 && (2ULL << k0) <= mean)
+			k0++;
+	}
+	for (unsigned k = k0 > 2 ? k0 - 2 : 0; k <= k0 + 2 && k <= 31; k++) {
+		uint64_t b = rice_bits(v, n, k);
+		if (b < best_bits) {
+			best_bits = b;
+			best_k = k;
+		}
+	}
+	raw_size = 4 * n;
+	if ((best_bits + 7) / 8 + 1 >= raw_size) {
+		out[0] = STORE_CODEC_RAW;
+		hdr = 1 + put_varint(out + 1, n);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t *p = out + hdr + 4 * i;
+			p[0] = (uint8_t)v[i];
+			p[1] = (uint8_t)(v[i] >> 8);
+			p[2] = (uint8_t)(v[i] >> 16);
+			p[3] = (uint8_t)(v[i] >> 24);
+		}
+		return hdr + raw_size;
+	}
+	out[0] = STORE_CODEC_RICE;
+	hdr = 1 + put_varint(out + 1, n);
+	out[hdr++] = (uint8_t)best_k;
+	struct bitw w = { out + hdr, 0, 0 };
+	uint32_t kmask = best_k ? (uint32_t)((1ULL << best_k) - 1) : 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t q = v[i] >> best_k;
+		if (q < RICE_ESC) {
+			/* q ones then a zero: (1 << q) - 1 in q + 1 bits */
+			bw_put(&w, (1ULL << q) - 1, q + 1);
+			if (best_k)
+				bw_put(&w, v[i] & kmask, best_k);
+		} else {
+			bw_put(&w, (1ULL << RICE_ESC) - 1, RICE_ESC);
+			bw_put(&w, v[i], 32);
+		}
+	}
+	if (w.nacc)
+		*w.p++ = (uint8_t)w.acc;
+	return (size_t)(w.p - out);
+}
+
+int64_t store_codec_count(const uint8_t *in, size_t len)
+{
+	uint64_t n;
+
+	if (len < 2 || in[0] > STORE_CODEC_RICE)
+		return UTIL_EPARSE;
+	if (!get_varint(in + 1, len - 1, &n) || n > (uint64_t)STORE_MAX_EXPERTS)
+		return UTIL_EPARSE;
+	return (int64_t)n;
+}
+
+struct bitr {
+	const uint8_t *p, *end;
+	uint64_t acc;
+	unsigned nacc;
+};
+
+/* Keeps at least 57 bits in the accumulator while input remains. */
+static inline void br_fill(struct bitr *r)
+{
+	if (r->end - r->p >= 8 && r->nacc < 57) {
+		uint64_t x;
+		memcpy(&x, r->p, 8);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+		x = __builtin_bswap64(x);
+#endif
+		r->acc |= x << r->nacc;
+		unsigned take = (63 - r->nacc) >> 3;
+		r->p += take;
+		r->nacc += take * 8;
+		r->acc &= r->nacc >= 64 ? ~0ULL : ((1ULL << r->nacc) - 1);
+		return;
+	}
+	while (r->nacc <= 56 && r->p < r->end) {
+		r->acc |= (uint64_t)*r->p++ << r->nacc;
+		r->nacc += 8;
+	}
+}
+
+static inline int br_get(struct bitr *r, unsigned n, uint32_t *out)
+{
+	if (r->nacc < n) {
+		br_fill(r);
+		if (r->nacc < n)
+			return -1;
+	}
+	*out = n == 32 ? (uint32_t)r->acc : (uint32_t)(r->acc & ((1ULL << n) - 1));
+	r->acc = n == 64 ? 0 : r->acc >> n;
+	r->nacc -= n;
+	return 0;
+}
+
+int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n)
+{
+	uint64_t cnt;
+	size_t hdr;
+
+	if (len < 2 || in[0] > STORE_CODEC_RICE)
+		return UTIL_EPARSE;
+	hdr = get_varint(in + 1, len - 1, &cnt);
+	if (!hdr || cnt != n)
+		return UTIL_EPARSE;
+	hdr += 1;
+	if (in[0] == STORE_CODEC_RAW) {
+		if (len - hdr != 4 * n)
+			return UTIL_EPARSE;
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *p = in + hdr + 4 * i;
+			v[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			       (uint32_t)p[3] << 24;
+		}
+		return 0;
+	}
+	if (len <= hdr || in[hdr] > 31)
+		return UTIL_EPARSE;
+	unsigned k = in[hdr++];
+	struct bitr r = { in + hdr, in + len, 0, 0 };
+	for (size_t i = 0; i < n; i++) {
+		uint32_t q = 0, low = 0;
+		br_fill(&r);
+		if (r.nacc == 0)
+			return UTIL_EPARSE;
+		/* count ones (at most RICE_ESC) */
+		uint64_t ones = ~r.acc & (r.nacc >= 64 ? ~0ULL : ((1ULL << r.nacc) - 1));
+		if (ones == 0) {
+			q = r.nacc;
+		} else {
+			q = (uint32_t)__builtin_ctzll(ones);
+		}
+		if (q >= RICE_ESC) {
+			r.acc >>= RICE_ESC;
+			r.nacc -= RICE_ESC;
+			if (br_get(&r, 32, &v[i]))
+				return UTIL_EPARSE;
+			if ((v[i] >> k) < RICE_ESC)
+				return UTIL_EPARSE; /* non-canonical escape */
+			continue;
+		}
+		if (ones == 0)
+			return UTIL_EPARSE; /* ran out of input inside the unary part */
+		r.acc >>= q + 1;
+		r.nacc -= q + 1;
+		if (k && br_get(&r, k, &low))
+			return UTIL_EPARSE;
+		v[i] = (q << k) | low;
+	}
+	/* Only padding bits (< 8, zero) may remain. */
+	if (r.p != r.end || r.nacc >= 8 || r.acc != 0)
+		return UTIL_EPARSE;
+	return 0;
+}

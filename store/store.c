@@ -1,0 +1,906 @@
+/*
+ * store.c: the SQLite trace store.  Start at store_open(): it opens (or
+ * creates) the file, applies the forward migrations in `migrations[]` up to
+ * STORE_SCHEMA_VERSION inside one transaction, and sets WAL mode.  The
+ * rest are prepared-statement wrappers: runs, steps + counts blobs, the
+ * deployed placement.  All SQL binds parameters; nothing formats values.
+ */
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* clang-format off */
+/* Migration i brings the schema from version i to i + 1.  Never edit a
+ * landed migration: append a new one and bump STORE_SCHEMA_VERSION. */
+static const char *const migrations[] = {
+	/* 0 -> 1: runs, steps, counts, deployed placement */
+	"CREATE TABLE runs ("
+	"  run INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  model TEXT NOT NULL DEFAULT '',"
+	"  layers INTEGER NOT NULL CHECK (layers > 0),"
+	"  experts INTEGER NOT NULL CHECK (experts > 0),"
+	"  topk INTEGER NOT NULL DEFAULT 0,"
+	"  ranks INTEGER NOT NULL DEFAULT 0,"
+	"  slots INTEGER NOT NULL DEFAULT 0,"
+	"  ranks_per_node INTEGER NOT NULL DEFAULT 0,"
+	"  first_layer INTEGER NOT NULL DEFAULT 0,"
+	"  created REAL NOT NULL,"
+	"  source TEXT NOT NULL DEFAULT '');"
+	"CREATE TABLE steps ("
+	"  run INTEGER NOT NULL REFERENCES runs(run),"
+	"  step INTEGER NOT NULL,"
+	"  time REAL NOT NULL DEFAULT 0,"
+	"  phase INTEGER NOT NULL DEFAULT 0,"   /* 0 unknown, 1 prefill, 2 decode */
+	"  tokens INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (run, step)) WITHOUT ROWID;"
+	"CREATE TABLE counts ("
+	"  run INTEGER NOT NULL,"
+	"  step INTEGER NOT NULL,"
+	"  layer INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"                  /* codec tag byte + encoded E counts */
+	"  PRIMARY KEY (run, step, layer));"
+	"CREATE TABLE deployed ("
+	"  run INTEGER NOT NULL REFERENCES runs(run),"
+	"  step INTEGER NOT NULL,"                /* in force from this step on */
+	"  layer INTEGER NOT NULL,"
+	"  ranks INTEGER NOT NULL,"
+	"  slots INTEGER NOT NULL,"
+	"  phy2log BLOB NOT NULL,"               /* ranks*slots int32 little-endian */
+	"  PRIMARY KEY (run, step, layer)) WITHOUT ROWID;",
+};
+/* clang-format on */
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	int readonly;
+	int depth; /* savepoint nesting */
+	char errmsg[512];
+};
+
+static int set_err(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
+
+static int set_err(struct store *s, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int store_int_dberr(struct store *s, const char *what)
+{
+	return set_err(s, UTIL_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+const char *store_errmsg(const struct store *s)
+{
+	return s ? s->errmsg : "no store";
+}
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
+static int exec(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		set_err(s, UTIL_EDB, "%s (in: %.80s)", msg ? msg : sqlite3_errmsg(s->db), sql);
+		sqlite3_free(msg);
+		return UTIL_EDB;
+	}
+	return 0;
+}
+
+int store_int_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+		set_err(s, UTIL_EDB, "%s (in: %.80s)", sqlite3_errmsg(s->db), sql);
+		return UTIL_EDB;
+	}
+	return 0;
+}
+
+static int user_version(struct store *s, int *v)
+{
+	sqlite3_stmt *st;
+	int rc = store_int_prepare(s, "PRAGMA user_version", &st);
+
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*v = sqlite3_column_int(st, 0);
+		rc = 0;
+	} else {
+		rc = store_int_dberr(s, "reading schema version");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int migrate(struct store *s, int from)
+{
+	char pragma[64];
+	int rc;
+
+	if ((rc = exec(s, "BEGIN IMMEDIATE")))
+		return rc;
+	for (int v = from; v < STORE_SCHEMA_VERSION; v++) {
+		if ((rc = exec(s, migrations[v])))
+			goto fail;
+	}
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	if ((rc = exec(s, pragma)) || (rc = exec(s, "COMMIT")))
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Is this an empty database (no tables)? */
+static int is_empty(struct store *s, int *empty)
+{
+	sqlite3_stmt *st;
+	int rc = store_int_prepare(s, "SELECT count(*) FROM sqlite_master", &st);
+
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading schema");
+	} else {
+		*empty = sqlite3_column_int(st, 0) == 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+{
+	struct store *s;
+	struct stat sb;
+	int rc, version = 0, empty = 0;
+	int oflags;
+
+	*out = NULL;
+	if (stat(path, &sb) != 0) {
+		if (!(flags & STORE_CREATE) || (flags & STORE_READONLY))
+			return util_err_set(err, UTIL_ENOTFOUND, "cannot open '%s': %s", path,
+					    "No such file or directory");
+	} else if (!S_ISREG(sb.st_mode)) {
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': not a regular file", path);
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	s->path = strdup(path);
+	s->readonly = !!(flags & STORE_READONLY);
+	oflags = s->readonly ? SQLITE_OPEN_READONLY
+			     : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	oflags |= SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &s->db, oflags, NULL) != SQLITE_OK) {
+		util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		store_free(s);
+		return UTIL_EIO;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 5000);
+	/* Defensive: a trace may come from someone else. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+
+	rc = is_empty(s, &empty);
+	if (rc == 0)
+		rc = user_version(s, &version);
+	if (rc) {
+		util_err_set(err, UTIL_EDB, "cannot read '%s': %s", path,
+			     strstr(s->errmsg, "not a database") ? "not a SQLite database (or corrupt)"
+								 : s->errmsg);
+		store_free(s);
+		return UTIL_EDB;
+	}
+	if (version > STORE_SCHEMA_VERSION) {
+		util_err_set(err, UTIL_EDB,
+			     "'%s' has schema version %d, newer than this moetrace knows (%d); "
+			     "upgrade moetrace",
+			     path, version, STORE_SCHEMA_VERSION);
+		store_free(s);
+		return UTIL_EDB;
+	}
+	if (version == 0 && !empty) {
+		util_err_set(err, UTIL_EDB, "'%s' is an SQLite database but not a moetrace trace",
+			     path);
+		store_free(s);
+		return UTIL_EDB;
+	}
+	if (version < STORE_SCHEMA_VERSION) {
+		if (s->readonly) {
+			if (empty)
+				util_err_set(err, UTIL_EDB, "'%s' is empty, not a moetrace trace", path);
+			else
+				util_err_set(err, UTIL_EDB,
+					     "'%s' has schema version %d; open it read-write once "
+					     "to upgrade it",
+					     path, version);
+			store_free(s);
+			return UTIL_EDB;
+		}
+		if (exec(s, "PRAGMA journal_mode=WAL") || migrate(s, version)) {
+			util_err_set(err, UTIL_EDB, "cannot initialise '%s': %s", path, s->errmsg);
+			store_free(s);
+			return UTIL_EDB;
+		}
+	}
+	if (!s->readonly && exec(s, "PRAGMA synchronous=NORMAL")) {
+		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
+		store_free(s);
+		return UTIL_EDB;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+}
+
+int store_begin(struct store *s)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
+	if (exec(s, sql))
+		return UTIL_EDB;
+	s->depth++;
+	return 0;
+}
+
+int store_commit(struct store *s)
+{
+	char sql[64];
+
+	if (s->depth == 0)
+		return set_err(s, UTIL_ESTATE, "commit without a transaction");
+	snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
+	if (exec(s, sql))
+		return UTIL_EDB;
+	s->depth--;
+	return 0;
+}
+
+int store_rollback(struct store *s)
+{
+	char sql[96];
+
+	if (s->depth == 0)
+		return set_err(s, UTIL_ESTATE, "rollback without a transaction");
+	s->depth--;
+	snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", s->depth, s->depth);
+	return exec(s, sql) ? UTIL_EDB : 0;
+}
+
+const char *store_phase_name(int phase)
+{
+	switch (phase) {
+	case STORE_PHASE_PREFILL: return "prefill";
+	case STORE_PHASE_DECODE: return "decode";
+	}
+	return "unknown";
+}
+
+int store_phase_parse(const char *s)
+{
+	if (!strcmp(s, "prefill") || !strcmp(s, "1"))
+		return STORE_PHASE_PREFILL;
+	if (!strcmp(s, "decode") || !strcmp(s, "2"))
+		return STORE_PHASE_DECODE;
+	if (!strcmp(s, "unknown") || !strcmp(s, "0") || !*s)
+		return STORE_PHASE_UNKNOWN;
+	return -1;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+static void copy_text(char *dst, size_t n, const unsigned char *src)
+{
+	snprintf(dst, n, "%s", src ? (const char *)src : "");
+}
+
+#define RUN_COLS "run, name, model, layers, experts, topk, ranks, slots, ranks_per_node, " \
+		 "first_layer, created, source"
+
+static void run_from_row(sqlite3_stmt *st, struct store_run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(st, 0);
+	copy_text(r->name, sizeof(r->name), sqlite3_column_text(st, 1));
+	copy_text(r->model, sizeof(r->model), sqlite3_column_text(st, 2));
+	r->layers = sqlite3_column_int(st, 3);
+	r->experts = sqlite3_column_int(st, 4);
+	r->topk = sqlite3_column_int(st, 5);
+	r->ranks = sqlite3_column_int(st, 6);
+	r->slots = sqlite3_column_int(st, 7);
+	r->ranks_per_node = sqlite3_column_int(st, 8);
+	r->first_layer = sqlite3_column_int(st, 9);
+	r->created = sqlite3_column_double(st, 10);
+	copy_text(r->source, sizeof(r->source), sqlite3_column_text(st, 11));
+}
+
+int store_run_add(struct store *s, struct store_run *run)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (run->layers <= 0 || run->layers > STORE_MAX_LAYERS || run->experts <= 0 ||
+	    run->experts > STORE_MAX_EXPERTS)
+		return set_err(s, UTIL_ERANGE, "run '%s': shape %d layers x %d experts is out of range",
+			       run->name, run->layers, run->experts);
+	if (!run->name[0])
+		return set_err(s, UTIL_EUSAGE, "a run needs a name");
+	if (run->created == 0)
+		run->created = util_wall();
+	if ((rc = store_int_prepare(s, "SELECT 1 FROM runs WHERE name = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, run->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_ROW)
+		return set_err(s, UTIL_EUSAGE, "a run named '%s' already exists", run->name);
+	if ((rc = store_int_prepare(s,
+				    "INSERT INTO runs (name, model, layers, experts, topk, ranks, "
+				    "slots, ranks_per_node, first_layer, created, source) "
+				    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+				    &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, run->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run->model, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, run->layers);
+	sqlite3_bind_int(st, 4, run->experts);
+	sqlite3_bind_int(st, 5, run->topk);
+	sqlite3_bind_int(st, 6, run->ranks);
+	sqlite3_bind_int(st, 7, run->slots);
+	sqlite3_bind_int(st, 8, run->ranks_per_node);
+	sqlite3_bind_int(st, 9, run->first_layer);
+	sqlite3_bind_double(st, 10, run->created);
+	sqlite3_bind_text(st, 11, run->source, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = store_int_dberr(s, "adding run");
+	else
+		run->id = sqlite3_last_insert_rowid(s->db);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_run_get(struct store *s, const char *name, struct store_run *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!name || !*name) {
+		rc = store_int_prepare(s, "SELECT " RUN_COLS " FROM runs ORDER BY run DESC LIMIT 1",
+				       &st);
+	} else {
+		rc = store_int_prepare(s,
+				       "SELECT " RUN_COLS " FROM runs WHERE name = ?1 "
+				       "OR (CAST(?1 AS INTEGER) = run AND ?1 GLOB '[0-9]*') "
+				       "ORDER BY name = ?1 DESC LIMIT 1",
+				       &st);
+		if (!rc)
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	}
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		run_from_row(st, out);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = name && *name ? set_err(s, UTIL_ENOTFOUND, "no run named '%s' in '%s'", name,
+					      s->path)
+				   : set_err(s, UTIL_ENOTFOUND, "'%s' holds no runs", s->path);
+	} else {
+		rc = store_int_dberr(s, "reading runs");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_run_list(struct store *s, struct store_run **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_run *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = store_int_prepare(s, "SELECT " RUN_COLS " FROM runs ORDER BY run", &st)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? 2 * cap : 8;
+			struct store_run *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				sqlite3_finalize(st);
+				return set_err(s, UTIL_ENOMEM, "out of memory");
+			}
+			v = nv;
+		}
+		run_from_row(st, &v[len++]);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_int_dberr(s, "listing runs");
+		free(v);
+		v = NULL;
+		len = 0;
+	} else {
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	*n = len;
+	return rc;
+}
+
+int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	if ((rc = store_int_prepare(s,
+				    "SELECT count(*), min(step), max(step), sum(phase = 1), "
+				    "sum(phase = 2), total(tokens), min(time), max(time) "
+				    "FROM steps WHERE run = ?1",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading steps");
+		goto out;
+	}
+	o->steps = sqlite3_column_int64(st, 0);
+	o->first_step = sqlite3_column_int64(st, 1);
+	o->last_step = sqlite3_column_int64(st, 2);
+	o->prefill_steps = sqlite3_column_int64(st, 3);
+	o->decode_steps = sqlite3_column_int64(st, 4);
+	o->tokens = (int64_t)sqlite3_column_double(st, 5);
+	o->first_time = sqlite3_column_double(st, 6);
+	o->last_time = sqlite3_column_double(st, 7);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = store_int_prepare(s, "SELECT total(length(data)) FROM counts WHERE run = ?1",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading counts");
+		goto out;
+	}
+	o->blob_bytes = (int64_t)sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = store_int_prepare(s, "SELECT count(*) FROM deployed WHERE run = ?1", &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading deployed placements");
+		goto out;
+	}
+	o->deployed = sqlite3_column_int64(st, 0);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = store_int_prepare(s,
+				    "UPDATE runs SET ranks = ?2, slots = ?3, ranks_per_node = ?4 "
+				    "WHERE run = ?1",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run);
+	sqlite3_bind_int(st, 2, ranks);
+	sqlite3_bind_int(st, 3, slots);
+	sqlite3_bind_int(st, 4, ranks_per_node);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = store_int_dberr(s, "updating run layout");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- steps and counts ---------------------------------------------------- */
+
+int store_steps_append(struct store *s, const struct store_run *run,
+		       const struct store_step *steps, size_t n)
+{
+	sqlite3_stmt *ss = NULL, *sc = NULL;
+	size_t E = (size_t)run->experts, L = (size_t)run->layers;
+	uint8_t *blob = NULL;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	blob = malloc(store_codec_bound(E));
+	if (!blob)
+		return set_err(s, UTIL_ENOMEM, "out of memory");
+	if ((rc = store_int_prepare(s,
+				    "INSERT INTO steps (run, step, time, phase, tokens) "
+				    "VALUES (?1, ?2, ?3, ?4, ?5)",
+				    &ss)) ||
+	    (rc = store_int_prepare(s,
+				    "INSERT INTO counts (run, step, layer, data) "
+				    "VALUES (?1, ?2, ?3, ?4)",
+				    &sc)))
+		goto out;
+	if ((rc = store_begin(s)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_step *p = &steps[i];
+		sqlite3_bind_int64(ss, 1, run->id);
+		sqlite3_bind_int64(ss, 2, p->step);
+		sqlite3_bind_double(ss, 3, p->time);
+		sqlite3_bind_int(ss, 4, p->phase);
+		sqlite3_bind_int64(ss, 5, p->tokens);
+		if (sqlite3_step(ss) != SQLITE_DONE) {
+			if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+				rc = set_err(s, UTIL_EUSAGE, "step %lld is already recorded in run '%s'",
+					     (long long)p->step, run->name);
+			else
+				rc = store_int_dberr(s, "inserting step");
+			goto fail;
+		}
+		sqlite3_reset(ss);
+		for (size_t l = 0; l < L; l++) {
+			size_t len = store_codec_encode(p->counts + l * E, E, blob);
+			sqlite3_bind_int64(sc, 1, run->id);
+			sqlite3_bind_int64(sc, 2, p->step);
+			sqlite3_bind_int(sc, 3, (int)l);
+			sqlite3_bind_blob(sc, 4, blob, (int)len, SQLITE_STATIC);
+			if (sqlite3_step(sc) != SQLITE_DONE) {
+				rc = store_int_dberr(s, "inserting counts");
+				goto fail;
+			}
+			sqlite3_reset(sc);
+		}
+	}
+	rc = store_commit(s);
+	goto out;
+fail:
+	sqlite3_reset(ss);
+	sqlite3_reset(sc);
+	store_rollback(s);
+out:
+	sqlite3_finalize(ss);
+	sqlite3_finalize(sc);
+	free(blob);
+	return rc;
+}
+
+struct store_iter {
+	struct store *s;
+	sqlite3_stmt *st;
+	int layers, experts;
+	unsigned phase_mask;
+	uint32_t *counts;
+	int64_t cur_step;
+	int have_row; /* st holds an unread row */
+	int done;
+};
+
+int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		   unsigned phase_mask, struct store_iter **out)
+{
+	struct store_iter *it;
+	int rc;
+
+	*out = NULL;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return set_err(s, UTIL_ENOMEM, "out of memory");
+	it->s = s;
+	it->layers = run->layers;
+	it->experts = run->experts;
+	it->phase_mask = phase_mask;
+	it->counts = malloc((size_t)run->layers * (size_t)run->experts * sizeof(uint32_t));
+	if (!it->counts) {
+		free(it);
+		return set_err(s, UTIL_ENOMEM, "out of memory");
+	}
+	rc = store_int_prepare(s,
+			       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
+			       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
+			       "WHERE c.run = ?1 AND c.step BETWEEN ?2 AND ?3 "
+			       "ORDER BY c.step, c.layer",
+			       &it->st);
+	if (rc) {
+		store_iter_free(it);
+		return rc;
+	}
+	sqlite3_bind_int64(it->st, 1, run->id);
+	sqlite3_bind_int64(it->st, 2, from);
+	sqlite3_bind_int64(it->st, 3, to);
+	*out = it;
+	return 0;
+}
+
+int store_iter_next(struct store_iter *it, struct store_step *out)
+{
+	struct store *s = it->s;
+	size_t E = (size_t)it->experts;
+	int rc;
+
+	for (;;) {
+		if (it->done)
+			return 0;
+		if (!it->have_row) {
+			rc = sqlite3_step(it->st);
+			if (rc == SQLITE_DONE) {
+				it->done = 1;
+				return 0;
+			}
+			if (rc != SQLITE_ROW)
+				return store_int_dberr(s, "reading counts");
+		}
+		it->have_row = 0;
+		int64_t step = sqlite3_column_int64(it->st, 0);
+		int phase = sqlite3_column_int(it->st, 4);
+		int want = !it->phase_mask || (it->phase_mask & (1u << phase));
+		memset(out, 0, sizeof(*out));
+		out->step = step;
+		out->time = sqlite3_column_double(it->st, 3);
+		out->phase = phase;
+		out->tokens = sqlite3_column_int64(it->st, 5);
+		out->counts = it->counts;
+		if (want)
+			memset(it->counts, 0, (size_t)it->layers * E * sizeof(uint32_t));
+		/* consume every row of this step */
+		for (;;) {
+			int layer = sqlite3_column_int(it->st, 1);
+			if (want) {
+				const uint8_t *b = sqlite3_column_blob(it->st, 2);
+				int len = sqlite3_column_bytes(it->st, 2);
+				if (layer < 0 || layer >= it->layers)
+					return set_err(s, UTIL_EPARSE,
+						       "step %lld: layer %d out of range [0, %d)",
+						       (long long)step, layer, it->layers);
+				if (store_codec_decode(b, (size_t)len, it->counts + (size_t)layer * E,
+						       E))
+					return set_err(s, UTIL_EPARSE,
+						       "step %lld layer %d: malformed counts blob",
+						       (long long)step, layer);
+			}
+			rc = sqlite3_step(it->st);
+			if (rc == SQLITE_DONE) {
+				it->done = 1;
+				break;
+			}
+			if (rc != SQLITE_ROW)
+				return store_int_dberr(s, "reading counts");
+			if (sqlite3_column_int64(it->st, 0) != step) {
+				it->have_row = 1;
+				break;
+			}
+		}
+		if (want)
+			return 1;
+	}
+}
+
+void store_iter_free(struct store_iter *it)
+{
+	if (!it)
+		return;
+	sqlite3_finalize(it->st);
+	free(it->counts);
+	free(it);
+}
+
+int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		     unsigned phase_mask, uint64_t *sum, int64_t *nsteps)
+{
+	struct store_iter *it;
+	struct store_step step;
+	size_t n = (size_t)run->layers * (size_t)run->experts;
+	int64_t cnt = 0;
+	int rc;
+
+	memset(sum, 0, n * sizeof(*sum));
+	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
+		return rc;
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		for (size_t i = 0; i < n; i++)
+			sum[i] += step.counts[i];
+		cnt++;
+	}
+	store_iter_free(it);
+	if (nsteps)
+		*nsteps = cnt;
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- deployed placement -------------------------------------------------- */
+
+int store_deployed_set(struct store *s, const struct store_run *run, int64_t from, int ranks,
+		       int slots, const int32_t *phy2log)
+{
+	sqlite3_stmt *st = NULL;
+	size_t P = (size_t)ranks * (size_t)slots;
+	uint8_t *blob;
+	int rc;
+
+	if (ranks <= 0 || slots <= 0 || P > STORE_MAX_SLOTS || P < (size_t)run->experts)
+		return set_err(s, UTIL_ERANGE, "placement of %d ranks x %d slots cannot hold %d experts",
+			       ranks, slots, run->experts);
+	for (size_t i = 0; i < P * (size_t)run->layers; i++)
+		if (phy2log[i] < 0 || phy2log[i] >= run->experts)
+			return set_err(s, UTIL_ERANGE,
+				       "placement: layer %zu slot %zu holds expert %d, out of range "
+				       "[0, %d)",
+				       i / P, i % P, phy2log[i], run->experts);
+	blob = malloc(P * 4);
+	if (!blob)
+		return set_err(s, UTIL_ENOMEM, "out of memory");
+	if ((rc = store_int_prepare(s,
+				    "INSERT OR REPLACE INTO deployed (run, step, layer, ranks, slots, "
+				    "phy2log) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+				    &st)))
+		goto out;
+	if ((rc = store_begin(s)))
+		goto out;
+	for (int l = 0; l < run->layers; l++) {
+		const int32_t *p = phy2log + (size_t)l * P;
+		for (size_t i = 0; i < P; i++) {
+			uint32_t v = (uint32_t)p[i];
+			blob[4 * i] = (uint8_t)v;
+			blob[4 * i + 1] = (uint8_t)(v >> 8);
+			blob[4 * i + 2] = (uint8_t)(v >> 16);
+			blob[4 * i + 3] = (uint8_t)(v >> 24);
+		}
+		sqlite3_bind_int64(st, 1, run->id);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int(st, 3, l);
+		sqlite3_bind_int(st, 4, ranks);
+		sqlite3_bind_int(st, 5, slots);
+		sqlite3_bind_blob(st, 6, blob, (int)(P * 4), SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = store_int_dberr(s, "inserting deployed placement");
+			sqlite3_reset(st);
+			store_rollback(s);
+			goto out;
+		}
+		sqlite3_reset(st);
+	}
+	rc = store_commit(s);
+out:
+	sqlite3_finalize(st);
+	free(blob);
+	return rc;
+}
+
+int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
+		      int slots, int32_t *phy2log, int64_t *from)
+{
+	sqlite3_stmt *st = NULL;
+	size_t P = (size_t)ranks * (size_t)slots;
+	int rc, found = 0;
+	int64_t eff = 0;
+
+	/* Latest row per layer at or before `step`. */
+	if ((rc = store_int_prepare(s,
+				    "SELECT layer, ranks, slots, phy2log, max(step) FROM deployed "
+				    "WHERE run = ?1 AND step <= ?2 GROUP BY layer ORDER BY layer",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int layer = sqlite3_column_int(st, 0);
+		const uint8_t *b = sqlite3_column_blob(st, 3);
+		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		if (layer < 0 || layer >= run->layers) {
+			rc = set_err(s, UTIL_EPARSE, "deployed placement: layer %d out of range", layer);
+			goto out;
+		}
+		if (sqlite3_column_int(st, 1) != ranks || sqlite3_column_int(st, 2) != slots ||
+		    len != P * 4) {
+			rc = set_err(s, UTIL_ERANGE,
+				     "deployed placement of layer %d is %d ranks x %d slots, not %d x %d",
+				     layer, sqlite3_column_int(st, 1), sqlite3_column_int(st, 2), ranks,
+				     slots);
+			goto out;
+		}
+		for (size_t i = 0; i < P; i++) {
+			int32_t v = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
+					      (uint32_t)b[4 * i + 2] << 16 |
+					      (uint32_t)b[4 * i + 3] << 24);
+			if (v < 0 || v >= run->experts) {
+				rc = set_err(s, UTIL_EPARSE,
+					     "deployed placement: layer %d slot %zu holds expert %d",
+					     layer, i, v);
+				goto out;
+			}
+			phy2log[(size_t)layer * P + i] = v;
+		}
+		int64_t f = sqlite3_column_int64(st, 4);
+		if (!found || f > eff)
+			eff = f;
+		found++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_int_dberr(s, "reading deployed placement");
+		goto out;
+	}
+	rc = 0;
+	if (found == 0)
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded at step %lld",
+			     (long long)step);
+	else if (found < run->layers)
+		rc = set_err(s, UTIL_EPARSE, "deployed placement covers %d of %d layers", found,
+			     run->layers);
+	if (from)
+		*from = eff;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int64_t store_size_bytes(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (store_int_prepare(s,
+			      "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+			      &st))
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int store_open_run(const char *path, const char *run, int flags, struct store **s,
+		   struct store_run *r, struct util_err *err)
+{
+	int rc = store_open(path, flags, s, err);
+
+	if (rc)
+		return rc;
+	rc = store_run_get(*s, run, r);
+	if (rc) {
+		util_err_set(err, rc, "%s", store_errmsg(*s));
+		store_free(*s);
+		*s = NULL;
+	}
+	return rc;
+}

@@ -1,0 +1,165 @@
+/*
+ * store: the SQLite trace store.  A database holds runs (one recording of
+ * one deployment: model shape + EP layout), their steps (time, phase,
+ * tokens), one counts blob per (run, step, layer) in the codec below, and
+ * the placement the engine had deployed from a given step on.  See
+ * docs/schema.md for the tables.
+ *
+ * Ownership: a struct store owns its SQLite connection; iterators and the
+ * counts they expose belong to the store handle's caller until *_free().
+ * Arrays passed in are copied; OUT arrays are caller-allocated unless said.
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "util/util.h"
+
+/* Schema version written to PRAGMA user_version by the newest migration. */
+#define STORE_SCHEMA_VERSION 1
+/* Shape limits the schema allows (codec and SQL functions check them). */
+#define STORE_MAX_LAYERS 1024
+#define STORE_MAX_EXPERTS 65536
+#define STORE_MAX_SLOTS (1 << 20)
+
+/* ---- model presets (store/model.c) ------------------------------------ */
+
+struct store_model {
+	const char *name;
+	const char *label;      /* human name, e.g. "DeepSeek-V3 / R1" */
+	int layers;             /* MoE layers */
+	int experts;            /* routed experts per layer */
+	int topk;               /* experts per token */
+	int hidden;             /* hidden size */
+	int inter;              /* expert intermediate (FFN) size */
+	int first_layer;        /* the model's layer id of MoE layer 0 */
+	int layer_step;         /* model layer id stride between MoE layers */
+	int groups;             /* expert groups (n_group), 1 if none */
+	int ranks, slots;       /* typical EP layout: ranks x slots per rank */
+	int ranks_per_node;
+	const char *source;     /* where the figures come from */
+};
+
+const struct store_model *store_model_find(const char *name);
+const struct store_model *store_model_at(size_t i); /* NULL past the end */
+
+/* ---- counts codec (store/codec.c) ------------------------------------- */
+
+enum store_codec_tag {
+	STORE_CODEC_RAW = 0,  /* varint n, then n little-endian uint32 */
+	STORE_CODEC_RICE = 1, /* varint n, k, Rice-coded values with escapes */
+};
+
+/* Upper bound on the encoded size of n values. */
+size_t store_codec_bound(size_t n);
+/* Encodes n values into out (store_codec_bound(n) bytes); returns the size. */
+size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out);
+/* Number of values a blob holds (from its header), or a negative code. */
+int64_t store_codec_count(const uint8_t *in, size_t len);
+/* Decodes exactly n values; UTIL_EPARSE on a malformed or mismatched blob. */
+int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n);
+
+/* ---- the store ---------------------------------------------------------- */
+
+struct store;
+
+enum store_open_flags {
+	STORE_READONLY = 1, /* never writes; fails if the file does not exist */
+	STORE_CREATE = 2,   /* create the file if missing */
+};
+
+int store_open(const char *path, int flags, struct store **out, struct util_err *err);
+void store_free(struct store *s);
+const char *store_errmsg(const struct store *s);
+const char *store_path(const struct store *s);
+sqlite3 *store_db(struct store *s);
+
+/* Transactions nest (savepoints): begin/commit/rollback. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+enum store_phase { STORE_PHASE_UNKNOWN = 0, STORE_PHASE_PREFILL = 1, STORE_PHASE_DECODE = 2 };
+const char *store_phase_name(int phase);
+int store_phase_parse(const char *s); /* -1 if unknown word */
+
+struct store_run {
+	int64_t id;
+	char name[128];
+	char model[64];         /* preset name or "" */
+	int layers, experts, topk;
+	int ranks, slots, ranks_per_node; /* EP layout, 0 if unknown */
+	int first_layer;        /* model layer id of MoE layer 0 */
+	double created;         /* unix time */
+	char source[256];       /* "gen seed=7", "import x.csv", ... */
+};
+
+struct store_run_stats {
+	int64_t steps, first_step, last_step;
+	int64_t prefill_steps, decode_steps;
+	int64_t tokens;         /* sum of step tokens */
+	double first_time, last_time;
+	int64_t blob_bytes;     /* total size of counts blobs */
+	int64_t deployed;       /* rows of deployed placement */
+};
+
+/* Adds a run; run->id is set.  Fails if the name exists. */
+int store_run_add(struct store *s, struct store_run *run);
+/* Finds a run by name or numeric id; NULL or "" selects the newest run. */
+int store_run_get(struct store *s, const char *name, struct store_run *out);
+/* All runs, oldest first; *out is malloc'ed, free() it. */
+int store_run_list(struct store *s, struct store_run **out, size_t *n);
+int store_run_stats(struct store *s, int64_t run, struct store_run_stats *st);
+/* Updates the run's EP layout. */
+int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node);
+
+struct store_step {
+	int64_t step;
+	double time;            /* unix seconds, 0 if unknown */
+	int phase;              /* enum store_phase */
+	int64_t tokens;         /* tokens in the batch (not x top-k), 0 if unknown */
+	uint32_t *counts;       /* layers x experts, row-major by layer */
+};
+
+/* Appends steps in one transaction.  Steps must be new for the run. */
+int store_steps_append(struct store *s, const struct store_run *run,
+		       const struct store_step *steps, size_t n);
+
+/* Iterates steps in [from, to] in order; phase_mask selects phases
+ * (1 << phase; 0 = all).  store_iter_next returns 1 with a step, 0 at the
+ * end, or a negative code.  The step's counts buffer belongs to the
+ * iterator and is overwritten by the next call. */
+struct store_iter;
+int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		   unsigned phase_mask, struct store_iter **out);
+int store_iter_next(struct store_iter *it, struct store_step *out);
+void store_iter_free(struct store_iter *it);
+
+/* Sums the counts of [from, to] (phase_mask as above) into sum[L*E];
+ * *nsteps (may be NULL) gets the number of steps summed. */
+int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		     unsigned phase_mask, uint64_t *sum, int64_t *nsteps);
+
+/* Deployed placement: phy2log of every layer (layers x ranks*slots, logical
+ * expert per slot, rank-major) in force from step `from` on. */
+int store_deployed_set(struct store *s, const struct store_run *run, int64_t from, int ranks,
+		       int slots, const int32_t *phy2log);
+/* The placement in force at `step`: fills phy2log (layers x ranks*slots of
+ * the run's layout) and returns 0, or UTIL_ENOTFOUND if none recorded.
+ * *from (may be NULL) gets the step it took effect. */
+int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
+		      int slots, int32_t *phy2log, int64_t *from);
+
+/* Opens `path` and selects a run (NULL/"" = newest): the usual first step
+ * of a command.  On failure *s is NULL and err says why. */
+int store_open_run(const char *path, const char *run, int flags, struct store **s,
+		   struct store_run *r, struct util_err *err);
+
+/* Database file size in bytes (page_count * page_size). */
+int64_t store_size_bytes(struct store *s);
+
+#endif

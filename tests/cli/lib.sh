@@ -1,0 +1,21 @@
+# Helpers for CLI tests: sourced by tests/cli/NNNN-*.sh.
+# $MOETRACE is the binary under test, $MOETRACE_SHARED the shared data dir.
+set -u
+T=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+mt() { "$MOETRACE" "$@"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "$*"; exit 77; }
+# expect_status N cmd...: runs cmd, output in $T/out and $T/err
+expect_status() {
+	want=$1; shift
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	[ "$got" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "'$*' exited $got, expected $want"; }
+}
+# expect_grep FILE PATTERN: FILE must match the extended regex
+expect_grep() { grep -Eq -- "$2" "$1" || { echo "--- $1:" >&2; cat "$1" >&2; fail "no line matching /$2/ in $1"; }; }
+expect_nogrep() { ! grep -Eq -- "$2" "$1" || { cat "$1" >&2; fail "unexpected /$2/ in $1"; }; }
+shared_or_skip() { [ -d "$MOETRACE_SHARED/data" ] || skip "no shared data beside the repository"; }
+# same_file A B: byte-identical
+same_file() { cmp -s "$1" "$2" || fail "$1 and $2 differ"; }

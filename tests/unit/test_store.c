@@ -1,0 +1,264 @@
+/* test_store.c: the counts codec and the trace store. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+static void roundtrip(const uint32_t *v, size_t n)
+{
+	uint8_t *buf = malloc(store_codec_bound(n));
+	uint32_t *back = malloc((n ? n : 1) * sizeof(uint32_t));
+	size_t len = store_codec_encode(v, n, buf);
+
+	assert_true(len <= store_codec_bound(n));
+	assert_int_equal(store_codec_count(buf, len), (int64_t)n);
+	assert_int_equal(store_codec_decode(buf, len, back, n), 0);
+	if (n)
+		assert_memory_equal(v, back, n * sizeof(uint32_t));
+	/* a wrong count or a truncated blob is rejected */
+	assert_int_not_equal(store_codec_decode(buf, len, back, n + 1), 0);
+	if (len > 2)
+		assert_int_not_equal(store_codec_decode(buf, len - 1, back, n), 0);
+	free(buf);
+	free(back);
+}
+
+static void test_store_codec_edges(void **state)
+{
+	(void)state;
+	uint32_t zeros[256] = { 0 }, maxes[256], mixed[300];
+	for (int i = 0; i < 256; i++)
+		maxes[i] = UINT32_MAX;
+	for (int i = 0; i < 300; i++)
+		mixed[i] = i % 7 == 0 ? UINT32_MAX - (uint32_t)i : (uint32_t)(i * i) % 97;
+	roundtrip(zeros, 256);
+	roundtrip(maxes, 256);
+	roundtrip(mixed, 300);
+	roundtrip(zeros, 1);
+	roundtrip(maxes, 1);
+	uint32_t one[1] = { 1u << 31 };
+	roundtrip(one, 1);
+	roundtrip(zeros, 0);
+}
+
+static void test_store_codec_random(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	uint32_t v[512];
+
+	util_rng_seed(&rng, 42);
+	for (int iter = 0; iter < 2000; iter++) {
+		size_t n = 1 + util_rng_below(&rng, 512);
+		int shape = iter % 4;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t x = util_rng_next(&rng);
+			switch (shape) {
+			case 0: v[i] = (uint32_t)x; break;                        /* any uint32 */
+			case 1: v[i] = (uint32_t)(x % 16); break;                 /* decode-like */
+			case 2: v[i] = (uint32_t)(-300.0 * log(util_rng_uniform(&rng) + 1e-12)); break;
+			default: v[i] = (x & 0xff) == 0 ? (uint32_t)(x >> 40) : (uint32_t)(x % 300);
+			}
+		}
+		roundtrip(v, n);
+	}
+}
+
+static void test_store_codec_size(void **state)
+{
+	(void)state;
+	/* realistic: geometric-ish heat around a mean of 8 and of 256 */
+	struct util_rng rng;
+	uint32_t v[256];
+	uint8_t buf[4096];
+
+	util_rng_seed(&rng, 7);
+	for (int mean = 8; mean <= 256; mean *= 32) {
+		for (int i = 0; i < 256; i++)
+			v[i] = (uint32_t)(-mean * log(util_rng_uniform(&rng) + 1e-12));
+		size_t len = store_codec_encode(v, 256, buf);
+		assert_true(len < 2 * 256);
+	}
+}
+
+static void test_store_codec_garbage(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	uint8_t buf[64];
+	uint32_t out[64];
+
+	util_rng_seed(&rng, 3);
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t len = util_rng_below(&rng, sizeof(buf));
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)util_rng_next(&rng);
+		if (len > 0)
+			buf[0] &= 1;
+		if (len > 1)
+			buf[1] = (uint8_t)util_rng_below(&rng, 65);
+		/* must not crash; any result is fine */
+		int64_t n = store_codec_count(buf, len);
+		if (n >= 0 && n <= 64)
+			(void)store_codec_decode(buf, len, out, (size_t)n);
+	}
+}
+
+static char *tmpdb(void)
+{
+	char *p = strdup("/tmp/moetrace-unit-XXXXXX");
+	int fd = mkstemp(p);
+	close(fd);
+	unlink(p);
+	return p;
+}
+
+static void cleanup(const char *p)
+{
+	char b[512];
+	unlink(p);
+	snprintf(b, sizeof(b), "%s-wal", p);
+	unlink(b);
+	snprintf(b, sizeof(b), "%s-shm", p);
+	unlink(b);
+}
+
+static void test_store_roundtrip(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+	enum { L = 3, E = 5, N = 10 };
+	uint32_t counts[N][L * E];
+	struct store_step steps[N];
+
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), UTIL_ENOTFOUND);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "r1");
+	run.layers = L;
+	run.experts = E;
+	run.topk = 2;
+	assert_int_equal(store_run_add(s, &run), 0);
+	assert_true(run.id > 0);
+	assert_int_equal(store_run_add(s, &run), UTIL_EUSAGE); /* duplicate name */
+	for (int i = 0; i < N; i++) {
+		for (int c = 0; c < L * E; c++)
+			counts[i][c] = (uint32_t)(i * 100 + c);
+		steps[i] = (struct store_step){ .step = 10 + i, .phase = 1 + i % 2, .tokens = 4,
+						.counts = counts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, N), 0);
+	/* appending an existing step fails and changes nothing */
+	assert_int_not_equal(store_steps_append(s, &run, steps + 3, 2), 0);
+
+	struct store_run_stats st;
+	assert_int_equal(store_run_stats(s, run.id, &st), 0);
+	assert_int_equal(st.steps, N);
+	assert_int_equal(st.first_step, 10);
+	assert_int_equal(st.last_step, 19);
+	assert_int_equal(st.prefill_steps, 5);
+
+	uint64_t sum[L * E];
+	int64_t ns;
+	assert_int_equal(store_window_sum(s, &run, 12, 13, 0, sum, &ns), 0);
+	assert_int_equal(ns, 2);
+	for (int c = 0; c < L * E; c++)
+		assert_int_equal(sum[c], (uint64_t)(200 + c + 300 + c));
+	/* phase filter: only decode (phase 2) steps: i odd */
+	assert_int_equal(store_window_sum(s, &run, INT64_MIN, INT64_MAX, 1u << 2, sum, &ns), 0);
+	assert_int_equal(ns, 5);
+
+	struct store_iter *it;
+	struct store_step out;
+	int k = 0;
+	assert_int_equal(store_iter_new(s, &run, 15, 100, 0, &it), 0);
+	while (store_iter_next(it, &out) == 1) {
+		assert_int_equal(out.step, 15 + k);
+		assert_memory_equal(out.counts, counts[5 + k], sizeof(counts[0]));
+		k++;
+	}
+	store_iter_free(it);
+	assert_int_equal(k, 5);
+
+	/* deployed placement */
+	int32_t p2l[L * 8], back[L * 8];
+	int64_t from;
+	for (int i = 0; i < L * 8; i++)
+		p2l[i] = i % E;
+	assert_int_equal(store_deployed_at(s, &run, 100, 4, 2, back, &from), UTIL_ENOTFOUND);
+	assert_int_equal(store_deployed_set(s, &run, 12, 4, 2, p2l), 0);
+	assert_int_equal(store_deployed_at(s, &run, 11, 4, 2, back, &from), UTIL_ENOTFOUND);
+	assert_int_equal(store_deployed_at(s, &run, 50, 4, 2, back, &from), 0);
+	assert_int_equal(from, 12);
+	assert_memory_equal(p2l, back, sizeof(p2l));
+	p2l[0] = E; /* out of range */
+	assert_int_equal(store_deployed_set(s, &run, 20, 4, 2, p2l), UTIL_ERANGE);
+	store_free(s);
+
+	/* read-only reopen sees the same */
+	struct store_run r2;
+	assert_int_equal(store_open_run(path, "r1", STORE_READONLY, &s, &r2, &err), 0);
+	assert_int_equal(r2.layers, L);
+	assert_int_equal(store_run_get(s, "nope", &r2), UTIL_ENOTFOUND);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
+static void test_store_hostile_files(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	FILE *f = fopen(path, "w");
+
+	fputs("this is not a database, just text that is long enough to look like one", f);
+	fclose(f);
+	assert_int_not_equal(store_open(path, STORE_READONLY, &s, &err), 0);
+	assert_non_null(strstr(err.msg, path));
+	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
+	cleanup(path);
+
+	/* a future schema version is refused */
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(sqlite3_exec(store_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL), 0);
+	store_free(s);
+	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "newer"));
+	cleanup(path);
+
+	/* an SQLite file that is not ours */
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
+	sqlite3_close(db);
+	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "not a moetrace trace"));
+	cleanup(path);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_store_codec_edges),
+		cmocka_unit_test(test_store_codec_random),
+		cmocka_unit_test(test_store_codec_size),
+		cmocka_unit_test(test_store_codec_garbage),
+		cmocka_unit_test(test_store_roundtrip),
+		cmocka_unit_test(test_store_hostile_files),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

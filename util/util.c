@@ -1,0 +1,405 @@
+/*
+ * util.c: errors, allocators, buffers, parsing, clock, PRNG.  Nothing here
+ * knows about MoE; start reading at util_err_set().
+ */
+#include "util/util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap)
+{
+	if (err) {
+		err->code = code;
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	}
+	return code;
+}
+
+int util_err_set(struct util_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	util_err_vset(err, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int util_err_prefix(struct util_err *err, const char *fmt, ...)
+{
+	char pre[256], old[sizeof(err->msg)];
+	va_list ap;
+
+	if (!err)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	old[sizeof(old) - 1] = 0;
+	size_t np = strlen(pre), no = strlen(old);
+	if (np > sizeof(err->msg) - 1)
+		np = sizeof(err->msg) - 1;
+	if (no > sizeof(err->msg) - 1 - np)
+		no = sizeof(err->msg) - 1 - np;
+	memcpy(err->msg, pre, np);
+	memcpy(err->msg + np, old, no);
+	err->msg[np + no] = 0;
+	return err->code;
+}
+
+int util_exit_status(int code)
+{
+	if (code == 0)
+		return 0;
+	if (code == UTIL_EUSAGE || code == UTIL_EPARSE || code == UTIL_ERANGE ||
+	    code == UTIL_ENOTFOUND)
+		return 2;
+	return 1;
+}
+
+const char *util_code_name(int code)
+{
+	switch (code) {
+	case UTIL_OK: return "ok";
+	case UTIL_EIO: return "i/o error";
+	case UTIL_EPARSE: return "parse error";
+	case UTIL_EDB: return "database error";
+	case UTIL_EUSAGE: return "usage error";
+	case UTIL_ENOTFOUND: return "not found";
+	case UTIL_ENOMEM: return "out of memory";
+	case UTIL_ERANGE: return "out of range";
+	case UTIL_ESTATE: return "invalid state";
+	case UTIL_EFULL: return "queue full";
+	}
+	return "unknown error";
+}
+
+void (*util_die_hook)(void);
+
+void util_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (util_die_hook)
+		util_die_hook();
+	fputs("moetrace: fatal: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		util_die("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		util_die("out of memory allocating %zu x %zu bytes", n, size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		util_die("out of memory reallocating %zu bytes", n);
+	return q;
+}
+
+void *xmallocarray(size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		util_die("allocation of %zu x %zu bytes overflows", n, size);
+	return xmalloc(n * size);
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}
+
+void util_buf_grow(struct util_buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+
+	if (need <= b->cap)
+		return;
+	if (need < 2 * b->cap)
+		need = 2 * b->cap;
+	if (need < 64)
+		need = 64;
+	b->data = xrealloc(b->data, need);
+	b->cap = need;
+}
+
+void util_buf_add(struct util_buf *b, const void *p, size_t n)
+{
+	util_buf_grow(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = 0;
+}
+
+void util_buf_addstr(struct util_buf *b, const char *s)
+{
+	util_buf_add(b, s, strlen(s));
+}
+
+void util_buf_addf(struct util_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	util_buf_grow(b, 64);
+	va_start(ap, fmt);
+	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= b->cap - b->len) {
+		util_buf_grow(b, (size_t)n);
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+void util_buf_reset(struct util_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = 0;
+}
+
+void util_buf_release(struct util_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const char *what,
+		   struct util_err *err)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return util_err_set(err, UTIL_EUSAGE, "%s: empty value", what);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end || end == s)
+		return util_err_set(err, UTIL_EUSAGE, "%s: '%s' is not an integer", what, s);
+	if (errno == ERANGE || v < min || v > max)
+		return util_err_set(err, UTIL_EUSAGE, "%s: %s is out of range [%lld, %lld]", what,
+				    s, (long long)min, (long long)max);
+	*out = v;
+	return 0;
+}
+
+int util_parse_int(const char *s, int min, int max, int *out, const char *what,
+		   struct util_err *err)
+{
+	int64_t v;
+	int rc = util_parse_i64(s, min, max, &v, what, err);
+
+	if (!rc)
+		*out = (int)v;
+	return rc;
+}
+
+int util_parse_double(const char *s, double min, double max, double *out, const char *what,
+		      struct util_err *err)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return util_err_set(err, UTIL_EUSAGE, "%s: empty value", what);
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || end == s || isnan(v))
+		return util_err_set(err, UTIL_EUSAGE, "%s: '%s' is not a number", what, s);
+	if (errno == ERANGE || v < min || v > max)
+		return util_err_set(err, UTIL_EUSAGE, "%s: %s is out of range [%g, %g]", what, s,
+				    min, max);
+	*out = v;
+	return 0;
+}
+
+int util_parse_range(const char *s, int64_t *from, int64_t *to, const char *what,
+		     struct util_err *err)
+{
+	const char *colon = strchr(s, ':');
+	char left[64];
+	size_t n;
+
+	*from = INT64_MIN;
+	*to = INT64_MAX;
+	if (!colon) {
+		if (util_parse_i64(s, INT64_MIN, INT64_MAX, from, what, err))
+			return UTIL_EUSAGE;
+		*to = *from;
+		return 0;
+	}
+	n = (size_t)(colon - s);
+	if (n >= sizeof(left))
+		return util_err_set(err, UTIL_EUSAGE, "%s: '%s' is not a range A:B", what, s);
+	memcpy(left, s, n);
+	left[n] = 0;
+	if (n && util_parse_i64(left, INT64_MIN, INT64_MAX, from, what, err))
+		return UTIL_EUSAGE;
+	if (colon[1] && util_parse_i64(colon + 1, INT64_MIN, INT64_MAX, to, what, err))
+		return UTIL_EUSAGE;
+	if (*from > *to)
+		return util_err_set(err, UTIL_EUSAGE, "%s: empty range '%s'", what, s);
+	return 0;
+}
+
+double util_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double util_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void util_rng_seed(struct util_rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t util_rng_next(struct util_rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t result = rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+double util_rng_uniform(struct util_rng *r)
+{
+	return (double)(util_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+double util_rng_normal(struct util_rng *r)
+{
+	double u1 = util_rng_uniform(r), u2 = util_rng_uniform(r);
+
+	if (u1 < 1e-300)
+		u1 = 1e-300;
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+uint32_t util_rng_below(struct util_rng *r, uint32_t n)
+{
+	uint64_t m, x;
+	uint32_t l;
+
+	if (n <= 1)
+		return 0;
+	x = util_rng_next(r) >> 32;
+	m = x * n;
+	l = (uint32_t)m;
+	if (l < n) {
+		uint32_t t = (uint32_t)(-n) % n;
+		while (l < t) {
+			x = util_rng_next(r) >> 32;
+			m = x * n;
+			l = (uint32_t)m;
+		}
+	}
+	return (uint32_t)(m >> 32);
+}
+
+int util_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double util_percentile(double *v, size_t n, double pct)
+{
+	double pos, frac;
+	size_t lo;
+
+	if (n == 0)
+		return 0.0;
+	qsort(v, n, sizeof(*v), util_cmp_double);
+	pos = pct / 100.0 * (double)(n - 1);
+	lo = (size_t)pos;
+	if (lo >= n - 1)
+		return v[n - 1];
+	frac = pos - (double)lo;
+	return v[lo] + frac * (v[lo + 1] - v[lo]);
+}
+
+void util_cli_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "moetrace %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int util_cli_fail(const char *cmd, const struct util_err *err)
+{
+	util_cli_error(cmd, "%s", err->msg[0] ? err->msg : util_code_name(err->code));
+	return util_exit_status(err->code ? err->code : UTIL_EIO);
+}

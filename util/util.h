@@ -1,0 +1,110 @@
+/*
+ * util: the small helpers every module shares — error codes and messages,
+ * allocators that abort on out-of-memory (CLI only: libmoetrace's embedding
+ * API never calls them on the engine's path), growable byte buffers, number
+ * parsing with range checks, and a monotonic clock.
+ *
+ * Ownership: util_buf owns its bytes until util_buf_release(); x-allocators
+ * return memory the caller frees with free().
+ */
+#ifndef UTIL_UTIL_H
+#define UTIL_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define UTIL_ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Error codes: every fallible function returns 0 or one of these. */
+enum util_code {
+	UTIL_OK = 0,
+	UTIL_EIO = -1,      /* file system or write failure */
+	UTIL_EPARSE = -2,   /* malformed input file */
+	UTIL_EDB = -3,      /* SQLite failure */
+	UTIL_EUSAGE = -4,   /* bad arguments or options */
+	UTIL_ENOTFOUND = -5,/* run, step, placement, file not found */
+	UTIL_ENOMEM = -6,   /* allocation failed (library paths only) */
+	UTIL_ERANGE = -7,   /* value out of range for the run or preset */
+	UTIL_ESTATE = -8,   /* call not valid in this state (closed, backwards) */
+	UTIL_EFULL = -9,    /* queue full, item dropped */
+};
+
+/* A handle-less error: code, optional position and message. */
+struct util_err {
+	int code;
+	char msg[512];
+};
+#define UTIL_ERR_INIT { 0, { 0 } }
+
+/* Sets err (if not NULL) and returns code, so callers write
+ * `return util_err_set(err, UTIL_EPARSE, "...", ...);` */
+int util_err_set(struct util_err *err, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
+int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap);
+/* Prefixes err->msg with more context ("reading 'x.csv': " + old message). */
+int util_err_prefix(struct util_err *err, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* Process exit status for a code: 0 ok, 2 usage/bad input, 1 otherwise. */
+int util_exit_status(int code);
+const char *util_code_name(int code);
+
+/* Allocators that abort with a message on failure (CLI and tools only). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+void *xmallocarray(size_t n, size_t size);
+char *xstrdup(const char *s);
+/* Hook run before aborting on out-of-memory (the TUI restores the terminal). */
+extern void (*util_die_hook)(void);
+void util_die(const char *fmt, ...) UTIL_PRINTF(1, 2) __attribute__((noreturn));
+
+/* Growable byte buffer, always NUL-terminated for text use. */
+struct util_buf {
+	char *data;
+	size_t len, cap;
+};
+#define UTIL_BUF_INIT { NULL, 0, 0 }
+void util_buf_grow(struct util_buf *b, size_t extra);
+void util_buf_add(struct util_buf *b, const void *p, size_t n);
+void util_buf_addf(struct util_buf *b, const char *fmt, ...) UTIL_PRINTF(2, 3);
+void util_buf_addstr(struct util_buf *b, const char *s);
+void util_buf_reset(struct util_buf *b);
+void util_buf_release(struct util_buf *b);
+
+/* Strict number parsing: whole string, no trailing junk, range checked.
+ * Return 0 or UTIL_EUSAGE with err naming `what`. */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const char *what,
+		   struct util_err *err);
+int util_parse_int(const char *s, int min, int max, int *out, const char *what,
+		   struct util_err *err);
+int util_parse_double(const char *s, double min, double max, double *out, const char *what,
+		      struct util_err *err);
+/* "A:B", "A:", ":B" or "A" (A..A) step ranges; missing ends are INT64_MIN/MAX. */
+int util_parse_range(const char *s, int64_t *from, int64_t *to, const char *what,
+		     struct util_err *err);
+
+/* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
+double util_now(void);
+double util_wall(void);
+
+/* Small deterministic PRNG (xoshiro256**), identical on every machine. */
+struct util_rng {
+	uint64_t s[4];
+};
+void util_rng_seed(struct util_rng *r, uint64_t seed);
+uint64_t util_rng_next(struct util_rng *r);
+double util_rng_uniform(struct util_rng *r);   /* [0, 1) */
+double util_rng_normal(struct util_rng *r);    /* N(0, 1), Box-Muller */
+uint32_t util_rng_below(struct util_rng *r, uint32_t n); /* [0, n) unbiased */
+
+/* CLI messages in git's manner: "moetrace CMD: message" on stderr. */
+void util_cli_error(const char *cmd, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* Prints err's message for cmd and returns the exit status for its code. */
+int util_cli_fail(const char *cmd, const struct util_err *err);
+
+/* Comparison helpers for qsort. */
+int util_cmp_double(const void *a, const void *b);
+/* Percentile (0..100) of n doubles by linear interpolation; sorts v in place. */
+double util_percentile(double *v, size_t n, double pct);
+
+#endif
