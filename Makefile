@@ -123,8 +123,17 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
 
-bench: all
-	@sh tests/bench/run.sh
+# Benchmarks: tests/bench/bench_*.c are built against the release library.
+BENCH_SRC = $(wildcard tests/bench/bench_*.c)
+BENCH_BIN = $(patsubst tests/bench/%.c,$(REL)/bench/%,$(BENCH_SRC))
+$(REL)/bench/%: $(REL)/tests/bench/%.o libmoetrace.a $(call obj,$(REL),$(UI_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -o $@ $< $(call obj,$(REL),$(UI_SRC)) libmoetrace.a $(PKG_LIBS) $(UI_LIBS)
+
+bench-build: all $(BENCH_BIN)
+
+bench: bench-build
+	@MOETRACE_REL=$(REL) sh tests/bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)
@@ -143,7 +152,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
-.PHONY: all check check-build check-fast check-valgrind deps demo bench install uninstall clean
+.PHONY: bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

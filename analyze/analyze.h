@@ -60,6 +60,54 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 			struct analyze_balance *b);
 void analyze_balance_release(struct analyze_balance *b);
 
+/* ---- placement algorithms (analyze/place*.c) -----------------------------
+ * One signature for every algorithm; the registry in analyze/place.c names
+ * them.  An algorithm places one layer. */
+
+/* The flagship: moetrace's own algorithm, the default of every command. */
+#define ANALYZE_FLAGSHIP "keel"
+
+struct analyze_place_in {
+	int experts, ranks, slots;
+	int nodes, groups;          /* hierarchical variants; 0 = not given */
+	const double *heat;         /* [experts] heat of the fitting window */
+	const double *episodes;     /* [n_episodes * experts] sub-windows, or NULL */
+	int n_episodes;
+	const int32_t *current;     /* [ranks * slots] placement in force, or NULL */
+	int max_moves;              /* move budget (swift, flagship); -1 = none */
+	uint64_t seed;              /* for randomised search; results are deterministic */
+};
+
+typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
+				struct util_err *err);
+
+enum analyze_algo_flags {
+	ANALYZE_ALGO_DUP_OK = 1,     /* may put two replicas of an expert on one rank */
+	ANALYZE_ALGO_SMALL_ONLY = 2, /* exponential: small instances only */
+	ANALYZE_ALGO_MIGRATION = 4,  /* uses `current` itself: no rank matching after */
+};
+
+struct analyze_algo {
+	const char *name;
+	const char *desc;           /* one line for `place --list` */
+	analyze_place_fn fn;
+	unsigned flags;
+};
+
+const struct analyze_algo *analyze_algo_find(const char *name);
+const struct analyze_algo *analyze_algo_at(size_t i); /* NULL past the end */
+
+/* Runs an algorithm on one layer and, when in->current is given and the
+ * algorithm is not migration-aware, relabels its ranks (and orders slots
+ * within ranks) to keep as many experts where they are as possible:
+ * same balance, fewest moves.  phy2log: [ranks * slots]. */
+int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *in,
+		  int32_t *phy2log, struct util_err *err);
+
+/* A proven lower bound on the max device load any placement of `heat` on
+ * ranks x slots can reach (docs/algorithms.md proves it). */
+double analyze_lower_bound(const double *heat, int experts, int ranks, int slots);
+
 /* Resolves the EP layout for a command: explicit ranks/slots/redundant
  * options (0 = not given) win, then the run's recorded layout, then the
  * model preset's typical one.  slots = (experts + redundant) / ranks when

@@ -1,0 +1,38 @@
+/*
+ * collector: everything that produces traces — the synthetic generator
+ * (collector/gen.c), the importers (CSV, engine dumps), and the recorder
+ * behind the embedding API of collector/moetrace.h.
+ *
+ * Ownership: handles are freed with their *_free(); arrays passed in are
+ * copied or only read during the call.
+ */
+#ifndef COLLECTOR_COLLECTOR_H
+#define COLLECTOR_COLLECTOR_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+/* ---- synthetic generator (collector/gen.c) ------------------------------ */
+
+struct collector_gen_cfg {
+	const struct store_model *model; /* shape: layers, experts, topk */
+	uint64_t seed;
+	/* Workload knobs; 0 selects the calibrated default (docs/generator.md). */
+	double prefill_fraction;  /* share of steps that are prefill */
+	int decode_batch;         /* running requests in a decode step */
+	int prefill_tokens;       /* tokens in a prefill step */
+	int domains;              /* workload domains the traffic switches between */
+};
+
+struct collector_gen;
+int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen **out,
+		      struct util_err *err);
+/* Produces the next step: fills step->counts (caller-allocated, layers x
+ * experts) and sets step->phase, step->tokens; step->step and step->time
+ * are left to the caller. */
+int collector_gen_next(struct collector_gen *g, struct store_step *step);
+void collector_gen_free(struct collector_gen *g);
+
+#endif
