@@ -35,4 +35,22 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 int collector_gen_next(struct collector_gen *g, struct store_step *step);
 void collector_gen_free(struct collector_gen *g);
 
+/* ---- importers (collector/import_*.c) ------------------------------------ */
+
+struct collector_import_opts {
+	const char *run_name;            /* required */
+	const struct store_model *model; /* NULL: shape from the data (or layers/experts) */
+	int layers, experts, topk;       /* explicit shape; 0 = from model or data */
+	int ranks, slots, ranks_per_node;/* EP layout to record; 0 = model's or none */
+	int progress;                    /* report progress on stderr */
+};
+
+/* Imports a CSV trace (header naming step, layer, expert, tokens and
+ * optionally phase, in any order; rows grouped by increasing step) as a
+ * new run, all or nothing: on error the database is as it was and err
+ * names file:line and field.  run (may be NULL) receives the new run. */
+int collector_import_csv(struct store *s, const char *path,
+			 const struct collector_import_opts *o, struct store_run *run,
+			 struct util_err *err);
+
 #endif

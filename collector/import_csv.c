@@ -1,0 +1,455 @@
+/*
+ * import_csv.c: the CSV importer.  The file is mapped and read twice: the
+ * first pass checks syntax and order and learns the shape (when no model
+ * or explicit shape fixes it), the second builds each step's L x E counts
+ * and appends them in batches inside one transaction, so any error leaves
+ * the database as it was.  Rows must come grouped by step in increasing
+ * order (as every engine dump we know writes them); within a step any
+ * order, each (layer, expert) at most once, absent cells are zero.
+ */
+#include "collector/collector.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { COL_STEP, COL_LAYER, COL_EXPERT, COL_TOKENS, COL_PHASE, NCOLS };
+static const char *const col_names[NCOLS] = { "step", "layer", "expert", "tokens", "phase" };
+
+struct csv {
+	const char *path;
+	const char *buf, *end, *p; /* p: start of the next line */
+	size_t len;
+	int mapped;
+	int64_t line;              /* line number of the current row */
+	int ncols;                 /* columns in the header */
+	int col[NCOLS];            /* header position of each known column, -1 if absent */
+};
+
+struct row {
+	int64_t step, layer, expert, tokens;
+	int phase;                 /* -1 if no phase column */
+};
+
+static int csv_open(struct csv *c, const char *path, struct util_err *err)
+{
+	struct stat sb;
+	int fd;
+
+	memset(c, 0, sizeof(*c));
+	c->path = path;
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
+	}
+	c->len = (size_t)sb.st_size;
+	if (c->len == 0) {
+		close(fd);
+		return util_err_set(err, UTIL_EPARSE, "%s: empty file (expected a header line "
+				    "step,layer,expert,tokens)", path);
+	}
+	void *m = mmap(NULL, c->len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return util_err_set(err, UTIL_EIO, "cannot map '%s': %s", path, strerror(errno));
+	madvise(m, c->len, MADV_SEQUENTIAL);
+	c->buf = m;
+	c->end = c->buf + c->len;
+	c->mapped = 1;
+	return 0;
+}
+
+static void csv_close(struct csv *c)
+{
+	if (c->mapped)
+		munmap((void *)c->buf, c->len);
+	c->mapped = 0;
+}
+
+static const char *line_end(const char *p, const char *end)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	return nl ? nl : end;
+}
+
+static int parse_header(struct csv *c, struct util_err *err)
+{
+	const char *p = c->buf, *e = line_end(p, c->end);
+	int n = 0;
+
+	if (e - p >= 3 && (unsigned char)p[0] == 0xef && (unsigned char)p[1] == 0xbb &&
+	    (unsigned char)p[2] == 0xbf)
+		p += 3; /* UTF-8 byte order mark */
+	for (int i = 0; i < NCOLS; i++)
+		c->col[i] = -1;
+	while (p <= e) {
+		const char *f = p, *fe = memchr(p, ',', (size_t)(e - p));
+		if (!fe)
+			fe = e;
+		while (f < fe && (*f == ' ' || *f == '\t' || *f == '"'))
+			f++;
+		const char *t = fe;
+		while (t > f && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r' || t[-1] == '"'))
+			t--;
+		int k;
+		for (k = 0; k < NCOLS; k++)
+			if ((size_t)(t - f) == strlen(col_names[k]) && !memcmp(f, col_names[k], (size_t)(t - f)))
+				break;
+		if (k == NCOLS) {
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:1: unknown column '%.*s' in the header (expected "
+					    "step,layer,expert,tokens and optionally phase)",
+					    c->path, (int)(t - f > 40 ? 40 : t - f), f);
+		}
+		if (c->col[k] >= 0)
+			return util_err_set(err, UTIL_EPARSE, "%s:1: column '%s' appears twice",
+					    c->path, col_names[k]);
+		c->col[k] = n++;
+		p = fe + 1;
+	}
+	for (int k = 0; k < COL_PHASE; k++)
+		if (c->col[k] < 0)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:1: missing header column '%s' (the first line must "
+					    "name step,layer,expert,tokens)",
+					    c->path, col_names[k]);
+	c->ncols = n;
+	c->p = e < c->end ? e + 1 : e;
+	c->line = 1;
+	return 0;
+}
+
+static int parse_int(const char *f, const char *fe, int64_t *out)
+{
+	int neg = 0;
+	uint64_t v = 0;
+
+	if (f < fe && (*f == '-' || *f == '+')) {
+		neg = *f == '-';
+		f++;
+	}
+	if (f == fe)
+		return -1;
+	for (; f < fe; f++) {
+		unsigned d = (unsigned)(*f - '0');
+		if (d > 9)
+			return -1;
+		if (v > (UINT64_MAX - d) / 10)
+			return -2;
+		v = v * 10 + d;
+	}
+	if (v > (uint64_t)INT64_MAX)
+		return -2;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return 0;
+}
+
+/* Reads the next row: 1 with a row, 0 at the end, or an error. */
+static int csv_next(struct csv *c, struct row *r, struct util_err *err)
+{
+	for (;;) {
+		if (c->p >= c->end)
+			return 0;
+		const char *p = c->p, *e = line_end(p, c->end);
+		c->p = e < c->end ? e + 1 : e;
+		c->line++;
+		const char *le = e;
+		if (le > p && le[-1] == '\r')
+			le--;
+		if (le == p)
+			continue; /* blank line */
+		int k = 0;
+		const char *f = p;
+		r->phase = -1;
+		while (1) {
+			const char *fe = memchr(f, ',', (size_t)(le - f));
+			if (!fe)
+				fe = le;
+			if (k >= c->ncols)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s:%lld: %d fields, the header has %d", c->path,
+						    (long long)c->line, k + 1, c->ncols);
+			const char *a = f, *b = fe;
+			while (a < b && (*a == ' ' || *a == '\t'))
+				a++;
+			while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+				b--;
+			int which = -1;
+			for (int j = 0; j < NCOLS; j++)
+				if (c->col[j] == k)
+					which = j;
+			if (which == COL_PHASE) {
+				char word[16];
+				size_t n = (size_t)(b - a);
+				if (n >= sizeof(word))
+					n = sizeof(word) - 1;
+				memcpy(word, a, n);
+				word[n] = 0;
+				r->phase = store_phase_parse(word);
+				if (r->phase < 0)
+					return util_err_set(err, UTIL_EPARSE,
+							    "%s:%lld: field 'phase': '%s' is not prefill, "
+							    "decode or unknown",
+							    c->path, (long long)c->line, word);
+			} else {
+				int64_t v;
+				int rc = parse_int(a, b, &v);
+				if (rc == -1)
+					return util_err_set(err, UTIL_EPARSE,
+							    "%s:%lld: field '%s': '%.*s' is not an integer",
+							    c->path, (long long)c->line, col_names[which],
+							    (int)(b - a > 32 ? 32 : b - a), a);
+				if (rc == -2)
+					return util_err_set(err, UTIL_EPARSE,
+							    "%s:%lld: field '%s': '%.*s' overflows",
+							    c->path, (long long)c->line, col_names[which],
+							    (int)(b - a > 32 ? 32 : b - a), a);
+				switch (which) {
+				case COL_STEP: r->step = v; break;
+				case COL_LAYER: r->layer = v; break;
+				case COL_EXPERT: r->expert = v; break;
+				case COL_TOKENS: r->tokens = v; break;
+				}
+			}
+			k++;
+			if (fe == le)
+				break;
+			f = fe + 1;
+		}
+		if (k != c->ncols)
+			return util_err_set(err, UTIL_EPARSE, "%s:%lld: %d fields, the header has %d",
+					    c->path, (long long)c->line, k, c->ncols);
+		if (r->tokens < 0)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'tokens': %lld is negative", c->path,
+					    (long long)c->line, (long long)r->tokens);
+		if (r->tokens > UINT32_MAX)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'tokens': %lld overflows a 32-bit count",
+					    c->path, (long long)c->line, (long long)r->tokens);
+		if (r->layer < 0 || r->layer >= STORE_MAX_LAYERS)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'layer': %lld is out of range [0, %d)",
+					    c->path, (long long)c->line, (long long)r->layer,
+					    STORE_MAX_LAYERS);
+		if (r->expert < 0 || r->expert >= STORE_MAX_EXPERTS)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'expert': %lld is out of range [0, %d)",
+					    c->path, (long long)c->line, (long long)r->expert,
+					    STORE_MAX_EXPERTS);
+		return 1;
+	}
+}
+
+/* Pass 1: syntax, order and shape. */
+static int scan(struct csv *c, int64_t *rows, int64_t *max_layer, int64_t *max_expert,
+		struct util_err *err)
+{
+	struct row r;
+	int64_t prev = INT64_MIN;
+	int rc;
+
+	*rows = 0;
+	*max_layer = *max_expert = -1;
+	while ((rc = csv_next(c, &r, err)) == 1) {
+		if (r.step < prev)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'step': %lld comes after step %lld; rows "
+					    "must be grouped by increasing step (sort -t, -k1,1n "
+					    "--stable fixes the file)",
+					    c->path, (long long)c->line, (long long)r.step, (long long)prev);
+		prev = r.step;
+		if (r.layer > *max_layer)
+			*max_layer = r.layer;
+		if (r.expert > *max_expert)
+			*max_expert = r.expert;
+		(*rows)++;
+	}
+	if (rc < 0)
+		return rc;
+	if (*rows == 0)
+		return util_err_set(err, UTIL_EPARSE, "%s: no data rows after the header", c->path);
+	return 0;
+}
+
+struct batch {
+	struct store_step *steps;
+	uint32_t *counts;
+	size_t n, cap, cells;
+};
+
+static int flush_batch(struct store *s, const struct store_run *run, struct batch *b,
+		       struct util_err *err)
+{
+	/* layer 0's assignments / top-k = the step's tokens */
+	if (run->topk)
+		for (size_t i = 0; i < b->n; i++)
+			b->steps[i].tokens /= run->topk;
+	if (b->n && store_steps_append(s, run, b->steps, b->n))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	b->n = 0;
+	return 0;
+}
+
+int collector_import_csv(struct store *s, const char *path,
+			 const struct collector_import_opts *o, struct store_run *run_out,
+			 struct util_err *err)
+{
+	struct csv c;
+	struct store_run run = { 0 };
+	struct batch b = { 0 };
+	uint8_t *seen = NULL;
+	int64_t rows, max_layer, max_expert, done = 0;
+	int rc, in_tx = 0;
+	double t0 = util_now(), last_report = t0;
+
+	if ((rc = csv_open(&c, path, err)))
+		return rc;
+	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &max_layer, &max_expert, err)))
+		goto out;
+
+	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
+	run.layers = o->layers ? o->layers : o->model ? o->model->layers : (int)max_layer + 1;
+	run.experts = o->experts ? o->experts : o->model ? o->model->experts : (int)max_expert + 1;
+	run.topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
+	if (o->model) {
+		snprintf(run.model, sizeof(run.model), "%s", o->model->name);
+		run.first_layer = o->model->first_layer;
+		run.ranks = o->model->ranks;
+		run.slots = o->model->slots;
+		run.ranks_per_node = o->model->ranks_per_node;
+	}
+	if (o->ranks) {
+		run.ranks = o->ranks;
+		run.slots = o->slots ? o->slots : (run.experts + o->ranks - 1) / o->ranks;
+		run.ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run.ranks_per_node;
+		if (!run.ranks_per_node)
+			run.ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+	}
+	if (run.ranks && (int64_t)run.ranks * run.slots < run.experts) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "%d ranks x %d slots cannot hold the run's %d experts", run.ranks,
+				  run.slots, run.experts);
+		goto out;
+	}
+	if (max_layer >= run.layers) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "%s: layer %lld is out of range for %s (%d MoE layers)", path,
+				  (long long)max_layer, o->model ? o->model->name : "the given shape",
+				  run.layers);
+		goto out;
+	}
+	if (max_expert >= run.experts) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "%s: expert %lld is out of range for %s (%d experts)", path,
+				  (long long)max_expert, o->model ? o->model->name : "the given shape",
+				  run.experts);
+		goto out;
+	}
+	snprintf(run.source, sizeof(run.source), "import %s", path);
+
+	b.cells = (size_t)run.layers * (size_t)run.experts;
+	b.cap = (64u << 20) / (b.cells * 4);
+	if (b.cap < 1)
+		b.cap = 1;
+	if (b.cap > 512)
+		b.cap = 512;
+	b.steps = calloc(b.cap, sizeof(*b.steps));
+	b.counts = malloc(b.cap * b.cells * sizeof(uint32_t));
+	seen = malloc((b.cells + 7) / 8);
+	if (!b.steps || !b.counts || !seen) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", b.cap, b.cells);
+		goto out;
+	}
+
+	if ((rc = store_begin(s))) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	in_tx = 1;
+	if ((rc = store_run_add(s, &run))) {
+		rc = util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+
+	/* Pass 2. */
+	c.p = c.buf;
+	if ((rc = parse_header(&c, err)))
+		goto out;
+	struct row r;
+	struct store_step *cur = NULL;
+	int64_t cur_line = 0;
+	while ((rc = csv_next(&c, &r, err)) == 1) {
+		if (!cur || r.step != cur->step) {
+			if (b.n == b.cap && (rc = flush_batch(s, &run, &b, err)))
+				goto out;
+			cur = &b.steps[b.n];
+			cur->counts = b.counts + b.n * b.cells;
+			memset(cur->counts, 0, b.cells * sizeof(uint32_t));
+			memset(seen, 0, (b.cells + 7) / 8);
+			cur->step = r.step;
+			cur->phase = r.phase > 0 ? r.phase : 0;
+			cur->time = 0;
+			cur->tokens = 0;
+			cur_line = c.line;
+			b.n++;
+		} else if (r.phase >= 0 && r.phase != cur->phase) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s:%lld: field 'phase': step %lld is %s here but %s at line "
+					  "%lld",
+					  path, (long long)c.line, (long long)r.step,
+					  store_phase_name(r.phase), store_phase_name(cur->phase),
+					  (long long)cur_line);
+			goto out;
+		}
+		size_t cell = (size_t)r.layer * (size_t)run.experts + (size_t)r.expert;
+		if (seen[cell / 8] & (1u << (cell % 8))) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s:%lld: duplicate row for step %lld, layer %lld, expert %lld",
+					  path, (long long)c.line, (long long)r.step, (long long)r.layer,
+					  (long long)r.expert);
+			goto out;
+		}
+		seen[cell / 8] |= (uint8_t)(1u << (cell % 8));
+		cur->counts[cell] = (uint32_t)r.tokens;
+		if (run.topk && r.layer == 0)
+			cur->tokens += r.tokens;
+		done++;
+		if (o->progress && (done & 0xfffff) == 0 && util_now() - last_report > 1.0) {
+			last_report = util_now();
+			fprintf(stderr, "\rimport: %lld of %lld rows (%.0f%%), %.1f s", (long long)done,
+				(long long)rows, 100.0 * (double)done / (double)rows, last_report - t0);
+		}
+	}
+	if (rc < 0)
+		goto out;
+	if ((rc = flush_batch(s, &run, &b, err)))
+		goto out;
+	if ((rc = store_commit(s))) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	in_tx = 0;
+	if (o->progress && util_now() - t0 > 1.0)
+		fprintf(stderr, "\rimport: %lld rows in %.1f s%20s\n", (long long)rows,
+			util_now() - t0, "");
+	if (run_out)
+		*run_out = run;
+	rc = 0;
+out:
+	if (in_tx)
+		store_rollback(s);
+	free(b.steps);
+	free(b.counts);
+	free(seen);
+	csv_close(&c);
+	return rc;
+}
