@@ -102,7 +102,22 @@ $(CHK)/tests/fuzz/replay.o: tests/fuzz/replay.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CHK_CFLAGS) -c -o $@ $<
 
-check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_TARGET)
+# The SQLite extension of the check flavour: -Werror but no sanitizers, so
+# that the stock sqlite3 shell (not built with ASan) can .load it in tests.
+# It has its own objects and archive so check builds never write the root.
+EXT_CHK = $(if $(EXT_SRC),$(CHK)/moetrace_sqlite.so)
+$(CHK)/ext/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(WARN) -Werror -O1 -g -fPIC $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CHK)/ext/libmoetrace.a: $(call obj,$(CHK)/ext,$(LIB_SRC))
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(CHK)/moetrace_sqlite.so: $(call obj,$(CHK)/ext,$(EXT_SRC)) $(CHK)/ext/libmoetrace.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK)
 	@true
 
 check: check-build
