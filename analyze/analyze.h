@@ -115,4 +115,94 @@ double analyze_lower_bound(const double *heat, int experts, int ranks, int slots
 int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
 			   int *out_ranks, int *out_slots, struct util_err *err);
 
+/* ---- transfer planning and engine-named metrics (analyze/transfer.c) ----
+ * What moving from one placement to another costs: copies, bytes per
+ * expert for a model and quantization, seconds on a link.  Formulas and
+ * the links' sources are in docs/formats.md. */
+
+enum analyze_quant {
+	ANALYZE_QUANT_BF16 = 0, /* 2 bytes per weight */
+	ANALYZE_QUANT_FP8,      /* 1 byte + fp32 scale per 128x128 block */
+	ANALYZE_QUANT_W8A8,     /* int8 + fp32 scale per output channel */
+	ANALYZE_QUANT_W4A8,     /* packed int4 + bf16 scale/offset per channel and per group of 256 */
+};
+int analyze_quant_parse(const char *s); /* -1 if unknown */
+const char *analyze_quant_name(int quant);
+/* Bytes of one routed expert: gate and up (inter x hidden) and down
+ * (hidden x inter) weights with their scales. */
+uint64_t analyze_expert_bytes(int hidden, int inter, int quant);
+
+struct analyze_link {
+	const char *name;       /* "nvlink4", ... */
+	const char *label;
+	double gbytes_per_s;    /* per rank and direction, 1e9 bytes/s */
+	const char *source;
+};
+const struct analyze_link *analyze_link_find(const char *name);
+const struct analyze_link *analyze_link_at(size_t i); /* NULL past the end */
+
+/* Plans the copies that take one layer from placement `from` to `to` (both
+ * [ranks * slots]): a rank needs a copy of each expert it holds in `to`
+ * but not in `from` (once, however many slots hold it).  The sender is a
+ * rank holding the expert in `from`, the one with the fewest sends so far
+ * (send[] counts them, across calls: pass the same arrays for every layer
+ * of one rebalance).  src (may be NULL) [ranks * slots] OUT: the sending
+ * rank of each slot of `to`, -1 when no copy is needed.  send/recv
+ * [ranks] are incremented.  Returns the number of copies, or a negative
+ * code when `from` holds no replica of an expert `to` needs. */
+int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int experts, int ranks,
+			       int slots, int32_t *src, int64_t *send, int64_t *recv,
+			       struct util_err *err);
+/* Seconds for the copies counted in send/recv: every rank sends and
+ * receives at gbytes_per_s at once, so the busiest direction of the
+ * busiest rank sets the time. */
+double analyze_transfer_seconds(const int64_t *send, const int64_t *recv, int ranks,
+				uint64_t expert_bytes, double gbytes_per_s);
+
+/* Fraction of tokens dropped when every rank takes at most
+ * factor x mean device load tokens (seed 003's capacity rule). */
+double analyze_token_drop(const double *load, int ranks, double factor);
+
+/* ---- placement files engines load (analyze/format.c) --------------------
+ * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
+ * TensorRT-LLM load-balancer YAML; docs/formats.md describes each. */
+
+enum analyze_format {
+	ANALYZE_FORMAT_VLLM_ASCEND = 0,
+	ANALYZE_FORMAT_SGLANG,
+	ANALYZE_FORMAT_TRTLLM,
+};
+int analyze_format_parse(const char *s); /* -1 if unknown */
+const char *analyze_format_name(int format);
+
+/* The run a placement file belongs to.  The model layer id of MoE layer l
+ * is first_layer + l * layer_step (SGLang and TensorRT-LLM index layers by
+ * model layer id; vllm-ascend by MoE layer). */
+struct analyze_shape {
+	int layers, experts, ranks, slots;
+	int first_layer, layer_step;
+};
+
+/* Writes phy2log (layers x ranks*slots) to path in `format`, through a
+ * temporary file renamed into place: never a half-written file. */
+int analyze_format_write(const char *path, int format, const struct analyze_shape *sh,
+			 const int32_t *phy2log, struct util_err *err);
+/* Reads a placement file of any of the formats (detected from content),
+ * checks it against sh (UTIL_EPARSE/UTIL_ERANGE naming file and field)
+ * and fills phy2log (layers x ranks*slots).  *format (may be NULL) OUT. */
+int analyze_format_read(const char *path, const struct analyze_shape *sh, int32_t *phy2log,
+			int *format, struct util_err *err);
+
+/* Heat given directly: JSON {"heat": [[tokens per expert] per layer]} with
+ * optional "episodes": [[[...] per layer] per episode], "ranks", "slots".
+ * Rows must be equally long and values >= 0.  *heat is malloc'ed
+ * [layers * experts], *episodes [n_episodes * layers * experts] or NULL;
+ * ranks and slots are 0 when absent.  Release with analyze_heat_release. */
+struct analyze_heat_file {
+	int layers, experts, n_episodes, ranks, slots;
+	double *heat, *episodes;
+};
+int analyze_heat_read(const char *path, struct analyze_heat_file *h, struct util_err *err);
+void analyze_heat_release(struct analyze_heat_file *h);
+
 #endif
