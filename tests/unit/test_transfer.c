@@ -1,0 +1,178 @@
+/* test_transfer.c: expert sizes, link presets, copy plans and token drop. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/analyze.h"
+
+static void test_transfer_expert_bytes(void **state)
+{
+	(void)state;
+	/* DeepSeek-V3: hidden 7168, moe_intermediate_size 2048 (config.json).
+	 * 3 x 7168 x 2048 = 44,040,192 weights. */
+	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_BF16), 88080384ULL);
+	/* + 3 matrices x 16 x 56 blocks of 128x128, 4-byte scales */
+	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_FP8), 44040192ULL + 10752);
+	/* + 4-byte scale per output channel: 2 x 2048 + 7168 */
+	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_W8A8),
+			 44040192ULL + 4 * 11264);
+	/* half a byte per weight; bf16 scale+offset per channel (11264) and per
+	 * group of 256: gate/up 4096 x 28 groups, down 7168 x 8 groups */
+	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_W4A8),
+			 22020096ULL + 4 * 11264 + 4 * (4096 * 28 + 7168 * 8));
+	/* sizes not multiple of the block round the block count up */
+	assert_int_equal(analyze_expert_bytes(130, 129, ANALYZE_QUANT_FP8),
+			 3ULL * 130 * 129 + 4 * 3 * 2 * 2);
+	assert_int_equal(analyze_expert_bytes(7168, 2048, 99), 0);
+}
+
+static void test_transfer_quant_names(void **state)
+{
+	(void)state;
+	const char *names[] = { "bf16", "fp8", "w8a8", "w4a8" };
+	for (int i = 0; i < 4; i++) {
+		int q = analyze_quant_parse(names[i]);
+		assert_true(q >= 0);
+		assert_string_equal(analyze_quant_name(q), names[i]);
+	}
+	assert_int_equal(analyze_quant_parse("int3"), -1);
+	assert_int_equal(analyze_quant_parse(""), -1);
+}
+
+static void test_transfer_links(void **state)
+{
+	(void)state;
+	const char *want[] = { "nvlink4", "nvlink5", "pcie4-x16", "pcie5-x16",
+			       "hccs",    "roce-200g", "ib-ndr-400g" };
+	const struct analyze_link *l;
+	size_t n = 0;
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(want); i++)
+		assert_non_null(analyze_link_find(want[i]));
+	assert_null(analyze_link_find("carrier-pigeon"));
+	while ((l = analyze_link_at(n))) {
+		assert_true(l->gbytes_per_s > 0);
+		assert_true(strlen(l->source) > 10);
+		assert_ptr_equal(analyze_link_find(l->name), l);
+		n++;
+	}
+	assert_true(n >= UTIL_ARRAY_SIZE(want));
+	/* 400 Gb/s is 50 GB/s; PCIe 5 doubles PCIe 4 */
+	assert_true(fabs(analyze_link_find("ib-ndr-400g")->gbytes_per_s - 50.0) < 1e-9);
+	assert_true(fabs(analyze_link_find("pcie5-x16")->gbytes_per_s -
+			 2 * analyze_link_find("pcie4-x16")->gbytes_per_s) < 1e-9);
+}
+
+static void test_transfer_same_placement(void **state)
+{
+	(void)state;
+	int32_t p[8] = { 0, 1, 2, 3, 0, 1, 2, 3 }, src[8];
+	int64_t send[4] = { 0 }, recv[4] = { 0 };
+
+	assert_int_equal(analyze_transfer_layer(p, p, 4, 4, 2, src, send, recv, NULL), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(src[i], -1);
+	for (int r = 0; r < 4; r++)
+		assert_true(send[r] == 0 && recv[r] == 0);
+	/* reordering slots inside a rank costs nothing */
+	int32_t q[8] = { 1, 0, 3, 2, 1, 0, 3, 2 };
+	assert_int_equal(analyze_transfer_layer(p, q, 4, 4, 2, src, send, recv, NULL), 0);
+}
+
+static void test_transfer_counts(void **state)
+{
+	(void)state;
+	/* r0 gains 2 (held by r1, r3), r2 gains 3 (r1, r3), r3 gains 0 (r0, r2) */
+	int32_t from[8] = { 0, 1, 2, 3, 0, 1, 2, 3 };
+	int32_t to[8] = { 0, 2, 2, 3, 1, 3, 2, 0 }, src[8];
+	int64_t send[4] = { 0 }, recv[4] = { 0 };
+
+	assert_int_equal(analyze_transfer_layer(from, to, 4, 4, 2, src, send, recv, NULL), 3);
+	int64_t want_recv[4] = { 1, 0, 1, 1 };
+	for (int r = 0; r < 4; r++) {
+		assert_int_equal(recv[r], want_recv[r]);
+		assert_true(send[r] <= 1); /* three copies from three distinct senders */
+	}
+	assert_int_equal(send[0] + send[1] + send[2] + send[3], 3);
+	/* the senders hold the expert they send */
+	assert_true(src[1] == 1 || src[1] == 3);
+	assert_true(src[5] == 1 || src[5] == 3);
+	assert_true(src[7] == 0 || src[7] == 2);
+	assert_int_equal(src[0], -1);
+	assert_int_equal(src[4], -1);
+}
+
+static void test_transfer_spreads_send_load(void **state)
+{
+	(void)state;
+	/* expert 0 on r0 and r1 must reach r2..r5: two sends each, not four
+	 * from the first holder */
+	int32_t from[6] = { 0, 0, 1, 1, 1, 1 }, to[6] = { 1, 1, 0, 0, 0, 0 }, src[6];
+	int64_t send[6] = { 0 }, recv[6] = { 0 };
+
+	assert_int_equal(analyze_transfer_layer(from, to, 2, 6, 1, src, send, recv, NULL), 6);
+	assert_int_equal(send[0], 2);
+	assert_int_equal(send[1], 2);
+	for (int r = 2; r < 6; r++)
+		assert_true(send[r] <= 1);
+	/* accumulating a second layer keeps spreading over the same arrays */
+	assert_int_equal(analyze_transfer_layer(from, to, 2, 6, 1, src, send, recv, NULL), 6);
+	assert_int_equal(send[0], 4);
+	assert_int_equal(send[1], 4);
+	/* 4 sends of 1 GB at 50 GB/s */
+	assert_true(fabs(analyze_transfer_seconds(send, recv, 6, 1000000000ULL, 50.0) - 0.08) <
+		    1e-12);
+}
+
+static void test_transfer_duplicate_and_missing(void **state)
+{
+	(void)state;
+	struct util_err err = UTIL_ERR_INIT;
+	/* a rank that gets expert 2 in both slots needs one copy */
+	int32_t from[4] = { 0, 1, 2, 3 }, to[4] = { 2, 2, 0, 1 };
+	int64_t send[2] = { 0 }, recv[2] = { 0 };
+
+	assert_int_equal(analyze_transfer_layer(from, to, 4, 2, 2, NULL, send, recv, &err), 3);
+	assert_int_equal(recv[0], 1);
+	assert_int_equal(recv[1], 2);
+	/* an expert no old rank holds cannot be copied */
+	int32_t from2[4] = { 0, 1, 2, 2 }, to2[4] = { 3, 1, 2, 0 };
+	assert_true(analyze_transfer_layer(from2, to2, 4, 2, 2, NULL, send, recv, &err) < 0);
+	assert_non_null(strstr(err.msg, "expert 3"));
+	int32_t bad[4] = { 0, 1, 9, 3 };
+	assert_true(analyze_transfer_layer(from, bad, 4, 2, 2, NULL, send, recv, &err) < 0);
+	assert_non_null(strstr(err.msg, "out of range"));
+}
+
+static void test_transfer_token_drop(void **state)
+{
+	(void)state;
+	double load[4] = { 30, 10, 10, 10 }, zero[3] = { 0, 0, 0 };
+
+	/* mean 15: at factor 1.0 rank 0 drops 15 of 60 tokens */
+	assert_true(fabs(analyze_token_drop(load, 4, 1.0) - 0.25) < 1e-12);
+	assert_true(fabs(analyze_token_drop(load, 4, 1.5) - 7.5 / 60) < 1e-12);
+	assert_true(analyze_token_drop(load, 4, 2.0) == 0);
+	assert_true(analyze_token_drop(zero, 3, 1.0) == 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transfer_expert_bytes),
+		cmocka_unit_test(test_transfer_quant_names),
+		cmocka_unit_test(test_transfer_links),
+		cmocka_unit_test(test_transfer_same_placement),
+		cmocka_unit_test(test_transfer_counts),
+		cmocka_unit_test(test_transfer_spreads_send_load),
+		cmocka_unit_test(test_transfer_duplicate_and_missing),
+		cmocka_unit_test(test_transfer_token_drop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
