@@ -1,0 +1,50 @@
+/*
+ * place_int.h: private declarations shared by analyze/place*.c and
+ * analyze/bound.c (the algorithms of the registry and their common parts).
+ * Never included from another folder.  Every OUT array is caller-allocated.
+ */
+#ifndef ANALYZE_PLACE_INT_H
+#define ANALYZE_PLACE_INT_H
+
+#include "analyze/analyze.h"
+
+/* Algorithms of the registry (place_*.c), one per name. */
+int analyze_place_eplb(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
+int analyze_place_eplb_hier(const struct analyze_place_in *in, int32_t *phy2log,
+			    struct util_err *err);
+int analyze_place_flashlb(const struct analyze_place_in *in, int32_t *phy2log,
+			  struct util_err *err);
+int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
+int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
+int analyze_place_exact(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
+
+/* Replica counts by greedy min-max per-replica load: start at one replica
+ * each, give each of the nslots - experts extra replicas to the expert with
+ * the largest heat / count (first index on ties) whose count is below cap
+ * (cap <= 0: no cap).  OUT cnt[experts]. */
+void analyze_place_counts_minmax(const double *heat, int experts, int nslots, int cap, int *cnt);
+
+/* The smallest max per-replica load reachable with nslots replicas, at most
+ * cap per expert: the value analyze_place_counts_minmax reaches. */
+double analyze_place_minmax_split(const double *heat, int experts, int nslots, int cap);
+
+/* Moves from cur to next: replicas in next that their rank did not hold in
+ * cur (per expert and rank, max(0, count in next - count in cur)). */
+int analyze_place_moves(const int32_t *cur, const int32_t *next, int experts, int ranks,
+			int slots);
+
+/* Relabels the ranks of phy2log to keep as many of cur's replicas in place
+ * as possible (maximum-weight assignment on rank overlap; with nodes > 1,
+ * ranks only map within their node) and puts kept experts back at their
+ * old slot index.  Loads are unchanged (same multiset per rank). */
+int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int ranks, int slots,
+			int nodes);
+
+/* Small exact search shared by `exact` and the flagship: 0 on success with
+ * the optimum in phy2log, UTIL_EUSAGE if the instance is too big, 1 if the
+ * node budget ran out (phy2log then holds the best found, if any better
+ * than *best on entry).  best: IN the max load to beat, OUT the reached one. */
+int analyze_place_exact_search(const double *heat, int experts, int ranks, int slots,
+			       long node_budget, double *best, int32_t *phy2log);
+
+#endif
