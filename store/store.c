@@ -39,6 +39,7 @@ static const char *const migrations[] = {
 	"  time REAL NOT NULL DEFAULT 0,"
 	"  phase INTEGER NOT NULL DEFAULT 0,"   /* 0 unknown, 1 prefill, 2 decode */
 	"  tokens INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"   /* encoded size of the step's counts blobs */
 	"  PRIMARY KEY (run, step)) WITHOUT ROWID;"
 	"CREATE TABLE counts ("
 	"  run INTEGER NOT NULL,"
@@ -475,7 +476,7 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	memset(o, 0, sizeof(*o));
 	if ((rc = store_int_prepare(s,
 				    "SELECT count(*), min(step), max(step), sum(phase = 1), "
-				    "sum(phase = 2), total(tokens), min(time), max(time) "
+				    "sum(phase = 2), total(tokens), min(time), max(time), total(bytes) "
 				    "FROM steps WHERE run = ?1",
 				    &st)))
 		return rc;
@@ -492,17 +493,7 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	o->tokens = (int64_t)sqlite3_column_double(st, 5);
 	o->first_time = sqlite3_column_double(st, 6);
 	o->last_time = sqlite3_column_double(st, 7);
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = store_int_prepare(s, "SELECT total(length(data)) FROM counts WHERE run = ?1",
-				    &st)))
-		return rc;
-	sqlite3_bind_int64(st, 1, run);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		rc = store_int_dberr(s, "reading counts");
-		goto out;
-	}
-	o->blob_bytes = (int64_t)sqlite3_column_double(st, 0);
+	o->blob_bytes = (int64_t)sqlite3_column_double(st, 8);
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((rc = store_int_prepare(s, "SELECT count(*) FROM deployed WHERE run = ?1", &st)))
@@ -554,8 +545,8 @@ int store_steps_append(struct store *s, const struct store_run *run,
 	if (!blob)
 		return set_err(s, UTIL_ENOMEM, "out of memory");
 	if ((rc = store_int_prepare(s,
-				    "INSERT INTO steps (run, step, time, phase, tokens) "
-				    "VALUES (?1, ?2, ?3, ?4, ?5)",
+				    "INSERT INTO steps (run, step, time, phase, tokens, bytes) "
+				    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 				    &ss)) ||
 	    (rc = store_int_prepare(s,
 				    "INSERT INTO counts (run, step, layer, data) "
@@ -566,11 +557,31 @@ int store_steps_append(struct store *s, const struct store_run *run,
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct store_step *p = &steps[i];
+		int64_t bytes = 0;
+		for (size_t l = 0; l < L; l++) {
+			size_t len = store_codec_encode(p->counts + l * E, E, blob);
+			bytes += (int64_t)len;
+			sqlite3_bind_int64(sc, 1, run->id);
+			sqlite3_bind_int64(sc, 2, p->step);
+			sqlite3_bind_int(sc, 3, (int)l);
+			sqlite3_bind_blob(sc, 4, blob, (int)len, SQLITE_STATIC);
+			if (sqlite3_step(sc) != SQLITE_DONE) {
+				if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+					rc = set_err(s, UTIL_EUSAGE,
+						     "step %lld is already recorded in run '%s'",
+						     (long long)p->step, run->name);
+				else
+					rc = store_int_dberr(s, "inserting counts");
+				goto fail;
+			}
+			sqlite3_reset(sc);
+		}
 		sqlite3_bind_int64(ss, 1, run->id);
 		sqlite3_bind_int64(ss, 2, p->step);
 		sqlite3_bind_double(ss, 3, p->time);
 		sqlite3_bind_int(ss, 4, p->phase);
 		sqlite3_bind_int64(ss, 5, p->tokens);
+		sqlite3_bind_int64(ss, 6, bytes);
 		if (sqlite3_step(ss) != SQLITE_DONE) {
 			if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
 				rc = set_err(s, UTIL_EUSAGE, "step %lld is already recorded in run '%s'",
@@ -580,18 +591,6 @@ int store_steps_append(struct store *s, const struct store_run *run,
 			goto fail;
 		}
 		sqlite3_reset(ss);
-		for (size_t l = 0; l < L; l++) {
-			size_t len = store_codec_encode(p->counts + l * E, E, blob);
-			sqlite3_bind_int64(sc, 1, run->id);
-			sqlite3_bind_int64(sc, 2, p->step);
-			sqlite3_bind_int(sc, 3, (int)l);
-			sqlite3_bind_blob(sc, 4, blob, (int)len, SQLITE_STATIC);
-			if (sqlite3_step(sc) != SQLITE_DONE) {
-				rc = store_int_dberr(s, "inserting counts");
-				goto fail;
-			}
-			sqlite3_reset(sc);
-		}
 	}
 	rc = store_commit(s);
 	goto out;
