@@ -1,0 +1,468 @@
+/*
+ * cmd_sql.c: `moetrace sql DB [QUERY]` runs SQL on a trace with the
+ * moetrace views and functions registered (store/sqlfn.c) and prints each
+ * result as a table, CSV, JSON or markdown.  Without QUERY the SQL comes
+ * from standard input.  The database is opened read-only unless --write;
+ * with --write the whole script is one transaction, rolled back on error.
+ */
+#include "cmds.h"
+#include "store/sqlfn.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: moetrace sql [--format table|csv|json|markdown] [--write] DB [QUERY]\n"
+	"       moetrace sql --examples [DB]\n"
+	"QUERY is one or more SQL statements; without it they are read from standard input.\n"
+	"Views: expert_heat, layer_heat, heat_window(run, layer, from, to), device_load,\n"
+	"layer_imbalance, ... (docs/schema.md).  Read-only unless --write.\n";
+
+enum fmt { FMT_TABLE, FMT_CSV, FMT_JSON, FMT_MARKDOWN };
+
+/* A value rendered as text; blobs as x'hex'. */
+static char *cell_text(sqlite3_stmt *st, int i)
+{
+	int t = sqlite3_column_type(st, i);
+
+	if (t == SQLITE_NULL)
+		return xstrdup("");
+	if (t == SQLITE_BLOB) {
+		const unsigned char *b = sqlite3_column_blob(st, i);
+		int n = sqlite3_column_bytes(st, i);
+		char *s = xmalloc((size_t)n * 2 + 4);
+		char *p = s;
+		*p++ = 'x';
+		*p++ = '\'';
+		for (int k = 0; k < n; k++) {
+			static const char hex[] = "0123456789abcdef";
+			*p++ = hex[b[k] >> 4];
+			*p++ = hex[b[k] & 15];
+		}
+		*p++ = '\'';
+		*p = 0;
+		return s;
+	}
+	return xstrdup((const char *)sqlite3_column_text(st, i));
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/* Markdown cells: '|' escaped, line breaks as spaces. */
+static void md_field(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputs("\\|", f);
+		else if (*s == '\n' || *s == '\r')
+			fputc(' ', f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/* Rows of one result, kept for the aligned formats. */
+struct grid {
+	int ncol;
+	size_t nrow, cap;
+	char **cell;    /* nrow x ncol */
+	int *numeric;   /* per column: right-aligned */
+	size_t *width;
+};
+
+static void grid_add(struct grid *g, sqlite3_stmt *st)
+{
+	if (g->nrow == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 64;
+		g->cell = xrealloc(g->cell, g->cap * (size_t)g->ncol * sizeof(char *));
+	}
+	for (int i = 0; i < g->ncol; i++) {
+		char *s = cell_text(st, i);
+		int t = sqlite3_column_type(st, i);
+		size_t w = strlen(s);
+		g->cell[g->nrow * (size_t)g->ncol + (size_t)i] = s;
+		if (w > g->width[i])
+			g->width[i] = w;
+		if (t == SQLITE_TEXT || t == SQLITE_BLOB)
+			g->numeric[i] = 0;
+	}
+	g->nrow++;
+}
+
+static void pad(FILE *f, size_t n)
+{
+	while (n--)
+		fputc(' ', f);
+}
+
+static void grid_print(FILE *f, const struct grid *g, sqlite3_stmt *st, enum fmt fmt)
+{
+	int nc = g->ncol;
+
+	if (fmt == FMT_MARKDOWN) {
+		fputc('|', f);
+		for (int i = 0; i < nc; i++) {
+			fputc(' ', f);
+			md_field(f, sqlite3_column_name(st, i));
+			fputs(" |", f);
+		}
+		fputs("\n|", f);
+		for (int i = 0; i < nc; i++)
+			fputs(g->numeric[i] && g->nrow ? " ---: |" : " --- |", f);
+		fputc('\n', f);
+		for (size_t r = 0; r < g->nrow; r++) {
+			fputc('|', f);
+			for (int i = 0; i < nc; i++) {
+				fputc(' ', f);
+				md_field(f, g->cell[r * (size_t)nc + (size_t)i]);
+				fputs(" |", f);
+			}
+			fputc('\n', f);
+		}
+		return;
+	}
+	for (int i = 0; i < nc; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		size_t w = g->width[i];
+		int right = g->numeric[i] && g->nrow;
+		if (right)
+			pad(f, w - strlen(name));
+		fputs(name, f);
+		if (i + 1 < nc) {
+			if (!right)
+				pad(f, w - strlen(name));
+			fputs("  ", f);
+		}
+	}
+	fputc('\n', f);
+	for (int i = 0; i < nc; i++) {
+		for (size_t k = 0; k < g->width[i]; k++)
+			fputc('-', f);
+		if (i + 1 < nc)
+			fputs("  ", f);
+	}
+	fputc('\n', f);
+	for (size_t r = 0; r < g->nrow; r++) {
+		for (int i = 0; i < nc; i++) {
+			const char *s = g->cell[r * (size_t)nc + (size_t)i];
+			size_t w = g->width[i];
+			int right = g->numeric[i];
+			if (right)
+				pad(f, w - strlen(s));
+			fputs(s, f);
+			if (i + 1 < nc) {
+				if (!right)
+					pad(f, w - strlen(s));
+				fputs("  ", f);
+			}
+		}
+		fputc('\n', f);
+	}
+}
+
+static void grid_release(struct grid *g)
+{
+	for (size_t k = 0; k < g->nrow * (size_t)g->ncol; k++)
+		free(g->cell[k]);
+	free(g->cell);
+	free(g->numeric);
+	free(g->width);
+}
+
+static void json_value(FILE *f, sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_NULL: fputs("null", f); break;
+	case SQLITE_INTEGER: fprintf(f, "%lld", (long long)sqlite3_column_int64(st, i)); break;
+	case SQLITE_FLOAT: {
+		double d = sqlite3_column_double(st, i);
+		if (d != d || d - d != 0) /* NaN or infinite: not JSON */
+			fputs("null", f);
+		else
+			fputs((const char *)sqlite3_column_text(st, i), f);
+		break;
+	}
+	default: {
+		char *s = cell_text(st, i);
+		json_string(f, s);
+		free(s);
+	}
+	}
+}
+
+/* Runs one prepared statement and prints its rows.  Returns the SQLite
+ * result code (SQLITE_DONE on success). */
+static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
+{
+	int nc = sqlite3_column_count(st), rc;
+	struct grid g = { 0 };
+	size_t rows = 0;
+
+	if (nc == 0) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			;
+		return rc;
+	}
+	if (*printed && fmt != FMT_JSON)
+		fputc('\n', stdout);
+	*printed = 1;
+	if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
+		g.ncol = nc;
+		g.numeric = xcalloc((size_t)nc, sizeof(int));
+		g.width = xcalloc((size_t)nc, sizeof(size_t));
+		for (int i = 0; i < nc; i++) {
+			g.numeric[i] = 1;
+			g.width[i] = strlen(sqlite3_column_name(st, i));
+		}
+	} else if (fmt == FMT_CSV) {
+		for (int i = 0; i < nc; i++) {
+			if (i)
+				fputc(',', stdout);
+			csv_field(stdout, sqlite3_column_name(st, i));
+		}
+		fputc('\n', stdout);
+	} else {
+		fputc('[', stdout);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
+			grid_add(&g, st);
+		} else if (fmt == FMT_CSV) {
+			for (int i = 0; i < nc; i++) {
+				char *s = cell_text(st, i);
+				if (i)
+					fputc(',', stdout);
+				csv_field(stdout, s);
+				free(s);
+			}
+			fputc('\n', stdout);
+		} else {
+			fputs(rows ? ",\n {" : "\n {", stdout);
+			for (int i = 0; i < nc; i++) {
+				if (i)
+					fputs(", ", stdout);
+				json_string(stdout, sqlite3_column_name(st, i));
+				fputs(": ", stdout);
+				json_value(stdout, st, i);
+			}
+			fputc('}', stdout);
+		}
+		rows++;
+	}
+	if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
+		if (rc == SQLITE_DONE)
+			grid_print(stdout, &g, st, fmt);
+		grid_release(&g);
+	} else if (fmt == FMT_JSON) {
+		fputs(rows ? "\n]\n" : "]\n", stdout);
+	}
+	return rc;
+}
+
+static char *read_all(FILE *f)
+{
+	size_t len = 0, cap = 4096, n;
+	char *s = xmalloc(cap);
+
+	while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			cap *= 2;
+			s = xrealloc(s, cap);
+		}
+	}
+	s[len] = 0;
+	if (ferror(f)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void print_examples(void)
+{
+	const struct store_sql_example *e;
+
+	for (size_t i = 0; (e = store_sql_example_at(i)); i++)
+		printf("%s-- %s\n%s\n", i ? "\n" : "", e->title, e->sql);
+}
+
+/* Statement text for messages: first line, at most 80 characters. */
+static void stmt_excerpt(char *out, size_t n, const char *sql, size_t len)
+{
+	size_t k = 0;
+
+	while (len && (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '\r')) {
+		sql++;
+		len--;
+	}
+	while (k + 1 < n && k < len && k < 80 && sql[k] != '\n') {
+		out[k] = sql[k];
+		k++;
+	}
+	out[k] = 0;
+	if (k < len && k == 80 && n > 84)
+		strcpy(out + k, "...");
+}
+
+int cmd_sql(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "write", no_argument, NULL, 'w' },
+		{ "examples", no_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	enum fmt fmt = FMT_TABLE;
+	int write = 0, examples = 0, c, status = 0, printed = 0, in_tx = 0;
+	char *sql = NULL, *msg = NULL;
+	sqlite3 *db;
+
+	while ((c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!strcmp(optarg, "table"))
+				fmt = FMT_TABLE;
+			else if (!strcmp(optarg, "csv"))
+				fmt = FMT_CSV;
+			else if (!strcmp(optarg, "json"))
+				fmt = FMT_JSON;
+			else if (!strcmp(optarg, "markdown") || !strcmp(optarg, "md"))
+				fmt = FMT_MARKDOWN;
+			else {
+				util_cli_error("sql",
+					       "--format: '%s' is not table, csv, json or markdown",
+					       optarg);
+				return 2;
+			}
+			break;
+		case 'w': write = 1; break;
+		case 'e': examples = 1; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (examples) {
+		if (argc - optind > 1) {
+			fputs(usage, stderr);
+			return 2;
+		}
+		print_examples();
+		return 0;
+	}
+	if (argc - optind < 1 || argc - optind > 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (argc - optind == 2) {
+		sql = xstrdup(argv[optind + 1]);
+	} else {
+		if (isatty(0))
+			fprintf(stderr, "moetrace sql: reading SQL from standard input\n");
+		sql = read_all(stdin);
+		if (!sql) {
+			util_cli_error("sql", "cannot read standard input");
+			return 1;
+		}
+	}
+	if (store_open(argv[optind], write ? 0 : STORE_READONLY, &s, &err)) {
+		free(sql);
+		return util_cli_fail("sql", &err);
+	}
+	db = store_db(s);
+	if (store_sql_register(db, &msg) != SQLITE_OK) {
+		util_cli_error("sql", "%s", msg ? msg : "cannot register the moetrace functions");
+		sqlite3_free(msg);
+		status = 1;
+		goto out;
+	}
+	if (write) {
+		if (sqlite3_exec(db, "SAVEPOINT moetrace_sql", NULL, NULL, NULL) != SQLITE_OK) {
+			util_cli_error("sql", "%s", sqlite3_errmsg(db));
+			status = 1;
+			goto out;
+		}
+		in_tx = 1;
+	}
+	for (const char *p = sql; *p;) {
+		sqlite3_stmt *st = NULL;
+		const char *tail = NULL;
+		char ex[96];
+		int rc = sqlite3_prepare_v2(db, p, -1, &st, &tail);
+		if (rc != SQLITE_OK) {
+			stmt_excerpt(ex, sizeof(ex), p, strlen(p));
+			util_cli_error("sql", "%s (in: %s)", sqlite3_errmsg(db), ex);
+			status = 2;
+			break;
+		}
+		if (!st) { /* blank or comment */
+			p = tail;
+			continue;
+		}
+		rc = run_stmt(st, fmt, &printed);
+		if (rc != SQLITE_DONE) {
+			int ro = (rc & 0xff) == SQLITE_READONLY;
+			stmt_excerpt(ex, sizeof(ex), p, (size_t)(tail - p));
+			util_cli_error("sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
+				       ro ? "; the trace is opened read-only: add --write to change it"
+					  : "");
+			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ? 2 : 1;
+			sqlite3_finalize(st);
+			break;
+		}
+		sqlite3_finalize(st);
+		p = tail;
+	}
+	if (in_tx) {
+		const char *end = status ? "ROLLBACK TO moetrace_sql; RELEASE moetrace_sql"
+					 : "RELEASE moetrace_sql";
+		if (sqlite3_exec(db, end, NULL, NULL, NULL) != SQLITE_OK) {
+			util_cli_error("sql", "cannot %s: %s", status ? "roll back" : "commit",
+				       sqlite3_errmsg(db));
+			status = status ? status : 1;
+		}
+	}
+out:
+	store_free(s);
+	free(sql);
+	return status;
+}
