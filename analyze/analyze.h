@@ -163,6 +163,48 @@ double analyze_transfer_seconds(const int64_t *send, const int64_t *recv, int ra
  * factor x mean device load tokens (seed 003's capacity rule). */
 double analyze_token_drop(const double *load, int ranks, double factor);
 
+/* A whole-run plan: one algorithm on every layer (or one), with each
+ * layer's figures against the lower bound and, given a current placement,
+ * the copies that reach it.  Both `place` and `compare` run through it. */
+struct analyze_plan_in {
+	const struct analyze_algo *algo;
+	int layers, experts, ranks, slots;
+	int nodes, groups, max_moves;
+	uint64_t seed;
+	const double *heat;        /* [layers * experts] fitting heat */
+	const double *episodes;    /* [n_episodes * layers * experts] or NULL */
+	int n_episodes;
+	const int32_t *current;    /* [layers * ranks*slots] or NULL */
+	int only_layer;            /* -1: all layers; else the others keep current (or static) */
+	int threads;               /* worker threads over layers, 1 or 2 */
+};
+struct analyze_plan_layer {
+	double max_load, mean_load, imbalance, lower_bound; /* on the fitting heat */
+	int64_t moves;             /* copies from current; 0 without one */
+};
+struct analyze_plan {
+	int layers, ranks, slots;
+	int32_t *phy2log;          /* [layers * ranks*slots] */
+	struct analyze_plan_layer *layer; /* [layers] */
+	double seconds;            /* wall time of the algorithm over all layers */
+	double sum_max, sum_mean, sum_lb; /* over the planned layers */
+	int64_t moves;
+	int64_t *send, *recv;      /* [ranks] copies sent / received */
+};
+/* Fills plan (release with analyze_plan_release). */
+int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan,
+		     struct util_err *err);
+void analyze_plan_release(struct analyze_plan *plan);
+
+/* Heat of a window of a run as doubles: heat[layers * experts] summed over
+ * the steps of [from, to] in phase_mask, and when n_episodes > 0,
+ * episodes[n_episodes * layers * experts]: the window's steps cut into
+ * n_episodes consecutive chunks of (nearly) equal step counts.
+ * *nsteps (may be NULL) gets the number of steps. */
+int analyze_window_heat(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			unsigned phase_mask, int n_episodes, double *heat, double *episodes,
+			int64_t *nsteps);
+
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
  * TensorRT-LLM load-balancer YAML; docs/formats.md describes each. */

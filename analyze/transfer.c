@@ -5,11 +5,14 @@
  * (analyze_link_find), and the copy plan from an old placement to a new one
  * with a sender choice that spreads the send load (analyze_transfer_layer).
  * The engine-named balance figures that sit beside them in reports
- * (token drop at a capacity factor) are here too.  docs/formats.md states
- * every formula and source.
+ * (token drop at a capacity factor) are here too, and the whole-run plan
+ * (analyze_plan_run) that `place` and `compare` share: an algorithm on
+ * every layer, its figures against the lower bound, the copies it needs.
+ * docs/formats.md states every formula and source.
  */
 #include "analyze/analyze.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,4 +246,199 @@ double analyze_token_drop(const double *load, int ranks, double factor)
 		if (load[r] > cap)
 			dropped += load[r] - cap;
 	return dropped / total;
+}
+
+/* ---- whole-run plans ---------------------------------------------------------- */
+
+struct plan_job {
+	const struct analyze_plan_in *in;
+	struct analyze_plan *plan;
+	int first, step; /* layers first, first + step, ... */
+	int rc;
+	struct util_err err;
+};
+
+static void *plan_worker(void *arg)
+{
+	struct plan_job *job = arg;
+	const struct analyze_plan_in *in = job->in;
+	int E = in->experts, P = in->ranks * in->slots;
+	double *eps = NULL;
+
+	if (in->episodes && in->n_episodes > 0 &&
+	    !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) {
+		job->rc = util_err_set(&job->err, UTIL_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (int l = job->first; l < in->layers; l += job->step) {
+		struct analyze_place_in pin = {
+			.experts = E, .ranks = in->ranks, .slots = in->slots,
+			.nodes = in->nodes, .groups = in->groups,
+			.heat = in->heat + (size_t)l * E,
+			.current = in->current ? in->current + (size_t)l * P : NULL,
+			.max_moves = in->max_moves, .seed = in->seed,
+		};
+		if (in->only_layer >= 0 && l != in->only_layer)
+			continue;
+		if (eps) {
+			for (int k = 0; k < in->n_episodes; k++)
+				memcpy(eps + (size_t)k * E,
+				       in->episodes + ((size_t)k * in->layers + l) * E,
+				       (size_t)E * sizeof(double));
+			pin.episodes = eps;
+			pin.n_episodes = in->n_episodes;
+		}
+		if ((job->rc = analyze_place(in->algo, &pin, job->plan->phy2log + (size_t)l * P,
+					     &job->err))) {
+			util_err_prefix(&job->err, "%s, layer %d: ", in->algo->name, l);
+			break;
+		}
+		if ((job->rc = analyze_placement_check(job->plan->phy2log + (size_t)l * P, E,
+						       in->ranks, in->slots, 0, &job->err))) {
+			util_err_prefix(&job->err, "%s gave an invalid placement for layer %d: ",
+					in->algo->name, l);
+			job->rc = UTIL_ESTATE;
+			break;
+		}
+	}
+	free(eps);
+	return NULL;
+}
+
+int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan,
+		     struct util_err *err)
+{
+	int L = in->layers, E = in->experts, R = in->ranks, P = in->ranks * in->slots;
+	int nthreads = in->threads > 1 && L >= 4 && in->only_layer < 0 ? 2 : 1;
+	struct plan_job jobs[2];
+	pthread_t tid;
+	int started = 0, rc = 0;
+	double t0, *load = NULL;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->layers = L;
+	plan->ranks = R;
+	plan->slots = in->slots;
+	plan->phy2log = calloc((size_t)L * P, sizeof(int32_t));
+	plan->layer = calloc((size_t)L, sizeof(*plan->layer));
+	plan->send = calloc((size_t)R, sizeof(int64_t));
+	plan->recv = calloc((size_t)R, sizeof(int64_t));
+	load = calloc((size_t)R, sizeof(double));
+	if (!plan->phy2log || !plan->layer || !plan->send || !plan->recv || !load) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* layers not planned keep the current placement, else the static one */
+	for (int l = 0; l < L; l++) {
+		if (in->current)
+			memcpy(plan->phy2log + (size_t)l * P, in->current + (size_t)l * P,
+			       (size_t)P * sizeof(int32_t));
+		else
+			analyze_static_phy2log(E, R, in->slots, plan->phy2log + (size_t)l * P);
+	}
+	for (int t = 0; t < nthreads; t++) {
+		jobs[t] = (struct plan_job){ in, plan, t, nthreads, 0, UTIL_ERR_INIT };
+	}
+	t0 = util_now();
+	if (nthreads == 2 && pthread_create(&tid, NULL, plan_worker, &jobs[1]) == 0)
+		started = 1;
+	if (nthreads == 2 && !started) /* no thread: do both halves here */
+		jobs[0].step = 1;
+	plan_worker(&jobs[0]);
+	if (started)
+		pthread_join(tid, NULL);
+	plan->seconds = util_now() - t0;
+	for (int t = 0; t < (started ? 2 : 1); t++)
+		if (jobs[t].rc) {
+			if (err)
+				*err = jobs[t].err;
+			rc = jobs[t].rc;
+			goto out;
+		}
+	for (int l = 0; l < L; l++) {
+		const int32_t *p = plan->phy2log + (size_t)l * P;
+		struct analyze_plan_layer *pl = &plan->layer[l];
+		double sum = 0;
+		if (in->only_layer >= 0 && l != in->only_layer)
+			continue;
+		pl->max_load = analyze_device_load(in->heat + (size_t)l * E, E, p, R, in->slots,
+						   NULL, load);
+		for (int r = 0; r < R; r++)
+			sum += load[r];
+		pl->mean_load = sum / R;
+		pl->imbalance = analyze_imbalance(load, R);
+		pl->lower_bound = analyze_lower_bound(in->heat + (size_t)l * E, E, R, in->slots);
+		plan->sum_max += pl->max_load;
+		plan->sum_mean += pl->mean_load;
+		plan->sum_lb += pl->lower_bound;
+		if (in->current) {
+			int64_t n = analyze_transfer_layer(in->current + (size_t)l * P, p, E, R,
+							   in->slots, NULL, plan->send, plan->recv,
+							   err);
+			if (n < 0) {
+				rc = (int)n;
+				util_err_prefix(err, "layer %d: ", l);
+				goto out;
+			}
+			pl->moves = n;
+			plan->moves += n;
+		}
+	}
+out:
+	free(load);
+	if (rc)
+		analyze_plan_release(plan);
+	return rc;
+}
+
+void analyze_plan_release(struct analyze_plan *plan)
+{
+	if (!plan)
+		return;
+	free(plan->phy2log);
+	free(plan->layer);
+	free(plan->send);
+	free(plan->recv);
+	plan->phy2log = NULL;
+	plan->layer = NULL;
+	plan->send = plan->recv = NULL;
+}
+
+/* ---- window heat ----------------------------------------------------------------- */
+
+int analyze_window_heat(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			unsigned phase_mask, int n_episodes, double *heat, double *episodes,
+			int64_t *nsteps)
+{
+	size_t LE = (size_t)run->layers * run->experts;
+	uint64_t *sum = calloc(LE ? LE : 1, sizeof(uint64_t));
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int64_t n = 0, i = 0;
+	int rc;
+
+	if (!sum)
+		return UTIL_ENOMEM;
+	if ((rc = store_window_sum(s, run, from, to, phase_mask, sum, &n)))
+		goto out;
+	for (size_t k = 0; k < LE; k++)
+		heat[k] = (double)sum[k];
+	if (nsteps)
+		*nsteps = n;
+	if (n_episodes <= 0 || !episodes)
+		goto out;
+	memset(episodes, 0, (size_t)n_episodes * LE * sizeof(double));
+	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
+		goto out;
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		/* step i of n goes to chunk floor(i * K / n) */
+		double *ep = episodes + (size_t)(i * n_episodes / (n ? n : 1)) * LE;
+		for (size_t k = 0; k < LE; k++)
+			ep[k] += st.counts[k];
+		i++;
+	}
+out:
+	store_iter_free(it);
+	free(sum);
+	return rc < 0 ? rc : 0;
 }

@@ -1,0 +1,550 @@
+/*
+ * cmd_place.c: `moetrace place` — run one placement algorithm on the heat
+ * of a recorded window (or a heat JSON), print each layer's balance
+ * against the proven lower bound, what moving from the current placement
+ * would cost, and write the result in a file an engine loads.
+ *
+ * The flow: parse options, load heat (load_db / load_heat_file), resolve
+ * the EP layout, read the current placement if one is given, run
+ * analyze_plan_run, then print text or JSON and write -o.
+ */
+#include "analyze/analyze.h"
+#include "cmds.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+static const char usage[] =
+	"usage: moetrace place [--run NAME] [--algo NAME] [--ranks R] [--slots S | --redundant N]\n"
+	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
+	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
+	"                      [--current FILE|static|deployed] [--model NAME]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
+	"                      (DB | --heat FILE)\n"
+	"       moetrace place --list\n";
+
+#define CMD "place"
+
+struct place_opts {
+	const char *runname, *algo, *heat_path, *current, *model, *out, *link;
+	int ranks, slots, redundant, nodes, groups, layer, episodes, max_moves, json, list;
+	int quant, format;
+	unsigned phase_mask;
+	int64_t from, to;
+	uint64_t seed;
+	double bandwidth, capacity;
+};
+
+static void list_algos(void)
+{
+	const struct analyze_algo *a;
+
+	for (size_t i = 0; (a = analyze_algo_at(i)); i++)
+		printf("%-10s %s%s%s\n", a->name, a->desc,
+		       a->flags & ANALYZE_ALGO_SMALL_ONLY ? " [small instances only]" : "",
+		       !strcmp(a->name, ANALYZE_FLAGSHIP) ? " [default]" : "");
+}
+
+static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_err *err)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "algo", required_argument, NULL, 'a' },
+		{ "ranks", required_argument, NULL, 'R' },
+		{ "slots", required_argument, NULL, 'S' },
+		{ "redundant", required_argument, NULL, 'N' },
+		{ "nodes", required_argument, NULL, 'n' },
+		{ "groups", required_argument, NULL, 'g' },
+		{ "steps", required_argument, NULL, 's' },
+		{ "layer", required_argument, NULL, 'l' },
+		{ "phase", required_argument, NULL, 'p' },
+		{ "episodes", required_argument, NULL, 'k' },
+		{ "max-moves", required_argument, NULL, 'M' },
+		{ "seed", required_argument, NULL, 'x' },
+		{ "current", required_argument, NULL, 'c' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "quant", required_argument, NULL, 'q' },
+		{ "link", required_argument, NULL, 'L' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "capacity", required_argument, NULL, 'C' },
+		{ "heat", required_argument, NULL, 'H' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "list", no_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, v;
+	int64_t i64;
+
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': o->runname = optarg; break;
+		case 'a': o->algo = optarg; break;
+		case 'R':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
+				return err->code;
+			break;
+		case 'S':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
+				return err->code;
+			break;
+		case 'N':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
+					   err))
+				return err->code;
+			break;
+		case 'n':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->nodes, "--nodes", err))
+				return err->code;
+			break;
+		case 'g':
+			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", err))
+				return err->code;
+			break;
+		case 's':
+			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
+				return err->code;
+			break;
+		case 'l':
+			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer", err))
+				return err->code;
+			break;
+		case 'p':
+			if ((v = store_phase_parse(optarg)) <= 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--phase: '%s' is not prefill or decode", optarg);
+			o->phase_mask = 1u << v;
+			break;
+		case 'k':
+			if (util_parse_int(optarg, 1, 4096, &o->episodes, "--episodes", err))
+				return err->code;
+			break;
+		case 'M':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->max_moves, "--max-moves",
+					   err))
+				return err->code;
+			break;
+		case 'x':
+			if (util_parse_i64(optarg, 0, INT64_MAX, &i64, "--seed", err))
+				return err->code;
+			o->seed = (uint64_t)i64;
+			break;
+		case 'c': o->current = optarg; break;
+		case 'm':
+			if (!store_model_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--model: unknown model '%s' (see moetrace models)",
+						    optarg);
+			o->model = optarg;
+			break;
+		case 'q':
+			if ((o->quant = analyze_quant_parse(optarg)) < 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
+						    optarg);
+			break;
+		case 'L':
+			if (!analyze_link_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--link: unknown link '%s' (see docs/formats.md)",
+						    optarg);
+			o->link = optarg;
+			break;
+		case 'b':
+			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
+				return err->code;
+			break;
+		case 'C':
+			if (util_parse_double(optarg, 0.01, 1000, &o->capacity, "--capacity", err))
+				return err->code;
+			break;
+		case 'H': o->heat_path = optarg; break;
+		case 'j': o->json = 1; break;
+		case 'i': o->list = 1; break;
+		case 'o': o->out = optarg; break;
+		case 'f':
+			if ((o->format = analyze_format_parse(optarg)) < 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--format: '%s' is not vllm-ascend, sglang or trtllm",
+						    optarg);
+			break;
+		case 'h': fputs(usage, stdout); return 1;
+		default: return UTIL_EUSAGE;
+		}
+	}
+	return 0;
+}
+
+static int current_placement(const struct place_opts *o, struct store *s,
+			     const struct store_run *run, const struct analyze_shape *sh,
+			     int32_t *cur, struct util_err *err)
+{
+	int P = sh->ranks * sh->slots;
+
+	if (!strcmp(o->current, "static")) {
+		for (int l = 0; l < sh->layers; l++)
+			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots, cur + (size_t)l * P);
+		return 0;
+	}
+	if (!strcmp(o->current, "deployed")) {
+		int rc;
+		if (!s)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--current deployed needs a database, not --heat");
+		rc = store_deployed_at(s, run, o->to, sh->ranks, sh->slots, cur, NULL);
+		if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--current deployed: run '%s' records no deployed "
+					    "placement for %d ranks x %d slots",
+					    run->name, sh->ranks, sh->slots);
+		if (rc)
+			return util_err_set(err, rc, "%s", store_errmsg(s));
+		return 0;
+	}
+	return analyze_format_read(o->current, sh, cur, NULL, err);
+}
+
+static struct json_object *jd(double x)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%.6g", x);
+	return json_object_new_double_s(x, buf);
+}
+
+/* Engine-named figures over the planned layers of the fitting heat. */
+struct engine_figures {
+	double balancedness, par_mean, par_max, trtllm, drop;
+};
+
+static void engine_figures(const struct analyze_plan *plan, const double *heat, int experts,
+			   int only, double capacity, struct engine_figures *f)
+{
+	int R = plan->ranks, S = plan->slots, P = R * S, n = 0;
+	double *load = xcalloc((size_t)R, sizeof(double)), dropped = 0, tokens = 0;
+
+	memset(f, 0, sizeof(*f));
+	for (int l = 0; l < plan->layers; l++) {
+		double par = plan->layer[l].imbalance, sum = 0;
+		if (only >= 0 && l != only)
+			continue;
+		analyze_device_load(heat + (size_t)l * experts, experts, plan->phy2log + (size_t)l * P,
+				    R, S, NULL, load);
+		for (int r = 0; r < R; r++)
+			sum += load[r];
+		dropped += analyze_token_drop(load, R, capacity) * sum;
+		tokens += sum;
+		f->par_mean += par;
+		if (par > f->par_max)
+			f->par_max = par;
+		f->trtllm += par - 1;
+		n++;
+	}
+	if (n) {
+		f->par_mean /= n;
+		f->trtllm /= n;
+	}
+	f->balancedness = plan->sum_max > 0 ? plan->sum_mean / plan->sum_max : 1;
+	f->drop = tokens > 0 ? dropped / tokens : 0;
+	free(load);
+}
+
+int cmd_place(int argc, char **argv)
+{
+	struct place_opts o = { .layer = -1, .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX,
+				.quant = ANALYZE_QUANT_BF16, .format = -1, .capacity = 1.25 };
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	struct store_run run;
+	struct analyze_heat_file hf = { 0 };
+	struct analyze_plan plan = { 0 };
+	struct analyze_shape sh;
+	const struct analyze_algo *algo;
+	const struct store_model *model = NULL;
+	const struct analyze_link *link = NULL;
+	double *heat = NULL, *episodes = NULL, gbps;
+	int32_t *cur = NULL;
+	int rc, status = 1, n_ep = 0, L, E, P;
+	int64_t nsteps = 0;
+	uint64_t ebytes = 0;
+
+	memset(&run, 0, sizeof(run));
+	if ((rc = parse_opts(argc, argv, &o, &err))) {
+		if (rc == 1)
+			return 0;
+		if (err.msg[0])
+			util_cli_error(CMD, "%s", err.msg);
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (o.list) {
+		list_algos();
+		return 0;
+	}
+	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
+		util_cli_error(CMD, "--algo: unknown algorithm '%s' (moetrace place --list)",
+			       o.algo ? o.algo : ANALYZE_FLAGSHIP);
+		return 2;
+	}
+	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {
+		util_cli_error(CMD, "give one database or --heat FILE");
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (o.out && o.layer >= 0) {
+		util_cli_error(CMD, "-o writes every layer: drop --layer");
+		return 2;
+	}
+	if (o.nodes && o.groups == 0) {
+		util_cli_error(CMD, "--nodes needs --groups");
+		return 2;
+	}
+
+	/* heat of the fitting window */
+	if (o.heat_path) {
+		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
+			return util_cli_fail(CMD, &err);
+		if (o.episodes) {
+			util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
+					    "carries its own \"episodes\"");
+			status = 2;
+			goto out;
+		}
+		snprintf(run.name, sizeof(run.name), "%s", o.heat_path);
+		run.layers = hf.layers;
+		run.experts = hf.experts;
+		run.ranks = hf.ranks;
+		run.slots = hf.slots;
+		if (o.model) {
+			snprintf(run.model, sizeof(run.model), "%s", o.model);
+			run.first_layer = store_model_find(o.model)->first_layer;
+		}
+		heat = hf.heat;
+		episodes = hf.episodes;
+		n_ep = hf.n_episodes;
+	} else {
+		if ((rc = store_open_run(argv[optind], o.runname, STORE_READONLY, &s, &run, &err)))
+			return util_cli_fail(CMD, &err);
+		if (o.model)
+			snprintf(run.model, sizeof(run.model), "%s", o.model);
+	}
+	L = run.layers;
+	E = run.experts;
+	if (o.layer >= L) {
+		util_cli_error(CMD, "--layer %d: the run has %d MoE layers (0..%d)", o.layer, L,
+			       L - 1);
+		status = 2;
+		goto out;
+	}
+	if (o.groups && E % o.groups) {
+		util_cli_error(CMD, "--groups %d does not divide %d experts", o.groups, E);
+		status = 2;
+		goto out;
+	}
+	if ((rc = analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.ranks, &o.slots,
+					 &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (o.nodes && o.ranks % o.nodes) {
+		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.nodes, o.ranks);
+		status = 2;
+		goto out;
+	}
+	P = o.ranks * o.slots;
+	if (s) {
+		heat = xmallocarray((size_t)L * E, sizeof(double));
+		if (o.episodes)
+			episodes = xmallocarray((size_t)o.episodes * L * E, sizeof(double));
+		n_ep = o.episodes;
+		if ((rc = analyze_window_heat(s, &run, o.from, o.to, o.phase_mask, n_ep, heat,
+					      episodes, &nsteps))) {
+			util_cli_error(CMD, "%s", store_errmsg(s));
+			goto out;
+		}
+		if (nsteps == 0) {
+			util_cli_error(CMD, "no steps of run '%s' in the chosen range%s", run.name,
+				       o.phase_mask ? " and phase" : "");
+			status = 2;
+			goto out;
+		}
+	}
+	model = run.model[0] ? store_model_find(run.model) : NULL;
+	sh = (struct analyze_shape){ L, E, o.ranks, o.slots, run.first_layer,
+				     model ? model->layer_step : 1 };
+	if (o.current) {
+		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
+		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+	}
+	{
+		struct analyze_plan_in in = {
+			.algo = algo, .layers = L, .experts = E, .ranks = o.ranks, .slots = o.slots,
+			.nodes = o.nodes, .groups = o.groups, .max_moves = o.max_moves,
+			.seed = o.seed, .heat = heat, .episodes = episodes, .n_episodes = n_ep,
+			.current = cur, .only_layer = o.layer, .threads = 2,
+		};
+		if ((rc = analyze_plan_run(&in, &plan, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+	}
+	if (model)
+		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.quant);
+	link = analyze_link_find(o.link ? o.link : "nvlink4");
+	gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
+
+	struct engine_figures ef;
+	engine_figures(&plan, heat, E, o.layer, o.capacity, &ef);
+	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.ranks, ebytes, gbps);
+	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
+	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
+
+	if (o.json) {
+		struct json_object *root = json_object_new_object(), *layers = json_object_new_array();
+		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
+		json_object_object_add(root, "seconds", jd(plan.seconds));
+		json_object_object_add(root, "run", json_object_new_string(run.name));
+		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
+		json_object_object_add(root, "experts", json_object_new_int(E));
+		json_object_object_add(root, "ranks", json_object_new_int(o.ranks));
+		json_object_object_add(root, "slots", json_object_new_int(o.slots));
+		json_object_object_add(root, "imbalance", jd(overall));
+		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
+		json_object_object_add(root, "gap", jd(plan.sum_lb > 0 ? plan.sum_max / plan.sum_lb - 1
+								       : 0));
+		json_object_object_add(root, "balancedness", jd(ef.balancedness));
+		json_object_object_add(root, "peak_to_average_mean", jd(ef.par_mean));
+		json_object_object_add(root, "peak_to_average_max", jd(ef.par_max));
+		json_object_object_add(root, "trtllm_imbalance", jd(ef.trtllm));
+		json_object_object_add(root, "capacity_factor", jd(o.capacity));
+		json_object_object_add(root, "token_drop", jd(ef.drop));
+		if (cur) {
+			json_object_object_add(root, "moves", json_object_new_int64(plan.moves));
+			json_object_object_add(root, "bytes",
+					       model ? json_object_new_int64(
+							       (int64_t)(plan.moves * ebytes))
+						     : NULL);
+			json_object_object_add(root, "expert_bytes",
+					       model ? json_object_new_int64((int64_t)ebytes) : NULL);
+			json_object_object_add(root, "quant",
+					       json_object_new_string(analyze_quant_name(o.quant)));
+			json_object_object_add(root, "link",
+					       json_object_new_string(o.bandwidth > 0 ? "custom"
+										: link->name));
+			json_object_object_add(root, "gbytes_per_s", jd(gbps));
+			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
+		}
+		for (int l = 0; l < L; l++) {
+			struct json_object *jl, *ids;
+			const struct analyze_plan_layer *pl = &plan.layer[l];
+			if (o.layer >= 0 && l != o.layer)
+				continue;
+			jl = json_object_new_object();
+			ids = json_object_new_array_ext(P);
+			for (int p = 0; p < P; p++)
+				json_object_array_add(
+					ids, json_object_new_int(plan.phy2log[(size_t)l * P + p]));
+			json_object_object_add(jl, "layer", json_object_new_int(l));
+			json_object_object_add(jl, "phy2log", ids);
+			json_object_object_add(jl, "max_load", jd(pl->max_load));
+			json_object_object_add(jl, "mean_load", jd(pl->mean_load));
+			json_object_object_add(jl, "imbalance", jd(pl->imbalance));
+			json_object_object_add(jl, "lower_bound", jd(pl->lower_bound));
+			if (cur) {
+				json_object_object_add(jl, "moves", json_object_new_int64(pl->moves));
+				json_object_object_add(jl, "bytes",
+						       model ? json_object_new_int64(
+								       (int64_t)(pl->moves * ebytes))
+							     : NULL);
+			}
+			json_object_array_add(layers, jl);
+		}
+		json_object_object_add(root, "layers", layers);
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(root);
+	} else {
+		if (s)
+			printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, "
+			       "algorithm %s\n",
+			       run.name, L, E, (long long)nsteps, o.ranks, o.slots, algo->name);
+		else
+			printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
+			       "%s\n",
+			       o.heat_path, L, E, o.ranks, o.slots, algo->name);
+		printf("device load = tokens per rank, a replicated expert's tokens split evenly "
+		       "among its replicas\n\n");
+		printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load",
+		       "imbalance", "lower bound", "gap", cur ? "   moves" : "");
+		for (int l = 0; l < L; l++) {
+			const struct analyze_plan_layer *pl = &plan.layer[l];
+			if (o.layer >= 0 && l != o.layer)
+				continue;
+			printf("%5d %12.2f %12.2f %9.4f %12.2f %6.2f%%", l, pl->max_load,
+			       pl->mean_load, pl->imbalance, pl->lower_bound,
+			       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1) : 0);
+			if (cur)
+				printf(" %7lld", (long long)pl->moves);
+			putchar('\n');
+		}
+		printf("\noverall imbalance (sum of max / sum of mean): %.4f; lower bound %.4f; "
+		       "gap %.2f%%\n",
+		       overall, lb_overall,
+		       plan.sum_lb > 0 ? 100 * (plan.sum_max / plan.sum_lb - 1) : 0.0);
+		printf("same in other engines' terms: balancedness (vLLM, SGLang: mean/max) %.4f; "
+		       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "
+		       "(TensorRT-LLM) %.4f\n",
+		       ef.balancedness, ef.par_mean, ef.par_max, ef.trtllm);
+		printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens\n",
+		       o.capacity, 100 * ef.drop);
+		if (cur) {
+			if (model)
+				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
+				       "%.3f s at %.1f GB/s per rank (%s)\n",
+				       o.current, (long long)plan.moves, ebytes / 1048576.0,
+				       model->name, analyze_quant_name(o.quant),
+				       (double)plan.moves * ebytes / 1e9, secs, gbps,
+				       o.bandwidth > 0 ? "--bandwidth" : link->name);
+			else
+				printf("transfer from '%s': %lld copies (give --model for bytes and "
+				       "seconds)\n",
+				       o.current, (long long)plan.moves);
+		}
+		printf("algorithm time: %.4f s\n", plan.seconds);
+	}
+	if (o.out) {
+		int fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
+		size_t n = strlen(o.out);
+		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
+				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
+			fmt = ANALYZE_FORMAT_TRTLLM;
+		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		if (!o.json)
+			printf("wrote %s placement to '%s'\n", analyze_format_name(fmt), o.out);
+	}
+	status = 0;
+out:
+	analyze_plan_release(&plan);
+	if (o.heat_path) {
+		analyze_heat_release(&hf);
+	} else {
+		free(heat);
+		free(episodes);
+	}
+	free(cur);
+	store_free(s);
+	return status;
+}
