@@ -1,0 +1,130 @@
+"""Loads libmoetrace with ctypes and declares the functions of moetrace.h.
+
+Search order: $MOETRACE_LIB (a path to the shared library), then
+libmoetrace.so next to this package, then at the root of a moetrace source
+tree holding this package (collector/python/moetrace -> ../../..), then the
+system's library path (libmoetrace.so.0 / libmoetrace.so).
+"""
+import ctypes
+import ctypes.util
+import os
+
+_lib = None
+
+
+class MoetraceError(Exception):
+    """A libmoetrace call failed: .code is the negative MOETRACE_E* code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+# enum moetrace_code
+OK, EIO, EDB, EUSAGE, ENOMEM, ERANGE, ESTATE, EFULL = 0, -1, -3, -4, -6, -7, -8, -9
+PHASES = {"unknown": 0, "prefill": 1, "decode": 2}
+
+
+class RunDesc(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("model", ctypes.c_char_p),
+        ("layers", ctypes.c_int),
+        ("experts", ctypes.c_int),
+        ("topk", ctypes.c_int),
+        ("ranks", ctypes.c_int),
+        ("slots", ctypes.c_int),
+        ("ranks_per_node", ctypes.c_int),
+        ("first_layer", ctypes.c_int),
+        ("source", ctypes.c_char_p),
+    ]
+
+
+class RecorderOpts(ctypes.Structure):
+    _fields_ = [
+        ("ring_steps", ctypes.c_int),
+        ("batch_steps", ctypes.c_int),
+        ("policy", ctypes.c_int),
+        ("flush_ms", ctypes.c_int),
+        ("cache_kib", ctypes.c_int),
+        ("append", ctypes.c_int),
+    ]
+
+
+class RecorderStats(ctypes.Structure):
+    _fields_ = [
+        ("recorded", ctypes.c_int64),
+        ("dropped", ctypes.c_int64),
+        ("failed", ctypes.c_int64),
+        ("queued", ctypes.c_int64),
+        ("high_water", ctypes.c_int64),
+        ("batches", ctypes.c_int64),
+        ("bytes", ctypes.c_int64),
+        ("placements", ctypes.c_int64),
+        ("mem_bound", ctypes.c_int64),
+        ("ring_steps", ctypes.c_int64),
+        ("last_step", ctypes.c_int64),
+        ("last_error", ctypes.c_int),
+    ]
+
+
+def _candidates():
+    env = os.environ.get("MOETRACE_LIB")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libmoetrace.so")
+    yield os.path.join(here, "..", "..", "..", "libmoetrace.so")
+    for name in ("libmoetrace.so.0", "libmoetrace.so"):
+        yield name
+    found = ctypes.util.find_library("moetrace")
+    if found:
+        yield found
+
+
+def _declare(lib):
+    p, i, i64, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_size_t
+    sig = {
+        "moetrace_recorder_open": (i, [ctypes.c_char_p, ctypes.POINTER(RunDesc),
+                                       ctypes.POINTER(RecorderOpts), ctypes.POINTER(p)]),
+        "moetrace_recorder_step": (i, [p, i64, p, i, i64]),
+        "moetrace_recorder_step_n": (i, [p, i64, p, sz, i, i64]),
+        "moetrace_recorder_step_topk": (i, [p, i64, i, p, i64, i]),
+        "moetrace_recorder_step_end": (i, [p, i64, i, i64]),
+        "moetrace_recorder_placement": (i, [p, i64, p]),
+        "moetrace_recorder_flush": (i, [p]),
+        "moetrace_recorder_stats": (i, [p, ctypes.POINTER(RecorderStats)]),
+        "moetrace_recorder_close": (i, [p]),
+        "moetrace_recorder_free": (None, [p]),
+        "moetrace_errmsg": (ctypes.c_char_p, [p]),
+        "moetrace_recorder_mem_bound": (i64, [ctypes.POINTER(RunDesc),
+                                              ctypes.POINTER(RecorderOpts)]),
+    }
+    for name, (res, args) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype = res
+        fn.argtypes = args
+
+
+def load():
+    """Returns the loaded library (once per process); raises OSError with
+    the places tried if none has the recorder API."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    tried = []
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e))
+            continue
+        if not hasattr(lib, "moetrace_recorder_open"):
+            tried.append("%s (no recorder API: rebuild with make)" % path)
+            continue
+        _declare(lib)
+        _lib = lib
+        return lib
+    raise OSError("cannot load libmoetrace; set MOETRACE_LIB to the library's path. Tried: "
+                  + "; ".join(tried))

@@ -1,0 +1,285 @@
+"""Recorder: the Python face of moetrace_recorder_* (collector/moetrace.h).
+
+Arrays may be numpy arrays, torch tensors (CPU or CUDA), anything with the
+buffer protocol, or nested lists.  Neither numpy nor torch is imported
+here: an object is treated as one only if it is one.
+"""
+import ctypes
+import sys
+
+from . import _lib
+from ._lib import MoetraceError
+
+_u32 = ctypes.c_uint32
+_i32 = ctypes.c_int32
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch") and hasattr(x, "is_cuda")
+
+
+def _is_numpy(x):
+    return type(x).__module__ == "numpy" and hasattr(x, "__array_interface__")
+
+
+def _flatten(x, out):
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            _flatten(v, out)
+    else:
+        out.append(int(x))
+
+
+def _phase(phase):
+    if phase is None:
+        return 0
+    if isinstance(phase, str):
+        try:
+            return _lib.PHASES[phase]
+        except KeyError:
+            raise ValueError("phase must be one of %s, not %r" % (sorted(_lib.PHASES), phase))
+    return int(phase)
+
+
+class _Array:
+    """A C view of an array argument: .ptr (address), .n (values), and a
+    reference that keeps the memory alive during the call."""
+
+    __slots__ = ("ptr", "n", "keep")
+
+    def __init__(self, x, kind, what):
+        if _is_torch(x):
+            import torch
+            if x.is_cuda:
+                raise ValueError("%s: CUDA tensors go through Recorder.step() only" % what)
+            if x.dtype != torch.int32 or not x.is_contiguous():
+                if x.dtype.is_floating_point or x.dtype.is_complex:
+                    raise TypeError("%s: integer tensor expected, not %s" % (what, x.dtype))
+                if kind == "u32" and x.dtype.is_signed and x.numel() and int(x.min()) < 0:
+                    raise ValueError("%s: negative counts" % what)
+                x = x.to(torch.int32).contiguous()
+            self.ptr, self.n, self.keep = x.data_ptr(), x.numel(), x
+        elif _is_numpy(x):
+            import numpy as np
+            dt = np.uint32 if kind == "u32" else np.int32
+            if x.dtype != dt or not x.flags.c_contiguous:
+                if kind == "u32" and x.dtype.kind == "i" and x.size and x.min() < 0:
+                    raise ValueError("%s: negative counts" % what)
+                if x.dtype.kind not in "iub":
+                    raise TypeError("%s: integer array expected, not %s" % (what, x.dtype))
+                x = np.ascontiguousarray(x, dtype=dt)
+            self.ptr, self.n, self.keep = x.ctypes.data, x.size, x
+        else:
+            flat = []
+            _flatten(list(x) if not isinstance(x, (list, tuple)) else x, flat)
+            if kind == "u32" and any(v < 0 for v in flat):
+                raise ValueError("%s: negative counts" % what)
+            buf = ((_u32 if kind == "u32" else _i32) * len(flat))(*flat)
+            self.ptr, self.n, self.keep = ctypes.addressof(buf), len(flat), buf
+
+
+class _CudaStaging:
+    """Moves L x E counts from the GPU without stalling the stream: a
+    non-blocking copy into pinned host memory, recorded once its CUDA event
+    has completed (polled at the next calls, waited for at flush/close)."""
+
+    def __init__(self, shape, depth=4):
+        self.shape, self.depth = shape, depth
+        self.free, self.busy = [], []  # busy: (event, buf, step, phase, tokens)
+
+    def submit(self, t, step, phase, tokens):
+        import torch
+        if not self.free and len(self.busy) < self.depth:
+            self.free.append(torch.empty(self.shape, dtype=torch.int32, pin_memory=True))
+        if not self.free:  # every buffer in flight: wait for the oldest
+            return False
+        buf = self.free.pop()
+        buf.copy_(t.reshape(self.shape).to(torch.int32), non_blocking=True)
+        ev = torch.cuda.Event()
+        ev.record()
+        self.busy.append((ev, buf, step, phase, tokens))
+        return True
+
+    def ready(self, wait=False):
+        """Yields (buf, step, phase, tokens) of finished copies in order."""
+        while self.busy and (wait or self.busy[0][0].query()):
+            ev, buf, step, phase, tokens = self.busy.pop(0)
+            ev.synchronize()
+            yield buf, step, phase, tokens
+            self.free.append(buf)
+
+
+class Recorder:
+    """Records MoE expert heat into a moetrace trace database.
+
+    Recorder(path, name, layers, experts, topk=0, ranks=0, slots=0, ...)
+    opens (or creates) the database and adds the run.  Call step() once per
+    engine step with the layers x experts token counts, or step_topk() per
+    layer with the router's top-k ids; placement() when the deployed
+    placement changes; close() at the end (or use `with`).
+
+    step() returns True if the step entered the ring, False if it was
+    dropped because the ring was full (drop policy; block=True waits
+    instead).  Errors raise MoetraceError.
+    """
+
+    def __init__(self, path, name, layers, experts, topk=0, ranks=0, slots=0,
+                 ranks_per_node=0, model=None, first_layer=0, source=None,
+                 ring_steps=0, batch_steps=0, block=False, flush_ms=0, append=False):
+        self._lib = _lib.load()
+        self.layers, self.experts = int(layers), int(experts)
+        self.ranks, self.slots = int(ranks), int(slots)
+        self.topk = int(topk)
+        self._cells = self.layers * self.experts
+        self._h = None
+        self._staging = None
+        enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
+        desc = _lib.RunDesc(enc(name), enc(model), self.layers, self.experts, int(topk),
+                            self.ranks, self.slots, int(ranks_per_node), int(first_layer),
+                            enc(source or "python %d.%d" % sys.version_info[:2]))
+        opts = _lib.RecorderOpts(int(ring_steps), int(batch_steps), 1 if block else 0,
+                                 int(flush_ms), 0, 1 if append else 0)
+        h = ctypes.c_void_p()
+        rc = self._lib.moetrace_recorder_open(str(path).encode(), ctypes.byref(desc),
+                                              ctypes.byref(opts), ctypes.byref(h))
+        if rc:
+            msg = self._lib.moetrace_errmsg(h).decode(errors="replace") if h else "out of memory"
+            self._lib.moetrace_recorder_free(h)
+            raise MoetraceError(rc, msg)
+        self._h = h
+        self._step_fn = self._lib.moetrace_recorder_step_n
+
+    def _fail(self, rc):
+        raise MoetraceError(rc, self._lib.moetrace_errmsg(self._h).decode(errors="replace"))
+
+    def _check(self):
+        if self._h is None:
+            raise MoetraceError(_lib.ESTATE, "recorder is closed")
+
+    def _drain(self, wait=False):
+        for buf, step, phase, tokens in self._staging.ready(wait):
+            rc = self._step_fn(self._h, step, buf.data_ptr(), self._cells, phase, tokens)
+            if rc and rc != _lib.EFULL:
+                self._fail(rc)
+
+    def step(self, step, counts, phase=None, tokens=0):
+        """Records one step: counts is layers x experts (any shape holding
+        layers * experts values, row-major by layer).  phase: None,
+        "prefill", "decode" or 1/2.  CUDA tensors are copied without a
+        stream sync and recorded when the copy completes."""
+        self._check()
+        ph = _phase(phase)
+        if _is_torch(counts) and counts.is_cuda:
+            if counts.numel() != self._cells:
+                raise MoetraceError(_lib.EUSAGE, "step %d: %d counts given, run has %d x %d"
+                                    % (step, counts.numel(), self.layers, self.experts))
+            if self._staging is None:
+                self._staging = _CudaStaging((self.layers, self.experts))
+            self._drain()
+            if not self._staging.submit(counts, int(step), ph, int(tokens)):
+                self._drain(wait=True)
+                self._staging.submit(counts, int(step), ph, int(tokens))
+            return True
+        if self._staging is not None and self._staging.busy:
+            self._drain(wait=True)
+        a = _Array(counts, "u32", "step %d" % step)
+        rc = self._step_fn(self._h, int(step), a.ptr, a.n, ph, int(tokens))
+        if rc == 0:
+            return True
+        if rc == _lib.EFULL:
+            return False
+        self._fail(rc)
+
+    def step_topk(self, step, layer, topk_ids):
+        """Adds one layer's routing (ntokens x k expert ids; negative ids
+        are padding) to step `step`; histogrammed in C."""
+        self._check()
+        k = 1
+        shape = getattr(topk_ids, "shape", None)
+        if shape is not None and len(shape) >= 2:
+            k = int(shape[-1])
+        elif shape is None and isinstance(topk_ids, (list, tuple)) and topk_ids and \
+                isinstance(topk_ids[0], (list, tuple)):
+            k = len(topk_ids[0])
+        a = _Array(topk_ids, "i32", "step %d layer %d" % (step, layer))
+        if k == 0 or a.n % k:
+            raise MoetraceError(_lib.EUSAGE, "step %d layer %d: ragged top-k ids" % (step, layer))
+        rc = self._lib.moetrace_recorder_step_topk(self._h, int(step), int(layer), a.ptr,
+                                                   a.n // k, k)
+        if rc:
+            self._fail(rc)
+
+    def step_end(self, step, phase=None, tokens=0):
+        """Ends the top-k step `step` with its phase and batch tokens."""
+        self._check()
+        rc = self._lib.moetrace_recorder_step_end(self._h, int(step), _phase(phase),
+                                                  int(tokens))
+        if rc == _lib.EFULL:
+            return False
+        if rc:
+            self._fail(rc)
+        return True
+
+    def placement(self, from_step, phy2log):
+        """Records the placement deployed from from_step on: layers x
+        (ranks * slots) logical expert ids (or layers x ranks x slots)."""
+        self._check()
+        a = _Array(phy2log, "i32", "placement")
+        want = self.layers * self.ranks * self.slots
+        if a.n != want:
+            raise MoetraceError(_lib.EUSAGE, "placement: %d ids given, run has %d layers x "
+                                "%d ranks x %d slots" % (a.n, self.layers, self.ranks,
+                                                         self.slots))
+        rc = self._lib.moetrace_recorder_placement(self._h, int(from_step), a.ptr)
+        if rc:
+            self._fail(rc)
+
+    def flush(self):
+        """Waits until every step given so far is in the database."""
+        self._check()
+        if self._staging is not None:
+            self._drain(wait=True)
+        rc = self._lib.moetrace_recorder_flush(self._h)
+        if rc:
+            self._fail(rc)
+
+    def stats(self):
+        """Counters as a dict: recorded, dropped, failed, queued,
+        high_water, batches, bytes, placements, mem_bound, ring_steps,
+        last_step, last_error."""
+        if self._h is None:
+            return dict(self._final)
+        st = _lib.RecorderStats()
+        self._lib.moetrace_recorder_stats(self._h, ctypes.byref(st))
+        return {f: getattr(st, f) for f, _ in _lib.RecorderStats._fields_}
+
+    def close(self):
+        """Flushes and closes; a second close is a no-op."""
+        if self._h is None:
+            return
+        try:
+            if self._staging is not None:
+                self._drain(wait=True)
+        finally:
+            rc = self._lib.moetrace_recorder_close(self._h)
+            msg = self._lib.moetrace_errmsg(self._h).decode(errors="replace")
+            self._final = self.stats()
+            self._lib.moetrace_recorder_free(self._h)
+            self._h = None
+        if rc:
+            raise MoetraceError(rc, msg)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None:
+            try:
+                self._lib.moetrace_recorder_free(h)
+            except Exception:
+                pass

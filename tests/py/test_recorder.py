@@ -1,0 +1,164 @@
+"""The Python Recorder (collector/python/moetrace) over libmoetrace:
+numpy arrays, plain lists, top-k ids, placements, errors.  Counts are read
+back from the database and decoded with the library's own codec."""
+import os
+import sqlite3
+import struct
+import sys
+import tempfile
+import unittest
+
+# Debian's python3-numpy lives under the system interpreter.
+try:
+    import numpy as np
+except ImportError:
+    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3") \
+            and not os.environ.get("MOETRACE_PY_REEXEC"):
+        os.environ["MOETRACE_PY_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("needs python3-numpy")
+    sys.exit(77)
+
+TOP = os.environ.get("MOETRACE_TOP") or os.path.join(os.path.dirname(__file__), "..", "..")
+sys.path.insert(0, os.path.join(TOP, "collector", "python"))
+if not os.environ.get("MOETRACE_LIB") and os.path.exists(os.path.join(TOP, "libmoetrace.so")):
+    os.environ["MOETRACE_LIB"] = os.path.join(TOP, "libmoetrace.so")
+import moetrace  # noqa: E402
+
+try:
+    LIB = moetrace.load()
+except OSError as e:
+    print("libmoetrace.so with the recorder not found (run make, or set MOETRACE_LIB): %s" % e)
+    sys.exit(77)
+
+import ctypes  # noqa: E402
+
+LIB.store_codec_decode.restype = ctypes.c_int
+LIB.store_codec_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+                                   ctypes.c_size_t]
+L, E = 3, 8
+
+
+def read_counts(path, run):
+    """{step: L x E numpy array} of a run, decoded by store_codec_decode."""
+    db = sqlite3.connect(path)
+    out = {}
+    rows = db.execute("SELECT c.step, c.layer, c.data FROM counts c JOIN runs r "
+                      "ON r.run = c.run WHERE r.name = ? ORDER BY 1, 2", (run,))
+    for step, layer, blob in rows:
+        v = np.zeros(E, dtype=np.uint32)
+        assert LIB.store_codec_decode(blob, len(blob), v.ctypes.data, E) == 0
+        out.setdefault(step, np.zeros((L, E), dtype=np.uint32))[layer] = v
+    steps = db.execute("SELECT s.step, s.phase, s.tokens FROM steps s JOIN runs r "
+                       "ON r.run = s.run WHERE r.name = ? ORDER BY 1", (run,)).fetchall()
+    db.close()
+    return out, steps
+
+
+class RecorderTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.db = os.path.join(self.dir.name, "t.db")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def rec(self, name, **kw):
+        kw.setdefault("ranks", 2)
+        kw.setdefault("slots", 5)
+        return moetrace.Recorder(self.db, name, layers=L, experts=E, topk=2, **kw)
+
+    def test_numpy_and_lists_roundtrip(self):
+        rng = np.random.default_rng(1)
+        want = {}
+        with self.rec("np", block=True, ring_steps=4, batch_steps=2) as r:
+            for s in range(40):
+                c = rng.integers(0, 1000, size=(L, E))
+                form = s % 4
+                if form == 0:
+                    arg = c.astype(np.uint32)
+                elif form == 1:
+                    arg = c  # int64, converted
+                elif form == 2:
+                    arg = np.asfortranarray(c.astype(np.uint32))  # non-contiguous in C order
+                else:
+                    arg = c.tolist()  # plain nested lists
+                self.assertTrue(r.step(s, arg, "decode" if s % 2 else "prefill", tokens=s))
+                want[s] = c
+            st = r.stats()
+        self.assertEqual(r.stats()["recorded"], 40)
+        self.assertEqual(st["ring_steps"], 4)
+        self.assertGreater(st["mem_bound"], 4 * L * E * 4)
+        got, steps = read_counts(self.db, "np")
+        self.assertEqual(sorted(got), list(range(40)))
+        for s in want:
+            np.testing.assert_array_equal(got[s], want[s])
+        self.assertEqual(steps[3], (3, 2, 3))
+        self.assertEqual(steps[4], (4, 1, 4))
+
+    def test_topk_ids(self):
+        ids0 = np.array([[0, 1], [1, 7], [-1, 0]], dtype=np.int64)
+        with self.rec("topk") as r:
+            r.step_topk(5, 0, ids0)
+            r.step_topk(5, 2, [[3, 3]])
+            r.step_end(5, "decode", 3)
+            r.step_topk(6, 1, np.array([[2, 4]], dtype=np.int32))
+        got, steps = read_counts(self.db, "topk")
+        want = np.zeros((L, E), dtype=np.uint32)
+        want[0, 0], want[0, 1], want[0, 7], want[2, 3] = 2, 2, 1, 2
+        np.testing.assert_array_equal(got[5], want)
+        self.assertEqual(steps[0], (5, 2, 3))
+        self.assertEqual(got[6][1].tolist(), [0, 0, 1, 0, 1, 0, 0, 0])
+
+    def test_placement(self):
+        p = np.array([[(i + l) % E if i < E else 0 for i in range(10)] for l in range(L)])
+        with self.rec("place") as r:
+            r.step(0, np.zeros((L, E), dtype=np.uint32))
+            r.placement(7, p.reshape(L, 2, 5))
+            with self.assertRaises(moetrace.MoetraceError) as cm:
+                r.placement(8, p[:, :9])
+            self.assertEqual(cm.exception.code, -4)
+        db = sqlite3.connect(self.db)
+        rows = db.execute("SELECT step, layer, phy2log FROM deployed ORDER BY layer").fetchall()
+        self.assertEqual(len(rows), L)
+        for step, layer, blob in rows:
+            self.assertEqual(step, 7)
+            self.assertEqual(list(struct.unpack("<10i", blob)), p[layer].tolist())
+
+    def test_errors(self):
+        r = self.rec("err")
+        with self.assertRaises(moetrace.MoetraceError) as cm:
+            r.step(0, np.zeros((L, E - 1), dtype=np.uint32))
+        self.assertEqual(cm.exception.code, -4)
+        self.assertIn("21 counts given", str(cm.exception))
+        with self.assertRaises(ValueError):
+            r.step(0, -np.ones((L, E), dtype=np.int64))
+        with self.assertRaises(TypeError):
+            r.step(0, np.zeros((L, E)))  # floats are not counts
+        with self.assertRaises(ValueError):
+            r.step(0, np.zeros((L, E), dtype=np.uint32), phase="warmup")
+        r.step(3, np.zeros((L, E), dtype=np.uint32))
+        with self.assertRaises(moetrace.MoetraceError) as cm:
+            r.step(2, np.zeros((L, E), dtype=np.uint32))
+        self.assertEqual(cm.exception.code, -8)
+        with self.assertRaises(moetrace.MoetraceError) as cm:
+            r.step_topk(4, 0, [[0, E]])
+        self.assertEqual(cm.exception.code, -7)
+        r.close()
+        r.close()  # a second close is a no-op
+        self.assertEqual(r.stats()["recorded"], 1)
+        with self.assertRaises(moetrace.MoetraceError) as cm:
+            r.step(9, np.zeros((L, E), dtype=np.uint32))
+        self.assertEqual(cm.exception.code, -8)
+        # an existing run name is refused unless appending
+        with self.assertRaises(moetrace.MoetraceError) as cm:
+            self.rec("err")
+        self.assertIn("already exists", str(cm.exception))
+        with self.rec("err", append=True) as r2:
+            r2.step(4, np.zeros((L, E), dtype=np.uint32))
+        with self.assertRaises(moetrace.MoetraceError):
+            moetrace.Recorder(self.db, "bad", layers=0, experts=E)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
