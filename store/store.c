@@ -55,6 +55,66 @@ static const char *const migrations[] = {
 	"  slots INTEGER NOT NULL,"
 	"  phy2log BLOB NOT NULL,"               /* ranks*slots int32 little-endian */
 	"  PRIMARY KEY (run, step, layer)) WITHOUT ROWID;",
+	/* 1 -> 2: replays (moetrace replay) and their results */
+	"CREATE TABLE replays ("
+	"  replay INTEGER PRIMARY KEY,"
+	"  run INTEGER NOT NULL REFERENCES runs(run),"
+	"  created REAL NOT NULL,"
+	"  algo TEXT NOT NULL,"
+	"  ranks INTEGER NOT NULL,"
+	"  slots INTEGER NOT NULL,"
+	"  interval INTEGER NOT NULL,"            /* steps between decisions */
+	"  window INTEGER NOT NULL,"              /* steps of heat a decision sees */
+	"  delay INTEGER NOT NULL,"               /* steps from decision to effect */
+	"  threshold REAL NOT NULL DEFAULT 0,"    /* 0: every layer is re-placed */
+	"  episodes INTEGER NOT NULL DEFAULT 0,"
+	"  max_moves INTEGER NOT NULL DEFAULT -1,"
+	"  params TEXT NOT NULL DEFAULT '{}',"    /* JSON: all parameters, start, cost model */
+	"  steps INTEGER NOT NULL DEFAULT 0,"
+	"  imbalance_mean REAL, baseline_imbalance_mean REAL,"
+	"  imbalance_p99 REAL, baseline_imbalance_p99 REAL,"
+	"  events INTEGER NOT NULL DEFAULT 0,"
+	"  moves INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  transfer_seconds REAL NOT NULL DEFAULT 0,"
+	"  saved_seconds REAL NOT NULL DEFAULT 0,"    /* MoE straggler time saved */
+	"  net_stop_seconds REAL NOT NULL DEFAULT 0,"  /* saved - stop-the-world transfers */
+	"  net_overlap_seconds REAL NOT NULL DEFAULT 0);" /* saved - unhidden overlapped transfers */
+	"CREATE TABLE replay_steps ("
+	"  replay INTEGER NOT NULL,"
+	"  step INTEGER NOT NULL,"
+	"  layer INTEGER NOT NULL,"
+	"  max_load REAL NOT NULL,"               /* under the placement in force */
+	"  mean_load REAL NOT NULL,"
+	"  base_max_load REAL NOT NULL,"          /* under the start placement, never changed */
+	"  PRIMARY KEY (replay, step, layer)) WITHOUT ROWID;"
+	"CREATE TABLE replay_events ("
+	"  replay INTEGER NOT NULL,"
+	"  event INTEGER NOT NULL,"
+	"  step INTEGER NOT NULL,"                /* the decision: last step of its window */
+	"  effective_step INTEGER,"               /* first step under the new placement; NULL if past the end */
+	"  layers INTEGER NOT NULL,"              /* layers changed */
+	"  moves INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  transfer_seconds REAL NOT NULL,"
+	"  algo_seconds REAL NOT NULL,"
+	"  PRIMARY KEY (replay, event)) WITHOUT ROWID;"
+	"CREATE TABLE replay_event_layers ("
+	"  replay INTEGER NOT NULL,"
+	"  event INTEGER NOT NULL,"
+	"  layer INTEGER NOT NULL,"
+	"  moves INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  imbalance_before REAL NOT NULL,"       /* on the decision's window */
+	"  imbalance_after REAL NOT NULL,"
+	"  PRIMARY KEY (replay, event, layer)) WITHOUT ROWID;"
+	"CREATE TABLE replay_layers ("
+	"  replay INTEGER NOT NULL,"
+	"  layer INTEGER NOT NULL,"
+	"  imbalance_mean REAL NOT NULL, imbalance_p99 REAL NOT NULL,"
+	"  baseline_mean REAL NOT NULL, baseline_p99 REAL NOT NULL,"
+	"  moves INTEGER NOT NULL,"
+	"  PRIMARY KEY (replay, layer)) WITHOUT ROWID;",
 };
 /* clang-format on */
 
@@ -64,6 +124,7 @@ struct store {
 	int readonly;
 	int depth; /* savepoint nesting */
 	char errmsg[512];
+	sqlite3_stmt *cached[STORE_STMT_COUNT];
 };
 
 static int set_err(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -76,6 +137,24 @@ static int set_err(struct store *s, int code, const char *fmt, ...)
 	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int store_int_seterr(struct store *s, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_stmt **st)
+{
+	if (!s->cached[id] && store_int_prepare(s, sql, &s->cached[id]))
+		return UTIL_EDB;
+	*st = s->cached[id];
+	return 0;
 }
 
 int store_int_dberr(struct store *s, const char *what)
@@ -263,6 +342,8 @@ void store_free(struct store *s)
 {
 	if (!s)
 		return;
+	for (int i = 0; i < STORE_STMT_COUNT; i++)
+		sqlite3_finalize(s->cached[i]);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);

@@ -20,7 +20,7 @@
 #include "util/util.h"
 
 /* Schema version written to PRAGMA user_version by the newest migration. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* Shape limits the schema allows (codec and SQL functions check them). */
 #define STORE_MAX_LAYERS 1024
 #define STORE_MAX_EXPERTS 65536
@@ -153,6 +153,63 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
  * *from (may be NULL) gets the step it took effect. */
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
+
+/* ---- replays (store/replay.c) -------------------------------------------- */
+
+struct store_replay {
+	int64_t id, run;
+	double created;
+	char algo[32];
+	int ranks, slots;
+	int64_t interval, window, delay;
+	double threshold;
+	int episodes, max_moves;
+	char params[1024];          /* JSON object of every parameter */
+	int64_t steps, events, moves, bytes;
+	double imbalance_mean, baseline_imbalance_mean;
+	double imbalance_p99, baseline_imbalance_p99;
+	double transfer_seconds, saved_seconds, net_stop_seconds, net_overlap_seconds;
+};
+
+struct store_replay_event {
+	int64_t event, step, effective_step; /* effective_step < 0: never took effect */
+	int layers;
+	int64_t moves, bytes;
+	double transfer_seconds, algo_seconds;
+};
+
+/* Adds the replay row (summary fields as given; update with _finish);
+ * r->id is set. */
+int store_replay_add(struct store *s, struct store_replay *r);
+/* Rewrites the summary fields of r->id. */
+int store_replay_finish(struct store *s, const struct store_replay *r);
+/* One step's per-layer figures (arrays of `layers`). */
+int store_replay_step_add(struct store *s, int64_t replay, int64_t step, int layers,
+			  const double *max_load, const double *mean_load,
+			  const double *base_max_load);
+/* An event and, per layer (arrays of `layers`, may be NULL), its moves,
+ * bytes and the window's imbalance before/after; layers with no moves and
+ * equal imbalance are not stored. */
+int store_replay_event_add(struct store *s, int64_t replay, const struct store_replay_event *e,
+			   int layers, const int64_t *moves, const int64_t *bytes,
+			   const double *before, const double *after);
+int store_replay_layer_add(struct store *s, int64_t replay, int layer, double mean, double p99,
+			   double base_mean, double base_p99, int64_t moves);
+/* Replays of a run (run < 0: all), oldest first; *out malloc'ed. */
+int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n);
+int store_replay_get(struct store *s, int64_t id, struct store_replay *out);
+/* Per-step series of one layer (layer < 0: all layers, sum of max / sum of
+ * mean): steps[], imbalance[] under the replay and base[] under the start
+ * placement; arrays malloc'ed, *n entries. */
+int store_replay_series(struct store *s, int64_t replay, int layer, int64_t **steps,
+			double **imbalance, double **base, size_t *n);
+/* Events of a replay; *out malloc'ed. */
+int store_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
+			size_t *n);
+/* Moves per (event, layer): *out malloc'ed [n_events * layers], zero where
+ * nothing moved. */
+int store_replay_event_moves(struct store *s, int64_t replay, int layers, size_t n_events,
+			     int64_t **bytes_out);
 
 /* Opens `path` and selects a run (NULL/"" = newest): the usual first step
  * of a command.  On failure *s is NULL and err says why. */
