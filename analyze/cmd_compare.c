@@ -1,0 +1,689 @@
+/*
+ * cmd_compare.c: `moetrace compare` — several placement algorithms fitted
+ * on one window of a recorded run and scored on the window that follows
+ * (what a deployment would meet), side by side: imbalance fitted and next,
+ * gap to the lower bound, moves, bytes and seconds from the current
+ * placement, token drop, algorithm time.  Output as a table, CSV, JSON or
+ * markdown.
+ *
+ * The flow: resolve the windows (resolve_windows), sum the fitting heat,
+ * run each algorithm through analyze_plan_run, walk the next window's
+ * steps once scoring every algorithm (score_next), then print.
+ */
+#include "analyze/analyze.h"
+#include "cmds.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+static const char usage[] =
+	"usage: moetrace compare [--run NAME] [--algos A,B,...] [--ranks R] [--slots S | --redundant N]\n"
+	"                        [--nodes N --groups G] [--steps A:B] [--phase prefill|decode]\n"
+	"                        [--episodes K] [--max-moves N] [--seed N]\n"
+	"                        [--current FILE|static|deployed] [--model NAME]\n"
+	"                        [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                        [--capacity F] [--per-layer] [--format table|csv|json|markdown] DB\n"
+	"--steps A:B fits on A..B and scores on the B-A+1 steps after B; by default the\n"
+	"first half of the run fits and the second half scores.\n";
+
+#define CMD "compare"
+#define MAX_ALGOS 32
+
+enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
+
+struct cmp_opts {
+	const char *runname, *algos, *current, *model, *link;
+	int ranks, slots, redundant, nodes, groups, episodes, max_moves, per_layer, quant, out;
+	unsigned phase_mask;
+	int64_t from, to;
+	uint64_t seed;
+	double bandwidth, capacity;
+};
+
+/* One algorithm's results. */
+struct cmp_algo {
+	const struct analyze_algo *algo;
+	struct analyze_plan plan;
+	int *cnt;                    /* [layers * experts] replicas */
+	double *next_max, *next_mean; /* [layers] on the next window's summed heat */
+	double step_sum;             /* sum over steps of the per-step overall imbalance */
+	double dropped, tokens;      /* over the next window's steps and layers */
+	/* summaries */
+	double fit, next, next_step, gap_fit, gap_next, drop, xfer_s;
+	int64_t bytes;
+};
+
+static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err *err)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "algos", required_argument, NULL, 'a' },
+		{ "ranks", required_argument, NULL, 'R' },
+		{ "slots", required_argument, NULL, 'S' },
+		{ "redundant", required_argument, NULL, 'N' },
+		{ "nodes", required_argument, NULL, 'n' },
+		{ "groups", required_argument, NULL, 'g' },
+		{ "steps", required_argument, NULL, 's' },
+		{ "phase", required_argument, NULL, 'p' },
+		{ "episodes", required_argument, NULL, 'k' },
+		{ "max-moves", required_argument, NULL, 'M' },
+		{ "seed", required_argument, NULL, 'x' },
+		{ "current", required_argument, NULL, 'c' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "quant", required_argument, NULL, 'q' },
+		{ "link", required_argument, NULL, 'L' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "capacity", required_argument, NULL, 'C' },
+		{ "per-layer", no_argument, NULL, 'P' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const formats[] = { "table", "csv", "json", "markdown" };
+	int c, v;
+	int64_t i64;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': o->runname = optarg; break;
+		case 'a': o->algos = optarg; break;
+		case 'R':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
+				return err->code;
+			break;
+		case 'S':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
+				return err->code;
+			break;
+		case 'N':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
+					   err))
+				return err->code;
+			break;
+		case 'n':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->nodes, "--nodes", err))
+				return err->code;
+			break;
+		case 'g':
+			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", err))
+				return err->code;
+			break;
+		case 's':
+			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
+				return err->code;
+			break;
+		case 'p':
+			if ((v = store_phase_parse(optarg)) <= 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--phase: '%s' is not prefill or decode", optarg);
+			o->phase_mask = 1u << v;
+			break;
+		case 'k':
+			if (util_parse_int(optarg, 1, 4096, &o->episodes, "--episodes", err))
+				return err->code;
+			break;
+		case 'M':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->max_moves, "--max-moves",
+					   err))
+				return err->code;
+			break;
+		case 'x':
+			if (util_parse_i64(optarg, 0, INT64_MAX, &i64, "--seed", err))
+				return err->code;
+			o->seed = (uint64_t)i64;
+			break;
+		case 'c': o->current = optarg; break;
+		case 'm':
+			if (!store_model_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--model: unknown model '%s' (see moetrace models)",
+						    optarg);
+			o->model = optarg;
+			break;
+		case 'q':
+			if ((o->quant = analyze_quant_parse(optarg)) < 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
+						    optarg);
+			break;
+		case 'L':
+			if (!analyze_link_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--link: unknown link '%s' (see docs/formats.md)",
+						    optarg);
+			o->link = optarg;
+			break;
+		case 'b':
+			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
+				return err->code;
+			break;
+		case 'C':
+			if (util_parse_double(optarg, 0.01, 1000, &o->capacity, "--capacity", err))
+				return err->code;
+			break;
+		case 'P': o->per_layer = 1; break;
+		case 'f':
+			o->out = -1;
+			for (size_t i = 0; i < UTIL_ARRAY_SIZE(formats); i++)
+				if (!strcmp(optarg, formats[i]))
+					o->out = (int)i;
+			if (o->out < 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--format: '%s' is not table, csv, json or markdown",
+						    optarg);
+			break;
+		case 'h': fputs(usage, stdout); return 1;
+		default: return UTIL_EUSAGE;
+		}
+	}
+	return 0;
+}
+
+/* Splits the comma list into registered algorithms; all but the
+ * small-instance ones when list is NULL. */
+static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_err *err)
+{
+	const struct analyze_algo *al;
+
+	*n = 0;
+	if (!list) {
+		for (size_t i = 0; (al = analyze_algo_at(i)) && *n < MAX_ALGOS; i++)
+			if (!(al->flags & ANALYZE_ALGO_SMALL_ONLY))
+				a[(*n)++].algo = al;
+		return 0;
+	}
+	while (*list) {
+		char name[64];
+		size_t len = strcspn(list, ",");
+		if (len == 0 || len >= sizeof(name))
+			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
+		memcpy(name, list, len);
+		name[len] = '\0';
+		if (!(al = analyze_algo_find(name)))
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--algos: unknown algorithm '%s' (moetrace place --list)",
+					    name);
+		if (*n == MAX_ALGOS)
+			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
+					    MAX_ALGOS);
+		a[(*n)++].algo = al;
+		list += len;
+		if (*list == ',')
+			list++;
+	}
+	if (!*n)
+		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
+	return 0;
+}
+
+static int resolve_windows(struct store *s, const struct store_run *run, struct cmp_opts *o,
+			   int64_t win[4], struct util_err *err)
+{
+	struct store_run_stats st;
+	int64_t a, b, len;
+
+	if (store_run_stats(s, run->id, &st))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (st.steps < 2)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "run '%s' has %lld steps: compare needs two windows", run->name,
+				    (long long)st.steps);
+	if (o->from == INT64_MIN && o->to == INT64_MAX) {
+		len = (st.last_step - st.first_step + 1) / 2;
+		a = st.first_step;
+		b = a + len - 1;
+	} else {
+		a = o->from == INT64_MIN ? st.first_step : o->from;
+		b = o->to == INT64_MAX ? st.last_step : o->to;
+		if (b < a)
+			return util_err_set(err, UTIL_EUSAGE, "--steps: empty range %lld:%lld",
+					    (long long)a, (long long)b);
+	}
+	len = b - a + 1;
+	win[0] = a;
+	win[1] = b;
+	win[2] = b + 1;
+	win[3] = b > INT64_MAX - len ? INT64_MAX : b + len;
+	return 0;
+}
+
+static int load_current(const struct cmp_opts *o, struct store *s, const struct store_run *run,
+			const struct analyze_shape *sh, int64_t at, int32_t *cur, const char **name,
+			struct util_err *err)
+{
+	int P = sh->ranks * sh->slots, rc;
+
+	if (!o->current || !strcmp(o->current, "deployed")) {
+		rc = store_deployed_at(s, run, at, sh->ranks, sh->slots, cur, NULL);
+		if (rc == 0) {
+			*name = "deployed";
+			return 0;
+		}
+		if (o->current && (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE))
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--current deployed: run '%s' records no deployed "
+					    "placement for %d ranks x %d slots",
+					    run->name, sh->ranks, sh->slots);
+		if (rc != UTIL_ENOTFOUND && rc != UTIL_ERANGE)
+			return util_err_set(err, rc, "%s", store_errmsg(s));
+	}
+	if (!o->current || !strcmp(o->current, "static")) {
+		for (int l = 0; l < sh->layers; l++)
+			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots, cur + (size_t)l * P);
+		*name = "static";
+		return 0;
+	}
+	*name = o->current;
+	return analyze_format_read(o->current, sh, cur, NULL, err);
+}
+
+/* Walks the next window once: every algorithm's per-step imbalance and
+ * token drop, and the window's summed heat. */
+static int score_next(struct store *s, const struct store_run *run, const struct cmp_opts *o,
+		      const int64_t win[4], struct cmp_algo *a, int na, double *sum_heat,
+		      int64_t *nsteps, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, R = o->ranks, S = o->slots, P = R * S, rc;
+	struct store_iter *it = NULL;
+	struct store_step st;
+	double *load = xcalloc((size_t)R, sizeof(double));
+
+	memset(sum_heat, 0, (size_t)L * E * sizeof(double));
+	*nsteps = 0;
+	if ((rc = store_iter_new(s, run, win[2], win[3], o->phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		for (size_t k = 0; k < (size_t)L * E; k++)
+			sum_heat[k] += st.counts[k];
+		for (int i = 0; i < na; i++) {
+			double smax = 0, smean = 0;
+			for (int l = 0; l < L; l++) {
+				double m = analyze_device_load_u32(
+					st.counts + (size_t)l * E, E,
+					a[i].plan.phy2log + (size_t)l * P, R, S,
+					a[i].cnt + (size_t)l * E, load);
+				double tot = 0;
+				for (int r = 0; r < R; r++)
+					tot += load[r];
+				smax += m;
+				smean += tot / R;
+				a[i].dropped += analyze_token_drop(load, R, o->capacity) * tot;
+				a[i].tokens += tot;
+			}
+			a[i].step_sum += smean > 0 ? smax / smean : 1;
+		}
+		(*nsteps)++;
+	}
+	if (rc < 0)
+		util_err_set(err, rc, "%s", store_errmsg(s));
+out:
+	store_iter_free(it);
+	free(load);
+	return rc < 0 ? rc : 0;
+}
+
+static struct json_object *jd(double x)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%.6g", x);
+	return json_object_new_double_s(x, buf);
+}
+
+static double pct(double x)
+{
+	return 100 * x;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+	struct cmp_opts o = { .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX,
+			      .quant = ANALYZE_QUANT_BF16, .capacity = 1.25 };
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	struct store_run run;
+	struct cmp_algo *a = xcalloc(MAX_ALGOS, sizeof(*a));
+	const struct store_model *model;
+	const struct analyze_link *link;
+	struct analyze_shape sh;
+	const char *cur_name = NULL;
+	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL, gbps;
+	double *lb_next = NULL, sum_mean_next = 0, sum_lb_next = 0;
+	int32_t *cur = NULL;
+	int na = 0, rc, status = 1, L, E, R, P;
+	int64_t win[4], fit_steps = 0, next_steps = 0;
+	uint64_t ebytes = 0;
+
+	if ((rc = parse_opts(argc, argv, &o, &err))) {
+		free(a);
+		if (rc == 1)
+			return 0;
+		if (err.msg[0])
+			util_cli_error(CMD, "%s", err.msg);
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (optind != argc - 1) {
+		free(a);
+		fputs(usage, stderr);
+		return 2;
+	}
+	if ((rc = pick_algos(o.algos, a, &na, &err))) {
+		free(a);
+		return util_cli_fail(CMD, &err);
+	}
+	if (o.nodes && !o.groups) {
+		free(a);
+		util_cli_error(CMD, "--nodes needs --groups");
+		return 2;
+	}
+	if ((rc = store_open_run(argv[optind], o.runname, STORE_READONLY, &s, &run, &err))) {
+		free(a);
+		return util_cli_fail(CMD, &err);
+	}
+	if (o.model)
+		snprintf(run.model, sizeof(run.model), "%s", o.model);
+	L = run.layers;
+	E = run.experts;
+	if (o.groups && E % o.groups) {
+		util_cli_error(CMD, "--groups %d does not divide %d experts", o.groups, E);
+		status = 2;
+		goto out;
+	}
+	if ((rc = analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.ranks, &o.slots,
+					 &err)) ||
+	    (rc = resolve_windows(s, &run, &o, win, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (o.nodes && o.ranks % o.nodes) {
+		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.nodes, o.ranks);
+		status = 2;
+		goto out;
+	}
+	R = o.ranks;
+	P = R * o.slots;
+	model = run.model[0] ? store_model_find(run.model) : NULL;
+	sh = (struct analyze_shape){ L, E, R, o.slots, run.first_layer,
+				     model ? model->layer_step : 1 };
+	cur = xmallocarray((size_t)L * P, sizeof(int32_t));
+	if ((rc = load_current(&o, s, &run, &sh, win[1], cur, &cur_name, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+
+	/* fit */
+	fit_heat = xmallocarray((size_t)L * E, sizeof(double));
+	if (o.episodes)
+		episodes = xmallocarray((size_t)o.episodes * L * E, sizeof(double));
+	if ((rc = analyze_window_heat(s, &run, win[0], win[1], o.phase_mask, o.episodes, fit_heat,
+				      episodes, &fit_steps))) {
+		util_cli_error(CMD, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (!fit_steps) {
+		util_cli_error(CMD, "no steps of run '%s' in the fitting window %lld..%lld%s",
+			       run.name, (long long)win[0], (long long)win[1],
+			       o.phase_mask ? " and phase" : "");
+		status = 2;
+		goto out;
+	}
+	for (int i = 0; i < na; i++) {
+		struct analyze_plan_in in = {
+			.algo = a[i].algo, .layers = L, .experts = E, .ranks = R,
+			.slots = o.slots, .nodes = o.nodes, .groups = o.groups,
+			.max_moves = o.max_moves, .seed = o.seed, .heat = fit_heat,
+			.episodes = episodes, .n_episodes = o.episodes, .current = cur,
+			.only_layer = -1, .threads = 2,
+		};
+		if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		a[i].cnt = xmallocarray((size_t)L * E, sizeof(int));
+		for (int l = 0; l < L; l++)
+			analyze_replicas(a[i].plan.phy2log + (size_t)l * P, P, E,
+					 a[i].cnt + (size_t)l * E);
+	}
+
+	/* score on the next window */
+	next_heat = xmallocarray((size_t)L * E, sizeof(double));
+	if ((rc = score_next(s, &run, &o, win, a, na, next_heat, &next_steps, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (!next_steps) {
+		util_cli_error(CMD,
+			       "no steps of run '%s' after the fitting window to score on "
+			       "(%lld..%lld)%s",
+			       run.name, (long long)win[2], (long long)win[3],
+			       o.phase_mask ? " in that phase" : "");
+		status = 2;
+		goto out;
+	}
+	load = xcalloc((size_t)R, sizeof(double));
+	lb_next = xcalloc((size_t)L, sizeof(double));
+	for (int l = 0; l < L; l++)
+		lb_next[l] = analyze_lower_bound(next_heat + (size_t)l * E, E, R, o.slots);
+	if (model)
+		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.quant);
+	link = analyze_link_find(o.link ? o.link : "nvlink4");
+	gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
+	for (int i = 0; i < na; i++) {
+		struct cmp_algo *c = &a[i];
+		double smax = 0;
+		c->next_max = xcalloc((size_t)L, sizeof(double));
+		c->next_mean = xcalloc((size_t)L, sizeof(double));
+		sum_mean_next = sum_lb_next = 0;
+		for (int l = 0; l < L; l++) {
+			double tot = 0;
+			c->next_max[l] = analyze_device_load(next_heat + (size_t)l * E, E,
+							     c->plan.phy2log + (size_t)l * P, R,
+							     o.slots, c->cnt + (size_t)l * E, load);
+			for (int r = 0; r < R; r++)
+				tot += load[r];
+			c->next_mean[l] = tot / R;
+			smax += c->next_max[l];
+			sum_mean_next += c->next_mean[l];
+			sum_lb_next += lb_next[l];
+		}
+		c->fit = c->plan.sum_mean > 0 ? c->plan.sum_max / c->plan.sum_mean : 1;
+		c->gap_fit = c->plan.sum_lb > 0 ? c->plan.sum_max / c->plan.sum_lb - 1 : 0;
+		c->next = sum_mean_next > 0 ? smax / sum_mean_next : 1;
+		c->gap_next = sum_lb_next > 0 ? smax / sum_lb_next - 1 : 0;
+		c->next_step = c->step_sum / next_steps;
+		c->drop = c->tokens > 0 ? c->dropped / c->tokens : 0;
+		c->bytes = (int64_t)(c->plan.moves * ebytes);
+		c->xfer_s = analyze_transfer_seconds(c->plan.send, c->plan.recv, R, ebytes, gbps);
+	}
+
+	/* print */
+	if (o.out == OUT_JSON) {
+		struct json_object *root = json_object_new_object(), *arr = json_object_new_array();
+		struct json_object *fw = json_object_new_array(), *nw = json_object_new_array();
+		json_object_array_add(fw, json_object_new_int64(win[0]));
+		json_object_array_add(fw, json_object_new_int64(win[1]));
+		json_object_array_add(nw, json_object_new_int64(win[2]));
+		json_object_array_add(nw, json_object_new_int64(win[3]));
+		json_object_object_add(root, "run", json_object_new_string(run.name));
+		json_object_object_add(root, "layers", json_object_new_int(L));
+		json_object_object_add(root, "experts", json_object_new_int(E));
+		json_object_object_add(root, "ranks", json_object_new_int(R));
+		json_object_object_add(root, "slots", json_object_new_int(o.slots));
+		json_object_object_add(root, "fit_window", fw);
+		json_object_object_add(root, "fit_steps", json_object_new_int64(fit_steps));
+		json_object_object_add(root, "next_window", nw);
+		json_object_object_add(root, "next_steps", json_object_new_int64(next_steps));
+		json_object_object_add(root, "current", json_object_new_string(cur_name));
+		json_object_object_add(root, "expert_bytes",
+				       model ? json_object_new_int64((int64_t)ebytes) : NULL);
+		json_object_object_add(root, "quant",
+				       json_object_new_string(analyze_quant_name(o.quant)));
+		json_object_object_add(root, "link",
+				       json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
+		json_object_object_add(root, "gbytes_per_s", jd(gbps));
+		json_object_object_add(root, "capacity_factor", jd(o.capacity));
+		for (int i = 0; i < na; i++) {
+			struct cmp_algo *c = &a[i];
+			struct json_object *j = json_object_new_object(), *pl = json_object_new_array();
+			json_object_object_add(j, "algorithm", json_object_new_string(c->algo->name));
+			json_object_object_add(j, "fit_imbalance", jd(c->fit));
+			json_object_object_add(j, "next_imbalance", jd(c->next));
+			json_object_object_add(j, "next_step_mean_imbalance", jd(c->next_step));
+			json_object_object_add(j, "next_balancedness", jd(c->next > 0 ? 1 / c->next : 1));
+			json_object_object_add(j, "next_trtllm_imbalance", jd(c->next - 1));
+			json_object_object_add(j, "gap_fit", jd(c->gap_fit));
+			json_object_object_add(j, "gap_next", jd(c->gap_next));
+			json_object_object_add(j, "moves", json_object_new_int64(c->plan.moves));
+			json_object_object_add(j, "bytes",
+					       model ? json_object_new_int64(c->bytes) : NULL);
+			json_object_object_add(j, "transfer_seconds", model ? jd(c->xfer_s) : NULL);
+			json_object_object_add(j, "token_drop", jd(c->drop));
+			json_object_object_add(j, "seconds", jd(c->plan.seconds));
+			for (int l = 0; l < L; l++) {
+				struct json_object *jl = json_object_new_object();
+				json_object_object_add(jl, "layer", json_object_new_int(l));
+				json_object_object_add(jl, "fit_imbalance",
+						       jd(c->plan.layer[l].imbalance));
+				json_object_object_add(
+					jl, "next_imbalance",
+					jd(c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l]
+							       : 1));
+				json_object_object_add(jl, "moves",
+						       json_object_new_int64(c->plan.layer[l].moves));
+				json_object_array_add(pl, jl);
+			}
+			json_object_object_add(j, "per_layer", pl);
+			json_object_array_add(arr, j);
+		}
+		json_object_object_add(root, "algorithms", arr);
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(root);
+	} else if (o.out == OUT_CSV) {
+		printf("scope,algorithm,layer,fit_imbalance,next_imbalance,next_step_mean_imbalance,"
+		       "gap_fit,gap_next,moves,bytes,transfer_seconds,token_drop,seconds\n");
+		for (int i = 0; i < na; i++) {
+			struct cmp_algo *c = &a[i];
+			printf("overall,%s,,%.6f,%.6f,%.6f,%.6f,%.6f,%lld,", c->algo->name, c->fit,
+			       c->next, c->next_step, c->gap_fit, c->gap_next,
+			       (long long)c->plan.moves);
+			if (model)
+				printf("%lld,%.6f", (long long)c->bytes, c->xfer_s);
+			else
+				printf(",");
+			printf(",%.6f,%.6f\n", c->drop, c->plan.seconds);
+		}
+		for (int i = 0; o.per_layer && i < na; i++)
+			for (int l = 0; l < L; l++) {
+				struct cmp_algo *c = &a[i];
+				const struct analyze_plan_layer *pl = &c->plan.layer[l];
+				printf("layer,%s,%d,%.6f,%.6f,,%.6f,%.6f,%lld,", c->algo->name, l,
+				       pl->imbalance,
+				       c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l] : 1,
+				       pl->lower_bound > 0 ? pl->max_load / pl->lower_bound - 1 : 0,
+				       lb_next[l] > 0 ? c->next_max[l] / lb_next[l] - 1 : 0,
+				       (long long)pl->moves);
+				if (model)
+					printf("%lld,", (long long)(pl->moves * ebytes));
+				else
+					printf(",");
+				printf(",,\n");
+			}
+	} else {
+		int md = o.out == OUT_MARKDOWN;
+		const char *sep = md ? " | " : "  ";
+		printf("%srun '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
+		       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
+		       md ? "" : "", run.name, L, E, R, o.slots, (long long)win[0],
+		       (long long)win[1], (long long)fit_steps, (long long)win[2],
+		       (long long)win[3], (long long)next_steps);
+		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
+		       "expert's tokens split evenly); gap = distance to the proven lower bound\n",
+		       md ? "\n" : "");
+		if (model)
+			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); transfer "
+			       "at %.1f GB/s per rank (%s); token drop at capacity %.2f x mean\n\n",
+			       md ? "\n" : "", cur_name, ebytes / 1048576.0, model->name,
+			       analyze_quant_name(o.quant), gbps,
+			       o.bandwidth > 0 ? "--bandwidth" : link->name, o.capacity);
+		else
+			printf("%smoves from the %s placement (give --model for bytes and seconds); "
+			       "token drop at capacity %.2f x mean\n\n",
+			       md ? "\n" : "", cur_name, o.capacity);
+		if (md)
+			printf("| algorithm | fit | next | next/step | gap fit | gap next | moves | "
+			       "GB | transfer s | drop | time s |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+		else
+			printf("%-10s  %6s  %6s  %9s  %7s  %8s  %7s  %8s  %10s  %6s  %8s\n",
+			       "algorithm", "fit", "next", "next/step", "gap-fit", "gap-next",
+			       "moves", "GB", "transfer-s", "drop", "time-s");
+		for (int i = 0; i < na; i++) {
+			struct cmp_algo *c = &a[i];
+			char gb[32], xs[32];
+			if (model) {
+				snprintf(gb, sizeof(gb), "%.2f", c->bytes / 1e9);
+				snprintf(xs, sizeof(xs), "%.4f", c->xfer_s);
+			} else {
+				strcpy(gb, "-");
+				strcpy(xs, "-");
+			}
+			if (md)
+				printf("| %s | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | %s | "
+				       "%.2f%% | %.4f |\n",
+				       c->algo->name, c->fit, c->next, c->next_step, pct(c->gap_fit),
+				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
+				       pct(c->drop), c->plan.seconds);
+			else
+				printf("%-10s  %6.4f  %6.4f  %9.4f  %6.2f%%  %7.2f%%  %7lld  %8s  %10s  "
+				       "%5.2f%%  %8.4f\n",
+				       c->algo->name, c->fit, c->next, c->next_step, pct(c->gap_fit),
+				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
+				       pct(c->drop), c->plan.seconds);
+		}
+		if (o.per_layer) {
+			printf("\nper layer: imbalance fitted / next\n%s", md ? "\n| layer" : "layer");
+			for (int i = 0; i < na; i++)
+				printf(md ? " | %s" : "  %15s", a[i].algo->name);
+			printf(md ? " |\n|---" : "\n");
+			for (int i = 0; md && i < na; i++)
+				printf("|---:");
+			printf(md ? "|\n" : "");
+			for (int l = 0; l < L; l++) {
+				printf(md ? "| %d" : "%5d", l);
+				for (int i = 0; i < na; i++) {
+					struct cmp_algo *c = &a[i];
+					double nx = c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l]
+									: 1;
+					printf("%s%s%7.4f / %-7.4f", md ? sep : "  ", "",
+					       c->plan.layer[l].imbalance, nx);
+				}
+				printf(md ? " |\n" : "\n");
+			}
+		}
+	}
+	status = 0;
+out:
+	for (int i = 0; i < na; i++) {
+		analyze_plan_release(&a[i].plan);
+		free(a[i].cnt);
+		free(a[i].next_max);
+		free(a[i].next_mean);
+	}
+	free(a);
+	free(fit_heat);
+	free(episodes);
+	free(next_heat);
+	free(load);
+	free(lb_next);
+	free(cur);
+	store_free(s);
+	return status;
+}
