@@ -6,6 +6,7 @@ int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_balance(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_place(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 

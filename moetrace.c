@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },
 	{ "balance", cmd_balance, "per-layer imbalance under the deployed or static placement" },
 	{ "models",  cmd_models,  "list the model presets and their typical EP layouts" },
+	{ "compare", cmd_compare, "compare placement algorithms on a fitting and the following window" },
 	{ "place",   cmd_place,   "compute a placement from recorded heat; write it for an engine" },
 	{ "sql",     cmd_sql,     "run SQL on a trace with the expert_heat, device_load, ... views" },
 };
