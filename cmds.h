@@ -3,6 +3,7 @@
 #define MOETRACE_CMDS_H
 
 int cmd_import(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_balance(int argc, char **argv);
 int cmd_models(int argc, char **argv);

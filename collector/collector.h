@@ -20,10 +20,14 @@ struct collector_gen_cfg {
 	const struct store_model *model; /* shape: layers, experts, topk */
 	uint64_t seed;
 	/* Workload knobs; 0 selects the calibrated default (docs/generator.md). */
-	double prefill_fraction;  /* share of steps that are prefill */
+	double prefill_fraction;  /* share of steps that are prefill; < 0: none
+				     (decode only), 1: prefill only */
 	int decode_batch;         /* running requests in a decode step */
 	int prefill_tokens;       /* tokens in a prefill step */
 	int domains;              /* workload domains the traffic switches between */
+	double skew;              /* x the calibrated popularity spread (0 < skew <= 10) */
+	double drift;             /* x the calibrated drift and domain-switch rate;
+				     < 0: frozen popularity, one domain mix */
 };
 
 struct collector_gen;

@@ -1,0 +1,677 @@
+/*
+ * gen.c: the synthetic trace generator behind `moetrace gen`.  Start at
+ * collector_gen_next(): it schedules one engine step (a prefill of new
+ * prompts or a decode token of every running request) and routes every
+ * token of it through every MoE layer to top-k distinct experts.
+ *
+ * The model of the traffic (docs/generator.md has the calibration):
+ * - each layer has a heavy-tailed popularity over its experts: a
+ *   log-normal spread whose width differs per layer (some nearly flat,
+ *   some steep), and on some layers a few very hot experts;
+ * - traffic comes from a few workload domains, each with its own
+ *   popularity per layer, drifting slowly (an Ornstein-Uhlenbeck walk of
+ *   the log-popularity); the mix of domains changes over time (one domain
+ *   dominates for a while, then another);
+ * - every request belongs to a domain and to one of a few sub-topics of
+ *   it, which reshape the domain's popularity for that request: tokens of
+ *   one prompt route alike, and all layers see the same requests, so the
+ *   load of different layers moves together;
+ * - a step is a prefill (new prompts, thousands of tokens) or a decode
+ *   step (one token per running request); requests run for a random
+ *   number of decode steps and are replaced at the next prefill.
+ *
+ * Every token picks its k experts by successive sampling without
+ * replacement (an alias-table draw, repeats rejected), so a layer's count
+ * per step never exceeds the step's tokens and sums to tokens x k.
+ *
+ * Determinism: all randomness comes from util_rng (xoshiro256**), and the
+ * floating point is limited to +, -, *, / and sqrt, which IEEE 754 rounds
+ * the same way on every machine; exp and log are computed here by fixed
+ * polynomials instead of libm (whose last bits differ between versions).
+ * The build uses -std=c11, under which GCC does not contract a*b+c into
+ * fused multiply-adds, so the same seed gives the same counts everywhere.
+ */
+#include "collector/collector.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- calibrated defaults (docs/generator.md) ---------------------------- */
+
+#define GEN_DEF_PREFILL_FRACTION 0.1
+#define GEN_DEF_DECODE_BATCH 128
+#define GEN_DEF_PREFILL_TOKENS 4096
+#define GEN_DEF_DOMAINS 4
+#define GEN_SUBTOPICS 8          /* sub-topics per domain */
+#define GEN_REFRESH 64           /* steps between drift updates of the tables */
+#define GEN_DRIFT_TAU 1500.0     /* steps over which a domain's popularity decorrelates */
+#define GEN_DRIFT_ETA 0.5        /* stationary drift spread, in units of the layer's sigma */
+#define GEN_SWITCH_MEAN 600.0    /* mean steps between changes of the dominant domain */
+#define GEN_MIX_RELAX (1.0 / 48) /* per-step pull of the domain mix towards its target */
+#define GEN_DOMINANT 0.65        /* share of the dominant domain in the target mix */
+#define GEN_OUT_MEAN 256.0       /* mean decode steps of a request */
+#define GEN_PROMPT_MIN 16        /* prompt lengths are log-uniform in [min, max] */
+#define GEN_PROMPT_MAX 2048
+#define GEN_MAX_TABLE_CELLS (1 << 24) /* cap on domains x sub-topics x layers x experts */
+
+struct gen_req {
+	int table;     /* domain * subtopics + subtopic, -1 = empty slot */
+	int remaining; /* decode steps left */
+};
+
+struct collector_gen {
+	int layers, experts, topk;
+	int domains, subtopics, ntables;
+	int decode_batch, prefill_tokens;
+	double prefill_fraction; /* < 0: decode only */
+	double skew, drift;
+	uint64_t seed;
+	int64_t n;               /* steps produced so far */
+	struct util_rng rng;     /* scheduling: phases, requests, domains */
+
+	double *sigma;           /* [layers] log-popularity spread */
+	double *mean;            /* [domains][layers][experts] long-run log-popularity */
+	double *z;               /* [domains][layers][experts] current log-popularity */
+	float *sub;              /* [tables][layers][experts] sub-topic multipliers */
+	uint32_t *tab;           /* [tables][layers][experts] alias buckets:
+				    threshold << 16 | alias target */
+
+	double *mix, *target;    /* [domains] domain mix now and where it heads */
+	int dominant;
+	struct gen_req *run;     /* [decode_batch] running requests */
+	int *ntok;               /* [tables] tokens of the current step per table */
+
+	uint32_t *stamp, stampv; /* [experts] repeat detection per token */
+	double *w, *p;           /* [experts] scratch */
+	int *work;               /* [experts] scratch */
+};
+
+/* ---- deterministic elementary functions --------------------------------- */
+
+static const double LN2_HI = 6.93147180369123816490e-01;
+static const double LN2_LO = 1.90821492927058770002e-10;
+
+/* exp(x) for |x| < 700: x = n ln2 + r, |r| <= ln2/2, Taylor to r^13. */
+static double det_exp(double x)
+{
+	double r, p, t;
+	int n;
+
+	if (x < -700)
+		return 0;
+	if (x > 700)
+		x = 700;
+	t = x * 1.44269504088896338700;
+	n = (int)(t < 0 ? t - 0.5 : t + 0.5);
+	r = (x - n * LN2_HI) - n * LN2_LO;
+	p = 1.0 / 6227020800.0; /* 1/13! */
+	p = p * r + 1.0 / 479001600.0;
+	p = p * r + 1.0 / 39916800.0;
+	p = p * r + 1.0 / 3628800.0;
+	p = p * r + 1.0 / 362880.0;
+	p = p * r + 1.0 / 40320.0;
+	p = p * r + 1.0 / 5040.0;
+	p = p * r + 1.0 / 720.0;
+	p = p * r + 1.0 / 120.0;
+	p = p * r + 1.0 / 24.0;
+	p = p * r + 1.0 / 6.0;
+	p = p * r + 0.5;
+	p = p * r + 1.0;
+	p = p * r + 1.0;
+	/* scale by 2^n with exact multiplications */
+	while (n > 0) {
+		int s = n > 60 ? 60 : n;
+		p *= (double)(UINT64_C(1) << s);
+		n -= s;
+	}
+	while (n < 0) {
+		int s = -n > 60 ? 60 : -n;
+		p /= (double)(UINT64_C(1) << s);
+		n += s;
+	}
+	return p;
+}
+
+/* log(x) for x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), then
+ * log m = 2 atanh((m-1)/(m+1)) by its series. */
+static double det_log(double x)
+{
+	double m = x, f, f2, s, term;
+	int e = 0;
+
+	if (!(x > 0))
+		return -745.0;
+	while (m >= 1.4142135623730951) {
+		m /= 2;
+		e++;
+	}
+	while (m < 0.7071067811865476) {
+		m *= 2;
+		e--;
+	}
+	f = (m - 1) / (m + 1);
+	f2 = f * f;
+	s = 0;
+	term = f;
+	for (int i = 1; i <= 41; i += 2) {
+		s += term / i;
+		term *= f2;
+	}
+	return e * LN2_HI + (2 * s + e * LN2_LO);
+}
+
+/* Standard normal by inverting its CDF (Acklam's rational approximation,
+ * relative error < 1.2e-9): one uniform per draw, no libm but sqrt. */
+static double det_normal(struct util_rng *r)
+{
+	static const double a[] = { -3.969683028665376e+01, 2.209460984245205e+02,
+				    -2.759285104469687e+02, 1.383577518672690e+02,
+				    -3.066479806614716e+01, 2.506628277459239e+00 };
+	static const double b[] = { -5.447609879822406e+01, 1.615858368580409e+02,
+				    -1.556989798598866e+02, 6.680131188771972e+01,
+				    -1.328068155288572e+01 };
+	static const double c[] = { -7.784894002430293e-03, -3.223964580411365e-01,
+				    -2.400758277161838e+00, -2.549732539343734e+00,
+				    4.374664141464968e+00, 2.938163982698783e+00 };
+	static const double d[] = { 7.784695709041462e-03, 3.224671290700398e-01,
+				    2.445134137142996e+00, 3.754408661907416e+00 };
+	double u = ((double)(util_rng_next(r) >> 11) + 0.5) * 0x1.0p-53, q, t;
+
+	if (u < 0.02425 || u > 1 - 0.02425) {
+		q = sqrt(-2 * det_log(u < 0.5 ? u : 1 - u));
+		t = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+		    ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+		return u < 0.5 ? t : -t;
+	}
+	q = u - 0.5;
+	t = q * q;
+	return (((((a[0] * t + a[1]) * t + a[2]) * t + a[3]) * t + a[4]) * t + a[5]) * q /
+	       (((((b[0] * t + b[1]) * t + b[2]) * t + b[3]) * t + b[4]) * t + 1);
+}
+
+static double uniform(struct util_rng *r)
+{
+	return util_rng_uniform(r);
+}
+
+/* ---- alias tables -------------------------------------------------------- */
+
+/* Vose's alias method for weights w[n]: a draw picks a bucket i
+ * uniformly and keeps it if a 16-bit coin is below its threshold, else
+ * takes its alias.  The 16-bit threshold rounds each bucket's split to
+ * 1/65536, i.e. an expert's probability to within 1/(65536 n).  p and work
+ * are scratch of n (p may be w). */
+static void alias_build(const double *w, int n, uint32_t *tab, double *p, int *work)
+{
+	double sum = 0;
+	int ns = 0, nl = n; /* small from the front of work, large from the back */
+
+	for (int i = 0; i < n; i++)
+		sum += w[i];
+	for (int i = 0; i < n; i++) {
+		p[i] = sum > 0 ? w[i] * n / sum : 1.0;
+		if (p[i] < 1)
+			work[ns++] = i;
+		else
+			work[--nl] = i;
+	}
+	while (ns > 0 && nl < n) {
+		int s = work[--ns], l = work[nl++];
+		tab[s] = (uint32_t)(p[s] * 65536.0) << 16 | (uint32_t)l;
+		p[l] = (p[l] + p[s]) - 1;
+		if (p[l] < 1)
+			work[ns++] = l;
+		else
+			work[--nl] = l;
+	}
+	/* what is left is full up to rounding */
+	while (ns > 0) {
+		int s = work[--ns];
+		tab[s] = UINT32_C(0xffff0000) | (uint32_t)s;
+	}
+	while (nl < n) {
+		int l = work[nl++];
+		tab[l] = UINT32_C(0xffff0000) | (uint32_t)l;
+	}
+}
+
+/* The hot path keeps xoshiro256** (the same generator and sequence as
+ * util_rng_next) in registers and spends 32 random bits per draw: the high
+ * half of u * n picks the bucket, the low half is a coin uniform within it
+ * (resolution n / 2^32). */
+struct draw_state {
+	uint64_t s[4];
+	uint64_t bits;
+	int have;
+};
+
+static inline uint64_t rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint32_t draw_bits(struct draw_state *d)
+{
+	uint64_t *s = d->s, t;
+
+	if (d->have) {
+		d->have = 0;
+		return (uint32_t)(d->bits >> 32);
+	}
+	d->bits = rotl64(s[1] * 5, 7) * 9;
+	t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl64(s[3], 45);
+	d->have = 1;
+	return (uint32_t)d->bits;
+}
+
+static inline uint32_t alias_draw(struct draw_state *d, const uint32_t *tab, uint32_t n)
+{
+	uint64_t m = (uint64_t)draw_bits(d) * n;
+	uint32_t i = (uint32_t)(m >> 32), b = tab[i];
+	/* branch-free select: the coin is a coin flip for the branch predictor */
+	uint32_t keep = (uint32_t)0 - (uint32_t)(((uint32_t)m >> 16) < (b >> 16));
+
+	return (i & keep) | (b & 0xffff & ~keep);
+}
+
+/* Routes ntok tokens, each to k distinct experts drawn from the table
+ * (successive sampling without replacement: a repeat is drawn again), and
+ * adds them to cnt[experts]. */
+static void route_tokens(struct collector_gen *g, struct util_rng *r, const uint32_t *tab,
+			 int ntok, uint32_t *cnt)
+{
+	const uint32_t n = (uint32_t)g->experts;
+	const int k = g->topk;
+	uint32_t *stamp = g->stamp, sv = g->stampv;
+	struct draw_state d;
+
+	if (k >= g->experts) {
+		for (uint32_t e = 0; e < n; e++)
+			cnt[e] += (uint32_t)ntok;
+		return;
+	}
+	memcpy(d.s, r->s, sizeof(d.s));
+	d.bits = 0;
+	d.have = 0;
+	if (k == 1) {
+		for (int t = 0; t < ntok; t++)
+			cnt[alias_draw(&d, tab, n)]++;
+		memcpy(r->s, d.s, sizeof(d.s));
+		return;
+	}
+	for (int t = 0; t < ntok; t++) {
+		if (++sv == 0) {
+			memset(stamp, 0, n * sizeof(*stamp));
+			sv = 1;
+		}
+		for (int j = 0; j < k; j++) {
+			uint32_t e;
+			int tries = 0;
+			for (;;) {
+				e = alias_draw(&d, tab, n);
+				if (stamp[e] != sv)
+					break;
+				if (++tries == 256) {
+					/* only when nearly all weight sits on the k-1
+					 * experts already taken: the next free one */
+					e = (uint32_t)(((uint64_t)draw_bits(&d) * n) >> 32);
+					while (stamp[e] == sv)
+						e = e + 1 == n ? 0 : e + 1;
+					break;
+				}
+			}
+			stamp[e] = sv;
+			cnt[e]++;
+		}
+	}
+	g->stampv = sv;
+	memcpy(r->s, d.s, sizeof(d.s));
+}
+
+/* ---- popularity ---------------------------------------------------------- */
+
+static size_t cell(const struct collector_gen *g, int table, int layer)
+{
+	return ((size_t)table * g->layers + layer) * g->experts;
+}
+
+/* Rebuilds every table from the domains' current log-popularity. */
+static void tables_refresh(struct collector_gen *g)
+{
+	const int E = g->experts;
+
+	for (int d = 0; d < g->domains; d++) {
+		for (int l = 0; l < g->layers; l++) {
+			const double *z = g->z + cell(g, d, l);
+			double zmax = z[0];
+			for (int e = 1; e < E; e++)
+				if (z[e] > zmax)
+					zmax = z[e];
+			for (int e = 0; e < E; e++)
+				g->p[e] = det_exp(z[e] - zmax);
+			for (int s = 0; s < g->subtopics; s++) {
+				int t = d * g->subtopics + s;
+				const float *m = g->sub + cell(g, t, l);
+				for (int e = 0; e < E; e++)
+					g->w[e] = g->p[e] * m[e];
+				/* w doubles as alias_build's scratch */
+				alias_build(g->w, E, g->tab + cell(g, t, l), g->w, g->work);
+			}
+		}
+	}
+}
+
+/* One Ornstein-Uhlenbeck step of every domain's log-popularity over
+ * GEN_REFRESH steps: mean-reverting, with a stationary spread of
+ * GEN_DRIFT_ETA x the layer's sigma around the domain's long-run mean. */
+static void drift_step(struct collector_gen *g)
+{
+	double a = 1 - GEN_REFRESH * g->drift / GEN_DRIFT_TAU, b;
+	size_t i = 0;
+
+	if (a < 0)
+		a = 0;
+	b = sqrt(1 - a * a) * GEN_DRIFT_ETA;
+	for (int d = 0; d < g->domains; d++)
+		for (int l = 0; l < g->layers; l++)
+			for (int e = 0; e < g->experts; e++, i++)
+				g->z[i] = g->mean[i] + a * (g->z[i] - g->mean[i]) +
+					  b * g->sigma[l] * det_normal(&g->rng);
+}
+
+/* ---- requests and steps -------------------------------------------------- */
+
+static int new_table(struct collector_gen *g)
+{
+	double u = uniform(&g->rng), acc = 0;
+	int d = 0;
+
+	for (; d < g->domains - 1; d++) {
+		acc += g->mix[d];
+		if (u < acc)
+			break;
+	}
+	return d * g->subtopics + (int)util_rng_below(&g->rng, (uint32_t)g->subtopics);
+}
+
+static int out_len(struct collector_gen *g)
+{
+	double v = -GEN_OUT_MEAN * det_log(1 - uniform(&g->rng));
+
+	return 1 + (v > (1 << 24) ? (1 << 24) : (int)v);
+}
+
+static int prompt_len(struct collector_gen *g)
+{
+	static const double lo = 2.772588722239781;  /* log 16 */
+	static const double hi = 7.624618986159398;  /* log 2048 */
+
+	return (int)det_exp(lo + (hi - lo) * uniform(&g->rng));
+}
+
+static void set_target(struct collector_gen *g)
+{
+	for (int d = 0; d < g->domains; d++)
+		g->target[d] = g->domains == 1 ? 1.0
+			     : d == g->dominant ? GEN_DOMINANT
+						: (1 - GEN_DOMINANT) / (g->domains - 1);
+}
+
+/* The domain mix: the dominant domain changes now and then, and the mix
+ * follows it gradually. */
+static void mix_step(struct collector_gen *g)
+{
+	if (g->domains > 1 && g->drift > 0 &&
+	    uniform(&g->rng) < g->drift / GEN_SWITCH_MEAN) {
+		int d = (int)util_rng_below(&g->rng, (uint32_t)(g->domains - 1));
+		g->dominant = d >= g->dominant ? d + 1 : d;
+		set_target(g);
+	}
+	for (int d = 0; d < g->domains; d++)
+		g->mix[d] += (g->target[d] - g->mix[d]) * GEN_MIX_RELAX;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
+}
+
+int collector_gen_next(struct collector_gen *g, struct store_step *step)
+{
+	const int E = g->experts;
+	int prefill;
+	int64_t tokens = 0;
+
+	if (!step || !step->counts)
+		return UTIL_EUSAGE;
+	if (g->n > 0 && g->n % GEN_REFRESH == 0 && g->drift > 0) {
+		drift_step(g);
+		tables_refresh(g);
+	}
+	mix_step(g);
+	if (g->prefill_fraction >= 1)
+		prefill = 1;
+	else if (g->prefill_fraction <= 0)
+		prefill = 0;
+	else
+		prefill = uniform(&g->rng) < g->prefill_fraction;
+	memset(g->ntok, 0, (size_t)g->ntables * sizeof(*g->ntok));
+	if (prefill) {
+		int budget = g->prefill_tokens, slot = 0;
+		/* a chunked-prefill scheduler mostly fills its token budget */
+		if (uniform(&g->rng) < 0.3) {
+			budget = (int)(budget * (0.25 + 0.75 * uniform(&g->rng)));
+			if (budget < 1)
+				budget = 1;
+		}
+		while (budget > 0) {
+			int len = prompt_len(g), t = new_table(g);
+			if (len > budget)
+				len = budget;
+			g->ntok[t] += len;
+			budget -= len;
+			tokens += len;
+			/* the new request joins the decode batch if there is room */
+			while (slot < g->decode_batch && g->run[slot].table >= 0)
+				slot++;
+			if (slot < g->decode_batch) {
+				g->run[slot].table = t;
+				g->run[slot].remaining = out_len(g);
+			}
+		}
+	} else {
+		int active = 0;
+		for (int i = 0; i < g->decode_batch; i++)
+			active += g->run[i].table >= 0;
+		for (int i = 0; i < g->decode_batch; i++) {
+			struct gen_req *q = &g->run[i];
+			/* an empty batch or decode-only traffic: arrivals join now */
+			if (q->table < 0 && (active == 0 || g->prefill_fraction < 0)) {
+				q->table = new_table(g);
+				q->remaining = out_len(g);
+			}
+			if (q->table < 0)
+				continue;
+			g->ntok[q->table]++;
+			tokens++;
+			if (--q->remaining <= 0)
+				q->table = -1;
+		}
+	}
+	for (int l = 0; l < g->layers; l++) {
+		struct util_rng r;
+		uint32_t *row = step->counts + (size_t)l * E;
+		util_rng_seed(&r, mix64(g->seed ^ mix64((uint64_t)g->n * 0x10000 + (uint64_t)l)));
+		memset(row, 0, (size_t)E * sizeof(*row));
+		for (int t = 0; t < g->ntables; t++)
+			if (g->ntok[t])
+				route_tokens(g, &r, g->tab + cell(g, t, l), g->ntok[t], row);
+	}
+	step->phase = prefill ? STORE_PHASE_PREFILL : STORE_PHASE_DECODE;
+	step->tokens = tokens;
+	g->n++;
+	return 0;
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+/* Per-layer shape of the popularity (docs/generator.md): sigma is spread
+ * so that most layers are moderate, a few nearly flat and a few steep;
+ * GEN_HOT_P of the layers get 1-3 experts boosted GEN_HOT_LO..HI times. */
+#define GEN_SIGMA_LO 0.25
+#define GEN_SIGMA_HI 1.6
+#define GEN_HOT_P 0.3
+#define GEN_HOT_LO 3.0
+#define GEN_HOT_HI 15.0
+#define GEN_DOMAIN_SPREAD 0.7 /* domain vs layer popularity, x sigma */
+#define GEN_SUB_SIGMA 0.7     /* request sub-topic reshaping, log-normal sigma */
+
+static void popularity_init(struct collector_gen *g)
+{
+	const int E = g->experts;
+	struct util_rng r;
+	double *base = g->w;
+
+	util_rng_seed(&r, mix64(g->seed ^ UINT64_C(0x706f70756c6172)));
+	for (int l = 0; l < g->layers; l++) {
+		double u = uniform(&r);
+		double sigma = g->skew * (GEN_SIGMA_LO + (GEN_SIGMA_HI - GEN_SIGMA_LO) * u * u);
+		g->sigma[l] = sigma;
+		for (int e = 0; e < E; e++)
+			base[e] = sigma * det_normal(&r);
+		if (uniform(&r) < GEN_HOT_P) {
+			int hot = 1 + (int)util_rng_below(&r, 3);
+			for (int h = 0; h < hot; h++) {
+				double boost = GEN_HOT_LO + (GEN_HOT_HI - GEN_HOT_LO) * uniform(&r);
+				base[util_rng_below(&r, (uint32_t)E)] += g->skew * det_log(boost);
+			}
+		}
+		for (int d = 0; d < g->domains; d++) {
+			double *m = g->mean + cell(g, d, l), *z = g->z + cell(g, d, l);
+			for (int e = 0; e < E; e++) {
+				m[e] = base[e] + GEN_DOMAIN_SPREAD * sigma * det_normal(&r);
+				z[e] = m[e] + (g->drift > 0 ? GEN_DRIFT_ETA * sigma * det_normal(&r)
+							    : 0);
+			}
+		}
+	}
+	for (size_t i = 0, n = cell(g, g->ntables, 0); i < n; i++)
+		g->sub[i] = (float)det_exp(g->skew * GEN_SUB_SIGMA * det_normal(&r));
+}
+
+int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen **out,
+		      struct util_err *err)
+{
+	const struct store_model *m = cfg ? cfg->model : NULL;
+	struct collector_gen *g;
+	size_t cells, tcells;
+
+	*out = NULL;
+	if (!m)
+		return util_err_set(err, UTIL_EUSAGE, "the generator needs a model shape");
+	if (m->layers < 1 || m->layers > STORE_MAX_LAYERS || m->experts < 1 ||
+	    m->experts > STORE_MAX_EXPERTS || m->topk < 1 || m->topk > m->experts)
+		return util_err_set(err, UTIL_ERANGE,
+				    "model '%s': shape %d layers x %d experts, top-%d is out of range",
+				    m->name ? m->name : "", m->layers, m->experts, m->topk);
+	if (!(cfg->prefill_fraction <= 1))
+		return util_err_set(err, UTIL_ERANGE, "prefill fraction %g is not in [0, 1]",
+				    cfg->prefill_fraction);
+	if (cfg->decode_batch < 0 || cfg->decode_batch > (1 << 20))
+		return util_err_set(err, UTIL_ERANGE, "decode batch %d is not in [1, %d]",
+				    cfg->decode_batch, 1 << 20);
+	if (cfg->prefill_tokens < 0 || cfg->prefill_tokens > (1 << 24))
+		return util_err_set(err, UTIL_ERANGE, "prefill tokens %d is not in [1, %d]",
+				    cfg->prefill_tokens, 1 << 24);
+	if (cfg->domains < 0 || cfg->domains > 64)
+		return util_err_set(err, UTIL_ERANGE, "domains %d is not in [1, 64]", cfg->domains);
+	if (!(cfg->skew >= 0 && cfg->skew <= 10))
+		return util_err_set(err, UTIL_ERANGE, "skew %g is not in (0, 10]", cfg->skew);
+	if (!(cfg->drift <= 100))
+		return util_err_set(err, UTIL_ERANGE, "drift %g is above 100", cfg->drift);
+
+	if (!(g = calloc(1, sizeof(*g))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	g->layers = m->layers;
+	g->experts = m->experts;
+	g->topk = m->topk;
+	g->seed = cfg->seed;
+	g->prefill_fraction = cfg->prefill_fraction == 0 ? GEN_DEF_PREFILL_FRACTION
+				: cfg->prefill_fraction < 0 ? -1
+							    : cfg->prefill_fraction;
+	g->decode_batch = cfg->decode_batch ? cfg->decode_batch : GEN_DEF_DECODE_BATCH;
+	g->prefill_tokens = cfg->prefill_tokens ? cfg->prefill_tokens : GEN_DEF_PREFILL_TOKENS;
+	g->domains = cfg->domains ? cfg->domains : GEN_DEF_DOMAINS;
+	g->skew = cfg->skew > 0 ? cfg->skew : 1.0;
+	g->drift = cfg->drift == 0 ? 1.0 : cfg->drift < 0 ? 0 : cfg->drift;
+	cells = (size_t)g->layers * g->experts;
+	g->subtopics = GEN_SUBTOPICS;
+	while (g->subtopics > 1 && (size_t)g->domains * g->subtopics * cells > GEN_MAX_TABLE_CELLS)
+		g->subtopics /= 2;
+	g->ntables = g->domains * g->subtopics;
+	tcells = (size_t)g->ntables * cells;
+	util_rng_seed(&g->rng, g->seed);
+
+	g->sigma = calloc((size_t)g->layers, sizeof(*g->sigma));
+	g->mean = calloc((size_t)g->domains * cells, sizeof(*g->mean));
+	g->z = calloc((size_t)g->domains * cells, sizeof(*g->z));
+	g->sub = calloc(tcells, sizeof(*g->sub));
+	g->tab = calloc(tcells, sizeof(*g->tab));
+	g->mix = calloc((size_t)g->domains, sizeof(*g->mix));
+	g->target = calloc((size_t)g->domains, sizeof(*g->target));
+	g->run = calloc((size_t)g->decode_batch, sizeof(*g->run));
+	g->ntok = calloc((size_t)g->ntables, sizeof(*g->ntok));
+	g->stamp = calloc((size_t)g->experts, sizeof(*g->stamp));
+	g->w = calloc((size_t)g->experts, sizeof(*g->w));
+	g->p = calloc((size_t)g->experts, sizeof(*g->p));
+	g->work = calloc((size_t)g->experts, sizeof(*g->work));
+	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->mix ||
+	    !g->target || !g->run || !g->ntok || !g->stamp || !g->w || !g->p || !g->work) {
+		collector_gen_free(g);
+		return util_err_set(err, UTIL_ENOMEM,
+				    "out of memory for the generator's tables (%zu cells)", tcells);
+	}
+	popularity_init(g);
+	g->dominant = (int)util_rng_below(&g->rng, (uint32_t)g->domains);
+	set_target(g);
+	memcpy(g->mix, g->target, (size_t)g->domains * sizeof(*g->mix));
+	/* start in steady state: a full batch of requests at random ages */
+	for (int i = 0; i < g->decode_batch; i++) {
+		g->run[i].table = g->prefill_fraction >= 1 ? -1 : new_table(g);
+		g->run[i].remaining = 1 + (int)util_rng_below(&g->rng, (uint32_t)(2 * GEN_OUT_MEAN));
+	}
+	tables_refresh(g);
+	*out = g;
+	return 0;
+}
+
+void collector_gen_free(struct collector_gen *g)
+{
+	if (!g)
+		return;
+	free(g->sigma);
+	free(g->mean);
+	free(g->z);
+	free(g->sub);
+	free(g->tab);
+	free(g->mix);
+	free(g->target);
+	free(g->run);
+	free(g->ntok);
+	free(g->stamp);
+	free(g->w);
+	free(g->p);
+	free(g->work);
+	free(g);
+}
