@@ -212,10 +212,20 @@ static void json_value(FILE *f, sqlite3_stmt *st, int i)
 	case SQLITE_INTEGER: fprintf(f, "%lld", (long long)sqlite3_column_int64(st, i)); break;
 	case SQLITE_FLOAT: {
 		double d = sqlite3_column_double(st, i);
-		if (d != d || d - d != 0) /* NaN or infinite: not JSON */
+		char buf[32];
+		if (d != d || d - d != 0) { /* NaN or infinite: not JSON */
 			fputs("null", f);
-		else
-			fputs((const char *)sqlite3_column_text(st, i), f);
+			break;
+		}
+		/* shortest text that reads back as the same double */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(buf, sizeof(buf), "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+		fputs(buf, f);
+		if (!strpbrk(buf, ".eEn"))
+			fputs(".0", f); /* keep it a real for readers that care */
 		break;
 	}
 	default: {
