@@ -24,6 +24,7 @@ struct command {
 static const struct command commands[] = {
 	{ "gen",     cmd_gen,     "write a synthetic trace (DeepSeek-V3 and other presets) into a database" },
 	{ "import",  cmd_import,  "load a trace (CSV step,layer,expert,tokens[,phase]) into a database" },
+	{ "record",  cmd_record,  "record synthetic steps through the embedding recorder at a step rate" },
 	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },
 	{ "balance", cmd_balance, "per-layer imbalance under the deployed or static placement" },
 	{ "models",  cmd_models,  "list the model presets and their typical EP layouts" },

@@ -1,0 +1,208 @@
+/*
+ * cmd_record.c: `moetrace record` drives the real recorder (moetrace.h)
+ * with the synthetic generator at a given step rate: a live source for
+ * `moetrace top` and for tests, and a check that recording keeps up.
+ */
+#include "cmds.h"
+#include "collector/collector.h"
+#include "collector/moetrace.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char record_usage[] =
+	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
+	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] DB\n"
+	"\n"
+	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
+	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
+	"  --rate HZ      steps per second (default 0 = as fast as possible)\n"
+	"  --seed S       generator seed (default 1)\n"
+	"  --run NAME     run name (default MODEL-seedS-TIME)\n"
+	"  --block        wait for the writer when the ring is full instead of dropping\n"
+	"  --ring STEPS   ring capacity (default 256), --batch STEPS per transaction (64)\n"
+	"  --append       continue the run NAME if it exists with the same shape\n";
+
+/* Set by SIGINT/SIGTERM: stop generating, flush and close cleanly. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void sleep_until(double t)
+{
+	double d = t - util_now();
+	struct timespec ts;
+
+	if (d <= 0)
+		return;
+	ts.tv_sec = (time_t)d;
+	ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+}
+
+static void human_bytes(char *buf, size_t n, double b)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "steps", required_argument, NULL, 'n' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "run", required_argument, NULL, 'R' },
+		{ "block", no_argument, NULL, 'b' },
+		{ "ring", required_argument, NULL, 'g' },
+		{ "batch", required_argument, NULL, 'B' },
+		{ "append", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct util_err err = UTIL_ERR_INIT;
+	struct moetrace_recorder_opts ro = MOETRACE_RECORDER_OPTS_INIT;
+	struct moetrace_recorder_stats st;
+	struct moetrace_recorder *rec = NULL;
+	struct collector_gen_cfg gc;
+	struct collector_gen *gen = NULL;
+	const struct store_model *model = NULL;
+	const char *model_name = NULL, *run = NULL;
+	int64_t steps = 1000, seed = 1;
+	double rate = 0, t0, elapsed;
+	uint32_t *counts = NULL;
+	char runbuf[128], source[256], b1[32], b2[32];
+	int c, rc, status = 0;
+	int64_t i, done = 0;
+
+	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:ah", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model_name = optarg; break;
+		case 'n':
+			if (util_parse_i64(optarg, 0, INT64_MAX / 2, &steps, "--steps", &err))
+				return util_cli_fail("record", &err);
+			break;
+		case 'r':
+			if (util_parse_double(optarg, 0, 1e7, &rate, "--rate", &err))
+				return util_cli_fail("record", &err);
+			break;
+		case 's':
+			if (util_parse_i64(optarg, 0, INT64_MAX, &seed, "--seed", &err))
+				return util_cli_fail("record", &err);
+			break;
+		case 'R': run = optarg; break;
+		case 'b': ro.policy = MOETRACE_BLOCK; break;
+		case 'g':
+			if (util_parse_int(optarg, 1, 1 << 20, &ro.ring_steps, "--ring", &err))
+				return util_cli_fail("record", &err);
+			break;
+		case 'B':
+			if (util_parse_int(optarg, 1, 1 << 20, &ro.batch_steps, "--batch", &err))
+				return util_cli_fail("record", &err);
+			break;
+		case 'a': ro.append = 1; break;
+		case 'h': fputs(record_usage, stdout); return 0;
+		default: fputs(record_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc - 1 || !model_name) {
+		if (!model_name)
+			util_cli_error("record", "--model is required");
+		fputs(record_usage, stderr);
+		return 2;
+	}
+	if (!(model = store_model_find(model_name))) {
+		util_cli_error("record", "unknown model '%s' (moetrace models lists them)",
+			       model_name);
+		return 2;
+	}
+	if (!run) {
+		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%lld", model->name, (long long)seed,
+			 (long long)util_wall());
+		run = runbuf;
+	}
+	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);
+
+	memset(&gc, 0, sizeof(gc));
+	gc.model = model;
+	gc.seed = (uint64_t)seed;
+	if ((rc = collector_gen_new(&gc, &gen, &err)))
+		return util_cli_fail("record", &err);
+	counts = calloc((size_t)model->layers * (size_t)model->experts, sizeof(uint32_t));
+	if (!counts) {
+		collector_gen_free(gen);
+		util_cli_error("record", "out of memory");
+		return 1;
+	}
+
+	struct moetrace_run_desc desc = {
+		.name = run, .model = model->name, .layers = model->layers,
+		.experts = model->experts, .topk = model->topk, .ranks = model->ranks,
+		.slots = model->slots, .ranks_per_node = model->ranks_per_node,
+		.first_layer = model->first_layer, .source = source,
+	};
+	if ((rc = moetrace_recorder_open(argv[optind], &desc, &ro, &rec))) {
+		util_cli_error("record", "%s", moetrace_errmsg(rec));
+		status = util_exit_status(rc);
+		goto out;
+	}
+	moetrace_recorder_stats(rec, &st);
+	i = st.last_step + 1; /* 0, or after the steps of an appended run */
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	t0 = util_now();
+	for (; (steps == 0 || done < steps) && !interrupted; i++, done++) {
+		struct store_step s = { .counts = counts };
+		if (rate > 0)
+			sleep_until(t0 + (double)done / rate);
+		if ((rc = collector_gen_next(gen, &s))) {
+			util_cli_error("record", "generator failed at step %lld (code %d)",
+				       (long long)i, rc);
+			status = 1;
+			break;
+		}
+		rc = moetrace_recorder_step(rec, i, counts, s.phase, s.tokens);
+		if (rc && rc != MOETRACE_EFULL) {
+			util_cli_error("record", "%s", moetrace_errmsg(rec));
+			status = 1;
+			break;
+		}
+	}
+	elapsed = util_now() - t0;
+	if ((rc = moetrace_recorder_close(rec))) {
+		util_cli_error("record", "%s", moetrace_errmsg(rec));
+		status = 1;
+	}
+	elapsed = elapsed > 0 ? elapsed : 1e-9;
+	moetrace_recorder_stats(rec, &st);
+	human_bytes(b1, sizeof(b1), (double)st.bytes);
+	human_bytes(b2, sizeof(b2), (double)st.mem_bound);
+	printf("run '%s' in %s: %lld steps of %d x %d in %.2f s (%.0f steps/s)%s\n", run,
+	       argv[optind], (long long)done, model->layers, model->experts, elapsed,
+	       (double)done / elapsed, interrupted ? ", interrupted" : "");
+	printf("recorded %lld, dropped %lld, failed %lld; queue high-water %lld of %lld steps; "
+	       "%lld batches, %s written; memory bound %s\n",
+	       (long long)st.recorded, (long long)st.dropped, (long long)st.failed,
+	       (long long)st.high_water, (long long)st.ring_steps, (long long)st.batches, b1, b2);
+out:
+	moetrace_recorder_free(rec);
+	collector_gen_free(gen);
+	free(counts);
+	return status;
+}

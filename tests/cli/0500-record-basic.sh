@@ -1,0 +1,45 @@
+#!/bin/sh
+# moetrace record: steps through the recorder into a trace `info` reads,
+# the rate is honoured, bad arguments exit 2 naming the problem.
+. "$(dirname "$0")/lib.sh"
+db="$T/r.db"
+expect_status 0 mt record --model mixtral-8x7b --steps 40 --seed 3 --run r1 --block "$db"
+expect_grep "$T/out" "^run 'r1' in .*: 40 steps of 32 x 8 in"
+expect_grep "$T/out" "recorded 40, dropped 0, failed 0; queue high-water [0-9]+ of 256 steps"
+expect_grep "$T/out" "memory bound [0-9.]+ (KiB|MiB)"
+expect_status 0 mt info "$db"
+expect_grep "$T/out" "steps +40 \(0 \.\. 39\)"
+[ "$(sqlite3 "$db" 'SELECT count(*) FROM counts')" = 1280 ] || fail "expected 40 x 32 counts rows"
+# every step holds top-k tokens per layer: sum over a layer = tokens x top-k (2)
+bad=$(sqlite3 "$db" "SELECT count(*) FROM steps WHERE tokens <= 0")
+[ "$bad" = 0 ] || fail "$bad steps without tokens"
+
+# the same seed gives the same steps (the generator is deterministic)
+expect_status 0 mt record --model mixtral-8x7b --steps 40 --seed 3 --run r2 --block "$db"
+a=$(sqlite3 "$db" "SELECT group_concat(hex(data)) FROM counts WHERE run = 1 ORDER BY step, layer")
+b=$(sqlite3 "$db" "SELECT group_concat(hex(data)) FROM counts WHERE run = 2 ORDER BY step, layer")
+[ "$a" = "$b" ] || fail "same seed, different counts"
+
+# --rate paces the steps: 20 steps at 100 Hz take at least 0.19 s
+expect_status 0 mt record --model mixtral-8x7b --steps 20 --rate 100 --run paced "$db"
+secs=$(sed -n "s/.* in \([0-9.]*\) s (.*/\1/p" "$T/out")
+awk -v s="$secs" 'BEGIN { exit !(s >= 0.19) }' || fail "20 steps at 100 Hz took $secs s"
+
+# --append continues after the last step
+expect_status 0 mt record --model mixtral-8x7b --steps 5 --run r1 --append "$db"
+[ "$(sqlite3 "$db" "SELECT max(step) FROM steps WHERE run = 1")" = 44 ] || fail "append"
+
+# errors: exit 2, a message naming the problem, nothing written
+expect_status 2 mt record --model mixtral-8x7b --steps 5 --run r1 "$db"
+expect_grep "$T/err" "^moetrace record: a run named 'r1' already exists"
+expect_status 2 mt record --model nosuch --steps 5 "$T/x.db"
+expect_grep "$T/err" "unknown model 'nosuch'"
+expect_status 2 mt record --model mixtral-8x7b --steps -1 "$T/x.db"
+expect_grep "$T/err" "steps"
+expect_status 2 mt record --model mixtral-8x7b --rate fast "$T/x.db"
+expect_grep "$T/err" "rate"
+expect_status 2 mt record --steps 5 "$T/x.db"
+expect_grep "$T/err" "--model is required"
+expect_status 2 mt record --model mixtral-8x7b --ring 4 --batch 8 "$T/x.db"
+expect_grep "$T/err" "batch 8"
+[ ! -e "$T/x.db" ] || fail "a failed record left $T/x.db"

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Readers work while `moetrace record` writes: `moetrace info` keeps
+# succeeding with a growing step count, and a reader never sees a step
+# without all its layers.
+. "$(dirname "$0")/lib.sh"
+command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
+db="$T/live.db"
+"$MOETRACE" record --model deepseek-v2-lite --steps 150 --rate 100 --batch 4 --run live \
+	"$db" >"$T/rec.out" 2>&1 &
+pid=$!
+last=-1 reads=0 grew=0
+while kill -0 $pid 2>/dev/null; do
+	[ -e "$db" ] || { sleep 0.05; continue; }
+	"$MOETRACE" info "$db" >"$T/info" 2>&1 || { cat "$T/info"; fail "info failed while recording"; }
+	n=$(sed -n 's/^ *steps *\([0-9]*\).*/\1/p' "$T/info")
+	[ -n "$n" ] || { cat "$T/info"; fail "info shows no step line"; }
+	[ "$n" -ge "$last" ] || fail "step count went down: $last then $n"
+	[ "$n" -gt "$last" ] && [ "$last" -ge 0 ] && grew=$((grew + 1))
+	last=$n
+	half=$(sqlite3 "$db" "SELECT (SELECT count(*) FROM counts) - 26 * (SELECT count(*) FROM steps)")
+	[ "$half" = 0 ] || fail "a reader saw a step without all its layers ($half rows off)"
+	reads=$((reads + 1))
+	sleep 0.1
+done
+wait $pid || { cat "$T/rec.out"; fail "record failed"; }
+[ $reads -ge 3 ] || fail "only $reads reads while recording"
+[ $grew -ge 1 ] || fail "the step count never grew between reads"
+expect_status 0 mt info "$db"
+expect_grep "$T/out" "steps +150 \(0 \.\. 149\)"
