@@ -1370,6 +1370,15 @@ static const char *const views[] = {
 	"SELECT run, step, layer, counts_imbalance(data, phy2log, ranks) AS imbalance "
 	"FROM temp.counts_placement",
 
+	/* Replay results per step and layer: imbalance under the placement the
+	 * replay had in force, and under its start placement (the baseline). */
+	"CREATE TEMP VIEW IF NOT EXISTS replay_imbalance AS "
+	"SELECT s.replay AS replay, r.run AS run, r.algo AS algo, s.step AS step,"
+	" s.layer AS layer,"
+	" CASE WHEN s.mean_load > 0 THEN s.max_load / s.mean_load ELSE 1.0 END AS imbalance,"
+	" CASE WHEN s.mean_load > 0 THEN s.base_max_load / s.mean_load ELSE 1.0 END AS baseline "
+	"FROM main.replay_steps s JOIN main.replays r ON r.replay = s.replay",
+
 	/* One row per slot of every deployed placement. */
 	"CREATE TEMP VIEW IF NOT EXISTS deployed_slots AS "
 	"SELECT d.run AS run, d.step AS step, d.layer AS layer, j.key AS slot,"
@@ -1413,8 +1422,15 @@ static const struct store_sql_example examples[] = {
 	  "SELECT r.run, r.name, count(*) AS blobs, sum(length(c.data)) AS bytes, "
 	  "round(1.0 * sum(length(c.data)) / (count(*) * r.experts), 3) AS bytes_per_cell "
 	  "FROM runs r JOIN counts c USING (run) GROUP BY r.run;" },
-	{ "bytes moved per replay (replay results come with the replay migration)",
-	  "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'replay%';" },
+	{ "bytes moved per replay, and what the rebalancing bought",
+	  "SELECT replay, run, algo, ranks || 'x' || slots AS layout, interval, window, events, "
+	  "moves, bytes, round(bytes / 1e9, 3) AS gb, round(transfer_seconds, 3) AS transfer_s, "
+	  "round(baseline_imbalance_mean, 4) AS before, round(imbalance_mean, 4) AS after "
+	  "FROM replays ORDER BY replay;" },
+	{ "rebalance events of the newest replay: when, how much moved, layers changed",
+	  "SELECT event, step, effective_step, layers, moves, bytes, "
+	  "round(transfer_seconds, 4) AS transfer_s FROM replay_events "
+	  "WHERE replay = (SELECT max(replay) FROM replays) ORDER BY event;" },
 };
 /* clang-format on */
 

@@ -533,6 +533,46 @@ static void test_sql_malformed_blobs(void **state)
 	assert_int_equal(q_rc(f->db, "DELETE FROM counts WHERE run = 9", NULL, 0), SQLITE_DONE);
 }
 
+/* replay_imbalance reads the replay tables written by the store API. */
+static void test_sql_replay_views(void **state)
+{
+	struct fixture *f = *state;
+	struct store_replay r;
+	struct store_replay_event ev;
+	double mx[2] = { 30, 10 }, mean[2] = { 20, 0 }, base[2] = { 45, 5 };
+	char sql[256];
+
+	memset(&r, 0, sizeof(r));
+	r.run = f->a.id;
+	snprintf(r.algo, sizeof(r.algo), "eplb");
+	r.ranks = A_R;
+	r.slots = A_S;
+	r.interval = r.window = 10;
+	r.max_moves = -1;
+	snprintf(r.params, sizeof(r.params), "{}");
+	assert_int_equal(store_replay_add(f->s, &r), 0);
+	assert_int_equal(store_replay_step_add(f->s, r.id, 1010, 2, mx, mean, base), 0);
+	memset(&ev, 0, sizeof(ev));
+	ev.event = 0;
+	ev.step = 1009;
+	ev.effective_step = 1010;
+	ev.layers = 1;
+	ev.moves = 3;
+	ev.bytes = 3 << 20;
+	assert_int_equal(store_replay_event_add(f->s, r.id, &ev, 0, NULL, NULL, NULL, NULL), 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT imbalance = 1.5 AND baseline = 2.25 AND algo = 'eplb' AND run = 1 "
+		 "FROM replay_imbalance WHERE replay = %lld AND step = 1010 AND layer = 0",
+		 (long long)r.id);
+	assert_int_equal(q_int(f->db, sql), 1);
+	/* no tokens: balanced by definition, as analyze_imbalance */
+	snprintf(sql, sizeof(sql),
+		 "SELECT imbalance = 1.0 AND baseline = 1.0 FROM replay_imbalance "
+		 "WHERE replay = %lld AND layer = 1", (long long)r.id);
+	assert_int_equal(q_int(f->db, sql), 1);
+	assert_int_equal(q_int(f->db, "SELECT sum(bytes) FROM replay_events"), 3 << 20);
+}
+
 /* Every --examples query runs on a trace. */
 static void test_sql_examples_run(void **state)
 {
@@ -582,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_sql_device_load),
 		cmocka_unit_test(test_sql_scalars),
 		cmocka_unit_test(test_sql_malformed_blobs),
+		cmocka_unit_test(test_sql_replay_views),
 		cmocka_unit_test(test_sql_examples_run),
 		cmocka_unit_test(test_sql_readonly_defensive),
 	};
