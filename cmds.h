@@ -11,5 +11,6 @@ int cmd_models(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_place(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
+int cmd_render(int argc, char **argv);
 
 #endif

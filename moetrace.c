@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{ "compare", cmd_compare, "compare placement algorithms on a fitting and the following window" },
 	{ "place",   cmd_place,   "compute a placement from recorded heat; write it for an engine" },
 	{ "sql",     cmd_sql,     "run SQL on a trace with the expert_heat, device_load, ... views" },
+	{ "render",  cmd_render,  "draw a chart (heatmap, timeline, devices, imbalance, transfer) as PNG/SVG/PDF" },
 };
 /* clang-format on */
 

@@ -1,0 +1,257 @@
+/*
+ * data.c: from a trace to the plain arrays the charts take.  The timeline
+ * reads one layer's blobs straight from the counts table (one row per
+ * step instead of decoding every layer) and bins steps by value as it
+ * goes, so memory is experts x bins whatever the number of steps.
+ */
+#include "render/render.h"
+
+#include "analyze/analyze.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int render_load_heat(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		     unsigned phase_mask, double *mean, int64_t *nsteps, struct util_err *err)
+{
+	size_t n = (size_t)run->layers * (size_t)run->experts;
+	uint64_t *sum = xmallocarray(n, sizeof(uint64_t));
+	int rc = store_window_sum(s, run, from, to, phase_mask, sum, nsteps);
+
+	if (rc) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+	} else {
+		for (size_t i = 0; i < n; i++)
+			mean[i] = *nsteps ? (double)sum[i] / (double)*nsteps : 0;
+	}
+	free(sum);
+	return rc;
+}
+
+/* Phase filter shared by the statements below: ?5 = mask, 0 = all. */
+#define PHASE_SQL " AND (?5 = 0 OR ((1 << s.phase) & ?5) != 0)"
+
+int render_load_timeline(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, int *bins, double *grid, double *x0,
+			 double *x1, int64_t *nsteps, struct util_err *err)
+{
+	sqlite3 *db = store_db(s);
+	sqlite3_stmt *st = NULL;
+	const char *sql;
+	int E = run->experts, nb = *bins, rc = 0;
+	int64_t first = 0, last = 0, n = 0;
+	uint32_t *v = NULL;
+	uint32_t *cnt = NULL;
+
+	*nsteps = 0;
+	if (layer < 0 || layer >= run->layers)
+		return util_err_set(err, UTIL_ERANGE, "layer %d out of range [0, %d)", layer,
+				    run->layers);
+	sql = "SELECT min(c.step), max(c.step), count(*) FROM counts c JOIN steps s "
+	      "ON s.run = c.run AND s.step = c.step "
+	      "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4" PHASE_SQL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int(st, 2, layer);
+	sqlite3_bind_int64(st, 3, from);
+	sqlite3_bind_int64(st, 4, to);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)phase_mask);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto dberr;
+	n = sqlite3_column_int64(st, 2);
+	first = sqlite3_column_int64(st, 0);
+	last = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (n == 0)
+		return 0;
+	if (nb < 1)
+		nb = 1;
+	if ((uint64_t)(last - first) + 1 < (uint64_t)nb)
+		nb = (int)(last - first + 1);
+	*bins = nb;
+
+	v = xmallocarray((size_t)E, sizeof(uint32_t));
+	cnt = xcalloc((size_t)nb, sizeof(uint32_t));
+	for (size_t i = 0; i < (size_t)E * (size_t)nb; i++)
+		grid[i] = 0;
+	sql = "SELECT c.step, c.data FROM counts c JOIN steps s "
+	      "ON s.run = c.run AND s.step = c.step "
+	      "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4" PHASE_SQL
+	      " ORDER BY c.step";
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int(st, 2, layer);
+	sqlite3_bind_int64(st, 3, from);
+	sqlite3_bind_int64(st, 4, to);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)phase_mask);
+	{
+		double span = (double)(last - first) + 1;
+		int r;
+		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t step = sqlite3_column_int64(st, 0);
+			const uint8_t *blob = sqlite3_column_blob(st, 1);
+			int len = sqlite3_column_bytes(st, 1);
+			/* exact integer binning when it cannot overflow: floating
+			 * error must not leave a bin empty when bins == steps */
+			uint64_t off = (uint64_t)(step - first), sp = (uint64_t)(last - first) + 1;
+			int b = sp <= UINT64_MAX / (uint64_t)nb ? (int)(off * (uint64_t)nb / sp)
+								 : (int)((double)off / span * nb);
+			if (b >= nb)
+				b = nb - 1;
+			if (store_codec_decode(blob, (size_t)len, v, (size_t)E)) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "step %lld layer %d: malformed counts blob",
+						  (long long)step, layer);
+				goto out;
+			}
+			for (int e = 0; e < E; e++)
+				grid[(size_t)e * nb + b] += v[e];
+			cnt[b]++;
+		}
+		if (r != SQLITE_DONE)
+			goto dberr;
+	}
+	for (int b = 0; b < nb; b++)
+		for (int e = 0; e < E; e++) {
+			double *g = &grid[(size_t)e * nb + b];
+			*g = cnt[b] ? *g / cnt[b] : NAN;
+		}
+	*x0 = (double)first;
+	*x1 = (double)last + 1;
+	*nsteps = n;
+	goto out;
+dberr:
+	rc = util_err_set(err, UTIL_EDB, "reading layer %d of run '%s': %s", layer, run->name,
+			  sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	free(v);
+	free(cnt);
+	return rc;
+}
+
+/* Loads the placement in force at `step` into p2l and its replica counts;
+ * the static layout when none is recorded (or it has another shape). */
+static int placement_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
+			int slots, int force_static, int32_t *p2l, int *cnt, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, P = ranks * slots;
+	int rc = force_static ? UTIL_ENOTFOUND : store_deployed_at(s, run, step, ranks, slots, p2l,
+								   NULL);
+
+	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)l * P);
+	} else if (rc) {
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	}
+	for (int l = 0; l < L; l++)
+		analyze_replicas(p2l + (size_t)l * P, P, E, cnt + (size_t)l * E);
+	return 0;
+}
+
+int render_load_imbalance(struct store *s, const struct store_run *run, int layer, int64_t from,
+			  int64_t to, unsigned phase_mask, int ranks, int slots, int force_static,
+			  double **xo, double **yo, size_t *no, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, P = ranks * slots, rc = 0, r;
+	int32_t *p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
+	int *cnt = xmallocarray((size_t)L * (size_t)E, sizeof(int));
+	double *load = xmallocarray((size_t)ranks, sizeof(double));
+	int64_t *changes = NULL;
+	size_t nchanges = 0, ci = 0, cap = 1024, n = 0;
+	double *x = xmallocarray(cap, sizeof(double)), *y = xmallocarray(cap, sizeof(double));
+	struct store_iter *it = NULL;
+	struct store_step st;
+	sqlite3_stmt *q = NULL;
+
+	*xo = *yo = NULL;
+	*no = 0;
+	if (layer >= L) {
+		rc = util_err_set(err, UTIL_ERANGE, "layer %d out of range [0, %d)", layer, L);
+		goto out;
+	}
+	/* steps where the deployed placement changes inside the range */
+	if (!force_static) {
+		sqlite3 *db = store_db(s);
+		size_t ccap = 16;
+		changes = xmallocarray(ccap, sizeof(int64_t));
+		if (sqlite3_prepare_v2(db,
+				       "SELECT DISTINCT step FROM deployed WHERE run = ?1 AND "
+				       "step > ?2 AND step <= ?3 ORDER BY step",
+				       -1, &q, NULL) != SQLITE_OK) {
+			rc = util_err_set(err, UTIL_EDB, "reading deployed placements: %s",
+					  sqlite3_errmsg(db));
+			goto out;
+		}
+		sqlite3_bind_int64(q, 1, run->id);
+		sqlite3_bind_int64(q, 2, from);
+		sqlite3_bind_int64(q, 3, to);
+		while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+			if (nchanges == ccap)
+				changes = xrealloc(changes, (ccap *= 2) * sizeof(int64_t));
+			changes[nchanges++] = sqlite3_column_int64(q, 0);
+		}
+		if (r != SQLITE_DONE) {
+			rc = util_err_set(err, UTIL_EDB, "reading deployed placements: %s",
+					  sqlite3_errmsg(db));
+			goto out;
+		}
+	}
+	if ((rc = placement_at(s, run, from, ranks, slots, force_static, p2l, cnt, err)))
+		goto out;
+	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((r = store_iter_next(it, &st)) == 1) {
+		double smax = 0, smean = 0;
+		int changed = 0;
+		while (ci < nchanges && changes[ci] <= st.step) {
+			ci++;
+			changed = 1;
+		}
+		if (changed &&
+		    (rc = placement_at(s, run, st.step, ranks, slots, 0, p2l, cnt, err)))
+			goto out;
+		for (int l = layer < 0 ? 0 : layer; l < (layer < 0 ? L : layer + 1); l++) {
+			const uint32_t *h = st.counts + (size_t)l * E;
+			double tot = 0;
+			smax += analyze_device_load_u32(h, E, p2l + (size_t)l * P, ranks, slots,
+							cnt + (size_t)l * E, load);
+			for (int e = 0; e < E; e++)
+				tot += h[e];
+			smean += tot / ranks;
+		}
+		if (n == cap) {
+			cap *= 2;
+			x = xrealloc(x, cap * sizeof(double));
+			y = xrealloc(y, cap * sizeof(double));
+		}
+		x[n] = (double)st.step;
+		y[n] = smean > 0 ? smax / smean : 1.0;
+		n++;
+	}
+	if (r < 0) {
+		rc = util_err_set(err, r, "%s", store_errmsg(s));
+		goto out;
+	}
+	*xo = x;
+	*yo = y;
+	*no = n;
+	x = y = NULL;
+out:
+	sqlite3_finalize(q);
+	store_iter_free(it);
+	free(p2l);
+	free(cnt);
+	free(load);
+	free(changes);
+	free(x);
+	free(y);
+	return rc;
+}
