@@ -387,8 +387,12 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		return util_cli_fail(CMD, &err);
 	}
-	if (o.model)
+	if (o.model) {
+		/* a run recorded without a model takes the preset's layer ids */
+		if (!run.model[0])
+			run.first_layer = store_model_find(o.model)->first_layer;
 		snprintf(run.model, sizeof(run.model), "%s", o.model);
+	}
 	L = run.layers;
 	E = run.experts;
 	if (o.groups && E % o.groups) {

@@ -332,8 +332,12 @@ int cmd_place(int argc, char **argv)
 	} else {
 		if ((rc = store_open_run(argv[optind], o.runname, STORE_READONLY, &s, &run, &err)))
 			return util_cli_fail(CMD, &err);
-		if (o.model)
+		if (o.model) {
+			/* a run recorded without a model takes the preset's layer ids */
+			if (!run.model[0])
+				run.first_layer = store_model_find(o.model)->first_layer;
 			snprintf(run.model, sizeof(run.model), "%s", o.model);
+		}
 	}
 	L = run.layers;
 	E = run.experts;
