@@ -7,6 +7,8 @@ int cmd_gen(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_balance(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_replays(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_place(int argc, char **argv);

@@ -27,6 +27,8 @@ static const struct command commands[] = {
 	{ "record",  cmd_record,  "record synthetic steps through the embedding recorder at a step rate" },
 	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },
 	{ "balance", cmd_balance, "per-layer imbalance under the deployed or static placement" },
+	{ "replay",  cmd_replay,  "replay dynamic load balancing on a recorded trace (or a --grid of settings)" },
+	{ "replays", cmd_replays, "list the replays stored in a database" },
 	{ "models",  cmd_models,  "list the model presets and their typical EP layouts" },
 	{ "compare", cmd_compare, "compare placement algorithms on a fitting and the following window" },
 	{ "place",   cmd_place,   "compute a placement from recorded heat; write it for an engine" },

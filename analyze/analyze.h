@@ -247,4 +247,57 @@ struct analyze_heat_file {
 int analyze_heat_read(const char *path, struct analyze_heat_file *h, struct util_err *err);
 void analyze_heat_release(struct analyze_heat_file *h);
 
+/* ---- replay: dynamic load balancing on a recorded trace (analyze/replay.c)
+ * Walks the steps of a run in order (ordinals 0..N-1 of the selected
+ * steps).  After every `interval` steps the algorithm runs on the last
+ * `window` steps (fewer at the start), per layer, from the placement in
+ * force; its result takes effect `delay` steps later.  Every step is scored
+ * under the placement actually in force, and under the start placement
+ * (the baseline, never changed).  docs/replay.md has the cost model. */
+
+struct analyze_replay_cfg {
+	const struct analyze_algo *algo;
+	int ranks, slots, nodes, groups;
+	int64_t interval, window, delay; /* in steps; delay < interval */
+	double threshold;               /* 0: re-place every layer; else only layers whose
+					 * window imbalance under the placement in force
+					 * exceeds it (>= 1) */
+	int episodes;                   /* 0: none; N: the window cut into N episodes */
+	int max_moves;                  /* per layer and rebalance; -1: none */
+	uint64_t seed;
+	int64_t from, to;               /* step range */
+	unsigned phase_mask;
+	const int32_t *start;           /* [layers * ranks*slots] placement at the start */
+	uint64_t expert_bytes;          /* bytes of one expert's weights (0: unknown) */
+	double gbytes_per_s;            /* link bandwidth per rank and direction */
+	double sec_per_token;           /* MoE seconds per token on a rank (0: unknown) */
+	int threads;                    /* 1 or 2 worker threads over layers */
+	int store;                      /* record the replay in the database */
+	const char *params_json;        /* stored with the replay */
+};
+
+struct analyze_replay_layer {
+	double mean, p99, base_mean, base_p99; /* of per-step imbalance */
+	int64_t moves;
+};
+
+struct analyze_replay_out {
+	struct store_replay sum;        /* summary; sum.id is set when stored */
+	int layers;
+	struct analyze_replay_layer *layer;   /* [layers] */
+	struct store_replay_event *events;    /* [n_events] */
+	size_t n_events;
+	int64_t *event_moves;           /* [n_events * layers] */
+	double wall_seconds;            /* whole replay */
+	double algo_seconds;            /* time spent in the algorithm */
+};
+
+/* Runs a replay; validates cfg first (UTIL_EUSAGE with a message naming the
+ * option), then stores nothing unless it completes.  The store must be
+ * writable when cfg->store is set.  Release out with analyze_replay_release. */
+int analyze_replay_run(struct store *s, const struct store_run *run,
+		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
+		       struct util_err *err);
+void analyze_replay_release(struct analyze_replay_out *out);
+
 #endif
