@@ -1,0 +1,700 @@
+/*
+ * draw.c: the screen of `moetrace top`.  tui_screen_draw() erases each
+ * panel's window, draws into it and marks it with wnoutrefresh(); one
+ * doupdate() per frame then sends only what changed, so nothing flickers.
+ * Panel rectangles come from tui_layout_compute(); colours from the
+ * scheme table below (with a monochrome column for terminals without
+ * colour, TERM=vt100, or NO_COLOR); glyphs from one of two sets, Unicode
+ * blocks or ASCII.
+ */
+#include "tui/tui_int.h"
+
+#include <curses.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- colours -------------------------------------------------------------- */
+
+enum tui_color {
+	TUI_C_NORMAL = 0,
+	TUI_C_TITLE,   /* panel titles */
+	TUI_C_HEADER,  /* header lines */
+	TUI_C_STATUS,  /* the status line */
+	TUI_C_SELECT,  /* the selected table row */
+	TUI_C_GOOD,    /* imbalance < 1.10 */
+	TUI_C_WARN,    /* imbalance < 1.30 */
+	TUI_C_BAD,     /* imbalance >= 1.30, load above the mean */
+	TUI_C_BEFORE,  /* bars under the deployed placement */
+	TUI_C_AFTER,   /* bars under the algorithm's placement */
+	TUI_C_MEAN,    /* the mean marker */
+	TUI_C_DIM,     /* figures not yet fitted on the current window */
+	TUI_C_COUNT,
+};
+
+/* clang-format off */
+static const struct {
+	short fg, bg;
+	attr_t colour;  /* extra attributes with colour */
+	attr_t mono;    /* attributes without colour */
+} scheme[TUI_C_COUNT] = {
+	[TUI_C_NORMAL] = { -1,            -1,          0,      0 },
+	[TUI_C_TITLE]  = { COLOR_BLACK,   COLOR_CYAN,  0,      A_BOLD | A_UNDERLINE },
+	[TUI_C_HEADER] = { COLOR_CYAN,    -1,          A_BOLD, A_BOLD },
+	[TUI_C_STATUS] = { COLOR_BLACK,   COLOR_WHITE, 0,      A_REVERSE },
+	[TUI_C_SELECT] = { COLOR_BLACK,   COLOR_YELLOW, 0,     A_REVERSE },
+	[TUI_C_GOOD]   = { COLOR_GREEN,   -1,          0,      0 },
+	[TUI_C_WARN]   = { COLOR_YELLOW,  -1,          0,      0 },
+	[TUI_C_BAD]    = { COLOR_RED,     -1,          A_BOLD, A_BOLD },
+	[TUI_C_BEFORE] = { COLOR_BLUE,    -1,          0,      0 },
+	[TUI_C_AFTER]  = { COLOR_GREEN,   -1,          0,      0 },
+	[TUI_C_MEAN]   = { COLOR_MAGENTA, -1,          A_BOLD, A_BOLD },
+	[TUI_C_DIM]    = { -1,            -1,          A_DIM,  A_DIM },
+};
+/* clang-format on */
+
+/* ---- glyphs ----------------------------------------------------------------- */
+
+struct glyphs {
+	const char *eighth[9]; /* horizontal bar cells: 0/8 .. 8/8 */
+	const char *spark[8];  /* sparkline levels */
+	const char *heat[5];   /* heat strip levels */
+	const char *mean;      /* the mean marker */
+	const char *up, *down;
+};
+
+/* clang-format off */
+static const struct glyphs unicode = {
+	{ " ", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589", "\u2588" },
+	{ "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588" },
+	{ " ", "\u2591", "\u2592", "\u2593", "\u2588" },
+	"\u2502", "\u2191", "\u2193",
+};
+static const struct glyphs ascii = {
+	{ " ", " ", " ", " ", "#", "#", "#", "#", "#" },
+	{ "_", ".", "-", "-", "=", "+", "*", "#" },
+	{ " ", ".", ":", "+", "#" },
+	"|", "^", "v",
+};
+/* clang-format on */
+
+struct tui_screen {
+	const struct glyphs *g;
+	int colour;
+	struct tui_layout lay;
+	WINDOW *win[TUI_PANEL_COUNT];
+	double *a, *b, *c; /* scratch */
+	size_t scratch;
+};
+
+static int screen_active;
+
+static attr_t col(const struct tui_screen *sc, int c)
+{
+	if (sc->colour)
+		return COLOR_PAIR(c + 1) | scheme[c].colour;
+	return scheme[c].mono;
+}
+
+static int imb_color(double x)
+{
+	return x < 1.10 ? TUI_C_GOOD : x < 1.30 ? TUI_C_WARN : TUI_C_BAD;
+}
+
+int tui_term_is_ascii(const char *term)
+{
+	if (!term || !*term)
+		return 1;
+	return !strncmp(term, "vt", 2) || !strcmp(term, "dumb") || !strcmp(term, "ansi") ||
+	       !strncmp(term, "vt100", 5);
+}
+
+void tui_fmt_num(char *buf, size_t n, double x)
+{
+	double a = fabs(x);
+
+	if (a < 9999.5)
+		snprintf(buf, n, "%.0f", x);
+	else if (a < 999.95e3)
+		snprintf(buf, n, "%.1fk", x / 1e3);
+	else if (a < 999.95e6)
+		snprintf(buf, n, "%.1fM", x / 1e6);
+	else
+		snprintf(buf, n, "%.1fG", x / 1e9);
+}
+
+/* ---- setup ---------------------------------------------------------------------- */
+
+static void free_windows(struct tui_screen *sc)
+{
+	for (int i = 0; i < TUI_PANEL_COUNT; i++) {
+		if (sc->win[i])
+			delwin(sc->win[i]);
+		sc->win[i] = NULL;
+	}
+}
+
+void tui_screen_resize(struct tui_screen *sc)
+{
+	int rows, cols;
+
+	free_windows(sc);
+	getmaxyx(stdscr, rows, cols);
+	tui_layout_compute(rows, cols, &sc->lay);
+	for (int i = 0; i < TUI_PANEL_COUNT; i++) {
+		const struct tui_rect *r = &sc->lay.panel[i];
+		if (r->h > 0 && r->w > 0)
+			sc->win[i] = newwin(r->h, r->w, r->y, r->x);
+	}
+	/* the old contents are gone: repaint everything once */
+	clearok(curscr, TRUE);
+}
+
+struct tui_screen *tui_screen_new(int use_ascii, int mono)
+{
+	struct tui_screen *sc = xcalloc(1, sizeof(*sc));
+
+	if (!initscr())
+		util_die("cannot initialise the terminal");
+	screen_active = 1;
+	cbreak();
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	curs_set(0);
+	sc->g = use_ascii ? &ascii : &unicode;
+	sc->colour = !mono && has_colors();
+	if (sc->colour) {
+		start_color();
+		use_default_colors();
+		for (int i = 0; i < TUI_C_COUNT; i++)
+			init_pair((short)(i + 1), scheme[i].fg, scheme[i].bg);
+	}
+	refresh();
+	tui_screen_resize(sc);
+	return sc;
+}
+
+void tui_screen_end(void)
+{
+	if (!screen_active)
+		return;
+	screen_active = 0;
+	curs_set(1);
+	endwin();
+}
+
+void tui_screen_free(struct tui_screen *sc)
+{
+	if (!sc)
+		return;
+	free_windows(sc);
+	tui_screen_end();
+	free(sc->a);
+	free(sc->b);
+	free(sc->c);
+	free(sc);
+}
+
+int tui_screen_table_rows(const struct tui_screen *sc)
+{
+	int h = sc->lay.panel[TUI_PANEL_TABLE].h - 2;
+	return h > 1 ? h : 1;
+}
+
+static void scratch(struct tui_screen *sc, size_t n)
+{
+	if (n <= sc->scratch)
+		return;
+	sc->a = xrealloc(sc->a, n * sizeof(double));
+	sc->b = xrealloc(sc->b, n * sizeof(double));
+	sc->c = xrealloc(sc->c, n * sizeof(double));
+	sc->scratch = n;
+}
+
+/* ---- drawing helpers -------------------------------------------------------------- */
+
+/* A line of text at (y, x), clipped to the window. */
+static void put(WINDOW *w, int y, int x, attr_t a, const char *s)
+{
+	int cols = getmaxx(w);
+	if (x >= cols || y >= getmaxy(w))
+		return;
+	wattrset(w, a);
+	mvwaddnstr(w, y, x, s, cols - x);
+	wattrset(w, A_NORMAL);
+}
+
+static void putf(WINDOW *w, int y, int x, attr_t a, const char *fmt, ...) UTIL_PRINTF(5, 6);
+
+static void putf(WINDOW *w, int y, int x, attr_t a, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	put(w, y, x, a, buf);
+}
+
+/* A title bar across the window's first line. */
+static void title(struct tui_screen *sc, WINDOW *w, const char *s)
+{
+	int cols = getmaxx(w);
+	wattrset(w, col(sc, TUI_C_TITLE));
+	mvwhline(w, 0, 0, ' ', cols);
+	mvwaddnstr(w, 0, 0, s, cols);
+	wattrset(w, A_NORMAL);
+}
+
+/* A sparkline of n values in [lo, hi] at (y, x), one cell each. */
+static void sparkline(struct tui_screen *sc, WINDOW *w, int y, int x, const double *v, int n,
+		      double lo, double hi)
+{
+	wmove(w, y, x);
+	for (int i = 0; i < n; i++) {
+		double f = hi > lo ? (v[i] - lo) / (hi - lo) : 0;
+		int k = (int)(f * 7 + 0.5);
+		k = k < 0 ? 0 : k > 7 ? 7 : k;
+		wattrset(w, col(sc, imb_color(v[i])));
+		waddstr(w, sc->g->spark[k]);
+	}
+	wattrset(w, A_NORMAL);
+}
+
+/* ---- panels ------------------------------------------------------------------------ */
+
+static void fmt_age(char *buf, size_t n, double age)
+{
+	if (age < 0)
+		snprintf(buf, n, "-");
+	else if (age < 60)
+		snprintf(buf, n, "%.1fs", age);
+	else if (age < 3600)
+		snprintf(buf, n, "%.0fm", age / 60);
+	else if (age < 86400 * 2)
+		snprintf(buf, n, "%.1fh", age / 3600);
+	else
+		snprintf(buf, n, "%.0fd", age / 86400);
+}
+
+static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
+{
+	struct tui_header h;
+	char age[32], rate[32], state[64];
+	const struct store_run *r;
+
+	tui_view_header(v, &h);
+	r = h.run;
+	fmt_age(age, sizeof(age), h.age);
+	if (h.rate >= 0)
+		snprintf(rate, sizeof(rate), "%.1f/s", h.rate);
+	else
+		snprintf(rate, sizeof(rate), "-");
+	if (ui->paused)
+		snprintf(state, sizeof(state), "PAUSED");
+	else if (h.state == TUI_STATE_LOADING)
+		snprintf(state, sizeof(state), "loading %lld steps",
+			 (long long)(h.to - h.from + 1));
+	else
+		snprintf(state, sizeof(state), "%s", tui_state_name(h.state));
+	putf(w, 0, 0, col(sc, TUI_C_HEADER),
+	     "moetrace top  run '%s'%s%s%s  %d layers x %d experts  EP %d x %d %s", r->name,
+	     r->model[0] ? " (" : "", r->model, r->model[0] ? ")" : "", r->layers, r->experts,
+	     h.ranks, h.slots, h.deployed ? "deployed" : "static");
+	if (h.last_step == INT64_MIN) {
+		putf(w, 1, 0, A_NORMAL, "no steps recorded yet  [%s]", state);
+		return;
+	}
+	int x = 0;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "step %lld  ", (long long)h.last_step);
+	put(w, 1, x, A_BOLD, buf);
+	x += (int)strlen(buf);
+	snprintf(buf, sizeof(buf), "%s  steps %lld  dropped %lld  last data %s ago  ", rate,
+		 (long long)h.steps, (long long)h.gaps, age);
+	put(w, 1, x, A_NORMAL, buf);
+	x += (int)strlen(buf);
+	snprintf(buf, sizeof(buf), "window %d [%lld..%lld]%s  ", h.window, (long long)h.from,
+		 (long long)h.to, h.follow ? "" : " scrubbed");
+	put(w, 1, x, A_NORMAL, buf);
+	x += (int)strlen(buf);
+	int bad = ui->paused || h.state == TUI_STATE_WAITING || h.state == TUI_STATE_ERROR;
+	snprintf(buf, sizeof(buf), "[%s]", state);
+	put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), buf);
+}
+
+static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui,
+		       const struct tui_layer_row *rows, int L)
+{
+	int H = getmaxy(w), W = getmaxx(w), body = H - 2;
+	struct tui_header h;
+	char buf[256];
+
+	tui_view_header(v, &h);
+	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s on the window%s", tui_sort_name(ui->sort),
+		 h.algo, h.stale_layers ? " (fitting...)" : "");
+	title(sc, w, buf);
+	put(w, 1, 0, A_BOLD, "layer    now  after   gain   hot  share  moves  trend");
+	if (body <= 0)
+		return;
+	/* keep the selection visible */
+	int pos = 0;
+	for (int i = 0; i < L; i++)
+		if (rows[i].layer == ui->sel)
+			pos = i;
+	if (pos < ui->top)
+		ui->top = pos;
+	if (pos >= ui->top + body)
+		ui->top = pos - body + 1;
+	if (ui->top > L - body)
+		ui->top = L - body > 0 ? L - body : 0;
+	int tx = 53, tw = W - tx;
+	double *hist = NULL;
+	if (tw >= 4) {
+		scratch(sc, (size_t)tw);
+		hist = sc->c;
+	}
+	for (int i = 0; i < body && ui->top + i < L; i++) {
+		const struct tui_layer_row *r = &rows[ui->top + i];
+		int y = 2 + i, sel = r->layer == ui->sel;
+		char after[32], gain[32], moves[32];
+		if (r->moves >= 0 || r->after > 0) {
+			snprintf(after, sizeof(after), "%6.3f", r->after);
+			snprintf(gain, sizeof(gain), "%6.3f", r->now - r->after);
+		} else {
+			snprintf(after, sizeof(after), "%6s", "...");
+			snprintf(gain, sizeof(gain), "%6s", "");
+		}
+		if (r->moves >= 0)
+			snprintf(moves, sizeof(moves), "%5lld", (long long)r->moves);
+		else
+			snprintf(moves, sizeof(moves), "%5s", "-");
+		if (sel) {
+			wattrset(w, col(sc, TUI_C_SELECT));
+			mvwhline(w, y, 0, ' ', W);
+		}
+		putf(w, y, 0, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%5d ", r->layer);
+		putf(w, y, 6, sel ? col(sc, TUI_C_SELECT) : col(sc, imb_color(r->now)), "%6.3f",
+		     r->now);
+		putf(w, y, 13, sel ? col(sc, TUI_C_SELECT)
+				   : r->after_fresh ? col(sc, imb_color(r->after)) : col(sc, TUI_C_DIM),
+		     "%s", after);
+		putf(w, y, 20, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%s %5d %5.1f%%  %s", gain,
+		     r->hottest, 100.0 * r->hottest_share, moves);
+		if (hist) {
+			int n = tui_view_history(v, r->layer, hist, tw);
+			double hi = 1.0;
+			for (int k = 0; k < n; k++)
+				if (hist[k] > hi)
+					hi = hist[k];
+			sparkline(sc, w, y, tx + (tw - n), hist, n, 1.0, hi);
+		}
+	}
+}
+
+/* A horizontal bar of `len` cells scaled so that `scale` fills it, with
+ * the cells beyond the mean marked, and the mean marker where the bar
+ * does not reach it. */
+static void bar(struct tui_screen *sc, WINDOW *w, int y, int x, int len, double val, double mean,
+		double scale, int c)
+{
+	int eighths = scale > 0 ? (int)(val / scale * len * 8 + 0.5) : 0;
+	int mcol = scale > 0 ? (int)(mean / scale * len) : -1;
+
+	if (eighths > len * 8)
+		eighths = len * 8;
+	wmove(w, y, x);
+	for (int i = 0; i < len; i++) {
+		int k = eighths - i * 8;
+		k = k < 0 ? 0 : k > 8 ? 8 : k;
+		if (k == 0 && i == mcol) {
+			wattrset(w, col(sc, TUI_C_MEAN));
+			waddstr(w, sc->g->mean);
+			continue;
+		}
+		wattrset(w, col(sc, i > mcol && mcol >= 0 ? TUI_C_BAD : c));
+		if (k > 0 && sc->g == &ascii)
+			waddstr(w, i > mcol && mcol >= 0 ? "#" : "=");
+		else
+			waddstr(w, sc->g->eighth[k]);
+	}
+	wattrset(w, A_NORMAL);
+}
+
+static void draw_bars(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
+{
+	int H = getmaxy(w), W = getmaxx(w), R, body = H - 1;
+	struct tui_header h;
+	char buf[256], num[32];
+	double mean;
+
+	tui_view_header(v, &h);
+	R = h.ranks;
+	scratch(sc, (size_t)R);
+	int have = tui_view_loads(v, ui->sel, sc->a, sc->b, &mean);
+	int group = body > 0 ? (R + body - 1) / body : R;
+	tui_fmt_num(num, sizeof(num), mean);
+	snprintf(buf, sizeof(buf),
+		 " Layer %d: device load per rank, tokens in window   left: %s   right: %s   "
+		 "%s mean %s%s",
+		 ui->sel, h.deployed ? "deployed" : "static", h.algo, sc->g->mean, num,
+		 group > 1 ? "  (max of ranks per row)" : "");
+	title(sc, w, buf);
+	if (body <= 0)
+		return;
+	int lw = 8, nw = 7, bw = (W - lw - 2 * nw - 2) / 2;
+	if (bw < 4)
+		return;
+	double scale = mean;
+	for (int r = 0; r < R; r++) {
+		if (sc->a[r] > scale)
+			scale = sc->a[r];
+		if (have && sc->b[r] > scale)
+			scale = sc->b[r];
+	}
+	for (int i = 0; i < body; i++) {
+		int r0 = i * group, r1 = r0 + group - 1;
+		if (r0 >= R)
+			break;
+		if (r1 >= R)
+			r1 = R - 1;
+		double bmax = 0, amax = 0;
+		for (int r = r0; r <= r1; r++) {
+			if (sc->a[r] > bmax)
+				bmax = sc->a[r];
+			if (sc->b[r] > amax)
+				amax = sc->b[r];
+		}
+		if (r0 == r1)
+			snprintf(buf, sizeof(buf), "r%-6d", r0);
+		else
+			snprintf(buf, sizeof(buf), "r%d-%d", r0, r1);
+		put(w, 1 + i, 0, A_NORMAL, buf);
+		bar(sc, w, 1 + i, lw, bw, bmax, mean, scale, TUI_C_BEFORE);
+		tui_fmt_num(num, sizeof(num), bmax);
+		putf(w, 1 + i, lw + bw, A_NORMAL, " %*s ", nw - 1, num);
+		if (have) {
+			bar(sc, w, 1 + i, lw + bw + nw + 1, bw, amax, mean, scale, TUI_C_AFTER);
+			tui_fmt_num(num, sizeof(num), amax);
+			putf(w, 1 + i, lw + 2 * bw + nw + 1, A_NORMAL, " %*s", nw - 1, num);
+		} else if (i == 0) {
+			put(w, 1, lw + bw + nw + 1, col(sc, TUI_C_DIM), "(fitting...)");
+		}
+	}
+}
+
+static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
+{
+	int H = getmaxy(w), W = getmaxx(w), rows = H - 1;
+	char buf[256];
+
+	scratch(sc, (size_t)W);
+	int n = tui_view_history(v, ui->sel, sc->a, W);
+	double lo = 1.0, hi = 1.0, mn = n ? sc->a[0] : 0;
+	for (int i = 0; i < n; i++) {
+		if (sc->a[i] > hi)
+			hi = sc->a[i];
+		if (sc->a[i] < mn)
+			mn = sc->a[i];
+	}
+	snprintf(buf, sizeof(buf),
+		 " Layer %d imbalance per step, last %d steps: now %.3f  min %.3f  max %.3f", ui->sel,
+		 n, n ? sc->a[n - 1] : 0.0, mn, hi);
+	title(sc, w, buf);
+	if (rows <= 0 || n == 0)
+		return;
+	int x0 = W - n;
+	if (rows == 1) {
+		sparkline(sc, w, 1, x0, sc->a, n, lo, hi);
+		return;
+	}
+	/* a small bar graph: each column's height in eighths of a row */
+	for (int i = 0; i < n; i++) {
+		double f = hi > lo ? (sc->a[i] - lo) / (hi - lo) : 0;
+		int e = (int)(f * rows * 8 + 0.5);
+		if (e < 1)
+			e = 1;
+		wattrset(w, col(sc, imb_color(sc->a[i])));
+		for (int rr = 0; rr < rows; rr++) {
+			int k = e - rr * 8;
+			k = k < 0 ? 0 : k > 8 ? 8 : k;
+			const char *g = k == 0 ? " " : k == 8 ? sc->g->spark[7] : sc->g->spark[k - 1];
+			mvwaddstr(w, H - 1 - rr, x0 + i, g);
+		}
+	}
+	wattrset(w, A_NORMAL);
+}
+
+static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
+{
+	int H = getmaxy(w), W = getmaxx(w), rows = H - 1;
+	const struct store_run *run;
+	struct tui_header h;
+	char buf[256];
+
+	tui_view_header(v, &h);
+	run = h.run;
+	int E = run->experts, cells = rows * W;
+	if (cells <= 0)
+		return;
+	int group = (E + cells - 1) / cells;
+	scratch(sc, (size_t)E);
+	tui_view_heat(v, ui->sel, sc->a);
+	double tot = 0, mx = 0;
+	int hot = 0;
+	for (int e = 0; e < E; e++) {
+		tot += sc->a[e];
+		if (sc->a[e] > sc->a[hot])
+			hot = e;
+	}
+	int nc = (E + group - 1) / group;
+	for (int i = 0; i < nc; i++) {
+		double s = 0;
+		for (int e = i * group; e < E && e < (i + 1) * group; e++)
+			s += sc->a[e];
+		sc->b[i] = s;
+		if (s > mx)
+			mx = s;
+	}
+	snprintf(buf, sizeof(buf),
+		 " Layer %d experts by window tokens (%d per cell): hottest %d with %.1f%%", ui->sel,
+		 group, hot, tot > 0 ? 100.0 * sc->a[hot] / tot : 0.0);
+	title(sc, w, buf);
+	double mean = nc ? tot / nc : 0;
+	for (int i = 0; i < nc; i++) {
+		int k = mx > 0 ? (int)(sc->b[i] / mx * 4 + 0.5) : 0;
+		int c = sc->b[i] > 2 * mean ? TUI_C_BAD : sc->b[i] > mean ? TUI_C_WARN : TUI_C_GOOD;
+		if (sc->b[i] > 0 && k == 0)
+			k = 1;
+		wattrset(w, col(sc, c));
+		mvwaddstr(w, 1 + i / W, i % W, sc->g->heat[k]);
+	}
+	wattrset(w, A_NORMAL);
+}
+
+static void draw_status(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui,
+			const struct tui_key *keys, int nkeys)
+{
+	int W = getmaxx(w);
+	char buf[512];
+	size_t len = 0;
+
+	wbkgdset(w, col(sc, TUI_C_STATUS) | ' ');
+	werase(w);
+	if (ui->msg[0] && util_now() < ui->msg_until) {
+		put(w, 0, 0, col(sc, TUI_C_STATUS) | A_BOLD, ui->msg);
+		return;
+	}
+	buf[0] = 0;
+	for (int i = 0; i < nkeys && len < sizeof(buf) - 64; i++) {
+		if (!keys[i].label)
+			continue;
+		const char *val = "";
+		char tmp[64] = "";
+		if (keys[i].fn && strstr(keys[i].label, "sort"))
+			val = tui_sort_name(ui->sort);
+		else if (strstr(keys[i].label, "algo"))
+			val = tui_view_algo(v)->name;
+		else if (strstr(keys[i].label, "window")) {
+			snprintf(tmp, sizeof(tmp), "%d", tui_view_window(v));
+			val = tmp;
+		}
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s%s%s", len ? "  " : "",
+					keys[i].label, *val ? ":" : "", val);
+	}
+	(void)W;
+	put(w, 0, 0, col(sc, TUI_C_STATUS), buf);
+}
+
+static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nkeys)
+{
+	int rows = sc->lay.rows, cols = sc->lay.cols;
+	int h = nkeys + 8, wd = 72;
+	if (h > rows - 2)
+		h = rows - 2;
+	if (wd > cols - 2)
+		wd = cols - 2;
+	WINDOW *w = newwin(h, wd, (rows - h) / 2, (cols - wd) / 2);
+	if (!w)
+		return;
+	werase(w);
+	box(w, 0, 0);
+	put(w, 0, 2, A_BOLD, " moetrace top: keys ");
+	int y = 1;
+	for (int i = 0; i < nkeys && y < h - 1; i++, y++) {
+		char names[32] = "";
+		size_t len = 0;
+		for (int k = 0; keys[i].keys[k] && len < sizeof(names) - 8; k++) {
+			const char *kn = keyname(keys[i].keys[k]);
+			if (keys[i].keys[k] == ' ')
+				kn = "space";
+			else if (keys[i].keys[k] == KEY_UP)
+				kn = "up";
+			else if (keys[i].keys[k] == KEY_DOWN)
+				kn = "down";
+			else if (keys[i].keys[k] == KEY_PPAGE)
+				kn = "pgup";
+			else if (keys[i].keys[k] == KEY_NPAGE)
+				kn = "pgdn";
+			else if (keys[i].keys[k] == KEY_HOME)
+				kn = "home";
+			else if (keys[i].keys[k] == KEY_END)
+				kn = "end";
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+						len ? " " : "", kn ? kn : "?");
+		}
+		putf(w, y, 2, A_BOLD, "%-16s", names);
+		put(w, y, 19, A_NORMAL, keys[i].help);
+	}
+	if (y < h - 1)
+		y++;
+	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL,
+		    "imbalance = max / mean device load over the window (1.000 = perfect);");
+	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL,
+		    "a replicated expert's tokens are split evenly among its replicas.");
+	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL, "press any key to close");
+	wnoutrefresh(w);
+	delwin(w);
+}
+
+void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui,
+		     const struct tui_key *keys, int nkeys)
+{
+	int L = tui_view_layers(v);
+
+	if (sc->lay.too_small) {
+		erase();
+		mvprintw(0, 0, "terminal too small (%dx%d); moetrace top needs %dx%d", sc->lay.cols,
+			 sc->lay.rows, TUI_MIN_COLS, TUI_MIN_ROWS);
+		wnoutrefresh(stdscr);
+		doupdate();
+		return;
+	}
+	struct tui_layer_row *rows = xmallocarray((size_t)L, sizeof(*rows));
+	memcpy(rows, tui_view_rows(v), (size_t)L * sizeof(*rows));
+	tui_rows_sort(rows, L, ui->sort);
+	for (int i = 0; i < TUI_PANEL_COUNT; i++)
+		if (sc->win[i])
+			werase(sc->win[i]);
+	draw_header(sc, sc->win[TUI_PANEL_HEADER], v, ui);
+	draw_table(sc, sc->win[TUI_PANEL_TABLE], v, ui, rows, L);
+	draw_bars(sc, sc->win[TUI_PANEL_BARS], v, ui);
+	if (sc->win[TUI_PANEL_SPARK])
+		draw_spark(sc, sc->win[TUI_PANEL_SPARK], v, ui);
+	if (sc->win[TUI_PANEL_HEAT])
+		draw_heat(sc, sc->win[TUI_PANEL_HEAT], v, ui);
+	draw_status(sc, sc->win[TUI_PANEL_STATUS], v, ui, keys, nkeys);
+	for (int i = 0; i < TUI_PANEL_COUNT; i++)
+		if (sc->win[i])
+			wnoutrefresh(sc->win[i]);
+	if (ui->help)
+		draw_help(sc, keys, nkeys);
+	doupdate();
+	free(rows);
+}

@@ -1,0 +1,179 @@
+/*
+ * tui: `moetrace top`, the live view.  Three parts that know nothing of
+ * each other's insides:
+ *
+ *   - the layout (tui/layout.c): a pure function from terminal rows x cols
+ *     to panel rectangles, with no ncurses calls, so it is unit-tested at
+ *     many sizes;
+ *   - the view (tui/view.c): the data behind one frame.  It follows a run
+ *     in a read-only store, keeps the window's heat summed incrementally
+ *     (new steps added, steps leaving the window subtracted), the balance
+ *     of every layer under the deployed placement and after rebalancing
+ *     with the chosen algorithm, and writes a frame as JSON (--snapshot);
+ *   - the screen (tui/draw.c, tui/cmd_top.c): ncurses windows, colours,
+ *     glyphs, keys and the main loop.
+ *
+ * Ownership: a struct tui_view borrows the store it is given (the caller
+ * frees the store after the view); arrays returned by accessors belong to
+ * the view and stay valid until the next tui_view_poll()/tui_view_update().
+ */
+#ifndef TUI_TUI_H
+#define TUI_TUI_H
+
+#include <stdint.h>
+
+#include "analyze/analyze.h"
+#include "store/store.h"
+#include "util/util.h"
+
+/* ---- layout (tui/layout.c) ---------------------------------------------- */
+
+struct tui_rect {
+	int y, x, h, w; /* h == 0 or w == 0: the panel is not shown */
+};
+
+enum tui_panel {
+	TUI_PANEL_HEADER = 0, /* run, model, layout, step, rate, gaps, age */
+	TUI_PANEL_TABLE,      /* one row per layer */
+	TUI_PANEL_BARS,       /* selected layer: device load per rank before/after */
+	TUI_PANEL_SPARK,      /* selected layer: imbalance over recent steps */
+	TUI_PANEL_HEAT,       /* selected layer: heat strip of its experts */
+	TUI_PANEL_STATUS,     /* keys, messages */
+	TUI_PANEL_COUNT,
+};
+
+/* The smallest terminal the view draws in; below it one line says so. */
+#define TUI_MIN_ROWS 16
+#define TUI_MIN_COLS 60
+
+struct tui_layout {
+	int rows, cols;
+	int too_small;  /* below TUI_MIN_ROWS x TUI_MIN_COLS: nothing but a message */
+	int side;       /* table on the left, the layer's panels on the right */
+	struct tui_rect panel[TUI_PANEL_COUNT];
+};
+
+/* Fills *out for a terminal of rows x cols.  Panels never overlap, stay
+ * inside the screen and cover it; small terminals fold the optional
+ * panels (heat strip, then sparkline) before shrinking the table. */
+void tui_layout_compute(int rows, int cols, struct tui_layout *out);
+
+/* ---- the view (tui/view.c) ------------------------------------------------ */
+
+struct tui_view_cfg {
+	const struct analyze_algo *algo; /* NULL: the flagship, else the first registered */
+	int ranks, slots;                /* resolved EP layout */
+	int window;                      /* steps; 0 = TUI_WINDOW_DEFAULT */
+};
+
+#define TUI_WINDOW_DEFAULT 256
+#define TUI_WINDOW_MIN 4
+/* The window's steps are kept decoded in memory (so leaving steps can be
+ * subtracted without reading them again); this bounds that memory. */
+#define TUI_WINDOW_BYTES (256u << 20)
+
+/* Sort orders of the layer table, cycled by `s`. */
+enum tui_sort {
+	TUI_SORT_LAYER = 0, /* layer index, ascending */
+	TUI_SORT_NOW,       /* imbalance now, worst first */
+	TUI_SORT_AFTER,     /* imbalance after rebalancing, worst first */
+	TUI_SORT_GAIN,      /* now - after, largest first */
+	TUI_SORT_MOVES,     /* moves the rebalance needs, most first */
+	TUI_SORT_COUNT,
+};
+const char *tui_sort_name(int sort);
+
+struct tui_layer_row {
+	int layer;
+	double now;          /* imbalance of the window's heat under the deployed placement */
+	double after;        /* ... under the chosen algorithm's placement; 0 if not yet computed */
+	int after_fresh;     /* computed on the current window with the current settings */
+	int hottest;         /* expert with the most tokens in the window */
+	double hottest_share;
+	int64_t moves;       /* expert copies the rebalance needs; -1 if unknown */
+};
+
+/* Sorts rows (n of them) by `sort`; ties by layer, so the order is total. */
+void tui_rows_sort(struct tui_layer_row *rows, int n, int sort);
+
+enum tui_state {
+	TUI_STATE_EMPTY = 0, /* the run has no steps yet */
+	TUI_STATE_LOADING,   /* reading the window's steps (more next poll) */
+	TUI_STATE_LIVE,      /* following; data came recently */
+	TUI_STATE_IDLE,      /* following; no new data for a while (a finished trace) */
+	TUI_STATE_SCRUB,     /* the window was moved back in time */
+	TUI_STATE_WAITING,   /* the database was locked or slow: showing older data */
+	TUI_STATE_ERROR,     /* a read failed; tui_view_errmsg() says why */
+};
+const char *tui_state_name(int state);
+
+struct tui_header {
+	const struct store_run *run;
+	int ranks, slots;
+	int deployed;          /* 1: the recorded deployed placement, 0: static layout */
+	int64_t deployed_from; /* step the deployed placement took effect */
+	const char *algo;
+	int window;            /* W: window size in steps */
+	int64_t from, to;      /* the window's step range (to = last step shown) */
+	int64_t nsteps;        /* recorded steps inside [from, to] */
+	int64_t last_step;     /* newest step of the run in the database */
+	int64_t steps;         /* steps of the run in the database */
+	int64_t gaps;          /* missing step numbers between the first and last (dropped) */
+	double rate;           /* steps per second (recorded times, else arrivals); < 0 unknown */
+	double age;            /* seconds since the newest data; < 0 unknown */
+	int follow;            /* the window follows the newest step */
+	int state;             /* enum tui_state */
+	int stale_layers;      /* layers whose "after" is still being computed */
+};
+
+struct tui_view;
+
+int tui_view_new(struct store *s, const struct store_run *run, const struct tui_view_cfg *cfg,
+		 struct tui_view **out, struct util_err *err);
+void tui_view_free(struct tui_view *v);
+const char *tui_view_errmsg(const struct tui_view *v);
+
+/* Reads what is new in the database, or what a moved window needs, for at
+ * most `budget` seconds (<= 0: no limit), never waiting on a lock: a busy
+ * database leaves the state TUI_STATE_WAITING and the data as it was.
+ * Returns 1 when the window's data changed, 0 when not, or a negative code
+ * after a read error (the view keeps its data). */
+int tui_view_poll(struct tui_view *v, double budget);
+/* Recomputes stale "after" placements, `prefer` layer first, for at most
+ * `budget` seconds (<= 0: all).  Returns the number still stale. */
+int tui_view_work(struct tui_view *v, int prefer, double budget);
+
+/* Settings; each marks what depends on it for recomputation. */
+void tui_view_set_window(struct tui_view *v, int window); /* clamped to the memory bound */
+int tui_view_window(const struct tui_view *v);
+void tui_view_set_algo(struct tui_view *v, const struct analyze_algo *algo);
+const struct analyze_algo *tui_view_algo(const struct tui_view *v);
+/* Moves the window end by delta steps (leaving follow mode); a move past
+ * the newest step follows again. */
+void tui_view_scrub(struct tui_view *v, int64_t delta);
+void tui_view_follow(struct tui_view *v);
+/* Recompute "after" for the window as it stands once the window end moved
+ * by at least this many steps (default W/4) and `interval` seconds passed. */
+void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval);
+
+void tui_view_header(struct tui_view *v, struct tui_header *h);
+int tui_view_layers(const struct tui_view *v);
+/* The rows of the layer table, by layer (copy them before sorting). */
+const struct tui_layer_row *tui_view_rows(struct tui_view *v);
+/* Device loads of `layer` over the window: before[ranks] under the
+ * deployed placement, after[ranks] under the algorithm's (NULL or zeros
+ * if not computed: returns 0 then, 1 with after).  *mean OUT. */
+int tui_view_loads(struct tui_view *v, int layer, double *before, double *after, double *mean);
+/* Per-step imbalance of `layer` for the window's steps, oldest first;
+ * writes at most max values to out and returns how many. */
+int tui_view_history(struct tui_view *v, int layer, double *out, int max);
+/* Window tokens of each expert of `layer`: out[experts]. */
+void tui_view_heat(struct tui_view *v, int layer, double *out);
+/* The window the "after" of `layer` was fitted on. */
+void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t *to);
+
+/* One frame as JSON (header, layer table, selected layer's bars before
+ * and after, its imbalance history and expert heat), appended to out. */
+void tui_view_json(struct tui_view *v, int layer, struct util_buf *out);
+
+#endif

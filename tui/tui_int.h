@@ -1,0 +1,54 @@
+/* tui_int.h: declarations private to tui/ (the screen and its state). */
+#ifndef TUI_TUI_INT_H
+#define TUI_TUI_INT_H
+
+#include "tui/tui.h"
+
+/* What a frame is drawn from besides the view: the user's choices. */
+struct tui_ui {
+	int sel;        /* selected layer (an index, not a table position) */
+	int sort;       /* enum tui_sort */
+	int top;        /* first table position shown */
+	int help;       /* the help panel is open */
+	int paused;     /* no new data is read */
+	char msg[160];  /* a message for the status line, shown until msg_until */
+	double msg_until;
+};
+
+/* A key binding: keys (0-terminated), a short label for the status line
+ * (NULL: not shown there), help text, and what it does. */
+enum tui_act_bits {
+	TUI_ACT_REDRAW = 1, /* the frame changed */
+	TUI_ACT_POLL = 2,   /* the data to show changed: read and refit now */
+	TUI_ACT_QUIT = 4,
+};
+struct tui_key {
+	int keys[6];
+	const char *label;
+	const char *help;
+	unsigned (*fn)(struct tui_view *v, struct tui_ui *ui, int key);
+};
+
+/* The screen: ncurses windows for the panels, colours, glyphs.  Only one
+ * exists at a time (ncurses has one terminal). */
+struct tui_screen;
+struct tui_screen *tui_screen_new(int ascii, int mono);
+/* Restores the terminal; safe to call more than once, and from
+ * util_die_hook. */
+void tui_screen_end(void);
+void tui_screen_free(struct tui_screen *sc);
+/* Re-reads the terminal size and rebuilds the panel windows. */
+void tui_screen_resize(struct tui_screen *sc);
+/* Draws one frame and refreshes the terminal once.  keys: the binding
+ * table (for the status line and help), nkeys entries. */
+void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui,
+		     const struct tui_key *keys, int nkeys);
+/* Table rows that fit: for paging keys. */
+int tui_screen_table_rows(const struct tui_screen *sc);
+
+/* Compact number for narrow columns: 950, 12.3k, 4.56M. */
+void tui_fmt_num(char *buf, size_t n, double x);
+/* Whether TERM names a terminal without Unicode block glyphs. */
+int tui_term_is_ascii(const char *term);
+
+#endif

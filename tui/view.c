@@ -1,0 +1,888 @@
+/*
+ * view.c: the data behind a frame of `moetrace top`, with no ncurses.
+ * Start at tui_view_poll(): it asks the database what is new since the
+ * last poll (an indexed range query, so following a long trace costs the
+ * same as a short one), moves the window [to - W + 1, to], subtracts the
+ * steps that left it and reads the ones that entered it, within a time
+ * budget and without ever waiting on a lock.  The window's steps are kept
+ * decoded in a ring, so a step leaving the window is subtracted without
+ * reading it again.  tui_view_work() then refits the chosen algorithm on
+ * the window's heat, layer by layer under a time budget, when the
+ * settings change or the window end has moved far enough.
+ *
+ * Device loads assume a replicated expert's tokens split evenly among its
+ * replicas (analyze/analyze.h).
+ */
+#include "tui/tui.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_STEP INT64_MIN
+/* Seconds between looks at the deployed placement while following. */
+#define DEPLOYED_EVERY 2.0
+/* A following view with no new data for this long is idle. */
+#define IDLE_AFTER 5.0
+
+struct tui_view {
+	struct store *s;
+	struct store_run run;
+	int L, E, R, S, P;
+	const struct analyze_algo *algo;
+	char errmsg[512];
+
+	/* placement in force: the recorded deployed one, else static */
+	int32_t *cur;      /* [L * P] */
+	int *cnt;          /* [L * E] replicas under cur */
+	int deployed;
+	int64_t deployed_from;
+	double deployed_checked;
+
+	/* the window: ring of its steps, oldest at head */
+	int W, cap, head, n;
+	int64_t *rstep;
+	double *rtime;
+	uint32_t *rcounts; /* [cap * L * E] */
+	float *rimb;       /* [cap * L] per-step imbalance under cur */
+	uint64_t *sum;     /* [L * E] heat summed over the ring */
+	int64_t from, to;
+	int follow;
+	int64_t target_to;
+	int64_t next_read;
+	int rebuild, loading;
+
+	/* what the database holds */
+	sqlite3_stmt *q_new;
+	int64_t counted_upto, db_steps, db_first, db_last;
+	double db_last_time;
+	double last_arrival;
+	int state;
+
+	/* "after": the algorithm's placement per layer */
+	unsigned gen, *lgen;
+	int need_bump;
+	int *has_after;
+	int32_t *after;    /* [L * P] */
+	int *acnt;         /* [L * E] */
+	int64_t *moves, *afrom, *ato;
+	int64_t fit_to;
+	double fit_time;
+	int64_t refit_steps; /* 0: W / 4 */
+	double refit_interval;
+
+	struct tui_layer_row *rows;
+	int rows_dirty;
+	double *heat, *load; /* scratch [E], [R] */
+	int64_t *send, *recv; /* scratch [R] */
+};
+
+static void set_errmsg(struct tui_view *v, const char *fmt, ...) UTIL_PRINTF(2, 3);
+
+static void set_errmsg(struct tui_view *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->errmsg, sizeof(v->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+const char *tui_view_errmsg(const struct tui_view *v)
+{
+	return v->errmsg;
+}
+
+const char *tui_sort_name(int sort)
+{
+	static const char *const names[TUI_SORT_COUNT] = { "layer", "now", "after", "gain",
+							   "moves" };
+	return sort >= 0 && sort < TUI_SORT_COUNT ? names[sort] : "?";
+}
+
+const char *tui_state_name(int state)
+{
+	static const char *const names[] = { "empty", "loading", "live",	"idle",
+					     "scrub", "waiting", "error" };
+	return state >= 0 && state < (int)UTIL_ARRAY_SIZE(names) ? names[state] : "?";
+}
+
+/* ---- sorting ---------------------------------------------------------------- */
+
+static int sort_key;
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+	const struct tui_layer_row *a = pa, *b = pb;
+	double ka = 0, kb = 0;
+
+	switch (sort_key) {
+	case TUI_SORT_NOW: ka = a->now; kb = b->now; break;
+	case TUI_SORT_AFTER: ka = a->after; kb = b->after; break;
+	case TUI_SORT_GAIN: ka = a->now - a->after; kb = b->now - b->after; break;
+	case TUI_SORT_MOVES: ka = (double)a->moves; kb = (double)b->moves; break;
+	default: break;
+	}
+	if (ka != kb)
+		return ka > kb ? -1 : 1; /* largest first */
+	return (a->layer > b->layer) - (a->layer < b->layer);
+}
+
+void tui_rows_sort(struct tui_layer_row *rows, int n, int sort)
+{
+	sort_key = sort; /* qsort has no context argument; the TUI is single-threaded */
+	if (n > 1)
+		qsort(rows, (size_t)n, sizeof(*rows), cmp_rows);
+}
+
+/* ---- construction ------------------------------------------------------------- */
+
+static int window_cap(const struct tui_view *v, int w)
+{
+	size_t per = (size_t)v->L * v->E * sizeof(uint32_t) + (size_t)v->L * sizeof(float) + 16;
+	size_t most = TUI_WINDOW_BYTES / per;
+
+	if (most < TUI_WINDOW_MIN)
+		most = TUI_WINDOW_MIN;
+	if (w < TUI_WINDOW_MIN)
+		w = TUI_WINDOW_MIN;
+	return (size_t)w > most ? (int)most : w;
+}
+
+static void ring_alloc(struct tui_view *v)
+{
+	free(v->rstep);
+	free(v->rtime);
+	free(v->rcounts);
+	free(v->rimb);
+	v->cap = v->W;
+	v->rstep = xmallocarray((size_t)v->cap, sizeof(int64_t));
+	v->rtime = xmallocarray((size_t)v->cap, sizeof(double));
+	v->rcounts = xmallocarray((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
+	v->rimb = xmallocarray((size_t)v->cap * v->L, sizeof(float));
+	v->head = v->n = 0;
+}
+
+int tui_view_new(struct store *s, const struct store_run *run, const struct tui_view_cfg *cfg,
+		 struct tui_view **out, struct util_err *err)
+{
+	struct tui_view *v;
+	size_t LE = (size_t)run->layers * run->experts;
+
+	*out = NULL;
+	if (cfg->ranks <= 0 || cfg->slots <= 0 || (int64_t)cfg->ranks * cfg->slots < run->experts)
+		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
+				    cfg->ranks, cfg->slots, run->experts);
+	v = xcalloc(1, sizeof(*v));
+	v->s = s;
+	v->run = *run;
+	v->L = run->layers;
+	v->E = run->experts;
+	v->R = cfg->ranks;
+	v->S = cfg->slots;
+	v->P = cfg->ranks * cfg->slots;
+	v->algo = cfg->algo;
+	if (!v->algo)
+		v->algo = analyze_algo_find(ANALYZE_FLAGSHIP);
+	if (!v->algo)
+		v->algo = analyze_algo_at(0);
+	v->W = window_cap(v, cfg->window > 0 ? cfg->window : TUI_WINDOW_DEFAULT);
+	ring_alloc(v);
+	v->sum = xcalloc(LE, sizeof(uint64_t));
+	v->cur = xmallocarray((size_t)v->L * v->P, sizeof(int32_t));
+	v->cnt = xmallocarray(LE, sizeof(int));
+	v->after = xcalloc((size_t)v->L * v->P, sizeof(int32_t));
+	v->acnt = xcalloc(LE, sizeof(int));
+	v->lgen = xcalloc((size_t)v->L, sizeof(unsigned));
+	v->has_after = xcalloc((size_t)v->L, sizeof(int));
+	v->moves = xcalloc((size_t)v->L, sizeof(int64_t));
+	v->afrom = xcalloc((size_t)v->L, sizeof(int64_t));
+	v->ato = xcalloc((size_t)v->L, sizeof(int64_t));
+	v->rows = xcalloc((size_t)v->L, sizeof(*v->rows));
+	v->heat = xmallocarray((size_t)v->E, sizeof(double));
+	v->load = xmallocarray((size_t)v->R, sizeof(double));
+	v->send = xmallocarray((size_t)v->R, sizeof(int64_t));
+	v->recv = xmallocarray((size_t)v->R, sizeof(int64_t));
+	for (int l = 0; l < v->L; l++) {
+		analyze_static_phy2log(v->E, v->R, v->S, v->cur + (size_t)l * v->P);
+		analyze_replicas(v->cur + (size_t)l * v->P, v->P, v->E, v->cnt + (size_t)l * v->E);
+	}
+	v->follow = 1;
+	v->target_to = NO_STEP;
+	v->next_read = NO_STEP;
+	v->counted_upto = NO_STEP;
+	v->db_first = v->db_last = NO_STEP;
+	v->from = v->to = NO_STEP;
+	v->fit_to = NO_STEP;
+	v->gen = 1;
+	v->need_bump = 1;
+	v->refit_interval = 2.0;
+	v->deployed_checked = -1e9;
+	v->last_arrival = util_now();
+	v->rows_dirty = 1;
+	/* A locked database must not stall the screen: fail at once, retry
+	 * at the next poll. */
+	sqlite3_busy_timeout(store_db(s), 0);
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*), max(step), min(step), max(time) FROM steps "
+			       "WHERE run = ?1 AND step > ?2",
+			       -1, &v->q_new, NULL) != SQLITE_OK) {
+		util_err_set(err, UTIL_EDB, "cannot read steps of '%s': %s", store_path(s),
+			     sqlite3_errmsg(store_db(s)));
+		tui_view_free(v);
+		return UTIL_EDB;
+	}
+	*out = v;
+	return 0;
+}
+
+void tui_view_free(struct tui_view *v)
+{
+	if (!v)
+		return;
+	sqlite3_finalize(v->q_new);
+	free(v->rstep);
+	free(v->rtime);
+	free(v->rcounts);
+	free(v->rimb);
+	free(v->sum);
+	free(v->cur);
+	free(v->cnt);
+	free(v->after);
+	free(v->acnt);
+	free(v->lgen);
+	free(v->has_after);
+	free(v->moves);
+	free(v->afrom);
+	free(v->ato);
+	free(v->rows);
+	free(v->heat);
+	free(v->load);
+	free(v->send);
+	free(v->recv);
+	free(v);
+}
+
+/* ---- reading the database ------------------------------------------------------ */
+
+static int is_busy(struct tui_view *v)
+{
+	int c = sqlite3_errcode(store_db(v->s)) & 0xff;
+	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
+}
+
+/* Counts the steps recorded since the last look; 0, 1 (busy) or < 0. */
+static int query_new(struct tui_view *v)
+{
+	sqlite3_stmt *q = v->q_new;
+	int rc;
+
+	sqlite3_bind_int64(q, 1, v->run.id);
+	sqlite3_bind_int64(q, 2, v->counted_upto);
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW) {
+		int busy = is_busy(v);
+		if (!busy)
+			set_errmsg(v, "cannot read steps of '%s': %s", store_path(v->s),
+				   sqlite3_errmsg(store_db(v->s)));
+		sqlite3_reset(q);
+		return busy ? 1 : UTIL_EDB;
+	}
+	int64_t c = sqlite3_column_int64(q, 0);
+	if (c > 0) {
+		int64_t mx = sqlite3_column_int64(q, 1), mn = sqlite3_column_int64(q, 2);
+		double t = sqlite3_column_double(q, 3);
+		if (v->db_first == NO_STEP)
+			v->db_first = mn;
+		v->db_last = mx;
+		v->counted_upto = mx;
+		v->db_steps += c;
+		if (t > v->db_last_time)
+			v->db_last_time = t;
+		v->last_arrival = util_now();
+	}
+	sqlite3_reset(q);
+	return 0;
+}
+
+static void refresh_replicas(struct tui_view *v)
+{
+	for (int l = 0; l < v->L; l++)
+		analyze_replicas(v->cur + (size_t)l * v->P, v->P, v->E, v->cnt + (size_t)l * v->E);
+}
+
+/* Looks up the placement in force at the window end; 1 when it changed. */
+static int check_deployed(struct tui_view *v, int64_t at)
+{
+	size_t bytes = (size_t)v->L * v->P * sizeof(int32_t);
+	int32_t *p = xmalloc(bytes);
+	int64_t eff = 0;
+	int rc, changed = 0;
+
+	v->deployed_checked = util_now();
+	rc = store_deployed_at(v->s, &v->run, at, v->R, v->S, p, &eff);
+	if (rc == 0) {
+		if (!v->deployed || eff != v->deployed_from || memcmp(p, v->cur, bytes)) {
+			memcpy(v->cur, p, bytes);
+			v->deployed = 1;
+			v->deployed_from = eff;
+			changed = 1;
+		}
+	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE || rc == UTIL_EPARSE) {
+		/* none recorded, or recorded for another layout: the static one */
+		if (v->deployed) {
+			for (int l = 0; l < v->L; l++)
+				analyze_static_phy2log(v->E, v->R, v->S, v->cur + (size_t)l * v->P);
+			v->deployed = 0;
+			changed = 1;
+		}
+	} /* busy or failing: keep what we had and look again later */
+	free(p);
+	if (changed) {
+		refresh_replicas(v);
+		v->need_bump = 1;
+		v->rows_dirty = 1;
+	}
+	return changed;
+}
+
+static void ring_reset(struct tui_view *v)
+{
+	v->head = v->n = 0;
+	memset(v->sum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
+}
+
+static void ring_pop(struct tui_view *v)
+{
+	size_t LE = (size_t)v->L * v->E;
+	const uint32_t *c = v->rcounts + (size_t)v->head * LE;
+
+	for (size_t i = 0; i < LE; i++)
+		v->sum[i] -= c[i];
+	v->head = (v->head + 1) % v->cap;
+	v->n--;
+}
+
+static void ring_push(struct tui_view *v, const struct store_step *st)
+{
+	size_t LE = (size_t)v->L * v->E;
+	int slot;
+
+	if (v->n == v->cap)
+		ring_pop(v);
+	slot = (v->head + v->n) % v->cap;
+	v->rstep[slot] = st->step;
+	v->rtime[slot] = st->time;
+	memcpy(v->rcounts + (size_t)slot * LE, st->counts, LE * sizeof(uint32_t));
+	for (size_t i = 0; i < LE; i++)
+		v->sum[i] += st->counts[i];
+	for (int l = 0; l < v->L; l++) {
+		analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
+					v->cur + (size_t)l * v->P, v->R, v->S,
+					v->cnt + (size_t)l * v->E, v->load);
+		v->rimb[(size_t)slot * v->L + l] = (float)analyze_imbalance(v->load, v->R);
+	}
+	v->n++;
+}
+
+static int64_t ring_last(const struct tui_view *v)
+{
+	return v->n ? v->rstep[(v->head + v->n - 1) % v->cap] : NO_STEP;
+}
+
+int tui_view_poll(struct tui_view *v, double budget)
+{
+	double deadline = budget > 0 ? util_now() + budget : INFINITY;
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int changed = 0, moved = 0, rc;
+
+	rc = query_new(v);
+	if (rc) {
+		v->state = rc > 0 ? TUI_STATE_WAITING : TUI_STATE_ERROR;
+		return rc > 0 ? 0 : rc;
+	}
+	if (v->db_last == NO_STEP) {
+		v->state = TUI_STATE_EMPTY;
+		return 0;
+	}
+	int64_t to = v->follow ? v->db_last : v->target_to;
+	if (to > v->db_last)
+		to = v->db_last;
+	int64_t from = to - v->W + 1;
+	if (v->rebuild || ring_last(v) > to) {
+		ring_reset(v);
+		v->next_read = from;
+		v->rebuild = 0;
+		changed = moved = 1;
+	}
+	if (v->next_read < from)
+		v->next_read = from;
+	while (v->n && v->rstep[v->head] < from) {
+		ring_pop(v);
+		changed = 1;
+	}
+	if (from != v->from || to != v->to)
+		changed = 1;
+	v->from = from;
+	v->to = to;
+	if (v->deployed_checked < 0 || moved ||
+	    util_now() - v->deployed_checked >= DEPLOYED_EVERY)
+		check_deployed(v, to);
+	v->loading = 0;
+	if (v->next_read <= to) {
+		if ((rc = store_iter_new(v->s, &v->run, v->next_read, to, 0, &it)))
+			goto fail;
+		while ((rc = store_iter_next(it, &st)) == 1) {
+			ring_push(v, &st);
+			v->next_read = st.step + 1;
+			changed = 1;
+			if (util_now() > deadline)
+				break;
+		}
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			v->next_read = to + 1;
+		else
+			v->loading = 1;
+		store_iter_free(it);
+		it = NULL;
+	}
+	if (v->loading)
+		v->state = TUI_STATE_LOADING;
+	else if (!v->follow)
+		v->state = TUI_STATE_SCRUB;
+	else
+		v->state = util_now() - v->last_arrival < IDLE_AFTER ? TUI_STATE_LIVE
+								     : TUI_STATE_IDLE;
+	if (changed)
+		v->rows_dirty = 1;
+	return changed;
+fail:
+	store_iter_free(it);
+	if (changed)
+		v->rows_dirty = 1;
+	if (is_busy(v)) {
+		v->state = TUI_STATE_WAITING;
+		return changed;
+	}
+	set_errmsg(v, "%s", store_errmsg(v->s));
+	v->state = TUI_STATE_ERROR;
+	return rc;
+}
+
+/* ---- the algorithm's placement ---------------------------------------------- */
+
+static void layer_heat(const struct tui_view *v, int l, double *heat)
+{
+	const uint64_t *s = v->sum + (size_t)l * v->E;
+	for (int e = 0; e < v->E; e++)
+		heat[e] = (double)s[e];
+}
+
+static void fit_layer(struct tui_view *v, int l)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	size_t P = (size_t)v->P;
+	int32_t *a = v->after + (size_t)l * P;
+	const int32_t *c = v->cur + (size_t)l * P;
+
+	layer_heat(v, l, v->heat);
+	/* the inputs `moetrace place --current` gives an algorithm, so both
+	 * show the same placement for the same window */
+	struct analyze_place_in in = {
+		.experts = v->E, .ranks = v->R, .slots = v->S,
+		.heat = v->heat, .current = c, .max_moves = -1,
+	};
+	v->lgen[l] = v->gen;
+	v->afrom[l] = v->from;
+	v->ato[l] = v->to;
+	if (analyze_place(v->algo, &in, a, &err) ||
+	    analyze_placement_check(a, v->E, v->R, v->S, 0, &err)) {
+		set_errmsg(v, "%s on layer %d: %s", v->algo->name, l, err.msg);
+		v->has_after[l] = 0;
+		v->moves[l] = -1;
+		return;
+	}
+	analyze_replicas(a, v->P, v->E, v->acnt + (size_t)l * v->E);
+	memset(v->send, 0, (size_t)v->R * sizeof(int64_t));
+	memset(v->recv, 0, (size_t)v->R * sizeof(int64_t));
+	v->moves[l] = analyze_transfer_layer(c, a, v->E, v->R, v->S, NULL, v->send, v->recv, &err);
+	v->has_after[l] = 1;
+}
+
+int tui_view_work(struct tui_view *v, int prefer, double budget)
+{
+	double t0 = util_now(), deadline = budget > 0 ? t0 + budget : INFINITY;
+	int stale = 0, did = 0;
+
+	if (v->n == 0 || v->loading) {
+		for (int l = 0; l < v->L; l++)
+			stale += v->lgen[l] != v->gen;
+		return stale;
+	}
+	if (!v->need_bump && v->follow && v->fit_to != NO_STEP) {
+		int64_t enough = v->refit_steps > 0 ? v->refit_steps : (v->W / 4 > 0 ? v->W / 4 : 1);
+		if (v->to - v->fit_to >= enough && t0 - v->fit_time >= v->refit_interval)
+			v->need_bump = 1;
+	}
+	if (v->need_bump) {
+		v->gen++;
+		v->need_bump = 0;
+		v->fit_to = v->to;
+		v->fit_time = t0;
+	}
+	if (prefer >= 0 && prefer < v->L && v->lgen[prefer] != v->gen) {
+		fit_layer(v, prefer);
+		did++;
+	}
+	for (int l = 0; l < v->L; l++) {
+		if (v->lgen[l] == v->gen)
+			continue;
+		if (did && util_now() > deadline) {
+			stale++;
+			continue;
+		}
+		fit_layer(v, l);
+		did++;
+	}
+	if (did)
+		v->rows_dirty = 1;
+	return stale;
+}
+
+/* ---- settings ------------------------------------------------------------------ */
+
+void tui_view_set_window(struct tui_view *v, int window)
+{
+	int w = window_cap(v, window);
+
+	if (w == v->W)
+		return;
+	v->W = w;
+	ring_alloc(v);
+	ring_reset(v);
+	v->rebuild = 1;
+	v->need_bump = 1;
+	v->rows_dirty = 1;
+}
+
+int tui_view_window(const struct tui_view *v)
+{
+	return v->W;
+}
+
+void tui_view_set_algo(struct tui_view *v, const struct analyze_algo *algo)
+{
+	if (!algo || algo == v->algo)
+		return;
+	v->algo = algo;
+	v->need_bump = 1;
+}
+
+const struct analyze_algo *tui_view_algo(const struct tui_view *v)
+{
+	return v->algo;
+}
+
+void tui_view_scrub(struct tui_view *v, int64_t delta)
+{
+	int64_t to;
+
+	if (v->to == NO_STEP)
+		return;
+	to = v->to + delta;
+	if (v->db_first != NO_STEP && to < v->db_first)
+		to = v->db_first;
+	if (to >= v->db_last) {
+		tui_view_follow(v);
+		return;
+	}
+	v->follow = 0;
+	v->target_to = to;
+	v->need_bump = 1;
+}
+
+void tui_view_follow(struct tui_view *v)
+{
+	if (v->follow)
+		return;
+	v->follow = 1;
+	v->target_to = NO_STEP;
+	v->need_bump = 1;
+}
+
+void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval)
+{
+	v->refit_steps = steps;
+	v->refit_interval = interval;
+}
+
+/* ---- reading the view ------------------------------------------------------------ */
+
+static double recorded_rate(const struct tui_view *v)
+{
+	int k = v->n < 64 ? v->n : 64;
+	if (k < 2)
+		return -1;
+	int newest = (v->head + v->n - 1) % v->cap, oldest = (v->head + v->n - k) % v->cap;
+	double dt = v->rtime[newest] - v->rtime[oldest];
+	if (v->rtime[oldest] <= 0 || dt <= 0)
+		return -1;
+	return (double)(v->rstep[newest] - v->rstep[oldest]) / dt;
+}
+
+void tui_view_header(struct tui_view *v, struct tui_header *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->run = &v->run;
+	h->ranks = v->R;
+	h->slots = v->S;
+	h->deployed = v->deployed;
+	h->deployed_from = v->deployed_from;
+	h->algo = v->algo->name;
+	h->window = v->W;
+	h->from = v->from;
+	h->to = v->to;
+	h->nsteps = v->n;
+	h->last_step = v->db_last;
+	h->steps = v->db_steps;
+	h->gaps = v->db_last == NO_STEP ? 0 : (v->db_last - v->db_first + 1) - v->db_steps;
+	h->rate = recorded_rate(v);
+	if (v->db_last_time > 0)
+		h->age = util_wall() - v->db_last_time;
+	else
+		h->age = v->db_last == NO_STEP ? -1 : util_now() - v->last_arrival;
+	if (h->age < 0 && v->db_last != NO_STEP)
+		h->age = 0;
+	h->follow = v->follow;
+	h->state = v->state;
+	for (int l = 0; l < v->L; l++)
+		h->stale_layers += v->lgen[l] != v->gen;
+}
+
+int tui_view_layers(const struct tui_view *v)
+{
+	return v->L;
+}
+
+static double layer_imbalance(struct tui_view *v, int l, const int32_t *p, const int *cnt)
+{
+	layer_heat(v, l, v->heat);
+	analyze_device_load(v->heat, v->E, p + (size_t)l * v->P, v->R, v->S, cnt + (size_t)l * v->E,
+			    v->load);
+	return analyze_imbalance(v->load, v->R);
+}
+
+const struct tui_layer_row *tui_view_rows(struct tui_view *v)
+{
+	if (!v->rows_dirty)
+		return v->rows;
+	for (int l = 0; l < v->L; l++) {
+		struct tui_layer_row *r = &v->rows[l];
+		const uint64_t *s = v->sum + (size_t)l * v->E;
+		uint64_t tot = 0;
+		int hot = 0;
+		for (int e = 0; e < v->E; e++) {
+			tot += s[e];
+			if (s[e] > s[hot])
+				hot = e;
+		}
+		r->layer = l;
+		r->now = layer_imbalance(v, l, v->cur, v->cnt);
+		r->after = v->has_after[l] ? layer_imbalance(v, l, v->after, v->acnt) : 0;
+		r->after_fresh = v->has_after[l] && v->lgen[l] == v->gen;
+		r->hottest = hot;
+		r->hottest_share = tot ? (double)s[hot] / (double)tot : 0;
+		r->moves = v->has_after[l] ? v->moves[l] : -1;
+	}
+	v->rows_dirty = 0;
+	return v->rows;
+}
+
+int tui_view_loads(struct tui_view *v, int layer, double *before, double *after, double *mean)
+{
+	double tot = 0;
+
+	if (layer < 0 || layer >= v->L)
+		return 0;
+	layer_heat(v, layer, v->heat);
+	analyze_device_load(v->heat, v->E, v->cur + (size_t)layer * v->P, v->R, v->S,
+			    v->cnt + (size_t)layer * v->E, before);
+	for (int r = 0; r < v->R; r++)
+		tot += before[r];
+	*mean = tot / v->R;
+	if (!after)
+		return 0;
+	if (!v->has_after[layer]) {
+		memset(after, 0, (size_t)v->R * sizeof(double));
+		return 0;
+	}
+	analyze_device_load(v->heat, v->E, v->after + (size_t)layer * v->P, v->R, v->S,
+			    v->acnt + (size_t)layer * v->E, after);
+	return 1;
+}
+
+int tui_view_history(struct tui_view *v, int layer, double *out, int max)
+{
+	int k = v->n < max ? v->n : max;
+
+	if (layer < 0 || layer >= v->L)
+		return 0;
+	for (int i = 0; i < k; i++) {
+		int slot = (v->head + v->n - k + i) % v->cap;
+		out[i] = v->rimb[(size_t)slot * v->L + layer];
+	}
+	return k;
+}
+
+void tui_view_heat(struct tui_view *v, int layer, double *out)
+{
+	if (layer >= 0 && layer < v->L)
+		layer_heat(v, layer, out);
+}
+
+void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t *to)
+{
+	*from = *to = NO_STEP;
+	if (layer >= 0 && layer < v->L && v->has_after[layer]) {
+		*from = v->afrom[layer];
+		*to = v->ato[layer];
+	}
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static void json_str(struct util_buf *b, const char *s)
+{
+	util_buf_addstr(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			util_buf_addf(b, "\\%c", c);
+		else if (c < 0x20)
+			util_buf_addf(b, "\\u%04x", c);
+		else
+			util_buf_add(b, s, 1);
+	}
+	util_buf_addstr(b, "\"");
+}
+
+static void json_num(struct util_buf *b, double x)
+{
+	if (isfinite(x))
+		util_buf_addf(b, "%.6g", x);
+	else
+		util_buf_addstr(b, "null");
+}
+
+static void json_step(struct util_buf *b, int64_t x)
+{
+	if (x == NO_STEP)
+		util_buf_addstr(b, "null");
+	else
+		util_buf_addf(b, "%lld", (long long)x);
+}
+
+static void json_array(struct util_buf *b, const double *x, int n, int prec)
+{
+	util_buf_addstr(b, "[");
+	for (int i = 0; i < n; i++) {
+		if (i)
+			util_buf_addstr(b, ", ");
+		if (prec < 0)
+			json_num(b, x[i]);
+		else
+			util_buf_addf(b, "%.*f", prec, x[i]);
+	}
+	util_buf_addstr(b, "]");
+}
+
+void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
+{
+	struct tui_header h;
+	const struct tui_layer_row *rows = tui_view_rows(v);
+	int R = v->R;
+
+	tui_view_header(v, &h);
+	util_buf_addstr(b, "{\n  \"run\": {\"id\": ");
+	util_buf_addf(b, "%lld, \"name\": ", (long long)v->run.id);
+	json_str(b, v->run.name);
+	util_buf_addstr(b, ", \"model\": ");
+	json_str(b, v->run.model);
+	util_buf_addf(b, ", \"layers\": %d, \"experts\": %d},\n", v->L, v->E);
+	util_buf_addf(b, "  \"layout\": {\"ranks\": %d, \"slots\": %d, \"placement\": \"%s\"", R,
+		      v->S, v->deployed ? "deployed" : "static");
+	if (v->deployed)
+		util_buf_addf(b, ", \"deployed_from\": %lld", (long long)v->deployed_from);
+	util_buf_addstr(b, "},\n  \"algo\": ");
+	json_str(b, v->algo->name);
+	util_buf_addf(b, ",\n  \"window\": {\"size\": %d, \"from\": ", v->W);
+	json_step(b, h.from);
+	util_buf_addstr(b, ", \"to\": ");
+	json_step(b, h.to);
+	util_buf_addf(b, ", \"steps\": %lld},\n", (long long)h.nsteps);
+	util_buf_addstr(b, "  \"header\": {\"last_step\": ");
+	json_step(b, h.last_step);
+	util_buf_addf(b, ", \"steps\": %lld, \"dropped\": %lld, \"steps_per_s\": ",
+		      (long long)h.steps, (long long)h.gaps);
+	json_num(b, h.rate >= 0 ? h.rate : NAN);
+	util_buf_addstr(b, ", \"since_last_data_s\": ");
+	json_num(b, h.age >= 0 ? h.age : NAN);
+	util_buf_addf(b, ", \"state\": \"%s\", \"follow\": %s},\n", tui_state_name(h.state),
+		      h.follow ? "true" : "false");
+	util_buf_addstr(b, "  \"load_model\": \"tokens of a replicated expert split evenly among "
+			   "its replicas; imbalance = max / mean device load\",\n");
+	util_buf_addstr(b, "  \"layers\": [");
+	for (int l = 0; l < v->L; l++) {
+		const struct tui_layer_row *r = &rows[l];
+		util_buf_addf(b, "%s\n    {\"layer\": %d, \"now\": %.6f, \"after\": ", l ? "," : "",
+			      l, r->now);
+		json_num(b, v->has_after[l] ? r->after : NAN);
+		util_buf_addf(b, ", \"hottest\": %d, \"hottest_share\": %.6f, \"moves\": ",
+			      r->hottest, r->hottest_share);
+		if (r->moves >= 0)
+			util_buf_addf(b, "%lld}", (long long)r->moves);
+		else
+			util_buf_addstr(b, "null}");
+	}
+	util_buf_addstr(b, "\n  ]");
+	if (layer >= 0 && layer < v->L) {
+		double *before = xmallocarray((size_t)R, sizeof(double));
+		double *after = xmallocarray((size_t)R, sizeof(double));
+		double *hist = xmallocarray((size_t)(v->n ? v->n : 1), sizeof(double));
+		double *heat = xmallocarray((size_t)v->E, sizeof(double));
+		double mean;
+		int have = tui_view_loads(v, layer, before, after, &mean);
+		int nh = tui_view_history(v, layer, hist, v->n);
+		int64_t af, at;
+		tui_view_after_window(v, layer, &af, &at);
+		tui_view_heat(v, layer, heat);
+		util_buf_addf(b, ",\n  \"selected\": {\"layer\": %d, \"mean\": %.4f,\n", layer, mean);
+		util_buf_addstr(b, "    \"before\": ");
+		json_array(b, before, R, 4);
+		util_buf_addf(b, ",\n    \"imbalance_before\": %.6f,\n    \"after\": ", rows[layer].now);
+		if (have)
+			json_array(b, after, R, 4);
+		else
+			util_buf_addstr(b, "null");
+		util_buf_addstr(b, ",\n    \"imbalance_after\": ");
+		json_num(b, have ? rows[layer].after : NAN);
+		util_buf_addstr(b, ",\n    \"after_window\": {\"from\": ");
+		json_step(b, af);
+		util_buf_addstr(b, ", \"to\": ");
+		json_step(b, at);
+		util_buf_addstr(b, "},\n    \"history\": ");
+		json_array(b, hist, nh, 4);
+		util_buf_addstr(b, ",\n    \"heat\": ");
+		json_array(b, heat, v->E, 0);
+		util_buf_addstr(b, "}");
+		free(before);
+		free(after);
+		free(hist);
+		free(heat);
+	}
+	util_buf_addstr(b, "\n}\n");
+}
