@@ -45,8 +45,7 @@ static void list_algos(void)
 	const struct analyze_algo *a;
 
 	for (size_t i = 0; (a = analyze_algo_at(i)); i++)
-		printf("%-10s %s%s%s\n", a->name, a->desc,
-		       a->flags & ANALYZE_ALGO_SMALL_ONLY ? " [small instances only]" : "",
+		printf("%-10s %s%s\n", a->name, a->desc,
 		       !strcmp(a->name, ANALYZE_FLAGSHIP) ? " [default]" : "");
 }
 
