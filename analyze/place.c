@@ -27,6 +27,14 @@ static const struct analyze_algo algos[] = {
 	  analyze_place_eplb, ANALYZE_ALGO_DUP_OK },
 	{ "eplb-hier", "DeepSeek EPLB, hierarchical: groups to nodes, then replicas in nodes",
 	  analyze_place_eplb_hier, ANALYZE_ALGO_DUP_OK },
+	{ "flashlb", "FlashLB: tree search over expert groups, risk-aware LPT, multi-shot score",
+	  analyze_place_flashlb, 0 },
+	{ "swift", "SwiftBalancer: refill redundant slots, then few swaps, from the current layout",
+	  analyze_place_swift, ANALYZE_ALGO_MIGRATION },
+	{ "keel", "moetrace's own: min-max replicas, LPT, swap and recount search, episodes",
+	  analyze_place_keel, ANALYZE_ALGO_MIGRATION },
+	{ "exact", "optimal by branch and bound (small instances only)",
+	  analyze_place_exact, ANALYZE_ALGO_SMALL_ONLY },
 };
 /* clang-format on */
 

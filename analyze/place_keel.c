@@ -1,0 +1,829 @@
+/*
+ * place_keel.c: keel, moetrace's own placement algorithm (the flagship).
+ *
+ * One layer at a time:
+ *  1. replica counts by min-max per-replica load, at most one replica of an
+ *     expert per rank;
+ *  2. longest-processing-time packing of the replicas onto ranks, never
+ *     two replicas of one expert on one rank;
+ *  3. local search on the objective: swaps of two replicas between the
+ *     most loaded rank and any other, and replica-count changes (one expert
+ *     gains a replica in the slot of an expert that loses one), taken when
+ *     they lower the objective; the objective is the max device load of
+ *     the summed heat, or, when episodes are given, the mean over episodes
+ *     of per-episode max/mean device load blended with the summed fit;
+ *  4. on small instances, the exact search (place_exact.c) finishes the job;
+ *  5. with a current placement: ranks are matched to it (fewest moves at
+ *     the same loads), and a move budget is honoured by searching from the
+ *     current placement with moves counted.
+ * Everything is deterministic: ties go to the lowest index.
+ */
+#include "analyze/place_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct keel {
+	int E, R, S, T;
+	const double *w;   /* [E] summed heat */
+	const double *h;   /* [T * E] episodes, or NULL */
+	double lambda;     /* weight of the summed fit in the episode objective */
+	int *cnt;          /* [E] replicas per expert */
+	int32_t *slot;     /* [R * S] */
+	unsigned char *has;/* [R * E] replicas of e on r */
+	double *load;      /* [R] summed heat */
+	double *eload;     /* [T * R] per episode */
+	double *rl;        /* [E * T] per-replica episode load h[t][e] / cnt[e] */
+	double *pbuf;      /* [4 * T] scratch of the pair evaluation */
+	double *emean;     /* [T] mean device load per episode */
+	double *winv;      /* [T] 1 / (T * emean) */
+	double mean;       /* mean device load of the summed heat */
+	/* per-episode top 3 ranks by load, for swap evaluation */
+	int *top;          /* [T * 3] */
+	int ftop[3];       /* top 3 ranks of the summed heat */
+	int *ibuf;         /* [2 * R] scratch */
+	/* move accounting against a current placement */
+	const int32_t *cur;
+	unsigned char *curhas; /* [R * E] */
+	int moves, budget;     /* budget < 0: none */
+	double *tmp;       /* [R] scratch */
+	double *etmp;      /* [T * R] scratch */
+};
+
+#define EPS 1e-9
+
+static int keel_alloc(struct keel *k)
+{
+	size_t E = (size_t)k->E, R = (size_t)k->R, S = (size_t)k->S, T = (size_t)k->T;
+
+	k->cnt = calloc(E, sizeof(int));
+	k->slot = malloc(R * S * sizeof(int32_t));
+	k->has = calloc(R * E, 1);
+	k->load = calloc(R, sizeof(double));
+	k->tmp = calloc(R, sizeof(double));
+	k->eload = calloc(T * R + 1, sizeof(double));
+	k->etmp = calloc(T * R + 1, sizeof(double));
+	k->emean = calloc(T + 1, sizeof(double));
+	k->winv = calloc(T + 1, sizeof(double));
+	if (!k->winv)
+		return -1;
+	k->top = calloc(T * 3 + 1, sizeof(int));
+	k->curhas = calloc(R * E, 1);
+	k->ibuf = calloc(2 * R, sizeof(int));
+	k->rl = calloc(E * T + 1, sizeof(double));
+	k->pbuf = calloc(4 * T + 1, sizeof(double));
+	if (!k->rl || !k->pbuf)
+		return -1;
+	return !k->ibuf ? -1 : k->cnt && k->slot && k->has && k->load && k->tmp && k->eload && k->etmp &&
+			       k->emean && k->top && k->curhas
+		       ? 0
+		       : -1;
+}
+
+static void keel_release(struct keel *k)
+{
+	free(k->cnt);
+	free(k->slot);
+	free(k->has);
+	free(k->load);
+	free(k->tmp);
+	free(k->eload);
+	free(k->etmp);
+	free(k->emean);
+	free(k->winv);
+	free(k->top);
+	free(k->curhas);
+	free(k->ibuf);
+	free(k->rl);
+	free(k->pbuf);
+}
+
+static inline double rep(const struct keel *k, int e)
+{
+	return k->w[e] / k->cnt[e];
+}
+
+static inline double erep(const struct keel *k, int t, int e)
+{
+	return k->h[(size_t)t * k->E + e] / k->cnt[e];
+}
+
+/* Loads from scratch for the current slots and counts. */
+static void keel_loads(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, T = k->T;
+
+	memset(k->has, 0, (size_t)R * E);
+	for (int r = 0; r < R; r++) {
+		double s = 0;
+		for (int j = 0; j < S; j++) {
+			int e = k->slot[r * S + j];
+			s += rep(k, e);
+			k->has[(size_t)r * E + e]++;
+		}
+		k->load[r] = s;
+	}
+	for (int e = 0; e < E && T; e++)
+		for (int t = 0; t < T; t++)
+			k->rl[(size_t)e * T + t] = erep(k, t, e);
+	for (int t = 0; t < T; t++)
+		for (int r = 0; r < R; r++) {
+			double s = 0;
+			for (int j = 0; j < S; j++)
+				s += k->rl[(size_t)k->slot[r * S + j] * T + t];
+			k->eload[(size_t)t * R + r] = s;
+		}
+}
+
+static void top3(const double *l, int R, int *out)
+{
+	int a = -1, b = -1, c = -1;
+
+	for (int r = 0; r < R; r++) {
+		if (a < 0 || l[r] > l[a]) {
+			c = b;
+			b = a;
+			a = r;
+		} else if (b < 0 || l[r] > l[b]) {
+			c = b;
+			b = r;
+		} else if (c < 0 || l[r] > l[c]) {
+			c = r;
+		}
+	}
+	out[0] = a;
+	out[1] = b;
+	out[2] = c;
+}
+
+static void keel_top(struct keel *k)
+{
+	int R = k->R;
+
+	top3(k->load, R, k->ftop);
+	for (int t = 0; t < k->T; t++)
+		top3(k->eload + (size_t)t * R, R, k->top + t * 3);
+}
+
+static int keel_argmax(const struct keel *k)
+{
+	int a = 0;
+
+	for (int r = 1; r < k->R; r++)
+		if (k->load[r] > k->load[a])
+			a = r;
+	return a;
+}
+
+/* Episode objective: mean over episodes of max/mean, plus lambda times
+ * the summed fit's max/mean. */
+static double keel_obj(const struct keel *k)
+{
+	double s = 0;
+
+	for (int t = 0; t < k->T; t++) {
+		double m = k->eload[(size_t)t * k->R + k->top[t * 3]];
+		s += k->emean[t] > 0 ? m / k->emean[t] : 1;
+	}
+	s /= k->T;
+	return s + k->lambda * (k->mean > 0 ? k->load[keel_argmax(k)] / k->mean : 1);
+}
+
+/* Moves on rank r if expert `out` leaves and `in` arrives (one slot). */
+static int keel_dmoves(const struct keel *k, int r, int out, int in)
+{
+	size_t o = (size_t)r * k->E;
+	int d = 0;
+
+	if (!k->cur)
+		return 0;
+	/* a replica counts as moved when the rank has more of it than before */
+	if (k->has[o + out] > k->curhas[o + out])
+		d--;
+	if (k->has[o + in] + 1 > k->curhas[o + in])
+		d++;
+	return d;
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+struct rep_item {
+	double load;
+	int e;
+};
+
+static int cmp_rep(const void *pa, const void *pb)
+{
+	const struct rep_item *a = pa, *b = pb;
+
+	if (a->load > b->load)
+		return -1;
+	if (a->load < b->load)
+		return 1;
+	return a->e - b->e;
+}
+
+/* LPT without duplicates; a replica with no admissible rank is put in by
+ * moving a replica out of the way. */
+static int keel_lpt(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, n = 0;
+	int *fill = calloc((size_t)R, sizeof(int));
+	struct rep_item *it = malloc((size_t)R * S * sizeof(*it));
+
+	if (!fill || !it) {
+		free(fill);
+		free(it);
+		return -1;
+	}
+	for (int e = 0; e < E; e++)
+		for (int c = 0; c < k->cnt[e]; c++) {
+			it[n].load = rep(k, e);
+			it[n].e = e;
+			n++;
+		}
+	qsort(it, (size_t)n, sizeof(*it), cmp_rep);
+	memset(k->has, 0, (size_t)R * E);
+	for (int r = 0; r < R; r++)
+		k->load[r] = 0;
+	for (int i = 0; i < n; i++) {
+		int e = it[i].e, best = -1;
+		for (int r = 0; r < R; r++)
+			if (fill[r] < S && !k->has[(size_t)r * E + e] &&
+			    (best < 0 || k->load[r] < k->load[best]))
+				best = r;
+		if (best < 0) {
+			/* every rank with room holds e: take a rank q without e and
+			 * move one of its replicas z to a rank r with room */
+			for (int r = 0; r < R && best < 0; r++) {
+				if (fill[r] >= S)
+					continue;
+				for (int q = 0; q < R && best < 0; q++) {
+					if (k->has[(size_t)q * E + e] || fill[q] < S)
+						continue;
+					for (int j = 0; j < S; j++) {
+						int z = k->slot[q * S + j];
+						if (k->has[(size_t)r * E + z])
+							continue;
+						k->slot[r * S + fill[r]++] = z;
+						k->has[(size_t)r * E + z]++;
+						k->has[(size_t)q * E + z]--;
+						k->load[r] += rep(k, z);
+						k->load[q] -= rep(k, z);
+						k->slot[q * S + j] = e;
+						k->has[(size_t)q * E + e]++;
+						k->load[q] += rep(k, e);
+						best = R; /* placed */
+						break;
+					}
+				}
+			}
+			if (best == R)
+				continue;
+			/* impossible without a duplicate (slots > experts) */
+			for (int r = 0; r < R; r++)
+				if (fill[r] < S) {
+					best = r;
+					break;
+				}
+		}
+		k->slot[best * S + fill[best]++] = e;
+		k->has[(size_t)best * E + e]++;
+		k->load[best] += rep(k, e);
+	}
+	free(fill);
+	free(it);
+	return 0;
+}
+
+/* ---- local search on the summed heat (max device load) ----------------- */
+
+static void keel_swap_apply(struct keel *k, int a, int i, int b, int j)
+{
+	int E = k->E, S = k->S, x = k->slot[a * S + i], y = k->slot[b * S + j];
+	double d = rep(k, x) - rep(k, y);
+
+	k->moves += keel_dmoves(k, a, x, y);
+	k->has[(size_t)a * E + x]--;
+	k->has[(size_t)a * E + y]++;
+	k->moves += keel_dmoves(k, b, y, x);
+	k->has[(size_t)b * E + y]--;
+	k->has[(size_t)b * E + x]++;
+	k->slot[a * S + i] = y;
+	k->slot[b * S + j] = x;
+	k->load[a] -= d;
+	k->load[b] += d;
+	for (int t = 0; t < k->T; t++) {
+		double de = k->rl[(size_t)x * k->T + t] - k->rl[(size_t)y * k->T + t];
+		k->eload[(size_t)t * k->R + a] -= de;
+		k->eload[(size_t)t * k->R + b] += de;
+	}
+}
+
+/* Max load over ranks after expert x gains the replica that y loses in
+ * slot j of rank b; k->tmp gets the new loads. */
+static double keel_recount_eval(struct keel *k, int x, int y, int b, int j)
+{
+	int E = k->E, R = k->R;
+	double dx = k->w[x] / k->cnt[x] - k->w[x] / (k->cnt[x] + 1);
+	double dy = k->w[y] / (k->cnt[y] - 1) - k->w[y] / k->cnt[y];
+	double mx = 0;
+
+	(void)j;
+	for (int r = 0; r < R; r++) {
+		double l = k->load[r];
+		if (k->has[(size_t)r * E + x])
+			l -= dx;
+		if (r == b)
+			l += k->w[x] / (k->cnt[x] + 1) - k->w[y] / k->cnt[y];
+		else if (k->has[(size_t)r * E + y])
+			l += dy;
+		k->tmp[r] = l;
+		if (l > mx)
+			mx = l;
+	}
+	return mx;
+}
+
+static void keel_recount_apply(struct keel *k, int x, int y, int b, int j)
+{
+	int E = k->E, S = k->S;
+
+	k->moves += keel_dmoves(k, b, y, x);
+	k->slot[b * S + j] = x;
+	k->has[(size_t)b * E + y]--;
+	k->has[(size_t)b * E + x]++;
+	k->cnt[x]++;
+	k->cnt[y]--;
+	keel_loads(k);
+}
+
+/* One improving step for the max load; 0 when none exists. */
+static int keel_step_max(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, a = keel_argmax(k);
+	double La = k->load[a], best = La - EPS * (1 + La);
+	int bb = -1, bi = -1, bj = -1;
+
+	for (int b = 0; b < R; b++) {
+		if (b == a)
+			continue;
+		double Lb = k->load[b];
+		if (Lb >= best)
+			continue;
+		for (int i = 0; i < S; i++) {
+			int x = k->slot[a * S + i];
+			if (k->has[(size_t)b * E + x])
+				continue;
+			double lx = rep(k, x);
+			for (int j = 0; j < S; j++) {
+				int y = k->slot[b * S + j];
+				double d = lx - rep(k, y);
+				if (d <= 0 || k->has[(size_t)a * E + y])
+					continue;
+				double m = La - d > Lb + d ? La - d : Lb + d;
+				if (m < best) {
+					if (k->budget >= 0 &&
+					    k->moves + keel_dmoves(k, a, x, y) +
+							    keel_dmoves(k, b, y, x) >
+						    k->budget)
+						continue;
+					best = m;
+					bb = b;
+					bi = i;
+					bj = j;
+				}
+			}
+		}
+	}
+	if (bb >= 0) {
+		keel_swap_apply(k, a, bi, bb, bj);
+		return 1;
+	}
+	/* replica-count change: an expert of the max rank gains a replica */
+	int bx = -1, by = -1;
+	best = La - EPS * (1 + La);
+	for (int i = 0; i < S; i++) {
+		int x = k->slot[a * S + i];
+		if (k->cnt[x] >= R)
+			continue;
+		for (int b = 0; b < R; b++) {
+			if (k->has[(size_t)b * E + x])
+				continue;
+			for (int j = 0; j < S; j++) {
+				int y = k->slot[b * S + j];
+				if (k->cnt[y] < 2)
+					continue;
+				/* cheap reject: rank b's new load alone */
+				double nb = k->load[b] + k->w[x] / (k->cnt[x] + 1) - rep(k, y);
+				if (nb >= best)
+					continue;
+				double m = keel_recount_eval(k, x, y, b, j);
+				if (m < best) {
+					if (k->budget >= 0 &&
+					    k->moves + keel_dmoves(k, b, y, x) > k->budget)
+						continue;
+					best = m;
+					bx = x;
+					by = y;
+					bb = b;
+					bj = j;
+				}
+			}
+		}
+	}
+	if (bx >= 0) {
+		keel_recount_apply(k, bx, by, bb, bj);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- local search on the episode objective ----------------------------- */
+
+/* Prepares the evaluation of swaps between ranks a and b: per episode,
+ * the max over the other ranks, a's and b's loads, the current max and
+ * the weight 1 / (T * mean). */
+static void keel_pair_prep(const struct keel *k, int a, int b)
+{
+	int R = k->R, T = k->T;
+	double *rest = k->pbuf, *la = rest + T, *lb = la + T, *cur = lb + T;
+
+	for (int t = 0; t < T; t++) {
+		const double *l = k->eload + (size_t)t * R;
+		const int *tp = k->top + t * 3;
+		int o = tp[0];
+		if (o == a || o == b) {
+			o = tp[1];
+			if (o == a || o == b)
+				o = tp[2];
+		}
+		rest[t] = o >= 0 ? l[o] : 0;
+		la[t] = l[a];
+		lb[t] = l[b];
+		cur[t] = l[tp[0]];
+	}
+}
+
+/* Episode part of the objective change when x (on a) and y (on b) swap. */
+static double keel_pair_delta(const struct keel *k, int x, int y)
+{
+	int T = k->T;
+	const double *rest = k->pbuf, *la = rest + T, *lb = la + T, *cur = lb + T;
+	const double *rx = k->rl + (size_t)x * T, *ry = k->rl + (size_t)y * T;
+	double s = 0;
+
+	for (int t = 0; t < T; t++) {
+		double de = rx[t] - ry[t], m = rest[t], va = la[t] - de, vb = lb[t] + de;
+		m = va > m ? va : m;
+		m = vb > m ? vb : m;
+		s += (m - cur[t]) * k->winv[t];
+	}
+	return s;
+}
+
+/* Ranks that set some episode's max, most episodes first. OUT list;
+ * returns how many. */
+static int keel_ep_cands(const struct keel *k, int *list, int *score)
+{
+	int R = k->R, n = 0;
+
+	memset(score, 0, (size_t)R * sizeof(int));
+	for (int t = 0; t < k->T; t++)
+		score[k->top[t * 3]]++;
+	score[k->ftop[0]]++;
+	for (int r = 0; r < R; r++)
+		if (score[r]) {
+			int i = n++;
+			while (i > 0 && score[list[i - 1]] < score[r]) {
+				list[i] = list[i - 1];
+				i--;
+			}
+			list[i] = r;
+		}
+	return n;
+}
+
+/* One improving swap for the episode objective: the first candidate rank
+ * (by episodes it sets the max of) with an improving swap does its best
+ * one.  0 when none exists. */
+static int keel_step_ep(struct keel *k, double *obj)
+{
+	int E = k->E, R = k->R, S = k->S;
+	int *list = k->ibuf, *score = k->ibuf + R;
+	int n = keel_ep_cands(k, list, score);
+	double Lmax = k->load[k->ftop[0]];
+
+	for (int c = 0; c < n; c++) {
+		int a = list[c], bb = -1, bi = -1, bj = -1;
+		double bestd = -1e-9 * (1 + *obj);
+		for (int b = 0; b < R; b++) {
+			if (b == a)
+				continue;
+			/* the summed fit's max without a and b */
+			int o = k->ftop[0];
+			if (o == a || o == b) {
+				o = k->ftop[1];
+				if (o == a || o == b)
+					o = k->ftop[2];
+			}
+			double rest = o >= 0 ? k->load[o] : 0;
+			keel_pair_prep(k, a, b);
+			for (int i = 0; i < S; i++) {
+				int x = k->slot[a * S + i];
+				if (k->has[(size_t)b * E + x])
+					continue;
+				for (int j = 0; j < S; j++) {
+					int y = k->slot[b * S + j];
+					if (k->has[(size_t)a * E + y])
+						continue;
+					double d = keel_pair_delta(k, x, y);
+					if (k->lambda > 0) {
+						double dd = rep(k, x) - rep(k, y);
+						double nm = k->load[a] - dd > k->load[b] + dd
+								    ? k->load[a] - dd
+								    : k->load[b] + dd;
+						double m2 = nm > rest ? nm : rest;
+						d += k->lambda * (m2 - Lmax) / k->mean;
+					}
+					if (d < bestd) {
+						if (k->budget >= 0 &&
+						    k->moves + keel_dmoves(k, a, x, y) +
+								    keel_dmoves(k, b, y, x) >
+							    k->budget)
+							continue;
+						bestd = d;
+						bb = b;
+						bi = i;
+						bj = j;
+					}
+				}
+			}
+		}
+		if (bb >= 0) {
+			keel_swap_apply(k, a, bi, bb, bj);
+			keel_top(k);
+			*obj = keel_obj(k);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Objective after expert x gains the replica that y loses in slot j of
+ * rank b (loads of every rank that holds x or y, or is b, change). */
+static double keel_recount_obj(const struct keel *k, int x, int y, int b)
+{
+	int E = k->E, R = k->R;
+	double cx = k->cnt[x], cy = k->cnt[y], s = 0;
+
+	for (int t = 0; t < k->T; t++) {
+		const double *l = k->eload + (size_t)t * R, *ht = k->h + (size_t)t * E;
+		double dx = ht[x] / cx - ht[x] / (cx + 1), dy = ht[y] / (cy - 1) - ht[y] / cy;
+		double nb = ht[x] / (cx + 1) - ht[y] / cy, m = 0;
+		for (int r = 0; r < R; r++) {
+			double v = l[r];
+			if (k->has[(size_t)r * E + x])
+				v -= dx;
+			if (r == b)
+				v += nb;
+			else if (k->has[(size_t)r * E + y])
+				v += dy;
+			if (v > m)
+				m = v;
+		}
+		s += m / k->emean[t];
+	}
+	s /= k->T;
+	if (k->lambda > 0) {
+		double dx = k->w[x] / cx - k->w[x] / (cx + 1), dy = k->w[y] / (cy - 1) - k->w[y] / cy;
+		double nb = k->w[x] / (cx + 1) - k->w[y] / cy, m = 0;
+		for (int r = 0; r < R; r++) {
+			double v = k->load[r];
+			if (k->has[(size_t)r * E + x])
+				v -= dx;
+			if (r == b)
+				v += nb;
+			else if (k->has[(size_t)r * E + y])
+				v += dy;
+			if (v > m)
+				m = v;
+		}
+		s += k->lambda * m / k->mean;
+	}
+	return s;
+}
+
+/* One improving replica-count change for the episode objective: an expert
+ * on a rank that sets some episode's max gains a replica in the slot of
+ * another rank's lightest-per-replica multi-replica expert. */
+static int keel_step_ep_recount(struct keel *k, double *obj)
+{
+	int E = k->E, R = k->R, S = k->S;
+	double best = *obj - 1e-9 * (1 + *obj);
+	int bx = -1, by = -1, bb = -1, bj = -1;
+	int *list = k->ibuf, *score = k->ibuf + R;
+	int n = keel_ep_cands(k, list, score);
+
+	if (n > 4)
+		n = 4;
+	for (int c = 0; c < n; c++) {
+		int a = list[c];
+		for (int i = 0; i < S; i++) {
+			int x = k->slot[a * S + i];
+			if (k->cnt[x] >= R)
+				continue;
+			for (int b = 0; b < R; b++) {
+				if (k->has[(size_t)b * E + x])
+					continue;
+				int jj = -1;
+				for (int j = 0; j < S; j++) {
+					int y = k->slot[b * S + j];
+					if (k->cnt[y] < 2)
+						continue;
+					if (jj < 0 || rep(k, y) < rep(k, k->slot[b * S + jj]))
+						jj = j;
+				}
+				if (jj < 0)
+					continue;
+				int y = k->slot[b * S + jj];
+				if (k->budget >= 0 && k->moves + keel_dmoves(k, b, y, x) > k->budget)
+					continue;
+				double o = keel_recount_obj(k, x, y, b);
+				if (o < best) {
+					best = o;
+					bx = x;
+					by = y;
+					bb = b;
+					bj = jj;
+				}
+			}
+		}
+	}
+	if (bx < 0)
+		return 0;
+	keel_recount_apply(k, bx, by, bb, bj);
+	keel_top(k);
+	*obj = keel_obj(k);
+	return 1;
+}
+
+static void keel_search(struct keel *k)
+{
+	int guard = 0, limit = 50 * k->R * k->S + 1000;
+
+	while (guard++ < limit && keel_step_max(k))
+		;
+	if (k->T > 0) {
+		keel_top(k);
+		double obj = keel_obj(k);
+		for (int round = 0; round < 4; round++) {
+			int any = 0;
+			guard = 0;
+			while (guard++ < limit && keel_step_ep(k, &obj))
+				any = 1;
+			if (keel_step_ep_recount(k, &obj))
+				any = 1;
+			if (!any)
+				break;
+		}
+	}
+}
+
+/* Replica counts for episodes: each extra replica goes to the expert that
+ * most lowers the sum over episodes of the largest per-replica load
+ * (SGLang's multi-step rule), at most one replica per rank. */
+static void keel_counts_ep(struct keel *k)
+{
+	int E = k->E, R = k->R, T = k->T, P = R * k->S;
+	int *t1 = k->ibuf; /* per episode: index of the largest per-replica load */
+	double *v2 = k->etmp; /* per episode: the second largest */
+
+	for (int e = 0; e < E; e++)
+		k->cnt[e] = 1;
+	for (int extra = E; extra < P; extra++) {
+		for (int t = 0; t < T; t++) {
+			const double *ht = k->h + (size_t)t * E;
+			int a = -1;
+			double va = -1, vb = -1;
+			for (int e = 0; e < E; e++) {
+				double v = ht[e] / k->cnt[e];
+				if (v > va) {
+					vb = va;
+					va = v;
+					a = e;
+				} else if (v > vb) {
+					vb = v;
+				}
+			}
+			t1[t] = a;
+			v2[t] = vb < 0 ? 0 : vb;
+		}
+		/* splitting e lowers episode t's max only where e sets it */
+		int best = -1;
+		double bg = -1;
+		for (int e = 0; e < E; e++) {
+			if (k->cnt[e] >= R)
+				continue;
+			double g = 0;
+			for (int t = 0; t < T; t++) {
+				if (t1[t] != e)
+					continue;
+				const double *ht = k->h + (size_t)t * E;
+				double nv = ht[e] / (k->cnt[e] + 1);
+				g += ht[e] / k->cnt[e] - (nv > v2[t] ? nv : v2[t]);
+			}
+			/* ties (no episode max lowered): the summed heat decides */
+			g += 1e-9 * k->w[e] / k->cnt[e];
+			if (g > bg) {
+				bg = g;
+				best = e;
+			}
+		}
+		if (best < 0)
+			best = extra % E;
+		k->cnt[best]++;
+	}
+}
+
+int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
+{
+	struct keel k;
+	int E = in->experts, R = in->ranks, S = in->slots, rc = 0;
+	size_t P = (size_t)R * S;
+	double *wsum = NULL;
+
+	memset(&k, 0, sizeof(k));
+	k.E = E;
+	k.R = R;
+	k.S = S;
+	k.T = in->episodes && in->n_episodes > 0 ? in->n_episodes : 0;
+	k.w = in->heat;
+	k.h = in->episodes;
+	k.lambda = 0.15;
+	k.budget = -1;
+	if (keel_alloc(&k)) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int t = 0; t < k.T; t++) {
+		double s = 0;
+		for (int e = 0; e < E; e++)
+			s += k.h[(size_t)t * E + e];
+		k.emean[t] = s > 0 ? s / R : 1;
+		k.winv[t] = 1 / (k.T * k.emean[t]);
+	}
+	{
+		double s = 0;
+		for (int e = 0; e < E; e++)
+			s += k.w[e];
+		k.mean = s > 0 ? s / R : 1;
+	}
+	/* 1-3: counts, packing, search */
+	if (k.T > 0)
+		keel_counts_ep(&k);
+	else
+		analyze_place_counts_minmax(k.w, E, (int)P, R, k.cnt);
+
+	if (keel_lpt(&k)) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	keel_loads(&k);
+	keel_search(&k);
+	memcpy(phy2log, k.slot, P * sizeof(int32_t));
+	/* 4: small instances are solved exactly */
+	if (k.T == 0 && E <= 10 && P <= 16) {
+		double best = k.load[keel_argmax(&k)];
+		int32_t *p = malloc(P * sizeof(int32_t));
+		if (p && analyze_place_exact_search(k.w, E, R, S, 2000000, &best, p) >= 0 &&
+		    best < k.load[keel_argmax(&k)] - EPS * (1 + best))
+			memcpy(phy2log, p, P * sizeof(int32_t));
+		free(p);
+	}
+	/* 5: a current placement */
+	if (in->current) {
+		if (analyze_place_match(in->current, phy2log, E, R, S, 0)) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		int moves = analyze_place_moves(in->current, phy2log, E, R, S);
+		if (in->max_moves >= 0 && moves > in->max_moves) {
+			/* search from the current placement, moves counted */
+			k.cur = in->current;
+			k.budget = in->max_moves;
+			memcpy(k.slot, in->current, P * sizeof(int32_t));
+			analyze_replicas(in->current, (int)P, E, k.cnt);
+			keel_loads(&k);
+			memcpy(k.curhas, k.has, (size_t)R * E);
+			k.moves = 0;
+			keel_search(&k);
+			memcpy(phy2log, k.slot, P * sizeof(int32_t));
+		}
+	}
+out:
+	free(wsum);
+	keel_release(&k);
+	return rc;
+}
