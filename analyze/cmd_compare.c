@@ -51,9 +51,11 @@ struct cmp_algo {
 	int *cnt;                    /* [layers * experts] replicas */
 	double *next_max, *next_mean; /* [layers] on the next window's summed heat */
 	double step_sum;             /* sum over steps of the per-step overall imbalance */
+	double *step_imb;            /* [steps] per-step overall imbalance, for p99 */
+	size_t step_cap;
 	double dropped, tokens;      /* over the next window's steps and layers */
 	/* summaries */
-	double fit, next, next_step, gap_fit, gap_next, drop, xfer_s;
+	double fit, next, next_step, next_p99, gap_fit, gap_next, drop, xfer_s;
 	int64_t bytes;
 };
 
@@ -316,7 +318,13 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 				a[i].dropped += analyze_token_drop(load, R, o->capacity) * tot;
 				a[i].tokens += tot;
 			}
-			a[i].step_sum += smean > 0 ? smax / smean : 1;
+			if ((size_t)*nsteps == a[i].step_cap) {
+				a[i].step_cap = a[i].step_cap ? 2 * a[i].step_cap : 256;
+				a[i].step_imb = xrealloc(a[i].step_imb,
+							 a[i].step_cap * sizeof(double));
+			}
+			a[i].step_imb[*nsteps] = smean > 0 ? smax / smean : 1;
+			a[i].step_sum += a[i].step_imb[*nsteps];
 		}
 		(*nsteps)++;
 	}
@@ -502,6 +510,7 @@ int cmd_compare(int argc, char **argv)
 		c->next = sum_mean_next > 0 ? smax / sum_mean_next : 1;
 		c->gap_next = sum_lb_next > 0 ? smax / sum_lb_next - 1 : 0;
 		c->next_step = c->step_sum / next_steps;
+		c->next_p99 = util_percentile(c->step_imb, (size_t)next_steps, 99);
 		c->drop = c->tokens > 0 ? c->dropped / c->tokens : 0;
 		c->bytes = (int64_t)(c->plan.moves * ebytes);
 		c->xfer_s = analyze_transfer_seconds(c->plan.send, c->plan.recv, R, ebytes, gbps);
@@ -540,6 +549,7 @@ int cmd_compare(int argc, char **argv)
 			json_object_object_add(j, "fit_imbalance", jd(c->fit));
 			json_object_object_add(j, "next_imbalance", jd(c->next));
 			json_object_object_add(j, "next_step_mean_imbalance", jd(c->next_step));
+			json_object_object_add(j, "next_step_p99_imbalance", jd(c->next_p99));
 			json_object_object_add(j, "next_balancedness", jd(c->next > 0 ? 1 / c->next : 1));
 			json_object_object_add(j, "next_trtllm_imbalance", jd(c->next - 1));
 			json_object_object_add(j, "gap_fit", jd(c->gap_fit));
@@ -572,7 +582,8 @@ int cmd_compare(int argc, char **argv)
 		json_object_put(root);
 	} else if (o.out == OUT_CSV) {
 		printf("scope,algorithm,layer,fit_imbalance,next_imbalance,next_step_mean_imbalance,"
-		       "gap_fit,gap_next,moves,bytes,transfer_seconds,token_drop,seconds\n");
+		       "gap_fit,gap_next,moves,bytes,transfer_seconds,token_drop,seconds,"
+		       "next_step_p99_imbalance\n");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			printf("overall,%s,,%.6f,%.6f,%.6f,%.6f,%.6f,%lld,", c->algo->name, c->fit,
@@ -582,7 +593,7 @@ int cmd_compare(int argc, char **argv)
 				printf("%lld,%.6f", (long long)c->bytes, c->xfer_s);
 			else
 				printf(",");
-			printf(",%.6f,%.6f\n", c->drop, c->plan.seconds);
+			printf(",%.6f,%.6f,%.6f\n", c->drop, c->plan.seconds, c->next_p99);
 		}
 		for (int i = 0; o.per_layer && i < na; i++)
 			for (int l = 0; l < L; l++) {
@@ -598,7 +609,7 @@ int cmd_compare(int argc, char **argv)
 					printf("%lld,", (long long)(pl->moves * ebytes));
 				else
 					printf(",");
-				printf(",,\n");
+				printf(",,,\n");
 			}
 	} else {
 		int md = o.out == OUT_MARKDOWN;
@@ -622,13 +633,13 @@ int cmd_compare(int argc, char **argv)
 			       "token drop at capacity %.2f x mean\n\n",
 			       md ? "\n" : "", cur_name, o.capacity);
 		if (md)
-			printf("| algorithm | fit | next | next/step | gap fit | gap next | moves | "
-			       "GB | transfer s | drop | time s |\n"
-			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
+			       "moves | GB | transfer s | drop | time s |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 		else
-			printf("%-10s  %6s  %6s  %9s  %7s  %8s  %7s  %8s  %10s  %6s  %8s\n",
-			       "algorithm", "fit", "next", "next/step", "gap-fit", "gap-next",
-			       "moves", "GB", "transfer-s", "drop", "time-s");
+			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s\n",
+			       "algorithm", "fit", "next", "next/step", "p99/step", "gap-fit",
+			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			char gb[32], xs[32];
@@ -640,15 +651,17 @@ int cmd_compare(int argc, char **argv)
 				strcpy(xs, "-");
 			}
 			if (md)
-				printf("| %s | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | %s | "
-				       "%.2f%% | %.4f |\n",
-				       c->algo->name, c->fit, c->next, c->next_step, pct(c->gap_fit),
+				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
+				       "%s | %.2f%% | %.4f |\n",
+				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
+				       pct(c->gap_fit),
 				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
 				       pct(c->drop), c->plan.seconds);
 			else
-				printf("%-10s  %6.4f  %6.4f  %9.4f  %6.2f%%  %7.2f%%  %7lld  %8s  %10s  "
-				       "%5.2f%%  %8.4f\n",
-				       c->algo->name, c->fit, c->next, c->next_step, pct(c->gap_fit),
+				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
+				       "%10s  %5.2f%%  %8.4f\n",
+				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
+				       pct(c->gap_fit),
 				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
 				       pct(c->drop), c->plan.seconds);
 		}
@@ -680,6 +693,7 @@ out:
 		free(a[i].cnt);
 		free(a[i].next_max);
 		free(a[i].next_mean);
+		free(a[i].step_imb);
 	}
 	free(a);
 	free(fit_heat);

@@ -35,6 +35,24 @@ for l in range(2):
     smax += max(load); smean += sum(load) / 4
 st = [x for x in d["algorithms"] if x["algorithm"] == "static"][0]
 assert abs(st["next_imbalance"] - smax / smean) < 1e-4, (st["next_imbalance"], smax / smean)
+# per step: the overall imbalance of each step, its mean and p99 (linear interpolation)
+steps = {}
+for r in csv.DictReader(open(sys.argv[2])):
+    s = int(r["step"])
+    if a <= s <= b and (not ph or r["phase"] == ph):
+        steps.setdefault(s, [[0] * 8 for _ in range(2)])[int(r["layer"])][int(r["expert"])] += int(r["tokens"])
+v = []
+for h in steps.values():
+    mx = mn = 0
+    for l in range(2):
+        load = [sum(h[l][e] / cnt[e] for e in p[r*3:r*3+3]) for r in range(4)]
+        mx += max(load); mn += sum(load) / 4
+    v.append(mx / mn)
+v.sort()
+k = 0.99 * (len(v) - 1); lo = int(k); hi = min(lo + 1, len(v) - 1)
+p99 = v[lo] + (v[hi] - v[lo]) * (k - lo)
+assert abs(st["next_step_mean_imbalance"] - sum(v) / len(v)) < 1e-4
+assert abs(st["next_step_p99_imbalance"] - p99) < 1e-4, (st["next_step_p99_imbalance"], p99)
 assert st["moves"] == 0
 PY
 }
