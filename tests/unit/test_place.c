@@ -67,11 +67,230 @@ static void test_place_flashlb_example_eplb(void **state)
 	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 232) < 1e-9);
 }
 
+/* Zipf-like heat with a random expert order, some zeros allowed. */
+static void random_heat(struct util_rng *rng, double *w, int E, int zeros)
+{
+	for (int e = 0; e < E; e++) {
+		double v = floor(1000.0 / (1 + e) * (0.5 + util_rng_uniform(rng)));
+		w[e] = zeros && util_rng_below(rng, 8) == 0 ? 0 : v;
+	}
+	for (int e = E - 1; e > 0; e--) {
+		int j = (int)util_rng_below(rng, (uint32_t)e + 1);
+		double t = w[e];
+		w[e] = w[j];
+		w[j] = t;
+	}
+}
+
+/* The FlashLB example: flashlb 200 (its current public code), keel and
+ * exact the optimum 590/3 = 196.67 (found by exhaustive search in the
+ * example's own description). */
+static void test_place_flashlb_example(void **state)
+{
+	(void)state;
+	struct analyze_place_in in = { .experts = 8, .ranks = 8, .slots = 2, .heat = flash_heat,
+				       .max_moves = -1 };
+	int32_t p[16];
+	assert_int_equal(run_algo("flashlb", &in, p), 0);
+	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 200) < 1e-9);
+	assert_int_equal(run_algo("exact", &in, p), 0);
+	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 590.0 / 3) < 1e-9);
+	assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 590.0 / 3) < 1e-9);
+	assert_int_equal(analyze_placement_check(p, 8, 8, 2, 1, NULL), 0);
+	assert_true(analyze_lower_bound(flash_heat, 8, 8, 2) <= 590.0 / 3 + 1e-9);
+}
+
+/* Every algorithm on random shapes: a valid placement (every expert
+ * placed, no expert twice on a rank unless the algorithm may), never
+ * below the lower bound. */
+static void test_place_validity(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	double w[64], ep[4 * 64], load[64];
+	int32_t p[512];
+
+	util_rng_seed(&rng, 7);
+	for (int iter = 0; iter < 60; iter++) {
+		int E = 2 + (int)util_rng_below(&rng, 40);
+		int R = 1 + (int)util_rng_below(&rng, 12);
+		int S = (E + R - 1) / R + (int)util_rng_below(&rng, 3);
+		if (S > E)
+			S = E;
+		if (R * S < E)
+			continue;
+		random_heat(&rng, w, E, iter % 3 == 0);
+		for (int t = 0; t < 4; t++)
+			for (int e = 0; e < E; e++)
+				ep[t * E + e] = floor(w[e] / 4 * (0.5 + util_rng_uniform(&rng)));
+		double lb = analyze_lower_bound(w, E, R, S);
+		for (size_t i = 0; analyze_algo_at(i); i++) {
+			const struct analyze_algo *a = analyze_algo_at(i);
+			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
+						       .heat = w, .max_moves = -1 };
+			if (iter % 2)
+				in.episodes = ep, in.n_episodes = 4;
+			if (!strcmp(a->name, "eplb-hier"))
+				in.nodes = R % 2 == 0 ? 2 : 1, in.groups = E % 2 == 0 ? 2 : 1;
+			struct util_err err = UTIL_ERR_INIT;
+			int rc = analyze_place(a, &in, p, &err);
+			if ((a->flags & ANALYZE_ALGO_SMALL_ONLY) && rc == UTIL_EUSAGE)
+				continue;
+			if (rc)
+				fail_msg("%s E=%d R=%d S=%d: %s", a->name, E, R, S, err.msg);
+			int no_dup = !(a->flags & ANALYZE_ALGO_DUP_OK);
+			if (analyze_placement_check(p, E, R, S, no_dup, &err))
+				fail_msg("%s E=%d R=%d S=%d: %s", a->name, E, R, S, err.msg);
+			double mx = analyze_device_load(w, E, p, R, S, NULL, load);
+			if (mx < lb - 1e-9 * (1 + lb))
+				fail_msg("%s E=%d R=%d S=%d: max %g below the bound %g", a->name, E, R,
+					 S, mx, lb);
+		}
+	}
+}
+
+/* Brute force: every assignment of experts to slots. */
+static double brute_force(const double *w, int E, int R, int S)
+{
+	int P = R * S, idx[16] = { 0 }, cnt[16];
+	double best = INFINITY, load[16];
+
+	for (;;) {
+		int ok = 1;
+		memset(cnt, 0, sizeof(cnt));
+		for (int q = 0; q < P; q++)
+			cnt[idx[q]]++;
+		for (int e = 0; e < E && ok; e++)
+			ok = cnt[e] > 0;
+		for (int r = 0; r < R && ok; r++)
+			for (int a = 0; a < S && ok; a++)
+				for (int b = a + 1; b < S && ok; b++)
+					ok = idx[r * S + a] != idx[r * S + b];
+		if (ok) {
+			double mx = 0;
+			for (int r = 0; r < R; r++) {
+				load[r] = 0;
+				for (int k = 0; k < S; k++)
+					load[r] += w[idx[r * S + k]] / cnt[idx[r * S + k]];
+				if (load[r] > mx)
+					mx = load[r];
+			}
+			if (mx < best)
+				best = mx;
+		}
+		int q = 0;
+		while (q < P && ++idx[q] == E)
+			idx[q++] = 0;
+		if (q == P)
+			break;
+	}
+	return best;
+}
+
+/* exact equals brute force, and the flagship reaches it, on small cases. */
+static void test_place_exact_brute_force(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	double w[8];
+	int32_t p[16];
+
+	util_rng_seed(&rng, 11);
+	for (int iter = 0; iter < 25; iter++) {
+		int E = 2 + (int)util_rng_below(&rng, 4); /* 2..5 */
+		int R = 1 + (int)util_rng_below(&rng, 3); /* 1..3 */
+		int S = (E + R - 1) / R + (int)util_rng_below(&rng, 2);
+		if (S > E)
+			S = E;
+		if (R * S > 8)
+			continue;
+		random_heat(&rng, w, E, 0);
+		double bf = brute_force(w, E, R, S);
+		struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = w,
+					       .max_moves = -1 };
+		assert_int_equal(run_algo("exact", &in, p), 0);
+		double ex = max_load(w, E, p, R, S);
+		if (fabs(ex - bf) > 1e-9 * (1 + bf))
+			fail_msg("E=%d R=%d S=%d: exact %g, brute force %g", E, R, S, ex, bf);
+		assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+		double kl = max_load(w, E, p, R, S);
+		if (fabs(kl - bf) > 1e-9 * (1 + bf))
+			fail_msg("E=%d R=%d S=%d: flagship %g, optimum %g", E, R, S, kl, bf);
+	}
+}
+
+/* The flagship against exact on bigger small cases (exact's own range),
+ * and never worse than flashlb. */
+static void test_place_flagship_vs_exact(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	double w[16];
+	int32_t p[32];
+
+	util_rng_seed(&rng, 5);
+	for (int iter = 0; iter < 12; iter++) {
+		int E = 4 + (int)util_rng_below(&rng, 5); /* 4..8 */
+		int R = 2 + (int)util_rng_below(&rng, 4); /* 2..5 */
+		int S = (E + R - 1) / R + 1;
+		if (R * S > 16)
+			continue;
+		random_heat(&rng, w, E, 0);
+		struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = w,
+					       .max_moves = -1 };
+		assert_int_equal(run_algo("exact", &in, p), 0);
+		double ex = max_load(w, E, p, R, S);
+		assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+		double kl = max_load(w, E, p, R, S);
+		if (fabs(kl - ex) > 1e-9 * (1 + ex))
+			fail_msg("E=%d R=%d S=%d: flagship %g, exact %g", E, R, S, kl, ex);
+		assert_int_equal(run_algo("flashlb", &in, p), 0);
+		assert_true(kl <= max_load(w, E, p, R, S) + 1e-9 * (1 + kl));
+		assert_true(ex >= analyze_lower_bound(w, E, R, S) - 1e-9 * (1 + ex));
+	}
+}
+
+/* Bad shapes and inputs are refused with UTIL_EUSAGE. */
+static void test_place_bad_input(void **state)
+{
+	(void)state;
+	double w[300];
+	int32_t p[400];
+	struct util_err err = UTIL_ERR_INIT;
+
+	for (int e = 0; e < 300; e++)
+		w[e] = e;
+	struct analyze_place_in in = { .experts = 300, .ranks = 8, .slots = 30, .heat = w,
+				       .max_moves = -1 };
+	/* 240 slots cannot hold 300 experts */
+	assert_int_equal(analyze_place(analyze_algo_find("keel"), &in, p, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "cannot hold"));
+	/* exact refuses big instances */
+	in.experts = 64;
+	in.slots = 10;
+	assert_int_equal(analyze_place(analyze_algo_find("exact"), &in, p, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "exact"));
+	/* negative heat */
+	in.experts = 8;
+	in.ranks = 4;
+	in.slots = 2;
+	w[3] = -1;
+	assert_int_equal(analyze_place(analyze_algo_find("eplb"), &in, p, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "negative"));
+	assert_null(analyze_algo_find("no-such-algorithm"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_place_eplb_readme),
 		cmocka_unit_test(test_place_flashlb_example_eplb),
+		cmocka_unit_test(test_place_flashlb_example),
+		cmocka_unit_test(test_place_validity),
+		cmocka_unit_test(test_place_exact_brute_force),
+		cmocka_unit_test(test_place_flagship_vs_exact),
+		cmocka_unit_test(test_place_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
