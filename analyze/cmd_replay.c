@@ -112,9 +112,12 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	const struct store_replay *m = &r->sum;
 	char b1[32];
 
-	printf("replay%s%lld of run '%s': %s, %d ranks x %d slots, every %lld steps on a window "
+	char idb[32] = "";
+	if (m->id)
+		snprintf(idb, sizeof(idb), " %lld", (long long)m->id);
+	printf("replay%s of run '%s': %s, %d ranks x %d slots, every %lld steps on a window "
 	       "of %lld, effect %lld steps later%s\n",
-	       m->id ? " " : "", (long long)m->id, su->run.name, m->algo, m->ranks, m->slots,
+	       idb, su->run.name, m->algo, m->ranks, m->slots,
 	       (long long)m->interval, (long long)m->window, (long long)m->delay,
 	       m->id ? "" : " (not stored)");
 	if (m->threshold > 0)
