@@ -364,9 +364,27 @@ int cmd_sql(int argc, char **argv)
 	struct store *s = NULL;
 	enum fmt fmt = FMT_TABLE;
 	int write = 0, examples = 0, c, status = 0, printed = 0, in_tx = 0;
-	char *sql = NULL, *msg = NULL;
+	char *sql = NULL, *msg = NULL, **args;
+	const char *comment_query = NULL;
 	sqlite3 *db;
 
+	/* A query that opens with an SQL comment ("-- top experts\nSELECT ...")
+	 * is not an option: take it out before getopt sees it. */
+	args = xmallocarray((size_t)argc + 1, sizeof(char *));
+	{
+		int n = 0;
+		for (int i = 0; i < argc; i++) {
+			const char *a = argv[i];
+			if (i > 0 && !comment_query && a[0] == '-' && a[1] == '-' &&
+			    (a[2] == ' ' || a[2] == '\t' || a[2] == '\n' || a[2] == '\r'))
+				comment_query = a;
+			else
+				args[n++] = argv[i];
+		}
+		args[n] = NULL;
+		argc = n;
+		argv = args;
+	}
 	while ((c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -382,40 +400,45 @@ int cmd_sql(int argc, char **argv)
 				util_cli_error("sql",
 					       "--format: '%s' is not table, csv, json or markdown",
 					       optarg);
+				free(args);
 				return 2;
 			}
 			break;
 		case 'w': write = 1; break;
 		case 'e': examples = 1; break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case 'h': fputs(usage, stdout); free(args); return 0;
+		default: fputs(usage, stderr); free(args); return 2;
 		}
 	}
 	if (examples) {
-		if (argc - optind > 1) {
+		free(args);
+		if (argc - optind > 1 || comment_query) {
 			fputs(usage, stderr);
 			return 2;
 		}
 		print_examples();
 		return 0;
 	}
-	if (argc - optind < 1 || argc - optind > 2) {
+	if (argc - optind < 1 || argc - optind + !!comment_query > 2) {
 		fputs(usage, stderr);
+		free(args);
 		return 2;
 	}
-	if (argc - optind == 2) {
-		sql = xstrdup(argv[optind + 1]);
+	if (comment_query || argc - optind == 2) {
+		sql = xstrdup(comment_query ? comment_query : argv[optind + 1]);
 	} else {
 		if (isatty(0))
 			fprintf(stderr, "moetrace sql: reading SQL from standard input\n");
 		sql = read_all(stdin);
 		if (!sql) {
 			util_cli_error("sql", "cannot read standard input");
+			free(args);
 			return 1;
 		}
 	}
 	if (store_open(argv[optind], write ? 0 : STORE_READONLY, &s, &err)) {
 		free(sql);
+		free(args);
 		return util_cli_fail("sql", &err);
 	}
 	db = store_db(s);
@@ -474,5 +497,6 @@ int cmd_sql(int argc, char **argv)
 out:
 	store_free(s);
 	free(sql);
+	free(args);
 	return status;
 }

@@ -12,6 +12,12 @@ mt sql --format csv "$T/db" <"$T/q.sql" >"$T/out" 2>"$T/err" || fail "stdin quer
 printf 'total\n14\n\nn\n2\n' >"$T/want"
 same_file "$T/want" "$T/out"
 
+# a query given as an argument may open with an SQL comment
+expect_status 0 mt sql --format csv "$T/db" "-- the total
+SELECT sum(tokens) AS total FROM expert_heat"
+printf 'total\n14\n' >"$T/want"
+same_file "$T/want" "$T/out"
+
 # read-only by default: the file does not change
 cp "$T/db" "$T/before"
 expect_status 2 mt sql "$T/db" "DELETE FROM steps"
