@@ -77,8 +77,10 @@ struct moetrace_recorder_opts {
 	int flush_ms;      /* longest time a queued step waits for its batch (default 100) */
 	int cache_kib;     /* SQLite page cache of the writer connection (default 2048) */
 	int append;        /* 1: continue a run of the same name and shape if it exists */
+	int shard;         /* 1: this recorder records EP rank shard_rank's slots alone */
+	int shard_rank;    /* the rank (0..ranks-1) when shard is 1 */
 };
-#define MOETRACE_RECORDER_OPTS_INIT { 0, 0, 0, 0, 0, 0 }
+#define MOETRACE_RECORDER_OPTS_INIT { 0, 0, 0, 0, 0, 0, 0, 0 }
 
 struct moetrace_recorder_stats {
 	int64_t recorded;     /* steps committed to the database */
@@ -118,6 +120,17 @@ int moetrace_recorder_step(struct moetrace_recorder *rec, int64_t step, const ui
  * experts (for bindings that cannot trust the caller's shape). */
 int moetrace_recorder_step_n(struct moetrace_recorder *rec, int64_t step, const uint32_t *counts,
 			     size_t ncounts, int phase, int64_t tokens);
+
+/* Records one step from per-slot counts, the figure engines with EP
+ * balancing keep (tokens each physical expert processed): slot_counts
+ * holds layers x nslots values, nslots = ranks * slots, or slots alone
+ * for a shard recorder (its rank's slots in order).  Each slot's tokens
+ * are credited to the logical expert the last placement() puts there, so
+ * a placement must have been recorded first.  Shards of all ranks add up
+ * to the global heat: `moetrace merge` does that (docs/collector.md). */
+int moetrace_recorder_step_slots(struct moetrace_recorder *rec, int64_t step,
+				 const uint32_t *slot_counts, size_t nslots, int phase,
+				 int64_t tokens);
 
 /* Adds one layer's routing decisions to step `step`: topk_ids holds
  * ntokens x k logical expert ids (row-major); negative ids (padding) are

@@ -80,6 +80,10 @@ struct moetrace_recorder {
 	int64_t pending_step, pending_tokens;
 	int has_pending;
 	unsigned char *seen; /* experts scratch for placement checks */
+	int32_t *cur_plc;    /* the last placement given, for step_slots() */
+	int have_plc;
+	int shard, shard_rank;
+	uint32_t *slotbuf;   /* logical counts built by step_slots() */
 
 	/* placements: MAX_PLACEMENTS buffers of layers x pslots, under mu */
 	int32_t *plc;
@@ -168,6 +172,11 @@ static int size_of(const struct moetrace_run_desc *d, const struct moetrace_reco
 	z->policy = o->policy;
 	z->flush_ms = o->flush_ms ? o->flush_ms : DEFAULT_FLUSH_MS;
 	z->cache_kib = o->cache_kib ? o->cache_kib : DEFAULT_CACHE_KIB;
+	if (o->shard && (d->ranks <= 0 || o->shard_rank < 0 || o->shard_rank >= d->ranks))
+		return snprintf(msg, msglen,
+				"run '%s': shard rank %d needs an EP layout with that rank (%d ranks)",
+				d->name, o->shard_rank, d->ranks),
+		       MOETRACE_EUSAGE;
 	if (z->cap < 1 || z->cap > MAX_RING || z->batch < 1 || z->batch > z->cap ||
 	    (z->policy != MOETRACE_DROP && z->policy != MOETRACE_BLOCK) || z->flush_ms < 1 ||
 	    z->flush_ms > 60000 || z->cache_kib < 64 || z->cache_kib > (1 << 22))
@@ -181,7 +190,8 @@ static int size_of(const struct moetrace_run_desc *d, const struct moetrace_reco
 	z->bytes = (int64_t)sizeof(struct moetrace_recorder) +
 		   (int64_t)z->cap * (int64_t)(sizeof(struct entry) + z->cells * 4) +
 		   (int64_t)z->cells * 4 + (int64_t)z->batch * (int64_t)sizeof(struct store_step) +
-		   (int64_t)MAX_PLACEMENTS * (int64_t)d->layers * (int64_t)z->pslots * 4 +
+		   (int64_t)(MAX_PLACEMENTS + 1) * (int64_t)d->layers * (int64_t)z->pslots * 4 +
+		   (int64_t)z->cells * 4 +
 		   (int64_t)d->experts + (int64_t)z->cache_kib * 1024;
 	return 0;
 }
@@ -398,11 +408,14 @@ static int alloc_all(struct moetrace_recorder *r, const struct sizing *z)
 	r->pending = calloc(z->cells, sizeof(uint32_t));
 	r->batchv = calloc((size_t)z->batch, sizeof(*r->batchv));
 	r->seen = calloc((size_t)r->run.experts, 1);
-	if (z->pslots)
+	r->slotbuf = calloc(z->cells, sizeof(uint32_t));
+	if (z->pslots) {
 		r->plc = calloc((size_t)MAX_PLACEMENTS * (size_t)r->run.layers * z->pslots,
 				sizeof(int32_t));
-	if (!r->hdr || !r->counts || !r->pending || !r->batchv || !r->seen ||
-	    (z->pslots && !r->plc))
+		r->cur_plc = calloc((size_t)r->run.layers * z->pslots, sizeof(int32_t));
+	}
+	if (!r->hdr || !r->counts || !r->pending || !r->batchv || !r->seen || !r->slotbuf ||
+	    (z->pslots && (!r->plc || !r->cur_plc)))
 		return fail(r, MOETRACE_ENOMEM, "out of memory allocating a %d-step ring (%lld bytes)",
 			    z->cap, (long long)z->bytes);
 	return 0;
@@ -416,6 +429,10 @@ static void release_all(struct moetrace_recorder *r)
 	free(r->batchv);
 	free(r->seen);
 	free(r->plc);
+	free(r->cur_plc);
+	free(r->slotbuf);
+	r->cur_plc = NULL;
+	r->slotbuf = NULL;
 	r->hdr = NULL;
 	r->counts = NULL;
 	r->pending = NULL;
@@ -467,8 +484,14 @@ int moetrace_recorder_open(const char *path, const struct moetrace_run_desc *des
 	r->mem_bound = z.bytes;
 	snprintf(r->run.name, sizeof(r->run.name), "%s", desc->name);
 	snprintf(r->run.model, sizeof(r->run.model), "%s", desc->model ? desc->model : "");
-	snprintf(r->run.source, sizeof(r->run.source), "%s",
-		 desc->source ? desc->source : "recorder");
+	r->shard = opts && opts->shard;
+	r->shard_rank = r->shard ? opts->shard_rank : 0;
+	if (r->shard)
+		snprintf(r->run.source, sizeof(r->run.source), "shard rank=%d; %s", r->shard_rank,
+			 desc->source ? desc->source : "recorder");
+	else
+		snprintf(r->run.source, sizeof(r->run.source), "%s",
+			 desc->source ? desc->source : "recorder");
 	r->run.layers = desc->layers;
 	r->run.experts = desc->experts;
 	r->run.topk = desc->topk;
@@ -625,6 +648,45 @@ int moetrace_recorder_step_n(struct moetrace_recorder *rec, int64_t step, const 
 	return moetrace_recorder_step(rec, step, counts, phase, tokens);
 }
 
+int moetrace_recorder_step_slots(struct moetrace_recorder *rec, int64_t step,
+				 const uint32_t *slot_counts, size_t nslots, int phase,
+				 int64_t tokens)
+{
+	size_t L, P, S, E, first;
+	int rc;
+
+	if (!rec)
+		return MOETRACE_EUSAGE;
+	if ((rc = check_open(rec)))
+		return rc;
+	if (!rec->pslots)
+		return fail(rec, MOETRACE_EUSAGE,
+			    "run '%s' has no EP layout (ranks x slots): cannot take slot counts",
+			    rec->run.name);
+	L = (size_t)rec->run.layers;
+	P = rec->pslots;
+	E = (size_t)rec->run.experts;
+	S = rec->shard ? (size_t)rec->run.slots : P;
+	first = rec->shard ? (size_t)rec->shard_rank * S : 0;
+	if (!slot_counts || nslots != S)
+		return fail(rec, MOETRACE_EUSAGE,
+			    "step %lld: %zu slots given, the %s has %zu per layer",
+			    (long long)step, nslots, rec->shard ? "rank" : "run", S);
+	if (!rec->have_plc)
+		return fail(rec, MOETRACE_ESTATE,
+			    "step %lld: slot counts need a placement first (moetrace_recorder_placement)",
+			    (long long)step);
+	memset(rec->slotbuf, 0, L * E * sizeof(uint32_t));
+	for (size_t l = 0; l < L; l++) {
+		const int32_t *map = rec->cur_plc + l * P + first;
+		const uint32_t *c = slot_counts + l * S;
+		uint32_t *dst = rec->slotbuf + l * E;
+		for (size_t j = 0; j < S; j++)
+			dst[map[j]] += c[j];
+	}
+	return moetrace_recorder_step(rec, step, rec->slotbuf, phase, tokens);
+}
+
 int moetrace_recorder_step_topk(struct moetrace_recorder *rec, int64_t step, int layer,
 				const int32_t *topk_ids, int64_t ntokens, int k)
 {
@@ -760,6 +822,8 @@ int moetrace_recorder_placement(struct moetrace_recorder *rec, int64_t from_step
 	/* the slot at plc_head is the producer's until plc_head moves */
 	dst = rec->plc + (size_t)(rec->plc_head % MAX_PLACEMENTS) * L * P;
 	memcpy(dst, phy2log, L * P * sizeof(int32_t));
+	memcpy(rec->cur_plc, phy2log, L * P * sizeof(int32_t));
+	rec->have_plc = 1;
 	pthread_mutex_lock(&rec->mu);
 	rec->plc_from[rec->plc_head % MAX_PLACEMENTS] = from_step;
 	rec->plc_head++;

@@ -125,6 +125,28 @@ class RecorderTest(unittest.TestCase):
             self.assertEqual(step, 7)
             self.assertEqual(list(struct.unpack("<10i", blob)), p[layer].tolist())
 
+    def test_shard_slot_counts(self):
+        # 2 ranks x 5 slots: experts 0..7, then replicas of 0 and 1
+        p = np.array([[i if i < E else i - E for i in range(10)] for _ in range(L)])
+        slots = np.arange(1, L * 10 + 1, dtype=np.uint32).reshape(L, 10)
+        want = np.zeros((L, E), dtype=np.uint32)
+        for l in range(L):
+            for i in range(5, 10):
+                want[l, p[l, i]] += slots[l, i]
+        with self.rec("rank1", shard_rank=1) as r:
+            with self.assertRaises(moetrace.MoetraceError) as cm:
+                r.step_slots(0, slots[:, 5:])
+            self.assertEqual(cm.exception.code, -8)  # no placement yet
+            r.placement(0, p)
+            with self.assertRaises(moetrace.MoetraceError):
+                r.step_slots(0, slots)  # all slots given to a one-rank shard
+            r.step_slots(0, slots[:, 5:], "decode", 3)
+        got, steps = read_counts(self.db, "rank1")
+        np.testing.assert_array_equal(got[0], want)
+        db = sqlite3.connect(self.db)
+        src = db.execute("SELECT source FROM runs WHERE name = 'rank1'").fetchone()[0]
+        self.assertTrue(src.startswith("shard rank=1"))
+
     def test_errors(self):
         r = self.rec("err")
         with self.assertRaises(moetrace.MoetraceError) as cm:

@@ -390,6 +390,66 @@ static void test_recorder_use_after_close(void **state)
 	assert_int_equal(moetrace_recorder_mem_bound(NULL, NULL), MOETRACE_EUSAGE);
 }
 
+/* Slot counts are credited to the expert the placement puts in each slot;
+ * a shard recorder takes its own rank's slots only. */
+static void test_recorder_slot_counts(void **state)
+{
+	(void)state;
+	struct moetrace_recorder *r = NULL;
+	struct moetrace_run_desc d = desc_small("slots");
+	struct moetrace_recorder_opts o = MOETRACE_RECORDER_OPTS_INIT;
+	int32_t p[L * 10];
+	uint32_t all[L * 10], mine[L * 5], want[L * E] = { 0 }, want1[L * E] = { 0 };
+	struct store_step st;
+	struct store_iter *it;
+
+	/* 2 ranks x 5 slots: experts 0..7, then replicas of 0 and 1 */
+	for (int l = 0; l < L; l++)
+		for (int i = 0; i < 10; i++) {
+			p[l * 10 + i] = i < E ? i : i - E;
+			all[l * 10 + i] = (uint32_t)(100 * l + i + 1);
+			want[l * E + p[l * 10 + i]] += all[l * 10 + i];
+			if (i >= 5) { /* rank 1's slots */
+				mine[l * 5 + i - 5] = all[l * 10 + i];
+				want1[l * E + p[l * 10 + i]] += all[l * 10 + i];
+			}
+		}
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, NULL, &r), 0);
+	assert_int_equal(moetrace_recorder_step_slots(r, 0, all, 10, 2, 7), MOETRACE_ESTATE);
+	assert_non_null(strstr(moetrace_errmsg(r), "need a placement first"));
+	assert_int_equal(moetrace_recorder_placement(r, 0, p), 0);
+	assert_int_equal(moetrace_recorder_step_slots(r, 0, all, 9, 2, 7), MOETRACE_EUSAGE);
+	assert_int_equal(moetrace_recorder_step_slots(r, 0, all, 10, 2, 7), 0);
+	moetrace_recorder_free(r);
+
+	d = desc_small("shard");
+	o.shard = 1;
+	o.shard_rank = 2; /* no such rank */
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);
+	moetrace_recorder_free(r);
+	o.shard_rank = 1;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), 0);
+	assert_int_equal(moetrace_recorder_placement(r, 0, p), 0);
+	assert_int_equal(moetrace_recorder_step_slots(r, 0, mine, 10, 2, 7), MOETRACE_EUSAGE);
+	assert_int_equal(moetrace_recorder_step_slots(r, 0, mine, 5, 2, 7), 0);
+	moetrace_recorder_free(r);
+
+	struct store_run run;
+	struct store *s = open_ro(&run, "slots");
+	assert_int_equal(store_iter_new(s, &run, INT64_MIN, INT64_MAX, 0, &it), 0);
+	assert_int_equal(store_iter_next(it, &st), 1);
+	assert_memory_equal(st.counts, want, sizeof(want));
+	store_iter_free(it);
+	store_free(s);
+	s = open_ro(&run, "shard");
+	assert_non_null(strstr(run.source, "shard rank=1"));
+	assert_int_equal(store_iter_new(s, &run, INT64_MIN, INT64_MAX, 0, &it), 0);
+	assert_int_equal(store_iter_next(it, &st), 1);
+	assert_memory_equal(st.counts, want1, sizeof(want1));
+	store_iter_free(it);
+	store_free(s);
+}
+
 /* A reader polling while the recorder writes sees whole steps only: in any
  * one read transaction every step has all its layers. */
 struct reader_arg {
@@ -464,6 +524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recorder_block_loses_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_placement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_use_after_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recorder_slot_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_concurrent_reader, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

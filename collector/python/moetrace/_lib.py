@@ -48,6 +48,8 @@ class RecorderOpts(ctypes.Structure):
         ("flush_ms", ctypes.c_int),
         ("cache_kib", ctypes.c_int),
         ("append", ctypes.c_int),
+        ("shard", ctypes.c_int),
+        ("shard_rank", ctypes.c_int),
     ]
 
 
@@ -91,6 +93,7 @@ def _declare(lib):
         "moetrace_recorder_step": (i, [p, i64, p, i, i64]),
         "moetrace_recorder_step_n": (i, [p, i64, p, sz, i, i64]),
         "moetrace_recorder_step_topk": (i, [p, i64, i, p, i64, i]),
+        "moetrace_recorder_step_slots": (i, [p, i64, p, sz, i, i64]),
         "moetrace_recorder_step_end": (i, [p, i64, i, i64]),
         "moetrace_recorder_placement": (i, [p, i64, p]),
         "moetrace_recorder_flush": (i, [p]),

@@ -125,7 +125,8 @@ class Recorder:
 
     def __init__(self, path, name, layers, experts, topk=0, ranks=0, slots=0,
                  ranks_per_node=0, model=None, first_layer=0, source=None,
-                 ring_steps=0, batch_steps=0, block=False, flush_ms=0, append=False):
+                 ring_steps=0, batch_steps=0, block=False, flush_ms=0, append=False,
+                 shard_rank=None):
         self._lib = _lib.load()
         self.layers, self.experts = int(layers), int(experts)
         self.ranks, self.slots = int(ranks), int(slots)
@@ -137,8 +138,11 @@ class Recorder:
         desc = _lib.RunDesc(enc(name), enc(model), self.layers, self.experts, int(topk),
                             self.ranks, self.slots, int(ranks_per_node), int(first_layer),
                             enc(source or "python %d.%d" % sys.version_info[:2]))
+        self.shard_rank = shard_rank
         opts = _lib.RecorderOpts(int(ring_steps), int(batch_steps), 1 if block else 0,
-                                 int(flush_ms), 0, 1 if append else 0)
+                                 int(flush_ms), 0, 1 if append else 0,
+                                 0 if shard_rank is None else 1,
+                                 0 if shard_rank is None else int(shard_rank))
         h = ctypes.c_void_p()
         rc = self._lib.moetrace_recorder_open(str(path).encode(), ctypes.byref(desc),
                                               ctypes.byref(opts), ctypes.byref(h))
@@ -184,6 +188,26 @@ class Recorder:
             self._drain(wait=True)
         a = _Array(counts, "u32", "step %d" % step)
         rc = self._step_fn(self._h, int(step), a.ptr, a.n, ph, int(tokens))
+        if rc == 0:
+            return True
+        if rc == _lib.EFULL:
+            return False
+        self._fail(rc)
+
+    def step_slots(self, step, slot_counts, phase=None, tokens=0):
+        """Records one step from per-slot token counts (layers x slots of
+        this rank for a shard recorder, else layers x ranks*slots), each
+        slot credited to the expert the last placement() puts there."""
+        self._check()
+        if _is_torch(slot_counts) and slot_counts.is_cuda:
+            slot_counts = slot_counts.to("cpu")
+        a = _Array(slot_counts, "u32", "step %d" % step)
+        per = self.slots if self.shard_rank is not None else self.ranks * self.slots
+        if a.n != self.layers * per:
+            raise MoetraceError(_lib.EUSAGE, "step %d: %d slot counts given, expected %d "
+                                "layers x %d slots" % (step, a.n, self.layers, per))
+        rc = self._lib.moetrace_recorder_step_slots(self._h, int(step), a.ptr, per,
+                                                    _phase(phase), int(tokens))
         if rc == 0:
             return True
         if rc == _lib.EFULL:
