@@ -52,14 +52,18 @@ void rint_fmt(char *buf, size_t n, double v, double step)
 	double div = 1;
 	int dec;
 
-	if (fabs(v) < fabs(step) * 1e-9)
-		v = 0;
+	if (fabs(v) < fabs(step) * 1e-6)
+		v = 0; /* no "-0.0" from rounding noise */
 	if (step >= 1e6) {
 		div = 1e6;
 		suffix = "M";
 	} else if (step >= 1e3) {
 		div = 1e3;
 		suffix = "k";
+	}
+	if (v == 0 && div > 1) {
+		snprintf(buf, n, "0");
+		return;
 	}
 	step /= div;
 	dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
@@ -123,6 +127,22 @@ int rint_ticks(cairo_t *cr, double lo, double hi, double len, int horizontal, in
 	ticks[0] = lo;
 	*step_out = span;
 	return 1;
+}
+
+int render_ticks(cairo_t *cr, double lo, double hi, double len, int horizontal, int integer,
+		 double fsize, double *ticks, double *step)
+{
+	return rint_ticks(cr, lo, hi, len, horizontal, integer, fsize, ticks, step);
+}
+
+void render_tick_label(char *buf, size_t n, double v, double step)
+{
+	rint_fmt(buf, n, v, step);
+}
+
+double render_text_width(cairo_t *cr, const char *s, double fsize)
+{
+	return rint_text_width(cr, s, fsize, 0);
 }
 
 void rint_title(cairo_t *cr, double w, const char *title, double fsize)

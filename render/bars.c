@@ -116,11 +116,11 @@ int render_devices(cairo_t *cr, double w, double h, const struct render_devices_
 	struct rint_axis ax = { -0.5, G - 0.5, 1, cfg ? cfg->x_label : def.x_label, NULL, 0 };
 	struct rint_axis ay = { 0, ymax * 1.08, 0, cfg ? cfg->y_label : def.y_label, NULL, 0 };
 	double ylw = rint_ylabel_width(cr, &ay, f);
-	double lh = rint_legend(cr, 0, 0, w - 4 * f, leg, nleg, f, 0);
+	double lh = rint_legend(cr, 0, 0, w - 2 * f, leg, nleg, f, 0);
 	struct rbox b = plot_box(cr, w, h, cfg && cfg->title, lh + 0.3 * f, ylw, 1.2 * f, f);
 	if (b.w < 8 || b.h < 8)
 		return UTIL_EUSAGE;
-	rint_legend(cr, b.x, (cfg && cfg->title ? 2.4 : 0.8) * f, b.w, leg, nleg, f, 1);
+	rint_legend(cr, f, (cfg && cfg->title ? 2.4 : 0.8) * f, w - 2 * f, leg, nleg, f, 1);
 
 	/* grid first, bars over it, frame and ticks last */
 	cairo_save(cr);
@@ -227,7 +227,7 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 	if (stacked)
 		render_viridis(0.5, leg.rgb);
 	double ylw = rint_ylabel_width(cr, &ay, f);
-	double lh = rint_legend(cr, 0, 0, w - 4 * f, &leg, 1, f, 0);
+	double lh = rint_legend(cr, 0, 0, w - 2 * f, &leg, 1, f, 0);
 	double right = stacked ? 1.2 * f + 1.1 * f + tl + 0.25 * f +
 					 rint_text_width(cr, "0000", f, 0) + 0.4 * f + 1.3 * f + 0.6 * f
 			       : 1.2 * f;
@@ -236,7 +236,7 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 		free(ids);
 		return UTIL_EUSAGE;
 	}
-	rint_legend(cr, b.x, (cfg && cfg->title ? 2.4 : 0.8) * f, b.w, &leg, 1, f, 1);
+	rint_legend(cr, f, (cfg && cfg->title ? 2.4 : 0.8) * f, w - 2 * f, &leg, 1, f, 1);
 
 	cairo_save(cr);
 	cairo_rectangle(cr, b.x, b.y, b.w, b.h);

@@ -17,11 +17,14 @@
 
 static const char usage[] =
 	"usage: moetrace render [--run NAME] [--layer L] [--steps A:B] [--phase prefill|decode]\n"
-	"                       [--sort heat|id] [--log] [--static] [--algo NAME] [--replay ID]\n"
+	"                       [--sort heat|id] [--log] [--static] [--algo NAME]\n"
+	"                       [--replay ID]... [--summed]\n"
 	"                       [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--width W] [--height H] [--scale X] [--title TEXT]\n"
 	"                       -o OUT.png|.svg|.pdf DB KIND\n"
 	"kinds: heatmap timeline devices imbalance transfer\n";
+
+#define MAX_REPLAYS 7
 
 enum kind { K_HEATMAP, K_TIMELINE, K_DEVICES, K_IMBALANCE, K_TRANSFER };
 static const char *const kind_names[] = { "heatmap", "timeline", "devices", "imbalance",
@@ -37,6 +40,8 @@ struct job {
 	struct render_imbalance_cfg icfg;
 	struct render_series series[8];
 	int nseries;
+	struct render_transfer_cfg tcfg;
+	struct render_transfer transfer;
 };
 
 static int draw(cairo_t *cr, double w, double h, int page, void *ctx)
@@ -53,7 +58,7 @@ static int draw(cairo_t *cr, double w, double h, int page, void *ctx)
 	case K_IMBALANCE:
 		return render_imbalance(cr, w, h, &j->icfg, j->series, j->nseries);
 	case K_TRANSFER:
-		break;
+		return render_transfer(cr, w, h, &j->tcfg, &j->transfer);
 	}
 	return UTIL_EUSAGE;
 }
@@ -111,6 +116,7 @@ int cmd_render(int argc, char **argv)
 		{ "log", no_argument, NULL, 'g' },
 		{ "static", no_argument, NULL, 'x' },
 		{ "replay", required_argument, NULL, 'y' },
+		{ "summed", no_argument, NULL, 'u' },
 		{ "algo", required_argument, NULL, 'a' },
 		{ "ranks", required_argument, NULL, 'R' },
 		{ "slots", required_argument, NULL, 'S' },
@@ -127,7 +133,15 @@ int cmd_render(int argc, char **argv)
 	struct store *s = NULL;
 	struct store_run run;
 	struct job job;
-	const char *runname = NULL, *out = NULL, *replay = NULL, *title = NULL;
+	const char *runname = NULL, *out = NULL, *title = NULL;
+	int64_t replay_id[MAX_REPLAYS];
+	int nreplay = 0, summed = 0;
+	struct store_replay rp[MAX_REPLAYS];
+	struct store_replay_event *ev[MAX_REPLAYS] = { 0 };
+	int64_t *rsteps[MAX_REPLAYS] = { 0 }, *tbytes = NULL;
+	double *rimb[MAX_REPLAYS] = { 0 }, *rbase[MAX_REPLAYS] = { 0 }, *evx[MAX_REPLAYS] = { 0 };
+	double *tb = NULL, *tstep = NULL;
+	char rnames[MAX_REPLAYS][160];
 	int layer = -1, sort_heat = 0, log_scale = 0, force_static = 0, c, status = 1;
 	int ranks = 0, slots = 0, redundant = 0, kind = -1;
 	int width = RENDER_WIDTH, height = RENDER_HEIGHT;
@@ -180,7 +194,16 @@ int cmd_render(int argc, char **argv)
 			break;
 		case 'g': log_scale = 1; break;
 		case 'x': force_static = 1; break;
-		case 'y': replay = optarg; break;
+		case 'y':
+			if (nreplay == MAX_REPLAYS) {
+				util_cli_error("render", "at most %d --replay options", MAX_REPLAYS);
+				return 2;
+			}
+			if (util_parse_i64(optarg, 1, INT64_MAX, &replay_id[nreplay], "--replay", &err))
+				return util_cli_fail("render", &err);
+			nreplay++;
+			break;
+		case 'u': summed = 1; break;
 		case 'a':
 			if (!(algo = analyze_algo_find(optarg))) {
 				util_cli_error("render", "unknown algorithm '%s' (moetrace place --list)",
@@ -248,17 +271,39 @@ int cmd_render(int argc, char **argv)
 	}
 	if (store_open_run(argv[optind], runname, STORE_READONLY, &s, &run, &err))
 		return util_cli_fail("render", &err);
-	if (replay) {
-		/* replays are not stored by this version of the trace schema */
-		util_cli_error("render", "no replay '%s' in '%s'", replay, argv[optind]);
+	if (nreplay && job.kind != K_IMBALANCE && job.kind != K_TRANSFER) {
+		util_cli_error("render", "--replay applies to imbalance and transfer charts");
 		status = 2;
 		goto out;
 	}
-	if (job.kind == K_TRANSFER) {
-		util_cli_error("render", "transfer draws the rebalance events of a replay: "
-					 "give --replay ID of a stored replay");
+	if (job.kind == K_TRANSFER && nreplay != 1) {
+		util_cli_error("render", "transfer draws the rebalance events of one replay: "
+					 "give --replay ID (moetrace replays lists them)");
 		status = 2;
 		goto out;
+	}
+	for (int k = 0; k < nreplay; k++) {
+		int rc = store_replay_get(s, replay_id[k], &rp[k]);
+		if (rc) {
+			util_cli_error("render", "%s", store_errmsg(s));
+			status = rc == UTIL_ENOTFOUND || rc == UTIL_EDB ? 2 : 1;
+			goto out;
+		}
+		if (rp[k].run != run.id) {
+			/* without --run the replay's own run is meant */
+			char idbuf[32];
+			if (runname || k > 0) {
+				util_cli_error("render", "replay %lld is of another run than '%s'",
+					       (long long)replay_id[k], run.name);
+				status = 2;
+				goto out;
+			}
+			snprintf(idbuf, sizeof(idbuf), "%lld", (long long)rp[k].run);
+			if (store_run_get(s, idbuf, &run)) {
+				util_cli_error("render", "%s", store_errmsg(s));
+				goto out;
+			}
+		}
 	}
 	if (layer >= run.layers) {
 		util_cli_error("render", "layer %d out of range: run '%s' has layers 0-%d", layer,
@@ -421,25 +466,70 @@ int cmd_render(int argc, char **argv)
 	}
 	case K_IMBALANCE: {
 		size_t n = 0;
-		if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
-		}
-		if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks, slots,
-					  force_static, &xs, &ys, &n, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
+		if (nreplay) {
+			ranks = rp[0].ranks;
+			slots = rp[0].slots;
+			for (int k = 0; k < nreplay; k++) {
+				size_t m = 0, ne = 0, ke = 0;
+				if (store_replay_series(s, replay_id[k], layer, &rsteps[k], &rimb[k],
+							&rbase[k], &m) ||
+				    store_replay_events(s, replay_id[k], &ev[k], &ne)) {
+					util_cli_error("render", "%s", store_errmsg(s));
+					goto out;
+				}
+				if (k == 0) {
+					n = m;
+					xs = xmallocarray(m ? m : 1, sizeof(double));
+					for (size_t i = 0; i < m; i++)
+						xs[i] = (double)rsteps[0][i];
+				}
+				if (m != n) {
+					util_cli_error("render", "replays %lld and %lld cover different "
+								 "steps: draw them one at a time",
+						       (long long)replay_id[0], (long long)replay_id[k]);
+					status = 2;
+					goto out;
+				}
+				evx[k] = xmallocarray(ne ? ne : 1, sizeof(double));
+				for (size_t i = 0; i < ne; i++)
+					if (ev[k][i].effective_step >= 0)
+						evx[k][ke++] = (double)ev[k][i].effective_step;
+				snprintf(rnames[k], sizeof(rnames[k]),
+					 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
+					 (long long)replay_id[k], rp[k].algo, (long long)rp[k].interval,
+					 (long long)rp[k].window, (long long)rp[k].delay);
+				job.series[k + 1].name = rnames[k];
+				job.series[k + 1].n = m;
+				job.series[k + 1].x = xs;
+				job.series[k + 1].y = rimb[k];
+				job.series[k + 1].events = evx[k];
+				job.series[k + 1].n_events = ke;
+			}
+			snprintf(names[0], sizeof(names[0]), "baseline (the replay's start placement)");
+			job.series[0].y = rbase[0];
+			job.nseries = nreplay + 1;
+		} else {
+			if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots,
+						   &err)) {
+				status = util_cli_fail("render", &err);
+				goto out;
+			}
+			if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks, slots,
+						  force_static, &xs, &ys, &n, &err)) {
+				status = util_cli_fail("render", &err);
+				goto out;
+			}
+			snprintf(names[0], sizeof(names[0]), "baseline (%s placement)",
+				 force_static ? "static" : "recorded");
+			job.series[0].y = ys;
+			job.nseries = 1;
 		}
 		nsteps = (int64_t)n;
 		if (n == 0)
 			break;
-		snprintf(names[0], sizeof(names[0]), "baseline (%s placement)",
-			 force_static ? "static" : "recorded");
 		job.series[0].name = names[0];
 		job.series[0].n = n;
 		job.series[0].x = xs;
-		job.series[0].y = ys;
-		job.nseries = 1;
 		job.icfg = render_imbalance_cfg_defaults();
 		job.icfg.x_label = "step";
 		job.icfg.y_label = "imbalance (max / mean device load)";
@@ -454,7 +544,39 @@ int cmd_render(int argc, char **argv)
 				 ranks, slots, run.name, rng);
 		break;
 	}
-	case K_TRANSFER: break;
+	case K_TRANSFER: {
+		size_t ne = 0;
+		int L = run.layers;
+		if (store_replay_events(s, replay_id[0], &ev[0], &ne) ||
+		    store_replay_event_moves(s, replay_id[0], L, ne, &tbytes)) {
+			util_cli_error("render", "%s", store_errmsg(s));
+			goto out;
+		}
+		if (ne == 0) {
+			util_cli_error("render", "replay %lld made no rebalance: nothing to draw",
+				       (long long)replay_id[0]);
+			status = 2;
+			goto out;
+		}
+		nsteps = (int64_t)ne;
+		tb = xmallocarray(ne * (size_t)L, sizeof(double));
+		tstep = xmallocarray(ne, sizeof(double));
+		for (size_t i = 0; i < ne * (size_t)L; i++)
+			tb[i] = (double)tbytes[i];
+		for (size_t i = 0; i < ne; i++)
+			tstep[i] = (double)ev[0][i].step;
+		job.transfer.events = (int)ne;
+		job.transfer.layers = L;
+		job.transfer.step = tstep;
+		job.transfer.bytes = tb;
+		job.tcfg = render_transfer_cfg_defaults();
+		job.tcfg.stacked = !summed;
+		job.tcfg.x_label = "rebalance event (labelled by the step it was decided at)";
+		snprintf(ttl, sizeof(ttl),
+			 "Expert weights moved per rebalance, replay %lld (%s, %d x %d), run '%s'",
+			 (long long)replay_id[0], rp[0].algo, rp[0].ranks, rp[0].slots, run.name);
+		break;
+	}
 	}
 	if (nsteps == 0) {
 		util_cli_error("render", "no steps of run '%s' in the chosen range", run.name);
@@ -463,7 +585,7 @@ int cmd_render(int argc, char **argv)
 	}
 	if (title)
 		snprintf(ttl, sizeof(ttl), "%s", title);
-	job.hcfg.title = job.dcfg.title = job.icfg.title = ttl;
+	job.hcfg.title = job.dcfg.title = job.icfg.title = job.tcfg.title = ttl;
 	if (render_write(out, width, height, scale, 1, draw, &job, &err)) {
 		status = util_cli_fail("render", &err);
 		goto out;
@@ -480,6 +602,16 @@ out:
 	free(p2l);
 	free(after);
 	free(loads2);
+	for (int k = 0; k < MAX_REPLAYS; k++) {
+		free(ev[k]);
+		free(rsteps[k]);
+		free(rimb[k]);
+		free(rbase[k]);
+		free(evx[k]);
+	}
+	free(tbytes);
+	free(tb);
+	free(tstep);
 	store_free(s);
 	render_release_static();
 	return status;

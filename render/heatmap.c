@@ -57,33 +57,16 @@ static int log_ticks(double vmax, double len, double fsize, double *ticks)
 	return n;
 }
 
-int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
-		   const struct render_grid *g)
+/* The plot box (device-snapped) and the raw data maximum (or cfg->vmax). */
+static double layout(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
+		     const struct render_grid *g, const struct rint_axis *ay, struct rbox *out)
 {
-	struct render_heatmap_cfg def = render_heatmap_cfg_defaults();
-	const double f = cfg && cfg->font > 0 ? cfg->font : def.font;
-	const char *unit = cfg && cfg->unit ? cfg->unit : def.unit;
-	int log_scale = cfg ? cfg->log_scale : 0;
-	struct rint_axis ax = { g->x0, g->x1, 1, cfg ? cfg->x_label : NULL, g->col_ids,
-				g->col_ids ? g->cols : 0 };
-	struct rint_axis ay = { g->y0, g->y1, 1, cfg ? cfg->y_label : NULL, NULL, 0 };
-	double tl = 0.35 * f, vmax, cbt[RENDER_MAX_TICKS], step = 1;
-	struct rbox b, cb;
-	int ncols, nrows, nt;
-	double *cell;
-	cairo_surface_t *img;
+	const double f = cfg && cfg->font > 0 ? cfg->font : 12;
+	double tl = 0.35 * f, vmax, step = 1;
+	struct rbox b;
 
-	if (!g || g->rows <= 0 || g->cols <= 0 || !g->v)
-		return UTIL_EUSAGE;
-	/* integer ticks only when the axis is categorical (cells centred on ids) */
-	ax.integer = fabs((g->x1 - g->x0) / g->cols - 1) < 1e-9;
-	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
-
-	rint_title(cr, w, cfg ? cfg->title : NULL, f);
-
-	/* scale maximum from the data (the cells as shown: averaged below) */
-	/* layout: the colour bar's label width depends on vmax; measure with the
-	 * raw maximum first, it bounds the averaged one from above */
+	/* the colour bar's label width depends on vmax: measure with the raw
+	 * maximum, which bounds the averaged one from above */
 	vmax = cfg && cfg->vmax > 0 ? cfg->vmax : 0;
 	if (vmax == 0)
 		for (size_t i = 0; i < (size_t)g->rows * (size_t)g->cols; i++)
@@ -91,7 +74,7 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 				vmax = g->v[i];
 	{
 		char buf[64];
-		double cbw, lw = rint_ylabel_width(cr, &ay, f);
+		double cbw, lw = rint_ylabel_width(cr, ay, f);
 		double tmp[RENDER_MAX_TICKS];
 		rint_ticks(cr, 0, vmax > 0 ? vmax : 1, 400, 0, 0, f, tmp, &step);
 		rint_fmt(buf, sizeof(buf), vmax > 0 ? vmax : 1, step);
@@ -101,14 +84,67 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 		b.w = w - b.x - (1.2 * f + 1.1 * f + tl + 0.25 * f + cbw + 0.4 * f + 1.3 * f + 0.6 * f);
 		b.h = h - b.y - (tl + 0.15 * f + 1.3 * f + 0.3 * f + 1.3 * f + 0.4 * f);
 	}
-	if (b.w < 8 || b.h < 8)
-		return UTIL_EUSAGE;
 	/* crisp edges: the plot box on whole device pixels */
 	{
 		double x0 = rint_snap(cr, b.x, 1), x1 = rint_snap(cr, b.x + b.w, 1);
 		double y0 = rint_snap(cr, b.y, 0), y1 = rint_snap(cr, b.y + b.h, 0);
 		b.x = x0, b.w = x1 - x0, b.y = y0, b.h = y1 - y0;
 	}
+	*out = b;
+	return vmax;
+}
+
+int render_heatmap_box(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
+		       const struct render_grid *g, double box[4])
+{
+	struct rint_axis ay = { 0, 1, 1, cfg ? cfg->y_label : NULL, NULL, 0 };
+	struct rbox b;
+
+	if (!g || g->rows <= 0 || g->cols <= 0 || !g->v)
+		return UTIL_EUSAGE;
+	ay.lo = g->y0;
+	ay.hi = g->y1;
+	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
+	layout(cr, w, h, cfg, g, &ay, &b);
+	box[0] = b.x;
+	box[1] = b.y;
+	box[2] = b.w;
+	box[3] = b.h;
+	return b.w < 8 || b.h < 8 ? UTIL_EUSAGE : 0;
+}
+
+int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
+		   const struct render_grid *g)
+{
+	struct render_heatmap_cfg def = render_heatmap_cfg_defaults();
+	const double f = cfg && cfg->font > 0 ? cfg->font : def.font;
+	const char *unit = cfg && cfg->unit ? cfg->unit : def.unit;
+	int log_scale = cfg ? cfg->log_scale : 0;
+	struct rint_axis ax = { 0, 1, 1, cfg ? cfg->x_label : NULL, NULL, 0 };
+	struct rint_axis ay = { 0, 1, 1, cfg ? cfg->y_label : NULL, NULL, 0 };
+	double tl = 0.35 * f, vmax, cbt[RENDER_MAX_TICKS], step = 1;
+	struct rbox b, cb;
+	int ncols, nrows, nt;
+	double *cell;
+	cairo_surface_t *img;
+
+	if (!g || g->rows <= 0 || g->cols <= 0 || !g->v)
+		return UTIL_EUSAGE;
+	ax.lo = g->x0;
+	ax.hi = g->x1;
+	ax.ids = g->col_ids;
+	ax.n_ids = g->col_ids ? g->cols : 0;
+	ay.lo = g->y0;
+	ay.hi = g->y1;
+	/* integer ticks only when the axis is categorical (cells centred on ids) */
+	ax.integer = fabs((g->x1 - g->x0) / g->cols - 1) < 1e-9;
+	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
+
+	rint_title(cr, w, cfg ? cfg->title : NULL, f);
+
+	vmax = layout(cr, w, h, cfg, g, &ay, &b);
+	if (b.w < 8 || b.h < 8)
+		return UTIL_EUSAGE;
 
 	/* aggregate to at most one cell per device pixel */
 	ncols = rint_device_px(cr, b.w, 1);

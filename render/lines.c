@@ -163,7 +163,7 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 	struct rint_axis ay = { ylo, yhi, 0, cfg && cfg->y_label ? cfg->y_label : def.y_label,
 				NULL, 0 };
 	double ylw = rint_ylabel_width(cr, &ay, f);
-	double lh = rint_legend(cr, 0, 0, w - 4 * f, leg, nleg, f, 0) + 0.3 * f;
+	double lh = rint_legend(cr, 0, 0, w - 2 * f, leg, nleg, f, 0) + 0.3 * f;
 	struct rbox b;
 	b.x = rint_snap(cr, 0.6 * f + 1.3 * f + 0.5 * f + ylw + 0.25 * f + tl, 1);
 	b.y = rint_snap(cr, (cfg && cfg->title ? 2.6 : 1.0) * f + lh, 0);
@@ -171,7 +171,7 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 	b.h = rint_snap(cr, h - (tl + 0.15 * f + 1.3 * f + 0.3 * f + 1.3 * f + 0.4 * f), 0) - b.y;
 	if (b.w < 8 || b.h < 8)
 		return UTIL_EUSAGE;
-	rint_legend(cr, b.x, (cfg && cfg->title ? 2.4 : 0.8) * f, b.w, leg, nleg, f, 1);
+	rint_legend(cr, f, (cfg && cfg->title ? 2.4 : 0.8) * f, w - 2 * f, leg, nleg, f, 1);
 
 	cairo_save(cr);
 	cairo_rectangle(cr, b.x, b.y, b.w, b.h);

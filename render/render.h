@@ -34,6 +34,22 @@ void render_viridis(double t, double rgb[3]);
  * last, so the first 7 are the coloured ones). */
 void render_palette(int i, double rgb[3]);
 
+/* ---- axes (render/axes.c) ------------------------------------------------ */
+
+/* Ticks for values lo..hi on an axis len user units long, in steps of 1, 2
+ * or 5 x 10^k: the finest step whose labels (font size `font`, DejaVu
+ * Sans as measured on cr) keep at least 1.5 font sizes apart on a
+ * horizontal axis, 2.6 font heights on a vertical one.  integer: steps of
+ * at least 1.  Fills ticks[RENDER_MAX_TICKS] and *step; returns the count. */
+#define RENDER_MAX_TICKS 64
+int render_ticks(cairo_t *cr, double lo, double hi, double len, int horizontal, int integer,
+		 double font, double *ticks, double *step);
+/* The label of tick value v for a tick step: decimals follow the step,
+ * "k" / "M" suffixes once the step reaches a thousand / a million. */
+void render_tick_label(char *buf, size_t n, double v, double step);
+/* Width of s in user units at font size `font` (DejaVu Sans). */
+double render_text_width(cairo_t *cr, const char *s, double font);
+
 /* ---- heatmap: a grid of cells, row 0 at the top ------------------------- */
 
 struct render_grid {
@@ -55,6 +71,12 @@ struct render_heatmap_cfg {
 	double font;               /* base font size in user units */
 };
 struct render_heatmap_cfg render_heatmap_cfg_defaults(void);
+
+/* The plot box the heatmap's cells fill, {x, y, width, height} in user
+ * units, as render_heatmap() lays it out on cr (device pixel snapping
+ * depends on cr's scale).  Lets callers find a cell's pixels. */
+int render_heatmap_box(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
+		       const struct render_grid *g, double box[4]);
 
 /* Cells are aggregated (mean of the non-NAN cells) into at most one column
  * per device pixel and one row per device pixel, so a grid of any size

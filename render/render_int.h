@@ -8,7 +8,6 @@
 
 #include "render/render.h"
 
-#define RENDER_MAX_TICKS 64
 
 /* A plot area in user units. */
 struct rbox {
