@@ -1,0 +1,51 @@
+# render: bad input exits 2 with a message naming what is wrong, and
+# leaves no output file (not even a partial or temporary one).
+. "$(dirname "$0")/lib.sh"
+
+python3 - "$T/t.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("step,layer,expert,tokens\n")
+    for s in range(3):
+        for l in range(2):
+            for e in range(4):
+                f.write("%d,%d,%d,%d\n" % (s, l, e, 1 + e))
+PY
+expect_status 0 mt import "$T/t.csv" --into "$T/db" --run r --ranks 2 --slots 2
+mkdir "$T/out.d"
+
+bad() { # pattern, render arguments...
+	pat=$1; shift
+	expect_status 2 mt render "$@"
+	expect_grep "$T/err" "$pat"
+	[ -z "$(ls "$T/out.d")" ] || fail "'$*' left $(ls "$T/out.d")"
+}
+bad "unknown chart kind 'pie'" "$T/db" pie -o "$T/out.d/x.png"
+bad "layer 2 out of range: run 'r' has layers 0-1" "$T/db" timeline --layer 2 -o "$T/out.d/x.png"
+bad "layer 5 out of range" "$T/db" devices --layer 5 -o "$T/out.d/x.png"
+bad "no steps of run 'r' in the chosen range" "$T/db" heatmap --steps 100:200 -o "$T/out.d/x.png"
+bad "empty range '5:2'" "$T/db" heatmap --steps 5:2 -o "$T/out.d/x.png"
+bad "no replay 42" "$T/db" imbalance --replay 42 -o "$T/out.d/x.png"
+bad "transfer draws the rebalance events of one replay" "$T/db" transfer -o "$T/out.d/x.png"
+bad "cannot write '$T/out.d/nodir/x.png'" "$T/db" heatmap -o "$T/out.d/nodir/x.png"
+bad "cannot tell the format of '$T/out.d/x.gif'" "$T/db" heatmap -o "$T/out.d/x.gif"
+bad "no output file" "$T/db" heatmap
+bad "--sort: 'size' is not heat or id" "$T/db" heatmap --sort size -o "$T/out.d/x.png"
+bad "heatmap shows every layer" "$T/db" heatmap --layer 0 -o "$T/out.d/x.png"
+bad "cannot open|no such|does not exist|not found" "$T/nope.db" heatmap -o "$T/out.d/x.png"
+expect_status 2 mt render "$T/db"
+[ ! -e "$T/nope.db" ] || fail "render created the database it was asked to read"
+
+# a directory we may not write into (skipped as root, who may)
+if [ "$(id -u)" != 0 ]; then
+	mkdir "$T/ro" && chmod 555 "$T/ro"
+	bad "cannot write" "$T/db" heatmap -o "$T/ro/x.png"
+fi
+
+# an existing chart survives a failed redraw untouched
+expect_status 0 mt render "$T/db" heatmap -o "$T/out.d/keep.png"
+cp "$T/out.d/keep.png" "$T/keep.orig"
+expect_status 2 mt render "$T/db" heatmap --steps 100:200 -o "$T/out.d/keep.png"
+same_file "$T/out.d/keep.png" "$T/keep.orig"
+[ "$(ls "$T/out.d")" = keep.png ] || fail "left $(ls "$T/out.d")"
+exit 0
