@@ -108,6 +108,18 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
  * ranks x slots can reach (docs/algorithms.md proves it). */
 double analyze_lower_bound(const double *heat, int experts, int ranks, int slots);
 
+/* Moves from cur to next (both [ranks * slots]): replicas that next puts
+ * on a rank that did not hold them in cur. */
+int analyze_place_moves(const int32_t *cur, const int32_t *next, int experts, int ranks,
+			int slots);
+
+/* Relabels the ranks of phy2log (and orders slots within ranks) to keep as
+ * many of cur's replicas in place as possible: maximum-weight assignment
+ * on rank overlap (Hungarian); with nodes > 1, ranks stay in their node.
+ * Loads are unchanged.  0, or -1 when out of memory. */
+int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int ranks, int slots,
+			int nodes);
+
 /* Resolves the EP layout for a command: explicit ranks/slots/redundant
  * options (0 = not given) win, then the run's recorded layout, then the
  * model preset's typical one.  slots = (experts + redundant) / ranks when

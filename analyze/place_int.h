@@ -28,18 +28,6 @@ void analyze_place_counts_minmax(const double *heat, int experts, int nslots, in
  * cap per expert: the value analyze_place_counts_minmax reaches. */
 double analyze_place_minmax_split(const double *heat, int experts, int nslots, int cap);
 
-/* Moves from cur to next: replicas in next that their rank did not hold in
- * cur (per expert and rank, max(0, count in next - count in cur)). */
-int analyze_place_moves(const int32_t *cur, const int32_t *next, int experts, int ranks,
-			int slots);
-
-/* Relabels the ranks of phy2log to keep as many of cur's replicas in place
- * as possible (maximum-weight assignment on rank overlap; with nodes > 1,
- * ranks only map within their node) and puts kept experts back at their
- * old slot index.  Loads are unchanged (same multiset per rank). */
-int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int ranks, int slots,
-			int nodes);
-
 /* Small exact search shared by `exact` and the flagship: 0 on success with
  * the optimum in phy2log, UTIL_EUSAGE if the instance is too big, 1 if the
  * node budget ran out (phy2log then holds the best found, if any better
