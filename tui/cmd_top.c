@@ -212,7 +212,7 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	struct sigaction sa;
 	double delay = o->delay_ms / 1000.0, next = util_now();
 	long frames = 0;
-	int dirty = 1, quit = 0;
+	int dirty = 1, quit = 0, stale = 0, loading = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -229,7 +229,8 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 				snprintf(ui->msg, sizeof(ui->msg), "%s", tui_view_errmsg(v));
 				ui->msg_until = now + 5;
 			}
-			tui_view_work(v, ui->sel, 0.02);
+			stale = tui_view_work(v, ui->sel, 0.02);
+			loading = !ui->paused && tui_view_loading(v);
 			tui_screen_draw(screen, v, ui, keys, (int)UTIL_ARRAY_SIZE(keys));
 			dirty = 0;
 			frames++;
@@ -238,11 +239,24 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 			next += delay;
 			if (next < now)
 				next = now + delay;
-		} else if (dirty) {
+		} else if (loading) {
+			/* reading a (re)moved window: small slices between looks
+			 * at the keyboard, and one frame when it is done */
+			if (tui_view_poll(v, 0.015) < 0)
+				loading = 0;
+			else
+				loading = tui_view_loading(v);
+			dirty |= !loading;
+		} else if (stale > 0) {
+			/* refitting after a change, likewise */
+			stale = tui_view_work(v, ui->sel, 0.015);
+			dirty |= stale == 0;
+		}
+		if (dirty) {
 			tui_screen_draw(screen, v, ui, keys, (int)UTIL_ARRAY_SIZE(keys));
 			dirty = 0;
 		}
-		int ms = (int)((next - util_now()) * 1000 + 0.5);
+		int ms = stale > 0 || loading ? 0 : (int)((next - util_now()) * 1000 + 0.5);
 		timeout(ms < 0 ? 0 : ms);
 		int ch = getch();
 		if (ch == ERR)

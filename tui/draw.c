@@ -308,22 +308,18 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 		putf(w, 1, 0, A_NORMAL, "no steps recorded yet  [%s]", state);
 		return;
 	}
-	int x = 0;
+	int x = 0, bad = ui->paused || h.state == TUI_STATE_WAITING || h.state == TUI_STATE_ERROR;
 	char buf[256];
-	snprintf(buf, sizeof(buf), "step %lld  ", (long long)h.last_step);
+	snprintf(buf, sizeof(buf), "step %lld ", (long long)h.last_step);
 	put(w, 1, x, A_BOLD, buf);
 	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf), "%s  steps %lld  dropped %lld  last data %s ago  ", rate,
-		 (long long)h.steps, (long long)h.gaps, age);
-	put(w, 1, x, A_NORMAL, buf);
-	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf), "window %d [%lld..%lld]%s  ", h.window, (long long)h.from,
-		 (long long)h.to, h.follow ? "" : " scrubbed");
-	put(w, 1, x, A_NORMAL, buf);
-	x += (int)strlen(buf);
-	int bad = ui->paused || h.state == TUI_STATE_WAITING || h.state == TUI_STATE_ERROR;
 	snprintf(buf, sizeof(buf), "[%s]", state);
 	put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), buf);
+	x += (int)strlen(buf);
+	snprintf(buf, sizeof(buf), "  %s  steps %lld  dropped %lld  last data %s ago  window %d [%lld..%lld]%s",
+		 rate, (long long)h.steps, (long long)h.gaps, age, h.window, (long long)h.from,
+		 (long long)h.to, h.follow ? "" : " scrubbed");
+	put(w, 1, x, A_NORMAL, buf);
 }
 
 static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui,
@@ -438,10 +434,11 @@ static void draw_bars(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 	int group = body > 0 ? (R + body - 1) / body : R;
 	tui_fmt_num(num, sizeof(num), mean);
 	snprintf(buf, sizeof(buf),
-		 " Layer %d: device load per rank, tokens in window   left: %s   right: %s   "
-		 "%s mean %s%s",
-		 ui->sel, h.deployed ? "deployed" : "static", h.algo, sc->g->mean, num,
-		 group > 1 ? "  (max of ranks per row)" : "");
+		 " Layer %d device load per rank (window tokens): %s | %s   %s mean %s",
+		 ui->sel, h.deployed ? "deployed" : "static", h.algo, sc->g->mean, num);
+	if (group > 1)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "  (max of %d ranks per row)",
+			 group);
 	title(sc, w, buf);
 	if (body <= 0)
 		return;
@@ -507,6 +504,10 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	if (rows <= 0 || n == 0)
 		return;
 	int x0 = W - n;
+	/* the graph starts a little below the smallest value, so that the
+	 * variation shows; the one-line sparkline keeps 1.0 as its floor */
+	if (rows > 1)
+		lo = mn - (hi - mn) * 0.15 > 0 ? mn - (hi - mn) * 0.15 : 0;
 	if (rows == 1) {
 		sparkline(sc, w, 1, x0, sc->a, n, lo, hi);
 		return;
@@ -551,6 +552,7 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 			hot = e;
 	}
 	int nc = (E + group - 1) / group;
+	int nrows = (nc + W - 1) / W, per_row = (nc + nrows - 1) / nrows; /* rows evenly filled */
 	for (int i = 0; i < nc; i++) {
 		double s = 0;
 		for (int e = i * group; e < E && e < (i + 1) * group; e++)
@@ -570,7 +572,7 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 		if (sc->b[i] > 0 && k == 0)
 			k = 1;
 		wattrset(w, col(sc, c));
-		mvwaddstr(w, 1 + i / W, i % W, sc->g->heat[k]);
+		mvwaddstr(w, 1 + i / per_row, i % per_row, sc->g->heat[k]);
 	}
 	wattrset(w, A_NORMAL);
 }
@@ -612,7 +614,7 @@ static void draw_status(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nkeys)
 {
 	int rows = sc->lay.rows, cols = sc->lay.cols;
-	int h = nkeys + 8, wd = 72;
+	int h = nkeys + 8, wd = 76;
 	if (h > rows - 2)
 		h = rows - 2;
 	if (wd > cols - 2)
@@ -621,13 +623,16 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 	if (!w)
 		return;
 	werase(w);
-	box(w, 0, 0);
+	if (sc->g == &ascii)
+		box(w, '|', '-');
+	else
+		box(w, 0, 0);
 	put(w, 0, 2, A_BOLD, " moetrace top: keys ");
 	int y = 1;
 	for (int i = 0; i < nkeys && y < h - 1; i++, y++) {
 		char names[32] = "";
 		size_t len = 0;
-		for (int k = 0; keys[i].keys[k] && len < sizeof(names) - 8; k++) {
+		for (int k = 0; k < 6 && keys[i].keys[k] && len < sizeof(names) - 8; k++) {
 			const char *kn = keyname(keys[i].keys[k]);
 			if (keys[i].keys[k] == ' ')
 				kn = "space";
@@ -643,11 +648,13 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 				kn = "home";
 			else if (keys[i].keys[k] == KEY_END)
 				kn = "end";
+			else if (keys[i].keys[k] == KEY_F(1))
+				kn = "F1";
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
 						len ? " " : "", kn ? kn : "?");
 		}
-		putf(w, y, 2, A_BOLD, "%-16s", names);
-		put(w, y, 19, A_NORMAL, keys[i].help);
+		putf(w, y, 2, A_BOLD, "%-22s", names);
+		put(w, y, 25, A_NORMAL, keys[i].help);
 	}
 	if (y < h - 1)
 		y++;

@@ -139,6 +139,8 @@ const char *tui_view_errmsg(const struct tui_view *v);
  * Returns 1 when the window's data changed, 0 when not, or a negative code
  * after a read error (the view keeps its data). */
 int tui_view_poll(struct tui_view *v, double budget);
+/* Whether the window's steps are still being read (poll again soon). */
+int tui_view_loading(const struct tui_view *v);
 /* Recomputes stale "after" placements, `prefer` layer first, for at most
  * `budget` seconds (<= 0: all).  Returns the number still stale. */
 int tui_view_work(struct tui_view *v, int prefer, double budget);

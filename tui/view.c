@@ -58,6 +58,7 @@ struct tui_view {
 	int64_t counted_upto, db_steps, db_first, db_last;
 	double db_last_time;
 	double last_arrival;
+	int grew; /* steps arrived after the first look */
 	int state;
 
 	/* "after": the algorithm's placement per layer */
@@ -293,6 +294,7 @@ static int query_new(struct tui_view *v)
 	if (c > 0) {
 		int64_t mx = sqlite3_column_int64(q, 1), mn = sqlite3_column_int64(q, 2);
 		double t = sqlite3_column_double(q, 3);
+		v->grew = v->counted_upto != NO_STEP;
 		if (v->db_first == NO_STEP)
 			v->db_first = mn;
 		v->db_last = mx;
@@ -391,6 +393,15 @@ static int64_t ring_last(const struct tui_view *v)
 	return v->n ? v->rstep[(v->head + v->n - 1) % v->cap] : NO_STEP;
 }
 
+/* Live: the newest step is recent by its recorded time, or (without
+ * recorded times) steps arrived since we first looked. */
+static int is_live(const struct tui_view *v)
+{
+	if (v->db_last_time > 0)
+		return util_wall() - v->db_last_time < IDLE_AFTER;
+	return v->grew && util_now() - v->last_arrival < IDLE_AFTER;
+}
+
 int tui_view_poll(struct tui_view *v, double budget)
 {
 	double deadline = budget > 0 ? util_now() + budget : INFINITY;
@@ -455,8 +466,7 @@ int tui_view_poll(struct tui_view *v, double budget)
 	else if (!v->follow)
 		v->state = TUI_STATE_SCRUB;
 	else
-		v->state = util_now() - v->last_arrival < IDLE_AFTER ? TUI_STATE_LIVE
-								     : TUI_STATE_IDLE;
+		v->state = is_live(v) ? TUI_STATE_LIVE : TUI_STATE_IDLE;
 	if (changed)
 		v->rows_dirty = 1;
 	return changed;
@@ -471,6 +481,11 @@ fail:
 	set_errmsg(v, "%s", store_errmsg(v->s));
 	v->state = TUI_STATE_ERROR;
 	return rc;
+}
+
+int tui_view_loading(const struct tui_view *v)
+{
+	return v->loading;
 }
 
 /* ---- the algorithm's placement ---------------------------------------------- */
@@ -773,7 +788,7 @@ static void json_str(struct util_buf *b, const char *s)
 static void json_num(struct util_buf *b, double x)
 {
 	if (isfinite(x))
-		util_buf_addf(b, "%.6g", x);
+		util_buf_addf(b, "%.10g", x);
 	else
 		util_buf_addstr(b, "null");
 }

@@ -1,0 +1,475 @@
+/* test_tui.c: the live view's layout, sorting and data (no terminal). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tui/tui.h"
+
+/* ---- layout ---------------------------------------------------------------- */
+
+static int overlap(const struct tui_rect *a, const struct tui_rect *b)
+{
+	return a->x < b->x + b->w && b->x < a->x + a->w && a->y < b->y + b->h &&
+	       b->y < a->y + a->h;
+}
+
+static void check_layout(int rows, int cols)
+{
+	struct tui_layout lay;
+	long area = 0;
+
+	tui_layout_compute(rows, cols, &lay);
+	assert_false(lay.too_small);
+	for (int i = 0; i < TUI_PANEL_COUNT; i++) {
+		const struct tui_rect *r = &lay.panel[i];
+		if (r->h == 0 || r->w == 0)
+			continue;
+		assert_true(r->x >= 0 && r->y >= 0);
+		assert_true(r->x + r->w <= cols);
+		assert_true(r->y + r->h <= rows);
+		area += (long)r->h * r->w;
+		for (int j = i + 1; j < TUI_PANEL_COUNT; j++)
+			if (lay.panel[j].h && lay.panel[j].w)
+				assert_false(overlap(r, &lay.panel[j]));
+	}
+	/* no overlap and the areas add up: the panels tile the screen */
+	assert_int_equal(area, (long)rows * cols);
+	assert_int_equal(lay.panel[TUI_PANEL_HEADER].y, 0);
+	assert_int_equal(lay.panel[TUI_PANEL_HEADER].h, 2);
+	assert_int_equal(lay.panel[TUI_PANEL_STATUS].y, rows - 1);
+	assert_int_equal(lay.panel[TUI_PANEL_STATUS].w, cols);
+	/* the table shows its title, column names and at least four layers;
+	 * the bars a title and at least three rows */
+	assert_true(lay.panel[TUI_PANEL_TABLE].h >= 6);
+	assert_true(lay.panel[TUI_PANEL_BARS].h >= 4);
+	assert_true(lay.panel[TUI_PANEL_BARS].w >= 60);
+}
+
+static void test_tui_layout_sizes(void **state)
+{
+	(void)state;
+	static const int sizes[][2] = {
+		{ 16, 60 },  { 17, 61 },  { 20, 80 },  { 24, 80 },   { 25, 80 },  { 30, 100 },
+		{ 40, 120 }, { 29, 149 }, { 30, 150 }, { 50, 160 },  { 60, 200 }, { 24, 200 },
+		{ 80, 100 }, { 100, 300 }, { 33, 149 }, { 45, 151 }, { 200, 500 },
+	};
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(sizes); i++)
+		check_layout(sizes[i][0], sizes[i][1]);
+	for (int rows = TUI_MIN_ROWS; rows <= 70; rows += 3)
+		for (int cols = TUI_MIN_COLS; cols <= 260; cols += 7)
+			check_layout(rows, cols);
+}
+
+static void test_tui_layout_folds(void **state)
+{
+	struct tui_layout lay;
+	(void)state;
+
+	/* 80 x 24: every panel, stacked, the table at the top */
+	tui_layout_compute(24, 80, &lay);
+	assert_false(lay.side);
+	for (int i = 0; i < TUI_PANEL_COUNT; i++)
+		assert_true(lay.panel[i].h > 0 && lay.panel[i].w == 80);
+	assert_true(lay.panel[TUI_PANEL_TABLE].y < lay.panel[TUI_PANEL_BARS].y);
+	/* 200 x 60: side by side, the table as tall as the body */
+	tui_layout_compute(60, 200, &lay);
+	assert_true(lay.side);
+	assert_int_equal(lay.panel[TUI_PANEL_TABLE].h, 57);
+	assert_int_equal(lay.panel[TUI_PANEL_BARS].x, lay.panel[TUI_PANEL_TABLE].w);
+	assert_true(lay.panel[TUI_PANEL_SPARK].h >= 3 && lay.panel[TUI_PANEL_HEAT].h >= 3);
+	/* small: the heat strip goes first, then the sparkline */
+	tui_layout_compute(20, 80, &lay);
+	assert_int_equal(lay.panel[TUI_PANEL_HEAT].h, 0);
+	assert_true(lay.panel[TUI_PANEL_SPARK].h > 0);
+	tui_layout_compute(16, 60, &lay);
+	assert_int_equal(lay.panel[TUI_PANEL_HEAT].h, 0);
+	assert_int_equal(lay.panel[TUI_PANEL_SPARK].h, 0);
+	/* too small: one line */
+	tui_layout_compute(15, 80, &lay);
+	assert_true(lay.too_small);
+	assert_int_equal(lay.panel[TUI_PANEL_HEADER].h, 1);
+	assert_int_equal(lay.panel[TUI_PANEL_TABLE].h, 0);
+	tui_layout_compute(40, 59, &lay);
+	assert_true(lay.too_small);
+	tui_layout_compute(0, 0, &lay);
+	assert_true(lay.too_small);
+	assert_int_equal(lay.panel[TUI_PANEL_HEADER].h, 0);
+}
+
+/* ---- sorting ------------------------------------------------------------------- */
+
+static void test_tui_rows_sort(void **state)
+{
+	(void)state;
+	/* layer, now, after, fresh, hottest, share, moves */
+	const struct tui_layer_row base[] = {
+		{ 0, 1.5, 1.1, 1, 0, 0, 10 },
+		{ 1, 2.0, 1.0, 1, 0, 0, 3 },
+		{ 2, 1.5, 1.3, 1, 0, 0, 10 },
+		{ 3, 1.2, 1.2, 1, 0, 0, 0 },
+	};
+	static const int want[TUI_SORT_COUNT][4] = {
+		[TUI_SORT_LAYER] = { 0, 1, 2, 3 },
+		[TUI_SORT_NOW] = { 1, 0, 2, 3 },   /* ties by layer */
+		[TUI_SORT_AFTER] = { 2, 3, 0, 1 },
+		[TUI_SORT_GAIN] = { 1, 0, 2, 3 },  /* 1.0, 0.4, 0.2, 0.0 */
+		[TUI_SORT_MOVES] = { 0, 2, 1, 3 },
+	};
+	struct tui_layer_row rows[4];
+
+	for (int s = 0; s < TUI_SORT_COUNT; s++) {
+		/* start from a shuffled order: the result must not depend on it */
+		rows[0] = base[3], rows[1] = base[1], rows[2] = base[0], rows[3] = base[2];
+		tui_rows_sort(rows, 4, s);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(rows[i].layer, want[s][i]);
+		assert_string_not_equal(tui_sort_name(s), "?");
+	}
+}
+
+/* ---- the view on a real store ------------------------------------------------------- */
+
+struct fixture {
+	char path[64];
+	struct store *w, *r;
+	struct store_run run;
+};
+
+static void fixture_open(struct fixture *f, int layers, int experts, int ranks, int slots)
+{
+	struct util_err err = UTIL_ERR_INIT;
+
+	snprintf(f->path, sizeof(f->path), "/tmp/test_tui_%d.db", (int)getpid());
+	unlink(f->path);
+	assert_int_equal(store_open(f->path, STORE_CREATE, &f->w, &err), 0);
+	memset(&f->run, 0, sizeof(f->run));
+	snprintf(f->run.name, sizeof(f->run.name), "t");
+	f->run.layers = layers;
+	f->run.experts = experts;
+	f->run.ranks = ranks;
+	f->run.slots = slots;
+	assert_int_equal(store_run_add(f->w, &f->run), 0);
+	assert_int_equal(store_open(f->path, STORE_READONLY, &f->r, &err), 0);
+}
+
+static void fixture_close(struct fixture *f)
+{
+	char p[96];
+	store_free(f->r);
+	store_free(f->w);
+	unlink(f->path);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+}
+
+static void append(struct fixture *f, int64_t step, const uint32_t *counts)
+{
+	struct store_step st = { .step = step, .time = 0, .phase = 2, .counts = (uint32_t *)counts };
+	assert_int_equal(store_steps_append(f->w, &f->run, &st, 1), 0);
+}
+
+static struct tui_view *view_new(struct fixture *f, const char *algo, int window)
+{
+	struct tui_view_cfg cfg = { analyze_algo_find(algo), f->run.ranks, f->run.slots, window };
+	struct util_err err = UTIL_ERR_INIT;
+	struct tui_view *v = NULL;
+
+	assert_non_null(cfg.algo);
+	assert_int_equal(tui_view_new(f->r, &f->run, &cfg, &v, &err), 0);
+	return v;
+}
+
+/* The hand-made trace of tests/cli/0101: 1 layer, 4 experts, 2 ranks x 2
+ * slots.  Step 0 [8,4,2,2] -> loads 12,4 -> 1.5; step 1 [5,5,6,4] -> 10,10
+ * -> 1.0; both: [13,9,8,6] -> 22,14 -> 22/18. */
+static void test_tui_view_hand_trace(void **state)
+{
+	(void)state;
+	struct fixture f;
+	const uint32_t s0[4] = { 8, 4, 2, 2 }, s1[4] = { 5, 5, 6, 4 }, s2[4] = { 0, 0, 0, 8 };
+	struct tui_header h;
+	double before[2], after[2], mean, hist[8];
+
+	fixture_open(&f, 1, 4, 2, 2);
+	struct tui_view *v = view_new(&f, "static", 4);
+	assert_int_equal(tui_view_poll(v, 0), 0); /* no steps yet */
+	tui_view_header(v, &h);
+	assert_int_equal(h.state, TUI_STATE_EMPTY);
+	append(&f, 0, s0);
+	append(&f, 1, s1);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	assert_int_equal(tui_view_work(v, 0, 0), 0);
+	const struct tui_layer_row *r = tui_view_rows(v);
+	assert_float_equal(r[0].now, 22.0 / 18.0, 1e-12);
+	/* static on a static deployment changes nothing */
+	assert_float_equal(r[0].after, 22.0 / 18.0, 1e-12);
+	assert_int_equal(r[0].moves, 0);
+	assert_int_equal(r[0].hottest, 0);
+	assert_float_equal(r[0].hottest_share, 13.0 / 36.0, 1e-12);
+	assert_int_equal(tui_view_loads(v, 0, before, after, &mean), 1);
+	assert_float_equal(before[0], 22, 1e-12);
+	assert_float_equal(before[1], 14, 1e-12);
+	assert_float_equal(mean, 18, 1e-12);
+	assert_int_equal(tui_view_history(v, 0, hist, 8), 2);
+	assert_float_equal(hist[0], 1.5, 1e-6);
+	assert_float_equal(hist[1], 1.0, 1e-6);
+	tui_view_header(v, &h);
+	assert_int_equal(h.last_step, 1);
+	assert_int_equal(h.steps, 2);
+	assert_int_equal(h.gaps, 0);
+	assert_int_equal(h.from, -2);
+	assert_int_equal(h.to, 1);
+
+	/* a gap (steps 2-4 dropped), then step 5: the window [2, 5] holds only
+	 * step 5, so steps 0 and 1 were subtracted */
+	append(&f, 5, s2);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_header(v, &h);
+	assert_int_equal(h.gaps, 3);
+	assert_int_equal(h.nsteps, 1);
+	assert_int_equal(h.from, 2);
+	assert_int_equal(tui_view_loads(v, 0, before, NULL, &mean), 0);
+	assert_float_equal(before[0], 0, 1e-12);
+	assert_float_equal(before[1], 8, 1e-12);
+	assert_float_equal(tui_view_rows(v)[0].now, 2.0, 1e-12);
+	/* nothing new: nothing changes */
+	assert_int_equal(tui_view_poll(v, 0), 0);
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
+/* Random trace with gaps, read while it grows: the view's incremental
+ * window sums equal a fresh sum of the same window every time. */
+static void test_tui_view_follows_growth(void **state)
+{
+	(void)state;
+	struct fixture f;
+	struct util_rng rng;
+	const int L = 3, E = 8, W = 10;
+	uint32_t counts[3 * 8];
+	uint64_t sum[3 * 8];
+	double heat[8];
+	int64_t step = 100;
+	struct tui_header h;
+
+	fixture_open(&f, L, E, 4, 2);
+	util_rng_seed(&rng, 7);
+	struct tui_view *v = view_new(&f, "eplb", W);
+	for (int round = 0; round < 12; round++) {
+		int n = 1 + (int)util_rng_below(&rng, 6);
+		for (int k = 0; k < n; k++) {
+			for (int i = 0; i < L * E; i++)
+				counts[i] = util_rng_below(&rng, 50) * (i % E == 3 ? 5 : 1);
+			append(&f, step, counts);
+			step += 1 + (util_rng_below(&rng, 4) == 0); /* some steps missing */
+		}
+		assert_int_equal(tui_view_poll(v, 0), 1);
+		tui_view_header(v, &h);
+		assert_int_equal(h.to, h.last_step);
+		assert_int_equal(h.from, h.to - W + 1);
+		int64_t nsteps = 0;
+		assert_int_equal(store_window_sum(f.r, &f.run, h.from, h.to, 0, sum, &nsteps), 0);
+		assert_int_equal(h.nsteps, nsteps);
+		for (int l = 0; l < L; l++) {
+			tui_view_heat(v, l, heat);
+			for (int e = 0; e < E; e++)
+				assert_float_equal(heat[e], (double)sum[l * E + e], 0);
+		}
+		/* eplb's placement: tokens conserved, never below the proven bound */
+		tui_view_work(v, -1, 0);
+		const struct tui_layer_row *r = tui_view_rows(v);
+		for (int l = 0; l < L; l++) {
+			double before[4], after[4], mean, tb = 0, ta = 0, mx = 0;
+			assert_int_equal(tui_view_loads(v, l, before, after, &mean), 1);
+			for (int k = 0; k < 4; k++) {
+				tb += before[k];
+				ta += after[k];
+				mx = after[k] > mx ? after[k] : mx;
+			}
+			assert_float_equal(tb, ta, 1e-6);
+			assert_float_equal(r[l].after, mx / mean, 1e-9);
+			tui_view_heat(v, l, heat);
+			assert_true(mx >= analyze_lower_bound(heat, E, 4, 2) - 1e-9);
+			assert_true(r[l].after_fresh);
+			assert_true(r[l].moves >= 0);
+		}
+	}
+	/* scrubbing back moves the window and its sums; following returns */
+	int64_t last = h.to;
+	tui_view_scrub(v, -5);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_header(v, &h);
+	assert_false(h.follow);
+	assert_int_equal(h.to, last - 5);
+	assert_int_equal(h.state, TUI_STATE_SCRUB);
+	assert_int_equal(store_window_sum(f.r, &f.run, h.from, h.to, 0, sum, NULL), 0);
+	tui_view_heat(v, 1, heat);
+	for (int e = 0; e < E; e++)
+		assert_float_equal(heat[e], (double)sum[E + e], 0);
+	/* a smaller window after a bigger one */
+	tui_view_set_window(v, 4);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_header(v, &h);
+	assert_int_equal(h.from, last - 5 - 3);
+	assert_int_equal(store_window_sum(f.r, &f.run, h.from, h.to, 0, sum, NULL), 0);
+	tui_view_heat(v, 2, heat);
+	for (int e = 0; e < E; e++)
+		assert_float_equal(heat[e], (double)sum[2 * E + e], 0);
+	tui_view_scrub(v, 1000);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_header(v, &h);
+	assert_true(h.follow);
+	assert_int_equal(h.to, last);
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
+/* The window end moves: "after" is refitted once it moved far enough. */
+static void test_tui_view_refit(void **state)
+{
+	(void)state;
+	struct fixture f;
+	uint32_t c[4] = { 10, 0, 0, 0 };
+	int64_t af, at;
+
+	fixture_open(&f, 1, 4, 2, 2);
+	struct tui_view *v = view_new(&f, "eplb", 8);
+	tui_view_set_refit(v, 3, 0);
+	append(&f, 0, c);
+	tui_view_poll(v, 0);
+	assert_int_equal(tui_view_work(v, 0, 0), 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(at, 0);
+	append(&f, 1, c);
+	append(&f, 2, c);
+	tui_view_poll(v, 0);
+	tui_view_work(v, 0, 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(at, 0); /* moved 2 < 3 steps: kept */
+	append(&f, 3, c);
+	tui_view_poll(v, 0);
+	tui_view_work(v, 0, 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(at, 3);
+	assert_int_equal(af, -4);
+	/* a new algorithm refits at once */
+	tui_view_set_algo(v, analyze_algo_find("static"));
+	assert_int_equal(tui_view_work(v, 0, 0), 0);
+	assert_int_equal(tui_view_rows(v)[0].moves, 0);
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
+/* A database locked by another connection: the poll returns at once with
+ * "waiting" and the data it had; once unlocked, it reads on. */
+static void test_tui_view_locked(void **state)
+{
+	(void)state;
+	struct fixture f;
+	uint32_t c[4] = { 1, 2, 3, 4 };
+	struct tui_header h;
+	sqlite3 *lk = NULL;
+
+	struct util_err err = UTIL_ERR_INIT;
+	fixture_open(&f, 1, 4, 2, 2);
+	append(&f, 0, c);
+	/* in WAL mode readers are never locked out; a trace in rollback
+	 * journal mode (copied, or written by another tool) can be */
+	store_free(f.r);
+	store_free(f.w);
+	assert_int_equal(sqlite3_open(f.path, &lk), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(lk, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lk);
+	assert_int_equal(store_open(f.path, 0, &f.w, &err), 0);
+	assert_int_equal(store_open(f.path, STORE_READONLY, &f.r, &err), 0);
+	struct tui_view *v = view_new(&f, "static", 8);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	append(&f, 1, c);
+	assert_int_equal(sqlite3_open(f.path, &lk), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(lk, "BEGIN EXCLUSIVE; UPDATE runs SET source = 'x'", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	double t0 = util_now();
+	assert_int_equal(tui_view_poll(v, 0), 0);
+	assert_true(util_now() - t0 < 0.5); /* no waiting on the lock */
+	tui_view_header(v, &h);
+	assert_int_equal(h.state, TUI_STATE_WAITING);
+	assert_int_equal(h.last_step, 0);
+	assert_int_equal(h.nsteps, 1);
+	sqlite3_exec(lk, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(lk);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_header(v, &h);
+	assert_int_equal(h.last_step, 1);
+	assert_int_not_equal(h.state, TUI_STATE_WAITING);
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
+/* The snapshot JSON parses and says what the frame shows. */
+static void test_tui_view_json(void **state)
+{
+	(void)state;
+	struct fixture f;
+	const uint32_t s0[4] = { 8, 4, 2, 2 }, s1[4] = { 5, 5, 6, 4 };
+	struct util_buf b = UTIL_BUF_INIT;
+	struct json_object *o, *x, *sel;
+
+	fixture_open(&f, 1, 4, 2, 2);
+	snprintf(f.run.name, sizeof(f.run.name), "a \"quoted\" name");
+	append(&f, 0, s0);
+	append(&f, 1, s1);
+	struct tui_view *v = view_new(&f, "eplb", 16);
+	tui_view_poll(v, 0);
+	tui_view_work(v, 0, 0);
+	tui_view_json(v, 0, &b);
+	o = json_tokener_parse(b.data);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "run", &x));
+	assert_true(json_object_object_get_ex(o, "selected", &sel));
+	assert_true(json_object_object_get_ex(sel, "before", &x));
+	assert_int_equal(json_object_array_length(x), 2);
+	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 0)), 22, 1e-9);
+	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 1)), 14, 1e-9);
+	assert_true(json_object_object_get_ex(sel, "mean", &x));
+	assert_float_equal(json_object_get_double(x), 18, 1e-9);
+	/* eplb on [13,9,8,6] over 2 ranks x 2 slots: {13,6} and {9,8}: 19, 17 */
+	assert_true(json_object_object_get_ex(sel, "imbalance_after", &x));
+	assert_float_equal(json_object_get_double(x), 19.0 / 18.0, 1e-6);
+	assert_true(json_object_object_get_ex(sel, "heat", &x));
+	assert_int_equal(json_object_array_length(x), 4);
+	assert_true(json_object_object_get_ex(o, "header", &x));
+	assert_true(json_object_object_get_ex(x, "last_step", &x));
+	assert_int_equal(json_object_get_int64(x), 1);
+	assert_true(json_object_object_get_ex(o, "layers", &x));
+	assert_int_equal(json_object_array_length(x), 1);
+	json_object_put(o);
+	util_buf_release(&b);
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tui_layout_sizes),
+		cmocka_unit_test(test_tui_layout_folds),
+		cmocka_unit_test(test_tui_rows_sort),
+		cmocka_unit_test(test_tui_view_hand_trace),
+		cmocka_unit_test(test_tui_view_follows_growth),
+		cmocka_unit_test(test_tui_view_refit),
+		cmocka_unit_test(test_tui_view_locked),
+		cmocka_unit_test(test_tui_view_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
