@@ -540,7 +540,10 @@ int tui_view_work(struct tui_view *v, int prefer, double budget)
 	}
 	if (!v->need_bump && v->follow && v->fit_to != NO_STEP) {
 		int64_t enough = v->refit_steps > 0 ? v->refit_steps : (v->W / 4 > 0 ? v->W / 4 : 1);
-		if (v->to - v->fit_to >= enough && t0 - v->fit_time >= v->refit_interval)
+		/* refit when the window moved far enough, or when the data went
+		 * quiet (a recorder that stopped) on a window not yet fitted */
+		int quiet = t0 - v->last_arrival >= 1.0 && v->to != v->fit_to;
+		if ((v->to - v->fit_to >= enough || quiet) && t0 - v->fit_time >= v->refit_interval)
 			v->need_bump = 1;
 	}
 	if (v->need_bump) {
