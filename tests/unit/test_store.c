@@ -250,6 +250,42 @@ static void test_store_hostile_files(void **state)
 	free(path);
 }
 
+static void test_store_migration(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	sqlite3_stmt *st;
+
+	/* a fresh file gets the newest schema */
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA user_version", -1, &st, NULL), 0);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	/* take it back to version 1 (before the replay tables) */
+	assert_int_equal(sqlite3_exec(store_db(s),
+				      "DROP TABLE replays; DROP TABLE replay_steps; "
+				      "DROP TABLE replay_events; DROP TABLE replay_event_layers; "
+				      "DROP TABLE replay_layers; PRAGMA user_version = 1",
+				      NULL, NULL, NULL),
+			 0);
+	store_free(s);
+	/* read-only refuses to upgrade and says how */
+	assert_int_not_equal(store_open(path, STORE_READONLY, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "schema version 1"));
+	/* read-write migrates forward */
+	assert_int_equal(store_open(path, 0, &s, &err), 0);
+	struct store_replay r = { .run = 1, .ranks = 2, .slots = 2, .interval = 1, .window = 1 };
+	snprintf(r.algo, sizeof(r.algo), "eplb");
+	assert_int_equal(store_replay_add(s, &r), 0);
+	assert_true(r.id > 0);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_store_codec_garbage),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
+		cmocka_unit_test(test_store_migration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
