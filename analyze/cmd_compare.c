@@ -365,7 +365,7 @@ int cmd_compare(int argc, char **argv)
 	double *lb_next = NULL, sum_mean_next = 0, sum_lb_next = 0;
 	int32_t *cur = NULL;
 	int na = 0, rc, status = 1, L, E, R, P;
-	int64_t win[4], fit_steps = 0, next_steps = 0;
+	int64_t win[4] = { 0, 0, 0, 0 }, fit_steps = 0, next_steps = 0;
 	uint64_t ebytes = 0;
 
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
