@@ -32,10 +32,52 @@ static int cmp_desc_stable(const void *pa, const void *pb)
 	return (a->idx > b->idx) - (a->idx < b->idx);
 }
 
+/*
+ * A binary heap of indices ordered by (key, index): the root is the item a
+ * linear scan with the reference's tie rule would pick (first index among
+ * equal keys), so the heaps below give the same choices in O(log n).
+ * max_first: largest key first (replication); else smallest (packing).
+ */
+struct heap {
+	int *a, n;
+	const float *key;
+	int max_first;
+};
+
+static int heap_before(const struct heap *h, int x, int y)
+{
+	if (h->key[x] != h->key[y])
+		return h->max_first ? h->key[x] > h->key[y] : h->key[x] < h->key[y];
+	return x < y;
+}
+
+static void heap_down(struct heap *h, int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < h->n && heap_before(h, h->a[l], h->a[m]))
+			m = l;
+		if (r < h->n && heap_before(h, h->a[r], h->a[m]))
+			m = r;
+		if (m == i)
+			return;
+		int t = h->a[i];
+		h->a[i] = h->a[m];
+		h->a[m] = t;
+		i = m;
+	}
+}
+
+static void heap_build(struct heap *h)
+{
+	for (int i = h->n / 2 - 1; i >= 0; i--)
+		heap_down(h, i);
+}
+
 /* balanced_packing for one row: n items, m packs of n/m items each.
  * OUT pack[n], rank_in_pack[n].  tmp: n key_idx. */
 static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
-			     struct key_idx *tmp, float *pw, int *pitems)
+			     struct key_idx *tmp, float *pw, int *pitems, int *heap_buf)
 {
 	int per = n / m;
 
@@ -51,42 +93,44 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 		tmp[i].idx = i;
 	}
 	qsort(tmp, (size_t)n, sizeof(*tmp), cmp_desc_stable);
+	struct heap h = { heap_buf, m, pw, 0 };
 	for (int p = 0; p < m; p++) {
 		pw[p] = 0;
 		pitems[p] = 0;
+		heap_buf[p] = p;
 	}
 	for (int k = 0; k < n; k++) {
-		int g = tmp[k].idx, best = -1;
-		for (int p = 0; p < m; p++)
-			if (pitems[p] < per && (best < 0 || pw[p] < pw[best]))
-				best = p;
+		int g = tmp[k].idx, best = h.a[0];
 		pack[g] = best;
 		rank[g] = pitems[best];
 		pw[best] = pw[best] + w[g];
 		pitems[best]++;
+		if (pitems[best] == per) /* full: out of the heap */
+			h.a[0] = h.a[--h.n];
+		heap_down(&h, 0);
 	}
 }
 
 /* replicate_experts for one row: nlog experts to nphy replicas.
  * OUT phy2mlog[nphy], cnt[nlog]. */
-static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt)
+static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt, float *val,
+		      int *heap_buf)
 {
+	struct heap h = { heap_buf, nlog, val, 1 };
+
 	for (int i = 0; i < nlog; i++) {
 		phy2mlog[i] = i;
 		cnt[i] = 1;
+		val[i] = w[i] / 1.0f;
+		heap_buf[i] = i;
 	}
+	heap_build(&h);
 	for (int i = nlog; i < nphy; i++) {
-		int best = 0;
-		float bv = w[0] / (float)cnt[0];
-		for (int e = 1; e < nlog; e++) {
-			float v = w[e] / (float)cnt[e];
-			if (v > bv) {
-				bv = v;
-				best = e;
-			}
-		}
+		int best = h.a[0];
 		phy2mlog[i] = best;
 		cnt[best]++;
+		val[best] = w[best] / (float)cnt[best];
+		heap_down(&h, 0);
 	}
 }
 
@@ -118,11 +162,12 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	int *log2mlog = malloc((size_t)E * sizeof(int)), *mlog2log = malloc((size_t)E * sizeof(int));
 	int *phy2mlog = malloc((size_t)rpn * sizeof(int)), *cnt = malloc((size_t)epn * sizeof(int));
 	int *pack = malloc((size_t)rpn * sizeof(int)), *rank = malloc((size_t)rpn * sizeof(int));
-	int *pitems = malloc((size_t)nmax * sizeof(int));
+	int *pitems = malloc((size_t)nmax * sizeof(int)), *hbuf = malloc((size_t)nmax * sizeof(int));
+	float *val = malloc((size_t)nmax * sizeof(float));
 	struct key_idx *tmp = malloc((size_t)nmax * sizeof(*tmp));
 
 	if (!w || !gw || !mw || !pw || !tok || !gpack || !grank || !log2mlog || !mlog2log ||
-	    !phy2mlog || !cnt || !pack || !rank || !pitems || !tmp) {
+	    !phy2mlog || !cnt || !pack || !rank || !pitems || !tmp || !hbuf || !val) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -135,7 +180,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 			s += w[g * gsize + j];
 		gw[g] = s;
 	}
-	balanced_packing(gw, G, N, gpack, grank, tmp, pw, pitems);
+	balanced_packing(gw, G, N, gpack, grank, tmp, pw, pitems, hbuf);
 	for (int e = 0; e < E; e++) {
 		int g = e / gsize;
 		log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + e % gsize;
@@ -145,11 +190,11 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		/* step 2: replicas inside the node */
 		for (int j = 0; j < epn; j++)
 			mw[j] = w[mlog2log[n * epn + j]];
-		replicate(mw, epn, rpn, phy2mlog, cnt);
+		replicate(mw, epn, rpn, phy2mlog, cnt, val, hbuf);
 		/* step 3: replicas to the node's GPUs */
 		for (int i = 0; i < rpn; i++)
 			tok[i] = mw[phy2mlog[i]] / (float)cnt[phy2mlog[i]];
-		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pw, pitems);
+		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pw, pitems, hbuf);
 		for (int i = 0; i < rpn; i++) {
 			int pphy = pack[i] * S + rank[i];
 			phy2log[n * rpn + pphy] = mlog2log[phy2mlog[i] + n * epn];
@@ -170,6 +215,8 @@ out:
 	free(pack);
 	free(rank);
 	free(pitems);
+	free(hbuf);
+	free(val);
 	free(tmp);
 	return rc;
 }
