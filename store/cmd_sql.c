@@ -101,8 +101,8 @@ static void md_field(FILE *f, const char *s)
 struct grid {
 	int ncol;
 	size_t nrow, cap;
-	char **cell;    /* nrow x ncol */
-	int *numeric;   /* per column: right-aligned */
+	char **cell; /* nrow x ncol */
+	int *numeric; /* per column: right-aligned */
 	size_t *width;
 };
 
@@ -406,8 +406,14 @@ int cmd_sql(int argc, char **argv)
 			break;
 		case 'w': write = 1; break;
 		case 'e': examples = 1; break;
-		case 'h': fputs(usage, stdout); free(args); return 0;
-		default: fputs(usage, stderr); free(args); return 2;
+		case 'h':
+			fputs(usage, stdout);
+			free(args);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			free(args);
+			return 2;
 		}
 	}
 	if (examples) {
@@ -475,9 +481,10 @@ int cmd_sql(int argc, char **argv)
 		if (rc != SQLITE_DONE) {
 			int ro = (rc & 0xff) == SQLITE_READONLY;
 			stmt_excerpt(ex, sizeof(ex), p, (size_t)(tail - p));
-			util_cli_error("sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
-				       ro ? "; the trace is opened read-only: add --write to change it"
-					  : "");
+			util_cli_error(
+				"sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
+				ro ? "; the trace is opened read-only: add --write to change it"
+				   : "");
 			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ? 2 : 1;
 			sqlite3_finalize(st);
 			break;

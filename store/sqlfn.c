@@ -56,8 +56,9 @@ static int64_t arg_counts(sqlite3_context *cx, const char *fn, sqlite3_value *v,
 
 	*out = NULL;
 	if (sqlite3_value_type(v) != SQLITE_BLOB) {
-		char *m = sqlite3_mprintf("%s: expected a counts blob, got %s", fn,
-					  sqlite3_value_type(v) == SQLITE_NULL ? "NULL" : "a non-blob value");
+		char *m = sqlite3_mprintf(
+			"%s: expected a counts blob, got %s", fn,
+			sqlite3_value_type(v) == SQLITE_NULL ? "NULL" : "a non-blob value");
 		sqlite3_result_error(cx, m ? m : fn, -1);
 		sqlite3_free(m);
 		return -1;
@@ -112,7 +113,7 @@ static int64_t parse_int_array(const char *s, int64_t *vals, int64_t cap, int *r
 	int64_t n = 0, inner = -1, cur = 0;
 	int depth = 0, nested = -1, nrows = 0;
 	int expect_value = 1; /* after '[' or ',' */
-	char prev = 0;        /* last non-blank character */
+	char prev = 0; /* last non-blank character */
 
 	*rows = 0;
 	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
@@ -221,8 +222,8 @@ static int arg_placement(sqlite3_context *cx, const char *fn, int argc, sqlite3_
 		const uint8_t *b = sqlite3_value_blob(argv[0]);
 		int len = sqlite3_value_bytes(argv[0]);
 		if (len % 4 || len == 0 || len / 4 > STORE_MAX_SLOTS) {
-			result_errorf(cx, "%s: a placement blob holds int32 slots, not %d bytes", fn,
-				      len);
+			result_errorf(cx, "%s: a placement blob holds int32 slots, not %d bytes",
+				      fn, len);
 			return -1;
 		}
 		n = len / 4;
@@ -240,7 +241,8 @@ static int arg_placement(sqlite3_context *cx, const char *fn, int argc, sqlite3_
 		int64_t *tmp;
 		n = parse_int_array(s, NULL, 0, &rows);
 		if (n <= 0 || n > STORE_MAX_SLOTS) {
-			result_errorf(cx, "%s: the placement is not a JSON array of expert ids", fn);
+			result_errorf(cx, "%s: the placement is not a JSON array of expert ids",
+				      fn);
 			return -1;
 		}
 		tmp = sqlite3_malloc64((uint64_t)n * sizeof(int64_t));
@@ -258,8 +260,8 @@ static int arg_placement(sqlite3_context *cx, const char *fn, int argc, sqlite3_
 		sqlite3_free(tmp);
 		if (rows) {
 			if (ranks && ranks != rows) {
-				result_errorf(cx, "%s: the placement has %d ranks, not %lld", fn, rows,
-					      (long long)ranks);
+				result_errorf(cx, "%s: the placement has %d ranks, not %lld", fn,
+					      rows, (long long)ranks);
 				sqlite3_free(pl->p2l);
 				pl->p2l = NULL;
 				return -1;
@@ -433,8 +435,7 @@ static void fn_counts_encode(sqlite3_context *cx, int argc, sqlite3_value **argv
 	uint8_t *out = NULL;
 
 	(void)argc;
-	if (!s || (n = parse_int_array(s, NULL, 0, &rows)) < 0 || rows ||
-	    n > STORE_MAX_EXPERTS) {
+	if (!s || (n = parse_int_array(s, NULL, 0, &rows)) < 0 || rows || n > STORE_MAX_EXPERTS) {
 		result_errorf(cx, "counts_encode: expected a JSON array of at most %d token counts",
 			      STORE_MAX_EXPERTS);
 		return;
@@ -512,7 +513,8 @@ static void fn_static_phy2log(sqlite3_context *cx, int argc, sqlite3_value **arg
 		}
 	if (e <= 0 || e > STORE_MAX_EXPERTS || r <= 0 || s <= 0 || r * s > STORE_MAX_SLOTS ||
 	    r * s < e) {
-		result_errorf(cx, "static_phy2log: %lld ranks x %lld slots cannot hold %lld experts",
+		result_errorf(cx,
+			      "static_phy2log: %lld ranks x %lld slots cannot hold %lld experts",
 			      (long long)r, (long long)s, (long long)e);
 		return;
 	}
@@ -690,8 +692,8 @@ struct eh_vtab {
 struct eh_cursor {
 	sqlite3_vtab_cursor base;
 	sqlite3_stmt *next_run; /* skip scan over the runs present in counts */
-	sqlite3_stmt *rows;     /* counts rows of one run within the bounds */
-	int64_t lo[4], hi[4];   /* bounds on run, step, layer, expert */
+	sqlite3_stmt *rows; /* counts rows of one run within the bounds */
+	int64_t lo[4], hi[4]; /* bounds on run, step, layer, expert */
 	int64_t run, step, rowid;
 	int layer;
 	uint32_t *v;
@@ -699,8 +701,8 @@ struct eh_cursor {
 	int eof;
 };
 
-static int eh_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-		      sqlite3_vtab **out, char **err)
+static int eh_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+		      char **err)
 {
 	struct eh_vtab *t;
 	int rc;
@@ -970,9 +972,15 @@ static void bound(int64_t *lo, int64_t *hi, char op, sqlite3_value *v)
 			return;
 		}
 		switch (op) {
-		case '>': x = (int64_t)floor(d) + 1; op = 'g'; break;
+		case '>':
+			x = (int64_t)floor(d) + 1;
+			op = 'g';
+			break;
 		case 'g': x = (int64_t)ceil(d); break;
-		case '<': x = (int64_t)ceil(d) - 1; op = 'l'; break;
+		case '<':
+			x = (int64_t)ceil(d) - 1;
+			op = 'l';
+			break;
 		case 'l': x = (int64_t)floor(d); break;
 		default: x = (int64_t)d;
 		}
@@ -1112,8 +1120,8 @@ struct hw_cursor {
 	int64_t n, i, steps;
 };
 
-static int hw_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-		      sqlite3_vtab **out, char **err)
+static int hw_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+		      char **err)
 {
 	struct eh_vtab *t;
 	int rc;
@@ -1151,8 +1159,9 @@ static int hw_best_index(sqlite3_vtab *vt, sqlite3_index_info *ii)
 		where[c->iColumn - HW_RUN] = i;
 	}
 	if (where[0] < 0 || where[1] < 0)
-		return vt_error(vt, SQLITE_ERROR, "heat_window: give at least run and layer: "
-						  "heat_window(run, layer [, from [, to]])");
+		return vt_error(vt, SQLITE_ERROR,
+				"heat_window: give at least run and layer: "
+				"heat_window(run, layer [, from [, to]])");
 	for (int k = 0; k < 4; k++)
 		if (where[k] >= 0) {
 			mask |= 1 << k;
@@ -1498,15 +1507,16 @@ int store_sql_register(sqlite3 *db, char **errmsg)
 		return reg_fail(db, errmsg, "heat_window");
 	for (size_t i = 0; i < sizeof(functions) / sizeof(functions[0]); i++) {
 		const struct fn_def *f = &functions[i];
-		int flags = SQLITE_UTF8 | SQLITE_INNOCUOUS | (f->deterministic ? SQLITE_DETERMINISTIC : 0);
+		int flags = SQLITE_UTF8 | SQLITE_INNOCUOUS |
+			    (f->deterministic ? SQLITE_DETERMINISTIC : 0);
 		void *data = f->data < 0 ? (void *)ctx : (void *)f->data;
-		if (sqlite3_create_function(db, f->name, f->nargs, flags, data, f->fn, NULL, NULL) !=
-		    SQLITE_OK)
+		if (sqlite3_create_function(db, f->name, f->nargs, flags, data, f->fn, NULL,
+					    NULL) != SQLITE_OK)
 			return reg_fail(db, errmsg, f->name);
 	}
 	if (sqlite3_create_function(db, "counts_total", 1,
-				    SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, NULL, NULL,
-				    agg_total_step, agg_total_final) != SQLITE_OK)
+				    SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, NULL,
+				    NULL, agg_total_step, agg_total_final) != SQLITE_OK)
 		return reg_fail(db, errmsg, "counts_total");
 	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
 		char *m = NULL;

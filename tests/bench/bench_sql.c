@@ -204,7 +204,8 @@ int main(int argc, char **argv)
 			for (int l = 0; l < L; l++)
 				for (int e = 0; e < E; e++) {
 					/* mean assign * pop, spread +-50 % */
-					double m = assign * pop[l][e] * (0.5 + util_rng_uniform(&rng));
+					double m =
+						assign * pop[l][e] * (0.5 + util_rng_uniform(&rng));
 					uint32_t v = (uint32_t)m;
 					if (util_rng_uniform(&rng) < m - v)
 						v++;
@@ -286,8 +287,8 @@ int main(int argc, char **argv)
 	exec(pd, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		 "CREATE TABLE heat (run INTEGER, step INTEGER, layer INTEGER, expert INTEGER, "
 		 "tokens INTEGER)");
-	if (sqlite3_prepare_v2(pd, "INSERT INTO heat VALUES (1, ?1, ?2, ?3, ?4)", -1, &ins,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(pd, "INSERT INTO heat VALUES (1, ?1, ?2, ?3, ?4)", -1, &ins, NULL) !=
+	    SQLITE_OK)
 		die_db(pd, "insert");
 	struct store_iter *it;
 	struct store_step stp;
@@ -317,8 +318,10 @@ int main(int argc, char **argv)
 	int64_t plain_bytes = file_bytes(plain_path);
 	for (int r = 0; r < reps_slow; r++) {
 		t0 = util_now();
-		agg_query(pd, "SELECT layer, expert, sum(tokens) FROM heat WHERE run = 1 "
-			      "GROUP BY layer, expert", got);
+		agg_query(pd,
+			  "SELECT layer, expert, sum(tokens) FROM heat WHERE run = 1 "
+			  "GROUP BY layer, expert",
+			  got);
 		tv[r] = util_now() - t0;
 	}
 	check(want_sub, got, "plain table");
@@ -332,7 +335,8 @@ int main(int argc, char **argv)
 	printf("## SQL (issue 8)\n\n");
 	printf("Full-trace aggregation, tokens per (layer, expert) summed over every step, of a\n"
 	       "DeepSeek-V3-shaped trace (%d layers x %d experts, %lld steps = %.1f M cells; a\n"
-	       "deterministic Zipf-like random heat, decode batches of 256 tokens and a 4096-token\n"
+	       "deterministic Zipf-like random heat, decode batches of 256 tokens and a "
+	       "4096-token\n"
 	       "prefill every 8th step, top-8) written with the store API. Medians of %d runs\n"
 	       "(%d for the row-per-cell queries); every result is checked against the C sums.\n"
 	       "`tests/bench/bench_sql.c`.\n\n",
@@ -341,7 +345,8 @@ int main(int argc, char **argv)
 	printf("|---|---|---|---|---|---|\n");
 	printf("| C | `store_window_sum` (iterator + codec) | %lld | %.3f | %.0f | 1.0x |\n",
 	       (long long)steps, t_c, cells_total / t_c / 1e6);
-	printf("| views | `SELECT * FROM layer_heat WHERE run = 1` | %lld | %.3f | %.0f | %.2fx |\n",
+	printf("| views | `SELECT * FROM layer_heat WHERE run = 1` | %lld | %.3f | %.0f | %.2fx "
+	       "|\n",
 	       (long long)steps, t_view, cells_total / t_view / 1e6, t_view / t_c);
 	if (!full)
 		printf("| C | `store_window_sum` | %lld | %.3f | %.0f | 1.0x |\n",
@@ -350,7 +355,8 @@ int main(int argc, char **argv)
 	       "| %lld | %.3f | %.0f | %.2fx |\n",
 	       (long long)plain_steps, (long long)plain_steps, t_view_sub,
 	       cells_sub / t_view_sub / 1e6, t_view_sub / t_c_sub);
-	printf("| views | `expert_heat ... GROUP BY layer, expert` (one row per cell) | %lld | %.3f "
+	printf("| views | `expert_heat ... GROUP BY layer, expert` (one row per cell) | %lld | "
+	       "%.3f "
 	       "| %.0f | %.1fx |\n",
 	       (long long)plain_steps, t_cells_sub, cells_sub / t_cells_sub / 1e6,
 	       t_cells_sub / t_c_sub);
@@ -366,7 +372,8 @@ int main(int argc, char **argv)
 	       (long long)plain_steps, (long long)plain_bytes, plain_bytes / cells_sub,
 	       t_plain_write);
 	if (!full)
-		printf("| plain, scaled to %lld steps (not measured) | %lld | ~%.0f | | ~%.0f s |\n",
+		printf("| plain, scaled to %lld steps (not measured) | %lld | ~%.0f | | ~%.0f s "
+		       "|\n",
 		       (long long)steps, (long long)steps, plain_bytes * scale,
 		       t_plain_write * scale);
 	printf("\nOn the same %lld steps, the plain table's GROUP BY takes %.1fx the time of the\n"
@@ -377,7 +384,8 @@ int main(int argc, char **argv)
 	       "in C.\n",
 	       (long long)steps, t_view, t_c);
 	if (!full)
-		printf("Row-per-cell figures for %lld steps would be ~%.0f s (expert_heat) and ~%.0f s "
+		printf("Row-per-cell figures for %lld steps would be ~%.0f s (expert_heat) and "
+		       "~%.0f s "
 		       "(plain), scaled linearly from the %lld measured steps.\n",
 		       (long long)steps, t_cells_sub * scale, t_plain_sub * scale,
 		       (long long)plain_steps);

@@ -19,16 +19,16 @@
 /* Two runs: A (4 layers x 16 experts, 60 steps, 4 ranks x 5 slots, a
  * deployed placement from step 1030 on) and B (2 x 8, 20 steps, no layout
  * of its own but a model preset's).  Steps of A start at 1000. */
-#define A_L 4
-#define A_E 16
-#define A_N 60
-#define A_R 4
-#define A_S 5
-#define A_FIRST 1000
+#define A_L	 4
+#define A_E	 16
+#define A_N	 60
+#define A_R	 4
+#define A_S	 5
+#define A_FIRST	 1000
 #define A_DEPLOY 1030
-#define B_L 2
-#define B_E 8
-#define B_N 20
+#define B_L	 2
+#define B_E	 8
+#define B_N	 20
 
 struct fixture {
 	char *path;
@@ -79,9 +79,11 @@ static int setup(void **state)
 	for (int n = 0; n < A_N; n++) {
 		for (int l = 0; l < A_L; l++)
 			for (int e = 0; e < A_E; e++) /* skewed, some zeros, a rare huge one */
-				f->heat_a[n][l][e] = util_rng_below(&rng, 8) == 0 ? 0
-						     : e == 3 && n == 7 ? 3000000000u
-						     : util_rng_below(&rng, 40 + 30 * (uint32_t)(e % 5));
+				f->heat_a[n][l][e] =
+					util_rng_below(&rng, 8) == 0 ? 0
+					: e == 3 && n == 7
+						? 3000000000u
+						: util_rng_below(&rng, 40 + 30 * (uint32_t)(e % 5));
 		memset(&st[n], 0, sizeof(st[n]));
 		st[n].step = A_FIRST + n;
 		st[n].phase = 1 + n % 2;
@@ -233,7 +235,8 @@ static void test_sql_expert_heat_filters(void **state)
 		sqlite3_finalize(st);
 		if (store_sql_blobs_read(f->db) - before != blobs)
 			fail_msg("%s: read %lld blobs, expected %lld", cases[k].where,
-				 (long long)(store_sql_blobs_read(f->db) - before), (long long)blobs);
+				 (long long)(store_sql_blobs_read(f->db) - before),
+				 (long long)blobs);
 	}
 }
 
@@ -243,7 +246,8 @@ static void test_sql_expert_heat_plan(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const queries[] = {
-		"EXPLAIN QUERY PLAN SELECT layer, expert, sum(tokens) FROM expert_heat WHERE run = 1 "
+		"EXPLAIN QUERY PLAN SELECT layer, expert, sum(tokens) FROM expert_heat WHERE run = "
+		"1 "
 		"AND layer = 2 AND step BETWEEN 1010 AND 1020 GROUP BY 1, 2",
 		"EXPLAIN QUERY PLAN SELECT h.expert, sum(h.tokens) FROM steps s JOIN expert_heat h "
 		"ON h.run = s.run AND h.step = s.step WHERE s.run = 1 AND s.phase = 2 "
@@ -266,9 +270,10 @@ static void test_sql_expert_heat_plan(void **state)
 	}
 	/* the join reads only layer 2 of the decode steps in range */
 	int64_t before = store_sql_blobs_read(f->db);
-	int64_t got = q_int(f->db, "SELECT sum(h.tokens) FROM steps s JOIN expert_heat h "
-				   "ON h.run = s.run AND h.step = s.step WHERE s.run = 1 "
-				   "AND s.phase = 2 AND h.layer = 2 AND h.step BETWEEN 1010 AND 1020");
+	int64_t got =
+		q_int(f->db, "SELECT sum(h.tokens) FROM steps s JOIN expert_heat h "
+			     "ON h.run = s.run AND h.step = s.step WHERE s.run = 1 "
+			     "AND s.phase = 2 AND h.layer = 2 AND h.step BETWEEN 1010 AND 1020");
 	int64_t want = 0, blobs = 0;
 	for (int n = 10; n <= 20; n++)
 		if (1 + n % 2 == 2) {
@@ -306,7 +311,8 @@ static void test_sql_layer_heat_and_window(void **state)
 	uint64_t *sum = calloc(A_L * A_E, sizeof(uint64_t));
 	int64_t nsteps = 0;
 	assert_int_equal(store_window_sum(f->s, &f->a, 1020, 1044, 0, sum, &nsteps), 0);
-	st = prep(f->db, "SELECT expert, tokens, steps, run, layer FROM heat_window(1, 3, 1020, 1044)");
+	st = prep(f->db,
+		  "SELECT expert, tokens, steps, run, layer FROM heat_window(1, 3, 1020, 1044)");
 	rows = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int e = sqlite3_column_int(st, 0);
@@ -320,14 +326,16 @@ static void test_sql_layer_heat_and_window(void **state)
 	sqlite3_finalize(st);
 	assert_int_equal(rows, A_E);
 	free(sum);
-	assert_int_equal(q_int(f->db, "SELECT sum(tokens) FROM heat_window(2, 1)"),
-			 q_int(f->db, "SELECT sum(tokens) FROM layer_heat WHERE run = 2 AND layer = 1"));
+	assert_int_equal(
+		q_int(f->db, "SELECT sum(tokens) FROM heat_window(2, 1)"),
+		q_int(f->db, "SELECT sum(tokens) FROM layer_heat WHERE run = 2 AND layer = 1"));
 	assert_int_equal(q_int(f->db, "SELECT count(*) FROM heat_window(1, 0, 5000, 6000)"), 0);
 	/* layer_heat filtered by run and layer equals the expert_heat sum */
 	assert_int_equal(q_int(f->db, "SELECT tokens FROM layer_heat WHERE run = 1 AND layer = 1 "
 				      "AND expert = 9"),
-			 q_int(f->db, "SELECT sum(tokens) FROM expert_heat WHERE run = 1 AND layer = 1 "
-				      "AND expert = 9"));
+			 q_int(f->db,
+			       "SELECT sum(tokens) FROM expert_heat WHERE run = 1 AND layer = 1 "
+			       "AND expert = 9"));
 	char msg[256];
 	assert_int_not_equal(q_rc(f->db, "SELECT * FROM heat_window(1)", msg, sizeof(msg)),
 			     SQLITE_DONE);
@@ -350,14 +358,15 @@ static void test_sql_device_load(void **state)
 
 	analyze_static_phy2log(A_E, A_R, A_S, stat_a);
 	analyze_static_phy2log(B_E, 4, 3, stat_b);
-	st = prep(f->db, "SELECT run, step, layer, rank, load FROM device_load ORDER BY 1, 2, 3, 4");
+	st = prep(f->db,
+		  "SELECT run, step, layer, rank, load FROM device_load ORDER BY 1, 2, 3, 4");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t run = sqlite3_column_int64(st, 0), step = sqlite3_column_int64(st, 1);
 		int l = sqlite3_column_int(st, 2), r = sqlite3_column_int(st, 3);
 		if (run == f->a.id) {
 			const int32_t *p2l = step >= A_DEPLOY ? f->deployed[l] : stat_a;
-			analyze_device_load_u32(f->heat_a[step - A_FIRST][l], A_E, p2l, A_R, A_S, NULL,
-						load);
+			analyze_device_load_u32(f->heat_a[step - A_FIRST][l], A_E, p2l, A_R, A_S,
+						NULL, load);
 		} else {
 			analyze_device_load_u32(f->heat_b[step][l], B_E, stat_b, 4, 3, NULL, load);
 		}
@@ -374,8 +383,8 @@ static void test_sql_device_load(void **state)
 		int l = sqlite3_column_int(st, 2), R = run == f->a.id ? A_R : 4;
 		if (run == f->a.id)
 			analyze_device_load_u32(f->heat_a[step - A_FIRST][l], A_E,
-						step >= A_DEPLOY ? f->deployed[l] : stat_a, A_R, A_S,
-						NULL, load);
+						step >= A_DEPLOY ? f->deployed[l] : stat_a, A_R,
+						A_S, NULL, load);
 		else
 			analyze_device_load_u32(f->heat_b[step][l], B_E, stat_b, 4, 3, NULL, load);
 		double want = analyze_imbalance(load, R);
@@ -388,8 +397,9 @@ static void test_sql_device_load(void **state)
 				      "placement = 'deployed'"),
 			 (A_N - (A_DEPLOY - A_FIRST)) * A_L);
 	/* deployed_slots expands the placement rows */
-	assert_int_equal(q_int(f->db, "SELECT expert FROM deployed_slots WHERE run = 1 AND layer = 2 "
-				      "AND slot = 9"),
+	assert_int_equal(q_int(f->db,
+			       "SELECT expert FROM deployed_slots WHERE run = 1 AND layer = 2 "
+			       "AND slot = 9"),
 			 f->deployed[2][9]);
 	assert_int_equal(q_int(f->db, "SELECT rank FROM deployed_slots WHERE slot = 9 LIMIT 1"),
 			 9 / A_S);
@@ -415,7 +425,8 @@ static void test_sql_scalars(void **state)
 				      "step = 1007 AND layer = 0"),
 			 3);
 	assert_int_equal(q_int(f->db, "SELECT counts_at(counts_encode('[5, 6, 7]'), 2)"), 7);
-	assert_int_equal(q_int(f->db, "SELECT counts_at(counts_encode('[5, 6, 7]'), 3) IS NULL"), 1);
+	assert_int_equal(q_int(f->db, "SELECT counts_at(counts_encode('[5, 6, 7]'), 3) IS NULL"),
+			 1);
 	assert_int_equal(q_int(f->db, "SELECT counts_n(counts_encode('[]'))"), 0);
 	assert_int_equal(q_int(f->db, "SELECT counts_json(counts_encode(' [ 0 , 4294967295 ] ')) = "
 				      "'[0,4294967295]'"),
@@ -425,7 +436,8 @@ static void test_sql_scalars(void **state)
 	const char *same[] = {
 		"SELECT counts_imbalance(counts_encode('[1,2,3,4]'), '[[0,1],[2,3]]') = 7.0 / 5",
 		"SELECT counts_imbalance(counts_encode('[1,2,3,4]'), '[0,1,2,3]', 2) = 7.0 / 5",
-		"SELECT counts_imbalance(counts_encode('[1,2,3,4]'), static_phy2log(4, 2, 2), 2) = 1.4",
+		"SELECT counts_imbalance(counts_encode('[1,2,3,4]'), static_phy2log(4, 2, 2), 2) = "
+		"1.4",
 		"SELECT device_loads(counts_encode('[1,2,3,4]'), '[[0,3],[1,2]]') = '[5,5]'",
 		"SELECT abs(json_extract(l, '$[0]') - 13.0 / 3) < 1e-12 AND "
 		"abs(json_extract(l, '$[1]') - 17.0 / 3) < 1e-12 FROM (SELECT "
@@ -478,8 +490,9 @@ static void test_sql_malformed_blobs(void **state)
 	char msg[256];
 	sqlite3_stmt *ins;
 
-	assert_int_equal(q_rc(f->db, "INSERT INTO counts (run, step, layer, data) "
-				     "VALUES (9, 1, 0, x'01100203ff')",
+	assert_int_equal(q_rc(f->db,
+			      "INSERT INTO counts (run, step, layer, data) "
+			      "VALUES (9, 1, 0, x'01100203ff')",
 			      NULL, 0),
 			 SQLITE_DONE);
 	assert_int_equal(q_rc(f->db, "SELECT * FROM expert_heat WHERE run = 9", msg, sizeof(msg)),
@@ -495,13 +508,15 @@ static void test_sql_malformed_blobs(void **state)
 	assert_int_equal(q_rc(f->db, "SELECT * FROM expert_heat WHERE run = 2", NULL, 0),
 			 SQLITE_DONE);
 	/* blobs of different widths do not add up */
-	assert_int_equal(q_rc(f->db, "SELECT counts_total(data) FROM (SELECT counts_encode('[1]') "
-				     "AS data UNION ALL SELECT counts_encode('[1,2]'))",
+	assert_int_equal(q_rc(f->db,
+			      "SELECT counts_total(data) FROM (SELECT counts_encode('[1]') "
+			      "AS data UNION ALL SELECT counts_encode('[1,2]'))",
 			      msg, sizeof(msg)),
 			 SQLITE_ERROR);
 	assert_int_equal(q_rc(f->db, "DELETE FROM counts WHERE run = 9", NULL, 0), SQLITE_DONE);
 
-	ins = prep(f->db, "INSERT OR REPLACE INTO counts (run, step, layer, data) VALUES (9, 1, 0, ?1)");
+	ins = prep(f->db,
+		   "INSERT OR REPLACE INTO counts (run, step, layer, data) VALUES (9, 1, 0, ?1)");
 	util_rng_seed(&rng, 11);
 	for (int iter = 0; iter < 1500; iter++) {
 		uint8_t buf[40];
@@ -520,13 +535,15 @@ static void test_sql_malformed_blobs(void **state)
 			"SELECT counts_json(data), counts_sum(data), counts_max(data) FROM counts "
 			"WHERE run = 9",
 			"SELECT counts_imbalance(data, '[0]', 1) FROM counts WHERE run = 9",
-			"SELECT device_loads(data, static_phy2log(counts_n(data), 2, counts_n(data))) "
+			"SELECT device_loads(data, static_phy2log(counts_n(data), 2, "
+			"counts_n(data))) "
 			"FROM counts WHERE run = 9",
 			"SELECT counts_total(data) FROM counts WHERE run = 9",
 		};
 		for (size_t k = 0; k < sizeof(readers) / sizeof(readers[0]); k++) {
 			int rc = q_rc(f->db, readers[k], NULL, 0);
-			assert_true(rc == SQLITE_DONE || rc == SQLITE_ERROR || rc == SQLITE_CORRUPT);
+			assert_true(rc == SQLITE_DONE || rc == SQLITE_ERROR ||
+				    rc == SQLITE_CORRUPT);
 		}
 	}
 	sqlite3_finalize(ins);
@@ -568,7 +585,8 @@ static void test_sql_replay_views(void **state)
 	/* no tokens: balanced by definition, as analyze_imbalance */
 	snprintf(sql, sizeof(sql),
 		 "SELECT imbalance = 1.0 AND baseline = 1.0 FROM replay_imbalance "
-		 "WHERE replay = %lld AND layer = 1", (long long)r.id);
+		 "WHERE replay = %lld AND layer = 1",
+		 (long long)r.id);
 	assert_int_equal(q_int(f->db, sql), 1);
 	assert_int_equal(q_int(f->db, "SELECT sum(bytes) FROM replay_events"), 3 << 20);
 }
@@ -608,7 +626,8 @@ static void test_sql_readonly_defensive(void **state)
 	assert_non_null(strstr(msg, "not authorized"));
 	/* registering twice is harmless */
 	assert_int_equal(store_sql_register(db, &m), SQLITE_OK);
-	assert_int_equal(q_int(db, "SELECT count(*) FROM layer_imbalance WHERE run = 2"), B_N * B_L);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM layer_imbalance WHERE run = 2"),
+			 B_N * B_L);
 	store_free(ro);
 }
 
