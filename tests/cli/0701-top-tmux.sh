@@ -1,0 +1,181 @@
+# top in a terminal (tmux): follows a trace `moetrace record` is writing,
+# the bars of a selected layer match --snapshot and `place --json` for the
+# same window, resizes to 80x24 and 200x60, help, sort, pause, and the
+# terminal is restored after q and after SIGTERM.  A locked database shows
+# "waiting" and keys still work.  TERM=vt100 / NO_COLOR: ASCII, no colour.
+. "$(dirname "$0")/lib.sh"
+command -v tmux >/dev/null || skip "tmux not installed"
+command -v python3 >/dev/null || skip "python3 not installed"
+tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
+trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
+cap() { tm capture-pane -p -t "$1" >"$T/screen"; }
+# wait_for SESSION REGEX [TENTHS]: until the screen shows REGEX
+wait_for() {
+	i=0
+	while [ $i -lt "${3:-100}" ]; do
+		cap "$1"
+		grep -Eq -- "$2" "$T/screen" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cat "$T/screen" >&2
+	fail "the screen never showed /$2/"
+}
+header_step() { cap "$1"; sed -n '2s/^step \([0-9]*\) .*/\1/p' "$T/screen"; }
+# start SESSION ROWS COLS ENV... -- ARGS: top in a new tmux session; the
+# shell around it records the terminal state once top has exited
+start() {
+	s=$1 rows=$2 cols=$3
+	shift 3
+	envs=""
+	while [ "$1" != "--" ]; do envs="$envs $1"; shift; done
+	shift
+	cat >"$T/$s.sh" <<SH
+env $envs "$MOETRACE" top $*
+echo \$? >"$T/$s.status"
+stty -a >"$T/$s.stty"
+sleep 600
+SH
+	tm new-session -d -s "$s" -x "$cols" -y "$rows" "sh $T/$s.sh"
+}
+top_pid() { ps -o pid= --ppid "$(tm display-message -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
+terminal_restored() { # SESSION: top exited and left a sane terminal
+	i=0
+	while [ ! -s "$T/$1.stty" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -s "$T/$1.stty" ] || fail "top in session $1 did not exit"
+	grep -Eq '(^| )icanon( |$)' "$T/$1.stty" || fail "icanon not restored: $(cat "$T/$1.stty")"
+	grep -Eq '(^| )echo( |$)' "$T/$1.stty" || fail "echo not restored: $(cat "$T/$1.stty")"
+}
+
+# ---- a live trace ------------------------------------------------------------
+mt record --model deepseek-v3 --steps 120 --rate 20 --run live "$T/live.db" >"$T/rec.out" 2>&1 &
+rec=$!
+i=0
+until mt top --snapshot "$T/live.db" >/dev/null 2>&1; do
+	sleep 0.1; i=$((i + 1)); [ $i -lt 100 ] || fail "the recorder wrote no run"
+done
+start live 40 120 LANG=C.UTF-8 TERM=xterm-256color -- --delay-ms 100 --window 64 "$T/live.db"
+wait_for live '^step [0-9]+ \[live\]'
+s1=$(header_step live)
+sleep 1.5
+s2=$(header_step live)
+[ -n "$s1" ] && [ -n "$s2" ] && [ "$s2" -gt "$s1" ] || fail "header step did not advance: '$s1' -> '$s2'"
+wait "$rec" || fail "record failed: $(cat "$T/rec.out")"
+wait_for live '^step 119 ' 100
+# colour is on in this terminal (the NO_COLOR check below can fail)
+tm capture-pane -e -p -t live | grep -Eq "$(printf '\033')\\[([0-9;]*;)?3[0-7]m" ||
+	fail "no colour under TERM=xterm-256color"
+
+# select layer 3 and compare the bars with --snapshot and place --json once
+# the after column is fitted on the final window
+tm send-keys -t live j j j
+wait_for live 'Layer 3 device load'
+mt top --snapshot --layer 3 --window 64 "$T/live.db" >"$T/snap.json" || fail "snapshot failed"
+mt place "$T/live.db" --steps 56:119 --layer 3 --current static --json >"$T/place.json" ||
+	fail "place failed"
+cat >"$T/bars.py" <<'PY'
+import json, re, sys
+snap, place = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+lines = open(sys.argv[3], encoding="utf-8").read().splitlines()
+s = snap["selected"]
+assert snap["window"]["from"] == 56 and snap["window"]["to"] == 119, snap["window"]
+E, R, S = snap["run"]["experts"], place["ranks"], place["slots"]
+p2l = [l for l in place["layers"] if l["layer"] == 3][0]["phy2log"]
+cnt = [0] * E
+for e in p2l: cnt[e] += 1
+place_after = [sum(s["heat"][e] / cnt[e] for e in p2l[r * S:(r + 1) * S]) for r in range(R)]
+assert all(abs(a - b) < 1e-3 for a, b in zip(s["after"], place_after)), "snapshot != place"
+def fmt(x):
+    a = abs(x)
+    if a < 9999.5: return "%.0f" % x
+    if a < 999.95e3: return "%.1fk" % (x / 1e3)
+    if a < 999.95e6: return "%.1fM" % (x / 1e6)
+    return "%.1fG" % (x / 1e9)
+num = re.compile(r"^\d+(\.\d)?[kMG]?$")
+rows = 0
+for line in lines:
+    m = re.match(r"^r(\d+)(?:-(\d+))?\s", line)
+    if not m:
+        continue
+    r0 = int(m.group(1)); r1 = int(m.group(2) or r0)
+    nums = [t for t in line.split()[1:] if num.match(t)]
+    want = [fmt(max(s["before"][r0:r1 + 1])), fmt(max(place_after[r0:r1 + 1]))]
+    assert nums == want, (line, nums, want)
+    rows += 1
+covered = max(int(m2.group(2) or m2.group(1)) for m2 in
+              (re.match(r"^r(\d+)(?:-(\d+))?\s", l) for l in lines) if m2)
+assert rows >= 8 and covered == R - 1, (rows, covered)
+PY
+i=0
+until cap live && ! grep -q 'fitting' "$T/screen" &&
+	python3 "$T/bars.py" "$T/snap.json" "$T/place.json" "$T/screen" 2>"$T/bars.err"; do
+	sleep 0.2; i=$((i + 1))
+	[ $i -lt 50 ] || { cat "$T/screen" "$T/bars.err" >&2; fail "bars differ from the snapshot"; }
+done
+
+# sort by imbalance now: the table's now column descends
+tm send-keys -t live s
+wait_for live 'sort: now'
+python3 - "$T/screen" <<'PY' || fail "not sorted by now"
+import re, sys
+v = [float(m.group(1)) for m in (re.match(r"^\s+\d+\s+(\d+\.\d+)", l) for l in open(sys.argv[1], encoding="utf-8")) if m]
+assert len(v) >= 5 and v == sorted(v, reverse=True), v
+PY
+
+# resize: 80x24 folds the panels, 200x60 puts them side by side
+tm resize-window -t live -x 80 -y 24
+wait_for live '^ Layer 3 experts by window tokens'
+[ "$(wc -l <"$T/screen")" -eq 24 ] || fail "80x24 screen has $(wc -l <"$T/screen") lines"
+expect_grep "$T/screen" '^ Layers '
+expect_grep "$T/screen" '^ Layer 3 device load'
+expect_grep "$T/screen" '^ Layer 3 imbalance per step'
+sed -n 24p "$T/screen" | grep -q '^q quit' || fail "no status line at 80x24"
+tm resize-window -t live -x 200 -y 60
+wait_for live '^ Layers .* Layer 3 device load'
+n=$(grep -Ec '^ +[0-9]+ +[0-9]+\.[0-9]{3} ' "$T/screen")
+[ "$n" -ge 55 ] || fail "200x60 shows $n table rows"
+# help, pause
+tm send-keys -t live '?'
+wait_for live 'moetrace top: keys'
+tm send-keys -t live x
+tm send-keys -t live ' '
+wait_for live '\[PAUSED\]'
+tm send-keys -t live q
+terminal_restored live
+[ "$(cat "$T/live.status")" = 0 ] || fail "q exited $(cat "$T/live.status")"
+
+# ---- TERM=vt100 and NO_COLOR: ASCII only, no colour; SIGTERM restores -------
+start mono 24 80 LANG=C.UTF-8 TERM=vt100 NO_COLOR=1 -- --delay-ms 100 "$T/live.db"
+wait_for mono '^ Layer 0 device load'
+wait_for mono 'r0-7 +[=#|]'
+tm capture-pane -e -p -t mono >"$T/escaped"
+LC_ALL=C grep -q "$(printf '[\200-\377]')" "$T/screen" && fail "non-ASCII glyphs under TERM=vt100"
+grep -Eq "$(printf '\033')\\[([0-9;]*;)?[34][0-7]m" "$T/escaped" && fail "colour under NO_COLOR"
+kill -TERM "$(top_pid mono)"
+terminal_restored mono
+[ "$(cat "$T/mono.status")" = 143 ] || fail "SIGTERM exit status $(cat "$T/mono.status")"
+
+# ---- a locked database: "waiting", and the keys still work -------------------
+sqlite3 "$T/live.db" "VACUUM INTO '$T/j.db'" || fail "cannot copy the trace"
+sqlite3 "$T/j.db" 'PRAGMA journal_mode=DELETE' >/dev/null || fail "journal mode"
+start lock 30 100 LANG=C.UTF-8 TERM=xterm -- --delay-ms 100 "$T/j.db"
+wait_for lock '^step 119 \[idle\]'
+python3 - "$T/j.db" "$T/locked" <<'PY' &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(3)
+c.execute("COMMIT")
+PY
+locker=$!
+i=0; while [ ! -f "$T/locked" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+wait_for lock '\[waiting\]' 20
+tm send-keys -t lock j
+wait_for lock '^ Layer 1 device load' 10
+grep -q '\[waiting\]' "$T/screen" || fail "not waiting while locked"
+wait "$locker"
+wait_for lock '^step 119 \[idle\]' 30
+tm send-keys -t lock q
+terminal_restored lock
+exit 0
