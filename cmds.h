@@ -5,6 +5,7 @@
 int cmd_import(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_balance(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "gen",     cmd_gen,     "write a synthetic trace (DeepSeek-V3 and other presets) into a database" },
 	{ "import",  cmd_import,  "load a trace (CSV step,layer,expert,tokens[,phase]) into a database" },
 	{ "record",  cmd_record,  "record synthetic steps through the embedding recorder at a step rate" },
+	{ "merge",   cmd_merge,   "merge per-rank shard traces into one global trace" },
 	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },
 	{ "balance", cmd_balance, "per-layer imbalance under the deployed or static placement" },
 	{ "replay",  cmd_replay,  "replay dynamic load balancing on a recorded trace (or a --grid of settings)" },

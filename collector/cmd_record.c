@@ -16,7 +16,7 @@
 
 static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
-	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] DB\n"
+	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--shard RANK] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -25,7 +25,9 @@ static const char record_usage[] =
 	"  --run NAME     run name (default MODEL-seedS-TIME)\n"
 	"  --block        wait for the writer when the ring is full instead of dropping\n"
 	"  --ring STEPS   ring capacity (default 256), --batch STEPS per transaction (64)\n"
-	"  --append       continue the run NAME if it exists with the same shape\n";
+	"  --append       continue the run NAME if it exists with the same shape\n"
+	"  --shard RANK   record only what EP rank RANK's slots process (a shard for\n"
+	"                 `moetrace merge`), under the engine-default placement\n";
 
 /* Set by SIGINT/SIGTERM: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
@@ -46,6 +48,42 @@ static void sleep_until(double t)
 	ts.tv_sec = (time_t)d;
 	ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
 	nanosleep(&ts, NULL);
+}
+
+/* The engine-default placement (vLLM's initial EPLB map): experts 0..E-1
+ * in slot order, then redundant copies of experts 0, 1, ... */
+static void default_placement(const struct store_model *m, int32_t *phy2log)
+{
+	size_t P = (size_t)m->ranks * (size_t)m->slots;
+
+	for (size_t l = 0; l < (size_t)m->layers; l++)
+		for (size_t i = 0; i < P; i++)
+			phy2log[l * P + i] = (int32_t)(i % (size_t)m->experts);
+}
+
+/* What rank r's slots process: each expert's tokens split evenly among its
+ * replicas (the remainder to the first ones), so all ranks add up to the
+ * step exactly. */
+static void rank_slots(const struct store_model *m, const int32_t *phy2log, int rank,
+		       const uint32_t *counts, uint32_t *slots)
+{
+	size_t P = (size_t)m->ranks * (size_t)m->slots, E = (size_t)m->experts;
+	size_t S = (size_t)m->slots;
+
+	for (size_t l = 0; l < (size_t)m->layers; l++) {
+		const int32_t *map = phy2log + l * P;
+		for (size_t j = 0; j < S; j++) {
+			size_t slot = (size_t)rank * S + j, e = (size_t)map[slot];
+			uint32_t reps = 0, before = 0;
+			for (size_t i = 0; i < P; i++)
+				if ((size_t)map[i] == e) {
+					before += i < slot;
+					reps++;
+				}
+			uint32_t c = counts[l * E + e];
+			slots[l * S + j] = c / reps + (before < c % reps);
+		}
+	}
 }
 
 static void human_bytes(char *buf, size_t n, double b)
@@ -72,6 +110,7 @@ int cmd_record(int argc, char **argv)
 		{ "ring", required_argument, NULL, 'g' },
 		{ "batch", required_argument, NULL, 'B' },
 		{ "append", no_argument, NULL, 'a' },
+		{ "shard", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -85,12 +124,14 @@ int cmd_record(int argc, char **argv)
 	const char *model_name = NULL, *run = NULL;
 	int64_t steps = 1000, seed = 1;
 	double rate = 0, t0, elapsed;
-	uint32_t *counts = NULL;
+	uint32_t *counts = NULL, *slots = NULL;
+	int32_t *phy2log = NULL;
+	int shard = -1;
 	char runbuf[128], source[256], b1[32], b2[32];
 	int c, rc, status = 0;
 	int64_t i, done = 0;
 
-	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:ah", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:aS:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model_name = optarg; break;
 		case 'n':
@@ -116,6 +157,10 @@ int cmd_record(int argc, char **argv)
 				return util_cli_fail("record", &err);
 			break;
 		case 'a': ro.append = 1; break;
+		case 'S':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &shard, "--shard", &err))
+				return util_cli_fail("record", &err);
+			break;
 		case 'h': fputs(record_usage, stdout); return 0;
 		default: fputs(record_usage, stderr); return 2;
 		}
@@ -131,6 +176,15 @@ int cmd_record(int argc, char **argv)
 			       model_name);
 		return 2;
 	}
+	if (shard >= 0 && shard >= model->ranks) {
+		util_cli_error("record", "--shard %d: model '%s' runs on %d ranks", shard,
+			       model->name, model->ranks);
+		return 2;
+	}
+	if (shard >= 0) {
+		ro.shard = 1;
+		ro.shard_rank = shard;
+	}
 	if (!run) {
 		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%lld", model->name, (long long)seed,
 			 (long long)util_wall());
@@ -144,7 +198,15 @@ int cmd_record(int argc, char **argv)
 	if ((rc = collector_gen_new(&gc, &gen, &err)))
 		return util_cli_fail("record", &err);
 	counts = calloc((size_t)model->layers * (size_t)model->experts, sizeof(uint32_t));
-	if (!counts) {
+	if (shard >= 0) {
+		slots = calloc((size_t)model->layers * (size_t)model->slots, sizeof(uint32_t));
+		phy2log = calloc((size_t)model->layers * (size_t)model->ranks * (size_t)model->slots,
+				 sizeof(int32_t));
+	}
+	if (!counts || (shard >= 0 && (!slots || !phy2log))) {
+		free(counts);
+		free(slots);
+		free(phy2log);
 		collector_gen_free(gen);
 		util_cli_error("record", "out of memory");
 		return 1;
@@ -163,6 +225,14 @@ int cmd_record(int argc, char **argv)
 	}
 	moetrace_recorder_stats(rec, &st);
 	i = st.last_step + 1; /* 0, or after the steps of an appended run */
+	if (shard >= 0) {
+		default_placement(model, phy2log);
+		if ((rc = moetrace_recorder_placement(rec, i, phy2log))) {
+			util_cli_error("record", "%s", moetrace_errmsg(rec));
+			status = 1;
+			goto out;
+		}
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -177,7 +247,15 @@ int cmd_record(int argc, char **argv)
 			status = 1;
 			break;
 		}
-		rc = moetrace_recorder_step(rec, i, counts, s.phase, s.tokens);
+		if (shard >= 0) {
+			/* the batch split over the ranks as data parallelism would */
+			int64_t tok = s.tokens / model->ranks + (shard < s.tokens % model->ranks);
+			rank_slots(model, phy2log, shard, counts, slots);
+			rc = moetrace_recorder_step_slots(rec, i, slots, (size_t)model->slots,
+							  s.phase, tok);
+		} else {
+			rc = moetrace_recorder_step(rec, i, counts, s.phase, s.tokens);
+		}
 		if (rc && rc != MOETRACE_EFULL) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));
 			status = 1;
@@ -204,5 +282,7 @@ out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);
 	free(counts);
+	free(slots);
+	free(phy2log);
 	return status;
 }

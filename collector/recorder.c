@@ -418,6 +418,11 @@ static int alloc_all(struct moetrace_recorder *r, const struct sizing *z)
 	    (z->pslots && (!r->plc || !r->cur_plc)))
 		return fail(r, MOETRACE_ENOMEM, "out of memory allocating a %d-step ring (%lld bytes)",
 			    z->cap, (long long)z->bytes);
+	/* Touch every page now: calloc'ed memory may be mapped lazily, and a
+	 * page fault inside step() is a wait the engine thread must not see. */
+	memset(r->counts, 0, (size_t)z->cap * z->cells * sizeof(uint32_t));
+	memset(r->pending, 0, z->cells * sizeof(uint32_t));
+	memset(r->slotbuf, 0, z->cells * sizeof(uint32_t));
 	return 0;
 }
 

@@ -1,0 +1,438 @@
+/*
+ * merge.c: per-rank shards into one global trace.  Start at
+ * collector_merge(): it opens every shard read-only, checks they describe
+ * the same deployment (shape, EP layout, placement history) and, for rank
+ * shards, that no two claim the same rank; then it walks the shards'
+ * steps in lockstep, adds the steps every shard has, and writes the sums
+ * as a new run in one transaction.
+ *
+ * A rank shard credits each of its slots' tokens to the logical expert in
+ * that slot, so its counts may be non-zero only for experts the placement
+ * puts on its rank; merge checks this for every cell, which catches a
+ * shard recorded under the wrong rank or the wrong placement.
+ */
+#include "collector/merge.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MERGE_BATCH 64
+
+struct shard {
+	const char *path;
+	struct store *s;
+	struct store_run run;
+	int rank;
+	struct store_iter *it;
+	struct store_step cur;
+	int have;
+	unsigned char *own; /* per placement version: L x E, expert on this rank? */
+};
+
+struct plan {
+	size_t nv;          /* placement versions */
+	int64_t *from;      /* their first steps */
+	int32_t *phy2log;   /* nv x L x P */
+};
+
+int collector_shard_rank(const struct store_run *run)
+{
+	const char *p = strstr(run->source, "shard rank=");
+	int r;
+
+	if (!p || sscanf(p, "shard rank=%d", &r) != 1 || r < 0)
+		return -1;
+	return r;
+}
+
+static int versions(struct shard *sh, struct plan *pl, struct util_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t L = (size_t)sh->run.layers, P = (size_t)sh->run.ranks * (size_t)sh->run.slots;
+	size_t cap = 0;
+	int rc;
+
+	memset(pl, 0, sizeof(*pl));
+	if (P == 0)
+		return 0;
+	if (sqlite3_prepare_v2(store_db(sh->s),
+			       "SELECT DISTINCT step FROM deployed WHERE run = ?1 ORDER BY step", -1,
+			       &st, NULL) != SQLITE_OK)
+		return util_err_set(err, UTIL_EDB, "'%s': reading placements: %s", sh->path,
+				    sqlite3_errmsg(store_db(sh->s)));
+	sqlite3_bind_int64(st, 1, sh->run.id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (pl->nv == cap) {
+			cap = cap ? 2 * cap : 4;
+			int64_t *f = realloc(pl->from, cap * sizeof(*f));
+			if (f)
+				pl->from = f;
+			int32_t *m = realloc(pl->phy2log, cap * L * P * sizeof(*m));
+			if (m)
+				pl->phy2log = m;
+			if (!f || !m) {
+				sqlite3_finalize(st);
+				return util_err_set(err, UTIL_ENOMEM, "out of memory");
+			}
+		}
+		pl->from[pl->nv] = sqlite3_column_int64(st, 0);
+		pl->nv++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return util_err_set(err, UTIL_EDB, "'%s': reading placements: %s", sh->path,
+				    sqlite3_errmsg(store_db(sh->s)));
+	for (size_t v = 0; v < pl->nv; v++) {
+		if ((rc = store_deployed_at(sh->s, &sh->run, pl->from[v], sh->run.ranks,
+					    sh->run.slots, pl->phy2log + v * L * P, NULL)))
+			return util_err_set(err, rc, "'%s': %s", sh->path, store_errmsg(sh->s));
+	}
+	return 0;
+}
+
+static void plan_release(struct plan *pl)
+{
+	free(pl->from);
+	free(pl->phy2log);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* Index of the placement version in force at step, or -1. */
+static long version_at(const struct plan *pl, int64_t step)
+{
+	long v = -1;
+
+	for (size_t i = 0; i < pl->nv && pl->from[i] <= step; i++)
+		v = (long)i;
+	return v;
+}
+
+static int same_shape(const struct shard *a, const struct shard *b, struct util_err *err)
+{
+	if (a->run.layers == b->run.layers && a->run.experts == b->run.experts &&
+	    a->run.ranks == b->run.ranks && a->run.slots == b->run.slots)
+		return 0;
+	return util_err_set(err, UTIL_EUSAGE,
+			    "shards disagree on shape: '%s' run '%s' is %d layers x %d experts on "
+			    "%d x %d slots, '%s' run '%s' is %d x %d on %d x %d",
+			    b->path, b->run.name, b->run.layers, b->run.experts, b->run.ranks,
+			    b->run.slots, a->path, a->run.name, a->run.layers, a->run.experts,
+			    a->run.ranks, a->run.slots);
+}
+
+static int open_shards(struct shard *sh, size_t n, const struct collector_merge_opts *o,
+		       struct util_err *err)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = store_open_run(sh[i].path, o->run, STORE_READONLY, &sh[i].s, &sh[i].run,
+					 err)))
+			return rc;
+		sh[i].rank = collector_shard_rank(&sh[i].run);
+		if (i > 0 && (rc = same_shape(&sh[0], &sh[i], err)))
+			return rc;
+		if (o->sum)
+			continue;
+		if (sh[i].rank < 0)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "'%s' run '%s' is not a rank shard (no \"shard rank=R\" in "
+					    "its source); use --sum to add partial counts",
+					    sh[i].path, sh[i].run.name);
+		if (sh[i].rank >= sh[i].run.ranks)
+			return util_err_set(err, UTIL_ERANGE,
+					    "'%s' run '%s' claims rank %d of %d ranks", sh[i].path,
+					    sh[i].run.name, sh[i].rank, sh[i].run.ranks);
+		for (size_t j = 0; j < i; j++)
+			if (sh[j].rank == sh[i].rank)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "shards overlap: '%s' and '%s' both record rank %d",
+						    sh[j].path, sh[i].path, sh[i].rank);
+	}
+	return 0;
+}
+
+/* Every shard must have seen the same placements; rank shards need one. */
+static int check_plans(struct shard *sh, size_t n, struct plan *pl,
+		       const struct collector_merge_opts *o, struct util_err *err)
+{
+	size_t L = (size_t)sh[0].run.layers, E = (size_t)sh[0].run.experts;
+	size_t S = (size_t)sh[0].run.slots, P = (size_t)sh[0].run.ranks * S;
+	int rc;
+
+	if ((rc = versions(&sh[0], pl, err)))
+		return rc;
+	for (size_t i = 1; i < n; i++) {
+		struct plan other;
+		if ((rc = versions(&sh[i], &other, err)))
+			return rc;
+		int same = other.nv == pl->nv &&
+			   (pl->nv == 0 ||
+			    (!memcmp(other.from, pl->from, pl->nv * sizeof(int64_t)) &&
+			     !memcmp(other.phy2log, pl->phy2log, pl->nv * L * P * sizeof(int32_t))));
+		plan_release(&other);
+		if (!same)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "shards disagree on the deployed placement: '%s' and '%s' "
+					    "recorded different placements or change steps",
+					    sh[0].path, sh[i].path);
+	}
+	if (o->sum)
+		return 0;
+	if (pl->nv == 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "'%s' run '%s' has no deployed placement: rank shards cannot be "
+				    "merged without one",
+				    sh[0].path, sh[0].run.name);
+	for (size_t i = 0; i < n; i++) {
+		sh[i].own = calloc(pl->nv * L * E, 1);
+		if (!sh[i].own)
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		for (size_t v = 0; v < pl->nv; v++)
+			for (size_t l = 0; l < L; l++) {
+				const int32_t *m = pl->phy2log + (v * L + l) * P +
+						   (size_t)sh[i].rank * S;
+				for (size_t j = 0; j < S; j++)
+					sh[i].own[(v * L + l) * E + (size_t)m[j]] = 1;
+			}
+	}
+	return 0;
+}
+
+/* Adds shard i's current step into sum, checking rank ownership. */
+static int add_shard(struct shard *sh, const struct plan *pl, int rank_check, uint32_t *sum,
+		     struct util_err *err)
+{
+	size_t L = (size_t)sh->run.layers, E = (size_t)sh->run.experts;
+	const uint32_t *c = sh->cur.counts;
+	long v = rank_check ? version_at(pl, sh->cur.step) : -1;
+
+	if (rank_check && v < 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "'%s' step %lld precedes the first deployed placement (step %lld)",
+				    sh->path, (long long)sh->cur.step, (long long)pl->from[0]);
+	for (size_t l = 0; l < L; l++)
+		for (size_t e = 0; e < E; e++) {
+			uint32_t x = c[l * E + e];
+			if (!x)
+				continue;
+			if (rank_check && !sh->own[((size_t)v * L + l) * E + e])
+				return util_err_set(err, UTIL_EUSAGE,
+						    "'%s' step %lld layer %zu: expert %zu has %u tokens "
+						    "but the placement puts it on no slot of rank %d",
+						    sh->path, (long long)sh->cur.step, l, e, x, sh->rank);
+			if (sum[l * E + e] > UINT32_MAX - x)
+				return util_err_set(err, UTIL_ERANGE,
+						    "step %lld layer %zu expert %zu: the sum overflows",
+						    (long long)sh->cur.step, l, e);
+			sum[l * E + e] += x;
+		}
+	return 0;
+}
+
+static int advance(struct shard *sh, struct util_err *err)
+{
+	int rc = store_iter_next(sh->it, &sh->cur);
+
+	if (rc < 0)
+		return util_err_set(err, rc, "'%s': %s", sh->path, store_errmsg(sh->s));
+	sh->have = rc == 1;
+	return 0;
+}
+
+static void remove_db(const char *path)
+{
+	char p[4200];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+int collector_merge(const char *out, const char *const *paths, size_t n,
+		    const struct collector_merge_opts *o, struct collector_merge_result *res,
+		    struct util_err *err)
+{
+	struct shard *sh = NULL;
+	struct plan pl = { 0, NULL, NULL };
+	struct store *dst = NULL;
+	struct store_step *batch = NULL;
+	uint32_t *sums = NULL;
+	size_t L, E, P, nb = 0;
+	int rc, created = 0, in_tx = 0;
+	struct stat sb;
+
+	memset(res, 0, sizeof(*res));
+	if (n == 0)
+		return util_err_set(err, UTIL_EUSAGE, "no shards to merge");
+	for (size_t i = 0; i < n; i++)
+		if (same_file(out, paths[i]))
+			return util_err_set(err, UTIL_EUSAGE, "output '%s' is also shard %zu", out,
+					    i + 1);
+	sh = calloc(n, sizeof(*sh));
+	if (!sh)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		sh[i].path = paths[i];
+	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)))
+		goto out;
+	L = (size_t)sh[0].run.layers;
+	E = (size_t)sh[0].run.experts;
+	P = (size_t)sh[0].run.ranks * (size_t)sh[0].run.slots;
+	if (!o->sum) {
+		int first = -1;
+		for (int r = 0; r < sh[0].run.ranks; r++) {
+			size_t i = 0;
+			while (i < n && sh[i].rank != r)
+				i++;
+			if (i == n && res->ranks_missing++ == 0)
+				first = r;
+		}
+		if (res->ranks_missing && !o->partial) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "%d of %d ranks have no shard (first missing: rank %d); "
+					  "--partial merges them anyway",
+					  res->ranks_missing, sh[0].run.ranks, first);
+			goto out;
+		}
+	}
+
+	batch = calloc(MERGE_BATCH, sizeof(*batch));
+	sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
+	if (!batch || !sums) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	created = stat(out, &sb) != 0;
+	if ((rc = store_open(out, STORE_CREATE, &dst, err)))
+		goto out;
+	memset(&res->run, 0, sizeof(res->run));
+	if (o->out_run)
+		snprintf(res->run.name, sizeof(res->run.name), "%s", o->out_run);
+	else
+		snprintf(res->run.name, sizeof(res->run.name), "%.100s-merged", sh[0].run.name);
+	snprintf(res->run.model, sizeof(res->run.model), "%s", sh[0].run.model);
+	snprintf(res->run.source, sizeof(res->run.source), "merge of %zu %s", n,
+		 o->sum ? "partial traces" : "rank shards");
+	res->run.layers = sh[0].run.layers;
+	res->run.experts = sh[0].run.experts;
+	res->run.topk = sh[0].run.topk;
+	res->run.ranks = sh[0].run.ranks;
+	res->run.slots = sh[0].run.slots;
+	res->run.ranks_per_node = sh[0].run.ranks_per_node;
+	res->run.first_layer = sh[0].run.first_layer;
+	if ((rc = store_begin(dst))) {
+		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+		goto out;
+	}
+	in_tx = 1;
+	if ((rc = store_run_add(dst, &res->run))) {
+		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+		goto out;
+	}
+	for (size_t v = 0; v < pl.nv; v++) {
+		if ((rc = store_deployed_set(dst, &res->run, pl.from[v], res->run.ranks,
+					     res->run.slots, pl.phy2log + v * L * P))) {
+			rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+			goto out;
+		}
+		res->placements++;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it))) {
+			rc = util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
+			goto out;
+		}
+		if ((rc = advance(&sh[i], err)))
+			goto out;
+	}
+	for (;;) {
+		int64_t minstep = INT64_MAX;
+		size_t at = 0, any = 0;
+		for (size_t i = 0; i < n; i++)
+			if (sh[i].have) {
+				any = 1;
+				if (sh[i].cur.step < minstep)
+					minstep = sh[i].cur.step;
+			}
+		if (!any)
+			break;
+		for (size_t i = 0; i < n; i++)
+			at += sh[i].have && sh[i].cur.step == minstep;
+		if (at == n) {
+			struct store_step *b = &batch[nb];
+			uint32_t *sum = sums + nb * L * E;
+			memset(sum, 0, L * E * sizeof(uint32_t));
+			memset(b, 0, sizeof(*b));
+			b->step = minstep;
+			b->counts = sum;
+			b->time = sh[0].cur.time;
+			for (size_t i = 0; i < n; i++) {
+				if ((rc = add_shard(&sh[i], &pl, !o->sum, sum, err)))
+					goto out;
+				b->tokens += sh[i].cur.tokens;
+				if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
+					b->time = sh[i].cur.time;
+				if (sh[i].cur.phase == STORE_PHASE_PREFILL ||
+				    (sh[i].cur.phase == STORE_PHASE_DECODE &&
+				     b->phase != STORE_PHASE_PREFILL))
+					b->phase = sh[i].cur.phase;
+			}
+			if (++nb == MERGE_BATCH) {
+				if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
+					rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+					goto out;
+				}
+				res->steps += (int64_t)nb;
+				nb = 0;
+			}
+		} else {
+			res->incomplete++;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (sh[i].have && sh[i].cur.step == minstep && (rc = advance(&sh[i], err)))
+				goto out;
+	}
+	if (nb) {
+		if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
+			rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+			goto out;
+		}
+		res->steps += (int64_t)nb;
+	}
+	if ((rc = store_commit(dst)))
+		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	else
+		in_tx = 0;
+out:
+	if (in_tx)
+		store_rollback(dst);
+	store_free(dst);
+	if (rc && created)
+		remove_db(out);
+	for (size_t i = 0; sh && i < n; i++) {
+		store_iter_free(sh[i].it);
+		store_free(sh[i].s);
+		free(sh[i].own);
+	}
+	free(sh);
+	plan_release(&pl);
+	free(batch);
+	free(sums);
+	return rc;
+}
