@@ -117,7 +117,13 @@ $(CHK)/moetrace_sqlite.so: $(call obj,$(CHK)/ext,$(EXT_SRC)) $(CHK)/ext/libmoetr
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
-check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK)
+# The shared library for the Python tests, from the same unsanitized objects
+# (a Python interpreter cannot load an ASan-built library).
+$(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK) $(CHK)/libmoetrace.so
 	@true
 
 check: check-build

@@ -11,6 +11,7 @@ filter=${2:-}
 export MOETRACE="$build/moetrace"
 [ -x "$MOETRACE" ] || MOETRACE="$top/moetrace"
 export MOETRACE_TOP="$top"
+[ -z "${MOETRACE_LIB:-}" ] && [ -f "$build/libmoetrace.so" ] && export MOETRACE_LIB="$build/libmoetrace.so"
 export MOETRACE_SHARED="${MOETRACE_SHARED:-$top/../shared}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
