@@ -140,6 +140,9 @@ check-valgrind: all
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
+deps-test:
+	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
@@ -173,7 +176,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
-.PHONY: bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
+.PHONY: deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -13,10 +13,12 @@ CC      ?= cc
 AR      ?= ar
 PKG_CONFIG ?= pkg-config
 
-# Debian packages that provide the libraries below (make deps installs them).
+# Debian packages: to build and run (make deps, make demo) ...
 DEB_PKGS = build-essential pkg-config libsqlite3-dev sqlite3 libcairo2-dev \
-           libncurses-dev libjson-c-dev libcmocka-dev fonts-dejavu-core tmux \
-           python3 python3-numpy
+           libncurses-dev libjson-c-dev fonts-dejavu-core
+# ... and to run every test (make deps-test; CI installs both).  Tests that
+# need an optional one (torch, matplotlib) skip without it.
+DEB_TEST_PKGS = libcmocka-dev tmux python3 python3-numpy python3-torch
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wvla -Wwrite-strings -Wformat-security \
