@@ -119,6 +119,15 @@ class TorchHookTest(unittest.TestCase):
     def test_pattern_option(self):
         self.record("mixtral", pattern=r"layers\.\d+\.block_sparse_moe\.gate$")
 
+    def test_example_runs(self):
+        db = os.path.join(self.dir.name, "ex.db")
+        self.assertEqual(torch_moe.main(["--db", db, "--steps", "4", "--layers", "2",
+                                         "--experts", "8", "--run", "ex"]), 0)
+        con = sqlite3.connect(db)
+        self.assertEqual(con.execute("SELECT count(*), min(phase), max(phase) FROM steps")
+                         .fetchone(), (5, 1, 2))
+        self.assertEqual(con.execute("SELECT count(*) FROM counts").fetchone()[0], 10)
+
     def test_mismatches_refused(self):
         m = self.model("mixtral")
         with moetrace.Recorder(self.db, "x", layers=LAYERS + 1, experts=EXPERTS) as rec:

@@ -85,26 +85,28 @@ def _candidates():
         yield found
 
 
+_p, _i, _i64, _sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_size_t
+_SIGNATURES = {
+    "moetrace_recorder_open": (_i, [ctypes.c_char_p, ctypes.POINTER(RunDesc),
+                                   ctypes.POINTER(RecorderOpts), ctypes.POINTER(_p)]),
+    "moetrace_recorder_step": (_i, [_p, _i64, _p, _i, _i64]),
+    "moetrace_recorder_step_n": (_i, [_p, _i64, _p, _sz, _i, _i64]),
+    "moetrace_recorder_step_topk": (_i, [_p, _i64, _i, _p, _i64, _i]),
+    "moetrace_recorder_step_slots": (_i, [_p, _i64, _p, _sz, _i, _i64]),
+    "moetrace_recorder_step_end": (_i, [_p, _i64, _i, _i64]),
+    "moetrace_recorder_placement": (_i, [_p, _i64, _p]),
+    "moetrace_recorder_flush": (_i, [_p]),
+    "moetrace_recorder_stats": (_i, [_p, ctypes.POINTER(RecorderStats)]),
+    "moetrace_recorder_close": (_i, [_p]),
+    "moetrace_recorder_free": (None, [_p]),
+    "moetrace_errmsg": (ctypes.c_char_p, [_p]),
+    "moetrace_recorder_mem_bound": (_i64, [ctypes.POINTER(RunDesc),
+                                          ctypes.POINTER(RecorderOpts)]),
+}
+
+
 def _declare(lib):
-    p, i, i64, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_size_t
-    sig = {
-        "moetrace_recorder_open": (i, [ctypes.c_char_p, ctypes.POINTER(RunDesc),
-                                       ctypes.POINTER(RecorderOpts), ctypes.POINTER(p)]),
-        "moetrace_recorder_step": (i, [p, i64, p, i, i64]),
-        "moetrace_recorder_step_n": (i, [p, i64, p, sz, i, i64]),
-        "moetrace_recorder_step_topk": (i, [p, i64, i, p, i64, i]),
-        "moetrace_recorder_step_slots": (i, [p, i64, p, sz, i, i64]),
-        "moetrace_recorder_step_end": (i, [p, i64, i, i64]),
-        "moetrace_recorder_placement": (i, [p, i64, p]),
-        "moetrace_recorder_flush": (i, [p]),
-        "moetrace_recorder_stats": (i, [p, ctypes.POINTER(RecorderStats)]),
-        "moetrace_recorder_close": (i, [p]),
-        "moetrace_recorder_free": (None, [p]),
-        "moetrace_errmsg": (ctypes.c_char_p, [p]),
-        "moetrace_recorder_mem_bound": (i64, [ctypes.POINTER(RunDesc),
-                                              ctypes.POINTER(RecorderOpts)]),
-    }
-    for name, (res, args) in sig.items():
+    for name, (res, args) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
@@ -123,8 +125,9 @@ def load():
         except OSError as e:
             tried.append("%s (%s)" % (path, e))
             continue
-        if not hasattr(lib, "moetrace_recorder_open"):
-            tried.append("%s (no recorder API: rebuild with make)" % path)
+        missing = [n for n in _SIGNATURES if not hasattr(lib, n)]
+        if missing:
+            tried.append("%s (lacks %s: rebuild with make)" % (path, ", ".join(missing)))
             continue
         _declare(lib)
         _lib = lib
