@@ -691,6 +691,84 @@ static void keel_search(struct keel *k)
 	}
 }
 
+/* Fewer moves at the same quality: a replica that moved onto rank a swaps
+ * with a replica, on another rank b, of an expert a held before, when that
+ * lowers the move count and does not worsen the objective (the summed max
+ * stays, or the episode objective does not rise). */
+static void keel_restore(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S;
+	double obj = 0, Lmax = k->load[keel_argmax(k)], tol = 1e-12 * (1 + Lmax);
+
+	if (k->T > 0) {
+		keel_top(k);
+		obj = keel_obj(k);
+	}
+	int P = R * S, *first = calloc((size_t)E + 1, sizeof(int)), *rk = malloc((size_t)P * sizeof(int));
+
+	if (!first || !rk) {
+		free(first);
+		free(rk);
+		return;
+	}
+	for (int pass = 0; pass < 8; pass++) {
+		int changed = 0;
+		/* ranks holding each expert at the start of the pass (checked
+		 * against has[] before use, as swaps change them) */
+		memset(first, 0, ((size_t)E + 1) * sizeof(int));
+		for (int q = 0; q < P; q++)
+			first[k->slot[q] + 1]++;
+		for (int e = 0; e < E; e++)
+			first[e + 1] += first[e];
+		for (int q = 0; q < P; q++)
+			rk[first[k->slot[q]]++] = q / S;
+		for (int e = E; e > 0; e--)
+			first[e] = first[e - 1];
+		first[0] = 0;
+		for (int a = 0; a < R; a++)
+			for (int i = 0; i < S; i++) {
+				int x = k->slot[a * S + i], done = 0;
+				if (k->curhas[(size_t)a * E + x])
+					continue; /* not a move */
+				for (int c = 0; c < S && !done; c++) {
+					int y = k->cur[a * S + c];
+					if (k->has[(size_t)a * E + y])
+						continue;
+					for (int q = first[y]; q < first[y + 1] && !done; q++) {
+						int b = rk[q];
+						if (b == a || !k->has[(size_t)b * E + y] ||
+						    k->has[(size_t)b * E + x])
+							continue;
+						int j = 0;
+						while (k->slot[b * S + j] != y)
+							j++;
+						int dm = -1 + keel_dmoves(k, b, y, x);
+						if (dm >= 0)
+							continue;
+						double d = rep(k, x) - rep(k, y);
+						if (k->load[a] - d > Lmax + tol ||
+						    k->load[b] + d > Lmax + tol)
+							continue;
+						if (k->T > 0) {
+							keel_pair_prep(k, a, b);
+							if (keel_pair_delta(k, x, y) > 1e-12)
+								continue;
+						}
+						keel_swap_apply(k, a, i, b, j);
+						if (k->T > 0)
+							keel_top(k);
+						done = changed = 1;
+					}
+				}
+			}
+		if (!changed)
+			break;
+	}
+	(void)obj;
+	free(first);
+	free(rk);
+}
+
 /* Replica counts for episodes: each extra replica goes to the expert that
  * most lowers the sum over episodes of the largest per-replica load
  * (SGLang's multi-step rule), at most one replica per rank. */
@@ -804,6 +882,20 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	}
 	/* 5: a current placement */
 	if (in->current) {
+		if (analyze_place_match(in->current, phy2log, E, R, S, 0)) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		/* fewer moves at the same quality */
+		k.cur = in->current;
+		memcpy(k.slot, phy2log, P * sizeof(int32_t));
+		analyze_replicas(phy2log, (int)P, E, k.cnt);
+		memset(k.curhas, 0, (size_t)R * E);
+		for (size_t q = 0; q < P; q++)
+			k.curhas[(q / S) * E + in->current[q]]++;
+		keel_loads(&k);
+		keel_restore(&k);
+		memcpy(phy2log, k.slot, P * sizeof(int32_t));
 		if (analyze_place_match(in->current, phy2log, E, R, S, 0)) {
 			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 			goto out;
