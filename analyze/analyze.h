@@ -202,6 +202,8 @@ struct analyze_plan {
 	double sum_max, sum_mean, sum_lb; /* over the planned layers */
 	int64_t moves;
 	int64_t *send, *recv;      /* [ranks] copies sent / received */
+	int32_t *src;              /* [layers * ranks*slots] sending rank per slot, -1 = no
+				    * copy; NULL without a current placement */
 };
 /* Fills plan (release with analyze_plan_release). */
 int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan,

@@ -48,12 +48,12 @@ struct cmp_opts {
 struct cmp_algo {
 	const struct analyze_algo *algo;
 	struct analyze_plan plan;
-	int *cnt;                    /* [layers * experts] replicas */
+	int *cnt;		      /* [layers * experts] replicas */
 	double *next_max, *next_mean; /* [layers] on the next window's summed heat */
-	double step_sum;             /* sum over steps of the per-step overall imbalance */
-	double *step_imb;            /* [steps] per-step overall imbalance, for p99 */
+	double step_sum;	      /* sum over steps of the per-step overall imbalance */
+	double *step_imb;	      /* [steps] per-step overall imbalance, for p99 */
 	size_t step_cap;
-	double dropped, tokens;      /* over the next window's steps and layers */
+	double dropped, tokens; /* over the next window's steps and layers */
 	/* summaries */
 	double fit, next, next_step, next_p99, gap_fit, gap_next, drop, xfer_s;
 	int64_t bytes;
@@ -111,7 +111,8 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 				return err->code;
 			break;
 		case 'g':
-			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", err))
+			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups",
+					   err))
 				return err->code;
 			break;
 		case 's':
@@ -121,7 +122,8 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		case 'p':
 			if ((v = store_phase_parse(optarg)) <= 0)
 				return util_err_set(err, UTIL_EUSAGE,
-						    "--phase: '%s' is not prefill or decode", optarg);
+						    "--phase: '%s' is not prefill or decode",
+						    optarg);
 			o->phase_mask = 1u << v;
 			break;
 		case 'k':
@@ -141,9 +143,10 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		case 'c': o->current = optarg; break;
 		case 'm':
 			if (!store_model_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--model: unknown model '%s' (see moetrace models)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--model: unknown model '%s' (see moetrace models)",
+					optarg);
 			o->model = optarg;
 			break;
 		case 'q':
@@ -154,9 +157,9 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'L':
 			if (!analyze_link_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--link: unknown link '%s' (see docs/formats.md)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--link: unknown link '%s' (see docs/formats.md)", optarg);
 			o->link = optarg;
 			break;
 		case 'b':
@@ -174,9 +177,10 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 				if (!strcmp(optarg, formats[i]))
 					o->out = (int)i;
 			if (o->out < 0)
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--format: '%s' is not table, csv, json or markdown",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--format: '%s' is not table, csv, json or markdown",
+					optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default: return UTIL_EUSAGE;
@@ -206,9 +210,9 @@ static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_
 		memcpy(name, list, len);
 		name[len] = '\0';
 		if (!(al = analyze_algo_find(name)))
-			return util_err_set(err, UTIL_EUSAGE,
-					    "--algos: unknown algorithm '%s' (moetrace place --list)",
-					    name);
+			return util_err_set(
+				err, UTIL_EUSAGE,
+				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
 		if (*n == MAX_ALGOS)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
 					    MAX_ALGOS);
@@ -275,7 +279,8 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 	}
 	if (!o->current || !strcmp(o->current, "static")) {
 		for (int l = 0; l < sh->layers; l++)
-			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots, cur + (size_t)l * P);
+			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
+					       cur + (size_t)l * P);
 		*name = "static";
 		return 0;
 	}
@@ -320,8 +325,8 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 			}
 			if ((size_t)*nsteps == a[i].step_cap) {
 				a[i].step_cap = a[i].step_cap ? 2 * a[i].step_cap : 256;
-				a[i].step_imb = xrealloc(a[i].step_imb,
-							 a[i].step_cap * sizeof(double));
+				a[i].step_imb =
+					xrealloc(a[i].step_imb, a[i].step_cap * sizeof(double));
 			}
 			a[i].step_imb[*nsteps] = smean > 0 ? smax / smean : 1;
 			a[i].step_sum += a[i].step_imb[*nsteps];
@@ -351,8 +356,11 @@ static double pct(double x)
 
 int cmd_compare(int argc, char **argv)
 {
-	struct cmp_opts o = { .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX,
-			      .quant = ANALYZE_QUANT_BF16, .capacity = 1.25 };
+	struct cmp_opts o = { .max_moves = -1,
+			      .from = INT64_MIN,
+			      .to = INT64_MAX,
+			      .quant = ANALYZE_QUANT_BF16,
+			      .capacity = 1.25 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
@@ -422,8 +430,9 @@ int cmd_compare(int argc, char **argv)
 	R = o.ranks;
 	P = R * o.slots;
 	model = run.model[0] ? store_model_find(run.model) : NULL;
-	sh = (struct analyze_shape){ L, E, R, o.slots, run.first_layer,
-				     model ? model->layer_step : 1 };
+	sh = (struct analyze_shape){
+		L, E, R, o.slots, run.first_layer, model ? model->layer_step : 1
+	};
 	cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 	if ((rc = load_current(&o, s, &run, &sh, win[1], cur, &cur_name, &err))) {
 		status = util_cli_fail(CMD, &err);
@@ -448,11 +457,21 @@ int cmd_compare(int argc, char **argv)
 	}
 	for (int i = 0; i < na; i++) {
 		struct analyze_plan_in in = {
-			.algo = a[i].algo, .layers = L, .experts = E, .ranks = R,
-			.slots = o.slots, .nodes = o.nodes, .groups = o.groups,
-			.max_moves = o.max_moves, .seed = o.seed, .heat = fit_heat,
-			.episodes = episodes, .n_episodes = o.episodes, .current = cur,
-			.only_layer = -1, .threads = 2,
+			.algo = a[i].algo,
+			.layers = L,
+			.experts = E,
+			.ranks = R,
+			.slots = o.slots,
+			.nodes = o.nodes,
+			.groups = o.groups,
+			.max_moves = o.max_moves,
+			.seed = o.seed,
+			.heat = fit_heat,
+			.episodes = episodes,
+			.n_episodes = o.episodes,
+			.current = cur,
+			.only_layer = -1,
+			.threads = 2,
 		};
 		if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
 			status = util_cli_fail(CMD, &err);
@@ -538,19 +557,23 @@ int cmd_compare(int argc, char **argv)
 				       model ? json_object_new_int64((int64_t)ebytes) : NULL);
 		json_object_object_add(root, "quant",
 				       json_object_new_string(analyze_quant_name(o.quant)));
-		json_object_object_add(root, "link",
-				       json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
+		json_object_object_add(
+			root, "link",
+			json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
 		json_object_object_add(root, "gbytes_per_s", jd(gbps));
 		json_object_object_add(root, "capacity_factor", jd(o.capacity));
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
-			struct json_object *j = json_object_new_object(), *pl = json_object_new_array();
-			json_object_object_add(j, "algorithm", json_object_new_string(c->algo->name));
+			struct json_object *j = json_object_new_object(),
+					   *pl = json_object_new_array();
+			json_object_object_add(j, "algorithm",
+					       json_object_new_string(c->algo->name));
 			json_object_object_add(j, "fit_imbalance", jd(c->fit));
 			json_object_object_add(j, "next_imbalance", jd(c->next));
 			json_object_object_add(j, "next_step_mean_imbalance", jd(c->next_step));
 			json_object_object_add(j, "next_step_p99_imbalance", jd(c->next_p99));
-			json_object_object_add(j, "next_balancedness", jd(c->next > 0 ? 1 / c->next : 1));
+			json_object_object_add(j, "next_balancedness",
+					       jd(c->next > 0 ? 1 / c->next : 1));
 			json_object_object_add(j, "next_trtllm_imbalance", jd(c->next - 1));
 			json_object_object_add(j, "gap_fit", jd(c->gap_fit));
 			json_object_object_add(j, "gap_next", jd(c->gap_next));
@@ -565,12 +588,12 @@ int cmd_compare(int argc, char **argv)
 				json_object_object_add(jl, "layer", json_object_new_int(l));
 				json_object_object_add(jl, "fit_imbalance",
 						       jd(c->plan.layer[l].imbalance));
+				json_object_object_add(jl, "next_imbalance",
+						       jd(c->next_mean[l] > 0
+								  ? c->next_max[l] / c->next_mean[l]
+								  : 1));
 				json_object_object_add(
-					jl, "next_imbalance",
-					jd(c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l]
-							       : 1));
-				json_object_object_add(jl, "moves",
-						       json_object_new_int64(c->plan.layer[l].moves));
+					jl, "moves", json_object_new_int64(c->plan.layer[l].moves));
 				json_object_array_add(pl, jl);
 			}
 			json_object_object_add(j, "per_layer", pl);
@@ -654,19 +677,18 @@ int cmd_compare(int argc, char **argv)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
 				       "%s | %.2f%% | %.4f |\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
-				       pct(c->gap_fit),
-				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
-				       pct(c->drop), c->plan.seconds);
+				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
+				       gb, xs, pct(c->drop), c->plan.seconds);
 			else
 				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
 				       "%10s  %5.2f%%  %8.4f\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
-				       pct(c->gap_fit),
-				       pct(c->gap_next), (long long)c->plan.moves, gb, xs,
-				       pct(c->drop), c->plan.seconds);
+				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
+				       gb, xs, pct(c->drop), c->plan.seconds);
 		}
 		if (o.per_layer) {
-			printf("\nper layer: imbalance fitted / next\n%s", md ? "\n| layer" : "layer");
+			printf("\nper layer: imbalance fitted / next\n%s",
+			       md ? "\n| layer" : "layer");
 			for (int i = 0; i < na; i++)
 				printf(md ? " | %s" : "  %15s", a[i].algo->name);
 			printf(md ? " |\n|---" : "\n");
@@ -677,8 +699,9 @@ int cmd_compare(int argc, char **argv)
 				printf(md ? "| %d" : "%5d", l);
 				for (int i = 0; i < na; i++) {
 					struct cmp_algo *c = &a[i];
-					double nx = c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l]
-									: 1;
+					double nx = c->next_mean[l] > 0
+							    ? c->next_max[l] / c->next_mean[l]
+							    : 1;
 					printf("%s%s%7.4f / %-7.4f", md ? sep : "  ", "",
 					       c->plan.layer[l].imbalance, nx);
 				}

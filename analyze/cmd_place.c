@@ -104,7 +104,8 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 				return err->code;
 			break;
 		case 'g':
-			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", err))
+			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups",
+					   err))
 				return err->code;
 			break;
 		case 's':
@@ -112,13 +113,15 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 				return err->code;
 			break;
 		case 'l':
-			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer", err))
+			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer",
+					   err))
 				return err->code;
 			break;
 		case 'p':
 			if ((v = store_phase_parse(optarg)) <= 0)
 				return util_err_set(err, UTIL_EUSAGE,
-						    "--phase: '%s' is not prefill or decode", optarg);
+						    "--phase: '%s' is not prefill or decode",
+						    optarg);
 			o->phase_mask = 1u << v;
 			break;
 		case 'k':
@@ -138,9 +141,10 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'c': o->current = optarg; break;
 		case 'm':
 			if (!store_model_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--model: unknown model '%s' (see moetrace models)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--model: unknown model '%s' (see moetrace models)",
+					optarg);
 			o->model = optarg;
 			break;
 		case 'q':
@@ -151,9 +155,9 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 			break;
 		case 'L':
 			if (!analyze_link_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--link: unknown link '%s' (see docs/formats.md)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--link: unknown link '%s' (see docs/formats.md)", optarg);
 			o->link = optarg;
 			break;
 		case 'b':
@@ -170,9 +174,10 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'o': o->out = optarg; break;
 		case 'f':
 			if ((o->format = analyze_format_parse(optarg)) < 0)
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--format: '%s' is not vllm-ascend, sglang or trtllm",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--format: '%s' is not vllm-ascend, sglang or trtllm",
+					optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default: return UTIL_EUSAGE;
@@ -189,7 +194,8 @@ static int current_placement(const struct place_opts *o, struct store *s,
 
 	if (!strcmp(o->current, "static")) {
 		for (int l = 0; l < sh->layers; l++)
-			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots, cur + (size_t)l * P);
+			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
+					       cur + (size_t)l * P);
 		return 0;
 	}
 	if (!strcmp(o->current, "deployed")) {
@@ -208,6 +214,16 @@ static int current_placement(const struct place_opts *o, struct store *s,
 		return 0;
 	}
 	return analyze_format_read(o->current, sh, cur, NULL, err);
+}
+
+static int64_t max_of(const int64_t *v, int n)
+{
+	int64_t m = 0;
+
+	for (int i = 0; i < n; i++)
+		if (v[i] > m)
+			m = v[i];
+	return m;
 }
 
 static struct json_object *jd(double x)
@@ -234,8 +250,8 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 		double par = plan->layer[l].imbalance, sum = 0;
 		if (only >= 0 && l != only)
 			continue;
-		analyze_device_load(heat + (size_t)l * experts, experts, plan->phy2log + (size_t)l * P,
-				    R, S, NULL, load);
+		analyze_device_load(heat + (size_t)l * experts, experts,
+				    plan->phy2log + (size_t)l * P, R, S, NULL, load);
 		for (int r = 0; r < R; r++)
 			sum += load[r];
 		dropped += analyze_token_drop(load, R, capacity) * sum;
@@ -257,8 +273,13 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 
 int cmd_place(int argc, char **argv)
 {
-	struct place_opts o = { .layer = -1, .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX,
-				.quant = ANALYZE_QUANT_BF16, .format = -1, .capacity = 1.25 };
+	struct place_opts o = { .layer = -1,
+				.max_moves = -1,
+				.from = INT64_MIN,
+				.to = INT64_MAX,
+				.quant = ANALYZE_QUANT_BF16,
+				.format = -1,
+				.capacity = 1.25 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
@@ -380,8 +401,9 @@ int cmd_place(int argc, char **argv)
 		}
 	}
 	model = run.model[0] ? store_model_find(run.model) : NULL;
-	sh = (struct analyze_shape){ L, E, o.ranks, o.slots, run.first_layer,
-				     model ? model->layer_step : 1 };
+	sh = (struct analyze_shape){
+		L, E, o.ranks, o.slots, run.first_layer, model ? model->layer_step : 1
+	};
 	if (o.current) {
 		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
@@ -391,10 +413,21 @@ int cmd_place(int argc, char **argv)
 	}
 	{
 		struct analyze_plan_in in = {
-			.algo = algo, .layers = L, .experts = E, .ranks = o.ranks, .slots = o.slots,
-			.nodes = o.nodes, .groups = o.groups, .max_moves = o.max_moves,
-			.seed = o.seed, .heat = heat, .episodes = episodes, .n_episodes = n_ep,
-			.current = cur, .only_layer = o.layer, .threads = 2,
+			.algo = algo,
+			.layers = L,
+			.experts = E,
+			.ranks = o.ranks,
+			.slots = o.slots,
+			.nodes = o.nodes,
+			.groups = o.groups,
+			.max_moves = o.max_moves,
+			.seed = o.seed,
+			.heat = heat,
+			.episodes = episodes,
+			.n_episodes = n_ep,
+			.current = cur,
+			.only_layer = o.layer,
+			.threads = 2,
 		};
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
 			status = util_cli_fail(CMD, &err);
@@ -413,7 +446,8 @@ int cmd_place(int argc, char **argv)
 	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
 
 	if (o.json) {
-		struct json_object *root = json_object_new_object(), *layers = json_object_new_array();
+		struct json_object *root = json_object_new_object(),
+				   *layers = json_object_new_array();
 		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
 		json_object_object_add(root, "seconds", jd(plan.seconds));
 		json_object_object_add(root, "run", json_object_new_string(run.name));
@@ -423,8 +457,8 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "slots", json_object_new_int(o.slots));
 		json_object_object_add(root, "imbalance", jd(overall));
 		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
-		json_object_object_add(root, "gap", jd(plan.sum_lb > 0 ? plan.sum_max / plan.sum_lb - 1
-								       : 0));
+		json_object_object_add(root, "gap",
+				       jd(plan.sum_lb > 0 ? plan.sum_max / plan.sum_lb - 1 : 0));
 		json_object_object_add(root, "balancedness", jd(ef.balancedness));
 		json_object_object_add(root, "peak_to_average_mean", jd(ef.par_mean));
 		json_object_object_add(root, "peak_to_average_max", jd(ef.par_max));
@@ -433,19 +467,24 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "token_drop", jd(ef.drop));
 		if (cur) {
 			json_object_object_add(root, "moves", json_object_new_int64(plan.moves));
-			json_object_object_add(root, "bytes",
-					       model ? json_object_new_int64(
-							       (int64_t)(plan.moves * ebytes))
-						     : NULL);
+			json_object_object_add(
+				root, "bytes",
+				model ? json_object_new_int64((int64_t)(plan.moves * ebytes))
+				      : NULL);
 			json_object_object_add(root, "expert_bytes",
-					       model ? json_object_new_int64((int64_t)ebytes) : NULL);
+					       model ? json_object_new_int64((int64_t)ebytes)
+						     : NULL);
 			json_object_object_add(root, "quant",
 					       json_object_new_string(analyze_quant_name(o.quant)));
-			json_object_object_add(root, "link",
-					       json_object_new_string(o.bandwidth > 0 ? "custom"
-										: link->name));
+			json_object_object_add(
+				root, "link",
+				json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
 			json_object_object_add(root, "gbytes_per_s", jd(gbps));
 			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
+			json_object_object_add(root, "max_sends",
+					       json_object_new_int64(max_of(plan.send, o.ranks)));
+			json_object_object_add(root, "max_receives",
+					       json_object_new_int64(max_of(plan.recv, o.ranks)));
 		}
 		for (int l = 0; l < L; l++) {
 			struct json_object *jl, *ids;
@@ -464,11 +503,27 @@ int cmd_place(int argc, char **argv)
 			json_object_object_add(jl, "imbalance", jd(pl->imbalance));
 			json_object_object_add(jl, "lower_bound", jd(pl->lower_bound));
 			if (cur) {
-				json_object_object_add(jl, "moves", json_object_new_int64(pl->moves));
-				json_object_object_add(jl, "bytes",
-						       model ? json_object_new_int64(
-								       (int64_t)(pl->moves * ebytes))
-							     : NULL);
+				struct json_object *cp = json_object_new_array();
+				for (int q = 0; q < P; q++) {
+					struct json_object *c3;
+					int from = plan.src[(size_t)l * P + q];
+					if (from < 0)
+						continue;
+					c3 = json_object_new_array_ext(3);
+					json_object_array_add(
+						c3, json_object_new_int(
+							    plan.phy2log[(size_t)l * P + q]));
+					json_object_array_add(c3, json_object_new_int(from));
+					json_object_array_add(c3, json_object_new_int(q / o.slots));
+					json_object_array_add(cp, c3);
+				}
+				json_object_object_add(jl, "copies", cp);
+				json_object_object_add(jl, "moves",
+						       json_object_new_int64(pl->moves));
+				json_object_object_add(
+					jl, "bytes",
+					model ? json_object_new_int64((int64_t)(pl->moves * ebytes))
+					      : NULL);
 			}
 			json_object_array_add(layers, jl);
 		}
@@ -495,7 +550,8 @@ int cmd_place(int argc, char **argv)
 				continue;
 			printf("%5d %12.2f %12.2f %9.4f %12.2f %6.2f%%", l, pl->max_load,
 			       pl->mean_load, pl->imbalance, pl->lower_bound,
-			       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1) : 0);
+			       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1)
+						   : 0);
 			if (cur)
 				printf(" %7lld", (long long)pl->moves);
 			putchar('\n');
@@ -523,6 +579,11 @@ int cmd_place(int argc, char **argv)
 				       "seconds)\n",
 				       o.current, (long long)plan.moves);
 		}
+		if (cur)
+			printf("busiest rank: %lld copies sent, %lld received (senders chosen to "
+			       "spread the load)\n",
+			       (long long)max_of(plan.send, o.ranks),
+			       (long long)max_of(plan.recv, o.ranks));
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {

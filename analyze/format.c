@@ -90,10 +90,10 @@ static int json_load(const char *path, const struct util_buf *b, struct json_obj
 		int line = line_of(b->data, end);
 		json_tokener_free(tok);
 		json_object_put(o);
-		return util_err_set(err, UTIL_EPARSE, "'%s' line %d: not valid JSON: %s", path,
-				    line, json_tokener_error_desc(jerr == json_tokener_success
-									 ? json_tokener_continue
-									 : jerr));
+		return util_err_set(
+			err, UTIL_EPARSE, "'%s' line %d: not valid JSON: %s", path, line,
+			json_tokener_error_desc(jerr == json_tokener_success ? json_tokener_continue
+									     : jerr));
 	}
 	while (end < b->len && isspace((unsigned char)b->data[end]))
 		end++;
@@ -117,9 +117,8 @@ static int json_ids(const char *path, struct json_object *a, const char *field, 
 		return util_err_set(err, UTIL_EPARSE, "'%s': %s: not an array", path, field);
 	len = json_object_array_length(a);
 	if ((long long)len != n)
-		return util_err_set(err, UTIL_ERANGE,
-				    "'%s': %s: %zu entries, the run has %d %s", path, field, len, n,
-				    unit);
+		return util_err_set(err, UTIL_ERANGE, "'%s': %s: %zu entries, the run has %d %s",
+				    path, field, len, n, unit);
 	for (size_t i = 0; i < len; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
 		int64_t x;
@@ -176,14 +175,15 @@ static int read_vllm_ascend(const char *path, struct json_object *root,
 					    "engine indexes the list by layer id)",
 					    path, l, json_object_to_json_string(v), l);
 		if ((long long)json_object_array_length(devs) != sh->ranks)
-			return util_err_set(err, UTIL_ERANGE,
-					    "'%s': layer_list[%d].device_list: %zu devices, the run "
-					    "has %d ranks",
-					    path, l, json_object_array_length(devs), sh->ranks);
+			return util_err_set(
+				err, UTIL_ERANGE,
+				"'%s': layer_list[%d].device_list: %zu devices, the run "
+				"has %d ranks",
+				path, l, json_object_array_length(devs), sh->ranks);
 		for (int r = 0; r < sh->ranks; r++) {
 			struct json_object *dev = json_object_array_get_idx(devs, (size_t)r), *ex;
-			snprintf(field, sizeof(field), "layer_list[%d].device_list[%d].device_expert",
-				 l, r);
+			snprintf(field, sizeof(field),
+				 "layer_list[%d].device_list[%d].device_expert", l, r);
 			if (!json_object_is_type(dev, json_type_object) ||
 			    !json_object_object_get_ex(dev, "device_expert", &ex))
 				return util_err_set(err, UTIL_EPARSE, "'%s': %s: missing", path,
@@ -216,10 +216,11 @@ static int read_sglang(const char *path, struct json_object *root, const struct 
 	else if ((long long)n >= all)
 		by_model = 1;
 	else
-		return util_err_set(err, UTIL_ERANGE,
-				    "'%s': physical_to_logical_map: %zu rows, the run needs %d (one "
-				    "per MoE layer) or %d (one per model layer)",
-				    path, n, sh->layers, all);
+		return util_err_set(
+			err, UTIL_ERANGE,
+			"'%s': physical_to_logical_map: %zu rows, the run needs %d (one "
+			"per MoE layer) or %d (one per model layer)",
+			path, n, sh->layers, all);
 	for (int l = 0; l < sh->layers; l++) {
 		int row = by_model ? model_layer_id(sh, l) : l;
 		snprintf(field, sizeof(field), "physical_to_logical_map[%d]", row);
@@ -294,8 +295,8 @@ static int yaml_flow(const char *path, int line, char *s, struct yaml_layer *y,
 	return 0;
 }
 
-static int read_trtllm(const char *path, char *text, const struct analyze_shape *sh,
-		       int32_t *p2l, struct util_err *err)
+static int read_trtllm(const char *path, char *text, const struct analyze_shape *sh, int32_t *p2l,
+		       struct util_err *err)
 {
 	struct yaml_layer *ly = NULL;
 	int nly = 0, in_map = 0, map_indent = -1, in_flow = 0, lineno = 0, rc = 0;
@@ -332,9 +333,10 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 			long v;
 			if (s[0] == '-') {
 				if (!nly) {
-					rc = util_err_set(err, UTIL_EPARSE,
-							  "'%s' line %d: list item before a layer id",
-							  path, lineno);
+					rc = util_err_set(
+						err, UTIL_EPARSE,
+						"'%s' line %d: list item before a layer id", path,
+						lineno);
 					goto out;
 				}
 				if ((rc = yaml_num(path, lineno, s + 1, &v, err)))
@@ -343,10 +345,11 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 				continue;
 			}
 			if (!(colon = strchr(s, ':'))) {
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "'%s' line %d: initial_global_assignments: expected "
-						  "'LAYER: [experts]'",
-						  path, lineno);
+				rc = util_err_set(
+					err, UTIL_EPARSE,
+					"'%s' line %d: initial_global_assignments: expected "
+					"'LAYER: [experts]'",
+					path, lineno);
 				goto out;
 			}
 			*colon = '\0';
@@ -370,10 +373,11 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 					goto out;
 				in_flow = !close;
 			} else if (*s) {
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "'%s' line %d: layer %ld: expected a list of expert "
-						  "ids",
-						  path, lineno, v);
+				rc = util_err_set(
+					err, UTIL_EPARSE,
+					"'%s' line %d: layer %ld: expected a list of expert "
+					"ids",
+					path, lineno, v);
 				goto out;
 			}
 			continue;
@@ -384,10 +388,11 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 			while (*rest == ' ')
 				rest++;
 			if (*rest) {
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "'%s' line %d: initial_global_assignments: write one "
-						  "'LAYER: [experts]' line per layer",
-						  path, lineno);
+				rc = util_err_set(
+					err, UTIL_EPARSE,
+					"'%s' line %d: initial_global_assignments: write one "
+					"'LAYER: [experts]' line per layer",
+					path, lineno);
 				goto out;
 			}
 			in_map = 1;
@@ -411,8 +416,8 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 	}
 	if (num_slots >= 0 && num_slots != P) {
 		rc = util_err_set(err, UTIL_ERANGE,
-				  "'%s': num_slots: %ld, the run has %d ranks x %d slots = %d", path,
-				  num_slots, sh->ranks, sh->slots, P);
+				  "'%s': num_slots: %ld, the run has %d ranks x %d slots = %d",
+				  path, num_slots, sh->ranks, sh->slots, P);
 		goto out;
 	}
 	if (nly != sh->layers) {
@@ -449,11 +454,12 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 				if (ly[i].key != want)
 					continue;
 				if (ly[i].n != P) {
-					rc = util_err_set(err, UTIL_ERANGE,
-							  "'%s' line %d: initial_global_assignments[%ld]: "
-							  "%d entries, the run has %d ranks x %d slots",
-							  path, ly[i].line, want, ly[i].n, sh->ranks,
-							  sh->slots);
+					rc = util_err_set(
+						err, UTIL_ERANGE,
+						"'%s' line %d: initial_global_assignments[%ld]: "
+						"%d entries, the run has %d ranks x %d slots",
+						path, ly[i].line, want, ly[i].n, sh->ranks,
+						sh->slots);
 					goto out;
 				}
 				for (int p = 0; p < P; p++)
@@ -462,7 +468,8 @@ static int read_trtllm(const char *path, char *text, const struct analyze_shape 
 							err, UTIL_ERANGE,
 							"'%s' line %d: initial_global_assignments[%ld][%d]: "
 							"expert %d out of range [0, %d)",
-							path, ly[i].line, want, p, ly[i].v[p], sh->experts);
+							path, ly[i].line, want, p, ly[i].v[p],
+							sh->experts);
 						goto out;
 					}
 				memcpy(p2l + (size_t)l * P, ly[i].v, (size_t)P * sizeof(int32_t));
@@ -503,10 +510,11 @@ int analyze_format_read(const char *path, const struct analyze_shape *sh, int32_
 			fmt = ANALYZE_FORMAT_SGLANG;
 			rc = read_sglang(path, root, sh, phy2log, err);
 		} else {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s': neither a vllm-ascend expert map (layer_list) nor an "
-					  "SGLang placement (physical_to_logical_map)",
-					  path);
+			rc = util_err_set(
+				err, UTIL_EPARSE,
+				"'%s': neither a vllm-ascend expert map (layer_list) nor an "
+				"SGLang placement (physical_to_logical_map)",
+				path);
 			goto out;
 		}
 	} else {
@@ -519,7 +527,8 @@ int analyze_format_read(const char *path, const struct analyze_shape *sh, int32_
 		int P = sh->ranks * sh->slots;
 		if ((rc = analyze_placement_check(phy2log + (size_t)l * P, sh->experts, sh->ranks,
 						  sh->slots, 0, err))) {
-			util_err_prefix(err, "'%s': %s layer %d: ", path, analyze_format_name(fmt), l);
+			util_err_prefix(err, "'%s': %s layer %d: ", path, analyze_format_name(fmt),
+					l);
 			goto out;
 		}
 	}
@@ -553,7 +562,8 @@ static void write_vllm_ascend(struct util_buf *b, const struct analyze_shape *sh
 			      "            \"device_count\": %d,\n            \"device_list\": [\n",
 			      l, sh->ranks);
 		for (int r = 0; r < sh->ranks; r++) {
-			util_buf_addf(b, "                {\"device_id\": %d, \"device_expert\": ", r);
+			util_buf_addf(b,
+				      "                {\"device_id\": %d, \"device_expert\": ", r);
 			put_ids(b, p2l + (size_t)l * P + (size_t)r * sh->slots, sh->slots);
 			util_buf_addstr(b, r + 1 < sh->ranks ? "},\n" : "}\n");
 		}
@@ -624,13 +634,15 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
 		goto out;
 	}
 	if (fwrite(b.data, 1, b.len, f) != b.len || fflush(f) || ferror(f)) {
-		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data, strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data,
+				  strerror(errno));
 		fclose(f);
 		unlink(tmp.data);
 		goto out;
 	}
 	if (fclose(f)) {
-		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data, strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data,
+				  strerror(errno));
 		unlink(tmp.data);
 		goto out;
 	}
@@ -676,15 +688,16 @@ static int heat_matrix(const char *path, struct json_object *a, const char *fiel
 		if (*cols < 0) {
 			if (!m || m > STORE_MAX_EXPERTS)
 				return util_err_set(err, UTIL_ERANGE,
-						    "'%s': %s[0]: %zu experts, expected 1..%d", path,
-						    field, m, STORE_MAX_EXPERTS);
+						    "'%s': %s[0]: %zu experts, expected 1..%d",
+						    path, field, m, STORE_MAX_EXPERTS);
 			*cols = (int)m;
 		}
 		if ((long long)m != *cols)
-			return util_err_set(err, UTIL_EPARSE,
-					    "'%s': %s[%zu]: %zu experts, row 0 of heat has %d (ragged "
-					    "rows)",
-					    path, field, l, m, *cols);
+			return util_err_set(
+				err, UTIL_EPARSE,
+				"'%s': %s[%zu]: %zu experts, row 0 of heat has %d (ragged "
+				"rows)",
+				path, field, l, m, *cols);
 		if (!out)
 			continue;
 		for (size_t e = 0; e < m; e++) {
@@ -693,13 +706,14 @@ static int heat_matrix(const char *path, struct json_object *a, const char *fiel
 			if (!json_object_is_type(v, json_type_int) &&
 			    !json_object_is_type(v, json_type_double))
 				return util_err_set(err, UTIL_EPARSE,
-						    "'%s': %s[%zu][%zu]: not a number", path, field, l,
-						    e);
+						    "'%s': %s[%zu][%zu]: not a number", path, field,
+						    l, e);
 			x = json_object_get_double(v);
 			if (!isfinite(x) || x < 0)
-				return util_err_set(err, UTIL_ERANGE,
-						    "'%s': %s[%zu][%zu]: %s is negative or not finite",
-						    path, field, l, e, json_object_to_json_string(v));
+				return util_err_set(
+					err, UTIL_ERANGE,
+					"'%s': %s[%zu][%zu]: %s is negative or not finite", path,
+					field, l, e, json_object_to_json_string(v));
 			out[l * (size_t)*cols + e] = x;
 		}
 	}
@@ -733,8 +747,9 @@ int analyze_heat_read(const char *path, struct analyze_heat_file *h, struct util
 		goto out;
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "heat", &heat)) {
-		rc = util_err_set(err, UTIL_EPARSE, "'%s': heat: missing (expected {\"heat\": "
-						    "[[tokens per expert] per layer]})",
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "'%s': heat: missing (expected {\"heat\": "
+				  "[[tokens per expert] per layer]})",
 				  path);
 		goto out;
 	}

@@ -43,24 +43,21 @@ static uint64_t ceil_div(uint64_t a, uint64_t b)
 uint64_t analyze_expert_bytes(int hidden, int inter, int quant)
 {
 	uint64_t h = hidden > 0 ? (uint64_t)hidden : 0, i = inter > 0 ? (uint64_t)inter : 0;
-	uint64_t w = 3 * h * i; /* gate [i x h], up [i x h], down [h x i] */
+	uint64_t w = 3 * h * i;	    /* gate [i x h], up [i x h], down [h x i] */
 	uint64_t chans = 2 * i + h; /* output channels of gate+up and down */
 
 	switch (quant) {
-	case ANALYZE_QUANT_BF16:
-		return 2 * w;
+	case ANALYZE_QUANT_BF16: return 2 * w;
 	case ANALYZE_QUANT_FP8:
 		/* DeepSeek-V3 style: one fp32 scale per 128 x 128 weight block */
 		return w + 4 * 3 * ceil_div(i, 128) * ceil_div(h, 128);
-	case ANALYZE_QUANT_W8A8:
-		return w + 4 * chans;
+	case ANALYZE_QUANT_W8A8: return w + 4 * chans;
 	case ANALYZE_QUANT_W4A8:
 		/* two int4 per byte; per-channel scale and offset, and per-group
 		 * (256 inputs) scale and offset, all bf16 (seed 001's layout) */
 		return w / 2 + 2 * 2 * chans +
 		       2 * 2 * (2 * i * ceil_div(h, 256) + h * ceil_div(i, 256));
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -186,10 +183,11 @@ int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int exper
 			if (rank_holds(to, slots, r, e, k) || rank_holds(from, slots, r, e, slots))
 				continue;
 			if (off[e + 1] == off[e]) {
-				rc = util_err_set(err, UTIL_ERANGE,
-						  "expert %d is in the new placement but on no rank "
-						  "of the old one",
-						  e);
+				rc = util_err_set(
+					err, UTIL_ERANGE,
+					"expert %d is in the new placement but on no rank "
+					"of the old one",
+					e);
 				goto out;
 			}
 			needs[n].rank = r;
@@ -272,11 +270,15 @@ static void *plan_worker(void *arg)
 	}
 	for (int l = job->first; l < in->layers; l += job->step) {
 		struct analyze_place_in pin = {
-			.experts = E, .ranks = in->ranks, .slots = in->slots,
-			.nodes = in->nodes, .groups = in->groups,
+			.experts = E,
+			.ranks = in->ranks,
+			.slots = in->slots,
+			.nodes = in->nodes,
+			.groups = in->groups,
 			.heat = in->heat + (size_t)l * E,
 			.current = in->current ? in->current + (size_t)l * P : NULL,
-			.max_moves = in->max_moves, .seed = in->seed,
+			.max_moves = in->max_moves,
+			.seed = in->seed,
 		};
 		if (in->only_layer >= 0 && l != in->only_layer)
 			continue;
@@ -324,12 +326,18 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	plan->send = calloc((size_t)R, sizeof(int64_t));
 	plan->recv = calloc((size_t)R, sizeof(int64_t));
 	load = calloc((size_t)R, sizeof(double));
-	if (!plan->phy2log || !plan->layer || !plan->send || !plan->recv || !load) {
+	if (in->current)
+		plan->src = malloc((size_t)L * P * sizeof(int32_t));
+	if (!plan->phy2log || !plan->layer || !plan->send || !plan->recv || !load ||
+	    (in->current && !plan->src)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	/* layers not planned keep the current placement, else the static one */
 	for (int l = 0; l < L; l++) {
+		if (plan->src)
+			for (int p = 0; p < P; p++)
+				plan->src[(size_t)l * P + p] = -1;
 		if (in->current)
 			memcpy(plan->phy2log + (size_t)l * P, in->current + (size_t)l * P,
 			       (size_t)P * sizeof(int32_t));
@@ -373,8 +381,8 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		plan->sum_lb += pl->lower_bound;
 		if (in->current) {
 			int64_t n = analyze_transfer_layer(in->current + (size_t)l * P, p, E, R,
-							   in->slots, NULL, plan->send, plan->recv,
-							   err);
+							   in->slots, plan->src + (size_t)l * P,
+							   plan->send, plan->recv, err);
 			if (n < 0) {
 				rc = (int)n;
 				util_err_prefix(err, "layer %d: ", l);
@@ -399,6 +407,8 @@ void analyze_plan_release(struct analyze_plan *plan)
 	free(plan->layer);
 	free(plan->send);
 	free(plan->recv);
+	free(plan->src);
+	plan->src = NULL;
 	plan->phy2log = NULL;
 	plan->layer = NULL;
 	plan->send = plan->recv = NULL;

@@ -66,9 +66,22 @@ for l in d["layers"]:
     want = sum(len(set(p[r*3:r*3+3]) - set(static[r*3:r*3+3])) for r in range(4))
     assert l["moves"] == want, (l["moves"], want)
     assert l["bytes"] == want * per
+    # each copy [expert, from, to]: the sender held it, the receiver did not and now does
+    assert len(l["copies"]) == want
+    for e, src, dst in l["copies"]:
+        assert e in static[src*3:src*3+3] and e not in static[dst*3:dst*3+3]
+        assert e in p[dst*3:dst*3+3]
     total += want
 assert d["moves"] == total and d["bytes"] == total * per
 assert d["transfer_seconds"] >= 0 and d["link"] == "nvlink4"
+sends = [0] * 4; recvs = [0] * 4
+for l in d["layers"]:
+    for e, src, dst in l["copies"]:
+        sends[src] += 1; recvs[dst] += 1
+assert d["max_sends"] == max(sends) and d["max_receives"] == max(recvs)
+# seconds: the busiest direction of the busiest rank at 450 GB/s
+want_s = max(max(sends), max(recvs)) * per / 450e9
+assert abs(d["transfer_seconds"] - want_s) < 1e-6 * max(want_s, 1e-3), (d["transfer_seconds"], want_s)
 PY
 
 # one layer only

@@ -55,7 +55,9 @@ static void random_placement(struct util_rng *rng, const struct analyze_shape *s
 	for (int l = 0; l < sh->layers; l++) {
 		int32_t *p = p2l + (size_t)l * P;
 		for (int i = 0; i < P; i++)
-			p[i] = i < sh->experts ? i : (int32_t)util_rng_below(rng, (uint32_t)sh->experts);
+			p[i] = i < sh->experts
+				       ? i
+				       : (int32_t)util_rng_below(rng, (uint32_t)sh->experts);
 		for (int i = P - 1; i > 0; i--) {
 			int j = (int)util_rng_below(rng, (uint32_t)i + 1);
 			int32_t t = p[i];
@@ -111,11 +113,11 @@ static void test_format_vllm_ascend_reference(void **state)
 	(void)state;
 	/* vllm-ascend tests/ut/eplb/core/a2/expert_map.json: 8 experts on
 	 * 2 devices x 5 slots, experts 7 and 2 replicated */
-	const char *p = put("a2.json",
-			    "{\"moe_layer_count\": 1, \"layer_list\": [{\"layer_id\": 0, "
-			    "\"device_count\": 2, \"device_list\": ["
-			    "{\"device_id\": 0, \"device_expert\": [7, 2, 0, 3, 5]},"
-			    "{\"device_id\": 1, \"device_expert\": [6, 1, 4, 7, 2]}]}]}");
+	const char *p =
+		put("a2.json", "{\"moe_layer_count\": 1, \"layer_list\": [{\"layer_id\": 0, "
+			       "\"device_count\": 2, \"device_list\": ["
+			       "{\"device_id\": 0, \"device_expert\": [7, 2, 0, 3, 5]},"
+			       "{\"device_id\": 1, \"device_expert\": [6, 1, 4, 7, 2]}]}]}");
 	struct analyze_shape sh = { 1, 8, 2, 5, 0, 1 };
 	int32_t got[10], want[10] = { 7, 2, 0, 3, 5, 6, 1, 4, 7, 2 };
 	int fmt;
@@ -203,11 +205,11 @@ static void test_format_sglang_rows(void **state)
 	assert_true(json_object_object_get_ex(root, "physical_to_logical_map", &map));
 	assert_int_equal(json_object_array_length(map), 3);
 	assert_int_equal(json_object_array_length(json_object_array_get_idx(map, 0)), 6);
-	assert_int_equal(json_object_get_int(json_object_array_get_idx(
-				 json_object_array_get_idx(map, 0), 5)),
+	assert_int_equal(json_object_get_int(
+				 json_object_array_get_idx(json_object_array_get_idx(map, 0), 5)),
 			 1); /* slot 5 of a trivial row: 5 mod 4 */
-	assert_int_equal(json_object_get_int(json_object_array_get_idx(
-				 json_object_array_get_idx(map, 2), 0)),
+	assert_int_equal(json_object_get_int(
+				 json_object_array_get_idx(json_object_array_get_idx(map, 2), 0)),
 			 3); /* MoE layer 1 = model layer 2 */
 	json_object_put(root);
 	assert_int_equal(analyze_format_read(path, &sh, back, NULL, &err), 0);
@@ -252,8 +254,9 @@ static void test_format_heat(void **state)
 	(void)state;
 	struct analyze_heat_file h;
 	struct util_err err = UTIL_ERR_INIT;
-	const char *p = put("h.json", "{\"heat\": [[3, 1, 0], [0.5, 2, 4]], \"ranks\": 3, "
-				      "\"episodes\": [[[1, 1, 0], [0, 1, 2]], [[2, 0, 0], [0.5, 1, 2]]]}");
+	const char *p =
+		put("h.json", "{\"heat\": [[3, 1, 0], [0.5, 2, 4]], \"ranks\": 3, "
+			      "\"episodes\": [[[1, 1, 0], [0, 1, 2]], [[2, 0, 0], [0.5, 1, 2]]]}");
 
 	assert_int_equal(analyze_heat_read(p, &h, &err), 0);
 	assert_int_equal(h.layers, 2);

@@ -48,8 +48,8 @@ static void test_transfer_quant_names(void **state)
 static void test_transfer_links(void **state)
 {
 	(void)state;
-	const char *want[] = { "nvlink4", "nvlink5", "pcie4-x16", "pcie5-x16",
-			       "hccs",    "roce-200g", "ib-ndr-400g" };
+	const char *want[] = { "nvlink4", "nvlink5",   "pcie4-x16",  "pcie5-x16",
+			       "hccs",	  "roce-200g", "ib-ndr-400g" };
 	const struct analyze_link *l;
 	size_t n = 0;
 
