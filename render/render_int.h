@@ -67,4 +67,8 @@ int rint_device_px(cairo_t *cr, double len, int horizontal);
 /* Snaps a user coordinate to the nearest device pixel edge. */
 double rint_snap(cairo_t *cr, double v, int horizontal);
 
+/* Writes an image surface as PNG through wr (render/png.c): opaque pages
+ * with a fast encoder of our own, anything else through cairo. */
+cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *closure);
+
 #endif

@@ -5,7 +5,7 @@
  * target only once every page was drawn and every byte written.  PDF
  * metadata dates are pinned so identical drawings give identical bytes.
  */
-#include "render/render.h"
+#include "render/render_int.h"
 
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
@@ -177,7 +177,7 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 	if ((rc = draw_pages(sf, w, h, fmt == FMT_PNG ? scale : 1.0, pages, draw, ctx, err)))
 		goto out;
 	if (fmt == FMT_PNG) {
-		cairo_status_t st = cairo_surface_write_to_png_stream(sf, sink_write, &k);
+		cairo_status_t st = rint_png_write(sf, sink_write, &k);
 		if (st != CAIRO_STATUS_SUCCESS && !k.err) {
 			rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path,
 					  cairo_status_to_string(st));

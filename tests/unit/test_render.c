@@ -469,6 +469,83 @@ static void test_render_write_leaves_nothing_on_error(void **state)
 	free(b);
 }
 
+/* ---- PNG encoder ------------------------------------------------------------ */
+
+static int draw_image(cairo_t *cr, double w, double h, int page, void *ctx)
+{
+	(void)w, (void)h, (void)page;
+	cairo_set_source_surface(cr, ctx, 0, 0);
+	cairo_paint(cr);
+	return 0;
+}
+
+static void test_render_png_roundtrip(void **state)
+{
+	/* noise (nothing to match), flat colour (long matches), stripes and
+	 * gradients (matches at row and pixel distances), odd sizes */
+	static const int sizes[][2] = { { 16, 16 }, { 17, 16 }, { 300, 200 }, { 1001, 23 },
+					{ 16, 700 } };
+	struct util_rng rng;
+	struct util_err err = UTIL_ERR_INIT;
+
+	(void)state;
+	util_rng_seed(&rng, 11);
+	for (size_t k = 0; k < UTIL_ARRAY_SIZE(sizes); k++)
+		for (int pat = 0; pat < 4; pat++) {
+			int w = sizes[k][0], h = sizes[k][1];
+			cairo_surface_t *src = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+			unsigned char *d = cairo_image_surface_get_data(src);
+			int stride = cairo_image_surface_get_stride(src);
+			for (int y = 0; y < h; y++)
+				for (int x = 0; x < w; x++) {
+					uint32_t v;
+					switch (pat) {
+					case 0: v = (uint32_t)util_rng_next(&rng); break;
+					case 1: v = 0x21918c; break;
+					case 2: v = (x / 5 + y / 3) % 2 ? 0xfde725 : 0x440154; break;
+					default: v = (uint32_t)(x * 255 / w) << 16 | (uint32_t)(y % 256) << 8 |
+						     (uint32_t)((x ^ y) & 0xff);
+					}
+					v &= 0xffffff;
+					memcpy(d + (size_t)y * stride + 4 * (size_t)x, &v, 4);
+				}
+			cairo_surface_mark_dirty(src);
+			assert_int_equal(render_write(path_in("rt.png"), w, h, 1, 1, draw_image, src,
+						      &err),
+					 0);
+			cairo_surface_t *back = cairo_image_surface_create_from_png(path_in("rt.png"));
+			assert_int_equal(cairo_surface_status(back), CAIRO_STATUS_SUCCESS);
+			assert_int_equal(cairo_image_surface_get_width(back), w);
+			assert_int_equal(cairo_image_surface_get_height(back), h);
+			for (int y = 0; y < h; y++)
+				for (int x = 0; x < w; x++) {
+					int a[3], b[3];
+					pixel(src, x, y, a);
+					pixel(back, x, y, b);
+					assert_memory_equal(a, b, sizeof(a));
+				}
+			cairo_surface_destroy(back);
+			cairo_surface_destroy(src);
+		}
+}
+
+static void test_render_png_compresses_charts(void **state)
+{
+	/* a chart page compresses to well under a tenth of its raw size */
+	static const double v[4 * 8] = { 1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1,
+					 0, 0, 9, 9, 0, 0, 9, 9, 3, 3, 3, 3, 3, 3, 3, 3 };
+	struct heat_job j = { render_heatmap_cfg_defaults(), { 0 } };
+	struct util_err err = UTIL_ERR_INIT;
+	struct stat st;
+
+	(void)state;
+	j.cfg.title = "compression";
+	j.g = (struct render_grid){ 4, 8, v, -0.5, 7.5, -0.5, 3.5, NULL };
+	assert_int_equal(render_write(path_in("z.png"), 1000, 600, 1, 1, draw_heat, &j, &err), 0);
+	assert_int_equal(stat(path_in("z.png"), &st), 0);
+	assert_true(st.st_size < 1000 * 600 * 3 / 10);
+}
+
 /* ---- bars, lines -------------------------------------------------------------- */
 
 struct bars_job {
@@ -783,6 +860,8 @@ int main(void)
 		cmocka_unit_test(test_render_heatmap_aggregates_columns),
 		cmocka_unit_test(test_render_identical_bytes),
 		cmocka_unit_test(test_render_pdf_pages),
+		cmocka_unit_test(test_render_png_roundtrip),
+		cmocka_unit_test(test_render_png_compresses_charts),
 		cmocka_unit_test(test_render_write_leaves_nothing_on_error),
 		cmocka_unit_test(test_render_devices_bar_heights),
 		cmocka_unit_test(test_render_imbalance_long_and_short),
