@@ -251,6 +251,100 @@ static void test_place_flagship_vs_exact(void **state)
 	}
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Rank matching: the same loads (as a multiset over ranks), no more moves
+ * than unmatched, and none at all when the current placement is the
+ * algorithm's own result with ranks and slots shuffled. */
+static void test_place_match(void **state)
+{
+	(void)state;
+	enum { E = 32, R = 8, S = 5, P = R * S };
+	static const char *const names[] = { "eplb", "flashlb" };
+	struct util_rng rng;
+	double w[E], l0[R], l1[R];
+	int32_t cur[P], p0[P], p1[P], shuf[P];
+
+	util_rng_seed(&rng, 3);
+	for (int iter = 0; iter < 4; iter++) {
+		random_heat(&rng, w, E, 0);
+		analyze_static_phy2log(E, R, S, cur);
+		for (size_t n = 0; n < UTIL_ARRAY_SIZE(names); n++) {
+			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
+						       .heat = w, .max_moves = -1 };
+			assert_int_equal(run_algo(names[n], &in, p0), 0);
+			in.current = cur;
+			assert_int_equal(run_algo(names[n], &in, p1), 0);
+			analyze_device_load(w, E, p0, R, S, NULL, l0);
+			analyze_device_load(w, E, p1, R, S, NULL, l1);
+			qsort(l0, R, sizeof(double), cmp_dbl);
+			qsort(l1, R, sizeof(double), cmp_dbl);
+			for (int r = 0; r < R; r++)
+				assert_true(fabs(l0[r] - l1[r]) <= 1e-9 * (1 + l0[r]));
+			int m0 = analyze_place_moves(cur, p0, E, R, S);
+			int m1 = analyze_place_moves(cur, p1, E, R, S);
+			assert_true(m1 <= m0);
+			/* current = p0 with ranks rotated and slots reversed */
+			for (int r = 0; r < R; r++)
+				for (int k = 0; k < S; k++)
+					shuf[((r + 3) % R) * S + (S - 1 - k)] = p0[r * S + k];
+			in.current = shuf;
+			assert_int_equal(run_algo(names[n], &in, p1), 0);
+			assert_int_equal(analyze_place_moves(shuf, p1, E, R, S), 0);
+			assert_memory_equal(shuf, p1, sizeof(p1));
+		}
+	}
+}
+
+/* Move budgets: swift and the flagship stay within max_moves and do not
+ * make the current placement worse; without a budget the flagship keeps
+ * its balance and moves no more than its unmatched result. */
+static void test_place_move_budget(void **state)
+{
+	(void)state;
+	enum { E = 64, R = 8, S = 10, P = R * S };
+	static const char *const names[] = { "swift", ANALYZE_FLAGSHIP };
+	struct util_rng rng;
+	double w[E];
+	int32_t cur[P], p[P], free_p[P];
+
+	util_rng_seed(&rng, 9);
+	for (int iter = 0; iter < 3; iter++) {
+		random_heat(&rng, w, E, 0);
+		analyze_static_phy2log(E, R, S, cur);
+		double base = max_load(w, E, cur, R, S);
+		for (size_t n = 0; n < UTIL_ARRAY_SIZE(names); n++) {
+			for (int budget = 2; budget <= 12; budget += 5) {
+				struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
+							       .heat = w, .current = cur,
+							       .max_moves = budget };
+				assert_int_equal(run_algo(names[n], &in, p), 0);
+				assert_int_equal(analyze_placement_check(p, E, R, S, 1, NULL), 0);
+				int m = analyze_place_moves(cur, p, E, R, S);
+				if (m > budget)
+					fail_msg("%s: %d moves over a budget of %d", names[n], m,
+						 budget);
+				assert_true(max_load(w, E, p, R, S) <= base + 1e-9 * base);
+			}
+		}
+		/* the flagship with no budget: same max as without a current */
+		struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = w,
+					       .max_moves = -1 };
+		assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, free_p), 0);
+		in.current = cur;
+		assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+		double a = max_load(w, E, free_p, R, S), b = max_load(w, E, p, R, S);
+		assert_true(b <= a + 1e-9 * a);
+		assert_true(b < base);
+		assert_true(analyze_place_moves(cur, p, E, R, S) <=
+			    analyze_place_moves(cur, free_p, E, R, S));
+	}
+}
+
 /* Bad shapes and inputs are refused with UTIL_EUSAGE. */
 static void test_place_bad_input(void **state)
 {
@@ -290,6 +384,8 @@ int main(void)
 		cmocka_unit_test(test_place_validity),
 		cmocka_unit_test(test_place_exact_brute_force),
 		cmocka_unit_test(test_place_flagship_vs_exact),
+		cmocka_unit_test(test_place_match),
+		cmocka_unit_test(test_place_move_budget),
 		cmocka_unit_test(test_place_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
