@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "analyze/analyze.h"
 #include "util/util.h"
 
@@ -345,6 +347,89 @@ static void test_place_move_budget(void **state)
 	}
 }
 
+/* The DeepSeek-V3-shaped window of the shared data (58 x 256, 16
+ * episodes): the budgets of DESIGN.md for the flagship's fit, and the
+ * flagship against flashlb (summed heat and, on a few layers, episodes). */
+static void test_place_zipf_window(void **state)
+{
+	(void)state;
+	const char *shared = getenv("MOETRACE_SHARED");
+	char path[1024];
+	json_object *root, *heat, *eps;
+
+	snprintf(path, sizeof(path), "%s/data/examples/zipf-dsv3-window.json",
+		 shared ? shared : "../shared");
+	root = json_object_from_file(path);
+	if (!root) {
+		fprintf(stderr, "no %s\n", path);
+		skip();
+	}
+	assert_true(json_object_object_get_ex(root, "heat", &heat));
+	assert_true(json_object_object_get_ex(root, "episodes", &eps));
+	int L = (int)json_object_array_length(heat), T = (int)json_object_array_length(eps);
+	enum { E = 256 };
+	double *w = malloc(sizeof(double) * L * E), *ep = malloc(sizeof(double) * L * T * E);
+	double load[64];
+	int32_t p[320];
+	for (int l = 0; l < L; l++)
+		for (int e = 0; e < E; e++) {
+			json_object *row = json_object_array_get_idx(heat, l);
+			w[l * E + e] = json_object_get_double(json_object_array_get_idx(row, e));
+			for (int t = 0; t < T; t++) {
+				json_object *er = json_object_array_get_idx(
+					json_object_array_get_idx(eps, t), l);
+				ep[((size_t)l * T + t) * E + e] =
+					json_object_get_double(json_object_array_get_idx(er, e));
+			}
+		}
+	json_object_put(root);
+	static const int shapes[2][2] = { { 64, 5 }, { 32, 9 } };
+	static const double budget[2] = { 1.003, 1.0005 };
+	for (int sh = 0; sh < 2; sh++) {
+		int R = shapes[sh][0], S = shapes[sh][1];
+		double smax = 0, smean = 0;
+		for (int l = 0; l < L; l++) {
+			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
+						       .heat = w + l * E, .max_moves = -1 };
+			assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+			assert_int_equal(analyze_placement_check(p, E, R, S, 1, NULL), 0);
+			double mx = analyze_device_load(w + l * E, E, p, R, S, NULL, load);
+			double tot = 0;
+			for (int e = 0; e < E; e++)
+				tot += w[l * E + e];
+			smax += mx;
+			smean += tot / R;
+			if (l < 8) {
+				assert_int_equal(run_algo("flashlb", &in, p), 0);
+				double f = analyze_device_load(w + l * E, E, p, R, S, NULL, load);
+				assert_true(mx <= f + 1e-9 * f);
+			}
+		}
+		if (smax / smean > budget[sh])
+			fail_msg("%dx%d: fitted peak/avg %.5f over %.4f", R, S, smax / smean,
+				 budget[sh]);
+	}
+	/* episodes, 64 x 5, first layers: mean per-episode max/mean */
+	double kq = 0, fq = 0;
+	for (int l = 0; l < 3; l++) {
+		struct analyze_place_in in = { .experts = E, .ranks = 64, .slots = 5,
+					       .heat = w + l * E, .episodes = ep + (size_t)l * T * E,
+					       .n_episodes = T, .max_moves = -1 };
+		for (int a = 0; a < 2; a++) {
+			assert_int_equal(run_algo(a ? "flashlb" : ANALYZE_FLAGSHIP, &in, p), 0);
+			for (int t = 0; t < T; t++) {
+				analyze_device_load(ep + ((size_t)l * T + t) * E, E, p, 64, 5, NULL,
+						    load);
+				*(a ? &fq : &kq) += analyze_imbalance(load, 64);
+			}
+		}
+	}
+	if (kq > fq)
+		fail_msg("per-episode: flagship %.4f, flashlb %.4f", kq / (3 * T), fq / (3 * T));
+	free(w);
+	free(ep);
+}
+
 /* Bad shapes and inputs are refused with UTIL_EUSAGE. */
 static void test_place_bad_input(void **state)
 {
@@ -386,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_place_flagship_vs_exact),
 		cmocka_unit_test(test_place_match),
 		cmocka_unit_test(test_place_move_budget),
+		cmocka_unit_test(test_place_zipf_window),
 		cmocka_unit_test(test_place_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
