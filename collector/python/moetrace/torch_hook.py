@@ -60,18 +60,28 @@ class RouterHook:
         self._dev = None  # CUDA accumulation buffer, L x E
         self._active = False
         self._fired = False
-        self._handles.append(model.register_forward_pre_hook(self._begin))
+        try:  # torch >= 2.0 passes keyword arguments (HF models take input_ids=...)
+            self._handles.append(model.register_forward_pre_hook(self._begin_kw,
+                                                                 with_kwargs=True))
+        except TypeError:
+            self._handles.append(model.register_forward_pre_hook(self._begin))
         self._handles.append(model.register_forward_hook(self._end))
         for layer, (_, mod) in enumerate(routers):
             self._handles.append(mod.register_forward_hook(self._router(layer)))
 
+    def _begin_kw(self, module, args, kwargs):
+        x = args[0] if args else kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        self._start(x)
+
     def _begin(self, module, args):
+        self._start(args[0] if args else None)
+
+    def _start(self, x):
         self.step += 1
         self._active = True
         self._tokens = 0
         self._phase = None
         self._fired = False
-        x = args[0] if args else None
         shape = getattr(x, "shape", None)
         if shape is not None and len(shape) >= 2:
             self._phase = "prefill" if shape[1] > 1 else "decode"
