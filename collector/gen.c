@@ -41,22 +41,29 @@
 
 #define GEN_DEF_PREFILL_FRACTION 0.1
 #define GEN_DEF_DECODE_BATCH 128
-#define GEN_DEF_PREFILL_TOKENS 4096
+#define GEN_DEF_PREFILL_TOKENS 2048
 #define GEN_DEF_DOMAINS 4
 #define GEN_SUBTOPICS 8          /* sub-topics per domain */
-#define GEN_REFRESH 64           /* steps between drift updates of the tables */
-#define GEN_DRIFT_TAU 1500.0     /* steps over which a domain's popularity decorrelates */
-#define GEN_DRIFT_ETA 0.5        /* stationary drift spread, in units of the layer's sigma */
-#define GEN_SWITCH_MEAN 600.0    /* mean steps between changes of the dominant domain */
-#define GEN_MIX_RELAX (1.0 / 48) /* per-step pull of the domain mix towards its target */
+#define GEN_REFRESH 128          /* steps between drift updates of the tables */
+#define GEN_DRIFT_TAU 1000.0     /* steps over which a domain's popularity decorrelates */
+#define GEN_DRIFT_ETA 0.7        /* stationary drift spread, in units of the layer's sigma */
+#define GEN_SWITCH_MEAN 200.0    /* mean steps between changes of the dominant domain */
+#define GEN_MIX_RELAX (1.0 / 24) /* per-step pull of the domain mix towards its target */
 #define GEN_DOMINANT 0.65        /* share of the dominant domain in the target mix */
+#define GEN_CONVERSATION 0.5    /* chance a new request continues the previous topic */
 #define GEN_OUT_MEAN 256.0       /* mean decode steps of a request */
 #define GEN_PROMPT_MIN 16        /* prompt lengths are log-uniform in [min, max] */
 #define GEN_PROMPT_MAX 2048
-#define GEN_MAX_TABLE_CELLS (1 << 24) /* cap on domains x sub-topics x layers x experts */
+#define GEN_POOL 512             /* pre-sampled k-sets per sub-topic and layer */
+#define GEN_SLICE 64             /* k-sets one request routes by (its own slice) */
+#define GEN_SLICES (GEN_POOL / GEN_SLICE)
+#define GEN_POOL_BURST 64        /* a pool redraws this many k-sets ... */
+#define GEN_POOL_EVERY 64        /* ... every this many steps */
+#define GEN_HEAD 16              /* heaviest experts kept in order per table */
+#define GEN_MAX_CELLS (1 << 25)  /* cap on sub-topics x layers x (experts + pool x k) */
 
 struct gen_req {
-	int table;     /* domain * subtopics + subtopic, -1 = empty slot */
+	int unit;      /* table * GEN_SLICES + slice, -1 = empty slot */
 	int remaining; /* decode steps left */
 };
 
@@ -74,14 +81,25 @@ struct collector_gen {
 	double *mean;            /* [domains][layers][experts] long-run log-popularity */
 	double *z;               /* [domains][layers][experts] current log-popularity */
 	float *sub;              /* [tables][layers][experts] sub-topic multipliers */
+	float *wt;               /* [tables][layers][experts] weights */
+	double *wsum;            /* [tables][layers] their sums */
+	uint16_t *head;          /* [tables][layers][GEN_HEAD] heaviest experts, heaviest first */
+	uint8_t *inhead;         /* [tables][layers][experts] 1 if in head */
+	uint32_t *tail;          /* [tables][layers][experts] alias buckets of the rest */
 	uint32_t *tab;           /* [tables][layers][experts] alias buckets:
 				    threshold << 16 | alias target */
 
 	double *mix, *target;    /* [domains] domain mix now and where it heads */
 	int dominant;
+	int last_unit;           /* the previous new request's, -1 at first */
+	int carry_unit, carry_len; /* the rest of a prompt cut by the prefill budget */
 	struct gen_req *run;     /* [decode_batch] running requests */
-	int *ntok;               /* [tables] tokens of the current step per table */
+	int *ntok;               /* [units] tokens of the current step per unit */
 
+	uint8_t *pool;           /* [units][layers][GEN_SLICE][topk] k-sets of
+				    expert ids, 1 byte each up to 256 experts, else 2;
+				    a unit is a table's slice: table * GEN_SLICES + s */
+	int idw;                 /* bytes per id in the pool */
 	uint32_t *stamp, stampv; /* [experts] repeat detection per token */
 	double *w, *p;           /* [experts] scratch */
 	int *work;               /* [experts] scratch */
@@ -281,58 +299,117 @@ static inline uint32_t alias_draw(struct draw_state *d, const uint32_t *tab, uin
 	return (i & keep) | (b & 0xffff & ~keep);
 }
 
-/* Routes ntok tokens, each to k distinct experts drawn from the table
- * (successive sampling without replacement: a repeat is drawn again), and
- * adds them to cnt[experts]. */
-static void route_tokens(struct collector_gen *g, struct util_rng *r, const uint32_t *tab,
-			 int ntok, uint32_t *cnt)
+/* Exact successive sampling when the alias draws keep hitting experts
+ * already taken (a few experts hold most of the weight): one pick
+ * proportional to the weights of the experts not taken yet (rem of them
+ * in all).  With probability (free weight of the head) / rem it walks the
+ * head; else it draws from the alias table of the rest, where repeats are
+ * rare, and as a last resort scans. */
+static uint32_t scan_pick(const struct collector_gen *g, struct draw_state *d, size_t c,
+			  size_t tl, double rem, const uint32_t *stamp, uint32_t sv)
 {
-	const uint32_t n = (uint32_t)g->experts;
+	const float *w = g->wt + c;
+	const uint16_t *head = g->head + tl * GEN_HEAD;
+	const int H = g->experts < GEN_HEAD ? g->experts : GEN_HEAD;
+	const uint32_t E = (uint32_t)g->experts;
+	double free_head = 0, acc = 0, x = rem * (draw_bits(d) * 0x1.0p-32);
+	uint32_t last = E;
+
+	for (int i = 0; i < H; i++)
+		if (stamp[head[i]] != sv)
+			free_head += w[head[i]];
+	if (x < free_head || H == g->experts) {
+		for (int i = 0; i < H; i++) {
+			uint32_t e = head[i];
+			if (stamp[e] == sv)
+				continue;
+			acc += w[e];
+			last = e;
+			if (acc > x)
+				return e;
+		}
+		if (last < E)
+			return last; /* rounding */
+	}
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t e = alias_draw(d, g->tail + c, E);
+		if (stamp[e] != sv && !g->inhead[c + e])
+			return e;
+	}
+	for (uint32_t e = 0; e < E; e++)
+		if (stamp[e] != sv)
+			last = e;
+	return last;
+}
+
+/* Draws n k-sets into out[n * k] (ids of g->idw bytes), each k distinct
+ * experts by successive sampling without replacement from the table at
+ * cell c: alias draws, a repeat drawn again, and after a few repeats an
+ * exact scan. */
+static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c, int n,
+			 uint8_t *out)
+{
+	const size_t tl = c / (size_t)g->experts;
+	const uint32_t *tab = g->tab + c;
+	const float *wt = g->wt + c;
+	const uint32_t E = (uint32_t)g->experts;
 	const int k = g->topk;
 	uint32_t *stamp = g->stamp, sv = g->stampv;
-	struct draw_state d;
 
-	if (k >= g->experts) {
-		for (uint32_t e = 0; e < n; e++)
-			cnt[e] += (uint32_t)ntok;
-		return;
-	}
-	memcpy(d.s, r->s, sizeof(d.s));
-	d.bits = 0;
-	d.have = 0;
-	if (k == 1) {
-		for (int t = 0; t < ntok; t++)
-			cnt[alias_draw(&d, tab, n)]++;
-		memcpy(r->s, d.s, sizeof(d.s));
-		return;
-	}
-	for (int t = 0; t < ntok; t++) {
+	for (int t = 0; t < n; t++, out += (size_t)k * g->idw) {
+		double taken = 0;
 		if (++sv == 0) {
-			memset(stamp, 0, n * sizeof(*stamp));
+			memset(stamp, 0, E * sizeof(*stamp));
 			sv = 1;
 		}
 		for (int j = 0; j < k; j++) {
 			uint32_t e;
 			int tries = 0;
 			for (;;) {
-				e = alias_draw(&d, tab, n);
+				e = alias_draw(d, tab, E);
 				if (stamp[e] != sv)
 					break;
-				if (++tries == 256) {
-					/* only when nearly all weight sits on the k-1
-					 * experts already taken: the next free one */
-					e = (uint32_t)(((uint64_t)draw_bits(&d) * n) >> 32);
-					while (stamp[e] == sv)
-						e = e + 1 == n ? 0 : e + 1;
+				if (++tries == 4) {
+					e = scan_pick(g, d, c, tl, g->wsum[tl] - taken, stamp, sv);
 					break;
 				}
 			}
 			stamp[e] = sv;
-			cnt[e]++;
+			taken += wt[e];
+			if (g->idw == 1)
+				out[j] = (uint8_t)e;
+			else
+				memcpy(out + 2 * j, &(uint16_t){ (uint16_t)e }, 2);
 		}
 	}
 	g->stampv = sv;
-	memcpy(r->s, d.s, sizeof(d.s));
+}
+
+/* Routes ntok tokens through one layer: they take consecutive k-sets of
+ * the slice from o on (its k-sets are independent draws, so a run of them
+ * is as random as a pick, and memory is read in order: the generator is
+ * bound by cache misses otherwise) and add them to cnt[experts]. */
+static void route_tokens(struct collector_gen *g, uint32_t o, const uint8_t *pool, int ntok,
+			 uint32_t *cnt)
+{
+	const int k = g->topk;
+
+	if (g->idw == 1) {
+		for (int t = 0; t < ntok; t++) {
+			const uint8_t *ks = pool + (size_t)((o + t) % GEN_SLICE) * k;
+			for (int j = 0; j < k; j++)
+				cnt[ks[j]]++;
+		}
+		return;
+	}
+	for (int t = 0; t < ntok; t++) {
+		const uint8_t *ks = pool + (size_t)((o + t) % GEN_SLICE) * 2 * k;
+		for (int j = 0; j < k; j++) {
+			uint16_t e;
+			memcpy(&e, ks + 2 * j, 2);
+			cnt[e]++;
+		}
+	}
 }
 
 /* ---- popularity ---------------------------------------------------------- */
@@ -340,6 +417,44 @@ static void route_tokens(struct collector_gen *g, struct util_rng *r, const uint
 static size_t cell(const struct collector_gen *g, int table, int layer)
 {
 	return ((size_t)table * g->layers + layer) * g->experts;
+}
+
+/* k-set i (0 <= i < GEN_POOL) of a table's pool for a layer: slice
+ * i / GEN_SLICE, laid out so that a slice's layers are contiguous. */
+static size_t pool_at(const struct collector_gen *g, int table, int layer, int i)
+{
+	size_t unit = (size_t)table * GEN_SLICES + (size_t)(i / GEN_SLICE);
+
+	return ((unit * g->layers + layer) * GEN_SLICE + i % GEN_SLICE) * g->topk * g->idw;
+}
+
+/* Keeps a table's weights (from g->w) and its GEN_HEAD heaviest experts,
+ * heaviest first, for scan_pick. */
+static void table_head(struct collector_gen *g, int t, int l)
+{
+	const int E = g->experts, H = E < GEN_HEAD ? E : GEN_HEAD;
+	size_t c = cell(g, t, l), tl = (size_t)t * g->layers + l;
+	float *wt = g->wt + c;
+	uint16_t *head = g->head + tl * GEN_HEAD;
+	double sum = 0;
+	int n = 0;
+
+	for (int e = 0; e < E; e++) {
+		int i;
+		wt[e] = (float)g->w[e];
+		sum += wt[e];
+		g->inhead[c + e] = 0;
+		if (n == H && wt[e] <= wt[head[n - 1]])
+			continue;
+		if (n < H)
+			n++;
+		for (i = n - 1; i > 0 && wt[head[i - 1]] < wt[e]; i--)
+			head[i] = head[i - 1];
+		head[i] = (uint16_t)e;
+	}
+	for (int i = 0; i < n; i++)
+		g->inhead[c + head[i]] = 1;
+	g->wsum[tl] = sum;
 }
 
 /* Rebuilds every table from the domains' current log-popularity. */
@@ -362,7 +477,13 @@ static void tables_refresh(struct collector_gen *g)
 				for (int e = 0; e < E; e++)
 					g->w[e] = g->p[e] * m[e];
 				/* w doubles as alias_build's scratch */
+				table_head(g, t, l);
 				alias_build(g->w, E, g->tab + cell(g, t, l), g->w, g->work);
+				for (int e = 0; e < E; e++)
+					g->w[e] = g->inhead[cell(g, t, l) + e]
+							  ? 0
+							  : g->wt[cell(g, t, l) + e];
+				alias_build(g->w, E, g->tail + cell(g, t, l), g->w, g->work);
 			}
 		}
 	}
@@ -388,17 +509,24 @@ static void drift_step(struct collector_gen *g)
 
 /* ---- requests and steps -------------------------------------------------- */
 
-static int new_table(struct collector_gen *g)
+/* A new request: often the next turn of the previous one's conversation
+ * (same domain, sub-topic and slice), else a domain drawn from the mix, a
+ * sub-topic of it and a slice of that sub-topic's pool: its own routing. */
+static int new_unit(struct collector_gen *g)
 {
 	double u = uniform(&g->rng), acc = 0;
-	int d = 0;
+	int d = 0, t;
 
+	if (g->last_unit >= 0 && uniform(&g->rng) < GEN_CONVERSATION)
+		return g->last_unit;
 	for (; d < g->domains - 1; d++) {
 		acc += g->mix[d];
 		if (u < acc)
 			break;
 	}
-	return d * g->subtopics + (int)util_rng_below(&g->rng, (uint32_t)g->subtopics);
+	t = d * g->subtopics + (int)util_rng_below(&g->rng, (uint32_t)g->subtopics);
+	g->last_unit = t * GEN_SLICES + (int)util_rng_below(&g->rng, GEN_SLICES);
+	return g->last_unit;
 }
 
 static int out_len(struct collector_gen *g)
@@ -447,6 +575,28 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Rolling renewal of the pools from the (drifting) tables, in bursts so
+ * that a table is read while it is in cache: every GEN_POOL_EVERY steps a
+ * pool redraws GEN_POOL_BURST k-sets, so it is new every
+ * GEN_POOL / GEN_POOL_BURST x GEN_POOL_EVERY steps. */
+static void pools_renew(struct collector_gen *g)
+{
+	const int at = (int)((g->n / GEN_POOL_EVERY * GEN_POOL_BURST) % GEN_POOL);
+	struct draw_state d;
+	struct util_rng r;
+
+	util_rng_seed(&r, mix64(g->seed ^ mix64((uint64_t)g->n ^ UINT64_C(0x72656e6577))));
+	memcpy(d.s, r.s, sizeof(d.s));
+	d.have = 0;
+	d.bits = 0;
+	for (int t = 0; t < g->ntables; t++)
+		for (int l = 0; l < g->layers; l++)
+			if (((size_t)t * g->layers + l) % GEN_POOL_EVERY ==
+			    (size_t)(g->n % GEN_POOL_EVERY))
+				sample_ksets(g, &d, cell(g, t, l), GEN_POOL_BURST,
+					     g->pool + pool_at(g, t, l, at));
+}
+
 int collector_gen_next(struct collector_gen *g, struct store_step *step)
 {
 	const int E = g->experts;
@@ -466,7 +616,7 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 		prefill = 0;
 	else
 		prefill = uniform(&g->rng) < g->prefill_fraction;
-	memset(g->ntok, 0, (size_t)g->ntables * sizeof(*g->ntok));
+	memset(g->ntok, 0, (size_t)g->ntables * GEN_SLICES * sizeof(*g->ntok));
 	if (prefill) {
 		int budget = g->prefill_tokens, slot = 0;
 		/* a chunked-prefill scheduler mostly fills its token budget */
@@ -476,47 +626,68 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 				budget = 1;
 		}
 		while (budget > 0) {
-			int len = prompt_len(g), t = new_table(g);
-			if (len > budget)
-				len = budget;
+			int len, t, fresh = g->carry_len == 0;
+			/* chunked prefill: a prompt longer than the budget goes
+			 * on in the next prefill step */
+			if (fresh) {
+				g->carry_len = prompt_len(g);
+				g->carry_unit = new_unit(g);
+			}
+			t = g->carry_unit;
+			len = g->carry_len < budget ? g->carry_len : budget;
+			g->carry_len -= len;
 			g->ntok[t] += len;
 			budget -= len;
 			tokens += len;
+			if (!fresh)
+				continue;
 			/* the new request joins the decode batch if there is room */
-			while (slot < g->decode_batch && g->run[slot].table >= 0)
+			while (slot < g->decode_batch && g->run[slot].unit >= 0)
 				slot++;
 			if (slot < g->decode_batch) {
-				g->run[slot].table = t;
+				g->run[slot].unit = t;
 				g->run[slot].remaining = out_len(g);
 			}
 		}
 	} else {
 		int active = 0;
 		for (int i = 0; i < g->decode_batch; i++)
-			active += g->run[i].table >= 0;
+			active += g->run[i].unit >= 0;
 		for (int i = 0; i < g->decode_batch; i++) {
 			struct gen_req *q = &g->run[i];
 			/* an empty batch or decode-only traffic: arrivals join now */
-			if (q->table < 0 && (active == 0 || g->prefill_fraction < 0)) {
-				q->table = new_table(g);
+			if (q->unit < 0 && (active == 0 || g->prefill_fraction < 0)) {
+				q->unit = new_unit(g);
 				q->remaining = out_len(g);
 			}
-			if (q->table < 0)
+			if (q->unit < 0)
 				continue;
-			g->ntok[q->table]++;
+			g->ntok[q->unit]++;
 			tokens++;
 			if (--q->remaining <= 0)
-				q->table = -1;
+				q->unit = -1;
 		}
 	}
-	for (int l = 0; l < g->layers; l++) {
-		struct util_rng r;
-		uint32_t *row = step->counts + (size_t)l * E;
-		util_rng_seed(&r, mix64(g->seed ^ mix64((uint64_t)g->n * 0x10000 + (uint64_t)l)));
-		memset(row, 0, (size_t)E * sizeof(*row));
-		for (int t = 0; t < g->ntables; t++)
-			if (g->ntok[t])
-				route_tokens(g, &r, g->tab + cell(g, t, l), g->ntok[t], row);
+	if (g->topk >= E) {
+		for (size_t i = 0; i < (size_t)g->layers * E; i++)
+			step->counts[i] = (uint32_t)tokens;
+	} else {
+		memset(step->counts, 0, (size_t)g->layers * E * sizeof(*step->counts));
+		pools_renew(g);
+		for (int u = 0; u < g->ntables * GEN_SLICES; u++) {
+			struct util_rng r;
+			uint32_t o;
+			if (!g->ntok[u])
+				continue;
+			/* one stream per (step, unit): a unit's tokens start at a
+			 * random k-set of its slice in every layer */
+			util_rng_seed(&r, mix64(g->seed ^ mix64((uint64_t)g->n * 0x100000 + (uint64_t)u)));
+			o = (uint32_t)((util_rng_next(&r) >> 32) * GEN_SLICE >> 32);
+			for (int l = 0; l < g->layers; l++)
+				route_tokens(g, o, g->pool + pool_at(g, u / GEN_SLICES, l,
+								      u % GEN_SLICES * GEN_SLICE),
+					     g->ntok[u], step->counts + (size_t)l * E);
+		}
 	}
 	step->phase = prefill ? STORE_PHASE_PREFILL : STORE_PHASE_DECODE;
 	step->tokens = tokens;
@@ -529,13 +700,15 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 /* Per-layer shape of the popularity (docs/generator.md): sigma is spread
  * so that most layers are moderate, a few nearly flat and a few steep;
  * GEN_HOT_P of the layers get 1-3 experts boosted GEN_HOT_LO..HI times. */
-#define GEN_SIGMA_LO 0.25
-#define GEN_SIGMA_HI 1.6
+#define GEN_SIGMA_LO 0.7
+#define GEN_SIGMA_HI 3.0
 #define GEN_HOT_P 0.3
 #define GEN_HOT_LO 3.0
-#define GEN_HOT_HI 15.0
-#define GEN_DOMAIN_SPREAD 0.7 /* domain vs layer popularity, x sigma */
-#define GEN_SUB_SIGMA 0.7     /* request sub-topic reshaping, log-normal sigma */
+#define GEN_HOT_HI 30.0
+#define GEN_SHARED_LO 0.05    /* share of a layer's log-popularity variance */
+#define GEN_SHARED_HI 0.6     /* common to all domains, uniform in [lo, hi] */
+#define GEN_DOMAIN_SPREAD 1.3 /* domain-specific part, x its share of sigma */
+#define GEN_SUB_SIGMA 1.3     /* request sub-topic reshaping, log-normal sigma */
 
 static void popularity_init(struct collector_gen *g)
 {
@@ -546,10 +719,15 @@ static void popularity_init(struct collector_gen *g)
 	util_rng_seed(&r, mix64(g->seed ^ UINT64_C(0x706f70756c6172)));
 	for (int l = 0; l < g->layers; l++) {
 		double u = uniform(&r);
-		double sigma = g->skew * (GEN_SIGMA_LO + (GEN_SIGMA_HI - GEN_SIGMA_LO) * u * u);
+		double sigma = g->skew * (GEN_SIGMA_LO + (GEN_SIGMA_HI - GEN_SIGMA_LO) * u);
+		/* how much of the spread all domains share: layers whose hot
+		 * experts stay put, and layers whose hot experts follow the
+		 * traffic */
+		double shared = GEN_SHARED_LO + (GEN_SHARED_HI - GEN_SHARED_LO) * uniform(&r);
+		double sb = sigma * sqrt(shared), sd = sigma * sqrt(1 - shared) * GEN_DOMAIN_SPREAD;
 		g->sigma[l] = sigma;
 		for (int e = 0; e < E; e++)
-			base[e] = sigma * det_normal(&r);
+			base[e] = sb * det_normal(&r);
 		if (uniform(&r) < GEN_HOT_P) {
 			int hot = 1 + (int)util_rng_below(&r, 3);
 			for (int h = 0; h < hot; h++) {
@@ -560,7 +738,7 @@ static void popularity_init(struct collector_gen *g)
 		for (int d = 0; d < g->domains; d++) {
 			double *m = g->mean + cell(g, d, l), *z = g->z + cell(g, d, l);
 			for (int e = 0; e < E; e++) {
-				m[e] = base[e] + GEN_DOMAIN_SPREAD * sigma * det_normal(&r);
+				m[e] = base[e] + sd * det_normal(&r);
 				z[e] = m[e] + (g->drift > 0 ? GEN_DRIFT_ETA * sigma * det_normal(&r)
 							    : 0);
 			}
@@ -617,7 +795,9 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->drift = cfg->drift == 0 ? 1.0 : cfg->drift < 0 ? 0 : cfg->drift;
 	cells = (size_t)g->layers * g->experts;
 	g->subtopics = GEN_SUBTOPICS;
-	while (g->subtopics > 1 && (size_t)g->domains * g->subtopics * cells > GEN_MAX_TABLE_CELLS)
+	while (g->subtopics > 1 && (size_t)g->domains * g->subtopics * g->layers *
+					   ((size_t)g->experts + (size_t)GEN_POOL * g->topk) >
+				   GEN_MAX_CELLS)
 		g->subtopics /= 2;
 	g->ntables = g->domains * g->subtopics;
 	tcells = (size_t)g->ntables * cells;
@@ -628,30 +808,51 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->z = calloc((size_t)g->domains * cells, sizeof(*g->z));
 	g->sub = calloc(tcells, sizeof(*g->sub));
 	g->tab = calloc(tcells, sizeof(*g->tab));
+	g->wt = calloc(tcells, sizeof(*g->wt));
+	g->wsum = calloc((size_t)g->ntables * g->layers, sizeof(*g->wsum));
+	g->head = calloc((size_t)g->ntables * g->layers * GEN_HEAD, sizeof(*g->head));
+	g->inhead = calloc(tcells, sizeof(*g->inhead));
+	g->tail = calloc(tcells, sizeof(*g->tail));
 	g->mix = calloc((size_t)g->domains, sizeof(*g->mix));
 	g->target = calloc((size_t)g->domains, sizeof(*g->target));
 	g->run = calloc((size_t)g->decode_batch, sizeof(*g->run));
-	g->ntok = calloc((size_t)g->ntables, sizeof(*g->ntok));
+	g->ntok = calloc((size_t)g->ntables * GEN_SLICES, sizeof(*g->ntok));
+	g->idw = g->experts <= 256 ? 1 : 2;
+	g->pool = calloc((size_t)g->ntables * g->layers * GEN_POOL * g->topk, (size_t)g->idw);
 	g->stamp = calloc((size_t)g->experts, sizeof(*g->stamp));
 	g->w = calloc((size_t)g->experts, sizeof(*g->w));
 	g->p = calloc((size_t)g->experts, sizeof(*g->p));
 	g->work = calloc((size_t)g->experts, sizeof(*g->work));
-	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->mix ||
-	    !g->target || !g->run || !g->ntok || !g->stamp || !g->w || !g->p || !g->work) {
+	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->wt || !g->wsum || !g->head || !g->inhead || !g->tail || !g->mix ||
+	    !g->target || !g->run || !g->ntok || !g->pool || !g->stamp || !g->w || !g->p || !g->work) {
 		collector_gen_free(g);
 		return util_err_set(err, UTIL_ENOMEM,
 				    "out of memory for the generator's tables (%zu cells)", tcells);
 	}
 	popularity_init(g);
 	g->dominant = (int)util_rng_below(&g->rng, (uint32_t)g->domains);
+	g->last_unit = -1;
 	set_target(g);
 	memcpy(g->mix, g->target, (size_t)g->domains * sizeof(*g->mix));
 	/* start in steady state: a full batch of requests at random ages */
 	for (int i = 0; i < g->decode_batch; i++) {
-		g->run[i].table = g->prefill_fraction >= 1 ? -1 : new_table(g);
+		g->run[i].unit = g->prefill_fraction >= 1 ? -1 : new_unit(g);
 		g->run[i].remaining = 1 + (int)util_rng_below(&g->rng, (uint32_t)(2 * GEN_OUT_MEAN));
 	}
 	tables_refresh(g);
+	if (g->topk < g->experts) {
+		struct draw_state d;
+		struct util_rng r;
+		util_rng_seed(&r, mix64(g->seed ^ UINT64_C(0x706f6f6c)));
+		memcpy(d.s, r.s, sizeof(d.s));
+		d.have = 0;
+		d.bits = 0;
+		for (int t = 0; t < g->ntables; t++)
+			for (int l = 0; l < g->layers; l++)
+				for (int i = 0; i < GEN_POOL; i += GEN_SLICE)
+					sample_ksets(g, &d, cell(g, t, l), GEN_SLICE,
+						     g->pool + pool_at(g, t, l, i));
+	}
 	*out = g;
 	return 0;
 }
@@ -665,10 +866,16 @@ void collector_gen_free(struct collector_gen *g)
 	free(g->z);
 	free(g->sub);
 	free(g->tab);
+	free(g->wt);
+	free(g->wsum);
+	free(g->head);
+	free(g->inhead);
+	free(g->tail);
 	free(g->mix);
 	free(g->target);
 	free(g->run);
 	free(g->ntok);
+	free(g->pool);
 	free(g->stamp);
 	free(g->w);
 	free(g->p);
