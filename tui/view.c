@@ -218,7 +218,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->fit_to = NO_STEP;
 	v->gen = 1;
 	v->need_bump = 1;
-	v->refit_interval = 2.0;
+	v->refit_interval = 5.0;
 	v->deployed_checked = -1e9;
 	v->last_arrival = util_now();
 	v->rows_dirty = 1;
