@@ -145,12 +145,32 @@ double render_text_width(cairo_t *cr, const char *s, double fsize)
 	return rint_text_width(cr, s, fsize, 0);
 }
 
+double rint_text_fit(cairo_t *cr, double x, double y, const char *s, double size, int bold,
+		     double ax, double ay, double angle, double room)
+{
+	double tw = rint_text_width(cr, s, size, bold);
+	char buf[512];
+
+	/* too long for its place (a long run name, a narrow chart): shrink a
+	 * little, then cut with "..." at a UTF-8 character boundary */
+	snprintf(buf, sizeof(buf), "%s", s);
+	if (tw > room && tw > 0)
+		size = fmax(0.85 * size, size * room / tw);
+	for (size_t n = strlen(buf); n > 3 && rint_text_width(cr, buf, size, bold) > room;) {
+		do
+			n--;
+		while (n > 0 && ((unsigned char)buf[n] & 0xc0) == 0x80);
+		memcpy(buf + n, "...", 4);
+	}
+	return rint_text(cr, x, y, buf, size, bold, ax, ay, angle);
+}
+
 void rint_title(cairo_t *cr, double w, const char *title, double fsize)
 {
 	if (!title || !*title)
 		return;
 	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-	rint_text(cr, w / 2, 0.6 * fsize, title, 1.3 * fsize, 1, 0.5, 0, 0);
+	rint_text_fit(cr, w / 2, 0.6 * fsize, title, 1.3 * fsize, 1, 0.5, 0, 0, w - 2 * fsize);
 }
 
 int rint_device_px(cairo_t *cr, double len, int horizontal)
@@ -320,14 +340,14 @@ void rint_axes(cairo_t *cr, const struct rbox *b, const struct rint_axis *x,
 	/* axis labels */
 	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
 	if (x->label)
-		rint_text(cr, b->x + b->w / 2, b->y + b->h + tl + 1.5 * fsize, x->label,
-			  1.05 * fsize, 0, 0.5, 0, 0);
+		rint_text_fit(cr, b->x + b->w / 2, b->y + b->h + tl + 1.5 * fsize, x->label,
+			      1.05 * fsize, 0, 0.5, 0, 0, b->w + 2 * fsize);
 	if (y->label) {
 		double wmax = rint_ylabel_width(cr, y, fsize);
 		if (ylw > wmax)
 			wmax = ylw;
-		rint_text(cr, b->x - tl - 0.25 * fsize - wmax - 0.5 * fsize, b->y + b->h / 2,
-			  y->label, 1.05 * fsize, 0, 0.5, 1, -M_PI / 2);
+		rint_text_fit(cr, b->x - tl - 0.25 * fsize - wmax - 0.5 * fsize, b->y + b->h / 2,
+			      y->label, 1.05 * fsize, 0, 0.5, 1, -M_PI / 2, b->h + 2 * fsize);
 	}
 	cairo_restore(cr);
 }

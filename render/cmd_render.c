@@ -345,8 +345,8 @@ int cmd_render(int argc, char **argv)
 			free(sorted);
 			free(tot);
 			job.grid.col_ids = ids;
-			job.hcfg.x_label = "experts by tokens over all layers, hottest first "
-					   "(labels: expert id when all fit, else position)";
+			job.hcfg.x_label = "experts, hottest first over all layers "
+					   "(ticks: expert id if all fit, else position)";
 		}
 		snprintf(ttl, sizeof(ttl), "Expert heat of run '%s', %s", run.name, rng);
 		job.grid.rows = L;

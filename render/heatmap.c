@@ -260,8 +260,8 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 		cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
 		char label[256];
 		snprintf(label, sizeof(label), "%s%s", unit, log_scale ? " (log scale)" : "");
-		rint_text(cr, cb.x + cb.w + tl + 0.25 * f + lw + 0.4 * f, cb.y + cb.h / 2, label,
-			  1.05 * f, 0, 0.5, 0, -M_PI / 2);
+		rint_text_fit(cr, cb.x + cb.w + tl + 0.25 * f + lw + 0.4 * f, cb.y + cb.h / 2,
+			      label, 1.05 * f, 0, 0.5, 0, -M_PI / 2, cb.h + 2 * f);
 	}
 	return 0;
 }

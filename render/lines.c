@@ -153,6 +153,12 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 		xlo -= 0.5;
 		xhi += 0.5;
 	}
+	{
+		/* a little room at both ends so end points and markers show whole */
+		double pad = (xhi - xlo) * 0.015;
+		xlo -= pad;
+		xhi += pad;
+	}
 	yhi = yhi + (yhi - ylo) * 0.06;
 	if (yhi - ylo < 0.05)
 		yhi = ylo + 0.05;

@@ -20,6 +20,9 @@ struct rbox {
 double rint_text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
 		 double ax, double ay, double angle);
 double rint_text_width(cairo_t *cr, const char *s, double size, int bold);
+/* rint_text shrunk a little, then cut with "...", to fit `room` units. */
+double rint_text_fit(cairo_t *cr, double x, double y, const char *s, double size, int bold,
+		     double ax, double ay, double angle, double room);
 
 /* Formats a tick value given the tick step (decimals follow the step). */
 void rint_fmt(char *buf, size_t n, double v, double step);
