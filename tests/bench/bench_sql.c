@@ -16,7 +16,7 @@
  *   bench_sql [--steps N] [--plain-steps P] [--reps K] [--dir DIR]
  *
  * The plain table and expert_heat are measured on the first P steps
- * (default 500: 7.4 M rows) and scaled to the whole trace, marked so,
+ * (default 300: 4.5 M rows) and scaled to the whole trace, marked so,
  * since a 148 M-row table takes minutes and gigabytes to build;
  * --plain-steps N measures them on the whole trace.
  */
@@ -115,7 +115,7 @@ static void exec(sqlite3 *db, const char *sql)
 
 int main(int argc, char **argv)
 {
-	int64_t steps = 10000, plain_steps = 500;
+	int64_t steps = 10000, plain_steps = 300;
 	int reps = 3;
 	const char *dir = NULL;
 	char blob_path[4096], plain_path[4096], tmpl[] = "/tmp/moetrace-bench-sql-XXXXXX";
