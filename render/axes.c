@@ -218,37 +218,48 @@ static double hairline(cairo_t *cr)
 	return fabs(dx);
 }
 
-static int ids_fit(cairo_t *cr, const struct rint_axis *a, double len, int horizontal,
-		   double fsize)
+/* Ticks of a categorical axis labelled by ids (positions 0..n-1): every
+ * k-th position for the smallest k in 1, 2, 5, 10, ... whose id labels do
+ * not touch. */
+static int id_ticks(cairo_t *cr, const struct rint_axis *a, double len, int horizontal,
+		    double fsize, double *ticks, double *step)
 {
-	double need = 0;
+	static const int mant[3] = { 1, 2, 5 };
 	char buf[32];
 
-	if (!a->ids || a->n_ids <= 0)
-		return 0;
-	if (!horizontal)
-		return len / a->n_ids >= 1.6 * fsize;
-	for (int i = 0; i < a->n_ids; i++) {
-		snprintf(buf, sizeof(buf), "%d", a->ids[i]);
-		double tw = rint_text_width(cr, buf, fsize, 0);
-		if (tw > need)
-			need = tw;
-	}
-	return len / a->n_ids >= need + 0.9 * fsize;
+	for (int64_t dec = 1; dec <= (int64_t)a->n_ids * 10; dec *= 10)
+		for (int m = 0; m < 3; m++) {
+			int64_t k = mant[m] * dec;
+			int n = 0;
+			double need = 1.6 * fsize;
+			if ((a->n_ids + k - 1) / k > RENDER_MAX_TICKS)
+				continue;
+			for (int64_t i = 0; i < a->n_ids; i += k) {
+				ticks[n++] = (double)i;
+				if (horizontal) {
+					snprintf(buf, sizeof(buf), "%d", a->ids[i]);
+					double tw = rint_text_width(cr, buf, fsize, 0) + 1.5 * fsize;
+					if (tw > need)
+						need = tw;
+				}
+			}
+			if (n <= 1 || (double)k * len / a->n_ids >= need) {
+				*step = (double)k;
+				return n;
+			}
+		}
+	ticks[0] = 0;
+	*step = 1;
+	return 1;
 }
 
-/* Ticks of one axis, ids when every category's label fits. */
+/* Ticks of one axis: id labels when the axis has them, else values. */
 static int axis_ticks(cairo_t *cr, const struct rint_axis *a, double len, int horizontal,
 		      double fsize, double *ticks, double *step, int *use_ids)
 {
-	*use_ids = 0;
-	if (ids_fit(cr, a, len, horizontal, fsize) && a->n_ids <= RENDER_MAX_TICKS) {
-		*use_ids = 1;
-		*step = 1;
-		for (int i = 0; i < a->n_ids; i++)
-			ticks[i] = i;
-		return a->n_ids;
-	}
+	*use_ids = a->ids && a->n_ids > 0;
+	if (*use_ids)
+		return id_ticks(cr, a, len, horizontal, fsize, ticks, step);
 	return rint_ticks(cr, a->lo, a->hi, len, horizontal, a->integer, fsize, ticks, step);
 }
 

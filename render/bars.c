@@ -202,7 +202,12 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 		if (sum > mx)
 			mx = sum;
 	}
-	div = byte_unit(mx, &unit);
+	if (cfg && cfg->unit) {
+		div = 1;
+		unit = cfg->unit;
+	} else {
+		div = byte_unit(mx, &unit);
+	}
 	snprintf(ylabel, sizeof(ylabel), "%s moved per event", unit);
 	if (!(mx > 0))
 		mx = 1;
@@ -217,8 +222,8 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 				ids, ids ? N : 0 };
 	struct rint_axis ay = { 0, mx / div * 1.08, 0, ylabel, NULL, 0 };
 	struct rint_legend leg;
-	const char *u2;
-	double d2 = byte_unit(total, &u2);
+	const char *u2 = unit;
+	double d2 = cfg && cfg->unit ? 1 : byte_unit(total, &u2);
 	snprintf(ltext, sizeof(ltext), "%s: %d events, %.3g %s in all",
 		 stacked ? "stacked by layer" : "all layers summed", N, total / d2, u2);
 	leg.text = ltext;

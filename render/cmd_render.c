@@ -345,8 +345,7 @@ int cmd_render(int argc, char **argv)
 			free(sorted);
 			free(tot);
 			job.grid.col_ids = ids;
-			job.hcfg.x_label = "experts, hottest first over all layers "
-					   "(ticks: expert id if all fit, else position)";
+			job.hcfg.x_label = "expert id, hottest first over all layers";
 		}
 		snprintf(ttl, sizeof(ttl), "Expert heat of run '%s', %s", run.name, rng);
 		job.grid.rows = L;
@@ -561,8 +560,9 @@ int cmd_render(int argc, char **argv)
 		nsteps = (int64_t)ne;
 		tb = xmallocarray(ne * (size_t)L, sizeof(double));
 		tstep = xmallocarray(ne, sizeof(double));
+		double total = 0;
 		for (size_t i = 0; i < ne * (size_t)L; i++)
-			tb[i] = (double)tbytes[i];
+			total += tb[i] = (double)tbytes[i];
 		for (size_t i = 0; i < ne; i++)
 			tstep[i] = (double)ev[0][i].step;
 		job.transfer.events = (int)ne;
@@ -571,9 +571,18 @@ int cmd_render(int argc, char **argv)
 		job.transfer.bytes = tb;
 		job.tcfg = render_transfer_cfg_defaults();
 		job.tcfg.stacked = !summed;
+		if (total == 0) {
+			/* no expert size known for the run (no model preset): copies */
+			for (size_t i = 0; i < ne; i++)
+				tb[i] = (double)ev[0][i].moves;
+			job.transfer.layers = 1;
+			job.tcfg.stacked = 0;
+			job.tcfg.unit = "expert copies";
+		}
 		job.tcfg.x_label = "rebalance event (labelled by the step it was decided at)";
-		snprintf(ttl, sizeof(ttl),
-			 "Expert weights moved per rebalance, replay %lld (%s, %d x %d), run '%s'",
+		snprintf(ttl, sizeof(ttl), "%s per rebalance, replay %lld (%s, %d x %d), run '%s'",
+			 total == 0 ? "Expert copies (bytes unknown: no model preset)"
+				    : "Expert weights moved",
 			 (long long)replay_id[0], rp[0].algo, rp[0].ranks, rp[0].slots, run.name);
 		break;
 	}

@@ -59,7 +59,8 @@ struct render_grid {
 	 * dx = (x1 - x0) / cols; categorical axes use x0 = -0.5, x1 = cols - 0.5
 	 * so that cell c is centred on value c.  Rows likewise, top to bottom. */
 	double x0, x1, y0, y1;
-	const int *col_ids;        /* optional: expert id shown in each column */
+	const int *col_ids;        /* optional: expert id shown under each column
+				    * (as many as fit: every k-th column) */
 };
 
 struct render_heatmap_cfg {
@@ -142,6 +143,8 @@ struct render_transfer_cfg {
 	const char *title;
 	const char *x_label;
 	int stacked;               /* 1: one band per layer (viridis, colour bar); 0: summed */
+	const char *unit;          /* NULL: values are bytes (shown in kB, MB, ...); else
+				    * counts of this unit, e.g. "expert copies" */
 	double font;
 };
 struct render_transfer_cfg render_transfer_cfg_defaults(void);
