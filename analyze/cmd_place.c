@@ -329,6 +329,11 @@ int cmd_place(int argc, char **argv)
 
 	/* heat of the fitting window */
 	if (o.heat_path) {
+		if (o.runname || o.phase_mask || o.from != INT64_MIN || o.to != INT64_MAX) {
+			util_cli_error(CMD, "--run, --steps and --phase select from a database, "
+					    "not a heat file");
+			return 2;
+		}
 		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
 			return util_cli_fail(CMD, &err);
 		if (o.episodes) {

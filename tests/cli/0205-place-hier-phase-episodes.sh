@@ -41,6 +41,8 @@ printf '{"heat": [[1, 2, 3, 4, 5, 6, 7, 8]], "episodes": [[[1, 2, 3, 4, 5, 6, 7,
 expect_status 2 mt place --heat "$T/h.json" --algo static --ranks 4 --slots 2 --episodes 2
 expect_grep "$T/err" "carries its own"
 expect_status 0 mt place --heat "$T/h.json" --algo static --ranks 4 --slots 2 --json
+expect_status 2 mt place --heat "$T/h.json" --algo static --ranks 4 --slots 2 --phase decode
+expect_grep "$T/err" "not a heat file"
 
 # hierarchical options are checked against the layout
 expect_status 2 mt place "$T/db" --algo static --nodes 3 --groups 2
