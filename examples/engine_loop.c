@@ -67,6 +67,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "engine_loop: %s\n", moetrace_errmsg(rec));
 
 	for (long step = 0; step < steps; step++) {
+		rc = 0;
 		if (step % 2 == 0) {
 			/* an engine that counts tokens per expert after dispatch */
 			memset(counts, 0, sizeof(counts));
