@@ -3,6 +3,7 @@
 #define MOETRACE_CMDS_H
 
 int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_merge(int argc, char **argv);

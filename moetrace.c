@@ -24,6 +24,7 @@ struct command {
 static const struct command commands[] = {
 	{ "gen",     cmd_gen,     "write a synthetic trace (DeepSeek-V3 and other presets) into a database" },
 	{ "import",  cmd_import,  "load a trace (CSV step,layer,expert,tokens[,phase]) into a database" },
+	{ "export",  cmd_export,  "write a run's heat as CSV or JSON lines, or its deployed placement" },
 	{ "record",  cmd_record,  "record synthetic steps through the embedding recorder at a step rate" },
 	{ "merge",   cmd_merge,   "merge per-rank shard traces into one global trace" },
 	{ "info",    cmd_info,    "list runs, shapes, EP layout, steps, phases and storage" },

@@ -5,6 +5,7 @@
  */
 #include "cmds.h"
 #include "collector/collector.h"
+#include "collector/import.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -17,8 +18,56 @@ static const char usage[] =
 	"usage: moetrace import FILE --into DB [--run NAME] [--model PRESET]\n"
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
+	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
-	"rows grouped by increasing step.  Without --model the shape comes from the data.\n";
+	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
+	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
+	"router_trace_rank*.jsonl or their directory), TensorRT-LLM expert statistics (the\n"
+	"directory of meta_info.json and rank*.safetensors); SGLang .pt dumps go through\n"
+	"'python3 -m moetrace.sglang_dump'.  --format auto (default) guesses from the name\n"
+	"and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
+	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
+
+/* Records the placement file `path` as deployed from the run's first step,
+ * inside the caller's transaction; the file's EP layout becomes the run's. */
+static int add_deployed(struct store *s, struct store_run *run, const char *path,
+			const struct collector_import_opts *o, struct util_err *err)
+{
+	struct store_run_stats st;
+	int32_t *p2l = NULL;
+	int ranks = o->ranks ? o->ranks : 0, slots = o->slots;
+	int rc;
+
+	if (!ranks && !slots) {
+		/* an SGLang mapping needs the rank count; the run's layout is the best guess */
+		FILE *f = fopen(path, "r");
+		char head[256] = { 0 };
+		if (f) {
+			size_t n = fread(head, 1, sizeof(head) - 1, f);
+			head[n] = 0;
+			fclose(f);
+		}
+		if (!strstr(head, "layer_list"))
+			ranks = run->ranks;
+	}
+	if ((rc = collector_deployed_read(path, run, &ranks, &slots, &p2l, err)))
+		return rc;
+	if (ranks != run->ranks || slots != run->slots) {
+		int rpn = o->ranks_per_node ? o->ranks_per_node : ranks < 8 ? ranks : 8;
+		if (store_run_set_layout(s, run->id, ranks, slots, rpn)) {
+			free(p2l);
+			return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		}
+		run->ranks = ranks;
+		run->slots = slots;
+		run->ranks_per_node = rpn;
+	}
+	if (store_run_stats(s, run->id, &st) ||
+	    store_deployed_set(s, run, st.first_step, ranks, slots, p2l))
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	free(p2l);
+	return rc;
+}
 
 static void remove_db(const char *path)
 {
@@ -44,6 +93,8 @@ int cmd_import(int argc, char **argv)
 		{ "slots", required_argument, NULL, 'S' },
 		{ "ranks-per-node", required_argument, NULL, 'n' },
 		{ "progress", no_argument, NULL, 'P' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "deployed", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -51,13 +102,14 @@ int cmd_import(int argc, char **argv)
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
-	const char *into = NULL;
+	const char *into = NULL, *deployed = NULL;
+	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
 	struct stat sb;
 	int c, rc, existed;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Ph", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
@@ -76,6 +128,15 @@ int cmd_import(int argc, char **argv)
 		case 'S': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.slots, "--slots", &err); goto chk;
 		case 'n': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.ranks_per_node, "--ranks-per-node", &err); goto chk;
 		case 'P': o.progress = 1; break;
+		case 'f':
+			format = collector_format_parse(optarg);
+			if (format < 0) {
+				util_cli_error("import", "--format: unknown format '%s' (auto, csv, jsonl, "
+					       "megatron, trtllm, sglang)", optarg);
+				return 2;
+			}
+			break;
+		case 'd': deployed = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -100,9 +161,17 @@ chk:
 	}
 	const char *file = argv[optind];
 	if (!o.run_name) {
-		const char *base = strrchr(file, '/');
-		base = base ? base + 1 : file;
-		snprintf(name, sizeof(name), "%s", base);
+		char path[4096];
+		size_t pl = (size_t)snprintf(path, sizeof(path), "%s", file);
+		while (pl > 1 && pl < sizeof(path) && path[pl - 1] == '/')
+			path[--pl] = 0; /* a directory given as "dir/" */
+		const char *base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		size_t bl = strlen(base);
+		if (bl >= sizeof(name))
+			bl = sizeof(name) - 1;
+		memcpy(name, base, bl);
+		name[bl] = 0;
 		char *dot = strrchr(name, '.');
 		if (dot && dot != name)
 			*dot = 0;
@@ -111,7 +180,20 @@ chk:
 	existed = stat(into, &sb) == 0;
 	if (store_open(into, STORE_CREATE, &s, &err))
 		return util_cli_fail("import", &err);
-	rc = collector_import_csv(s, file, &o, &run, &err);
+	if (deployed && (rc = store_begin(s))) {
+		util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
+		goto fail;
+	}
+	rc = collector_import(s, file, format, &o, &run, &err);
+	if (!rc && deployed)
+		rc = add_deployed(s, &run, deployed, &o, &err);
+	if (deployed) {
+		if (rc)
+			store_rollback(s);
+		else if ((rc = store_commit(s)))
+			util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
+	}
+fail:
 	store_free(s);
 	if (rc) {
 		if (!existed)
@@ -120,5 +202,8 @@ chk:
 	}
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
+	if (deployed)
+		printf("deployed placement from '%s': %d ranks x %d slots\n", deployed, run.ranks,
+		       run.slots);
 	return 0;
 }

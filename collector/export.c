@@ -1,0 +1,235 @@
+/*
+ * export.c: a run's heat out of the database, as our CSV
+ * (step,layer,expert,tokens,phase — what `moetrace import` reads back) or
+ * as JSON lines (a description line, then one object per step with every
+ * layer's counts — what the JSON-lines importer reads back).  Files are
+ * written to a temporary name beside the target and renamed into place,
+ * so a failed export never leaves a half-written file.
+ */
+#include "collector/import.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Appends the decimal digits of v to p; returns the new end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return put_u64(p, (uint64_t)0 - (uint64_t)v);
+	}
+	return put_u64(p, (uint64_t)v);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static int write_csv(FILE *f, const struct store_run *run, const struct store_step *st,
+		     int sparse, char *buf)
+{
+	const char *ph = store_phase_name(st->phase);
+	size_t phl = strlen(ph);
+	char head[32], *h = put_i64(head, st->step);
+	size_t hl;
+
+	*h++ = ',';
+	hl = (size_t)(h - head);
+	for (int l = 0; l < run->layers; l++) {
+		char *p = buf;
+		const uint32_t *row = st->counts + (size_t)l * (size_t)run->experts;
+		for (int e = 0; e < run->experts; e++) {
+			if (sparse && !row[e])
+				continue;
+			memcpy(p, head, hl);
+			p += hl;
+			p = put_u64(p, (uint64_t)l);
+			*p++ = ',';
+			p = put_u64(p, (uint64_t)e);
+			*p++ = ',';
+			p = put_u64(p, row[e]);
+			*p++ = ',';
+			memcpy(p, ph, phl);
+			p += phl;
+			*p++ = '\n';
+		}
+		if (p > buf && fwrite(buf, 1, (size_t)(p - buf), f) != (size_t)(p - buf))
+			return -1;
+	}
+	return 0;
+}
+
+static void write_jsonl_head(FILE *f, const struct store_run *run)
+{
+	fputs("{\"moetrace\":1,\"run\":", f);
+	json_str(f, run->name);
+	if (run->model[0]) {
+		fputs(",\"model\":", f);
+		json_str(f, run->model);
+	}
+	fprintf(f, ",\"layers\":%d,\"experts\":%d", run->layers, run->experts);
+	if (run->topk)
+		fprintf(f, ",\"topk\":%d", run->topk);
+	if (run->ranks)
+		fprintf(f, ",\"ranks\":%d,\"slots\":%d", run->ranks, run->slots);
+	fprintf(f, ",\"first_layer\":%d}\n", run->first_layer);
+}
+
+static int write_jsonl(FILE *f, const struct store_run *run, const struct store_step *st,
+		       char *buf)
+{
+	fprintf(f, "{\"step\":%lld,\"phase\":\"%s\"", (long long)st->step,
+		store_phase_name(st->phase));
+	if (st->time > 0)
+		fprintf(f, ",\"time\":%.6f", st->time);
+	if (st->tokens > 0)
+		fprintf(f, ",\"tokens\":%lld", (long long)st->tokens);
+	fputs(",\"counts\":[", f);
+	for (int l = 0; l < run->layers; l++) {
+		char *p = buf;
+		const uint32_t *row = st->counts + (size_t)l * (size_t)run->experts;
+		if (l)
+			*p++ = ',';
+		*p++ = '[';
+		for (int e = 0; e < run->experts; e++) {
+			if (e)
+				*p++ = ',';
+			p = put_u64(p, row[e]);
+		}
+		*p++ = ']';
+		if (fwrite(buf, 1, (size_t)(p - buf), f) != (size_t)(p - buf))
+			return -1;
+	}
+	fputs("]}\n", f);
+	return ferror(f) ? -1 : 0;
+}
+
+int collector_export(struct store *s, const struct store_run *run,
+		     const struct collector_export_opts *o, const char *path, int64_t *steps,
+		     struct util_err *err)
+{
+	struct store_iter *it = NULL;
+	struct store_step st;
+	char *tmp = NULL, *buf = NULL;
+	FILE *f = NULL;
+	int64_t n = 0;
+	int rc, to_stdout = !strcmp(path, "-");
+
+	/* a CSV row is at most ~60 bytes, a JSON count 11 */
+	buf = malloc((size_t)run->experts * 64 + 64);
+	if (!buf)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	if ((rc = store_iter_new(s, run, o->from, o->to, 0, &it))) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (to_stdout) {
+		f = stdout;
+	} else {
+		size_t len = strlen(path) + 16;
+		int fd;
+		tmp = malloc(len);
+		if (!tmp) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		snprintf(tmp, len, "%s.tmpXXXXXX", path);
+		if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
+			rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", tmp,
+					  strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			free(tmp);
+			tmp = NULL;
+			goto out;
+		}
+	}
+	if (o->format == COLLECTOR_EXPORT_CSV)
+		fputs("step,layer,expert,tokens,phase\n", f);
+	else
+		write_jsonl_head(f, run);
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		int w = o->format == COLLECTOR_EXPORT_CSV ? write_csv(f, run, &st, o->sparse, buf)
+							  : write_jsonl(f, run, &st, buf);
+		if (w) {
+			rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path,
+					  strerror(errno));
+			goto out;
+		}
+		n++;
+	}
+	if (rc < 0) {
+		rc = util_err_set(err, UTIL_EDB, "reading run '%s': %s", run->name, store_errmsg(s));
+		goto out;
+	}
+	if (n == 0) {
+		rc = util_err_set(err, UTIL_ENOTFOUND, "run '%s' has no steps in the range",
+				  run->name);
+		goto out;
+	}
+	if (to_stdout) {
+		if (fflush(f) || ferror(f)) {
+			rc = util_err_set(err, UTIL_EIO, "cannot write output: %s", strerror(errno));
+			goto out;
+		}
+		f = NULL;
+	} else {
+		int bad = ferror(f);
+		bad |= fclose(f);
+		f = NULL;
+		if (bad) {
+			rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path,
+					  strerror(errno));
+			goto out;
+		}
+		if (rename(tmp, path) != 0) {
+			rc = util_err_set(err, UTIL_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
+					  strerror(errno));
+			goto out;
+		}
+		free(tmp);
+		tmp = NULL;
+	}
+	if (steps)
+		*steps = n;
+	rc = 0;
+out:
+	if (f && f != stdout)
+		fclose(f);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	store_iter_free(it);
+	free(buf);
+	return rc;
+}

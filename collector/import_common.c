@@ -1,0 +1,750 @@
+/*
+ * import_common.c: what the engine-dump importers share — the trace
+ * builder of import_int.h (records in, one run out, all or nothing), a few
+ * JSON helpers, and the format names, detection and dispatch behind
+ * `moetrace import --format`.  Start at imp_finish: it is where a pile of
+ * per-(step, layer) records becomes a run.
+ */
+#include "collector/import_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void imp_init(struct imp *b, const char *format, int model_layer_ids)
+{
+	memset(b, 0, sizeof(*b));
+	b->format = format;
+	b->model_layer_ids = model_layer_ids;
+}
+
+void imp_release(struct imp *b)
+{
+	if (!b)
+		return;
+	free(b->recs);
+	free(b->pool);
+	free(b->src);
+	free(b->scratch);
+	memset(b, 0, sizeof(*b));
+}
+
+int imp_source(struct imp *b, const char *name, struct util_err *err)
+{
+	if (b->nsrc == b->src_cap) {
+		int cap = b->src_cap ? 2 * b->src_cap : 8;
+		const char **p = realloc(b->src, (size_t)cap * sizeof(*p));
+		if (!p)
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		b->src = p;
+		b->src_cap = cap;
+	}
+	b->src[b->nsrc] = name;
+	return b->nsrc++;
+}
+
+uint32_t *imp_scratch(struct imp *b, size_t n, struct util_err *err)
+{
+	if (n == 0)
+		n = 1;
+	if (n > b->scratch_n) {
+		uint32_t *p = realloc(b->scratch, n * sizeof(*p));
+		if (!p) {
+			util_err_set(err, UTIL_ENOMEM, "out of memory for %zu counts", n);
+			return NULL;
+		}
+		b->scratch = p;
+		b->scratch_n = n;
+	}
+	memset(b->scratch, 0, n * sizeof(*b->scratch));
+	return b->scratch;
+}
+
+int imp_add(struct imp *b, int src, int64_t line, int64_t step, int64_t layer, int phase,
+	    double time, int64_t tokens, const uint32_t *counts, size_t n, int exact,
+	    struct util_err *err)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 256;
+		struct imp_rec *p = realloc(b->recs, cap * sizeof(*p));
+		if (!p)
+			return util_err_set(err, UTIL_ENOMEM, "out of memory for %zu records", cap);
+		b->recs = p;
+		b->cap = cap;
+	}
+	if (b->pool_n + n > b->pool_cap) {
+		size_t cap = b->pool_cap ? 2 * b->pool_cap : 4096;
+		while (cap < b->pool_n + n)
+			cap *= 2;
+		uint32_t *p = realloc(b->pool, cap * sizeof(*p));
+		if (!p)
+			return util_err_set(err, UTIL_ENOMEM, "out of memory for %zu counts", cap);
+		b->pool = p;
+		b->pool_cap = cap;
+	}
+	struct imp_rec *r = &b->recs[b->n++];
+	memset(r, 0, sizeof(*r));
+	r->step = step;
+	r->layer = layer;
+	r->line = line;
+	r->tokens = tokens;
+	r->time = time;
+	r->off = b->pool_n;
+	r->n = (uint32_t)n;
+	r->src = src;
+	r->phase = (int8_t)phase;
+	r->exact = (uint8_t)(exact != 0);
+	r->per_step = tokens >= 0 || time > 0;
+	if (n)
+		memcpy(b->pool + b->pool_n, counts, n * sizeof(*counts));
+	b->pool_n += n;
+	return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct imp_rec *x = a, *y = b;
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	if (x->lidx != y->lidx)
+		return x->lidx < y->lidx ? -1 : 1;
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return (x->line > y->line) - (x->line < y->line);
+}
+
+/* "file:line" of a record, for messages. */
+static const char *where(const struct imp *b, const struct imp_rec *r, char *buf, size_t len)
+{
+	if (b->keyed)
+		snprintf(buf, len, "%s: key '%lld_%lld'", b->src[r->src], (long long)r->step,
+			 (long long)r->layer);
+	else
+		snprintf(buf, len, "%s:%lld", b->src[r->src], (long long)r->line);
+	return buf;
+}
+
+/* Maps record layers to MoE layer indexes; sets *layers and *first_layer. */
+static int map_layers(struct imp *b, const struct collector_import_opts *o, int *layers,
+		      int *first_layer, struct util_err *err)
+{
+	char w[512];
+	int64_t *ids = malloc(b->n * sizeof(*ids));
+	size_t nd = 0;
+
+	if (!ids)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < b->n; i++)
+		ids[i] = b->recs[i].layer;
+	qsort(ids, b->n, sizeof(*ids), cmp_i64);
+	for (size_t i = 0; i < b->n; i++)
+		if (i == 0 || ids[i] != ids[nd - 1])
+			ids[nd++] = ids[i];
+
+	if (b->model_layer_ids && o->model) {
+		int step = o->model->layer_step > 0 ? o->model->layer_step : 1;
+		*layers = o->model->layers;
+		*first_layer = o->model->first_layer;
+		for (size_t i = 0; i < b->n; i++) {
+			struct imp_rec *r = &b->recs[i];
+			int64_t d = r->layer - o->model->first_layer;
+			if (d < 0 || d % step || d / step >= o->model->layers) {
+				free(ids);
+				return util_err_set(err, UTIL_ERANGE,
+						    "%s: field 'layer': %lld is not a MoE layer id of %s "
+						    "(%d + k x %d, k < %d)",
+						    where(b, r, w, sizeof(w)), (long long)r->layer,
+						    o->model->name, o->model->first_layer, step,
+						    o->model->layers);
+			}
+			r->lidx = (int32_t)(d / step);
+		}
+	} else if (b->model_layer_ids) {
+		*layers = (int)nd;
+		*first_layer = (int)ids[0];
+		if (o->layers && o->layers < (int)nd) {
+			free(ids);
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: %zu distinct MoE layer ids, --layers says %d",
+					    b->src[0], nd, o->layers);
+		}
+		if (o->layers)
+			*layers = o->layers;
+		for (size_t i = 0; i < b->n; i++) {
+			int64_t *p = bsearch(&b->recs[i].layer, ids, nd, sizeof(*ids), cmp_i64);
+			b->recs[i].lidx = (int32_t)(p - ids);
+		}
+	} else {
+		int64_t maxl = ids[nd - 1];
+		*layers = o->layers ? o->layers : o->model ? o->model->layers
+				     : b->layers ? b->layers : (int)maxl + 1;
+		*first_layer = o->model ? o->model->first_layer : b->first_layer;
+		for (size_t i = 0; i < b->n; i++) {
+			struct imp_rec *r = &b->recs[i];
+			if (r->layer < 0 || r->layer >= *layers) {
+				free(ids);
+				return util_err_set(err, UTIL_ERANGE,
+						    "%s: field 'layer': %lld is out of range for %s "
+						    "(%d MoE layers)",
+						    where(b, r, w, sizeof(w)), (long long)r->layer,
+						    o->model ? o->model->name : "the given shape", *layers);
+			}
+			r->lidx = (int32_t)r->layer;
+		}
+	}
+	free(ids);
+	if (*layers > STORE_MAX_LAYERS)
+		return util_err_set(err, UTIL_ERANGE, "%s: %d MoE layers, at most %d", b->src[0],
+				    *layers, STORE_MAX_LAYERS);
+	return 0;
+}
+
+/* The expert count: the options', else the full vectors' (which must all
+ * agree), else the largest id seen plus one. */
+static int fix_experts(struct imp *b, const struct collector_import_opts *o, int *experts,
+		       struct util_err *err)
+{
+	char w1[512], w2[512];
+	const struct imp_rec *ex = NULL;
+	uint32_t maxn = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct imp_rec *r = &b->recs[i];
+		if (r->exact) {
+			if (ex && ex->n != r->n)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'counts': %u experts, but %s has %u "
+						    "(shape mismatch)",
+						    where(b, r, w1, sizeof(w1)), r->n,
+						    where(b, ex, w2, sizeof(w2)), ex->n);
+			ex = ex ? ex : r;
+		}
+		if (r->n > maxn)
+			maxn = r->n;
+	}
+	*experts = o->experts ? o->experts : o->model ? o->model->experts
+		   : b->experts ? b->experts : ex ? (int)ex->n : (int)maxn;
+	if (*experts < 1 || *experts > STORE_MAX_EXPERTS)
+		return util_err_set(err, UTIL_ERANGE, "%s: %d experts, expected 1 to %d",
+				    b->src[0], *experts, STORE_MAX_EXPERTS);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct imp_rec *r = &b->recs[i];
+		if (r->exact && (int)r->n != *experts)
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: field 'counts': %u experts, the run has %d (%s)",
+					    where(b, r, w1, sizeof(w1)), r->n, *experts,
+					    o->model ? o->model->name : "the given shape");
+		if (!r->exact && (int)r->n > *experts)
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: expert %u is out of range for %s (%d experts)",
+					    where(b, r, w1, sizeof(w1)), r->n - 1,
+					    o->model ? o->model->name : "the given shape", *experts);
+	}
+	return 0;
+}
+
+static int fix_layout(struct store_run *run, const struct collector_import_opts *o,
+		      const struct imp *b, struct util_err *err)
+{
+	if (o->model) {
+		run->ranks = o->model->ranks;
+		run->slots = o->model->slots;
+		run->ranks_per_node = o->model->ranks_per_node;
+	} else if (b->ranks) {
+		run->ranks = b->ranks;
+		run->slots = b->slots ? b->slots : (run->experts + b->ranks - 1) / b->ranks;
+		run->ranks_per_node = b->ranks < 8 ? b->ranks : 8;
+	}
+	if (o->ranks) {
+		run->ranks = o->ranks;
+		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
+		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
+		if (!run->ranks_per_node)
+			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+	}
+	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
+				    run->slots, run->experts);
+	return 0;
+}
+
+int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
+	       const char *path, struct store_run *run_out, struct util_err *err)
+{
+	struct store_run run = { 0 };
+	struct store_step *steps = NULL;
+	uint32_t *counts = NULL;
+	char w1[512], w2[512];
+	size_t cells, cap, nb = 0;
+	int rc, in_tx = 0, layers = 0, experts = 0, first_layer = 0;
+
+	if (b->n == 0)
+		return util_err_set(err, UTIL_EPARSE, "%s: no records of heat", path);
+	if ((rc = map_layers(b, o, &layers, &first_layer, err)) ||
+	    (rc = fix_experts(b, o, &experts, err)))
+		return rc;
+	qsort(b->recs, b->n, sizeof(*b->recs), cmp_rec);
+	for (size_t i = 1; i < b->n; i++) {
+		const struct imp_rec *p = &b->recs[i - 1], *r = &b->recs[i];
+		if (p->step == r->step && p->lidx == r->lidx && p->src == r->src)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: duplicate record for step %lld, layer %lld (first at "
+					    "line %lld)",
+					    where(b, r, w1, sizeof(w1)), (long long)r->step,
+					    (long long)r->layer, (long long)p->line);
+	}
+	for (size_t i = 0, j; i < b->n; i = j) {
+		const struct imp_rec *ph = NULL;
+		for (j = i; j < b->n && b->recs[j].step == b->recs[i].step; j++) {
+			const struct imp_rec *r = &b->recs[j];
+			if (r->phase < 0)
+				continue;
+			if (ph && ph->phase != r->phase)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'phase': step %lld is %s here but %s at %s",
+						    where(b, r, w1, sizeof(w1)), (long long)r->step,
+						    store_phase_name(r->phase), store_phase_name(ph->phase),
+						    where(b, ph, w2, sizeof(w2)));
+			ph = ph ? ph : r;
+		}
+	}
+
+	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
+	run.layers = layers;
+	run.experts = experts;
+	run.topk = o->topk ? o->topk : o->model ? o->model->topk : b->topk;
+	run.first_layer = first_layer;
+	snprintf(run.model, sizeof(run.model), "%s", o->model ? o->model->name : b->model);
+	if ((rc = fix_layout(&run, o, b, err)))
+		return rc;
+	snprintf(run.source, sizeof(run.source), "import %s %s", b->format, path);
+
+	cells = (size_t)layers * (size_t)experts;
+	cap = (64u << 20) / (cells * 4);
+	cap = cap < 1 ? 1 : cap > 512 ? 512 : cap;
+	steps = calloc(cap, sizeof(*steps));
+	counts = malloc(cap * cells * sizeof(*counts));
+	if (!steps || !counts) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", cap, cells);
+		goto out;
+	}
+	if ((rc = store_begin(s))) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	in_tx = 1;
+	if ((rc = store_run_add(s, &run))) {
+		rc = util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	for (size_t i = 0, j; i < b->n; i = j) {
+		struct store_step *st;
+		int64_t layer0 = 0, tokens = -1;
+		if (nb == cap) {
+			if (store_steps_append(s, &run, steps, nb)) {
+				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+				goto out;
+			}
+			nb = 0;
+		}
+		st = &steps[nb];
+		st->counts = counts + nb * cells;
+		memset(st->counts, 0, cells * sizeof(*st->counts));
+		st->step = b->recs[i].step;
+		st->phase = 0;
+		st->time = 0;
+		for (j = i; j < b->n && b->recs[j].step == st->step; j++) {
+			const struct imp_rec *r = &b->recs[j];
+			uint32_t *row = st->counts + (size_t)r->lidx * (size_t)experts;
+			const uint32_t *v = b->pool + r->off;
+			for (uint32_t e = 0; e < r->n; e++) {
+				if (row[e] > UINT32_MAX - v[e]) {
+					rc = util_err_set(err, UTIL_ERANGE,
+							  "%s: step %lld, layer %lld, expert %u: the sum "
+							  "over ranks overflows a 32-bit count",
+							  where(b, r, w1, sizeof(w1)), (long long)r->step,
+							  (long long)r->layer, e);
+					goto out;
+				}
+				row[e] += v[e];
+				if (r->lidx == 0)
+					layer0 += v[e];
+			}
+			if (r->phase > 0)
+				st->phase = r->phase;
+			if (r->time > st->time)
+				st->time = r->time;
+			if (r->tokens >= 0)
+				tokens = tokens < 0 ? r->tokens : tokens;
+		}
+		st->tokens = tokens >= 0 ? tokens : run.topk ? layer0 / run.topk : 0;
+		nb++;
+	}
+	if (nb && store_steps_append(s, &run, steps, nb)) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	if ((rc = store_commit(s))) {
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		goto out;
+	}
+	in_tx = 0;
+	if (run_out)
+		*run_out = run;
+	rc = 0;
+out:
+	if (in_tx)
+		store_rollback(s);
+	free(steps);
+	free(counts);
+	return rc;
+}
+
+/* ---- JSON helpers ------------------------------------------------------------ */
+
+int imp_read_file(const char *path, char **data, size_t *len, struct util_err *err)
+{
+	struct stat sb;
+	FILE *f = fopen(path, "rb");
+	char *p;
+
+	if (!f)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		fclose(f);
+		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
+	}
+	p = malloc((size_t)sb.st_size + 1);
+	if (!p) {
+		fclose(f);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", path);
+	}
+	*len = fread(p, 1, (size_t)sb.st_size, f);
+	if (ferror(f) || *len != (size_t)sb.st_size) {
+		free(p);
+		fclose(f);
+		return util_err_set(err, UTIL_EIO, "cannot read '%s': %s", path, strerror(errno));
+	}
+	fclose(f);
+	p[*len] = 0;
+	*data = p;
+	return 0;
+}
+
+int imp_json_u64(struct json_object *v, uint64_t *out)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t x = json_object_get_int64(v);
+		if (x < 0)
+			return -1;
+		/* json-c clamps values past INT64_MAX; treat the clamp as overflow */
+		if (x == INT64_MAX)
+			return -2;
+		*out = (uint64_t)x;
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_double)) {
+		double d = json_object_get_double(v);
+		if (!(d >= 0) || d != floor(d))
+			return -1;
+		if (d >= 9.2e18)
+			return -2;
+		*out = (uint64_t)d;
+		return 0;
+	}
+	return -1;
+}
+
+int imp_json_field_i64(struct json_object *o, const char *field, int required, int64_t min,
+		       int64_t max, int64_t *out, const char *where_, struct util_err *err)
+{
+	struct json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, field, &v)) {
+		if (required)
+			return util_err_set(err, UTIL_EPARSE, "%s: missing field '%s'", where_, field);
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		x = json_object_get_int64(v);
+		if (x == INT64_MAX || x == INT64_MIN)
+			return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %s overflows", where_,
+					    field, json_object_to_json_string(v));
+	} else if (json_object_is_type(v, json_type_double) &&
+		   json_object_get_double(v) == floor(json_object_get_double(v)) &&
+		   fabs(json_object_get_double(v)) < 9e18) {
+		x = (int64_t)json_object_get_double(v);
+	} else {
+		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %.40s is not an integer",
+				    where_, field, json_object_to_json_string(v));
+	}
+	if (x < min || x > max)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s: field '%s': %lld is out of range [%lld, %lld]", where_, field,
+				    (long long)x, (long long)min, (long long)max);
+	*out = x;
+	return 0;
+}
+
+int imp_json_counts(struct imp *b, struct json_object *a, const char *field, uint32_t **vals,
+		    size_t *n, const char *where_, struct util_err *err)
+{
+	size_t len;
+	uint32_t *v;
+
+	if (!json_object_is_type(a, json_type_array))
+		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': not an array of counts",
+				    where_, field);
+	len = json_object_array_length(a);
+	if (len == 0 || len > STORE_MAX_EXPERTS)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field '%s': %zu counts, expected 1 to %d", where_, field,
+				    len, STORE_MAX_EXPERTS);
+	if (!(v = imp_scratch(b, len, err)))
+		return UTIL_ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		struct json_object *x = json_object_array_get_idx(a, i);
+		uint64_t u;
+		int rc = imp_json_u64(x, &u);
+		if (rc == 0 && u > UINT32_MAX)
+			rc = -2;
+		if (rc == -1)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field '%s'[%zu]: %.40s is not a non-negative integer",
+					    where_, field, i, json_object_to_json_string(x));
+		if (rc == -2)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field '%s'[%zu]: %.40s overflows a 32-bit count",
+					    where_, field, i, json_object_to_json_string(x));
+		v[i] = (uint32_t)u;
+	}
+	*vals = v;
+	*n = len;
+	return 0;
+}
+
+int imp_json_phase(struct json_object *o, int *phase, const char *where_, struct util_err *err)
+{
+	struct json_object *v;
+
+	*phase = -1;
+	if (!json_object_object_get_ex(o, "phase", &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (json_object_is_type(v, json_type_string))
+		*phase = store_phase_parse(json_object_get_string(v));
+	else if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0 &&
+		 json_object_get_int64(v) <= 2)
+		*phase = (int)json_object_get_int64(v);
+	if (*phase < 0)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'phase': %.40s is not prefill, decode or unknown",
+				    where_, json_object_to_json_string(v));
+	return 0;
+}
+
+int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err *err)
+{
+	struct json_tokener *tok = NULL;
+	char *data = NULL, w[4200];
+	size_t len;
+	int64_t line = 0;
+	int rc;
+
+	if ((rc = imp_read_file(path, &data, &len, err)))
+		return rc;
+	if (len == 0) {
+		rc = util_err_set(err, UTIL_EPARSE, "%s: empty file", path);
+		goto out;
+	}
+	if (!(tok = json_tokener_new())) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (char *p = data, *e; p < data + len; p = e + 1) {
+		struct json_object *obj;
+		enum json_tokener_error jerr;
+		char *q = p, *t;
+		e = memchr(p, '\n', (size_t)(data + len - p));
+		if (!e)
+			e = data + len;
+		t = e;
+		line++;
+		while (q < t && (*q == ' ' || *q == '\t' || *q == '\r'))
+			q++;
+		while (t > q && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
+			t--;
+		if (q == t)
+			continue;
+		snprintf(w, sizeof(w), "%s:%lld", path, (long long)line);
+		json_tokener_reset(tok);
+		obj = json_tokener_parse_ex(tok, q, (int)(t - q));
+		jerr = json_tokener_get_error(tok);
+		if (!obj || jerr != json_tokener_success ||
+		    json_tokener_get_parse_end(tok) != (size_t)(t - q)) {
+			json_object_put(obj);
+			if (jerr == json_tokener_continue)
+				jerr = json_tokener_error_parse_eof;
+			rc = util_err_set(err, UTIL_EPARSE, "%s: malformed JSON line: %s", w,
+					  jerr == json_tokener_success ? "text after the JSON value"
+								       : json_tokener_error_desc(jerr));
+			goto out;
+		}
+		if (!json_object_is_type(obj, json_type_object)) {
+			json_object_put(obj);
+			rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", w);
+			goto out;
+		}
+		rc = fn(ctx, obj, line, w, err);
+		json_object_put(obj);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (tok)
+		json_tokener_free(tok);
+	free(data);
+	return rc;
+}
+
+/* ---- formats: names, detection, dispatch -------------------------------------- */
+
+/* clang-format off */
+static const char *const format_names[] = {
+	[COLLECTOR_FORMAT_AUTO] = "auto",
+	[COLLECTOR_FORMAT_CSV] = "csv",
+	[COLLECTOR_FORMAT_JSONL] = "jsonl",
+	[COLLECTOR_FORMAT_MEGATRON] = "megatron",
+	[COLLECTOR_FORMAT_TRTLLM] = "trtllm",
+	[COLLECTOR_FORMAT_SGLANG] = "sglang",
+};
+/* clang-format on */
+
+int collector_format_parse(const char *s)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(format_names); i++)
+		if (!strcmp(s, format_names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *collector_format_name(int format)
+{
+	if (format < 0 || (size_t)format >= UTIL_ARRAY_SIZE(format_names))
+		return "?";
+	return format_names[format];
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcasecmp(s + n - m, suffix);
+}
+
+/* A JSON line's format: Megatron's router traces carry top_indices or
+ * tokens_per_expert, ours counts. */
+static int sniff_json(const char *head, size_t n)
+{
+	if (memmem(head, n, "\"top_indices\"", 13) || memmem(head, n, "\"tokens_per_expert\"", 19))
+		return COLLECTOR_FORMAT_MEGATRON;
+	return COLLECTOR_FORMAT_JSONL;
+}
+
+int collector_format_detect(const char *path, struct util_err *err)
+{
+	struct stat sb;
+	char head[4096];
+	size_t n;
+	FILE *f;
+
+	if (stat(path, &sb) != 0)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (S_ISDIR(sb.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+		int fmt = -1;
+		if (!d)
+			return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
+					    strerror(errno));
+		while ((de = readdir(d)) && fmt < 0) {
+			if (!strcmp(de->d_name, "meta_info.json") ||
+			    (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".safetensors")))
+				fmt = COLLECTOR_FORMAT_TRTLLM;
+			else if (!strncmp(de->d_name, "router_trace_rank", 17) &&
+				 ends_with(de->d_name, ".jsonl"))
+				fmt = COLLECTOR_FORMAT_MEGATRON;
+		}
+		closedir(d);
+		if (fmt < 0)
+			return util_err_set(err, UTIL_EPARSE,
+					    "'%s': a directory with neither TensorRT-LLM statistics "
+					    "(meta_info.json, rank*.safetensors) nor Megatron-LM traces "
+					    "(router_trace_rank*.jsonl)",
+					    path);
+		return fmt;
+	}
+	if (ends_with(path, ".csv"))
+		return COLLECTOR_FORMAT_CSV;
+	if (ends_with(path, ".pt") || ends_with(path, ".pth"))
+		return COLLECTOR_FORMAT_SGLANG;
+	if (ends_with(path, ".safetensors") || ends_with(path, "meta_info.json"))
+		return COLLECTOR_FORMAT_TRTLLM;
+	if (!(f = fopen(path, "rb")))
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	n = fread(head, 1, sizeof(head), f);
+	fclose(f);
+	if (n >= 4 && !memcmp(head, "PK\3\4", 4))
+		return COLLECTOR_FORMAT_SGLANG; /* torch.save writes a zip archive */
+	if (n >= 9 && head[8] == '{' && (unsigned char)head[7] == 0 && (unsigned char)head[6] == 0)
+		return COLLECTOR_FORMAT_TRTLLM; /* u64 header length, then the JSON header */
+	if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json"))
+		return sniff_json(head, n);
+	for (size_t i = 0; i < n; i++) {
+		if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')
+			continue;
+		if (head[i] == '{')
+			return sniff_json(head, n);
+		break;
+	}
+	return COLLECTOR_FORMAT_CSV;
+}
+
+int collector_import(struct store *s, const char *path, int format,
+		     const struct collector_import_opts *o, struct store_run *run,
+		     struct util_err *err)
+{
+	if (format == COLLECTOR_FORMAT_AUTO) {
+		format = collector_format_detect(path, err);
+		if (format < 0)
+			return format;
+	}
+	switch (format) {
+	case COLLECTOR_FORMAT_CSV:
+		return collector_import_csv(s, path, o, run, err);
+	case COLLECTOR_FORMAT_JSONL:
+		return collector_import_jsonl(s, path, o, run, err);
+	case COLLECTOR_FORMAT_MEGATRON:
+		return collector_import_megatron(s, path, o, run, err);
+	case COLLECTOR_FORMAT_TRTLLM:
+		return collector_import_trtllm(s, path, o, run, err);
+	case COLLECTOR_FORMAT_SGLANG:
+		return util_err_set(err, UTIL_EUSAGE,
+				    "'%s': SGLang expert-distribution dumps are torch pickles; "
+				    "import them with the Python package: PYTHONPATH=collector/python "
+				    "python3 -m moetrace.sglang_dump '%s' --into DB",
+				    path, path);
+	}
+	return util_err_set(err, UTIL_EUSAGE, "unknown trace format %d", format);
+}

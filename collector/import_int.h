@@ -1,0 +1,90 @@
+/*
+ * import_int.h (private to collector/import_*.c): the trace builder the
+ * engine-dump importers share.  An importer parses its files and adds one
+ * record per (step, layer) it reads — counts of one source (file or rank);
+ * records of different sources for the same (step, layer) are summed, the
+ * same source twice is an error.  imp_finish then fixes the shape, sorts,
+ * checks and writes the run in one transaction.
+ *
+ * Ownership: the builder owns copies of everything added; messages quote
+ * the source names given to imp_source, which must outlive the builder.
+ */
+#ifndef COLLECTOR_IMPORT_INT_H
+#define COLLECTOR_IMPORT_INT_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collector/import.h"
+
+struct imp_rec {
+	int64_t step;
+	int64_t layer;       /* as in the file: MoE index or model layer id */
+	int64_t line;        /* line or record number in its source, for messages */
+	int64_t tokens;      /* batch tokens if the record says, else -1 */
+	double time;         /* 0 if unknown */
+	size_t off;          /* counts at pool + off */
+	uint32_t n;          /* counts given */
+	int src;
+	int8_t phase;        /* -1 if unknown */
+	uint8_t exact;       /* n is the expert count (a full counts vector) */
+	uint8_t per_step;    /* tokens/time came from a per-step record */
+	int32_t lidx;        /* MoE layer index, set by imp_finish */
+};
+
+struct imp {
+	const char *format;       /* "jsonl", "megatron", ... for the run's source */
+	int model_layer_ids;      /* record layers are model layer ids, not 0..L-1 */
+	int keyed;                /* records are tensors keyed "{step}_{layer}", not lines */
+	int topk;                 /* learned from the data, 0 if unknown */
+	/* run description read from the data (0/"" = unknown) */
+	char model[64];
+	int layers, experts, ranks, slots, first_layer;
+	int first_layer_set;
+	struct imp_rec *recs;
+	size_t n, cap;
+	uint32_t *pool;
+	size_t pool_n, pool_cap;
+	const char **src;
+	int nsrc, src_cap;
+	uint32_t *scratch;        /* histogram buffer for importers */
+	size_t scratch_n;
+};
+
+void imp_init(struct imp *b, const char *format, int model_layer_ids);
+void imp_release(struct imp *b);
+/* Registers a source (file) name; returns its index or a negative code. */
+int imp_source(struct imp *b, const char *name, struct util_err *err);
+/* Adds one record; counts (n values) are copied. */
+int imp_add(struct imp *b, int src, int64_t line, int64_t step, int64_t layer, int phase,
+	    double time, int64_t tokens, const uint32_t *counts, size_t n, int exact,
+	    struct util_err *err);
+/* A zeroed scratch buffer of n values (reused between calls). */
+uint32_t *imp_scratch(struct imp *b, size_t n, struct util_err *err);
+/* Shape, order, duplicates, phases; then the run in one transaction. */
+int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
+	       const char *path, struct store_run *run_out, struct util_err *err);
+
+/* ---- small JSON helpers ---------------------------------------------------- */
+
+/* Reads a whole file into a malloc'ed NUL-terminated buffer. */
+int imp_read_file(const char *path, char **data, size_t *len, struct util_err *err);
+/* A non-negative integer (JSON int, or a double with an integral value). */
+int imp_json_u64(struct json_object *v, uint64_t *out);
+/* field as an int64 in [min, max]; *out untouched if absent and !required.
+ * Messages name "where" (e.g. "x.jsonl:3") and the field. */
+int imp_json_field_i64(struct json_object *o, const char *field, int required, int64_t min,
+		       int64_t max, int64_t *out, const char *where, struct util_err *err);
+/* An array of uint32 counts into the scratch buffer: *vals, *n. */
+int imp_json_counts(struct imp *b, struct json_object *a, const char *field, uint32_t **vals,
+		    size_t *n, const char *where, struct util_err *err);
+/* Calls fn for each non-blank line of a JSON-lines file, parsed as an
+ * object; where is "path:line".  Stops at the first non-zero return. */
+typedef int (*imp_line_fn)(void *ctx, struct json_object *o, int64_t line, const char *where,
+			   struct util_err *err);
+int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err *err);
+/* Optional "phase" field: enum store_phase or -1 if absent. */
+int imp_json_phase(struct json_object *o, int *phase, const char *where, struct util_err *err);
+
+#endif

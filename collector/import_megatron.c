@@ -1,0 +1,197 @@
+/*
+ * import_megatron.c: Megatron-LM routing traces.  Megatron's router tracer
+ * (megatron/core/transformer/moe/router_trace.py, --moe-routing-trace-path)
+ * writes one file per rank, router_trace_rank{R}.jsonl, one line per
+ * (step, block, layer):
+ *   {"step": 0, "stage": "pre_dispatch", "block": "decoder", "layer": 3,
+ *    "rank": 0, "num_tokens": 128, "topk": 8, "top_indices": [[12, 45, ...], ...]}
+ * The top-k ids of every token are histogrammed here; lines that carry
+ * "tokens_per_expert": [E] instead (a per-layer counts hook) are taken as
+ * they are.  Each rank saw its own tokens, so ranks are summed; "mtp"
+ * blocks (multi-token prediction heads) are not model MoE layers and are
+ * skipped.  Layer numbers are model layer ids.
+ */
+#include "collector/import_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct mg_ctx {
+	struct imp *b;
+	int src;
+	int64_t skipped;
+};
+
+static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w,
+		   struct util_err *err)
+{
+	struct mg_ctx *c = ctx;
+	struct imp *b = c->b;
+	struct json_object *v, *ti, *tpe;
+	int64_t step = 0, layer = 0, topk = -1, ntok = -1;
+	uint32_t *h;
+	int rc;
+
+	if ((json_object_object_get_ex(o, "block", &v) && json_object_is_type(v, json_type_string) &&
+	     strcmp(json_object_get_string(v), "decoder") != 0) ||
+	    json_object_object_get_ex(o, "mtp_idx", NULL)) {
+		c->skipped++;
+		return 0;
+	}
+	if ((rc = imp_json_field_i64(o, "step", 1, 0, INT64_MAX - 1, &step, w, err)) ||
+	    (rc = imp_json_field_i64(o, "layer", 1, 0, 1 << 20, &layer, w, err)) ||
+	    (rc = imp_json_field_i64(o, "topk", 0, 1, STORE_MAX_EXPERTS, &topk, w, err)) ||
+	    (rc = imp_json_field_i64(o, "num_tokens", 0, 0, INT64_MAX - 1, &ntok, w, err)))
+		return rc;
+	if (json_object_object_get_ex(o, "tokens_per_expert", &tpe)) {
+		uint32_t *vals;
+		size_t n;
+		if ((rc = imp_json_counts(b, tpe, "tokens_per_expert", &vals, &n, w, err)))
+			return rc;
+		if (topk > 0 && !b->topk)
+			b->topk = (int)topk;
+		return imp_add(b, c->src, line, step, layer, -1, 0, -1, vals, n, 1, err);
+	}
+	if (!json_object_object_get_ex(o, "top_indices", &ti))
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: missing field 'top_indices' (or 'tokens_per_expert')", w);
+	if (!json_object_is_type(ti, json_type_array))
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'top_indices': not an array of per-token expert ids", w);
+	size_t nt = json_object_array_length(ti);
+	if (ntok >= 0 && (size_t)ntok != nt)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'top_indices': %zu tokens, 'num_tokens' says %lld", w, nt,
+				    (long long)ntok);
+	if (!(h = imp_scratch(b, STORE_MAX_EXPERTS, err)))
+		return UTIL_ENOMEM;
+	int64_t maxid = -1;
+	for (size_t t = 0; t < nt; t++) {
+		struct json_object *row = json_object_array_get_idx(ti, t);
+		if (!json_object_is_type(row, json_type_array))
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'top_indices'[%zu]: not an array of expert ids", w,
+					    t);
+		size_t k = json_object_array_length(row);
+		if (topk > 0 && (int64_t)k != topk)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'top_indices'[%zu]: %zu ids, 'topk' says %lld", w,
+					    t, k, (long long)topk);
+		for (size_t j = 0; j < k; j++) {
+			struct json_object *x = json_object_array_get_idx(row, j);
+			int64_t id;
+			if (!json_object_is_type(x, json_type_int))
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'top_indices'[%zu][%zu]: %.40s is not an "
+						    "expert id",
+						    w, t, j, json_object_to_json_string(x));
+			id = json_object_get_int64(x);
+			if (id == -1)
+				continue; /* a padded or dropped slot */
+			if (id < 0 || id >= STORE_MAX_EXPERTS)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'top_indices'[%zu][%zu]: expert %lld is out "
+						    "of range [0, %d)",
+						    w, t, j, (long long)id, STORE_MAX_EXPERTS);
+			h[id]++;
+			if (id > maxid)
+				maxid = id;
+		}
+		if (topk < 0)
+			topk = (int64_t)k;
+	}
+	if (topk > 0) {
+		if (b->topk && b->topk != topk)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'topk': %lld, earlier records have %d", w,
+					    (long long)topk, b->topk);
+		b->topk = (int)topk;
+	}
+	return imp_add(b, c->src, line, step, layer, -1, 0, -1, h, (size_t)(maxid + 1), 0, err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	size_t n = strlen(x), m = strlen(y);
+	/* rank2 before rank10 */
+	return n != m ? (n < m ? -1 : 1) : strcmp(x, y);
+}
+
+int collector_import_megatron(struct store *s, const char *path,
+			      const struct collector_import_opts *o, struct store_run *run,
+			      struct util_err *err)
+{
+	struct imp b;
+	struct mg_ctx c = { &b, 0, 0 };
+	struct stat sb;
+	char **files = NULL;
+	size_t nf = 0, cap = 0;
+	int rc = 0;
+
+	imp_init(&b, "megatron", 1);
+	if (stat(path, &sb) != 0) {
+		rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+		if (!d) {
+			rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			if (strncmp(de->d_name, "router_trace_rank", 17) || n < 6 ||
+			    strcmp(de->d_name + n - 6, ".jsonl"))
+				continue;
+			if (nf == cap) {
+				cap = cap ? 2 * cap : 16;
+				char **p = realloc(files, cap * sizeof(*p));
+				if (!p) {
+					closedir(d);
+					rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+					goto out;
+				}
+				files = p;
+			}
+			size_t len = strlen(path) + n + 2;
+			if (!(files[nf] = malloc(len))) {
+				closedir(d);
+				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+				goto out;
+			}
+			snprintf(files[nf++], len, "%s/%s", path, de->d_name);
+		}
+		closedir(d);
+		if (nf == 0) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s': no router_trace_rank*.jsonl files in the directory", path);
+			goto out;
+		}
+		qsort(files, nf, sizeof(*files), cmp_str);
+	} else {
+		if (!(files = malloc(sizeof(*files))) || !(files[0] = strdup(path))) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		nf = 1;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if ((c.src = rc = imp_source(&b, files[i], err)) < 0 ||
+		    (rc = imp_jsonl_each(files[i], on_line, &c, err)))
+			goto out;
+	}
+	rc = imp_finish(&b, s, o, path, run, err);
+out:
+	for (size_t i = 0; i < nf; i++)
+		free(files[i]);
+	free(files);
+	imp_release(&b);
+	return rc;
+}

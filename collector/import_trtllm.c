@@ -1,0 +1,455 @@
+/*
+ * import_trtllm.c: TensorRT-LLM expert statistics, and the safetensors
+ * reader they need.  With EXPERT_STATISTIC_ITER_RANGE=A-B and
+ * EXPERT_STATISTIC_PATH=DIR, TensorRT-LLM (tensorrt_llm/_torch/
+ * expert_statistic.py) writes DIR/meta_info.json = {"num_experts": E,
+ * "num_experts_per_token": K} and, per rank, DIR/rank{R}.safetensors with
+ * one tensor per (iteration, MoE layer) keyed "{iter}_{layer}": that
+ * rank's tokens per expert, int64 [E] (torch.bincount).  The example
+ * tools (examples/ep_load_balancer/utils.py) sum the ranks and require
+ * every (iter, layer) key; so do we.  Layers are model layer ids.
+ *
+ * safetensors: 8 bytes little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "I64", "shape": [...], "data_offsets": [b, e]}, ...,
+ * "__metadata__": {...}}, then the raw little-endian arrays; offsets count
+ * from the end of the header.
+ */
+#include "collector/import_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* clang-format off */
+static const struct { const char *name; int size, integer, is_signed; } dtypes[] = {
+	{ "BOOL", 1, 0, 0 }, { "U8", 1, 1, 0 },  { "I8", 1, 1, 1 },  { "F8_E4M3", 1, 0, 0 },
+	{ "F8_E5M2", 1, 0, 0 }, { "U16", 2, 1, 0 }, { "I16", 2, 1, 1 }, { "F16", 2, 0, 0 },
+	{ "BF16", 2, 0, 0 }, { "U32", 4, 1, 0 }, { "I32", 4, 1, 1 }, { "F32", 4, 0, 0 },
+	{ "U64", 8, 1, 0 },  { "I64", 8, 1, 1 }, { "F64", 8, 0, 0 },
+};
+/* clang-format on */
+
+static int dtype_find(const char *s)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(dtypes); i++)
+		if (!strcmp(s, dtypes[i].name))
+			return (int)i;
+	return -1;
+}
+
+int collector_st_parse(const char *path, const uint8_t *buf, size_t len,
+		       struct collector_st_tensor **tensors, size_t *n, struct util_err *err)
+{
+	struct json_tokener *tok;
+	struct json_object *hdr;
+	struct collector_st_tensor *t = NULL;
+	uint64_t hlen = 0;
+	size_t nt = 0, data_len;
+	const uint8_t *data;
+	int rc = 0;
+
+	*tensors = NULL;
+	*n = 0;
+	if (len < 8)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: truncated: %zu bytes, a safetensors file starts with an "
+				    "8-byte header length",
+				    path, len);
+	for (int i = 7; i >= 0; i--)
+		hlen = hlen << 8 | buf[i];
+	if (hlen > len - 8)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: truncated header: its length field says %llu bytes, %zu follow",
+				    path, (unsigned long long)hlen, len - 8);
+	if (hlen < 2 || hlen > (100u << 20))
+		return util_err_set(err, UTIL_EPARSE, "%s: header length %llu is not plausible",
+				    path, (unsigned long long)hlen);
+	data = buf + 8 + hlen;
+	data_len = len - 8 - (size_t)hlen;
+	if (!(tok = json_tokener_new()))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	hdr = json_tokener_parse_ex(tok, (const char *)buf + 8, (int)hlen);
+	if (!hdr || json_tokener_get_error(tok) != json_tokener_success) {
+		enum json_tokener_error je = json_tokener_get_error(tok);
+		json_object_put(hdr);
+		json_tokener_free(tok);
+		return util_err_set(err, UTIL_EPARSE, "%s: header is not valid JSON: %s", path,
+				    json_tokener_error_desc(je == json_tokener_continue
+								    ? json_tokener_error_parse_eof
+								    : je));
+	}
+	json_tokener_free(tok);
+	if (!json_object_is_type(hdr, json_type_object)) {
+		json_object_put(hdr);
+		return util_err_set(err, UTIL_EPARSE, "%s: header is not a JSON object", path);
+	}
+	t = calloc((size_t)json_object_object_length(hdr) + 1, sizeof(*t));
+	if (!t) {
+		json_object_put(hdr);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	json_object_object_foreach(hdr, key, val)
+	{
+		struct json_object *dt, *sh, *off;
+		struct collector_st_tensor *x = &t[nt];
+		uint64_t numel = 1, b0, b1;
+		int d;
+
+		if (!strcmp(key, "__metadata__"))
+			continue;
+		if (strlen(key) >= sizeof(x->name)) {
+			rc = util_err_set(err, UTIL_EPARSE, "%s: tensor name '%.40s...' is too long",
+					  path, key);
+			break;
+		}
+		if (!json_object_is_type(val, json_type_object) ||
+		    !json_object_object_get_ex(val, "dtype", &dt) ||
+		    !json_object_object_get_ex(val, "shape", &sh) ||
+		    !json_object_object_get_ex(val, "data_offsets", &off)) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': expected an object with dtype, shape and "
+					  "data_offsets",
+					  path, key);
+			break;
+		}
+		snprintf(x->name, sizeof(x->name), "%s", key);
+		if (!json_object_is_type(dt, json_type_string) ||
+		    (d = dtype_find(json_object_get_string(dt))) < 0) {
+			rc = util_err_set(err, UTIL_EPARSE, "%s: key '%s': field 'dtype': unknown %.20s",
+					  path, key, json_object_to_json_string(dt));
+			break;
+		}
+		snprintf(x->dtype, sizeof(x->dtype), "%s", dtypes[d].name);
+		if (!json_object_is_type(sh, json_type_array) || json_object_array_length(sh) > 4) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': field 'shape': not an array of at most 4 sizes",
+					  path, key);
+			break;
+		}
+		x->ndim = (int)json_object_array_length(sh);
+		for (int i = 0; i < x->ndim && !rc; i++) {
+			uint64_t v;
+			if (imp_json_u64(json_object_array_get_idx(sh, (size_t)i), &v) ||
+			    v > (1u << 30))
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "%s: key '%s': field 'shape'[%d]: not a size", path, key,
+						  i);
+			x->shape[i] = (int64_t)v;
+			numel *= v;
+		}
+		if (rc)
+			break;
+		if (!json_object_is_type(off, json_type_array) || json_object_array_length(off) != 2 ||
+		    imp_json_u64(json_object_array_get_idx(off, 0), &b0) ||
+		    imp_json_u64(json_object_array_get_idx(off, 1), &b1) || b0 > b1) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': field 'data_offsets': not [begin, end]", path,
+					  key);
+			break;
+		}
+		if (b1 > data_len) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': field 'data_offsets': [%llu, %llu] runs past "
+					  "the %zu data bytes (truncated file?)",
+					  path, key, (unsigned long long)b0, (unsigned long long)b1,
+					  data_len);
+			break;
+		}
+		if (b1 - b0 != numel * (uint64_t)dtypes[d].size) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': %llu data bytes for %llu values of %s", path,
+					  key, (unsigned long long)(b1 - b0), (unsigned long long)numel,
+					  dtypes[d].name);
+			break;
+		}
+		x->data = data + b0;
+		x->bytes = (size_t)(b1 - b0);
+		nt++;
+	}
+	json_object_put(hdr);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	*tensors = t;
+	*n = nt;
+	return 0;
+}
+
+/* Reads value i of an integer tensor as int64 (little-endian). */
+static int64_t st_int(const struct collector_st_tensor *x, int d, size_t i)
+{
+	const uint8_t *p = x->data + i * (size_t)dtypes[d].size;
+	uint64_t u = 0;
+
+	for (int k = dtypes[d].size - 1; k >= 0; k--)
+		u = u << 8 | p[k];
+	if (dtypes[d].is_signed && dtypes[d].size < 8 && (u >> (8 * dtypes[d].size - 1)) & 1)
+		u |= ~0ull << (8 * dtypes[d].size);
+	if (!dtypes[d].is_signed && dtypes[d].size == 8 && u > INT64_MAX)
+		return INT64_MAX;
+	return (int64_t)u;
+}
+
+static int parse_key(const char *k, int64_t *iter, int64_t *layer)
+{
+	char *e;
+	if (*k < '0' || *k > '9')
+		return -1;
+	errno = 0;
+	*iter = strtoll(k, &e, 10);
+	if (errno || *e != '_' || e[1] < '0' || e[1] > '9')
+		return -1;
+	*layer = strtoll(e + 1, &e, 10);
+	if (errno || *e || *layer > (1 << 20))
+		return -1;
+	return 0;
+}
+
+static int read_rank(struct imp *b, const char *file, struct util_err *err)
+{
+	struct collector_st_tensor *t = NULL;
+	char *buf = NULL;
+	size_t len, nt;
+	int rc, src;
+
+	if ((rc = imp_read_file(file, &buf, &len, err)))
+		return rc;
+	if ((src = rc = imp_source(b, file, err)) < 0 ||
+	    (rc = collector_st_parse(file, (const uint8_t *)buf, len, &t, &nt, err)))
+		goto out;
+	if (nt == 0) {
+		rc = util_err_set(err, UTIL_EPARSE, "%s: no tensors", file);
+		goto out;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		const struct collector_st_tensor *x = &t[i];
+		int64_t iter, layer, numel;
+		int d = dtype_find(x->dtype);
+		uint32_t *v;
+		if (parse_key(x->name, &iter, &layer)) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s' does not match '{iter}_{layer}' (e.g. '120_3')",
+					  file, x->name);
+			goto out;
+		}
+		if (!dtypes[d].integer) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': field 'dtype': %s is not an integer type "
+					  "(TensorRT-LLM writes I64 token counts)",
+					  file, x->name, x->dtype);
+			goto out;
+		}
+		if (x->ndim != 1 || x->shape[0] < 1 || x->shape[0] > STORE_MAX_EXPERTS) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "%s: key '%s': field 'shape': expected [experts], got %d "
+					  "dimensions",
+					  file, x->name, x->ndim);
+			goto out;
+		}
+		numel = x->shape[0];
+		if (!(v = imp_scratch(b, (size_t)numel, err))) {
+			rc = UTIL_ENOMEM;
+			goto out;
+		}
+		for (int64_t e = 0; e < numel; e++) {
+			int64_t c = st_int(x, d, (size_t)e);
+			if (c < 0 || c > UINT32_MAX) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "%s: key '%s': expert %lld: %lld is %s", file, x->name,
+						  (long long)e, (long long)c,
+						  c < 0 ? "negative" : "past a 32-bit count");
+				goto out;
+			}
+			v[e] = (uint32_t)c;
+		}
+		if ((rc = imp_add(b, src, (int64_t)i + 1, iter, layer, -1, 0, -1, v, (size_t)numel, 1,
+				  err)))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(t);
+	free(buf);
+	return rc;
+}
+
+static int read_meta(struct imp *b, const char *file, struct util_err *err)
+{
+	struct json_object *o = NULL;
+	char *buf = NULL;
+	size_t len;
+	int64_t e = 0, k = 0;
+	int rc;
+
+	if ((rc = imp_read_file(file, &buf, &len, err)))
+		return rc;
+	o = json_tokener_parse(buf);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", file);
+		goto out;
+	}
+	if ((rc = imp_json_field_i64(o, "num_experts", 1, 1, STORE_MAX_EXPERTS, &e, file, err)) ||
+	    (rc = imp_json_field_i64(o, "num_experts_per_token", 0, 1, STORE_MAX_EXPERTS, &k, file,
+				     err)))
+		goto out;
+	b->experts = (int)e;
+	b->topk = (int)k;
+out:
+	json_object_put(o);
+	free(buf);
+	return rc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	size_t n = strlen(x), m = strlen(y);
+	return n != m ? (n < m ? -1 : 1) : strcmp(x, y);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static int cmp_i64v(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Every (iter, layer) of the grid must be in some rank's file, as
+ * TensorRT-LLM's own tools assert. */
+static int check_grid(const struct imp *b, const char *dir, struct util_err *err)
+{
+	int64_t *p = malloc(b->n * 4 * sizeof(*p)), *st, *ly;
+	size_t ns = 0, nl = 0;
+	int rc = 0;
+
+	if (!p)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	st = p + 2 * b->n;
+	ly = st + b->n;
+	for (size_t i = 0; i < b->n; i++) {
+		p[2 * i] = b->recs[i].step;
+		p[2 * i + 1] = b->recs[i].layer;
+		st[i] = b->recs[i].step;
+		ly[i] = b->recs[i].layer;
+	}
+	qsort(p, b->n, 2 * sizeof(*p), cmp_pair);
+	qsort(st, b->n, sizeof(*st), cmp_i64v);
+	qsort(ly, b->n, sizeof(*ly), cmp_i64v);
+	for (size_t i = 0; i < b->n; i++) {
+		if (!ns || st[i] != st[ns - 1])
+			st[ns++] = st[i];
+		if (!nl || ly[i] != ly[nl - 1])
+			ly[nl++] = ly[i];
+	}
+	for (size_t i = 0; i < ns && !rc; i++)
+		for (size_t l = 0; l < nl && !rc; l++) {
+			int64_t key[2] = { st[i], ly[l] };
+			if (!bsearch(key, p, b->n, 2 * sizeof(*p), cmp_pair))
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "%s: key '%lld_%lld' is in no rank file (%zu iterations "
+						  "x %zu layers need every key)",
+						  dir, (long long)key[0], (long long)key[1], ns, nl);
+		}
+	free(p);
+	return rc;
+}
+
+int collector_import_trtllm(struct store *s, const char *path,
+			    const struct collector_import_opts *o, struct store_run *run,
+			    struct util_err *err)
+{
+	struct imp b;
+	struct stat sb;
+	char dir[4096], meta[4200];
+	char **files = NULL;
+	size_t nf = 0, cap = 0;
+	int rc = 0, single = 0;
+	size_t n = strlen(path);
+
+	imp_init(&b, "trtllm", 1);
+	b.keyed = 1;
+	if (stat(path, &sb) != 0) {
+		rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!S_ISDIR(sb.st_mode)) {
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = 0;
+		else
+			snprintf(dir, sizeof(dir), ".");
+		single = n >= 12 && !strcmp(path + n - 12, ".safetensors");
+	}
+	snprintf(meta, sizeof(meta), "%s/meta_info.json", dir);
+	if (stat(meta, &sb) == 0 && (rc = read_meta(&b, meta, err)))
+		goto out;
+	if (single) {
+		if (!(files = malloc(sizeof(*files))) || !(files[0] = strdup(path))) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		nf = 1;
+	} else {
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		if (!d) {
+			rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", dir, strerror(errno));
+			goto out;
+		}
+		while ((de = readdir(d))) {
+			size_t m = strlen(de->d_name);
+			if (strncmp(de->d_name, "rank", 4) || m < 12 ||
+			    strcmp(de->d_name + m - 12, ".safetensors"))
+				continue;
+			if (nf == cap) {
+				cap = cap ? 2 * cap : 16;
+				char **p = realloc(files, cap * sizeof(*p));
+				if (!p) {
+					closedir(d);
+					rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+					goto out;
+				}
+				files = p;
+			}
+			size_t len = strlen(dir) + m + 2;
+			if (!(files[nf] = malloc(len))) {
+				closedir(d);
+				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+				goto out;
+			}
+			snprintf(files[nf++], len, "%s/%s", dir, de->d_name);
+		}
+		closedir(d);
+		if (nf == 0) {
+			rc = util_err_set(err, UTIL_EPARSE, "'%s': no rank*.safetensors files", dir);
+			goto out;
+		}
+		qsort(files, nf, sizeof(*files), cmp_name);
+	}
+	for (size_t i = 0; i < nf; i++)
+		if ((rc = read_rank(&b, files[i], err)))
+			goto out;
+	if ((rc = check_grid(&b, single ? path : dir, err)))
+		goto out;
+	if (!single && nf > 1)
+		b.ranks = (int)nf;
+	rc = imp_finish(&b, s, o, single ? path : dir, run, err);
+out:
+	for (size_t i = 0; i < nf; i++)
+		free(files[i]);
+	free(files);
+	imp_release(&b);
+	return rc;
+}

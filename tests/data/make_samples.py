@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Writes the small engine-format samples in tests/data/ (standard library
+only), so each file can be regenerated and read next to the numbers the
+tests expect.  Run from the repository root:  python3 tests/data/make_samples.py
+
+Every sample encodes the same tiny trace, HEAT below: 2 steps x 2 MoE
+layers x 4 experts, so the importers' results can be compared cell by cell.
+"""
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# HEAT[step][moe_layer][expert]: the trace every sample encodes (steps 10, 11).
+STEPS = [10, 11]
+HEAT = [
+    [[3, 0, 1, 4], [2, 2, 2, 2]],
+    [[2, 3, 0, 3], [1, 3, 3, 1]],
+]
+TOPK = 2
+
+
+def write(path, data, mode="w"):
+    full = os.path.join(HERE, path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, mode) as f:
+        f.write(data)
+
+
+def jsonl():
+    # Ours: a description line, step 10 as per-layer records (phase decode),
+    # step 11 as one per-step record.
+    lines = [json.dumps({"moetrace": 1, "layers": 2, "experts": 4, "topk": TOPK})]
+    for l in range(2):
+        lines.append(json.dumps({"step": STEPS[0], "layer": l, "phase": "decode",
+                                 "counts": HEAT[0][l]}))
+    lines.append(json.dumps({"step": STEPS[1], "phase": "prefill", "tokens": 8,
+                             "counts": HEAT[1]}))
+    write("jsonl/heat.jsonl", "\n".join(lines) + "\n")
+
+
+def topk_rows(counts):
+    """Token rows of TOPK distinct experts whose histogram is counts: deal
+    the expert ids round-robin so no token picks one expert twice."""
+    ids = []
+    for e, c in enumerate(counts):
+        ids += [e] * c
+    assert len(ids) % TOPK == 0
+    n = len(ids) // TOPK
+    return [[ids[t + k * n] for k in range(TOPK)] for t in range(n)]
+
+
+def megatron():
+    # Megatron-LM router_trace.py records, model layer ids 1 and 3 (dense
+    # layers 0 and 2 have no router).  Rank 0 routes layer 1's tokens of
+    # step 10 and all of step 11; rank 1 the rest, so the ranks must be
+    # summed.  An MTP record must be skipped.
+    layer_ids = [1, 3]
+    r0, r1 = [], []
+    for si, step in enumerate(STEPS):
+        for l, lid in enumerate(layer_ids):
+            rows = topk_rows(HEAT[si][l])
+            rec = {"step": si, "stage": "pre_dispatch", "block": "decoder", "layer": lid,
+                   "num_tokens": len(rows), "topk": TOPK}
+            if si == 0 and l == 1:
+                half = len(rows) // 2
+                a = dict(rec, rank=0, num_tokens=half, top_indices=rows[:half])
+                b = dict(rec, rank=1, num_tokens=len(rows) - half, top_indices=rows[half:])
+                r0.append(a)
+                r1.append(b)
+            elif si == 0:
+                r1.append(dict(rec, rank=1, top_indices=rows))
+            else:
+                r0.append(dict(rec, rank=0, top_indices=rows))
+    r0.append({"step": 1, "stage": "pre_dispatch", "block": "mtp", "mtp_idx": 0, "layer": 1,
+               "rank": 0, "num_tokens": 1, "topk": TOPK, "top_indices": [[0, 1]]})
+    r0.sort(key=lambda r: r["step"])
+    r1.sort(key=lambda r: r["step"])
+    write("megatron/router_trace_rank0.jsonl", "".join(json.dumps(r) + "\n" for r in r0))
+    write("megatron/router_trace_rank1.jsonl", "".join(json.dumps(r) + "\n" for r in r1))
+
+
+def safetensors(tensors, dtype="I64"):
+    """tensors: {name: list of ints}; returns the file bytes."""
+    fmt = {"I64": "<q", "I32": "<i", "F32": "<f"}[dtype]
+    size = struct.calcsize(fmt)
+    header, blobs, off = {}, [], 0
+    for name, vals in tensors.items():
+        raw = b"".join(struct.pack(fmt, v) for v in vals)
+        header[name] = {"dtype": dtype, "shape": [len(vals)],
+                        "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def trtllm():
+    # TensorRT-LLM expert_statistic.py: keys "{iter}_{layer}" (iterations
+    # 10, 11; model layer ids 3, 4), one file per rank; the ranks sum to HEAT.
+    write("trtllm/meta_info.json", json.dumps({"num_experts": 4, "num_experts_per_token": TOPK}))
+    r0, r1 = {}, {}
+    for si, it in enumerate(STEPS):
+        for l, lid in enumerate([3, 4]):
+            full = HEAT[si][l]
+            part = [c // 2 for c in full]
+            r0[f"{it}_{lid}"] = part
+            r1[f"{it}_{lid}"] = [a - b for a, b in zip(full, part)]
+    write("trtllm/rank0.safetensors", safetensors(r0), "wb")
+    write("trtllm/rank1.safetensors", safetensors(r1), "wb")
+
+
+def vllm_ascend_map():
+    # A deployed placement for 2 ranks x 3 slots (2 redundant experts).
+    layers = [[[0, 1, 3], [2, 3, 0]], [[1, 2, 0], [3, 1, 2]]]
+    doc = {"moe_layer_count": 2, "layer_list": [
+        {"layer_id": l, "device_count": 2, "device_list": [
+            {"device_id": d, "device_expert": layers[l][d]} for d in range(2)]}
+        for l in range(2)]}
+    write("deployed/expert_map.json", json.dumps(doc, indent=1) + "\n")
+    write("deployed/sglang_map.json", json.dumps(
+        {"physical_to_logical_map": [sum(layers[l], []) for l in range(2)]}) + "\n")
+
+
+def csv():
+    rows = ["step,layer,expert,tokens"]
+    for si, step in enumerate(STEPS):
+        for l in range(2):
+            for e in range(4):
+                rows.append(f"{step},{l},{e},{HEAT[si][l][e]}")
+    write("heat.csv", "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    jsonl()
+    megatron()
+    trtllm()
+    vllm_ascend_map()
+    csv()
+    print("wrote the samples under", HERE, file=sys.stderr)
