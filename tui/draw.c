@@ -336,6 +336,10 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	put(w, 1, 0, A_BOLD, "layer    now  after   gain   hot  share  moves  trend");
 	if (body <= 0)
 		return;
+	if (h.last_step == INT64_MIN) {
+		put(w, 2, 0, col(sc, TUI_C_DIM), "waiting for the first step of the run");
+		return;
+	}
 	/* keep the selection visible */
 	int pos = 0;
 	for (int i = 0; i < L; i++)

@@ -144,16 +144,24 @@ tm send-keys -t live q
 terminal_restored live
 [ "$(cat "$T/live.status")" = 0 ] || fail "q exited $(cat "$T/live.status")"
 
-# ---- TERM=vt100 and NO_COLOR: ASCII only, no colour; SIGTERM restores -------
-start mono 24 80 LANG=C.UTF-8 TERM=vt100 NO_COLOR=1 -- --delay-ms 100 "$T/live.db"
+# ---- TERM=vt100: ASCII only; SIGTERM restores the terminal --------------------
+start mono 24 80 LANG=C.UTF-8 TERM=vt100 -- --delay-ms 100 "$T/live.db"
 wait_for mono '^ Layer 0 device load'
 wait_for mono 'r0-7 +[=#|]'
-tm capture-pane -e -p -t mono >"$T/escaped"
 LC_ALL=C grep -q "$(printf '[\200-\377]')" "$T/screen" && fail "non-ASCII glyphs under TERM=vt100"
-grep -Eq "$(printf '\033')\\[([0-9;]*;)?[34][0-7]m" "$T/escaped" && fail "colour under NO_COLOR"
 kill -TERM "$(top_pid mono)"
 terminal_restored mono
 [ "$(cat "$T/mono.status")" = 143 ] || fail "SIGTERM exit status $(cat "$T/mono.status")"
+
+# ---- NO_COLOR in a colour terminal: no colour; --iterations ends it ------------
+start nocolor 24 80 LANG=C.UTF-8 TERM=xterm-256color NO_COLOR=1 -- --delay-ms 100 \
+	--iterations 30 "$T/live.db"
+wait_for nocolor '^ Layer 0 device load'
+tm capture-pane -e -p -t nocolor >"$T/escaped"
+grep -Eq "$(printf '\033')\\[([0-9;]*;)?[34][0-7]m" "$T/escaped" && fail "colour under NO_COLOR"
+grep -Eq "$(printf '\033')\\[([0-9;]*;)?7(;[0-9;]*)?m" "$T/escaped" || fail "no reverse video for the status line"
+terminal_restored nocolor
+[ "$(cat "$T/nocolor.status")" = 0 ] || fail "--iterations exited $(cat "$T/nocolor.status")"
 
 # ---- a locked database: "waiting", and the keys still work -------------------
 sqlite3 "$T/live.db" "VACUUM INTO '$T/j.db'" || fail "cannot copy the trace"
