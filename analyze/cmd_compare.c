@@ -584,16 +584,22 @@ int cmd_compare(int argc, char **argv)
 			json_object_object_add(j, "token_drop", jd(c->drop));
 			json_object_object_add(j, "seconds", jd(c->plan.seconds));
 			for (int l = 0; l < L; l++) {
+				const struct analyze_plan_layer *pll = &c->plan.layer[l];
 				struct json_object *jl = json_object_new_object();
 				json_object_object_add(jl, "layer", json_object_new_int(l));
-				json_object_object_add(jl, "fit_imbalance",
-						       jd(c->plan.layer[l].imbalance));
+				json_object_object_add(jl, "fit_imbalance", jd(pll->imbalance));
 				json_object_object_add(jl, "next_imbalance",
 						       jd(c->next_mean[l] > 0
 								  ? c->next_max[l] / c->next_mean[l]
 								  : 1));
+				json_object_object_add(jl, "gap_fit",
+						       jd(pll->lower_bound > 0
+								  ? pll->max_load / pll->lower_bound - 1
+								  : 0));
 				json_object_object_add(
-					jl, "moves", json_object_new_int64(c->plan.layer[l].moves));
+					jl, "gap_next",
+					jd(lb_next[l] > 0 ? c->next_max[l] / lb_next[l] - 1 : 0));
+				json_object_object_add(jl, "moves", json_object_new_int64(pll->moves));
 				json_object_array_add(pl, jl);
 			}
 			json_object_object_add(j, "per_layer", pl);

@@ -74,6 +74,8 @@ for a in d["algorithms"]:
               "moves", "bytes", "transfer_seconds", "token_drop", "seconds", "per_layer"):
         assert k in a, k
     assert len(a["per_layer"]) == 2
+    for l in a["per_layer"]:
+        assert l["gap_fit"] >= -1e-9 and l["gap_next"] >= -1e-9
     assert a["gap_fit"] >= -1e-9 and a["gap_next"] >= -1e-9   # never below the lower bound
 byname = {a["algorithm"]: a for a in d["algorithms"]}
 if "eplb" in byname:
