@@ -264,9 +264,16 @@ static void deadline_in(struct timespec *ts, int ms)
 	}
 }
 
+/* While full batches keep coming the writer polls every POLL_US instead of
+ * sleeping on the condition, so the engine thread never has to make the
+ * futex call that wakes it; when the stream slows down it sleeps until a
+ * producer signals a full batch, a flush, or flush_ms passes. */
+#define POLL_US 1000
+
 static void *writer_main(void *arg)
 {
 	struct moetrace_recorder *r = arg;
+	int streaming = 0; /* the last write was a full batch */
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
@@ -281,6 +288,19 @@ static void *writer_main(void *arg)
 			struct timespec ts;
 			int rc = 0;
 
+			/* the oldest queued step has waited flush_ms: write it */
+			if (n > 0 && util_wall() - r->hdr[t % (uint64_t)r->cap].time >=
+					     r->flush_ms * 1e-3)
+				goto work;
+			if (streaming) {
+				ts.tv_sec = 0;
+				ts.tv_nsec = POLL_US * 1000L;
+				pthread_mutex_unlock(&r->mu);
+				nanosleep(&ts, NULL);
+				pthread_mutex_lock(&r->mu);
+				streaming = n > 0; /* an empty ring: the stream has stopped */
+				continue;
+			}
 			atomic_store(&r->writer_sleeping, 1);
 			/* Recheck after publishing the flag: a producer that
 			 * published head before the flag was set did not wake us. */
@@ -295,6 +315,7 @@ static void *writer_main(void *arg)
 			if (rc != ETIMEDOUT || n == 0)
 				continue;
 		}
+work:
 		if (plc) {
 			unsigned i = r->plc_tail;
 			pthread_mutex_unlock(&r->mu);
@@ -305,6 +326,7 @@ static void *writer_main(void *arg)
 		}
 		if (n > 0) {
 			size_t m = n > (uint64_t)r->batch ? (size_t)r->batch : (size_t)n;
+			streaming = m == (size_t)r->batch;
 			pthread_mutex_unlock(&r->mu);
 			write_steps(r, t, m);
 			atomic_store_explicit(&r->tail, t + m, memory_order_release);
@@ -333,8 +355,10 @@ static int create_atomically(struct moetrace_recorder *r, const char *path)
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new-%ld", path, (long)getpid()) >= sizeof(tmp))
 		return fail(r, MOETRACE_EUSAGE, "path '%s' is too long", path);
 	unlink(tmp);
-	if ((rc = store_open(tmp, STORE_CREATE, &s, &err)))
-		return fail(r, rc, "%s", err.msg);
+	if ((rc = store_open(tmp, STORE_CREATE, &s, &err))) {
+		unlink(tmp);
+		return fail(r, rc, "cannot create '%s': %s", path, err.msg);
+	}
 	if ((rc = store_run_add(s, &r->run))) {
 		fail(r, rc, "cannot add run '%s' to '%s': %s", r->run.name, path, store_errmsg(s));
 		store_free(s);
