@@ -125,7 +125,7 @@ static unsigned act_algo(struct tui_view *v, struct tui_ui *ui, int key)
 		a = analyze_algo_at((i + k) % n);
 		if (!(a->flags & ANALYZE_ALGO_SMALL_ONLY)) {
 			tui_view_set_algo(v, a);
-			snprintf(ui->msg, sizeof(ui->msg), "algorithm: %s — %s", a->name, a->desc);
+			snprintf(ui->msg, sizeof(ui->msg), "algorithm %s: %s", a->name, a->desc);
 			ui->msg_until = util_now() + 2.0;
 			break;
 		}

@@ -300,10 +300,16 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 			 (long long)(h.to - h.from + 1));
 	else
 		snprintf(state, sizeof(state), "%s", tui_state_name(h.state));
+	/* most important first: narrow terminals cut the end */
+	char place[64];
+	if (h.deployed)
+		snprintf(place, sizeof(place), "deployed from step %lld", (long long)h.deployed_from);
+	else
+		snprintf(place, sizeof(place), "static placement");
 	putf(w, 0, 0, col(sc, TUI_C_HEADER),
-	     "moetrace top  run '%s'%s%s%s  %d layers x %d experts  EP %d x %d %s", r->name,
-	     r->model[0] ? " (" : "", r->model, r->model[0] ? ")" : "", r->layers, r->experts,
-	     h.ranks, h.slots, h.deployed ? "deployed" : "static");
+	     "run '%s'%s%s%s  EP %d x %d, %s  %d layers x %d experts  [moetrace top]", r->name,
+	     r->model[0] ? " (" : "", r->model, r->model[0] ? ")" : "", h.ranks, h.slots, place,
+	     r->layers, r->experts);
 	if (h.last_step == INT64_MIN) {
 		putf(w, 1, 0, A_NORMAL, "no steps recorded yet  [%s]", state);
 		return;
@@ -316,9 +322,10 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 	snprintf(buf, sizeof(buf), "[%s]", state);
 	put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), buf);
 	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf), "  %s  steps %lld  dropped %lld  last data %s ago  window %d [%lld..%lld]%s",
-		 rate, (long long)h.steps, (long long)h.gaps, age, h.window, (long long)h.from,
-		 (long long)h.to, h.follow ? "" : " scrubbed");
+	snprintf(buf, sizeof(buf),
+		 "  %s  %lld steps, %lld dropped  data %s ago  window %d: %lld..%lld%s", rate,
+		 (long long)h.steps, (long long)h.gaps, age, h.window, (long long)h.from,
+		 (long long)h.to, h.follow ? "" : " (scrubbed)");
 	put(w, 1, x, A_NORMAL, buf);
 }
 

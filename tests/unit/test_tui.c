@@ -416,6 +416,52 @@ static void test_tui_view_locked(void **state)
 	fixture_close(&f);
 }
 
+/* A recorded deployed placement is what "now" measures and what moves
+ * count from; a newer one is picked up while following. */
+static void test_tui_view_deployed(void **state)
+{
+	(void)state;
+	struct fixture f;
+	const uint32_t s0[4] = { 8, 4, 2, 2 }, s1[4] = { 5, 5, 6, 4 };
+	const int32_t balanced[4] = { 0, 3, 1, 2 }, other[4] = { 1, 2, 0, 3 };
+	struct util_buf b = UTIL_BUF_INIT;
+	struct tui_header h;
+
+	fixture_open(&f, 1, 4, 2, 2);
+	assert_int_equal(store_deployed_set(f.w, &f.run, 0, 2, 2, balanced), 0);
+	append(&f, 0, s0);
+	append(&f, 1, s1);
+	struct tui_view *v = view_new(&f, "eplb", 16);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_work(v, 0, 0);
+	tui_view_header(v, &h);
+	assert_true(h.deployed);
+	assert_int_equal(h.deployed_from, 0);
+	/* {13,6} and {9,8}: 19 and 17 of mean 18; eplb finds the same */
+	const struct tui_layer_row *r = tui_view_rows(v);
+	assert_float_equal(r[0].now, 19.0 / 18.0, 1e-12);
+	assert_float_equal(r[0].after, 19.0 / 18.0, 1e-12);
+	assert_int_equal(r[0].moves, 0);
+	tui_view_json(v, 0, &b);
+	assert_non_null(strstr(b.data, "\"placement\": \"deployed\", \"deployed_from\": 0"));
+	util_buf_release(&b);
+	/* the engine deploys {9,8} / {13,6} swapped across ranks... */
+	assert_int_equal(store_deployed_set(f.w, &f.run, 2, 2, 2, other), 0);
+	append(&f, 2, s1);
+	usleep(2100 * 1000); /* the deployed placement is looked up every 2 s */
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	tui_view_work(v, 0, 0);
+	tui_view_header(v, &h);
+	assert_int_equal(h.deployed_from, 2);
+	/* window [18,14,14,10]: {9+5,8+6} -> ranks {1,2} = 28, {0,3} = 28 */
+	r = tui_view_rows(v);
+	assert_float_equal(r[0].now, 1.0, 1e-12);
+	assert_float_equal(r[0].after, 1.0, 1e-12);
+	assert_int_equal(r[0].moves, 0); /* matched to the new deployment */
+	tui_view_free(v);
+	fixture_close(&f);
+}
+
 /* The snapshot JSON parses and says what the frame shows. */
 static void test_tui_view_json(void **state)
 {
@@ -470,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_tui_view_refit),
 		cmocka_unit_test(test_tui_view_locked),
 		cmocka_unit_test(test_tui_view_json),
+		cmocka_unit_test(test_tui_view_deployed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
