@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 db="$T/live.db"
-"$MOETRACE" record --model deepseek-v2-lite --steps 150 --rate 100 --batch 4 --run live \
+"$MOETRACE" record --model deepseek-v2-lite --steps 300 --rate 100 --batch 4 --run live \
 	"$db" >"$T/rec.out" 2>&1 &
 pid=$!
 last=-1 reads=0 grew=0
@@ -26,4 +26,4 @@ wait $pid || { cat "$T/rec.out"; fail "record failed"; }
 [ $reads -ge 3 ] || fail "only $reads reads while recording"
 [ $grew -ge 1 ] || fail "the step count never grew between reads"
 expect_status 0 mt info "$db"
-expect_grep "$T/out" "steps +150 \(0 \.\. 149\)"
+expect_grep "$T/out" "steps +300 \(0 \.\. 299\)"

@@ -14,6 +14,8 @@ while [ $i -lt "$rounds" ]; do
 	i=$((i + 1))
 	# a delay in [0, 0.6) s: sometimes during creation, mostly mid-batch
 	delay=$(awk -v s="$seed" -v i="$i" 'BEGIN { srand(s + i); printf "%.3f", rand() * 0.6 }')
+	# the first kill comes late enough to land mid-recording even on a busy machine
+	[ $i -eq 1 ] && delay=1.5
 	"$MOETRACE" record --model deepseek-v2-lite --steps 1000000 --block --batch 8 \
 		--run "k$i" "$db" >/dev/null 2>"$T/rec.err" &
 	pid=$!
