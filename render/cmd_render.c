@@ -507,6 +507,20 @@ int cmd_render(int argc, char **argv)
 			snprintf(names[0], sizeof(names[0]), "baseline (the replay's start placement)");
 			job.series[0].y = rbase[0];
 			job.nseries = nreplay + 1;
+			{
+				/* --steps picks a part of the replayed steps */
+				size_t i0 = 0, i1 = n;
+				while (i0 < n && xs[i0] < (double)from)
+					i0++;
+				while (i1 > i0 && xs[i1 - 1] > (double)to)
+					i1--;
+				for (int k = 0; k <= nreplay; k++) {
+					job.series[k].y += i0;
+					job.series[k].n = i1 - i0;
+				}
+				memmove(xs, xs + i0, (i1 - i0) * sizeof(double));
+				n = i1 - i0;
+			}
 		} else {
 			if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots,
 						   &err)) {

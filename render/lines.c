@@ -118,7 +118,7 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 	struct rint_legend leg[9];
 	char text[9][200];
 	double xlo = INFINITY, xhi = -INFINITY, ylo = 1, yhi = 1, tl = 0.35 * f;
-	int nleg = 0, any_events = 0;
+	int nleg = 0, any_events = 0; /* 1 + first series with events */
 
 	if (!s || nseries <= 0 || nseries > 8)
 		return UTIL_EUSAGE;
@@ -139,13 +139,13 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 		render_palette(k, leg[nleg].rgb);
 		leg[nleg].kind = 1;
 		nleg++;
-		if (s[k].n_events)
-			any_events = 1;
+		if (s[k].n_events && !any_events)
+			any_events = k + 1;
 	}
 	if (any_events) {
 		snprintf(text[nleg], sizeof(text[nleg]), "rebalance takes effect");
 		leg[nleg].text = text[nleg];
-		leg[nleg].rgb[0] = leg[nleg].rgb[1] = leg[nleg].rgb[2] = 0.3;
+		render_palette(any_events - 1, leg[nleg].rgb); /* the first series with events */
 		leg[nleg].kind = 3;
 		nleg++;
 	}
