@@ -697,11 +697,15 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 
 /* ---- construction -------------------------------------------------------- */
 
-/* Per-layer shape of the popularity (docs/generator.md): sigma is spread
- * so that most layers are moderate, a few nearly flat and a few steep;
- * GEN_HOT_P of the layers get 1-3 experts boosted GEN_HOT_LO..HI times. */
-#define GEN_SIGMA_LO 0.7
-#define GEN_SIGMA_HI 3.0
+/* Per-layer shape of the popularity (docs/generator.md): the log-normal
+ * sigma of GEN_FLAT_P of the layers is small (well balanced layers), of
+ * the others uniform in [GEN_SIGMA_LO, GEN_SIGMA_HI]; GEN_HOT_P of the
+ * layers get 1-3 experts boosted GEN_HOT_LO..HI times. */
+#define GEN_FLAT_P 0.15
+#define GEN_FLAT_LO 0.2
+#define GEN_FLAT_HI 0.5
+#define GEN_SIGMA_LO 0.9
+#define GEN_SIGMA_HI 3.2
 #define GEN_HOT_P 0.3
 #define GEN_HOT_LO 3.0
 #define GEN_HOT_HI 30.0
@@ -718,8 +722,11 @@ static void popularity_init(struct collector_gen *g)
 
 	util_rng_seed(&r, mix64(g->seed ^ UINT64_C(0x706f70756c6172)));
 	for (int l = 0; l < g->layers; l++) {
-		double u = uniform(&r);
-		double sigma = g->skew * (GEN_SIGMA_LO + (GEN_SIGMA_HI - GEN_SIGMA_LO) * u);
+		double u = uniform(&r), sigma;
+		if (uniform(&r) < GEN_FLAT_P) /* a well balanced layer */
+			sigma = g->skew * (GEN_FLAT_LO + (GEN_FLAT_HI - GEN_FLAT_LO) * u);
+		else
+			sigma = g->skew * (GEN_SIGMA_LO + (GEN_SIGMA_HI - GEN_SIGMA_LO) * u);
 		/* how much of the spread all domains share: layers whose hot
 		 * experts stay put, and layers whose hot experts follow the
 		 * traffic */
@@ -744,8 +751,16 @@ static void popularity_init(struct collector_gen *g)
 			}
 		}
 	}
-	for (size_t i = 0, n = cell(g, g->ntables, 0); i < n; i++)
-		g->sub[i] = (float)det_exp(g->skew * GEN_SUB_SIGMA * det_normal(&r));
+	/* requests reshape a balanced layer less than a steep one */
+	for (int t = 0; t < g->ntables; t++) {
+		for (int l = 0; l < g->layers; l++) {
+			double s = g->sigma[l] < g->skew * GEN_SIGMA_LO ? g->sigma[l] / GEN_SIGMA_LO
+								       : g->skew;
+			float *m = g->sub + cell(g, t, l);
+			for (int e = 0; e < E; e++)
+				m[e] = (float)det_exp(s * GEN_SUB_SIGMA * det_normal(&r));
+		}
+	}
 }
 
 int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen **out,
