@@ -19,7 +19,9 @@ def _is_torch(x):
 
 
 def _is_numpy(x):
-    return type(x).__module__ == "numpy" and hasattr(x, "__array_interface__")
+    # looked up on the type: the instance attribute builds a dict per call
+    t = type(x)
+    return t.__module__ == "numpy" and hasattr(t, "__array_interface__")
 
 
 def _flatten(x, out):
