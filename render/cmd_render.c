@@ -17,7 +17,7 @@
 
 static const char usage[] =
 	"usage: moetrace render [--run NAME] [--layer L] [--steps A:B] [--phase prefill|decode]\n"
-	"                       [--sort heat|id] [--log] [--static] [--algo NAME]\n"
+	"                       [--sort heat|id] [--log] [--static] [--algo NAME | --placement FILE]\n"
 	"                       [--replay ID]... [--summed]\n"
 	"                       [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--width W] [--height H] [--scale X] [--title TEXT]\n"
@@ -118,6 +118,7 @@ int cmd_render(int argc, char **argv)
 		{ "replay", required_argument, NULL, 'y' },
 		{ "summed", no_argument, NULL, 'u' },
 		{ "algo", required_argument, NULL, 'a' },
+		{ "placement", required_argument, NULL, 'P' },
 		{ "ranks", required_argument, NULL, 'R' },
 		{ "slots", required_argument, NULL, 'S' },
 		{ "redundant", required_argument, NULL, 'N' },
@@ -133,7 +134,7 @@ int cmd_render(int argc, char **argv)
 	struct store *s = NULL;
 	struct store_run run;
 	struct job job;
-	const char *runname = NULL, *out = NULL, *title = NULL;
+	const char *runname = NULL, *out = NULL, *title = NULL, *placement_file = NULL;
 	int64_t replay_id[MAX_REPLAYS];
 	int nreplay = 0, summed = 0;
 	struct store_replay rp[MAX_REPLAYS];
@@ -204,6 +205,7 @@ int cmd_render(int argc, char **argv)
 			nreplay++;
 			break;
 		case 'u': summed = 1; break;
+		case 'P': placement_file = optarg; break;
 		case 'a':
 			if (!(algo = analyze_algo_find(optarg))) {
 				util_cli_error("render", "unknown algorithm '%s' (moetrace place --list)",
@@ -262,6 +264,14 @@ int cmd_render(int argc, char **argv)
 	if (!render_format_known(out)) {
 		util_cli_error("render", "cannot tell the format of '%s': use .png, .svg or .pdf",
 			       out);
+		return 2;
+	}
+	if ((placement_file || algo) && job.kind != K_DEVICES) {
+		util_cli_error("render", "--algo and --placement apply to the devices chart");
+		return 2;
+	}
+	if (placement_file && algo) {
+		util_cli_error("render", "give --algo or --placement, not both");
 		return 2;
 	}
 	if (layer >= 0 && job.kind == K_HEATMAP) {
@@ -426,9 +436,33 @@ int cmd_render(int argc, char **argv)
 		job.bars.names = bar_names;
 		job.bars.values = bar_vals;
 		job.bars.series = 1;
-		if (!algo)
+		if (placement_file) {
+			/* a placement file an engine loads (moetrace place -o FILE) */
+			const struct store_model *m = run.model[0] ? store_model_find(run.model) : NULL;
+			struct analyze_shape sh = { L, E, ranks, slots, run.first_layer,
+						    m ? m->layer_step : 1 };
+			int32_t *all = xmallocarray((size_t)L * P, sizeof(int32_t));
+			if (analyze_format_read(placement_file, &sh, all, NULL, &err)) {
+				free(all);
+				status = util_cli_fail("render", &err);
+				goto out;
+			}
+			after = xmallocarray((size_t)P, sizeof(int32_t));
+			memcpy(after, all + (size_t)layer * P, (size_t)P * sizeof(int32_t));
+			free(all);
+			loads2 = xmallocarray((size_t)ranks, sizeof(double));
+			analyze_device_load(heat + (size_t)layer * E, E, after, ranks, slots, NULL,
+					    loads2);
+			const char *base = strrchr(placement_file, '/');
+			snprintf(names[1], sizeof(names[1]), "placement from %s",
+				 base ? base + 1 : placement_file);
+			bar_names[1] = names[1];
+			bar_vals[1] = loads2;
+			job.bars.series = 2;
+		}
+		if (!algo && !placement_file)
 			algo = analyze_algo_find(ANALYZE_FLAGSHIP);
-		if (algo) {
+		if (algo && !placement_file) {
 			const struct store_model *m = run.model[0] ? store_model_find(run.model) : NULL;
 			struct analyze_place_in in = { 0 };
 			in.experts = E;
