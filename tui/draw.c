@@ -322,10 +322,8 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 	snprintf(buf, sizeof(buf), "[%s]", state);
 	put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), buf);
 	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf),
-		 "  %s  %lld steps, %lld dropped  data %s ago  window %d: %lld..%lld%s", rate,
-		 (long long)h.steps, (long long)h.gaps, age, h.window, (long long)h.from,
-		 (long long)h.to, h.follow ? "" : " (scrubbed)");
+	snprintf(buf, sizeof(buf), "  %s  %lld steps, %lld dropped  last data %s ago", rate,
+		 (long long)h.steps, (long long)h.gaps, age);
 	put(w, 1, x, A_NORMAL, buf);
 }
 
@@ -337,8 +335,9 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	char buf[256];
 
 	tui_view_header(v, &h);
-	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s on the window%s", tui_sort_name(ui->sort),
-		 h.algo, h.stale_layers ? " (fitting...)" : "");
+	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s  window %d steps: %lld..%lld%s%s",
+		 tui_sort_name(ui->sort), h.algo, h.window, (long long)h.from, (long long)h.to,
+		 h.follow ? "" : " (scrubbed)", h.stale_layers ? "  fitting..." : "");
 	title(sc, w, buf);
 	put(w, 1, 0, A_BOLD, "layer    now  after   gain   hot  share  moves  trend");
 	if (body <= 0)
