@@ -42,7 +42,7 @@ struct keel {
 	/* per-episode top 3 ranks by load, for swap evaluation */
 	int *top;          /* [T * 3] */
 	int ftop[3];       /* top 3 ranks of the summed heat */
-	int *ibuf;         /* [2 * R] scratch */
+	int *ibuf;         /* [3 * R] scratch */
 	/* move accounting against a current placement */
 	const int32_t *cur;
 	unsigned char *curhas; /* [R * E] */
@@ -70,7 +70,7 @@ static int keel_alloc(struct keel *k)
 		return -1;
 	k->top = calloc(T * 3 + 1, sizeof(int));
 	k->curhas = calloc(R * E, 1);
-	k->ibuf = calloc(2 * R, sizeof(int));
+	k->ibuf = calloc(3 * R, sizeof(int));
 	k->rl = calloc(E * T + 1, sizeof(double));
 	k->pbuf = calloc(4 * T + 1, sizeof(double));
 	if (!k->rl || !k->pbuf)
@@ -530,9 +530,31 @@ static int keel_step_ep(struct keel *k, double *obj)
 			}
 			double rest = o >= 0 ? k->load[o] : 0;
 			keel_pair_prep(k, a, b);
+			/* a lower bound on the change: no episode's max falls below
+			 * the max of the other ranks, and where a sets the max it
+			 * falls by at most x's share */
+			const double *rest_t = k->pbuf, *cur_t = k->pbuf + 3 * k->T;
+			double pb = k->lambda * (rest - Lmax) / k->mean, pa = 0;
+			for (int t = 0; t < k->T; t++) {
+				if (k->top[t * 3] == b)
+					pb += (rest_t[t] - cur_t[t]) * k->winv[t];
+				else if (k->top[t * 3] == a)
+					pa += (rest_t[t] - cur_t[t]) * k->winv[t];
+			}
+			if (pb + pa >= bestd)
+				continue;
 			for (int i = 0; i < S; i++) {
 				int x = k->slot[a * S + i];
 				if (k->has[(size_t)b * E + x])
+					continue;
+				const double *rx = k->rl + (size_t)x * k->T;
+				double xb = pb;
+				for (int t = 0; t < k->T; t++)
+					if (k->top[t * 3] == a) {
+						double g = rest_t[t] - cur_t[t];
+						xb += (g > -rx[t] ? g : -rx[t]) * k->winv[t];
+					}
+				if (xb >= bestd)
 					continue;
 				for (int j = 0; j < S; j++) {
 					int y = k->slot[b * S + j];
@@ -825,6 +847,22 @@ static void keel_counts_ep(struct keel *k)
 	}
 }
 
+/* The figure users compare: the max device load on the summed heat, or
+ * with episodes the mean over episodes of max/mean.  Loads p into k. */
+static double keel_score(struct keel *k, const int32_t *p)
+{
+	memcpy(k->slot, p, (size_t)k->R * k->S * sizeof(int32_t));
+	analyze_replicas(p, k->R * k->S, k->E, k->cnt);
+	keel_loads(k);
+	if (k->T == 0)
+		return k->load[keel_argmax(k)];
+	keel_top(k);
+	double s = 0;
+	for (int t = 0; t < k->T; t++)
+		s += k->eload[(size_t)t * k->R + k->top[t * 3]] / k->emean[t];
+	return s / k->T;
+}
+
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
 {
 	struct keel k;
@@ -879,6 +917,17 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 		    best < k.load[keel_argmax(&k)] - EPS * (1 + best))
 			memcpy(phy2log, p, P * sizeof(int32_t));
 		free(p);
+	}
+	/* small instances: flashlb's answer when it is better (its tree search
+	 * explores count vectors ours does not) */
+	if (P <= 64) {
+		int32_t *f = malloc(P * sizeof(int32_t));
+		struct analyze_place_in fin = *in;
+		fin.current = NULL;
+		if (f && analyze_place_flashlb(&fin, f, NULL) == 0 &&
+		    keel_score(&k, f) < keel_score(&k, phy2log) - 1e-12)
+			memcpy(phy2log, f, P * sizeof(int32_t));
+		free(f);
 	}
 	/* 5: a current placement */
 	if (in->current) {
