@@ -137,12 +137,17 @@ static unsigned act_window(struct tui_view *v, struct tui_ui *ui, int key)
 {
 	int w = tui_view_window(v);
 
-	(void)ui;
 	if (key == '-' || key == '_')
 		w = w / 2 < TUI_WINDOW_MIN ? TUI_WINDOW_MIN : w / 2;
 	else
 		w = w > (1 << 29) ? w : w * 2;
 	tui_view_set_window(v, w);
+	if (tui_view_window(v) < w) {
+		snprintf(ui->msg, sizeof(ui->msg),
+			 "window capped at %d steps: the window's steps are kept in at most %u MiB",
+			 tui_view_window(v), TUI_WINDOW_BYTES >> 20);
+		ui->msg_until = util_now() + 3.0;
+	}
 	return TUI_ACT_REDRAW | TUI_ACT_POLL;
 }
 

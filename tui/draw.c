@@ -687,7 +687,7 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 
 	if (sc->lay.too_small) {
 		erase();
-		mvprintw(0, 0, "terminal too small (%dx%d); moetrace top needs %dx%d", sc->lay.cols,
+		mvprintw(0, 0, "terminal too small: %dx%d, moetrace top needs %dx%d", sc->lay.cols,
 			 sc->lay.rows, TUI_MIN_COLS, TUI_MIN_ROWS);
 		wnoutrefresh(stdscr);
 		doupdate();
