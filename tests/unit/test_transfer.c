@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyze/analyze.h"
 
@@ -162,6 +163,123 @@ static void test_transfer_token_drop(void **state)
 	assert_true(analyze_token_drop(zero, 3, 1.0) == 0);
 }
 
+static void test_transfer_window_heat_episodes(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/moetrace-xfer.XXXXXX";
+	int fd = mkstemp(path);
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+	enum { L = 2, E = 3, N = 7 };
+	uint32_t counts[N][L * E];
+	struct store_step steps[N];
+	double heat[L * E], eps[3 * L * E];
+	int64_t n = 0;
+
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "w");
+	run.layers = L;
+	run.experts = E;
+	assert_int_equal(store_run_add(s, &run), 0);
+	/* step i puts i + 1 tokens on (layer 0, expert 0) and 1 on (layer 1,
+	 * expert 2); odd steps are decode */
+	for (int i = 0; i < N; i++) {
+		memset(counts[i], 0, sizeof(counts[i]));
+		counts[i][0] = (uint32_t)(i + 1);
+		counts[i][L * E - 1] = 1;
+		steps[i] = (struct store_step){ .step = 100 + i, .phase = 1 + i % 2,
+						.counts = counts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, N), 0);
+	/* 7 steps into 3 episodes: step i goes to floor(3i/7) = 0,0,0,1,1,2,2 */
+	assert_int_equal(analyze_window_heat(s, &run, INT64_MIN, INT64_MAX, 0, 3, heat, eps, &n),
+			 0);
+	assert_int_equal(n, 7);
+	assert_true(heat[0] == 28 && heat[L * E - 1] == 7 && heat[1] == 0);
+	assert_true(eps[0] == 1 + 2 + 3);
+	assert_true(eps[L * E] == 4 + 5);
+	assert_true(eps[2 * L * E] == 6 + 7);
+	assert_true(eps[2 * L * E + L * E - 1] == 2);
+	/* a range and a phase: steps 101..105, decode = 101, 103, 105 */
+	assert_int_equal(analyze_window_heat(s, &run, 101, 105, 1u << STORE_PHASE_DECODE, 0, heat,
+					     NULL, &n),
+			 0);
+	assert_int_equal(n, 3);
+	assert_true(heat[0] == 2 + 4 + 6);
+	store_free(s);
+	unlink(path);
+}
+
+/* Stand-in algorithm: the static layout rotated by one rank, so a plan
+ * against the static placement has known copies. */
+static int rotate(const struct analyze_place_in *in, int32_t *p2l, struct util_err *err)
+{
+	int P = in->ranks * in->slots;
+	(void)err;
+	for (int p = 0; p < P; p++)
+		p2l[p] = ((p + in->slots) % P) % in->experts;
+	return 0;
+}
+
+static void test_transfer_plan_run(void **state)
+{
+	(void)state;
+	static const struct analyze_algo rot = { "rotate", "test", rotate,
+						 ANALYZE_ALGO_MIGRATION };
+	enum { L = 5, E = 6, R = 4, S = 2, P = R * S };
+	double heat[L * E];
+	int32_t cur[L * P];
+	struct analyze_plan one, two;
+	struct util_err err = UTIL_ERR_INIT;
+
+	for (int i = 0; i < L * E; i++)
+		heat[i] = 1 + i % 7;
+	for (int l = 0; l < L; l++)
+		analyze_static_phy2log(E, R, S, cur + l * P);
+	struct analyze_plan_in in = { .algo = &rot, .layers = L, .experts = E, .ranks = R,
+				      .slots = S, .max_moves = -1, .heat = heat, .current = cur,
+				      .only_layer = -1, .threads = 1 };
+	assert_int_equal(analyze_plan_run(&in, &one, &err), 0);
+	in.threads = 2;
+	assert_int_equal(analyze_plan_run(&in, &two, &err), 0);
+	assert_memory_equal(one.phy2log, two.phy2log, sizeof(cur));
+	/* static: r0 {0,1} r1 {2,3} r2 {4,5} r3 {0,1}; rotated: r0 {2,3} r1 {4,5}
+	 * r2 {0,1} r3 {0,1}: r0, r1, r2 each need two copies, r3 none */
+	for (int l = 0; l < L; l++) {
+		double load[R];
+		assert_int_equal(one.layer[l].moves, 6);
+		assert_true(fabs(one.layer[l].max_load -
+				 analyze_device_load(heat + l * E, E, one.phy2log + l * P, R, S, NULL,
+						     load)) < 1e-12);
+		assert_true(one.layer[l].lower_bound <= one.layer[l].max_load + 1e-9);
+		for (int p = 0; p < P; p++) {
+			int src = one.src[l * P + p];
+			if (p < 6)
+				assert_true(src >= 0 && src != p / S);
+			else
+				assert_int_equal(src, -1);
+		}
+	}
+	assert_int_equal(one.moves, 6 * L);
+	int64_t sent = 0;
+	for (int r = 0; r < R; r++)
+		sent += one.send[r];
+	assert_int_equal(sent, 6 * L);
+	analyze_plan_release(&one);
+	analyze_plan_release(&two);
+	/* one layer only: the others keep the current placement and move nothing */
+	in.only_layer = 3;
+	assert_int_equal(analyze_plan_run(&in, &one, &err), 0);
+	assert_int_equal(one.moves, 6);
+	assert_memory_equal(one.phy2log, cur, 3 * P * sizeof(int32_t));
+	analyze_plan_release(&one);
+	analyze_plan_release(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +291,8 @@ int main(void)
 		cmocka_unit_test(test_transfer_spreads_send_load),
 		cmocka_unit_test(test_transfer_duplicate_and_missing),
 		cmocka_unit_test(test_transfer_token_drop),
+		cmocka_unit_test(test_transfer_window_heat_episodes),
+		cmocka_unit_test(test_transfer_plan_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
