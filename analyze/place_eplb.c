@@ -21,65 +21,75 @@ struct key_idx {
 	int idx;
 };
 
-static int cmp_desc_stable(const void *pa, const void *pb)
+/* Stable sort by key descending (equal keys keep index order), as the
+ * reference's sort gives: insertion sort for short inputs, else an LSD
+ * radix sort on the bits of the non-negative float keys.  tmp: n more. */
+static void sort_desc_stable(struct key_idx *v, int n, struct key_idx *tmp)
 {
-	const struct key_idx *a = pa, *b = pb;
-
-	if (a->key > b->key)
-		return -1;
-	if (a->key < b->key)
-		return 1;
-	return (a->idx > b->idx) - (a->idx < b->idx);
-}
-
-/*
- * A binary heap of indices ordered by (key, index): the root is the item a
- * linear scan with the reference's tie rule would pick (first index among
- * equal keys), so the heaps below give the same choices in O(log n).
- * max_first: largest key first (replication); else smallest (packing).
- */
-struct heap {
-	int *a, n;
-	const float *key;
-	int max_first;
-};
-
-static int heap_before(const struct heap *h, int x, int y)
-{
-	if (h->key[x] != h->key[y])
-		return h->max_first ? h->key[x] > h->key[y] : h->key[x] < h->key[y];
-	return x < y;
-}
-
-static void heap_down(struct heap *h, int i)
-{
-	for (;;) {
-		int l = 2 * i + 1, r = l + 1, m = i;
-		if (l < h->n && heap_before(h, h->a[l], h->a[m]))
-			m = l;
-		if (r < h->n && heap_before(h, h->a[r], h->a[m]))
-			m = r;
-		if (m == i)
-			return;
-		int t = h->a[i];
-		h->a[i] = h->a[m];
-		h->a[m] = t;
-		i = m;
+	if (n < 48) {
+		for (int i = 1; i < n; i++) {
+			struct key_idx x = v[i];
+			int j = i;
+			while (j > 0 && v[j - 1].key < x.key) {
+				v[j] = v[j - 1];
+				j--;
+			}
+			v[j] = x;
+		}
+		return;
+	}
+	for (int shift = 0; shift < 32; shift += 8) {
+		int count[257] = { 0 };
+		for (int i = 0; i < n; i++) {
+			uint32_t u;
+			memcpy(&u, &v[i].key, sizeof(u));
+			count[((~u >> shift) & 0xff) + 1]++;
+		}
+		for (int d = 0; d < 256; d++)
+			count[d + 1] += count[d];
+		for (int i = 0; i < n; i++) {
+			uint32_t u;
+			memcpy(&u, &v[i].key, sizeof(u));
+			tmp[count[(~u >> shift) & 0xff]++] = v[i];
+		}
+		memcpy(v, tmp, (size_t)n * sizeof(*v));
 	}
 }
 
-static void heap_build(struct heap *h)
+/*
+ * A binary min-heap of (key, index) pairs: the root is the item a linear
+ * scan with the reference's tie rule would pick (smallest key, first index
+ * among equal keys), so the heaps below give the same choices in
+ * O(log n).  Replication stores negated loads to pick the largest.
+ */
+static int heap_before(const struct key_idx *x, const struct key_idx *y)
 {
-	for (int i = h->n / 2 - 1; i >= 0; i--)
-		heap_down(h, i);
+	return x->key < y->key || (x->key == y->key && x->idx < y->idx);
+}
+
+static void heap_down(struct key_idx *h, int n, int i)
+{
+	struct key_idx x = h[i];
+
+	for (;;) {
+		int l = 2 * i + 1, m;
+		if (l >= n)
+			break;
+		m = l + 1 < n && heap_before(&h[l + 1], &h[l]) ? l + 1 : l;
+		if (!heap_before(&h[m], &x))
+			break;
+		h[i] = h[m];
+		i = m;
+	}
+	h[i] = x;
 }
 
 /* balanced_packing for one row: n items, m packs of n/m items each.
- * OUT pack[n], rank_in_pack[n].  tmp: n key_idx. */
+ * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; heap: m key_idx. */
 static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
-			     struct key_idx *tmp, float *pw, int *pitems, int *heap_buf)
+			     struct key_idx *tmp, int *pitems, struct key_idx *heap)
 {
-	int per = n / m;
+	int per = n / m, hn = m;
 
 	if (per == 1) {
 		for (int i = 0; i < n; i++) {
@@ -92,45 +102,42 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 		tmp[i].key = w[i];
 		tmp[i].idx = i;
 	}
-	qsort(tmp, (size_t)n, sizeof(*tmp), cmp_desc_stable);
-	struct heap h = { heap_buf, m, pw, 0 };
+	sort_desc_stable(tmp, n, tmp + n);
 	for (int p = 0; p < m; p++) {
-		pw[p] = 0;
 		pitems[p] = 0;
-		heap_buf[p] = p;
+		heap[p].key = 0;
+		heap[p].idx = p;
 	}
 	for (int k = 0; k < n; k++) {
-		int g = tmp[k].idx, best = h.a[0];
+		int g = tmp[k].idx, best = heap[0].idx;
 		pack[g] = best;
-		rank[g] = pitems[best];
-		pw[best] = pw[best] + w[g];
-		pitems[best]++;
+		rank[g] = pitems[best]++;
+		heap[0].key = heap[0].key + w[g];
 		if (pitems[best] == per) /* full: out of the heap */
-			h.a[0] = h.a[--h.n];
-		heap_down(&h, 0);
+			heap[0] = heap[--hn];
+		heap_down(heap, hn, 0);
 	}
 }
 
 /* replicate_experts for one row: nlog experts to nphy replicas.
- * OUT phy2mlog[nphy], cnt[nlog]. */
-static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt, float *val,
-		      int *heap_buf)
+ * OUT phy2mlog[nphy], cnt[nlog].  heap: nlog key_idx. */
+static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt,
+		      struct key_idx *heap)
 {
-	struct heap h = { heap_buf, nlog, val, 1 };
-
 	for (int i = 0; i < nlog; i++) {
 		phy2mlog[i] = i;
 		cnt[i] = 1;
-		val[i] = w[i] / 1.0f;
-		heap_buf[i] = i;
+		heap[i].key = -w[i];
+		heap[i].idx = i;
 	}
-	heap_build(&h);
+	for (int i = nlog / 2 - 1; i >= 0; i--)
+		heap_down(heap, nlog, i);
 	for (int i = nlog; i < nphy; i++) {
-		int best = h.a[0];
+		int best = heap[0].idx;
 		phy2mlog[i] = best;
 		cnt[best]++;
-		val[best] = w[best] / (float)cnt[best];
-		heap_down(&h, 0);
+		heap[0].key = -(w[best] / (float)cnt[best]);
+		heap_down(heap, nlog, 0);
 	}
 }
 
@@ -156,23 +163,22 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	float *w = malloc((size_t)E * sizeof(float));
 	float *gw = calloc((size_t)G, sizeof(float));
 	float *mw = malloc((size_t)epn * sizeof(float));
-	float *pw = malloc((size_t)nmax * sizeof(float));
 	float *tok = malloc((size_t)rpn * sizeof(float));
 	int *gpack = malloc((size_t)G * sizeof(int)), *grank = malloc((size_t)G * sizeof(int));
 	int *log2mlog = malloc((size_t)E * sizeof(int)), *mlog2log = malloc((size_t)E * sizeof(int));
 	int *phy2mlog = malloc((size_t)rpn * sizeof(int)), *cnt = malloc((size_t)epn * sizeof(int));
 	int *pack = malloc((size_t)rpn * sizeof(int)), *rank = malloc((size_t)rpn * sizeof(int));
-	int *pitems = malloc((size_t)nmax * sizeof(int)), *hbuf = malloc((size_t)nmax * sizeof(int));
-	float *val = malloc((size_t)nmax * sizeof(float));
-	struct key_idx *tmp = malloc((size_t)nmax * sizeof(*tmp));
+	int *pitems = malloc((size_t)nmax * sizeof(int));
+	struct key_idx *tmp = malloc(2 * (size_t)nmax * sizeof(*tmp));
+	struct key_idx *heap = malloc((size_t)nmax * sizeof(*heap));
 
-	if (!w || !gw || !mw || !pw || !tok || !gpack || !grank || !log2mlog || !mlog2log ||
-	    !phy2mlog || !cnt || !pack || !rank || !pitems || !tmp || !hbuf || !val) {
+	if (!w || !gw || !mw || !tok || !gpack || !grank || !log2mlog || !mlog2log ||
+	    !phy2mlog || !cnt || !pack || !rank || !pitems || !tmp || !heap) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (int e = 0; e < E; e++)
-		w[e] = (float)in->heat[e];
+		w[e] = (float)in->heat[e] + 0.0f; /* -0 sorts as 0, as in torch */
 	/* step 1: groups to nodes */
 	for (int g = 0; g < G; g++) {
 		float s = 0;
@@ -180,7 +186,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 			s += w[g * gsize + j];
 		gw[g] = s;
 	}
-	balanced_packing(gw, G, N, gpack, grank, tmp, pw, pitems, hbuf);
+	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, heap);
 	for (int e = 0; e < E; e++) {
 		int g = e / gsize;
 		log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + e % gsize;
@@ -190,11 +196,11 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		/* step 2: replicas inside the node */
 		for (int j = 0; j < epn; j++)
 			mw[j] = w[mlog2log[n * epn + j]];
-		replicate(mw, epn, rpn, phy2mlog, cnt, val, hbuf);
+		replicate(mw, epn, rpn, phy2mlog, cnt, heap);
 		/* step 3: replicas to the node's GPUs */
 		for (int i = 0; i < rpn; i++)
 			tok[i] = mw[phy2mlog[i]] / (float)cnt[phy2mlog[i]];
-		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pw, pitems, hbuf);
+		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pitems, heap);
 		for (int i = 0; i < rpn; i++) {
 			int pphy = pack[i] * S + rank[i];
 			phy2log[n * rpn + pphy] = mlog2log[phy2mlog[i] + n * epn];
@@ -204,7 +210,6 @@ out:
 	free(w);
 	free(gw);
 	free(mw);
-	free(pw);
 	free(tok);
 	free(gpack);
 	free(grank);
@@ -215,8 +220,7 @@ out:
 	free(pack);
 	free(rank);
 	free(pitems);
-	free(hbuf);
-	free(val);
+	free(heap);
 	free(tmp);
 	return rc;
 }
