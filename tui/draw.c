@@ -633,10 +633,18 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 	if (!w)
 		return;
 	werase(w);
-	if (sc->g == &ascii)
+	if (sc->g == &ascii) {
 		box(w, '|', '-');
-	else
-		box(w, 0, 0);
+	} else {
+		/* Unicode line drawing, not the terminal's alternate charset */
+		static const wchar_t *const part[8] = { L"\u2502", L"\u2502", L"\u2500",
+							L"\u2500", L"\u250c", L"\u2510",
+							L"\u2514", L"\u2518" };
+		cchar_t c[8];
+		for (int i = 0; i < 8; i++)
+			setcchar(&c[i], part[i], A_NORMAL, 0, NULL);
+		wborder_set(w, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]);
+	}
 	put(w, 0, 2, A_BOLD, " moetrace top: keys ");
 	int y = 1;
 	for (int i = 0; i < nkeys && y < h - 1; i++, y++) {

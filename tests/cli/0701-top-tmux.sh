@@ -110,7 +110,7 @@ i=0
 until cap live && ! grep -q 'fitting' "$T/screen" &&
 	python3 "$T/bars.py" "$T/snap.json" "$T/place.json" "$T/screen" 2>"$T/bars.err"; do
 	sleep 0.2; i=$((i + 1))
-	[ $i -lt 50 ] || { cat "$T/screen" "$T/bars.err" >&2; fail "bars differ from the snapshot"; }
+	[ $i -lt 100 ] || { cat "$T/screen" "$T/bars.err" >&2; fail "bars differ from the snapshot"; }
 done
 
 # sort by imbalance now: the table's now column descends
