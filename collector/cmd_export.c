@@ -129,6 +129,12 @@ int cmd_export(int argc, char **argv)
 	}
 	if (store_open_run(argv[optind], run_name, STORE_READONLY, &s, &run, &err))
 		return util_cli_fail("export", &err);
+	if (placement && !strcmp(out, "-")) {
+		util_cli_error("export", "-o: a placement is written to a file (renamed into place), "
+			       "not to standard output");
+		store_free(s);
+		return 2;
+	}
 	if (placement) {
 		rc = export_placement(s, &run, format, step, out);
 		store_free(s);

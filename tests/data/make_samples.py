@@ -126,6 +126,116 @@ def vllm_ascend_map():
         {"physical_to_logical_map": [sum(layers[l], []) for l in range(2)]}) + "\n")
 
 
+class _FakeTensor:
+    """An int32 tensor for torch_save: shape and row-major values."""
+
+    def __init__(self, shape, values):
+        self.shape, self.values = tuple(shape), list(values)
+
+
+def torch_save(obj, path):
+    """Writes obj as torch.save does (zip archive: archive/data.pkl, protocol
+    2, tensors reduced to torch._utils._rebuild_tensor_v2 over storages in
+    archive/data/N), without torch: stand-in modules make the pickle name
+    torch.IntStorage and torch._utils._rebuild_tensor_v2 as torch would."""
+    import collections
+    import io
+    import pickle
+    import types
+    import zipfile
+
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    class IntStorage:
+        pass
+    IntStorage.__module__, IntStorage.__qualname__ = "torch", "IntStorage"
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("only for pickling")
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    torch.IntStorage, utils._rebuild_tensor_v2, torch._utils = IntStorage, _rebuild_tensor_v2, utils
+    storages = []
+
+    class Storage:
+        def __init__(self, values):
+            self.key, self.values = str(len(storages)), values
+            storages.append(self)
+
+    def reduce_tensor(t):
+        stride, acc = [], 1
+        for s in reversed(t.shape):
+            stride.insert(0, acc)
+            acc *= s
+        return (_rebuild_tensor_v2, (Storage(t.values), 0, t.shape, tuple(stride), False,
+                                     collections.OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        dispatch_table = {_FakeTensor: reduce_tensor}
+
+        def persistent_id(self, o):
+            if isinstance(o, Storage):
+                return ("storage", IntStorage, o.key, "cpu", len(o.values))
+            return None
+
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
+    try:
+        buf = io.BytesIO()
+        Pickler(buf, protocol=2).dump(obj)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    full = os.path.join(HERE, path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    def entry(name):  # fixed dates: the same bytes on every run
+        return zipfile.ZipInfo("archive/" + name, date_time=(2025, 1, 1, 0, 0, 0))
+    with zipfile.ZipFile(full, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(entry("data.pkl"), buf.getvalue())
+        z.writestr(entry("byteorder"), "little")
+        for st in storages:
+            z.writestr(entry("data/" + st.key), struct.pack("<%di" % len(st.values), *st.values))
+        z.writestr(entry("version"), "3\n")
+
+
+# SGLang's physical_to_logical_map for the model's 3 layers: layer 0 is
+# dense (SGLang's trivial row), layers 1 and 2 are the MoE layers of
+# deployed/sglang_map.json (2 ranks x 3 slots).
+SGLANG_MAP = [[0, 1, 2, 3, 0, 1], [0, 1, 3, 2, 3, 0], [1, 2, 0, 3, 1, 2]]
+
+
+def sglang():
+    # mode "stat": logical_count [steps, model layers, experts], dense layer 0 all zero
+    flat = []
+    for si in range(2):
+        flat += [0] * 4
+        for l in range(2):
+            flat += HEAT[si][l]
+    torch_save({"rank": 0, "logical_count": _FakeTensor((2, 3, 4), flat),
+                "average_utilization_rate_over_window": None}, "sglang/stat.pt")
+    # mode "per_pass": per rank, records of global_physical_count [layers, 6
+    # slots]; a logical count goes to the expert's first slot for rank 0 and
+    # its last slot for rank 1, rank 0 taking half (rounded down)
+    for rank in range(2):
+        records = []
+        for si, step in enumerate(STEPS):
+            phys = [[0] * 6 for _ in range(3)]
+            for l in range(2):
+                row = SGLANG_MAP[l + 1]
+                for e, c in enumerate(HEAT[si][l]):
+                    slots = [s for s, x in enumerate(row) if x == e]
+                    share = c // 2 if rank == 0 else c - c // 2
+                    phys[l + 1][slots[0] if rank == 0 else slots[-1]] += share
+            records.append({"forward_pass_id": step, "rank": rank, "gatherer_key": "primary",
+                            "global_physical_count": _FakeTensor((3, 6), sum(phys, []))})
+        torch_save({"records": records,
+                    "last_physical_to_logical_map": _FakeTensor((3, 6), sum(SGLANG_MAP, []))},
+                   "sglang/per_pass_rank%d.pt" % rank)
+
+
 def csv():
     rows = ["step,layer,expert,tokens"]
     for si, step in enumerate(STEPS):
@@ -140,5 +250,6 @@ if __name__ == "__main__":
     megatron()
     trtllm()
     vllm_ascend_map()
+    sglang()
     csv()
     print("wrote the samples under", HERE, file=sys.stderr)

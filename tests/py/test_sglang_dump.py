@@ -1,0 +1,147 @@
+"""moetrace.sglang_dump: SGLang expert-distribution dumps (tests/data/sglang,
+written by tests/data/make_samples.py in torch's zip format) imported
+through `moetrace import`; the cells must be the samples' HEAT, written out
+here by hand.  The torch reader is exercised too when torch is installed."""
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import unittest
+import zipfile
+
+TOP = os.environ.get("MOETRACE_TOP") or os.path.join(os.path.dirname(__file__), "..", "..")
+sys.path.insert(0, os.path.join(TOP, "collector", "python"))
+DATA = os.path.join(TOP, "tests", "data", "sglang")
+MOETRACE = os.environ.get("MOETRACE") or os.path.join(TOP, "moetrace")
+if not os.access(MOETRACE, os.X_OK):
+    print("no moetrace binary (run make, or set MOETRACE)")
+    sys.exit(77)
+
+from moetrace import sglang_dump  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+# tests/data/make_samples.py HEAT: [step][moe layer][expert]
+HEAT = [[[3, 0, 1, 4], [2, 2, 2, 2]], [[2, 3, 0, 3], [1, 3, 3, 1]]]
+
+
+def run(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(TOP, "collector", "python"),
+               MOETRACE=MOETRACE)
+    p = subprocess.run([sys.executable, "-m", "moetrace.sglang_dump"] + list(args), env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def cells(db, name):
+    """{(step, layer): [tokens per expert]} through the expert_heat view."""
+    out = subprocess.run([MOETRACE, "sql", "--format", "json", db,
+                          "SELECT e.step, e.layer, e.expert, e.tokens FROM expert_heat e JOIN "
+                          "runs r USING (run) WHERE r.name = '%s' ORDER BY 1, 2, 3" % name],
+                         stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
+    got = {}
+    for row in json.loads(out):
+        got.setdefault((row["step"], row["layer"]), []).append(row["tokens"])
+    return got
+
+
+def want(steps):
+    return {(s, l): HEAT[i][l] for i, s in enumerate(steps) for l in range(2)}
+
+
+class SglangDump(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.db = os.path.join(self.tmp.name, "t.db")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_stat(self):
+        rc, out, err = run(os.path.join(DATA, "stat.pt"), "--into", self.db, "--no-torch")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(cells(self.db, "stat"), want([0, 1]))
+        c = sqlite3.connect(self.db)
+        # model layer 0 is dense (all zero): dropped, recorded as the first MoE layer's id
+        self.assertEqual(c.execute("SELECT layers, experts, first_layer FROM runs").fetchone(),
+                         (2, 4, 1))
+
+    def test_per_pass_ranks_summed_and_map_deployed(self):
+        dumps = [os.path.join(DATA, "per_pass_rank%d.pt" % r) for r in (0, 1)]
+        rc, out, err = run(*dumps, "--into", self.db, "--run", "pp", "--no-torch")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(cells(self.db, "pp"), want([10, 11]))
+        c = sqlite3.connect(self.db)
+        self.assertEqual(c.execute("SELECT ranks, slots FROM runs").fetchone(), (2, 3))
+        blobs = [bytes(b) for (b,) in c.execute("SELECT phy2log FROM deployed ORDER BY layer")]
+        rows = [[int.from_bytes(b[i:i + 4], "little") for i in range(0, len(b), 4)]
+                for b in blobs]
+        self.assertEqual(rows, [[0, 1, 3, 2, 3, 0], [1, 2, 0, 3, 1, 2]])
+        # one rank alone: only its share (the larger halves are rank 1's)
+        rc, out, err = run(dumps[0], "--into", self.db, "--run", "r0", "--no-torch")
+        self.assertEqual(rc, 0, err)
+        got = cells(self.db, "r0")
+        self.assertEqual(got[(10, 0)], [c // 2 for c in HEAT[0][0]])
+
+    def test_jsonl_only(self):
+        out_path = os.path.join(self.tmp.name, "h.jsonl")
+        rc, out, err = run(os.path.join(DATA, "stat.pt"), "--jsonl", out_path, "--keep-dense",
+                           "--no-torch")
+        self.assertEqual(rc, 0, err)
+        with open(out_path) as f:
+            lines = [json.loads(x) for x in f]
+        self.assertEqual(lines[0]["layers"], 3)
+        self.assertEqual(lines[1]["counts"], [[0, 0, 0, 0]] + HEAT[0])
+
+    def test_bad_input(self):
+        def bad(path, msg, *more):
+            rc, out, err = run(path, *more, "--into", self.db, "--no-torch")
+            self.assertEqual(rc, 2, err)
+            self.assertIn(msg, err)
+            self.assertFalse(os.path.exists(self.db))
+        p = os.path.join(self.tmp.name, "notzip.pt")
+        with open(p, "w") as f:
+            f.write("hello")
+        bad(p, "notzip.pt: not a torch zip archive")
+        p = os.path.join(self.tmp.name, "nopkl.pt")
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr("archive/version", "3")
+        bad(p, "nopkl.pt: no data.pkl in the archive")
+        # a pickle that would run code is refused, not executed
+        p = os.path.join(self.tmp.name, "evil.pt")
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr("archive/data.pkl", b"cos\nsystem\n(S'true'\ntR.")
+        bad(p, "refers to os.system")
+        p = os.path.join(self.tmp.name, "other.pt")
+        buf = io.BytesIO()
+        import pickle
+        pickle.dump({"weights": 1}, buf, protocol=2)
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr("archive/data.pkl", buf.getvalue())
+        bad(p, "neither a 'stat' dump (logical_count) nor a 'per_pass' dump")
+        bad(os.path.join(DATA, "stat.pt"), "cannot be mixed",
+            os.path.join(DATA, "per_pass_rank0.pt"))
+
+    @unittest.skipUnless(torch is not None, "torch is not installed")
+    def test_torch_saved(self):
+        p = os.path.join(self.tmp.name, "stat_torch.pt")
+        lc = torch.zeros((2, 3, 4), dtype=torch.int32)
+        lc[:, 1:, :] = torch.tensor(HEAT, dtype=torch.int32)
+        torch.save({"rank": 0, "logical_count": lc}, p)
+        rc, out, err = run(p, "--into", self.db, "--run", "t")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(cells(self.db, "t"), want([0, 1]))
+        # the standard-library reader reads what torch wrote, too
+        rc, out, err = run(p, "--into", self.db, "--run", "t2", "--no-torch")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(cells(self.db, "t2"), want([0, 1]))
+
+
+if __name__ == "__main__":
+    unittest.main()
