@@ -373,6 +373,9 @@ double rint_legend(cairo_t *cr, double x, double y, double w, const struct rint_
 	cairo_save(cr);
 	for (int i = 0; i < n; i++) {
 		double tw = rint_text_width(cr, e[i].text, fsize, 0);
+		double room = w - sw - 0.4 * fsize; /* an entry never wider than the legend */
+		if (tw > room)
+			tw = room;
 		double ew = sw + 0.4 * fsize + tw + 1.4 * fsize;
 		if (cx > x && cx + ew > x + w) {
 			cx = x;
@@ -405,7 +408,8 @@ double rint_legend(cairo_t *cr, double x, double y, double w, const struct rint_
 			}
 			}
 			cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-			rint_text(cr, cx + sw + 0.4 * fsize, my, e[i].text, fsize, 0, 0, 0.5, 0);
+			rint_text_fit(cr, cx + sw + 0.4 * fsize, my, e[i].text, fsize, 0, 0, 0.5, 0,
+				      room);
 		}
 		cx += ew;
 	}
