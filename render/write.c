@@ -123,6 +123,10 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 	      h * scale <= 32000))
 		return util_err_set(err, UTIL_EUSAGE, "size %gx%g at scale %g is out of range", w, h,
 				    scale);
+	if (fmt == FMT_PNG && w * scale * h * scale > 64e6)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%gx%g pixels is too large for a PNG (at most 64 million)",
+				    w * scale, h * scale);
 
 	{
 		size_t n = strlen(path);

@@ -31,6 +31,8 @@ bad "cannot write '$T/out.d/nodir/x.png'" "$T/db" heatmap -o "$T/out.d/nodir/x.p
 bad "cannot tell the format of '$T/out.d/x.gif'" "$T/db" heatmap -o "$T/out.d/x.gif"
 bad "no output file" "$T/db" heatmap
 bad "--sort: 'size' is not heat or id" "$T/db" heatmap --sort size -o "$T/out.d/x.png"
+bad "too large for a PNG" "$T/db" heatmap --width 8000 --height 8000 --scale 4 -o "$T/out.d/x.png"
+bad "--width" "$T/db" heatmap --width 50 -o "$T/out.d/x.png"
 bad "heatmap shows every layer" "$T/db" heatmap --layer 0 -o "$T/out.d/x.png"
 bad "cannot open|no such|does not exist|not found" "$T/nope.db" heatmap -o "$T/out.d/x.png"
 expect_status 2 mt render "$T/db"
