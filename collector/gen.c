@@ -44,7 +44,7 @@
 #define GEN_DEF_PREFILL_TOKENS 2048
 #define GEN_DEF_DOMAINS 4
 #define GEN_SUBTOPICS 8          /* sub-topics per domain */
-#define GEN_REFRESH 128          /* steps between drift updates of the tables */
+#define GEN_REFRESH 256          /* steps between drift updates of the tables */
 #define GEN_DRIFT_TAU 1000.0     /* steps over which a domain's popularity decorrelates */
 #define GEN_DRIFT_ETA 0.7        /* stationary drift spread, in units of the layer's sigma */
 #define GEN_SWITCH_MEAN 200.0    /* mean steps between changes of the dominant domain */
@@ -54,11 +54,11 @@
 #define GEN_OUT_MEAN 256.0       /* mean decode steps of a request */
 #define GEN_PROMPT_MIN 16        /* prompt lengths are log-uniform in [min, max] */
 #define GEN_PROMPT_MAX 2048
-#define GEN_POOL 512             /* pre-sampled k-sets per sub-topic and layer */
+#define GEN_POOL 256             /* pre-sampled k-sets per sub-topic and layer */
 #define GEN_SLICE 64             /* k-sets one request routes by (its own slice) */
 #define GEN_SLICES (GEN_POOL / GEN_SLICE)
 #define GEN_POOL_BURST 64        /* a pool redraws this many k-sets ... */
-#define GEN_POOL_EVERY 64        /* ... every this many steps */
+#define GEN_POOL_EVERY 128       /* ... every this many steps */
 #define GEN_HEAD 16              /* heaviest experts kept in order per table */
 #define GEN_MAX_CELLS (1 << 25)  /* cap on sub-topics x layers x (experts + pool x k) */
 
@@ -101,6 +101,7 @@ struct collector_gen {
 				    a unit is a table's slice: table * GEN_SLICES + s */
 	int idw;                 /* bytes per id in the pool */
 	uint32_t *stamp, stampv; /* [experts] repeat detection per token */
+	uint32_t *hist;          /* [experts] scratch */
 	double *w, *p;           /* [experts] scratch */
 	int *work;               /* [experts] scratch */
 };
@@ -392,8 +393,19 @@ static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c
 static void route_tokens(struct collector_gen *g, uint32_t o, const uint8_t *pool, int ntok,
 			 uint32_t *cnt)
 {
-	const int k = g->topk;
+	const int k = g->topk, E = g->experts;
+	const int full = ntok / GEN_SLICE;
 
+	/* a long prompt goes round its slice full times: add the slice's
+	 * histogram full times (the same counts, far fewer increments) */
+	if (full > 1) {
+		uint32_t *h = g->hist;
+		memset(h, 0, (size_t)E * sizeof(*h));
+		route_tokens(g, 0, pool, GEN_SLICE, h);
+		for (int e = 0; e < E; e++)
+			cnt[e] += (uint32_t)full * h[e];
+		ntok -= full * GEN_SLICE;
+	}
 	if (g->idw == 1) {
 		for (int t = 0; t < ntok; t++) {
 			const uint8_t *ks = pool + (size_t)((o + t) % GEN_SLICE) * k;
@@ -835,11 +847,12 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->idw = g->experts <= 256 ? 1 : 2;
 	g->pool = calloc((size_t)g->ntables * g->layers * GEN_POOL * g->topk, (size_t)g->idw);
 	g->stamp = calloc((size_t)g->experts, sizeof(*g->stamp));
+	g->hist = calloc((size_t)g->experts, sizeof(*g->hist));
 	g->w = calloc((size_t)g->experts, sizeof(*g->w));
 	g->p = calloc((size_t)g->experts, sizeof(*g->p));
 	g->work = calloc((size_t)g->experts, sizeof(*g->work));
 	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->wt || !g->wsum || !g->head || !g->inhead || !g->tail || !g->mix ||
-	    !g->target || !g->run || !g->ntok || !g->pool || !g->stamp || !g->w || !g->p || !g->work) {
+	    !g->target || !g->run || !g->ntok || !g->pool || !g->stamp || !g->hist || !g->w || !g->p || !g->work) {
 		collector_gen_free(g);
 		return util_err_set(err, UTIL_ENOMEM,
 				    "out of memory for the generator's tables (%zu cells)", tcells);
@@ -892,6 +905,7 @@ void collector_gen_free(struct collector_gen *g)
 	free(g->ntok);
 	free(g->pool);
 	free(g->stamp);
+	free(g->hist);
 	free(g->w);
 	free(g->p);
 	free(g->work);
