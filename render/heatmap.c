@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct render_heatmap_cfg render_heatmap_cfg_defaults(void)
 {
@@ -185,28 +186,44 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 		vmax = 1;
 
 	/* the cells: one source image, nearest-neighbour scaled */
-	img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, ncols, nrows);
+	/* Vector outputs (SVG, PDF) leave scaling to the viewer, and browsers
+	 * smooth images they enlarge: there, replicate each cell over kx x ky
+	 * image pixels so the blur stays within a fraction of a cell. */
+	int kx = 1, ky = 1;
+	if (cairo_surface_get_type(cairo_get_target(cr)) != CAIRO_SURFACE_TYPE_IMAGE) {
+		kx = (int)ceil(2 * b.w / ncols);
+		ky = (int)ceil(2 * b.h / nrows);
+		if (kx < 1)
+			kx = 1;
+		if (ky < 1)
+			ky = 1;
+	}
+	img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, ncols * kx, nrows * ky);
 	if (cairo_surface_status(img) == CAIRO_STATUS_SUCCESS) {
 		unsigned char *px = cairo_image_surface_get_data(img);
 		int stride = cairo_image_surface_get_stride(img);
 		cairo_surface_flush(img);
 		for (int r = 0; r < nrows; r++) {
-			uint32_t *row = (uint32_t *)(void *)(px + (size_t)r * stride);
+			uint32_t *row = (uint32_t *)(void *)(px + (size_t)r * ky * stride);
 			for (int c = 0; c < ncols; c++) {
 				double v = cell[(size_t)r * ncols + c], rgb[3] = { 0.85, 0.85, 0.85 };
 				if (!isnan(v))
 					render_viridis(cscale(v, vmax, log_scale), rgb);
-				row[c] = (uint32_t)lround(rgb[0] * 255) << 16 |
-					 (uint32_t)lround(rgb[1] * 255) << 8 |
-					 (uint32_t)lround(rgb[2] * 255);
+				uint32_t pv = (uint32_t)lround(rgb[0] * 255) << 16 |
+					      (uint32_t)lround(rgb[1] * 255) << 8 |
+					      (uint32_t)lround(rgb[2] * 255);
+				for (int i = 0; i < kx; i++)
+					row[c * kx + i] = pv;
 			}
+			for (int i = 1; i < ky; i++)
+				memcpy(px + ((size_t)r * ky + i) * stride, row, (size_t)ncols * kx * 4);
 		}
 		cairo_surface_mark_dirty(img);
 		cairo_save(cr);
 		cairo_rectangle(cr, b.x, b.y, b.w, b.h);
 		cairo_clip(cr);
 		cairo_translate(cr, b.x, b.y);
-		cairo_scale(cr, b.w / ncols, b.h / nrows);
+		cairo_scale(cr, b.w / (ncols * kx), b.h / (nrows * ky));
 		cairo_set_source_surface(cr, img, 0, 0);
 		cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
 		cairo_paint(cr);
