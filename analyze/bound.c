@@ -9,15 +9,20 @@
 
 void analyze_place_counts_minmax(const double *heat, int experts, int nslots, int cap, int *cnt)
 {
-	for (int e = 0; e < experts; e++)
+	double *val = malloc((size_t)experts * sizeof(double));
+
+	for (int e = 0; e < experts; e++) {
 		cnt[e] = 1;
+		if (val)
+			val[e] = heat[e];
+	}
 	for (int i = experts; i < nslots; i++) {
 		int best = -1;
 		double bv = -1;
 		for (int e = 0; e < experts; e++) {
 			if (cap > 0 && cnt[e] >= cap)
 				continue;
-			double v = heat[e] / cnt[e];
+			double v = val ? val[e] : heat[e] / cnt[e];
 			if (v > bv) {
 				bv = v;
 				best = e;
@@ -26,7 +31,10 @@ void analyze_place_counts_minmax(const double *heat, int experts, int nslots, in
 		if (best < 0) /* every expert at the cap: nslots > experts * cap */
 			best = i % experts;
 		cnt[best]++;
+		if (val)
+			val[best] = heat[best] / cnt[best];
 	}
+	free(val);
 }
 
 /*

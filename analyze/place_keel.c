@@ -30,6 +30,7 @@ struct keel {
 	const double *h;   /* [T * E] episodes, or NULL */
 	double lambda;     /* weight of the summed fit in the episode objective */
 	int *cnt;          /* [E] replicas per expert */
+	double *rw;        /* [E] w / cnt */
 	int32_t *slot;     /* [R * S] */
 	unsigned char *has;/* [R * E] replicas of e on r */
 	double *load;      /* [R] summed heat */
@@ -58,6 +59,9 @@ static int keel_alloc(struct keel *k)
 	size_t E = (size_t)k->E, R = (size_t)k->R, S = (size_t)k->S, T = (size_t)k->T;
 
 	k->cnt = calloc(E, sizeof(int));
+	k->rw = calloc(E, sizeof(double));
+	if (!k->rw)
+		return -1;
 	k->slot = malloc(R * S * sizeof(int32_t));
 	k->has = calloc(R * E, 1);
 	k->load = calloc(R, sizeof(double));
@@ -84,6 +88,7 @@ static int keel_alloc(struct keel *k)
 static void keel_release(struct keel *k)
 {
 	free(k->cnt);
+	free(k->rw);
 	free(k->slot);
 	free(k->has);
 	free(k->load);
@@ -101,7 +106,14 @@ static void keel_release(struct keel *k)
 
 static inline double rep(const struct keel *k, int e)
 {
-	return k->w[e] / k->cnt[e];
+	return k->rw[e];
+}
+
+/* Per-replica loads after a change of counts. */
+static void keel_rw(struct keel *k)
+{
+	for (int e = 0; e < k->E; e++)
+		k->rw[e] = k->w[e] / k->cnt[e];
 }
 
 static inline double erep(const struct keel *k, int t, int e)
@@ -114,6 +126,7 @@ static void keel_loads(struct keel *k)
 {
 	int E = k->E, R = k->R, S = k->S, T = k->T;
 
+	keel_rw(k);
 	memset(k->has, 0, (size_t)R * E);
 	for (int r = 0; r < R; r++) {
 		double s = 0;
@@ -237,6 +250,7 @@ static int keel_lpt(struct keel *k)
 		free(it);
 		return -1;
 	}
+	keel_rw(k);
 	for (int e = 0; e < E; e++)
 		for (int c = 0; c < k->cnt[e]; c++) {
 			it[n].load = rep(k, e);
@@ -371,6 +385,9 @@ static int keel_step_max(struct keel *k)
 			continue;
 		double Lb = k->load[b];
 		if (Lb >= best)
+			continue;
+		/* a swap must move d in (La - best, best - Lb) */
+		if (La - best >= best - Lb)
 			continue;
 		for (int i = 0; i < S; i++) {
 			int x = k->slot[a * S + i];
