@@ -79,8 +79,15 @@ static const struct glyphs ascii = {
 };
 /* clang-format on */
 
+/* The glyphs as ncurses wide cells, converted once (drawing them needs no
+ * multibyte conversion per cell). */
+struct cells {
+	cchar_t eighth[9], spark[8], heat[5], mean, blank, over, under;
+};
+
 struct tui_screen {
 	const struct glyphs *g;
+	struct cells gc;
 	int colour;
 	struct tui_layout lay;
 	WINDOW *win[TUI_PANEL_COUNT];
@@ -89,6 +96,31 @@ struct tui_screen {
 };
 
 static int screen_active;
+
+static void cell(cchar_t *c, const char *utf8)
+{
+	wchar_t wc[4] = { 0 };
+	if (mbstowcs(wc, utf8, 3) == (size_t)-1) {
+		wc[0] = L'?';
+		wc[1] = 0;
+	}
+	setcchar(c, wc, A_NORMAL, 0, NULL);
+}
+
+static void cells_init(struct cells *c, const struct glyphs *g)
+{
+	for (int i = 0; i < 9; i++)
+		cell(&c->eighth[i], g->eighth[i]);
+	for (int i = 0; i < 8; i++)
+		cell(&c->spark[i], g->spark[i]);
+	for (int i = 0; i < 5; i++)
+		cell(&c->heat[i], g->heat[i]);
+	cell(&c->mean, g->mean);
+	cell(&c->blank, " ");
+	/* ASCII bars: '=' up to the mean, '#' beyond it */
+	cell(&c->under, "=");
+	cell(&c->over, "#");
+}
 
 static attr_t col(const struct tui_screen *sc, int c)
 {
@@ -164,6 +196,7 @@ struct tui_screen *tui_screen_new(int use_ascii, int mono)
 	keypad(stdscr, TRUE);
 	curs_set(0);
 	sc->g = use_ascii ? &ascii : &unicode;
+	cells_init(&sc->gc, sc->g);
 	sc->colour = !mono && has_colors();
 	if (sc->colour) {
 		start_color();
@@ -259,7 +292,7 @@ static void sparkline(struct tui_screen *sc, WINDOW *w, int y, int x, const doub
 		int k = (int)(f * 7 + 0.5);
 		k = k < 0 ? 0 : k > 7 ? 7 : k;
 		wattrset(w, col(sc, imb_color(v[i])));
-		waddstr(w, sc->g->spark[k]);
+		wadd_wch(w, &sc->gc.spark[k]);
 	}
 	wattrset(w, A_NORMAL);
 }
@@ -418,14 +451,14 @@ static void bar(struct tui_screen *sc, WINDOW *w, int y, int x, int len, double 
 		k = k < 0 ? 0 : k > 8 ? 8 : k;
 		if (k == 0 && i == mcol) {
 			wattrset(w, col(sc, TUI_C_MEAN));
-			waddstr(w, sc->g->mean);
+			wadd_wch(w, &sc->gc.mean);
 			continue;
 		}
 		wattrset(w, col(sc, i > mcol && mcol >= 0 ? TUI_C_BAD : c));
 		if (k > 0 && sc->g == &ascii)
-			waddstr(w, i > mcol && mcol >= 0 ? "#" : "=");
+			wadd_wch(w, i > mcol && mcol >= 0 ? &sc->gc.over : &sc->gc.under);
 		else
-			waddstr(w, sc->g->eighth[k]);
+			wadd_wch(w, &sc->gc.eighth[k]);
 	}
 	wattrset(w, A_NORMAL);
 }
@@ -532,8 +565,9 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		for (int rr = 0; rr < rows; rr++) {
 			int k = e - rr * 8;
 			k = k < 0 ? 0 : k > 8 ? 8 : k;
-			const char *g = k == 0 ? " " : k == 8 ? sc->g->spark[7] : sc->g->spark[k - 1];
-			mvwaddstr(w, H - 1 - rr, x0 + i, g);
+			const cchar_t *g = k == 0 ? &sc->gc.blank
+					   : k == 8 ? &sc->gc.spark[7] : &sc->gc.spark[k - 1];
+			mvwadd_wch(w, H - 1 - rr, x0 + i, g);
 		}
 	}
 	wattrset(w, A_NORMAL);
@@ -582,7 +616,7 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 		if (sc->b[i] > 0 && k == 0)
 			k = 1;
 		wattrset(w, col(sc, c));
-		mvwaddstr(w, 1 + i / per_row, i % per_row, sc->g->heat[k]);
+		mvwadd_wch(w, 1 + i / per_row, i % per_row, &sc->gc.heat[k]);
 	}
 	wattrset(w, A_NORMAL);
 }
