@@ -425,6 +425,16 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 	return 0;
 }
 
+static void touch_pages(void *p, size_t n)
+{
+	volatile unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i += 4096)
+		b[i] = 0;
+	if (n)
+		b[n - 1] = 0;
+}
+
 static int alloc_all(struct moetrace_recorder *r, const struct sizing *z)
 {
 	r->hdr = calloc((size_t)z->cap, sizeof(*r->hdr));
@@ -442,11 +452,12 @@ static int alloc_all(struct moetrace_recorder *r, const struct sizing *z)
 	    (z->pslots && (!r->plc || !r->cur_plc)))
 		return fail(r, MOETRACE_ENOMEM, "out of memory allocating a %d-step ring (%lld bytes)",
 			    z->cap, (long long)z->bytes);
-	/* Touch every page now: calloc'ed memory may be mapped lazily, and a
-	 * page fault inside step() is a wait the engine thread must not see. */
-	memset(r->counts, 0, (size_t)z->cap * z->cells * sizeof(uint32_t));
-	memset(r->pending, 0, z->cells * sizeof(uint32_t));
-	memset(r->slotbuf, 0, z->cells * sizeof(uint32_t));
+	/* Fault every page in now: calloc'ed memory is mapped lazily, and a
+	 * page fault inside step() is a wait the engine thread must not see.
+	 * (A memset of calloc'ed memory would be optimised away.) */
+	touch_pages(r->counts, (size_t)z->cap * z->cells * sizeof(uint32_t));
+	touch_pages(r->pending, z->cells * sizeof(uint32_t));
+	touch_pages(r->slotbuf, z->cells * sizeof(uint32_t));
 	return 0;
 }
 
