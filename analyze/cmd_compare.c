@@ -430,6 +430,15 @@ int cmd_compare(int argc, char **argv)
 	R = o.ranks;
 	P = R * o.slots;
 	model = run.model[0] ? store_model_find(run.model) : NULL;
+	if (!o.nodes && run.ranks_per_node > 0 && R % run.ranks_per_node == 0 &&
+	    R / run.ranks_per_node > 1) {
+		/* eplb-hier needs the node count: take it from the run's layout, and the
+		 * expert groups from the model (DeepSeek's rule: hierarchical only when
+		 * the nodes divide the groups; otherwise it falls back to global) */
+		int g = model && model->groups > 1 ? model->groups : 0;
+		o.nodes = R / run.ranks_per_node;
+		o.groups = g && E % g == 0 ? g : o.nodes;
+	}
 	sh = (struct analyze_shape){
 		L, E, R, o.slots, run.first_layer, model ? model->layer_step : 1
 	};
