@@ -61,9 +61,20 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 	if ((long long)in->ranks * in->slots < in->experts)
 		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
 				    in->ranks, in->slots, in->experts);
+	if (in->slots > in->experts && !(a->flags & ANALYZE_ALGO_DUP_OK))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d slots per rank for %d experts: a rank would hold an expert "
+				    "twice, which '%s' never does",
+				    in->slots, in->experts, a->name);
 	for (int e = 0; e < in->experts; e++)
 		if (!(in->heat[e] >= 0))
 			return util_err_set(err, UTIL_EUSAGE, "heat of expert %d is negative", e);
+	if (in->episodes && in->n_episodes > 0)
+		for (size_t i = 0; i < (size_t)in->n_episodes * in->experts; i++)
+			if (!(in->episodes[i] >= 0))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "heat of expert %d in episode %d is negative",
+						    (int)(i % in->experts), (int)(i / in->experts));
 	if (in->current) {
 		rc = analyze_placement_check(in->current, in->experts, in->ranks, in->slots, 0,
 					     err);

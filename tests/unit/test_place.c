@@ -457,6 +457,22 @@ static void test_place_bad_input(void **state)
 	w[3] = -1;
 	assert_int_equal(analyze_place(analyze_algo_find("eplb"), &in, p, &err), UTIL_EUSAGE);
 	assert_non_null(strstr(err.msg, "negative"));
+	/* more slots per rank than experts: only duplicates could fill them */
+	w[3] = 3;
+	in.experts = 3;
+	in.ranks = 2;
+	in.slots = 4;
+	assert_int_equal(analyze_place(analyze_algo_find(ANALYZE_FLAGSHIP), &in, p, &err),
+			 UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "twice"));
+	assert_int_equal(analyze_place(analyze_algo_find("eplb"), &in, p, &err), 0);
+	/* negative episode heat */
+	double ep[2 * 3] = { 1, 2, 3, 4, -5, 6 };
+	in.slots = 2;
+	in.episodes = ep;
+	in.n_episodes = 2;
+	assert_int_equal(analyze_place(analyze_algo_find("flashlb"), &in, p, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "episode 1"));
 	assert_null(analyze_algo_find("no-such-algorithm"));
 }
 
