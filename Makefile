@@ -142,6 +142,30 @@ check-fast: all
 check-valgrind: all
 	@MOETRACE_BUILD=. MOETRACE_VALGRIND=1 sh tests/run.sh cli
 
+# ---- fuzzing (clang libFuzzer) ---------------------------------------------
+# `make fuzz` builds every tests/fuzz/fuzz_*.c with libFuzzer, ASan and UBSan
+# and runs each for FUZZ_SECONDS on a copy of its seed corpus; crashers go to
+# build/fuzz/crashes (tests/fuzz/run.sh, docs/robustness.md).
+FUZZ_CC      = clang
+FUZZ         = build/fuzz
+FUZZ_SECONDS = 60
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -g -O1 -fno-omit-frame-pointer
+FUZZ_BIN     = $(patsubst tests/fuzz/%.c,$(FUZZ)/%,$(FUZZ_SRC))
+
+$(FUZZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (fuzz)")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS_ALL) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ)/fuzz_%: $(FUZZ)/obj/tests/fuzz/fuzz_%.o $(call obj,$(FUZZ)/obj,$(LIB_SRC))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
+
 # ---- convenience targets --------------------------------------------------
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
@@ -182,7 +206,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
-.PHONY: deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
+.PHONY: fuzz fuzz-build deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
