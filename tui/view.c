@@ -38,6 +38,7 @@ struct tui_view {
 	int *cnt;          /* [L * E] replicas under cur */
 	int deployed;
 	int64_t deployed_from;
+	int64_t dep_seen; /* newest deployed step looked at (it may not fit the layout) */
 	double deployed_checked;
 
 	/* the window: ring of its steps, oldest at head */
@@ -54,7 +55,7 @@ struct tui_view {
 	int rebuild, loading;
 
 	/* what the database holds */
-	sqlite3_stmt *q_new;
+	sqlite3_stmt *q_new, *q_dep;
 	int64_t counted_upto, db_steps, db_first, db_last;
 	double db_last_time;
 	double last_arrival;
@@ -220,6 +221,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->need_bump = 1;
 	v->refit_interval = 5.0;
 	v->deployed_checked = -1e9;
+	v->dep_seen = NO_STEP;
 	v->last_arrival = util_now();
 	v->rows_dirty = 1;
 	/* A locked database must not stall the screen: fail at once, retry
@@ -234,6 +236,14 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 		tui_view_free(v);
 		return UTIL_EDB;
 	}
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT max(step) FROM deployed WHERE run = ?1 AND step <= ?2", -1,
+			       &v->q_dep, NULL) != SQLITE_OK) {
+		util_err_set(err, UTIL_EDB, "cannot read the deployed placement of '%s': %s",
+			     store_path(s), sqlite3_errmsg(store_db(s)));
+		tui_view_free(v);
+		return UTIL_EDB;
+	}
 	*out = v;
 	return 0;
 }
@@ -243,6 +253,7 @@ void tui_view_free(struct tui_view *v)
 	if (!v)
 		return;
 	sqlite3_finalize(v->q_new);
+	sqlite3_finalize(v->q_dep);
 	free(v->rstep);
 	free(v->rtime);
 	free(v->rcounts);
@@ -323,6 +334,23 @@ static int check_deployed(struct tui_view *v, int64_t at)
 	int rc, changed = 0;
 
 	v->deployed_checked = util_now();
+	/* the cheap question first (an index lookup): did the step the
+	 * placement in force took effect change? */
+	sqlite3_bind_int64(v->q_dep, 1, v->run.id);
+	sqlite3_bind_int64(v->q_dep, 2, at);
+	rc = sqlite3_step(v->q_dep);
+	if (rc == SQLITE_ROW) {
+		int none = sqlite3_column_type(v->q_dep, 0) == SQLITE_NULL;
+		int64_t last = sqlite3_column_int64(v->q_dep, 0);
+		sqlite3_reset(v->q_dep);
+		if (none ? !v->deployed : last == v->dep_seen) {
+			free(p);
+			return 0;
+		}
+		v->dep_seen = none ? NO_STEP : last;
+	} else {
+		sqlite3_reset(v->q_dep);
+	}
 	rc = store_deployed_at(v->s, &v->run, at, v->R, v->S, p, &eff);
 	if (rc == 0) {
 		if (!v->deployed || eff != v->deployed_from || memcmp(p, v->cur, bytes)) {
