@@ -48,3 +48,14 @@ expect_grep "$T/err" "^moetrace record: cannot create '$T/no/such/dir/x.db'"
 printf 'not a database, just text\n' >"$T/text.db"
 expect_status 1 mt record --model mixtral-8x7b --steps 5 "$T/text.db"
 expect_grep "$T/err" "text.db"
+
+# --steps 0 records until SIGINT, then flushes and reports
+"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 50 --run forever "$db" >"$T/bg.out" 2>&1 &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid || { cat "$T/bg.out"; fail "record --steps 0 did not exit 0 on SIGINT"; }
+expect_grep "$T/bg.out" "interrupted"
+n=$(sqlite3 "$db" "SELECT count(*) FROM steps s JOIN runs r ON r.run = s.run WHERE r.name = 'forever'")
+[ "$n" -gt 5 ] || fail "only $n steps recorded before SIGINT"
+grep -q "recorded $n, dropped 0" "$T/bg.out" || { cat "$T/bg.out"; fail "stats do not match the $n stored steps"; }

@@ -51,3 +51,11 @@ expect_status 0 mt merge --sum --name twice "$T/s.db" "$T/full.db" "$T/full.db"
 a=$(sqlite3 "$T/full.db" "SELECT sum(tokens) FROM steps")
 b=$(sqlite3 "$T/s.db" "SELECT sum(tokens) FROM steps")
 [ "$b" -eq $((2 * a)) ] || fail "--sum: tokens $b, expected $((2 * a))"
+
+# a step one shard lacks (dropped there) is skipped and reported, the rest merge
+cp "$T/rank3.db" "$T/gap3.db"
+sqlite3 "$T/gap3.db" "DELETE FROM counts WHERE step = 7; DELETE FROM steps WHERE step = 7"
+expect_status 0 mt merge --name gap "$T/g.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db" "$T/gap3.db"
+expect_grep "$T/out" "24 steps of 32 x 8"
+expect_grep "$T/out" "skipped 1 step\(s\) missing from some shard"
+[ "$(sqlite3 "$T/g.db" "SELECT count(*) FROM steps WHERE step = 7")" = 0 ] || fail "step 7 merged"
