@@ -409,10 +409,17 @@ int cmd_render(int argc, char **argv)
 		if (layer < 0)
 			layer = 0;
 		P = ranks * slots;
-		heat = xmallocarray((size_t)L * (size_t)E, sizeof(double));
-		if (render_load_heat(s, &run, from, to, phase_mask, heat, &nsteps, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
+		/* only the chosen layer's heat: one bin over the range reads that
+		 * layer's blobs alone */
+		heat = xcalloc((size_t)L * (size_t)E, sizeof(double));
+		{
+			int one = 1;
+			double x0, x1;
+			if (render_load_timeline(s, &run, layer, from, to, phase_mask, &one,
+						 heat + (size_t)layer * E, &x0, &x1, &nsteps, &err)) {
+				status = util_cli_fail("render", &err);
+				goto out;
+			}
 		}
 		if (nsteps == 0)
 			break;

@@ -204,6 +204,71 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 	}
 	if ((rc = placement_at(s, run, from, ranks, slots, force_static, p2l, cnt, err)))
 		goto out;
+	if (layer >= 0) {
+		/* one layer: read its blobs alone, not every layer of every step */
+		uint32_t *h = xmallocarray((size_t)E, sizeof(uint32_t));
+		sqlite3 *db = store_db(s);
+		sqlite3_finalize(q);
+		q = NULL;
+		if (sqlite3_prepare_v2(db,
+				       "SELECT c.step, c.data FROM counts c JOIN steps s "
+				       "ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4"
+				       PHASE_SQL " ORDER BY c.step",
+				       -1, &q, NULL) != SQLITE_OK) {
+			free(h);
+			rc = util_err_set(err, UTIL_EDB, "reading layer %d: %s", layer,
+					  sqlite3_errmsg(db));
+			goto out;
+		}
+		sqlite3_bind_int64(q, 1, run->id);
+		sqlite3_bind_int(q, 2, layer);
+		sqlite3_bind_int64(q, 3, from);
+		sqlite3_bind_int64(q, 4, to);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)phase_mask);
+		while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+			int64_t step = sqlite3_column_int64(q, 0);
+			const uint8_t *blob = sqlite3_column_blob(q, 1);
+			double tot = 0, mx;
+			int changed = 0;
+			if (store_codec_decode(blob, (size_t)sqlite3_column_bytes(q, 1), h,
+					       (size_t)E)) {
+				free(h);
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "step %lld layer %d: malformed counts blob",
+						  (long long)step, layer);
+				goto out;
+			}
+			while (ci < nchanges && changes[ci] <= step) {
+				ci++;
+				changed = 1;
+			}
+			if (changed &&
+			    (rc = placement_at(s, run, step, ranks, slots, 0, p2l, cnt, err))) {
+				free(h);
+				goto out;
+			}
+			mx = analyze_device_load_u32(h, E, p2l + (size_t)layer * P, ranks, slots,
+						     cnt + (size_t)layer * E, load);
+			for (int e = 0; e < E; e++)
+				tot += h[e];
+			if (n == cap) {
+				cap *= 2;
+				x = xrealloc(x, cap * sizeof(double));
+				y = xrealloc(y, cap * sizeof(double));
+			}
+			x[n] = (double)step;
+			y[n] = tot > 0 ? mx / (tot / ranks) : 1.0;
+			n++;
+		}
+		free(h);
+		if (r != SQLITE_DONE) {
+			rc = util_err_set(err, UTIL_EDB, "reading layer %d: %s", layer,
+					  sqlite3_errmsg(db));
+			goto out;
+		}
+		goto done;
+	}
 	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
@@ -240,6 +305,7 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 		rc = util_err_set(err, r, "%s", store_errmsg(s));
 		goto out;
 	}
+done:
 	*xo = x;
 	*yo = y;
 	*no = n;
