@@ -162,6 +162,12 @@ class Recorder:
         if self._h is None:
             raise MoetraceError(_lib.ESTATE, "recorder is closed")
 
+    def _settle(self):
+        """Records the CUDA steps still in flight, so that what comes next
+        follows them in step order."""
+        if self._staging is not None and self._staging.busy:
+            self._drain(wait=True)
+
     def _drain(self, wait=False):
         for buf, step, phase, tokens in self._staging.ready(wait):
             rc = self._step_fn(self._h, step, buf.data_ptr(), self._cells, phase, tokens)
@@ -186,8 +192,7 @@ class Recorder:
                 self._drain(wait=True)
                 self._staging.submit(counts, int(step), ph, int(tokens))
             return True
-        if self._staging is not None and self._staging.busy:
-            self._drain(wait=True)
+        self._settle()
         a = _Array(counts, "u32", "step %d" % step)
         rc = self._step_fn(self._h, int(step), a.ptr, a.n, ph, int(tokens))
         if rc == 0:
@@ -201,6 +206,7 @@ class Recorder:
         this rank for a shard recorder, else layers x ranks*slots), each
         slot credited to the expert the last placement() puts there."""
         self._check()
+        self._settle()
         if _is_torch(slot_counts) and slot_counts.is_cuda:
             slot_counts = slot_counts.to("cpu")
         a = _Array(slot_counts, "u32", "step %d" % step)
@@ -220,6 +226,7 @@ class Recorder:
         """Adds one layer's routing (ntokens x k expert ids; negative ids
         are padding) to step `step`; histogrammed in C."""
         self._check()
+        self._settle()
         k = 1
         shape = getattr(topk_ids, "shape", None)
         if shape is not None and len(shape) >= 2:
@@ -238,6 +245,7 @@ class Recorder:
     def step_end(self, step, phase=None, tokens=0):
         """Ends the top-k step `step` with its phase and batch tokens."""
         self._check()
+        self._settle()
         rc = self._lib.moetrace_recorder_step_end(self._h, int(step), _phase(phase),
                                                   int(tokens))
         if rc == _lib.EFULL:
