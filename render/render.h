@@ -3,8 +3,9 @@
  * it.  Every chart is a pure function of its data drawn on any cairo_t
  * (render_<chart>(cr, w, h, cfg, data), sizes in user units), so the same
  * call paints a PNG, an SVG or one page of a PDF; render_write() is the one
- * function that creates surfaces and writes files.  The loaders at the end
- * turn a trace into the plain arrays the charts take.
+ * function that creates output surfaces and writes files (a heatmap's only
+ * surface is the in-memory image its cells are painted from).  The loaders
+ * at the end turn a trace into the plain arrays the charts take.
  *
  * Ownership: charts only read their arguments during the call; loaders
  * fill caller-allocated arrays unless they say malloc'ed (free() those).
