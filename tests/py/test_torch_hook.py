@@ -128,6 +128,62 @@ class TorchHookTest(unittest.TestCase):
                          .fetchone(), (5, 1, 2))
         self.assertEqual(con.execute("SELECT count(*) FROM counts").fetchone()[0], 10)
 
+    def test_cuda_staging_logic(self):
+        """The CUDA path without a GPU: a stand-in tensor that says it is on
+        the device, pinned buffers as plain ones, events that complete on
+        the second query.  Steps must arrive in order, buffers be reused,
+        and nothing be lost at flush/close."""
+        class FakeCuda:
+            __module__ = "torch_fake"
+            is_cuda = True
+
+            def __init__(self, t):
+                self.t = t
+
+            def numel(self):
+                return self.t.numel()
+
+            def reshape(self, *shape):
+                return self.t.reshape(*shape)
+
+        class FakeEvent:
+            made = 0
+
+            def __init__(self):
+                FakeEvent.made += 1
+                self.polls = 0
+
+            def record(self):
+                pass
+
+            def query(self):
+                self.polls += 1
+                return self.polls > 1
+
+            def synchronize(self):
+                pass
+
+        real_empty, real_event = torch.empty, torch.cuda.Event
+        torch.empty = lambda *a, pin_memory=False, **k: real_empty(*a, **k)
+        torch.cuda.Event = FakeEvent
+        try:
+            want = []
+            with moetrace.Recorder(self.db, "cuda", layers=LAYERS, experts=EXPERTS) as rec:
+                for s in range(12):
+                    c = torch.randint(0, 50, (LAYERS, EXPERTS), dtype=torch.int64)
+                    want.append(c.numpy().astype(np.uint32))
+                    self.assertTrue(rec.step(s, FakeCuda(c), "decode", 3))
+                self.assertLessEqual(len(rec._staging.free) + len(rec._staging.busy), 4)
+                rec.step(12, np.zeros((LAYERS, EXPERTS), dtype=np.uint32))  # CPU after GPU
+                want.append(np.zeros((LAYERS, EXPERTS), dtype=np.uint32))
+        finally:
+            torch.empty, torch.cuda.Event = real_empty, real_event
+        got, meta = read(self.db, "cuda")
+        self.assertEqual(sorted(got), list(range(13)))
+        for s in range(13):
+            np.testing.assert_array_equal(got[s], want[s], err_msg="step %d" % s)
+        self.assertEqual(FakeEvent.made, 12)
+
     def test_mismatches_refused(self):
         m = self.model("mixtral")
         with moetrace.Recorder(self.db, "x", layers=LAYERS + 1, experts=EXPERTS) as rec:
