@@ -94,6 +94,45 @@ static void step_range(struct store *s, const struct store_run *run, int64_t fro
 	snprintf(buf, n, "%lld steps", (long long)nsteps);
 }
 
+/* Places every layer (or only `layer`; the others get the static layout)
+ * with algo on the heat of [from, to]: a placement fitted in hindsight. */
+static int fit_placement(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, const struct analyze_algo *algo,
+			 int ranks, int slots, int32_t *p2l, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, P = ranks * slots, rc = 0;
+	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
+	double *heat = xcalloc((size_t)L * (size_t)E, sizeof(double));
+	int64_t nsteps = 0;
+
+	if (layer >= 0) {
+		int one = 1;
+		double x0, x1;
+		rc = render_load_timeline(s, run, layer, from, to, phase_mask, &one,
+					  heat + (size_t)layer * E, &x0, &x1, &nsteps, err);
+	} else {
+		rc = render_load_heat(s, run, from, to, phase_mask, heat, &nsteps, err);
+	}
+	for (int l = 0; l < L && !rc; l++) {
+		struct analyze_place_in in = { 0 };
+		if (layer >= 0 && l != layer) {
+			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)l * P);
+			continue;
+		}
+		in.experts = E;
+		in.ranks = ranks;
+		in.slots = slots;
+		in.nodes = run->ranks_per_node > 0 ? ranks / run->ranks_per_node : 0;
+		in.groups = m ? m->groups : 0;
+		in.heat = heat + (size_t)l * E;
+		in.max_moves = -1;
+		in.seed = 1;
+		rc = analyze_place(algo, &in, p2l + (size_t)l * P, err);
+	}
+	free(heat);
+	return rc;
+}
+
 /* Sorts expert ids by descending heat (ties by id, so output is stable). */
 static int by_heat(const void *a, const void *b, void *key)
 {
@@ -154,7 +193,8 @@ int cmd_render(int argc, char **argv)
 	const double *bar_vals[2];
 	double *heat = NULL, *grid = NULL, *xs = NULL, *ys = NULL, *loads = NULL;
 	int *ids = NULL;
-	int32_t *p2l = NULL, *after = NULL;
+	int32_t *p2l = NULL, *after = NULL, *fixed0 = NULL, *fixed1 = NULL;
+	double *xs2 = NULL, *ys2 = NULL;
 	double *loads2 = NULL;
 	const struct analyze_algo *algo = NULL;
 
@@ -266,8 +306,13 @@ int cmd_render(int argc, char **argv)
 			       out);
 		return 2;
 	}
-	if ((placement_file || algo) && job.kind != K_DEVICES) {
-		util_cli_error("render", "--algo and --placement apply to the devices chart");
+	if ((placement_file || algo) && job.kind != K_DEVICES && job.kind != K_IMBALANCE) {
+		util_cli_error("render", "--algo and --placement apply to the devices and imbalance "
+					 "charts");
+		return 2;
+	}
+	if ((placement_file || algo) && nreplay) {
+		util_cli_error("render", "--algo and --placement do not combine with --replay");
 		return 2;
 	}
 	if (placement_file && algo) {
@@ -568,8 +613,14 @@ int cmd_render(int argc, char **argv)
 				status = util_cli_fail("render", &err);
 				goto out;
 			}
+			int L = run.layers, E = run.experts, P = ranks * slots;
+			if (force_static) {
+				fixed0 = xmallocarray((size_t)L * P, sizeof(int32_t));
+				for (int l = 0; l < L; l++)
+					analyze_static_phy2log(E, ranks, slots, fixed0 + (size_t)l * P);
+			}
 			if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks, slots,
-						  force_static, &xs, &ys, &n, &err)) {
+						  fixed0, &xs, &ys, &n, &err)) {
 				status = util_cli_fail("render", &err);
 				goto out;
 			}
@@ -577,6 +628,43 @@ int cmd_render(int argc, char **argv)
 				 force_static ? "static" : "recorded");
 			job.series[0].y = ys;
 			job.nseries = 1;
+			if (n && (placement_file || algo)) {
+				size_t n2 = 0;
+				fixed1 = xmallocarray((size_t)L * P, sizeof(int32_t));
+				if (placement_file) {
+					const struct store_model *m =
+						run.model[0] ? store_model_find(run.model) : NULL;
+					struct analyze_shape sh = { L, E, ranks, slots, run.first_layer,
+								    m ? m->layer_step : 1 };
+					if (analyze_format_read(placement_file, &sh, fixed1, NULL, &err)) {
+						status = util_cli_fail("render", &err);
+						goto out;
+					}
+				} else if (fit_placement(s, &run, layer, from, to, phase_mask, algo,
+							 ranks, slots, fixed1, &err)) {
+					status = util_cli_fail("render", &err);
+					goto out;
+				}
+				if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks,
+							  slots, fixed1, &xs2, &ys2, &n2, &err)) {
+					status = util_cli_fail("render", &err);
+					goto out;
+				}
+				if (n2 != n) {
+					util_cli_error("render", "the trace changed while it was read");
+					goto out;
+				}
+				if (placement_file) {
+					const char *base = strrchr(placement_file, '/');
+					snprintf(names[1], sizeof(names[1]), "placement from %s",
+						 base ? base + 1 : placement_file);
+				} else {
+					snprintf(names[1], sizeof(names[1]),
+						 "%s fitted on these steps (in hindsight)", algo->name);
+				}
+				job.series[1] = (struct render_series){ names[1], n, xs, ys2, 0, NULL };
+				job.nseries = 2;
+			}
 		}
 		nsteps = (int64_t)n;
 		if (n == 0)
@@ -666,6 +754,10 @@ out:
 	free(p2l);
 	free(after);
 	free(loads2);
+	free(fixed0);
+	free(fixed1);
+	free(xs2);
+	free(ys2);
 	for (int k = 0; k < MAX_REPLAYS; k++) {
 		free(ev[k]);
 		free(rsteps[k]);

@@ -134,15 +134,18 @@ out:
 	return rc;
 }
 
-/* Loads the placement in force at `step` into p2l and its replica counts;
- * the static layout when none is recorded (or it has another shape). */
+/* Loads the placement in force at `step` into p2l and its replica counts:
+ * `fixed` when given, else the deployed one, else (none recorded, or of
+ * another shape) the static layout. */
 static int placement_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
-			int slots, int force_static, int32_t *p2l, int *cnt, struct util_err *err)
+			int slots, const int32_t *fixed, int32_t *p2l, int *cnt,
+			struct util_err *err)
 {
 	int L = run->layers, E = run->experts, P = ranks * slots;
-	int rc = force_static ? UTIL_ENOTFOUND : store_deployed_at(s, run, step, ranks, slots, p2l,
-								   NULL);
+	int rc = fixed ? 0 : store_deployed_at(s, run, step, ranks, slots, p2l, NULL);
 
+	if (fixed)
+		memcpy(p2l, fixed, (size_t)L * (size_t)P * sizeof(int32_t));
 	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
 		for (int l = 0; l < L; l++)
 			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)l * P);
@@ -155,8 +158,9 @@ static int placement_at(struct store *s, const struct store_run *run, int64_t st
 }
 
 int render_load_imbalance(struct store *s, const struct store_run *run, int layer, int64_t from,
-			  int64_t to, unsigned phase_mask, int ranks, int slots, int force_static,
-			  double **xo, double **yo, size_t *no, struct util_err *err)
+			  int64_t to, unsigned phase_mask, int ranks, int slots,
+			  const int32_t *fixed, double **xo, double **yo, size_t *no,
+			  struct util_err *err)
 {
 	int L = run->layers, E = run->experts, P = ranks * slots, rc = 0, r;
 	int32_t *p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
@@ -176,7 +180,7 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 		goto out;
 	}
 	/* steps where the deployed placement changes inside the range */
-	if (!force_static) {
+	if (!fixed) {
 		sqlite3 *db = store_db(s);
 		size_t ccap = 16;
 		changes = xmallocarray(ccap, sizeof(int64_t));
@@ -202,7 +206,7 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 			goto out;
 		}
 	}
-	if ((rc = placement_at(s, run, from, ranks, slots, force_static, p2l, cnt, err)))
+	if ((rc = placement_at(s, run, from, ranks, slots, fixed, p2l, cnt, err)))
 		goto out;
 	if (layer >= 0) {
 		/* one layer: read its blobs alone, not every layer of every step */
@@ -244,7 +248,7 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 				changed = 1;
 			}
 			if (changed &&
-			    (rc = placement_at(s, run, step, ranks, slots, 0, p2l, cnt, err))) {
+			    (rc = placement_at(s, run, step, ranks, slots, NULL, p2l, cnt, err))) {
 				free(h);
 				goto out;
 			}
@@ -281,7 +285,7 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 			changed = 1;
 		}
 		if (changed &&
-		    (rc = placement_at(s, run, st.step, ranks, slots, 0, p2l, cnt, err)))
+		    (rc = placement_at(s, run, st.step, ranks, slots, NULL, p2l, cnt, err)))
 			goto out;
 		for (int l = layer < 0 ? 0 : layer; l < (layer < 0 ? L : layer + 1); l++) {
 			const uint32_t *h = st.counts + (size_t)l * E;

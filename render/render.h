@@ -191,13 +191,14 @@ int render_load_timeline(struct store *s, const struct store_run *run, int layer
 			 int64_t to, unsigned phase_mask, int *bins, double *grid, double *x0,
 			 double *x1, int64_t *nsteps, struct util_err *err);
 
-/* Per-step imbalance under the placement in force at each step (the
- * deployed placement as recorded, the static layout before any, or the
- * static layout throughout with force_static): for one layer, or with
- * layer < 0 the overall figure sum over layers of max / sum of mean.
+/* Per-step imbalance: under `fixed` (layers x ranks*slots) throughout, or
+ * with fixed NULL under the placement in force at each step (the deployed
+ * placement as recorded, the static layout before any); for one layer, or
+ * with layer < 0 the overall figure sum over layers of max / sum of mean.
  * *x and *y are malloc'ed [*n]. */
 int render_load_imbalance(struct store *s, const struct store_run *run, int layer, int64_t from,
-			  int64_t to, unsigned phase_mask, int ranks, int slots, int force_static,
-			  double **x, double **y, size_t *n, struct util_err *err);
+			  int64_t to, unsigned phase_mask, int ranks, int slots,
+			  const int32_t *fixed, double **x, double **y, size_t *n,
+			  struct util_err *err);
 
 #endif

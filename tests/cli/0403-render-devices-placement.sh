@@ -29,7 +29,7 @@ expect_grep "$T/err" "missing.json"
 expect_status 2 mt render "$T/db" devices --algo nosuch -o "$T/x.png"
 expect_grep "$T/err" "unknown algorithm 'nosuch'"
 expect_status 2 mt render "$T/db" heatmap --algo eplb -o "$T/x.png"
-expect_grep "$T/err" "apply to the devices chart"
+expect_grep "$T/err" "apply to the devices and imbalance charts"
 expect_status 2 mt render "$T/db" devices --algo eplb --placement "$T/eplb.json" -o "$T/x.png"
 [ ! -e "$T/x.png" ] || fail "x.png written on error"
 exit 0

@@ -811,7 +811,7 @@ static void test_render_load_imbalance(void **state)
 	/* 2 ranks x 2 slots, static: rank 0 holds experts 0,1, rank 1 holds 2,3.
 	 * layer 0: step 0 loads 4|0 -> 2.0; step 1 8|0 -> 2.0; step 5 0|8 -> 2.0
 	 * layer 1: 2|2 -> 1; 4|4 -> 1; 4|0 -> 2 */
-	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, 0, &x, &y,
+	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, NULL, &x, &y,
 					       &n, &err),
 			 0);
 	assert_int_equal(n, 3);
@@ -820,7 +820,7 @@ static void test_render_load_imbalance(void **state)
 	free(x);
 	free(y);
 	/* all layers: sum of max / sum of mean; step 5: (8 + 4) / (4 + 2) */
-	assert_int_equal(render_load_imbalance(s, &run, -1, INT64_MIN, INT64_MAX, 0, 2, 2, 0, &x, &y,
+	assert_int_equal(render_load_imbalance(s, &run, -1, INT64_MIN, INT64_MAX, 0, 2, 2, NULL, &x, &y,
 					       &n, &err),
 			 0);
 	assert_true(fabs(y[2] - 2.0) < 1e-12);
@@ -831,20 +831,21 @@ static void test_render_load_imbalance(void **state)
 	 * layer 1 at step 5 (3,1,0,0): 3|1 -> 1.5 */
 	int32_t p2l[2 * 4] = { 0, 2, 1, 3, 0, 2, 1, 3 };
 	assert_int_equal(store_deployed_set(s, &run, 1, 2, 2, p2l), 0);
-	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, 0, &x, &y,
+	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, NULL, &x, &y,
 					       &n, &err),
 			 0);
 	assert_true(fabs(y[0] - 1) < 1e-12 && fabs(y[2] - 1.5) < 1e-12);
 	free(x);
 	free(y);
-	/* forcing the static layout ignores it */
-	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, 1, &x, &y,
+	/* a fixed placement (here the static layout) ignores it */
+	int32_t stat[2 * 4] = { 0, 1, 2, 3, 0, 1, 2, 3 };
+	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, stat, &x, &y,
 					       &n, &err),
 			 0);
 	assert_true(fabs(y[2] - 2) < 1e-12);
 	free(x);
 	free(y);
-	assert_int_equal(render_load_imbalance(s, &run, 9, INT64_MIN, INT64_MAX, 0, 2, 2, 1, &x, &y,
+	assert_int_equal(render_load_imbalance(s, &run, 9, INT64_MIN, INT64_MAX, 0, 2, 2, stat, &x, &y,
 					       &n, &err),
 			 UTIL_ERANGE);
 	store_free(s);
