@@ -44,6 +44,8 @@ struct keel {
 	int *top;          /* [T * 3] */
 	int ftop[3];       /* top 3 ranks of the summed heat */
 	int *ibuf;         /* [3 * R] scratch */
+	unsigned char *fail; /* [R] candidate rank with no improving swap since
+			      * its last change ("don't look" bits) */
 	/* move accounting against a current placement */
 	const int32_t *cur;
 	unsigned char *curhas; /* [R * E] */
@@ -75,6 +77,9 @@ static int keel_alloc(struct keel *k)
 	k->top = calloc(T * 3 + 1, sizeof(int));
 	k->curhas = calloc(R * E, 1);
 	k->ibuf = calloc(3 * R, sizeof(int));
+	k->fail = calloc(R, 1);
+	if (!k->fail)
+		return -1;
 	k->rl = calloc(E * T + 1, sizeof(double));
 	k->pbuf = calloc(4 * T + 1, sizeof(double));
 	if (!k->rl || !k->pbuf)
@@ -100,6 +105,7 @@ static void keel_release(struct keel *k)
 	free(k->top);
 	free(k->curhas);
 	free(k->ibuf);
+	free(k->fail);
 	free(k->rl);
 	free(k->pbuf);
 }
@@ -535,6 +541,8 @@ static int keel_step_ep(struct keel *k, double *obj)
 	for (int c = 0; c < n; c++) {
 		int a = list[c], bb = -1, bi = -1, bj = -1;
 		double bestd = -1e-9 * (1 + *obj);
+		if (k->fail[a])
+			continue;
 		for (int b = 0; b < R; b++) {
 			if (b == a)
 				continue;
@@ -604,8 +612,10 @@ static int keel_step_ep(struct keel *k, double *obj)
 			keel_swap_apply(k, a, bi, bb, bj);
 			keel_top(k);
 			*obj = keel_obj(k);
+			k->fail[a] = k->fail[bb] = 0;
 			return 1;
 		}
+		k->fail[a] = 1;
 	}
 	return 0;
 }
@@ -720,8 +730,16 @@ static void keel_search(struct keel *k)
 		for (int round = 0; round < 4; round++) {
 			int any = 0;
 			guard = 0;
-			while (guard++ < limit && keel_step_ep(k, &obj))
+			/* until a pass over every candidate, bits cleared, finds
+			 * nothing: the same local optimum, fewer rescans */
+			for (;;) {
+				while (guard++ < limit && keel_step_ep(k, &obj))
+					any = 1;
+				memset(k->fail, 0, (size_t)k->R);
+				if (guard >= limit || !keel_step_ep(k, &obj))
+					break;
 				any = 1;
+			}
 			if (keel_step_ep_recount(k, &obj))
 				any = 1;
 			if (!any)
