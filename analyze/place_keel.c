@@ -725,6 +725,7 @@ static void keel_search(struct keel *k)
 	while (guard++ < limit && keel_step_max(k))
 		;
 	if (k->T > 0) {
+		memset(k->fail, 0, (size_t)k->R);
 		keel_top(k);
 		double obj = keel_obj(k);
 		for (int round = 0; round < 4; round++) {
