@@ -1,0 +1,104 @@
+/*
+ * fuzz_jsonl.c: the JSON-lines importers — ours (collector_import_jsonl)
+ * and Megatron-LM's router traces (collector_import_megatron) — on the same
+ * arbitrary bytes.  Invariants: each import is all or nothing (after an
+ * error the database holds the runs it held and the message names the
+ * file); after a success there is one more run within the schema's limits
+ * whose steps read back in increasing order.
+ */
+#include "tests/fuzz/fuzz.h"
+
+#include "collector/import.h"
+
+static struct store *db;
+static long imports;
+
+static void db_close(void)
+{
+	store_free(db);
+	db = NULL;
+}
+
+static void db_reset(void)
+{
+	char path[512], side[600];
+	struct util_err err = UTIL_ERR_INIT;
+
+	store_free(db);
+	db = NULL;
+	fuzz_path(path, sizeof(path), "jl.db");
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	if (store_open(path, STORE_CREATE, &db, &err)) {
+		fprintf(stderr, "fuzz_jsonl: %s\n", err.msg);
+		abort();
+	}
+}
+
+static size_t run_count(void)
+{
+	struct store_run *runs = NULL;
+	size_t n = 0;
+
+	fuzz_check(store_run_list(db, &runs, &n) == 0);
+	free(runs);
+	return n;
+}
+
+static void one(const char *path, int megatron)
+{
+	struct collector_import_opts o;
+	struct util_err err = UTIL_ERR_INIT;
+	struct store_run run, got;
+	char name[32];
+	size_t before = run_count();
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(name, sizeof(name), "r%ld%c", imports, megatron ? 'm' : 'j');
+	o.run_name = name;
+	rc = megatron ? collector_import_megatron(db, path, &o, &run, &err)
+		      : collector_import_jsonl(db, path, &o, &run, &err);
+	if (rc) {
+		fuzz_note(megatron ? "megatron refused" : "jsonl refused", err.msg);
+		fuzz_check(rc < 0 && err.msg[0] && strstr(err.msg, "trace.jsonl"));
+		fuzz_check(run_count() == before);
+		fuzz_check(store_run_get(db, name, &got) != 0);
+		return;
+	}
+	fuzz_note(megatron ? "megatron accepted" : "jsonl accepted", NULL);
+	fuzz_check(run_count() == before + 1);
+	fuzz_check(store_run_get(db, name, &got) == 0);
+	fuzz_check(got.layers > 0 && got.layers <= STORE_MAX_LAYERS);
+	fuzz_check(got.experts > 0 && got.experts <= STORE_MAX_EXPERTS);
+	struct store_iter *it = NULL;
+	struct store_step step;
+	int64_t last = INT64_MIN, seen = 0;
+	fuzz_check(store_iter_new(db, &got, INT64_MIN, INT64_MAX, 0, &it) == 0);
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		fuzz_check(seen == 0 || step.step > last);
+		last = step.step;
+		seen++;
+	}
+	fuzz_check(rc == 0 && seen >= 1);
+	store_iter_free(it);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char path[512];
+
+	if (!db || imports % 128 == 0) {
+		if (!db)
+			atexit(db_close);
+		db_reset();
+	}
+	imports++;
+	fuzz_write(path, sizeof(path), "trace.jsonl", data, size);
+	one(path, 0);
+	one(path, 1);
+	return 0;
+}
