@@ -16,7 +16,8 @@
 
 static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
-	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--shard RANK] DB\n"
+	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--placement]\n"
+	"                       [--shard RANK] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -26,6 +27,7 @@ static const char record_usage[] =
 	"  --block        wait for the writer when the ring is full instead of dropping\n"
 	"  --ring STEPS   ring capacity (default 256), --batch STEPS per transaction (64)\n"
 	"  --append       continue the run NAME if it exists with the same shape\n"
+	"  --placement    record the engine-default placement as the deployed one\n"
 	"  --shard RANK   record only what EP rank RANK's slots process (a shard for\n"
 	"                 `moetrace merge`), under the engine-default placement\n";
 
@@ -111,6 +113,7 @@ int cmd_record(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'B' },
 		{ "append", no_argument, NULL, 'a' },
 		{ "shard", required_argument, NULL, 'S' },
+		{ "placement", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -126,12 +129,12 @@ int cmd_record(int argc, char **argv)
 	double rate = 0, t0, elapsed;
 	uint32_t *counts = NULL, *slots = NULL;
 	int32_t *phy2log = NULL;
-	int shard = -1;
+	int shard = -1, placement = 0;
 	char runbuf[128], source[256], b1[32], b2[32];
 	int c, rc, status = 0;
 	int64_t i, done = 0;
 
-	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:aS:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:aS:Ph", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model_name = optarg; break;
 		case 'n':
@@ -161,6 +164,7 @@ int cmd_record(int argc, char **argv)
 			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &shard, "--shard", &err))
 				return util_cli_fail("record", &err);
 			break;
+		case 'P': placement = 1; break;
 		case 'h': fputs(record_usage, stdout); return 0;
 		default: fputs(record_usage, stderr); return 2;
 		}
@@ -184,6 +188,11 @@ int cmd_record(int argc, char **argv)
 	if (shard >= 0) {
 		ro.shard = 1;
 		ro.shard_rank = shard;
+		placement = 1;
+	}
+	if (placement && model->ranks <= 0) {
+		util_cli_error("record", "model '%s' has no EP layout for a placement", model->name);
+		return 2;
 	}
 	if (!run) {
 		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%lld", model->name, (long long)seed,
@@ -198,12 +207,12 @@ int cmd_record(int argc, char **argv)
 	if ((rc = collector_gen_new(&gc, &gen, &err)))
 		return util_cli_fail("record", &err);
 	counts = calloc((size_t)model->layers * (size_t)model->experts, sizeof(uint32_t));
-	if (shard >= 0) {
+	if (placement) {
 		slots = calloc((size_t)model->layers * (size_t)model->slots, sizeof(uint32_t));
 		phy2log = calloc((size_t)model->layers * (size_t)model->ranks * (size_t)model->slots,
 				 sizeof(int32_t));
 	}
-	if (!counts || (shard >= 0 && (!slots || !phy2log))) {
+	if (!counts || (placement && (!slots || !phy2log))) {
 		free(counts);
 		free(slots);
 		free(phy2log);
@@ -225,7 +234,7 @@ int cmd_record(int argc, char **argv)
 	}
 	moetrace_recorder_stats(rec, &st);
 	i = st.last_step + 1; /* 0, or after the steps of an appended run */
-	if (shard >= 0) {
+	if (placement) {
 		default_placement(model, phy2log);
 		if ((rc = moetrace_recorder_placement(rec, i, phy2log))) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));

@@ -59,3 +59,11 @@ expect_grep "$T/bg.out" "interrupted"
 n=$(sqlite3 "$db" "SELECT count(*) FROM steps s JOIN runs r ON r.run = s.run WHERE r.name = 'forever'")
 [ "$n" -gt 5 ] || fail "only $n steps recorded before SIGINT"
 grep -q "recorded $n, dropped 0" "$T/bg.out" || { cat "$T/bg.out"; fail "stats do not match the $n stored steps"; }
+
+# --placement records the engine-default placement (experts in slot order,
+# then copies of 0, 1, ...: mixtral-8x7b has 4 x 3 slots for 8 experts)
+expect_status 0 mt record --model mixtral-8x7b --steps 3 --placement --run placed "$db"
+p=$(sqlite3 "$db" "SELECT hex(phy2log) FROM deployed d JOIN runs r ON r.run = d.run
+	WHERE r.name = 'placed' AND layer = 0")
+want=$(for e in 0 1 2 3 4 5 6 7 0 1 2 3; do printf '%02X000000' $e; done)
+[ "$p" = "$want" ] || fail "placement $p, expected $want"
