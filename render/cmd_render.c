@@ -30,7 +30,20 @@ enum kind { K_HEATMAP, K_TIMELINE, K_DEVICES, K_IMBALANCE, K_TRANSFER };
 static const char *const kind_names[] = { "heatmap", "timeline", "devices", "imbalance",
 					  "transfer" };
 
-/* Everything one chart needs, filled before render_write() runs. */
+struct opts {
+	const char *db, *runname, *out, *title, *placement_file;
+	const struct analyze_algo *algo;
+	enum kind kind;
+	int64_t replay_id[MAX_REPLAYS];
+	int nreplay, summed, layer, sort_heat, log_scale, force_static;
+	int ranks, slots, redundant, width, height;
+	double scale;
+	int64_t from, to;
+	unsigned phase_mask;
+};
+
+/* Everything one chart needs, filled before render_write() runs.  It owns
+ * the arrays it points to; job_release() frees them. */
 struct job {
 	enum kind kind;
 	struct render_heatmap_cfg hcfg;
@@ -38,11 +51,50 @@ struct job {
 	struct render_devices_cfg dcfg;
 	struct render_bars bars;
 	struct render_imbalance_cfg icfg;
-	struct render_series series[8];
+	struct render_series series[MAX_REPLAYS + 1];
 	int nseries;
 	struct render_transfer_cfg tcfg;
 	struct render_transfer transfer;
+	int64_t nsteps; /* steps (or events) drawn; 0: nothing in the range */
+	char title[512], range[128], names[2][160], rnames[MAX_REPLAYS][160];
+	const char *bar_names[2];
+	const double *bar_vals[2];
+	struct store_replay rp[MAX_REPLAYS];
+	/* owned arrays */
+	double *heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	int *ids;
+	int32_t *p2l, *after, *fixed0, *fixed1;
+	struct store_replay_event *ev[MAX_REPLAYS];
+	int64_t *rsteps[MAX_REPLAYS], *tbytes;
+	double *rimb[MAX_REPLAYS], *rbase[MAX_REPLAYS], *evx[MAX_REPLAYS];
 };
+
+static void job_release(struct job *j)
+{
+	free(j->heat);
+	free(j->grid_v);
+	free(j->xs);
+	free(j->ys);
+	free(j->xs2);
+	free(j->ys2);
+	free(j->loads);
+	free(j->loads2);
+	free(j->tb);
+	free(j->tstep);
+	free(j->ids);
+	free(j->p2l);
+	free(j->after);
+	free(j->fixed0);
+	free(j->fixed1);
+	free(j->tbytes);
+	for (int k = 0; k < MAX_REPLAYS; k++) {
+		free(j->ev[k]);
+		free(j->rsteps[k]);
+		free(j->rimb[k]);
+		free(j->rbase[k]);
+		free(j->evx[k]);
+	}
+}
 
 static int draw(cairo_t *cr, double w, double h, int page, void *ctx)
 {
@@ -144,7 +196,13 @@ static int by_heat(const void *a, const void *b, void *key)
 	return x - y;
 }
 
-int cmd_render(int argc, char **argv)
+static int fail(struct util_err *err)
+{
+	return util_cli_fail("render", err);
+}
+
+/* Parses argv into o; returns -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option opts[] = {
 		{ "run", required_argument, NULL, 'r' },
@@ -170,46 +228,19 @@ int cmd_render(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct util_err err = UTIL_ERR_INIT;
-	struct store *s = NULL;
-	struct store_run run;
-	struct job job;
-	const char *runname = NULL, *out = NULL, *title = NULL, *placement_file = NULL;
-	int64_t replay_id[MAX_REPLAYS];
-	int nreplay = 0, summed = 0;
-	struct store_replay rp[MAX_REPLAYS];
-	struct store_replay_event *ev[MAX_REPLAYS] = { 0 };
-	int64_t *rsteps[MAX_REPLAYS] = { 0 }, *tbytes = NULL;
-	double *rimb[MAX_REPLAYS] = { 0 }, *rbase[MAX_REPLAYS] = { 0 }, *evx[MAX_REPLAYS] = { 0 };
-	double *tb = NULL, *tstep = NULL;
-	char rnames[MAX_REPLAYS][160];
-	int layer = -1, sort_heat = 0, log_scale = 0, force_static = 0, c, status = 1;
-	int ranks = 0, slots = 0, redundant = 0, kind = -1;
-	int width = RENDER_WIDTH, height = RENDER_HEIGHT;
-	double scale = 1;
-	int64_t from = INT64_MIN, to = INT64_MAX, nsteps = 0;
-	unsigned phase_mask = 0;
-	char ttl[512], rng[128], names[2][160];
-	const char *bar_names[2];
-	const double *bar_vals[2];
-	double *heat = NULL, *grid = NULL, *xs = NULL, *ys = NULL, *loads = NULL;
-	int *ids = NULL;
-	int32_t *p2l = NULL, *after = NULL, *fixed0 = NULL, *fixed1 = NULL;
-	double *xs2 = NULL, *ys2 = NULL;
-	double *loads2 = NULL;
-	const struct analyze_algo *algo = NULL;
+	int c, kind = -1;
 
-	memset(&job, 0, sizeof(job));
 	while ((c = getopt_long(argc, argv, "r:l:s:p:o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': runname = optarg; break;
+		case 'r': o->runname = optarg; break;
 		case 'l':
-			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &layer, "--layer", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer", &err))
+				return fail(&err);
 			break;
 		case 's':
-			if (util_parse_range(optarg, &from, &to, "--steps", &err))
-				return util_cli_fail("render", &err);
-			if (from > to) {
+			if (util_parse_range(optarg, &o->from, &o->to, "--steps", &err))
+				return fail(&err);
+			if (o->from > o->to) {
 				util_cli_error("render", "--steps: empty range '%s'", optarg);
 				return 2;
 			}
@@ -220,65 +251,65 @@ int cmd_render(int argc, char **argv)
 				util_cli_error("render", "--phase: '%s' is not prefill or decode", optarg);
 				return 2;
 			}
-			phase_mask = 1u << ph;
+			o->phase_mask = 1u << ph;
 			break;
 		}
 		case 'O':
-			if (!strcmp(optarg, "heat")) {
-				sort_heat = 1;
-			} else if (!strcmp(optarg, "id")) {
-				sort_heat = 0;
+			if (!strcmp(optarg, "heat") || !strcmp(optarg, "id")) {
+				o->sort_heat = !strcmp(optarg, "heat");
 			} else {
 				util_cli_error("render", "--sort: '%s' is not heat or id", optarg);
 				return 2;
 			}
 			break;
-		case 'g': log_scale = 1; break;
-		case 'x': force_static = 1; break;
+		case 'g': o->log_scale = 1; break;
+		case 'x': o->force_static = 1; break;
 		case 'y':
-			if (nreplay == MAX_REPLAYS) {
+			if (o->nreplay == MAX_REPLAYS) {
 				util_cli_error("render", "at most %d --replay options", MAX_REPLAYS);
 				return 2;
 			}
-			if (util_parse_i64(optarg, 1, INT64_MAX, &replay_id[nreplay], "--replay", &err))
-				return util_cli_fail("render", &err);
-			nreplay++;
+			if (util_parse_i64(optarg, 1, INT64_MAX, &o->replay_id[o->nreplay], "--replay",
+					   &err))
+				return fail(&err);
+			o->nreplay++;
 			break;
-		case 'u': summed = 1; break;
-		case 'P': placement_file = optarg; break;
+		case 'u': o->summed = 1; break;
+		case 'P': o->placement_file = optarg; break;
 		case 'a':
-			if (!(algo = analyze_algo_find(optarg))) {
+			if (!(o->algo = analyze_algo_find(optarg))) {
 				util_cli_error("render", "unknown algorithm '%s' (moetrace place --list)",
 					       optarg);
 				return 2;
 			}
 			break;
 		case 'R':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &ranks, "--ranks", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", &err))
+				return fail(&err);
 			break;
 		case 'S':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &slots, "--slots", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", &err))
+				return fail(&err);
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &redundant, "--redundant", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
+					   &err))
+				return fail(&err);
 			break;
 		case 'W':
-			if (util_parse_int(optarg, 200, 8000, &width, "--width", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 200, 8000, &o->width, "--width", &err))
+				return fail(&err);
 			break;
 		case 'H':
-			if (util_parse_int(optarg, 150, 8000, &height, "--height", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_int(optarg, 150, 8000, &o->height, "--height", &err))
+				return fail(&err);
 			break;
 		case 'X':
-			if (util_parse_double(optarg, 0.25, 4, &scale, "--scale", &err))
-				return util_cli_fail("render", &err);
+			if (util_parse_double(optarg, 0.25, 4, &o->scale, "--scale", &err))
+				return fail(&err);
 			break;
-		case 't': title = optarg; break;
-		case 'o': out = optarg; break;
+		case 't': o->title = optarg; break;
+		case 'o': o->out = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -287,6 +318,7 @@ int cmd_render(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	o->db = argv[optind];
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(kind_names); i++)
 		if (!strcmp(argv[optind + 1], kind_names[i]))
 			kind = (int)i;
@@ -296,478 +328,513 @@ int cmd_render(int argc, char **argv)
 			       argv[optind + 1]);
 		return 2;
 	}
-	job.kind = (enum kind)kind;
-	if (!out) {
-		util_cli_error("render", "no output file: give -o OUT.png, .svg or .pdf");
+	o->kind = (enum kind)kind;
+	return -1;
+}
+
+/* Checks that need no database; returns -1 or the exit status. */
+static int check_opts(const struct opts *o)
+{
+	const char *msg = NULL;
+
+	if (!o->out)
+		msg = "no output file: give -o OUT.png, .svg or .pdf";
+	else if ((o->placement_file || o->algo) && o->kind != K_DEVICES && o->kind != K_IMBALANCE)
+		msg = "--algo and --placement apply to the devices and imbalance charts";
+	else if ((o->placement_file || o->algo) && o->nreplay)
+		msg = "--algo and --placement do not combine with --replay";
+	else if (o->placement_file && o->algo)
+		msg = "give --algo or --placement, not both";
+	else if (o->layer >= 0 && o->kind == K_HEATMAP)
+		msg = "heatmap shows every layer: --layer applies to timeline, devices and imbalance";
+	else if (o->nreplay && o->kind != K_IMBALANCE && o->kind != K_TRANSFER)
+		msg = "--replay applies to imbalance and transfer charts";
+	else if (o->kind == K_TRANSFER && o->nreplay != 1)
+		msg = "transfer draws the rebalance events of one replay: give --replay ID "
+		      "(moetrace replays lists them)";
+	if (msg) {
+		util_cli_error("render", "%s", msg);
 		return 2;
 	}
-	if (!render_format_known(out)) {
+	if (!render_format_known(o->out)) {
 		util_cli_error("render", "cannot tell the format of '%s': use .png, .svg or .pdf",
-			       out);
+			       o->out);
 		return 2;
 	}
-	if ((placement_file || algo) && job.kind != K_DEVICES && job.kind != K_IMBALANCE) {
-		util_cli_error("render", "--algo and --placement apply to the devices and imbalance "
-					 "charts");
-		return 2;
-	}
-	if ((placement_file || algo) && nreplay) {
-		util_cli_error("render", "--algo and --placement do not combine with --replay");
-		return 2;
-	}
-	if (placement_file && algo) {
-		util_cli_error("render", "give --algo or --placement, not both");
-		return 2;
-	}
-	if (layer >= 0 && job.kind == K_HEATMAP) {
-		util_cli_error("render", "heatmap shows every layer: --layer applies to timeline, "
-					 "devices and imbalance");
-		return 2;
-	}
-	if (store_open_run(argv[optind], runname, STORE_READONLY, &s, &run, &err))
-		return util_cli_fail("render", &err);
-	if (nreplay && job.kind != K_IMBALANCE && job.kind != K_TRANSFER) {
-		util_cli_error("render", "--replay applies to imbalance and transfer charts");
-		status = 2;
-		goto out;
-	}
-	if (job.kind == K_TRANSFER && nreplay != 1) {
-		util_cli_error("render", "transfer draws the rebalance events of one replay: "
-					 "give --replay ID (moetrace replays lists them)");
-		status = 2;
-		goto out;
-	}
-	for (int k = 0; k < nreplay; k++) {
-		int rc = store_replay_get(s, replay_id[k], &rp[k]);
+	return -1;
+}
+
+/* Reads the replays' summaries; without --run the first replay's own run
+ * is the one drawn.  Returns -1 or the exit status. */
+static int open_replays(struct store *s, const struct opts *o, struct store_run *run,
+			struct job *j)
+{
+	for (int k = 0; k < o->nreplay; k++) {
+		int rc = store_replay_get(s, o->replay_id[k], &j->rp[k]);
 		if (rc) {
 			util_cli_error("render", "%s", store_errmsg(s));
-			status = rc == UTIL_ENOTFOUND || rc == UTIL_EDB ? 2 : 1;
-			goto out;
+			return rc == UTIL_ENOTFOUND || rc == UTIL_EDB ? 2 : 1;
 		}
-		if (rp[k].run != run.id) {
-			/* without --run the replay's own run is meant */
+		if (j->rp[k].run != run->id) {
 			char idbuf[32];
-			if (runname || k > 0) {
+			if (o->runname || k > 0) {
 				util_cli_error("render", "replay %lld is of another run than '%s'",
-					       (long long)replay_id[k], run.name);
-				status = 2;
-				goto out;
+					       (long long)o->replay_id[k], run->name);
+				return 2;
 			}
-			snprintf(idbuf, sizeof(idbuf), "%lld", (long long)rp[k].run);
-			if (store_run_get(s, idbuf, &run)) {
+			snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->rp[k].run);
+			if (store_run_get(s, idbuf, run)) {
 				util_cli_error("render", "%s", store_errmsg(s));
-				goto out;
+				return 1;
 			}
 		}
 	}
-	if (layer >= run.layers) {
-		util_cli_error("render", "layer %d out of range: run '%s' has layers 0-%d", layer,
-			       run.name, run.layers - 1);
-		status = 2;
-		goto out;
-	}
+	return -1;
+}
 
-	switch (job.kind) {
-	case K_HEATMAP: {
-		int L = run.layers, E = run.experts;
-		heat = xmallocarray((size_t)L * (size_t)E, sizeof(double));
-		if (render_load_heat(s, &run, from, to, phase_mask, heat, &nsteps, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
-		}
-		if (nsteps == 0)
-			break;
-		step_range(s, &run, from, to, phase_mask, nsteps, rng, sizeof(rng));
-		job.hcfg = render_heatmap_cfg_defaults();
-		job.hcfg.log_scale = log_scale;
-		job.hcfg.y_label = "MoE layer";
-		job.hcfg.x_label = "expert";
-		job.hcfg.unit = "tokens per step (mean over the steps)";
-		if (sort_heat) {
-			double *tot = xcalloc((size_t)E, sizeof(double));
-			double *sorted = xmallocarray((size_t)L * (size_t)E, sizeof(double));
-			ids = xmallocarray((size_t)E, sizeof(int));
-			for (int l = 0; l < L; l++)
-				for (int e = 0; e < E; e++)
-					tot[e] += heat[(size_t)l * E + e];
+/* ---- one function per kind: load the arrays, set up the chart ----------
+ * Each returns -1 when the job is ready (j->nsteps == 0: nothing in the
+ * range), else the exit status after printing why. */
+
+static int prepare_heatmap(struct store *s, const struct store_run *run, const struct opts *o,
+			   struct job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts;
+
+	j->heat = xmallocarray((size_t)L * (size_t)E, sizeof(double));
+	if (render_load_heat(s, run, o->from, o->to, o->phase_mask, j->heat, &j->nsteps, &err))
+		return fail(&err);
+	if (j->nsteps == 0)
+		return -1;
+	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
+	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.log_scale = o->log_scale;
+	j->hcfg.y_label = "MoE layer";
+	j->hcfg.x_label = "expert";
+	j->hcfg.unit = "tokens per step (mean over the steps)";
+	if (o->sort_heat) {
+		double *tot = xcalloc((size_t)E, sizeof(double));
+		double *sorted = xmallocarray((size_t)L * (size_t)E, sizeof(double));
+		j->ids = xmallocarray((size_t)E, sizeof(int));
+		for (int l = 0; l < L; l++)
 			for (int e = 0; e < E; e++)
-				ids[e] = e;
-			qsort_r(ids, (size_t)E, sizeof(int), by_heat, tot);
-			for (int l = 0; l < L; l++)
-				for (int i = 0; i < E; i++)
-					sorted[(size_t)l * E + i] = heat[(size_t)l * E + ids[i]];
-			memcpy(heat, sorted, (size_t)L * (size_t)E * sizeof(double));
-			free(sorted);
-			free(tot);
-			job.grid.col_ids = ids;
-			job.hcfg.x_label = "expert id, hottest first over all layers";
-		}
-		snprintf(ttl, sizeof(ttl), "Expert heat of run '%s', %s", run.name, rng);
-		job.grid.rows = L;
-		job.grid.cols = E;
-		job.grid.v = heat;
-		job.grid.x0 = -0.5;
-		job.grid.x1 = E - 0.5;
-		job.grid.y0 = -0.5;
-		job.grid.y1 = L - 0.5;
-		break;
+				tot[e] += j->heat[(size_t)l * E + e];
+		for (int e = 0; e < E; e++)
+			j->ids[e] = e;
+		qsort_r(j->ids, (size_t)E, sizeof(int), by_heat, tot);
+		for (int l = 0; l < L; l++)
+			for (int i = 0; i < E; i++)
+				sorted[(size_t)l * E + i] = j->heat[(size_t)l * E + j->ids[i]];
+		free(j->heat);
+		j->heat = sorted;
+		free(tot);
+		j->grid.col_ids = j->ids;
+		j->hcfg.x_label = "expert id, hottest first over all layers";
 	}
-	case K_TIMELINE: {
-		int E = run.experts, bins = (int)ceil(width * scale);
-		double x0 = 0, x1 = 0;
-		if (layer < 0)
-			layer = 0;
-		grid = xmallocarray((size_t)E * (size_t)bins, sizeof(double));
-		if (render_load_timeline(s, &run, layer, from, to, phase_mask, &bins, grid, &x0, &x1,
-					 &nsteps, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
-		}
-		if (nsteps == 0)
-			break;
-		range_text(rng, sizeof(rng), (int64_t)x0, (int64_t)x1 - 1, nsteps);
-		snprintf(ttl, sizeof(ttl), "Layer %d heat over time, run '%s', %s", layer,
-			 run.name, rng);
-		job.hcfg = render_heatmap_cfg_defaults();
-		job.hcfg.log_scale = log_scale;
-		job.hcfg.x_label = "step";
-		job.hcfg.y_label = "expert";
-		job.hcfg.unit = (x1 - x0) > bins ? "tokens per step (mean over each column's steps)"
-						 : "tokens per step";
-		job.grid.rows = E;
-		job.grid.cols = bins;
-		job.grid.v = grid;
-		job.grid.x0 = x0 - ((x1 - x0) <= bins ? 0.5 : 0);
-		job.grid.x1 = x1 - ((x1 - x0) <= bins ? 0.5 : 0);
-		job.grid.y0 = -0.5;
-		job.grid.y1 = E - 0.5;
-		break;
+	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s', %s", run->name, j->range);
+	j->grid.rows = L;
+	j->grid.cols = E;
+	j->grid.v = j->heat;
+	j->grid.x0 = -0.5;
+	j->grid.x1 = E - 0.5;
+	j->grid.y0 = -0.5;
+	j->grid.y1 = L - 0.5;
+	return -1;
+}
+
+static int prepare_timeline(struct store *s, const struct store_run *run, const struct opts *o,
+			    struct job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int E = run->experts, bins = (int)ceil(o->width * o->scale);
+	int layer = o->layer < 0 ? 0 : o->layer;
+	double x0 = 0, x1 = 0;
+
+	/* at most one bin per output pixel: the chart averages further */
+	j->grid_v = xmallocarray((size_t)E * (size_t)bins, sizeof(double));
+	if (render_load_timeline(s, run, layer, o->from, o->to, o->phase_mask, &bins, j->grid_v,
+				 &x0, &x1, &j->nsteps, &err))
+		return fail(&err);
+	if (j->nsteps == 0)
+		return -1;
+	range_text(j->range, sizeof(j->range), (int64_t)x0, (int64_t)x1 - 1, j->nsteps);
+	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s', %s", layer,
+		 run->name, j->range);
+	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.log_scale = o->log_scale;
+	j->hcfg.x_label = "step";
+	j->hcfg.y_label = "expert";
+	j->hcfg.unit = (x1 - x0) > bins ? "tokens per step (mean over each column's steps)"
+					 : "tokens per step";
+	j->grid.rows = E;
+	j->grid.cols = bins;
+	j->grid.v = j->grid_v;
+	/* one bin per step: centre the step numbers on their cells */
+	j->grid.x0 = x0 - ((x1 - x0) <= bins ? 0.5 : 0);
+	j->grid.x1 = x1 - ((x1 - x0) <= bins ? 0.5 : 0);
+	j->grid.y0 = -0.5;
+	j->grid.y1 = E - 0.5;
+	return -1;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	return b ? b + 1 : path;
+}
+
+/* Reads a placement file an engine loads (as `moetrace place -o` writes it). */
+static int read_placement(const struct store_run *run, const char *path, int ranks, int slots,
+			  int32_t *p2l, struct util_err *err)
+{
+	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
+	struct analyze_shape sh = { run->layers, run->experts, ranks, slots, run->first_layer,
+				    m ? m->layer_step : 1 };
+
+	return analyze_format_read(path, &sh, p2l, NULL, err);
+}
+
+static int prepare_devices(struct store *s, const struct store_run *run, const struct opts *o,
+			   struct job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, ranks, slots, P, rc;
+	int layer = o->layer < 0 ? 0 : o->layer;
+	const struct analyze_algo *algo = o->algo;
+	const char *pname = "static placement";
+	const double *h;
+
+	if (analyze_layout_resolve(run, o->ranks, o->slots, o->redundant, &ranks, &slots, &err))
+		return fail(&err);
+	P = ranks * slots;
+	/* only the chosen layer's heat: one bin over the range reads that
+	 * layer's blobs alone */
+	j->heat = xcalloc((size_t)E, sizeof(double));
+	{
+		int one = 1;
+		double x0, x1;
+		if (render_load_timeline(s, run, layer, o->from, o->to, o->phase_mask, &one, j->heat,
+					 &x0, &x1, &j->nsteps, &err))
+			return fail(&err);
 	}
-	case K_DEVICES: {
-		int L = run.layers, E = run.experts, P;
-		int64_t eff = 0;
-		const char *pname = "static placement";
-		if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots, &err)) {
-			status = util_cli_fail("render", &err);
-			goto out;
-		}
-		if (layer < 0)
-			layer = 0;
-		P = ranks * slots;
-		/* only the chosen layer's heat: one bin over the range reads that
-		 * layer's blobs alone */
-		heat = xcalloc((size_t)L * (size_t)E, sizeof(double));
-		{
-			int one = 1;
-			double x0, x1;
-			if (render_load_timeline(s, &run, layer, from, to, phase_mask, &one,
-						 heat + (size_t)layer * E, &x0, &x1, &nsteps, &err)) {
-				status = util_cli_fail("render", &err);
-				goto out;
-			}
-		}
-		if (nsteps == 0)
-			break;
-		p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-		int rc = force_static ? UTIL_ENOTFOUND
-				      : store_deployed_at(s, &run, to, ranks, slots, p2l, &eff);
-		if (rc == 0) {
-			pname = "deployed placement";
-		} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)layer * P);
-		} else {
-			util_cli_error("render", "%s", store_errmsg(s));
-			goto out;
-		}
-		loads = xmallocarray((size_t)ranks, sizeof(double));
-		analyze_device_load(heat + (size_t)layer * E, E, p2l + (size_t)layer * P, ranks,
-				    slots, NULL, loads);
-		snprintf(names[0], sizeof(names[0]), "%s", pname);
-		bar_names[0] = names[0];
-		bar_vals[0] = loads;
-		job.bars.names = bar_names;
-		job.bars.values = bar_vals;
-		job.bars.series = 1;
-		if (placement_file) {
-			/* a placement file an engine loads (moetrace place -o FILE) */
-			const struct store_model *m = run.model[0] ? store_model_find(run.model) : NULL;
-			struct analyze_shape sh = { L, E, ranks, slots, run.first_layer,
-						    m ? m->layer_step : 1 };
-			int32_t *all = xmallocarray((size_t)L * P, sizeof(int32_t));
-			if (analyze_format_read(placement_file, &sh, all, NULL, &err)) {
-				free(all);
-				status = util_cli_fail("render", &err);
-				goto out;
-			}
-			after = xmallocarray((size_t)P, sizeof(int32_t));
-			memcpy(after, all + (size_t)layer * P, (size_t)P * sizeof(int32_t));
-			free(all);
-			loads2 = xmallocarray((size_t)ranks, sizeof(double));
-			analyze_device_load(heat + (size_t)layer * E, E, after, ranks, slots, NULL,
-					    loads2);
-			const char *base = strrchr(placement_file, '/');
-			snprintf(names[1], sizeof(names[1]), "placement from %s",
-				 base ? base + 1 : placement_file);
-			bar_names[1] = names[1];
-			bar_vals[1] = loads2;
-			job.bars.series = 2;
-		}
-		if (!algo && !placement_file)
+	if (j->nsteps == 0)
+		return -1;
+	h = j->heat;
+	j->p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
+	rc = o->force_static ? UTIL_ENOTFOUND
+			     : store_deployed_at(s, run, o->to, ranks, slots, j->p2l, NULL);
+	if (rc == 0) {
+		pname = "deployed placement";
+	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		analyze_static_phy2log(E, ranks, slots, j->p2l + (size_t)layer * P);
+	} else {
+		util_cli_error("render", "%s", store_errmsg(s));
+		return 1;
+	}
+	j->loads = xmallocarray((size_t)ranks, sizeof(double));
+	analyze_device_load(h, E, j->p2l + (size_t)layer * P, ranks, slots, NULL, j->loads);
+	snprintf(j->names[0], sizeof(j->names[0]), "%s", pname);
+	j->bar_names[0] = j->names[0];
+	j->bar_vals[0] = j->loads;
+	j->bars.series = 1;
+
+	/* after: a placement file, else an algorithm (the flagship by default) */
+	j->after = xmallocarray((size_t)P, sizeof(int32_t));
+	if (o->placement_file) {
+		int32_t *all = xmallocarray((size_t)L * P, sizeof(int32_t));
+		rc = read_placement(run, o->placement_file, ranks, slots, all, &err);
+		memcpy(j->after, all + (size_t)layer * P, (size_t)P * sizeof(int32_t));
+		free(all);
+		if (rc)
+			return fail(&err);
+		snprintf(j->names[1], sizeof(j->names[1]), "placement from %s",
+			 base_name(o->placement_file));
+	} else {
+		if (!algo)
 			algo = analyze_algo_find(ANALYZE_FLAGSHIP);
-		if (algo && !placement_file) {
-			const struct store_model *m = run.model[0] ? store_model_find(run.model) : NULL;
+		if (algo) {
+			const struct store_model *m =
+				run->model[0] ? store_model_find(run->model) : NULL;
 			struct analyze_place_in in = { 0 };
 			in.experts = E;
 			in.ranks = ranks;
 			in.slots = slots;
-			in.nodes = run.ranks_per_node > 0 ? ranks / run.ranks_per_node : 0;
+			in.nodes = run->ranks_per_node > 0 ? ranks / run->ranks_per_node : 0;
 			in.groups = m ? m->groups : 0;
-			in.heat = heat + (size_t)layer * E;
-			in.current = p2l + (size_t)layer * P;
+			in.heat = h;
+			in.current = j->p2l + (size_t)layer * P; /* same ranks keep their experts */
 			in.max_moves = -1;
 			in.seed = 1;
-			after = xmallocarray((size_t)P, sizeof(int32_t));
-			if (analyze_place(algo, &in, after, &err)) {
-				status = util_cli_fail("render", &err);
-				goto out;
-			}
-			loads2 = xmallocarray((size_t)ranks, sizeof(double));
-			analyze_device_load(heat + (size_t)layer * E, E, after, ranks, slots, NULL,
-					    loads2);
-			snprintf(names[1], sizeof(names[1]), "%s placement fitted on these steps",
-				 algo->name);
-			bar_names[1] = names[1];
-			bar_vals[1] = loads2;
-			job.bars.series = 2;
+			if (analyze_place(algo, &in, j->after, &err))
+				return fail(&err);
+			snprintf(j->names[1], sizeof(j->names[1]),
+				 "%s placement fitted on these steps", algo->name);
 		}
-		job.bars.groups = ranks;
-		job.dcfg = render_devices_cfg_defaults();
-		job.dcfg.x_label = "EP rank";
-		job.dcfg.y_label = "device load (tokens per step; replicas split evenly)";
-		step_range(s, &run, from, to, phase_mask, nsteps, rng, sizeof(rng));
-		snprintf(ttl, sizeof(ttl), "Layer %d device load, %d ranks x %d slots, run '%s', %s",
-			 layer, ranks, slots, run.name, rng);
-		break;
 	}
-	case K_IMBALANCE: {
-		size_t n = 0;
-		if (nreplay) {
-			ranks = rp[0].ranks;
-			slots = rp[0].slots;
-			for (int k = 0; k < nreplay; k++) {
-				size_t m = 0, ne = 0, ke = 0;
-				if (store_replay_series(s, replay_id[k], layer, &rsteps[k], &rimb[k],
-							&rbase[k], &m) ||
-				    store_replay_events(s, replay_id[k], &ev[k], &ne)) {
-					util_cli_error("render", "%s", store_errmsg(s));
-					goto out;
-				}
-				if (k == 0) {
-					n = m;
-					xs = xmallocarray(m ? m : 1, sizeof(double));
-					for (size_t i = 0; i < m; i++)
-						xs[i] = (double)rsteps[0][i];
-				}
-				if (m != n) {
-					util_cli_error("render", "replays %lld and %lld cover different "
-								 "steps: draw them one at a time",
-						       (long long)replay_id[0], (long long)replay_id[k]);
-					status = 2;
-					goto out;
-				}
-				evx[k] = xmallocarray(ne ? ne : 1, sizeof(double));
-				for (size_t i = 0; i < ne; i++)
-					if (ev[k][i].effective_step >= 0)
-						evx[k][ke++] = (double)ev[k][i].effective_step;
-				snprintf(rnames[k], sizeof(rnames[k]),
-					 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
-					 (long long)replay_id[k], rp[k].algo, (long long)rp[k].interval,
-					 (long long)rp[k].window, (long long)rp[k].delay);
-				job.series[k + 1].name = rnames[k];
-				job.series[k + 1].n = m;
-				job.series[k + 1].x = xs;
-				job.series[k + 1].y = rimb[k];
-				job.series[k + 1].events = evx[k];
-				job.series[k + 1].n_events = ke;
-			}
-			snprintf(names[0], sizeof(names[0]), "baseline (the replay's start placement)");
-			job.series[0].y = rbase[0];
-			job.nseries = nreplay + 1;
-			{
-				/* --steps picks a part of the replayed steps */
-				size_t i0 = 0, i1 = n;
-				while (i0 < n && xs[i0] < (double)from)
-					i0++;
-				while (i1 > i0 && xs[i1 - 1] > (double)to)
-					i1--;
-				for (int k = 0; k <= nreplay; k++) {
-					job.series[k].y += i0;
-					job.series[k].n = i1 - i0;
-				}
-				memmove(xs, xs + i0, (i1 - i0) * sizeof(double));
-				n = i1 - i0;
-			}
-		} else {
-			if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots,
-						   &err)) {
-				status = util_cli_fail("render", &err);
-				goto out;
-			}
-			int L = run.layers, E = run.experts, P = ranks * slots;
-			if (force_static) {
-				fixed0 = xmallocarray((size_t)L * P, sizeof(int32_t));
-				for (int l = 0; l < L; l++)
-					analyze_static_phy2log(E, ranks, slots, fixed0 + (size_t)l * P);
-			}
-			if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks, slots,
-						  fixed0, &xs, &ys, &n, &err)) {
-				status = util_cli_fail("render", &err);
-				goto out;
-			}
-			snprintf(names[0], sizeof(names[0]), "baseline (%s placement)",
-				 force_static ? "static" : "recorded");
-			job.series[0].y = ys;
-			job.nseries = 1;
-			if (n && (placement_file || algo)) {
-				size_t n2 = 0;
-				fixed1 = xmallocarray((size_t)L * P, sizeof(int32_t));
-				if (placement_file) {
-					const struct store_model *m =
-						run.model[0] ? store_model_find(run.model) : NULL;
-					struct analyze_shape sh = { L, E, ranks, slots, run.first_layer,
-								    m ? m->layer_step : 1 };
-					if (analyze_format_read(placement_file, &sh, fixed1, NULL, &err)) {
-						status = util_cli_fail("render", &err);
-						goto out;
-					}
-				} else if (fit_placement(s, &run, layer, from, to, phase_mask, algo,
-							 ranks, slots, fixed1, &err)) {
-					status = util_cli_fail("render", &err);
-					goto out;
-				}
-				if (render_load_imbalance(s, &run, layer, from, to, phase_mask, ranks,
-							  slots, fixed1, &xs2, &ys2, &n2, &err)) {
-					status = util_cli_fail("render", &err);
-					goto out;
-				}
-				if (n2 != n) {
-					util_cli_error("render", "the trace changed while it was read");
-					goto out;
-				}
-				if (placement_file) {
-					const char *base = strrchr(placement_file, '/');
-					snprintf(names[1], sizeof(names[1]), "placement from %s",
-						 base ? base + 1 : placement_file);
-				} else {
-					snprintf(names[1], sizeof(names[1]),
-						 "%s fitted on these steps (in hindsight)", algo->name);
-				}
-				job.series[1] = (struct render_series){ names[1], n, xs, ys2, 0, NULL };
-				job.nseries = 2;
-			}
-		}
-		nsteps = (int64_t)n;
-		if (n == 0)
-			break;
-		job.series[0].name = names[0];
-		job.series[0].n = n;
-		job.series[0].x = xs;
-		job.icfg = render_imbalance_cfg_defaults();
-		job.icfg.x_label = "step";
-		job.icfg.y_label = "imbalance (max / mean device load)";
-		range_text(rng, sizeof(rng), (int64_t)xs[0], (int64_t)xs[n - 1], nsteps);
-		if (layer >= 0)
-			snprintf(ttl, sizeof(ttl), "Layer %d imbalance, %d ranks x %d slots, run '%s', %s",
-				 layer, ranks, slots, run.name, rng);
-		else
-			snprintf(ttl, sizeof(ttl),
-				 "Imbalance of all layers (sum of max / sum of mean), %d x %d, "
-				 "run '%s', %s",
-				 ranks, slots, run.name, rng);
-		break;
+	if (o->placement_file || algo) {
+		j->loads2 = xmallocarray((size_t)ranks, sizeof(double));
+		analyze_device_load(h, E, j->after, ranks, slots, NULL, j->loads2);
+		j->bar_names[1] = j->names[1];
+		j->bar_vals[1] = j->loads2;
+		j->bars.series = 2;
 	}
-	case K_TRANSFER: {
-		size_t ne = 0;
-		int L = run.layers;
-		if (store_replay_events(s, replay_id[0], &ev[0], &ne) ||
-		    store_replay_event_moves(s, replay_id[0], L, ne, &tbytes)) {
+	j->bars.names = j->bar_names;
+	j->bars.values = j->bar_vals;
+	j->bars.groups = ranks;
+	j->dcfg = render_devices_cfg_defaults();
+	j->dcfg.x_label = "EP rank";
+	j->dcfg.y_label = "device load (tokens per step; replicas split evenly)";
+	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
+	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s",
+		 layer, ranks, slots, run->name, j->range);
+	return -1;
+}
+
+/* The replays' stored series against their start placement. */
+static int load_replays(struct store *s, const struct opts *o, struct job *j, size_t *n)
+{
+	for (int k = 0; k < o->nreplay; k++) {
+		size_t m = 0, ne = 0, ke = 0;
+		if (store_replay_series(s, o->replay_id[k], o->layer, &j->rsteps[k], &j->rimb[k],
+					&j->rbase[k], &m) ||
+		    store_replay_events(s, o->replay_id[k], &j->ev[k], &ne)) {
 			util_cli_error("render", "%s", store_errmsg(s));
-			goto out;
+			return 1;
 		}
-		if (ne == 0) {
-			util_cli_error("render", "replay %lld made no rebalance: nothing to draw",
-				       (long long)replay_id[0]);
-			status = 2;
-			goto out;
+		if (k == 0) {
+			*n = m;
+			j->xs = xmallocarray(m ? m : 1, sizeof(double));
+			for (size_t i = 0; i < m; i++)
+				j->xs[i] = (double)j->rsteps[0][i];
 		}
-		nsteps = (int64_t)ne;
-		tb = xmallocarray(ne * (size_t)L, sizeof(double));
-		tstep = xmallocarray(ne, sizeof(double));
-		double total = 0;
-		for (size_t i = 0; i < ne * (size_t)L; i++)
-			total += tb[i] = (double)tbytes[i];
+		if (m != *n) {
+			util_cli_error("render", "replays %lld and %lld cover different steps: draw "
+						 "them one at a time",
+				       (long long)o->replay_id[0], (long long)o->replay_id[k]);
+			return 2;
+		}
+		j->evx[k] = xmallocarray(ne ? ne : 1, sizeof(double));
 		for (size_t i = 0; i < ne; i++)
-			tstep[i] = (double)ev[0][i].step;
-		job.transfer.events = (int)ne;
-		job.transfer.layers = L;
-		job.transfer.step = tstep;
-		job.transfer.bytes = tb;
-		job.tcfg = render_transfer_cfg_defaults();
-		job.tcfg.stacked = !summed;
-		if (total == 0) {
-			/* no expert size known for the run (no model preset): copies */
-			for (size_t i = 0; i < ne; i++)
-				tb[i] = (double)ev[0][i].moves;
-			job.transfer.layers = 1;
-			job.tcfg.stacked = 0;
-			job.tcfg.unit = "expert copies";
+			if (j->ev[k][i].effective_step >= 0)
+				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
+		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
+		snprintf(j->rnames[k], sizeof(j->rnames[k]),
+			 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
+			 (long long)o->replay_id[k], r.algo, (long long)r.interval,
+			 (long long)r.window, (long long)r.delay);
+		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
+							   j->evx[k] };
+	}
+	snprintf(j->names[0], sizeof(j->names[0]), "baseline (the replay's start placement)");
+	j->series[0].y = j->rbase[0];
+	j->nseries = o->nreplay + 1;
+	{
+		/* --steps picks a part of the replayed steps */
+		size_t i0 = 0, i1 = *n;
+		while (i0 < *n && j->xs[i0] < (double)o->from)
+			i0++;
+		while (i1 > i0 && j->xs[i1 - 1] > (double)o->to)
+			i1--;
+		for (int k = 0; k <= o->nreplay; k++) {
+			j->series[k].y += i0;
+			j->series[k].n = i1 - i0;
 		}
-		job.tcfg.x_label = "rebalance event (labelled by the step it was decided at)";
-		snprintf(ttl, sizeof(ttl), "%s per rebalance, replay %lld (%s, %d x %d), run '%s'",
-			 total == 0 ? "Expert copies (bytes unknown: no model preset)"
-				    : "Expert weights moved",
-			 (long long)replay_id[0], rp[0].algo, rp[0].ranks, rp[0].slots, run.name);
-		break;
+		memmove(j->xs, j->xs + i0, (i1 - i0) * sizeof(double));
+		*n = i1 - i0;
 	}
+	return -1;
+}
+
+/* The recorded (or static) placement, and optionally a placement file or
+ * an algorithm's placement fitted on the same steps, scored per step. */
+static int load_placements(struct store *s, const struct store_run *run, const struct opts *o,
+			   int ranks, int slots, struct job *j, size_t *n)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, P = ranks * slots;
+	size_t n2 = 0;
+
+	if (o->force_static) {
+		j->fixed0 = xmallocarray((size_t)L * P, sizeof(int32_t));
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(E, ranks, slots, j->fixed0 + (size_t)l * P);
 	}
-	if (nsteps == 0) {
+	if (render_load_imbalance(s, run, o->layer, o->from, o->to, o->phase_mask, ranks, slots,
+				  j->fixed0, &j->xs, &j->ys, n, &err))
+		return fail(&err);
+	snprintf(j->names[0], sizeof(j->names[0]), "baseline (%s placement)",
+		 o->force_static ? "static" : "recorded");
+	j->series[0].y = j->ys;
+	j->nseries = 1;
+	if (!*n || !(o->placement_file || o->algo))
+		return -1;
+	j->fixed1 = xmallocarray((size_t)L * P, sizeof(int32_t));
+	if (o->placement_file ? read_placement(run, o->placement_file, ranks, slots, j->fixed1, &err)
+			      : fit_placement(s, run, o->layer, o->from, o->to, o->phase_mask,
+					      o->algo, ranks, slots, j->fixed1, &err))
+		return fail(&err);
+	if (render_load_imbalance(s, run, o->layer, o->from, o->to, o->phase_mask, ranks, slots,
+				  j->fixed1, &j->xs2, &j->ys2, &n2, &err))
+		return fail(&err);
+	if (n2 != *n) {
+		util_cli_error("render", "the trace changed while it was read");
+		return 1;
+	}
+	if (o->placement_file)
+		snprintf(j->names[1], sizeof(j->names[1]), "placement from %s",
+			 base_name(o->placement_file));
+	else
+		snprintf(j->names[1], sizeof(j->names[1]), "%s fitted on these steps (in hindsight)",
+			 o->algo->name);
+	j->series[1] = (struct render_series){ j->names[1], *n, j->xs, j->ys2, 0, NULL };
+	j->nseries = 2;
+	return -1;
+}
+
+static int prepare_imbalance(struct store *s, const struct store_run *run, const struct opts *o,
+			     struct job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int ranks, slots, st;
+	size_t n = 0;
+
+	if (o->nreplay) {
+		ranks = j->rp[0].ranks;
+		slots = j->rp[0].slots;
+		st = load_replays(s, o, j, &n);
+	} else {
+		if (analyze_layout_resolve(run, o->ranks, o->slots, o->redundant, &ranks, &slots,
+					   &err))
+			return fail(&err);
+		st = load_placements(s, run, o, ranks, slots, j, &n);
+	}
+	if (st >= 0)
+		return st;
+	j->nsteps = (int64_t)n;
+	if (n == 0)
+		return -1;
+	j->series[0].name = j->names[0];
+	j->series[0].n = n;
+	j->series[0].x = j->xs;
+	j->icfg = render_imbalance_cfg_defaults();
+	j->icfg.x_label = "step";
+	j->icfg.y_label = "imbalance (max / mean device load)";
+	range_text(j->range, sizeof(j->range), (int64_t)j->xs[0], (int64_t)j->xs[n - 1],
+		   j->nsteps);
+	if (o->layer >= 0)
+		snprintf(j->title, sizeof(j->title),
+			 "Layer %d imbalance, %d ranks x %d slots, run '%s', %s", o->layer, ranks,
+			 slots, run->name, j->range);
+	else
+		snprintf(j->title, sizeof(j->title),
+			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s', %s",
+			 ranks, slots, run->name, j->range);
+	return -1;
+}
+
+static int prepare_transfer(struct store *s, const struct store_run *run, const struct opts *o,
+			    struct job *j)
+{
+	int L = run->layers;
+	size_t ne = 0;
+	double total = 0;
+
+	if (store_replay_events(s, o->replay_id[0], &j->ev[0], &ne) ||
+	    store_replay_event_moves(s, o->replay_id[0], L, ne, &j->tbytes)) {
+		util_cli_error("render", "%s", store_errmsg(s));
+		return 1;
+	}
+	if (ne == 0) {
+		util_cli_error("render", "replay %lld made no rebalance: nothing to draw",
+			       (long long)o->replay_id[0]);
+		return 2;
+	}
+	j->nsteps = (int64_t)ne;
+	j->tb = xmallocarray(ne * (size_t)L, sizeof(double));
+	j->tstep = xmallocarray(ne, sizeof(double));
+	for (size_t i = 0; i < ne * (size_t)L; i++)
+		total += j->tb[i] = (double)j->tbytes[i];
+	for (size_t i = 0; i < ne; i++)
+		j->tstep[i] = (double)j->ev[0][i].step;
+	j->transfer = (struct render_transfer){ (int)ne, L, j->tstep, j->tb };
+	j->tcfg = render_transfer_cfg_defaults();
+	j->tcfg.stacked = !o->summed;
+	if (total == 0) {
+		/* no expert size known for the run (no model preset): copies */
+		for (size_t i = 0; i < ne; i++)
+			j->tb[i] = (double)j->ev[0][i].moves;
+		j->transfer.layers = 1;
+		j->tcfg.stacked = 0;
+		j->tcfg.unit = "expert copies";
+	}
+	j->tcfg.x_label = "rebalance event (labelled by the step it was decided at)";
+	struct store_replay r = j->rp[0];
+	snprintf(j->title, sizeof(j->title), "%s per rebalance, replay %lld (%s, %d x %d), run '%s'",
+		 total == 0 ? "Expert copies (bytes unknown: no model preset)"
+			    : "Expert weights moved",
+		 (long long)o->replay_id[0], r.algo, r.ranks, r.slots, run->name);
+	return -1;
+}
+
+int cmd_render(int argc, char **argv)
+{
+	static int (*const prepare[])(struct store *, const struct store_run *,
+				      const struct opts *, struct job *) = {
+		[K_HEATMAP] = prepare_heatmap,     [K_TIMELINE] = prepare_timeline,
+		[K_DEVICES] = prepare_devices,     [K_IMBALANCE] = prepare_imbalance,
+		[K_TRANSFER] = prepare_transfer,
+	};
+	struct opts o = { 0 };
+	struct job *j = xcalloc(1, sizeof(*j));
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	struct store_run run;
+	int status;
+
+	o.layer = -1;
+	o.width = RENDER_WIDTH;
+	o.height = RENDER_HEIGHT;
+	o.scale = 1;
+	o.from = INT64_MIN;
+	o.to = INT64_MAX;
+	if ((status = parse_opts(argc, argv, &o)) >= 0 || (status = check_opts(&o)) >= 0) {
+		free(j);
+		return status;
+	}
+	j->kind = o.kind;
+	if (store_open_run(o.db, o.runname, STORE_READONLY, &s, &run, &err)) {
+		free(j);
+		return fail(&err);
+	}
+	if ((status = open_replays(s, &o, &run, j)) >= 0)
+		goto out;
+	if (o.layer >= run.layers) {
+		util_cli_error("render", "layer %d out of range: run '%s' has layers 0-%d", o.layer,
+			       run.name, run.layers - 1);
+		status = 2;
+		goto out;
+	}
+	if ((status = prepare[o.kind](s, &run, &o, j)) >= 0)
+		goto out;
+	if (j->nsteps == 0) {
 		util_cli_error("render", "no steps of run '%s' in the chosen range", run.name);
 		status = 2;
 		goto out;
 	}
-	if (title)
-		snprintf(ttl, sizeof(ttl), "%s", title);
-	job.hcfg.title = job.dcfg.title = job.icfg.title = job.tcfg.title = ttl;
-	if (render_write(out, width, height, scale, 1, draw, &job, &err)) {
-		status = util_cli_fail("render", &err);
+	if (o.title)
+		snprintf(j->title, sizeof(j->title), "%s", o.title);
+	j->hcfg.title = j->dcfg.title = j->icfg.title = j->tcfg.title = j->title;
+	if (render_write(o.out, o.width, o.height, o.scale, 1, draw, j, &err)) {
+		status = fail(&err);
 		goto out;
 	}
-	printf("wrote %s\n", out);
+	printf("wrote %s\n", o.out);
 	status = 0;
 out:
-	free(heat);
-	free(grid);
-	free(xs);
-	free(ys);
-	free(loads);
-	free(ids);
-	free(p2l);
-	free(after);
-	free(loads2);
-	free(fixed0);
-	free(fixed1);
-	free(xs2);
-	free(ys2);
-	for (int k = 0; k < MAX_REPLAYS; k++) {
-		free(ev[k]);
-		free(rsteps[k]);
-		free(rimb[k]);
-		free(rbase[k]);
-		free(evx[k]);
-	}
-	free(tbytes);
-	free(tb);
-	free(tstep);
+	job_release(j);
+	free(j);
 	store_free(s);
 	render_release_static();
 	return status;
