@@ -113,6 +113,15 @@ until cap live && ! grep -q 'fitting' "$T/screen" &&
 	[ $i -lt 100 ] || { cat "$T/screen" "$T/bars.err" >&2; fail "bars differ from the snapshot"; }
 done
 
+# scrub back a quarter window, follow again, double the window
+tm send-keys -t live '<'
+wait_for live 'window 64 steps: 40\.\.103 \(scrubbed\)'
+wait_for live '^step 119 \[scrub\]'
+tm send-keys -t live f
+wait_for live 'window 64 steps: 56\.\.119  '
+tm send-keys -t live +
+wait_for live 'window 128 steps: -8\.\.119'
+
 # sort by imbalance now: the table's now column descends
 tm send-keys -t live s
 wait_for live 'sort: now'
@@ -124,7 +133,7 @@ PY
 
 # resize: 80x24 folds the panels, 200x60 puts them side by side
 tm resize-window -t live -x 80 -y 24
-wait_for live '^ Layer 3 experts by window tokens'
+wait_for live '^r0-7 ' # 8 bar rows: 8 ranks a row (5 at 120 x 40)
 [ "$(wc -l <"$T/screen")" -eq 24 ] || fail "80x24 screen has $(wc -l <"$T/screen") lines"
 expect_grep "$T/screen" '^ Layers '
 expect_grep "$T/screen" '^ Layer 3 device load'
