@@ -1,0 +1,105 @@
+#!/bin/sh
+# A trace the user may not write: a read-only file, and a file in a
+# read-only directory.  Reading commands must not change the trace (they
+# read it, or fail with a message naming it); writing commands fail with a
+# clear error and leave the file as it was; nothing is created in a
+# read-only directory.  As root, permissions do not bind, so the commands
+# run as user nobody (setpriv).
+. "$(dirname "$0")/lib.sh"
+mt gen --help >/dev/null 2>&1 || skip "moetrace gen is not built"
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+if [ "$(id -u)" = 0 ]; then
+	command -v setpriv >/dev/null || skip "running as root without setpriv"
+	as_user() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
+	chmod 755 "$T"
+else
+	as_user() { "$@"; }
+fi
+as_user test -x "$MOETRACE" || skip "the binary is not reachable for user nobody"
+
+expect_status 0 mt gen --model mixtral-8x7b --steps 24 --ranks 4 --slots 3 -q "$T/good.db"
+printf 'step,layer,expert,tokens\n0,0,0,1\n' >"$T/t.csv"
+mkdir -p "$T/o" "$T/rw" "$T/ro"
+chmod 777 "$T/o" "$T/rw"
+
+# reads CASE DB: every reading command; exit 0 wanted when $want_ok
+reads() {
+	case_=$1 db=$2
+	for cmd in info balance place compare replay replays render sql top export; do
+		case $cmd in
+		replay) set -- replay "$db" --no-store --window 8 --interval 8 ;;
+		render) set -- render -o "$T/o/h.png" "$db" heatmap ;;
+		sql) set -- sql "$db" "SELECT count(*), sum(tokens) FROM expert_heat" ;;
+		top) set -- top --snapshot "$db" ;;
+		export) set -- export "$db" --format csv -o "$T/o/x.csv" ;;
+		*) set -- "$cmd" "$db" ;;
+		esac
+		as_user "$MOETRACE" "$@" >"$T/o/stdout" 2>"$T/o/stderr"
+		rc=$?
+		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:' "$T/o/stderr"; then
+			cat "$T/o/stderr" >&2
+			fail "$case_: moetrace $cmd crashed (exit $rc)"
+		fi
+		if [ "$want_ok" = 1 ] && [ $rc -ne 0 ]; then
+			cat "$T/o/stderr" >&2
+			fail "$case_: moetrace $cmd cannot read a read-only trace (exit $rc)"
+		fi
+		if [ $rc -ne 0 ]; then
+			grep -Eq "^moetrace $cmd: .*$(basename "$db")" "$T/o/stderr" || {
+				cat "$T/o/stderr" >&2
+				fail "$case_: moetrace $cmd failed without naming the trace"
+			}
+		fi
+		[ "$(cksum <"$db")" = "$sum" ] || fail "$case_: moetrace $cmd changed the trace"
+	done
+}
+
+# writes CASE DB: writing commands fail, clearly, and change nothing
+writes() {
+	case_=$1 db=$2
+	for w in gen import replay sql; do
+		case $w in
+		gen) set -- gen --model mixtral-8x7b --steps 4 --run more -q "$db" ;;
+		import) set -- import "$T/t.csv" --into "$db" --run more ;;
+		replay) set -- replay "$db" --window 8 --interval 8 ;;
+		sql) set -- sql --write "$db" "DELETE FROM steps" ;;
+		esac
+		as_user "$MOETRACE" "$@" >"$T/o/stdout" 2>"$T/o/stderr"
+		rc=$?
+		[ $rc -ge 1 ] && [ $rc -lt 128 ] || {
+			cat "$T/o/stderr" >&2
+			fail "$case_: moetrace $w on a read-only trace exited $rc"
+		}
+		grep -Eq "^moetrace $w: .*(read-?only|unable to open|cannot)" "$T/o/stderr" || {
+			cat "$T/o/stderr" >&2
+			fail "$case_: moetrace $w: no clear error"
+		}
+		[ "$(cksum <"$db")" = "$sum" ] || fail "$case_: moetrace $w changed the trace"
+	done
+}
+
+# ---- a read-only file in a writable directory: reads work
+cp "$T/good.db" "$T/rw/t.db"
+chmod 444 "$T/rw/t.db"
+sum=$(cksum <"$T/rw/t.db")
+want_ok=1 reads "read-only file" "$T/rw/t.db"
+writes "read-only file" "$T/rw/t.db"
+as_user "$MOETRACE" sql "$T/rw/t.db" "SELECT count(*) FROM steps" >"$T/o/n" ||
+	fail "the read-only trace does not read after the failed writes"
+expect_grep "$T/o/n" "^ *24$"
+
+# ---- a trace in a read-only directory: SQLite cannot create the WAL
+# index beside it, so reads may fail, but only with an error naming it
+cp "$T/good.db" "$T/ro/t.db"
+chmod 555 "$T/ro"
+sum=$(cksum <"$T/ro/t.db")
+want_ok=0 reads "read-only directory" "$T/ro/t.db"
+writes "read-only directory" "$T/ro/t.db"
+ls -a "$T/ro" >"$T/o/ls"
+printf '.\n..\nt.db\n' | cmp -s - "$T/o/ls" || fail "files appeared in the read-only directory: $(ls "$T/ro")"
+as_user "$MOETRACE" gen --model mixtral-8x7b --steps 4 -q "$T/ro/new.db" 2>"$T/o/stderr" &&
+	fail "gen created a trace in a read-only directory"
+expect_grep "$T/o/stderr" "^moetrace gen: cannot open '.*new.db'"
+[ ! -e "$T/ro/new.db" ] || fail "gen left new.db in a read-only directory"
+chmod 755 "$T/ro"
+exit 0
