@@ -182,14 +182,14 @@ import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN EXCLUSIVE")
 open(sys.argv[2], "w").close()
-time.sleep(3)
+time.sleep(5)
 c.execute("COMMIT")
 PY
 locker=$!
 i=0; while [ ! -f "$T/locked" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-wait_for lock '\[waiting\]' 20
+wait_for lock '\[waiting\]' 30
 tm send-keys -t lock j
-wait_for lock '^ Layer 1 device load' 10
+wait_for lock '^ Layer 1 device load' 15
 grep -q '\[waiting\]' "$T/screen" || fail "not waiting while locked"
 wait "$locker"
 wait_for lock '^step 119 \[idle\]' 30
