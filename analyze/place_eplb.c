@@ -5,9 +5,8 @@
  * are float sums; we do the same arithmetic in the same order.
  *
  * Tie rules (docs/algorithms.md):
- *  - torch.sort(descending=True) is taken as stable: equal keys keep
- *    ascending index order (what torch's CPU sort gives for the small
- *    inputs of the README example, which pins it);
+ *  - torch.sort(descending=True): libstdc++'s std::sort, emulated exactly
+ *    (below 17 items: stable, equal keys in index order);
  *  - pack choice: Python min() over non-full packs, first minimum;
  *  - replication: torch max(dim).indices, first maximum.
  */
@@ -21,38 +20,155 @@ struct key_idx {
 	int idx;
 };
 
-/* Stable sort by key descending (equal keys keep index order), as the
- * reference's sort gives: insertion sort for short inputs, else an LSD
- * radix sort on the bits of the non-negative float keys.  tmp: n more. */
-static void sort_desc_stable(struct key_idx *v, int n, struct key_idx *tmp)
+/*
+ * torch.sort(descending=True) of a float row on the CPU is std::sort with
+ * the comparison key_a > key_b on (key, index) pairs (PyTorch's
+ * aten/src/ATen/native/cpu/SortingKernel.cpp, stable=False), so equal keys
+ * come out in whatever order libstdc++'s introsort leaves them.  The
+ * functions below follow libstdc++'s algorithm step by step (median of
+ * three, unguarded partition, heap sort past 2*log2(n) levels, insertion
+ * sort of the first 16 then unguarded insertion), so ties come out as the
+ * reference has them.  Below 17 items this is an insertion sort: stable.
+ */
+static int ts_comp(const struct key_idx *a, const struct key_idx *b)
 {
-	if (n < 48) {
-		for (int i = 1; i < n; i++) {
-			struct key_idx x = v[i];
-			int j = i;
-			while (j > 0 && v[j - 1].key < x.key) {
-				v[j] = v[j - 1];
-				j--;
-			}
-			v[j] = x;
-		}
-		return;
+	return a->key > b->key;
+}
+static void ts_swap(struct key_idx *a, struct key_idx *b)
+{
+	struct key_idx t = *a;
+	*a = *b;
+	*b = t;
+}
+static void ts_push_heap(struct key_idx *f, long hole, long top, struct key_idx v)
+{
+	long parent = (hole - 1) / 2;
+	while (hole > top && ts_comp(&f[parent], &v)) {
+		f[hole] = f[parent];
+		hole = parent;
+		parent = (hole - 1) / 2;
 	}
-	for (int shift = 0; shift < 32; shift += 8) {
-		int count[257] = { 0 };
-		for (int i = 0; i < n; i++) {
-			uint32_t u;
-			memcpy(&u, &v[i].key, sizeof(u));
-			count[((~u >> shift) & 0xff) + 1]++;
+	f[hole] = v;
+}
+static void ts_adjust_heap(struct key_idx *f, long hole, long len, struct key_idx v)
+{
+	long top = hole, child = hole;
+	while (child < (len - 1) / 2) {
+		child = 2 * (child + 1);
+		if (ts_comp(&f[child], &f[child - 1]))
+			child--;
+		f[hole] = f[child];
+		hole = child;
+	}
+	if ((len & 1) == 0 && child == (len - 2) / 2) {
+		child = 2 * (child + 1);
+		f[hole] = f[child - 1];
+		hole = child - 1;
+	}
+	ts_push_heap(f, hole, top, v);
+}
+static void ts_heap_sort(struct key_idx *f, long len)
+{
+	if (len >= 2)
+		for (long parent = (len - 2) / 2;; parent--) {
+			ts_adjust_heap(f, parent, len, f[parent]);
+			if (parent == 0)
+				break;
 		}
-		for (int d = 0; d < 256; d++)
-			count[d + 1] += count[d];
-		for (int i = 0; i < n; i++) {
-			uint32_t u;
-			memcpy(&u, &v[i].key, sizeof(u));
-			tmp[count[(~u >> shift) & 0xff]++] = v[i];
+	while (len > 1) {
+		len--;
+		struct key_idx v = f[len];
+		f[len] = f[0];
+		ts_adjust_heap(f, 0, len, v);
+	}
+}
+static void ts_median_to_first(struct key_idx *r, struct key_idx *a, struct key_idx *b,
+			       struct key_idx *c)
+{
+	if (ts_comp(a, b)) {
+		if (ts_comp(b, c))
+			ts_swap(r, b);
+		else if (ts_comp(a, c))
+			ts_swap(r, c);
+		else
+			ts_swap(r, a);
+	} else if (ts_comp(a, c)) {
+		ts_swap(r, a);
+	} else if (ts_comp(b, c)) {
+		ts_swap(r, c);
+	} else {
+		ts_swap(r, b);
+	}
+}
+static struct key_idx *ts_partition(struct key_idx *first, struct key_idx *last,
+				    const struct key_idx *pivot)
+{
+	for (;;) {
+		while (ts_comp(first, pivot))
+			first++;
+		last--;
+		while (ts_comp(pivot, last))
+			last--;
+		if (!(first < last))
+			return first;
+		ts_swap(first, last);
+		first++;
+	}
+}
+static void ts_introsort(struct key_idx *first, struct key_idx *last, int depth)
+{
+	while (last - first > 16) {
+		if (depth == 0) {
+			ts_heap_sort(first, last - first);
+			return;
 		}
-		memcpy(v, tmp, (size_t)n * sizeof(*v));
+		depth--;
+		struct key_idx *mid = first + (last - first) / 2;
+		ts_median_to_first(first, first + 1, mid, last - 1);
+		struct key_idx *cut = ts_partition(first + 1, last, first);
+		ts_introsort(cut, last, depth);
+		last = cut;
+	}
+}
+static void ts_linear_insert(struct key_idx *last)
+{
+	struct key_idx v = *last, *next = last - 1;
+	while (ts_comp(&v, next)) {
+		*last = *next;
+		last = next;
+		next--;
+	}
+	*last = v;
+}
+static void ts_insertion(struct key_idx *first, struct key_idx *last)
+{
+	if (first == last)
+		return;
+	for (struct key_idx *i = first + 1; i != last; i++) {
+		if (ts_comp(i, first)) {
+			struct key_idx v = *i;
+			for (struct key_idx *j = i; j != first; j--)
+				*j = *(j - 1);
+			*first = v;
+		} else {
+			ts_linear_insert(i);
+		}
+	}
+}
+static void sort_torch_desc(struct key_idx *v, long n)
+{
+	if (n < 2)
+		return;
+	int lg = 0;
+	while ((2L << lg) <= n)
+		lg++;
+	ts_introsort(v, v + n, 2 * lg);
+	if (n > 16) {
+		ts_insertion(v, v + 16);
+		for (struct key_idx *i = v + 16; i != v + n; i++)
+			ts_linear_insert(i);
+	} else {
+		ts_insertion(v, v + n);
 	}
 }
 
@@ -102,7 +218,7 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 		tmp[i].key = w[i];
 		tmp[i].idx = i;
 	}
-	sort_desc_stable(tmp, n, tmp + n);
+	sort_torch_desc(tmp, n);
 	for (int p = 0; p < m; p++) {
 		pitems[p] = 0;
 		heap[p].key = 0;

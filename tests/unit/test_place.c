@@ -383,6 +383,21 @@ static void test_place_zipf_window(void **state)
 			}
 		}
 	json_object_put(root);
+	/* DeepSeek's code on this file needs 18,216 copies from the static
+	 * layout at 64 x 5 (the file's reference_results; the vLLM port, which
+	 * orders ties differently, 18,210): ties included, ours must agree */
+	{
+		int32_t st[320];
+		long moves = 0;
+		analyze_static_phy2log(E, 64, 5, st);
+		for (int l = 0; l < L; l++) {
+			struct analyze_place_in in = { .experts = E, .ranks = 64, .slots = 5,
+						       .heat = w + l * E, .max_moves = -1 };
+			assert_int_equal(run_algo("eplb", &in, p), 0);
+			moves += analyze_place_moves(st, p, E, 64, 5);
+		}
+		assert_int_equal(moves, 18216);
+	}
 	static const int shapes[2][2] = { { 64, 5 }, { 32, 9 } };
 	static const double budget[2] = { 1.003, 1.0005 };
 	for (int sh = 0; sh < 2; sh++) {
