@@ -1,7 +1,7 @@
 # top in a terminal (tmux): follows a trace `moetrace record` is writing,
 # the bars of a selected layer match --snapshot and `place --json` for the
 # same window, resizes to 80x24 and 200x60, help, sort, pause, and the
-# terminal is restored after q and after SIGTERM.  A locked database shows
+# terminal is restored after q, Ctrl-C and SIGTERM.  A locked database shows
 # "waiting" and keys still work.  TERM=vt100 / NO_COLOR: ASCII, no colour.
 . "$(dirname "$0")/lib.sh"
 command -v tmux >/dev/null || skip "tmux not installed"
@@ -193,6 +193,7 @@ wait_for lock '^ Layer 1 device load' 15
 grep -q '\[waiting\]' "$T/screen" || fail "not waiting while locked"
 wait "$locker"
 wait_for lock '^step 119 \[idle\]' 30
-tm send-keys -t lock q
+tm send-keys -t lock C-c
 terminal_restored lock
+[ "$(cat "$T/lock.status")" = 130 ] || fail "Ctrl-C exit status $(cat "$T/lock.status")"
 exit 0
