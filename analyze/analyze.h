@@ -288,6 +288,8 @@ struct analyze_replay_cfg {
 	int threads;                    /* 1 or 2 worker threads over layers */
 	int store;                      /* record the replay in the database */
 	const char *params_json;        /* stored with the replay */
+	int series;                     /* also return per-step series (see below) */
+	int series_layer;               /* with series: -1 overall, else that layer */
 };
 
 struct analyze_replay_layer {
@@ -304,6 +306,12 @@ struct analyze_replay_out {
 	int64_t *event_moves;           /* [n_events * layers] */
 	double wall_seconds;            /* whole replay */
 	double algo_seconds;            /* time spent in the algorithm */
+	/* With cfg->series: per step (n_series = steps), the step id, the
+	 * imbalance under the replay and under the baseline, overall (sum of max
+	 * / sum of mean) or of cfg->series_layer. */
+	int64_t *series_step;
+	double *series_imbalance, *series_base;
+	size_t n_series;
 };
 
 /* Runs a replay; validates cfg first (UTIL_EUSAGE with a message naming the

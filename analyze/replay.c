@@ -375,6 +375,15 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
+	if (cfg->series) {
+		out->series_step = malloc((size_t)N * sizeof(int64_t));
+		out->series_imbalance = malloc((size_t)N * sizeof(double));
+		out->series_base = malloc((size_t)N * sizeof(double));
+		if (!out->series_step || !out->series_imbalance || !out->series_base) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
 	memcpy(cur, cfg->start, LP * sizeof(int32_t));
 	for (int l = 0; l < L; l++) {
 		analyze_replicas(cur + (size_t)l * P, P, E, cnt + (size_t)l * E);
@@ -454,6 +463,20 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		qo.count++;
 		qob.count++;
 		sum->saved_seconds += (sbase - smax) * cfg->sec_per_token;
+		if (cfg->series) {
+			if (out->n_series == (size_t)N) {
+				rc = util_err_set(err, UTIL_ESTATE, "replay: more steps than counted");
+				goto out;
+			}
+			int sl = cfg->series_layer;
+			double num = sl >= 0 && sl < L ? lmax[sl] : smax;
+			double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
+			double den = sl >= 0 && sl < L ? lmean[sl] : smean;
+			out->series_step[out->n_series] = st.step;
+			out->series_imbalance[out->n_series] = den > 0 ? num / den : 1.0;
+			out->series_base[out->n_series] = den > 0 ? bnum / den : 1.0;
+			out->n_series++;
+		}
 		if (pending_eff >= 0)
 			hidden += smax * cfg->sec_per_token;
 		if (cfg->store && store_replay_step_add(s, sum->id, st.step, L, lmax, lmean, bmax)) {
@@ -677,6 +700,12 @@ void analyze_replay_release(struct analyze_replay_out *out)
 	free(out->layer);
 	free(out->events);
 	free(out->event_moves);
+	free(out->series_step);
+	free(out->series_imbalance);
+	free(out->series_base);
+	out->series_step = NULL;
+	out->series_imbalance = out->series_base = NULL;
+	out->n_series = 0;
 	out->layer = NULL;
 	out->events = NULL;
 	out->event_moves = NULL;
