@@ -49,40 +49,21 @@ size_t store_codec_bound(size_t n)
 	return 1 + 10 + 4 * n + 8;
 }
 
-static uint64_t rice_bits(const uint32_t *v, size_t n, unsigned k)
+/* Appends the low 32 bits of *acc as 4 little-endian bytes. */
+static inline uint8_t *put32(uint8_t *p, uint64_t acc)
 {
-	uint64_t bits = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		uint32_t q = v[i] >> k;
-		bits += q < RICE_ESC ? q + 1 + k : RICE_ESC + 32;
-	}
-	return bits;
-}
-
-struct bitw {
-	uint8_t *p;
-	uint64_t acc;
-	unsigned nacc;
-};
-
-static inline void bw_put(struct bitw *w, uint64_t bits, unsigned n)
-{
-	/* n <= 32 */
-	w->acc |= bits << w->nacc;
-	w->nacc += n;
-	while (w->nacc >= 8) {
-		*w->p++ = (uint8_t)w->acc;
-		w->acc >>= 8;
-		w->nacc -= 8;
-	}
+	p[0] = (uint8_t)acc;
+	p[1] = (uint8_t)(acc >> 8);
+	p[2] = (uint8_t)(acc >> 16);
+	p[3] = (uint8_t)(acc >> 24);
+	return p + 4;
 }
 
 size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
 {
-	uint64_t sum = 0, best_bits = UINT64_MAX;
-	unsigned k0 = 0, best_k = 0;
-	size_t hdr, raw_size;
+	uint64_t sum = 0, best_bits = UINT64_MAX, bits[5] = { 0 };
+	unsigned k0 = 0, best_k = 0, kl, kh;
+	size_t hdr;
 
 	for (size_t i = 0; i < n; i++)
 		sum += v[i];
@@ -91,46 +72,77 @@ size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
 		while (k0 < 31 && (2ULL << k0) <= mean)
 			k0++;
 	}
-	for (unsigned k = k0 > 2 ? k0 - 2 : 0; k <= k0 + 2 && k <= 31; k++) {
-		uint64_t b = rice_bits(v, n, k);
-		if (b < best_bits) {
-			best_bits = b;
-			best_k = k;
+	/* exact cost of a few k around log2(mean), in one pass */
+	kl = k0 > 2 ? k0 - 2 : 0;
+	kh = k0 + 2 > 31 ? 31 : k0 + 2;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t x = v[i];
+		for (unsigned k = kl; k <= kh; k++) {
+			uint32_t q = x >> k;
+			bits[k - kl] += q < RICE_ESC ? q + 1 + k : RICE_ESC + 32;
 		}
 	}
-	raw_size = 4 * n;
-	if ((best_bits + 7) / 8 + 1 >= raw_size) {
+	for (unsigned k = kl; k <= kh; k++)
+		if (bits[k - kl] < best_bits) {
+			best_bits = bits[k - kl];
+			best_k = k;
+		}
+	if ((best_bits + 7) / 8 + 1 >= 4 * n) {
 		out[0] = STORE_CODEC_RAW;
 		hdr = 1 + put_varint(out + 1, n);
-		for (size_t i = 0; i < n; i++) {
-			uint8_t *p = out + hdr + 4 * i;
-			p[0] = (uint8_t)v[i];
-			p[1] = (uint8_t)(v[i] >> 8);
-			p[2] = (uint8_t)(v[i] >> 16);
-			p[3] = (uint8_t)(v[i] >> 24);
-		}
-		return hdr + raw_size;
+		for (size_t i = 0; i < n; i++)
+			put32(out + hdr + 4 * i, v[i]);
+		return hdr + 4 * n;
 	}
 	out[0] = STORE_CODEC_RICE;
 	hdr = 1 + put_varint(out + 1, n);
 	out[hdr++] = (uint8_t)best_k;
-	struct bitw w = { out + hdr, 0, 0 };
+
+	/* Bit writer: a 64-bit accumulator flushed 32 bits at a time; every code
+	 * is at most 56 bits (q < 24 ones, a zero, k <= 31 low bits) or an
+	 * escape written in two parts. */
+	uint8_t *p = out + hdr;
+	uint64_t acc = 0;
+	unsigned nacc = 0;
 	uint32_t kmask = best_k ? (uint32_t)((1ULL << best_k) - 1) : 0;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t q = v[i] >> best_k;
+		uint64_t code;
+		unsigned len;
 		if (q < RICE_ESC) {
-			/* q ones then a zero: (1 << q) - 1 in q + 1 bits */
-			bw_put(&w, (1ULL << q) - 1, q + 1);
-			if (best_k)
-				bw_put(&w, v[i] & kmask, best_k);
+			code = ((1ULL << q) - 1) | ((uint64_t)(v[i] & kmask) << (q + 1));
+			len = q + 1 + best_k;
 		} else {
-			bw_put(&w, (1ULL << RICE_ESC) - 1, RICE_ESC);
-			bw_put(&w, v[i], 32);
+			acc |= ((1ULL << RICE_ESC) - 1) << nacc;
+			nacc += RICE_ESC;
+			if (nacc >= 32) {
+				p = put32(p, acc);
+				acc >>= 32;
+				nacc -= 32;
+			}
+			code = v[i];
+			len = 32;
+		}
+		if (len + nacc > 64)
+			while (nacc >= 8) {
+				*p++ = (uint8_t)acc;
+				acc >>= 8;
+				nacc -= 8;
+			}
+		acc |= code << nacc;
+		nacc += len;
+		if (nacc >= 32) {
+			p = put32(p, acc);
+			acc >>= 32;
+			nacc -= 32;
 		}
 	}
-	if (w.nacc)
-		*w.p++ = (uint8_t)w.acc;
-	return (size_t)(w.p - out);
+	while (nacc > 0) {
+		*p++ = (uint8_t)acc;
+		acc >>= 8;
+		nacc = nacc > 8 ? nacc - 8 : 0;
+	}
+	return (size_t)(p - out);
 }
 
 int64_t store_codec_count(const uint8_t *in, size_t len)
