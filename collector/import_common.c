@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void imp_init(struct imp *b, const char *format, int model_layer_ids)
 {
@@ -557,17 +560,30 @@ int imp_json_phase(struct json_object *o, int *phase, const char *where_, struct
 int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err *err)
 {
 	struct json_tokener *tok = NULL;
+	struct stat sb;
 	char *data = NULL, w[4200];
-	size_t len;
+	size_t len = 0;
 	int64_t line = 0;
-	int rc;
+	int rc, fd;
 
-	if ((rc = imp_read_file(path, &data, &len, err)))
-		return rc;
-	if (len == 0) {
-		rc = util_err_set(err, UTIL_EPARSE, "%s: empty file", path);
-		goto out;
+	/* mapped, not read: a trace of JSON lines may be larger than what the
+	 * parsed counts need */
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
 	}
+	len = (size_t)sb.st_size;
+	if (len == 0) {
+		close(fd);
+		return util_err_set(err, UTIL_EPARSE, "%s: empty file", path);
+	}
+	data = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (data == MAP_FAILED)
+		return util_err_set(err, UTIL_EIO, "cannot map '%s': %s", path, strerror(errno));
+	madvise(data, len, MADV_SEQUENTIAL);
 	if (!(tok = json_tokener_new())) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
@@ -587,6 +603,11 @@ int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err 
 			t--;
 		if (q == t)
 			continue;
+		if (t - q > INT32_MAX) {
+			rc = util_err_set(err, UTIL_EPARSE, "%s:%lld: a line of more than 2 GiB", path,
+					  (long long)line);
+			goto out;
+		}
 		snprintf(w, sizeof(w), "%s:%lld", path, (long long)line);
 		json_tokener_reset(tok);
 		obj = json_tokener_parse_ex(tok, q, (int)(t - q));
@@ -615,7 +636,7 @@ int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err 
 out:
 	if (tok)
 		json_tokener_free(tok);
-	free(data);
+	munmap(data, len);
 	return rc;
 }
 
