@@ -883,6 +883,36 @@ static void keel_counts_ep(struct keel *k)
 	}
 }
 
+/* A second replica of an expert on one rank (an eplb placement in force)
+ * gives way to the expert that gains most from one more replica: keel
+ * never leaves a duplicate, even when that costs moves past the budget. */
+static void keel_dedup(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, changed = 0;
+
+	for (int r = 0; r < R; r++)
+		for (int j = 0; j < S; j++) {
+			int e = k->slot[r * S + j], best = -1;
+			if (k->has[(size_t)r * E + e] < 2)
+				continue;
+			for (int z = 0; z < E; z++)
+				if (!k->has[(size_t)r * E + z] && k->cnt[z] < R &&
+				    (best < 0 || k->w[z] / (k->cnt[z] + 1) > k->w[best] / (k->cnt[best] + 1)))
+					best = z;
+			if (best < 0)
+				continue;
+			k->moves += keel_dmoves(k, r, e, best);
+			k->slot[r * S + j] = best;
+			k->has[(size_t)r * E + e]--;
+			k->has[(size_t)r * E + best]++;
+			k->cnt[e]--;
+			k->cnt[best]++;
+			changed = 1;
+		}
+	if (changed)
+		keel_loads(k);
+}
+
 /* The figure users compare: the max device load on the summed heat, or
  * with episodes the mean over episodes of max/mean.  Loads p into k. */
 static double keel_score(struct keel *k, const int32_t *p)
@@ -995,6 +1025,7 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 			keel_loads(&k);
 			memcpy(k.curhas, k.has, (size_t)R * E);
 			k.moves = 0;
+			keel_dedup(&k);
 			keel_search(&k);
 			memcpy(phy2log, k.slot, P * sizeof(int32_t));
 		}

@@ -445,6 +445,29 @@ static void test_place_zipf_window(void **state)
 	free(ep);
 }
 
+/* A current placement with two replicas of an expert on one rank (eplb's
+ * answer to the FlashLB example puts both copies of expert 1 on rank 7):
+ * the flagship removes the duplicate, with a budget of one move. */
+static void test_place_flagship_dedup(void **state)
+{
+	(void)state;
+	struct analyze_place_in in = { .experts = 8, .ranks = 8, .slots = 2, .heat = flash_heat,
+				       .max_moves = -1 };
+	int32_t cur[16], p[16];
+
+	assert_int_equal(run_algo("eplb", &in, cur), 0);
+	assert_int_not_equal(analyze_placement_check(cur, 8, 8, 2, 1, NULL), 0);
+	in.current = cur;
+	in.max_moves = 1;
+	assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+	assert_int_equal(analyze_placement_check(p, 8, 8, 2, 1, NULL), 0);
+	assert_true(analyze_place_moves(cur, p, 8, 8, 2) <= 1);
+	in.max_moves = -1;
+	assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
+	assert_int_equal(analyze_placement_check(p, 8, 8, 2, 1, NULL), 0);
+	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 590.0 / 3) < 1e-9);
+}
+
 /* Bad shapes and inputs are refused with UTIL_EUSAGE. */
 static void test_place_bad_input(void **state)
 {
@@ -502,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_place_flagship_vs_exact),
 		cmocka_unit_test(test_place_match),
 		cmocka_unit_test(test_place_move_budget),
+		cmocka_unit_test(test_place_flagship_dedup),
 		cmocka_unit_test(test_place_zipf_window),
 		cmocka_unit_test(test_place_bad_input),
 	};
