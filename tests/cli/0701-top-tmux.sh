@@ -31,12 +31,13 @@ start() {
 	while [ "$1" != "--" ]; do envs="$envs $1"; shift; done
 	shift
 	cat >"$T/$s.sh" <<SH
+trap '' INT # Ctrl-C is for top (which handles it), not for this shell
 env $envs "$MOETRACE" top $*
 echo \$? >"$T/$s.status"
 stty -a >"$T/$s.stty"
 sleep 600
 SH
-	tm new-session -d -s "$s" -x "$cols" -y "$rows" "sh $T/$s.sh"
+	tm new-session -d -s "$s" -x "$cols" -y "$rows" "exec sh $T/$s.sh"
 }
 top_pid() { ps -o pid= --ppid "$(tm display-message -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
 terminal_restored() { # SESSION: top exited and left a sane terminal
