@@ -11,7 +11,7 @@ echo "## Placement algorithms (issue 3: algorithm core)"
 echo
 [ -x "$bin" ] || { echo "skipped: $bin not built (make bench-build)"; exit 0; }
 [ -f "$win" ] || { echo "skipped: $win not found"; exit 0; }
-head='| algorithm | ranks x slots | given | fitted peak/avg | per-episode peak/avg | max / lower bound | copies | layers with a duplicate | ms (58 layers) |'
+head='| algorithm | ranks x slots | given | fitted peak/avg | per-episode peak/avg | max / lower bound | copies | layers with a duplicate | ms (all layers) |'
 rule='|---|---|---|---:|---:|---:|---:|---:|---:|'
 echo "On \`data/examples/zipf-dsv3-window.json\` (58 layers x 256 experts, 16 episodes). \"given\":"
 echo "the summed heat only, or the 16 episodes too. fitted = sum over layers of max / sum of mean"
