@@ -208,13 +208,15 @@ SGLANG_MAP = [[0, 1, 2, 3, 0, 1], [0, 1, 3, 2, 3, 0], [1, 2, 0, 3, 1, 2]]
 
 
 def sglang():
-    # mode "stat": logical_count [steps, model layers, experts], dense layer 0 all zero
+    # mode "stat": logical_count [buffer slots, model layers, experts], dense
+    # layer 0 all zero; a circular buffer of 3 slots of which 2 were filled
     flat = []
     for si in range(2):
         flat += [0] * 4
         for l in range(2):
             flat += HEAT[si][l]
-    torch_save({"rank": 0, "logical_count": _FakeTensor((2, 3, 4), flat),
+    flat += [0] * 12
+    torch_save({"rank": 0, "logical_count": _FakeTensor((3, 3, 4), flat),
                 "average_utilization_rate_over_window": None}, "sglang/stat.pt")
     # mode "per_pass": per rank, records of global_physical_count [layers, 6
     # slots]; a logical count goes to the expert's first slot for rank 0 and

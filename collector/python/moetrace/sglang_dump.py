@@ -252,8 +252,12 @@ def convert(dumps, keep_dense=False):
             t = Tensor((1,) + t.shape, t.values)
         n, L, E = t.shape
         per = L * E
+        # SGLang's buffer is circular: slots never filled are all zero (a
+        # forward pass routes at least one token), so they are dropped
         steps = [(s, [t.values[s * per + l * E:s * per + (l + 1) * E] for l in range(L)])
-                 for s in range(n)]
+                 for s in range(n) if any(t.values[s * per:(s + 1) * per])]
+        if not steps:
+            raise DumpError("%s: field 'logical_count': every step is empty" % path)
     else:
         acc = {}
         L = P = None
