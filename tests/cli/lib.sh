@@ -3,7 +3,13 @@
 set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-mt() { "$MOETRACE" "$@"; }
+# MOETRACE_VALGRIND=1 (make check-valgrind) runs the binary under valgrind:
+# a memory error or leak makes the command exit 99.
+if [ "${MOETRACE_VALGRIND:-0}" = 1 ]; then
+	mt() { valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect -q "$MOETRACE" "$@"; }
+else
+	mt() { "$MOETRACE" "$@"; }
+fi
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "$*"; exit 77; }
 # expect_status N cmd...: runs cmd, output in $T/out and $T/err
