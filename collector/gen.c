@@ -58,7 +58,7 @@
 #define GEN_SLICE 64             /* k-sets one request routes by (its own slice) */
 #define GEN_SLICES (GEN_POOL / GEN_SLICE)
 #define GEN_POOL_BURST 64        /* a pool redraws this many k-sets ... */
-#define GEN_POOL_EVERY 128       /* ... every this many steps */
+#define GEN_POOL_EVERY 256       /* ... every this many steps */
 #define GEN_HEAD 16              /* heaviest experts kept in order per table */
 #define GEN_MAX_CELLS (1 << 25)  /* cap on sub-topics x layers x (experts + pool x k) */
 

@@ -17,17 +17,19 @@ for i in 1 2 3; do "$bin/bench_gen" deepseek-v3 $steps 7 >>"$d/alone"; done
 alone=$(cut -d' ' -f1 "$d/alone" | median)
 tps=$(cut -d' ' -f2 "$d/alone" | median)
 setup=$(cut -d' ' -f3 "$d/alone" | median)
+cpu=$(cut -d' ' -f4 "$d/alone" | median)
 # end to end: moetrace gen into a new database, whole process (median of 3)
 run() { rm -f "$d/t.db" "$d/t.db-wal" "$d/t.db-shm"; "$MOETRACE" gen --model deepseek-v3 --steps $steps --seed 7 "$d/t.db" >"$d/gen.out"; }
 t=$(median_time 3 run)
 bpc=$(sed -n 's/.*tokens, \([0-9.]*\) bytes per cell.*/\1/p' "$d/gen.out")
 size=$(stat -c %s "$d/t.db")
 echo "DeepSeek-V3 shape (58 MoE layers x 256 experts, top-8), calibrated defaults (decode batch 128,"
-echo "10 % prefill steps of up to 2,048 tokens: $(fmt3 "$tps") tokens per step on average), seed 7, medians of 3:"
+echo "10 % prefill steps of up to 2,048 tokens: $(awk -v x="$tps" 'BEGIN{printf "%.0f", x}') tokens per step on average), seed 7, medians of 3:"
 echo
 echo "| what | figure |"
 echo "|---|---:|"
 echo "| generator alone ($steps steps, \`bench_gen\`) | $(awk -v x="$alone" 'BEGIN{printf "%.0f", x}') steps/s |"
+echo "| generator alone, CPU time for $steps steps | $(fmt3 "$cpu") s |"
 echo "| set-up (popularity, tables, k-set pools) | $(awk -v x="$setup" 'BEGIN{printf "%.0f", x}') ms |"
 echo "| \`moetrace gen --steps $steps\` into a new database, whole process | $(fmt3 "$t") s ($(awk -v s=$steps -v t="$t" 'BEGIN{printf "%.0f", s/t}') steps/s) |"
 echo "| storage of the result (counts blobs / cells) | $bpc bytes per cell |"
