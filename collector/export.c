@@ -164,7 +164,7 @@ int collector_export(struct store *s, const struct store_run *run,
 		}
 		snprintf(tmp, len, "%s.tmpXXXXXX", path);
 		if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
-			rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", tmp,
+			rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", path,
 					  strerror(errno));
 			if (fd >= 0)
 				close(fd);

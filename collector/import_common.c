@@ -259,14 +259,15 @@ static int fix_experts(struct imp *b, const struct collector_import_opts *o, int
 static int fix_layout(struct store_run *run, const struct collector_import_opts *o,
 		      const struct imp *b, struct util_err *err)
 {
-	if (o->model) {
-		run->ranks = o->model->ranks;
-		run->slots = o->model->slots;
-		run->ranks_per_node = o->model->ranks_per_node;
-	} else if (b->ranks) {
+	/* the layout the data states, else the preset's; options override both */
+	if (b->ranks) {
 		run->ranks = b->ranks;
 		run->slots = b->slots ? b->slots : (run->experts + b->ranks - 1) / b->ranks;
 		run->ranks_per_node = b->ranks < 8 ? b->ranks : 8;
+	} else if (o->model) {
+		run->ranks = o->model->ranks;
+		run->slots = o->model->slots;
+		run->ranks_per_node = o->model->ranks_per_node;
 	}
 	if (o->ranks) {
 		run->ranks = o->ranks;
