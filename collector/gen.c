@@ -20,9 +20,13 @@
  *   step (one token per running request); requests run for a random
  *   number of decode steps and are replaced at the next prefill.
  *
- * Every token picks its k experts by successive sampling without
- * replacement (an alias-table draw, repeats rejected), so a layer's count
- * per step never exceeds the step's tokens and sums to tokens x k.
+ * Every token takes k distinct experts drawn by successive sampling
+ * without replacement (alias-table draws, repeats drawn again, an exact
+ * pick when the weight is concentrated), so a layer's count per step never
+ * exceeds the step's tokens and sums to tokens x k.  The draws are made
+ * ahead: each (sub-topic, layer) has a pool of k-sets, cut in slices; a
+ * request routes by its own slice, and the pools are redrawn in bursts as
+ * the popularity drifts (sample_ksets, pools_renew, route_tokens).
  *
  * Determinism: all randomness comes from util_rng (xoshiro256**), and the
  * floating point is limited to +, -, *, / and sqrt, which IEEE 754 rounds
@@ -50,7 +54,7 @@
 #define GEN_SWITCH_MEAN 200.0    /* mean steps between changes of the dominant domain */
 #define GEN_MIX_RELAX (1.0 / 24) /* per-step pull of the domain mix towards its target */
 #define GEN_DOMINANT 0.65        /* share of the dominant domain in the target mix */
-#define GEN_CONVERSATION 0.5    /* chance a new request continues the previous topic */
+#define GEN_CONVERSATION 0.5     /* chance a new request continues the previous topic */
 #define GEN_OUT_MEAN 256.0       /* mean decode steps of a request */
 #define GEN_PROMPT_MIN 16        /* prompt lengths are log-uniform in [min, max] */
 #define GEN_PROMPT_MAX 2048
@@ -488,8 +492,8 @@ static void tables_refresh(struct collector_gen *g)
 				const float *m = g->sub + cell(g, t, l);
 				for (int e = 0; e < E; e++)
 					g->w[e] = g->p[e] * m[e];
-				/* w doubles as alias_build's scratch */
 				table_head(g, t, l);
+				/* w doubles as alias_build's scratch */
 				alias_build(g->w, E, g->tab + cell(g, t, l), g->w, g->work);
 				for (int e = 0; e < E; e++)
 					g->w[e] = g->inhead[cell(g, t, l) + e]
@@ -550,8 +554,7 @@ static int out_len(struct collector_gen *g)
 
 static int prompt_len(struct collector_gen *g)
 {
-	static const double lo = 2.772588722239781;  /* log 16 */
-	static const double hi = 7.624618986159398;  /* log 2048 */
+	const double lo = det_log(GEN_PROMPT_MIN), hi = det_log(GEN_PROMPT_MAX);
 
 	return (int)det_exp(lo + (hi - lo) * uniform(&g->rng));
 }
