@@ -285,10 +285,12 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	return got_signal ? 128 + got_signal : 0;
 }
 
-static int snapshot(struct tui_view *v, int layer)
+static int snapshot(struct store *s, struct tui_view *v, int layer)
 {
 	struct util_buf b = UTIL_BUF_INIT;
 
+	/* a script would rather wait a little for a lock than get no data */
+	sqlite3_busy_timeout(store_db(s), 5000);
 	if (tui_view_poll(v, 0) < 0) {
 		util_cli_error(CMD, "%s", tui_view_errmsg(v));
 		return 1;
@@ -419,7 +421,7 @@ int cmd_top(int argc, char **argv)
 		goto out;
 	}
 	ui.sel = layer;
-	status = snap ? snapshot(v, layer) : run_screen(v, &ui, &o);
+	status = snap ? snapshot(s, v, layer) : run_screen(v, &ui, &o);
 out:
 	tui_view_free(v);
 	store_free(s);
