@@ -56,14 +56,13 @@ struct keel {
 
 #define EPS 1e-9
 
+/* 0, or -1 when out of memory (keel_release frees what was allocated). */
 static int keel_alloc(struct keel *k)
 {
 	size_t E = (size_t)k->E, R = (size_t)k->R, S = (size_t)k->S, T = (size_t)k->T;
 
 	k->cnt = calloc(E, sizeof(int));
 	k->rw = calloc(E, sizeof(double));
-	if (!k->rw)
-		return -1;
 	k->slot = malloc(R * S * sizeof(int32_t));
 	k->has = calloc(R * E, 1);
 	k->load = calloc(R, sizeof(double));
@@ -72,22 +71,17 @@ static int keel_alloc(struct keel *k)
 	k->etmp = calloc(T * R + 1, sizeof(double));
 	k->emean = calloc(T + 1, sizeof(double));
 	k->winv = calloc(T + 1, sizeof(double));
-	if (!k->winv)
-		return -1;
 	k->top = calloc(T * 3 + 1, sizeof(int));
 	k->curhas = calloc(R * E, 1);
 	k->ibuf = calloc(3 * R, sizeof(int));
 	k->fail = calloc(R, 1);
-	if (!k->fail)
-		return -1;
 	k->rl = calloc(E * T + 1, sizeof(double));
 	k->pbuf = calloc(4 * T + 1, sizeof(double));
-	if (!k->rl || !k->pbuf)
+	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->tmp || !k->eload ||
+	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->fail ||
+	    !k->rl || !k->pbuf)
 		return -1;
-	return !k->ibuf ? -1 : k->cnt && k->slot && k->has && k->load && k->tmp && k->eload && k->etmp &&
-			       k->emean && k->top && k->curhas
-		       ? 0
-		       : -1;
+	return 0;
 }
 
 static void keel_release(struct keel *k)
@@ -756,12 +750,10 @@ static void keel_search(struct keel *k)
 static void keel_restore(struct keel *k)
 {
 	int E = k->E, R = k->R, S = k->S;
-	double obj = 0, Lmax = k->load[keel_argmax(k)], tol = 1e-12 * (1 + Lmax);
+	double Lmax = k->load[keel_argmax(k)], tol = 1e-12 * (1 + Lmax);
 
-	if (k->T > 0) {
+	if (k->T > 0)
 		keel_top(k);
-		obj = keel_obj(k);
-	}
 	int P = R * S, *first = calloc((size_t)E + 1, sizeof(int)), *rk = malloc((size_t)P * sizeof(int));
 
 	if (!first || !rk) {
@@ -822,7 +814,6 @@ static void keel_restore(struct keel *k)
 		if (!changed)
 			break;
 	}
-	(void)obj;
 	free(first);
 	free(rk);
 }
@@ -934,7 +925,6 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	struct keel k;
 	int E = in->experts, R = in->ranks, S = in->slots, rc = 0;
 	size_t P = (size_t)R * S;
-	double *wsum = NULL;
 
 	memset(&k, 0, sizeof(k));
 	k.E = E;
@@ -1031,7 +1021,6 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 		}
 	}
 out:
-	free(wsum);
 	keel_release(&k);
 	return rc;
 }
