@@ -35,7 +35,6 @@ struct flash {
 	int *fill, *order, *ordtmp;
 	unsigned char *has;
 	double *keys;
-	double *tmpl;  /* [R] */
 };
 
 /* Stable order of idx[0..n) by key descending. */
@@ -356,7 +355,6 @@ out:
 	free(f.ordtmp);
 	free(f.has);
 	free(f.keys);
-	free(f.tmpl);
 	free(cnt);
 	free(trial);
 	free(hc);
