@@ -37,6 +37,11 @@ static double step_seconds(struct util_rng *r, const struct store_step *st, int 
 	return ms * jitter / 1000;
 }
 
+static int parse_count(const char *s, int max, int *out, const char *what, struct util_err *err)
+{
+	return util_parse_int(s, 1, max, out, what, err);
+}
+
 static void remove_db(const char *path)
 {
 	char aux[4096];
@@ -95,22 +100,45 @@ int cmd_gen(int argc, char **argv)
 				 opts[li].name, optarg);
 		switch (c) {
 		case 'm': model = optarg; break;
-		case 'n': rc = util_parse_i64(optarg, 1, INT64_C(1) << 40, &steps, "--steps", &err); break;
-		case 's': rc = util_parse_i64(optarg, 0, INT64_MAX, &seed, "--seed", &err); break;
 		case 'r': name = optarg; break;
-		case O_RANKS: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &ranks, "--ranks", &err); break;
-		case O_SLOTS: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &slots, "--slots", &err); break;
-		case O_RPN: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &rpn, "--ranks-per-node", &err); break;
-		case O_PF: rc = util_parse_double(optarg, 0, 1, &pf, "--prefill-fraction", &err); break;
-		case O_DB: rc = util_parse_int(optarg, 1, 1 << 20, &cfg.decode_batch, "--decode-batch", &err); break;
-		case O_PT: rc = util_parse_int(optarg, 1, 1 << 24, &cfg.prefill_tokens, "--prefill-tokens", &err); break;
-		case O_DOM: rc = util_parse_int(optarg, 1, 64, &cfg.domains, "--domains", &err); break;
-		case O_SKEW: rc = util_parse_double(optarg, 0.01, 10, &skew, "--skew", &err); break;
-		case O_DRIFT: rc = util_parse_double(optarg, 0, 100, &drift, "--drift", &err); break;
-		case O_START: rc = util_parse_double(optarg, 0, 1e11, &start, "--start-time", &err); break;
-		case O_FIRST: rc = util_parse_i64(optarg, 0, INT64_C(1) << 52, &first, "--first-step", &err); break;
 		case 'q': quiet = 1; break;
 		case 'h': fputs(gen_usage, stdout); return 0;
+		case 'n':
+			rc = util_parse_i64(optarg, 1, INT64_C(1) << 40, &steps, "--steps", &err);
+			break;
+		case 's': rc = util_parse_i64(optarg, 0, INT64_MAX, &seed, "--seed", &err); break;
+		case O_FIRST:
+			rc = util_parse_i64(optarg, 0, INT64_C(1) << 52, &first, "--first-step",
+					    &err);
+			break;
+		case O_RANKS:
+			rc = parse_count(optarg, STORE_MAX_SLOTS, &ranks, "--ranks", &err);
+			break;
+		case O_SLOTS:
+			rc = parse_count(optarg, STORE_MAX_SLOTS, &slots, "--slots", &err);
+			break;
+		case O_RPN:
+			rc = parse_count(optarg, STORE_MAX_SLOTS, &rpn, "--ranks-per-node", &err);
+			break;
+		case O_DB:
+			rc = parse_count(optarg, 1 << 20, &cfg.decode_batch, "--decode-batch",
+					 &err);
+			break;
+		case O_PT:
+			rc = parse_count(optarg, 1 << 24, &cfg.prefill_tokens, "--prefill-tokens",
+					 &err);
+			break;
+		case O_DOM: rc = parse_count(optarg, 64, &cfg.domains, "--domains", &err); break;
+		case O_PF:
+			rc = util_parse_double(optarg, 0, 1, &pf, "--prefill-fraction", &err);
+			break;
+		case O_SKEW: rc = util_parse_double(optarg, 0.01, 10, &skew, "--skew", &err); break;
+		case O_DRIFT:
+			rc = util_parse_double(optarg, 0, 100, &drift, "--drift", &err);
+			break;
+		case O_START:
+			rc = util_parse_double(optarg, 0, 1e11, &start, "--start-time", &err);
+			break;
 		default: fputs(gen_usage, stderr); return 2;
 		}
 		if (rc)

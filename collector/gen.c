@@ -696,7 +696,8 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 				continue;
 			/* one stream per (step, unit): a unit's tokens start at a
 			 * random k-set of its slice in every layer */
-			util_rng_seed(&r, mix64(g->seed ^ mix64((uint64_t)g->n * 0x100000 + (uint64_t)u)));
+			util_rng_seed(&r, mix64(g->seed ^
+						mix64((uint64_t)g->n * 0x100000 + (uint64_t)u)));
 			o = (uint32_t)((util_rng_next(&r) >> 32) * GEN_SLICE >> 32);
 			for (int l = 0; l < g->layers; l++)
 				route_tokens(g, o, g->pool + pool_at(g, u / GEN_SLICES, l,
@@ -791,7 +792,8 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	if (m->layers < 1 || m->layers > STORE_MAX_LAYERS || m->experts < 1 ||
 	    m->experts > STORE_MAX_EXPERTS || m->topk < 1 || m->topk > m->experts)
 		return util_err_set(err, UTIL_ERANGE,
-				    "model '%s': shape %d layers x %d experts, top-%d is out of range",
+				    "model '%s': shape %d layers x %d experts, top-%d is out of "
+				    "range",
 				    m->name ? m->name : "", m->layers, m->experts, m->topk);
 	if (!(cfg->prefill_fraction <= 1))
 		return util_err_set(err, UTIL_ERANGE, "prefill fraction %g is not in [0, 1]",
@@ -854,8 +856,9 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->w = calloc((size_t)g->experts, sizeof(*g->w));
 	g->p = calloc((size_t)g->experts, sizeof(*g->p));
 	g->work = calloc((size_t)g->experts, sizeof(*g->work));
-	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->wt || !g->wsum || !g->head || !g->inhead || !g->tail || !g->mix ||
-	    !g->target || !g->run || !g->ntok || !g->pool || !g->stamp || !g->hist || !g->w || !g->p || !g->work) {
+	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->wt || !g->wsum ||
+	    !g->head || !g->inhead || !g->tail || !g->mix || !g->target || !g->run || !g->ntok ||
+	    !g->pool || !g->stamp || !g->hist || !g->w || !g->p || !g->work) {
 		collector_gen_free(g);
 		return util_err_set(err, UTIL_ENOMEM,
 				    "out of memory for the generator's tables (%zu cells)", tcells);
@@ -868,7 +871,8 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	/* start in steady state: a full batch of requests at random ages */
 	for (int i = 0; i < g->decode_batch; i++) {
 		g->run[i].unit = g->prefill_fraction >= 1 ? -1 : new_unit(g);
-		g->run[i].remaining = 1 + (int)util_rng_below(&g->rng, (uint32_t)(2 * GEN_OUT_MEAN));
+		g->run[i].remaining =
+			1 + (int)util_rng_below(&g->rng, (uint32_t)(2 * GEN_OUT_MEAN));
 	}
 	tables_refresh(g);
 	if (g->topk < g->experts) {

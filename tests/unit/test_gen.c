@@ -59,14 +59,15 @@ static void check_invariants(const struct trace *t)
 {
 	for (int i = 0; i < t->n; i++) {
 		assert_true(t->tokens[i] > 0);
-		assert_true(t->phase[i] == STORE_PHASE_PREFILL || t->phase[i] == STORE_PHASE_DECODE);
+		assert_true(t->phase[i] == STORE_PHASE_PREFILL ||
+			    t->phase[i] == STORE_PHASE_DECODE);
 		for (int l = 0; l < t->L; l++) {
 			const uint32_t *c = t->counts + ((size_t)i * t->L + l) * t->E;
 			uint64_t sum = 0;
 			for (int e = 0; e < t->E; e++) {
 				if (c[e] > t->tokens[i])
-					fail_msg("step %d layer %d expert %d: %u > %lld tokens", i, l, e,
-						 c[e], (long long)t->tokens[i]);
+					fail_msg("step %d layer %d expert %d: %u > %lld tokens", i,
+						 l, e, c[e], (long long)t->tokens[i]);
 				sum += c[e];
 			}
 			if (sum != (uint64_t)t->tokens[i] * t->k)
@@ -214,7 +215,8 @@ static void test_gen_bad_config(void **state)
 	struct collector_gen_cfg cfg = { 0 };
 	struct collector_gen *g = (struct collector_gen *)&cfg;
 	struct util_err err = UTIL_ERR_INIT;
-	static const struct store_model bad = { .name = "bad", .layers = 4, .experts = 8, .topk = 9 };
+	static const struct store_model bad = { .name = "bad", .layers = 4, .experts = 8,
+						.topk = 9 };
 
 	assert_int_equal(collector_gen_new(&cfg, &g, &err), UTIL_EUSAGE);
 	assert_null(g);
@@ -425,7 +427,8 @@ static void test_gen_drift_knob(void **state)
 			memset(b, 0, sizeof(b));
 			for (int i = 0; i < N; i++)
 				for (int e = 0; e < 64; e++)
-					(i < N / 2 ? a : b)[e] += t.counts[((size_t)i * t.L + l) * 64 + e];
+					(i < N / 2 ? a : b)[e] +=
+						t.counts[((size_t)i * t.L + l) * 64 + e];
 			for (int e = 0; e < 64; e++)
 				oa[e] = ob[e] = e;
 			sort_v = a;
