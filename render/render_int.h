@@ -8,6 +8,8 @@
 
 #include "render/render.h"
 
+#include "analyze/analyze.h"
+
 
 /* A plot area in user units. */
 struct rbox {
@@ -73,5 +75,97 @@ double rint_snap(cairo_t *cr, double v, int horizontal);
 /* Writes an image surface as PNG through wr (render/png.c): opaque pages
  * with a fast encoder of our own, anything else through cairo. */
 cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *closure);
+
+/* ---- chart jobs (render/job.c) ------------------------------------------
+ * `moetrace render` and `moetrace report` describe a chart of a trace with
+ * struct render_job_opts; render_job_prepare() reads the trace into a job
+ * that owns its arrays (render_job_release() frees them) and
+ * render_job_draw() paints it on any cairo_t. */
+
+#define RENDER_MAX_REPLAYS 7
+
+enum render_kind { RENDER_HEATMAP, RENDER_TIMELINE, RENDER_DEVICES, RENDER_IMBALANCE,
+		   RENDER_TRANSFER, RENDER_KINDS };
+/* The kind named s ("heatmap", ...), or -1. */
+int render_kind_parse(const char *s);
+
+struct render_job_opts {
+	const char *cmd;                  /* error prefix: "render", "report" */
+	const char *runname, *title, *placement_file;
+	const struct analyze_algo *algo;
+	enum render_kind kind;
+	int64_t replay_id[RENDER_MAX_REPLAYS];
+	int nreplay, summed, layer, sort_heat, log_scale, force_static;
+	int ranks, slots, redundant, width, height;
+	double scale;
+	int64_t from, to;
+	unsigned phase_mask;
+	/* imbalance and transfer: a replay run in memory (with series) instead
+	 * of stored ones; not owned.  replay_name labels it. */
+	const struct analyze_replay_out *replay;
+	const char *replay_name;
+};
+/* Every chart option at its default (all layers, all steps, default size). */
+void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum render_kind kind);
+
+/* Everything one chart needs.  It owns the arrays it points to. */
+struct render_job {
+	enum render_kind kind;
+	struct render_heatmap_cfg hcfg;
+	struct render_grid grid;
+	struct render_devices_cfg dcfg;
+	struct render_bars bars;
+	struct render_imbalance_cfg icfg;
+	struct render_series series[RENDER_MAX_REPLAYS + 1];
+	int nseries;
+	struct render_transfer_cfg tcfg;
+	struct render_transfer transfer;
+	int64_t nsteps; /* steps (or events) drawn; 0: nothing in the range */
+	int layer;      /* the layer drawn (timeline, devices, imbalance); -1 all */
+	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][160];
+	const char *bar_names[2];
+	const double *bar_vals[2];
+	struct store_replay rp[RENDER_MAX_REPLAYS];
+	struct analyze_replay_out own; /* the default replay of `render imbalance` */
+	/* owned arrays */
+	double *heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	int *ids;
+	int32_t *p2l, *after, *fixed0, *fixed1;
+	struct store_replay_event *ev[RENDER_MAX_REPLAYS];
+	int64_t *rsteps[RENDER_MAX_REPLAYS], *tbytes;
+	double *rimb[RENDER_MAX_REPLAYS], *rbase[RENDER_MAX_REPLAYS], *evx[RENDER_MAX_REPLAYS];
+};
+
+/* Reads what the chart of o needs from run (without --run, the first
+ * --replay's own run: *run may change).  Returns -1 when j is ready to
+ * draw, else the exit status after printing why ("moetrace CMD: ...");
+ * "no steps in the range" is such an error (status 2).  j must be zeroed;
+ * release it with render_job_release() either way. */
+int render_job_prepare(struct render_job *j, struct store *s, struct store_run *run,
+		       const struct render_job_opts *o);
+void render_job_release(struct render_job *j);
+/* Draws a prepared job; a render_draw_fn (ctx = the job). */
+int render_job_draw(cairo_t *cr, double w, double h, int page, void *ctx);
+
+/* A replay run in memory for a chart: per-step series (overall, or of
+ * `layer`), nothing stored.  interval 0 takes the default: 600 steps, or an
+ * eighth of the steps in the range when that is fewer (a short trace still
+ * rebalances); window 0 = interval; delay < 0: min(50, interval / 2) as
+ * `moetrace replay`.  It starts from the deployed placement (static when
+ * none is recorded, or with force_static).  model (may be NULL) gives
+ * expert bytes at `quant` and the MoE time per token at 400 TFLOPS. */
+struct render_replay_req {
+	const struct analyze_algo *algo;
+	int ranks, slots, layer, force_static, quant;
+	int64_t from, to, interval, window, delay;
+	unsigned phase_mask;
+	const struct store_model *model;
+	double gbytes_per_s;
+};
+/* Fills out (release with analyze_replay_release); *nsteps gets the steps
+ * in the range (0: nothing was run).  desc gets a one-line description. */
+int render_replay_run(struct store *s, const struct store_run *run,
+		      const struct render_replay_req *q, struct analyze_replay_out *out,
+		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err);
 
 #endif

@@ -1,0 +1,769 @@
+/*
+ * job.c: a trace into one chart.  render_job_prepare() checks the options
+ * against the run, reads the arrays the chart kind needs with the loaders
+ * of data.c (or a replay, stored or run here in memory) and fills the
+ * chart's config; render_job_draw() hands them to the chart function.
+ * `moetrace render` draws one job, `moetrace report` several.
+ */
+#include "render/render_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void render_job_release(struct render_job *j)
+{
+	analyze_replay_release(&j->own);
+	free(j->heat);
+	free(j->grid_v);
+	free(j->xs);
+	free(j->ys);
+	free(j->xs2);
+	free(j->ys2);
+	free(j->loads);
+	free(j->loads2);
+	free(j->tb);
+	free(j->tstep);
+	free(j->ids);
+	free(j->p2l);
+	free(j->after);
+	free(j->fixed0);
+	free(j->fixed1);
+	free(j->tbytes);
+	for (int k = 0; k < RENDER_MAX_REPLAYS; k++) {
+		free(j->ev[k]);
+		free(j->rsteps[k]);
+		free(j->rimb[k]);
+		free(j->rbase[k]);
+		free(j->evx[k]);
+	}
+}
+
+int render_job_draw(cairo_t *cr, double w, double h, int page, void *ctx)
+{
+	struct render_job *j = ctx;
+
+	(void)page;
+	switch (j->kind) {
+	case RENDER_HEATMAP:
+	case RENDER_TIMELINE:
+		return render_heatmap(cr, w, h, &j->hcfg, &j->grid);
+	case RENDER_DEVICES:
+		return render_devices(cr, w, h, &j->dcfg, &j->bars);
+	case RENDER_IMBALANCE:
+		return render_imbalance(cr, w, h, &j->icfg, j->series, j->nseries);
+	case RENDER_TRANSFER:
+		return render_transfer(cr, w, h, &j->tcfg, &j->transfer);
+	case RENDER_KINDS:
+		break;
+	}
+	return UTIL_EUSAGE;
+}
+
+static void range_text(char *buf, size_t n, int64_t first, int64_t last, int64_t nsteps)
+{
+	snprintf(buf, n, "steps %lld-%lld (%lld step%s)", (long long)first, (long long)last,
+		 (long long)nsteps, nsteps == 1 ? "" : "s");
+}
+
+/* "steps A-B (N steps)" for the steps of [from, to] actually recorded. */
+static void step_range(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		       unsigned phase_mask, int64_t nsteps, char *buf, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT min(step), max(step) FROM steps s WHERE run = ?1 AND "
+			       "step BETWEEN ?2 AND ?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, run->id);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			range_text(buf, n, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+				   nsteps);
+			sqlite3_finalize(st);
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+	snprintf(buf, n, "%lld steps", (long long)nsteps);
+}
+
+/* Places every layer (or only `layer`; the others get the static layout)
+ * with algo on the heat of [from, to]: a placement fitted in hindsight. */
+static int fit_placement(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, const struct analyze_algo *algo,
+			 int ranks, int slots, int32_t *p2l, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, P = ranks * slots, rc = 0;
+	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
+	double *heat = xcalloc((size_t)L * (size_t)E, sizeof(double));
+	int64_t nsteps = 0;
+
+	if (layer >= 0) {
+		int one = 1;
+		double x0, x1;
+		rc = render_load_timeline(s, run, layer, from, to, phase_mask, &one,
+					  heat + (size_t)layer * E, &x0, &x1, &nsteps, err);
+	} else {
+		rc = render_load_heat(s, run, from, to, phase_mask, heat, &nsteps, err);
+	}
+	for (int l = 0; l < L && !rc; l++) {
+		struct analyze_place_in in = { 0 };
+		if (layer >= 0 && l != layer) {
+			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)l * P);
+			continue;
+		}
+		in.experts = E;
+		in.ranks = ranks;
+		in.slots = slots;
+		in.nodes = run->ranks_per_node > 0 ? ranks / run->ranks_per_node : 0;
+		in.groups = m ? m->groups : 0;
+		in.heat = heat + (size_t)l * E;
+		in.max_moves = -1;
+		in.seed = 1;
+		rc = analyze_place(algo, &in, p2l + (size_t)l * P, err);
+	}
+	free(heat);
+	return rc;
+}
+
+/* Sorts expert ids by descending heat (ties by id, so output is stable). */
+static int by_heat(const void *a, const void *b, void *key)
+{
+	const double *k = key;
+	int x = *(const int *)a, y = *(const int *)b;
+
+	if (k[x] != k[y])
+		return k[x] < k[y] ? 1 : -1;
+	return x - y;
+}
+
+static int fail(const struct render_job_opts *o, struct util_err *err)
+{
+	return util_cli_fail(o->cmd, err);
+}
+
+
+/* Reads the replays' summaries; without --run the first replay's own run
+ * is the one drawn.  Returns -1 or the exit status. */
+static int open_replays(struct store *s, const struct render_job_opts *o, struct store_run *run,
+			struct render_job *j)
+{
+	for (int k = 0; k < o->nreplay; k++) {
+		int rc = store_replay_get(s, o->replay_id[k], &j->rp[k]);
+		if (rc) {
+			util_cli_error(o->cmd, "%s", store_errmsg(s));
+			return rc == UTIL_ENOTFOUND || rc == UTIL_EDB ? 2 : 1;
+		}
+		if (j->rp[k].run != run->id) {
+			char idbuf[32];
+			if (o->runname || k > 0) {
+				util_cli_error(o->cmd, "replay %lld is of another run than '%s'",
+					       (long long)o->replay_id[k], run->name);
+				return 2;
+			}
+			snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->rp[k].run);
+			if (store_run_get(s, idbuf, run)) {
+				util_cli_error(o->cmd, "%s", store_errmsg(s));
+				return 1;
+			}
+		}
+	}
+	return -1;
+}
+
+/* ---- one function per kind: load the arrays, set up the chart ----------
+ * Each returns -1 when the job is ready (j->nsteps == 0: nothing in the
+ * range), else the exit status after printing why. */
+
+static int prepare_heatmap(struct store *s, const struct store_run *run, const struct render_job_opts *o,
+			   struct render_job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts;
+
+	j->heat = xmallocarray((size_t)L * (size_t)E, sizeof(double));
+	if (render_load_heat(s, run, o->from, o->to, o->phase_mask, j->heat, &j->nsteps, &err))
+		return fail(o, &err);
+	if (j->nsteps == 0)
+		return -1;
+	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
+	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.log_scale = o->log_scale;
+	j->hcfg.y_label = "MoE layer";
+	j->hcfg.x_label = "expert";
+	j->hcfg.unit = "tokens per step (mean over the steps)";
+	if (o->sort_heat) {
+		double *tot = xcalloc((size_t)E, sizeof(double));
+		double *sorted = xmallocarray((size_t)L * (size_t)E, sizeof(double));
+		j->ids = xmallocarray((size_t)E, sizeof(int));
+		for (int l = 0; l < L; l++)
+			for (int e = 0; e < E; e++)
+				tot[e] += j->heat[(size_t)l * E + e];
+		for (int e = 0; e < E; e++)
+			j->ids[e] = e;
+		qsort_r(j->ids, (size_t)E, sizeof(int), by_heat, tot);
+		for (int l = 0; l < L; l++)
+			for (int i = 0; i < E; i++)
+				sorted[(size_t)l * E + i] = j->heat[(size_t)l * E + j->ids[i]];
+		free(j->heat);
+		j->heat = sorted;
+		free(tot);
+		j->grid.col_ids = j->ids;
+		j->hcfg.x_label = "expert id, hottest first over all layers";
+	}
+	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s', %s", run->name, j->range);
+	j->grid.rows = L;
+	j->grid.cols = E;
+	j->grid.v = j->heat;
+	j->grid.x0 = -0.5;
+	j->grid.x1 = E - 0.5;
+	j->grid.y0 = -0.5;
+	j->grid.y1 = L - 0.5;
+	return -1;
+}
+
+static int prepare_timeline(struct store *s, const struct store_run *run, const struct render_job_opts *o,
+			    struct render_job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int E = run->experts, bins = (int)ceil(o->width * o->scale);
+	int layer = o->layer < 0 ? 0 : o->layer;
+	double x0 = 0, x1 = 0;
+
+	j->layer = layer;
+	/* at most one bin per output pixel: the chart averages further */
+	j->grid_v = xmallocarray((size_t)E * (size_t)bins, sizeof(double));
+	if (render_load_timeline(s, run, layer, o->from, o->to, o->phase_mask, &bins, j->grid_v,
+				 &x0, &x1, &j->nsteps, &err))
+		return fail(o, &err);
+	if (j->nsteps == 0)
+		return -1;
+	range_text(j->range, sizeof(j->range), (int64_t)x0, (int64_t)x1 - 1, j->nsteps);
+	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s', %s", layer,
+		 run->name, j->range);
+	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.log_scale = o->log_scale;
+	j->hcfg.x_label = "step";
+	j->hcfg.y_label = "expert";
+	j->hcfg.unit = (x1 - x0) > bins ? "tokens per step (mean over each column's steps)"
+					 : "tokens per step";
+	j->grid.rows = E;
+	j->grid.cols = bins;
+	j->grid.v = j->grid_v;
+	/* one bin per step: centre the step numbers on their cells */
+	j->grid.x0 = x0 - ((x1 - x0) <= bins ? 0.5 : 0);
+	j->grid.x1 = x1 - ((x1 - x0) <= bins ? 0.5 : 0);
+	j->grid.y0 = -0.5;
+	j->grid.y1 = E - 0.5;
+	return -1;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	return b ? b + 1 : path;
+}
+
+/* Reads a placement file an engine loads (as `moetrace place -o` writes it). */
+static int read_placement(const struct store_run *run, const char *path, int ranks, int slots,
+			  int32_t *p2l, struct util_err *err)
+{
+	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
+	struct analyze_shape sh = { run->layers, run->experts, ranks, slots, run->first_layer,
+				    m ? m->layer_step : 1 };
+
+	return analyze_format_read(path, &sh, p2l, NULL, err);
+}
+
+static int prepare_devices(struct store *s, const struct store_run *run, const struct render_job_opts *o,
+			   struct render_job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, ranks, slots, P, rc;
+	int layer = o->layer < 0 ? 0 : o->layer;
+	const struct analyze_algo *algo = o->algo;
+	const char *pname = "static placement";
+	const double *h;
+
+	j->layer = layer;
+
+	if (analyze_layout_resolve(run, o->ranks, o->slots, o->redundant, &ranks, &slots, &err))
+		return fail(o, &err);
+	P = ranks * slots;
+	/* only the chosen layer's heat: one bin over the range reads that
+	 * layer's blobs alone */
+	j->heat = xcalloc((size_t)E, sizeof(double));
+	{
+		int one = 1;
+		double x0, x1;
+		if (render_load_timeline(s, run, layer, o->from, o->to, o->phase_mask, &one, j->heat,
+					 &x0, &x1, &j->nsteps, &err))
+			return fail(o, &err);
+	}
+	if (j->nsteps == 0)
+		return -1;
+	h = j->heat;
+	j->p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
+	rc = o->force_static ? UTIL_ENOTFOUND
+			     : store_deployed_at(s, run, o->to, ranks, slots, j->p2l, NULL);
+	if (rc == 0) {
+		pname = "deployed placement";
+	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		analyze_static_phy2log(E, ranks, slots, j->p2l + (size_t)layer * P);
+	} else {
+		util_cli_error(o->cmd, "%s", store_errmsg(s));
+		return 1;
+	}
+	j->loads = xmallocarray((size_t)ranks, sizeof(double));
+	analyze_device_load(h, E, j->p2l + (size_t)layer * P, ranks, slots, NULL, j->loads);
+	snprintf(j->names[0], sizeof(j->names[0]), "%s", pname);
+	j->bar_names[0] = j->names[0];
+	j->bar_vals[0] = j->loads;
+	j->bars.series = 1;
+
+	/* after: a placement file, else an algorithm (the flagship by default) */
+	j->after = xmallocarray((size_t)P, sizeof(int32_t));
+	if (o->placement_file) {
+		int32_t *all = xmallocarray((size_t)L * P, sizeof(int32_t));
+		rc = read_placement(run, o->placement_file, ranks, slots, all, &err);
+		memcpy(j->after, all + (size_t)layer * P, (size_t)P * sizeof(int32_t));
+		free(all);
+		if (rc)
+			return fail(o, &err);
+		snprintf(j->names[1], sizeof(j->names[1]), "placement from %s",
+			 base_name(o->placement_file));
+	} else {
+		if (!algo)
+			algo = analyze_algo_find(ANALYZE_FLAGSHIP);
+		if (algo) {
+			const struct store_model *m =
+				run->model[0] ? store_model_find(run->model) : NULL;
+			struct analyze_place_in in = { 0 };
+			in.experts = E;
+			in.ranks = ranks;
+			in.slots = slots;
+			in.nodes = run->ranks_per_node > 0 ? ranks / run->ranks_per_node : 0;
+			in.groups = m ? m->groups : 0;
+			in.heat = h;
+			in.current = j->p2l + (size_t)layer * P; /* same ranks keep their experts */
+			in.max_moves = -1;
+			in.seed = 1;
+			if (analyze_place(algo, &in, j->after, &err))
+				return fail(o, &err);
+			snprintf(j->names[1], sizeof(j->names[1]),
+				 "%s placement fitted on these steps", algo->name);
+		}
+	}
+	if (o->placement_file || algo) {
+		j->loads2 = xmallocarray((size_t)ranks, sizeof(double));
+		analyze_device_load(h, E, j->after, ranks, slots, NULL, j->loads2);
+		j->bar_names[1] = j->names[1];
+		j->bar_vals[1] = j->loads2;
+		j->bars.series = 2;
+	}
+	j->bars.names = j->bar_names;
+	j->bars.values = j->bar_vals;
+	j->bars.groups = ranks;
+	j->dcfg = render_devices_cfg_defaults();
+	j->dcfg.x_label = "EP rank";
+	j->dcfg.y_label = "device load (tokens per step; replicas split evenly)";
+	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
+	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s",
+		 layer, ranks, slots, run->name, j->range);
+	return -1;
+}
+
+/* The replays' stored series against their start placement. */
+static int load_replays(struct store *s, const struct render_job_opts *o, struct render_job *j, size_t *n)
+{
+	for (int k = 0; k < o->nreplay; k++) {
+		size_t m = 0, ne = 0, ke = 0;
+		if (store_replay_series(s, o->replay_id[k], o->layer, &j->rsteps[k], &j->rimb[k],
+					&j->rbase[k], &m) ||
+		    store_replay_events(s, o->replay_id[k], &j->ev[k], &ne)) {
+			util_cli_error(o->cmd, "%s", store_errmsg(s));
+			return 1;
+		}
+		if (k == 0) {
+			*n = m;
+			j->xs = xmallocarray(m ? m : 1, sizeof(double));
+			for (size_t i = 0; i < m; i++)
+				j->xs[i] = (double)j->rsteps[0][i];
+		}
+		if (m != *n) {
+			util_cli_error(o->cmd, "replays %lld and %lld cover different steps: draw "
+						 "them one at a time",
+				       (long long)o->replay_id[0], (long long)o->replay_id[k]);
+			return 2;
+		}
+		j->evx[k] = xmallocarray(ne ? ne : 1, sizeof(double));
+		for (size_t i = 0; i < ne; i++)
+			if (j->ev[k][i].effective_step >= 0)
+				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
+		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
+		snprintf(j->rnames[k], sizeof(j->rnames[k]),
+			 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
+			 (long long)o->replay_id[k], r.algo, (long long)r.interval,
+			 (long long)r.window, (long long)r.delay);
+		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
+							   j->evx[k] };
+	}
+	snprintf(j->names[0], sizeof(j->names[0]), "baseline (the replay's start placement)");
+	j->series[0].y = j->rbase[0];
+	j->nseries = o->nreplay + 1;
+	{
+		/* --steps picks a part of the replayed steps */
+		size_t i0 = 0, i1 = *n;
+		while (i0 < *n && j->xs[i0] < (double)o->from)
+			i0++;
+		while (i1 > i0 && j->xs[i1 - 1] > (double)o->to)
+			i1--;
+		for (int k = 0; k <= o->nreplay; k++) {
+			j->series[k].y += i0;
+			j->series[k].n = i1 - i0;
+		}
+		memmove(j->xs, j->xs + i0, (i1 - i0) * sizeof(double));
+		*n = i1 - i0;
+	}
+	return -1;
+}
+
+/* The recorded (or static) placement, and optionally a placement file or
+ * an algorithm's placement fitted on the same steps, scored per step. */
+static int load_placements(struct store *s, const struct store_run *run, const struct render_job_opts *o,
+			   int ranks, int slots, struct render_job *j, size_t *n)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, P = ranks * slots;
+	size_t n2 = 0;
+
+	if (o->force_static) {
+		j->fixed0 = xmallocarray((size_t)L * P, sizeof(int32_t));
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(E, ranks, slots, j->fixed0 + (size_t)l * P);
+	}
+	if (render_load_imbalance(s, run, o->layer, o->from, o->to, o->phase_mask, ranks, slots,
+				  j->fixed0, &j->xs, &j->ys, n, &err))
+		return fail(o, &err);
+	snprintf(j->names[0], sizeof(j->names[0]), "baseline (%s placement)",
+		 o->force_static ? "static" : "recorded");
+	j->series[0].y = j->ys;
+	j->nseries = 1;
+	if (!*n || !(o->placement_file || o->algo))
+		return -1;
+	j->fixed1 = xmallocarray((size_t)L * P, sizeof(int32_t));
+	if (o->placement_file ? read_placement(run, o->placement_file, ranks, slots, j->fixed1, &err)
+			      : fit_placement(s, run, o->layer, o->from, o->to, o->phase_mask,
+					      o->algo, ranks, slots, j->fixed1, &err))
+		return fail(o, &err);
+	if (render_load_imbalance(s, run, o->layer, o->from, o->to, o->phase_mask, ranks, slots,
+				  j->fixed1, &j->xs2, &j->ys2, &n2, &err))
+		return fail(o, &err);
+	if (n2 != *n) {
+		util_cli_error(o->cmd, "the trace changed while it was read");
+		return 1;
+	}
+	if (o->placement_file)
+		snprintf(j->names[1], sizeof(j->names[1]), "placement from %s",
+			 base_name(o->placement_file));
+	else
+		snprintf(j->names[1], sizeof(j->names[1]), "%s fitted on these steps (in hindsight)",
+			 o->algo->name);
+	j->series[1] = (struct render_series){ j->names[1], *n, j->xs, j->ys2, 0, NULL };
+	j->nseries = 2;
+	return -1;
+}
+
+/* The per-step series of a replay run in memory against its start
+ * placement, its rebalances marked where they took effect. */
+static void use_replay(const struct analyze_replay_out *r, const char *name, struct render_job *j,
+		       size_t *n)
+{
+	size_t ke = 0;
+
+	*n = r->n_series;
+	j->xs = xmallocarray(*n ? *n : 1, sizeof(double));
+	for (size_t i = 0; i < *n; i++)
+		j->xs[i] = (double)r->series_step[i];
+	j->evx[0] = xmallocarray(r->n_events ? r->n_events : 1, sizeof(double));
+	for (size_t i = 0; i < r->n_events; i++)
+		if (r->events[i].effective_step >= 0)
+			j->evx[0][ke++] = (double)r->events[i].effective_step;
+	snprintf(j->names[0], sizeof(j->names[0]), "baseline (the replay's start placement)");
+	snprintf(j->rnames[0], sizeof(j->rnames[0]), "%s", name);
+	j->series[0].y = r->series_base;
+	j->series[1] = (struct render_series){ j->rnames[0], *n, j->xs, r->series_imbalance, ke,
+					       j->evx[0] };
+	j->nseries = 2;
+}
+
+static int prepare_imbalance(struct store *s, const struct store_run *run,
+			     const struct render_job_opts *o, struct render_job *j)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int ranks, slots, st = -1;
+	size_t n = 0;
+
+	if (o->nreplay) {
+		ranks = j->rp[0].ranks;
+		slots = j->rp[0].slots;
+		st = load_replays(s, o, j, &n);
+	} else if (o->replay) {
+		ranks = o->replay->sum.ranks;
+		slots = o->replay->sum.slots;
+		use_replay(o->replay, o->replay_name ? o->replay_name : "replay", j, &n);
+	} else {
+		if (analyze_layout_resolve(run, o->ranks, o->slots, o->redundant, &ranks, &slots,
+					   &err))
+			return fail(o, &err);
+		if (o->placement_file || o->algo) {
+			st = load_placements(s, run, o, ranks, slots, j, &n);
+		} else {
+			/* no replay, file or algorithm named: replay the flagship */
+			struct render_replay_req q = {
+				.algo = analyze_algo_find(ANALYZE_FLAGSHIP),
+				.ranks = ranks, .slots = slots, .layer = o->layer,
+				.force_static = o->force_static, .quant = ANALYZE_QUANT_BF16,
+				.from = o->from, .to = o->to, .delay = -1,
+				.phase_mask = o->phase_mask,
+				.model = run->model[0] ? store_model_find(run->model) : NULL,
+			};
+			char desc[160];
+			int64_t nsteps = 0;
+			if (!q.algo)
+				q.algo = analyze_algo_at(0);
+			if (render_replay_run(s, run, &q, &j->own, &nsteps, desc, sizeof(desc), &err))
+				return fail(o, &err);
+			if (nsteps == 0)
+				return -1;
+			use_replay(&j->own, desc, j, &n);
+		}
+	}
+	if (st >= 0)
+		return st;
+	j->nsteps = (int64_t)n;
+	if (n == 0)
+		return -1;
+	j->series[0].name = j->names[0];
+	j->series[0].n = n;
+	j->series[0].x = j->xs;
+	j->icfg = render_imbalance_cfg_defaults();
+	j->icfg.x_label = "step";
+	j->icfg.y_label = "imbalance (max / mean device load)";
+	range_text(j->range, sizeof(j->range), (int64_t)j->xs[0], (int64_t)j->xs[n - 1],
+		   j->nsteps);
+	if (o->layer >= 0)
+		snprintf(j->title, sizeof(j->title),
+			 "Layer %d imbalance, %d ranks x %d slots, run '%s', %s", o->layer, ranks,
+			 slots, run->name, j->range);
+	else
+		snprintf(j->title, sizeof(j->title),
+			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s', %s",
+			 ranks, slots, run->name, j->range);
+	return -1;
+}
+
+static int prepare_transfer(struct store *s, const struct store_run *run,
+			    const struct render_job_opts *o, struct render_job *j)
+{
+	const struct analyze_replay_out *r = o->replay;
+	const struct store_replay_event *ev;
+	int L = run->layers;
+	size_t ne = 0;
+	double total = 0;
+	char who[200];
+
+	if (r) {
+		ev = r->events;
+		ne = r->n_events;
+		snprintf(who, sizeof(who), "%s (%s, %d x %d)",
+			 o->replay_name ? o->replay_name : "replay", r->sum.algo, r->sum.ranks,
+			 r->sum.slots);
+	} else {
+		if (store_replay_events(s, o->replay_id[0], &j->ev[0], &ne) ||
+		    store_replay_event_moves(s, o->replay_id[0], L, ne, &j->tbytes)) {
+			util_cli_error(o->cmd, "%s", store_errmsg(s));
+			return 1;
+		}
+		ev = j->ev[0];
+		snprintf(who, sizeof(who), "replay %lld (%s, %d x %d)", (long long)o->replay_id[0],
+			 j->rp[0].algo, j->rp[0].ranks, j->rp[0].slots);
+	}
+	if (ne == 0) {
+		if (r)
+			util_cli_error(o->cmd, "the replay made no rebalance: nothing to draw");
+		else
+			util_cli_error(o->cmd, "replay %lld made no rebalance: nothing to draw",
+				       (long long)o->replay_id[0]);
+		return 2;
+	}
+	j->nsteps = (int64_t)ne;
+	j->tb = xmallocarray(ne * (size_t)L, sizeof(double));
+	j->tstep = xmallocarray(ne, sizeof(double));
+	for (size_t i = 0; i < ne; i++)
+		for (int l = 0; l < L; l++) {
+			size_t k = i * (size_t)L + (size_t)l;
+			/* in memory: moves per layer, bytes = moves x the expert's bytes */
+			double b = r ? (ev[i].moves ? (double)r->event_moves[k] *
+							      ((double)ev[i].bytes / (double)ev[i].moves)
+						    : 0)
+				     : (double)j->tbytes[k];
+			total += j->tb[k] = b;
+		}
+	for (size_t i = 0; i < ne; i++)
+		j->tstep[i] = (double)ev[i].step;
+	j->transfer = (struct render_transfer){ (int)ne, L, j->tstep, j->tb };
+	j->tcfg = render_transfer_cfg_defaults();
+	j->tcfg.stacked = !o->summed;
+	if (total == 0) {
+		/* no expert size known for the run (no model preset): copies */
+		for (size_t i = 0; i < ne; i++)
+			j->tb[i] = (double)ev[i].moves;
+		j->transfer.layers = 1;
+		j->tcfg.stacked = 0;
+		j->tcfg.unit = "expert copies";
+	}
+	j->tcfg.x_label = "rebalance event (labelled by the step it was decided at)";
+	snprintf(j->title, sizeof(j->title), "%s per rebalance, %s, run '%s'",
+		 total == 0 ? "Expert copies (bytes unknown: no model preset)"
+			    : "Expert weights moved",
+		 who, run->name);
+	return -1;
+}
+
+/* Steps of run in [from, to] and phase_mask. */
+static int64_t count_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			   unsigned phase_mask)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*) FROM steps s WHERE run = ?1 AND step BETWEEN ?2 AND "
+			       "?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, run->id);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int render_replay_run(struct store *s, const struct store_run *run,
+		      const struct render_replay_req *q, struct analyze_replay_out *out,
+		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, P = q->ranks * q->slots, rc;
+	int64_t n = count_steps(s, run, q->from, q->to, q->phase_mask), K, W, D;
+	const struct analyze_link *link = analyze_link_find("nvlink4");
+	int32_t *start;
+	const char *sname = "deployed";
+
+	*nsteps = 0;
+	if (n < 0)
+		return util_err_set(err, UTIL_EDB, "%s", sqlite3_errmsg(store_db(s)));
+	if (n == 0)
+		return 0;
+	*nsteps = n;
+	K = q->interval > 0 ? q->interval : (n / 8 < 600 ? (n / 8 > 0 ? n / 8 : 1) : 600);
+	W = q->window > 0 ? q->window : K;
+	D = q->delay >= 0 ? q->delay : (K > 50 ? 50 : K / 2);
+	start = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
+	rc = q->force_static ? UTIL_ENOTFOUND
+			     : store_deployed_at(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
+						 q->ranks, q->slots, start, NULL);
+	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		sname = "static";
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(E, q->ranks, q->slots, start + (size_t)l * P);
+	} else if (rc) {
+		free(start);
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	}
+	struct analyze_replay_cfg cfg = {
+		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
+		.interval = K, .window = W, .delay = D, .max_moves = -1, .seed = 1,
+		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
+		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
+								q->quant)
+					 : 0,
+		.gbytes_per_s = q->gbytes_per_s > 0 ? q->gbytes_per_s
+						    : (link ? link->gbytes_per_s : 0),
+		/* 3 GEMMs of hidden x inter, 2 FLOPs per multiply-add, per routed token */
+		.sec_per_token = q->model ? 6.0 * q->model->hidden * q->model->inter / 400e12 : 0,
+		.threads = 2, .store = 0, .series = 1, .series_layer = q->layer,
+	};
+	rc = analyze_replay_run(s, run, &cfg, out, err);
+	free(start);
+	if (rc)
+		return rc;
+	snprintf(desc, ndesc, "replay of %s from the %s placement: every %lld steps, window %lld, delay %lld",
+		 q->algo->name, sname, (long long)K, (long long)W, (long long)D);
+	return 0;
+}
+
+int render_kind_parse(const char *s)
+{
+	static const char *const names[RENDER_KINDS] = { "heatmap", "timeline", "devices",
+							 "imbalance", "transfer" };
+
+	for (int i = 0; i < RENDER_KINDS; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum render_kind kind)
+{
+	memset(o, 0, sizeof(*o));
+	o->cmd = cmd;
+	o->kind = kind;
+	o->layer = -1;
+	o->width = RENDER_WIDTH;
+	o->height = RENDER_HEIGHT;
+	o->scale = 1;
+	o->from = INT64_MIN;
+	o->to = INT64_MAX;
+}
+
+int render_job_prepare(struct render_job *j, struct store *s, struct store_run *run,
+		       const struct render_job_opts *o)
+{
+	static int (*const prepare[])(struct store *, const struct store_run *,
+				      const struct render_job_opts *, struct render_job *) = {
+		[RENDER_HEATMAP] = prepare_heatmap,	[RENDER_TIMELINE] = prepare_timeline,
+		[RENDER_DEVICES] = prepare_devices,	[RENDER_IMBALANCE] = prepare_imbalance,
+		[RENDER_TRANSFER] = prepare_transfer,
+	};
+	int status;
+
+	j->kind = o->kind;
+	j->layer = o->layer;
+	if ((status = open_replays(s, o, run, j)) >= 0)
+		return status;
+	if (o->layer >= run->layers) {
+		util_cli_error(o->cmd, "layer %d out of range: run '%s' has layers 0-%d", o->layer,
+			       run->name, run->layers - 1);
+		return 2;
+	}
+	if ((status = prepare[o->kind](s, run, o, j)) >= 0)
+		return status;
+	if (j->nsteps == 0) {
+		util_cli_error(o->cmd, "no steps of run '%s' in the chosen range", run->name);
+		return 2;
+	}
+	if (o->title)
+		snprintf(j->title, sizeof(j->title), "%s", o->title);
+	j->hcfg.title = j->dcfg.title = j->icfg.title = j->tcfg.title = j->title;
+	return -1;
+}
