@@ -27,8 +27,9 @@
 
 static const char usage[] =
 	"usage: moetrace top [--run NAME] [--algo NAME] [--ranks R --slots S | --redundant N]\n"
-	"                    [--window W] [--delay-ms MS] [--layer L] [--iterations N]\n"
-	"                    [--snapshot] [--ascii] [--mono] DB\n";
+	"                    [--window W] [--phase prefill|decode] [--delay-ms MS] [--layer L]\n"
+	"                    [--iterations N]"
+	" [--snapshot] [--ascii] [--mono] DB\n";
 
 static volatile sig_atomic_t got_signal;
 
@@ -322,6 +323,7 @@ int cmd_top(int argc, char **argv)
 		{ "slots", required_argument, NULL, 'S' },
 		{ "redundant", required_argument, NULL, 'N' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "phase", required_argument, NULL, 'p' },
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "layer", required_argument, NULL, 'l' },
 		{ "iterations", required_argument, NULL, 'i' },
@@ -342,7 +344,7 @@ int cmd_top(int argc, char **argv)
 	int ranks = 0, slots = 0, redundant = 0, layer = 0, snap = 0, c, status = 1;
 	int64_t i64;
 
-	while ((c = getopt_long(argc, argv, "r:a:R:S:N:w:d:l:i:jAMh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:a:R:S:N:w:p:d:l:i:jAMh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': runname = optarg; break;
 		case 'a': algo = optarg; break;
@@ -363,6 +365,15 @@ int cmd_top(int argc, char **argv)
 					   &err))
 				return util_cli_fail(CMD, &err);
 			break;
+		case 'p': {
+			int ph = store_phase_parse(optarg);
+			if (ph <= 0) {
+				util_cli_error(CMD, "--phase: '%s' is not prefill or decode", optarg);
+				return 2;
+			}
+			cfg.phase_mask = 1u << ph;
+			break;
+		}
 		case 'd':
 			if (util_parse_int(optarg, 10, 60000, &o.delay_ms, "--delay-ms", &err))
 				return util_cli_fail(CMD, &err);

@@ -368,8 +368,11 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	char buf[256];
 
 	tui_view_header(v, &h);
-	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s  window %d steps: %lld..%lld%s%s",
+	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s  window %d steps: %lld..%lld%s%s%s",
 		 tui_sort_name(ui->sort), h.algo, h.window, (long long)h.from, (long long)h.to,
+		 h.phase_mask == 1u << STORE_PHASE_PREFILL  ? " prefill"
+		 : h.phase_mask == 1u << STORE_PHASE_DECODE ? " decode"
+							     : "",
 		 h.follow ? "" : " (scrubbed)", h.stale_layers ? "  fitting..." : "");
 	title(sc, w, buf);
 	put(w, 1, 0, A_BOLD, "layer    now  after   gain   hot  share  moves  trend");

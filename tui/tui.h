@@ -64,6 +64,7 @@ struct tui_view_cfg {
 	const struct analyze_algo *algo; /* NULL: the flagship, else the first registered */
 	int ranks, slots;                /* resolved EP layout */
 	int window;                      /* steps; 0 = TUI_WINDOW_DEFAULT */
+	unsigned phase_mask;             /* 1 << enum store_phase of the steps to use; 0 = all */
 };
 
 #define TUI_WINDOW_DEFAULT 256
@@ -114,6 +115,7 @@ struct tui_header {
 	int64_t deployed_from; /* step the deployed placement took effect */
 	const char *algo;
 	int window;            /* W: window size in steps */
+	unsigned phase_mask;   /* as tui_view_cfg */
 	int64_t from, to;      /* the window's step range (to = last step shown) */
 	int64_t nsteps;        /* recorded steps inside [from, to] */
 	int64_t last_step;     /* newest step of the run in the database */

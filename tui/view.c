@@ -30,6 +30,7 @@ struct tui_view {
 	struct store *s;
 	struct store_run run;
 	int L, E, R, S, P;
+	unsigned phase_mask;
 	const struct analyze_algo *algo;
 	char errmsg[512];
 
@@ -184,6 +185,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->R = cfg->ranks;
 	v->S = cfg->slots;
 	v->P = cfg->ranks * cfg->slots;
+	v->phase_mask = cfg->phase_mask;
 	v->algo = cfg->algo;
 	if (!v->algo)
 		v->algo = analyze_algo_find(ANALYZE_FLAGSHIP);
@@ -471,7 +473,7 @@ int tui_view_poll(struct tui_view *v, double budget)
 		check_deployed(v, to);
 	v->loading = 0;
 	if (v->next_read <= to) {
-		if ((rc = store_iter_new(v->s, &v->run, v->next_read, to, 0, &it)))
+		if ((rc = store_iter_new(v->s, &v->run, v->next_read, to, v->phase_mask, &it)))
 			goto fail;
 		while ((rc = store_iter_next(it, &st)) == 1) {
 			ring_push(v, &st);
@@ -690,6 +692,7 @@ void tui_view_header(struct tui_view *v, struct tui_header *h)
 	h->deployed_from = v->deployed_from;
 	h->algo = v->algo->name;
 	h->window = v->W;
+	h->phase_mask = v->phase_mask;
 	h->from = v->from;
 	h->to = v->to;
 	h->nsteps = v->n;
@@ -869,7 +872,10 @@ void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
 	json_step(b, h.from);
 	util_buf_addstr(b, ", \"to\": ");
 	json_step(b, h.to);
-	util_buf_addf(b, ", \"steps\": %lld},\n", (long long)h.nsteps);
+	util_buf_addf(b, ", \"steps\": %lld, \"phase\": \"%s\"},\n", (long long)h.nsteps,
+		      v->phase_mask == 1u << STORE_PHASE_PREFILL  ? "prefill"
+		      : v->phase_mask == 1u << STORE_PHASE_DECODE ? "decode"
+								   : "all");
 	util_buf_addstr(b, "  \"header\": {\"last_step\": ");
 	json_step(b, h.last_step);
 	util_buf_addf(b, ", \"steps\": %lld, \"dropped\": %lld, \"steps_per_s\": ",

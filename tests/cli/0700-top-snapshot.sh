@@ -69,6 +69,21 @@ assert abs(row["after"] - lay["imbalance"]) < 1e-4
 assert snap["algo"] == place["algorithm"]
 PY
 
+# --phase decode: the window's decode steps only, as place --phase decode
+expect_status 0 mt top --snapshot --phase decode --window 16 --layer 2 "$T/g.db"
+cp "$T/out" "$T/d.json"
+expect_status 0 mt place "$T/g.db" --phase decode --steps 24:39 --layer 2 --current static --json
+python3 - "$T/d.json" "$T/out" <<'PY' || fail "--phase decode disagrees with place"
+import json, sys
+snap, place = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+w = snap["window"]
+assert w["phase"] == "decode" and w["from"] == 24 and w["to"] == 39, w
+assert w["steps"] == place["steps"] and 0 < w["steps"] < 16, (w, place["steps"])
+assert abs(snap["selected"]["imbalance_after"] - place["layers"][0]["imbalance"]) < 1e-4
+PY
+expect_status 2 mt top --snapshot --phase warmup "$T/db"
+expect_grep "$T/err" "--phase: 'warmup' is not prefill or decode"
+
 # bad input: clear messages, exit 2, nothing written
 expect_status 2 mt top --snapshot "$T/nosuch.db"
 expect_grep "$T/err" "moetrace top: cannot open '.*nosuch.db'"

@@ -180,7 +180,7 @@ static void append(struct fixture *f, int64_t step, const uint32_t *counts)
 
 static struct tui_view *view_new(struct fixture *f, const char *algo, int window)
 {
-	struct tui_view_cfg cfg = { analyze_algo_find(algo), f->run.ranks, f->run.slots, window };
+	struct tui_view_cfg cfg = { analyze_algo_find(algo), f->run.ranks, f->run.slots, window, 0 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct tui_view *v = NULL;
 
