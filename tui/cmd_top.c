@@ -28,8 +28,7 @@
 static const char usage[] =
 	"usage: moetrace top [--run NAME] [--algo NAME] [--ranks R --slots S | --redundant N]\n"
 	"                    [--window W] [--phase prefill|decode] [--delay-ms MS] [--layer L]\n"
-	"                    [--iterations N]"
-	" [--snapshot] [--ascii] [--mono] DB\n";
+	"                    [--iterations N] [--snapshot] [--ascii] [--mono] DB\n";
 
 static volatile sig_atomic_t got_signal;
 
