@@ -20,7 +20,7 @@ static const char gen_usage[] =
 	"                    [--ranks R] [--slots S] [--ranks-per-node N]\n"
 	"                    [--prefill-fraction F] [--decode-batch B] [--prefill-tokens T]\n"
 	"                    [--domains D] [--skew X] [--drift X] [--start-time UNIX]\n"
-	"                    [--first-step N] [-q] DB\n";
+	"                    [--first-step N] [--fresh-routing] [-q] DB\n";
 
 /* Step durations of a plausible engine: decode 30-60 ms growing with the
  * batch, prefill 40 ms + 40 us per token, each +-10 %. */
@@ -56,7 +56,7 @@ static void remove_db(const char *path)
 int cmd_gen(int argc, char **argv)
 {
 	enum { O_RANKS = 256, O_SLOTS, O_RPN, O_PF, O_DB, O_PT, O_DOM, O_SKEW, O_DRIFT,
-	       O_START, O_FIRST };
+	       O_START, O_FIRST, O_FRESH };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "steps", required_argument, NULL, 'n' },
@@ -73,6 +73,7 @@ int cmd_gen(int argc, char **argv)
 		{ "drift", required_argument, NULL, O_DRIFT },
 		{ "start-time", required_argument, NULL, O_START },
 		{ "first-step", required_argument, NULL, O_FIRST },
+		{ "fresh-routing", no_argument, NULL, O_FRESH },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -102,6 +103,10 @@ int cmd_gen(int argc, char **argv)
 		case 'm': model = optarg; break;
 		case 'r': name = optarg; break;
 		case 'q': quiet = 1; break;
+		case O_FRESH:
+			cfg.fresh_routing = 1;
+			strncat(knobs, " fresh-routing", sizeof(knobs) - strlen(knobs) - 1);
+			break;
 		case 'h': fputs(gen_usage, stdout); return 0;
 		case 'n':
 			rc = util_parse_i64(optarg, 1, INT64_C(1) << 40, &steps, "--steps", &err);

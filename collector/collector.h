@@ -28,6 +28,8 @@ struct collector_gen_cfg {
 	double skew;              /* x the calibrated popularity spread (0 < skew <= 10) */
 	double drift;             /* x the calibrated drift and domain-switch rate;
 				     < 0: frozen popularity, one domain mix */
+	int fresh_routing;        /* 1: every token's experts drawn afresh (slower),
+				     0: from per-request slices of pre-drawn k-sets */
 };
 
 struct collector_gen;

@@ -77,6 +77,7 @@ struct collector_gen {
 	int decode_batch, prefill_tokens;
 	double prefill_fraction; /* < 0: decode only */
 	double skew, drift;
+	int fresh;               /* every token drawn afresh, no pools */
 	uint64_t seed;
 	int64_t n;               /* steps produced so far */
 	struct util_rng rng;     /* scheduling: phases, requests, domains */
@@ -347,12 +348,13 @@ static uint32_t scan_pick(const struct collector_gen *g, struct draw_state *d, s
 	return last;
 }
 
-/* Draws n k-sets into out[n * k] (ids of g->idw bytes), each k distinct
+/* Draws n k-sets into out[n * k] (ids of g->idw bytes), or adds them to
+ * cnt[experts] if cnt is not NULL, each k distinct
  * experts by successive sampling without replacement from the table at
  * cell c: alias draws, a repeat drawn again, and after a few repeats an
  * exact scan. */
 static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c, int n,
-			 uint8_t *out)
+			 uint8_t *out, uint32_t *cnt)
 {
 	const size_t tl = c / (size_t)g->experts;
 	const uint32_t *tab = g->tab + c;
@@ -361,7 +363,7 @@ static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c
 	const int k = g->topk;
 	uint32_t *stamp = g->stamp, sv = g->stampv;
 
-	for (int t = 0; t < n; t++, out += (size_t)k * g->idw) {
+	for (int t = 0; t < n; t++) {
 		double taken = 0;
 		if (++sv == 0) {
 			memset(stamp, 0, E * sizeof(*stamp));
@@ -381,11 +383,15 @@ static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c
 			}
 			stamp[e] = sv;
 			taken += wt[e];
-			if (g->idw == 1)
+			if (cnt)
+				cnt[e]++;
+			else if (g->idw == 1)
 				out[j] = (uint8_t)e;
 			else
 				memcpy(out + 2 * j, &(uint16_t){ (uint16_t)e }, 2);
 		}
+		if (out)
+			out += (size_t)k * g->idw;
 	}
 	g->stampv = sv;
 }
@@ -590,6 +596,22 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Fresh routing (cfg->fresh_routing): every token of a request draws its
+ * k experts anew from its sub-topic's table in every layer; exact per
+ * token, about ten times slower, and without the per-request slices. */
+static void route_fresh(struct collector_gen *g, struct util_rng *r, int table, int ntok,
+			uint32_t *counts)
+{
+	struct draw_state d;
+
+	memcpy(d.s, r->s, sizeof(d.s));
+	d.have = 0;
+	d.bits = 0;
+	for (int l = 0; l < g->layers; l++)
+		sample_ksets(g, &d, cell(g, table, l), ntok, NULL,
+			     counts + (size_t)l * g->experts);
+}
+
 /* Rolling renewal of the pools from the (drifting) tables, in bursts so
  * that a table is read while it is in cache: every GEN_POOL_EVERY steps a
  * pool redraws GEN_POOL_BURST k-sets, so it is new every
@@ -609,7 +631,7 @@ static void pools_renew(struct collector_gen *g)
 			if (((size_t)t * g->layers + l) % GEN_POOL_EVERY ==
 			    (size_t)(g->n % GEN_POOL_EVERY))
 				sample_ksets(g, &d, cell(g, t, l), GEN_POOL_BURST,
-					     g->pool + pool_at(g, t, l, at));
+					     g->pool + pool_at(g, t, l, at), NULL);
 }
 
 int collector_gen_next(struct collector_gen *g, struct store_step *step)
@@ -688,7 +710,8 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 			step->counts[i] = (uint32_t)tokens;
 	} else {
 		memset(step->counts, 0, (size_t)g->layers * E * sizeof(*step->counts));
-		pools_renew(g);
+		if (!g->fresh)
+			pools_renew(g);
 		for (int u = 0; u < g->ntables * GEN_SLICES; u++) {
 			struct util_rng r;
 			uint32_t o;
@@ -698,6 +721,10 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 			 * random k-set of its slice in every layer */
 			util_rng_seed(&r, mix64(g->seed ^
 						mix64((uint64_t)g->n * 0x100000 + (uint64_t)u)));
+			if (g->fresh) {
+				route_fresh(g, &r, u / GEN_SLICES, g->ntok[u], step->counts);
+				continue;
+			}
 			o = (uint32_t)((util_rng_next(&r) >> 32) * GEN_SLICE >> 32);
 			for (int l = 0; l < g->layers; l++)
 				route_tokens(g, o, g->pool + pool_at(g, u / GEN_SLICES, l,
@@ -824,6 +851,7 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->prefill_tokens = cfg->prefill_tokens ? cfg->prefill_tokens : GEN_DEF_PREFILL_TOKENS;
 	g->domains = cfg->domains ? cfg->domains : GEN_DEF_DOMAINS;
 	g->skew = cfg->skew > 0 ? cfg->skew : 1.0;
+	g->fresh = cfg->fresh_routing != 0;
 	g->drift = cfg->drift == 0 ? 1.0 : cfg->drift < 0 ? 0 : cfg->drift;
 	cells = (size_t)g->layers * g->experts;
 	g->subtopics = GEN_SUBTOPICS;
@@ -875,7 +903,7 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 			1 + (int)util_rng_below(&g->rng, (uint32_t)(2 * GEN_OUT_MEAN));
 	}
 	tables_refresh(g);
-	if (g->topk < g->experts) {
+	if (g->topk < g->experts && !g->fresh) {
 		struct draw_state d;
 		struct util_rng r;
 		util_rng_seed(&r, mix64(g->seed ^ UINT64_C(0x706f6f6c)));
@@ -886,7 +914,7 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 			for (int l = 0; l < g->layers; l++)
 				for (int i = 0; i < GEN_POOL; i += GEN_SLICE)
 					sample_ksets(g, &d, cell(g, t, l), GEN_SLICE,
-						     g->pool + pool_at(g, t, l, i));
+						     g->pool + pool_at(g, t, l, i), NULL);
 	}
 	*out = g;
 	return 0;

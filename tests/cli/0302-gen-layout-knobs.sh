@@ -24,4 +24,11 @@ expect_status 0 mt gen --model qwen3-30b-a3b --steps 5 --domains 2 --skew 0.5 --
 	fail "source: $(sqlite3 "$T/db" "SELECT source FROM runs WHERE name = 'knobs'")"
 [ "$(sqlite3 "$T/db" "SELECT min(step), max(step) FROM steps WHERE run = (SELECT run FROM runs WHERE name = 'knobs')")" = "1000|1004" ] ||
 	fail "--first-step not honoured"
+# fresh routing: recorded in the source, same schedule as the pooled default
+expect_status 0 mt gen --model deepseek-v2-lite --steps 40 --seed 3 --run pooled -q "$T/db"
+expect_status 0 mt gen --model deepseek-v2-lite --steps 40 --seed 3 --fresh-routing --run fresh -q "$T/db"
+[ "$(sqlite3 "$T/db" "SELECT source FROM runs WHERE name = 'fresh'")" = "gen seed=3 steps=40 fresh-routing" ] ||
+	fail "fresh source: $(sqlite3 "$T/db" "SELECT source FROM runs WHERE name = 'fresh'")"
+sched() { sqlite3 "$T/db" "SELECT step, phase, tokens FROM steps WHERE run = (SELECT run FROM runs WHERE name = '$1') ORDER BY step"; }
+[ "$(sched pooled)" = "$(sched fresh)" ] || fail "fresh routing changed the schedule"
 exit 0

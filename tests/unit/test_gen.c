@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,54 @@ static void test_gen_drift_knob(void **state)
 	assert_true(ov[1] > ov[0] + 0.1);
 }
 
+/* Fresh routing: the same schedule (phases, tokens) as the pooled default
+ * for a seed, the same invariants, and the same popularity: per layer, the
+ * experts' totals of the two agree closely (both draw from the same tables). */
+static void test_gen_fresh_routing(void **state)
+{
+	(void)state;
+	struct collector_gen_cfg cfg = { 0 };
+	struct trace a, b, c;
+	double corr_min = 1;
+
+	cfg.model = store_model_find("deepseek-v2-lite");
+	cfg.seed = 9;
+	trace_make(&a, &cfg, 200);
+	cfg.fresh_routing = 1;
+	trace_make(&b, &cfg, 200);
+	trace_make(&c, &cfg, 200);
+	check_invariants(&b);
+	assert_memory_equal(b.counts, c.counts, (size_t)b.n * b.L * b.E * sizeof(uint32_t));
+	assert_memory_equal(a.tokens, b.tokens, (size_t)a.n * sizeof(int64_t));
+	assert_memory_equal(a.phase, b.phase, (size_t)a.n * sizeof(int));
+	assert_memory_not_equal(a.counts, b.counts, (size_t)a.n * a.L * a.E * sizeof(uint32_t));
+	for (int l = 0; l < a.L; l++) {
+		double x[64] = { 0 }, y[64] = { 0 }, mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+		for (int i = 0; i < a.n; i++)
+			for (int e = 0; e < 64; e++) {
+				x[e] += a.counts[((size_t)i * a.L + l) * 64 + e];
+				y[e] += b.counts[((size_t)i * a.L + l) * 64 + e];
+			}
+		for (int e = 0; e < 64; e++) {
+			mx += x[e] / 64;
+			my += y[e] / 64;
+		}
+		for (int e = 0; e < 64; e++) {
+			sxy += (x[e] - mx) * (y[e] - my);
+			sxx += (x[e] - mx) * (x[e] - mx);
+			syy += (y[e] - my) * (y[e] - my);
+		}
+		double r = sxy / sqrt(sxx * syy);
+		corr_min = r < corr_min ? r : corr_min;
+	}
+	printf("# pooled vs fresh routing: lowest per-layer correlation of totals %.3f\n",
+	       corr_min);
+	assert_true(corr_min > 0.8);
+	trace_release(&a);
+	trace_release(&b);
+	trace_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_gen_bad_config),
 		cmocka_unit_test(test_gen_statistics),
 		cmocka_unit_test(test_gen_drift_knob),
+		cmocka_unit_test(test_gen_fresh_routing),
 	};
 	return cmocka_run_group_tests_name("gen", tests, NULL, NULL);
 }
