@@ -34,6 +34,9 @@ echo "| set-up (popularity, tables, k-set pools) | $(awk -v x="$setup" 'BEGIN{pr
 echo "| \`moetrace gen --steps $steps\` into a new database, whole process | $(fmt3 "$t") s ($(awk -v s=$steps -v t="$t" 'BEGIN{printf "%.0f", s/t}') steps/s) |"
 echo "| storage of the result (counts blobs / cells) | $bpc bytes per cell |"
 echo "| database file | $(awk -v s="$size" 'BEGIN{printf "%.1f", s/1e6}') MB |"
+t1=$(median_time 1 "$MOETRACE" gen -q --model deepseek-v3 --steps 2000 --seed 7 "$d/p.db")
+t2=$(median_time 1 "$MOETRACE" gen -q --model deepseek-v3 --steps 2000 --seed 7 --fresh-routing "$d/f.db")
+echo "| 2,000 steps, default vs \`--fresh-routing\` (every token drawn afresh) | $(fmt3 "$t1") s vs $(fmt3 "$t2") s |"
 echo
 real="$MOETRACE_SHARED/data/real"
 [ -d "$real" ] || { echo "calibration: skipped, $real not found"; exit 0; }
@@ -60,3 +63,4 @@ g "gen: mixtral-8x7b, decode batch 1" c4.db 36 --model mixtral-8x7b --steps 585 
 g "gen: qwen3-235b-a22b" c5.db 18 --model qwen3-235b-a22b --steps 300
 g "gen: qwen3-235b-a22b, --domains 1" c5d.db 18 --model qwen3-235b-a22b --steps 300 --domains 1
 g "gen: deepseek-v3 (defaults)" c6.db 125 --model deepseek-v3 --steps 2000
+g "gen: deepseek-v3, --fresh-routing" c7.db 125 --model deepseek-v3 --steps 2000 --fresh-routing
