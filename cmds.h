@@ -16,6 +16,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_place(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 
 #endif

@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	{ "place",   cmd_place,   "compute a placement from recorded heat; write it for an engine" },
 	{ "sql",     cmd_sql,     "run SQL on a trace with the expert_heat, device_load, ... views" },
 	{ "render",  cmd_render,  "draw a chart (heatmap, timeline, devices, imbalance, transfer) as PNG/SVG/PDF" },
+	{ "report",  cmd_report,  "write every chart of a run's standard analysis as PNG plus one report.pdf" },
 	{ "top",     cmd_top,     "live view of per-layer balance now and after rebalancing (ncurses)" },
 };
 /* clang-format on */

@@ -224,7 +224,10 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 	struct rint_legend leg;
 	const char *u2 = unit;
 	double d2 = cfg && cfg->unit ? 1 : byte_unit(total, &u2);
-	snprintf(ltext, sizeof(ltext), "%s: %d events, %.3g %s in all",
+	/* counts below a million in full; bytes in their unit to 3 digits */
+	snprintf(ltext, sizeof(ltext),
+		 d2 == 1 && total < 1e6 ? "%s: %d events, %.0f %s in all"
+					: "%s: %d events, %.3g %s in all",
 		 stacked ? "stacked by layer" : "all layers summed", N, total / d2, u2);
 	leg.text = ltext;
 	render_palette(0, leg.rgb);

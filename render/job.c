@@ -582,9 +582,8 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 	if (r) {
 		ev = r->events;
 		ne = r->n_events;
-		snprintf(who, sizeof(who), "%s (%s, %d x %d)",
-			 o->replay_name ? o->replay_name : "replay", r->sum.algo, r->sum.ranks,
-			 r->sum.slots);
+		snprintf(who, sizeof(who), "replay of %s every %lld steps (%d x %d)", r->sum.algo,
+			 (long long)r->sum.interval, r->sum.ranks, r->sum.slots);
 	} else {
 		if (store_replay_events(s, o->replay_id[0], &j->ev[0], &ne) ||
 		    store_replay_event_moves(s, o->replay_id[0], L, ne, &j->tbytes)) {

@@ -1,0 +1,733 @@
+/*
+ * cmd_report.c: `moetrace report DB -o DIR` — the standard analysis of a
+ * run as charts.  It compares the placement algorithms the way `moetrace
+ * compare` does by default (fitted on the first half of the steps, scored
+ * on the steps that follow), replays the one with the lowest imbalance on
+ * the scored steps in memory, then writes every chart as PNG and one
+ * report.pdf: a summary page, then one page per chart.  Nothing is written
+ * to the trace (it is opened read-only).
+ *
+ * The flow: compare() fills the table, render_replay_run() (render/job.c)
+ * replays the best algorithm, prepare_jobs() turns both into chart jobs,
+ * write_all() draws them into a temporary directory that becomes DIR (or
+ * whose files are renamed into an existing DIR) only once all are written.
+ * No timing figure goes into any file: same trace, same bytes.
+ */
+#include "render/render_int.h"
+
+#include "analyze/analyze.h"
+#include "cmds.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: moetrace report [--run NAME] [--ranks R] [--slots S | --redundant N]\n"
+	"                       [--steps A:B] [--phase prefill|decode] [--algos A,B,...]\n"
+	"                       [--interval K] [--window W] [--delay D] [--model NAME]\n"
+	"                       [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                       [--scale X] -o DIR DB\n"
+	"Compares the algorithms (fitted on the first half of the steps, scored on the\n"
+	"second, as `moetrace compare`), replays the best in memory, and writes\n"
+	"heatmap.png, timeline.png, devices.png, imbalance.png, transfer.png and\n"
+	"report.pdf into DIR.  The trace is not changed.\n";
+
+#define CMD "report"
+#define MAX_ALGOS 10
+#define DEFAULT_ALGOS "static,eplb,flashlb,swift,keel"
+
+struct opts {
+	const char *db, *dir, *runname, *algos, *model, *link;
+	int ranks, slots, redundant, quant;
+	int64_t from, to, interval, window, delay;
+	unsigned phase_mask;
+	double bandwidth, scale;
+	char dirbuf[3072];
+};
+
+/* One row of the comparison. */
+struct row {
+	const struct analyze_algo *algo;
+	double fit, next, gap_next, xfer_s;
+	int64_t moves, bytes;
+};
+
+/* The pages, in order; a job of kind < 0 is not drawn. */
+enum { PG_HEATMAP, PG_TIMELINE, PG_DEVICES, PG_IMBALANCE, PG_TRANSFER, PAGES };
+static const char *const page_file[PAGES] = { "heatmap.png", "timeline.png", "devices.png",
+					      "imbalance.png", "transfer.png" };
+
+struct report {
+	struct store_run run;
+	const struct store_model *model;
+	int ranks, slots, nodes, groups, quant, nrows, best, hot_layer, worst_layer;
+	int64_t win[4], fit_steps, next_steps, replay_steps;
+	const char *cur_name, *link_name;
+	uint64_t ebytes;
+	double gbps, worst_imb;
+	struct row rows[MAX_ALGOS];
+	struct analyze_replay_out rep;
+	char rep_desc[200];
+	struct render_job *jobs[PAGES];
+	int npages;                /* chart pages drawn */
+	int pages[PAGES];          /* their kinds in order */
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *err)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "ranks", required_argument, NULL, 'R' },
+		{ "slots", required_argument, NULL, 'S' },
+		{ "redundant", required_argument, NULL, 'N' },
+		{ "steps", required_argument, NULL, 's' },
+		{ "phase", required_argument, NULL, 'p' },
+		{ "algos", required_argument, NULL, 'a' },
+		{ "interval", required_argument, NULL, 'K' },
+		{ "window", required_argument, NULL, 'W' },
+		{ "delay", required_argument, NULL, 'D' },
+		{ "model", required_argument, NULL, 'm' },
+		{ "quant", required_argument, NULL, 'q' },
+		{ "link", required_argument, NULL, 'L' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "scale", required_argument, NULL, 'X' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, v;
+
+	while ((c = getopt_long(argc, argv, "r:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': o->runname = optarg; break;
+		case 'R':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
+				return err->code;
+			break;
+		case 'S':
+			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
+				return err->code;
+			break;
+		case 'N':
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
+					   err))
+				return err->code;
+			break;
+		case 's':
+			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
+				return err->code;
+			if (o->from > o->to)
+				return util_err_set(err, UTIL_EUSAGE, "--steps: empty range '%s'",
+						    optarg);
+			break;
+		case 'p':
+			if ((v = store_phase_parse(optarg)) <= 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--phase: '%s' is not prefill or decode", optarg);
+			o->phase_mask = 1u << v;
+			break;
+		case 'a': o->algos = optarg; break;
+		case 'K':
+			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval", err))
+				return err->code;
+			break;
+		case 'W':
+			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->window, "--window", err))
+				return err->code;
+			break;
+		case 'D':
+			if (util_parse_i64(optarg, 0, INT64_MAX / 4, &o->delay, "--delay", err))
+				return err->code;
+			break;
+		case 'm':
+			if (!store_model_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--model: unknown model '%s' (see moetrace models)",
+						    optarg);
+			o->model = optarg;
+			break;
+		case 'q':
+			if ((o->quant = analyze_quant_parse(optarg)) < 0)
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
+						    optarg);
+			break;
+		case 'L':
+			if (!analyze_link_find(optarg))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--link: unknown link '%s' (see docs/formats.md)",
+						    optarg);
+			o->link = optarg;
+			break;
+		case 'b':
+			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
+				return err->code;
+			break;
+		case 'X':
+			if (util_parse_double(optarg, 0.25, 4, &o->scale, "--scale", err))
+				return err->code;
+			break;
+		case 'o': o->dir = optarg; break;
+		case 'h': fputs(usage, stdout); return 1;
+		default: return UTIL_EUSAGE;
+		}
+	}
+	if (optind != argc - 1)
+		return UTIL_EUSAGE;
+	o->db = argv[optind];
+	if (!o->dir || !o->dir[0])
+		return util_err_set(err, UTIL_EUSAGE, "no output directory: give -o DIR");
+	if (strlen(o->dir) >= sizeof(o->dirbuf))
+		return util_err_set(err, UTIL_EUSAGE, "output directory name too long");
+	/* "out/" names the directory out: its temporary sibling is out.tmp-* */
+	strcpy(o->dirbuf, o->dir);
+	for (size_t k = strlen(o->dirbuf); k > 1 && o->dirbuf[k - 1] == '/'; k--)
+		o->dirbuf[k - 1] = '\0';
+	o->dir = o->dirbuf;
+	if (o->interval && o->delay >= o->interval)
+		return util_err_set(err, UTIL_EUSAGE, "--delay %lld must be below --interval %lld",
+				    (long long)o->delay, (long long)o->interval);
+	return 0;
+}
+
+static int pick_algos(const char *list, struct report *r, struct util_err *err)
+{
+	r->nrows = 0;
+	while (*list) {
+		char name[64];
+		size_t len = strcspn(list, ",");
+		const struct analyze_algo *al;
+		if (len == 0 || len >= sizeof(name))
+			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
+		memcpy(name, list, len);
+		name[len] = '\0';
+		list += len + (list[len] == ',');
+		/* the default list names what this build may lack; a given one must exist */
+		if (!(al = analyze_algo_find(name)))
+			return util_err_set(
+				err, UTIL_EUSAGE,
+				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
+		if (r->nrows == MAX_ALGOS)
+			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
+					    MAX_ALGOS);
+		r->rows[r->nrows++].algo = al;
+	}
+	if (!r->nrows)
+		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
+	return 0;
+}
+
+/* The windows of `moetrace compare`: the first half of [A, B] fits, the
+ * same number of steps after it scores. */
+static int resolve_windows(struct store *s, struct report *r, const struct opts *o,
+			   struct util_err *err)
+{
+	struct store_run_stats st;
+	int64_t a, b, len;
+
+	if (store_run_stats(s, r->run.id, &st))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	a = o->from > st.first_step ? o->from : st.first_step;
+	b = o->to < st.last_step ? o->to : st.last_step;
+	if (st.steps == 0 || b < a)
+		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",
+				    r->run.name);
+	len = (b - a + 1) / 2;
+	if (len < 1)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "run '%s' has one step in the range: the report compares two "
+				    "windows",
+				    r->run.name);
+	r->win[0] = a;
+	r->win[1] = a + len - 1;
+	r->win[2] = a + len;
+	r->win[3] = a + 2 * len - 1;
+	return 0;
+}
+
+/* Fits every algorithm on the first window, scores it on the next. */
+static int compare(struct store *s, struct report *r, const struct opts *o, struct util_err *err)
+{
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
+	size_t LE = (size_t)L * E;
+	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
+	double *load = xcalloc((size_t)R, sizeof(double)), *whole = xcalloc((size_t)L, sizeof(double));
+	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
+	int *cnt = xmallocarray((size_t)E, sizeof(int));
+	double hot = -1;
+
+	rc = store_deployed_at(s, &r->run, r->win[1], R, S, cur, NULL);
+	r->cur_name = "deployed";
+	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		r->cur_name = "static";
+		for (int l = 0; l < L; l++)
+			analyze_static_phy2log(E, R, S, cur + (size_t)l * P);
+	} else if (rc) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->phase_mask, 0, fit, NULL,
+				      &r->fit_steps)) ||
+	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->phase_mask, 0, next,
+				      NULL, &r->next_steps))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (!r->fit_steps || !r->next_steps) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "no steps of run '%s' in %lld..%lld%s: nothing to compare",
+				  r->run.name, (long long)r->win[r->fit_steps ? 2 : 0],
+				  (long long)r->win[r->fit_steps ? 3 : 1],
+				  o->phase_mask ? " in that phase" : "");
+		goto out;
+	}
+	/* the hottest layer holds the hottest expert; the worst is the least
+	 * balanced under the current placement, both over the compared steps */
+	for (int l = 0; l < L; l++) {
+		double *h = fit + (size_t)l * E, tot = 0, m;
+		for (int e = 0; e < E; e++) {
+			double v = h[e] + next[(size_t)l * E + e];
+			if (v > hot) {
+				hot = v;
+				r->hot_layer = l;
+			}
+		}
+		{
+			double *both = xmallocarray((size_t)E, sizeof(double));
+			for (int e = 0; e < E; e++)
+				both[e] = h[e] + next[(size_t)l * E + e];
+			m = analyze_device_load(both, E, cur + (size_t)l * P, R, S, NULL, load);
+			free(both);
+		}
+		for (int k = 0; k < R; k++)
+			tot += load[k];
+		whole[l] = tot > 0 ? m / (tot / R) : 1;
+		if (whole[l] > r->worst_imb) {
+			r->worst_imb = whole[l];
+			r->worst_layer = l;
+		}
+	}
+	for (int i = 0; i < r->nrows; i++) {
+		struct row *w = &r->rows[i];
+		struct analyze_plan plan = { 0 };
+		struct analyze_plan_in in = {
+			.algo = w->algo, .layers = L, .experts = E, .ranks = R, .slots = S,
+			.nodes = r->nodes, .groups = r->groups, .max_moves = -1, .heat = fit,
+			.current = cur, .only_layer = -1, .threads = 2,
+		};
+		double smax = 0, smean = 0, slb = 0;
+		if ((rc = analyze_plan_run(&in, &plan, err)))
+			goto out;
+		for (int l = 0; l < L; l++) {
+			double tot = 0;
+			analyze_replicas(plan.phy2log + (size_t)l * P, P, E, cnt);
+			smax += analyze_device_load(next + (size_t)l * E, E,
+						    plan.phy2log + (size_t)l * P, R, S, cnt, load);
+			for (int k = 0; k < R; k++)
+				tot += load[k];
+			smean += tot / R;
+			slb += analyze_lower_bound(next + (size_t)l * E, E, R, S);
+		}
+		w->fit = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
+		w->next = smean > 0 ? smax / smean : 1;
+		w->gap_next = slb > 0 ? smax / slb - 1 : 0;
+		w->moves = plan.moves;
+		w->bytes = (int64_t)((uint64_t)plan.moves * r->ebytes);
+		w->xfer_s = analyze_transfer_seconds(plan.send, plan.recv, R, r->ebytes, r->gbps);
+		if (i == 0 || w->next < r->rows[r->best].next)
+			r->best = i;
+		analyze_plan_release(&plan);
+	}
+	rc = 0;
+out:
+	free(fit);
+	free(next);
+	free(load);
+	free(whole);
+	free(cur);
+	free(cnt);
+	return rc;
+}
+
+/* ---- the summary page ----------------------------------------------------- */
+
+static void human_bytes(char *b, size_t n, double v)
+{
+	static const char *const u[] = { "B", "kB", "MB", "GB", "TB", "PB" };
+	int i = 0;
+
+	while (v >= 1000 && i < 5) {
+		v /= 1000;
+		i++;
+	}
+	snprintf(b, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+}
+
+static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
+	UTIL_PRINTF(6, 7);
+static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	rint_text(cr, x, y, buf, font, bold, 0, 0, 0);
+	return y + font * 1.45;
+}
+
+static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
+{
+	static const char *const head[] = { "algorithm", "fitted",  "next",
+					    "gap to bound", "moves", "weights moved",
+					    "transfer" };
+	const struct store_replay *m = &r->rep.sum;
+	const struct store_run *run = &r->run;
+	double f = 12, x = 40, y = 24, col[7], cx;
+	char b1[32], b2[32];
+
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	rint_text(cr, w / 2, y, "moetrace report", f * 1.5, 1, 0.5, 0, 0);
+	y += f * 2.6;
+	y = line(cr, x, y, f, 1, "Run '%s'", run->name);
+	if (run->topk > 0)
+		snprintf(b1, sizeof(b1), ", top-%d", run->topk);
+	else
+		b1[0] = '\0';
+	y = line(cr, x, y, f, 0, "model: %s; %d MoE layers x %d experts%s",
+		 r->model ? r->model->label : "not given (no expert bytes: moves are counted)",
+		 run->layers, run->experts, b1);
+	y = line(cr, x, y, f, 0, "EP layout: %d ranks x %d slots (%d redundant)%s", r->ranks,
+		 r->slots, r->ranks * r->slots - run->experts,
+		 r->nodes > 1 ? ", hierarchical over nodes" : "");
+	if (run->source[0])
+		y = line(cr, x, y, f, 0, "source: %s", run->source);
+	y = line(cr, x, y, f, 0,
+		 "fitted on steps %lld-%lld (%lld steps), scored on the next %lld-%lld (%lld "
+		 "steps); moves from the %s placement",
+		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps,
+		 (long long)r->win[2], (long long)r->win[3], (long long)r->next_steps, r->cur_name);
+	y = line(cr, x, y, f * 0.9, 0,
+		 "imbalance = sum over layers of max / sum of mean device load (a replicated "
+		 "expert's tokens split evenly; 1 is perfect); gap = distance to the proven lower "
+		 "bound");
+	if (r->model)
+		y = line(cr, x, y, f * 0.9, 0,
+			 "weights moved at %.1f MiB per expert (%s); transfer time at %.0f GB/s per "
+			 "rank (%s); times are estimates",
+			 r->ebytes / 1048576.0, analyze_quant_name(r->quant), r->gbps,
+			 r->link_name);
+	y += f * 0.8;
+
+	/* the comparison table: right-aligned numbers under their headings */
+	col[0] = x;
+	cx = x + 130;
+	for (int c = 1; c < 7; c++) {
+		cx += c == 5 || c == 6 ? 130 : 100;
+		col[c] = cx;
+	}
+	for (int c = 0; c < 7; c++)
+		rint_text(cr, col[c], y, head[c], f, 1, c ? 1 : 0, 0, 0);
+	y += f * 1.3;
+	cairo_set_line_width(cr, 1);
+	cairo_move_to(cr, x, rint_snap(cr, y, 0) + 0.5);
+	cairo_line_to(cr, col[6], rint_snap(cr, y, 0) + 0.5);
+	cairo_stroke(cr);
+	y += f * 0.4;
+	for (int i = 0; i < r->nrows; i++) {
+		const struct row *rw = &r->rows[i];
+		char cell[7][48];
+		snprintf(cell[0], 48, "%s%s", rw->algo->name, i == r->best ? "  (best)" : "");
+		snprintf(cell[1], 48, "%.4f", rw->fit);
+		snprintf(cell[2], 48, "%.4f", rw->next);
+		snprintf(cell[3], 48, "%.2f%%", 100 * rw->gap_next);
+		snprintf(cell[4], 48, "%lld", (long long)rw->moves);
+		if (r->model) {
+			human_bytes(cell[5], 48, (double)rw->bytes);
+			snprintf(cell[6], 48, "%.3f s", rw->xfer_s);
+		} else {
+			snprintf(cell[5], 48, "-");
+			snprintf(cell[6], 48, "-");
+		}
+		for (int c = 0; c < 7; c++)
+			rint_text(cr, col[c], y, cell[c], f, i == r->best, c ? 1 : 0, 0, 0);
+		y += f * 1.45;
+	}
+	y += f * 0.8;
+
+	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
+	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
+	y = line(cr, x, y, f, 0,
+		 "%lld steps; imbalance mean %.4f (start placement %.4f), p99 %.4f (%.4f)",
+		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean, m->imbalance_p99,
+		 m->baseline_imbalance_p99);
+	if (r->model) {
+		human_bytes(b1, sizeof(b1), (double)m->bytes);
+		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
+	} else {
+		snprintf(b1, sizeof(b1), "bytes unknown");
+		snprintf(b2, sizeof(b2), "unknown");
+	}
+	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s", (long long)m->events,
+		 (long long)m->moves, b1, b2);
+	if (r->model)
+		y = line(cr, x, y, f, 0,
+			 "MoE straggler time saved %.3f s; net of transfer: %.3f s (stop the world), "
+			 "%.3f s (overlapped)",
+			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+	y += f * 0.8;
+	y = line(cr, x, y, f, 1, "Pages");
+	for (int p = 0; p < r->npages; p++) {
+		static const char *const what[PAGES] = {
+			"expert heat, layer x expert",
+			"heat over time of the hottest layer (the one holding the hottest expert)",
+			"device load of the least balanced layer, before and after",
+			"imbalance per step, the start placement against the replay",
+			"expert weights moved per rebalance of the replay"
+		};
+		y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
+	}
+	if (!r->rep.n_events)
+		line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
+	(void)h;
+	return 0;
+}
+
+static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
+{
+	const struct report *r = ctx;
+
+	if (page == 0)
+		return draw_summary(cr, w, h, r);
+	return render_job_draw(cr, w, h, 0, r->jobs[r->pages[page - 1]]);
+}
+
+/* ---- output: a temporary directory, then DIR ------------------------------ */
+
+/* dir/name into p[n]; 0, or -1 when it does not fit. */
+static int join(char *p, size_t n, const char *dir, const char *name)
+{
+	int k = snprintf(p, n, "%s/%s", dir, name);
+
+	return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+static void remove_tmp(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	char p[4096];
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			if (!join(p, sizeof(p), tmp, e->d_name))
+				unlink(p);
+		}
+	closedir(d);
+	rmdir(tmp);
+}
+
+/* Creates the temporary directory the files are written to: inside DIR
+ * when it exists (*inside = 1), else beside it. */
+static int make_tmp(const char *dir, char *tmp, size_t n, int *inside, struct util_err *err)
+{
+	struct stat st;
+
+	*inside = stat(dir, &st) == 0;
+	if (*inside && !S_ISDIR(st.st_mode))
+		return util_err_set(err, UTIL_EUSAGE, "'%s' exists and is not a directory", dir);
+	if (strlen(dir) > n - 64 ||
+	    join(tmp, n, dir, *inside ? ".report-XXXXXX" : "") ||
+	    (!*inside && snprintf(tmp, n, "%s.tmp-XXXXXX", dir) < 0))
+		return util_err_set(err, UTIL_EUSAGE, "output directory name too long: '%s'", dir);
+	if (!mkdtemp(tmp))
+		return util_err_set(err, UTIL_EUSAGE, "cannot create '%s': %s",
+				    *inside ? dir : tmp, strerror(errno));
+	return 0;
+}
+
+static int write_all(const struct opts *o, struct report *r, struct util_err *err)
+{
+	char tmp[4096], a[4096], b[4096];
+	int inside, rc;
+	mode_t mask;
+
+	if ((rc = make_tmp(o->dir, tmp, sizeof(tmp), &inside, err)))
+		return rc;
+	for (int p = 0; p < r->npages; p++) {
+		join(a, sizeof(a), tmp, page_file[r->pages[p]]);
+		if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, o->scale, 1, render_job_draw,
+				       r->jobs[r->pages[p]], err)))
+			goto fail;
+	}
+	join(a, sizeof(a), tmp, "report.pdf");
+	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages, draw_page, r,
+			       err)))
+		goto fail;
+	if (!inside) {
+		mask = umask(022);
+		umask(mask);
+		chmod(tmp, 0777 & ~mask);
+		if (rename(tmp, o->dir)) {
+			rc = util_err_set(err, UTIL_EIO, "cannot rename '%s' to '%s': %s", tmp,
+					  o->dir, strerror(errno));
+			goto fail;
+		}
+		return 0;
+	}
+	for (int p = 0; p <= r->npages; p++) {
+		const char *name = p < r->npages ? page_file[r->pages[p]] : "report.pdf";
+		if (join(a, sizeof(a), tmp, name) || join(b, sizeof(b), o->dir, name) ||
+		    rename(a, b)) {
+			rc = util_err_set(err, UTIL_EIO, "cannot rename '%s' to '%s': %s", a, b,
+					  strerror(errno));
+			goto fail;
+		}
+	}
+	rmdir(tmp);
+	return 0;
+fail:
+	remove_tmp(tmp);
+	return rc;
+}
+
+/* ---- the charts ----------------------------------------------------------- */
+
+static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
+{
+	for (int k = 0; k < PAGES; k++) {
+		struct render_job_opts jo;
+		int st;
+		if (k == PG_TRANSFER && r->rep.n_events == 0)
+			continue; /* nothing moved: no transfer chart */
+		render_job_opts_init(&jo, CMD, (enum render_kind)k);
+		jo.from = r->win[0];
+		jo.to = o->to;
+		jo.phase_mask = o->phase_mask;
+		jo.ranks = r->ranks;
+		jo.slots = r->slots;
+		jo.scale = o->scale;
+		if (k == PG_TIMELINE)
+			jo.layer = r->hot_layer;
+		if (k == PG_DEVICES) {
+			jo.layer = r->worst_layer;
+			jo.algo = r->rows[r->best].algo;
+		}
+		jo.replay = &r->rep;
+		jo.replay_name = r->rep_desc;
+		r->jobs[k] = xcalloc(1, sizeof(struct render_job));
+		if ((st = render_job_prepare(r->jobs[k], s, &r->run, &jo)) >= 0)
+			return st;
+		r->pages[r->npages++] = k;
+	}
+	return -1;
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct opts o = { .from = INT64_MIN, .to = INT64_MAX, .delay = -1, .scale = 1 };
+	struct util_err err = UTIL_ERR_INIT;
+	struct report *r = xcalloc(1, sizeof(*r));
+	struct store *s = NULL;
+	const struct analyze_link *link;
+	int rc, status = 1, E;
+
+	if ((rc = parse_opts(argc, argv, &o, &err))) {
+		free(r);
+		if (rc == 1)
+			return 0;
+		if (err.msg[0])
+			util_cli_error(CMD, "%s", err.msg);
+		fputs(usage, stderr);
+		return 2;
+	}
+	if ((rc = pick_algos(o.algos ? o.algos : DEFAULT_ALGOS, r, &err))) {
+		free(r);
+		return util_cli_fail(CMD, &err);
+	}
+	if (store_open_run(o.db, o.runname, STORE_READONLY, &s, &r->run, &err)) {
+		free(r);
+		return util_cli_fail(CMD, &err);
+	}
+	if (o.model) {
+		if (!r->run.model[0])
+			r->run.first_layer = store_model_find(o.model)->first_layer;
+		snprintf(r->run.model, sizeof(r->run.model), "%s", o.model);
+	}
+	E = r->run.experts;
+	r->model = r->run.model[0] ? store_model_find(r->run.model) : NULL;
+	if (r->model && r->model->experts != E) {
+		util_cli_error(CMD, "--model %s has %d experts, the run %d", r->model->name,
+			       r->model->experts, E);
+		status = 2;
+		goto out;
+	}
+	if (analyze_layout_resolve(&r->run, o.ranks, o.slots, o.redundant, &r->ranks, &r->slots,
+				   &err) ||
+	    resolve_windows(s, r, &o, &err)) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (r->run.ranks_per_node > 0 && r->ranks % r->run.ranks_per_node == 0 &&
+	    r->ranks / r->run.ranks_per_node > 1) {
+		/* as `compare`: nodes from the run's layout, groups from the model */
+		int g = r->model && r->model->groups > 1 ? r->model->groups : 0;
+		r->nodes = r->ranks / r->run.ranks_per_node;
+		r->groups = g && E % g == 0 ? g : r->nodes;
+	}
+	link = analyze_link_find(o.link ? o.link : "nvlink4");
+	r->gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
+	r->link_name = o.bandwidth > 0 ? "--bandwidth" : link->name;
+	r->quant = o.quant;
+	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.quant) : 0;
+	if ((rc = compare(s, r, &o, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	{
+		struct render_replay_req q = {
+			.algo = r->rows[r->best].algo, .ranks = r->ranks, .slots = r->slots,
+			.layer = -1, .quant = o.quant, .from = r->win[0], .to = o.to,
+			.interval = o.interval, .window = o.window, .delay = o.delay,
+			.phase_mask = o.phase_mask, .model = r->model, .gbytes_per_s = r->gbps,
+		};
+		if (render_replay_run(s, &r->run, &q, &r->rep, &r->replay_steps, r->rep_desc,
+				      sizeof(r->rep_desc), &err)) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+	}
+	if ((status = prepare_jobs(s, r, &o)) >= 0)
+		goto out;
+	if (write_all(&o, r, &err)) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	for (int p = 0; p < r->npages; p++)
+		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
+	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
+	status = 0;
+out:
+	for (int k = 0; k < PAGES; k++) {
+		if (r->jobs[k])
+			render_job_release(r->jobs[k]);
+		free(r->jobs[k]);
+	}
+	analyze_replay_release(&r->rep);
+	free(r);
+	store_free(s);
+	render_release_static();
+	return status;
+}
