@@ -558,7 +558,8 @@ int imp_json_phase(struct json_object *o, int *phase, const char *where_, struct
 	return 0;
 }
 
-int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err *err)
+int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx,
+		   struct util_err *err)
 {
 	struct json_tokener *tok = NULL;
 	struct stat sb;
@@ -608,6 +609,11 @@ int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err 
 			rc = util_err_set(err, UTIL_EPARSE, "%s:%lld: a line of more than 2 GiB", path,
 					  (long long)line);
 			goto out;
+		}
+		if (fast && (rc = fast(ctx, q, (size_t)(t - q), line, err)) != 0) {
+			if (rc < 0)
+				goto out;
+			continue;
 		}
 		snprintf(w, sizeof(w), "%s:%lld", path, (long long)line);
 		json_tokener_reset(tok);

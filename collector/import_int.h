@@ -83,7 +83,13 @@ int imp_json_counts(struct imp *b, struct json_object *a, const char *field, uin
  * object; where is "path:line".  Stops at the first non-zero return. */
 typedef int (*imp_line_fn)(void *ctx, struct json_object *o, int64_t line, const char *where,
 			   struct util_err *err);
-int imp_jsonl_each(const char *path, imp_line_fn fn, void *ctx, struct util_err *err);
+/* An optional fast path tried first on the raw text of a line: returns 1
+ * if it took the line, 0 to leave it to json-c and fn (so every message
+ * comes from one place), or a negative code. */
+typedef int (*imp_fast_fn)(void *ctx, const char *text, size_t n, int64_t line,
+			   struct util_err *err);
+int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx,
+		   struct util_err *err);
 /* Optional "phase" field: enum store_phase or -1 if absent. */
 int imp_json_phase(struct json_object *o, int *phase, const char *where, struct util_err *err);
 

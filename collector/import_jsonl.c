@@ -6,6 +6,7 @@
  */
 #include "collector/import_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,210 @@ struct jsonl_ctx {
 	struct imp *b;
 	int src;
 	int64_t prev, records;
+	uint32_t *v;                      /* fast path: the line's counts */
+	size_t nv, cap;
+	size_t rowlen[STORE_MAX_LAYERS];
 };
+
+/* ---- fast path ------------------------------------------------------------------
+ * The records `export` writes, parsed without building a json-c object per
+ * number (which costs most of the time on big traces).  Only a line that
+ * is entirely well-formed and valid is taken; anything else — another
+ * field, an escape, a float count, a bad value — goes to the json-c path,
+ * which has the one set of error messages. */
+
+static const char *fws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* A JSON integer (no fraction, exponent or leading zero); NULL if not. */
+static const char *fint(const char *p, const char *e, int64_t *out)
+{
+	const char *d;
+	uint64_t v = 0;
+	int neg = 0;
+
+	if (p < e && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	for (d = p; p < e && *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return NULL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == d || (p - d > 1 && *d == '0') || v >= (uint64_t)INT64_MAX)
+		return NULL;
+	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return p;
+}
+
+static int fpush(struct jsonl_ctx *c, uint32_t x)
+{
+	if (c->nv == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 4096;
+		uint32_t *v = realloc(c->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->nv++] = x;
+	return 0;
+}
+
+/* One array of counts appended to c->v; NULL if not one. */
+static const char *frow(struct jsonl_ctx *c, const char *p, const char *e, size_t *len)
+{
+	size_t n0 = c->nv;
+	int64_t x;
+
+	if (p >= e || *p != '[')
+		return NULL;
+	p = fws(p + 1, e);
+	for (;;) {
+		if (!(p = fint(p, e, &x)) || x < 0 || x > UINT32_MAX || fpush(c, (uint32_t)x))
+			return NULL;
+		p = fws(p, e);
+		if (p < e && *p == ',') {
+			p = fws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == ']')
+			break;
+		return NULL;
+	}
+	*len = c->nv - n0;
+	return *len <= STORE_MAX_EXPERTS ? p + 1 : NULL;
+}
+
+static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct util_err *err)
+{
+	struct jsonl_ctx *c = ctx;
+	const char *p = text, *e = text + n;
+	int64_t step = 0, layer = -1, tokens = -1;
+	double time = 0;
+	int phase = -1, nested = 0, rc;
+	size_t rows = 0, len = 0;
+	unsigned seen = 0;
+
+	c->nv = 0;
+	if (p >= e || *p != '{')
+		return 0;
+	p = fws(p + 1, e);
+	for (;;) {
+		const char *k, *ke;
+		unsigned bit;
+		if (p >= e || *p != '"')
+			return 0;
+		k = ++p;
+		while (p < e && *p != '"' && *p != '\\')
+			p++;
+		if (p >= e || *p != '"')
+			return 0;
+		ke = p++;
+		p = fws(p, e);
+		if (p >= e || *p != ':')
+			return 0;
+		p = fws(p + 1, e);
+#define KEY(s) ((size_t)(ke - k) == sizeof(s) - 1 && !memcmp(k, s, sizeof(s) - 1))
+		if (KEY("step")) {
+			bit = 1;
+			if (!(p = fint(p, e, &step)))
+				return 0;
+		} else if (KEY("layer")) {
+			bit = 2;
+			if (!(p = fint(p, e, &layer)) || layer < 0 || layer >= STORE_MAX_LAYERS)
+				return 0;
+		} else if (KEY("tokens")) {
+			bit = 4;
+			if (!(p = fint(p, e, &tokens)) || tokens < 0)
+				return 0;
+		} else if (KEY("time")) {
+			char num[48], *end;
+			size_t m = 0;
+			bit = 8;
+			while (p + m < e && m < sizeof(num) - 1 && strchr("+-.0123456789eE", p[m]))
+				m++;
+			memcpy(num, p, m);
+			num[m] = 0;
+			time = strtod(num, &end);
+			if (m == 0 || end != num + m || !(time >= 0) || time > 1e15)
+				return 0;
+			p += m;
+		} else if (KEY("phase")) {
+			char word[16];
+			const char *w0;
+			bit = 16;
+			if (p >= e || *p != '"')
+				return 0;
+			for (w0 = ++p; p < e && *p != '"' && *p != '\\'; p++)
+				;
+			if (p >= e || *p != '"' || (size_t)(p - w0) >= sizeof(word))
+				return 0;
+			memcpy(word, w0, (size_t)(p - w0));
+			word[p - w0] = 0;
+			if ((phase = store_phase_parse(word)) < 0)
+				return 0;
+			p++;
+		} else if (KEY("counts")) {
+			bit = 32;
+			if (p + 1 < e && *p == '[' && *fws(p + 1, e) == '[') {
+				nested = 1;
+				p = fws(p + 1, e);
+				for (;;) {
+					if (rows == STORE_MAX_LAYERS ||
+					    !(p = frow(c, p, e, &c->rowlen[rows])))
+						return 0;
+					rows++;
+					p = fws(p, e);
+					if (p < e && *p == ',') {
+						p = fws(p + 1, e);
+						continue;
+					}
+					if (p < e && *p == ']')
+						break;
+					return 0;
+				}
+				p++;
+			} else if (!(p = frow(c, p, e, &len))) {
+				return 0;
+			}
+		} else {
+			return 0;
+		}
+#undef KEY
+		if (seen & bit)
+			return 0;
+		seen |= bit;
+		p = fws(p, e);
+		if (p < e && *p == ',') {
+			p = fws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		return 0;
+	}
+	if (fws(p + 1, e) != e || !(seen & 1) || !(seen & 32) || nested == (layer >= 0) ||
+	    step < c->prev || step == INT64_MIN)
+		return 0;
+	c->prev = step;
+	c->records++;
+	if (!nested)
+		return (rc = imp_add(c->b, c->src, line, step, layer, phase, time, tokens, c->v, len,
+				     1, err)) ? rc : 1;
+	for (size_t l = 0, off = 0; l < rows; off += c->rowlen[l++])
+		if ((rc = imp_add(c->b, c->src, line, step, (int64_t)l, phase, l ? 0 : time,
+				  l ? -1 : tokens, c->v + off, c->rowlen[l], 1, err)))
+			return rc;
+	return 1;
+}
 
 static int on_line(void *ctx, struct json_object *obj, int64_t line, const char *w,
 		   struct util_err *err)
@@ -144,13 +348,19 @@ int collector_import_jsonl(struct store *s, const char *path,
 			   struct util_err *err)
 {
 	struct imp b;
-	struct jsonl_ctx c = { &b, 0, INT64_MIN, 0 };
+	struct jsonl_ctx *c = calloc(1, sizeof(*c));
 	int rc;
 
+	if (!c)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	imp_init(&b, "jsonl", 0);
-	if ((c.src = rc = imp_source(&b, path, err)) >= 0 &&
-	    !(rc = imp_jsonl_each(path, on_line, &c, err)))
+	c->b = &b;
+	c->prev = INT64_MIN;
+	if ((c->src = rc = imp_source(&b, path, err)) >= 0 &&
+	    !(rc = imp_jsonl_each(path, fast_line, on_line, c, err)))
 		rc = imp_finish(&b, s, o, path, run, err);
 	imp_release(&b);
+	free(c->v);
+	free(c);
 	return rc;
 }

@@ -184,7 +184,7 @@ int collector_import_megatron(struct store *s, const char *path,
 	}
 	for (size_t i = 0; i < nf; i++) {
 		if ((c.src = rc = imp_source(&b, files[i], err)) < 0 ||
-		    (rc = imp_jsonl_each(files[i], on_line, &c, err)))
+		    (rc = imp_jsonl_each(files[i], NULL, on_line, &c, err)))
 			goto out;
 	}
 	rc = imp_finish(&b, s, o, path, run, err);

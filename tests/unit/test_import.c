@@ -310,6 +310,19 @@ static void test_import_jsonl(void **state)
 	assert_true(st.time > 1700000000.0);
 	store_iter_free(it);
 
+	/* the same records in the compact form export writes and in forms only
+	 * the general parser takes (an unknown field, integral floats, a numeric
+	 * phase): both give the same cells */
+	o = opts("j2");
+	p = puts_(f, "mix.jsonl",
+		  "{\"step\":3,\"phase\":\"decode\",\"counts\":[[1,2,3],[0,4,0]]}\n"
+		  "{\"step\": 5, \"note\": null, \"phase\": 1, \"counts\": [[9.0, 0, 0], [0, 0, 9e0]]}\n");
+	assert_int_equal(collector_import(f->s, p, COLLECTOR_FORMAT_JSONL, &o, &run, &err), 0);
+	step_counts(f, &run, 3, c);
+	assert_memory_equal(c, w3, sizeof(w3));
+	step_counts(f, &run, 5, c);
+	assert_memory_equal(c, w5, sizeof(w5));
+
 	/* bad input: each names the file, the line and the field */
 	expect_fail(f, COLLECTOR_FORMAT_JSONL,
 		    puts_(f, "b1.jsonl", "{\"step\": 1, \"layer\": 0, \"counts\": [1]}\n{\"step\": 2,"),
