@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct data {
 	int L, E, T;
@@ -109,7 +110,7 @@ static int load_trace(const char *path, struct data *d)
 }
 
 struct result {
-	double fitted, episode, seconds, vs_bound;
+	double fitted, episode, seconds, cpu, vs_bound;
 	long copies;
 	int dup_layers;
 };
@@ -126,7 +127,7 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 	int L = d->L, E = d->E, T = d->T, P = R * S;
 	int32_t *p = malloc(sizeof(int32_t) * (size_t)L * P);
 	int32_t *stat = malloc(sizeof(int32_t) * (size_t)P);
-	double *load = malloc(sizeof(double) * R), times[16];
+	double *load = malloc(sizeof(double) * R), times[16], cpus[16];
 	double smax = 0, smean = 0, sbound = 0, ep = 0;
 
 	analyze_static_phy2log(E, R, S, stat);
@@ -137,6 +138,7 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 	 * layout as current, whose placements are scored */
 	for (int k = 0; k <= runs; k++) {
 		double t0 = util_now();
+		clock_t c0 = clock();
 		for (int l = 0; l < L; l++) {
 			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
 						       .heat = d->heat + (size_t)l * E,
@@ -154,11 +156,15 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 				return -1;
 			}
 		}
-		if (k < runs)
+		if (k < runs) {
 			times[k] = util_now() - t0;
+			cpus[k] = (double)(clock() - c0) / CLOCKS_PER_SEC;
+		}
 	}
 	qsort(times, (size_t)runs, sizeof(double), cmp_d);
 	res->seconds = times[runs / 2];
+	qsort(cpus, (size_t)runs, sizeof(double), cmp_d);
+	res->cpu = cpus[runs / 2];
 	for (int l = 0; l < L; l++) {
 		const int32_t *q = p + (size_t)l * P;
 		const double *w = d->heat + (size_t)l * E;
@@ -209,9 +215,9 @@ int main(int argc, char **argv)
 				continue;
 			if (run(&d, a, R, S, use_ep, use_ep ? 1 : runs, &r))
 				return 1;
-			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f |\n", a->name,
-			       R, S, use_ep ? "episodes" : "sum", r.fitted, r.episode, r.vs_bound,
-			       r.copies, r.dup_layers, r.seconds * 1e3);
+			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f | %.1f |\n",
+			       a->name, R, S, use_ep ? "episodes" : "sum", r.fitted, r.episode,
+			       r.vs_bound, r.copies, r.dup_layers, r.seconds * 1e3, r.cpu * 1e3);
 			fflush(stdout);
 		}
 	}

@@ -11,14 +11,15 @@ echo "## Placement algorithms (issue 3: algorithm core)"
 echo
 [ -x "$bin" ] || { echo "skipped: $bin not built (make bench-build)"; exit 0; }
 [ -f "$win" ] || { echo "skipped: $win not found"; exit 0; }
-head='| algorithm | ranks x slots | given | fitted peak/avg | per-episode peak/avg | max / lower bound | copies | layers with a duplicate | ms (all layers) |'
-rule='|---|---|---|---:|---:|---:|---:|---:|---:|'
+head='| algorithm | ranks x slots | given | fitted peak/avg | per-episode peak/avg | max / lower bound | copies | layers with a duplicate | ms (all layers) | CPU ms |'
+rule='|---|---|---|---:|---:|---:|---:|---:|---:|---:|'
 echo "On \`data/examples/zipf-dsv3-window.json\` (58 layers x 256 experts, 16 episodes). \"given\":"
 echo "the summed heat only, or the 16 episodes too. fitted = sum over layers of max / sum of mean"
 echo "device load on the summed heat; per-episode = mean over episodes and layers of max/mean device"
 echo "load; copies = expert copies from the engines' initial layout, which each algorithm gets as"
 echo "the current placement; time = median of 5 runs without a current placement (one run when"
-echo "given the episodes), one thread. Device loads split a replicated expert's tokens evenly."
+echo "given the episodes), one thread, wall clock and the process's CPU time (which a busy machine"
+echo "inflates less). Device loads split a replicated expert's tokens evenly."
 echo
 echo "$head"
 echo "$rule"
