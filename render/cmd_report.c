@@ -237,8 +237,10 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 	a = o->from > st.first_step ? o->from : st.first_step;
 	b = o->to < st.last_step ? o->to : st.last_step;
 	if (st.steps == 0 || b < a)
-		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",
-				    r->run.name);
+		return util_err_set(err, UTIL_EUSAGE,
+				    "no steps of run '%s' in the chosen range (it has steps "
+				    "%lld-%lld)",
+				    r->run.name, (long long)st.first_step, (long long)st.last_step);
 	len = (b - a + 1) / 2;
 	if (len < 1)
 		return util_err_set(err, UTIL_EUSAGE,
@@ -392,7 +394,7 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	const struct store_replay *m = &r->rep.sum;
 	const struct store_run *run = &r->run;
 	double f = 12, x = 40, y = 24, col[7], cx;
-	char b1[32], b2[32];
+	char b1[64], b2[64];
 
 	cairo_set_source_rgb(cr, 1, 1, 1);
 	cairo_paint(cr);
@@ -407,9 +409,12 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	y = line(cr, x, y, f, 0, "model: %s; %d MoE layers x %d experts%s",
 		 r->model ? r->model->label : "not given (no expert bytes: moves are counted)",
 		 run->layers, run->experts, b1);
+	if (r->nodes > 1)
+		snprintf(b2, sizeof(b2), ", %d nodes of %d ranks", r->nodes, r->ranks / r->nodes);
+	else
+		b2[0] = '\0';
 	y = line(cr, x, y, f, 0, "EP layout: %d ranks x %d slots (%d redundant)%s", r->ranks,
-		 r->slots, r->ranks * r->slots - run->experts,
-		 r->nodes > 1 ? ", hierarchical over nodes" : "");
+		 r->slots, r->ranks * r->slots - run->experts, b2);
 	if (run->source[0])
 		y = line(cr, x, y, f, 0, "source: %s", run->source);
 	y = line(cr, x, y, f, 0,
@@ -553,8 +558,8 @@ static int make_tmp(const char *dir, char *tmp, size_t n, int *inside, struct ut
 	    (!*inside && snprintf(tmp, n, "%s.tmp-XXXXXX", dir) < 0))
 		return util_err_set(err, UTIL_EUSAGE, "output directory name too long: '%s'", dir);
 	if (!mkdtemp(tmp))
-		return util_err_set(err, UTIL_EUSAGE, "cannot create '%s': %s",
-				    *inside ? dir : tmp, strerror(errno));
+		return util_err_set(err, UTIL_EUSAGE, "cannot create '%s': %s", dir,
+				    strerror(errno));
 	return 0;
 }
 
@@ -715,6 +720,12 @@ int cmd_report(int argc, char **argv)
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
+	printf("best: %s, imbalance %.4f on steps %lld-%lld (fitted on %lld-%lld); replayed every "
+	       "%lld steps: mean %.4f against %.4f\n",
+	       r->rows[r->best].algo->name, r->rows[r->best].next, (long long)r->win[2],
+	       (long long)r->win[3], (long long)r->win[0], (long long)r->win[1],
+	       (long long)r->rep.sum.interval, r->rep.sum.imbalance_mean,
+	       r->rep.sum.baseline_imbalance_mean);
 	for (int p = 0; p < r->npages; p++)
 		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
 	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
