@@ -107,10 +107,13 @@ int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, str
 	analyze_replicas(cur, P, E, ccnt);
 	double imb0 = analyze_device_load(s.w, E, cur, D, S, ccnt, tload);
 	imb0 = mean > 0 ? imb0 / mean : 1;
-	if (imb0 < SWIFT_THRESHOLD || in->max_moves == 0)
-		goto out;
+	/* a current placement with an expert twice on a rank is re-planned */
+	int dup = 0;
 	for (int q = 0; q < P; q++)
-		s.curon[(size_t)(q / S) * E + cur[q]]++;
+		if (++s.curon[(size_t)(q / S) * E + cur[q]] > 1)
+			dup = 1;
+	if (!dup && (imb0 < SWIFT_THRESHOLD || in->max_moves == 0))
+		goto out;
 	/* 2: home copies stay, later occurrences are redundant positions */
 	int npos = 0;
 	for (int e = 0; e < E; e++)
@@ -195,24 +198,32 @@ int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, str
 		s.load[best] += swift_est(&s, e, 1 + extra[e]);
 		com[(size_t)home[e] * D + best]++;
 	}
-	/* free positions: the old expert if the budget is spent, else the
-	 * hottest expert by true split that the rank lacks */
+	/* free positions: the hottest expert (true split) the rank lacks; when
+	 * that would pass the move budget, an expert the rank held before and
+	 * lacks now (one exists unless the old layout held duplicates) */
 	for (int d = 0; d < D; d++)
 		for (int k = 0; k < S; k++) {
 			if (s.p[d * S + k] >= 0)
 				continue;
 			int best = -1;
-			if (s.budget >= 0 && s.moves >= s.budget) {
-				best = cur[d * S + k];
-			} else {
+			for (int e = 0; e < E; e++)
+				if (!s.on[(size_t)d * E + e] &&
+				    (best < 0 ||
+				     s.w[e] / (s.cnt[e] + 1) > s.w[best] / (s.cnt[best] + 1)))
+					best = e;
+			if (best < 0 || (s.budget >= 0 && swift_is_move(&s, d, best) &&
+					 s.moves + 1 > s.budget)) {
+				int old = -1;
 				for (int e = 0; e < E; e++)
-					if (!s.on[(size_t)d * E + e] &&
-					    (best < 0 || s.w[e] / (s.cnt[e] + 1) >
-								 s.w[best] / (s.cnt[best] + 1)))
-						best = e;
-				if (best < 0)
-					best = cur[d * S + k];
+					if (s.curon[(size_t)d * E + e] && !s.on[(size_t)d * E + e] &&
+					    (old < 0 || e == cur[d * S + k] ||
+					     (old != cur[d * S + k] && s.w[e] > s.w[old])))
+						old = e;
+				if (old >= 0)
+					best = old;
 			}
+			if (best < 0)
+				best = cur[d * S + k];
 			s.moves += swift_is_move(&s, d, best);
 			s.p[d * S + k] = best;
 			s.on[(size_t)d * E + best]++;
@@ -283,8 +294,9 @@ int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, str
 			break;
 		nsw++;
 	}
-	/* 6: keep the new layer only if it is estimated better */
-	if (swift_max_avg(s.load, D, mean) >= imb0)
+	/* 6: keep the new layer only if it is estimated better (or the old
+	 * one held a duplicate) */
+	if (!dup && swift_max_avg(s.load, D, mean) >= imb0)
 		goto out;
 	/* experts that stay on a rank keep their slot index */
 	for (int d = 0; d < D; d++) {

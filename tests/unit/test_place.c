@@ -447,7 +447,8 @@ static void test_place_zipf_window(void **state)
 
 /* A current placement with two replicas of an expert on one rank (eplb's
  * answer to the FlashLB example puts both copies of expert 1 on rank 7):
- * the flagship removes the duplicate, with a budget of one move. */
+ * the flagship removes the duplicate, with a budget of one move, and so
+ * does swift. */
 static void test_place_flagship_dedup(void **state)
 {
 	(void)state;
@@ -466,6 +467,12 @@ static void test_place_flagship_dedup(void **state)
 	assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
 	assert_int_equal(analyze_placement_check(p, 8, 8, 2, 1, NULL), 0);
 	assert_true(fabs(max_load(flash_heat, 8, p, 8, 2) - 590.0 / 3) < 1e-9);
+	/* swift re-plans such a layer too, with or without a budget */
+	for (int budget = -1; budget <= 2; budget += 3) {
+		in.max_moves = budget;
+		assert_int_equal(run_algo("swift", &in, p), 0);
+		assert_int_equal(analyze_placement_check(p, 8, 8, 2, 1, NULL), 0);
+	}
 }
 
 /* Bad shapes and inputs are refused with UTIL_EUSAGE. */
