@@ -647,6 +647,38 @@ out:
 	return rc;
 }
 
+/* ---- fast paths: raw JSON text ------------------------------------------------- */
+
+const char *imp_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+const char *imp_int(const char *p, const char *e, int64_t *out)
+{
+	const char *d;
+	uint64_t v = 0;
+	int neg = 0;
+
+	if (p < e && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	for (d = p; p < e && *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return NULL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == d || (p - d > 1 && *d == '0') || v >= (uint64_t)INT64_MAX)
+		return NULL;
+	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return p;
+}
+
 /* ---- formats: names, detection, dispatch -------------------------------------- */
 
 /* clang-format off */

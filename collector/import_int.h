@@ -88,6 +88,10 @@ typedef int (*imp_line_fn)(void *ctx, struct json_object *o, int64_t line, const
  * comes from one place), or a negative code. */
 typedef int (*imp_fast_fn)(void *ctx, const char *text, size_t n, int64_t line,
 			   struct util_err *err);
+/* Fast-path helpers: skip JSON white space; read a JSON integer (no
+ * fraction, exponent or leading zero, |v| < INT64_MAX), NULL if not one. */
+const char *imp_ws(const char *p, const char *e);
+const char *imp_int(const char *p, const char *e, int64_t *out);
 int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx,
 		   struct util_err *err);
 /* Optional "phase" field: enum store_phase or -1 if absent. */

@@ -133,37 +133,6 @@ struct jsonl_ctx {
  * field, an escape, a float count, a bad value — goes to the json-c path,
  * which has the one set of error messages. */
 
-static const char *fws(const char *p, const char *e)
-{
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return p;
-}
-
-/* A JSON integer (no fraction, exponent or leading zero); NULL if not. */
-static const char *fint(const char *p, const char *e, int64_t *out)
-{
-	const char *d;
-	uint64_t v = 0;
-	int neg = 0;
-
-	if (p < e && *p == '-') {
-		neg = 1;
-		p++;
-	}
-	for (d = p; p < e && *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return NULL;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if (p == d || (p - d > 1 && *d == '0') || v >= (uint64_t)INT64_MAX)
-		return NULL;
-	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
-		return NULL;
-	*out = neg ? -(int64_t)v : (int64_t)v;
-	return p;
-}
-
 static int fpush(struct jsonl_ctx *c, uint32_t x)
 {
 	if (c->nv == c->cap) {
@@ -186,13 +155,13 @@ static const char *frow(struct jsonl_ctx *c, const char *p, const char *e, size_
 
 	if (p >= e || *p != '[')
 		return NULL;
-	p = fws(p + 1, e);
+	p = imp_ws(p + 1, e);
 	for (;;) {
-		if (!(p = fint(p, e, &x)) || x < 0 || x > UINT32_MAX || fpush(c, (uint32_t)x))
+		if (!(p = imp_int(p, e, &x)) || x < 0 || x > UINT32_MAX || fpush(c, (uint32_t)x))
 			return NULL;
-		p = fws(p, e);
+		p = imp_ws(p, e);
 		if (p < e && *p == ',') {
-			p = fws(p + 1, e);
+			p = imp_ws(p + 1, e);
 			continue;
 		}
 		if (p < e && *p == ']')
@@ -216,7 +185,7 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 	c->nv = 0;
 	if (p >= e || *p != '{')
 		return 0;
-	p = fws(p + 1, e);
+	p = imp_ws(p + 1, e);
 	for (;;) {
 		const char *k, *ke;
 		unsigned bit;
@@ -228,22 +197,22 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 		if (p >= e || *p != '"')
 			return 0;
 		ke = p++;
-		p = fws(p, e);
+		p = imp_ws(p, e);
 		if (p >= e || *p != ':')
 			return 0;
-		p = fws(p + 1, e);
+		p = imp_ws(p + 1, e);
 #define KEY(s) ((size_t)(ke - k) == sizeof(s) - 1 && !memcmp(k, s, sizeof(s) - 1))
 		if (KEY("step")) {
 			bit = 1;
-			if (!(p = fint(p, e, &step)))
+			if (!(p = imp_int(p, e, &step)))
 				return 0;
 		} else if (KEY("layer")) {
 			bit = 2;
-			if (!(p = fint(p, e, &layer)) || layer < 0 || layer >= STORE_MAX_LAYERS)
+			if (!(p = imp_int(p, e, &layer)) || layer < 0 || layer >= STORE_MAX_LAYERS)
 				return 0;
 		} else if (KEY("tokens")) {
 			bit = 4;
-			if (!(p = fint(p, e, &tokens)) || tokens < 0)
+			if (!(p = imp_int(p, e, &tokens)) || tokens < 0)
 				return 0;
 		} else if (KEY("time")) {
 			char num[48], *end;
@@ -274,17 +243,17 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 			p++;
 		} else if (KEY("counts")) {
 			bit = 32;
-			if (p + 1 < e && *p == '[' && *fws(p + 1, e) == '[') {
+			if (p + 1 < e && *p == '[' && *imp_ws(p + 1, e) == '[') {
 				nested = 1;
-				p = fws(p + 1, e);
+				p = imp_ws(p + 1, e);
 				for (;;) {
 					if (rows == STORE_MAX_LAYERS ||
 					    !(p = frow(c, p, e, &c->rowlen[rows])))
 						return 0;
 					rows++;
-					p = fws(p, e);
+					p = imp_ws(p, e);
 					if (p < e && *p == ',') {
-						p = fws(p + 1, e);
+						p = imp_ws(p + 1, e);
 						continue;
 					}
 					if (p < e && *p == ']')
@@ -302,16 +271,16 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 		if (seen & bit)
 			return 0;
 		seen |= bit;
-		p = fws(p, e);
+		p = imp_ws(p, e);
 		if (p < e && *p == ',') {
-			p = fws(p + 1, e);
+			p = imp_ws(p + 1, e);
 			continue;
 		}
 		if (p < e && *p == '}')
 			break;
 		return 0;
 	}
-	if (fws(p + 1, e) != e || !(seen & 1) || !(seen & 32) || nested == (layer >= 0) ||
+	if (imp_ws(p + 1, e) != e || !(seen & 1) || !(seen & 32) || nested == (layer >= 0) ||
 	    step < c->prev || step == INT64_MIN)
 		return 0;
 	c->prev = step;

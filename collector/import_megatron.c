@@ -24,7 +24,147 @@ struct mg_ctx {
 	struct imp *b;
 	int src;
 	int64_t skipped;
+	uint32_t *hist;          /* fast path: the line's histogram [STORE_MAX_EXPERTS] */
 };
+
+/* Fast path for decoder records with top_indices (the bulk of a trace):
+ * parsed from the raw text and histogrammed without a json-c object per
+ * id.  Only a line that is entirely well-formed and valid is taken; any
+ * other (an extra field such as mtp_idx or hs_offset, tokens_per_expert,
+ * an error) goes to the json-c path and its messages. */
+static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct util_err *err)
+{
+	struct mg_ctx *c = ctx;
+	const char *p = text, *e = text + n;
+	int64_t step = 0, layer = 0, topk = -1, ntok = -1, x, maxid = -1, rows = 0, k0 = -1;
+	unsigned seen = 0;
+
+	if (!c->hist && !(c->hist = calloc(STORE_MAX_EXPERTS, sizeof(*c->hist))))
+		return 0;
+	if (p >= e || *p != '{')
+		goto undo;
+	p = imp_ws(p + 1, e);
+	for (;;) {
+		const char *k, *ke;
+		unsigned bit;
+		if (p >= e || *p != '"')
+			goto undo;
+		for (k = ++p; p < e && *p != '"' && *p != '\\'; p++)
+			;
+		if (p >= e || *p != '"')
+			goto undo;
+		ke = p++;
+		p = imp_ws(p, e);
+		if (p >= e || *p != ':')
+			goto undo;
+		p = imp_ws(p + 1, e);
+#define KEY(s) ((size_t)(ke - k) == sizeof(s) - 1 && !memcmp(k, s, sizeof(s) - 1))
+		if (KEY("step") || KEY("layer") || KEY("topk") || KEY("num_tokens") || KEY("rank")) {
+			bit = KEY("step") ? 1 : KEY("layer") ? 2 : KEY("topk") ? 4
+			      : KEY("num_tokens") ? 8 : 16;
+			if (!(p = imp_int(p, e, &x)) || x < 0)
+				goto undo;
+			if (bit == 1)
+				step = x;
+			else if (bit == 2)
+				layer = x;
+			else if (bit == 4)
+				topk = x;
+			else if (bit == 8)
+				ntok = x;
+		} else if (KEY("stage") || KEY("block")) {
+			const char *v;
+			bit = KEY("stage") ? 32 : 64;
+			if (p >= e || *p != '"')
+				goto undo;
+			for (v = ++p; p < e && *p != '"' && *p != '\\'; p++)
+				;
+			if (p >= e || *p != '"')
+				goto undo;
+			if (bit == 64 && ((size_t)(p - v) != 7 || memcmp(v, "decoder", 7)))
+				goto undo;
+			p++;
+		} else if (KEY("top_indices")) {
+			bit = 128;
+			if (p >= e || *p != '[')
+				goto undo;
+			p = imp_ws(p + 1, e);
+			if (p < e && *p == ']') {
+				p++;
+			} else {
+				for (;;) {
+					int64_t kk = 0;
+					if (p >= e || *p != '[')
+						goto undo;
+					p = imp_ws(p + 1, e);
+					for (;;) {
+						if (!(p = imp_int(p, e, &x)) || x < -1 ||
+						    x >= STORE_MAX_EXPERTS)
+							goto undo;
+						if (x >= 0) {
+							c->hist[x]++;
+							maxid = x > maxid ? x : maxid;
+						}
+						kk++;
+						p = imp_ws(p, e);
+						if (p < e && *p == ',') {
+							p = imp_ws(p + 1, e);
+							continue;
+						}
+						if (p < e && *p == ']')
+							break;
+						goto undo;
+					}
+					if (k0 >= 0 && kk != k0)
+						goto undo;
+					k0 = kk;
+					rows++;
+					p = imp_ws(p + 1, e);
+					if (p < e && *p == ',') {
+						p = imp_ws(p + 1, e);
+						continue;
+					}
+					if (p < e && *p == ']')
+						break;
+					goto undo;
+				}
+				p++;
+			}
+		} else {
+			goto undo;
+		}
+#undef KEY
+		if (seen & bit)
+			goto undo;
+		seen |= bit;
+		p = imp_ws(p, e);
+		if (p < e && *p == ',') {
+			p = imp_ws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		goto undo;
+	}
+	if (imp_ws(p + 1, e) != e || (seen & 3) != 3 || !(seen & 128) || layer > (1 << 20) ||
+	    (topk >= 0 && (topk < 1 || topk > STORE_MAX_EXPERTS || (k0 >= 0 && k0 != topk))) ||
+	    (ntok >= 0 && ntok != rows))
+		goto undo;
+	if (topk < 0)
+		topk = k0;
+	if (topk > 0 && c->b->topk && c->b->topk != topk)
+		goto undo;
+	if (topk > 0)
+		c->b->topk = (int)topk;
+	int rc = imp_add(c->b, c->src, line, step, layer, -1, 0, -1, c->hist, (size_t)(maxid + 1),
+			 0, err);
+	memset(c->hist, 0, (size_t)(maxid + 1) * sizeof(*c->hist));
+	return rc ? rc : 1;
+undo:
+	if (maxid >= 0)
+		memset(c->hist, 0, (size_t)(maxid + 1) * sizeof(*c->hist));
+	return 0;
+}
 
 static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w,
 		   struct util_err *err)
@@ -127,7 +267,7 @@ int collector_import_megatron(struct store *s, const char *path,
 			      struct util_err *err)
 {
 	struct imp b;
-	struct mg_ctx c = { &b, 0, 0 };
+	struct mg_ctx c = { &b, 0, 0, NULL };
 	struct stat sb;
 	char **files = NULL;
 	size_t nf = 0, cap = 0;
@@ -184,7 +324,7 @@ int collector_import_megatron(struct store *s, const char *path,
 	}
 	for (size_t i = 0; i < nf; i++) {
 		if ((c.src = rc = imp_source(&b, files[i], err)) < 0 ||
-		    (rc = imp_jsonl_each(files[i], NULL, on_line, &c, err)))
+		    (rc = imp_jsonl_each(files[i], fast_line, on_line, &c, err)))
 			goto out;
 	}
 	rc = imp_finish(&b, s, o, path, run, err);
@@ -192,6 +332,7 @@ out:
 	for (size_t i = 0; i < nf; i++)
 		free(files[i]);
 	free(files);
+	free(c.hist);
 	imp_release(&b);
 	return rc;
 }

@@ -397,6 +397,20 @@ static void test_import_megatron(void **state)
 	uint32_t want[12] = { 1, 1, 1, 0, 0, 3, 1, 0, 0, 1, 0, 0 };
 	assert_memory_equal(c, want, sizeof(want));
 
+	/* a line the fast path gives up on after reading its ids (an extra
+	 * field) leaves nothing behind for the next line */
+	o = opts("mg2");
+	o.experts = 4;
+	const char *q = puts_(f, "mix.jsonl",
+			      "{\"top_indices\": [[1, 2]], \"layer\": 1, \"step\": 0.0, \"extra\": 5}\n"
+			      "{\"step\":1,\"layer\":1,\"topk\":2,\"top_indices\":[[0,3]]}\n");
+	assert_int_equal(collector_import(f->s, q, COLLECTOR_FORMAT_MEGATRON, &o, &run, &err), 0);
+	step_counts(f, &run, 0, c);
+	uint32_t m0[4] = { 0, 1, 1, 0 }, m1[4] = { 1, 0, 0, 1 };
+	assert_memory_equal(c, m0, sizeof(m0));
+	step_counts(f, &run, 1, c);
+	assert_memory_equal(c, m1, sizeof(m1));
+
 	expect_fail(f, COLLECTOR_FORMAT_MEGATRON,
 		    puts_(f, "m1.jsonl", "{\"step\": 0, \"layer\": 1, \"topk\": 2, "
 					 "\"top_indices\": [[0, 1], [2]]}\n"),
