@@ -18,6 +18,7 @@
 
 #include <cairo.h>
 
+#include "analyze/analyze.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -200,5 +201,29 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 			  int64_t to, unsigned phase_mask, int ranks, int slots,
 			  const int32_t *fixed, double **x, double **y, size_t *n,
 			  struct util_err *err);
+
+/* ---- replays for charts (render/job.c) ---------------------------------- */
+
+/* A replay run in memory for a chart: per-step series (overall, or of
+ * `layer`), nothing stored.  interval 0 takes the default: 600 steps, or an
+ * eighth of the steps in the range when that is fewer (a short trace still
+ * rebalances); window 0 = interval; delay < 0: min(50, interval / 2) as
+ * `moetrace replay`.  It starts from the deployed placement (static when
+ * none is recorded, or with force_static).  model (may be NULL) gives
+ * expert bytes at `quant` and the MoE time per token at 400 TFLOPS;
+ * gbytes_per_s 0 takes the nvlink4 link. */
+struct render_replay_req {
+	const struct analyze_algo *algo;
+	int ranks, slots, layer, force_static, quant;
+	int64_t from, to, interval, window, delay;
+	unsigned phase_mask;
+	const struct store_model *model;
+	double gbytes_per_s;
+};
+/* Fills out (release with analyze_replay_release); *nsteps gets the steps
+ * in the range (0: nothing was run).  desc gets a one-line description. */
+int render_replay_run(struct store *s, const struct store_run *run,
+		      const struct render_replay_req *q, struct analyze_replay_out *out,
+		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err);
 
 #endif

@@ -851,6 +851,62 @@ static void test_render_load_imbalance(void **state)
 	store_free(s);
 }
 
+static void test_render_replay_defaults(void **state)
+{
+	struct store *s;
+	struct store_run run;
+	struct util_err err = UTIL_ERR_INIT;
+	struct analyze_replay_out out = { 0 };
+	struct render_replay_req q = { 0 };
+	char desc[200];
+	int64_t n;
+
+	(void)state;
+	make_db(path_in("r.db"), &s, &run);
+	q.algo = analyze_algo_find("eplb");
+	assert_non_null(q.algo);
+	q.ranks = q.slots = 2;
+	q.layer = -1;
+	q.from = INT64_MIN;
+	q.to = INT64_MAX;
+	q.delay = -1;
+	/* 3 steps: an eighth is 0, so every step; window 1, delay 0 */
+	assert_int_equal(render_replay_run(s, &run, &q, &out, &n, desc, sizeof(desc), &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(out.sum.interval, 1);
+	assert_int_equal(out.sum.window, 1);
+	assert_int_equal(out.sum.delay, 0);
+	assert_int_equal(out.sum.id, 0); /* not stored */
+	assert_int_equal(out.n_series, 3);
+	assert_true(out.series_step[0] == 0 && out.series_step[2] == 5);
+	/* the baseline is the static layout (no deployed placement), overall:
+	 * step 0 (4 + 2) / (2 + 2), step 5 (8 + 4) / (4 + 2) as in the loader test */
+	assert_true(fabs(out.series_base[0] - 1.5) < 1e-12);
+	assert_true(fabs(out.series_base[2] - 2.0) < 1e-12);
+	assert_non_null(strstr(desc, "every 1 steps, window 1, delay 0"));
+	assert_non_null(strstr(desc, "static placement"));
+	analyze_replay_release(&out);
+
+	/* one layer's series; an explicit cadence is kept */
+	q.layer = 1;
+	q.interval = 2;
+	assert_int_equal(render_replay_run(s, &run, &q, &out, &n, desc, sizeof(desc), &err), 0);
+	assert_int_equal(out.sum.interval, 2);
+	assert_int_equal(out.sum.window, 2);
+	assert_int_equal(out.sum.delay, 1);
+	assert_true(fabs(out.series_base[2] - 2.0) < 1e-12); /* layer 1 at step 5: 4|0 */
+	analyze_replay_release(&out);
+
+	/* nothing in the range: nothing run */
+	q.from = 2;
+	q.to = 4;
+	assert_int_equal(render_replay_run(s, &run, &q, &out, &n, desc, sizeof(desc), &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(out.n_series, 0);
+	analyze_replay_release(&out);
+	store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -869,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_render_transfer_stacked_and_summed),
 		cmocka_unit_test(test_render_load_timeline),
 		cmocka_unit_test(test_render_load_imbalance),
+		cmocka_unit_test(test_render_replay_defaults),
 	};
 	int rc = cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 
