@@ -41,6 +41,23 @@ with open(os.path.join(sys.argv[3], "meta_info.json"), "w") as f:
 PY
 t_itrt=$(median_time 3 imp_trt)
 t_py=$(median_time 3 py_json)
+# a Megatron-LM router trace: 20 steps x 58 layers x 256 tokens x top-8 random ids
+python3 - "$d/mg" <<'PY'
+import json, os, random, sys
+random.seed(1)
+os.makedirs(sys.argv[1])
+with open(os.path.join(sys.argv[1], "router_trace_rank0.jsonl"), "w") as f:
+    for step in range(20):
+        for layer in range(3, 61):
+            rows = [random.sample(range(256), 8) for _ in range(256)]
+            f.write(json.dumps({"step": step, "stage": "pre_dispatch", "block": "decoder",
+                                "layer": layer, "rank": 0, "num_tokens": 256, "topk": 8,
+                                "top_indices": rows}) + "\n")
+PY
+imp_mg() { rm -f "$d/m.db"*; "$MOETRACE" import "$d/mg" --into "$d/m.db" --run m --experts 256 >/dev/null; }
+t_mg=$(median_time 3 imp_mg)
+ids=$((20 * 58 * 256 * 8))
+[ "$(sqlite3 "$d/m.db" "SELECT sum(tokens) FROM steps")" = $((20 * 256)) ] || { echo "megatron import lost tokens" >&2; exit 1; }
 same=$(sqlite3 "$d/g.db" "SELECT step, layer, hex(data) FROM counts ORDER BY 1, 2" | md5sum)
 check=$(sqlite3 "$d/t.db" "SELECT step, layer, hex(data) FROM counts ORDER BY 1, 2" | md5sum)
 [ "$same" = "$check" ] || { echo "trtllm import differs from the generated run" >&2; exit 1; }
@@ -61,3 +78,7 @@ for row in "export CSV:$t_csv" "export JSON lines:$t_jsonl" "import JSON lines:$
 	name=${row%:*} t=${row##*:}
 	echo "| $name | $(fmt3 "$t") | $(awk -v c=$cells -v t="$t" 'BEGIN{printf "%.0f", c/t}') |"
 done
+echo
+echo "Megatron-LM router trace (20 steps x 58 layers x 256 tokens x top-8 = $ids expert ids,"
+echo "$(stat -c %s "$d/mg/router_trace_rank0.jsonl") bytes): imported in $(fmt3 "$t_mg") s,"
+echo "$(awk -v c=$ids -v t="$t_mg" 'BEGIN{printf "%.0f", c/t}') ids / s (histogrammed per step and layer)."
