@@ -9,6 +9,7 @@
  */
 #include "tui/tui_int.h"
 
+#include <ctype.h>
 #include <curses.h>
 #include <math.h>
 #include <stdio.h>
@@ -138,8 +139,9 @@ int tui_term_is_ascii(const char *term)
 {
 	if (!term || !*term)
 		return 1;
-	return !strncmp(term, "vt", 2) || !strcmp(term, "dumb") || !strcmp(term, "ansi") ||
-	       !strncmp(term, "vt100", 5);
+	/* "vt" and a digit: DEC terminals; not vte-256color (GNOME's) */
+	return (term[0] == 'v' && term[1] == 't' && isdigit((unsigned char)term[2])) ||
+	       !strcmp(term, "dumb") || !strcmp(term, "ansi");
 }
 
 void tui_fmt_num(char *buf, size_t n, double x)

@@ -58,6 +58,15 @@ struct tui_layout {
  * panels (heat strip, then sparkline) before shrinking the table. */
 void tui_layout_compute(int rows, int cols, struct tui_layout *out);
 
+/* ---- small pure helpers of the screen (tui/draw.c) ------------------------ */
+
+/* Compact number for narrow columns: 950, 12.3k, 4.6M (at most 6 chars
+ * below 1e12). */
+void tui_fmt_num(char *buf, size_t n, double x);
+/* Whether TERM names a terminal without Unicode block glyphs (DEC vt52,
+ * vt100, vt220, ..., dumb, ansi, or none). */
+int tui_term_is_ascii(const char *term);
+
 /* ---- the view (tui/view.c) ------------------------------------------------ */
 
 struct tui_view_cfg {

@@ -46,9 +46,5 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 /* Table rows that fit: for paging keys. */
 int tui_screen_table_rows(const struct tui_screen *sc);
 
-/* Compact number for narrow columns: 950, 12.3k, 4.56M. */
-void tui_fmt_num(char *buf, size_t n, double x);
-/* Whether TERM names a terminal without Unicode block glyphs. */
-int tui_term_is_ascii(const char *term);
 
 #endif

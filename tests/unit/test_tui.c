@@ -135,6 +135,37 @@ static void test_tui_rows_sort(void **state)
 	}
 }
 
+static void test_tui_helpers(void **state)
+{
+	(void)state;
+	static const struct {
+		double x;
+		const char *want;
+	} nums[] = {
+		{ 0, "0" },	       { 950, "950" },	       { 9999, "9999" },
+		{ 9999.6, "10.0k" },   { 12345, "12.3k" },     { 999949, "999.9k" },
+		{ 999950, "1.0M" },    { 4.56e6, "4.6M" },     { 2.5e9, "2.5G" },
+		{ 999.9e9, "999.9G" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(nums); i++) {
+		tui_fmt_num(buf, sizeof(buf), nums[i].x);
+		assert_string_equal(buf, nums[i].want);
+		assert_true(strlen(buf) <= 6);
+	}
+	assert_true(tui_term_is_ascii("vt100"));
+	assert_true(tui_term_is_ascii("vt220"));
+	assert_true(tui_term_is_ascii("vt52"));
+	assert_true(tui_term_is_ascii("dumb"));
+	assert_true(tui_term_is_ascii(""));
+	assert_true(tui_term_is_ascii(NULL));
+	assert_false(tui_term_is_ascii("vte-256color"));
+	assert_false(tui_term_is_ascii("xterm-256color"));
+	assert_false(tui_term_is_ascii("tmux-256color"));
+	assert_false(tui_term_is_ascii("linux"));
+}
+
 /* ---- the view on a real store ------------------------------------------------------- */
 
 struct fixture {
@@ -511,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_tui_layout_sizes),
 		cmocka_unit_test(test_tui_layout_folds),
 		cmocka_unit_test(test_tui_rows_sort),
+		cmocka_unit_test(test_tui_helpers),
 		cmocka_unit_test(test_tui_view_hand_trace),
 		cmocka_unit_test(test_tui_view_follows_growth),
 		cmocka_unit_test(test_tui_view_refit),
