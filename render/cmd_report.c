@@ -473,7 +473,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
 	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
 	y = line(cr, x, y, f, 0,
-		 "%lld steps; imbalance mean %.4f (start placement %.4f), p99 %.4f (%.4f)",
+		 "%lld steps; per-step imbalance: mean %.4f (start placement %.4f), p99 %.4f "
+		 "(%.4f)",
 		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean, m->imbalance_p99,
 		 m->baseline_imbalance_p99);
 	if (r->model) {
