@@ -430,11 +430,12 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		     r->hottest, 100.0 * r->hottest_share, moves);
 		if (hist) {
 			int n = tui_view_history(v, r->layer, hist, tw);
-			double hi = 1.0;
-			for (int k = 0; k < n; k++)
-				if (hist[k] > hi)
-					hi = hist[k];
-			sparkline(sc, w, y, tx + (tw - n), hist, n, 1.0, hi);
+			double lo = n ? hist[0] : 1, hi = lo;
+			for (int k = 0; k < n; k++) {
+				lo = hist[k] < lo ? hist[k] : lo;
+				hi = hist[k] > hi ? hist[k] : hi;
+			}
+			sparkline(sc, w, y, tx + (tw - n), hist, n, lo, hi);
 		}
 	}
 }
@@ -553,9 +554,8 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		return;
 	int x0 = W - n;
 	/* the graph starts a little below the smallest value, so that the
-	 * variation shows; the one-line sparkline keeps 1.0 as its floor */
-	if (rows > 1)
-		lo = mn - (hi - mn) * 0.15 > 0 ? mn - (hi - mn) * 0.15 : 0;
+	 * variation shows (the title gives the figures) */
+	lo = mn - (hi - mn) * 0.15 > 0 ? mn - (hi - mn) * 0.15 : 0;
 	if (rows == 1) {
 		sparkline(sc, w, 1, x0, sc->a, n, lo, hi);
 		return;
@@ -611,15 +611,19 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 			mx = s;
 	}
 	snprintf(buf, sizeof(buf),
-		 " Layer %d experts by window tokens (%d per cell): hottest %d with %.1f%%", ui->sel,
-		 group, hot, tot > 0 ? 100.0 * sc->a[hot] / tot : 0.0);
+		 " Layer %d experts by window tokens, %d per cell: hottest %d with %.1f%%  "
+		 "(%s%s%s%s: < 0.75, 1.5, 3, >= 3 x mean)",
+		 ui->sel, group, hot, tot > 0 ? 100.0 * sc->a[hot] / tot : 0.0, sc->g->heat[1],
+		 sc->g->heat[2], sc->g->heat[3], sc->g->heat[4]);
 	title(sc, w, buf);
+	/* levels relative to the mean cell: a skewed layer shows its hot
+	 * experts without flattening the rest to blanks */
 	double mean = nc ? tot / nc : 0;
+	(void)mx;
 	for (int i = 0; i < nc; i++) {
-		int k = mx > 0 ? (int)(sc->b[i] / mx * 4 + 0.5) : 0;
-		int c = sc->b[i] > 2 * mean ? TUI_C_BAD : sc->b[i] > mean ? TUI_C_WARN : TUI_C_GOOD;
-		if (sc->b[i] > 0 && k == 0)
-			k = 1;
+		double rel = mean > 0 ? sc->b[i] / mean : 0;
+		int k = sc->b[i] <= 0 ? 0 : rel < 0.75 ? 1 : rel < 1.5 ? 2 : rel < 3 ? 3 : 4;
+		int c = rel >= 3 ? TUI_C_BAD : rel >= 1.5 ? TUI_C_WARN : TUI_C_GOOD;
 		wattrset(w, col(sc, c));
 		mvwadd_wch(w, 1 + i / per_row, i % per_row, &sc->gc.heat[k]);
 	}
