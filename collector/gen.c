@@ -63,6 +63,8 @@
 #define GEN_SLICES (GEN_POOL / GEN_SLICE)
 #define GEN_POOL_BURST 64        /* a pool redraws this many k-sets ... */
 #define GEN_POOL_EVERY 256       /* ... every this many steps */
+#define GEN_AFFINITY 0.25        /* chance a token's pick follows its pick in the layer before */
+#define GEN_AFFINITY_P32 ((uint32_t)(GEN_AFFINITY * 4294967296.0))
 #define GEN_HEAD 16              /* heaviest experts kept in order per table */
 #define GEN_MAX_CELLS (1 << 25)  /* cap on sub-topics x layers x (experts + pool x k) */
 
@@ -107,6 +109,9 @@ struct collector_gen {
 	int idw;                 /* bytes per id in the pool */
 	uint32_t *stamp, stampv; /* [experts] repeat detection per token */
 	uint32_t *hist;          /* [experts] scratch */
+	uint8_t *kbuf;           /* [2][topk] ids: a token's k-sets in two layers */
+	uint16_t *aff;           /* [layers][experts] partner of each expert of the
+				    layer before (row 0 unused) */
 	double *w, *p;           /* [experts] scratch */
 	int *work;               /* [experts] scratch */
 };
@@ -348,13 +353,23 @@ static uint32_t scan_pick(const struct collector_gen *g, struct draw_state *d, s
 	return last;
 }
 
-/* Draws n k-sets into out[n * k] (ids of g->idw bytes), or adds them to
- * cnt[experts] if cnt is not NULL, each k distinct
+static inline uint32_t id_at(const uint8_t *ids, int idw, size_t i)
+{
+	uint16_t e;
+
+	if (idw == 1)
+		return ids[i];
+	memcpy(&e, ids + 2 * i, 2);
+	return e;
+}
+
+/* Draws n k-sets into out[n * k] (ids of g->idw bytes) and/or adds them
+ * to cnt[experts], each k distinct
  * experts by successive sampling without replacement from the table at
  * cell c: alias draws, a repeat drawn again, and after a few repeats an
  * exact scan. */
 static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c, int n,
-			 uint8_t *out, uint32_t *cnt)
+			 uint8_t *out, uint32_t *cnt, const uint8_t *prev, const uint16_t *aff)
 {
 	const size_t tl = c / (size_t)g->experts;
 	const uint32_t *tab = g->tab + c;
@@ -372,6 +387,13 @@ static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c
 		for (int j = 0; j < k; j++) {
 			uint32_t e;
 			int tries = 0;
+			/* the token's j-th expert in the layer before pulls its
+			 * partner in this layer */
+			if (prev && draw_bits(d) < GEN_AFFINITY_P32) {
+				e = aff[id_at(prev, g->idw, (size_t)t * k + j)];
+				if (stamp[e] != sv)
+					goto take;
+			}
 			for (;;) {
 				e = alias_draw(d, tab, E);
 				if (stamp[e] != sv)
@@ -381,13 +403,14 @@ static void sample_ksets(struct collector_gen *g, struct draw_state *d, size_t c
 					break;
 				}
 			}
+take:
 			stamp[e] = sv;
 			taken += wt[e];
 			if (cnt)
 				cnt[e]++;
-			else if (g->idw == 1)
+			if (out && g->idw == 1)
 				out[j] = (uint8_t)e;
-			else
+			else if (out)
 				memcpy(out + 2 * j, &(uint16_t){ (uint16_t)e }, 2);
 		}
 		if (out)
@@ -602,14 +625,19 @@ static uint64_t mix64(uint64_t x)
 static void route_fresh(struct collector_gen *g, struct util_rng *r, int table, int ntok,
 			uint32_t *counts)
 {
+	const size_t kb = (size_t)g->topk * g->idw;
 	struct draw_state d;
 
 	memcpy(d.s, r->s, sizeof(d.s));
 	d.have = 0;
 	d.bits = 0;
-	for (int l = 0; l < g->layers; l++)
-		sample_ksets(g, &d, cell(g, table, l), ntok, NULL,
-			     counts + (size_t)l * g->experts);
+	/* token by token, so that each token's layers follow one another */
+	for (int t = 0; t < ntok; t++)
+		for (int l = 0; l < g->layers; l++)
+			sample_ksets(g, &d, cell(g, table, l), 1, g->kbuf + (l & 1) * kb,
+				     counts + (size_t)l * g->experts,
+				     l ? g->kbuf + ((l - 1) & 1) * kb : NULL,
+				     g->aff + (size_t)l * g->experts);
 }
 
 /* Rolling renewal of the pools from the (drifting) tables, in bursts so
@@ -631,7 +659,9 @@ static void pools_renew(struct collector_gen *g)
 			if (((size_t)t * g->layers + l) % GEN_POOL_EVERY ==
 			    (size_t)(g->n % GEN_POOL_EVERY))
 				sample_ksets(g, &d, cell(g, t, l), GEN_POOL_BURST,
-					     g->pool + pool_at(g, t, l, at), NULL);
+					     g->pool + pool_at(g, t, l, at), NULL,
+					     l ? g->pool + pool_at(g, t, l - 1, at) : NULL,
+					     g->aff + (size_t)l * g->experts);
 }
 
 int collector_gen_next(struct collector_gen *g, struct store_step *step)
@@ -747,8 +777,8 @@ int collector_gen_next(struct collector_gen *g, struct store_step *step)
 #define GEN_FLAT_P 0.15
 #define GEN_FLAT_LO 0.2
 #define GEN_FLAT_HI 0.5
-#define GEN_SIGMA_LO 0.9
-#define GEN_SIGMA_HI 3.2
+#define GEN_SIGMA_LO 1.1
+#define GEN_SIGMA_HI 4.0
 #define GEN_HOT_P 0.3
 #define GEN_HOT_LO 3.0
 #define GEN_HOT_HI 30.0
@@ -793,6 +823,13 @@ static void popularity_init(struct collector_gen *g)
 							    : 0);
 			}
 		}
+	}
+	/* expert affinity between consecutive layers: a random partner */
+	{
+		struct util_rng ra;
+		util_rng_seed(&ra, mix64(g->seed ^ UINT64_C(0x616666696e697479)));
+		for (size_t i = (size_t)E; i < (size_t)g->layers * E; i++)
+			g->aff[i] = (uint16_t)util_rng_below(&ra, (uint32_t)E);
 	}
 	/* requests reshape a balanced layer less than a steep one */
 	for (int t = 0; t < g->ntables; t++) {
@@ -881,12 +918,14 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 	g->pool = calloc((size_t)g->ntables * g->layers * GEN_POOL * g->topk, (size_t)g->idw);
 	g->stamp = calloc((size_t)g->experts, sizeof(*g->stamp));
 	g->hist = calloc((size_t)g->experts, sizeof(*g->hist));
+	g->aff = calloc((size_t)g->layers * g->experts, sizeof(*g->aff));
+	g->kbuf = calloc(2 * (size_t)g->topk, (size_t)g->idw);
 	g->w = calloc((size_t)g->experts, sizeof(*g->w));
 	g->p = calloc((size_t)g->experts, sizeof(*g->p));
 	g->work = calloc((size_t)g->experts, sizeof(*g->work));
 	if (!g->sigma || !g->mean || !g->z || !g->sub || !g->tab || !g->wt || !g->wsum ||
 	    !g->head || !g->inhead || !g->tail || !g->mix || !g->target || !g->run || !g->ntok ||
-	    !g->pool || !g->stamp || !g->hist || !g->w || !g->p || !g->work) {
+	    !g->pool || !g->stamp || !g->hist || !g->aff || !g->kbuf || !g->w || !g->p || !g->work) {
 		collector_gen_free(g);
 		return util_err_set(err, UTIL_ENOMEM,
 				    "out of memory for the generator's tables (%zu cells)", tcells);
@@ -914,7 +953,9 @@ int collector_gen_new(const struct collector_gen_cfg *cfg, struct collector_gen 
 			for (int l = 0; l < g->layers; l++)
 				for (int i = 0; i < GEN_POOL; i += GEN_SLICE)
 					sample_ksets(g, &d, cell(g, t, l), GEN_SLICE,
-						     g->pool + pool_at(g, t, l, i), NULL);
+						     g->pool + pool_at(g, t, l, i), NULL,
+						     l ? g->pool + pool_at(g, t, l - 1, i) : NULL,
+						     g->aff + (size_t)l * g->experts);
 	}
 	*out = g;
 	return 0;
@@ -941,6 +982,8 @@ void collector_gen_free(struct collector_gen *g)
 	free(g->pool);
 	free(g->stamp);
 	free(g->hist);
+	free(g->aff);
+	free(g->kbuf);
 	free(g->w);
 	free(g->p);
 	free(g->work);
