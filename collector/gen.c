@@ -16,6 +16,8 @@
  *   it, which reshape the domain's popularity for that request: tokens of
  *   one prompt route alike, and all layers see the same requests, so the
  *   load of different layers moves together;
+ * - a token's experts in consecutive layers are related: each pick may
+ *   follow the partner (a fixed random map) of its pick in the layer before;
  * - a step is a prefill (new prompts, thousands of tokens) or a decode
  *   step (one token per running request); requests run for a random
  *   number of decode steps and are replaced at the next prefill.
