@@ -44,6 +44,7 @@ struct keel {
 	int *top;          /* [T * 3] */
 	int ftop[3];       /* top 3 ranks of the summed heat */
 	int *ibuf;         /* [3 * R] scratch */
+	int *tbuf;         /* [T] scratch */
 	unsigned char *fail; /* [R] candidate rank with no improving swap since
 			      * its last change ("don't look" bits) */
 	/* move accounting against a current placement */
@@ -74,11 +75,12 @@ static int keel_alloc(struct keel *k)
 	k->top = calloc(T * 3 + 1, sizeof(int));
 	k->curhas = calloc(R * E, 1);
 	k->ibuf = calloc(3 * R, sizeof(int));
+	k->tbuf = calloc(T + 1, sizeof(int));
 	k->fail = calloc(R, 1);
 	k->rl = calloc(E * T + 1, sizeof(double));
 	k->pbuf = calloc(4 * T + 1, sizeof(double));
 	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->tmp || !k->eload ||
-	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->fail ||
+	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
 	    !k->rl || !k->pbuf)
 		return -1;
 	return 0;
@@ -99,6 +101,7 @@ static void keel_release(struct keel *k)
 	free(k->top);
 	free(k->curhas);
 	free(k->ibuf);
+	free(k->tbuf);
 	free(k->fail);
 	free(k->rl);
 	free(k->pbuf);
@@ -824,7 +827,7 @@ static void keel_restore(struct keel *k)
 static void keel_counts_ep(struct keel *k)
 {
 	int E = k->E, R = k->R, T = k->T, P = R * k->S;
-	int *t1 = k->ibuf; /* per episode: index of the largest per-replica load */
+	int *t1 = k->tbuf; /* per episode: index of the largest per-replica load */
 	double *v2 = k->etmp; /* per episode: the second largest */
 
 	for (int e = 0; e < E; e++)

@@ -110,7 +110,7 @@ static void test_place_validity(void **state)
 {
 	(void)state;
 	struct util_rng rng;
-	double w[64], ep[4 * 64], load[64];
+	double w[64], ep[20 * 64], load[64];
 	int32_t p[512];
 
 	util_rng_seed(&rng, 7);
@@ -123,16 +123,18 @@ static void test_place_validity(void **state)
 		if (R * S < E)
 			continue;
 		random_heat(&rng, w, E, iter % 3 == 0);
-		for (int t = 0; t < 4; t++)
+		/* up to 20 episodes: more episodes than ranks is common */
+		int T = 1 + iter % 20;
+		for (int t = 0; t < T; t++)
 			for (int e = 0; e < E; e++)
-				ep[t * E + e] = floor(w[e] / 4 * (0.5 + util_rng_uniform(&rng)));
+				ep[t * E + e] = floor(w[e] / T * (0.5 + util_rng_uniform(&rng)));
 		double lb = analyze_lower_bound(w, E, R, S);
 		for (size_t i = 0; analyze_algo_at(i); i++) {
 			const struct analyze_algo *a = analyze_algo_at(i);
 			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
 						       .heat = w, .max_moves = -1 };
 			if (iter % 2)
-				in.episodes = ep, in.n_episodes = 4;
+				in.episodes = ep, in.n_episodes = T;
 			if (!strcmp(a->name, "eplb-hier"))
 				in.nodes = R % 2 == 0 ? 2 : 1, in.groups = E % 2 == 0 ? 2 : 1;
 			struct util_err err = UTIL_ERR_INIT;
