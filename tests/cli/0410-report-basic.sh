@@ -39,6 +39,19 @@ expect_status 0 mt compare "$T/db" --algos static,eplb,flashlb,swift,keel --form
 best=$(awk -F, '$1 == "overall" { if (b == "" || $5 < m) { m = $5; b = $2 } } END { printf "%s, imbalance %.4f", b, m }' "$T/out")
 expect_grep "$T/stdout" "^best: $best on steps 20-39 \(fitted on 0-19\)"
 
+# the charts are the ones `moetrace render` draws for the same steps: the
+# heatmap; the timeline of the hottest layer (both layers' hottest expert
+# has 1,900 tokens: the tie goes to layer 0); one layer's devices before and
+# after the best algorithm's placement
+best_algo=${best%%,*}
+expect_status 0 mt render "$T/db" heatmap -o "$T/h.png"
+same_file "$T/h.png" "$T/rep/heatmap.png"
+expect_status 0 mt render "$T/db" timeline --layer 0 -o "$T/t.png"
+same_file "$T/t.png" "$T/rep/timeline.png"
+expect_status 0 mt render "$T/db" devices --layer 0 --algo "$best_algo" -o "$T/d0.png"
+expect_status 0 mt render "$T/db" devices --layer 1 --algo "$best_algo" -o "$T/d1.png"
+cmp -s "$T/d0.png" "$T/rep/devices.png" || same_file "$T/d1.png" "$T/rep/devices.png"
+
 # identical inputs, identical bytes (into an existing directory this time,
 # whose other files stay)
 mkdir "$T/again" && echo keep >"$T/again/notes.txt"
