@@ -197,7 +197,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 	return 0;
 }
 
-static int pick_algos(const char *list, struct report *r, struct util_err *err)
+static int pick_algos(const char *list, int given, struct report *r, struct util_err *err)
 {
 	r->nrows = 0;
 	while (*list) {
@@ -209,8 +209,10 @@ static int pick_algos(const char *list, struct report *r, struct util_err *err)
 		memcpy(name, list, len);
 		name[len] = '\0';
 		list += len + (list[len] == ',');
-		/* the default list names what this build may lack; a given one must exist */
-		if (!(al = analyze_algo_find(name)))
+		/* the default list may name what this build lacks; a given one must exist */
+		if (!(al = analyze_algo_find(name)) && !given)
+			continue;
+		if (!al)
 			return util_err_set(
 				err, UTIL_EUSAGE,
 				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
@@ -260,7 +262,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	size_t LE = (size_t)L * E;
 	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
-	double *load = xcalloc((size_t)R, sizeof(double)), *whole = xcalloc((size_t)L, sizeof(double));
+	double *load = xcalloc((size_t)R, sizeof(double)), *both = xcalloc((size_t)E, sizeof(double));
 	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 	int *cnt = xmallocarray((size_t)E, sizeof(int));
 	double hot = -1;
@@ -293,26 +295,20 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	/* the hottest layer holds the hottest expert; the worst is the least
 	 * balanced under the current placement, both over the compared steps */
 	for (int l = 0; l < L; l++) {
-		double *h = fit + (size_t)l * E, tot = 0, m;
+		double tot = 0, m, imb;
 		for (int e = 0; e < E; e++) {
-			double v = h[e] + next[(size_t)l * E + e];
-			if (v > hot) {
-				hot = v;
+			both[e] = fit[(size_t)l * E + e] + next[(size_t)l * E + e];
+			if (both[e] > hot) {
+				hot = both[e];
 				r->hot_layer = l;
 			}
 		}
-		{
-			double *both = xmallocarray((size_t)E, sizeof(double));
-			for (int e = 0; e < E; e++)
-				both[e] = h[e] + next[(size_t)l * E + e];
-			m = analyze_device_load(both, E, cur + (size_t)l * P, R, S, NULL, load);
-			free(both);
-		}
+		m = analyze_device_load(both, E, cur + (size_t)l * P, R, S, NULL, load);
 		for (int k = 0; k < R; k++)
 			tot += load[k];
-		whole[l] = tot > 0 ? m / (tot / R) : 1;
-		if (whole[l] > r->worst_imb) {
-			r->worst_imb = whole[l];
+		imb = tot > 0 ? m / (tot / R) : 1;
+		if (imb > r->worst_imb) {
+			r->worst_imb = imb;
 			r->worst_layer = l;
 		}
 	}
@@ -352,7 +348,7 @@ out:
 	free(fit);
 	free(next);
 	free(load);
-	free(whole);
+	free(both);
 	free(cur);
 	free(cnt);
 	return rc;
@@ -659,7 +655,7 @@ int cmd_report(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if ((rc = pick_algos(o.algos ? o.algos : DEFAULT_ALGOS, r, &err))) {
+	if ((rc = pick_algos(o.algos ? o.algos : DEFAULT_ALGOS, o.algos != NULL, r, &err))) {
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
