@@ -227,6 +227,12 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	sigaction(SIGHUP, &sa, NULL);
 	util_die_hook = restore_terminal;
 	screen = tui_screen_new(o->ascii, o->mono);
+	if (!screen) {
+		util_die_hook = NULL;
+		util_cli_error(CMD, "cannot use the terminal (TERM='%s')",
+			       getenv("TERM") ? getenv("TERM") : "");
+		return 1;
+	}
 	while (!quit && !got_signal) {
 		double now = util_now();
 		if (now >= next) {

@@ -87,6 +87,7 @@ struct cells {
 };
 
 struct tui_screen {
+	SCREEN *scr;
 	const struct glyphs *g;
 	struct cells gc;
 	int colour;
@@ -187,10 +188,15 @@ void tui_screen_resize(struct tui_screen *sc)
 
 struct tui_screen *tui_screen_new(int use_ascii, int mono)
 {
-	struct tui_screen *sc = xcalloc(1, sizeof(*sc));
+	struct tui_screen *sc;
+	SCREEN *scr;
 
-	if (!initscr())
-		util_die("cannot initialise the terminal");
+	/* newterm, not initscr: an unknown TERM is an error to report, not
+	 * an exit inside ncurses */
+	if (!(scr = newterm(NULL, stdout, stdin)))
+		return NULL;
+	sc = xcalloc(1, sizeof(*sc));
+	sc->scr = scr;
 	screen_active = 1;
 	cbreak();
 	noecho();
@@ -226,6 +232,7 @@ void tui_screen_free(struct tui_screen *sc)
 		return;
 	free_windows(sc);
 	tui_screen_end();
+	delscreen(sc->scr);
 	free(sc->a);
 	free(sc->b);
 	free(sc->c);

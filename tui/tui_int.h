@@ -32,6 +32,7 @@ struct tui_key {
 /* The screen: ncurses windows for the panels, colours, glyphs.  Only one
  * exists at a time (ncurses has one terminal). */
 struct tui_screen;
+/* NULL when the terminal cannot be used (unknown TERM). */
 struct tui_screen *tui_screen_new(int ascii, int mono);
 /* Restores the terminal; safe to call more than once, and from
  * util_die_hook. */
