@@ -617,104 +617,6 @@ static int keel_step_ep(struct keel *k, double *obj)
 	return 0;
 }
 
-/* Objective after expert x gains the replica that y loses in slot j of
- * rank b (loads of every rank that holds x or y, or is b, change). */
-static double keel_recount_obj(const struct keel *k, int x, int y, int b)
-{
-	int E = k->E, R = k->R;
-	double cx = k->cnt[x], cy = k->cnt[y], s = 0;
-
-	for (int t = 0; t < k->T; t++) {
-		const double *l = k->eload + (size_t)t * R, *ht = k->h + (size_t)t * E;
-		double dx = ht[x] / cx - ht[x] / (cx + 1), dy = ht[y] / (cy - 1) - ht[y] / cy;
-		double nb = ht[x] / (cx + 1) - ht[y] / cy, m = 0;
-		for (int r = 0; r < R; r++) {
-			double v = l[r];
-			if (k->has[(size_t)r * E + x])
-				v -= dx;
-			if (r == b)
-				v += nb;
-			else if (k->has[(size_t)r * E + y])
-				v += dy;
-			if (v > m)
-				m = v;
-		}
-		s += m / k->emean[t];
-	}
-	s /= k->T;
-	if (k->lambda > 0) {
-		double dx = k->w[x] / cx - k->w[x] / (cx + 1), dy = k->w[y] / (cy - 1) - k->w[y] / cy;
-		double nb = k->w[x] / (cx + 1) - k->w[y] / cy, m = 0;
-		for (int r = 0; r < R; r++) {
-			double v = k->load[r];
-			if (k->has[(size_t)r * E + x])
-				v -= dx;
-			if (r == b)
-				v += nb;
-			else if (k->has[(size_t)r * E + y])
-				v += dy;
-			if (v > m)
-				m = v;
-		}
-		s += k->lambda * m / k->mean;
-	}
-	return s;
-}
-
-/* One improving replica-count change for the episode objective: an expert
- * on a rank that sets some episode's max gains a replica in the slot of
- * another rank's lightest-per-replica multi-replica expert. */
-static int keel_step_ep_recount(struct keel *k, double *obj)
-{
-	int E = k->E, R = k->R, S = k->S;
-	double best = *obj - 1e-9 * (1 + *obj);
-	int bx = -1, by = -1, bb = -1, bj = -1;
-	int *list = k->ibuf, *score = k->ibuf + R;
-	int n = keel_ep_cands(k, list, score);
-
-	if (n > 4)
-		n = 4;
-	for (int c = 0; c < n; c++) {
-		int a = list[c];
-		for (int i = 0; i < S; i++) {
-			int x = k->slot[a * S + i];
-			if (k->cnt[x] >= R)
-				continue;
-			for (int b = 0; b < R; b++) {
-				if (k->has[(size_t)b * E + x])
-					continue;
-				int jj = -1;
-				for (int j = 0; j < S; j++) {
-					int y = k->slot[b * S + j];
-					if (k->cnt[y] < 2)
-						continue;
-					if (jj < 0 || rep(k, y) < rep(k, k->slot[b * S + jj]))
-						jj = j;
-				}
-				if (jj < 0)
-					continue;
-				int y = k->slot[b * S + jj];
-				if (k->budget >= 0 && k->moves + keel_dmoves(k, b, y, x) > k->budget)
-					continue;
-				double o = keel_recount_obj(k, x, y, b);
-				if (o < best) {
-					best = o;
-					bx = x;
-					by = y;
-					bb = b;
-					bj = jj;
-				}
-			}
-		}
-	}
-	if (bx < 0)
-		return 0;
-	keel_recount_apply(k, bx, by, bb, bj);
-	keel_top(k);
-	*obj = keel_obj(k);
-	return 1;
-}
-
 static void keel_search(struct keel *k)
 {
 	int guard = 0, limit = 50 * k->R * k->S + 1000;
@@ -725,22 +627,14 @@ static void keel_search(struct keel *k)
 		memset(k->fail, 0, (size_t)k->R);
 		keel_top(k);
 		double obj = keel_obj(k);
-		for (int round = 0; round < 4; round++) {
-			int any = 0;
-			guard = 0;
-			/* until a pass over every candidate, bits cleared, finds
-			 * nothing: the same local optimum, fewer rescans */
-			for (;;) {
-				while (guard++ < limit && keel_step_ep(k, &obj))
-					any = 1;
-				memset(k->fail, 0, (size_t)k->R);
-				if (guard >= limit || !keel_step_ep(k, &obj))
-					break;
-				any = 1;
-			}
-			if (keel_step_ep_recount(k, &obj))
-				any = 1;
-			if (!any)
+		/* until a pass over every candidate, bits cleared, finds nothing:
+		 * the same local optimum as without the bits, fewer rescans */
+		guard = 0;
+		for (;;) {
+			while (guard++ < limit && keel_step_ep(k, &obj))
+				;
+			memset(k->fail, 0, (size_t)k->R);
+			if (guard >= limit || !keel_step_ep(k, &obj))
 				break;
 		}
 	}
