@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_note("accepted", NULL);
 	fuzz_check(fmt >= ANALYZE_FORMAT_VLLM_ASCEND && fmt <= ANALYZE_FORMAT_TRTLLM);
 	for (int l = 0; l < sh->layers; l++)
-		fuzz_check(analyze_placement_check(p2l + (size_t)l * (sh->ranks * sh->slots),
+		fuzz_check(analyze_placement_check(p2l + (size_t)l * (size_t)sh->ranks *
+							   (size_t)sh->slots,
 						   sh->experts, sh->ranks, sh->slots, 0,
 						   &err) == 0);
 	fuzz_path(out, sizeof(out), "placement.out");
