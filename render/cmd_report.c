@@ -130,12 +130,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		case 'p':
 			if ((v = store_phase_parse(optarg)) <= 0)
 				return util_err_set(err, UTIL_EUSAGE,
-						    "--phase: '%s' is not prefill or decode", optarg);
+						    "--phase: '%s' is not prefill or decode",
+						    optarg);
 			o->phase_mask = 1u << v;
 			break;
 		case 'a': o->algos = optarg; break;
 		case 'K':
-			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval", err))
+			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval",
+					   err))
 				return err->code;
 			break;
 		case 'W':
@@ -148,9 +150,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 			break;
 		case 'm':
 			if (!store_model_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--model: unknown model '%s' (see moetrace models)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--model: unknown model '%s' (see moetrace models)",
+					optarg);
 			o->model = optarg;
 			break;
 		case 'q':
@@ -161,9 +164,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 			break;
 		case 'L':
 			if (!analyze_link_find(optarg))
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--link: unknown link '%s' (see docs/formats.md)",
-						    optarg);
+				return util_err_set(
+					err, UTIL_EUSAGE,
+					"--link: unknown link '%s' (see docs/formats.md)", optarg);
 			o->link = optarg;
 			break;
 		case 'b':
@@ -262,7 +265,8 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	size_t LE = (size_t)L * E;
 	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
-	double *load = xcalloc((size_t)R, sizeof(double)), *both = xcalloc((size_t)E, sizeof(double));
+	double *load = xcalloc((size_t)R, sizeof(double));
+	double *both = xcalloc((size_t)E, sizeof(double));
 	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 	int *cnt = xmallocarray((size_t)E, sizeof(int));
 	double hot = -1;
@@ -424,8 +428,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		 "bound");
 	if (r->model)
 		y = line(cr, x, y, f * 0.9, 0,
-			 "weights moved at %.1f MiB per expert (%s); transfer time at %.0f GB/s per "
-			 "rank (%s); times are estimates",
+			 "weights moved at %.1f MiB per expert (%s); transfer time at %.0f GB/s "
+			 "per rank (%s); times are estimates",
 			 r->ebytes / 1048576.0, analyze_quant_name(r->quant), r->gbps,
 			 r->link_name);
 	y += f * 0.8;
@@ -471,8 +475,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	y = line(cr, x, y, f, 0,
 		 "%lld steps; per-step imbalance: mean %.4f (start placement %.4f), p99 %.4f "
 		 "(%.4f)",
-		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean, m->imbalance_p99,
-		 m->baseline_imbalance_p99);
+		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
+		 m->imbalance_p99, m->baseline_imbalance_p99);
 	if (r->model) {
 		human_bytes(b1, sizeof(b1), (double)m->bytes);
 		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
@@ -480,12 +484,12 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		snprintf(b1, sizeof(b1), "bytes unknown");
 		snprintf(b2, sizeof(b2), "unknown");
 	}
-	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s", (long long)m->events,
-		 (long long)m->moves, b1, b2);
+	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s",
+		 (long long)m->events, (long long)m->moves, b1, b2);
 	if (r->model)
 		y = line(cr, x, y, f, 0,
-			 "MoE straggler time saved %.3f s; net of transfer: %.3f s (stop the world), "
-			 "%.3f s (overlapped)",
+			 "MoE straggler time saved %.3f s; net of transfer: %.3f s (stop the "
+			 "world), %.3f s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
 	y += f * 0.8;
 	y = line(cr, x, y, f, 1, "Pages");

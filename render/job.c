@@ -180,8 +180,8 @@ static int open_replays(struct store *s, const struct render_job_opts *o, struct
  * Each returns -1 when the job is ready (j->nsteps == 0: nothing in the
  * range), else the exit status after printing why. */
 
-static int prepare_heatmap(struct store *s, const struct store_run *run, const struct render_job_opts *o,
-			   struct render_job *j)
+static int prepare_heatmap(struct store *s, const struct store_run *run,
+			   const struct render_job_opts *o, struct render_job *j)
 {
 	struct util_err err = UTIL_ERR_INIT;
 	int L = run->layers, E = run->experts;
@@ -227,8 +227,8 @@ static int prepare_heatmap(struct store *s, const struct store_run *run, const s
 	return -1;
 }
 
-static int prepare_timeline(struct store *s, const struct store_run *run, const struct render_job_opts *o,
-			    struct render_job *j)
+static int prepare_timeline(struct store *s, const struct store_run *run,
+			    const struct render_job_opts *o, struct render_job *j)
 {
 	struct util_err err = UTIL_ERR_INIT;
 	int E = run->experts, bins = (int)ceil(o->width * o->scale);
@@ -281,8 +281,8 @@ static int read_placement(const struct store_run *run, const char *path, int ran
 	return analyze_format_read(path, &sh, p2l, NULL, err);
 }
 
-static int prepare_devices(struct store *s, const struct store_run *run, const struct render_job_opts *o,
-			   struct render_job *j)
+static int prepare_devices(struct store *s, const struct store_run *run,
+			   const struct render_job_opts *o, struct render_job *j)
 {
 	struct util_err err = UTIL_ERR_INIT;
 	int L = run->layers, E = run->experts, ranks, slots, P, rc;
@@ -380,7 +380,8 @@ static int prepare_devices(struct store *s, const struct store_run *run, const s
 }
 
 /* The replays' stored series against their start placement. */
-static int load_replays(struct store *s, const struct render_job_opts *o, struct render_job *j, size_t *n)
+static int load_replays(struct store *s, const struct render_job_opts *o, struct render_job *j,
+			size_t *n)
 {
 	for (int k = 0; k < o->nreplay; k++) {
 		size_t m = 0, ne = 0, ke = 0;
@@ -436,8 +437,9 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 
 /* The recorded (or static) placement, and optionally a placement file or
  * an algorithm's placement fitted on the same steps, scored per step. */
-static int load_placements(struct store *s, const struct store_run *run, const struct render_job_opts *o,
-			   int ranks, int slots, struct render_job *j, size_t *n)
+static int load_placements(struct store *s, const struct store_run *run,
+			   const struct render_job_opts *o, int ranks, int slots, struct render_job *j,
+			   size_t *n)
 {
 	struct util_err err = UTIL_ERR_INIT;
 	int L = run->layers, E = run->experts, P = ranks * slots;
@@ -538,7 +540,8 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 			int64_t nsteps = 0;
 			if (!q.algo)
 				q.algo = analyze_algo_at(0);
-			if (render_replay_run(s, run, &q, &j->own, &nsteps, desc, sizeof(desc), &err))
+			if (render_replay_run(s, run, &q, &j->own, &nsteps, desc, sizeof(desc),
+					      &err))
 				return fail(o, &err);
 			if (nsteps == 0)
 				return -1;
@@ -609,10 +612,9 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 		for (int l = 0; l < L; l++) {
 			size_t k = i * (size_t)L + (size_t)l;
 			/* in memory: moves per layer, bytes = moves x the expert's bytes */
-			double b = r ? (ev[i].moves ? (double)r->event_moves[k] *
-							      ((double)ev[i].bytes / (double)ev[i].moves)
-						    : 0)
-				     : (double)j->tbytes[k];
+			double per = r && ev[i].moves ? (double)ev[i].bytes / (double)ev[i].moves
+						      : 0;
+			double b = r ? (double)r->event_moves[k] * per : (double)j->tbytes[k];
 			total += j->tb[k] = b;
 		}
 	for (size_t i = 0; i < ne; i++)
@@ -644,8 +646,8 @@ static int64_t count_steps(struct store *s, const struct store_run *run, int64_t
 	int64_t n = -1;
 
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps s WHERE run = ?1 AND step BETWEEN ?2 AND "
-			       "?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+			       "SELECT count(*) FROM steps s WHERE run = ?1 AND "
+			       "step BETWEEN ?2 AND ?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, run->id);
 		sqlite3_bind_int64(st, 2, from);
@@ -706,7 +708,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	free(start);
 	if (rc)
 		return rc;
-	snprintf(desc, ndesc, "replay of %s from the %s placement: every %lld steps, window %lld, delay %lld",
+	snprintf(desc, ndesc,
+		 "replay of %s from the %s placement: every %lld steps, window %lld, delay %lld",
 		 q->algo->name, sname, (long long)K, (long long)W, (long long)D);
 	return 0;
 }
