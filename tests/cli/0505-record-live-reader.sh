@@ -17,7 +17,7 @@ while kill -0 $pid 2>/dev/null; do
 	[ "$n" -ge "$last" ] || fail "step count went down: $last then $n"
 	[ "$n" -gt "$last" ] && [ "$last" -ge 0 ] && grew=$((grew + 1))
 	last=$n
-	half=$(sqlite3 "$db" "SELECT (SELECT count(*) FROM counts) - 26 * (SELECT count(*) FROM steps)")
+	half=$(sqlite3 -cmd ".timeout 5000" "$db" "SELECT (SELECT count(*) FROM counts) - 26 * (SELECT count(*) FROM steps)")
 	[ "$half" = 0 ] || fail "a reader saw a step without all its layers ($half rows off)"
 	reads=$((reads + 1))
 	sleep 0.1
