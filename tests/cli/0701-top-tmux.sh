@@ -42,7 +42,7 @@ SH
 top_pid() { ps -o pid= --ppid "$(tm display-message -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
 terminal_restored() { # SESSION: top exited and left a sane terminal
 	i=0
-	while [ ! -s "$T/$1.stty" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	while [ ! -s "$T/$1.stty" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 	[ -s "$T/$1.stty" ] || fail "top in session $1 did not exit"
 	grep -Eq '(^| )icanon( |$)' "$T/$1.stty" || fail "icanon not restored: $(cat "$T/$1.stty")"
 	grep -Eq '(^| )echo( |$)' "$T/$1.stty" || fail "echo not restored: $(cat "$T/$1.stty")"
@@ -165,7 +165,7 @@ terminal_restored mono
 
 # ---- NO_COLOR in a colour terminal: no colour; --iterations ends it ------------
 start nocolor 24 80 LANG=C.UTF-8 TERM=xterm-256color NO_COLOR=1 -- --delay-ms 100 \
-	--iterations 30 "$T/live.db"
+	--iterations 60 "$T/live.db"
 wait_for nocolor '^ Layer 0 device load'
 tm capture-pane -e -p -t nocolor >"$T/escaped"
 grep -Eq "$(printf '\033')\\[([0-9;]*;)?[34][0-7]m" "$T/escaped" && fail "colour under NO_COLOR"
