@@ -523,9 +523,14 @@ static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
 /* dir/name into p[n]; 0, or -1 when it does not fit. */
 static int join(char *p, size_t n, const char *dir, const char *name)
 {
-	int k = snprintf(p, n, "%s/%s", dir, name);
+	size_t a = strlen(dir), b = strlen(name);
 
-	return k < 0 || (size_t)k >= n ? -1 : 0;
+	if (a + 1 + b >= n)
+		return -1;
+	memcpy(p, dir, a);
+	p[a] = '/';
+	memcpy(p + a + 1, name, b + 1);
+	return 0;
 }
 
 static void remove_tmp(const char *tmp)
