@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -624,7 +625,8 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
 	default: return util_err_set(err, UTIL_EUSAGE, "unknown placement format %d", format);
 	}
 	util_buf_addf(&tmp, "%s.tmp.XXXXXX", path);
-	if ((fd = mkstemp(tmp.data)) < 0 || !(f = fdopen(fd, "w"))) {
+	if ((fd = mkstemp(tmp.data)) < 0 || fchmod(fd, 0666 & ~(mode_t)util_umask()) != 0 ||
+	    !(f = fdopen(fd, "w"))) {
 		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", tmp.data,
 				  strerror(errno));
 		if (fd >= 0) {

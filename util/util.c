@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap)
@@ -402,4 +403,12 @@ int util_cli_fail(const char *cmd, const struct util_err *err)
 {
 	util_cli_error(cmd, "%s", err->msg[0] ? err->msg : util_code_name(err->code));
 	return util_exit_status(err->code ? err->code : UTIL_EIO);
+}
+
+unsigned util_umask(void)
+{
+	mode_t m = umask(022);
+
+	umask(m);
+	return (unsigned)m;
 }

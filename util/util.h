@@ -83,6 +83,10 @@ int util_parse_double(const char *s, double min, double max, double *out, const 
 int util_parse_range(const char *s, int64_t *from, int64_t *to, const char *what,
 		     struct util_err *err);
 
+/* The process umask (read without changing it): files made with mkstemp
+ * and renamed into place get 0666 & ~util_umask(), as open() would give. */
+unsigned util_umask(void);
+
 /* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
 double util_now(void);
 double util_wall(void);
