@@ -166,6 +166,10 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
 
+# Static analysis: clang-tidy (.clang-tidy) and cppcheck, scripts/lint.sh.
+lint:
+	@sh scripts/lint.sh
+
 # ---- convenience targets --------------------------------------------------
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
@@ -206,7 +210,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
-.PHONY: fuzz fuzz-build deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
+.PHONY: lint fuzz fuzz-build deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
