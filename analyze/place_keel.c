@@ -14,8 +14,10 @@
  *     of per-episode max/mean device load blended with the summed fit;
  *  4. on small instances, the exact search (place_exact.c) finishes the job;
  *  5. with a current placement: ranks are matched to it (fewest moves at
- *     the same loads), and a move budget is honoured by searching from the
- *     current placement with moves counted.
+ *     the same loads); then candidates (that re-plan, the current
+ *     placement, searches from it with move budgets, the re-plan with moves
+ *     undone) are scored and the one with the fewest moves within KEEL_TOL
+ *     (0.5%) of the best score wins; max_moves is a hard cap.
  * Everything is deterministic: ties go to the lowest index.
  */
 #include "analyze/place_int.h"
@@ -643,14 +645,29 @@ static void keel_search(struct keel *k)
 /* Fewer moves at the same quality: a replica that moved onto rank a swaps
  * with a replica, on another rank b, of an expert a held before, when that
  * lowers the move count and does not worsen the objective (the summed max
- * stays, or the episode objective does not rise). */
-static void keel_restore(struct keel *k)
+ * stays, or the episode objective does not rise).  With limit > 0 (a
+ * score, as keel_score gives) the objective may rise up to it: the summed
+ * max up to limit, or with episodes the episode figure up to limit and the
+ * summed max by at most KEEL_TOL. */
+#define KEEL_TOL 0.005
+
+static void keel_restore(struct keel *k, double limit)
 {
 	int E = k->E, R = k->R, S = k->S;
-	double Lmax = k->load[keel_argmax(k)], tol = 1e-12 * (1 + Lmax);
+	double Lmax = k->load[keel_argmax(k)], tol = 1e-12 * (1 + Lmax), slack = 0;
 
 	if (k->T > 0)
 		keel_top(k);
+	if (limit > 0 && k->T == 0 && limit > Lmax)
+		tol += limit - Lmax;
+	if (limit > 0 && k->T > 0) {
+		double s = 0;
+		for (int t = 0; t < k->T; t++)
+			s += k->eload[(size_t)t * R + k->top[t * 3]] / k->emean[t];
+		s /= k->T;
+		slack = limit > s ? limit - s : 0;
+		tol += KEEL_TOL * Lmax;
+	}
 	int P = R * S, *first = calloc((size_t)E + 1, sizeof(int)), *rk = malloc((size_t)P * sizeof(int));
 
 	if (!first || !rk) {
@@ -698,8 +715,11 @@ static void keel_restore(struct keel *k)
 							continue;
 						if (k->T > 0) {
 							keel_pair_prep(k, a, b);
-							if (keel_pair_delta(k, x, y) > 1e-12)
+							double dd = keel_pair_delta(k, x, y);
+							if (dd > 1e-12 && dd > slack)
 								continue;
+							if (dd > 0)
+								slack -= dd;
 						}
 						keel_swap_apply(k, a, i, b, j);
 						if (k->T > 0)
@@ -817,6 +837,109 @@ static double keel_score(struct keel *k, const int32_t *p)
 	return s / k->T;
 }
 
+/* Searches from the current placement with a move budget (-1: none):
+ * duplicates removed first, then steps 3-4 with moves counted.  out gets
+ * the result; returns its moves. */
+static int keel_from_current(struct keel *k, const int32_t *cur, int budget, int32_t *out)
+{
+	size_t P = (size_t)k->R * k->S;
+
+	k->cur = cur;
+	k->budget = budget;
+	memcpy(k->slot, cur, P * sizeof(int32_t));
+	analyze_replicas(cur, (int)P, k->E, k->cnt);
+	keel_loads(k);
+	memcpy(k->curhas, k->has, (size_t)k->R * k->E);
+	k->moves = 0;
+	keel_dedup(k);
+	keel_search(k);
+	memcpy(out, k->slot, P * sizeof(int32_t));
+	k->budget = -1;
+	return analyze_place_moves(cur, out, k->E, k->R, k->S);
+}
+
+/* Candidates with a current placement: the re-plan in phy2log (matched),
+ * and searches from the current placement with budgets of 0 (duplicates
+ * removed only), 2%, 5%, 10% and 25% of the slots (and max_moves), each
+ * capped by max_moves.  Among those within max_moves, the one with the
+ * fewest moves whose score is within KEEL_TOL of the best score wins (ties:
+ * lower score, then the re-plan first).  A candidate past max_moves only
+ * wins when nothing else is within it (a duplicate in force must go).
+ * phy2log gets the winner; 0, or -1 when out of memory. */
+#define KEEL_NCAND 8
+
+static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t *phy2log)
+{
+	static const int pct[] = { 0, 2, 5, 10, 25 };
+	size_t P = (size_t)k->R * k->S;
+	int32_t *buf = malloc(KEEL_NCAND * P * sizeof(int32_t));
+	int moves[KEEL_NCAND], ok[KEEL_NCAND], n = 0, cap = in->max_moves;
+	double score[KEEL_NCAND];
+
+	if (!buf)
+		return -1;
+	memcpy(buf, phy2log, P * sizeof(int32_t));
+	moves[0] = analyze_place_moves(in->current, buf, k->E, k->R, k->S);
+	n = 1;
+	for (size_t i = 0; i <= UTIL_ARRAY_SIZE(pct); i++) {
+		int b;
+		if (i < UTIL_ARRAY_SIZE(pct))
+			b = (int)(P * (size_t)pct[i] / 100);
+		else if (cap >= 0)
+			b = cap;
+		else
+			break;
+		if (cap >= 0 && b > cap)
+			b = cap;
+		moves[n] = keel_from_current(k, in->current, b, buf + (size_t)n * P);
+		n++;
+	}
+	/* scores; the best among those within max_moves */
+	double best = 0;
+	int any = 0;
+	for (int c = 0; c < n; c++) {
+		score[c] = keel_score(k, buf + (size_t)c * P);
+		ok[c] = cap < 0 || moves[c] <= cap;
+		if (ok[c] && (!any || score[c] < best)) {
+			best = score[c];
+			any = 1;
+		}
+	}
+	/* the re-plan with its moves undone while the score stays within
+	 * KEEL_TOL of the best */
+	if (any) {
+		size_t q = (size_t)n * P;
+		memcpy(k->slot, phy2log, P * sizeof(int32_t));
+		analyze_replicas(phy2log, (int)P, k->E, k->cnt);
+		keel_loads(k);
+		keel_restore(k, best + KEEL_TOL * best);
+		memcpy(buf + q, k->slot, P * sizeof(int32_t));
+		moves[n] = analyze_place_moves(in->current, buf + q, k->E, k->R, k->S);
+		score[n] = keel_score(k, buf + q);
+		ok[n] = cap < 0 || moves[n] <= cap;
+		n++;
+	}
+	int win = -1;
+	if (any) {
+		for (int c = 0; c < n; c++) {
+			if (!ok[c] || score[c] > best + KEEL_TOL * best)
+				continue;
+			if (win < 0 || moves[c] < moves[win] ||
+			    (moves[c] == moves[win] && score[c] < score[win]))
+				win = c;
+		}
+	} else {
+		/* none within max_moves: the fewest moves */
+		for (int c = 0; c < n; c++)
+			if (win < 0 || moves[c] < moves[win] ||
+			    (moves[c] == moves[win] && score[c] < score[win]))
+				win = c;
+	}
+	memcpy(phy2log, buf + (size_t)win * P, P * sizeof(int32_t));
+	free(buf);
+	return 0;
+}
+
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
 {
 	struct keel k;
@@ -896,25 +1019,15 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 		for (size_t q = 0; q < P; q++)
 			k.curhas[(q / S) * E + in->current[q]]++;
 		keel_loads(&k);
-		keel_restore(&k);
+		keel_restore(&k, 0);
 		memcpy(phy2log, k.slot, P * sizeof(int32_t));
 		if (analyze_place_match(in->current, phy2log, E, R, S, 0)) {
 			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 			goto out;
 		}
-		int moves = analyze_place_moves(in->current, phy2log, E, R, S);
-		if (in->max_moves >= 0 && moves > in->max_moves) {
-			/* search from the current placement, moves counted */
-			k.cur = in->current;
-			k.budget = in->max_moves;
-			memcpy(k.slot, in->current, P * sizeof(int32_t));
-			analyze_replicas(in->current, (int)P, E, k.cnt);
-			keel_loads(&k);
-			memcpy(k.curhas, k.has, (size_t)R * E);
-			k.moves = 0;
-			keel_dedup(&k);
-			keel_search(&k);
-			memcpy(phy2log, k.slot, P * sizeof(int32_t));
+		if (keel_pick(&k, in, phy2log)) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
 		}
 	}
 out:
