@@ -62,7 +62,8 @@ check() {
 		mt "$@" >"$T/o/stdout" 2>"$T/o/stderr"
 		rc=$?
 		problem=""
-		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:|LeakSanitizer' "$T/o/stderr"; then
+		# a signal, a sanitizer report, or valgrind's (make check-valgrind)
+		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:|^==[0-9]+== ' "$T/o/stderr"; then
 			problem="crashed (exit $rc)"
 		elif [ $rc -eq 0 ]; then
 			case " $(echo $ALLOW) " in
