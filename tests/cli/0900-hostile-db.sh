@@ -1,5 +1,5 @@
 #!/bin/sh
-# Hostile databases: a truncated trace, files that are not SQLite or not a
+# Hostile databases (and shards given to merge): a truncated trace, files that are not SQLite or not a
 # trace, a schema version from the future, the right tables with wrong
 # shapes or garbage blobs.  Every reading command must report a clear error
 # ("moetrace CMD: ...") and exit 1 or 2, never crash (a signal, exit >= 128,
@@ -19,7 +19,8 @@ mt gen --help >/dev/null 2>&1 || skip "moetrace gen is not built"
 KNOWN="experts-negative:info experts-negative:sql experts-negative:balance experts-negative:place
 experts-negative:compare experts-negative:render experts-negative:top experts-negative:export
 shape-huge:info shape-huge:sql shape-huge:render shape-huge:export slots-overflow:info
-slots-overflow:render slots-overflow:export slots-overflow:sql
+slots-overflow:render slots-overflow:export slots-overflow:sql experts-negative:merge
+shape-huge:merge slots-overflow:merge
 blob-count:sql layers-fewer:sql
 deployed-garbage:balance deployed-garbage:place deployed-garbage:compare deployed-garbage:replay
 deployed-garbage:render deployed-garbage:top
@@ -50,17 +51,20 @@ check() {
 	v=$1 db="$T/db/$1.db"
 	sum=$(cksum <"$db")
 	ls -a "$T/db" >"$T/ls.before"
-	for cmd in info balance place compare replay replays render sql top export; do
+	for cmd in info balance place compare replay replays render sql top export merge; do
 		case $cmd in
 		replay) set -- replay "$db" --no-store --window 8 --interval 8 ;;
 		render) set -- render -o "$T/o/h.png" "$db" heatmap ;;
 		sql) set -- sql "$db" "SELECT count(*), sum(tokens) FROM expert_heat" ;;
 		top) set -- top --snapshot "$db" ;;
 		export) set -- export "$db" --format csv -o "$T/o/x.csv" ;;
+		merge) set -- merge --sum "$T/o/m.db" "$db" "$db" ;;
 		*) set -- "$cmd" "$db" ;;
 		esac
+		rm -f "$T/o/m.db"
 		mt "$@" >"$T/o/stdout" 2>"$T/o/stderr"
 		rc=$?
+		[ $rc -eq 0 ] || [ ! -e "$T/o/m.db" ] || fail "$v: a failed merge left its output"
 		problem=""
 		# a signal, a sanitizer report, or valgrind's (make check-valgrind)
 		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:|^==[0-9]+== ' "$T/o/stderr"; then
