@@ -233,16 +233,32 @@ static struct ckpt *ckpt_find(struct ckpt *c, size_t n, int64_t ord)
 	return lo < n && c[lo].ord == ord ? &c[lo] : NULL;
 }
 
-/* Device loads of one layer's counts: returns max, *tot the tokens. */
-static double layer_max(const uint32_t *h, int E, const int32_t *p2l, int R, int S,
-			const int *cnt, double *load, double *tot)
+/* Max device load of one layer's counts under a placement given as slot
+ * weights w[p] = 1 / replicas of the expert in slot p; *tot gets the tokens
+ * (the loads add up to them, since every expert has a slot). */
+static double layer_max_w(const uint32_t *h, const int32_t *p2l, const double *w, int R, int S,
+			  double *tot)
 {
-	double t = 0;
+	double mx = 0, t = 0;
 
-	for (int e = 0; e < E; e++)
-		t += h[e];
+	for (int r = 0; r < R; r++) {
+		const int32_t *e = p2l + (size_t)r * S;
+		const double *ww = w + (size_t)r * S;
+		double sum = 0;
+		for (int k = 0; k < S; k++)
+			sum += (double)h[e[k]] * ww[k];
+		t += sum;
+		if (sum > mx)
+			mx = sum;
+	}
 	*tot = t;
-	return analyze_device_load_u32(h, E, p2l, R, S, cnt, load);
+	return mx;
+}
+
+static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
+{
+	for (int p = 0; p < P; p++)
+		w[p] = 1.0 / cnt[p2l[p]];
 }
 
 int analyze_replay_run(struct store *s, const struct store_run *run,
@@ -257,6 +273,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	size_t nck = 0;
 	int32_t *cur = NULL, *next = NULL, *pending = NULL;
 	int *cnt = NULL, *base_cnt = NULL;
+	double *w = NULL, *bw = NULL; /* [L*P] slot weights, in force and baseline */
 	uint64_t *prefix = NULL;
 	double *heat = NULL, *episodes = NULL, *ep_buf = NULL, *load = NULL;
 	double *lmax = NULL, *lmean = NULL, *bmax = NULL, *before = NULL, *after = NULL;
@@ -349,6 +366,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	next = malloc(LP * sizeof(int32_t));
 	pending = malloc(LP * sizeof(int32_t));
 	cnt = malloc(LE * sizeof(int));
+	w = malloc(LP * sizeof(double));
+	bw = malloc(LP * sizeof(double));
 	base_cnt = malloc(LE * sizeof(int));
 	prefix = calloc(LE, sizeof(uint64_t));
 	heat = malloc(LE * sizeof(double));
@@ -367,7 +386,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	send = malloc((size_t)R * sizeof(int64_t));
 	recv = malloc((size_t)R * sizeof(int64_t));
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
-	if (!cur || !next || !pending || !cnt || !base_cnt || !prefix || !heat ||
+	if (!cur || !next || !pending || !cnt || !w || !bw || !base_cnt || !prefix || !heat ||
 	    (Ne && !episodes) || !ep_buf || !load || !lmax || !lmean || !bmax || !before ||
 	    !after || !want || !pend_layers || !ev_moves || !ev_bytes || !send || !recv ||
 	    !out->layer || qh_init(&qh, L) || qh_init(&qb, L) || qh_init(&qo, 1) ||
@@ -388,6 +407,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	for (int l = 0; l < L; l++) {
 		analyze_replicas(cur + (size_t)l * P, P, E, cnt + (size_t)l * E);
 		memcpy(base_cnt + (size_t)l * E, cnt + (size_t)l * E, (size_t)E * sizeof(int));
+		slot_weights(cur + (size_t)l * P, P, cnt + (size_t)l * E, w + (size_t)l * P);
+		memcpy(bw + (size_t)l * P, w + (size_t)l * P, (size_t)P * sizeof(double));
 	}
 
 	/* ---- the replay row, in one transaction with everything else ---- */
@@ -431,6 +452,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 					memcpy(cur + (size_t)l * P, pending + (size_t)l * P,
 					       (size_t)P * sizeof(int32_t));
 					analyze_replicas(cur + (size_t)l * P, P, E, cnt + (size_t)l * E);
+					slot_weights(cur + (size_t)l * P, P, cnt + (size_t)l * E,
+						     w + (size_t)l * P);
 				}
 			out->events[pending_ev].effective_step = st.step;
 			/* overlapped transfer: hidden behind the delay's MoE time */
@@ -442,11 +465,10 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		double smax = 0, smean = 0, sbase = 0;
 		for (int l = 0; l < L; l++) {
 			const uint32_t *h = st.counts + (size_t)l * E;
-			double tot;
-			lmax[l] = layer_max(h, E, cur + (size_t)l * P, R, S, cnt + (size_t)l * E, load,
-					    &tot);
-			bmax[l] = analyze_device_load_u32(h, E, cfg->start + (size_t)l * P, R, S,
-							  base_cnt + (size_t)l * E, load);
+			double tot, btot;
+			lmax[l] = layer_max_w(h, cur + (size_t)l * P, w + (size_t)l * P, R, S, &tot);
+			bmax[l] = layer_max_w(h, cfg->start + (size_t)l * P, bw + (size_t)l * P, R, S,
+					      &btot);
 			lmean[l] = tot / R;
 			qh_add(&qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
 			qh_add(&qb, l, tot > 0 ? bmax[l] / lmean[l] : 1.0);
@@ -670,6 +692,8 @@ out:
 	free(pending);
 	free(cnt);
 	free(base_cnt);
+	free(w);
+	free(bw);
 	free(prefix);
 	free(heat);
 	free(episodes);

@@ -221,19 +221,15 @@ int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n)
 	if (len <= hdr || in[hdr] > 31)
 		return UTIL_EPARSE;
 	unsigned k = in[hdr++];
+	uint64_t kmask = (1ULL << k) - 1;
 	struct bitr r = { in + hdr, in + len, 0, 0 };
+	/* Invariant: the accumulator's bits above nacc are zero, so ~acc has a
+	 * one at or below bit nacc and ctz finds the end of the unary part. */
 	for (size_t i = 0; i < n; i++) {
-		uint32_t q = 0, low = 0;
-		br_fill(&r);
-		if (r.nacc == 0)
-			return UTIL_EPARSE;
-		/* count ones (at most RICE_ESC) */
-		uint64_t ones = ~r.acc & (r.nacc >= 64 ? ~0ULL : ((1ULL << r.nacc) - 1));
-		if (ones == 0) {
-			q = r.nacc;
-		} else {
-			q = (uint32_t)__builtin_ctzll(ones);
-		}
+		if (r.nacc < 57)
+			br_fill(&r);
+		uint64_t ones = ~r.acc;
+		unsigned q = ones ? (unsigned)__builtin_ctzll(ones) : 64;
 		if (q >= RICE_ESC) {
 			r.acc >>= RICE_ESC;
 			r.nacc -= RICE_ESC;
@@ -243,13 +239,12 @@ int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n)
 				return UTIL_EPARSE; /* non-canonical escape */
 			continue;
 		}
-		if (ones == 0)
-			return UTIL_EPARSE; /* ran out of input inside the unary part */
-		r.acc >>= q + 1;
-		r.nacc -= q + 1;
-		if (k && br_get(&r, k, &low))
-			return UTIL_EPARSE;
-		v[i] = (q << k) | low;
+		unsigned used = q + 1 + k; /* <= 56 */
+		if (used > r.nacc)
+			return UTIL_EPARSE; /* the input ends inside this value */
+		v[i] = (q << k) | (uint32_t)((r.acc >> (q + 1)) & kmask);
+		r.acc >>= used;
+		r.nacc -= used;
 	}
 	/* Only padding bits (< 8, zero) may remain. */
 	if (r.p != r.end || r.nacc >= 8 || r.acc != 0)
