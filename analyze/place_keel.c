@@ -53,6 +53,11 @@ struct keel {
 	const int32_t *cur;
 	unsigned char *curhas; /* [R * E] */
 	int moves, budget;     /* budget < 0: none */
+	/* snapshots of the search from the current placement: snap[i] gets
+	 * the last state with at most snap_b[i] moves */
+	int nsnap;
+	const int *snap_b;
+	int32_t *snap;     /* [nsnap * R * S], caller's */
 	double *tmp;       /* [R] scratch */
 	double *etmp;      /* [T * R] scratch */
 };
@@ -619,12 +624,21 @@ static int keel_step_ep(struct keel *k, double *obj)
 	return 0;
 }
 
+static void keel_snap(struct keel *k, int all)
+{
+	size_t P = (size_t)k->R * k->S;
+
+	for (int i = 0; i < k->nsnap; i++)
+		if (all || k->moves <= k->snap_b[i])
+			memcpy(k->snap + (size_t)i * P, k->slot, P * sizeof(int32_t));
+}
+
 static void keel_search(struct keel *k)
 {
 	int guard = 0, limit = 50 * k->R * k->S + 1000;
 
 	while (guard++ < limit && keel_step_max(k))
-		;
+		keel_snap(k, 0);
 	if (k->T > 0) {
 		memset(k->fail, 0, (size_t)k->R);
 		keel_top(k);
@@ -634,10 +648,11 @@ static void keel_search(struct keel *k)
 		guard = 0;
 		for (;;) {
 			while (guard++ < limit && keel_step_ep(k, &obj))
-				;
+				keel_snap(k, 0);
 			memset(k->fail, 0, (size_t)k->R);
 			if (guard >= limit || !keel_step_ep(k, &obj))
 				break;
+			keel_snap(k, 0);
 		}
 	}
 }
@@ -837,31 +852,36 @@ static double keel_score(struct keel *k, const int32_t *p)
 	return s / k->T;
 }
 
-/* Searches from the current placement with a move budget (-1: none):
- * duplicates removed first, then steps 3-4 with moves counted.  out gets
- * the result; returns its moves. */
-static int keel_from_current(struct keel *k, const int32_t *cur, int budget, int32_t *out)
+/* Searches from the current placement with a move budget (the largest of
+ * nb ascending budgets b): duplicates removed first, then steps 3-4 with
+ * moves counted.  out[i] gets the last state of that search within b[i]
+ * moves (the state after duplicate removal if none is). */
+static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, int nb,
+			      int32_t *out)
 {
 	size_t P = (size_t)k->R * k->S;
 
 	k->cur = cur;
-	k->budget = budget;
+	k->budget = b[nb - 1];
 	memcpy(k->slot, cur, P * sizeof(int32_t));
 	analyze_replicas(cur, (int)P, k->E, k->cnt);
 	keel_loads(k);
 	memcpy(k->curhas, k->has, (size_t)k->R * k->E);
 	k->moves = 0;
 	keel_dedup(k);
+	k->nsnap = nb;
+	k->snap_b = b;
+	k->snap = out;
+	keel_snap(k, 1);
 	keel_search(k);
-	memcpy(out, k->slot, P * sizeof(int32_t));
+	k->nsnap = 0;
 	k->budget = -1;
-	return analyze_place_moves(cur, out, k->E, k->R, k->S);
 }
 
 /* Candidates with a current placement: the re-plan in phy2log (matched),
- * and searches from the current placement with budgets of 0 (duplicates
- * removed only), 2%, 5%, 10% and 25% of the slots (and max_moves), each
- * capped by max_moves.  Among those within max_moves, the one with the
+ * and the states of one search from the current placement within budgets
+ * of 0 (duplicates removed only), 2%, 5%, 10% and 25% of the slots (and
+ * max_moves), each capped by max_moves.  Among those within max_moves, the one with the
  * fewest moves whose score is within KEEL_TOL of the best score wins (ties:
  * lower score, then the re-plan first).  A candidate past max_moves only
  * wins when nothing else is within it (a duplicate in force must go).
@@ -880,7 +900,8 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 		return -1;
 	memcpy(buf, phy2log, P * sizeof(int32_t));
 	moves[0] = analyze_place_moves(in->current, buf, k->E, k->R, k->S);
-	n = 1;
+	/* budgets, ascending */
+	int bud[UTIL_ARRAY_SIZE(pct) + 1], nb = 0;
 	for (size_t i = 0; i <= UTIL_ARRAY_SIZE(pct); i++) {
 		int b;
 		if (i < UTIL_ARRAY_SIZE(pct))
@@ -891,9 +912,18 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 			break;
 		if (cap >= 0 && b > cap)
 			b = cap;
-		moves[n] = keel_from_current(k, in->current, b, buf + (size_t)n * P);
-		n++;
+		int j = nb++;
+		while (j > 0 && bud[j - 1] > b) {
+			bud[j] = bud[j - 1];
+			j--;
+		}
+		bud[j] = b;
 	}
+	keel_from_current(k, in->current, bud, nb, buf + P);
+	for (int i = 0; i < nb; i++)
+		moves[1 + i] = analyze_place_moves(in->current, buf + (size_t)(1 + i) * P, k->E,
+						   k->R, k->S);
+	n = 1 + nb;
 	/* scores; the best among those within max_moves */
 	double best = 0;
 	int any = 0;
