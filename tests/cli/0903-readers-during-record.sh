@@ -1,0 +1,45 @@
+#!/bin/sh
+# Readers do not disturb a recording: while `moetrace record` writes 1,000
+# steps/s (the default policy, which drops a step when its ring is full),
+# `top --snapshot`, `sql` and `info` read in a loop.  Every read succeeds and
+# sees whole steps only (counts rows = layers x steps), the step count never
+# goes down, and the recorder drops nothing.  If it drops, the same
+# recording runs again without readers: dropping then too means the machine
+# is too busy for the rate (skip), not dropping means readers did it (fail).
+. "$(dirname "$0")/lib.sh"
+mt record --help >/dev/null 2>&1 || skip "moetrace record is not built"
+
+record() { # DB: 3,000 steps of DeepSeek-V2-Lite (26 x 64) at 1,000 steps/s
+	"$MOETRACE" record --model deepseek-v2-lite --steps 3000 --rate 1000 --run live "$1" \
+		>"$T/rec.out" 2>&1
+}
+dropped() { sed -n 's/.*recorded \([0-9]*\), dropped \([0-9]*\).*/\2/p' "$T/rec.out"; }
+
+db="$T/live.db"
+record "$db" &
+pid=$!
+reads=0 last=-1
+while kill -0 $pid 2>/dev/null; do
+	[ -e "$db" ] || { sleep 0.02; continue; }
+	mt top --snapshot "$db" >"$T/top" 2>&1 || { cat "$T/top"; fail "top --snapshot failed while recording"; }
+	mt sql --format csv "$db" "SELECT count(*), (SELECT count(*) FROM counts) - 26 * count(*) FROM steps" \
+		>"$T/sql" 2>&1 || { cat "$T/sql"; fail "sql failed while recording"; }
+	n=$(tail -n 1 "$T/sql" | cut -d, -f1)
+	off=$(tail -n 1 "$T/sql" | cut -d, -f2)
+	[ "$off" = 0 ] || fail "a reader saw a step without all its layers ($off rows off at $n steps)"
+	[ "$n" -ge "$last" ] || fail "the step count went down: $last then $n"
+	last=$n
+	mt info "$db" >"$T/info" 2>&1 || { cat "$T/info"; fail "info failed while recording"; }
+	reads=$((reads + 1))
+done
+wait $pid || { cat "$T/rec.out"; fail "record failed"; }
+[ $reads -ge 3 ] || skip "only $reads reads during the recording (machine too busy)"
+d=$(dropped)
+[ -n "$d" ] || { cat "$T/rec.out"; fail "record printed no drop count"; }
+if [ "$d" -gt 0 ]; then
+	record "$T/alone.db" || { cat "$T/rec.out"; fail "record failed"; }
+	[ "$(dropped)" -gt 0 ] && skip "the recorder drops at 1,000 steps/s even without readers here"
+	fail "the recorder dropped $d steps with readers and none without"
+fi
+echo "$reads rounds of top, sql and info during the recording, 0 dropped"
+exit 0
