@@ -75,6 +75,9 @@ struct analyze_place_in {
 	int n_episodes;
 	const int32_t *current;     /* [ranks * slots] placement in force, or NULL */
 	int max_moves;              /* move budget (swift, flagship); -1 = none */
+	double move_tolerance;      /* flagship with `current`: the fraction of its best
+				     * score it may give up for fewer moves (0: none;
+				     * replay uses 0.005, place/compare 0) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
 };
 
@@ -269,6 +272,10 @@ void analyze_heat_release(struct analyze_heat_file *h);
  * under the placement actually in force, and under the start placement
  * (the baseline, never changed).  docs/replay.md has the cost model. */
 
+/* Score the flagship may give up per rebalance for fewer copies in a replay:
+ * a rebalance repeats, so copies it saves are saved every time. */
+#define ANALYZE_REPLAY_MOVE_TOLERANCE 0.005
+
 struct analyze_replay_cfg {
 	const struct analyze_algo *algo;
 	int ranks, slots, nodes, groups;
@@ -278,6 +285,7 @@ struct analyze_replay_cfg {
 					 * exceeds it (>= 1) */
 	int episodes;                   /* 0: none; N: the window cut into N episodes */
 	int max_moves;                  /* per layer and rebalance; -1: none */
+	double move_tolerance;          /* passed to the algorithm (analyze_place_in) */
 	uint64_t seed;
 	int64_t from, to;               /* step range */
 	unsigned phase_mask;

@@ -16,7 +16,7 @@
  *  5. with a current placement: ranks are matched to it (fewest moves at
  *     the same loads); then candidates (that re-plan, the current
  *     placement, searches from it with move budgets, the re-plan with moves
- *     undone) are scored and the one with the fewest moves within KEEL_TOL
+ *     undone) are scored and the one with the fewest moves within in->move_tolerance
  *     (0.5%) of the best score wins; max_moves is a hard cap.
  * Everything is deterministic: ties go to the lowest index.
  */
@@ -31,6 +31,7 @@ struct keel {
 	const double *w;   /* [E] summed heat */
 	const double *h;   /* [T * E] episodes, or NULL */
 	double lambda;     /* weight of the summed fit in the episode objective */
+	double tol;        /* in->move_tolerance: score given up for fewer moves */
 	int *cnt;          /* [E] replicas per expert */
 	double *rw;        /* [E] w / cnt */
 	int32_t *slot;     /* [R * S] */
@@ -663,8 +664,7 @@ static void keel_search(struct keel *k)
  * stays, or the episode objective does not rise).  With limit > 0 (a
  * score, as keel_score gives) the objective may rise up to it: the summed
  * max up to limit, or with episodes the episode figure up to limit and the
- * summed max by at most KEEL_TOL. */
-#define KEEL_TOL 0.005
+ * summed max by at most k->tol (in->move_tolerance). */
 
 static void keel_restore(struct keel *k, double limit)
 {
@@ -681,7 +681,7 @@ static void keel_restore(struct keel *k, double limit)
 			s += k->eload[(size_t)t * R + k->top[t * 3]] / k->emean[t];
 		s /= k->T;
 		slack = limit > s ? limit - s : 0;
-		tol += KEEL_TOL * Lmax;
+		tol += k->tol * Lmax;
 	}
 	int P = R * S, *first = calloc((size_t)E + 1, sizeof(int)), *rk = malloc((size_t)P * sizeof(int));
 
@@ -882,7 +882,7 @@ static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, 
  * and the states of one search from the current placement within budgets
  * of 0 (duplicates removed only), 2%, 5%, 10% and 25% of the slots (and
  * max_moves), each capped by max_moves.  Among those within max_moves, the one with the
- * fewest moves whose score is within KEEL_TOL of the best score wins (ties:
+ * fewest moves whose score is within in->move_tolerance of the best score wins (ties:
  * lower score, then the re-plan first).  A candidate past max_moves only
  * wins when nothing else is within it (a duplicate in force must go).
  * phy2log gets the winner; 0, or -1 when out of memory. */
@@ -936,13 +936,13 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 		}
 	}
 	/* the re-plan with its moves undone while the score stays within
-	 * KEEL_TOL of the best */
+	 * in->move_tolerance of the best */
 	if (any) {
 		size_t q = (size_t)n * P;
 		memcpy(k->slot, phy2log, P * sizeof(int32_t));
 		analyze_replicas(phy2log, (int)P, k->E, k->cnt);
 		keel_loads(k);
-		keel_restore(k, best + KEEL_TOL * best);
+		keel_restore(k, best + k->tol * best);
 		memcpy(buf + q, k->slot, P * sizeof(int32_t));
 		moves[n] = analyze_place_moves(in->current, buf + q, k->E, k->R, k->S);
 		score[n] = keel_score(k, buf + q);
@@ -952,7 +952,7 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	int win = -1;
 	if (any) {
 		for (int c = 0; c < n; c++) {
-			if (!ok[c] || score[c] > best + KEEL_TOL * best)
+			if (!ok[c] || score[c] > best + k->tol * best)
 				continue;
 			if (win < 0 || moves[c] < moves[win] ||
 			    (moves[c] == moves[win] && score[c] < score[win]))
@@ -984,6 +984,7 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	k.w = in->heat;
 	k.h = in->episodes;
 	k.lambda = 0.15;
+	k.tol = in->move_tolerance > 0 ? (in->move_tolerance < 0.5 ? in->move_tolerance : 0.5) : 0;
 	k.budget = -1;
 	if (keel_alloc(&k)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");

@@ -123,6 +123,7 @@ static void *decide_worker(void *arg)
 			.n_episodes = Ne,
 			.current = cur,
 			.max_moves = c->max_moves,
+			.move_tolerance = c->move_tolerance,
 			.seed = c->seed + (uint64_t)l,
 		};
 		if ((j->rc = analyze_place(c->algo, &in, next, &j->err))) {

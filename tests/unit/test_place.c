@@ -496,7 +496,8 @@ static void test_place_flagship_keeps(void **state)
 	for (int iter = 0; iter < 4; iter++) {
 		random_heat(&rng, w, E, 0);
 		struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = w,
-					       .max_moves = -1 };
+					       .max_moves = -1,
+					       .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE };
 		assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, cur), 0);
 		/* current = keel's own answer on the same heat: zero moves */
 		in.current = cur;
