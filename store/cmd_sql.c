@@ -483,7 +483,7 @@ int cmd_sql(int argc, char **argv)
 			stmt_excerpt(ex, sizeof(ex), p, (size_t)(tail - p));
 			util_cli_error(
 				"sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
-				ro ? "; the trace is opened read-only: add --write to change it"
+				ro && !write ? "; the trace is opened read-only: add --write to change it"
 				   : "");
 			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ? 2 : 1;
 			sqlite3_finalize(st);

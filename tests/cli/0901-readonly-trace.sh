@@ -75,6 +75,9 @@ writes() {
 			fail "$case_: moetrace $w: no clear error"
 		}
 		[ "$(cksum <"$db")" = "$sum" ] || fail "$case_: moetrace $w changed the trace"
+		# the file is read-only, not the way it was opened
+		[ $w != sql ] || ! grep -q "add --write" "$T/o/stderr" ||
+			fail "$case_: sql --write is told to add --write"
 	done
 }
 
