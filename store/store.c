@@ -431,6 +431,23 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 	copy_text(r->source, sizeof(r->source), sqlite3_column_text(st, 11));
 }
 
+/* A run row from a file someone else wrote: its shape must be within what
+ * the schema allows before any array is sized from it. */
+static int run_check(struct store *s, const struct store_run *r)
+{
+	if (r->layers < 1 || r->layers > STORE_MAX_LAYERS || r->experts < 1 ||
+	    r->experts > STORE_MAX_EXPERTS || r->topk < 0 || r->topk > r->experts ||
+	    r->ranks < 0 || r->slots < 0 || r->ranks_per_node < 0 ||
+	    (int64_t)r->ranks * r->slots > STORE_MAX_SLOTS ||
+	    (r->ranks && (int64_t)r->ranks * r->slots < r->experts))
+		return set_err(s, UTIL_EPARSE,
+			       "run %lld '%s' in '%s' has an impossible shape (%d layers x %d "
+			       "experts, top-%d, %d ranks x %d slots): corrupt database?",
+			       (long long)r->id, r->name, s->path, r->layers, r->experts, r->topk,
+			       r->ranks, r->slots);
+	return 0;
+}
+
 int store_run_add(struct store *s, struct store_run *run)
 {
 	sqlite3_stmt *st = NULL;
@@ -499,7 +516,7 @@ int store_run_get(struct store *s, const char *name, struct store_run *out)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		run_from_row(st, out);
-		rc = 0;
+		rc = run_check(s, out);
 	} else if (rc == SQLITE_DONE) {
 		rc = name && *name ? set_err(s, UTIL_ENOTFOUND, "no run named '%s' in '%s'", name,
 					      s->path)
@@ -534,6 +551,11 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
 			v = nv;
 		}
 		run_from_row(st, &v[len++]);
+		if (run_check(s, &v[len - 1])) {
+			free(v);
+			sqlite3_finalize(st);
+			return UTIL_EPARSE;
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		rc = store_int_dberr(s, "listing runs");

@@ -16,11 +16,7 @@ mt gen --help >/dev/null 2>&1 || skip "moetrace gen is not built"
 # expert_heat does not check a blob's count against the run's experts;
 # a deployed blob of the wrong size reads as "no deployed placement";
 # info does not notice a counts table without its columns.
-KNOWN="experts-negative:info experts-negative:sql experts-negative:balance experts-negative:place
-experts-negative:compare experts-negative:render experts-negative:top experts-negative:export
-shape-huge:info shape-huge:sql shape-huge:render shape-huge:export slots-overflow:info
-slots-overflow:render slots-overflow:export slots-overflow:sql experts-negative:merge
-shape-huge:merge slots-overflow:merge
+KNOWN="experts-negative:sql shape-huge:sql slots-overflow:sql
 blob-count:sql layers-fewer:sql
 deployed-garbage:balance deployed-garbage:place deployed-garbage:compare deployed-garbage:replay
 deployed-garbage:render deployed-garbage:top
