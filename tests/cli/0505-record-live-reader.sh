@@ -12,7 +12,8 @@ last=-1 reads=0 grew=0
 while kill -0 $pid 2>/dev/null; do
 	[ -e "$db" ] || { sleep 0.05; continue; }
 	"$MOETRACE" info "$db" >"$T/info" 2>&1 || { cat "$T/info"; fail "info failed while recording"; }
-	n=$(sed -n 's/^ *steps *\([0-9]*\).*/\1/p' "$T/info")
+	# before the first batch commits, the run exists with "steps  none"
+	n=$(sed -n -e 's/^ *steps *none.*/0/p' -e 's/^ *steps *\([0-9][0-9]*\).*/\1/p' "$T/info")
 	[ -n "$n" ] || { cat "$T/info"; fail "info shows no step line"; }
 	[ "$n" -ge "$last" ] || fail "step count went down: $last then $n"
 	[ "$n" -gt "$last" ] && [ "$last" -ge 0 ] && grew=$((grew + 1))
