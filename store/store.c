@@ -916,13 +916,18 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 	size_t P = (size_t)ranks * (size_t)slots;
 	int rc, found = 0;
 	int64_t eff = 0;
+	unsigned char *seen = malloc((size_t)run->experts);
 
+	if (!seen)
+		return set_err(s, UTIL_ENOMEM, "out of memory");
 	/* Latest row per layer at or before `step`. */
 	if ((rc = store_int_prepare(s,
 				    "SELECT layer, ranks, slots, phy2log, max(step) FROM deployed "
 				    "WHERE run = ?1 AND step <= ?2 GROUP BY layer ORDER BY layer",
-				    &st)))
+				    &st))) {
+		free(seen);
 		return rc;
+	}
 	sqlite3_bind_int64(st, 1, run->id);
 	sqlite3_bind_int64(st, 2, step);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -933,8 +938,16 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 			rc = set_err(s, UTIL_EPARSE, "deployed placement: layer %d out of range", layer);
 			goto out;
 		}
-		if (sqlite3_column_int(st, 1) != ranks || sqlite3_column_int(st, 2) != slots ||
-		    len != P * 4) {
+		int64_t row_slots = (int64_t)sqlite3_column_int(st, 1) * sqlite3_column_int(st, 2);
+		if (sqlite3_column_int(st, 1) <= 0 || sqlite3_column_int(st, 2) <= 0 ||
+		    row_slots > STORE_MAX_SLOTS || (int64_t)len != row_slots * 4) {
+			rc = set_err(s, UTIL_EPARSE,
+				     "deployed placement of layer %d is corrupt: %zu bytes for %d ranks "
+				     "x %d slots",
+				     layer, len, sqlite3_column_int(st, 1), sqlite3_column_int(st, 2));
+			goto out;
+		}
+		if (sqlite3_column_int(st, 1) != ranks || sqlite3_column_int(st, 2) != slots) {
 			rc = set_err(s, UTIL_ERANGE,
 				     "deployed placement of layer %d is %d ranks x %d slots, not %d x %d",
 				     layer, sqlite3_column_int(st, 1), sqlite3_column_int(st, 2), ranks,
@@ -953,6 +966,18 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 			}
 			phy2log[(size_t)layer * P + i] = v;
 		}
+		/* every expert must have a slot */
+		for (int e = 0; e < run->experts; e++)
+			seen[e] = 0;
+		for (size_t i = 0; i < P; i++)
+			seen[phy2log[(size_t)layer * P + i]] = 1;
+		for (int e = 0; e < run->experts; e++)
+			if (!seen[e]) {
+				rc = set_err(s, UTIL_EPARSE,
+					     "deployed placement of layer %d gives expert %d no slot",
+					     layer, e);
+				goto out;
+			}
 		int64_t f = sqlite3_column_int64(st, 4);
 		if (!found || f > eff)
 			eff = f;
@@ -972,6 +997,7 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 	if (from)
 		*from = eff;
 out:
+	free(seen);
 	sqlite3_finalize(st);
 	return rc;
 }
