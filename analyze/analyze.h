@@ -330,4 +330,12 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		       struct util_err *err);
 void analyze_replay_release(struct analyze_replay_out *out);
 
+/* ---- shared option values of the analysing commands (analyze/opts.c) -----
+ * Each checks its argument, stores it, and returns 0 or UTIL_EUSAGE with a
+ * message naming the option. */
+int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err);
+int analyze_opt_model(const char *arg, const char **model, struct util_err *err);
+int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);
+int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
+
 #endif

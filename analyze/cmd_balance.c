@@ -60,15 +60,10 @@ int cmd_balance(int argc, char **argv)
 			if (util_parse_range(optarg, &from, &to, "--steps", &err))
 				return util_cli_fail("balance", &err);
 			break;
-		case 'p': {
-			int ph = store_phase_parse(optarg);
-			if (ph <= 0) {
-				util_cli_error("balance", "--phase: '%s' is not prefill or decode", optarg);
-				return 2;
-			}
-			phase_mask = 1u << ph;
+		case 'p':
+			if (analyze_opt_phase(optarg, &phase_mask, &err))
+				return util_cli_fail("balance", &err);
 			break;
-		}
 		case 'x': force_static = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;

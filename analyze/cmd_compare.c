@@ -86,7 +86,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const formats[] = { "table", "csv", "json", "markdown" };
-	int c, v;
+	int c;
 	int64_t i64;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -120,11 +120,8 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 				return err->code;
 			break;
 		case 'p':
-			if ((v = store_phase_parse(optarg)) <= 0)
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--phase: '%s' is not prefill or decode",
-						    optarg);
-			o->phase_mask = 1u << v;
+			if (analyze_opt_phase(optarg, &o->phase_mask, err))
+				return err->code;
 			break;
 		case 'k':
 			if (util_parse_int(optarg, 1, 4096, &o->episodes, "--episodes", err))
@@ -142,25 +139,16 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'c': o->current = optarg; break;
 		case 'm':
-			if (!store_model_find(optarg))
-				return util_err_set(
-					err, UTIL_EUSAGE,
-					"--model: unknown model '%s' (see moetrace models)",
-					optarg);
-			o->model = optarg;
+			if (analyze_opt_model(optarg, &o->model, err))
+				return err->code;
 			break;
 		case 'q':
-			if ((o->quant = analyze_quant_parse(optarg)) < 0)
-				return util_err_set(err, UTIL_EUSAGE,
-						    "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
-						    optarg);
+			if (analyze_opt_quant(optarg, &o->quant, err))
+				return err->code;
 			break;
 		case 'L':
-			if (!analyze_link_find(optarg))
-				return util_err_set(
-					err, UTIL_EUSAGE,
-					"--link: unknown link '%s' (see docs/formats.md)", optarg);
-			o->link = optarg;
+			if (analyze_opt_link(optarg, &o->link, err))
+				return err->code;
 			break;
 		case 'b':
 			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))

@@ -507,7 +507,7 @@ int cmd_replay(int argc, char **argv)
 			  .from = INT64_MIN, .to = INT64_MAX, .tflops = 400 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct setup su = { 0 };
-	int c, rc, status = 1, grid = 0, interval_set = 0;
+	int c, rc, status = 1, grid = 0, interval_set = 0, quant = ANALYZE_QUANT_BF16;
 	int32_t *start = NULL;
 	struct analyze_replay_out out = { 0 };
 
@@ -541,18 +541,10 @@ int cmd_replay(int argc, char **argv)
 		case 'M': rc = util_parse_int(optarg, -1, STORE_MAX_SLOTS, &o.max_moves, "--max-moves", &err); break;
 		case 's': o.start = optarg; break;
 		case 'x': rc = util_parse_range(optarg, &o.from, &o.to, "--steps", &err); break;
-		case 'p': {
-			int ph = store_phase_parse(optarg);
-			if (ph <= 0)
-				rc = util_err_set(&err, UTIL_EUSAGE,
-						  "--phase: '%s' is not prefill or decode", optarg);
-			else
-				o.phase_mask = 1u << ph;
-			break;
-		}
-		case 'm': o.model = optarg; break;
-		case 'q': o.quant = optarg; break;
-		case 'l': o.link = optarg; break;
+		case 'p': rc = analyze_opt_phase(optarg, &o.phase_mask, &err); break;
+		case 'm': rc = analyze_opt_model(optarg, &o.model, &err); break;
+		case 'q': rc = analyze_opt_quant(optarg, &quant, &err); o.quant = optarg; break;
+		case 'l': rc = analyze_opt_link(optarg, &o.link, &err); break;
 		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o.bandwidth, "--bandwidth", &err); break;
 		case 't': rc = util_parse_double(optarg, 1e-3, 1e6, &o.tflops, "--tflops", &err); break;
 		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o.us_per_token, "--us-per-token", &err); break;
@@ -592,25 +584,11 @@ int cmd_replay(int argc, char **argv)
 			       o.algo);
 		return 2;
 	}
-	int quant = analyze_quant_parse(o.quant ? o.quant : "bf16");
-	if (quant < 0) {
-		util_cli_error("replay", "--quant: '%s' is not bf16, fp8, w8a8 or w4a8", o.quant);
-		return 2;
-	}
 	const struct analyze_link *link = analyze_link_find(o.link ? o.link : "nvlink4");
-	if (!link) {
-		util_cli_error("replay", "--link: unknown link '%s'", o.link);
-		return 2;
-	}
 	if (store_open_run(o.db, o.runname, (o.no_store || grid) ? STORE_READONLY : 0, &su.s,
 			   &su.run, &err))
 		return util_cli_fail("replay", &err);
 	su.model = store_model_find(o.model ? o.model : su.run.model);
-	if (o.model && !su.model) {
-		util_cli_error("replay", "--model: unknown preset '%s'", o.model);
-		status = 2;
-		goto out;
-	}
 	if (su.model && (su.model->experts != su.run.experts)) {
 		util_cli_error("replay", "--model %s has %d experts, the run %d", su.model->name,
 			       su.model->experts, su.run.experts);

@@ -74,15 +74,10 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 				return 2;
 			}
 			break;
-		case 'p': {
-			int ph = store_phase_parse(optarg);
-			if (ph <= 0) {
-				util_cli_error("render", "--phase: '%s' is not prefill or decode", optarg);
-				return 2;
-			}
-			o->phase_mask = 1u << ph;
+		case 'p':
+			if (analyze_opt_phase(optarg, &o->phase_mask, &err))
+				return util_cli_fail("render", &err);
 			break;
-		}
 		case 'O':
 			if (!strcmp(optarg, "heat") || !strcmp(optarg, "id")) {
 				o->sort_heat = !strcmp(optarg, "heat");

@@ -370,15 +370,10 @@ int cmd_top(int argc, char **argv)
 					   &err))
 				return util_cli_fail(CMD, &err);
 			break;
-		case 'p': {
-			int ph = store_phase_parse(optarg);
-			if (ph <= 0) {
-				util_cli_error(CMD, "--phase: '%s' is not prefill or decode", optarg);
-				return 2;
-			}
-			cfg.phase_mask = 1u << ph;
+		case 'p':
+			if (analyze_opt_phase(optarg, &cfg.phase_mask, &err))
+				return util_cli_fail(CMD, &err);
 			break;
-		}
 		case 'd':
 			if (util_parse_int(optarg, 10, 60000, &o.delay_ms, "--delay-ms", &err))
 				return util_cli_fail(CMD, &err);
