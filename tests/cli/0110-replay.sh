@@ -92,4 +92,11 @@ expect_grep "$T/err" "start"
 expect_status 0 mt replay "$T/db" --run alt --grid algos=eplb,static interval=2,4 --format csv
 [ "$(wc -l <"$T/out")" -eq 5 ] || fail "grid should print a header and 4 rows"
 expect_grep "$T/out" "^1,"
+# bad grids: exit 2, the key or value named
+expect_status 2 mt replay "$T/db" --run alt --grid foo=1
+expect_grep "$T/err" "unknown key 'foo'"
+expect_status 2 mt replay "$T/db" --run alt --grid redundant=1
+expect_grep "$T/err" "redundant=1: 4 experts \\+ 1 is not a multiple of 2 ranks"
+expect_status 2 mt replay "$T/db" --run alt --grid algos=nope
+expect_grep "$T/err" "unknown algorithm 'nope'"
 exit 0
