@@ -25,6 +25,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 struct keel {
 	int E, R, S, T;
@@ -61,6 +64,14 @@ struct keel {
 	int32_t *snap;     /* [nsnap * R * S], caller's */
 	double *tmp;       /* [R] scratch */
 	double *etmp;      /* [T * R] scratch */
+	/* single-precision copies for screening episode swaps, episodes
+	 * padded to TP (a multiple of 4, zeros past T) and scaled by winv so
+	 * that the episode objective is a plain sum over episodes */
+	int TP;
+	float *nl;         /* [R * TP] eload[t][r] * winv[t], rank-major */
+	float *nrl;        /* [E * TP] rl[e][t] * winv[t] */
+	float *fbuf;       /* [7 * TP] scratch */
+	float *fbnd;       /* [R] partner bounds */
 };
 
 #define EPS 1e-9
@@ -87,6 +98,13 @@ static int keel_alloc(struct keel *k)
 	k->fail = calloc(R, 1);
 	k->rl = calloc(E * T + 1, sizeof(double));
 	k->pbuf = calloc(4 * T + 1, sizeof(double));
+	k->TP = T ? (int)((T + 3) & ~(size_t)3) : 0;
+	k->nl = calloc(R * (size_t)k->TP + 1, sizeof(float));
+	k->nrl = calloc(E * (size_t)k->TP + 1, sizeof(float));
+	k->fbuf = calloc(7 * (size_t)k->TP + 1, sizeof(float));
+	k->fbnd = calloc(R, sizeof(float));
+	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd)
+		return -1;
 	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->tmp || !k->eload ||
 	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
 	    !k->rl || !k->pbuf)
@@ -113,6 +131,10 @@ static void keel_release(struct keel *k)
 	free(k->fail);
 	free(k->rl);
 	free(k->pbuf);
+	free(k->nl);
+	free(k->nrl);
+	free(k->fbuf);
+	free(k->fbnd);
 }
 
 static inline double rep(const struct keel *k, int e)
@@ -130,6 +152,15 @@ static void keel_rw(struct keel *k)
 static inline double erep(const struct keel *k, int t, int e)
 {
 	return k->h[(size_t)t * k->E + e] / k->cnt[e];
+}
+
+/* The single-precision copy of rank r's episode loads. */
+static void keel_norm_rank(struct keel *k, int r)
+{
+	float *o = k->nl + (size_t)r * k->TP;
+
+	for (int t = 0; t < k->T; t++)
+		o[t] = (float)(k->eload[(size_t)t * k->R + r] * k->winv[t]);
 }
 
 /* Loads from scratch for the current slots and counts. */
@@ -158,6 +189,14 @@ static void keel_loads(struct keel *k)
 				s += k->rl[(size_t)k->slot[r * S + j] * T + t];
 			k->eload[(size_t)t * R + r] = s;
 		}
+	if (!T)
+		return;
+	for (int r = 0; r < R; r++)
+		keel_norm_rank(k, r);
+	for (int e = 0; e < E; e++)
+		for (int t = 0; t < T; t++)
+			k->nrl[(size_t)e * k->TP + t] =
+				(float)(k->rl[(size_t)e * T + t] * k->winv[t]);
 }
 
 static void top3(const double *l, int R, int *out)
@@ -322,6 +361,74 @@ static int keel_lpt(struct keel *k)
 	return 0;
 }
 
+/* LPT for episodes: replicas by summed load, largest first, each to the
+ * admissible rank where it least raises the sum over episodes of squared
+ * normalised load (the dot-product rule of vector packing). */
+static int keel_lpt_ep(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, T = k->T, n = 0;
+	int *fill = calloc((size_t)R, sizeof(int));
+	struct rep_item *it = malloc((size_t)R * S * sizeof(*it));
+	double *w2 = k->pbuf;
+
+	if (!fill || !it) {
+		free(fill);
+		free(it);
+		return -1;
+	}
+	keel_rw(k);
+	for (int e = 0; e < E; e++) {
+		for (int t = 0; t < T; t++)
+			k->rl[(size_t)e * T + t] = erep(k, t, e);
+		for (int c = 0; c < k->cnt[e]; c++) {
+			it[n].load = rep(k, e);
+			it[n].e = e;
+			n++;
+		}
+	}
+	for (int t = 0; t < T; t++)
+		w2[t] = 1 / (k->emean[t] * k->emean[t]);
+	qsort(it, (size_t)n, sizeof(*it), cmp_rep);
+	memset(k->has, 0, (size_t)R * E);
+	memset(k->eload, 0, (size_t)T * R * sizeof(double));
+	for (int r = 0; r < R; r++)
+		k->load[r] = 0;
+	double *lt = k->etmp; /* [R * T] rank-major copy of eload */
+	memset(lt, 0, (size_t)T * R * sizeof(double));
+	for (int i = 0; i < n; i++) {
+		int e = it[i].e, best = -1;
+		const double *x = k->rl + (size_t)e * T;
+		double bc = 0;
+		for (int r = 0; r < R; r++) {
+			if (fill[r] >= S || k->has[(size_t)r * E + e])
+				continue;
+			const double *l = lt + (size_t)r * T;
+			double c = 0;
+			for (int t = 0; t < T; t++)
+				c += l[t] * x[t] * w2[t];
+			if (best < 0 || c < bc) {
+				bc = c;
+				best = r;
+			}
+		}
+		if (best < 0) {
+			for (int r = 0; r < R; r++)
+				if (fill[r] < S) {
+					best = r;
+					break;
+				}
+		}
+		k->slot[best * S + fill[best]++] = e;
+		k->has[(size_t)best * E + e]++;
+		k->load[best] += rep(k, e);
+		for (int t = 0; t < T; t++)
+			lt[(size_t)best * T + t] += x[t];
+	}
+	free(fill);
+	free(it);
+	return 0;
+}
+
 /* ---- local search on the summed heat (max device load) ----------------- */
 
 static void keel_swap_apply(struct keel *k, int a, int i, int b, int j)
@@ -343,6 +450,10 @@ static void keel_swap_apply(struct keel *k, int a, int i, int b, int j)
 		double de = k->rl[(size_t)x * k->T + t] - k->rl[(size_t)y * k->T + t];
 		k->eload[(size_t)t * k->R + a] -= de;
 		k->eload[(size_t)t * k->R + b] += de;
+	}
+	if (k->T) {
+		keel_norm_rank(k, a);
+		keel_norm_rank(k, b);
 	}
 }
 
@@ -533,79 +644,184 @@ static int keel_ep_cands(const struct keel *k, int *list, int *score)
 	return n;
 }
 
+/* Sums over TP episodes (a multiple of 4) of max(r, a + y, b - y), of
+ * max(r, a, h) and of max(r, h): the screening of episode swaps. */
+#if defined(__SSE__)
+static float hsum4(__m128 v)
+{
+	float f[4];
+
+	_mm_storeu_ps(f, v);
+	return (f[0] + f[1]) + (f[2] + f[3]);
+}
+
+static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
+{
+	__m128 s = _mm_setzero_ps();
+
+	for (int t = 0; t < TP; t += 4) {
+		__m128 vy = _mm_loadu_ps(y + t);
+		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_add_ps(_mm_loadu_ps(a + t), vy));
+		s = _mm_add_ps(s, _mm_max_ps(m, _mm_sub_ps(_mm_loadu_ps(b + t), vy)));
+	}
+	return hsum4(s);
+}
+
+static float vsum_max3(const float *r, const float *a, const float *h, int TP)
+{
+	__m128 s = _mm_setzero_ps();
+
+	for (int t = 0; t < TP; t += 4) {
+		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_loadu_ps(a + t));
+		s = _mm_add_ps(s, _mm_max_ps(m, _mm_loadu_ps(h + t)));
+	}
+	return hsum4(s);
+}
+#else
+static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
+{
+	float s = 0;
+
+	for (int t = 0; t < TP; t++) {
+		float m = r[t], u = a[t] + y[t], v = b[t] - y[t];
+		m = u > m ? u : m;
+		s += v > m ? v : m;
+	}
+	return s;
+}
+
+static float vsum_max3(const float *r, const float *a, const float *h, int TP)
+{
+	float s = 0;
+
+	for (int t = 0; t < TP; t++) {
+		float m = r[t] > a[t] ? r[t] : a[t];
+		s += h[t] > m ? h[t] : m;
+	}
+	return s;
+}
+#endif
+
+/* The summed fit's max over ranks other than a and b. */
+static double keel_rest_sum(const struct keel *k, int a, int b)
+{
+	int o = k->ftop[0];
+
+	if (o == a || o == b) {
+		o = k->ftop[1];
+		if (o == a || o == b)
+			o = k->ftop[2];
+	}
+	return o >= 0 ? k->load[o] : 0;
+}
+
+/* The change of the summed part of the objective when rank a's load
+ * falls by dd and b's rises by dd. */
+static double keel_sum_delta(const struct keel *k, int a, int b, double dd, double rest,
+			     double Lmax)
+{
+	double nm = k->load[a] - dd > k->load[b] + dd ? k->load[a] - dd : k->load[b] + dd;
+
+	return k->lambda * ((nm > rest ? nm : rest) - Lmax) / k->mean;
+}
+
 /* One improving swap for the episode objective: the first candidate rank
  * (by episodes it sets the max of) with an improving swap does its best
- * one.  0 when none exists. */
+ * one; 0 when none exists.  Swaps are screened in single precision (a
+ * candidate's partners in ascending order of a lower bound on the
+ * change, so the first bound past the best found ends the scan) and the
+ * chosen one is checked in double precision before it is taken. */
 static int keel_step_ep(struct keel *k, double *obj)
 {
-	int E = k->E, R = k->R, S = k->S;
-	int *list = k->ibuf, *score = k->ibuf + R;
+	int E = k->E, R = k->R, S = k->S, T = k->T, TP = k->TP;
+	int *list = k->ibuf, *score = k->ibuf + R, *ord = k->ibuf + 2 * R, *i1 = k->tbuf;
 	int n = keel_ep_cands(k, list, score);
 	double Lmax = k->load[k->ftop[0]];
+	float *v1 = k->fbuf, *v2 = v1 + TP, *rest = v2 + TP, *h = rest + TP, *xa = h + TP,
+	      *xb = xa + TP, *bnd = k->fbnd;
+	float cur = 0;
 
+	for (int t = 0; t < T; t++)
+		cur += k->nl[(size_t)k->top[t * 3] * TP + t];
 	for (int c = 0; c < n; c++) {
-		int a = list[c], bb = -1, bi = -1, bj = -1;
-		double bestd = -1e-9 * (1 + *obj);
+		int a = list[c], bb = -1, bi = -1, bj = -1, nb = 0;
+		float best = (float)(-1e-6 * (1 + *obj));
+		const float *la = k->nl + (size_t)a * TP;
 		if (k->fail[a])
 			continue;
+		/* per episode, the two largest loads of the ranks other than a */
+		for (int t = 0; t < T; t++) {
+			const int *tp = k->top + t * 3;
+			int o1 = tp[0], o2 = tp[1];
+			if (o1 == a) {
+				o1 = tp[1];
+				o2 = tp[2];
+			} else if (o2 == a) {
+				o2 = tp[2];
+			}
+			i1[t] = o1;
+			v1[t] = o1 >= 0 ? k->nl[(size_t)o1 * TP + t] : 0;
+			v2[t] = o2 >= 0 ? k->nl[(size_t)o2 * TP + t] : 0;
+		}
+		/* partners by a lower bound: whatever moves, a's and b's larger
+		 * new load is at least their mean, per episode and summed */
 		for (int b = 0; b < R; b++) {
 			if (b == a)
 				continue;
-			/* the summed fit's max without a and b */
-			int o = k->ftop[0];
-			if (o == a || o == b) {
-				o = k->ftop[1];
-				if (o == a || o == b)
-					o = k->ftop[2];
+			const float *lb = k->nl + (size_t)b * TP;
+			double rs = keel_rest_sum(k, a, b), hm = (k->load[a] + k->load[b]) / 2;
+			for (int t = 0; t < T; t++) {
+				rest[t] = i1[t] == b ? v2[t] : v1[t];
+				h[t] = (la[t] + lb[t]) / 2;
 			}
-			double rest = o >= 0 ? k->load[o] : 0;
-			keel_pair_prep(k, a, b);
-			/* a lower bound on the change: no episode's max falls below
-			 * the max of the other ranks, and where a sets the max it
-			 * falls by at most x's share */
-			const double *rest_t = k->pbuf, *cur_t = k->pbuf + 3 * k->T;
-			double pb = k->lambda * (rest - Lmax) / k->mean, pa = 0;
-			for (int t = 0; t < k->T; t++) {
-				if (k->top[t * 3] == b)
-					pb += (rest_t[t] - cur_t[t]) * k->winv[t];
-				else if (k->top[t * 3] == a)
-					pa += (rest_t[t] - cur_t[t]) * k->winv[t];
-			}
-			if (pb + pa >= bestd)
+			float p = (float)(k->lambda * ((hm > rs ? hm : rs) - Lmax) / k->mean) +
+				  vsum_max3(rest, h, h, TP) - cur;
+			if (p >= best)
 				continue;
+			int i = nb++;
+			while (i > 0 && bnd[ord[i - 1]] > p) {
+				ord[i] = ord[i - 1];
+				i--;
+			}
+			ord[i] = b;
+			bnd[b] = p;
+		}
+		for (int q = 0; q < nb && bnd[ord[q]] < best; q++) {
+			int b = ord[q];
+			const float *lb = k->nl + (size_t)b * TP;
+			double rs = keel_rest_sum(k, a, b), hm = (k->load[a] + k->load[b]) / 2;
+			float ps = (float)(k->lambda * ((hm > rs ? hm : rs) - Lmax) / k->mean);
+			for (int t = 0; t < T; t++) {
+				rest[t] = i1[t] == b ? v2[t] : v1[t];
+				h[t] = (la[t] + lb[t]) / 2;
+			}
 			for (int i = 0; i < S; i++) {
 				int x = k->slot[a * S + i];
 				if (k->has[(size_t)b * E + x])
 					continue;
-				const double *rx = k->rl + (size_t)x * k->T;
-				double xb = pb;
-				for (int t = 0; t < k->T; t++)
-					if (k->top[t * 3] == a) {
-						double g = rest_t[t] - cur_t[t];
-						xb += (g > -rx[t] ? g : -rx[t]) * k->winv[t];
-					}
-				if (xb >= bestd)
+				const float *rx = k->nrl + (size_t)x * TP;
+				for (int t = 0; t < T; t++) {
+					xa[t] = la[t] - rx[t];
+					xb[t] = lb[t] + rx[t];
+				}
+				/* y only adds to a's load: a bound for this x */
+				if (ps + vsum_max3(rest, xa, h, TP) - cur >= best)
 					continue;
 				for (int j = 0; j < S; j++) {
 					int y = k->slot[b * S + j];
 					if (k->has[(size_t)a * E + y])
 						continue;
-					double d = keel_pair_delta(k, x, y);
-					if (k->lambda > 0) {
-						double dd = rep(k, x) - rep(k, y);
-						double nm = k->load[a] - dd > k->load[b] + dd
-								    ? k->load[a] - dd
-								    : k->load[b] + dd;
-						double m2 = nm > rest ? nm : rest;
-						d += k->lambda * (m2 - Lmax) / k->mean;
-					}
-					if (d < bestd) {
+					float d = vsum_swap(rest, xa, xb, k->nrl + (size_t)y * TP, TP) - cur;
+					if (k->lambda > 0)
+						d += (float)keel_sum_delta(k, a, b, rep(k, x) - rep(k, y),
+									   rs, Lmax);
+					if (d < best) {
 						if (k->budget >= 0 &&
 						    k->moves + keel_dmoves(k, a, x, y) +
 								    keel_dmoves(k, b, y, x) >
 							    k->budget)
 							continue;
-						bestd = d;
+						best = d;
 						bb = b;
 						bi = i;
 						bj = j;
@@ -614,11 +830,19 @@ static int keel_step_ep(struct keel *k, double *obj)
 			}
 		}
 		if (bb >= 0) {
-			keel_swap_apply(k, a, bi, bb, bj);
-			keel_top(k);
-			*obj = keel_obj(k);
-			k->fail[a] = k->fail[bb] = 0;
-			return 1;
+			int x = k->slot[a * S + bi], y = k->slot[bb * S + bj];
+			keel_pair_prep(k, a, bb);
+			double d = keel_pair_delta(k, x, y);
+			if (k->lambda > 0)
+				d += keel_sum_delta(k, a, bb, rep(k, x) - rep(k, y),
+						    keel_rest_sum(k, a, bb), Lmax);
+			if (d < -1e-9 * (1 + *obj)) {
+				keel_swap_apply(k, a, bi, bb, bj);
+				keel_top(k);
+				*obj = keel_obj(k);
+				k->fail[a] = k->fail[bb] = 0;
+				return 1;
+			}
 		}
 		k->fail[a] = 1;
 	}
@@ -638,7 +862,7 @@ static void keel_search(struct keel *k)
 {
 	int guard = 0, limit = 50 * k->R * k->S + 1000;
 
-	while (guard++ < limit && keel_step_max(k))
+	while (k->T == 0 && guard++ < limit && keel_step_max(k))
 		keel_snap(k, 0);
 	if (k->T > 0) {
 		memset(k->fail, 0, (size_t)k->R);
@@ -752,58 +976,74 @@ static void keel_restore(struct keel *k, double limit)
 
 /* Replica counts for episodes: each extra replica goes to the expert that
  * most lowers the sum over episodes of the largest per-replica load
- * (SGLang's multi-step rule), at most one replica per rank. */
-static void keel_counts_ep(struct keel *k)
+ * (SGLang's multi-step rule), at most one replica per rank.  Per episode
+ * the two largest per-replica loads are kept and rescanned only when the
+ * expert that gained a replica was one of them. */
+static int keel_counts_ep(struct keel *k)
 {
 	int E = k->E, R = k->R, T = k->T, P = R * k->S;
-	int *t1 = k->tbuf; /* per episode: index of the largest per-replica load */
-	double *v2 = k->etmp; /* per episode: the second largest */
+	int *t1 = malloc(2 * (size_t)T * sizeof(int)), *t2 = t1 + T;
+	double *v1 = malloc((2 * (size_t)T + E) * sizeof(double)), *v2 = v1 + T, *g = v2 + T;
 
+	if (!t1 || !v1) {
+		free(t1);
+		free(v1);
+		return -1;
+	}
 	for (int e = 0; e < E; e++)
 		k->cnt[e] = 1;
+	for (int t = 0; t < T; t++)
+		t1[t] = -1;
 	for (int extra = E; extra < P; extra++) {
 		for (int t = 0; t < T; t++) {
+			if (t1[t] >= 0)
+				continue;
 			const double *ht = k->h + (size_t)t * E;
-			int a = -1;
+			int a = -1, b = -1;
 			double va = -1, vb = -1;
 			for (int e = 0; e < E; e++) {
 				double v = ht[e] / k->cnt[e];
 				if (v > va) {
 					vb = va;
+					b = a;
 					va = v;
 					a = e;
 				} else if (v > vb) {
 					vb = v;
+					b = e;
 				}
 			}
 			t1[t] = a;
+			t2[t] = b;
+			v1[t] = va;
 			v2[t] = vb < 0 ? 0 : vb;
 		}
-		/* splitting e lowers episode t's max only where e sets it */
+		/* splitting e lowers episode t's max only where e sets it;
+		 * ties (no episode max lowered): the summed heat decides */
+		for (int e = 0; e < E; e++)
+			g[e] = 1e-9 * k->w[e] / k->cnt[e];
+		for (int t = 0; t < T; t++) {
+			int e = t1[t];
+			double nv = v1[t] * k->cnt[e] / (k->cnt[e] + 1);
+			g[e] += v1[t] - (nv > v2[t] ? nv : v2[t]);
+		}
 		int best = -1;
 		double bg = -1;
-		for (int e = 0; e < E; e++) {
-			if (k->cnt[e] >= R)
-				continue;
-			double g = 0;
-			for (int t = 0; t < T; t++) {
-				if (t1[t] != e)
-					continue;
-				const double *ht = k->h + (size_t)t * E;
-				double nv = ht[e] / (k->cnt[e] + 1);
-				g += ht[e] / k->cnt[e] - (nv > v2[t] ? nv : v2[t]);
-			}
-			/* ties (no episode max lowered): the summed heat decides */
-			g += 1e-9 * k->w[e] / k->cnt[e];
-			if (g > bg) {
-				bg = g;
+		for (int e = 0; e < E; e++)
+			if (k->cnt[e] < R && g[e] > bg) {
+				bg = g[e];
 				best = e;
 			}
-		}
 		if (best < 0)
 			best = extra % E;
 		k->cnt[best]++;
+		for (int t = 0; t < T; t++)
+			if (t1[t] == best || t2[t] == best)
+				t1[t] = -1; /* rescan */
 	}
+	free(t1);
+	free(v1);
+	return 0;
 }
 
 /* A second replica of an expert on one rank (an eplb placement in force)
@@ -1004,12 +1244,15 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 		k.mean = s > 0 ? s / R : 1;
 	}
 	/* 1-3: counts, packing, search */
-	if (k.T > 0)
-		keel_counts_ep(&k);
-	else
+	if (k.T > 0) {
+		if (keel_counts_ep(&k)) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+	} else
 		analyze_place_counts_minmax(k.w, E, (int)P, R, k.cnt);
 
-	if (keel_lpt(&k)) {
+	if (k.T > 0 ? keel_lpt_ep(&k) : keel_lpt(&k)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -210,6 +210,9 @@ int main(int argc, char **argv)
 		return 1;
 	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
 		const struct analyze_algo *a = analyze_algo_find(algos[i]);
+		const char *only = getenv("BENCH_PLACE_ALGOS"); /* e.g. "keel,eplb" */
+		if (only && !strstr(only, algos[i]))
+			continue;
 		for (int use_ep = 0; use_ep < 2; use_ep++) {
 			if (use_ep && (!strcmp(a->name, "eplb") || !strcmp(a->name, "swift")))
 				continue;
