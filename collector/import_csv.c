@@ -6,6 +6,8 @@
  * the database as it was.  Rows must come grouped by step in increasing
  * order (as every engine dump we know writes them); within a step any
  * order, each (layer, expert) at most once, absent cells are zero.
+ * Memory does not grow with the file: the reader gives the mapped pages it
+ * has passed back (csv_drop_behind) and a batch holds at most 64 MB.
  */
 #include "collector/collector.h"
 
@@ -19,12 +21,16 @@
 #include <unistd.h>
 
 enum { COL_STEP, COL_LAYER, COL_EXPERT, COL_TOKENS, COL_PHASE, NCOLS };
+
+/* Mapped bytes the reader passes before giving them back. */
+#define CSV_DROP_BYTES ((size_t)8 << 20)
 static const char *const col_names[NCOLS] = { "step", "layer", "expert", "tokens", "phase" };
 
 struct csv {
 	const char *path;
 	const char *buf, *end, *p; /* p: start of the next line */
 	size_t len;
+	size_t kept;               /* mapped pages before this offset were given back */
 	int mapped;
 	int64_t line;              /* line number of the current row */
 	int ncols;                 /* columns in the header */
@@ -65,6 +71,31 @@ static int csv_open(struct csv *c, const char *path, struct util_err *err)
 	c->end = c->buf + c->len;
 	c->mapped = 1;
 	return 0;
+}
+
+/* Gives the mapped pages before the next line back to the kernel once
+ * CSV_DROP_BYTES of them are behind the reader (all of them with all set),
+ * so a long file's map does not stay resident: a private mapping never
+ * written refills them from the file if they are read again (pass 2).
+ * MADV_SEQUENTIAL alone keeps them mapped until memory runs short. */
+static void csv_drop_behind(struct csv *c, int all)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t upto = all ? c->len : (size_t)(c->p - c->buf);
+
+	if (!c->mapped || pg <= 0 || upto <= c->kept || (!all && upto - c->kept < CSV_DROP_BYTES))
+		return;
+	upto = all ? (upto + (size_t)pg - 1) / (size_t)pg * (size_t)pg
+		   : upto / (size_t)pg * (size_t)pg;
+	madvise((void *)(c->buf + c->kept), upto - c->kept, MADV_DONTNEED);
+	c->kept = upto;
+}
+
+static void csv_rewind(struct csv *c)
+{
+	csv_drop_behind(c, 1);
+	c->p = c->buf;
+	c->kept = 0;
 }
 
 static void csv_close(struct csv *c)
@@ -155,6 +186,8 @@ static int parse_int(const char *f, const char *fe, int64_t *out)
 /* Reads the next row: 1 with a row, 0 at the end, or an error. */
 static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 {
+	if ((size_t)(c->p - c->buf) - c->kept >= CSV_DROP_BYTES)
+		csv_drop_behind(c, 0);
 	for (;;) {
 		if (c->p >= c->end)
 			return 0;
@@ -249,9 +282,10 @@ static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 	}
 }
 
-/* Pass 1: syntax, order and shape. */
+/* Pass 1: syntax, order and shape.  With progress, reports the share of
+ * the file read, at most once a second (*last_report, from t0). */
 static int scan(struct csv *c, int64_t *rows, int64_t *max_layer, int64_t *max_expert,
-		struct util_err *err)
+		int progress, double t0, double *last_report, struct util_err *err)
 {
 	struct row r;
 	int64_t prev = INT64_MIN;
@@ -272,6 +306,12 @@ static int scan(struct csv *c, int64_t *rows, int64_t *max_layer, int64_t *max_e
 		if (r.expert > *max_expert)
 			*max_expert = r.expert;
 		(*rows)++;
+		if (progress && (*rows & 0xfffff) == 0 && util_now() - *last_report > 1.0) {
+			*last_report = util_now();
+			fprintf(stderr, "\rimport: checking %lld rows (%.0f%% of the file), %.1f s",
+				(long long)*rows, 100.0 * (double)(c->p - c->buf) / (double)c->len,
+				*last_report - t0);
+		}
 	}
 	if (rc < 0)
 		return rc;
@@ -313,7 +353,7 @@ int collector_import_csv(struct store *s, const char *path,
 
 	if ((rc = csv_open(&c, path, err)))
 		return rc;
-	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &max_layer, &max_expert, err)))
+	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &max_layer, &max_expert, o->progress, t0, &last_report, err)))
 		goto out;
 
 	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
@@ -381,7 +421,7 @@ int collector_import_csv(struct store *s, const char *path,
 	}
 
 	/* Pass 2. */
-	c.p = c.buf;
+	csv_rewind(&c);
 	if ((rc = parse_header(&c, err)))
 		goto out;
 	struct row r;
@@ -425,8 +465,9 @@ int collector_import_csv(struct store *s, const char *path,
 		done++;
 		if (o->progress && (done & 0xfffff) == 0 && util_now() - last_report > 1.0) {
 			last_report = util_now();
-			fprintf(stderr, "\rimport: %lld of %lld rows (%.0f%%), %.1f s", (long long)done,
-				(long long)rows, 100.0 * (double)done / (double)rows, last_report - t0);
+			fprintf(stderr, "\rimport: storing %lld of %lld rows (%.0f%%), %.1f s%8s",
+				(long long)done, (long long)rows, 100.0 * (double)done / (double)rows,
+				last_report - t0, "");
 		}
 	}
 	if (rc < 0)
