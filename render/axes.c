@@ -77,8 +77,13 @@ static int gen_ticks(double lo, double hi, double step, double *ticks)
 	double first = ceil(lo / step - 1e-9) * step;
 	int n = 0;
 
-	for (double t = first; t <= hi + step * 1e-9 && n < RENDER_MAX_TICKS; t = first + n * step)
+	for (int i = 0; i < RENDER_MAX_TICKS; i++) {
+		double t = first + i * step;
+
+		if (!(t <= hi + step * 1e-9))
+			break;
 		ticks[n++] = t;
+	}
 	return n;
 }
 

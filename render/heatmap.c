@@ -40,7 +40,11 @@ static int log_ticks(double vmax, double len, double fsize, double *ticks)
 	int with_25 = vmax < 1000;
 
 	cand[nc++] = 0;
-	for (double d = 1; d <= vmax && nc < RENDER_MAX_TICKS - 3; d *= 10) {
+	for (int k = 0; nc < RENDER_MAX_TICKS - 3; k++) {
+		double d = pow(10, k); /* exact up to 1e22, past any count */
+
+		if (!(d <= vmax))
+			break;
 		cand[nc++] = d;
 		if (with_25 && 2 * d <= vmax)
 			cand[nc++] = 2 * d;
