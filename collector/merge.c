@@ -14,6 +14,7 @@
 #include "collector/merge.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,19 @@ struct plan {
 
 int collector_shard_rank(const struct store_run *run)
 {
-	const char *p = strstr(run->source, "shard rank=");
-	int r;
+	static const char key[] = "shard rank=";
+	const char *p = strstr(run->source, key);
+	char *end;
+	long r;
 
-	if (!p || sscanf(p, "shard rank=%d", &r) != 1 || r < 0)
+	if (!p)
 		return -1;
-	return r;
+	p += sizeof(key) - 1;
+	errno = 0;
+	r = strtol(p, &end, 10);
+	if (end == p || errno == ERANGE || r < 0 || r > INT_MAX)
+		return -1;
+	return (int)r;
 }
 
 static int versions(struct shard *sh, struct plan *pl, struct util_err *err)
