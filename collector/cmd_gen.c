@@ -238,13 +238,14 @@ int cmd_gen(int argc, char **argv)
 		size_t n = steps - done < GEN_BATCH ? (size_t)(steps - done) : GEN_BATCH;
 		for (size_t i = 0; i < n; i++) {
 			struct store_step *st = &batch[i];
+			int64_t step = first + done + (int64_t)i;
 			st->counts = counts + i * cells;
 			if ((rc = collector_gen_next(g, st))) {
 				util_cli_error("gen", "generator failed at step %lld",
-					       (long long)(first + done + (int64_t)i));
+					       (long long)step);
 				goto out;
 			}
-			st->step = first + done + (int64_t)i;
+			st->step = step;
 			st->time = t;
 			t += step_seconds(&trng, st, cfg.decode_batch ? cfg.decode_batch : 128);
 		}

@@ -159,7 +159,7 @@ static int read_sglang(const char *path, struct json_object *root, const struct 
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	for (int l = 0; l < run->layers; l++) {
 		snprintf(field, sizeof(field), "physical_to_logical_map[%d]", base + l);
-		if ((rc = ids_row(path, json_object_array_get_idx(m, (size_t)(base + l)), field, P,
+		if ((rc = ids_row(path, json_object_array_get_idx(m, (size_t)base + (size_t)l), field, P,
 				  run->experts, p2l + (size_t)l * (size_t)P, err))) {
 			free(p2l);
 			return rc;

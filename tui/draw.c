@@ -339,7 +339,7 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 		snprintf(state, sizeof(state), "PAUSED");
 	else if (h.state == TUI_STATE_LOADING)
 		snprintf(state, sizeof(state), "loading %lld steps",
-			 (long long)(h.to - h.from + 1));
+			 (long long)h.to - h.from + 1);
 	else
 		snprintf(state, sizeof(state), "%s", tui_state_name(h.state));
 	/* most important first: narrow terminals cut the end */

@@ -196,7 +196,7 @@ static void trt_rank(struct fx *f, const char *name, const char *dtype, const ch
 		 "{\"%s\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[0,%d]},"
 		 "\"%s\":{\"dtype\":\"%s\",\"shape\":[%d],\"data_offsets\":[%d,%d]}}",
 		 k1, dtype, n, n * sz, k2, dtype, n, n * sz, 2 * n * sz);
-	put(f, name, img, st_image(img, hdr, raw, (size_t)(2 * n * sz)));
+	put(f, name, img, st_image(img, hdr, raw, 2 * (size_t)n * (size_t)sz));
 }
 
 static void test_import_trtllm(void **state)
