@@ -2,16 +2,19 @@
  * place_keel.c: keel, moetrace's own placement algorithm (the flagship).
  *
  * One layer at a time:
- *  1. replica counts by min-max per-replica load, at most one replica of an
- *     expert per rank;
+ *  1. replica counts by min-max per-replica load (with episodes: by the
+ *     sum over episodes of the largest per-replica load), at most one
+ *     replica of an expert per rank;
  *  2. longest-processing-time packing of the replicas onto ranks, never
- *     two replicas of one expert on one rank;
- *  3. local search on the objective: swaps of two replicas between the
- *     most loaded rank and any other, and replica-count changes (one expert
- *     gains a replica in the slot of an expert that loses one), taken when
- *     they lower the objective; the objective is the max device load of
- *     the summed heat, or, when episodes are given, the mean over episodes
- *     of per-episode max/mean device load blended with the summed fit;
+ *     two replicas of one expert on one rank (with episodes: each replica
+ *     to the rank whose largest normalised episode load stays lowest);
+ *  3. local search on the objective.  On the summed heat: swaps of two
+ *     replicas between the most loaded rank and any other, and
+ *     replica-count changes (one expert gains a replica in the slot of an
+ *     expert that loses one), taken when they lower the max device load.
+ *     With episodes: swaps that lower the mean over episodes of per-episode
+ *     max/mean device load plus half the summed fit's max/mean, screened
+ *     in single precision with SSE and capped at KEEL_WORK per slot;
  *  4. on small instances, the exact search (place_exact.c) finishes the job;
  *  5. with a current placement: ranks are matched to it (fewest moves at
  *     the same loads); then candidates (that re-plan, the current
@@ -72,9 +75,151 @@ struct keel {
 	float *nrl;        /* [E * TP] rl[e][t] * winv[t] */
 	float *fbuf;       /* [7 * TP] scratch */
 	float *fbnd;       /* [R] partner bounds */
+	float *frw;        /* [E] rw / mean */
+	float *fld;        /* [R] load / mean */
+	long work, cap;    /* swaps screened by one episode search, and its cap */
 };
 
 #define EPS 1e-9
+
+/* The episode search screens at most KEEL_WORK swaps per slot of the
+ * layer (each a sum over the episodes): on the 58 x 256 window with 16
+ * episodes it has then taken most of its gain (mean per-episode 1.2189
+ * at 64 x 5 against 1.2014 when run to its local optimum in 4x the time). */
+#define KEEL_WORK 64
+
+/* Sums over TP episodes (a multiple of 4) of max(r, a + y, b - y), of
+ * max(r, a, h) and of max(r, h): the screening of episode swaps. */
+#if defined(__SSE__)
+static float hsum4(__m128 v)
+{
+	v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+	v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+	return _mm_cvtss_f32(v);
+}
+
+static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
+{
+	__m128 s = _mm_setzero_ps();
+
+	for (int t = 0; t < TP; t += 4) {
+		__m128 vy = _mm_loadu_ps(y + t);
+		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_add_ps(_mm_loadu_ps(a + t), vy));
+		s = _mm_add_ps(s, _mm_max_ps(m, _mm_sub_ps(_mm_loadu_ps(b + t), vy)));
+	}
+	return hsum4(s);
+}
+
+static float vsum_max3(const float *r, const float *a, const float *h, int TP)
+{
+	__m128 s = _mm_setzero_ps();
+
+	for (int t = 0; t < TP; t += 4) {
+		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_loadu_ps(a + t));
+		s = _mm_add_ps(s, _mm_max_ps(m, _mm_loadu_ps(h + t)));
+	}
+	return hsum4(s);
+}
+
+static float vmax_add(const float *a, const float *b, int TP)
+{
+	__m128 m = _mm_setzero_ps();
+
+	for (int t = 0; t < TP; t += 4)
+		m = _mm_max_ps(m, _mm_add_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t)));
+	m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+	m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+	return _mm_cvtss_f32(m);
+}
+
+/* sum of max(r, (a + b) / 2) */
+static float vsum_half(const float *r, const float *a, const float *b, int TP)
+{
+	__m128 s = _mm_setzero_ps(), half = _mm_set1_ps(0.5f);
+
+	for (int t = 0; t < TP; t += 4) {
+		__m128 h = _mm_mul_ps(half, _mm_add_ps(_mm_loadu_ps(a + t), _mm_loadu_ps(b + t)));
+		s = _mm_add_ps(s, _mm_max_ps(_mm_loadu_ps(r + t), h));
+	}
+	return hsum4(s);
+}
+
+/* h = (a + b) / 2, xa = a - x, xb = b + x */
+static void vhalf(float *h, const float *a, const float *b, int TP)
+{
+	__m128 half = _mm_set1_ps(0.5f);
+
+	for (int t = 0; t < TP; t += 4)
+		_mm_storeu_ps(h + t, _mm_mul_ps(half, _mm_add_ps(_mm_loadu_ps(a + t),
+								 _mm_loadu_ps(b + t))));
+}
+
+static void vshift(float *xa, float *xb, const float *a, const float *b, const float *x, int TP)
+{
+	for (int t = 0; t < TP; t += 4) {
+		__m128 vx = _mm_loadu_ps(x + t);
+		_mm_storeu_ps(xa + t, _mm_sub_ps(_mm_loadu_ps(a + t), vx));
+		_mm_storeu_ps(xb + t, _mm_add_ps(_mm_loadu_ps(b + t), vx));
+	}
+}
+#else
+static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
+{
+	float s = 0;
+
+	for (int t = 0; t < TP; t++) {
+		float m = r[t], u = a[t] + y[t], v = b[t] - y[t];
+		m = u > m ? u : m;
+		s += v > m ? v : m;
+	}
+	return s;
+}
+
+static float vsum_max3(const float *r, const float *a, const float *h, int TP)
+{
+	float s = 0;
+
+	for (int t = 0; t < TP; t++) {
+		float m = r[t] > a[t] ? r[t] : a[t];
+		s += h[t] > m ? h[t] : m;
+	}
+	return s;
+}
+
+static float vmax_add(const float *a, const float *b, int TP)
+{
+	float m = 0;
+
+	for (int t = 0; t < TP; t++)
+		m = a[t] + b[t] > m ? a[t] + b[t] : m;
+	return m;
+}
+
+static float vsum_half(const float *r, const float *a, const float *b, int TP)
+{
+	float s = 0;
+
+	for (int t = 0; t < TP; t++) {
+		float h = 0.5f * (a[t] + b[t]);
+		s += h > r[t] ? h : r[t];
+	}
+	return s;
+}
+
+static void vhalf(float *h, const float *a, const float *b, int TP)
+{
+	for (int t = 0; t < TP; t++)
+		h[t] = 0.5f * (a[t] + b[t]);
+}
+
+static void vshift(float *xa, float *xb, const float *a, const float *b, const float *x, int TP)
+{
+	for (int t = 0; t < TP; t++) {
+		xa[t] = a[t] - x[t];
+		xb[t] = b[t] + x[t];
+	}
+}
+#endif
 
 /* 0, or -1 when out of memory (keel_release frees what was allocated). */
 static int keel_alloc(struct keel *k)
@@ -103,7 +248,9 @@ static int keel_alloc(struct keel *k)
 	k->nrl = calloc(E * (size_t)k->TP + 1, sizeof(float));
 	k->fbuf = calloc(7 * (size_t)k->TP + 1, sizeof(float));
 	k->fbnd = calloc(R, sizeof(float));
-	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd)
+	k->frw = calloc(E, sizeof(float));
+	k->fld = calloc(R, sizeof(float));
+	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd || !k->frw || !k->fld)
 		return -1;
 	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->tmp || !k->eload ||
 	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
@@ -135,6 +282,8 @@ static void keel_release(struct keel *k)
 	free(k->nrl);
 	free(k->fbuf);
 	free(k->fbnd);
+	free(k->frw);
+	free(k->fld);
 }
 
 static inline double rep(const struct keel *k, int e)
@@ -161,6 +310,7 @@ static void keel_norm_rank(struct keel *k, int r)
 
 	for (int t = 0; t < k->T; t++)
 		o[t] = (float)(k->eload[(size_t)t * k->R + r] * k->winv[t]);
+	k->fld[r] = (float)(k->load[r] / k->mean);
 }
 
 /* Loads from scratch for the current slots and counts. */
@@ -193,6 +343,8 @@ static void keel_loads(struct keel *k)
 		return;
 	for (int r = 0; r < R; r++)
 		keel_norm_rank(k, r);
+	for (int e = 0; e < E; e++)
+		k->frw[e] = (float)(k->rw[e] / k->mean);
 	for (int e = 0; e < E; e++)
 		for (int t = 0; t < T; t++)
 			k->nrl[(size_t)e * k->TP + t] =
@@ -227,6 +379,47 @@ static void keel_top(struct keel *k)
 	top3(k->load, R, k->ftop);
 	for (int t = 0; t < k->T; t++)
 		top3(k->eload + (size_t)t * R, R, k->top + t * 3);
+}
+
+/* top3 after ranks a and b changed: a rescan only where one of them was
+ * in the top 3 (it may have fallen); elsewhere each is inserted if it
+ * now beats the third (ties go to the lower rank, as in top3). */
+static inline int top_beats(const double *l, int r, int q)
+{
+	return q < 0 || l[r] > l[q] || (l[r] == l[q] && r < q);
+}
+
+static void top3_update(const double *l, int R, int *tp, int a, int b)
+{
+	if (tp[0] == a || tp[1] == a || tp[2] == a || tp[0] == b || tp[1] == b ||
+	    tp[2] == b) {
+		top3(l, R, tp);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		int r = i ? b : a;
+		if (!top_beats(l, r, tp[2]))
+			continue;
+		if (top_beats(l, r, tp[0])) {
+			tp[2] = tp[1];
+			tp[1] = tp[0];
+			tp[0] = r;
+		} else if (top_beats(l, r, tp[1])) {
+			tp[2] = tp[1];
+			tp[1] = r;
+		} else {
+			tp[2] = r;
+		}
+	}
+}
+
+static void keel_top_update(struct keel *k, int a, int b)
+{
+	int R = k->R;
+
+	top3_update(k->load, R, k->ftop, a, b);
+	for (int t = 0; t < k->T; t++)
+		top3_update(k->eload + (size_t)t * R, R, k->top + t * 3, a, b);
 }
 
 static int keel_argmax(const struct keel *k)
@@ -362,51 +555,57 @@ static int keel_lpt(struct keel *k)
 }
 
 /* LPT for episodes: replicas by summed load, largest first, each to the
- * admissible rank where it least raises the sum over episodes of squared
- * normalised load (the dot-product rule of vector packing). */
+ * admissible rank where the largest of its normalised episode loads and
+ * KEEL_MU times its normalised summed load is lowest afterwards (the
+ * min-max rule of vector packing; the summed term keeps the fit on the
+ * whole window from drifting while the episodes are balanced). */
+#define KEEL_MU 1.22f
+
 static int keel_lpt_ep(struct keel *k)
 {
-	int E = k->E, R = k->R, S = k->S, T = k->T, n = 0;
+	int E = k->E, R = k->R, S = k->S, T = k->T, TP = k->TP, n = 0;
 	int *fill = calloc((size_t)R, sizeof(int));
 	struct rep_item *it = malloc((size_t)R * S * sizeof(*it));
-	double *w2 = k->pbuf;
+	float *lt = calloc((size_t)R * TP + TP + R, sizeof(float)), *xv = lt + (size_t)R * TP;
+	float *ls = xv + TP; /* summed load / mean */
+	int *open = malloc((size_t)R * sizeof(int)), nopen = R; /* ranks with room */
 
-	if (!fill || !it) {
+	if (!fill || !it || !lt || !open) {
 		free(fill);
 		free(it);
+		free(lt);
+		free(open);
 		return -1;
 	}
 	keel_rw(k);
-	for (int e = 0; e < E; e++) {
-		for (int t = 0; t < T; t++)
-			k->rl[(size_t)e * T + t] = erep(k, t, e);
+	for (int e = 0; e < E; e++)
 		for (int c = 0; c < k->cnt[e]; c++) {
 			it[n].load = rep(k, e);
 			it[n].e = e;
 			n++;
 		}
-	}
-	for (int t = 0; t < T; t++)
-		w2[t] = 1 / (k->emean[t] * k->emean[t]);
 	qsort(it, (size_t)n, sizeof(*it), cmp_rep);
 	memset(k->has, 0, (size_t)R * E);
-	memset(k->eload, 0, (size_t)T * R * sizeof(double));
-	for (int r = 0; r < R; r++)
+	for (int r = 0; r < R; r++) {
 		k->load[r] = 0;
-	double *lt = k->etmp; /* [R * T] rank-major copy of eload */
-	memset(lt, 0, (size_t)T * R * sizeof(double));
+		open[r] = r;
+	}
+	/* lt: rank-major episode loads over the episode's mean; xv: the
+	 * replica's, scaled the same way */
 	for (int i = 0; i < n; i++) {
 		int e = it[i].e, best = -1;
-		const double *x = k->rl + (size_t)e * T;
-		double bc = 0;
-		for (int r = 0; r < R; r++) {
-			if (fill[r] >= S || k->has[(size_t)r * E + e])
+		float bc = 0;
+		for (int t = 0; t < T; t++)
+			xv[t] = (float)(erep(k, t, e) / k->emean[t]);
+		float xs = (float)(rep(k, e) / k->mean);
+		for (int q = 0; q < nopen; q++) {
+			int r = open[q];
+			if (k->has[(size_t)r * E + e])
 				continue;
-			const double *l = lt + (size_t)r * T;
-			double c = 0;
-			for (int t = 0; t < T; t++)
-				c += l[t] * x[t] * w2[t];
-			if (best < 0 || c < bc) {
+			float c = vmax_add(lt + (size_t)r * TP, xv, TP);
+			float cs = KEEL_MU * (ls[r] + xs);
+			c = c > cs ? c : cs;
+			if (best < 0 || c < bc || (c == bc && r < best)) {
 				bc = c;
 				best = r;
 			}
@@ -421,11 +620,20 @@ static int keel_lpt_ep(struct keel *k)
 		k->slot[best * S + fill[best]++] = e;
 		k->has[(size_t)best * E + e]++;
 		k->load[best] += rep(k, e);
+		ls[best] = (float)(k->load[best] / k->mean);
 		for (int t = 0; t < T; t++)
-			lt[(size_t)best * T + t] += x[t];
+			lt[(size_t)best * TP + t] += xv[t];
+		if (fill[best] == S)
+			for (int q = 0; q < nopen; q++)
+				if (open[q] == best) {
+					open[q] = open[--nopen];
+					break;
+				}
 	}
 	free(fill);
 	free(it);
+	free(lt);
+	free(open);
 	return 0;
 }
 
@@ -644,64 +852,6 @@ static int keel_ep_cands(const struct keel *k, int *list, int *score)
 	return n;
 }
 
-/* Sums over TP episodes (a multiple of 4) of max(r, a + y, b - y), of
- * max(r, a, h) and of max(r, h): the screening of episode swaps. */
-#if defined(__SSE__)
-static float hsum4(__m128 v)
-{
-	float f[4];
-
-	_mm_storeu_ps(f, v);
-	return (f[0] + f[1]) + (f[2] + f[3]);
-}
-
-static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
-{
-	__m128 s = _mm_setzero_ps();
-
-	for (int t = 0; t < TP; t += 4) {
-		__m128 vy = _mm_loadu_ps(y + t);
-		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_add_ps(_mm_loadu_ps(a + t), vy));
-		s = _mm_add_ps(s, _mm_max_ps(m, _mm_sub_ps(_mm_loadu_ps(b + t), vy)));
-	}
-	return hsum4(s);
-}
-
-static float vsum_max3(const float *r, const float *a, const float *h, int TP)
-{
-	__m128 s = _mm_setzero_ps();
-
-	for (int t = 0; t < TP; t += 4) {
-		__m128 m = _mm_max_ps(_mm_loadu_ps(r + t), _mm_loadu_ps(a + t));
-		s = _mm_add_ps(s, _mm_max_ps(m, _mm_loadu_ps(h + t)));
-	}
-	return hsum4(s);
-}
-#else
-static float vsum_swap(const float *r, const float *a, const float *b, const float *y, int TP)
-{
-	float s = 0;
-
-	for (int t = 0; t < TP; t++) {
-		float m = r[t], u = a[t] + y[t], v = b[t] - y[t];
-		m = u > m ? u : m;
-		s += v > m ? v : m;
-	}
-	return s;
-}
-
-static float vsum_max3(const float *r, const float *a, const float *h, int TP)
-{
-	float s = 0;
-
-	for (int t = 0; t < TP; t++) {
-		float m = r[t] > a[t] ? r[t] : a[t];
-		s += h[t] > m ? h[t] : m;
-	}
-	return s;
-}
-#endif
-
 /* The summed fit's max over ranks other than a and b. */
 static double keel_rest_sum(const struct keel *k, int a, int b)
 {
@@ -726,18 +876,22 @@ static double keel_sum_delta(const struct keel *k, int a, int b, double dd, doub
 }
 
 /* One improving swap for the episode objective: the first candidate rank
- * (by episodes it sets the max of) with an improving swap does its best
- * one; 0 when none exists.  Swaps are screened in single precision (a
+ * (by episodes it sets the max of) with an improving swap takes the best
+ * one with the first partner that has one; 0 when none exists or the
+ * search's work cap is spent.  Swaps are screened in single precision (a
  * candidate's partners in ascending order of a lower bound on the
  * change, so the first bound past the best found ends the scan) and the
  * chosen one is checked in double precision before it is taken. */
 static int keel_step_ep(struct keel *k, double *obj)
 {
+	if (k->work > k->cap)
+		return 0;
 	int E = k->E, R = k->R, S = k->S, T = k->T, TP = k->TP;
 	int *list = k->ibuf, *score = k->ibuf + R, *ord = k->ibuf + 2 * R, *i1 = k->tbuf;
 	int n = keel_ep_cands(k, list, score);
-	double Lmax = k->load[k->ftop[0]];
-	float *v1 = k->fbuf, *v2 = v1 + TP, *rest = v2 + TP, *h = rest + TP, *xa = h + TP,
+	int *ist = score; /* per rank: episodes where it is the largest other than a */
+	float fmax = k->fld[k->ftop[0]], fl = (float)k->lambda;
+	float *v1 = k->fbuf, *v2 = v1 + TP, *rb = v2 + TP, *h = rb + TP, *xa = h + TP,
 	      *xb = xa + TP, *bnd = k->fbnd;
 	float cur = 0;
 
@@ -763,47 +917,67 @@ static int keel_step_ep(struct keel *k, double *obj)
 			v1[t] = o1 >= 0 ? k->nl[(size_t)o1 * TP + t] : 0;
 			v2[t] = o2 >= 0 ? k->nl[(size_t)o2 * TP + t] : 0;
 		}
+		memset(ist, 0, (size_t)R * sizeof(int));
+		for (int t = 0; t < T; t++)
+			if (i1[t] >= 0)
+				ist[i1[t]]++;
+		/* the summed fit's two largest loads on ranks other than a */
+		int o1 = k->ftop[0], o2 = k->ftop[1];
+		if (o1 == a) {
+			o1 = k->ftop[1];
+			o2 = k->ftop[2];
+		} else if (o2 == a) {
+			o2 = k->ftop[2];
+		}
+		float fa = k->fld[a], f1 = o1 >= 0 ? k->fld[o1] : 0, f2 = o2 >= 0 ? k->fld[o2] : 0;
 		/* partners by a lower bound: whatever moves, a's and b's larger
 		 * new load is at least their mean, per episode and summed */
 		for (int b = 0; b < R; b++) {
 			if (b == a)
 				continue;
-			const float *lb = k->nl + (size_t)b * TP;
-			double rs = keel_rest_sum(k, a, b), hm = (k->load[a] + k->load[b]) / 2;
-			for (int t = 0; t < T; t++) {
-				rest[t] = i1[t] == b ? v2[t] : v1[t];
-				h[t] = (la[t] + lb[t]) / 2;
+			const float *lb = k->nl + (size_t)b * TP, *rest = v1;
+			float frs = b == o1 ? f2 : f1, hm = 0.5f * (fa + k->fld[b]);
+			if (ist[b]) {
+				for (int t = 0; t < T; t++)
+					rb[t] = i1[t] == b ? v2[t] : v1[t];
+				rest = rb;
 			}
-			float p = (float)(k->lambda * ((hm > rs ? hm : rs) - Lmax) / k->mean) +
-				  vsum_max3(rest, h, h, TP) - cur;
+			float p = fl * ((hm > frs ? hm : frs) - fmax) + vsum_half(rest, la, lb, TP) - cur;
 			if (p >= best)
 				continue;
-			int i = nb++;
-			while (i > 0 && bnd[ord[i - 1]] > p) {
-				ord[i] = ord[i - 1];
-				i--;
-			}
-			ord[i] = b;
-			bnd[b] = p;
+			ord[nb] = b;
+			bnd[nb++] = p;
 		}
-		for (int q = 0; q < nb && bnd[ord[q]] < best; q++) {
-			int b = ord[q];
-			const float *lb = k->nl + (size_t)b * TP;
-			double rs = keel_rest_sum(k, a, b), hm = (k->load[a] + k->load[b]) / 2;
-			float ps = (float)(k->lambda * ((hm > rs ? hm : rs) - Lmax) / k->mean);
-			for (int t = 0; t < T; t++) {
-				rest[t] = i1[t] == b ? v2[t] : v1[t];
-				h[t] = (la[t] + lb[t]) / 2;
+		/* in ascending bound, picked one at a time: a successful scan
+		 * usually needs only the first few */
+		for (int q = 0; q < nb && bb < 0; q++) {
+			int m = q;
+			for (int i = q + 1; i < nb; i++)
+				if (bnd[i] < bnd[m] || (bnd[i] == bnd[m] && ord[i] < ord[m]))
+					m = i;
+			if (bnd[m] >= best)
+				break;
+			int b = ord[m];
+			float bm = bnd[m];
+			ord[m] = ord[q];
+			bnd[m] = bnd[q];
+			ord[q] = b;
+			bnd[q] = bm;
+			const float *lb = k->nl + (size_t)b * TP, *rest = v1;
+			float fb = k->fld[b], frs = b == o1 ? f2 : f1, hm = 0.5f * (fa + fb);
+			float ps = fl * ((hm > frs ? hm : frs) - fmax);
+			if (ist[b]) {
+				for (int t = 0; t < T; t++)
+					rb[t] = i1[t] == b ? v2[t] : v1[t];
+				rest = rb;
 			}
+			vhalf(h, la, lb, TP);
 			for (int i = 0; i < S; i++) {
 				int x = k->slot[a * S + i];
 				if (k->has[(size_t)b * E + x])
 					continue;
 				const float *rx = k->nrl + (size_t)x * TP;
-				for (int t = 0; t < T; t++) {
-					xa[t] = la[t] - rx[t];
-					xb[t] = lb[t] + rx[t];
-				}
+				vshift(xa, xb, la, lb, rx, TP);
 				/* y only adds to a's load: a bound for this x */
 				if (ps + vsum_max3(rest, xa, h, TP) - cur >= best)
 					continue;
@@ -811,10 +985,13 @@ static int keel_step_ep(struct keel *k, double *obj)
 					int y = k->slot[b * S + j];
 					if (k->has[(size_t)a * E + y])
 						continue;
+					k->work++;
 					float d = vsum_swap(rest, xa, xb, k->nrl + (size_t)y * TP, TP) - cur;
-					if (k->lambda > 0)
-						d += (float)keel_sum_delta(k, a, b, rep(k, x) - rep(k, y),
-									   rs, Lmax);
+					if (fl > 0) {
+						float dd = k->frw[x] - k->frw[y];
+						float nm = fa - dd > fb + dd ? fa - dd : fb + dd;
+						d += fl * ((nm > frs ? nm : frs) - fmax);
+					}
 					if (d < best) {
 						if (k->budget >= 0 &&
 						    k->moves + keel_dmoves(k, a, x, y) +
@@ -835,10 +1012,10 @@ static int keel_step_ep(struct keel *k, double *obj)
 			double d = keel_pair_delta(k, x, y);
 			if (k->lambda > 0)
 				d += keel_sum_delta(k, a, bb, rep(k, x) - rep(k, y),
-						    keel_rest_sum(k, a, bb), Lmax);
+						    keel_rest_sum(k, a, bb), k->load[k->ftop[0]]);
 			if (d < -1e-9 * (1 + *obj)) {
 				keel_swap_apply(k, a, bi, bb, bj);
-				keel_top(k);
+				keel_top_update(k, a, bb);
 				*obj = keel_obj(k);
 				k->fail[a] = k->fail[bb] = 0;
 				return 1;
@@ -868,6 +1045,7 @@ static void keel_search(struct keel *k)
 		memset(k->fail, 0, (size_t)k->R);
 		keel_top(k);
 		double obj = keel_obj(k);
+		k->work = 0;
 		/* until a pass over every candidate, bits cleared, finds nothing:
 		 * the same local optimum as without the bits, fewer rescans */
 		guard = 0;
@@ -976,56 +1154,84 @@ static void keel_restore(struct keel *k, double limit)
 
 /* Replica counts for episodes: each extra replica goes to the expert that
  * most lowers the sum over episodes of the largest per-replica load
- * (SGLang's multi-step rule), at most one replica per rank.  Per episode
- * the two largest per-replica loads are kept and rescanned only when the
- * expert that gained a replica was one of them. */
+ * (SGLang's multi-step rule), at most one replica per rank.  Each episode
+ * keeps its experts in a binary max-heap of per-replica load (ties: the
+ * lower expert first), so the two largest are at hand and a new replica
+ * costs a sift-down per episode. */
+struct cheap {
+	const double *v; /* [E] per-replica loads of one episode */
+	int *h, *pos;    /* [E] heap of experts, and each expert's place in it */
+	int n;
+};
+
+static inline int cheap_above(const struct cheap *c, int x, int y)
+{
+	return c->v[x] > c->v[y] || (c->v[x] == c->v[y] && x < y);
+}
+
+static void cheap_down(struct cheap *c, int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < c->n && cheap_above(c, c->h[l], c->h[m]))
+			m = l;
+		if (r < c->n && cheap_above(c, c->h[r], c->h[m]))
+			m = r;
+		if (m == i)
+			return;
+		int t = c->h[i];
+		c->h[i] = c->h[m];
+		c->h[m] = t;
+		c->pos[c->h[i]] = i;
+		c->pos[c->h[m]] = m;
+		i = m;
+	}
+}
+
 static int keel_counts_ep(struct keel *k)
 {
 	int E = k->E, R = k->R, T = k->T, P = R * k->S;
-	int *t1 = malloc(2 * (size_t)T * sizeof(int)), *t2 = t1 + T;
-	double *v1 = malloc((2 * (size_t)T + E) * sizeof(double)), *v2 = v1 + T, *g = v2 + T;
+	int *hp = malloc(2 * (size_t)T * E * sizeof(int));
+	double *pv = malloc(((size_t)T * E + 2 * (size_t)E) * sizeof(double));
+	struct cheap *ch = malloc((size_t)T * sizeof(*ch));
 
-	if (!t1 || !v1) {
-		free(t1);
-		free(v1);
+	if (!hp || !pv || !ch) {
+		free(hp);
+		free(pv);
+		free(ch);
 		return -1;
 	}
-	for (int e = 0; e < E; e++)
+	double *g = pv + (size_t)T * E, *g0 = g + E;
+	for (int e = 0; e < E; e++) {
 		k->cnt[e] = 1;
-	for (int t = 0; t < T; t++)
-		t1[t] = -1;
-	for (int extra = E; extra < P; extra++) {
-		for (int t = 0; t < T; t++) {
-			if (t1[t] >= 0)
-				continue;
-			const double *ht = k->h + (size_t)t * E;
-			int a = -1, b = -1;
-			double va = -1, vb = -1;
-			for (int e = 0; e < E; e++) {
-				double v = ht[e] / k->cnt[e];
-				if (v > va) {
-					vb = va;
-					b = a;
-					va = v;
-					a = e;
-				} else if (v > vb) {
-					vb = v;
-					b = e;
-				}
-			}
-			t1[t] = a;
-			t2[t] = b;
-			v1[t] = va;
-			v2[t] = vb < 0 ? 0 : vb;
+		g0[e] = 1e-9 * k->w[e];
+	}
+	memcpy(pv, k->h, (size_t)T * E * sizeof(double));
+	for (int t = 0; t < T; t++) {
+		struct cheap *c = ch + t;
+		c->v = pv + (size_t)t * E;
+		c->h = hp + 2 * (size_t)t * E;
+		c->pos = c->h + E;
+		c->n = E;
+		for (int e = 0; e < E; e++) {
+			c->h[e] = e;
+			c->pos[e] = e;
 		}
+		for (int i = E / 2 - 1; i >= 0; i--)
+			cheap_down(c, i);
+	}
+	for (int extra = E; extra < P; extra++) {
 		/* splitting e lowers episode t's max only where e sets it;
 		 * ties (no episode max lowered): the summed heat decides */
-		for (int e = 0; e < E; e++)
-			g[e] = 1e-9 * k->w[e] / k->cnt[e];
+		memcpy(g, g0, (size_t)E * sizeof(double));
 		for (int t = 0; t < T; t++) {
-			int e = t1[t];
-			double nv = v1[t] * k->cnt[e] / (k->cnt[e] + 1);
-			g[e] += v1[t] - (nv > v2[t] ? nv : v2[t]);
+			const struct cheap *c = ch + t;
+			int e = c->h[0], s2 = -1;
+			if (E > 1)
+				s2 = E > 2 && cheap_above(c, c->h[2], c->h[1]) ? c->h[2] : c->h[1];
+			double v1 = c->v[e], v2 = s2 >= 0 ? c->v[s2] : 0;
+			double nv = v1 * k->cnt[e] / (k->cnt[e] + 1);
+			g[e] += v1 - (nv > v2 ? nv : v2);
 		}
 		int best = -1;
 		double bg = -1;
@@ -1037,12 +1243,15 @@ static int keel_counts_ep(struct keel *k)
 		if (best < 0)
 			best = extra % E;
 		k->cnt[best]++;
-		for (int t = 0; t < T; t++)
-			if (t1[t] == best || t2[t] == best)
-				t1[t] = -1; /* rescan */
+		g0[best] = 1e-9 * k->w[best] / k->cnt[best];
+		for (int t = 0; t < T; t++) {
+			pv[(size_t)t * E + best] = k->h[(size_t)t * E + best] / k->cnt[best];
+			cheap_down(ch + t, ch[t].pos[best]);
+		}
 	}
-	free(t1);
-	free(v1);
+	free(hp);
+	free(pv);
+	free(ch);
 	return 0;
 }
 
@@ -1223,9 +1432,10 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	k.T = in->episodes && in->n_episodes > 0 ? in->n_episodes : 0;
 	k.w = in->heat;
 	k.h = in->episodes;
-	k.lambda = 0.15;
+	k.lambda = 0.5;
 	k.tol = in->move_tolerance > 0 ? (in->move_tolerance < 0.5 ? in->move_tolerance : 0.5) : 0;
 	k.budget = -1;
+	k.cap = KEEL_WORK * (long)P;
 	if (keel_alloc(&k)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
