@@ -91,11 +91,13 @@ int cmd_balance(int argc, char **argv)
 			analyze_static_phy2log(run.experts, ranks, slots, p2l + (size_t)l * P);
 	} else {
 		util_cli_error("balance", "%s", store_errmsg(s));
+		status = util_exit_status(rc);
 		goto out;
 	}
 	if ((rc = analyze_balance_run(s, &run, from, to, phase_mask, p2l, ranks, slots, &b))) {
 		util_cli_error("balance", "%s",
 			       rc == UTIL_ENOMEM ? "out of memory" : store_errmsg(s));
+		status = util_exit_status(rc);
 		goto out;
 	}
 	if (b.steps == 0) {

@@ -384,6 +384,7 @@ int cmd_place(int argc, char **argv)
 		if ((rc = analyze_window_heat(s, &run, o.from, o.to, o.phase_mask, n_ep, heat,
 					      episodes, &nsteps))) {
 			util_cli_error(CMD, "%s", store_errmsg(s));
+			status = util_exit_status(rc);
 			goto out;
 		}
 		if (nsteps == 0) {

@@ -56,7 +56,7 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 	if (rc) {
 		util_cli_error("export", "%s", store_errmsg(s));
 		free(p2l);
-		return 1;
+		return util_exit_status(rc);
 	}
 	rc = analyze_format_write(out, fmt, &sh, p2l, &err);
 	free(p2l);

@@ -54,7 +54,7 @@ int cmd_info(int argc, char **argv)
 	struct store_run *runs = NULL;
 	size_t nruns = 0;
 	const char *only = NULL;
-	int json = 0, c, status = 0;
+	int json = 0, c, status = 0, rc;
 	int64_t dbsize, file_size = 0;
 	struct stat sb;
 	char hb[32];
@@ -74,10 +74,10 @@ int cmd_info(int argc, char **argv)
 	const char *path = argv[optind];
 	if (store_open(path, STORE_READONLY, &s, &err))
 		return util_cli_fail("info", &err);
-	if (store_run_list(s, &runs, &nruns)) {
+	if ((rc = store_run_list(s, &runs, &nruns))) {
 		util_cli_error("info", "%s", store_errmsg(s));
 		store_free(s);
-		return 1;
+		return util_exit_status(rc);
 	}
 	dbsize = store_size_bytes(s);
 	if (stat(path, &sb) == 0)
@@ -109,9 +109,9 @@ int cmd_info(int argc, char **argv)
 			if (strcmp(only, id))
 				continue;
 		}
-		if (store_run_stats(s, r->id, &st)) {
+		if ((rc = store_run_stats(s, r->id, &st))) {
 			util_cli_error("info", "%s", store_errmsg(s));
-			status = 1;
+			status = util_exit_status(rc);
 			break;
 		}
 		double cells = (double)st.steps * r->layers * r->experts;

@@ -485,7 +485,12 @@ int cmd_sql(int argc, char **argv)
 				"sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
 				ro && !write ? "; the trace is opened read-only: add --write to change it"
 				   : "");
-			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ? 2 : 1;
+			/* a corrupt trace (a malformed or misshapen counts blob, a
+			 * damaged file) is bad input, as for every command */
+			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ||
+						 (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
+					 ? 2
+					 : 1;
 			sqlite3_finalize(st);
 			break;
 		}

@@ -252,6 +252,164 @@ static int is_empty(struct store *s, int *empty)
 	return rc;
 }
 
+/* The code an SQLite failure on a file given to read maps to: a file that
+ * is not a database, or a corrupt one, is bad input (exit status 2); any
+ * other failure (permissions, I/O, a lock) is a runtime one (1). */
+static int db_code(sqlite3 *db)
+{
+	int c = sqlite3_errcode(db) & 0xff;
+
+	return c == SQLITE_NOTADB || c == SQLITE_CORRUPT ? UTIL_EPARSE : UTIL_EDB;
+}
+
+/* Do the tables hold every column schema version `version` promises?  The
+ * promise is the migrations themselves, replayed into an in-memory
+ * database, so a new migration needs no second list here.  A table that
+ * lost a column, or is missing, would otherwise surface as "no such
+ * column" halfway through a command, or not at all (info reads runs and
+ * steps only).  Costs about a tenth of a millisecond. */
+static int schema_check(struct store *s, int version, struct util_err *err)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_stmt *want = NULL, *have = NULL;
+	int rc = 0, step;
+
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(mem);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	for (int v = 0; v < version && v < STORE_SCHEMA_VERSION; v++)
+		if (sqlite3_exec(mem, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+			rc = util_err_set(err, UTIL_EDB, "cannot build the reference schema: %s",
+					  sqlite3_errmsg(mem));
+			goto out;
+		}
+	if (sqlite3_prepare_v2(mem,
+			       "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
+			       "WHERE m.type = 'table' ORDER BY m.name, p.cid",
+			       -1, &want, NULL) != SQLITE_OK) {
+		rc = util_err_set(err, UTIL_EDB, "cannot read the reference schema: %s",
+				  sqlite3_errmsg(mem));
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*), sum(name = ?2) FROM pragma_table_info(?1, 'main')",
+			       -1, &have, NULL) != SQLITE_OK) {
+		rc = util_err_set(err, db_code(s->db), "cannot read '%s': %s", s->path,
+				  sqlite3_errmsg(s->db));
+		goto out;
+	}
+	while ((step = sqlite3_step(want)) == SQLITE_ROW) {
+		const char *table = (const char *)sqlite3_column_text(want, 0);
+		const char *col = (const char *)sqlite3_column_text(want, 1);
+		sqlite3_bind_text(have, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(have, 2, col, -1, SQLITE_STATIC);
+		if (sqlite3_step(have) != SQLITE_ROW) {
+			rc = util_err_set(err, db_code(s->db), "cannot read '%s': %s", s->path,
+					  sqlite3_errmsg(s->db));
+			goto out;
+		}
+		if (sqlite3_column_int(have, 0) == 0)
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' is not a moetrace trace or is corrupt: no table %s",
+					  s->path, table);
+		else if (sqlite3_column_int(have, 1) == 0)
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' is not a moetrace trace or is corrupt: table %s lacks "
+					  "column %s",
+					  s->path, table, col);
+		sqlite3_reset(have);
+		if (rc)
+			goto out;
+	}
+	if (step != SQLITE_DONE)
+		rc = util_err_set(err, UTIL_EDB, "cannot read the reference schema: %s",
+				  sqlite3_errmsg(mem));
+out:
+	sqlite3_finalize(want);
+	sqlite3_finalize(have);
+	sqlite3_close(mem);
+	return rc;
+}
+
+/* "file:" URI of a path for sqlite3_open_v2(SQLITE_OPEN_URI), every byte
+ * outside a safe set percent-encoded; malloc'ed. */
+static char *file_uri(const char *path, const char *query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 3 * strlen(path) + strlen(query) + 16;
+	char *u = malloc(n), *o = u;
+
+	if (!u)
+		return NULL;
+	o += snprintf(o, n, "%s", path[0] == '/' ? "file://" : "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("/._-~", *p)) {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	snprintf(o, n - (size_t)(o - u), "?%s", query);
+	return u;
+}
+
+static int db_open(struct store *s, const char *name, int oflags)
+{
+	if (sqlite3_open_v2(name, &s->db, oflags, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 5000);
+	/* Defensive: a trace may come from someone else. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	return 0;
+}
+
+/* A read-only open of a trace in WAL mode fails when SQLite cannot create
+ * the -shm index beside it (a directory the user may not write).  Without
+ * a -wal file holding frames, the database file alone is the whole trace,
+ * and SQLite can read it as immutable (no index, no locks).  With frames
+ * in the -wal, reading the file alone would miss committed steps: refuse.
+ * Returns 0 when reopened, else an error in err. */
+static int reopen_immutable(struct store *s, struct util_err *err)
+{
+	size_t n = strlen(s->path) + 5;
+	char *wal = malloc(n), *uri;
+	struct stat sb;
+	int has_wal;
+
+	if (!wal)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	snprintf(wal, n, "%s-wal", s->path);
+	has_wal = stat(wal, &sb) == 0 && sb.st_size > 0;
+	free(wal);
+	if (has_wal)
+		return util_err_set(err, UTIL_EIO,
+				    "cannot read '%s': its write-ahead log '%s-wal' holds changes "
+				    "not yet in the file, and SQLite cannot create the index it "
+				    "needs in a directory this user may not write; make the "
+				    "directory writable, or have its owner checkpoint the log "
+				    "(sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE)')",
+				    s->path, s->path, s->path);
+	if (!(uri = file_uri(s->path, "immutable=1")))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	sqlite3_close_v2(s->db);
+	s->db = NULL;
+	if (db_open(s, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX)) {
+		util_err_set(err, UTIL_EIO, "cannot open '%s': %s", s->path,
+			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		free(uri);
+		return UTIL_EIO;
+	}
+	free(uri);
+	return 0;
+}
+
 int store_open(const char *path, int flags, struct store **out, struct util_err *err)
 {
 	struct store *s;
@@ -275,53 +433,66 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 	oflags = s->readonly ? SQLITE_OPEN_READONLY
 			     : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	oflags |= SQLITE_OPEN_NOMUTEX;
-	if (sqlite3_open_v2(path, &s->db, oflags, NULL) != SQLITE_OK) {
+	if (!s->path || db_open(s, path, oflags)) {
 		util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_free(s);
 		return UTIL_EIO;
 	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, 5000);
-	/* Defensive: a trace may come from someone else. */
-	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 
 	rc = is_empty(s, &empty);
+	if (rc && s->readonly &&
+	    ((sqlite3_errcode(s->db) & 0xff) == SQLITE_READONLY ||
+	     (sqlite3_errcode(s->db) & 0xff) == SQLITE_CANTOPEN)) {
+		if (reopen_immutable(s, err)) {
+			store_free(s);
+			return err->code;
+		}
+		rc = is_empty(s, &empty);
+	}
 	if (rc == 0)
 		rc = user_version(s, &version);
 	if (rc) {
-		util_err_set(err, UTIL_EDB, "cannot read '%s': %s", path,
-			     strstr(s->errmsg, "not a database") ? "not a SQLite database (or corrupt)"
-								 : s->errmsg);
+		int code = db_code(s->db);
+		util_err_set(err, code, "cannot read '%s': %s", path,
+			     (sqlite3_errcode(s->db) & 0xff) == SQLITE_NOTADB
+				     ? "not a SQLite database (or corrupt)"
+				     : s->errmsg);
 		store_free(s);
-		return UTIL_EDB;
+		return code;
 	}
 	if (version > STORE_SCHEMA_VERSION) {
-		util_err_set(err, UTIL_EDB,
+		util_err_set(err, UTIL_EPARSE,
 			     "'%s' has schema version %d, newer than this moetrace knows (%d); "
 			     "upgrade moetrace",
 			     path, version, STORE_SCHEMA_VERSION);
 		store_free(s);
-		return UTIL_EDB;
+		return UTIL_EPARSE;
 	}
 	if (version == 0 && !empty) {
-		util_err_set(err, UTIL_EDB, "'%s' is an SQLite database but not a moetrace trace",
+		util_err_set(err, UTIL_EPARSE, "'%s' is an SQLite database but not a moetrace trace",
 			     path);
 		store_free(s);
-		return UTIL_EDB;
+		return UTIL_EPARSE;
+	}
+	/* the tables must be what the version says before anything reads them
+	 * (or a migration builds on them) */
+	if (version > 0 && (rc = schema_check(s, version, err))) {
+		store_free(s);
+		return rc;
 	}
 	if (version < STORE_SCHEMA_VERSION) {
 		if (s->readonly) {
 			if (empty)
-				util_err_set(err, UTIL_EDB, "'%s' is empty, not a moetrace trace", path);
+				util_err_set(err, UTIL_EPARSE, "'%s' is empty, not a moetrace trace",
+					     path);
 			else
-				util_err_set(err, UTIL_EDB,
+				util_err_set(err, UTIL_EPARSE,
 					     "'%s' has schema version %d; open it read-write once "
 					     "to upgrade it",
 					     path, version);
 			store_free(s);
-			return UTIL_EDB;
+			return UTIL_EPARSE;
 		}
 		if (exec(s, "PRAGMA journal_mode=WAL") || migrate(s, version)) {
 			util_err_set(err, UTIL_EDB, "cannot initialise '%s': %s", path, s->errmsg);
@@ -414,19 +585,28 @@ static void copy_text(char *dst, size_t n, const unsigned char *src)
 #define RUN_COLS "run, name, model, layers, experts, topk, ranks, slots, ranks_per_node, " \
 		 "first_layer, created, source"
 
+/* An int column, saturated: sqlite3_column_int() keeps the low 32 bits, so
+ * 2^32 + 8 experts would read as 8 and pass the shape check. */
+static int column_int_sat(sqlite3_stmt *st, int i)
+{
+	int64_t v = sqlite3_column_int64(st, i);
+
+	return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v;
+}
+
 static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(st, 0);
 	copy_text(r->name, sizeof(r->name), sqlite3_column_text(st, 1));
 	copy_text(r->model, sizeof(r->model), sqlite3_column_text(st, 2));
-	r->layers = sqlite3_column_int(st, 3);
-	r->experts = sqlite3_column_int(st, 4);
-	r->topk = sqlite3_column_int(st, 5);
-	r->ranks = sqlite3_column_int(st, 6);
-	r->slots = sqlite3_column_int(st, 7);
-	r->ranks_per_node = sqlite3_column_int(st, 8);
-	r->first_layer = sqlite3_column_int(st, 9);
+	r->layers = column_int_sat(st, 3);
+	r->experts = column_int_sat(st, 4);
+	r->topk = column_int_sat(st, 5);
+	r->ranks = column_int_sat(st, 6);
+	r->slots = column_int_sat(st, 7);
+	r->ranks_per_node = column_int_sat(st, 8);
+	r->first_layer = column_int_sat(st, 9);
 	r->created = sqlite3_column_double(st, 10);
 	copy_text(r->source, sizeof(r->source), sqlite3_column_text(st, 11));
 }
@@ -435,11 +615,8 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
  * the schema allows before any array is sized from it. */
 static int run_check(struct store *s, const struct store_run *r)
 {
-	if (r->layers < 1 || r->layers > STORE_MAX_LAYERS || r->experts < 1 ||
-	    r->experts > STORE_MAX_EXPERTS || r->topk < 0 || r->topk > r->experts ||
-	    r->ranks < 0 || r->slots < 0 || r->ranks_per_node < 0 ||
-	    (int64_t)r->ranks * r->slots > STORE_MAX_SLOTS ||
-	    (r->ranks && (int64_t)r->ranks * r->slots < r->experts))
+	if (!store_int_shape_ok(r->layers, r->experts, r->topk, r->ranks, r->slots,
+				r->ranks_per_node))
 		return set_err(s, UTIL_EPARSE,
 			       "run %lld '%s' in '%s' has an impossible shape (%d layers x %d "
 			       "experts, top-%d, %d ranks x %d slots): corrupt database?",
@@ -793,13 +970,13 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 				int len = sqlite3_column_bytes(it->st, 2);
 				if (layer < 0 || layer >= it->layers)
 					return set_err(s, UTIL_EPARSE,
-						       "step %lld: layer %d out of range [0, %d)",
-						       (long long)step, layer, it->layers);
+						       "step %lld: layer %d out of range [0, %d) in '%s'",
+						       (long long)step, layer, it->layers, s->path);
 				if (store_codec_decode(b, (size_t)len, it->counts + (size_t)layer * E,
 						       E))
 					return set_err(s, UTIL_EPARSE,
-						       "step %lld layer %d: malformed counts blob",
-						       (long long)step, layer);
+						       "step %lld layer %d: malformed counts blob in '%s'",
+						       (long long)step, layer, s->path);
 			}
 			rc = sqlite3_step(it->st);
 			if (rc == SQLITE_DONE) {
@@ -935,7 +1112,8 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 		const uint8_t *b = sqlite3_column_blob(st, 3);
 		size_t len = (size_t)sqlite3_column_bytes(st, 3);
 		if (layer < 0 || layer >= run->layers) {
-			rc = set_err(s, UTIL_EPARSE, "deployed placement: layer %d out of range", layer);
+			rc = set_err(s, UTIL_EPARSE, "deployed placement in '%s': layer %d out of range",
+				     s->path, layer);
 			goto out;
 		}
 		int64_t row_slots = (int64_t)sqlite3_column_int(st, 1) * sqlite3_column_int(st, 2);
@@ -943,8 +1121,9 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 		    row_slots > STORE_MAX_SLOTS || (int64_t)len != row_slots * 4) {
 			rc = set_err(s, UTIL_EPARSE,
 				     "deployed placement of layer %d is corrupt: %zu bytes for %d ranks "
-				     "x %d slots",
-				     layer, len, sqlite3_column_int(st, 1), sqlite3_column_int(st, 2));
+				     "x %d slots in '%s'",
+				     layer, len, sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
+				     s->path);
 			goto out;
 		}
 		if (sqlite3_column_int(st, 1) != ranks || sqlite3_column_int(st, 2) != slots) {
@@ -960,8 +1139,9 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 					      (uint32_t)b[4 * i + 3] << 24);
 			if (v < 0 || v >= run->experts) {
 				rc = set_err(s, UTIL_EPARSE,
-					     "deployed placement: layer %d slot %zu holds expert %d",
-					     layer, i, v);
+					     "deployed placement of layer %d is corrupt: slot %zu holds "
+					     "expert %d in '%s'",
+					     layer, i, v, s->path);
 				goto out;
 			}
 			phy2log[(size_t)layer * P + i] = v;
@@ -974,8 +1154,9 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 		for (int e = 0; e < run->experts; e++)
 			if (!seen[e]) {
 				rc = set_err(s, UTIL_EPARSE,
-					     "deployed placement of layer %d gives expert %d no slot",
-					     layer, e);
+					     "deployed placement of layer %d is corrupt: it gives expert %d "
+					     "no slot in '%s'",
+					     layer, e, s->path);
 				goto out;
 			}
 		int64_t f = sqlite3_column_int64(st, 4);
@@ -992,8 +1173,9 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded at step %lld",
 			     (long long)step);
 	else if (found < run->layers)
-		rc = set_err(s, UTIL_EPARSE, "deployed placement covers %d of %d layers", found,
-			     run->layers);
+		rc = set_err(s, UTIL_EPARSE,
+			     "deployed placement in '%s' is corrupt: it covers %d of %d layers",
+			     s->path, found, run->layers);
 	if (from)
 		*from = eff;
 out:

@@ -46,7 +46,7 @@ expect_grep "$T/err" "batch 8"
 expect_status 1 mt record --model mixtral-8x7b --steps 5 "$T/no/such/dir/x.db"
 expect_grep "$T/err" "^moetrace record: cannot create '$T/no/such/dir/x.db'"
 printf 'not a database, just text\n' >"$T/text.db"
-expect_status 1 mt record --model mixtral-8x7b --steps 5 "$T/text.db"
+expect_status 2 mt record --model mixtral-8x7b --steps 5 "$T/text.db"
 expect_grep "$T/err" "text.db"
 
 # --steps 0 records until SIGINT, then flushes and reports

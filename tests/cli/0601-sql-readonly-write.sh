@@ -50,7 +50,7 @@ expect_grep "$T/err" "^usage: moetrace sql"
 
 # a malformed blob is an SQL error naming the row, not a crash
 expect_status 0 mt sql --write "$T/db" "UPDATE counts SET data = x'0104ff' WHERE step = 1"
-expect_status 1 mt sql "$T/db" "SELECT * FROM expert_heat"
+expect_status 2 mt sql "$T/db" "SELECT * FROM expert_heat"
 expect_grep "$T/err" "malformed counts blob at run 1 step 1 layer 0"
 expect_status 1 mt sql "$T/db" "SELECT counts_json(data) FROM counts"
 expect_grep "$T/err" "counts_json: malformed counts blob"
