@@ -10,6 +10,11 @@
  * one run at a time, so a query filtered on a run, a layer and a step
  * range decodes only the blobs it returns.  Every blob is checked by the
  * codec: a malformed one is an SQL error naming the row, never a crash.
+ * The run's row in `runs` is read once per run (its shape within the
+ * schema's limits), and each blob's value count and layer are compared
+ * with it, so a blob that decodes but does not fit its run is an error
+ * too.  Counts rows whose run has no row in `runs` have no shape to be
+ * compared with and are expanded as they are.
  *
  * This file is also compiled into the loadable extension
  * (sqlext/moetrace_sqlite.c includes it after SQLITE_EXTENSION_INIT1), so
@@ -18,6 +23,7 @@
  */
 #include "store/sqlfn.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -689,10 +695,78 @@ struct eh_vtab {
 	struct sqlfn_ctx *ctx;
 };
 
+/* The shape of one run, for checking its counts blobs: layers < 0 when the
+ * run has no row in `runs` (nothing to check against). */
+struct run_shape {
+	sqlite3_stmt *st;
+	int64_t layers, experts;
+};
+
+static int vt_error(sqlite3_vtab *vt, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Reads run's row into sh (preparing sh->st on first use); an impossible
+ * shape is an error, as when the store reads runs (store_int_shape_ok). */
+static int run_shape_get(sqlite3_vtab *vt, sqlite3 *db, const char *fn, int64_t run,
+			 struct run_shape *sh)
+{
+	int rc;
+
+	if (!sh->st && sqlite3_prepare_v2(db,
+					  "SELECT layers, experts, topk, ranks, slots, ranks_per_node "
+					  "FROM main.runs WHERE run = ?1",
+					  -1, &sh->st, NULL) != SQLITE_OK)
+		return vt_error(vt, SQLITE_ERROR, "%s: this database holds no moetrace trace (%s)",
+				fn, sqlite3_errmsg(db));
+	sqlite3_reset(sh->st);
+	sqlite3_bind_int64(sh->st, 1, run);
+	rc = sqlite3_step(sh->st);
+	sh->layers = sh->experts = -1;
+	if (rc == SQLITE_DONE)
+		return SQLITE_OK;
+	if (rc != SQLITE_ROW)
+		return vt_error(vt, rc, "%s: %s", fn, sqlite3_errmsg(db));
+	int64_t v[6];
+	for (int i = 0; i < 6; i++)
+		v[i] = sqlite3_column_int64(sh->st, i);
+	sqlite3_reset(sh->st);
+	if (!store_int_shape_ok(v[0], v[1], v[2], v[3], v[4], v[5]))
+		return vt_error(vt, SQLITE_CORRUPT,
+				"%s: run %lld has an impossible shape (%lld layers x %lld experts, "
+				"top-%lld, %lld ranks x %lld slots): corrupt database?",
+				fn, (long long)run, (long long)v[0], (long long)v[1], (long long)v[2],
+				(long long)v[3], (long long)v[4]);
+	sh->layers = v[0];
+	sh->experts = v[1];
+	return SQLITE_OK;
+}
+
+/* Does a blob of n values at (run, step, layer) fit the run's shape?  O(1):
+ * the codec has already read n from the blob's header. */
+static int run_shape_fits(sqlite3_vtab *vt, const char *fn, const struct run_shape *sh,
+			  int64_t run, int64_t step, int64_t layer, int64_t n)
+{
+	if (sh->layers < 0)
+		return SQLITE_OK;
+	if (layer < 0 || layer >= sh->layers)
+		return vt_error(vt, SQLITE_CORRUPT,
+				"%s: counts of run %lld step %lld layer %lld: the run has %lld layers",
+				fn, (long long)run, (long long)step, (long long)layer,
+				(long long)sh->layers);
+	if (n != sh->experts)
+		return vt_error(vt, SQLITE_CORRUPT,
+				"%s: counts of run %lld step %lld layer %lld: %lld values, the run "
+				"has %lld experts",
+				fn, (long long)run, (long long)step, (long long)layer, (long long)n,
+				(long long)sh->experts);
+	return SQLITE_OK;
+}
+
 struct eh_cursor {
 	sqlite3_vtab_cursor base;
 	sqlite3_stmt *next_run; /* skip scan over the runs present in counts */
 	sqlite3_stmt *rows; /* counts rows of one run within the bounds */
+	struct run_shape shape; /* of the current run */
 	int64_t lo[4], hi[4]; /* bounds on run, step, layer, expert */
 	int64_t run, step, rowid;
 	int layer;
@@ -823,13 +897,11 @@ static int eh_close(sqlite3_vtab_cursor *cur)
 
 	sqlite3_finalize(c->next_run);
 	sqlite3_finalize(c->rows);
+	sqlite3_finalize(c->shape.st);
 	sqlite3_free(c->v);
 	sqlite3_free(c);
 	return SQLITE_OK;
 }
-
-static int vt_error(sqlite3_vtab *vt, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 static int vt_error(sqlite3_vtab *vt, int rc, const char *fmt, ...)
 {
@@ -886,6 +958,8 @@ static int eh_seek_run(struct eh_cursor *c, struct eh_vtab *t)
 		return vt_error(&t->base, rc, "expert_heat: %s", sqlite3_errmsg(t->db));
 	c->run = sqlite3_column_int64(c->next_run, 0);
 	sqlite3_reset(c->next_run);
+	if ((rc = run_shape_get(&t->base, t->db, "expert_heat", c->run, &c->shape)) != SQLITE_OK)
+		return rc;
 	sqlite3_reset(c->rows);
 	sqlite3_bind_int64(c->rows, 1, c->run);
 	sqlite3_bind_int64(c->rows, 2, c->lo[EH_STEP]);
@@ -919,7 +993,8 @@ static int eh_next_row(struct eh_cursor *c)
 		if (rc != SQLITE_ROW)
 			return vt_error(&t->base, rc, "expert_heat: %s", sqlite3_errmsg(t->db));
 		c->step = sqlite3_column_int64(c->rows, 0);
-		c->layer = sqlite3_column_int(c->rows, 1);
+		int64_t layer = sqlite3_column_int64(c->rows, 1);
+		c->layer = (int)layer;
 		const uint8_t *b = sqlite3_column_blob(c->rows, 2);
 		int len = sqlite3_column_bytes(c->rows, 2);
 		int64_t n = store_codec_count(b, (size_t)len);
@@ -936,6 +1011,10 @@ static int eh_next_row(struct eh_cursor *c)
 					"expert_heat: malformed counts blob at run %lld step %lld "
 					"layer %d",
 					(long long)c->run, (long long)c->step, c->layer);
+		/* a blob that decodes must still fit its run */
+		if ((rc = run_shape_fits(&t->base, "expert_heat", &c->shape, c->run, c->step,
+					 layer, n)) != SQLITE_OK)
+			return rc;
 		c->n = n;
 		c->i = c->lo[EH_EXPERT] > 0 ? c->lo[EH_EXPERT] : 0;
 		c->end = c->hi[EH_EXPERT] < n - 1 ? c->hi[EH_EXPERT] : n - 1;
@@ -1114,6 +1193,7 @@ enum { HW_EXPERT, HW_TOKENS, HW_STEPS, HW_RUN, HW_LAYER, HW_FROM, HW_TO };
 struct hw_cursor {
 	sqlite3_vtab_cursor base;
 	sqlite3_stmt *st;
+	struct run_shape shape;
 	int64_t args[4]; /* run, layer, from, to */
 	uint64_t *sum;
 	uint32_t *v;
@@ -1191,6 +1271,7 @@ static int hw_close(sqlite3_vtab_cursor *cur)
 	struct hw_cursor *c = (struct hw_cursor *)cur;
 
 	sqlite3_finalize(c->st);
+	sqlite3_finalize(c->shape.st);
 	sqlite3_free(c->sum);
 	sqlite3_free(c->v);
 	sqlite3_free(c);
@@ -1223,12 +1304,15 @@ static int hw_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
 	}
 	if (!c->st &&
 	    sqlite3_prepare_v2(t->db,
-			       "SELECT data FROM main.counts WHERE run = ?1 AND step BETWEEN ?2 "
-			       "AND ?3 AND layer = ?4",
+			       "SELECT data, step FROM main.counts WHERE run = ?1 AND step "
+			       "BETWEEN ?2 AND ?3 AND layer = ?4",
 			       -1, &c->st, NULL) != SQLITE_OK)
 		return vt_error(cur->pVtab, SQLITE_ERROR,
 				"heat_window: this database holds no moetrace trace (%s)",
 				sqlite3_errmsg(t->db));
+	if ((rc = run_shape_get(cur->pVtab, t->db, "heat_window", c->args[0], &c->shape)) !=
+	    SQLITE_OK)
+		return rc;
 	sqlite3_reset(c->st);
 	sqlite3_bind_int64(c->st, 1, c->args[0]);
 	sqlite3_bind_int64(c->st, 2, c->args[2]);
@@ -1239,7 +1323,18 @@ static int hw_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
 		int len = sqlite3_column_bytes(c->st, 0);
 		int64_t n = store_codec_count(b, (size_t)len);
 		t->ctx->blobs_read++;
-		if (n < 0 || (c->steps && n != c->n))
+		if (n < 0)
+			goto bad;
+		/* the blob's count against its run before any buffer is sized
+		 * from it (the decode below checks the data) */
+		if ((rc = run_shape_fits(cur->pVtab, "heat_window", &c->shape, c->args[0],
+					 sqlite3_column_int64(c->st, 1), c->args[1], n)) !=
+		    SQLITE_OK) {
+			sqlite3_reset(c->st);
+			c->n = 0;
+			return rc;
+		}
+		if (c->steps && n != c->n)
 			goto bad;
 		if (!c->steps) {
 			sqlite3_free(c->sum);
