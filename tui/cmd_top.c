@@ -212,12 +212,20 @@ struct top_opts {
 	int ascii, mono;
 };
 
+/* A corrupt trace (a malformed counts blob, a corrupt deployed placement)
+ * ends the view: it will not heal, and the screen would show numbers that
+ * do not hold.  Other read failures may pass and go to the status line. */
+static int poll_fatal(int rc)
+{
+	return rc == UTIL_EPARSE;
+}
+
 static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_opts *o)
 {
 	struct sigaction sa;
 	double delay = o->delay_ms / 1000.0, next = util_now();
 	long frames = 0;
-	int dirty = 1, quit = 0, stale = 0, loading = 0;
+	int dirty = 1, quit = 0, stale = 0, loading = 0, fatal = 0, rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -236,7 +244,11 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	while (!quit && !got_signal) {
 		double now = util_now();
 		if (now >= next) {
-			if (!ui->paused && tui_view_poll(v, 0.05) < 0) {
+			if (!ui->paused && (rc = tui_view_poll(v, 0.05)) < 0) {
+				if (poll_fatal(rc)) {
+					fatal = rc;
+					break;
+				}
 				snprintf(ui->msg, sizeof(ui->msg), "%s", tui_view_errmsg(v));
 				ui->msg_until = now + 5;
 			}
@@ -253,9 +265,13 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 		} else if (loading) {
 			/* reading a (re)moved window: small slices between looks
 			 * at the keyboard, and one frame when it is done */
-			if (tui_view_poll(v, 0.015) < 0)
+			if ((rc = tui_view_poll(v, 0.015)) < 0) {
+				if (poll_fatal(rc)) {
+					fatal = rc;
+					break;
+				}
 				loading = 0;
-			else
+			} else
 				loading = tui_view_loading(v);
 			dirty |= !loading;
 		} else if (stale > 0) {
@@ -288,18 +304,23 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	tui_screen_free(screen);
 	screen = NULL;
 	util_die_hook = NULL;
+	if (fatal) { /* after the terminal is restored, where it stays readable */
+		util_cli_error(CMD, "%s", tui_view_errmsg(v));
+		return util_exit_status(fatal);
+	}
 	return got_signal ? 128 + got_signal : 0;
 }
 
 static int snapshot(struct store *s, struct tui_view *v, int layer)
 {
 	struct util_buf b = UTIL_BUF_INIT;
+	int rc;
 
 	/* a script would rather wait a little for a lock than get no data */
 	sqlite3_busy_timeout(store_db(s), 5000);
-	if (tui_view_poll(v, 0) < 0) {
+	if ((rc = tui_view_poll(v, 0)) < 0) {
 		util_cli_error(CMD, "%s", tui_view_errmsg(v));
-		return 1;
+		return util_exit_status(rc);
 	}
 	tui_view_work(v, layer, 0);
 	tui_view_json(v, layer, &b);

@@ -327,7 +327,11 @@ static void refresh_replicas(struct tui_view *v)
 		analyze_replicas(v->cur + (size_t)l * v->P, v->P, v->E, v->cnt + (size_t)l * v->E);
 }
 
-/* Looks up the placement in force at the window end; 1 when it changed. */
+/* Looks up the placement in force at the window end; 1 when it changed,
+ * UTIL_EPARSE (the store's message) when the recorded one is corrupt: the
+ * other commands refuse it too, and falling back to static would show a
+ * placement the engine does not run.  None recorded, or one recorded for
+ * another layout than the one shown, is the static placement. */
 static int check_deployed(struct tui_view *v, int64_t at)
 {
 	size_t bytes = (size_t)v->L * v->P * sizeof(int32_t);
@@ -361,7 +365,11 @@ static int check_deployed(struct tui_view *v, int64_t at)
 			v->deployed_from = eff;
 			changed = 1;
 		}
-	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE || rc == UTIL_EPARSE) {
+	} else if (rc == UTIL_EPARSE) {
+		v->dep_seen = NO_STEP; /* look again next time: still an error */
+		free(p);
+		return rc;
+	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
 		/* none recorded, or recorded for another layout: the static one */
 		if (v->deployed) {
 			for (int l = 0; l < v->L; l++)
@@ -468,9 +476,10 @@ int tui_view_poll(struct tui_view *v, double budget)
 		changed = 1;
 	v->from = from;
 	v->to = to;
-	if (v->deployed_checked < 0 || moved ||
-	    util_now() - v->deployed_checked >= DEPLOYED_EVERY)
-		check_deployed(v, to);
+	if ((v->deployed_checked < 0 || moved ||
+	     util_now() - v->deployed_checked >= DEPLOYED_EVERY) &&
+	    (rc = check_deployed(v, to)) < 0)
+		goto fail;
 	v->loading = 0;
 	if (v->next_read <= to) {
 		if ((rc = store_iter_new(v->s, &v->run, v->next_read, to, v->phase_mask, &it)))
