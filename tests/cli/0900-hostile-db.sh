@@ -2,35 +2,35 @@
 # Hostile databases (and shards given to merge): a truncated trace, files that are not SQLite or not a
 # trace, a schema version from the future, the right tables with wrong
 # shapes or garbage blobs.  Every reading command must report a clear error
-# ("moetrace CMD: ...") and exit 1 or 2, never crash (a signal, exit >= 128,
-# or a sanitizer report), and never change the file it was asked to read.
-# KNOWN lists variant:command pairs that still misbehave (docs/robustness.md
-# names each); they are reported, not failed, and the file must still be
-# unchanged.  MOETRACE_HOSTILE_STRICT=1 fails on them too.
+# ("moetrace CMD: ...") with exit status 2 (bad input: docs/cli.md), never
+# crash (a signal, exit >= 128, or a sanitizer report), and never change
+# the file it was asked to read.
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 mt gen --help >/dev/null 2>&1 || skip "moetrace gen is not built"
 
-# Known gaps (variant:command), one root cause per line:
-# runs rows are not checked against the schema's limits when read;
-# expert_heat does not check a blob's count against the run's experts;
-# a deployed blob of the wrong size reads as "no deployed placement";
-# info does not notice a counts table without its columns.
-KNOWN="experts-negative:sql shape-huge:sql slots-overflow:sql
-blob-count:sql layers-fewer:sql
-counts-columns:info deployed-garbage:top"
-strict=${MOETRACE_HOSTILE_STRICT:-0}
-# place (no --current) and render heatmap never read the deployed placement.
-# Commands that do not read the damaged part may succeed: info and replays
-# list metadata (they never decode counts), replays reads only the replay
+# Known gaps (variant:command), reported and not failed when
+# MOETRACE_HOSTILE_STRICT=0; none is open (docs/robustness.md).
+KNOWN=""
+strict=${MOETRACE_HOSTILE_STRICT:-1}
+# Commands that do not read the damaged part succeed (exit 0): info lists
+# metadata (it never decodes counts), replays reads only the replay
 # tables, the sql query here reads counts blobs alone, export writes heat
-# (not the deployed placement).
+# (not the deployed placement), place (no --current) and render heatmap
+# never read the deployed placement.
 ALLOW="blob-random:info blob-tag:info blob-text:info blob-count:info layers-fewer:info
 deployed-garbage:info blob-random:replays blob-tag:replays blob-text:replays
 blob-count:replays layers-fewer:replays experts-negative:replays shape-huge:replays
-slots-overflow:replays counts-columns:replays steps-missing:replays deployed-garbage:replays
-steps-missing:sql deployed-garbage:sql deployed-garbage:export
+slots-overflow:replays deployed-garbage:replays
+deployed-garbage:sql deployed-garbage:export
 deployed-garbage:place deployed-garbage:render"
+# Exit 1 where 2 is due, in files of other owners: compare turns the
+# reader's code into UTIL_EDB (analyze/cmd_compare.c, analyze_window_heat's
+# error), export likewise (collector/export.c, "reading run").  Accepted as
+# 1 or 2 until those pass the store's code through.
+LATE="blob-random:compare blob-tag:compare blob-text:compare blob-count:compare
+layers-fewer:compare blob-random:export blob-tag:export blob-text:export blob-count:export
+layers-fewer:export"
 
 expect_status 0 mt gen --model mixtral-8x7b --steps 24 --ranks 4 --slots 3 -q "$T/good.db"
 mkdir -p "$T/db" "$T/o"
@@ -61,16 +61,19 @@ check() {
 		mt "$@" >"$T/o/stdout" 2>"$T/o/stderr"
 		rc=$?
 		[ $rc -eq 0 ] || [ ! -e "$T/o/m.db" ] || fail "$v: a failed merge left its output"
+		want=2
+		case " $(echo $ALLOW) " in *" $v:$cmd "*) want=0 ;; esac
 		problem=""
 		# a signal, a sanitizer report, or valgrind's (make check-valgrind)
 		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:|^==[0-9]+== ' "$T/o/stderr"; then
 			problem="crashed (exit $rc)"
-		elif [ $rc -eq 0 ]; then
-			case " $(echo $ALLOW) " in
-			*" $v:$cmd "*) ;;
-			*) problem="exited 0" ;;
+		elif [ $rc -ne $want ]; then
+			case " $(echo $LATE) " in
+			*" $v:$cmd "*) [ $rc -eq 1 ] || problem="exited $rc, expected 2 (or 1)" ;;
+			*) problem="exited $rc, expected $want" ;;
 			esac
-		elif ! grep -Eq "^moetrace $cmd: ." "$T/o/stderr"; then
+		fi
+		if [ -z "$problem" ] && [ $rc -ne 0 ] && ! grep -Eq "^moetrace $cmd: ." "$T/o/stderr"; then
 			problem="exited $rc without a 'moetrace $cmd:' message"
 		fi
 		[ "$(cksum <"$db")" = "$sum" ] || fail "$v: moetrace $cmd changed the database"
@@ -172,6 +175,26 @@ for v in layers-fewer experts-negative shape-huge slots-overflow counts-columns 
 	deployed-garbage; do
 	check $v
 done
+
+# the messages name what is wrong, and where
+q="SELECT count(*), sum(tokens) FROM expert_heat"
+mt sql "$T/db/blob-count.db" "$q" 2>"$T/err"
+expect_grep "$T/err" "^moetrace sql: expert_heat: counts of run 1 step 7 layer 0: 3 values, the run has 8 experts"
+mt sql "$T/db/layers-fewer.db" "$q" 2>"$T/err"
+expect_grep "$T/err" "^moetrace sql: expert_heat: counts of run 1 step 0 layer 3: the run has 3 layers"
+mt sql "$T/db/blob-count.db" "SELECT * FROM heat_window(1, 0)" 2>"$T/err"
+expect_grep "$T/err" "heat_window: counts of run 1 step 7 layer 0: 3 values, the run has 8 experts"
+for v in experts-negative shape-huge slots-overflow; do
+	mt sql "$T/db/$v.db" "$q" 2>"$T/err"
+	expect_grep "$T/err" "^moetrace sql: expert_heat: run 1 has an impossible shape"
+done
+mt info "$T/db/counts-columns.db" 2>"$T/err"
+expect_grep "$T/err" "^moetrace info: '.*counts-columns.db' is not a moetrace trace or is corrupt: table counts lacks column run$"
+mt info "$T/db/steps-missing.db" 2>"$T/err"
+expect_grep "$T/err" "^moetrace info: '.*steps-missing.db' is not a moetrace trace or is corrupt: no table steps$"
+mt top --snapshot "$T/db/deployed-garbage.db" >"$T/out" 2>"$T/err"
+expect_grep "$T/err" "^moetrace top: deployed placement of layer 0 is corrupt: 7 bytes for 4 ranks x 3 slots in '.*deployed-garbage.db'"
+[ ! -s "$T/out" ] || fail "top --snapshot printed a frame of a corrupt trace"
 
 [ $failures -eq 0 ] || fail "$failures commands misbehaved on hostile databases"
 [ $known_gaps -eq 0 ] || echo "$known_gaps known gaps (docs/robustness.md)" >&2

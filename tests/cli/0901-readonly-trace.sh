@@ -1,10 +1,13 @@
 #!/bin/sh
 # A trace the user may not write: a read-only file, and a file in a
-# read-only directory.  Reading commands must not change the trace (they
-# read it, or fail with a message naming it); writing commands fail with a
-# clear error and leave the file as it was; nothing is created in a
-# read-only directory.  As root, permissions do not bind, so the commands
-# run as user nobody (setpriv).
+# read-only directory.  Reading commands read it without changing it (in a
+# read-only directory SQLite cannot create the WAL index, and the store
+# opens the file as immutable); writing commands fail with a clear error
+# and leave the file as it was; nothing is created in a read-only
+# directory.  A trace whose -wal still holds frames cannot be read there
+# (the frames would be invisible): every reader says so, naming it.  As
+# root, permissions do not bind, so the commands run as user nobody
+# (setpriv).
 . "$(dirname "$0")/lib.sh"
 mt gen --help >/dev/null 2>&1 || skip "moetrace gen is not built"
 trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
@@ -92,11 +95,14 @@ as_user "$MOETRACE" sql "$T/rw/t.db" "SELECT count(*) FROM steps" >"$T/o/n" ||
 expect_grep "$T/o/n" "^ *24$"
 
 # ---- a trace in a read-only directory: SQLite cannot create the WAL
-# index beside it, so reads may fail, but only with an error naming it
+# index beside it; without frames in a -wal the file is the whole trace
 cp "$T/good.db" "$T/ro/t.db"
 chmod 555 "$T/ro"
 sum=$(cksum <"$T/ro/t.db")
-want_ok=0 reads "read-only directory" "$T/ro/t.db"
+want_ok=1 reads "read-only directory" "$T/ro/t.db"
+as_user "$MOETRACE" sql "$T/ro/t.db" "SELECT count(*) FROM steps" >"$T/o/n" ||
+	fail "the trace in a read-only directory does not read"
+expect_grep "$T/o/n" "^ *24$"
 writes "read-only directory" "$T/ro/t.db"
 ls -a "$T/ro" >"$T/o/ls"
 printf '.\n..\nt.db\n' | cmp -s - "$T/o/ls" || fail "files appeared in the read-only directory: $(ls "$T/ro")"
@@ -105,4 +111,50 @@ as_user "$MOETRACE" gen --model mixtral-8x7b --steps 4 -q "$T/ro/new.db" 2>"$T/o
 expect_grep "$T/o/stderr" "^moetrace gen: cannot open '.*new.db'"
 [ ! -e "$T/ro/new.db" ] || fail "gen left new.db in a read-only directory"
 chmod 755 "$T/ro"
+
+# ---- a read-only directory with committed frames in the -wal: the file
+# alone misses them, so every reader refuses, saying why and naming it.
+# The frames: a connection that never checkpoints deletes steps 12..23,
+# and its files are copied while it is open.
+mkdir -p "$T/walro"
+cp "$T/good.db" "$T/w.db"
+python3 - "$T/w.db" "$T/walro/t.db" <<'EOF' || skip "cannot build a trace with WAL frames"
+import shutil, sqlite3, sys
+src, dst = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(src)
+assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+c.execute("PRAGMA wal_autocheckpoint = 0")
+c.execute("DELETE FROM steps WHERE step >= 12")
+c.commit()
+shutil.copy(src, dst)
+shutil.copy(src + "-wal", dst + "-wal")
+c.close()
+EOF
+[ -s "$T/walro/t.db-wal" ] || fail "the -wal copy holds no frames"
+chmod 555 "$T/walro"
+sum=$(cksum <"$T/walro/t.db")
+for cmd in info balance sql top; do
+	case $cmd in
+	sql) set -- sql "$T/walro/t.db" "SELECT count(*) FROM steps" ;;
+	top) set -- top --snapshot "$T/walro/t.db" ;;
+	*) set -- "$cmd" "$T/walro/t.db" ;;
+	esac
+	as_user "$MOETRACE" "$@" >"$T/o/stdout" 2>"$T/o/stderr"
+	rc=$?
+	[ $rc -eq 1 ] || {
+		cat "$T/o/stderr" >&2
+		fail "$cmd: a WAL with frames in a read-only directory: exit $rc, expected 1"
+	}
+	expect_grep "$T/o/stderr" "^moetrace $cmd: cannot read '.*walro/t.db': its write-ahead log '.*t.db-wal' holds changes not yet in the file"
+	expect_grep "$T/o/stderr" "make the directory writable"
+	[ "$(cksum <"$T/walro/t.db")" = "$sum" ] || fail "$cmd changed the trace"
+done
+ls -a "$T/walro" >"$T/o/ls"
+printf '.\n..\nt.db\nt.db-wal\n' | cmp -s - "$T/o/ls" ||
+	fail "files appeared in the read-only directory: $(ls "$T/walro")"
+# once the directory is writable the frames are read: 12 steps are left
+chmod 777 "$T/walro"
+as_user "$MOETRACE" sql "$T/walro/t.db" "SELECT count(*) FROM steps" >"$T/o/n" 2>"$T/o/stderr" ||
+	fail "the trace with WAL frames does not read in a writable directory: $(cat "$T/o/stderr")"
+expect_grep "$T/o/n" "^ *12$"
 exit 0
