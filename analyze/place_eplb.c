@@ -188,10 +188,10 @@ static void heap_down(struct key_idx *h, int n, int i)
 	struct key_idx x = h[i];
 
 	for (;;) {
-		int l = 2 * i + 1, m;
+		int l = 2 * i + 1;
 		if (l >= n)
 			break;
-		m = l + 1 < n && heap_before(&h[l + 1], &h[l]) ? l + 1 : l;
+		int m = l + 1 < n && heap_before(&h[l + 1], &h[l]) ? l + 1 : l;
 		if (!heap_before(&h[m], &x))
 			break;
 		h[i] = h[m];
@@ -276,23 +276,21 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		return util_err_set(err, UTIL_EUSAGE,
 				    "%d slots per node cannot hold %d experts per node", rpn, epn);
 	int nmax = E > R ? E : R;
-	float *w = malloc((size_t)E * sizeof(float));
-	float *gw = calloc((size_t)G, sizeof(float));
-	float *mw = malloc((size_t)epn * sizeof(float));
-	float *tok = malloc((size_t)rpn * sizeof(float));
-	int *gpack = malloc((size_t)G * sizeof(int)), *grank = malloc((size_t)G * sizeof(int));
-	int *log2mlog = malloc((size_t)E * sizeof(int)), *mlog2log = malloc((size_t)E * sizeof(int));
-	int *phy2mlog = malloc((size_t)rpn * sizeof(int)), *cnt = malloc((size_t)epn * sizeof(int));
-	int *pack = malloc((size_t)rpn * sizeof(int)), *rank = malloc((size_t)rpn * sizeof(int));
-	int *pitems = malloc((size_t)nmax * sizeof(int));
-	struct key_idx *tmp = malloc(2 * (size_t)nmax * sizeof(*tmp));
-	struct key_idx *heap = malloc((size_t)nmax * sizeof(*heap));
+	/* one block for every array (float, int and key_idx are 4-byte
+	 * aligned types, key_idx first for its alignment) */
+	size_t nkey = 3 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
+	       nint = 2 * (size_t)G + 2 * (size_t)E + 3 * (size_t)rpn + epn + nmax;
+	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx) + nflt * sizeof(float) +
+				     nint * sizeof(int));
+	if (!tmp)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	struct key_idx *heap = tmp + 2 * (size_t)nmax;
+	float *w = (float *)(tmp + nkey), *gw = w + E, *mw = gw + G, *tok = mw + epn;
+	memset(gw, 0, (size_t)G * sizeof(float));
+	int *gpack = (int *)(tok + rpn), *grank = gpack + G, *log2mlog = grank + G,
+	    *mlog2log = log2mlog + E, *phy2mlog = mlog2log + E, *pack = phy2mlog + rpn,
+	    *rank = pack + rpn, *cnt = rank + rpn, *pitems = cnt + epn;
 
-	if (!w || !gw || !mw || !tok || !gpack || !grank || !log2mlog || !mlog2log ||
-	    !phy2mlog || !cnt || !pack || !rank || !pitems || !tmp || !heap) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
 	for (int e = 0; e < E; e++)
 		w[e] = (float)in->heat[e] + 0.0f; /* -0 sorts as 0, as in torch */
 	/* step 1: groups to nodes */
@@ -322,21 +320,6 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 			phy2log[n * rpn + pphy] = mlog2log[phy2mlog[i] + n * epn];
 		}
 	}
-out:
-	free(w);
-	free(gw);
-	free(mw);
-	free(tok);
-	free(gpack);
-	free(grank);
-	free(log2mlog);
-	free(mlog2log);
-	free(phy2mlog);
-	free(cnt);
-	free(pack);
-	free(rank);
-	free(pitems);
-	free(heap);
 	free(tmp);
 	return rc;
 }
