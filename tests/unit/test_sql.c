@@ -380,7 +380,7 @@ static void test_sql_device_load(void **state)
 	st = prep(f->db, "SELECT run, step, layer, imbalance FROM layer_imbalance");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t run = sqlite3_column_int64(st, 0), step = sqlite3_column_int64(st, 1);
-		int l = sqlite3_column_int(st, 2), R = run == f->a.id ? A_R : 4;
+		int l = sqlite3_column_int(st, 2), R = A_R; /* run b: mixtral's 4 ranks too */
 		if (run == f->a.id)
 			analyze_device_load_u32(f->heat_a[step - A_FIRST][l], A_E,
 						step >= A_DEPLOY ? f->deployed[l] : stat_a, A_R,
@@ -550,6 +550,59 @@ static void test_sql_malformed_blobs(void **state)
 	assert_int_equal(q_rc(f->db, "DELETE FROM counts WHERE run = 9", NULL, 0), SQLITE_DONE);
 }
 
+/* A blob that decodes but does not fit its run (a count other than the
+ * run's experts, a layer past its layers), and a run row with an
+ * impossible shape, are errors naming run, step and layer in expert_heat
+ * and heat_window; the other runs still read. */
+static void test_sql_expert_heat_shape(void **state)
+{
+	struct fixture *f = *state;
+	/* clang-format off */
+	static const struct { const char *insert, *query, *msg, *other, *undo; } cases[] = {
+		{ "INSERT INTO counts VALUES (1, 5000, 0, counts_encode('[1,2,3]'))",
+		  "SELECT * FROM expert_heat WHERE run = 1",
+		  "expert_heat: counts of run 1 step 5000 layer 0: 3 values, the run has 16 experts",
+		  "SELECT * FROM expert_heat WHERE run = 2", "DELETE FROM counts WHERE step = 5000" },
+		{ "INSERT INTO counts VALUES (1, 5000, 0, counts_encode('[1,2,3]'))",
+		  "SELECT sum(tokens) FROM heat_window(1, 0)",
+		  "heat_window: counts of run 1 step 5000 layer 0: 3 values, the run has 16 experts",
+		  "SELECT * FROM heat_window(2, 0)", "DELETE FROM counts WHERE step = 5000" },
+		{ "INSERT INTO counts SELECT 1, 5000, 4, data FROM counts WHERE run = 1 AND layer = 0 "
+		  "AND step = 1000",
+		  "SELECT count(*) FROM expert_heat WHERE step > 1010",
+		  "expert_heat: counts of run 1 step 5000 layer 4: the run has 4 layers",
+		  "SELECT * FROM expert_heat WHERE step <= 1010", "DELETE FROM counts WHERE step = 5000" },
+		{ "INSERT INTO counts SELECT 1, 5000, -1, data FROM counts WHERE run = 1 AND layer = 0 "
+		  "AND step = 1000",
+		  "SELECT * FROM heat_window(1, -1)",
+		  "heat_window: counts of run 1 step 5000 layer -1: the run has 4 layers",
+		  "SELECT * FROM heat_window(1, 0)", "DELETE FROM counts WHERE step = 5000" },
+		{ "UPDATE runs SET layers = 2000 WHERE run = 2",
+		  "SELECT count(*) FROM expert_heat WHERE run = 2 AND layer = 0",
+		  "expert_heat: run 2 has an impossible shape (2000 layers x 8 experts",
+		  "SELECT * FROM expert_heat WHERE run = 1", "UPDATE runs SET layers = 2 WHERE run = 2" },
+		{ "UPDATE runs SET ranks = 1048576, slots = 2 WHERE run = 1",
+		  "SELECT * FROM heat_window(1, 0, 1000, 1000)",
+		  "heat_window: run 1 has an impossible shape", "SELECT * FROM heat_window(2, 1)",
+		  "UPDATE runs SET ranks = 4, slots = 5 WHERE run = 1" },
+	};
+	/* clang-format on */
+	char msg[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(q_rc(f->db, cases[i].insert, msg, sizeof(msg)), SQLITE_DONE);
+		if (q_rc(f->db, cases[i].query, msg, sizeof(msg)) != SQLITE_CORRUPT ||
+		    !strstr(msg, cases[i].msg))
+			fail_msg("%s: '%s', expected '%s'", cases[i].query, msg, cases[i].msg);
+		/* the rest of the trace still reads */
+		if (q_rc(f->db, cases[i].other, msg, sizeof(msg)) != SQLITE_DONE)
+			fail_msg("%s after %s: %s", cases[i].other, cases[i].insert, msg);
+		assert_int_equal(q_rc(f->db, cases[i].undo, NULL, 0), SQLITE_DONE);
+		assert_int_equal(q_rc(f->db, "SELECT * FROM expert_heat", msg, sizeof(msg)),
+				 SQLITE_DONE);
+	}
+}
+
 /* replay_imbalance reads the replay tables written by the store API. */
 static void test_sql_replay_views(void **state)
 {
@@ -641,6 +694,7 @@ int main(void)
 		cmocka_unit_test(test_sql_device_load),
 		cmocka_unit_test(test_sql_scalars),
 		cmocka_unit_test(test_sql_malformed_blobs),
+		cmocka_unit_test(test_sql_expert_heat_shape),
 		cmocka_unit_test(test_sql_replay_views),
 		cmocka_unit_test(test_sql_examples_run),
 		cmocka_unit_test(test_sql_readonly_defensive),

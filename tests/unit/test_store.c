@@ -86,7 +86,7 @@ static void test_store_codec_size(void **state)
 		for (int i = 0; i < 256; i++)
 			v[i] = (uint32_t)(-mean * log(util_rng_uniform(&rng) + 1e-12));
 		size_t len = store_codec_encode(v, 256, buf);
-		assert_true(len < 2 * 256);
+		assert_true(len < (size_t)2 * 256);
 	}
 }
 
@@ -286,6 +286,71 @@ static void test_store_migration(void **state)
 	free(path);
 }
 
+/* A trace whose tables do not hold what its schema version promises is
+ * refused when opened, naming the file and what is missing; so is a run row
+ * whose shape only looks right once truncated to 32 bits. */
+static void test_store_schema_damage(void **state)
+{
+	(void)state;
+	/* clang-format off */
+	static const struct { const char *damage, *msg; } cases[] = {
+		{ "DROP TABLE counts; CREATE TABLE counts (x)", "table counts lacks column run" },
+		{ "ALTER TABLE steps DROP COLUMN bytes", "table steps lacks column bytes" },
+		{ "ALTER TABLE runs RENAME COLUMN experts TO e", "table runs lacks column experts" },
+		{ "DROP TABLE steps", "no table steps" },
+		{ "DROP TABLE replay_layers", "no table replay_layers" },
+		{ "ALTER TABLE deployed RENAME TO d", "no table deployed" },
+	};
+	/* clang-format on */
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = tmpdb();
+		assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+		if (sqlite3_exec(store_db(s), cases[i].damage, NULL, NULL, NULL) != SQLITE_OK)
+			fail_msg("cannot damage: %s: %s", cases[i].damage,
+				 sqlite3_errmsg(store_db(s)));
+		store_free(s);
+		for (int flags = STORE_READONLY; flags >= 0; flags--) {
+			err = (struct util_err)UTIL_ERR_INIT;
+			s = NULL;
+			assert_int_equal(store_open(path, flags, &s, &err), UTIL_EPARSE);
+			assert_null(s);
+			if (!strstr(err.msg, cases[i].msg) || !strstr(err.msg, path) ||
+			    !strstr(err.msg, "is not a moetrace trace or is corrupt"))
+				fail_msg("%s: message '%s'", cases[i].damage, err.msg);
+		}
+		cleanup(path);
+		free(path);
+	}
+
+	/* what is not there to read is bad input (exit status 2), not a
+	 * runtime failure */
+	char *path = tmpdb();
+	FILE *f = fopen(path, "w");
+	fputs("step,layer,expert,tokens\n0,0,0,1\n", f);
+	fclose(f);
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), UTIL_EPARSE);
+	assert_int_equal(util_exit_status(err.code), 2);
+	cleanup(path);
+
+	/* 2^32 + 8 experts must not read as 8 */
+	struct store_run run = { .layers = 2, .experts = 8 }, back;
+	snprintf(run.name, sizeof(run.name), "r");
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(store_run_add(s, &run), 0);
+	assert_int_equal(store_run_get(s, "r", &back), 0);
+	assert_int_equal(sqlite3_exec(store_db(s), "UPDATE runs SET experts = 4294967304", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_run_get(s, "r", &back), UTIL_EPARSE);
+	assert_non_null(strstr(store_errmsg(s), "impossible shape"));
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
 		cmocka_unit_test(test_store_migration),
+		cmocka_unit_test(test_store_schema_damage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
