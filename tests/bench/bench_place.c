@@ -216,7 +216,10 @@ int main(int argc, char **argv)
 		for (int use_ep = 0; use_ep < 2; use_ep++) {
 			if (use_ep && (!strcmp(a->name, "eplb") || !strcmp(a->name, "swift")))
 				continue;
-			if (run(&d, a, R, S, use_ep, use_ep ? 1 : runs, &r))
+			const char *given = getenv("BENCH_PLACE_GIVEN"); /* "sum" or "episodes" */
+			if (given && strcmp(given, use_ep ? "episodes" : "sum"))
+				continue;
+			if (run(&d, a, R, S, use_ep, runs, &r))
 				return 1;
 			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f | %.1f |\n",
 			       a->name, R, S, use_ep ? "episodes" : "sum", r.fitted, r.episode,

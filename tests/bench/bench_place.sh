@@ -17,8 +17,8 @@ echo "On \`data/examples/zipf-dsv3-window.json\` (58 layers x 256 experts, 16 ep
 echo "the summed heat only, or the 16 episodes too. fitted = sum over layers of max / sum of mean"
 echo "device load on the summed heat; per-episode = mean over episodes and layers of max/mean device"
 echo "load; copies = expert copies from the engines' initial layout, which each algorithm gets as"
-echo "the current placement; time = median of 5 runs without a current placement (one run when"
-echo "given the episodes), one thread, wall clock and the process's CPU time (which a busy machine"
+echo "the current placement; time = median of 5 runs without a current placement (3 for the real"
+echo "traces), one thread, wall clock and the process's CPU time (which a busy machine"
 echo "inflates less). Device loads split a replicated expert's tokens evenly."
 echo
 echo "$head"
