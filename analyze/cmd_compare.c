@@ -632,7 +632,7 @@ int cmd_compare(int argc, char **argv)
 				       lb_next[l] > 0 ? c->next_max[l] / lb_next[l] - 1 : 0,
 				       (long long)pl->moves);
 				if (model)
-					printf("%lld,", (long long)(pl->moves * ebytes));
+					printf("%llu,", (unsigned long long)pl->moves * ebytes);
 				else
 					printf(",");
 				printf(",,,\n");
@@ -640,9 +640,9 @@ int cmd_compare(int argc, char **argv)
 	} else {
 		int md = o.out == OUT_MARKDOWN;
 		const char *sep = md ? " | " : "  ";
-		printf("%srun '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
+		printf("run '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
 		       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
-		       md ? "" : "", run.name, L, E, R, o.slots, (long long)win[0],
+		       run.name, L, E, R, o.slots, (long long)win[0],
 		       (long long)win[1], (long long)fit_steps, (long long)win[2],
 		       (long long)win[3], (long long)next_steps);
 		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
