@@ -50,13 +50,13 @@ uint64_t analyze_expert_bytes(int hidden, int inter, int quant)
 	case ANALYZE_QUANT_BF16: return 2 * w;
 	case ANALYZE_QUANT_FP8:
 		/* DeepSeek-V3 style: one fp32 scale per 128 x 128 weight block */
-		return w + 4 * 3 * ceil_div(i, 128) * ceil_div(h, 128);
+		return w + 4 * (3 * ceil_div(i, 128) * ceil_div(h, 128));
 	case ANALYZE_QUANT_W8A8: return w + 4 * chans;
 	case ANALYZE_QUANT_W4A8:
 		/* two int4 per byte; per-channel scale and offset, and per-group
 		 * (256 inputs) scale and offset, all bf16 (seed 001's layout) */
-		return w / 2 + 2 * 2 * chans +
-		       2 * 2 * (2 * i * ceil_div(h, 256) + h * ceil_div(i, 256));
+		return w / 2 + 2 * (2 * chans) +
+		       2 * (2 * (2 * i * ceil_div(h, 256) + h * ceil_div(i, 256)));
 	default: return 0;
 	}
 }

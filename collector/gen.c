@@ -413,7 +413,7 @@ take:
 			if (out && g->idw == 1)
 				out[j] = (uint8_t)e;
 			else if (out)
-				memcpy(out + 2 * j, &(uint16_t){ (uint16_t)e }, 2);
+				memcpy(out + 2 * (size_t)j, &(uint16_t){ (uint16_t)e }, 2);
 		}
 		if (out)
 			out += (size_t)k * g->idw;
@@ -453,7 +453,7 @@ static void route_tokens(struct collector_gen *g, uint32_t o, const uint8_t *poo
 		const uint8_t *ks = pool + (size_t)((o + t) % GEN_SLICE) * 2 * k;
 		for (int j = 0; j < k; j++) {
 			uint16_t e;
-			memcpy(&e, ks + 2 * j, 2);
+			memcpy(&e, ks + 2 * (size_t)j, 2);
 			cnt[e]++;
 		}
 	}

@@ -395,7 +395,7 @@ static void test_place_zipf_window(void **state)
 		analyze_static_phy2log(E, 64, 5, st);
 		for (int l = 0; l < L; l++) {
 			struct analyze_place_in in = { .experts = E, .ranks = 64, .slots = 5,
-						       .heat = w + l * E, .max_moves = -1 };
+						       .heat = w + (size_t)l * E, .max_moves = -1 };
 			assert_int_equal(run_algo("eplb", &in, p), 0);
 			moves += analyze_place_moves(st, p, E, 64, 5);
 		}
@@ -408,10 +408,10 @@ static void test_place_zipf_window(void **state)
 		double smax = 0, smean = 0;
 		for (int l = 0; l < L; l++) {
 			struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S,
-						       .heat = w + l * E, .max_moves = -1 };
+						       .heat = w + (size_t)l * E, .max_moves = -1 };
 			assert_int_equal(run_algo(ANALYZE_FLAGSHIP, &in, p), 0);
 			assert_int_equal(analyze_placement_check(p, E, R, S, 1, NULL), 0);
-			double mx = analyze_device_load(w + l * E, E, p, R, S, NULL, load);
+			double mx = analyze_device_load(w + (size_t)l * E, E, p, R, S, NULL, load);
 			double tot = 0;
 			for (int e = 0; e < E; e++)
 				tot += w[l * E + e];
@@ -419,7 +419,8 @@ static void test_place_zipf_window(void **state)
 			smean += tot / R;
 			if (l < 8) {
 				assert_int_equal(run_algo("flashlb", &in, p), 0);
-				double f = analyze_device_load(w + l * E, E, p, R, S, NULL, load);
+				double f = analyze_device_load(w + (size_t)l * E, E, p, R, S, NULL,
+							       load);
 				assert_true(mx <= f + 1e-9 * f);
 			}
 		}
@@ -431,7 +432,8 @@ static void test_place_zipf_window(void **state)
 	double kq = 0, fq = 0;
 	for (int l = 0; l < 3; l++) {
 		struct analyze_place_in in = { .experts = E, .ranks = 64, .slots = 5,
-					       .heat = w + l * E, .episodes = ep + (size_t)l * T * E,
+					       .heat = w + (size_t)l * E,
+					       .episodes = ep + (size_t)l * T * E,
 					       .n_episodes = T, .max_moves = -1 };
 		for (int a = 0; a < 2; a++) {
 			assert_int_equal(run_algo(a ? "flashlb" : ANALYZE_FLAGSHIP, &in, p), 0);

@@ -49,7 +49,7 @@ static struct moetrace_run_desc desc_small(const char *name)
 static void fill(uint32_t *c, int64_t step)
 {
 	for (int i = 0; i < L * E; i++)
-		c[i] = (uint32_t)(step * 31 + i * 7) % 50;
+		c[i] = (uint32_t)(step * 31 + (int64_t)i * 7) % 50;
 }
 
 static int64_t sql_int(struct store *s, const char *sql)
@@ -117,7 +117,7 @@ static void test_recorder_bad_shapes(void **state)
 	assert_int_equal(moetrace_recorder_step_topk(r, 0, 0, ids, 2, 2), MOETRACE_ERANGE);
 	assert_non_null(strstr(moetrace_errmsg(r), "token 1 routes to expert 8"));
 	ids[3] = 3;
-	assert_int_equal(moetrace_recorder_step_n(r, 0, c, L * E, 0, 0), 0);
+	assert_int_equal(moetrace_recorder_step_n(r, 0, c, (size_t)L * E, 0, 0), 0);
 	assert_int_equal(moetrace_recorder_close(r), 0);
 	moetrace_recorder_free(r);
 

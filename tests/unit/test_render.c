@@ -653,7 +653,7 @@ static void test_render_imbalance_long_and_short(void **state)
 	/* the min-max band (blue at 28% over white) spans the plot; the mean
 	 * line at 2.0 and the replay's orange line run across it */
 	long band = count_colour(img, 189, 216, 234, 8);
-	assert_true(band > 800 * 100);
+	assert_true(band > 800L * 100);
 	long orange = count_colour(img, 0xe6, 0x9f, 0x00, 6);
 	assert_true(orange > 500);
 	pixel(img, 400, 399, px);

@@ -22,14 +22,14 @@ static void test_transfer_expert_bytes(void **state)
 	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_FP8), 44040192ULL + 10752);
 	/* + 4-byte scale per output channel: 2 x 2048 + 7168 */
 	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_W8A8),
-			 44040192ULL + 4 * 11264);
+			 44040192ULL + 4ULL * 11264);
 	/* half a byte per weight; bf16 scale+offset per channel (11264) and per
 	 * group of 256: gate/up 4096 x 28 groups, down 7168 x 8 groups */
 	assert_int_equal(analyze_expert_bytes(7168, 2048, ANALYZE_QUANT_W4A8),
-			 22020096ULL + 4 * 11264 + 4 * (4096 * 28 + 7168 * 8));
+			 22020096ULL + 4ULL * 11264 + 4ULL * (4096 * 28 + 7168 * 8));
 	/* sizes not multiple of the block round the block count up */
 	assert_int_equal(analyze_expert_bytes(130, 129, ANALYZE_QUANT_FP8),
-			 3ULL * 130 * 129 + 4 * 3 * 2 * 2);
+			 3ULL * 130 * 129 + 4ULL * 3 * 2 * 2);
 	assert_int_equal(analyze_expert_bytes(7168, 2048, 99), 0);
 }
 
@@ -201,8 +201,8 @@ static void test_transfer_window_heat_episodes(void **state)
 	assert_int_equal(n, 7);
 	assert_true(heat[0] == 28 && heat[L * E - 1] == 7 && heat[1] == 0);
 	assert_true(eps[0] == 1 + 2 + 3);
-	assert_true(eps[L * E] == 4 + 5);
-	assert_true(eps[2 * L * E] == 6 + 7);
+	assert_true(eps[(size_t)L * E] == 4 + 5);
+	assert_true(eps[2 * (size_t)L * E] == 6 + 7);
 	assert_true(eps[2 * L * E + L * E - 1] == 2);
 	/* a range and a phase: steps 101..105, decode = 101, 103, 105 */
 	assert_int_equal(analyze_window_heat(s, &run, 101, 105, 1u << STORE_PHASE_DECODE, 0, heat,
@@ -239,7 +239,7 @@ static void test_transfer_plan_run(void **state)
 	for (int i = 0; i < L * E; i++)
 		heat[i] = 1 + i % 7;
 	for (int l = 0; l < L; l++)
-		analyze_static_phy2log(E, R, S, cur + l * P);
+		analyze_static_phy2log(E, R, S, cur + (size_t)l * P);
 	struct analyze_plan_in in = { .algo = &rot, .layers = L, .experts = E, .ranks = R,
 				      .slots = S, .max_moves = -1, .heat = heat, .current = cur,
 				      .only_layer = -1, .threads = 1 };
@@ -253,7 +253,8 @@ static void test_transfer_plan_run(void **state)
 		double load[R];
 		assert_int_equal(one.layer[l].moves, 6);
 		assert_true(fabs(one.layer[l].max_load -
-				 analyze_device_load(heat + l * E, E, one.phy2log + l * P, R, S, NULL,
+				 analyze_device_load(heat + (size_t)l * E, E,
+						     one.phy2log + (size_t)l * P, R, S, NULL,
 						     load)) < 1e-12);
 		assert_true(one.layer[l].lower_bound <= one.layer[l].max_load + 1e-9);
 		for (int p = 0; p < P; p++) {
@@ -275,7 +276,7 @@ static void test_transfer_plan_run(void **state)
 	in.only_layer = 3;
 	assert_int_equal(analyze_plan_run(&in, &one, &err), 0);
 	assert_int_equal(one.moves, 6);
-	assert_memory_equal(one.phy2log, cur, 3 * P * sizeof(int32_t));
+	assert_memory_equal(one.phy2log, cur, 3 * (size_t)P * sizeof(int32_t));
 	analyze_plan_release(&one);
 	analyze_plan_release(NULL);
 }
