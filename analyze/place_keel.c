@@ -32,6 +32,11 @@
 #include <xmmintrin.h>
 #endif
 
+struct rep_item {
+	double load;
+	int e;
+};
+
 struct keel {
 	int E, R, S, T;
 	const double *w;   /* [E] summed heat */
@@ -65,7 +70,6 @@ struct keel {
 	int nsnap;
 	const int *snap_b;
 	int32_t *snap;     /* [nsnap * R * S], caller's */
-	double *tmp;       /* [R] scratch */
 	double *etmp;      /* [T * R] scratch */
 	/* single-precision copies for screening episode swaps, episodes
 	 * padded to TP (a multiple of 4, zeros past T) and scaled by winv so
@@ -77,6 +81,8 @@ struct keel {
 	float *fbnd;       /* [R] partner bounds */
 	float *frw;        /* [E] rw / mean */
 	float *fld;        /* [R] load / mean */
+	struct rep_item *sord; /* [R] ranks by load, for replica-count changes */
+	int *yfirst, *yrk; /* [E + 1], [R * S]: the ranks holding each expert */
 	long work, cap;    /* swaps screened by one episode search, and its cap */
 };
 
@@ -231,7 +237,6 @@ static int keel_alloc(struct keel *k)
 	k->slot = malloc(R * S * sizeof(int32_t));
 	k->has = calloc(R * E, 1);
 	k->load = calloc(R, sizeof(double));
-	k->tmp = calloc(R, sizeof(double));
 	k->eload = calloc(T * R + 1, sizeof(double));
 	k->etmp = calloc(T * R + 1, sizeof(double));
 	k->emean = calloc(T + 1, sizeof(double));
@@ -250,9 +255,13 @@ static int keel_alloc(struct keel *k)
 	k->fbnd = calloc(R, sizeof(float));
 	k->frw = calloc(E, sizeof(float));
 	k->fld = calloc(R, sizeof(float));
-	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd || !k->frw || !k->fld)
+	k->sord = calloc(R, sizeof(*k->sord));
+	k->yfirst = calloc(E + 1, sizeof(int));
+	k->yrk = calloc(R * S, sizeof(int));
+	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd || !k->frw || !k->fld || !k->sord ||
+	    !k->yfirst || !k->yrk)
 		return -1;
-	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->tmp || !k->eload ||
+	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->eload ||
 	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
 	    !k->rl || !k->pbuf)
 		return -1;
@@ -266,7 +275,6 @@ static void keel_release(struct keel *k)
 	free(k->slot);
 	free(k->has);
 	free(k->load);
-	free(k->tmp);
 	free(k->eload);
 	free(k->etmp);
 	free(k->emean);
@@ -284,6 +292,9 @@ static void keel_release(struct keel *k)
 	free(k->fbnd);
 	free(k->frw);
 	free(k->fld);
+	free(k->sord);
+	free(k->yfirst);
+	free(k->yrk);
 }
 
 static inline double rep(const struct keel *k, int e)
@@ -463,11 +474,6 @@ static int keel_dmoves(const struct keel *k, int r, int out, int in)
 }
 
 /* ---- construction ------------------------------------------------------ */
-
-struct rep_item {
-	double load;
-	int e;
-};
 
 static int cmp_rep(const void *pa, const void *pb)
 {
@@ -665,29 +671,71 @@ static void keel_swap_apply(struct keel *k, int a, int i, int b, int j)
 	}
 }
 
-/* Max load over ranks after expert x gains the replica that y loses in
- * slot j of rank b; k->tmp gets the new loads. */
-static double keel_recount_eval(struct keel *k, int x, int y, int b, int j)
+/* Max load over ranks after expert x gains the replica that y loses on
+ * rank b (rank b's other slots stay), from the ranks in descending
+ * load (k->sord), the ranks holding y (k->yrk from k->yfirst[y]) and b:
+ * a rank that holds neither x nor y and is not b keeps its load, and no
+ * rank after it in that order can exceed it unless it holds y or is b, so
+ * the walk stops at the first such rank. */
+static double keel_recount_max(const struct keel *k, int x, int y, int b)
 {
-	int E = k->E, R = k->R;
+	int E = k->E;
 	double dx = k->w[x] / k->cnt[x] - k->w[x] / (k->cnt[x] + 1);
 	double dy = k->w[y] / (k->cnt[y] - 1) - k->w[y] / k->cnt[y];
-	double mx = 0;
+	double mx = 0, l = k->load[b];
 
-	(void)j;
-	for (int r = 0; r < R; r++) {
-		double l = k->load[r];
+	l += k->w[x] / (k->cnt[x] + 1) - k->w[y] / k->cnt[y];
+	if (l > mx)
+		mx = l;
+	for (int q = k->yfirst[y]; q < k->yfirst[y + 1]; q++) {
+		int r = k->yrk[q];
+		if (r == b)
+			continue;
+		l = k->load[r];
 		if (k->has[(size_t)r * E + x])
 			l -= dx;
-		if (r == b)
-			l += k->w[x] / (k->cnt[x] + 1) - k->w[y] / k->cnt[y];
-		else if (k->has[(size_t)r * E + y])
-			l += dy;
-		k->tmp[r] = l;
+		l += dy;
 		if (l > mx)
 			mx = l;
 	}
+	for (int q = 0; q < k->R; q++) {
+		int r = k->sord[q].e;
+		if (r == b || k->has[(size_t)r * E + y])
+			continue;
+		l = k->load[r];
+		if (k->has[(size_t)r * E + x]) {
+			l -= dx;
+			if (l > mx)
+				mx = l;
+			continue;
+		}
+		if (l > mx)
+			mx = l;
+		break;
+	}
 	return mx;
+}
+
+/* k->sord and k->yfirst/k->yrk for the current slots and loads. */
+static void keel_recount_prep(struct keel *k)
+{
+	int E = k->E, R = k->R, P = R * k->S;
+
+	for (int r = 0; r < R; r++) {
+		k->sord[r].load = k->load[r];
+		k->sord[r].e = r;
+	}
+	qsort(k->sord, (size_t)R, sizeof(*k->sord), cmp_rep);
+	memset(k->yfirst, 0, ((size_t)E + 1) * sizeof(int));
+	for (int q = 0; q < P; q++)
+		k->yfirst[k->slot[q] + 1]++;
+	for (int e = 0; e < E; e++)
+		k->yfirst[e + 1] += k->yfirst[e];
+	for (int q = 0; q < P; q++)
+		k->yrk[k->yfirst[k->slot[q]]++] = q / k->S;
+	for (int e = E; e > 0; e--)
+		k->yfirst[e] = k->yfirst[e - 1];
+	k->yfirst[0] = 0;
 }
 
 static void keel_recount_apply(struct keel *k, int x, int y, int b, int j)
@@ -751,6 +799,7 @@ static int keel_step_max(struct keel *k)
 	/* replica-count change: an expert of the max rank gains a replica */
 	int bx = -1, by = -1;
 	best = La - EPS * (1 + La);
+	keel_recount_prep(k);
 	for (int i = 0; i < S; i++) {
 		int x = k->slot[a * S + i];
 		if (k->cnt[x] >= R)
@@ -766,7 +815,7 @@ static int keel_step_max(struct keel *k)
 				double nb = k->load[b] + k->w[x] / (k->cnt[x] + 1) - rep(k, y);
 				if (nb >= best)
 					continue;
-				double m = keel_recount_eval(k, x, y, b, j);
+				double m = keel_recount_max(k, x, y, b);
 				if (m < best) {
 					if (k->budget >= 0 &&
 					    k->moves + keel_dmoves(k, b, y, x) > k->budget)
