@@ -157,10 +157,7 @@ int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_s
 	return 0;
 }
 
-int store_int_dberr(struct store *s, const char *what)
-{
-	return set_err(s, UTIL_EDB, "%s: %s", what, sqlite3_errmsg(s->db));
-}
+
 
 const char *store_errmsg(const struct store *s)
 {
@@ -260,6 +257,11 @@ static int db_code(sqlite3 *db)
 	int c = sqlite3_errcode(db) & 0xff;
 
 	return c == SQLITE_NOTADB || c == SQLITE_CORRUPT ? UTIL_EPARSE : UTIL_EDB;
+}
+
+int store_int_dberr(struct store *s, const char *what)
+{
+	return set_err(s, db_code(s->db), "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 /* Every (table, column) of the main schema as "\ntable.column" lines
