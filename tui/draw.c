@@ -595,7 +595,7 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 	tui_view_header(v, &h);
 	run = h.run;
 	int E = run->experts, cells = rows * W;
-	if (cells <= 0)
+	if (rows <= 0 || W <= 0) /* getmaxy/getmaxx give -1 for no window: -2 x -1 > 0 */
 		return;
 	int group = (E + cells - 1) / cells;
 	scratch(sc, (size_t)E);
