@@ -4,7 +4,8 @@
 # A finding whose file and check are listed in scripts/lint-known.txt is an
 # open issue already reported: it is counted as known, not failed.  Any
 # other finding fails.  A tool that is not installed is skipped, said so.
-# Usage: sh scripts/lint.sh [FILE.c...]   (LINT_JOBS parallel clang-tidy, 2)
+# Usage: sh scripts/lint.sh [FILE.c...]   (LINT_JOBS parallel clang-tidy, 2;
+# LINT_KNOWN=1 also prints the known findings, prefixed "known: ")
 set -u
 cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
@@ -48,6 +49,7 @@ while IFS= read -r line; do
 	done
 	if [ $hit = 1 ]; then
 		known=$((known + 1))
+		[ "${LINT_KNOWN:-0}" = 1 ] && echo "known: $line"
 	else
 		new=$((new + 1))
 		echo "$line"
