@@ -126,45 +126,50 @@ static int hungarian(const long *cost, int n, int *match)
 	long *u = calloc((size_t)n + 1, sizeof(long)), *v = calloc((size_t)n + 1, sizeof(long));
 	long *minv = malloc(((size_t)n + 1) * sizeof(long));
 	int *p = calloc((size_t)n + 1, sizeof(int)), *way = calloc((size_t)n + 1, sizeof(int));
-	char *used = malloc((size_t)n + 1);
+	int *fr = malloc(((size_t)n + 1) * sizeof(int)), *us = malloc(((size_t)n + 1) * sizeof(int));
 	int rc = 0;
 
-	if (!u || !v || !minv || !p || !way || !used) {
+	if (!u || !v || !minv || !p || !way || !fr || !us) {
 		rc = -1;
 		goto out;
 	}
 	for (int i = 1; i <= n; i++) {
-		int j0 = 0;
+		/* the columns not yet on this row's search tree (fr) and those on
+		 * it (us, with column 0 first): each scan walks only its own */
+		int j0 = 0, nf = n, nu = 0;
 		p[0] = i;
-		for (int j = 0; j <= n; j++) {
+		for (int j = 1; j <= n; j++) {
 			minv[j] = LONG_MAX;
-			used[j] = 0;
+			fr[j - 1] = j;
 		}
 		do {
-			int i0 = p[j0], j1 = 0;
+			int i0 = p[j0], j1 = 0, f1 = -1;
 			long delta = LONG_MAX;
-			used[j0] = 1;
-			for (int j = 1; j <= n; j++) {
-				if (used[j])
-					continue;
-				long cur = cost[(size_t)(i0 - 1) * n + (j - 1)] - u[i0] - v[j];
+			const long *ci = cost + (size_t)(i0 - 1) * n - 1;
+			us[nu++] = j0;
+			for (int f = 0; f < nf; f++) {
+				int j = fr[f];
+				long cur = ci[j] - u[i0] - v[j];
 				if (cur < minv[j]) {
 					minv[j] = cur;
 					way[j] = j0;
 				}
-				if (minv[j] < delta) {
+				/* among equal minima a free column ends the search */
+				if (minv[j] < delta || (minv[j] == delta && p[j1] != 0 && p[j] == 0)) {
 					delta = minv[j];
 					j1 = j;
+					f1 = f;
 				}
 			}
-			for (int j = 0; j <= n; j++) {
-				if (used[j]) {
-					u[p[j]] += delta;
-					v[j] -= delta;
-				} else {
-					minv[j] -= delta;
-				}
+			for (int q = 0; q < nu; q++) {
+				u[p[us[q]]] += delta;
+				v[us[q]] -= delta;
 			}
+			for (int f = 0; f < nf; f++)
+				minv[fr[f]] -= delta;
+			/* j1 joins the tree: out of fr, keeping fr's order */
+			memmove(fr + f1, fr + f1 + 1, (size_t)(nf - f1 - 1) * sizeof(int));
+			nf--;
 			j0 = j1;
 		} while (p[j0] != 0);
 		do {
@@ -181,7 +186,8 @@ out:
 	free(minv);
 	free(p);
 	free(way);
-	free(used);
+	free(fr);
+	free(us);
 	return rc;
 }
 
