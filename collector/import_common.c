@@ -808,3 +808,61 @@ int collector_import(struct store *s, const char *path, int format,
 	}
 	return util_err_set(err, UTIL_EUSAGE, "unknown trace format %d", format);
 }
+
+/* ---- rank files in a directory --------------------------------------------- */
+
+static int cmp_rank_name(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	size_t n = strlen(x), m = strlen(y);
+
+	return n != m ? (n < m ? -1 : 1) : strcmp(x, y);
+}
+
+void imp_free_list(char **files, size_t nf)
+{
+	for (size_t i = 0; i < nf; i++)
+		free(files[i]);
+	free(files);
+}
+
+int imp_list_dir(const char *dir, const char *prefix, const char *suffix, char ***files,
+		 size_t *nf, struct util_err *err)
+{
+	size_t plen = strlen(prefix), slen = strlen(suffix), n = 0, cap = 0;
+	char **f = NULL;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	*files = NULL;
+	*nf = 0;
+	if (!d)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", dir, strerror(errno));
+	while ((de = readdir(d))) {
+		size_t m = strlen(de->d_name);
+		if (m < plen || m < slen || strncmp(de->d_name, prefix, plen) ||
+		    strcmp(de->d_name + m - slen, suffix))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **p = realloc(f, cap * sizeof(*p));
+			if (!p)
+				goto nomem;
+			f = p;
+		}
+		size_t len = strlen(dir) + m + 2;
+		if (!(f[n] = malloc(len)))
+			goto nomem;
+		snprintf(f[n++], len, "%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+	if (n)
+		qsort(f, n, sizeof(*f), cmp_rank_name);
+	*files = f;
+	*nf = n;
+	return 0;
+nomem:
+	closedir(d);
+	imp_free_list(f, n);
+	return util_err_set(err, UTIL_ENOMEM, "out of memory");
+}

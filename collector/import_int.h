@@ -66,6 +66,13 @@ uint32_t *imp_scratch(struct imp *b, size_t n, struct util_err *err);
 int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
 	       const char *path, struct store_run *run_out, struct util_err *err);
 
+/* The files DIR/PREFIX*SUFFIX as "DIR/name", sorted by name length, then
+ * name (rank2 before rank10); *files is malloc'ed (free with
+ * imp_free_list), *nf may be 0. */
+int imp_list_dir(const char *dir, const char *prefix, const char *suffix, char ***files,
+		 size_t *nf, struct util_err *err);
+void imp_free_list(char **files, size_t nf);
+
 /* ---- small JSON helpers ---------------------------------------------------- */
 
 /* Reads a whole file into a malloc'ed NUL-terminated buffer. */

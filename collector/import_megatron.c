@@ -13,7 +13,6 @@
  */
 #include "collector/import_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,14 +253,6 @@ static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w
 	return imp_add(b, c->src, line, step, layer, -1, 0, -1, h, (size_t)(maxid + 1), 0, err);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	size_t n = strlen(x), m = strlen(y);
-	/* rank2 before rank10 */
-	return n != m ? (n < m ? -1 : 1) : strcmp(x, y);
-}
-
 int collector_import_megatron(struct store *s, const char *path,
 			      const struct collector_import_opts *o, struct store_run *run,
 			      struct util_err *err)
@@ -270,7 +261,7 @@ int collector_import_megatron(struct store *s, const char *path,
 	struct mg_ctx c = { &b, 0, 0, NULL };
 	struct stat sb;
 	char **files = NULL;
-	size_t nf = 0, cap = 0;
+	size_t nf = 0;
 	int rc = 0;
 
 	imp_init(&b, "megatron", 1);
@@ -279,42 +270,13 @@ int collector_import_megatron(struct store *s, const char *path,
 		goto out;
 	}
 	if (S_ISDIR(sb.st_mode)) {
-		DIR *d = opendir(path);
-		struct dirent *de;
-		if (!d) {
-			rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		if ((rc = imp_list_dir(path, "router_trace_rank", ".jsonl", &files, &nf, err)))
 			goto out;
-		}
-		while ((de = readdir(d))) {
-			size_t n = strlen(de->d_name);
-			if (strncmp(de->d_name, "router_trace_rank", 17) || n < 6 ||
-			    strcmp(de->d_name + n - 6, ".jsonl"))
-				continue;
-			if (nf == cap) {
-				cap = cap ? 2 * cap : 16;
-				char **p = realloc(files, cap * sizeof(*p));
-				if (!p) {
-					closedir(d);
-					rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-					goto out;
-				}
-				files = p;
-			}
-			size_t len = strlen(path) + n + 2;
-			if (!(files[nf] = malloc(len))) {
-				closedir(d);
-				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-				goto out;
-			}
-			snprintf(files[nf++], len, "%s/%s", path, de->d_name);
-		}
-		closedir(d);
 		if (nf == 0) {
 			rc = util_err_set(err, UTIL_EPARSE,
 					  "'%s': no router_trace_rank*.jsonl files in the directory", path);
 			goto out;
 		}
-		qsort(files, nf, sizeof(*files), cmp_str);
 	} else {
 		if (!(files = malloc(sizeof(*files))) || !(files[0] = strdup(path))) {
 			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
@@ -329,9 +291,7 @@ int collector_import_megatron(struct store *s, const char *path,
 	}
 	rc = imp_finish(&b, s, o, path, run, err);
 out:
-	for (size_t i = 0; i < nf; i++)
-		free(files[i]);
-	free(files);
+	imp_free_list(files, nf);
 	free(c.hist);
 	imp_release(&b);
 	return rc;

@@ -16,7 +16,6 @@
  */
 #include "collector/import_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,13 +303,6 @@ out:
 	return rc;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	size_t n = strlen(x), m = strlen(y);
-	return n != m ? (n < m ? -1 : 1) : strcmp(x, y);
-}
-
 static int cmp_pair(const void *a, const void *b)
 {
 	const int64_t *x = a, *y = b;
@@ -373,7 +365,7 @@ int collector_import_trtllm(struct store *s, const char *path,
 	struct stat sb;
 	char dir[4096], meta[4200];
 	char **files = NULL;
-	size_t nf = 0, cap = 0;
+	size_t nf = 0;
 	int rc = 0, single = 0;
 	size_t n = strlen(path);
 
@@ -402,41 +394,12 @@ int collector_import_trtllm(struct store *s, const char *path,
 		}
 		nf = 1;
 	} else {
-		DIR *d = opendir(dir);
-		struct dirent *de;
-		if (!d) {
-			rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", dir, strerror(errno));
+		if ((rc = imp_list_dir(dir, "rank", ".safetensors", &files, &nf, err)))
 			goto out;
-		}
-		while ((de = readdir(d))) {
-			size_t m = strlen(de->d_name);
-			if (strncmp(de->d_name, "rank", 4) || m < 12 ||
-			    strcmp(de->d_name + m - 12, ".safetensors"))
-				continue;
-			if (nf == cap) {
-				cap = cap ? 2 * cap : 16;
-				char **p = realloc(files, cap * sizeof(*p));
-				if (!p) {
-					closedir(d);
-					rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-					goto out;
-				}
-				files = p;
-			}
-			size_t len = strlen(dir) + m + 2;
-			if (!(files[nf] = malloc(len))) {
-				closedir(d);
-				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-				goto out;
-			}
-			snprintf(files[nf++], len, "%s/%s", dir, de->d_name);
-		}
-		closedir(d);
 		if (nf == 0) {
 			rc = util_err_set(err, UTIL_EPARSE, "'%s': no rank*.safetensors files", dir);
 			goto out;
 		}
-		qsort(files, nf, sizeof(*files), cmp_name);
 	}
 	for (size_t i = 0; i < nf; i++)
 		if ((rc = read_rank(&b, files[i], err)))
@@ -447,9 +410,7 @@ int collector_import_trtllm(struct store *s, const char *path,
 		b.ranks = (int)nf;
 	rc = imp_finish(&b, s, o, single ? path : dir, run, err);
 out:
-	for (size_t i = 0; i < nf; i++)
-		free(files[i]);
-	free(files);
+	imp_free_list(files, nf);
 	imp_release(&b);
 	return rc;
 }
