@@ -234,6 +234,19 @@ static void replay_from_row(sqlite3_stmt *st, struct store_replay *r)
 	r->net_overlap_seconds = sqlite3_column_double(st, 24);
 }
 
+/* v with room for an item at index len (the capacity doubles, from
+ * `first`), or NULL with v untouched when out of memory. */
+static void *grow(void *v, size_t len, size_t *cap, size_t size, size_t first)
+{
+	if (len < *cap)
+		return v;
+	size_t c = *cap ? 2 * *cap : first;
+	void *nv = realloc(v, c * size);
+	if (nv)
+		*cap = c;
+	return nv;
+}
+
 int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n)
 {
 	sqlite3_stmt *st;
@@ -250,16 +263,13 @@ int store_replay_list(struct store *s, int64_t run, struct store_replay **out, s
 		return rc;
 	sqlite3_bind_int64(st, 1, run);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? 2 * cap : 8;
-			struct store_replay *nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				sqlite3_finalize(st);
-				return UTIL_ENOMEM;
-			}
-			v = nv;
+		struct store_replay *nv = grow(v, len, &cap, sizeof(*v), 8);
+		if (!nv) {
+			free(v);
+			sqlite3_finalize(st);
+			return UTIL_ENOMEM;
 		}
+		v = nv;
 		replay_from_row(st, &v[len++]);
 	}
 	if (rc != SQLITE_DONE) {
@@ -384,16 +394,13 @@ int store_replay_events(struct store *s, int64_t replay, struct store_replay_eve
 		return rc;
 	sqlite3_bind_int64(st, 1, replay);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? 2 * cap : 16;
-			struct store_replay_event *nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				sqlite3_finalize(st);
-				return UTIL_ENOMEM;
-			}
-			v = nv;
+		struct store_replay_event *nv = grow(v, len, &cap, sizeof(*v), 16);
+		if (!nv) {
+			free(v);
+			sqlite3_finalize(st);
+			return UTIL_ENOMEM;
 		}
+		v = nv;
 		struct store_replay_event *e = &v[len++];
 		e->event = sqlite3_column_int64(st, 0);
 		e->step = sqlite3_column_int64(st, 1);
