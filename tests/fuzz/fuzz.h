@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define fuzz_check(cond)                                                                   \
@@ -87,6 +89,39 @@ static inline void fuzz_write(char *path, size_t size, const char *name, const u
 		perror(path);
 		abort();
 	}
+}
+
+/* A fresh database `name` in the private directory: *db (if open) is
+ * closed and the old file, its -wal and -shm removed; path[size] gets its
+ * path. */
+static inline void fuzz_db_fresh(struct store **db, char *path, size_t size, const char *name)
+{
+	char side[600];
+	struct util_err err = UTIL_ERR_INIT;
+
+	store_free(*db);
+	*db = NULL;
+	fuzz_path(path, size, name);
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	if (store_open(path, STORE_CREATE, db, &err)) {
+		fprintf(stderr, "%s: %s\n", name, err.msg);
+		abort();
+	}
+}
+
+/* The runs in db. */
+static inline size_t fuzz_run_count(struct store *db)
+{
+	struct store_run *runs = NULL;
+	size_t n = 0;
+
+	fuzz_check(store_run_list(db, &runs, &n) == 0);
+	free(runs);
+	return n;
 }
 
 #endif

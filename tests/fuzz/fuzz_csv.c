@@ -16,31 +16,12 @@ static long imports;
 
 static void db_reset(void)
 {
-	char side[600];
-	struct util_err err = UTIL_ERR_INIT;
-
-	store_free(db);
-	db = NULL;
-	fuzz_path(db_path, sizeof(db_path), "fuzz.db");
-	unlink(db_path);
-	snprintf(side, sizeof(side), "%s-wal", db_path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", db_path);
-	unlink(side);
-	if (store_open(db_path, STORE_CREATE, &db, &err)) {
-		fprintf(stderr, "fuzz_csv: %s\n", err.msg);
-		abort();
-	}
+	fuzz_db_fresh(&db, db_path, sizeof(db_path), "fuzz.db");
 }
 
 static size_t run_count(void)
 {
-	struct store_run *runs = NULL;
-	size_t n = 0;
-
-	fuzz_check(store_run_list(db, &runs, &n) == 0);
-	free(runs);
-	return n;
+	return fuzz_run_count(db);
 }
 
 static void db_close(void)

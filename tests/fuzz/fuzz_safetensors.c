@@ -23,31 +23,14 @@ static void db_close(void)
 
 static void db_reset(void)
 {
-	char path[512], side[600];
-	struct util_err err = UTIL_ERR_INIT;
+	char path[512];
 
-	store_free(db);
-	db = NULL;
-	fuzz_path(path, sizeof(path), "st.db");
-	unlink(path);
-	snprintf(side, sizeof(side), "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", path);
-	unlink(side);
-	if (store_open(path, STORE_CREATE, &db, &err)) {
-		fprintf(stderr, "fuzz_safetensors: %s\n", err.msg);
-		abort();
-	}
+	fuzz_db_fresh(&db, path, sizeof(path), "st.db");
 }
 
 static size_t run_count(void)
 {
-	struct store_run *runs = NULL;
-	size_t n = 0;
-
-	fuzz_check(store_run_list(db, &runs, &n) == 0);
-	free(runs);
-	return n;
+	return fuzz_run_count(db);
 }
 
 static int dtype_size(const char *d)
