@@ -271,8 +271,9 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 					break;
 				}
 				loading = 0;
-			} else
+			} else {
 				loading = tui_view_loading(v);
+			}
 			dirty |= !loading;
 		} else if (stale > 0) {
 			/* refitting after a change, likewise */
