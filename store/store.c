@@ -395,25 +395,40 @@ static int db_open(struct store *s, const char *name, int oflags)
 	return 0;
 }
 
+/* Does PATH + suffix exist with content? */
+static int side_file(const char *path, const char *suffix)
+{
+	size_t n = strlen(path) + strlen(suffix) + 1;
+	char *p = malloc(n);
+	struct stat sb;
+	int has;
+
+	if (!p)
+		return 1; /* the cautious answer */
+	snprintf(p, n, "%s%s", path, suffix);
+	has = stat(p, &sb) == 0 && sb.st_size > 0;
+	free(p);
+	return has;
+}
+
 /* A read-only open of a trace in WAL mode fails when SQLite cannot create
  * the -shm index beside it (a directory the user may not write).  Without
  * a -wal file holding frames, the database file alone is the whole trace,
  * and SQLite can read it as immutable (no index, no locks).  With frames
  * in the -wal, reading the file alone would miss committed steps: refuse.
+ * (Likewise a rollback journal, which an immutable open would ignore.)
  * Returns 0 when reopened, else an error in err. */
 static int reopen_immutable(struct store *s, struct util_err *err)
 {
-	size_t n = strlen(s->path) + 5;
-	char *wal = malloc(n), *uri;
-	struct stat sb;
-	int has_wal;
+	char *uri;
 
-	if (!wal)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	snprintf(wal, n, "%s-wal", s->path);
-	has_wal = stat(wal, &sb) == 0 && sb.st_size > 0;
-	free(wal);
-	if (has_wal)
+	if (side_file(s->path, "-journal"))
+		return util_err_set(err, UTIL_EIO,
+				    "cannot read '%s': a write to it was interrupted ('%s-journal' "
+				    "holds its rollback), and SQLite cannot roll it back in a "
+				    "directory this user may not write; make the directory writable",
+				    s->path, s->path);
+	if (side_file(s->path, "-wal"))
 		return util_err_set(err, UTIL_EIO,
 				    "cannot read '%s': its write-ahead log '%s-wal' holds changes "
 				    "not yet in the file, and SQLite cannot create the index it "

@@ -152,6 +152,17 @@ done
 ls -a "$T/walro" >"$T/o/ls"
 printf '.\n..\nt.db\nt.db-wal\n' | cmp -s - "$T/o/ls" ||
 	fail "files appeared in the read-only directory: $(ls "$T/walro")"
+# a leftover rollback journal beside it would be ignored by an immutable
+# open: refused too
+mkdir -p "$T/jro"
+cp "$T/good.db" "$T/jro/t.db"
+head -c 1024 /dev/urandom >"$T/jro/t.db-journal"
+chmod 555 "$T/jro"
+as_user "$MOETRACE" info "$T/jro/t.db" >"$T/o/stdout" 2>"$T/o/stderr"
+rc=$?
+[ $rc -eq 1 ] || { cat "$T/o/stderr" >&2; fail "info beside a rollback journal in a read-only directory exited $rc"; }
+expect_grep "$T/o/stderr" "^moetrace info: cannot read '.*jro/t.db': a write to it was interrupted"
+chmod 755 "$T/jro"
 # once the directory is writable the frames are read: 12 steps are left
 chmod 777 "$T/walro"
 as_user "$MOETRACE" sql "$T/walro/t.db" "SELECT count(*) FROM steps" >"$T/o/n" 2>"$T/o/stderr" ||
