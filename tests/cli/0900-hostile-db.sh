@@ -21,7 +21,7 @@ strict=${MOETRACE_HOSTILE_STRICT:-1}
 ALLOW="blob-random:info blob-tag:info blob-text:info blob-count:info layers-fewer:info
 deployed-garbage:info blob-random:replays blob-tag:replays blob-text:replays
 blob-count:replays layers-fewer:replays experts-negative:replays shape-huge:replays
-slots-overflow:replays deployed-garbage:replays
+slots-overflow:replays experts-wrap:replays deployed-garbage:replays
 deployed-garbage:sql deployed-garbage:export
 deployed-garbage:place deployed-garbage:render"
 # Exit 1 where 2 is due, in files of other owners: compare turns the
@@ -159,6 +159,10 @@ EOF
 variant slots-overflow <<'EOF'
 UPDATE runs SET ranks = 2000000000, slots = 2000000000;
 EOF
+# 2^32 + 8: the low 32 bits are the run's real 8 experts
+variant experts-wrap <<'EOF'
+UPDATE runs SET experts = 4294967304;
+EOF
 variant counts-columns <<'EOF'
 DROP TABLE counts;
 CREATE TABLE counts (x);
@@ -171,8 +175,8 @@ WITH RECURSIVE l(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM l WHERE x < 31)
 INSERT INTO deployed SELECT 1, 0, x, 4, 3,
   CASE WHEN x = 0 THEN randomblob(7) ELSE zeroblob(48) END FROM l;
 EOF
-for v in layers-fewer experts-negative shape-huge slots-overflow counts-columns steps-missing \
-	deployed-garbage; do
+for v in layers-fewer experts-negative shape-huge slots-overflow experts-wrap counts-columns \
+	steps-missing deployed-garbage; do
 	check $v
 done
 
@@ -184,7 +188,7 @@ mt sql "$T/db/layers-fewer.db" "$q" 2>"$T/err"
 expect_grep "$T/err" "^moetrace sql: expert_heat: counts of run 1 step 0 layer 3: the run has 3 layers"
 mt sql "$T/db/blob-count.db" "SELECT * FROM heat_window(1, 0)" 2>"$T/err"
 expect_grep "$T/err" "heat_window: counts of run 1 step 7 layer 0: 3 values, the run has 8 experts"
-for v in experts-negative shape-huge slots-overflow; do
+for v in experts-negative shape-huge slots-overflow experts-wrap; do
 	mt sql "$T/db/$v.db" "$q" 2>"$T/err"
 	expect_grep "$T/err" "^moetrace sql: expert_heat: run 1 has an impossible shape"
 done
