@@ -188,7 +188,8 @@ int collector_export(struct store *s, const struct store_run *run,
 		n++;
 	}
 	if (rc < 0) {
-		rc = util_err_set(err, UTIL_EDB, "reading run '%s': %s", run->name, store_errmsg(s));
+		/* the store's code: a corrupt trace is bad input */
+		rc = util_err_set(err, rc, "reading run '%s': %s", run->name, store_errmsg(s));
 		goto out;
 	}
 	if (n == 0) {

@@ -157,7 +157,7 @@ static int open_replays(struct store *s, const struct render_job_opts *o, struct
 		int rc = store_replay_get(s, o->replay_id[k], &j->rp[k]);
 		if (rc) {
 			util_cli_error(o->cmd, "%s", store_errmsg(s));
-			return rc == UTIL_ENOTFOUND || rc == UTIL_EDB ? 2 : 1;
+			return rc == UTIL_EDB ? 2 : util_exit_status(rc);
 		}
 		if (j->rp[k].run != run->id) {
 			char idbuf[32];
