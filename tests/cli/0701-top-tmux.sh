@@ -142,7 +142,15 @@ expect_grep "$T/screen" '^ Layer 3 imbalance per step'
 sed -n 24p "$T/screen" | grep -q '^q quit' || fail "no status line at 80x24"
 tm resize-window -t live -x 200 -y 60
 wait_for live '^ Layers .* Layer 3 device load'
-n=$(grep -Ec '^ +[0-9]+ +[0-9]+\.[0-9]{3} ' "$T/screen")
+# the capture may catch the redraw half way: poll until the rows are there
+i=0
+while :; do
+	n=$(grep -Ec '^ +[0-9]+ +[0-9]+\.[0-9]{3} ' "$T/screen" || true)
+	[ "$n" -lt 55 ] && [ $i -lt 50 ] || break
+	sleep 0.1
+	cap live
+	i=$((i + 1))
+done
 [ "$n" -ge 55 ] || fail "200x60 shows $n table rows"
 # help, pause
 tm send-keys -t live '?'
