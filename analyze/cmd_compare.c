@@ -443,6 +443,7 @@ int cmd_compare(int argc, char **argv)
 	if ((rc = analyze_window_heat(s, &run, win[0], win[1], o.phase_mask, o.episodes, fit_heat,
 				      episodes, &fit_steps))) {
 		util_cli_error(CMD, "%s", store_errmsg(s));
+		status = util_exit_status(rc); /* a corrupt trace is bad input */
 		goto out;
 	}
 	if (!fit_steps) {

@@ -24,11 +24,6 @@ blob-count:replays layers-fewer:replays experts-negative:replays shape-huge:repl
 slots-overflow:replays experts-wrap:replays deployed-garbage:replays
 deployed-garbage:sql deployed-garbage:export
 deployed-garbage:place deployed-garbage:render"
-# Exit 1 where 2 is due: compare turns the reader's code into UTIL_EDB
-# (analyze/cmd_compare.c, analyze_window_heat's error).  Accepted as 1 or 2
-# until it passes the store's code through.
-LATE="blob-random:compare blob-tag:compare blob-text:compare blob-count:compare
-layers-fewer:compare"
 
 expect_status 0 mt gen --model mixtral-8x7b --steps 24 --ranks 4 --slots 3 -q "$T/good.db"
 mkdir -p "$T/db" "$T/o"
@@ -66,10 +61,7 @@ check() {
 		if [ $rc -ge 128 ] || grep -Eq 'Sanitizer|runtime error:|^==[0-9]+== ' "$T/o/stderr"; then
 			problem="crashed (exit $rc)"
 		elif [ $rc -ne $want ]; then
-			case " $(echo $LATE) " in
-			*" $v:$cmd "*) [ $rc -eq 1 ] || problem="exited $rc, expected 2 (or 1)" ;;
-			*) problem="exited $rc, expected $want" ;;
-			esac
+			problem="exited $rc, expected $want"
 		fi
 		if [ -z "$problem" ] && [ $rc -ne 0 ] && ! grep -Eq "^moetrace $cmd: ." "$T/o/stderr"; then
 			problem="exited $rc without a 'moetrace $cmd:' message"
