@@ -338,4 +338,27 @@ int analyze_opt_model(const char *arg, const char **model, struct util_err *err)
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);
 int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
 
+/* The options `place`, `compare` and `report` share, each under the same
+ * getopt letter in every command that takes it: --run r, --ranks R,
+ * --slots S, --redundant N, --nodes n, --groups g, --steps s, --phase p,
+ * --episodes k, --max-moves M, --seed x, --current c, --model m, --quant q,
+ * --link L, --bandwidth b, --capacity C.  A command lists the long options
+ * it takes and hands every letter it does not handle itself to
+ * analyze_cli_opt. */
+struct analyze_cli {
+	const char *runname, *current, *model, *link;
+	int ranks, slots, redundant, nodes, groups, episodes, max_moves, quant;
+	unsigned phase_mask;
+	int64_t from, to;
+	uint64_t seed;
+	double bandwidth, capacity;
+};
+#define ANALYZE_CLI_INIT                                                                    \
+	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = ANALYZE_QUANT_BF16, \
+	  .capacity = 1.25 }
+/* 0 when c is a shared option and arg is good, 1 when c is not a shared
+ * option (getopt's '?' included), else UTIL_EUSAGE with a message naming
+ * the option. */
+int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_err *err);
+
 #endif

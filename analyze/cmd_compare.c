@@ -36,12 +36,9 @@ static const char usage[] =
 enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
 
 struct cmp_opts {
-	const char *runname, *algos, *current, *model, *link;
-	int ranks, slots, redundant, nodes, groups, episodes, max_moves, per_layer, quant, out;
-	unsigned phase_mask;
-	int64_t from, to;
-	uint64_t seed;
-	double bandwidth, capacity;
+	struct analyze_cli c;
+	const char *algos;
+	int per_layer, out;
 };
 
 /* One algorithm's results. */
@@ -86,78 +83,11 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const formats[] = { "table", "csv", "json", "markdown" };
-	int c;
-	int64_t i64;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': o->runname = optarg; break;
 		case 'a': o->algos = optarg; break;
-		case 'R':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
-				return err->code;
-			break;
-		case 'S':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
-				return err->code;
-			break;
-		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
-					   err))
-				return err->code;
-			break;
-		case 'n':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->nodes, "--nodes", err))
-				return err->code;
-			break;
-		case 'g':
-			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups",
-					   err))
-				return err->code;
-			break;
-		case 's':
-			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
-				return err->code;
-			break;
-		case 'p':
-			if (analyze_opt_phase(optarg, &o->phase_mask, err))
-				return err->code;
-			break;
-		case 'k':
-			if (util_parse_int(optarg, 1, 4096, &o->episodes, "--episodes", err))
-				return err->code;
-			break;
-		case 'M':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->max_moves, "--max-moves",
-					   err))
-				return err->code;
-			break;
-		case 'x':
-			if (util_parse_i64(optarg, 0, INT64_MAX, &i64, "--seed", err))
-				return err->code;
-			o->seed = (uint64_t)i64;
-			break;
-		case 'c': o->current = optarg; break;
-		case 'm':
-			if (analyze_opt_model(optarg, &o->model, err))
-				return err->code;
-			break;
-		case 'q':
-			if (analyze_opt_quant(optarg, &o->quant, err))
-				return err->code;
-			break;
-		case 'L':
-			if (analyze_opt_link(optarg, &o->link, err))
-				return err->code;
-			break;
-		case 'b':
-			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
-				return err->code;
-			break;
-		case 'C':
-			if (util_parse_double(optarg, 0.01, 1000, &o->capacity, "--capacity", err))
-				return err->code;
-			break;
 		case 'P': o->per_layer = 1; break;
 		case 'f':
 			o->out = -1;
@@ -171,7 +101,10 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 					optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 1;
-		default: return UTIL_EUSAGE;
+		default:
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
+				return rc == 1 ? UTIL_EUSAGE : rc;
+			break;
 		}
 	}
 	return 0;
@@ -226,13 +159,13 @@ static int resolve_windows(struct store *s, const struct store_run *run, struct 
 		return util_err_set(err, UTIL_EUSAGE,
 				    "run '%s' has %lld steps: compare needs two windows", run->name,
 				    (long long)st.steps);
-	if (o->from == INT64_MIN && o->to == INT64_MAX) {
+	if (o->c.from == INT64_MIN && o->c.to == INT64_MAX) {
 		len = (st.last_step - st.first_step + 1) / 2;
 		a = st.first_step;
 		b = a + len - 1;
 	} else {
-		a = o->from == INT64_MIN ? st.first_step : o->from;
-		b = o->to == INT64_MAX ? st.last_step : o->to;
+		a = o->c.from == INT64_MIN ? st.first_step : o->c.from;
+		b = o->c.to == INT64_MAX ? st.last_step : o->c.to;
 		if (b < a)
 			return util_err_set(err, UTIL_EUSAGE, "--steps: empty range %lld:%lld",
 					    (long long)a, (long long)b);
@@ -251,13 +184,13 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 {
 	int P = sh->ranks * sh->slots, rc;
 
-	if (!o->current || !strcmp(o->current, "deployed")) {
+	if (!o->c.current || !strcmp(o->c.current, "deployed")) {
 		rc = store_deployed_at(s, run, at, sh->ranks, sh->slots, cur, NULL);
 		if (rc == 0) {
 			*name = "deployed";
 			return 0;
 		}
-		if (o->current && (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE))
+		if (o->c.current && (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE))
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed: run '%s' records no deployed "
 					    "placement for %d ranks x %d slots",
@@ -265,15 +198,15 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 		if (rc != UTIL_ENOTFOUND && rc != UTIL_ERANGE)
 			return util_err_set(err, rc, "%s", store_errmsg(s));
 	}
-	if (!o->current || !strcmp(o->current, "static")) {
+	if (!o->c.current || !strcmp(o->c.current, "static")) {
 		for (int l = 0; l < sh->layers; l++)
 			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
 					       cur + (size_t)l * P);
 		*name = "static";
 		return 0;
 	}
-	*name = o->current;
-	return analyze_format_read(o->current, sh, cur, NULL, err);
+	*name = o->c.current;
+	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
 /* Walks the next window once: every algorithm's per-step imbalance and
@@ -282,14 +215,14 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 		      const int64_t win[4], struct cmp_algo *a, int na, double *sum_heat,
 		      int64_t *nsteps, struct util_err *err)
 {
-	int L = run->layers, E = run->experts, R = o->ranks, S = o->slots, P = R * S, rc;
+	int L = run->layers, E = run->experts, R = o->c.ranks, S = o->c.slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;
 	double *load = xcalloc((size_t)R, sizeof(double));
 
 	memset(sum_heat, 0, (size_t)L * E * sizeof(double));
 	*nsteps = 0;
-	if ((rc = store_iter_new(s, run, win[2], win[3], o->phase_mask, &it))) {
+	if ((rc = store_iter_new(s, run, win[2], win[3], o->c.phase_mask, &it))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
@@ -308,7 +241,7 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 					tot += load[r];
 				smax += m;
 				smean += tot / R;
-				a[i].dropped += analyze_token_drop(load, R, o->capacity) * tot;
+				a[i].dropped += analyze_token_drop(load, R, o->c.capacity) * tot;
 				a[i].tokens += tot;
 			}
 			if ((size_t)*nsteps == a[i].step_cap) {
@@ -344,11 +277,7 @@ static double pct(double x)
 
 int cmd_compare(int argc, char **argv)
 {
-	struct cmp_opts o = { .max_moves = -1,
-			      .from = INT64_MIN,
-			      .to = INT64_MAX,
-			      .quant = ANALYZE_QUANT_BF16,
-			      .capacity = 1.25 };
+	struct cmp_opts o = { .c = ANALYZE_CLI_INIT };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
@@ -382,53 +311,53 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		return util_cli_fail(CMD, &err);
 	}
-	if (o.nodes && !o.groups) {
+	if (o.c.nodes && !o.c.groups) {
 		free(a);
 		util_cli_error(CMD, "--nodes needs --groups");
 		return 2;
 	}
-	if ((rc = store_open_run(argv[optind], o.runname, STORE_READONLY, &s, &run, &err))) {
+	if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err))) {
 		free(a);
 		return util_cli_fail(CMD, &err);
 	}
-	if (o.model) {
+	if (o.c.model) {
 		/* a run recorded without a model takes the preset's layer ids */
 		if (!run.model[0])
-			run.first_layer = store_model_find(o.model)->first_layer;
-		snprintf(run.model, sizeof(run.model), "%s", o.model);
+			run.first_layer = store_model_find(o.c.model)->first_layer;
+		snprintf(run.model, sizeof(run.model), "%s", o.c.model);
 	}
 	L = run.layers;
 	E = run.experts;
-	if (o.groups && E % o.groups) {
-		util_cli_error(CMD, "--groups %d does not divide %d experts", o.groups, E);
+	if (o.c.groups && E % o.c.groups) {
+		util_cli_error(CMD, "--groups %d does not divide %d experts", o.c.groups, E);
 		status = 2;
 		goto out;
 	}
-	if ((rc = analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.ranks, &o.slots,
+	if ((rc = analyze_layout_resolve(&run, o.c.ranks, o.c.slots, o.c.redundant, &o.c.ranks, &o.c.slots,
 					 &err)) ||
 	    (rc = resolve_windows(s, &run, &o, win, &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
-	if (o.nodes && o.ranks % o.nodes) {
-		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.nodes, o.ranks);
+	if (o.c.nodes && o.c.ranks % o.c.nodes) {
+		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.c.nodes, o.c.ranks);
 		status = 2;
 		goto out;
 	}
-	R = o.ranks;
-	P = R * o.slots;
+	R = o.c.ranks;
+	P = R * o.c.slots;
 	model = run.model[0] ? store_model_find(run.model) : NULL;
-	if (!o.nodes && run.ranks_per_node > 0 && R % run.ranks_per_node == 0 &&
+	if (!o.c.nodes && run.ranks_per_node > 0 && R % run.ranks_per_node == 0 &&
 	    R / run.ranks_per_node > 1) {
 		/* eplb-hier needs the node count: take it from the run's layout, and the
 		 * expert groups from the model (DeepSeek's rule: hierarchical only when
 		 * the nodes divide the groups; otherwise it falls back to global) */
 		int g = model && model->groups > 1 ? model->groups : 0;
-		o.nodes = R / run.ranks_per_node;
-		o.groups = g && E % g == 0 ? g : o.nodes;
+		o.c.nodes = R / run.ranks_per_node;
+		o.c.groups = g && E % g == 0 ? g : o.c.nodes;
 	}
 	sh = (struct analyze_shape){
-		L, E, R, o.slots, run.first_layer, model ? model->layer_step : 1
+		L, E, R, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
 	cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 	if ((rc = load_current(&o, s, &run, &sh, win[1], cur, &cur_name, &err))) {
@@ -438,9 +367,9 @@ int cmd_compare(int argc, char **argv)
 
 	/* fit */
 	fit_heat = xmallocarray((size_t)L * E, sizeof(double));
-	if (o.episodes)
-		episodes = xmallocarray((size_t)o.episodes * L * E, sizeof(double));
-	if ((rc = analyze_window_heat(s, &run, win[0], win[1], o.phase_mask, o.episodes, fit_heat,
+	if (o.c.episodes)
+		episodes = xmallocarray((size_t)o.c.episodes * L * E, sizeof(double));
+	if ((rc = analyze_window_heat(s, &run, win[0], win[1], o.c.phase_mask, o.c.episodes, fit_heat,
 				      episodes, &fit_steps))) {
 		util_cli_error(CMD, "%s", store_errmsg(s));
 		status = util_exit_status(rc); /* a corrupt trace is bad input */
@@ -449,7 +378,7 @@ int cmd_compare(int argc, char **argv)
 	if (!fit_steps) {
 		util_cli_error(CMD, "no steps of run '%s' in the fitting window %lld..%lld%s",
 			       run.name, (long long)win[0], (long long)win[1],
-			       o.phase_mask ? " and phase" : "");
+			       o.c.phase_mask ? " and phase" : "");
 		status = 2;
 		goto out;
 	}
@@ -459,14 +388,14 @@ int cmd_compare(int argc, char **argv)
 			.layers = L,
 			.experts = E,
 			.ranks = R,
-			.slots = o.slots,
-			.nodes = o.nodes,
-			.groups = o.groups,
-			.max_moves = o.max_moves,
-			.seed = o.seed,
+			.slots = o.c.slots,
+			.nodes = o.c.nodes,
+			.groups = o.c.groups,
+			.max_moves = o.c.max_moves,
+			.seed = o.c.seed,
 			.heat = fit_heat,
 			.episodes = episodes,
-			.n_episodes = o.episodes,
+			.n_episodes = o.c.episodes,
 			.current = cur,
 			.only_layer = -1,
 			.threads = 2,
@@ -492,18 +421,18 @@ int cmd_compare(int argc, char **argv)
 			       "no steps of run '%s' after the fitting window to score on "
 			       "(%lld..%lld)%s",
 			       run.name, (long long)win[2], (long long)win[3],
-			       o.phase_mask ? " in that phase" : "");
+			       o.c.phase_mask ? " in that phase" : "");
 		status = 2;
 		goto out;
 	}
 	load = xcalloc((size_t)R, sizeof(double));
 	lb_next = xcalloc((size_t)L, sizeof(double));
 	for (int l = 0; l < L; l++)
-		lb_next[l] = analyze_lower_bound(next_heat + (size_t)l * E, E, R, o.slots);
+		lb_next[l] = analyze_lower_bound(next_heat + (size_t)l * E, E, R, o.c.slots);
 	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.quant);
-	link = analyze_link_find(o.link ? o.link : "nvlink4");
-	gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
+		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
+	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
+	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
 	for (int i = 0; i < na; i++) {
 		struct cmp_algo *c = &a[i];
 		double smax = 0;
@@ -514,7 +443,7 @@ int cmd_compare(int argc, char **argv)
 			double tot = 0;
 			c->next_max[l] = analyze_device_load(next_heat + (size_t)l * E, E,
 							     c->plan.phy2log + (size_t)l * P, R,
-							     o.slots, c->cnt + (size_t)l * E, load);
+							     o.c.slots, c->cnt + (size_t)l * E, load);
 			for (int r = 0; r < R; r++)
 				tot += load[r];
 			c->next_mean[l] = tot / R;
@@ -545,7 +474,7 @@ int cmd_compare(int argc, char **argv)
 		json_object_object_add(root, "layers", json_object_new_int(L));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(R));
-		json_object_object_add(root, "slots", json_object_new_int(o.slots));
+		json_object_object_add(root, "slots", json_object_new_int(o.c.slots));
 		json_object_object_add(root, "fit_window", fw);
 		json_object_object_add(root, "fit_steps", json_object_new_int64(fit_steps));
 		json_object_object_add(root, "next_window", nw);
@@ -554,12 +483,12 @@ int cmd_compare(int argc, char **argv)
 		json_object_object_add(root, "expert_bytes",
 				       model ? json_object_new_int64((int64_t)ebytes) : NULL);
 		json_object_object_add(root, "quant",
-				       json_object_new_string(analyze_quant_name(o.quant)));
+				       json_object_new_string(analyze_quant_name(o.c.quant)));
 		json_object_object_add(
 			root, "link",
-			json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
+			json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
 		json_object_object_add(root, "gbytes_per_s", jd(gbps));
-		json_object_object_add(root, "capacity_factor", jd(o.capacity));
+		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			struct json_object *j = json_object_new_object(),
@@ -643,7 +572,7 @@ int cmd_compare(int argc, char **argv)
 		const char *sep = md ? " | " : "  ";
 		printf("run '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
 		       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
-		       run.name, L, E, R, o.slots, (long long)win[0],
+		       run.name, L, E, R, o.c.slots, (long long)win[0],
 		       (long long)win[1], (long long)fit_steps, (long long)win[2],
 		       (long long)win[3], (long long)next_steps);
 		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
@@ -653,12 +582,12 @@ int cmd_compare(int argc, char **argv)
 			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); transfer "
 			       "at %.1f GB/s per rank (%s); token drop at capacity %.2f x mean\n\n",
 			       md ? "\n" : "", cur_name, ebytes / 1048576.0, model->name,
-			       analyze_quant_name(o.quant), gbps,
-			       o.bandwidth > 0 ? "--bandwidth" : link->name, o.capacity);
+			       analyze_quant_name(o.c.quant), gbps,
+			       o.c.bandwidth > 0 ? "--bandwidth" : link->name, o.c.capacity);
 		else
 			printf("%smoves from the %s placement (give --model for bytes and seconds); "
 			       "token drop at capacity %.2f x mean\n\n",
-			       md ? "\n" : "", cur_name, o.capacity);
+			       md ? "\n" : "", cur_name, o.c.capacity);
 		if (md)
 			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
 			       "moves | GB | transfer s | drop | time s |\n"

@@ -31,13 +31,9 @@ static const char usage[] =
 #define CMD "place"
 
 struct place_opts {
-	const char *runname, *algo, *heat_path, *current, *model, *out, *link;
-	int ranks, slots, redundant, nodes, groups, layer, episodes, max_moves, json, list;
-	int quant, format;
-	unsigned phase_mask;
-	int64_t from, to;
-	uint64_t seed;
-	double bandwidth, capacity;
+	struct analyze_cli c;
+	const char *algo, *heat_path, *out;
+	int layer, json, list, format;
 };
 
 static void list_algos(void)
@@ -79,81 +75,14 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
-	int64_t i64;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': o->runname = optarg; break;
 		case 'a': o->algo = optarg; break;
-		case 'R':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
-				return err->code;
-			break;
-		case 'S':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
-				return err->code;
-			break;
-		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
-					   err))
-				return err->code;
-			break;
-		case 'n':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->nodes, "--nodes", err))
-				return err->code;
-			break;
-		case 'g':
-			if (util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups",
-					   err))
-				return err->code;
-			break;
-		case 's':
-			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
-				return err->code;
-			break;
 		case 'l':
 			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer",
 					   err))
-				return err->code;
-			break;
-		case 'p':
-			if (analyze_opt_phase(optarg, &o->phase_mask, err))
-				return err->code;
-			break;
-		case 'k':
-			if (util_parse_int(optarg, 1, 4096, &o->episodes, "--episodes", err))
-				return err->code;
-			break;
-		case 'M':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->max_moves, "--max-moves",
-					   err))
-				return err->code;
-			break;
-		case 'x':
-			if (util_parse_i64(optarg, 0, INT64_MAX, &i64, "--seed", err))
-				return err->code;
-			o->seed = (uint64_t)i64;
-			break;
-		case 'c': o->current = optarg; break;
-		case 'm':
-			if (analyze_opt_model(optarg, &o->model, err))
-				return err->code;
-			break;
-		case 'q':
-			if (analyze_opt_quant(optarg, &o->quant, err))
-				return err->code;
-			break;
-		case 'L':
-			if (analyze_opt_link(optarg, &o->link, err))
-				return err->code;
-			break;
-		case 'b':
-			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
-				return err->code;
-			break;
-		case 'C':
-			if (util_parse_double(optarg, 0.01, 1000, &o->capacity, "--capacity", err))
 				return err->code;
 			break;
 		case 'H': o->heat_path = optarg; break;
@@ -168,7 +97,10 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 					optarg);
 			break;
 		case 'h': fputs(usage, stdout); return 1;
-		default: return UTIL_EUSAGE;
+		default:
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
+				return rc == 1 ? UTIL_EUSAGE : rc;
+			break;
 		}
 	}
 	return 0;
@@ -180,18 +112,18 @@ static int current_placement(const struct place_opts *o, struct store *s,
 {
 	int P = sh->ranks * sh->slots;
 
-	if (!strcmp(o->current, "static")) {
+	if (!strcmp(o->c.current, "static")) {
 		for (int l = 0; l < sh->layers; l++)
 			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
 					       cur + (size_t)l * P);
 		return 0;
 	}
-	if (!strcmp(o->current, "deployed")) {
+	if (!strcmp(o->c.current, "deployed")) {
 		int rc;
 		if (!s)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed needs a database, not --heat");
-		rc = store_deployed_at(s, run, o->to, sh->ranks, sh->slots, cur, NULL);
+		rc = store_deployed_at(s, run, o->c.to, sh->ranks, sh->slots, cur, NULL);
 		if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed: run '%s' records no deployed "
@@ -201,7 +133,7 @@ static int current_placement(const struct place_opts *o, struct store *s,
 			return util_err_set(err, rc, "%s", store_errmsg(s));
 		return 0;
 	}
-	return analyze_format_read(o->current, sh, cur, NULL, err);
+	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
 static int64_t max_of(const int64_t *v, int n)
@@ -261,13 +193,7 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 
 int cmd_place(int argc, char **argv)
 {
-	struct place_opts o = { .layer = -1,
-				.max_moves = -1,
-				.from = INT64_MIN,
-				.to = INT64_MAX,
-				.quant = ANALYZE_QUANT_BF16,
-				.format = -1,
-				.capacity = 1.25 };
+	struct place_opts o = { .c = ANALYZE_CLI_INIT, .layer = -1, .format = -1 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
@@ -310,21 +236,21 @@ int cmd_place(int argc, char **argv)
 		util_cli_error(CMD, "-o writes every layer: drop --layer");
 		return 2;
 	}
-	if (o.nodes && o.groups == 0) {
+	if (o.c.nodes && o.c.groups == 0) {
 		util_cli_error(CMD, "--nodes needs --groups");
 		return 2;
 	}
 
 	/* heat of the fitting window */
 	if (o.heat_path) {
-		if (o.runname || o.phase_mask || o.from != INT64_MIN || o.to != INT64_MAX) {
+		if (o.c.runname || o.c.phase_mask || o.c.from != INT64_MIN || o.c.to != INT64_MAX) {
 			util_cli_error(CMD, "--run, --steps and --phase select from a database, "
 					    "not a heat file");
 			return 2;
 		}
 		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
 			return util_cli_fail(CMD, &err);
-		if (o.episodes) {
+		if (o.c.episodes) {
 			util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
 					    "carries its own \"episodes\"");
 			status = 2;
@@ -335,21 +261,21 @@ int cmd_place(int argc, char **argv)
 		run.experts = hf.experts;
 		run.ranks = hf.ranks;
 		run.slots = hf.slots;
-		if (o.model) {
-			snprintf(run.model, sizeof(run.model), "%s", o.model);
-			run.first_layer = store_model_find(o.model)->first_layer;
+		if (o.c.model) {
+			snprintf(run.model, sizeof(run.model), "%s", o.c.model);
+			run.first_layer = store_model_find(o.c.model)->first_layer;
 		}
 		heat = hf.heat;
 		episodes = hf.episodes;
 		n_ep = hf.n_episodes;
 	} else {
-		if ((rc = store_open_run(argv[optind], o.runname, STORE_READONLY, &s, &run, &err)))
+		if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err)))
 			return util_cli_fail(CMD, &err);
-		if (o.model) {
+		if (o.c.model) {
 			/* a run recorded without a model takes the preset's layer ids */
 			if (!run.model[0])
-				run.first_layer = store_model_find(o.model)->first_layer;
-			snprintf(run.model, sizeof(run.model), "%s", o.model);
+				run.first_layer = store_model_find(o.c.model)->first_layer;
+			snprintf(run.model, sizeof(run.model), "%s", o.c.model);
 		}
 	}
 	L = run.layers;
@@ -360,28 +286,28 @@ int cmd_place(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (o.groups && E % o.groups) {
-		util_cli_error(CMD, "--groups %d does not divide %d experts", o.groups, E);
+	if (o.c.groups && E % o.c.groups) {
+		util_cli_error(CMD, "--groups %d does not divide %d experts", o.c.groups, E);
 		status = 2;
 		goto out;
 	}
-	if ((rc = analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.ranks, &o.slots,
+	if ((rc = analyze_layout_resolve(&run, o.c.ranks, o.c.slots, o.c.redundant, &o.c.ranks, &o.c.slots,
 					 &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
-	if (o.nodes && o.ranks % o.nodes) {
-		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.nodes, o.ranks);
+	if (o.c.nodes && o.c.ranks % o.c.nodes) {
+		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.c.nodes, o.c.ranks);
 		status = 2;
 		goto out;
 	}
-	P = o.ranks * o.slots;
+	P = o.c.ranks * o.c.slots;
 	if (s) {
 		heat = xmallocarray((size_t)L * E, sizeof(double));
-		if (o.episodes)
-			episodes = xmallocarray((size_t)o.episodes * L * E, sizeof(double));
-		n_ep = o.episodes;
-		if ((rc = analyze_window_heat(s, &run, o.from, o.to, o.phase_mask, n_ep, heat,
+		if (o.c.episodes)
+			episodes = xmallocarray((size_t)o.c.episodes * L * E, sizeof(double));
+		n_ep = o.c.episodes;
+		if ((rc = analyze_window_heat(s, &run, o.c.from, o.c.to, o.c.phase_mask, n_ep, heat,
 					      episodes, &nsteps))) {
 			util_cli_error(CMD, "%s", store_errmsg(s));
 			status = util_exit_status(rc);
@@ -389,16 +315,16 @@ int cmd_place(int argc, char **argv)
 		}
 		if (nsteps == 0) {
 			util_cli_error(CMD, "no steps of run '%s' in the chosen range%s", run.name,
-				       o.phase_mask ? " and phase" : "");
+				       o.c.phase_mask ? " and phase" : "");
 			status = 2;
 			goto out;
 		}
 	}
 	model = run.model[0] ? store_model_find(run.model) : NULL;
 	sh = (struct analyze_shape){
-		L, E, o.ranks, o.slots, run.first_layer, model ? model->layer_step : 1
+		L, E, o.c.ranks, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
-	if (o.current) {
+	if (o.c.current) {
 		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
 			status = util_cli_fail(CMD, &err);
@@ -410,12 +336,12 @@ int cmd_place(int argc, char **argv)
 			.algo = algo,
 			.layers = L,
 			.experts = E,
-			.ranks = o.ranks,
-			.slots = o.slots,
-			.nodes = o.nodes,
-			.groups = o.groups,
-			.max_moves = o.max_moves,
-			.seed = o.seed,
+			.ranks = o.c.ranks,
+			.slots = o.c.slots,
+			.nodes = o.c.nodes,
+			.groups = o.c.groups,
+			.max_moves = o.c.max_moves,
+			.seed = o.c.seed,
 			.heat = heat,
 			.episodes = episodes,
 			.n_episodes = n_ep,
@@ -429,13 +355,13 @@ int cmd_place(int argc, char **argv)
 		}
 	}
 	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.quant);
-	link = analyze_link_find(o.link ? o.link : "nvlink4");
-	gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
+		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
+	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
+	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
 
 	struct engine_figures ef;
-	engine_figures(&plan, heat, E, o.layer, o.capacity, &ef);
-	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.ranks, ebytes, gbps);
+	engine_figures(&plan, heat, E, o.layer, o.c.capacity, &ef);
+	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.c.ranks, ebytes, gbps);
 	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
 	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
 
@@ -447,8 +373,8 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "run", json_object_new_string(run.name));
 		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
 		json_object_object_add(root, "experts", json_object_new_int(E));
-		json_object_object_add(root, "ranks", json_object_new_int(o.ranks));
-		json_object_object_add(root, "slots", json_object_new_int(o.slots));
+		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
+		json_object_object_add(root, "slots", json_object_new_int(o.c.slots));
 		json_object_object_add(root, "imbalance", jd(overall));
 		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
 		json_object_object_add(root, "gap",
@@ -457,7 +383,7 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "peak_to_average_mean", jd(ef.par_mean));
 		json_object_object_add(root, "peak_to_average_max", jd(ef.par_max));
 		json_object_object_add(root, "trtllm_imbalance", jd(ef.trtllm));
-		json_object_object_add(root, "capacity_factor", jd(o.capacity));
+		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
 		json_object_object_add(root, "token_drop", jd(ef.drop));
 		if (cur) {
 			json_object_object_add(root, "moves", json_object_new_int64(plan.moves));
@@ -469,16 +395,16 @@ int cmd_place(int argc, char **argv)
 					       model ? json_object_new_int64((int64_t)ebytes)
 						     : NULL);
 			json_object_object_add(root, "quant",
-					       json_object_new_string(analyze_quant_name(o.quant)));
+					       json_object_new_string(analyze_quant_name(o.c.quant)));
 			json_object_object_add(
 				root, "link",
-				json_object_new_string(o.bandwidth > 0 ? "custom" : link->name));
+				json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
 			json_object_object_add(root, "gbytes_per_s", jd(gbps));
 			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
 			json_object_object_add(root, "max_sends",
-					       json_object_new_int64(max_of(plan.send, o.ranks)));
+					       json_object_new_int64(max_of(plan.send, o.c.ranks)));
 			json_object_object_add(root, "max_receives",
-					       json_object_new_int64(max_of(plan.recv, o.ranks)));
+					       json_object_new_int64(max_of(plan.recv, o.c.ranks)));
 		}
 		for (int l = 0; l < L; l++) {
 			struct json_object *jl, *ids;
@@ -508,7 +434,7 @@ int cmd_place(int argc, char **argv)
 						c3, json_object_new_int(
 							    plan.phy2log[(size_t)l * P + q]));
 					json_object_array_add(c3, json_object_new_int(from));
-					json_object_array_add(c3, json_object_new_int(q / o.slots));
+					json_object_array_add(c3, json_object_new_int(q / o.c.slots));
 					json_object_array_add(cp, c3);
 				}
 				json_object_object_add(jl, "copies", cp);
@@ -529,11 +455,11 @@ int cmd_place(int argc, char **argv)
 		if (s)
 			printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, "
 			       "algorithm %s\n",
-			       run.name, L, E, (long long)nsteps, o.ranks, o.slots, algo->name);
+			       run.name, L, E, (long long)nsteps, o.c.ranks, o.c.slots, algo->name);
 		else
 			printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
 			       "%s\n",
-			       o.heat_path, L, E, o.ranks, o.slots, algo->name);
+			       o.heat_path, L, E, o.c.ranks, o.c.slots, algo->name);
 		printf("device load = tokens per rank, a replicated expert's tokens split evenly "
 		       "among its replicas\n\n");
 		printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load",
@@ -559,25 +485,25 @@ int cmd_place(int argc, char **argv)
 		       "(TensorRT-LLM) %.4f\n",
 		       ef.balancedness, ef.par_mean, ef.par_max, ef.trtllm);
 		printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens\n",
-		       o.capacity, 100 * ef.drop);
+		       o.c.capacity, 100 * ef.drop);
 		if (cur) {
 			if (model)
 				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
 				       "%.3f s at %.1f GB/s per rank (%s)\n",
-				       o.current, (long long)plan.moves, ebytes / 1048576.0,
-				       model->name, analyze_quant_name(o.quant),
+				       o.c.current, (long long)plan.moves, ebytes / 1048576.0,
+				       model->name, analyze_quant_name(o.c.quant),
 				       (double)plan.moves * ebytes / 1e9, secs, gbps,
-				       o.bandwidth > 0 ? "--bandwidth" : link->name);
+				       o.c.bandwidth > 0 ? "--bandwidth" : link->name);
 			else
 				printf("transfer from '%s': %lld copies (give --model for bytes and "
 				       "seconds)\n",
-				       o.current, (long long)plan.moves);
+				       o.c.current, (long long)plan.moves);
 		}
 		if (cur)
 			printf("busiest rank: %lld copies sent, %lld received (senders chosen to "
 			       "spread the load)\n",
-			       (long long)max_of(plan.send, o.ranks),
-			       (long long)max_of(plan.recv, o.ranks));
+			       (long long)max_of(plan.send, o.c.ranks),
+			       (long long)max_of(plan.recv, o.c.ranks));
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {

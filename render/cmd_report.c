@@ -44,11 +44,10 @@ static const char usage[] =
 #define DEFAULT_ALGOS "static,eplb,flashlb,swift,keel"
 
 struct opts {
-	const char *db, *dir, *runname, *algos, *model, *link;
-	int ranks, slots, redundant, quant;
-	int64_t from, to, interval, window, delay;
-	unsigned phase_mask;
-	double bandwidth, scale;
+	struct analyze_cli c;
+	const char *db, *dir, *algos;
+	int64_t interval, window, delay;
+	double scale;
 	char dirbuf[3072];
 };
 
@@ -102,35 +101,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "r:o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': o->runname = optarg; break;
-		case 'R':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err))
-				return err->code;
-			break;
-		case 'S':
-			if (util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err))
-				return err->code;
-			break;
-		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
-					   err))
-				return err->code;
-			break;
-		case 's':
-			if (util_parse_range(optarg, &o->from, &o->to, "--steps", err))
-				return err->code;
-			if (o->from > o->to)
-				return util_err_set(err, UTIL_EUSAGE, "--steps: empty range '%s'",
-						    optarg);
-			break;
-		case 'p':
-			if (analyze_opt_phase(optarg, &o->phase_mask, err))
-				return err->code;
-			break;
 		case 'a': o->algos = optarg; break;
 		case 'K':
 			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval",
@@ -145,29 +119,23 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 			if (util_parse_i64(optarg, 0, INT64_MAX / 4, &o->delay, "--delay", err))
 				return err->code;
 			break;
-		case 'm':
-			if (analyze_opt_model(optarg, &o->model, err))
-				return err->code;
-			break;
-		case 'q':
-			if (analyze_opt_quant(optarg, &o->quant, err))
-				return err->code;
-			break;
-		case 'L':
-			if (analyze_opt_link(optarg, &o->link, err))
-				return err->code;
-			break;
-		case 'b':
-			if (util_parse_double(optarg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err))
-				return err->code;
-			break;
 		case 'X':
 			if (util_parse_double(optarg, 0.25, 4, &o->scale, "--scale", err))
 				return err->code;
 			break;
 		case 'o': o->dir = optarg; break;
 		case 'h': fputs(usage, stdout); return 1;
-		default: return UTIL_EUSAGE;
+		case 's':
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)))
+				return rc;
+			if (o->c.from > o->c.to)
+				return util_err_set(err, UTIL_EUSAGE, "--steps: empty range '%s'",
+						    optarg);
+			break;
+		default:
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
+				return rc == 1 ? UTIL_EUSAGE : rc;
+			break;
 		}
 	}
 	if (optind != argc - 1)
@@ -227,8 +195,8 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 
 	if (store_run_stats(s, r->run.id, &st))
 		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-	a = o->from > st.first_step ? o->from : st.first_step;
-	b = o->to < st.last_step ? o->to : st.last_step;
+	a = o->c.from > st.first_step ? o->c.from : st.first_step;
+	b = o->c.to < st.last_step ? o->c.to : st.last_step;
 	if (st.steps == 0 || b < a)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "no steps of run '%s' in the chosen range (it has steps "
@@ -269,9 +237,9 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
-	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->phase_mask, 0, fit, NULL,
+	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->c.phase_mask, 0, fit, NULL,
 				      &r->fit_steps)) ||
-	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->phase_mask, 0, next,
+	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->c.phase_mask, 0, next,
 				      NULL, &r->next_steps))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
@@ -281,7 +249,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 				  "no steps of run '%s' in %lld..%lld%s: nothing to compare",
 				  r->run.name, (long long)r->win[r->fit_steps ? 2 : 0],
 				  (long long)r->win[r->fit_steps ? 3 : 1],
-				  o->phase_mask ? " in that phase" : "");
+				  o->c.phase_mask ? " in that phase" : "");
 		goto out;
 	}
 	/* the hottest layer holds the hottest expert; the worst is the least
@@ -613,8 +581,8 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 			continue; /* nothing moved: no transfer chart */
 		render_job_opts_init(&jo, CMD, (enum render_kind)k);
 		jo.from = r->win[0];
-		jo.to = o->to;
-		jo.phase_mask = o->phase_mask;
+		jo.to = o->c.to;
+		jo.phase_mask = o->c.phase_mask;
 		jo.ranks = r->ranks;
 		jo.slots = r->slots;
 		jo.scale = o->scale;
@@ -636,7 +604,7 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 
 int cmd_report(int argc, char **argv)
 {
-	struct opts o = { .from = INT64_MIN, .to = INT64_MAX, .delay = -1, .scale = 1 };
+	struct opts o = { .c = ANALYZE_CLI_INIT, .delay = -1, .scale = 1 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct report *r = xcalloc(1, sizeof(*r));
 	struct store *s = NULL;
@@ -656,14 +624,14 @@ int cmd_report(int argc, char **argv)
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
-	if (store_open_run(o.db, o.runname, STORE_READONLY, &s, &r->run, &err)) {
+	if (store_open_run(o.db, o.c.runname, STORE_READONLY, &s, &r->run, &err)) {
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
-	if (o.model) {
+	if (o.c.model) {
 		if (!r->run.model[0])
-			r->run.first_layer = store_model_find(o.model)->first_layer;
-		snprintf(r->run.model, sizeof(r->run.model), "%s", o.model);
+			r->run.first_layer = store_model_find(o.c.model)->first_layer;
+		snprintf(r->run.model, sizeof(r->run.model), "%s", o.c.model);
 	}
 	E = r->run.experts;
 	r->model = r->run.model[0] ? store_model_find(r->run.model) : NULL;
@@ -673,7 +641,7 @@ int cmd_report(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (analyze_layout_resolve(&r->run, o.ranks, o.slots, o.redundant, &r->ranks, &r->slots,
+	if (analyze_layout_resolve(&r->run, o.c.ranks, o.c.slots, o.c.redundant, &r->ranks, &r->slots,
 				   &err) ||
 	    resolve_windows(s, r, &o, &err)) {
 		status = util_cli_fail(CMD, &err);
@@ -686,11 +654,11 @@ int cmd_report(int argc, char **argv)
 		r->nodes = r->ranks / r->run.ranks_per_node;
 		r->groups = g && E % g == 0 ? g : r->nodes;
 	}
-	link = analyze_link_find(o.link ? o.link : "nvlink4");
-	r->gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
-	r->link_name = o.bandwidth > 0 ? "--bandwidth" : link->name;
-	r->quant = o.quant;
-	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.quant) : 0;
+	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
+	r->gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	r->link_name = o.c.bandwidth > 0 ? "--bandwidth" : link->name;
+	r->quant = o.c.quant;
+	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.c.quant) : 0;
 	if ((rc = compare(s, r, &o, &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
@@ -698,9 +666,9 @@ int cmd_report(int argc, char **argv)
 	{
 		struct render_replay_req q = {
 			.algo = r->rows[r->best].algo, .ranks = r->ranks, .slots = r->slots,
-			.layer = -1, .quant = o.quant, .from = r->win[0], .to = o.to,
+			.layer = -1, .quant = o.c.quant, .from = r->win[0], .to = o.c.to,
 			.interval = o.interval, .window = o.window, .delay = o.delay,
-			.phase_mask = o.phase_mask, .model = r->model, .gbytes_per_s = r->gbps,
+			.phase_mask = o.c.phase_mask, .model = r->model, .gbytes_per_s = r->gbps,
 		};
 		if (render_replay_run(s, &r->run, &q, &r->rep, &r->replay_steps, r->rep_desc,
 				      sizeof(r->rep_desc), &err)) {
