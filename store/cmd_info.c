@@ -125,12 +125,16 @@ int cmd_info(int argc, char **argv)
 			printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
 			       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
 			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
+			       "\"missing_steps\": %lld, "
 			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
 			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %lld, "
 			       "\"bytes_per_cell\": %.4f, \"source\": ",
 			       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
 			       r->first_layer, (long long)st.steps, (long long)st.first_step,
-			       (long long)st.last_step, (long long)st.prefill_steps,
+			       (long long)st.last_step,
+			       st.steps ? (long long)(st.last_step - st.first_step) + 1 - (long long)st.steps
+					: 0LL,
+			       (long long)st.prefill_steps,
 			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
 			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
 			json_str(stdout, r->source);
@@ -146,10 +150,16 @@ int cmd_info(int argc, char **argv)
 				       r->ranks_per_node);
 			else
 				printf("  EP layout  not recorded\n");
-			if (st.steps)
-				printf("  steps      %lld (%lld .. %lld)\n", (long long)st.steps,
+			if (st.steps) {
+				/* step numbers come from the engine: a hole is a step
+				 * dropped by the recorder or not recorded */
+				long long span = (long long)(st.last_step - st.first_step) + 1;
+				printf("  steps      %lld (%lld .. %lld)", (long long)st.steps,
 				       (long long)st.first_step, (long long)st.last_step);
-			else
+				if (span > st.steps)
+					printf(", %lld missing", span - (long long)st.steps);
+				printf("\n");
+			} else
 				printf("  steps      none\n");
 			printf("  phases     %lld prefill, %lld decode, %lld unknown\n",
 			       (long long)st.prefill_steps, (long long)st.decode_steps,

@@ -20,12 +20,20 @@ expect_status 0 mt info "$T/db"
 expect_grep "$T/out" "run 1 'hand'"
 expect_grep "$T/out" "1 MoE layers x 4 experts, top-2"
 expect_grep "$T/out" "2 ranks x 2 slots \\(0 redundant\\)"
-expect_grep "$T/out" "steps +2 \\(0 \\.\\. 1\\)"
+expect_grep "$T/out" "steps +2 \\(0 \\.\\. 1\\)$"
 expect_grep "$T/out" "1 prefill, 1 decode, 0 unknown"
 expect_grep "$T/out" "tokens +18"       # (16/2) + (20/2)
 expect_status 0 mt info --json "$T/db"
 expect_grep "$T/out" '"layers": 1, "experts": 4, "topk": 2'
 expect_grep "$T/out" '"prefill_steps": 1, "decode_steps": 1'
+expect_grep "$T/out" '"missing_steps": 0,'
+# holes in the step numbers (steps the recorder dropped) are counted
+printf 'step,layer,expert,tokens\n0,0,0,1\n3,0,1,1\n7,0,2,1\n' >"$T/gaps.csv"
+expect_status 0 mt import "$T/gaps.csv" --into "$T/gaps.db" --run gaps
+expect_status 0 mt info "$T/gaps.db"
+expect_grep "$T/out" "steps +3 \\(0 \\.\\. 7\\), 5 missing$"
+expect_status 0 mt info --json "$T/gaps.db"
+expect_grep "$T/out" '"first_step": 0, "last_step": 7, "missing_steps": 5,'
 
 expect_status 0 mt balance "$T/db"
 expect_grep "$T/out" "^ +0 +0 +1\\.222 +1\\.250 +1\\.250 +1\\.495 +0 +36\\.1%"
