@@ -283,6 +283,12 @@ struct analyze_replay_cfg {
 	double threshold;               /* 0: re-place every layer; else only layers whose
 					 * window imbalance under the placement in force
 					 * exceeds it (>= 1) */
+	int pay;                        /* move only what pays: a layer whose predicted
+					 * straggler time saved until the next rebalance
+					 * exceeds its copies' transfer time, in an event
+					 * whose kept layers pay for their transfer
+					 * together (needs sec_per_token, gbytes_per_s and
+					 * expert_bytes) */
 	int episodes;                   /* 0: none; N: the window cut into N episodes */
 	int max_moves;                  /* per layer and rebalance; -1: none */
 	double move_tolerance;          /* passed to the algorithm (analyze_place_in) */

@@ -16,7 +16,7 @@
 static const char usage[] =
 	"usage: moetrace replay DB [--run NAME] [--algo NAME] [--ranks R]\n"
 	"         [--slots S | --redundant N] [--nodes N --groups G]\n"
-	"         [--interval K] [--window W] [--delay D] [--threshold T] [--episodes N]\n"
+	"         [--interval K] [--window W] [--delay D] [--threshold T] [--pay] [--episodes N]\n"
 	"         [--max-moves M] [--start static|FILE] [--steps A:B] [--phase prefill|decode]\n"
 	"         [--model PRESET] [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
 	"         [--tflops T | --us-per-token U] [--threads 1|2] [--no-store] [--json]\n"
@@ -30,6 +30,7 @@ static const char usage[] =
 struct opts {
 	const char *db, *runname, *algo, *start, *model, *quant, *link, *format;
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves, threads, json, no_store;
+	int pay;
 	int64_t interval, window, delay, from, to;
 	double threshold, bandwidth, tflops, us_per_token;
 	unsigned phase_mask;
@@ -86,11 +87,12 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"window\": %lld, \"delay\": %lld, \"threshold\": %g, \"episodes\": %d, "
 		 "\"max_moves\": %d, \"start\": \"%s\", \"model\": \"%s\", \"quant\": \"%s\", "
 		 "\"link\": \"%s\", \"gbytes_per_s\": %g, \"expert_bytes\": %llu, "
-		 "\"sec_per_token\": %g, \"phase_mask\": %u}",
+		 "\"sec_per_token\": %g, \"phase_mask\": %u, \"pay\": %s}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
 		 o->episodes, o->max_moves, start_desc, su->model ? su->model->name : "",
 		 o->quant ? o->quant : "bf16", su->link_name, su->gbps,
-		 (unsigned long long)su->expert_bytes, su->spt, o->phase_mask);
+		 (unsigned long long)su->expert_bytes, su->spt, o->phase_mask,
+		 o->pay ? "true" : "false");
 }
 
 static const char *human_bytes(char *b, size_t n, double v)
@@ -107,7 +109,7 @@ static const char *human_bytes(char *b, size_t n, double v)
 }
 
 static void print_text(const struct setup *su, const struct analyze_replay_out *r,
-		       const char *start_desc)
+		       const char *start_desc, int pay)
 {
 	const struct store_replay *m = &r->sum;
 	char b1[32];
@@ -122,6 +124,9 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       m->id ? "" : " (not stored)");
 	if (m->threshold > 0)
 		printf("only layers whose window imbalance exceeds %.3f are re-placed\n", m->threshold);
+	if (pay)
+		printf("only moves predicted to save more straggler time by the next rebalance than "
+		       "their transfer takes are made\n");
 	printf("start: %s; %lld steps scored under the placement in force\n\n", start_desc,
 	       (long long)m->steps);
 	printf("%-28s %10s %10s\n", "", "baseline", "replay");
@@ -282,7 +287,8 @@ static void *grid_worker(void *arg)
 				.algo = c->algo, .ranks = g->ranks, .slots = c->slots,
 				.nodes = g->o->nodes, .groups = g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
-				.threshold = g->o->threshold, .episodes = g->o->episodes,
+				.threshold = g->o->threshold, .pay = g->o->pay,
+				.episodes = g->o->episodes,
 				.max_moves = g->o->max_moves,
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 				.from = g->o->from,
@@ -497,6 +503,7 @@ int cmd_replay(int argc, char **argv)
 		{ "us-per-token", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "no-store", no_argument, NULL, 'Z' },
+		{ "pay", no_argument, NULL, 'Y' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "grid", no_argument, NULL, 'G' },
 		{ "format", required_argument, NULL, 'f' },
@@ -550,6 +557,7 @@ int cmd_replay(int argc, char **argv)
 		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o.us_per_token, "--us-per-token", &err); break;
 		case 'j': rc = util_parse_int(optarg, 1, 2, &o.threads, "--threads", &err); break;
 		case 'Z': o.no_store = 1; break;
+		case 'Y': o.pay = 1; break;
 		case 'J': o.json = 1; break;
 		case 'G': grid = 1; break;
 		case 'f': o.format = optarg; break;
@@ -628,7 +636,8 @@ int cmd_replay(int argc, char **argv)
 	struct analyze_replay_cfg cfg = {
 		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o.nodes, .groups = o.groups,
 		.interval = o.interval, .window = o.window, .delay = o.delay,
-		.threshold = o.threshold, .episodes = o.episodes, .max_moves = o.max_moves,
+		.threshold = o.threshold, .pay = o.pay, .episodes = o.episodes,
+		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,
 		.expert_bytes = su.expert_bytes, .gbytes_per_s = su.gbps, .sec_per_token = su.spt,
@@ -641,7 +650,7 @@ int cmd_replay(int argc, char **argv)
 	if (o.json)
 		print_json(&su, &out);
 	else
-		print_text(&su, &out, start_desc);
+		print_text(&su, &out, start_desc, o.pay);
 	status = 0;
 out:
 	analyze_replay_release(&out);

@@ -262,6 +262,59 @@ static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
 		w[p] = 1.0 / cnt[p2l[p]];
 }
 
+/* cfg->pay: each changed layer of next keeps its new placement only when
+ * the straggler time it is predicted to save over `horizon` steps (the
+ * drop of its max device load on the window, per window step, times
+ * sec_per_token) exceeds the transfer time of its own copies; then the
+ * whole event is dropped unless the kept layers' savings exceed their
+ * transfer time together.  A layer that does not pay gets cur back.
+ * The prediction assumes the window's heat persists. */
+static int pay_filter(const struct analyze_replay_cfg *cfg, int L, int E, int R, int S,
+		      const double *heat, const int32_t *cur, int32_t *next, double wsteps,
+		      double horizon, double *load, int64_t *send, int64_t *recv, int64_t *psend,
+		      int64_t *precv, struct util_err *err)
+{
+	size_t P = (size_t)R * S;
+	double gain = 0;
+	int kept = 0;
+
+	for (int l = 0; l < L; l++) {
+		const int32_t *o = cur + (size_t)l * P;
+		int32_t *n = next + (size_t)l * P;
+		const double *h = heat + (size_t)l * E;
+		if (!memcmp(o, n, P * sizeof(int32_t)))
+			continue;
+		double before = analyze_device_load(h, E, o, R, S, NULL, load);
+		double after = analyze_device_load(h, E, n, R, S, NULL, load);
+		double g = cfg->sec_per_token * (before - after) / wsteps * horizon;
+		memset(psend, 0, (size_t)R * sizeof(int64_t));
+		memset(precv, 0, (size_t)R * sizeof(int64_t));
+		int64_t m = analyze_transfer_layer(o, n, E, R, S, NULL, psend, precv, err);
+		if (m < 0)
+			return (int)m;
+		if (g <= analyze_transfer_seconds(psend, precv, R, cfg->expert_bytes,
+						  cfg->gbytes_per_s)) {
+			memcpy(n, o, P * sizeof(int32_t));
+			continue;
+		}
+		gain += g;
+		kept++;
+	}
+	if (!kept)
+		return 0;
+	memset(send, 0, (size_t)R * sizeof(int64_t));
+	memset(recv, 0, (size_t)R * sizeof(int64_t));
+	for (int l = 0; l < L; l++) {
+		const int32_t *o = cur + (size_t)l * P, *n = next + (size_t)l * P;
+		if (memcmp(o, n, P * sizeof(int32_t)) &&
+		    analyze_transfer_layer(o, n, E, R, S, NULL, send, recv, err) < 0)
+			return err->code;
+	}
+	if (gain <= analyze_transfer_seconds(send, recv, R, cfg->expert_bytes, cfg->gbytes_per_s))
+		memcpy(next, cur, (size_t)L * P * sizeof(int32_t));
+	return 0;
+}
+
 int analyze_replay_run(struct store *s, const struct store_run *run,
 		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
 		       struct util_err *err)
@@ -280,6 +333,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	double *lmax = NULL, *lmean = NULL, *bmax = NULL, *before = NULL, *after = NULL;
 	uint8_t *want = NULL, *pend_layers = NULL;
 	int64_t *ev_moves = NULL, *ev_bytes = NULL, *send = NULL, *recv = NULL;
+	int64_t *psend = NULL, *precv = NULL;
 	struct qhist qh = { 0 }, qb = { 0 }, qo = { 0 }, qob = { 0 };
 	struct store_iter *it = NULL;
 	struct store_step st;
@@ -295,6 +349,11 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
 	if (K <= 0)
 		return util_err_set(err, UTIL_EUSAGE, "--interval must be at least 1 step");
+	if (cfg->pay && !(cfg->sec_per_token > 0 && cfg->gbytes_per_s > 0 && cfg->expert_bytes))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--pay needs the cost model: the bytes of an expert and the "
+				    "seconds per token (give --model when the run has none) and a "
+				    "link bandwidth");
 	if (W <= 0)
 		return util_err_set(err, UTIL_EUSAGE, "--window must be at least 1 step");
 	if (D < 0 || D >= K)
@@ -386,10 +445,13 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	ev_bytes = malloc((size_t)L * sizeof(int64_t));
 	send = malloc((size_t)R * sizeof(int64_t));
 	recv = malloc((size_t)R * sizeof(int64_t));
+	psend = malloc((size_t)R * sizeof(int64_t));
+	precv = malloc((size_t)R * sizeof(int64_t));
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!cur || !next || !pending || !cnt || !w || !bw || !base_cnt || !prefix || !heat ||
 	    (Ne && !episodes) || !ep_buf || !load || !lmax || !lmean || !bmax || !before ||
 	    !after || !want || !pend_layers || !ev_moves || !ev_bytes || !send || !recv ||
+	    !psend || !precv ||
 	    !out->layer || qh_init(&qh, L) || qh_init(&qb, L) || qh_init(&qo, 1) ||
 	    qh_init(&qob, 1)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
@@ -555,6 +617,11 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 			goto out;
 		}
 		out->algo_seconds += d.seconds;
+		if (cfg->pay &&
+		    (rc = pay_filter(cfg, L, E, R, S, heat, cur, next, (double)(ord - ws),
+				     (double)(K < N - ord - D ? K : N - ord - D), load, send, recv,
+				     psend, precv, err)))
+			goto out;
 		/* moves and the event */
 		struct store_replay_event ev = { 0 };
 		memset(send, 0, (size_t)R * sizeof(int64_t));
@@ -711,6 +778,8 @@ out:
 	free(ev_bytes);
 	free(send);
 	free(recv);
+	free(psend);
+	free(precv);
 	qh_free(&qh);
 	qh_free(&qb);
 	qh_free(&qo);

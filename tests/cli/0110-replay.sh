@@ -65,6 +65,41 @@ id=$(sed -n 's/^{"replay": \([0-9]*\),.*/\1/p' "$T/out")
 [ "$(sqlite3 "$T/db" "SELECT group_concat(layer) FROM replay_event_layers WHERE replay = $id AND moves > 0")" = "1" ] ||
 	fail "threshold 1.5 should re-place layer 1 only"
 
+# --pay: a move is made only when the straggler time it is predicted to
+# save before the next rebalance exceeds its transfer time.  8 experts (4
+# cold) so that Mixtral-8x7B's expert size applies; static layout 100|0 and
+# 70|0 tokens per step.  With an instant link every move pays and --pay
+# changes nothing; with a slow one (or nvlink4 at this tiny scale: 250
+# tokens saved, 0.2 ms, against 0.8 ms per copy) nothing pays.
+{
+	echo "step,layer,expert,tokens"
+	for s in $(seq 0 29); do
+		for e in 0 1 2 3 4 5 6 7; do
+			case $e in 0) a=40 b=30 ;; 1) a=30 b=30 ;; 2) a=20 b=5 ;; 3) a=10 b=5 ;; *) a=0 b=0 ;; esac
+			echo "$s,0,$e,$a"
+			echo "$s,1,$e,$b"
+		done
+	done
+} >"$T/s8.csv"
+expect_status 0 mt import "$T/s8.csv" --into "$T/s8.db" --run s8 --ranks 2 --slots 4
+r8() { mt replay "$T/s8.db" --algo eplb --interval 5 --window 5 --delay 1 --model mixtral-8x7b --no-store --json "$@"; }
+expect_status 0 r8
+plain=$(grep -o '"events": [0-9]*, "moves": [0-9]*' "$T/out" | head -1)
+[ "$plain" = '"events": 1, "moves": 8' ] || fail "s8 without --pay: $plain"
+expect_status 0 r8 --pay --bandwidth 1000000
+[ "$(grep -o '"events": [0-9]*, "moves": [0-9]*' "$T/out" | head -1)" = "$plain" ] ||
+	fail "--pay on an instant link changed the replay"
+expect_grep "$T/out" '"pay": true'
+expect_status 0 r8 --pay --bandwidth 0.001
+expect_grep "$T/out" '"events": 0, "moves": 0, "bytes": 0'
+expect_status 0 r8 --pay
+expect_grep "$T/out" '"events": 0, "moves": 0, "bytes": 0'
+expect_status 0 mt replay "$T/s8.db" --algo eplb --interval 5 --window 5 --delay 1 --model mixtral-8x7b --no-store --pay
+expect_grep "$T/out" '^only moves predicted to save more straggler time'
+# no model: no expert size, no seconds per token
+expect_status 2 mt replay "$T/s8.db" --algo eplb --interval 5 --no-store --pay
+expect_grep "$T/err" "--pay needs the cost model"
+
 # replays lists them; --no-store stores nothing
 n=$(sqlite3 "$T/db" "SELECT count(*) FROM replays")
 expect_status 0 mt replays "$T/db"
