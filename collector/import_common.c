@@ -349,7 +349,7 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	}
 	in_tx = 1;
 	if ((rc = store_run_add(s, &run))) {
-		rc = util_err_set(err, rc, "%s", store_errmsg(s));
+		rc = util_err_set(err, rc, "%s: %s", path, store_errmsg(s));
 		goto out;
 	}
 	for (size_t i = 0, j; i < b->n; i = j) {

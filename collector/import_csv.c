@@ -416,7 +416,7 @@ int collector_import_csv(struct store *s, const char *path,
 	}
 	in_tx = 1;
 	if ((rc = store_run_add(s, &run))) {
-		rc = util_err_set(err, rc, "%s", store_errmsg(s));
+		rc = util_err_set(err, rc, "%s: %s", path, store_errmsg(s));
 		goto out;
 	}
 

@@ -674,6 +674,18 @@ int store_run_add(struct store *s, struct store_run *run)
 	    run->experts > STORE_MAX_EXPERTS)
 		return set_err(s, UTIL_ERANGE, "run '%s': shape %d layers x %d experts is out of range",
 			       run->name, run->layers, run->experts);
+	/* never write a run that the readers would refuse as impossible */
+	if (run->topk < 0 || run->topk > run->experts)
+		return set_err(s, UTIL_ERANGE, "run '%s': top-%d routing of %d experts is impossible",
+			       run->name, run->topk, run->experts);
+	if (run->ranks > 0 && (int64_t)run->ranks * run->slots < run->experts)
+		return set_err(s, UTIL_ERANGE, "run '%s': %d ranks x %d slots cannot hold %d experts",
+			       run->name, run->ranks, run->slots, run->experts);
+	if (!store_int_shape_ok(run->layers, run->experts, run->topk, run->ranks, run->slots,
+				run->ranks_per_node))
+		return set_err(s, UTIL_ERANGE,
+			       "run '%s': EP layout %d ranks x %d slots (%d per node) is out of range",
+			       run->name, run->ranks, run->slots, run->ranks_per_node);
 	if (!run->name[0])
 		return set_err(s, UTIL_EUSAGE, "a run needs a name");
 	if (run->created == 0)

@@ -54,6 +54,13 @@ expect_status 2 mt import "$good" --into "$T/db" --run z --ranks 0
 expect_grep "$T/err" "--ranks: 0 is out of range"
 expect_status 2 mt import "$good" --into "$T/db" --run z --ranks 1 --slots 1
 expect_grep "$T/err" "cannot hold"
+# top-k routing needs k experts: a run the readers would refuse is never written
+nexp=$(sqlite3 "$T/db" "SELECT max(experts) FROM runs")
+expect_status 2 mt import "$good" --into "$T/db" --run z --topk $((nexp + 1))
+expect_grep "$T/err" "^moetrace import: .*good.*: run 'z': top-$((nexp + 1)) routing of $nexp experts is impossible"
+printf '{"moetrace": 1, "layers": 1, "experts": 2, "topk": 3}\n{"step": 0, "layer": 0, "counts": [1, 2]}\n' >"$T/k.jsonl"
+expect_status 2 mt import "$T/k.jsonl" --into "$T/db" --run zk
+expect_grep "$T/err" "k.jsonl: run 'zk': top-3 routing of 2 experts is impossible"
 
 [ "$(sqlite3 "$T/db" "SELECT count(*) FROM counts; SELECT count(*) FROM runs")" = "$sum_before" ] || fail "db changed"
 sqlite3 "$T/db" "PRAGMA integrity_check" | grep -qx ok || fail "integrity"
