@@ -63,11 +63,16 @@ int render_job_draw(cairo_t *cr, double w, double h, int page, void *ctx)
 
 static void range_text(char *buf, size_t n, int64_t first, int64_t last, int64_t nsteps)
 {
-	snprintf(buf, n, "steps %lld-%lld (%lld step%s)", (long long)first, (long long)last,
-		 (long long)nsteps, nsteps == 1 ? "" : "s");
+	/* the count only when it says more than the range (holes, a phase) */
+	if (nsteps == last - first + 1)
+		snprintf(buf, n, "steps %lld-%lld", (long long)first, (long long)last);
+	else
+		snprintf(buf, n, "steps %lld-%lld (%lld step%s)", (long long)first,
+			 (long long)last, (long long)nsteps, nsteps == 1 ? "" : "s");
 }
 
-/* "steps A-B (N steps)" for the steps of [from, to] actually recorded. */
+/* "steps A-B" (with " (N steps)" when some are missing) for the steps of
+ * [from, to] actually recorded. */
 static void step_range(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		       unsigned phase_mask, int64_t nsteps, char *buf, size_t n)
 {
