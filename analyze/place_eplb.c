@@ -275,21 +275,30 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	if (rpn < epn)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "%d slots per node cannot hold %d experts per node", rpn, epn);
+	/* analyze_place checked experts, ranks, slots >= 1; the packings
+	 * below need at least one item and one pack per node */
+	if (gsize < 1 || epn < 1 || dpn < 1)
+		return util_err_set(err, UTIL_EUSAGE, "%d experts on %d ranks in %d nodes", E, D,
+				    N);
 	int nmax = E > R ? E : R;
-	/* one block for every array (float, int and key_idx are 4-byte
-	 * aligned types, key_idx first for its alignment) */
+	/* one block per type: key_idx, float and int arrays */
 	size_t nkey = 3 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
 	       nint = 2 * (size_t)G + 2 * (size_t)E + 3 * (size_t)rpn + epn + nmax;
-	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx) + nflt * sizeof(float) +
-				     nint * sizeof(int));
-	if (!tmp)
+	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx));
+	float *w = malloc(nflt * sizeof(float));
+	int *gpack = malloc(nint * sizeof(int));
+	if (!tmp || !w || !gpack) {
+		free(tmp);
+		free(w);
+		free(gpack);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
 	struct key_idx *heap = tmp + 2 * (size_t)nmax;
-	float *w = (float *)(tmp + nkey), *gw = w + E, *mw = gw + G, *tok = mw + epn;
+	float *gw = w + E, *mw = gw + G, *tok = mw + epn;
 	memset(gw, 0, (size_t)G * sizeof(float));
-	int *gpack = (int *)(tok + rpn), *grank = gpack + G, *log2mlog = grank + G,
-	    *mlog2log = log2mlog + E, *phy2mlog = mlog2log + E, *pack = phy2mlog + rpn,
-	    *rank = pack + rpn, *cnt = rank + rpn, *pitems = cnt + epn;
+	int *grank = gpack + G, *log2mlog = grank + G, *mlog2log = log2mlog + E,
+	    *phy2mlog = mlog2log + E, *pack = phy2mlog + rpn, *rank = pack + rpn, *cnt = rank + rpn,
+	    *pitems = cnt + epn;
 
 	for (int e = 0; e < E; e++)
 		w[e] = (float)in->heat[e] + 0.0f; /* -0 sorts as 0, as in torch */
@@ -321,6 +330,8 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		}
 	}
 	free(tmp);
+	free(w);
+	free(gpack);
 	return rc;
 }
 

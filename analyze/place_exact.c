@@ -217,7 +217,8 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
 		if (e == E)
 			break;
 	}
-	qsort(vec, (size_t)nvec, sizeof(*vec), cmp_cvec);
+	if (nvec) /* none when S > E and R < P - E + 1: no count vector reaches P */
+		qsort(vec, (size_t)nvec, sizeof(*vec), cmp_cvec);
 	b.E = E;
 	b.R = R;
 	b.S = S;

@@ -389,7 +389,7 @@ static void keel_top(struct keel *k)
 
 	top3(k->load, R, k->ftop);
 	for (int t = 0; t < k->T; t++)
-		top3(k->eload + (size_t)t * R, R, k->top + t * 3);
+		top3(k->eload + (size_t)t * R, R, k->top + (size_t)t * 3);
 }
 
 /* top3 after ranks a and b changed: a rescan only where one of them was
@@ -430,7 +430,7 @@ static void keel_top_update(struct keel *k, int a, int b)
 
 	top3_update(k->load, R, k->ftop, a, b);
 	for (int t = 0; t < k->T; t++)
-		top3_update(k->eload + (size_t)t * R, R, k->top + t * 3, a, b);
+		top3_update(k->eload + (size_t)t * R, R, k->top + (size_t)t * 3, a, b);
 }
 
 static int keel_argmax(const struct keel *k)
@@ -450,7 +450,7 @@ static double keel_obj(const struct keel *k)
 	double s = 0;
 
 	for (int t = 0; t < k->T; t++) {
-		double m = k->eload[(size_t)t * k->R + k->top[t * 3]];
+		double m = k->eload[(size_t)t * k->R + k->top[(size_t)t * 3]];
 		s += k->emean[t] > 0 ? m / k->emean[t] : 1;
 	}
 	s /= k->T;
@@ -572,8 +572,7 @@ static int keel_lpt_ep(struct keel *k)
 	int E = k->E, R = k->R, S = k->S, T = k->T, TP = k->TP, n = 0;
 	int *fill = calloc((size_t)R, sizeof(int));
 	struct rep_item *it = malloc((size_t)R * S * sizeof(*it));
-	float *lt = calloc((size_t)R * TP + TP + R, sizeof(float)), *xv = lt + (size_t)R * TP;
-	float *ls = xv + TP; /* summed load / mean */
+	float *lt = calloc((size_t)R * TP + TP + R, sizeof(float)), *xv, *ls;
 	int *open = malloc((size_t)R * sizeof(int)), nopen = R; /* ranks with room */
 
 	if (!fill || !it || !lt || !open) {
@@ -583,6 +582,8 @@ static int keel_lpt_ep(struct keel *k)
 		free(open);
 		return -1;
 	}
+	xv = lt + (size_t)R * TP;
+	ls = xv + TP; /* summed load / mean */
 	keel_rw(k);
 	for (int e = 0; e < E; e++)
 		for (int c = 0; c < k->cnt[e]; c++) {
@@ -848,7 +849,7 @@ static void keel_pair_prep(const struct keel *k, int a, int b)
 
 	for (int t = 0; t < T; t++) {
 		const double *l = k->eload + (size_t)t * R;
-		const int *tp = k->top + t * 3;
+		const int *tp = k->top + (size_t)t * 3;
 		int o = tp[0];
 		if (o == a || o == b) {
 			o = tp[1];
@@ -887,7 +888,7 @@ static int keel_ep_cands(const struct keel *k, int *list, int *score)
 
 	memset(score, 0, (size_t)R * sizeof(int));
 	for (int t = 0; t < k->T; t++)
-		score[k->top[t * 3]]++;
+		score[k->top[(size_t)t * 3]]++;
 	score[k->ftop[0]]++;
 	for (int r = 0; r < R; r++)
 		if (score[r]) {
@@ -936,7 +937,7 @@ static int keel_step_ep(struct keel *k, double *obj)
 	if (k->work > k->cap)
 		return 0;
 	int E = k->E, R = k->R, S = k->S, T = k->T, TP = k->TP;
-	int *list = k->ibuf, *score = k->ibuf + R, *ord = k->ibuf + 2 * R, *i1 = k->tbuf;
+	int *list = k->ibuf, *score = k->ibuf + R, *ord = k->ibuf + 2 * (size_t)R, *i1 = k->tbuf;
 	int n = keel_ep_cands(k, list, score);
 	int *ist = score; /* per rank: episodes where it is the largest other than a */
 	float fmax = k->fld[k->ftop[0]], fl = (float)k->lambda;
@@ -945,7 +946,7 @@ static int keel_step_ep(struct keel *k, double *obj)
 	float cur = 0;
 
 	for (int t = 0; t < T; t++)
-		cur += k->nl[(size_t)k->top[t * 3] * TP + t];
+		cur += k->nl[(size_t)k->top[(size_t)t * 3] * TP + t];
 	for (int c = 0; c < n; c++) {
 		int a = list[c], bb = -1, bi = -1, bj = -1, nb = 0;
 		float best = (float)(-1e-6 * (1 + *obj));
@@ -954,7 +955,7 @@ static int keel_step_ep(struct keel *k, double *obj)
 			continue;
 		/* per episode, the two largest loads of the ranks other than a */
 		for (int t = 0; t < T; t++) {
-			const int *tp = k->top + t * 3;
+			const int *tp = k->top + (size_t)t * 3;
 			int o1 = tp[0], o2 = tp[1];
 			if (o1 == a) {
 				o1 = tp[1];
@@ -1129,7 +1130,7 @@ static void keel_restore(struct keel *k, double limit)
 	if (limit > 0 && k->T > 0) {
 		double s = 0;
 		for (int t = 0; t < k->T; t++)
-			s += k->eload[(size_t)t * R + k->top[t * 3]] / k->emean[t];
+			s += k->eload[(size_t)t * R + k->top[(size_t)t * 3]] / k->emean[t];
 		s /= k->T;
 		slack = limit > s ? limit - s : 0;
 		tol += k->tol * Lmax;
@@ -1346,7 +1347,7 @@ static double keel_score(struct keel *k, const int32_t *p)
 	keel_top(k);
 	double s = 0;
 	for (int t = 0; t < k->T; t++)
-		s += k->eload[(size_t)t * k->R + k->top[t * 3]] / k->emean[t];
+		s += k->eload[(size_t)t * k->R + k->top[(size_t)t * 3]] / k->emean[t];
 	return s / k->T;
 }
 
@@ -1474,6 +1475,9 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	int E = in->experts, R = in->ranks, S = in->slots, rc = 0;
 	size_t P = (size_t)R * S;
 
+	/* the shape analyze_place checked, which every loop below relies on */
+	if (E < 1 || R < 1 || S < 1 || P < (size_t)E)
+		return util_err_set(err, UTIL_EUSAGE, "keel: %d experts on %d x %d slots", E, R, S);
 	memset(&k, 0, sizeof(k));
 	k.E = E;
 	k.R = R;
