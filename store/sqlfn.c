@@ -561,8 +561,9 @@ static void fn_phy2log_json(sqlite3_context *cx, int argc, sqlite3_value **argv)
 	str = sqlite3_str_new(sqlite3_context_db_handle(cx));
 	sqlite3_str_appendchar(str, 1, '[');
 	for (int i = 0; i < len / 4; i++) {
-		int32_t x = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
-				      (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24);
+		const uint8_t *q = b + 4 * (size_t)i;
+		int32_t x = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+				      (uint32_t)q[3] << 24);
 		sqlite3_str_appendf(str, i ? ",%d" : "%d", x);
 	}
 	sqlite3_str_appendchar(str, 1, ']');

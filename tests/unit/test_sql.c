@@ -308,7 +308,7 @@ static void test_sql_layer_heat_and_window(void **state)
 	assert_int_equal(rows, A_L * A_E + B_L * B_E);
 
 	/* heat_window with and without bounds, against C and store_window_sum */
-	uint64_t *sum = calloc(A_L * A_E, sizeof(uint64_t));
+	uint64_t *sum = calloc((size_t)A_L * A_E, sizeof(uint64_t));
 	int64_t nsteps = 0;
 	assert_int_equal(store_window_sum(f->s, &f->a, 1020, 1044, 0, sum, &nsteps), 0);
 	st = prep(f->db,
