@@ -26,14 +26,19 @@ int main(int argc, char **argv)
 	struct collector_gen *g;
 	struct store_step st = { 0 };
 	int64_t tokens = 0;
-	long steps;
+	int64_t steps, seed = 1;
 	double t0, t1, t2, c1, c2;
 
-	if (argc < 3 || !(cfg.model = store_model_find(argv[1])) || (steps = atol(argv[2])) < 1) {
+	if (argc < 3 || !(cfg.model = store_model_find(argv[1]))) {
 		fprintf(stderr, "usage: bench_gen MODEL STEPS [SEED]\n");
 		return 2;
 	}
-	cfg.seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 1;
+	if (util_parse_i64(argv[2], 1, INT64_MAX, &steps, "STEPS", &err) ||
+	    (argc > 3 && util_parse_i64(argv[3], 0, INT64_MAX, &seed, "SEED", &err))) {
+		fprintf(stderr, "bench_gen: %s\n", err.msg);
+		return 2;
+	}
+	cfg.seed = (uint64_t)seed;
 	t0 = util_now();
 	if (collector_gen_new(&cfg, &g, &err)) {
 		fprintf(stderr, "bench_gen: %s\n", err.msg);
@@ -42,7 +47,7 @@ int main(int argc, char **argv)
 	t1 = util_now();
 	c1 = cpu_now();
 	st.counts = xmallocarray((size_t)cfg.model->layers * cfg.model->experts, sizeof(uint32_t));
-	for (long i = 0; i < steps; i++) {
+	for (int64_t i = 0; i < steps; i++) {
 		if (collector_gen_next(g, &st))
 			return 1;
 		tokens += st.tokens;

@@ -20,6 +20,8 @@
 #include "store/store.h"
 #include "util/util.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +288,25 @@ static int cmp_row(const void *a, const void *b)
 	return (x->step > y->step) - (x->step < y->step);
 }
 
+/* "step,layer,expert,tokens" at the start of line into v[0..4): 0, or -1
+ * when a field is missing, not an integer or out of long long. */
+static int parse_row(const char *line, long long *v)
+{
+	const char *p = line;
+
+	for (int i = 0; i < 4; i++) {
+		char *end;
+		if (i && *p++ != ',')
+			return -1;
+		errno = 0;
+		v[i] = strtoll(p, &end, 10);
+		if (end == p || errno)
+			return -1;
+		p = end;
+	}
+	return 0;
+}
+
 static int run_csv(const char *path, int W, int G, const char *label, int per_layer)
 {
 	FILE *f = fopen(path, "r");
@@ -306,16 +327,16 @@ static int run_csv(const char *path, int W, int G, const char *label, int per_la
 		return 2;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		long long s;
+		long long v[4], s, t;
 		int l, e;
-		unsigned long t;
-		if (sscanf(line, "%lld,%d,%d,%lu", &s, &l, &e, &t) != 4 || l < 0 || e < 0 ||
-		    e >= 4096 || l >= STORE_MAX_LAYERS) {
+		if (parse_row(line, v) || v[1] < 0 || v[2] < 0 || v[2] >= 4096 ||
+		    v[1] >= STORE_MAX_LAYERS || v[3] < 0 || v[3] > UINT32_MAX) {
 			fprintf(stderr, "%s: bad line: %s", path, line);
 			fclose(f);
 			free(rows);
 			return 2;
 		}
+		s = v[0], l = (int)v[1], e = (int)v[2], t = v[3];
 		if (n == cap)
 			rows = xrealloc(rows, (cap = cap ? 2 * cap : 65536) * sizeof(*rows));
 		rows[n++] = (struct row){ s, l, e, (uint32_t)t };
@@ -323,6 +344,11 @@ static int run_csv(const char *path, int W, int G, const char *label, int per_la
 		E = e + 1 > E ? e + 1 : E;
 	}
 	fclose(f);
+	if (!n) {
+		fprintf(stderr, "%s: no rows after the header\n", path);
+		free(rows);
+		return 2;
+	}
 	qsort(rows, n, sizeof(*rows), cmp_row);
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || rows[i].step != rows[i - 1].step)
@@ -392,14 +418,15 @@ static int run_db(const char *path, const char *runname, int W, int G, const cha
 
 int main(int argc, char **argv)
 {
-	int W = 0, G = 8, per_layer = 0, i = 1;
+	int W = 0, G = 8, per_layer = 0, i = 1, rc = 0;
 	const char *label = NULL;
+	struct util_err err = UTIL_ERR_INIT;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--window") && i + 1 < argc)
-			W = atoi(argv[++i]);
+			rc = util_parse_int(argv[++i], 0, INT32_MAX, &W, "--window", &err);
 		else if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
-			G = atoi(argv[++i]);
+			rc = util_parse_int(argv[++i], 1, INT32_MAX, &G, "--ranks", &err);
 		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			label = argv[++i];
 		else if (!strcmp(argv[i], "--layers"))
@@ -415,6 +442,10 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "usage: bench_genstats [--window W] [--ranks G] [--name "
 					"LABEL] [--layers] [--header] FILE.csv|DB [RUN]\n");
+			return 2;
+		}
+		if (rc) {
+			fprintf(stderr, "bench_genstats: %s\n", err.msg);
 			return 2;
 		}
 	}

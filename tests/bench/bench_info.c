@@ -20,12 +20,17 @@ int main(int argc, char **argv)
 	uint32_t *counts;
 	struct store_step steps[BATCH];
 	int64_t step = 0;
+	int64_t mb;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: bench_info DB MB\n");
 		return 2;
 	}
-	int64_t want = atoll(argv[2]) * 1000000LL;
+	if (util_parse_i64(argv[2], 1, 1000000, &mb, "MB", &err)) {
+		fprintf(stderr, "bench_info: %s\n", err.msg);
+		return 2;
+	}
+	int64_t want = mb * 1000000LL;
 	if (store_open(argv[1], STORE_CREATE, &s, &err)) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
@@ -43,14 +48,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	counts = malloc((size_t)BATCH * L * E * sizeof(uint32_t));
+	if (!counts) {
+		fprintf(stderr, "bench_info: out of memory\n");
+		store_free(s);
+		return 1;
+	}
 	util_rng_seed(&rng, 5);
 	while (store_size_bytes(s) < want) {
 		for (int i = 0; i < BATCH; i++) {
 			uint32_t *c = counts + (size_t)i * L * E;
 			for (int k = 0; k < L * E; k++)
 				c[k] = (uint32_t)(util_rng_next(&rng) % 512);
-			steps[i] = (struct store_step){ .step = step++, .phase = 1, .tokens = 8192,
+			/* step s at 1e9 + s * 0.05 s (the increment apart: an
+			 * initializer's evaluation order is unspecified) */
+			steps[i] = (struct store_step){ .step = step, .phase = 1, .tokens = 8192,
 							.time = 1e9 + (double)step * 0.05, .counts = c };
+			step++;
 		}
 		if (store_steps_append(s, &run, steps, BATCH)) {
 			fprintf(stderr, "%s\n", store_errmsg(s));

@@ -2,7 +2,7 @@
  * bench_place.c: speed and quality of the placement algorithms.
  *
  *   bench_place window FILE.json R S RUNS   the 58 x 256 window with episodes
- *   bench_place trace FILE.csv R S          a real trace (step,layer,expert,tokens)
+ *   bench_place trace FILE.csv R S [RUNS]   a real trace (step,layer,expert,tokens)
  *
  * Prints markdown table rows.  "fitted" = sum over layers of max device
  * load / sum of mean device load on the summed heat; "per-episode" = mean
@@ -13,6 +13,7 @@
  */
 #include "analyze/analyze.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,13 @@ static int load_window(const char *path, struct data *d)
 	d->T = (int)json_object_array_length(eps);
 	d->heat = malloc(sizeof(double) * d->L * d->E);
 	d->ep = malloc(sizeof(double) * d->L * d->T * d->E);
+	if (!d->heat || !d->ep) {
+		fprintf(stderr, "bench_place: out of memory\n");
+		free(d->heat);
+		free(d->ep);
+		json_object_put(root);
+		return -1;
+	}
 	for (int l = 0; l < d->L; l++) {
 		json_object *row = json_object_array_get_idx(heat, l);
 		for (int e = 0; e < d->E; e++)
@@ -56,13 +64,32 @@ static int load_window(const char *path, struct data *d)
 	return 0;
 }
 
+/* The n comma-separated integers at the start of line into v (what
+ * "%ld,%ld,..." matches, with overflow reported): 0, or -1. */
+static int parse_longs(const char *line, long *v, int n)
+{
+	const char *p = line;
+
+	for (int i = 0; i < n; i++) {
+		char *end;
+		if (i && *p++ != ',')
+			return -1;
+		errno = 0;
+		v[i] = strtol(p, &end, 10);
+		if (end == p || errno)
+			return -1;
+		p = end;
+	}
+	return 0;
+}
+
 /* step,layer,expert,tokens with a header line. */
 static int load_trace(const char *path, struct data *d)
 {
 	FILE *f = fopen(path, "r");
 	char line[256];
 	long cap = 1 << 20, n = 0;
-	long *v;
+	long *v, *nv;
 	long maxs = 0, maxl = 0, maxe = 0;
 
 	if (!f) {
@@ -70,18 +97,26 @@ static int load_trace(const char *path, struct data *d)
 		return -1;
 	}
 	v = malloc(sizeof(long) * 4 * cap);
-	if (!fgets(line, sizeof(line), f)) {
+	if (!v || !fgets(line, sizeof(line), f)) {
 		fclose(f);
 		free(v);
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		long s, l, e, t;
-		if (sscanf(line, "%ld,%ld,%ld,%ld", &s, &l, &e, &t) != 4)
+		long f4[4], s, l, e, t;
+		if (parse_longs(line, f4, 4))
 			continue;
+		s = f4[0], l = f4[1], e = f4[2], t = f4[3];
 		if (n == cap) {
 			cap *= 2;
-			v = realloc(v, sizeof(long) * 4 * cap);
+			nv = realloc(v, sizeof(long) * 4 * cap);
+			if (!nv) {
+				fprintf(stderr, "bench_place: out of memory\n");
+				fclose(f);
+				free(v);
+				return -1;
+			}
+			v = nv;
 		}
 		v[4 * n] = s;
 		v[4 * n + 1] = l;
@@ -99,6 +134,13 @@ static int load_trace(const char *path, struct data *d)
 	d->T = 16;
 	d->heat = calloc((size_t)d->L * d->E, sizeof(double));
 	d->ep = calloc((size_t)d->L * d->T * d->E, sizeof(double));
+	if (!d->heat || !d->ep) {
+		fprintf(stderr, "bench_place: out of memory\n");
+		free(d->heat);
+		free(d->ep);
+		free(v);
+		return -1;
+	}
 	for (long i = 0; i < n; i++) {
 		long s = v[4 * i], l = v[4 * i + 1], e = v[4 * i + 2], t = v[4 * i + 3];
 		int ch = (int)(s * d->T / steps);
@@ -130,6 +172,13 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 	double *load = malloc(sizeof(double) * R), times[16], cpus[16];
 	double smax = 0, smean = 0, sbound = 0, ep = 0;
 
+	if (!p || !stat || !load) {
+		fprintf(stderr, "bench_place: out of memory\n");
+		free(p);
+		free(stat);
+		free(load);
+		return -1;
+	}
 	analyze_static_phy2log(E, R, S, stat);
 	memset(res, 0, sizeof(*res));
 	if (runs > 16)
@@ -153,6 +202,9 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 				in.nodes = R >= 8 ? 8 : 1, in.groups = E % 8 == 0 ? 8 : 1;
 			if (analyze_place(a, &in, p + (size_t)l * P, &err)) {
 				fprintf(stderr, "bench_place: %s: %s\n", a->name, err.msg);
+				free(p);
+				free(stat);
+				free(load);
 				return -1;
 			}
 		}
@@ -193,6 +245,18 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 	return 0;
 }
 
+/* s as an int in [lo, hi], or a message and -1. */
+static int arg_int(const char *s, const char *what, int lo, int hi, int *out)
+{
+	struct util_err err = UTIL_ERR_INIT;
+
+	if (util_parse_int(s, lo, hi, out, what, &err)) {
+		fprintf(stderr, "bench_place: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static const char *const algos[] = { "eplb", "flashlb", "swift", ANALYZE_FLAGSHIP };
 
 int main(int argc, char **argv)
@@ -201,10 +265,13 @@ int main(int argc, char **argv)
 	struct result r;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: bench_place window FILE R S [RUNS] | trace FILE R S\n");
+		fprintf(stderr, "usage: bench_place window|trace FILE R S [RUNS (1..16)]\n");
 		return 2;
 	}
-	int R = atoi(argv[3]), S = atoi(argv[4]), runs = argc > 5 ? atoi(argv[5]) : 3;
+	int R, S, runs = 3;
+	if (arg_int(argv[3], "R", 1, 1 << 20, &R) || arg_int(argv[4], "S", 1, 1 << 20, &S) ||
+	    (argc > 5 && arg_int(argv[5], "RUNS", 1, 16, &runs)))
+		return 2;
 	int window = !strcmp(argv[1], "window");
 	if (window ? load_window(argv[2], &d) : load_trace(argv[2], &d))
 		return 1;
@@ -219,13 +286,18 @@ int main(int argc, char **argv)
 			const char *given = getenv("BENCH_PLACE_GIVEN"); /* "sum" or "episodes" */
 			if (given && strcmp(given, use_ep ? "episodes" : "sum"))
 				continue;
-			if (run(&d, a, R, S, use_ep, runs, &r))
+			if (run(&d, a, R, S, use_ep, runs, &r)) {
+				free(d.heat);
+				free(d.ep);
 				return 1;
+			}
 			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f | %.1f |\n",
 			       a->name, R, S, use_ep ? "episodes" : "sum", r.fitted, r.episode,
 			       r.vs_bound, r.copies, r.dup_layers, r.seconds * 1e3, r.cpu * 1e3);
 			fflush(stdout);
 		}
 	}
+	free(d.heat);
+	free(d.ep);
 	return 0;
 }

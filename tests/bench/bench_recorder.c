@@ -210,11 +210,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_recorder cost|sustained DIR [N] [RATE]\n");
 		return 2;
 	}
-	if (!strcmp(argv[1], "cost"))
-		cost(argv[2], m, argc > 3 ? atoi(argv[3]) : 2000, argc > 4 ? atof(argv[4]) : 1000);
-	else if (!strcmp(argv[1], "sustained"))
-		sustained(argv[2], m, argc > 3 ? atoi(argv[3]) : 6000);
-	else
+	int cost_run = !strcmp(argv[1], "cost"), n = cost_run ? 2000 : 6000;
+	double rate = 1000;
+	struct util_err err = UTIL_ERR_INIT;
+
+	if (!cost_run && strcmp(argv[1], "sustained"))
 		return 2;
+	if ((argc > 3 && util_parse_int(argv[3], 1, 100000000, &n, "N", &err)) ||
+	    (cost_run && argc > 4 && util_parse_double(argv[4], 1e-3, 1e9, &rate, "RATE", &err))) {
+		fprintf(stderr, "bench_recorder: %s\n", err.msg);
+		return 2;
+	}
+	if (cost_run)
+		cost(argv[2], m, n, rate);
+	else
+		sustained(argv[2], m, n);
 	return 0;
 }

@@ -116,22 +116,28 @@ static void exec(sqlite3 *db, const char *sql)
 int main(int argc, char **argv)
 {
 	int64_t steps = 10000, plain_steps = 300;
-	int reps = 3;
+	int reps = 3, prc = 0;
+	struct util_err perr = UTIL_ERR_INIT;
 	const char *dir = NULL;
 	char blob_path[4096], plain_path[4096], tmpl[] = "/tmp/moetrace-bench-sql-XXXXXX";
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--steps") && i + 1 < argc)
-			steps = atoll(argv[++i]);
+			prc = util_parse_i64(argv[++i], 1, INT32_MAX, &steps, "--steps", &perr);
 		else if (!strcmp(argv[i], "--plain-steps") && i + 1 < argc)
-			plain_steps = atoll(argv[++i]);
+			prc = util_parse_i64(argv[++i], 1, INT32_MAX, &plain_steps, "--plain-steps",
+					     &perr);
 		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-			reps = atoi(argv[++i]);
+			prc = util_parse_int(argv[++i], 1, 99, &reps, "--reps", &perr);
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else {
 			fprintf(stderr, "usage: bench_sql [--steps N] [--plain-steps P] [--reps K] "
 					"[--dir DIR]\n");
+			return 2;
+		}
+		if (prc) {
+			fprintf(stderr, "bench_sql: %s\n", perr.msg);
 			return 2;
 		}
 	}
@@ -157,9 +163,17 @@ int main(int argc, char **argv)
 	enum { BATCH = 100 };
 	struct store_step *batch = calloc(BATCH, sizeof(*batch));
 	uint32_t *cells = calloc((size_t)BATCH * L * E, sizeof(uint32_t));
+	uint64_t *want = malloc(sizeof(uint64_t) * L * E), *got = malloc(sizeof(uint64_t) * L * E);
+	uint64_t *want_sub = malloc(sizeof(uint64_t) * L * E);
 
-	if (store_open(blob_path, STORE_CREATE, &s, &err)) {
-		fprintf(stderr, "bench_sql: %s\n", err.msg);
+	if (!batch || !cells || !want || !got || !want_sub ||
+	    store_open(blob_path, STORE_CREATE, &s, &err)) {
+		fprintf(stderr, "bench_sql: %s\n", err.msg[0] ? err.msg : "out of memory");
+		free(batch);
+		free(cells);
+		free(want);
+		free(got);
+		free(want_sub);
 		return 1;
 	}
 	memset(&run, 0, sizeof(run));
@@ -220,9 +234,7 @@ int main(int argc, char **argv)
 	int64_t blob_bytes = file_bytes(blob_path);
 
 	/* ---- C: store_window_sum ---- */
-	uint64_t *want = malloc(sizeof(uint64_t) * L * E), *got = malloc(sizeof(uint64_t) * L * E);
-	uint64_t *want_sub = malloc(sizeof(uint64_t) * L * E);
-	double tv[100];
+	double tv[100] = { 0 }; /* each median reads only the reps (>= 1) just timed */
 	for (int r = 0; r < reps; r++) {
 		t0 = util_now();
 		if (store_window_sum(s, &run, INT64_MIN, INT64_MAX, 0, want, NULL))
@@ -402,5 +414,11 @@ int main(int argc, char **argv)
 	return 0;
 store_fail:
 	fprintf(stderr, "bench_sql: %s\n", store_errmsg(s));
+	store_free(s);
+	free(batch);
+	free(cells);
+	free(want);
+	free(got);
+	free(want_sub);
 	return 1;
 }
