@@ -262,6 +262,128 @@ static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
 		w[p] = 1.0 / cnt[p2l[p]];
 }
 
+/* ---- read-ahead ---------------------------------------------------------
+ * Without storing, the connection is only read, so a second thread reads
+ * and decodes the steps (store_iter_next) into a ring of RA_SLOTS step
+ * buffers while this one scores them. */
+#define RA_SLOTS 8
+
+struct ra {
+	struct store_iter *it;
+	size_t cells;
+	struct store_step slot[RA_SLOTS];
+	int head, count;   /* next slot to hand out, filled slots */
+	int done, rc;      /* the iterator has ended (rc: its last return) */
+	int stop;          /* the reader must stop */
+	int held;          /* the consumer holds slot[head] */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t tid;
+	int running;
+};
+
+static void *ra_main(void *arg)
+{
+	struct ra *a = arg;
+	struct store_step st;
+
+	for (;;) {
+		int rc = store_iter_next(a->it, &st);
+		pthread_mutex_lock(&a->mu);
+		if (rc != 1) {
+			a->done = 1;
+			a->rc = rc;
+			pthread_cond_broadcast(&a->cv);
+			pthread_mutex_unlock(&a->mu);
+			return NULL;
+		}
+		while (a->count == RA_SLOTS && !a->stop)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stop) {
+			pthread_mutex_unlock(&a->mu);
+			return NULL;
+		}
+		/* the slot is free: neither filled nor held */
+		struct store_step *d = &a->slot[(a->head + a->count) % RA_SLOTS];
+		uint32_t *c = d->counts;
+		pthread_mutex_unlock(&a->mu);
+		*d = st;
+		d->counts = c;
+		memcpy(c, st.counts, a->cells * sizeof(uint32_t));
+		pthread_mutex_lock(&a->mu);
+		a->count++;
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+}
+
+/* 0 with the reader running, -1 when it cannot start (then read inline). */
+static int ra_start(struct ra *a, struct store_iter *it, size_t cells)
+{
+	memset(a, 0, sizeof(*a));
+	a->it = it;
+	a->cells = cells;
+	for (int i = 0; i < RA_SLOTS; i++)
+		if (!(a->slot[i].counts = malloc(cells * sizeof(uint32_t)))) {
+			for (int j = 0; j < i; j++)
+				free(a->slot[j].counts);
+			return -1;
+		}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	if (pthread_create(&a->tid, NULL, ra_main, a)) {
+		pthread_mutex_destroy(&a->mu);
+		pthread_cond_destroy(&a->cv);
+		for (int i = 0; i < RA_SLOTS; i++)
+			free(a->slot[i].counts);
+		return -1;
+	}
+	a->running = 1;
+	return 0;
+}
+
+/* As store_iter_next: 1 and *st (valid until the next call), 0 at the end,
+ * or the iterator's error. */
+static int ra_next(struct ra *a, struct store_step *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->held) { /* give the last step's slot back */
+		a->held = 0;
+		a->head = (a->head + 1) % RA_SLOTS;
+		a->count--;
+		pthread_cond_broadcast(&a->cv);
+	}
+	while (a->count == 0 && !a->done)
+		pthread_cond_wait(&a->cv, &a->mu);
+	if (a->count > 0) {
+		*st = a->slot[a->head];
+		a->held = 1;
+		rc = 1;
+	} else {
+		rc = a->rc;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+static void ra_stop(struct ra *a)
+{
+	if (!a->running)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stop = 1;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->tid, NULL);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cv);
+	for (int i = 0; i < RA_SLOTS; i++)
+		free(a->slot[i].counts);
+	a->running = 0;
+}
+
 /* cfg->pay: each changed layer of next keeps its new placement only when
  * the straggler time it is predicted to save over `horizon` steps (the
  * drop of its max device load on the window, per window step, times
@@ -336,6 +458,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	int64_t *psend = NULL, *precv = NULL;
 	struct qhist qh = { 0 }, qb = { 0 }, qo = { 0 }, qob = { 0 };
 	struct store_iter *it = NULL;
+	struct ra ra = { 0 };
 	struct store_step st;
 	int64_t pending_eff = -1, ord = 0;
 	size_t pending_ev = 0;
@@ -507,7 +630,10 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		}
 		ci = 1;
 	}
-	while ((rc = store_iter_next(it, &st)) == 1) {
+	/* read ahead on a second thread when nothing is written */
+	if (!cfg->store && cfg->threads > 1)
+		ra_start(&ra, it, LE);
+	while ((rc = ra.running ? ra_next(&ra, &st) : store_iter_next(it, &st)) == 1) {
 		/* a pending placement takes effect before this step runs */
 		if (pending_eff == ord) {
 			for (int l = 0; l < L; l++)
@@ -749,6 +875,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	}
 	out->wall_seconds = util_now() - t0;
 out:
+	ra_stop(&ra);
 	if (in_tx)
 		store_rollback(s);
 	store_iter_free(it);
