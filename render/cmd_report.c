@@ -31,17 +31,24 @@
 static const char usage[] =
 	"usage: moetrace report [--run NAME] [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--steps A:B] [--phase prefill|decode] [--algos A,B,...]\n"
+	"                       [--episodes K]\n"
 	"                       [--interval K] [--window W] [--delay D] [--model NAME]\n"
 	"                       [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
 	"                       [--scale X] -o DIR DB\n"
 	"Compares the algorithms (fitted on the first half of the steps, scored on the\n"
 	"second, as `moetrace compare`), replays the best in memory, and writes\n"
 	"heatmap.png, timeline.png, devices.png, imbalance.png, transfer.png and\n"
-	"report.pdf into DIR.  The trace is not changed.\n";
+	"report.pdf into DIR.  The trace is not changed.  The algorithms get each\n"
+	"window as K episodes too (default 8; 0: the summed heat only), which makes\n"
+	"placements that hold up on the steps after it.\n";
 
 #define CMD "report"
 #define MAX_ALGOS 10
 #define DEFAULT_ALGOS "static,eplb,flashlb,swift,keel"
+/* A deployment serves the steps after the window it was fitted on: given
+ * the window as episodes (RENDER_EPISODES unless --episodes says, fewer on
+ * a short window), the multi-episode algorithms place for all of them
+ * instead of for their sum (docs/render.md has the figures). */
 
 struct opts {
 	struct analyze_cli c;
@@ -74,6 +81,7 @@ struct report {
 	struct row rows[MAX_ALGOS];
 	struct analyze_replay_out rep;
 	char rep_desc[200];
+	char eps_desc[40];         /* ", as K episodes" or "" */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
 	int pages[PAGES];          /* their kinds in order */
@@ -87,6 +95,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		{ "slots", required_argument, NULL, 'S' },
 		{ "redundant", required_argument, NULL, 'N' },
 		{ "steps", required_argument, NULL, 's' },
+		{ "episodes", required_argument, NULL, 'k' },
 		{ "phase", required_argument, NULL, 'p' },
 		{ "algos", required_argument, NULL, 'a' },
 		{ "interval", required_argument, NULL, 'K' },
@@ -125,6 +134,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 			break;
 		case 'o': o->dir = optarg; break;
 		case 'h': fputs(usage, stdout); return 1;
+		case 'k':
+			if (util_parse_int(optarg, 0, 4096, &o->c.episodes, "--episodes", err))
+				return err->code;
+			break;
 		case 's':
 			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)))
 				return rc;
@@ -221,6 +234,10 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	size_t LE = (size_t)L * E;
 	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
+	int64_t span = r->win[1] - r->win[0] + 1;
+	int ne = o->c.episodes >= 0 ? o->c.episodes
+				    : (span < RENDER_EPISODES ? (int)span : RENDER_EPISODES);
+	double *eps = ne > 0 ? xmallocarray((size_t)ne * LE, sizeof(double)) : NULL;
 	double *load = xcalloc((size_t)R, sizeof(double));
 	double *both = xcalloc((size_t)E, sizeof(double));
 	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
@@ -237,13 +254,15 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
-	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->c.phase_mask, 0, fit, NULL,
-				      &r->fit_steps)) ||
+	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->c.phase_mask,
+				      ne, fit, eps, &r->fit_steps)) ||
 	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->c.phase_mask, 0, next,
 				      NULL, &r->next_steps))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
+	if (eps)
+		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes", ne);
 	if (!r->fit_steps || !r->next_steps) {
 		rc = util_err_set(err, UTIL_EUSAGE,
 				  "no steps of run '%s' in %lld..%lld%s: nothing to compare",
@@ -278,6 +297,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 		struct analyze_plan_in in = {
 			.algo = w->algo, .layers = L, .experts = E, .ranks = R, .slots = S,
 			.nodes = r->nodes, .groups = r->groups, .max_moves = -1, .heat = fit,
+			.episodes = eps, .n_episodes = ne,
 			.current = cur, .only_layer = -1, .threads = 2,
 		};
 		double smax = 0, smean = 0, slb = 0;
@@ -306,6 +326,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	rc = 0;
 out:
 	free(fit);
+	free(eps);
 	free(next);
 	free(load);
 	free(both);
@@ -374,9 +395,9 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	if (run->source[0])
 		y = line(cr, x, y, f, 0, "source: %s", run->source);
 	y = line(cr, x, y, f, 0,
-		 "fitted on steps %lld-%lld (%lld steps), scored on the next %lld-%lld (%lld "
+		 "fitted on steps %lld-%lld (%lld steps%s), scored on the next %lld-%lld (%lld "
 		 "steps); moves from the %s placement",
-		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps,
+		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps, r->eps_desc,
 		 (long long)r->win[2], (long long)r->win[3], (long long)r->next_steps, r->cur_name);
 	y = line(cr, x, y, f * 0.9, 0,
 		 "imbalance = sum over layers of max / sum of mean device load (a replicated "
@@ -605,6 +626,8 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 int cmd_report(int argc, char **argv)
 {
 	struct opts o = { .c = ANALYZE_CLI_INIT, .delay = -1, .scale = 1 };
+
+	o.c.episodes = -1; /* RENDER_EPISODES, or fewer on a short window */
 	struct util_err err = UTIL_ERR_INIT;
 	struct report *r = xcalloc(1, sizeof(*r));
 	struct store *s = NULL;
@@ -668,6 +691,7 @@ int cmd_report(int argc, char **argv)
 			.algo = r->rows[r->best].algo, .ranks = r->ranks, .slots = r->slots,
 			.layer = -1, .quant = o.c.quant, .from = r->win[0], .to = o.c.to,
 			.interval = o.interval, .window = o.window, .delay = o.delay,
+			.episodes = o.c.episodes,
 			.phase_mask = o.c.phase_mask, .model = r->model, .gbytes_per_s = r->gbps,
 		};
 		if (render_replay_run(s, &r->run, &q, &r->rep, &r->replay_steps, r->rep_desc,

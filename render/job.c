@@ -699,6 +699,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	struct analyze_replay_cfg cfg = {
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
+		.episodes = q->episodes >= 0 ? q->episodes
+					     : (W < RENDER_EPISODES ? (int)W : RENDER_EPISODES),
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
@@ -714,9 +716,12 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	free(start);
 	if (rc)
 		return rc;
+	char eps[32] = "";
+	if (cfg.episodes > 0)
+		snprintf(eps, sizeof(eps), " (%d episodes)", cfg.episodes);
 	snprintf(desc, ndesc,
-		 "replay of %s from the %s placement: every %lld steps, window %lld, delay %lld",
-		 q->algo->name, sname, (long long)K, (long long)W, (long long)D);
+		 "replay of %s from the %s placement: every %lld steps, window %lld%s, delay %lld",
+		 q->algo->name, sname, (long long)K, (long long)W, eps, (long long)D);
 	return 0;
 }
 

@@ -212,9 +212,14 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
  * none is recorded, or with force_static).  model (may be NULL) gives
  * expert bytes at `quant` and the MoE time per token at 400 TFLOPS;
  * gbytes_per_s 0 takes the nvlink4 link. */
+/* Episodes per window when the report is not told (--episodes). */
+#define RENDER_EPISODES 8
+
 struct render_replay_req {
 	const struct analyze_algo *algo;
 	int ranks, slots, layer, force_static, quant;
+	int episodes;           /* each window as this many episodes (0: summed only;
+				 * < 0: RENDER_EPISODES, or the window's steps if fewer) */
 	int64_t from, to, interval, window, delay;
 	unsigned phase_mask;
 	const struct store_model *model;

@@ -34,10 +34,17 @@ pdf_pages() { python3 -c 'import re,sys; print(len(re.findall(rb"/Type\s*/Page(?
 [ "$(png_size "$T/rep/heatmap.png")" = 1000x600 ] || fail "heatmap.png is $(png_size "$T/rep/heatmap.png")"
 [ "$(pdf_pages "$T/rep/report.pdf")" -eq 6 ] || fail "report.pdf has $(pdf_pages "$T/rep/report.pdf") pages"
 
-# the best algorithm is the one compare scores lowest on the next window
-expect_status 0 mt compare "$T/db" --algos static,eplb,flashlb,swift,keel --format csv
+# the best algorithm is the one compare scores lowest on the next window,
+# given the fitting window as 8 episodes as the report does by default
+expect_status 0 mt compare "$T/db" --algos static,eplb,flashlb,swift,keel --episodes 8 --format csv
 best=$(awk -F, '$1 == "overall" { if (b == "" || $5 < m) { m = $5; b = $2 } } END { printf "%s, imbalance %.4f", b, m }' "$T/out")
 expect_grep "$T/stdout" "^best: $best on steps 20-39 \(fitted on 0-19\)"
+# --episodes 0: the summed heat only, as compare without --episodes
+expect_status 0 mt report "$T/db" -o "$T/rep0" --episodes 0
+cp "$T/out" "$T/stdout0"
+expect_status 0 mt compare "$T/db" --algos static,eplb,flashlb,swift,keel --format csv
+best0=$(awk -F, '$1 == "overall" { if (b == "" || $5 < m) { m = $5; b = $2 } } END { printf "%s, imbalance %.4f", b, m }' "$T/out")
+expect_grep "$T/stdout0" "^best: $best0 on steps 20-39 \(fitted on 0-19\)"
 
 # the charts are the ones `moetrace render` draws for the same steps: the
 # heatmap; the timeline of the hottest layer (both layers' hottest expert
