@@ -25,11 +25,17 @@ if has compare; then
 	step "4. what the placement algorithms would do (fit on steps 0-999, score on 1000-1999)" \
 	     "moetrace compare demo/trace.db --steps 0:999"
 	$mt compare demo/trace.db --steps 0:999
+	step "4b. the same, the fitting window given as 8 episodes (placements that hold up after it)" \
+	     "moetrace compare demo/trace.db --steps 0:999 --episodes 8"
+	$mt compare demo/trace.db --steps 0:999 --episodes 8
 fi
 if has replay; then
 	step "5. dynamic load balancing replayed on the trace" \
 	     "moetrace replay demo/trace.db --interval 200 --window 200 --delay 20"
 	$mt replay demo/trace.db --interval 200 --window 200 --delay 20
+	step "5b. the same, moving only what pays for its transfer" \
+	     "moetrace replay demo/trace.db --interval 200 --window 200 --delay 20 --pay --no-store"
+	$mt replay demo/trace.db --interval 200 --window 200 --delay 20 --pay --no-store
 fi
 if has report; then
 	step "6. the report" "moetrace report demo/trace.db -o demo/report"
