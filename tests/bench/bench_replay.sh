@@ -25,3 +25,10 @@ for algo in eplb keel; do
 		echo "| $algo | $store | $(fmt3 "$t") | $(fmt3 "$a") | $im | $mv |"
 	done
 done
+# only the moves that pay for their transfer (docs/replay.md)
+run() { "$MOETRACE" replay "$d/t.db" --algo keel --interval 900 --window 900 --delay 50 --pay --no-store --json >"$d/out.json"; }
+t=$(median_time 3 run)
+a=$(sed -n 's/.*"algo_seconds": \([0-9.]*\).*/\1/p' "$d/out.json" | head -1)
+im=$(sed -n 's/.*"imbalance_mean": \([0-9.]*\), "baseline_imbalance_mean": \([0-9.]*\).*/\1 (\2)/p' "$d/out.json" | head -1)
+mv=$(sed -n 's/.*"events": [0-9]*, "moves": \([0-9]*\).*/\1/p' "$d/out.json" | head -1)
+echo "| keel --pay | no | $(fmt3 "$t") | $(fmt3 "$a") | $im | $mv |"
