@@ -20,7 +20,7 @@ static const char usage[] =
 	"         [--max-moves M] [--start static|FILE] [--steps A:B] [--phase prefill|decode]\n"
 	"         [--model PRESET] [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
 	"         [--tflops T | --us-per-token U] [--threads 1|2] [--no-store] [--json]\n"
-	"         [--grid algos=A,B redundant=0,32 interval=500,2000 window=... delay=...\n"
+	"         [--grid algos=A,B redundant=0,32 interval=500,2000 window=... delay=... pay=no,yes\n"
 	"          [--format table|csv|json|markdown]]\n"
 	"Defaults: the flagship algorithm, the run's EP layout, --interval 600 --window 600\n"
 	"--delay 50 (vllm-ascend's expert_heat_collection_interval and\n"
@@ -208,7 +208,7 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 
 struct combo {
 	const struct analyze_algo *algo;
-	int redundant, slots;
+	int redundant, slots, pay;
 	int64_t interval, window, delay;
 	struct analyze_replay_out r;
 	int rc;
@@ -287,7 +287,7 @@ static void *grid_worker(void *arg)
 				.algo = c->algo, .ranks = g->ranks, .slots = c->slots,
 				.nodes = g->o->nodes, .groups = g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
-				.threshold = g->o->threshold, .pay = g->o->pay,
+				.threshold = g->o->threshold, .pay = c->pay,
 				.episodes = g->o->episodes,
 				.max_moves = g->o->max_moves,
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
@@ -316,8 +316,8 @@ static int cmp_combo(const void *a, const void *b)
 
 static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 {
-	char algos[16][64], reds[16][64], ints[16][64], wins[16][64], dels[16][64];
-	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0;
+	char algos[16][64], reds[16][64], ints[16][64], wins[16][64], dels[16][64], pays[2][64];
+	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0;
 	struct util_err err = UTIL_ERR_INIT;
 	const char *fmt = o->format ? o->format : "table";
 	int E = su->run.experts;
@@ -340,9 +340,16 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 			nw = split_list(v, wins, 16);
 		else if (!strcmp(k, "delay"))
 			nd = split_list(v, dels, 16);
-		else {
+		else if (!strcmp(k, "pay")) {
+			np = split_list(v, pays, 2);
+			for (int j = 0; j < np; j++)
+				if (strcmp(pays[j], "no") && strcmp(pays[j], "yes")) {
+					util_cli_error("replay", "--grid pay=%s: not no or yes", pays[j]);
+					return 2;
+				}
+		} else {
 			util_cli_error("replay", "--grid: unknown key '%s' (algos, redundant, "
-				       "interval, window, delay)", k);
+				       "interval, window, delay, pay)", k);
 			return 2;
 		}
 	}
@@ -357,16 +364,19 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 		snprintf(reds[nr++], 64, "%d", ranks * slots - E);
 	if (!ni)
 		snprintf(ints[ni++], 64, "%lld", (long long)o->interval);
-	size_t n = (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1);
+	if (!np)
+		snprintf(pays[np++], 64, "%s", o->pay ? "yes" : "no");
+	size_t n = (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
 	struct combo *c = calloc(n, sizeof(*c));
 	size_t k = 0;
 	for (int a = 0; a < na; a++)
 		for (int r = 0; r < nr; r++)
 			for (int i = 0; i < ni; i++)
 				for (int w = 0; w < (nw ? nw : 1); w++)
-					for (int d = 0; d < (nd ? nd : 1); d++) {
+					for (int d = 0; d < (nd ? nd : 1) * np; d++) {
 						struct combo *x = &c[k++];
 						int red;
+						x->pay = !strcmp(pays[d % np], "yes");
 						x->algo = analyze_algo_find(algos[a]);
 						if (!x->algo) {
 							util_cli_error("replay", "--grid: unknown algorithm '%s'",
@@ -377,7 +387,7 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 						if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red, "--grid redundant", &err) ||
 						    util_parse_i64(ints[i], 1, INT64_MAX, &x->interval, "--grid interval", &err) ||
 						    (nw && util_parse_i64(wins[w], 1, INT64_MAX, &x->window, "--grid window", &err)) ||
-						    (nd && util_parse_i64(dels[d], 0, INT64_MAX, &x->delay, "--grid delay", &err))) {
+						    (nd && util_parse_i64(dels[d / np], 0, INT64_MAX, &x->delay, "--grid delay", &err))) {
 							free(c);
 							return util_cli_fail("replay", &err);
 						}
@@ -417,51 +427,54 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 	if (js)
 		printf("[");
 	else if (csv)
-		printf("rank,algo,redundant,slots,interval,window,delay,imbalance_mean,"
+		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
 		       "saved_seconds,net_overlap_seconds\n");
 	else if (md)
-		printf("| # | algo | redundant | interval | window | delay | imbalance mean | p99 | "
+		printf("| # | algo | redundant | interval | window | delay | pay | imbalance mean | p99 | "
 		       "baseline | copies | GB moved | transfer s | net saved s |\n"
-		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	else
-		printf("%3s %-8s %9s %8s %7s %6s %9s %7s %9s %8s %9s %9s %10s\n", "#", "algo",
-		       "redundant", "interval", "window", "delay", "imb-mean", "p99", "baseline",
+		printf("%3s %-8s %9s %8s %7s %6s %4s %9s %7s %9s %8s %9s %9s %10s\n", "#", "algo",
+		       "redundant", "interval", "window", "delay", "pay", "imb-mean", "p99", "baseline",
 		       "copies", "GB moved", "transfer", "net-saved");
 	for (size_t i = 0; i < n; i++) {
 		const struct combo *x = &c[i];
 		const struct store_replay *m = &x->r.sum;
 		if (js)
 			printf("%s\n {\"rank\": %zu, \"algo\": \"%s\", \"redundant\": %d, \"slots\": %d, "
-			       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, "
+			       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, \"pay\": %s, "
 			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
 			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
 			       "\"net_overlap_seconds\": %.6f}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
-			       m->imbalance_mean, m->baseline_imbalance_mean, m->imbalance_p99,
-			       (long long)m->events, (long long)m->moves, (long long)m->bytes,
+			       x->pay ? "true" : "false", m->imbalance_mean,
+			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
 			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds);
 		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f\n",
+			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, m->imbalance_mean,
+			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+			       m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
 			       m->saved_seconds, m->net_overlap_seconds);
 		else if (md)
-			printf("| %zu | %s | %d | %lld | %lld | %lld | %.3f | %.3f | %.3f | %lld | %.1f | "
+			printf("| %zu | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | %.1f | "
 			       "%.2f | %.2f |\n",
 			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, m->imbalance_mean,
+			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 		else
-			printf("%3zu %-8s %9d %8lld %7lld %6lld %9.3f %7.3f %9.3f %8lld %9.1f %8.2fs "
+			printf("%3zu %-8s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f %8.2fs "
 			       "%9.2fs\n",
 			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, m->imbalance_mean,
+			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 	}

@@ -96,6 +96,13 @@ expect_status 0 r8 --pay
 expect_grep "$T/out" '"events": 0, "moves": 0, "bytes": 0'
 expect_status 0 mt replay "$T/s8.db" --algo eplb --interval 5 --window 5 --delay 1 --model mixtral-8x7b --no-store --pay
 expect_grep "$T/out" '^only moves predicted to save more straggler time'
+# the grid compares both: on the slow link only the row without --pay moves
+expect_status 0 mt replay "$T/s8.db" --algo eplb --interval 5 --window 5 --delay 1 --model mixtral-8x7b \
+	--bandwidth 0.001 --grid pay=no,yes --format csv
+[ "$(awk -F, 'NR > 1 { print $8 ":" $13 }' "$T/out" | sort | tr '\n' ' ')" = "no:8 yes:0 " ] ||
+	fail "grid pay=no,yes: $(cat "$T/out")"
+expect_status 2 mt replay "$T/s8.db" --grid pay=maybe
+expect_grep "$T/err" "pay=maybe: not no or yes"
 # no model: no expert size, no seconds per token
 expect_status 2 mt replay "$T/s8.db" --algo eplb --interval 5 --no-store --pay
 expect_grep "$T/err" "--pay needs the cost model"
