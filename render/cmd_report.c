@@ -607,8 +607,12 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 		jo.ranks = r->ranks;
 		jo.slots = r->slots;
 		jo.scale = o->scale;
-		if (k == PG_TIMELINE)
+		if (k == PG_TIMELINE) {
+			/* per-step heat is spiky (prefill steps): a log scale keeps the
+			 * rest of the picture from going dark */
 			jo.layer = r->hot_layer;
+			jo.log_scale = 1;
+		}
 		if (k == PG_DEVICES) {
 			jo.layer = r->worst_layer;
 			jo.algo = r->rows[r->best].algo;
