@@ -70,7 +70,6 @@ struct keel {
 	int nsnap;
 	const int *snap_b;
 	int32_t *snap;     /* [nsnap * R * S], caller's */
-	double *etmp;      /* [T * R] scratch */
 	/* single-precision copies for screening episode swaps, episodes
 	 * padded to TP (a multiple of 4, zeros past T) and scaled by winv so
 	 * that the episode objective is a plain sum over episodes */
@@ -238,7 +237,6 @@ static int keel_alloc(struct keel *k)
 	k->has = calloc(R * E, 1);
 	k->load = calloc(R, sizeof(double));
 	k->eload = calloc(T * R + 1, sizeof(double));
-	k->etmp = calloc(T * R + 1, sizeof(double));
 	k->emean = calloc(T + 1, sizeof(double));
 	k->winv = calloc(T + 1, sizeof(double));
 	k->top = calloc(T * 3 + 1, sizeof(int));
@@ -262,7 +260,7 @@ static int keel_alloc(struct keel *k)
 	    !k->yfirst || !k->yrk)
 		return -1;
 	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->eload ||
-	    !k->etmp || !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
+	    !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
 	    !k->rl || !k->pbuf)
 		return -1;
 	return 0;
@@ -276,7 +274,6 @@ static void keel_release(struct keel *k)
 	free(k->has);
 	free(k->load);
 	free(k->eload);
-	free(k->etmp);
 	free(k->emean);
 	free(k->winv);
 	free(k->top);
@@ -471,6 +468,13 @@ static int keel_dmoves(const struct keel *k, int r, int out, int in)
 	if (k->has[o + in] + 1 > k->curhas[o + in])
 		d++;
 	return d;
+}
+
+/* Would swapping x (on rank a) with y (on rank b) exceed the move budget? */
+static int keel_over_budget(const struct keel *k, int a, int x, int b, int y)
+{
+	return k->budget >= 0 &&
+	       k->moves + keel_dmoves(k, a, x, y) + keel_dmoves(k, b, y, x) > k->budget;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -780,10 +784,7 @@ static int keel_step_max(struct keel *k)
 					continue;
 				double m = La - d > Lb + d ? La - d : Lb + d;
 				if (m < best) {
-					if (k->budget >= 0 &&
-					    k->moves + keel_dmoves(k, a, x, y) +
-							    keel_dmoves(k, b, y, x) >
-						    k->budget)
+					if (keel_over_budget(k, a, x, b, y))
 						continue;
 					best = m;
 					bb = b;
@@ -925,6 +926,16 @@ static double keel_sum_delta(const struct keel *k, int a, int b, double dd, doub
 	return k->lambda * ((nm > rest ? nm : rest) - Lmax) / k->mean;
 }
 
+/* Per episode, the largest load of the ranks other than a and b: v1 (the
+ * largest other than a, on rank i1) unless that rank is b, then v2. */
+static const float *ep_rest(int b, const int *i1, const float *v1, const float *v2, float *out,
+			    int T)
+{
+	for (int t = 0; t < T; t++)
+		out[t] = i1[t] == b ? v2[t] : v1[t];
+	return out;
+}
+
 /* One improving swap for the episode objective: the first candidate rank
  * (by episodes it sets the max of) with an improving swap takes the best
  * one with the first partner that has one; 0 when none exists or the
@@ -987,11 +998,8 @@ static int keel_step_ep(struct keel *k, double *obj)
 				continue;
 			const float *lb = k->nl + (size_t)b * TP, *rest = v1;
 			float frs = b == o1 ? f2 : f1, hm = 0.5f * (fa + k->fld[b]);
-			if (ist[b]) {
-				for (int t = 0; t < T; t++)
-					rb[t] = i1[t] == b ? v2[t] : v1[t];
-				rest = rb;
-			}
+			if (ist[b])
+				rest = ep_rest(b, i1, v1, v2, rb, T);
 			float p = fl * ((hm > frs ? hm : frs) - fmax) + vsum_half(rest, la, lb, TP) - cur;
 			if (p >= best)
 				continue;
@@ -1016,11 +1024,8 @@ static int keel_step_ep(struct keel *k, double *obj)
 			const float *lb = k->nl + (size_t)b * TP, *rest = v1;
 			float fb = k->fld[b], frs = b == o1 ? f2 : f1, hm = 0.5f * (fa + fb);
 			float ps = fl * ((hm > frs ? hm : frs) - fmax);
-			if (ist[b]) {
-				for (int t = 0; t < T; t++)
-					rb[t] = i1[t] == b ? v2[t] : v1[t];
-				rest = rb;
-			}
+			if (ist[b])
+				rest = ep_rest(b, i1, v1, v2, rb, T);
 			vhalf(h, la, lb, TP);
 			for (int i = 0; i < S; i++) {
 				int x = k->slot[a * S + i];
@@ -1043,10 +1048,7 @@ static int keel_step_ep(struct keel *k, double *obj)
 						d += fl * ((nm > frs ? nm : frs) - fmax);
 					}
 					if (d < best) {
-						if (k->budget >= 0 &&
-						    k->moves + keel_dmoves(k, a, x, y) +
-								    keel_dmoves(k, b, y, x) >
-							    k->budget)
+						if (keel_over_budget(k, a, x, b, y))
 							continue;
 						best = d;
 						bb = b;
