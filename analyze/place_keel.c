@@ -928,7 +928,7 @@ static double keel_sum_delta(const struct keel *k, int a, int b, double dd, doub
 
 /* Per episode, the largest load of the ranks other than a and b: v1 (the
  * largest other than a, on rank i1) unless that rank is b, then v2. */
-static const float *ep_rest(int b, const int *i1, const float *v1, const float *v2, float *out,
+static inline const float *ep_rest(int b, const int *i1, const float *v1, const float *v2, float *out,
 			    int T)
 {
 	for (int t = 0; t < T; t++)
