@@ -234,55 +234,63 @@ static void replay_from_row(sqlite3_stmt *st, struct store_replay *r)
 	r->net_overlap_seconds = sqlite3_column_double(st, 24);
 }
 
-/* v with room for an item at index len (the capacity doubles, from
- * `first`), or NULL with v untouched when out of memory. */
-static void *grow(void *v, size_t len, size_t *cap, size_t size, size_t first)
-{
-	if (len < *cap)
-		return v;
-	size_t c = *cap ? 2 * *cap : first;
-	void *nv = realloc(v, c * size);
-	if (nv)
-		*cap = c;
-	return nv;
-}
-
-int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n)
+/* Every row of sql (?1 bound to id) as an array of items of `size` bytes,
+ * each filled by fill(st, item); *out is malloc'ed (NULL when there are no
+ * rows).  `what` names the read in the error. */
+static int read_rows(struct store *s, const char *sql, int64_t id, size_t size,
+		     void (*fill)(sqlite3_stmt *st, void *item), const char *what, void **out,
+		     size_t *n)
 {
 	sqlite3_stmt *st;
-	struct store_replay *v = NULL;
+	char *v = NULL;
 	size_t len = 0, cap = 0;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = store_int_prepare(s,
-				    "SELECT " REPLAY_COLS " FROM replays WHERE ?1 < 0 OR run = ?1 "
-				    "ORDER BY replay",
-				    &st)))
+	if ((rc = store_int_prepare(s, sql, &st)))
 		return rc;
-	sqlite3_bind_int64(st, 1, run);
+	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_replay *nv = grow(v, len, &cap, sizeof(*v), 8);
-		if (!nv) {
-			free(v);
-			sqlite3_finalize(st);
-			return UTIL_ENOMEM;
+		if (len == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			char *nv = realloc(v, c * size);
+			if (!nv) {
+				free(v);
+				sqlite3_finalize(st);
+				return UTIL_ENOMEM;
+			}
+			v = nv;
+			cap = c;
 		}
-		v = nv;
-		replay_from_row(st, &v[len++]);
+		fill(st, v + len++ * size);
 	}
 	if (rc != SQLITE_DONE) {
-		rc = set(s, UTIL_EDB, "listing replays");
+		rc = set(s, UTIL_EDB, what); /* before finalize, which resets the message */
+		sqlite3_finalize(st);
 		free(v);
-		v = NULL;
-		len = 0;
-	} else {
-		rc = 0;
+		return rc;
 	}
 	sqlite3_finalize(st);
 	*out = v;
 	*n = len;
+	return 0;
+}
+
+static void fill_replay(sqlite3_stmt *st, void *item)
+{
+	replay_from_row(st, item);
+}
+
+int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n)
+{
+	void *v;
+	int rc = read_rows(s,
+			   "SELECT " REPLAY_COLS " FROM replays WHERE ?1 < 0 OR run = ?1 "
+			   "ORDER BY replay",
+			   run, sizeof(**out), fill_replay, "listing replays", &v, n);
+
+	*out = v;
 	return rc;
 }
 
@@ -376,52 +384,31 @@ fail:
 	return rc;
 }
 
+static void fill_event(sqlite3_stmt *st, void *item)
+{
+	struct store_replay_event *e = item;
+
+	e->event = sqlite3_column_int64(st, 0);
+	e->step = sqlite3_column_int64(st, 1);
+	e->effective_step = sqlite3_column_int64(st, 2);
+	e->layers = sqlite3_column_int(st, 3);
+	e->moves = sqlite3_column_int64(st, 4);
+	e->bytes = sqlite3_column_int64(st, 5);
+	e->transfer_seconds = sqlite3_column_double(st, 6);
+	e->algo_seconds = sqlite3_column_double(st, 7);
+}
+
 int store_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
 			size_t *n)
 {
-	sqlite3_stmt *st;
-	struct store_replay_event *v = NULL;
-	size_t len = 0, cap = 0;
-	int rc;
+	void *v;
+	int rc = read_rows(s,
+			   "SELECT event, step, ifnull(effective_step, -1), layers, moves, "
+			   "bytes, transfer_seconds, algo_seconds FROM replay_events "
+			   "WHERE replay = ?1 ORDER BY event",
+			   replay, sizeof(**out), fill_event, "reading replay events", &v, n);
 
-	*out = NULL;
-	*n = 0;
-	if ((rc = store_int_prepare(s,
-				    "SELECT event, step, ifnull(effective_step, -1), layers, moves, "
-				    "bytes, transfer_seconds, algo_seconds FROM replay_events "
-				    "WHERE replay = ?1 ORDER BY event",
-				    &st)))
-		return rc;
-	sqlite3_bind_int64(st, 1, replay);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_replay_event *nv = grow(v, len, &cap, sizeof(*v), 16);
-		if (!nv) {
-			free(v);
-			sqlite3_finalize(st);
-			return UTIL_ENOMEM;
-		}
-		v = nv;
-		struct store_replay_event *e = &v[len++];
-		e->event = sqlite3_column_int64(st, 0);
-		e->step = sqlite3_column_int64(st, 1);
-		e->effective_step = sqlite3_column_int64(st, 2);
-		e->layers = sqlite3_column_int(st, 3);
-		e->moves = sqlite3_column_int64(st, 4);
-		e->bytes = sqlite3_column_int64(st, 5);
-		e->transfer_seconds = sqlite3_column_double(st, 6);
-		e->algo_seconds = sqlite3_column_double(st, 7);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = set(s, UTIL_EDB, "reading replay events");
-		free(v);
-		v = NULL;
-		len = 0;
-	} else {
-		rc = 0;
-	}
-	sqlite3_finalize(st);
 	*out = v;
-	*n = len;
 	return rc;
 }
 
