@@ -351,6 +351,10 @@ int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
  * --link L, --bandwidth b, --capacity C.  A command lists the long options
  * it takes and hands every letter it does not handle itself to
  * analyze_cli_opt. */
+/* Episodes a window may be cut into (--episodes), everywhere: the replay
+ * keeps a checkpoint of the window's prefix sums per episode boundary. */
+#define ANALYZE_MAX_EPISODES 256
+
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves, quant;

@@ -557,7 +557,7 @@ int cmd_replay(int argc, char **argv)
 						  "--threshold: %s is below 1 (imbalance is max / mean >= 1)",
 						  optarg);
 			break;
-		case 'e': rc = util_parse_int(optarg, 0, 256, &o.episodes, "--episodes", &err); break;
+		case 'e': rc = util_parse_int(optarg, 0, ANALYZE_MAX_EPISODES, &o.episodes, "--episodes", &err); break;
 		case 'M': rc = util_parse_int(optarg, -1, STORE_MAX_SLOTS, &o.max_moves, "--max-moves", &err); break;
 		case 's': o.start = optarg; break;
 		case 'x': rc = util_parse_range(optarg, &o.from, &o.to, "--steps", &err); break;

@@ -487,8 +487,9 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--threshold %g is below 1 (imbalance is max / mean >= 1)",
 				    cfg->threshold);
-	if (Ne < 0 || Ne > 256)
-		return util_err_set(err, UTIL_EUSAGE, "--episodes must be in [0, 256]");
+	if (Ne < 0 || Ne > ANALYZE_MAX_EPISODES)
+		return util_err_set(err, UTIL_EUSAGE, "--episodes must be in [0, %d]",
+				    ANALYZE_MAX_EPISODES);
 	if (Ne && W < Ne)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--window %lld is shorter than --episodes %d", (long long)W, Ne);

@@ -31,7 +31,7 @@
 static const char usage[] =
 	"usage: moetrace report [--run NAME] [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--steps A:B] [--phase prefill|decode] [--algos A,B,...]\n"
-	"                       [--episodes K]\n"
+	"                       [--episodes N]\n"
 	"                       [--interval K] [--window W] [--delay D] [--model NAME]\n"
 	"                       [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
 	"                       [--scale X] -o DIR DB\n"
@@ -39,7 +39,7 @@ static const char usage[] =
 	"second, as `moetrace compare`), replays the best in memory, and writes\n"
 	"heatmap.png, timeline.png, devices.png, imbalance.png, transfer.png and\n"
 	"report.pdf into DIR.  The trace is not changed.  The algorithms get each\n"
-	"window as K episodes too (default 8; 0: the summed heat only), which makes\n"
+	"window as N episodes too (default 8; 0: the summed heat only), which makes\n"
 	"placements that hold up on the steps after it.\n";
 
 #define CMD "report"
@@ -135,7 +135,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		case 'o': o->dir = optarg; break;
 		case 'h': fputs(usage, stdout); return 1;
 		case 'k':
-			if (util_parse_int(optarg, 0, 4096, &o->c.episodes, "--episodes", err))
+			if (util_parse_int(optarg, 0, ANALYZE_MAX_EPISODES, &o->c.episodes, "--episodes",
+					   err))
 				return err->code;
 			break;
 		case 's':

@@ -54,6 +54,12 @@ if [ "$(id -u)" != 0 ]; then
 	chmod 755 "$T/w/ro" && rmdir "$T/w/ro"
 fi
 
+# episodes: at most 256, as in place, compare and replay; more than the
+# window has steps when asked for explicitly is an error, not a silent clamp
+expect_status 2 mt report "$T/db" --run r -o "$T/w/e" --episodes 257
+expect_grep "$T/err" "--episodes: 257 is out of range \[0, 256\]"
+[ ! -e "$T/w/e" ] || fail "a refused report left its directory"
+
 # the good case still works after all that, and only writes DIR
 expect_status 0 mt report "$T/db" --run r -o "$T/w/a"
 [ "$(ls -A "$T/w")" = a ] || { ls -A "$T/w" >&2; fail "stray files beside the report"; }
