@@ -59,6 +59,9 @@ fi
 expect_status 2 mt report "$T/db" --run r -o "$T/w/e" --episodes 257
 expect_grep "$T/err" "--episodes: 257 is out of range \[0, 256\]"
 [ ! -e "$T/w/e" ] || fail "a refused report left its directory"
+expect_status 2 mt report "$T/db" --run r -o "$T/w/e" --episodes 200
+expect_grep "$T/err" "is shorter than --episodes 200"
+[ ! -e "$T/w/e" ] || fail "a refused report left its directory"
 
 # the good case still works after all that, and only writes DIR
 expect_status 0 mt report "$T/db" --run r -o "$T/w/a"
