@@ -235,9 +235,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	size_t LE = (size_t)L * E;
 	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
-	int64_t span = r->win[1] - r->win[0] + 1;
-	int ne = o->c.episodes >= 0 ? o->c.episodes
-				    : (span < RENDER_EPISODES ? (int)span : RENDER_EPISODES);
+	int ne = render_episodes(o->c.episodes, r->win[1] - r->win[0] + 1);
 	double *eps = ne > 0 ? xmallocarray((size_t)ne * LE, sizeof(double)) : NULL;
 	double *load = xcalloc((size_t)R, sizeof(double));
 	double *both = xcalloc((size_t)E, sizeof(double));

@@ -699,8 +699,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	struct analyze_replay_cfg cfg = {
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
-		.episodes = q->episodes >= 0 ? q->episodes
-					     : (W < RENDER_EPISODES ? (int)W : RENDER_EPISODES),
+		.episodes = render_episodes(q->episodes, W),
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,

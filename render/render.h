@@ -215,6 +215,15 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 /* Episodes per window when the report is not told (--episodes). */
 #define RENDER_EPISODES 8
 
+/* The episodes a window of `steps` steps is cut into for a request of
+ * `req` (< 0: RENDER_EPISODES, or the window's steps if fewer). */
+static inline int render_episodes(int req, int64_t steps)
+{
+	if (req >= 0)
+		return req;
+	return steps < RENDER_EPISODES ? (int)(steps > 0 ? steps : 0) : RENDER_EPISODES;
+}
+
 struct render_replay_req {
 	const struct analyze_algo *algo;
 	int ranks, slots, layer, force_static, quant;
