@@ -343,6 +343,9 @@ int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err);
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err);
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);
 int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
+/* The algorithm or link name closest to a misspelt one, or NULL. */
+const char *analyze_algo_suggest(const char *name);
+const char *analyze_link_suggest(const char *name);
 
 /* The options `place`, `compare` and `report` share, each under the same
  * getopt letter in every command that takes it: --run r, --ranks R,

@@ -66,7 +66,7 @@ int cmd_balance(int argc, char **argv)
 			break;
 		case 'x': force_static = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {

@@ -102,8 +102,13 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -115,6 +120,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_err *err)
 {
 	const struct analyze_algo *al;
+	char hint[96];
 
 	*n = 0;
 	if (!list) {
@@ -133,7 +139,8 @@ static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_
 		if (!(al = analyze_algo_find(name)))
 			return util_err_set(
 				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
+				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
+				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
 		if (*n == MAX_ALGOS)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
 					    MAX_ALGOS);
@@ -297,9 +304,8 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (optind != argc - 1) {

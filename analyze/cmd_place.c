@@ -90,16 +90,26 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'i': o->list = 1; break;
 		case 'o': o->out = optarg; break;
 		case 'f':
-			if ((o->format = analyze_format_parse(optarg)) < 0)
+			if ((o->format = analyze_format_parse(optarg)) < 0) {
+				static const char *const fmts[] = { "vllm-ascend", "sglang",
+								    "trtllm", NULL };
+				char hint[96];
 				return util_err_set(
 					err, UTIL_EUSAGE,
-					"--format: '%s' is not vllm-ascend, sglang or trtllm",
-					optarg);
+					"--format: '%s' is not vllm-ascend, sglang or trtllm%s", optarg,
+					util_did_you_mean(util_suggest_list(optarg, fmts), hint,
+							  sizeof(hint)));
+			}
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -213,9 +223,8 @@ int cmd_place(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (o.list) {
@@ -223,8 +232,11 @@ int cmd_place(int argc, char **argv)
 		return 0;
 	}
 	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
-		util_cli_error(CMD, "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo ? o.algo : ANALYZE_FLAGSHIP);
+		char hint[96];
+		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo ? o.algo : ANALYZE_FLAGSHIP,
+			       util_did_you_mean(analyze_algo_suggest(o.algo ? o.algo : ""), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {

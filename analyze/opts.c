@@ -18,11 +18,35 @@ int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err)
 {
-	if (!store_model_find(arg))
+	const struct store_model *m = store_model_find(arg);
+	char hint[96];
+
+	if (!m)
 		return util_err_set(err, UTIL_EUSAGE,
-				    "--model: unknown model '%s' (see moetrace models)", arg);
-	*model = arg;
+				    "--model: unknown model '%s'%s (see moetrace models)", arg,
+				    util_did_you_mean(store_model_suggest(arg), hint, sizeof(hint)));
+	*model = m->name;
 	return 0;
+}
+
+const char *analyze_algo_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_algo *a; n < 64 && (a = analyze_algo_at(n)); n++)
+		names[n] = a->name;
+	return util_suggest(name, names, n);
+}
+
+const char *analyze_link_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_link *l; n < 64 && (l = analyze_link_at(n)); n++)
+		names[n] = l->name;
+	return util_suggest(name, names, n);
 }
 
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
@@ -38,9 +62,12 @@ int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
 
 int analyze_opt_link(const char *arg, const char **link, struct util_err *err)
 {
+	char hint[96];
+
 	if (!analyze_link_find(arg))
 		return util_err_set(err, UTIL_EUSAGE,
-				    "--link: unknown link '%s' (see docs/formats.md)", arg);
+				    "--link: unknown link '%s'%s (see docs/formats.md)", arg,
+				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)));
 	*link = arg;
 	return 0;
 }

@@ -144,7 +144,7 @@ int cmd_gen(int argc, char **argv)
 		case O_START:
 			rc = util_parse_double(optarg, 0, 1e11, &start, "--start-time", &err);
 			break;
-		default: fputs(gen_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 		if (rc)
 			return util_cli_fail("gen", &err);
@@ -155,7 +155,9 @@ int cmd_gen(int argc, char **argv)
 	}
 	path = argv[optind];
 	if (!(cfg.model = store_model_find(model))) {
-		util_cli_error("gen", "unknown model '%s' ('moetrace models' lists them)", model);
+		char hint[96];
+		util_cli_error("gen", "unknown model '%s'%s ('moetrace models' lists them)", model,
+			       util_did_you_mean(store_model_suggest(model), hint, sizeof(hint)));
 		return 2;
 	}
 	/* the CLI says 0 for "none"; the library reserves 0 for "default" */

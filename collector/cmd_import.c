@@ -116,8 +116,11 @@ int cmd_import(int argc, char **argv)
 		case 'm':
 			o.model = store_model_find(optarg);
 			if (!o.model) {
-				util_cli_error("import", "--model: unknown preset '%s' (moetrace models "
-					       "lists them)", optarg);
+				char hint[96];
+				util_cli_error("import", "--model: unknown preset '%s'%s (moetrace models "
+					       "lists them)", optarg,
+					       util_did_you_mean(store_model_suggest(optarg), hint,
+								 sizeof(hint)));
 				return 2;
 			}
 			break;
@@ -138,7 +141,7 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'd': deployed = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 		continue;
 chk:

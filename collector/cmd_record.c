@@ -166,7 +166,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		case 'P': placement = 1; break;
 		case 'h': fputs(record_usage, stdout); return 0;
-		default: fputs(record_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1 || !model_name) {
@@ -176,8 +176,10 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!(model = store_model_find(model_name))) {
-		util_cli_error("record", "unknown model '%s' (moetrace models lists them)",
-			       model_name);
+		char hint[96];
+		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
+			       model_name,
+			       util_did_you_mean(store_model_suggest(model_name), hint, sizeof(hint)));
 		return 2;
 	}
 	if (shard >= 0 && shard >= model->ranks) {

@@ -402,7 +402,9 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 	} else if (store_run_get(r->s, r->run.name, &old) == 0) {
 		struct store_run_stats st;
 		if (!append)
-			return fail(r, MOETRACE_EUSAGE, "a run named '%s' already exists in '%s'",
+			return fail(r, MOETRACE_EUSAGE,
+				    "a run named '%s' already exists in '%s' (name another run, "
+				    "or append to it)",
 				    r->run.name, path);
 		if (old.layers != r->run.layers || old.experts != r->run.experts ||
 		    old.ranks != r->run.ranks || old.slots != r->run.slots)

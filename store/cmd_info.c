@@ -64,7 +64,7 @@ int cmd_info(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'r': only = optarg; break;
 		case 'h': fputs(info_usage, stdout); return 0;
-		default: fputs(info_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {

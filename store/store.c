@@ -496,7 +496,8 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 		int code = db_code(s->db);
 		util_err_set(err, code, "cannot read '%s': %s", path,
 			     (sqlite3_errcode(s->db) & 0xff) == SQLITE_NOTADB
-				     ? "not a SQLite database (or corrupt)"
+				     ? "not a SQLite database (or corrupt); a CSV, JSON lines or "
+				       "engine dump is loaded with 'moetrace import FILE --into DB'"
 				     : s->errmsg);
 		store_free(s);
 		return code;
@@ -697,7 +698,10 @@ int store_run_add(struct store *s, struct store_run *run)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc == SQLITE_ROW)
-		return set_err(s, UTIL_EUSAGE, "a run named '%s' already exists", run->name);
+		return set_err(s, UTIL_EUSAGE,
+			       "a run named '%s' already exists (give another name with --run, "
+			       "or write to a new file)",
+			       run->name);
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO runs (name, model, layers, experts, topk, ranks, "
 				    "slots, ranks_per_node, first_layer, created, source) "

@@ -46,6 +46,8 @@ struct store_model {
 
 const struct store_model *store_model_find(const char *name);
 const struct store_model *store_model_at(size_t i); /* NULL past the end */
+/* The preset name closest to a misspelt one, or NULL (util_suggest). */
+const char *store_model_suggest(const char *name);
 
 /* ---- counts codec (store/codec.c) ------------------------------------- */
 
