@@ -8,7 +8,7 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw
+UI_PKGS  = cairo ncursesw libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)

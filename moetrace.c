@@ -40,6 +40,7 @@ static const struct command commands[] = {
 	{ "render",  cmd_render,  "draw a chart (heatmap, timeline, devices, imbalance, transfer) as PNG/SVG/PDF" },
 	{ "report",  cmd_report,  "write every chart of a run's standard analysis as PNG plus one report.pdf" },
 	{ "top",     cmd_top,     "live view of per-layer balance now and after rebalancing (ncurses)" },
+	{ "serve",   cmd_serve,   "serve a run's live balance as Prometheus metrics over HTTP" },
 };
 /* clang-format on */
 
