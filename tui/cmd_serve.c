@@ -233,7 +233,8 @@ static int serve_http(struct server *sv, const char *listen)
 			     (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 			     MHD_OPTION_END);
 	if (!d) {
-		util_cli_error(CMD, "cannot listen on '%s' (in use, or not an address of this host)",
+		util_cli_error(CMD,
+			       "cannot listen on '%s' (in use, or not an address of this host)",
 			       listen);
 		return 1;
 	}
@@ -268,14 +269,14 @@ int cmd_serve(int argc, char **argv)
 	if (!(o.cfg.algo = analyze_algo_find(o.algo))) {
 		char hint[96];
 		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
-			       o.algo, util_did_you_mean(analyze_algo_suggest(o.algo), hint,
-							 sizeof(hint)));
+			       o.algo,
+			       util_did_you_mean(analyze_algo_suggest(o.algo), hint, sizeof(hint)));
 		return 2;
 	}
 	if (store_open_run(argv[optind], o.runname, STORE_READONLY, &sv.s, &run, &err))
 		return util_cli_fail(CMD, &err);
-	if (analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.cfg.ranks,
-				   &o.cfg.slots, &err) ||
+	if (analyze_layout_resolve(&run, o.ranks, o.slots, o.redundant, &o.cfg.ranks, &o.cfg.slots,
+				   &err) ||
 	    tui_view_new(sv.s, &run, &o.cfg, &sv.v, &err) ||
 	    tui_metrics_new(sv.s, &run, o.cfg.ranks, o.cfg.slots, o.per_expert, &sv.m, &err)) {
 		status = util_cli_fail(CMD, &err);

@@ -24,15 +24,15 @@ struct tui_metrics {
 	struct store_run run;
 	int L, E, R, S, P;
 	int per_expert;
-	int64_t next;        /* first step not yet counted */
+	int64_t next;	     /* first step not yet counted */
 	int64_t counted;     /* steps counted */
 	int64_t place_from;  /* step the placement in `cur` took effect; INT64_MIN: static */
 	int64_t place_until; /* cur is known to hold for steps < place_until */
-	int32_t *cur;        /* [L * P] placement in force */
-	double *inv;         /* [L * P] 1 / replicas of the slot's expert */
+	int32_t *cur;	     /* [L * P] placement in force */
+	double *inv;	     /* [L * P] 1 / replicas of the slot's expert */
 	double *rank_tok;    /* [L * R] */
 	double *exp_tok;     /* [L * E] (per_expert only) */
-	int *cnt;            /* [E] scratch: replicas per expert */
+	int *cnt;	     /* [E] scratch: replicas per expert */
 	char errmsg[512];
 };
 
@@ -47,8 +47,8 @@ static void weights(struct tui_metrics *m)
 			if (pl[p] >= 0 && pl[p] < m->E)
 				cnt[pl[p]]++;
 		for (int p = 0; p < m->P; p++)
-			m->inv[(size_t)l * m->P + p] =
-				pl[p] >= 0 && pl[p] < m->E ? 1.0 / cnt[pl[p]] : 0;
+			m->inv[(size_t)l * m->P + p] = pl[p] >= 0 && pl[p] < m->E ? 1.0 / cnt[pl[p]]
+										  : 0;
 	}
 }
 
@@ -215,7 +215,8 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	struct tui_header h;
 	const struct tui_layer_row *rows = tui_view_rows(v);
 	int L = tui_view_layers(v), R = m->R;
-	double *before = calloc((size_t)R, sizeof(double)), *after = calloc((size_t)R, sizeof(double));
+	double *before = calloc((size_t)R, sizeof(double)),
+	       *after = calloc((size_t)R, sizeof(double));
 	double sum_max = 0, sum_mean = 0, sum_amax = 0, sum_amean = 0;
 	int after_all = 1;
 
@@ -227,8 +228,9 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	add_label(b, m->run.name);
 	util_buf_addstr(b, "\",model=\"");
 	add_label(b, m->run.model);
-	util_buf_addf(b, "\",layers=\"%d\",experts=\"%d\",topk=\"%d\",ep_ranks=\"%d\",slots=\"%d\","
-			 "algo=\"%s\"} 1\n",
+	util_buf_addf(b,
+		      "\",layers=\"%d\",experts=\"%d\",topk=\"%d\",ep_ranks=\"%d\",slots=\"%d\","
+		      "algo=\"%s\"} 1\n",
 		      m->run.layers, m->run.experts, m->run.topk, m->R, m->S, h.algo ? h.algo : "");
 	head(b, "moetrace_steps_total", "counter", "Steps of the run recorded in the trace.");
 	util_buf_addf(b, "moetrace_steps_total %lld\n", (long long)h.steps);
@@ -298,7 +300,8 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	     "(a replicated expert's tokens split evenly among its replicas).");
 	for (int l = 0; l < m->L; l++)
 		for (int r = 0; r < m->R; r++) {
-			util_buf_addf(b, "moetrace_ep_rank_tokens_total{layer=\"%d\",ep_rank=\"%d\"}",
+			util_buf_addf(b,
+				      "moetrace_ep_rank_tokens_total{layer=\"%d\",ep_rank=\"%d\"}",
 				      l, r);
 			value(b, m->rank_tok[(size_t)l * m->R + r]);
 		}
@@ -308,9 +311,10 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 		     "steps.");
 		for (int l = 0; l < m->L; l++)
 			for (int e = 0; e < m->E; e++) {
-				util_buf_addf(b,
-					      "moetrace_expert_tokens_total{layer=\"%d\",expert=\"%d\"}",
-					      l, e);
+				util_buf_addf(
+					b,
+					"moetrace_expert_tokens_total{layer=\"%d\",expert=\"%d\"}",
+					l, e);
 				value(b, m->exp_tok[(size_t)l * m->E + e]);
 			}
 	}

@@ -538,8 +538,7 @@ int util_opt_unknown(char *const *argv, const struct option *opts)
 			names[n++] = o->name;
 			if (strlen(o->name) == len && !strncmp(o->name, name, len)) {
 				if (o->has_arg == required_argument)
-					util_cli_error(cmd, "option '--%s' needs a value",
-						       o->name);
+					util_cli_error(cmd, "option '--%s' needs a value", o->name);
 				else
 					util_cli_error(cmd, "option '--%s' takes no value",
 						       o->name);
@@ -568,8 +567,7 @@ int util_opt_unknown(char *const *argv, const struct option *opts)
 			return 2;
 		}
 	if (optopt > ' ' && optopt < 127)
-		util_cli_error(cmd, "unknown option '-%c' (see 'moetrace %s --help')", optopt,
-			       cmd);
+		util_cli_error(cmd, "unknown option '-%c' (see 'moetrace %s --help')", optopt, cmd);
 	else
 		util_cli_error(cmd, "unknown option '%s' (see 'moetrace %s --help')",
 			       arg ? arg : "?", cmd);
