@@ -1,7 +1,7 @@
 /*
  * cmd_import.c: `moetrace import FILE --into DB --run NAME` — loads a trace
- * file as a new run, all or nothing.  If the database did not exist and
- * the import fails, the new file is removed again.
+ * file as a new run, all or nothing.  A new database is written under a
+ * private name and renamed into place only when the import succeeded.
  */
 #include "cmds.h"
 #include "collector/collector.h"
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -69,17 +68,6 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	return rc;
 }
 
-static void remove_db(const char *path)
-{
-	char b[4096];
-
-	unlink(path);
-	snprintf(b, sizeof(b), "%s-wal", path);
-	unlink(b);
-	snprintf(b, sizeof(b), "%s-shm", path);
-	unlink(b);
-}
-
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -105,8 +93,7 @@ int cmd_import(int argc, char **argv)
 	const char *into = NULL, *deployed = NULL;
 	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
-	struct stat sb;
-	int c, rc, existed;
+	int c, rc;
 
 	o.progress = isatty(2);
 	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
@@ -180,8 +167,9 @@ chk:
 			*dot = 0;
 		o.run_name = name;
 	}
-	existed = stat(into, &sb) == 0;
-	if (store_open(into, STORE_CREATE, &s, &err))
+	/* a new database is staged (store.h): a failure leaves no file and
+	 * never removes one another process created meanwhile */
+	if (store_open(into, STORE_CREATE | STORE_STAGE, &s, &err))
 		return util_cli_fail("import", &err);
 	if (deployed && (rc = store_begin(s))) {
 		util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
@@ -197,12 +185,12 @@ chk:
 			util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
 	}
 fail:
-	store_free(s);
 	if (rc) {
-		if (!existed)
-			remove_db(into);
+		store_free(s);
 		return util_cli_fail("import", &err);
 	}
+	if ((rc = store_publish(s, &err)))
+		return util_cli_fail("import", &err);
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
 	if (deployed)

@@ -232,8 +232,13 @@ static void write_steps(struct moetrace_recorder *r, uint64_t t, size_t n)
 	}
 	rc = store_steps_append(r->s, &r->run, r->batchv, n);
 	if (rc) {
+		/* the store rolled the batch back: none of it is in the file,
+		 * and the next batch starts a transaction of its own */
+		char what[96];
+		snprintf(what, sizeof(what), "cannot commit steps %lld..%lld (%zu lost)",
+			 (long long)r->batchv[0].step, (long long)r->batchv[n - 1].step, n);
 		atomic_fetch_add(&r->failed, (int64_t)n);
-		writer_fail(r, rc, "cannot commit steps");
+		writer_fail(r, rc, what);
 		return;
 	}
 	atomic_fetch_add(&r->recorded, (int64_t)n);

@@ -72,10 +72,21 @@ struct store;
 enum store_open_flags {
 	STORE_READONLY = 1, /* never writes; fails if the file does not exist */
 	STORE_CREATE = 2,   /* create the file if missing */
+	STORE_STAGE = 4,    /* with STORE_CREATE: a missing file is built under a
+			     * private name beside it until store_publish() */
 };
 
 int store_open(const char *path, int flags, struct store **out, struct util_err *err);
+/* Frees the handle.  A staged database not published is removed: a
+ * failed command leaves no file, and never touches one another process
+ * created at its path meanwhile. */
 void store_free(struct store *s);
+/* Frees the handle after its writes are committed.  A staged database is
+ * checkpointed and renamed to its path; if another process created that
+ * path meanwhile, its runs are added to that file instead (an error if a
+ * run name is taken).  On failure nothing appears at the path.  Without
+ * staging (the file existed) it is store_free(). */
+int store_publish(struct store *s, struct util_err *err);
 const char *store_errmsg(const struct store *s);
 const char *store_path(const struct store *s);
 sqlite3 *store_db(struct store *s);
