@@ -71,6 +71,14 @@ int imp_add(struct imp *b, int src, int64_t line, int64_t step, int64_t layer, i
 	    double time, int64_t tokens, const uint32_t *counts, size_t n, int exact,
 	    struct util_err *err)
 {
+	/* the store's limits, named where the value was read */
+	if (store_step_check(step, err) || (tokens >= 0 && store_tokens_check(tokens, err))) {
+		if (b->keyed)
+			return util_err_prefix(err, "%s: key '%lld_%lld': ", b->src[src],
+					       (long long)step, (long long)layer);
+		return util_err_prefix(err, "%s:%lld: field '%s': ", b->src[src], (long long)line,
+				       store_step_check(step, NULL) ? "step" : "tokens");
+	}
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? 2 * b->cap : 256;
 		struct imp_rec *p = realloc(b->recs, cap * sizeof(*p));
