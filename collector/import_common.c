@@ -607,6 +607,11 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 			e = data + len;
 		t = e;
 		line++;
+		/* a UTF-8 byte order mark, as some editors write (the CSV
+		 * importer skips it too) */
+		if (line == 1 && t - q >= 3 && (unsigned char)q[0] == 0xef &&
+		    (unsigned char)q[1] == 0xbb && (unsigned char)q[2] == 0xbf)
+			q += 3;
 		while (q < t && (*q == ' ' || *q == '\t' || *q == '\r'))
 			q++;
 		while (t > q && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
@@ -782,6 +787,10 @@ int collector_format_detect(const char *path, struct util_err *err)
 	for (size_t i = 0; i < n; i++) {
 		if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')
 			continue;
+		if (i == 0 && n >= 3 && !memcmp(head, "\xef\xbb\xbf", 3)) {
+			i = 2; /* a UTF-8 byte order mark */
+			continue;
+		}
 		if (head[i] == '{')
 			return sniff_json(head, n);
 		break;
