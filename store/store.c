@@ -932,6 +932,32 @@ out:
 	return rc;
 }
 
+int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*missing = 0;
+	if ((rc = store_int_prepare(s,
+				    "SELECT (SELECT count(*) FROM steps WHERE run = ?1), "
+				    "(SELECT count(*) FROM counts WHERE run = ?1 AND layer >= 0 AND "
+				    "layer < ?2)",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int(st, 2, run->layers);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "counting counts rows");
+	} else {
+		/* steps < 2^63 / 1024 as any file holds, so no overflow */
+		int64_t want = sqlite3_column_int64(st, 0) * run->layers;
+		int64_t have = sqlite3_column_int64(st, 1);
+		*missing = want > have ? want - have : 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node)
 {
 	sqlite3_stmt *st = NULL;

@@ -130,6 +130,10 @@ int store_run_get(struct store *s, const char *name, struct store_run *out);
 /* All runs, oldest first; *out is malloc'ed, free() it. */
 int store_run_list(struct store *s, struct store_run **out, size_t *n);
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *st);
+/* Counts rows the run's steps lack: steps x layers minus the counts rows
+ * of layers 0..L-1 (a deleted row reads as zero heat).  Reads the counts
+ * key of the run, not the blobs. */
+int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing);
 /* Updates the run's EP layout. */
 int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node);
 
