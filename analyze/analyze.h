@@ -339,6 +339,10 @@ void analyze_replay_release(struct analyze_replay_out *out);
 /* ---- shared option values of the analysing commands (analyze/opts.c) -----
  * Each checks its argument, stores it, and returns 0 or UTIL_EUSAGE with a
  * message naming the option. */
+/* Warns on stderr ("moetrace CMD: warning: ...") when the run lacks counts
+ * rows, which every analysis reads as zero heat.  Best effort: a store
+ * that cannot count them fails the reads that follow with its message. */
+void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run);
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err);
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err);
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);

@@ -75,6 +75,7 @@ int cmd_balance(int argc, char **argv)
 	}
 	if (store_open_run(argv[optind], runname, STORE_READONLY, &s, &run, &err))
 		return util_cli_fail("balance", &err);
+	analyze_warn_missing_counts("balance", s, &run);
 	if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots, &err)) {
 		status = util_cli_fail("balance", &err);
 		goto out;

@@ -326,6 +326,7 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		return util_cli_fail(CMD, &err);
 	}
+	analyze_warn_missing_counts(CMD, s, &run);
 	if (o.c.model) {
 		/* a run recorded without a model takes the preset's layer ids */
 		if (!run.model[0])
@@ -476,7 +477,10 @@ int cmd_compare(int argc, char **argv)
 		json_object_array_add(fw, json_object_new_int64(win[1]));
 		json_object_array_add(nw, json_object_new_int64(win[2]));
 		json_object_array_add(nw, json_object_new_int64(win[3]));
-		json_object_object_add(root, "run", json_object_new_string(run.name));
+		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+		json_object_object_add(root, "run",
+				       json_object_new_string(
+					       util_utf8_sanitize(name, sizeof(name), run.name)));
 		json_object_object_add(root, "layers", json_object_new_int(L));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(R));

@@ -283,6 +283,7 @@ int cmd_place(int argc, char **argv)
 	} else {
 		if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err)))
 			return util_cli_fail(CMD, &err);
+		analyze_warn_missing_counts(CMD, s, &run);
 		if (o.c.model) {
 			/* a run recorded without a model takes the preset's layer ids */
 			if (!run.model[0])
@@ -382,7 +383,10 @@ int cmd_place(int argc, char **argv)
 				   *layers = json_object_new_array();
 		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
 		json_object_object_add(root, "seconds", jd(plan.seconds));
-		json_object_object_add(root, "run", json_object_new_string(run.name));
+		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+		json_object_object_add(root, "run",
+				       json_object_new_string(
+					       util_utf8_sanitize(name, sizeof(name), run.name)));
 		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));

@@ -613,6 +613,7 @@ int cmd_replay(int argc, char **argv)
 	if (store_open_run(o.db, o.runname, (o.no_store || grid) ? STORE_READONLY : 0, &su.s,
 			   &su.run, &err))
 		return util_cli_fail("replay", &err);
+	analyze_warn_missing_counts("replay", su.s, &su.run);
 	su.model = store_model_find(o.model ? o.model : su.run.model);
 	if (su.model && (su.model->experts != su.run.experts)) {
 		util_cli_error("replay", "--model %s has %d experts, the run %d", su.model->name,

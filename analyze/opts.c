@@ -6,6 +6,20 @@
  */
 #include "analyze/analyze.h"
 
+#include <stdio.h>
+
+void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run)
+{
+	int64_t missing = 0;
+
+	if (store_run_missing_counts(s, run, &missing) == 0 && missing)
+		util_cli_error(cmd,
+			       "warning: run '%s' lacks %lld counts row%s (step x layer; moetrace "
+			       "info shows them): %s as zero heat",
+			       run->name, (long long)missing, missing == 1 ? "" : "s",
+			       missing == 1 ? "it reads" : "they read");
+}
+
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 {
 	int v = store_phase_parse(arg);

@@ -71,6 +71,14 @@ int imp_add(struct imp *b, int src, int64_t line, int64_t step, int64_t layer, i
 	    double time, int64_t tokens, const uint32_t *counts, size_t n, int exact,
 	    struct util_err *err)
 {
+	/* the store's limits, named where the value was read */
+	if (store_step_check(step, err) || (tokens >= 0 && store_tokens_check(tokens, err))) {
+		if (b->keyed)
+			return util_err_prefix(err, "%s: key '%lld_%lld': ", b->src[src],
+					       (long long)step, (long long)layer);
+		return util_err_prefix(err, "%s:%lld: field '%s': ", b->src[src], (long long)line,
+				       store_step_check(step, NULL) ? "step" : "tokens");
+	}
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? 2 * b->cap : 256;
 		struct imp_rec *p = realloc(b->recs, cap * sizeof(*p));
@@ -599,6 +607,11 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 			e = data + len;
 		t = e;
 		line++;
+		/* a UTF-8 byte order mark, as some editors write (the CSV
+		 * importer skips it too) */
+		if (line == 1 && t - q >= 3 && (unsigned char)q[0] == 0xef &&
+		    (unsigned char)q[1] == 0xbb && (unsigned char)q[2] == 0xbf)
+			q += 3;
 		while (q < t && (*q == ' ' || *q == '\t' || *q == '\r'))
 			q++;
 		while (t > q && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
@@ -774,6 +787,10 @@ int collector_format_detect(const char *path, struct util_err *err)
 	for (size_t i = 0; i < n; i++) {
 		if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')
 			continue;
+		if (i == 0 && n >= 3 && !memcmp(head, "\xef\xbb\xbf", 3)) {
+			i = 2; /* a UTF-8 byte order mark */
+			continue;
+		}
 		if (head[i] == '{')
 			return sniff_json(head, n);
 		break;

@@ -260,6 +260,9 @@ static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 		if (k != c->ncols)
 			return util_err_set(err, UTIL_EPARSE, "%s:%lld: %d fields, the header has %d",
 					    c->path, (long long)c->line, k, c->ncols);
+		if (store_step_check(r->step, err))
+			return util_err_prefix(err, "%s:%lld: field 'step': ", c->path,
+					       (long long)c->line);
 		if (r->tokens < 0)
 			return util_err_set(err, UTIL_EPARSE,
 					    "%s:%lld: field 'tokens': %lld is negative", c->path,

@@ -381,7 +381,16 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 			for (size_t i = 0; i < n; i++) {
 				if ((rc = add_shard(&sh[i], &pl, !o->sum, sum, err)))
 					goto out;
-				b->tokens += sh[i].cur.tokens;
+				if (util_add_i64(b->tokens, sh[i].cur.tokens, &b->tokens) ||
+				    store_tokens_check(b->tokens, NULL)) {
+					rc = util_err_set(err, UTIL_ERANGE,
+							  "step %lld: the tokens of '%s' and the shards "
+							  "before it sum past %lld, the most a trace "
+							  "holds in a step",
+							  (long long)minstep, sh[i].path,
+							  (long long)STORE_TOKENS_MAX);
+					goto out;
+				}
 				if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
 					b->time = sh[i].cur.time;
 				if (sh[i].cur.phase == STORE_PHASE_PREFILL ||

@@ -214,6 +214,7 @@ int cmd_render(int argc, char **argv)
 		free(j);
 		return fail(&err);
 	}
+	analyze_warn_missing_counts("render", s, &run);
 	if ((status = render_job_prepare(j, s, &run, &o)) >= 0)
 		goto out;
 	if (render_write(out, o.width, o.height, o.scale, 1, render_job_draw, j, &err)) {

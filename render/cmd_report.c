@@ -659,6 +659,7 @@ int cmd_report(int argc, char **argv)
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
+	analyze_warn_missing_counts(CMD, s, &r->run);
 	if (o.c.model) {
 		if (!r->run.model[0])
 			r->run.first_layer = store_model_find(o.c.model)->first_layer;

@@ -896,6 +896,26 @@ int store_rollback(struct store *s)
 	return 0;
 }
 
+int store_step_check(int64_t step, struct util_err *err)
+{
+	if (step < STORE_STEP_MIN || step > STORE_STEP_MAX)
+		return util_err_set(err, UTIL_ERANGE,
+				    "step %lld is outside the range a trace holds (%lld to %lld)",
+				    (long long)step, (long long)STORE_STEP_MIN,
+				    (long long)STORE_STEP_MAX);
+	return 0;
+}
+
+int store_tokens_check(int64_t tokens, struct util_err *err)
+{
+	if (tokens < 0 || tokens > STORE_TOKENS_MAX)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%lld tokens in a step is outside the range a trace holds (0 to "
+				    "%lld)",
+				    (long long)tokens, (long long)STORE_TOKENS_MAX);
+	return 0;
+}
+
 const char *store_phase_name(int phase)
 {
 	switch (phase) {
@@ -952,8 +972,58 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 	copy_text(r->source, sizeof(r->source), sqlite3_column_text(st, 11));
 }
 
+/* The step numbers of a run's rows must be within the store's limits
+ * (store.h) before any reader subtracts them: the smallest and largest
+ * step of steps, counts and deployed, each read from its primary key
+ * (microseconds).  A step that is not an integer at all sorts past every
+ * integer (TEXT, BLOB) and is caught as the largest. */
+static int run_steps_check(struct store *s, const struct store_run *r)
+{
+	static const char *const tables[] = { "steps", "counts", "deployed" };
+	static const char *const sql[] = {
+		"SELECT min(step), max(step) FROM steps WHERE run = ?1",
+		"SELECT min(step), max(step) FROM counts WHERE run = ?1",
+		"SELECT min(step), max(step) FROM deployed WHERE run = ?1",
+	};
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	for (size_t t = 0; t < UTIL_ARRAY_SIZE(sql) && !rc; t++) {
+		if ((rc = store_int_prepare(s, sql[t], &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, r->id);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = store_int_dberr(s, "reading step range");
+		} else {
+			for (int c = 0; c < 2 && !rc; c++) {
+				int type = sqlite3_column_type(st, c);
+				int64_t v = sqlite3_column_int64(st, c);
+				if (type == SQLITE_NULL)
+					continue;
+				if (type != SQLITE_INTEGER)
+					rc = set_err(s, UTIL_EPARSE,
+						     "run %lld '%s' in '%s': table %s holds a step "
+						     "that is not an integer: corrupt database?",
+						     (long long)r->id, r->name, s->path, tables[t]);
+				else if (store_step_check(v, NULL))
+					rc = set_err(s, UTIL_EPARSE,
+						     "run %lld '%s' in '%s': table %s holds step %lld, "
+						     "outside the range a trace holds (%lld to %lld): "
+						     "corrupt database?",
+						     (long long)r->id, r->name, s->path, tables[t],
+						     (long long)v, (long long)STORE_STEP_MIN,
+						     (long long)STORE_STEP_MAX);
+			}
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	return rc;
+}
+
 /* A run row from a file someone else wrote: its shape must be within what
- * the schema allows before any array is sized from it. */
+ * the schema allows before any array is sized from it, and its step
+ * numbers within the store's limits before anything subtracts them. */
 static int run_check(struct store *s, const struct store_run *r)
 {
 	if (!store_int_shape_ok(r->layers, r->experts, r->topk, r->ranks, r->slots,
@@ -963,7 +1033,13 @@ static int run_check(struct store *s, const struct store_run *r)
 			       "experts, top-%d, %d ranks x %d slots): corrupt database?",
 			       (long long)r->id, r->name, s->path, r->layers, r->experts, r->topk,
 			       r->ranks, r->slots);
-	return 0;
+	if (r->first_layer < 0 || r->first_layer > STORE_MAX_FIRST_LAYER)
+		return set_err(s, UTIL_EPARSE,
+			       "run %lld '%s' in '%s': first_layer %d is outside 0 to %d: corrupt "
+			       "database?",
+			       (long long)r->id, r->name, s->path, r->first_layer,
+			       STORE_MAX_FIRST_LAYER);
+	return run_steps_check(s, r);
 }
 
 int store_run_add(struct store *s, struct store_run *run)
@@ -987,6 +1063,10 @@ int store_run_add(struct store *s, struct store_run *run)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': EP layout %d ranks x %d slots (%d per node) is out of range",
 			       run->name, run->ranks, run->slots, run->ranks_per_node);
+	if (run->first_layer < 0 || run->first_layer > STORE_MAX_FIRST_LAYER)
+		return set_err(s, UTIL_ERANGE,
+			       "run '%s': first MoE layer id %d is outside 0 to %d", run->name,
+			       run->first_layer, STORE_MAX_FIRST_LAYER);
 	if (!run->name[0])
 		return set_err(s, UTIL_EUSAGE, "a run needs a name");
 	if (run->created == 0)
@@ -1112,8 +1192,8 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	memset(o, 0, sizeof(*o));
 	if ((rc = store_int_prepare(s,
 				    "SELECT count(*), min(step), max(step), sum(phase = 1), "
-				    "sum(phase = 2), total(tokens), min(time), max(time), total(bytes) "
-				    "FROM steps WHERE run = ?1",
+				    "sum(phase = 2), total(tokens), min(time), max(time), total(bytes), "
+				    "min(tokens), max(tokens) FROM steps WHERE run = ?1",
 				    &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, run);
@@ -1130,6 +1210,17 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	o->first_time = sqlite3_column_double(st, 6);
 	o->last_time = sqlite3_column_double(st, 7);
 	o->blob_bytes = (int64_t)sqlite3_column_double(st, 8);
+	for (int c = 9; c <= 10; c++)
+		if (sqlite3_column_type(st, c) != SQLITE_NULL &&
+		    (sqlite3_column_type(st, c) != SQLITE_INTEGER ||
+		     store_tokens_check(sqlite3_column_int64(st, c), NULL))) {
+			rc = set_err(s, UTIL_EPARSE,
+				     "run %lld in '%s': a step holds %s tokens, outside the range a "
+				     "trace holds (0 to %lld): corrupt database?",
+				     (long long)run, s->path, (const char *)sqlite3_column_text(st, c),
+				     (long long)STORE_TOKENS_MAX);
+			goto out;
+		}
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((rc = store_int_prepare(s, "SELECT count(*) FROM deployed WHERE run = ?1", &st)))
@@ -1141,6 +1232,32 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	}
 	o->deployed = sqlite3_column_int64(st, 0);
 out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*missing = 0;
+	if ((rc = store_int_prepare(s,
+				    "SELECT (SELECT count(*) FROM steps WHERE run = ?1), "
+				    "(SELECT count(*) FROM counts WHERE run = ?1 AND layer >= 0 AND "
+				    "layer < ?2)",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int(st, 2, run->layers);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "counting counts rows");
+	} else {
+		/* steps < 2^63 / 1024 as any file holds, so no overflow */
+		int64_t want = sqlite3_column_int64(st, 0) * run->layers;
+		int64_t have = sqlite3_column_int64(st, 1);
+		*missing = want > have ? want - have : 0;
+	}
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -1177,6 +1294,11 @@ int store_steps_append(struct store *s, const struct store_run *run,
 
 	if (n == 0)
 		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct util_err e = UTIL_ERR_INIT;
+		if (store_step_check(steps[i].step, &e) || store_tokens_check(steps[i].tokens, &e))
+			return set_err(s, e.code, "run '%s': %s", run->name, e.msg);
+	}
 	blob = malloc(store_codec_bound(E));
 	if (!blob)
 		return set_err(s, UTIL_ENOMEM, "out of memory");
@@ -1314,7 +1436,14 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 		out->step = step;
 		out->time = sqlite3_column_double(it->st, 3);
 		out->phase = phase;
+		int ttype = sqlite3_column_type(it->st, 5);
 		out->tokens = sqlite3_column_int64(it->st, 5);
+		if (ttype != SQLITE_INTEGER || store_tokens_check(out->tokens, NULL))
+			return set_err(s, UTIL_EPARSE,
+				       "step %lld: %s tokens in '%s', outside the range a trace holds "
+				       "(0 to %lld): corrupt database?",
+				       (long long)step, (const char *)sqlite3_column_text(it->st, 5),
+				       s->path, (long long)STORE_TOKENS_MAX);
 		out->counts = it->counts;
 		if (want)
 			memset(it->counts, 0, (size_t)it->layers * E * sizeof(uint32_t));
@@ -1393,6 +1522,10 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 	uint8_t *blob;
 	int rc;
 
+	struct util_err e = UTIL_ERR_INIT;
+
+	if (store_step_check(from, &e))
+		return set_err(s, e.code, "placement: %s", e.msg);
 	if (ranks <= 0 || slots <= 0 || P > STORE_MAX_SLOTS || P < (size_t)run->experts)
 		return set_err(s, UTIL_ERANGE, "placement of %d ranks x %d slots cannot hold %d experts",
 			       ranks, slots, run->experts);

@@ -572,4 +572,59 @@ int util_opt_unknown(char *const *argv, const struct option *opts)
 		util_cli_error(cmd, "unknown option '%s' (see 'moetrace %s --help')",
 			       arg ? arg : "?", cmd);
 	return 2;
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there
+ * are not one (a stray continuation byte, a cut sequence, an overlong
+ * form, a surrogate, a code point past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p)
+{
+	unsigned c = p[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80
+			       ? 4
+			       : 0;
+	}
+	return 0;
+}
+
+int util_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t k = utf8_seq(p);
+		if (!k)
+			return 0;
+		p += k;
+	}
+	return 1;
+}
+
+char *util_utf8_sanitize(char *dst, size_t n, const char *s)
+{
+	static const char repl[] = "\xef\xbf\xbd";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	while (*p) {
+		size_t k = utf8_seq(p);
+		const char *from = k ? (const char *)p : repl;
+		size_t len = k ? k : 3;
+		if (o + len >= n)
+			break;
+		memcpy(dst + o, from, len);
+		o += len;
+		p += k ? k : 1;
+	}
+	dst[o] = 0;
+	return dst;
 }

@@ -83,6 +83,30 @@ int util_parse_double(const char *s, double min, double max, double *out, const 
 int util_parse_range(const char *s, int64_t *from, int64_t *to, const char *what,
 		     struct util_err *err);
 
+/* Checked int64 arithmetic on values read from files and databases: each
+ * stores a op b in *out and returns 0, or returns UTIL_ERANGE (leaving *out
+ * alone) when the exact result does not fit an int64. */
+static inline int util_add_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_add_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+static inline int util_sub_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_sub_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+static inline int util_mul_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_mul_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF)? */
+int util_utf8_valid(const char *s);
+/* Copies s into dst (n bytes, NUL-terminated, n > 0) with each byte
+ * sequence that is not valid UTF-8 replaced by U+FFFD, cutting only
+ * between characters; returns dst. */
+char *util_utf8_sanitize(char *dst, size_t n, const char *s);
+
 /* The process umask (read without changing it): files made with mkstemp
  * and renamed into place get 0666 & ~util_umask(), as open() would give. */
 unsigned util_umask(void);
