@@ -283,6 +283,40 @@ static int fix_layout(struct store_run *run, const struct collector_import_opts 
 	return 0;
 }
 
+/* The shape the data states (a description line, TensorRT-LLM's
+ * meta_info.json, the width of Megatron's per-token top-k lists) against
+ * the --model preset: a contradiction means the trace is of another model,
+ * and the run would read as that model with wrong figures. */
+static int check_model_shape(const struct imp *b, const struct collector_import_opts *o,
+			     const char *path, struct util_err *err)
+{
+	const struct store_model *m = o->model;
+	const char *what = NULL;
+	int data = 0, preset = 0;
+
+	if (!m)
+		return 0;
+	if (b->topk && !o->topk && b->topk != m->topk) {
+		what = "experts per token (top-k)";
+		data = b->topk;
+		preset = m->topk;
+	} else if (b->experts && !o->experts && b->experts != m->experts) {
+		what = "experts";
+		data = b->experts;
+		preset = m->experts;
+	} else if (b->layers && !o->layers && b->layers != m->layers) {
+		what = "MoE layers";
+		data = b->layers;
+		preset = m->layers;
+	}
+	if (!what)
+		return 0;
+	return util_err_set(err, UTIL_ERANGE,
+			    "%s: the data has %d %s, --model %s has %d: the trace is not of %s "
+			    "(give the right preset, or none)",
+			    path, data, what, m->name, preset, m->name);
+}
+
 int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
 	       const char *path, struct store_run *run_out, struct util_err *err)
 {
@@ -295,6 +329,8 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 
 	if (b->n == 0)
 		return util_err_set(err, UTIL_EPARSE, "%s: no records of heat", path);
+	if ((rc = check_model_shape(b, o, path, err)))
+		return rc;
 	if ((rc = map_layers(b, o, &layers, &first_layer, err)) ||
 	    (rc = fix_experts(b, o, &experts, err)))
 		return rc;
