@@ -337,6 +337,10 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	qsort(b->recs, b->n, sizeof(*b->recs), cmp_rec);
 	for (size_t i = 1; i < b->n; i++) {
 		const struct imp_rec *p = &b->recs[i - 1], *r = &b->recs[i];
+		if (p->step == r->step && p->lidx == r->lidx && p->src == r->src && b->sum_repeats) {
+			b->repeats++;
+			continue;
+		}
 		if (p->step == r->step && p->lidx == r->lidx && p->src == r->src)
 			return util_err_set(err, UTIL_EPARSE,
 					    "%s: duplicate record for step %lld, layer %lld (first at "
@@ -368,7 +372,14 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	snprintf(run.model, sizeof(run.model), "%s", o->model ? o->model->name : b->model);
 	if ((rc = fix_layout(&run, o, b, err)))
 		return rc;
-	snprintf(run.source, sizeof(run.source), "import %s %s", b->format, path);
+	if (b->repeats) {
+		size_t k = strlen(b->note);
+		snprintf(b->note + k, sizeof(b->note) - k,
+			 "%s%lld repeated (step, layer) records of one rank summed (microbatches)",
+			 k ? "; " : "", (long long)b->repeats);
+	}
+	snprintf(run.source, sizeof(run.source), "import %s %s%s%s", b->format, path,
+		 b->note[0] ? "; " : "", b->note);
 
 	cells = (size_t)layers * (size_t)experts;
 	cap = (64u << 20) / (cells * 4);
@@ -753,7 +764,8 @@ static int ends_with(const char *s, const char *suffix)
  * tokens_per_expert, ours counts. */
 static int sniff_json(const char *head, size_t n)
 {
-	if (memmem(head, n, "\"top_indices\"", 13) || memmem(head, n, "\"tokens_per_expert\"", 19))
+	if (memmem(head, n, "\"top_indices\"", 13) || memmem(head, n, "\"tokens_per_expert\"", 19) ||
+	    (memmem(head, n, "\"tpe\"", 5) && memmem(head, n, "\"iter\"", 6)))
 		return COLLECTOR_FORMAT_MEGATRON;
 	return COLLECTOR_FORMAT_JSONL;
 }
@@ -778,8 +790,10 @@ int collector_format_detect(const char *path, struct util_err *err)
 			if (!strcmp(de->d_name, "meta_info.json") ||
 			    (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".safetensors")))
 				fmt = COLLECTOR_FORMAT_TRTLLM;
-			else if (!strncmp(de->d_name, "router_trace_rank", 17) &&
-				 ends_with(de->d_name, ".jsonl"))
+			else if ((!strncmp(de->d_name, "router_trace_rank", 17) &&
+				  ends_with(de->d_name, ".jsonl")) ||
+				 !strcmp(de->d_name, "tokens_per_expert") ||
+				 (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".jsonl")))
 				fmt = COLLECTOR_FORMAT_MEGATRON;
 		}
 		closedir(d);
@@ -787,7 +801,7 @@ int collector_format_detect(const char *path, struct util_err *err)
 			return util_err_set(err, UTIL_EPARSE,
 					    "'%s': a directory with neither TensorRT-LLM statistics "
 					    "(meta_info.json, rank*.safetensors) nor Megatron-LM traces "
-					    "(router_trace_rank*.jsonl)",
+					    "(router_trace_rank*.jsonl, tokens_per_expert/rank*.jsonl)",
 					    path);
 		return fmt;
 	}
