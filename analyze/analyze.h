@@ -28,6 +28,15 @@ void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 int analyze_placement_check(const int32_t *phy2log, int experts, int ranks, int slots,
 			    int no_dup, struct util_err *err);
 
+/* Moves every second replica of an expert off its rank by swapping it with
+ * a slot of another rank (replica counts kept), for engines whose loader
+ * cannot hold an expert twice on one device (vllm-ascend).  Each swap is
+ * the one that leaves the two ranks' larger load (under heat[experts], or
+ * any when heat is NULL) lowest.  Returns the number of swaps, or a
+ * negative code with err set when no such placement exists. */
+int analyze_placement_undup(int32_t *phy2log, int experts, int ranks, int slots,
+			    const double *heat, struct util_err *err);
+
 /* Device loads load[ranks] for heat[experts] under phy2log; returns the
  * maximum.  cnt (replicas per expert) may be NULL: it is then computed. */
 double analyze_device_load(const double *heat, int experts, const int32_t *phy2log, int ranks,
@@ -79,6 +88,9 @@ struct analyze_place_in {
 				     * score it may give up for fewer moves (0: none;
 				     * replay uses 0.005, place/compare 0) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
+	int no_dup;                 /* the target engine holds no expert twice on one rank:
+				     * analyze_placement_undup before rank matching */
+	int *undup;                 /* OUT, optional: the swaps no_dup made */
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -192,10 +204,13 @@ struct analyze_plan_in {
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
+	int no_dup;                /* the target engine holds no expert twice on one rank:
+				    * analyze_placement_undup after the algorithm */
 };
 struct analyze_plan_layer {
 	double max_load, mean_load, imbalance, lower_bound; /* on the fitting heat */
 	int64_t moves;             /* copies from current; 0 without one */
+	int undup;                 /* swaps that moved a same-rank duplicate (no_dup) */
 };
 struct analyze_plan {
 	int layers, ranks, slots;

@@ -215,7 +215,7 @@ int cmd_place(int argc, char **argv)
 	const struct analyze_link *link = NULL;
 	double *heat = NULL, *episodes = NULL, gbps;
 	int32_t *cur = NULL;
-	int rc, status = 1, n_ep = 0, L, E, P;
+	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
 	int64_t nsteps = 0;
 	uint64_t ebytes = 0;
 
@@ -315,6 +315,13 @@ int cmd_place(int argc, char **argv)
 		goto out;
 	}
 	P = o.c.ranks * o.c.slots;
+	if (o.out) {
+		size_t n = strlen(o.out);
+		fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
+		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
+				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
+			fmt = ANALYZE_FORMAT_TRTLLM;
+	}
 	if (s) {
 		heat = xmallocarray((size_t)L * E, sizeof(double));
 		if (o.c.episodes)
@@ -361,11 +368,32 @@ int cmd_place(int argc, char **argv)
 			.current = cur,
 			.only_layer = o.layer,
 			.threads = 2,
+			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
 		};
+		int undup = 0;
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
+			if (in.no_dup) {
+				util_cli_error(CMD,
+					       "cannot write '%s' for vllm-ascend, whose loader "
+					       "misroutes a device holding an expert twice: %s; "
+					       "choose an algorithm that places an expert once per "
+					       "rank (flashlb, swift, %s) or --format sglang|trtllm",
+					       o.out, err.msg, ANALYZE_FLAGSHIP);
+				status = util_exit_status(rc);
+				goto out;
+			}
 			status = util_cli_fail(CMD, &err);
 			goto out;
 		}
+		for (int l = 0; l < L; l++)
+			undup += plan.layer[l].undup > 0;
+		if (undup)
+			fprintf(stderr,
+				"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
+				"layers; moved each second replica to another rank, since "
+				"vllm-ascend's loader misroutes such a device (the figures below "
+				"are for the moved placement)\n",
+				CMD, algo->name, undup, L);
 	}
 	if (model)
 		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
@@ -523,11 +551,6 @@ int cmd_place(int argc, char **argv)
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {
-		int fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
-		size_t n = strlen(o.out);
-		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
-				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
-			fmt = ANALYZE_FORMAT_TRTLLM;
 		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;

@@ -18,6 +18,7 @@ static const char usage[] =
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
+	"                       [--pipeline-stages P]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
 	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
@@ -25,7 +26,9 @@ static const char usage[] =
 	"directory of meta_info.json and rank*.safetensors); SGLang .pt dumps go through\n"
 	"'python3 -m moetrace.sglang_dump'.  --format auto (default) guesses from the name\n"
 	"and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
-	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
+	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n"
+	"--pipeline-stages P: Megatron-LM rank files of P pipeline stages (each numbers its\n"
+	"layers from 0); their layers are put one stage after the other.\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
@@ -83,6 +86,7 @@ int cmd_import(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "deployed", required_argument, NULL, 'd' },
+		{ "pipeline-stages", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -96,7 +100,7 @@ int cmd_import(int argc, char **argv)
 	int c, rc;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
@@ -127,6 +131,7 @@ int cmd_import(int argc, char **argv)
 			}
 			break;
 		case 'd': deployed = optarg; break;
+		case 'p': rc = util_parse_int(optarg, 1, STORE_MAX_LAYERS, &o.pipeline_stages, "--pipeline-stages", &err); goto chk;
 		case 'h': fputs(usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
@@ -191,6 +196,11 @@ fail:
 	}
 	if ((rc = store_publish(s, &err)))
 		return util_cli_fail("import", &err);
+	/* what the importer did beyond reading, kept in the run's source */
+	const char *note = strstr(run.source, file);
+	note = note ? strstr(note + strlen(file), "; ") : NULL;
+	if (note)
+		fprintf(stderr, "moetrace import: note: %s\n", note + 2);
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
 	if (deployed)
