@@ -249,6 +249,9 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 			   const struct analyze_deploy_opts *o, struct analyze_deploy *d,
 			   struct util_err *err);
 
+/* The serving precision of a model preset (bf16 when model is NULL). */
+int analyze_model_quant(const struct store_model *model);
+
 /* MoE seconds of one layer on one step: the busiest rank's
  * max(tokens x sec_per_token, experts with tokens x sec_per_expert), with a
  * replicated expert's tokens split evenly.  p2l [ranks * slots]; cnt the
@@ -278,6 +281,7 @@ struct analyze_plan_in {
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
+	int ranks_per_node;        /* copies' tiers (analyze_transfer_layer_tiers); 0: one node */
 };
 struct analyze_plan_layer {
 	double max_load, mean_load, imbalance, lower_bound; /* on the fitting heat */
@@ -290,7 +294,9 @@ struct analyze_plan {
 	double seconds;            /* wall time of the algorithm over all layers */
 	double sum_max, sum_mean, sum_lb; /* over the planned layers */
 	int64_t moves;
-	int64_t *send, *recv;      /* [ranks] copies sent / received */
+	int64_t *send, *recv;      /* [2 * ranks] copies sent / received: inside a node in
+				    * [0, ranks), across nodes in [ranks, 2 * ranks) */
+	int64_t moves_inter;       /* of moves, copies across nodes */
 	int32_t *src;              /* [layers * ranks*slots] sending rank per slot, -1 = no
 				    * copy; NULL without a current placement */
 };
@@ -447,14 +453,15 @@ int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err); /* >
 
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
-	int ranks, slots, redundant, nodes, groups, episodes, max_moves, quant;
+	int ranks, slots, redundant, nodes, groups, episodes, max_moves;
+	int quant;             /* -1: the model preset's (analyze_model_quant) */
 	unsigned phase_mask;
 	int64_t from, to;
 	uint64_t seed;
 	double bandwidth, capacity;
 };
 #define ANALYZE_CLI_INIT                                                                    \
-	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = ANALYZE_QUANT_BF16, \
+	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = -1,                 \
 	  .capacity = 1.25 }
 /* 0 when c is a shared option and arg is good, 1 when c is not a shared
  * option (getopt's '?' included), else UTIL_EUSAGE with a message naming

@@ -69,6 +69,13 @@ static int link_of(const char *name, const char *opt, const struct analyze_link 
 	return 0;
 }
 
+int analyze_model_quant(const struct store_model *model)
+{
+	int q = model && model->quant ? analyze_quant_parse(model->quant) : -1;
+
+	return q >= 0 ? q : ANALYZE_QUANT_BF16;
+}
+
 int analyze_deploy_resolve(const struct store_run *run, const struct store_model *model, int ranks,
 			   const struct analyze_deploy_opts *o, struct analyze_deploy *d,
 			   struct util_err *err)
@@ -118,11 +125,7 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 		d->intra_gbps = d->inter_gbps = o->bandwidth;
 	}
 	/* precision: the option, else the model's serving precision */
-	d->quant = o->quant >= 0 ? o->quant
-		   : model && model->quant ? analyze_quant_parse(model->quant)
-					   : ANALYZE_QUANT_BF16;
-	if (d->quant < 0)
-		d->quant = ANALYZE_QUANT_BF16;
+	d->quant = o->quant >= 0 ? o->quant : analyze_model_quant(model);
 	if (o->step_ms < 0)
 		return util_err_set(err, UTIL_EUSAGE, "--step-ms must be above 0");
 	d->step_seconds = o->step_ms * 1e-3;

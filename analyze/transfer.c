@@ -397,8 +397,8 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	plan->slots = in->slots;
 	plan->phy2log = calloc((size_t)L * P, sizeof(int32_t));
 	plan->layer = calloc((size_t)L, sizeof(*plan->layer));
-	plan->send = calloc((size_t)R, sizeof(int64_t));
-	plan->recv = calloc((size_t)R, sizeof(int64_t));
+	plan->send = calloc(2 * (size_t)R, sizeof(int64_t));
+	plan->recv = calloc(2 * (size_t)R, sizeof(int64_t));
 	load = calloc((size_t)R, sizeof(double));
 	if (in->current)
 		plan->src = malloc((size_t)L * P * sizeof(int32_t));
@@ -454,9 +454,10 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		plan->sum_mean += pl->mean_load;
 		plan->sum_lb += pl->lower_bound;
 		if (in->current) {
-			int64_t n = analyze_transfer_layer(in->current + (size_t)l * P, p, E, R,
-							   in->slots, plan->src + (size_t)l * P,
-							   plan->send, plan->recv, err);
+			int64_t n = analyze_transfer_layer_tiers(
+				in->current + (size_t)l * P, p, E, R, in->slots, in->ranks_per_node,
+				plan->src + (size_t)l * P, plan->send, plan->recv, &plan->moves_inter,
+				err);
 			if (n < 0) {
 				rc = (int)n;
 				util_err_prefix(err, "layer %d: ", l);
