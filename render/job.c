@@ -413,10 +413,20 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 			if (j->ev[k][i].effective_step >= 0)
 				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
 		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
+		/* every setting that tells two replays apart */
+		char eps[24] = "", q[40] = "", lk[72] = "", eng[48] = "";
+		if (r.episodes > 0)
+			snprintf(eps, sizeof(eps), ", %d episodes", r.episodes);
+		if (r.quant[0])
+			snprintf(q, sizeof(q), ", %s", r.quant);
+		if (r.link_intra[0])
+			snprintf(lk, sizeof(lk), ", %s/%s", r.link_intra, r.link_inter);
+		if (r.engine[0])
+			snprintf(eng, sizeof(eng), ", %s preset", r.engine);
 		snprintf(j->rnames[k], sizeof(j->rnames[k]),
-			 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
-			 (long long)o->replay_id[k], r.algo, (long long)r.interval,
-			 (long long)r.window, (long long)r.delay);
+			 "replay %lld: %s%s, every %lld, window %lld, delay %lld%s%s%s%s",
+			 (long long)o->replay_id[k], r.algo, eng, (long long)r.interval,
+			 (long long)r.window, (long long)r.delay, r.pay ? ", pay" : "", eps, q, lk);
 		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
 							   j->evx[k] };
 	}
