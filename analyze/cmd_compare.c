@@ -25,7 +25,10 @@ static const char usage[] =
 	"                        [--nodes N --groups G] [--steps A:B] [--phase prefill|decode]\n"
 	"                        [--episodes K] [--max-moves N] [--seed N]\n"
 	"                        [--current FILE|static|deployed] [--model NAME]\n"
-	"                        [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                        [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"                        [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
+	"                        [--hardware h100|h200|b200|ascend-910b|ascend-910c] [--step-ms MS]\n"
+	"                        [--tflops T]\n"
 	"                        [--capacity F] [--per-layer] [--format table|csv|json|markdown] DB\n"
 	"--steps A:B fits on A..B and scores on the B-A+1 steps after B; by default the\n"
 	"first half of the run fits and the second half scores.\n";
@@ -35,8 +38,11 @@ static const char usage[] =
 
 enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
 
+enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS, OPT_TFLOPS };
+
 struct cmp_opts {
 	struct analyze_cli c;
+	struct analyze_deploy_opts dep; /* besides c's link, quant, bandwidth */
 	const char *algos;
 	int per_layer, out;
 };
@@ -51,9 +57,11 @@ struct cmp_algo {
 	double *step_imb;	      /* [steps] per-step overall imbalance, for p99 */
 	size_t step_cap;
 	double dropped, tokens; /* over the next window's steps and layers */
+	double moe_s;           /* MoE seconds over the next window (step-time model) */
 	/* summaries */
 	double fit, next, next_step, next_p99, gap_fit, gap_next, drop, xfer_s;
-	int64_t bytes;
+	double xfer_intra_s, xfer_inter_s, moe_share, step_share;
+	int64_t bytes, bytes_inter;
 };
 
 static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err *err)
@@ -77,6 +85,12 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		{ "link", required_argument, NULL, 'L' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, 'C' },
+		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
+		{ "hardware", required_argument, NULL, OPT_HARDWARE },
+		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
+		{ "tflops", required_argument, NULL, OPT_TFLOPS },
 		{ "per-layer", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
@@ -89,6 +103,31 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		switch (c) {
 		case 'a': o->algos = optarg; break;
 		case 'P': o->per_layer = 1; break;
+		case OPT_LINK_INTRA:
+			if ((rc = analyze_opt_link(optarg, "--link-intra", &o->dep.link_intra, err)))
+				return rc;
+			break;
+		case OPT_LINK_INTER:
+			if ((rc = analyze_opt_link(optarg, "--link-inter", &o->dep.link_inter, err)))
+				return rc;
+			break;
+		case OPT_RPN:
+			if ((rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->dep.ranks_per_node,
+						 "--ranks-per-node", err)))
+				return rc;
+			break;
+		case OPT_HARDWARE:
+			if ((rc = analyze_opt_hardware(optarg, &o->dep.hardware, err)))
+				return rc;
+			break;
+		case OPT_STEP_MS:
+			if ((rc = analyze_opt_step_ms(optarg, &o->dep.step_ms, err)))
+				return rc;
+			break;
+		case OPT_TFLOPS:
+			if ((rc = util_parse_double(optarg, 1e-3, 1e6, &o->dep.tflops, "--tflops", err)))
+				return rc;
+			break;
 		case 'f':
 			o->out = -1;
 			for (size_t i = 0; i < UTIL_ARRAY_SIZE(formats); i++)
@@ -218,10 +257,20 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 
 /* Walks the next window once: every algorithm's per-step imbalance and
  * token drop, and the window's summed heat. */
+/* The current placement on the next window, in serving units. */
+struct cmp_base {
+	const int32_t *cur;     /* [layers * ranks*slots] */
+	int *cnt;               /* [layers * experts] */
+	double moe_s, dense_s, tokens;
+};
+
 static int score_next(struct store *s, const struct store_run *run, const struct cmp_opts *o,
+		      const struct analyze_deploy *dep, struct cmp_base *base,
 		      const int64_t win[4], struct cmp_algo *a, int na, double *sum_heat,
 		      int64_t *nsteps, struct util_err *err)
 {
+	const int timed = dep->sec_per_token > 0 || dep->sec_per_expert > 0;
+	const int topk = run->topk > 0 ? run->topk : 1;
 	int L = run->layers, E = run->experts, R = o->c.ranks, S = o->c.slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;
@@ -234,8 +283,21 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 		goto out;
 	}
 	while ((rc = store_iter_next(it, &st)) == 1) {
+		double routed = 0;
 		for (size_t k = 0; k < (size_t)L * E; k++)
 			sum_heat[k] += st.counts[k];
+		for (int e = 0; e < E; e++)
+			routed += st.counts[e];
+		/* tokens of the batch: recorded, else layer 0's routed tokens / top-k */
+		double tk = st.tokens > 0 ? (double)st.tokens : routed / topk;
+		base->tokens += tk;
+		if (timed) {
+			base->dense_s += analyze_dense_seconds(dep, tk);
+			for (int l = 0; l < L; l++)
+				base->moe_s += analyze_layer_seconds(
+					dep, st.counts + (size_t)l * E, base->cur + (size_t)l * P, S,
+					base->cnt + (size_t)l * E);
+		}
 		for (int i = 0; i < na; i++) {
 			double smax = 0, smean = 0;
 			for (int l = 0; l < L; l++) {
@@ -248,6 +310,11 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 					tot += load[r];
 				smax += m;
 				smean += tot / R;
+				if (timed)
+					a[i].moe_s += analyze_layer_seconds(
+						dep, st.counts + (size_t)l * E,
+						a[i].plan.phy2log + (size_t)l * P, S,
+						a[i].cnt + (size_t)l * E);
 				a[i].dropped += analyze_token_drop(load, R, o->c.capacity) * tot;
 				a[i].tokens += tot;
 			}
@@ -284,16 +351,17 @@ static double pct(double x)
 
 int cmd_compare(int argc, char **argv)
 {
-	struct cmp_opts o = { .c = ANALYZE_CLI_INIT };
+	struct cmp_opts o = { .c = ANALYZE_CLI_INIT, .dep = ANALYZE_DEPLOY_OPTS_INIT };
+	struct analyze_deploy dep;
+	struct cmp_base base = { 0 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
 	struct cmp_algo *a = xcalloc(MAX_ALGOS, sizeof(*a));
 	const struct store_model *model;
-	const struct analyze_link *link;
 	struct analyze_shape sh;
 	const char *cur_name = NULL;
-	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL, gbps;
+	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL;
 	double *lb_next = NULL, sum_mean_next = 0, sum_lb_next = 0;
 	int32_t *cur = NULL;
 	int na = 0, rc, status = 1, L, E, R, P;
@@ -354,6 +422,13 @@ int cmd_compare(int argc, char **argv)
 	R = o.c.ranks;
 	P = R * o.c.slots;
 	model = run.model[0] ? store_model_find(run.model) : NULL;
+	o.dep.quant = o.c.quant;
+	o.dep.link = o.c.link;
+	o.dep.bandwidth = o.c.bandwidth;
+	if ((rc = analyze_deploy_resolve(&run, model, R, &o.dep, &dep, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
 	if (!o.c.nodes && run.ranks_per_node > 0 && R % run.ranks_per_node == 0 &&
 	    R / run.ranks_per_node > 1) {
 		/* eplb-hier needs the node count: take it from the run's layout, and the
@@ -406,6 +481,7 @@ int cmd_compare(int argc, char **argv)
 			.current = cur,
 			.only_layer = -1,
 			.threads = 2,
+			.ranks_per_node = dep.ranks_per_node,
 		};
 		if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
 			status = util_cli_fail(CMD, &err);
@@ -419,7 +495,12 @@ int cmd_compare(int argc, char **argv)
 
 	/* score on the next window */
 	next_heat = xmallocarray((size_t)L * E, sizeof(double));
-	if ((rc = score_next(s, &run, &o, win, a, na, next_heat, &next_steps, &err))) {
+	base.cur = cur;
+	base.cnt = xmallocarray((size_t)L * E, sizeof(int));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(cur + (size_t)l * P, P, E, base.cnt + (size_t)l * E);
+	if ((rc = score_next(s, &run, &o, &dep, &base, win, a, na, next_heat, &next_steps,
+			     &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
@@ -436,10 +517,14 @@ int cmd_compare(int argc, char **argv)
 	lb_next = xcalloc((size_t)L, sizeof(double));
 	for (int l = 0; l < L; l++)
 		lb_next[l] = analyze_lower_bound(next_heat + (size_t)l * E, E, R, o.c.slots);
-	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	ebytes = dep.expert_bytes;
+	/* serving units: the current placement on the next window is the baseline */
+	const int timed = base.moe_s > 0;
+	const double base_step_s = dep.step_seconds > 0 ? dep.step_seconds * (double)next_steps
+							: base.dense_s + base.moe_s;
+	const double tok_step = base.tokens / (double)next_steps;
+	const double all_bytes = (double)ebytes * L * E;
+	const double hbm_gib = analyze_redundant_gib(&dep, o.c.slots);
 	for (int i = 0; i < na; i++) {
 		struct cmp_algo *c = &a[i];
 		double smax = 0;
@@ -466,7 +551,12 @@ int cmd_compare(int argc, char **argv)
 		c->next_p99 = util_percentile(c->step_imb, (size_t)next_steps, 99);
 		c->drop = c->tokens > 0 ? c->dropped / c->tokens : 0;
 		c->bytes = (int64_t)(c->plan.moves * ebytes);
-		c->xfer_s = analyze_transfer_seconds(c->plan.send, c->plan.recv, R, ebytes, gbps);
+		c->bytes_inter = (int64_t)(c->plan.moves_inter * ebytes);
+		c->xfer_s = analyze_transfer_seconds_tiers(c->plan.send, c->plan.recv, R, ebytes,
+							   dep.intra_gbps, dep.inter_gbps,
+							   &c->xfer_intra_s, &c->xfer_inter_s);
+		c->moe_share = timed ? (base.moe_s - c->moe_s) / base.moe_s : 0;
+		c->step_share = timed && base_step_s > 0 ? (base.moe_s - c->moe_s) / base_step_s : 0;
 	}
 
 	/* print */
@@ -493,12 +583,28 @@ int cmd_compare(int argc, char **argv)
 		json_object_object_add(root, "expert_bytes",
 				       model ? json_object_new_int64((int64_t)ebytes) : NULL);
 		json_object_object_add(root, "quant",
-				       json_object_new_string(analyze_quant_name(o.c.quant)));
-		json_object_object_add(
-			root, "link",
-			json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
-		json_object_object_add(root, "gbytes_per_s", jd(gbps));
+				       json_object_new_string(analyze_quant_name(dep.quant)));
+		json_object_object_add(root, "ranks_per_node",
+				       json_object_new_int(dep.ranks_per_node));
+		json_object_object_add(root, "nodes", json_object_new_int(R / dep.ranks_per_node));
+		json_object_object_add(root, "link_intra", json_object_new_string(dep.link_intra));
+		json_object_object_add(root, "link_inter", json_object_new_string(dep.link_inter));
+		json_object_object_add(root, "intra_gbytes_per_s", jd(dep.intra_gbps));
+		json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
+		json_object_object_add(root, "hardware", json_object_new_string(dep.hw->name));
+		json_object_object_add(root, "hbm_redundant_gib_per_rank",
+				       model ? jd(hbm_gib) : NULL);
+		json_object_object_add(root, "tokens_per_step", jd(tok_step));
+		json_object_object_add(root, "tokens_per_rank", jd(tok_step / R));
+		json_object_object_add(root, "estimated",
+				       json_object_new_boolean(dep.step_seconds <= 0));
+		json_object_object_add(root, "baseline_moe_ms_per_step",
+				       timed ? jd(base.moe_s / next_steps * 1e3) : NULL);
+		json_object_object_add(root, "baseline_step_ms",
+				       timed ? jd(base_step_s / next_steps * 1e3) : NULL);
 		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
+		json_object_object_add(root, "baseline_tokens_per_s",
+				       timed ? jd(base.tokens / base_step_s) : NULL);
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			struct json_object *j = json_object_new_object(),
@@ -518,6 +624,27 @@ int cmd_compare(int argc, char **argv)
 			json_object_object_add(j, "bytes",
 					       model ? json_object_new_int64(c->bytes) : NULL);
 			json_object_object_add(j, "transfer_seconds", model ? jd(c->xfer_s) : NULL);
+			json_object_object_add(j, "bytes_intra_node",
+					       model ? json_object_new_int64(c->bytes - c->bytes_inter)
+						     : NULL);
+			json_object_object_add(j, "bytes_inter_node",
+					       model ? json_object_new_int64(c->bytes_inter) : NULL);
+			json_object_object_add(j, "transfer_intra_seconds",
+					       model ? jd(c->xfer_intra_s) : NULL);
+			json_object_object_add(j, "transfer_inter_seconds",
+					       model ? jd(c->xfer_inter_s) : NULL);
+			json_object_object_add(j, "weights_moved_share",
+					       model ? jd(c->bytes / all_bytes) : NULL);
+			json_object_object_add(j, "hbm_redundant_gib_per_rank",
+					       model ? jd(hbm_gib) : NULL);
+			json_object_object_add(j, "moe_time_saved_share",
+					       timed ? jd(c->moe_share) : NULL);
+			json_object_object_add(j, "step_time_saved_share",
+					       timed ? jd(c->step_share) : NULL);
+			json_object_object_add(j, "tokens_per_s",
+					       timed ? jd(base.tokens / (base_step_s - (base.moe_s -
+											 c->moe_s)))
+						     : NULL);
 			json_object_object_add(j, "token_drop", jd(c->drop));
 			json_object_object_add(j, "seconds", jd(c->plan.seconds));
 			for (int l = 0; l < L; l++) {
@@ -589,26 +716,50 @@ int cmd_compare(int argc, char **argv)
 		       "expert's tokens split evenly); gap = distance to the proven lower bound\n",
 		       md ? "\n" : "");
 		if (model)
-			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); transfer "
-			       "at %.1f GB/s per rank (%s); token drop at capacity %.2f x mean\n\n",
+			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); %d node%s "
+			       "x %d ranks, transfer at %.1f GB/s per rank inside a node (%s) and "
+			       "%.1f GB/s across (%s), ranks sending in parallel; %.2f GiB of HBM per "
+			       "rank on redundant experts; token drop at capacity %.2f x mean\n",
 			       md ? "\n" : "", cur_name, ebytes / 1048576.0, model->name,
-			       analyze_quant_name(o.c.quant), gbps,
-			       o.c.bandwidth > 0 ? "--bandwidth" : link->name, o.c.capacity);
+			       analyze_quant_name(dep.quant), R / dep.ranks_per_node,
+			       R / dep.ranks_per_node > 1 ? "s" : "", dep.ranks_per_node,
+			       dep.intra_gbps, dep.link_intra, dep.inter_gbps, dep.link_inter, hbm_gib,
+			       o.c.capacity);
+		if (timed)
+			printf("%snext window: %.0f tokens per step, %.1f per rank; under the %s "
+			       "placement MoE time %.3f ms (busiest rank) of a %.3f ms step (%s); "
+			       "saved = share of that MoE time and of that step time\n\n",
+			       md ? "\n" : "", tok_step, tok_step / R, cur_name,
+			       base.moe_s / next_steps * 1e3, base_step_s / next_steps * 1e3,
+			       dep.step_seconds > 0 ? "measured, --step-ms"
+						    : "estimates on the hardware's peak rates, "
+						      "docs/replay.md");
+		else if (model)
+			printf("\n");
 		else
 			printf("%smoves from the %s placement (give --model for bytes and seconds); "
 			       "token drop at capacity %.2f x mean\n\n",
 			       md ? "\n" : "", cur_name, o.c.capacity);
 		if (md)
 			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
-			       "moves | GB | transfer s | drop | time s |\n"
-			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			       "moves | GB | transfer s | drop | time s | MoE saved | step saved |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 		else
-			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s\n",
+			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s  %9s  "
+			       "%10s\n",
 			       "algorithm", "fit", "next", "next/step", "p99/step", "gap-fit",
-			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s");
+			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s", "MoE-saved",
+			       "step-saved");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
-			char gb[32], xs[32];
+			char gb[32], xs[32], ms[32], ss[32];
+			if (timed) {
+				snprintf(ms, sizeof(ms), "%.2f%%", pct(c->moe_share));
+				snprintf(ss, sizeof(ss), "%.2f%%", pct(c->step_share));
+			} else {
+				strcpy(ms, "-");
+				strcpy(ss, "-");
+			}
 			if (model) {
 				snprintf(gb, sizeof(gb), "%.2f", c->bytes / 1e9);
 				snprintf(xs, sizeof(xs), "%.4f", c->xfer_s);
@@ -618,16 +769,16 @@ int cmd_compare(int argc, char **argv)
 			}
 			if (md)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
-				       "%s | %.2f%% | %.4f |\n",
+				       "%s | %.2f%% | %.4f | %s | %s |\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss);
 			else
 				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
-				       "%10s  %5.2f%%  %8.4f\n",
+				       "%10s  %5.2f%%  %8.4f  %9s  %10s\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss);
 		}
 		if (o.per_layer) {
 			printf("\nper layer: imbalance fitted / next\n%s",
@@ -668,6 +819,7 @@ out:
 	free(load);
 	free(lb_next);
 	free(cur);
+	free(base.cnt);
 	store_free(s);
 	return status;
 }

@@ -23,7 +23,7 @@ static const char usage[] =
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
 	"                      [--current FILE|static|deployed] [--model NAME]\n"
-	"                      [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--link NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
 	"                      (DB | --heat FILE)\n"
 	"       moetrace place --list\n";
@@ -395,6 +395,8 @@ int cmd_place(int argc, char **argv)
 				"are for the moved placement)\n",
 				CMD, algo->name, undup, L);
 	}
+	if (o.c.quant < 0)
+		o.c.quant = analyze_model_quant(model);
 	if (model)
 		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
 	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");

@@ -68,22 +68,43 @@ int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
 	int q = analyze_quant_parse(arg);
 
 	if (q < 0)
-		return util_err_set(err, UTIL_EUSAGE, "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
-				    arg);
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--quant: '%s' is not bf16, fp8, w8a8, w4a8 or mxfp4", arg);
 	*quant = q;
 	return 0;
 }
 
-int analyze_opt_link(const char *arg, const char **link, struct util_err *err)
+int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err)
 {
-	char hint[96];
+	char names[256], hint[96];
 
 	if (!analyze_link_find(arg))
-		return util_err_set(err, UTIL_EUSAGE,
-				    "--link: unknown link '%s'%s (see docs/formats.md)", arg,
-				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)));
+		return util_err_set(err, UTIL_EUSAGE, "%s: unknown link '%s'%s (%s)", opt, arg,
+				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)),
+				    analyze_link_names(names, sizeof(names)));
 	*link = arg;
 	return 0;
+}
+
+int analyze_opt_hardware(const char *arg, const char **hw, struct util_err *err)
+{
+	char names[256];
+
+	if (!analyze_hw_find(arg))
+		return util_err_set(err, UTIL_EUSAGE, "--hardware: unknown preset '%s' (%s)", arg,
+				    analyze_hw_names(names, sizeof(names)));
+	*hw = arg;
+	return 0;
+}
+
+int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err)
+{
+	int rc = util_parse_double(arg, -1e308, 1e9, ms, "--step-ms", err);
+
+	if (!rc && !(*ms > 0))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--step-ms: %s is not a step time (milliseconds above 0)", arg);
+	return rc;
 }
 
 int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_err *err)
@@ -116,7 +137,7 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 		break;
 	case 'm': rc = analyze_opt_model(arg, &o->model, err); break;
 	case 'q': rc = analyze_opt_quant(arg, &o->quant, err); break;
-	case 'L': rc = analyze_opt_link(arg, &o->link, err); break;
+	case 'L': rc = analyze_opt_link(arg, "--link", &o->link, err); break;
 	case 'b':
 		rc = util_parse_double(arg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err);
 		break;

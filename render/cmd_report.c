@@ -33,7 +33,7 @@ static const char usage[] =
 	"                       [--steps A:B] [--phase prefill|decode] [--algos A,B,...]\n"
 	"                       [--episodes N]\n"
 	"                       [--interval K] [--window W] [--delay D] [--model NAME]\n"
-	"                       [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                       [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--link NAME | --bandwidth GB/s]\n"
 	"                       [--scale X] -o DIR DB\n"
 	"Compares the algorithms (fitted on the first half of the steps, scored on the\n"
 	"second, as `moetrace compare`), replays the best in memory, and writes\n"
@@ -689,6 +689,8 @@ int cmd_report(int argc, char **argv)
 	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
 	r->gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
 	r->link_name = o.c.bandwidth > 0 ? "--bandwidth" : link->name;
+	if (o.c.quant < 0)
+		o.c.quant = analyze_model_quant(r->model);
 	r->quant = o.c.quant;
 	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.c.quant) : 0;
 	if ((rc = compare(s, r, &o, &err))) {

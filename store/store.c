@@ -117,6 +117,31 @@ static const char *const migrations[] = {
 	"  baseline_mean REAL NOT NULL, baseline_p99 REAL NOT NULL,"
 	"  moves INTEGER NOT NULL,"
 	"  PRIMARY KEY (replay, layer)) WITHOUT ROWID;",
+	/* 2 -> 3: every setting of a replay in its own column, the two-tier
+	 * transfer and the serving units.  Older replays take what their params
+	 * JSON recorded: they priced every copy at one link. */
+	"ALTER TABLE replays ADD COLUMN pay INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN quant TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_intra TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_inter TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN ranks_per_node INTEGER NOT NULL DEFAULT 0;" /* 0: unknown */
+	"ALTER TABLE replays ADD COLUMN hardware TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN engine TEXT NOT NULL DEFAULT '';"      /* engine preset */
+	"ALTER TABLE replays ADD COLUMN step_ms REAL NOT NULL DEFAULT 0;"      /* measured; 0: estimated */
+	"ALTER TABLE replays ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_step_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_intra_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_inter_seconds REAL NOT NULL DEFAULT 0;"
+	"UPDATE replays SET"
+	"  pay = ifnull(json_extract(params, '$.pay'), 0),"
+	"  quant = ifnull(json_extract(params, '$.quant'), ''),"
+	"  link_intra = ifnull(json_extract(params, '$.link'), ''),"
+	"  link_inter = ifnull(json_extract(params, '$.link'), '')"
+	"  WHERE json_valid(params);",
 };
 /* clang-format on */
 

@@ -20,7 +20,7 @@
 #include "util/util.h"
 
 /* Schema version written to PRAGMA user_version by the newest migration. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* Shape limits the schema allows (codec and SQL functions check them). */
 #define STORE_MAX_LAYERS 1024
 #define STORE_MAX_EXPERTS 65536
@@ -58,6 +58,9 @@ struct store_model {
 	int ranks, slots;       /* typical EP layout: ranks x slots per rank */
 	int ranks_per_node;
 	const char *source;     /* where the figures come from */
+	const char *quant;      /* serving precision of the published weights: "bf16",
+				 * "fp8", ... (analyze_quant_parse names) */
+	double active_params;   /* parameters active per token (model card) */
 };
 
 const struct store_model *store_model_find(const char *name);
@@ -202,6 +205,15 @@ struct store_replay {
 	double imbalance_mean, baseline_imbalance_mean;
 	double imbalance_p99, baseline_imbalance_p99;
 	double transfer_seconds, saved_seconds, net_stop_seconds, net_overlap_seconds;
+	/* settings beside the columns above (schema 3; "" or 0 in replays stored
+	 * before it that did not record them) */
+	int pay, ranks_per_node;
+	char quant[16], link_intra[32], link_inter[32], hardware[32];
+	char engine[32];            /* engine preset the settings came from, "" if none */
+	double step_ms;             /* measured step time given, 0: estimated */
+	/* serving units (schema 3) */
+	int64_t tokens, bytes_inter;
+	double moe_seconds, baseline_moe_seconds, baseline_step_seconds;
 };
 
 struct store_replay_event {
@@ -209,6 +221,8 @@ struct store_replay_event {
 	int layers;
 	int64_t moves, bytes;
 	double transfer_seconds, algo_seconds;
+	int64_t bytes_inter;        /* of bytes, copied across nodes */
+	double transfer_intra_seconds, transfer_inter_seconds;
 };
 
 /* Adds the replay row (summary fields as given; update with _finish);
