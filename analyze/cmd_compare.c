@@ -468,7 +468,11 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 						 a[i].cnt + (size_t)l * E);
 			a[i].step_sum = a[i].dropped = a[i].tokens = 0;
 		}
-		if ((rc = score_next(s, run, o, win, a, na, next, &next_steps, &err))) {
+		/* the rounds report balance only: score without the time model */
+		struct analyze_deploy untimed = { 0 };
+		struct cmp_base scratch = { 0 };
+		if ((rc = score_next(s, run, o, &untimed, &scratch, win, a, na, next, &next_steps,
+				     &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;
 		}

@@ -572,6 +572,8 @@ int util_opt_unknown(char *const *argv, const struct option *opts)
 		util_cli_error(cmd, "unknown option '%s' (see 'moetrace %s --help')",
 			       arg ? arg : "?", cmd);
 	return 2;
+}
+
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there
  * are not one (a stray continuation byte, a cut sequence, an overlong
  * form, a surrogate, a code point past U+10FFFF). */
