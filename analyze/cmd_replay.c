@@ -399,6 +399,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 						}
 						x->redundant = red;
 						x->slots = (E + red) / ranks;
+						if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+							util_err_prefix(&err, "--grid redundant=%d: ", red);
+							free(c);
+							return util_cli_fail("replay", &err);
+						}
 						if (!nw)
 							x->window = o->window ? o->window : x->interval;
 						if (!nd)
@@ -627,6 +632,12 @@ int cmd_replay(int argc, char **argv)
 		su.spt = 6.0 * su.model->hidden * su.model->inter / (o.tflops * 1e12);
 	int ranks, slots;
 	if (analyze_layout_resolve(&su.run, o.ranks, o.slots, o.redundant, &ranks, &slots, &err)) {
+		status = util_cli_fail("replay", &err);
+		goto out;
+	}
+	/* a layout the algorithm cannot fill fails here, not at its first
+	 * decision after the baseline of the whole window is scored */
+	if (!grid && analyze_algo_layout_check(algo, su.run.experts, slots, &err)) {
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
