@@ -472,6 +472,12 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
 	if (K <= 0)
 		return util_err_set(err, UTIL_EUSAGE, "--interval must be at least 1 step");
+	/* no span longer than a trace's steps can hold: ordinal + interval +
+	 * delay then stays far inside an int64 */
+	if (K > STORE_STEP_MAX || W > STORE_STEP_MAX || D > STORE_STEP_MAX)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--interval, --window and --delay are at most %lld steps",
+				    (long long)STORE_STEP_MAX);
 	if (cfg->pay && !(cfg->sec_per_token > 0 && cfg->gbytes_per_s > 0 && cfg->expert_bytes))
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--pay needs the cost model: the bytes of an expert and the "

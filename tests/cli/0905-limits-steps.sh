@@ -69,6 +69,16 @@ for k in heatmap timeline devices imbalance; do
 	expect_status 0 mt render -o "$T/$k.png" "$T/ext.db" $k
 done
 expect_status 0 mt replay --window 2 --interval 2 --no-store "$T/ext.db"
+# spans given on the command line are steps too: at most 2^53 - 1, so a
+# decision's ordinal + interval + delay cannot overflow
+expect_status 0 mt replay --window 2 --interval $MAX --no-store "$T/ext.db"
+for c in "replay --no-store --interval 9223372036854775807" \
+	"replay --no-store --window 9223372036854775807" \
+	"replay --no-store --grid interval=9223372036854775807" \
+	"report -o $T/rep --interval $((MAX + 1))"; do
+	expect_status 2 mt $c "$T/ext.db"
+	expect_grep "$T/err" "out of range \\[[01], $MAX\\]"
+done
 
 # ---- hostile databases: a value past the limits is a corrupt trace
 expect_status 0 mt gen --model mixtral-8x7b --steps 6 --ranks 4 --slots 2 -q "$T/g.db"
