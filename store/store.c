@@ -880,6 +880,16 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
 	return rc;
 }
 
+/* A total() (a double) as an int64: converting a double past the int64
+ * range is undefined, and 1025 steps of the most tokens a step holds sum
+ * past it; such a total saturates. */
+static int64_t sat_i64(double v)
+{
+	if (!(v > -9.2e18))
+		return v != v ? 0 : INT64_MIN;
+	return v < 9.2e18 ? (int64_t)v : INT64_MAX;
+}
+
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 {
 	sqlite3_stmt *st = NULL;
@@ -902,10 +912,10 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	o->last_step = sqlite3_column_int64(st, 2);
 	o->prefill_steps = sqlite3_column_int64(st, 3);
 	o->decode_steps = sqlite3_column_int64(st, 4);
-	o->tokens = (int64_t)sqlite3_column_double(st, 5);
+	o->tokens = sat_i64(sqlite3_column_double(st, 5));
 	o->first_time = sqlite3_column_double(st, 6);
 	o->last_time = sqlite3_column_double(st, 7);
-	o->blob_bytes = (int64_t)sqlite3_column_double(st, 8);
+	o->blob_bytes = sat_i64(sqlite3_column_double(st, 8));
 	for (int c = 9; c <= 10; c++)
 		if (sqlite3_column_type(st, c) != SQLITE_NULL &&
 		    (sqlite3_column_type(st, c) != SQLITE_INTEGER ||
@@ -949,9 +959,9 @@ int store_run_missing_counts(struct store *s, const struct store_run *run, int64
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		rc = store_int_dberr(s, "counting counts rows");
 	} else {
-		/* steps < 2^63 / 1024 as any file holds, so no overflow */
-		int64_t want = sqlite3_column_int64(st, 0) * run->layers;
-		int64_t have = sqlite3_column_int64(st, 1);
+		int64_t want, have = sqlite3_column_int64(st, 1);
+		if (util_mul_i64(sqlite3_column_int64(st, 0), run->layers, &want))
+			want = INT64_MAX; /* no file holds that many rows */
 		*missing = want > have ? want - have : 0;
 	}
 	sqlite3_finalize(st);

@@ -126,4 +126,9 @@ expect_status 0 mt info "$T/maxtok.db"
 expect_status 2 mt merge --sum "$T/m.db" "$T/maxtok.db" "$T/maxtok.db"
 expect_grep "$T/err" "step 3: the tokens of '.*maxtok.db' and the shards before it sum past $MAX"
 [ ! -e "$T/m.db" ] || fail "merge left a database after an overflowing sum"
+# 1100 steps of the most tokens a step holds: a total past an int64 says so
+expect_status 0 mt gen --model mixtral-8x7b --steps 1100 -q "$T/many.db"
+expect_status 0 mt sql --write "$T/many.db" "UPDATE steps SET tokens = $MAX"
+expect_status 0 mt info "$T/many.db"
+expect_grep "$T/out" "tokens     9223372036854775807 or more \\(the total passes an int64\\)"
 exit 0
