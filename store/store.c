@@ -679,10 +679,16 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 static int run_steps_check(struct store *s, const struct store_run *r)
 {
 	static const char *const tables[] = { "steps", "counts", "deployed" };
+	/* one min() and one max() per query: SQLite reads either from the end
+	 * of the key, but scans every row for both in one (18 ms for 232,000
+	 * counts rows against microseconds) */
 	static const char *const sql[] = {
-		"SELECT min(step), max(step) FROM steps WHERE run = ?1",
-		"SELECT min(step), max(step) FROM counts WHERE run = ?1",
-		"SELECT min(step), max(step) FROM deployed WHERE run = ?1",
+		"SELECT (SELECT min(step) FROM steps WHERE run = ?1), "
+		"(SELECT max(step) FROM steps WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM counts WHERE run = ?1), "
+		"(SELECT max(step) FROM counts WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM deployed WHERE run = ?1), "
+		"(SELECT max(step) FROM deployed WHERE run = ?1)",
 	};
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
