@@ -1232,9 +1232,8 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
 	uint8_t *blob;
-	int rc;
-
 	struct util_err e = UTIL_ERR_INIT;
+	int rc;
 
 	if (store_step_check(from, &e))
 		return set_err(s, e.code, "placement: %s", e.msg);
