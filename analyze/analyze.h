@@ -112,6 +112,13 @@ struct analyze_algo {
 const struct analyze_algo *analyze_algo_find(const char *name);
 const struct analyze_algo *analyze_algo_at(size_t i); /* NULL past the end */
 
+/* Can algorithm a fill `slots` slots per rank with `experts` experts?  An
+ * algorithm that never puts an expert twice on one rank cannot fill more
+ * slots per rank than there are experts.  0 or UTIL_EUSAGE with err set;
+ * commands call it before reading any heat (analyze_place checks it too). */
+int analyze_algo_layout_check(const struct analyze_algo *a, int experts, int slots,
+			      struct util_err *err);
+
 /* Runs an algorithm on one layer and, when in->current is given and the
  * algorithm is not migration-aware, relabels its ranks (and orders slots
  * within ranks) to keep as many experts where they are as possible:

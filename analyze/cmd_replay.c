@@ -515,9 +515,9 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 							return 2;
 						}
 						if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red, "--grid redundant", &err) ||
-						    util_parse_i64(ints[i], 1, INT64_MAX, &x->interval, "--grid interval", &err) ||
-						    (nw && util_parse_i64(wins[w], 1, INT64_MAX, &x->window, "--grid window", &err)) ||
-						    (nd && util_parse_i64(dels[d / np], 0, INT64_MAX, &x->delay, "--grid delay", &err))) {
+						    util_parse_i64(ints[i], 1, STORE_STEP_MAX, &x->interval, "--grid interval", &err) ||
+						    (nw && util_parse_i64(wins[w], 1, STORE_STEP_MAX, &x->window, "--grid window", &err)) ||
+						    (nd && util_parse_i64(dels[d / np], 0, STORE_STEP_MAX, &x->delay, "--grid delay", &err))) {
 							free(c);
 							return util_cli_fail("replay", &err);
 						}
@@ -529,6 +529,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 						}
 						x->redundant = red;
 						x->slots = (E + red) / ranks;
+						if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+							util_err_prefix(&err, "--grid redundant=%d: ", red);
+							free(c);
+							return util_cli_fail("replay", &err);
+						}
 						if (!nw)
 							x->window = o->window ? o->window : x->interval;
 						if (!nd)
@@ -680,13 +685,13 @@ int cmd_replay(int argc, char **argv)
 		case 'n': rc = util_parse_int(optarg, 1, 4096, &o.nodes, "--nodes", &err); break;
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o.groups, "--groups", &err); break;
 		case 'K':
-			rc = util_parse_i64(optarg, 0, INT64_MAX, &o.interval, "--interval", &err);
+			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.interval, "--interval", &err);
 			interval_set = 1;
 			if (!rc && o.interval == 0)
 				rc = util_err_set(&err, UTIL_EUSAGE, "--interval: must be at least 1 step");
 			break;
-		case 'W': rc = util_parse_i64(optarg, 1, INT64_MAX, &o.window, "--window", &err); break;
-		case 'D': rc = util_parse_i64(optarg, 0, INT64_MAX, &o.delay, "--delay", &err); break;
+		case 'W': rc = util_parse_i64(optarg, 1, STORE_STEP_MAX, &o.window, "--window", &err); break;
+		case 'D': rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.delay, "--delay", &err); break;
 		case 'T':
 			rc = util_parse_double(optarg, 0, 1e9, &o.threshold, "--threshold", &err);
 			if (!rc && o.threshold < 1)
@@ -762,6 +767,12 @@ int cmd_replay(int argc, char **argv)
 	int ranks, slots;
 	if (analyze_layout_resolve(&su.run, o.ranks, o.slots, o.redundant, &ranks, &slots, &err) ||
 	    analyze_deploy_resolve(&su.run, su.model, ranks, &o.dep, &su.dep, &err)) {
+		status = util_cli_fail("replay", &err);
+		goto out;
+	}
+	/* a layout the algorithm cannot fill fails here, not at its first
+	 * decision after the baseline of the whole window is scored */
+	if (!grid && analyze_algo_layout_check(algo, su.run.experts, slots, &err)) {
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
