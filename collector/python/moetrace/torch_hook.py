@@ -149,6 +149,7 @@ class RouterHook:
         self._active = False
         self._fired = False
         self._got_ids = [False] * L
+        self._block_rows = [0] * L
         self._router_out = [None] * L
         self._k = [None] * L
         self._has_kwargs = True
@@ -186,6 +187,7 @@ class RouterHook:
                     isinstance(experts, (list, tuple)):
                 for e, ex in enumerate(experts):
                     h.append(ex.register_forward_hook(self._expert_rows(layer, e)))
+                h.append(mod.register_forward_hook(self._rows_end(layer, name)))
                 self.sources.append("expert calls")
                 return
             h.append(router.register_forward_hook(self._router_keep(layer)))
@@ -278,11 +280,13 @@ class RouterHook:
             self._router_out[layer] = None
             x = args[0] if args else None
             shape = getattr(x, "shape", None)
+            n = 0
             if shape is not None and len(shape) >= 1:
                 n = 1
                 for s in shape[:-1]:
                     n *= int(s)
                 self._tokens = max(self._tokens, n)
+            self._block_rows[layer] = n
         return hook
 
     def _expert_rows(self, layer, e):
@@ -296,6 +300,15 @@ class RouterHook:
             for s in shape[:-1]:
                 n *= int(s)
             self._rows[layer][e] += n
+        return hook
+
+    def _rows_end(self, layer, name):
+        def hook(module, args, out):
+            # a block whose forward was replaced by a fused kernel calls no expert module
+            if self._active and self._block_rows[layer] and not any(self._rows[layer]):
+                raise RuntimeError("%s routed %d tokens without calling any of its expert "
+                                   "modules (a fused kernel?): its routing cannot be recorded"
+                                   % (name, self._block_rows[layer]))
         return hook
 
     def _experts_ids(self, layer, name, param):
