@@ -127,6 +127,18 @@ class SglangDump(unittest.TestCase):
         bad(p, "neither a 'stat' dump (logical_count) nor a 'per_pass' dump")
         bad(os.path.join(DATA, "stat.pt"), "cannot be mixed",
             os.path.join(DATA, "per_pass_rank0.pt"))
+        # zip fields that make zipfile raise other than BadZipFile: a flipped "version
+        # needed" (NotImplementedError) and compression method, in the central directory
+        with open(os.path.join(DATA, "stat.pt"), "rb") as f:
+            orig = f.read()
+        cd = orig.index(b"PK\x01\x02")
+        for off, val, msg in ((6, b"\x54\x00", "zip file version"),
+                              (10, b"\x63\x00", "stat_10.pt: ")):
+            p = os.path.join(self.tmp.name, "stat_%d.pt" % off)
+            with open(p, "wb") as f:
+                f.write(orig[:cd + off] + val + orig[cd + off + 2:])
+            bad(p, msg)
+        bad(os.path.join(self.tmp.name, "missing.pt"), "cannot open")
 
     def test_bit_flipped_dumps(self):
         """Every single-bit flip of the samples (every 7th byte, both

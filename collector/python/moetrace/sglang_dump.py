@@ -194,8 +194,10 @@ def _open_zip(path):
         raise OSError("cannot open '%s': No such file or directory" % path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise DumpError("%s: not a torch zip archive (%s)" % (path, e))
+    except OSError as e:
+        raise OSError("cannot open '%s': %s" % (path, e.strerror or e))
+    except Exception as e:  # BadZipFile, NotImplementedError for a flipped version, ...
+        raise DumpError("%s: not a torch zip archive (%s)" % (path, e or type(e).__name__))
     try:
         bad = zf.testzip()
     except Exception as e:
