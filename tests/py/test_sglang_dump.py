@@ -139,6 +139,16 @@ class SglangDump(unittest.TestCase):
                 f.write(orig[:cd + off] + val + orig[cd + off + 2:])
             bad(p, msg)
         bad(os.path.join(self.tmp.name, "missing.pt"), "cannot open")
+        # a member flagged as a directory: torch's reader would read the storage as empty
+        cd = orig.index(b"PK\x01\x02", orig.index(b"archive/data/0", cd) - 46)
+        p = os.path.join(self.tmp.name, "dirflag.pt")
+        with open(p, "wb") as f:
+            f.write(orig[:cd + 38] + b"\x10" + orig[cd + 39:])
+        bad(p, "is a directory or repeated")
+        if torch is not None:
+            rc, out, err = run(p, "--into", self.db, "--torch")
+            self.assertEqual(rc, 2, err)
+            self.assertIn("is a directory or repeated", err)
 
     def test_bit_flipped_dumps(self):
         """Every single-bit flip of the samples (every 7th byte, both
@@ -146,7 +156,7 @@ class SglangDump(unittest.TestCase):
         naming the file: no traceback, no other exit status, no changed
         count imported (the zip CRCs are checked even when torch reads)."""
         import contextlib
-        modes = [["--no-torch"]] + ([[]] if torch is not None else [])
+        modes = [["--no-torch"]] + ([["--torch"]] if torch is not None else [])
         tried = refused = 0
         for src in ("stat.pt", "per_pass_rank0.pt"):
             with open(os.path.join(DATA, src), "rb") as f:
@@ -189,7 +199,7 @@ class SglangDump(unittest.TestCase):
         p = os.path.join(self.tmp.name, "flipped.pt")
         with open(p, "wb") as f:
             f.write(b)
-        for mode in (["--no-torch"], []):
+        for mode in [["--no-torch"]] + ([["--torch"]] if torch is not None else []):
             rc, out, err = run(p, "--into", self.db, *mode)
             self.assertEqual(rc, 2, err)
             self.assertEqual(len(err.splitlines()), 1, err)
@@ -245,10 +255,13 @@ class SglangDump(unittest.TestCase):
         rc, out, err = run(p, "--into", self.db, "--run", "t")
         self.assertEqual(rc, 0, err)
         self.assertEqual(cells(self.db, "t"), want([0, 1]))
-        # the standard-library reader reads what torch wrote, too
+        # the standard-library reader reads what torch wrote, and torch.load too
         rc, out, err = run(p, "--into", self.db, "--run", "t2", "--no-torch")
         self.assertEqual(rc, 0, err)
         self.assertEqual(cells(self.db, "t2"), want([0, 1]))
+        rc, out, err = run(p, "--into", self.db, "--run", "t3", "--torch")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(cells(self.db, "t3"), want([0, 1]))
         # a stat dump of 4 ranks that each counted every token
         torch.save({"rank": 0, "logical_count": lc * 4}, p)
         rc, out, err = run(p, "--into", self.db, "--run", "t4", "--replicated", "4")

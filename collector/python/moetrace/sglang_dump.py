@@ -1,7 +1,8 @@
 """Import SGLang expert-distribution dumps (.pt) into a moetrace trace.
 
     python3 -m moetrace.sglang_dump DUMP.pt [DUMP.pt ...] --into trace.db [--run NAME]
-            [--model PRESET] [--ranks R] [--replicated N] [--keep-dense] [--moetrace BIN]
+            [--model PRESET] [--ranks R] [--replicated N] [--keep-dense]
+            [--no-torch | --torch] [--moetrace BIN]
     python3 -m moetrace.sglang_dump DUMP.pt ... --jsonl OUT.jsonl
 
 SGLang's ExpertDistributionRecorder (python/sglang/srt/eplb/
@@ -34,9 +35,12 @@ The dump is converted to moetrace's JSON lines and loaded with
 ``moetrace import --format jsonl`` (all or nothing); the run's source then
 names the dumps.  A dump that is not what SGLang writes (truncated,
 corrupt -- the zip's CRCs are checked even when torch reads it --, or of
-another shape) exits 2 with one message naming the file.  torch is used to
-read the pickle when it is installed; otherwise a small reader of the
-torch zip format (standard library only) rebuilds the tensors.
+another shape) exits 2 with one message naming the file.  A small reader
+of torch's zip format (standard library only) rebuilds the tensors; it
+checks every CRC and member and allows no pickle global but torch's tensor
+and storage rebuilders.  torch.load (which checks neither CRCs nor member
+flags: a flipped attribute bit makes it read a storage as empty) is used
+only for content that reader does not know, or with --torch.
 """
 import argparse
 import array
@@ -59,6 +63,11 @@ __all__ = ["load_dump", "convert", "main"]
 
 class DumpError(Exception):
     """A dump that is not what SGLang writes: the message names the file and field."""
+
+
+class _Unknown(DumpError):
+    """Content the standard-library reader does not know (a pickle global or
+    storage type): torch.load may still read it."""
 
 
 class Tensor:
@@ -100,7 +109,7 @@ class _Storage:
     def __init__(self, kind, data, path):
         fmt = _STORAGES.get(kind.name)
         if fmt is None:
-            raise DumpError("%s: storage type torch.%s is not one an expert-distribution "
+            raise _Unknown("%s: storage type torch.%s is not one an expert-distribution "
                             "dump holds" % (path, kind.name))
         if fmt == "?":
             self.values = [b != 0 for b in data]
@@ -171,7 +180,7 @@ class _Unpickler(pickle.Unpickler):
             return Tensor
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
-        raise DumpError("%s: the pickle refers to %s.%s, which an expert-distribution dump "
+        raise _Unknown("%s: the pickle refers to %s.%s, which an expert-distribution dump "
                         "does not hold (read it with torch installed if it is legitimate)"
                         % (self.path, module, name))
 
@@ -206,6 +215,13 @@ def _open_zip(path):
     if bad is not None:
         zf.close()
         raise DumpError("%s: corrupt zip archive (bad CRC-32 for '%s')" % (path, bad))
+    names = [zi.filename for zi in zf.infolist()]
+    for zi in zf.infolist():
+        # a member marked as a directory is read as empty by torch's own reader
+        if zi.external_attr & 0x10 or zi.is_dir() or names.count(zi.filename) > 1:
+            zf.close()
+            raise DumpError("%s: corrupt zip archive (member '%s' is a directory or repeated)"
+                            % (path, zi.filename))
     return zf
 
 
@@ -238,28 +254,33 @@ def _from_torch(obj):
 
 
 def load_dump(path, use_torch=None):
-    """The dump's content with tensors as Tensor; torch reads it when
-    installed (use_torch=None), else the standard-library reader."""
-    if use_torch is None:
+    """The dump's content with tensors as Tensor.  The standard-library
+    reader reads it (zip CRCs checked, only torch's tensor and storage
+    rebuilders allowed); torch.load is used only for content that reader
+    does not know, when torch is installed and use_torch is not False
+    (True: torch.load always)."""
+    if use_torch is not True:
         try:
-            import torch  # noqa: F401
-            use_torch = True
-        except ImportError:
-            use_torch = False
-    if use_torch:
-        import torch
-        _open_zip(path).close()
-        try:
+            return _load_zip(path)
+        except _Unknown:
+            if use_torch is False:
+                raise
             try:
-                obj = torch.load(path, map_location="cpu", weights_only=False)
-            except TypeError as e:  # torch < 1.13 has no weights_only
-                if "weights_only" not in str(e):
-                    raise
-                obj = torch.load(path, map_location="cpu")
-            return _from_torch(obj)
-        except Exception as e:
-            raise DumpError("%s: torch.load failed: %s" % (path, e or type(e).__name__))
-    return _load_zip(path)
+                import torch  # noqa: F401
+            except ImportError:
+                raise
+    import torch
+    _open_zip(path).close()
+    try:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except TypeError as e:  # torch < 1.13 has no weights_only
+            if "weights_only" not in str(e):
+                raise
+            obj = torch.load(path, map_location="cpu")
+        return _from_torch(obj)
+    except Exception as e:
+        raise DumpError("%s: torch.load failed: %s" % (path, e or type(e).__name__))
 
 
 # ---- conversion --------------------------------------------------------------------------
@@ -464,7 +485,10 @@ def main(argv=None):
     ap.add_argument("--keep-dense", action="store_true",
                     help="keep leading all-zero (dense) layers")
     ap.add_argument("--no-torch", action="store_true",
-                    help="read the pickle without torch even when it is installed")
+                    help="never fall back to torch.load for content the standard-library "
+                    "reader does not know")
+    ap.add_argument("--torch", action="store_true",
+                    help="read the dumps with torch.load (zip CRCs still checked)")
     ap.add_argument("--moetrace", metavar="BIN", help="moetrace binary (default: $MOETRACE, "
                     "the repository's, or PATH)")
     a = ap.parse_args(argv)
@@ -473,8 +497,18 @@ def main(argv=None):
         print("%s: --replicated %d: not a positive rank count" % (prog, a.replicated),
               file=sys.stderr)
         return 2
+    if a.torch:
+        if a.no_torch:
+            print("%s: --torch and --no-torch contradict each other" % prog, file=sys.stderr)
+            return 2
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("%s: --torch: torch is not installed" % prog, file=sys.stderr)
+            return 2
     try:
-        dumps = [(p, load_dump(p, False if a.no_torch else None)) for p in a.dumps]
+        how = False if a.no_torch else True if a.torch else None
+        dumps = [(p, load_dump(p, how)) for p in a.dumps]
         try:
             steps, layers, experts, first, p2l, nranks = convert(dumps, a.keep_dense,
                                                                   a.replicated)
