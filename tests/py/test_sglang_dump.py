@@ -118,6 +118,17 @@ class SglangDump(unittest.TestCase):
         with zipfile.ZipFile(p, "w") as z:
             z.writestr("archive/data.pkl", b"cos\nsystem\n(S'true'\ntR.")
         bad(p, "refers to os.system")
+        if torch is not None:  # nor run by torch.load, default or --torch
+            mark = os.path.join(self.tmp.name, "ran")
+            with zipfile.ZipFile(p, "w") as z:
+                z.writestr("archive/data.pkl", ("cos\nsystem\n(S'touch %s'\ntR." % mark).encode())
+            for mode in ([], ["--torch"]):
+                rc, out, err = run(p, "--into", self.db, *mode)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("evil.pt", err)
+                self.assertEqual(len(err.splitlines()), 1, err)
+                self.assertFalse(os.path.exists(mark))
+                self.assertFalse(os.path.exists(self.db))
         p = os.path.join(self.tmp.name, "other.pt")
         buf = io.BytesIO()
         import pickle

@@ -39,12 +39,14 @@ another shape) exits 2 with one message naming the file.  A small reader
 of torch's zip format (standard library only) rebuilds the tensors; it
 checks every CRC and member and allows no pickle global but torch's tensor
 and storage rebuilders.  torch.load (which checks neither CRCs nor member
-flags: a flipped attribute bit makes it read a storage as empty) is used
-only for content that reader does not know, or with --torch.
+flags: a flipped attribute bit makes it read a storage as empty) is used,
+with weights_only so that no code in the pickle runs, only for content
+that reader does not know, or with --torch.
 """
 import argparse
 import array
 import collections
+import importlib.util
 import json
 import os
 import pickle
@@ -262,23 +264,26 @@ def load_dump(path, use_torch=None):
     if use_torch is not True:
         try:
             return _load_zip(path)
-        except _Unknown:
+        except _Unknown as e:
             if use_torch is False:
                 raise
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                raise
-    import torch
+            unknown = e
+        try:
+            import torch
+        except ImportError:
+            raise unknown from None
+    else:
+        import torch
     _open_zip(path).close()
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except TypeError as e:  # torch < 1.13 has no weights_only
-            if "weights_only" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu")
+        # weights_only: tensors, containers and numbers, never code from the pickle
+        obj = torch.load(path, map_location="cpu", weights_only=True)
         return _from_torch(obj)
+    except TypeError as e:
+        if "weights_only" in str(e):
+            raise DumpError("%s: this torch (%s) cannot load a pickle safely (no weights_only); "
+                            "read it without --torch" % (path, torch.__version__))
+        raise DumpError("%s: torch.load failed: %s" % (path, e))
     except Exception as e:
         raise DumpError("%s: torch.load failed: %s" % (path, e or type(e).__name__))
 
@@ -501,9 +506,7 @@ def main(argv=None):
         if a.no_torch:
             print("%s: --torch and --no-torch contradict each other" % prog, file=sys.stderr)
             return 2
-        try:
-            import torch  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("torch") is None:
             print("%s: --torch: torch is not installed" % prog, file=sys.stderr)
             return 2
     try:

@@ -32,7 +32,8 @@ the model hands tokens to them, never recomputed from the router's logits:
   no k can be read from the model, attach() raises and asks for ``topk=``.
 
 ``pattern`` (a regular expression) restricts the blocks to the names it
-matches; a name that matches a router is taken as its block; a matched
+matches; a name that matches a router or experts module is taken as its
+block; a matched
 module that is no block's child is read as a bare router (ids, or the
 top-k of its logits with ``topk``, the module's ``top_k``, or the run's).
 
@@ -79,7 +80,7 @@ def find_routers(model, pattern=None):
             continue
         parent = by_name.get(n.rpartition(".")[0])
         if not _is_block(m) and parent is not None and _is_block(parent) and \
-                m is _router_of(parent):
+                (m is _router_of(parent) or m is parent.experts):
             n, m = n.rpartition(".")[0], parent
         if id(m) not in seen:
             seen.add(id(m))
