@@ -243,6 +243,10 @@ class TorchHookTest(unittest.TestCase):
 
     def test_pattern_option(self):
         self.record("mixtral", pattern=r"layers\.\d+\.block_sparse_moe\.gate$")
+        m = hf_moe.ForCausalLM("deepseek_v3-v5")
+        for pat in (r"mlp\.experts$", r"mlp\.gate$", r"layers\.[12]\.mlp$"):
+            self.assertEqual([n for n, _ in moetrace.find_routers(m, pat)],
+                             ["model.layers.1.mlp", "model.layers.2.mlp"], pat)
 
     def test_example_runs(self):
         db = os.path.join(self.dir.name, "ex.db")
