@@ -28,6 +28,15 @@ void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 int analyze_placement_check(const int32_t *phy2log, int experts, int ranks, int slots,
 			    int no_dup, struct util_err *err);
 
+/* Moves every second replica of an expert off its rank by swapping it with
+ * a slot of another rank (replica counts kept), for engines whose loader
+ * cannot hold an expert twice on one device (vllm-ascend).  Each swap is
+ * the one that leaves the two ranks' larger load (under heat[experts], or
+ * any when heat is NULL) lowest.  Returns the number of swaps, or a
+ * negative code with err set when no such placement exists. */
+int analyze_placement_undup(int32_t *phy2log, int experts, int ranks, int slots,
+			    const double *heat, struct util_err *err);
+
 /* Device loads load[ranks] for heat[experts] under phy2log; returns the
  * maximum.  cnt (replicas per expert) may be NULL: it is then computed. */
 double analyze_device_load(const double *heat, int experts, const int32_t *phy2log, int ranks,
@@ -79,6 +88,9 @@ struct analyze_place_in {
 				     * score it may give up for fewer moves (0: none;
 				     * replay uses 0.005, place/compare 0) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
+	int no_dup;                 /* the target engine holds no expert twice on one rank:
+				     * analyze_placement_undup before rank matching */
+	int *undup;                 /* OUT, optional: the swaps no_dup made */
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -281,11 +293,14 @@ struct analyze_plan_in {
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
+	int no_dup;                /* the target engine holds no expert twice on one rank:
+				    * analyze_placement_undup after the algorithm */
 	int ranks_per_node;        /* copies' tiers (analyze_transfer_layer_tiers); 0: one node */
 };
 struct analyze_plan_layer {
 	double max_load, mean_load, imbalance, lower_bound; /* on the fitting heat */
 	int64_t moves;             /* copies from current; 0 without one */
+	int undup;                 /* swaps that moved a same-rank duplicate (no_dup) */
 };
 struct analyze_plan {
 	int layers, ranks, slots;
@@ -433,12 +448,19 @@ void analyze_replay_release(struct analyze_replay_out *out);
 /* ---- shared option values of the analysing commands (analyze/opts.c) -----
  * Each checks its argument, stores it, and returns 0 or UTIL_EUSAGE with a
  * message naming the option. */
+/* Warns on stderr ("moetrace CMD: warning: ...") when the run lacks counts
+ * rows, which every analysis reads as zero heat.  Best effort: a store
+ * that cannot count them fails the reads that follow with its message. */
+void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run);
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err);
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err);
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);
 int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err);
 int analyze_opt_hardware(const char *arg, const char **hw, struct util_err *err);
 int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err); /* > 0 */
+/* The algorithm or link name closest to a misspelt one, or NULL. */
+const char *analyze_algo_suggest(const char *name);
+const char *analyze_link_suggest(const char *name);
 
 /* The options `place`, `compare` and `report` share, each under the same
  * getopt letter in every command that takes it: --run r, --ranks R,

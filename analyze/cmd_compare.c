@@ -28,13 +28,16 @@ static const char usage[] =
 	"                        [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
 	"                        [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"                        [--hardware h100|h200|b200|ascend-910b|ascend-910c] [--step-ms MS]\n"
-	"                        [--tflops T]\n"
-	"                        [--capacity F] [--per-layer] [--format table|csv|json|markdown] DB\n"
+	"                        [--tflops T] [--capacity F] [--per-layer] [--rounds N]\n"
+	"                        [--format table|csv|json|markdown] DB\n"
 	"--steps A:B fits on A..B and scores on the B-A+1 steps after B; by default the\n"
-	"first half of the run fits and the second half scores.\n";
+	"first half of the run fits and the second half scores.  --rounds N cuts the run\n"
+	"(or A..B) into N consecutive windows, fits on window k from the placement of\n"
+	"round k-1 and scores on window k+1, for k = 0..N-2.\n";
 
 #define CMD "compare"
 #define MAX_ALGOS 32
+#define MAX_ROUNDS 1024
 
 enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
 
@@ -44,7 +47,7 @@ struct cmp_opts {
 	struct analyze_cli c;
 	struct analyze_deploy_opts dep; /* besides c's link, quant, bandwidth */
 	const char *algos;
-	int per_layer, out;
+	int per_layer, out, rounds;
 };
 
 /* One algorithm's results. */
@@ -93,6 +96,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		{ "tflops", required_argument, NULL, OPT_TFLOPS },
 		{ "per-layer", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "rounds", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -128,6 +132,11 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			if ((rc = util_parse_double(optarg, 1e-3, 1e6, &o->dep.tflops, "--tflops", err)))
 				return rc;
 			break;
+		case 'W':
+			if ((rc = util_parse_int(optarg, 2, MAX_ROUNDS, &o->rounds, "--rounds",
+						 err)))
+				return rc;
+			break;
 		case 'f':
 			o->out = -1;
 			for (size_t i = 0; i < UTIL_ARRAY_SIZE(formats); i++)
@@ -141,8 +150,13 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -154,6 +168,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_err *err)
 {
 	const struct analyze_algo *al;
+	char hint[96];
 
 	*n = 0;
 	if (!list) {
@@ -172,7 +187,8 @@ static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_
 		if (!(al = analyze_algo_find(name)))
 			return util_err_set(
 				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
+				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
+				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
 		if (*n == MAX_ALGOS)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
 					    MAX_ALGOS);
@@ -337,6 +353,296 @@ static struct json_object *jd(double x)
 	return json_object_new_double_s(x, buf);
 }
 
+/* ---- --rounds: the protocol of consecutive windows ------------------------ */
+
+struct round_res {
+	double fit, next, next_step, seconds;
+	int64_t moves;
+};
+
+/* The ids of the selected steps of [from, to], in order (*ids malloc'ed). */
+static int collect_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			 unsigned mask, int64_t **ids, int64_t *n, struct util_err *err)
+{
+	struct store_iter *it = NULL;
+	struct store_step st;
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if ((rc = store_iter_new(s, run, from, to, mask, &it)))
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		if ((size_t)*n == cap) {
+			cap = cap ? 2 * cap : 256;
+			*ids = xrealloc(*ids, cap * sizeof(int64_t));
+		}
+		(*ids)[(*n)++] = st.step;
+	}
+	if (rc < 0)
+		util_err_set(err, rc, "%s", store_errmsg(s));
+	store_iter_free(it);
+	return rc < 0 ? rc : 0;
+}
+
+/* Window k of n steps cut into N: ordinals [k n / N, (k + 1) n / N). */
+static void round_window(const int64_t *ids, int64_t n, int N, int k, int64_t w[2])
+{
+	w[0] = ids[(int64_t)k * n / N];
+	w[1] = ids[(int64_t)(k + 1) * n / N - 1];
+}
+
+static int compare_rounds(struct store *s, const struct store_run *run, struct cmp_opts *o,
+			  struct cmp_algo *a, int na, const int32_t *cur0, const char *cur_name)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, R = o->c.ranks, P = R * o->c.slots, N = o->rounds;
+	int status = 1, rc;
+	int64_t *ids = NULL, n = 0, from, to, win[4], fit_steps, next_steps;
+	double *heat = xmallocarray((size_t)L * E, sizeof(double)), *next = NULL, *load = NULL;
+	double *episodes = NULL;
+	int32_t *prev = xmallocarray((size_t)na * L * P, sizeof(int32_t));
+	struct round_res *res = xcalloc((size_t)na * (N - 1), sizeof(*res));
+
+	from = o->c.from == INT64_MIN ? INT64_MIN : o->c.from;
+	to = o->c.to == INT64_MAX ? INT64_MAX : o->c.to;
+	if (from != INT64_MIN && to != INT64_MAX && to < from) {
+		util_cli_error(CMD, "--steps: empty range %lld:%lld", (long long)from,
+			       (long long)to);
+		status = 2;
+		goto out;
+	}
+	if ((rc = collect_steps(s, run, from, to, o->c.phase_mask, &ids, &n, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (n < N) {
+		util_cli_error(CMD, "--rounds %d: run '%s' has %lld selected steps, fewer than %d "
+			       "windows", N, run->name, (long long)n, N);
+		status = 2;
+		goto out;
+	}
+	if (o->c.episodes)
+		episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
+	next = xmallocarray((size_t)L * E, sizeof(double));
+	load = xcalloc((size_t)R, sizeof(double));
+	for (int i = 0; i < na; i++)
+		memcpy(prev + (size_t)i * L * P, cur0, (size_t)L * P * sizeof(int32_t));
+	for (int k = 0; k + 1 < N; k++) {
+		round_window(ids, n, N, k, win);
+		round_window(ids, n, N, k + 1, win + 2);
+		if ((rc = analyze_window_heat(s, run, win[0], win[1], o->c.phase_mask,
+					      o->c.episodes, heat, episodes, &fit_steps))) {
+			util_cli_error(CMD, "%s", store_errmsg(s));
+			status = util_exit_status(rc);
+			goto out;
+		}
+		for (int i = 0; i < na; i++) {
+			struct analyze_plan_in in = {
+				.algo = a[i].algo,
+				.layers = L,
+				.experts = E,
+				.ranks = R,
+				.slots = o->c.slots,
+				.nodes = o->c.nodes,
+				.groups = o->c.groups,
+				.max_moves = o->c.max_moves,
+				.seed = o->c.seed,
+				.heat = heat,
+				.episodes = episodes,
+				.n_episodes = o->c.episodes,
+				.current = prev + (size_t)i * L * P,
+				.only_layer = -1,
+				.threads = 2,
+			};
+			analyze_plan_release(&a[i].plan);
+			if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
+				status = util_cli_fail(CMD, &err);
+				goto out;
+			}
+			if (!a[i].cnt)
+				a[i].cnt = xmallocarray((size_t)L * E, sizeof(int));
+			for (int l = 0; l < L; l++)
+				analyze_replicas(a[i].plan.phy2log + (size_t)l * P, P, E,
+						 a[i].cnt + (size_t)l * E);
+			a[i].step_sum = a[i].dropped = a[i].tokens = 0;
+		}
+		/* the rounds report balance only: score without the time model */
+		struct analyze_deploy untimed = { 0 };
+		struct cmp_base scratch = { 0 };
+		if ((rc = score_next(s, run, o, &untimed, &scratch, win, a, na, next, &next_steps,
+				     &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		for (int i = 0; i < na; i++) {
+			struct round_res *r = &res[(size_t)i * (N - 1) + k];
+			double smax = 0, smean = 0;
+			for (int l = 0; l < L; l++) {
+				double tot = 0;
+				smax += analyze_device_load(next + (size_t)l * E, E,
+							    a[i].plan.phy2log + (size_t)l * P, R,
+							    o->c.slots, a[i].cnt + (size_t)l * E, load);
+				for (int q = 0; q < R; q++)
+					tot += load[q];
+				smean += tot / R;
+			}
+			r->fit = a[i].plan.sum_mean > 0 ? a[i].plan.sum_max / a[i].plan.sum_mean : 1;
+			r->next = smean > 0 ? smax / smean : 1;
+			r->next_step = next_steps ? a[i].step_sum / next_steps : 1;
+			r->moves = a[i].plan.moves;
+			r->seconds = a[i].plan.seconds;
+			memcpy(prev + (size_t)i * L * P, a[i].plan.phy2log,
+			       (size_t)L * P * sizeof(int32_t));
+		}
+	}
+
+	/* print: the mean over rounds per algorithm, then each round */
+	if (o->out == OUT_JSON) {
+		struct json_object *root = json_object_new_object(), *arr = json_object_new_array();
+		struct json_object *wins = json_object_new_array();
+		json_object_object_add(root, "run", json_object_new_string(run->name));
+		json_object_object_add(root, "layers", json_object_new_int(L));
+		json_object_object_add(root, "experts", json_object_new_int(E));
+		json_object_object_add(root, "ranks", json_object_new_int(R));
+		json_object_object_add(root, "slots", json_object_new_int(o->c.slots));
+		json_object_object_add(root, "rounds", json_object_new_int(N - 1));
+		json_object_object_add(root, "current", json_object_new_string(cur_name));
+		for (int k = 0; k < N; k++) {
+			struct json_object *w = json_object_new_array();
+			int64_t ww[2];
+			round_window(ids, n, N, k, ww);
+			json_object_array_add(w, json_object_new_int64(ww[0]));
+			json_object_array_add(w, json_object_new_int64(ww[1]));
+			json_object_array_add(wins, w);
+		}
+		json_object_object_add(root, "windows", wins);
+		for (int i = 0; i < na; i++) {
+			struct json_object *j = json_object_new_object(), *rr = json_object_new_array();
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				struct json_object *jr = json_object_new_object();
+				json_object_object_add(jr, "round", json_object_new_int(k));
+				json_object_object_add(jr, "fit_imbalance", jd(r->fit));
+				json_object_object_add(jr, "next_imbalance", jd(r->next));
+				json_object_object_add(jr, "next_step_mean_imbalance",
+						       jd(r->next_step));
+				json_object_object_add(jr, "moves", json_object_new_int64(r->moves));
+				json_object_object_add(jr, "seconds", jd(r->seconds));
+				json_object_array_add(rr, jr);
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			json_object_object_add(j, "algorithm",
+					       json_object_new_string(a[i].algo->name));
+			json_object_object_add(j, "fit_imbalance", jd(m.fit));
+			json_object_object_add(j, "next_imbalance", jd(m.next));
+			json_object_object_add(j, "next_step_mean_imbalance", jd(m.next_step));
+			json_object_object_add(j, "moves_per_round",
+					       jd((double)m.moves / (N - 1)));
+			json_object_object_add(j, "seconds_per_round", jd(m.seconds));
+			json_object_object_add(j, "rounds", rr);
+			json_object_array_add(arr, j);
+		}
+		json_object_object_add(root, "algorithms", arr);
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(root);
+	} else if (o->out == OUT_CSV) {
+		printf("scope,algorithm,round,fit_imbalance,next_imbalance,"
+		       "next_step_mean_imbalance,moves,seconds\n");
+		for (int i = 0; i < na; i++) {
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			printf("mean,%s,,%.6f,%.6f,%.6f,%.6f,%.6f\n", a[i].algo->name, m.fit, m.next,
+			       m.next_step, (double)m.moves / (N - 1), m.seconds);
+		}
+		for (int i = 0; i < na; i++)
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				printf("round,%s,%d,%.6f,%.6f,%.6f,%lld,%.6f\n", a[i].algo->name, k,
+				       r->fit, r->next, r->next_step, (long long)r->moves,
+				       r->seconds);
+			}
+	} else {
+		int md = o->out == OUT_MARKDOWN;
+		printf("run '%s': %d layers x %d experts, %d ranks x %d slots; %lld steps cut into "
+		       "%d windows: fit on window k (from round k-1's placement, round 0 from "
+		       "the %s one), score on window k+1, k = 0..%d\n",
+		       run->name, L, E, R, o->c.slots, (long long)n, N, cur_name, N - 2);
+		printf("%simbalance = sum of max / sum of mean device load over layers; next/step = "
+		       "mean over the scored steps of the per-step figure; figures are means over "
+		       "the %d rounds, copies and seconds per round\n\n",
+		       md ? "\n" : "", N - 1);
+		if (md)
+			printf("| algorithm | fit | next | next/step | copies | time s |\n"
+			       "|---|---:|---:|---:|---:|---:|\n");
+		else
+			printf("%-10s  %6s  %6s  %9s  %9s  %8s\n", "algorithm", "fit", "next",
+			       "next/step", "copies", "time-s");
+		for (int i = 0; i < na; i++) {
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			printf(md ? "| %s | %.4f | %.4f | %.4f | %.1f | %.4f |\n"
+				  : "%-10s  %6.4f  %6.4f  %9.4f  %9.1f  %8.4f\n",
+			       a[i].algo->name, m.fit, m.next, m.next_step,
+			       (double)m.moves / (N - 1), m.seconds);
+		}
+		printf("\nper round: next imbalance (copies)\n%s", md ? "\n| round | scored steps" : "round  scored-steps        ");
+		for (int i = 0; i < na; i++)
+			printf(md ? " | %s" : "  %18s", a[i].algo->name);
+		printf(md ? " |\n|---|---" : "\n");
+		for (int i = 0; md && i < na; i++)
+			printf("|---:");
+		printf(md ? "|\n" : "");
+		for (int k = 0; k + 1 < N; k++) {
+			int64_t ww[2];
+			char span[48];
+			round_window(ids, n, N, k + 1, ww);
+			snprintf(span, sizeof(span), "%lld..%lld", (long long)ww[0],
+				 (long long)ww[1]);
+			printf(md ? "| %d | %s" : "%5d  %-18s", k, span);
+			for (int i = 0; i < na; i++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				char cell[48];
+				snprintf(cell, sizeof(cell), "%.4f (%lld)", r->next,
+					 (long long)r->moves);
+				printf(md ? " | %s" : "  %18s", cell);
+			}
+			printf(md ? " |\n" : "\n");
+		}
+	}
+	status = 0;
+out:
+	free(ids);
+	free(heat);
+	free(episodes);
+	free(next);
+	free(load);
+	free(prev);
+	free(res);
+	return status;
+}
+
 static double pct(double x)
 {
 	return 100 * x;
@@ -365,9 +671,8 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (optind != argc - 1) {
@@ -388,6 +693,7 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		return util_cli_fail(CMD, &err);
 	}
+	analyze_warn_missing_counts(CMD, s, &run);
 	if (o.c.model) {
 		/* a run recorded without a model takes the preset's layer ids */
 		if (!run.model[0])
@@ -435,8 +741,12 @@ int cmd_compare(int argc, char **argv)
 		L, E, R, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
 	cur = xmallocarray((size_t)L * P, sizeof(int32_t));
-	if ((rc = load_current(&o, s, &run, &sh, win[1], cur, &cur_name, &err))) {
+	if ((rc = load_current(&o, s, &run, &sh, o.rounds ? win[0] : win[1], cur, &cur_name, &err))) {
 		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (o.rounds) {
+		status = compare_rounds(s, &run, &o, a, na, cur, cur_name);
 		goto out;
 	}
 
@@ -560,7 +870,10 @@ int cmd_compare(int argc, char **argv)
 		json_object_array_add(fw, json_object_new_int64(win[1]));
 		json_object_array_add(nw, json_object_new_int64(win[2]));
 		json_object_array_add(nw, json_object_new_int64(win[3]));
-		json_object_object_add(root, "run", json_object_new_string(run.name));
+		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+		json_object_object_add(root, "run",
+				       json_object_new_string(
+					       util_utf8_sanitize(name, sizeof(name), run.name)));
 		json_object_object_add(root, "layers", json_object_new_int(L));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(R));

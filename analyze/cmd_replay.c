@@ -522,8 +522,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 						x->pay = !strcmp(pays[d % np], "yes");
 						x->algo = analyze_algo_find(algos[a]);
 						if (!x->algo) {
-							util_cli_error("replay", "--grid: unknown algorithm '%s'",
-								       algos[a]);
+							char hint[96];
+							util_cli_error("replay", "--grid: unknown algorithm '%s'%s",
+								       algos[a],
+								       util_did_you_mean(analyze_algo_suggest(algos[a]),
+											 hint, sizeof(hint)));
 							free(c);
 							return 2;
 						}
@@ -730,7 +733,7 @@ int cmd_replay(int argc, char **argv)
 		case 'G': grid = 1; break;
 		case 'f': o.format = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, lopts);
 		}
 		if (rc)
 			return util_cli_fail("replay", &err);
@@ -756,13 +759,15 @@ int cmd_replay(int argc, char **argv)
 		o.algo = analyze_algo_find(ANALYZE_FLAGSHIP) ? ANALYZE_FLAGSHIP : "eplb";
 	const struct analyze_algo *algo = analyze_algo_find(o.algo);
 	if (!algo) {
-		util_cli_error("replay", "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo);
+		char hint[96];
+		util_cli_error("replay", "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo, util_did_you_mean(analyze_algo_suggest(o.algo), hint, sizeof(hint)));
 		return 2;
 	}
 	if (store_open_run(o.db, o.runname, (o.no_store || grid) ? STORE_READONLY : 0, &su.s,
 			   &su.run, &err))
 		return util_cli_fail("replay", &err);
+	analyze_warn_missing_counts("replay", su.s, &su.run);
 	su.model = store_model_find(o.model ? o.model : su.run.model);
 	if (su.model && (su.model->experts != su.run.experts)) {
 		util_cli_error("replay", "--model %s has %d experts, the run %d", su.model->name,

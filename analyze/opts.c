@@ -6,6 +6,20 @@
  */
 #include "analyze/analyze.h"
 
+#include <stdio.h>
+
+void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run)
+{
+	int64_t missing = 0;
+
+	if (store_run_missing_counts(s, run, &missing) == 0 && missing)
+		util_cli_error(cmd,
+			       "warning: run '%s' lacks %lld counts row%s (step x layer; moetrace "
+			       "info shows them): %s as zero heat",
+			       run->name, (long long)missing, missing == 1 ? "" : "s",
+			       missing == 1 ? "it reads" : "they read");
+}
+
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 {
 	int v = store_phase_parse(arg);
@@ -18,11 +32,35 @@ int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err)
 {
-	if (!store_model_find(arg))
+	const struct store_model *m = store_model_find(arg);
+	char hint[96];
+
+	if (!m)
 		return util_err_set(err, UTIL_EUSAGE,
-				    "--model: unknown model '%s' (see moetrace models)", arg);
-	*model = arg;
+				    "--model: unknown model '%s'%s (see moetrace models)", arg,
+				    util_did_you_mean(store_model_suggest(arg), hint, sizeof(hint)));
+	*model = m->name;
 	return 0;
+}
+
+const char *analyze_algo_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_algo *a; n < 64 && (a = analyze_algo_at(n)); n++)
+		names[n] = a->name;
+	return util_suggest(name, names, n);
+}
+
+const char *analyze_link_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_link *l; n < 64 && (l = analyze_link_at(n)); n++)
+		names[n] = l->name;
+	return util_suggest(name, names, n);
 }
 
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
@@ -38,10 +76,11 @@ int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
 
 int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err)
 {
-	char names[256];
+	char names[256], hint[96];
 
 	if (!analyze_link_find(arg))
-		return util_err_set(err, UTIL_EUSAGE, "%s: unknown link '%s' (%s)", opt, arg,
+		return util_err_set(err, UTIL_EUSAGE, "%s: unknown link '%s'%s (%s)", opt, arg,
+				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)),
 				    analyze_link_names(names, sizeof(names)));
 	*link = arg;
 	return 0;

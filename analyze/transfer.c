@@ -353,6 +353,8 @@ static void *plan_worker(void *arg)
 			.current = in->current ? in->current + (size_t)l * P : NULL,
 			.max_moves = in->max_moves,
 			.seed = in->seed,
+			.no_dup = in->no_dup,
+			.undup = &job->plan->layer[l].undup,
 		};
 		if (in->only_layer >= 0 && l != in->only_layer)
 			continue;

@@ -39,7 +39,24 @@ const struct store_model *store_model_find(const char *name)
 	/* aliases */
 	if (!strcmp(name, "deepseek-r1"))
 		return store_model_find("deepseek-v3");
+	/* the model's own spelling ("DeepSeek-V3", "deepseekv3", "Qwen3_235B_A22B"):
+	 * equal once case and separators are dropped, and no other preset is */
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(models); i++)
+		if (util_name_fold_eq(name, models[i].name))
+			return &models[i];
+	if (util_name_fold_eq(name, "deepseek-r1"))
+		return store_model_find("deepseek-v3");
 	return NULL;
+}
+
+const char *store_model_suggest(const char *name)
+{
+	const char *names[UTIL_ARRAY_SIZE(models) + 1];
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(models); i++)
+		names[i] = models[i].name;
+	names[UTIL_ARRAY_SIZE(models)] = "deepseek-r1";
+	return util_suggest(name, names, UTIL_ARRAY_SIZE(names));
 }
 
 const struct store_model *store_model_at(size_t i)
