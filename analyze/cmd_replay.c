@@ -575,7 +575,8 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 	else if (csv)
 		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
-		       "saved_seconds,net_overlap_seconds\n");
+		       "saved_seconds,net_overlap_seconds,net_stop_seconds,bytes_inter_node,quant,"
+		       "ranks_per_node,link_intra,link_inter\n");
 	else if (md)
 		printf("| # | algo | redundant | interval | window | delay | pay | imbalance mean | p99 | "
 		       "baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
@@ -593,20 +594,27 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
 			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f}",
+			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
+			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\"}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
 			       x->pay ? "true" : "false", m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
-			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds);
+			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
+			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
+			       m->ranks_per_node, m->link_intra, m->link_inter);
 		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f\n",
+			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
+			       "%.6f,%lld,%s,%d,%s,%s\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
-			       m->saved_seconds, m->net_overlap_seconds);
+			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
+			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
+			       m->link_inter);
 		else if (md)
 			printf("| %zu | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | %.1f | "
 			       "%.2f | %.2f |\n",
