@@ -265,6 +265,15 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	}
 }
 
+/* "key": value, (or null when !have) */
+static void jnum(const char *key, double v, int have)
+{
+	if (have)
+		printf("\"%s\": %.6f, ", key, v);
+	else
+		printf("\"%s\": null, ", key);
+}
+
 static void print_json(const struct setup *su, const struct analyze_replay_out *r)
 {
 	const struct store_replay *m = &r->sum;
@@ -281,20 +290,27 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	       d->step_seconds > 0 ? "false" : "true");
 	printf(" \"bytes_intra_node\": %lld, \"bytes_inter_node\": %lld, "
 	       "\"transfer_seconds\": %.6f, \"transfer_intra_seconds\": %.6f, "
-	       "\"transfer_inter_seconds\": %.6f, \"weights_moved_share\": %.6f, "
-	       "\"weights_moved_share_max\": %.6f, \"hbm_redundant_gib_per_rank\": %.6f,\n",
+	       "\"transfer_inter_seconds\": %.6f, ",
 	       (long long)(m->bytes - m->bytes_inter), (long long)m->bytes_inter,
-	       m->transfer_seconds, u.intra_s, u.inter_s, u.moved_mean, u.moved_max, u.hbm_gib);
-	printf(" \"tokens_per_step\": %.3f, \"tokens_per_rank\": %.3f, "
-	       "\"baseline_moe_ms_per_step\": %.6f, \"moe_ms_per_step\": %.6f, "
-	       "\"baseline_step_ms\": %.6f, \"moe_time_saved_share\": %.6f, "
-	       "\"step_time_saved_share\": %.6f, \"step_time_saved_share_stop_the_world\": %.6f, "
-	       "\"step_time_saved_share_overlapped\": %.6f, \"baseline_tokens_per_s\": %.3f, "
-	       "\"tokens_per_s\": %.3f, \"tokens_per_s_stop_the_world\": %.3f, "
-	       "\"tokens_per_s_overlapped\": %.3f,\n",
-	       u.tokens_per_step, u.tokens_per_rank, u.moe_base_ms, u.moe_ms, u.step_base_ms,
-	       u.moe_share, u.step_share, u.stop_share, u.overlap_share, u.tps_base, u.tps_replay,
-	       u.tps_stop, u.tps_overlap);
+	       m->transfer_seconds, u.intra_s, u.inter_s);
+	jnum("weights_moved_share", u.moved_mean, d->expert_bytes > 0);
+	jnum("weights_moved_share_max", u.moved_max, d->expert_bytes > 0);
+	jnum("hbm_redundant_gib_per_rank", u.hbm_gib, d->expert_bytes > 0);
+	printf("\n \"tokens_per_step\": %.3f, \"tokens_per_rank\": %.3f, ", u.tokens_per_step,
+	       u.tokens_per_rank);
+	/* without a model there is no time: null, not a zero share */
+	jnum("baseline_moe_ms_per_step", u.moe_base_ms, u.timed);
+	jnum("moe_ms_per_step", u.moe_ms, u.timed);
+	jnum("baseline_step_ms", u.step_base_ms, u.timed);
+	jnum("moe_time_saved_share", u.moe_share, u.timed);
+	jnum("step_time_saved_share", u.step_share, u.timed);
+	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.timed);
+	jnum("step_time_saved_share_overlapped", u.overlap_share, u.timed);
+	jnum("baseline_tokens_per_s", u.tps_base, u.timed);
+	jnum("tokens_per_s", u.tps_replay, u.timed);
+	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.timed);
+	jnum("tokens_per_s_overlapped", u.tps_overlap, u.timed);
+	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
 	       "\"baseline_imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
@@ -564,7 +580,8 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 	else if (csv)
 		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
-		       "saved_seconds,net_overlap_seconds\n");
+		       "saved_seconds,net_overlap_seconds,net_stop_seconds,bytes_inter_node,quant,"
+		       "ranks_per_node,link_intra,link_inter\n");
 	else if (md)
 		printf("| # | algo | redundant | interval | window | delay | pay | imbalance mean | p99 | "
 		       "baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
@@ -582,20 +599,27 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
 			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f}",
+			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
+			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\"}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
 			       x->pay ? "true" : "false", m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
-			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds);
+			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
+			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
+			       m->ranks_per_node, m->link_intra, m->link_inter);
 		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f\n",
+			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
+			       "%.6f,%lld,%s,%d,%s,%s\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
-			       m->saved_seconds, m->net_overlap_seconds);
+			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
+			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
+			       m->link_inter);
 		else if (md)
 			printf("| %zu | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | %.1f | "
 			       "%.2f | %.2f |\n",

@@ -514,7 +514,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		dep.sec_per_token = cfg->sec_per_token;
 	}
 	const int timed = dep.sec_per_token > 0 || dep.sec_per_expert > 0;
-	const int topk = run->topk > 0 ? run->topk : 1;
+	const int topk = run->topk > 0 ? run->topk : dep.topk > 0 ? dep.topk : 1;
 	/* ---- validate ---- */
 	if (!cfg->algo)
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
