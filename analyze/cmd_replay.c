@@ -126,7 +126,8 @@ struct units {
 	double moe_share, step_share, stop_share, overlap_share;
 	double tps_base, tps_replay, tps_stop, tps_overlap;
 	double intra_s, inter_s;        /* summed over rebalances */
-	int timed;
+	int timed;                      /* MoE time is known */
+	int stepped;                    /* step time is known */
 };
 
 static double tps(double tokens, double seconds)
@@ -153,14 +154,17 @@ static void units_of(const struct setup *su, const struct analyze_replay_out *r,
 	u->hbm_gib = analyze_redundant_gib(d, m->slots);
 	u->tokens_per_step = steps > 0 ? (double)m->tokens / steps : 0;
 	u->tokens_per_rank = u->tokens_per_step / (m->ranks > 0 ? m->ranks : 1);
-	u->timed = base > 0;
+	u->timed = m->baseline_moe_seconds > 0;
+	u->stepped = u->timed && base > 0;
 	if (!u->timed)
 		return;
 	u->moe_base_ms = m->baseline_moe_seconds / steps * 1e3;
 	u->moe_ms = m->moe_seconds / steps * 1e3;
+	u->moe_share = m->saved_seconds / m->baseline_moe_seconds;
+	if (!u->stepped)
+		return;
 	u->step_base_ms = base / steps * 1e3;
 	u->other_ms = u->step_base_ms - u->moe_base_ms;
-	u->moe_share = m->baseline_moe_seconds > 0 ? m->saved_seconds / m->baseline_moe_seconds : 0;
 	u->step_share = m->saved_seconds / base;
 	u->stop_share = m->net_stop_seconds / base;
 	u->overlap_share = m->net_overlap_seconds / base;
@@ -168,6 +172,26 @@ static void units_of(const struct setup *su, const struct analyze_replay_out *r,
 	u->tps_replay = tps((double)m->tokens, base - m->saved_seconds);
 	u->tps_stop = tps((double)m->tokens, base - m->net_stop_seconds);
 	u->tps_overlap = tps((double)m->tokens, base - m->net_overlap_seconds);
+}
+
+/* The step-time lines of a replay whose step time is known. */
+static void print_step_units(const struct analyze_deploy *d, const struct store_replay *m,
+			     const struct units *u)
+{
+	if (d->step_seconds > 0 && u->moe_base_ms > u->step_base_ms)
+		printf("note: the estimated MoE time per step exceeds the measured --step-ms "
+		       "%.3f ms; check --hardware or --tflops\n",
+		       u->step_base_ms);
+	printf("%-28s %8.3fms %8.3fms %8.2f%%\n",
+	       d->step_seconds > 0 ? "step time (measured)" : "step time", u->step_base_ms,
+	       u->step_base_ms - (u->moe_base_ms - u->moe_ms), 100 * u->step_share);
+	printf("%-28s %10.0f %10.0f %8.2f%%\n", "tokens/s", u->tps_base, u->tps_replay,
+	       u->tps_base > 0 ? 100 * (u->tps_replay / u->tps_base - 1) : 0);
+	printf("MoE straggler time saved %.3f s; net of transfers %.3f s stop-the-world "
+	       "(%.2f%% of step time, %.0f tokens/s), %.3f s overlapped (%.2f%%, %.0f "
+	       "tokens/s)\n",
+	       m->saved_seconds, m->net_stop_seconds, 100 * u->stop_share, u->tps_stop,
+	       m->net_overlap_seconds, 100 * u->overlap_share, u->tps_overlap);
 }
 
 static void print_text(const struct setup *su, const struct analyze_replay_out *r,
@@ -224,22 +248,20 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	}
 	if (u.timed) {
 		printf("\n%lld tokens per step, %.1f per rank; estimated with the step-time model "
-		       "on %s%s (docs/replay.md)\n",
-		       (long long)(u.tokens_per_step + 0.5), u.tokens_per_rank, d->hw->label,
+		       "%s%s%s (docs/replay.md)\n",
+		       (long long)(u.tokens_per_step + 0.5), u.tokens_per_rank,
+		       d->expert_bytes ? "on " : "at --us-per-token",
+		       d->expert_bytes ? d->hw->label : "",
 		       d->step_seconds > 0 ? ", the step time measured (--step-ms)" : "");
 		printf("%-28s %10s %10s %9s\n", "per step", "baseline", "replay", "saved");
 		printf("%-28s %8.3fms %8.3fms %8.2f%%\n", "MoE time (busiest rank)", u.moe_base_ms,
 		       u.moe_ms, 100 * u.moe_share);
-		printf("%-28s %8.3fms %8.3fms %8.2f%%\n",
-		       d->step_seconds > 0 ? "step time (measured)" : "step time", u.step_base_ms,
-		       u.step_base_ms - (u.moe_base_ms - u.moe_ms), 100 * u.step_share);
-		printf("%-28s %10.0f %10.0f %8.2f%%\n", "tokens/s", u.tps_base, u.tps_replay,
-		       u.tps_base > 0 ? 100 * (u.tps_replay / u.tps_base - 1) : 0);
-		printf("MoE straggler time saved %.3f s; net of transfers %.3f s stop-the-world "
-		       "(%.2f%% of step time, %.0f tokens/s), %.3f s overlapped (%.2f%%, %.0f "
-		       "tokens/s)\n",
-		       m->saved_seconds, m->net_stop_seconds, 100 * u.stop_share, u.tps_stop,
-		       m->net_overlap_seconds, 100 * u.overlap_share, u.tps_overlap);
+		if (!u.stepped)
+			printf("(no model preset: no step time; MoE straggler time saved %.3f s, net "
+			       "of transfers %.3f s stop-the-world, %.3f s overlapped)\n",
+			       m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+		else
+			print_step_units(d, m, &u);
 	} else {
 		printf("(no model preset: give --model or --us-per-token for time estimates)\n");
 	}
@@ -301,15 +323,15 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	/* without a model there is no time: null, not a zero share */
 	jnum("baseline_moe_ms_per_step", u.moe_base_ms, u.timed);
 	jnum("moe_ms_per_step", u.moe_ms, u.timed);
-	jnum("baseline_step_ms", u.step_base_ms, u.timed);
+	jnum("baseline_step_ms", u.step_base_ms, u.stepped);
 	jnum("moe_time_saved_share", u.moe_share, u.timed);
-	jnum("step_time_saved_share", u.step_share, u.timed);
-	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.timed);
-	jnum("step_time_saved_share_overlapped", u.overlap_share, u.timed);
-	jnum("baseline_tokens_per_s", u.tps_base, u.timed);
-	jnum("tokens_per_s", u.tps_replay, u.timed);
-	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.timed);
-	jnum("tokens_per_s_overlapped", u.tps_overlap, u.timed);
+	jnum("step_time_saved_share", u.step_share, u.stepped);
+	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.stepped);
+	jnum("step_time_saved_share_overlapped", u.overlap_share, u.stepped);
+	jnum("baseline_tokens_per_s", u.tps_base, u.stepped);
+	jnum("tokens_per_s", u.tps_replay, u.stepped);
+	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.stepped);
+	jnum("tokens_per_s_overlapped", u.tps_overlap, u.stepped);
 	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
