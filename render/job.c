@@ -609,8 +609,13 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 			return 1;
 		}
 		ev = j->ev[0];
-		snprintf(who, sizeof(who), "replay %lld (%s, %d x %d)", (long long)o->replay_id[0],
-			 j->rp[0].algo, j->rp[0].ranks, j->rp[0].slots);
+		const struct store_replay *rp = &j->rp[0];
+		char set[112] = "";
+		if (rp->quant[0]) /* the settings a stored replay recorded (schema 3) */
+			snprintf(set, sizeof(set), ", %s, %s/%s%s", rp->quant, rp->link_intra,
+				 rp->link_inter, rp->pay ? ", pay" : "");
+		snprintf(who, sizeof(who), "replay %lld (%s, %d x %d%s)", (long long)o->replay_id[0],
+			 rp->algo, rp->ranks, rp->slots, set);
 	}
 	if (ne == 0) {
 		if (r)
