@@ -643,47 +643,23 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 	return -1;
 }
 
-/* Steps of run in [from, to] and phase_mask. */
-static int64_t count_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-			   unsigned phase_mask)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps s WHERE run = ?1 AND "
-			       "step BETWEEN ?2 AND ?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, run->id);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, to);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return n;
-}
-
 int render_replay_run(struct store *s, const struct store_run *run,
 		      const struct render_replay_req *q, struct analyze_replay_out *out,
 		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
 {
 	int L = run->layers, E = run->experts, P = q->ranks * q->slots, rc;
-	int64_t n = count_steps(s, run, q->from, q->to, q->phase_mask), K, W, D;
+	int64_t n, K = q->interval, W = q->window, D = q->delay;
 	const struct analyze_link *link = analyze_link_find("nvlink4");
 	int32_t *start;
 	const char *sname = "deployed";
 
 	*nsteps = 0;
-	if (n < 0)
-		return util_err_set(err, UTIL_EDB, "%s", sqlite3_errmsg(store_db(s)));
+	if ((rc = analyze_step_count(s, run, q->from, q->to, q->phase_mask, &n, err)))
+		return rc;
 	if (n == 0)
 		return 0;
 	*nsteps = n;
-	K = q->interval > 0 ? q->interval : (n / 8 < 600 ? (n / 8 > 0 ? n / 8 : 1) : 600);
-	W = q->window > 0 ? q->window : K;
-	D = q->delay >= 0 ? q->delay : (K > 50 ? 50 : K / 2);
+	analyze_replay_cadence(n, &K, &W, &D);
 	start = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
 	rc = q->force_static ? UTIL_ENOTFOUND
 			     : store_deployed_at(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
