@@ -378,7 +378,7 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 
 	tui_view_header(v, &h);
 	snprintf(buf, sizeof(buf),
-		 " Layers  sort: %s  after: %s fitted on the steps before  window %d steps: "
+		 " Layers  sort: %s  after: %s fitted before  window %d steps: "
 		 "%lld..%lld%s%s%s",
 		 tui_sort_name(ui->sort), h.algo, h.window, (long long)h.from, (long long)h.to,
 		 h.phase_mask == 1u << STORE_PHASE_PREFILL  ? " prefill"
