@@ -66,7 +66,7 @@ int cmd_balance(int argc, char **argv)
 			break;
 		case 'x': force_static = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {
@@ -75,6 +75,7 @@ int cmd_balance(int argc, char **argv)
 	}
 	if (store_open_run(argv[optind], runname, STORE_READONLY, &s, &run, &err))
 		return util_cli_fail("balance", &err);
+	analyze_warn_missing_counts("balance", s, &run);
 	if (analyze_layout_resolve(&run, ranks, slots, redundant, &ranks, &slots, &err)) {
 		status = util_cli_fail("balance", &err);
 		goto out;

@@ -23,7 +23,7 @@ static const char usage[] =
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
 	"                      [--current FILE|static|deployed] [--model NAME]\n"
-	"                      [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--link NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
 	"                      (DB | --heat FILE)\n"
 	"       moetrace place --list\n";
@@ -90,16 +90,26 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'i': o->list = 1; break;
 		case 'o': o->out = optarg; break;
 		case 'f':
-			if ((o->format = analyze_format_parse(optarg)) < 0)
+			if ((o->format = analyze_format_parse(optarg)) < 0) {
+				static const char *const fmts[] = { "vllm-ascend", "sglang",
+								    "trtllm", NULL };
+				char hint[96];
 				return util_err_set(
 					err, UTIL_EUSAGE,
-					"--format: '%s' is not vllm-ascend, sglang or trtllm",
-					optarg);
+					"--format: '%s' is not vllm-ascend, sglang or trtllm%s", optarg,
+					util_did_you_mean(util_suggest_list(optarg, fmts), hint,
+							  sizeof(hint)));
+			}
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -285,7 +295,7 @@ int cmd_place(int argc, char **argv)
 	const struct analyze_link *link = NULL;
 	double *heat = NULL, *episodes = NULL, gbps;
 	int32_t *cur = NULL;
-	int rc, status = 1, n_ep = 0, L, E, P;
+	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
 	int64_t nsteps = 0, fit_win[2] = { 0, 0 };
 	uint64_t ebytes = 0;
 	struct next_score ns = { { 0, 0 }, 0, 0, 0 };
@@ -294,9 +304,8 @@ int cmd_place(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (o.list) {
@@ -304,8 +313,11 @@ int cmd_place(int argc, char **argv)
 		return 0;
 	}
 	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
-		util_cli_error(CMD, "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo ? o.algo : ANALYZE_FLAGSHIP);
+		char hint[96];
+		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo ? o.algo : ANALYZE_FLAGSHIP,
+			       util_did_you_mean(analyze_algo_suggest(o.algo ? o.algo : ""), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {
@@ -352,6 +364,7 @@ int cmd_place(int argc, char **argv)
 	} else {
 		if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err)))
 			return util_cli_fail(CMD, &err);
+		analyze_warn_missing_counts(CMD, s, &run);
 		if (o.c.model) {
 			/* a run recorded without a model takes the preset's layer ids */
 			if (!run.model[0])
@@ -383,6 +396,13 @@ int cmd_place(int argc, char **argv)
 		goto out;
 	}
 	P = o.c.ranks * o.c.slots;
+	if (o.out) {
+		size_t n = strlen(o.out);
+		fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
+		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
+				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
+			fmt = ANALYZE_FORMAT_TRTLLM;
+	}
 	if (s) {
 		heat = xmallocarray((size_t)L * E, sizeof(double));
 		if (o.c.episodes)
@@ -429,11 +449,32 @@ int cmd_place(int argc, char **argv)
 			.current = cur,
 			.only_layer = o.layer,
 			.threads = 2,
+			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
 		};
+		int undup = 0;
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
+			if (in.no_dup) {
+				util_cli_error(CMD,
+					       "cannot write '%s' for vllm-ascend, whose loader "
+					       "misroutes a device holding an expert twice: %s; "
+					       "choose an algorithm that places an expert once per "
+					       "rank (flashlb, swift, %s) or --format sglang|trtllm",
+					       o.out, err.msg, ANALYZE_FLAGSHIP);
+				status = util_exit_status(rc);
+				goto out;
+			}
 			status = util_cli_fail(CMD, &err);
 			goto out;
 		}
+		for (int l = 0; l < L; l++)
+			undup += plan.layer[l].undup > 0;
+		if (undup)
+			fprintf(stderr,
+				"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
+				"layers; moved each second replica to another rank, since "
+				"vllm-ascend's loader misroutes such a device (the figures below "
+				"are for the moved placement)\n",
+				CMD, algo->name, undup, L);
 	}
 	if (s) {
 		/* the fitting window's step range, then the window after it */
@@ -450,6 +491,8 @@ int cmd_place(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (o.c.quant < 0)
+		o.c.quant = analyze_model_quant(model);
 	if (model)
 		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
 	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
@@ -466,7 +509,10 @@ int cmd_place(int argc, char **argv)
 				   *layers = json_object_new_array();
 		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
 		json_object_object_add(root, "seconds", jd(plan.seconds));
-		json_object_object_add(root, "run", json_object_new_string(run.name));
+		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+		json_object_object_add(root, "run",
+				       json_object_new_string(
+					       util_utf8_sanitize(name, sizeof(name), run.name)));
 		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
@@ -628,11 +674,6 @@ int cmd_place(int argc, char **argv)
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {
-		int fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
-		size_t n = strlen(o.out);
-		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
-				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
-			fmt = ANALYZE_FORMAT_TRTLLM;
 		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;

@@ -1,7 +1,7 @@
 /*
  * cmd_import.c: `moetrace import FILE --into DB --run NAME` — loads a trace
- * file as a new run, all or nothing.  If the database did not exist and
- * the import fails, the new file is removed again.
+ * file as a new run, all or nothing.  A new database is written under a
+ * private name and renamed into place only when the import succeeded.
  */
 #include "cmds.h"
 #include "collector/collector.h"
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -19,6 +18,7 @@ static const char usage[] =
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
+	"                       [--pipeline-stages P]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
 	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
@@ -26,7 +26,9 @@ static const char usage[] =
 	"directory of meta_info.json and rank*.safetensors); SGLang .pt dumps go through\n"
 	"'python3 -m moetrace.sglang_dump'.  --format auto (default) guesses from the name\n"
 	"and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
-	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
+	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n"
+	"--pipeline-stages P: Megatron-LM rank files of P pipeline stages (each numbers its\n"
+	"layers from 0); their layers are put one stage after the other.\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
@@ -69,17 +71,6 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	return rc;
 }
 
-static void remove_db(const char *path)
-{
-	char b[4096];
-
-	unlink(path);
-	snprintf(b, sizeof(b), "%s-wal", path);
-	unlink(b);
-	snprintf(b, sizeof(b), "%s-shm", path);
-	unlink(b);
-}
-
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -95,6 +86,7 @@ int cmd_import(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "deployed", required_argument, NULL, 'd' },
+		{ "pipeline-stages", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -105,19 +97,21 @@ int cmd_import(int argc, char **argv)
 	const char *into = NULL, *deployed = NULL;
 	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
-	struct stat sb;
-	int c, rc, existed;
+	int c, rc;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
 		case 'm':
 			o.model = store_model_find(optarg);
 			if (!o.model) {
-				util_cli_error("import", "--model: unknown preset '%s' (moetrace models "
-					       "lists them)", optarg);
+				char hint[96];
+				util_cli_error("import", "--model: unknown preset '%s'%s (moetrace models "
+					       "lists them)", optarg,
+					       util_did_you_mean(store_model_suggest(optarg), hint,
+								 sizeof(hint)));
 				return 2;
 			}
 			break;
@@ -137,8 +131,9 @@ int cmd_import(int argc, char **argv)
 			}
 			break;
 		case 'd': deployed = optarg; break;
+		case 'p': rc = util_parse_int(optarg, 1, STORE_MAX_LAYERS, &o.pipeline_stages, "--pipeline-stages", &err); goto chk;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 		continue;
 chk:
@@ -177,8 +172,9 @@ chk:
 			*dot = 0;
 		o.run_name = name;
 	}
-	existed = stat(into, &sb) == 0;
-	if (store_open(into, STORE_CREATE, &s, &err))
+	/* a new database is staged (store.h): a failure leaves no file and
+	 * never removes one another process created meanwhile */
+	if (store_open(into, STORE_CREATE | STORE_STAGE, &s, &err))
 		return util_cli_fail("import", &err);
 	if (deployed && (rc = store_begin(s))) {
 		util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
@@ -194,12 +190,17 @@ chk:
 			util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
 	}
 fail:
-	store_free(s);
 	if (rc) {
-		if (!existed)
-			remove_db(into);
+		store_free(s);
 		return util_cli_fail("import", &err);
 	}
+	if ((rc = store_publish(s, &err)))
+		return util_cli_fail("import", &err);
+	/* what the importer did beyond reading, kept in the run's source */
+	const char *note = strstr(run.source, file);
+	note = note ? strstr(note + strlen(file), "; ") : NULL;
+	if (note)
+		fprintf(stderr, "moetrace import: note: %s\n", note + 2);
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
 	if (deployed)

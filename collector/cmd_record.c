@@ -31,7 +31,7 @@ static const char record_usage[] =
 	"  --shard RANK   record only what EP rank RANK's slots process (a shard for\n"
 	"                 `moetrace merge`), under the engine-default placement\n";
 
-/* Set by SIGINT/SIGTERM: stop generating, flush and close cleanly. */
+/* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -166,7 +166,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		case 'P': placement = 1; break;
 		case 'h': fputs(record_usage, stdout); return 0;
-		default: fputs(record_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1 || !model_name) {
@@ -176,8 +176,10 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!(model = store_model_find(model_name))) {
-		util_cli_error("record", "unknown model '%s' (moetrace models lists them)",
-			       model_name);
+		char hint[96];
+		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
+			       model_name,
+			       util_did_you_mean(store_model_suggest(model_name), hint, sizeof(hint)));
 		return 2;
 	}
 	if (shard >= 0 && shard >= model->ranks) {
@@ -245,6 +247,7 @@ int cmd_record(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal); /* the terminal closed: keep what was recorded */
 	t0 = util_now();
 	for (; (steps == 0 || done < steps) && !interrupted; i++, done++) {
 		struct store_step s = { .counts = counts };
@@ -268,6 +271,14 @@ int cmd_record(int argc, char **argv)
 		if (rc && rc != MOETRACE_EFULL) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));
 			status = 1;
+			break;
+		}
+		/* a commit failed (disk full, I/O error): stop rather than go on
+		 * generating steps that would most likely be lost too; close()
+		 * reports the failure */
+		moetrace_recorder_stats(rec, &st);
+		if (st.failed) {
+			done++;
 			break;
 		}
 	}

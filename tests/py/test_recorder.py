@@ -155,7 +155,7 @@ class RecorderTest(unittest.TestCase):
         self.assertIn("21 counts given", str(cm.exception))
         with self.assertRaises(ValueError):
             r.step(0, -np.ones((L, E), dtype=np.int64))
-        with self.assertRaises(TypeError):
+        with self.assertRaises(ValueError):
             r.step(0, np.zeros((L, E)))  # floats are not counts
         with self.assertRaises(ValueError):
             r.step(0, np.zeros((L, E), dtype=np.uint32), phase="warmup")
@@ -180,6 +180,68 @@ class RecorderTest(unittest.TestCase):
             r2.step(4, np.zeros((L, E), dtype=np.uint32))
         with self.assertRaises(moetrace.MoetraceError):
             moetrace.Recorder(self.db, "bad", layers=0, experts=E)
+
+    def test_values_that_do_not_fit_are_refused(self):
+        """Every value is refused with a ValueError naming the argument
+        rather than truncated by a conversion (2**32+5 stored as 5, 1.7 as
+        1, step 2**64+10 as 10, id 2**32+1 as expert 1), and nothing of a
+        refused call reaches the database."""
+        big = 2**32 + 5
+        ok = np.ones((L, E), dtype=np.uint32)
+        cases = [
+            ("counts", lambda r: r.step(0, np.full((L, E), big, dtype=np.uint64))),
+            ("counts", lambda r: r.step(0, np.full((L, E), big, dtype=np.int64))),
+            ("counts", lambda r: r.step(0, [[big] * E] * L)),
+            ("counts", lambda r: r.step(0, [[1.7] * E] * L)),
+            ("counts", lambda r: r.step(0, "1" * (L * E))),
+            ("counts", lambda r: r.step(0, b"\x01" * (L * E))),
+            ("counts", lambda r: r.step(0, [["1"] * E] * L)),
+            ("step", lambda r: r.step(2**64 + 10, ok)),
+            ("step", lambda r: r.step(1.5, ok)),
+            ("step", lambda r: r.step("3", ok)),
+            ("tokens", lambda r: r.step(0, ok, tokens=2**64 + 1)),
+            ("tokens", lambda r: r.step(0, ok, tokens=2.5)),
+            ("phase", lambda r: r.step(0, ok, phase=2**40 + 1)),
+            ("topk_ids", lambda r: r.step_topk(0, 0, np.array([[2**32 + 1, 0]], dtype=np.int64))),
+            ("topk_ids", lambda r: r.step_topk(0, 0, [[2**32 + 1, 0]])),
+            ("topk_ids", lambda r: r.step_topk(0, 0, [[1.0, 0]])),
+            ("layer", lambda r: r.step_topk(0, 2**32, [[1, 0]])),
+            ("step", lambda r: r.step_topk(2**63, 0, [[1, 0]])),
+            ("slot_counts", lambda r: r.step_slots(0, np.full((L, 10), big, dtype=np.int64))),
+            ("phy2log", lambda r: r.placement(0, np.full((L, 10), 2**32 + 1, dtype=np.int64))),
+            ("from_step", lambda r: r.placement(2**64, np.zeros((L, 10), dtype=np.int32))),
+        ]
+        with self.rec("fit") as r:
+            for what, call in cases:
+                with self.assertRaises(ValueError, msg=what) as cm:
+                    call(r)
+                self.assertIn(what, str(cm.exception))
+            r.step(7, ok)
+        got, steps = read_counts(self.db, "fit")
+        self.assertEqual(sorted(got), [7])
+        self.assertEqual(steps, [(7, 0, 0)])
+        db = sqlite3.connect(self.db)
+        self.assertEqual(db.execute("SELECT count(*) FROM deployed").fetchone()[0], 0)
+        for kw in ({"layers": 2**32 + 3}, {"experts": 8.5}, {"topk": 2**32 + 2}):
+            args = dict(layers=L, experts=E)
+            args.update(kw)
+            with self.assertRaises(ValueError) as cm:
+                moetrace.Recorder(self.db, "ctor", **args)
+            self.assertIn(list(kw)[0], str(cm.exception))
+
+    def test_torch_counts_that_do_not_fit(self):
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("torch not installed")
+        with self.rec("tfit") as r:
+            for t in (torch.full((L, E), 2**32 + 5, dtype=torch.int64),
+                      torch.full((L, E), -1, dtype=torch.int32),
+                      torch.full((L, E), 1.7)):
+                with self.assertRaisesRegex(ValueError, "counts"):
+                    r.step(0, t)
+            with self.assertRaisesRegex(ValueError, "topk_ids"):
+                r.step_topk(0, 0, torch.tensor([[2**32 + 1, 0]]))
 
 
 if __name__ == "__main__":

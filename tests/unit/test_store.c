@@ -351,6 +351,94 @@ static void test_store_schema_damage(void **state)
 	free(path);
 }
 
+/* The store's value limits: the last storable values go in and come back,
+ * one past them is refused before anything is written, and the checked
+ * arithmetic and UTF-8 helpers the readers use hold at the type limits. */
+static void test_store_limits(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 }, back;
+	uint32_t counts[2] = { UINT32_MAX, 0 };
+	struct store_step st[2] = {
+		{ .step = STORE_STEP_MIN, .tokens = STORE_TOKENS_MAX, .counts = counts },
+		{ .step = STORE_STEP_MAX, .tokens = 0, .counts = counts },
+	};
+	struct store_step past = { .step = STORE_STEP_MAX + 1, .counts = counts };
+	int32_t p2l[2] = { 0, 1 };
+	int64_t v;
+
+	assert_int_equal(store_step_check(STORE_STEP_MAX, &err), 0);
+	assert_int_equal(store_step_check(STORE_STEP_MIN - 1, &err), UTIL_ERANGE);
+	assert_non_null(strstr(err.msg, "outside the range a trace holds"));
+	assert_int_equal(store_tokens_check(-1, NULL), UTIL_ERANGE);
+	assert_int_equal(store_tokens_check(INT64_MAX, NULL), UTIL_ERANGE);
+
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "lim");
+	run.layers = 1;
+	run.experts = 2;
+	run.first_layer = STORE_MAX_FIRST_LAYER + 1;
+	assert_int_equal(store_run_add(s, &run), UTIL_ERANGE);
+	run.first_layer = -1;
+	assert_int_equal(store_run_add(s, &run), UTIL_ERANGE);
+	run.first_layer = STORE_MAX_FIRST_LAYER;
+	assert_int_equal(store_run_add(s, &run), 0);
+	assert_int_equal(store_steps_append(s, &run, st, 2), 0);
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	past.step = INT64_MIN;
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	past.step = 5;
+	past.tokens = STORE_TOKENS_MAX + 1;
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	assert_int_equal(store_deployed_set(s, &run, INT64_MAX, 1, 2, p2l), UTIL_ERANGE);
+	assert_int_equal(store_deployed_set(s, &run, STORE_STEP_MIN, 1, 2, p2l), 0);
+
+	struct store_run_stats rs;
+	assert_int_equal(store_run_get(s, "lim", &back), 0);
+	assert_int_equal(back.first_layer, STORE_MAX_FIRST_LAYER);
+	assert_int_equal(store_run_stats(s, run.id, &rs), 0);
+	assert_int_equal(rs.steps, 2);
+	assert_int_equal(rs.first_step, STORE_STEP_MIN);
+	assert_int_equal(rs.last_step, STORE_STEP_MAX);
+	/* a row past the limits, written behind the store's back */
+	assert_int_equal(sqlite3_exec(store_db(s),
+				      "UPDATE counts SET step = 9007199254740992 WHERE step = "
+				      "9007199254740991",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_run_get(s, "lim", &back), UTIL_EPARSE);
+	assert_non_null(strstr(store_errmsg(s), "table counts holds step 9007199254740992"));
+	store_free(s);
+	cleanup(path);
+	free(path);
+
+	assert_int_equal(util_add_i64(INT64_MAX, 1, &v), UTIL_ERANGE);
+	assert_int_equal(util_add_i64(INT64_MAX - 1, 1, &v), 0);
+	assert_true(v == INT64_MAX);
+	assert_int_equal(util_sub_i64(STORE_STEP_MAX, STORE_STEP_MIN, &v), 0);
+	assert_int_equal(util_sub_i64(INT64_MAX, -1, &v), UTIL_ERANGE);
+	assert_int_equal(util_mul_i64(INT64_C(1) << 32, INT64_C(1) << 31, &v), UTIL_ERANGE);
+	assert_int_equal(util_mul_i64(-(INT64_C(1) << 32), INT64_C(1) << 31, &v), 0);
+	assert_true(v == INT64_MIN);
+
+	char buf[64];
+	assert_true(util_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+	assert_false(util_utf8_valid("caf\xe9"));         /* Latin-1 */
+	assert_false(util_utf8_valid("\xc0\xaf"));        /* overlong '/' */
+	assert_false(util_utf8_valid("\xed\xa0\x80"));    /* a surrogate */
+	assert_false(util_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+	assert_false(util_utf8_valid("\xe2\x82"));        /* cut short */
+	assert_string_equal(util_utf8_sanitize(buf, sizeof(buf), "caf\xe9!"), "caf\xef\xbf\xbd!");
+	assert_string_equal(util_utf8_sanitize(buf, sizeof(buf), "\xe2\x82"),
+			    "\xef\xbf\xbd\xef\xbf\xbd");
+	/* a small buffer cuts between characters, never inside one */
+	assert_string_equal(util_utf8_sanitize(buf, 5, "ab\xe9" "cd"), "ab");
+	assert_string_equal(util_utf8_sanitize(buf, 6, "ab\xe9" "cd"), "ab\xef\xbf\xbd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_store_hostile_files),
 		cmocka_unit_test(test_store_migration),
 		cmocka_unit_test(test_store_schema_damage),
+		cmocka_unit_test(test_store_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
