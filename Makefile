@@ -60,9 +60,10 @@ libmoetrace.a: $(call obj,$(REL),$(LIB_SRC))
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-libmoetrace.so: $(call obj,$(REL),$(LIB_SRC))
+libmoetrace.so: $(call obj,$(REL),$(LIB_SRC)) collector/libmoetrace.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -Wl,--version-script=collector/libmoetrace.map \
+		-o $@ $(filter %.o,$^) $(PKG_LIBS) $(LDFLAGS)
 
 moetrace: $(call obj,$(REL),$(CMD_SRC) $(UI_SRC)) libmoetrace.a
 	@$(if $(Q),echo "  LD      $@")
@@ -125,9 +126,10 @@ $(CHK)/moetrace_sqlite.so: $(call obj,$(CHK)/ext,$(EXT_SRC)) $(CHK)/ext/libmoetr
 
 # The shared library for the Python tests, from the same unsanitized objects
 # (a Python interpreter cannot load an ASan-built library).
-$(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC))
+$(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC)) collector/libmoetrace.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -Wl,--version-script=collector/libmoetrace.map \
+		-o $@ $(filter %.o,$^) $(PKG_LIBS) $(LDFLAGS)
 
 check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK) $(CHK)/libmoetrace.so
 	@true

@@ -23,7 +23,7 @@ static const char record_usage[] =
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
 	"  --rate HZ      steps per second (default 0 = as fast as possible)\n"
 	"  --seed S       generator seed (default 1)\n"
-	"  --run NAME     run name (default MODEL-seedS-TIME)\n"
+	"  --run NAME     run name (default MODEL-seedS-YYYYMMDD-HHMMSS, UTC)\n"
 	"  --block        wait for the writer when the ring is full instead of dropping\n"
 	"  --ring STEPS   ring capacity (default 256), --batch STEPS per transaction (64)\n"
 	"  --append       continue the run NAME if it exists with the same shape\n"
@@ -197,8 +197,14 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!run) {
-		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%lld", model->name, (long long)seed,
-			 (long long)util_wall());
+		/* a readable UTC stamp keeps repeated recordings apart */
+		time_t now = (time_t)util_wall();
+		struct tm tm;
+		char stamp[32] = "";
+		if (gmtime_r(&now, &tm))
+			strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%s", model->name, (long long)seed,
+			 stamp);
 		run = runbuf;
 	}
 	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);

@@ -982,3 +982,10 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 	release_all(rec);
 	free(rec);
 }
+
+int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_t experts)
+{
+	if (!blob || !counts)
+		return MOETRACE_EUSAGE;
+	return store_codec_decode(blob, len, counts, experts) ? MOETRACE_ERANGE : 0;
+}

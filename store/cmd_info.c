@@ -166,10 +166,14 @@ int cmd_info(int argc, char **argv)
 			       r->model[0] ? "  model " : "", r->model);
 			printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
 			       r->experts, r->topk);
-			if (r->ranks)
+			if (r->ranks && r->ranks_per_node > 0)
 				printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
 				       r->ranks, r->slots, r->ranks * r->slots - r->experts,
 				       r->ranks_per_node);
+			else if (r->ranks)
+				printf("  EP layout  %d ranks x %d slots (%d redundant), ranks per node "
+				       "unknown\n",
+				       r->ranks, r->slots, r->ranks * r->slots - r->experts);
 			else
 				printf("  EP layout  not recorded\n");
 			if (st.steps) {

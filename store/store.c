@@ -679,11 +679,49 @@ static void close_db(struct store *s)
 	s->db = NULL;
 }
 
+/* Does path + suffix exist (even empty)? */
+static int side_exists(const char *path, const char *suffix)
+{
+	char p[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffix) >= sizeof(p))
+		return 0;
+	return stat(p, &sb) == 0;
+}
+
+/* A read-only connection cannot remove the -wal and -shm files that reading
+ * a WAL-mode trace creates beside it; the last read-write connection to
+ * close does, after checkpointing.  So a reader that leaves them closes one
+ * such connection, and SQLite's own locking lets it remove them only when
+ * no other connection has the trace open (a live recorder keeps its
+ * files).  Best effort and silent: on any failure the files stay, as before. */
+static void tidy_side_files(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (!path || access(path, W_OK) != 0 ||
+	    (!side_exists(path, "-wal") && !side_exists(path, "-shm")))
+		return;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+		/* a read opens the WAL, so that the close runs its cleanup */
+		sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+}
+
 void store_free(struct store *s)
 {
+	int tidy;
+
 	if (!s)
 		return;
+	tidy = s->readonly && s->db && !s->stage;
 	close_db(s);
+	if (tidy)
+		tidy_side_files(s->path);
 	if (s->stage) {
 		remove_files(s->stage);
 		free(s->stage);

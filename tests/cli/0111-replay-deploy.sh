@@ -2,15 +2,18 @@
 # precision, serving units, every setting stored, and the bad input.
 . "$(dirname "$0")/lib.sh"
 
-# 1 layer, 8 experts (Mixtral-8x7B's count, so its expert size applies),
-# 4 ranks x 2 slots.  Heat [40,30,20,10,0,0,0,0] every step: the static
+# Mixtral-8x7B's 32 layers x 8 experts (so its expert size applies; import
+# refuses a shape other than the preset's), 4 ranks x 2 slots.  Heat
+# [40,30,20,10,0,0,0,0] in every layer and step: the static
 # layout {0,1},{2,3},{4,5},{6,7} loads 70|30|0|0 and a rebalance spreads
 # the hot experts, copying them to other ranks.
 {
 	echo "step,layer,expert,tokens"
 	for s in $(seq 0 19); do
-		echo "$s,0,0,40"; echo "$s,0,1,30"; echo "$s,0,2,20"; echo "$s,0,3,10"
-		for e in 4 5 6 7; do echo "$s,0,$e,0"; done
+		for l in $(seq 0 31); do
+			echo "$s,$l,0,40"; echo "$s,$l,1,30"; echo "$s,$l,2,20"; echo "$s,$l,3,10"
+			for e in 4 5 6 7; do echo "$s,$l,$e,0"; done
+		done
 	done
 } >"$T/hot.csv"
 expect_status 0 mt import "$T/hot.csv" --into "$T/db" --run hot --ranks 4 --slots 2 --model mixtral-8x7b
@@ -112,7 +115,7 @@ PY
 
 # bad input: exit 2, naming the choices
 expect_status 2 $r --link-intra nvlink9
-expect_grep "$T/err" "^moetrace replay: --link-intra: unknown link 'nvlink9' \(nvlink3, .*roce-400g, .*ib-ndr-400g\)"
+expect_grep "$T/err" "^moetrace replay: --link-intra: unknown link 'nvlink9'(; did you mean 'nvlink3'\?)? \(nvlink3, .*roce-400g, .*ib-ndr-400g\)"
 expect_status 2 $r --hardware tpu
 expect_grep "$T/err" "^moetrace replay: --hardware: unknown preset 'tpu' \(h100, h200, b200, ascend-910b or ascend-910c\)"
 expect_status 2 mt compare "$T/db" --hardware tpu

@@ -26,13 +26,15 @@ cp "$T/out" "$T/rounds.json"
 expect_grep "$T/rounds.json" '"rounds":2,"current":"static","windows":\[\[0,9\],\[10,19\],\[20,29\]\]'
 
 # the chain of rounds by hand, per algorithm: place on window k from the
-# previous placement, keep its layers' phy2log and copies
+# previous placement, keep its layers' phy2log and copies (in SGLang's
+# format, which holds an expert twice on one rank as the algorithms may
+# place it; a vllm-ascend file would have the duplicates moved)
 for al in $(echo $algos | tr , ' '); do
 	cur=static
 	for k in 0 1; do
 		a=$((k * 10)); b=$((a + 9))
 		expect_status 0 mt place "$T/db" --algo $al --steps $a:$b --current $cur --json \
-			-o "$T/$al.$k.map" --format vllm-ascend
+			-o "$T/$al.$k.map" --format sglang
 		cp "$T/out" "$T/$al.$k.json"
 		cur="$T/$al.$k.map"
 	done

@@ -33,21 +33,21 @@ except OSError as e:
 
 import ctypes  # noqa: E402
 
-LIB.store_codec_decode.restype = ctypes.c_int
-LIB.store_codec_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+LIB.moetrace_counts_decode.restype = ctypes.c_int
+LIB.moetrace_counts_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
                                    ctypes.c_size_t]
 L, E = 3, 8
 
 
 def read_counts(path, run):
-    """{step: L x E numpy array} of a run, decoded by store_codec_decode."""
+    """{step: L x E numpy array} of a run, decoded by moetrace_counts_decode."""
     db = sqlite3.connect(path)
     out = {}
     rows = db.execute("SELECT c.step, c.layer, c.data FROM counts c JOIN runs r "
                       "ON r.run = c.run WHERE r.name = ? ORDER BY 1, 2", (run,))
     for step, layer, blob in rows:
         v = np.zeros(E, dtype=np.uint32)
-        assert LIB.store_codec_decode(blob, len(blob), v.ctypes.data, E) == 0
+        assert LIB.moetrace_counts_decode(blob, len(blob), v.ctypes.data, E) == 0
         out.setdefault(step, np.zeros((L, E), dtype=np.uint32))[layer] = v
     steps = db.execute("SELECT s.step, s.phase, s.tokens FROM steps s JOIN runs r "
                        "ON r.run = s.run WHERE r.name = ? ORDER BY 1", (run,)).fetchall()

@@ -39,8 +39,8 @@ import torch_moe  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_moe  # noqa: E402
 
-LIB.store_codec_decode.restype = ctypes.c_int
-LIB.store_codec_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+LIB.moetrace_counts_decode.restype = ctypes.c_int
+LIB.moetrace_counts_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
                                    ctypes.c_size_t]
 LAYERS, EXPERTS, TOPK = 3, 8, 2
 
@@ -72,7 +72,7 @@ def read(path, run, layers=LAYERS, experts=EXPERTS):
             "SELECT c.step, c.layer, c.data FROM counts c JOIN runs r ON r.run = c.run "
             "WHERE r.name = ? ORDER BY 1, 2", (run,)):
         v = np.zeros(experts, dtype=np.uint32)
-        assert LIB.store_codec_decode(blob, len(blob), v.ctypes.data, experts) == 0
+        assert LIB.moetrace_counts_decode(blob, len(blob), v.ctypes.data, experts) == 0
         out.setdefault(step, np.zeros((layers, experts), dtype=np.uint32))[layer] = v
     meta = db.execute("SELECT s.step, s.phase, s.tokens FROM steps s JOIN runs r "
                       "ON r.run = s.run WHERE r.name = ? ORDER BY 1", (run,)).fetchall()

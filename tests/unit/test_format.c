@@ -58,11 +58,19 @@ static void random_placement(struct util_rng *rng, const struct analyze_shape *s
 			p[i] = i < sh->experts
 				       ? i
 				       : (int32_t)util_rng_below(rng, (uint32_t)sh->experts);
-		for (int i = P - 1; i > 0; i--) {
-			int j = (int)util_rng_below(rng, (uint32_t)i + 1);
-			int32_t t = p[i];
-			p[i] = p[j];
-			p[j] = t;
+		/* shuffled until no rank holds an expert twice: vllm-ascend's
+		 * loader misroutes such a device, so its writer refuses one */
+		for (int dup = 1; dup;) {
+			for (int i = P - 1; i > 0; i--) {
+				int j = (int)util_rng_below(rng, (uint32_t)i + 1);
+				int32_t t = p[i];
+				p[i] = p[j];
+				p[j] = t;
+			}
+			dup = 0;
+			for (int i = 0; i < P && !dup; i++)
+				for (int j = i + 1; j < P && j / sh->slots == i / sh->slots; j++)
+					dup |= p[i] == p[j];
 		}
 	}
 }
