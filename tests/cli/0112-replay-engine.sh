@@ -50,6 +50,12 @@ python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["params"]; assert p[
 expect_status 0 mt replay "$T/db" --engine vllm-ascend --no-store
 expect_grep "$T/out" "^vllm-ascend's EPLB with its defaults \\(.*expert_heat_collection_interval 600"
 
+# a stored replay keeps the preset's name
+expect_status 0 mt replay "$T/db" --engine sglang
+expect_status 0 mt replays --json "$T/db"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[-1]; assert r["engine"] == "sglang" and r["interval"] == 1000, r' "$T/out" ||
+	fail "the stored replay does not name its engine preset"
+
 # unknown engines: exit 2, the choices named
 expect_status 2 mt replay "$T/db" --engine tgi --no-store
 expect_grep "$T/err" "^moetrace replay: --engine: unknown engine 'tgi' \\(vllm, sglang, vllm-ascend or trtllm\\)"
