@@ -455,6 +455,12 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 	for (size_t i = 0; i < LE; i++)
 		v->sum[i] += st->counts[i];
 	for (int l = 0; l < v->L; l++) {
+		if (st->step < v->from) {
+			/* a step before the window: only its heat is used (the
+			 * history shows the window's steps) */
+			v->rimb[(size_t)slot * v->L + l] = 0;
+			continue;
+		}
 		analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
 					v->cur + (size_t)l * v->P, v->R, v->S,
 					v->cnt + (size_t)l * v->E, v->load);
