@@ -112,6 +112,13 @@ struct analyze_algo {
 const struct analyze_algo *analyze_algo_find(const char *name);
 const struct analyze_algo *analyze_algo_at(size_t i); /* NULL past the end */
 
+/* Can algorithm a fill `slots` slots per rank with `experts` experts?  An
+ * algorithm that never puts an expert twice on one rank cannot fill more
+ * slots per rank than there are experts.  0 or UTIL_EUSAGE with err set;
+ * commands call it before reading any heat (analyze_place checks it too). */
+int analyze_algo_layout_check(const struct analyze_algo *a, int experts, int slots,
+			      struct util_err *err);
+
 /* Runs an algorithm on one layer and, when in->current is given and the
  * algorithm is not migration-aware, relabels its ranks (and orders slots
  * within ranks) to keep as many experts where they are as possible:
@@ -253,7 +260,7 @@ struct analyze_deploy {
 
 /* Resolves a deployment for `ranks` ranks of a run: ranks per node from
  * the options, else the run, else the model preset (UTIL_EUSAGE when it
- * does not divide the ranks), quant from the options, else the model's
+ * does not divide the ranks and a model prices the copies), quant from the options, else the model's
  * serving precision, links from --link-intra/--link-inter (--link: both),
  * else the hardware preset's, hardware h100 by default.  model may be
  * NULL: then no bytes and no times.  UTIL_EUSAGE names the option. */
@@ -505,15 +512,25 @@ const char *analyze_link_suggest(const char *name);
  * getopt letter in every command that takes it: --run r, --ranks R,
  * --slots S, --redundant N, --nodes n, --groups g, --steps s, --phase p,
  * --episodes k, --max-moves M, --seed x, --current c, --model m, --quant q,
- * --link L, --bandwidth b, --capacity C.  A command lists the long options
+ * --link L, --bandwidth b, --capacity C, and the long-only --ranks-per-node,
+ * --link-intra, --link-inter (ANALYZE_OPT_*).  A command lists the long options
  * it takes and hands every letter it does not handle itself to
  * analyze_cli_opt. */
 /* Episodes a window may be cut into (--episodes), everywhere: the replay
  * keeps a checkpoint of the window's prefix sums per episode boundary. */
 #define ANALYZE_MAX_EPISODES 256
 
+/* Long-only shared options (no letter). */
+enum {
+	ANALYZE_OPT_RANKS_PER_NODE = 0x200,
+	ANALYZE_OPT_LINK_INTRA,
+	ANALYZE_OPT_LINK_INTER,
+};
+
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
+	const char *link_intra, *link_inter; /* --link-intra, --link-inter */
+	int ranks_per_node;                  /* --ranks-per-node; 0: the run's */
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves;
 	int quant;             /* -1: the model preset's (analyze_model_quant) */
 	unsigned phase_mask;

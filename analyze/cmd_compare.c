@@ -279,7 +279,7 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 		      int64_t *nsteps, struct util_err *err)
 {
 	const int timed = dep->sec_per_token > 0 || dep->sec_per_expert > 0;
-	const int topk = run->topk > 0 ? run->topk : 1;
+	const int topk = run->topk > 0 ? run->topk : dep->topk > 0 ? dep->topk : 1;
 	int L = run->layers, E = run->experts, R = o->c.ranks, S = o->c.slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;

@@ -23,7 +23,8 @@ static const char usage[] =
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
 	"                      [--current FILE|static|deployed] [--model NAME]\n"
-	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"                      [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
 	"                      (DB | --heat FILE)\n"
 	"       moetrace place --list\n";
@@ -65,6 +66,9 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		{ "model", required_argument, NULL, 'm' },
 		{ "quant", required_argument, NULL, 'q' },
 		{ "link", required_argument, NULL, 'L' },
+		{ "link-intra", required_argument, NULL, ANALYZE_OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, ANALYZE_OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, ANALYZE_OPT_RANKS_PER_NODE },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, 'C' },
 		{ "heat", required_argument, NULL, 'H' },
@@ -146,13 +150,15 @@ static int current_placement(const struct place_opts *o, struct store *s,
 	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
+/* The most copies one rank sends (or receives) over both tiers: v is a
+ * plan's [2 * n] counts, inside nodes then across. */
 static int64_t max_of(const int64_t *v, int n)
 {
 	int64_t m = 0;
 
 	for (int i = 0; i < n; i++)
-		if (v[i] > m)
-			m = v[i];
+		if (v[i] + v[n + i] > m)
+			m = v[i] + v[n + i];
 	return m;
 }
 
@@ -292,8 +298,8 @@ int cmd_place(int argc, char **argv)
 	struct analyze_shape sh;
 	const struct analyze_algo *algo;
 	const struct store_model *model = NULL;
-	const struct analyze_link *link = NULL;
-	double *heat = NULL, *episodes = NULL, gbps;
+	struct analyze_deploy dep;
+	double *heat = NULL, *episodes = NULL;
 	int32_t *cur = NULL;
 	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
 	int64_t nsteps = 0, fit_win[2] = { 0, 0 };
@@ -425,6 +431,21 @@ int cmd_place(int argc, char **argv)
 	sh = (struct analyze_shape){
 		L, E, o.c.ranks, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
+	{
+		/* nodes, links and precision as replay and compare resolve them */
+		struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+		dopts.quant = o.c.quant;
+		dopts.link = o.c.link;
+		dopts.link_intra = o.c.link_intra;
+		dopts.link_inter = o.c.link_inter;
+		dopts.bandwidth = o.c.bandwidth;
+		dopts.ranks_per_node = o.c.ranks_per_node;
+		if ((rc = analyze_deploy_resolve(&run, model, o.c.ranks, &dopts, &dep, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		o.c.quant = dep.quant;
+	}
 	if (o.c.current) {
 		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
@@ -450,6 +471,7 @@ int cmd_place(int argc, char **argv)
 			.only_layer = o.layer,
 			.threads = 2,
 			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
+			.ranks_per_node = dep.ranks_per_node,
 		};
 		int undup = 0;
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
@@ -491,16 +513,14 @@ int cmd_place(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (o.c.quant < 0)
-		o.c.quant = analyze_model_quant(model);
-	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	ebytes = dep.expert_bytes;
 
 	struct engine_figures ef;
 	engine_figures(&plan, heat, E, o.layer, o.c.capacity, &ef);
-	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.c.ranks, ebytes, gbps);
+	double intra_s, inter_s;
+	double secs = analyze_transfer_seconds_tiers(plan.send, plan.recv, o.c.ranks, ebytes,
+						     dep.intra_gbps, dep.inter_gbps, &intra_s,
+						     &inter_s);
 	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
 	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
 
@@ -553,11 +573,29 @@ int cmd_place(int argc, char **argv)
 						     : NULL);
 			json_object_object_add(root, "quant",
 					       json_object_new_string(analyze_quant_name(o.c.quant)));
+			json_object_object_add(root, "link", json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "gbytes_per_s", jd(dep.intra_gbps));
+			json_object_object_add(root, "ranks_per_node",
+					       json_object_new_int(dep.ranks_per_node));
+			json_object_object_add(root, "link_intra",
+					       json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "link_inter",
+					       json_object_new_string(dep.link_inter));
+			json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
 			json_object_object_add(
-				root, "link",
-				json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
-			json_object_object_add(root, "gbytes_per_s", jd(gbps));
+				root, "bytes_intra_node",
+				model ? json_object_new_int64(
+						(int64_t)((plan.moves - plan.moves_inter) * ebytes))
+				      : NULL);
+			json_object_object_add(
+				root, "bytes_inter_node",
+				model ? json_object_new_int64((int64_t)(plan.moves_inter * ebytes))
+				      : NULL);
 			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
+			json_object_object_add(root, "transfer_intra_seconds",
+					       model ? jd(intra_s) : NULL);
+			json_object_object_add(root, "transfer_inter_seconds",
+					       model ? jd(inter_s) : NULL);
 			json_object_object_add(root, "max_sends",
 					       json_object_new_int64(max_of(plan.send, o.c.ranks)));
 			json_object_object_add(root, "max_receives",
@@ -656,11 +694,16 @@ int cmd_place(int argc, char **argv)
 		if (cur) {
 			if (model)
 				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
-				       "%.3f s at %.1f GB/s per rank (%s)\n",
+				       "%.3f s: %.2f GB inside nodes at %.1f GB/s per rank (%s), "
+				       "%.2f GB across nodes at %.1f GB/s (%s), ranks and tiers in "
+				       "parallel\n",
 				       o.c.current, (long long)plan.moves, ebytes / 1048576.0,
 				       model->name, analyze_quant_name(o.c.quant),
-				       (double)plan.moves * ebytes / 1e9, secs, gbps,
-				       o.c.bandwidth > 0 ? "--bandwidth" : link->name);
+				       (double)plan.moves * ebytes / 1e9, secs,
+				       (double)(plan.moves - plan.moves_inter) * ebytes / 1e9,
+				       dep.intra_gbps, dep.link_intra,
+				       (double)plan.moves_inter * ebytes / 1e9, dep.inter_gbps,
+				       dep.link_inter);
 			else
 				printf("transfer from '%s': %lld copies (give --model for bytes and "
 				       "seconds)\n",

@@ -277,6 +277,15 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	}
 }
 
+/* "key": value, (or null when !have) */
+static void jnum(const char *key, double v, int have)
+{
+	if (have)
+		printf("\"%s\": %.6f, ", key, v);
+	else
+		printf("\"%s\": null, ", key);
+}
+
 static void print_json(const struct setup *su, const struct analyze_replay_out *r)
 {
 	const struct store_replay *m = &r->sum;
@@ -293,20 +302,27 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	       d->step_seconds > 0 ? "false" : "true");
 	printf(" \"bytes_intra_node\": %lld, \"bytes_inter_node\": %lld, "
 	       "\"transfer_seconds\": %.6f, \"transfer_intra_seconds\": %.6f, "
-	       "\"transfer_inter_seconds\": %.6f, \"weights_moved_share\": %.6f, "
-	       "\"weights_moved_share_max\": %.6f, \"hbm_redundant_gib_per_rank\": %.6f,\n",
+	       "\"transfer_inter_seconds\": %.6f, ",
 	       (long long)(m->bytes - m->bytes_inter), (long long)m->bytes_inter,
-	       m->transfer_seconds, u.intra_s, u.inter_s, u.moved_mean, u.moved_max, u.hbm_gib);
-	printf(" \"tokens_per_step\": %.3f, \"tokens_per_rank\": %.3f, "
-	       "\"baseline_moe_ms_per_step\": %.6f, \"moe_ms_per_step\": %.6f, "
-	       "\"baseline_step_ms\": %.6f, \"moe_time_saved_share\": %.6f, "
-	       "\"step_time_saved_share\": %.6f, \"step_time_saved_share_stop_the_world\": %.6f, "
-	       "\"step_time_saved_share_overlapped\": %.6f, \"baseline_tokens_per_s\": %.3f, "
-	       "\"tokens_per_s\": %.3f, \"tokens_per_s_stop_the_world\": %.3f, "
-	       "\"tokens_per_s_overlapped\": %.3f,\n",
-	       u.tokens_per_step, u.tokens_per_rank, u.moe_base_ms, u.moe_ms, u.step_base_ms,
-	       u.moe_share, u.step_share, u.stop_share, u.overlap_share, u.tps_base, u.tps_replay,
-	       u.tps_stop, u.tps_overlap);
+	       m->transfer_seconds, u.intra_s, u.inter_s);
+	jnum("weights_moved_share", u.moved_mean, d->expert_bytes > 0);
+	jnum("weights_moved_share_max", u.moved_max, d->expert_bytes > 0);
+	jnum("hbm_redundant_gib_per_rank", u.hbm_gib, d->expert_bytes > 0);
+	printf("\n \"tokens_per_step\": %.3f, \"tokens_per_rank\": %.3f, ", u.tokens_per_step,
+	       u.tokens_per_rank);
+	/* without a model there is no time: null, not a zero share */
+	jnum("baseline_moe_ms_per_step", u.moe_base_ms, u.timed);
+	jnum("moe_ms_per_step", u.moe_ms, u.timed);
+	jnum("baseline_step_ms", u.step_base_ms, u.timed);
+	jnum("moe_time_saved_share", u.moe_share, u.timed);
+	jnum("step_time_saved_share", u.step_share, u.timed);
+	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.timed);
+	jnum("step_time_saved_share_overlapped", u.overlap_share, u.timed);
+	jnum("baseline_tokens_per_s", u.tps_base, u.timed);
+	jnum("tokens_per_s", u.tps_replay, u.timed);
+	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.timed);
+	jnum("tokens_per_s_overlapped", u.tps_overlap, u.timed);
+	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
 	       "\"baseline_imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
@@ -573,6 +589,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 				x->redundant = red;
 				x->slots = (E + red) / ranks;
 				x->algo = analyze_algo_find(en ? en->algo : ANALYZE_FLAGSHIP);
+				if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+					util_err_prefix(&err, "--grid redundant=%d: ", red);
+					free(c);
+					return util_cli_fail("replay", &err);
+				}
 				x->interval = en ? (en->interval ? en->interval : su->run.layers) : 0;
 				x->window = en ? en->window : 0;
 				x->delay = en ? en->delay : -1;
@@ -597,9 +618,9 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 							return 2;
 						}
 						if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red, "--grid redundant", &err) ||
-						    util_parse_i64(ints[i], 1, INT64_MAX, &x->interval, "--grid interval", &err) ||
-						    (nw && util_parse_i64(wins[w], 1, INT64_MAX, &x->window, "--grid window", &err)) ||
-						    (nd && util_parse_i64(dels[d / np], 0, INT64_MAX, &x->delay, "--grid delay", &err))) {
+						    util_parse_i64(ints[i], 1, STORE_STEP_MAX, &x->interval, "--grid interval", &err) ||
+						    (nw && util_parse_i64(wins[w], 1, STORE_STEP_MAX, &x->window, "--grid window", &err)) ||
+						    (nd && util_parse_i64(dels[d / np], 0, STORE_STEP_MAX, &x->delay, "--grid delay", &err))) {
 							free(c);
 							return util_cli_fail("replay", &err);
 						}
@@ -611,6 +632,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 						}
 						x->redundant = red;
 						x->slots = (E + red) / ranks;
+						if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+							util_err_prefix(&err, "--grid redundant=%d: ", red);
+							free(c);
+							return util_cli_fail("replay", &err);
+						}
 						if (!nw)
 							x->window = o->window;
 						if (!nd)
@@ -642,7 +668,8 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 	else if (csv)
 		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
-		       "saved_seconds,net_overlap_seconds,engine\n");
+		       "saved_seconds,net_overlap_seconds,net_stop_seconds,bytes_inter_node,quant,"
+		       "ranks_per_node,link_intra,link_inter,engine\n");
 	else if (md)
 		printf("| # | engine | algo | redundant | interval | window | delay | pay | imbalance mean "
 		       "| p99 | baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
@@ -662,21 +689,28 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
 			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f, \"engine\": %s%s%s}",
+			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
+			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\", \"engine\": %s%s%s}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
 			       x->pay ? "true" : "false", m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
 			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
+			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
+			       m->ranks_per_node, m->link_intra, m->link_inter,
 			       x->engine ? "\"" : "", x->engine ? en : "null", x->engine ? "\"" : "");
 		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,%s\n",
+			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
+			       "%.6f,%lld,%s,%d,%s,%s,%s\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
-			       m->saved_seconds, m->net_overlap_seconds, x->engine ? en : "");
+			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
+			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
+			       m->link_inter, x->engine ? en : "");
 		else if (md)
 			printf("| %zu | %s | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | "
 			       "%.1f | %.2f | %.2f |\n",
@@ -767,12 +801,12 @@ int cmd_replay(int argc, char **argv)
 		case 'n': rc = util_parse_int(optarg, 1, 4096, &o.nodes, "--nodes", &err); break;
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o.groups, "--groups", &err); break;
 		case 'K':
-			rc = util_parse_i64(optarg, 0, INT64_MAX, &o.interval, "--interval", &err);
+			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.interval, "--interval", &err);
 			if (!rc && o.interval == 0)
 				rc = util_err_set(&err, UTIL_EUSAGE, "--interval: must be at least 1 step");
 			break;
-		case 'W': rc = util_parse_i64(optarg, 1, INT64_MAX, &o.window, "--window", &err); break;
-		case 'D': rc = util_parse_i64(optarg, 0, INT64_MAX, &o.delay, "--delay", &err); break;
+		case 'W': rc = util_parse_i64(optarg, 1, STORE_STEP_MAX, &o.window, "--window", &err); break;
+		case 'D': rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.delay, "--delay", &err); break;
 		case 'T':
 			rc = util_parse_double(optarg, 0, 1e9, &o.threshold, "--threshold", &err);
 			if (!rc && o.threshold < 1)
@@ -864,6 +898,12 @@ int cmd_replay(int argc, char **argv)
 	}
 	int64_t nsel;
 	if (analyze_step_count(su.s, &su.run, o.from, o.to, o.phase_mask, &nsel, &err)) {
+		status = util_cli_fail("replay", &err);
+		goto out;
+	}
+	/* a layout the algorithm cannot fill fails here, not at its first
+	 * decision after the baseline of the whole window is scored */
+	if (!grid && analyze_algo_layout_check(algo, su.run.experts, slots, &err)) {
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}

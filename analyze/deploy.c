@@ -99,6 +99,8 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 		if (rpn > ranks || rpn <= 0)
 			rpn = ranks; /* fewer ranks than a node holds: one node */
 	}
+	if (ranks % rpn && o->ranks_per_node <= 0 && !model)
+		rpn = ranks; /* nothing is priced without a model: the nodes do not matter */
 	if (ranks % rpn)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "%s %d does not divide %d ranks%s", rpn_from, rpn, ranks,

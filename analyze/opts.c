@@ -139,6 +139,16 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 	case 'm': rc = analyze_opt_model(arg, &o->model, err); break;
 	case 'q': rc = analyze_opt_quant(arg, &o->quant, err); break;
 	case 'L': rc = analyze_opt_link(arg, "--link", &o->link, err); break;
+	case ANALYZE_OPT_LINK_INTRA:
+		rc = analyze_opt_link(arg, "--link-intra", &o->link_intra, err);
+		break;
+	case ANALYZE_OPT_LINK_INTER:
+		rc = analyze_opt_link(arg, "--link-inter", &o->link_inter, err);
+		break;
+	case ANALYZE_OPT_RANKS_PER_NODE:
+		rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->ranks_per_node, "--ranks-per-node",
+				    err);
+		break;
 	case 'b':
 		rc = util_parse_double(arg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err);
 		break;

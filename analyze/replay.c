@@ -514,12 +514,18 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		dep.sec_per_token = cfg->sec_per_token;
 	}
 	const int timed = dep.sec_per_token > 0 || dep.sec_per_expert > 0;
-	const int topk = run->topk > 0 ? run->topk : 1;
+	const int topk = run->topk > 0 ? run->topk : dep.topk > 0 ? dep.topk : 1;
 	/* ---- validate ---- */
 	if (!cfg->algo)
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
 	if (K <= 0)
 		return util_err_set(err, UTIL_EUSAGE, "--interval must be at least 1 step");
+	/* no span longer than a trace's steps can hold: ordinal + interval +
+	 * delay then stays far inside an int64 */
+	if (K > STORE_STEP_MAX || W > STORE_STEP_MAX || D > STORE_STEP_MAX)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--interval, --window and --delay are at most %lld steps",
+				    (long long)STORE_STEP_MAX);
 	if (cfg->pay && !(dep.sec_per_token > 0 && dep.intra_gbps > 0 && dep.inter_gbps > 0 &&
 			  dep.expert_bytes))
 		return util_err_set(err, UTIL_EUSAGE,

@@ -33,7 +33,7 @@ static const char usage[] =
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
 static int add_deployed(struct store *s, struct store_run *run, const char *path,
-			const struct collector_import_opts *o, struct util_err *err)
+			const struct collector_import_opts *o, int *recorded, struct util_err *err)
 {
 	struct store_run_stats st;
 	int32_t *p2l = NULL;
@@ -52,6 +52,28 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 		if (!strstr(head, "layer_list"))
 			ranks = run->ranks;
 	}
+	if (collector_is_yaml(path)) {
+		/* TensorRT-LLM's load balancer: a placement it moves online is
+		 * recorded as it started, one it chose itself not at all */
+		struct collector_trtllm_lb lb;
+		if ((rc = collector_trtllm_lb_read(path, &lb, err)))
+			return rc;
+		collector_trtllm_lb_release(&lb);
+		if (!lb.layers) {
+			fprintf(stderr,
+				"moetrace import: note: '%s' has no initial_global_assignments (the "
+				"load balancer placed the experts itself): no deployed placement "
+				"recorded\n",
+				path);
+			return 0;
+		}
+		if (lb.updates > 0)
+			fprintf(stderr,
+				"moetrace import: note: '%s' lets the load balancer move experts "
+				"online (layer_updates_per_iter: %ld): its initial placement is "
+				"recorded as deployed from the first step; later ones are not known\n",
+				path, lb.updates);
+	}
 	if ((rc = collector_deployed_read(path, run, &ranks, &slots, &p2l, err)))
 		return rc;
 	if (ranks != run->ranks || slots != run->slots) {
@@ -67,6 +89,7 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	if (store_run_stats(s, run->id, &st) ||
 	    store_deployed_set(s, run, st.first_step, ranks, slots, p2l))
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	*recorded = !rc;
 	free(p2l);
 	return rc;
 }
@@ -97,7 +120,7 @@ int cmd_import(int argc, char **argv)
 	const char *into = NULL, *deployed = NULL;
 	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
-	int c, rc;
+	int c, rc, recorded = 0;
 
 	o.progress = isatty(2);
 	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:h", opts, NULL)) != -1) {
@@ -172,6 +195,7 @@ chk:
 			*dot = 0;
 		o.run_name = name;
 	}
+	o.deployed = deployed;
 	/* a new database is staged (store.h): a failure leaves no file and
 	 * never removes one another process created meanwhile */
 	if (store_open(into, STORE_CREATE | STORE_STAGE, &s, &err))
@@ -182,7 +206,7 @@ chk:
 	}
 	rc = collector_import(s, file, format, &o, &run, &err);
 	if (!rc && deployed)
-		rc = add_deployed(s, &run, deployed, &o, &err);
+		rc = add_deployed(s, &run, deployed, &o, &recorded, &err);
 	if (deployed) {
 		if (rc)
 			store_rollback(s);
@@ -203,7 +227,7 @@ fail:
 		fprintf(stderr, "moetrace import: note: %s\n", note + 2);
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
-	if (deployed)
+	if (recorded)
 		printf("deployed placement from '%s': %d ranks x %d slots\n", deployed, run.ranks,
 		       run.slots);
 	return 0;

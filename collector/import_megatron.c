@@ -78,11 +78,6 @@ static int tpe_line(struct mg_ctx *c, struct json_object *o, struct json_object 
 				    "%s: field 'tpe': %zu local experts, earlier lines have %d", w,
 				    El, c->local);
 	c->local = (int)El;
-	if (c->rank < 0)
-		return util_err_set(err, UTIL_EPARSE,
-				    "%s: no rank in the file name (rank{R}.jsonl), so its experts "
-				    "cannot be placed",
-				    w);
 	if (E) {
 		if (E % (int)El || E < (int)El)
 			return util_err_set(err, UTIL_ERANGE,
@@ -94,7 +89,12 @@ static int tpe_line(struct mg_ctx *c, struct json_object *o, struct json_object 
 		/* every rank of a stage an EP rank; one file alone: its experts */
 		ep = c->rank_per_stage ? c->rank_per_stage : 1;
 	}
-	ep_rank = (c->rank_per_stage ? c->rank % c->rank_per_stage : c->rank) % ep;
+	if (c->rank < 0 && ep > 1)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: no rank in the file name (rank{R}.jsonl), so its %zu local "
+				    "experts cannot be placed among %d",
+				    w, El, ep * (int)El);
+	ep_rank = c->rank < 0 ? 0 : (c->rank_per_stage ? c->rank % c->rank_per_stage : c->rank) % ep;
 	if ((size_t)(ep_rank + 1) * El > STORE_MAX_EXPERTS)
 		return util_err_set(err, UTIL_ERANGE, "%s: expert %zu is out of range [0, %d)", w,
 				    (ep_rank + 1) * El - 1, STORE_MAX_EXPERTS);
@@ -105,11 +105,15 @@ static int tpe_line(struct mg_ctx *c, struct json_object *o, struct json_object 
 		for (size_t k = 0; k < El; k++) {
 			uint64_t v;
 			uint32_t *cell = &h[(size_t)ep_rank * El + k];
-			if (imp_json_u64(json_object_array_get_idx(row, k), &v) || v > UINT32_MAX ||
-			    *cell > UINT32_MAX - v)
+			if (imp_json_u64(json_object_array_get_idx(row, k), &v) || v > UINT32_MAX)
 				return util_err_set(err, UTIL_EPARSE,
 						    "%s: field 'tpe'[%zu][%zu]: not a count (a "
 						    "non-negative 32-bit integer)",
+						    w, m, k);
+			if (*cell > UINT32_MAX - v)
+				return util_err_set(err, UTIL_ERANGE,
+						    "%s: field 'tpe'[%zu][%zu]: the sum over "
+						    "microbatches overflows a 32-bit count",
 						    w, m, k);
 			*cell += (uint32_t)v;
 		}

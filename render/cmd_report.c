@@ -118,16 +118,16 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		switch (c) {
 		case 'a': o->algos = optarg; break;
 		case 'K':
-			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval",
+			if (util_parse_i64(optarg, 1, STORE_STEP_MAX, &o->interval, "--interval",
 					   err))
 				return err->code;
 			break;
 		case 'W':
-			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->window, "--window", err))
+			if (util_parse_i64(optarg, 1, STORE_STEP_MAX, &o->window, "--window", err))
 				return err->code;
 			break;
 		case 'D':
-			if (util_parse_i64(optarg, 0, INT64_MAX / 4, &o->delay, "--delay", err))
+			if (util_parse_i64(optarg, 0, STORE_STEP_MAX, &o->delay, "--delay", err))
 				return err->code;
 			break;
 		case 'X':

@@ -195,7 +195,9 @@ int cmd_info(int argc, char **argv)
 			       (long long)st.prefill_steps, (long long)st.decode_steps,
 			       (long long)(st.steps - st.prefill_steps - st.decode_steps));
 			if (st.tokens)
-				printf("  tokens     %lld\n", (long long)st.tokens);
+				printf("  tokens     %lld%s\n", (long long)st.tokens,
+				       st.tokens == INT64_MAX ? " or more (the total passes an int64)"
+							      : "");
 			if (dur > 0)
 				printf("  duration   %.1f s (%.1f steps/s)\n", dur,
 				       (double)(st.steps - 1) / dur);

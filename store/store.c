@@ -1043,10 +1043,16 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 static int run_steps_check(struct store *s, const struct store_run *r)
 {
 	static const char *const tables[] = { "steps", "counts", "deployed" };
+	/* one min() and one max() per query: SQLite reads either from the end
+	 * of the key, but scans every row for both in one (18 ms for 232,000
+	 * counts rows against microseconds) */
 	static const char *const sql[] = {
-		"SELECT min(step), max(step) FROM steps WHERE run = ?1",
-		"SELECT min(step), max(step) FROM counts WHERE run = ?1",
-		"SELECT min(step), max(step) FROM deployed WHERE run = ?1",
+		"SELECT (SELECT min(step) FROM steps WHERE run = ?1), "
+		"(SELECT max(step) FROM steps WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM counts WHERE run = ?1), "
+		"(SELECT max(step) FROM counts WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM deployed WHERE run = ?1), "
+		"(SELECT max(step) FROM deployed WHERE run = ?1)",
 	};
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
@@ -1247,6 +1253,16 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
 	return rc;
 }
 
+/* A total() (a double) as an int64: converting a double past the int64
+ * range is undefined, and 1025 steps of the most tokens a step holds sum
+ * past it; such a total saturates. */
+static int64_t sat_i64(double v)
+{
+	if (!(v > -9.2e18))
+		return v != v ? 0 : INT64_MIN;
+	return v < 9.2e18 ? (int64_t)v : INT64_MAX;
+}
+
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 {
 	sqlite3_stmt *st = NULL;
@@ -1269,10 +1285,10 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	o->last_step = sqlite3_column_int64(st, 2);
 	o->prefill_steps = sqlite3_column_int64(st, 3);
 	o->decode_steps = sqlite3_column_int64(st, 4);
-	o->tokens = (int64_t)sqlite3_column_double(st, 5);
+	o->tokens = sat_i64(sqlite3_column_double(st, 5));
 	o->first_time = sqlite3_column_double(st, 6);
 	o->last_time = sqlite3_column_double(st, 7);
-	o->blob_bytes = (int64_t)sqlite3_column_double(st, 8);
+	o->blob_bytes = sat_i64(sqlite3_column_double(st, 8));
 	for (int c = 9; c <= 10; c++)
 		if (sqlite3_column_type(st, c) != SQLITE_NULL &&
 		    (sqlite3_column_type(st, c) != SQLITE_INTEGER ||
@@ -1316,9 +1332,9 @@ int store_run_missing_counts(struct store *s, const struct store_run *run, int64
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		rc = store_int_dberr(s, "counting counts rows");
 	} else {
-		/* steps < 2^63 / 1024 as any file holds, so no overflow */
-		int64_t want = sqlite3_column_int64(st, 0) * run->layers;
-		int64_t have = sqlite3_column_int64(st, 1);
+		int64_t want, have = sqlite3_column_int64(st, 1);
+		if (util_mul_i64(sqlite3_column_int64(st, 0), run->layers, &want))
+			want = INT64_MAX; /* no file holds that many rows */
 		*missing = want > have ? want - have : 0;
 	}
 	sqlite3_finalize(st);
@@ -1583,9 +1599,8 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
 	uint8_t *blob;
-	int rc;
-
 	struct util_err e = UTIL_ERR_INIT;
+	int rc;
 
 	if (store_step_check(from, &e))
 		return set_err(s, e.code, "placement: %s", e.msg);

@@ -141,7 +141,9 @@ struct store_run_stats {
 
 /* Adds a run; run->id is set.  Fails if the name exists. */
 int store_run_add(struct store *s, struct store_run *run);
-/* Finds a run by name or numeric id; NULL or "" selects the newest run. */
+/* Finds a run: the run named `name`, else (name all digits) the run of
+ * that id; NULL or "" selects the newest run.  Every command's --run goes
+ * through it.  UTIL_ENOTFOUND names the run when there is none. */
 int store_run_get(struct store *s, const char *name, struct store_run *out);
 /* All runs, oldest first; *out is malloc'ed, free() it. */
 int store_run_list(struct store *s, struct store_run **out, size_t *n);

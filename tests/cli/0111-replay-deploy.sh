@@ -113,6 +113,23 @@ st = [a for a in d["algorithms"] if a["algorithm"] == "static"][0]
 assert st["moe_time_saved_share"] == 0 and st["bytes"] == 0
 PY
 
+# place prices its copies the same way: every rank its own node, all across
+expect_status 0 mt place "$T/db" --algo eplb --current static --json --ranks-per-node 1
+python3 - "$T/out" <<'PY' || fail "place --json on two tiers"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ranks_per_node"] == 1 and d["link_inter"] == "ib-ndr-400g" and d["quant"] == "bf16"
+assert d["moves"] > 0 and d["bytes_intra_node"] == 0 and d["bytes_inter_node"] == d["bytes"]
+# the longest queue of any rank across nodes, at 50 GB/s
+want = max(d["max_sends"], d["max_receives"]) * d["expert_bytes"] / 50e9
+assert abs(d["transfer_seconds"] - want) < 1e-6 * want, (d["transfer_seconds"], want)
+PY
+expect_status 0 mt place "$T/db" --algo eplb --current static --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["bytes_inter_node"] == 0 and d["bytes_intra_node"] == d["bytes"] > 0' "$T/out" ||
+	fail "place on one node moved bytes across nodes"
+expect_status 2 mt place "$T/db" --algo eplb --ranks-per-node 3
+expect_grep "$T/err" "^moetrace place: --ranks-per-node 3 does not divide 4 ranks"
+
 # bad input: exit 2, naming the choices
 expect_status 2 $r --link-intra nvlink9
 expect_grep "$T/err" "^moetrace replay: --link-intra: unknown link 'nvlink9'(; did you mean 'nvlink3'\?)? \(nvlink3, .*roce-400g, .*ib-ndr-400g\)"

@@ -69,6 +69,16 @@ for k in heatmap timeline devices imbalance; do
 	expect_status 0 mt render -o "$T/$k.png" "$T/ext.db" $k
 done
 expect_status 0 mt replay --window 2 --interval 2 --no-store "$T/ext.db"
+# spans given on the command line are steps too: at most 2^53 - 1, so a
+# decision's ordinal + interval + delay cannot overflow
+expect_status 0 mt replay --window 2 --interval $MAX --no-store "$T/ext.db"
+for c in "replay --no-store --interval 9223372036854775807" \
+	"replay --no-store --window 9223372036854775807" \
+	"replay --no-store --grid interval=9223372036854775807" \
+	"report -o $T/rep --interval $((MAX + 1))"; do
+	expect_status 2 mt $c "$T/ext.db"
+	expect_grep "$T/err" "out of range \\[[01], $MAX\\]"
+done
 
 # ---- hostile databases: a value past the limits is a corrupt trace
 expect_status 0 mt gen --model mixtral-8x7b --steps 6 --ranks 4 --slots 2 -q "$T/g.db"
@@ -116,4 +126,9 @@ expect_status 0 mt info "$T/maxtok.db"
 expect_status 2 mt merge --sum "$T/m.db" "$T/maxtok.db" "$T/maxtok.db"
 expect_grep "$T/err" "step 3: the tokens of '.*maxtok.db' and the shards before it sum past $MAX"
 [ ! -e "$T/m.db" ] || fail "merge left a database after an overflowing sum"
+# 1100 steps of the most tokens a step holds: a total past an int64 says so
+expect_status 0 mt gen --model mixtral-8x7b --steps 1100 -q "$T/many.db"
+expect_status 0 mt sql --write "$T/many.db" "UPDATE steps SET tokens = $MAX"
+expect_status 0 mt info "$T/many.db"
+expect_grep "$T/out" "tokens     9223372036854775807 or more \\(the total passes an int64\\)"
 exit 0

@@ -34,4 +34,11 @@ assert "caf\ufffd" in s, s[:200]
 json.loads(s)' "$T/out" || fail "$c: not UTF-8 JSON with the name as caf U+FFFD"
 	done
 fi
+# the interactive top's header, in a UTF-8 terminal
+if command -v script >/dev/null && [ "${MOETRACE_VALGRIND:-0}" != 1 ]; then
+	LC_ALL=C.UTF-8 TERM=xterm script -qec "'$MOETRACE' top --iterations 1 '$T/db'" \
+		"$T/typescript" </dev/null >/dev/null 2>&1 || fail "interactive top failed"
+	grep -q "run 'caf$(printf '\357\277\275')'" "$T/typescript" ||
+		{ cat -v "$T/typescript" | head -5 >&2; fail "top's header does not show caf U+FFFD"; }
+fi
 exit 0

@@ -164,6 +164,39 @@ def trtllm():
     write("trtllm/rank1.safetensors", safetensors(r1), "wb")
 
 
+def trtllm_lb():
+    # TensorRT-LLM with its MoE load balancer on: the MoE modules call
+    # ExpertStatistic.maybe_add_info(num_slots, token_selected_slots), so
+    # meta_info.json's num_experts is the slot count (6 = 2 ranks x 3 slots)
+    # and the tensors count global slots.  The placement is the load
+    # balancer's YAML as generate_eplb_config.py writes it (yaml.dump:
+    # keys sorted, lists inline).  An expert with two slots has its tokens
+    # split between them (the first takes the rounded-down half); rank 0
+    # holds half of each slot count (rounded down), rank 1 the rest.
+    assign = {3: [0, 1, 3, 2, 3, 0], 4: [1, 0, 2, 3, 2, 1]}
+    write("trtllm_lb/meta_info.json", json.dumps({"num_experts": 6,
+                                                  "num_experts_per_token": TOPK}))
+    r0, r1 = {}, {}
+    for si, it in enumerate(STEPS):
+        for l, lid in enumerate([3, 4]):
+            slots = [0] * 6
+            for e, c in enumerate(HEAT[si][l]):
+                where = [p for p, x in enumerate(assign[lid]) if x == e]
+                first = c // len(where)
+                slots[where[0]] += first
+                for p in where[1:]:
+                    slots[p] += (c - first) // (len(where) - 1)
+            part = [c // 2 for c in slots]
+            r0[f"{it}_{lid}"] = part
+            r1[f"{it}_{lid}"] = [a - b for a, b in zip(slots, part)]
+    write("trtllm_lb/rank0.safetensors", safetensors(r0), "wb")
+    write("trtllm_lb/rank1.safetensors", safetensors(r1), "wb")
+    write("trtllm_lb/moe_load_balancer.yaml",
+          "initial_global_assignments:\n"
+          + "".join(f"  {lid}: [{', '.join(map(str, v))}]\n" for lid, v in assign.items())
+          + "layer_updates_per_iter: 0\nnum_slots: 6\n")
+
+
 def vllm_ascend_map():
     # A deployed placement for 2 ranks x 3 slots (2 redundant experts).
     layers = [[[0, 1, 3], [2, 3, 0]], [[1, 2, 0], [3, 1, 2]]]
@@ -303,6 +336,7 @@ if __name__ == "__main__":
     megatron_pp()
     megatron_tpe()
     trtllm()
+    trtllm_lb()
     vllm_ascend_map()
     sglang()
     csv()

@@ -154,3 +154,6 @@ sqlin ok-zero-heat 2 '[0,0,0,0]' "'[0,1,2,3]'"
 sqlin ok-wide-heat 9 '[100,200,300,4000,0,1,2,3,900000,5,5,5,5,5,5,5]' "static_phy2log(16, 4, 4)"
 printf '\000\377\001\377\377' >"$c/sqlfn/bad-all-counts"
 printf '\000\000[[' >"$c/sqlfn/bad-all-placement"
+
+# ---- values at the type limits (limit-*)
+sh "$top/tests/fuzz/make_corpus_limits.sh"

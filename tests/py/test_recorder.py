@@ -243,6 +243,43 @@ class RecorderTest(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "topk_ids"):
                 r.step_topk(0, 0, torch.tensor([[2**32 + 1, 0]]))
 
+    def test_vllm_recipe_model_states(self):
+        """docs/collector.md's vLLM recipe: each EP rank's expert_load_pass
+        covers every physical slot (the tokens that rank dispatched);
+        step_slots on a plain recorder per rank, then merge --sum, gives the
+        logical heat of all tokens."""
+        moe = os.environ.get("MOETRACE") or os.path.join(TOP, "moetrace")
+        if not os.access(moe, os.X_OK):
+            self.skipTest("no moetrace binary")
+        import subprocess
+        ranks, slots = 2, 5
+        p2l = np.array([[(i + l) % E if i < E else (i * 3 + l) % E for i in range(10)]
+                        for l in range(L)], dtype=np.int32)
+        rng = np.random.default_rng(4)
+        want = {}
+        files = []
+        for r in range(ranks):
+            path = os.path.join(self.dir.name, "rank%d.db" % r)
+            files.append(path)
+            with moetrace.Recorder(path, "vllm", layers=L, experts=E, ranks=ranks,
+                                   slots=slots) as rec:
+                rec.placement(0, p2l)
+                for step in range(3):
+                    load_pass = rng.integers(0, 50, size=(L, ranks * slots)).astype(np.int32)
+                    rec.step_slots(step, load_pass)
+                    w = want.setdefault(step, np.zeros((L, E), dtype=np.uint32))
+                    for l in range(L):
+                        np.add.at(w[l], p2l[l], load_pass[l])
+        out = os.path.join(self.dir.name, "all.db")
+        p = subprocess.run([moe, "merge", "--sum", "--name", "all", out] + files,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got, _ = read_counts(out, "all")
+        self.assertEqual(sorted(got), [0, 1, 2])
+        for step in got:
+            np.testing.assert_array_equal(got[step], want[step])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -218,6 +218,19 @@ class TorchHookTest(unittest.TestCase):
         got, _ = read(self.db, "bare4", 2)
         self.assertEqual(got[0].sum(axis=1).tolist(), [20, 20])
 
+    def test_block_that_calls_no_expert_module_is_an_error(self):
+        """A v4 block whose forward a fused kernel replaced routes tokens
+        without calling its expert modules: an error, not zero heat."""
+        m = hf_moe.ForCausalLM("mixtral-v4").eval()
+        for b in m.moe_blocks():
+            b.forward = lambda x, _b=b: (torch.zeros_like(x), _b.gate(x))
+        with moetrace.Recorder(self.db, "fused", layers=3, experts=EXPERTS) as rec:
+            hook = moetrace.attach(m, rec)
+            with self.assertRaisesRegex(RuntimeError, "without calling any of its expert"):
+                with torch.no_grad():
+                    m(torch.randint(0, 64, (1, 3)))
+            hook.remove()
+
     def test_run_topk_contradicting_the_model_is_refused(self):
         m = hf_moe.ForCausalLM("qwen2_moe-v4").eval()
         with moetrace.Recorder(self.db, "q", layers=3, experts=EXPERTS, topk=2) as rec:
@@ -230,6 +243,10 @@ class TorchHookTest(unittest.TestCase):
 
     def test_pattern_option(self):
         self.record("mixtral", pattern=r"layers\.\d+\.block_sparse_moe\.gate$")
+        m = hf_moe.ForCausalLM("deepseek_v3-v5")
+        for pat in (r"mlp\.experts$", r"mlp\.gate$", r"layers\.[12]\.mlp$"):
+            self.assertEqual([n for n, _ in moetrace.find_routers(m, pat)],
+                             ["model.layers.1.mlp", "model.layers.2.mlp"], pat)
 
     def test_example_runs(self):
         db = os.path.join(self.dir.name, "ex.db")

@@ -32,7 +32,8 @@ the model hands tokens to them, never recomputed from the router's logits:
   no k can be read from the model, attach() raises and asks for ``topk=``.
 
 ``pattern`` (a regular expression) restricts the blocks to the names it
-matches; a name that matches a router is taken as its block; a matched
+matches; a name that matches a router or experts module is taken as its
+block; a matched
 module that is no block's child is read as a bare router (ids, or the
 top-k of its logits with ``topk``, the module's ``top_k``, or the run's).
 
@@ -79,7 +80,7 @@ def find_routers(model, pattern=None):
             continue
         parent = by_name.get(n.rpartition(".")[0])
         if not _is_block(m) and parent is not None and _is_block(parent) and \
-                m is _router_of(parent):
+                (m is _router_of(parent) or m is parent.experts):
             n, m = n.rpartition(".")[0], parent
         if id(m) not in seen:
             seen.add(id(m))
@@ -149,6 +150,7 @@ class RouterHook:
         self._active = False
         self._fired = False
         self._got_ids = [False] * L
+        self._block_rows = [0] * L
         self._router_out = [None] * L
         self._k = [None] * L
         self._has_kwargs = True
@@ -186,6 +188,7 @@ class RouterHook:
                     isinstance(experts, (list, tuple)):
                 for e, ex in enumerate(experts):
                     h.append(ex.register_forward_hook(self._expert_rows(layer, e)))
+                h.append(mod.register_forward_hook(self._rows_end(layer, name)))
                 self.sources.append("expert calls")
                 return
             h.append(router.register_forward_hook(self._router_keep(layer)))
@@ -278,11 +281,13 @@ class RouterHook:
             self._router_out[layer] = None
             x = args[0] if args else None
             shape = getattr(x, "shape", None)
+            n = 0
             if shape is not None and len(shape) >= 1:
                 n = 1
                 for s in shape[:-1]:
                     n *= int(s)
                 self._tokens = max(self._tokens, n)
+            self._block_rows[layer] = n
         return hook
 
     def _expert_rows(self, layer, e):
@@ -296,6 +301,15 @@ class RouterHook:
             for s in shape[:-1]:
                 n *= int(s)
             self._rows[layer][e] += n
+        return hook
+
+    def _rows_end(self, layer, name):
+        def hook(module, args, out):
+            # a block whose forward was replaced by a fused kernel calls no expert module
+            if self._active and self._block_rows[layer] and not any(self._rows[layer]):
+                raise RuntimeError("%s routed %d tokens without calling any of its expert "
+                                   "modules (a fused kernel?): its routing cannot be recorded"
+                                   % (name, self._block_rows[layer]))
         return hook
 
     def _experts_ids(self, layer, name, param):
