@@ -1016,7 +1016,9 @@ int cmd_compare(int argc, char **argv)
 		       (long long)win[1], (long long)fit_steps, (long long)win[2],
 		       (long long)win[3], (long long)next_steps);
 		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
-		       "expert's tokens split evenly); gap = distance to the proven lower bound\n",
+		       "expert's tokens split evenly); gap = distance to the proven lower bound; "
+		       "next = on the steps after the fitting window (what a deployment meets), "
+		       "fit = on the fitting window itself, in hindsight\n",
 		       md ? "\n" : "");
 		if (model)
 			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); %d node%s "

@@ -674,6 +674,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	snprintf(sum->link_inter, sizeof(sum->link_inter), "%s",
 		 dep.link_inter ? dep.link_inter : "");
 	snprintf(sum->hardware, sizeof(sum->hardware), "%s", dep.hw ? dep.hw->name : "");
+	snprintf(sum->engine, sizeof(sum->engine), "%s", cfg->engine ? cfg->engine : "");
 	sum->step_ms = dep.step_seconds * 1e3;
 	snprintf(sum->params, sizeof(sum->params), "%s", cfg->params_json ? cfg->params_json : "{}");
 	if (cfg->store) {
