@@ -247,6 +247,16 @@ static void test_store_hostile_files(void **state)
 	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
 	assert_non_null(strstr(err.msg, "not a moetrace trace"));
 	cleanup(path);
+
+	/* user_version is signed: a negative one is no schema of ours (it
+	 * used to index the migrations below their start) */
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "PRAGMA user_version = -1", NULL, NULL, NULL);
+	sqlite3_close(db);
+	assert_int_equal(store_open(path, 0, &s, &err), UTIL_EPARSE);
+	assert_non_null(strstr(err.msg, "schema version -1"));
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), UTIL_EPARSE);
+	cleanup(path);
 	free(path);
 }
 
