@@ -82,10 +82,13 @@ struct moetrace_recorder_opts {
 };
 #define MOETRACE_RECORDER_OPTS_INIT { 0, 0, 0, 0, 0, 0, 0, 0 }
 
+/* Every step handed in ends in one counter: once flush() or close() has
+ * returned, recorded + dropped + failed is the number of steps handed in. */
 struct moetrace_recorder_stats {
-	int64_t recorded;     /* steps committed to the database */
+	int64_t recorded;     /* steps whose transaction committed: what the database holds */
 	int64_t dropped;      /* steps dropped because the ring was full */
-	int64_t failed;       /* steps lost to a database error (see last_error) */
+	int64_t failed;       /* steps whose commit failed (full disk, I/O error): rolled
+				 back, not in the database; see last_error */
 	int64_t queued;       /* steps in the ring now */
 	int64_t high_water;   /* largest number of steps the ring ever held */
 	int64_t batches;      /* transactions committed */

@@ -21,6 +21,7 @@
 #include "collector/moetrace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -374,7 +375,13 @@ static int create_atomically(struct moetrace_recorder *r, const char *path)
 	if (link(tmp, path) != 0) {
 		if (errno == EEXIST) {
 			made = 0;
-		} else if (rename(tmp, path) != 0) {
+		} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+			/* no hard links here; and never over a file another
+			 * process created meanwhile */
+			if (errno == EEXIST) {
+				unlink(tmp);
+				return 0;
+			}
 			rc = fail(r, MOETRACE_EIO, "cannot create '%s': %s", path, strerror(errno));
 			unlink(tmp);
 			return rc;

@@ -256,6 +256,8 @@ static int migrate(struct store *s, int from)
 	char pragma[64];
 	int rc, now = -1;
 
+	if (from < 0 || from > STORE_SCHEMA_VERSION)
+		return set_err(s, UTIL_EPARSE, "schema version %d is not one of moetrace's", from);
 	if ((rc = exec(s, "BEGIN IMMEDIATE")))
 		return rc;
 	if ((rc = user_version(s, &now)))
@@ -556,6 +558,14 @@ again:
 			     "'%s' has schema version %d, newer than this moetrace knows (%d); "
 			     "upgrade moetrace",
 			     path, version, STORE_SCHEMA_VERSION);
+		store_free(s);
+		return UTIL_EPARSE;
+	}
+	if (version < 0) { /* PRAGMA user_version is signed */
+		util_err_set(err, UTIL_EPARSE,
+			     "'%s' is an SQLite database but not a moetrace trace (schema version "
+			     "%d)",
+			     path, version);
 		store_free(s);
 		return UTIL_EPARSE;
 	}

@@ -40,7 +40,13 @@ hold() {
 	held=$!
 	# should the import die before it opens the FIFO, the open below would
 	# wait for ever: a watchdog opens the FIFO for reading after 60 s
-	(sleep 60; exec 0<"$T/fifo") 2>/dev/null &
+	(
+		trap 'kill $s 2>/dev/null; exit 0' TERM
+		sleep 60 &
+		s=$!
+		wait $s
+		exec 0<"$T/fifo"
+	) >/dev/null 2>&1 &
 	dog=$!
 	exec 3>"$T/fifo"
 	kill $dog 2>/dev/null

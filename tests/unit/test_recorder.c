@@ -5,9 +5,11 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "collector/moetrace.h"
@@ -519,6 +521,71 @@ static void test_recorder_concurrent_reader(void **state)
 	assert_int_equal(a.last_seen, 599);
 }
 
+/* A batch whose commit fails (here an I/O error: writes past the file size
+ * limit fail, as they do on a full disk) is lost and counted as failed;
+ * the batches after it commit on their own.  Every step handed in is
+ * recorded, dropped or failed, and recorded is exactly what the file
+ * holds.  (The recorder used to stay inside the failed transaction: the
+ * later batches counted as recorded and were discarded at close.) */
+static void test_recorder_failed_commit_counted(void **state)
+{
+	(void)state;
+	struct moetrace_recorder *r = NULL;
+	struct moetrace_run_desc d = desc_small("io");
+	struct moetrace_recorder_opts o = MOETRACE_RECORDER_OPTS_INIT;
+	struct moetrace_recorder_stats st;
+	struct rlimit old, low;
+	void (*xfsz)(int);
+	uint32_t c[L * E];
+	int64_t i = 0;
+
+	o.batch_steps = 4;
+	o.policy = MOETRACE_BLOCK;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), 0);
+	for (; i < 10; i++) {
+		fill(c, i);
+		assert_int_equal(moetrace_recorder_step(r, i, c, 2, 1), 0);
+	}
+	assert_int_equal(moetrace_recorder_flush(r), 0);
+	/* no write may reach past 4 KiB of any file: every commit fails */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	low = old;
+	low.rlim_cur = 4096;
+	xfsz = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+	for (; i < 18; i++) {
+		fill(c, i);
+		assert_int_equal(moetrace_recorder_step(r, i, c, 2, 1), 0);
+	}
+	int rc = moetrace_recorder_flush(r);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, xfsz);
+	assert_true(rc == MOETRACE_EDB || rc == MOETRACE_EIO);
+	assert_non_null(strstr(moetrace_errmsg(r), "cannot commit steps 1"));
+	assert_int_equal(moetrace_recorder_stats(r, &st), 0);
+	assert_int_equal(st.recorded, 10);
+	assert_int_equal(st.failed, 8);
+	assert_int_not_equal(st.last_error, 0);
+	/* room again: the next steps are recorded */
+	for (; i < 30; i++) {
+		fill(c, i);
+		assert_int_equal(moetrace_recorder_step(r, i, c, 2, 1), 0);
+	}
+	assert_int_equal(moetrace_recorder_close(r), 0);
+	assert_int_equal(moetrace_recorder_stats(r, &st), 0);
+	moetrace_recorder_free(r);
+	assert_int_equal(st.recorded, 22);
+	assert_int_equal(st.failed, 8);
+	assert_int_equal(st.recorded + st.dropped + st.failed, 30);
+
+	struct store_run run;
+	struct store *s = open_ro(&run, "io");
+	assert_int_equal(sql_int(s, "SELECT count(*) FROM steps"), st.recorded);
+	assert_int_equal(sql_int(s, "SELECT count(*) FROM steps WHERE step BETWEEN 10 AND 17"), 0);
+	assert_int_equal(sql_int(s, "SELECT count(*) FROM counts"), st.recorded * L);
+	store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +598,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recorder_use_after_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_slot_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_concurrent_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recorder_failed_commit_counted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

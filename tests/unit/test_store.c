@@ -247,6 +247,16 @@ static void test_store_hostile_files(void **state)
 	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
 	assert_non_null(strstr(err.msg, "not a moetrace trace"));
 	cleanup(path);
+
+	/* user_version is signed: a negative one is no schema of ours (it
+	 * used to index the migrations below their start) */
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "PRAGMA user_version = -1", NULL, NULL, NULL);
+	sqlite3_close(db);
+	assert_int_equal(store_open(path, 0, &s, &err), UTIL_EPARSE);
+	assert_non_null(strstr(err.msg, "schema version -1"));
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), UTIL_EPARSE);
+	cleanup(path);
 	free(path);
 }
 
@@ -515,6 +525,205 @@ static void test_store_limits(void **state)
 	assert_string_equal(util_utf8_sanitize(buf, 6, "ab\xe9" "cd"), "ab\xef\xbf\xbd");
 }
 
+/* ---- failed commits and staged creation --------------------------------- */
+
+static int64_t count_of(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* SQLite's commit hook turns a COMMIT into a ROLLBACK when it returns
+ * nonzero: a commit that fails as one on a full disk does. */
+static int fail_commit;
+
+static int commit_hook(void *arg)
+{
+	(void)arg;
+	return fail_commit;
+}
+
+enum { FL = 2, FE = 4 };
+
+static void make_steps(struct store_step *steps, uint32_t (*counts)[FL * FE], int n,
+		       int64_t first)
+{
+	for (int i = 0; i < n; i++) {
+		for (int c = 0; c < FL * FE; c++)
+			counts[i][c] = (uint32_t)((first + i) * 10 + c);
+		steps[i] = (struct store_step){ .step = first + i, .tokens = 1, .counts = counts[i] };
+	}
+}
+
+static struct store_run small_run(const char *name)
+{
+	struct store_run run = { 0 };
+
+	snprintf(run.name, sizeof(run.name), "%s", name);
+	run.layers = FL;
+	run.experts = FE;
+	run.topk = 1;
+	return run;
+}
+
+/* A failed commit ends its transaction: what it held is gone, and the next
+ * one commits on its own.  (It used to leave the savepoint open, so every
+ * later commit only released into it and all of it was lost at close.) */
+static void test_store_failed_commit_unwinds(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = small_run("r");
+	uint32_t counts[4][FL * FE];
+	struct store_step steps[4];
+
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(store_run_add(s, &run), 0);
+	sqlite3_commit_hook(store_db(s), commit_hook, NULL);
+	make_steps(steps, counts, 4, 0);
+	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
+	fail_commit = 1;
+	make_steps(steps, counts, 4, 4);
+	assert_int_not_equal(store_steps_append(s, &run, steps, 4), 0);
+	fail_commit = 0;
+	assert_true(sqlite3_get_autocommit(store_db(s))); /* no transaction left open */
+	make_steps(steps, counts, 4, 8);
+	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
+	/* the same with an outer transaction around the append */
+	assert_int_equal(store_begin(s), 0);
+	make_steps(steps, counts, 4, 12);
+	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
+	fail_commit = 1;
+	assert_int_not_equal(store_commit(s), 0);
+	fail_commit = 0;
+	assert_true(sqlite3_get_autocommit(store_db(s)));
+	assert_int_equal(store_commit(s), UTIL_ESTATE); /* nothing left to commit */
+	make_steps(steps, counts, 4, 16);
+	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
+	store_free(s);
+
+	/* steps 0-3, 8-11 and 16-19 are in the file, no more */
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), 0);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM steps"), 12);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM steps WHERE step BETWEEN 4 AND 7 "
+				     "OR step BETWEEN 12 AND 15"),
+			 0);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM counts"), 12 * FL);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
+/* Files whose name starts with path + ".new-" (staging leftovers). */
+static int staged_left(const char *path)
+{
+	char pat[600];
+	int n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		static const char *const side[] = { "", "-wal", "-shm", "-journal" };
+		snprintf(pat, sizeof(pat), "%s.new-%ld-0%s", path, (long)getpid(), side[i]);
+		n += access(pat, F_OK) == 0;
+	}
+	return n;
+}
+
+static void add_run_with_steps(struct store *s, const char *name, int n, int64_t first)
+{
+	struct store_run run = small_run(name);
+	uint32_t counts[8][FL * FE];
+	struct store_step steps[8];
+
+	assert_int_equal(store_run_add(s, &run), 0);
+	make_steps(steps, counts, n, first);
+	assert_int_equal(store_steps_append(s, &run, steps, (size_t)n), 0);
+}
+
+/* A new database is written under a private name and appears at its path
+ * only when published; a handle freed unpublished removes it; a path
+ * another process created meanwhile gets the runs added, and is never
+ * removed or replaced. */
+static void test_store_staged_create(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s, *other;
+	struct store_run run;
+	uint64_t sum[FL * FE];
+	int64_t n = 0;
+
+	/* freed unpublished: nothing at the path, nothing left beside it */
+	assert_int_equal(store_open(path, STORE_CREATE | STORE_STAGE, &s, &err), 0);
+	add_run_with_steps(s, "gone", 3, 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_true(staged_left(path) > 0);
+	store_free(s);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(staged_left(path), 0);
+
+	/* published: the run is at the path */
+	assert_int_equal(store_open(path, STORE_CREATE | STORE_STAGE, &s, &err), 0);
+	add_run_with_steps(s, "a", 3, 0);
+	assert_int_equal(store_publish(s, &err), 0);
+	assert_int_equal(staged_left(path), 0);
+	assert_int_equal(store_open_run(path, "a", STORE_READONLY, &s, &run, &err), 0);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM steps"), 3);
+	store_free(s);
+
+	/* the path exists: no staging, publish only frees */
+	assert_int_equal(store_open(path, STORE_CREATE | STORE_STAGE, &s, &err), 0);
+	assert_int_equal(staged_left(path), 0);
+	add_run_with_steps(s, "b", 2, 0);
+	assert_int_equal(store_publish(s, &err), 0);
+	cleanup(path);
+
+	/* another writer creates the path while a stage is open: both runs,
+	 * whole, in the other's file */
+	assert_int_equal(store_open(path, STORE_CREATE | STORE_STAGE, &s, &err), 0);
+	add_run_with_steps(s, "mine", 5, 100);
+	assert_int_equal(store_open(path, STORE_CREATE, &other, &err), 0);
+	add_run_with_steps(other, "theirs", 4, 0);
+	store_free(other);
+	assert_int_equal(store_publish(s, &err), 0);
+	assert_int_equal(staged_left(path), 0);
+	assert_int_equal(store_open_run(path, "theirs", STORE_READONLY, &s, &run, &err), 0);
+	assert_int_equal(store_window_sum(s, &run, INT64_MIN, INT64_MAX, 0, sum, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(store_run_get(s, "mine", &run), 0);
+	assert_int_equal(store_window_sum(s, &run, INT64_MIN, INT64_MAX, 0, sum, &n), 0);
+	assert_int_equal(n, 5);
+	/* steps 100..104, counts (step * 10 + cell): cell 3 sums to 5055 */
+	assert_int_equal(sum[3], 5 * 1020 + 5 * 3);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM counts"), (4 + 5) * FL);
+	store_free(s);
+	cleanup(path);
+
+	/* ... and if it took the run's name, publishing fails and leaves
+	 * the other's file as it was */
+	assert_int_equal(store_open(path, STORE_CREATE | STORE_STAGE, &s, &err), 0);
+	add_run_with_steps(s, "same", 5, 0);
+	assert_int_equal(store_open(path, STORE_CREATE, &other, &err), 0);
+	add_run_with_steps(other, "same", 2, 0);
+	store_free(other);
+	assert_int_equal(store_publish(s, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "'same' already exists"));
+	assert_int_equal(staged_left(path), 0);
+	assert_int_equal(store_open(path, STORE_READONLY, &s, &err), 0);
+	assert_int_equal(count_of(s, "SELECT count(*) FROM steps"), 2);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +737,8 @@ int main(void)
 		cmocka_unit_test(test_store_migration_replay_settings),
 		cmocka_unit_test(test_store_schema_damage),
 		cmocka_unit_test(test_store_limits),
+		cmocka_unit_test(test_store_failed_commit_unwinds),
+		cmocka_unit_test(test_store_staged_create),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
