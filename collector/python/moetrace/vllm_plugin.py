@@ -1,0 +1,457 @@
+"""A vLLM general plugin that records each MoE layer's routed expert counts
+per engine step into a moetrace trace, with no change to vLLM.
+
+Installed with the package (`pip install collector/python`), it is found
+through the ``vllm.general_plugins`` entry point, which vLLM loads in every
+process (``vllm.plugins.load_general_plugins``).  It does nothing unless
+``MOETRACE_VLLM_TRACE`` names the trace database:
+
+    MOETRACE_VLLM_TRACE=/data/trace-{rank}.db vllm serve ...
+
+Written against vLLM's source (main of late 2025, v0.11 / v0.12 line; names
+below); docs/collector.md says what it records and how it is tested.
+
+Two sources, chosen per MoE layer (``MOETRACE_VLLM_SOURCE``: auto, topk,
+eplb; auto takes eplb for layers built with EPLB on, else topk):
+
+- topk: each ``FusedMoE`` layer (``vllm/model_executor/layers/fused_moe/
+  layer.py``) routes through ``self.router.select_experts(hidden_states,
+  router_logits) -> (topk_weights, topk_ids)`` (``router/base_router.py``).
+  The plugin wraps that method on each layer's router and adds the logical
+  ids to a preallocated ``layers x (experts + 1)`` int64 tensor on the
+  device with ``scatter_add_`` (no host sync, no allocation that depends on
+  the data, so it is also correct inside captured CUDA graphs).  Rows past
+  the step's scheduled token count (CUDA-graph padding) and ids outside
+  0..experts-1 (padding, zero-compute experts) go to the extra column,
+  which is not recorded.  ``GPUModelRunner.execute_model(scheduler_output,
+  ...)`` (``vllm/v1/worker/gpu_model_runner.py``) is the step: it is
+  zeroed before and handed to ``Recorder.step`` after (one non-blocking
+  copy of L x E values into pinned memory).
+- eplb: with ``--enable-eplb`` vLLM already counts, per MoE model, the
+  tokens of this rank sent to every physical expert in the forward pass:
+  ``EplbState.model_states[hash].expert_load_pass`` (``num_moe_layers x
+  num_physical_experts``, ``vllm/distributed/eplb/eplb_state.py``), copied
+  into the window and zeroed by ``EplbState.step(is_dummy, is_profile,
+  log_stats)`` after each forward pass.  Just before that, the plugin
+  folds it into logical experts with ``physical_to_logical_map``
+  (``scatter_add_`` on the device, what ``rearrange()`` does) and records
+  it.  Dummy and profile steps are not recorded.
+
+Ranks: every worker process records what its own router saw.  A
+``{rank}`` in the path is replaced by the global rank (one file per rank;
+``moetrace merge --sum`` adds ranks that routed disjoint tokens).  Without
+it only rank 0 records.
+
+Nothing here may stop the engine: a failure is logged once (logger
+``moetrace.vllm``) and recording stops; vLLM's own call always runs.
+"""
+import atexit
+import importlib.abc
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+
+ENV_TRACE = "MOETRACE_VLLM_TRACE"
+ENV_SOURCE = "MOETRACE_VLLM_SOURCE"
+ENV_RUN = "MOETRACE_VLLM_RUN"
+
+MOE_MODULE = "vllm.model_executor.layers.fused_moe.layer"
+EPLB_MODULE = "vllm.distributed.eplb.eplb_state"
+RUNNER_MODULE = "vllm.v1.worker.gpu_model_runner"
+
+log = logging.getLogger("moetrace.vllm")
+
+_state = None  # the process's _State once register() has enabled recording
+
+
+def _rank():
+    """(rank, world size) of this process in torch.distributed, else from
+    the launcher's environment, else (0, 1)."""
+    try:
+        dist = sys.modules.get("torch.distributed")
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except Exception:
+        pass
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+
+
+class _State:
+    """Everything the hooks share in one worker process."""
+
+    def __init__(self, path, source, run):
+        self.path, self.source, self.run = path, source, run
+        self.lock = threading.Lock()
+        self.disabled = False
+        self.rec = None
+        self.rec_source = None  # "topk" or "eplb" once the recorder is open
+        self.layers = []        # FusedMoE layers read by their top-k ids, in build order
+        self.experts = None
+        self.topk = 0
+        self.buf = None         # layers x (experts + 1) int64 on the device
+        self.ntok = None        # scalar int64 on the device: the step's scheduled tokens
+        self.steps = 0          # execute_model calls so far
+        self.eplb_steps = 0     # EplbState.step calls so far (profile runs aside)
+        self.tokens = 0
+        self.phase = None
+        self.model = None
+        self.in_step = False
+        self.eplb_seen = False
+
+    # -- failure ----------------------------------------------------------------------
+
+    def fail(self, what):
+        """Logs the exception being handled, once, and stops recording."""
+        if self.disabled:
+            return
+        self.disabled = True
+        log.exception("moetrace: %s; recording stops (vLLM runs on)", what)
+        rec, self.rec = self.rec, None
+        if rec is not None:
+            try:
+                rec.close()
+            except Exception:
+                pass
+
+    # -- the recorder -----------------------------------------------------------------
+
+    def open(self, source, layers, experts, topk):
+        """The recorder, opened on first use (the first step that has
+        counts: ranks and model are known by then); None when this rank
+        does not record."""
+        if self.rec is not None:
+            if self.rec_source != source:
+                return None
+            return self.rec
+        if self.rec_source == "off":
+            return None
+        rank, world = _rank()
+        path = self.path
+        if "{rank}" in path:
+            path = path.replace("{rank}", str(rank))
+        elif world > 1 and rank != 0:
+            log.info("moetrace: %s has no {rank}: only rank 0 records", ENV_TRACE)
+            self.rec_source = "off"
+            return None
+        from .recorder import Recorder
+        run = self.run or "vllm-%s-rank%d" % (time.strftime("%Y%m%dT%H%M%S"), rank)
+        self.rec = Recorder(path, run, layers=layers, experts=experts, topk=topk,
+                            model=self.model, flush_ms=1000,
+                            source="vllm plugin (%s, rank %d of %d)"
+                            % ("top-k ids" if source == "topk" else "EPLB expert_load_pass",
+                               rank, world))
+        self.rec_source = source
+        log.info("moetrace: recording %d MoE layers x %d experts from %s into %s (run %s)",
+                 layers, experts, source, path, run)
+        atexit.register(self.close)
+        return self.rec
+
+    def close(self):
+        rec, self.rec = self.rec, None
+        if rec is not None:
+            try:
+                rec.close()
+            except Exception:
+                log.exception("moetrace: closing the trace failed")
+
+    # -- top-k ids --------------------------------------------------------------------
+
+    def add_layer(self, layer):
+        """Called after FusedMoE.__init__: wraps its router's select_experts."""
+        if self.source == "eplb" or (self.source == "auto" and getattr(layer, "enable_eplb", False)):
+            return
+        import torch
+        router = getattr(layer, "router", None)
+        select = getattr(router, "select_experts", None)
+        if select is None:
+            raise RuntimeError("%s has no router.select_experts: this vLLM is not the one the "
+                               "plugin follows" % type(layer).__name__)
+        n = getattr(layer, "logical_num_experts", None) or layer.global_num_experts
+        n = int(n)
+        if self.experts is None:
+            self.experts, self.topk = n, int(getattr(layer, "top_k", 0) or 0)
+        elif n != self.experts:
+            raise RuntimeError("MoE layer %s has %d experts, the first had %d"
+                               % (getattr(layer, "layer_name", "?"), n, self.experts))
+        i = len(self.layers)
+        self.layers.append(layer)
+        dev = None
+        for p in layer.parameters():
+            dev = p.device
+            break
+        if dev is None or dev.type == "meta":
+            dev = torch.device("cpu")
+        # grown while the model is built, never after: captured graphs keep its address
+        buf = torch.zeros((i + 1, n + 1), dtype=torch.int64, device=dev)
+        if self.buf is not None:
+            buf[:i].copy_(self.buf.to(dev))
+        self.buf = buf
+        if self.ntok is None or self.ntok.device != dev:
+            self.ntok = torch.full((), 2**62, dtype=torch.int64, device=dev)
+        state = self
+
+        def select_experts(*args, **kwargs):
+            out = select(*args, **kwargs)
+            if not state.disabled:
+                try:
+                    state.count(i, out[1])
+                except Exception:
+                    state.fail("counting the top-k ids of MoE layer %d" % i)
+            return out
+
+        router.select_experts = select_experts
+
+    def count(self, i, ids):
+        import torch
+        E = self.experts
+        with torch.no_grad():
+            ids = ids.reshape(ids.shape[0], -1)
+            buf, ntok = self.buf, self.ntok
+            if buf.device != ids.device:  # built elsewhere than it runs (eager only)
+                self.buf = buf = buf.to(ids.device)
+                self.ntok = ntok = ntok.to(ids.device)
+            rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1)
+            ok = (rows < ntok) & (ids >= 0) & (ids < E)
+            idx = torch.where(ok, ids.long(), torch.full_like(ids, E, dtype=torch.long))
+            idx = idx.reshape(-1)
+            buf[i].scatter_add_(0, idx, torch.ones_like(idx))
+
+    def begin(self, runner, scheduler_output):
+        n = int(getattr(scheduler_output, "total_num_scheduled_tokens", 0) or 0)
+        per_req = getattr(scheduler_output, "num_scheduled_tokens", None) or {}
+        self.tokens = n
+        # decode only when every request gets exactly one token; else mixed/unknown
+        self.phase = "decode" if per_req and all(v == 1 for v in per_req.values()) else None
+        if self.model is None:
+            mc = getattr(runner, "model_config", None)
+            self.model = getattr(mc, "model", None) if mc is not None else None
+            if self.model is not None and not isinstance(self.model, str):
+                self.model = str(self.model)
+        self.in_step = n > 0
+        if self.buf is not None and self.in_step:
+            self.buf.zero_()
+            self.ntok.fill_(n)
+
+    def end(self):
+        step = self.steps
+        self.steps += 1
+        if not self.in_step or self.buf is None:
+            return
+        self.in_step = False
+        if self.eplb_seen and self.source == "auto":
+            return  # the EPLB load is recorded instead
+        rec = self.open("topk", len(self.layers), self.experts, self.topk)
+        if rec is None:
+            return
+        rec.step(step, self.buf[:, :self.experts], self.phase, self.tokens)
+        self.ntok.fill_(2**62)
+
+    # -- EPLB load --------------------------------------------------------------------
+
+    def eplb_step(self, eplb, is_dummy, is_profile):
+        if is_profile:
+            return
+        step = self.eplb_steps
+        self.eplb_steps += 1
+        if self.source == "topk" or is_dummy:
+            return
+        states = getattr(eplb, "model_states", None)
+        if not states:
+            if hasattr(eplb, "expert_load_pass"):
+                raise RuntimeError("this vLLM keeps expert_load_pass on EplbState itself "
+                                   "(before model_states): not supported, use "
+                                   "%s=topk" % ENV_SOURCE)
+            return
+        self.eplb_seen = True
+        st = next(iter(states.values()))  # the main model (drafters come after it)
+        import torch
+        with torch.no_grad():
+            load = st.expert_load_pass
+            p2l = st.physical_to_logical_map
+            model = st.model
+            L, E = int(model.num_moe_layers), int(model.num_logical_experts)
+            if self.model is None:
+                self.model = str(getattr(st, "model_name", "") or "") or None
+            if tuple(load.shape) != tuple(p2l.shape) or load.shape[0] != L:
+                raise RuntimeError("expert_load_pass %s and physical_to_logical_map %s do not "
+                                   "match %d MoE layers" % (tuple(load.shape),
+                                                           tuple(p2l.shape), L))
+            idx = p2l.long()
+            idx = torch.where((idx >= 0) & (idx < E), idx, torch.full_like(idx, E))
+            logical = torch.zeros((L, E + 1), dtype=torch.int64, device=load.device)
+            logical.scatter_add_(1, idx, load.long())
+        rec = self.open("eplb", L, E, 0)
+        if rec is not None:
+            rec.step(step, logical[:, :E], self.phase, self.tokens)
+
+
+# -- patching vLLM's classes when their modules are imported ------------------------------
+
+_pending = {}
+_finder = None
+
+
+class _PostImport(importlib.abc.MetaPathFinder):
+    """Runs a function on a module right after it is first executed, so the
+    plugin imports nothing of vLLM's itself (general plugins load in every
+    process, before the model and CUDA are set up)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            fn = _pending.pop(name, None)
+            if fn is not None:
+                _patch(fn, module)
+
+        try:
+            loader.exec_module = exec_module
+        except Exception:
+            return spec
+        return spec
+
+
+def _patch(fn, module):
+    try:
+        fn(module)
+    except Exception:
+        if _state is not None:
+            _state.fail("cannot hook %s" % module.__name__)
+
+
+def _when_imported(name, fn):
+    global _finder
+    mod = sys.modules.get(name)
+    if mod is not None:
+        _patch(fn, mod)
+        return
+    _pending[name] = fn
+    if _finder is None:
+        _finder = _PostImport()
+        sys.meta_path.insert(0, _finder)
+
+
+def _hook_moe(module):
+    cls = module.FusedMoE
+    if getattr(cls.__init__, "_moetrace", False):
+        return
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        st = _state
+        if st is not None and not st.disabled:
+            try:
+                with st.lock:
+                    st.add_layer(self)
+            except Exception:
+                st.fail("cannot read MoE layer %s" % getattr(self, "layer_name", "?"))
+
+    __init__._moetrace = True
+    __init__.__wrapped__ = init
+    cls.__init__ = __init__
+
+
+def _hook_eplb(module):
+    cls = module.EplbState
+    step = cls.step
+    if getattr(step, "_moetrace", False):
+        return
+    sig = inspect.signature(step)
+
+    def wrapped(self, *args, **kwargs):
+        st = _state
+        if st is not None and not st.disabled:
+            try:
+                b = sig.bind(self, *args, **kwargs)
+                b.apply_defaults()
+                st.eplb_step(self, bool(b.arguments.get("is_dummy", False)),
+                             bool(b.arguments.get("is_profile", False)))
+            except Exception:
+                st.fail("cannot record the EPLB expert load")
+        return step(self, *args, **kwargs)
+
+    wrapped._moetrace = True
+    wrapped.__wrapped__ = step
+    wrapped.__doc__ = step.__doc__
+    cls.step = wrapped
+
+
+def _hook_runner(module):
+    cls = module.GPUModelRunner
+    execute = cls.execute_model
+    if getattr(execute, "_moetrace", False):
+        return
+
+    def wrapped(self, scheduler_output, *args, **kwargs):
+        st = _state
+        live = st is not None and not st.disabled
+        if live:
+            try:
+                st.begin(self, scheduler_output)
+            except Exception:
+                st.fail("cannot start a step")
+                live = False
+        out = execute(self, scheduler_output, *args, **kwargs)
+        if live and not st.disabled:
+            try:
+                st.end()
+            except Exception:
+                st.fail("cannot record step %d" % (st.steps - 1))
+        return out
+
+    wrapped._moetrace = True
+    wrapped.__wrapped__ = execute
+    wrapped.__doc__ = execute.__doc__
+    cls.execute_model = wrapped
+
+
+def register():
+    """The ``vllm.general_plugins`` entry point: enables recording when
+    MOETRACE_VLLM_TRACE is set.  vLLM may call it more than once per
+    process; the hooks are installed once."""
+    global _state
+    path = os.environ.get(ENV_TRACE, "").strip()
+    if not path or _state is not None:
+        return
+    source = os.environ.get(ENV_SOURCE, "auto").strip().lower() or "auto"
+    if source not in ("auto", "topk", "eplb"):
+        log.error("moetrace: %s=%r: expected auto, topk or eplb; not recording",
+                  ENV_SOURCE, source)
+        return
+    try:
+        from . import _lib
+        _lib.load()  # fail here, once, rather than at the first step
+    except Exception:
+        log.exception("moetrace: cannot load libmoetrace; not recording")
+        return
+    _state = _State(path, source, os.environ.get(ENV_RUN, "").strip() or None)
+    _when_imported(MOE_MODULE, _hook_moe)
+    _when_imported(EPLB_MODULE, _hook_eplb)
+    _when_imported(RUNNER_MODULE, _hook_runner)
+
+
+def state():
+    """The process's recording state (None when not enabled): .rec, .steps,
+    .disabled, .layers; for tests and diagnostics."""
+    return _state
