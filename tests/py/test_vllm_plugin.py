@@ -301,8 +301,12 @@ FAKE = {
                 self.last_logical_ids = None
 
             def forward(self, hidden_states, router_logits):
-                topk_weights, topk_ids = self.router.select_experts(hidden_states,
-                                                                    router_logits)
+                if getattr(self, "monolithic", False):  # a kernel that routes inside
+                    topk_weights, topk_ids = self.router._compute_routing(
+                        hidden_states, router_logits, None)
+                else:
+                    topk_weights, topk_ids = self.router.select_experts(hidden_states,
+                                                                        router_logits)
                 self.last_logical_ids = topk_ids.clone()
                 ids = topk_ids.long()
                 if self.enable_eplb:
@@ -446,6 +450,8 @@ pc = types.SimpleNamespace(enable_eplb=eplb, eplb_config=types.SimpleNamespace(
 runner = GPUModelRunner(types.SimpleNamespace(model_config=mc, parallel_config=pc),
                         torch.device("cpu"))
 runner.load_model()
+for m in runner.model.experts:
+    m.monolithic = os.environ.get("STANDIN_MONOLITHIC") == "1"
 runner.profile_run()
 runner._dummy_run(5)
 g = torch.Generator().manual_seed(5)
@@ -595,6 +601,14 @@ class VllmPluginTest(unittest.TestCase):
         self.assertIn("no/such/dir", log)
         self.assertEqual(r["outs"], clean["outs"])  # the engine's results are untouched
         self.assertEqual(r["truth"], clean["truth"])
+
+    def test_monolithic_kernel_is_reported(self):
+        # the router is never asked: nothing is recorded, and the log says why
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", STANDIN_MONOLITHIC="1")
+        self.assertTrue(r["disabled"])
+        self.assertEqual(log.count("recording stops"), 1, log)
+        self.assertIn("monolithic MoE kernel", log)
+        self.assertFalse(os.path.exists(os.path.join(d, "t.db")))
 
     def test_bad_source_is_refused(self):
         d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", MOETRACE_VLLM_SOURCE="ids")

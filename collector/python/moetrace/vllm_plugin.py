@@ -8,8 +8,10 @@ process (``vllm.plugins.load_general_plugins``).  It does nothing unless
 
     MOETRACE_VLLM_TRACE=/data/trace-{rank}.db vllm serve ...
 
-Written against vLLM's source (main of late 2025, v0.11 / v0.12 line; names
-below); docs/collector.md says what it records and how it is tested.
+Written against vLLM's source (vllm-project/vllm main, early 2026: the
+commits are in docs/collector.md, which also says what is recorded and how
+it is tested -- against a stand-in with vLLM's module paths and signatures,
+not a running vLLM).
 
 Two sources, chosen per MoE layer (``MOETRACE_VLLM_SOURCE``: auto, topk,
 eplb; auto takes eplb for layers built with EPLB on, else topk):
@@ -103,6 +105,7 @@ class _State:
         self.model = None
         self.in_step = False
         self.eplb_seen = False
+        self.routed = False     # some router.select_experts ran (eager, or graph capture)
 
     # -- failure ----------------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class _State:
 
         def select_experts(*args, **kwargs):
             out = select(*args, **kwargs)
+            state.routed = True
             if not state.disabled:
                 try:
                     state.count(i, out[1])
@@ -246,6 +250,11 @@ class _State:
         self.in_step = False
         if self.eplb_seen and self.source == "auto":
             return  # the EPLB load is recorded instead
+        if not self.routed:
+            raise RuntimeError("step %d ran without any MoE layer calling router."
+                               "select_experts (a monolithic MoE kernel routes inside the "
+                               "kernel): its top-k ids cannot be read; run with "
+                               "--enable-eplb and %s=eplb" % (step, ENV_SOURCE))
         rec = self.open("topk", len(self.layers), self.experts, self.topk)
         if rec is None:
             return
