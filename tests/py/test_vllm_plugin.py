@@ -610,6 +610,20 @@ class VllmPluginTest(unittest.TestCase):
         self.assertIn("monolithic MoE kernel", log)
         self.assertFalse(os.path.exists(os.path.join(d, "t.db")))
 
+    def test_count_drops_padding_ids_and_padded_rows(self):
+        # -1 (padding ids), ids >= experts (zero-compute experts) and rows past the
+        # step's scheduled tokens are not counted; the caller's ids are left as given
+        from moetrace import vllm_plugin as vp
+        st = vp._State("unused.db", "topk", None)
+        st.experts = 4
+        st.buf = torch.zeros((2, 5), dtype=torch.int64)
+        st.ntok = torch.tensor(2)
+        ids = torch.tensor([[0, -1], [3, 4], [1, 1]], dtype=torch.int64)
+        st.count(1, ids)
+        self.assertEqual(st.buf[1, :4].tolist(), [1, 0, 0, 1])
+        self.assertEqual(st.buf[0].tolist(), [0] * 5)
+        self.assertEqual(ids.tolist(), [[0, -1], [3, 4], [1, 1]])
+
     def test_bad_source_is_refused(self):
         d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", MOETRACE_VLLM_SOURCE="ids")
         self.assertIsNone(r["disabled"])

@@ -98,6 +98,8 @@ class _State:
         self.topk = 0
         self.buf = None         # layers x (experts + 1) int64 on the device
         self.ntok = None        # scalar int64 on the device: the step's scheduled tokens
+        self._rows = None       # arange and ones reused by count(), grown before capture
+        self._ones = None
         self.steps = 0          # execute_model calls so far
         self.eplb_steps = 0     # EplbState.step calls so far (profile runs aside)
         self.tokens = 0
@@ -212,19 +214,29 @@ class _State:
         router.select_experts = select_experts
 
     def count(self, i, ids):
+        """Adds layer i's ids to its row of the counts: 6 small kernels, no
+        sync, no allocation that depends on the values (graph-safe)."""
         import torch
         E = self.experts
         with torch.no_grad():
-            ids = ids.reshape(ids.shape[0], -1)
-            buf, ntok = self.buf, self.ntok
-            if buf.device != ids.device:  # built elsewhere than it runs (eager only)
-                self.buf = buf = buf.to(ids.device)
-                self.ntok = ntok = ntok.to(ids.device)
-            rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1)
-            ok = (rows < ntok) & (ids >= 0) & (ids < E)
-            idx = torch.where(ok, ids.long(), torch.full_like(ids, E, dtype=torch.long))
-            idx = idx.reshape(-1)
-            buf[i].scatter_add_(0, idx, torch.ones_like(idx))
+            n = ids.shape[0] if ids.dim() else 0
+            if n == 0 or ids.numel() == 0:
+                return
+            ids = ids.reshape(n, -1)
+            if self.buf.device != ids.device:  # built elsewhere than it runs (eager only)
+                self.buf = self.buf.to(ids.device)
+                self.ntok = self.ntok.to(ids.device)
+                self._rows = self._ones = None
+            m = ids.numel()
+            if self._rows is None or self._rows.numel() < n:
+                self._rows = torch.arange(max(n, 1024), device=ids.device)
+            if self._ones is None or self._ones.numel() < m:
+                self._ones = torch.ones(max(m, 8192), dtype=torch.int64, device=ids.device)
+            # -1 (padding) and ids >= E (zero-compute experts) land in column E, and so
+            # do the rows past the step's scheduled tokens (CUDA-graph padding)
+            idx = ids.to(torch.int64, copy=True).clamp_(-1, E).remainder_(E + 1)
+            idx.masked_fill_(self._rows[:n].unsqueeze(1) >= self.ntok, E)
+            self.buf[i].scatter_add_(0, idx.reshape(-1), self._ones[:m])
 
     def begin(self, runner, scheduler_output):
         n = int(getattr(scheduler_output, "total_num_scheduled_tokens", 0) or 0)
