@@ -17,7 +17,9 @@ tests/data/README.md):
                                      is_profile, log_stats); EplbModelState.expert_load_pass,
                                      physical_to_logical_map
   vllm/v1/worker/gpu_model_runner.py    GPUModelRunner.execute_model(scheduler_output,
-                                     intermediate_tensors=None), _dummy_run, profile_run
+  (and gpu/model_runner.py, runner v2)  intermediate_tensors=None) returning None, then
+                                     sample_tokens(grammar_output) stepping EPLB;
+                                     _dummy_run, profile_run
 
 The package itself is built into a wheel with its own backend and unpacked
 on sys.path, so vLLM's loader finds the plugin through the wheel's
@@ -67,6 +69,99 @@ LIB.moetrace_counts_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.
                                        ctypes.c_size_t]
 
 LAYERS, EXPERTS, TOPK, REDUNDANT = 3, 8, 2, 2
+
+# vllm/v1/worker/gpu_model_runner.py and the model runner v2's
+# vllm/v1/worker/gpu/model_runner.py: a GPUModelRunner each
+RUNNER = '''
+        import torch
+        from vllm.distributed.eplb.eplb_state import EplbState
+        from vllm.model_executor.layers.fused_moe.layer import FusedMoE
+
+        EMPTY_MODEL_RUNNER_OUTPUT = "empty"
+
+        class TinyMoeModel(torch.nn.Module):
+            """num_moe_layers decoder layers: gate -> FusedMoE (the MixtureOfExperts
+            interface EplbState reads)."""
+            def __init__(self, cfg, enable_eplb):
+                super().__init__()
+                torch.manual_seed(11)
+                H = 16
+                self.embed = torch.nn.Embedding(64, H)
+                self.gates = torch.nn.ModuleList(
+                    torch.nn.Linear(H, cfg.num_experts, bias=False) for _ in range(cfg.layers))
+                self.experts = torch.nn.ModuleList(
+                    FusedMoE(cfg.num_experts, cfg.top_k, H, 24,
+                             prefix="model.layers.%d.mlp.experts" % i,
+                             enable_eplb=enable_eplb,
+                             num_redundant_experts=cfg.redundant if enable_eplb else 0)
+                    for i in range(cfg.layers))
+                self.num_moe_layers = cfg.layers
+                self.num_logical_experts = self.num_routed_experts = cfg.num_experts
+                self.num_redundant_experts = cfg.redundant if enable_eplb else 0
+                self.num_physical_experts = cfg.num_experts + self.num_redundant_experts
+                self.num_expert_groups = 1
+                self.moe_layers = list(self.experts)
+
+            def set_eplb_state(self, expert_load_pass, logical_to_physical_map,
+                               logical_replica_count):
+                for i, layer in enumerate(self.experts):
+                    layer.eplb_state.expert_load_view = expert_load_pass[i]
+                    layer.eplb_state.logical_to_physical_map = logical_to_physical_map[i]
+                    layer.eplb_state.logical_replica_count = logical_replica_count[i]
+
+            def forward(self, input_ids, num_real):
+                h = self.embed(input_ids)
+                for gate, moe in zip(self.gates, self.experts):
+                    moe.num_real_tokens = num_real
+                    h = h + moe(h, gate(h))
+                return h
+
+        class GPUModelRunner:
+            PAD = 8  # batches are padded to a multiple of 8, as to a CUDA graph size
+
+            def __init__(self, vllm_config, device):
+                self.vllm_config = vllm_config
+                self.model_config = vllm_config.model_config
+                self.parallel_config = vllm_config.parallel_config
+                self.device = device
+                self.eplb_state = None
+
+            def load_model(self, eep_scale_up=False):
+                eplb = self.parallel_config.enable_eplb
+                self.model = TinyMoeModel(self.model_config.hf_config, eplb)
+                if eplb:
+                    self.eplb_state = EplbState(self.parallel_config, self.device)
+                    self.eplb_state.add_model(self.model, self.model_config)
+
+            def eplb_step(self, is_dummy=False, is_profile=False):
+                if self.eplb_state is not None:
+                    self.eplb_state.step(is_dummy, is_profile, log_stats=False)
+
+            def _dummy_run(self, num_tokens, is_profile=False):
+                with torch.no_grad():
+                    self.model(torch.zeros(num_tokens, dtype=torch.long), num_tokens)
+                self.eplb_step(is_dummy=True, is_profile=is_profile)
+
+            def profile_run(self):
+                self._dummy_run(16, is_profile=True)
+
+            def execute_model(self, scheduler_output, intermediate_tensors=None):
+                """Returns None: sample_tokens() follows (and steps EPLB)."""
+                n = scheduler_output.total_num_scheduled_tokens
+                if n == 0:
+                    return EMPTY_MODEL_RUNNER_OUTPUT
+                padded = -(-n // self.PAD) * self.PAD
+                ids = torch.tensor(scheduler_output.token_ids + [0] * (padded - n))
+                with torch.no_grad():
+                    out = self.model(ids, n)
+                self.execute_model_state = out[:n]
+                return None
+
+            def sample_tokens(self, grammar_output):
+                out, self.execute_model_state = self.execute_model_state, None
+                self.eplb_step()
+                return out
+    '''
 
 # -- the stand-in ---------------------------------------------------------------------------
 
@@ -346,88 +441,10 @@ FAKE = {
             token_ids: list = field(default_factory=list)
     ''',
     "vllm/v1/worker/__init__.py": "",
-    "vllm/v1/worker/gpu_model_runner.py": '''
-        import torch
-        from vllm.distributed.eplb.eplb_state import EplbState
-        from vllm.model_executor.layers.fused_moe.layer import FusedMoE
-
-        class TinyMoeModel(torch.nn.Module):
-            """num_moe_layers decoder layers: gate -> FusedMoE (the MixtureOfExperts
-            interface EplbState reads)."""
-            def __init__(self, cfg, enable_eplb):
-                super().__init__()
-                torch.manual_seed(11)
-                H = 16
-                self.embed = torch.nn.Embedding(64, H)
-                self.gates = torch.nn.ModuleList(
-                    torch.nn.Linear(H, cfg.num_experts, bias=False) for _ in range(cfg.layers))
-                self.experts = torch.nn.ModuleList(
-                    FusedMoE(cfg.num_experts, cfg.top_k, H, 24,
-                             prefix="model.layers.%d.mlp.experts" % i,
-                             enable_eplb=enable_eplb,
-                             num_redundant_experts=cfg.redundant if enable_eplb else 0)
-                    for i in range(cfg.layers))
-                self.num_moe_layers = cfg.layers
-                self.num_logical_experts = self.num_routed_experts = cfg.num_experts
-                self.num_redundant_experts = cfg.redundant if enable_eplb else 0
-                self.num_physical_experts = cfg.num_experts + self.num_redundant_experts
-                self.num_expert_groups = 1
-                self.moe_layers = list(self.experts)
-
-            def set_eplb_state(self, expert_load_pass, logical_to_physical_map,
-                               logical_replica_count):
-                for i, layer in enumerate(self.experts):
-                    layer.eplb_state.expert_load_view = expert_load_pass[i]
-                    layer.eplb_state.logical_to_physical_map = logical_to_physical_map[i]
-                    layer.eplb_state.logical_replica_count = logical_replica_count[i]
-
-            def forward(self, input_ids, num_real):
-                h = self.embed(input_ids)
-                for gate, moe in zip(self.gates, self.experts):
-                    moe.num_real_tokens = num_real
-                    h = h + moe(h, gate(h))
-                return h
-
-        class GPUModelRunner:
-            PAD = 8  # batches are padded to a multiple of 8, as to a CUDA graph size
-
-            def __init__(self, vllm_config, device):
-                self.vllm_config = vllm_config
-                self.model_config = vllm_config.model_config
-                self.parallel_config = vllm_config.parallel_config
-                self.device = device
-                self.eplb_state = None
-
-            def load_model(self, eep_scale_up=False):
-                eplb = self.parallel_config.enable_eplb
-                self.model = TinyMoeModel(self.model_config.hf_config, eplb)
-                if eplb:
-                    self.eplb_state = EplbState(self.parallel_config, self.device)
-                    self.eplb_state.add_model(self.model, self.model_config)
-
-            def eplb_step(self, is_dummy=False, is_profile=False):
-                if self.eplb_state is not None:
-                    self.eplb_state.step(is_dummy, is_profile, log_stats=False)
-
-            def _dummy_run(self, num_tokens, is_profile=False):
-                with torch.no_grad():
-                    self.model(torch.zeros(num_tokens, dtype=torch.long), num_tokens)
-                self.eplb_step(is_dummy=True, is_profile=is_profile)
-
-            def profile_run(self):
-                self._dummy_run(16, is_profile=True)
-
-            def execute_model(self, scheduler_output, intermediate_tensors=None):
-                n = scheduler_output.total_num_scheduled_tokens
-                if n == 0:
-                    return None
-                padded = -(-n // self.PAD) * self.PAD
-                ids = torch.tensor(scheduler_output.token_ids + [0] * (padded - n))
-                with torch.no_grad():
-                    out = self.model(ids, n)
-                self.eplb_step()
-                return out[:n]
-    ''',
+    "vllm/v1/worker/gpu_model_runner.py": RUNNER,
+    "vllm/v1/worker/gpu/__init__.py": "",
+    # the model runner v2: its own GPUModelRunner class with the same entry points
+    "vllm/v1/worker/gpu/model_runner.py": RUNNER,
 }
 
 DRIVER = r'''
@@ -439,7 +456,10 @@ vllm.plugins.load_general_plugins()
 vllm.plugins.plugins_loaded = False
 vllm.plugins.load_general_plugins()          # vLLM may load plugins again: harmless
 from vllm.v1.core.sched.output import SchedulerOutput
-from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+if os.environ.get("STANDIN_RUNNER") == "v2":
+    from vllm.v1.worker.gpu.model_runner import GPUModelRunner
+else:
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 L, E, K, R = map(int, sys.argv[2:6])
 eplb = sys.argv[6] == "1"
 by_eplb_step = sys.argv[7] == "eplb"      # how the expected source numbers steps
@@ -466,6 +486,8 @@ for b in batches:
     n = sum(b.values())
     ids = torch.randint(0, 64, (n,), generator=g).tolist()
     out = runner.execute_model(SchedulerOutput(dict(b), n, ids))
+    if out is None:
+        out = runner.sample_tokens(None)
     if n:
         counts = [torch.bincount(m.last_logical_ids[:n].reshape(-1).long(),
                                  minlength=E).tolist() for m in runner.model.experts]
@@ -565,6 +587,10 @@ class VllmPluginTest(unittest.TestCase):
         self.assertEqual(run[4], TOPK)
         # the padded rows of each batch (8 - n % 8 token-0 rows) were routed but not counted
         self.assertIn("recording 3 MoE layers x 8 experts from topk", log)
+
+    def test_topk_ids_model_runner_v2(self):
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", STANDIN_RUNNER="v2")
+        self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
 
     def test_eplb_load(self):
         d, r, log = self.run_engine(eplb=True, steps_of="eplb", MOETRACE_VLLM_TRACE="@/t-{rank}.db",

@@ -25,10 +25,12 @@ eplb; auto takes eplb for layers built with EPLB on, else topk):
   the data, so it is also correct inside captured CUDA graphs).  Rows past
   the step's scheduled token count (CUDA-graph padding) and ids outside
   0..experts-1 (padding, zero-compute experts) go to the extra column,
-  which is not recorded.  ``GPUModelRunner.execute_model(scheduler_output,
-  ...)`` (``vllm/v1/worker/gpu_model_runner.py``) is the step: it is
-  zeroed before and handed to ``Recorder.step`` after (one non-blocking
-  copy of L x E values into pinned memory).
+  which is not recorded.  A step is ``GPUModelRunner.execute_model(
+  scheduler_output, ...)`` and the ``sample_tokens(grammar_output)`` that
+  follows when it returns None (``vllm/v1/worker/gpu_model_runner.py`` and
+  the model runner v2, ``vllm/v1/worker/gpu/model_runner.py``): the
+  tensor is zeroed before and handed to ``Recorder.step`` after (one
+  non-blocking copy of L x E values into pinned memory).
 - eplb: with ``--enable-eplb`` vLLM already counts, per MoE model, the
   tokens of this rank sent to every physical expert in the forward pass:
   ``EplbState.model_states[hash].expert_load_pass`` (``num_moe_layers x
@@ -62,7 +64,8 @@ ENV_RUN = "MOETRACE_VLLM_RUN"
 
 MOE_MODULE = "vllm.model_executor.layers.fused_moe.layer"
 EPLB_MODULE = "vllm.distributed.eplb.eplb_state"
-RUNNER_MODULE = "vllm.v1.worker.gpu_model_runner"
+RUNNER_MODULES = ("vllm.v1.worker.gpu_model_runner",   # GPUModelRunner
+                  "vllm.v1.worker.gpu.model_runner")    # model runner v2
 
 log = logging.getLogger("moetrace.vllm")
 
@@ -106,6 +109,8 @@ class _State:
         self.phase = None
         self.model = None
         self.in_step = False
+        self.pending = False    # a step has begun and not ended
+        self.cur = -1           # its number
         self.eplb_seen = False
         self.routed = False     # some router.select_experts ran (eager, or graph capture)
 
@@ -158,6 +163,11 @@ class _State:
         return self.rec
 
     def close(self):
+        if self.pending and not self.disabled:
+            try:
+                self.end()
+            except Exception:
+                self.fail("cannot record step %d" % self.cur)
         rec, self.rec = self.rec, None
         if rec is not None:
             try:
@@ -239,6 +249,9 @@ class _State:
             self.buf[i].scatter_add_(0, idx.reshape(-1), self._ones[:m])
 
     def begin(self, runner, scheduler_output):
+        """execute_model(scheduler_output) starts a step (ending one still open)."""
+        if self.pending:
+            self.end()
         n = int(getattr(scheduler_output, "total_num_scheduled_tokens", 0) or 0)
         per_req = getattr(scheduler_output, "num_scheduled_tokens", None) or {}
         self.tokens = n
@@ -249,29 +262,33 @@ class _State:
             self.model = getattr(mc, "model", None) if mc is not None else None
             if self.model is not None and not isinstance(self.model, str):
                 self.model = str(self.model)
+        self.cur = self.steps
+        self.steps += 1
+        self.pending = True
         self.in_step = n > 0
         if self.buf is not None and self.in_step:
             self.buf.zero_()
             self.ntok.fill_(n)
 
     def end(self):
-        step = self.steps
-        self.steps += 1
+        """After execute_model when it returned the output, else after
+        sample_tokens (which runs the drafter and steps EPLB)."""
+        self.pending = False
         if not self.in_step or self.buf is None:
             return
         self.in_step = False
+        self.ntok.fill_(2**62)
         if self.eplb_seen and self.source == "auto":
             return  # the EPLB load is recorded instead
         if not self.routed:
             raise RuntimeError("step %d ran without any MoE layer calling router."
                                "select_experts (a monolithic MoE kernel routes inside the "
                                "kernel): its top-k ids cannot be read; run with "
-                               "--enable-eplb and %s=eplb" % (step, ENV_SOURCE))
+                               "--enable-eplb and %s=eplb" % (self.cur, ENV_SOURCE))
         rec = self.open("topk", len(self.layers), self.experts, self.topk)
         if rec is None:
             return
-        rec.step(step, self.buf[:, :self.experts], self.phase, self.tokens)
-        self.ntok.fill_(2**62)
+        rec.step(self.cur, self.buf[:, :self.experts], self.phase, self.tokens)
 
     # -- EPLB load --------------------------------------------------------------------
 
@@ -419,32 +436,52 @@ def _hook_eplb(module):
 
 
 def _hook_runner(module):
+    """GPUModelRunner (v1 and the model runner v2 alike): execute_model(
+    scheduler_output, ...) runs the forward pass and returns None when
+    sample_tokens(grammar_output) is to follow (sampling, the drafter,
+    EPLB's step)."""
     cls = module.GPUModelRunner
     execute = cls.execute_model
     if getattr(execute, "_moetrace", False):
         return
+    sample = getattr(cls, "sample_tokens", None)
 
-    def wrapped(self, scheduler_output, *args, **kwargs):
+    def execute_model(self, *args, **kwargs):
         st = _state
         live = st is not None and not st.disabled
         if live:
             try:
-                st.begin(self, scheduler_output)
+                so = args[0] if args else kwargs.get("scheduler_output")
+                st.begin(self, so)
             except Exception:
                 st.fail("cannot start a step")
                 live = False
-        out = execute(self, scheduler_output, *args, **kwargs)
-        if live and not st.disabled:
+        out = execute(self, *args, **kwargs)
+        if live and out is not None and not st.disabled:
             try:
                 st.end()
             except Exception:
-                st.fail("cannot record step %d" % (st.steps - 1))
+                st.fail("cannot record step %d" % st.cur)
         return out
 
-    wrapped._moetrace = True
-    wrapped.__wrapped__ = execute
-    wrapped.__doc__ = execute.__doc__
-    cls.execute_model = wrapped
+    def sample_tokens(self, *args, **kwargs):
+        out = sample(self, *args, **kwargs)
+        st = _state
+        if st is not None and st.pending and not st.disabled:
+            try:
+                st.end()
+            except Exception:
+                st.fail("cannot record step %d" % st.cur)
+        return out
+
+    for name, fn, orig in (("execute_model", execute_model, execute),
+                           ("sample_tokens", sample_tokens, sample)):
+        if orig is None:
+            continue
+        fn._moetrace = True
+        fn.__wrapped__ = orig
+        fn.__doc__ = orig.__doc__
+        setattr(cls, name, fn)
 
 
 def register():
@@ -469,7 +506,8 @@ def register():
     _state = _State(path, source, os.environ.get(ENV_RUN, "").strip() or None)
     _when_imported(MOE_MODULE, _hook_moe)
     _when_imported(EPLB_MODULE, _hook_eplb)
-    _when_imported(RUNNER_MODULE, _hook_runner)
+    for name in RUNNER_MODULES:
+        _when_imported(name, _hook_runner)
 
 
 def state():
