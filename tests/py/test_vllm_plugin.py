@@ -645,9 +645,12 @@ class VllmPluginTest(unittest.TestCase):
         st.buf = torch.zeros((2, 5), dtype=torch.int64)
         st.ntok = torch.tensor(2)
         ids = torch.tensor([[0, -1], [3, 4], [1, 1]], dtype=torch.int64)
-        st.count(1, ids)
+        st.count(1, ids)  # as inside a CUDA graph: rows masked against ntok on the device
         self.assertEqual(st.buf[1, :4].tolist(), [1, 0, 0, 1])
         self.assertEqual(st.buf[0].tolist(), [0] * 5)
+        st.live = 2       # eager: the host slices the step's tokens
+        st.count(0, ids)
+        self.assertEqual(st.buf[0, :4].tolist(), [1, 0, 0, 1])
         self.assertEqual(ids.tolist(), [[0, -1], [3, 4], [1, 1]])
 
     def test_bad_source_is_refused(self):

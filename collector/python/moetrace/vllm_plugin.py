@@ -102,6 +102,7 @@ class _State:
         self.buf = None         # layers x (experts + 1) int64 on the device
         self.ntok = None        # scalar int64 on the device: the step's scheduled tokens
         self._rows = None       # arange and ones reused by count(), grown before capture
+        self.live = None        # the step's scheduled tokens while it runs (eager slicing)
         self._ones = None
         self.steps = 0          # execute_model calls so far
         self.eplb_steps = 0     # EplbState.step calls so far (profile runs aside)
@@ -189,11 +190,15 @@ class _State:
                                "plugin follows" % type(layer).__name__)
         n = getattr(layer, "logical_num_experts", None) or layer.global_num_experts
         n = int(n)
+        name = getattr(layer, "layer_name", "?")
         if self.experts is None:
             self.experts, self.topk = n, int(getattr(layer, "top_k", 0) or 0)
-        elif n != self.experts:
-            raise RuntimeError("MoE layer %s has %d experts, the first had %d"
-                               % (getattr(layer, "layer_name", "?"), n, self.experts))
+        elif n != self.experts or self.rec is not None:
+            # a drafter of another shape, or a layer built once recording has begun
+            log.warning("moetrace: MoE layer %s (%d experts) is not recorded: the run has "
+                        "%d experts%s", name, n, self.experts,
+                        " and its layers are fixed" if self.rec is not None else "")
+            return
         i = len(self.layers)
         self.layers.append(layer)
         dev = None
@@ -224,8 +229,11 @@ class _State:
         router.select_experts = select_experts
 
     def count(self, i, ids):
-        """Adds layer i's ids to its row of the counts: 6 small kernels, no
-        sync, no allocation that depends on the values (graph-safe)."""
+        """Adds layer i's ids to its row of the counts: no host sync and no
+        allocation that depends on the values.  In eager mode the host knows
+        the step's tokens and slices the padding off (4 small ops); while a
+        CUDA graph is captured the padded rows are masked on the device
+        against the step's token count instead (6), so replays stay right."""
         import torch
         E = self.experts
         with torch.no_grad():
@@ -237,15 +245,26 @@ class _State:
                 self.buf = self.buf.to(ids.device)
                 self.ntok = self.ntok.to(ids.device)
                 self._rows = self._ones = None
+            capturing = ids.is_cuda and torch.cuda.is_current_stream_capturing()
+            if not capturing and self.live is not None:
+                if self.live < n:
+                    ids = ids[:self.live]
+                    n = self.live
+                mask = False
+            else:
+                mask = True
+                if self._rows is None or self._rows.numel() < n:
+                    self._rows = torch.arange(max(n, 1024), device=ids.device)
             m = ids.numel()
-            if self._rows is None or self._rows.numel() < n:
-                self._rows = torch.arange(max(n, 1024), device=ids.device)
+            if m == 0:
+                return
             if self._ones is None or self._ones.numel() < m:
                 self._ones = torch.ones(max(m, 8192), dtype=torch.int64, device=ids.device)
             # -1 (padding) and ids >= E (zero-compute experts) land in column E, and so
             # do the rows past the step's scheduled tokens (CUDA-graph padding)
-            idx = ids.to(torch.int64, copy=True).clamp_(-1, E).remainder_(E + 1)
-            idx.masked_fill_(self._rows[:n].unsqueeze(1) >= self.ntok, E)
+            idx = torch.clamp(ids, -1, E).remainder_(E + 1).long()
+            if mask:
+                idx.masked_fill_(self._rows[:n].unsqueeze(1) >= self.ntok, E)
             self.buf[i].scatter_add_(0, idx.reshape(-1), self._ones[:m])
 
     def begin(self, runner, scheduler_output):
@@ -269,6 +288,7 @@ class _State:
         if self.buf is not None and self.in_step:
             self.buf.zero_()
             self.ntok.fill_(n)
+            self.live = n
 
     def end(self):
         """After execute_model when it returned the output, else after
@@ -277,6 +297,7 @@ class _State:
         if not self.in_step or self.buf is None:
             return
         self.in_step = False
+        self.live = None
         self.ntok.fill_(2**62)
         if self.eplb_seen and self.source == "auto":
             return  # the EPLB load is recorded instead
