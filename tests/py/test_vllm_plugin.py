@@ -509,7 +509,8 @@ json.dump({"truth": truth, "outs": outs,
 
 def read_trace(path):
     db = sqlite3.connect(path)
-    runs = db.execute("SELECT run, name, layers, experts, topk, model, source FROM runs").fetchall()
+    runs = db.execute("SELECT run, name, layers, experts, topk, model, source "
+                      "FROM runs").fetchall()
     out = {}
     for step, layer, blob in db.execute("SELECT step, layer, data FROM counts ORDER BY 1, 2"):
         v = np.zeros(EXPERTS, dtype=np.uint32)
@@ -593,8 +594,9 @@ class VllmPluginTest(unittest.TestCase):
         self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
 
     def test_eplb_load(self):
-        d, r, log = self.run_engine(eplb=True, steps_of="eplb", MOETRACE_VLLM_TRACE="@/t-{rank}.db",
-                                    RANK="3", WORLD_SIZE="4")
+        d, r, log = self.run_engine(eplb=True, steps_of="eplb",
+                                    MOETRACE_VLLM_TRACE="@/t-{rank}.db", RANK="3",
+                                    WORLD_SIZE="4")
         self.assertFalse(r["disabled"], log)
         self.assertFalse(r["hooked"])  # EPLB layers: no top-k hook
         run = self.check_trace(os.path.join(d, "t-3.db"), r, "EPLB expert_load_pass")

@@ -180,7 +180,8 @@ class _State:
 
     def add_layer(self, layer):
         """Called after FusedMoE.__init__: wraps its router's select_experts."""
-        if self.source == "eplb" or (self.source == "auto" and getattr(layer, "enable_eplb", False)):
+        if self.source == "eplb" or (self.source == "auto" and
+                                     getattr(layer, "enable_eplb", False)):
             return
         import torch
         router = getattr(layer, "router", None)
@@ -364,6 +365,15 @@ class _PostImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name not in _pending:
             return None
+        try:
+            return self._spec(name, path, target)
+        except Exception:  # never in the way of vLLM's own import
+            _pending.pop(name, None)
+            if _state is not None:
+                _state.fail("cannot hook %s" % name)
+            return None
+
+    def _spec(self, name, path, target):
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
@@ -378,6 +388,10 @@ class _PostImport(importlib.abc.MetaPathFinder):
         run = loader.exec_module
 
         def exec_module(module):
+            try:
+                del loader.exec_module  # the loader's own method again
+            except AttributeError:
+                pass
             run(module)
             fn = _pending.pop(name, None)
             if fn is not None:
