@@ -451,6 +451,8 @@ DRIVER = r'''
 import json, logging, os, sys, types
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 import torch
+if os.environ.get("STANDIN_PREIMPORT") == "1":  # vLLM's modules loaded before the plugins
+    import vllm.v1.worker.gpu_model_runner  # noqa: F401
 import vllm.plugins
 vllm.plugins.load_general_plugins()
 vllm.plugins.plugins_loaded = False
@@ -591,6 +593,10 @@ class VllmPluginTest(unittest.TestCase):
 
     def test_topk_ids_model_runner_v2(self):
         d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", STANDIN_RUNNER="v2")
+        self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
+
+    def test_modules_imported_before_the_plugin(self):
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", STANDIN_PREIMPORT="1")
         self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
 
     def test_eplb_load(self):
