@@ -8,8 +8,8 @@ process (``vllm.plugins.load_general_plugins``).  It does nothing unless
 
     MOETRACE_VLLM_TRACE=/data/trace-{rank}.db vllm serve ...
 
-Written against vLLM's source (vllm-project/vllm main, early 2026: the
-commits are in docs/collector.md, which also says what is recorded and how
+Written against vLLM's source (vllm-project/vllm main at the file
+versions named in docs/collector.md, which also says what is recorded and how
 it is tested -- against a stand-in with vLLM's module paths and signatures,
 not a running vLLM).
 
