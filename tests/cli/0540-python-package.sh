@@ -2,7 +2,8 @@
 # The Python package builds offline with its standard-library backend: the
 # wheel holds every module with correct RECORD hashes, imports from where it
 # is unpacked, records a step through libmoetrace; pip (where present)
-# installs it with no index at all.
+# installs it with no index at all.  The wheel declares the vLLM plugin
+# entry point, which importlib.metadata (what vLLM's loader uses) finds.
 . "$(dirname "$0")/lib.sh"
 py=$MOETRACE_TOP/collector/python
 [ -n "${MOETRACE_LIB:-}" ] || skip "no libmoetrace.so in the build (MOETRACE_LIB unset)"
@@ -25,6 +26,8 @@ for arc, h, size in record:
     data = z.read(arc)
     want = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     assert h == want and int(size) == len(data), arc
+eps = z.read(name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+assert "[vllm.general_plugins]\nmoetrace = moetrace.vllm_plugin:register\n" in eps, eps
 z.extractall(dest)
 print(name)
 PY
@@ -38,8 +41,28 @@ with moetrace.Recorder(sys.argv[1] + "/t.db", "py", layers=1, experts=4, topk=1)
 ' "$T/unpacked"
 expect_status 0 mt info "$T/unpacked/t.db"
 expect_grep "$T/out" 'steps +1 \(0 \.\. 0\)'
+# the entry point as vLLM's load_plugins_by_group finds and loads it
+entry_points() {
+	env -u MOETRACE_VLLM_TRACE PYTHONPATH="$1" python3 -c '
+import sys
+from importlib.metadata import entry_points
+eps = [e for e in entry_points(group="vllm.general_plugins") if e.name == "moetrace"]
+assert len(eps) == 1, eps
+assert eps[0].value == "moetrace.vllm_plugin:register", eps[0].value
+fn = eps[0].load()
+assert fn.__module__ == "moetrace.vllm_plugin" and fn.__module__ in sys.modules
+fn()  # without MOETRACE_VLLM_TRACE: nothing is hooked
+import moetrace.vllm_plugin as p
+assert p.state() is None and not p._pending
+print("entry point ok")
+'
+}
+expect_status 0 entry_points "$T/unpacked"
+expect_grep "$T/out" '^entry point ok$'
 if python3 -m pip --version >/dev/null 2>&1; then
 	expect_status 0 python3 -m pip install --no-index --no-cache-dir --target "$T/pip" "$py"
 	[ -f "$T/pip/moetrace/recorder.py" ] || fail "pip did not install the package"
+	expect_status 0 entry_points "$T/pip"
+	expect_grep "$T/out" '^entry point ok$'
 fi
 exit 0

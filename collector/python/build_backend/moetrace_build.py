@@ -26,6 +26,32 @@ def _version():
     return m.group(1)
 
 
+def _entry_points():
+    """entry_points.txt from pyproject.toml's [project.entry-points."GROUP"]
+    tables (name = "module:attr" lines; the only TOML this reads)."""
+    with open(os.path.join(HERE, "pyproject.toml"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    groups, group = [], None
+    for n, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            m = re.fullmatch(r'\[project\.entry-points\."([^"]+)"\]', line)
+            group = None
+            if m:
+                group = (m.group(1), [])
+                groups.append(group)
+            continue
+        if group is None:
+            continue
+        m = re.fullmatch(r'([A-Za-z0-9_.-]+)\s*=\s*"([A-Za-z0-9_.]+:[A-Za-z0-9_.]+)"', line)
+        if not m:
+            raise RuntimeError("pyproject.toml:%d: cannot read entry point %r" % (n, line))
+        group[1].append("%s = %s" % m.groups())
+    return "".join("[%s]\n%s\n\n" % (g, "\n".join(eps)) for g, eps in groups if eps)
+
+
 def _metadata():
     return ("Metadata-Version: 2.1\n"
             f"Name: {NAME}\nVersion: {_version()}\n"
@@ -62,6 +88,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         with open(path, "rb") as f:
             entries.append((arc, f.read()))
     entries.append((f"{dist}/METADATA", _metadata().encode()))
+    eps = _entry_points()
+    if eps:
+        entries.append((f"{dist}/entry_points.txt", eps.encode()))
     entries.append((f"{dist}/WHEEL", (
         "Wheel-Version: 1.0\nGenerator: moetrace_build\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n").encode()))
@@ -83,6 +112,11 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     with open(os.path.join(metadata_directory, dist, "METADATA"), "w",
               encoding="utf-8") as f:
         f.write(_metadata())
+    eps = _entry_points()
+    if eps:
+        with open(os.path.join(metadata_directory, dist, "entry_points.txt"), "w",
+                  encoding="utf-8") as f:
+            f.write(eps)
     return dist
 
 
