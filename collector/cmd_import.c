@@ -7,10 +7,13 @@
 #include "collector/collector.h"
 #include "collector/import.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -38,8 +41,19 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	struct store_run_stats st;
 	int32_t *p2l = NULL;
 	int ranks = o->ranks ? o->ranks : 0, slots = o->slots;
-	int rc;
+	int rc, fd;
+	struct stat sb;
 
+	/* a placement is a regular file: a FIFO or a device would be opened
+	 * and read more than once below (and block, or read other bytes) */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
+	rc = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+	close(fd);
+	if (!rc)
+		return util_err_set(err, UTIL_EUSAGE, "--deployed: '%s' is not a regular file",
+				    path);
 	if (!ranks && !slots) {
 		/* an SGLang mapping needs the rank count; the run's layout is the best guess */
 		FILE *f = fopen(path, "r");

@@ -27,9 +27,9 @@ awk 'BEGIN { print "step,layer,expert,tokens"
 		print s "," l "," e "," (s + l + e) % 7 }' >"$T/t.csv"
 
 # An import that is going to fail is held after it has written its steps
-# (inside its transaction): its --deployed placement is a FIFO, whose first
-# 255 bytes it reads only then, so it waits until they are written; then it
-# opens the FIFO once more and refuses it as not a regular file.  While it
+# (inside its transaction): its --deployed placement is a FIFO, which it
+# opens only then, so it waits until a writer opens it too; then it refuses
+# it as not a regular file.  While it
 # is held, another process creates the same database and writes to it.
 # hold DB NAME: starts such an import; returns once it is held
 hold() {
@@ -54,7 +54,9 @@ hold() {
 # release: lets the held import go on and fail, naming the FIFO (fd 3 stays
 # open until it is done: its second open needs a writer)
 release() {
-	printf '%0300d' 0 >&3
+	# the import may refuse the FIFO as soon as it has opened it, before
+	# reading: then nothing reads, and the write must not kill this shell
+	(trap '' PIPE; printf '%0300d' 0 >&3) 2>/dev/null
 	wait $held
 	rc=$?
 	exec 3>&-
