@@ -210,15 +210,20 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' collector/moetrace.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/moetrace.pc
-	install -d $(DESTDIR)$(PYDIR)/moetrace
-	install -m 644 collector/python/moetrace/*.py $(DESTDIR)$(PYDIR)/moetrace/
+	@# the Python package as pip would install it: the wheel of its own
+	@# standard-library backend unpacked, dist-info (vLLM's plugin entry point) included
+	install -d $(DESTDIR)$(PYDIR) build/wheel
+	rm -f build/wheel/moetrace-*.whl
+	python3 -c 'import sys; sys.path.insert(0, "collector/python/build_backend"); \
+		import moetrace_build as b; b.build_wheel(sys.argv[1])' build/wheel
+	python3 -m zipfile -e build/wheel/moetrace-*.whl $(DESTDIR)$(PYDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/moetrace $(DESTDIR)$(LIBDIR)/libmoetrace.a \
 	      $(DESTDIR)$(LIBDIR)/libmoetrace.so $(DESTDIR)$(LIBDIR)/libmoetrace.so.0 \
 	      $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so $(DESTDIR)$(INCDIR)/moetrace.h \
 	      $(DESTDIR)$(LIBDIR)/pkgconfig/moetrace.pc
-	rm -rf $(DESTDIR)$(PYDIR)/moetrace
+	rm -rf $(DESTDIR)$(PYDIR)/moetrace $(DESTDIR)$(PYDIR)/moetrace-*.dist-info
 
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
