@@ -1,0 +1,51 @@
+#!/bin/sh
+# The README's five-minute tour runs verbatim, in order, from a fresh
+# directory: every command exits 0 (the shell stops at the first that does
+# not), `top` draws its screen in a real terminal (tmux) and quits on q,
+# and the files the tour promises are written.  Only the build line (make)
+# is left out: ./moetrace is the binary under test.
+. "$(dirname "$0")/lib.sh"
+command -v tmux >/dev/null || fail "tmux is needed (make deps-test)"
+readme=$MOETRACE_TOP/README.md
+awk '/^## A five-minute tour/ { t = 1 } t && /^```sh/ { b = 1; next } b && /^```/ { exit } b' \
+	"$readme" >"$T/block"
+[ -s "$T/block" ] || fail "no sh block under 'A five-minute tour' in README.md"
+grep -q '^make$' "$T/block" || fail "the tour no longer starts with make"
+mkdir "$T/w"
+ln -s "$MOETRACE" "$T/w/moetrace"
+{
+	echo 'set -e'
+	grep -v '^make$' "$T/block"
+} >"$T/w/tour.sh"
+tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
+cleanup() {
+	tm kill-server 2>/dev/null
+	for p in $(pgrep -f 'moetrace record --model deepseek-v3 --steps 0' 2>/dev/null); do
+		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$T/w" ] && kill "$p"
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+tm new-session -d -s tour -x 120 -y 40 \
+	"cd '$T/w' && env LANG=C.UTF-8 TERM=xterm-256color sh -x tour.sh 2>tour.err; echo \$? >rc"
+# top is the one command that waits for a key: quit it once it has drawn
+i=0
+until [ -e "$T/w/rc" ]; do
+	if [ ! -e "$T/screen" ] && grep -q '^+ ./moetrace top live.db' "$T/w/tour.err" 2>/dev/null; then
+		# give it time to draw, then check that it did and quit it
+		sleep 3
+		tm capture-pane -p -t tour >"$T/screen" 2>/dev/null
+		tm send-keys -t tour q
+		sleep 1
+	fi
+	i=$((i + 1))
+	[ $i -lt 3000 ] || { tail -n 20 "$T/w/tour.err"; fail "the tour did not finish in 10 minutes"; }
+	sleep 0.2
+done
+rc=$(cat "$T/w/rc")
+[ "$rc" = 0 ] || { tail -n 30 "$T/w/tour.err"; fail "the tour stopped (exit $rc) at: $(grep '^+' "$T/w/tour.err" | tail -n 1)"; }
+for f in trace.db mine.db expert_load.csv map.json report/report.pdf report/heatmap.png live.db; do
+	[ -s "$T/w/$f" ] || fail "the tour did not write $f"
+done
+grep -q '^+ ./moetrace top live.db' "$T/w/tour.err" || fail "top was not run"
+grep -q 'layers' "$T/screen" || { cat "$T/screen"; fail "top drew no screen"; }
