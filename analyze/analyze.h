@@ -79,6 +79,13 @@ struct analyze_place_in {
 				     * score it may give up for fewer moves (0: none;
 				     * replay uses 0.005, place/compare 0) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
+	/* What is known at the window's end, in time order (oldest first):
+	 * n_hist blocks of history before the window, then the window cut into
+	 * n_blocks - n_hist consecutive blocks (analyze_window_blocks).  The
+	 * flagship, given no episodes, forecasts the next window from them;
+	 * the other algorithms ignore them.  May be NULL. */
+	const double *blocks;       /* [n_blocks * experts] */
+	int n_blocks, n_hist;
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -190,6 +197,8 @@ struct analyze_plan_in {
 	const double *episodes;    /* [n_episodes * layers * experts] or NULL */
 	int n_episodes;
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
+	const double *blocks;      /* [n_blocks * layers * experts] or NULL: see analyze_place_in */
+	int n_blocks, n_hist;
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
 };
@@ -221,6 +230,24 @@ void analyze_plan_release(struct analyze_plan *plan);
 int analyze_window_heat(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			unsigned phase_mask, int n_episodes, double *heat, double *episodes,
 			int64_t *nsteps);
+
+/* The window and its history as the flagship reads them (analyze/robust.c):
+ * the window's selected steps cut into at most ANALYZE_FLAGSHIP_BLOCKS
+ * consecutive blocks of (nearly) equal step counts, after up to
+ * ANALYZE_FLAGSHIP_HISTORY window lengths of step ids before it in blocks
+ * of the same size (whole blocks only).  heat is malloc'ed
+ * [n * layers * experts], oldest block first, the first `hist` of them
+ * history; n = 0 (heat NULL) when the window has no steps.  Release with
+ * analyze_blocks_release. */
+#define ANALYZE_FLAGSHIP_BLOCKS 32
+#define ANALYZE_FLAGSHIP_HISTORY 4
+struct analyze_blocks {
+	int n, hist, layers, experts;
+	double *heat;
+};
+int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
+void analyze_blocks_release(struct analyze_blocks *b);
 
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and

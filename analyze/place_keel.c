@@ -1471,6 +1471,42 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	return 0;
 }
 
+/* Scenarios the flagship fits besides its forecast, from blocks. */
+#define KEEL_SCENARIOS 32
+/* Score a forecast fit may give up for fewer copies: the next window
+ * differs from any forecast by far more (the scenarios spread by several
+ * percent), so a copy that buys less buys noise. */
+#define KEEL_FORECAST_TOLERANCE 0.002
+
+/* Given the window's blocks (and no episodes): keel on the forecast of
+ * the next window, with its scenarios as the episodes (robust.c). */
+static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
+{
+	int E = in->experts, K = KEEL_SCENARIOS, rc;
+	double *heat = malloc((size_t)E * sizeof(double));
+	double *scen = malloc((size_t)K * E * sizeof(double));
+	struct analyze_place_in rin = *in;
+
+	if (!heat || !scen ||
+	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, in->ranks * in->slots, K, in->seed, heat, scen,
+			       NULL)) {
+		free(heat);
+		free(scen);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	rin.heat = heat;
+	rin.episodes = K > 0 ? scen : NULL;
+	rin.n_episodes = K;
+	rin.blocks = NULL;
+	rin.n_blocks = rin.n_hist = 0;
+	if (rin.move_tolerance < KEEL_FORECAST_TOLERANCE)
+		rin.move_tolerance = KEEL_FORECAST_TOLERANCE;
+	rc = analyze_place_keel(&rin, phy2log, err);
+	free(heat);
+	free(scen);
+	return rc;
+}
+
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
 {
 	struct keel k;
@@ -1480,6 +1516,8 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	/* the shape analyze_place checked, which every loop below relies on */
 	if (E < 1 || R < 1 || S < 1 || P < (size_t)E)
 		return util_err_set(err, UTIL_EUSAGE, "keel: %d experts on %d x %d slots", E, R, S);
+	if (in->blocks && in->n_blocks > 0 && !(in->episodes && in->n_episodes > 0))
+		return keel_robust(in, phy2log, err);
 	memset(&k, 0, sizeof(k));
 	k.E = E;
 	k.R = R;

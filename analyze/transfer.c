@@ -261,10 +261,13 @@ static void *plan_worker(void *arg)
 	struct plan_job *job = arg;
 	const struct analyze_plan_in *in = job->in;
 	int E = in->experts, P = in->ranks * in->slots;
-	double *eps = NULL;
+	double *eps = NULL, *blk = NULL;
 
-	if (in->episodes && in->n_episodes > 0 &&
-	    !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) {
+	if ((in->episodes && in->n_episodes > 0 &&
+	     !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) ||
+	    (in->blocks && in->n_blocks > 0 &&
+	     !(blk = malloc((size_t)in->n_blocks * E * sizeof(double))))) {
+		free(eps);
 		job->rc = util_err_set(&job->err, UTIL_ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -290,6 +293,15 @@ static void *plan_worker(void *arg)
 			pin.episodes = eps;
 			pin.n_episodes = in->n_episodes;
 		}
+		if (blk) {
+			for (int k = 0; k < in->n_blocks; k++)
+				memcpy(blk + (size_t)k * E,
+				       in->blocks + ((size_t)k * in->layers + l) * E,
+				       (size_t)E * sizeof(double));
+			pin.blocks = blk;
+			pin.n_blocks = in->n_blocks;
+			pin.n_hist = in->n_hist;
+		}
 		if ((job->rc = analyze_place(in->algo, &pin, job->plan->phy2log + (size_t)l * P,
 					     &job->err))) {
 			util_err_prefix(&job->err, "%s, layer %d: ", in->algo->name, l);
@@ -304,6 +316,7 @@ static void *plan_worker(void *arg)
 		}
 	}
 	free(eps);
+	free(blk);
 	return NULL;
 }
 
