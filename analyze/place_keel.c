@@ -1471,8 +1471,11 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	return 0;
 }
 
-/* Scenarios the flagship fits besides its forecast, from blocks. */
+/* Scenarios the flagship fits besides its forecast, from blocks: at most
+ * KEEL_SCENARIOS, and at most KEEL_SCENARIO_WORK / slots, which holds the
+ * time of a large layer (58 x 256 at 64 x 5: 16 scenarios) in budget. */
 #define KEEL_SCENARIOS 32
+#define KEEL_SCENARIO_WORK 5120
 /* Score a forecast fit may give up for fewer copies: the next window
  * differs from any forecast by far more (the scenarios spread by several
  * percent), so a copy that buys less buys noise. */
@@ -1482,11 +1485,15 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
  * the next window, with its scenarios as the episodes (robust.c). */
 static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
 {
-	int E = in->experts, K = KEEL_SCENARIOS, rc;
+	int E = in->experts, P = in->ranks * in->slots, rc;
+	int K = KEEL_SCENARIO_WORK / P < KEEL_SCENARIOS ? KEEL_SCENARIO_WORK / P : KEEL_SCENARIOS;
 	double *heat = malloc((size_t)E * sizeof(double));
-	double *scen = malloc((size_t)K * E * sizeof(double));
+	double *scen;
 	struct analyze_place_in rin = *in;
 
+	if (K < 8)
+		K = 8;
+	scen = malloc((size_t)K * E * sizeof(double));
 	if (!heat || !scen ||
 	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, in->ranks * in->slots, K, in->seed, heat, scen,
 			       NULL)) {

@@ -117,7 +117,7 @@ static const double shrinks[] = { 0, 0.0625, 0.125, 0.25, 0.5, 0.75 };
 #define N_HALF (sizeof(half_lives) / sizeof(half_lives[0]))
 #define N_SHRINK (sizeof(shrinks) / sizeof(shrinks[0]))
 /* origins the backtest scores (evenly spaced over those it may use) */
-#define ROBUST_ORIGINS 24
+#define ROBUST_ORIGINS 16
 
 /* weight of a block `age` blocks before the origin (0 = the newest) */
 static double age_weight(double half, int m, int age)
@@ -156,10 +156,12 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 	double *tot = malloc((size_t)n * sizeof(double));
 	double *pre = calloc(((size_t)n + 1) * E, sizeof(double));
 	double *acc = malloc((size_t)E * 2 * sizeof(double));
+	double *tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
 	double err[2][N_HALF][N_SHRINK], vol = 0;
 	int norg = 0;
 
-	if (!sh || !tot || !pre || !acc) {
+	if (!sh || !tot || !pre || !acc || !tgt) {
+		free(tgt);
 		free(sh);
 		free(tot);
 		free(pre);
@@ -184,30 +186,37 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2;
 	if (ohi >= olo) {
 		int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
-		double *p = acc, *a = acc + E;
-		for (int o = ohi; o >= olo; o -= step) {
+		int org[ROBUST_ORIGINS + 1];
+		double wo[ROBUST_ORIGINS + 1], *p = acc, *S = acc + E;
+		for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
 			int end = o + m < n ? o + m : n;
+			double *a = tgt + (size_t)norg * E;
 			/* what forecast well lately counts most: evidence ages
 			 * with a half-life of one window */
-			double wo = exp2(-(double)(ohi - o) / m);
+			wo[norg] = exp2(-(double)(ohi - o) / m);
 			for (int e = 0; e < E; e++)
 				a[e] = pre[(size_t)end * E + e] - pre[(size_t)o * E + e];
 			to_shares(a, E);
-			for (int g = 0; g < G; g++)
-				for (size_t hh = 0; hh < N_HALF; hh++) {
-					double wsum = 0;
-					memset(p, 0, (size_t)E * sizeof(double));
-					for (int i = o - 1; i >= 0; i--) {
-						double w = age_weight(half_lives[hh], m, o - 1 - i);
-						if (w < 1e-3)
-							break;
-						const double *v = g ? sh + (size_t)i * E : x + (size_t)i * E;
-						for (int e = 0; e < E; e++)
-							p[e] += w * v[e];
-						wsum += w;
-					}
-					if (wsum <= 0)
+			org[norg++] = o;
+		}
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++) {
+				double hl = half_lives[hh];
+				double r = hl == 0 || isinf(hl) ? 1 : exp2(-1 / (hl * m));
+				int k = norg - 1; /* origins ascending from the last */
+				memset(S, 0, (size_t)E * sizeof(double));
+				/* S = the weighted blocks before o, o = 1..ohi */
+				for (int o = 1; o <= ohi && k >= 0; o++) {
+					const double *v = g ? sh + (size_t)(o - 1) * E : x + (size_t)(o - 1) * E;
+					const double *old = hl == 0 && o - 1 - m >= 0
+								    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
+								    : NULL;
+					for (int e = 0; e < E; e++)
+						S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
+					if (o != org[k])
 						continue;
+					const double *a = tgt + (size_t)k * E;
+					memcpy(p, S, (size_t)E * sizeof(double));
 					to_shares(p, E);
 					for (size_t q = 0; q < N_SHRINK; q++) {
 						double l = shrinks[q], u = 1 - l, se = 0;
@@ -216,11 +225,11 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 							double c = f * nslots;
 							se += d * d / (c > 1 ? c : 1);
 						}
-						err[g][hh][q] += wo * se;
+						err[g][hh][q] += wo[k] * se;
 					}
+					k--;
 				}
-			norg++;
-		}
+			}
 	}
 	if (norg > 0) {
 		double be = INFINITY;
@@ -304,5 +313,6 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 	free(tot);
 	free(pre);
 	free(acc);
+	free(tgt);
 	return 0;
 }
