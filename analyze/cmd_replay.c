@@ -78,6 +78,14 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 	return 0;
 }
 
+/* --episodes as given, else ANALYZE_REPLAY_EPISODES of the window */
+static int replay_episodes(int given, int64_t window)
+{
+	if (given >= 0)
+		return given;
+	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
+}
+
 static void params_json(char *buf, size_t n, const struct opts *o, const struct setup *su,
 			const char *algo, int ranks, int slots, int64_t K, int64_t W, int64_t D,
 			const char *start_desc)
@@ -89,7 +97,7 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"link\": \"%s\", \"gbytes_per_s\": %g, \"expert_bytes\": %llu, "
 		 "\"sec_per_token\": %g, \"phase_mask\": %u, \"pay\": %s}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
-		 o->episodes, o->max_moves, start_desc, su->model ? su->model->name : "",
+		 replay_episodes(o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
 		 o->quant ? o->quant : "bf16", su->link_name, su->gbps,
 		 (unsigned long long)su->expert_bytes, su->spt, o->phase_mask,
 		 o->pay ? "true" : "false");
@@ -288,7 +296,7 @@ static void *grid_worker(void *arg)
 				.nodes = g->o->nodes, .groups = g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
 				.threshold = g->o->threshold, .pay = c->pay,
-				.episodes = g->o->episodes,
+				.episodes = replay_episodes(g->o->episodes, c->window),
 				.max_moves = g->o->max_moves,
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 				.from = g->o->from,
@@ -523,7 +531,7 @@ int cmd_replay(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .max_moves = -1, .threads = 2, .interval = 600, .delay = -1,
+	struct opts o = { .max_moves = -1, .threads = 2, .interval = 600, .delay = -1, .episodes = -1,
 			  .from = INT64_MIN, .to = INT64_MAX, .tflops = 400 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct setup su = { 0 };
@@ -649,7 +657,8 @@ int cmd_replay(int argc, char **argv)
 	struct analyze_replay_cfg cfg = {
 		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o.nodes, .groups = o.groups,
 		.interval = o.interval, .window = o.window, .delay = o.delay,
-		.threshold = o.threshold, .pay = o.pay, .episodes = o.episodes,
+		.threshold = o.threshold, .pay = o.pay,
+		.episodes = replay_episodes(o.episodes, o.window),
 		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,
