@@ -394,6 +394,8 @@ int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves, quant;
+	int episodes_set;  /* --episodes given (0 too: the summed heat only, the
+			    * flagship's blocks and history not read) */
 	unsigned phase_mask;
 	int64_t from, to;
 	uint64_t seed;

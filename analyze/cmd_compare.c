@@ -284,7 +284,7 @@ static struct json_object *jd(double x)
  * unless the episodes are given. */
 static int wants_blocks(const struct cmp_opts *o, const struct cmp_algo *a, int na)
 {
-	for (int i = 0; i < na && !o->c.episodes; i++)
+	for (int i = 0; i < na && !o->c.episodes_set; i++)
 		if (!strcmp(a[i].algo->name, ANALYZE_FLAGSHIP))
 			return 1;
 	return 0;

@@ -251,7 +251,7 @@ int cmd_place(int argc, char **argv)
 		}
 		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
 			return util_cli_fail(CMD, &err);
-		if (o.c.episodes) {
+		if (o.c.episodes_set) {
 			util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
 					    "carries its own \"episodes\"");
 			status = 2;
@@ -321,7 +321,7 @@ int cmd_place(int argc, char **argv)
 			goto out;
 		}
 		/* the flagship reads the window's time structure and history */
-		if (!n_ep && !strcmp(algo->name, ANALYZE_FLAGSHIP) &&
+		if (!o.c.episodes_set && !strcmp(algo->name, ANALYZE_FLAGSHIP) &&
 		    (rc = analyze_window_blocks(s, &run, o.c.from, o.c.to, o.c.phase_mask, &blk,
 						&err))) {
 			status = util_cli_fail(CMD, &err);
