@@ -684,6 +684,11 @@ int cmd_compare(int argc, char **argv)
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
+	if (o.rounds && o.per_layer) {
+		util_cli_error(CMD, "--per-layer does not combine with --rounds");
+		status = 2;
+		goto out;
+	}
 	if (o.rounds) {
 		status = compare_rounds(s, &run, &o, a, na, cur, cur_name);
 		goto out;
