@@ -544,8 +544,9 @@ static void fit_layer(struct tui_view *v, int l)
 	const int32_t *c = v->cur + (size_t)l * P;
 
 	layer_heat(v, l, v->heat);
-	/* the inputs `moetrace place --current` gives an algorithm, so both
-	 * show the same placement for the same window */
+	/* the inputs `moetrace place --current --episodes 0` gives an
+	 * algorithm (the summed heat), so both show the same placement for the
+	 * same window */
 	struct analyze_place_in in = {
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,

@@ -37,14 +37,15 @@ assert [round(x, 3) for x in s["history"]] == [1.5, 1.0], s["history"]
 PY
 
 # A generated DeepSeek-V3-shaped trace: the "after" bars are the device
-# loads of the placement `place --json --current static` computes for the
-# same window, and the "before" bars those of the static layout.
+# loads of the placement `place --json --current static --episodes 0` (the
+# summed heat, which top fits) computes for the same window, and the
+# "before" bars those of the static layout.
 expect_status 0 mt gen --model deepseek-v3 --steps 40 --seed 3 -q "$T/g.db"
 expect_status 0 mt top --snapshot --layer 5 --window 32 "$T/g.db"
 cp "$T/out" "$T/g.json"
 range=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["window"]; print("%d:%d" % (w["from"], w["to"]))' "$T/g.json")
 [ "$range" = "8:39" ] || fail "window of 32 steps ending at 39 is $range"
-expect_status 0 mt place "$T/g.db" --steps "$range" --layer 5 --current static --json
+expect_status 0 mt place "$T/g.db" --steps "$range" --layer 5 --current static --episodes 0 --json
 cp "$T/out" "$T/place.json"
 python3 - "$T/g.json" "$T/place.json" <<'PY' || fail "snapshot and place disagree"
 import json, sys
@@ -72,7 +73,7 @@ PY
 # --phase decode: the window's decode steps only, as place --phase decode
 expect_status 0 mt top --snapshot --phase decode --window 16 --layer 2 "$T/g.db"
 cp "$T/out" "$T/d.json"
-expect_status 0 mt place "$T/g.db" --phase decode --steps 24:39 --layer 2 --current static --json
+expect_status 0 mt place "$T/g.db" --phase decode --steps 24:39 --layer 2 --current static --episodes 0 --json
 python3 - "$T/d.json" "$T/out" <<'PY' || fail "--phase decode disagrees with place"
 import json, sys
 snap, place = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
