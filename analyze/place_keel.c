@@ -1474,7 +1474,7 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 /* Scenarios the flagship fits besides its forecast, from blocks: at most
  * KEEL_SCENARIOS, and at most KEEL_SCENARIO_WORK / slots, which holds the
  * time of a large layer (58 x 256 at 64 x 5: 16 scenarios) in budget. */
-#define KEEL_SCENARIOS 32
+#define KEEL_SCENARIOS 64
 #define KEEL_SCENARIO_WORK 5120
 /* Score a forecast fit may give up for fewer copies: the next window
  * differs from any forecast by far more (the scenarios spread by several
