@@ -21,7 +21,11 @@
  *     placement, searches from it with move budgets, the re-plan with moves
  *     undone) are scored and the one with the fewest moves within in->move_tolerance
  *     (0.5%) of the best score wins; max_moves is a hard cap.
- * Everything is deterministic: ties go to the lowest index.
+ * Given the window as blocks in time (and no episodes), keel first turns
+ * them into a forecast of the next window and bootstrap scenarios
+ * (robust.c) and runs the above on those (keel_robust).
+ * Everything is deterministic: ties go to the lowest index, and the
+ * scenarios come from a generator seeded by in->seed.
  */
 #include "analyze/place_int.h"
 
