@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyze/analyze.h"
 #include "util/util.h"
@@ -177,6 +179,80 @@ static void test_robust_deterministic(void **state)
 	assert_memory_equal(p1, p2, sizeof(p1));
 }
 
+/* analyze_window_blocks: the window's steps in blocks, the history before
+ * it in blocks of the same size counted back from the window (whole blocks
+ * only, at most ANALYZE_FLAGSHIP_HISTORY window lengths of step ids). */
+static void test_robust_window_blocks(void **state)
+{
+	char path[] = "/tmp/moetrace-robust.XXXXXX";
+	int fd = mkstemp(path);
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+	struct analyze_blocks b;
+	enum { L = 2, EX = 3, N = 30 };
+	uint32_t counts[N][L * EX];
+	struct store_step steps[N];
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "b");
+	run.layers = L;
+	run.experts = EX;
+	assert_int_equal(store_run_add(s, &run), 0);
+	/* step i (id 10 + i) puts i + 1 tokens on (layer 0, expert 0) and 1 on
+	 * (layer 1, expert 2); odd steps are decode */
+	for (int i = 0; i < N; i++) {
+		memset(counts[i], 0, sizeof(counts[i]));
+		counts[i][0] = (uint32_t)(i + 1);
+		counts[i][L * EX - 1] = 1;
+		steps[i] = (struct store_step){ .step = 10 + i, .phase = 1 + i % 2,
+						.counts = counts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, N), 0);
+	/* window 32..37 (steps 22..27), 6 steps in 6 blocks of one step; the
+	 * history is the 4 window lengths before it, ids 8..31: 22 steps
+	 * (ids 10..31), 22 whole blocks of one */
+	assert_int_equal(analyze_window_blocks(s, &run, 32, 37, 0, &b, &err), 0);
+	assert_int_equal(b.n, 22 + 6);
+	assert_int_equal(b.hist, 22);
+	assert_true(b.heat[0] == 1);                      /* id 10 */
+	assert_true(b.heat[(size_t)21 * L * EX] == 22);   /* id 31 */
+	assert_true(b.heat[(size_t)22 * L * EX] == 23);   /* id 32: the window */
+	assert_true(b.heat[(size_t)27 * L * EX + L * EX - 1] == 1);
+	analyze_blocks_release(&b);
+	/* decode steps of 20..39 (ids 21, 23, ..., 39: 10 steps) in 10 blocks;
+	 * history ids 0..19, decode 11..19: 5 steps, 5 blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 20, 39, 1u << STORE_PHASE_DECODE, &b,
+					       &err),
+			 0);
+	assert_int_equal(b.n, 15);
+	assert_int_equal(b.hist, 5);
+	assert_true(b.heat[0] == 2);                    /* id 11 */
+	assert_true(b.heat[(size_t)5 * L * EX] == 12);  /* id 21 */
+	analyze_blocks_release(&b);
+	/* all phases: ids 20..39 are 20 blocks of one step; the history, ids
+	 * 10..19, 10 blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 20, 39, 0, &b, &err), 0);
+	assert_int_equal(b.n, 30);
+	assert_int_equal(b.hist, 10);
+	analyze_blocks_release(&b);
+	/* the whole run (from its start): no history */
+	assert_int_equal(analyze_window_blocks(s, &run, INT64_MIN, INT64_MAX, 0, &b, &err), 0);
+	assert_int_equal(b.hist, 0);
+	assert_int_equal(b.n, ANALYZE_FLAGSHIP_BLOCKS < N ? ANALYZE_FLAGSHIP_BLOCKS : N);
+	analyze_blocks_release(&b);
+	/* no steps in the window: no blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 1000, 1010, 0, &b, &err), 0);
+	assert_int_equal(b.n, 0);
+	assert_null(b.heat);
+	store_free(s);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_robust_switch_drops_history),
 		cmocka_unit_test(test_robust_outlier_step_ignored),
 		cmocka_unit_test(test_robust_deterministic),
+		cmocka_unit_test(test_robust_window_blocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
