@@ -67,6 +67,14 @@ void analyze_balance_release(struct analyze_balance *b);
 /* The flagship: moetrace's own algorithm, the default of every command. */
 #define ANALYZE_FLAGSHIP "keel"
 
+/* The flagship's estimator of the next window (analyze/robust.c). */
+struct analyze_robust_choice {
+	int volume;       /* blocks summed as they are (1) or their shares averaged (0) */
+	double half_life; /* age weight, in window lengths; 0 = the window alone */
+	double shrink;    /* weight of the uniform share */
+	int origins;      /* backtest origins scored (0: too little data, defaults) */
+};
+
 struct analyze_place_in {
 	int experts, ranks, slots;
 	int nodes, groups;          /* hierarchical variants; 0 = not given */
@@ -86,6 +94,9 @@ struct analyze_place_in {
 	 * the other algorithms ignore them.  May be NULL. */
 	const double *blocks;       /* [n_blocks * experts] */
 	int n_blocks, n_hist;
+	/* with blocks: the estimator chosen for all layers together
+	 * (analyze_robust_choose), or NULL: the flagship chooses per layer */
+	const struct analyze_robust_choice *robust;
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -239,6 +250,14 @@ int analyze_window_heat(struct store *s, const struct store_run *run, int64_t fr
  * [n * layers * experts], oldest block first, the first `hist` of them
  * history; n = 0 (heat NULL) when the window has no steps.  Release with
  * analyze_blocks_release. */
+/* Chooses the flagship's estimator for all layers of a window together:
+ * the candidate whose backtest error, each layer's errors summing to one,
+ * is smallest over the layers (traffic is stationary or drifting for the
+ * whole model, and one layer's few origins are a noisy witness).  blocks
+ * [n * layers * experts] as analyze_window_blocks gives them; nslots = ranks
+ * x slots.  0, or -1 when out of memory. */
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int experts,
+			  int nslots, struct analyze_robust_choice *ch);
 #define ANALYZE_FLAGSHIP_BLOCKS 32
 #define ANALYZE_FLAGSHIP_HISTORY 4
 struct analyze_blocks {

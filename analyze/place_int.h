@@ -37,17 +37,14 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
 
 /* The flagship's forecast (robust.c): from x[n * E], blocks in time order
  * whose last n - hist are the window, the estimator that best forecast
- * the trace's own past gives heat[E] (the next window's expected heat, at
- * the window's volume) and K scenarios scen[K * E] (block-bootstrap
- * resamples, deterministic for a seed).  ch (may be NULL) OUT: the choice.
- * 0, or -1 when out of memory. */
-struct analyze_robust_choice {
-	int volume;       /* blocks summed as they are (1) or their shares averaged (0) */
-	double half_life; /* in window lengths; 0 = the window alone */
-	double shrink;    /* weight of the uniform share */
-	int origins;      /* backtest origins scored (0: too little data, defaults) */
-};
+ * the trace's own past (or `given`, when not NULL) gives heat[E] (the next
+ * window's expected heat, at the window's volume) and K scenarios
+ * scen[K * E] (block-bootstrap resamples, deterministic for a seed).  ch
+ * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
+ * runs: errout[ANALYZE_ROBUST_CANDIDATES] gets each candidate's error, the
+ * layer's summing to one.  0, or -1 when out of memory. */
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
-		       double *heat, double *scen, struct analyze_robust_choice *ch);
+		       const struct analyze_robust_choice *given, double *heat, double *scen,
+		       struct analyze_robust_choice *ch, double *errout);
 
 #endif

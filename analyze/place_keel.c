@@ -1499,8 +1499,8 @@ static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, stru
 		K = 8;
 	scen = malloc((size_t)K * E * sizeof(double));
 	if (!heat || !scen ||
-	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, in->ranks * in->slots, K, in->seed, heat, scen,
-			       NULL)) {
+	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, P, K, in->seed, in->robust,
+			       heat, scen, NULL, NULL)) {
 		free(heat);
 		free(scen);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
@@ -1510,6 +1510,7 @@ static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, stru
 	rin.n_episodes = K;
 	rin.blocks = NULL;
 	rin.n_blocks = rin.n_hist = 0;
+	rin.robust = NULL;
 	if (rin.move_tolerance < KEEL_FORECAST_TOLERANCE)
 		rin.move_tolerance = KEEL_FORECAST_TOLERANCE;
 	rc = analyze_place_keel(&rin, phy2log, err);

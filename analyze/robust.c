@@ -149,7 +149,8 @@ static void to_shares(double *v, int E)
 }
 
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
-		       double *heat, double *scen, struct analyze_robust_choice *ch)
+		       const struct analyze_robust_choice *given, double *heat, double *scen,
+		       struct analyze_robust_choice *ch, double *errout)
 {
 	int m = n - hist, G = 2, best_g = 0, best_h = 0, best_s = 0;
 	double *sh = malloc((size_t)n * E * sizeof(double));
@@ -184,7 +185,7 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 	/* backtest: from origin o, the blocks before o forecast the shares of
 	 * the m blocks from o on (fewer at the end, at least half of them) */
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2;
-	if (ohi >= olo) {
+	if (ohi >= olo && !given) {
 		int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
 		int org[ROBUST_ORIGINS + 1];
 		double wo[ROBUST_ORIGINS + 1], *p = acc, *S = acc + E;
@@ -231,7 +232,30 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 				}
 			}
 	}
-	if (norg > 0) {
+	if (errout) {
+		/* the errors alone, each layer's summing to one (or all zero) */
+		double t = 0;
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++)
+				for (size_t q = 0; q < N_SHRINK; q++)
+					t += err[g][hh][q];
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++)
+				for (size_t q = 0; q < N_SHRINK; q++)
+					errout[((size_t)g * N_HALF + hh) * N_SHRINK + q] =
+						t > 0 ? err[g][hh][q] / t : 0;
+		goto out;
+	}
+	if (given) {
+		best_g = !given->volume;
+		for (size_t hh = 0; hh < N_HALF; hh++)
+			if (half_lives[hh] == given->half_life)
+				best_h = (int)hh;
+		for (size_t q = 0; q < N_SHRINK; q++)
+			if (shrinks[q] == given->shrink)
+				best_s = (int)q;
+		norg = given->origins;
+	} else if (norg > 0) {
 		double be = INFINITY;
 		for (int g = 0; g < G; g++)
 			for (size_t hh = 0; hh < N_HALF; hh++)
@@ -309,10 +333,51 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 				d[e] = vol * ((1 - lam) * d[e] + lam / E);
 		}
 	}
+out:
 	free(sh);
 	free(tot);
 	free(pre);
 	free(acc);
 	free(tgt);
+	return 0;
+}
+
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			  struct analyze_robust_choice *ch)
+{
+	enum { NC = 2 * N_HALF * N_SHRINK };
+	double sum[NC], one[NC], be = INFINITY;
+	double *x = malloc((size_t)n * E * sizeof(double));
+	int best = 0, any = 0;
+
+	if (!x)
+		return -1;
+	memset(sum, 0, sizeof(sum));
+	for (int l = 0; l < layers; l++) {
+		for (int i = 0; i < n; i++)
+			memcpy(x + (size_t)i * E, blocks + ((size_t)i * layers + l) * E,
+			       (size_t)E * sizeof(double));
+		if (analyze_robust_fit(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL, one)) {
+			free(x);
+			return -1;
+		}
+		for (int c = 0; c < NC; c++) {
+			sum[c] += one[c];
+			any |= one[c] > 0;
+		}
+	}
+	free(x);
+	/* ties: the simpler estimator (earlier in the lists) */
+	for (int c = 0; c < NC; c++)
+		if (sum[c] < be * (1 - 1e-9)) {
+			be = sum[c];
+			best = c;
+		}
+	ch->volume = best / (int)(N_HALF * N_SHRINK) == 0;
+	ch->half_life = half_lives[best / (int)N_SHRINK % (int)N_HALF];
+	ch->shrink = shrinks[best % (int)N_SHRINK];
+	ch->origins = any;
+	if (!any) /* too little data anywhere: the defaults, as one layer alone */
+		*ch = (struct analyze_robust_choice){ 1, half_lives[0], shrinks[0], 0 };
 	return 0;
 }
