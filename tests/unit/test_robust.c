@@ -253,6 +253,35 @@ static void test_robust_window_blocks(void **state)
 	unlink(path);
 }
 
+/* analyze_robust_choose on several layers: a stationary source keeps a long
+ * memory; hot experts that switched in every layer when the window began, a
+ * short one. */
+static void test_robust_choose_layers(void **state)
+{
+	static const double qa[E] = { 0.35, 0.30, 0.07, 0.07, 0.07, 0.07, 0.035, 0.035 };
+	static const double qb[E] = { 0.035, 0.035, 0.07, 0.07, 0.07, 0.07, 0.30, 0.35 };
+	enum { LY = 4, HIST = 96, WIN = 32, N = HIST + WIN };
+	double *b = malloc((size_t)N * LY * E * sizeof(double));
+	struct analyze_robust_choice ch;
+	uint64_t st = 5;
+
+	(void)state;
+	/* blocks [N * LY * E], layer-major within a block */
+	for (int i = 0; i < N; i++)
+		for (int l = 0; l < LY; l++)
+			draw(qa, 60, &st, b + ((size_t)i * LY + l) * E);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	assert_true(ch.origins > 0);
+	assert_true(ch.half_life >= 1); /* a window length or more of memory */
+	for (int i = 0; i < N; i++)
+		for (int l = 0; l < LY; l++)
+			draw(i < HIST ? qa : qb, 60, &st, b + ((size_t)i * LY + l) * E);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	free(b);
+	/* half a window of memory at most (0: the window alone) */
+	assert_true(ch.half_life <= 0.5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_robust_outlier_step_ignored),
 		cmocka_unit_test(test_robust_deterministic),
 		cmocka_unit_test(test_robust_window_blocks),
+		cmocka_unit_test(test_robust_choose_layers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
