@@ -552,7 +552,8 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 			       a[i].algo->name, m.fit, m.next, m.next_step,
 			       (double)m.moves / (N - 1), m.seconds);
 		}
-		printf("\nper round: next imbalance (copies)\n%s", md ? "\n| round | scored steps" : "round  scored-steps        ");
+		printf("\nper round: next imbalance (copies)\n%s",
+		       md ? "\n| round | scored steps" : "round  scored-steps        ");
 		for (int i = 0; i < na; i++)
 			printf(md ? " | %s" : "  %18s", a[i].algo->name);
 		printf(md ? " |\n|---|---" : "\n");
