@@ -76,6 +76,14 @@ void analyze_balance_release(struct analyze_balance *b);
 /* The flagship: moetrace's own algorithm, the default of every command. */
 #define ANALYZE_FLAGSHIP "keel"
 
+/* The flagship's estimator of the next window (analyze/robust.c). */
+struct analyze_robust_choice {
+	int volume;       /* blocks summed as they are (1) or their shares averaged (0) */
+	double half_life; /* age weight, in window lengths; 0 = the window alone */
+	double shrink;    /* weight of the uniform share */
+	int origins;      /* backtest origins scored (0: too little data, defaults) */
+};
+
 struct analyze_place_in {
 	int experts, ranks, slots;
 	int nodes, groups;          /* hierarchical variants; 0 = not given */
@@ -91,6 +99,16 @@ struct analyze_place_in {
 	int no_dup;                 /* the target engine holds no expert twice on one rank:
 				     * analyze_placement_undup before rank matching */
 	int *undup;                 /* OUT, optional: the swaps no_dup made */
+	/* What is known at the window's end, in time order (oldest first):
+	 * n_hist blocks of history before the window, then the window cut into
+	 * n_blocks - n_hist consecutive blocks (analyze_window_blocks).  The
+	 * flagship, given no episodes, forecasts the next window from them;
+	 * the other algorithms ignore them.  May be NULL. */
+	const double *blocks;       /* [n_blocks * experts] */
+	int n_blocks, n_hist;
+	/* with blocks: the estimator chosen for all layers together
+	 * (analyze_robust_choose), or NULL: the flagship chooses per layer */
+	const struct analyze_robust_choice *robust;
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -298,6 +316,8 @@ struct analyze_plan_in {
 	const double *episodes;    /* [n_episodes * layers * experts] or NULL */
 	int n_episodes;
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
+	const double *blocks;      /* [n_blocks * layers * experts] or NULL: see analyze_place_in */
+	int n_blocks, n_hist;
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
 	int no_dup;                /* the target engine holds no expert twice on one rank:
@@ -335,6 +355,32 @@ void analyze_plan_release(struct analyze_plan *plan);
 int analyze_window_heat(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			unsigned phase_mask, int n_episodes, double *heat, double *episodes,
 			int64_t *nsteps);
+
+/* The window and its history as the flagship reads them (analyze/robust.c):
+ * the window's selected steps cut into at most ANALYZE_FLAGSHIP_BLOCKS
+ * consecutive blocks of (nearly) equal step counts, after up to
+ * ANALYZE_FLAGSHIP_HISTORY window lengths of step ids before it in blocks
+ * of the same size (whole blocks only).  heat is malloc'ed
+ * [n * layers * experts], oldest block first, the first `hist` of them
+ * history; n = 0 (heat NULL) when the window has no steps.  Release with
+ * analyze_blocks_release. */
+/* Chooses the flagship's estimator for all layers of a window together:
+ * the candidate whose backtest error, each layer's errors summing to one,
+ * is smallest over the layers (traffic is stationary or drifting for the
+ * whole model, and one layer's few origins are a noisy witness).  blocks
+ * [n * layers * experts] as analyze_window_blocks gives them; nslots = ranks
+ * x slots.  0, or -1 when out of memory. */
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int experts,
+			  int nslots, struct analyze_robust_choice *ch);
+#define ANALYZE_FLAGSHIP_BLOCKS 32
+#define ANALYZE_FLAGSHIP_HISTORY 4
+struct analyze_blocks {
+	int n, hist, layers, experts;
+	double *heat;
+};
+int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
+void analyze_blocks_release(struct analyze_blocks *b);
 
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
@@ -399,6 +445,15 @@ void analyze_heat_release(struct analyze_heat_file *h);
  * interval.  docs/replay.md ("Defaults") says why. */
 #define ANALYZE_REPLAY_INTERVAL 600
 #define ANALYZE_REPLAY_DELAY 50
+/* Episodes a replay cuts its window into without --episodes: one per step
+ * (the window's length), at most this many.  Per-step episodes measured
+ * best (docs/replay.md): a generated DeepSeek-V3 run re-placed every 50
+ * steps, mean imbalance 2.638 with the summed heat, 2.525 / 2.519 / 2.492
+ * with 8 / 16 / 50 episodes; on a 900-step window 3.574 / 3.485 / 3.460 /
+ * 3.458 with 0 / 16 / 64 / 256.  The flagship's time grows with the
+ * episodes (16 is what its 50 ms budget for 58 x 256 is measured with), so
+ * the cap keeps most of the gain at a quarter of the time of 64. */
+#define ANALYZE_REPLAY_EPISODES 16
 /* Fills what is not given (*interval, *window <= 0; *delay < 0) for a
  * selection of nsteps steps by the rule above. */
 void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay);
@@ -533,6 +588,8 @@ struct analyze_cli {
 	int ranks_per_node;                  /* --ranks-per-node; 0: the run's */
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves;
 	int quant;             /* -1: the model preset's (analyze_model_quant) */
+	int episodes_set;  /* --episodes given (0 too: the summed heat only, the
+			    * flagship's blocks and history not read) */
 	unsigned phase_mask;
 	int64_t from, to;
 	uint64_t seed;

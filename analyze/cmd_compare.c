@@ -353,6 +353,16 @@ static struct json_object *jd(double x)
 	return json_object_new_double_s(x, buf);
 }
 
+/* The flagship reads the window as blocks with its history (robust.c)
+ * unless the episodes are given. */
+static int wants_blocks(const struct cmp_opts *o, const struct cmp_algo *a, int na)
+{
+	for (int i = 0; i < na && !o->c.episodes_set; i++)
+		if (!strcmp(a[i].algo->name, ANALYZE_FLAGSHIP))
+			return 1;
+	return 0;
+}
+
 /* ---- --rounds: the protocol of consecutive windows ------------------------ */
 
 struct round_res {
@@ -404,6 +414,7 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 	double *episodes = NULL;
 	int32_t *prev = xmallocarray((size_t)na * L * P, sizeof(int32_t));
 	struct round_res *res = xcalloc((size_t)na * (N - 1), sizeof(*res));
+	struct analyze_blocks blk = { 0 };
 
 	from = o->c.from == INT64_MIN ? INT64_MIN : o->c.from;
 	to = o->c.to == INT64_MAX ? INT64_MAX : o->c.to;
@@ -438,7 +449,15 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 			status = util_exit_status(rc);
 			goto out;
 		}
+		analyze_blocks_release(&blk);
+		if (wants_blocks(o, a, na) &&
+		    (rc = analyze_window_blocks(s, run, win[0], win[1], o->c.phase_mask, &blk,
+						&err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
 		for (int i = 0; i < na; i++) {
+			int fl = !strcmp(a[i].algo->name, ANALYZE_FLAGSHIP);
 			struct analyze_plan_in in = {
 				.algo = a[i].algo,
 				.layers = L,
@@ -452,6 +471,9 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 				.heat = heat,
 				.episodes = episodes,
 				.n_episodes = o->c.episodes,
+				.blocks = fl ? blk.heat : NULL,
+				.n_blocks = fl ? blk.n : 0,
+				.n_hist = fl ? blk.hist : 0,
 				.current = prev + (size_t)i * L * P,
 				.only_layer = -1,
 				.threads = 2,
@@ -607,7 +629,8 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 			       a[i].algo->name, m.fit, m.next, m.next_step,
 			       (double)m.moves / (N - 1), m.seconds);
 		}
-		printf("\nper round: next imbalance (copies)\n%s", md ? "\n| round | scored steps" : "round  scored-steps        ");
+		printf("\nper round: next imbalance (copies)\n%s",
+		       md ? "\n| round | scored steps" : "round  scored-steps        ");
 		for (int i = 0; i < na; i++)
 			printf(md ? " | %s" : "  %18s", a[i].algo->name);
 		printf(md ? " |\n|---|---" : "\n");
@@ -640,6 +663,7 @@ out:
 	free(load);
 	free(prev);
 	free(res);
+	analyze_blocks_release(&blk);
 	return status;
 }
 
@@ -663,6 +687,7 @@ int cmd_compare(int argc, char **argv)
 	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL;
 	double *lb_next = NULL, sum_mean_next = 0, sum_lb_next = 0;
 	int32_t *cur = NULL;
+	struct analyze_blocks blk = { 0 };
 	int na = 0, rc, status = 1, L, E, R, P;
 	int64_t win[4] = { 0, 0, 0, 0 }, fit_steps = 0, next_steps = 0;
 	uint64_t ebytes = 0;
@@ -745,6 +770,11 @@ int cmd_compare(int argc, char **argv)
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
+	if (o.rounds && o.per_layer) {
+		util_cli_error(CMD, "--per-layer does not combine with --rounds");
+		status = 2;
+		goto out;
+	}
 	if (o.rounds) {
 		status = compare_rounds(s, &run, &o, a, na, cur, cur_name);
 		goto out;
@@ -767,7 +797,13 @@ int cmd_compare(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
+	if (wants_blocks(&o, a, na) &&
+	    (rc = analyze_window_blocks(s, &run, win[0], win[1], o.c.phase_mask, &blk, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
 	for (int i = 0; i < na; i++) {
+		int fl = !strcmp(a[i].algo->name, ANALYZE_FLAGSHIP);
 		struct analyze_plan_in in = {
 			.algo = a[i].algo,
 			.layers = L,
@@ -781,6 +817,9 @@ int cmd_compare(int argc, char **argv)
 			.heat = fit_heat,
 			.episodes = episodes,
 			.n_episodes = o.c.episodes,
+			.blocks = fl ? blk.heat : NULL,
+			.n_blocks = fl ? blk.n : 0,
+			.n_hist = fl ? blk.hist : 0,
 			.current = cur,
 			.only_layer = -1,
 			.threads = 2,
@@ -1130,6 +1169,7 @@ out:
 	free(lb_next);
 	free(cur);
 	free(base.cnt);
+	analyze_blocks_release(&blk);
 	store_free(s);
 	return status;
 }

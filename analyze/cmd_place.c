@@ -295,6 +295,7 @@ int cmd_place(int argc, char **argv)
 	struct store_run run;
 	struct analyze_heat_file hf = { 0 };
 	struct analyze_plan plan = { 0 };
+	struct analyze_blocks blk = { 0 };
 	struct analyze_shape sh;
 	const struct analyze_algo *algo;
 	const struct store_model *model = NULL;
@@ -349,7 +350,7 @@ int cmd_place(int argc, char **argv)
 		}
 		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
 			return util_cli_fail(CMD, &err);
-		if (o.c.episodes) {
+		if (o.c.episodes_set) {
 			util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
 					    "carries its own \"episodes\"");
 			status = 2;
@@ -426,6 +427,13 @@ int cmd_place(int argc, char **argv)
 			status = 2;
 			goto out;
 		}
+		/* the flagship reads the window's time structure and history */
+		if (!o.c.episodes_set && !strcmp(algo->name, ANALYZE_FLAGSHIP) &&
+		    (rc = analyze_window_blocks(s, &run, o.c.from, o.c.to, o.c.phase_mask, &blk,
+						&err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
 	}
 	model = run.model[0] ? store_model_find(run.model) : NULL;
 	sh = (struct analyze_shape){
@@ -467,6 +475,9 @@ int cmd_place(int argc, char **argv)
 			.heat = heat,
 			.episodes = episodes,
 			.n_episodes = n_ep,
+			.blocks = blk.heat,
+			.n_blocks = blk.n,
+			.n_hist = blk.hist,
 			.current = cur,
 			.only_layer = o.layer,
 			.threads = 2,
@@ -734,6 +745,7 @@ out:
 		free(episodes);
 	}
 	free(cur);
+	analyze_blocks_release(&blk);
 	store_free(s);
 	return status;
 }

@@ -89,6 +89,14 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 	return 0;
 }
 
+/* --episodes as given, else ANALYZE_REPLAY_EPISODES of the window */
+static int replay_episodes(int given, int64_t window)
+{
+	if (given >= 0)
+		return given;
+	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
+}
+
 static void params_json(char *buf, size_t n, const struct opts *o, const struct setup *su,
 			const char *algo, int ranks, int slots, int64_t K, int64_t W, int64_t D,
 			const char *start_desc)
@@ -103,7 +111,7 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"sec_per_token\": %g, \"sec_per_expert\": %g, \"step_ms\": %g, "
 		 "\"phase_mask\": %u, \"pay\": %s, \"engine\": \"%s\"}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
-		 o->episodes, o->max_moves, start_desc, su->model ? su->model->name : "",
+		 replay_episodes(o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
 		 analyze_quant_name(su->dep.quant), su->dep.ranks_per_node, su->dep.link_intra,
 		 su->dep.link_inter, su->dep.intra_gbps, su->dep.inter_gbps,
 		 (unsigned long long)su->dep.expert_bytes, su->dep.hw->name, su->dep.tflops,
@@ -469,7 +477,7 @@ static void *grid_worker(void *arg)
 				.groups = c->engine ? g->en_groups : g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
 				.threshold = g->o->threshold, .pay = c->pay,
-				.episodes = g->o->episodes,
+				.episodes = replay_episodes(g->o->episodes, c->window),
 				.max_moves = g->o->max_moves,
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 				.from = g->o->from,
@@ -803,7 +811,7 @@ int cmd_replay(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1,
+	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1, .episodes = -1,
 			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
 	struct util_err err = UTIL_ERR_INIT;
 	struct setup su = { 0 };
@@ -956,7 +964,8 @@ int cmd_replay(int argc, char **argv)
 	struct analyze_replay_cfg cfg = {
 		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o.nodes, .groups = o.groups,
 		.interval = o.interval, .window = o.window, .delay = o.delay,
-		.threshold = o.threshold, .pay = o.pay, .episodes = o.episodes,
+		.threshold = o.threshold, .pay = o.pay,
+		.episodes = replay_episodes(o.episodes, o.window),
 		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,

@@ -127,8 +127,10 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 		break;
 	case 's': rc = util_parse_range(arg, &o->from, &o->to, "--steps", err); break;
 	case 'p': rc = analyze_opt_phase(arg, &o->phase_mask, err); break;
-	case 'k': rc = util_parse_int(arg, 1, ANALYZE_MAX_EPISODES, &o->episodes, "--episodes",
-				    err); break;
+	case 'k':
+		rc = util_parse_int(arg, 0, ANALYZE_MAX_EPISODES, &o->episodes, "--episodes", err);
+		o->episodes_set = 1;
+		break;
 	case 'M':
 		rc = util_parse_int(arg, 0, STORE_MAX_SLOTS, &o->max_moves, "--max-moves", err);
 		break;

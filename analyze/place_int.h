@@ -35,4 +35,16 @@ double analyze_place_minmax_split(const double *heat, int experts, int nslots, i
 int analyze_place_exact_search(const double *heat, int experts, int ranks, int slots,
 			       long node_budget, double *best, int32_t *phy2log);
 
+/* The flagship's forecast (robust.c): from x[n * E], blocks in time order
+ * whose last n - hist are the window, the estimator that best forecast
+ * the trace's own past (or `given`, when not NULL) gives heat[E] (the next
+ * window's expected heat, at the window's volume) and K scenarios
+ * scen[K * E] (block-bootstrap resamples, deterministic for a seed).  ch
+ * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
+ * runs: errout[ANALYZE_ROBUST_CANDIDATES] gets each candidate's error, the
+ * layer's summing to one.  0, or -1 when out of memory. */
+int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
+		       const struct analyze_robust_choice *given, double *heat, double *scen,
+		       struct analyze_robust_choice *ch, double *errout);
+
 #endif

@@ -21,7 +21,11 @@
  *     placement, searches from it with move budgets, the re-plan with moves
  *     undone) are scored and the one with the fewest moves within in->move_tolerance
  *     (0.5%) of the best score wins; max_moves is a hard cap.
- * Everything is deterministic: ties go to the lowest index.
+ * Given the window as blocks in time (and no episodes), keel first turns
+ * them into a forecast of the next window and bootstrap scenarios
+ * (robust.c) and runs the above on those (keel_robust).
+ * Everything is deterministic: ties go to the lowest index, and the
+ * scenarios come from a generator seeded by in->seed.
  */
 #include "analyze/place_int.h"
 
@@ -1471,6 +1475,50 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	return 0;
 }
 
+/* Scenarios the flagship fits besides its forecast, from blocks: at most
+ * KEEL_SCENARIOS, and at most KEEL_SCENARIO_WORK / slots, which holds the
+ * time of a large layer (58 x 256 at 64 x 5: 16 scenarios) in budget. */
+#define KEEL_SCENARIOS 64
+#define KEEL_SCENARIO_WORK 5120
+/* Score a forecast fit may give up for fewer copies: the next window
+ * differs from any forecast by far more (the scenarios spread by several
+ * percent), so a copy that buys less buys noise. */
+#define KEEL_FORECAST_TOLERANCE 0.002
+
+/* Given the window's blocks (and no episodes): keel on the forecast of
+ * the next window, with its scenarios as the episodes (robust.c). */
+static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
+{
+	int E = in->experts, P = in->ranks * in->slots, rc;
+	int K = KEEL_SCENARIO_WORK / P < KEEL_SCENARIOS ? KEEL_SCENARIO_WORK / P : KEEL_SCENARIOS;
+	double *heat = malloc((size_t)E * sizeof(double));
+	double *scen;
+	struct analyze_place_in rin = *in;
+
+	if (K < 8)
+		K = 8;
+	scen = malloc((size_t)K * E * sizeof(double));
+	if (!heat || !scen ||
+	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, P, K, in->seed, in->robust,
+			       heat, scen, NULL, NULL)) {
+		free(heat);
+		free(scen);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	rin.heat = heat;
+	rin.episodes = K > 0 ? scen : NULL;
+	rin.n_episodes = K;
+	rin.blocks = NULL;
+	rin.n_blocks = rin.n_hist = 0;
+	rin.robust = NULL;
+	if (rin.move_tolerance < KEEL_FORECAST_TOLERANCE)
+		rin.move_tolerance = KEEL_FORECAST_TOLERANCE;
+	rc = analyze_place_keel(&rin, phy2log, err);
+	free(heat);
+	free(scen);
+	return rc;
+}
+
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
 {
 	struct keel k;
@@ -1480,6 +1528,8 @@ int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, stru
 	/* the shape analyze_place checked, which every loop below relies on */
 	if (E < 1 || R < 1 || S < 1 || P < (size_t)E)
 		return util_err_set(err, UTIL_EUSAGE, "keel: %d experts on %d x %d slots", E, R, S);
+	if (in->blocks && in->n_blocks > 0 && !(in->episodes && in->n_episodes > 0))
+		return keel_robust(in, phy2log, err);
 	memset(&k, 0, sizeof(k));
 	k.E = E;
 	k.R = R;

@@ -326,6 +326,7 @@ struct plan_job {
 	const struct analyze_plan_in *in;
 	struct analyze_plan *plan;
 	int first, step; /* layers first, first + step, ... */
+	const struct analyze_robust_choice *robust; /* the flagship's estimator, or NULL */
 	int rc;
 	struct util_err err;
 };
@@ -335,10 +336,13 @@ static void *plan_worker(void *arg)
 	struct plan_job *job = arg;
 	const struct analyze_plan_in *in = job->in;
 	int E = in->experts, P = in->ranks * in->slots;
-	double *eps = NULL;
+	double *eps = NULL, *blk = NULL;
 
-	if (in->episodes && in->n_episodes > 0 &&
-	    !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) {
+	if ((in->episodes && in->n_episodes > 0 &&
+	     !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) ||
+	    (in->blocks && in->n_blocks > 0 &&
+	     !(blk = malloc((size_t)in->n_blocks * E * sizeof(double))))) {
+		free(eps);
 		job->rc = util_err_set(&job->err, UTIL_ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -366,6 +370,16 @@ static void *plan_worker(void *arg)
 			pin.episodes = eps;
 			pin.n_episodes = in->n_episodes;
 		}
+		if (blk) {
+			for (int k = 0; k < in->n_blocks; k++)
+				memcpy(blk + (size_t)k * E,
+				       in->blocks + ((size_t)k * in->layers + l) * E,
+				       (size_t)E * sizeof(double));
+			pin.blocks = blk;
+			pin.n_blocks = in->n_blocks;
+			pin.n_hist = in->n_hist;
+			pin.robust = job->robust;
+		}
 		if ((job->rc = analyze_place(in->algo, &pin, job->plan->phy2log + (size_t)l * P,
 					     &job->err))) {
 			util_err_prefix(&job->err, "%s, layer %d: ", in->algo->name, l);
@@ -380,6 +394,7 @@ static void *plan_worker(void *arg)
 		}
 	}
 	free(eps);
+	free(blk);
 	return NULL;
 }
 
@@ -389,6 +404,7 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	int L = in->layers, E = in->experts, R = in->ranks, P = in->ranks * in->slots;
 	int nthreads = in->threads > 1 && L >= 4 && in->only_layer < 0 ? 2 : 1;
 	struct plan_job jobs[2];
+	struct analyze_robust_choice choice;
 	pthread_t tid;
 	int started = 0, rc = 0;
 	double t0, *load = NULL;
@@ -420,8 +436,16 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		else
 			analyze_static_phy2log(E, R, in->slots, plan->phy2log + (size_t)l * P);
 	}
+	/* the flagship's estimator, chosen on every layer together */
+	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP) &&
+	    analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, &choice)) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (int t = 0; t < nthreads; t++) {
-		jobs[t] = (struct plan_job){ in, plan, t, nthreads, 0, UTIL_ERR_INIT };
+		jobs[t] = (struct plan_job){ in, plan, t, nthreads, NULL, 0, UTIL_ERR_INIT };
+		if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP))
+			jobs[t].robust = &choice;
 	}
 	t0 = util_now();
 	if (nthreads == 2 && pthread_create(&tid, NULL, plan_worker, &jobs[1]) == 0)

@@ -297,6 +297,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 	int *cnt = xmallocarray((size_t)E, sizeof(int));
 	double hot = -1;
+	struct analyze_blocks blk = { 0 };
 
 	rc = store_deployed_at(s, &r->run, r->win[1], R, S, cur, NULL);
 	r->cur_name = "deployed";
@@ -315,6 +316,12 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
+	/* the flagship's own input unless --episodes says: the window's
+	 * blocks and its history (analyze/robust.c) */
+	if (o->c.episodes < 0 &&
+	    (rc = analyze_window_blocks(s, &r->run, r->win[0], r->win[1], o->c.phase_mask, &blk,
+					err)))
+		goto out;
 	if (eps)
 		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes", ne);
 	if (!r->fit_steps || !r->next_steps) {
@@ -348,10 +355,13 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	for (int i = 0; i < r->nrows; i++) {
 		struct row *w = &r->rows[i];
 		struct analyze_plan plan = { 0 };
+		int fl = blk.n > 0 && !strcmp(w->algo->name, ANALYZE_FLAGSHIP);
 		struct analyze_plan_in in = {
 			.algo = w->algo, .layers = L, .experts = E, .ranks = R, .slots = S,
 			.nodes = r->nodes, .groups = r->groups, .max_moves = -1, .heat = fit,
-			.episodes = eps, .n_episodes = ne,
+			.episodes = fl ? NULL : eps, .n_episodes = fl ? 0 : ne,
+			.blocks = fl ? blk.heat : NULL, .n_blocks = fl ? blk.n : 0,
+			.n_hist = fl ? blk.hist : 0,
 			.current = cur, .only_layer = -1, .threads = 2,
 		};
 		double smax = 0, smean = 0, slb = 0;
@@ -402,6 +412,7 @@ out:
 	free(both);
 	free(cur);
 	free(cnt);
+	analyze_blocks_release(&blk);
 	return rc;
 }
 

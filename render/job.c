@@ -575,6 +575,7 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 				.algo = analyze_algo_find(ANALYZE_FLAGSHIP),
 				.ranks = ranks, .slots = slots, .layer = o->layer,
 				.force_static = o->force_static, .quant = -1,
+				.per_step = 1, /* the replay's default episodes */
 				.from = o->from, .to = o->to, .delay = -1,
 				.phase_mask = o->phase_mask,
 				.model = run->model[0] ? store_model_find(run->model) : NULL,
@@ -718,7 +719,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	struct analyze_replay_cfg cfg = {
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
-		.episodes = render_episodes(q->episodes, W),
+		.episodes = !q->per_step ? render_episodes(q->episodes, W)
+			    : W < ANALYZE_REPLAY_EPISODES ? (int)W : ANALYZE_REPLAY_EPISODES,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,

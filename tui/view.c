@@ -602,8 +602,9 @@ static void fit_layer(struct tui_view *v, int l)
 	}
 	for (int e = 0; e < v->E; e++)
 		v->heat[e] = (double)ps[e];
-	/* the inputs `moetrace place --current` gives an algorithm, so both
-	 * show the same placement for the same window */
+	/* the inputs `moetrace place --current --episodes 0` gives an
+	 * algorithm (the summed heat of the steps before the window), so both
+	 * show the same placement for the same steps */
 	struct analyze_place_in in = {
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,

@@ -12,7 +12,8 @@ d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 echo "\`moetrace compare DB --format csv\` on each real trace: each algorithm places every layer"
 echo "on the heat of the first half of the trace's steps (\"fit\") and is scored on the second half"
 echo "(\"next\"); imbalance = sum over layers of max / sum of mean device load; moves are copies"
-echo "from the static layout; time is the algorithm's wall time for all layers (2 threads)."
+echo "from the static layout; time is the algorithm's wall time for all layers (2 threads). keel, as"
+echo "by default, fits a forecast of the next window from the first half's blocks (docs/algorithms.md)."
 echo
 # folder  csv  model  ranks  slots
 n=0

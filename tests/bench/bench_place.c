@@ -194,9 +194,13 @@ static int run(const struct data *d, const struct analyze_algo *a, int R, int S,
 						       .current = k == runs ? stat : NULL,
 						       .max_moves = -1 };
 			struct util_err err = UTIL_ERR_INIT;
-			if (use_ep) {
+			if (use_ep == 1) {
 				in.episodes = d->ep + (size_t)l * T * E;
 				in.n_episodes = T;
+			} else if (use_ep == 2) {
+				/* the episodes as the window's blocks in time */
+				in.blocks = d->ep + (size_t)l * T * E;
+				in.n_blocks = T;
 			}
 			if (!strcmp(a->name, "eplb-hier"))
 				in.nodes = R >= 8 ? 8 : 1, in.groups = E % 8 == 0 ? 8 : 1;
@@ -280,11 +284,15 @@ int main(int argc, char **argv)
 		const char *only = getenv("BENCH_PLACE_ALGOS"); /* e.g. "keel,eplb" */
 		if (only && !strstr(only, algos[i]))
 			continue;
-		for (int use_ep = 0; use_ep < 2; use_ep++) {
+		static const char *const gv[] = { "sum", "episodes", "blocks" };
+		for (int use_ep = 0; use_ep < 3; use_ep++) {
 			if (use_ep && (!strcmp(a->name, "eplb") || !strcmp(a->name, "swift")))
 				continue;
-			const char *given = getenv("BENCH_PLACE_GIVEN"); /* "sum" or "episodes" */
-			if (given && strcmp(given, use_ep ? "episodes" : "sum"))
+			if (use_ep == 2 && strcmp(a->name, ANALYZE_FLAGSHIP))
+				continue;
+			/* "sum", "episodes" or "blocks" */
+			const char *given = getenv("BENCH_PLACE_GIVEN");
+			if (given && strcmp(given, gv[use_ep]))
 				continue;
 			if (run(&d, a, R, S, use_ep, runs, &r)) {
 				free(d.heat);
@@ -292,7 +300,7 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f | %.1f |\n",
-			       a->name, R, S, use_ep ? "episodes" : "sum", r.fitted, r.episode,
+			       a->name, R, S, gv[use_ep], r.fitted, r.episode,
 			       r.vs_bound, r.copies, r.dup_layers, r.seconds * 1e3, r.cpu * 1e3);
 			fflush(stdout);
 		}

@@ -19,7 +19,10 @@ echo "device load on the summed heat; per-episode = mean over episodes and layer
 echo "load; copies = expert copies from the engines' initial layout, which each algorithm gets as"
 echo "the current placement; time = median of 5 runs without a current placement (3 for the real"
 echo "traces), one thread, wall clock and the process's CPU time (which a busy machine"
-echo "inflates less). Device loads split a replicated expert's tokens evenly."
+echo "inflates less). Device loads split a replicated expert's tokens evenly. \"blocks\": the"
+echo "flagship given the 16 episodes as the window's blocks in time, its default input (it fits a"
+echo "forecast of the next window with bootstrap scenarios, so its figures on this window are not"
+echo "what it aims at; docs/algorithms.md)."
 echo
 echo "$head"
 echo "$rule"

@@ -9,7 +9,8 @@ echo
 echo "\`moetrace replay\` over a 10,000-step DeepSeek-V3 trace from \`moetrace gen\` (58 layers x 256"
 echo "experts, 64 ranks x 5 slots), every 900 steps on a window of 900, effect 50 steps later:"
 echo "11 rebalances. Whole process, median of 3 runs; \`--no-store\` scores only, the default"
-echo "also writes the 580,000 per-step per-layer rows. Budget (DESIGN.md): < 2 s."
+echo "also writes the 580,000 per-step per-layer rows. Budget (DESIGN.md): < 2 s. Every row uses"
+echo "the replay's default episodes (the window as 16 episodes; ANALYZE_REPLAY_EPISODES)."
 echo
 echo "| algorithm | stored | seconds | of which algorithm | mean imbalance (baseline) | copies |"
 echo "|---|---|---|---|---|---|"

@@ -101,3 +101,5 @@ expect_status 2 mt compare "$T/db" --rounds 31
 expect_grep "$T/err" "31 windows|fewer than 31"
 expect_status 2 mt compare "$T/db" --rounds 4 --steps 5:6
 expect_grep "$T/err" "2 selected steps, fewer than 4 windows"
+expect_status 2 mt compare "$T/db" --rounds 3 --per-layer
+expect_grep "$T/err" "--per-layer does not combine with --rounds"

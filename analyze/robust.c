@@ -1,0 +1,383 @@
+/*
+ * robust.c: what the flagship knows at the end of a window, and what it
+ * makes of it.  A placement fitted on a window serves the steps after it,
+ * so the flagship does not fit the window's summed heat as it is: it reads
+ * the window as consecutive blocks of steps, with earlier history before
+ * it (analyze_window_blocks), forecasts the next window's heat by the
+ * estimator that best forecast this trace's own past (analyze_robust_fit),
+ * and fits that forecast together with scenarios of what the next window
+ * may bring (block-bootstrap resamples).  docs/algorithms.md explains the
+ * choices; place_keel.c runs the placement search on the result.
+ */
+#include "analyze/place_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- reading a window and its history as blocks ---------------------------------- */
+
+int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err)
+{
+	size_t LE = (size_t)run->layers * run->experts;
+	uint64_t *sum = calloc(LE ? LE : 1, sizeof(uint64_t));
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int64_t nw = 0, nh = 0, hfrom, len, bsz, iw = 0, ih = 0;
+	int m, hb, rc;
+
+	memset(b, 0, sizeof(*b));
+	if (!sum)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	/* history: up to ANALYZE_FLAGSHIP_HISTORY window lengths of step ids
+	 * before the window */
+	if (to < from) {
+		rc = util_err_set(err, UTIL_EUSAGE, "empty window %lld:%lld", (long long)from,
+				  (long long)to);
+		goto out;
+	}
+	/* (a window from the run's start has none; nor has an open-ended one) */
+	len = from > INT64_MIN / 4 && to < INT64_MAX / 4 ? to - from + 1 : 0;
+	hfrom = len > 0 && len <= (from - INT64_MIN / 2) / ANALYZE_FLAGSHIP_HISTORY
+			? from - len * ANALYZE_FLAGSHIP_HISTORY
+			: from;
+	if ((rc = store_window_sum(s, run, from, to, phase_mask, sum, &nw)) ||
+	    (hfrom < from &&
+	     (rc = store_window_sum(s, run, hfrom, from - 1, phase_mask, sum, &nh)))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (nw == 0)
+		goto out; /* no blocks: the caller fits the summed heat */
+	m = nw < ANALYZE_FLAGSHIP_BLOCKS ? (int)nw : ANALYZE_FLAGSHIP_BLOCKS;
+	bsz = (nw + m / 2) / m;
+	hb = (int)(nh / bsz < (int64_t)ANALYZE_FLAGSHIP_HISTORY * m
+			   ? nh / bsz
+			   : (int64_t)ANALYZE_FLAGSHIP_HISTORY * m);
+	b->n = hb + m;
+	b->hist = hb;
+	b->layers = run->layers;
+	b->experts = run->experts;
+	b->heat = calloc((size_t)b->n * LE, sizeof(double));
+	if (!b->heat) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = store_iter_new(s, run, hb ? hfrom : from, to, phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		int64_t blk;
+		if (st.step < from) {
+			/* history in blocks of bsz steps counted back from the window */
+			int64_t back = (nh - 1 - ih++) / bsz;
+			if (back >= hb)
+				continue;
+			blk = hb - 1 - back;
+		} else {
+			blk = hb + iw++ * m / nw;
+		}
+		double *d = b->heat + (size_t)blk * LE;
+		for (size_t k = 0; k < LE; k++)
+			d[k] += st.counts[k];
+	}
+	if (rc < 0)
+		util_err_set(err, rc, "%s", store_errmsg(s));
+out:
+	store_iter_free(it);
+	free(sum);
+	if (rc < 0)
+		analyze_blocks_release(b);
+	return rc < 0 ? rc : 0;
+}
+
+void analyze_blocks_release(struct analyze_blocks *b)
+{
+	if (!b)
+		return;
+	free(b->heat);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- the forecast ------------------------------------------------------------- */
+
+/*
+ * Candidate estimators of the next window's shares of the heat, from the
+ * blocks before an origin: the blocks summed as they are (volume) or each
+ * block's shares averaged (every block counts alike, so one step with
+ * ten times the tokens cannot dominate), weighted by age with a half-life
+ * in window lengths (ROBUST_HALF; 0 = the window alone, uniform), then
+ * mixed with the uniform share by lambda (ROBUST_SHRINK): the less the
+ * past predicts, the more a hedge toward "every expert alike" pays.
+ */
+static const double half_lives[] = { 0, 0.25, 0.5, 1, 2, 4, INFINITY };
+static const double shrinks[] = { 0, 0.0625, 0.125, 0.25, 0.5, 0.75 };
+#define N_HALF (sizeof(half_lives) / sizeof(half_lives[0]))
+#define N_SHRINK (sizeof(shrinks) / sizeof(shrinks[0]))
+/* origins the backtest scores (evenly spaced over those it may use) */
+#define ROBUST_ORIGINS 16
+
+/* weight of a block `age` blocks before the origin (0 = the newest) */
+static double age_weight(double half, int m, int age)
+{
+	if (half == 0)
+		return age < m ? 1 : 0;
+	if (isinf(half))
+		return 1;
+	return exp2(-age / (half * m));
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Normalises v[E] to shares (uniform when empty). */
+static void to_shares(double *v, int E)
+{
+	double s = 0;
+
+	for (int e = 0; e < E; e++)
+		s += v[e];
+	for (int e = 0; e < E; e++)
+		v[e] = s > 0 ? v[e] / s : 1.0 / E;
+}
+
+int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
+		       const struct analyze_robust_choice *given, double *heat, double *scen,
+		       struct analyze_robust_choice *ch, double *errout)
+{
+	int m = n - hist, G = 2, best_g = 0, best_h = 0, best_s = 0;
+	double *sh = malloc((size_t)n * E * sizeof(double));
+	double *tot = malloc((size_t)n * sizeof(double));
+	double *pre = calloc(((size_t)n + 1) * E, sizeof(double));
+	double *acc = malloc((size_t)E * 2 * sizeof(double));
+	double *tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
+	double err[2][N_HALF][N_SHRINK], vol = 0;
+	int norg = 0;
+
+	if (!sh || !tot || !pre || !acc || !tgt) {
+		free(tgt);
+		free(sh);
+		free(tot);
+		free(pre);
+		free(acc);
+		return -1;
+	}
+	memset(err, 0, sizeof(err));
+	for (int i = 0; i < n; i++) {
+		double t = 0;
+		for (int e = 0; e < E; e++) {
+			t += x[(size_t)i * E + e];
+			pre[(size_t)(i + 1) * E + e] = pre[(size_t)i * E + e] + x[(size_t)i * E + e];
+		}
+		tot[i] = t;
+		for (int e = 0; e < E; e++)
+			sh[(size_t)i * E + e] = t > 0 ? x[(size_t)i * E + e] / t : 1.0 / E;
+		if (i >= hist)
+			vol += t;
+	}
+	/* backtest: from origin o, the blocks before o forecast the shares of
+	 * the m blocks from o on (fewer at the end, at least half of them) */
+	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2;
+	if (ohi >= olo && !given) {
+		int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
+		int org[ROBUST_ORIGINS + 1];
+		double wo[ROBUST_ORIGINS + 1], *p = acc, *S = acc + E;
+		for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
+			int end = o + m < n ? o + m : n;
+			double *a = tgt + (size_t)norg * E;
+			/* what forecast well lately counts most: evidence ages
+			 * with a half-life of one window */
+			wo[norg] = exp2(-(double)(ohi - o) / m);
+			for (int e = 0; e < E; e++)
+				a[e] = pre[(size_t)end * E + e] - pre[(size_t)o * E + e];
+			to_shares(a, E);
+			org[norg++] = o;
+		}
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++) {
+				double hl = half_lives[hh];
+				double r = hl == 0 || isinf(hl) ? 1 : exp2(-1 / (hl * m));
+				int k = norg - 1; /* origins ascending from the last */
+				memset(S, 0, (size_t)E * sizeof(double));
+				/* S = the weighted blocks before o, o = 1..ohi */
+				for (int o = 1; o <= ohi && k >= 0; o++) {
+					const double *v = g ? sh + (size_t)(o - 1) * E : x + (size_t)(o - 1) * E;
+					const double *old = hl == 0 && o - 1 - m >= 0
+								    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
+								    : NULL;
+					for (int e = 0; e < E; e++)
+						S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
+					if (o != org[k])
+						continue;
+					const double *a = tgt + (size_t)k * E;
+					memcpy(p, S, (size_t)E * sizeof(double));
+					to_shares(p, E);
+					for (size_t q = 0; q < N_SHRINK; q++) {
+						double l = shrinks[q], u = 1 - l, se = 0;
+						for (int e = 0; e < E; e++) {
+							double f = u * p[e] + l / E, d = f - a[e];
+							double c = f * nslots;
+							se += d * d / (c > 1 ? c : 1);
+						}
+						err[g][hh][q] += wo[k] * se;
+					}
+					k--;
+				}
+			}
+	}
+	if (errout) {
+		/* the errors alone, each layer's summing to one (or all zero) */
+		double t = 0;
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++)
+				for (size_t q = 0; q < N_SHRINK; q++)
+					t += err[g][hh][q];
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++)
+				for (size_t q = 0; q < N_SHRINK; q++)
+					errout[((size_t)g * N_HALF + hh) * N_SHRINK + q] =
+						t > 0 ? err[g][hh][q] / t : 0;
+		goto out;
+	}
+	if (given) {
+		best_g = !given->volume;
+		for (size_t hh = 0; hh < N_HALF; hh++)
+			if (half_lives[hh] == given->half_life)
+				best_h = (int)hh;
+		for (size_t q = 0; q < N_SHRINK; q++)
+			if (shrinks[q] == given->shrink)
+				best_s = (int)q;
+		norg = given->origins;
+	} else if (norg > 0) {
+		double be = INFINITY;
+		for (int g = 0; g < G; g++)
+			for (size_t hh = 0; hh < N_HALF; hh++)
+				for (size_t q = 0; q < N_SHRINK; q++)
+					/* ties: the simpler estimator (earlier in the lists) */
+					if (err[g][hh][q] < be * (1 - 1e-9)) {
+						be = err[g][hh][q];
+						best_g = g;
+						best_h = (int)hh;
+						best_s = (int)q;
+					}
+	}
+	double half = half_lives[best_h], lam = shrinks[best_s];
+	if (ch) {
+		ch->volume = !best_g;
+		ch->half_life = half;
+		ch->shrink = lam;
+		ch->origins = norg;
+	}
+	/* the forecast at the window's end */
+	{
+		double wsum = 0;
+		memset(heat, 0, (size_t)E * sizeof(double));
+		for (int i = n - 1; i >= 0; i--) {
+			double w = age_weight(half, m, n - 1 - i);
+			if (w < 1e-3)
+				break;
+			const double *v = best_g ? sh + (size_t)i * E : x + (size_t)i * E;
+			for (int e = 0; e < E; e++)
+				heat[e] += w * v[e];
+			wsum += w;
+		}
+		to_shares(heat, E);
+		for (int e = 0; e < E; e++)
+			heat[e] = vol * ((1 - lam) * heat[e] + lam / E);
+	}
+	/* scenarios: m blocks drawn with replacement in proportion to their
+	 * weight in the forecast, aggregated and shrunk the same way */
+	if (K > 0 && scen) {
+		double *cw = tot; /* reuse: cumulative weights */
+		int na = 0;
+		double c = 0;
+		uint64_t rs = seed ^ 0x6b65656c726f6275ULL;
+		for (int i = n - 1; i >= 0; i--) {
+			double w = age_weight(half, m, n - 1 - i);
+			if (w < 1e-3)
+				break;
+			na++;
+		}
+		/* cw[j] over the na newest blocks, oldest first */
+		for (int j = 0; j < na; j++) {
+			c += age_weight(half, m, na - 1 - j);
+			cw[j] = c;
+		}
+		for (int k = 0; k < K; k++) {
+			double *d = scen + (size_t)k * E;
+			memset(d, 0, (size_t)E * sizeof(double));
+			for (int r = 0; r < m; r++) {
+				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
+				int lo = 0, hi = na - 1;
+				while (lo < hi) {
+					int mid = (lo + hi) / 2;
+					if (cw[mid] > u)
+						hi = mid;
+					else
+						lo = mid + 1;
+				}
+				int i = n - na + lo;
+				const double *v = best_g ? sh + (size_t)i * E : x + (size_t)i * E;
+				for (int e = 0; e < E; e++)
+					d[e] += v[e];
+			}
+			to_shares(d, E);
+			for (int e = 0; e < E; e++)
+				d[e] = vol * ((1 - lam) * d[e] + lam / E);
+		}
+	}
+out:
+	free(sh);
+	free(tot);
+	free(pre);
+	free(acc);
+	free(tgt);
+	return 0;
+}
+
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			  struct analyze_robust_choice *ch)
+{
+	enum { NC = 2 * N_HALF * N_SHRINK };
+	double sum[NC], one[NC], be = INFINITY;
+	double *x = malloc((size_t)n * E * sizeof(double));
+	int best = 0, any = 0;
+
+	if (!x)
+		return -1;
+	memset(sum, 0, sizeof(sum));
+	for (int l = 0; l < layers; l++) {
+		for (int i = 0; i < n; i++)
+			memcpy(x + (size_t)i * E, blocks + ((size_t)i * layers + l) * E,
+			       (size_t)E * sizeof(double));
+		if (analyze_robust_fit(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL, one)) {
+			free(x);
+			return -1;
+		}
+		for (int c = 0; c < NC; c++) {
+			sum[c] += one[c];
+			any |= one[c] > 0;
+		}
+	}
+	free(x);
+	/* ties: the simpler estimator (earlier in the lists) */
+	for (int c = 0; c < NC; c++)
+		if (sum[c] < be * (1 - 1e-9)) {
+			be = sum[c];
+			best = c;
+		}
+	ch->volume = best / (int)(N_HALF * N_SHRINK) == 0;
+	ch->half_life = half_lives[best / (int)N_SHRINK % (int)N_HALF];
+	ch->shrink = shrinks[best % (int)N_SHRINK];
+	ch->origins = any;
+	if (!any) /* too little data anywhere: the defaults, as one layer alone */
+		*ch = (struct analyze_robust_choice){ 1, half_lives[0], shrinks[0], 0 };
+	return 0;
+}

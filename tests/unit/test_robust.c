@@ -1,0 +1,296 @@
+/* test_robust.c: the flagship given a window's blocks and history
+ * (analyze/robust.c): cases whose right answer is known. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyze/analyze.h"
+#include "util/util.h"
+
+#define E 8
+#define R 4
+#define S 3
+
+/* A deterministic multinomial draw of n tokens over shares q[E]. */
+static void draw(const double *q, int n, uint64_t *st, double *out)
+{
+	memset(out, 0, E * sizeof(double));
+	for (int i = 0; i < n; i++) {
+		*st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+		double u = (double)(*st >> 11) * 0x1.0p-53, c = 0;
+		int e = 0;
+		while (e < E - 1 && (c += q[e]) <= u)
+			e++;
+		out[e]++;
+	}
+}
+
+/* keel on blocks[n * E] (the last n - hist the window); OUT p[R * S] */
+static void keel_blocks(const double *blocks, int n, int hist, int32_t *p)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	double heat[E] = { 0 };
+	struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = heat,
+				       .max_moves = -1, .blocks = blocks + (size_t)hist * E,
+				       .n_blocks = n - hist };
+
+	for (int i = hist; i < n; i++)
+		for (int e = 0; e < E; e++)
+			heat[e] += blocks[(size_t)i * E + e];
+	if (hist) {
+		in.blocks = blocks;
+		in.n_blocks = n;
+		in.n_hist = hist;
+	}
+	assert_int_equal(analyze_place(analyze_algo_find(ANALYZE_FLAGSHIP), &in, p, &err), 0);
+	assert_int_equal(analyze_placement_check(p, E, R, S, 1, &err), 0);
+}
+
+/* keel on the summed heat alone */
+static void keel_heat(const double *heat, int32_t *p)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = heat,
+				       .max_moves = -1 };
+
+	assert_int_equal(analyze_place(analyze_algo_find(ANALYZE_FLAGSHIP), &in, p, &err), 0);
+}
+
+static double imbalance(const double *q, const int32_t *p)
+{
+	double load[R];
+	analyze_device_load(q, E, p, R, S, NULL, load);
+	return analyze_imbalance(load, R);
+}
+
+/* A stationary source: the window alone is a few noisy blocks; the same
+ * source's history before it makes the placement better for the truth. */
+static void test_robust_stationary_history_helps(void **state)
+{
+	static const double q[E] = { 0.30, 0.20, 0.14, 0.11, 0.09, 0.07, 0.05, 0.04 };
+	enum { HIST = 48, WIN = 4, N = HIST + WIN };
+	double *b = malloc((size_t)N * E * sizeof(double));
+	int32_t pw[R * S], ph[R * S];
+	uint64_t st = 7;
+	double worse = 0, better = 0;
+
+	(void)state;
+	/* several independent trials, so one lucky window cannot decide */
+	for (int trial = 0; trial < 8; trial++) {
+		for (int i = 0; i < N; i++)
+			draw(q, 12, &st, b + (size_t)i * E);
+		keel_blocks(b, N, 0 + HIST, ph);
+		keel_blocks(b + (size_t)HIST * E, WIN, 0, pw);
+		worse += imbalance(q, pw);
+		better += imbalance(q, ph);
+	}
+	free(b);
+	assert_true(better < worse - 0.02 * 8);
+}
+
+/* The hot experts switch from {0, 1} to {6, 7} at the window's start: the
+ * history is of another regime and must be dropped. */
+static void test_robust_switch_drops_history(void **state)
+{
+	static const double qa[E] = { 0.35, 0.30, 0.07, 0.07, 0.07, 0.07, 0.035, 0.035 };
+	static const double qb[E] = { 0.035, 0.035, 0.07, 0.07, 0.07, 0.07, 0.30, 0.35 };
+	enum { HIST = 48, WIN = 16, N = HIST + WIN };
+	double *b = malloc((size_t)N * E * sizeof(double)), all[2 * E];
+	int32_t p[R * S], ps[R * S];
+	int cnt[E];
+	uint64_t st = 11;
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		draw(i < HIST ? qa : qb, 200, &st, b + (size_t)i * E);
+	keel_blocks(b, N, HIST, p);
+	/* everything as one summed block (no time structure), window too */
+	memset(all, 0, sizeof(all));
+	for (int i = 0; i < N; i++)
+		for (int e = 0; e < E; e++)
+			all[(i < HIST ? 0 : 1) * E + e] += b[(size_t)i * E + e];
+	for (int e = 0; e < E; e++)
+		all[e] += all[E + e];
+	free(b);
+	analyze_replicas(p, R * S, E, cnt);
+	/* the new hot experts get extra replicas (the old ones may keep one
+	 * each as a hedge: this trace has switched once) */
+	assert_true(cnt[6] >= 2 && cnt[7] >= 2);
+	assert_true(imbalance(qb, p) < 1.1);
+	/* what keeping the history would do: the old hot experts replicated */
+	keel_heat(all, ps);
+	analyze_replicas(ps, R * S, E, cnt);
+	assert_true(cnt[0] >= 2 && cnt[1] >= 2);
+	assert_true(imbalance(qb, p) < imbalance(qb, ps) - 0.05);
+}
+
+/* Sixteen steps of even load and one step (the fourth) with a hundred
+ * times the tokens, all on expert 0: a fit of the summed heat gives that
+ * expert replicas the steps after the window do not need; the flagship,
+ * fitting scenarios of its blocks, does not. */
+static void test_robust_outlier_step_ignored(void **state)
+{
+	enum { N = 16 };
+	double b[N * E], heat[E] = { 0 }, even[E];
+	int32_t p[R * S], ps[R * S];
+	int cnt[E];
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		for (int e = 0; e < E; e++)
+			b[i * E + e] = 10;
+	b[3 * E + 0] = 8000;
+	for (int e = 0; e < E; e++) {
+		even[e] = 1;
+		for (int i = 0; i < N; i++)
+			heat[e] += b[i * E + e];
+	}
+	keel_blocks(b, N, 0, p);
+	analyze_replicas(p, R * S, E, cnt);
+	assert_true(cnt[0] <= 2);
+	assert_true(imbalance(even, p) <= 1.0 + 1e-9 + 1.0 / 3);
+	/* the summed heat alone puts expert 0 on every rank */
+	keel_heat(heat, ps);
+	analyze_replicas(ps, R * S, E, cnt);
+	assert_true(cnt[0] >= 4);
+	assert_true(imbalance(even, p) < imbalance(even, ps));
+}
+
+/* Same blocks, same seed: the same placement. */
+static void test_robust_deterministic(void **state)
+{
+	static const double q[E] = { 0.30, 0.20, 0.14, 0.11, 0.09, 0.07, 0.05, 0.04 };
+	double b[20 * E];
+	int32_t p1[R * S], p2[R * S];
+	uint64_t st = 3;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		draw(q, 30, &st, b + i * E);
+	keel_blocks(b, 20, 12, p1);
+	keel_blocks(b, 20, 12, p2);
+	assert_memory_equal(p1, p2, sizeof(p1));
+}
+
+/* analyze_window_blocks: the window's steps in blocks, the history before
+ * it in blocks of the same size counted back from the window (whole blocks
+ * only, at most ANALYZE_FLAGSHIP_HISTORY window lengths of step ids). */
+static void test_robust_window_blocks(void **state)
+{
+	char path[] = "/tmp/moetrace-robust.XXXXXX";
+	int fd = mkstemp(path);
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+	struct analyze_blocks b;
+	enum { L = 2, EX = 3, N = 30 };
+	uint32_t counts[N][L * EX];
+	struct store_step steps[N];
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "b");
+	run.layers = L;
+	run.experts = EX;
+	assert_int_equal(store_run_add(s, &run), 0);
+	/* step i (id 10 + i) puts i + 1 tokens on (layer 0, expert 0) and 1 on
+	 * (layer 1, expert 2); odd steps are decode */
+	for (int i = 0; i < N; i++) {
+		memset(counts[i], 0, sizeof(counts[i]));
+		counts[i][0] = (uint32_t)(i + 1);
+		counts[i][L * EX - 1] = 1;
+		steps[i] = (struct store_step){ .step = 10 + i, .phase = 1 + i % 2,
+						.counts = counts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, N), 0);
+	/* window 32..37 (steps 22..27), 6 steps in 6 blocks of one step; the
+	 * history is the 4 window lengths before it, ids 8..31: 22 steps
+	 * (ids 10..31), 22 whole blocks of one */
+	assert_int_equal(analyze_window_blocks(s, &run, 32, 37, 0, &b, &err), 0);
+	assert_int_equal(b.n, 22 + 6);
+	assert_int_equal(b.hist, 22);
+	assert_true(b.heat[0] == 1);                      /* id 10 */
+	assert_true(b.heat[(size_t)21 * L * EX] == 22);   /* id 31 */
+	assert_true(b.heat[(size_t)22 * L * EX] == 23);   /* id 32: the window */
+	assert_true(b.heat[(size_t)27 * L * EX + L * EX - 1] == 1);
+	analyze_blocks_release(&b);
+	/* decode steps of 20..39 (ids 21, 23, ..., 39: 10 steps) in 10 blocks;
+	 * history ids 0..19, decode 11..19: 5 steps, 5 blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 20, 39, 1u << STORE_PHASE_DECODE, &b,
+					       &err),
+			 0);
+	assert_int_equal(b.n, 15);
+	assert_int_equal(b.hist, 5);
+	assert_true(b.heat[0] == 2);                    /* id 11 */
+	assert_true(b.heat[(size_t)5 * L * EX] == 12);  /* id 21 */
+	analyze_blocks_release(&b);
+	/* all phases: ids 20..39 are 20 blocks of one step; the history, ids
+	 * 10..19, 10 blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 20, 39, 0, &b, &err), 0);
+	assert_int_equal(b.n, 30);
+	assert_int_equal(b.hist, 10);
+	analyze_blocks_release(&b);
+	/* the whole run (from its start): no history */
+	assert_int_equal(analyze_window_blocks(s, &run, INT64_MIN, INT64_MAX, 0, &b, &err), 0);
+	assert_int_equal(b.hist, 0);
+	assert_int_equal(b.n, ANALYZE_FLAGSHIP_BLOCKS < N ? ANALYZE_FLAGSHIP_BLOCKS : N);
+	analyze_blocks_release(&b);
+	/* no steps in the window: no blocks */
+	assert_int_equal(analyze_window_blocks(s, &run, 1000, 1010, 0, &b, &err), 0);
+	assert_int_equal(b.n, 0);
+	assert_null(b.heat);
+	store_free(s);
+	unlink(path);
+}
+
+/* analyze_robust_choose on several layers: a stationary source keeps a long
+ * memory; hot experts that switched in every layer when the window began, a
+ * short one. */
+static void test_robust_choose_layers(void **state)
+{
+	static const double qa[E] = { 0.35, 0.30, 0.07, 0.07, 0.07, 0.07, 0.035, 0.035 };
+	static const double qb[E] = { 0.035, 0.035, 0.07, 0.07, 0.07, 0.07, 0.30, 0.35 };
+	enum { LY = 4, HIST = 96, WIN = 32, N = HIST + WIN };
+	double *b = malloc((size_t)N * LY * E * sizeof(double));
+	struct analyze_robust_choice ch;
+	uint64_t st = 5;
+
+	(void)state;
+	/* blocks [N * LY * E], layer-major within a block */
+	for (int i = 0; i < N; i++)
+		for (int l = 0; l < LY; l++)
+			draw(qa, 60, &st, b + ((size_t)i * LY + l) * E);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	assert_true(ch.origins > 0);
+	assert_true(ch.half_life >= 1); /* a window length or more of memory */
+	for (int i = 0; i < N; i++)
+		for (int l = 0; l < LY; l++)
+			draw(i < HIST ? qa : qb, 60, &st, b + ((size_t)i * LY + l) * E);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	free(b);
+	/* half a window of memory at most (0: the window alone) */
+	assert_true(ch.half_life <= 0.5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_robust_stationary_history_helps),
+		cmocka_unit_test(test_robust_switch_drops_history),
+		cmocka_unit_test(test_robust_outlier_step_ignored),
+		cmocka_unit_test(test_robust_deterministic),
+		cmocka_unit_test(test_robust_window_blocks),
+		cmocka_unit_test(test_robust_choose_layers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
