@@ -233,11 +233,12 @@ void tui_text_bars_title(char *buf, size_t n, int width, int layer, const char *
 void tui_text_spark_title(char *buf, size_t n, int width, int layer, int steps, double now,
 			  double min, double max, int prefill, const char *mark)
 {
-	char what[96], bwhat[48], v[96], p[64], bp[32];
+	char what[96], bwhat[48], v[96], bv[64], p[64], bp[32];
 
 	snprintf(what, sizeof(what), " Layer %d imbalance per step, last %d steps", layer, steps);
 	snprintf(bwhat, sizeof(bwhat), " Layer %d imbalance, %d steps", layer, steps);
 	snprintf(v, sizeof(v), "now %.3f  min %.3f  max %.3f", now, min, max);
+	snprintf(bv, sizeof(bv), "now %.3f  max %.3f", now, max);
 	p[0] = 0;
 	bp[0] = 0;
 	if (prefill > 0 && mark) {
@@ -249,7 +250,7 @@ void tui_text_spark_title(char *buf, size_t n, int width, int layer, int steps, 
 	}
 	struct tui_field f[] = {
 		{ what, bwhat, TUI_KEEP, 3 },
-		{ v, NULL, 5, 0 },
+		{ v, bv, 5, 3 },
 		{ p, bp, 4, 0 },
 	};
 	tui_fit(buf, n, width, f, (int)UTIL_ARRAY_SIZE(f), "  ");
