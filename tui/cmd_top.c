@@ -140,7 +140,7 @@ static unsigned prompt_key(struct tui_view *v, struct tui_ui *ui, int key)
 	} else if (key == '\n' || key == '\r' || key == KEY_ENTER) {
 		ui->prompt = 0;
 		if (len) {
-			int l = atoi(ui->input);
+			int l = (int)strtol(ui->input, NULL, 10); /* at most 6 digits */
 			if (l < L) {
 				ui->sel = l;
 			} else {

@@ -184,11 +184,12 @@ void tui_text_table_title(char *buf, size_t n, int width, const struct tui_heade
 			  int reverse, int ascii)
 {
 	char s[64], after[96], bafter[64], win[96], bwin[64];
-	const char *phase = h->phase_mask == 1u << STORE_PHASE_PREFILL  ? " prefill"
+	const char *phase = h->phase_mask == 1u << STORE_PHASE_PREFILL	? " prefill"
 			    : h->phase_mask == 1u << STORE_PHASE_DECODE ? " decode"
-									 : "";
+									: "";
 
-	snprintf(s, sizeof(s), "sort: %s%s", tui_sort_name(sort), tui_sort_glyph(sort, reverse, ascii));
+	snprintf(s, sizeof(s), "sort: %s%s", tui_sort_name(sort),
+		 tui_sort_glyph(sort, reverse, ascii));
 	/* "after" is fitted on the steps before the window, scored on it */
 	snprintf(after, sizeof(after), "after: %s fitted before", h->algo);
 	snprintf(bafter, sizeof(bafter), "after: %s", h->algo);
@@ -207,8 +208,7 @@ void tui_text_table_title(char *buf, size_t n, int width, const struct tui_heade
 }
 
 void tui_text_bars_title(char *buf, size_t n, int width, int layer, const char *before,
-			 const char *algo, const char *mean_glyph, double mean, int group,
-			 int rpn)
+			 const char *algo, const char *mean_glyph, double mean, int group, int rpn)
 {
 	char what[64], bwhat[32], ba[96], m[48], g[48], node[48], num[32];
 
@@ -223,9 +223,12 @@ void tui_text_bars_title(char *buf, size_t n, int width, int layer, const char *
 	if (rpn > 0)
 		snprintf(node, sizeof(node), "%d ranks a node", rpn);
 	struct tui_field f[] = {
-		{ what, bwhat, TUI_KEEP, 2 }, { "(window tokens)", NULL, 1, 0 },
-		{ ba, NULL, 6, 0 },           { m, NULL, 5, 0 },
-		{ g, NULL, 4, 0 },            { node, NULL, 3, 0 },
+		{ what, bwhat, TUI_KEEP, 2 },
+		{ "(window tokens)", NULL, 1, 0 },
+		{ ba, NULL, 6, 0 },
+		{ m, NULL, 5, 0 },
+		{ g, NULL, 4, 0 },
+		{ node, NULL, 3, 0 },
 	};
 	tui_fit(buf, n, width, f, (int)UTIL_ARRAY_SIZE(f), "  ");
 }
