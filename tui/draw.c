@@ -847,6 +847,9 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 		put(w, y++, 2, A_NORMAL,
 		    "after: fitted on the window's steps before it, scored on the window.");
 	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL,
+		    "mouse: a row selects its layer, a column name sorts (again: reverses).");
+	if (y < h - 1)
 		put(w, y++, 2, A_NORMAL, "press any key to close");
 	wnoutrefresh(w);
 	delwin(w);
