@@ -1,5 +1,5 @@
 /*
- * tui: `moetrace top`, the live view.  Three parts that know nothing of
+ * tui: `moetrace top`, the live view.  Four parts that know nothing of
  * each other's insides:
  *
  *   - the layout (tui/layout.c): a pure function from terminal rows x cols
@@ -10,8 +10,10 @@
  *     (new steps added, steps leaving the window subtracted), the balance
  *     of every layer under the deployed placement and after rebalancing
  *     with the chosen algorithm, and writes a frame as JSON (--snapshot);
+ *   - the words (tui/text.c): the header, panel titles and function-key
+ *     bar fitted to a width, pure functions unit-tested at every size;
  *   - the screen (tui/draw.c, tui/cmd_top.c): ncurses windows, colours,
- *     glyphs, keys and the main loop.
+ *     glyphs, keys, mouse and the main loop.
  *
  * Ownership: a struct tui_view borrows the store it is given (the caller
  * frees the store after the view); arrays returned by accessors belong to
