@@ -48,10 +48,8 @@ static void restore_terminal(void)
 static int sel_move(struct tui_view *v, struct tui_ui *ui, int delta)
 {
 	int L = tui_view_layers(v), pos = 0;
-	struct tui_layer_row *rows = xmallocarray((size_t)L, sizeof(*rows));
+	struct tui_layer_row *rows = tui_ui_rows(v, ui);
 
-	memcpy(rows, tui_view_rows(v), (size_t)L * sizeof(*rows));
-	tui_rows_sort(rows, L, ui->sort);
 	for (int i = 0; i < L; i++)
 		if (rows[i].layer == ui->sel)
 			pos = i;
@@ -106,6 +104,54 @@ static unsigned act_sort(struct tui_view *v, struct tui_ui *ui, int key)
 {
 	(void)v, (void)key;
 	ui->sort = (ui->sort + 1) % TUI_SORT_COUNT;
+	ui->reverse = 0;
+	return TUI_ACT_REDRAW;
+}
+
+static unsigned act_reverse(struct tui_view *v, struct tui_ui *ui, int key)
+{
+	(void)v, (void)key;
+	ui->reverse = !ui->reverse;
+	return TUI_ACT_REDRAW;
+}
+
+static unsigned act_find(struct tui_view *v, struct tui_ui *ui, int key)
+{
+	(void)v, (void)key;
+	ui->prompt = 1;
+	ui->input[0] = 0;
+	return TUI_ACT_REDRAW;
+}
+
+/* A key while the `/` prompt is open: digits, Backspace, Enter, Esc. */
+static unsigned prompt_key(struct tui_view *v, struct tui_ui *ui, int key)
+{
+	size_t len = strlen(ui->input);
+	int L = tui_view_layers(v);
+
+	if (key >= '0' && key <= '9') {
+		if (len + 1 < sizeof(ui->input) && len < 6) {
+			ui->input[len] = (char)key;
+			ui->input[len + 1] = 0;
+		}
+	} else if (key == KEY_BACKSPACE || key == 127 || key == 8) {
+		if (len)
+			ui->input[len - 1] = 0;
+	} else if (key == '\n' || key == '\r' || key == KEY_ENTER) {
+		ui->prompt = 0;
+		if (len) {
+			int l = (int)strtol(ui->input, NULL, 10); /* at most 6 digits */
+			if (l < L) {
+				ui->sel = l;
+			} else {
+				snprintf(ui->msg, sizeof(ui->msg), "no layer %d: the run has %d layers",
+					 l, L);
+				ui->msg_until = util_now() + 3.0;
+			}
+		}
+	} else if (key == 27 || key == 7) { /* Esc, Ctrl-G */
+		ui->prompt = 0;
+	}
 	return TUI_ACT_REDRAW;
 }
 
@@ -123,7 +169,9 @@ static unsigned act_algo(struct tui_view *v, struct tui_ui *ui, int key)
 		;
 	for (size_t k = 1; k <= n; k++) {
 		a = analyze_algo_at((i + k) % n);
-		if (!(a->flags & ANALYZE_ALGO_SMALL_ONLY)) {
+		/* "static" is no rebalancing: "after" would only repeat the
+		 * static layout */
+		if (!(a->flags & ANALYZE_ALGO_SMALL_ONLY) && strcmp(a->name, "static")) {
 			tui_view_set_algo(v, a);
 			snprintf(ui->msg, sizeof(ui->msg), "algorithm %s: %s", a->name, a->desc);
 			ui->msg_until = util_now() + 2.0;
@@ -137,11 +185,12 @@ static unsigned act_window(struct tui_view *v, struct tui_ui *ui, int key)
 {
 	int w = tui_view_window(v);
 
-	if (key == '-' || key == '_')
+	if (key == '-' || key == '_' || key == KEY_F(7))
 		w = w / 2 < TUI_WINDOW_MIN ? TUI_WINDOW_MIN : w / 2;
 	else
 		w = w > (1 << 29) ? w : w * 2;
 	tui_view_set_window(v, w);
+	ui->moved = 1;
 	if (tui_view_window(v) < w) {
 		snprintf(ui->msg, sizeof(ui->msg),
 			 "window capped at %d steps: the window's steps are kept in at most %u MiB",
@@ -158,41 +207,63 @@ static unsigned act_pause(struct tui_view *v, struct tui_ui *ui, int key)
 	return TUI_ACT_REDRAW | TUI_ACT_POLL;
 }
 
+/* Moving the window reads it even while paused: pausing stops following
+ * new steps, not looking back. */
 static unsigned act_scrub(struct tui_view *v, struct tui_ui *ui, int key)
 {
 	int64_t step = tui_view_window(v) / 4 > 0 ? tui_view_window(v) / 4 : 1;
 
-	(void)ui;
 	tui_view_scrub(v, key == '<' || key == ',' ? -step : step);
+	ui->moved = 1;
 	return TUI_ACT_REDRAW | TUI_ACT_POLL;
 }
 
 static unsigned act_follow(struct tui_view *v, struct tui_ui *ui, int key)
 {
-	(void)ui, (void)key;
+	(void)key;
 	tui_view_follow(v);
+	ui->moved = 1;
 	return TUI_ACT_REDRAW | TUI_ACT_POLL;
 }
 
 /* clang-format off */
 static const struct tui_key keys[] = {
-	{ { 'q', 'Q', 0 },                 "q quit",      "quit (also Ctrl-C)",                         act_quit },
+	{ { 'q', 'Q', KEY_F(10), 0 },      "q quit",      "quit (also Ctrl-C)",                         act_quit },
 	{ { '?', 'h', KEY_F(1), 0 },       "? help",      "show or hide this help",                     act_help },
-	{ { KEY_UP, 'k', 0 },              "jk select",   "select the layer above",                     act_up },
+	{ { KEY_UP, 'k', 0 },              "jk select",   "select the layer above (or click a row)",    act_up },
 	{ { KEY_DOWN, 'j', 0 },            NULL,          "select the layer below",                     act_down },
 	{ { KEY_PPAGE, KEY_NPAGE, KEY_HOME, KEY_END, 'g', 'G' }, NULL,
 	                                                  "page up / down, first / last layer",         act_page },
-	{ { 's', 0 },                      "s sort",      "sort: layer, now, after, gain, moves",       act_sort },
-	{ { 'a', 0 },                      "a algo",      "next placement algorithm for \"after\"",     act_algo },
-	{ { '+', '=', '-', '_', 0 },       "+- window",   "double / halve the window (steps)",          act_window },
-	{ { ' ', 'p', 0 },                 "space pause", "pause / resume reading new steps",           act_pause },
+	{ { '/', KEY_F(3), 0 },            "/ find",      "jump to a layer by its number",              act_find },
+	{ { 's', KEY_F(6), 0 },            "s sort",      "sort: layer, now, after, gain, moves",       act_sort },
+	{ { 'r', 'I', KEY_F(4), 0 },       "r reverse",   "reverse the sort (or click a column name)",  act_reverse },
+	{ { 'a', KEY_F(2), 0 },            "a algo",      "next placement algorithm for \"after\"",     act_algo },
+	{ { '-', '_', KEY_F(7), '+', '=', KEY_F(8) }, "+- window",
+	                                                  "halve / double the window (steps)",          act_window },
+	{ { ' ', 'p', KEY_F(9), 0 },       "space pause", "pause / resume reading new steps",           act_pause },
 	{ { '<', ',', '>', '.', 0 },       "<> scrub",    "move the window back / forward in time",     act_scrub },
-	{ { 'f', 'F', 0 },                 "f follow",    "follow the newest step again",               act_follow },
+	{ { 'f', 'F', KEY_F(5), 0 },       "f follow",    "follow the newest step again",               act_follow },
 };
 /* clang-format on */
 
 static unsigned dispatch(struct tui_view *v, struct tui_ui *ui, int key)
 {
+	if (ui->prompt)
+		return prompt_key(v, ui, key);
+	if (key == KEY_MOUSE) {
+		MEVENT ev;
+		if (getmouse(&ev) != OK)
+			return 0;
+		if (ui->help) {
+			ui->help = 0;
+			return TUI_ACT_REDRAW;
+		}
+		if (ev.bstate & BUTTON4_PRESSED) /* the wheel */
+			return sel_move(v, ui, -1);
+		if (ev.bstate & BUTTON5_PRESSED)
+			return sel_move(v, ui, 1);
+		return screen ? tui_screen_click(screen, v, ui, ev.y, ev.x) : 0;
+	}
 	if (ui->help && key != '?' && key != 'h' && key != 'q' && key != 'Q') {
 		ui->help = 0; /* any key closes the help */
 		return TUI_ACT_REDRAW;
@@ -244,7 +315,8 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 	while (!quit && !got_signal) {
 		double now = util_now();
 		if (now >= next) {
-			if (!ui->paused && (rc = tui_view_poll(v, 0.05)) < 0) {
+			int read = !ui->paused || ui->moved;
+			if (read && (rc = tui_view_poll(v, 0.05)) < 0) {
 				if (poll_fatal(rc)) {
 					fatal = rc;
 					break;
@@ -253,7 +325,9 @@ static int run_screen(struct tui_view *v, struct tui_ui *ui, const struct top_op
 				ui->msg_until = now + 5;
 			}
 			stale = tui_view_work(v, ui->sel, 0.02);
-			loading = !ui->paused && tui_view_loading(v);
+			loading = read && tui_view_loading(v);
+			if (!loading)
+				ui->moved = 0;
 			tui_screen_draw(screen, v, ui, keys, (int)UTIL_ARRAY_SIZE(keys));
 			dirty = 0;
 			frames++;

@@ -31,6 +31,8 @@ enum tui_color {
 	TUI_C_AFTER,   /* bars under the algorithm's placement */
 	TUI_C_MEAN,    /* the mean marker */
 	TUI_C_DIM,     /* figures not yet fitted on the current window */
+	TUI_C_PREFILL, /* prefill steps in the trend */
+	TUI_C_FKEY,    /* the function-key bar's labels */
 	TUI_C_COUNT,
 };
 
@@ -52,6 +54,8 @@ static const struct {
 	[TUI_C_AFTER]  = { COLOR_GREEN,   -1,          0,      0 },
 	[TUI_C_MEAN]   = { COLOR_MAGENTA, -1,          A_BOLD, A_BOLD },
 	[TUI_C_DIM]    = { -1,            -1,          A_DIM,  A_DIM },
+	[TUI_C_PREFILL]= { COLOR_CYAN,    -1,          A_UNDERLINE, A_UNDERLINE },
+	[TUI_C_FKEY]   = { COLOR_BLACK,   COLOR_CYAN,  0,      A_REVERSE },
 };
 /* clang-format on */
 
@@ -83,7 +87,7 @@ static const struct glyphs ascii = {
 /* The glyphs as ncurses wide cells, converted once (drawing them needs no
  * multibyte conversion per cell). */
 struct cells {
-	cchar_t eighth[9], spark[8], heat[5], mean, blank, over, under;
+	cchar_t eighth[9], spark[8], heat[5], mean, blank, over, under, rule;
 };
 
 struct tui_screen {
@@ -118,6 +122,7 @@ static void cells_init(struct cells *c, const struct glyphs *g)
 	for (int i = 0; i < 5; i++)
 		cell(&c->heat[i], g->heat[i]);
 	cell(&c->mean, g->mean);
+	cell(&c->rule, g == &ascii ? "-" : "\u2500");
 	cell(&c->blank, " ");
 	/* ASCII bars: '=' up to the mean, '#' beyond it */
 	cell(&c->under, "=");
@@ -203,6 +208,10 @@ struct tui_screen *tui_screen_new(int use_ascii, int mono)
 	nonl();
 	keypad(stdscr, TRUE);
 	curs_set(0);
+	/* presses, not clicks: a click waits for the release, and tmux
+	 * and most terminals report the press at once */
+	mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+	mouseinterval(0);
 	sc->g = use_ascii ? &ascii : &unicode;
 	cells_init(&sc->gc, sc->g);
 	sc->colour = !mono && has_colors();
@@ -257,6 +266,17 @@ static void scratch(struct tui_screen *sc, size_t n)
 
 /* ---- drawing helpers -------------------------------------------------------------- */
 
+/* Bytes of s that fill at most `cells` cells (waddnstr counts bytes). */
+static int bytes_for(const char *s, int cells)
+{
+	int i = 0, w = 0;
+
+	for (; s[i]; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && w++ == cells)
+			break;
+	return i;
+}
+
 /* A line of text at (y, x), clipped to the window. */
 static void put(WINDOW *w, int y, int x, attr_t a, const char *s)
 {
@@ -264,7 +284,7 @@ static void put(WINDOW *w, int y, int x, attr_t a, const char *s)
 	if (x >= cols || y >= getmaxy(w))
 		return;
 	wattrset(w, a);
-	mvwaddnstr(w, y, x, s, cols - x);
+	mvwaddnstr(w, y, x, s, bytes_for(s, cols - x));
 	wattrset(w, A_NORMAL);
 }
 
@@ -287,20 +307,22 @@ static void title(struct tui_screen *sc, WINDOW *w, const char *s)
 	int cols = getmaxx(w);
 	wattrset(w, col(sc, TUI_C_TITLE));
 	mvwhline(w, 0, 0, ' ', cols);
-	mvwaddnstr(w, 0, 0, s, cols);
+	mvwaddnstr(w, 0, 0, s, bytes_for(s, cols));
 	wattrset(w, A_NORMAL);
 }
 
 /* A sparkline of n values in [lo, hi] at (y, x), one cell each. */
 static void sparkline(struct tui_screen *sc, WINDOW *w, int y, int x, const double *v, int n,
-		      double lo, double hi)
+		      double lo, double hi, const unsigned char *phase)
 {
 	wmove(w, y, x);
 	for (int i = 0; i < n; i++) {
 		double f = hi > lo ? (v[i] - lo) / (hi - lo) : 0;
 		int k = (int)(f * 7 + 0.5);
 		k = k < 0 ? 0 : k > 7 ? 7 : k;
-		wattrset(w, col(sc, imb_color(v[i])));
+		/* prefill steps underlined */
+		wattrset(w, col(sc, imb_color(v[i])) |
+				    (phase && phase[i] == STORE_PHASE_PREFILL ? A_UNDERLINE : 0));
 		wadd_wch(w, &sc->gc.spark[k]);
 	}
 	wattrset(w, A_NORMAL);
@@ -308,33 +330,29 @@ static void sparkline(struct tui_screen *sc, WINDOW *w, int y, int x, const doub
 
 /* ---- panels ------------------------------------------------------------------------ */
 
-static void fmt_age(char *buf, size_t n, double age)
+struct tui_layer_row *tui_ui_rows(struct tui_view *v, const struct tui_ui *ui)
 {
-	if (age < 0)
-		snprintf(buf, n, "-");
-	else if (age < 60)
-		snprintf(buf, n, "%.1fs", age);
-	else if (age < 3600)
-		snprintf(buf, n, "%.0fm", age / 60);
-	else if (age < 86400 * 2)
-		snprintf(buf, n, "%.1fh", age / 3600);
-	else
-		snprintf(buf, n, "%.0fd", age / 86400);
+	int L = tui_view_layers(v);
+	struct tui_layer_row *rows = xmallocarray((size_t)L, sizeof(*rows));
+
+	memcpy(rows, tui_view_rows(v), (size_t)L * sizeof(*rows));
+	tui_rows_sort(rows, L, ui->sort);
+	if (ui->reverse)
+		for (int i = 0, j = L - 1; i < j; i++, j--) {
+			struct tui_layer_row t = rows[i];
+			rows[i] = rows[j];
+			rows[j] = t;
+		}
+	return rows;
 }
 
 static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
 {
 	struct tui_header h;
-	char age[32], rate[32], state[64];
-	const struct store_run *r;
+	char state[64], buf[512];
+	int W = getmaxx(w);
 
 	tui_view_header(v, &h);
-	r = h.run;
-	fmt_age(age, sizeof(age), h.age);
-	if (h.rate >= 0)
-		snprintf(rate, sizeof(rate), "%.1f/s", h.rate);
-	else
-		snprintf(rate, sizeof(rate), "-");
 	if (ui->paused)
 		snprintf(state, sizeof(state), "PAUSED");
 	else if (h.state == TUI_STATE_LOADING)
@@ -342,55 +360,68 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 			 (long long)h.to - h.from + 1);
 	else
 		snprintf(state, sizeof(state), "%s", tui_state_name(h.state));
-	/* most important first: narrow terminals cut the end */
-	char place[64];
-	if (h.deployed)
-		snprintf(place, sizeof(place), "deployed from step %lld", (long long)h.deployed_from);
-	else
-		snprintf(place, sizeof(place), "static placement");
-	/* a name stored with bytes that are not UTF-8 shows them as U+FFFD,
-	 * as the charts draw it (ncurses would print them as they come) */
-	char name[3 * sizeof(r->name) + 1];
-	util_utf8_sanitize(name, sizeof(name), r->name);
-	putf(w, 0, 0, col(sc, TUI_C_HEADER),
-	     "run '%s'%s%s%s  EP %d x %d, %s  %d layers x %d experts  [moetrace top]", name,
-	     r->model[0] ? " (" : "", r->model, r->model[0] ? ")" : "", h.ranks, h.slots, place,
-	     r->layers, r->experts);
+	/* fitted to the width: fields are shortened or left out whole, the
+	 * shape ("58 layers") never cut */
+	tui_text_header(buf, sizeof(buf), W, &h);
+	put(w, 0, 0, col(sc, TUI_C_HEADER), buf);
 	if (h.last_step == INT64_MIN) {
 		putf(w, 1, 0, A_NORMAL, "no steps recorded yet  [%s]", state);
 		return;
 	}
-	int x = 0, bad = ui->paused || h.state == TUI_STATE_WAITING || h.state == TUI_STATE_ERROR;
-	char buf[256];
-	snprintf(buf, sizeof(buf), "step %lld ", (long long)h.last_step);
-	put(w, 1, x, A_BOLD, buf);
-	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf), "[%s]", state);
-	put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), buf);
-	x += (int)strlen(buf);
-	snprintf(buf, sizeof(buf), "  %s  %lld steps, %lld dropped  last data %s ago", rate,
-		 (long long)h.steps, (long long)h.gaps, age);
-	put(w, 1, x, A_NORMAL, buf);
+	int bad = ui->paused || h.state == TUI_STATE_WAITING || h.state == TUI_STATE_ERROR;
+	tui_text_status(buf, sizeof(buf), W, &h, state);
+	put(w, 1, 0, A_NORMAL, buf);
+	/* "step N" bold, "[state]" coloured */
+	char *br = strchr(buf, '[');
+	if (br) {
+		char *end = strchr(br, ']');
+		int x = (int)(br - buf);
+		if (end)
+			end[1] = 0;
+		*br = 0;
+		put(w, 1, 0, A_BOLD, buf);
+		*br = '[';
+		put(w, 1, x, bad ? col(sc, TUI_C_BAD) | A_REVERSE : col(sc, TUI_C_GOOD), br);
+	}
 }
+
+/* The table's columns: name, first cell, width (right-aligned names), sort. */
+static const struct {
+	const char *name;
+	int x, w, sort;
+} tcol[] = {
+	{ "layer", 0, 5, TUI_SORT_LAYER }, { "now", 6, 6, TUI_SORT_NOW },
+	{ "after", 13, 6, TUI_SORT_AFTER }, { "gain", 20, 6, TUI_SORT_GAIN },
+	{ "hot", 27, 5, -1 },               { "share", 33, 6, -1 },
+	{ "moves", 40, 6, TUI_SORT_MOVES },
+};
+#define TREND_X 48
 
 static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui,
 		       const struct tui_layer_row *rows, int L)
 {
 	int H = getmaxy(w), W = getmaxx(w), body = H - 2;
+	int side = sc->lay.side, TW = side ? W - 1 : W; /* side by side: a rule on the right */
 	struct tui_header h;
-	char buf[256];
+	char buf[512];
 
 	tui_view_header(v, &h);
-	snprintf(buf, sizeof(buf),
-		 " Layers  sort: %s  after: %s fitted before  window %d steps: "
-		 "%lld..%lld%s%s%s",
-		 tui_sort_name(ui->sort), h.algo, h.window, (long long)h.from, (long long)h.to,
-		 h.phase_mask == 1u << STORE_PHASE_PREFILL  ? " prefill"
-		 : h.phase_mask == 1u << STORE_PHASE_DECODE ? " decode"
-							     : "",
-		 h.follow ? "" : " (scrubbed)", h.stale_layers ? "  fitting..." : "");
+	tui_text_table_title(buf, sizeof(buf), W, &h, ui->sort, ui->reverse, sc->g == &ascii);
 	title(sc, w, buf);
-	put(w, 1, 0, A_BOLD, "layer    now  after   gain   hot  share  moves  trend");
+	/* column names, the sorted one underlined with its direction */
+	for (size_t c = 0; c < UTIL_ARRAY_SIZE(tcol); c++) {
+		int len = (int)strlen(tcol[c].name), x = tcol[c].x + tcol[c].w - len;
+		if (c == 0)
+			x = 0;
+		put(w, 1, x, A_BOLD | (tcol[c].sort == ui->sort ? A_UNDERLINE : 0), tcol[c].name);
+		if (tcol[c].sort == ui->sort)
+			put(w, 1, c == 0 ? len : x - 1, A_BOLD,
+			    tui_sort_glyph(ui->sort, ui->reverse, sc->g == &ascii));
+	}
+	put(w, 1, TREND_X, A_BOLD, "trend");
+	if (side)
+		for (int y = 1; y < H; y++)
+			put(w, y, W - 1, col(sc, TUI_C_DIM), sc->g->mean);
 	if (body <= 0)
 		return;
 	if (h.last_step == INT64_MIN) {
@@ -408,11 +439,14 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		ui->top = pos - body + 1;
 	if (ui->top > L - body)
 		ui->top = L - body > 0 ? L - body : 0;
-	int tx = 53, tw = W - tx;
+	int tx = TREND_X + 6, tw = TW - tx;
 	double *hist = NULL;
+	unsigned char *ph = NULL;
 	if (tw >= 4) {
 		scratch(sc, (size_t)tw);
 		hist = sc->c;
+		ph = xmalloc((size_t)tw);
+		tui_view_phases(v, ph, tw);
 	}
 	for (int i = 0; i < body && ui->top + i < L; i++) {
 		const struct tui_layer_row *r = &rows[ui->top + i];
@@ -432,7 +466,7 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 			snprintf(moves, sizeof(moves), "%5s", "-");
 		if (sel) {
 			wattrset(w, col(sc, TUI_C_SELECT));
-			mvwhline(w, y, 0, ' ', W);
+			mvwhline(w, y, 0, ' ', TW);
 		}
 		putf(w, y, 0, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%5d ", r->layer);
 		putf(w, y, 6, sel ? col(sc, TUI_C_SELECT) : col(sc, imb_color(r->now)), "%6.3f",
@@ -449,9 +483,10 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 				lo = hist[k] < lo ? hist[k] : lo;
 				hi = hist[k] > hi ? hist[k] : hi;
 			}
-			sparkline(sc, w, y, tx + (tw - n), hist, n, lo, hi);
+			sparkline(sc, w, y, tx + (tw - n), hist, n, lo, hi, ph);
 		}
 	}
+	free(ph);
 }
 
 /* A horizontal bar of `len` cells scaled so that `scale` fills it, with
@@ -483,31 +518,75 @@ static void bar(struct tui_screen *sc, WINDOW *w, int y, int x, int len, double 
 	wattrset(w, A_NORMAL);
 }
 
+/* The bar rows: ranks r0..r1 each, or node > 0 for a node's rule line. */
+struct bar_row {
+	int r0, r1, node;
+};
+
+/* Rows of the bars for R ranks in `body` rows.  With the ranks per node
+ * known, no row spans two nodes, and each node gets a rule line above its
+ * ranks when they fit.  Returns the rows (at most body) and *group, the
+ * most ranks one row shows. */
+static int bar_rows(int R, int rpn, int body, struct bar_row *out, int *group)
+{
+	int n = 0;
+
+	if (body <= 0)
+		return 0;
+	if (rpn <= 0 || rpn >= R) {
+		int g = (R + body - 1) / body;
+		for (int r = 0; r < R && n < body; r += g, n++)
+			out[n] = (struct bar_row){ r, r + g - 1 < R ? r + g - 1 : R - 1, 0 };
+		*group = g;
+		return n;
+	}
+	int nodes = (R + rpn - 1) / rpn, g, rules = 1, k = 1;
+	for (g = 1; g <= rpn; g++) /* with rules */
+		if (nodes * ((rpn + g - 1) / g + 1) <= body)
+			break;
+	if (g > rpn) {
+		rules = 0;
+		for (g = 1; g <= rpn; g++)
+			if (nodes * ((rpn + g - 1) / g) <= body)
+				break;
+	}
+	if (g > rpn) { /* several nodes a row */
+		k = (nodes + body - 1) / body;
+		g = k * rpn;
+	}
+	*group = g;
+	for (int nd = 0; nd < nodes && n < body; nd += k) {
+		int end = (nd + k) * rpn < R ? (nd + k) * rpn : R;
+		if (rules)
+			out[n++] = (struct bar_row){ nd * rpn, end - 1, nd + 1 };
+		for (int r = nd * rpn; r < end && n < body; r += g, n++)
+			out[n] = (struct bar_row){ r, r + g - 1 < end ? r + g - 1 : end - 1, 0 };
+	}
+	return n;
+}
+
 static void draw_bars(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
 {
 	int H = getmaxy(w), W = getmaxx(w), R, body = H - 1;
 	struct tui_header h;
-	char buf[256], num[32];
+	char buf[512], num[32];
 	double mean;
 
 	tui_view_header(v, &h);
 	R = h.ranks;
+	int rpn = h.run->ranks_per_node > 0 && h.run->ranks_per_node < R ? h.run->ranks_per_node : 0;
 	scratch(sc, (size_t)R);
 	int have = tui_view_loads(v, ui->sel, sc->a, sc->b, &mean);
-	int group = body > 0 ? (R + body - 1) / body : R;
-	tui_fmt_num(num, sizeof(num), mean);
-	snprintf(buf, sizeof(buf),
-		 " Layer %d device load per rank (window tokens): %s | %s   %s mean %s",
-		 ui->sel, h.deployed ? "deployed" : "static", h.algo, sc->g->mean, num);
-	if (group > 1)
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "  (max of %d ranks per row)",
-			 group);
+	struct bar_row *rows = xmallocarray((size_t)(body > 0 ? body : 1), sizeof(*rows));
+	int group = 1, nrows = bar_rows(R, rpn, body, rows, &group);
+	tui_text_bars_title(buf, sizeof(buf), W, ui->sel, h.deployed ? "deployed" : "static",
+			    h.algo, sc->g->mean, mean, group, rpn);
 	title(sc, w, buf);
-	if (body <= 0)
-		return;
 	int lw = 8, nw = 7, bw = (W - lw - 2 * nw - 2) / 2;
-	if (bw < 4)
+	if (body <= 0 || bw < 4) {
+		free(rows);
 		return;
+	}
 	double scale = mean;
 	for (int r = 0; r < R; r++) {
 		if (sc->a[r] > scale)
@@ -515,12 +594,17 @@ static void draw_bars(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 		if (have && sc->b[r] > scale)
 			scale = sc->b[r];
 	}
-	for (int i = 0; i < body; i++) {
-		int r0 = i * group, r1 = r0 + group - 1;
-		if (r0 >= R)
-			break;
-		if (r1 >= R)
-			r1 = R - 1;
+	int fitting_shown = 0;
+	for (int i = 0; i < nrows; i++) {
+		int r0 = rows[i].r0, r1 = rows[i].r1, y = 1 + i;
+		if (rows[i].node) {
+			/* a rule line naming the node and its ranks */
+			snprintf(buf, sizeof(buf), "node %d: ranks %d-%d ", rows[i].node - 1, r0, r1);
+			wattrset(w, col(sc, TUI_C_DIM));
+			mvwhline_set(w, y, 0, &sc->gc.rule, W);
+			put(w, y, 2, col(sc, TUI_C_DIM), buf);
+			continue;
+		}
 		double bmax = 0, amax = 0;
 		for (int r = r0; r <= r1; r++) {
 			if (sc->a[r] > bmax)
@@ -532,47 +616,66 @@ static void draw_bars(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 			snprintf(buf, sizeof(buf), "r%-6d", r0);
 		else
 			snprintf(buf, sizeof(buf), "r%d-%d", r0, r1);
-		put(w, 1 + i, 0, A_NORMAL, buf);
-		bar(sc, w, 1 + i, lw, bw, bmax, mean, scale, TUI_C_BEFORE);
+		/* without rule lines, nodes alternate bold and plain labels */
+		put(w, y, 0, rpn && !(r0 / rpn % 2) && !(nrows && rows[0].node) ? A_BOLD : A_NORMAL,
+		    buf);
+		bar(sc, w, y, lw, bw, bmax, mean, scale, TUI_C_BEFORE);
 		tui_fmt_num(num, sizeof(num), bmax);
-		putf(w, 1 + i, lw + bw, A_NORMAL, " %*s ", nw - 1, num);
+		putf(w, y, lw + bw, A_NORMAL, " %*s ", nw - 1, num);
 		if (have) {
-			bar(sc, w, 1 + i, lw + bw + nw + 1, bw, amax, mean, scale, TUI_C_AFTER);
+			bar(sc, w, y, lw + bw + nw + 1, bw, amax, mean, scale, TUI_C_AFTER);
 			tui_fmt_num(num, sizeof(num), amax);
-			putf(w, 1 + i, lw + 2 * bw + nw + 1, A_NORMAL, " %*s", nw - 1, num);
-		} else if (i == 0) {
-			put(w, 1, lw + bw + nw + 1, col(sc, TUI_C_DIM), "(fitting...)");
+			putf(w, y, lw + 2 * bw + nw + 1, A_NORMAL, " %*s", nw - 1, num);
+		} else if (!fitting_shown) {
+			put(w, y, lw + bw + nw + 1, col(sc, TUI_C_DIM), "(fitting...)");
+			fitting_shown = 1;
 		}
 	}
+	free(rows);
 }
 
 static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
 {
 	int H = getmaxy(w), W = getmaxx(w), rows = H - 1;
-	char buf[256];
+	char buf[512];
 
 	scratch(sc, (size_t)W);
+	unsigned char *ph = xmalloc((size_t)W);
 	int n = tui_view_history(v, ui->sel, sc->a, W);
+	tui_view_phases(v, ph, n);
 	double lo = 1.0, hi = 1.0, mn = n ? sc->a[0] : 0;
+	int npre = 0;
 	for (int i = 0; i < n; i++) {
 		if (sc->a[i] > hi)
 			hi = sc->a[i];
 		if (sc->a[i] < mn)
 			mn = sc->a[i];
+		npre += ph[i] == STORE_PHASE_PREFILL;
 	}
-	snprintf(buf, sizeof(buf),
-		 " Layer %d imbalance per step, last %d steps: now %.3f  min %.3f  max %.3f", ui->sel,
-		 n, n ? sc->a[n - 1] : 0.0, mn, hi);
+	/* prefill steps: a marker row above the graph when it has three
+	 * rows or more, else underlined cells */
+	int marks = rows >= 3 && npre > 0;
+	tui_text_spark_title(buf, sizeof(buf), W, ui->sel, n, n ? sc->a[n - 1] : 0.0, mn, hi,
+			     npre, marks ? "p" : NULL);
 	title(sc, w, buf);
-	if (rows <= 0 || n == 0)
+	if (rows <= 0 || n == 0) {
+		free(ph);
 		return;
+	}
 	int x0 = W - n;
 	/* the graph starts a little below the smallest value, so that the
 	 * variation shows (the title gives the figures) */
 	lo = mn - (hi - mn) * 0.15 > 0 ? mn - (hi - mn) * 0.15 : 0;
 	if (rows == 1) {
-		sparkline(sc, w, 1, x0, sc->a, n, lo, hi);
+		sparkline(sc, w, 1, x0, sc->a, n, lo, hi, ph);
+		free(ph);
 		return;
+	}
+	if (marks) {
+		for (int i = 0; i < n; i++)
+			if (ph[i] == STORE_PHASE_PREFILL)
+				put(w, 1, x0 + i, col(sc, TUI_C_PREFILL), "p");
+		rows--;
 	}
 	/* a small bar graph: each column's height in eighths of a row */
 	for (int i = 0; i < n; i++) {
@@ -580,7 +683,8 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		int e = (int)(f * rows * 8 + 0.5);
 		if (e < 1)
 			e = 1;
-		wattrset(w, col(sc, imb_color(sc->a[i])));
+		wattrset(w, col(sc, imb_color(sc->a[i])) |
+				    (!marks && ph[i] == STORE_PHASE_PREFILL ? A_UNDERLINE : 0));
 		for (int rr = 0; rr < rows; rr++) {
 			int k = e - rr * 8;
 			k = k < 0 ? 0 : k > 8 ? 8 : k;
@@ -590,6 +694,7 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		}
 	}
 	wattrset(w, A_NORMAL);
+	free(ph);
 }
 
 static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
@@ -624,11 +729,8 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 		if (s > mx)
 			mx = s;
 	}
-	snprintf(buf, sizeof(buf),
-		 " Layer %d experts by window tokens, %d per cell: hottest %d with %.1f%%  "
-		 "(%s%s%s%s: < 0.75, 1.5, 3, >= 3 x mean)",
-		 ui->sel, group, hot, tot > 0 ? 100.0 * sc->a[hot] / tot : 0.0, sc->g->heat[1],
-		 sc->g->heat[2], sc->g->heat[3], sc->g->heat[4]);
+	tui_text_heat_title(buf, sizeof(buf), W, ui->sel, group, hot,
+			    tot > 0 ? 100.0 * sc->a[hot] / tot : 0.0, sc->g->heat + 1);
 	title(sc, w, buf);
 	/* levels relative to the mean cell: a skewed layer shows its hot
 	 * experts without flattening the rest to blanks */
@@ -644,38 +746,37 @@ static void draw_heat(struct tui_screen *sc, WINDOW *w, struct tui_view *v, stru
 	wattrset(w, A_NORMAL);
 }
 
-static void draw_status(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui,
-			const struct tui_key *keys, int nkeys)
+static void draw_status(struct tui_screen *sc, WINDOW *w, struct tui_view *v, struct tui_ui *ui)
 {
-	int W = getmaxx(w);
-	char buf[512];
-	size_t len = 0;
+	const struct tui_fkey *k[16];
+	int W = getmaxx(w), x = 0;
 
+	(void)v;
 	wbkgdset(w, col(sc, TUI_C_STATUS) | ' ');
 	werase(w);
+	if (ui->prompt) {
+		putf(w, 0, 0, col(sc, TUI_C_STATUS) | A_BOLD,
+		     "jump to layer (0-%d, Enter to go, Esc to cancel): %s_",
+		     tui_view_layers(v) - 1, ui->input);
+		return;
+	}
 	if (ui->msg[0] && util_now() < ui->msg_until) {
 		put(w, 0, 0, col(sc, TUI_C_STATUS) | A_BOLD, ui->msg);
 		return;
 	}
-	buf[0] = 0;
-	for (int i = 0; i < nkeys && len < sizeof(buf) - 64; i++) {
-		if (!keys[i].label)
-			continue;
-		const char *val = "";
-		char tmp[64] = "";
-		if (keys[i].fn && strstr(keys[i].label, "sort"))
-			val = tui_sort_name(ui->sort);
-		else if (strstr(keys[i].label, "algo"))
-			val = tui_view_algo(v)->name;
-		else if (strstr(keys[i].label, "window")) {
-			snprintf(tmp, sizeof(tmp), "%d", tui_view_window(v));
-			val = tmp;
-		}
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s%s%s", len ? "  " : "",
-					keys[i].label, *val ? ":" : "", val);
+	/* htop's bar: the key plain, its label in the bar's colour */
+	wbkgdset(w, A_NORMAL | ' ');
+	werase(w);
+	int nk = tui_fkeys_fit(W, k);
+	for (int i = 0; i < nk; i++) {
+		char key[8], label[16];
+		snprintf(key, sizeof(key), "F%d", k[i]->fn);
+		snprintf(label, sizeof(label), "%-*s", k[i]->fn >= 10 ? 5 : 6,
+			 k[i]->fn == 9 && ui->paused ? "Resume" : k[i]->label);
+		put(w, 0, x, A_NORMAL, key);
+		put(w, 0, x + (int)strlen(key), col(sc, TUI_C_FKEY), label);
+		x += 8;
 	}
-	(void)W;
-	put(w, 0, 0, col(sc, TUI_C_STATUS), buf);
 }
 
 static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nkeys)
@@ -705,7 +806,7 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 	put(w, 0, 2, A_BOLD, " moetrace top: keys ");
 	int y = 1;
 	for (int i = 0; i < nkeys && y < h - 1; i++, y++) {
-		char names[32] = "";
+		char names[40] = "";
 		size_t len = 0;
 		for (int k = 0; k < 6 && keys[i].keys[k] && len < sizeof(names) - 8; k++) {
 			const char *kn = keyname(keys[i].keys[k]);
@@ -723,8 +824,11 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 				kn = "home";
 			else if (keys[i].keys[k] == KEY_END)
 				kn = "end";
-			else if (keys[i].keys[k] == KEY_F(1))
-				kn = "F1";
+			char fk[8];
+			if (keys[i].keys[k] >= KEY_F(1) && keys[i].keys[k] <= KEY_F(12)) {
+				snprintf(fk, sizeof(fk), "F%d", keys[i].keys[k] - KEY_F0);
+				kn = fk;
+			}
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
 						len ? " " : "", kn ? kn : "?");
 		}
@@ -741,7 +845,10 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 		    "a replicated expert's tokens are split evenly among its replicas;");
 	if (y < h - 1)
 		put(w, y++, 2, A_NORMAL,
-		    "after: the placement fitted on the window's steps before it, scored on the window.");
+		    "after: fitted on the window's steps before it, scored on the window.");
+	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL,
+		    "mouse: a row selects its layer, a column name sorts (again: reverses).");
 	if (y < h - 1)
 		put(w, y++, 2, A_NORMAL, "press any key to close");
 	wnoutrefresh(w);
@@ -754,16 +861,17 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 	int L = tui_view_layers(v);
 
 	if (sc->lay.too_small) {
+		char buf[160];
 		erase();
-		mvprintw(0, 0, "terminal too small: %dx%d, moetrace top needs %dx%d", sc->lay.cols,
-			 sc->lay.rows, TUI_MIN_COLS, TUI_MIN_ROWS);
+		/* one line that fits: a wrapped message would scroll the screen */
+		tui_text_too_small(buf, sizeof(buf), sc->lay.rows, sc->lay.cols);
+		if (sc->lay.rows > 0)
+			mvaddnstr(0, 0, buf, sc->lay.cols);
 		wnoutrefresh(stdscr);
 		doupdate();
 		return;
 	}
-	struct tui_layer_row *rows = xmallocarray((size_t)L, sizeof(*rows));
-	memcpy(rows, tui_view_rows(v), (size_t)L * sizeof(*rows));
-	tui_rows_sort(rows, L, ui->sort);
+	struct tui_layer_row *rows = tui_ui_rows(v, ui);
 	for (int i = 0; i < TUI_PANEL_COUNT; i++)
 		if (sc->win[i])
 			werase(sc->win[i]);
@@ -774,7 +882,7 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 		draw_spark(sc, sc->win[TUI_PANEL_SPARK], v, ui);
 	if (sc->win[TUI_PANEL_HEAT])
 		draw_heat(sc, sc->win[TUI_PANEL_HEAT], v, ui);
-	draw_status(sc, sc->win[TUI_PANEL_STATUS], v, ui, keys, nkeys);
+	draw_status(sc, sc->win[TUI_PANEL_STATUS], v, ui);
 	for (int i = 0; i < TUI_PANEL_COUNT; i++)
 		if (sc->win[i])
 			wnoutrefresh(sc->win[i]);
@@ -782,4 +890,33 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 		draw_help(sc, keys, nkeys);
 	doupdate();
 	free(rows);
+}
+
+unsigned tui_screen_click(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui, int y,
+			  int x)
+{
+	const struct tui_rect *t = &sc->lay.panel[TUI_PANEL_TABLE];
+	int L = tui_view_layers(v), row = y - t->y - 2;
+
+	if (sc->lay.too_small || y < t->y || y >= t->y + t->h || x < t->x || x >= t->x + t->w)
+		return 0;
+	x -= t->x;
+	if (y == t->y + 1) { /* a column name: sort by it, again: reversed */
+		for (size_t c = 0; c < UTIL_ARRAY_SIZE(tcol); c++) {
+			if (tcol[c].sort < 0 || x < tcol[c].x || x >= tcol[c].x + tcol[c].w + 1)
+				continue;
+			if (ui->sort == tcol[c].sort)
+				ui->reverse = !ui->reverse;
+			else
+				ui->sort = tcol[c].sort, ui->reverse = 0;
+			return TUI_ACT_REDRAW;
+		}
+		return 0;
+	}
+	if (row < 0 || ui->top + row >= L)
+		return 0;
+	struct tui_layer_row *rows = tui_ui_rows(v, ui);
+	ui->sel = rows[ui->top + row].layer;
+	free(rows);
+	return TUI_ACT_REDRAW;
 }

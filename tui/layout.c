@@ -48,7 +48,9 @@ void tui_layout_compute(int rows, int cols, struct tui_layout *out)
 	p[TUI_PANEL_STATUS] = rect(rows - 1, 0, 1, cols);
 
 	if (cols >= 150 && rows >= 30) {
-		int tw = clamp(cols * 2 / 5, 64, 96), rw = cols - tw;
+		/* half each: the table's trend column gets at least 25 cells
+		 * (and a rule from the bars), the bars at least 70 */
+		int tw = clamp(cols / 2, 80, 130), rw = cols - tw;
 		int spark = clamp(bh / 5, 3, 10), heat = clamp(bh / 6, 3, 8);
 		out->side = 1;
 		p[TUI_PANEL_TABLE] = rect(body_y, 0, bh, tw);

@@ -1,5 +1,5 @@
 /*
- * tui: `moetrace top`, the live view.  Three parts that know nothing of
+ * tui: `moetrace top`, the live view.  Four parts that know nothing of
  * each other's insides:
  *
  *   - the layout (tui/layout.c): a pure function from terminal rows x cols
@@ -10,8 +10,10 @@
  *     (new steps added, steps leaving the window subtracted), the balance
  *     of every layer under the deployed placement and after rebalancing
  *     with the chosen algorithm, and writes a frame as JSON (--snapshot);
+ *   - the words (tui/text.c): the header, panel titles and function-key
+ *     bar fitted to a width, pure functions unit-tested at every size;
  *   - the screen (tui/draw.c, tui/cmd_top.c): ncurses windows, colours,
- *     glyphs, keys and the main loop.
+ *     glyphs, keys, mouse and the main loop.
  *
  * Ownership: a struct tui_view borrows the store it is given (the caller
  * frees the store after the view); arrays returned by accessors belong to
@@ -66,6 +68,55 @@ void tui_fmt_num(char *buf, size_t n, double x);
 /* Whether TERM names a terminal without Unicode block glyphs (DEC vt52,
  * vt100, vt220, ..., dumb, ansi, or none). */
 int tui_term_is_ascii(const char *term);
+
+/* ---- the words of the screen fitted to a width (tui/text.c) ---------------- */
+
+/* A field of a line: its text, a shorter form (NULL: none) and how much
+ * it matters.  Fields of TUI_KEEP are shortened but never left out. */
+struct tui_field {
+	const char *text, *brief;
+	int prio;  /* leaving it out */
+	int sprio; /* shortening it (0: as prio) */
+};
+#define TUI_KEEP 100
+
+/* Cells a UTF-8 string takes (top draws only one-cell glyphs). */
+int tui_text_width(const char *s);
+/* Joins the fields with sep into buf so that the line takes at most
+ * width cells: the least important field is shortened, then left out,
+ * first; a line still too wide is cut.  Returns the cells taken. */
+int tui_fit(char *buf, size_t n, int width, const struct tui_field *f, int nf, const char *sep);
+
+struct tui_header;
+/* The header's first line (run, model, EP layout, placement, shape) and
+ * second (step, state, rate, steps, age). */
+void tui_text_header(char *buf, size_t n, int width, const struct tui_header *h);
+void tui_text_status(char *buf, size_t n, int width, const struct tui_header *h,
+		     const char *state);
+/* The direction glyph of a sort (down: largest first). */
+const char *tui_sort_glyph(int sort, int reverse, int ascii);
+/* Panel titles. */
+void tui_text_table_title(char *buf, size_t n, int width, const struct tui_header *h, int sort,
+			  int reverse, int ascii);
+void tui_text_bars_title(char *buf, size_t n, int width, int layer, const char *before,
+			 const char *algo, const char *mean_glyph, double mean, int group,
+			 int rpn);
+void tui_text_spark_title(char *buf, size_t n, int width, int layer, int steps, double now,
+			  double min, double max, int prefill, const char *mark);
+void tui_text_heat_title(char *buf, size_t n, int width, int layer, int per_cell, int hottest,
+			 double share, const char *const levels[4]);
+/* The one line shown below TUI_MIN_ROWS x TUI_MIN_COLS, at most cols cells. */
+void tui_text_too_small(char *buf, size_t n, int rows, int cols);
+
+/* The function-key bar, htop's manner: "F1Help  F2Algo ..." 8 cells a key;
+ * narrow terminals leave out the least used keys. */
+struct tui_fkey {
+	int fn;            /* F1 .. F10 */
+	const char *label;
+	int prio;
+};
+int tui_fkeys_fit(int width, const struct tui_fkey **out);
+void tui_text_fkeys(char *buf, size_t n, int width);
 
 /* ---- the view (tui/view.c) ------------------------------------------------ */
 
@@ -182,6 +233,8 @@ int tui_view_loads(struct tui_view *v, int layer, double *before, double *after,
 /* Per-step imbalance of `layer` for the window's steps, oldest first;
  * writes at most max values to out and returns how many. */
 int tui_view_history(struct tui_view *v, int layer, double *out, int max);
+/* The phase (enum store_phase) of the same steps as tui_view_history. */
+int tui_view_phases(const struct tui_view *v, unsigned char *out, int max);
 /* Window tokens of each expert of `layer`: out[experts]. */
 void tui_view_heat(struct tui_view *v, int layer, double *out);
 /* The steps the "after" of `layer` was fitted on: the window's W steps

@@ -10,7 +10,11 @@ struct tui_ui {
 	int sort;       /* enum tui_sort */
 	int top;        /* first table position shown */
 	int help;       /* the help panel is open */
+	int reverse;    /* the sort order reversed */
 	int paused;     /* no new data is read */
+	int moved;      /* the window was moved while paused: read it once */
+	int prompt;     /* `/`: reading a layer number into input */
+	char input[16];
 	char msg[160];  /* a message for the status line, shown until msg_until */
 	double msg_until;
 };
@@ -46,6 +50,12 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 		     const struct tui_key *keys, int nkeys);
 /* Table rows that fit: for paging keys. */
 int tui_screen_table_rows(const struct tui_screen *sc);
+/* A mouse press at screen (y, x): a table row selects its layer, a column
+ * name sorts by it (again: reversed).  Returns TUI_ACT_* bits. */
+unsigned tui_screen_click(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui, int y,
+			  int x);
+/* The layer table in the user's order: a copy the caller frees. */
+struct tui_layer_row *tui_ui_rows(struct tui_view *v, const struct tui_ui *ui);
 
 
 #endif

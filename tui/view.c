@@ -49,6 +49,7 @@ struct tui_view {
 	int W, cap, head, n, nprev;
 	int64_t *rstep;
 	double *rtime;
+	unsigned char *rphase; /* enum store_phase of each step */
 	uint32_t *rcounts; /* [cap * L * E] */
 	float *rimb;       /* [cap * L] per-step imbalance under cur */
 	uint64_t *sum;     /* [L * E] heat summed over the window */
@@ -162,11 +163,13 @@ static void ring_alloc(struct tui_view *v)
 {
 	free(v->rstep);
 	free(v->rtime);
+	free(v->rphase);
 	free(v->rcounts);
 	free(v->rimb);
 	v->cap = 2 * v->W;
 	v->rstep = xmallocarray((size_t)v->cap, sizeof(int64_t));
 	v->rtime = xmallocarray((size_t)v->cap, sizeof(double));
+	v->rphase = xmallocarray((size_t)v->cap, 1);
 	v->rcounts = xmallocarray((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
 	v->rimb = xmallocarray((size_t)v->cap * v->L, sizeof(float));
 	v->head = v->n = v->nprev = 0;
@@ -264,6 +267,7 @@ void tui_view_free(struct tui_view *v)
 	sqlite3_finalize(v->q_dep);
 	free(v->rstep);
 	free(v->rtime);
+	free(v->rphase);
 	free(v->rcounts);
 	free(v->rimb);
 	free(v->sum);
@@ -451,6 +455,7 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 	slot = (v->head + v->n) % v->cap;
 	v->rstep[slot] = st->step;
 	v->rtime[slot] = st->time;
+	v->rphase[slot] = (unsigned char)st->phase;
 	memcpy(v->rcounts + (size_t)slot * LE, st->counts, LE * sizeof(uint32_t));
 	for (size_t i = 0; i < LE; i++)
 		v->sum[i] += st->counts[i];
@@ -508,7 +513,11 @@ int tui_view_poll(struct tui_view *v, double budget)
 	int64_t to = v->follow ? v->db_last : v->target_to;
 	if (to > v->db_last)
 		to = v->db_last;
+	/* the window never starts before the run's first step: a run
+	 * shorter than the window shows the steps it has, not negative ones */
 	int64_t from = to - v->W + 1;
+	if (from < v->db_first)
+		from = v->db_first;
 	if (v->rebuild || ring_last(v) > to) {
 		ring_reset(v);
 		v->next_read = from - v->W; /* the W steps before the window too */
@@ -852,6 +861,15 @@ int tui_view_history(struct tui_view *v, int layer, double *out, int max)
 		int slot = (v->head + v->n - k + i) % v->cap;
 		out[i] = v->rimb[(size_t)slot * v->L + layer];
 	}
+	return k;
+}
+
+int tui_view_phases(const struct tui_view *v, unsigned char *out, int max)
+{
+	int k = win_n(v) < max ? win_n(v) : max;
+
+	for (int i = 0; i < k; i++)
+		out[i] = v->rphase[(v->head + v->n - k + i) % v->cap];
 	return k;
 }
 

@@ -27,7 +27,8 @@ d = json.load(open(sys.argv[1]))
 s = d["selected"]
 assert d["run"]["name"] == "hand", d["run"]
 assert d["layout"] == {"ranks": 2, "slots": 2, "placement": "static"}, d["layout"]
-assert d["window"]["to"] == 1 and d["window"]["steps"] == 2, d["window"]
+# a run shorter than the window: it starts at the first step, not at -254
+assert d["window"]["from"] == 0 and d["window"]["to"] == 1 and d["window"]["steps"] == 2, d["window"]
 assert d["header"]["last_step"] == 1 and d["header"]["dropped"] == 0, d["header"]
 assert s["before"] == [22, 14] and s["mean"] == 18, s
 assert abs(s["imbalance_before"] - 22 / 18) < 1e-6

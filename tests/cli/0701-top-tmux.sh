@@ -1,8 +1,12 @@
 # top in a terminal (tmux): follows a trace `moetrace record` is writing,
 # the bars of a selected layer match --snapshot and `place --json` for the
-# same window, resizes to 80x24 and 200x60, help, sort, pause, and the
-# terminal is restored after q, Ctrl-C and SIGTERM.  A locked database shows
-# "waiting" and keys still work.  TERM=vt100 / NO_COLOR: ASCII, no colour.
+# same window; the screen read at 120x40, 80x24, 160x45, 240x70 and 200x60
+# (header whole, layer count, sort indicator, function-key bar, table and
+# bars apart, bars grouped by node); a mouse press selects a row and sorts
+# by a column; `/` jumps to a layer; scrubbing while paused; help, sort,
+# reverse, `a` skips static; the terminal is restored after q, Ctrl-C and
+# SIGTERM.  A locked database shows "waiting" and keys still work.
+# TERM=vt100 / NO_COLOR: ASCII, no colour.
 . "$(dirname "$0")/lib.sh"
 command -v tmux >/dev/null || skip "tmux not installed"
 command -v python3 >/dev/null || skip "python3 not installed"
@@ -21,6 +25,60 @@ wait_for() {
 	cat "$T/screen" >&2
 	fail "the screen never showed /$2/"
 }
+# screen_ok SESSION ROWS COLS SORTGLYPH: what every size must show whole
+screen_ok() {
+	i=0
+	until cap "$1" && python3 "$T/screen.py" "$T/screen" "$2" "$3" "$4" 2>"$T/screen.err"; do
+		sleep 0.1; i=$((i + 1))
+		[ $i -lt 50 ] || { cat "$T/screen" "$T/screen.err" >&2; fail "screen at $3x$2"; }
+	done
+}
+# press SESSION ROW COL: a mouse press and release (SGR, 1-based), as a
+# terminal sends them
+press() {
+	tm send-keys -t "$1" -l "$(printf '\033[<0;%d;%dM' "$3" "$2")"
+	tm send-keys -t "$1" -l "$(printf '\033[<0;%d;%dm' "$3" "$2")"
+}
+cat >"$T/screen.py" <<'PY'
+import re, sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+rows, cols, glyph = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if lines and lines[-1] == "":
+    lines.pop()
+assert len(lines) == rows, ("lines", len(lines))
+assert all(len(l) <= cols for l in lines), "a line wider than the terminal"
+# the header: the run and its whole shape, never "5" for "58 layers"
+assert lines[0].startswith("run 'live'"), lines[0]
+assert re.search(r"  58 layers( x 256 experts)?( |$)", lines[0]), lines[0]
+assert re.match(r"step \d+ \[", lines[1]), lines[1]
+# the table: sort named with its direction, the column marked too
+assert re.match(r" Layers  sort: (layer|now|after|gain|moves)" + re.escape(glyph), lines[2]), lines[2]
+assert glyph in lines[3] and re.match(r"layer.*now +after +gain +hot +share +moves +trend", lines[3]), lines[3]
+# htop's function-key bar
+assert re.match(r"F1Help  F2Algo  F3Find  .*F10Quit", lines[-1]), lines[-1]
+side = cols >= 150 and rows >= 30
+if side:
+    # the table and the bars apart: a rule between them on every body row,
+    # and a trend of 25 cells or more
+    tw = max(80, min(130, cols // 2))
+    for l in lines[3:rows - 1]:
+        assert l[tw - 1] == "\u2502", ("no rule at", tw - 1, l)
+    trend = lines[4][54:tw - 1]
+    assert len(trend.strip()) >= 25, ("trend", trend)
+    assert lines[2][tw:].startswith(" Layer "), lines[2]
+    right = [l[tw:] for l in lines[2:rows - 1]]
+else:
+    right = lines[3:rows - 1]
+# the bars: a title with the mean, and nodes of 8 ranks never split
+t = [l for l in right if re.match(r" Layer \d+ (device )?load per rank", l)]
+assert t and "mean " in t[0], right
+labels = [re.match(r"r(\d+)(?:-(\d+))?\s", l) for l in right]
+spans = [(int(m.group(1)), int(m.group(2) or m.group(1))) for m in labels if m]
+assert spans and spans[-1][1] == 63, spans
+assert all(a // 8 == b // 8 for a, b in spans), ("a row spans two nodes", spans)
+nodes = [l for l in right if re.match(r"\u2500+node \d+: ranks \d+-\d+ ", l)]
+assert not nodes or len(nodes) == 8, nodes
+PY
 header_step() { cap "$1"; sed -n '2s/^step \([0-9]*\) .*/\1/p' "$T/screen"; }
 # start SESSION ROWS COLS ENV... -- ARGS: top in a new tmux session; the
 # shell around it records the terminal state once top has exited
@@ -121,32 +179,81 @@ done
 
 # scrub back a quarter window, follow again, double the window
 tm send-keys -t live '<'
-wait_for live 'window 64 steps: 40\.\.103 \(scrubbed\)'
+wait_for live 'window 64 steps: 40\.\.103  \(scrubbed\)'
 wait_for live '^step 119 \[scrub\]'
 tm send-keys -t live f
 wait_for live 'window 64 steps: 56\.\.119(  |$)' # following again: no '(scrubbed)'
 tm send-keys -t live +
-wait_for live 'window 128 steps: -8\.\.119'
+wait_for live 'window 128 steps: 0\.\.119' # from the run's first step, not -8
 
+# scrubbing while paused moves the window at once
+tm send-keys -t live ' '
+wait_for live '^step 119 \[PAUSED\]'
+tm send-keys -t live '<'
+wait_for live 'window 128 steps: 0\.\.87  \(scrubbed\)' 30
+grep -q '\[PAUSED\]' "$T/screen" || fail "no longer paused"
+tm send-keys -t live f ' '
+wait_for live 'window 128 steps: 0\.\.119(  |$)'
+wait_for live '^step 119 \[idle\]'
+
+screen_ok live 40 120 '▲'
 # sort by imbalance now: the table's now column descends
 tm send-keys -t live s
-wait_for live 'sort: now'
+wait_for live 'sort: now▼'
 python3 - "$T/screen" <<'PY' || fail "not sorted by now"
 import re, sys
 v = [float(m.group(1)) for m in (re.match(r"^\s+\d+\s+(\d+\.\d+)", l) for l in open(sys.argv[1], encoding="utf-8")) if m]
 assert len(v) >= 5 and v == sorted(v, reverse=True), v
 PY
+# reversed: ascending, the indicator turned
+tm send-keys -t live r
+wait_for live 'sort: now▲'
+python3 - "$T/screen" <<'PY' || fail "not sorted by now, reversed"
+import re, sys
+v = [float(m.group(1)) for m in (re.match(r"^\s+\d+\s+(\d+\.\d+)", l) for l in open(sys.argv[1], encoding="utf-8")) if m]
+assert len(v) >= 5 and v == sorted(v), v
+PY
+screen_ok live 40 120 '▲'
+# a press on the "layer" column name sorts by layer; on a row selects it
+press live 4 3
+wait_for live 'sort: layer▲'
+row=$(grep -n '^    7 ' "$T/screen" | cut -d: -f1)
+[ -n "$row" ] || fail "layer 7 not on the screen"
+press live "$row" 10
+wait_for live '^ Layer 7 device load'
+# `/` jumps to a layer; a layer the run lacks says so
+tm send-keys -t live / 4 2
+wait_for live 'jump to layer \(0-57, .*: 42_'
+tm send-keys -t live Enter
+wait_for live '^ Layer 42 device load'
+grep -Eq '^   42 ' "$T/screen" || fail "layer 42 not shown in the table"
+tm send-keys -t live / 9 9 Enter
+wait_for live 'no layer 99: the run has 58 layers'
+# `a`: the next rebalancing algorithm, never "static" (no rebalancing)
+for want in eplb eplb-hier flashlb swift keel eplb; do
+	tm send-keys -t live a
+	wait_for live "after: $want( |\$)"
+done
 
 # resize: 80x24 folds the panels, 200x60 puts them side by side
 tm resize-window -t live -x 80 -y 24
-wait_for live '^r0-7 ' # 8 bar rows: 8 ranks a row (5 at 120 x 40)
-[ "$(wc -l <"$T/screen")" -eq 24 ] || fail "80x24 screen has $(wc -l <"$T/screen") lines"
-expect_grep "$T/screen" '^ Layers '
-expect_grep "$T/screen" '^ Layer 3 device load'
-expect_grep "$T/screen" '^ Layer 3 imbalance per step'
-sed -n 24p "$T/screen" | grep -q '^q quit' || fail "no status line at 80x24"
+wait_for live '^r0-7 ' # 8 bar rows: one node of 8 ranks a row
+screen_ok live 24 80 '▲'
+expect_grep "$T/screen" '^ Layer 42 device load'
+expect_grep "$T/screen" '^ Layer 42 imbalance, 80 steps  now [0-9.]+  max [0-9.]+  prefill underlined$'
+tm resize-window -t live -x 160 -y 45
+wait_for live '^ Layers .* Layer 42 device load'
+screen_ok live 45 160 '▲'
+expect_grep "$T/screen" 'node 7: ranks 56-63'
+tm resize-window -t live -x 240 -y 70
+wait_for live '^ Layers .* Layer 42 device load'
+screen_ok live 70 240 '▲'
+# too small: one line that fits, no wrapping
+tm resize-window -t live -x 40 -y 10
+wait_for live '^too small: need 60x16$'
+[ "$(grep -c . "$T/screen")" -eq 1 ] || fail "the too-small message wrapped"
 tm resize-window -t live -x 200 -y 60
-wait_for live '^ Layers .* Layer 3 device load'
+wait_for live '^ Layers .* Layer 42 device load'
 # the capture may catch the redraw half way: poll until the rows are there
 i=0
 while :; do
@@ -171,6 +278,7 @@ terminal_restored live
 start mono 24 80 LANG=C.UTF-8 TERM=vt100 -- --delay-ms 100 "$T/live.db"
 wait_for mono '^ Layer 0 device load'
 wait_for mono 'r0-7 +[=#|]'
+screen_ok mono 24 80 '^'
 LC_ALL=C grep -q "$(printf '[\200-\377]')" "$T/screen" && fail "non-ASCII glyphs under TERM=vt100"
 kill -TERM "$(top_pid mono)"
 terminal_restored mono

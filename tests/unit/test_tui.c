@@ -104,6 +104,175 @@ static void test_tui_layout_folds(void **state)
 	assert_int_equal(lay.panel[TUI_PANEL_HEADER].h, 0);
 }
 
+/* Every size from 80 x 24 to 240 x 70: the panels tile the screen, and
+ * the header, the titles and the function-key bar fit their panel and say
+ * what matters whole (a DeepSeek-V3-shaped run, 58 layers). */
+static void test_tui_layout_grid(void **state)
+{
+	(void)state;
+	struct store_run run;
+	struct tui_header h;
+	char buf[1024];
+	static const char *const levels[4] = { "\u2591", "\u2592", "\u2593", "\u2588" };
+
+	memset(&run, 0, sizeof(run));
+	snprintf(run.name, sizeof(run.name), "gen-deepseek-v3-seed1");
+	snprintf(run.model, sizeof(run.model), "deepseek-v3");
+	run.layers = 58;
+	run.experts = 256;
+	memset(&h, 0, sizeof(h));
+	h.run = &run;
+	h.ranks = 64;
+	h.slots = 5;
+	h.algo = "eplb-hier";
+	h.window = 4096;
+	h.from = 995904;
+	h.to = 999999;
+	h.last_step = 999999;
+	h.steps = 1000000;
+	h.gaps = 12345;
+	h.rate = 123.4;
+	h.age = 3.2;
+	h.follow = 0;
+	h.stale_layers = 3;
+	for (int rows = 24; rows <= 70; rows++) {
+		for (int cols = 80; cols <= 240; cols++) {
+			struct tui_layout lay;
+			check_layout(rows, cols);
+			tui_layout_compute(rows, cols, &lay);
+			const struct tui_rect *p = lay.panel;
+			int w;
+			/* side by side from 150 x 30: a trend of 25 cells or more */
+			assert_int_equal(lay.side, cols >= 150 && rows >= 30);
+			if (lay.side) {
+				assert_true(p[TUI_PANEL_TABLE].w - 1 - 54 >= 25);
+				assert_true(p[TUI_PANEL_BARS].w >= 70);
+				assert_true(p[TUI_PANEL_SPARK].h >= 3);
+			}
+			w = p[TUI_PANEL_HEADER].w;
+			tui_text_header(buf, sizeof(buf), w, &h);
+			assert_true(tui_text_width(buf) <= w);
+			assert_non_null(strstr(buf, "run 'gen-deepseek-v3-seed1'"));
+			assert_non_null(strstr(buf, "58 layers"));
+			assert_non_null(strstr(buf, "EP 64x5"));
+			tui_text_status(buf, sizeof(buf), w, &h, "scrub");
+			assert_true(tui_text_width(buf) <= w);
+			assert_non_null(strstr(buf, "step 999999 [scrub]"));
+			assert_non_null(strstr(buf, "123.4/s"));
+			w = p[TUI_PANEL_TABLE].w;
+			tui_text_table_title(buf, sizeof(buf), w, &h, TUI_SORT_NOW, 0, 0);
+			assert_true(tui_text_width(buf) <= w);
+			assert_non_null(strstr(buf, "sort: now\u25bc"));
+			assert_non_null(strstr(buf, "after: eplb-hier"));
+			assert_non_null(strstr(buf, "995904..999999"));
+			w = p[TUI_PANEL_BARS].w;
+			tui_text_bars_title(buf, sizeof(buf), w, 57, "deployed", "eplb-hier",
+					    "\u2502", 123456.0, 8, 8);
+			assert_true(tui_text_width(buf) <= w);
+			assert_non_null(strstr(buf, " Layer 57 "));
+			assert_non_null(strstr(buf, "deployed | eplb-hier"));
+			assert_non_null(strstr(buf, "\u2502 mean 123.5k"));
+			if (w >= 90) /* the row labels say it too: r0-7 */
+				assert_non_null(strstr(buf, "max of 8 ranks a row"));
+			w = p[TUI_PANEL_SPARK].w;
+			if (w) {
+				tui_text_spark_title(buf, sizeof(buf), w, 57, 4096, 1.25, 1.0, 9.5,
+						     400, p[TUI_PANEL_SPARK].h >= 4 ? "p" : NULL);
+				assert_true(tui_text_width(buf) <= w);
+				assert_non_null(strstr(buf, " Layer 57 imbalance"));
+				assert_non_null(strstr(buf, "now 1.250  "));
+				assert_non_null(strstr(buf, "max 9.500"));
+				assert_non_null(strstr(buf, "prefill"));
+			}
+			w = p[TUI_PANEL_HEAT].w;
+			if (w) {
+				tui_text_heat_title(buf, sizeof(buf), w, 57, 4, 255, 12.5, levels);
+				assert_true(tui_text_width(buf) <= w);
+				assert_non_null(strstr(buf, "hottest 255 with 12.5%"));
+				assert_non_null(strstr(buf, "(\u2591\u2592\u2593\u2588"));
+			}
+			w = p[TUI_PANEL_STATUS].w;
+			tui_text_fkeys(buf, sizeof(buf), w);
+			assert_true(tui_text_width(buf) <= w);
+			assert_non_null(strstr(buf, "F1Help"));
+			assert_non_null(strstr(buf, "F3Find"));
+			assert_non_null(strstr(buf, "F6SortBy"));
+			assert_non_null(strstr(buf, "F10Quit"));
+		}
+	}
+}
+
+static void test_tui_text_fit(void **state)
+{
+	(void)state;
+	char buf[256];
+	const struct tui_field f[] = {
+		{ "run 'x'", NULL, TUI_KEEP, 0 },
+		{ "58 layers x 256 experts", "58 layers", TUI_KEEP, 0 },
+		{ "EP 64x5", NULL, 5, 0 },
+		{ "[moetrace top]", NULL, 1, 0 },
+	};
+
+	/* all of it fits */
+	assert_int_equal(tui_fit(buf, sizeof(buf), 80, f, 4, "  "), 57);
+	assert_string_equal(buf, "run 'x'  58 layers x 256 experts  EP 64x5  [moetrace top]");
+	/* the least important goes whole, then the next */
+	tui_fit(buf, sizeof(buf), 56, f, 4, "  ");
+	assert_string_equal(buf, "run 'x'  58 layers x 256 experts  EP 64x5");
+	tui_fit(buf, sizeof(buf), 40, f, 4, "  ");
+	assert_string_equal(buf, "run 'x'  58 layers x 256 experts");
+	/* a kept field is shortened, never left out */
+	tui_fit(buf, sizeof(buf), 20, f, 4, "  ");
+	assert_string_equal(buf, "run 'x'  58 layers");
+	/* and only then cut */
+	assert_int_equal(tui_fit(buf, sizeof(buf), 5, f, 4, "  "), 5);
+	assert_string_equal(buf, "run '");
+	/* cells, not bytes: a three-byte glyph is one cell */
+	const struct tui_field g[] = { { "\u2502 mean 5", NULL, TUI_KEEP, 0 } };
+	assert_int_equal(tui_fit(buf, sizeof(buf), 8, g, 1, " "), 8);
+	assert_string_equal(buf, "\u2502 mean 5");
+	assert_int_equal(tui_fit(buf, sizeof(buf), 1, g, 1, " "), 1);
+	assert_string_equal(buf, "\u2502");
+	/* shortening has its own weight: the legend stays, the name shortens */
+	const struct tui_field k[] = {
+		{ " Layer 3 imbalance per step", " Layer 3", TUI_KEEP, 2 },
+		{ "p: prefill", NULL, 4, 0 },
+	};
+	tui_fit(buf, sizeof(buf), 24, k, 2, "  ");
+	assert_string_equal(buf, " Layer 3  p: prefill");
+	/* ... and is undone when leaving another out made room */
+	const struct tui_field m[] = {
+		{ " Layer 3 imbalance", " Layer 3", TUI_KEEP, 2 },
+		{ "a long legend here", NULL, 4, 0 },
+	};
+	tui_fit(buf, sizeof(buf), 20, m, 2, "  ");
+	assert_string_equal(buf, " Layer 3 imbalance");
+
+	/* the terminal-too-small line never wraps */
+	for (int cols = 0; cols < TUI_MIN_COLS; cols++) {
+		tui_text_too_small(buf, sizeof(buf), 10, cols);
+		assert_true(tui_text_width(buf) <= cols);
+		if (cols >= 51)
+			assert_non_null(strstr(buf, "terminal too small: "));
+		else if (cols >= 21)
+			assert_string_equal(buf, "too small: need 60x16");
+	}
+	/* the F-key bar: htop's 8 cells a key; narrow ones keep F1 and F10 */
+	tui_text_fkeys(buf, sizeof(buf), 80);
+	assert_string_equal(buf, "F1Help  F2Algo  F3Find  F4InvertF5FollowF6SortByF7Win-  F8Win+  "
+				 "F9Pause F10Quit ");
+	tui_text_fkeys(buf, sizeof(buf), 60);
+	assert_non_null(strstr(buf, "F1Help"));
+	assert_non_null(strstr(buf, "F10Quit"));
+	assert_null(strstr(buf, "F7Win-"));
+	assert_true(tui_text_width(buf) <= 60);
+	/* the sort direction: layer ascending, the others worst first */
+	assert_string_equal(tui_sort_glyph(TUI_SORT_LAYER, 0, 1), "^");
+	assert_string_equal(tui_sort_glyph(TUI_SORT_NOW, 0, 1), "v");
+	assert_string_equal(tui_sort_glyph(TUI_SORT_NOW, 1, 1), "^");
+	assert_string_equal(tui_sort_glyph(TUI_SORT_LAYER, 1, 0), "\u25bc");
+}
+
 /* ---- sorting ------------------------------------------------------------------- */
 
 static void test_tui_rows_sort(void **state)
@@ -260,8 +429,13 @@ static void test_tui_view_hand_trace(void **state)
 	assert_int_equal(h.last_step, 1);
 	assert_int_equal(h.steps, 2);
 	assert_int_equal(h.gaps, 0);
-	assert_int_equal(h.from, -2);
+	/* a window of 4 on a run of 2 steps starts at the first step, not
+	 * at step -2 */
+	assert_int_equal(h.from, 0);
 	assert_int_equal(h.to, 1);
+	unsigned char ph[8];
+	assert_int_equal(tui_view_phases(v, ph, 8), 2);
+	assert_int_equal(ph[0], STORE_PHASE_DECODE);
 
 	/* a gap (steps 2-4 dropped), then step 5: the window [2, 5] holds only
 	 * step 5, so steps 0 and 1 were subtracted */
@@ -288,6 +462,15 @@ static void test_tui_view_hand_trace(void **state)
 	assert_int_equal(r[0].moves, 0);
 	/* nothing new: nothing changes */
 	assert_int_equal(tui_view_poll(v, 0), 0);
+	/* a prefill step: the trend marks it (phases line up with history) */
+	struct store_step pre = { .step = 6, .phase = STORE_PHASE_PREFILL, .counts = (uint32_t *)s1 };
+	assert_int_equal(store_steps_append(f.w, &f.run, &pre, 1), 0);
+	assert_int_equal(tui_view_poll(v, 0), 1);
+	assert_int_equal(tui_view_history(v, 0, hist, 8), 2);
+	assert_int_equal(tui_view_phases(v, ph, 8), 2);
+	assert_int_equal(ph[0], STORE_PHASE_DECODE);
+	assert_int_equal(ph[1], STORE_PHASE_PREFILL);
+	assert_float_equal(hist[1], 1.0, 1e-6);
 	tui_view_free(v);
 	fixture_close(&f);
 }
@@ -321,7 +504,8 @@ static void test_tui_view_follows_growth(void **state)
 		assert_int_equal(tui_view_poll(v, 0), 1);
 		tui_view_header(v, &h);
 		assert_int_equal(h.to, h.last_step);
-		assert_int_equal(h.from, h.to - W + 1);
+		/* the window never starts before the run's first step */
+		assert_int_equal(h.from, h.to - W + 1 > 100 ? h.to - W + 1 : 100);
 		int64_t nsteps = 0;
 		assert_int_equal(store_window_sum(f.r, &f.run, h.from, h.to, 0, sum, &nsteps), 0);
 		assert_int_equal(h.nsteps, nsteps);
@@ -597,6 +781,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tui_layout_sizes),
 		cmocka_unit_test(test_tui_layout_folds),
+		cmocka_unit_test(test_tui_layout_grid),
+		cmocka_unit_test(test_tui_text_fit),
 		cmocka_unit_test(test_tui_rows_sort),
 		cmocka_unit_test(test_tui_helpers),
 		cmocka_unit_test(test_tui_view_hand_trace),
