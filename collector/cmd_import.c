@@ -23,9 +23,9 @@ static const char usage[] =
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
 	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
 	"router_trace_rank*.jsonl or their directory), TensorRT-LLM expert statistics (the\n"
-	"directory of meta_info.json and rank*.safetensors); SGLang .pt dumps go through\n"
-	"'python3 -m moetrace.sglang_dump'.  --format auto (default) guesses from the name\n"
-	"and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
+	"directory of meta_info.json and rank*.safetensors), SGLang expert-distribution\n"
+	"dumps (a .pt file, or a directory of them: one per_pass dump's rank files).\n"
+	"--format auto (default) guesses from the name and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
 	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
