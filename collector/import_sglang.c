@@ -632,7 +632,8 @@ static int add_kids(struct pk *k, struct rd *r, uint32_t c, const struct pv *v, 
 	} else {
 		if ((rc = pv_grow(&o->kids, &cn, &cc, n, r)))
 			return rc;
-		memcpy(o->kids + cn, v, n * sizeof(*v));
+		if (n)
+			memcpy(o->kids + cn, v, n * sizeof(*v));
 		cn += n;
 	}
 	if (cn > UINT32_MAX)
@@ -1467,12 +1468,13 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 		}
 		for (size_t j = 0; j < n; j++) {
 			if (v[j] >= STORE_MAX_EXPERTS) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "%s: field 'last_physical_to_logical_map': expert "
+						  "%u at layer %zu, slot %zu is past %d",
+						  f->path, v[j], j / (size_t)g->P, j % (size_t)g->P,
+						  STORE_MAX_EXPERTS - 1);
 				free(v);
-				return util_err_set(err, UTIL_EPARSE,
-						    "%s: field 'last_physical_to_logical_map': expert "
-						    "%u at layer %zu, slot %zu is past %d",
-						    f->path, v[j], j / (size_t)g->P, j % (size_t)g->P,
-						    STORE_MAX_EXPERTS - 1);
+				return rc;
 			}
 			g->p2l[j] = (int32_t)v[j];
 			if (v[j] + 1 > g->E)
