@@ -7,15 +7,20 @@
 #include "collector/collector.h"
 #include "collector/import.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
 	"usage: moetrace import FILE --into DB [--run NAME] [--model PRESET]\n"
+	"       moetrace import --follow DIR --into DB [--run NAME] [--interval SEC]\n"
+	"                       [--settle SEC] [shape and layout options as below]\n"
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
@@ -26,7 +31,12 @@ static const char usage[] =
 	"directory of meta_info.json and rank*.safetensors), SGLang expert-distribution\n"
 	"dumps (a .pt file, or a directory of them: one per_pass dump's rank files).\n"
 	"--format auto (default) guesses from the name and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
-	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
+	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n"
+	"--follow DIR tails the directory SGLang's recorder dumps into\n"
+	"(SGLANG_EXPERT_DISTRIBUTION_RECORDER_DIR): every new complete .pt dump is\n"
+	"appended to one run (default name: the directory's), once, until SIGINT/SIGTERM.\n"
+	"It polls every --interval seconds (default 1) and imports dumps once none has\n"
+	"changed for --settle seconds (default 2), the rank files of a per_pass dump together.\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
@@ -80,6 +90,225 @@ static void remove_db(const char *path)
 	unlink(b);
 }
 
+
+/* ---- import --follow DIR ----------------------------------------------------- */
+
+/* Set by SIGINT/SIGTERM: finish the import under way, then stop. */
+static volatile sig_atomic_t follow_stop;
+
+static void follow_signal(int sig)
+{
+	(void)sig;
+	follow_stop = 1;
+}
+
+/* A dump file seen in the directory. */
+struct seen {
+	char *path;
+	const char *name;       /* inside path */
+	int64_t size, mtime;    /* as last seen */
+	double stable_since;    /* util_now() when size and mtime last changed */
+	int refused;            /* refused with this size and mtime: not retried */
+	int present;
+};
+
+struct follow {
+	const char *dir;
+	struct store *s;
+	struct store_run run;
+	int have_run;
+	const struct collector_import_opts *o;
+	struct seen *f;
+	size_t n, cap;
+	int refused;            /* dumps refused so far */
+};
+
+static struct seen *seen_get(struct follow *fw, const char *path)
+{
+	for (size_t i = 0; i < fw->n; i++)
+		if (!strcmp(fw->f[i].path, path))
+			return &fw->f[i];
+	if (fw->n == fw->cap) {
+		fw->cap = fw->cap ? 2 * fw->cap : 16;
+		fw->f = xrealloc(fw->f, fw->cap * sizeof(*fw->f));
+	}
+	struct seen *e = &fw->f[fw->n++];
+	memset(e, 0, sizeof(*e));
+	e->path = xstrdup(path);
+	e->name = strrchr(e->path, '/') ? strrchr(e->path, '/') + 1 : e->path;
+	e->size = -1;
+	return e;
+}
+
+/* Imports dumps g[0..n) as one group into the followed run and records
+ * them in imports, in one transaction. */
+static int follow_import(struct follow *fw, struct seen **g, size_t n, struct util_err *err)
+{
+	const char **paths = xmallocarray(n, sizeof(*paths));
+	struct store_run run = fw->run;
+	int64_t first = 0, last = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		paths[i] = g[i]->path;
+	if (store_begin(fw->s)) {
+		free(paths);
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+	}
+	rc = collector_import_sglang(fw->s, paths, n, fw->o, fw->dir, &run, fw->have_run, &first,
+				     &last, err);
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct store_import im = { g[i]->name, g[i]->size, g[i]->mtime, first, last };
+		if (store_import_add(fw->s, run.id, &im))
+			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+	}
+	if (!rc && store_commit(fw->s))
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+	if (rc)
+		store_rollback(fw->s);
+	free(paths);
+	if (rc)
+		return rc;
+	fw->run = run;
+	fw->have_run = 1;
+	for (size_t i = 0; i < n; i++)
+		printf("imported '%s' into run '%s': steps %lld to %lld\n", g[i]->path, run.name,
+		       (long long)first, (long long)last);
+	fflush(stdout);
+	return 0;
+}
+
+/* One look at the directory: notes what changed, then imports the dumps
+ * that are complete and have not changed for `settle` seconds, provided no
+ * other dump is still being written (the rank files of one per_pass dump
+ * land together and go in together). */
+static int follow_poll(struct follow *fw, double settle, struct util_err *err)
+{
+	char **files = NULL;
+	size_t nf = 0, ng = 0;
+	struct seen **g = NULL;
+	double now = util_now();
+	int rc, busy = 0;
+
+	if ((rc = collector_sglang_list(fw->dir, &files, &nf, err)))
+		return rc;
+	for (size_t i = 0; i < fw->n; i++)
+		fw->f[i].present = 0;
+	g = xcalloc(nf ? nf : 1, sizeof(*g));
+	for (size_t i = 0; i < nf; i++) {
+		struct seen *e = seen_get(fw, files[i]);
+		struct stat sb;
+		if (stat(files[i], &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue; /* gone, or not a file: nothing to take */
+		int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		e->present = 1;
+		if (e->size != (int64_t)sb.st_size || e->mtime != mt) {
+			e->size = (int64_t)sb.st_size;
+			e->mtime = mt;
+			e->stable_since = now;
+			e->refused = 0;
+		}
+		if (e->refused)
+			continue;
+		if (fw->have_run) {
+			int seen = store_import_seen(fw->s, fw->run.id, e->name, e->size, e->mtime);
+			if (seen < 0) {
+				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+				goto out;
+			}
+			if (seen)
+				continue;
+		}
+		/* torch.save writes the zip end record last, then closes */
+		if (now - e->stable_since < settle || !collector_sglang_complete(e->path)) {
+			busy = 1;
+			continue;
+		}
+		g[ng++] = e;
+	}
+	if (busy || ng == 0) {
+		rc = 0;
+		goto out;
+	}
+	rc = follow_import(fw, g, ng, err);
+	if (rc && rc != UTIL_EDB && rc != UTIL_EIO && rc != UTIL_ENOMEM) {
+		/* one bad dump must not hold back the others: each alone */
+		util_cli_error("import", "%s", err->msg);
+		for (size_t i = 0; ng > 1 && i < ng; i++) {
+			if (follow_import(fw, &g[i], 1, err) == 0)
+				continue;
+			if (err->code == UTIL_EDB || err->code == UTIL_EIO)
+				goto out;
+			util_cli_error("import", "%s", err->msg);
+			g[i]->refused = 1;
+			fw->refused++;
+		}
+		if (ng == 1) {
+			g[0]->refused = 1;
+			fw->refused++;
+		}
+		rc = 0;
+	}
+out:
+	free(g);
+	collector_sglang_list_free(files, nf);
+	return rc;
+}
+
+static int follow(const char *dir, const char *into, const struct collector_import_opts *o,
+		  double interval, double settle)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct follow fw = { 0 };
+	struct sigaction sa;
+	struct stat sb;
+	int rc;
+
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		util_cli_error("import", "cannot follow '%s': %s", dir,
+			       errno && !S_ISDIR(sb.st_mode) ? strerror(errno) : "not a directory");
+		return 2;
+	}
+	fw.dir = dir;
+	fw.o = o;
+	if (store_open(into, STORE_CREATE, &fw.s, &err))
+		return util_cli_fail("import", &err);
+	/* a run of that name is continued (a follower restarted) */
+	if (store_run_get(fw.s, o->run_name, &fw.run) == 0) {
+		if (strncmp(fw.run.source, "import sglang ", 14)) {
+			util_cli_error("import", "run '%s' in '%s' was not imported from SGLang dumps "
+				       "(source '%s'): give another --run", fw.run.name, into,
+				       fw.run.source);
+			store_free(fw.s);
+			return 2;
+		}
+		fw.have_run = 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = follow_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	printf("following '%s' into '%s', run '%s'\n", dir, into, o->run_name);
+	fflush(stdout);
+	rc = 0;
+	while (!follow_stop) {
+		struct timespec ts;
+		if ((rc = follow_poll(&fw, settle, &err)))
+			break;
+		ts.tv_sec = (time_t)interval;
+		ts.tv_nsec = (long)((interval - (double)ts.tv_sec) * 1e9);
+		nanosleep(&ts, NULL); /* a signal cuts it short */
+	}
+	store_free(fw.s);
+	for (size_t i = 0; i < fw.n; i++)
+		free(fw.f[i].path);
+	free(fw.f);
+	if (rc)
+		return util_cli_fail("import", &err);
+	return fw.refused ? 2 : 0;
+}
+
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -95,6 +324,9 @@ int cmd_import(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "deployed", required_argument, NULL, 'd' },
+		{ "follow", required_argument, NULL, 'F' },
+		{ "interval", required_argument, NULL, 'I' },
+		{ "settle", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -102,14 +334,15 @@ int cmd_import(int argc, char **argv)
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
-	const char *into = NULL, *deployed = NULL;
+	const char *into = NULL, *deployed = NULL, *follow_dir = NULL;
+	double interval = 1, settle = 2;
 	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
 	struct stat sb;
 	int c, rc, existed;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:F:I:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
@@ -137,6 +370,9 @@ int cmd_import(int argc, char **argv)
 			}
 			break;
 		case 'd': deployed = optarg; break;
+		case 'F': follow_dir = optarg; break;
+		case 'I': rc = util_parse_double(optarg, 0.01, 3600, &interval, "--interval", &err); goto chk;
+		case 'T': rc = util_parse_double(optarg, 0, 3600, &settle, "--settle", &err); goto chk;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -144,6 +380,15 @@ int cmd_import(int argc, char **argv)
 chk:
 		if (rc)
 			return util_cli_fail("import", &err);
+	}
+	if (follow_dir) {
+		if (optind != argc || !into || deployed ||
+		    (format != COLLECTOR_FORMAT_AUTO && format != COLLECTOR_FORMAT_SGLANG)) {
+			util_cli_error("import", "--follow DIR takes no FILE, --deployed or --format "
+				       "other than sglang, and needs --into DB");
+			return 2;
+		}
+		argv[--optind] = (char *)follow_dir; /* the run's default name below */
 	}
 	if (optind != argc - 1 || !into) {
 		fputs(usage, stderr);
@@ -177,6 +422,8 @@ chk:
 			*dot = 0;
 		o.run_name = name;
 	}
+	if (follow_dir)
+		return follow(follow_dir, into, &o, interval, settle);
 	existed = stat(into, &sb) == 0;
 	if (store_open(into, STORE_CREATE, &s, &err))
 		return util_cli_fail("import", &err);

@@ -85,6 +85,10 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 			    int64_t *last_step, struct util_err *err);
 /* 1 if path ends in a zip end record (torch.save has finished writing it). */
 int collector_sglang_complete(const char *path);
+/* The DIR/ *.pt files in the order SGLang wrote them (the time in their
+ * names); *files is malloc'ed, free with collector_sglang_list_free. */
+int collector_sglang_list(const char *dir, char ***files, size_t *n, struct util_err *err);
+void collector_sglang_list_free(char **files, size_t n);
 
 /* Dispatches on format (AUTO detects it). */
 int collector_import(struct store *s, const char *path, int format,

@@ -715,7 +715,7 @@ static int tuple_ints(const struct pk *k, const struct pv *t, int64_t *out, int 
  * stride, requires_grad, hooks[, metadata]). */
 static int do_reduce(struct pk *k, struct rd *r)
 {
-	struct pv args, fn;
+	struct pv args = { 0 }, fn = { 0 };
 	const struct pobj *a;
 	uint32_t o;
 	int rc, nd, ns;
@@ -778,7 +778,7 @@ static int do_reduce(struct pk *k, struct rd *r)
 /* BINPERSID: ('storage', torch.XStorage, key, location, numel). */
 static int do_persid(struct pk *k, struct rd *r)
 {
-	struct pv id;
+	struct pv id = { 0 };
 	const struct pobj *t;
 	uint32_t o;
 	int rc;
@@ -836,7 +836,7 @@ static int memo_get(struct pk *k, struct rd *r, uint64_t idx)
 /* Builds a tuple from the top n values (n < 0: down to the MARK). */
 static int make_tuple(struct pk *k, struct rd *r, int n, int type, const char *op)
 {
-	size_t from;
+	size_t from = 0;
 	uint32_t o;
 	int rc;
 
@@ -889,8 +889,8 @@ static int pk_parse(struct pt *f, struct zent *z, struct pk **out, struct util_e
 	r->err = err;
 	for (;;) {
 		uint8_t op;
-		struct pv v = { 0 }, w;
-		size_t at;
+		struct pv v = { 0 }, w = { 0 };
+		size_t at = 0;
 		if ((rc = rd_get(r, &op, 1)))
 			goto out;
 		if (proto == 0 && op != 0x80) {
@@ -2015,4 +2015,18 @@ void imp_sglang_sort(char **files, size_t n)
 {
 	if (n)
 		qsort(files, n, sizeof(*files), cmp_dump);
+}
+
+int collector_sglang_list(const char *dir, char ***files, size_t *n, struct util_err *err)
+{
+	int rc = imp_list_dir(dir, "", ".pt", files, n, err);
+
+	if (!rc)
+		imp_sglang_sort(*files, *n);
+	return rc;
+}
+
+void collector_sglang_list_free(char **files, size_t n)
+{
+	imp_free_list(files, n);
 }
