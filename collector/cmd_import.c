@@ -36,7 +36,9 @@ static const char usage[] =
 	"(SGLANG_EXPERT_DISTRIBUTION_RECORDER_DIR): every new complete .pt dump is\n"
 	"appended to one run (default name: the directory's), once, until SIGINT/SIGTERM.\n"
 	"It polls every --interval seconds (default 1) and imports dumps once none has\n"
-	"changed for --settle seconds (default 2), the rank files of a per_pass dump together.\n";
+	"changed for --settle seconds (default 2), the rank files of a per_pass dump together;\n"
+	"a file still without a zip end record after 5 x --settle is refused.  Exit status 2\n"
+	"if a dump was refused (each is reported as it is).\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
@@ -219,8 +221,10 @@ static int follow_poll(struct follow *fw, double settle, struct util_err *err)
 			if (seen)
 				continue;
 		}
-		/* torch.save writes the zip end record last, then closes */
-		if (now - e->stable_since < settle || !collector_sglang_complete(e->path)) {
+		/* torch.save writes the zip end record last, then closes; a file
+		 * that stays without one for 5 x settle is tried (and refused) */
+		if (now - e->stable_since < settle ||
+		    (now - e->stable_since < 5 * settle && !collector_sglang_complete(e->path))) {
 			busy = 1;
 			continue;
 		}

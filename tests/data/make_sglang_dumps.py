@@ -12,7 +12,9 @@ for the tests of the C reader (collector/import_sglang.c).
         256 experts, the first 3 layers dense), counts drawn with SEED
     /usr/bin/python3 tests/data/make_sglang_dumps.py pass DIR NAME FIRST N [RANK]
         one per_pass dump of N forward passes from FIRST (small shape of
-        'small'), for the follow tests
+        'small'; pass k holds HEAT[k % 2]), for the follow tests
+    /usr/bin/python3 tests/data/make_sglang_dumps.py ranks DIR TIME FIRST N RANKS
+        the rank files of one per_pass dump call, named as SGLang names them
 """
 import os
 import sys
@@ -129,12 +131,19 @@ def per_pass(d, name, first, n, rank=0):
     torch.save(dict(records=records, last_physical_to_logical_map=P2L), os.path.join(d, name))
 
 
+def ranks(d, t, first, n, nranks):
+    for r in range(nranks):
+        per_pass(d, "expert_distribution_recorder_%s_%d.pt" % (t, r), first, n, r)
+
+
 if __name__ == "__main__":
     what, d = sys.argv[1], sys.argv[2]
     if what == "small":
         small(d)
     elif what == "stat":
         stat(d, *[int(x) for x in sys.argv[3:]])
+    elif what == "ranks":
+        ranks(d, sys.argv[3], *[int(x) for x in sys.argv[4:]])
     elif what == "pass":
         per_pass(d, sys.argv[3], *[int(x) for x in sys.argv[4:]])
     else:
