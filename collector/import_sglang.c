@@ -459,10 +459,18 @@ struct pk {
 	struct pv *memo;
 	size_t nmemo, capmemo;
 	struct pv root;
+	size_t nkids;
 };
 
+/* Bounds far above what a dump holds (a 1000-pass per_token dump builds
+ * some 20,000 objects; pickle batches appends by 1000, so the stack stays
+ * shallow), so that a hostile pickle cannot make a small file cost
+ * gigabytes. */
 #define PK_MAX_STR (1u << 20)
-#define PK_MAX_OBJ (1u << 26)
+#define PK_MAX_OBJ (1u << 20)
+#define PK_MAX_STACK (1u << 20)
+#define PK_MAX_MEMO (1u << 21)
+#define PK_MAX_KIDS (1u << 22) /* values kept in containers, all together */
 
 static void pk_free(struct pk *k)
 {
@@ -534,7 +542,7 @@ static int pk_new(struct pk *k, struct rd *r, int type, uint32_t *out)
 		size_t cap = k->capobj ? 2 * k->capobj : 64;
 		struct pobj *p;
 		if (cap > PK_MAX_OBJ)
-			return pk_bad(r, "more than %u objects", PK_MAX_OBJ);
+			return pk_bad(r, "more than %u objects: not an SGLang dump", PK_MAX_OBJ);
 		if (!(p = realloc(k->obj, cap * sizeof(*p))))
 			return util_err_set(r->err, UTIL_ENOMEM, "out of memory reading '%s'",
 					    r->f->path);
@@ -567,8 +575,8 @@ static int push(struct pk *k, struct rd *r, struct pv v)
 {
 	int rc;
 
-	if (k->nstack >= (1u << 24))
-		return pk_bad(r, "stack deeper than %u", 1u << 24);
+	if (k->nstack >= PK_MAX_STACK)
+		return pk_bad(r, "stack deeper than %u: not an SGLang dump", PK_MAX_STACK);
 	if ((rc = pv_grow(&k->stack, &k->nstack, &k->capstack, 1, r)))
 		return rc;
 	k->stack[k->nstack++] = v;
@@ -636,8 +644,10 @@ static int add_kids(struct pk *k, struct rd *r, uint32_t c, const struct pv *v, 
 			memcpy(o->kids + cn, v, n * sizeof(*v));
 		cn += n;
 	}
-	if (cn > UINT32_MAX)
-		return pk_bad(r, "a container of more than 2^32 values");
+	k->nkids += cn - o->n;
+	if (k->nkids > PK_MAX_KIDS)
+		return pk_bad(r, "more than %u values in containers: not an SGLang dump",
+			      PK_MAX_KIDS);
 	o->n = (uint32_t)cn;
 	o->cap = (uint32_t)(cc > UINT32_MAX ? UINT32_MAX : cc);
 	return 0;
@@ -818,6 +828,9 @@ static int memo_put(struct pk *k, struct rd *r, uint64_t idx)
 		return pk_bad(r, "memo key %llu skips ahead of %zu", (unsigned long long)idx,
 			      k->nmemo);
 	if (idx == k->nmemo) {
+		if (k->nmemo >= PK_MAX_MEMO)
+			return pk_bad(r, "more than %u memo entries: not an SGLang dump",
+				      PK_MAX_MEMO);
 		if ((rc = pv_grow(&k->memo, &k->nmemo, &k->capmemo, 1, r)))
 			return rc;
 		k->nmemo++;
