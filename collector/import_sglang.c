@@ -89,6 +89,17 @@ static uint64_t le64(const uint8_t *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* s for a one-line message: control bytes shown as '?', at most n - 1. */
+static const char *printable(const char *s, char *buf, size_t n)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < n; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = 0;
+	return buf;
+}
+
 struct zent {
 	char *name;
 	uint64_t lho;  /* local header offset */
@@ -265,11 +276,14 @@ static int zip_open(struct pt *f, struct util_err *err)
 		f->nent++;
 		memcpy(z->name, h + 46, nl);
 		z->name[nl] = 0;
-		if (memchr(z->name, 0, nl)) {
-			rc = util_err_set(err, UTIL_EPARSE, "%s: zip entry %llu has a NUL in its name",
-					  f->path, (unsigned long long)i);
-			goto out;
-		}
+		for (size_t j = 0; j < nl; j++)
+			if ((unsigned char)z->name[j] < 0x20 || z->name[j] == 0x7f) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "%s: zip entry %llu has a control character in its "
+						  "name",
+						  f->path, (unsigned long long)i);
+				goto out;
+			}
 		if (le16(h + 8) & 1) {
 			rc = util_err_set(err, UTIL_EPARSE, "%s: zip entry '%s' is encrypted",
 					  f->path, z->name);
@@ -693,9 +707,12 @@ static int do_global(struct pk *k, struct rd *r, const char *mod, const char *na
 				g = G_STORAGE;
 				dt = (int)i;
 			}
-	if (g < 0)
-		return pk_bad(r, "refers to %.80s.%.80s, which an SGLang expert-distribution dump "
-			      "does not hold", mod, name);
+	if (g < 0) {
+		char m[81], n[81];
+		return pk_bad(r, "refers to %s.%s, which an SGLang expert-distribution dump "
+			      "does not hold", printable(mod, m, sizeof(m)),
+			      printable(name, n, sizeof(n)));
+	}
 	if ((rc = pk_new(k, r, PV_GLOBAL, &o)))
 		return rc;
 	k->obj[o].g = (uint8_t)(g == G_STORAGE ? G_STORAGE + dt : g);
@@ -769,9 +786,12 @@ static int do_reduce(struct pk *k, struct rd *r)
 		last += sh[i] ? (uint64_t)(sh[i] - 1) * (uint64_t)sd[i] : 0;
 	}
 	const struct pobj *so = &k->obj[st.u.o];
-	if (numel && last >= so->numel)
+	if (numel && last >= so->numel) {
+		char key[81];
 		return pk_bad(r, "a tensor reaching element %llu of storage '%s', which has %llu",
-			      (unsigned long long)last, so->s, (unsigned long long)so->numel);
+			      (unsigned long long)last, printable(so->s, key, sizeof(key)),
+			      (unsigned long long)so->numel);
+	}
 	if ((rc = push_obj(k, r, PV_TENSOR, &o)))
 		return rc;
 	struct pobj *t = &k->obj[o];
@@ -1227,7 +1247,7 @@ static int pt_open(struct pt *f, const char *path, struct util_err *err)
 				return util_err_set(err, UTIL_EPARSE,
 						    "%s: byte order '%s'; only little-endian dumps "
 						    "are read",
-						    path, bo);
+						    path, printable(bo, name, sizeof(name)));
 		}
 	}
 	if ((rc = zent_check(f, pkl, err)))
@@ -1245,7 +1265,11 @@ static int tensor_entry(struct pt *f, const struct pobj *t, struct zent **out, c
 	struct zent *z;
 	int rc;
 
-	snprintf(name, sizeof(name), "%sdata/%s", f->prefix, s->s);
+	char key[81];
+	snprintf(name, sizeof(name), "%sdata/%s", f->prefix, printable(s->s, key, sizeof(key)));
+	if (strlen(s->s) >= sizeof(key) || strcmp(key, s->s))
+		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': storage key '%s' is not "
+				    "one torch writes", f->path, field, key);
 	if (!(z = pt_find(f, name)))
 		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': storage '%s' is missing from "
 				    "the archive", f->path, field, name);
