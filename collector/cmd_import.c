@@ -180,6 +180,28 @@ static int follow_import(struct follow *fw, struct seen **g, size_t n, struct ut
 	return 0;
 }
 
+/* Failures that stop the follower rather than refuse a dump. */
+static int fatal(int rc)
+{
+	return rc == UTIL_EDB || rc == UTIL_EIO || rc == UTIL_ENOMEM;
+}
+
+/* Would dump e go into the run alone?  Imports it and rolls back. */
+static int follow_try(struct follow *fw, struct seen *e, struct util_err *err)
+{
+	struct store_run run = fw->run;
+	const char *path = e->path;
+	int rc;
+
+	if (store_begin(fw->s))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+	rc = collector_import_sglang(fw->s, &path, 1, fw->o, fw->dir, &run, fw->have_run, NULL,
+				     NULL, err);
+	if (store_rollback(fw->s) && !rc)
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+	return rc;
+}
+
 /* One look at the directory: notes what changed, then imports the dumps
  * that are complete and have not changed for `settle` seconds, provided no
  * other dump is still being written (the rank files of one per_pass dump
@@ -235,22 +257,29 @@ static int follow_poll(struct follow *fw, double settle, struct util_err *err)
 		goto out;
 	}
 	rc = follow_import(fw, g, ng, err);
-	if (rc && rc != UTIL_EDB && rc != UTIL_EIO && rc != UTIL_ENOMEM) {
-		/* one bad dump must not hold back the others: each alone */
-		util_cli_error("import", "%s", err->msg);
-		for (size_t i = 0; ng > 1 && i < ng; i++) {
-			if (follow_import(fw, &g[i], 1, err) == 0)
-				continue;
-			if (err->code == UTIL_EDB || err->code == UTIL_EIO)
+	if (rc && ng > 1 && !fatal(rc)) {
+		/* one bad dump must not hold back the others: each is tried alone
+		 * (and rolled back), the bad ones refused, the rest go in together */
+		size_t nv = 0;
+		for (size_t i = 0; i < ng; i++) {
+			if ((rc = follow_try(fw, g[i], err)) && fatal(rc))
 				goto out;
-			util_cli_error("import", "%s", err->msg);
+			if (rc) {
+				util_cli_error("import", "%s", err->msg);
+				g[i]->refused = 1;
+				fw->refused++;
+			} else {
+				g[nv++] = g[i];
+			}
+		}
+		rc = nv ? follow_import(fw, g, nv, err) : 0;
+		ng = nv;
+	}
+	if (rc && !fatal(rc)) {
+		util_cli_error("import", "%s", err->msg);
+		for (size_t i = 0; i < ng; i++)
 			g[i]->refused = 1;
-			fw->refused++;
-		}
-		if (ng == 1) {
-			g[0]->refused = 1;
-			fw->refused++;
-		}
+		fw->refused += (int)ng;
 		rc = 0;
 	}
 out:

@@ -10,8 +10,8 @@ W="/usr/bin/python3 $MOETRACE_TOP/tests/data/make_sglang_dumps.py"
 mkdir -p "$T/dir" "$T/stage"
 pid=
 
-start() {
-	"$MOETRACE" import --follow "$T/dir" --into "$T/db" --run live --interval 0.1 --settle 0.5 \
+start() { # N [SETTLE]
+	"$MOETRACE" import --follow "$T/dir" --into "$T/db" --run live --interval 0.1 --settle "${2:-0.5}" \
 		>"$T/fout.$1" 2>"$T/ferr.$1" &
 	pid=$!
 }
@@ -67,19 +67,25 @@ stop TERM 2
 [ "$(sqlite3 "$T/db" "SELECT count(*) FROM imports")" = 3 ] || fail "3 dump files taken"
 expect_grep "$T/fout.1" "imported '.*1765000100.25_0.pt' into run 'live': steps 3 to 4"
 
-# restarted: what is there was taken already; a new dump goes after it
-start 2
+# restarted: what is there was taken already; a new dump call's two rank
+# files landing with a bad file go in together, the bad one refused alone
+rm -f "$T/dir/expert_distribution_recorder_1765000050.5_0.pt"
+start 2 1
 sleep 1.5
 [ "$(snap)" = "4 5" ] || fail "a restarted follower imported again: $(snap)"
-$W pass "$T/dir" expert_distribution_recorder_1765000200.75_0.pt 5 1 0
+echo "junk" >"$T/dir/expert_distribution_recorder_1765000190.5_3.pt"
+$W ranks "$T/dir" 1765000200.75 5 1 2
 wait_for "5 6"
 stop INT 2
-[ "$(grep -c "^imported" "$T/fout.2")" = 1 ] || fail "the restarted follower took more than the new dump"
-[ "$(sqlite3 "$T/db" "SELECT count(*) FROM imports")" = 4 ] || fail "4 dump files taken"
+[ "$(grep -c "^imported" "$T/fout.2")" = 2 ] || fail "the restarted follower took other than the two rank files"
+expect_grep "$T/ferr.2" "1765000190.5_3.pt: not a torch.save archive"
+got=$("$MOETRACE" sql --format csv "$T/db" "SELECT sum(tokens) FROM expert_heat WHERE step = 5" | tail -n 1)
+[ "$got" = 32 ] || fail "pass 5 is not the sum of both ranks: $got"
+[ "$(sqlite3 "$T/db" "SELECT count(*) FROM imports")" = 5 ] || fail "5 dump files taken"
 sqlite3 "$T/db" "PRAGMA integrity_check" | grep -qx ok || fail "integrity"
 
 # nothing to refuse: a clean stop exits 0
-rm -f "$T/dir/expert_distribution_recorder_1765000050.5_0.pt"
+rm -f "$T/dir/expert_distribution_recorder_1765000190.5_3.pt"
 start 3
 sleep 0.5
 stop TERM 0
