@@ -181,3 +181,14 @@ import zipfile
 with zipfile.ZipFile('bad-foreign.pt', 'w') as z:
     z.writestr(zipfile.ZipInfo('a.txt', date_time=(2025, 1, 1, 0, 0, 0)), 'x')" && rm -f a.txt)
 printf '' >"$c/sglang_pt/bad-empty.pt"
+# pickles alone (byte 0 = 0xff: the target wraps them into an archive)
+python3 - "$s" "$c/sglang_pt" <<'PY'
+import os, sys, zipfile
+for src, dst in (("torch/stat.pt", "ok-pickle-stat"), ("torch/per_pass_rank0.pt", "ok-pickle-per_pass"),
+                 ("torch/per_token_rank0.pt", "ok-pickle-per_token")):
+    with zipfile.ZipFile(os.path.join(sys.argv[1], src)) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        open(os.path.join(sys.argv[2], dst), "wb").write(b"\xff" + z.read(pkl))
+open(os.path.join(sys.argv[2], "bad-pickle-global"), "wb").write(
+    b"\xff\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+PY
