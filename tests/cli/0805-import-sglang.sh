@@ -61,6 +61,40 @@ assert m == [[0,1,2,3,0,1],[0,1,3,2,3,0],[1,2,0,3,1,2]], m" "$T/map.json" || fai
 expect_status 0 mt import "$D/torch/per_pass_rank0.pt" --into "$T/db" --run r0
 [ "$(mt sql --format csv "$T/db" "SELECT sum(tokens) FROM expert_heat JOIN runs USING (run) WHERE name = 'r0'" | tail -n 1)" = 12 ] ||
 	fail "rank 0's share"
+# the same dump in ZIP64 form (torch's writer switches to it past 4 GiB):
+# saturated sizes and offsets, ZIP64 extra fields, ZIP64 end record and locator
+python3 - "$D/torch/per_token_rank0.pt" "$T/zip64.pt" <<'PY'
+import struct, sys, zipfile, zlib
+src, dst = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z:
+    ents = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+out = bytearray()
+cds = []
+for name, data in ents:
+    off = len(out)
+    nb = name.encode()
+    crc = zlib.crc32(data)
+    # local header: sizes saturated, zip64 extra with both sizes
+    ext = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+    out += struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 0, 0, 0, crc, 0xffffffff, 0xffffffff,
+                       len(nb), len(ext)) + nb + ext + data
+    cext = struct.pack("<HHQQQ", 1, 24, len(data), len(data), off)
+    cds.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0, 0, 0, 0, crc,
+                           0xffffffff, 0xffffffff, len(nb), len(cext), 0, 0, 0, 0, 0xffffffff)
+               + nb + cext)
+cd_off = len(out)
+for c in cds:
+    out += c
+cd_size = len(out) - cd_off
+z64 = len(out)
+out += struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0, len(cds), len(cds), cd_size, cd_off)
+out += struct.pack("<IIQI", 0x07064b50, 0, z64, 1)
+out += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xffff, 0xffff, 0xffffffff, 0xffffffff, 0)
+open(dst, "wb").write(out)
+PY
+python3 -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1]).testzip()" "$T/zip64.pt" || fail "zip64.pt is not a valid zip"
+expect_status 0 mt import "$T/zip64.pt" --into "$T/db" --run zip64
+cells "$T/db" zip64
 # the samples written without torch read the same
 expect_status 0 mt import "$D/stat.pt" --into "$T/db" --run stdstat
 cells "$T/db" stdstat
