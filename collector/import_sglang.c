@@ -887,7 +887,7 @@ static int make_tuple(struct pk *k, struct rd *r, int n, int type, const char *o
 	}
 	size_t cnt = k->nstack - from;
 	if ((rc = pk_new(k, r, type, &o)) ||
-	    (rc = add_kids(k, r, o, k->stack + from, cnt)))
+	    (cnt && (rc = add_kids(k, r, o, k->stack + from, cnt))))
 		return rc;
 	k->nstack = n < 0 ? from - 1 : from;
 	struct pv v = { .t = (uint8_t)type };
