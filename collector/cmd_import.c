@@ -218,7 +218,7 @@ static int follow_poll(struct follow *fw, double settle, struct util_err *err)
 		return rc;
 	for (size_t i = 0; i < fw->n; i++)
 		fw->f[i].present = 0;
-	g = xcalloc(nf ? nf : 1, sizeof(*g));
+	g = xcalloc(nf ? nf : 1, sizeof(struct seen *));
 	for (size_t i = 0; i < nf; i++) {
 		struct seen *e = seen_get(fw, files[i]);
 		struct stat sb;

@@ -34,6 +34,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* util_err_set whose value is visibly the (non-zero) code, so that the
+ * static analyzers follow the error paths: they do not look into a variadic
+ * function in another file. */
+#define sg_fail(err, code, ...) (util_err_set((err), (code), __VA_ARGS__), (code))
+
 /* ---- CRC-32 (zip's: reflected 0xEDB88320), slicing by eight ----------------- */
 
 static uint32_t crc_tab[8][256];
@@ -127,7 +132,7 @@ static int pt_read(struct pt *f, uint64_t off, void *buf, size_t n, struct util_
 	uint8_t *p = buf;
 
 	if (off > f->fsize || n > f->fsize - off)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: truncated: %zu bytes at offset %llu are past the end (%llu "
 				    "bytes)",
 				    f->path, n, (unsigned long long)off,
@@ -137,7 +142,7 @@ static int pt_read(struct pt *f, uint64_t off, void *buf, size_t n, struct util_
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return util_err_set(err, UTIL_EIO, "cannot read '%s': %s", f->path,
+			return sg_fail(err, UTIL_EIO, "cannot read '%s': %s", f->path,
 					    r < 0 ? strerror(errno) : "unexpected end of file");
 		p += r;
 		off += (uint64_t)r;
@@ -168,7 +173,7 @@ static int zip_end(struct pt *f, uint64_t *cd_off, uint64_t *cd_size, uint64_t *
 	int rc, found = 0;
 
 	if (f->fsize < 22)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: not a torch.save archive: %llu bytes, no zip end record",
 				    f->path, (unsigned long long)f->fsize);
 	if ((rc = pt_read(f, base, tail, tn, err)))
@@ -181,52 +186,52 @@ static int zip_end(struct pt *f, uint64_t *cd_off, uint64_t *cd_size, uint64_t *
 		}
 	}
 	if (!found)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: not a torch.save archive: no zip end record (an incomplete "
 				    "or foreign file)",
 				    f->path);
 	const uint8_t *e = tail + (eocd - base);
 	if (le16(e + 4) != 0 || le16(e + 6) != 0)
-		return util_err_set(err, UTIL_EPARSE, "%s: a multi-disk zip archive", f->path);
+		return sg_fail(err, UTIL_EPARSE, "%s: a multi-disk zip archive", f->path);
 	*n = le16(e + 10);
 	*cd_size = le32(e + 12);
 	*cd_off = le32(e + 16);
 	if (le16(e + 8) != le16(e + 10))
-		return util_err_set(err, UTIL_EPARSE, "%s: zip end record: %u entries on this disk, "
+		return sg_fail(err, UTIL_EPARSE, "%s: zip end record: %u entries on this disk, "
 				    "%u in all", f->path, le16(e + 8), le16(e + 10));
 	if (*n == 0xffff || *cd_size == 0xffffffffu || *cd_off == 0xffffffffu) {
 		/* ZIP64: the locator sits right before the end record */
 		if (eocd < 20 || (rc = pt_read(f, eocd - 20, loc, sizeof(loc), err)))
-			return rc ? rc : util_err_set(err, UTIL_EPARSE, "%s: no ZIP64 locator", f->path);
+			return rc ? rc : sg_fail(err, UTIL_EPARSE, "%s: no ZIP64 locator", f->path);
 		if (le32(loc) != 0x07064b50)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: zip end record asks for ZIP64, but no ZIP64 locator "
 					    "precedes it",
 					    f->path);
 		uint64_t z = le64(loc + 8);
 		if (z > eocd - 20 || eocd - 20 - z < sizeof(z64) ||
 		    (rc = pt_read(f, z, z64, sizeof(z64), err)))
-			return rc ? rc : util_err_set(err, UTIL_EPARSE,
+			return rc ? rc : sg_fail(err, UTIL_EPARSE,
 						      "%s: ZIP64 locator points outside the file",
 						      f->path);
 		if (le32(z64) != 0x06064b50)
-			return util_err_set(err, UTIL_EPARSE, "%s: bad ZIP64 end record signature",
+			return sg_fail(err, UTIL_EPARSE, "%s: bad ZIP64 end record signature",
 					    f->path);
 		*n = le64(z64 + 32);
 		*cd_size = le64(z64 + 40);
 		*cd_off = le64(z64 + 48);
 		if (le64(z64 + 24) != *n)
-			return util_err_set(err, UTIL_EPARSE, "%s: ZIP64 end record: entries on "
+			return sg_fail(err, UTIL_EPARSE, "%s: ZIP64 end record: entries on "
 					    "this disk differ from the total", f->path);
 		eocd = z;
 	}
 	if (*cd_off > eocd || *cd_size > eocd - *cd_off)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: zip central directory (%llu bytes at %llu) lies outside the "
 				    "file",
 				    f->path, (unsigned long long)*cd_size, (unsigned long long)*cd_off);
 	if (*cd_size > PT_MAX_CD || *n > *cd_size / 46)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: zip central directory of %llu entries in %llu bytes is not "
 				    "what torch.save writes",
 				    f->path, (unsigned long long)*n, (unsigned long long)*cd_size);
@@ -245,7 +250,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 	if (!(cd = malloc(cd_size ? cd_size : 1)) ||
 	    !(f->ent = calloc(n ? n : 1, sizeof(*f->ent)))) {
 		free(cd);
-		return util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
+		return sg_fail(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
 	}
 	if ((rc = pt_read(f, cd_off, cd, cd_size, err)))
 		goto out;
@@ -255,7 +260,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 		uint64_t csize, usize, lho;
 		size_t nl, xl, cl;
 		if (cd_size - pos < 46 || le32(h) != 0x02014b50) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: zip central directory entry %llu is malformed", f->path,
 					  (unsigned long long)i);
 			goto out;
@@ -264,13 +269,13 @@ static int zip_open(struct pt *f, struct util_err *err)
 		xl = le16(h + 30);
 		cl = le16(h + 32);
 		if (cd_size - pos - 46 < nl + xl + cl) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: zip central directory entry %llu runs past the directory",
 					  f->path, (unsigned long long)i);
 			goto out;
 		}
 		if (!(z->name = malloc(nl + 1))) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
+			rc = sg_fail(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
 			goto out;
 		}
 		f->nent++;
@@ -278,19 +283,19 @@ static int zip_open(struct pt *f, struct util_err *err)
 		z->name[nl] = 0;
 		for (size_t j = 0; j < nl; j++)
 			if ((unsigned char)z->name[j] < 0x20 || z->name[j] == 0x7f) {
-				rc = util_err_set(err, UTIL_EPARSE,
+				rc = sg_fail(err, UTIL_EPARSE,
 						  "%s: zip entry %llu has a control character in its "
 						  "name",
 						  f->path, (unsigned long long)i);
 				goto out;
 			}
 		if (le16(h + 8) & 1) {
-			rc = util_err_set(err, UTIL_EPARSE, "%s: zip entry '%s' is encrypted",
+			rc = sg_fail(err, UTIL_EPARSE, "%s: zip entry '%s' is encrypted",
 					  f->path, z->name);
 			goto out;
 		}
 		if (le16(h + 10) != 0) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: zip entry '%s' is compressed (method %u); torch.save "
 					  "stores entries uncompressed",
 					  f->path, z->name, le16(h + 10));
@@ -312,7 +317,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 					if (*fld[j] != 0xffffffffu)
 						continue;
 					if (k + 8 > 4 + len) {
-						rc = util_err_set(err, UTIL_EPARSE,
+						rc = sg_fail(err, UTIL_EPARSE,
 								  "%s: zip entry '%s': short ZIP64 "
 								  "extra field",
 								  f->path, z->name);
@@ -325,7 +330,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 			x += 4 + len;
 		}
 		if (csize != usize) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: zip entry '%s': stored size %llu differs from its size "
 					  "%llu",
 					  f->path, z->name, (unsigned long long)csize,
@@ -333,7 +338,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 			goto out;
 		}
 		if (lho >= cd_off || usize > cd_off - lho) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: zip entry '%s' (%llu bytes at %llu) overlaps the central "
 					  "directory",
 					  f->path, z->name, (unsigned long long)usize,
@@ -347,7 +352,7 @@ static int zip_open(struct pt *f, struct util_err *err)
 	qsort(f->ent, f->nent, sizeof(*f->ent), cmp_zent);
 	for (size_t i = 1; i < f->nent; i++)
 		if (!strcmp(f->ent[i].name, f->ent[i - 1].name)) {
-			rc = util_err_set(err, UTIL_EPARSE, "%s: zip entry '%s' appears twice",
+			rc = sg_fail(err, UTIL_EPARSE, "%s: zip entry '%s' appears twice",
 					  f->path, f->ent[i].name);
 			goto out;
 		}
@@ -368,11 +373,11 @@ static int zent_resolve(struct pt *f, struct zent *z, struct util_err *err)
 	if ((rc = pt_read(f, z->lho, h, sizeof(h), err)))
 		return rc;
 	if (le32(h) != 0x04034b50)
-		return util_err_set(err, UTIL_EPARSE, "%s: zip entry '%s': bad local header",
+		return sg_fail(err, UTIL_EPARSE, "%s: zip entry '%s': bad local header",
 				    f->path, z->name);
 	uint64_t off = z->lho + 30 + le16(h + 26) + le16(h + 28);
 	if (le16(h + 26) != strlen(z->name) || off > f->fsize || z->size > f->fsize - off)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: zip entry '%s': local header disagrees with the directory",
 				    f->path, z->name);
 	z->off = off;
@@ -398,7 +403,7 @@ static int zent_check(struct pt *f, struct zent *z, struct util_err *err)
 		at += n;
 	}
 	if (crc != z->crc)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: zip entry '%s' is corrupt (CRC-32 %08x, the directory says "
 				    "%08x)",
 				    f->path, z->name, crc, z->crc);
@@ -519,7 +524,7 @@ static int rd_get(struct rd *r, void *dst, size_t n)
 								    : sizeof(r->buf);
 			int rc;
 			if (m == 0)
-				return util_err_set(r->err, UTIL_EPARSE,
+				return sg_fail(r->err, UTIL_EPARSE,
 						    "%s: data.pkl: the pickle ends without STOP",
 						    r->f->path);
 			if ((rc = pt_read(r->f, r->pos, r->buf, m, r->err)))
@@ -537,9 +542,11 @@ static int rd_get(struct rd *r, void *dst, size_t n)
 	return 0;
 }
 
-static int pk_bad(struct rd *r, const char *fmt, ...) UTIL_PRINTF(2, 3);
+/* Sets the message of a malformed pickle; pk_bad is its value, visibly
+ * non-zero (see sg_fail). */
+static void pk_bad_set(struct rd *r, const char *fmt, ...) UTIL_PRINTF(2, 3);
 
-static int pk_bad(struct rd *r, const char *fmt, ...)
+static void pk_bad_set(struct rd *r, const char *fmt, ...)
 {
 	char m[400];
 	va_list ap;
@@ -547,8 +554,10 @@ static int pk_bad(struct rd *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(m, sizeof(m), fmt, ap);
 	va_end(ap);
-	return util_err_set(r->err, UTIL_EPARSE, "%s: data.pkl: %s", r->f->path, m);
+	util_err_set(r->err, UTIL_EPARSE, "%s: data.pkl: %s", r->f->path, m);
 }
+
+#define pk_bad(r, ...) (pk_bad_set((r), __VA_ARGS__), UTIL_EPARSE)
 
 static int pk_new(struct pk *k, struct rd *r, int type, uint32_t *out)
 {
@@ -558,7 +567,7 @@ static int pk_new(struct pk *k, struct rd *r, int type, uint32_t *out)
 		if (cap > PK_MAX_OBJ)
 			return pk_bad(r, "more than %u objects: not an SGLang dump", PK_MAX_OBJ);
 		if (!(p = realloc(k->obj, cap * sizeof(*p))))
-			return util_err_set(r->err, UTIL_ENOMEM, "out of memory reading '%s'",
+			return sg_fail(r->err, UTIL_ENOMEM, "out of memory reading '%s'",
 					    r->f->path);
 		k->obj = p;
 		k->capobj = cap;
@@ -577,7 +586,7 @@ static int pv_grow(struct pv **a, size_t *n, size_t *cap, size_t extra, struct r
 			c *= 2;
 		struct pv *p = realloc(*a, c * sizeof(*p));
 		if (!p)
-			return util_err_set(r->err, UTIL_ENOMEM, "out of memory reading '%s'",
+			return sg_fail(r->err, UTIL_ENOMEM, "out of memory reading '%s'",
 					    r->f->path);
 		*a = p;
 		*cap = c;
@@ -678,7 +687,7 @@ static int read_str(struct pk *k, struct rd *r, uint64_t n)
 	if ((rc = push_obj(k, r, PV_STR, &o)))
 		return rc;
 	if (!(k->obj[o].s = malloc(n + 1)))
-		return util_err_set(r->err, UTIL_ENOMEM, "out of memory reading '%s'", r->f->path);
+		return sg_fail(r->err, UTIL_ENOMEM, "out of memory reading '%s'", r->f->path);
 	if ((rc = rd_get(r, k->obj[o].s, n)))
 		return rc;
 	k->obj[o].s[n] = 0;
@@ -827,7 +836,7 @@ static int do_persid(struct pk *k, struct rd *r)
 	uint64_t numel = (uint64_t)t->kids[4].u.i;
 	char *s = strdup(key);
 	if (!s)
-		return util_err_set(r->err, UTIL_ENOMEM, "out of memory reading '%s'", r->f->path);
+		return sg_fail(r->err, UTIL_ENOMEM, "out of memory reading '%s'", r->f->path);
 	if ((rc = push_obj(k, r, PV_STORAGE, &o))) {
 		free(s);
 		return rc;
@@ -913,7 +922,7 @@ static int pk_parse(struct pt *f, struct zent *z, struct pk **out, struct util_e
 	if (!k || !r) {
 		free(k);
 		free(r);
-		return util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
+		return sg_fail(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
 	}
 	r->f = f;
 	r->pos = z->off;
@@ -1208,9 +1217,9 @@ static int pt_open(struct pt *f, const char *path, struct util_err *err)
 	memset(f, 0, sizeof(*f));
 	f->path = path;
 	if ((f->fd = open(path, O_RDONLY)) < 0)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return sg_fail(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
+		return sg_fail(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
 	f->fsize = (uint64_t)sb.st_size;
 	if ((rc = zip_open(f, err)))
 		return rc;
@@ -1219,19 +1228,19 @@ static int pt_open(struct pt *f, const char *path, struct util_err *err)
 		const char *n = f->ent[i].name, *sl = strchr(n, '/');
 		if (sl && !strcmp(sl + 1, "data.pkl")) {
 			if (pkl)
-				return util_err_set(err, UTIL_EPARSE,
+				return sg_fail(err, UTIL_EPARSE,
 						    "%s: two pickles in the archive ('%s', '%s')", path,
 						    pkl->name, n);
 			pkl = &f->ent[i];
 		}
 	}
 	if (!pkl)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: no PREFIX/data.pkl in the archive: not a torch.save file",
 				    path);
 	size_t pl = (size_t)(strchr(pkl->name, '/') - pkl->name) + 1;
 	if (!(f->prefix = strndup(pkl->name, pl)))
-		return util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", path);
+		return sg_fail(err, UTIL_ENOMEM, "out of memory reading '%s'", path);
 	{
 		/* torch writes "little" here; a big-endian dump would need swapping */
 		char name[512], bo[8] = { 0 };
@@ -1241,10 +1250,10 @@ static int pt_open(struct pt *f, const char *path, struct util_err *err)
 			if ((rc = zent_check(f, z, err)))
 				return rc;
 			if (z->size > 7 || (rc = pt_read(f, z->off, bo, (size_t)z->size, err)))
-				return rc ? rc : util_err_set(err, UTIL_EPARSE,
+				return rc ? rc : sg_fail(err, UTIL_EPARSE,
 							      "%s: unknown byteorder entry", path);
 			if (strcmp(bo, "little"))
-				return util_err_set(err, UTIL_EPARSE,
+				return sg_fail(err, UTIL_EPARSE,
 						    "%s: byte order '%s'; only little-endian dumps "
 						    "are read",
 						    path, printable(bo, name, sizeof(name)));
@@ -1268,13 +1277,13 @@ static int tensor_entry(struct pt *f, const struct pobj *t, struct zent **out, c
 	char key[81];
 	snprintf(name, sizeof(name), "%sdata/%s", f->prefix, printable(s->s, key, sizeof(key)));
 	if (strlen(s->s) >= sizeof(key) || strcmp(key, s->s))
-		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': storage key '%s' is not "
+		return sg_fail(err, UTIL_EPARSE, "%s: field '%s': storage key '%s' is not "
 				    "one torch writes", f->path, field, key);
 	if (!(z = pt_find(f, name)))
-		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': storage '%s' is missing from "
+		return sg_fail(err, UTIL_EPARSE, "%s: field '%s': storage '%s' is missing from "
 				    "the archive", f->path, field, name);
 	if (z->size / (uint64_t)dt->size < s->numel || z->size % (uint64_t)dt->size)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field '%s': storage '%s' holds %llu bytes, not %llu %s "
 				    "values",
 				    f->path, field, name, (unsigned long long)z->size,
@@ -1293,20 +1302,20 @@ static int want_tensor(struct pt *f, const struct pv *v, const char *field, int 
 	const struct pobj *t;
 
 	if (!v || v->t != PV_TENSOR)
-		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %s", f->path, field,
+		return sg_fail(err, UTIL_EPARSE, "%s: field '%s': %s", f->path, field,
 				    v ? "not a tensor" : "missing");
 	t = &f->pk->obj[v->u.o];
 	if (t->ndim != ndim && t->ndim != ndim2)
-		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %d dimensions, expected %d",
+		return sg_fail(err, UTIL_EPARSE, "%s: field '%s': %d dimensions, expected %d",
 				    f->path, field, t->ndim, ndim);
 	if (!dtypes[t->g].is_int)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field '%s': a %s tensor; SGLang writes integer counts",
 				    f->path, field, dtypes[t->g].name);
 	int64_t expect = 1;
 	for (int i = t->ndim; i-- > 0;) {
 		if (t->shape[i] > 1 && t->stride[i] != expect)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: field '%s': a non-contiguous tensor (stride %lld "
 					    "in dimension %d); SGLang writes contiguous ones",
 					    f->path, field, (long long)t->stride[i], i);
@@ -1338,10 +1347,10 @@ static int tensor_read(struct pt *f, const struct pobj *t, struct zent *z, uint6
 		default: x = (int64_t)le64(p); break;
 		}
 		if (x < 0 || x > (int64_t)UINT32_MAX)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: field '%s': element %llu is %lld, not a count (0 to "
 					    "2^32-1)",
-					    f->path, field, (unsigned long long)(first + i),
+					    f->path, field, (unsigned long long)first + i,
 					    (long long)x);
 		out[i] = (uint32_t)x;
 	}
@@ -1428,7 +1437,7 @@ static int sg_buffers(struct sg *g, struct util_err *err)
 	g->acc = malloc(n * sizeof(uint32_t));
 	g->raw = malloc(n * 8);
 	if (!g->nonzero || !g->row || !g->acc || !g->raw)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory for %zu counts", n);
+		return sg_fail(err, UTIL_ENOMEM, "out of memory for %zu counts", n);
 	return 0;
 }
 
@@ -1444,13 +1453,13 @@ static int load_stat(struct sg *g, size_t i, struct util_err *err)
 	int64_t L = t->ndim == 3 ? t->shape[1] : t->shape[0];
 	int64_t E = t->ndim == 3 ? t->shape[2] : t->shape[1];
 	if (L < 1 || L > STORE_MAX_LAYERS || E < 1 || E > STORE_MAX_EXPERTS)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field 'logical_count': %lld layers x %lld experts, expected "
 				    "1 to %d x 1 to %d",
 				    f->path, (long long)L, (long long)E, STORE_MAX_LAYERS,
 				    STORE_MAX_EXPERTS);
 	if (g->L && (L != g->L || E != g->E))
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field 'logical_count': %lld layers x %lld experts, but %s has "
 				    "%lld x %lld",
 				    f->path, (long long)L, (long long)E, g->f[0].path,
@@ -1475,7 +1484,7 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 		return rc;
 	if (m->shape[0] < 1 || m->shape[0] > STORE_MAX_LAYERS || m->shape[1] < 1 ||
 	    m->shape[1] > STORE_MAX_SLOTS)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field 'last_physical_to_logical_map': %lld layers x %lld "
 				    "slots, expected 1 to %d x 1 to %d",
 				    f->path, (long long)m->shape[0], (long long)m->shape[1],
@@ -1488,7 +1497,7 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 	if (!v || !raw) {
 		free(v);
 		free(raw);
-		return util_err_set(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
+		return sg_fail(err, UTIL_ENOMEM, "out of memory reading '%s'", f->path);
 	}
 	rc = tensor_read(f, m, mz, 0, n, v, raw, "last_physical_to_logical_map", err);
 	free(raw);
@@ -1501,11 +1510,11 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 		g->P = m->shape[1];
 		if (!(g->p2l = malloc(n * sizeof(*g->p2l)))) {
 			free(v);
-			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+			return sg_fail(err, UTIL_ENOMEM, "out of memory");
 		}
 		for (size_t j = 0; j < n; j++) {
 			if (v[j] >= STORE_MAX_EXPERTS) {
-				rc = util_err_set(err, UTIL_EPARSE,
+				rc = sg_fail(err, UTIL_EPARSE,
 						  "%s: field 'last_physical_to_logical_map': expert "
 						  "%u at layer %zu, slot %zu is past %d",
 						  f->path, v[j], j / (size_t)g->P, j % (size_t)g->P,
@@ -1523,7 +1532,7 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 			same = (int32_t)v[j] == g->p2l[j];
 		if (!same) {
 			free(v);
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: field 'last_physical_to_logical_map' differs from %s's: "
 					    "not dumps of one deployment",
 					    f->path, g->f[0].path);
@@ -1531,11 +1540,11 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 	}
 	free(v);
 	if (!recs || recs->t != PV_LIST)
-		return util_err_set(err, UTIL_EPARSE, "%s: field 'records': %s", f->path,
+		return sg_fail(err, UTIL_EPARSE, "%s: field 'records': %s", f->path,
 				    recs ? "not a list" : "missing");
 	lo = &f->pk->obj[recs->u.o];
 	if (lo->dropped)
-		return util_err_set(err, UTIL_EPARSE,
+		return sg_fail(err, UTIL_EPARSE,
 				    "%s: field 'records': %llu entries are not records (dicts)",
 				    f->path, (unsigned long long)lo->dropped);
 	for (uint32_t j = 0; j < lo->n; j++) {
@@ -1543,22 +1552,22 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 		struct prec *p;
 		snprintf(w, sizeof(w), "records[%u]", j);
 		if (r->t != PV_DICT)
-			return util_err_set(err, UTIL_EPARSE, "%s: %s: not a dict", f->path, w);
+			return sg_fail(err, UTIL_EPARSE, "%s: %s: not a dict", f->path, w);
 		fp = dict_get(f->pk, r, "forward_pass_id");
 		rk = dict_get(f->pk, r, "rank");
 		if (!fp || fp->t != PV_INT || fp->u.i < 0 || fp->u.i >= INT64_MAX / 2)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: %s: field 'forward_pass_id': missing or not a "
 					    "non-negative integer",
 					    f->path, w);
 		if (rk && (rk->t != PV_INT || rk->u.i < 0 || rk->u.i >= STORE_MAX_SLOTS))
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: %s: field 'rank': not a rank number", f->path, w);
 		if (g->nrec == *cap) {
 			size_t c = *cap ? 2 * *cap : 256;
 			struct prec *q = realloc(g->rec, c * sizeof(*q));
 			if (!q)
-				return util_err_set(err, UTIL_ENOMEM, "out of memory");
+				return sg_fail(err, UTIL_ENOMEM, "out of memory");
 			g->rec = q;
 			*cap = c;
 		}
@@ -1569,7 +1578,7 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 				      &p->t, err)))
 			return rc;
 		if (p->t->shape[0] != g->L || p->t->shape[1] != g->P)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: field '%s': shape [%lld, %lld], the map has [%lld, "
 					    "%lld]",
 					    f->path, field, (long long)p->t->shape[0],
@@ -1591,9 +1600,10 @@ static int sg_load(struct sg *g, const char *const *paths, size_t n, struct util
 	size_t cap = 0;
 	int rc;
 
-	if (!(g->f = calloc(n, sizeof(*g->f))) || !(g->stat = calloc(n, sizeof(*g->stat))) ||
-	    !(g->statz = calloc(n, sizeof(*g->statz))))
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	if (!(g->f = calloc(n, sizeof(struct pt))) ||
+	    !(g->stat = calloc(n, sizeof(const struct pobj *))) ||
+	    !(g->statz = calloc(n, sizeof(struct zent *))))
+		return sg_fail(err, UTIL_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		g->f[i].fd = -1;
 	g->nf = n;
@@ -1603,7 +1613,7 @@ static int sg_load(struct sg *g, const char *const *paths, size_t n, struct util
 		if ((rc = pt_open(f, paths[i], err)))
 			return rc;
 		if (f->pk->root.t != PV_DICT)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: the pickle holds no dict: not an expert-distribution "
 					    "dump",
 					    f->path);
@@ -1612,12 +1622,12 @@ static int sg_load(struct sg *g, const char *const *paths, size_t n, struct util
 		else if (dict_get(f->pk, &f->pk->root, "records"))
 			mode = MODE_PASS;
 		else
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s: neither a 'stat' dump (logical_count) nor a "
 					    "'per_pass'/'per_token' dump (records)",
 					    f->path);
 		if (g->mode && mode != g->mode)
-			return util_err_set(err, UTIL_EPARSE,
+			return sg_fail(err, UTIL_EPARSE,
 					    "%s and %s: a 'stat' and a 'per_pass' dump cannot be "
 					    "mixed",
 					    g->f[0].path, f->path);
@@ -1629,13 +1639,13 @@ static int sg_load(struct sg *g, const char *const *paths, size_t n, struct util
 		char seen[STORE_MAX_SLOTS / 8];
 		memset(seen, 0, sizeof(seen));
 		if (g->nrec == 0)
-			return util_err_set(err, UTIL_EPARSE, "%s: field 'records': empty", g->f[0].path);
+			return sg_fail(err, UTIL_EPARSE, "%s: field 'records': empty", g->f[0].path);
 		qsort(g->rec, g->nrec, sizeof(*g->rec), cmp_prec);
 		for (size_t i = 0; i < g->nrec; i++) {
 			const struct prec *p = &g->rec[i];
 			if (i && p->fp == g->rec[i - 1].fp &&
 			    (p->file == g->rec[i - 1].file || p->rank == g->rec[i - 1].rank))
-				return util_err_set(err, UTIL_EPARSE,
+				return sg_fail(err, UTIL_EPARSE,
 						    "%s: records[%u]: forward pass %lld of rank %lld "
 						    "is already in %s records[%u]",
 						    g->f[p->file].path, p->idx, (long long)p->fp,
@@ -1684,7 +1694,7 @@ static int sg_pass(struct sg *g, size_t file, uint64_t k, size_t *ri, int64_t *s
 			for (size_t s = 0; s < P; s++) {
 				uint32_t *c = &dst[map[s]];
 				if (*c > UINT32_MAX - src[s])
-					return util_err_set(err, UTIL_ERANGE,
+					return sg_fail(err, UTIL_ERANGE,
 							    "%s: forward pass %lld, layer %zu: the "
 							    "sum over slots and ranks overflows a "
 							    "32-bit count",
@@ -1782,7 +1792,7 @@ struct sg_write {
 static int flush(struct sg_write *w, struct util_err *err)
 {
 	if (w->nb && store_steps_append(w->s, w->run, w->steps, w->nb))
-		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(w->s));
+		return sg_fail(err, UTIL_EDB, "%s", store_errmsg(w->s));
 	w->nb = 0;
 	return 0;
 }
@@ -1802,7 +1812,7 @@ static int write_fn(struct sg *g, void *ctx, size_t file, int64_t step, struct u
 		step += w->file_base;
 	}
 	if (step <= w->last)
-		return util_err_set(err, UTIL_EPARSE, "%s: step %lld does not follow step %lld",
+		return sg_fail(err, UTIL_EPARSE, "%s: step %lld does not follow step %lld",
 				    g->f[file].path, (long long)step, (long long)w->last);
 	if (w->nb == w->cap && (rc = flush(w, err)))
 		return rc;
@@ -1837,14 +1847,14 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	int rc, in_tx = 0;
 
 	if (n == 0)
-		return util_err_set(err, UTIL_EUSAGE, "no SGLang dumps given");
+		return sg_fail(err, UTIL_EUSAGE, "no SGLang dumps given");
 	if ((rc = sg_load(&g, paths, n, err)))
 		goto out;
 	/* first pass: check every count, find the dense layers and empty slots */
 	if ((rc = sg_each(&g, scan_fn, &sc, err)))
 		goto out;
 	if (sc.passes == 0) {
-		rc = util_err_set(err, UTIL_EPARSE, "%s: no forward pass with any count",
+		rc = sg_fail(err, UTIL_EPARSE, "%s: no forward pass with any count",
 				  g.f[0].path);
 		goto out;
 	}
@@ -1856,7 +1866,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		struct store_run_stats st;
 		if (run->first_layer > g.L - 1 || g.L - run->first_layer != run->layers ||
 		    g.E != run->experts) {
-			rc = util_err_set(err, UTIL_EPARSE,
+			rc = sg_fail(err, UTIL_EPARSE,
 					  "%s: %lld model layers x %lld experts, the run '%s' has %d "
 					  "MoE layers from layer %d x %d experts",
 					  g.f[0].path, (long long)g.L, (long long)g.E, run->name,
@@ -1865,7 +1875,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		}
 		for (int l = 0; l < run->first_layer; l++)
 			if (g.nonzero[l]) {
-				rc = util_err_set(err, UTIL_EPARSE,
+				rc = sg_fail(err, UTIL_EPARSE,
 						  "%s: model layer %d has counts, but the run '%s' starts "
 						  "at layer %d",
 						  g.f[0].path, l, run->name, run->first_layer);
@@ -1873,7 +1883,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 			}
 		first = run->first_layer;
 		if (store_run_stats(s, run->id, &st)) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+			rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
 			goto out;
 		}
 		w.base = st.steps ? st.last_step + 1 : 0;
@@ -1886,7 +1896,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		run->first_layer = first;
 		if (o->model) {
 			if (o->model->layers != run->layers || o->model->experts != run->experts) {
-				rc = util_err_set(err, UTIL_ERANGE,
+				rc = sg_fail(err, UTIL_ERANGE,
 						  "%s: %d MoE layers x %d experts (model layers %d to "
 						  "%lld), the preset %s has %d x %d",
 						  g.f[0].path, run->layers, run->experts, first,
@@ -1898,7 +1908,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		}
 		if ((o->layers && o->layers != run->layers) ||
 		    (o->experts && o->experts != run->experts)) {
-			rc = util_err_set(err, UTIL_ERANGE,
+			rc = sg_fail(err, UTIL_ERANGE,
 					  "%s: %d MoE layers x %d experts, the options say %d x %d",
 					  g.f[0].path, run->layers, run->experts,
 					  o->layers ? o->layers : run->layers,
@@ -1907,7 +1917,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		}
 		run->topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
 		if (run->topk > run->experts) {
-			rc = util_err_set(err, UTIL_ERANGE, "--topk %d exceeds the %d experts",
+			rc = sg_fail(err, UTIL_ERANGE, "--topk %d exceeds the %d experts",
 					  run->topk, run->experts);
 			goto out;
 		}
@@ -1928,7 +1938,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 					      : ranks < 8 ? ranks : 8;
 		}
 		if (run->ranks && (int64_t)run->ranks * run->slots < run->experts) {
-			rc = util_err_set(err, UTIL_EUSAGE,
+			rc = sg_fail(err, UTIL_EUSAGE,
 					  "%d ranks x %d slots cannot hold the run's %d experts",
 					  run->ranks, run->slots, run->experts);
 			goto out;
@@ -1945,16 +1955,16 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	w.steps = calloc(w.cap, sizeof(*w.steps));
 	w.counts = malloc(w.cap * (size_t)run->layers * (size_t)g.E * sizeof(uint32_t));
 	if (!w.steps || !w.counts) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		rc = sg_fail(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
 	if (store_begin(s)) {
-		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
 		goto out;
 	}
 	in_tx = 1;
 	if (!append && (rc = store_run_add(s, run))) {
-		rc = util_err_set(err, rc, "%s: %s", g.f[0].path, store_errmsg(s));
+		rc = sg_fail(err, rc, "%s: %s", g.f[0].path, store_errmsg(s));
 		goto out;
 	}
 	if ((rc = sg_each(&g, write_fn, &w, err)) || (rc = flush(&w, err)))
@@ -1965,7 +1975,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		int64_t from = 0;
 		int same = 0;
 		if (!cur) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			rc = sg_fail(err, UTIL_ENOMEM, "out of memory");
 			goto out;
 		}
 		/* a followed run records the map again only when it changed */
@@ -1975,20 +1985,20 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 						  (size_t)run->layers * (size_t)g.P * sizeof(*cur));
 			if (rc && rc != UTIL_ENOTFOUND) {
 				free(cur);
-				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+				rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
 				goto out;
 			}
 		}
 		free(cur);
 		if (!same && store_deployed_set(s, run, w.first_step, run->ranks, run->slots,
 						g.p2l + (size_t)first * (size_t)g.P)) {
-			rc = util_err_set(err, UTIL_EPARSE, "%s: field 'last_physical_to_logical_map': "
+			rc = sg_fail(err, UTIL_EPARSE, "%s: field 'last_physical_to_logical_map': "
 					  "%s", g.f[0].path, store_errmsg(s));
 			goto out;
 		}
 	}
 	if (store_commit(s)) {
-		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+		rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
 		goto out;
 	}
 	in_tx = 0;

@@ -66,7 +66,7 @@ static uint8_t *wrap_pickle(const uint8_t *pkl, size_t n, size_t *len)
 		data[i + 2] = st;
 		sizes[i + 2] = STORE_BYTES;
 	}
-	z = malloc(n + (NSTORE + 2) * (30 + 46 + 2 * 32 + STORE_BYTES) + 22);
+	z = malloc(n + (size_t)(NSTORE + 2) * (30 + 46 + 2 * 32 + STORE_BYTES) + 22);
 	fuzz_check(z != NULL);
 	for (size_t i = 0; i < ne; i++) {
 		size_t nl = strlen(names[i]);
