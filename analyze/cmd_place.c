@@ -23,7 +23,8 @@ static const char usage[] =
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
 	"                      [--current FILE|static|deployed] [--model NAME]\n"
-	"                      [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"                      [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
 	"                      (DB | --heat FILE)\n"
 	"       moetrace place --list\n";
@@ -65,6 +66,9 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		{ "model", required_argument, NULL, 'm' },
 		{ "quant", required_argument, NULL, 'q' },
 		{ "link", required_argument, NULL, 'L' },
+		{ "link-intra", required_argument, NULL, ANALYZE_OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, ANALYZE_OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, ANALYZE_OPT_RANKS_PER_NODE },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, 'C' },
 		{ "heat", required_argument, NULL, 'H' },
@@ -90,16 +94,26 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'i': o->list = 1; break;
 		case 'o': o->out = optarg; break;
 		case 'f':
-			if ((o->format = analyze_format_parse(optarg)) < 0)
+			if ((o->format = analyze_format_parse(optarg)) < 0) {
+				static const char *const fmts[] = { "vllm-ascend", "sglang",
+								    "trtllm", NULL };
+				char hint[96];
 				return util_err_set(
 					err, UTIL_EUSAGE,
-					"--format: '%s' is not vllm-ascend, sglang or trtllm",
-					optarg);
+					"--format: '%s' is not vllm-ascend, sglang or trtllm%s", optarg,
+					util_did_you_mean(util_suggest_list(optarg, fmts), hint,
+							  sizeof(hint)));
+			}
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -136,13 +150,15 @@ static int current_placement(const struct place_opts *o, struct store *s,
 	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
+/* The most copies one rank sends (or receives) over both tiers: v is a
+ * plan's [2 * n] counts, inside nodes then across. */
 static int64_t max_of(const int64_t *v, int n)
 {
 	int64_t m = 0;
 
 	for (int i = 0; i < n; i++)
-		if (v[i] > m)
-			m = v[i];
+		if (v[i] + v[n + i] > m)
+			m = v[i] + v[n + i];
 	return m;
 }
 
@@ -202,10 +218,10 @@ int cmd_place(int argc, char **argv)
 	struct analyze_shape sh;
 	const struct analyze_algo *algo;
 	const struct store_model *model = NULL;
-	const struct analyze_link *link = NULL;
-	double *heat = NULL, *episodes = NULL, gbps;
+	struct analyze_deploy dep;
+	double *heat = NULL, *episodes = NULL;
 	int32_t *cur = NULL;
-	int rc, status = 1, n_ep = 0, L, E, P;
+	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
 	int64_t nsteps = 0;
 	uint64_t ebytes = 0;
 
@@ -213,9 +229,8 @@ int cmd_place(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (o.list) {
@@ -223,8 +238,11 @@ int cmd_place(int argc, char **argv)
 		return 0;
 	}
 	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
-		util_cli_error(CMD, "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo ? o.algo : ANALYZE_FLAGSHIP);
+		char hint[96];
+		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo ? o.algo : ANALYZE_FLAGSHIP,
+			       util_did_you_mean(analyze_algo_suggest(o.algo ? o.algo : ""), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {
@@ -271,6 +289,7 @@ int cmd_place(int argc, char **argv)
 	} else {
 		if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err)))
 			return util_cli_fail(CMD, &err);
+		analyze_warn_missing_counts(CMD, s, &run);
 		if (o.c.model) {
 			/* a run recorded without a model takes the preset's layer ids */
 			if (!run.model[0])
@@ -302,6 +321,13 @@ int cmd_place(int argc, char **argv)
 		goto out;
 	}
 	P = o.c.ranks * o.c.slots;
+	if (o.out) {
+		size_t n = strlen(o.out);
+		fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
+		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
+				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
+			fmt = ANALYZE_FORMAT_TRTLLM;
+	}
 	if (s) {
 		heat = xmallocarray((size_t)L * E, sizeof(double));
 		if (o.c.episodes)
@@ -324,6 +350,21 @@ int cmd_place(int argc, char **argv)
 	sh = (struct analyze_shape){
 		L, E, o.c.ranks, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
+	{
+		/* nodes, links and precision as replay and compare resolve them */
+		struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+		dopts.quant = o.c.quant;
+		dopts.link = o.c.link;
+		dopts.link_intra = o.c.link_intra;
+		dopts.link_inter = o.c.link_inter;
+		dopts.bandwidth = o.c.bandwidth;
+		dopts.ranks_per_node = o.c.ranks_per_node;
+		if ((rc = analyze_deploy_resolve(&run, model, o.c.ranks, &dopts, &dep, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		o.c.quant = dep.quant;
+	}
 	if (o.c.current) {
 		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
@@ -348,20 +389,42 @@ int cmd_place(int argc, char **argv)
 			.current = cur,
 			.only_layer = o.layer,
 			.threads = 2,
+			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
+			.ranks_per_node = dep.ranks_per_node,
 		};
+		int undup = 0;
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
+			if (in.no_dup) {
+				util_cli_error(CMD,
+					       "cannot write '%s' for vllm-ascend, whose loader "
+					       "misroutes a device holding an expert twice: %s; "
+					       "choose an algorithm that places an expert once per "
+					       "rank (flashlb, swift, %s) or --format sglang|trtllm",
+					       o.out, err.msg, ANALYZE_FLAGSHIP);
+				status = util_exit_status(rc);
+				goto out;
+			}
 			status = util_cli_fail(CMD, &err);
 			goto out;
 		}
+		for (int l = 0; l < L; l++)
+			undup += plan.layer[l].undup > 0;
+		if (undup)
+			fprintf(stderr,
+				"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
+				"layers; moved each second replica to another rank, since "
+				"vllm-ascend's loader misroutes such a device (the figures below "
+				"are for the moved placement)\n",
+				CMD, algo->name, undup, L);
 	}
-	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	ebytes = dep.expert_bytes;
 
 	struct engine_figures ef;
 	engine_figures(&plan, heat, E, o.layer, o.c.capacity, &ef);
-	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.c.ranks, ebytes, gbps);
+	double intra_s, inter_s;
+	double secs = analyze_transfer_seconds_tiers(plan.send, plan.recv, o.c.ranks, ebytes,
+						     dep.intra_gbps, dep.inter_gbps, &intra_s,
+						     &inter_s);
 	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
 	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
 
@@ -370,7 +433,10 @@ int cmd_place(int argc, char **argv)
 				   *layers = json_object_new_array();
 		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
 		json_object_object_add(root, "seconds", jd(plan.seconds));
-		json_object_object_add(root, "run", json_object_new_string(run.name));
+		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+		json_object_object_add(root, "run",
+				       json_object_new_string(
+					       util_utf8_sanitize(name, sizeof(name), run.name)));
 		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
@@ -396,11 +462,29 @@ int cmd_place(int argc, char **argv)
 						     : NULL);
 			json_object_object_add(root, "quant",
 					       json_object_new_string(analyze_quant_name(o.c.quant)));
+			json_object_object_add(root, "link", json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "gbytes_per_s", jd(dep.intra_gbps));
+			json_object_object_add(root, "ranks_per_node",
+					       json_object_new_int(dep.ranks_per_node));
+			json_object_object_add(root, "link_intra",
+					       json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "link_inter",
+					       json_object_new_string(dep.link_inter));
+			json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
 			json_object_object_add(
-				root, "link",
-				json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
-			json_object_object_add(root, "gbytes_per_s", jd(gbps));
+				root, "bytes_intra_node",
+				model ? json_object_new_int64(
+						(int64_t)((plan.moves - plan.moves_inter) * ebytes))
+				      : NULL);
+			json_object_object_add(
+				root, "bytes_inter_node",
+				model ? json_object_new_int64((int64_t)(plan.moves_inter * ebytes))
+				      : NULL);
 			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
+			json_object_object_add(root, "transfer_intra_seconds",
+					       model ? jd(intra_s) : NULL);
+			json_object_object_add(root, "transfer_inter_seconds",
+					       model ? jd(inter_s) : NULL);
 			json_object_object_add(root, "max_sends",
 					       json_object_new_int64(max_of(plan.send, o.c.ranks)));
 			json_object_object_add(root, "max_receives",
@@ -489,11 +573,16 @@ int cmd_place(int argc, char **argv)
 		if (cur) {
 			if (model)
 				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
-				       "%.3f s at %.1f GB/s per rank (%s)\n",
+				       "%.3f s: %.2f GB inside nodes at %.1f GB/s per rank (%s), "
+				       "%.2f GB across nodes at %.1f GB/s (%s), ranks and tiers in "
+				       "parallel\n",
 				       o.c.current, (long long)plan.moves, ebytes / 1048576.0,
 				       model->name, analyze_quant_name(o.c.quant),
-				       (double)plan.moves * ebytes / 1e9, secs, gbps,
-				       o.c.bandwidth > 0 ? "--bandwidth" : link->name);
+				       (double)plan.moves * ebytes / 1e9, secs,
+				       (double)(plan.moves - plan.moves_inter) * ebytes / 1e9,
+				       dep.intra_gbps, dep.link_intra,
+				       (double)plan.moves_inter * ebytes / 1e9, dep.inter_gbps,
+				       dep.link_inter);
 			else
 				printf("transfer from '%s': %lld copies (give --model for bytes and "
 				       "seconds)\n",
@@ -507,11 +596,6 @@ int cmd_place(int argc, char **argv)
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {
-		int fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
-		size_t n = strlen(o.out);
-		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
-				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
-			fmt = ANALYZE_FORMAT_TRTLLM;
 		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;

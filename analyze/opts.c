@@ -6,6 +6,20 @@
  */
 #include "analyze/analyze.h"
 
+#include <stdio.h>
+
+void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run)
+{
+	int64_t missing = 0;
+
+	if (store_run_missing_counts(s, run, &missing) == 0 && missing)
+		util_cli_error(cmd,
+			       "warning: run '%s' lacks %lld counts row%s (step x layer; moetrace "
+			       "info shows them): %s as zero heat",
+			       run->name, (long long)missing, missing == 1 ? "" : "s",
+			       missing == 1 ? "it reads" : "they read");
+}
+
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 {
 	int v = store_phase_parse(arg);
@@ -18,11 +32,35 @@ int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err)
 {
-	if (!store_model_find(arg))
+	const struct store_model *m = store_model_find(arg);
+	char hint[96];
+
+	if (!m)
 		return util_err_set(err, UTIL_EUSAGE,
-				    "--model: unknown model '%s' (see moetrace models)", arg);
-	*model = arg;
+				    "--model: unknown model '%s'%s (see moetrace models)", arg,
+				    util_did_you_mean(store_model_suggest(arg), hint, sizeof(hint)));
+	*model = m->name;
 	return 0;
+}
+
+const char *analyze_algo_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_algo *a; n < 64 && (a = analyze_algo_at(n)); n++)
+		names[n] = a->name;
+	return util_suggest(name, names, n);
+}
+
+const char *analyze_link_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_link *l; n < 64 && (l = analyze_link_at(n)); n++)
+		names[n] = l->name;
+	return util_suggest(name, names, n);
 }
 
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
@@ -30,19 +68,43 @@ int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
 	int q = analyze_quant_parse(arg);
 
 	if (q < 0)
-		return util_err_set(err, UTIL_EUSAGE, "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
-				    arg);
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--quant: '%s' is not bf16, fp8, w8a8, w4a8 or mxfp4", arg);
 	*quant = q;
 	return 0;
 }
 
-int analyze_opt_link(const char *arg, const char **link, struct util_err *err)
+int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err)
 {
+	char names[256], hint[96];
+
 	if (!analyze_link_find(arg))
-		return util_err_set(err, UTIL_EUSAGE,
-				    "--link: unknown link '%s' (see docs/formats.md)", arg);
+		return util_err_set(err, UTIL_EUSAGE, "%s: unknown link '%s'%s (%s)", opt, arg,
+				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)),
+				    analyze_link_names(names, sizeof(names)));
 	*link = arg;
 	return 0;
+}
+
+int analyze_opt_hardware(const char *arg, const char **hw, struct util_err *err)
+{
+	char names[256];
+
+	if (!analyze_hw_find(arg))
+		return util_err_set(err, UTIL_EUSAGE, "--hardware: unknown preset '%s' (%s)", arg,
+				    analyze_hw_names(names, sizeof(names)));
+	*hw = arg;
+	return 0;
+}
+
+int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err)
+{
+	int rc = util_parse_double(arg, -1e308, 1e9, ms, "--step-ms", err);
+
+	if (!rc && !(*ms > 0))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--step-ms: %s is not a step time (milliseconds above 0)", arg);
+	return rc;
 }
 
 int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_err *err)
@@ -75,7 +137,17 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 		break;
 	case 'm': rc = analyze_opt_model(arg, &o->model, err); break;
 	case 'q': rc = analyze_opt_quant(arg, &o->quant, err); break;
-	case 'L': rc = analyze_opt_link(arg, &o->link, err); break;
+	case 'L': rc = analyze_opt_link(arg, "--link", &o->link, err); break;
+	case ANALYZE_OPT_LINK_INTRA:
+		rc = analyze_opt_link(arg, "--link-intra", &o->link_intra, err);
+		break;
+	case ANALYZE_OPT_LINK_INTER:
+		rc = analyze_opt_link(arg, "--link-inter", &o->link_inter, err);
+		break;
+	case ANALYZE_OPT_RANKS_PER_NODE:
+		rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->ranks_per_node, "--ranks-per-node",
+				    err);
+		break;
 	case 'b':
 		rc = util_parse_double(arg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err);
 		break;

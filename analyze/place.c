@@ -51,6 +51,17 @@ const struct analyze_algo *analyze_algo_at(size_t i)
 	return i < UTIL_ARRAY_SIZE(algos) ? &algos[i] : NULL;
 }
 
+int analyze_algo_layout_check(const struct analyze_algo *a, int experts, int slots,
+			      struct util_err *err)
+{
+	if (slots > experts && !(a->flags & ANALYZE_ALGO_DUP_OK))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d slots per rank for %d experts: a rank would hold an expert "
+				    "twice, which '%s' never does",
+				    slots, experts, a->name);
+	return 0;
+}
+
 int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *in,
 		  int32_t *phy2log, struct util_err *err)
 {
@@ -61,11 +72,8 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 	if ((long long)in->ranks * in->slots < in->experts)
 		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
 				    in->ranks, in->slots, in->experts);
-	if (in->slots > in->experts && !(a->flags & ANALYZE_ALGO_DUP_OK))
-		return util_err_set(err, UTIL_EUSAGE,
-				    "%d slots per rank for %d experts: a rank would hold an expert "
-				    "twice, which '%s' never does",
-				    in->slots, in->experts, a->name);
+	if ((rc = analyze_algo_layout_check(a, in->experts, in->slots, err)))
+		return rc;
 	for (int e = 0; e < in->experts; e++)
 		if (!(in->heat[e] >= 0))
 			return util_err_set(err, UTIL_EUSAGE, "heat of expert %d is negative", e);
@@ -84,6 +92,14 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 	rc = a->fn(in, phy2log, err);
 	if (rc)
 		return rc;
+	if (in->no_dup) {
+		int n = analyze_placement_undup(phy2log, in->experts, in->ranks, in->slots,
+						in->heat, err);
+		if (n < 0)
+			return n;
+		if (in->undup)
+			*in->undup = n;
+	}
 	if (in->current && !(a->flags & ANALYZE_ALGO_MIGRATION)) {
 		int hier = !strcmp(a->name, "eplb-hier") ? in->nodes : 0;
 		if (analyze_place_match(in->current, phy2log, in->experts, in->ranks, in->slots,

@@ -232,8 +232,13 @@ static void write_steps(struct moetrace_recorder *r, uint64_t t, size_t n)
 	}
 	rc = store_steps_append(r->s, &r->run, r->batchv, n);
 	if (rc) {
+		/* the store rolled the batch back: none of it is in the file,
+		 * and the next batch starts a transaction of its own */
+		char what[96];
+		snprintf(what, sizeof(what), "cannot commit steps %lld..%lld (%zu lost)",
+			 (long long)r->batchv[0].step, (long long)r->batchv[n - 1].step, n);
 		atomic_fetch_add(&r->failed, (int64_t)n);
-		writer_fail(r, rc, "cannot commit steps");
+		writer_fail(r, rc, what);
 		return;
 	}
 	atomic_fetch_add(&r->recorded, (int64_t)n);
@@ -402,7 +407,9 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 	} else if (store_run_get(r->s, r->run.name, &old) == 0) {
 		struct store_run_stats st;
 		if (!append)
-			return fail(r, MOETRACE_EUSAGE, "a run named '%s' already exists in '%s'",
+			return fail(r, MOETRACE_EUSAGE,
+				    "a run named '%s' already exists in '%s' (name another run, "
+				    "or append to it)",
 				    r->run.name, path);
 		if (old.layers != r->run.layers || old.experts != r->run.experts ||
 		    old.ranks != r->run.ranks || old.slots != r->run.slots)
@@ -637,6 +644,9 @@ static int check_step(struct moetrace_recorder *r, int64_t step)
 			    (long long)step, (long long)r->last_step);
 	if (step < 0)
 		return fail(r, MOETRACE_ERANGE, "step %lld is negative", (long long)step);
+	if (step > STORE_STEP_MAX)
+		return fail(r, MOETRACE_ERANGE, "step %lld is past %lld, the last a trace holds",
+			    (long long)step, (long long)STORE_STEP_MAX);
 	return 0;
 }
 
@@ -660,7 +670,8 @@ int moetrace_recorder_step(struct moetrace_recorder *rec, int64_t step, const ui
 		return rc;
 	if (!counts)
 		return fail(rec, MOETRACE_EUSAGE, "step %lld: no counts", (long long)step);
-	if (phase < MOETRACE_PHASE_UNKNOWN || phase > MOETRACE_PHASE_DECODE || tokens < 0)
+	if (phase < MOETRACE_PHASE_UNKNOWN || phase > MOETRACE_PHASE_DECODE || tokens < 0 ||
+	    tokens > STORE_TOKENS_MAX)
 		return fail(rec, MOETRACE_ERANGE, "step %lld: phase %d or tokens %lld out of range",
 			    (long long)step, phase, (long long)tokens);
 	if (rec->has_pending) {
@@ -799,7 +810,8 @@ int moetrace_recorder_step_end(struct moetrace_recorder *rec, int64_t step, int 
 	if (!rec->has_pending || rec->pending_step != step)
 		return fail(rec, MOETRACE_ESTATE, "step %lld has no top-k counts to end",
 			    (long long)step);
-	if (phase < MOETRACE_PHASE_UNKNOWN || phase > MOETRACE_PHASE_DECODE || tokens < 0)
+	if (phase < MOETRACE_PHASE_UNKNOWN || phase > MOETRACE_PHASE_DECODE || tokens < 0 ||
+	    tokens > STORE_TOKENS_MAX)
 		return fail(rec, MOETRACE_ERANGE, "step %lld: phase %d or tokens %lld out of range",
 			    (long long)step, phase, (long long)tokens);
 	return commit_pending(rec, phase, tokens);
@@ -823,6 +835,10 @@ int moetrace_recorder_placement(struct moetrace_recorder *rec, int64_t from_step
 	if (!phy2log || from_step < 0)
 		return fail(rec, MOETRACE_EUSAGE, "placement from step %lld: no phy2log",
 			    (long long)from_step);
+	if (from_step > STORE_STEP_MAX)
+		return fail(rec, MOETRACE_ERANGE,
+			    "placement from step %lld: past %lld, the last step a trace holds",
+			    (long long)from_step, (long long)STORE_STEP_MAX);
 	L = (size_t)rec->run.layers;
 	P = rec->pslots;
 	E = (size_t)rec->run.experts;
@@ -965,4 +981,11 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 	store_free(rec->s);
 	release_all(rec);
 	free(rec);
+}
+
+int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_t experts)
+{
+	if (!blob || !counts)
+		return MOETRACE_EUSAGE;
+	return store_codec_decode(blob, len, counts, experts) ? MOETRACE_ERANGE : 0;
 }

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void font(cairo_t *cr, double size, int bold)
@@ -18,12 +19,31 @@ static void font(cairo_t *cr, double size, int bold)
 	cairo_set_font_size(cr, size);
 }
 
+/* Text cairo can draw: cairo refuses a string that is not valid UTF-8,
+ * putting the surface in an error state for good (and leaking the glyphs
+ * it had made).  A run name is stored as given (the default one comes from
+ * a file name, which may be Latin-1), so each invalid byte is drawn as
+ * U+FFFD instead.  Returns s itself, or a copy in *tmp to free(). */
+static const char *drawable(const char *s, char **tmp)
+{
+	size_t n;
+
+	*tmp = NULL;
+	if (util_utf8_valid(s))
+		return s;
+	n = 3 * strlen(s) + 1;
+	*tmp = xmalloc(n);
+	return util_utf8_sanitize(*tmp, n, s);
+}
+
 double rint_text_width(cairo_t *cr, const char *s, double size, int bold)
 {
 	cairo_text_extents_t te;
+	char *tmp;
 
 	font(cr, size, bold);
-	cairo_text_extents(cr, s, &te);
+	cairo_text_extents(cr, drawable(s, &tmp), &te);
+	free(tmp);
 	return te.x_advance;
 }
 
@@ -32,7 +52,9 @@ double rint_text(cairo_t *cr, double x, double y, const char *s, double size, in
 {
 	cairo_text_extents_t te;
 	cairo_font_extents_t fe;
+	char *tmp;
 
+	s = drawable(s, &tmp);
 	font(cr, size, bold);
 	cairo_text_extents(cr, s, &te);
 	cairo_font_extents(cr, &fe);
@@ -43,6 +65,7 @@ double rint_text(cairo_t *cr, double x, double y, const char *s, double size, in
 	cairo_move_to(cr, -ax * te.x_advance, -ay * (fe.ascent + fe.descent) + fe.ascent);
 	cairo_show_text(cr, s);
 	cairo_restore(cr);
+	free(tmp);
 	return te.x_advance;
 }
 

@@ -102,8 +102,11 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		case 'P': o->placement_file = optarg; break;
 		case 'a':
 			if (!(o->algo = analyze_algo_find(optarg))) {
-				util_cli_error("render", "unknown algorithm '%s' (moetrace place --list)",
-					       optarg);
+				char hint[96];
+				util_cli_error("render", "unknown algorithm '%s'%s (moetrace place --list)",
+					       optarg,
+					       util_did_you_mean(analyze_algo_suggest(optarg), hint,
+								 sizeof(hint)));
 				return 2;
 			}
 			break;
@@ -135,7 +138,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		case 't': o->title = optarg; break;
 		case 'o': *out = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 2) {
@@ -145,9 +148,14 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 	*db = argv[optind];
 	kind = render_kind_parse(argv[optind + 1]);
 	if (kind < 0) {
-		util_cli_error("render", "unknown chart kind '%s' (heatmap, timeline, devices, "
+		static const char *const kinds[] = { "heatmap", "timeline", "devices",
+						     "imbalance", "transfer", NULL };
+		char hint[96];
+		util_cli_error("render", "unknown chart kind '%s'%s (heatmap, timeline, devices, "
 					 "imbalance or transfer)",
-			       argv[optind + 1]);
+			       argv[optind + 1],
+			       util_did_you_mean(util_suggest_list(argv[optind + 1], kinds), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	o->kind = (enum render_kind)kind;
@@ -206,6 +214,7 @@ int cmd_render(int argc, char **argv)
 		free(j);
 		return fail(&err);
 	}
+	analyze_warn_missing_counts("render", s, &run);
 	if ((status = render_job_prepare(j, s, &run, &o)) >= 0)
 		goto out;
 	if (render_write(out, o.width, o.height, o.scale, 1, render_job_draw, j, &err)) {

@@ -33,7 +33,7 @@ static const char usage[] =
 	"                       [--steps A:B] [--phase prefill|decode] [--algos A,B,...]\n"
 	"                       [--episodes N]\n"
 	"                       [--interval K] [--window W] [--delay D] [--model NAME]\n"
-	"                       [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                       [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--link NAME | --bandwidth GB/s]\n"
 	"                       [--scale X] -o DIR DB\n"
 	"Compares the algorithms (fitted on the first half of the steps, scored on the\n"
 	"second, as `moetrace compare`), replays the best in memory, and writes\n"
@@ -116,16 +116,16 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 		switch (c) {
 		case 'a': o->algos = optarg; break;
 		case 'K':
-			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->interval, "--interval",
+			if (util_parse_i64(optarg, 1, STORE_STEP_MAX, &o->interval, "--interval",
 					   err))
 				return err->code;
 			break;
 		case 'W':
-			if (util_parse_i64(optarg, 1, INT64_MAX / 4, &o->window, "--window", err))
+			if (util_parse_i64(optarg, 1, STORE_STEP_MAX, &o->window, "--window", err))
 				return err->code;
 			break;
 		case 'D':
-			if (util_parse_i64(optarg, 0, INT64_MAX / 4, &o->delay, "--delay", err))
+			if (util_parse_i64(optarg, 0, STORE_STEP_MAX, &o->delay, "--delay", err))
 				return err->code;
 			break;
 		case 'X':
@@ -147,8 +147,13 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 						    optarg);
 			break;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -174,7 +179,7 @@ static int pick_algos(const char *list, int given, struct report *r, struct util
 {
 	r->nrows = 0;
 	while (*list) {
-		char name[64];
+		char name[64], hint[96];
 		size_t len = strcspn(list, ",");
 		const struct analyze_algo *al;
 		if (len == 0 || len >= sizeof(name))
@@ -188,7 +193,8 @@ static int pick_algos(const char *list, int given, struct report *r, struct util
 		if (!al)
 			return util_err_set(
 				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
+				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
+				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
 		if (r->nrows == MAX_ALGOS)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
 					    MAX_ALGOS);
@@ -641,9 +647,8 @@ int cmd_report(int argc, char **argv)
 		free(r);
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if ((rc = pick_algos(o.algos ? o.algos : DEFAULT_ALGOS, o.algos != NULL, r, &err))) {
@@ -654,6 +659,7 @@ int cmd_report(int argc, char **argv)
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
+	analyze_warn_missing_counts(CMD, s, &r->run);
 	if (o.c.model) {
 		if (!r->run.model[0])
 			r->run.first_layer = store_model_find(o.c.model)->first_layer;
@@ -683,6 +689,8 @@ int cmd_report(int argc, char **argv)
 	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
 	r->gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
 	r->link_name = o.c.bandwidth > 0 ? "--bandwidth" : link->name;
+	if (o.c.quant < 0)
+		o.c.quant = analyze_model_quant(r->model);
 	r->quant = o.c.quant;
 	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.c.quant) : 0;
 	if ((rc = compare(s, r, &o, &err))) {

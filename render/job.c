@@ -413,10 +413,20 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 			if (j->ev[k][i].effective_step >= 0)
 				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
 		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
+		/* every setting that tells two replays apart */
+		char eps[24] = "", q[40] = "", lk[72] = "", eng[48] = "";
+		if (r.episodes > 0)
+			snprintf(eps, sizeof(eps), ", %d episodes", r.episodes);
+		if (r.quant[0])
+			snprintf(q, sizeof(q), ", %s", r.quant);
+		if (r.link_intra[0])
+			snprintf(lk, sizeof(lk), ", %s/%s", r.link_intra, r.link_inter);
+		if (r.engine[0])
+			snprintf(eng, sizeof(eng), ", %s preset", r.engine);
 		snprintf(j->rnames[k], sizeof(j->rnames[k]),
-			 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
-			 (long long)o->replay_id[k], r.algo, (long long)r.interval,
-			 (long long)r.window, (long long)r.delay);
+			 "replay %lld: %s%s, every %lld, window %lld, delay %lld%s%s%s%s",
+			 (long long)o->replay_id[k], r.algo, eng, (long long)r.interval,
+			 (long long)r.window, (long long)r.delay, r.pay ? ", pay" : "", eps, q, lk);
 		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
 							   j->evx[k] };
 	}
@@ -536,7 +546,7 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 			struct render_replay_req q = {
 				.algo = analyze_algo_find(ANALYZE_FLAGSHIP),
 				.ranks = ranks, .slots = slots, .layer = o->layer,
-				.force_static = o->force_static, .quant = ANALYZE_QUANT_BF16,
+				.force_static = o->force_static, .quant = -1,
 				.from = o->from, .to = o->to, .delay = -1,
 				.phase_mask = o->phase_mask,
 				.model = run->model[0] ? store_model_find(run->model) : NULL,
@@ -703,7 +713,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
-								q->quant)
+								q->quant >= 0 ? q->quant
+									      : analyze_model_quant(q->model))
 					 : 0,
 		.gbytes_per_s = q->gbytes_per_s > 0 ? q->gbytes_per_s
 						    : (link ? link->gbytes_per_s : 0),
@@ -711,6 +722,15 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.sec_per_token = q->model ? 6.0 * q->model->hidden * q->model->inter / 400e12 : 0,
 		.threads = 2, .store = 0, .series = 1, .series_layer = q->layer,
 	};
+	/* the deployment the replay command resolves by default: the run's
+	 * nodes, the model's precision, h100 and its two links */
+	struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+	struct analyze_deploy dep;
+	struct util_err derr = UTIL_ERR_INIT;
+	dopts.quant = q->quant;
+	dopts.bandwidth = q->gbytes_per_s;
+	if (analyze_deploy_resolve(run, q->model, q->ranks, &dopts, &dep, &derr) == 0)
+		cfg.deploy = &dep;
 	rc = analyze_replay_run(s, run, &cfg, out, err);
 	free(start);
 	if (rc)

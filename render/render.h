@@ -209,9 +209,10 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
  * eighth of the steps in the range when that is fewer (a short trace still
  * rebalances); window 0 = interval; delay < 0: min(50, interval / 2) as
  * `moetrace replay`.  It starts from the deployed placement (static when
- * none is recorded, or with force_static).  model (may be NULL) gives
- * expert bytes at `quant` and the MoE time per token at 400 TFLOPS;
- * gbytes_per_s 0 takes the nvlink4 link. */
+ * none is recorded, or with force_static).  It prices moves and steps as
+ * `moetrace replay` does by default: the run's ranks per node, the model's
+ * serving precision (quant < 0) or `quant`, h100 and its two links;
+ * gbytes_per_s > 0 prices both tiers at that bandwidth. */
 /* Episodes per window when the report is not told (--episodes). */
 #define RENDER_EPISODES 8
 

@@ -122,7 +122,7 @@ struct render_job {
 	struct render_transfer transfer;
 	int64_t nsteps; /* steps (or events) drawn; 0: nothing in the range */
 	int layer;      /* the layer drawn (timeline, devices, imbalance); -1 all */
-	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][160];
+	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][384];
 	const char *bar_names[2];
 	const double *bar_vals[2];
 	struct store_replay rp[RENDER_MAX_REPLAYS];

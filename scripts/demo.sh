@@ -30,7 +30,7 @@ if has compare; then
 	$mt compare demo/trace.db --steps 0:999 --episodes 8
 fi
 if has replay; then
-	step "5. dynamic load balancing replayed on the trace" \
+	step "5. dynamic load balancing replayed on the trace (8 nodes x 8 ranks: copies inside a node on nvlink4, across nodes on ib-ndr-400g, fp8 weights)" \
 	     "moetrace replay demo/trace.db --interval 200 --window 200 --delay 20"
 	$mt replay demo/trace.db --interval 200 --window 200 --delay 20
 	step "5b. the same, moving only what pays for its transfer" \

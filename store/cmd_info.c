@@ -24,8 +24,17 @@ static void human_bytes(char *buf, size_t n, double b)
 	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
+/* JSON is UTF-8: a name or source stored with other bytes (the default
+ * run name of a Latin-1 file name) goes out with each invalid one as
+ * U+FFFD, as the charts draw it. */
 static void json_str(FILE *f, const char *s)
 {
+	char *tmp = NULL;
+
+	if (!util_utf8_valid(s)) {
+		size_t n = 3 * strlen(s) + 1;
+		s = util_utf8_sanitize(tmp = xmalloc(n), n, s);
+	}
 	fputc('"', f);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -37,6 +46,7 @@ static void json_str(FILE *f, const char *s)
 			fputc(c, f);
 	}
 	fputc('"', f);
+	free(tmp);
 }
 
 static const char info_usage[] = "usage: moetrace info [--json] [--run NAME] DB\n";
@@ -54,6 +64,7 @@ int cmd_info(int argc, char **argv)
 	struct store_run *runs = NULL;
 	size_t nruns = 0;
 	const char *only = NULL;
+	int64_t only_id = 0;
 	int json = 0, c, status = 0, rc;
 	int64_t dbsize, file_size = 0;
 	struct stat sb;
@@ -64,7 +75,7 @@ int cmd_info(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'r': only = optarg; break;
 		case 'h': fputs(info_usage, stdout); return 0;
-		default: fputs(info_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {
@@ -78,6 +89,18 @@ int cmd_info(int argc, char **argv)
 		util_cli_error("info", "%s", store_errmsg(s));
 		store_free(s);
 		return util_exit_status(rc);
+	}
+	if (only) {
+		/* the rule of every command's --run (store_run_get): the run of
+		 * that name, else the run of that id */
+		struct store_run want;
+		if ((rc = store_run_get(s, only, &want))) {
+			util_cli_error("info", "%s", store_errmsg(s));
+			free(runs);
+			store_free(s);
+			return util_exit_status(rc);
+		}
+		only_id = want.id;
 	}
 	dbsize = store_size_bytes(s);
 	if (stat(path, &sb) == 0)
@@ -103,13 +126,11 @@ int cmd_info(int argc, char **argv)
 	for (size_t i = 0; i < nruns; i++) {
 		struct store_run *r = &runs[i];
 		struct store_run_stats st;
-		if (only && strcmp(only, r->name)) {
-			char id[32];
-			snprintf(id, sizeof(id), "%lld", (long long)r->id);
-			if (strcmp(only, id))
-				continue;
-		}
-		if ((rc = store_run_stats(s, r->id, &st))) {
+		if (only && r->id != only_id)
+			continue;
+		int64_t missing = 0;
+		if ((rc = store_run_stats(s, r->id, &st)) ||
+		    (rc = store_run_missing_counts(s, r, &missing))) {
 			util_cli_error("info", "%s", store_errmsg(s));
 			status = util_exit_status(rc);
 			break;
@@ -125,7 +146,7 @@ int cmd_info(int argc, char **argv)
 			printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
 			       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
 			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
-			       "\"missing_steps\": %lld, "
+			       "\"missing_steps\": %lld, \"missing_counts\": %lld, "
 			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
 			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %lld, "
 			       "\"bytes_per_cell\": %.4f, \"source\": ",
@@ -134,6 +155,7 @@ int cmd_info(int argc, char **argv)
 			       (long long)st.last_step,
 			       st.steps ? (long long)(st.last_step - st.first_step) + 1 - (long long)st.steps
 					: 0LL,
+			       (long long)missing,
 			       (long long)st.prefill_steps,
 			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
 			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
@@ -144,10 +166,14 @@ int cmd_info(int argc, char **argv)
 			       r->model[0] ? "  model " : "", r->model);
 			printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
 			       r->experts, r->topk);
-			if (r->ranks)
+			if (r->ranks && r->ranks_per_node > 0)
 				printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
 				       r->ranks, r->slots, r->ranks * r->slots - r->experts,
 				       r->ranks_per_node);
+			else if (r->ranks)
+				printf("  EP layout  %d ranks x %d slots (%d redundant), ranks per node "
+				       "unknown\n",
+				       r->ranks, r->slots, r->ranks * r->slots - r->experts);
 			else
 				printf("  EP layout  not recorded\n");
 			if (st.steps) {
@@ -161,11 +187,17 @@ int cmd_info(int argc, char **argv)
 				printf("\n");
 			} else
 				printf("  steps      none\n");
+			if (missing)
+				printf("  counts     %lld of %lld rows (step x layer) missing: they read "
+				       "as zero heat\n",
+				       (long long)missing, (long long)st.steps * r->layers);
 			printf("  phases     %lld prefill, %lld decode, %lld unknown\n",
 			       (long long)st.prefill_steps, (long long)st.decode_steps,
 			       (long long)(st.steps - st.prefill_steps - st.decode_steps));
 			if (st.tokens)
-				printf("  tokens     %lld\n", (long long)st.tokens);
+				printf("  tokens     %lld%s\n", (long long)st.tokens,
+				       st.tokens == INT64_MAX ? " or more (the total passes an int64)"
+							      : "");
 			if (dur > 0)
 				printf("  duration   %.1f s (%.1f steps/s)\n", dur,
 				       (double)(st.steps - 1) / dur);

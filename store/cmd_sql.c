@@ -236,6 +236,31 @@ static void json_value(FILE *f, sqlite3_stmt *st, int i)
 	}
 }
 
+/* The exit status of a statement that failed with rc: 1 for a runtime
+ * failure (I/O, a full disk, memory, a lock, an interrupt), 2 for anything
+ * the query or the trace is to blame for: a corrupt trace (a malformed or
+ * misshapen counts blob, a corrupt deployed placement, a damaged file), a
+ * wrong argument to a function, a constraint, a write to a trace opened
+ * read-only.  The moetrace functions report all of theirs but memory as
+ * plain SQLITE_ERROR, so everything not a runtime failure is 2, as for
+ * every other command. */
+static int sql_status(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_IOERR:
+	case SQLITE_NOMEM:
+	case SQLITE_FULL:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_INTERRUPT:
+	case SQLITE_PROTOCOL:
+		return 1;
+	}
+	return 2;
+}
+
 /* Runs one prepared statement and prints its rows.  Returns the SQLite
  * result code (SQLITE_DONE on success). */
 static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
@@ -411,9 +436,9 @@ int cmd_sql(int argc, char **argv)
 			free(args);
 			return 0;
 		default:
-			fputs(usage, stderr);
+			c = util_opt_unknown(argv, opts);
 			free(args);
-			return 2;
+			return c;
 		}
 	}
 	if (examples) {
@@ -485,12 +510,7 @@ int cmd_sql(int argc, char **argv)
 				"sql", "%s (in: %s)%s", sqlite3_errmsg(db), ex,
 				ro && !write ? "; the trace is opened read-only: add --write to change it"
 				   : "");
-			/* a corrupt trace (a malformed or misshapen counts blob, a
-			 * damaged file) is bad input, as for every command */
-			status = ro || (rc & 0xff) == SQLITE_CONSTRAINT ||
-						 (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
-					 ? 2
-					 : 1;
+			status = sql_status(rc);
 			sqlite3_finalize(st);
 			break;
 		}

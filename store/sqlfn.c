@@ -110,6 +110,35 @@ static void result_errorf(sqlite3_context *cx, const char *fmt, ...)
 	sqlite3_free(m);
 }
 
+/* The SQL type of a value as a word, for messages. */
+static const char *type_word(sqlite3_value *v)
+{
+	switch (sqlite3_value_type(v)) {
+	case SQLITE_INTEGER: return "an integer";
+	case SQLITE_FLOAT: return "a real";
+	case SQLITE_TEXT: return "text";
+	case SQLITE_BLOB: return "a blob";
+	}
+	return "NULL";
+}
+
+/* An integer argument (an integer, or text that reads as one as SQL's
+ * numeric affinity has it: '3'): returns 0 with *out set, 1 if it is NULL
+ * (the function's result is NULL then), or -1 after setting the function's
+ * error, which names the argument and what it got ('x' is no expert). */
+static int arg_int(sqlite3_context *cx, const char *fn, const char *what, sqlite3_value *v,
+		   int64_t *out)
+{
+	if (sqlite3_value_type(v) == SQLITE_NULL)
+		return 1;
+	if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER) {
+		result_errorf(cx, "%s: %s must be an integer, got %s", fn, what, type_word(v));
+		return -1;
+	}
+	*out = sqlite3_value_int64(v);
+	return 0;
+}
+
 /* Parses a JSON array of integers, flat `[e, ...]` or one level nested
  * `[[e, ...], ...]` (rank-major).  Returns the value count, or -1 on a
  * syntax error; *rows gets the number of inner arrays (0 if flat), every
@@ -414,17 +443,20 @@ static void fn_counts_reduce(sqlite3_context *cx, int argc, sqlite3_value **argv
 	}
 }
 
-/* counts_at(blob, expert) -> tokens, NULL if expert is out of range */
+/* counts_at(blob, expert) -> tokens, NULL if expert is NULL or out of
+ * range; an expert that is not an integer is an error, not expert 0 */
 static void fn_counts_at(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
 	uint32_t *v;
-	int64_t n = arg_counts(cx, "counts_at", argv[0], &v);
-	int64_t e = sqlite3_value_int64(argv[1]);
+	int64_t e = 0, n;
+	int a;
 
 	(void)argc;
-	if (n < 0)
+	if ((a = arg_int(cx, "counts_at", "expert", argv[1], &e)) < 0)
 		return;
-	if (sqlite3_value_type(argv[1]) == SQLITE_NULL || e < 0 || e >= n)
+	if ((n = arg_counts(cx, "counts_at", argv[0], &v)) < 0)
+		return;
+	if (a == 1 || e < 0 || e >= n)
 		sqlite3_result_null(cx);
 	else
 		sqlite3_result_int64(cx, v[e]);
@@ -434,13 +466,18 @@ static void fn_counts_at(sqlite3_context *cx, int argc, sqlite3_value **argv)
 /* counts_encode('[t0, ...]') -> counts blob (the store's codec) */
 static void fn_counts_encode(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
-	const char *s = (const char *)sqlite3_value_text(argv[0]);
+	const char *s;
 	int rows;
 	int64_t n, *tmp = NULL;
 	uint32_t *v = NULL;
 	uint8_t *out = NULL;
 
 	(void)argc;
+	if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+		result_errorf(cx, "counts_encode: expected JSON text, got %s", type_word(argv[0]));
+		return;
+	}
+	s = (const char *)sqlite3_value_text(argv[0]);
 	if (!s || (n = parse_int_array(s, NULL, 0, &rows)) < 0 || rows || n > STORE_MAX_EXPERTS) {
 		result_errorf(cx, "counts_encode: expected a JSON array of at most %d token counts",
 			      STORE_MAX_EXPERTS);
@@ -507,18 +544,25 @@ static void fn_placement_loads(sqlite3_context *cx, int argc, sqlite3_value **ar
  * the engines' default layout (analyze_static_phy2log). */
 static void fn_static_phy2log(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
+	static const char *const what[] = { "experts", "ranks", "slots" };
 	struct sqlfn_ctx *c = sqlite3_user_data(cx);
-	int64_t e = sqlite3_value_int64(argv[0]), r = sqlite3_value_int64(argv[1]),
-		s = sqlite3_value_int64(argv[2]);
+	int64_t arg[3] = { 0, 0, 0 };
+	int null = 0;
 
 	(void)argc;
-	for (int i = 0; i < 3; i++)
-		if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
-			sqlite3_result_null(cx);
+	for (int i = 0; i < 3; i++) {
+		int a = arg_int(cx, "static_phy2log", what[i], argv[i], &arg[i]);
+		if (a < 0)
 			return;
-		}
-	if (e <= 0 || e > STORE_MAX_EXPERTS || r <= 0 || s <= 0 || r * s > STORE_MAX_SLOTS ||
-	    r * s < e) {
+		null |= a;
+	}
+	if (null) {
+		sqlite3_result_null(cx);
+		return;
+	}
+	int64_t e = arg[0], r = arg[1], s = arg[2];
+	if (e <= 0 || e > STORE_MAX_EXPERTS || r <= 0 || s <= 0 || r > STORE_MAX_SLOTS ||
+	    s > STORE_MAX_SLOTS || r * s > STORE_MAX_SLOTS || r * s < e) {
 		result_errorf(cx,
 			      "static_phy2log: %lld ranks x %lld slots cannot hold %lld experts",
 			      (long long)r, (long long)s, (long long)e);
@@ -548,12 +592,19 @@ static void fn_static_phy2log(sqlite3_context *cx, int argc, sqlite3_value **arg
 /* phy2log_json(blob) -> '[e0, e1, ...]' of an int32 placement blob */
 static void fn_phy2log_json(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
-	const uint8_t *b = sqlite3_value_blob(argv[0]);
-	int len = sqlite3_value_bytes(argv[0]);
+	const uint8_t *b;
+	int len;
 	sqlite3_str *str;
 
 	(void)argc;
-	if (sqlite3_value_type(argv[0]) != SQLITE_BLOB || len % 4) {
+	if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) {
+		result_errorf(cx, "phy2log_json: expected a placement blob, got %s",
+			      type_word(argv[0]));
+		return;
+	}
+	b = sqlite3_value_blob(argv[0]);
+	len = sqlite3_value_bytes(argv[0]);
+	if (len % 4) {
 		result_errorf(cx, "phy2log_json: a placement blob holds int32 slots, not %d bytes",
 			      len);
 		return;
@@ -573,11 +624,20 @@ static void fn_phy2log_json(sqlite3_context *cx, int argc, sqlite3_value **argv)
 /* moetrace_model(name, field) -> a preset's figure, NULL if unknown */
 static void fn_model(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
-	const char *name = (const char *)sqlite3_value_text(argv[0]);
-	const char *field = (const char *)sqlite3_value_text(argv[1]);
-	const struct store_model *m = name && *name ? store_model_find(name) : NULL;
+	const char *name, *field;
+	const struct store_model *m;
 
 	(void)argc;
+	for (int i = 0; i < 2; i++)
+		if (sqlite3_value_type(argv[i]) != SQLITE_TEXT &&
+		    sqlite3_value_type(argv[i]) != SQLITE_NULL) {
+			result_errorf(cx, "moetrace_model: the %s must be text, got %s",
+				      i ? "field" : "preset name", type_word(argv[i]));
+			return;
+		}
+	name = (const char *)sqlite3_value_text(argv[0]);
+	field = (const char *)sqlite3_value_text(argv[1]);
+	m = name && *name ? store_model_find(name) : NULL;
 	if (!m || !field) {
 		sqlite3_result_null(cx);
 		return;

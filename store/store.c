@@ -8,6 +8,8 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +117,32 @@ static const char *const migrations[] = {
 	"  baseline_mean REAL NOT NULL, baseline_p99 REAL NOT NULL,"
 	"  moves INTEGER NOT NULL,"
 	"  PRIMARY KEY (replay, layer)) WITHOUT ROWID;",
-	/* 2 -> 3: engine dump files a following import has taken into a run */
+	/* 2 -> 3: every setting of a replay in its own column, the two-tier
+	 * transfer and the serving units.  Older replays take what their params
+	 * JSON recorded: they priced every copy at one link. */
+	"ALTER TABLE replays ADD COLUMN pay INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN quant TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_intra TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_inter TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN ranks_per_node INTEGER NOT NULL DEFAULT 0;" /* 0: unknown */
+	"ALTER TABLE replays ADD COLUMN hardware TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN engine TEXT NOT NULL DEFAULT '';"      /* engine preset */
+	"ALTER TABLE replays ADD COLUMN step_ms REAL NOT NULL DEFAULT 0;"      /* measured; 0: estimated */
+	"ALTER TABLE replays ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_step_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_intra_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_inter_seconds REAL NOT NULL DEFAULT 0;"
+	"UPDATE replays SET"
+	"  pay = ifnull(json_extract(params, '$.pay'), 0),"
+	"  quant = ifnull(json_extract(params, '$.quant'), ''),"
+	"  link_intra = ifnull(json_extract(params, '$.link'), ''),"
+	"  link_inter = ifnull(json_extract(params, '$.link'), '')"
+	"  WHERE json_valid(params);",
+	/* 3 -> 4: engine dump files a following import has taken into a run */
 	"CREATE TABLE imports ("
 	"  run INTEGER NOT NULL REFERENCES runs(run),"
 	"  name TEXT NOT NULL,"                   /* file name in the followed directory */
@@ -133,6 +160,7 @@ struct store {
 	char *path;
 	int readonly;
 	int depth; /* savepoint nesting */
+	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
 	char errmsg[512];
 	sqlite3_stmt *cached[STORE_STMT_COUNT];
 };
@@ -222,13 +250,27 @@ static int user_version(struct store *s, int *v)
 	return rc;
 }
 
+/* Brings the schema from version `from` (read before any lock) to the
+ * newest.  Another process may be creating or upgrading the same file at
+ * the same moment: the version is read again once the write lock is held,
+ * and if someone else moved it meanwhile nothing is done here and
+ * STORE_MIGRATE_RACED is returned, for the caller to look at the file
+ * again. */
+#define STORE_MIGRATE_RACED 1
+
 static int migrate(struct store *s, int from)
 {
 	char pragma[64];
-	int rc;
+	int rc, now = -1;
 
 	if ((rc = exec(s, "BEGIN IMMEDIATE")))
 		return rc;
+	if ((rc = user_version(s, &now)))
+		goto fail;
+	if (now != from) {
+		exec(s, "ROLLBACK");
+		return STORE_MIGRATE_RACED;
+	}
 	for (int v = from; v < STORE_SCHEMA_VERSION; v++) {
 		if ((rc = exec(s, migrations[v])))
 			goto fail;
@@ -460,15 +502,18 @@ static int reopen_immutable(struct store *s, struct util_err *err)
 	return 0;
 }
 
-int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+/* Opens `file` as the trace `path` (the name messages and store_path()
+ * give; the two differ while a new database is staged). */
+static int open_file(const char *file, const char *path, int flags, struct store **out,
+		     struct util_err *err)
 {
 	struct store *s;
 	struct stat sb;
-	int rc, version = 0, empty = 0;
+	int rc, version = 0, empty = 0, raced = 0;
 	int oflags;
 
 	*out = NULL;
-	if (stat(path, &sb) != 0) {
+	if (stat(file, &sb) != 0) {
 		if (!(flags & STORE_CREATE) || (flags & STORE_READONLY))
 			return util_err_set(err, UTIL_ENOTFOUND, "cannot open '%s': %s", path,
 					    "No such file or directory");
@@ -483,13 +528,14 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 	oflags = s->readonly ? SQLITE_OPEN_READONLY
 			     : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	oflags |= SQLITE_OPEN_NOMUTEX;
-	if (!s->path || db_open(s, path, oflags)) {
+	if (!s->path || db_open(s, file, oflags)) {
 		util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_free(s);
 		return UTIL_EIO;
 	}
 
+again:
 	rc = is_empty(s, &empty);
 	if (rc && s->readonly &&
 	    ((sqlite3_errcode(s->db) & 0xff) == SQLITE_READONLY ||
@@ -506,7 +552,8 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 		int code = db_code(s->db);
 		util_err_set(err, code, "cannot read '%s': %s", path,
 			     (sqlite3_errcode(s->db) & 0xff) == SQLITE_NOTADB
-				     ? "not a SQLite database (or corrupt)"
+				     ? "not a SQLite database (or corrupt); a CSV, JSON lines or "
+				       "engine dump is loaded with 'moetrace import FILE --into DB'"
 				     : s->errmsg);
 		store_free(s);
 		return code;
@@ -544,7 +591,16 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 			store_free(s);
 			return UTIL_EPARSE;
 		}
-		if (exec(s, "PRAGMA journal_mode=WAL") || migrate(s, version)) {
+		rc = exec(s, "PRAGMA journal_mode=WAL");
+		if (rc == 0)
+			rc = migrate(s, version);
+		/* another process created or upgraded it meanwhile: check
+		 * what it made, as any file found on opening */
+		if (rc == STORE_MIGRATE_RACED && ++raced < 8)
+			goto again;
+		if (rc) {
+			if (rc == STORE_MIGRATE_RACED)
+				set_err(s, UTIL_EDB, "its schema version keeps changing");
 			util_err_set(err, UTIL_EDB, "cannot initialise '%s': %s", path, s->errmsg);
 			store_free(s);
 			return UTIL_EDB;
@@ -559,15 +615,291 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 	return 0;
 }
 
+/* Removes a database file and the files SQLite keeps beside it. */
+static void remove_files(const char *file)
+{
+	static const char *const side[] = { "-wal", "-shm", "-journal" };
+	size_t n = strlen(file) + 16;
+	char *p = malloc(n);
+
+	unlink(file);
+	for (size_t i = 0; p && i < sizeof(side) / sizeof(side[0]); i++) {
+		snprintf(p, n, "%s%s", file, side[i]);
+		unlink(p);
+	}
+	free(p);
+}
+
+/* Creates an empty file of a name no other process uses, beside path:
+ * "PATH.new-PID-N"; malloc'ed name, NULL with err set on failure. */
+static char *stage_name(const char *path, struct util_err *err)
+{
+	size_t n = strlen(path) + 48;
+	char *tmp = malloc(n);
+
+	if (!tmp) {
+		util_err_set(err, UTIL_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (unsigned i = 0; i < 1000; i++) {
+		int fd;
+		snprintf(tmp, n, "%s.new-%ld-%u", path, (long)getpid(), i);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0) {
+			close(fd);
+			return tmp;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	free(tmp);
+	return NULL;
+}
+
+int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+{
+	struct stat sb;
+	char *tmp;
+	int rc;
+
+	if (!(flags & STORE_STAGE) || !(flags & STORE_CREATE) || (flags & STORE_READONLY) ||
+	    stat(path, &sb) == 0 || errno != ENOENT)
+		return open_file(path, path, flags & ~STORE_STAGE, out, err);
+	/* a new database: build it under a private name; store_publish()
+	 * moves it into place, store_free() removes it */
+	if (!(tmp = stage_name(path, err)))
+		return err->code;
+	if ((rc = open_file(tmp, path, STORE_CREATE, out, err))) {
+		remove_files(tmp);
+		free(tmp);
+		return rc;
+	}
+	(*out)->stage = tmp;
+	return 0;
+}
+
+static void close_db(struct store *s)
+{
+	for (int i = 0; i < STORE_STMT_COUNT; i++) {
+		sqlite3_finalize(s->cached[i]);
+		s->cached[i] = NULL;
+	}
+	sqlite3_close_v2(s->db);
+	s->db = NULL;
+}
+
+/* Does path + suffix exist (even empty)? */
+static int side_exists(const char *path, const char *suffix)
+{
+	char p[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffix) >= sizeof(p))
+		return 0;
+	return stat(p, &sb) == 0;
+}
+
+/* A read-only connection cannot remove the -wal and -shm files that reading
+ * a WAL-mode trace creates beside it; the last read-write connection to
+ * close does, after checkpointing.  So a reader that leaves them closes one
+ * such connection, and SQLite's own locking lets it remove them only when
+ * no other connection has the trace open (a live recorder keeps its
+ * files).  Best effort and silent: on any failure the files stay, as before. */
+static void tidy_side_files(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (!path || access(path, W_OK) != 0 ||
+	    (!side_exists(path, "-wal") && !side_exists(path, "-shm")))
+		return;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+		/* a read opens the WAL, so that the close runs its cleanup */
+		sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+}
+
 void store_free(struct store *s)
 {
+	int tidy;
+
 	if (!s)
 		return;
-	for (int i = 0; i < STORE_STMT_COUNT; i++)
-		sqlite3_finalize(s->cached[i]);
-	sqlite3_close_v2(s->db);
+	tidy = s->readonly && s->db && !s->stage;
+	close_db(s);
+	if (tidy)
+		tidy_side_files(s->path);
+	if (s->stage) {
+		remove_files(s->stage);
+		free(s->stage);
+	}
 	free(s->path);
 	free(s);
+}
+
+/* The runs of the staged database `from` (with their steps, counts and
+ * deployed placements) added to the database at s->path, which another
+ * process created while `from` was being written.  One transaction. */
+static int copy_runs(const char *from, const char *path, struct util_err *err)
+{
+	/* clang-format off */
+	static const char *const sql[] = {
+		"INSERT INTO main.steps (run, step, time, phase, tokens, bytes) "
+		"SELECT ?2, step, time, phase, tokens, bytes FROM staged.steps WHERE run = ?1",
+		"INSERT INTO main.counts (run, step, layer, data) "
+		"SELECT ?2, step, layer, data FROM staged.counts WHERE run = ?1",
+		"INSERT INTO main.deployed (run, step, layer, ranks, slots, phy2log) "
+		"SELECT ?2, step, layer, ranks, slots, phy2log FROM staged.deployed WHERE run = ?1",
+	};
+	/* clang-format on */
+	struct store *t = NULL;
+	sqlite3_stmt *st = NULL, *runs = NULL;
+	int rc, step;
+
+	if ((rc = open_file(path, path, 0, &t, err)))
+		return rc;
+	if ((rc = store_int_prepare(t, "ATTACH DATABASE ?1 AS staged", &st)))
+		goto dberr;
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (step != SQLITE_DONE) {
+		rc = store_int_dberr(t, "attaching the new runs");
+		goto dberr;
+	}
+	if ((rc = store_begin(t)))
+		goto dberr;
+	if ((rc = store_int_prepare(t, "SELECT run, name FROM staged.runs ORDER BY run", &runs)))
+		goto fail;
+	while ((step = sqlite3_step(runs)) == SQLITE_ROW) {
+		int64_t old = sqlite3_column_int64(runs, 0), id;
+		if ((rc = store_int_prepare(t,
+					    "INSERT INTO main.runs (name, model, layers, experts, "
+					    "topk, ranks, slots, ranks_per_node, first_layer, created, "
+					    "source) SELECT name, model, layers, experts, topk, ranks, "
+					    "slots, ranks_per_node, first_layer, created, source "
+					    "FROM staged.runs WHERE run = ?1",
+					    &st)))
+			goto fail;
+		sqlite3_bind_int64(st, 1, old);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (step != SQLITE_DONE) {
+			if (sqlite3_extended_errcode(t->db) == SQLITE_CONSTRAINT_UNIQUE)
+				rc = set_err(t, UTIL_EUSAGE,
+					     "a run named '%s' already exists (another process "
+					     "created the file meanwhile)",
+					     (const char *)sqlite3_column_text(runs, 1));
+			else
+				rc = store_int_dberr(t, "adding the run");
+			goto fail;
+		}
+		id = sqlite3_last_insert_rowid(t->db);
+		for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+			if ((rc = store_int_prepare(t, sql[i], &st)))
+				goto fail;
+			sqlite3_bind_int64(st, 1, old);
+			sqlite3_bind_int64(st, 2, id);
+			step = sqlite3_step(st);
+			sqlite3_finalize(st);
+			st = NULL;
+			if (step != SQLITE_DONE) {
+				rc = store_int_dberr(t, "copying the run");
+				goto fail;
+			}
+		}
+	}
+	if (step != SQLITE_DONE) {
+		rc = store_int_dberr(t, "reading the new runs");
+		goto fail;
+	}
+	sqlite3_finalize(runs);
+	runs = NULL;
+	if ((rc = store_commit(t)))
+		goto dberr;
+	store_free(t);
+	return 0;
+fail:
+	sqlite3_finalize(runs);
+	store_rollback(t);
+dberr:
+	util_err_set(err, rc, "cannot add to '%s': %s", path, t->errmsg);
+	store_free(t);
+	return rc;
+}
+
+/* Makes the directory entry of path durable. */
+static void sync_dir(const char *path)
+{
+	char *d = strdup(path), *slash;
+	int fd;
+
+	if (!d)
+		return;
+	slash = strrchr(d, '/');
+	if (slash == d)
+		slash[1] = 0;
+	else if (slash)
+		*slash = 0;
+	fd = open(slash ? d : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(d);
+}
+
+int store_publish(struct store *s, struct util_err *err)
+{
+	int rc = 0, log = -1, done = -1;
+
+	if (!s)
+		return 0;
+	if (!s->stage) {
+		store_free(s);
+		return 0;
+	}
+	if (s->depth) {
+		rc = util_err_set(err, UTIL_ESTATE, "'%s': a transaction is still open",
+				  s->path);
+		goto out;
+	}
+	/* everything into the database file itself: the file is what moves */
+	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
+		    SQLITE_OK ||
+	    log != done) {
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", s->path,
+				  sqlite3_errmsg(s->db));
+		goto out;
+	}
+	close_db(s);
+	if (side_file(s->stage, "-wal")) {
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': its log was not checkpointed",
+				  s->path);
+		goto out;
+	}
+	/* never over a file another process created meanwhile */
+	if (renameat2(AT_FDCWD, s->stage, AT_FDCWD, s->path, RENAME_NOREPLACE) == 0) {
+		free(s->stage);
+		s->stage = NULL;
+	} else if (errno != EEXIST && link(s->stage, s->path) == 0) {
+		/* a file system without renameat2 */
+	} else if (errno == EEXIST) {
+		rc = copy_runs(s->stage, s->path, err);
+	} else {
+		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", s->path,
+				  strerror(errno));
+	}
+	if (rc == 0)
+		sync_dir(s->path);
+out:
+	store_free(s); /* removes what is left of the staged files */
+	return rc;
 }
 
 int store_begin(struct store *s)
@@ -581,6 +913,19 @@ int store_begin(struct store *s)
 	return 0;
 }
 
+/* After a failed COMMIT or RELEASE SQLite may have rolled the whole
+ * transaction back on its own (a full disk, an I/O error) or kept it open;
+ * either way nothing of it is durable.  End it for certain so that the
+ * next store_begin() starts a transaction that can commit: otherwise its
+ * SAVEPOINT would nest inside the dead one and every later "commit" would
+ * only release into it, to be discarded at close. */
+static void abandon(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->depth = 0;
+}
+
 int store_commit(struct store *s)
 {
 	char sql[64];
@@ -588,8 +933,15 @@ int store_commit(struct store *s)
 	if (s->depth == 0)
 		return set_err(s, UTIL_ESTATE, "commit without a transaction");
 	snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
-	if (exec(s, sql))
+	if (exec(s, sql)) {
+		/* an inner savepoint's release writes nothing; the outermost
+		 * one is the commit: when it fails, the transaction is gone */
+		if (s->depth == 1 || sqlite3_get_autocommit(s->db))
+			abandon(s);
+		else
+			store_rollback(s);
 		return UTIL_EDB;
+	}
 	s->depth--;
 	return 0;
 }
@@ -600,9 +952,41 @@ int store_rollback(struct store *s)
 
 	if (s->depth == 0)
 		return set_err(s, UTIL_ESTATE, "rollback without a transaction");
+	if (sqlite3_get_autocommit(s->db)) {
+		/* SQLite already rolled the whole transaction back after an
+		 * error (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) */
+		s->depth = 0;
+		return 0;
+	}
 	s->depth--;
 	snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", s->depth, s->depth);
-	return exec(s, sql) ? UTIL_EDB : 0;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		/* the savepoint could not be released (the outermost one
+		 * commits what is left, nothing, and that can still fail) */
+		abandon(s);
+		return UTIL_EDB; /* errmsg keeps the failure that led here */
+	}
+	return 0;
+}
+
+int store_step_check(int64_t step, struct util_err *err)
+{
+	if (step < STORE_STEP_MIN || step > STORE_STEP_MAX)
+		return util_err_set(err, UTIL_ERANGE,
+				    "step %lld is outside the range a trace holds (%lld to %lld)",
+				    (long long)step, (long long)STORE_STEP_MIN,
+				    (long long)STORE_STEP_MAX);
+	return 0;
+}
+
+int store_tokens_check(int64_t tokens, struct util_err *err)
+{
+	if (tokens < 0 || tokens > STORE_TOKENS_MAX)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%lld tokens in a step is outside the range a trace holds (0 to "
+				    "%lld)",
+				    (long long)tokens, (long long)STORE_TOKENS_MAX);
+	return 0;
 }
 
 const char *store_phase_name(int phase)
@@ -661,8 +1045,64 @@ static void run_from_row(sqlite3_stmt *st, struct store_run *r)
 	copy_text(r->source, sizeof(r->source), sqlite3_column_text(st, 11));
 }
 
+/* The step numbers of a run's rows must be within the store's limits
+ * (store.h) before any reader subtracts them: the smallest and largest
+ * step of steps, counts and deployed, each read from its primary key
+ * (microseconds).  A step that is not an integer at all sorts past every
+ * integer (TEXT, BLOB) and is caught as the largest. */
+static int run_steps_check(struct store *s, const struct store_run *r)
+{
+	static const char *const tables[] = { "steps", "counts", "deployed" };
+	/* one min() and one max() per query: SQLite reads either from the end
+	 * of the key, but scans every row for both in one (18 ms for 232,000
+	 * counts rows against microseconds) */
+	static const char *const sql[] = {
+		"SELECT (SELECT min(step) FROM steps WHERE run = ?1), "
+		"(SELECT max(step) FROM steps WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM counts WHERE run = ?1), "
+		"(SELECT max(step) FROM counts WHERE run = ?1)",
+		"SELECT (SELECT min(step) FROM deployed WHERE run = ?1), "
+		"(SELECT max(step) FROM deployed WHERE run = ?1)",
+	};
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	for (size_t t = 0; t < UTIL_ARRAY_SIZE(sql) && !rc; t++) {
+		if ((rc = store_int_prepare(s, sql[t], &st)))
+			return rc;
+		sqlite3_bind_int64(st, 1, r->id);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = store_int_dberr(s, "reading step range");
+		} else {
+			for (int c = 0; c < 2 && !rc; c++) {
+				int type = sqlite3_column_type(st, c);
+				int64_t v = sqlite3_column_int64(st, c);
+				if (type == SQLITE_NULL)
+					continue;
+				if (type != SQLITE_INTEGER)
+					rc = set_err(s, UTIL_EPARSE,
+						     "run %lld '%s' in '%s': table %s holds a step "
+						     "that is not an integer: corrupt database?",
+						     (long long)r->id, r->name, s->path, tables[t]);
+				else if (store_step_check(v, NULL))
+					rc = set_err(s, UTIL_EPARSE,
+						     "run %lld '%s' in '%s': table %s holds step %lld, "
+						     "outside the range a trace holds (%lld to %lld): "
+						     "corrupt database?",
+						     (long long)r->id, r->name, s->path, tables[t],
+						     (long long)v, (long long)STORE_STEP_MIN,
+						     (long long)STORE_STEP_MAX);
+			}
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	return rc;
+}
+
 /* A run row from a file someone else wrote: its shape must be within what
- * the schema allows before any array is sized from it. */
+ * the schema allows before any array is sized from it, and its step
+ * numbers within the store's limits before anything subtracts them. */
 static int run_check(struct store *s, const struct store_run *r)
 {
 	if (!store_int_shape_ok(r->layers, r->experts, r->topk, r->ranks, r->slots,
@@ -672,7 +1112,13 @@ static int run_check(struct store *s, const struct store_run *r)
 			       "experts, top-%d, %d ranks x %d slots): corrupt database?",
 			       (long long)r->id, r->name, s->path, r->layers, r->experts, r->topk,
 			       r->ranks, r->slots);
-	return 0;
+	if (r->first_layer < 0 || r->first_layer > STORE_MAX_FIRST_LAYER)
+		return set_err(s, UTIL_EPARSE,
+			       "run %lld '%s' in '%s': first_layer %d is outside 0 to %d: corrupt "
+			       "database?",
+			       (long long)r->id, r->name, s->path, r->first_layer,
+			       STORE_MAX_FIRST_LAYER);
+	return run_steps_check(s, r);
 }
 
 int store_run_add(struct store *s, struct store_run *run)
@@ -696,6 +1142,10 @@ int store_run_add(struct store *s, struct store_run *run)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': EP layout %d ranks x %d slots (%d per node) is out of range",
 			       run->name, run->ranks, run->slots, run->ranks_per_node);
+	if (run->first_layer < 0 || run->first_layer > STORE_MAX_FIRST_LAYER)
+		return set_err(s, UTIL_ERANGE,
+			       "run '%s': first MoE layer id %d is outside 0 to %d", run->name,
+			       run->first_layer, STORE_MAX_FIRST_LAYER);
 	if (!run->name[0])
 		return set_err(s, UTIL_EUSAGE, "a run needs a name");
 	if (run->created == 0)
@@ -707,7 +1157,10 @@ int store_run_add(struct store *s, struct store_run *run)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc == SQLITE_ROW)
-		return set_err(s, UTIL_EUSAGE, "a run named '%s' already exists", run->name);
+		return set_err(s, UTIL_EUSAGE,
+			       "a run named '%s' already exists (give another name with --run, "
+			       "or write to a new file)",
+			       run->name);
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO runs (name, model, layers, experts, topk, ranks, "
 				    "slots, ranks_per_node, first_layer, created, source) "
@@ -810,6 +1263,16 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
 	return rc;
 }
 
+/* A total() (a double) as an int64: converting a double past the int64
+ * range is undefined, and 1025 steps of the most tokens a step holds sum
+ * past it; such a total saturates. */
+static int64_t sat_i64(double v)
+{
+	if (!(v > -9.2e18))
+		return v != v ? 0 : INT64_MIN;
+	return v < 9.2e18 ? (int64_t)v : INT64_MAX;
+}
+
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 {
 	sqlite3_stmt *st = NULL;
@@ -818,8 +1281,8 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	memset(o, 0, sizeof(*o));
 	if ((rc = store_int_prepare(s,
 				    "SELECT count(*), min(step), max(step), sum(phase = 1), "
-				    "sum(phase = 2), total(tokens), min(time), max(time), total(bytes) "
-				    "FROM steps WHERE run = ?1",
+				    "sum(phase = 2), total(tokens), min(time), max(time), total(bytes), "
+				    "min(tokens), max(tokens) FROM steps WHERE run = ?1",
 				    &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, run);
@@ -832,10 +1295,21 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	o->last_step = sqlite3_column_int64(st, 2);
 	o->prefill_steps = sqlite3_column_int64(st, 3);
 	o->decode_steps = sqlite3_column_int64(st, 4);
-	o->tokens = (int64_t)sqlite3_column_double(st, 5);
+	o->tokens = sat_i64(sqlite3_column_double(st, 5));
 	o->first_time = sqlite3_column_double(st, 6);
 	o->last_time = sqlite3_column_double(st, 7);
-	o->blob_bytes = (int64_t)sqlite3_column_double(st, 8);
+	o->blob_bytes = sat_i64(sqlite3_column_double(st, 8));
+	for (int c = 9; c <= 10; c++)
+		if (sqlite3_column_type(st, c) != SQLITE_NULL &&
+		    (sqlite3_column_type(st, c) != SQLITE_INTEGER ||
+		     store_tokens_check(sqlite3_column_int64(st, c), NULL))) {
+			rc = set_err(s, UTIL_EPARSE,
+				     "run %lld in '%s': a step holds %s tokens, outside the range a "
+				     "trace holds (0 to %lld): corrupt database?",
+				     (long long)run, s->path, (const char *)sqlite3_column_text(st, c),
+				     (long long)STORE_TOKENS_MAX);
+			goto out;
+		}
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((rc = store_int_prepare(s, "SELECT count(*) FROM deployed WHERE run = ?1", &st)))
@@ -847,6 +1321,32 @@ int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 	}
 	o->deployed = sqlite3_column_int64(st, 0);
 out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*missing = 0;
+	if ((rc = store_int_prepare(s,
+				    "SELECT (SELECT count(*) FROM steps WHERE run = ?1), "
+				    "(SELECT count(*) FROM counts WHERE run = ?1 AND layer >= 0 AND "
+				    "layer < ?2)",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int(st, 2, run->layers);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "counting counts rows");
+	} else {
+		int64_t want, have = sqlite3_column_int64(st, 1);
+		if (util_mul_i64(sqlite3_column_int64(st, 0), run->layers, &want))
+			want = INT64_MAX; /* no file holds that many rows */
+		*missing = want > have ? want - have : 0;
+	}
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -883,6 +1383,11 @@ int store_steps_append(struct store *s, const struct store_run *run,
 
 	if (n == 0)
 		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct util_err e = UTIL_ERR_INIT;
+		if (store_step_check(steps[i].step, &e) || store_tokens_check(steps[i].tokens, &e))
+			return set_err(s, e.code, "run '%s': %s", run->name, e.msg);
+	}
 	blob = malloc(store_codec_bound(E));
 	if (!blob)
 		return set_err(s, UTIL_ENOMEM, "out of memory");
@@ -1020,7 +1525,14 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 		out->step = step;
 		out->time = sqlite3_column_double(it->st, 3);
 		out->phase = phase;
+		int ttype = sqlite3_column_type(it->st, 5);
 		out->tokens = sqlite3_column_int64(it->st, 5);
+		if (ttype != SQLITE_INTEGER || store_tokens_check(out->tokens, NULL))
+			return set_err(s, UTIL_EPARSE,
+				       "step %lld: %s tokens in '%s', outside the range a trace holds "
+				       "(0 to %lld): corrupt database?",
+				       (long long)step, (const char *)sqlite3_column_text(it->st, 5),
+				       s->path, (long long)STORE_TOKENS_MAX);
 		out->counts = it->counts;
 		if (want)
 			memset(it->counts, 0, (size_t)it->layers * E * sizeof(uint32_t));
@@ -1097,8 +1609,11 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
 	uint8_t *blob;
+	struct util_err e = UTIL_ERR_INIT;
 	int rc;
 
+	if (store_step_check(from, &e))
+		return set_err(s, e.code, "placement: %s", e.msg);
 	if (ranks <= 0 || slots <= 0 || P > STORE_MAX_SLOTS || P < (size_t)run->experts)
 		return set_err(s, UTIL_ERANGE, "placement of %d ranks x %d slots cannot hold %d experts",
 			       ranks, slots, run->experts);

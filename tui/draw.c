@@ -348,8 +348,12 @@ static void draw_header(struct tui_screen *sc, WINDOW *w, struct tui_view *v, st
 		snprintf(place, sizeof(place), "deployed from step %lld", (long long)h.deployed_from);
 	else
 		snprintf(place, sizeof(place), "static placement");
+	/* a name stored with bytes that are not UTF-8 shows them as U+FFFD,
+	 * as the charts draw it (ncurses would print them as they come) */
+	char name[3 * sizeof(r->name) + 1];
+	util_utf8_sanitize(name, sizeof(name), r->name);
 	putf(w, 0, 0, col(sc, TUI_C_HEADER),
-	     "run '%s'%s%s%s  EP %d x %d, %s  %d layers x %d experts  [moetrace top]", r->name,
+	     "run '%s'%s%s%s  EP %d x %d, %s  %d layers x %d experts  [moetrace top]", name,
 	     r->model[0] ? " (" : "", r->model, r->model[0] ? ")" : "", h.ranks, h.slots, place,
 	     r->layers, r->experts);
 	if (h.last_step == INT64_MIN) {

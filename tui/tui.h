@@ -189,4 +189,18 @@ void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t
  * and after, its imbalance history and expert heat), appended to out. */
 void tui_view_json(struct tui_view *v, int layer, struct util_buf *out);
 
+/* ---- Prometheus metrics (tui/metrics.c, `moetrace serve`) ---------------- */
+
+/* Counters over every step of a run (tokens per layer per EP rank, and per
+ * expert when per_expert), read incrementally.  s and run must outlive m. */
+struct tui_metrics;
+int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int slots,
+		    int per_expert, struct tui_metrics **out, struct util_err *err);
+void tui_metrics_free(struct tui_metrics *m);
+const char *tui_metrics_errmsg(const struct tui_metrics *m);
+/* Adds the steps new since the last call to the counters: 0 or a negative code. */
+int tui_metrics_poll(struct tui_metrics *m);
+/* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
+void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
+
 #endif

@@ -815,6 +815,11 @@ void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t
 
 static void json_str(struct util_buf *b, const char *s)
 {
+	/* JSON is UTF-8: a run name stored with other bytes goes out with
+	 * each invalid one as U+FFFD, as the charts draw it */
+	char tmp[3 * sizeof(((struct store_run *)0)->name) + 1];
+	if (!util_utf8_valid(s))
+		s = util_utf8_sanitize(tmp, sizeof(tmp), s);
 	util_buf_addstr(b, "\"");
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;

@@ -83,6 +83,30 @@ int util_parse_double(const char *s, double min, double max, double *out, const 
 int util_parse_range(const char *s, int64_t *from, int64_t *to, const char *what,
 		     struct util_err *err);
 
+/* Checked int64 arithmetic on values read from files and databases: each
+ * stores a op b in *out and returns 0, or returns UTIL_ERANGE (leaving *out
+ * alone) when the exact result does not fit an int64. */
+static inline int util_add_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_add_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+static inline int util_sub_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_sub_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+static inline int util_mul_i64(int64_t a, int64_t b, int64_t *out)
+{
+	return __builtin_mul_overflow(a, b, out) ? UTIL_ERANGE : 0;
+}
+
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF)? */
+int util_utf8_valid(const char *s);
+/* Copies s into dst (n bytes, NUL-terminated, n > 0) with each byte
+ * sequence that is not valid UTF-8 replaced by U+FFFD, cutting only
+ * between characters; returns dst. */
+char *util_utf8_sanitize(char *dst, size_t n, const char *s);
+
 /* The process umask (read without changing it): files made with mkstemp
  * and renamed into place get 0666 & ~util_umask(), as open() would give. */
 unsigned util_umask(void);
@@ -105,6 +129,27 @@ uint32_t util_rng_below(struct util_rng *r, uint32_t n); /* [0, n) unbiased */
 void util_cli_error(const char *cmd, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* Prints err's message for cmd and returns the exit status for its code. */
 int util_cli_fail(const char *cmd, const struct util_err *err);
+
+/* Did-you-mean.  util_suggest returns the choice closest to word (edit
+ * distance with adjacent transpositions, ignoring case, '-', '_' and '.'),
+ * or NULL when none is close enough (within a third of the word's length,
+ * at least 1).  The returned pointer is one of choices. */
+const char *util_suggest(const char *word, const char *const *choices, size_t n);
+/* "; did you mean 'S'?" in buf for a suggestion S, "" for NULL: the tail of
+ * an "unknown X 'Y'" message.  Returns buf. */
+const char *util_did_you_mean(const char *suggestion, char *buf, size_t cap);
+/* 1 when a and b are equal once case, '-', '_', '.' and spaces are dropped. */
+int util_name_fold_eq(const char *a, const char *b);
+/* The same over a NULL-terminated list of names. */
+const char *util_suggest_list(const char *word, const char *const *names);
+/* getopt_long reported '?' for argv (argv[0] is the command's name, as
+ * commands receive it): prints one line saying what was wrong with which
+ * option -- unknown (with the closest long option), ambiguous, or missing
+ * its value -- and where the options are listed; returns exit status 2.
+ * The CLI sets opterr = 0 so that getopt itself prints nothing.  struct
+ * option is <getopt.h>'s. */
+struct option;
+int util_opt_unknown(char *const *argv, const struct option *opts);
 
 /* Comparison helpers for qsort. */
 int util_cmp_double(const void *a, const void *b);

@@ -4,7 +4,8 @@
  * Invariants: the import is all or nothing — after an error the database
  * holds exactly the runs it held before and the error names the file; after
  * a success there is one more run, under the name given, whose shape is
- * within the schema's limits and whose steps all read back in order.
+ * within the schema's limits and whose steps all read back in order, each
+ * step number and token count within the store's value limits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -73,6 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_check(store_iter_new(db, &got, INT64_MIN, INT64_MAX, 0, &it) == 0);
 	while ((rc = store_iter_next(it, &step)) == 1) {
 		fuzz_check(seen == 0 || step.step > last);
+		/* the store's limits (docs/schema.md) hold for what it accepted */
+		fuzz_check(store_step_check(step.step, NULL) == 0);
+		fuzz_check(store_tokens_check(step.tokens, NULL) == 0);
 		last = step.step;
 		seen++;
 	}

@@ -4,7 +4,8 @@
  * arbitrary bytes.  Invariants: each import is all or nothing (after an
  * error the database holds the runs it held and the message names the
  * file); after a success there is one more run within the schema's limits
- * whose steps read back in increasing order.
+ * whose steps read back in increasing order, within the store's value
+ * limits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -63,6 +64,9 @@ static void one(const char *path, int megatron)
 	fuzz_check(store_iter_new(db, &got, INT64_MIN, INT64_MAX, 0, &it) == 0);
 	while ((rc = store_iter_next(it, &step)) == 1) {
 		fuzz_check(seen == 0 || step.step > last);
+		/* the store's limits (docs/schema.md) hold for what it accepted */
+		fuzz_check(store_step_check(step.step, NULL) == 0);
+		fuzz_check(store_tokens_check(step.tokens, NULL) == 0);
 		last = step.step;
 		seen++;
 	}

@@ -4,7 +4,8 @@
  * Invariants: every tensor the parser accepts lies inside the input and
  * holds exactly shape x dtype bytes; the import is all or nothing — after
  * an error the database holds the runs it held and the message names the
- * file; after a success there is one more run within the schema's limits.
+ * file; after a success there is one more run within the schema's limits
+ * whose steps are within the store's value limits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -94,5 +95,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_check(store_run_get(db, name, &got) == 0);
 	fuzz_check(got.layers > 0 && got.layers <= STORE_MAX_LAYERS);
 	fuzz_check(got.experts > 0 && got.experts <= STORE_MAX_EXPERTS);
+	/* the store's limits (docs/schema.md): an iteration key past them is refused */
+	struct store_run_stats st;
+	fuzz_check(store_run_stats(db, got.id, &st) == 0 && st.steps >= 1);
+	fuzz_check(store_step_check(st.first_step, NULL) == 0);
+	fuzz_check(store_step_check(st.last_step, NULL) == 0);
 	return 0;
 }

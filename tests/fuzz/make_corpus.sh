@@ -192,3 +192,6 @@ for src, dst in (("torch/stat.pt", "ok-pickle-stat"), ("torch/per_pass_rank0.pt"
 open(os.path.join(sys.argv[2], "bad-pickle-global"), "wb").write(
     b"\xff\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
 PY
+
+# ---- values at the type limits (limit-*)
+sh "$top/tests/fuzz/make_corpus_limits.sh"

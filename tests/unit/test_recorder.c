@@ -117,6 +117,11 @@ static void test_recorder_bad_shapes(void **state)
 	assert_int_equal(moetrace_recorder_step_topk(r, 0, 0, ids, 2, 2), MOETRACE_ERANGE);
 	assert_non_null(strstr(moetrace_errmsg(r), "token 1 routes to expert 8"));
 	ids[3] = 3;
+	/* the store's limits, refused at the call rather than by the writer */
+	assert_int_equal(moetrace_recorder_step(r, STORE_STEP_MAX + 1, c, 0, 0), MOETRACE_ERANGE);
+	assert_non_null(strstr(moetrace_errmsg(r), "the last a trace holds"));
+	assert_int_equal(moetrace_recorder_step(r, INT64_MAX, c, 0, 0), MOETRACE_ERANGE);
+	assert_int_equal(moetrace_recorder_step(r, 0, c, 0, STORE_TOKENS_MAX + 1), MOETRACE_ERANGE);
 	assert_int_equal(moetrace_recorder_step_n(r, 0, c, (size_t)L * E, 0, 0), 0);
 	assert_int_equal(moetrace_recorder_close(r), 0);
 	moetrace_recorder_free(r);

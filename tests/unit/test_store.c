@@ -282,12 +282,89 @@ static void test_store_migration(void **state)
 	snprintf(r.algo, sizeof(r.algo), "eplb");
 	assert_int_equal(store_replay_add(s, &r), 0);
 	assert_true(r.id > 0);
-	/* ... through version 3: the imports of a followed directory */
+	/* ... through version 4: the imports of a followed directory */
 	struct store_import im = { "d_0.pt", 10, 5, 0, 3 };
 	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 10, 5), 0);
 	assert_int_equal(store_import_add(s, 1, &im), 0);
 	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 10, 5), 1);
 	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 11, 5), 0);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
+static void test_store_migration_replay_settings(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_replay *v = NULL;
+	size_t n = 0;
+
+	/* a version-2 file: the replay columns of migration 3 dropped, one
+	 * replay whose params recorded --pay, w4a8 and one link */
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(
+		sqlite3_exec(store_db(s),
+			     "ALTER TABLE replays DROP COLUMN pay; ALTER TABLE replays DROP COLUMN quant;"
+			     "ALTER TABLE replays DROP COLUMN link_intra;"
+			     "ALTER TABLE replays DROP COLUMN link_inter;"
+			     "ALTER TABLE replays DROP COLUMN ranks_per_node;"
+			     "ALTER TABLE replays DROP COLUMN hardware;"
+			     "ALTER TABLE replays DROP COLUMN engine;"
+			     "ALTER TABLE replays DROP COLUMN step_ms;"
+			     "ALTER TABLE replays DROP COLUMN tokens;"
+			     "ALTER TABLE replays DROP COLUMN bytes_inter;"
+			     "ALTER TABLE replays DROP COLUMN moe_seconds;"
+			     "ALTER TABLE replays DROP COLUMN baseline_moe_seconds;"
+			     "ALTER TABLE replays DROP COLUMN baseline_step_seconds;"
+			     "ALTER TABLE replay_events DROP COLUMN bytes_inter;"
+			     "ALTER TABLE replay_events DROP COLUMN transfer_intra_seconds;"
+			     "ALTER TABLE replay_events DROP COLUMN transfer_inter_seconds;"
+			     "DROP TABLE imports;"
+			     "INSERT INTO replays (run, created, algo, ranks, slots, interval, window, "
+			     "delay, params) VALUES (1, 0, 'eplb', 2, 2, 5, 5, 1, "
+			     "'{\"pay\": true, \"quant\": \"w4a8\", \"link\": \"hccs\"}');"
+			     "INSERT INTO replays (run, created, algo, ranks, slots, interval, window, "
+			     "delay, params) VALUES (1, 0, 'keel', 2, 2, 5, 5, 1, 'not json');"
+			     "PRAGMA user_version = 2",
+			     NULL, NULL, NULL),
+		0);
+	store_free(s);
+	/* read-write migrates forward: the old replay keeps what it recorded */
+	assert_int_equal(store_open(path, 0, &s, &err), 0);
+	assert_int_equal(store_replay_list(s, -1, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].pay, 1);
+	assert_string_equal(v[0].quant, "w4a8");
+	assert_string_equal(v[0].link_intra, "hccs");
+	assert_string_equal(v[0].link_inter, "hccs");
+	assert_int_equal(v[0].ranks_per_node, 0);
+	assert_string_equal(v[0].engine, "");
+	assert_int_equal(v[1].pay, 0);
+	assert_string_equal(v[1].quant, "");
+	free(v);
+	/* a new replay stores every setting */
+	struct store_replay r = { .run = 1, .ranks = 4, .slots = 2, .interval = 1, .window = 1,
+				  .pay = 1, .ranks_per_node = 2, .step_ms = 12.5, .tokens = 77,
+				  .bytes_inter = 9 };
+	snprintf(r.algo, sizeof(r.algo), "keel");
+	snprintf(r.quant, sizeof(r.quant), "fp8");
+	snprintf(r.link_intra, sizeof(r.link_intra), "nvlink4");
+	snprintf(r.link_inter, sizeof(r.link_inter), "ib-ndr-400g");
+	snprintf(r.hardware, sizeof(r.hardware), "h200");
+	snprintf(r.engine, sizeof(r.engine), "sglang");
+	assert_int_equal(store_replay_add(s, &r), 0);
+	assert_int_equal(store_replay_finish(s, &r), 0);
+	struct store_replay g;
+	assert_int_equal(store_replay_get(s, r.id, &g), 0);
+	assert_true(g.pay == 1 && g.ranks_per_node == 2 && g.step_ms == 12.5 && g.tokens == 77 &&
+		    g.bytes_inter == 9);
+	assert_string_equal(g.quant, "fp8");
+	assert_string_equal(g.link_inter, "ib-ndr-400g");
+	assert_string_equal(g.hardware, "h200");
+	assert_string_equal(g.engine, "sglang");
 	store_free(s);
 	cleanup(path);
 	free(path);
@@ -358,6 +435,94 @@ static void test_store_schema_damage(void **state)
 	free(path);
 }
 
+/* The store's value limits: the last storable values go in and come back,
+ * one past them is refused before anything is written, and the checked
+ * arithmetic and UTF-8 helpers the readers use hold at the type limits. */
+static void test_store_limits(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 }, back;
+	uint32_t counts[2] = { UINT32_MAX, 0 };
+	struct store_step st[2] = {
+		{ .step = STORE_STEP_MIN, .tokens = STORE_TOKENS_MAX, .counts = counts },
+		{ .step = STORE_STEP_MAX, .tokens = 0, .counts = counts },
+	};
+	struct store_step past = { .step = STORE_STEP_MAX + 1, .counts = counts };
+	int32_t p2l[2] = { 0, 1 };
+	int64_t v;
+
+	assert_int_equal(store_step_check(STORE_STEP_MAX, &err), 0);
+	assert_int_equal(store_step_check(STORE_STEP_MIN - 1, &err), UTIL_ERANGE);
+	assert_non_null(strstr(err.msg, "outside the range a trace holds"));
+	assert_int_equal(store_tokens_check(-1, NULL), UTIL_ERANGE);
+	assert_int_equal(store_tokens_check(INT64_MAX, NULL), UTIL_ERANGE);
+
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "lim");
+	run.layers = 1;
+	run.experts = 2;
+	run.first_layer = STORE_MAX_FIRST_LAYER + 1;
+	assert_int_equal(store_run_add(s, &run), UTIL_ERANGE);
+	run.first_layer = -1;
+	assert_int_equal(store_run_add(s, &run), UTIL_ERANGE);
+	run.first_layer = STORE_MAX_FIRST_LAYER;
+	assert_int_equal(store_run_add(s, &run), 0);
+	assert_int_equal(store_steps_append(s, &run, st, 2), 0);
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	past.step = INT64_MIN;
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	past.step = 5;
+	past.tokens = STORE_TOKENS_MAX + 1;
+	assert_int_equal(store_steps_append(s, &run, &past, 1), UTIL_ERANGE);
+	assert_int_equal(store_deployed_set(s, &run, INT64_MAX, 1, 2, p2l), UTIL_ERANGE);
+	assert_int_equal(store_deployed_set(s, &run, STORE_STEP_MIN, 1, 2, p2l), 0);
+
+	struct store_run_stats rs;
+	assert_int_equal(store_run_get(s, "lim", &back), 0);
+	assert_int_equal(back.first_layer, STORE_MAX_FIRST_LAYER);
+	assert_int_equal(store_run_stats(s, run.id, &rs), 0);
+	assert_int_equal(rs.steps, 2);
+	assert_int_equal(rs.first_step, STORE_STEP_MIN);
+	assert_int_equal(rs.last_step, STORE_STEP_MAX);
+	/* a row past the limits, written behind the store's back */
+	assert_int_equal(sqlite3_exec(store_db(s),
+				      "UPDATE counts SET step = 9007199254740992 WHERE step = "
+				      "9007199254740991",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_run_get(s, "lim", &back), UTIL_EPARSE);
+	assert_non_null(strstr(store_errmsg(s), "table counts holds step 9007199254740992"));
+	store_free(s);
+	cleanup(path);
+	free(path);
+
+	assert_int_equal(util_add_i64(INT64_MAX, 1, &v), UTIL_ERANGE);
+	assert_int_equal(util_add_i64(INT64_MAX - 1, 1, &v), 0);
+	assert_true(v == INT64_MAX);
+	assert_int_equal(util_sub_i64(STORE_STEP_MAX, STORE_STEP_MIN, &v), 0);
+	assert_int_equal(util_sub_i64(INT64_MAX, -1, &v), UTIL_ERANGE);
+	assert_int_equal(util_mul_i64(INT64_C(1) << 32, INT64_C(1) << 31, &v), UTIL_ERANGE);
+	assert_int_equal(util_mul_i64(-(INT64_C(1) << 32), INT64_C(1) << 31, &v), 0);
+	assert_true(v == INT64_MIN);
+
+	char buf[64];
+	assert_true(util_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+	assert_false(util_utf8_valid("caf\xe9"));         /* Latin-1 */
+	assert_false(util_utf8_valid("\xc0\xaf"));        /* overlong '/' */
+	assert_false(util_utf8_valid("\xed\xa0\x80"));    /* a surrogate */
+	assert_false(util_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+	assert_false(util_utf8_valid("\xe2\x82"));        /* cut short */
+	assert_string_equal(util_utf8_sanitize(buf, sizeof(buf), "caf\xe9!"), "caf\xef\xbf\xbd!");
+	assert_string_equal(util_utf8_sanitize(buf, sizeof(buf), "\xe2\x82"),
+			    "\xef\xbf\xbd\xef\xbf\xbd");
+	/* a small buffer cuts between characters, never inside one */
+	assert_string_equal(util_utf8_sanitize(buf, 5, "ab\xe9" "cd"), "ab");
+	assert_string_equal(util_utf8_sanitize(buf, 6, "ab\xe9" "cd"), "ab\xef\xbf\xbd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,7 +533,9 @@ int main(void)
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
 		cmocka_unit_test(test_store_migration),
+		cmocka_unit_test(test_store_migration_replay_settings),
 		cmocka_unit_test(test_store_schema_damage),
+		cmocka_unit_test(test_store_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
