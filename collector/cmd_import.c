@@ -24,6 +24,7 @@ static const char usage[] =
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
+	"                       [--replicated N]\n"
 	"                       [--pipeline-stages P]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
@@ -36,6 +37,9 @@ static const char usage[] =
 	"physical_to_logical_map) from the first step on.\n"
 	"--pipeline-stages P: Megatron-LM rank files of P pipeline stages (each numbers its\n"
 	"layers from 0); their layers are put one stage after the other.\n"
+	"--replicated N: SGLang dumps of N tensor-parallel ranks without DP attention, each of\n"
+	"which counted every token: stat counts divided by N, per_pass ranks' equal records\n"
+	"kept once.\n"
 	"--follow DIR tails the directory SGLang's recorder dumps into\n"
 	"(SGLANG_EXPERT_DISTRIBUTION_RECORDER_DIR): every new complete .pt dump is\n"
 	"appended to one run (default name: the directory's), once, until SIGINT/SIGTERM.\n"
@@ -373,6 +377,7 @@ int cmd_import(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "deployed", required_argument, NULL, 'd' },
 		{ "pipeline-stages", required_argument, NULL, 'p' },
+		{ "replicated", required_argument, NULL, 'N' },
 		{ "follow", required_argument, NULL, 'F' },
 		{ "interval", required_argument, NULL, 'I' },
 		{ "settle", required_argument, NULL, 'T' },
@@ -390,7 +395,7 @@ int cmd_import(int argc, char **argv)
 	int c, rc, recorded = 0;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:F:I:T:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:N:F:I:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
@@ -422,6 +427,7 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'd': deployed = optarg; break;
 		case 'p': rc = util_parse_int(optarg, 1, STORE_MAX_LAYERS, &o.pipeline_stages, "--pipeline-stages", &err); goto chk;
+		case 'N': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.replicated, "--replicated", &err); goto chk;
 		case 'F': follow_dir = optarg; break;
 		case 'I': rc = util_parse_double(optarg, 0.01, 3600, &interval, "--interval", &err); goto chk;
 		case 'T': rc = util_parse_double(optarg, 0, 3600, &settle, "--settle", &err); goto chk;

@@ -74,7 +74,11 @@ int collector_import_trtllm(struct store *s, const char *path,
  * forward_pass_id, which numbers the steps, physical slots credited to the
  * logical expert last_physical_to_logical_map puts there, the map recorded
  * as the deployed placement).  Leading all-zero model layers (dense) are
- * dropped.  Without append a new run is made (run is OUT, named
+ * dropped.  o->replicated = N: the dumps come from N ranks that each
+ * counted every token (tensor parallelism without DP attention): stat
+ * counts are divided by N (refused unless multiples), per_pass records must
+ * come from N ranks with equal counts and are kept once.  Without append a
+ * new run is made (run is OUT, named
  * o->run_name, its source "import sglang SOURCE"); with append the steps go
  * after those of the existing run `run` (IN), whose shape the dumps must
  * have.  One transaction: all or nothing.  *first_step and *last_step

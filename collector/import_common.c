@@ -892,6 +892,10 @@ int collector_import(struct store *s, const char *path, int format,
 		if (format < 0)
 			return format;
 	}
+	if (o->replicated && format != COLLECTOR_FORMAT_SGLANG)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--replicated applies to SGLang dumps, '%s' is %s", path,
+				    collector_format_name(format));
 	switch (format) {
 	case COLLECTOR_FORMAT_CSV:
 		return collector_import_csv(s, path, o, run, err);

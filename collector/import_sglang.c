@@ -1409,7 +1409,8 @@ struct sg {
 	int nranks;
 	/* both */
 	uint8_t *nonzero;             /* [L]: a layer with any count */
-	uint32_t *row, *acc;          /* one pass: [L * max(E, P)] */
+	uint32_t *row, *row2, *acc;   /* one pass: [L * max(E, P)] */
+	int replicated;               /* --replicated N, 0 if not */
 	void *raw;                    /* raw bytes of one pass */
 };
 
@@ -1424,6 +1425,7 @@ static void sg_release(struct sg *g)
 	free(g->p2l);
 	free(g->nonzero);
 	free(g->row);
+	free(g->row2);
 	free(g->acc);
 	free(g->raw);
 }
@@ -1434,9 +1436,10 @@ static int sg_buffers(struct sg *g, struct util_err *err)
 
 	g->nonzero = calloc((size_t)g->L, 1);
 	g->row = malloc(n * sizeof(uint32_t));
+	g->row2 = malloc(n * sizeof(uint32_t));
 	g->acc = malloc(n * sizeof(uint32_t));
 	g->raw = malloc(n * 8);
-	if (!g->nonzero || !g->row || !g->acc || !g->raw)
+	if (!g->nonzero || !g->row || !g->row2 || !g->acc || !g->raw)
 		return sg_fail(err, UTIL_ENOMEM, "out of memory for %zu counts", n);
 	return 0;
 }
@@ -1675,6 +1678,17 @@ static int sg_pass(struct sg *g, size_t file, uint64_t k, size_t *ri, int64_t *s
 				      g->raw, "logical_count", err)))
 			return rc;
 		*step = (int64_t)k;
+		/* N ranks that each counted every token, all-reduced: N x each */
+		for (size_t i = 0; g->replicated > 1 && i < L * E; i++) {
+			if (g->acc[i] % (uint32_t)g->replicated)
+				return sg_fail(err, UTIL_EPARSE,
+					       "%s: field 'logical_count': %u (step %llu, layer %zu, "
+					       "expert %zu) is not a multiple of --replicated %d: the "
+					       "ranks did not all count the same tokens",
+					       f->path, g->acc[i], (unsigned long long)k, i / E, i % E,
+					       g->replicated);
+			g->acc[i] /= (uint32_t)g->replicated;
+		}
 		return 0;
 	}
 	memset(g->acc, 0, L * E * sizeof(*g->acc));
@@ -1684,9 +1698,21 @@ static int sg_pass(struct sg *g, size_t file, uint64_t k, size_t *ri, int64_t *s
 		const struct prec *p = &g->rec[i];
 		char field[64];
 		snprintf(field, sizeof(field), "records[%u].global_physical_count", p->idx);
-		if ((rc = tensor_read(&g->f[p->file], p->t, p->z, 0, L * P, g->row, g->raw, field,
+		if ((rc = tensor_read(&g->f[p->file], p->t, p->z, 0, L * P,
+				      i > *ri && g->replicated ? g->row2 : g->row, g->raw, field,
 				      err)))
 			return rc;
+		if (i > *ri && g->replicated) {
+			/* each rank counted every token: the same counts, kept once */
+			if (memcmp(g->row, g->row2, L * P * sizeof(*g->row)))
+				return sg_fail(err, UTIL_EPARSE,
+					       "%s: records[%u]: field 'global_physical_count' of "
+					       "forward pass %lld differs from %s records[%u]'s: with "
+					       "--replicated every rank must have counted the same tokens",
+					       g->f[p->file].path, p->idx, (long long)*step,
+					       g->f[g->rec[*ri].file].path, g->rec[*ri].idx);
+			continue;
+		}
 		for (size_t l = 0; l < L; l++) {
 			const uint32_t *src = g->row + l * P;
 			const int32_t *map = g->p2l + l * P;
@@ -1703,6 +1729,11 @@ static int sg_pass(struct sg *g, size_t file, uint64_t k, size_t *ri, int64_t *s
 			}
 		}
 	}
+	if (g->replicated && i - *ri != (size_t)g->replicated)
+		return sg_fail(err, UTIL_EPARSE,
+			       "%s: forward pass %lld is in %zu of the --replicated %d ranks' records",
+			       g->f[g->rec[*ri].file].path, (long long)*step, i - *ri,
+			       g->replicated);
 	*ri = i;
 	return 0;
 }
@@ -1848,6 +1879,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 
 	if (n == 0)
 		return sg_fail(err, UTIL_EUSAGE, "no SGLang dumps given");
+	g.replicated = o->replicated > 1 ? o->replicated : 0;
 	if ((rc = sg_load(&g, paths, n, err)))
 		goto out;
 	/* first pass: check every count, find the dense layers and empty slots */

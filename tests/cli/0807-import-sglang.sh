@@ -1,10 +1,11 @@
 # moetrace import of SGLang expert-distribution dumps, read in C: the
 # three recorder modes as torch.save writes them (tests/data/sglang/torch,
 # tests/data/make_sglang_dumps.py) and as the standard-library sample
-# writer does (tests/data/sglang), each holding HEAT of make_samples.py;
+# writer does (tests/data/sglang), each holding HEAT of make_samples.py,
+# and in ZIP64 form; --replicated N for ranks that each counted every token;
 # a larger stat buffer checked against torch's own sums; broken dumps
-# refused with one message naming the file, exit 2, nothing written; every
-# single-byte flip of a dump either refused so or harmless (the same cells).
+# refused with one message naming the file, exit 2, nothing written; bits
+# flipped all over a dump either refused so or harmless (the same cells).
 . "$(dirname "$0")/lib.sh"
 D="$MOETRACE_TOP/tests/data/sglang"
 
@@ -101,6 +102,34 @@ cells "$T/db" stdstat
 mkdir -p "$T/spp" && cp "$D/per_pass_rank0.pt" "$D/per_pass_rank1.pt" "$T/spp/"
 expect_status 0 mt import "$T/spp" --into "$T/db" --run stdpp --format sglang
 cells "$T/db" stdpp
+
+# --replicated N: N tensor-parallel ranks that each counted every token.
+# per_pass: every rank the full counts (make_sglang_dumps.py ranks), kept once
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+	/usr/bin/python3 "$MOETRACE_TOP/tests/data/make_sglang_dumps.py" ranks "$T/rep" 1765000000.5 10 2 2 ||
+		fail "writing the replicated ranks"
+	expect_status 0 mt import "$T/rep" --into "$T/db" --run rep --replicated 2
+	cells "$T/db" rep
+	[ "$(field rep "ranks || 'x' || slots")" = 2x3 ] || fail "replicated layout"
+	expect_status 2 mt import "$T/rep" --into "$T/db" --run rep3 --replicated 3
+	expect_grep "$T/err" "forward pass 10 is in 2 of the --replicated 3 ranks' records"
+	# stat: SGLang all-reduced two ranks' equal counts, divided back
+	/usr/bin/python3 - "$D/torch/stat.pt" "$T/stat2.pt" <<'PY' || fail "writing the doubled stat dump"
+import sys, torch
+d = torch.load(sys.argv[1])
+d["logical_count"] = d["logical_count"] * 2
+torch.save(d, sys.argv[2])
+PY
+	expect_status 0 mt import "$T/stat2.pt" --into "$T/db" --run stat2 --replicated 2
+	cells "$T/db" stat2
+fi
+# counts that are not N equal shares are refused
+expect_status 2 mt import "$D/torch/stat.pt" --into "$T/db" --run s3 --replicated 2
+expect_grep "$T/err" "stat.pt: field 'logical_count': 3 \\(step 0, layer 1, expert 0\\) is not a multiple of --replicated 2"
+expect_status 2 mt import "$T/pp" --into "$T/db" --run pp2 --replicated 2
+expect_grep "$T/err" "per_pass_rank1.pt: records\\[0\\]: field 'global_physical_count' of forward pass 10 differs from .*per_pass_rank0.pt records\\[0\\]'s"
+expect_status 2 mt import "$MOETRACE_TOP/tests/data/heat.csv" --into "$T/db" --run c2 --replicated 2
+expect_grep "$T/err" "--replicated applies to SGLang dumps, '.*heat.csv' is csv"
 
 # a larger stat buffer (passes of 62 KiB, past the reader's 64 KiB chunks):
 # every cell's sum against torch's
