@@ -1529,6 +1529,29 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 			if (v[j] + 1 > g->E)
 				g->E = v[j] + 1;
 		}
+		/* every logical expert has a slot in every layer (SGLang's maps do) */
+		uint8_t *has = calloc((size_t)g->E, 1);
+		if (!has) {
+			free(v);
+			return sg_fail(err, UTIL_ENOMEM, "out of memory");
+		}
+		for (int64_t l = 0; l < g->L; l++) {
+			int64_t e = 0;
+			memset(has, 0, (size_t)g->E);
+			for (int64_t k = 0; k < g->P; k++)
+				has[g->p2l[l * g->P + k]] = 1;
+			while (e < g->E && has[e])
+				e++;
+			if (e < g->E) {
+				free(has);
+				free(v);
+				return sg_fail(err, UTIL_EPARSE,
+					       "%s: field 'last_physical_to_logical_map': layer %lld puts "
+					       "logical expert %lld on no slot",
+					       f->path, (long long)l, (long long)e);
+			}
+		}
+		free(has);
 	} else {
 		int same = m->shape[0] == g->L && m->shape[1] == g->P;
 		for (size_t j = 0; same && j < n; j++)

@@ -194,6 +194,8 @@ pyw "$T/nofp.pt" '{"records": [{"rank": 0, "global_physical_count": T((1, 2), [1
 bad nofp "$T/nofp.pt" "nofp.pt: records\\[0\\]: field 'forward_pass_id': missing"
 pyw "$T/shape.pt" '{"records": [{"forward_pass_id": 0, "global_physical_count": T((1, 3), [1, 1, 1])}], "last_physical_to_logical_map": T((1, 2), [0, 1])}'
 bad shape "$T/shape.pt" "shape.pt: field 'records\\[0\\].global_physical_count': shape \\[1, 3\\], the map has \\[1, 2\\]"
+pyw "$T/noslot.pt" '{"records": [{"forward_pass_id": 0, "global_physical_count": T((2, 3), [1, 1, 1, 1, 1, 1])}], "last_physical_to_logical_map": T((2, 3), [0, 1, 2, 0, 2, 2])}'
+bad noslot "$T/noslot.pt" "noslot.pt: field 'last_physical_to_logical_map': layer 1 puts logical expert 1 on no slot"
 pyw "$T/twice.pt" '{"records": [{"forward_pass_id": 4, "global_physical_count": T((1, 2), [1, 1])}, {"forward_pass_id": 4, "global_physical_count": T((1, 2), [1, 1])}], "last_physical_to_logical_map": T((1, 2), [0, 1])}'
 bad twice "$T/twice.pt" "twice.pt: records\\[1\\]: forward pass 4 of rank -1 is already in .*twice.pt records\\[0\\]"
 # a pickle naming a global no dump holds (the safe-loading rule)
