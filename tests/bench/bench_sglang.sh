@@ -1,6 +1,6 @@
 #!/bin/sh
 # SGLang .pt import: the C reader (moetrace import) against the Python
-# converter (python3 -m moetrace.sglang_dump, torch.load then moetrace
+# converter (python3 -m moetrace.sglang_dump: its checked reader, then moetrace
 # import of JSON lines) on SGLang's full default stat buffer, 1000 forward
 # passes x 61 model layers x 256 experts (int32, 62 MB), written with torch
 # by tests/data/make_sglang_dumps.py.  Wall and CPU time and peak memory
@@ -44,5 +44,5 @@ echo
 echo "| reader | wall s | CPU s (user+sys) | peak MiB |"
 echo "|---|---|---|---|"
 echo "| \`moetrace import DUMP.pt\` (C) | $(fmt3 "$t_c") | $c_cpu | $c_mem |"
-echo "| \`python3 -m moetrace.sglang_dump\` (torch) | $p_wall | $p_cpu | $p_mem |"
+echo "| \`python3 -m moetrace.sglang_dump\` (Python) | $p_wall | $p_cpu | $p_mem |"
 echo "| ratio | $(ratio "$p_wall" "$t_c")x faster | $(ratio "$p_cpu" "$c_cpu")x less | $(ratio "$p_mem" "$c_mem")x less |"
