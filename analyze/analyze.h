@@ -390,6 +390,43 @@ void analyze_heat_release(struct analyze_heat_file *h);
  * a rebalance repeats, so copies it saves are saved every time. */
 #define ANALYZE_REPLAY_MOVE_TOLERANCE 0.005
 
+/* The replay cadence every command uses unless told otherwise (replay,
+ * --grid, report, render imbalance): vllm-ascend's dynamic EPLB defaults,
+ * a decision every ANALYZE_REPLAY_INTERVAL steps on a window as long, taking
+ * effect ANALYZE_REPLAY_DELAY steps later; on a selection of fewer than
+ * 8 intervals the interval (and window) is an eighth of its steps, so a
+ * short trace still shows rebalances, and the delay at most half the
+ * interval.  docs/replay.md ("Defaults") says why. */
+#define ANALYZE_REPLAY_INTERVAL 600
+#define ANALYZE_REPLAY_DELAY 50
+/* Fills what is not given (*interval, *window <= 0; *delay < 0) for a
+ * selection of nsteps steps by the rule above. */
+void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay);
+/* Steps of run in [from, to] and phase_mask (0: all phases) into *n. */
+int analyze_step_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		       unsigned phase_mask, int64_t *n, struct util_err *err);
+
+/* What an engine's own dynamic EPLB does with its default settings
+ * (docs/replay.md cites each value's file): the algorithm moetrace runs
+ * for the engine's, how often it decides, on how many steps, and how many
+ * steps after the decision the placement takes effect.  The run's EP
+ * layout (ranks x slots) is kept: every engine counts redundant experts as
+ * extra physical slots over the logical experts (TensorRT-LLM as the total
+ * num_slots). */
+struct analyze_engine {
+	const char *name;        /* "vllm", "sglang", "vllm-ascend", "trtllm" */
+	const char *algo;        /* moetrace algorithm for the engine's */
+	int64_t interval;        /* steps; 0: one step per MoE layer of the run
+				  * (one layer re-placed per step) */
+	int64_t window;          /* steps */
+	int64_t delay;           /* steps */
+	const char *settings;    /* the engine's own names and values, one line */
+};
+const struct analyze_engine *analyze_engine_find(const char *name); /* NULL if unknown */
+const struct analyze_engine *analyze_engine_at(size_t i); /* NULL past the end */
+/* "vllm, sglang, vllm-ascend or trtllm", for messages. */
+const char *analyze_engine_choices(void);
+
 struct analyze_replay_cfg {
 	const struct analyze_algo *algo;
 	int ranks, slots, nodes, groups;
@@ -418,6 +455,8 @@ struct analyze_replay_cfg {
 	int threads;                    /* 1 or 2 worker threads over layers */
 	int store;                      /* record the replay in the database */
 	const char *params_json;        /* stored with the replay */
+	const char *engine;             /* engine preset the settings came from, stored
+					 * with the replay (NULL: none) */
 	int series;                     /* also return per-step series (see below) */
 	int series_layer;               /* with series: -1 overall, else that layer */
 };

@@ -1016,7 +1016,9 @@ int cmd_compare(int argc, char **argv)
 		       (long long)win[1], (long long)fit_steps, (long long)win[2],
 		       (long long)win[3], (long long)next_steps);
 		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
-		       "expert's tokens split evenly); gap = distance to the proven lower bound\n",
+		       "expert's tokens split evenly); gap = distance to the proven lower bound; "
+		       "next = on the steps after the fitting window (what a deployment meets), "
+		       "fit = on the fitting window itself, in hindsight\n",
 		       md ? "\n" : "");
 		if (model)
 			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); %d node%s "
@@ -1030,10 +1032,12 @@ int cmd_compare(int argc, char **argv)
 			       o.c.capacity);
 		if (timed)
 			printf("%snext window: %.0f tokens per step, %.1f per rank; under the %s "
-			       "placement MoE time %.3f ms (busiest rank) of a %.3f ms step (%s); "
-			       "saved = share of that MoE time and of that step time\n\n",
+			       "placement MoE time %.3f ms (busiest rank) of a %.3f ms step, %.0f "
+			       "tokens/s (%s); saved = share of that MoE time and of that step time, "
+			       "before transfers\n\n",
 			       md ? "\n" : "", tok_step, tok_step / R, cur_name,
 			       base.moe_s / next_steps * 1e3, base_step_s / next_steps * 1e3,
+			       base.tokens / base_step_s,
 			       dep.step_seconds > 0 ? "measured, --step-ms"
 						    : "estimates on the hardware's peak rates, "
 						      "docs/replay.md");
@@ -1045,23 +1049,26 @@ int cmd_compare(int argc, char **argv)
 			       md ? "\n" : "", cur_name, o.c.capacity);
 		if (md)
 			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
-			       "moves | GB | transfer s | drop | time s | MoE saved | step saved |\n"
-			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			       "moves | GB | transfer s | drop | time s | MoE saved | step saved | tokens/s |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 		else
 			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s  %9s  "
-			       "%10s\n",
+			       "%10s  %9s\n",
 			       "algorithm", "fit", "next", "next/step", "p99/step", "gap-fit",
 			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s", "MoE-saved",
-			       "step-saved");
+			       "step-saved", "tokens/s");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
-			char gb[32], xs[32], ms[32], ss[32];
+			char gb[32], xs[32], ms[32], ss[32], ts[32];
 			if (timed) {
 				snprintf(ms, sizeof(ms), "%.2f%%", pct(c->moe_share));
 				snprintf(ss, sizeof(ss), "%.2f%%", pct(c->step_share));
+				snprintf(ts, sizeof(ts), "%.0f",
+					 base.tokens / (base_step_s - (base.moe_s - c->moe_s)));
 			} else {
 				strcpy(ms, "-");
 				strcpy(ss, "-");
+				strcpy(ts, "-");
 			}
 			if (model) {
 				snprintf(gb, sizeof(gb), "%.2f", c->bytes / 1e9);
@@ -1072,16 +1079,16 @@ int cmd_compare(int argc, char **argv)
 			}
 			if (md)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
-				       "%s | %.2f%% | %.4f | %s | %s |\n",
+				       "%s | %.2f%% | %.4f | %s | %s | %s |\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
 			else
 				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
-				       "%10s  %5.2f%%  %8.4f  %9s  %10s\n",
+				       "%10s  %5.2f%%  %8.4f  %9s  %10s  %9s\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
 		}
 		if (o.per_layer) {
 			printf("\nper layer: imbalance fitted / next\n%s",

@@ -207,6 +207,86 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 	free(load);
 }
 
+/* The placement scored on steps it was not fitted on: the window after
+ * the fitting one, as long (or to the end of the run), as `compare` scores
+ * it.  The figures sum over the planned layers (one with --layer). */
+struct next_score {
+	int64_t win[2];  /* step range asked for */
+	int64_t steps;   /* steps scored (0: the run has none after the window) */
+	double imbalance; /* sum of max / sum of mean on the window's summed heat */
+	double step_mean; /* mean over its steps of the per-step figure */
+};
+
+static int score_next(struct store *s, const struct store_run *run, const struct place_opts *o,
+		      const struct analyze_plan *plan, int64_t fit_to, int64_t len,
+		      struct next_score *ns, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, R = plan->ranks, S = plan->slots, P = R * S, rc;
+	struct store_run_stats st;
+	struct store_iter *it = NULL;
+	struct store_step step;
+	double *heat = NULL, *load = NULL, step_sum = 0, smax = 0, smean = 0;
+	int *cnt = NULL;
+
+	memset(ns, 0, sizeof(*ns));
+	if (store_run_stats(s, run->id, &st))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (fit_to >= st.last_step)
+		return 0;
+	ns->win[0] = fit_to + 1;
+	ns->win[1] = fit_to > st.last_step - len ? st.last_step : fit_to + len;
+	heat = xcalloc((size_t)L * E, sizeof(double));
+	load = xcalloc((size_t)R, sizeof(double));
+	cnt = xmallocarray((size_t)L * E, sizeof(int));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(plan->phy2log + (size_t)l * P, P, E, cnt + (size_t)l * E);
+	if ((rc = store_iter_new(s, run, ns->win[0], ns->win[1], o->c.phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		double mx = 0, mn = 0;
+		for (int l = 0; l < L; l++) {
+			double tot = 0;
+			if (o->layer >= 0 && l != o->layer)
+				continue;
+			for (int e = 0; e < E; e++)
+				heat[(size_t)l * E + e] += step.counts[(size_t)l * E + e];
+			mx += analyze_device_load_u32(step.counts + (size_t)l * E, E,
+						      plan->phy2log + (size_t)l * P, R, S,
+						      cnt + (size_t)l * E, load);
+			for (int r = 0; r < R; r++)
+				tot += load[r];
+			mn += tot / R;
+		}
+		step_sum += mn > 0 ? mx / mn : 1;
+		ns->steps++;
+	}
+	if (rc < 0) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	rc = 0;
+	for (int l = 0; l < L; l++) {
+		double tot = 0;
+		if (o->layer >= 0 && l != o->layer)
+			continue;
+		smax += analyze_device_load(heat + (size_t)l * E, E, plan->phy2log + (size_t)l * P, R,
+					    S, cnt + (size_t)l * E, load);
+		for (int r = 0; r < R; r++)
+			tot += load[r];
+		smean += tot / R;
+	}
+	ns->imbalance = smean > 0 ? smax / smean : 1;
+	ns->step_mean = ns->steps ? step_sum / ns->steps : 1;
+out:
+	store_iter_free(it);
+	free(heat);
+	free(load);
+	free(cnt);
+	return rc;
+}
+
 int cmd_place(int argc, char **argv)
 {
 	struct place_opts o = { .c = ANALYZE_CLI_INIT, .layer = -1, .format = -1 };
@@ -222,8 +302,9 @@ int cmd_place(int argc, char **argv)
 	double *heat = NULL, *episodes = NULL;
 	int32_t *cur = NULL;
 	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
-	int64_t nsteps = 0;
+	int64_t nsteps = 0, fit_win[2] = { 0, 0 };
 	uint64_t ebytes = 0;
+	struct next_score ns = { { 0, 0 }, 0, 0, 0 };
 
 	memset(&run, 0, sizeof(run));
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
@@ -417,6 +498,21 @@ int cmd_place(int argc, char **argv)
 				"are for the moved placement)\n",
 				CMD, algo->name, undup, L);
 	}
+	if (s) {
+		/* the fitting window's step range, then the window after it */
+		struct store_run_stats st;
+		if (store_run_stats(s, run.id, &st)) {
+			util_cli_error(CMD, "%s", store_errmsg(s));
+			goto out;
+		}
+		fit_win[0] = o.c.from > st.first_step ? o.c.from : st.first_step;
+		fit_win[1] = o.c.to < st.last_step ? o.c.to : st.last_step;
+		if ((rc = score_next(s, &run, &o, &plan, fit_win[1], fit_win[1] - fit_win[0] + 1,
+				     &ns, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+	}
 	ebytes = dep.expert_bytes;
 
 	struct engine_figures ef;
@@ -441,6 +537,21 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
 		json_object_object_add(root, "slots", json_object_new_int(o.c.slots));
+		if (s) {
+			struct json_object *fw = json_object_new_array();
+			json_object_array_add(fw, json_object_new_int64(fit_win[0]));
+			json_object_array_add(fw, json_object_new_int64(fit_win[1]));
+			json_object_object_add(root, "fit_window", fw);
+		}
+		if (ns.steps) {
+			struct json_object *nw = json_object_new_array();
+			json_object_array_add(nw, json_object_new_int64(ns.win[0]));
+			json_object_array_add(nw, json_object_new_int64(ns.win[1]));
+			json_object_object_add(root, "next_window", nw);
+			json_object_object_add(root, "next_steps", json_object_new_int64(ns.steps));
+			json_object_object_add(root, "next_imbalance", jd(ns.imbalance));
+			json_object_object_add(root, "next_step_mean_imbalance", jd(ns.step_mean));
+		}
 		json_object_object_add(root, "imbalance", jd(overall));
 		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
 		json_object_object_add(root, "gap",
@@ -544,8 +655,17 @@ int cmd_place(int argc, char **argv)
 			printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
 			       "%s\n",
 			       o.heat_path, L, E, o.c.ranks, o.c.slots, algo->name);
+		if (ns.steps)
+			printf("on the next %lld steps (%lld-%lld), not fitted on: imbalance %.4f "
+			       "(sum of max / sum of mean), %.4f mean per step\n",
+			       (long long)ns.steps, (long long)ns.win[0], (long long)ns.win[1],
+			       ns.imbalance, ns.step_mean);
+		else if (s)
+			printf("no steps after the fitting window to score on: every figure below is "
+			       "in hindsight (give --steps A:B to keep later steps out)\n");
 		printf("device load = tokens per rank, a replicated expert's tokens split evenly "
-		       "among its replicas\n\n");
+		       "among its replicas; per layer on the fitted %s (in hindsight)\n\n",
+		       s ? "steps" : "heat");
 		printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load",
 		       "imbalance", "lower bound", "gap", cur ? "   moves" : "");
 		for (int l = 0; l < L; l++) {
@@ -560,9 +680,10 @@ int cmd_place(int argc, char **argv)
 				printf(" %7lld", (long long)pl->moves);
 			putchar('\n');
 		}
-		printf("\noverall imbalance (sum of max / sum of mean): %.4f; lower bound %.4f; "
-		       "gap %.2f%%\n",
-		       overall, lb_overall,
+		putchar('\n');
+		printf("in hindsight, on the fitted %s: overall imbalance (sum of max / sum of "
+		       "mean) %.4f; lower bound %.4f; gap %.2f%%\n",
+		       s ? "steps" : "heat", overall, lb_overall,
 		       plan.sum_lb > 0 ? 100 * (plan.sum_max / plan.sum_lb - 1) : 0.0);
 		printf("same in other engines' terms: balancedness (vLLM, SGLang: mean/max) %.4f; "
 		       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "

@@ -24,16 +24,23 @@ static const char usage[] =
 	"         [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"         [--hardware h100|h200|b200|ascend-910b|ascend-910c] [--step-ms MS]\n"
 	"         [--tflops T | --us-per-token U] [--threads 1|2] [--no-store] [--json]\n"
+	"         [--engine vllm|sglang|vllm-ascend|trtllm]\n"
 	"         [--grid algos=A,B redundant=0,32 interval=500,2000 window=... delay=... pay=no,yes\n"
-	"          [--format table|csv|json|markdown]]\n"
-	"Defaults: the flagship algorithm, the run's EP layout, --interval 600 --window 600\n"
-	"--delay 50 (vllm-ascend's expert_heat_collection_interval and\n"
-	"algorithm_execution_interval), start from the deployed placement (else static),\n"
-	"the model preset's serving precision (--quant), --hardware h100 and its links\n"
-	"(nvlink4 inside a node, ib-ndr-400g across nodes), the run's ranks per node.\n";
+	"          engine=vllm,sglang,vllm-ascend,trtllm [--format table|csv|json|markdown]]\n"
+	"Defaults: the flagship algorithm, the run's EP layout, start from the deployed\n"
+	"placement (else static), the model preset's serving precision (--quant),\n"
+	"--hardware h100 and its links (nvlink4 inside a node, ib-ndr-400g across nodes),\n"
+	"the run's ranks per node, and the cadence every command replays with:\n"
+	"--interval 600 --window 600 --delay 50 (vllm-ascend's\n"
+	"expert_heat_collection_interval and algorithm_execution_interval), on fewer than\n"
+	"4800 selected steps an interval and window of an eighth of them and a delay of at\n"
+	"most half that (docs/replay.md, \"Defaults\").\n"
+	"--engine replays an engine's own EPLB with its default settings (algorithm,\n"
+	"interval, window, delay); options given beside it override them.\n";
 
 struct opts {
 	const char *db, *runname, *algo, *start, *model, *format;
+	const struct analyze_engine *engine;
 	struct analyze_deploy_opts dep;
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves, threads, json, no_store;
 	int pay;
@@ -94,14 +101,15 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"intra_gbytes_per_s\": %g, \"inter_gbytes_per_s\": %g, \"expert_bytes\": %llu, "
 		 "\"hardware\": \"%s\", \"tflops\": %g, \"hbm_gbytes_per_s\": %g, "
 		 "\"sec_per_token\": %g, \"sec_per_expert\": %g, \"step_ms\": %g, "
-		 "\"phase_mask\": %u, \"pay\": %s}",
+		 "\"phase_mask\": %u, \"pay\": %s, \"engine\": \"%s\"}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
 		 o->episodes, o->max_moves, start_desc, su->model ? su->model->name : "",
 		 analyze_quant_name(su->dep.quant), su->dep.ranks_per_node, su->dep.link_intra,
 		 su->dep.link_inter, su->dep.intra_gbps, su->dep.inter_gbps,
 		 (unsigned long long)su->dep.expert_bytes, su->dep.hw->name, su->dep.tflops,
 		 su->dep.hbm_gbps, su->dep.sec_per_token, su->dep.sec_per_expert,
-		 su->dep.step_seconds * 1e3, o->phase_mask, o->pay ? "true" : "false");
+		 su->dep.step_seconds * 1e3, o->phase_mask, o->pay ? "true" : "false",
+		 o->engine ? o->engine->name : "");
 }
 
 static const char *human_bytes(char *b, size_t n, double v)
@@ -126,7 +134,8 @@ struct units {
 	double moe_share, step_share, stop_share, overlap_share;
 	double tps_base, tps_replay, tps_stop, tps_overlap;
 	double intra_s, inter_s;        /* summed over rebalances */
-	int timed;
+	int timed;                      /* MoE time is known */
+	int stepped;                    /* step time is known */
 };
 
 static double tps(double tokens, double seconds)
@@ -153,14 +162,17 @@ static void units_of(const struct setup *su, const struct analyze_replay_out *r,
 	u->hbm_gib = analyze_redundant_gib(d, m->slots);
 	u->tokens_per_step = steps > 0 ? (double)m->tokens / steps : 0;
 	u->tokens_per_rank = u->tokens_per_step / (m->ranks > 0 ? m->ranks : 1);
-	u->timed = base > 0;
+	u->timed = m->baseline_moe_seconds > 0;
+	u->stepped = u->timed && base > 0;
 	if (!u->timed)
 		return;
 	u->moe_base_ms = m->baseline_moe_seconds / steps * 1e3;
 	u->moe_ms = m->moe_seconds / steps * 1e3;
+	u->moe_share = m->saved_seconds / m->baseline_moe_seconds;
+	if (!u->stepped)
+		return;
 	u->step_base_ms = base / steps * 1e3;
 	u->other_ms = u->step_base_ms - u->moe_base_ms;
-	u->moe_share = m->baseline_moe_seconds > 0 ? m->saved_seconds / m->baseline_moe_seconds : 0;
 	u->step_share = m->saved_seconds / base;
 	u->stop_share = m->net_stop_seconds / base;
 	u->overlap_share = m->net_overlap_seconds / base;
@@ -170,8 +182,28 @@ static void units_of(const struct setup *su, const struct analyze_replay_out *r,
 	u->tps_overlap = tps((double)m->tokens, base - m->net_overlap_seconds);
 }
 
+/* The step-time lines of a replay whose step time is known. */
+static void print_step_units(const struct analyze_deploy *d, const struct store_replay *m,
+			     const struct units *u)
+{
+	if (d->step_seconds > 0 && u->moe_base_ms > u->step_base_ms)
+		printf("note: the estimated MoE time per step exceeds the measured --step-ms "
+		       "%.3f ms; check --hardware or --tflops\n",
+		       u->step_base_ms);
+	printf("%-28s %8.3fms %8.3fms %8.2f%%\n",
+	       d->step_seconds > 0 ? "step time (measured)" : "step time", u->step_base_ms,
+	       u->step_base_ms - (u->moe_base_ms - u->moe_ms), 100 * u->step_share);
+	printf("%-28s %10.0f %10.0f %8.2f%%\n", "tokens/s", u->tps_base, u->tps_replay,
+	       u->tps_base > 0 ? 100 * (u->tps_replay / u->tps_base - 1) : 0);
+	printf("MoE straggler time saved %.3f s; net of transfers %.3f s stop-the-world "
+	       "(%.2f%% of step time, %.0f tokens/s), %.3f s overlapped (%.2f%%, %.0f "
+	       "tokens/s)\n",
+	       m->saved_seconds, m->net_stop_seconds, 100 * u->stop_share, u->tps_stop,
+	       m->net_overlap_seconds, 100 * u->overlap_share, u->tps_overlap);
+}
+
 static void print_text(const struct setup *su, const struct analyze_replay_out *r,
-		       const char *start_desc, int pay)
+		       const char *start_desc, int pay, const struct analyze_engine *engine)
 {
 	const struct store_replay *m = &r->sum;
 	const struct analyze_deploy *d = &su->dep;
@@ -187,6 +219,10 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       idb, su->run.name, m->algo, m->ranks, m->slots,
 	       (long long)m->interval, (long long)m->window, (long long)m->delay,
 	       m->id ? "" : " (not stored)");
+	if (engine)
+		printf("%s's EPLB with its defaults (%s), options given beside --engine "
+		       "excepted\n",
+		       engine->name, engine->settings);
 	if (m->threshold > 0)
 		printf("only layers whose window imbalance exceeds %.3f are re-placed\n", m->threshold);
 	if (pay)
@@ -224,22 +260,20 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	}
 	if (u.timed) {
 		printf("\n%lld tokens per step, %.1f per rank; estimated with the step-time model "
-		       "on %s%s (docs/replay.md)\n",
-		       (long long)(u.tokens_per_step + 0.5), u.tokens_per_rank, d->hw->label,
+		       "%s%s%s (docs/replay.md)\n",
+		       (long long)(u.tokens_per_step + 0.5), u.tokens_per_rank,
+		       d->expert_bytes ? "on " : "at --us-per-token",
+		       d->expert_bytes ? d->hw->label : "",
 		       d->step_seconds > 0 ? ", the step time measured (--step-ms)" : "");
 		printf("%-28s %10s %10s %9s\n", "per step", "baseline", "replay", "saved");
 		printf("%-28s %8.3fms %8.3fms %8.2f%%\n", "MoE time (busiest rank)", u.moe_base_ms,
 		       u.moe_ms, 100 * u.moe_share);
-		printf("%-28s %8.3fms %8.3fms %8.2f%%\n",
-		       d->step_seconds > 0 ? "step time (measured)" : "step time", u.step_base_ms,
-		       u.step_base_ms - (u.moe_base_ms - u.moe_ms), 100 * u.step_share);
-		printf("%-28s %10.0f %10.0f %8.2f%%\n", "tokens/s", u.tps_base, u.tps_replay,
-		       u.tps_base > 0 ? 100 * (u.tps_replay / u.tps_base - 1) : 0);
-		printf("MoE straggler time saved %.3f s; net of transfers %.3f s stop-the-world "
-		       "(%.2f%% of step time, %.0f tokens/s), %.3f s overlapped (%.2f%%, %.0f "
-		       "tokens/s)\n",
-		       m->saved_seconds, m->net_stop_seconds, 100 * u.stop_share, u.tps_stop,
-		       m->net_overlap_seconds, 100 * u.overlap_share, u.tps_overlap);
+		if (!u.stepped)
+			printf("(no model preset: no step time; MoE straggler time saved %.3f s, net "
+			       "of transfers %.3f s stop-the-world, %.3f s overlapped)\n",
+			       m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+		else
+			print_step_units(d, m, &u);
 	} else {
 		printf("(no model preset: give --model or --us-per-token for time estimates)\n");
 	}
@@ -301,15 +335,15 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	/* without a model there is no time: null, not a zero share */
 	jnum("baseline_moe_ms_per_step", u.moe_base_ms, u.timed);
 	jnum("moe_ms_per_step", u.moe_ms, u.timed);
-	jnum("baseline_step_ms", u.step_base_ms, u.timed);
+	jnum("baseline_step_ms", u.step_base_ms, u.stepped);
 	jnum("moe_time_saved_share", u.moe_share, u.timed);
-	jnum("step_time_saved_share", u.step_share, u.timed);
-	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.timed);
-	jnum("step_time_saved_share_overlapped", u.overlap_share, u.timed);
-	jnum("baseline_tokens_per_s", u.tps_base, u.timed);
-	jnum("tokens_per_s", u.tps_replay, u.timed);
-	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.timed);
-	jnum("tokens_per_s_overlapped", u.tps_overlap, u.timed);
+	jnum("step_time_saved_share", u.step_share, u.stepped);
+	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.stepped);
+	jnum("step_time_saved_share_overlapped", u.overlap_share, u.stepped);
+	jnum("baseline_tokens_per_s", u.tps_base, u.stepped);
+	jnum("tokens_per_s", u.tps_replay, u.stepped);
+	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.stepped);
+	jnum("tokens_per_s_overlapped", u.tps_overlap, u.stepped);
 	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
@@ -351,6 +385,7 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 /* ---- grid ------------------------------------------------------------------ */
 
 struct combo {
+	const struct analyze_engine *engine; /* NULL: none (the settings given) */
 	const struct analyze_algo *algo;
 	int redundant, slots, pay;
 	int64_t interval, window, delay;
@@ -365,6 +400,7 @@ struct grid {
 	struct store_run run;
 	int ranks;
 	struct setup su0;
+	int en_nodes, en_groups; /* nodes and groups of the engines' rows */
 	struct combo *c;
 	size_t n, next;
 	pthread_mutex_t mu;
@@ -429,7 +465,8 @@ static void *grid_worker(void *arg)
 		if (!c->rc) {
 			struct analyze_replay_cfg cfg = {
 				.algo = c->algo, .ranks = g->ranks, .slots = c->slots,
-				.nodes = g->o->nodes, .groups = g->o->groups,
+				.nodes = c->engine ? g->en_nodes : g->o->nodes,
+				.groups = c->engine ? g->en_groups : g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
 				.threshold = g->o->threshold, .pay = c->pay,
 				.episodes = g->o->episodes,
@@ -438,6 +475,7 @@ static void *grid_worker(void *arg)
 				.from = g->o->from,
 				.to = g->o->to, .phase_mask = g->o->phase_mask, .start = start,
 				.deploy = &su.dep, .threads = 1, .store = 0,
+				.engine = c->engine ? c->engine->name : NULL,
 			};
 			c->rc = analyze_replay_run(s, &run, &cfg, &c->r, &c->err);
 		}
@@ -445,6 +483,24 @@ static void *grid_worker(void *arg)
 	}
 	store_free(s);
 	return NULL;
+}
+
+/* Nodes and expert groups for an engine's algorithm: the given ones, else
+ * the deployment's ranks per node and the model's groups, as `compare`
+ * takes them (the DeepSeek policy is hierarchical only when the nodes
+ * divide the groups). */
+static void engine_layout(const struct opts *o, const struct setup *su, int ranks, int *nodes,
+			  int *groups)
+{
+	int rpn = su->dep.ranks_per_node;
+
+	*nodes = o->nodes;
+	*groups = o->groups;
+	if (!o->nodes && rpn > 0 && ranks % rpn == 0 && ranks / rpn > 1) {
+		int g = su->model && su->model->groups > 1 ? su->model->groups : 0;
+		*nodes = ranks / rpn;
+		*groups = g && su->run.experts % g == 0 ? g : *nodes;
+	}
 }
 
 static int cmp_combo(const void *a, const void *b)
@@ -457,10 +513,11 @@ static int cmp_combo(const void *a, const void *b)
 	return (x->r.sum.moves > y->r.sum.moves) - (x->r.sum.moves < y->r.sum.moves);
 }
 
-static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
+static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int64_t nsel)
 {
 	char algos[16][64], reds[16][64], ints[16][64], wins[16][64], dels[16][64], pays[2][64];
-	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0;
+	char engs[8][64];
+	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0, ne = 0;
 	struct util_err err = UTIL_ERR_INIT;
 	const char *fmt = o->format ? o->format : "table";
 	int E = su->run.experts;
@@ -490,11 +547,24 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 					util_cli_error("replay", "--grid pay=%s: not no or yes", pays[j]);
 					return 2;
 				}
+		} else if (!strcmp(k, "engine") || !strcmp(k, "engines")) {
+			ne = split_list(v, engs, 8);
+			for (int j = 0; j < ne; j++)
+				if (!analyze_engine_find(engs[j])) {
+					util_cli_error("replay", "--grid engine=%s: unknown engine (%s)",
+						       engs[j], analyze_engine_choices());
+					return 2;
+				}
 		} else {
 			util_cli_error("replay", "--grid: unknown key '%s' (algos, redundant, "
-				       "interval, window, delay, pay)", k);
+				       "interval, window, delay, pay, engine)", k);
 			return 2;
 		}
+	}
+	if (ne && (na || ni || nw || nd)) {
+		util_cli_error("replay", "--grid engine= sets the algorithm, interval, window and "
+			       "delay of its rows: drop algos=, interval=, window= and delay=");
+		return 2;
 	}
 	if (strcmp(fmt, "table") && strcmp(fmt, "csv") && strcmp(fmt, "json") &&
 	    strcmp(fmt, "markdown")) {
@@ -505,14 +575,53 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 		snprintf(algos[na++], 64, "%s", o->algo);
 	if (!nr)
 		snprintf(reds[nr++], 64, "%d", ranks * slots - E);
-	if (!ni)
-		snprintf(ints[ni++], 64, "%lld", (long long)o->interval);
+	if (!ni) {
+		int64_t K = o->interval, W = 0, D = -1;
+		analyze_replay_cadence(nsel, &K, &W, &D);
+		snprintf(ints[ni++], 64, "%lld", (long long)K);
+	}
 	if (!np)
 		snprintf(pays[np++], 64, "%s", o->pay ? "yes" : "no");
-	size_t n = (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
-	struct combo *c = calloc(n, sizeof(*c));
+	/* with engine=: one row per engine and one of the flagship at the
+	 * default cadence, each for every redundant and pay value */
+	size_t n = ne ? (size_t)(ne + 1) * nr * np
+		      : (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
+	struct combo *c = xcalloc(n, sizeof(*c));
 	size_t k = 0;
-	for (int a = 0; a < na; a++)
+	for (int e = 0; ne && e <= ne; e++)
+		for (int r = 0; r < nr; r++)
+			for (int p = 0; p < np; p++) {
+				struct combo *x = &c[k++];
+				const struct analyze_engine *en =
+					e < ne ? analyze_engine_find(engs[e]) : NULL;
+				int red;
+				if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red,
+						   "--grid redundant", &err)) {
+					free(c);
+					return util_cli_fail("replay", &err);
+				}
+				if ((E + red) % ranks) {
+					util_cli_error("replay", "--grid redundant=%d: %d experts + %d is "
+						       "not a multiple of %d ranks", red, E, red, ranks);
+					free(c);
+					return 2;
+				}
+				x->engine = en;
+				x->pay = !strcmp(pays[p], "yes");
+				x->redundant = red;
+				x->slots = (E + red) / ranks;
+				x->algo = analyze_algo_find(en ? en->algo : ANALYZE_FLAGSHIP);
+				if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+					util_err_prefix(&err, "--grid redundant=%d: ", red);
+					free(c);
+					return util_cli_fail("replay", &err);
+				}
+				x->interval = en ? (en->interval ? en->interval : su->run.layers) : 0;
+				x->window = en ? en->window : 0;
+				x->delay = en ? en->delay : -1;
+				analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
+			}
+	for (int a = 0; !ne && a < na; a++)
 		for (int r = 0; r < nr; r++)
 			for (int i = 0; i < ni; i++)
 				for (int w = 0; w < (nw ? nw : 1); w++)
@@ -551,13 +660,14 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 							return util_cli_fail("replay", &err);
 						}
 						if (!nw)
-							x->window = o->window ? o->window : x->interval;
+							x->window = o->window;
 						if (!nd)
-							x->delay = o->delay >= 0 ? o->delay
-								   : (x->interval > 50 ? 50 : x->interval / 2);
+							x->delay = o->delay;
+						analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
 					}
 	struct grid g = { .o = o, .db = o->db, .run = su->run, .ranks = ranks, .su0 = *su,
 			  .c = c, .n = n };
+	engine_layout(o, su, ranks, &g.en_nodes, &g.en_groups);
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_t tid;
 	int two = o->threads != 1 && n > 1 && pthread_create(&tid, NULL, grid_worker, &g) == 0;
@@ -581,18 +691,20 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
 		       "saved_seconds,net_overlap_seconds,net_stop_seconds,bytes_inter_node,quant,"
-		       "ranks_per_node,link_intra,link_inter\n");
+		       "ranks_per_node,link_intra,link_inter,engine\n");
 	else if (md)
-		printf("| # | algo | redundant | interval | window | delay | pay | imbalance mean | p99 | "
-		       "baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
-		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+		printf("| # | engine | algo | redundant | interval | window | delay | pay | imbalance mean "
+		       "| p99 | baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	else
-		printf("%3s %-8s %9s %8s %7s %6s %4s %9s %7s %9s %8s %9s %9s %11s\n", "#", "algo",
+		printf("%3s %-11s %-9s %9s %8s %7s %6s %4s %9s %7s %9s %8s %9s %9s %11s\n", "#",
+		       "engine", "algo",
 		       "redundant", "interval", "window", "delay", "pay", "imb-mean", "p99", "baseline",
 		       "copies", "GB moved", "transfer", "net-overlap");
 	for (size_t i = 0; i < n; i++) {
 		const struct combo *x = &c[i];
 		const struct store_replay *m = &x->r.sum;
+		const char *en = x->engine ? x->engine->name : "-";
 		if (js)
 			printf("%s\n {\"rank\": %zu, \"algo\": \"%s\", \"redundant\": %d, \"slots\": %d, "
 			       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, \"pay\": %s, "
@@ -601,17 +713,18 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
 			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
 			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
-			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\"}",
+			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\", \"engine\": %s%s%s}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
 			       x->pay ? "true" : "false", m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
 			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
 			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
-			       m->ranks_per_node, m->link_intra, m->link_inter);
+			       m->ranks_per_node, m->link_intra, m->link_inter,
+			       x->engine ? "\"" : "", x->engine ? en : "null", x->engine ? "\"" : "");
 		else if (csv)
 			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
-			       "%.6f,%lld,%s,%d,%s,%s\n",
+			       "%.6f,%lld,%s,%d,%s,%s,%s\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
@@ -619,19 +732,19 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
 			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
 			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
-			       m->link_inter);
+			       m->link_inter, x->engine ? en : "");
 		else if (md)
-			printf("| %zu | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | %.1f | "
-			       "%.2f | %.2f |\n",
-			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
+			printf("| %zu | %s | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | "
+			       "%.1f | %.2f | %.2f |\n",
+			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 		else
-			printf("%3zu %-8s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f %8.2fs "
-			       "%10.2fs\n",
-			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
+			printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
+			       "%8.2fs %10.2fs\n",
+			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
@@ -686,18 +799,19 @@ int cmd_replay(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "grid", no_argument, NULL, 'G' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "engine", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .max_moves = -1, .threads = 2, .interval = 600, .delay = -1,
+	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1,
 			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
 	struct util_err err = UTIL_ERR_INIT;
 	struct setup su = { 0 };
-	int c, rc, status = 1, grid = 0, interval_set = 0;
+	int c, rc, status = 1, grid = 0;
 	int32_t *start = NULL;
 	struct analyze_replay_out out = { 0 };
 
-	while ((c = getopt_long(argc, argv, "r:a:R:S:N:n:g:K:W:D:T:e:M:s:x:p:m:q:l:b:t:u:j:ZJGf:h",
+	while ((c = getopt_long(argc, argv, "r:a:R:S:N:n:g:K:W:D:T:e:M:s:x:p:m:q:l:b:t:u:j:ZJGf:E:h",
 				lopts, NULL)) != -1) {
 		rc = 0;
 		switch (c) {
@@ -710,7 +824,6 @@ int cmd_replay(int argc, char **argv)
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o.groups, "--groups", &err); break;
 		case 'K':
 			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.interval, "--interval", &err);
-			interval_set = 1;
 			if (!rc && o.interval == 0)
 				rc = util_err_set(&err, UTIL_EUSAGE, "--interval: must be at least 1 step");
 			break;
@@ -745,13 +858,17 @@ int cmd_replay(int argc, char **argv)
 		case 'J': o.json = 1; break;
 		case 'G': grid = 1; break;
 		case 'f': o.format = optarg; break;
+		case 'E':
+			if (!(o.engine = analyze_engine_find(optarg)))
+				rc = util_err_set(&err, UTIL_EUSAGE, "--engine: unknown engine '%s' (%s)",
+						  optarg, analyze_engine_choices());
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: return util_opt_unknown(argv, lopts);
 		}
 		if (rc)
 			return util_cli_fail("replay", &err);
 	}
-	(void)interval_set;
 	/* positional: DB, then (with --grid) KEY=LIST terms */
 	for (int i = optind; i < argc; i++) {
 		if (grid && strchr(argv[i], '=')) {
@@ -768,6 +885,13 @@ int cmd_replay(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (o.engine && grid) {
+		util_cli_error("replay", "--engine replays one engine: compare them with --grid "
+			       "engine=%s,...", o.engine->name);
+		return 2;
+	}
+	if (!o.algo && o.engine)
+		o.algo = o.engine->algo;
 	if (!o.algo)
 		o.algo = analyze_algo_find(ANALYZE_FLAGSHIP) ? ANALYZE_FLAGSHIP : "eplb";
 	const struct analyze_algo *algo = analyze_algo_find(o.algo);
@@ -794,6 +918,11 @@ int cmd_replay(int argc, char **argv)
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
+	int64_t nsel;
+	if (analyze_step_count(su.s, &su.run, o.from, o.to, o.phase_mask, &nsel, &err)) {
+		status = util_cli_fail("replay", &err);
+		goto out;
+	}
 	/* a layout the algorithm cannot fill fails here, not at its first
 	 * decision after the baseline of the whole window is scored */
 	if (!grid && analyze_algo_layout_check(algo, su.run.experts, slots, &err)) {
@@ -801,13 +930,20 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	if (grid) {
-		status = run_grid(&o, &su, ranks, slots);
+		status = run_grid(&o, &su, ranks, slots, nsel);
 		goto out;
 	}
-	if (!o.window)
-		o.window = o.interval;
-	if (o.delay < 0)
-		o.delay = o.interval > 50 ? 50 : o.interval / 2;
+	if (o.engine) {
+		/* the engine's settings, where no option overrides them */
+		if (!o.interval)
+			o.interval = o.engine->interval ? o.engine->interval : su.run.layers;
+		if (!o.window)
+			o.window = o.engine->window;
+		if (o.delay < 0)
+			o.delay = o.engine->delay;
+		engine_layout(&o, &su, ranks, &o.nodes, &o.groups);
+	}
+	analyze_replay_cadence(nsel, &o.interval, &o.window, &o.delay);
 	start = xmallocarray((size_t)su.run.layers * (size_t)ranks * (size_t)slots, sizeof(int32_t));
 	char start_desc[256], pj[1024];
 	if ((rc = resolve_start(&su, &o, ranks, slots, start, start_desc, sizeof(start_desc), &err))) {
@@ -824,17 +960,19 @@ int cmd_replay(int argc, char **argv)
 		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,
-		.deploy = &su.dep,
+		.deploy = &su.dep, .engine = o.engine ? o.engine->name : NULL,
 		.threads = o.threads, .store = !o.no_store, .params_json = pj,
 	};
 	if ((rc = analyze_replay_run(su.s, &su.run, &cfg, &out, &err))) {
+		if (o.engine && rc == UTIL_EUSAGE)
+			util_err_prefix(&err, "--engine %s: ", o.engine->name);
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
 	if (o.json)
 		print_json(&su, &out);
 	else
-		print_text(&su, &out, start_desc, o.pay);
+		print_text(&su, &out, start_desc, o.pay, o.engine);
 	status = 0;
 out:
 	analyze_replay_release(&out);

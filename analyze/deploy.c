@@ -134,8 +134,12 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 	d->tflops = o->tflops > 0 ? o->tflops
 		    : d->quant == ANALYZE_QUANT_BF16 ? d->hw->tflops16 : d->hw->tflops8;
 	d->hbm_gbps = d->hw->hbm_tbytes_per_s * 1e3;
-	if (!model)
+	if (!model) {
+		/* --us-per-token alone still times MoE compute; no bytes, no other time */
+		d->sec_per_token = o->us_per_token * 1e-6;
+		d->estimated = d->sec_per_token > 0;
 		return 0;
+	}
 	d->expert_bytes = analyze_expert_bytes(model->hidden, model->inter, d->quant);
 	/* 3 GEMMs of hidden x inter, 2 FLOPs per multiply-add, per routed token */
 	d->sec_per_token = o->us_per_token > 0

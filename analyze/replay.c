@@ -674,6 +674,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	snprintf(sum->link_inter, sizeof(sum->link_inter), "%s",
 		 dep.link_inter ? dep.link_inter : "");
 	snprintf(sum->hardware, sizeof(sum->hardware), "%s", dep.hw ? dep.hw->name : "");
+	snprintf(sum->engine, sizeof(sum->engine), "%s", cfg->engine ? cfg->engine : "");
 	sum->step_ms = dep.step_seconds * 1e3;
 	snprintf(sum->params, sizeof(sum->params), "%s", cfg->params_json ? cfg->params_json : "{}");
 	if (cfg->store) {
@@ -921,7 +922,9 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	sum->baseline_imbalance_p99 = qh_pct(&qob, 0, 99);
 	sum->net_stop_seconds = sum->saved_seconds - sum->transfer_seconds;
 	sum->net_overlap_seconds += sum->saved_seconds;
-	if (timed)
+	/* step time: measured, else estimated when the model gives the rest of
+	 * the step (without one only MoE time is known) */
+	if (timed && (dep.step_seconds > 0 || dep.expert_bytes))
 		sum->baseline_step_seconds = dep.step_seconds > 0
 						     ? dep.step_seconds * (double)ord
 						     : dense_s + sum->baseline_moe_seconds;

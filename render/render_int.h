@@ -99,6 +99,10 @@ struct render_job_opts {
 	int ranks, slots, redundant, width, height;
 	double scale;
 	int64_t from, to;
+	/* devices: with fit_to >= fit_from, the algorithm's placement is fitted
+	 * on the heat of [fit_from, fit_to] and scored on [from, to] (steps it
+	 * was not fitted on); otherwise fitted on [from, to], in hindsight */
+	int64_t fit_from, fit_to;
 	unsigned phase_mask;
 	/* imbalance and transfer: a replay run in memory (with series) instead
 	 * of stored ones; not owned.  replay_name labels it. */
@@ -128,7 +132,7 @@ struct render_job {
 	struct store_replay rp[RENDER_MAX_REPLAYS];
 	struct analyze_replay_out own; /* the default replay of `render imbalance` */
 	/* owned arrays */
-	double *heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	double *heat, *fit_heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
 	int *ids;
 	int32_t *p2l, *after, *fixed0, *fixed1;
 	struct store_replay_event *ev[RENDER_MAX_REPLAYS];

@@ -225,11 +225,12 @@ int cmd_models(int argc, char **argv)
 		fputs("usage: moetrace models\n", stderr);
 		return 2;
 	}
-	printf("%-17s %-26s %6s %7s %5s %7s %6s %s\n", "preset", "model", "layers", "experts",
-	       "top-k", "hidden", "inter", "typical EP (ranks x slots)");
+	printf("%-17s %-26s %6s %7s %5s %7s %6s %-6s %s\n", "preset", "model", "layers", "experts",
+	       "top-k", "hidden", "inter", "served", "typical EP (ranks x slots)");
 	for (size_t i = 0; (m = store_model_at(i)); i++)
-		printf("%-17s %-26s %6d %7d %5d %7d %6d %d x %d (%d redundant)\n", m->name,
-		       m->label, m->layers, m->experts, m->topk, m->hidden, m->inter, m->ranks,
-		       m->slots, m->ranks * m->slots - m->experts);
+		printf("%-17s %-26s %6d %7d %5d %7d %6d %-6s %d x %d (%d redundant), %d per node\n",
+		       m->name, m->label, m->layers, m->experts, m->topk, m->hidden, m->inter,
+		       m->quant, m->ranks, m->slots, m->ranks * m->slots - m->experts,
+		       m->ranks_per_node);
 	return 0;
 }

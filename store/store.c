@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +161,8 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int readonly;
-	int depth; /* savepoint nesting */
+	int depth; /* transaction nesting (store_begin) */
+	int began; /* the outermost level is BEGIN IMMEDIATE, not a savepoint */
 	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
 	char errmsg[512];
 	sqlite3_stmt *cached[STORE_STMT_COUNT];
@@ -630,6 +633,87 @@ static void remove_files(const char *file)
 	free(p);
 }
 
+/* A command interrupted (SIGINT, SIGTERM, SIGHUP) while it stages a new
+ * database removes the staged files before it dies, so that nothing of
+ * it stays behind.  The names are built before they are registered; the
+ * handler only unlinks (async-signal-safe) and re-raises.  Handlers are
+ * installed only where the signal has its default action: a program that
+ * handles these signals itself keeps its handlers (and its cleanup). */
+#define STAGE_MAX 4
+#define STAGE_FILES 4 /* the file, -wal, -shm, -journal */
+
+static char *volatile staged_files[STAGE_MAX][STAGE_FILES];
+static const int stage_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+static void on_stage_signal(int sig)
+{
+	for (int i = 0; i < STAGE_MAX; i++)
+		for (int j = 0; j < STAGE_FILES; j++)
+			if (staged_files[i][j])
+				unlink(staged_files[i][j]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void stage_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stage_signals) / sizeof(stage_signals[0]); i++)
+		sigaddset(&set, stage_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* Registers the files of staged database `file` for removal on a signal. */
+static void stage_register(const char *file)
+{
+	static const char *const side[STAGE_FILES] = { "", "-wal", "-shm", "-journal" };
+	sigset_t old;
+	int slot = -1;
+
+	stage_block(&old);
+	for (int i = 0; i < STAGE_MAX && slot < 0; i++)
+		if (!staged_files[i][0])
+			slot = i;
+	for (int j = 0; slot >= 0 && j < STAGE_FILES; j++) {
+		size_t n = strlen(file) + strlen(side[j]) + 1;
+		char *p = malloc(n);
+		if (p)
+			snprintf(p, n, "%s%s", file, side[j]);
+		staged_files[slot][j] = p;
+	}
+	for (size_t i = 0; slot >= 0 && i < sizeof(stage_signals) / sizeof(stage_signals[0]);
+	     i++) {
+		struct sigaction sa, cur;
+		if (sigaction(stage_signals[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+		    cur.sa_handler == SIG_DFL) {
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_stage_signal;
+			sigemptyset(&sa.sa_mask);
+			sigaction(stage_signals[i], &sa, NULL);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void stage_unregister(const char *file)
+{
+	sigset_t old;
+
+	stage_block(&old);
+	for (int i = 0; i < STAGE_MAX; i++) {
+		if (!staged_files[i][0] || strcmp(staged_files[i][0], file))
+			continue;
+		for (int j = 0; j < STAGE_FILES; j++) {
+			char *p = staged_files[i][j];
+			staged_files[i][j] = NULL;
+			free(p);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Creates an empty file of a name no other process uses, beside path:
  * "PATH.new-PID-N"; malloc'ed name, NULL with err set on failure. */
 static char *stage_name(const char *path, struct util_err *err)
@@ -660,6 +744,7 @@ static char *stage_name(const char *path, struct util_err *err)
 int store_open(const char *path, int flags, struct store **out, struct util_err *err)
 {
 	struct stat sb;
+	sigset_t old;
 	char *tmp;
 	int rc;
 
@@ -668,10 +753,15 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 		return open_file(path, path, flags & ~STORE_STAGE, out, err);
 	/* a new database: build it under a private name; store_publish()
 	 * moves it into place, store_free() removes it */
-	if (!(tmp = stage_name(path, err)))
+	stage_block(&old); /* no signal between creating the name and registering it */
+	if ((tmp = stage_name(path, err)))
+		stage_register(tmp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!tmp)
 		return err->code;
 	if ((rc = open_file(tmp, path, STORE_CREATE, out, err))) {
 		remove_files(tmp);
+		stage_unregister(tmp);
 		free(tmp);
 		return rc;
 	}
@@ -734,6 +824,7 @@ void store_free(struct store *s)
 		tidy_side_files(s->path);
 	if (s->stage) {
 		remove_files(s->stage);
+		stage_unregister(s->stage);
 		free(s->stage);
 	}
 	free(s->path);
@@ -885,6 +976,7 @@ int store_publish(struct store *s, struct util_err *err)
 	}
 	/* never over a file another process created meanwhile */
 	if (renameat2(AT_FDCWD, s->stage, AT_FDCWD, s->path, RENAME_NOREPLACE) == 0) {
+		stage_unregister(s->stage);
 		free(s->stage);
 		s->stage = NULL;
 	} else if (errno != EEXIST && link(s->stage, s->path) == 0) {
@@ -902,13 +994,27 @@ out:
 	return rc;
 }
 
+/* The outermost level is BEGIN IMMEDIATE, which takes the write lock at
+ * once and so waits (busy timeout) for another process's writer; a
+ * deferred transaction that read first would fail at its first write
+ * with "database is locked" as soon as another process had committed
+ * meanwhile.  Inner levels are savepoints.  (If the connection is in a
+ * transaction of its caller's, the outermost level is a savepoint too.) */
 int store_begin(struct store *s)
 {
 	char sql[64];
 
-	snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
-	if (exec(s, sql))
-		return UTIL_EDB;
+	if (s->depth == 0 && sqlite3_get_autocommit(s->db)) {
+		if (exec(s, "BEGIN IMMEDIATE"))
+			return UTIL_EDB;
+		s->began = 1;
+	} else {
+		snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
+		if (exec(s, sql))
+			return UTIL_EDB;
+		if (s->depth == 0)
+			s->began = 0;
+	}
 	s->depth++;
 	return 0;
 }
@@ -916,13 +1022,14 @@ int store_begin(struct store *s)
 /* After a failed COMMIT or RELEASE SQLite may have rolled the whole
  * transaction back on its own (a full disk, an I/O error) or kept it open;
  * either way nothing of it is durable.  End it for certain so that the
- * next store_begin() starts a transaction that can commit: otherwise its
- * SAVEPOINT would nest inside the dead one and every later "commit" would
- * only release into it, to be discarded at close. */
+ * next store_begin() starts a transaction that can commit: otherwise it
+ * would nest inside the dead one and every later "commit" would only
+ * release into it, to be discarded at close. */
 static void abandon(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(s->db, s->began ? "ROLLBACK" : "ROLLBACK TO sp0; RELEASE sp0", NULL,
+			     NULL, NULL);
 	s->depth = 0;
 }
 
@@ -932,10 +1039,13 @@ int store_commit(struct store *s)
 
 	if (s->depth == 0)
 		return set_err(s, UTIL_ESTATE, "commit without a transaction");
-	snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
+	if (s->depth == 1 && s->began)
+		snprintf(sql, sizeof(sql), "COMMIT");
+	else
+		snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
 	if (exec(s, sql)) {
 		/* an inner savepoint's release writes nothing; the outermost
-		 * one is the commit: when it fails, the transaction is gone */
+		 * level is the commit: when it fails, the transaction is gone */
 		if (s->depth == 1 || sqlite3_get_autocommit(s->db))
 			abandon(s);
 		else
@@ -958,11 +1068,13 @@ int store_rollback(struct store *s)
 		s->depth = 0;
 		return 0;
 	}
+	if (s->depth == 1) {
+		abandon(s);
+		return 0;
+	}
 	s->depth--;
 	snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", s->depth, s->depth);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		/* the savepoint could not be released (the outermost one
-		 * commits what is left, nothing, and that can still fail) */
 		abandon(s);
 		return UTIL_EDB; /* errmsg keeps the failure that led here */
 	}

@@ -85,6 +85,11 @@ assert abs(d["baseline_step_ms"] - 10) < 1e-9
 assert 0 < d["moe_time_saved_share"] <= 1
 PY
 
+# a measured step time shorter than the estimated MoE time is pointed out
+expect_status 0 mt replay "$T/db" --model mixtral-8x7b --algo eplb --interval 5 --window 5 --delay 1 \
+	--no-store --step-ms 0.01
+expect_grep "$T/out" "^note: the estimated MoE time per step exceeds the measured --step-ms"
+
 # stored replays keep every setting; `replays` shows them
 expect_status 0 mt replay "$T/db" --algo eplb --interval 5 --window 5 --delay 1 --pay \
 	--link-intra pcie5-x16 --link-inter ib-hdr-200g --ranks-per-node 2 --hardware h200
@@ -144,3 +149,19 @@ expect_grep "$T/err" "^moetrace replay: --step-ms: 0 is not a step time"
 expect_status 2 $r --step-ms -5
 expect_status 2 $r --link nvlink4 --link-inter roce-200g
 expect_status 2 mt compare "$T/db" --step-ms 0
+
+# without a model preset --us-per-token still times MoE compute, but there is
+# no step time to take a share of: null, not 0
+expect_status 0 mt import "$T/hot.csv" --into "$T/db" --run bare --ranks 4 --slots 2
+expect_status 0 mt replay "$T/db" --run bare --algo eplb --interval 5 --window 5 --delay 1 \
+	--no-store --json --us-per-token 1
+python3 - "$T/out" <<'PY' || fail "--us-per-token without a model"
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["summary"]
+assert d["step_time_saved_share"] is None and d["tokens_per_s"] is None
+assert d["weights_moved_share"] is None and s["bytes"] == 0
+# compute only: MoE time is 1 us x the busiest rank's tokens
+want = s["saved_seconds"] / (d["baseline_moe_ms_per_step"] * 1e-3 * s["steps"])
+assert s["saved_seconds"] > 0 and abs(d["moe_time_saved_share"] - want) < 1e-4, (d, want)
+PY
