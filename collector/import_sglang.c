@@ -1495,7 +1495,7 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 	if ((rc = tensor_entry(f, m, &mz, "last_physical_to_logical_map", err)))
 		return rc;
 	size_t n = (size_t)(m->shape[0] * m->shape[1]);
-	uint32_t *v = malloc(n * sizeof(*v));
+	uint32_t *v = calloc(n, sizeof(*v));
 	void *raw = malloc(n * 8);
 	if (!v || !raw) {
 		free(v);
@@ -1535,20 +1535,20 @@ static int load_pass(struct sg *g, size_t i, size_t *cap, struct util_err *err)
 			free(v);
 			return sg_fail(err, UTIL_ENOMEM, "out of memory");
 		}
-		for (int64_t l = 0; l < g->L; l++) {
+		for (size_t row = 0; row < n; row += (size_t)g->P) {
 			int64_t e = 0;
 			memset(has, 0, (size_t)g->E);
-			for (int64_t k = 0; k < g->P; k++)
-				has[g->p2l[l * g->P + k]] = 1;
+			for (size_t j = row; j < row + (size_t)g->P && j < n; j++)
+				has[v[j]] = 1;
 			while (e < g->E && has[e])
 				e++;
 			if (e < g->E) {
 				free(has);
 				free(v);
 				return sg_fail(err, UTIL_EPARSE,
-					       "%s: field 'last_physical_to_logical_map': layer %lld puts "
+					       "%s: field 'last_physical_to_logical_map': layer %zu puts "
 					       "logical expert %lld on no slot",
-					       f->path, (long long)l, (long long)e);
+					       f->path, row / (size_t)g->P, (long long)e);
 			}
 		}
 		free(has);
