@@ -52,6 +52,7 @@ struct collector_import_opts {
 	int pipeline_stages;             /* Megatron-LM: pipeline-parallel size; 0 = 1 */
 	const char *deployed;            /* the placement file given with the trace, or NULL
 					  * (TensorRT-LLM slot statistics fold through it) */
+	int replicated;                  /* SGLang: N ranks each counted every token; 0 = no */
 };
 
 /* Imports a CSV trace (header naming step, layer, expert, tokens and

@@ -29,7 +29,7 @@ enum collector_format {
 	COLLECTOR_FORMAT_JSONL,    /* ours: {"step", "layer", "counts": [...]} or per step */
 	COLLECTOR_FORMAT_MEGATRON, /* Megatron-LM router_trace_rank*.jsonl */
 	COLLECTOR_FORMAT_TRTLLM,   /* TensorRT-LLM meta_info.json + rank*.safetensors */
-	COLLECTOR_FORMAT_SGLANG,   /* SGLang expert-distribution .pt (Python only) */
+	COLLECTOR_FORMAT_SGLANG,   /* SGLang expert-distribution .pt dumps */
 };
 int collector_format_parse(const char *s); /* -1 if unknown */
 const char *collector_format_name(int format);
@@ -66,8 +66,35 @@ int collector_import_trtllm(struct store *s, const char *path,
 			    const struct collector_import_opts *o, struct store_run *run,
 			    struct util_err *err);
 
-/* Dispatches on format (AUTO detects it); the SGLang format answers with a
- * message naming the Python module that reads it. */
+/* SGLang expert-distribution dumps (torch.save .pt files of
+ * ExpertDistributionRecorder, collector/import_sglang.c): `stat` dumps
+ * ({"logical_count": [buffer slots, layers, experts]}; each non-empty slot
+ * a step, numbered by slot; several stat dumps follow one another) or
+ * `per_pass`/`per_token` dumps (one per rank; records summed per
+ * forward_pass_id, which numbers the steps, physical slots credited to the
+ * logical expert last_physical_to_logical_map puts there, the map recorded
+ * as the deployed placement).  Leading all-zero model layers (dense) are
+ * dropped.  o->replicated = N: the dumps come from N ranks that each
+ * counted every token (tensor parallelism without DP attention): stat
+ * counts are divided by N (refused unless multiples), per_pass records must
+ * come from N ranks with equal counts and are kept once.  Without append a
+ * new run is made (run is OUT, named
+ * o->run_name, its source "import sglang SOURCE"); with append the steps go
+ * after those of the existing run `run` (IN), whose shape the dumps must
+ * have.  One transaction: all or nothing.  *first_step and *last_step
+ * (may be NULL) get the steps written.  Memory holds a few forward passes. */
+int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
+			    const struct collector_import_opts *o, const char *source,
+			    struct store_run *run, int append, int64_t *first_step,
+			    int64_t *last_step, struct util_err *err);
+/* 1 if path ends in a zip end record (torch.save has finished writing it). */
+int collector_sglang_complete(const char *path);
+/* The DIR/ *.pt files in the order SGLang wrote them (the time in their
+ * names); *files is malloc'ed, free with collector_sglang_list_free. */
+int collector_sglang_list(const char *dir, char ***files, size_t *n, struct util_err *err);
+void collector_sglang_list_free(char **files, size_t n);
+
+/* Dispatches on format (AUTO detects it). */
 int collector_import(struct store *s, const char *path, int format,
 		     const struct collector_import_opts *o, struct store_run *run,
 		     struct util_err *err);

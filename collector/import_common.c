@@ -808,13 +808,16 @@ int collector_format_detect(const char *path, struct util_err *err)
 				 !strcmp(de->d_name, "tokens_per_expert") ||
 				 (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".jsonl")))
 				fmt = COLLECTOR_FORMAT_MEGATRON;
+			else if (ends_with(de->d_name, ".pt"))
+				fmt = COLLECTOR_FORMAT_SGLANG;
 		}
 		closedir(d);
 		if (fmt < 0)
 			return util_err_set(err, UTIL_EPARSE,
-					    "'%s': a directory with neither TensorRT-LLM statistics "
-					    "(meta_info.json, rank*.safetensors) nor Megatron-LM traces "
-					    "(router_trace_rank*.jsonl, tokens_per_expert/rank*.jsonl)",
+					    "'%s': a directory with no TensorRT-LLM statistics "
+					    "(meta_info.json, rank*.safetensors), Megatron-LM traces "
+					    "(router_trace_rank*.jsonl, tokens_per_expert/rank*.jsonl) or "
+					    "SGLang dumps (*.pt)",
 					    path);
 		return fmt;
 	}
@@ -848,6 +851,38 @@ int collector_format_detect(const char *path, struct util_err *err)
 	return COLLECTOR_FORMAT_CSV;
 }
 
+/* One .pt dump, or every *.pt of a directory as one group (a per_pass
+ * dump's rank files, or stat dumps in name order). */
+static int import_sglang_path(struct store *s, const char *path,
+			      const struct collector_import_opts *o, struct store_run *run,
+			      struct util_err *err)
+{
+	struct store_run r;
+	struct stat sb;
+	char **files = NULL;
+	size_t nf = 0;
+	int rc;
+
+	if (stat(path, &sb) != 0)
+		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (!S_ISDIR(sb.st_mode)) {
+		rc = collector_import_sglang(s, &path, 1, o, path, &r, 0, NULL, NULL, err);
+	} else {
+		if ((rc = imp_list_dir(path, "", ".pt", &files, &nf, err)))
+			return rc;
+		imp_sglang_sort(files, nf);
+		if (nf == 0)
+			rc = util_err_set(err, UTIL_EPARSE, "'%s': no SGLang dumps (*.pt)", path);
+		else
+			rc = collector_import_sglang(s, (const char *const *)files, nf, o, path, &r,
+						     0, NULL, NULL, err);
+		imp_free_list(files, nf);
+	}
+	if (!rc && run)
+		*run = r;
+	return rc;
+}
+
 int collector_import(struct store *s, const char *path, int format,
 		     const struct collector_import_opts *o, struct store_run *run,
 		     struct util_err *err)
@@ -857,6 +892,10 @@ int collector_import(struct store *s, const char *path, int format,
 		if (format < 0)
 			return format;
 	}
+	if (o->replicated && format != COLLECTOR_FORMAT_SGLANG)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--replicated applies to SGLang dumps, '%s' is %s", path,
+				    collector_format_name(format));
 	switch (format) {
 	case COLLECTOR_FORMAT_CSV:
 		return collector_import_csv(s, path, o, run, err);
@@ -867,11 +906,7 @@ int collector_import(struct store *s, const char *path, int format,
 	case COLLECTOR_FORMAT_TRTLLM:
 		return collector_import_trtllm(s, path, o, run, err);
 	case COLLECTOR_FORMAT_SGLANG:
-		return util_err_set(err, UTIL_EUSAGE,
-				    "'%s': SGLang expert-distribution dumps are torch pickles; "
-				    "import them with the Python package: PYTHONPATH=collector/python "
-				    "python3 -m moetrace.sglang_dump '%s' --into DB",
-				    path, path);
+		return import_sglang_path(s, path, o, run, err);
 	}
 	return util_err_set(err, UTIL_EUSAGE, "unknown trace format %d", format);
 }

@@ -76,6 +76,8 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 int imp_list_dir(const char *dir, const char *prefix, const char *suffix, char ***files,
 		 size_t *nf, struct util_err *err);
 void imp_free_list(char **files, size_t nf);
+/* Sorts SGLang dump paths by the time in their names, then by name. */
+void imp_sglang_sort(char **files, size_t n);
 
 /* ---- small JSON helpers ---------------------------------------------------- */
 

@@ -144,6 +144,16 @@ static const char *const migrations[] = {
 	"  link_intra = ifnull(json_extract(params, '$.link'), ''),"
 	"  link_inter = ifnull(json_extract(params, '$.link'), '')"
 	"  WHERE json_valid(params);",
+	/* 3 -> 4: engine dump files a following import has taken into a run */
+	"CREATE TABLE imports ("
+	"  run INTEGER NOT NULL REFERENCES runs(run),"
+	"  name TEXT NOT NULL,"                   /* file name in the followed directory */
+	"  size INTEGER NOT NULL,"                /* bytes */
+	"  mtime INTEGER NOT NULL,"               /* modification time, ns since the epoch */
+	"  first_step INTEGER NOT NULL,"          /* the steps it added */
+	"  last_step INTEGER NOT NULL,"
+	"  imported REAL NOT NULL,"               /* unix time */
+	"  PRIMARY KEY (run, name, size, mtime)) WITHOUT ROWID;",
 };
 /* clang-format on */
 

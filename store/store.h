@@ -20,7 +20,7 @@
 #include "util/util.h"
 
 /* Schema version written to PRAGMA user_version by the newest migration. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* Shape limits the schema allows (codec and SQL functions check them). */
 #define STORE_MAX_LAYERS 1024
 #define STORE_MAX_EXPERTS 65536
@@ -191,6 +191,22 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
  * *from (may be NULL) gets the step it took effect. */
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
+
+/* ---- imported dump files (store/imports.c) -------------------------------- */
+
+/* A dump file `import --follow` took into a run: its name in the followed
+ * directory, size and mtime (ns) identify it, so it is never taken twice. */
+struct store_import {
+	const char *name;
+	int64_t size, mtime;
+	int64_t first_step, last_step;
+};
+/* 1 if the run already holds the file, 0 if not, or a negative code. */
+int store_import_seen(struct store *s, int64_t run, const char *name, int64_t size,
+		      int64_t mtime);
+/* Records that the run took the file (call inside the transaction that
+ * added its steps). */
+int store_import_add(struct store *s, int64_t run, const struct store_import *im);
 
 /* ---- replays (store/replay.c) -------------------------------------------- */
 

@@ -76,9 +76,9 @@ bad range "$T/mg9.jsonl" "mg9.jsonl:1: expert 9 is out of range for the given sh
 printf '{"step": 0, "layer": 0, "counts": [1, 2]}\n{"step": 0, "layer": 0, "counts": [3, 4]}\n' >"$T/dup.jsonl"
 bad dup "$T/dup.jsonl" "dup.jsonl:2: duplicate record for step 0, layer 0 \\(first at line 1\\)"
 
-# a torch pickle: pointed at the Python reader
+# a .pt file that is no torch.save archive (tests/cli/0805 has the rest)
 printf 'PK\003\004not really a torch file' >"$T/dump.pt"
-bad pt "$T/dump.pt" "SGLang expert-distribution dumps are torch pickles; import them with the Python package: .*python3 -m moetrace.sglang_dump"
+bad pt "$T/dump.pt" "dump.pt: not a torch.save archive: no zip end record"
 
 # deployed maps that do not fit the run roll the whole import back
 printf '{"layer_list": [{"device_list": [{"device_expert": [0, 1]}, {"device_expert": [2, 3]}]}]}' >"$T/onelayer.json"

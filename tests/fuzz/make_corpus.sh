@@ -155,5 +155,43 @@ sqlin ok-wide-heat 9 '[100,200,300,4000,0,1,2,3,900000,5,5,5,5,5,5,5]' "static_p
 printf '\000\377\001\377\377' >"$c/sqlfn/bad-all-counts"
 printf '\000\000[[' >"$c/sqlfn/bad-all-placement"
 
+# ---- SGLang .pt dumps: the samples written with torch and without, and
+# broken copies (cut short, a flipped byte in the pickle, in a storage, in
+# the zip directory; a foreign zip)
+s=$top/tests/data/sglang
+mkdir -p "$c/sglang_pt"
+for f in stat per_pass_rank0 per_token_rank0; do
+	cp "$s/torch/$f.pt" "$c/sglang_pt/ok-torch-$f.pt"
+done
+cp "$s/stat.pt" "$c/sglang_pt/ok-stdlib-stat.pt"
+cp "$s/per_pass_rank1.pt" "$c/sglang_pt/ok-stdlib-per_pass.pt"
+head -c 700 "$s/torch/stat.pt" >"$c/sglang_pt/bad-cut.pt"
+flip() { # src offset dst: the byte at offset xor 0x20
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	{ head -c "$2" "$1"; printf "\\$(printf %03o $((b ^ 32)))"; tail -c +$(($2 + 2)) "$1"; } >"$3"
+}
+flip "$s/torch/stat.pt" 100 "$c/sglang_pt/bad-flip-pickle.pt"
+flip "$s/torch/per_pass_rank0.pt" 900 "$c/sglang_pt/bad-flip-storage.pt"
+# the CRC-32 field of the directory's first entry (its offset from the end record)
+cd_off=$(python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read()
+print(struct.unpack('<I', d[d.rfind(b'PK\\5\\6') + 16:][:4])[0] + 16)" "$s/torch/per_token_rank0.pt")
+flip "$s/torch/per_token_rank0.pt" "$cd_off" "$c/sglang_pt/bad-flip-directory.pt"
+(cd "$c/sglang_pt" && printf 'x' >a.txt && python3 -c "
+import zipfile
+with zipfile.ZipFile('bad-foreign.pt', 'w') as z:
+    z.writestr(zipfile.ZipInfo('a.txt', date_time=(2025, 1, 1, 0, 0, 0)), 'x')" && rm -f a.txt)
+printf '' >"$c/sglang_pt/bad-empty.pt"
+# pickles alone (byte 0 = 0xff: the target wraps them into an archive)
+python3 - "$s" "$c/sglang_pt" <<'PY'
+import os, sys, zipfile
+for src, dst in (("torch/stat.pt", "ok-pickle-stat"), ("torch/per_pass_rank0.pt", "ok-pickle-per_pass"),
+                 ("torch/per_token_rank0.pt", "ok-pickle-per_token")):
+    with zipfile.ZipFile(os.path.join(sys.argv[1], src)) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        open(os.path.join(sys.argv[2], dst), "wb").write(b"\xff" + z.read(pkl))
+open(os.path.join(sys.argv[2], "bad-pickle-global"), "wb").write(
+    b"\xff\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+PY
+
 # ---- values at the type limits (limit-*)
 sh "$top/tests/fuzz/make_corpus_limits.sh"

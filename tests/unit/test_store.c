@@ -274,11 +274,12 @@ static void test_store_migration(void **state)
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
 	sqlite3_finalize(st);
-	/* take it back to version 1 (before the replay tables) */
+	/* take it back to version 1 (before the replay and imports tables) */
 	assert_int_equal(sqlite3_exec(store_db(s),
 				      "DROP TABLE replays; DROP TABLE replay_steps; "
 				      "DROP TABLE replay_events; DROP TABLE replay_event_layers; "
-				      "DROP TABLE replay_layers; PRAGMA user_version = 1",
+				      "DROP TABLE replay_layers; DROP TABLE imports; "
+				      "PRAGMA user_version = 1",
 				      NULL, NULL, NULL),
 			 0);
 	store_free(s);
@@ -291,6 +292,12 @@ static void test_store_migration(void **state)
 	snprintf(r.algo, sizeof(r.algo), "eplb");
 	assert_int_equal(store_replay_add(s, &r), 0);
 	assert_true(r.id > 0);
+	/* ... through version 4: the imports of a followed directory */
+	struct store_import im = { "d_0.pt", 10, 5, 0, 3 };
+	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 10, 5), 0);
+	assert_int_equal(store_import_add(s, 1, &im), 0);
+	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 10, 5), 1);
+	assert_int_equal(store_import_seen(s, 1, "d_0.pt", 11, 5), 0);
 	store_free(s);
 	cleanup(path);
 	free(path);
@@ -325,6 +332,7 @@ static void test_store_migration_replay_settings(void **state)
 			     "ALTER TABLE replay_events DROP COLUMN bytes_inter;"
 			     "ALTER TABLE replay_events DROP COLUMN transfer_intra_seconds;"
 			     "ALTER TABLE replay_events DROP COLUMN transfer_inter_seconds;"
+			     "DROP TABLE imports;"
 			     "INSERT INTO replays (run, created, algo, ranks, slots, interval, window, "
 			     "delay, params) VALUES (1, 0, 'eplb', 2, 2, 5, 5, 1, "
 			     "'{\"pay\": true, \"quant\": \"w4a8\", \"link\": \"hccs\"}');"
