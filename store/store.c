@@ -891,9 +891,13 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
  * past it; such a total saturates. */
 static int64_t sat_i64(double v)
 {
-	if (!(v > -9.2e18))
-		return v != v ? 0 : INT64_MIN;
-	return v < 9.2e18 ? (int64_t)v : INT64_MAX;
+	const double two63 = 9223372036854775808.0;
+
+	if (v != v)
+		return 0;
+	if (v >= two63)
+		return INT64_MAX;
+	return v < -two63 ? INT64_MIN : (int64_t)v;
 }
 
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
