@@ -8,7 +8,7 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw
+UI_PKGS  = cairo ncursesw libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
@@ -60,9 +60,10 @@ libmoetrace.a: $(call obj,$(REL),$(LIB_SRC))
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-libmoetrace.so: $(call obj,$(REL),$(LIB_SRC))
+libmoetrace.so: $(call obj,$(REL),$(LIB_SRC)) collector/libmoetrace.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -Wl,--version-script=collector/libmoetrace.map \
+		-o $@ $(filter %.o,$^) $(PKG_LIBS) $(LDFLAGS)
 
 moetrace: $(call obj,$(REL),$(CMD_SRC) $(UI_SRC)) libmoetrace.a
 	@$(if $(Q),echo "  LD      $@")
@@ -125,14 +126,19 @@ $(CHK)/moetrace_sqlite.so: $(call obj,$(CHK)/ext,$(EXT_SRC)) $(CHK)/ext/libmoetr
 
 # The shared library for the Python tests, from the same unsanitized objects
 # (a Python interpreter cannot load an ASan-built library).
-$(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC))
+$(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC)) collector/libmoetrace.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libmoetrace.so.0 -Wl,--version-script=collector/libmoetrace.map \
+		-o $@ $(filter %.o,$^) $(PKG_LIBS) $(LDFLAGS)
 
 check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK) $(CHK)/libmoetrace.so
 	@true
 
-check: check-build
+# `make check` does its own set-up, as `make demo` does: missing Debian packages
+# are installed as root, or the apt-get line is printed (scripts/deps.sh).
+check:
+	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
+	@$(MAKE) --no-print-directory check-build
 	@MOETRACE_BUILD=$(CHK) sh tests/run.sh
 
 # Tests without the sanitizer rebuild, against the release binaries.
@@ -175,7 +181,7 @@ deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
 deps-test:
-	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS)
+	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -201,11 +207,18 @@ install: all
 	ln -sf libmoetrace.so.0 $(DESTDIR)$(LIBDIR)/libmoetrace.so
 	$(if $(EXT_TARGET),install -m 755 moetrace_sqlite.so $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so)
 	install -m 644 collector/moetrace.h $(DESTDIR)$(INCDIR)/moetrace.h
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' collector/moetrace.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/moetrace.pc
+	install -d $(DESTDIR)$(PYDIR)/moetrace
+	install -m 644 collector/python/moetrace/*.py $(DESTDIR)$(PYDIR)/moetrace/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/moetrace $(DESTDIR)$(LIBDIR)/libmoetrace.a \
 	      $(DESTDIR)$(LIBDIR)/libmoetrace.so $(DESTDIR)$(LIBDIR)/libmoetrace.so.0 \
-	      $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so $(DESTDIR)$(INCDIR)/moetrace.h
+	      $(DESTDIR)$(LIBDIR)/moetrace_sqlite.so $(DESTDIR)$(INCDIR)/moetrace.h \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/moetrace.pc
+	rm -rf $(DESTDIR)$(PYDIR)/moetrace
 
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so

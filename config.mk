@@ -8,6 +8,11 @@ BINDIR   = $(PREFIX)/bin
 LIBDIR   = $(PREFIX)/lib
 INCDIR   = $(PREFIX)/include
 MANDIR   = $(PREFIX)/share/man
+# The Python package (collector/python/moetrace) goes where Debian's python3
+# looks for locally installed modules; `pip install collector/python` is the
+# other way.
+PYVER   := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+PYDIR    = $(PREFIX)/lib/python$(PYVER)/dist-packages
 
 CC      ?= cc
 AR      ?= ar
@@ -15,10 +20,13 @@ PKG_CONFIG ?= pkg-config
 
 # Debian packages: to build and run (make deps, make demo) ...
 DEB_PKGS = build-essential pkg-config libsqlite3-dev sqlite3 libcairo2-dev \
-           libncurses-dev libjson-c-dev fonts-dejavu-core
+           libncurses-dev libjson-c-dev libmicrohttpd-dev fonts-dejavu-core
 # ... and to run every test (make deps-test; CI installs both).  Tests that
 # need an optional one (torch, matplotlib) skip without it.
-DEB_TEST_PKGS = libcmocka-dev tmux python3 python3-numpy python3-torch
+DEB_TEST_PKGS = libcmocka-dev tmux python3 prometheus
+# ... of which these are optional: without them the tests that need them skip,
+# so a user who cannot install them (not root) still gets a test run.
+DEB_TEST_OPT_PKGS = python3-numpy python3-torch
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wvla -Wwrite-strings -Wformat-security \

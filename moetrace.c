@@ -8,8 +8,10 @@
  * bad input), declare it in cmds.h and add one row below.
  */
 #include "cmds.h"
+#include "util/util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ static const struct command commands[] = {
 	{ "render",  cmd_render,  "draw a chart (heatmap, timeline, devices, imbalance, transfer) as PNG/SVG/PDF" },
 	{ "report",  cmd_report,  "write every chart of a run's standard analysis as PNG plus one report.pdf" },
 	{ "top",     cmd_top,     "live view of per-layer balance now and after rebalancing (ncurses)" },
+	{ "serve",   cmd_serve,   "serve a run's live balance as Prometheus metrics over HTTP" },
 };
 /* clang-format on */
 
@@ -68,10 +71,21 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], commands[i].name))
 			cmd = &commands[i];
 	if (!cmd) {
-		fprintf(stderr, "moetrace: '%s' is not a moetrace command\n", argv[1]);
-		usage(stderr);
+		const char *names[sizeof(commands) / sizeof(commands[0])];
+		const char *s;
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			names[i] = commands[i].name;
+		s = util_suggest(argv[1], names, sizeof(names) / sizeof(names[0]));
+		if (s)
+			fprintf(stderr, "moetrace: '%s' is not a moetrace command; did you mean '%s'?\n",
+				argv[1], s);
+		else
+			fprintf(stderr, "moetrace: '%s' is not a moetrace command (see 'moetrace help')\n",
+				argv[1]);
 		return 2;
 	}
+	opterr = 0; /* util_opt_unknown says what was wrong, in one line */
 	status = cmd->fn(argc - 1, argv + 1);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "moetrace %s: cannot write output: %s\n", cmd->name,

@@ -28,6 +28,15 @@ void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 int analyze_placement_check(const int32_t *phy2log, int experts, int ranks, int slots,
 			    int no_dup, struct util_err *err);
 
+/* Moves every second replica of an expert off its rank by swapping it with
+ * a slot of another rank (replica counts kept), for engines whose loader
+ * cannot hold an expert twice on one device (vllm-ascend).  Each swap is
+ * the one that leaves the two ranks' larger load (under heat[experts], or
+ * any when heat is NULL) lowest.  Returns the number of swaps, or a
+ * negative code with err set when no such placement exists. */
+int analyze_placement_undup(int32_t *phy2log, int experts, int ranks, int slots,
+			    const double *heat, struct util_err *err);
+
 /* Device loads load[ranks] for heat[experts] under phy2log; returns the
  * maximum.  cnt (replicas per expert) may be NULL: it is then computed. */
 double analyze_device_load(const double *heat, int experts, const int32_t *phy2log, int ranks,
@@ -79,6 +88,9 @@ struct analyze_place_in {
 				     * score it may give up for fewer moves (0: none;
 				     * replay uses 0.005, place/compare 0) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
+	int no_dup;                 /* the target engine holds no expert twice on one rank:
+				     * analyze_placement_undup before rank matching */
+	int *undup;                 /* OUT, optional: the swaps no_dup made */
 };
 
 typedef int (*analyze_place_fn)(const struct analyze_place_in *in, int32_t *phy2log,
@@ -147,6 +159,7 @@ enum analyze_quant {
 	ANALYZE_QUANT_FP8,      /* 1 byte + fp32 scale per 128x128 block */
 	ANALYZE_QUANT_W8A8,     /* int8 + fp32 scale per output channel */
 	ANALYZE_QUANT_W4A8,     /* packed int4 + bf16 scale/offset per channel and per group of 256 */
+	ANALYZE_QUANT_MXFP4,    /* packed fp4 + one e8m0 scale byte per 32 inputs */
 };
 int analyze_quant_parse(const char *s); /* -1 if unknown */
 const char *analyze_quant_name(int quant);
@@ -162,6 +175,9 @@ struct analyze_link {
 };
 const struct analyze_link *analyze_link_find(const char *name);
 const struct analyze_link *analyze_link_at(size_t i); /* NULL past the end */
+
+/* Writes "a, b or c": the link preset names, for messages.  Returns buf. */
+char *analyze_link_names(char *buf, size_t n);
 
 /* Plans the copies that take one layer from placement `from` to `to` (both
  * [ranks * slots]): a rank needs a copy of each expert it holds in `to`
@@ -181,6 +197,91 @@ int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int exper
 double analyze_transfer_seconds(const int64_t *send, const int64_t *recv, int ranks,
 				uint64_t expert_bytes, double gbytes_per_s);
 
+/* The same plan on a two-tier interconnect: ranks r and q share a node
+ * when r / ranks_per_node == q / ranks_per_node (ranks_per_node 0 or >=
+ * ranks: one node).  The sender is chosen among the ranks holding the
+ * expert in `from` on the destination's node when there is one (fewest
+ * intra-node sends), else among all holders (fewest inter-node sends).
+ * send and recv are [2 * ranks]: intra-node copies in [0, ranks), inter-node
+ * copies in [ranks, 2 * ranks); *inter (may be NULL) is incremented by the
+ * inter-node copies.  Returns the number of copies or a negative code. */
+int64_t analyze_transfer_layer_tiers(const int32_t *from, const int32_t *to, int experts,
+				     int ranks, int slots, int ranks_per_node, int32_t *src,
+				     int64_t *send, int64_t *recv, int64_t *inter,
+				     struct util_err *err);
+/* Seconds for copies counted by analyze_transfer_layer_tiers: on each
+ * tier every rank sends and receives at once, so the longest send or
+ * receive queue of any rank sets that tier's time; the two tiers are
+ * separate links and run at the same time, so the event takes the longer.
+ * intra_s and inter_s (may be NULL) OUT. */
+double analyze_transfer_seconds_tiers(const int64_t *send, const int64_t *recv, int ranks,
+				      uint64_t expert_bytes, double intra_gbps, double inter_gbps,
+				      double *intra_s, double *inter_s);
+
+/* ---- deployment and step-time model (analyze/deploy.c) --------------------
+ * Hardware presets with public sources, and the figures a command needs to
+ * price moves and steps on one deployment.  docs/replay.md states the model. */
+
+struct analyze_hw {
+	const char *name, *label;
+	double tflops16, tflops8;   /* dense peak per rank: bf16/fp16 and 8-bit (fp8 or int8) */
+	double hbm_tbytes_per_s;    /* per rank, 1e12 bytes/s */
+	const char *link_intra, *link_inter; /* the usual links of a node and between nodes */
+	const char *source;
+};
+const struct analyze_hw *analyze_hw_find(const char *name);
+const struct analyze_hw *analyze_hw_at(size_t i); /* NULL past the end */
+char *analyze_hw_names(char *buf, size_t n);    /* "a, b or c"; returns buf */
+
+/* What the user gave (0 / NULL / -1 quant: not given). */
+struct analyze_deploy_opts {
+	int ranks_per_node, quant;
+	const char *link, *link_intra, *link_inter, *hardware;
+	double bandwidth, tflops, us_per_token, step_ms;
+};
+#define ANALYZE_DEPLOY_OPTS_INIT { .quant = -1 }
+
+struct analyze_deploy {
+	int ranks, ranks_per_node;  /* ranks_per_node == ranks: one node */
+	int quant;
+	uint64_t expert_bytes;      /* 0 without a model */
+	int layers, experts, topk;
+	const struct analyze_hw *hw;
+	const char *link_intra, *link_inter; /* preset names, or "custom" for --bandwidth */
+	double intra_gbps, inter_gbps;
+	double tflops, hbm_gbps;    /* rate used for this quant; HBM in 1e9 bytes/s */
+	double sec_per_token;       /* MoE compute: seconds per routed token on a rank */
+	double sec_per_expert;      /* MoE memory floor: seconds to read one expert's weights */
+	double dense_sec_per_token; /* attention/other compute per token on a rank */
+	double dense_sec_floor;     /* attention/other weights read once per step */
+	double step_seconds;        /* measured step time (--step-ms); 0: estimated */
+	int estimated;              /* times come from the model, not a measurement */
+};
+
+/* Resolves a deployment for `ranks` ranks of a run: ranks per node from
+ * the options, else the run, else the model preset (UTIL_EUSAGE when it
+ * does not divide the ranks and a model prices the copies), quant from the options, else the model's
+ * serving precision, links from --link-intra/--link-inter (--link: both),
+ * else the hardware preset's, hardware h100 by default.  model may be
+ * NULL: then no bytes and no times.  UTIL_EUSAGE names the option. */
+int analyze_deploy_resolve(const struct store_run *run, const struct store_model *model, int ranks,
+			   const struct analyze_deploy_opts *o, struct analyze_deploy *d,
+			   struct util_err *err);
+
+/* The serving precision of a model preset (bf16 when model is NULL). */
+int analyze_model_quant(const struct store_model *model);
+
+/* MoE seconds of one layer on one step: the busiest rank's
+ * max(tokens x sec_per_token, experts with tokens x sec_per_expert), with a
+ * replicated expert's tokens split evenly.  p2l [ranks * slots]; cnt the
+ * replicas per expert. */
+double analyze_layer_seconds(const struct analyze_deploy *d, const uint32_t *heat,
+			     const int32_t *p2l, int slots, const int *cnt);
+/* Attention/other seconds of one step of `tokens` tokens spread over the ranks. */
+double analyze_dense_seconds(const struct analyze_deploy *d, double tokens);
+/* GiB of HBM per rank holding redundant experts (all layers). */
+double analyze_redundant_gib(const struct analyze_deploy *d, int slots);
+
 /* Fraction of tokens dropped when every rank takes at most
  * factor x mean device load tokens (seed 003's capacity rule). */
 double analyze_token_drop(const double *load, int ranks, double factor);
@@ -199,10 +300,14 @@ struct analyze_plan_in {
 	const int32_t *current;    /* [layers * ranks*slots] or NULL */
 	int only_layer;            /* -1: all layers; else the others keep current (or static) */
 	int threads;               /* worker threads over layers, 1 or 2 */
+	int no_dup;                /* the target engine holds no expert twice on one rank:
+				    * analyze_placement_undup after the algorithm */
+	int ranks_per_node;        /* copies' tiers (analyze_transfer_layer_tiers); 0: one node */
 };
 struct analyze_plan_layer {
 	double max_load, mean_load, imbalance, lower_bound; /* on the fitting heat */
 	int64_t moves;             /* copies from current; 0 without one */
+	int undup;                 /* swaps that moved a same-rank duplicate (no_dup) */
 };
 struct analyze_plan {
 	int layers, ranks, slots;
@@ -211,7 +316,9 @@ struct analyze_plan {
 	double seconds;            /* wall time of the algorithm over all layers */
 	double sum_max, sum_mean, sum_lb; /* over the planned layers */
 	int64_t moves;
-	int64_t *send, *recv;      /* [ranks] copies sent / received */
+	int64_t *send, *recv;      /* [2 * ranks] copies sent / received: inside a node in
+				    * [0, ranks), across nodes in [ranks, 2 * ranks) */
+	int64_t moves_inter;       /* of moves, copies across nodes */
 	int32_t *src;              /* [layers * ranks*slots] sending rank per slot, -1 = no
 				    * copy; NULL without a current placement */
 };
@@ -283,6 +390,43 @@ void analyze_heat_release(struct analyze_heat_file *h);
  * a rebalance repeats, so copies it saves are saved every time. */
 #define ANALYZE_REPLAY_MOVE_TOLERANCE 0.005
 
+/* The replay cadence every command uses unless told otherwise (replay,
+ * --grid, report, render imbalance): vllm-ascend's dynamic EPLB defaults,
+ * a decision every ANALYZE_REPLAY_INTERVAL steps on a window as long, taking
+ * effect ANALYZE_REPLAY_DELAY steps later; on a selection of fewer than
+ * 8 intervals the interval (and window) is an eighth of its steps, so a
+ * short trace still shows rebalances, and the delay at most half the
+ * interval.  docs/replay.md ("Defaults") says why. */
+#define ANALYZE_REPLAY_INTERVAL 600
+#define ANALYZE_REPLAY_DELAY 50
+/* Fills what is not given (*interval, *window <= 0; *delay < 0) for a
+ * selection of nsteps steps by the rule above. */
+void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay);
+/* Steps of run in [from, to] and phase_mask (0: all phases) into *n. */
+int analyze_step_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		       unsigned phase_mask, int64_t *n, struct util_err *err);
+
+/* What an engine's own dynamic EPLB does with its default settings
+ * (docs/replay.md cites each value's file): the algorithm moetrace runs
+ * for the engine's, how often it decides, on how many steps, and how many
+ * steps after the decision the placement takes effect.  The run's EP
+ * layout (ranks x slots) is kept: every engine counts redundant experts as
+ * extra physical slots over the logical experts (TensorRT-LLM as the total
+ * num_slots). */
+struct analyze_engine {
+	const char *name;        /* "vllm", "sglang", "vllm-ascend", "trtllm" */
+	const char *algo;        /* moetrace algorithm for the engine's */
+	int64_t interval;        /* steps; 0: one step per MoE layer of the run
+				  * (one layer re-placed per step) */
+	int64_t window;          /* steps */
+	int64_t delay;           /* steps */
+	const char *settings;    /* the engine's own names and values, one line */
+};
+const struct analyze_engine *analyze_engine_find(const char *name); /* NULL if unknown */
+const struct analyze_engine *analyze_engine_at(size_t i); /* NULL past the end */
+/* "vllm, sglang, vllm-ascend or trtllm", for messages. */
+const char *analyze_engine_choices(void);
+
 struct analyze_replay_cfg {
 	const struct analyze_algo *algo;
 	int ranks, slots, nodes, groups;
@@ -303,12 +447,16 @@ struct analyze_replay_cfg {
 	int64_t from, to;               /* step range */
 	unsigned phase_mask;
 	const int32_t *start;           /* [layers * ranks*slots] placement at the start */
+	const struct analyze_deploy *deploy; /* links, nodes, precision and step-time
+					 * model; NULL: the three figures below, one node */
 	uint64_t expert_bytes;          /* bytes of one expert's weights (0: unknown) */
 	double gbytes_per_s;            /* link bandwidth per rank and direction */
 	double sec_per_token;           /* MoE seconds per token on a rank (0: unknown) */
 	int threads;                    /* 1 or 2 worker threads over layers */
 	int store;                      /* record the replay in the database */
 	const char *params_json;        /* stored with the replay */
+	const char *engine;             /* engine preset the settings came from, stored
+					 * with the replay (NULL: none) */
 	int series;                     /* also return per-step series (see below) */
 	int series_layer;               /* with series: -1 overall, else that layer */
 };
@@ -353,29 +501,45 @@ void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct 
 int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err);
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err);
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err);
-int analyze_opt_link(const char *arg, const char **link, struct util_err *err);
+int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err);
+int analyze_opt_hardware(const char *arg, const char **hw, struct util_err *err);
+int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err); /* > 0 */
+/* The algorithm or link name closest to a misspelt one, or NULL. */
+const char *analyze_algo_suggest(const char *name);
+const char *analyze_link_suggest(const char *name);
 
 /* The options `place`, `compare` and `report` share, each under the same
  * getopt letter in every command that takes it: --run r, --ranks R,
  * --slots S, --redundant N, --nodes n, --groups g, --steps s, --phase p,
  * --episodes k, --max-moves M, --seed x, --current c, --model m, --quant q,
- * --link L, --bandwidth b, --capacity C.  A command lists the long options
+ * --link L, --bandwidth b, --capacity C, and the long-only --ranks-per-node,
+ * --link-intra, --link-inter (ANALYZE_OPT_*).  A command lists the long options
  * it takes and hands every letter it does not handle itself to
  * analyze_cli_opt. */
 /* Episodes a window may be cut into (--episodes), everywhere: the replay
  * keeps a checkpoint of the window's prefix sums per episode boundary. */
 #define ANALYZE_MAX_EPISODES 256
 
+/* Long-only shared options (no letter). */
+enum {
+	ANALYZE_OPT_RANKS_PER_NODE = 0x200,
+	ANALYZE_OPT_LINK_INTRA,
+	ANALYZE_OPT_LINK_INTER,
+};
+
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
-	int ranks, slots, redundant, nodes, groups, episodes, max_moves, quant;
+	const char *link_intra, *link_inter; /* --link-intra, --link-inter */
+	int ranks_per_node;                  /* --ranks-per-node; 0: the run's */
+	int ranks, slots, redundant, nodes, groups, episodes, max_moves;
+	int quant;             /* -1: the model preset's (analyze_model_quant) */
 	unsigned phase_mask;
 	int64_t from, to;
 	uint64_t seed;
 	double bandwidth, capacity;
 };
 #define ANALYZE_CLI_INIT                                                                    \
-	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = ANALYZE_QUANT_BF16, \
+	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = -1,                 \
 	  .capacity = 1.25 }
 /* 0 when c is a shared option and arg is good, 1 when c is not a shared
  * option (getopt's '?' included), else UTIL_EUSAGE with a message naming

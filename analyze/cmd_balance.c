@@ -66,7 +66,7 @@ int cmd_balance(int argc, char **argv)
 			break;
 		case 'x': force_static = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {
@@ -109,7 +109,10 @@ int cmd_balance(int argc, char **argv)
 	printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, %s placement\n",
 	       run.name, run.layers, run.experts, (long long)b.steps, ranks, slots,
 	       placement_name);
-	printf("imbalance = max / mean device load (tokens of a replicated expert split evenly)\n\n");
+	printf("imbalance = max / mean device load (tokens of a replicated expert split evenly)\n"
+	       "layer: MoE layer index; model: the model's own layer id; window: imbalance of the\n"
+	       "steps' summed heat; step-*: of each step (MoE time follows these); hottest: expert\n"
+	       "with the most tokens, share: its share of the layer's tokens\n\n");
 	printf("%5s %6s %10s %9s %9s %9s %8s %6s\n", "layer", "model", "window", "step-mean",
 	       "step-p50", "step-p99", "hottest", "share");
 	for (int l = 0; l < L; l++) {

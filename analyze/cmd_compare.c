@@ -25,20 +25,29 @@ static const char usage[] =
 	"                        [--nodes N --groups G] [--steps A:B] [--phase prefill|decode]\n"
 	"                        [--episodes K] [--max-moves N] [--seed N]\n"
 	"                        [--current FILE|static|deployed] [--model NAME]\n"
-	"                        [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
-	"                        [--capacity F] [--per-layer] [--format table|csv|json|markdown] DB\n"
+	"                        [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"                        [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
+	"                        [--hardware h100|h200|b200|ascend-910b|ascend-910c] [--step-ms MS]\n"
+	"                        [--tflops T] [--capacity F] [--per-layer] [--rounds N]\n"
+	"                        [--format table|csv|json|markdown] DB\n"
 	"--steps A:B fits on A..B and scores on the B-A+1 steps after B; by default the\n"
-	"first half of the run fits and the second half scores.\n";
+	"first half of the run fits and the second half scores.  --rounds N cuts the run\n"
+	"(or A..B) into N consecutive windows, fits on window k from the placement of\n"
+	"round k-1 and scores on window k+1, for k = 0..N-2.\n";
 
 #define CMD "compare"
 #define MAX_ALGOS 32
+#define MAX_ROUNDS 1024
 
 enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
 
+enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS, OPT_TFLOPS };
+
 struct cmp_opts {
 	struct analyze_cli c;
+	struct analyze_deploy_opts dep; /* besides c's link, quant, bandwidth */
 	const char *algos;
-	int per_layer, out;
+	int per_layer, out, rounds;
 };
 
 /* One algorithm's results. */
@@ -51,9 +60,11 @@ struct cmp_algo {
 	double *step_imb;	      /* [steps] per-step overall imbalance, for p99 */
 	size_t step_cap;
 	double dropped, tokens; /* over the next window's steps and layers */
+	double moe_s;           /* MoE seconds over the next window (step-time model) */
 	/* summaries */
 	double fit, next, next_step, next_p99, gap_fit, gap_next, drop, xfer_s;
-	int64_t bytes;
+	double xfer_intra_s, xfer_inter_s, moe_share, step_share;
+	int64_t bytes, bytes_inter;
 };
 
 static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err *err)
@@ -77,8 +88,15 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		{ "link", required_argument, NULL, 'L' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, 'C' },
+		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
+		{ "hardware", required_argument, NULL, OPT_HARDWARE },
+		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
+		{ "tflops", required_argument, NULL, OPT_TFLOPS },
 		{ "per-layer", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "rounds", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -89,6 +107,36 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		switch (c) {
 		case 'a': o->algos = optarg; break;
 		case 'P': o->per_layer = 1; break;
+		case OPT_LINK_INTRA:
+			if ((rc = analyze_opt_link(optarg, "--link-intra", &o->dep.link_intra, err)))
+				return rc;
+			break;
+		case OPT_LINK_INTER:
+			if ((rc = analyze_opt_link(optarg, "--link-inter", &o->dep.link_inter, err)))
+				return rc;
+			break;
+		case OPT_RPN:
+			if ((rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->dep.ranks_per_node,
+						 "--ranks-per-node", err)))
+				return rc;
+			break;
+		case OPT_HARDWARE:
+			if ((rc = analyze_opt_hardware(optarg, &o->dep.hardware, err)))
+				return rc;
+			break;
+		case OPT_STEP_MS:
+			if ((rc = analyze_opt_step_ms(optarg, &o->dep.step_ms, err)))
+				return rc;
+			break;
+		case OPT_TFLOPS:
+			if ((rc = util_parse_double(optarg, 1e-3, 1e6, &o->dep.tflops, "--tflops", err)))
+				return rc;
+			break;
+		case 'W':
+			if ((rc = util_parse_int(optarg, 2, MAX_ROUNDS, &o->rounds, "--rounds",
+						 err)))
+				return rc;
+			break;
 		case 'f':
 			o->out = -1;
 			for (size_t i = 0; i < UTIL_ARRAY_SIZE(formats); i++)
@@ -102,8 +150,13 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -115,6 +168,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_err *err)
 {
 	const struct analyze_algo *al;
+	char hint[96];
 
 	*n = 0;
 	if (!list) {
@@ -133,7 +187,8 @@ static int pick_algos(const char *list, struct cmp_algo *a, int *n, struct util_
 		if (!(al = analyze_algo_find(name)))
 			return util_err_set(
 				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s' (moetrace place --list)", name);
+				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
+				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
 		if (*n == MAX_ALGOS)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
 					    MAX_ALGOS);
@@ -211,10 +266,20 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 
 /* Walks the next window once: every algorithm's per-step imbalance and
  * token drop, and the window's summed heat. */
+/* The current placement on the next window, in serving units. */
+struct cmp_base {
+	const int32_t *cur;     /* [layers * ranks*slots] */
+	int *cnt;               /* [layers * experts] */
+	double moe_s, dense_s, tokens;
+};
+
 static int score_next(struct store *s, const struct store_run *run, const struct cmp_opts *o,
+		      const struct analyze_deploy *dep, struct cmp_base *base,
 		      const int64_t win[4], struct cmp_algo *a, int na, double *sum_heat,
 		      int64_t *nsteps, struct util_err *err)
 {
+	const int timed = dep->sec_per_token > 0 || dep->sec_per_expert > 0;
+	const int topk = run->topk > 0 ? run->topk : dep->topk > 0 ? dep->topk : 1;
 	int L = run->layers, E = run->experts, R = o->c.ranks, S = o->c.slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;
@@ -227,8 +292,21 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 		goto out;
 	}
 	while ((rc = store_iter_next(it, &st)) == 1) {
+		double routed = 0;
 		for (size_t k = 0; k < (size_t)L * E; k++)
 			sum_heat[k] += st.counts[k];
+		for (int e = 0; e < E; e++)
+			routed += st.counts[e];
+		/* tokens of the batch: recorded, else layer 0's routed tokens / top-k */
+		double tk = st.tokens > 0 ? (double)st.tokens : routed / topk;
+		base->tokens += tk;
+		if (timed) {
+			base->dense_s += analyze_dense_seconds(dep, tk);
+			for (int l = 0; l < L; l++)
+				base->moe_s += analyze_layer_seconds(
+					dep, st.counts + (size_t)l * E, base->cur + (size_t)l * P, S,
+					base->cnt + (size_t)l * E);
+		}
 		for (int i = 0; i < na; i++) {
 			double smax = 0, smean = 0;
 			for (int l = 0; l < L; l++) {
@@ -241,6 +319,11 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 					tot += load[r];
 				smax += m;
 				smean += tot / R;
+				if (timed)
+					a[i].moe_s += analyze_layer_seconds(
+						dep, st.counts + (size_t)l * E,
+						a[i].plan.phy2log + (size_t)l * P, S,
+						a[i].cnt + (size_t)l * E);
 				a[i].dropped += analyze_token_drop(load, R, o->c.capacity) * tot;
 				a[i].tokens += tot;
 			}
@@ -270,6 +353,296 @@ static struct json_object *jd(double x)
 	return json_object_new_double_s(x, buf);
 }
 
+/* ---- --rounds: the protocol of consecutive windows ------------------------ */
+
+struct round_res {
+	double fit, next, next_step, seconds;
+	int64_t moves;
+};
+
+/* The ids of the selected steps of [from, to], in order (*ids malloc'ed). */
+static int collect_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			 unsigned mask, int64_t **ids, int64_t *n, struct util_err *err)
+{
+	struct store_iter *it = NULL;
+	struct store_step st;
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if ((rc = store_iter_new(s, run, from, to, mask, &it)))
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		if ((size_t)*n == cap) {
+			cap = cap ? 2 * cap : 256;
+			*ids = xrealloc(*ids, cap * sizeof(int64_t));
+		}
+		(*ids)[(*n)++] = st.step;
+	}
+	if (rc < 0)
+		util_err_set(err, rc, "%s", store_errmsg(s));
+	store_iter_free(it);
+	return rc < 0 ? rc : 0;
+}
+
+/* Window k of n steps cut into N: ordinals [k n / N, (k + 1) n / N). */
+static void round_window(const int64_t *ids, int64_t n, int N, int k, int64_t w[2])
+{
+	w[0] = ids[(int64_t)k * n / N];
+	w[1] = ids[(int64_t)(k + 1) * n / N - 1];
+}
+
+static int compare_rounds(struct store *s, const struct store_run *run, struct cmp_opts *o,
+			  struct cmp_algo *a, int na, const int32_t *cur0, const char *cur_name)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int L = run->layers, E = run->experts, R = o->c.ranks, P = R * o->c.slots, N = o->rounds;
+	int status = 1, rc;
+	int64_t *ids = NULL, n = 0, from, to, win[4], fit_steps, next_steps;
+	double *heat = xmallocarray((size_t)L * E, sizeof(double)), *next = NULL, *load = NULL;
+	double *episodes = NULL;
+	int32_t *prev = xmallocarray((size_t)na * L * P, sizeof(int32_t));
+	struct round_res *res = xcalloc((size_t)na * (N - 1), sizeof(*res));
+
+	from = o->c.from == INT64_MIN ? INT64_MIN : o->c.from;
+	to = o->c.to == INT64_MAX ? INT64_MAX : o->c.to;
+	if (from != INT64_MIN && to != INT64_MAX && to < from) {
+		util_cli_error(CMD, "--steps: empty range %lld:%lld", (long long)from,
+			       (long long)to);
+		status = 2;
+		goto out;
+	}
+	if ((rc = collect_steps(s, run, from, to, o->c.phase_mask, &ids, &n, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (n < N) {
+		util_cli_error(CMD, "--rounds %d: run '%s' has %lld selected steps, fewer than %d "
+			       "windows", N, run->name, (long long)n, N);
+		status = 2;
+		goto out;
+	}
+	if (o->c.episodes)
+		episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
+	next = xmallocarray((size_t)L * E, sizeof(double));
+	load = xcalloc((size_t)R, sizeof(double));
+	for (int i = 0; i < na; i++)
+		memcpy(prev + (size_t)i * L * P, cur0, (size_t)L * P * sizeof(int32_t));
+	for (int k = 0; k + 1 < N; k++) {
+		round_window(ids, n, N, k, win);
+		round_window(ids, n, N, k + 1, win + 2);
+		if ((rc = analyze_window_heat(s, run, win[0], win[1], o->c.phase_mask,
+					      o->c.episodes, heat, episodes, &fit_steps))) {
+			util_cli_error(CMD, "%s", store_errmsg(s));
+			status = util_exit_status(rc);
+			goto out;
+		}
+		for (int i = 0; i < na; i++) {
+			struct analyze_plan_in in = {
+				.algo = a[i].algo,
+				.layers = L,
+				.experts = E,
+				.ranks = R,
+				.slots = o->c.slots,
+				.nodes = o->c.nodes,
+				.groups = o->c.groups,
+				.max_moves = o->c.max_moves,
+				.seed = o->c.seed,
+				.heat = heat,
+				.episodes = episodes,
+				.n_episodes = o->c.episodes,
+				.current = prev + (size_t)i * L * P,
+				.only_layer = -1,
+				.threads = 2,
+			};
+			analyze_plan_release(&a[i].plan);
+			if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
+				status = util_cli_fail(CMD, &err);
+				goto out;
+			}
+			if (!a[i].cnt)
+				a[i].cnt = xmallocarray((size_t)L * E, sizeof(int));
+			for (int l = 0; l < L; l++)
+				analyze_replicas(a[i].plan.phy2log + (size_t)l * P, P, E,
+						 a[i].cnt + (size_t)l * E);
+			a[i].step_sum = a[i].dropped = a[i].tokens = 0;
+		}
+		/* the rounds report balance only: score without the time model */
+		struct analyze_deploy untimed = { 0 };
+		struct cmp_base scratch = { 0 };
+		if ((rc = score_next(s, run, o, &untimed, &scratch, win, a, na, next, &next_steps,
+				     &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		for (int i = 0; i < na; i++) {
+			struct round_res *r = &res[(size_t)i * (N - 1) + k];
+			double smax = 0, smean = 0;
+			for (int l = 0; l < L; l++) {
+				double tot = 0;
+				smax += analyze_device_load(next + (size_t)l * E, E,
+							    a[i].plan.phy2log + (size_t)l * P, R,
+							    o->c.slots, a[i].cnt + (size_t)l * E, load);
+				for (int q = 0; q < R; q++)
+					tot += load[q];
+				smean += tot / R;
+			}
+			r->fit = a[i].plan.sum_mean > 0 ? a[i].plan.sum_max / a[i].plan.sum_mean : 1;
+			r->next = smean > 0 ? smax / smean : 1;
+			r->next_step = next_steps ? a[i].step_sum / next_steps : 1;
+			r->moves = a[i].plan.moves;
+			r->seconds = a[i].plan.seconds;
+			memcpy(prev + (size_t)i * L * P, a[i].plan.phy2log,
+			       (size_t)L * P * sizeof(int32_t));
+		}
+	}
+
+	/* print: the mean over rounds per algorithm, then each round */
+	if (o->out == OUT_JSON) {
+		struct json_object *root = json_object_new_object(), *arr = json_object_new_array();
+		struct json_object *wins = json_object_new_array();
+		json_object_object_add(root, "run", json_object_new_string(run->name));
+		json_object_object_add(root, "layers", json_object_new_int(L));
+		json_object_object_add(root, "experts", json_object_new_int(E));
+		json_object_object_add(root, "ranks", json_object_new_int(R));
+		json_object_object_add(root, "slots", json_object_new_int(o->c.slots));
+		json_object_object_add(root, "rounds", json_object_new_int(N - 1));
+		json_object_object_add(root, "current", json_object_new_string(cur_name));
+		for (int k = 0; k < N; k++) {
+			struct json_object *w = json_object_new_array();
+			int64_t ww[2];
+			round_window(ids, n, N, k, ww);
+			json_object_array_add(w, json_object_new_int64(ww[0]));
+			json_object_array_add(w, json_object_new_int64(ww[1]));
+			json_object_array_add(wins, w);
+		}
+		json_object_object_add(root, "windows", wins);
+		for (int i = 0; i < na; i++) {
+			struct json_object *j = json_object_new_object(), *rr = json_object_new_array();
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				struct json_object *jr = json_object_new_object();
+				json_object_object_add(jr, "round", json_object_new_int(k));
+				json_object_object_add(jr, "fit_imbalance", jd(r->fit));
+				json_object_object_add(jr, "next_imbalance", jd(r->next));
+				json_object_object_add(jr, "next_step_mean_imbalance",
+						       jd(r->next_step));
+				json_object_object_add(jr, "moves", json_object_new_int64(r->moves));
+				json_object_object_add(jr, "seconds", jd(r->seconds));
+				json_object_array_add(rr, jr);
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			json_object_object_add(j, "algorithm",
+					       json_object_new_string(a[i].algo->name));
+			json_object_object_add(j, "fit_imbalance", jd(m.fit));
+			json_object_object_add(j, "next_imbalance", jd(m.next));
+			json_object_object_add(j, "next_step_mean_imbalance", jd(m.next_step));
+			json_object_object_add(j, "moves_per_round",
+					       jd((double)m.moves / (N - 1)));
+			json_object_object_add(j, "seconds_per_round", jd(m.seconds));
+			json_object_object_add(j, "rounds", rr);
+			json_object_array_add(arr, j);
+		}
+		json_object_object_add(root, "algorithms", arr);
+		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(root);
+	} else if (o->out == OUT_CSV) {
+		printf("scope,algorithm,round,fit_imbalance,next_imbalance,"
+		       "next_step_mean_imbalance,moves,seconds\n");
+		for (int i = 0; i < na; i++) {
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			printf("mean,%s,,%.6f,%.6f,%.6f,%.6f,%.6f\n", a[i].algo->name, m.fit, m.next,
+			       m.next_step, (double)m.moves / (N - 1), m.seconds);
+		}
+		for (int i = 0; i < na; i++)
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				printf("round,%s,%d,%.6f,%.6f,%.6f,%lld,%.6f\n", a[i].algo->name, k,
+				       r->fit, r->next, r->next_step, (long long)r->moves,
+				       r->seconds);
+			}
+	} else {
+		int md = o->out == OUT_MARKDOWN;
+		printf("run '%s': %d layers x %d experts, %d ranks x %d slots; %lld steps cut into "
+		       "%d windows: fit on window k (from round k-1's placement, round 0 from "
+		       "the %s one), score on window k+1, k = 0..%d\n",
+		       run->name, L, E, R, o->c.slots, (long long)n, N, cur_name, N - 2);
+		printf("%simbalance = sum of max / sum of mean device load over layers; next/step = "
+		       "mean over the scored steps of the per-step figure; figures are means over "
+		       "the %d rounds, copies and seconds per round\n\n",
+		       md ? "\n" : "", N - 1);
+		if (md)
+			printf("| algorithm | fit | next | next/step | copies | time s |\n"
+			       "|---|---:|---:|---:|---:|---:|\n");
+		else
+			printf("%-10s  %6s  %6s  %9s  %9s  %8s\n", "algorithm", "fit", "next",
+			       "next/step", "copies", "time-s");
+		for (int i = 0; i < na; i++) {
+			struct round_res m = { 0 };
+			for (int k = 0; k + 1 < N; k++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				m.fit += r->fit / (N - 1);
+				m.next += r->next / (N - 1);
+				m.next_step += r->next_step / (N - 1);
+				m.seconds += r->seconds / (N - 1);
+				m.moves += r->moves;
+			}
+			printf(md ? "| %s | %.4f | %.4f | %.4f | %.1f | %.4f |\n"
+				  : "%-10s  %6.4f  %6.4f  %9.4f  %9.1f  %8.4f\n",
+			       a[i].algo->name, m.fit, m.next, m.next_step,
+			       (double)m.moves / (N - 1), m.seconds);
+		}
+		printf("\nper round: next imbalance (copies)\n%s", md ? "\n| round | scored steps" : "round  scored-steps        ");
+		for (int i = 0; i < na; i++)
+			printf(md ? " | %s" : "  %18s", a[i].algo->name);
+		printf(md ? " |\n|---|---" : "\n");
+		for (int i = 0; md && i < na; i++)
+			printf("|---:");
+		printf(md ? "|\n" : "");
+		for (int k = 0; k + 1 < N; k++) {
+			int64_t ww[2];
+			char span[48];
+			round_window(ids, n, N, k + 1, ww);
+			snprintf(span, sizeof(span), "%lld..%lld", (long long)ww[0],
+				 (long long)ww[1]);
+			printf(md ? "| %d | %s" : "%5d  %-18s", k, span);
+			for (int i = 0; i < na; i++) {
+				const struct round_res *r = &res[(size_t)i * (N - 1) + k];
+				char cell[48];
+				snprintf(cell, sizeof(cell), "%.4f (%lld)", r->next,
+					 (long long)r->moves);
+				printf(md ? " | %s" : "  %18s", cell);
+			}
+			printf(md ? " |\n" : "\n");
+		}
+	}
+	status = 0;
+out:
+	free(ids);
+	free(heat);
+	free(episodes);
+	free(next);
+	free(load);
+	free(prev);
+	free(res);
+	return status;
+}
+
 static double pct(double x)
 {
 	return 100 * x;
@@ -277,16 +650,17 @@ static double pct(double x)
 
 int cmd_compare(int argc, char **argv)
 {
-	struct cmp_opts o = { .c = ANALYZE_CLI_INIT };
+	struct cmp_opts o = { .c = ANALYZE_CLI_INIT, .dep = ANALYZE_DEPLOY_OPTS_INIT };
+	struct analyze_deploy dep;
+	struct cmp_base base = { 0 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s = NULL;
 	struct store_run run;
 	struct cmp_algo *a = xcalloc(MAX_ALGOS, sizeof(*a));
 	const struct store_model *model;
-	const struct analyze_link *link;
 	struct analyze_shape sh;
 	const char *cur_name = NULL;
-	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL, gbps;
+	double *fit_heat = NULL, *episodes = NULL, *next_heat = NULL, *load = NULL;
 	double *lb_next = NULL, sum_mean_next = 0, sum_lb_next = 0;
 	int32_t *cur = NULL;
 	int na = 0, rc, status = 1, L, E, R, P;
@@ -297,9 +671,8 @@ int cmd_compare(int argc, char **argv)
 		free(a);
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (optind != argc - 1) {
@@ -348,6 +721,13 @@ int cmd_compare(int argc, char **argv)
 	R = o.c.ranks;
 	P = R * o.c.slots;
 	model = run.model[0] ? store_model_find(run.model) : NULL;
+	o.dep.quant = o.c.quant;
+	o.dep.link = o.c.link;
+	o.dep.bandwidth = o.c.bandwidth;
+	if ((rc = analyze_deploy_resolve(&run, model, R, &o.dep, &dep, &err))) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
 	if (!o.c.nodes && run.ranks_per_node > 0 && R % run.ranks_per_node == 0 &&
 	    R / run.ranks_per_node > 1) {
 		/* eplb-hier needs the node count: take it from the run's layout, and the
@@ -361,8 +741,12 @@ int cmd_compare(int argc, char **argv)
 		L, E, R, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
 	cur = xmallocarray((size_t)L * P, sizeof(int32_t));
-	if ((rc = load_current(&o, s, &run, &sh, win[1], cur, &cur_name, &err))) {
+	if ((rc = load_current(&o, s, &run, &sh, o.rounds ? win[0] : win[1], cur, &cur_name, &err))) {
 		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	if (o.rounds) {
+		status = compare_rounds(s, &run, &o, a, na, cur, cur_name);
 		goto out;
 	}
 
@@ -400,6 +784,7 @@ int cmd_compare(int argc, char **argv)
 			.current = cur,
 			.only_layer = -1,
 			.threads = 2,
+			.ranks_per_node = dep.ranks_per_node,
 		};
 		if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
 			status = util_cli_fail(CMD, &err);
@@ -413,7 +798,12 @@ int cmd_compare(int argc, char **argv)
 
 	/* score on the next window */
 	next_heat = xmallocarray((size_t)L * E, sizeof(double));
-	if ((rc = score_next(s, &run, &o, win, a, na, next_heat, &next_steps, &err))) {
+	base.cur = cur;
+	base.cnt = xmallocarray((size_t)L * E, sizeof(int));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(cur + (size_t)l * P, P, E, base.cnt + (size_t)l * E);
+	if ((rc = score_next(s, &run, &o, &dep, &base, win, a, na, next_heat, &next_steps,
+			     &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
@@ -430,10 +820,14 @@ int cmd_compare(int argc, char **argv)
 	lb_next = xcalloc((size_t)L, sizeof(double));
 	for (int l = 0; l < L; l++)
 		lb_next[l] = analyze_lower_bound(next_heat + (size_t)l * E, E, R, o.c.slots);
-	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	ebytes = dep.expert_bytes;
+	/* serving units: the current placement on the next window is the baseline */
+	const int timed = base.moe_s > 0;
+	const double base_step_s = dep.step_seconds > 0 ? dep.step_seconds * (double)next_steps
+							: base.dense_s + base.moe_s;
+	const double tok_step = base.tokens / (double)next_steps;
+	const double all_bytes = (double)ebytes * L * E;
+	const double hbm_gib = analyze_redundant_gib(&dep, o.c.slots);
 	for (int i = 0; i < na; i++) {
 		struct cmp_algo *c = &a[i];
 		double smax = 0;
@@ -460,7 +854,12 @@ int cmd_compare(int argc, char **argv)
 		c->next_p99 = util_percentile(c->step_imb, (size_t)next_steps, 99);
 		c->drop = c->tokens > 0 ? c->dropped / c->tokens : 0;
 		c->bytes = (int64_t)(c->plan.moves * ebytes);
-		c->xfer_s = analyze_transfer_seconds(c->plan.send, c->plan.recv, R, ebytes, gbps);
+		c->bytes_inter = (int64_t)(c->plan.moves_inter * ebytes);
+		c->xfer_s = analyze_transfer_seconds_tiers(c->plan.send, c->plan.recv, R, ebytes,
+							   dep.intra_gbps, dep.inter_gbps,
+							   &c->xfer_intra_s, &c->xfer_inter_s);
+		c->moe_share = timed ? (base.moe_s - c->moe_s) / base.moe_s : 0;
+		c->step_share = timed && base_step_s > 0 ? (base.moe_s - c->moe_s) / base_step_s : 0;
 	}
 
 	/* print */
@@ -487,12 +886,28 @@ int cmd_compare(int argc, char **argv)
 		json_object_object_add(root, "expert_bytes",
 				       model ? json_object_new_int64((int64_t)ebytes) : NULL);
 		json_object_object_add(root, "quant",
-				       json_object_new_string(analyze_quant_name(o.c.quant)));
-		json_object_object_add(
-			root, "link",
-			json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
-		json_object_object_add(root, "gbytes_per_s", jd(gbps));
+				       json_object_new_string(analyze_quant_name(dep.quant)));
+		json_object_object_add(root, "ranks_per_node",
+				       json_object_new_int(dep.ranks_per_node));
+		json_object_object_add(root, "nodes", json_object_new_int(R / dep.ranks_per_node));
+		json_object_object_add(root, "link_intra", json_object_new_string(dep.link_intra));
+		json_object_object_add(root, "link_inter", json_object_new_string(dep.link_inter));
+		json_object_object_add(root, "intra_gbytes_per_s", jd(dep.intra_gbps));
+		json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
+		json_object_object_add(root, "hardware", json_object_new_string(dep.hw->name));
+		json_object_object_add(root, "hbm_redundant_gib_per_rank",
+				       model ? jd(hbm_gib) : NULL);
+		json_object_object_add(root, "tokens_per_step", jd(tok_step));
+		json_object_object_add(root, "tokens_per_rank", jd(tok_step / R));
+		json_object_object_add(root, "estimated",
+				       json_object_new_boolean(dep.step_seconds <= 0));
+		json_object_object_add(root, "baseline_moe_ms_per_step",
+				       timed ? jd(base.moe_s / next_steps * 1e3) : NULL);
+		json_object_object_add(root, "baseline_step_ms",
+				       timed ? jd(base_step_s / next_steps * 1e3) : NULL);
 		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
+		json_object_object_add(root, "baseline_tokens_per_s",
+				       timed ? jd(base.tokens / base_step_s) : NULL);
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			struct json_object *j = json_object_new_object(),
@@ -512,6 +927,27 @@ int cmd_compare(int argc, char **argv)
 			json_object_object_add(j, "bytes",
 					       model ? json_object_new_int64(c->bytes) : NULL);
 			json_object_object_add(j, "transfer_seconds", model ? jd(c->xfer_s) : NULL);
+			json_object_object_add(j, "bytes_intra_node",
+					       model ? json_object_new_int64(c->bytes - c->bytes_inter)
+						     : NULL);
+			json_object_object_add(j, "bytes_inter_node",
+					       model ? json_object_new_int64(c->bytes_inter) : NULL);
+			json_object_object_add(j, "transfer_intra_seconds",
+					       model ? jd(c->xfer_intra_s) : NULL);
+			json_object_object_add(j, "transfer_inter_seconds",
+					       model ? jd(c->xfer_inter_s) : NULL);
+			json_object_object_add(j, "weights_moved_share",
+					       model ? jd(c->bytes / all_bytes) : NULL);
+			json_object_object_add(j, "hbm_redundant_gib_per_rank",
+					       model ? jd(hbm_gib) : NULL);
+			json_object_object_add(j, "moe_time_saved_share",
+					       timed ? jd(c->moe_share) : NULL);
+			json_object_object_add(j, "step_time_saved_share",
+					       timed ? jd(c->step_share) : NULL);
+			json_object_object_add(j, "tokens_per_s",
+					       timed ? jd(base.tokens / (base_step_s - (base.moe_s -
+											 c->moe_s)))
+						     : NULL);
 			json_object_object_add(j, "token_drop", jd(c->drop));
 			json_object_object_add(j, "seconds", jd(c->plan.seconds));
 			for (int l = 0; l < L; l++) {
@@ -580,29 +1016,60 @@ int cmd_compare(int argc, char **argv)
 		       (long long)win[1], (long long)fit_steps, (long long)win[2],
 		       (long long)win[3], (long long)next_steps);
 		printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
-		       "expert's tokens split evenly); gap = distance to the proven lower bound\n",
+		       "expert's tokens split evenly); gap = distance to the proven lower bound; "
+		       "next = on the steps after the fitting window (what a deployment meets), "
+		       "fit = on the fitting window itself, in hindsight\n",
 		       md ? "\n" : "");
 		if (model)
-			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); transfer "
-			       "at %.1f GB/s per rank (%s); token drop at capacity %.2f x mean\n\n",
+			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); %d node%s "
+			       "x %d ranks, transfer at %.1f GB/s per rank inside a node (%s) and "
+			       "%.1f GB/s across (%s), ranks sending in parallel; %.2f GiB of HBM per "
+			       "rank on redundant experts; token drop at capacity %.2f x mean\n",
 			       md ? "\n" : "", cur_name, ebytes / 1048576.0, model->name,
-			       analyze_quant_name(o.c.quant), gbps,
-			       o.c.bandwidth > 0 ? "--bandwidth" : link->name, o.c.capacity);
+			       analyze_quant_name(dep.quant), R / dep.ranks_per_node,
+			       R / dep.ranks_per_node > 1 ? "s" : "", dep.ranks_per_node,
+			       dep.intra_gbps, dep.link_intra, dep.inter_gbps, dep.link_inter, hbm_gib,
+			       o.c.capacity);
+		if (timed)
+			printf("%snext window: %.0f tokens per step, %.1f per rank; under the %s "
+			       "placement MoE time %.3f ms (busiest rank) of a %.3f ms step, %.0f "
+			       "tokens/s (%s); saved = share of that MoE time and of that step time, "
+			       "before transfers\n\n",
+			       md ? "\n" : "", tok_step, tok_step / R, cur_name,
+			       base.moe_s / next_steps * 1e3, base_step_s / next_steps * 1e3,
+			       base.tokens / base_step_s,
+			       dep.step_seconds > 0 ? "measured, --step-ms"
+						    : "estimates on the hardware's peak rates, "
+						      "docs/replay.md");
+		else if (model)
+			printf("\n");
 		else
 			printf("%smoves from the %s placement (give --model for bytes and seconds); "
 			       "token drop at capacity %.2f x mean\n\n",
 			       md ? "\n" : "", cur_name, o.c.capacity);
 		if (md)
 			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
-			       "moves | GB | transfer s | drop | time s |\n"
-			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			       "moves | GB | transfer s | drop | time s | MoE saved | step saved | tokens/s |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 		else
-			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s\n",
+			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s  %9s  "
+			       "%10s  %9s\n",
 			       "algorithm", "fit", "next", "next/step", "p99/step", "gap-fit",
-			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s");
+			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s", "MoE-saved",
+			       "step-saved", "tokens/s");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
-			char gb[32], xs[32];
+			char gb[32], xs[32], ms[32], ss[32], ts[32];
+			if (timed) {
+				snprintf(ms, sizeof(ms), "%.2f%%", pct(c->moe_share));
+				snprintf(ss, sizeof(ss), "%.2f%%", pct(c->step_share));
+				snprintf(ts, sizeof(ts), "%.0f",
+					 base.tokens / (base_step_s - (base.moe_s - c->moe_s)));
+			} else {
+				strcpy(ms, "-");
+				strcpy(ss, "-");
+				strcpy(ts, "-");
+			}
 			if (model) {
 				snprintf(gb, sizeof(gb), "%.2f", c->bytes / 1e9);
 				snprintf(xs, sizeof(xs), "%.4f", c->xfer_s);
@@ -612,16 +1079,16 @@ int cmd_compare(int argc, char **argv)
 			}
 			if (md)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
-				       "%s | %.2f%% | %.4f |\n",
+				       "%s | %.2f%% | %.4f | %s | %s | %s |\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
 			else
 				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
-				       "%10s  %5.2f%%  %8.4f\n",
+				       "%10s  %5.2f%%  %8.4f  %9s  %10s  %9s\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds);
+				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
 		}
 		if (o.per_layer) {
 			printf("\nper layer: imbalance fitted / next\n%s",
@@ -662,6 +1129,7 @@ out:
 	free(load);
 	free(lb_next);
 	free(cur);
+	free(base.cnt);
 	store_free(s);
 	return status;
 }

@@ -23,7 +23,8 @@ static const char usage[] =
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
 	"                      [--current FILE|static|deployed] [--model NAME]\n"
-	"                      [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"                      [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
 	"                      (DB | --heat FILE)\n"
 	"       moetrace place --list\n";
@@ -65,6 +66,9 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		{ "model", required_argument, NULL, 'm' },
 		{ "quant", required_argument, NULL, 'q' },
 		{ "link", required_argument, NULL, 'L' },
+		{ "link-intra", required_argument, NULL, ANALYZE_OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, ANALYZE_OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, ANALYZE_OPT_RANKS_PER_NODE },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, 'C' },
 		{ "heat", required_argument, NULL, 'H' },
@@ -90,16 +94,26 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 		case 'i': o->list = 1; break;
 		case 'o': o->out = optarg; break;
 		case 'f':
-			if ((o->format = analyze_format_parse(optarg)) < 0)
+			if ((o->format = analyze_format_parse(optarg)) < 0) {
+				static const char *const fmts[] = { "vllm-ascend", "sglang",
+								    "trtllm", NULL };
+				char hint[96];
 				return util_err_set(
 					err, UTIL_EUSAGE,
-					"--format: '%s' is not vllm-ascend, sglang or trtllm",
-					optarg);
+					"--format: '%s' is not vllm-ascend, sglang or trtllm%s", optarg,
+					util_did_you_mean(util_suggest_list(optarg, fmts), hint,
+							  sizeof(hint)));
+			}
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) != 0)
-				return rc == 1 ? UTIL_EUSAGE : rc;
+			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
+				util_opt_unknown(argv, opts); /* one line, no usage */
+				err->msg[0] = '\0';
+				return UTIL_EUSAGE;
+			}
+			if (rc)
+				return rc;
 			break;
 		}
 	}
@@ -136,13 +150,15 @@ static int current_placement(const struct place_opts *o, struct store *s,
 	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
+/* The most copies one rank sends (or receives) over both tiers: v is a
+ * plan's [2 * n] counts, inside nodes then across. */
 static int64_t max_of(const int64_t *v, int n)
 {
 	int64_t m = 0;
 
 	for (int i = 0; i < n; i++)
-		if (v[i] > m)
-			m = v[i];
+		if (v[i] + v[n + i] > m)
+			m = v[i] + v[n + i];
 	return m;
 }
 
@@ -191,6 +207,86 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 	free(load);
 }
 
+/* The placement scored on steps it was not fitted on: the window after
+ * the fitting one, as long (or to the end of the run), as `compare` scores
+ * it.  The figures sum over the planned layers (one with --layer). */
+struct next_score {
+	int64_t win[2];  /* step range asked for */
+	int64_t steps;   /* steps scored (0: the run has none after the window) */
+	double imbalance; /* sum of max / sum of mean on the window's summed heat */
+	double step_mean; /* mean over its steps of the per-step figure */
+};
+
+static int score_next(struct store *s, const struct store_run *run, const struct place_opts *o,
+		      const struct analyze_plan *plan, int64_t fit_to, int64_t len,
+		      struct next_score *ns, struct util_err *err)
+{
+	int L = run->layers, E = run->experts, R = plan->ranks, S = plan->slots, P = R * S, rc;
+	struct store_run_stats st;
+	struct store_iter *it = NULL;
+	struct store_step step;
+	double *heat = NULL, *load = NULL, step_sum = 0, smax = 0, smean = 0;
+	int *cnt = NULL;
+
+	memset(ns, 0, sizeof(*ns));
+	if (store_run_stats(s, run->id, &st))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (fit_to >= st.last_step)
+		return 0;
+	ns->win[0] = fit_to + 1;
+	ns->win[1] = fit_to > st.last_step - len ? st.last_step : fit_to + len;
+	heat = xcalloc((size_t)L * E, sizeof(double));
+	load = xcalloc((size_t)R, sizeof(double));
+	cnt = xmallocarray((size_t)L * E, sizeof(int));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(plan->phy2log + (size_t)l * P, P, E, cnt + (size_t)l * E);
+	if ((rc = store_iter_new(s, run, ns->win[0], ns->win[1], o->c.phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		double mx = 0, mn = 0;
+		for (int l = 0; l < L; l++) {
+			double tot = 0;
+			if (o->layer >= 0 && l != o->layer)
+				continue;
+			for (int e = 0; e < E; e++)
+				heat[(size_t)l * E + e] += step.counts[(size_t)l * E + e];
+			mx += analyze_device_load_u32(step.counts + (size_t)l * E, E,
+						      plan->phy2log + (size_t)l * P, R, S,
+						      cnt + (size_t)l * E, load);
+			for (int r = 0; r < R; r++)
+				tot += load[r];
+			mn += tot / R;
+		}
+		step_sum += mn > 0 ? mx / mn : 1;
+		ns->steps++;
+	}
+	if (rc < 0) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	rc = 0;
+	for (int l = 0; l < L; l++) {
+		double tot = 0;
+		if (o->layer >= 0 && l != o->layer)
+			continue;
+		smax += analyze_device_load(heat + (size_t)l * E, E, plan->phy2log + (size_t)l * P, R,
+					    S, cnt + (size_t)l * E, load);
+		for (int r = 0; r < R; r++)
+			tot += load[r];
+		smean += tot / R;
+	}
+	ns->imbalance = smean > 0 ? smax / smean : 1;
+	ns->step_mean = ns->steps ? step_sum / ns->steps : 1;
+out:
+	store_iter_free(it);
+	free(heat);
+	free(load);
+	free(cnt);
+	return rc;
+}
+
 int cmd_place(int argc, char **argv)
 {
 	struct place_opts o = { .c = ANALYZE_CLI_INIT, .layer = -1, .format = -1 };
@@ -202,20 +298,20 @@ int cmd_place(int argc, char **argv)
 	struct analyze_shape sh;
 	const struct analyze_algo *algo;
 	const struct store_model *model = NULL;
-	const struct analyze_link *link = NULL;
-	double *heat = NULL, *episodes = NULL, gbps;
+	struct analyze_deploy dep;
+	double *heat = NULL, *episodes = NULL;
 	int32_t *cur = NULL;
-	int rc, status = 1, n_ep = 0, L, E, P;
-	int64_t nsteps = 0;
+	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
+	int64_t nsteps = 0, fit_win[2] = { 0, 0 };
 	uint64_t ebytes = 0;
+	struct next_score ns = { { 0, 0 }, 0, 0, 0 };
 
 	memset(&run, 0, sizeof(run));
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
 		if (rc == 1)
 			return 0;
-		if (err.msg[0])
+		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
-		fputs(usage, stderr);
 		return 2;
 	}
 	if (o.list) {
@@ -223,8 +319,11 @@ int cmd_place(int argc, char **argv)
 		return 0;
 	}
 	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
-		util_cli_error(CMD, "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo ? o.algo : ANALYZE_FLAGSHIP);
+		char hint[96];
+		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo ? o.algo : ANALYZE_FLAGSHIP,
+			       util_did_you_mean(analyze_algo_suggest(o.algo ? o.algo : ""), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {
@@ -303,6 +402,13 @@ int cmd_place(int argc, char **argv)
 		goto out;
 	}
 	P = o.c.ranks * o.c.slots;
+	if (o.out) {
+		size_t n = strlen(o.out);
+		fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
+		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
+				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
+			fmt = ANALYZE_FORMAT_TRTLLM;
+	}
 	if (s) {
 		heat = xmallocarray((size_t)L * E, sizeof(double));
 		if (o.c.episodes)
@@ -325,6 +431,21 @@ int cmd_place(int argc, char **argv)
 	sh = (struct analyze_shape){
 		L, E, o.c.ranks, o.c.slots, run.first_layer, model ? model->layer_step : 1
 	};
+	{
+		/* nodes, links and precision as replay and compare resolve them */
+		struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+		dopts.quant = o.c.quant;
+		dopts.link = o.c.link;
+		dopts.link_intra = o.c.link_intra;
+		dopts.link_inter = o.c.link_inter;
+		dopts.bandwidth = o.c.bandwidth;
+		dopts.ranks_per_node = o.c.ranks_per_node;
+		if ((rc = analyze_deploy_resolve(&run, model, o.c.ranks, &dopts, &dep, &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		o.c.quant = dep.quant;
+	}
 	if (o.c.current) {
 		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
 		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
@@ -349,20 +470,57 @@ int cmd_place(int argc, char **argv)
 			.current = cur,
 			.only_layer = o.layer,
 			.threads = 2,
+			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
+			.ranks_per_node = dep.ranks_per_node,
 		};
+		int undup = 0;
 		if ((rc = analyze_plan_run(&in, &plan, &err))) {
+			if (in.no_dup) {
+				util_cli_error(CMD,
+					       "cannot write '%s' for vllm-ascend, whose loader "
+					       "misroutes a device holding an expert twice: %s; "
+					       "choose an algorithm that places an expert once per "
+					       "rank (flashlb, swift, %s) or --format sglang|trtllm",
+					       o.out, err.msg, ANALYZE_FLAGSHIP);
+				status = util_exit_status(rc);
+				goto out;
+			}
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		for (int l = 0; l < L; l++)
+			undup += plan.layer[l].undup > 0;
+		if (undup)
+			fprintf(stderr,
+				"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
+				"layers; moved each second replica to another rank, since "
+				"vllm-ascend's loader misroutes such a device (the figures below "
+				"are for the moved placement)\n",
+				CMD, algo->name, undup, L);
+	}
+	if (s) {
+		/* the fitting window's step range, then the window after it */
+		struct store_run_stats st;
+		if (store_run_stats(s, run.id, &st)) {
+			util_cli_error(CMD, "%s", store_errmsg(s));
+			goto out;
+		}
+		fit_win[0] = o.c.from > st.first_step ? o.c.from : st.first_step;
+		fit_win[1] = o.c.to < st.last_step ? o.c.to : st.last_step;
+		if ((rc = score_next(s, &run, &o, &plan, fit_win[1], fit_win[1] - fit_win[0] + 1,
+				     &ns, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;
 		}
 	}
-	if (model)
-		ebytes = analyze_expert_bytes(model->hidden, model->inter, o.c.quant);
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
+	ebytes = dep.expert_bytes;
 
 	struct engine_figures ef;
 	engine_figures(&plan, heat, E, o.layer, o.c.capacity, &ef);
-	double secs = analyze_transfer_seconds(plan.send, plan.recv, o.c.ranks, ebytes, gbps);
+	double intra_s, inter_s;
+	double secs = analyze_transfer_seconds_tiers(plan.send, plan.recv, o.c.ranks, ebytes,
+						     dep.intra_gbps, dep.inter_gbps, &intra_s,
+						     &inter_s);
 	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
 	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
 
@@ -379,6 +537,21 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "experts", json_object_new_int(E));
 		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
 		json_object_object_add(root, "slots", json_object_new_int(o.c.slots));
+		if (s) {
+			struct json_object *fw = json_object_new_array();
+			json_object_array_add(fw, json_object_new_int64(fit_win[0]));
+			json_object_array_add(fw, json_object_new_int64(fit_win[1]));
+			json_object_object_add(root, "fit_window", fw);
+		}
+		if (ns.steps) {
+			struct json_object *nw = json_object_new_array();
+			json_object_array_add(nw, json_object_new_int64(ns.win[0]));
+			json_object_array_add(nw, json_object_new_int64(ns.win[1]));
+			json_object_object_add(root, "next_window", nw);
+			json_object_object_add(root, "next_steps", json_object_new_int64(ns.steps));
+			json_object_object_add(root, "next_imbalance", jd(ns.imbalance));
+			json_object_object_add(root, "next_step_mean_imbalance", jd(ns.step_mean));
+		}
 		json_object_object_add(root, "imbalance", jd(overall));
 		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
 		json_object_object_add(root, "gap",
@@ -400,11 +573,29 @@ int cmd_place(int argc, char **argv)
 						     : NULL);
 			json_object_object_add(root, "quant",
 					       json_object_new_string(analyze_quant_name(o.c.quant)));
+			json_object_object_add(root, "link", json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "gbytes_per_s", jd(dep.intra_gbps));
+			json_object_object_add(root, "ranks_per_node",
+					       json_object_new_int(dep.ranks_per_node));
+			json_object_object_add(root, "link_intra",
+					       json_object_new_string(dep.link_intra));
+			json_object_object_add(root, "link_inter",
+					       json_object_new_string(dep.link_inter));
+			json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
 			json_object_object_add(
-				root, "link",
-				json_object_new_string(o.c.bandwidth > 0 ? "custom" : link->name));
-			json_object_object_add(root, "gbytes_per_s", jd(gbps));
+				root, "bytes_intra_node",
+				model ? json_object_new_int64(
+						(int64_t)((plan.moves - plan.moves_inter) * ebytes))
+				      : NULL);
+			json_object_object_add(
+				root, "bytes_inter_node",
+				model ? json_object_new_int64((int64_t)(plan.moves_inter * ebytes))
+				      : NULL);
 			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
+			json_object_object_add(root, "transfer_intra_seconds",
+					       model ? jd(intra_s) : NULL);
+			json_object_object_add(root, "transfer_inter_seconds",
+					       model ? jd(inter_s) : NULL);
 			json_object_object_add(root, "max_sends",
 					       json_object_new_int64(max_of(plan.send, o.c.ranks)));
 			json_object_object_add(root, "max_receives",
@@ -464,8 +655,17 @@ int cmd_place(int argc, char **argv)
 			printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
 			       "%s\n",
 			       o.heat_path, L, E, o.c.ranks, o.c.slots, algo->name);
+		if (ns.steps)
+			printf("on the next %lld steps (%lld-%lld), not fitted on: imbalance %.4f "
+			       "(sum of max / sum of mean), %.4f mean per step\n",
+			       (long long)ns.steps, (long long)ns.win[0], (long long)ns.win[1],
+			       ns.imbalance, ns.step_mean);
+		else if (s)
+			printf("no steps after the fitting window to score on: every figure below is "
+			       "in hindsight (give --steps A:B to keep later steps out)\n");
 		printf("device load = tokens per rank, a replicated expert's tokens split evenly "
-		       "among its replicas\n\n");
+		       "among its replicas; per layer on the fitted %s (in hindsight)\n\n",
+		       s ? "steps" : "heat");
 		printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load",
 		       "imbalance", "lower bound", "gap", cur ? "   moves" : "");
 		for (int l = 0; l < L; l++) {
@@ -480,9 +680,10 @@ int cmd_place(int argc, char **argv)
 				printf(" %7lld", (long long)pl->moves);
 			putchar('\n');
 		}
-		printf("\noverall imbalance (sum of max / sum of mean): %.4f; lower bound %.4f; "
-		       "gap %.2f%%\n",
-		       overall, lb_overall,
+		putchar('\n');
+		printf("in hindsight, on the fitted %s: overall imbalance (sum of max / sum of "
+		       "mean) %.4f; lower bound %.4f; gap %.2f%%\n",
+		       s ? "steps" : "heat", overall, lb_overall,
 		       plan.sum_lb > 0 ? 100 * (plan.sum_max / plan.sum_lb - 1) : 0.0);
 		printf("same in other engines' terms: balancedness (vLLM, SGLang: mean/max) %.4f; "
 		       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "
@@ -493,11 +694,16 @@ int cmd_place(int argc, char **argv)
 		if (cur) {
 			if (model)
 				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
-				       "%.3f s at %.1f GB/s per rank (%s)\n",
+				       "%.3f s: %.2f GB inside nodes at %.1f GB/s per rank (%s), "
+				       "%.2f GB across nodes at %.1f GB/s (%s), ranks and tiers in "
+				       "parallel\n",
 				       o.c.current, (long long)plan.moves, ebytes / 1048576.0,
 				       model->name, analyze_quant_name(o.c.quant),
-				       (double)plan.moves * ebytes / 1e9, secs, gbps,
-				       o.c.bandwidth > 0 ? "--bandwidth" : link->name);
+				       (double)plan.moves * ebytes / 1e9, secs,
+				       (double)(plan.moves - plan.moves_inter) * ebytes / 1e9,
+				       dep.intra_gbps, dep.link_intra,
+				       (double)plan.moves_inter * ebytes / 1e9, dep.inter_gbps,
+				       dep.link_inter);
 			else
 				printf("transfer from '%s': %lld copies (give --model for bytes and "
 				       "seconds)\n",
@@ -511,11 +717,6 @@ int cmd_place(int argc, char **argv)
 		printf("algorithm time: %.4f s\n", plan.seconds);
 	}
 	if (o.out) {
-		int fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
-		size_t n = strlen(o.out);
-		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
-				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
-			fmt = ANALYZE_FORMAT_TRTLLM;
 		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;

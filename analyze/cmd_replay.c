@@ -13,26 +13,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS };
+
 static const char usage[] =
 	"usage: moetrace replay DB [--run NAME] [--algo NAME] [--ranks R]\n"
 	"         [--slots S | --redundant N] [--nodes N --groups G]\n"
 	"         [--interval K] [--window W] [--delay D] [--threshold T] [--pay] [--episodes N]\n"
 	"         [--max-moves M] [--start static|FILE] [--steps A:B] [--phase prefill|decode]\n"
-	"         [--model PRESET] [--quant bf16|fp8|w8a8|w4a8] [--link NAME | --bandwidth GB/s]\n"
+	"         [--model PRESET] [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
+	"         [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
+	"         [--hardware h100|h200|b200|ascend-910b|ascend-910c] [--step-ms MS]\n"
 	"         [--tflops T | --us-per-token U] [--threads 1|2] [--no-store] [--json]\n"
+	"         [--engine vllm|sglang|vllm-ascend|trtllm]\n"
 	"         [--grid algos=A,B redundant=0,32 interval=500,2000 window=... delay=... pay=no,yes\n"
-	"          [--format table|csv|json|markdown]]\n"
-	"Defaults: the flagship algorithm, the run's EP layout, --interval 600 --window 600\n"
-	"--delay 50 (vllm-ascend's expert_heat_collection_interval and\n"
-	"algorithm_execution_interval), start from the deployed placement (else static),\n"
-	"--quant bf16, --link nvlink4, --tflops 400.\n";
+	"          engine=vllm,sglang,vllm-ascend,trtllm [--format table|csv|json|markdown]]\n"
+	"Defaults: the flagship algorithm, the run's EP layout, start from the deployed\n"
+	"placement (else static), the model preset's serving precision (--quant),\n"
+	"--hardware h100 and its links (nvlink4 inside a node, ib-ndr-400g across nodes),\n"
+	"the run's ranks per node, and the cadence every command replays with:\n"
+	"--interval 600 --window 600 --delay 50 (vllm-ascend's\n"
+	"expert_heat_collection_interval and algorithm_execution_interval), on fewer than\n"
+	"4800 selected steps an interval and window of an eighth of them and a delay of at\n"
+	"most half that (docs/replay.md, \"Defaults\").\n"
+	"--engine replays an engine's own EPLB with its default settings (algorithm,\n"
+	"interval, window, delay); options given beside it override them.\n";
 
 struct opts {
-	const char *db, *runname, *algo, *start, *model, *quant, *link, *format;
+	const char *db, *runname, *algo, *start, *model, *format;
+	const struct analyze_engine *engine;
+	struct analyze_deploy_opts dep;
 	int ranks, slots, redundant, nodes, groups, episodes, max_moves, threads, json, no_store;
 	int pay;
 	int64_t interval, window, delay, from, to;
-	double threshold, bandwidth, tflops, us_per_token;
+	double threshold;
 	unsigned phase_mask;
 	char *grid[8];
 	int ngrid;
@@ -43,9 +56,7 @@ struct setup {
 	struct store *s;
 	struct store_run run;
 	const struct store_model *model;
-	uint64_t expert_bytes;
-	double gbps, spt;
-	const char *link_name;
+	struct analyze_deploy dep;
 };
 
 static int resolve_start(struct setup *su, const struct opts *o, int ranks, int slots,
@@ -86,13 +97,19 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "{\"algo\": \"%s\", \"ranks\": %d, \"slots\": %d, \"interval\": %lld, "
 		 "\"window\": %lld, \"delay\": %lld, \"threshold\": %g, \"episodes\": %d, "
 		 "\"max_moves\": %d, \"start\": \"%s\", \"model\": \"%s\", \"quant\": \"%s\", "
-		 "\"link\": \"%s\", \"gbytes_per_s\": %g, \"expert_bytes\": %llu, "
-		 "\"sec_per_token\": %g, \"phase_mask\": %u, \"pay\": %s}",
+		 "\"ranks_per_node\": %d, \"link_intra\": \"%s\", \"link_inter\": \"%s\", "
+		 "\"intra_gbytes_per_s\": %g, \"inter_gbytes_per_s\": %g, \"expert_bytes\": %llu, "
+		 "\"hardware\": \"%s\", \"tflops\": %g, \"hbm_gbytes_per_s\": %g, "
+		 "\"sec_per_token\": %g, \"sec_per_expert\": %g, \"step_ms\": %g, "
+		 "\"phase_mask\": %u, \"pay\": %s, \"engine\": \"%s\"}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
 		 o->episodes, o->max_moves, start_desc, su->model ? su->model->name : "",
-		 o->quant ? o->quant : "bf16", su->link_name, su->gbps,
-		 (unsigned long long)su->expert_bytes, su->spt, o->phase_mask,
-		 o->pay ? "true" : "false");
+		 analyze_quant_name(su->dep.quant), su->dep.ranks_per_node, su->dep.link_intra,
+		 su->dep.link_inter, su->dep.intra_gbps, su->dep.inter_gbps,
+		 (unsigned long long)su->dep.expert_bytes, su->dep.hw->name, su->dep.tflops,
+		 su->dep.hbm_gbps, su->dep.sec_per_token, su->dep.sec_per_expert,
+		 su->dep.step_seconds * 1e3, o->phase_mask, o->pay ? "true" : "false",
+		 o->engine ? o->engine->name : "");
 }
 
 static const char *human_bytes(char *b, size_t n, double v)
@@ -108,12 +125,92 @@ static const char *human_bytes(char *b, size_t n, double v)
 	return b;
 }
 
-static void print_text(const struct setup *su, const struct analyze_replay_out *r,
-		       const char *start_desc, int pay)
+/* What the summary means in serving units (docs/replay.md). */
+struct units {
+	double moved_mean, moved_max;   /* share of all expert weights per rebalance */
+	double hbm_gib;                 /* per rank, on redundant experts */
+	double tokens_per_step, tokens_per_rank;
+	double moe_base_ms, moe_ms, step_base_ms, other_ms; /* per step */
+	double moe_share, step_share, stop_share, overlap_share;
+	double tps_base, tps_replay, tps_stop, tps_overlap;
+	double intra_s, inter_s;        /* summed over rebalances */
+	int timed;                      /* MoE time is known */
+	int stepped;                    /* step time is known */
+};
+
+static double tps(double tokens, double seconds)
+{
+	return seconds > 0 ? tokens / seconds : 0;
+}
+
+static void units_of(const struct setup *su, const struct analyze_replay_out *r, struct units *u)
 {
 	const struct store_replay *m = &r->sum;
-	char b1[32];
+	const struct analyze_deploy *d = &su->dep;
+	double all = (double)d->expert_bytes * d->layers * d->experts, steps = (double)m->steps;
+	double base = m->baseline_step_seconds;
 
+	memset(u, 0, sizeof(*u));
+	for (size_t i = 0; i < r->n_events; i++) {
+		double x = all > 0 ? r->events[i].bytes / all : 0;
+		u->moved_mean += x / (double)r->n_events;
+		if (x > u->moved_max)
+			u->moved_max = x;
+		u->intra_s += r->events[i].transfer_intra_seconds;
+		u->inter_s += r->events[i].transfer_inter_seconds;
+	}
+	u->hbm_gib = analyze_redundant_gib(d, m->slots);
+	u->tokens_per_step = steps > 0 ? (double)m->tokens / steps : 0;
+	u->tokens_per_rank = u->tokens_per_step / (m->ranks > 0 ? m->ranks : 1);
+	u->timed = m->baseline_moe_seconds > 0;
+	u->stepped = u->timed && base > 0;
+	if (!u->timed)
+		return;
+	u->moe_base_ms = m->baseline_moe_seconds / steps * 1e3;
+	u->moe_ms = m->moe_seconds / steps * 1e3;
+	u->moe_share = m->saved_seconds / m->baseline_moe_seconds;
+	if (!u->stepped)
+		return;
+	u->step_base_ms = base / steps * 1e3;
+	u->other_ms = u->step_base_ms - u->moe_base_ms;
+	u->step_share = m->saved_seconds / base;
+	u->stop_share = m->net_stop_seconds / base;
+	u->overlap_share = m->net_overlap_seconds / base;
+	u->tps_base = tps((double)m->tokens, base);
+	u->tps_replay = tps((double)m->tokens, base - m->saved_seconds);
+	u->tps_stop = tps((double)m->tokens, base - m->net_stop_seconds);
+	u->tps_overlap = tps((double)m->tokens, base - m->net_overlap_seconds);
+}
+
+/* The step-time lines of a replay whose step time is known. */
+static void print_step_units(const struct analyze_deploy *d, const struct store_replay *m,
+			     const struct units *u)
+{
+	if (d->step_seconds > 0 && u->moe_base_ms > u->step_base_ms)
+		printf("note: the estimated MoE time per step exceeds the measured --step-ms "
+		       "%.3f ms; check --hardware or --tflops\n",
+		       u->step_base_ms);
+	printf("%-28s %8.3fms %8.3fms %8.2f%%\n",
+	       d->step_seconds > 0 ? "step time (measured)" : "step time", u->step_base_ms,
+	       u->step_base_ms - (u->moe_base_ms - u->moe_ms), 100 * u->step_share);
+	printf("%-28s %10.0f %10.0f %8.2f%%\n", "tokens/s", u->tps_base, u->tps_replay,
+	       u->tps_base > 0 ? 100 * (u->tps_replay / u->tps_base - 1) : 0);
+	printf("MoE straggler time saved %.3f s; net of transfers %.3f s stop-the-world "
+	       "(%.2f%% of step time, %.0f tokens/s), %.3f s overlapped (%.2f%%, %.0f "
+	       "tokens/s)\n",
+	       m->saved_seconds, m->net_stop_seconds, 100 * u->stop_share, u->tps_stop,
+	       m->net_overlap_seconds, 100 * u->overlap_share, u->tps_overlap);
+}
+
+static void print_text(const struct setup *su, const struct analyze_replay_out *r,
+		       const char *start_desc, int pay, const struct analyze_engine *engine)
+{
+	const struct store_replay *m = &r->sum;
+	const struct analyze_deploy *d = &su->dep;
+	struct units u;
+	char b1[32], b2[32], b3[32];
+
+	units_of(su, r, &u);
 	char idb[32] = "";
 	if (m->id)
 		snprintf(idb, sizeof(idb), " %lld", (long long)m->id);
@@ -122,38 +219,74 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       idb, su->run.name, m->algo, m->ranks, m->slots,
 	       (long long)m->interval, (long long)m->window, (long long)m->delay,
 	       m->id ? "" : " (not stored)");
+	if (engine)
+		printf("%s's EPLB with its defaults (%s), options given beside --engine "
+		       "excepted\n",
+		       engine->name, engine->settings);
 	if (m->threshold > 0)
 		printf("only layers whose window imbalance exceeds %.3f are re-placed\n", m->threshold);
 	if (pay)
 		printf("only moves predicted to save more straggler time by the next rebalance than "
 		       "their transfer takes are made\n");
-	printf("start: %s; %lld steps scored under the placement in force\n\n", start_desc,
+	printf("deployment: %d node%s x %d ranks; %s inside a node (%.0f GB/s), %s across nodes "
+	       "(%.0f GB/s) per rank and direction",
+	       m->ranks / d->ranks_per_node, m->ranks / d->ranks_per_node > 1 ? "s" : "",
+	       d->ranks_per_node, d->link_intra, d->intra_gbps, d->link_inter, d->inter_gbps);
+	if (d->expert_bytes)
+		printf("; %s, %s per expert", analyze_quant_name(d->quant),
+		       human_bytes(b1, sizeof(b1), (double)d->expert_bytes));
+	printf("\nstart: %s; %lld steps scored under the placement in force\n\n", start_desc,
 	       (long long)m->steps);
 	printf("%-28s %10s %10s\n", "", "baseline", "replay");
 	printf("%-28s %10.3f %10.3f\n", "imbalance, mean over steps", m->baseline_imbalance_mean,
 	       m->imbalance_mean);
 	printf("%-28s %10.3f %10.3f\n", "imbalance, p99 over steps", m->baseline_imbalance_p99,
 	       m->imbalance_p99);
-	printf("\nrebalances %lld, copies %lld, %s moved, %.3f s of transfer on %s\n",
+	printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%.3f s), %s across "
+	       "nodes (%.3f s)\n",
 	       (long long)m->events, (long long)m->moves, human_bytes(b1, sizeof(b1), (double)m->bytes),
-	       m->transfer_seconds, su->link_name);
-	if (su->spt > 0) {
-		printf("MoE straggler time saved %.3f s (time follows the max device load)\n",
-		       m->saved_seconds);
-		printf("net of transfers: %.3f s stop-the-world, %.3f s overlapped\n",
-		       m->net_stop_seconds, m->net_overlap_seconds);
+	       human_bytes(b2, sizeof(b2), (double)(m->bytes - m->bytes_inter)), u.intra_s,
+	       human_bytes(b3, sizeof(b3), (double)m->bytes_inter), u.inter_s);
+	printf("transfer %.3f s: per rebalance the longest send or receive queue of any rank on "
+	       "each tier, tiers in parallel\n",
+	       m->transfer_seconds);
+	if (d->expert_bytes) {
+		if (m->events)
+			printf("each rebalance moves %.2f%% of all expert weights on average, %.2f%% "
+			       "at most\n",
+			       100 * u.moved_mean, 100 * u.moved_max);
+		printf("redundant experts hold %.2f GiB of HBM per rank (%s)\n", u.hbm_gib,
+		       analyze_quant_name(d->quant));
+	}
+	if (u.timed) {
+		printf("\n%lld tokens per step, %.1f per rank; estimated with the step-time model "
+		       "%s%s%s (docs/replay.md)\n",
+		       (long long)(u.tokens_per_step + 0.5), u.tokens_per_rank,
+		       d->expert_bytes ? "on " : "at --us-per-token",
+		       d->expert_bytes ? d->hw->label : "",
+		       d->step_seconds > 0 ? ", the step time measured (--step-ms)" : "");
+		printf("%-28s %10s %10s %9s\n", "per step", "baseline", "replay", "saved");
+		printf("%-28s %8.3fms %8.3fms %8.2f%%\n", "MoE time (busiest rank)", u.moe_base_ms,
+		       u.moe_ms, 100 * u.moe_share);
+		if (!u.stepped)
+			printf("(no model preset: no step time; MoE straggler time saved %.3f s, net "
+			       "of transfers %.3f s stop-the-world, %.3f s overlapped)\n",
+			       m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+		else
+			print_step_units(d, m, &u);
 	} else {
 		printf("(no model preset: give --model or --us-per-token for time estimates)\n");
 	}
 	printf("algorithm time %.3f s, replay %.3f s\n", r->algo_seconds, r->wall_seconds);
 	if (r->n_events) {
-		printf("\n%6s %10s %10s %7s %8s %10s %9s\n", "event", "decided", "effective", "layers",
-		       "copies", "bytes", "transfer");
+		printf("\n%6s %10s %10s %7s %8s %10s %10s %9s\n", "event", "decided", "effective",
+		       "layers", "copies", "bytes", "inter-node", "transfer");
 		for (size_t i = 0; i < r->n_events; i++) {
 			const struct store_replay_event *e = &r->events[i];
-			printf("%6lld %10lld %10lld %7d %8lld %10s %8.3fs\n", (long long)e->event,
+			printf("%6lld %10lld %10lld %7d %8lld %10s %10s %8.3fs\n", (long long)e->event,
 			       (long long)e->step, (long long)e->effective_step, e->layers,
 			       (long long)e->moves, human_bytes(b1, sizeof(b1), (double)e->bytes),
+			       human_bytes(b2, sizeof(b2), (double)e->bytes_inter),
 			       e->transfer_seconds);
 		}
 	}
@@ -166,12 +299,52 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	}
 }
 
+/* "key": value, (or null when !have) */
+static void jnum(const char *key, double v, int have)
+{
+	if (have)
+		printf("\"%s\": %.6f, ", key, v);
+	else
+		printf("\"%s\": null, ", key);
+}
+
 static void print_json(const struct setup *su, const struct analyze_replay_out *r)
 {
 	const struct store_replay *m = &r->sum;
+	const struct analyze_deploy *d = &su->dep;
+	struct units u;
 
+	units_of(su, r, &u);
 	printf("{\"replay\": %lld, \"run\": \"%s\", \"params\": %s,\n", (long long)m->id,
 	       su->run.name, m->params);
+	printf(" \"quant\": \"%s\", \"ranks_per_node\": %d, \"nodes\": %d, \"link_intra\": \"%s\", "
+	       "\"link_inter\": \"%s\", \"hardware\": \"%s\", \"pay\": %s, \"estimated\": %s,\n",
+	       analyze_quant_name(d->quant), d->ranks_per_node, m->ranks / d->ranks_per_node,
+	       d->link_intra, d->link_inter, d->hw->name, m->pay ? "true" : "false",
+	       d->step_seconds > 0 ? "false" : "true");
+	printf(" \"bytes_intra_node\": %lld, \"bytes_inter_node\": %lld, "
+	       "\"transfer_seconds\": %.6f, \"transfer_intra_seconds\": %.6f, "
+	       "\"transfer_inter_seconds\": %.6f, ",
+	       (long long)(m->bytes - m->bytes_inter), (long long)m->bytes_inter,
+	       m->transfer_seconds, u.intra_s, u.inter_s);
+	jnum("weights_moved_share", u.moved_mean, d->expert_bytes > 0);
+	jnum("weights_moved_share_max", u.moved_max, d->expert_bytes > 0);
+	jnum("hbm_redundant_gib_per_rank", u.hbm_gib, d->expert_bytes > 0);
+	printf("\n \"tokens_per_step\": %.3f, \"tokens_per_rank\": %.3f, ", u.tokens_per_step,
+	       u.tokens_per_rank);
+	/* without a model there is no time: null, not a zero share */
+	jnum("baseline_moe_ms_per_step", u.moe_base_ms, u.timed);
+	jnum("moe_ms_per_step", u.moe_ms, u.timed);
+	jnum("baseline_step_ms", u.step_base_ms, u.stepped);
+	jnum("moe_time_saved_share", u.moe_share, u.timed);
+	jnum("step_time_saved_share", u.step_share, u.stepped);
+	jnum("step_time_saved_share_stop_the_world", u.stop_share, u.stepped);
+	jnum("step_time_saved_share_overlapped", u.overlap_share, u.stepped);
+	jnum("baseline_tokens_per_s", u.tps_base, u.stepped);
+	jnum("tokens_per_s", u.tps_replay, u.stepped);
+	jnum("tokens_per_s_stop_the_world", u.tps_stop, u.stepped);
+	jnum("tokens_per_s_overlapped", u.tps_overlap, u.stepped);
+	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
 	       "\"baseline_imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
@@ -185,12 +358,17 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	printf(" \"events\": [");
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct store_replay_event *e = &r->events[i];
+		double all = (double)d->expert_bytes * d->layers * d->experts;
 		printf("%s\n  {\"event\": %lld, \"step\": %lld, \"effective_step\": %lld, "
-		       "\"layers\": %d, \"moves\": %lld, \"bytes\": %lld, \"transfer_seconds\": %.6f, "
-		       "\"algo_seconds\": %.6f}",
+		       "\"layers\": %d, \"moves\": %lld, \"bytes\": %lld, \"bytes_intra_node\": %lld, "
+		       "\"bytes_inter_node\": %lld, \"transfer_seconds\": %.6f, "
+		       "\"transfer_intra_seconds\": %.6f, \"transfer_inter_seconds\": %.6f, "
+		       "\"weights_moved_share\": %.6f, \"algo_seconds\": %.6f}",
 		       i ? "," : "", (long long)e->event, (long long)e->step,
 		       (long long)e->effective_step, e->layers, (long long)e->moves,
-		       (long long)e->bytes, e->transfer_seconds, e->algo_seconds);
+		       (long long)e->bytes, (long long)(e->bytes - e->bytes_inter),
+		       (long long)e->bytes_inter, e->transfer_seconds, e->transfer_intra_seconds,
+		       e->transfer_inter_seconds, all > 0 ? e->bytes / all : 0, e->algo_seconds);
 	}
 	printf("],\n \"layers\": [");
 	for (int l = 0; l < r->layers; l++) {
@@ -207,6 +385,7 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 /* ---- grid ------------------------------------------------------------------ */
 
 struct combo {
+	const struct analyze_engine *engine; /* NULL: none (the settings given) */
 	const struct analyze_algo *algo;
 	int redundant, slots, pay;
 	int64_t interval, window, delay;
@@ -221,6 +400,7 @@ struct grid {
 	struct store_run run;
 	int ranks;
 	struct setup su0;
+	int en_nodes, en_groups; /* nodes and groups of the engines' rows */
 	struct combo *c;
 	size_t n, next;
 	pthread_mutex_t mu;
@@ -285,7 +465,8 @@ static void *grid_worker(void *arg)
 		if (!c->rc) {
 			struct analyze_replay_cfg cfg = {
 				.algo = c->algo, .ranks = g->ranks, .slots = c->slots,
-				.nodes = g->o->nodes, .groups = g->o->groups,
+				.nodes = c->engine ? g->en_nodes : g->o->nodes,
+				.groups = c->engine ? g->en_groups : g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
 				.threshold = g->o->threshold, .pay = c->pay,
 				.episodes = g->o->episodes,
@@ -293,8 +474,8 @@ static void *grid_worker(void *arg)
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 				.from = g->o->from,
 				.to = g->o->to, .phase_mask = g->o->phase_mask, .start = start,
-				.expert_bytes = su.expert_bytes, .gbytes_per_s = su.gbps,
-				.sec_per_token = su.spt, .threads = 1, .store = 0,
+				.deploy = &su.dep, .threads = 1, .store = 0,
+				.engine = c->engine ? c->engine->name : NULL,
 			};
 			c->rc = analyze_replay_run(s, &run, &cfg, &c->r, &c->err);
 		}
@@ -302,6 +483,24 @@ static void *grid_worker(void *arg)
 	}
 	store_free(s);
 	return NULL;
+}
+
+/* Nodes and expert groups for an engine's algorithm: the given ones, else
+ * the deployment's ranks per node and the model's groups, as `compare`
+ * takes them (the DeepSeek policy is hierarchical only when the nodes
+ * divide the groups). */
+static void engine_layout(const struct opts *o, const struct setup *su, int ranks, int *nodes,
+			  int *groups)
+{
+	int rpn = su->dep.ranks_per_node;
+
+	*nodes = o->nodes;
+	*groups = o->groups;
+	if (!o->nodes && rpn > 0 && ranks % rpn == 0 && ranks / rpn > 1) {
+		int g = su->model && su->model->groups > 1 ? su->model->groups : 0;
+		*nodes = ranks / rpn;
+		*groups = g && su->run.experts % g == 0 ? g : *nodes;
+	}
 }
 
 static int cmp_combo(const void *a, const void *b)
@@ -314,10 +513,11 @@ static int cmp_combo(const void *a, const void *b)
 	return (x->r.sum.moves > y->r.sum.moves) - (x->r.sum.moves < y->r.sum.moves);
 }
 
-static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
+static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int64_t nsel)
 {
 	char algos[16][64], reds[16][64], ints[16][64], wins[16][64], dels[16][64], pays[2][64];
-	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0;
+	char engs[8][64];
+	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0, ne = 0;
 	struct util_err err = UTIL_ERR_INIT;
 	const char *fmt = o->format ? o->format : "table";
 	int E = su->run.experts;
@@ -347,11 +547,24 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 					util_cli_error("replay", "--grid pay=%s: not no or yes", pays[j]);
 					return 2;
 				}
+		} else if (!strcmp(k, "engine") || !strcmp(k, "engines")) {
+			ne = split_list(v, engs, 8);
+			for (int j = 0; j < ne; j++)
+				if (!analyze_engine_find(engs[j])) {
+					util_cli_error("replay", "--grid engine=%s: unknown engine (%s)",
+						       engs[j], analyze_engine_choices());
+					return 2;
+				}
 		} else {
 			util_cli_error("replay", "--grid: unknown key '%s' (algos, redundant, "
-				       "interval, window, delay, pay)", k);
+				       "interval, window, delay, pay, engine)", k);
 			return 2;
 		}
+	}
+	if (ne && (na || ni || nw || nd)) {
+		util_cli_error("replay", "--grid engine= sets the algorithm, interval, window and "
+			       "delay of its rows: drop algos=, interval=, window= and delay=");
+		return 2;
 	}
 	if (strcmp(fmt, "table") && strcmp(fmt, "csv") && strcmp(fmt, "json") &&
 	    strcmp(fmt, "markdown")) {
@@ -362,14 +575,53 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 		snprintf(algos[na++], 64, "%s", o->algo);
 	if (!nr)
 		snprintf(reds[nr++], 64, "%d", ranks * slots - E);
-	if (!ni)
-		snprintf(ints[ni++], 64, "%lld", (long long)o->interval);
+	if (!ni) {
+		int64_t K = o->interval, W = 0, D = -1;
+		analyze_replay_cadence(nsel, &K, &W, &D);
+		snprintf(ints[ni++], 64, "%lld", (long long)K);
+	}
 	if (!np)
 		snprintf(pays[np++], 64, "%s", o->pay ? "yes" : "no");
-	size_t n = (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
-	struct combo *c = calloc(n, sizeof(*c));
+	/* with engine=: one row per engine and one of the flagship at the
+	 * default cadence, each for every redundant and pay value */
+	size_t n = ne ? (size_t)(ne + 1) * nr * np
+		      : (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
+	struct combo *c = xcalloc(n, sizeof(*c));
 	size_t k = 0;
-	for (int a = 0; a < na; a++)
+	for (int e = 0; ne && e <= ne; e++)
+		for (int r = 0; r < nr; r++)
+			for (int p = 0; p < np; p++) {
+				struct combo *x = &c[k++];
+				const struct analyze_engine *en =
+					e < ne ? analyze_engine_find(engs[e]) : NULL;
+				int red;
+				if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red,
+						   "--grid redundant", &err)) {
+					free(c);
+					return util_cli_fail("replay", &err);
+				}
+				if ((E + red) % ranks) {
+					util_cli_error("replay", "--grid redundant=%d: %d experts + %d is "
+						       "not a multiple of %d ranks", red, E, red, ranks);
+					free(c);
+					return 2;
+				}
+				x->engine = en;
+				x->pay = !strcmp(pays[p], "yes");
+				x->redundant = red;
+				x->slots = (E + red) / ranks;
+				x->algo = analyze_algo_find(en ? en->algo : ANALYZE_FLAGSHIP);
+				if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
+					util_err_prefix(&err, "--grid redundant=%d: ", red);
+					free(c);
+					return util_cli_fail("replay", &err);
+				}
+				x->interval = en ? (en->interval ? en->interval : su->run.layers) : 0;
+				x->window = en ? en->window : 0;
+				x->delay = en ? en->delay : -1;
+				analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
+			}
+	for (int a = 0; !ne && a < na; a++)
 		for (int r = 0; r < nr; r++)
 			for (int i = 0; i < ni; i++)
 				for (int w = 0; w < (nw ? nw : 1); w++)
@@ -379,8 +631,11 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 						x->pay = !strcmp(pays[d % np], "yes");
 						x->algo = analyze_algo_find(algos[a]);
 						if (!x->algo) {
-							util_cli_error("replay", "--grid: unknown algorithm '%s'",
-								       algos[a]);
+							char hint[96];
+							util_cli_error("replay", "--grid: unknown algorithm '%s'%s",
+								       algos[a],
+								       util_did_you_mean(analyze_algo_suggest(algos[a]),
+											 hint, sizeof(hint)));
 							free(c);
 							return 2;
 						}
@@ -405,13 +660,14 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 							return util_cli_fail("replay", &err);
 						}
 						if (!nw)
-							x->window = o->window ? o->window : x->interval;
+							x->window = o->window;
 						if (!nd)
-							x->delay = o->delay >= 0 ? o->delay
-								   : (x->interval > 50 ? 50 : x->interval / 2);
+							x->delay = o->delay;
+						analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
 					}
 	struct grid g = { .o = o, .db = o->db, .run = su->run, .ranks = ranks, .su0 = *su,
 			  .c = c, .n = n };
+	engine_layout(o, su, ranks, &g.en_nodes, &g.en_groups);
 	pthread_mutex_init(&g.mu, NULL);
 	pthread_t tid;
 	int two = o->threads != 1 && n > 1 && pthread_create(&tid, NULL, grid_worker, &g) == 0;
@@ -434,50 +690,61 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 	else if (csv)
 		printf("rank,algo,redundant,slots,interval,window,delay,pay,imbalance_mean,"
 		       "baseline_imbalance_mean,imbalance_p99,events,moves,bytes,transfer_seconds,"
-		       "saved_seconds,net_overlap_seconds\n");
+		       "saved_seconds,net_overlap_seconds,net_stop_seconds,bytes_inter_node,quant,"
+		       "ranks_per_node,link_intra,link_inter,engine\n");
 	else if (md)
-		printf("| # | algo | redundant | interval | window | delay | pay | imbalance mean | p99 | "
-		       "baseline | copies | GB moved | transfer s | net saved s |\n"
-		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+		printf("| # | engine | algo | redundant | interval | window | delay | pay | imbalance mean "
+		       "| p99 | baseline | copies | GB moved | transfer s | net saved s, overlapped |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	else
-		printf("%3s %-8s %9s %8s %7s %6s %4s %9s %7s %9s %8s %9s %9s %10s\n", "#", "algo",
+		printf("%3s %-11s %-9s %9s %8s %7s %6s %4s %9s %7s %9s %8s %9s %9s %11s\n", "#",
+		       "engine", "algo",
 		       "redundant", "interval", "window", "delay", "pay", "imb-mean", "p99", "baseline",
-		       "copies", "GB moved", "transfer", "net-saved");
+		       "copies", "GB moved", "transfer", "net-overlap");
 	for (size_t i = 0; i < n; i++) {
 		const struct combo *x = &c[i];
 		const struct store_replay *m = &x->r.sum;
+		const char *en = x->engine ? x->engine->name : "-";
 		if (js)
 			printf("%s\n {\"rank\": %zu, \"algo\": \"%s\", \"redundant\": %d, \"slots\": %d, "
 			       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, \"pay\": %s, "
 			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
 			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
 			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f}",
+			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
+			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\", \"engine\": %s%s%s}",
 			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
 			       (long long)x->interval, (long long)x->window, (long long)x->delay,
 			       x->pay ? "true" : "false", m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
-			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds);
+			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
+			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
+			       m->ranks_per_node, m->link_intra, m->link_inter,
+			       x->engine ? "\"" : "", x->engine ? en : "null", x->engine ? "\"" : "");
 		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f\n",
+			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
+			       "%.6f,%lld,%s,%d,%s,%s,%s\n",
 			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
 			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
-			       m->saved_seconds, m->net_overlap_seconds);
+			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
+			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
+			       m->link_inter, x->engine ? en : "");
 		else if (md)
-			printf("| %zu | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | %.1f | "
-			       "%.2f | %.2f |\n",
-			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
+			printf("| %zu | %s | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | "
+			       "%.1f | %.2f | %.2f |\n",
+			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 		else
-			printf("%3zu %-8s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f %8.2fs "
-			       "%9.2fs\n",
-			       i + 1, x->algo->name, x->redundant, (long long)x->interval,
+			printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
+			       "%8.2fs %10.2fs\n",
+			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
@@ -486,8 +753,10 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots)
 	if (js)
 		printf("]\n");
 	else if (!csv && !md)
-		printf("\nranked by mean imbalance over steps, then copies; not stored "
-		       "(run one combination without --grid to store it)\n");
+		printf("\nranked by mean imbalance over steps, then copies; net-overlap: MoE time "
+		       "saved less the transfers not hidden behind the delay (%s inside nodes, %s "
+		       "across); not stored (run one combination without --grid to store it)\n",
+		       su->dep.link_intra, su->dep.link_inter);
 	for (size_t i = 0; i < n; i++)
 		analyze_replay_release(&c[i].r);
 	free(c);
@@ -517,6 +786,11 @@ int cmd_replay(int argc, char **argv)
 		{ "quant", required_argument, NULL, 'q' },
 		{ "link", required_argument, NULL, 'l' },
 		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
+		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
+		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
+		{ "hardware", required_argument, NULL, OPT_HARDWARE },
+		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
 		{ "tflops", required_argument, NULL, 't' },
 		{ "us-per-token", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 'j' },
@@ -525,18 +799,19 @@ int cmd_replay(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "grid", no_argument, NULL, 'G' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "engine", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .max_moves = -1, .threads = 2, .interval = 600, .delay = -1,
-			  .from = INT64_MIN, .to = INT64_MAX, .tflops = 400 };
+	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1,
+			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
 	struct util_err err = UTIL_ERR_INIT;
 	struct setup su = { 0 };
-	int c, rc, status = 1, grid = 0, interval_set = 0, quant = ANALYZE_QUANT_BF16;
+	int c, rc, status = 1, grid = 0;
 	int32_t *start = NULL;
 	struct analyze_replay_out out = { 0 };
 
-	while ((c = getopt_long(argc, argv, "r:a:R:S:N:n:g:K:W:D:T:e:M:s:x:p:m:q:l:b:t:u:j:ZJGf:h",
+	while ((c = getopt_long(argc, argv, "r:a:R:S:N:n:g:K:W:D:T:e:M:s:x:p:m:q:l:b:t:u:j:ZJGf:E:h",
 				lopts, NULL)) != -1) {
 		rc = 0;
 		switch (c) {
@@ -549,7 +824,6 @@ int cmd_replay(int argc, char **argv)
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o.groups, "--groups", &err); break;
 		case 'K':
 			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.interval, "--interval", &err);
-			interval_set = 1;
 			if (!rc && o.interval == 0)
 				rc = util_err_set(&err, UTIL_EUSAGE, "--interval: must be at least 1 step");
 			break;
@@ -568,24 +842,33 @@ int cmd_replay(int argc, char **argv)
 		case 'x': rc = util_parse_range(optarg, &o.from, &o.to, "--steps", &err); break;
 		case 'p': rc = analyze_opt_phase(optarg, &o.phase_mask, &err); break;
 		case 'm': rc = analyze_opt_model(optarg, &o.model, &err); break;
-		case 'q': rc = analyze_opt_quant(optarg, &quant, &err); o.quant = optarg; break;
-		case 'l': rc = analyze_opt_link(optarg, &o.link, &err); break;
-		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o.bandwidth, "--bandwidth", &err); break;
-		case 't': rc = util_parse_double(optarg, 1e-3, 1e6, &o.tflops, "--tflops", &err); break;
-		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o.us_per_token, "--us-per-token", &err); break;
+		case 'q': rc = analyze_opt_quant(optarg, &o.dep.quant, &err); break;
+		case 'l': rc = analyze_opt_link(optarg, "--link", &o.dep.link, &err); break;
+		case OPT_LINK_INTRA: rc = analyze_opt_link(optarg, "--link-intra", &o.dep.link_intra, &err); break;
+		case OPT_LINK_INTER: rc = analyze_opt_link(optarg, "--link-inter", &o.dep.link_inter, &err); break;
+		case OPT_RPN: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.dep.ranks_per_node, "--ranks-per-node", &err); break;
+		case OPT_HARDWARE: rc = analyze_opt_hardware(optarg, &o.dep.hardware, &err); break;
+		case OPT_STEP_MS: rc = analyze_opt_step_ms(optarg, &o.dep.step_ms, &err); break;
+		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o.dep.bandwidth, "--bandwidth", &err); break;
+		case 't': rc = util_parse_double(optarg, 1e-3, 1e6, &o.dep.tflops, "--tflops", &err); break;
+		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o.dep.us_per_token, "--us-per-token", &err); break;
 		case 'j': rc = util_parse_int(optarg, 1, 2, &o.threads, "--threads", &err); break;
 		case 'Z': o.no_store = 1; break;
 		case 'Y': o.pay = 1; break;
 		case 'J': o.json = 1; break;
 		case 'G': grid = 1; break;
 		case 'f': o.format = optarg; break;
+		case 'E':
+			if (!(o.engine = analyze_engine_find(optarg)))
+				rc = util_err_set(&err, UTIL_EUSAGE, "--engine: unknown engine '%s' (%s)",
+						  optarg, analyze_engine_choices());
+			break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, lopts);
 		}
 		if (rc)
 			return util_cli_fail("replay", &err);
 	}
-	(void)interval_set;
 	/* positional: DB, then (with --grid) KEY=LIST terms */
 	for (int i = optind; i < argc; i++) {
 		if (grid && strchr(argv[i], '=')) {
@@ -602,15 +885,22 @@ int cmd_replay(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (o.engine && grid) {
+		util_cli_error("replay", "--engine replays one engine: compare them with --grid "
+			       "engine=%s,...", o.engine->name);
+		return 2;
+	}
+	if (!o.algo && o.engine)
+		o.algo = o.engine->algo;
 	if (!o.algo)
 		o.algo = analyze_algo_find(ANALYZE_FLAGSHIP) ? ANALYZE_FLAGSHIP : "eplb";
 	const struct analyze_algo *algo = analyze_algo_find(o.algo);
 	if (!algo) {
-		util_cli_error("replay", "--algo: unknown algorithm '%s' (moetrace place --list)",
-			       o.algo);
+		char hint[96];
+		util_cli_error("replay", "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o.algo, util_did_you_mean(analyze_algo_suggest(o.algo), hint, sizeof(hint)));
 		return 2;
 	}
-	const struct analyze_link *link = analyze_link_find(o.link ? o.link : "nvlink4");
 	if (store_open_run(o.db, o.runname, (o.no_store || grid) ? STORE_READONLY : 0, &su.s,
 			   &su.run, &err))
 		return util_cli_fail("replay", &err);
@@ -622,16 +912,14 @@ int cmd_replay(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	su.expert_bytes = su.model ? analyze_expert_bytes(su.model->hidden, su.model->inter, quant) : 0;
-	su.gbps = o.bandwidth > 0 ? o.bandwidth : link->gbytes_per_s;
-	su.link_name = o.bandwidth > 0 ? "the given bandwidth" : link->name;
-	if (o.us_per_token > 0)
-		su.spt = o.us_per_token * 1e-6;
-	else if (su.model)
-		/* 3 GEMMs of hidden x inter, 2 FLOPs per multiply-add, per routed token */
-		su.spt = 6.0 * su.model->hidden * su.model->inter / (o.tflops * 1e12);
 	int ranks, slots;
-	if (analyze_layout_resolve(&su.run, o.ranks, o.slots, o.redundant, &ranks, &slots, &err)) {
+	if (analyze_layout_resolve(&su.run, o.ranks, o.slots, o.redundant, &ranks, &slots, &err) ||
+	    analyze_deploy_resolve(&su.run, su.model, ranks, &o.dep, &su.dep, &err)) {
+		status = util_cli_fail("replay", &err);
+		goto out;
+	}
+	int64_t nsel;
+	if (analyze_step_count(su.s, &su.run, o.from, o.to, o.phase_mask, &nsel, &err)) {
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
@@ -642,13 +930,20 @@ int cmd_replay(int argc, char **argv)
 		goto out;
 	}
 	if (grid) {
-		status = run_grid(&o, &su, ranks, slots);
+		status = run_grid(&o, &su, ranks, slots, nsel);
 		goto out;
 	}
-	if (!o.window)
-		o.window = o.interval;
-	if (o.delay < 0)
-		o.delay = o.interval > 50 ? 50 : o.interval / 2;
+	if (o.engine) {
+		/* the engine's settings, where no option overrides them */
+		if (!o.interval)
+			o.interval = o.engine->interval ? o.engine->interval : su.run.layers;
+		if (!o.window)
+			o.window = o.engine->window;
+		if (o.delay < 0)
+			o.delay = o.engine->delay;
+		engine_layout(&o, &su, ranks, &o.nodes, &o.groups);
+	}
+	analyze_replay_cadence(nsel, &o.interval, &o.window, &o.delay);
 	start = xmallocarray((size_t)su.run.layers * (size_t)ranks * (size_t)slots, sizeof(int32_t));
 	char start_desc[256], pj[1024];
 	if ((rc = resolve_start(&su, &o, ranks, slots, start, start_desc, sizeof(start_desc), &err))) {
@@ -665,17 +960,19 @@ int cmd_replay(int argc, char **argv)
 		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,
-		.expert_bytes = su.expert_bytes, .gbytes_per_s = su.gbps, .sec_per_token = su.spt,
+		.deploy = &su.dep, .engine = o.engine ? o.engine->name : NULL,
 		.threads = o.threads, .store = !o.no_store, .params_json = pj,
 	};
 	if ((rc = analyze_replay_run(su.s, &su.run, &cfg, &out, &err))) {
+		if (o.engine && rc == UTIL_EUSAGE)
+			util_err_prefix(&err, "--engine %s: ", o.engine->name);
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
 	if (o.json)
 		print_json(&su, &out);
 	else
-		print_text(&su, &out, start_desc, o.pay);
+		print_text(&su, &out, start_desc, o.pay, o.engine);
 	status = 0;
 out:
 	analyze_replay_release(&out);
@@ -707,33 +1004,55 @@ int cmd_replays(int argc, char **argv)
 	if (json)
 		printf("[");
 	else if (n)
-		printf("%6s %5s %-8s %11s %8s %7s %6s %9s %9s %7s %8s %10s\n", "replay", "run", "algo",
-		       "layout", "interval", "window", "delay", "baseline", "imb-mean", "events",
-		       "copies", "net-saved");
+		printf("%6s %5s %-8s %11s %8s %7s %6s %3s %-5s %-24s %9s %9s %7s %8s %11s\n", "replay",
+		       "run", "algo", "layout", "interval", "window", "delay", "pay", "quant",
+		       "links (intra/inter)", "baseline", "imb-mean", "events", "copies",
+		       "net-overlap");
 	else
 		printf("no replays in '%s' (moetrace replay stores one)\n", db);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_replay *r = &v[i];
-		char lay[32];
-		snprintf(lay, sizeof(lay), "%dx%d", r->ranks, r->slots);
+		char lay[32], links[72];
+		if (r->ranks_per_node > 0 && r->ranks_per_node < r->ranks)
+			snprintf(lay, sizeof(lay), "%dx%dx%d", r->ranks / r->ranks_per_node,
+				 r->ranks_per_node, r->slots);
+		else
+			snprintf(lay, sizeof(lay), "%dx%d", r->ranks, r->slots);
+		snprintf(links, sizeof(links), "%s/%s", r->link_intra[0] ? r->link_intra : "?",
+			 r->link_inter[0] ? r->link_inter : "?");
 		if (json)
 			printf("%s\n {\"replay\": %lld, \"run\": %lld, \"algo\": \"%s\", \"ranks\": %d, "
 			       "\"slots\": %d, \"interval\": %lld, \"window\": %lld, \"delay\": %lld, "
+			       "\"threshold\": %g, \"episodes\": %d, \"max_moves\": %d, \"pay\": %s, "
+			       "\"quant\": \"%s\", \"ranks_per_node\": %d, \"link_intra\": \"%s\", "
+			       "\"link_inter\": \"%s\", \"hardware\": \"%s\", \"engine\": \"%s\", "
+			       "\"step_ms\": %g, "
 			       "\"steps\": %lld, \"imbalance_mean\": %.6f, "
 			       "\"baseline_imbalance_mean\": %.6f, \"events\": %lld, \"moves\": %lld, "
-			       "\"bytes\": %lld, \"net_overlap_seconds\": %.6f, \"params\": %s}",
+			       "\"bytes\": %lld, \"bytes_inter_node\": %lld, \"tokens\": %lld, "
+			       "\"saved_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+			       "\"net_overlap_seconds\": %.6f, \"params\": %s}",
 			       i ? "," : "", (long long)r->id, (long long)r->run, r->algo, r->ranks,
 			       r->slots, (long long)r->interval, (long long)r->window,
-			       (long long)r->delay, (long long)r->steps, r->imbalance_mean,
-			       r->baseline_imbalance_mean, (long long)r->events, (long long)r->moves,
-			       (long long)r->bytes, r->net_overlap_seconds, r->params);
+			       (long long)r->delay, r->threshold, r->episodes, r->max_moves,
+			       r->pay ? "true" : "false", r->quant, r->ranks_per_node, r->link_intra,
+			       r->link_inter, r->hardware, r->engine, r->step_ms, (long long)r->steps,
+			       r->imbalance_mean, r->baseline_imbalance_mean, (long long)r->events,
+			       (long long)r->moves, (long long)r->bytes, (long long)r->bytes_inter,
+			       (long long)r->tokens, r->saved_seconds, r->net_stop_seconds,
+			       r->net_overlap_seconds, r->params);
 		else
-			printf("%6lld %5lld %-8s %11s %8lld %7lld %6lld %9.3f %9.3f %7lld %8lld %9.2fs\n",
+			printf("%6lld %5lld %-8s %11s %8lld %7lld %6lld %3s %-5s %-24s %9.3f %9.3f %7lld "
+			       "%8lld %10.2fs\n",
 			       (long long)r->id, (long long)r->run, r->algo, lay, (long long)r->interval,
-			       (long long)r->window, (long long)r->delay, r->baseline_imbalance_mean,
+			       (long long)r->window, (long long)r->delay, r->pay ? "yes" : "no",
+			       r->quant[0] ? r->quant : "?", links, r->baseline_imbalance_mean,
 			       r->imbalance_mean, (long long)r->events, (long long)r->moves,
 			       r->net_overlap_seconds);
 	}
+	if (n && !json)
+		printf("layout: [nodes x] ranks x slots; net-overlap: MoE time saved less the "
+		       "transfers not hidden behind the delay (stop-the-world in --json)\n");
 	if (json)
 		printf("]\n");
 	free(v);

@@ -618,6 +618,22 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
 	int rc = 0, fd;
 	FILE *f = NULL;
 
+	/* vllm-ascend maps each device's experts to local slots by expert id
+	 * (expert_map[device_expert] = arange) and numbers the global slots by
+	 * device 0's distinct experts: a device holding an expert twice shifts
+	 * the routes of every device, and the engine does not refuse it */
+	if (format == ANALYZE_FORMAT_VLLM_ASCEND)
+		for (int l = 0; l < sh->layers; l++) {
+			int P = sh->ranks * sh->slots;
+			struct util_err why = UTIL_ERR_INIT;
+			if ((rc = analyze_placement_check(phy2log + (size_t)l * P, sh->experts,
+							  sh->ranks, sh->slots, 1, &why)))
+				return util_err_set(err, rc,
+						    "cannot write '%s': MoE layer %d: %s, which "
+						    "vllm-ascend's loader misroutes (the sglang and "
+						    "trtllm formats hold it)",
+						    path, l, why.msg);
+		}
 	switch (format) {
 	case ANALYZE_FORMAT_VLLM_ASCEND: write_vllm_ascend(&b, sh, phy2log); break;
 	case ANALYZE_FORMAT_SGLANG: write_sglang(&b, sh, phy2log); break;

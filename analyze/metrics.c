@@ -65,6 +65,93 @@ out:
 	return rc;
 }
 
+/* Slots of rank r holding expert e. */
+static int rank_holds(const int32_t *phy2log, int slots, int r, int e)
+{
+	int n = 0;
+
+	for (int k = 0; k < slots; k++)
+		n += phy2log[(size_t)r * slots + k] == e;
+	return n;
+}
+
+int analyze_placement_undup(int32_t *phy2log, int experts, int ranks, int slots,
+			    const double *heat, struct util_err *err)
+{
+	int P = ranks * slots, swaps = 0, rc = 0;
+	int *cnt = calloc((size_t)experts, sizeof(int));
+	double *load = calloc((size_t)ranks, sizeof(double));
+
+	if (!cnt || !load) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (slots > experts) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "%d slots per rank for %d experts: some rank must hold an expert "
+				  "twice",
+				  slots, experts);
+		goto out;
+	}
+	analyze_replicas(phy2log, P, experts, cnt);
+	for (int e = 0; e < experts; e++)
+		if (cnt[e] > ranks) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "expert %d has %d replicas on %d ranks, so some rank holds "
+					  "it twice",
+					  e, cnt[e], ranks);
+			goto out;
+		}
+	if (heat)
+		for (int p = 0; p < P; p++)
+			load[p / slots] += heat[phy2log[p]] / cnt[phy2log[p]];
+	for (int p = 0; p < P;) {
+		int r = p / slots, e = phy2log[p], best = -1;
+		double best_score = 0, we = heat ? heat[e] / cnt[e] : 0;
+		if (rank_holds(phy2log, slots, r, e) < 2) {
+			p++;
+			continue;
+		}
+		for (int q = 0; q < P; q++) {
+			int r2 = q / slots, f = phy2log[q];
+			double wf, score;
+			if (r2 == r || rank_holds(phy2log, slots, r2, e) ||
+			    rank_holds(phy2log, slots, r, f))
+				continue;
+			wf = heat ? heat[f] / cnt[f] : 0;
+			score = fmax(load[r] - we + wf, load[r2] - wf + we);
+			if (best < 0 || score < best_score) {
+				best = q;
+				best_score = score;
+			}
+		}
+		if (best < 0) {
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "expert %d is twice on rank %d and no swap with another "
+					  "rank moves it off",
+					  e, r);
+			goto out;
+		}
+		{
+			int r2 = best / slots, f = phy2log[best];
+			double wf = heat ? heat[f] / cnt[f] : 0;
+			load[r] += wf - we;
+			load[r2] += we - wf;
+			phy2log[best] = e;
+			phy2log[p] = f;
+		}
+		swaps++;
+		/* slot p now holds f, which rank r did not hold: look at it again
+		 * only for the rest of the rank's duplicates */
+		p++;
+	}
+	rc = swaps;
+out:
+	free(cnt);
+	free(load);
+	return rc;
+}
+
 #define DEVICE_LOAD_BODY                                                                   \
 	int P = ranks * slots;                                                             \
 	int *own = NULL;                                                                   \

@@ -7,6 +7,7 @@
 #include "analyze/analyze.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void analyze_warn_missing_counts(const char *cmd, struct store *s, const struct store_run *run)
 {
@@ -32,11 +33,35 @@ int analyze_opt_phase(const char *arg, unsigned *mask, struct util_err *err)
 
 int analyze_opt_model(const char *arg, const char **model, struct util_err *err)
 {
-	if (!store_model_find(arg))
+	const struct store_model *m = store_model_find(arg);
+	char hint[96];
+
+	if (!m)
 		return util_err_set(err, UTIL_EUSAGE,
-				    "--model: unknown model '%s' (see moetrace models)", arg);
-	*model = arg;
+				    "--model: unknown model '%s'%s (see moetrace models)", arg,
+				    util_did_you_mean(store_model_suggest(arg), hint, sizeof(hint)));
+	*model = m->name;
 	return 0;
+}
+
+const char *analyze_algo_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_algo *a; n < 64 && (a = analyze_algo_at(n)); n++)
+		names[n] = a->name;
+	return util_suggest(name, names, n);
+}
+
+const char *analyze_link_suggest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+
+	for (const struct analyze_link *l; n < 64 && (l = analyze_link_at(n)); n++)
+		names[n] = l->name;
+	return util_suggest(name, names, n);
 }
 
 int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
@@ -44,19 +69,43 @@ int analyze_opt_quant(const char *arg, int *quant, struct util_err *err)
 	int q = analyze_quant_parse(arg);
 
 	if (q < 0)
-		return util_err_set(err, UTIL_EUSAGE, "--quant: '%s' is not bf16, fp8, w8a8 or w4a8",
-				    arg);
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--quant: '%s' is not bf16, fp8, w8a8, w4a8 or mxfp4", arg);
 	*quant = q;
 	return 0;
 }
 
-int analyze_opt_link(const char *arg, const char **link, struct util_err *err)
+int analyze_opt_link(const char *arg, const char *opt, const char **link, struct util_err *err)
 {
+	char names[256], hint[96];
+
 	if (!analyze_link_find(arg))
-		return util_err_set(err, UTIL_EUSAGE,
-				    "--link: unknown link '%s' (see docs/formats.md)", arg);
+		return util_err_set(err, UTIL_EUSAGE, "%s: unknown link '%s'%s (%s)", opt, arg,
+				    util_did_you_mean(analyze_link_suggest(arg), hint, sizeof(hint)),
+				    analyze_link_names(names, sizeof(names)));
 	*link = arg;
 	return 0;
+}
+
+int analyze_opt_hardware(const char *arg, const char **hw, struct util_err *err)
+{
+	char names[256];
+
+	if (!analyze_hw_find(arg))
+		return util_err_set(err, UTIL_EUSAGE, "--hardware: unknown preset '%s' (%s)", arg,
+				    analyze_hw_names(names, sizeof(names)));
+	*hw = arg;
+	return 0;
+}
+
+int analyze_opt_step_ms(const char *arg, double *ms, struct util_err *err)
+{
+	int rc = util_parse_double(arg, -1e308, 1e9, ms, "--step-ms", err);
+
+	if (!rc && !(*ms > 0))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--step-ms: %s is not a step time (milliseconds above 0)", arg);
+	return rc;
 }
 
 int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_err *err)
@@ -89,7 +138,17 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 		break;
 	case 'm': rc = analyze_opt_model(arg, &o->model, err); break;
 	case 'q': rc = analyze_opt_quant(arg, &o->quant, err); break;
-	case 'L': rc = analyze_opt_link(arg, &o->link, err); break;
+	case 'L': rc = analyze_opt_link(arg, "--link", &o->link, err); break;
+	case ANALYZE_OPT_LINK_INTRA:
+		rc = analyze_opt_link(arg, "--link-intra", &o->link_intra, err);
+		break;
+	case ANALYZE_OPT_LINK_INTER:
+		rc = analyze_opt_link(arg, "--link-inter", &o->link_inter, err);
+		break;
+	case ANALYZE_OPT_RANKS_PER_NODE:
+		rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->ranks_per_node, "--ranks-per-node",
+				    err);
+		break;
 	case 'b':
 		rc = util_parse_double(arg, 1e-6, 1e6, &o->bandwidth, "--bandwidth", err);
 		break;
@@ -99,4 +158,85 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 	default: return 1;
 	}
 	return rc ? err->code : 0;
+}
+
+void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay)
+{
+	int64_t k = *interval;
+
+	if (k <= 0) {
+		k = nsteps / 8 < ANALYZE_REPLAY_INTERVAL ? nsteps / 8 : ANALYZE_REPLAY_INTERVAL;
+		if (k < 1)
+			k = 1;
+		*interval = k;
+	}
+	if (*window <= 0)
+		*window = k;
+	if (*delay < 0)
+		*delay = k / 2 < ANALYZE_REPLAY_DELAY ? k / 2 : ANALYZE_REPLAY_DELAY;
+}
+
+int analyze_step_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		       unsigned phase_mask, int64_t *n, struct util_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*n = 0;
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
+			       "AND (?4 = 0 OR ((1 << phase) & ?4) != 0)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return util_err_set(err, UTIL_EDB, "counting steps: %s",
+				    sqlite3_errmsg(store_db(s)));
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = util_err_set(err, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(store_db(s)));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Each engine's defaults, from its own code (docs/replay.md gives the file
+ * and version of every value). */
+/* clang-format off */
+static const struct analyze_engine engines[] = {
+	{ "vllm", "eplb-hier", 3000, 1000, 0,
+	  "EPLBConfig step_interval 3000, window_size 1000, num_redundant_experts 0, "
+	  "policy default (DeepSeek EPLB, hierarchical when the nodes divide the groups)" },
+	{ "sglang", "eplb-hier", 1000, 1000, 0,
+	  "eplb_rebalance_num_iterations 1000, expert_distribution_recorder_buffer_size "
+	  "= that, eplb_algorithm auto (deepseek, hierarchical when the nodes divide the "
+	  "groups), ep_num_redundant_experts 0" },
+	{ "vllm-ascend", "swift", 600, 600, 50,
+	  "eplb_config expert_heat_collection_interval 600, algorithm_execution_interval 50, "
+	  "eplb_policy_type 2 (SwiftBalancer), num_redundant_experts 0" },
+	{ "trtllm", "eplb", 0, 10, 0,
+	  "moe_load_balancer layer_updates_per_iter 1 (one layer a step), statistics "
+	  "decayFactor 0.9 (about 10 steps), greedy replication and placement" },
+};
+/* clang-format on */
+
+const struct analyze_engine *analyze_engine_find(const char *name)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(engines); i++)
+		if (!strcmp(engines[i].name, name))
+			return &engines[i];
+	return NULL;
+}
+
+const struct analyze_engine *analyze_engine_at(size_t i)
+{
+	return i < UTIL_ARRAY_SIZE(engines) ? &engines[i] : NULL;
+}
+
+const char *analyze_engine_choices(void)
+{
+	return "vllm, sglang, vllm-ascend or trtllm";
 }

@@ -92,6 +92,14 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 	rc = a->fn(in, phy2log, err);
 	if (rc)
 		return rc;
+	if (in->no_dup) {
+		int n = analyze_placement_undup(phy2log, in->experts, in->ranks, in->slots,
+						in->heat, err);
+		if (n < 0)
+			return n;
+		if (in->undup)
+			*in->undup = n;
+	}
 	if (in->current && !(a->flags & ANALYZE_ALGO_MIGRATION)) {
 		int hier = !strcmp(a->name, "eplb-hier") ? in->nodes : 0;
 		if (analyze_place_match(in->current, phy2log, in->experts, in->ranks, in->slots,

@@ -256,6 +256,37 @@ static double layer_max_w(const uint32_t *h, const int32_t *p2l, const double *w
 	return mx;
 }
 
+/* As layer_max_w, and *tmax gets the MoE seconds of the layer under the
+ * step-time model (analyze_layer_seconds, fused into the same pass). */
+static double layer_max_t(const uint32_t *h, const int32_t *p2l, const double *w, int R, int S,
+			  double spt, double spe, double *tot, double *tmax)
+{
+	double mx = 0, t = 0, tm = 0;
+
+	for (int r = 0; r < R; r++) {
+		const int32_t *e = p2l + (size_t)r * S;
+		const double *ww = w + (size_t)r * S;
+		double sum = 0;
+		int active = 0;
+		for (int k = 0; k < S; k++) {
+			uint32_t x = h[e[k]];
+			sum += (double)x * ww[k];
+			active += x != 0;
+		}
+		t += sum;
+		if (sum > mx)
+			mx = sum;
+		double c = sum * spt, m = active * spe;
+		if (m > c)
+			c = m;
+		if (c > tm)
+			tm = c;
+	}
+	*tot = t;
+	*tmax = tm;
+	return mx;
+}
+
 static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
 {
 	for (int p = 0; p < P; p++)
@@ -391,7 +422,7 @@ static void ra_stop(struct ra *a)
  * whole event is dropped unless the kept layers' savings exceed their
  * transfer time together.  A layer that does not pay gets cur back.
  * The prediction assumes the window's heat persists. */
-static int pay_filter(const struct analyze_replay_cfg *cfg, int L, int E, int R, int S,
+static int pay_filter(const struct analyze_deploy *dp, int L, int E, int R, int S,
 		      const double *heat, const int32_t *cur, int32_t *next, double wsteps,
 		      double horizon, double *load, int64_t *send, int64_t *recv, int64_t *psend,
 		      int64_t *precv, struct util_err *err)
@@ -408,14 +439,16 @@ static int pay_filter(const struct analyze_replay_cfg *cfg, int L, int E, int R,
 			continue;
 		double before = analyze_device_load(h, E, o, R, S, NULL, load);
 		double after = analyze_device_load(h, E, n, R, S, NULL, load);
-		double g = cfg->sec_per_token * (before - after) / wsteps * horizon;
-		memset(psend, 0, (size_t)R * sizeof(int64_t));
-		memset(precv, 0, (size_t)R * sizeof(int64_t));
-		int64_t m = analyze_transfer_layer(o, n, E, R, S, NULL, psend, precv, err);
+		double g = dp->sec_per_token * (before - after) / wsteps * horizon;
+		memset(psend, 0, 2 * (size_t)R * sizeof(int64_t));
+		memset(precv, 0, 2 * (size_t)R * sizeof(int64_t));
+		int64_t m = analyze_transfer_layer_tiers(o, n, E, R, S, dp->ranks_per_node, NULL,
+							 psend, precv, NULL, err);
 		if (m < 0)
 			return (int)m;
-		if (g <= analyze_transfer_seconds(psend, precv, R, cfg->expert_bytes,
-						  cfg->gbytes_per_s)) {
+		if (g <= analyze_transfer_seconds_tiers(psend, precv, R, dp->expert_bytes,
+							dp->intra_gbps, dp->inter_gbps, NULL,
+							NULL)) {
 			memcpy(n, o, P * sizeof(int32_t));
 			continue;
 		}
@@ -424,15 +457,17 @@ static int pay_filter(const struct analyze_replay_cfg *cfg, int L, int E, int R,
 	}
 	if (!kept)
 		return 0;
-	memset(send, 0, (size_t)R * sizeof(int64_t));
-	memset(recv, 0, (size_t)R * sizeof(int64_t));
+	memset(send, 0, 2 * (size_t)R * sizeof(int64_t));
+	memset(recv, 0, 2 * (size_t)R * sizeof(int64_t));
 	for (int l = 0; l < L; l++) {
 		const int32_t *o = cur + (size_t)l * P, *n = next + (size_t)l * P;
 		if (memcmp(o, n, P * sizeof(int32_t)) &&
-		    analyze_transfer_layer(o, n, E, R, S, NULL, send, recv, err) < 0)
+		    analyze_transfer_layer_tiers(o, n, E, R, S, dp->ranks_per_node, NULL, send,
+						 recv, NULL, err) < 0)
 			return err->code;
 	}
-	if (gain <= analyze_transfer_seconds(send, recv, R, cfg->expert_bytes, cfg->gbytes_per_s))
+	if (gain <= analyze_transfer_seconds_tiers(send, recv, R, dp->expert_bytes, dp->intra_gbps,
+						   dp->inter_gbps, NULL, NULL))
 		memcpy(next, cur, (size_t)L * P * sizeof(int32_t));
 	return 0;
 }
@@ -462,11 +497,24 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	struct store_step st;
 	int64_t pending_eff = -1, ord = 0;
 	size_t pending_ev = 0;
-	double hidden = 0, t0 = util_now();
+	double hidden = 0, t0 = util_now(), dense_s = 0;
 	int rc = 0, in_tx = 0;
+	struct analyze_deploy dep;
 
 	memset(out, 0, sizeof(*out));
 	out->layers = L;
+	if (cfg->deploy) {
+		dep = *cfg->deploy;
+	} else { /* one node at one link, no memory floor: the caller's three figures */
+		memset(&dep, 0, sizeof(dep));
+		dep.ranks = R;
+		dep.ranks_per_node = R;
+		dep.expert_bytes = cfg->expert_bytes;
+		dep.intra_gbps = dep.inter_gbps = cfg->gbytes_per_s;
+		dep.sec_per_token = cfg->sec_per_token;
+	}
+	const int timed = dep.sec_per_token > 0 || dep.sec_per_expert > 0;
+	const int topk = run->topk > 0 ? run->topk : dep.topk > 0 ? dep.topk : 1;
 	/* ---- validate ---- */
 	if (!cfg->algo)
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
@@ -478,7 +526,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--interval, --window and --delay are at most %lld steps",
 				    (long long)STORE_STEP_MAX);
-	if (cfg->pay && !(cfg->sec_per_token > 0 && cfg->gbytes_per_s > 0 && cfg->expert_bytes))
+	if (cfg->pay && !(dep.sec_per_token > 0 && dep.intra_gbps > 0 && dep.inter_gbps > 0 &&
+			  dep.expert_bytes))
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--pay needs the cost model: the bytes of an expert and the "
 				    "seconds per token (give --model when the run has none) and a "
@@ -573,10 +622,10 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	pend_layers = calloc((size_t)L, 1);
 	ev_moves = malloc((size_t)L * sizeof(int64_t));
 	ev_bytes = malloc((size_t)L * sizeof(int64_t));
-	send = malloc((size_t)R * sizeof(int64_t));
-	recv = malloc((size_t)R * sizeof(int64_t));
-	psend = malloc((size_t)R * sizeof(int64_t));
-	precv = malloc((size_t)R * sizeof(int64_t));
+	send = malloc(2 * (size_t)R * sizeof(int64_t)); /* [intra | inter] per rank */
+	recv = malloc(2 * (size_t)R * sizeof(int64_t));
+	psend = malloc(2 * (size_t)R * sizeof(int64_t));
+	precv = malloc(2 * (size_t)R * sizeof(int64_t));
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!cur || !next || !pending || !cnt || !w || !bw || !base_cnt || !prefix || !heat ||
 	    (Ne && !episodes) || !ep_buf || !load || !lmax || !lmean || !bmax || !before ||
@@ -616,6 +665,17 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	sum->threshold = cfg->threshold;
 	sum->episodes = Ne;
 	sum->max_moves = cfg->max_moves;
+	sum->pay = cfg->pay;
+	sum->ranks_per_node = dep.ranks_per_node;
+	snprintf(sum->quant, sizeof(sum->quant), "%s",
+		 dep.expert_bytes ? analyze_quant_name(dep.quant) : "");
+	snprintf(sum->link_intra, sizeof(sum->link_intra), "%s",
+		 dep.link_intra ? dep.link_intra : "");
+	snprintf(sum->link_inter, sizeof(sum->link_inter), "%s",
+		 dep.link_inter ? dep.link_inter : "");
+	snprintf(sum->hardware, sizeof(sum->hardware), "%s", dep.hw ? dep.hw->name : "");
+	snprintf(sum->engine, sizeof(sum->engine), "%s", cfg->engine ? cfg->engine : "");
+	sum->step_ms = dep.step_seconds * 1e3;
 	snprintf(sum->params, sizeof(sum->params), "%s", cfg->params_json ? cfg->params_json : "{}");
 	if (cfg->store) {
 		if (store_begin(s) || (in_tx = 1, store_replay_add(s, sum))) {
@@ -658,13 +718,25 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 			pending_eff = -1;
 		}
 		/* score */
-		double smax = 0, smean = 0, sbase = 0;
+		double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
 		for (int l = 0; l < L; l++) {
 			const uint32_t *h = st.counts + (size_t)l * E;
 			double tot, btot;
-			lmax[l] = layer_max_w(h, cur + (size_t)l * P, w + (size_t)l * P, R, S, &tot);
-			bmax[l] = layer_max_w(h, cfg->start + (size_t)l * P, bw + (size_t)l * P, R, S,
-					      &btot);
+			if (timed) {
+				double t, bt;
+				lmax[l] = layer_max_t(h, cur + (size_t)l * P, w + (size_t)l * P, R, S,
+						      dep.sec_per_token, dep.sec_per_expert, &tot, &t);
+				bmax[l] = layer_max_t(h, cfg->start + (size_t)l * P,
+						      bw + (size_t)l * P, R, S, dep.sec_per_token,
+						      dep.sec_per_expert, &btot, &bt);
+				stime += t;
+				sbtime += bt;
+			} else {
+				lmax[l] = layer_max_w(h, cur + (size_t)l * P, w + (size_t)l * P, R, S,
+						      &tot);
+				bmax[l] = layer_max_w(h, cfg->start + (size_t)l * P,
+						      bw + (size_t)l * P, R, S, &btot);
+			}
 			lmean[l] = tot / R;
 			qh_add(&qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
 			qh_add(&qb, l, tot > 0 ? bmax[l] / lmean[l] : 1.0);
@@ -680,7 +752,17 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		qh_add(&qob, 0, smean > 0 ? sbase / smean : 1.0);
 		qo.count++;
 		qob.count++;
-		sum->saved_seconds += (sbase - smax) * cfg->sec_per_token;
+		{
+			/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
+			double tk = st.tokens > 0 ? (double)st.tokens : smean * R / L / topk;
+			sum->tokens += (int64_t)(tk + 0.5);
+			if (timed) {
+				sum->saved_seconds += sbtime - stime;
+				sum->moe_seconds += stime;
+				sum->baseline_moe_seconds += sbtime;
+				dense_s += analyze_dense_seconds(&dep, tk);
+			}
+		}
 		if (cfg->series) {
 			if (out->n_series == (size_t)N) {
 				rc = util_err_set(err, UTIL_ESTATE, "replay: more steps than counted");
@@ -696,7 +778,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 			out->n_series++;
 		}
 		if (pending_eff >= 0)
-			hidden += smax * cfg->sec_per_token;
+			hidden += stime;
 		if (cfg->store && store_replay_step_add(s, sum->id, st.step, L, lmax, lmean, bmax)) {
 			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 			goto out;
@@ -751,14 +833,15 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		}
 		out->algo_seconds += d.seconds;
 		if (cfg->pay &&
-		    (rc = pay_filter(cfg, L, E, R, S, heat, cur, next, (double)(ord - ws),
+		    (rc = pay_filter(&dep, L, E, R, S, heat, cur, next, (double)(ord - ws),
 				     (double)(K < N - ord - D ? K : N - ord - D), load, send, recv,
 				     psend, precv, err)))
 			goto out;
 		/* moves and the event */
 		struct store_replay_event ev = { 0 };
-		memset(send, 0, (size_t)R * sizeof(int64_t));
-		memset(recv, 0, (size_t)R * sizeof(int64_t));
+		int64_t inter = 0;
+		memset(send, 0, 2 * (size_t)R * sizeof(int64_t));
+		memset(recv, 0, 2 * (size_t)R * sizeof(int64_t));
 		for (int l = 0; l < L; l++) {
 			const int32_t *o = cur + (size_t)l * P, *n = next + (size_t)l * P;
 			ev_moves[l] = 0;
@@ -766,7 +849,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 			after[l] = before[l];
 			if (!pend_layers[l])
 				continue;
-			int64_t m = analyze_transfer_layer(o, n, E, R, S, NULL, send, recv, err);
+			int64_t m = analyze_transfer_layer_tiers(o, n, E, R, S, dep.ranks_per_node,
+								 NULL, send, recv, &inter, err);
 			if (m < 0) {
 				rc = (int)m;
 				goto out;
@@ -779,13 +863,12 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 			out->layer[l].moves += m;
 		}
 		for (int l = 0; l < L; l++)
-			ev_bytes[l] = ev_moves[l] * (int64_t)cfg->expert_bytes;
-		ev.bytes = ev.moves * (int64_t)cfg->expert_bytes;
-		ev.transfer_seconds =
-			cfg->gbytes_per_s > 0
-				? analyze_transfer_seconds(send, recv, R, cfg->expert_bytes,
-							   cfg->gbytes_per_s)
-				: 0;
+			ev_bytes[l] = ev_moves[l] * (int64_t)dep.expert_bytes;
+		ev.bytes = ev.moves * (int64_t)dep.expert_bytes;
+		ev.bytes_inter = inter * (int64_t)dep.expert_bytes;
+		ev.transfer_seconds = analyze_transfer_seconds_tiers(
+			send, recv, R, dep.expert_bytes, dep.intra_gbps, dep.inter_gbps,
+			&ev.transfer_intra_seconds, &ev.transfer_inter_seconds);
 		ev.algo_seconds = d.seconds;
 		ev.step = st.step;
 		ev.effective_step = -1;
@@ -818,6 +901,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		sum->events++;
 		sum->moves += ev.moves;
 		sum->bytes += ev.bytes;
+		sum->bytes_inter += ev.bytes_inter;
 		sum->transfer_seconds += ev.transfer_seconds;
 		/* checkpoints no later decision reads */
 		for (size_t i = 0; i < nck; i++)
@@ -838,6 +922,12 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	sum->baseline_imbalance_p99 = qh_pct(&qob, 0, 99);
 	sum->net_stop_seconds = sum->saved_seconds - sum->transfer_seconds;
 	sum->net_overlap_seconds += sum->saved_seconds;
+	/* step time: measured, else estimated when the model gives the rest of
+	 * the step (without one only MoE time is known) */
+	if (timed && (dep.step_seconds > 0 || dep.expert_bytes))
+		sum->baseline_step_seconds = dep.step_seconds > 0
+						     ? dep.step_seconds * (double)ord
+						     : dense_s + sum->baseline_moe_seconds;
 	for (int l = 0; l < L; l++) {
 		struct analyze_replay_layer *ly = &out->layer[l];
 		ly->mean = qh.sum[l] / (double)ord;

@@ -13,12 +13,13 @@
 #include "analyze/analyze.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- expert size ---------------------------------------------------------- */
 
-static const char *const quant_names[] = { "bf16", "fp8", "w8a8", "w4a8" };
+static const char *const quant_names[] = { "bf16", "fp8", "w8a8", "w4a8", "mxfp4" };
 
 int analyze_quant_parse(const char *s)
 {
@@ -57,6 +58,10 @@ uint64_t analyze_expert_bytes(int hidden, int inter, int quant)
 		 * (256 inputs) scale and offset, all bf16 (seed 001's layout) */
 		return w / 2 + 2 * (2 * chans) +
 		       2 * (2 * (2 * i * ceil_div(h, 256) + h * ceil_div(i, 256)));
+	case ANALYZE_QUANT_MXFP4:
+		/* OCP microscaling FP4: two e2m1 per byte, one e8m0 scale byte
+		 * per 32 inputs (gpt-oss's MoE weights) */
+		return w / 2 + (2 * i * ceil_div(h, 32) + h * ceil_div(i, 32));
 	default: return 0;
 	}
 }
@@ -79,6 +84,10 @@ static const struct analyze_link links[] = {
 	  "Huawei Atlas 800T A2 datasheet: 392 GB/s HCCS per NPU, both directions" },
 	{ "roce-200g",   "RoCE 200 Gb/s",             25.0,
 	  "IEEE 802.3 200GBASE port: 200 Gb/s per direction" },
+	{ "roce-400g",   "RoCE 400 Gb/s",             50.0,
+	  "IEEE 802.3 400GBASE port: 400 Gb/s per direction" },
+	{ "ib-hdr-200g", "InfiniBand HDR 200 Gb/s",   25.0,
+	  "NVIDIA ConnectX-6 / Quantum HDR: 200 Gb/s per port and direction" },
 	{ "ib-ndr-400g", "InfiniBand NDR 400 Gb/s",   50.0,
 	  "NVIDIA ConnectX-7 / Quantum-2 NDR: 400 Gb/s per port and direction" },
 };
@@ -123,9 +132,27 @@ static int rank_holds(const int32_t *p, int slots, int rank, int expert, int upt
 	return 0;
 }
 
-int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int experts, int ranks,
-			       int slots, int32_t *src, int64_t *send, int64_t *recv,
-			       struct util_err *err)
+char *analyze_link_names(char *buf, size_t n)
+{
+	size_t len = 0, cnt = UTIL_ARRAY_SIZE(links);
+
+	buf[0] = 0;
+	for (size_t i = 0; i < cnt && len < n; i++) {
+		int w = snprintf(buf + len, n - len, "%s%s", i == 0 ? "" : i + 1 == cnt ? " or " : ", ",
+				 links[i].name);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	return buf;
+}
+
+/* The copy plan.  Tier t of a copy is 0 when sender and receiver share a
+ * node, 1 otherwise; send[t], recv[t] count each rank's copies on tier t
+ * (both tiers may be the same arrays when rpn puts every rank on one node). */
+static int64_t plan_copies(const int32_t *from, const int32_t *to, int experts, int ranks,
+			   int slots, int rpn, int32_t *src, int64_t *send[2], int64_t *recv[2],
+			   int64_t *inter, struct util_err *err)
 {
 	size_t P = (size_t)ranks * slots;
 	int *off = calloc((size_t)experts + 1, sizeof(int));
@@ -133,6 +160,8 @@ int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int exper
 	struct need *needs = malloc((P ? P : 1) * sizeof(*needs));
 	int64_t n = 0, rc;
 
+	if (rpn <= 0 || rpn > ranks)
+		rpn = ranks > 0 ? ranks : 1;
 	if (!off || !holder || !needs) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
@@ -198,12 +227,22 @@ int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int exper
 		}
 	qsort(needs, (size_t)n, sizeof(*needs), need_cmp);
 	for (int64_t i = 0; i < n; i++) {
-		int e = needs[i].expert, best = holder[off[e]];
-		for (int j = off[e] + 1; j < off[e + 1]; j++)
-			if (send[holder[j]] < send[best])
+		int e = needs[i].expert, node = needs[i].rank / rpn, best = -1, t = 0;
+		/* a holder on the destination's node copies over the intra-node link */
+		for (int j = off[e]; j < off[e + 1]; j++)
+			if (holder[j] / rpn == node && (best < 0 || send[0][holder[j]] < send[0][best]))
 				best = holder[j];
-		send[best]++;
-		recv[needs[i].rank]++;
+		if (best < 0) {
+			t = 1;
+			best = holder[off[e]];
+			for (int j = off[e] + 1; j < off[e + 1]; j++)
+				if (send[1][holder[j]] < send[1][best])
+					best = holder[j];
+		}
+		send[t][best]++;
+		recv[t][needs[i].rank]++;
+		if (t && inter)
+			(*inter)++;
 		if (src)
 			src[needs[i].slot] = best;
 	}
@@ -213,6 +252,26 @@ out:
 	free(holder);
 	free(needs);
 	return rc;
+}
+
+int64_t analyze_transfer_layer(const int32_t *from, const int32_t *to, int experts, int ranks,
+			       int slots, int32_t *src, int64_t *send, int64_t *recv,
+			       struct util_err *err)
+{
+	int64_t *s2[2] = { send, send }, *r2[2] = { recv, recv };
+
+	return plan_copies(from, to, experts, ranks, slots, 0, src, s2, r2, NULL, err);
+}
+
+int64_t analyze_transfer_layer_tiers(const int32_t *from, const int32_t *to, int experts,
+				     int ranks, int slots, int ranks_per_node, int32_t *src,
+				     int64_t *send, int64_t *recv, int64_t *inter,
+				     struct util_err *err)
+{
+	int64_t *s2[2] = { send, send + ranks }, *r2[2] = { recv, recv + ranks };
+
+	return plan_copies(from, to, experts, ranks, slots, ranks_per_node, src, s2, r2, inter,
+			   err);
 }
 
 double analyze_transfer_seconds(const int64_t *send, const int64_t *recv, int ranks,
@@ -229,6 +288,21 @@ double analyze_transfer_seconds(const int64_t *send, const int64_t *recv, int ra
 			worst = recv[r];
 	}
 	return (double)worst * (double)expert_bytes / (gbytes_per_s * 1e9);
+}
+
+double analyze_transfer_seconds_tiers(const int64_t *send, const int64_t *recv, int ranks,
+				      uint64_t expert_bytes, double intra_gbps, double inter_gbps,
+				      double *intra_s, double *inter_s)
+{
+	double a = analyze_transfer_seconds(send, recv, ranks, expert_bytes, intra_gbps);
+	double b = analyze_transfer_seconds(send + ranks, recv + ranks, ranks, expert_bytes,
+					    inter_gbps);
+
+	if (intra_s)
+		*intra_s = a;
+	if (inter_s)
+		*inter_s = b;
+	return a > b ? a : b;
 }
 
 double analyze_token_drop(const double *load, int ranks, double factor)
@@ -279,6 +353,8 @@ static void *plan_worker(void *arg)
 			.current = in->current ? in->current + (size_t)l * P : NULL,
 			.max_moves = in->max_moves,
 			.seed = in->seed,
+			.no_dup = in->no_dup,
+			.undup = &job->plan->layer[l].undup,
 		};
 		if (in->only_layer >= 0 && l != in->only_layer)
 			continue;
@@ -323,8 +399,8 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	plan->slots = in->slots;
 	plan->phy2log = calloc((size_t)L * P, sizeof(int32_t));
 	plan->layer = calloc((size_t)L, sizeof(*plan->layer));
-	plan->send = calloc((size_t)R, sizeof(int64_t));
-	plan->recv = calloc((size_t)R, sizeof(int64_t));
+	plan->send = calloc(2 * (size_t)R, sizeof(int64_t));
+	plan->recv = calloc(2 * (size_t)R, sizeof(int64_t));
 	load = calloc((size_t)R, sizeof(double));
 	if (in->current)
 		plan->src = malloc((size_t)L * P * sizeof(int32_t));
@@ -380,9 +456,10 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		plan->sum_mean += pl->mean_load;
 		plan->sum_lb += pl->lower_bound;
 		if (in->current) {
-			int64_t n = analyze_transfer_layer(in->current + (size_t)l * P, p, E, R,
-							   in->slots, plan->src + (size_t)l * P,
-							   plan->send, plan->recv, err);
+			int64_t n = analyze_transfer_layer_tiers(
+				in->current + (size_t)l * P, p, E, R, in->slots, in->ranks_per_node,
+				plan->src + (size_t)l * P, plan->send, plan->recv, &plan->moves_inter,
+				err);
 			if (n < 0) {
 				rc = (int)n;
 				util_err_prefix(err, "layer %d: ", l);

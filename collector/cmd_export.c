@@ -104,7 +104,7 @@ int cmd_export(int argc, char **argv)
 		case 'p': placement = optarg; break;
 		case 'S': o.sparse = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1 || !out || !format) {

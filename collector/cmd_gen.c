@@ -42,17 +42,6 @@ static int parse_count(const char *s, int max, int *out, const char *what, struc
 	return util_parse_int(s, 1, max, out, what, err);
 }
 
-static void remove_db(const char *path)
-{
-	char aux[4096];
-
-	unlink(path);
-	snprintf(aux, sizeof(aux), "%s-wal", path);
-	unlink(aux);
-	snprintf(aux, sizeof(aux), "%s-shm", path);
-	unlink(aux);
-}
-
 int cmd_gen(int argc, char **argv)
 {
 	enum { O_RANKS = 256, O_SLOTS, O_RPN, O_PF, O_DB, O_PT, O_DOM, O_SKEW, O_DRIFT,
@@ -89,7 +78,7 @@ int cmd_gen(int argc, char **argv)
 	struct util_rng trng;
 	const char *model = "deepseek-v3", *name = NULL, *path;
 	int64_t steps = 2000, seed = 1, first = 0;
-	int ranks = 0, slots = 0, rpn = 0, quiet = 0, c, rc = 0, existed, in_tx = 0;
+	int ranks = 0, slots = 0, rpn = 0, quiet = 0, c, rc = 0, in_tx = 0, have_stats = 0;
 	double pf = -2, skew = 0, drift = -2, start = GEN_START_TIME, t, t0;
 	size_t cells;
 	char knobs[160] = "";
@@ -144,7 +133,7 @@ int cmd_gen(int argc, char **argv)
 		case O_START:
 			rc = util_parse_double(optarg, 0, 1e11, &start, "--start-time", &err);
 			break;
-		default: fputs(gen_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 		if (rc)
 			return util_cli_fail("gen", &err);
@@ -155,7 +144,9 @@ int cmd_gen(int argc, char **argv)
 	}
 	path = argv[optind];
 	if (!(cfg.model = store_model_find(model))) {
-		util_cli_error("gen", "unknown model '%s' ('moetrace models' lists them)", model);
+		char hint[96];
+		util_cli_error("gen", "unknown model '%s'%s ('moetrace models' lists them)", model,
+			       util_did_you_mean(store_model_suggest(model), hint, sizeof(hint)));
 		return 2;
 	}
 	/* the CLI says 0 for "none"; the library reserves 0 for "default" */
@@ -213,8 +204,10 @@ int cmd_gen(int argc, char **argv)
 	snprintf(run.source, sizeof(run.source), "gen seed=%lld steps=%lld%s", (long long)seed,
 		 (long long)steps, knobs);
 
-	existed = access(path, F_OK) == 0;
-	if ((rc = store_open(path, STORE_CREATE, &s, &err))) {
+	/* a new file is built under a private name and renamed into place
+	 * at the end: a failure leaves nothing, and never removes a file
+	 * another process created at the same path meanwhile */
+	if ((rc = store_open(path, STORE_CREATE | STORE_STAGE, &s, &err))) {
 		collector_gen_free(g);
 		return util_cli_fail("gen", &err);
 	}
@@ -256,8 +249,15 @@ int cmd_gen(int argc, char **argv)
 	if ((rc = store_commit(s)))
 		goto dberr;
 	in_tx = 0;
+	have_stats = !quiet && store_run_stats(s, run.id, &rs) == 0;
+	rc = store_publish(s, &err);
+	s = NULL;
+	if (rc) {
+		util_cli_fail("gen", &err);
+		goto out;
+	}
 	t0 = util_now() - t0;
-	if (!quiet && store_run_stats(s, run.id, &rs) == 0) {
+	if (have_stats) {
 		double ncell = (double)rs.steps * run.layers * run.experts;
 		printf("%s: run '%s': %lld steps (%lld..%lld) of %s, %d layers x %d experts, "
 		       "top-%d, %d ranks x %d slots\n",
@@ -276,9 +276,7 @@ dberr:
 out:
 	if (in_tx)
 		store_rollback(s);
-	store_free(s);
-	if (rc && !existed)
-		remove_db(path);
+	store_free(s); /* a staged new file is removed */
 	free(counts);
 	free(batch);
 	collector_gen_free(g);

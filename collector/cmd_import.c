@@ -1,7 +1,7 @@
 /*
  * cmd_import.c: `moetrace import FILE --into DB --run NAME` — loads a trace
- * file as a new run, all or nothing.  If the database did not exist and
- * the import fails, the new file is removed again.
+ * file as a new run, all or nothing.  A new database is written under a
+ * private name and renamed into place only when the import succeeded.
  */
 #include "cmds.h"
 #include "collector/collector.h"
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -19,6 +18,7 @@ static const char usage[] =
 	"                       [--layers L --experts E] [--topk K]\n"
 	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
+	"                       [--pipeline-stages P]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
 	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
@@ -26,12 +26,14 @@ static const char usage[] =
 	"directory of meta_info.json and rank*.safetensors); SGLang .pt dumps go through\n"
 	"'python3 -m moetrace.sglang_dump'.  --format auto (default) guesses from the name\n"
 	"and content.  --deployed MAP records the placement the engine ran with (vllm-ascend\n"
-	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n";
+	"expert_map_path JSON or an SGLang physical_to_logical_map) from the first step on.\n"
+	"--pipeline-stages P: Megatron-LM rank files of P pipeline stages (each numbers its\n"
+	"layers from 0); their layers are put one stage after the other.\n";
 
 /* Records the placement file `path` as deployed from the run's first step,
  * inside the caller's transaction; the file's EP layout becomes the run's. */
 static int add_deployed(struct store *s, struct store_run *run, const char *path,
-			const struct collector_import_opts *o, struct util_err *err)
+			const struct collector_import_opts *o, int *recorded, struct util_err *err)
 {
 	struct store_run_stats st;
 	int32_t *p2l = NULL;
@@ -50,6 +52,28 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 		if (!strstr(head, "layer_list"))
 			ranks = run->ranks;
 	}
+	if (collector_is_yaml(path)) {
+		/* TensorRT-LLM's load balancer: a placement it moves online is
+		 * recorded as it started, one it chose itself not at all */
+		struct collector_trtllm_lb lb;
+		if ((rc = collector_trtllm_lb_read(path, &lb, err)))
+			return rc;
+		collector_trtllm_lb_release(&lb);
+		if (!lb.layers) {
+			fprintf(stderr,
+				"moetrace import: note: '%s' has no initial_global_assignments (the "
+				"load balancer placed the experts itself): no deployed placement "
+				"recorded\n",
+				path);
+			return 0;
+		}
+		if (lb.updates > 0)
+			fprintf(stderr,
+				"moetrace import: note: '%s' lets the load balancer move experts "
+				"online (layer_updates_per_iter: %ld): its initial placement is "
+				"recorded as deployed from the first step; later ones are not known\n",
+				path, lb.updates);
+	}
 	if ((rc = collector_deployed_read(path, run, &ranks, &slots, &p2l, err)))
 		return rc;
 	if (ranks != run->ranks || slots != run->slots) {
@@ -65,19 +89,9 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	if (store_run_stats(s, run->id, &st) ||
 	    store_deployed_set(s, run, st.first_step, ranks, slots, p2l))
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	*recorded = !rc;
 	free(p2l);
 	return rc;
-}
-
-static void remove_db(const char *path)
-{
-	char b[4096];
-
-	unlink(path);
-	snprintf(b, sizeof(b), "%s-wal", path);
-	unlink(b);
-	snprintf(b, sizeof(b), "%s-shm", path);
-	unlink(b);
 }
 
 int cmd_import(int argc, char **argv)
@@ -95,6 +109,7 @@ int cmd_import(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "deployed", required_argument, NULL, 'd' },
+		{ "pipeline-stages", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -105,19 +120,21 @@ int cmd_import(int argc, char **argv)
 	const char *into = NULL, *deployed = NULL;
 	int format = COLLECTOR_FORMAT_AUTO;
 	char name[128];
-	struct stat sb;
-	int c, rc, existed;
+	int c, rc, recorded = 0;
 
 	o.progress = isatty(2);
-	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:m:L:E:k:R:S:n:Pf:d:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': into = optarg; break;
 		case 'r': o.run_name = optarg; break;
 		case 'm':
 			o.model = store_model_find(optarg);
 			if (!o.model) {
-				util_cli_error("import", "--model: unknown preset '%s' (moetrace models "
-					       "lists them)", optarg);
+				char hint[96];
+				util_cli_error("import", "--model: unknown preset '%s'%s (moetrace models "
+					       "lists them)", optarg,
+					       util_did_you_mean(store_model_suggest(optarg), hint,
+								 sizeof(hint)));
 				return 2;
 			}
 			break;
@@ -137,8 +154,9 @@ int cmd_import(int argc, char **argv)
 			}
 			break;
 		case 'd': deployed = optarg; break;
+		case 'p': rc = util_parse_int(optarg, 1, STORE_MAX_LAYERS, &o.pipeline_stages, "--pipeline-stages", &err); goto chk;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 		continue;
 chk:
@@ -177,8 +195,10 @@ chk:
 			*dot = 0;
 		o.run_name = name;
 	}
-	existed = stat(into, &sb) == 0;
-	if (store_open(into, STORE_CREATE, &s, &err))
+	o.deployed = deployed;
+	/* a new database is staged (store.h): a failure leaves no file and
+	 * never removes one another process created meanwhile */
+	if (store_open(into, STORE_CREATE | STORE_STAGE, &s, &err))
 		return util_cli_fail("import", &err);
 	if (deployed && (rc = store_begin(s))) {
 		util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
@@ -186,7 +206,7 @@ chk:
 	}
 	rc = collector_import(s, file, format, &o, &run, &err);
 	if (!rc && deployed)
-		rc = add_deployed(s, &run, deployed, &o, &err);
+		rc = add_deployed(s, &run, deployed, &o, &recorded, &err);
 	if (deployed) {
 		if (rc)
 			store_rollback(s);
@@ -194,15 +214,20 @@ chk:
 			util_err_set(&err, UTIL_EDB, "%s", store_errmsg(s));
 	}
 fail:
-	store_free(s);
 	if (rc) {
-		if (!existed)
-			remove_db(into);
+		store_free(s);
 		return util_cli_fail("import", &err);
 	}
+	if ((rc = store_publish(s, &err)))
+		return util_cli_fail("import", &err);
+	/* what the importer did beyond reading, kept in the run's source */
+	const char *note = strstr(run.source, file);
+	note = note ? strstr(note + strlen(file), "; ") : NULL;
+	if (note)
+		fprintf(stderr, "moetrace import: note: %s\n", note + 2);
 	printf("imported '%s' into '%s' as run '%s': %d layers x %d experts\n", file, into,
 	       run.name, run.layers, run.experts);
-	if (deployed)
+	if (recorded)
 		printf("deployed placement from '%s': %d ranks x %d slots\n", deployed, run.ranks,
 		       run.slots);
 	return 0;

@@ -40,7 +40,7 @@ int cmd_merge(int argc, char **argv)
 		case 's': mo.sum = 1; break;
 		case 'p': mo.partial = 1; break;
 		case 'h': fputs(merge_usage, stdout); return 0;
-		default: fputs(merge_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (argc - optind < 2) {

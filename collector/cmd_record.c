@@ -23,7 +23,7 @@ static const char record_usage[] =
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
 	"  --rate HZ      steps per second (default 0 = as fast as possible)\n"
 	"  --seed S       generator seed (default 1)\n"
-	"  --run NAME     run name (default MODEL-seedS-TIME)\n"
+	"  --run NAME     run name (default MODEL-seedS-YYYYMMDD-HHMMSS, UTC)\n"
 	"  --block        wait for the writer when the ring is full instead of dropping\n"
 	"  --ring STEPS   ring capacity (default 256), --batch STEPS per transaction (64)\n"
 	"  --append       continue the run NAME if it exists with the same shape\n"
@@ -31,7 +31,7 @@ static const char record_usage[] =
 	"  --shard RANK   record only what EP rank RANK's slots process (a shard for\n"
 	"                 `moetrace merge`), under the engine-default placement\n";
 
-/* Set by SIGINT/SIGTERM: stop generating, flush and close cleanly. */
+/* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -166,7 +166,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		case 'P': placement = 1; break;
 		case 'h': fputs(record_usage, stdout); return 0;
-		default: fputs(record_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1 || !model_name) {
@@ -176,8 +176,10 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!(model = store_model_find(model_name))) {
-		util_cli_error("record", "unknown model '%s' (moetrace models lists them)",
-			       model_name);
+		char hint[96];
+		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
+			       model_name,
+			       util_did_you_mean(store_model_suggest(model_name), hint, sizeof(hint)));
 		return 2;
 	}
 	if (shard >= 0 && shard >= model->ranks) {
@@ -195,8 +197,14 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!run) {
-		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%lld", model->name, (long long)seed,
-			 (long long)util_wall());
+		/* a readable UTC stamp keeps repeated recordings apart */
+		time_t now = (time_t)util_wall();
+		struct tm tm;
+		char stamp[32] = "";
+		if (gmtime_r(&now, &tm))
+			strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%s", model->name, (long long)seed,
+			 stamp);
 		run = runbuf;
 	}
 	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);
@@ -245,6 +253,7 @@ int cmd_record(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal); /* the terminal closed: keep what was recorded */
 	t0 = util_now();
 	for (; (steps == 0 || done < steps) && !interrupted; i++, done++) {
 		struct store_step s = { .counts = counts };
@@ -268,6 +277,14 @@ int cmd_record(int argc, char **argv)
 		if (rc && rc != MOETRACE_EFULL) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));
 			status = 1;
+			break;
+		}
+		/* a commit failed (disk full, I/O error): stop rather than go on
+		 * generating steps that would most likely be lost too; close()
+		 * reports the failure */
+		moetrace_recorder_stats(rec, &st);
+		if (st.failed) {
+			done++;
 			break;
 		}
 	}

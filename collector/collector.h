@@ -49,6 +49,9 @@ struct collector_import_opts {
 	int layers, experts, topk;       /* explicit shape; 0 = from model or data */
 	int ranks, slots, ranks_per_node;/* EP layout to record; 0 = model's or none */
 	int progress;                    /* report progress on stderr */
+	int pipeline_stages;             /* Megatron-LM: pipeline-parallel size; 0 = 1 */
+	const char *deployed;            /* the placement file given with the trace, or NULL
+					  * (TensorRT-LLM slot statistics fold through it) */
 };
 
 /* Imports a CSV trace (header naming step, layer, expert, tokens and

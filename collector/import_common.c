@@ -291,6 +291,40 @@ static int fix_layout(struct store_run *run, const struct collector_import_opts 
 	return 0;
 }
 
+/* The shape the data states (a description line, TensorRT-LLM's
+ * meta_info.json, the width of Megatron's per-token top-k lists) against
+ * the --model preset: a contradiction means the trace is of another model,
+ * and the run would read as that model with wrong figures. */
+static int check_model_shape(const struct imp *b, const struct collector_import_opts *o,
+			     const char *path, struct util_err *err)
+{
+	const struct store_model *m = o->model;
+	const char *what = NULL;
+	int data = 0, preset = 0;
+
+	if (!m)
+		return 0;
+	if (b->topk && !o->topk && b->topk != m->topk) {
+		what = "experts per token (top-k)";
+		data = b->topk;
+		preset = m->topk;
+	} else if (b->experts && !o->experts && b->experts != m->experts) {
+		what = "experts";
+		data = b->experts;
+		preset = m->experts;
+	} else if (b->layers && !o->layers && b->layers != m->layers) {
+		what = "MoE layers";
+		data = b->layers;
+		preset = m->layers;
+	}
+	if (!what)
+		return 0;
+	return util_err_set(err, UTIL_ERANGE,
+			    "%s: the data has %d %s, --model %s has %d: the trace is not of %s "
+			    "(give the right preset, or none)",
+			    path, data, what, m->name, preset, m->name);
+}
+
 int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
 	       const char *path, struct store_run *run_out, struct util_err *err)
 {
@@ -303,12 +337,18 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 
 	if (b->n == 0)
 		return util_err_set(err, UTIL_EPARSE, "%s: no records of heat", path);
+	if ((rc = check_model_shape(b, o, path, err)))
+		return rc;
 	if ((rc = map_layers(b, o, &layers, &first_layer, err)) ||
 	    (rc = fix_experts(b, o, &experts, err)))
 		return rc;
 	qsort(b->recs, b->n, sizeof(*b->recs), cmp_rec);
 	for (size_t i = 1; i < b->n; i++) {
 		const struct imp_rec *p = &b->recs[i - 1], *r = &b->recs[i];
+		if (p->step == r->step && p->lidx == r->lidx && p->src == r->src && b->sum_repeats) {
+			b->repeats++;
+			continue;
+		}
 		if (p->step == r->step && p->lidx == r->lidx && p->src == r->src)
 			return util_err_set(err, UTIL_EPARSE,
 					    "%s: duplicate record for step %lld, layer %lld (first at "
@@ -340,7 +380,14 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	snprintf(run.model, sizeof(run.model), "%s", o->model ? o->model->name : b->model);
 	if ((rc = fix_layout(&run, o, b, err)))
 		return rc;
-	snprintf(run.source, sizeof(run.source), "import %s %s", b->format, path);
+	if (b->repeats) {
+		size_t k = strlen(b->note);
+		snprintf(b->note + k, sizeof(b->note) - k,
+			 "%s%lld repeated (step, layer) records of one rank summed (microbatches)",
+			 k ? "; " : "", (long long)b->repeats);
+	}
+	snprintf(run.source, sizeof(run.source), "import %s %s%s%s", b->format, path,
+		 b->note[0] ? "; " : "", b->note);
 
 	cells = (size_t)layers * (size_t)experts;
 	cap = (64u << 20) / (cells * 4);
@@ -730,7 +777,8 @@ static int ends_with(const char *s, const char *suffix)
  * tokens_per_expert, ours counts. */
 static int sniff_json(const char *head, size_t n)
 {
-	if (memmem(head, n, "\"top_indices\"", 13) || memmem(head, n, "\"tokens_per_expert\"", 19))
+	if (memmem(head, n, "\"top_indices\"", 13) || memmem(head, n, "\"tokens_per_expert\"", 19) ||
+	    (memmem(head, n, "\"tpe\"", 5) && memmem(head, n, "\"iter\"", 6)))
 		return COLLECTOR_FORMAT_MEGATRON;
 	return COLLECTOR_FORMAT_JSONL;
 }
@@ -755,8 +803,10 @@ int collector_format_detect(const char *path, struct util_err *err)
 			if (!strcmp(de->d_name, "meta_info.json") ||
 			    (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".safetensors")))
 				fmt = COLLECTOR_FORMAT_TRTLLM;
-			else if (!strncmp(de->d_name, "router_trace_rank", 17) &&
-				 ends_with(de->d_name, ".jsonl"))
+			else if ((!strncmp(de->d_name, "router_trace_rank", 17) &&
+				  ends_with(de->d_name, ".jsonl")) ||
+				 !strcmp(de->d_name, "tokens_per_expert") ||
+				 (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".jsonl")))
 				fmt = COLLECTOR_FORMAT_MEGATRON;
 		}
 		closedir(d);
@@ -764,7 +814,7 @@ int collector_format_detect(const char *path, struct util_err *err)
 			return util_err_set(err, UTIL_EPARSE,
 					    "'%s': a directory with neither TensorRT-LLM statistics "
 					    "(meta_info.json, rank*.safetensors) nor Megatron-LM traces "
-					    "(router_trace_rank*.jsonl)",
+					    "(router_trace_rank*.jsonl, tokens_per_expert/rank*.jsonl)",
 					    path);
 		return fmt;
 	}

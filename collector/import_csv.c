@@ -287,14 +287,15 @@ static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 
 /* Pass 1: syntax, order and shape.  With progress, reports the share of
  * the file read, at most once a second (*last_report, from t0). */
-static int scan(struct csv *c, int64_t *rows, int64_t *max_layer, int64_t *max_expert,
-		int progress, double t0, double *last_report, struct util_err *err)
+static int scan(struct csv *c, int64_t *rows, int64_t *nsteps, int64_t *max_layer,
+		int64_t *max_expert, int progress, double t0, double *last_report,
+		struct util_err *err)
 {
 	struct row r;
 	int64_t prev = INT64_MIN;
 	int rc;
 
-	*rows = 0;
+	*rows = *nsteps = 0;
 	*max_layer = *max_expert = -1;
 	while ((rc = csv_next(c, &r, err)) == 1) {
 		if (r.step < prev)
@@ -303,6 +304,7 @@ static int scan(struct csv *c, int64_t *rows, int64_t *max_layer, int64_t *max_e
 					    "must be grouped by increasing step (sort -t, -k1,1n "
 					    "--stable fixes the file)",
 					    c->path, (long long)c->line, (long long)r.step, (long long)prev);
+		*nsteps += *rows == 0 || r.step != prev;
 		prev = r.step;
 		if (r.layer > *max_layer)
 			*max_layer = r.layer;
@@ -350,14 +352,29 @@ int collector_import_csv(struct store *s, const char *path,
 	struct store_run run = { 0 };
 	struct batch b = { 0 };
 	uint8_t *seen = NULL;
-	int64_t rows, max_layer, max_expert, done = 0;
+	int64_t rows, nsteps, max_layer, max_expert, done = 0;
 	int rc, in_tx = 0;
 	double t0 = util_now(), last_report = t0;
 
 	if ((rc = csv_open(&c, path, err)))
 		return rc;
-	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &max_layer, &max_expert, o->progress, t0, &last_report, err)))
+	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0, &last_report, err)))
 		goto out;
+	/* A file with a row for every cell of an L x E grid in every step (as
+	 * `export --format csv` and the engines' dense dumps write it; a cell
+	 * twice is refused below) states its shape: it must be the preset's. */
+	if (o->model && !o->layers && !o->experts &&
+	    rows % nsteps == 0 && rows / nsteps == (max_layer + 1) * (max_expert + 1) &&
+	    (max_layer + 1 != o->model->layers || max_expert + 1 != o->model->experts)) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "%s: the data has every cell of %lld MoE layers x %lld experts in "
+				  "each of its %lld steps, --model %s has %d x %d: the trace is not "
+				  "of %s (give the right preset, or none)",
+				  path, (long long)(max_layer + 1), (long long)(max_expert + 1),
+				  (long long)nsteps, o->model->name, o->model->layers,
+				  o->model->experts, o->model->name);
+		goto out;
+	}
 
 	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
 	run.layers = o->layers ? o->layers : o->model ? o->model->layers : (int)max_layer + 1;

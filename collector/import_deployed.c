@@ -4,12 +4,15 @@
  * vllm-ascend's expert_map_path JSON (vllm_ascend/eplb/core/eplb_utils.py,
  * expert_file_to_tensor) and SGLang's --init-expert-location mapping
  * {"physical_to_logical_map": [[...] per layer]} (also what SGLang's
- * per_pass dumps carry as last_physical_to_logical_map).  The collector
+ * per_pass dumps carry as last_physical_to_logical_map); and TensorRT-LLM's
+ * load-balancer YAML (num_slots, initial_global_assignments).  The collector
  * does not depend on analyze/, so this is a small reader of its own;
  * docs/formats.md describes both files.
  */
 #include "collector/import_int.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +174,310 @@ static int read_sglang(const char *path, struct json_object *root, const struct 
 	return 0;
 }
 
+/* ---- TensorRT-LLM load-balancer YAML ------------------------------------------- */
+
+int collector_is_yaml(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = fgetc(f)) != EOF && isspace(c))
+		;
+	fclose(f);
+	return c != EOF && c != '{';
+}
+
+void collector_trtllm_lb_release(struct collector_trtllm_lb *lb)
+{
+	if (!lb)
+		return;
+	free(lb->key);
+	free(lb->ids);
+	lb->key = NULL;
+	lb->ids = NULL;
+}
+
+/* An integer (quotes allowed, as PyYAML may write keys) filling all of s. */
+static int yaml_long(const char *path, int line, const char *s, long *out, struct util_err *err)
+{
+	char *end;
+	long v;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '"' || *s == '\'')
+		s++;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || errno)
+		return util_err_set(err, UTIL_EPARSE, "'%s' line %d: '%s' is not an integer", path,
+				    line, s);
+	if (*end == '"' || *end == '\'')
+		end++;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return util_err_set(err, UTIL_EPARSE, "'%s' line %d: '%s' is not an integer", path,
+				    line, s);
+	*out = v;
+	return 0;
+}
+
+struct lb_row {
+	long key;
+	int line, n, cap;
+	int32_t *v;
+};
+
+static int lb_push(const char *path, int line, struct lb_row *r, const char *s,
+		   struct util_err *err)
+{
+	long v;
+	int rc;
+
+	if ((rc = yaml_long(path, line, s, &v, err)))
+		return rc;
+	if (v < 0 || v >= STORE_MAX_EXPERTS)
+		return util_err_set(err, UTIL_ERANGE,
+				    "'%s' line %d: initial_global_assignments[%ld]: expert %ld is out "
+				    "of range [0, %d)",
+				    path, line, r->key, v, STORE_MAX_EXPERTS);
+	if (r->n == r->cap) {
+		int32_t *p;
+		r->cap = r->cap ? 2 * r->cap : 64;
+		if (!(p = realloc(r->v, (size_t)r->cap * sizeof(*p))))
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		r->v = p;
+	}
+	r->v[r->n++] = (int32_t)v;
+	return 0;
+}
+
+/* The comma-separated items of s (brackets already cut off). */
+static int lb_flow(const char *path, int line, struct lb_row *r, char *s, struct util_err *err)
+{
+	char *save = NULL;
+
+	for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int rc;
+		while (isspace((unsigned char)*t))
+			t++;
+		if (*t && (rc = lb_push(path, line, r, t, err)))
+			return rc;
+	}
+	return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct lb_row *x = a, *y = b;
+	return (x->key > y->key) - (x->key < y->key);
+}
+
+int collector_trtllm_lb_read(const char *path, struct collector_trtllm_lb *lb,
+			     struct util_err *err)
+{
+	char *buf = NULL, *line, *next;
+	size_t len;
+	struct lb_row *rows = NULL;
+	int nrows = 0, lineno = 0, in_map = 0, map_indent = 0, in_flow = 0, rc;
+
+	memset(lb, 0, sizeof(*lb));
+	lb->num_slots = -1;
+	if ((rc = imp_read_file(path, &buf, &len, err)))
+		return rc;
+	for (line = buf; line; line = next) {
+		int indent = 0;
+		char *s, *hash;
+		if ((next = strchr(line, '\n')))
+			*next++ = 0;
+		lineno++;
+		if ((hash = strchr(line, '#')))
+			*hash = 0;
+		while (line[indent] == ' ')
+			indent++;
+		s = line + indent;
+		for (size_t k = strlen(s); k && isspace((unsigned char)s[k - 1]); k--)
+			s[k - 1] = 0;
+		if (!*s || !strcmp(s, "---"))
+			continue;
+		if (in_flow) {
+			char *close = strchr(s, ']');
+			if (close)
+				*close = 0;
+			if ((rc = lb_flow(path, lineno, &rows[nrows - 1], s, err)))
+				goto out;
+			in_flow = !close;
+			continue;
+		}
+		if (in_map && indent > map_indent) {
+			char *colon;
+			long key;
+			struct lb_row *p;
+			if (s[0] == '-') {
+				if (!nrows) {
+					rc = util_err_set(err, UTIL_EPARSE,
+							  "'%s' line %d: list item before a layer id",
+							  path, lineno);
+					goto out;
+				}
+				if ((rc = lb_push(path, lineno, &rows[nrows - 1], s + 1, err)))
+					goto out;
+				continue;
+			}
+			if (!(colon = strchr(s, ':'))) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "'%s' line %d: initial_global_assignments: expected "
+						  "'LAYER: [experts]'",
+						  path, lineno);
+				goto out;
+			}
+			*colon = 0;
+			if ((rc = yaml_long(path, lineno, s, &key, err)))
+				goto out;
+			if (!(p = realloc(rows, (size_t)(nrows + 1) * sizeof(*rows)))) {
+				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+				goto out;
+			}
+			rows = p;
+			memset(&rows[nrows], 0, sizeof(*rows));
+			rows[nrows].key = key;
+			rows[nrows++].line = lineno;
+			for (s = colon + 1; *s == ' '; s++)
+				;
+			if (*s == '[') {
+				char *close = strchr(++s, ']');
+				if (close)
+					*close = 0;
+				if ((rc = lb_flow(path, lineno, &rows[nrows - 1], s, err)))
+					goto out;
+				in_flow = !close;
+			} else if (*s) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "'%s' line %d: layer %ld: expected a list of expert ids",
+						  path, lineno, key);
+				goto out;
+			}
+			continue;
+		}
+		in_map = 0;
+		if (!strncmp(s, "initial_global_assignments:", 27)) {
+			in_map = 1;
+			map_indent = indent;
+		} else if (!strncmp(s, "num_slots:", 10)) {
+			if ((rc = yaml_long(path, lineno, s + 10, &lb->num_slots, err)))
+				goto out;
+		} else if (!strncmp(s, "layer_updates_per_iter:", 23)) {
+			if ((rc = yaml_long(path, lineno, s + 23, &lb->updates, err)))
+				goto out;
+		}
+	}
+	if (lb->num_slots < 1 || lb->num_slots > STORE_MAX_SLOTS) {
+		rc = util_err_set(err, UTIL_EPARSE, "'%s': num_slots: %s", path,
+				  lb->num_slots < 0 ? "missing (not a TensorRT-LLM load-balancer file)"
+						    : "out of range");
+		goto out;
+	}
+	if (nrows)
+		qsort(rows, (size_t)nrows, sizeof(*rows), cmp_row);
+	if (nrows && !(lb->key = malloc((size_t)nrows * sizeof(*lb->key)))) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (nrows && !(lb->ids = malloc((size_t)nrows * (size_t)lb->num_slots * sizeof(*lb->ids)))) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < nrows; i++) {
+		if (i && rows[i].key == rows[i - 1].key) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' line %d: initial_global_assignments: layer %ld twice",
+					  path, rows[i].line, rows[i].key);
+			goto out;
+		}
+		if (rows[i].n != lb->num_slots) {
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "'%s' line %d: initial_global_assignments[%ld]: %d entries, "
+					  "num_slots is %ld",
+					  path, rows[i].line, rows[i].key, rows[i].n, lb->num_slots);
+			goto out;
+		}
+		lb->key[i] = rows[i].key;
+		memcpy(lb->ids + (size_t)i * (size_t)lb->num_slots, rows[i].v,
+		       (size_t)lb->num_slots * sizeof(*lb->ids));
+	}
+	lb->layers = nrows;
+	rc = 0;
+out:
+	for (int i = 0; i < nrows; i++)
+		free(rows[i].v);
+	free(rows);
+	free(buf);
+	if (rc)
+		collector_trtllm_lb_release(lb);
+	return rc;
+}
+
+/* The YAML's initial assignments as the run's placement: keys are model
+ * layer ids (the run's, in order) or 0..L-1; num_slots / ranks per rank. */
+static int read_trtllm_lb(const char *path, const struct store_run *run, int *ranks, int *slots,
+			  int32_t **out, struct util_err *err)
+{
+	struct collector_trtllm_lb lb;
+	int rc, R = *ranks;
+	long P;
+
+	if ((rc = collector_trtllm_lb_read(path, &lb, err)))
+		return rc;
+	P = lb.num_slots;
+	if (!lb.layers) {
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "'%s': no initial_global_assignments: the load balancer placed the "
+				  "experts itself (layer_updates_per_iter: %ld), so the file does not "
+				  "say where they were",
+				  path, lb.updates);
+		goto out;
+	}
+	if (!R) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "'%s': the load-balancer file does not say how many ranks share its "
+				  "%ld slots: give --ranks",
+				  path, P);
+		goto out;
+	}
+	if (P % R || (*slots && *slots != P / R)) {
+		rc = util_err_set(err, UTIL_ERANGE, "'%s': num_slots: %ld slots do not split into %d "
+				  "ranks%s", path, P, R, *slots ? " of the run's slots" : "");
+		goto out;
+	}
+	if (lb.layers != run->layers ||
+	    (lb.key[0] != run->first_layer && lb.key[0] != 0)) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "'%s': initial_global_assignments: %d layers from id %ld, the run "
+				  "has %d MoE layers from model layer %d",
+				  path, lb.layers, lb.key[0], run->layers, run->first_layer);
+		goto out;
+	}
+	for (size_t i = 0; i < (size_t)lb.layers * (size_t)P; i++)
+		if (lb.ids[i] >= run->experts) {
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "'%s': initial_global_assignments[%ld][%ld]: expert %d is out "
+					  "of range [0, %d)",
+					  path, lb.key[i / (size_t)P], (long)(i % (size_t)P), lb.ids[i],
+					  run->experts);
+			goto out;
+		}
+	*ranks = R;
+	*slots = (int)(P / R);
+	*out = lb.ids;
+	lb.ids = NULL;
+out:
+	collector_trtllm_lb_release(&lb);
+	return rc;
+}
+
 int collector_deployed_read(const char *path, const struct store_run *run, int *ranks,
 			    int *slots, int32_t **phy2log, struct util_err *err)
 {
@@ -181,6 +488,11 @@ int collector_deployed_read(const char *path, const struct store_run *run, int *
 	int rc;
 
 	*phy2log = NULL;
+	if (collector_is_yaml(path)) {
+		if ((rc = read_trtllm_lb(path, run, ranks, slots, phy2log, err)))
+			return rc;
+		goto check;
+	}
 	if ((rc = imp_read_file(path, &buf, &len, err)))
 		return rc;
 	if (!(tok = json_tokener_new())) {
@@ -210,6 +522,7 @@ int collector_deployed_read(const char *path, const struct store_run *run, int *
 	free(buf);
 	if (rc)
 		return rc;
+check:;
 	/* every logical expert must be placed somewhere in every layer */
 	size_t P = (size_t)*ranks * (size_t)*slots;
 	if ((int64_t)P < run->experts) {

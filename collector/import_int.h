@@ -38,6 +38,10 @@ struct imp {
 	int model_layer_ids;      /* record layers are model layer ids, not 0..L-1 */
 	int keyed;                /* records are tensors keyed "{step}_{layer}", not lines */
 	int topk;                 /* learned from the data, 0 if unknown */
+	int sum_repeats;          /* the same (step, layer) twice in one source is summed
+				   * (training microbatches), not an error */
+	int64_t repeats;          /* records summed that way, set by imp_finish */
+	char note[192];           /* appended to the run's source: what the import did */
 	/* run description read from the data (0/"" = unknown) */
 	char model[64];
 	int layers, experts, ranks, slots, first_layer;

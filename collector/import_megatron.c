@@ -9,7 +9,20 @@
  * "tokens_per_expert": [E] instead (a per-layer counts hook) are taken as
  * they are.  Each rank saw its own tokens, so ranks are summed; "mtp"
  * blocks (multi-token prediction heads) are not model MoE layers and are
- * skipped.  Layer numbers are model layer ids.
+ * skipped.  Layer numbers are model layer ids of the rank's pipeline stage:
+ * the tracer takes them from the module name decoder.layers.<i>, which each
+ * stage numbers from 0, so with --pipeline-stages the stages' layers are
+ * put one after the other.  In training the tracer stamps every record of
+ * an iteration with it, so the microbatches of a step repeat a layer in
+ * one file; those are summed.
+ *
+ * Megatron's tokens-per-expert logs (megatron/training/activation_logging.py,
+ * --save-tokens-per-expert-interval) are read here too: {save}/
+ * tokens_per_expert/rank{R}.jsonl, one line per (iteration, block, layer),
+ *   {"iter": 100, "block": "decoder", "layer": 3, "tpe": [[128, 64], ...]}
+ * "tpe" holds, per microbatch, the tokens of the rank's local experts (the
+ * grouped MLP's tokens_per_expert input); the rank's expert-parallel rank
+ * places them among all experts.
  */
 #include "collector/import_int.h"
 
@@ -21,10 +34,93 @@
 
 struct mg_ctx {
 	struct imp *b;
+	const struct collector_import_opts *o;
 	int src;
 	int64_t skipped;
 	uint32_t *hist;          /* fast path: the line's histogram [STORE_MAX_EXPERTS] */
+	int rank;                /* the file's rank (from its name), -1 if unknown */
+	int rank_per_stage;      /* ranks in one pipeline stage, 0 if unknown (one file) */
+	int local;               /* tpe: local experts per rank, 0 until the first line */
 };
+
+/* tokens_per_expert lines: the microbatches summed, placed at the rank's
+ * expert-parallel offset (expert rank order tp-ep-dp-pp of Megatron's
+ * parallel_state with expert tensor parallelism 1: ep_rank = the rank
+ * within its stage modulo the EP size, E / local experts). */
+static int tpe_line(struct mg_ctx *c, struct json_object *o, struct json_object *tpe,
+		    int64_t line, const char *w, struct util_err *err)
+{
+	struct imp *b = c->b;
+	int64_t step = 0, layer = 0;
+	int E = c->o->experts ? c->o->experts : c->o->model ? c->o->model->experts : 0;
+	int ep, ep_rank;
+	size_t nmb, El = 0;
+	uint32_t *h;
+	int rc;
+
+	if ((rc = imp_json_field_i64(o, "iter", 1, 0, INT64_MAX - 1, &step, w, err)) ||
+	    (rc = imp_json_field_i64(o, "layer", 1, 0, 1 << 20, &layer, w, err)))
+		return rc;
+	if (!json_object_is_type(tpe, json_type_array) || !(nmb = json_object_array_length(tpe)))
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'tpe': not an array of per-microbatch counts", w);
+	for (size_t m = 0; m < nmb; m++) {
+		struct json_object *row = json_object_array_get_idx(tpe, m);
+		size_t n = json_object_is_type(row, json_type_array) ? json_object_array_length(row) : 0;
+		if (!n || (El && n != El))
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'tpe'[%zu]: expected %s of local expert counts",
+					    w, m, El ? "the same number" : "a non-empty array");
+		El = n;
+	}
+	if (c->local && (int)El != c->local)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'tpe': %zu local experts, earlier lines have %d", w,
+				    El, c->local);
+	c->local = (int)El;
+	if (E) {
+		if (E % (int)El || E < (int)El)
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: field 'tpe': %zu local experts do not divide the "
+					    "run's %d experts",
+					    w, El, E);
+		ep = E / (int)El;
+	} else {
+		/* every rank of a stage an EP rank; one file alone: its experts */
+		ep = c->rank_per_stage ? c->rank_per_stage : 1;
+	}
+	if (c->rank < 0 && ep > 1)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: no rank in the file name (rank{R}.jsonl), so its %zu local "
+				    "experts cannot be placed among %d",
+				    w, El, ep * (int)El);
+	ep_rank = c->rank < 0 ? 0 : (c->rank_per_stage ? c->rank % c->rank_per_stage : c->rank) % ep;
+	if ((size_t)(ep_rank + 1) * El > STORE_MAX_EXPERTS)
+		return util_err_set(err, UTIL_ERANGE, "%s: expert %zu is out of range [0, %d)", w,
+				    (ep_rank + 1) * El - 1, STORE_MAX_EXPERTS);
+	if (!(h = imp_scratch(b, (size_t)(ep_rank + 1) * El, err)))
+		return UTIL_ENOMEM;
+	for (size_t m = 0; m < nmb; m++) {
+		struct json_object *row = json_object_array_get_idx(tpe, m);
+		for (size_t k = 0; k < El; k++) {
+			uint64_t v;
+			uint32_t *cell = &h[(size_t)ep_rank * El + k];
+			if (imp_json_u64(json_object_array_get_idx(row, k), &v) || v > UINT32_MAX)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'tpe'[%zu][%zu]: not a count (a "
+						    "non-negative 32-bit integer)",
+						    w, m, k);
+			if (*cell > UINT32_MAX - v)
+				return util_err_set(err, UTIL_ERANGE,
+						    "%s: field 'tpe'[%zu][%zu]: the sum over "
+						    "microbatches overflows a 32-bit count",
+						    w, m, k);
+			*cell += (uint32_t)v;
+		}
+	}
+	return imp_add(b, c->src, line, step, layer, -1, 0, -1, h, (size_t)(ep_rank + 1) * El, 0,
+		       err);
+}
 
 /* Fast path for decoder records with top_indices (the bulk of a trace):
  * parsed from the raw text and histogrammed without a json-c object per
@@ -181,6 +277,8 @@ static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w
 		c->skipped++;
 		return 0;
 	}
+	if (json_object_object_get_ex(o, "tpe", &tpe))
+		return tpe_line(c, o, tpe, line, w, err);
 	if ((rc = imp_json_field_i64(o, "step", 1, 0, INT64_MAX - 1, &step, w, err)) ||
 	    (rc = imp_json_field_i64(o, "layer", 1, 0, 1 << 20, &layer, w, err)) ||
 	    (rc = imp_json_field_i64(o, "topk", 0, 1, STORE_MAX_EXPERTS, &topk, w, err)) ||
@@ -253,28 +351,121 @@ static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w
 	return imp_add(b, c->src, line, step, layer, -1, 0, -1, h, (size_t)(maxid + 1), 0, err);
 }
 
+/* The rank in a file name (router_trace_rank12.jsonl, rank12.jsonl), -1 if none. */
+static int file_rank(const char *path)
+{
+	const char *base = strrchr(path, '/'), *p;
+	long r = -1;
+
+	base = base ? base + 1 : path;
+	for (p = strstr(base, "rank"); p; p = strstr(p + 1, "rank")) {
+		char *end;
+		if (p[4] < '0' || p[4] > '9')
+			continue;
+		r = strtol(p + 4, &end, 10);
+		if (r > 1 << 24)
+			r = -1;
+	}
+	return (int)r;
+}
+
+/* With P pipeline stages: stage of each source from its rank (Megatron's
+ * rank order puts the pipeline outermost: ranks s*N/P .. (s+1)*N/P-1 form
+ * stage s), then each stage's layer ids after the previous stages' (a
+ * stage's layer count is its largest traced id plus one). */
+static int stack_stages(struct imp *b, const int *ranks, size_t nf, int P, const char *path,
+			struct util_err *err)
+{
+	int64_t *top = NULL, *off = NULL;
+	int per = (int)nf / P, rc = 0;
+	size_t k = 0;
+
+	if (nf % (size_t)P)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "'%s': %zu rank files do not split into %d pipeline stages", path,
+				    nf, P);
+	for (size_t i = 0; i < nf; i++)
+		if (ranks[i] != (int)i)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "'%s': --pipeline-stages needs every rank's file, ranks 0 "
+					    "to %zu (rank %zu is missing or a name has no rank)",
+					    path, nf - 1, i);
+	top = malloc((size_t)P * sizeof(*top));
+	off = malloc((size_t)P * sizeof(*off));
+	if (!top || !off) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int st = 0; st < P; st++)
+		top[st] = -1;
+	for (size_t i = 0; i < b->n; i++) {
+		int st = ranks[b->recs[i].src] / per;
+		if (b->recs[i].layer > top[st])
+			top[st] = b->recs[i].layer;
+	}
+	for (int st = 0; st < P; st++) {
+		if (top[st] < 0) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s': pipeline stage %d (ranks %d to %d) has no MoE records",
+					  path, st, st * per, st * per + per - 1);
+			goto out;
+		}
+		off[st] = st ? off[st - 1] + top[st - 1] + 1 : 0;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		b->recs[i].layer += off[ranks[b->recs[i].src] / per];
+	k = (size_t)snprintf(b->note, sizeof(b->note), "%d pipeline stages, layer ids offset by",
+			     P);
+	for (int st = 0; st < P && k < sizeof(b->note); st++)
+		k += (size_t)snprintf(b->note + k, sizeof(b->note) - k, "%s %lld", st ? "," : "",
+				      (long long)off[st]);
+out:
+	free(top);
+	free(off);
+	return rc;
+}
+
 int collector_import_megatron(struct store *s, const char *path,
 			      const struct collector_import_opts *o, struct store_run *run,
 			      struct util_err *err)
 {
 	struct imp b;
-	struct mg_ctx c = { &b, 0, 0, NULL };
+	struct mg_ctx c = { &b, o, 0, 0, NULL, -1, 1, 0 };
 	struct stat sb;
 	char **files = NULL;
+	int *ranks = NULL;
 	size_t nf = 0;
-	int rc = 0;
+	int rc = 0, P = o->pipeline_stages > 1 ? o->pipeline_stages : 1;
 
 	imp_init(&b, "megatron", 1);
+	b.sum_repeats = 1;
 	if (stat(path, &sb) != 0) {
 		rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(sb.st_mode)) {
+		/* router traces; else tokens-per-expert logs, in the directory or
+		 * in its tokens_per_expert/ (the --save directory) */
 		if ((rc = imp_list_dir(path, "router_trace_rank", ".jsonl", &files, &nf, err)))
 			goto out;
+		if (nf == 0 && (rc = imp_list_dir(path, "rank", ".jsonl", &files, &nf, err)))
+			goto out;
+		if (nf == 0) {
+			char sub[4096];
+			struct stat ss;
+			snprintf(sub, sizeof(sub), "%s/tokens_per_expert", path);
+			if (stat(sub, &ss) == 0 && S_ISDIR(ss.st_mode)) {
+				imp_free_list(files, nf);
+				files = NULL;
+				if ((rc = imp_list_dir(sub, "rank", ".jsonl", &files, &nf, err)))
+					goto out;
+			}
+		}
 		if (nf == 0) {
 			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s': no router_trace_rank*.jsonl files in the directory", path);
+					  "'%s': no router_trace_rank*.jsonl files (nor "
+					  "tokens_per_expert/rank*.jsonl) in the directory",
+					  path);
 			goto out;
 		}
 	} else {
@@ -284,14 +475,23 @@ int collector_import_megatron(struct store *s, const char *path,
 		}
 		nf = 1;
 	}
+	if (!(ranks = malloc(nf * sizeof(*ranks)))) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	c.rank_per_stage = nf == 1 || nf % (size_t)P ? 0 : (int)nf / P;
 	for (size_t i = 0; i < nf; i++) {
+		ranks[i] = c.rank = file_rank(files[i]);
 		if ((c.src = rc = imp_source(&b, files[i], err)) < 0 ||
 		    (rc = imp_jsonl_each(files[i], fast_line, on_line, &c, err)))
 			goto out;
 	}
+	if (P > 1 && (rc = stack_stages(&b, ranks, nf, P, path, err)))
+		goto out;
 	rc = imp_finish(&b, s, o, path, run, err);
 out:
 	imp_free_list(files, nf);
+	free(ranks);
 	free(c.hist);
 	imp_release(&b);
 	return rc;

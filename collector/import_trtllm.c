@@ -357,6 +357,134 @@ static int check_grid(const struct imp *b, const char *dir, struct util_err *err
 	return rc;
 }
 
+/*
+ * With its MoE load balancer on, TensorRT-LLM records statistics of global
+ * slots, not experts: the MoE modules call ExpertStatistic.maybe_add_info
+ * with num_slots and the routed slot ids, so meta_info.json's num_experts
+ * is the slot count.  The load-balancer YAML's initial_global_assignments
+ * (the expert of each global slot, per layer) folds them back; a placement
+ * the balancer moved online (layer_updates_per_iter > 0) cannot be.
+ */
+static int fold_slots(struct imp *b, const struct collector_import_opts *o, const char *meta,
+		      struct util_err *err)
+{
+	struct collector_trtllm_lb lb;
+	int E = o->experts ? o->experts : o->model ? o->model->experts : 0, rc;
+	int64_t *ids = NULL;
+	size_t nd = 0;
+	uint32_t *tmp = NULL;
+
+	memset(&lb, 0, sizeof(lb));
+	if (!b->experts && b->n) /* no meta_info.json: the vectors' length */
+		b->experts = (int)b->recs[0].n;
+	if (o->deployed && collector_is_yaml(o->deployed)) {
+		if ((rc = collector_trtllm_lb_read(o->deployed, &lb, err)))
+			return rc;
+		if (!E && lb.layers)
+			for (size_t i = 0; i < (size_t)lb.layers * (size_t)lb.num_slots; i++)
+				E = lb.ids[i] + 1 > E ? lb.ids[i] + 1 : E;
+	}
+	if (lb.num_slots <= 0) {
+		/* no load-balancer file: counts past the run's experts are slots */
+		rc = 0;
+		if (E && b->experts > E)
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "%s: num_experts is %d, the run has %d experts: TensorRT-LLM "
+					  "counts load-balancer slots, not experts, when its MoE load "
+					  "balancer is on; give its load-balancer YAML with --deployed "
+					  "to fold the slots back to experts",
+					  meta, b->experts, E);
+		goto out;
+	}
+	/* with its load balancer on, TensorRT-LLM records num_slots counts */
+	if (b->experts != lb.num_slots) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "%s: num_experts is %d, but '%s' has %ld slots: these statistics "
+				  "were not recorded under that load balancer",
+				  meta, b->experts, o->deployed, lb.num_slots);
+		goto out;
+	}
+	if (!lb.layers || lb.updates > 0) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "%s: the %d counts per layer are load-balancer slots and '%s' %s, "
+				  "so which expert a slot held is not recorded: record the statistics "
+				  "with a static placement (layer_updates_per_iter: 0 and "
+				  "initial_global_assignments) or with the load balancer off",
+				  meta, b->experts, o->deployed,
+				  lb.updates > 0 ? "moved the placement online (layer_updates_per_iter > 0)"
+						 : "has no initial_global_assignments");
+		goto out;
+	}
+	if (E > lb.num_slots) {
+		rc = util_err_set(err, UTIL_ERANGE, "'%s': %ld slots cannot hold the run's %d experts",
+				  o->deployed, lb.num_slots, E);
+		goto out;
+	}
+	/* the records' layer ids, in order, against the file's keys (model
+	 * layer ids as TensorRT-LLM writes them, or 0..L-1) */
+	if (!(ids = malloc(b->n * sizeof(*ids))) || !(tmp = calloc((size_t)E, sizeof(*tmp)))) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		ids[i] = b->recs[i].layer;
+	qsort(ids, b->n, sizeof(*ids), cmp_i64v);
+	for (size_t i = 0; i < b->n; i++)
+		if (!nd || ids[i] != ids[nd - 1])
+			ids[nd++] = ids[i];
+	if ((int)nd != lb.layers || (lb.key[0] != ids[0] && lb.key[0] != 0)) {
+		rc = util_err_set(err, UTIL_ERANGE,
+				  "'%s': initial_global_assignments: %d layers from id %ld, the "
+				  "statistics have %zu from id %lld",
+				  o->deployed, lb.layers, lb.key[0], nd, (long long)ids[0]);
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct imp_rec *r = &b->recs[i];
+		const int64_t *at = bsearch(&r->layer, ids, nd, sizeof(*ids), cmp_i64v);
+		const int32_t *row = lb.ids + (size_t)(at - ids) * (size_t)lb.num_slots;
+		uint32_t *v = b->pool + r->off;
+		memset(tmp, 0, (size_t)E * sizeof(*tmp));
+		if ((long)r->n != lb.num_slots) {
+			rc = util_err_set(err, UTIL_ERANGE,
+					  "%s: key '%lld_%lld': %u counts, '%s' has %ld slots",
+					  b->src[r->src], (long long)r->step, (long long)r->layer, r->n,
+					  o->deployed, lb.num_slots);
+			goto out;
+		}
+		for (uint32_t p = 0; p < r->n; p++) {
+			if (row[p] >= E) {
+				rc = util_err_set(err, UTIL_ERANGE,
+						  "'%s': initial_global_assignments: expert %d is out "
+						  "of range for %d experts",
+						  o->deployed, row[p], E);
+				goto out;
+			}
+			if (tmp[row[p]] > UINT32_MAX - v[p]) {
+				rc = util_err_set(err, UTIL_ERANGE,
+						  "%s: expert %d: the sum of its slots overflows a "
+						  "32-bit count",
+						  b->src[r->src], row[p]);
+				goto out;
+			}
+			tmp[row[p]] += v[p];
+		}
+		memcpy(v, tmp, (size_t)E * sizeof(*v)); /* E <= num_slots = r->n */
+		r->n = (uint32_t)E;
+	}
+	snprintf(b->note, sizeof(b->note),
+		 "%d load-balancer slots folded to %d experts through the initial_global_assignments "
+		 "of '%s'",
+		 b->experts, E, o->deployed);
+	b->experts = E;
+	rc = 0;
+out:
+	free(ids);
+	free(tmp);
+	collector_trtllm_lb_release(&lb);
+	return rc;
+}
+
 int collector_import_trtllm(struct store *s, const char *path,
 			    const struct collector_import_opts *o, struct store_run *run,
 			    struct util_err *err)
@@ -404,7 +532,8 @@ int collector_import_trtllm(struct store *s, const char *path,
 	for (size_t i = 0; i < nf; i++)
 		if ((rc = read_rank(&b, files[i], err)))
 			goto out;
-	if ((rc = check_grid(&b, single ? path : dir, err)))
+	if ((rc = check_grid(&b, single ? path : dir, err)) ||
+	    (rc = fold_slots(&b, o, meta, err)))
 		goto out;
 	if (!single && nf > 1)
 		b.ranks = (int)nf;

@@ -252,17 +252,6 @@ static int advance(struct shard *sh, struct util_err *err)
 	return 0;
 }
 
-static void remove_db(const char *path)
-{
-	char p[4200];
-
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-}
-
 static int same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
@@ -281,8 +270,7 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 	struct store_step *batch = NULL;
 	uint32_t *sums = NULL;
 	size_t L, E, P, nb = 0;
-	int rc, created = 0, in_tx = 0;
-	struct stat sb;
+	int rc, in_tx = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (n == 0)
@@ -325,8 +313,8 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
-	created = stat(out, &sb) != 0;
-	if ((rc = store_open(out, STORE_CREATE, &dst, err)))
+	/* a new output is staged: a failure leaves no file (store.h) */
+	if ((rc = store_open(out, STORE_CREATE | STORE_STAGE, &dst, err)))
 		goto out;
 	memset(&res->run, 0, sizeof(res->run));
 	if (o->out_run)
@@ -439,9 +427,10 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 out:
 	if (in_tx)
 		store_rollback(dst);
-	store_free(dst);
-	if (rc && created)
-		remove_db(out);
+	if (rc == 0)
+		rc = store_publish(dst, err);
+	else
+		store_free(dst);
 	for (size_t i = 0; sh && i < n; i++) {
 		store_iter_free(sh[i].it);
 		store_free(sh[i].s);

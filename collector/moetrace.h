@@ -175,6 +175,12 @@ const char *moetrace_errmsg(const struct moetrace_recorder *rec);
 int64_t moetrace_recorder_mem_bound(const struct moetrace_run_desc *desc,
 				    const struct moetrace_recorder_opts *opts);
 
+/* Reading a trace without moetrace: decodes one counts blob (the `data`
+ * column of the `counts` table, one layer of one step) into counts[experts].
+ * Returns 0, or MOETRACE_ERANGE when the blob is malformed or does not hold
+ * exactly `experts` values (counts is then unspecified). */
+int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_t experts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -232,8 +232,13 @@ static void write_steps(struct moetrace_recorder *r, uint64_t t, size_t n)
 	}
 	rc = store_steps_append(r->s, &r->run, r->batchv, n);
 	if (rc) {
+		/* the store rolled the batch back: none of it is in the file,
+		 * and the next batch starts a transaction of its own */
+		char what[96];
+		snprintf(what, sizeof(what), "cannot commit steps %lld..%lld (%zu lost)",
+			 (long long)r->batchv[0].step, (long long)r->batchv[n - 1].step, n);
 		atomic_fetch_add(&r->failed, (int64_t)n);
-		writer_fail(r, rc, "cannot commit steps");
+		writer_fail(r, rc, what);
 		return;
 	}
 	atomic_fetch_add(&r->recorded, (int64_t)n);
@@ -402,7 +407,9 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 	} else if (store_run_get(r->s, r->run.name, &old) == 0) {
 		struct store_run_stats st;
 		if (!append)
-			return fail(r, MOETRACE_EUSAGE, "a run named '%s' already exists in '%s'",
+			return fail(r, MOETRACE_EUSAGE,
+				    "a run named '%s' already exists in '%s' (name another run, "
+				    "or append to it)",
 				    r->run.name, path);
 		if (old.layers != r->run.layers || old.experts != r->run.experts ||
 		    old.ranks != r->run.ranks || old.slots != r->run.slots)
@@ -974,4 +981,11 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 	store_free(rec->s);
 	release_all(rec);
 	free(rec);
+}
+
+int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_t experts)
+{
+	if (!blob || !counts)
+		return MOETRACE_EUSAGE;
+	return store_codec_decode(blob, len, counts, experts) ? MOETRACE_ERANGE : 0;
 }

@@ -29,10 +29,17 @@ static int route(unsigned *seed)
 	}
 }
 
+static int usage(FILE *f)
+{
+	fputs("usage: engine_loop [DB [STEPS]]   (default engine.db, 200 steps)\n", f);
+	return f == stdout ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "engine.db";
-	long steps = argc > 2 ? strtol(argv[2], NULL, 10) : 200;
+	char *end = NULL;
+	long steps = argc > 2 ? strtol(argv[2], &end, 10) : 200;
 	struct moetrace_run_desc desc = {
 		.name = "engine-loop", .model = "example-8x64", .layers = LAYERS,
 		.experts = EXPERTS, .topk = TOPK, .ranks = RANKS, .slots = SLOTS,
@@ -43,6 +50,14 @@ int main(int argc, char **argv)
 	struct moetrace_recorder_stats st;
 	static uint32_t counts[LAYERS][EXPERTS];
 	static int32_t ids[BATCH * TOPK], phy2log[LAYERS][RANKS * SLOTS];
+
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+		return usage(stdout);
+	if (argc > 3 || (argc > 1 && argv[1][0] == '-') ||
+	    (argc > 2 && (!end || *end || steps < 1))) {
+		fprintf(stderr, "engine_loop: bad arguments\n");
+		return usage(stderr);
+	}
 	unsigned seed = 7;
 	char name[64];
 	int rc;

@@ -7,9 +7,9 @@ model through prefill and decode steps with moetrace's router hook.
 
 The model is a toy (embedding, per-layer MoE feed-forward blocks, a
 language-model head; no attention) whose module names follow Mixtral
-(`model.layers.N.block_sparse_moe.gate`, a Linear router returning logits)
-or DeepSeek (`model.layers.N.mlp.gate`, a gate returning top-k ids and
-weights), the two shapes moetrace.attach() recognises.  Needs Debian's
+(`model.layers.N.block_sparse_moe`, a Linear gate returning logits)
+or DeepSeek (`model.layers.N.mlp`, a gate returning top-k ids and
+weights), each with a list of expert modules.  Needs Debian's
 python3-torch and libmoetrace (make; MOETRACE_LIB=path/libmoetrace.so if
 it is not at the repository root).
 """
@@ -157,7 +157,7 @@ def main(argv=None):
         st = rec.stats()
     print("recorded %d steps (%d dropped) of %d layers x %d experts into %s, run '%s'"
           % (st["recorded"], st["dropped"], a.layers, a.experts, a.db, run))
-    print("routers hooked: %s ... %s" % (hook.routers[0][0], hook.routers[-1][0]))
+    print("MoE blocks hooked: %s ... %s" % (hook.blocks[0][0], hook.blocks[-1][0]))
     return 0
 
 

@@ -17,12 +17,15 @@
 static const char usage[] =
 	"usage: moetrace render [--run NAME] [--layer L] [--steps A:B] [--phase prefill|decode]\n"
 	"                       [--sort heat|id] [--log] [--static] [--algo NAME | --placement FILE]\n"
-	"                       [--replay ID]... [--summed]\n"
+	"                       [--replay ID]... [--summed] [--fit A:B]\n"
 	"                       [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--width W] [--height H] [--scale X] [--title TEXT]\n"
 	"                       -o OUT.png|.svg|.pdf DB KIND\n"
 	"kinds: heatmap timeline devices imbalance transfer\n"
-	"imbalance without --replay, --algo or --placement replays the flagship in memory.\n";
+	"imbalance without --replay, --algo or --placement replays the flagship in memory.\n"
+	"devices --fit A:B fits the algorithm on steps A..B and draws the loads of --steps,\n"
+	"steps it was not fitted on; without it the placement is fitted on --steps (in\n"
+	"hindsight).\n";
 
 static int fail(struct util_err *err)
 {
@@ -43,6 +46,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		{ "static", no_argument, NULL, 'x' },
 		{ "replay", required_argument, NULL, 'y' },
 		{ "summed", no_argument, NULL, 'u' },
+		{ "fit", required_argument, NULL, 'F' },
 		{ "algo", required_argument, NULL, 'a' },
 		{ "placement", required_argument, NULL, 'P' },
 		{ "ranks", required_argument, NULL, 'R' },
@@ -87,6 +91,14 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 			}
 			break;
 		case 'g': o->log_scale = 1; break;
+		case 'F':
+			if (util_parse_range(optarg, &o->fit_from, &o->fit_to, "--fit", &err))
+				return fail(&err);
+			if (o->fit_from > o->fit_to) {
+				util_cli_error("render", "--fit: empty range '%s'", optarg);
+				return 2;
+			}
+			break;
 		case 'x': o->force_static = 1; break;
 		case 'y':
 			if (o->nreplay == RENDER_MAX_REPLAYS) {
@@ -102,8 +114,11 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		case 'P': o->placement_file = optarg; break;
 		case 'a':
 			if (!(o->algo = analyze_algo_find(optarg))) {
-				util_cli_error("render", "unknown algorithm '%s' (moetrace place --list)",
-					       optarg);
+				char hint[96];
+				util_cli_error("render", "unknown algorithm '%s'%s (moetrace place --list)",
+					       optarg,
+					       util_did_you_mean(analyze_algo_suggest(optarg), hint,
+								 sizeof(hint)));
 				return 2;
 			}
 			break;
@@ -135,7 +150,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		case 't': o->title = optarg; break;
 		case 'o': *out = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 2) {
@@ -145,9 +160,14 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 	*db = argv[optind];
 	kind = render_kind_parse(argv[optind + 1]);
 	if (kind < 0) {
-		util_cli_error("render", "unknown chart kind '%s' (heatmap, timeline, devices, "
+		static const char *const kinds[] = { "heatmap", "timeline", "devices",
+						     "imbalance", "transfer", NULL };
+		char hint[96];
+		util_cli_error("render", "unknown chart kind '%s'%s (heatmap, timeline, devices, "
 					 "imbalance or transfer)",
-			       argv[optind + 1]);
+			       argv[optind + 1],
+			       util_did_you_mean(util_suggest_list(argv[optind + 1], kinds), hint,
+						 sizeof(hint)));
 		return 2;
 	}
 	o->kind = (enum render_kind)kind;
@@ -167,6 +187,8 @@ static int check_opts(const struct render_job_opts *o, const char *out)
 		msg = "--algo and --placement do not combine with --replay";
 	else if (o->placement_file && o->algo)
 		msg = "give --algo or --placement, not both";
+	else if (o->fit_to >= o->fit_from && (o->kind != RENDER_DEVICES || o->placement_file))
+		msg = "--fit applies to the devices chart's algorithm, not a --placement file";
 	else if (o->layer >= 0 && o->kind == RENDER_HEATMAP)
 		msg = "heatmap shows every layer: --layer applies to timeline, devices and imbalance";
 	else if (o->nreplay && o->kind != RENDER_IMBALANCE && o->kind != RENDER_TRANSFER)

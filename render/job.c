@@ -16,6 +16,7 @@ void render_job_release(struct render_job *j)
 {
 	analyze_replay_release(&j->own);
 	free(j->heat);
+	free(j->fit_heat);
 	free(j->grid_v);
 	free(j->xs);
 	free(j->ys);
@@ -294,7 +295,9 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	int layer = o->layer < 0 ? 0 : o->layer;
 	const struct analyze_algo *algo = o->algo;
 	const char *pname = "static placement";
-	const double *h;
+	const double *h, *fit_h;
+	int out_of_sample = o->fit_to >= o->fit_from;
+	char fit_range[128] = "";
 
 	j->layer = layer;
 
@@ -313,7 +316,25 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	}
 	if (j->nsteps == 0)
 		return -1;
-	h = j->heat;
+	h = fit_h = j->heat;
+	if (out_of_sample && !o->placement_file) {
+		/* the after placement is fitted on the earlier steps only */
+		int one = 1;
+		double x0, x1;
+		int64_t fit_steps = 0;
+		j->fit_heat = xcalloc((size_t)E, sizeof(double));
+		if (render_load_timeline(s, run, layer, o->fit_from, o->fit_to, o->phase_mask, &one,
+					 j->fit_heat, &x0, &x1, &fit_steps, &err))
+			return fail(o, &err);
+		if (fit_steps == 0) {
+			util_cli_error(o->cmd, "no steps of run '%s' in the fitting range %lld-%lld",
+				       run->name, (long long)o->fit_from, (long long)o->fit_to);
+			return 2;
+		}
+		fit_h = j->fit_heat;
+		step_range(s, run, o->fit_from, o->fit_to, o->phase_mask, fit_steps, fit_range,
+			   sizeof(fit_range));
+	}
 	j->p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
 	rc = o->force_static ? UTIL_ENOTFOUND
 			     : store_deployed_at(s, run, o->to, ranks, slots, j->p2l, NULL);
@@ -355,14 +376,20 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 			in.slots = slots;
 			in.nodes = run->ranks_per_node > 0 ? ranks / run->ranks_per_node : 0;
 			in.groups = m ? m->groups : 0;
-			in.heat = h;
+			in.heat = fit_h;
 			in.current = j->p2l + (size_t)layer * P; /* same ranks keep their experts */
 			in.max_moves = -1;
 			in.seed = 1;
 			if (analyze_place(algo, &in, j->after, &err))
 				return fail(o, &err);
-			snprintf(j->names[1], sizeof(j->names[1]),
-				 "%s placement fitted on these steps", algo->name);
+			if (fit_range[0])
+				snprintf(j->names[1], sizeof(j->names[1]),
+					 "%s placement fitted on %s", algo->name,
+					 fit_range);
+			else
+				snprintf(j->names[1], sizeof(j->names[1]),
+					 "%s placement fitted on these steps (in hindsight)",
+					 algo->name);
 		}
 	}
 	if (o->placement_file || algo) {
@@ -379,8 +406,9 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	j->dcfg.x_label = "EP rank";
 	j->dcfg.y_label = "device load (tokens per step; replicas split evenly)";
 	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
-	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s",
-		 layer, ranks, slots, run->name, j->range);
+	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s%s",
+		 layer, ranks, slots, run->name, j->range,
+		 fit_range[0] ? " (not fitted on)" : "");
 	return -1;
 }
 
@@ -413,10 +441,20 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 			if (j->ev[k][i].effective_step >= 0)
 				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
 		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
+		/* every setting that tells two replays apart */
+		char eps[24] = "", q[40] = "", lk[72] = "", eng[48] = "";
+		if (r.episodes > 0)
+			snprintf(eps, sizeof(eps), ", %d episodes", r.episodes);
+		if (r.quant[0])
+			snprintf(q, sizeof(q), ", %s", r.quant);
+		if (r.link_intra[0])
+			snprintf(lk, sizeof(lk), ", %s/%s", r.link_intra, r.link_inter);
+		if (r.engine[0])
+			snprintf(eng, sizeof(eng), ", %s preset", r.engine);
 		snprintf(j->rnames[k], sizeof(j->rnames[k]),
-			 "replay %lld: %s, every %lld steps, window %lld, delay %lld",
-			 (long long)o->replay_id[k], r.algo, (long long)r.interval,
-			 (long long)r.window, (long long)r.delay);
+			 "replay %lld: %s%s, every %lld, window %lld, delay %lld%s%s%s%s",
+			 (long long)o->replay_id[k], r.algo, eng, (long long)r.interval,
+			 (long long)r.window, (long long)r.delay, r.pay ? ", pay" : "", eps, q, lk);
 		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
 							   j->evx[k] };
 	}
@@ -536,7 +574,7 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 			struct render_replay_req q = {
 				.algo = analyze_algo_find(ANALYZE_FLAGSHIP),
 				.ranks = ranks, .slots = slots, .layer = o->layer,
-				.force_static = o->force_static, .quant = ANALYZE_QUANT_BF16,
+				.force_static = o->force_static, .quant = -1,
 				.from = o->from, .to = o->to, .delay = -1,
 				.phase_mask = o->phase_mask,
 				.model = run->model[0] ? store_model_find(run->model) : NULL,
@@ -599,8 +637,13 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 			return 1;
 		}
 		ev = j->ev[0];
-		snprintf(who, sizeof(who), "replay %lld (%s, %d x %d)", (long long)o->replay_id[0],
-			 j->rp[0].algo, j->rp[0].ranks, j->rp[0].slots);
+		const struct store_replay *rp = &j->rp[0];
+		char set[112] = "";
+		if (rp->quant[0]) /* the settings a stored replay recorded (schema 3) */
+			snprintf(set, sizeof(set), ", %s, %s/%s%s", rp->quant, rp->link_intra,
+				 rp->link_inter, rp->pay ? ", pay" : "");
+		snprintf(who, sizeof(who), "replay %lld (%s, %d x %d%s)", (long long)o->replay_id[0],
+			 rp->algo, rp->ranks, rp->slots, set);
 	}
 	if (ne == 0) {
 		if (r)
@@ -643,47 +686,23 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 	return -1;
 }
 
-/* Steps of run in [from, to] and phase_mask. */
-static int64_t count_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-			   unsigned phase_mask)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps s WHERE run = ?1 AND "
-			       "step BETWEEN ?2 AND ?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, run->id);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, to);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return n;
-}
-
 int render_replay_run(struct store *s, const struct store_run *run,
 		      const struct render_replay_req *q, struct analyze_replay_out *out,
 		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
 {
 	int L = run->layers, E = run->experts, P = q->ranks * q->slots, rc;
-	int64_t n = count_steps(s, run, q->from, q->to, q->phase_mask), K, W, D;
+	int64_t n, K = q->interval, W = q->window, D = q->delay;
 	const struct analyze_link *link = analyze_link_find("nvlink4");
 	int32_t *start;
 	const char *sname = "deployed";
 
 	*nsteps = 0;
-	if (n < 0)
-		return util_err_set(err, UTIL_EDB, "%s", sqlite3_errmsg(store_db(s)));
+	if ((rc = analyze_step_count(s, run, q->from, q->to, q->phase_mask, &n, err)))
+		return rc;
 	if (n == 0)
 		return 0;
 	*nsteps = n;
-	K = q->interval > 0 ? q->interval : (n / 8 < 600 ? (n / 8 > 0 ? n / 8 : 1) : 600);
-	W = q->window > 0 ? q->window : K;
-	D = q->delay >= 0 ? q->delay : (K > 50 ? 50 : K / 2);
+	analyze_replay_cadence(n, &K, &W, &D);
 	start = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
 	rc = q->force_static ? UTIL_ENOTFOUND
 			     : store_deployed_at(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
@@ -703,7 +722,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
-								q->quant)
+								q->quant >= 0 ? q->quant
+									      : analyze_model_quant(q->model))
 					 : 0,
 		.gbytes_per_s = q->gbytes_per_s > 0 ? q->gbytes_per_s
 						    : (link ? link->gbytes_per_s : 0),
@@ -711,6 +731,15 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.sec_per_token = q->model ? 6.0 * q->model->hidden * q->model->inter / 400e12 : 0,
 		.threads = 2, .store = 0, .series = 1, .series_layer = q->layer,
 	};
+	/* the deployment the replay command resolves by default: the run's
+	 * nodes, the model's precision, h100 and its two links */
+	struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+	struct analyze_deploy dep;
+	struct util_err derr = UTIL_ERR_INIT;
+	dopts.quant = q->quant;
+	dopts.bandwidth = q->gbytes_per_s;
+	if (analyze_deploy_resolve(run, q->model, q->ranks, &dopts, &dep, &derr) == 0)
+		cfg.deploy = &dep;
 	rc = analyze_replay_run(s, run, &cfg, out, err);
 	free(start);
 	if (rc)
@@ -746,6 +775,8 @@ void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum rende
 	o->scale = 1;
 	o->from = INT64_MIN;
 	o->to = INT64_MAX;
+	o->fit_from = 0;
+	o->fit_to = -1;
 }
 
 int render_job_prepare(struct render_job *j, struct store *s, struct store_run *run,

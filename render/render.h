@@ -205,13 +205,13 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 /* ---- replays for charts (render/job.c) ---------------------------------- */
 
 /* A replay run in memory for a chart: per-step series (overall, or of
- * `layer`), nothing stored.  interval 0 takes the default: 600 steps, or an
- * eighth of the steps in the range when that is fewer (a short trace still
- * rebalances); window 0 = interval; delay < 0: min(50, interval / 2) as
- * `moetrace replay`.  It starts from the deployed placement (static when
- * none is recorded, or with force_static).  model (may be NULL) gives
- * expert bytes at `quant` and the MoE time per token at 400 TFLOPS;
- * gbytes_per_s 0 takes the nvlink4 link. */
+ * `layer`), nothing stored.  interval and window 0 and delay < 0 take the
+ * cadence every command replays with (analyze_replay_cadence).  It starts
+ * from the deployed placement (static when none is recorded, or with
+ * force_static).  It prices moves and steps as `moetrace replay` does by
+ * default: the run's ranks per node, the model's serving precision
+ * (quant < 0) or `quant`, h100 and its two links; gbytes_per_s > 0 prices
+ * both tiers at that bandwidth. */
 /* Episodes per window when the report is not told (--episodes). */
 #define RENDER_EPISODES 8
 

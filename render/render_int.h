@@ -99,6 +99,10 @@ struct render_job_opts {
 	int ranks, slots, redundant, width, height;
 	double scale;
 	int64_t from, to;
+	/* devices: with fit_to >= fit_from, the algorithm's placement is fitted
+	 * on the heat of [fit_from, fit_to] and scored on [from, to] (steps it
+	 * was not fitted on); otherwise fitted on [from, to], in hindsight */
+	int64_t fit_from, fit_to;
 	unsigned phase_mask;
 	/* imbalance and transfer: a replay run in memory (with series) instead
 	 * of stored ones; not owned.  replay_name labels it. */
@@ -122,13 +126,13 @@ struct render_job {
 	struct render_transfer transfer;
 	int64_t nsteps; /* steps (or events) drawn; 0: nothing in the range */
 	int layer;      /* the layer drawn (timeline, devices, imbalance); -1 all */
-	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][160];
+	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][384];
 	const char *bar_names[2];
 	const double *bar_vals[2];
 	struct store_replay rp[RENDER_MAX_REPLAYS];
 	struct analyze_replay_out own; /* the default replay of `render imbalance` */
 	/* owned arrays */
-	double *heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	double *heat, *fit_heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
 	int *ids;
 	int32_t *p2l, *after, *fixed0, *fixed1;
 	struct store_replay_event *ev[RENDER_MAX_REPLAYS];

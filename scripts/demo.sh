@@ -30,12 +30,15 @@ if has compare; then
 	$mt compare demo/trace.db --steps 0:999 --episodes 8
 fi
 if has replay; then
-	step "5. dynamic load balancing replayed on the trace" \
-	     "moetrace replay demo/trace.db --interval 200 --window 200 --delay 20"
-	$mt replay demo/trace.db --interval 200 --window 200 --delay 20
+	step "5. dynamic load balancing replayed on the trace at the default cadence (8 nodes x 8 ranks: copies inside a node on nvlink4, across nodes on ib-ndr-400g, fp8 weights)" \
+	     "moetrace replay demo/trace.db"
+	$mt replay demo/trace.db
 	step "5b. the same, moving only what pays for its transfer" \
-	     "moetrace replay demo/trace.db --interval 200 --window 200 --delay 20 --pay --no-store"
-	$mt replay demo/trace.db --interval 200 --window 200 --delay 20 --pay --no-store
+	     "moetrace replay demo/trace.db --pay --no-store"
+	$mt replay demo/trace.db --pay --no-store
+	step "5c. the engines' own EPLB with their default settings, against the flagship" \
+	     "moetrace replay demo/trace.db --grid engine=vllm,sglang,vllm-ascend,trtllm"
+	$mt replay demo/trace.db --grid engine=vllm,sglang,vllm-ascend,trtllm
 fi
 if has report; then
 	step "6. the report" "moetrace report demo/trace.db -o demo/report"

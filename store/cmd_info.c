@@ -75,7 +75,7 @@ int cmd_info(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'r': only = optarg; break;
 		case 'h': fputs(info_usage, stdout); return 0;
-		default: fputs(info_usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {
@@ -166,10 +166,14 @@ int cmd_info(int argc, char **argv)
 			       r->model[0] ? "  model " : "", r->model);
 			printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
 			       r->experts, r->topk);
-			if (r->ranks)
+			if (r->ranks && r->ranks_per_node > 0)
 				printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
 				       r->ranks, r->slots, r->ranks * r->slots - r->experts,
 				       r->ranks_per_node);
+			else if (r->ranks)
+				printf("  EP layout  %d ranks x %d slots (%d redundant), ranks per node "
+				       "unknown\n",
+				       r->ranks, r->slots, r->ranks * r->slots - r->experts);
 			else
 				printf("  EP layout  not recorded\n");
 			if (st.steps) {
@@ -221,11 +225,12 @@ int cmd_models(int argc, char **argv)
 		fputs("usage: moetrace models\n", stderr);
 		return 2;
 	}
-	printf("%-17s %-26s %6s %7s %5s %7s %6s %s\n", "preset", "model", "layers", "experts",
-	       "top-k", "hidden", "inter", "typical EP (ranks x slots)");
+	printf("%-17s %-26s %6s %7s %5s %7s %6s %-6s %s\n", "preset", "model", "layers", "experts",
+	       "top-k", "hidden", "inter", "served", "typical EP (ranks x slots)");
 	for (size_t i = 0; (m = store_model_at(i)); i++)
-		printf("%-17s %-26s %6d %7d %5d %7d %6d %d x %d (%d redundant)\n", m->name,
-		       m->label, m->layers, m->experts, m->topk, m->hidden, m->inter, m->ranks,
-		       m->slots, m->ranks * m->slots - m->experts);
+		printf("%-17s %-26s %6d %7d %5d %7d %6d %-6s %d x %d (%d redundant), %d per node\n",
+		       m->name, m->label, m->layers, m->experts, m->topk, m->hidden, m->inter,
+		       m->quant, m->ranks, m->slots, m->ranks * m->slots - m->experts,
+		       m->ranks_per_node);
 	return 0;
 }

@@ -436,9 +436,9 @@ int cmd_sql(int argc, char **argv)
 			free(args);
 			return 0;
 		default:
-			fputs(usage, stderr);
+			c = util_opt_unknown(argv, opts);
 			free(args);
-			return 2;
+			return c;
 		}
 	}
 	if (examples) {

@@ -1,7 +1,9 @@
 /*
  * model.c: the model presets — MoE shapes of published models, with the
  * figures taken from each model's config.json (cited in docs/models.md),
- * and a typical EP layout for each.  Add a model by adding a row.
+ * a typical EP layout for each, the precision its published weights are
+ * served in and the parameters active per token (model cards).  Add a
+ * model by adding a row.
  */
 #include "store/store.h"
 
@@ -11,21 +13,21 @@
 static const struct store_model models[] = {
 	/* name             label                     L    E  k  hidden inter first step grp ranks slots rpn */
 	{ "deepseek-v3",     "DeepSeek-V3 / R1",      58, 256, 8, 7168, 2048, 3, 1, 8, 64, 5, 8,
-	  "deepseek-ai/DeepSeek-V3 config.json" },
+	  "deepseek-ai/DeepSeek-V3 config.json", "fp8", 37e9 },
 	{ "deepseek-v2-lite","DeepSeek-V2-Lite",      26,  64, 6, 2048, 1408, 1, 1, 1,  8, 10, 8,
-	  "deepseek-ai/DeepSeek-V2-Lite config.json" },
+	  "deepseek-ai/DeepSeek-V2-Lite config.json", "bf16", 2.4e9 },
 	{ "qwen3-235b-a22b", "Qwen3-235B-A22B",       94, 128, 8, 4096, 1536, 0, 1, 1, 32, 5, 8,
-	  "Qwen/Qwen3-235B-A22B config.json" },
+	  "Qwen/Qwen3-235B-A22B config.json", "bf16", 22e9 },
 	{ "qwen3-30b-a3b",   "Qwen3-30B-A3B",         48, 128, 8, 2048,  768, 0, 1, 1,  8, 18, 8,
-	  "Qwen/Qwen3-30B-A3B config.json" },
+	  "Qwen/Qwen3-30B-A3B config.json", "bf16", 3.3e9 },
 	{ "mixtral-8x7b",    "Mixtral-8x7B",          32,   8, 2, 4096, 14336, 0, 1, 1, 4, 3, 4,
-	  "mistralai/Mixtral-8x7B-v0.1 config.json" },
+	  "mistralai/Mixtral-8x7B-v0.1 config.json", "bf16", 12.9e9 },
 	{ "gpt-oss-120b",    "gpt-oss-120b",          36, 128, 4, 2880, 2880, 0, 1, 1, 16, 9, 8,
-	  "openai/gpt-oss-120b config.json" },
+	  "openai/gpt-oss-120b config.json", "mxfp4", 5.1e9 },
 	{ "kimi-k2",         "Kimi K2",               60, 384, 8, 7168, 2048, 1, 1, 1, 64, 7, 8,
-	  "moonshotai/Kimi-K2-Instruct config.json" },
+	  "moonshotai/Kimi-K2-Instruct config.json", "fp8", 32e9 },
 	{ "llama4-maverick", "Llama-4-Maverick-17B-128E", 24, 128, 1, 5120, 8192, 1, 2, 1, 16, 10, 8,
-	  "meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json" },
+	  "meta-llama/Llama-4-Maverick-17B-128E-Instruct config.json", "bf16", 17e9 },
 };
 /* clang-format on */
 
@@ -37,7 +39,24 @@ const struct store_model *store_model_find(const char *name)
 	/* aliases */
 	if (!strcmp(name, "deepseek-r1"))
 		return store_model_find("deepseek-v3");
+	/* the model's own spelling ("DeepSeek-V3", "deepseekv3", "Qwen3_235B_A22B"):
+	 * equal once case and separators are dropped, and no other preset is */
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(models); i++)
+		if (util_name_fold_eq(name, models[i].name))
+			return &models[i];
+	if (util_name_fold_eq(name, "deepseek-r1"))
+		return store_model_find("deepseek-v3");
 	return NULL;
+}
+
+const char *store_model_suggest(const char *name)
+{
+	const char *names[UTIL_ARRAY_SIZE(models) + 1];
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(models); i++)
+		names[i] = models[i].name;
+	names[UTIL_ARRAY_SIZE(models)] = "deepseek-r1";
+	return util_suggest(name, names, UTIL_ARRAY_SIZE(names));
 }
 
 const struct store_model *store_model_at(size_t i)

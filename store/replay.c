@@ -1,5 +1,5 @@
 /*
- * replay.c: typed access to the replay tables (migration 2): the replay
+ * replay.c: typed access to the replay tables (migrations 2 and 3): the replay
  * row with its parameters and summary, per-step per-layer loads, rebalance
  * events and their per-layer moves, per-layer summaries.  The simulator
  * itself is analyze/replay.c; this file only stores and reads its facts.
@@ -26,8 +26,10 @@ int store_replay_add(struct store *s, struct store_replay *r)
 		r->created = util_wall();
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO replays (run, created, algo, ranks, slots, interval, "
-				    "window, delay, threshold, episodes, max_moves, params) VALUES "
-				    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+				    "window, delay, threshold, episodes, max_moves, params, pay, quant, "
+				    "link_intra, link_inter, ranks_per_node, hardware, engine, step_ms) "
+				    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+				    "?15, ?16, ?17, ?18, ?19, ?20)",
 				    &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, r->run);
@@ -42,6 +44,14 @@ int store_replay_add(struct store *s, struct store_replay *r)
 	sqlite3_bind_int(st, 10, r->episodes);
 	sqlite3_bind_int(st, 11, r->max_moves);
 	sqlite3_bind_text(st, 12, r->params[0] ? r->params : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, r->pay);
+	sqlite3_bind_text(st, 14, r->quant, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, r->link_intra, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, r->link_inter, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 17, r->ranks_per_node);
+	sqlite3_bind_text(st, 18, r->hardware, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 19, r->engine, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 20, r->step_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "adding replay");
 	else
@@ -60,7 +70,9 @@ int store_replay_finish(struct store *s, const struct store_replay *r)
 				    "baseline_imbalance_mean = ?4, imbalance_p99 = ?5, "
 				    "baseline_imbalance_p99 = ?6, events = ?7, moves = ?8, bytes = ?9, "
 				    "transfer_seconds = ?10, saved_seconds = ?11, "
-				    "net_stop_seconds = ?12, net_overlap_seconds = ?13 WHERE replay = ?1",
+				    "net_stop_seconds = ?12, net_overlap_seconds = ?13, tokens = ?14, "
+				    "bytes_inter = ?15, moe_seconds = ?16, baseline_moe_seconds = ?17, "
+				    "baseline_step_seconds = ?18 WHERE replay = ?1",
 				    &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, r->id);
@@ -76,6 +88,11 @@ int store_replay_finish(struct store *s, const struct store_replay *r)
 	sqlite3_bind_double(st, 11, r->saved_seconds);
 	sqlite3_bind_double(st, 12, r->net_stop_seconds);
 	sqlite3_bind_double(st, 13, r->net_overlap_seconds);
+	sqlite3_bind_int64(st, 14, r->tokens);
+	sqlite3_bind_int64(st, 15, r->bytes_inter);
+	sqlite3_bind_double(st, 16, r->moe_seconds);
+	sqlite3_bind_double(st, 17, r->baseline_moe_seconds);
+	sqlite3_bind_double(st, 18, r->baseline_step_seconds);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "updating replay");
 	sqlite3_finalize(st);
@@ -121,8 +138,9 @@ int store_replay_event_add(struct store *s, int64_t replay, const struct store_r
 
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO replay_events (replay, event, step, effective_step, "
-				    "layers, moves, bytes, transfer_seconds, algo_seconds) VALUES "
-				    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+				    "layers, moves, bytes, transfer_seconds, algo_seconds, bytes_inter, "
+				    "transfer_intra_seconds, transfer_inter_seconds) VALUES "
+				    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 				    &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, replay);
@@ -137,6 +155,9 @@ int store_replay_event_add(struct store *s, int64_t replay, const struct store_r
 	sqlite3_bind_int64(st, 7, e->bytes);
 	sqlite3_bind_double(st, 8, e->transfer_seconds);
 	sqlite3_bind_double(st, 9, e->algo_seconds);
+	sqlite3_bind_int64(st, 10, e->bytes_inter);
+	sqlite3_bind_double(st, 11, e->transfer_intra_seconds);
+	sqlite3_bind_double(st, 12, e->transfer_inter_seconds);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "inserting replay event");
 	sqlite3_finalize(st);
@@ -198,7 +219,9 @@ int store_replay_layer_add(struct store *s, int64_t replay, int layer, double me
 	"episodes, max_moves, params, steps, ifnull(imbalance_mean, 0), "                   \
 	"ifnull(baseline_imbalance_mean, 0), ifnull(imbalance_p99, 0), "                    \
 	"ifnull(baseline_imbalance_p99, 0), events, moves, bytes, transfer_seconds, "       \
-	"saved_seconds, net_stop_seconds, net_overlap_seconds"
+	"saved_seconds, net_stop_seconds, net_overlap_seconds, pay, quant, link_intra, "    \
+	"link_inter, ranks_per_node, hardware, engine, step_ms, tokens, bytes_inter, "      \
+	"moe_seconds, baseline_moe_seconds, baseline_step_seconds"
 
 static void replay_from_row(sqlite3_stmt *st, struct store_replay *r)
 {
@@ -232,6 +255,24 @@ static void replay_from_row(sqlite3_stmt *st, struct store_replay *r)
 	r->saved_seconds = sqlite3_column_double(st, 22);
 	r->net_stop_seconds = sqlite3_column_double(st, 23);
 	r->net_overlap_seconds = sqlite3_column_double(st, 24);
+	r->pay = sqlite3_column_int(st, 25);
+	t = sqlite3_column_text(st, 26);
+	snprintf(r->quant, sizeof(r->quant), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 27);
+	snprintf(r->link_intra, sizeof(r->link_intra), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 28);
+	snprintf(r->link_inter, sizeof(r->link_inter), "%s", t ? (const char *)t : "");
+	r->ranks_per_node = sqlite3_column_int(st, 29);
+	t = sqlite3_column_text(st, 30);
+	snprintf(r->hardware, sizeof(r->hardware), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 31);
+	snprintf(r->engine, sizeof(r->engine), "%s", t ? (const char *)t : "");
+	r->step_ms = sqlite3_column_double(st, 32);
+	r->tokens = sqlite3_column_int64(st, 33);
+	r->bytes_inter = sqlite3_column_int64(st, 34);
+	r->moe_seconds = sqlite3_column_double(st, 35);
+	r->baseline_moe_seconds = sqlite3_column_double(st, 36);
+	r->baseline_step_seconds = sqlite3_column_double(st, 37);
 }
 
 /* Every row of sql (?1 bound to id) as an array of items of `size` bytes,
@@ -396,6 +437,9 @@ static void fill_event(sqlite3_stmt *st, void *item)
 	e->bytes = sqlite3_column_int64(st, 5);
 	e->transfer_seconds = sqlite3_column_double(st, 6);
 	e->algo_seconds = sqlite3_column_double(st, 7);
+	e->bytes_inter = sqlite3_column_int64(st, 8);
+	e->transfer_intra_seconds = sqlite3_column_double(st, 9);
+	e->transfer_inter_seconds = sqlite3_column_double(st, 10);
 }
 
 int store_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
@@ -404,7 +448,8 @@ int store_replay_events(struct store *s, int64_t replay, struct store_replay_eve
 	void *v;
 	int rc = read_rows(s,
 			   "SELECT event, step, ifnull(effective_step, -1), layers, moves, "
-			   "bytes, transfer_seconds, algo_seconds FROM replay_events "
+			   "bytes, transfer_seconds, algo_seconds, bytes_inter, "
+			   "transfer_intra_seconds, transfer_inter_seconds FROM replay_events "
 			   "WHERE replay = ?1 ORDER BY event",
 			   replay, sizeof(**out), fill_event, "reading replay events", &v, n);
 

@@ -8,7 +8,11 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +119,31 @@ static const char *const migrations[] = {
 	"  baseline_mean REAL NOT NULL, baseline_p99 REAL NOT NULL,"
 	"  moves INTEGER NOT NULL,"
 	"  PRIMARY KEY (replay, layer)) WITHOUT ROWID;",
+	/* 2 -> 3: every setting of a replay in its own column, the two-tier
+	 * transfer and the serving units.  Older replays take what their params
+	 * JSON recorded: they priced every copy at one link. */
+	"ALTER TABLE replays ADD COLUMN pay INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN quant TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_intra TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN link_inter TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN ranks_per_node INTEGER NOT NULL DEFAULT 0;" /* 0: unknown */
+	"ALTER TABLE replays ADD COLUMN hardware TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE replays ADD COLUMN engine TEXT NOT NULL DEFAULT '';"      /* engine preset */
+	"ALTER TABLE replays ADD COLUMN step_ms REAL NOT NULL DEFAULT 0;"      /* measured; 0: estimated */
+	"ALTER TABLE replays ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_moe_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replays ADD COLUMN baseline_step_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN bytes_inter INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_intra_seconds REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE replay_events ADD COLUMN transfer_inter_seconds REAL NOT NULL DEFAULT 0;"
+	"UPDATE replays SET"
+	"  pay = ifnull(json_extract(params, '$.pay'), 0),"
+	"  quant = ifnull(json_extract(params, '$.quant'), ''),"
+	"  link_intra = ifnull(json_extract(params, '$.link'), ''),"
+	"  link_inter = ifnull(json_extract(params, '$.link'), '')"
+	"  WHERE json_valid(params);",
 };
 /* clang-format on */
 
@@ -122,7 +151,9 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int readonly;
-	int depth; /* savepoint nesting */
+	int depth; /* transaction nesting (store_begin) */
+	int began; /* the outermost level is BEGIN IMMEDIATE, not a savepoint */
+	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
 	char errmsg[512];
 	sqlite3_stmt *cached[STORE_STMT_COUNT];
 };
@@ -212,13 +243,27 @@ static int user_version(struct store *s, int *v)
 	return rc;
 }
 
+/* Brings the schema from version `from` (read before any lock) to the
+ * newest.  Another process may be creating or upgrading the same file at
+ * the same moment: the version is read again once the write lock is held,
+ * and if someone else moved it meanwhile nothing is done here and
+ * STORE_MIGRATE_RACED is returned, for the caller to look at the file
+ * again. */
+#define STORE_MIGRATE_RACED 1
+
 static int migrate(struct store *s, int from)
 {
 	char pragma[64];
-	int rc;
+	int rc, now = -1;
 
 	if ((rc = exec(s, "BEGIN IMMEDIATE")))
 		return rc;
+	if ((rc = user_version(s, &now)))
+		goto fail;
+	if (now != from) {
+		exec(s, "ROLLBACK");
+		return STORE_MIGRATE_RACED;
+	}
 	for (int v = from; v < STORE_SCHEMA_VERSION; v++) {
 		if ((rc = exec(s, migrations[v])))
 			goto fail;
@@ -450,15 +495,18 @@ static int reopen_immutable(struct store *s, struct util_err *err)
 	return 0;
 }
 
-int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+/* Opens `file` as the trace `path` (the name messages and store_path()
+ * give; the two differ while a new database is staged). */
+static int open_file(const char *file, const char *path, int flags, struct store **out,
+		     struct util_err *err)
 {
 	struct store *s;
 	struct stat sb;
-	int rc, version = 0, empty = 0;
+	int rc, version = 0, empty = 0, raced = 0;
 	int oflags;
 
 	*out = NULL;
-	if (stat(path, &sb) != 0) {
+	if (stat(file, &sb) != 0) {
 		if (!(flags & STORE_CREATE) || (flags & STORE_READONLY))
 			return util_err_set(err, UTIL_ENOTFOUND, "cannot open '%s': %s", path,
 					    "No such file or directory");
@@ -473,13 +521,14 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 	oflags = s->readonly ? SQLITE_OPEN_READONLY
 			     : SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	oflags |= SQLITE_OPEN_NOMUTEX;
-	if (!s->path || db_open(s, path, oflags)) {
+	if (!s->path || db_open(s, file, oflags)) {
 		util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_free(s);
 		return UTIL_EIO;
 	}
 
+again:
 	rc = is_empty(s, &empty);
 	if (rc && s->readonly &&
 	    ((sqlite3_errcode(s->db) & 0xff) == SQLITE_READONLY ||
@@ -496,7 +545,8 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 		int code = db_code(s->db);
 		util_err_set(err, code, "cannot read '%s': %s", path,
 			     (sqlite3_errcode(s->db) & 0xff) == SQLITE_NOTADB
-				     ? "not a SQLite database (or corrupt)"
+				     ? "not a SQLite database (or corrupt); a CSV, JSON lines or "
+				       "engine dump is loaded with 'moetrace import FILE --into DB'"
 				     : s->errmsg);
 		store_free(s);
 		return code;
@@ -534,7 +584,16 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 			store_free(s);
 			return UTIL_EPARSE;
 		}
-		if (exec(s, "PRAGMA journal_mode=WAL") || migrate(s, version)) {
+		rc = exec(s, "PRAGMA journal_mode=WAL");
+		if (rc == 0)
+			rc = migrate(s, version);
+		/* another process created or upgraded it meanwhile: check
+		 * what it made, as any file found on opening */
+		if (rc == STORE_MIGRATE_RACED && ++raced < 8)
+			goto again;
+		if (rc) {
+			if (rc == STORE_MIGRATE_RACED)
+				set_err(s, UTIL_EDB, "its schema version keeps changing");
 			util_err_set(err, UTIL_EDB, "cannot initialise '%s': %s", path, s->errmsg);
 			store_free(s);
 			return UTIL_EDB;
@@ -549,26 +608,419 @@ int store_open(const char *path, int flags, struct store **out, struct util_err 
 	return 0;
 }
 
+/* Removes a database file and the files SQLite keeps beside it. */
+static void remove_files(const char *file)
+{
+	static const char *const side[] = { "-wal", "-shm", "-journal" };
+	size_t n = strlen(file) + 16;
+	char *p = malloc(n);
+
+	unlink(file);
+	for (size_t i = 0; p && i < sizeof(side) / sizeof(side[0]); i++) {
+		snprintf(p, n, "%s%s", file, side[i]);
+		unlink(p);
+	}
+	free(p);
+}
+
+/* A command interrupted (SIGINT, SIGTERM, SIGHUP) while it stages a new
+ * database removes the staged files before it dies, so that nothing of
+ * it stays behind.  The names are built before they are registered; the
+ * handler only unlinks (async-signal-safe) and re-raises.  Handlers are
+ * installed only where the signal has its default action: a program that
+ * handles these signals itself keeps its handlers (and its cleanup). */
+#define STAGE_MAX 4
+#define STAGE_FILES 4 /* the file, -wal, -shm, -journal */
+
+static char *volatile staged_files[STAGE_MAX][STAGE_FILES];
+static const int stage_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+static void on_stage_signal(int sig)
+{
+	for (int i = 0; i < STAGE_MAX; i++)
+		for (int j = 0; j < STAGE_FILES; j++)
+			if (staged_files[i][j])
+				unlink(staged_files[i][j]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void stage_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stage_signals) / sizeof(stage_signals[0]); i++)
+		sigaddset(&set, stage_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* Registers the files of staged database `file` for removal on a signal. */
+static void stage_register(const char *file)
+{
+	static const char *const side[STAGE_FILES] = { "", "-wal", "-shm", "-journal" };
+	sigset_t old;
+	int slot = -1;
+
+	stage_block(&old);
+	for (int i = 0; i < STAGE_MAX && slot < 0; i++)
+		if (!staged_files[i][0])
+			slot = i;
+	for (int j = 0; slot >= 0 && j < STAGE_FILES; j++) {
+		size_t n = strlen(file) + strlen(side[j]) + 1;
+		char *p = malloc(n);
+		if (p)
+			snprintf(p, n, "%s%s", file, side[j]);
+		staged_files[slot][j] = p;
+	}
+	for (size_t i = 0; slot >= 0 && i < sizeof(stage_signals) / sizeof(stage_signals[0]);
+	     i++) {
+		struct sigaction sa, cur;
+		if (sigaction(stage_signals[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+		    cur.sa_handler == SIG_DFL) {
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_stage_signal;
+			sigemptyset(&sa.sa_mask);
+			sigaction(stage_signals[i], &sa, NULL);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void stage_unregister(const char *file)
+{
+	sigset_t old;
+
+	stage_block(&old);
+	for (int i = 0; i < STAGE_MAX; i++) {
+		if (!staged_files[i][0] || strcmp(staged_files[i][0], file))
+			continue;
+		for (int j = 0; j < STAGE_FILES; j++) {
+			char *p = staged_files[i][j];
+			staged_files[i][j] = NULL;
+			free(p);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Creates an empty file of a name no other process uses, beside path:
+ * "PATH.new-PID-N"; malloc'ed name, NULL with err set on failure. */
+static char *stage_name(const char *path, struct util_err *err)
+{
+	size_t n = strlen(path) + 48;
+	char *tmp = malloc(n);
+
+	if (!tmp) {
+		util_err_set(err, UTIL_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (unsigned i = 0; i < 1000; i++) {
+		int fd;
+		snprintf(tmp, n, "%s.new-%ld-%u", path, (long)getpid(), i);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0) {
+			close(fd);
+			return tmp;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	free(tmp);
+	return NULL;
+}
+
+int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+{
+	struct stat sb;
+	sigset_t old;
+	char *tmp;
+	int rc;
+
+	if (!(flags & STORE_STAGE) || !(flags & STORE_CREATE) || (flags & STORE_READONLY) ||
+	    stat(path, &sb) == 0 || errno != ENOENT)
+		return open_file(path, path, flags & ~STORE_STAGE, out, err);
+	/* a new database: build it under a private name; store_publish()
+	 * moves it into place, store_free() removes it */
+	stage_block(&old); /* no signal between creating the name and registering it */
+	if ((tmp = stage_name(path, err)))
+		stage_register(tmp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!tmp)
+		return err->code;
+	if ((rc = open_file(tmp, path, STORE_CREATE, out, err))) {
+		remove_files(tmp);
+		stage_unregister(tmp);
+		free(tmp);
+		return rc;
+	}
+	(*out)->stage = tmp;
+	return 0;
+}
+
+static void close_db(struct store *s)
+{
+	for (int i = 0; i < STORE_STMT_COUNT; i++) {
+		sqlite3_finalize(s->cached[i]);
+		s->cached[i] = NULL;
+	}
+	sqlite3_close_v2(s->db);
+	s->db = NULL;
+}
+
+/* Does path + suffix exist (even empty)? */
+static int side_exists(const char *path, const char *suffix)
+{
+	char p[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffix) >= sizeof(p))
+		return 0;
+	return stat(p, &sb) == 0;
+}
+
+/* A read-only connection cannot remove the -wal and -shm files that reading
+ * a WAL-mode trace creates beside it; the last read-write connection to
+ * close does, after checkpointing.  So a reader that leaves them closes one
+ * such connection, and SQLite's own locking lets it remove them only when
+ * no other connection has the trace open (a live recorder keeps its
+ * files).  Best effort and silent: on any failure the files stay, as before. */
+static void tidy_side_files(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (!path || access(path, W_OK) != 0 ||
+	    (!side_exists(path, "-wal") && !side_exists(path, "-shm")))
+		return;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+		/* a read opens the WAL, so that the close runs its cleanup */
+		sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+}
+
 void store_free(struct store *s)
 {
+	int tidy;
+
 	if (!s)
 		return;
-	for (int i = 0; i < STORE_STMT_COUNT; i++)
-		sqlite3_finalize(s->cached[i]);
-	sqlite3_close_v2(s->db);
+	tidy = s->readonly && s->db && !s->stage;
+	close_db(s);
+	if (tidy)
+		tidy_side_files(s->path);
+	if (s->stage) {
+		remove_files(s->stage);
+		stage_unregister(s->stage);
+		free(s->stage);
+	}
 	free(s->path);
 	free(s);
 }
 
+/* The runs of the staged database `from` (with their steps, counts and
+ * deployed placements) added to the database at s->path, which another
+ * process created while `from` was being written.  One transaction. */
+static int copy_runs(const char *from, const char *path, struct util_err *err)
+{
+	/* clang-format off */
+	static const char *const sql[] = {
+		"INSERT INTO main.steps (run, step, time, phase, tokens, bytes) "
+		"SELECT ?2, step, time, phase, tokens, bytes FROM staged.steps WHERE run = ?1",
+		"INSERT INTO main.counts (run, step, layer, data) "
+		"SELECT ?2, step, layer, data FROM staged.counts WHERE run = ?1",
+		"INSERT INTO main.deployed (run, step, layer, ranks, slots, phy2log) "
+		"SELECT ?2, step, layer, ranks, slots, phy2log FROM staged.deployed WHERE run = ?1",
+	};
+	/* clang-format on */
+	struct store *t = NULL;
+	sqlite3_stmt *st = NULL, *runs = NULL;
+	int rc, step;
+
+	if ((rc = open_file(path, path, 0, &t, err)))
+		return rc;
+	if ((rc = store_int_prepare(t, "ATTACH DATABASE ?1 AS staged", &st)))
+		goto dberr;
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (step != SQLITE_DONE) {
+		rc = store_int_dberr(t, "attaching the new runs");
+		goto dberr;
+	}
+	if ((rc = store_begin(t)))
+		goto dberr;
+	if ((rc = store_int_prepare(t, "SELECT run, name FROM staged.runs ORDER BY run", &runs)))
+		goto fail;
+	while ((step = sqlite3_step(runs)) == SQLITE_ROW) {
+		int64_t old = sqlite3_column_int64(runs, 0), id;
+		if ((rc = store_int_prepare(t,
+					    "INSERT INTO main.runs (name, model, layers, experts, "
+					    "topk, ranks, slots, ranks_per_node, first_layer, created, "
+					    "source) SELECT name, model, layers, experts, topk, ranks, "
+					    "slots, ranks_per_node, first_layer, created, source "
+					    "FROM staged.runs WHERE run = ?1",
+					    &st)))
+			goto fail;
+		sqlite3_bind_int64(st, 1, old);
+		step = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (step != SQLITE_DONE) {
+			if (sqlite3_extended_errcode(t->db) == SQLITE_CONSTRAINT_UNIQUE)
+				rc = set_err(t, UTIL_EUSAGE,
+					     "a run named '%s' already exists (another process "
+					     "created the file meanwhile)",
+					     (const char *)sqlite3_column_text(runs, 1));
+			else
+				rc = store_int_dberr(t, "adding the run");
+			goto fail;
+		}
+		id = sqlite3_last_insert_rowid(t->db);
+		for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+			if ((rc = store_int_prepare(t, sql[i], &st)))
+				goto fail;
+			sqlite3_bind_int64(st, 1, old);
+			sqlite3_bind_int64(st, 2, id);
+			step = sqlite3_step(st);
+			sqlite3_finalize(st);
+			st = NULL;
+			if (step != SQLITE_DONE) {
+				rc = store_int_dberr(t, "copying the run");
+				goto fail;
+			}
+		}
+	}
+	if (step != SQLITE_DONE) {
+		rc = store_int_dberr(t, "reading the new runs");
+		goto fail;
+	}
+	sqlite3_finalize(runs);
+	runs = NULL;
+	if ((rc = store_commit(t)))
+		goto dberr;
+	store_free(t);
+	return 0;
+fail:
+	sqlite3_finalize(runs);
+	store_rollback(t);
+dberr:
+	util_err_set(err, rc, "cannot add to '%s': %s", path, t->errmsg);
+	store_free(t);
+	return rc;
+}
+
+/* Makes the directory entry of path durable. */
+static void sync_dir(const char *path)
+{
+	char *d = strdup(path), *slash;
+	int fd;
+
+	if (!d)
+		return;
+	slash = strrchr(d, '/');
+	if (slash == d)
+		slash[1] = 0;
+	else if (slash)
+		*slash = 0;
+	fd = open(slash ? d : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(d);
+}
+
+int store_publish(struct store *s, struct util_err *err)
+{
+	int rc = 0, log = -1, done = -1;
+
+	if (!s)
+		return 0;
+	if (!s->stage) {
+		store_free(s);
+		return 0;
+	}
+	if (s->depth) {
+		rc = util_err_set(err, UTIL_ESTATE, "'%s': a transaction is still open",
+				  s->path);
+		goto out;
+	}
+	/* everything into the database file itself: the file is what moves */
+	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
+		    SQLITE_OK ||
+	    log != done) {
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", s->path,
+				  sqlite3_errmsg(s->db));
+		goto out;
+	}
+	close_db(s);
+	if (side_file(s->stage, "-wal")) {
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': its log was not checkpointed",
+				  s->path);
+		goto out;
+	}
+	/* never over a file another process created meanwhile */
+	if (renameat2(AT_FDCWD, s->stage, AT_FDCWD, s->path, RENAME_NOREPLACE) == 0) {
+		stage_unregister(s->stage);
+		free(s->stage);
+		s->stage = NULL;
+	} else if (errno != EEXIST && link(s->stage, s->path) == 0) {
+		/* a file system without renameat2 */
+	} else if (errno == EEXIST) {
+		rc = copy_runs(s->stage, s->path, err);
+	} else {
+		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", s->path,
+				  strerror(errno));
+	}
+	if (rc == 0)
+		sync_dir(s->path);
+out:
+	store_free(s); /* removes what is left of the staged files */
+	return rc;
+}
+
+/* The outermost level is BEGIN IMMEDIATE, which takes the write lock at
+ * once and so waits (busy timeout) for another process's writer; a
+ * deferred transaction that read first would fail at its first write
+ * with "database is locked" as soon as another process had committed
+ * meanwhile.  Inner levels are savepoints.  (If the connection is in a
+ * transaction of its caller's, the outermost level is a savepoint too.) */
 int store_begin(struct store *s)
 {
 	char sql[64];
 
-	snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
-	if (exec(s, sql))
-		return UTIL_EDB;
+	if (s->depth == 0 && sqlite3_get_autocommit(s->db)) {
+		if (exec(s, "BEGIN IMMEDIATE"))
+			return UTIL_EDB;
+		s->began = 1;
+	} else {
+		snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", s->depth);
+		if (exec(s, sql))
+			return UTIL_EDB;
+		if (s->depth == 0)
+			s->began = 0;
+	}
 	s->depth++;
 	return 0;
+}
+
+/* After a failed COMMIT or RELEASE SQLite may have rolled the whole
+ * transaction back on its own (a full disk, an I/O error) or kept it open;
+ * either way nothing of it is durable.  End it for certain so that the
+ * next store_begin() starts a transaction that can commit: otherwise it
+ * would nest inside the dead one and every later "commit" would only
+ * release into it, to be discarded at close. */
+static void abandon(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, s->began ? "ROLLBACK" : "ROLLBACK TO sp0; RELEASE sp0", NULL,
+			     NULL, NULL);
+	s->depth = 0;
 }
 
 int store_commit(struct store *s)
@@ -577,9 +1029,19 @@ int store_commit(struct store *s)
 
 	if (s->depth == 0)
 		return set_err(s, UTIL_ESTATE, "commit without a transaction");
-	snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
-	if (exec(s, sql))
+	if (s->depth == 1 && s->began)
+		snprintf(sql, sizeof(sql), "COMMIT");
+	else
+		snprintf(sql, sizeof(sql), "RELEASE sp%d", s->depth - 1);
+	if (exec(s, sql)) {
+		/* an inner savepoint's release writes nothing; the outermost
+		 * level is the commit: when it fails, the transaction is gone */
+		if (s->depth == 1 || sqlite3_get_autocommit(s->db))
+			abandon(s);
+		else
+			store_rollback(s);
 		return UTIL_EDB;
+	}
 	s->depth--;
 	return 0;
 }
@@ -590,9 +1052,23 @@ int store_rollback(struct store *s)
 
 	if (s->depth == 0)
 		return set_err(s, UTIL_ESTATE, "rollback without a transaction");
+	if (sqlite3_get_autocommit(s->db)) {
+		/* SQLite already rolled the whole transaction back after an
+		 * error (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) */
+		s->depth = 0;
+		return 0;
+	}
+	if (s->depth == 1) {
+		abandon(s);
+		return 0;
+	}
 	s->depth--;
 	snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d; RELEASE sp%d", s->depth, s->depth);
-	return exec(s, sql) ? UTIL_EDB : 0;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		abandon(s);
+		return UTIL_EDB; /* errmsg keeps the failure that led here */
+	}
+	return 0;
 }
 
 int store_step_check(int64_t step, struct util_err *err)
@@ -793,7 +1269,10 @@ int store_run_add(struct store *s, struct store_run *run)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc == SQLITE_ROW)
-		return set_err(s, UTIL_EUSAGE, "a run named '%s' already exists", run->name);
+		return set_err(s, UTIL_EUSAGE,
+			       "a run named '%s' already exists (give another name with --run, "
+			       "or write to a new file)",
+			       run->name);
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO runs (name, model, layers, experts, topk, ranks, "
 				    "slots, ranks_per_node, first_layer, created, source) "

@@ -20,7 +20,7 @@
 #include "util/util.h"
 
 /* Schema version written to PRAGMA user_version by the newest migration. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* Shape limits the schema allows (codec and SQL functions check them). */
 #define STORE_MAX_LAYERS 1024
 #define STORE_MAX_EXPERTS 65536
@@ -58,10 +58,15 @@ struct store_model {
 	int ranks, slots;       /* typical EP layout: ranks x slots per rank */
 	int ranks_per_node;
 	const char *source;     /* where the figures come from */
+	const char *quant;      /* serving precision of the published weights: "bf16",
+				 * "fp8", ... (analyze_quant_parse names) */
+	double active_params;   /* parameters active per token (model card) */
 };
 
 const struct store_model *store_model_find(const char *name);
 const struct store_model *store_model_at(size_t i); /* NULL past the end */
+/* The preset name closest to a misspelt one, or NULL (util_suggest). */
+const char *store_model_suggest(const char *name);
 
 /* ---- counts codec (store/codec.c) ------------------------------------- */
 
@@ -86,10 +91,21 @@ struct store;
 enum store_open_flags {
 	STORE_READONLY = 1, /* never writes; fails if the file does not exist */
 	STORE_CREATE = 2,   /* create the file if missing */
+	STORE_STAGE = 4,    /* with STORE_CREATE: a missing file is built under a
+			     * private name beside it until store_publish() */
 };
 
 int store_open(const char *path, int flags, struct store **out, struct util_err *err);
+/* Frees the handle.  A staged database not published is removed: a
+ * failed command leaves no file, and never touches one another process
+ * created at its path meanwhile. */
 void store_free(struct store *s);
+/* Frees the handle after its writes are committed.  A staged database is
+ * checkpointed and renamed to its path; if another process created that
+ * path meanwhile, its runs are added to that file instead (an error if a
+ * run name is taken).  On failure nothing appears at the path.  Without
+ * staging (the file existed) it is store_free(). */
+int store_publish(struct store *s, struct util_err *err);
 const char *store_errmsg(const struct store *s);
 const char *store_path(const struct store *s);
 sqlite3 *store_db(struct store *s);
@@ -191,6 +207,15 @@ struct store_replay {
 	double imbalance_mean, baseline_imbalance_mean;
 	double imbalance_p99, baseline_imbalance_p99;
 	double transfer_seconds, saved_seconds, net_stop_seconds, net_overlap_seconds;
+	/* settings beside the columns above (schema 3; "" or 0 in replays stored
+	 * before it that did not record them) */
+	int pay, ranks_per_node;
+	char quant[16], link_intra[32], link_inter[32], hardware[32];
+	char engine[32];            /* engine preset the settings came from, "" if none */
+	double step_ms;             /* measured step time given, 0: estimated */
+	/* serving units (schema 3) */
+	int64_t tokens, bytes_inter;
+	double moe_seconds, baseline_moe_seconds, baseline_step_seconds;
 };
 
 struct store_replay_event {
@@ -198,6 +223,8 @@ struct store_replay_event {
 	int layers;
 	int64_t moves, bytes;
 	double transfer_seconds, algo_seconds;
+	int64_t bytes_inter;        /* of bytes, copied across nodes */
+	double transfer_intra_seconds, transfer_inter_seconds;
 };
 
 /* Adds the replay row (summary fields as given; update with _finish);

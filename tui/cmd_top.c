@@ -413,7 +413,7 @@ int cmd_top(int argc, char **argv)
 		case 'A': o.ascii = 1; break;
 		case 'M': o.mono = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: return util_opt_unknown(argv, opts);
 		}
 	}
 	if (optind != argc - 1) {

@@ -381,7 +381,9 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	char buf[256];
 
 	tui_view_header(v, &h);
-	snprintf(buf, sizeof(buf), " Layers  sort: %s  after: %s  window %d steps: %lld..%lld%s%s%s",
+	snprintf(buf, sizeof(buf),
+		 " Layers  sort: %s  after: %s fitted before  window %d steps: "
+		 "%lld..%lld%s%s%s",
 		 tui_sort_name(ui->sort), h.algo, h.window, (long long)h.from, (long long)h.to,
 		 h.phase_mask == 1u << STORE_PHASE_PREFILL  ? " prefill"
 		 : h.phase_mask == 1u << STORE_PHASE_DECODE ? " decode"
@@ -420,7 +422,8 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 			snprintf(after, sizeof(after), "%6.3f", r->after);
 			snprintf(gain, sizeof(gain), "%6.3f", r->now - r->after);
 		} else {
-			snprintf(after, sizeof(after), "%6s", "...");
+			/* "-": no steps before the window to fit on */
+			snprintf(after, sizeof(after), "%6s", r->after_none ? "-" : "...");
 			snprintf(gain, sizeof(gain), "%6s", "");
 		}
 		if (r->moves >= 0)
@@ -735,7 +738,10 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 		    "imbalance = max / mean device load over the window (1.000 = perfect);");
 	if (y < h - 1)
 		put(w, y++, 2, A_NORMAL,
-		    "a replicated expert's tokens are split evenly among its replicas.");
+		    "a replicated expert's tokens are split evenly among its replicas;");
+	if (y < h - 1)
+		put(w, y++, 2, A_NORMAL,
+		    "after: the placement fitted on the window's steps before it, scored on the window.");
 	if (y < h - 1)
 		put(w, y++, 2, A_NORMAL, "press any key to close");
 	wnoutrefresh(w);

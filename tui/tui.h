@@ -96,11 +96,13 @@ const char *tui_sort_name(int sort);
 struct tui_layer_row {
 	int layer;
 	double now;          /* imbalance of the window's heat under the deployed placement */
-	double after;        /* ... under the chosen algorithm's placement; 0 if not yet computed */
+	double after;        /* ... under the chosen algorithm's placement fitted on the
+			      * window's W steps before it; 0 if not yet computed */
 	int after_fresh;     /* computed on the current window with the current settings */
 	int hottest;         /* expert with the most tokens in the window */
 	double hottest_share;
 	int64_t moves;       /* expert copies the rebalance needs; -1 if unknown */
+	int after_none;      /* none: no steps before the window to fit on */
 };
 
 /* Sorts rows (n of them) by `sort`; ties by layer, so the order is total. */
@@ -182,11 +184,26 @@ int tui_view_loads(struct tui_view *v, int layer, double *before, double *after,
 int tui_view_history(struct tui_view *v, int layer, double *out, int max);
 /* Window tokens of each expert of `layer`: out[experts]. */
 void tui_view_heat(struct tui_view *v, int layer, double *out);
-/* The window the "after" of `layer` was fitted on. */
+/* The steps the "after" of `layer` was fitted on: the window's W steps
+ * before it (NO_STEP-like INT64_MIN when none). */
 void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t *to);
 
 /* One frame as JSON (header, layer table, selected layer's bars before
  * and after, its imbalance history and expert heat), appended to out. */
 void tui_view_json(struct tui_view *v, int layer, struct util_buf *out);
+
+/* ---- Prometheus metrics (tui/metrics.c, `moetrace serve`) ---------------- */
+
+/* Counters over every step of a run (tokens per layer per EP rank, and per
+ * expert when per_expert), read incrementally.  s and run must outlive m. */
+struct tui_metrics;
+int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int slots,
+		    int per_expert, struct tui_metrics **out, struct util_err *err);
+void tui_metrics_free(struct tui_metrics *m);
+const char *tui_metrics_errmsg(const struct tui_metrics *m);
+/* Adds the steps new since the last call to the counters: 0 or a negative code. */
+int tui_metrics_poll(struct tui_metrics *m);
+/* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
+void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
 
 #endif

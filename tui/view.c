@@ -4,11 +4,13 @@
  * last poll (an indexed range query, so following a long trace costs the
  * same as a short one), moves the window [to - W + 1, to], subtracts the
  * steps that left it and reads the ones that entered it, within a time
- * budget and without ever waiting on a lock.  The window's steps are kept
- * decoded in a ring, so a step leaving the window is subtracted without
- * reading it again.  tui_view_work() then refits the chosen algorithm on
- * the window's heat, layer by layer under a time budget, when the
- * settings change or the window end has moved far enough.
+ * budget and without ever waiting on a lock.  The window's steps, and the
+ * W steps before it, are kept decoded in a ring, so a step leaving either
+ * is subtracted without reading it again.  tui_view_work() then refits
+ * the chosen algorithm on the heat of the W steps before the window, layer
+ * by layer under a time budget, when the settings change or the window
+ * end has moved far enough: "after" is that placement scored on the
+ * window, steps it was not fitted on, as a replay scores a rebalance.
  *
  * Device loads assume a replicated expert's tokens split evenly among its
  * replicas (analyze/analyze.h).
@@ -42,13 +44,15 @@ struct tui_view {
 	int64_t dep_seen; /* newest deployed step looked at (it may not fit the layout) */
 	double deployed_checked;
 
-	/* the window: ring of its steps, oldest at head */
-	int W, cap, head, n;
+	/* the ring: the W steps before the window (the oldest nprev entries,
+	 * summed in psum) and the window's own (summed in sum), oldest at head */
+	int W, cap, head, n, nprev;
 	int64_t *rstep;
 	double *rtime;
 	uint32_t *rcounts; /* [cap * L * E] */
 	float *rimb;       /* [cap * L] per-step imbalance under cur */
-	uint64_t *sum;     /* [L * E] heat summed over the ring */
+	uint64_t *sum;     /* [L * E] heat summed over the window */
+	uint64_t *psum;    /* [L * E] heat summed over the W steps before it */
 	int64_t from, to;
 	int follow;
 	int64_t target_to;
@@ -143,7 +147,8 @@ void tui_rows_sort(struct tui_layer_row *rows, int n, int sort)
 
 static int window_cap(const struct tui_view *v, int w)
 {
-	size_t per = (size_t)v->L * v->E * sizeof(uint32_t) + (size_t)v->L * sizeof(float) + 16;
+	/* the ring holds two windows' steps */
+	size_t per = 2 * ((size_t)v->L * v->E * sizeof(uint32_t) + (size_t)v->L * sizeof(float) + 16);
 	size_t most = TUI_WINDOW_BYTES / per;
 
 	if (most < TUI_WINDOW_MIN)
@@ -159,12 +164,12 @@ static void ring_alloc(struct tui_view *v)
 	free(v->rtime);
 	free(v->rcounts);
 	free(v->rimb);
-	v->cap = v->W;
+	v->cap = 2 * v->W;
 	v->rstep = xmallocarray((size_t)v->cap, sizeof(int64_t));
 	v->rtime = xmallocarray((size_t)v->cap, sizeof(double));
 	v->rcounts = xmallocarray((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
 	v->rimb = xmallocarray((size_t)v->cap * v->L, sizeof(float));
-	v->head = v->n = 0;
+	v->head = v->n = v->nprev = 0;
 }
 
 int tui_view_new(struct store *s, const struct store_run *run, const struct tui_view_cfg *cfg,
@@ -194,6 +199,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->W = window_cap(v, cfg->window > 0 ? cfg->window : TUI_WINDOW_DEFAULT);
 	ring_alloc(v);
 	v->sum = xcalloc(LE, sizeof(uint64_t));
+	v->psum = xcalloc(LE, sizeof(uint64_t));
 	v->cur = xmallocarray((size_t)v->L * v->P, sizeof(int32_t));
 	v->cnt = xmallocarray(LE, sizeof(int));
 	v->after = xcalloc((size_t)v->L * v->P, sizeof(int32_t));
@@ -261,6 +267,7 @@ void tui_view_free(struct tui_view *v)
 	free(v->rcounts);
 	free(v->rimb);
 	free(v->sum);
+	free(v->psum);
 	free(v->cur);
 	free(v->cnt);
 	free(v->after);
@@ -389,19 +396,49 @@ static int check_deployed(struct tui_view *v, int64_t at)
 
 static void ring_reset(struct tui_view *v)
 {
-	v->head = v->n = 0;
+	v->head = v->n = v->nprev = 0;
 	memset(v->sum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
+	memset(v->psum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 }
 
 static void ring_pop(struct tui_view *v)
 {
 	size_t LE = (size_t)v->L * v->E;
 	const uint32_t *c = v->rcounts + (size_t)v->head * LE;
+	uint64_t *from = v->nprev ? v->psum : v->sum;
 
 	for (size_t i = 0; i < LE; i++)
-		v->sum[i] -= c[i];
+		from[i] -= c[i];
 	v->head = (v->head + 1) % v->cap;
 	v->n--;
+	if (v->nprev)
+		v->nprev--;
+}
+
+/* Moves the window's start to `from`: its steps before it join the
+ * previous window, whose steps before from - W leave the ring. */
+static int ring_shift(struct tui_view *v, int64_t from)
+{
+	size_t LE = (size_t)v->L * v->E;
+	int changed = 0;
+
+	while (v->nprev < v->n) {
+		int slot = (v->head + v->nprev) % v->cap;
+		const uint32_t *c = v->rcounts + (size_t)slot * LE;
+		if (v->rstep[slot] >= from)
+			break;
+		for (size_t i = 0; i < LE; i++) {
+			v->sum[i] -= c[i];
+			v->psum[i] += c[i];
+		}
+		v->nprev++;
+		changed = 1;
+	}
+	while (v->n && v->rstep[v->head] < from - v->W) {
+		ring_pop(v);
+		changed = 1;
+	}
+	return changed;
 }
 
 static void ring_push(struct tui_view *v, const struct store_step *st)
@@ -418,12 +455,24 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 	for (size_t i = 0; i < LE; i++)
 		v->sum[i] += st->counts[i];
 	for (int l = 0; l < v->L; l++) {
+		if (st->step < v->from) {
+			/* a step before the window: only its heat is used (the
+			 * history shows the window's steps) */
+			v->rimb[(size_t)slot * v->L + l] = 0;
+			continue;
+		}
 		analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
 					v->cur + (size_t)l * v->P, v->R, v->S,
 					v->cnt + (size_t)l * v->E, v->load);
 		v->rimb[(size_t)slot * v->L + l] = (float)analyze_imbalance(v->load, v->R);
 	}
 	v->n++;
+}
+
+/* Steps in the window itself (the ring's newest n - nprev). */
+static int win_n(const struct tui_view *v)
+{
+	return v->n - v->nprev;
 }
 
 static int64_t ring_last(const struct tui_view *v)
@@ -462,16 +511,14 @@ int tui_view_poll(struct tui_view *v, double budget)
 	int64_t from = to - v->W + 1;
 	if (v->rebuild || ring_last(v) > to) {
 		ring_reset(v);
-		v->next_read = from;
+		v->next_read = from - v->W; /* the W steps before the window too */
 		v->rebuild = 0;
 		changed = moved = 1;
 	}
-	if (v->next_read < from)
-		v->next_read = from;
-	while (v->n && v->rstep[v->head] < from) {
-		ring_pop(v);
+	if (v->next_read < from - v->W)
+		v->next_read = from - v->W;
+	if (ring_shift(v, from))
 		changed = 1;
-	}
 	if (from != v->from || to != v->to)
 		changed = 1;
 	v->from = from;
@@ -493,6 +540,7 @@ int tui_view_poll(struct tui_view *v, double budget)
 		}
 		if (rc < 0)
 			goto fail;
+		ring_shift(v, from); /* the steps read before the window */
 		if (rc == 0)
 			v->next_read = to + 1;
 		else
@@ -542,17 +590,26 @@ static void fit_layer(struct tui_view *v, int l)
 	size_t P = (size_t)v->P;
 	int32_t *a = v->after + (size_t)l * P;
 	const int32_t *c = v->cur + (size_t)l * P;
+	const uint64_t *ps = v->psum + (size_t)l * v->E;
 
-	layer_heat(v, l, v->heat);
+	v->lgen[l] = v->gen;
+	if (!v->nprev) {
+		/* nothing before the window to fit on: no figure rather than
+		 * one fitted on the steps it is scored on */
+		v->has_after[l] = 0;
+		v->moves[l] = -1;
+		return;
+	}
+	for (int e = 0; e < v->E; e++)
+		v->heat[e] = (double)ps[e];
 	/* the inputs `moetrace place --current` gives an algorithm, so both
 	 * show the same placement for the same window */
 	struct analyze_place_in in = {
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,
 	};
-	v->lgen[l] = v->gen;
-	v->afrom[l] = v->from;
-	v->ato[l] = v->to;
+	v->afrom[l] = v->rstep[v->head];
+	v->ato[l] = v->rstep[(v->head + v->nprev - 1) % v->cap];
 	if (analyze_place(v->algo, &in, a, &err) ||
 	    analyze_placement_check(a, v->E, v->R, v->S, 0, &err)) {
 		set_errmsg(v, "%s on layer %d: %s", v->algo->name, l, err.msg);
@@ -572,7 +629,7 @@ int tui_view_work(struct tui_view *v, int prefer, double budget)
 	double t0 = util_now(), deadline = budget > 0 ? t0 + budget : INFINITY;
 	int stale = 0, did = 0;
 
-	if (v->n == 0 || v->loading) {
+	if (win_n(v) == 0 || v->loading) {
 		for (int l = 0; l < v->L; l++)
 			stale += v->lgen[l] != v->gen;
 		return stale;
@@ -704,7 +761,7 @@ void tui_view_header(struct tui_view *v, struct tui_header *h)
 	h->phase_mask = v->phase_mask;
 	h->from = v->from;
 	h->to = v->to;
-	h->nsteps = v->n;
+	h->nsteps = win_n(v);
 	h->last_step = v->db_last;
 	h->steps = v->db_steps;
 	h->gaps = v->db_last == NO_STEP ? 0 : (v->db_last - v->db_first + 1) - v->db_steps;
@@ -752,6 +809,7 @@ const struct tui_layer_row *tui_view_rows(struct tui_view *v)
 		r->now = layer_imbalance(v, l, v->cur, v->cnt);
 		r->after = v->has_after[l] ? layer_imbalance(v, l, v->after, v->acnt) : 0;
 		r->after_fresh = v->has_after[l] && v->lgen[l] == v->gen;
+		r->after_none = !v->has_after[l] && v->lgen[l] == v->gen;
 		r->hottest = hot;
 		r->hottest_share = tot ? (double)s[hot] / (double)tot : 0;
 		r->moves = v->has_after[l] ? v->moves[l] : -1;
@@ -785,7 +843,7 @@ int tui_view_loads(struct tui_view *v, int layer, double *before, double *after,
 
 int tui_view_history(struct tui_view *v, int layer, double *out, int max)
 {
-	int k = v->n < max ? v->n : max;
+	int k = win_n(v) < max ? win_n(v) : max;
 
 	if (layer < 0 || layer >= v->L)
 		return 0;

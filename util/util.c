@@ -5,6 +5,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -411,6 +412,166 @@ unsigned util_umask(void)
 
 	umask(m);
 	return (unsigned)m;
+}
+
+/* ---- did-you-mean ---------------------------------------------------------- */
+
+/* Folds a name for comparison: lowercase, without '-', '_', '.' and spaces
+ * ("DeepSeek-V3" and "deepseekv3" both fold to "deepseekv3"). */
+static size_t fold_name(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s && n + 1 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '-' || ch == '_' || ch == '.' || ch == ' ')
+			continue;
+		out[n++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Optimal string alignment distance; names are short (folded to < 64). */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t d[64][64];
+
+	for (size_t i = 0; i <= na; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= nb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= na; i++)
+		for (size_t j = 1; j <= nb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[na][nb];
+}
+
+const char *util_suggest(const char *word, const char *const *choices, size_t n)
+{
+	char w[64], c[64];
+	size_t nw, best = (size_t)-1, limit;
+	const char *pick = NULL;
+
+	if (!word)
+		return NULL;
+	nw = fold_name(word, w, sizeof(w));
+	limit = nw / 3 > 1 ? nw / 3 : 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t nc, dist;
+		if (!choices[i])
+			continue;
+		nc = fold_name(choices[i], c, sizeof(c));
+		dist = edit_distance(w, nw, c, nc);
+		if (dist < best) {
+			best = dist;
+			pick = choices[i];
+		}
+	}
+	if (best <= limit)
+		return pick;
+	/* a unique prefix ("qwen3-235" for "qwen3-235b-a22b") */
+	pick = NULL;
+	for (size_t i = 0; nw >= 3 && i < n; i++) {
+		if (!choices[i])
+			continue;
+		fold_name(choices[i], c, sizeof(c));
+		if (!strncmp(c, w, nw)) {
+			if (pick)
+				return NULL;
+			pick = choices[i];
+		}
+	}
+	return pick;
+}
+
+const char *util_did_you_mean(const char *suggestion, char *buf, size_t cap)
+{
+	if (!suggestion)
+		snprintf(buf, cap, "%s", "");
+	else
+		snprintf(buf, cap, "; did you mean '%s'?", suggestion);
+	return buf;
+}
+
+int util_name_fold_eq(const char *a, const char *b)
+{
+	char fa[64], fb[64];
+
+	if (strlen(a) >= sizeof(fa) || strlen(b) >= sizeof(fb))
+		return 0;
+	fold_name(a, fa, sizeof(fa));
+	fold_name(b, fb, sizeof(fb));
+	return !strcmp(fa, fb);
+}
+
+const char *util_suggest_list(const char *word, const char *const *names)
+{
+	size_t n = 0;
+
+	while (names[n])
+		n++;
+	return util_suggest(word, names, n);
+}
+
+int util_opt_unknown(char *const *argv, const struct option *opts)
+{
+	const char *cmd = argv[0], *arg = optind > 0 ? argv[optind - 1] : NULL;
+
+	if (arg && arg[0] == '-' && arg[1] == '-') {
+		const char *name = arg + 2, *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		const char *names[256];
+		size_t n = 0, prefixed = 0;
+		char word[64];
+
+		for (const struct option *o = opts; o->name && n < 256; o++) {
+			names[n++] = o->name;
+			if (strlen(o->name) == len && !strncmp(o->name, name, len)) {
+				if (o->has_arg == required_argument)
+					util_cli_error(cmd, "option '--%s' needs a value", o->name);
+				else
+					util_cli_error(cmd, "option '--%s' takes no value",
+						       o->name);
+				return 2;
+			}
+			if (!strncmp(o->name, name, len))
+				prefixed++;
+		}
+		snprintf(word, sizeof(word), "%.*s", (int)(len < 63 ? len : 63), name);
+		if (prefixed > 1) {
+			util_cli_error(cmd, "option '--%s' is ambiguous (see 'moetrace %s --help')",
+				       word, cmd);
+			return 2;
+		}
+		const char *s = util_suggest(word, names, n);
+		if (s)
+			util_cli_error(cmd, "unknown option '--%s'; did you mean '--%s'?", word, s);
+		else
+			util_cli_error(cmd, "unknown option '--%s' (see 'moetrace %s --help')",
+				       word, cmd);
+		return 2;
+	}
+	for (const struct option *o = opts; optopt && o->name; o++)
+		if (o->val == optopt && o->has_arg == required_argument) {
+			util_cli_error(cmd, "option '-%c' needs a value", optopt);
+			return 2;
+		}
+	if (optopt > ' ' && optopt < 127)
+		util_cli_error(cmd, "unknown option '-%c' (see 'moetrace %s --help')", optopt, cmd);
+	else
+		util_cli_error(cmd, "unknown option '%s' (see 'moetrace %s --help')",
+			       arg ? arg : "?", cmd);
+	return 2;
 }
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there

@@ -130,6 +130,27 @@ void util_cli_error(const char *cmd, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* Prints err's message for cmd and returns the exit status for its code. */
 int util_cli_fail(const char *cmd, const struct util_err *err);
 
+/* Did-you-mean.  util_suggest returns the choice closest to word (edit
+ * distance with adjacent transpositions, ignoring case, '-', '_' and '.'),
+ * or NULL when none is close enough (within a third of the word's length,
+ * at least 1).  The returned pointer is one of choices. */
+const char *util_suggest(const char *word, const char *const *choices, size_t n);
+/* "; did you mean 'S'?" in buf for a suggestion S, "" for NULL: the tail of
+ * an "unknown X 'Y'" message.  Returns buf. */
+const char *util_did_you_mean(const char *suggestion, char *buf, size_t cap);
+/* 1 when a and b are equal once case, '-', '_', '.' and spaces are dropped. */
+int util_name_fold_eq(const char *a, const char *b);
+/* The same over a NULL-terminated list of names. */
+const char *util_suggest_list(const char *word, const char *const *names);
+/* getopt_long reported '?' for argv (argv[0] is the command's name, as
+ * commands receive it): prints one line saying what was wrong with which
+ * option -- unknown (with the closest long option), ambiguous, or missing
+ * its value -- and where the options are listed; returns exit status 2.
+ * The CLI sets opterr = 0 so that getopt itself prints nothing.  struct
+ * option is <getopt.h>'s. */
+struct option;
+int util_opt_unknown(char *const *argv, const struct option *opts);
+
 /* Comparison helpers for qsort. */
 int util_cmp_double(const void *a, const void *b);
 /* Percentile (0..100) of n doubles by linear interpolation; sorts v in place. */

@@ -93,7 +93,8 @@ expect_status 0 mt place "$T/db" --algo $algo --ranks 4 --redundant 4 --json
 expect_grep "$T/out" '"ranks":4,"slots":3'
 # text output
 expect_status 0 mt place "$T/db" --algo $algo --current static --model deepseek-v3 --link pcie5-x16
-expect_grep "$T/out" "^overall imbalance"
+expect_grep "$T/out" "^in hindsight, on the fitted steps: overall imbalance"
+expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_grep "$T/out" "balancedness \\(vLLM, SGLang: mean/max\\)"
 expect_grep "$T/out" "token drop at capacity 1\\.25"
 expect_grep "$T/out" "at 63\\.0 GB/s per rank \\(pcie5-x16\\)"

@@ -89,7 +89,7 @@ expect_grep "$T/out" '"fit_steps":7,"next_window":\[10,19\],"next_steps":8'
 # every format shows one row per algorithm
 expect_status 0 mt compare "$T/db" --algos $algos --model deepseek-v3 --quant w4a8 --link hccs
 expect_grep "$T/out" "^static +[0-9.]+ +[0-9.]+ "
-expect_grep "$T/out" "\\(deepseek-v3 w4a8\\); transfer at 196\\.0 GB/s per rank \\(hccs\\)"
+expect_grep "$T/out" "\\(deepseek-v3 w4a8\\); 1 node x 4 ranks, transfer at 196\\.0 GB/s per rank inside a node \\(hccs\\) and 196\\.0 GB/s across \\(hccs\\)"
 expect_status 0 mt compare "$T/db" --algos $algos --format markdown --per-layer
 expect_grep "$T/out" "^\\| algorithm \\| fit \\| next \\|"
 expect_grep "$T/out" "^\\| static \\| "

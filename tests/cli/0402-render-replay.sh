@@ -7,7 +7,7 @@ import sys
 with open(sys.argv[1], "w") as f:
     f.write("step,layer,expert,tokens\n")
     for s in range(60):
-        for l in range(2):
+        for l in range(32):  # every MoE layer of the preset
             for e in range(8):
                 hot = (e + s // 20) % 8 == 0
                 f.write("%d,%d,%d,%d\n" % (s, l, e, 200 if hot else 10 + (e * 7 + s) % 5))

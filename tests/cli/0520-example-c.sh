@@ -20,3 +20,10 @@ expect_grep "$T/out" "engine-loop"
 [ "$(sqlite3 "$T/e.db" 'SELECT count(*) FROM steps')" = "$rec" ] || fail "steps missing"
 [ "$(sqlite3 "$T/e.db" 'SELECT count(*) FROM counts')" = $((rec * 8)) ] || fail "layers missing"
 [ "$(sqlite3 "$T/e.db" 'SELECT count(*) FROM deployed')" = 8 ] || fail "placement missing"
+
+# --help prints its usage and writes no database named --help
+cd "$T"
+expect_status 0 "$T/engine_loop" --help
+expect_grep "$T/out" "^usage: engine_loop"
+expect_status 2 "$T/engine_loop" "$T/f.db" many
+[ ! -e "$T/--help" ] && [ ! -e "$T/f.db" ] || fail "a refused run of engine_loop wrote a database"

@@ -1,5 +1,7 @@
 # top --snapshot: one frame as JSON, checked against hand-computed loads
-# and against `moetrace place --json` for the same window; bad input.
+# and against `moetrace place --json` fitted on the window's steps before
+# it and scored on the window ("after" is out of sample, as a replay
+# scores a rebalance); bad input.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || skip "python3 not installed"
 
@@ -29,22 +31,26 @@ assert d["window"]["to"] == 1 and d["window"]["steps"] == 2, d["window"]
 assert d["header"]["last_step"] == 1 and d["header"]["dropped"] == 0, d["header"]
 assert s["before"] == [22, 14] and s["mean"] == 18, s
 assert abs(s["imbalance_before"] - 22 / 18) < 1e-6
-# eplb packs [13,9,8,6] into {13,6} and {9,8}: 19 and 17
-assert sorted(s["after"]) == [17, 19], s["after"]
-assert abs(s["imbalance_after"] - 19 / 18) < 1e-6
+# no steps before the window: no "after" rather than one fitted on the
+# steps it would be scored on
+assert s["after"] is None and s["imbalance_after"] is None, s
+assert d["layers"][0]["after"] is None and d["layers"][0]["moves"] is None, d["layers"]
 assert s["heat"] == [13, 9, 8, 6]
 assert [round(x, 3) for x in s["history"]] == [1.5, 1.0], s["history"]
 PY
 
 # A generated DeepSeek-V3-shaped trace: the "after" bars are the device
-# loads of the placement `place --json --current static` computes for the
-# same window, and the "before" bars those of the static layout.
+# loads on the window of the placement `place --json --current static`
+# fits on the 8 steps before it, the "after" column is place's
+# next_imbalance for them, and the "before" bars are the static layout's.
 expect_status 0 mt gen --model deepseek-v3 --steps 40 --seed 3 -q "$T/g.db"
-expect_status 0 mt top --snapshot --layer 5 --window 32 "$T/g.db"
+expect_status 0 mt top --snapshot --layer 5 --window 8 "$T/g.db"
 cp "$T/out" "$T/g.json"
 range=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["window"]; print("%d:%d" % (w["from"], w["to"]))' "$T/g.json")
-[ "$range" = "8:39" ] || fail "window of 32 steps ending at 39 is $range"
-expect_status 0 mt place "$T/g.db" --steps "$range" --layer 5 --current static --json
+[ "$range" = "32:39" ] || fail "window of 8 steps ending at 39 is $range"
+fit=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["selected"]["after_window"]; print("%d:%d" % (w["from"], w["to"]))' "$T/g.json")
+[ "$fit" = "24:31" ] || fail "after fitted on $fit, not the 8 steps before the window"
+expect_status 0 mt place "$T/g.db" --steps "$fit" --layer 5 --current static --json
 cp "$T/out" "$T/place.json"
 python3 - "$T/g.json" "$T/place.json" <<'PY' || fail "snapshot and place disagree"
 import json, sys
@@ -62,24 +68,28 @@ lay = [l for l in place["layers"] if l["layer"] == 5][0]
 want_after, want_before = loads(lay["phy2log"]), loads(static)
 for got, want in ((s["after"], want_after), (s["before"], want_before)):
     assert all(abs(a - b) < 1e-3 for a, b in zip(got, want)), (got, want)
-assert abs(s["imbalance_after"] - lay["imbalance"]) < 1e-4, (s["imbalance_after"], lay["imbalance"])
+# the out-of-sample score, not the fitted one
+assert place["next_window"] == [32, 39], place["next_window"]
+assert abs(s["imbalance_after"] - place["next_imbalance"]) < 1e-4, (s["imbalance_after"], place)
+assert abs(s["imbalance_after"] - lay["imbalance"]) > 1e-3, (s["imbalance_after"], lay["imbalance"])
 row = snap["layers"][5]
 assert row["moves"] == lay["moves"], (row["moves"], lay["moves"])
-assert abs(row["after"] - lay["imbalance"]) < 1e-4
+assert abs(row["after"] - place["next_imbalance"]) < 1e-4
 assert snap["algo"] == place["algorithm"]
 PY
 
 # --phase decode: the window's decode steps only, as place --phase decode
+# fitted on the 16 steps before it and scored on it
 expect_status 0 mt top --snapshot --phase decode --window 16 --layer 2 "$T/g.db"
 cp "$T/out" "$T/d.json"
-expect_status 0 mt place "$T/g.db" --phase decode --steps 24:39 --layer 2 --current static --json
+expect_status 0 mt place "$T/g.db" --phase decode --steps 8:23 --layer 2 --current static --json
 python3 - "$T/d.json" "$T/out" <<'PY' || fail "--phase decode disagrees with place"
 import json, sys
 snap, place = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 w = snap["window"]
 assert w["phase"] == "decode" and w["from"] == 24 and w["to"] == 39, w
-assert w["steps"] == place["steps"] and 0 < w["steps"] < 16, (w, place["steps"])
-assert abs(snap["selected"]["imbalance_after"] - place["layers"][0]["imbalance"]) < 1e-4
+assert w["steps"] == place["next_steps"] and 0 < w["steps"] < 16, (w, place["next_steps"])
+assert abs(snap["selected"]["imbalance_after"] - place["next_imbalance"]) < 1e-4
 PY
 expect_status 2 mt top --snapshot --phase warmup "$T/db"
 expect_grep "$T/err" "--phase: 'warmup' is not prefill or decode"

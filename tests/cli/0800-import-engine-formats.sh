@@ -63,7 +63,7 @@ expect_status 0 mt import "$D/trtllm/meta_info.json" --into "$T/db" --run trt2 -
 cells trt2
 # --model checks the shape (Mixtral has 8 experts) ...
 expect_status 2 mt import "$D/trtllm" --into "$T/db" --run trt3 --model mixtral-8x7b
-expect_grep "$T/err" "rank0.safetensors: key '10_3': field 'counts': 4 experts, the run has 8"
+expect_grep "$T/err" "trtllm: the data has 4 experts, --model mixtral-8x7b has 8: the trace is not of mixtral-8x7b"
 # ... and maps model layer ids through the preset (Mixtral: every layer is MoE)
 expect_status 0 mt import "$D/megatron" --into "$T/db" --run mg3 --model mixtral-8x7b
 [ "$(mt sql --format csv "$T/db" "SELECT group_concat(DISTINCT layer) FROM (SELECT layer FROM expert_heat

@@ -82,6 +82,56 @@ def megatron():
     write("megatron/router_trace_rank1.jsonl", "".join(json.dumps(r) + "\n" for r in r1))
 
 
+def megatron_pp():
+    # Training with pipeline parallelism 2 and data parallelism 2 (4 ranks;
+    # Megatron's rank order tp-cp-ep-dp-pp puts the pipeline outermost:
+    # ranks 0, 1 are stage 0, ranks 2, 3 stage 1).  The model has 4 layers,
+    # 2 per stage; model layers 1 and 3 are MoE.  Each stage names its
+    # layers decoder.layers.0 and .1, so both MoE layers trace as layer 1.
+    # The tracer in training mode stamps every record of an iteration with
+    # it (advance_step(step_id=iteration)): each DP rank's 2 tokens come as
+    # 2 microbatches of 1 token, so a file repeats (step, layer).
+    files = {r: [] for r in range(4)}
+    for si, step in enumerate(STEPS):
+        for stage in range(2):
+            rows = topk_rows(HEAT[si][stage])
+            for dp in range(2):
+                rank = stage * 2 + dp
+                for mb in range(2):
+                    tok = rows[dp * 2 + mb: dp * 2 + mb + 1]
+                    files[rank].append({"step": step, "stage": "pre_dispatch",
+                                        "block": "decoder", "layer": 1, "rank": rank,
+                                        "num_tokens": len(tok), "topk": TOPK,
+                                        "top_indices": tok})
+    for r, recs in files.items():
+        write(f"megatron/pp2/router_trace_rank{r}.jsonl",
+              "".join(json.dumps(x) + "\n" for x in recs))
+
+
+def megatron_tpe():
+    # Megatron-LM's tokens-per-expert logs (activation_logging.py save_tpe):
+    # {save}/tokens_per_expert/rank{R}.jsonl, per iteration one line per
+    # layer, keys iter, block, layer, tpe = [[local expert counts] per
+    # microbatch].  Expert parallelism 2: rank 0 holds experts 0, 1 and
+    # rank 1 experts 2, 3; each count split over 2 microbatches (the first
+    # takes the rounded-down half).  Model layer ids 1 and 3, plus an MTP
+    # line that must be skipped.
+    layer_ids = [1, 3]
+    for rank in range(2):
+        lines = []
+        for si, step in enumerate(STEPS):
+            for l, lid in enumerate(layer_ids):
+                local = HEAT[si][l][rank * 2: rank * 2 + 2]
+                mb0 = [c // 2 for c in local]
+                mb1 = [c - a for c, a in zip(local, mb0)]
+                lines.append({"iter": step, "block": "decoder", "layer": lid,
+                              "tpe": [mb0, mb1]})
+            lines.append({"iter": step, "block": "mtp", "mtp_idx": 0, "layer": 1,
+                          "tpe": [[1, 1]]})
+        write(f"megatron/tokens_per_expert/rank{rank}.jsonl",
+              "".join(json.dumps(x) + "\n" for x in lines))
+
+
 def safetensors(tensors, dtype="I64"):
     """tensors: {name: list of ints}; returns the file bytes."""
     fmt = {"I64": "<q", "I32": "<i", "F32": "<f"}[dtype]
@@ -112,6 +162,39 @@ def trtllm():
             r1[f"{it}_{lid}"] = [a - b for a, b in zip(full, part)]
     write("trtllm/rank0.safetensors", safetensors(r0), "wb")
     write("trtllm/rank1.safetensors", safetensors(r1), "wb")
+
+
+def trtllm_lb():
+    # TensorRT-LLM with its MoE load balancer on: the MoE modules call
+    # ExpertStatistic.maybe_add_info(num_slots, token_selected_slots), so
+    # meta_info.json's num_experts is the slot count (6 = 2 ranks x 3 slots)
+    # and the tensors count global slots.  The placement is the load
+    # balancer's YAML as generate_eplb_config.py writes it (yaml.dump:
+    # keys sorted, lists inline).  An expert with two slots has its tokens
+    # split between them (the first takes the rounded-down half); rank 0
+    # holds half of each slot count (rounded down), rank 1 the rest.
+    assign = {3: [0, 1, 3, 2, 3, 0], 4: [1, 0, 2, 3, 2, 1]}
+    write("trtllm_lb/meta_info.json", json.dumps({"num_experts": 6,
+                                                  "num_experts_per_token": TOPK}))
+    r0, r1 = {}, {}
+    for si, it in enumerate(STEPS):
+        for l, lid in enumerate([3, 4]):
+            slots = [0] * 6
+            for e, c in enumerate(HEAT[si][l]):
+                where = [p for p, x in enumerate(assign[lid]) if x == e]
+                first = c // len(where)
+                slots[where[0]] += first
+                for p in where[1:]:
+                    slots[p] += (c - first) // (len(where) - 1)
+            part = [c // 2 for c in slots]
+            r0[f"{it}_{lid}"] = part
+            r1[f"{it}_{lid}"] = [a - b for a, b in zip(slots, part)]
+    write("trtllm_lb/rank0.safetensors", safetensors(r0), "wb")
+    write("trtllm_lb/rank1.safetensors", safetensors(r1), "wb")
+    write("trtllm_lb/moe_load_balancer.yaml",
+          "initial_global_assignments:\n"
+          + "".join(f"  {lid}: [{', '.join(map(str, v))}]\n" for lid, v in assign.items())
+          + "layer_updates_per_iter: 0\nnum_slots: 6\n")
 
 
 def vllm_ascend_map():
@@ -250,7 +333,10 @@ def csv():
 if __name__ == "__main__":
     jsonl()
     megatron()
+    megatron_pp()
+    megatron_tpe()
     trtllm()
+    trtllm_lb()
     vllm_ascend_map()
     sglang()
     csv()

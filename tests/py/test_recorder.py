@@ -33,21 +33,21 @@ except OSError as e:
 
 import ctypes  # noqa: E402
 
-LIB.store_codec_decode.restype = ctypes.c_int
-LIB.store_codec_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+LIB.moetrace_counts_decode.restype = ctypes.c_int
+LIB.moetrace_counts_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
                                    ctypes.c_size_t]
 L, E = 3, 8
 
 
 def read_counts(path, run):
-    """{step: L x E numpy array} of a run, decoded by store_codec_decode."""
+    """{step: L x E numpy array} of a run, decoded by moetrace_counts_decode."""
     db = sqlite3.connect(path)
     out = {}
     rows = db.execute("SELECT c.step, c.layer, c.data FROM counts c JOIN runs r "
                       "ON r.run = c.run WHERE r.name = ? ORDER BY 1, 2", (run,))
     for step, layer, blob in rows:
         v = np.zeros(E, dtype=np.uint32)
-        assert LIB.store_codec_decode(blob, len(blob), v.ctypes.data, E) == 0
+        assert LIB.moetrace_counts_decode(blob, len(blob), v.ctypes.data, E) == 0
         out.setdefault(step, np.zeros((L, E), dtype=np.uint32))[layer] = v
     steps = db.execute("SELECT s.step, s.phase, s.tokens FROM steps s JOIN runs r "
                        "ON r.run = s.run WHERE r.name = ? ORDER BY 1", (run,)).fetchall()
@@ -155,7 +155,7 @@ class RecorderTest(unittest.TestCase):
         self.assertIn("21 counts given", str(cm.exception))
         with self.assertRaises(ValueError):
             r.step(0, -np.ones((L, E), dtype=np.int64))
-        with self.assertRaises(TypeError):
+        with self.assertRaises(ValueError):
             r.step(0, np.zeros((L, E)))  # floats are not counts
         with self.assertRaises(ValueError):
             r.step(0, np.zeros((L, E), dtype=np.uint32), phase="warmup")
@@ -180,6 +180,105 @@ class RecorderTest(unittest.TestCase):
             r2.step(4, np.zeros((L, E), dtype=np.uint32))
         with self.assertRaises(moetrace.MoetraceError):
             moetrace.Recorder(self.db, "bad", layers=0, experts=E)
+
+    def test_values_that_do_not_fit_are_refused(self):
+        """Every value is refused with a ValueError naming the argument
+        rather than truncated by a conversion (2**32+5 stored as 5, 1.7 as
+        1, step 2**64+10 as 10, id 2**32+1 as expert 1), and nothing of a
+        refused call reaches the database."""
+        big = 2**32 + 5
+        ok = np.ones((L, E), dtype=np.uint32)
+        cases = [
+            ("counts", lambda r: r.step(0, np.full((L, E), big, dtype=np.uint64))),
+            ("counts", lambda r: r.step(0, np.full((L, E), big, dtype=np.int64))),
+            ("counts", lambda r: r.step(0, [[big] * E] * L)),
+            ("counts", lambda r: r.step(0, [[1.7] * E] * L)),
+            ("counts", lambda r: r.step(0, "1" * (L * E))),
+            ("counts", lambda r: r.step(0, b"\x01" * (L * E))),
+            ("counts", lambda r: r.step(0, [["1"] * E] * L)),
+            ("step", lambda r: r.step(2**64 + 10, ok)),
+            ("step", lambda r: r.step(1.5, ok)),
+            ("step", lambda r: r.step("3", ok)),
+            ("tokens", lambda r: r.step(0, ok, tokens=2**64 + 1)),
+            ("tokens", lambda r: r.step(0, ok, tokens=2.5)),
+            ("phase", lambda r: r.step(0, ok, phase=2**40 + 1)),
+            ("topk_ids", lambda r: r.step_topk(0, 0, np.array([[2**32 + 1, 0]], dtype=np.int64))),
+            ("topk_ids", lambda r: r.step_topk(0, 0, [[2**32 + 1, 0]])),
+            ("topk_ids", lambda r: r.step_topk(0, 0, [[1.0, 0]])),
+            ("layer", lambda r: r.step_topk(0, 2**32, [[1, 0]])),
+            ("step", lambda r: r.step_topk(2**63, 0, [[1, 0]])),
+            ("slot_counts", lambda r: r.step_slots(0, np.full((L, 10), big, dtype=np.int64))),
+            ("phy2log", lambda r: r.placement(0, np.full((L, 10), 2**32 + 1, dtype=np.int64))),
+            ("from_step", lambda r: r.placement(2**64, np.zeros((L, 10), dtype=np.int32))),
+        ]
+        with self.rec("fit") as r:
+            for what, call in cases:
+                with self.assertRaises(ValueError, msg=what) as cm:
+                    call(r)
+                self.assertIn(what, str(cm.exception))
+            r.step(7, ok)
+        got, steps = read_counts(self.db, "fit")
+        self.assertEqual(sorted(got), [7])
+        self.assertEqual(steps, [(7, 0, 0)])
+        db = sqlite3.connect(self.db)
+        self.assertEqual(db.execute("SELECT count(*) FROM deployed").fetchone()[0], 0)
+        for kw in ({"layers": 2**32 + 3}, {"experts": 8.5}, {"topk": 2**32 + 2}):
+            args = dict(layers=L, experts=E)
+            args.update(kw)
+            with self.assertRaises(ValueError) as cm:
+                moetrace.Recorder(self.db, "ctor", **args)
+            self.assertIn(list(kw)[0], str(cm.exception))
+
+    def test_torch_counts_that_do_not_fit(self):
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("torch not installed")
+        with self.rec("tfit") as r:
+            for t in (torch.full((L, E), 2**32 + 5, dtype=torch.int64),
+                      torch.full((L, E), -1, dtype=torch.int32),
+                      torch.full((L, E), 1.7)):
+                with self.assertRaisesRegex(ValueError, "counts"):
+                    r.step(0, t)
+            with self.assertRaisesRegex(ValueError, "topk_ids"):
+                r.step_topk(0, 0, torch.tensor([[2**32 + 1, 0]]))
+
+    def test_vllm_recipe_model_states(self):
+        """docs/collector.md's vLLM recipe: each EP rank's expert_load_pass
+        covers every physical slot (the tokens that rank dispatched);
+        step_slots on a plain recorder per rank, then merge --sum, gives the
+        logical heat of all tokens."""
+        moe = os.environ.get("MOETRACE") or os.path.join(TOP, "moetrace")
+        if not os.access(moe, os.X_OK):
+            self.skipTest("no moetrace binary")
+        import subprocess
+        ranks, slots = 2, 5
+        p2l = np.array([[(i + l) % E if i < E else (i * 3 + l) % E for i in range(10)]
+                        for l in range(L)], dtype=np.int32)
+        rng = np.random.default_rng(4)
+        want = {}
+        files = []
+        for r in range(ranks):
+            path = os.path.join(self.dir.name, "rank%d.db" % r)
+            files.append(path)
+            with moetrace.Recorder(path, "vllm", layers=L, experts=E, ranks=ranks,
+                                   slots=slots) as rec:
+                rec.placement(0, p2l)
+                for step in range(3):
+                    load_pass = rng.integers(0, 50, size=(L, ranks * slots)).astype(np.int32)
+                    rec.step_slots(step, load_pass)
+                    w = want.setdefault(step, np.zeros((L, E), dtype=np.uint32))
+                    for l in range(L):
+                        np.add.at(w[l], p2l[l], load_pass[l])
+        out = os.path.join(self.dir.name, "all.db")
+        p = subprocess.run([moe, "merge", "--sum", "--name", "all", out] + files,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got, _ = read_counts(out, "all")
+        self.assertEqual(sorted(got), [0, 1, 2])
+        for step in got:
+            np.testing.assert_array_equal(got[step], want[step])
 
 
 if __name__ == "__main__":

@@ -576,6 +576,62 @@ static void test_place_bad_input(void **state)
 	assert_null(analyze_algo_find("no-such-algorithm"));
 }
 
+/* eplb and eplb-hier on random skewed heat, then analyze_placement_undup
+ * (what `place -o` does for vllm-ascend): no expert twice on a rank, the
+ * replica counts eplb chose, or a refusal only when some expert has more
+ * replicas than there are ranks; and through analyze_place with no_dup. */
+static void test_place_undup(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	double w[64];
+	int32_t p[256], q[256];
+	int before[64], after[64], repaired = 0, refused = 0;
+
+	util_rng_seed(&rng, 13);
+	for (int trial = 0; trial < 300; trial++) {
+		int E = 8 + (int)(util_rng_next(&rng) % 57), R = 2 + (int)(util_rng_next(&rng) % 7);
+		int S = (E + R - 1) / R + (int)(util_rng_next(&rng) % 4), undup = -1;
+		struct util_err err = UTIL_ERR_INIT;
+		if (S > E || R * S > 256)
+			continue;
+		random_heat(&rng, w, E, trial % 3 == 0);
+		if (trial % 2)
+			w[util_rng_next(&rng) % E] *= 50; /* one very hot expert */
+		struct analyze_place_in in = { .experts = E, .ranks = R, .slots = S, .heat = w,
+					       .max_moves = -1 };
+		const char *algo = trial % 4 ? "eplb" : "static";
+		assert_int_equal(run_algo(algo, &in, p), 0);
+		memcpy(q, p, sizeof(int32_t) * (size_t)(R * S));
+		analyze_replicas(p, R * S, E, before);
+		int n = analyze_placement_undup(p, E, R, S, w, &err);
+		int too_many = 0;
+		for (int e = 0; e < E; e++)
+			too_many |= before[e] > R;
+		if (too_many) {
+			assert_true(n < 0);
+			assert_non_null(strstr(err.msg, "replicas on"));
+			refused++;
+			continue;
+		}
+		assert_true(n >= 0);
+		repaired += n > 0;
+		assert_int_equal(analyze_placement_check(p, E, R, S, 1, NULL), 0);
+		analyze_replicas(p, R * S, E, after);
+		assert_memory_equal(before, after, sizeof(int) * (size_t)E);
+		if (analyze_placement_check(q, E, R, S, 1, NULL) == 0)
+			assert_memory_equal(p, q, sizeof(int32_t) * (size_t)(R * S));
+		/* the driver does the same before its rank matching */
+		in.no_dup = 1;
+		in.undup = &undup;
+		assert_int_equal(run_algo(algo, &in, q), 0);
+		assert_int_equal(analyze_placement_check(q, E, R, S, 1, NULL), 0);
+		assert_int_equal(undup, n);
+	}
+	assert_true(repaired > 10);
+	assert_true(refused > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_place_flagship_keeps),
 		cmocka_unit_test(test_place_zipf_window),
 		cmocka_unit_test(test_place_bad_input),
+		cmocka_unit_test(test_place_undup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

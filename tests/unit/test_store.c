@@ -286,6 +286,82 @@ static void test_store_migration(void **state)
 	free(path);
 }
 
+static void test_store_migration_replay_settings(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_replay *v = NULL;
+	size_t n = 0;
+
+	/* a version-2 file: the replay columns of migration 3 dropped, one
+	 * replay whose params recorded --pay, w4a8 and one link */
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	assert_int_equal(
+		sqlite3_exec(store_db(s),
+			     "ALTER TABLE replays DROP COLUMN pay; ALTER TABLE replays DROP COLUMN quant;"
+			     "ALTER TABLE replays DROP COLUMN link_intra;"
+			     "ALTER TABLE replays DROP COLUMN link_inter;"
+			     "ALTER TABLE replays DROP COLUMN ranks_per_node;"
+			     "ALTER TABLE replays DROP COLUMN hardware;"
+			     "ALTER TABLE replays DROP COLUMN engine;"
+			     "ALTER TABLE replays DROP COLUMN step_ms;"
+			     "ALTER TABLE replays DROP COLUMN tokens;"
+			     "ALTER TABLE replays DROP COLUMN bytes_inter;"
+			     "ALTER TABLE replays DROP COLUMN moe_seconds;"
+			     "ALTER TABLE replays DROP COLUMN baseline_moe_seconds;"
+			     "ALTER TABLE replays DROP COLUMN baseline_step_seconds;"
+			     "ALTER TABLE replay_events DROP COLUMN bytes_inter;"
+			     "ALTER TABLE replay_events DROP COLUMN transfer_intra_seconds;"
+			     "ALTER TABLE replay_events DROP COLUMN transfer_inter_seconds;"
+			     "INSERT INTO replays (run, created, algo, ranks, slots, interval, window, "
+			     "delay, params) VALUES (1, 0, 'eplb', 2, 2, 5, 5, 1, "
+			     "'{\"pay\": true, \"quant\": \"w4a8\", \"link\": \"hccs\"}');"
+			     "INSERT INTO replays (run, created, algo, ranks, slots, interval, window, "
+			     "delay, params) VALUES (1, 0, 'keel', 2, 2, 5, 5, 1, 'not json');"
+			     "PRAGMA user_version = 2",
+			     NULL, NULL, NULL),
+		0);
+	store_free(s);
+	/* read-write migrates forward: the old replay keeps what it recorded */
+	assert_int_equal(store_open(path, 0, &s, &err), 0);
+	assert_int_equal(store_replay_list(s, -1, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].pay, 1);
+	assert_string_equal(v[0].quant, "w4a8");
+	assert_string_equal(v[0].link_intra, "hccs");
+	assert_string_equal(v[0].link_inter, "hccs");
+	assert_int_equal(v[0].ranks_per_node, 0);
+	assert_string_equal(v[0].engine, "");
+	assert_int_equal(v[1].pay, 0);
+	assert_string_equal(v[1].quant, "");
+	free(v);
+	/* a new replay stores every setting */
+	struct store_replay r = { .run = 1, .ranks = 4, .slots = 2, .interval = 1, .window = 1,
+				  .pay = 1, .ranks_per_node = 2, .step_ms = 12.5, .tokens = 77,
+				  .bytes_inter = 9 };
+	snprintf(r.algo, sizeof(r.algo), "keel");
+	snprintf(r.quant, sizeof(r.quant), "fp8");
+	snprintf(r.link_intra, sizeof(r.link_intra), "nvlink4");
+	snprintf(r.link_inter, sizeof(r.link_inter), "ib-ndr-400g");
+	snprintf(r.hardware, sizeof(r.hardware), "h200");
+	snprintf(r.engine, sizeof(r.engine), "sglang");
+	assert_int_equal(store_replay_add(s, &r), 0);
+	assert_int_equal(store_replay_finish(s, &r), 0);
+	struct store_replay g;
+	assert_int_equal(store_replay_get(s, r.id, &g), 0);
+	assert_true(g.pay == 1 && g.ranks_per_node == 2 && g.step_ms == 12.5 && g.tokens == 77 &&
+		    g.bytes_inter == 9);
+	assert_string_equal(g.quant, "fp8");
+	assert_string_equal(g.link_inter, "ib-ndr-400g");
+	assert_string_equal(g.hardware, "h200");
+	assert_string_equal(g.engine, "sglang");
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
 /* A trace whose tables do not hold what its schema version promises is
  * refused when opened, naming the file and what is missing; so is a run row
  * whose shape only looks right once truncated to 32 bits. */
@@ -449,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
 		cmocka_unit_test(test_store_migration),
+		cmocka_unit_test(test_store_migration_replay_settings),
 		cmocka_unit_test(test_store_schema_damage),
 		cmocka_unit_test(test_store_limits),
 	};

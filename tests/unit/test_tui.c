@@ -109,12 +109,12 @@ static void test_tui_layout_folds(void **state)
 static void test_tui_rows_sort(void **state)
 {
 	(void)state;
-	/* layer, now, after, fresh, hottest, share, moves */
+	/* layer, now, after, fresh, hottest, share, moves, none */
 	const struct tui_layer_row base[] = {
-		{ 0, 1.5, 1.1, 1, 0, 0, 10 },
-		{ 1, 2.0, 1.0, 1, 0, 0, 3 },
-		{ 2, 1.5, 1.3, 1, 0, 0, 10 },
-		{ 3, 1.2, 1.2, 1, 0, 0, 0 },
+		{ 0, 1.5, 1.1, 1, 0, 0, 10, 0 },
+		{ 1, 2.0, 1.0, 1, 0, 0, 3, 0 },
+		{ 2, 1.5, 1.3, 1, 0, 0, 10, 0 },
+		{ 3, 1.2, 1.2, 1, 0, 0, 0, 0 },
 	};
 	static const int want[TUI_SORT_COUNT][4] = {
 		[TUI_SORT_LAYER] = { 0, 1, 2, 3 },
@@ -233,6 +233,7 @@ static void test_tui_view_hand_trace(void **state)
 
 	fixture_open(&f, 1, 4, 2, 2);
 	struct tui_view *v = view_new(&f, "static", 4);
+	tui_view_set_refit(v, 1, 0);
 	assert_int_equal(tui_view_poll(v, 0), 0); /* no steps yet */
 	tui_view_header(v, &h);
 	assert_int_equal(h.state, TUI_STATE_EMPTY);
@@ -242,12 +243,13 @@ static void test_tui_view_hand_trace(void **state)
 	assert_int_equal(tui_view_work(v, 0, 0), 0);
 	const struct tui_layer_row *r = tui_view_rows(v);
 	assert_float_equal(r[0].now, 22.0 / 18.0, 1e-12);
-	/* static on a static deployment changes nothing */
-	assert_float_equal(r[0].after, 22.0 / 18.0, 1e-12);
-	assert_int_equal(r[0].moves, 0);
+	/* no steps before the window: no "after" rather than one fitted on
+	 * the steps it is scored on */
+	assert_true(r[0].after_none);
+	assert_int_equal(r[0].moves, -1);
 	assert_int_equal(r[0].hottest, 0);
 	assert_float_equal(r[0].hottest_share, 13.0 / 36.0, 1e-12);
-	assert_int_equal(tui_view_loads(v, 0, before, after, &mean), 1);
+	assert_int_equal(tui_view_loads(v, 0, before, after, &mean), 0);
 	assert_float_equal(before[0], 22, 1e-12);
 	assert_float_equal(before[1], 14, 1e-12);
 	assert_float_equal(mean, 18, 1e-12);
@@ -273,6 +275,17 @@ static void test_tui_view_hand_trace(void **state)
 	assert_float_equal(before[0], 0, 1e-12);
 	assert_float_equal(before[1], 8, 1e-12);
 	assert_float_equal(tui_view_rows(v)[0].now, 2.0, 1e-12);
+	/* steps 0 and 1 are now the steps before the window: "after" is fitted
+	 * on them (static on static: the same placement) and scored on step 5 */
+	int64_t af, at;
+	assert_int_equal(tui_view_work(v, 0, 0), 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(af, 0);
+	assert_int_equal(at, 1);
+	r = tui_view_rows(v);
+	assert_false(r[0].after_none);
+	assert_float_equal(r[0].after, 2.0, 1e-12);
+	assert_int_equal(r[0].moves, 0);
 	/* nothing new: nothing changes */
 	assert_int_equal(tui_view_poll(v, 0), 0);
 	tui_view_free(v);
@@ -296,6 +309,7 @@ static void test_tui_view_follows_growth(void **state)
 	fixture_open(&f, L, E, 4, 2);
 	util_rng_seed(&rng, 7);
 	struct tui_view *v = view_new(&f, "eplb", W);
+	tui_view_set_refit(v, 1, 0);
 	for (int round = 0; round < 12; round++) {
 		int n = 1 + (int)util_rng_below(&rng, 6);
 		for (int k = 0; k < n; k++) {
@@ -316,11 +330,18 @@ static void test_tui_view_follows_growth(void **state)
 			for (int e = 0; e < E; e++)
 				assert_float_equal(heat[e], (double)sum[l * E + e], 0);
 		}
-		/* eplb's placement: tokens conserved, never below the proven bound */
+		/* eplb's placement, fitted on the W steps before the window (none
+		 * while the window holds the first step): tokens conserved, never
+		 * below the proven bound */
 		tui_view_work(v, -1, 0);
 		const struct tui_layer_row *r = tui_view_rows(v);
 		for (int l = 0; l < L; l++) {
 			double before[4], after[4], mean, tb = 0, ta = 0, mx = 0;
+			if (h.from <= 100) {
+				assert_true(r[l].after_none);
+				assert_int_equal(tui_view_loads(v, l, before, after, &mean), 0);
+				continue;
+			}
 			assert_int_equal(tui_view_loads(v, l, before, after, &mean), 1);
 			for (int k = 0; k < 4; k++) {
 				tb += before[k];
@@ -329,6 +350,27 @@ static void test_tui_view_follows_growth(void **state)
 			}
 			assert_float_equal(tb, ta, 1e-6);
 			assert_float_equal(r[l].after, mx / mean, 1e-9);
+			{
+				/* the placement eplb fits on the W steps before the
+				 * window, from the static layout, scored on the window */
+				uint64_t psum[3 * 8];
+				double ph[8], wl[4];
+				int32_t cur[8], p2l[8];
+				struct util_err err = UTIL_ERR_INIT;
+				assert_int_equal(store_window_sum(f.r, &f.run, h.from - W, h.from - 1, 0,
+								  psum, NULL), 0);
+				for (int e = 0; e < E; e++)
+					ph[e] = (double)psum[l * E + e];
+				analyze_static_phy2log(E, 4, 2, cur);
+				struct analyze_place_in in = { .experts = E, .ranks = 4, .slots = 2,
+							       .heat = ph, .current = cur,
+							       .max_moves = -1 };
+				assert_int_equal(analyze_place(analyze_algo_find("eplb"), &in, p2l,
+							       &err), 0);
+				tui_view_heat(v, l, heat);
+				double wm = analyze_device_load(heat, E, p2l, 4, 2, NULL, wl);
+				assert_float_equal(r[l].after, wm / mean, 1e-9);
+			}
 			tui_view_heat(v, l, heat);
 			assert_true(mx >= analyze_lower_bound(heat, E, 4, 2) - 1e-9);
 			assert_true(r[l].after_fresh);
@@ -374,25 +416,33 @@ static void test_tui_view_refit(void **state)
 	int64_t af, at;
 
 	fixture_open(&f, 1, 4, 2, 2);
-	struct tui_view *v = view_new(&f, "eplb", 8);
+	struct tui_view *v = view_new(&f, "eplb", 4);
 	tui_view_set_refit(v, 3, 0);
-	append(&f, 0, c);
+	for (int64_t k = 0; k < 4; k++)
+		append(&f, k, c);
 	tui_view_poll(v, 0);
 	assert_int_equal(tui_view_work(v, 0, 0), 0);
 	tui_view_after_window(v, 0, &af, &at);
-	assert_int_equal(at, 0);
-	append(&f, 1, c);
-	append(&f, 2, c);
+	assert_int_equal(at, INT64_MIN); /* window [0, 3]: nothing before it */
+	for (int64_t k = 4; k < 8; k++)
+		append(&f, k, c);
 	tui_view_poll(v, 0);
 	tui_view_work(v, 0, 0);
 	tui_view_after_window(v, 0, &af, &at);
-	assert_int_equal(at, 0); /* moved 2 < 3 steps: kept */
-	append(&f, 3, c);
-	tui_view_poll(v, 0);
-	tui_view_work(v, 0, 0);
-	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(af, 0); /* window [4, 7]: fitted on [0, 3] */
 	assert_int_equal(at, 3);
-	assert_int_equal(af, -4);
+	append(&f, 8, c);
+	append(&f, 9, c);
+	tui_view_poll(v, 0);
+	tui_view_work(v, 0, 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(at, 3); /* moved 2 < 3 steps: kept */
+	append(&f, 10, c);
+	tui_view_poll(v, 0);
+	tui_view_work(v, 0, 0);
+	tui_view_after_window(v, 0, &af, &at);
+	assert_int_equal(af, 3); /* window [7, 10]: fitted on [3, 6] */
+	assert_int_equal(at, 6);
 	/* a new algorithm refits at once */
 	tui_view_set_algo(v, analyze_algo_find("static"));
 	assert_int_equal(tui_view_work(v, 0, 0), 0);
@@ -460,34 +510,36 @@ static void test_tui_view_deployed(void **state)
 
 	fixture_open(&f, 1, 4, 2, 2);
 	assert_int_equal(store_deployed_set(f.w, &f.run, 0, 2, 2, balanced), 0);
-	append(&f, 0, s0);
-	append(&f, 1, s1);
-	struct tui_view *v = view_new(&f, "eplb", 16);
+	for (int64_t k = 0; k < 8; k++)
+		append(&f, k, k % 2 ? s1 : s0);
+	struct tui_view *v = view_new(&f, "eplb", 4);
 	assert_int_equal(tui_view_poll(v, 0), 1);
 	tui_view_work(v, 0, 0);
 	tui_view_header(v, &h);
 	assert_true(h.deployed);
 	assert_int_equal(h.deployed_from, 0);
-	/* {13,6} and {9,8}: 19 and 17 of mean 18; eplb finds the same */
+	/* window [4, 7] and the steps before it both [26,18,16,12]: {13,6} and
+	 * {9,8} twice, 38 and 34 of mean 36; eplb finds the same */
 	const struct tui_layer_row *r = tui_view_rows(v);
-	assert_float_equal(r[0].now, 19.0 / 18.0, 1e-12);
-	assert_float_equal(r[0].after, 19.0 / 18.0, 1e-12);
+	assert_float_equal(r[0].now, 38.0 / 36.0, 1e-12);
+	assert_float_equal(r[0].after, 38.0 / 36.0, 1e-12);
 	assert_int_equal(r[0].moves, 0);
 	tui_view_json(v, 0, &b);
 	assert_non_null(strstr(b.data, "\"placement\": \"deployed\", \"deployed_from\": 0"));
 	util_buf_release(&b);
 	/* the engine deploys {9,8} / {13,6} swapped across ranks... */
-	assert_int_equal(store_deployed_set(f.w, &f.run, 2, 2, 2, other), 0);
-	append(&f, 2, s1);
+	assert_int_equal(store_deployed_set(f.w, &f.run, 8, 2, 2, other), 0);
+	append(&f, 8, s1);
 	usleep(2100 * 1000); /* the deployed placement is looked up every 2 s */
 	assert_int_equal(tui_view_poll(v, 0), 1);
 	tui_view_work(v, 0, 0);
 	tui_view_header(v, &h);
-	assert_int_equal(h.deployed_from, 2);
-	/* window [18,14,14,10]: {9+5,8+6} -> ranks {1,2} = 28, {0,3} = 28 */
+	assert_int_equal(h.deployed_from, 8);
+	/* window [5, 8] = [23,19,20,14]: ranks {1,2} = 39, {0,3} = 37 of mean
+	 * 38; eplb refitted on [1, 4] = [26,18,16,12] pairs them the same */
 	r = tui_view_rows(v);
-	assert_float_equal(r[0].now, 1.0, 1e-12);
-	assert_float_equal(r[0].after, 1.0, 1e-12);
+	assert_float_equal(r[0].now, 39.0 / 38.0, 1e-12);
+	assert_float_equal(r[0].after, 39.0 / 38.0, 1e-12);
 	assert_int_equal(r[0].moves, 0); /* matched to the new deployment */
 	tui_view_free(v);
 	fixture_close(&f);
@@ -504,9 +556,9 @@ static void test_tui_view_json(void **state)
 
 	fixture_open(&f, 1, 4, 2, 2);
 	snprintf(f.run.name, sizeof(f.run.name), "a \"quoted\" name");
-	append(&f, 0, s0);
-	append(&f, 1, s1);
-	struct tui_view *v = view_new(&f, "eplb", 16);
+	for (int64_t k = 0; k < 8; k++)
+		append(&f, k, k % 2 ? s1 : s0);
+	struct tui_view *v = view_new(&f, "eplb", 4);
 	tui_view_poll(v, 0);
 	tui_view_work(v, 0, 0);
 	tui_view_json(v, 0, &b);
@@ -516,18 +568,22 @@ static void test_tui_view_json(void **state)
 	assert_true(json_object_object_get_ex(o, "selected", &sel));
 	assert_true(json_object_object_get_ex(sel, "before", &x));
 	assert_int_equal(json_object_array_length(x), 2);
-	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 0)), 22, 1e-9);
-	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 1)), 14, 1e-9);
+	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 0)), 44, 1e-9);
+	assert_float_equal(json_object_get_double(json_object_array_get_idx(x, 1)), 28, 1e-9);
 	assert_true(json_object_object_get_ex(sel, "mean", &x));
-	assert_float_equal(json_object_get_double(x), 18, 1e-9);
-	/* eplb on [13,9,8,6] over 2 ranks x 2 slots: {13,6} and {9,8}: 19, 17 */
+	assert_float_equal(json_object_get_double(x), 36, 1e-9);
+	/* eplb fitted on steps 0-3, [26,18,16,12] over 2 ranks x 2 slots:
+	 * {13,6} and {9,8} twice; on the window [4, 7] (the same heat) 38, 34 */
 	assert_true(json_object_object_get_ex(sel, "imbalance_after", &x));
-	assert_float_equal(json_object_get_double(x), 19.0 / 18.0, 1e-6);
+	assert_float_equal(json_object_get_double(x), 38.0 / 36.0, 1e-6);
+	assert_true(json_object_object_get_ex(sel, "after_window", &x));
+	assert_true(json_object_object_get_ex(x, "to", &x));
+	assert_int_equal(json_object_get_int64(x), 3);
 	assert_true(json_object_object_get_ex(sel, "heat", &x));
 	assert_int_equal(json_object_array_length(x), 4);
 	assert_true(json_object_object_get_ex(o, "header", &x));
 	assert_true(json_object_object_get_ex(x, "last_step", &x));
-	assert_int_equal(json_object_get_int64(x), 1);
+	assert_int_equal(json_object_get_int64(x), 7);
 	assert_true(json_object_object_get_ex(o, "layers", &x));
 	assert_int_equal(json_object_array_length(x), 1);
 	json_object_put(o);

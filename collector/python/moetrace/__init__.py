@@ -4,7 +4,7 @@
     with moetrace.Recorder("trace.db", "run1", layers=58, experts=256, topk=8) as rec:
         for step in range(n):
             rec.step(step, counts)            # layers x experts: numpy, torch, lists
-        # or: moetrace.attach(model, rec) to record a torch model's routers
+        # or: moetrace.attach(model, rec) to record a torch MoE model's routing
 
 A thin ctypes layer over libmoetrace (collector/moetrace.h); the standard
 library is all it needs.  numpy arrays and torch tensors are accepted when

@@ -5,6 +5,7 @@ buffer protocol, or nested lists.  Neither numpy nor torch is imported
 here: an object is treated as one only if it is one.
 """
 import ctypes
+import operator
 import sys
 
 from . import _lib
@@ -12,6 +13,9 @@ from ._lib import MoetraceError
 
 _u32 = ctypes.c_uint32
 _i32 = ctypes.c_int32
+# what each C parameter holds: ctypes itself truncates silently
+_LIMITS = {"u32": (0, 2**32 - 1), "i32": (-2**31, 2**31 - 1), "i64": (-2**63, 2**63 - 1),
+           "int": (-2**31, 2**31 - 1)}
 
 
 def _is_torch(x):
@@ -24,12 +28,27 @@ def _is_numpy(x):
     return t.__module__ == "numpy" and hasattr(t, "__array_interface__")
 
 
-def _flatten(x, out):
+def _int(v, what, kind="i64"):
+    """v as a Python int if it is an integer (int, numpy or torch integer
+    scalar; not a float, bool or string) that fits the C type `kind`."""
+    if isinstance(v, (bool, str, bytes)) or v is None:
+        raise ValueError("%s: %r is not an integer" % (what, v))
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise ValueError("%s: %r is not an integer" % (what, v)) from None
+    lo, hi = _LIMITS[kind]
+    if i < lo or i > hi:
+        raise ValueError("%s: %d is out of range (%d..%d)" % (what, i, lo, hi))
+    return i
+
+
+def _flatten(x, out, what, kind):
     if isinstance(x, (list, tuple)):
         for v in x:
-            _flatten(v, out)
+            _flatten(v, out, what, kind)
     else:
-        out.append(int(x))
+        out.append(_int(x, "%s: value %d" % (what, len(out)), kind))
 
 
 def _phase(phase):
@@ -40,42 +59,59 @@ def _phase(phase):
             return _lib.PHASES[phase]
         except KeyError:
             raise ValueError("phase must be one of %s, not %r" % (sorted(_lib.PHASES), phase))
-    return int(phase)
+    return _int(phase, "phase", "int")
 
 
 class _Array:
     """A C view of an array argument: .ptr (address), .n (values), and a
-    reference that keeps the memory alive during the call."""
+    reference that keeps the memory alive during the call.  kind is "u32"
+    (counts) or "i32" (ids); every value must fit it: a conversion never
+    wraps or truncates."""
 
     __slots__ = ("ptr", "n", "keep")
 
     def __init__(self, x, kind, what):
+        lo, hi = _LIMITS[kind]
+        if isinstance(x, (str, bytes, bytearray)):
+            raise ValueError("%s: a %s is not an array of integers" % (what, type(x).__name__))
         if _is_torch(x):
             import torch
             if x.is_cuda:
                 raise ValueError("%s: CUDA tensors go through Recorder.step() only" % what)
+            if x.dtype.is_floating_point or x.dtype.is_complex:
+                raise ValueError("%s: integer tensor expected, not %s" % (what, x.dtype))
             if x.dtype != torch.int32 or not x.is_contiguous():
-                if x.dtype.is_floating_point or x.dtype.is_complex:
-                    raise TypeError("%s: integer tensor expected, not %s" % (what, x.dtype))
-                if kind == "u32" and x.dtype.is_signed and x.numel() and int(x.min()) < 0:
-                    raise ValueError("%s: negative counts" % what)
+                if x.numel() and x.dtype != torch.bool:
+                    mn, mx = int(x.min()), int(x.max())
+                    if mn < lo or mx > hi:
+                        raise ValueError("%s: %d does not fit in %s" %
+                                         (what, mn if mn < lo else mx, kind))
                 x = x.to(torch.int32).contiguous()
+            elif kind == "u32" and x.numel() and int(x.min()) < 0:
+                raise ValueError("%s: %d does not fit in u32 (negative counts)" %
+                                 (what, int(x.min())))
             self.ptr, self.n, self.keep = x.data_ptr(), x.numel(), x
         elif _is_numpy(x):
             import numpy as np
             dt = np.uint32 if kind == "u32" else np.int32
+            if x.dtype.kind not in "iub":
+                raise ValueError("%s: integer array expected, not %s" % (what, x.dtype))
             if x.dtype != dt or not x.flags.c_contiguous:
-                if kind == "u32" and x.dtype.kind == "i" and x.size and x.min() < 0:
-                    raise ValueError("%s: negative counts" % what)
-                if x.dtype.kind not in "iub":
-                    raise TypeError("%s: integer array expected, not %s" % (what, x.dtype))
+                if x.size and x.dtype.kind != "b":
+                    mn, mx = int(x.min()), int(x.max())
+                    if mn < lo or mx > hi:
+                        raise ValueError("%s: %d does not fit in %s%s" %
+                                         (what, mn if mn < lo else mx, kind,
+                                          " (negative counts)" if mn < 0 <= lo else ""))
                 x = np.ascontiguousarray(x, dtype=dt)
             self.ptr, self.n, self.keep = x.ctypes.data, x.size, x
         else:
             flat = []
-            _flatten(list(x) if not isinstance(x, (list, tuple)) else x, flat)
-            if kind == "u32" and any(v < 0 for v in flat):
-                raise ValueError("%s: negative counts" % what)
+            try:
+                seq = x if isinstance(x, (list, tuple)) else list(x)
+            except TypeError:
+                raise ValueError("%s: %r is not an array of integers" % (what, x)) from None
+            _flatten(seq, flat, what, kind)
             buf = ((_u32 if kind == "u32" else _i32) * len(flat))(*flat)
             self.ptr, self.n, self.keep = ctypes.addressof(buf), len(flat), buf
 
@@ -92,11 +128,12 @@ class _CudaStaging:
     def submit(self, t, step, phase, tokens):
         import torch
         if not self.free and len(self.busy) < self.depth:
-            self.free.append(torch.empty(self.shape, dtype=torch.int32, pin_memory=True))
+            # int64: the values are checked on the host once copied, never wrapped
+            self.free.append(torch.empty(self.shape, dtype=torch.int64, pin_memory=True))
         if not self.free:  # every buffer in flight: wait for the oldest
             return False
         buf = self.free.pop()
-        buf.copy_(t.reshape(self.shape).to(torch.int32), non_blocking=True)
+        buf.copy_(t.reshape(self.shape), non_blocking=True)
         ev = torch.cuda.Event()
         ev.record()
         self.busy.append((ev, buf, step, phase, tokens))
@@ -130,21 +167,23 @@ class Recorder:
                  ring_steps=0, batch_steps=0, block=False, flush_ms=0, append=False,
                  shard_rank=None):
         self._lib = _lib.load()
-        self.layers, self.experts = int(layers), int(experts)
-        self.ranks, self.slots = int(ranks), int(slots)
-        self.topk = int(topk)
+        ci = lambda v, what: _int(v, what, "int")  # noqa: E731  (C int fields)
+        self.layers, self.experts = ci(layers, "layers"), ci(experts, "experts")
+        self.ranks, self.slots = ci(ranks, "ranks"), ci(slots, "slots")
+        self.topk = ci(topk, "topk")
         self._cells = self.layers * self.experts
         self._h = None
         self._staging = None
         enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
-        desc = _lib.RunDesc(enc(name), enc(model), self.layers, self.experts, int(topk),
-                            self.ranks, self.slots, int(ranks_per_node), int(first_layer),
+        desc = _lib.RunDesc(enc(name), enc(model), self.layers, self.experts, self.topk,
+                            self.ranks, self.slots, ci(ranks_per_node, "ranks_per_node"),
+                            ci(first_layer, "first_layer"),
                             enc(source or "python %d.%d" % sys.version_info[:2]))
         self.shard_rank = shard_rank
-        opts = _lib.RecorderOpts(int(ring_steps), int(batch_steps), 1 if block else 0,
-                                 int(flush_ms), 0, 1 if append else 0,
-                                 0 if shard_rank is None else 1,
-                                 0 if shard_rank is None else int(shard_rank))
+        opts = _lib.RecorderOpts(ci(ring_steps, "ring_steps"), ci(batch_steps, "batch_steps"),
+                                 1 if block else 0, ci(flush_ms, "flush_ms"), 0,
+                                 1 if append else 0, 0 if shard_rank is None else 1,
+                                 0 if shard_rank is None else ci(shard_rank, "shard_rank"))
         h = ctypes.c_void_p()
         rc = self._lib.moetrace_recorder_open(str(path).encode(), ctypes.byref(desc),
                                               ctypes.byref(opts), ctypes.byref(h))
@@ -169,8 +208,14 @@ class Recorder:
             self._drain(wait=True)
 
     def _drain(self, wait=False):
+        import torch
         for buf, step, phase, tokens in self._staging.ready(wait):
-            rc = self._step_fn(self._h, step, buf.data_ptr(), self._cells, phase, tokens)
+            mn, mx = int(buf.min()), int(buf.max())
+            if mn < 0 or mx > 2**32 - 1:
+                raise ValueError("step %d: counts: %d does not fit in u32"
+                                 % (step, mn if mn < 0 else mx))
+            c = buf.to(torch.int32)
+            rc = self._step_fn(self._h, step, c.data_ptr(), self._cells, phase, tokens)
             if rc and rc != _lib.EFULL:
                 self._fail(rc)
 
@@ -180,6 +225,7 @@ class Recorder:
         "prefill", "decode" or 1/2.  CUDA tensors are copied without a
         stream sync and recorded when the copy completes."""
         self._check()
+        step, tokens = _int(step, "step"), _int(tokens, "tokens")
         ph = _phase(phase)
         if _is_torch(counts) and counts.is_cuda:
             if counts.numel() != self._cells:
@@ -188,13 +234,13 @@ class Recorder:
             if self._staging is None:
                 self._staging = _CudaStaging((self.layers, self.experts))
             self._drain()
-            if not self._staging.submit(counts, int(step), ph, int(tokens)):
+            if not self._staging.submit(counts, step, ph, tokens):
                 self._drain(wait=True)
-                self._staging.submit(counts, int(step), ph, int(tokens))
+                self._staging.submit(counts, step, ph, tokens)
             return True
         self._settle()
-        a = _Array(counts, "u32", "step %d" % step)
-        rc = self._step_fn(self._h, int(step), a.ptr, a.n, ph, int(tokens))
+        a = _Array(counts, "u32", "step %d: counts" % step)
+        rc = self._step_fn(self._h, step, a.ptr, a.n, ph, tokens)
         if rc == 0:
             return True
         if rc == _lib.EFULL:
@@ -206,16 +252,17 @@ class Recorder:
         this rank for a shard recorder, else layers x ranks*slots), each
         slot credited to the expert the last placement() puts there."""
         self._check()
+        step, tokens = _int(step, "step"), _int(tokens, "tokens")
+        ph = _phase(phase)
         self._settle()
         if _is_torch(slot_counts) and slot_counts.is_cuda:
             slot_counts = slot_counts.to("cpu")
-        a = _Array(slot_counts, "u32", "step %d" % step)
+        a = _Array(slot_counts, "u32", "step %d: slot_counts" % step)
         per = self.slots if self.shard_rank is not None else self.ranks * self.slots
         if a.n != self.layers * per:
             raise MoetraceError(_lib.EUSAGE, "step %d: %d slot counts given, expected %d "
                                 "layers x %d slots" % (step, a.n, self.layers, per))
-        rc = self._lib.moetrace_recorder_step_slots(self._h, int(step), a.ptr, per,
-                                                    _phase(phase), int(tokens))
+        rc = self._lib.moetrace_recorder_step_slots(self._h, step, a.ptr, per, ph, tokens)
         if rc == 0:
             return True
         if rc == _lib.EFULL:
@@ -226,6 +273,7 @@ class Recorder:
         """Adds one layer's routing (ntokens x k expert ids; negative ids
         are padding) to step `step`; histogrammed in C."""
         self._check()
+        step, layer = _int(step, "step"), _int(layer, "layer", "int")
         self._settle()
         k = 1
         shape = getattr(topk_ids, "shape", None)
@@ -234,10 +282,10 @@ class Recorder:
         elif shape is None and isinstance(topk_ids, (list, tuple)) and topk_ids and \
                 isinstance(topk_ids[0], (list, tuple)):
             k = len(topk_ids[0])
-        a = _Array(topk_ids, "i32", "step %d layer %d" % (step, layer))
+        a = _Array(topk_ids, "i32", "step %d layer %d: topk_ids" % (step, layer))
         if k == 0 or a.n % k:
             raise MoetraceError(_lib.EUSAGE, "step %d layer %d: ragged top-k ids" % (step, layer))
-        rc = self._lib.moetrace_recorder_step_topk(self._h, int(step), int(layer), a.ptr,
+        rc = self._lib.moetrace_recorder_step_topk(self._h, step, layer, a.ptr,
                                                    a.n // k, k)
         if rc:
             self._fail(rc)
@@ -245,9 +293,10 @@ class Recorder:
     def step_end(self, step, phase=None, tokens=0):
         """Ends the top-k step `step` with its phase and batch tokens."""
         self._check()
+        step, tokens = _int(step, "step"), _int(tokens, "tokens")
+        ph = _phase(phase)
         self._settle()
-        rc = self._lib.moetrace_recorder_step_end(self._h, int(step), _phase(phase),
-                                                  int(tokens))
+        rc = self._lib.moetrace_recorder_step_end(self._h, step, ph, tokens)
         if rc == _lib.EFULL:
             return False
         if rc:
@@ -258,13 +307,14 @@ class Recorder:
         """Records the placement deployed from from_step on: layers x
         (ranks * slots) logical expert ids (or layers x ranks x slots)."""
         self._check()
-        a = _Array(phy2log, "i32", "placement")
+        from_step = _int(from_step, "from_step")
+        a = _Array(phy2log, "i32", "placement: phy2log")
         want = self.layers * self.ranks * self.slots
         if a.n != want:
             raise MoetraceError(_lib.EUSAGE, "placement: %d ids given, run has %d layers x "
                                 "%d ranks x %d slots" % (a.n, self.layers, self.ranks,
                                                          self.slots))
-        rc = self._lib.moetrace_recorder_placement(self._h, int(from_step), a.ptr)
+        rc = self._lib.moetrace_recorder_placement(self._h, from_step, a.ptr)
         if rc:
             self._fail(rc)
 

@@ -1,7 +1,8 @@
 """Import SGLang expert-distribution dumps (.pt) into a moetrace trace.
 
     python3 -m moetrace.sglang_dump DUMP.pt [DUMP.pt ...] --into trace.db [--run NAME]
-            [--model PRESET] [--ranks R] [--keep-dense] [--moetrace BIN]
+            [--model PRESET] [--ranks R] [--replicated N] [--keep-dense]
+            [--no-torch | --torch] [--moetrace BIN]
     python3 -m moetrace.sglang_dump DUMP.pt ... --jsonl OUT.jsonl
 
 SGLang's ExpertDistributionRecorder (python/sglang/srt/eplb/
@@ -21,28 +22,54 @@ SGLang's layer axis is the model's (``num_hidden_layers``, dense layers
 included, their rows all zero); leading all-zero layers are dropped and
 recorded as the run's first model layer unless --keep-dense.
 
+Counting: SGLang's default gatherer (``_SelectExpertsSinglePassGatherer``)
+counts the top-k ids each rank selects.  Without DP attention or DeepEP
+every tensor-parallel rank selects experts for the same tokens, so a
+``stat`` dump (all-reduced over the ranks) counts each token tp_size times
+and so does the sum of the ranks' ``per_pass`` dumps; ``--replicated N``
+says so, and each token is then counted once (``stat`` counts divided by
+N, refused unless every count is a multiple of N; ``per_pass``: the N
+ranks' records must be equal and one is kept).
+
 The dump is converted to moetrace's JSON lines and loaded with
-``moetrace import --format jsonl`` (all or nothing).  torch is used to
-read the pickle when it is installed; otherwise a small reader of the
-torch zip format (standard library only) rebuilds the tensors.
+``moetrace import --format jsonl`` (all or nothing); the run's source then
+names the dumps.  A dump that is not what SGLang writes (truncated,
+corrupt -- the zip's CRCs are checked even when torch reads it --, or of
+another shape) exits 2 with one message naming the file.  A small reader
+of torch's zip format (standard library only) rebuilds the tensors; it
+checks every CRC and member and allows no pickle global but torch's tensor
+and storage rebuilders.  torch.load (which checks neither CRCs nor member
+flags: a flipped attribute bit makes it read a storage as empty) is used,
+with weights_only so that no code in the pickle runs, only for content
+that reader does not know, or with --torch.
 """
 import argparse
 import array
 import collections
+import importlib.util
 import json
 import os
 import pickle
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import zipfile
+
+U32_MAX = 2**32 - 1
+I64_MAX = 2**63 - 1
 
 __all__ = ["load_dump", "convert", "main"]
 
 
 class DumpError(Exception):
     """A dump that is not what SGLang writes: the message names the file and field."""
+
+
+class _Unknown(DumpError):
+    """Content the standard-library reader does not know (a pickle global or
+    storage type): torch.load may still read it."""
 
 
 class Tensor:
@@ -84,7 +111,7 @@ class _Storage:
     def __init__(self, kind, data, path):
         fmt = _STORAGES.get(kind.name)
         if fmt is None:
-            raise DumpError("%s: storage type torch.%s is not one an expert-distribution "
+            raise _Unknown("%s: storage type torch.%s is not one an expert-distribution "
                             "dump holds" % (path, kind.name))
         if fmt == "?":
             self.values = [b != 0 for b in data]
@@ -105,9 +132,16 @@ class _Storage:
 def _rebuild_tensor(storage, offset, size, stride, *unused):
     size = tuple(size)
     stride = tuple(stride)
+    if not isinstance(storage, _Storage) or not isinstance(offset, int) or \
+            len(size) != len(stride) or \
+            any(not isinstance(v, int) or v < 0 for v in size + stride + (offset,)):
+        raise ValueError("a tensor with a malformed size, stride or offset")
     n = 1
     for s in size:
         n *= s
+    if n and offset + sum((s - 1) * st for s, st in zip(size, stride)) >= len(storage.values):
+        raise ValueError("a tensor of %s reaches past its storage of %d values"
+                         % (list(size), len(storage.values)))
     contiguous, expect = True, 1
     for s, st in zip(reversed(size), reversed(stride)):
         if s > 1 and st != expect:
@@ -148,7 +182,7 @@ class _Unpickler(pickle.Unpickler):
             return Tensor
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
-        raise DumpError("%s: the pickle refers to %s.%s, which an expert-distribution dump "
+        raise _Unknown("%s: the pickle refers to %s.%s, which an expert-distribution dump "
                         "does not hold (read it with torch installed if it is legitimate)"
                         % (self.path, module, name))
 
@@ -163,11 +197,38 @@ class _Unpickler(pickle.Unpickler):
         return _Storage(kind, data, self.path)
 
 
-def _load_zip(path):
+def _open_zip(path):
+    """The dump as a checked zip: every member's CRC-32 is verified, so a
+    flipped bit in a count is refused rather than imported (torch.load does
+    not check them)."""
+    if not os.path.exists(path):
+        raise OSError("cannot open '%s': No such file or directory" % path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DumpError("%s: not a torch zip archive (%s)" % (path, e))
+    except OSError as e:
+        raise OSError("cannot open '%s': %s" % (path, e.strerror or e))
+    except Exception as e:  # BadZipFile, NotImplementedError for a flipped version, ...
+        raise DumpError("%s: not a torch zip archive (%s)" % (path, e or type(e).__name__))
+    try:
+        bad = zf.testzip()
+    except Exception as e:
+        zf.close()
+        raise DumpError("%s: corrupt zip archive (%s)" % (path, e))
+    if bad is not None:
+        zf.close()
+        raise DumpError("%s: corrupt zip archive (bad CRC-32 for '%s')" % (path, bad))
+    names = [zi.filename for zi in zf.infolist()]
+    for zi in zf.infolist():
+        # a member marked as a directory is read as empty by torch's own reader
+        if zi.external_attr & 0x10 or zi.is_dir() or names.count(zi.filename) > 1:
+            zf.close()
+            raise DumpError("%s: corrupt zip archive (member '%s' is a directory or repeated)"
+                            % (path, zi.filename))
+    return zf
+
+
+def _load_zip(path):
+    zf = _open_zip(path)
     with zf:
         pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
         if not pkl:
@@ -176,8 +237,10 @@ def _load_zip(path):
         with zf.open(pkl[0]) as f:
             try:
                 return _Unpickler(f, zf, prefix, path).load()
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-                raise DumpError("%s: malformed pickle: %s" % (path, e))
+            except DumpError:
+                raise
+            except Exception as e:  # whatever a corrupt pickle makes the unpickler do
+                raise DumpError("%s: malformed pickle: %s" % (path, e or type(e).__name__))
 
 
 def _from_torch(obj):
@@ -193,24 +256,36 @@ def _from_torch(obj):
 
 
 def load_dump(path, use_torch=None):
-    """The dump's content with tensors as Tensor; torch reads it when
-    installed (use_torch=None), else the standard-library reader."""
-    if use_torch is None:
+    """The dump's content with tensors as Tensor.  The standard-library
+    reader reads it (zip CRCs checked, only torch's tensor and storage
+    rebuilders allowed); torch.load is used only for content that reader
+    does not know, when torch is installed and use_torch is not False
+    (True: torch.load always)."""
+    if use_torch is not True:
         try:
-            import torch  # noqa: F401
-            use_torch = True
+            return _load_zip(path)
+        except _Unknown as e:
+            if use_torch is False:
+                raise
+            unknown = e
+        try:
+            import torch
         except ImportError:
-            use_torch = False
-    if use_torch:
+            raise unknown from None
+    else:
         import torch
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except TypeError:  # torch < 1.13 has no weights_only
-            obj = torch.load(path, map_location="cpu")
-        except Exception as e:
-            raise DumpError("%s: torch.load failed: %s" % (path, e))
+    _open_zip(path).close()
+    try:
+        # weights_only: tensors, containers and numbers, never code from the pickle
+        obj = torch.load(path, map_location="cpu", weights_only=True)
         return _from_torch(obj)
-    return _load_zip(path)
+    except TypeError as e:
+        if "weights_only" in str(e):
+            raise DumpError("%s: this torch (%s) cannot load a pickle safely (no weights_only); "
+                            "read it without --torch" % (path, torch.__version__))
+        raise DumpError("%s: torch.load failed: %s" % (path, e))
+    except Exception as e:
+        raise DumpError("%s: torch.load failed: %s" % (path, e or type(e).__name__))
 
 
 # ---- conversion --------------------------------------------------------------------------
@@ -229,10 +304,11 @@ def _tensor(obj, key, path, ndims):
     return t
 
 
-def convert(dumps, keep_dense=False):
+def convert(dumps, keep_dense=False, replicated=None):
     """dumps: [(path, content)].  Returns (steps, layers, experts,
     first_layer, phy2log rows or None, ranks seen): steps is a list of
-    (step, counts[layer][expert])."""
+    (step, counts[layer][expert]).  replicated=N: the dumps come from N
+    ranks that each counted every token; each token is counted once."""
     stats = [(p, d) for p, d in dumps if isinstance(d, dict) and "logical_count" in d]
     passes = [(p, d) for p, d in dumps if isinstance(d, dict) and "records" in d]
     for p, d in dumps:
@@ -252,6 +328,15 @@ def convert(dumps, keep_dense=False):
             t = Tensor((1,) + t.shape, t.values)
         n, L, E = t.shape
         per = L * E
+        if replicated:
+            for i, v in enumerate(t.values):
+                if v % replicated:
+                    raise DumpError("%s: field 'logical_count': %d (step %d, layer %d, expert "
+                                    "%d) is not a multiple of --replicated %d: the ranks did not "
+                                    "all count the same tokens" % (path, v, i // per,
+                                                                  i % per // E, i % E,
+                                                                  replicated))
+            t = Tensor(t.shape, [v // replicated for v in t.values])
         # SGLang's buffer is circular: slots never filled are all zero (a
         # forward pass routes at least one token), so they are dropped
         steps = [(s, [t.values[s * per + l * E:s * per + (l + 1) * E] for l in range(L)])
@@ -259,35 +344,64 @@ def convert(dumps, keep_dense=False):
         if not steps:
             raise DumpError("%s: field 'logical_count': every step is empty" % path)
     else:
-        acc = {}
+        acc, reps = {}, {}
         L = P = None
         for path, d in passes:
             m = _tensor(d, "last_physical_to_logical_map", path, (2,))
             if L is None:
                 L, P = m.shape
                 p2l = [m.values[l * P:(l + 1) * P] for l in range(L)]
+                E = max(max(row) for row in p2l) + 1 if L and P else 0
+                if not L or not P or E > P:
+                    raise DumpError("%s: field 'last_physical_to_logical_map': shape %s with "
+                                    "expert ids up to %d" % (path, [L, P], E - 1))
+                for l, row in enumerate(p2l):
+                    missing = set(range(E)) - set(row)
+                    if missing:
+                        raise DumpError("%s: field 'last_physical_to_logical_map': layer %d "
+                                        "puts logical expert %d on no slot" %
+                                        (path, l, min(missing)))
             elif m.shape != (L, P):
                 raise DumpError("%s: field 'last_physical_to_logical_map': shape %s, %s has %s"
                                 % (path, list(m.shape), passes[0][0], [L, P]))
+            elif m.values != [v for row in p2l for v in row]:
+                raise DumpError("%s: field 'last_physical_to_logical_map': differs from %s's"
+                                % (path, passes[0][0]))
             if not isinstance(d["records"], list):
                 raise DumpError("%s: field 'records': not a list" % path)
             for i, r in enumerate(d["records"]):
                 where = "%s: records[%d]" % (path, i)
-                if not isinstance(r, dict) or not isinstance(r.get("forward_pass_id"), int):
+                fp = r.get("forward_pass_id") if isinstance(r, dict) else None
+                if not isinstance(fp, int) or isinstance(fp, bool):
                     raise DumpError("%s: field 'forward_pass_id': missing" % where)
+                if fp < 0 or fp > I64_MAX:
+                    raise DumpError("%s: field 'forward_pass_id': %d is out of range" % (where, fp))
                 g = _tensor(r, "global_physical_count", where, (2,))
                 if g.shape != (L, P):
                     raise DumpError("%s: field 'global_physical_count': shape %s, the map has %s"
                                     % (where, list(g.shape), [L, P]))
                 if isinstance(r.get("rank"), int):
                     ranks.add(r["rank"])
-                fp = r["forward_pass_id"]
+                if replicated:
+                    seen = reps.setdefault(fp, [])
+                    if seen and seen[0][1] != g.values:
+                        raise DumpError("%s: field 'global_physical_count' of forward pass %d "
+                                        "differs from %s's: with --replicated every rank must "
+                                        "have counted the same tokens" % (where, fp, seen[0][0]))
+                    seen.append((where, g.values))
+                    if len(seen) > 1:
+                        continue
                 cur = acc.setdefault(fp, [[0] * P for _ in range(L)])
                 for l in range(L):
                     row, src = cur[l], g.values[l * P:(l + 1) * P]
                     for s in range(P):
                         row[s] += src[s]
-        E = max(max(row) for row in p2l) + 1
+        if replicated:
+            for fp, seen in sorted(reps.items()):
+                if len(seen) != replicated:
+                    raise DumpError("%s: forward pass %d is in %d of the --replicated %d ranks' "
+                                    "records" % (seen[0][0].split(": records")[0], fp,
+                                                 len(seen), replicated))
         steps = []
         for fp in sorted(acc):
             counts = [[0] * E for _ in range(L)]
@@ -297,6 +411,12 @@ def convert(dumps, keep_dense=False):
             steps.append((fp, counts))
         if not steps:
             raise DumpError("%s: no records" % passes[0][0])
+    for s, counts in steps:
+        for l, row in enumerate(counts):
+            for e, c in enumerate(row):
+                if c > U32_MAX:
+                    raise DumpError("%s: step %d, layer %d, expert %d: %d tokens do not fit in "
+                                    "32 bits" % (" + ".join(p for p, _ in dumps), s, l, e, c))
     first = 0
     if not keep_dense:
         while first < L - 1 and all(not any(c[first]) for _, c in steps):
@@ -325,6 +445,34 @@ def _find_moetrace(given):
     return shutil.which("moetrace") or "moetrace"
 
 
+def _source(dumps):
+    """The run's source: the dumps, within the 255 bytes a run's source holds."""
+    src = "import sglang " + " ".join(dumps)
+    if len(src.encode()) > 255:
+        src = "import sglang %s and %d more" % (dumps[0], len(dumps) - 1)
+    b = src.encode()
+    if len(b) > 255:
+        src = b[:252].decode(errors="ignore") + "..."
+    return src
+
+
+def _set_source(db, run, source):
+    """Names the dumps as the run's source in place of the temporary file
+    `moetrace import` read.  Returns an error message or None."""
+    try:
+        con = sqlite3.connect(db, timeout=10)
+        try:
+            with con:
+                cur = con.execute("UPDATE runs SET source = ? WHERE name = ?", (source, run))
+                if cur.rowcount != 1:
+                    return "run '%s' not found" % run
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        return str(e)
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python3 -m moetrace.sglang_dump",
@@ -336,26 +484,55 @@ def main(argv=None):
     ap.add_argument("--run", help="run name (default: the first dump's base name)")
     ap.add_argument("--model", help="model preset (moetrace models)")
     ap.add_argument("--ranks", type=int, help="EP ranks (per_pass: default the ranks seen)")
+    ap.add_argument("--replicated", type=int, metavar="N",
+                    help="the dumps come from N ranks that each counted every token (tensor "
+                    "parallelism without DP attention or DeepEP): count each token once")
     ap.add_argument("--keep-dense", action="store_true",
                     help="keep leading all-zero (dense) layers")
     ap.add_argument("--no-torch", action="store_true",
-                    help="read the pickle without torch even when it is installed")
+                    help="never fall back to torch.load for content the standard-library "
+                    "reader does not know")
+    ap.add_argument("--torch", action="store_true",
+                    help="read the dumps with torch.load (zip CRCs still checked)")
     ap.add_argument("--moetrace", metavar="BIN", help="moetrace binary (default: $MOETRACE, "
                     "the repository's, or PATH)")
     a = ap.parse_args(argv)
     prog = "moetrace sglang_dump"
+    if a.replicated is not None and a.replicated < 1:
+        print("%s: --replicated %d: not a positive rank count" % (prog, a.replicated),
+              file=sys.stderr)
+        return 2
+    if a.torch:
+        if a.no_torch:
+            print("%s: --torch and --no-torch contradict each other" % prog, file=sys.stderr)
+            return 2
+        if importlib.util.find_spec("torch") is None:
+            print("%s: --torch: torch is not installed" % prog, file=sys.stderr)
+            return 2
     try:
-        dumps = [(p, load_dump(p, False if a.no_torch else None)) for p in a.dumps]
-        steps, layers, experts, first, p2l, nranks = convert(dumps, a.keep_dense)
+        how = False if a.no_torch else True if a.torch else None
+        dumps = [(p, load_dump(p, how)) for p in a.dumps]
+        try:
+            steps, layers, experts, first, p2l, nranks = convert(dumps, a.keep_dense,
+                                                                  a.replicated)
+        except DumpError:
+            raise
+        except Exception as e:  # a shape the checks above did not foresee
+            raise DumpError("%s: cannot convert: %s" % (" + ".join(a.dumps),
+                                                       e or type(e).__name__))
     except OSError as e:
         print("%s: %s" % (prog, e), file=sys.stderr)
-        return 1
+        return 2
     except DumpError as e:
         print("%s: %s" % (prog, e), file=sys.stderr)
         return 2
     if a.jsonl:
-        with open(a.jsonl, "w") as f:
-            _write_jsonl(f, steps, layers, experts, first)
+        try:
+            with open(a.jsonl, "w") as f:
+                _write_jsonl(f, steps, layers, experts, first)
+        except OSError as e:
+            print("%s: cannot write '%s': %s" % (prog, a.jsonl, e.strerror or e), file=sys.stderr)
+            return 1
         print("converted %d steps (%d layers x %d experts) to '%s'" %
               (len(steps), layers, experts, a.jsonl))
         return 0
@@ -377,10 +554,26 @@ def main(argv=None):
                 json.dump({"physical_to_logical_map": p2l}, f)
             cmd += ["--deployed", mp]
         try:
-            return subprocess.call(cmd)
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, errors="replace")
         except OSError as e:
             print("%s: cannot run '%s': %s" % (prog, cmd[0], e), file=sys.stderr)
             return 1
+        # what the import says names the dumps, not the temporary files
+        names = " + ".join(a.dumps)
+        for stream, text in ((sys.stdout, p.stdout), (sys.stderr, p.stderr)):
+            text = text.replace(jl, "%s (converted)" % names)
+            if p2l is not None:
+                text = text.replace(mp, "%s (map)" % names)
+            stream.write(text)
+        if p.returncode:
+            return p.returncode
+    err = _set_source(a.into, name, _source(a.dumps))
+    if err:
+        print("%s: cannot name the dumps as run '%s''s source in '%s': %s"
+              % (prog, name, a.into, err), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

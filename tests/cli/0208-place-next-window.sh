@@ -1,0 +1,58 @@
+# place: fitted on --steps A:B, scored first on the steps after B (the
+# figure a deployment meets), the fitted figure labelled "in hindsight";
+# next_imbalance in the JSON equals what compare reports for the same
+# windows, and the window after the fitting one ends at the end of the run.
+. "$(dirname "$0")/lib.sh"
+
+# 2 layers x 8 experts, 30 steps; the hot experts move at step 10, so a
+# placement fitted on 0..9 is far better in hindsight than on 10..19
+python3 - "$T/t.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("step,layer,expert,tokens\n")
+    for s in range(30):
+        for l in range(2):
+            for e in range(8):
+                hot = (e + l + (3 if s >= 10 else 0)) % 8
+                f.write("%d,%d,%d,%d\n" % (s, l, e, [80, 40, 20, 10, 6, 4, 2, 1][hot] + s % 3))
+PY
+expect_status 0 mt import "$T/t.csv" --into "$T/db" --run nx --ranks 4 --slots 3
+algo=static
+mt place --list | grep -q "^eplb " && algo=eplb
+
+# text: the out-of-sample line comes before any fitted figure
+expect_status 0 mt place "$T/db" --algo $algo --steps 0:9
+expect_grep "$T/out" "^on the next 10 steps \\(10-19\\), not fitted on: imbalance [0-9.]+ "
+expect_grep "$T/out" "^in hindsight, on the fitted steps: overall imbalance"
+first=$(grep -n "not fitted on" "$T/out" | cut -d: -f1)
+fitted=$(grep -n "in hindsight" "$T/out" | head -1 | cut -d: -f1)
+[ "$first" -lt "$fitted" ] || fail "the next-window figure should come first"
+
+# JSON: next_imbalance is compare's next_imbalance for the same windows
+expect_status 0 mt place "$T/db" --algo $algo --steps 0:9 --current static --json
+cp "$T/out" "$T/place.json"
+expect_status 0 mt compare "$T/db" --algos $algo --steps 0:9 --current static --format json
+python3 - "$T/place.json" "$T/out" <<'PY' || fail "place next_imbalance against compare"
+import json, sys
+p = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+a = c["algorithms"][0]
+assert p["fit_window"] == [0, 9] and p["next_window"] == c["next_window"] == [10, 19], (p, c)
+assert p["next_steps"] == c["next_steps"] == 10
+assert abs(p["next_imbalance"] - a["next_imbalance"]) < 1e-6, (p["next_imbalance"], a)
+assert abs(p["next_step_mean_imbalance"] - a["next_step_mean_imbalance"]) < 1e-6
+assert abs(p["imbalance"] - a["fit_imbalance"]) < 1e-6
+# the hot experts moved: the fitted figure flatters the placement
+assert p["next_imbalance"] > p["imbalance"] + 0.05, p
+PY
+
+# the next window is as long as the fitting one, or runs to the end
+expect_status 0 mt place "$T/db" --algo $algo --steps 10:24 --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["next_window"] == [25, 29] and d["next_steps"] == 5, d' "$T/out" ||
+	fail "next window to the end of the run"
+# no later steps: no next figure, everything in hindsight
+expect_status 0 mt place "$T/db" --algo $algo --steps 5:29 --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "next_imbalance" not in d, d' "$T/out" ||
+	fail "next_imbalance without later steps"
+expect_status 0 mt place "$T/db" --algo $algo
+expect_grep "$T/out" "^no steps after the fitting window to score on"
+expect_nogrep "$T/out" "not fitted on"

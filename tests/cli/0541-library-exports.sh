@@ -1,0 +1,14 @@
+#!/bin/sh
+# libmoetrace.so exports the API of moetrace.h and nothing else: every
+# function the header declares, no internal module symbol, no aborting
+# allocator an engine could bind by mistake.
+. "$(dirname "$0")/lib.sh"
+[ -n "${MOETRACE_LIB:-}" ] || fail "no libmoetrace.so in the build (MOETRACE_LIB unset)"
+command -v nm >/dev/null || fail "nm (binutils) is needed"
+nm -D --defined-only "$MOETRACE_LIB" | awk '$2 ~ /^[TDBR]$/ { print $3 }' | sort >"$T/exported"
+sed -n 's/^[a-z_0-9 *]*[ *]\(moetrace_[a-z_0-9]*\)(.*/\1/p' "$MOETRACE_TOP/collector/moetrace.h" | sort -u >"$T/declared"
+[ -s "$T/declared" ] || fail "no function found in moetrace.h"
+if ! cmp -s "$T/exported" "$T/declared"; then
+	diff "$T/declared" "$T/exported" >&2
+	fail "libmoetrace.so exports other than moetrace.h declares (< declared, > exported)"
+fi
