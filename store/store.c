@@ -1234,12 +1234,22 @@ static int run_check(struct store *s, const struct store_run *r)
 			       "experts, top-%d, %d ranks x %d slots): corrupt database?",
 			       (long long)r->id, r->name, s->path, r->layers, r->experts, r->topk,
 			       r->ranks, r->slots);
-	if (r->first_layer < 0 || r->first_layer > STORE_MAX_FIRST_LAYER)
-		return set_err(s, UTIL_EPARSE,
-			       "run %lld '%s' in '%s': first_layer %d is outside 0 to %d: corrupt "
-			       "database?",
-			       (long long)r->id, r->name, s->path, r->first_layer,
-			       STORE_MAX_FIRST_LAYER);
+	if (r->first_layer < 0 || r->first_layer > STORE_MAX_FIRST_LAYER) {
+		/* the stored value as it is, not saturated to an int */
+		sqlite3_stmt *st = NULL;
+		const char *v = "?";
+		if (store_int_prepare(s, "SELECT CAST(first_layer AS TEXT) FROM runs WHERE run = ?1",
+				      &st) == 0) {
+			sqlite3_bind_int64(st, 1, r->id);
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+				v = (const char *)sqlite3_column_text(st, 0);
+		}
+		set_err(s, UTIL_EPARSE,
+			"run %lld '%s' in '%s': first_layer %s is outside 0 to %d: corrupt database?",
+			(long long)r->id, r->name, s->path, v, STORE_MAX_FIRST_LAYER);
+		sqlite3_finalize(st);
+		return UTIL_EPARSE;
+	}
 	return run_steps_check(s, r);
 }
 
@@ -1390,9 +1400,13 @@ int store_run_list(struct store *s, struct store_run **out, size_t *n)
  * past it; such a total saturates. */
 static int64_t sat_i64(double v)
 {
-	if (!(v > -9.2e18))
-		return v != v ? 0 : INT64_MIN;
-	return v < 9.2e18 ? (int64_t)v : INT64_MAX;
+	const double two63 = 9223372036854775808.0;
+
+	if (v != v)
+		return 0;
+	if (v >= two63)
+		return INT64_MAX;
+	return v < -two63 ? INT64_MIN : (int64_t)v;
 }
 
 int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)

@@ -110,7 +110,7 @@ expect_grep "$T/err" "table counts holds a step that is not an integer"
 hostile first "UPDATE runs SET first_layer = 9223372036854775807"
 for c in "balance" "export --placement deployed --format sglang -o $T/p.json" "place -o $T/p.json"; do
 	expect_status 2 mt $c "$T/first.db"
-	expect_grep "$T/err" "first_layer .* is outside 0 to 1048576: corrupt database"
+	expect_grep "$T/err" "first_layer 9223372036854775807 is outside 0 to 1048576: corrupt database"
 done
 [ ! -e "$T/p.json" ] || fail "a placement was written for a corrupt run"
 
