@@ -181,28 +181,9 @@ void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, 
 int analyze_step_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		       unsigned phase_mask, int64_t *n, struct util_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	*n = 0;
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
-			       "AND (?4 = 0 OR ((1 << phase) & ?4) != 0)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return util_err_set(err, UTIL_EDB, "counting steps: %s",
-				    sqlite3_errmsg(store_db(s)));
-	sqlite3_bind_int64(st, 1, run->id);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, to);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*n = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = util_err_set(err, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(store_db(s)));
-	}
-	sqlite3_finalize(st);
-	return rc;
+	if (store_steps_count(s, run, from, to, phase_mask, n))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	return 0;
 }
 
 /* Each engine's defaults, from its own code (docs/replay.md gives the file

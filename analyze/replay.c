@@ -170,33 +170,6 @@ static int decide_run(struct decide *d, int threads)
 
 /* ---- the walk -------------------------------------------------------------- */
 
-static int count_steps(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		       unsigned mask, int64_t *n, struct util_err *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
-			       "AND (?4 = 0 OR ((1 << phase) & ?4) != 0)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return util_err_set(err, UTIL_EDB, "counting steps: %s",
-				    sqlite3_errmsg(store_db(s)));
-	sqlite3_bind_int64(st, 1, run->id);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, to);
-	sqlite3_bind_int64(st, 4, mask);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*n = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = util_err_set(err, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(store_db(s)));
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -554,7 +527,7 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	for (int l = 0; l < L; l++)
 		if ((rc = analyze_placement_check(cfg->start + (size_t)l * P, E, R, S, 0, err)))
 			return util_err_prefix(err, "start placement, layer %d: ", l);
-	if ((rc = count_steps(s, run, cfg->from, cfg->to, cfg->phase_mask, &N, err)))
+	if ((rc = analyze_step_count(s, run, cfg->from, cfg->to, cfg->phase_mask, &N, err)))
 		return rc;
 	if (N == 0)
 		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",

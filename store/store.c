@@ -1714,6 +1714,32 @@ void store_iter_free(struct store_iter *it)
 	free(it);
 }
 
+int store_steps_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		      unsigned phase_mask, int64_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
+			       "AND (?4 = 0 OR ((1 << phase) & ?4) != 0)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return set_err(s, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = set_err(s, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(s->db));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		     unsigned phase_mask, uint64_t *sum, int64_t *nsteps)
 {

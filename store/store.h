@@ -177,6 +177,10 @@ int store_iter_new(struct store *s, const struct store_run *run, int64_t from, i
 int store_iter_next(struct store_iter *it, struct store_step *out);
 void store_iter_free(struct store_iter *it);
 
+/* Steps of the run in [from, to] (phase_mask as above) into *n: 0, or a
+ * negative code with the message in store_errmsg(). */
+int store_steps_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		      unsigned phase_mask, int64_t *n);
 /* Sums the counts of [from, to] (phase_mask as above) into sum[L*E];
  * *nsteps (may be NULL) gets the number of steps summed. */
 int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
