@@ -742,13 +742,18 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 		else
+		{
+			char t1[32], t2[32];
 			printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
-			       "%8.2fs %10.2fs\n",
+			       "%9s %11s\n",
 			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
-			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
+			       (double)m->bytes / 1e9,
+			       util_human_seconds(t1, sizeof(t1), m->transfer_seconds),
+			       util_human_seconds(t2, sizeof(t2), m->net_overlap_seconds));
+		}
 	}
 	if (js)
 		printf("]\n");
@@ -1013,7 +1018,7 @@ int cmd_replays(int argc, char **argv)
 		printf("no replays in '%s' (moetrace replay stores one)\n", db);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_replay *r = &v[i];
-		char lay[32], links[72];
+		char lay[32], links[72], tb[32];
 		if (r->ranks_per_node > 0 && r->ranks_per_node < r->ranks)
 			snprintf(lay, sizeof(lay), "%dx%dx%d", r->ranks / r->ranks_per_node,
 				 r->ranks_per_node, r->slots);
@@ -1044,12 +1049,12 @@ int cmd_replays(int argc, char **argv)
 			       r->net_overlap_seconds, r->params);
 		else
 			printf("%6lld %5lld %-8s %11s %8lld %7lld %6lld %3s %-5s %-24s %9.3f %9.3f %7lld "
-			       "%8lld %10.2fs\n",
+			       "%8lld %11s\n",
 			       (long long)r->id, (long long)r->run, r->algo, lay, (long long)r->interval,
 			       (long long)r->window, (long long)r->delay, r->pay ? "yes" : "no",
 			       r->quant[0] ? r->quant : "?", links, r->baseline_imbalance_mean,
 			       r->imbalance_mean, (long long)r->events, (long long)r->moves,
-			       r->net_overlap_seconds);
+			       util_human_seconds(tb, sizeof(tb), r->net_overlap_seconds));
 	}
 	if (n && !json)
 		printf("layout: [nodes x] ranks x slots; net-overlap: MoE time saved less the "

@@ -23,6 +23,10 @@ expect_nogrep "$T/out" "drop"
 expect_status 0 mt replay "$T/db" --algo static --interval 5 --model mixtral-8x7b
 r=$(sed -n 's/.*, \([0-9.]* [kMGT]*B\) per expert$/\1/p' "$T/out")
 [ "$c" = "$r" ] || { cat "$T/out"; fail "compare says '$c' per expert, replay '$r'"; }
+# seconds are scaled, not "-0.00s" for a few milliseconds
+expect_grep "$T/out" "^transfer ([0-9.]+ (us|ms|s|min)|0 s): per rebalance"
+expect_status 0 mt replays "$T/db"
+expect_grep "$T/out" "^ +1 +1 static .* (-?[0-9.]+ (us|ms|s|min)|0 s)$"
 expect_status 0 mt place "$T/db" --algo static --current static --model mixtral-8x7b
 expect_grep "$T/out" "copies x $c \\(mixtral-8x7b"
 # the value is the preset's expert size in decimal units (bytes / 1e6)
