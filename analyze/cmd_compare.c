@@ -1135,7 +1135,7 @@ int cmd_compare(int argc, char **argv)
 			}
 			char dr[32] = "";
 			if (cap)
-				snprintf(dr, sizeof(dr), md ? " %.2f%% |" : "%6.2f%%  ",
+				snprintf(dr, sizeof(dr), md ? " %.2f%% |" : "%5.2f%%  ",
 					 pct(c->drop));
 			if (md)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
