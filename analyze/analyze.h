@@ -297,11 +297,12 @@ double analyze_layer_seconds(const struct analyze_deploy *d, const uint32_t *hea
 			     const int32_t *p2l, int slots, const int *cnt);
 /* Attention/other seconds of one step of `tokens` tokens spread over the ranks. */
 double analyze_dense_seconds(const struct analyze_deploy *d, double tokens);
-/* GiB of HBM per rank holding redundant experts (all layers). */
+/* GiB (2^30 bytes) of HBM per rank holding redundant experts (all layers). */
 double analyze_redundant_gib(const struct analyze_deploy *d, int slots);
 
 /* Fraction of tokens dropped when every rank takes at most
- * factor x mean device load tokens (seed 003's capacity rule). */
+ * factor x mean device load tokens (an engine that caps each rank's
+ * tokens per step drops or recomputes the rest). */
 double analyze_token_drop(const double *load, int ranks, double factor);
 
 /* A whole-run plan: one algorithm on every layer (or one), with each
@@ -594,6 +595,7 @@ struct analyze_cli {
 	int64_t from, to;
 	uint64_t seed;
 	double bandwidth, capacity;
+	int capacity_set; /* --capacity given: token drop is shown only then */
 };
 #define ANALYZE_CLI_INIT                                                                    \
 	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = -1,                 \

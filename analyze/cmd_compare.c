@@ -944,7 +944,8 @@ int cmd_compare(int argc, char **argv)
 				       timed ? jd(base.moe_s / next_steps * 1e3) : NULL);
 		json_object_object_add(root, "baseline_step_ms",
 				       timed ? jd(base_step_s / next_steps * 1e3) : NULL);
-		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
+		if (o.c.capacity_set)
+			json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
 		json_object_object_add(root, "baseline_tokens_per_s",
 				       timed ? jd(base.tokens / base_step_s) : NULL);
 		for (int i = 0; i < na; i++) {
@@ -987,7 +988,8 @@ int cmd_compare(int argc, char **argv)
 					       timed ? jd(base.tokens / (base_step_s - (base.moe_s -
 											 c->moe_s)))
 						     : NULL);
-			json_object_object_add(j, "token_drop", jd(c->drop));
+			if (o.c.capacity_set)
+				json_object_object_add(j, "token_drop", jd(c->drop));
 			json_object_object_add(j, "seconds", jd(c->plan.seconds));
 			for (int l = 0; l < L; l++) {
 				const struct analyze_plan_layer *pll = &c->plan.layer[l];
@@ -1017,8 +1019,9 @@ int cmd_compare(int argc, char **argv)
 		json_object_put(root);
 	} else if (o.out == OUT_CSV) {
 		printf("scope,algorithm,layer,fit_imbalance,next_imbalance,next_step_mean_imbalance,"
-		       "gap_fit,gap_next,moves,bytes,transfer_seconds,token_drop,seconds,"
-		       "next_step_p99_imbalance\n");
+		       "gap_fit,gap_next,moves,bytes,transfer_seconds,%sseconds,"
+		       "next_step_p99_imbalance\n",
+		       o.c.capacity_set ? "token_drop," : "");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			printf("overall,%s,,%.6f,%.6f,%.6f,%.6f,%.6f,%lld,", c->algo->name, c->fit,
@@ -1028,7 +1031,9 @@ int cmd_compare(int argc, char **argv)
 				printf("%lld,%.6f", (long long)c->bytes, c->xfer_s);
 			else
 				printf(",");
-			printf(",%.6f,%.6f,%.6f\n", c->drop, c->plan.seconds, c->next_p99);
+			if (o.c.capacity_set)
+				printf(",%.6f", c->drop);
+			printf(",%.6f,%.6f\n", c->plan.seconds, c->next_p99);
 		}
 		for (int i = 0; o.per_layer && i < na; i++)
 			for (int l = 0; l < L; l++) {
@@ -1044,11 +1049,13 @@ int cmd_compare(int argc, char **argv)
 					printf("%llu,", (unsigned long long)pl->moves * ebytes);
 				else
 					printf(",");
-				printf(",,,\n");
+				printf(o.c.capacity_set ? ",,,\n" : ",,\n");
 			}
 	} else {
 		int md = o.out == OUT_MARKDOWN;
 		const char *sep = md ? " | " : "  ";
+		const int cap = o.c.capacity_set;
+		char hb1[32], hb2[32];
 		printf("run '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
 		       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
 		       run.name, L, E, R, o.c.slots, (long long)win[0],
@@ -1059,16 +1066,23 @@ int cmd_compare(int argc, char **argv)
 		       "next = on the steps after the fitting window (what a deployment meets), "
 		       "fit = on the fitting window itself, in hindsight\n",
 		       md ? "\n" : "");
+		if (cap)
+			printf("%sdrop = share of tokens over the capacity of %.2f x mean device load "
+			       "per rank: an engine that caps each rank's tokens per step drops "
+			       "those tokens or recomputes them, costing accuracy or time "
+			       "(engines without a cap, such as DeepEP, vLLM or SGLang, drop none)\n",
+			       md ? "\n" : "", o.c.capacity);
 		if (model)
-			printf("%smoves from the %s placement; %.1f MiB per expert (%s %s); %d node%s "
+			printf("%smoves from the %s placement; %s per expert (%s %s); %d node%s "
 			       "x %d ranks, transfer at %.1f GB/s per rank inside a node (%s) and "
-			       "%.1f GB/s across (%s), ranks sending in parallel; %.2f GiB of HBM per "
-			       "rank on redundant experts; token drop at capacity %.2f x mean\n",
-			       md ? "\n" : "", cur_name, ebytes / 1048576.0, model->name,
+			       "%.1f GB/s across (%s), ranks sending in parallel; %s of HBM per "
+			       "rank on redundant experts\n",
+			       md ? "\n" : "", cur_name,
+			       util_human_bytes(hb1, sizeof(hb1), (double)ebytes), model->name,
 			       analyze_quant_name(dep.quant), R / dep.ranks_per_node,
 			       R / dep.ranks_per_node > 1 ? "s" : "", dep.ranks_per_node,
-			       dep.intra_gbps, dep.link_intra, dep.inter_gbps, dep.link_inter, hbm_gib,
-			       o.c.capacity);
+			       dep.intra_gbps, dep.link_intra, dep.inter_gbps, dep.link_inter,
+			       util_human_bytes(hb2, sizeof(hb2), hbm_gib * 1073741824.0));
 		if (timed)
 			printf("%snext window: %.0f tokens per step, %.1f per rank; under the %s "
 			       "placement MoE time %.3f ms (busiest rank) of a %.3f ms step, %.0f "
@@ -1083,19 +1097,22 @@ int cmd_compare(int argc, char **argv)
 		else if (model)
 			printf("\n");
 		else
-			printf("%smoves from the %s placement (give --model for bytes and seconds); "
-			       "token drop at capacity %.2f x mean\n\n",
-			       md ? "\n" : "", cur_name, o.c.capacity);
+			printf("%smoves from the %s placement (give --model for bytes and "
+			       "seconds)\n\n",
+			       md ? "\n" : "", cur_name);
 		if (md)
 			printf("| algorithm | fit | next | next/step | p99/step | gap fit | gap next | "
-			       "moves | GB | transfer s | drop | time s | MoE saved | step saved | tokens/s |\n"
-			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			       "moves | GB | transfer s |%s time s | MoE saved | step saved | "
+			       "tokens/s |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|---:|"
+			       "---:|\n",
+			       cap ? " drop |" : "", cap ? "---:|" : "");
 		else
-			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %6s  %8s  %9s  "
+			printf("%-10s  %6s  %6s  %9s  %8s  %7s  %8s  %7s  %8s  %10s  %s%8s  %9s  "
 			       "%10s  %9s\n",
 			       "algorithm", "fit", "next", "next/step", "p99/step", "gap-fit",
-			       "gap-next", "moves", "GB", "transfer-s", "drop", "time-s", "MoE-saved",
-			       "step-saved", "tokens/s");
+			       "gap-next", "moves", "GB", "transfer-s", cap ? "  drop  " : "",
+			       "time-s", "MoE-saved", "step-saved", "tokens/s");
 		for (int i = 0; i < na; i++) {
 			struct cmp_algo *c = &a[i];
 			char gb[32], xs[32], ms[32], ss[32], ts[32];
@@ -1116,18 +1133,22 @@ int cmd_compare(int argc, char **argv)
 				strcpy(gb, "-");
 				strcpy(xs, "-");
 			}
+			char dr[32] = "";
+			if (cap)
+				snprintf(dr, sizeof(dr), md ? " %.2f%% |" : "%5.2f%%  ",
+					 pct(c->drop));
 			if (md)
 				printf("| %s | %.4f | %.4f | %.4f | %.4f | %.2f%% | %.2f%% | %lld | %s | "
-				       "%s | %.2f%% | %.4f | %s | %s | %s |\n",
+				       "%s |%s %.4f | %s | %s | %s |\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
+				       gb, xs, dr, c->plan.seconds, ms, ss, ts);
 			else
 				printf("%-10s  %6.4f  %6.4f  %9.4f  %8.4f  %6.2f%%  %7.2f%%  %7lld  %8s  "
-				       "%10s  %5.2f%%  %8.4f  %9s  %10s  %9s\n",
+				       "%10s  %s%8.4f  %9s  %10s  %9s\n",
 				       c->algo->name, c->fit, c->next, c->next_step, c->next_p99,
 				       pct(c->gap_fit), pct(c->gap_next), (long long)c->plan.moves,
-				       gb, xs, pct(c->drop), c->plan.seconds, ms, ss, ts);
+				       gb, xs, dr, c->plan.seconds, ms, ss, ts);
 		}
 		if (o.per_layer) {
 			printf("\nper layer: imbalance fitted / next\n%s",

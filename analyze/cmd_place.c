@@ -571,8 +571,10 @@ int cmd_place(int argc, char **argv)
 		json_object_object_add(root, "peak_to_average_mean", jd(ef.par_mean));
 		json_object_object_add(root, "peak_to_average_max", jd(ef.par_max));
 		json_object_object_add(root, "trtllm_imbalance", jd(ef.trtllm));
-		json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
-		json_object_object_add(root, "token_drop", jd(ef.drop));
+		if (o.c.capacity_set) {
+			json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
+			json_object_object_add(root, "token_drop", jd(ef.drop));
+		}
 		if (cur) {
 			json_object_object_add(root, "moves", json_object_new_int64(plan.moves));
 			json_object_object_add(
@@ -700,21 +702,31 @@ int cmd_place(int argc, char **argv)
 		       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "
 		       "(TensorRT-LLM) %.4f\n",
 		       ef.balancedness, ef.par_mean, ef.par_max, ef.trtllm);
-		printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens\n",
-		       o.c.capacity, 100 * ef.drop);
+		if (o.c.capacity_set)
+			printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens "
+			       "(an engine that caps each rank at that many tokens drops or "
+			       "recomputes the rest)\n",
+			       o.c.capacity, 100 * ef.drop);
 		if (cur) {
 			if (model)
-				printf("transfer from '%s': %lld copies x %.1f MiB (%s %s) = %.2f GB, "
-				       "%.3f s: %.2f GB inside nodes at %.1f GB/s per rank (%s), "
-				       "%.2f GB across nodes at %.1f GB/s (%s), ranks and tiers in "
-				       "parallel\n",
-				       o.c.current, (long long)plan.moves, ebytes / 1048576.0,
+			{
+				char b1[32], b2[32], b3[32], b4[32], b5[32];
+				printf("transfer from '%s': %lld copies x %s (%s %s) = %s, %s: %s "
+				       "inside nodes at %.1f GB/s per rank (%s), %s across nodes at "
+				       "%.1f GB/s (%s), ranks and tiers in parallel\n",
+				       o.c.current, (long long)plan.moves,
+				       util_human_bytes(b1, sizeof(b1), (double)ebytes),
 				       model->name, analyze_quant_name(o.c.quant),
-				       (double)plan.moves * ebytes / 1e9, secs,
-				       (double)(plan.moves - plan.moves_inter) * ebytes / 1e9,
+				       util_human_bytes(b2, sizeof(b2), (double)plan.moves * ebytes),
+				       util_human_seconds(b3, sizeof(b3), secs),
+				       util_human_bytes(b4, sizeof(b4),
+							(double)(plan.moves - plan.moves_inter) *
+								ebytes),
 				       dep.intra_gbps, dep.link_intra,
-				       (double)plan.moves_inter * ebytes / 1e9, dep.inter_gbps,
-				       dep.link_inter);
+				       util_human_bytes(b5, sizeof(b5),
+							(double)plan.moves_inter * ebytes),
+				       dep.inter_gbps, dep.link_inter);
+			}
 			else
 				printf("transfer from '%s': %lld copies (give --model for bytes and "
 				       "seconds)\n",
@@ -725,7 +737,8 @@ int cmd_place(int argc, char **argv)
 			       "spread the load)\n",
 			       (long long)max_of(plan.send, o.c.ranks),
 			       (long long)max_of(plan.recv, o.c.ranks));
-		printf("algorithm time: %.4f s\n", plan.seconds);
+		char tb[32];
+		printf("algorithm time: %s\n", util_human_seconds(tb, sizeof(tb), plan.seconds));
 	}
 	if (o.out) {
 		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {

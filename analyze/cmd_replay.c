@@ -120,19 +120,6 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 o->engine ? o->engine->name : "");
 }
 
-static const char *human_bytes(char *b, size_t n, double v)
-{
-	const char *u[] = { "B", "KB", "MB", "GB", "TB" };
-	int i = 0;
-
-	while (v >= 1000 && i < 4) {
-		v /= 1000;
-		i++;
-	}
-	snprintf(b, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-	return b;
-}
-
 /* What the summary means in serving units (docs/replay.md). */
 struct units {
 	double moved_mean, moved_max;   /* share of all expert weights per rebalance */
@@ -216,7 +203,7 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	const struct store_replay *m = &r->sum;
 	const struct analyze_deploy *d = &su->dep;
 	struct units u;
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], s1[32], s2[32];
 
 	units_of(su, r, &u);
 	char idb[32] = "";
@@ -242,7 +229,7 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       d->ranks_per_node, d->link_intra, d->intra_gbps, d->link_inter, d->inter_gbps);
 	if (d->expert_bytes)
 		printf("; %s, %s per expert", analyze_quant_name(d->quant),
-		       human_bytes(b1, sizeof(b1), (double)d->expert_bytes));
+		       util_human_bytes(b1, sizeof(b1), (double)d->expert_bytes));
 	printf("\nstart: %s; %lld steps scored under the placement in force\n\n", start_desc,
 	       (long long)m->steps);
 	printf("%-28s %10s %10s\n", "", "baseline", "replay");
@@ -250,20 +237,24 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       m->imbalance_mean);
 	printf("%-28s %10.3f %10.3f\n", "imbalance, p99 over steps", m->baseline_imbalance_p99,
 	       m->imbalance_p99);
-	printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%.3f s), %s across "
-	       "nodes (%.3f s)\n",
-	       (long long)m->events, (long long)m->moves, human_bytes(b1, sizeof(b1), (double)m->bytes),
-	       human_bytes(b2, sizeof(b2), (double)(m->bytes - m->bytes_inter)), u.intra_s,
-	       human_bytes(b3, sizeof(b3), (double)m->bytes_inter), u.inter_s);
-	printf("transfer %.3f s: per rebalance the longest send or receive queue of any rank on "
+	printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%s), %s across "
+	       "nodes (%s)\n",
+	       (long long)m->events, (long long)m->moves,
+	       util_human_bytes(b1, sizeof(b1), (double)m->bytes),
+	       util_human_bytes(b2, sizeof(b2), (double)(m->bytes - m->bytes_inter)),
+	       util_human_seconds(s1, sizeof(s1), u.intra_s),
+	       util_human_bytes(b3, sizeof(b3), (double)m->bytes_inter),
+	       util_human_seconds(s2, sizeof(s2), u.inter_s));
+	printf("transfer %s: per rebalance the longest send or receive queue of any rank on "
 	       "each tier, tiers in parallel\n",
-	       m->transfer_seconds);
+	       util_human_seconds(s1, sizeof(s1), m->transfer_seconds));
 	if (d->expert_bytes) {
 		if (m->events)
 			printf("each rebalance moves %.2f%% of all expert weights on average, %.2f%% "
 			       "at most\n",
 			       100 * u.moved_mean, 100 * u.moved_max);
-		printf("redundant experts hold %.2f GiB of HBM per rank (%s)\n", u.hbm_gib,
+		printf("redundant experts hold %s of HBM per rank (%s)\n",
+		       util_human_bytes(b1, sizeof(b1), u.hbm_gib * 1073741824.0),
 		       analyze_quant_name(d->quant));
 	}
 	if (u.timed) {
@@ -285,7 +276,8 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	} else {
 		printf("(no model preset: give --model or --us-per-token for time estimates)\n");
 	}
-	printf("algorithm time %.3f s, replay %.3f s\n", r->algo_seconds, r->wall_seconds);
+	printf("algorithm time %s, replay %s\n", util_human_seconds(s1, sizeof(s1), r->algo_seconds),
+	       util_human_seconds(s2, sizeof(s2), r->wall_seconds));
 	if (r->n_events) {
 		printf("\n%6s %10s %10s %7s %8s %10s %10s %9s\n", "event", "decided", "effective",
 		       "layers", "copies", "bytes", "inter-node", "transfer");
@@ -293,8 +285,8 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 			const struct store_replay_event *e = &r->events[i];
 			printf("%6lld %10lld %10lld %7d %8lld %10s %10s %8.3fs\n", (long long)e->event,
 			       (long long)e->step, (long long)e->effective_step, e->layers,
-			       (long long)e->moves, human_bytes(b1, sizeof(b1), (double)e->bytes),
-			       human_bytes(b2, sizeof(b2), (double)e->bytes_inter),
+			       (long long)e->moves, util_human_bytes(b1, sizeof(b1), (double)e->bytes),
+			       util_human_bytes(b2, sizeof(b2), (double)e->bytes_inter),
 			       e->transfer_seconds);
 		}
 	}
@@ -750,13 +742,18 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
 			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
 		else
+		{
+			char t1[32], t2[32];
 			printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
-			       "%8.2fs %10.2fs\n",
+			       "%9s %11s\n",
 			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
 			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
 			       m->imbalance_mean,
 			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
-			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
+			       (double)m->bytes / 1e9,
+			       util_human_seconds(t1, sizeof(t1), m->transfer_seconds),
+			       util_human_seconds(t2, sizeof(t2), m->net_overlap_seconds));
+		}
 	}
 	if (js)
 		printf("]\n");
@@ -1021,7 +1018,7 @@ int cmd_replays(int argc, char **argv)
 		printf("no replays in '%s' (moetrace replay stores one)\n", db);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_replay *r = &v[i];
-		char lay[32], links[72];
+		char lay[32], links[72], tb[32];
 		if (r->ranks_per_node > 0 && r->ranks_per_node < r->ranks)
 			snprintf(lay, sizeof(lay), "%dx%dx%d", r->ranks / r->ranks_per_node,
 				 r->ranks_per_node, r->slots);
@@ -1052,12 +1049,12 @@ int cmd_replays(int argc, char **argv)
 			       r->net_overlap_seconds, r->params);
 		else
 			printf("%6lld %5lld %-8s %11s %8lld %7lld %6lld %3s %-5s %-24s %9.3f %9.3f %7lld "
-			       "%8lld %10.2fs\n",
+			       "%8lld %11s\n",
 			       (long long)r->id, (long long)r->run, r->algo, lay, (long long)r->interval,
 			       (long long)r->window, (long long)r->delay, r->pay ? "yes" : "no",
 			       r->quant[0] ? r->quant : "?", links, r->baseline_imbalance_mean,
 			       r->imbalance_mean, (long long)r->events, (long long)r->moves,
-			       r->net_overlap_seconds);
+			       util_human_seconds(tb, sizeof(tb), r->net_overlap_seconds));
 	}
 	if (n && !json)
 		printf("layout: [nodes x] ranks x slots; net-overlap: MoE time saved less the "

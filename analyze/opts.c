@@ -156,6 +156,7 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 		break;
 	case 'C':
 		rc = util_parse_double(arg, 0.01, 1000, &o->capacity, "--capacity", err);
+		o->capacity_set = 1;
 		break;
 	default: return 1;
 	}

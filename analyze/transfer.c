@@ -55,7 +55,8 @@ uint64_t analyze_expert_bytes(int hidden, int inter, int quant)
 	case ANALYZE_QUANT_W8A8: return w + 4 * chans;
 	case ANALYZE_QUANT_W4A8:
 		/* two int4 per byte; per-channel scale and offset, and per-group
-		 * (256 inputs) scale and offset, all bf16 (seed 001's layout) */
+		 * (256 inputs) scale and offset, all bf16 (vllm-ascend's W4A8
+		 * dynamic MoE layout) */
 		return w / 2 + 2 * (2 * chans) +
 		       2 * (2 * (2 * i * ceil_div(h, 256) + h * ceil_div(i, 256)));
 	case ANALYZE_QUANT_MXFP4:

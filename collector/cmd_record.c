@@ -88,18 +88,6 @@ static void rank_slots(const struct store_model *m, const int32_t *phy2log, int 
 	}
 }
 
-static void human_bytes(char *buf, size_t n, double b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
-
-	while (b >= 1024 && i < 4) {
-		b /= 1024;
-		i++;
-	}
-	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
 int cmd_record(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -295,13 +283,13 @@ int cmd_record(int argc, char **argv)
 	}
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
-	human_bytes(b1, sizeof(b1), (double)st.bytes);
-	human_bytes(b2, sizeof(b2), (double)st.mem_bound);
+	util_human_bytes(b1, sizeof(b1), (double)st.bytes);
+	util_human_bytes(b2, sizeof(b2), (double)st.mem_bound);
 	printf("run '%s' in %s: %lld steps of %d x %d in %.2f s (%.0f steps/s)%s\n", run,
 	       argv[optind], (long long)done, model->layers, model->experts, elapsed,
 	       (double)done / elapsed, interrupted ? ", interrupted" : "");
 	printf("recorded %lld, dropped %lld, failed %lld; queue high-water %lld of %lld steps; "
-	       "%lld batches, %s written; memory bound %s\n",
+	       "%lld batches, %s of expert counts written; memory bound %s\n",
 	       (long long)st.recorded, (long long)st.dropped, (long long)st.failed,
 	       (long long)st.high_water, (long long)st.ring_steps, (long long)st.batches, b1, b2);
 out:

@@ -39,21 +39,6 @@ static char *put_i64(char *p, int64_t v)
 	return put_u64(p, (uint64_t)v);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static int write_csv(FILE *f, const struct store_run *run, const struct store_step *st,
 		     int sparse, char *buf)
 {
@@ -91,10 +76,10 @@ static int write_csv(FILE *f, const struct store_run *run, const struct store_st
 static void write_jsonl_head(FILE *f, const struct store_run *run)
 {
 	fputs("{\"moetrace\":1,\"run\":", f);
-	json_str(f, run->name);
+	util_json_str(f, run->name);
 	if (run->model[0]) {
 		fputs(",\"model\":", f);
-		json_str(f, run->model);
+		util_json_str(f, run->model);
 	}
 	fprintf(f, ",\"layers\":%d,\"experts\":%d", run->layers, run->experts);
 	if (run->topk)

@@ -92,7 +92,8 @@ struct moetrace_recorder_stats {
 	int64_t queued;       /* steps in the ring now */
 	int64_t high_water;   /* largest number of steps the ring ever held */
 	int64_t batches;      /* transactions committed */
-	int64_t bytes;        /* counts blob bytes committed */
+	int64_t bytes;        /* bytes of encoded expert counts committed (the step
+				 data, not the pages or WAL around it) */
 	int64_t placements;   /* placements committed */
 	int64_t mem_bound;    /* bytes the recorder allocated at open(), never exceeded */
 	int64_t ring_steps;   /* ring capacity */

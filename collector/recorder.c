@@ -94,7 +94,6 @@ struct moetrace_recorder {
 	/* writer side */
 	struct store *s;
 	struct store_step *batchv;
-	int64_t size0; /* database size at open */
 	pthread_t thread;
 	int thread_started;
 
@@ -244,7 +243,7 @@ static void write_steps(struct moetrace_recorder *r, uint64_t t, size_t n)
 	}
 	atomic_fetch_add(&r->recorded, (int64_t)n);
 	atomic_fetch_add(&r->batches, 1);
-	atomic_store(&r->bytes, store_size_bytes(r->s) - r->size0);
+	atomic_store(&r->bytes, store_appended_bytes(r->s));
 }
 
 static void write_placement(struct moetrace_recorder *r, unsigned i)
@@ -435,7 +434,6 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 		return fail(r, rc, "cannot add run '%s' to '%s': %s", r->run.name, path,
 			    store_errmsg(r->s));
 	}
-	r->size0 = store_size_bytes(r->s);
 	return 0;
 }
 

@@ -12,43 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void human_bytes(char *buf, size_t n, double b)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int i = 0;
-
-	while (b >= 1024 && i < 4) {
-		b /= 1024;
-		i++;
-	}
-	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
-/* JSON is UTF-8: a name or source stored with other bytes (the default
- * run name of a Latin-1 file name) goes out with each invalid one as
- * U+FFFD, as the charts draw it. */
-static void json_str(FILE *f, const char *s)
-{
-	char *tmp = NULL;
-
-	if (!util_utf8_valid(s)) {
-		size_t n = 3 * strlen(s) + 1;
-		s = util_utf8_sanitize(tmp = xmalloc(n), n, s);
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-	free(tmp);
-}
-
 static const char info_usage[] = "usage: moetrace info [--json] [--run NAME] DB\n";
 
 int cmd_info(int argc, char **argv)
@@ -114,11 +77,11 @@ int cmd_info(int argc, char **argv)
 	}
 	if (json) {
 		printf("{\"path\": ");
-		json_str(stdout, path);
+		util_json_str(stdout, path);
 		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
 		       (long long)(file_size > dbsize ? file_size : dbsize));
 	} else {
-		human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
+		util_human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
 		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
 		       hb, nruns, nruns == 1 ? "" : "s");
 	}
@@ -140,9 +103,9 @@ int cmd_info(int argc, char **argv)
 		double dur = st.last_time - st.first_time;
 		if (json) {
 			printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
-			json_str(stdout, r->name);
+			util_json_str(stdout, r->name);
 			printf(", \"model\": ");
-			json_str(stdout, r->model);
+			util_json_str(stdout, r->model);
 			printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
 			       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
 			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
@@ -159,7 +122,7 @@ int cmd_info(int argc, char **argv)
 			       (long long)st.prefill_steps,
 			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
 			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
-			json_str(stdout, r->source);
+			util_json_str(stdout, r->source);
 			printf("}");
 		} else {
 			printf("\nrun %lld '%s'%s%s\n", (long long)r->id, r->name,
@@ -203,7 +166,7 @@ int cmd_info(int argc, char **argv)
 				       (double)(st.steps - 1) / dur);
 			printf("  deployed   %s\n",
 			       st.deployed ? "placement recorded" : "none (static assumed)");
-			human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
+			util_human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
 			printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
 			if (r->source[0])
 				printf("  source     %s\n", r->source);

@@ -50,25 +50,6 @@ static char *cell_text(sqlite3_stmt *st, int i)
 	return xstrdup((const char *)sqlite3_column_text(st, i));
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void csv_field(FILE *f, const char *s)
 {
 	if (!strpbrk(s, ",\"\r\n")) {
@@ -230,7 +211,7 @@ static void json_value(FILE *f, sqlite3_stmt *st, int i)
 	}
 	default: {
 		char *s = cell_text(st, i);
-		json_string(f, s);
+		util_json_str(f, s);
 		free(s);
 	}
 	}
@@ -312,7 +293,7 @@ static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
 			for (int i = 0; i < nc; i++) {
 				if (i)
 					fputs(", ", stdout);
-				json_string(stdout, sqlite3_column_name(st, i));
+				util_json_str(stdout, sqlite3_column_name(st, i));
 				fputs(": ", stdout);
 				json_value(stdout, st, i);
 			}

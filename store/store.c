@@ -166,6 +166,7 @@ struct store {
 	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
 	char errmsg[512];
 	sqlite3_stmt *cached[STORE_STMT_COUNT];
+	int64_t appended; /* encoded count bytes store_steps_append committed */
 };
 
 static int set_err(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -1515,6 +1516,7 @@ int store_steps_append(struct store *s, const struct store_run *run,
 	sqlite3_stmt *ss = NULL, *sc = NULL;
 	size_t E = (size_t)run->experts, L = (size_t)run->layers;
 	uint8_t *blob = NULL;
+	int64_t total = 0;
 	int rc;
 
 	if (n == 0)
@@ -1574,8 +1576,10 @@ int store_steps_append(struct store *s, const struct store_run *run,
 			goto fail;
 		}
 		sqlite3_reset(ss);
+		total += bytes;
 	}
-	rc = store_commit(s);
+	if (!(rc = store_commit(s)))
+		s->appended += total;
 	goto out;
 fail:
 	sqlite3_reset(ss);
@@ -1921,6 +1925,11 @@ out:
 	free(seen);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int64_t store_appended_bytes(const struct store *s)
+{
+	return s->appended;
 }
 
 int64_t store_size_bytes(struct store *s)

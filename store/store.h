@@ -287,5 +287,8 @@ int store_open_run(const char *path, const char *run, int flags, struct store **
 
 /* Database file size in bytes (page_count * page_size). */
 int64_t store_size_bytes(struct store *s);
+/* Bytes of encoded expert counts store_steps_append has committed through
+ * this handle (the step data itself, whatever the pages and WAL around it). */
+int64_t store_appended_bytes(const struct store *s);
 
 #endif

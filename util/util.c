@@ -630,3 +630,61 @@ char *util_utf8_sanitize(char *dst, size_t n, const char *s)
 	dst[o] = 0;
 	return dst;
 }
+
+const char *util_human_bytes(char *buf, size_t n, double b)
+{
+	static const char *const u[] = { "B", "kB", "MB", "GB", "TB", "PB" };
+	size_t i = 0;
+
+	while (b >= 999.95 && i + 1 < UTIL_ARRAY_SIZE(u)) {
+		b /= 1000;
+		i++;
+	}
+	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+	return buf;
+}
+
+const char *util_human_seconds(char *buf, size_t n, double s)
+{
+	double a = fabs(s);
+
+	if (a == 0)
+		snprintf(buf, n, "0 s");
+	else if (a < 1e-3)
+		snprintf(buf, n, "%.0f us", s * 1e6);
+	else if (a < 1)
+		snprintf(buf, n, "%.1f ms", s * 1e3);
+	else if (a < 600)
+		snprintf(buf, n, "%.2f s", s);
+	else if (a < 36000)
+		snprintf(buf, n, "%.1f min", s / 60);
+	else
+		snprintf(buf, n, "%.1f h", s / 3600);
+	return buf;
+}
+
+void util_json_str(FILE *f, const char *s)
+{
+	char *tmp = NULL;
+
+	if (!util_utf8_valid(s)) {
+		size_t n = 3 * strlen(s) + 1;
+		s = util_utf8_sanitize(tmp = xmalloc(n), n, s);
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+	free(tmp);
+}

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define UTIL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define UTIL_ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
@@ -110,6 +111,19 @@ char *util_utf8_sanitize(char *dst, size_t n, const char *s);
 /* The process umask (read without changing it): files made with mkstemp
  * and renamed into place get 0666 & ~util_umask(), as open() would give. */
 unsigned util_umask(void);
+
+/* Human-scaled byte counts, one family everywhere: decimal SI units
+ * (B, kB, MB, GB, TB, powers of 1000), the units link bandwidths are quoted
+ * in (GB/s), so that bytes / bandwidth reads as seconds: "512 B",
+ * "44.1 MB", "1.3 TB" (whole bytes below 1 kB, one decimal above).  Writes
+ * into buf (n bytes) and returns buf. */
+const char *util_human_bytes(char *buf, size_t n, double bytes);
+/* Human-scaled seconds: "850 us", "12.3 ms", "4.56 s", then minutes and
+ * hours past 600 s ("12.5 min", "3.1 h").  Returns buf. */
+const char *util_human_seconds(char *buf, size_t n, double seconds);
+/* s as a JSON string, quoted and escaped; bytes that are not valid UTF-8
+ * go out as U+FFFD. */
+void util_json_str(FILE *f, const char *s);
 
 /* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
 double util_now(void);

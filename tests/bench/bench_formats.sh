@@ -61,7 +61,7 @@ ids=$((20 * 58 * 256 * 8))
 same=$(sqlite3 "$d/g.db" "SELECT step, layer, hex(data) FROM counts ORDER BY 1, 2" | md5sum)
 check=$(sqlite3 "$d/t.db" "SELECT step, layer, hex(data) FROM counts ORDER BY 1, 2" | md5sum)
 [ "$same" = "$check" ] || { echo "trtllm import differs from the generated run" >&2; exit 1; }
-echo "## Trace formats (issue: collector, importers and exporters)"
+echo "## Trace formats: collector, importers and exporters"
 echo
 echo "A generated DeepSeek-V3 run ($steps steps x 58 layers x 256 experts = $cells cells):"
 echo "\`moetrace export\` to CSV ($(stat -c %s "$d/h.csv") bytes) and JSON lines"

@@ -14,7 +14,7 @@ t_ours=$(median_time 7 ours)
 t_peer=$(median_time 7 peer)
 size_ours=$(stat -c %s "$d/a.db")
 size_peer=$(stat -c %s "$d/b.db")
-echo "## Import (issue: foundation)"
+echo "## Import"
 echo
 echo "\`moetrace import\` of \`deepseek_v2_lite_puffin/expert_load.csv\` ($rows rows, 26 x 64, 500 steps)"
 echo "against \`sqlite3 DB '.import --csv FILE heat'\` (a plain row-per-cell table of text columns)."

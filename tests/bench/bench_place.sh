@@ -7,7 +7,7 @@ set -eu
 bin="$MOETRACE_BENCH_BIN/bench_place"
 win="$MOETRACE_SHARED/data/examples/zipf-dsv3-window.json"
 real="$MOETRACE_SHARED/data/real"
-echo "## Placement algorithms (issue 3: algorithm core)"
+echo "## Placement algorithms"
 echo
 [ -x "$bin" ] || { echo "skipped: $bin not built (make bench-build)"; exit 0; }
 [ -f "$win" ] || { echo "skipped: $win not found"; exit 0; }

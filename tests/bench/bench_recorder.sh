@@ -5,7 +5,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 bin="$MOETRACE_BENCH_BIN/bench_recorder"
-echo "## Recorder (issue 5: collector)"
+echo "## Recorder: the embedded collector"
 echo
 [ -x "$bin" ] || { echo "skipped: $bin not built (make bench-build)"; exit 0; }
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT

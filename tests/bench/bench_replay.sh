@@ -4,7 +4,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 "$MOETRACE" gen --model deepseek-v3 --steps 10000 --seed 11 "$d/t.db" >/dev/null
-echo "## Replay (issue: replay)"
+echo "## Replay: rebalancing over a recorded run"
 echo
 echo "\`moetrace replay\` over a 10,000-step DeepSeek-V3 trace from \`moetrace gen\` (58 layers x 256"
 echo "experts, 64 ranks x 5 slots), every 900 steps on a window of 900, effect 50 steps later:"

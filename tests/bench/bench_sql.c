@@ -344,7 +344,7 @@ int main(int argc, char **argv)
 	double cells_total = (double)steps * L * E, cells_sub = (double)plain_steps * L * E;
 	double scale = (double)steps / (double)plain_steps;
 	int full = plain_steps == steps;
-	printf("## SQL (issue 8)\n\n");
+	printf("## SQL queries\n\n");
 	printf("Full-trace aggregation, tokens per (layer, expert) summed over every step, of a\n"
 	       "DeepSeek-V3-shaped trace (%d layers x %d experts, %lld steps = %.1f M cells; a\n"
 	       "deterministic Zipf-like random heat, decode batches of 256 tokens and a "

@@ -4,7 +4,7 @@
 set -eu
 bin="$MOETRACE_BENCH_BIN/bench_sql"
 if [ ! -x "$bin" ]; then
-	echo "## SQL (issue 8)"
+	echo "## SQL queries"
 	echo
 	echo "skipped: $bin not built (make bench-build)"
 	exit 0

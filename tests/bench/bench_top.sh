@@ -5,7 +5,7 @@
 # process from /proc/PID/stat over 20 s, after 3 s to load the window.
 set -u
 . "$(dirname "$0")/lib.sh"
-echo "## Live view (issue 7: moetrace top)"
+echo "## Live view: moetrace top"
 echo
 if ! command -v tmux >/dev/null; then
 	echo "skipped: tmux is not installed"

@@ -1,4 +1,4 @@
-# place --heat on the FlashLB example of seed 004: DeepSeek's EPLB reaches
+# place --heat on the example of the FlashLB pull request to vllm-ascend: DeepSeek's EPLB reaches
 # a max device load of 232 (published figure); --list names every algorithm.
 . "$(dirname "$0")/lib.sh"
 shared_or_skip

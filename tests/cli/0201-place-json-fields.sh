@@ -22,8 +22,10 @@ python3 - "$T/out" "$T/t.csv" <<'PY' || fail "place --json fields"
 import json, sys, csv
 d = json.load(open(sys.argv[1]))
 for k in ("algorithm", "seconds", "imbalance", "layers", "balancedness", "peak_to_average_mean",
-          "peak_to_average_max", "trtllm_imbalance", "token_drop"):
+          "peak_to_average_max", "trtllm_imbalance"):
     assert k in d, k
+# token drop only where a capacity factor is given
+assert "token_drop" not in d and "capacity_factor" not in d
 assert "moves" not in d and "bytes" not in d
 assert d["steps"] == 8 and d["ranks"] == 4 and d["slots"] == 3
 heat = [[0] * 8 for _ in range(3)]
@@ -91,10 +93,19 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [l["layer"] 
 # --redundant instead of --slots: (8 + 4) / 4 = 3 slots
 expect_status 0 mt place "$T/db" --algo $algo --ranks 4 --redundant 4 --json
 expect_grep "$T/out" '"ranks":4,"slots":3'
+# --capacity F: the share of tokens over F x mean device load, with F
+expect_status 0 mt place "$T/db" --algo $algo --json --capacity 1.1
+python3 - "$T/out" <<'PY' || fail "place --json --capacity fields"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["capacity_factor"] == 1.1 and 0 <= d["token_drop"] < 1, d
+PY
 # text output
 expect_status 0 mt place "$T/db" --algo $algo --current static --model deepseek-v3 --link pcie5-x16
+! grep -q "token drop" "$T/out" || fail "token drop shown without --capacity"
+expect_status 0 mt place "$T/db" --algo $algo --current static --model deepseek-v3 --link pcie5-x16 --capacity 1.25
 expect_grep "$T/out" "^in hindsight, on the fitted steps: overall imbalance"
 expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_grep "$T/out" "balancedness \\(vLLM, SGLang: mean/max\\)"
-expect_grep "$T/out" "token drop at capacity 1\\.25"
+expect_grep "$T/out" "token drop at capacity 1\\.25 x mean device load: [0-9.]+% of tokens \\(an engine that caps"
 expect_grep "$T/out" "at 63\\.0 GB/s per rank \\(pcie5-x16\\)"

@@ -71,7 +71,7 @@ d = json.load(open(sys.argv[1]))
 assert d["current"] == "static"
 for a in d["algorithms"]:
     for k in ("fit_imbalance", "next_imbalance", "next_step_mean_imbalance", "gap_fit", "gap_next",
-              "moves", "bytes", "transfer_seconds", "token_drop", "seconds", "per_layer"):
+              "moves", "bytes", "transfer_seconds", "seconds", "per_layer"):
         assert k in a, k
     assert len(a["per_layer"]) == 2
     for l in a["per_layer"]:

@@ -6,7 +6,18 @@ db="$T/r.db"
 expect_status 0 mt record --model mixtral-8x7b --steps 40 --seed 3 --run r1 --block "$db"
 expect_grep "$T/out" "^run 'r1' in .*: 40 steps of 32 x 8 in"
 expect_grep "$T/out" "recorded 40, dropped 0, failed 0; queue high-water [0-9]+ of 256 steps"
-expect_grep "$T/out" "memory bound [0-9.]+ (KiB|MiB)"
+expect_grep "$T/out" "[0-9.]+ (B|kB|MB) of expert counts written; memory bound [0-9.]+ (kB|MB)"
+# the bytes reported are the encoded counts the run stored (steps.bytes),
+# not the file's growth (which is 0 when a short run fits pages already there)
+python3 - "$T/out" "$db" <<'PY' || fail "record's bytes written differ from the run's stored counts"
+import re, sqlite3, sys
+m = re.search(r"([0-9.]+) (B|kB|MB) of expert counts written", open(sys.argv[1]).read())
+got = float(m.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6}[m.group(2)]
+want = sqlite3.connect(sys.argv[2]).execute(
+    "SELECT sum(s.bytes) FROM steps s JOIN runs r ON r.run = s.run WHERE r.name = 'r1'").fetchone()[0]
+unit = {"B": 1, "kB": 1e3, "MB": 1e6}[m.group(2)]
+assert want > 0 and abs(got - want) <= 0.051 * unit, (got, want)
+PY
 expect_status 0 mt info "$db"
 expect_grep "$T/out" "steps +40 \(0 \.\. 39\)"
 [ "$(sqlite3 "$db" 'SELECT count(*) FROM counts')" = 1280 ] || fail "expected 40 x 32 counts rows"
