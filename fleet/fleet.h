@@ -26,7 +26,7 @@
 /* Default steps summed per counts_rollup row (docs/fleet.md has why). */
 #define FLEET_ROLLUP_STEPS 100
 /* Default steps per INSERT of `push`. */
-#define FLEET_BATCH_STEPS 256
+#define FLEET_BATCH_STEPS 1024
 
 /* clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE */
 struct fleet_url {

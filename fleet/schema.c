@@ -16,6 +16,7 @@
 static const char *const schema_names[] = {
 	"runs", "steps", "counts", "deployed", "counts_rollup", "counts_rollup_mv",
 	"counts_committed", "expert_heat", "layer_heat", "step_heat", "rollup_heat",
+	"layer_imbalance_static",
 	"runs_all", "steps_all", "counts_all", "deployed_all", "counts_rollup_all",
 	"moetrace_meta", NULL,
 };
@@ -61,6 +62,21 @@ static const char *const views[][2] = {
 	  "arrayReduce('max', counts) AS max_tokens, length(counts) AS experts, "
 	  "if(arraySum(counts) = 0, 1.0, arrayReduce('max', counts) * length(counts) / "
 	  "arraySum(counts)) AS expert_imbalance FROM counts_committed" },
+	/* Slot p holds expert p % E, a replicated expert's tokens split evenly
+	 * among its replicas (docs/schema.md's static layout).  The captured
+	 * columns are named outside the lambdas too (the WHERE): ClickHouse
+	 * 18.16 prunes subquery columns that only a lambda uses. */
+	{ "layer_imbalance_static",
+	  "SELECT deployment, run, step, layer, if(mean = 0, 1.0, mx / mean) AS imbalance FROM "
+	  "(SELECT deployment, run, step, layer, "
+	  "arrayMap(p -> c[p % E + 1] / (intDiv(R * S - 1 - p % E, E) + 1), range(R * S)) "
+	  "AS slot_load, "
+	  "arrayMap(r -> arraySum(arraySlice(slot_load, r * S + 1, S)), range(R)) AS rank_load, "
+	  "arrayReduce('max', rank_load) AS mx, arraySum(rank_load) / R AS mean FROM "
+	  "(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed "
+	  "ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, toUInt64(ranks) AS R, "
+	  "toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND slots > 0) USING (deployment, run)) "
+	  "WHERE length(c) = E AND R * S >= E)" },
 	{ "rollup_heat",
 	  "SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "
 	  "sumForEachMerge(counts) AS counts FROM counts_rollup "

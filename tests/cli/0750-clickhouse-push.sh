@@ -105,13 +105,23 @@ check_same() {
 }
 check_same "first push"
 q fleet "SELECT run, step, layer, ranks, slots, concat('[', arrayStringConcat(arrayMap(x -> toString(x), phy2log), ','), ']')
-	FROM deployed ORDER BY 1, 2, 3 FORMAT CSV" | tr -d '"' >"$T/ch.deployed"
+	FROM deployed ORDER BY run, step, layer FORMAT CSV" | tr -d '"' >"$T/ch.deployed"
 tr -d '"' <"$T/sqlite.deployed" | cmp -s - "$T/ch.deployed" || fail "deployed placements differ"
 # the rollup (100 steps per row) sums to the same heat
 [ "$(q fleet "SELECT sum(arraySum(counts)) FROM rollup_heat WHERE deployment = 'east'")" = \
   "$(q fleet "SELECT sum(tokens) FROM layer_heat WHERE deployment = 'east'")" ] || fail "rollup sums differ"
 [ "$(q fleet "SELECT max(steps) FROM rollup_heat WHERE run = 'gen-deepseek-v3-seed5'")" = 100 ] ||
 	fail "rollup rows do not hold 100 steps"
+
+# the static layout's imbalance per step and layer, as SQLite's layer_imbalance
+# (the generated run has no deployed rows: 64 ranks x 5 slots, 64 replicas)
+mt sql --format csv "$T/g.db" "SELECT step, layer, imbalance FROM layer_imbalance WHERE run =
+	(SELECT run FROM runs WHERE name = 'gen-deepseek-v3-seed5') ORDER BY 1, 2" | tail -n +2 |
+	awk -F, '{ printf "%d %d %.9f\n", $1, $2, $3 }' >"$T/sqlite.imb"
+q fleet "SELECT step, layer, imbalance FROM layer_imbalance_static WHERE run = 'gen-deepseek-v3-seed5'
+	ORDER BY step, layer FORMAT CSV" | awk -F, '{ printf "%d %d %.9f\n", $1, $2, $3 }' >"$T/ch.imb"
+[ "$(wc -l <"$T/ch.imb")" = $((120 * 58)) ] || fail "layer_imbalance_static rows"
+same_file "$T/sqlite.imb" "$T/ch.imb"
 
 # a second push adds nothing
 before=$(q fleet "SELECT count() FROM counts")-$(q fleet "SELECT count() FROM steps")-$(q fleet "SELECT count() FROM deployed")
