@@ -63,20 +63,24 @@ static const char *const views[][2] = {
 	  "if(arraySum(counts) = 0, 1.0, arrayReduce('max', counts) * length(counts) / "
 	  "arraySum(counts)) AS expert_imbalance FROM counts_committed" },
 	/* Slot p holds expert p % E, a replicated expert's tokens split evenly
-	 * among its replicas (docs/schema.md's static layout).  The captured
-	 * columns are named outside the lambdas too (the WHERE): ClickHouse
-	 * 18.16 prunes subquery columns that only a lambda uses. */
+	 * among its replicas (docs/schema.md's static layout): each cell is
+	 * expanded to its replicas' slots and summed per rank.  (Lambdas
+	 * capturing the counts array cost ClickHouse a copy per slot, and 18.16
+	 * prunes subquery columns only a lambda names.) */
 	{ "layer_imbalance_static",
-	  "SELECT deployment, run, step, layer, if(mean = 0, 1.0, mx / mean) AS imbalance FROM "
-	  "(SELECT deployment, run, step, layer, "
-	  "arrayMap(p -> c[p % E + 1] / (intDiv(R * S - 1 - p % E, E) + 1), range(R * S)) "
-	  "AS slot_load, "
-	  "arrayMap(r -> arraySum(arraySlice(slot_load, r * S + 1, S)), range(R)) AS rank_load, "
-	  "arrayReduce('max', rank_load) AS mx, arraySum(rank_load) / R AS mean FROM "
+	  "SELECT deployment, run, step, layer, "
+	  "if(sum(load) = 0, 1.0, max(load) * any(R) / sum(load)) AS imbalance FROM "
+	  "(SELECT deployment, run, step, layer, R, intDiv(e + j * E, S) AS rank, "
+	  "sum(x / reps) AS load FROM "
+	  "(SELECT deployment, run, step, layer, E, R, S, x, toUInt64(i - 1) AS e, "
+	  "toUInt64(intDiv(R * S - 1 - e, E) + 1) AS reps, arrayJoin(range(reps)) AS j FROM "
 	  "(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed "
 	  "ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, toUInt64(ranks) AS R, "
-	  "toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND slots > 0) USING (deployment, run)) "
-	  "WHERE length(c) = E AND R * S >= E)" },
+	  "toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND slots > 0 AND "
+	  "ranks * slots >= experts) USING (deployment, run)) "
+	  "ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "
+	  "GROUP BY deployment, run, step, layer, R, rank) "
+	  "GROUP BY deployment, run, step, layer" },
 	{ "rollup_heat",
 	  "SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "
 	  "sumForEachMerge(counts) AS counts FROM counts_rollup "
