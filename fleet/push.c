@@ -297,8 +297,17 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 
 			for (size_t i = 0; i < (size_t)run->layers * E; i++)
 				sum += step.counts[i];
-			if (r[1] != run->layers || r[3] != run->layers || r[4] != 1 ||
-			    (uint64_t)r[2] != sum) {
+			if (r[1] != r[3] || r[1] != run->layers) {
+				rc = util_err_set(err, UTIL_EIO,
+						  "'%s' holds %lld counts rows (%lld layers) of "
+						  "uncommitted step %lld of run '%s' (deployment '%s'), "
+						  "not the %d layers of one whole step: delete them "
+						  "before pushing again", fleet_ch_url(c)->shown,
+						  (long long)r[1], (long long)r[3], (long long)step.step,
+						  run->name, dep, run->layers);
+				goto out;
+			}
+			if (r[4] != 1 || (uint64_t)r[2] != sum) {
 				rc = util_err_set(err, UTIL_EPARSE,
 						  "'%s' holds uncommitted counts of step %lld of run "
 						  "'%s' (deployment '%s') that differ from the trace "

@@ -174,6 +174,13 @@ q wrong "INSERT INTO counts SELECT deployment, run, step, layer, arrayMap(x -> x
 expect_status 2 mt push "$T/g.db" "$URL/wrong" --deployment east
 expect_grep "$T/err" "holds uncommitted counts of step 9 of run 'gen-deepseek-v3-seed5' \(deployment 'east'\) that differ from the trace"
 
+# ... and a step the server holds only in part (exit 1: the server's state)
+q default "CREATE DATABASE part"
+expect_status 0 mt push "$T/g.db" "$URL/part" --deployment east --run dep
+q part "INSERT INTO counts SELECT * FROM fleet.counts WHERE run = 'gen-deepseek-v3-seed5' AND step = 11 AND layer < 20"
+expect_status 1 mt push "$T/g.db" "$URL/part" --deployment east
+expect_grep "$T/err" "holds 20 counts rows \(20 layers\) of uncommitted step 11 of run 'gen-deepseek-v3-seed5' \(deployment 'east'\), not the 58 layers of one whole step"
+
 # Distributed tables over the cluster named in the server's config
 expect_status 0 mt push "$T/g.db" "$URL/dist" --deployment west --cluster here --run dep
 [ "$(q dist "SELECT sum(tokens) FROM steps_all")" = "$(mt sql --format csv "$T/g.db" \
