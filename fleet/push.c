@@ -291,7 +291,7 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 			continue;
 		}
 		o = find_at(orphan, norphan, 5, step.step);
-		if (o >= 0) {
+		if (o >= 0 && orphan) {
 			const int64_t *r = orphan + 5 * (size_t)o;
 			uint64_t sum = 0;
 

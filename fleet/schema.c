@@ -201,20 +201,26 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 			has_meta = 1;
 	}
 	if (has_meta) {
-		long long version, steps;
-		char cl[128] = "", extra;
+		long long version = 0, steps = 0;
+		char cl[128] = "", *e = NULL, *f = NULL;
 
 		if ((rc = fleet_ch_query(c, "SELECT version, rollup_steps, cluster FROM "
 					    "moetrace_meta FORMAT TSV", 1, NULL, 0, &ans, err)))
 			goto out;
 		n = lines_of(ans.data, line, 2);
-		if (n != 1 || sscanf(line[0], "%lld\t%lld\t%127[^\t]%c", &version, &steps, cl,
-				     &extra) < 2) {
+		if (n == 1) {
+			version = strtoll(line[0], &e, 10);
+			if (*e == '\t')
+				steps = strtoll(e + 1, &f, 10);
+		}
+		if (n != 1 || e == line[0] || *e != '\t' || !f || f == e + 1 || *f != '\t' ||
+		    strlen(f + 1) >= sizeof(cl) || steps < 1) {
 			rc = util_err_set(err, UTIL_EPARSE,
 					  "'%s' is not a moetrace schema: moetrace_meta does not "
 					  "hold one version row", u->shown);
 			goto out;
 		}
+		memcpy(cl, f + 1, strlen(f + 1) + 1);
 		if (version > FLEET_SCHEMA_VERSION) {
 			rc = util_err_set(err, UTIL_EPARSE,
 					  "'%s' has moetrace schema version %lld, newer than this "
@@ -251,7 +257,7 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 		util_buf_addstr(&q, " FORMAT TSV");
 		if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
 			goto out;
-		if (!ans.data || atoll(ans.data) == 0) {
+		if (!ans.data || strtoll(ans.data, NULL, 10) <= 0) {
 			rc = util_err_set(err, UTIL_EUSAGE,
 					  "--cluster %s: '%s' has no such cluster in its "
 					  "remote_servers configuration", o->cluster, u->shown);
