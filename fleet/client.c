@@ -42,6 +42,35 @@ static int part(char *dst, size_t cap, const char *p, const char *e)
 	return 0;
 }
 
+/* Decodes %XX escapes in place (a password may hold any byte but NUL). */
+static int pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s == '%') {
+			int v = 0;
+
+			for (int k = 1; k <= 2; k++) {
+				char ch = s[k];
+
+				if (!isxdigit((unsigned char)ch))
+					return -1;
+				v = v * 16 + (isdigit((unsigned char)ch) ? ch - '0' :
+					      tolower((unsigned char)ch) - 'a' + 10);
+			}
+			if (!v)
+				return -1;
+			*o++ = (char)v;
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+	return 0;
+}
+
 int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 {
 	static const char scheme[] = "clickhouse://";
@@ -57,17 +86,19 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 				    "not a ClickHouse URL: expected "
 				    "clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE");
 	p = s + sizeof(scheme) - 1;
-	slash = strchr(p, '/');
-	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	/* the last '@': a database name holds none, a password may */
+	at = strrchr(p, '@');
 	if (at) {
 		colon = memchr(p, ':', (size_t)(at - p));
 		if (part(u->user, sizeof(u->user), p, colon ? colon : at) || !u->user[0] ||
-		    (colon && part(u->password, sizeof(u->password), colon + 1, at)))
+		    (colon && part(u->password, sizeof(u->password), colon + 1, at)) ||
+		    pct_decode(u->user) || pct_decode(u->password))
 			return util_err_set(err, UTIL_EUSAGE,
 					    "malformed ClickHouse URL: bad or too long user name "
 					    "or password");
 		p = at + 1;
 	}
+	slash = strchr(p, '/');
 	if (!slash)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "malformed ClickHouse URL: no '/DATABASE' after the host");
