@@ -197,8 +197,25 @@ static void first_line(char *dst, size_t cap, const char *s, size_t len)
 	util_utf8_sanitize(dst, cap, tmp);
 }
 
+static int request(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, const char *format, int write, struct util_buf *resp,
+		   struct util_err *err);
+
 int fleet_ch_query(struct fleet_ch *c, const char *query, int in_db, const void *body,
 		   size_t len, struct util_buf *resp, struct util_err *err)
+{
+	return request(c, query, in_db, body, len, NULL, 1, resp, err);
+}
+
+int fleet_ch_query_opts(struct fleet_ch *c, const char *query, const char *format, int write,
+			struct util_buf *resp, struct util_err *err)
+{
+	return request(c, query, 1, NULL, 0, format, write, resp, err);
+}
+
+static int request(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, const char *format, int write, struct util_buf *resp,
+		   struct util_err *err)
 {
 	struct util_buf url = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
 	struct curl_slist *hdr = NULL;
@@ -210,6 +227,10 @@ int fleet_ch_query(struct fleet_ch *c, const char *query, int in_db, const void 
 	util_buf_addf(&url, "http://%s:%d/?wait_end_of_query=1", c->url.host, c->url.port);
 	if (in_db)
 		util_buf_addf(&url, "&database=%s", c->url.database);
+	if (format)
+		util_buf_addf(&url, "&default_format=%s", format);
+	if (!write)
+		util_buf_addstr(&url, "&readonly=2");
 	if (body) {
 		char *q = curl_easy_escape(c->curl, query, 0);
 

@@ -48,6 +48,14 @@ void fleet_ch_free(struct fleet_ch *c);
  * first.  0 or a negative code with err set. */
 int fleet_ch_query(struct fleet_ch *c, const char *query, int in_db, const void *body,
 		   size_t len, struct util_buf *resp, struct util_err *err);
+/* A query in the URL's database answered in `format` (a ClickHouse
+ * format name) unless it names one; read-only (readonly=2) unless write. */
+int fleet_ch_query_opts(struct fleet_ch *c, const char *query, const char *format, int write,
+			struct util_buf *resp, struct util_err *err);
+/* `moetrace sql clickhouse://...`: runs one statement and prints the
+ * answer; format is "table", "csv" or "json". */
+int fleet_sql_run(const char *url, const char *sql, const char *format, int write,
+		  struct util_err *err);
 /* The URL the handle talks to. */
 const struct fleet_url *fleet_ch_url(const struct fleet_ch *c);
 /* Bytes sent in request bodies and queries so far. */

@@ -189,6 +189,20 @@ expect_status 0 mt push "$T/g.db" "$URL/dist" --deployment west --cluster here -
 expect_status 2 mt push "$T/g.db" "$URL/dist2" --cluster nosuch
 expect_grep "$T/err" "no such cluster"
 
+# moetrace sql on the server: the same figures as on the trace, read-only
+# unless --write
+expect_status 0 mt sql --format csv "$URL/fleet" "SELECT run, count() AS n, sum(tokens) AS t,
+	sum(phase) AS p FROM steps WHERE deployment = 'east' GROUP BY run ORDER BY run"
+tail -n +2 "$T/out" | tr , '\t' | tr -d '"' >"$T/sql.steps"
+same_file "$T/sqlite.steps" "$T/sql.steps"
+expect_status 2 mt sql "$URL/fleet" "CREATE TABLE t2 (x UInt8) ENGINE = TinyLog"
+expect_grep "$T/err" "readonly mode.*; add --write to change the database"
+expect_status 0 mt sql --write "$URL/fleet" "CREATE TABLE t2 (x UInt8) ENGINE = TinyLog"
+expect_status 0 mt sql --write "$URL/fleet" "DROP TABLE t2"
+expect_status 2 mt sql "$URL/fleet" "SELEC 1"
+expect_grep "$T/err" "^moetrace sql: 'clickhouse://127.0.0.1:$HTTP/fleet' answered HTTP [45]00: Code: 62"
+expect_status 2 mt sql --format markdown "$URL/fleet" "SELECT 1"
+
 # the schema version: a newer one is refused; other tables are not ours
 q default "CREATE DATABASE newer" && q newer "CREATE TABLE moetrace_meta ENGINE = TinyLog AS
 	SELECT toUInt32(99) AS version, toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
