@@ -38,9 +38,12 @@ int fleet_sql_run(const char *url_text, const char *sql, const char *format, int
 	 * an SQL error is on a trace file */
 	if (rc == UTIL_EIO && strstr(err->msg, " answered HTTP ") && strstr(err->msg, ": Code: ")) {
 		rc = err->code = UTIL_EUSAGE;
-		if (!write && strstr(err->msg, "readonly mode") &&
-		    strlen(err->msg) + 40 < sizeof(err->msg))
-			strcat(err->msg, "; add --write to change the database");
+		if (!write && strstr(err->msg, "readonly mode")) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, "%s",
+				 "; add --write to change the database");
+		}
 	}
 	if (!rc && ans.len && fwrite(ans.data, 1, ans.len, stdout) != ans.len)
 		rc = util_err_set(err, UTIL_EIO, "cannot write output");
