@@ -8,7 +8,7 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw libmicrohttpd
+UI_PKGS  = cairo ncursesw libmicrohttpd libcurl
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
@@ -22,7 +22,7 @@ endif
 
 # Library modules (embeddable) and UI modules (CLI only).
 LIB_MODS = util store collector analyze
-UI_MODS  = render tui
+UI_MODS  = render tui fleet
 
 src_of  = $(filter-out $(1)/cmd_%.c,$(wildcard $(1)/*.c))
 cmds_of = $(wildcard $(1)/cmd_*.c)

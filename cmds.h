@@ -19,5 +19,6 @@ int cmd_render(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_push(int argc, char **argv);
 
 #endif

@@ -41,6 +41,7 @@ static const struct command commands[] = {
 	{ "report",  cmd_report,  "write every chart of a run's standard analysis as PNG plus one report.pdf" },
 	{ "top",     cmd_top,     "live view of per-layer balance now and after rebalancing (ncurses)" },
 	{ "serve",   cmd_serve,   "serve a run's live balance as Prometheus metrics over HTTP" },
+	{ "push",    cmd_push,    "ship a trace's runs to ClickHouse for fleet-wide SQL" },
 };
 /* clang-format on */
 

@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 max=${1:-150}
-files=$(ls ./*.c util/*.c store/*.c collector/*.c analyze/*.c render/*.c tui/*.c sqlext/*.c \
+files=$(ls ./*.c util/*.c store/*.c collector/*.c analyze/*.c render/*.c tui/*.c fleet/*.c sqlext/*.c \
 	2>/dev/null | sed 's#^\./##')
 # shellcheck disable=SC2086
 awk -v max="$max" '

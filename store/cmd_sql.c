@@ -6,6 +6,7 @@
  * with --write the whole script is one transaction, rolled back on error.
  */
 #include "cmds.h"
+#include "fleet/fleet.h"
 #include "store/sqlfn.h"
 #include "store/store.h"
 
@@ -18,6 +19,7 @@
 static const char usage[] =
 	"usage: moetrace sql [--format table|csv|json|markdown] [--write] DB [QUERY]\n"
 	"       moetrace sql --examples [DB]\n"
+	"       moetrace sql [--format table|csv|json] [--write] clickhouse://HOST:PORT/DATABASE QUERY\n"
 	"QUERY is one or more SQL statements; without it they are read from standard input.\n"
 	"Views: expert_heat, layer_heat, heat_window(run, layer, from, to), device_load,\n"
 	"layer_imbalance, ... (docs/schema.md).  Read-only unless --write.\n";
@@ -447,6 +449,16 @@ int cmd_sql(int argc, char **argv)
 			free(args);
 			return 1;
 		}
+	}
+	if (!strncmp(argv[optind], "clickhouse://", 13)) { /* docs/fleet.md */
+		static const char *const names[] = { [FMT_TABLE] = "table", [FMT_CSV] = "csv",
+						     [FMT_JSON] = "json", [FMT_MARKDOWN] = "markdown" };
+
+		status = fleet_sql_run(argv[optind], sql, names[fmt], write, &err) ?
+				 util_cli_fail("sql", &err) : 0;
+		free(sql);
+		free(args);
+		return status;
 	}
 	if (store_open(argv[optind], write ? 0 : STORE_READONLY, &s, &err)) {
 		free(sql);

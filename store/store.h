@@ -196,6 +196,18 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
 
+/* Every deployed placement row of a run, ordered by step and layer, each
+ * checked (store/deployed_list.c); *out is malloc'ed, free it with
+ * store_deployed_rows_free. */
+struct store_deployed_row {
+	int64_t step;
+	int layer, ranks, slots;
+	int32_t *phy2log;       /* ranks * slots logical experts */
+};
+int store_deployed_list(struct store *s, const struct store_run *run,
+			struct store_deployed_row **out, size_t *n);
+void store_deployed_rows_free(struct store_deployed_row *rows, size_t n);
+
 /* ---- imported dump files (store/imports.c) -------------------------------- */
 
 /* A dump file `import --follow` took into a run: its name in the followed

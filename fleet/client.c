@@ -1,0 +1,296 @@
+/*
+ * client.c: clickhouse:// URLs and ClickHouse's HTTP interface over
+ * libcurl.  A query goes as the POST body, or, when the request carries
+ * input data (INSERT ... FORMAT RowBinary), in the `query` parameter of the
+ * URL with the data as the body.  wait_end_of_query=1 makes the server
+ * answer only once the query has finished, so an error is an HTTP error
+ * status and never the tail of a 200 answer.
+ */
+#include "fleet/fleet.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+struct fleet_ch {
+	CURL *curl;
+	struct fleet_url url;
+	uint64_t sent;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static int ident_ok(const char *s)
+{
+	if (!*s || isdigit((unsigned char)*s))
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+/* Copies [p, e) into dst (cap bytes) or fails. */
+static int part(char *dst, size_t cap, const char *p, const char *e)
+{
+	if ((size_t)(e - p) >= cap)
+		return -1;
+	memcpy(dst, p, (size_t)(e - p));
+	dst[e - p] = 0;
+	return 0;
+}
+
+/* Decodes %XX escapes in place (a password may hold any byte but NUL). */
+static int pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s == '%') {
+			int v = 0;
+
+			for (int k = 1; k <= 2; k++) {
+				char ch = s[k];
+
+				if (!isxdigit((unsigned char)ch))
+					return -1;
+				v = v * 16 + (isdigit((unsigned char)ch) ? ch - '0' :
+					      tolower((unsigned char)ch) - 'a' + 10);
+			}
+			if (!v)
+				return -1;
+			*o++ = (char)v;
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+	return 0;
+}
+
+int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
+{
+	static const char scheme[] = "clickhouse://";
+	const char *p, *at, *slash, *colon, *e;
+	char port[16];
+	long v;
+	char *end;
+
+	memset(u, 0, sizeof(*u));
+	/* the message may not quote s: it can hold a password */
+	if (strncmp(s, scheme, sizeof(scheme) - 1) != 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "not a ClickHouse URL: expected "
+				    "clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE");
+	p = s + sizeof(scheme) - 1;
+	/* the last '@': a database name holds none, a password may */
+	at = strrchr(p, '@');
+	if (at) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (part(u->user, sizeof(u->user), p, colon ? colon : at) || !u->user[0] ||
+		    (colon && part(u->password, sizeof(u->password), colon + 1, at)) ||
+		    pct_decode(u->user) || pct_decode(u->password))
+			return util_err_set(err, UTIL_EUSAGE,
+					    "malformed ClickHouse URL: bad or too long user name "
+					    "or password");
+		p = at + 1;
+	}
+	slash = strchr(p, '/');
+	if (!slash)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "malformed ClickHouse URL: no '/DATABASE' after the host");
+	colon = memchr(p, ':', (size_t)(slash - p));
+	if (!colon || colon == p || part(u->host, sizeof(u->host), p, colon))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "malformed ClickHouse URL: expected HOST:PORT before '/DATABASE'");
+	for (e = u->host; *e; e++)
+		if (!isalnum((unsigned char)*e) && *e != '.' && *e != '-' && *e != '_')
+			return util_err_set(err, UTIL_EUSAGE,
+					    "malformed ClickHouse URL: host '%s' is not a host name "
+					    "or IPv4 address", u->host);
+	if (part(port, sizeof(port), colon + 1, slash) || !port[0] ||
+	    !isdigit((unsigned char)port[0]) || (v = strtol(port, &end, 10), *end) || v < 1 ||
+	    v > 65535)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "malformed ClickHouse URL: port must be 1..65535");
+	u->port = (int)v;
+	if (part(u->database, sizeof(u->database), slash + 1, slash + 1 + strlen(slash + 1)) ||
+	    !ident_ok(u->database))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "malformed ClickHouse URL: database name must be letters, digits "
+				    "and '_', not starting with a digit");
+	snprintf(u->shown, sizeof(u->shown), "clickhouse://%s%s%s:%d/%s", u->user,
+		 u->user[0] ? "@" : "", u->host, u->port, u->database);
+	return 0;
+}
+
+void fleet_sql_quote(struct util_buf *b, const char *s)
+{
+	util_buf_add(b, "'", 1);
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			util_buf_add(b, "\\", 1);
+		util_buf_add(b, s, 1);
+	}
+	util_buf_add(b, "'", 1);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	util_buf_add(arg, p, size * n);
+	return size * n;
+}
+
+int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_err *err)
+{
+	struct fleet_ch *c;
+	static int inited;
+
+	if (!inited) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
+		inited = 1;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->url = *u;
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		free(c);
+		return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
+	}
+	*out = c;
+	return 0;
+}
+
+void fleet_ch_free(struct fleet_ch *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	memset(c->url.password, 0, sizeof(c->url.password));
+	free(c);
+}
+
+const struct fleet_url *fleet_ch_url(const struct fleet_ch *c)
+{
+	return &c->url;
+}
+
+uint64_t fleet_ch_bytes_sent(const struct fleet_ch *c)
+{
+	return c->sent;
+}
+
+/* First line of a server's error answer, without the stack trace. */
+static void first_line(char *dst, size_t cap, const char *s, size_t len)
+{
+	char tmp[400];
+	size_t n = 0;
+
+	while (n < len && s[n] != '\n' && n + 1 < sizeof(tmp))
+		n++;
+	memcpy(tmp, s, n);
+	tmp[n] = 0;
+	util_utf8_sanitize(dst, cap, tmp);
+}
+
+static int request(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, const char *format, int write, struct util_buf *resp,
+		   struct util_err *err);
+
+int fleet_ch_query(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, struct util_buf *resp, struct util_err *err)
+{
+	return request(c, query, in_db, body, len, NULL, 1, resp, err);
+}
+
+int fleet_ch_query_opts(struct fleet_ch *c, const char *query, const char *format, int write,
+			struct util_buf *resp, struct util_err *err)
+{
+	return request(c, query, 1, NULL, 0, format, write, resp, err);
+}
+
+static int request(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, const char *format, int write, struct util_buf *resp,
+		   struct util_err *err)
+{
+	struct util_buf url = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct curl_slist *hdr = NULL;
+	CURLcode cc;
+	long status = 0;
+	char line[400];
+	int rc = 0;
+
+	util_buf_addf(&url, "http://%s:%d/?wait_end_of_query=1", c->url.host, c->url.port);
+	if (in_db)
+		util_buf_addf(&url, "&database=%s", c->url.database);
+	if (format)
+		util_buf_addf(&url, "&default_format=%s", format);
+	if (!write)
+		util_buf_addstr(&url, "&readonly=2");
+	if (body) {
+		char *q = curl_easy_escape(c->curl, query, 0);
+
+		if (!q)
+			util_die("out of memory");
+		util_buf_addf(&url, "&query=%s", q);
+		curl_free(q);
+	} else {
+		body = query;
+		len = strlen(query);
+	}
+	curl_easy_reset(c->curl);
+	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+	hdr = curl_slist_append(hdr, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &ans);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	/* a server that stops answering for a minute is gone */
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	if (c->url.user[0]) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->url.user);
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->url.password);
+	}
+	c->errbuf[0] = 0;
+	cc = curl_easy_perform(c->curl);
+	c->sent += len + strlen(url.data);
+	if (cc != CURLE_OK) {
+		rc = util_err_set(err, UTIL_EIO, "cannot reach '%s': %s", c->url.shown,
+				  c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		first_line(line, sizeof(line), ans.data ? ans.data : "", ans.len);
+		if (status == 401 || status == 403 || strstr(line, "Code: 192,") ||
+		    strstr(line, "Code: 193,") || strstr(line, "Code: 516,"))
+			rc = util_err_set(err, UTIL_EUSAGE, "'%s' refused the credentials: %s",
+					  c->url.shown, line);
+		else
+			rc = util_err_set(err, UTIL_EIO, "'%s' answered HTTP %ld: %s", c->url.shown,
+					  status, line[0] ? line : "(no message)");
+		goto out;
+	}
+	if (resp) {
+		util_buf_reset(resp);
+		if (ans.len)
+			util_buf_add(resp, ans.data, ans.len);
+	}
+out:
+	curl_slist_free_all(hdr);
+	util_buf_release(&url);
+	util_buf_release(&ans);
+	return rc;
+}

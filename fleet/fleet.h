@@ -1,0 +1,89 @@
+/*
+ * fleet: moetrace's traces in ClickHouse, for a fleet of deployments.  A
+ * small client for ClickHouse's HTTP interface (libcurl), the versioned
+ * ClickHouse schema (docs/fleet.md) and `moetrace push`, which ships a
+ * trace's runs, steps, counts and deployed placements idempotently.
+ * Linked into the CLI only: libmoetrace never links libcurl.
+ *
+ * Ownership: a struct fleet_ch owns its curl handle; answers are written
+ * into the caller's util_buf.  Errors: UTIL_EUSAGE / UTIL_EPARSE (exit 2)
+ * for the user's mistakes (a malformed URL, refused credentials, a
+ * database that is not a moetrace schema or is newer), UTIL_EIO (exit 1)
+ * for the server's failures (unreachable, HTTP 5xx, a truncated or
+ * malformed answer).  Messages name the URL without its password.
+ */
+#ifndef FLEET_FLEET_H
+#define FLEET_FLEET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+/* Version of the ClickHouse schema, in moetrace_meta.version. */
+#define FLEET_SCHEMA_VERSION 1
+/* Default steps summed per counts_rollup row (docs/fleet.md has why). */
+#define FLEET_ROLLUP_STEPS 100
+/* Default steps per INSERT of `push`. */
+#define FLEET_BATCH_STEPS 1024
+
+/* clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE */
+struct fleet_url {
+	char user[128], password[256];
+	char host[256];
+	int port;
+	char database[128];       /* [A-Za-z0-9_], not starting with a digit */
+	char shown[640];          /* the URL as messages show it: no password */
+};
+
+int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err);
+
+struct fleet_ch;
+
+int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_err *err);
+void fleet_ch_free(struct fleet_ch *c);
+/* Runs `query` (in the URL's database when in_db) with `body` (may be
+ * NULL) as its input data; the answer goes to resp (may be NULL), reset
+ * first.  0 or a negative code with err set. */
+int fleet_ch_query(struct fleet_ch *c, const char *query, int in_db, const void *body,
+		   size_t len, struct util_buf *resp, struct util_err *err);
+/* A query in the URL's database answered in `format` (a ClickHouse
+ * format name) unless it names one; read-only (readonly=2) unless write. */
+int fleet_ch_query_opts(struct fleet_ch *c, const char *query, const char *format, int write,
+			struct util_buf *resp, struct util_err *err);
+/* `moetrace sql clickhouse://...`: runs one statement and prints the
+ * answer; format is "table", "csv" or "json". */
+int fleet_sql_run(const char *url, const char *sql, const char *format, int write,
+		  struct util_err *err);
+/* The URL the handle talks to. */
+const struct fleet_url *fleet_ch_url(const struct fleet_ch *c);
+/* Bytes sent in request bodies and queries so far. */
+uint64_t fleet_ch_bytes_sent(const struct fleet_ch *c);
+/* Appends `s` as a ClickHouse string literal ('...' with escapes). */
+void fleet_sql_quote(struct util_buf *b, const char *s);
+
+struct fleet_schema_opts {
+	int rollup_steps;         /* 0: FLEET_ROLLUP_STEPS, or the existing schema's */
+	const char *cluster;      /* NULL: no Distributed tables */
+};
+
+/* Creates the database and the schema if missing, migrates an older one,
+ * refuses a newer one or a database holding other tables. */
+int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
+			struct util_err *err);
+
+struct fleet_push_stats {
+	int64_t steps;            /* local steps of the run */
+	int64_t sent;             /* steps whose counts were sent now */
+	int64_t completed;        /* steps whose counts the server had, committed now */
+	int64_t present;          /* steps the server had already */
+	int64_t deployed_sent;    /* deployed placement rows sent */
+};
+
+/* Ships one run under (deployment, run->name); batch steps per INSERT. */
+int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		   const char *deployment, int batch, struct fleet_push_stats *st,
+		   struct util_err *err);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * push.c: one run of a trace into ClickHouse, idempotently.
+ *
+ * A run is keyed by (deployment, run name).  Its counts go in batches of
+ * steps, each batch one INSERT in RowBinary (one block, so one part: the
+ * server keeps all of it or none); the batch's steps rows follow in a
+ * second INSERT and are the commit marker: the views read counts only of
+ * steps that have a steps row.  A push first asks which steps the server
+ * has committed and sends only the others.  Steps whose counts arrived but
+ * whose steps rows did not (a push cut short between the two INSERTs) are
+ * committed by sending their steps rows alone, after checking that the
+ * server holds every layer of them with the sums of the local trace.
+ */
+#include "fleet/fleet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sys/types.h>
+
+/* ---- RowBinary ----------------------------------------------------------- */
+
+static void rb_varint(struct util_buf *b, uint64_t v)
+{
+	uint8_t t[10];
+	size_t n = 0;
+
+	do {
+		t[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			t[n] |= 0x80;
+		n++;
+	} while (v);
+	util_buf_add(b, t, n);
+}
+
+static void rb_le(struct util_buf *b, uint64_t v, size_t bytes)
+{
+	uint8_t t[8];
+
+	for (size_t i = 0; i < bytes; i++)
+		t[i] = (uint8_t)(v >> (8 * i));
+	util_buf_add(b, t, bytes);
+}
+
+static void rb_string(struct util_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	rb_varint(b, n);
+	util_buf_add(b, s, n);
+}
+
+static void rb_f64(struct util_buf *b, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, sizeof(v));
+	rb_le(b, v, 8);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+/* Parses a TSV answer of `cols` integer columns into rows (malloc'ed,
+ * cols per row); a line that is not exactly that is a malformed answer. */
+static int tsv_ints(const struct fleet_ch *c, const struct util_buf *ans, int cols,
+		    int64_t **out, size_t *n, struct util_err *err)
+{
+	const char *p = ans->data ? ans->data : "", *end = p + ans->len;
+	int64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	while (p < end) {
+		if (cnt + (size_t)cols > cap) {
+			cap = cap ? 2 * cap : 1024;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		for (int k = 0; k < cols; k++) {
+			char *e;
+			long long x;
+
+			errno = 0;
+			x = strtoll(p, &e, 10);
+			if (e == p || errno || e >= end || *e != (k + 1 < cols ? '\t' : '\n')) {
+				free(v);
+				return util_err_set(err, UTIL_EIO,
+						    "'%s' sent a malformed or truncated answer",
+						    fleet_ch_url(c)->shown);
+			}
+			v[cnt++] = x;
+			p = e + 1;
+		}
+	}
+	*out = v;
+	*n = cnt / (size_t)cols;
+	return 0;
+}
+
+static ssize_t find_at(const int64_t *rows, size_t n, int cols, int64_t step)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rows[mid * (size_t)cols] < step)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && rows[lo * (size_t)cols] == step ? (ssize_t)lo : -1;
+}
+
+/* "WHERE deployment = '...' AND run = '...'" */
+static void where_run(struct util_buf *q, const char *deployment, const char *run)
+{
+	util_buf_addstr(q, " WHERE deployment = ");
+	fleet_sql_quote(q, deployment);
+	util_buf_addstr(q, " AND run = ");
+	fleet_sql_quote(q, run);
+}
+
+static int insert(struct fleet_ch *c, const char *table, struct util_buf *rows,
+		  struct util_err *err)
+{
+	char q[128];
+	int rc;
+
+	if (!rows->len)
+		return 0;
+	snprintf(q, sizeof(q), "INSERT INTO %s FORMAT RowBinary", table);
+	rc = fleet_ch_query(c, q, 1, rows->data, rows->len, NULL, err);
+	util_buf_reset(rows);
+	return rc;
+}
+
+/* The run's row: inserted if missing, else its shape must be the trace's. */
+static int push_run_row(struct fleet_ch *c, const struct store_run *run, const char *dep,
+			struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	int64_t *rows = NULL;
+	size_t n = 0;
+	int rc;
+
+	util_buf_addstr(&q, "SELECT layers, experts FROM runs");
+	where_run(&q, dep, run->name);
+	util_buf_addstr(&q, " FORMAT TSV");
+	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	    (rc = tsv_ints(c, &ans, 2, &rows, &n, err)))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (rows[2 * i] != run->layers || rows[2 * i + 1] != run->experts) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' holds run '%s' of deployment '%s' with %lld layers "
+					  "x %lld experts, not %d x %d: push it under another "
+					  "--deployment or run name", fleet_ch_url(c)->shown,
+					  run->name, dep, (long long)rows[2 * i],
+					  (long long)rows[2 * i + 1], run->layers, run->experts);
+			goto out;
+		}
+	if (n)
+		goto out;
+	util_buf_reset(&q);
+	rb_string(&q, dep);
+	rb_string(&q, run->name);
+	rb_string(&q, run->model);
+	rb_le(&q, (uint64_t)run->layers, 2);
+	rb_le(&q, (uint64_t)run->experts, 4);
+	rb_le(&q, (uint64_t)run->topk, 4);
+	rb_le(&q, (uint64_t)run->ranks, 4);
+	rb_le(&q, (uint64_t)run->slots, 4);
+	rb_le(&q, (uint64_t)run->ranks_per_node, 4);
+	rb_le(&q, (uint64_t)run->first_layer, 4);
+	rb_f64(&q, run->created);
+	rb_string(&q, run->source);
+	rb_le(&q, (uint64_t)time(NULL), 4);
+	rc = insert(c, "runs", &q, err);
+out:
+	free(rows);
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}
+
+/* Deployed rows the server lacks, in one INSERT. */
+static int push_deployed(struct fleet_ch *c, struct store *s, const struct store_run *run,
+			 const char *dep, int64_t *sent, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct store_deployed_row *d = NULL;
+	int64_t *have = NULL;
+	size_t nd = 0, nh = 0;
+	int rc;
+
+	if ((rc = store_deployed_list(s, run, &d, &nd))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (!nd)
+		goto out;
+	util_buf_addstr(&q, "SELECT step, layer FROM deployed");
+	where_run(&q, dep, run->name);
+	util_buf_addstr(&q, " ORDER BY step, layer FORMAT TSV");
+	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	    (rc = tsv_ints(c, &ans, 2, &have, &nh, err)))
+		goto out;
+	util_buf_reset(&q);
+	for (size_t i = 0, j = 0; i < nd; i++) {
+		size_t P = (size_t)d[i].ranks * (size_t)d[i].slots;
+
+		while (j < nh && (have[2 * j] < d[i].step ||
+				  (have[2 * j] == d[i].step && have[2 * j + 1] < d[i].layer)))
+			j++;
+		if (j < nh && have[2 * j] == d[i].step && have[2 * j + 1] == d[i].layer)
+			continue;
+		rb_string(&q, dep);
+		rb_string(&q, run->name);
+		rb_le(&q, (uint64_t)d[i].step, 8);
+		rb_le(&q, (uint64_t)d[i].layer, 2);
+		rb_le(&q, (uint64_t)d[i].ranks, 4);
+		rb_le(&q, (uint64_t)d[i].slots, 4);
+		rb_varint(&q, P);
+		for (size_t k = 0; k < P; k++)
+			rb_le(&q, (uint32_t)d[i].phy2log[k], 4);
+		(*sent)++;
+	}
+	rc = insert(c, "deployed", &q, err);
+out:
+	store_deployed_rows_free(d, nd);
+	free(have);
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}
+
+int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		   const char *dep, int batch, struct fleet_push_stats *st, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf cb = UTIL_BUF_INIT, sb = UTIL_BUF_INIT;
+	struct store_iter *it = NULL;
+	struct store_step step;
+	int64_t *done = NULL, *orphan = NULL;
+	size_t ndone = 0, norphan = 0;
+	size_t E = (size_t)run->experts;
+	int rc, inbatch = 0, maxbatch;
+
+	memset(st, 0, sizeof(*st));
+	/* one INSERT stays one block (ClickHouse splits at 1,048,576 rows) */
+	maxbatch = 65536 / run->layers;
+	if (batch > maxbatch)
+		batch = maxbatch;
+	if (batch < 1)
+		batch = 1;
+	if ((rc = push_run_row(c, run, dep, err)) ||
+	    (rc = push_deployed(c, s, run, dep, &st->deployed_sent, err)))
+		goto out;
+	util_buf_addstr(&q, "SELECT step FROM steps");
+	where_run(&q, dep, run->name);
+	util_buf_addstr(&q, " ORDER BY step FORMAT TSV");
+	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	    (rc = tsv_ints(c, &ans, 1, &done, &ndone, err)))
+		goto out;
+	util_buf_reset(&q);
+	util_buf_addstr(&q, "SELECT step, count(), sum(arraySum(counts)), uniqExact(layer), "
+			    "min(length(counts)) = max(length(counts)) AND max(length(counts)) = ");
+	util_buf_addf(&q, "%zu FROM counts", E);
+	where_run(&q, dep, run->name);
+	util_buf_addstr(&q, " AND step NOT IN (SELECT step FROM steps");
+	where_run(&q, dep, run->name);
+	util_buf_addstr(&q, ") GROUP BY step ORDER BY step FORMAT TSV");
+	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
+		goto out;
+
+	if ((rc = store_iter_new(s, run, STORE_STEP_MIN, STORE_STEP_MAX, 0, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		ssize_t o;
+
+		st->steps++;
+		if (find_at(done, ndone, 1, step.step) >= 0) {
+			st->present++;
+			continue;
+		}
+		o = find_at(orphan, norphan, 5, step.step);
+		if (o >= 0 && orphan) {
+			const int64_t *r = orphan + 5 * (size_t)o;
+			uint64_t sum = 0;
+
+			for (size_t i = 0; i < (size_t)run->layers * E; i++)
+				sum += step.counts[i];
+			if (r[1] != r[3] || r[1] != run->layers) {
+				rc = util_err_set(err, UTIL_EIO,
+						  "'%s' holds %lld counts rows (%lld layers) of "
+						  "uncommitted step %lld of run '%s' (deployment '%s'), "
+						  "not the %d layers of one whole step: delete them "
+						  "before pushing again", fleet_ch_url(c)->shown,
+						  (long long)r[1], (long long)r[3], (long long)step.step,
+						  run->name, dep, run->layers);
+				goto out;
+			}
+			if (r[4] != 1 || (uint64_t)r[2] != sum) {
+				rc = util_err_set(err, UTIL_EPARSE,
+						  "'%s' holds uncommitted counts of step %lld of run "
+						  "'%s' (deployment '%s') that differ from the trace "
+						  "(%lld rows, %lld tokens; the trace has %d layers, "
+						  "%llu tokens): another trace was pushed under these "
+						  "names?", fleet_ch_url(c)->shown,
+						  (long long)step.step, run->name, dep, (long long)r[1],
+						  (long long)r[2], run->layers, (unsigned long long)sum);
+				goto out;
+			}
+			st->completed++;
+		} else {
+			for (int l = 0; l < run->layers; l++) {
+				const uint32_t *v = step.counts + (size_t)l * E;
+
+				rb_string(&cb, dep);
+				rb_string(&cb, run->name);
+				rb_le(&cb, (uint64_t)step.step, 8);
+				rb_le(&cb, (uint64_t)l, 2);
+				rb_varint(&cb, E);
+				for (size_t e = 0; e < E; e++)
+					rb_le(&cb, v[e], 4);
+			}
+			st->sent++;
+		}
+		rb_string(&sb, dep);
+		rb_string(&sb, run->name);
+		rb_le(&sb, (uint64_t)step.step, 8);
+		rb_f64(&sb, step.time);
+		rb_le(&sb, (uint64_t)step.phase, 1);
+		rb_le(&sb, (uint64_t)step.tokens, 8);
+		if (++inbatch == batch) {
+			if ((rc = insert(c, "counts", &cb, err)) ||
+			    (rc = insert(c, "steps", &sb, err)))
+				goto out;
+			inbatch = 0;
+		}
+	}
+	if (rc < 0) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if ((rc = insert(c, "counts", &cb, err)) || (rc = insert(c, "steps", &sb, err)))
+		goto out;
+out:
+	store_iter_free(it);
+	free(done);
+	free(orphan);
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	util_buf_release(&cb);
+	util_buf_release(&sb);
+	return rc;
+}

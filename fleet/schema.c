@@ -1,0 +1,272 @@
+/*
+ * schema.c: the ClickHouse schema (docs/fleet.md) and its version.  The
+ * SQL stays within what ClickHouse 18.16 (Debian's package) runs -- no
+ * codecs, TTL, skip indexes or LowCardinality -- and a current ClickHouse
+ * runs it unchanged.  Every statement is idempotent (IF NOT EXISTS) and
+ * moetrace_meta, which marks the database as a moetrace schema, is created
+ * last, so a creation cut short is completed by the next push.
+ */
+#include "fleet/fleet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tables and views of schema 1 (moetrace_meta last). */
+static const char *const schema_names[] = {
+	"runs", "steps", "counts", "deployed", "counts_rollup", "counts_rollup_mv",
+	"counts_committed", "expert_heat", "layer_heat", "step_heat", "rollup_heat",
+	"layer_imbalance_static",
+	"runs_all", "steps_all", "counts_all", "deployed_all", "counts_rollup_all",
+	"moetrace_meta", NULL,
+};
+
+/* Local tables: (name, columns and engine).  Rows of a run are keyed by
+ * (deployment, run name): run ids are local to a trace file. */
+static const char *const tables[][2] = {
+	{ "runs", "(deployment String, run String, model String, layers UInt16, experts UInt32, "
+		  "topk UInt32, ranks UInt32, slots UInt32, ranks_per_node UInt32, "
+		  "first_layer UInt32, created Float64, source String, pushed DateTime) "
+		  "ENGINE = MergeTree() ORDER BY (deployment, run)" },
+	{ "steps", "(deployment String, run String, step Int64, time Float64, phase UInt8, "
+		   "tokens UInt64) ENGINE = MergeTree() ORDER BY (deployment, run, step)" },
+	{ "counts", "(deployment String, run String, step Int64, layer UInt16, "
+		    "counts Array(UInt32)) ENGINE = MergeTree() "
+		    "ORDER BY (deployment, run, step, layer)" },
+	{ "deployed", "(deployment String, run String, step Int64, layer UInt16, ranks UInt32, "
+		      "slots UInt32, phy2log Array(Int32)) ENGINE = MergeTree() "
+		      "ORDER BY (deployment, run, step, layer)" },
+	{ "counts_rollup", "(deployment String, run String, layer UInt16, first_step Int64, "
+			   "steps AggregateFunction(count), "
+			   "counts AggregateFunction(sumForEach, Array(UInt32))) "
+			   "ENGINE = AggregatingMergeTree() "
+			   "ORDER BY (deployment, run, layer, first_step)" },
+};
+
+/* Views over committed steps: a step is visible once its steps row (sent
+ * after its counts) is there. */
+static const char *const views[][2] = {
+	{ "counts_committed",
+	  "SELECT deployment, run, step, layer, counts FROM counts "
+	  "WHERE (deployment, run, step) IN (SELECT deployment, run, step FROM steps)" },
+	{ "expert_heat",
+	  "SELECT deployment, run, step, layer, toUInt32(i - 1) AS expert, tokens "
+	  "FROM counts_committed ARRAY JOIN counts AS tokens, arrayEnumerate(counts) AS i" },
+	{ "layer_heat",
+	  "SELECT deployment, run, layer, toUInt32(e.1 - 1) AS expert, e.2 AS tokens FROM "
+	  "(SELECT deployment, run, layer, sumForEach(counts) AS s FROM counts_committed "
+	  "GROUP BY deployment, run, layer) "
+	  "ARRAY JOIN arrayMap((x, i) -> (i, x), s, arrayEnumerate(s)) AS e" },
+	{ "step_heat",
+	  "SELECT deployment, run, step, layer, arraySum(counts) AS tokens, "
+	  "arrayReduce('max', counts) AS max_tokens, length(counts) AS experts, "
+	  "if(arraySum(counts) = 0, 1.0, arrayReduce('max', counts) * length(counts) / "
+	  "arraySum(counts)) AS expert_imbalance FROM counts_committed" },
+	/* Slot p holds expert p % E, a replicated expert's tokens split evenly
+	 * among its replicas (docs/schema.md's static layout): each cell is
+	 * expanded to its replicas' slots and summed per rank.  (Lambdas
+	 * capturing the counts array cost ClickHouse a copy per slot, and 18.16
+	 * prunes subquery columns only a lambda names.) */
+	{ "layer_imbalance_static",
+	  "SELECT deployment, run, step, layer, "
+	  "if(sum(load) = 0, 1.0, max(load) * any(R) / sum(load)) AS imbalance FROM "
+	  "(SELECT deployment, run, step, layer, R, intDiv(e + j * E, S) AS rank, "
+	  "sum(x / reps) AS load FROM "
+	  "(SELECT deployment, run, step, layer, E, R, S, x, toUInt64(i - 1) AS e, "
+	  "toUInt64(intDiv(R * S - 1 - e, E) + 1) AS reps, arrayJoin(range(reps)) AS j FROM "
+	  "(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed "
+	  "ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, toUInt64(ranks) AS R, "
+	  "toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND slots > 0 AND "
+	  "ranks * slots >= experts) USING (deployment, run)) "
+	  "ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "
+	  "GROUP BY deployment, run, step, layer, R, rank) "
+	  "GROUP BY deployment, run, step, layer" },
+	{ "rollup_heat",
+	  "SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "
+	  "sumForEachMerge(counts) AS counts FROM counts_rollup "
+	  "GROUP BY deployment, run, layer, first_step" },
+};
+
+static const char *const dist_tables[] = { "runs", "steps", "counts", "deployed",
+					   "counts_rollup" };
+
+static int exec(struct fleet_ch *c, struct util_buf *q, struct util_err *err)
+{
+	return fleet_ch_query(c, q->data, 1, NULL, 0, NULL, err);
+}
+
+static int create(struct fleet_ch *c, const struct fleet_url *u, int rollup,
+		  const char *cluster, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
+		util_buf_reset(&q);
+		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s %s", tables[i][0], tables[i][1]);
+		rc = exec(c, &q, err);
+	}
+	if (!rc) {
+		/* rollup rows sum N steps: [k N, (k + 1) N), negative steps too */
+		util_buf_reset(&q);
+		util_buf_addf(&q,
+			      "CREATE MATERIALIZED VIEW IF NOT EXISTS counts_rollup_mv TO "
+			      "counts_rollup AS SELECT deployment, run, layer, "
+			      "if(step >= 0, intDiv(step, %d), intDiv(step + 1, %d) - 1) * %d "
+			      "AS first_step, countState() AS steps, sumForEachState(counts) "
+			      "AS counts FROM counts GROUP BY deployment, run, layer, first_step",
+			      rollup, rollup, rollup);
+		rc = exec(c, &q, err);
+	}
+	for (size_t i = 0; !rc && i < sizeof(views) / sizeof(views[0]); i++) {
+		util_buf_reset(&q);
+		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
+		rc = exec(c, &q, err);
+	}
+	for (size_t i = 0; !rc && cluster && i < sizeof(dist_tables) / sizeof(dist_tables[0]);
+	     i++) {
+		util_buf_reset(&q);
+		/* a run lives on one shard: its steps' rows stay together */
+		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s_all AS %s ENGINE = Distributed(",
+			      dist_tables[i], dist_tables[i]);
+		fleet_sql_quote(&q, cluster);
+		util_buf_addf(&q, ", '%s', %s, cityHash64(deployment, run))", u->database,
+			      dist_tables[i]);
+		rc = exec(c, &q, err);
+	}
+	if (!rc) {
+		util_buf_reset(&q);
+		util_buf_addf(&q,
+			      "CREATE TABLE IF NOT EXISTS moetrace_meta ENGINE = TinyLog AS SELECT "
+			      "toUInt32(%d) AS version, toUInt32(%d) AS rollup_steps, ",
+			      FLEET_SCHEMA_VERSION, rollup);
+		fleet_sql_quote(&q, cluster ? cluster : "");
+		util_buf_addstr(&q, " AS cluster, now() AS created");
+		rc = exec(c, &q, err);
+	}
+	util_buf_release(&q);
+	if (rc)
+		util_err_prefix(err, "cannot create the moetrace schema in '%s': ", u->shown);
+	return rc;
+}
+
+/* Splits a TSV answer into lines in place; returns the count. */
+static size_t lines_of(char *s, char **line, size_t cap)
+{
+	size_t n = 0;
+
+	while (s && *s && n < cap) {
+		char *e = strchr(s, '\n');
+
+		line[n++] = s;
+		if (!e)
+			break;
+		*e = 0;
+		s = e + 1;
+	}
+	return n;
+}
+
+int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
+			struct util_err *err)
+{
+	const struct fleet_url *u = fleet_ch_url(c);
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	char *line[256], dbname[128];
+	size_t n;
+	int rc, has_meta = 0, rollup = o->rollup_steps ? o->rollup_steps : FLEET_ROLLUP_STEPS;
+	snprintf(dbname, sizeof(dbname), "%s", u->database);
+	util_buf_addf(&q, "CREATE DATABASE IF NOT EXISTS %s", dbname);
+	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, NULL, err)))
+		goto out;
+	util_buf_reset(&q);
+	util_buf_addstr(&q, "SELECT name FROM system.tables WHERE database = ");
+	fleet_sql_quote(&q, dbname);
+	util_buf_addstr(&q, " ORDER BY name FORMAT TSV");
+	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
+		goto out;
+	n = lines_of(ans.data, line, sizeof(line) / sizeof(line[0]));
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+
+		while (schema_names[k] && strcmp(schema_names[k], line[i]))
+			k++;
+		if (!schema_names[k]) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' is not a moetrace schema: it holds table '%.64s'",
+					  u->shown, line[i]);
+			goto out;
+		}
+		if (!strcmp(line[i], "moetrace_meta"))
+			has_meta = 1;
+	}
+	if (has_meta) {
+		long long version = 0, steps = 0;
+		char cl[128] = "", *e = NULL, *f = NULL;
+
+		if ((rc = fleet_ch_query(c, "SELECT version, rollup_steps, cluster FROM "
+					    "moetrace_meta FORMAT TSV", 1, NULL, 0, &ans, err)))
+			goto out;
+		n = lines_of(ans.data, line, 2);
+		if (n == 1) {
+			version = strtoll(line[0], &e, 10);
+			if (*e == '\t')
+				steps = strtoll(e + 1, &f, 10);
+		}
+		if (n != 1 || e == line[0] || *e != '\t' || !f || f == e + 1 || *f != '\t' ||
+		    strlen(f + 1) >= sizeof(cl) || steps < 1) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' is not a moetrace schema: moetrace_meta does not "
+					  "hold one version row", u->shown);
+			goto out;
+		}
+		memcpy(cl, f + 1, strlen(f + 1) + 1);
+		if (version > FLEET_SCHEMA_VERSION) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' has moetrace schema version %lld, newer than this "
+					  "moetrace knows (%d): upgrade moetrace", u->shown, version,
+					  FLEET_SCHEMA_VERSION);
+			goto out;
+		}
+		if (version < 1) {
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s' has moetrace schema version %lld, which no moetrace "
+					  "wrote", u->shown, version);
+			goto out;
+		}
+		/* schema 1 is the first: migrations from older versions go here */
+		if (o->rollup_steps && o->rollup_steps != steps) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "--rollup-steps %d: '%s' was created with %lld steps per "
+					  "rollup row", o->rollup_steps, u->shown, steps);
+			goto out;
+		}
+		if (o->cluster && strcmp(o->cluster, cl)) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "--cluster %s: '%s' was created %s%s%s", o->cluster,
+					  u->shown, cl[0] ? "for cluster '" : "without a cluster",
+					  cl, cl[0] ? "'" : "");
+			goto out;
+		}
+		goto out;
+	}
+	if (o->cluster) {
+		util_buf_reset(&q);
+		util_buf_addstr(&q, "SELECT count() FROM system.clusters WHERE cluster = ");
+		fleet_sql_quote(&q, o->cluster);
+		util_buf_addstr(&q, " FORMAT TSV");
+		if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
+			goto out;
+		if (!ans.data || strtoll(ans.data, NULL, 10) <= 0) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "--cluster %s: '%s' has no such cluster in its "
+					  "remote_servers configuration", o->cluster, u->shown);
+			goto out;
+		}
+	}
+	rc = create(c, u, rollup, o->cluster, err);
+out:
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}

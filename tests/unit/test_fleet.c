@@ -1,0 +1,84 @@
+/* test_fleet.c: clickhouse:// URLs (parts, what messages show, refusals)
+ * and ClickHouse string literals. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "fleet/fleet.h"
+
+static void test_fleet_url_parts(void **state)
+{
+	static const struct {
+		const char *in, *user, *password, *host;
+		int port;
+		const char *database, *shown;
+	} ok[] = {
+		{ "clickhouse://127.0.0.1:8123/moetrace", "", "", "127.0.0.1", 8123, "moetrace",
+		  "clickhouse://127.0.0.1:8123/moetrace" },
+		{ "clickhouse://writer:s3:c@ret@ch-1.example:65535/fleet_2", "writer", "s3:c@ret",
+		  "ch-1.example", 65535, "fleet_2", "clickhouse://writer@ch-1.example:65535/fleet_2" },
+		{ "clickhouse://reader@h:1/_x", "reader", "", "h", 1, "_x",
+		  "clickhouse://reader@h:1/_x" },
+		{ "clickhouse://u:@h:9/d", "u", "", "h", 9, "d", "clickhouse://u@h:9/d" },
+		{ "clickhouse://u%40x:p%2F%25w@h:9/d", "u@x", "p/%w", "h", 9, "d",
+		  "clickhouse://u@x@h:9/d" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct fleet_url u;
+		struct util_err err = UTIL_ERR_INIT;
+
+		assert_int_equal(fleet_url_parse(ok[i].in, &u, &err), 0);
+		assert_string_equal(u.user, ok[i].user);
+		assert_string_equal(u.password, ok[i].password);
+		assert_string_equal(u.host, ok[i].host);
+		assert_int_equal(u.port, ok[i].port);
+		assert_string_equal(u.database, ok[i].database);
+		assert_string_equal(u.shown, ok[i].shown);
+	}
+}
+
+static void test_fleet_url_refused(void **state)
+{
+	static const char *const bad[] = {
+		"http://h:8123/d", "clickhouse://h/d", "clickhouse://h:8123", "clickhouse://h:8123/",
+		"clickhouse://h:0/d", "clickhouse://h:65536/d", "clickhouse://h:80x/d",
+		"clickhouse://h:-1/d", "clickhouse://:8123/d", "clickhouse://h:8123/1d",
+		"clickhouse://h:8123/d-b", "clickhouse://h:8123/d?x=1", "clickhouse://h h:8123/d",
+		"clickhouse://:pw@h:8123/d", "clickhouse://[::1]:8123/d", "",
+		"clickhouse://u:pw%2@h:8123/d", "clickhouse://u:pw%00@h:8123/d",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fleet_url u;
+		struct util_err err = UTIL_ERR_INIT;
+
+		assert_int_equal(fleet_url_parse(bad[i], &u, &err), UTIL_EUSAGE);
+		assert_null(strstr(err.msg, "pw"));
+	}
+}
+
+static void test_fleet_sql_quote(void **state)
+{
+	struct util_buf b = UTIL_BUF_INIT;
+	(void)state;
+	fleet_sql_quote(&b, "it's a \\ test");
+	assert_string_equal(b.data, "'it\\'s a \\\\ test'");
+	util_buf_reset(&b);
+	fleet_sql_quote(&b, "");
+	assert_string_equal(b.data, "''");
+	util_buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fleet_url_parts),
+		cmocka_unit_test(test_fleet_url_refused),
+		cmocka_unit_test(test_fleet_sql_quote),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
