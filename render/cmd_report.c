@@ -84,6 +84,8 @@ struct report {
 	struct analyze_replay_out rep;
 	char rep_desc[200];
 	char eps_desc[40];         /* ", as K episodes" or "" */
+	char advice[400];          /* the recommendation line (advise()) */
+	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
 	int pages[PAGES];          /* their kinds in order */
@@ -416,6 +418,72 @@ out:
 	return rc;
 }
 
+/* ---- the recommendation --------------------------------------------------- */
+
+/* What to do, from figures the report already has: the best algorithm by
+ * next-window per-step imbalance and the replay of it.  The replay's net
+ * saved time decides: stop-the-world net > 0 pays however the weights
+ * move; only the overlapped net > 0 pays if the engine moves weights
+ * behind serving; both negative (or nothing moved, or no gain) do not pay.
+ * Without a model the bytes are unknown, so the line says what to deploy
+ * and that its price is unknown rather than guessing. */
+static void advise(struct report *r)
+{
+	const struct store_replay *m = &r->rep.sum;
+	const char *name = r->rows[r->best].algo->name;
+	int red = r->ranks * r->slots - r->run.experts;
+	char with[64];
+
+	if (red > 0)
+		snprintf(with, sizeof(with), "%d redundant expert%s", red, red == 1 ? "" : "s");
+	else
+		snprintf(with, sizeof(with), "no redundant experts");
+	if (!strcmp(name, "static") || m->events == 0 || m->moves == 0 ||
+	    m->imbalance_mean >= m->baseline_imbalance_mean) {
+		r->advice_pays = 0;
+		snprintf(r->advice, sizeof(r->advice),
+			 "rebalancing does not pay here: keep the %s placement (%d ranks x %d "
+			 "slots, %s); %s",
+			 r->cur_name, r->ranks, r->slots, with,
+			 !strcmp(name, "static") ? "the static layout scores best on the next window"
+			 : m->moves == 0        ? "the replay of the best moved no expert"
+						: "the replay does not lower the per-step imbalance");
+		return;
+	}
+	if (!r->model) {
+		r->advice_pays = -1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps (mean per-step imbalance "
+			 "%.3f against %.3f); whether the moves pay is unknown: give --model",
+			 name, with, (long long)m->interval, m->imbalance_mean,
+			 m->baseline_imbalance_mean);
+		return;
+	}
+	if (m->net_stop_seconds > 0) {
+		r->advice_pays = 1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps: it saves %.3g s net "
+			 "even stopping the world to move weights (%.3g s overlapped)",
+			 name, with, (long long)m->interval, m->net_stop_seconds,
+			 m->net_overlap_seconds);
+	} else if (m->net_overlap_seconds > 0) {
+		r->advice_pays = 1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps only with the weights "
+			 "moved behind serving: %.3g s net overlapped, %.3g s lost stopping the world",
+			 name, with, (long long)m->interval, m->net_overlap_seconds,
+			 -m->net_stop_seconds);
+	} else {
+		r->advice_pays = 0;
+		snprintf(r->advice, sizeof(r->advice),
+			 "rebalancing does not pay here: %s every %lld steps saves %.3g s of MoE "
+			 "time but moving weights loses %.3g s net even overlapped (%.3g s stopping "
+			 "the world)",
+			 name, (long long)m->interval, m->saved_seconds, -m->net_overlap_seconds,
+			 -m->net_stop_seconds);
+	}
+}
+
 /* ---- the summary page ----------------------------------------------------- */
 
 static void human_bytes(char *b, size_t n, double v)
@@ -444,21 +512,108 @@ static double line(cairo_t *cr, double x, double y, double font, int bold, const
 	return y + font * 1.45;
 }
 
+/* Draws s word-wrapped into `room` units from (x, y); returns the y after
+ * the last line.  measure only (no drawing) when draw is 0. */
+static double wrap(cairo_t *cr, double x, double y, double room, double font, int bold,
+		   const char *s, int draw)
+{
+	char buf[512];
+
+	while (*s) {
+		size_t take = 0, k = 0;
+		/* the longest run of whole words that fits */
+		while (s[k]) {
+			size_t e = k;
+			while (s[e] == ' ')
+				e++;
+			while (s[e] && s[e] != ' ')
+				e++;
+			if (e >= sizeof(buf))
+				break;
+			memcpy(buf, s, e);
+			buf[e] = '\0';
+			if (take && rint_text_width(cr, buf, font, bold) > room)
+				break;
+			take = e;
+			k = e;
+		}
+		if (!take)
+			take = strlen(s) < sizeof(buf) ? strlen(s) : sizeof(buf) - 1;
+		memcpy(buf, s, take);
+		buf[take] = '\0';
+		if (draw)
+			rint_text(cr, x, y, buf, font, bold, 0, 0, 0);
+		y += font * 1.35;
+		s += take;
+		while (*s == ' ')
+			s++;
+	}
+	return y;
+}
+
+static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
+			   int draw);
+
+/* The page at the largest font whose content still fits its height. */
 static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
+{
+	double f = 12, gap;
+
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	/* the table's columns (895 units wide at 12) and the lines grow with
+	 * the page as far as both its width and its height allow */
+	for (double t = 12; t <= 12 * (w / RENDER_WIDTH) * 1.25; t += 0.25) {
+		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 || 895 * t / 12 > w - 80)
+			break;
+		f = t;
+	}
+	/* what height is left goes between the sections (5 gaps) */
+	gap = f * 0.8 + (h - 10 - summary_body(cr, w, f, f * 0.8, r, 0)) / 5;
+	if (gap > f * 2.4)
+		gap = f * 2.4;
+	summary_body(cr, w, f, gap < f * 0.8 ? f * 0.8 : gap, r, 1);
+	return 0;
+}
+
+/* Lays out (draw 0) or draws the summary at base font f; returns the y
+ * below its last line. */
+static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
+			   int draw)
 {
 	static const char *const head[] = { "algorithm", "next, per step", "next, summed",
 					    "gap to bound", "moves", "weights moved",
 					    "transfer", "fitted (hindsight)" };
 	const struct store_replay *m = &r->rep.sum;
 	const struct store_run *run = &r->run;
-	double f = 12, x = 40, y = 24, col[8], cx;
+	double x = 40, y = 24, col[8], cx, y0, bh;
 	char b1[64], b2[64];
 
-	cairo_set_source_rgb(cr, 1, 1, 1);
-	cairo_paint(cr);
+	if (!draw) {
+		/* measuring: draw nowhere (a clip that holds nothing) */
+		cairo_save(cr);
+		cairo_rectangle(cr, 0, 0, 0, 0);
+		cairo_clip(cr);
+	}
 	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
 	rint_text(cr, w / 2, y, "moetrace report", f * 1.5, 1, 0.5, 0, 0);
 	y += f * 2.6;
+	/* what to do first, on a tint that says so: green deploy, amber
+	 * does not pay, grey unpriced */
+	y0 = y - f * 0.5;
+	/* a line's advance leaves 0.44 f under its text: as much as above */
+	bh = wrap(cr, x + f, y, w - 2 * x - 2 * f, f * 1.25, 1, r->advice, 0) - y0;
+	if (r->advice_pays > 0)
+		cairo_set_source_rgb(cr, 0.85, 0.95, 0.88);
+	else if (r->advice_pays == 0)
+		cairo_set_source_rgb(cr, 1.0, 0.93, 0.80);
+	else
+		cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
+	cairo_rectangle(cr, x, y0, w - 2 * x, bh);
+	cairo_fill(cr);
+	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	wrap(cr, x + f, y, w - 2 * x - 2 * f, f * 1.25, 1, r->advice, 1);
+	y = y0 + bh + gap;
 	y = line(cr, x, y, f, 1, "Run '%s'", run->name);
 	if (run->topk > 0)
 		snprintf(b1, sizeof(b1), ", top-%d", run->topk);
@@ -493,14 +648,14 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			 "per rank (%s); times are estimates",
 			 r->ebytes / 1048576.0, analyze_quant_name(r->quant), r->gbps,
 			 r->link_name);
-	y += f * 0.8;
+	y += gap;
 
 	/* the comparison table: right-aligned numbers under their headings */
 	col[0] = x;
-	cx = x + 100;
+	cx = x + 100 * f / 12;
 	for (int c = 1; c < 8; c++) {
 		static const double step[8] = { 0, 125, 125, 110, 80, 120, 85, 150 };
-		cx += step[c];
+		cx += step[c] * f / 12;
 		col[c] = cx;
 	}
 	for (int c = 0; c < 8; c++)
@@ -531,7 +686,7 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			rint_text(cr, col[c], y, cell[c], f, i == r->best, c ? 1 : 0, 0, 0);
 		y += f * 1.45;
 	}
-	y += f * 0.8;
+	y += gap;
 
 	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
 	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
@@ -551,10 +706,10 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		 (long long)m->events, (long long)m->moves, b1, b2);
 	if (r->model)
 		y = line(cr, x, y, f, 0,
-			 "MoE straggler time saved %.3f s; net of transfer: %.3f s (stop the "
-			 "world), %.3f s (overlapped)",
+			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
+			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
-	y += f * 0.8;
+	y += gap;
 	y = line(cr, x, y, f, 1, "Pages");
 	for (int p = 0; p < r->npages; p++) {
 		static const char *const what[PAGES] = {
@@ -568,9 +723,10 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
 	}
 	if (!r->rep.n_events)
-		line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
-	(void)h;
-	return 0;
+		y = line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
+	if (!draw)
+		cairo_restore(cr);
+	return y;
 }
 
 static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
@@ -799,6 +955,7 @@ int cmd_report(int argc, char **argv)
 			goto out;
 		}
 	}
+	advise(r);
 	if ((status = prepare_jobs(s, r, &o)) >= 0)
 		goto out;
 	if (write_all(&o, r, &err)) {
@@ -812,6 +969,7 @@ int cmd_report(int argc, char **argv)
 	       r->rows[r->best].next,
 	       (long long)r->rep.sum.interval, r->rep.sum.imbalance_mean,
 	       r->rep.sum.baseline_imbalance_mean);
+	printf("recommendation: %s\n", r->advice);
 	for (int p = 0; p < r->npages; p++)
 		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
 	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
