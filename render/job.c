@@ -137,15 +137,14 @@ static int fit_placement(struct store *s, const struct store_run *run, int layer
 	return rc;
 }
 
-/* Sorts expert ids by descending heat (ties by id, so output is stable). */
-static int by_heat(const void *a, const void *b, void *key)
+/* Descending, "no data" (NAN) last. */
+static int by_value_desc(const void *a, const void *b)
 {
-	const double *k = key;
-	int x = *(const int *)a, y = *(const int *)b;
+	double x = *(const double *)a, y = *(const double *)b;
 
-	if (k[x] != k[y])
-		return k[x] < k[y] ? 1 : -1;
-	return x - y;
+	if (isnan(x) || isnan(y))
+		return isnan(x) - isnan(y);
+	return x < y ? 1 : x > y ? -1 : 0;
 }
 
 static int fail(const struct render_job_opts *o, struct util_err *err)
@@ -204,30 +203,22 @@ static int prepare_heatmap(struct store *s, const struct store_run *run,
 	j->hcfg.x_label = "expert";
 	j->hcfg.unit = "tokens per step (mean over the steps)";
 	if (o->sort_heat) {
-		double *tot = xcalloc((size_t)E, sizeof(double));
-		double *sorted = xmallocarray((size_t)L * (size_t)E, sizeof(double));
-		j->ids = xmallocarray((size_t)E, sizeof(int));
+		/* expert ids mean nothing from one layer to the next, so each
+		 * row is sorted on its own: column k is the layer's k-th hottest
+		 * expert, and the picture shows how skewed each layer is */
 		for (int l = 0; l < L; l++)
-			for (int e = 0; e < E; e++)
-				tot[e] += j->heat[(size_t)l * E + e];
-		for (int e = 0; e < E; e++)
-			j->ids[e] = e;
-		qsort_r(j->ids, (size_t)E, sizeof(int), by_heat, tot);
-		for (int l = 0; l < L; l++)
-			for (int i = 0; i < E; i++)
-				sorted[(size_t)l * E + i] = j->heat[(size_t)l * E + j->ids[i]];
-		free(j->heat);
-		j->heat = sorted;
-		free(tot);
-		j->grid.col_ids = j->ids;
-		j->hcfg.x_label = "expert id, hottest first over all layers";
+			qsort(j->heat + (size_t)l * E, (size_t)E, sizeof(double), by_value_desc);
+		j->hcfg.x_label = "experts of each layer by heat (1: the layer's hottest)";
+		j->grid.x0 = 0.5;
+		j->grid.x1 = E + 0.5;
+	} else {
+		j->grid.x0 = -0.5;
+		j->grid.x1 = E - 0.5;
 	}
 	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s', %s", run->name, j->range);
 	j->grid.rows = L;
 	j->grid.cols = E;
 	j->grid.v = j->heat;
-	j->grid.x0 = -0.5;
-	j->grid.x1 = E - 0.5;
 	j->grid.y0 = -0.5;
 	j->grid.y1 = L - 0.5;
 	return -1;
@@ -779,6 +770,8 @@ void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum rende
 	o->to = INT64_MAX;
 	o->fit_from = 0;
 	o->fit_to = -1;
+	/* heat is heavy-tailed: on a linear scale most cells read dark */
+	o->log_scale = 1;
 }
 
 int render_job_prepare(struct render_job *j, struct store *s, struct store_run *run,
