@@ -85,6 +85,7 @@ struct report {
 	char rep_desc[200];
 	char eps_desc[40];         /* ", as K episodes" or "" */
 	char advice[400];          /* the recommendation line (advise()) */
+	char why[160];             /* why the timeline shows its layer */
 	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
@@ -855,6 +856,10 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 			 * rest of the picture from going dark */
 			jo.layer = r->hot_layer;
 			jo.log_scale = 1;
+			snprintf(r->why, sizeof(r->why),
+				 "layer %d: it holds the hottest expert of steps %lld-%lld",
+				 r->hot_layer, (long long)r->win[0], (long long)r->win[3]);
+			jo.why = r->why;
 		}
 		if (k == PG_DEVICES) {
 			/* the best placement fitted on the first window, scored on the

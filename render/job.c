@@ -68,8 +68,37 @@ static void range_text(char *buf, size_t n, int64_t first, int64_t last, int64_t
 	if (nsteps == last - first + 1)
 		snprintf(buf, n, "steps %lld-%lld", (long long)first, (long long)last);
 	else
-		snprintf(buf, n, "steps %lld-%lld (%lld step%s)", (long long)first,
-			 (long long)last, (long long)nsteps, nsteps == 1 ? "" : "s");
+		snprintf(buf, n, "%lld step%s in %lld-%lld", (long long)nsteps,
+			 nsteps == 1 ? "" : "s", (long long)first, (long long)last);
+}
+
+/* ", decode only" / ", prefill only" when a phase filter leaves one. */
+static const char *phase_only(unsigned mask)
+{
+	if (mask == 1u << STORE_PHASE_DECODE)
+		return ", decode only";
+	if (mask == 1u << STORE_PHASE_PREFILL)
+		return ", prefill only";
+	return "";
+}
+
+/* Steps of the run recorded in [a, b], whatever their phase; -1 on error. */
+static int64_t count_steps(struct store *s, const struct store_run *run, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, run->id);
+		sqlite3_bind_int64(st, 2, a);
+		sqlite3_bind_int64(st, 3, b);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* "steps A-B" (with " (N steps)" when some are missing) for the steps of
@@ -215,7 +244,8 @@ static int prepare_heatmap(struct store *s, const struct store_run *run,
 		j->grid.x0 = -0.5;
 		j->grid.x1 = E - 0.5;
 	}
-	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s', %s", run->name, j->range);
+	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s'%s, %s", run->name,
+		 phase_only(o->phase_mask), j->range);
 	j->grid.rows = L;
 	j->grid.cols = E;
 	j->grid.v = j->heat;
@@ -232,6 +262,23 @@ static int prepare_timeline(struct store *s, const struct store_run *run,
 	int layer = o->layer < 0 ? 0 : o->layer;
 	double x0 = 0, x1 = 0;
 
+	if (o->layer == RENDER_LAYER_HOT) {
+		/* the layer holding the hottest expert (mean tokens per step over
+		 * the steps drawn; ties to the lowest layer), as the report picks */
+		size_t LE = (size_t)run->layers * (size_t)E;
+		double *heat = xmallocarray(LE, sizeof(double)), hot = -1;
+		int64_t n = 0;
+		if (render_load_heat(s, run, o->from, o->to, o->phase_mask, heat, &n, &err)) {
+			free(heat);
+			return fail(o, &err);
+		}
+		for (size_t i = 0; i < LE; i++)
+			if (heat[i] > hot) {
+				hot = heat[i];
+				layer = (int)(i / (size_t)E);
+			}
+		free(heat);
+	}
 	j->layer = layer;
 	/* at most one bin per output pixel: the chart averages further */
 	j->grid_v = xmallocarray((size_t)E * (size_t)bins, sizeof(double));
@@ -241,9 +288,44 @@ static int prepare_timeline(struct store *s, const struct store_run *run,
 	if (j->nsteps == 0)
 		return -1;
 	range_text(j->range, sizeof(j->range), (int64_t)x0, (int64_t)x1 - 1, j->nsteps);
-	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s', %s", layer,
-		 run->name, j->range);
+	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s'%s, %s", layer,
+		 run->name, phase_only(o->phase_mask), j->range);
+	{
+		/* under the title: why this layer, and what the grey columns are */
+		int64_t span = (int64_t)x1 - (int64_t)x0, all = count_steps(s, run, (int64_t)x0,
+									     (int64_t)x1 - 1);
+		size_t k = 0;
+		j->sub[0] = '\0';
+		if (o->why)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub), "%s", o->why);
+		else if (o->layer == RENDER_LAYER_HOT)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub),
+					      "layer %d: it holds the hottest expert of steps "
+					      "%lld-%lld",
+					      layer, (long long)x0, (long long)x1 - 1);
+		else if (o->layer < 0)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub),
+					      "layer 0, the default (--layer picks another)");
+		if (all >= 0 && j->nsteps < span && k < sizeof(j->sub)) {
+			int64_t gone = span - all, other = all - j->nsteps;
+			k += (size_t)snprintf(j->sub + k, sizeof(j->sub) - k, "%sgrey: ",
+					      k ? "; " : "");
+			if (gone > 0 && k < sizeof(j->sub))
+				k += (size_t)snprintf(j->sub + k, sizeof(j->sub) - k,
+						      "%lld step%s not recorded", (long long)gone,
+						      gone == 1 ? "" : "s");
+			if (other > 0 && k < sizeof(j->sub))
+				snprintf(j->sub + k, sizeof(j->sub) - k, "%s%lld %s step%s left out",
+					 gone > 0 ? ", " : "", (long long)other,
+					 o->phase_mask == 1u << STORE_PHASE_DECODE ? "prefill"
+					 : o->phase_mask == 1u << STORE_PHASE_PREFILL
+						 ? "decode"
+						 : "other-phase",
+					 other == 1 ? "" : "s");
+		}
+	}
 	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.subtitle = j->sub;
 	j->hcfg.log_scale = o->log_scale;
 	j->hcfg.x_label = "step";
 	j->hcfg.y_label = "expert";
@@ -397,9 +479,9 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	j->dcfg.x_label = "EP rank";
 	j->dcfg.y_label = "device load (tokens per step; replicas split evenly)";
 	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
-	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s%s",
-		 layer, ranks, slots, run->name, j->range,
-		 fit_range[0] ? " (not fitted on)" : "");
+	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s'%s, %s%s",
+		 layer, ranks, slots, run->name, phase_only(o->phase_mask), j->range,
+		 fit_range[0] ? ", not fitted on" : "");
 	return -1;
 }
 
@@ -598,12 +680,12 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 		   j->nsteps);
 	if (o->layer >= 0)
 		snprintf(j->title, sizeof(j->title),
-			 "Layer %d imbalance, %d ranks x %d slots, run '%s', %s", o->layer, ranks,
-			 slots, run->name, j->range);
+			 "Layer %d imbalance, %d ranks x %d slots, run '%s'%s, %s", o->layer, ranks,
+			 slots, run->name, phase_only(o->phase_mask), j->range);
 	else
 		snprintf(j->title, sizeof(j->title),
-			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s', %s",
-			 ranks, slots, run->name, j->range);
+			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s'%s, %s",
+			 ranks, slots, run->name, phase_only(o->phase_mask), j->range);
 	return -1;
 }
 
