@@ -485,6 +485,90 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	return -1;
 }
 
+/* The settings that tell stored replays apart, one string per key. */
+enum { RK_ENGINE, RK_LAYOUT, RK_RPN, RK_EVERY, RK_WINDOW, RK_DELAY, RK_THRESHOLD, RK_MAXMOVES,
+       RK_PAY, RK_EPISODES, RK_QUANT, RK_LINKS, RK_HARDWARE, RK_STEPMS, RK_KEYS };
+
+/* Fills v[key] for replay r; shown[key] says whether a lone replay's
+ * legend names it (its defaults are left out there). */
+static void replay_settings(const struct store_replay *r, char v[RK_KEYS][80], int shown[RK_KEYS])
+{
+	for (int i = 0; i < RK_KEYS; i++) {
+		v[i][0] = '\0';
+		shown[i] = 1;
+	}
+	if (r->engine[0])
+		snprintf(v[RK_ENGINE], 80, "%s preset", r->engine);
+	else {
+		snprintf(v[RK_ENGINE], 80, "no engine preset");
+		shown[RK_ENGINE] = 0;
+	}
+	snprintf(v[RK_LAYOUT], 80, "%d x %d", r->ranks, r->slots);
+	shown[RK_LAYOUT] = 0; /* the title gives it */
+	snprintf(v[RK_RPN], 80, "%d ranks/node", r->ranks_per_node);
+	shown[RK_RPN] = 0;
+	snprintf(v[RK_EVERY], 80, "every %lld", (long long)r->interval);
+	snprintf(v[RK_WINDOW], 80, "window %lld", (long long)r->window);
+	snprintf(v[RK_DELAY], 80, "delay %lld", (long long)r->delay);
+	if (r->threshold > 0)
+		snprintf(v[RK_THRESHOLD], 80, "threshold %g", r->threshold);
+	else {
+		snprintf(v[RK_THRESHOLD], 80, "no threshold");
+		shown[RK_THRESHOLD] = 0;
+	}
+	if (r->max_moves >= 0)
+		snprintf(v[RK_MAXMOVES], 80, "at most %d moves", r->max_moves);
+	else {
+		snprintf(v[RK_MAXMOVES], 80, "moves uncapped");
+		shown[RK_MAXMOVES] = 0;
+	}
+	snprintf(v[RK_PAY], 80, "%s", r->pay ? "pay" : "no pay");
+	shown[RK_PAY] = r->pay;
+	if (r->episodes > 0)
+		snprintf(v[RK_EPISODES], 80, "%d episodes", r->episodes);
+	else {
+		snprintf(v[RK_EPISODES], 80, "summed heat");
+		shown[RK_EPISODES] = 0;
+	}
+	snprintf(v[RK_QUANT], 80, "%s", r->quant);
+	shown[RK_QUANT] = r->quant[0] != 0;
+	if (r->link_intra[0])
+		snprintf(v[RK_LINKS], 80, "%s/%s", r->link_intra, r->link_inter);
+	else
+		shown[RK_LINKS] = 0;
+	snprintf(v[RK_HARDWARE], 80, "%s", r->hardware);
+	shown[RK_HARDWARE] = 0;
+	if (r->step_ms > 0)
+		snprintf(v[RK_STEPMS], 80, "step %g ms", r->step_ms);
+	else
+		shown[RK_STEPMS] = 0;
+}
+
+/* Legend names of the stored replays (render_int.h). */
+void render_replay_names(const struct store_replay *rp, const int64_t *ids, int n,
+			 char (*names)[RENDER_REPLAY_NAME])
+{
+	static char v[RENDER_MAX_REPLAYS][RK_KEYS][80];
+	int shown[RENDER_MAX_REPLAYS][RK_KEYS];
+
+	for (int k = 0; k < n; k++)
+		replay_settings(&rp[k], v[k], shown[k]);
+	for (int k = 0; k < n; k++) {
+		size_t len = (size_t)snprintf(names[k], RENDER_REPLAY_NAME, "replay %lld: %s",
+					      (long long)ids[k], rp[k].algo);
+		for (int i = 0; i < RK_KEYS; i++) {
+			int differs = 0;
+			for (int q = 0; q < n; q++)
+				differs |= strcmp(v[q][i], v[k][i]) != 0;
+			if (!(n == 1 ? shown[k][i] : differs) || !v[k][i][0] ||
+			    len >= RENDER_REPLAY_NAME)
+				continue;
+			len += (size_t)snprintf(names[k] + len, RENDER_REPLAY_NAME - len, ", %s",
+						v[k][i]);
+		}
+	}
+}
+
 /* The replays' stored series against their start placement. */
 static int load_replays(struct store *s, const struct render_job_opts *o, struct render_job *j,
 			size_t *n)
@@ -513,24 +597,10 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 		for (size_t i = 0; i < ne; i++)
 			if (j->ev[k][i].effective_step >= 0)
 				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
-		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
-		/* every setting that tells two replays apart */
-		char eps[24] = "", q[40] = "", lk[72] = "", eng[48] = "";
-		if (r.episodes > 0)
-			snprintf(eps, sizeof(eps), ", %d episodes", r.episodes);
-		if (r.quant[0])
-			snprintf(q, sizeof(q), ", %s", r.quant);
-		if (r.link_intra[0])
-			snprintf(lk, sizeof(lk), ", %s/%s", r.link_intra, r.link_inter);
-		if (r.engine[0])
-			snprintf(eng, sizeof(eng), ", %s preset", r.engine);
-		snprintf(j->rnames[k], sizeof(j->rnames[k]),
-			 "replay %lld: %s%s, every %lld, window %lld, delay %lld%s%s%s%s",
-			 (long long)o->replay_id[k], r.algo, eng, (long long)r.interval,
-			 (long long)r.window, (long long)r.delay, r.pay ? ", pay" : "", eps, q, lk);
 		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
 							   j->evx[k] };
 	}
+	render_replay_names(j->rp, o->replay_id, o->nreplay, j->rnames);
 	snprintf(j->names[0], sizeof(j->names[0]), "baseline (the replay's start placement)");
 	j->series[0].y = j->rbase[0];
 	j->nseries = o->nreplay + 1;

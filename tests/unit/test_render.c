@@ -839,6 +839,49 @@ static void test_render_timeline_text(void **state)
 	store_free(s);
 }
 
+/* Stored replays side by side: each legend names what differs, so no two
+ * read the same; a lone replay names its settings. */
+static void test_render_replay_names(void **state)
+{
+	struct store_replay rp[4];
+	int64_t ids[4] = { 1, 2, 3, 4 };
+	char names[4][RENDER_REPLAY_NAME];
+
+	(void)state;
+	memset(rp, 0, sizeof(rp));
+	for (int k = 0; k < 4; k++) {
+		snprintf(rp[k].algo, sizeof(rp[k].algo), "eplb");
+		rp[k].ranks = 4;
+		rp[k].slots = 3;
+		rp[k].interval = 8;
+		rp[k].window = 8;
+		rp[k].delay = 4;
+		rp[k].episodes = 8;
+		rp[k].max_moves = -1;
+		snprintf(rp[k].link_intra, sizeof(rp[k].link_intra), "nvlink4");
+		snprintf(rp[k].link_inter, sizeof(rp[k].link_inter), "ib-ndr-400g");
+	}
+	rp[1].threshold = 1.5; /* settings that the legends used to leave out */
+	rp[2].max_moves = 2;
+	rp[3].pay = 1;
+	snprintf(rp[3].engine, sizeof(rp[3].engine), "sglang");
+	render_replay_names(rp, ids, 4, names);
+	for (int a = 0; a < 4; a++)
+		for (int b = a + 1; b < 4; b++)
+			assert_string_not_equal(names[a], names[b]);
+	assert_string_equal(names[0], "replay 1: eplb, no engine preset, no threshold, moves uncapped, no pay");
+	assert_non_null(strstr(names[1], ", threshold 1.5"));
+	assert_non_null(strstr(names[2], ", at most 2 moves"));
+	assert_non_null(strstr(names[3], "sglang preset") && strstr(names[3], ", pay"));
+	/* settings all four share are not repeated in every entry */
+	for (int k = 0; k < 4; k++)
+		assert_null(strstr(names[k], "every 8"));
+	/* one replay: its settings, without the defaults */
+	render_replay_names(rp + 1, ids + 1, 1, names);
+	assert_string_equal(names[0], "replay 2: eplb, every 8, window 8, delay 4, threshold 1.5, "
+				      "8 episodes, nvlink4/ib-ndr-400g");
+}
+
 static void test_render_load_timeline(void **state)
 {
 	struct store *s;
@@ -1014,6 +1057,7 @@ int main(void)
 		cmocka_unit_test(test_render_imbalance_long_and_short),
 		cmocka_unit_test(test_render_transfer_stacked_and_summed),
 		cmocka_unit_test(test_render_load_timeline),
+		cmocka_unit_test(test_render_replay_names),
 		cmocka_unit_test(test_render_timeline_text),
 		cmocka_unit_test(test_render_load_imbalance),
 		cmocka_unit_test(test_render_replay_defaults),
