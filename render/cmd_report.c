@@ -86,6 +86,9 @@ struct report {
 	char eps_desc[40];         /* ", as K episodes" or "" */
 	char advice[400];          /* the recommendation line (advise()) */
 	char why[160];             /* why the timeline shows its layer */
+	int snapshot;              /* one step in the range: no windows to compare */
+	int64_t snap_step;
+	const struct analyze_algo *snap_algo; /* fitted on the snapshot */
 	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
@@ -228,11 +231,14 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 				    "%lld-%lld)",
 				    r->run.name, (long long)st.first_step, (long long)st.last_step);
 	len = (b - a + 1) / 2;
-	if (len < 1)
-		return util_err_set(err, UTIL_EUSAGE,
-				    "run '%s' has one step in the range: the report compares two "
-				    "windows",
-				    r->run.name);
+	if (len < 1) {
+		/* one step (a snapshot, such as a recorder's summed counts): no
+		 * windows to compare or replay, but its heat and device load */
+		r->snapshot = 1;
+		r->snap_step = a;
+		r->win[0] = r->win[1] = r->win[2] = r->win[3] = a;
+		return 0;
+	}
 	r->win[0] = a;
 	r->win[1] = a + len - 1;
 	r->win[2] = a + len;
@@ -565,7 +571,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	/* the table's columns (895 units wide at 12) and the lines grow with
 	 * the page as far as both its width and its height allow */
 	for (double t = 12; t <= 12 * (w / RENDER_WIDTH) * 1.25; t += 0.25) {
-		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 || 895 * t / 12 > w - 80)
+		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 ||
+		    (!r->snapshot && 895 * t / 12 > w - 80))
 			break;
 		f = t;
 	}
@@ -631,6 +638,24 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 		 r->slots, r->ranks * r->slots - run->experts, b2);
 	if (run->source[0])
 		y = line(cr, x, y, f, 0, "source: %s", run->source);
+	if (r->snapshot) {
+		y = line(cr, x, y, f, 0,
+			 "one step recorded in the range (step %lld): a snapshot, no time axis",
+			 (long long)r->snap_step);
+		y = line(cr, x, y, f * 0.9, 0,
+			 "no comparison of windows, replay, timeline or transfer: each needs steps "
+			 "after the ones a placement is fitted on");
+		y = line(cr, x, y, f, 0,
+			 "least balanced layer under the static layout: layer %d, imbalance %.3f "
+			 "(max / mean device load; 1 is perfect)",
+			 r->worst_layer, r->worst_imb);
+		y = line(cr, x, y, f * 0.9, 0,
+			 "the device page fits %s on this same step: in hindsight, the best this "
+			 "placement could do for exactly this load",
+			 r->snap_algo->name);
+		y += gap;
+		goto pages;
+	}
 	y = line(cr, x, y, f, 0,
 		 "fitted on steps %lld-%lld (%lld steps%s), scored on the next %lld-%lld (%lld "
 		 "steps); moves from the %s placement",
@@ -711,6 +736,7 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
 	y += gap;
+pages:
 	y = line(cr, x, y, f, 1, "Pages");
 	for (int p = 0; p < r->npages; p++) {
 		static const char *const what[PAGES] = {
@@ -721,9 +747,15 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 			"imbalance per step, the start placement against the replay",
 			"expert weights moved per rebalance of the replay"
 		};
-		y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
+		if (r->snapshot && r->pages[p] == PG_DEVICES)
+			y = line(cr, x, y, f * 0.9, 0,
+				 "%d. device load of the least balanced layer, static against the "
+				 "placement fitted on the step",
+				 p + 2);
+		else
+			y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
 	}
-	if (!r->rep.n_events)
+	if (!r->rep.n_events && !r->snapshot)
 		y = line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
 	if (!draw)
 		cairo_restore(cr);
@@ -837,6 +869,77 @@ fail:
 
 /* ---- the charts ----------------------------------------------------------- */
 
+/* A snapshot's pages: the heatmap, and the device load of its least
+ * balanced layer under the static layout against the best algorithm's
+ * placement fitted on that same step (in hindsight: there is no later
+ * step to score it on). */
+static int prepare_snapshot(struct store *s, struct report *r, const struct opts *o)
+{
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots;
+	double *heat = xmallocarray((size_t)L * E, sizeof(double));
+	double *load = xcalloc((size_t)R, sizeof(double));
+	int32_t *p2l = xmallocarray((size_t)R * S, sizeof(int32_t));
+	struct util_err err = UTIL_ERR_INIT;
+	int64_t n = 0;
+	int status = -1;
+
+	if (render_load_heat(s, &r->run, r->win[0], r->win[0], o->c.phase_mask, heat, &n, &err)) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	/* the last algorithm listed that is not the static layout (the
+	 * default list ends with the flagship) */
+	r->snap_algo = r->rows[0].algo;
+	for (int i = 0; i < r->nrows; i++)
+		if (strcmp(r->rows[i].algo->name, "static"))
+			r->snap_algo = r->rows[i].algo;
+	analyze_static_phy2log(E, R, S, p2l);
+	r->worst_imb = 0;
+	for (int l = 0; l < L; l++) {
+		double tot = 0, m, imb;
+		m = analyze_device_load(heat + (size_t)l * E, E, p2l, R, S, NULL, load);
+		for (int k = 0; k < R; k++)
+			tot += load[k];
+		imb = tot > 0 ? m / (tot / R) : 1;
+		if (imb > r->worst_imb) {
+			r->worst_imb = imb;
+			r->worst_layer = l;
+		}
+	}
+	for (int k = 0; k < PAGES; k++) {
+		struct render_job_opts jo;
+		int st;
+		if (k != PG_HEATMAP && k != PG_DEVICES)
+			continue;
+		render_job_opts_init(&jo, CMD, (enum render_kind)k);
+		jo.from = jo.to = r->win[0];
+		jo.phase_mask = o->c.phase_mask;
+		jo.ranks = R;
+		jo.slots = S;
+		jo.scale = o->scale;
+		if (k == PG_DEVICES) {
+			jo.layer = r->worst_layer;
+			jo.algo = r->snap_algo;
+			jo.force_static = 1;
+		}
+		r->jobs[k] = xcalloc(1, sizeof(struct render_job));
+		if ((st = render_job_prepare(r->jobs[k], s, &r->run, &jo)) >= 0) {
+			status = st;
+			goto out;
+		}
+		r->pages[r->npages++] = k;
+	}
+	snprintf(r->advice, sizeof(r->advice),
+		 "a single step cannot show whether rebalancing pays: record steps over time "
+		 "to score placements on steps they were not fitted on");
+	r->advice_pays = -1;
+out:
+	free(heat);
+	free(load);
+	free(p2l);
+	return status;
+}
+
 static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 {
 	for (int k = 0; k < PAGES; k++) {
@@ -942,6 +1045,23 @@ int cmd_report(int argc, char **argv)
 		o.c.quant = analyze_model_quant(r->model);
 	r->quant = o.c.quant;
 	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.c.quant) : 0;
+	if (r->snapshot) {
+		if ((status = prepare_snapshot(s, r, &o)) >= 0)
+			goto out;
+		if (write_all(&o, r, &err)) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		printf("note: run '%s' has one step in the range (step %lld): no windows to compare "
+		       "or replay; writing the heatmap and the device load\n",
+		       r->run.name, (long long)r->snap_step);
+		printf("recommendation: %s\n", r->advice);
+		for (int p = 0; p < r->npages; p++)
+			printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
+		printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
+		status = 0;
+		goto out;
+	}
 	if ((rc = compare(s, r, &o, &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;

@@ -65,7 +65,9 @@ int render_job_draw(cairo_t *cr, double w, double h, int page, void *ctx)
 static void range_text(char *buf, size_t n, int64_t first, int64_t last, int64_t nsteps)
 {
 	/* the count only when it says more than the range (holes, a phase) */
-	if (nsteps == last - first + 1)
+	if (first == last && nsteps == 1)
+		snprintf(buf, n, "step %lld", (long long)first);
+	else if (nsteps == last - first + 1)
 		snprintf(buf, n, "steps %lld-%lld", (long long)first, (long long)last);
 	else
 		snprintf(buf, n, "%lld step%s in %lld-%lld", (long long)nsteps,
