@@ -89,6 +89,9 @@ struct report {
 	int snapshot;              /* one step in the range: no windows to compare */
 	int64_t snap_step;
 	const struct analyze_algo *snap_algo; /* fitted on the snapshot */
+	double assign;             /* mean token-expert assignments per layer per step (next window) */
+	double noise_imb;          /* per-step imbalance of uniformly random routing at that size */
+	char noise[300];           /* the note when per-step imbalance is sampling noise, or "" */
 	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
@@ -263,7 +266,10 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
+	r->assign = 0;
 	while ((rc = store_iter_next(it, &st)) == 1) {
+		for (size_t i = 0; i < (size_t)L * E; i++)
+			r->assign += st.counts[i];
 		for (int i = 0; i < r->nrows; i++) {
 			struct row *w = &r->rows[i];
 			double mx = 0, mn = 0;
@@ -287,6 +293,7 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 	rc = 0;
 	for (int i = 0; n && i < r->nrows; i++)
 		r->rows[i].next_step /= (double)n;
+	r->assign = n ? r->assign / (double)n / L : 0;
 out:
 	store_iter_free(it);
 	free(load);
@@ -427,6 +434,64 @@ out:
 
 /* ---- the recommendation --------------------------------------------------- */
 
+/* The mean per-step imbalance of routing spread uniformly at random: each
+ * of the step's tokens (A assignments / top-k, at least 1) picks k distinct
+ * experts uniformly, E experts in contiguous blocks over R ranks (the
+ * static layout without redundancy); 4096 trials of a fixed generator, so
+ * the figure is the same on every run.  A trace whose steps are this small
+ * scores near it whatever the placement. */
+static double random_imbalance(double a, int E, int k, int R)
+{
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int T, trials = 4096;
+	int *load = xcalloc((size_t)R, sizeof(int)), *perm = xmallocarray((size_t)E, sizeof(int));
+	double sum = 0;
+
+	if (k < 1 || k > E)
+		k = 1;
+	T = a / k < 1 ? 1 : (int)(a / k + 0.5);
+	for (int e = 0; e < E; e++)
+		perm[e] = e;
+	for (int t = 0; t < trials; t++) {
+		int mx = 0;
+		memset(load, 0, (size_t)R * sizeof(int));
+		for (int i = 0; i < T; i++)
+			for (int j = 0; j < k; j++) { /* partial Fisher-Yates: k distinct */
+				x ^= x << 13; /* xorshift64 */
+				x ^= x >> 7;
+				x ^= x << 17;
+				int m = j + (int)((x >> 11) % (uint64_t)(E - j)), e = perm[m];
+				perm[m] = perm[j];
+				perm[j] = e;
+				int rk = (int)((int64_t)e * R / E);
+				if (++load[rk] > mx)
+					mx = load[rk];
+			}
+		sum += mx / ((double)T * k / R);
+	}
+	free(load);
+	free(perm);
+	return sum / trials;
+}
+
+/* Says so when the steps are too small for per-step imbalance to mean
+ * much: fewer than 8 token-expert assignments per rank per step, where
+ * random routing alone scores high. */
+static void noise_note(struct report *r)
+{
+	double per_rank = r->assign / r->ranks;
+
+	r->noise[0] = '\0';
+	if (r->snapshot || !(r->assign > 0) || per_rank >= 8)
+		return;
+	r->noise_imb = random_imbalance(r->assign, r->run.experts, r->run.topk, r->ranks);
+	snprintf(r->noise, sizeof(r->noise),
+		 "per-step imbalance here is mostly sampling noise: %.1f token-expert assignments "
+		 "per layer per step over %d ranks (%.2f per rank); tokens routed uniformly at "
+		 "random would score %.2f",
+		 r->assign, r->ranks, per_rank, r->noise_imb);
+}
+
 /* What to do, from figures the report already has: the best algorithm by
  * next-window per-step imbalance and the replay of it.  The replay's net
  * saved time decides: stop-the-world net > 0 pays however the weights
@@ -434,7 +499,17 @@ out:
  * behind serving; both negative (or nothing moved, or no gain) do not pay.
  * Without a model the bytes are unknown, so the line says what to deploy
  * and that its price is unknown rather than guessing. */
+static void advise_line(struct report *r);
+
 static void advise(struct report *r)
+{
+	advise_line(r);
+	if (r->noise[0] && r->advice_pays != 0 &&
+	    strlen(r->advice) + 70 < sizeof(r->advice))
+		strcat(r->advice, "; but per-step figures here are mostly sampling noise (below)");
+}
+
+static void advise_line(struct report *r)
 {
 	const struct store_replay *m = &r->rep.sum;
 	const char *name = r->rows[r->best].algo->name;
@@ -736,6 +811,11 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
 	y += gap;
+	if (r->noise[0]) {
+		cairo_set_source_rgb(cr, 0.55, 0.25, 0.0);
+		y = wrap(cr, x, y, w - 2 * x, f, 1, r->noise, draw) + gap * 0.6;
+		cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	}
 pages:
 	y = line(cr, x, y, f, 1, "Pages");
 	for (int p = 0; p < r->npages; p++) {
@@ -1080,6 +1160,7 @@ int cmd_report(int argc, char **argv)
 			goto out;
 		}
 	}
+	noise_note(r);
 	advise(r);
 	if ((status = prepare_jobs(s, r, &o)) >= 0)
 		goto out;
@@ -1095,6 +1176,8 @@ int cmd_report(int argc, char **argv)
 	       (long long)r->rep.sum.interval, r->rep.sum.imbalance_mean,
 	       r->rep.sum.baseline_imbalance_mean);
 	printf("recommendation: %s\n", r->advice);
+	if (r->noise[0])
+		printf("note: %s\n", r->noise);
 	for (int p = 0; p < r->npages; p++)
 		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
 	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
