@@ -92,6 +92,14 @@ struct report {
 	double assign;             /* mean token-expert assignments per layer per step (next window) */
 	double noise_imb;          /* per-step imbalance of uniformly random routing at that size */
 	char noise[300];           /* the note when per-step imbalance is sampling noise, or "" */
+	/* the scored steps by phase (index enum store_phase): steps, mean
+	 * assignments per layer per step, mean per-step imbalance under the
+	 * start placement and under each row's */
+	struct {
+		int64_t n;
+		double assign, start, row[MAX_ALGOS];
+	} ph[3];
+	int split;                 /* both prefill and decode steps scored: a page for them */
 	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
@@ -251,14 +259,37 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 
 /* Every row's mean over the next window's steps of the per-step overall
  * imbalance (sum over layers of max / sum of mean), in one pass. */
+/* One step's overall imbalance under p2l (cnt: replicas per expert). */
+static double step_imbalance(const struct report *r, const uint32_t *counts, const int32_t *p2l,
+			     const int *cnt, double *load)
+{
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, P = R * r->slots;
+	double mx = 0, mn = 0;
+
+	for (int l = 0; l < L; l++) {
+		double tot = 0;
+		mx += analyze_device_load_u32(counts + (size_t)l * E, E, p2l + (size_t)l * P, R,
+					      r->slots, cnt + (size_t)l * E, load);
+		for (int k = 0; k < R; k++)
+			tot += load[k];
+		mn += tot / R;
+	}
+	return mn > 0 ? mx / mn : 1;
+}
+
 static int score_steps(struct store *s, struct report *r, const struct opts *o,
-		       struct util_err *err)
+		       const int32_t *cur, struct util_err *err)
 {
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;
 	double *load = xcalloc((size_t)R, sizeof(double));
+	int *curcnt = xmallocarray((size_t)L * E, sizeof(int));
 	int64_t n = 0;
+
+	memset(r->ph, 0, sizeof(r->ph));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(cur + (size_t)l * P, P, E, curcnt + (size_t)l * E);
 
 	for (int i = 0; i < r->nrows; i++)
 		r->rows[i].next_step = 0;
@@ -268,8 +299,17 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 	}
 	r->assign = 0;
 	while ((rc = store_iter_next(it, &st)) == 1) {
+		int p = st.phase >= 0 && st.phase < 3 ? st.phase : 0;
+		double a = 0;
 		for (size_t i = 0; i < (size_t)L * E; i++)
-			r->assign += st.counts[i];
+			a += st.counts[i];
+		r->assign += a;
+		r->ph[p].n++;
+		r->ph[p].assign += a / L;
+		r->ph[p].start += step_imbalance(r, st.counts, cur, curcnt, load);
+		for (int i = 0; i < r->nrows; i++)
+			r->ph[p].row[i] += step_imbalance(r, st.counts, r->rows[i].p2l,
+							   r->rows[i].cnt, load);
 		for (int i = 0; i < r->nrows; i++) {
 			struct row *w = &r->rows[i];
 			double mx = 0, mn = 0;
@@ -294,9 +334,18 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 	for (int i = 0; n && i < r->nrows; i++)
 		r->rows[i].next_step /= (double)n;
 	r->assign = n ? r->assign / (double)n / L : 0;
+	for (int p = 0; p < 3; p++) {
+		double k = r->ph[p].n ? (double)r->ph[p].n : 1;
+		r->ph[p].assign /= k;
+		r->ph[p].start /= k;
+		for (int i = 0; i < r->nrows; i++)
+			r->ph[p].row[i] /= k;
+	}
+	r->split = r->ph[STORE_PHASE_PREFILL].n > 0 && r->ph[STORE_PHASE_DECODE].n > 0;
 out:
 	store_iter_free(it);
 	free(load);
+	free(curcnt);
 	return rc;
 }
 
@@ -406,7 +455,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 			analyze_replicas(w->p2l + (size_t)l * P, P, E, w->cnt + (size_t)l * E);
 		analyze_plan_release(&plan);
 	}
-	if ((rc = score_steps(s, r, o, err)))
+	if ((rc = score_steps(s, r, o, cur, err)))
 		goto out;
 	/* the best is the lowest mean per-step imbalance on the next window:
 	 * MoE time follows each step's straggler, not the window's sum */
@@ -835,11 +884,73 @@ pages:
 		else
 			y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
 	}
+	if (r->split)
+		y = line(cr, x, y, f * 0.9, 0,
+			 "%d. prefill and decode: each phase's steps and imbalance on the scored steps",
+			 r->npages + 2);
 	if (!r->rep.n_events && !r->snapshot)
 		y = line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
 	if (!draw)
 		cairo_restore(cr);
 	return y;
+}
+
+/* The scored steps split by phase: how large each phase's steps are and
+ * how balanced the start placement and each algorithm's are on them. */
+static int draw_split(cairo_t *cr, double w, double h, const struct report *r)
+{
+	const int P1 = STORE_PHASE_PREFILL, P2 = STORE_PHASE_DECODE;
+	double f = 14, x = 60, y = 24, c1 = 560, c2 = 760;
+	char b1[48], b2[48];
+
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	snprintf(b1, sizeof(b1), "%lld-%lld", (long long)r->win[2], (long long)r->win[3]);
+	rint_text(cr, w / 2, y, "Prefill and decode", f * 1.3, 1, 0.5, 0, 0);
+	y += f * 2.4;
+	y = line(cr, x, y, f * 0.9, 0,
+		 "the scored steps %s of each phase; every placement was fitted on steps "
+		 "%lld-%lld of both phases",
+		 b1, (long long)r->win[0], (long long)r->win[1]);
+	y = line(cr, x, y, f * 0.9, 0,
+		 "imbalance: mean over the phase's steps of each step's sum over layers of max / "
+		 "sum of mean device load (1 is perfect)");
+	y += f;
+	rint_text(cr, c1, y, "prefill", f, 1, 1, 0, 0);
+	rint_text(cr, c2, y, "decode", f, 1, 1, 0, 0);
+	y += f * 1.3;
+	cairo_set_line_width(cr, 1);
+	cairo_move_to(cr, x, rint_snap(cr, y, 0) + 0.5);
+	cairo_line_to(cr, c2, rint_snap(cr, y, 0) + 0.5);
+	cairo_stroke(cr);
+	y += f * 0.5;
+#define ROW(label, bold, fmt, a, b)                                                    \
+	do {                                                                           \
+		snprintf(b1, sizeof(b1), fmt, a);                                      \
+		snprintf(b2, sizeof(b2), fmt, b);                                      \
+		rint_text(cr, x, y, label, f, bold, 0, 0, 0);                          \
+		rint_text(cr, c1, y, b1, f, bold, 1, 0, 0);                            \
+		rint_text(cr, c2, y, b2, f, bold, 1, 0, 0);                            \
+		y += f * 1.5;                                                          \
+	} while (0)
+	ROW("steps", 0, "%lld", (long long)r->ph[P1].n, (long long)r->ph[P2].n);
+	ROW("token-expert assignments per layer per step", 0, "%.1f", r->ph[P1].assign,
+	    r->ph[P2].assign);
+	y += f * 0.5;
+	{
+		char label[96];
+		snprintf(label, sizeof(label), "imbalance, start (%s) placement", r->cur_name);
+		ROW(label, 0, "%.4f", r->ph[P1].start, r->ph[P2].start);
+		for (int i = 0; i < r->nrows; i++) {
+			snprintf(label, sizeof(label), "imbalance, %s%s", r->rows[i].algo->name,
+				 i == r->best ? "  (best over both)" : "");
+			ROW(label, i == r->best, "%.4f", r->ph[P1].row[i], r->ph[P2].row[i]);
+		}
+	}
+#undef ROW
+	(void)h;
+	return 0;
 }
 
 static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
@@ -848,6 +959,8 @@ static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
 
 	if (page == 0)
 		return draw_summary(cr, w, h, r);
+	if (page == 1 + r->npages)
+		return draw_split(cr, w, h, r);
 	return render_job_draw(cr, w, h, 0, r->jobs[r->pages[page - 1]]);
 }
 
@@ -917,7 +1030,7 @@ static int write_all(const struct opts *o, struct report *r, struct util_err *er
 			goto fail;
 	}
 	join(a, sizeof(a), tmp, "report.pdf");
-	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages, draw_page, r,
+	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages + r->split, draw_page, r,
 			       err)))
 		goto fail;
 	if (!inside) {
@@ -1176,11 +1289,21 @@ int cmd_report(int argc, char **argv)
 	       (long long)r->rep.sum.interval, r->rep.sum.imbalance_mean,
 	       r->rep.sum.baseline_imbalance_mean);
 	printf("recommendation: %s\n", r->advice);
+	if (r->split)
+		printf("phases on steps %lld-%lld: prefill %lld steps, %.1f assignments per layer per "
+		       "step, imbalance %.4f start, %.4f %s; decode %lld steps, %.1f, %.4f start, "
+		       "%.4f %s\n",
+		       (long long)r->win[2], (long long)r->win[3],
+		       (long long)r->ph[STORE_PHASE_PREFILL].n, r->ph[STORE_PHASE_PREFILL].assign,
+		       r->ph[STORE_PHASE_PREFILL].start, r->ph[STORE_PHASE_PREFILL].row[r->best],
+		       r->rows[r->best].algo->name, (long long)r->ph[STORE_PHASE_DECODE].n,
+		       r->ph[STORE_PHASE_DECODE].assign, r->ph[STORE_PHASE_DECODE].start,
+		       r->ph[STORE_PHASE_DECODE].row[r->best], r->rows[r->best].algo->name);
 	if (r->noise[0])
 		printf("note: %s\n", r->noise);
 	for (int p = 0; p < r->npages; p++)
 		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
-	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
+	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1 + r->split);
 	status = 0;
 out:
 	for (int k = 0; k < PAGES; k++) {
