@@ -89,7 +89,7 @@ struct report {
 	int snapshot;              /* one step in the range: no windows to compare */
 	int64_t snap_step;
 	const struct analyze_algo *snap_algo; /* fitted on the snapshot */
-	double assign;             /* mean token-expert assignments per layer per step (next window) */
+	double assign;             /* token-expert assignments per layer per step (scored) */
 	double noise_imb;          /* per-step imbalance of uniformly random routing at that size */
 	char noise[300];           /* the note when per-step imbalance is sampling noise, or "" */
 	/* the scored steps by phase (index enum store_phase): steps, mean
@@ -601,7 +601,8 @@ static void advise_line(struct report *r)
 		r->advice_pays = 1;
 		snprintf(r->advice, sizeof(r->advice),
 			 "deploy %s with %s, rebalancing every %lld steps only with the weights "
-			 "moved behind serving: %.3g s net overlapped, %.3g s lost stopping the world",
+			 "moved behind serving: %.3g s net overlapped, %.3g s lost stopping the "
+			 "world",
 			 name, with, (long long)m->interval, m->net_overlap_seconds,
 			 -m->net_stop_seconds);
 	} else {
@@ -886,7 +887,8 @@ pages:
 	}
 	if (r->split)
 		y = line(cr, x, y, f * 0.9, 0,
-			 "%d. prefill and decode: each phase's steps and imbalance on the scored steps",
+			 "%d. prefill and decode: each phase's steps and imbalance on the scored "
+			 "steps",
 			 r->npages + 2);
 	if (!r->rep.n_events && !r->snapshot)
 		y = line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
@@ -1030,8 +1032,8 @@ static int write_all(const struct opts *o, struct report *r, struct util_err *er
 			goto fail;
 	}
 	join(a, sizeof(a), tmp, "report.pdf");
-	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages + r->split, draw_page, r,
-			       err)))
+	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages + r->split,
+			       draw_page, r, err)))
 		goto fail;
 	if (!inside) {
 		mask = umask(022);
