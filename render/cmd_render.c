@@ -15,13 +15,16 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: moetrace render [--run NAME] [--layer L] [--steps A:B] [--phase prefill|decode]\n"
-	"                       [--sort heat|id] [--log] [--static] [--algo NAME | --placement FILE]\n"
+	"usage: moetrace render [--run NAME] [--layer L|hot] [--steps A:B] [--phase prefill|decode]\n"
+	"                       [--sort heat|id] [--linear] [--static] [--algo NAME | --placement FILE]\n"
 	"                       [--replay ID]... [--summed] [--fit A:B]\n"
 	"                       [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--width W] [--height H] [--scale X] [--title TEXT]\n"
 	"                       -o OUT.png|.svg|.pdf DB KIND\n"
 	"kinds: heatmap timeline devices imbalance transfer\n"
+	"heatmap and timeline colour on a log scale unless --linear; --sort heat orders\n"
+	"each layer's experts by their own heat (ids differ from row to row).\n"
+	"timeline --layer hot draws the layer holding the hottest expert of the steps.\n"
 	"imbalance without --replay, --algo or --placement replays the flagship in memory.\n"
 	"devices --fit A:B fits the algorithm on steps A..B and draws the loads of --steps,\n"
 	"steps it was not fitted on; without it the placement is fitted on --steps (in\n"
@@ -43,6 +46,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		{ "phase", required_argument, NULL, 'p' },
 		{ "sort", required_argument, NULL, 'O' },
 		{ "log", no_argument, NULL, 'g' },
+		{ "linear", no_argument, NULL, 'i' },
 		{ "static", no_argument, NULL, 'x' },
 		{ "replay", required_argument, NULL, 'y' },
 		{ "summed", no_argument, NULL, 'u' },
@@ -67,7 +71,10 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		switch (c) {
 		case 'r': o->runname = optarg; break;
 		case 'l':
-			if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer", &err))
+			if (!strcmp(optarg, "hot"))
+				o->layer = RENDER_LAYER_HOT;
+			else if (util_parse_int(optarg, 0, STORE_MAX_LAYERS - 1, &o->layer, "--layer",
+						&err))
 				return fail(&err);
 			break;
 		case 's':
@@ -90,7 +97,8 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 				return 2;
 			}
 			break;
-		case 'g': o->log_scale = 1; break;
+		case 'g': o->log_scale = 1; break; /* the default; kept for scripts */
+		case 'i': o->log_scale = 0; break;
 		case 'F':
 			if (util_parse_range(optarg, &o->fit_from, &o->fit_to, "--fit", &err))
 				return fail(&err);
@@ -189,6 +197,8 @@ static int check_opts(const struct render_job_opts *o, const char *out)
 		msg = "give --algo or --placement, not both";
 	else if (o->fit_to >= o->fit_from && (o->kind != RENDER_DEVICES || o->placement_file))
 		msg = "--fit applies to the devices chart's algorithm, not a --placement file";
+	else if (o->layer == RENDER_LAYER_HOT && o->kind != RENDER_TIMELINE)
+		msg = "--layer hot applies to the timeline";
 	else if (o->layer >= 0 && o->kind == RENDER_HEATMAP)
 		msg = "heatmap shows every layer: --layer applies to timeline, devices and imbalance";
 	else if (o->nreplay && o->kind != RENDER_IMBALANCE && o->kind != RENDER_TRANSFER)

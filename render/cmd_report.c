@@ -84,6 +84,23 @@ struct report {
 	struct analyze_replay_out rep;
 	char rep_desc[200];
 	char eps_desc[40];         /* ", as K episodes" or "" */
+	char advice[400];          /* the recommendation line (advise()) */
+	char why[160];             /* why the timeline shows its layer */
+	int snapshot;              /* one step in the range: no windows to compare */
+	int64_t snap_step;
+	const struct analyze_algo *snap_algo; /* fitted on the snapshot */
+	double assign;             /* token-expert assignments per layer per step (scored) */
+	double noise_imb;          /* per-step imbalance of uniformly random routing at that size */
+	char noise[300];           /* the note when per-step imbalance is sampling noise, or "" */
+	/* the scored steps by phase (index enum store_phase): steps, mean
+	 * assignments per layer per step, mean per-step imbalance under the
+	 * start placement and under each row's */
+	struct {
+		int64_t n;
+		double assign, start, row[MAX_ALGOS];
+	} ph[3];
+	int split;                 /* both prefill and decode steps scored: a page for them */
+	int advice_pays;           /* 1 deploy, 0 does not pay, -1 unpriced */
 	struct render_job *jobs[PAGES];
 	int npages;                /* chart pages drawn */
 	int pages[PAGES];          /* their kinds in order */
@@ -225,11 +242,14 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 				    "%lld-%lld)",
 				    r->run.name, (long long)st.first_step, (long long)st.last_step);
 	len = (b - a + 1) / 2;
-	if (len < 1)
-		return util_err_set(err, UTIL_EUSAGE,
-				    "run '%s' has one step in the range: the report compares two "
-				    "windows",
-				    r->run.name);
+	if (len < 1) {
+		/* one step (a snapshot, such as a recorder's summed counts): no
+		 * windows to compare or replay, but its heat and device load */
+		r->snapshot = 1;
+		r->snap_step = a;
+		r->win[0] = r->win[1] = r->win[2] = r->win[3] = a;
+		return 0;
+	}
 	r->win[0] = a;
 	r->win[1] = a + len - 1;
 	r->win[2] = a + len;
@@ -239,14 +259,37 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 
 /* Every row's mean over the next window's steps of the per-step overall
  * imbalance (sum over layers of max / sum of mean), in one pass. */
+/* One step's overall imbalance under p2l (cnt: replicas per expert). */
+static double step_imbalance(const struct report *r, const uint32_t *counts, const int32_t *p2l,
+			     const int *cnt, double *load)
+{
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, P = R * r->slots;
+	double mx = 0, mn = 0;
+
+	for (int l = 0; l < L; l++) {
+		double tot = 0;
+		mx += analyze_device_load_u32(counts + (size_t)l * E, E, p2l + (size_t)l * P, R,
+					      r->slots, cnt + (size_t)l * E, load);
+		for (int k = 0; k < R; k++)
+			tot += load[k];
+		mn += tot / R;
+	}
+	return mn > 0 ? mx / mn : 1;
+}
+
 static int score_steps(struct store *s, struct report *r, const struct opts *o,
-		       struct util_err *err)
+		       const int32_t *cur, struct util_err *err)
 {
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
 	struct store_iter *it = NULL;
 	struct store_step st;
 	double *load = xcalloc((size_t)R, sizeof(double));
+	int *curcnt = xmallocarray((size_t)L * E, sizeof(int));
 	int64_t n = 0;
+
+	memset(r->ph, 0, sizeof(r->ph));
+	for (int l = 0; l < L; l++)
+		analyze_replicas(cur + (size_t)l * P, P, E, curcnt + (size_t)l * E);
 
 	for (int i = 0; i < r->nrows; i++)
 		r->rows[i].next_step = 0;
@@ -254,7 +297,19 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
+	r->assign = 0;
 	while ((rc = store_iter_next(it, &st)) == 1) {
+		int p = st.phase >= 0 && st.phase < 3 ? st.phase : 0;
+		double a = 0;
+		for (size_t i = 0; i < (size_t)L * E; i++)
+			a += st.counts[i];
+		r->assign += a;
+		r->ph[p].n++;
+		r->ph[p].assign += a / L;
+		r->ph[p].start += step_imbalance(r, st.counts, cur, curcnt, load);
+		for (int i = 0; i < r->nrows; i++)
+			r->ph[p].row[i] += step_imbalance(r, st.counts, r->rows[i].p2l,
+							   r->rows[i].cnt, load);
 		for (int i = 0; i < r->nrows; i++) {
 			struct row *w = &r->rows[i];
 			double mx = 0, mn = 0;
@@ -278,9 +333,19 @@ static int score_steps(struct store *s, struct report *r, const struct opts *o,
 	rc = 0;
 	for (int i = 0; n && i < r->nrows; i++)
 		r->rows[i].next_step /= (double)n;
+	r->assign = n ? r->assign / (double)n / L : 0;
+	for (int p = 0; p < 3; p++) {
+		double k = r->ph[p].n ? (double)r->ph[p].n : 1;
+		r->ph[p].assign /= k;
+		r->ph[p].start /= k;
+		for (int i = 0; i < r->nrows; i++)
+			r->ph[p].row[i] /= k;
+	}
+	r->split = r->ph[STORE_PHASE_PREFILL].n > 0 && r->ph[STORE_PHASE_DECODE].n > 0;
 out:
 	store_iter_free(it);
 	free(load);
+	free(curcnt);
 	return rc;
 }
 
@@ -390,7 +455,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 			analyze_replicas(w->p2l + (size_t)l * P, P, E, w->cnt + (size_t)l * E);
 		analyze_plan_release(&plan);
 	}
-	if ((rc = score_steps(s, r, o, err)))
+	if ((rc = score_steps(s, r, o, cur, err)))
 		goto out;
 	/* the best is the lowest mean per-step imbalance on the next window:
 	 * MoE time follows each step's straggler, not the window's sum */
@@ -414,6 +479,141 @@ out:
 	free(cnt);
 	analyze_blocks_release(&blk);
 	return rc;
+}
+
+/* ---- the recommendation --------------------------------------------------- */
+
+/* The mean per-step imbalance of routing spread uniformly at random: each
+ * of the step's tokens (A assignments / top-k, at least 1) picks k distinct
+ * experts uniformly, E experts in contiguous blocks over R ranks (the
+ * static layout without redundancy); 4096 trials of a fixed generator, so
+ * the figure is the same on every run.  A trace whose steps are this small
+ * scores near it whatever the placement. */
+static double random_imbalance(double a, int E, int k, int R)
+{
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int T, trials = 4096;
+	int *load = xcalloc((size_t)R, sizeof(int)), *perm = xmallocarray((size_t)E, sizeof(int));
+	double sum = 0;
+
+	if (k < 1 || k > E)
+		k = 1;
+	T = a / k < 1 ? 1 : (int)(a / k + 0.5);
+	for (int e = 0; e < E; e++)
+		perm[e] = e;
+	for (int t = 0; t < trials; t++) {
+		int mx = 0;
+		memset(load, 0, (size_t)R * sizeof(int));
+		for (int i = 0; i < T; i++)
+			for (int j = 0; j < k; j++) { /* partial Fisher-Yates: k distinct */
+				x ^= x << 13; /* xorshift64 */
+				x ^= x >> 7;
+				x ^= x << 17;
+				int m = j + (int)((x >> 11) % (uint64_t)(E - j)), e = perm[m];
+				perm[m] = perm[j];
+				perm[j] = e;
+				int rk = (int)((int64_t)e * R / E);
+				if (++load[rk] > mx)
+					mx = load[rk];
+			}
+		sum += mx / ((double)T * k / R);
+	}
+	free(load);
+	free(perm);
+	return sum / trials;
+}
+
+/* Says so when the steps are too small for per-step imbalance to mean
+ * much: fewer than 8 token-expert assignments per rank per step, where
+ * random routing alone scores high. */
+static void noise_note(struct report *r)
+{
+	double per_rank = r->assign / r->ranks;
+
+	r->noise[0] = '\0';
+	if (r->snapshot || !(r->assign > 0) || per_rank >= 8)
+		return;
+	r->noise_imb = random_imbalance(r->assign, r->run.experts, r->run.topk, r->ranks);
+	snprintf(r->noise, sizeof(r->noise),
+		 "per-step imbalance here is mostly sampling noise: %.1f token-expert assignments "
+		 "per layer per step over %d ranks (%.2f per rank); tokens routed uniformly at "
+		 "random would score %.2f",
+		 r->assign, r->ranks, per_rank, r->noise_imb);
+}
+
+/* What to do, from figures the report already has: the best algorithm by
+ * next-window per-step imbalance and the replay of it.  The replay's net
+ * saved time decides: stop-the-world net > 0 pays however the weights
+ * move; only the overlapped net > 0 pays if the engine moves weights
+ * behind serving; both negative (or nothing moved, or no gain) do not pay.
+ * Without a model the bytes are unknown, so the line says what to deploy
+ * and that its price is unknown rather than guessing. */
+static void advise_line(struct report *r);
+
+static void advise(struct report *r)
+{
+	advise_line(r);
+	if (r->noise[0] && r->advice_pays != 0 &&
+	    strlen(r->advice) + 70 < sizeof(r->advice))
+		strcat(r->advice, "; but per-step figures here are mostly sampling noise (below)");
+}
+
+static void advise_line(struct report *r)
+{
+	const struct store_replay *m = &r->rep.sum;
+	const char *name = r->rows[r->best].algo->name;
+	int red = r->ranks * r->slots - r->run.experts;
+	char with[64];
+
+	if (red > 0)
+		snprintf(with, sizeof(with), "%d redundant expert%s", red, red == 1 ? "" : "s");
+	else
+		snprintf(with, sizeof(with), "no redundant experts");
+	if (!strcmp(name, "static") || m->events == 0 || m->moves == 0 ||
+	    m->imbalance_mean >= m->baseline_imbalance_mean) {
+		r->advice_pays = 0;
+		snprintf(r->advice, sizeof(r->advice),
+			 "rebalancing does not pay here: keep the %s placement (%d ranks x %d "
+			 "slots, %s); %s",
+			 r->cur_name, r->ranks, r->slots, with,
+			 !strcmp(name, "static") ? "the static layout scores best on the next window"
+			 : m->moves == 0        ? "the replay of the best moved no expert"
+						: "the replay does not lower the per-step imbalance");
+		return;
+	}
+	if (!r->model) {
+		r->advice_pays = -1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps (mean per-step imbalance "
+			 "%.3f against %.3f); whether the moves pay is unknown: give --model",
+			 name, with, (long long)m->interval, m->imbalance_mean,
+			 m->baseline_imbalance_mean);
+		return;
+	}
+	if (m->net_stop_seconds > 0) {
+		r->advice_pays = 1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps: it saves %.3g s net "
+			 "even stopping the world to move weights (%.3g s overlapped)",
+			 name, with, (long long)m->interval, m->net_stop_seconds,
+			 m->net_overlap_seconds);
+	} else if (m->net_overlap_seconds > 0) {
+		r->advice_pays = 1;
+		snprintf(r->advice, sizeof(r->advice),
+			 "deploy %s with %s, rebalancing every %lld steps only with the weights "
+			 "moved behind serving: %.3g s net overlapped, %.3g s lost stopping the "
+			 "world",
+			 name, with, (long long)m->interval, m->net_overlap_seconds,
+			 -m->net_stop_seconds);
+	} else {
+		r->advice_pays = 0;
+		snprintf(r->advice, sizeof(r->advice),
+			 "rebalancing does not pay here: %s every %lld steps saves %.3g s of MoE "
+			 "time but moving weights loses %.3g s net even overlapped (%.3g s stopping "
+			 "the world)",
+			 name, (long long)m->interval, m->saved_seconds, -m->net_overlap_seconds,
+			 -m->net_stop_seconds);
+	}
 }
 
 /* ---- the summary page ----------------------------------------------------- */
@@ -444,21 +644,109 @@ static double line(cairo_t *cr, double x, double y, double font, int bold, const
 	return y + font * 1.45;
 }
 
+/* Draws s word-wrapped into `room` units from (x, y); returns the y after
+ * the last line.  measure only (no drawing) when draw is 0. */
+static double wrap(cairo_t *cr, double x, double y, double room, double font, int bold,
+		   const char *s, int draw)
+{
+	char buf[512];
+
+	while (*s) {
+		size_t take = 0, k = 0;
+		/* the longest run of whole words that fits */
+		while (s[k]) {
+			size_t e = k;
+			while (s[e] == ' ')
+				e++;
+			while (s[e] && s[e] != ' ')
+				e++;
+			if (e >= sizeof(buf))
+				break;
+			memcpy(buf, s, e);
+			buf[e] = '\0';
+			if (take && rint_text_width(cr, buf, font, bold) > room)
+				break;
+			take = e;
+			k = e;
+		}
+		if (!take)
+			take = strlen(s) < sizeof(buf) ? strlen(s) : sizeof(buf) - 1;
+		memcpy(buf, s, take);
+		buf[take] = '\0';
+		if (draw)
+			rint_text(cr, x, y, buf, font, bold, 0, 0, 0);
+		y += font * 1.35;
+		s += take;
+		while (*s == ' ')
+			s++;
+	}
+	return y;
+}
+
+static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
+			   int draw);
+
+/* The page at the largest font whose content still fits its height. */
 static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
+{
+	double f = 12, gap;
+
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	/* the table's columns (895 units wide at 12) and the lines grow with
+	 * the page as far as both its width and its height allow */
+	for (double t = 12; t <= 12 * (w / RENDER_WIDTH) * 1.25; t += 0.25) {
+		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 ||
+		    (!r->snapshot && 895 * t / 12 > w - 80))
+			break;
+		f = t;
+	}
+	/* what height is left goes between the sections (5 gaps) */
+	gap = f * 0.8 + (h - 10 - summary_body(cr, w, f, f * 0.8, r, 0)) / 5;
+	if (gap > f * 2.4)
+		gap = f * 2.4;
+	summary_body(cr, w, f, gap < f * 0.8 ? f * 0.8 : gap, r, 1);
+	return 0;
+}
+
+/* Lays out (draw 0) or draws the summary at base font f; returns the y
+ * below its last line. */
+static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
+			   int draw)
 {
 	static const char *const head[] = { "algorithm", "next, per step", "next, summed",
 					    "gap to bound", "moves", "weights moved",
 					    "transfer", "fitted (hindsight)" };
 	const struct store_replay *m = &r->rep.sum;
 	const struct store_run *run = &r->run;
-	double f = 12, x = 40, y = 24, col[8], cx;
+	double x = 40, y = 24, col[8], cx, y0, bh;
 	char b1[64], b2[64];
 
-	cairo_set_source_rgb(cr, 1, 1, 1);
-	cairo_paint(cr);
+	if (!draw) {
+		/* measuring: draw nowhere (a clip that holds nothing) */
+		cairo_save(cr);
+		cairo_rectangle(cr, 0, 0, 0, 0);
+		cairo_clip(cr);
+	}
 	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
 	rint_text(cr, w / 2, y, "moetrace report", f * 1.5, 1, 0.5, 0, 0);
 	y += f * 2.6;
+	/* what to do first, on a tint that says so: green deploy, amber
+	 * does not pay, grey unpriced */
+	y0 = y - f * 0.5;
+	/* a line's advance leaves 0.44 f under its text: as much as above */
+	bh = wrap(cr, x + f, y, w - 2 * x - 2 * f, f * 1.25, 1, r->advice, 0) - y0;
+	if (r->advice_pays > 0)
+		cairo_set_source_rgb(cr, 0.85, 0.95, 0.88);
+	else if (r->advice_pays == 0)
+		cairo_set_source_rgb(cr, 1.0, 0.93, 0.80);
+	else
+		cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
+	cairo_rectangle(cr, x, y0, w - 2 * x, bh);
+	cairo_fill(cr);
+	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	wrap(cr, x + f, y, w - 2 * x - 2 * f, f * 1.25, 1, r->advice, 1);
+	y = y0 + bh + gap;
 	y = line(cr, x, y, f, 1, "Run '%s'", run->name);
 	if (run->topk > 0)
 		snprintf(b1, sizeof(b1), ", top-%d", run->topk);
@@ -475,6 +763,24 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		 r->slots, r->ranks * r->slots - run->experts, b2);
 	if (run->source[0])
 		y = line(cr, x, y, f, 0, "source: %s", run->source);
+	if (r->snapshot) {
+		y = line(cr, x, y, f, 0,
+			 "one step recorded in the range (step %lld): a snapshot, no time axis",
+			 (long long)r->snap_step);
+		y = line(cr, x, y, f * 0.9, 0,
+			 "no comparison of windows, replay, timeline or transfer: each needs steps "
+			 "after the ones a placement is fitted on");
+		y = line(cr, x, y, f, 0,
+			 "least balanced layer under the static layout: layer %d, imbalance %.3f "
+			 "(max / mean device load; 1 is perfect)",
+			 r->worst_layer, r->worst_imb);
+		y = line(cr, x, y, f * 0.9, 0,
+			 "the device page fits %s on this same step: in hindsight, the best this "
+			 "placement could do for exactly this load",
+			 r->snap_algo->name);
+		y += gap;
+		goto pages;
+	}
 	y = line(cr, x, y, f, 0,
 		 "fitted on steps %lld-%lld (%lld steps%s), scored on the next %lld-%lld (%lld "
 		 "steps); moves from the %s placement",
@@ -493,14 +799,14 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			 "per rank (%s); times are estimates",
 			 r->ebytes / 1048576.0, analyze_quant_name(r->quant), r->gbps,
 			 r->link_name);
-	y += f * 0.8;
+	y += gap;
 
 	/* the comparison table: right-aligned numbers under their headings */
 	col[0] = x;
-	cx = x + 100;
+	cx = x + 100 * f / 12;
 	for (int c = 1; c < 8; c++) {
 		static const double step[8] = { 0, 125, 125, 110, 80, 120, 85, 150 };
-		cx += step[c];
+		cx += step[c] * f / 12;
 		col[c] = cx;
 	}
 	for (int c = 0; c < 8; c++)
@@ -531,7 +837,7 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			rint_text(cr, col[c], y, cell[c], f, i == r->best, c ? 1 : 0, 0, 0);
 		y += f * 1.45;
 	}
-	y += f * 0.8;
+	y += gap;
 
 	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
 	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
@@ -551,10 +857,16 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 		 (long long)m->events, (long long)m->moves, b1, b2);
 	if (r->model)
 		y = line(cr, x, y, f, 0,
-			 "MoE straggler time saved %.3f s; net of transfer: %.3f s (stop the "
-			 "world), %.3f s (overlapped)",
+			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
+			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
-	y += f * 0.8;
+	y += gap;
+	if (r->noise[0]) {
+		cairo_set_source_rgb(cr, 0.55, 0.25, 0.0);
+		y = wrap(cr, x, y, w - 2 * x, f, 1, r->noise, draw) + gap * 0.6;
+		cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	}
+pages:
 	y = line(cr, x, y, f, 1, "Pages");
 	for (int p = 0; p < r->npages; p++) {
 		static const char *const what[PAGES] = {
@@ -565,10 +877,80 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			"imbalance per step, the start placement against the replay",
 			"expert weights moved per rebalance of the replay"
 		};
-		y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
+		if (r->snapshot && r->pages[p] == PG_DEVICES)
+			y = line(cr, x, y, f * 0.9, 0,
+				 "%d. device load of the least balanced layer, static against the "
+				 "placement fitted on the step",
+				 p + 2);
+		else
+			y = line(cr, x, y, f * 0.9, 0, "%d. %s", p + 2, what[r->pages[p]]);
 	}
-	if (!r->rep.n_events)
-		line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
+	if (r->split)
+		y = line(cr, x, y, f * 0.9, 0,
+			 "%d. prefill and decode: each phase's steps and imbalance on the scored "
+			 "steps",
+			 r->npages + 2);
+	if (!r->rep.n_events && !r->snapshot)
+		y = line(cr, x, y, f * 0.9, 0, "no transfer chart: the replay made no rebalance");
+	if (!draw)
+		cairo_restore(cr);
+	return y;
+}
+
+/* The scored steps split by phase: how large each phase's steps are and
+ * how balanced the start placement and each algorithm's are on them. */
+static int draw_split(cairo_t *cr, double w, double h, const struct report *r)
+{
+	const int P1 = STORE_PHASE_PREFILL, P2 = STORE_PHASE_DECODE;
+	double f = 14, x = 60, y = 24, c1 = 560, c2 = 760;
+	char b1[48], b2[48];
+
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+	snprintf(b1, sizeof(b1), "%lld-%lld", (long long)r->win[2], (long long)r->win[3]);
+	rint_text(cr, w / 2, y, "Prefill and decode", f * 1.3, 1, 0.5, 0, 0);
+	y += f * 2.4;
+	y = line(cr, x, y, f * 0.9, 0,
+		 "the scored steps %s of each phase; every placement was fitted on steps "
+		 "%lld-%lld of both phases",
+		 b1, (long long)r->win[0], (long long)r->win[1]);
+	y = line(cr, x, y, f * 0.9, 0,
+		 "imbalance: mean over the phase's steps of each step's sum over layers of max / "
+		 "sum of mean device load (1 is perfect)");
+	y += f;
+	rint_text(cr, c1, y, "prefill", f, 1, 1, 0, 0);
+	rint_text(cr, c2, y, "decode", f, 1, 1, 0, 0);
+	y += f * 1.3;
+	cairo_set_line_width(cr, 1);
+	cairo_move_to(cr, x, rint_snap(cr, y, 0) + 0.5);
+	cairo_line_to(cr, c2, rint_snap(cr, y, 0) + 0.5);
+	cairo_stroke(cr);
+	y += f * 0.5;
+#define ROW(label, bold, fmt, a, b)                                                    \
+	do {                                                                           \
+		snprintf(b1, sizeof(b1), fmt, a);                                      \
+		snprintf(b2, sizeof(b2), fmt, b);                                      \
+		rint_text(cr, x, y, label, f, bold, 0, 0, 0);                          \
+		rint_text(cr, c1, y, b1, f, bold, 1, 0, 0);                            \
+		rint_text(cr, c2, y, b2, f, bold, 1, 0, 0);                            \
+		y += f * 1.5;                                                          \
+	} while (0)
+	ROW("steps", 0, "%lld", (long long)r->ph[P1].n, (long long)r->ph[P2].n);
+	ROW("token-expert assignments per layer per step", 0, "%.1f", r->ph[P1].assign,
+	    r->ph[P2].assign);
+	y += f * 0.5;
+	{
+		char label[96];
+		snprintf(label, sizeof(label), "imbalance, start (%s) placement", r->cur_name);
+		ROW(label, 0, "%.4f", r->ph[P1].start, r->ph[P2].start);
+		for (int i = 0; i < r->nrows; i++) {
+			snprintf(label, sizeof(label), "imbalance, %s%s", r->rows[i].algo->name,
+				 i == r->best ? "  (best over both)" : "");
+			ROW(label, i == r->best, "%.4f", r->ph[P1].row[i], r->ph[P2].row[i]);
+		}
+	}
+#undef ROW
 	(void)h;
 	return 0;
 }
@@ -579,6 +961,8 @@ static int draw_page(cairo_t *cr, double w, double h, int page, void *ctx)
 
 	if (page == 0)
 		return draw_summary(cr, w, h, r);
+	if (page == 1 + r->npages)
+		return draw_split(cr, w, h, r);
 	return render_job_draw(cr, w, h, 0, r->jobs[r->pages[page - 1]]);
 }
 
@@ -648,8 +1032,8 @@ static int write_all(const struct opts *o, struct report *r, struct util_err *er
 			goto fail;
 	}
 	join(a, sizeof(a), tmp, "report.pdf");
-	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages, draw_page, r,
-			       err)))
+	if ((rc = render_write(a, RENDER_WIDTH, RENDER_HEIGHT, 1, 1 + r->npages + r->split,
+			       draw_page, r, err)))
 		goto fail;
 	if (!inside) {
 		mask = umask(022);
@@ -680,6 +1064,77 @@ fail:
 
 /* ---- the charts ----------------------------------------------------------- */
 
+/* A snapshot's pages: the heatmap, and the device load of its least
+ * balanced layer under the static layout against the best algorithm's
+ * placement fitted on that same step (in hindsight: there is no later
+ * step to score it on). */
+static int prepare_snapshot(struct store *s, struct report *r, const struct opts *o)
+{
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots;
+	double *heat = xmallocarray((size_t)L * E, sizeof(double));
+	double *load = xcalloc((size_t)R, sizeof(double));
+	int32_t *p2l = xmallocarray((size_t)R * S, sizeof(int32_t));
+	struct util_err err = UTIL_ERR_INIT;
+	int64_t n = 0;
+	int status = -1;
+
+	if (render_load_heat(s, &r->run, r->win[0], r->win[0], o->c.phase_mask, heat, &n, &err)) {
+		status = util_cli_fail(CMD, &err);
+		goto out;
+	}
+	/* the last algorithm listed that is not the static layout (the
+	 * default list ends with the flagship) */
+	r->snap_algo = r->rows[0].algo;
+	for (int i = 0; i < r->nrows; i++)
+		if (strcmp(r->rows[i].algo->name, "static"))
+			r->snap_algo = r->rows[i].algo;
+	analyze_static_phy2log(E, R, S, p2l);
+	r->worst_imb = 0;
+	for (int l = 0; l < L; l++) {
+		double tot = 0, m, imb;
+		m = analyze_device_load(heat + (size_t)l * E, E, p2l, R, S, NULL, load);
+		for (int k = 0; k < R; k++)
+			tot += load[k];
+		imb = tot > 0 ? m / (tot / R) : 1;
+		if (imb > r->worst_imb) {
+			r->worst_imb = imb;
+			r->worst_layer = l;
+		}
+	}
+	for (int k = 0; k < PAGES; k++) {
+		struct render_job_opts jo;
+		int st;
+		if (k != PG_HEATMAP && k != PG_DEVICES)
+			continue;
+		render_job_opts_init(&jo, CMD, (enum render_kind)k);
+		jo.from = jo.to = r->win[0];
+		jo.phase_mask = o->c.phase_mask;
+		jo.ranks = R;
+		jo.slots = S;
+		jo.scale = o->scale;
+		if (k == PG_DEVICES) {
+			jo.layer = r->worst_layer;
+			jo.algo = r->snap_algo;
+			jo.force_static = 1;
+		}
+		r->jobs[k] = xcalloc(1, sizeof(struct render_job));
+		if ((st = render_job_prepare(r->jobs[k], s, &r->run, &jo)) >= 0) {
+			status = st;
+			goto out;
+		}
+		r->pages[r->npages++] = k;
+	}
+	snprintf(r->advice, sizeof(r->advice),
+		 "a single step cannot show whether rebalancing pays: record steps over time "
+		 "to score placements on steps they were not fitted on");
+	r->advice_pays = -1;
+out:
+	free(heat);
+	free(load);
+	free(p2l);
+	return status;
+}
+
 static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 {
 	for (int k = 0; k < PAGES; k++) {
@@ -699,6 +1154,10 @@ static int prepare_jobs(struct store *s, struct report *r, const struct opts *o)
 			 * rest of the picture from going dark */
 			jo.layer = r->hot_layer;
 			jo.log_scale = 1;
+			snprintf(r->why, sizeof(r->why),
+				 "layer %d: it holds the hottest expert of steps %lld-%lld",
+				 r->hot_layer, (long long)r->win[0], (long long)r->win[3]);
+			jo.why = r->why;
 		}
 		if (k == PG_DEVICES) {
 			/* the best placement fitted on the first window, scored on the
@@ -781,6 +1240,23 @@ int cmd_report(int argc, char **argv)
 		o.c.quant = analyze_model_quant(r->model);
 	r->quant = o.c.quant;
 	r->ebytes = r->model ? analyze_expert_bytes(r->model->hidden, r->model->inter, o.c.quant) : 0;
+	if (r->snapshot) {
+		if ((status = prepare_snapshot(s, r, &o)) >= 0)
+			goto out;
+		if (write_all(&o, r, &err)) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+		printf("note: run '%s' has one step in the range (step %lld): no windows to compare "
+		       "or replay; writing the heatmap and the device load\n",
+		       r->run.name, (long long)r->snap_step);
+		printf("recommendation: %s\n", r->advice);
+		for (int p = 0; p < r->npages; p++)
+			printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
+		printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
+		status = 0;
+		goto out;
+	}
 	if ((rc = compare(s, r, &o, &err))) {
 		status = util_cli_fail(CMD, &err);
 		goto out;
@@ -799,6 +1275,8 @@ int cmd_report(int argc, char **argv)
 			goto out;
 		}
 	}
+	noise_note(r);
+	advise(r);
 	if ((status = prepare_jobs(s, r, &o)) >= 0)
 		goto out;
 	if (write_all(&o, r, &err)) {
@@ -812,9 +1290,22 @@ int cmd_report(int argc, char **argv)
 	       r->rows[r->best].next,
 	       (long long)r->rep.sum.interval, r->rep.sum.imbalance_mean,
 	       r->rep.sum.baseline_imbalance_mean);
+	printf("recommendation: %s\n", r->advice);
+	if (r->split)
+		printf("phases on steps %lld-%lld: prefill %lld steps, %.1f assignments per layer per "
+		       "step, imbalance %.4f start, %.4f %s; decode %lld steps, %.1f, %.4f start, "
+		       "%.4f %s\n",
+		       (long long)r->win[2], (long long)r->win[3],
+		       (long long)r->ph[STORE_PHASE_PREFILL].n, r->ph[STORE_PHASE_PREFILL].assign,
+		       r->ph[STORE_PHASE_PREFILL].start, r->ph[STORE_PHASE_PREFILL].row[r->best],
+		       r->rows[r->best].algo->name, (long long)r->ph[STORE_PHASE_DECODE].n,
+		       r->ph[STORE_PHASE_DECODE].assign, r->ph[STORE_PHASE_DECODE].start,
+		       r->ph[STORE_PHASE_DECODE].row[r->best], r->rows[r->best].algo->name);
+	if (r->noise[0])
+		printf("note: %s\n", r->noise);
 	for (int p = 0; p < r->npages; p++)
 		printf("wrote %s/%s\n", o.dir, page_file[r->pages[p]]);
-	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1);
+	printf("wrote %s/report.pdf (%d pages)\n", o.dir, r->npages + 1 + r->split);
 	status = 0;
 out:
 	for (int k = 0; k < PAGES; k++) {

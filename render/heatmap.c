@@ -86,6 +86,8 @@ static double layout(cairo_t *cr, double w, double h, const struct render_heatma
 		cbw = rint_text_width(cr, buf, f, 0) + 0.5 * f;
 		b.x = 0.6 * f + 1.3 * f + 0.5 * f + lw + 0.25 * f + tl;
 		b.y = (cfg && cfg->title ? 2.6 : 1.0) * f;
+		if (cfg && cfg->title && cfg->subtitle && cfg->subtitle[0])
+			b.y += 1.4 * f;
 		b.w = w - b.x - (1.2 * f + 1.1 * f + tl + 0.25 * f + cbw + 0.4 * f + 1.3 * f + 0.6 * f);
 		b.h = h - b.y - (tl + 0.15 * f + 1.3 * f + 0.3 * f + 1.3 * f + 0.4 * f);
 	}
@@ -146,6 +148,10 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
 
 	rint_title(cr, w, cfg ? cfg->title : NULL, f);
+	if (cfg && cfg->title && cfg->subtitle && cfg->subtitle[0]) {
+		cairo_set_source_rgb(cr, 0.25, 0.25, 0.25);
+		rint_text_fit(cr, w / 2, 2.3 * f, cfg->subtitle, f, 0, 0.5, 0, 0, w - 2 * f);
+	}
 
 	vmax = layout(cr, w, h, cfg, g, &ay, &b);
 	if (b.w < 8 || b.h < 8)

@@ -65,11 +65,42 @@ int render_job_draw(cairo_t *cr, double w, double h, int page, void *ctx)
 static void range_text(char *buf, size_t n, int64_t first, int64_t last, int64_t nsteps)
 {
 	/* the count only when it says more than the range (holes, a phase) */
-	if (nsteps == last - first + 1)
+	if (first == last && nsteps == 1)
+		snprintf(buf, n, "step %lld", (long long)first);
+	else if (nsteps == last - first + 1)
 		snprintf(buf, n, "steps %lld-%lld", (long long)first, (long long)last);
 	else
-		snprintf(buf, n, "steps %lld-%lld (%lld step%s)", (long long)first,
-			 (long long)last, (long long)nsteps, nsteps == 1 ? "" : "s");
+		snprintf(buf, n, "%lld step%s in %lld-%lld", (long long)nsteps,
+			 nsteps == 1 ? "" : "s", (long long)first, (long long)last);
+}
+
+/* ", decode only" / ", prefill only" when a phase filter leaves one. */
+static const char *phase_only(unsigned mask)
+{
+	if (mask == 1u << STORE_PHASE_DECODE)
+		return ", decode only";
+	if (mask == 1u << STORE_PHASE_PREFILL)
+		return ", prefill only";
+	return "";
+}
+
+/* Steps of the run recorded in [a, b], whatever their phase; -1 on error. */
+static int64_t count_steps(struct store *s, const struct store_run *run, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, run->id);
+		sqlite3_bind_int64(st, 2, a);
+		sqlite3_bind_int64(st, 3, b);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* "steps A-B" (with " (N steps)" when some are missing) for the steps of
@@ -137,15 +168,14 @@ static int fit_placement(struct store *s, const struct store_run *run, int layer
 	return rc;
 }
 
-/* Sorts expert ids by descending heat (ties by id, so output is stable). */
-static int by_heat(const void *a, const void *b, void *key)
+/* Descending, "no data" (NAN) last. */
+static int by_value_desc(const void *a, const void *b)
 {
-	const double *k = key;
-	int x = *(const int *)a, y = *(const int *)b;
+	double x = *(const double *)a, y = *(const double *)b;
 
-	if (k[x] != k[y])
-		return k[x] < k[y] ? 1 : -1;
-	return x - y;
+	if (isnan(x) || isnan(y))
+		return isnan(x) - isnan(y);
+	return x < y ? 1 : x > y ? -1 : 0;
 }
 
 static int fail(const struct render_job_opts *o, struct util_err *err)
@@ -204,30 +234,23 @@ static int prepare_heatmap(struct store *s, const struct store_run *run,
 	j->hcfg.x_label = "expert";
 	j->hcfg.unit = "tokens per step (mean over the steps)";
 	if (o->sort_heat) {
-		double *tot = xcalloc((size_t)E, sizeof(double));
-		double *sorted = xmallocarray((size_t)L * (size_t)E, sizeof(double));
-		j->ids = xmallocarray((size_t)E, sizeof(int));
+		/* expert ids mean nothing from one layer to the next, so each
+		 * row is sorted on its own: column k is the layer's k-th hottest
+		 * expert, and the picture shows how skewed each layer is */
 		for (int l = 0; l < L; l++)
-			for (int e = 0; e < E; e++)
-				tot[e] += j->heat[(size_t)l * E + e];
-		for (int e = 0; e < E; e++)
-			j->ids[e] = e;
-		qsort_r(j->ids, (size_t)E, sizeof(int), by_heat, tot);
-		for (int l = 0; l < L; l++)
-			for (int i = 0; i < E; i++)
-				sorted[(size_t)l * E + i] = j->heat[(size_t)l * E + j->ids[i]];
-		free(j->heat);
-		j->heat = sorted;
-		free(tot);
-		j->grid.col_ids = j->ids;
-		j->hcfg.x_label = "expert id, hottest first over all layers";
+			qsort(j->heat + (size_t)l * E, (size_t)E, sizeof(double), by_value_desc);
+		j->hcfg.x_label = "experts of each layer by heat (1: the layer's hottest)";
+		j->grid.x0 = 0.5;
+		j->grid.x1 = E + 0.5;
+	} else {
+		j->grid.x0 = -0.5;
+		j->grid.x1 = E - 0.5;
 	}
-	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s', %s", run->name, j->range);
+	snprintf(j->title, sizeof(j->title), "Expert heat of run '%s'%s, %s", run->name,
+		 phase_only(o->phase_mask), j->range);
 	j->grid.rows = L;
 	j->grid.cols = E;
 	j->grid.v = j->heat;
-	j->grid.x0 = -0.5;
-	j->grid.x1 = E - 0.5;
 	j->grid.y0 = -0.5;
 	j->grid.y1 = L - 0.5;
 	return -1;
@@ -241,6 +264,23 @@ static int prepare_timeline(struct store *s, const struct store_run *run,
 	int layer = o->layer < 0 ? 0 : o->layer;
 	double x0 = 0, x1 = 0;
 
+	if (o->layer == RENDER_LAYER_HOT) {
+		/* the layer holding the hottest expert (mean tokens per step over
+		 * the steps drawn; ties to the lowest layer), as the report picks */
+		size_t LE = (size_t)run->layers * (size_t)E;
+		double *heat = xmallocarray(LE, sizeof(double)), hot = -1;
+		int64_t n = 0;
+		if (render_load_heat(s, run, o->from, o->to, o->phase_mask, heat, &n, &err)) {
+			free(heat);
+			return fail(o, &err);
+		}
+		for (size_t i = 0; i < LE; i++)
+			if (heat[i] > hot) {
+				hot = heat[i];
+				layer = (int)(i / (size_t)E);
+			}
+		free(heat);
+	}
 	j->layer = layer;
 	/* at most one bin per output pixel: the chart averages further */
 	j->grid_v = xmallocarray((size_t)E * (size_t)bins, sizeof(double));
@@ -250,9 +290,44 @@ static int prepare_timeline(struct store *s, const struct store_run *run,
 	if (j->nsteps == 0)
 		return -1;
 	range_text(j->range, sizeof(j->range), (int64_t)x0, (int64_t)x1 - 1, j->nsteps);
-	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s', %s", layer,
-		 run->name, j->range);
+	snprintf(j->title, sizeof(j->title), "Layer %d heat over time, run '%s'%s, %s", layer,
+		 run->name, phase_only(o->phase_mask), j->range);
+	{
+		/* under the title: why this layer, and what the grey columns are */
+		int64_t span = (int64_t)x1 - (int64_t)x0, all = count_steps(s, run, (int64_t)x0,
+									     (int64_t)x1 - 1);
+		size_t k = 0;
+		j->sub[0] = '\0';
+		if (o->why)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub), "%s", o->why);
+		else if (o->layer == RENDER_LAYER_HOT)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub),
+					      "layer %d: it holds the hottest expert of steps "
+					      "%lld-%lld",
+					      layer, (long long)x0, (long long)x1 - 1);
+		else if (o->layer < 0)
+			k += (size_t)snprintf(j->sub, sizeof(j->sub),
+					      "layer 0, the default (--layer picks another)");
+		if (all >= 0 && j->nsteps < span && k < sizeof(j->sub)) {
+			int64_t gone = span - all, other = all - j->nsteps;
+			k += (size_t)snprintf(j->sub + k, sizeof(j->sub) - k, "%sgrey: ",
+					      k ? "; " : "");
+			if (gone > 0 && k < sizeof(j->sub))
+				k += (size_t)snprintf(j->sub + k, sizeof(j->sub) - k,
+						      "%lld step%s not recorded", (long long)gone,
+						      gone == 1 ? "" : "s");
+			if (other > 0 && k < sizeof(j->sub))
+				snprintf(j->sub + k, sizeof(j->sub) - k, "%s%lld %s step%s left out",
+					 gone > 0 ? ", " : "", (long long)other,
+					 o->phase_mask == 1u << STORE_PHASE_DECODE ? "prefill"
+					 : o->phase_mask == 1u << STORE_PHASE_PREFILL
+						 ? "decode"
+						 : "other-phase",
+					 other == 1 ? "" : "s");
+		}
+	}
 	j->hcfg = render_heatmap_cfg_defaults();
+	j->hcfg.subtitle = j->sub;
 	j->hcfg.log_scale = o->log_scale;
 	j->hcfg.x_label = "step";
 	j->hcfg.y_label = "expert";
@@ -406,10 +481,94 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	j->dcfg.x_label = "EP rank";
 	j->dcfg.y_label = "device load (tokens per step; replicas split evenly)";
 	step_range(s, run, o->from, o->to, o->phase_mask, j->nsteps, j->range, sizeof(j->range));
-	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s', %s%s",
-		 layer, ranks, slots, run->name, j->range,
-		 fit_range[0] ? " (not fitted on)" : "");
+	snprintf(j->title, sizeof(j->title), "Layer %d device load, %d ranks x %d slots, run '%s'%s, %s%s",
+		 layer, ranks, slots, run->name, phase_only(o->phase_mask), j->range,
+		 fit_range[0] ? ", not fitted on" : "");
 	return -1;
+}
+
+/* The settings that tell stored replays apart, one string per key. */
+enum { RK_ENGINE, RK_LAYOUT, RK_RPN, RK_EVERY, RK_WINDOW, RK_DELAY, RK_THRESHOLD, RK_MAXMOVES,
+       RK_PAY, RK_EPISODES, RK_QUANT, RK_LINKS, RK_HARDWARE, RK_STEPMS, RK_KEYS };
+
+/* Fills v[key] for replay r; shown[key] says whether a lone replay's
+ * legend names it (its defaults are left out there). */
+static void replay_settings(const struct store_replay *r, char v[RK_KEYS][80], int shown[RK_KEYS])
+{
+	for (int i = 0; i < RK_KEYS; i++) {
+		v[i][0] = '\0';
+		shown[i] = 1;
+	}
+	if (r->engine[0])
+		snprintf(v[RK_ENGINE], 80, "%s preset", r->engine);
+	else {
+		snprintf(v[RK_ENGINE], 80, "no engine preset");
+		shown[RK_ENGINE] = 0;
+	}
+	snprintf(v[RK_LAYOUT], 80, "%d x %d", r->ranks, r->slots);
+	shown[RK_LAYOUT] = 0; /* the title gives it */
+	snprintf(v[RK_RPN], 80, "%d ranks/node", r->ranks_per_node);
+	shown[RK_RPN] = 0;
+	snprintf(v[RK_EVERY], 80, "every %lld", (long long)r->interval);
+	snprintf(v[RK_WINDOW], 80, "window %lld", (long long)r->window);
+	snprintf(v[RK_DELAY], 80, "delay %lld", (long long)r->delay);
+	if (r->threshold > 0)
+		snprintf(v[RK_THRESHOLD], 80, "threshold %g", r->threshold);
+	else {
+		snprintf(v[RK_THRESHOLD], 80, "no threshold");
+		shown[RK_THRESHOLD] = 0;
+	}
+	if (r->max_moves >= 0)
+		snprintf(v[RK_MAXMOVES], 80, "at most %d moves", r->max_moves);
+	else {
+		snprintf(v[RK_MAXMOVES], 80, "moves uncapped");
+		shown[RK_MAXMOVES] = 0;
+	}
+	snprintf(v[RK_PAY], 80, "%s", r->pay ? "pay" : "no pay");
+	shown[RK_PAY] = r->pay;
+	if (r->episodes > 0)
+		snprintf(v[RK_EPISODES], 80, "%d episodes", r->episodes);
+	else {
+		snprintf(v[RK_EPISODES], 80, "summed heat");
+		shown[RK_EPISODES] = 0;
+	}
+	snprintf(v[RK_QUANT], 80, "%s", r->quant);
+	shown[RK_QUANT] = r->quant[0] != 0;
+	if (r->link_intra[0])
+		snprintf(v[RK_LINKS], 80, "%s/%s", r->link_intra, r->link_inter);
+	else
+		shown[RK_LINKS] = 0;
+	snprintf(v[RK_HARDWARE], 80, "%s", r->hardware);
+	shown[RK_HARDWARE] = 0;
+	if (r->step_ms > 0)
+		snprintf(v[RK_STEPMS], 80, "step %g ms", r->step_ms);
+	else
+		shown[RK_STEPMS] = 0;
+}
+
+/* Legend names of the stored replays (render_int.h). */
+void render_replay_names(const struct store_replay *rp, const int64_t *ids, int n,
+			 char (*names)[RENDER_REPLAY_NAME])
+{
+	static char v[RENDER_MAX_REPLAYS][RK_KEYS][80];
+	int shown[RENDER_MAX_REPLAYS][RK_KEYS];
+
+	for (int k = 0; k < n; k++)
+		replay_settings(&rp[k], v[k], shown[k]);
+	for (int k = 0; k < n; k++) {
+		size_t len = (size_t)snprintf(names[k], RENDER_REPLAY_NAME, "replay %lld: %s",
+					      (long long)ids[k], rp[k].algo);
+		for (int i = 0; i < RK_KEYS; i++) {
+			int differs = 0;
+			for (int q = 0; q < n; q++)
+				differs |= strcmp(v[q][i], v[k][i]) != 0;
+			if (!(n == 1 ? shown[k][i] : differs) || !v[k][i][0] ||
+			    len >= RENDER_REPLAY_NAME)
+				continue;
+			len += (size_t)snprintf(names[k] + len, RENDER_REPLAY_NAME - len, ", %s",
+						v[k][i]);
+		}
+	}
 }
 
 /* The replays' stored series against their start placement. */
@@ -440,24 +599,10 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 		for (size_t i = 0; i < ne; i++)
 			if (j->ev[k][i].effective_step >= 0)
 				j->evx[k][ke++] = (double)j->ev[k][i].effective_step;
-		struct store_replay r = j->rp[k]; /* a copy: snprintf into j may not read j */
-		/* every setting that tells two replays apart */
-		char eps[24] = "", q[40] = "", lk[72] = "", eng[48] = "";
-		if (r.episodes > 0)
-			snprintf(eps, sizeof(eps), ", %d episodes", r.episodes);
-		if (r.quant[0])
-			snprintf(q, sizeof(q), ", %s", r.quant);
-		if (r.link_intra[0])
-			snprintf(lk, sizeof(lk), ", %s/%s", r.link_intra, r.link_inter);
-		if (r.engine[0])
-			snprintf(eng, sizeof(eng), ", %s preset", r.engine);
-		snprintf(j->rnames[k], sizeof(j->rnames[k]),
-			 "replay %lld: %s%s, every %lld, window %lld, delay %lld%s%s%s%s",
-			 (long long)o->replay_id[k], r.algo, eng, (long long)r.interval,
-			 (long long)r.window, (long long)r.delay, r.pay ? ", pay" : "", eps, q, lk);
 		j->series[k + 1] = (struct render_series){ j->rnames[k], m, j->xs, j->rimb[k], ke,
 							   j->evx[k] };
 	}
+	render_replay_names(j->rp, o->replay_id, o->nreplay, j->rnames);
 	snprintf(j->names[0], sizeof(j->names[0]), "baseline (the replay's start placement)");
 	j->series[0].y = j->rbase[0];
 	j->nseries = o->nreplay + 1;
@@ -607,12 +752,12 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 		   j->nsteps);
 	if (o->layer >= 0)
 		snprintf(j->title, sizeof(j->title),
-			 "Layer %d imbalance, %d ranks x %d slots, run '%s', %s", o->layer, ranks,
-			 slots, run->name, j->range);
+			 "Layer %d imbalance, %d ranks x %d slots, run '%s'%s, %s", o->layer, ranks,
+			 slots, run->name, phase_only(o->phase_mask), j->range);
 	else
 		snprintf(j->title, sizeof(j->title),
-			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s', %s",
-			 ranks, slots, run->name, j->range);
+			 "Imbalance of all layers (sum of max / sum of mean), %d x %d, run '%s'%s, %s",
+			 ranks, slots, run->name, phase_only(o->phase_mask), j->range);
 	return -1;
 }
 
@@ -779,6 +924,8 @@ void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum rende
 	o->to = INT64_MAX;
 	o->fit_from = 0;
 	o->fit_to = -1;
+	/* heat is heavy-tailed: on a linear scale most cells read dark */
+	o->log_scale = 1;
 }
 
 int render_job_prepare(struct render_job *j, struct store *s, struct store_run *run,

@@ -67,6 +67,8 @@ struct render_grid {
 
 struct render_heatmap_cfg {
 	const char *title;
+	const char *subtitle;      /* optional line under the title: why this
+				    * data, what grey cells are */
 	const char *x_label, *y_label;
 	const char *unit;          /* colour bar label, with units */
 	int log_scale;             /* colour by log10(1 + v): heavy tails */

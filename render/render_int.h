@@ -89,6 +89,10 @@ enum render_kind { RENDER_HEATMAP, RENDER_TIMELINE, RENDER_DEVICES, RENDER_IMBAL
 /* The kind named s ("heatmap", ...), or -1. */
 int render_kind_parse(const char *s);
 
+/* render_job_opts.layer for a timeline of the layer holding the hottest
+ * expert of the steps drawn (`render timeline --layer hot`). */
+#define RENDER_LAYER_HOT (-2)
+
 struct render_job_opts {
 	const char *cmd;                  /* error prefix: "render", "report" */
 	const char *runname, *title, *placement_file;
@@ -108,7 +112,17 @@ struct render_job_opts {
 	 * of stored ones; not owned.  replay_name labels it. */
 	const struct analyze_replay_out *replay;
 	const char *replay_name;
+	/* timeline: why this layer (the report's choice), said under the title */
+	const char *why;
 };
+/* Legend names of n stored replays into names[n]: "replay ID: algo" and
+ * then, for one replay, its settings; for several, only the settings that
+ * differ between them (interval, window, delay, threshold, move cap, pay,
+ * episodes, engine preset, layout, precision, links, hardware, ...). */
+#define RENDER_REPLAY_NAME 384
+void render_replay_names(const struct store_replay *rp, const int64_t *ids, int n,
+			 char (*names)[RENDER_REPLAY_NAME]);
+
 /* Every chart option at its default (all layers, all steps, default size). */
 void render_job_opts_init(struct render_job_opts *o, const char *cmd, enum render_kind kind);
 
@@ -126,7 +140,7 @@ struct render_job {
 	struct render_transfer transfer;
 	int64_t nsteps; /* steps (or events) drawn; 0: nothing in the range */
 	int layer;      /* the layer drawn (timeline, devices, imbalance); -1 all */
-	char title[512], range[128], names[2][160], rnames[RENDER_MAX_REPLAYS][384];
+	char title[512], range[128], sub[384], names[2][160], rnames[RENDER_MAX_REPLAYS][RENDER_REPLAY_NAME];
 	const char *bar_names[2];
 	const double *bar_vals[2];
 	struct store_replay rp[RENDER_MAX_REPLAYS];

@@ -40,8 +40,8 @@ expect_status 0 mt render "$T/db" heatmap --width 640 --height 400 --scale 2 -o 
 # options that change the picture change the bytes
 expect_status 0 mt render "$T/db" heatmap --sort heat -o "$T/sorted.png"
 cmp -s "$T/heatmap.png" "$T/sorted.png" && fail "--sort heat drew the same picture"
-expect_status 0 mt render "$T/db" heatmap --log -o "$T/log.png"
-cmp -s "$T/heatmap.png" "$T/log.png" && fail "--log drew the same picture"
+expect_status 0 mt render "$T/db" heatmap --linear -o "$T/log.png"
+cmp -s "$T/heatmap.png" "$T/log.png" && fail "--linear drew the same picture"
 expect_status 0 mt render "$T/db" timeline --layer 1 --steps 2:4 -o "$T/tl.png"
 cmp -s "$T/timeline.png" "$T/tl.png" && fail "--layer 1 --steps 2:4 drew the same picture"
 expect_status 0 mt render "$T/db" devices --layer 0 --static --title "layer zero" -o "$T/dev.png"

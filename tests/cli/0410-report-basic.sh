@@ -59,7 +59,7 @@ expect_grep "$T/stdout0" "^best: $best0 on steps 20-39 \(fitted on 0-19; "
 best_algo=${best%%,*}
 expect_status 0 mt render "$T/db" heatmap -o "$T/h.png"
 same_file "$T/h.png" "$T/rep/heatmap.png"
-expect_status 0 mt render "$T/db" timeline --layer 0 --log -o "$T/t.png"
+expect_status 0 mt render "$T/db" timeline --layer hot -o "$T/t.png"
 same_file "$T/t.png" "$T/rep/timeline.png"
 expect_status 0 mt render "$T/db" devices --layer 0 --algo "$best_algo" --steps 20:39 --fit 0:19 -o "$T/d0.png"
 expect_status 0 mt render "$T/db" devices --layer 1 --algo "$best_algo" --steps 20:39 --fit 0:19 -o "$T/d1.png"

@@ -15,6 +15,7 @@
 
 #include "analyze/analyze.h"
 #include "render/render.h"
+#include "render/render_int.h" /* chart jobs: the titles they write */
 #include "store/store.h"
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -749,6 +750,138 @@ static void make_db(const char *path, struct store **s, struct store_run *run)
 	assert_int_equal(store_steps_append(*s, run, st, 3), 0);
 }
 
+/* A timeline says why its layer, which phase it keeps, and what its grey
+ * columns are; no title nests parentheses.  Steps 0-9 without 4 and 5,
+ * prefill at 0 and 6; layer 1 holds the hottest expert. */
+static void test_render_timeline_text(void **state)
+{
+	struct store *s;
+	struct store_run run;
+	struct util_err err = UTIL_ERR_INIT;
+	static uint32_t c[10][8];
+	struct store_step st[10];
+	int n = 0, missing = 0, prefill = 0, first = -1, last = -1;
+	char want[384];
+
+	(void)state;
+	assert_int_equal(store_open(path_in("tl.db"), STORE_CREATE, &s, &err), 0);
+	memset(&run, 0, sizeof(run));
+	snprintf(run.name, sizeof(run.name), "tl");
+	run.layers = 2;
+	run.experts = 4;
+	assert_int_equal(store_run_add(s, &run), 0);
+	for (int k = 0; k < 10; k++) {
+		if (k == 4 || k == 5)
+			continue;
+		for (int i = 0; i < 8; i++)
+			c[k][i] = (uint32_t)(1 + i + (i == 6 ? 50 : 0));
+		st[n++] = (struct store_step){ .step = k, .phase = k % 6 == 0 ? 1 : 2,
+					       .counts = c[k] };
+	}
+	assert_int_equal(store_steps_append(s, &run, st, (size_t)n), 0);
+	/* what the decode-only range holds, from the steps written */
+	for (int i = 0; i < n; i++)
+		if (st[i].phase == 2) {
+			if (first < 0)
+				first = (int)st[i].step;
+			last = (int)st[i].step;
+		}
+	for (int k = first; k <= last; k++) {
+		int seen = 0;
+		for (int i = 0; i < n; i++)
+			if (st[i].step == k) {
+				seen = 1;
+				prefill += st[i].phase == 1;
+			}
+		missing += !seen;
+	}
+
+	for (int hot = 0; hot < 2; hot++) {
+		struct render_job_opts o;
+		struct render_job j;
+		render_job_opts_init(&o, "render", RENDER_TIMELINE);
+		o.phase_mask = 1u << STORE_PHASE_DECODE;
+		o.layer = hot ? RENDER_LAYER_HOT : -1;
+		memset(&j, 0, sizeof(j));
+		assert_int_equal(render_job_prepare(&j, s, &run, &o), -1);
+		assert_int_equal(j.layer, hot ? 1 : 0);
+		snprintf(want, sizeof(want), "Layer %d heat over time, run 'tl', decode only, %d steps in %d-%d",
+			 hot ? 1 : 0, last - first + 1 - missing - prefill, first, last);
+		assert_string_equal(j.title, want);
+		if (hot)
+			snprintf(want, sizeof(want),
+				 "layer 1: it holds the hottest expert of steps %d-%d; grey: %d steps "
+				 "not recorded, %d prefill step left out",
+				 first, last, missing, prefill);
+		else
+			snprintf(want, sizeof(want),
+				 "layer 0, the default (--layer picks another); grey: %d steps not "
+				 "recorded, %d prefill step left out",
+				 missing, prefill);
+		assert_string_equal(j.sub, want);
+		assert_null(strstr(j.title, "(("));
+		assert_null(strstr(j.title, "))"));
+		render_job_release(&j);
+	}
+	/* every step, every phase: nothing grey, nothing to explain but the layer */
+	{
+		struct render_job_opts o;
+		struct render_job j;
+		render_job_opts_init(&o, "render", RENDER_TIMELINE);
+		o.layer = 1;
+		o.from = 6;
+		memset(&j, 0, sizeof(j));
+		assert_int_equal(render_job_prepare(&j, s, &run, &o), -1);
+		assert_string_equal(j.title, "Layer 1 heat over time, run 'tl', steps 6-9");
+		assert_string_equal(j.sub, "");
+		render_job_release(&j);
+	}
+	store_free(s);
+}
+
+/* Stored replays side by side: each legend names what differs, so no two
+ * read the same; a lone replay names its settings. */
+static void test_render_replay_names(void **state)
+{
+	struct store_replay rp[4];
+	int64_t ids[4] = { 1, 2, 3, 4 };
+	char names[4][RENDER_REPLAY_NAME];
+
+	(void)state;
+	memset(rp, 0, sizeof(rp));
+	for (int k = 0; k < 4; k++) {
+		snprintf(rp[k].algo, sizeof(rp[k].algo), "eplb");
+		rp[k].ranks = 4;
+		rp[k].slots = 3;
+		rp[k].interval = 8;
+		rp[k].window = 8;
+		rp[k].delay = 4;
+		rp[k].episodes = 8;
+		rp[k].max_moves = -1;
+		snprintf(rp[k].link_intra, sizeof(rp[k].link_intra), "nvlink4");
+		snprintf(rp[k].link_inter, sizeof(rp[k].link_inter), "ib-ndr-400g");
+	}
+	rp[1].threshold = 1.5; /* settings that the legends used to leave out */
+	rp[2].max_moves = 2;
+	rp[3].pay = 1;
+	snprintf(rp[3].engine, sizeof(rp[3].engine), "sglang");
+	render_replay_names(rp, ids, 4, names);
+	for (int a = 0; a < 4; a++)
+		for (int b = a + 1; b < 4; b++)
+			assert_string_not_equal(names[a], names[b]);
+	assert_string_equal(names[0], "replay 1: eplb, no engine preset, no threshold, moves uncapped, no pay");
+	assert_non_null(strstr(names[1], ", threshold 1.5"));
+	assert_non_null(strstr(names[2], ", at most 2 moves"));
+	assert_non_null(strstr(names[3], "sglang preset") && strstr(names[3], ", pay"));
+	/* settings all four share are not repeated in every entry */
+	for (int k = 0; k < 4; k++)
+		assert_null(strstr(names[k], "every 8"));
+	/* one replay: its settings, without the defaults */
+	render_replay_names(rp + 1, ids + 1, 1, names);
+	assert_string_equal(names[0], "replay 2: eplb, every 8, window 8, delay 4, threshold 1.5, "
+				      "8 episodes, nvlink4/ib-ndr-400g");
+}
+
 static void test_render_load_timeline(void **state)
 {
 	struct store *s;
@@ -924,6 +1057,8 @@ int main(void)
 		cmocka_unit_test(test_render_imbalance_long_and_short),
 		cmocka_unit_test(test_render_transfer_stacked_and_summed),
 		cmocka_unit_test(test_render_load_timeline),
+		cmocka_unit_test(test_render_replay_names),
+		cmocka_unit_test(test_render_timeline_text),
 		cmocka_unit_test(test_render_load_imbalance),
 		cmocka_unit_test(test_render_replay_defaults),
 	};
