@@ -24,7 +24,8 @@ DEB_PKGS = build-essential pkg-config libsqlite3-dev sqlite3 libcairo2-dev \
            fonts-dejavu-core
 # ... and to run every test (make deps-test; CI installs both).  Tests that
 # need an optional one (torch, matplotlib) skip without it.
-DEB_TEST_PKGS = libcmocka-dev tmux python3 prometheus clickhouse-server clickhouse-client curl
+DEB_TEST_PKGS = libcmocka-dev tmux python3 prometheus clickhouse-server clickhouse-client curl \
+                poppler-utils
 # ... of which these are optional: without them the tests that need them skip,
 # so a user who cannot install them (not root) still gets a test run.
 DEB_TEST_OPT_PKGS = python3-numpy python3-torch

@@ -25,7 +25,7 @@ awk -v max="$max" '
 ' $files >"${TMPDIR:-/tmp}/funclen.$$"
 status=0
 while read -r file fn len; do
-	known=$(awk -v f="$file" -v n="$fn" '$1 == f && $2 == n { print $3 }' scripts/funclen-known.txt)
+	known=$(awk -v f="$file" -v n="$fn" '$1 == f && $2 == n { print $3 }' scripts/funclen-known.txt 2>/dev/null)
 	if [ "${LIST:-0}" = 1 ]; then
 		echo "$file $fn $len"
 	elif [ -z "$known" ]; then
