@@ -77,9 +77,10 @@ struct report {
 	const struct store_model *model;
 	int ranks, slots, nodes, groups, quant, nrows, best, hot_layer, worst_layer;
 	int64_t win[4], fit_steps, next_steps, replay_steps;
-	const char *cur_name, *link_name;
+	const char *cur_name;
 	uint64_t ebytes;
-	double gbps, worst_imb;
+	double worst_imb;
+	struct analyze_deploy dep;  /* copies priced on its two tiers */
 	struct row rows[MAX_ALGOS];
 	struct analyze_replay_out rep;
 	char rep_desc[200];
@@ -428,6 +429,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 			.blocks = fl ? blk.heat : NULL, .n_blocks = fl ? blk.n : 0,
 			.n_hist = fl ? blk.hist : 0,
 			.current = cur, .only_layer = -1, .threads = 2,
+			.ranks_per_node = r->dep.ranks_per_node,
 		};
 		double smax = 0, smean = 0, slb = 0;
 		if ((rc = analyze_plan_run(&in, &plan, err)))
@@ -447,7 +449,9 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 		w->gap_next = slb > 0 ? smax / slb - 1 : 0;
 		w->moves = plan.moves;
 		w->bytes = (int64_t)((uint64_t)plan.moves * r->ebytes);
-		w->xfer_s = analyze_transfer_seconds(plan.send, plan.recv, R, r->ebytes, r->gbps);
+		w->xfer_s = analyze_transfer_seconds_tiers(plan.send, plan.recv, R, r->ebytes,
+							   r->dep.intra_gbps, r->dep.inter_gbps,
+							   NULL, NULL);
 		w->p2l = plan.phy2log;
 		plan.phy2log = NULL;
 		w->cnt = xmallocarray((size_t)L * E, sizeof(int));
@@ -793,12 +797,18 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	y = line(cr, x, y, f * 0.9, 0,
 		 "per step: the mean over the next window's steps of each step's imbalance (MoE "
 		 "time follows each step's straggler); the best is the lowest");
-	if (r->model)
+	if (r->model) {
+		char eb[32];
+		int nodes = r->dep.ranks_per_node > 0 ? r->ranks / r->dep.ranks_per_node : 1;
+		util_human_bytes(eb, sizeof(eb), (double)r->ebytes);
 		y = line(cr, x, y, f * 0.9, 0,
-			 "weights moved at %.1f MiB per expert (%s); transfer time at %.0f GB/s "
-			 "per rank (%s); times are estimates",
-			 r->ebytes / 1048576.0, analyze_quant_name(r->quant), r->gbps,
-			 r->link_name);
+			 "weights moved at %s per expert (%s); %d node%s x %d ranks, copies at %.0f "
+			 "GB/s per rank inside a node (%s) and %.0f GB/s across (%s); times are "
+			 "estimates",
+			 eb, analyze_quant_name(r->quant), nodes, nodes == 1 ? "" : "s",
+			 r->dep.ranks_per_node, r->dep.intra_gbps, r->dep.link_intra,
+			 r->dep.inter_gbps, r->dep.link_inter);
+	}
 	y += gap;
 
 	/* the comparison table: right-aligned numbers under their headings */
@@ -1187,7 +1197,6 @@ int cmd_report(int argc, char **argv)
 	struct util_err err = UTIL_ERR_INIT;
 	struct report *r = xcalloc(1, sizeof(*r));
 	struct store *s = NULL;
-	const struct analyze_link *link;
 	int rc, status = 1, E;
 
 	if ((rc = parse_opts(argc, argv, &o, &err))) {
@@ -1233,9 +1242,19 @@ int cmd_report(int argc, char **argv)
 		r->nodes = r->ranks / r->run.ranks_per_node;
 		r->groups = g && E % g == 0 ? g : r->nodes;
 	}
-	link = analyze_link_find(o.c.link ? o.c.link : "nvlink4");
-	r->gbps = o.c.bandwidth > 0 ? o.c.bandwidth : link->gbytes_per_s;
-	r->link_name = o.c.bandwidth > 0 ? "--bandwidth" : link->name;
+	{
+		/* the deployment `replay` and `compare` resolve: the run's nodes,
+		 * the hardware's two links unless --link/--bandwidth says otherwise */
+		struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+		dopts.quant = o.c.quant;
+		dopts.link = o.c.link;
+		dopts.bandwidth = o.c.bandwidth;
+		if ((rc = analyze_deploy_resolve(&r->run, r->model, r->ranks, &dopts, &r->dep,
+						 &err))) {
+			status = util_cli_fail(CMD, &err);
+			goto out;
+		}
+	}
 	if (o.c.quant < 0)
 		o.c.quant = analyze_model_quant(r->model);
 	r->quant = o.c.quant;
@@ -1267,7 +1286,8 @@ int cmd_report(int argc, char **argv)
 			.layer = -1, .quant = o.c.quant, .from = r->win[0], .to = o.c.to,
 			.interval = o.interval, .window = o.window, .delay = o.delay,
 			.episodes = o.c.episodes,
-			.phase_mask = o.c.phase_mask, .model = r->model, .gbytes_per_s = r->gbps,
+			.phase_mask = o.c.phase_mask, .model = r->model, .gbytes_per_s = o.c.bandwidth,
+			.link = o.c.link,
 		};
 		if (render_replay_run(s, &r->run, &q, &r->rep, &r->replay_steps, r->rep_desc,
 				      sizeof(r->rep_desc), &err)) {

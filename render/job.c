@@ -885,6 +885,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	struct util_err derr = UTIL_ERR_INIT;
 	dopts.quant = q->quant;
 	dopts.bandwidth = q->gbytes_per_s;
+	dopts.link = q->link;
 	if (analyze_deploy_resolve(run, q->model, q->ranks, &dopts, &dep, &derr) == 0)
 		cfg.deploy = &dep;
 	rc = analyze_replay_run(s, run, &cfg, out, err);

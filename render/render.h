@@ -237,6 +237,7 @@ struct render_replay_req {
 	unsigned phase_mask;
 	const struct store_model *model;
 	double gbytes_per_s;
+	const char *link;         /* --link: both tiers on this preset; NULL: the hardware's two */
 };
 /* Fills out (release with analyze_replay_release); *nsteps gets the steps
  * in the range (0: nothing was run).  desc gets a one-line description. */

@@ -25,6 +25,10 @@ mk "$T/small.csv" 1
 mk "$T/big.csv" 2000
 expect_status 0 mt import "$T/small.csv" --into "$T/small" --run r --ranks 4 --slots 3
 expect_status 0 mt import "$T/big.csv" --into "$T/big" --run r --ranks 4 --slots 3
+# the same on two nodes of 2 ranks: copies across nodes go at the network's
+# speed, as `replay` prices them by default (not at NVLink's)
+expect_status 0 mt import "$T/big.csv" --into "$T/nodes" --run r --ranks 4 --slots 3 \
+	--ranks-per-node 2
 
 # check DB NAME [report options]: the report's recommendation is the one the
 # replay of its best algorithm (window of 5 steps: 5 episodes) implies
@@ -75,8 +79,14 @@ check big overlap --model mixtral-8x7b --bandwidth 3
 check big slow --model mixtral-8x7b --bandwidth 1
 check small nopay --model mixtral-8x7b
 check small unpriced
+check nodes twonodes --model mixtral-8x7b
 # each case reached the branch it is meant to test
-[ "$(wc -l <"$T/cases")" -eq 5 ] || fail "not every case was checked"
+[ "$(wc -l <"$T/cases")" -eq 6 ] || fail "not every case was checked"
+# the summary page names both tiers
+expect_grep "$T/twonodes.stdout" "^recommendation: "
+pdftotext -f 1 -l 1 "$T/rep-twonodes/report.pdf" - 2>/dev/null | tr '\n' ' ' | tr -s ' ' >"$T/p1" &&
+	{ grep -q "2 nodes x 2 ranks" "$T/p1" && grep -q "ib-ndr-400g" "$T/p1" ||
+		{ cat "$T/p1" >&2; fail "the summary page does not name the two tiers"; }; }
 expect_grep "$T/overlap.stdout" "only with the weights moved behind serving"
 expect_grep "$T/nopay.stdout" "^recommendation: rebalancing does not pay here: "
 expect_grep "$T/slow.stdout" "^recommendation: rebalancing does not pay here: .* loses .* net even overlapped"
