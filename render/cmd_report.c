@@ -870,6 +870,17 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
 			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+	if (r->model && m->steps > 0 && m->baseline_step_seconds > 0 &&
+	    m->baseline_moe_seconds > 0) {
+		double n = (double)m->steps, base = m->baseline_step_seconds;
+		y = line(cr, x, y, f, 0,
+			 "per step (estimates): MoE time %.3f ms -> %.3f ms (%.2f%% saved), step "
+			 "time %.3f ms (%.2f%% saved), %.0f -> %.0f tokens/s at %.0f tokens per step",
+			 m->baseline_moe_seconds / n * 1e3, m->moe_seconds / n * 1e3,
+			 100 * m->saved_seconds / m->baseline_moe_seconds, base / n * 1e3,
+			 100 * m->saved_seconds / base, (double)m->tokens / base,
+			 (double)m->tokens / (base - m->saved_seconds), (double)m->tokens / n);
+	}
 	y += gap;
 	if (r->noise[0]) {
 		cairo_set_source_rgb(cr, 0.55, 0.25, 0.0);

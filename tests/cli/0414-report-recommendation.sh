@@ -87,6 +87,12 @@ expect_grep "$T/twonodes.stdout" "^recommendation: "
 pdftotext -f 1 -l 1 "$T/rep-twonodes/report.pdf" - 2>/dev/null | tr '\n' ' ' | tr -s ' ' >"$T/p1" &&
 	{ grep -q "2 nodes x 2 ranks" "$T/p1" && grep -q "ib-ndr-400g" "$T/p1" ||
 		{ cat "$T/p1" >&2; fail "the summary page does not name the two tiers"; }; }
+# and says in serving units what the replay saves, as replay --json does
+best=$(sed -n 's/^best: \([a-z0-9_-]*\),.*/\1/p' "$T/twonodes.stdout")
+expect_status 0 mt replay "$T/nodes" --algo "$best" --ranks 4 --slots 3 --episodes 5 --no-store \
+	--json --model mixtral-8x7b
+share=$(python3 -c 'import json,sys; print("%.2f%% saved" % (100 * json.load(open(sys.argv[1]))["moe_time_saved_share"]))' "$T/out")
+grep -q "MoE time .* ($share)" "$T/p1" || { cat "$T/p1" >&2; fail "the summary page lacks the MoE time saved ($share)"; }
 expect_grep "$T/overlap.stdout" "only with the weights moved behind serving"
 expect_grep "$T/nopay.stdout" "^recommendation: rebalancing does not pay here: "
 expect_grep "$T/slow.stdout" "^recommendation: rebalancing does not pay here: .* loses .* net even overlapped"
