@@ -687,6 +687,49 @@ static double wrap(cairo_t *cr, double x, double y, double room, double font, in
 	return y;
 }
 
+/* The replay of the best algorithm, in the summary: its imbalance, the
+ * copies it makes, and what it saves net of moving weights, also in serving
+ * units.  Returns the y below its last line. */
+static double summary_replay(cairo_t *cr, double x, double y, double f, const struct report *r)
+{
+	const struct store_replay *m = &r->rep.sum;
+	char b1[64], b2[64];
+
+	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
+	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
+	y = line(cr, x, y, f, 0,
+		 "%lld steps; per-step imbalance: mean %.4f (start placement %.4f), p99 %.4f "
+		 "(%.4f)",
+		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
+		 m->imbalance_p99, m->baseline_imbalance_p99);
+	if (r->model) {
+		human_bytes(b1, sizeof(b1), (double)m->bytes);
+		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
+	} else {
+		snprintf(b1, sizeof(b1), "bytes unknown");
+		snprintf(b2, sizeof(b2), "unknown");
+	}
+	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s",
+		 (long long)m->events, (long long)m->moves, b1, b2);
+	if (r->model)
+		y = line(cr, x, y, f, 0,
+			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
+			 "world), %.3g s (overlapped)",
+			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
+	if (r->model && m->steps > 0 && m->baseline_step_seconds > 0 &&
+	    m->baseline_moe_seconds > 0) {
+		double n = (double)m->steps, base = m->baseline_step_seconds;
+		y = line(cr, x, y, f, 0,
+			 "per step (estimates): MoE time %.3f ms -> %.3f ms (%.2f%% saved), step "
+			 "time %.3f ms (%.2f%% saved), %.0f -> %.0f tokens/s at %.0f tokens per step",
+			 m->baseline_moe_seconds / n * 1e3, m->moe_seconds / n * 1e3,
+			 100 * m->saved_seconds / m->baseline_moe_seconds, base / n * 1e3,
+			 100 * m->saved_seconds / base, (double)m->tokens / base,
+			 (double)m->tokens / (base - m->saved_seconds), (double)m->tokens / n);
+	}
+	return y;
+}
+
 static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
 			   int draw);
 
@@ -721,7 +764,6 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	static const char *const head[] = { "algorithm", "next, per step", "next, summed",
 					    "gap to bound", "moves", "weights moved",
 					    "transfer", "fitted (hindsight)" };
-	const struct store_replay *m = &r->rep.sum;
 	const struct store_run *run = &r->run;
 	double x = 40, y = 24, col[8], cx, y0, bh;
 	char b1[64], b2[64];
@@ -849,38 +891,7 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	}
 	y += gap;
 
-	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
-	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
-	y = line(cr, x, y, f, 0,
-		 "%lld steps; per-step imbalance: mean %.4f (start placement %.4f), p99 %.4f "
-		 "(%.4f)",
-		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
-		 m->imbalance_p99, m->baseline_imbalance_p99);
-	if (r->model) {
-		human_bytes(b1, sizeof(b1), (double)m->bytes);
-		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
-	} else {
-		snprintf(b1, sizeof(b1), "bytes unknown");
-		snprintf(b2, sizeof(b2), "unknown");
-	}
-	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s",
-		 (long long)m->events, (long long)m->moves, b1, b2);
-	if (r->model)
-		y = line(cr, x, y, f, 0,
-			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
-			 "world), %.3g s (overlapped)",
-			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
-	if (r->model && m->steps > 0 && m->baseline_step_seconds > 0 &&
-	    m->baseline_moe_seconds > 0) {
-		double n = (double)m->steps, base = m->baseline_step_seconds;
-		y = line(cr, x, y, f, 0,
-			 "per step (estimates): MoE time %.3f ms -> %.3f ms (%.2f%% saved), step "
-			 "time %.3f ms (%.2f%% saved), %.0f -> %.0f tokens/s at %.0f tokens per step",
-			 m->baseline_moe_seconds / n * 1e3, m->moe_seconds / n * 1e3,
-			 100 * m->saved_seconds / m->baseline_moe_seconds, base / n * 1e3,
-			 100 * m->saved_seconds / base, (double)m->tokens / base,
-			 (double)m->tokens / (base - m->saved_seconds), (double)m->tokens / n);
-	}
+	y = summary_replay(cr, x, y, f, r);
 	y += gap;
 	if (r->noise[0]) {
 		cairo_set_source_rgb(cr, 0.55, 0.25, 0.0);
