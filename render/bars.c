@@ -179,6 +179,71 @@ static double byte_unit(double mx, const char **name)
 	return div;
 }
 
+/* The transfer chart with one bar per series side by side (cfg->names):
+ * the seconds each link tier takes per rebalance. */
+static int transfer_grouped(cairo_t *cr, double w, double h,
+			    const struct render_transfer_cfg *cfg, const struct render_transfer *t)
+{
+	const double f = cfg->font > 0 ? cfg->font : 12;
+	const int N = t->events, S = t->layers;
+	struct rint_legend leg[7];
+	char ylabel[128];
+	double mx = 0;
+	int *ids = NULL, nl = 0;
+
+	if (S < 1 || S > 7)
+		return UTIL_EUSAGE;
+	for (size_t k = 0; k < (size_t)N * S; k++)
+		mx = t->bytes[k] > mx ? t->bytes[k] : mx;
+	if (!(mx > 0))
+		mx = 1;
+	snprintf(ylabel, sizeof(ylabel), "%s per event", cfg->unit ? cfg->unit : "value");
+	for (int k = 0; k < S; k++, nl++) {
+		leg[nl].text = cfg->names[k];
+		leg[nl].kind = 0;
+		render_palette(k, leg[nl].rgb);
+	}
+	rint_title(cr, w, cfg->title, f);
+	if (t->step) {
+		ids = xmallocarray((size_t)N, sizeof(int));
+		for (int e = 0; e < N; e++)
+			ids[e] = (int)fmax(fmin(t->step[e], 2e9), -2e9);
+	}
+	struct rint_axis ax = { -0.5, N - 0.5, 1, cfg->x_label, ids, ids ? N : 0 };
+	struct rint_axis ay = { 0, mx * 1.08, 0, ylabel, NULL, 0 };
+	double ylw = rint_ylabel_width(cr, &ay, f);
+	double lh = rint_legend(cr, 0, 0, w - 2 * f, leg, nl, f, 0);
+	struct rbox b = plot_box(cr, w, h, cfg->title != NULL, lh + 0.3 * f, ylw, 1.2 * f, f);
+	if (b.w < 8 || b.h < 8) {
+		free(ids);
+		return UTIL_EUSAGE;
+	}
+	rint_legend(cr, f, (cfg->title ? 2.4 : 0.8) * f, w - 2 * f, leg, nl, f, 1);
+	cairo_save(cr);
+	cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+	cairo_clip(cr);
+	rint_axes(cr, &b, &ax, &ay, 0, 1, f);
+	for (int e = 0; e < N; e++)
+		for (int k = 0; k < S; k++) {
+			double x, bw, rgb[3], v = t->bytes[(size_t)e * S + k];
+			if (!(v > 0))
+				continue;
+			bar_x(cr, &b, N, e, S, k, &x, &bw);
+			double y0 = rint_snap(cr, b.y + b.h, 0);
+			double y1 = rint_snap(cr, b.y + b.h - v / ay.hi * b.h, 0);
+			if (y1 >= y0)
+				y1 = y0 - 1; /* a nonzero time stays visible */
+			render_palette(k, rgb);
+			cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+			cairo_rectangle(cr, x, y1, bw, y0 - y1);
+			cairo_fill(cr);
+		}
+	cairo_restore(cr);
+	rint_axes(cr, &b, &ax, &ay, 0, 0, f);
+	free(ids);
+	return 0;
+}
+
 int render_transfer(cairo_t *cr, double w, double h, const struct render_transfer_cfg *cfg,
 		    const struct render_transfer *t)
 {
@@ -192,6 +257,8 @@ int render_transfer(cairo_t *cr, double w, double h, const struct render_transfe
 
 	if (!t || t->events <= 0 || t->layers <= 0 || !t->bytes)
 		return UTIL_EUSAGE;
+	if (cfg && cfg->names)
+		return transfer_grouped(cr, w, h, cfg, t);
 	N = t->events;
 	L = t->layers;
 	for (int e = 0; e < N; e++) {

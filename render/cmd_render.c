@@ -17,7 +17,7 @@
 static const char usage[] =
 	"usage: moetrace render [--run NAME] [--layer L|hot] [--steps A:B] [--phase prefill|decode]\n"
 	"                       [--sort heat|id] [--linear] [--static] [--algo NAME | --placement FILE]\n"
-	"                       [--replay ID]... [--summed] [--fit A:B]\n"
+	"                       [--replay ID]... [--summed | --by-layer] [--fit A:B]\n"
 	"                       [--ranks R] [--slots S | --redundant N]\n"
 	"                       [--width W] [--height H] [--scale X] [--title TEXT]\n"
 	"                       -o OUT.png|.svg|.pdf DB KIND\n"
@@ -50,6 +50,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 		{ "static", no_argument, NULL, 'x' },
 		{ "replay", required_argument, NULL, 'y' },
 		{ "summed", no_argument, NULL, 'u' },
+		{ "by-layer", no_argument, NULL, 'B' },
 		{ "fit", required_argument, NULL, 'F' },
 		{ "algo", required_argument, NULL, 'a' },
 		{ "placement", required_argument, NULL, 'P' },
@@ -119,6 +120,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 			o->nreplay++;
 			break;
 		case 'u': o->summed = 1; break;
+		case 'B': o->by_layer = 1; break;
 		case 'P': o->placement_file = optarg; break;
 		case 'a':
 			if (!(o->algo = analyze_algo_find(optarg))) {

@@ -800,7 +800,7 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 		return 2;
 	}
 	j->nsteps = (int64_t)ne;
-	j->tb = xmallocarray(ne * (size_t)L, sizeof(double));
+	j->tb = xmallocarray(ne * (size_t)(L > 2 ? L : 2), sizeof(double)); /* or 2 tiers */
 	j->tstep = xmallocarray(ne, sizeof(double));
 	for (size_t i = 0; i < ne; i++)
 		for (int l = 0; l < L; l++) {
@@ -829,6 +829,45 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 		 total == 0 ? "Expert copies (bytes unknown: no model preset)"
 			    : "Expert weights moved",
 		 who, run->name);
+	if (total > 0 && !o->by_layer && !o->summed) {
+		/* by default what a rebalance costs in time on each link tier (they
+		 * run at once, so the longer one is the event's time); the bytes
+		 * stacked by layer are --by-layer */
+		const char *li = r ? r->sum.link_intra : j->rp[0].link_intra;
+		const char *le = r ? r->sum.link_inter : j->rp[0].link_inter;
+		double si = 0, se = 0;
+		for (size_t i = 0; i < ne; i++) {
+			j->tb[2 * i] = ev[i].transfer_intra_seconds;
+			j->tb[2 * i + 1] = ev[i].transfer_inter_seconds;
+			si += ev[i].transfer_intra_seconds;
+			se += ev[i].transfer_inter_seconds;
+		}
+		if (si + se > 0) {
+			snprintf(j->tier[0], sizeof(j->tier[0]), "inside nodes (%s): %.3g s in all",
+				 li[0] ? li : "one link", si);
+			snprintf(j->tier[1], sizeof(j->tier[1]), "across nodes (%s): %.3g s in all",
+				 le[0] ? le : "one link", se);
+			j->tier_name[0] = j->tier[0];
+			j->tier_name[1] = j->tier[1];
+			j->transfer.layers = 2;
+			j->tcfg.names = j->tier_name;
+			j->tcfg.unit = "seconds";
+			snprintf(j->title, sizeof(j->title),
+				 "Transfer time per rebalance and link tier, %s, run '%s'", who,
+				 run->name);
+		} else {
+			/* a replay stored before the tiers were: its bytes by layer */
+			for (size_t i = 0; i < ne; i++)
+				for (int l = 0; l < L; l++) {
+					size_t k = i * (size_t)L + (size_t)l;
+					double per = r && ev[i].moves ? (double)ev[i].bytes /
+										(double)ev[i].moves
+								      : 0;
+					j->tb[k] = r ? (double)r->event_moves[k] * per
+						     : (double)j->tbytes[k];
+				}
+		}
+	}
 	return -1;
 }
 

@@ -149,6 +149,9 @@ struct render_transfer_cfg {
 	int stacked;               /* 1: one band per layer (viridis, colour bar); 0: summed */
 	const char *unit;          /* NULL: values are bytes (shown in kB, MB, ...); else
 				    * counts of this unit, e.g. "expert copies" */
+	const char *const *names;  /* non-NULL: `layers` series drawn side by side, one
+				    * legend entry each (the two link tiers), values in
+				    * `unit` (e.g. "seconds"); stacked is ignored */
 	double font;
 };
 struct render_transfer_cfg render_transfer_cfg_defaults(void);

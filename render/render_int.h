@@ -99,7 +99,7 @@ struct render_job_opts {
 	const struct analyze_algo *algo;
 	enum render_kind kind;
 	int64_t replay_id[RENDER_MAX_REPLAYS];
-	int nreplay, summed, layer, sort_heat, log_scale, force_static;
+	int nreplay, summed, by_layer, layer, sort_heat, log_scale, force_static;
 	int ranks, slots, redundant, width, height;
 	double scale;
 	int64_t from, to;
@@ -147,6 +147,8 @@ struct render_job {
 	struct analyze_replay_out own; /* the default replay of `render imbalance` */
 	/* owned arrays */
 	double *heat, *fit_heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	char tier[2][120];         /* transfer by tier: the legend of each */
+	const char *tier_name[2];
 	int *ids;
 	int32_t *p2l, *after, *fixed0, *fixed1;
 	struct store_replay_event *ev[RENDER_MAX_REPLAYS];
