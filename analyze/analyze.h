@@ -604,5 +604,12 @@ struct analyze_cli {
  * option (getopt's '?' included), else UTIL_EUSAGE with a message naming
  * the option. */
 int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_err *err);
+/* The same for a getopt_long loop's default case: an option that is none
+ * of the shared ones has its one-line message printed by util_opt_unknown
+ * (argv, opts as given to getopt_long), and UTIL_EUSAGE comes back with
+ * err's message empty, so the caller prints nothing more. */
+struct option;
+int analyze_cli_opt_or_unknown(int c, const char *arg, struct analyze_cli *o, char *const *argv,
+			       const struct option *opts, struct util_err *err);
 
 #endif

@@ -150,12 +150,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
-				util_opt_unknown(argv, opts); /* one line, no usage */
-				err->msg[0] = '\0';
-				return UTIL_EUSAGE;
-			}
-			if (rc)
+			if ((rc = analyze_cli_opt_or_unknown(c, optarg, &o->c, argv, opts, err)))
 				return rc;
 			break;
 		}
@@ -403,6 +398,38 @@ static void round_window(const int64_t *ids, int64_t n, int N, int k, int64_t w[
 	w[1] = ids[(int64_t)(k + 1) * n / N - 1];
 }
 
+/* What every fit of compare gives an algorithm: the window's heat, its
+ * episodes, and its blocks for the flagship (which forecasts from them). */
+static struct analyze_plan_in plan_in(const struct cmp_opts *o, const struct analyze_algo *algo,
+				      const struct store_run *run, const double *heat,
+				      const double *episodes, const struct analyze_blocks *blk,
+				      const int32_t *current, int ranks_per_node)
+{
+	int fl = !strcmp(algo->name, ANALYZE_FLAGSHIP);
+
+	return (struct analyze_plan_in){
+		.algo = algo,
+		.layers = run->layers,
+		.experts = run->experts,
+		.ranks = o->c.ranks,
+		.slots = o->c.slots,
+		.nodes = o->c.nodes,
+		.groups = o->c.groups,
+		.max_moves = o->c.max_moves,
+		.seed = o->c.seed,
+		.heat = heat,
+		.episodes = episodes,
+		.n_episodes = o->c.episodes,
+		.blocks = fl ? blk->heat : NULL,
+		.n_blocks = fl ? blk->n : 0,
+		.n_hist = fl ? blk->hist : 0,
+		.current = current,
+		.only_layer = -1,
+		.threads = 2,
+		.ranks_per_node = ranks_per_node,
+	};
+}
+
 static int compare_rounds(struct store *s, const struct store_run *run, struct cmp_opts *o,
 			  struct cmp_algo *a, int na, const int32_t *cur0, const char *cur_name)
 {
@@ -457,27 +484,8 @@ static int compare_rounds(struct store *s, const struct store_run *run, struct c
 			goto out;
 		}
 		for (int i = 0; i < na; i++) {
-			int fl = !strcmp(a[i].algo->name, ANALYZE_FLAGSHIP);
-			struct analyze_plan_in in = {
-				.algo = a[i].algo,
-				.layers = L,
-				.experts = E,
-				.ranks = R,
-				.slots = o->c.slots,
-				.nodes = o->c.nodes,
-				.groups = o->c.groups,
-				.max_moves = o->c.max_moves,
-				.seed = o->c.seed,
-				.heat = heat,
-				.episodes = episodes,
-				.n_episodes = o->c.episodes,
-				.blocks = fl ? blk.heat : NULL,
-				.n_blocks = fl ? blk.n : 0,
-				.n_hist = fl ? blk.hist : 0,
-				.current = prev + (size_t)i * L * P,
-				.only_layer = -1,
-				.threads = 2,
-			};
+			struct analyze_plan_in in = plan_in(o, a[i].algo, run, heat, episodes, &blk,
+							    prev + (size_t)i * L * P, 0);
 			analyze_plan_release(&a[i].plan);
 			if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
 				status = util_cli_fail(CMD, &err);
@@ -803,28 +811,8 @@ int cmd_compare(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < na; i++) {
-		int fl = !strcmp(a[i].algo->name, ANALYZE_FLAGSHIP);
-		struct analyze_plan_in in = {
-			.algo = a[i].algo,
-			.layers = L,
-			.experts = E,
-			.ranks = R,
-			.slots = o.c.slots,
-			.nodes = o.c.nodes,
-			.groups = o.c.groups,
-			.max_moves = o.c.max_moves,
-			.seed = o.c.seed,
-			.heat = fit_heat,
-			.episodes = episodes,
-			.n_episodes = o.c.episodes,
-			.blocks = fl ? blk.heat : NULL,
-			.n_blocks = fl ? blk.n : 0,
-			.n_hist = fl ? blk.hist : 0,
-			.current = cur,
-			.only_layer = -1,
-			.threads = 2,
-			.ranks_per_node = dep.ranks_per_node,
-		};
+		struct analyze_plan_in in = plan_in(&o, a[i].algo, &run, fit_heat, episodes, &blk,
+						    cur, dep.ranks_per_node);
 		if ((rc = analyze_plan_run(&in, &a[i].plan, &err))) {
 			status = util_cli_fail(CMD, &err);
 			goto out;

@@ -107,12 +107,7 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 			break;
 		case 'h': fputs(usage, stdout); return 1;
 		default:
-			if ((rc = analyze_cli_opt(c, optarg, &o->c, err)) == 1) {
-				util_opt_unknown(argv, opts); /* one line, no usage */
-				err->msg[0] = '\0';
-				return UTIL_EUSAGE;
-			}
-			if (rc)
+			if ((rc = analyze_cli_opt_or_unknown(c, optarg, &o->c, argv, opts, err)))
 				return rc;
 			break;
 		}

@@ -224,3 +224,15 @@ const char *analyze_engine_choices(void)
 {
 	return "vllm, sglang, vllm-ascend or trtllm";
 }
+
+int analyze_cli_opt_or_unknown(int c, const char *arg, struct analyze_cli *o, char *const *argv,
+			       const struct option *opts, struct util_err *err)
+{
+	int rc = analyze_cli_opt(c, arg, o, err);
+
+	if (rc != 1)
+		return rc;
+	util_opt_unknown(argv, opts); /* one line, no usage */
+	err->msg[0] = '\0';
+	return UTIL_EUSAGE;
+}
