@@ -196,6 +196,11 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
 
+/* The first step after `step` from which a deployed placement row of the
+ * run takes effect (the next change of the placement in force): 0 with
+ * *next set, or UTIL_ENOTFOUND if none is recorded after it. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next);
+
 /* Every deployed placement row of a run, ordered by step and layer, each
  * checked (store/deployed_list.c); *out is malloc'ed, free it with
  * store_deployed_rows_free. */
