@@ -250,6 +250,13 @@ static int parse_listen(const char *arg, struct sockaddr_storage *addr, struct u
 	return 0;
 }
 
+int tui_listen_check(const char *listen, struct util_err *err)
+{
+	struct sockaddr_storage addr;
+
+	return parse_listen(listen, &addr, err);
+}
+
 int tui_server_listen(struct tui_server *sv, const char *listen, int *port, struct util_err *err)
 {
 	struct sockaddr_storage addr;

@@ -329,5 +329,7 @@ int tui_server_collect(struct tui_server *sv, struct util_buf *b);
 int tui_server_listen(struct tui_server *sv, const char *listen, int *port,
 		      struct util_err *err);
 void tui_server_free(struct tui_server *sv); /* stops listening; accepts NULL */
+/* Checks a HOST:PORT before anything is opened: 0 or UTIL_EUSAGE. */
+int tui_listen_check(const char *listen, struct util_err *err);
 
 #endif
