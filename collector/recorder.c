@@ -498,13 +498,8 @@ static void release_all(struct moetrace_recorder *r)
 
 static int set_cache(struct moetrace_recorder *r, int kib)
 {
-	char sql[64];
-
-	/* PRAGMA takes no bound parameters: format the validated integer */
-	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib);
-	if (sqlite3_exec(store_db(r->s), sql, NULL, NULL, NULL) != SQLITE_OK)
-		return fail(r, MOETRACE_EDB, "cannot set the page cache: %s",
-			    sqlite3_errmsg(store_db(r->s)));
+	if (store_cache_size(r->s, kib))
+		return fail(r, MOETRACE_EDB, "%s", store_errmsg(r->s));
 	return 0;
 }
 

@@ -61,7 +61,6 @@ struct tui_view {
 	int rebuild, loading;
 
 	/* what the database holds */
-	sqlite3_stmt *q_new, *q_dep;
 	int64_t counted_upto, db_steps, db_first, db_last;
 	double db_last_time;
 	double last_arrival;
@@ -248,24 +247,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->rows_dirty = 1;
 	/* A locked database must not stall the screen: fail at once, retry
 	 * at the next poll. */
-	sqlite3_busy_timeout(store_db(s), 0);
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*), max(step), min(step), max(time) FROM steps "
-			       "WHERE run = ?1 AND step > ?2",
-			       -1, &v->q_new, NULL) != SQLITE_OK) {
-		util_err_set(err, UTIL_EDB, "cannot read steps of '%s': %s", store_path(s),
-			     sqlite3_errmsg(store_db(s)));
-		tui_view_free(v);
-		return UTIL_EDB;
-	}
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT max(step) FROM deployed WHERE run = ?1 AND step <= ?2", -1,
-			       &v->q_dep, NULL) != SQLITE_OK) {
-		util_err_set(err, UTIL_EDB, "cannot read the deployed placement of '%s': %s",
-			     store_path(s), sqlite3_errmsg(store_db(s)));
-		tui_view_free(v);
-		return UTIL_EDB;
-	}
+	store_busy_timeout(s, 0);
 	*out = v;
 	return 0;
 }
@@ -274,8 +256,6 @@ void tui_view_free(struct tui_view *v)
 {
 	if (!v)
 		return;
-	sqlite3_finalize(v->q_new);
-	sqlite3_finalize(v->q_dep);
 	free(v->rstep);
 	free(v->rtime);
 	free(v->rphase);
@@ -304,42 +284,31 @@ void tui_view_free(struct tui_view *v)
 
 static int is_busy(struct tui_view *v)
 {
-	int c = sqlite3_errcode(store_db(v->s)) & 0xff;
-	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
+	return store_locked(v->s);
 }
 
 /* Counts the steps recorded since the last look; 0, 1 (busy) or < 0. */
 static int query_new(struct tui_view *v)
 {
-	sqlite3_stmt *q = v->q_new;
-	int rc;
+	struct store_steps_news nw;
 
-	sqlite3_bind_int64(q, 1, v->run.id);
-	sqlite3_bind_int64(q, 2, v->counted_upto);
-	rc = sqlite3_step(q);
-	if (rc != SQLITE_ROW) {
+	if (store_steps_after(v->s, &v->run, v->counted_upto, &nw)) {
 		int busy = is_busy(v);
 		if (!busy)
-			set_errmsg(v, "cannot read steps of '%s': %s", store_path(v->s),
-				   sqlite3_errmsg(store_db(v->s)));
-		sqlite3_reset(q);
+			set_errmsg(v, "%s", store_errmsg(v->s));
 		return busy ? 1 : UTIL_EDB;
 	}
-	int64_t c = sqlite3_column_int64(q, 0);
-	if (c > 0) {
-		int64_t mx = sqlite3_column_int64(q, 1), mn = sqlite3_column_int64(q, 2);
-		double t = sqlite3_column_double(q, 3);
+	if (nw.steps > 0) {
 		v->grew = v->counted_upto != NO_STEP;
 		if (v->db_first == NO_STEP)
-			v->db_first = mn;
-		v->db_last = mx;
-		v->counted_upto = mx;
-		v->db_steps += c;
-		if (t > v->db_last_time)
-			v->db_last_time = t;
+			v->db_first = nw.first_step;
+		v->db_last = nw.last_step;
+		v->counted_upto = nw.last_step;
+		v->db_steps += nw.steps;
+		if (nw.last_time > v->db_last_time)
+			v->db_last_time = nw.last_time;
 		v->last_arrival = util_now();
 	}
-	sqlite3_reset(q);
 	return 0;
 }
 
@@ -358,7 +327,7 @@ static int check_deployed(struct tui_view *v, int64_t at)
 {
 	size_t bytes = (size_t)v->L * v->P * sizeof(int32_t);
 	int32_t *p = malloc(bytes);
-	int64_t eff = 0;
+	int64_t eff = 0, last = 0;
 	int rc, changed = 0;
 
 	if (!p) {
@@ -368,20 +337,14 @@ static int check_deployed(struct tui_view *v, int64_t at)
 	v->deployed_checked = util_now();
 	/* the cheap question first (an index lookup): did the step the
 	 * placement in force took effect change? */
-	sqlite3_bind_int64(v->q_dep, 1, v->run.id);
-	sqlite3_bind_int64(v->q_dep, 2, at);
-	rc = sqlite3_step(v->q_dep);
-	if (rc == SQLITE_ROW) {
-		int none = sqlite3_column_type(v->q_dep, 0) == SQLITE_NULL;
-		int64_t last = sqlite3_column_int64(v->q_dep, 0);
-		sqlite3_reset(v->q_dep);
+	rc = store_deployed_last(v->s, &v->run, at, &last);
+	if (rc == 0 || rc == UTIL_ENOTFOUND) {
+		int none = rc == UTIL_ENOTFOUND;
 		if (none ? !v->deployed : last == v->dep_seen) {
 			free(p);
 			return 0;
 		}
 		v->dep_seen = none ? NO_STEP : last;
-	} else {
-		sqlite3_reset(v->q_dep);
 	}
 	rc = store_deployed_at(v->s, &v->run, at, v->R, v->S, p, &eff);
 	if (rc == 0) {
