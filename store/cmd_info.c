@@ -75,7 +75,16 @@ int cmd_info(int argc, char **argv)
 		if (stat(wal, &sb) == 0)
 			file_size += sb.st_size;
 	}
-	if (json) {
+	if (dbsize < 0) { /* a server's trace (clickhouse://): no file, no size per run */
+		if (json) {
+			printf("{\"path\": ");
+			util_json_str(stdout, store_path(s));
+			printf(", \"server\": true, \"bytes\": null, \"runs\": [");
+		} else {
+			printf("%s: moetrace trace on a server, %zu run%s\n", store_path(s), nruns,
+			       nruns == 1 ? "" : "s");
+		}
+	} else if (json) {
 		printf("{\"path\": ");
 		util_json_str(stdout, path);
 		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
@@ -100,6 +109,14 @@ int cmd_info(int argc, char **argv)
 		}
 		double cells = (double)st.steps * r->layers * r->experts;
 		double bpc = cells > 0 ? (double)st.blob_bytes / cells : 0;
+		char blob[64], per[64];
+		if (st.blob_bytes < 0) { /* kept by the server, compressed by parts */
+			snprintf(blob, sizeof(blob), "null");
+			snprintf(per, sizeof(per), "null");
+		} else {
+			snprintf(blob, sizeof(blob), "%lld", (long long)st.blob_bytes);
+			snprintf(per, sizeof(per), "%.4f", bpc);
+		}
 		double dur = st.last_time - st.first_time;
 		if (json) {
 			printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
@@ -111,8 +128,8 @@ int cmd_info(int argc, char **argv)
 			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
 			       "\"missing_steps\": %lld, \"missing_counts\": %lld, "
 			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
-			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %lld, "
-			       "\"bytes_per_cell\": %.4f, \"source\": ",
+			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %s, "
+			       "\"bytes_per_cell\": %s, \"source\": ",
 			       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
 			       r->first_layer, (long long)st.steps, (long long)st.first_step,
 			       (long long)st.last_step,
@@ -121,7 +138,7 @@ int cmd_info(int argc, char **argv)
 			       (long long)missing,
 			       (long long)st.prefill_steps,
 			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
-			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
+			       (long long)st.deployed, blob, per);
 			util_json_str(stdout, r->source);
 			printf("}");
 		} else {
@@ -167,7 +184,10 @@ int cmd_info(int argc, char **argv)
 			printf("  deployed   %s\n",
 			       st.deployed ? "placement recorded" : "none (static assumed)");
 			util_human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
-			printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
+			if (st.blob_bytes < 0)
+				printf("  storage    on the server\n");
+			else
+				printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
 			if (r->source[0])
 				printf("  source     %s\n", r->source);
 		}
