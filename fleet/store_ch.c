@@ -110,7 +110,8 @@ static int malformed(struct store *s, const struct ch_store *h)
 				    h->url.shown);
 }
 
-/* Runs the query in h->q (FORMAT appended) into h->ans. */
+/* Runs the query in h->q (FORMAT appended) into h->ans, read-only, in the
+ * URL's database. */
 static int ask(struct store *s, struct ch_store *h, const char *format)
 {
 	struct util_err err = UTIL_ERR_INIT;
@@ -118,6 +119,18 @@ static int ask(struct store *s, struct ch_store *h, const char *format)
 
 	util_buf_addf(&h->q, " FORMAT %s", format);
 	if ((rc = fleet_ch_query_opts(h->c, h->q.data, NULL, 0, &h->ans, &err)))
+		return store_backend_seterr(s, rc, "%s", err.msg);
+	return 0;
+}
+
+/* The same outside any database (system tables: the URL's may not exist). */
+static int ask_system(struct store *s, struct ch_store *h)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int rc;
+
+	util_buf_addstr(&h->q, " FORMAT TSV");
+	if ((rc = fleet_ch_query(h->c, h->q.data, 0, NULL, 0, &h->ans, &err)))
 		return store_backend_seterr(s, rc, "%s", err.msg);
 	return 0;
 }
@@ -691,7 +704,7 @@ static int check_schema(struct store *s, struct ch_store *h)
 	util_buf_reset(&h->q);
 	util_buf_addstr(&h->q, "SELECT count() FROM system.databases WHERE name = ");
 	fleet_sql_quote(&h->q, h->url.database);
-	if ((rc = ask(s, h, "TSV")))
+	if ((rc = ask_system(s, h)))
 		return rc;
 	if (one_line(&h->ans, line, sizeof(line)))
 		return malformed(s, h);
@@ -703,7 +716,7 @@ static int check_schema(struct store *s, struct ch_store *h)
 		util_buf_addstr(&h->q, "SELECT count() FROM system.tables WHERE database = ");
 		fleet_sql_quote(&h->q, h->url.database);
 		util_buf_addf(&h->q, " AND name = '%s'", need[i]);
-		if ((rc = ask(s, h, "TSV")))
+		if ((rc = ask_system(s, h)))
 			return rc;
 		if (one_line(&h->ans, line, sizeof(line)))
 			return malformed(s, h);

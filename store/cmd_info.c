@@ -14,6 +14,44 @@
 
 static const char info_usage[] = "usage: moetrace info [--json] [--run NAME] DB\n";
 
+/* The first line: the file, its schema and size, or the server's URL. */
+static void print_header(struct store *s, const char *path, size_t nruns, int json)
+{
+	int64_t dbsize, file_size = 0;
+	struct stat sb;
+	char hb[32];
+
+	dbsize = store_size_bytes(s);
+	if (stat(path, &sb) == 0)
+		file_size = sb.st_size;
+	{
+		/* the WAL holds recent writes of a live recording */
+		char wal[4096];
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		if (stat(wal, &sb) == 0)
+			file_size += sb.st_size;
+	}
+	if (dbsize < 0) { /* a server's trace (clickhouse://): no file, no size per run */
+		if (json) {
+			printf("{\"path\": ");
+			util_json_str(stdout, store_path(s));
+			printf(", \"server\": true, \"bytes\": null, \"runs\": [");
+		} else {
+			printf("%s: moetrace trace on a server, %zu run%s\n", store_path(s), nruns,
+			       nruns == 1 ? "" : "s");
+		}
+	} else if (json) {
+		printf("{\"path\": ");
+		util_json_str(stdout, path);
+		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
+		       (long long)(file_size > dbsize ? file_size : dbsize));
+	} else {
+		util_human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
+		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
+		       hb, nruns, nruns == 1 ? "" : "s");
+	}
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -29,8 +67,6 @@ int cmd_info(int argc, char **argv)
 	const char *only = NULL;
 	int64_t only_id = 0;
 	int json = 0, c, status = 0, rc;
-	int64_t dbsize, file_size = 0;
-	struct stat sb;
 	char hb[32];
 
 	while ((c = getopt_long(argc, argv, "jr:h", opts, NULL)) != -1) {
@@ -65,35 +101,7 @@ int cmd_info(int argc, char **argv)
 		}
 		only_id = want.id;
 	}
-	dbsize = store_size_bytes(s);
-	if (stat(path, &sb) == 0)
-		file_size = sb.st_size;
-	{
-		/* the WAL holds recent writes of a live recording */
-		char wal[4096];
-		snprintf(wal, sizeof(wal), "%s-wal", path);
-		if (stat(wal, &sb) == 0)
-			file_size += sb.st_size;
-	}
-	if (dbsize < 0) { /* a server's trace (clickhouse://): no file, no size per run */
-		if (json) {
-			printf("{\"path\": ");
-			util_json_str(stdout, store_path(s));
-			printf(", \"server\": true, \"bytes\": null, \"runs\": [");
-		} else {
-			printf("%s: moetrace trace on a server, %zu run%s\n", store_path(s), nruns,
-			       nruns == 1 ? "" : "s");
-		}
-	} else if (json) {
-		printf("{\"path\": ");
-		util_json_str(stdout, path);
-		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
-		       (long long)(file_size > dbsize ? file_size : dbsize));
-	} else {
-		util_human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
-		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
-		       hb, nruns, nruns == 1 ? "" : "s");
-	}
+	print_header(s, path, nruns, json);
 	int first = 1;
 	for (size_t i = 0; i < nruns; i++) {
 		struct store_run *r = &runs[i];
