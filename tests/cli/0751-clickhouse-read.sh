@@ -4,7 +4,7 @@
 # clickhouse://HOST:PORT/DB?deployment=NAME&run=ID gives every analysing
 # command the output it gives from the SQLite file, to the last digit (the
 # printed algorithm times aside): info, balance, compare, place, replay,
-# report, render, top, export.  A deployment pushed further is followed by
+# report, render, top, serve, export.  A deployment pushed further is followed by
 # top.  Bad URLs, an unreachable or failing server, a wrong database, a
 # schema that is not moetrace's, refused credentials and writing commands
 # fail with a message naming the URL without its password: exit 2 for the
@@ -120,6 +120,7 @@ same replay gen replay --no-store %
 same replay-dep dep replay --no-store %
 same top gen top --snapshot %
 same top-layer gen top --snapshot --layer 5 %
+same serve gen serve --once %
 same export gen export % --format csv -o @.csv
 same_file "$T/file.csv" "$T/url.csv"
 for kind in heatmap timeline devices imbalance; do
