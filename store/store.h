@@ -216,6 +216,10 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
 
+/* The first step after `step` from which a deployed placement row of the
+ * run takes effect (the next change of the placement in force): 0 with
+ * *next set, or UTIL_ENOTFOUND if none is recorded after it. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next);
 /* The steps in [from, to] at which a deployed placement took effect,
  * ascending; *steps malloc'ed (NULL when *n is 0). */
 int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,

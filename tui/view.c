@@ -158,7 +158,9 @@ static int window_cap(const struct tui_view *v, int w)
 	return (size_t)w > most ? (int)most : w;
 }
 
-static void ring_alloc(struct tui_view *v)
+/* Fails (UTIL_ENOMEM) rather than abort: the view also runs inside an
+ * engine that serves metrics from libmoetrace. */
+static int ring_alloc(struct tui_view *v)
 {
 	free(v->rstep);
 	free(v->rtime);
@@ -166,12 +168,13 @@ static void ring_alloc(struct tui_view *v)
 	free(v->rcounts);
 	free(v->rimb);
 	v->cap = 2 * v->W;
-	v->rstep = xmallocarray((size_t)v->cap, sizeof(int64_t));
-	v->rtime = xmallocarray((size_t)v->cap, sizeof(double));
-	v->rphase = xmallocarray((size_t)v->cap, 1);
-	v->rcounts = xmallocarray((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
-	v->rimb = xmallocarray((size_t)v->cap * v->L, sizeof(float));
+	v->rstep = calloc((size_t)v->cap, sizeof(int64_t));
+	v->rtime = calloc((size_t)v->cap, sizeof(double));
+	v->rphase = calloc((size_t)v->cap, 1);
+	v->rcounts = calloc((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
+	v->rimb = calloc((size_t)v->cap * v->L, sizeof(float));
 	v->head = v->n = v->nprev = 0;
+	return v->rstep && v->rtime && v->rphase && v->rcounts && v->rimb ? 0 : UTIL_ENOMEM;
 }
 
 int tui_view_new(struct store *s, const struct store_run *run, const struct tui_view_cfg *cfg,
@@ -179,12 +182,14 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 {
 	struct tui_view *v;
 	size_t LE = (size_t)run->layers * run->experts;
+	int rc;
 
 	*out = NULL;
 	if (cfg->ranks <= 0 || cfg->slots <= 0 || (int64_t)cfg->ranks * cfg->slots < run->experts)
 		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
 				    cfg->ranks, cfg->slots, run->experts);
-	v = xcalloc(1, sizeof(*v));
+	if (!(v = calloc(1, sizeof(*v))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	v->s = s;
 	v->run = *run;
 	v->L = run->layers;
@@ -199,23 +204,29 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	if (!v->algo)
 		v->algo = analyze_algo_at(0);
 	v->W = window_cap(v, cfg->window > 0 ? cfg->window : TUI_WINDOW_DEFAULT);
-	ring_alloc(v);
-	v->sum = xcalloc(LE, sizeof(uint64_t));
-	v->psum = xcalloc(LE, sizeof(uint64_t));
-	v->cur = xmallocarray((size_t)v->L * v->P, sizeof(int32_t));
-	v->cnt = xmallocarray(LE, sizeof(int));
-	v->after = xcalloc((size_t)v->L * v->P, sizeof(int32_t));
-	v->acnt = xcalloc(LE, sizeof(int));
-	v->lgen = xcalloc((size_t)v->L, sizeof(unsigned));
-	v->has_after = xcalloc((size_t)v->L, sizeof(int));
-	v->moves = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->afrom = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->ato = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->rows = xcalloc((size_t)v->L, sizeof(*v->rows));
-	v->heat = xmallocarray((size_t)v->E, sizeof(double));
-	v->load = xmallocarray((size_t)v->R, sizeof(double));
-	v->send = xmallocarray((size_t)v->R, sizeof(int64_t));
-	v->recv = xmallocarray((size_t)v->R, sizeof(int64_t));
+	rc = ring_alloc(v);
+	v->sum = calloc(LE, sizeof(uint64_t));
+	v->psum = calloc(LE, sizeof(uint64_t));
+	v->cur = calloc((size_t)v->L * v->P, sizeof(int32_t));
+	v->cnt = calloc(LE, sizeof(int));
+	v->after = calloc((size_t)v->L * v->P, sizeof(int32_t));
+	v->acnt = calloc(LE, sizeof(int));
+	v->lgen = calloc((size_t)v->L, sizeof(unsigned));
+	v->has_after = calloc((size_t)v->L, sizeof(int));
+	v->moves = calloc((size_t)v->L, sizeof(int64_t));
+	v->afrom = calloc((size_t)v->L, sizeof(int64_t));
+	v->ato = calloc((size_t)v->L, sizeof(int64_t));
+	v->rows = calloc((size_t)v->L, sizeof(*v->rows));
+	v->heat = calloc((size_t)v->E, sizeof(double));
+	v->load = calloc((size_t)v->R, sizeof(double));
+	v->send = calloc((size_t)v->R, sizeof(int64_t));
+	v->recv = calloc((size_t)v->R, sizeof(int64_t));
+	if (rc || !v->sum || !v->psum || !v->cur || !v->cnt || !v->after || !v->acnt || !v->lgen ||
+	    !v->has_after || !v->moves || !v->afrom || !v->ato || !v->rows || !v->heat ||
+	    !v->load || !v->send || !v->recv) {
+		tui_view_free(v);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
 	for (int l = 0; l < v->L; l++) {
 		analyze_static_phy2log(v->E, v->R, v->S, v->cur + (size_t)l * v->P);
 		analyze_replicas(v->cur + (size_t)l * v->P, v->P, v->E, v->cnt + (size_t)l * v->E);
@@ -315,10 +326,14 @@ static void refresh_replicas(struct tui_view *v)
 static int check_deployed(struct tui_view *v, int64_t at)
 {
 	size_t bytes = (size_t)v->L * v->P * sizeof(int32_t);
-	int32_t *p = xmalloc(bytes);
+	int32_t *p = malloc(bytes);
 	int64_t eff = 0, last = 0;
 	int rc, changed = 0;
 
+	if (!p) {
+		set_errmsg(v, "out of memory");
+		return UTIL_ENOMEM;
+	}
 	v->deployed_checked = util_now();
 	/* the cheap question first (an index lookup): did the step the
 	 * placement in force took effect change? */
@@ -649,7 +664,8 @@ void tui_view_set_window(struct tui_view *v, int window)
 	if (w == v->W)
 		return;
 	v->W = w;
-	ring_alloc(v);
+	if (ring_alloc(v))
+		util_die("out of memory"); /* top only: its window keys */
 	ring_reset(v);
 	v->rebuild = 1;
 	v->need_bump = 1;
