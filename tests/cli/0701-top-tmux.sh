@@ -135,7 +135,7 @@ tm capture-pane -e -p -t live | grep -Eq "$(printf '\033')\\[([0-9;]*;)?3[0-7]m"
 tm send-keys -t live j j j
 wait_for live 'Layer 3 device load'
 mt top --snapshot --layer 3 --window 64 "$T/live.db" >"$T/snap.json" || fail "snapshot failed"
-mt place "$T/live.db" --steps 0:55 --layer 3 --current static --episodes 0 --json >"$T/place.json" ||
+mt place "$T/live.db" --steps 0:55 --layer 3 --current static --json >"$T/place.json" ||
 	fail "place failed"
 cat >"$T/bars.py" <<'PY'
 import json, re, sys
