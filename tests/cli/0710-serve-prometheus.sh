@@ -29,7 +29,6 @@ got=$(awk -F' ' '/^moetrace_ep_rank_tokens_total\{layer="3",/ { s += $2 } END { 
 expect_status 2 mt serve --listen nowhere "$T/t.db"
 expect_grep "$T/err" "--listen: 'nowhere' is not HOST:PORT"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 http() { python3 - "$@" <<'PY'
 import sys, urllib.request, urllib.error
 method, url = sys.argv[1], sys.argv[2]
@@ -45,7 +44,7 @@ PY
 pids="$pids $!"
 i=0
 until port=$(sed -n 's/.*(port \([0-9]*\))$/\1/p' "$T/serve.out") && [ -n "$port" ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || { cat "$T/serve.err"; fail "serve did not start"; }
+	i=$((i + 1)); [ $i -lt 600 ] || { cat "$T/serve.err"; fail "serve did not start"; }
 	sleep 0.1
 done
 http GET "http://127.0.0.1:$port/metrics" >"$T/http"
@@ -84,7 +83,7 @@ PY
 }
 i=0
 until [ -n "$(query 'moetrace_steps_total')" ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
+	i=$((i + 1)); [ $i -lt 600 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
 	sleep 0.1
 done
 [ "$(query 'moetrace_steps_total')" = 120 ] || fail "PromQL moetrace_steps_total: $(query 'moetrace_steps_total')"
@@ -104,7 +103,7 @@ expect_status 0 mt record --model mixtral-8x7b --steps 30 --seed 9 --block --app
 	--run gen-mixtral-8x7b-seed3 "$T/t.db"
 i=0
 until [ "$(query 'moetrace_steps_total')" = 150 ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
+	i=$((i + 1)); [ $i -lt 600 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
 	sleep 0.1
 done
 tok3b=$(mt sql --format csv "$T/t.db" "SELECT sum(tokens) FROM expert_heat WHERE layer = 3" | tail -n 1)
@@ -131,7 +130,7 @@ promtool check rules "$T/rules.yml" >"$T/lint" 2>&1 || { cat "$T/lint"; fail "a 
 while IFS= read -r e; do
 	i=0
 	until [ -n "$(query "$e")" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || fail "dashboard query returns nothing: $e"
+		i=$((i + 1)); [ $i -lt 600 ] || fail "dashboard query returns nothing: $e"
 		sleep 0.1
 	done
 done <"$T/exprs"
