@@ -213,6 +213,7 @@ fuzz: fuzz-build
 
 # Static analysis: clang-tidy (.clang-tidy) and cppcheck, scripts/lint.sh.
 lint:
+	@sh scripts/deps.sh -- $(DEB_LINT_PKGS)
 	@sh scripts/lint.sh
 
 # ---- convenience targets --------------------------------------------------
@@ -220,7 +221,7 @@ deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
 deps-test:
-	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
+	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) $(DEB_LINT_PKGS) -- $(DEB_TEST_OPT_PKGS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
