@@ -61,7 +61,7 @@ expect_status 2 mt record --model mixtral-8x7b --steps 5 "$T/text.db"
 expect_grep "$T/err" "text.db"
 
 # --steps 0 records until SIGINT, then flushes and reports
-"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 50 --run forever "$db" >"$T/bg.out" 2>&1 &
+"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 50 --block --run forever "$db" >"$T/bg.out" 2>&1 &
 pid=$!
 # SIGINT once a few batches are in the file (not after a fixed time: a busy
 # machine may take that long to start the recorder)
