@@ -55,7 +55,7 @@ int store_replay_add(struct store *s, struct store_replay *r)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "adding replay");
 	else
-		r->id = sqlite3_last_insert_rowid(store_db(s));
+		r->id = sqlite3_last_insert_rowid(store_int_db(s));
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -210,6 +210,25 @@ int store_replay_layer_add(struct store *s, int64_t replay, int layer, double me
 	sqlite3_bind_int64(st, 7, moves);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "inserting replay layer");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_replay_event_effective(struct store *s, int64_t replay, int64_t event, int64_t step)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_int_prepare(s,
+				    "UPDATE replay_events SET effective_step = ?3 "
+				    "WHERE replay = ?1 AND event = ?2",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, replay);
+	sqlite3_bind_int64(st, 2, event);
+	sqlite3_bind_int64(st, 3, step);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = set(s, UTIL_EDB, "updating replay event");
 	sqlite3_finalize(st);
 	return rc;
 }

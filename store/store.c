@@ -211,9 +211,34 @@ const char *store_path(const struct store *s)
 	return s->path;
 }
 
-sqlite3 *store_db(struct store *s)
+sqlite3 *store_int_db(struct store *s)
 {
 	return s->db;
+}
+
+int store_cache_size(struct store *s, int kib)
+{
+	char sql[64];
+
+	/* PRAGMA takes no bound parameters: format the validated integer */
+	if (kib < 0)
+		return set_err(s, UTIL_ERANGE, "page cache of %d KiB", kib);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib);
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return set_err(s, UTIL_EDB, "cannot set the page cache: %s", sqlite3_errmsg(s->db));
+	return 0;
+}
+
+void store_busy_timeout(struct store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
+}
+
+int store_locked(const struct store *s)
+{
+	int c = sqlite3_errcode(s->db) & 0xff;
+
+	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
 }
 
 static int exec(struct store *s, const char *sql)
@@ -1596,6 +1621,7 @@ struct store_iter {
 	struct store *s;
 	sqlite3_stmt *st;
 	int layers, experts;
+	int layer; /* store_iter_layer_new: the one layer read, else -1 */
 	unsigned phase_mask;
 	uint32_t *counts;
 	int64_t cur_step;
@@ -1603,10 +1629,11 @@ struct store_iter {
 	int done;
 };
 
-int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		   unsigned phase_mask, struct store_iter **out)
+static int iter_open(struct store *s, const struct store_run *run, int layer, int64_t from,
+		     int64_t to, unsigned phase_mask, struct store_iter **out)
 {
 	struct store_iter *it;
+	size_t nvals = (size_t)(layer >= 0 ? 1 : run->layers) * (size_t)run->experts;
 	int rc;
 
 	*out = NULL;
@@ -1616,18 +1643,27 @@ int store_iter_new(struct store *s, const struct store_run *run, int64_t from, i
 	it->s = s;
 	it->layers = run->layers;
 	it->experts = run->experts;
+	it->layer = layer;
 	it->phase_mask = phase_mask;
-	it->counts = malloc((size_t)run->layers * (size_t)run->experts * sizeof(uint32_t));
+	it->counts = malloc(nvals * sizeof(uint32_t));
 	if (!it->counts) {
 		free(it);
 		return set_err(s, UTIL_ENOMEM, "out of memory");
 	}
-	rc = store_int_prepare(s,
-			       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
-			       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
-			       "WHERE c.run = ?1 AND c.step BETWEEN ?2 AND ?3 "
-			       "ORDER BY c.step, c.layer",
-			       &it->st);
+	if (layer >= 0)
+		rc = store_int_prepare(s,
+				       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
+				       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.layer = ?4 AND c.step BETWEEN ?2 AND ?3 "
+				       "ORDER BY c.step",
+				       &it->st);
+	else
+		rc = store_int_prepare(s,
+				       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
+				       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.step BETWEEN ?2 AND ?3 "
+				       "ORDER BY c.step, c.layer",
+				       &it->st);
 	if (rc) {
 		store_iter_free(it);
 		return rc;
@@ -1635,8 +1671,25 @@ int store_iter_new(struct store *s, const struct store_run *run, int64_t from, i
 	sqlite3_bind_int64(it->st, 1, run->id);
 	sqlite3_bind_int64(it->st, 2, from);
 	sqlite3_bind_int64(it->st, 3, to);
+	if (layer >= 0)
+		sqlite3_bind_int(it->st, 4, layer);
 	*out = it;
 	return 0;
+}
+
+int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		   unsigned phase_mask, struct store_iter **out)
+{
+	return iter_open(s, run, -1, from, to, phase_mask, out);
+}
+
+int store_iter_layer_new(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, struct store_iter **out)
+{
+	*out = NULL;
+	if (layer < 0 || layer >= run->layers)
+		return set_err(s, UTIL_ERANGE, "layer %d out of range [0, %d)", layer, run->layers);
+	return iter_open(s, run, layer, from, to, phase_mask, out);
 }
 
 int store_iter_next(struct store_iter *it, struct store_step *out)
@@ -1675,7 +1728,8 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 				       s->path, (long long)STORE_TOKENS_MAX);
 		out->counts = it->counts;
 		if (want)
-			memset(it->counts, 0, (size_t)it->layers * E * sizeof(uint32_t));
+			memset(it->counts, 0,
+			       (size_t)(it->layer >= 0 ? 1 : it->layers) * E * sizeof(uint32_t));
 		/* consume every row of this step */
 		for (;;) {
 			int layer = sqlite3_column_int(it->st, 1);
@@ -1686,8 +1740,8 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 					return set_err(s, UTIL_EPARSE,
 						       "step %lld: layer %d out of range [0, %d) in '%s'",
 						       (long long)step, layer, it->layers, s->path);
-				if (store_codec_decode(b, (size_t)len, it->counts + (size_t)layer * E,
-						       E))
+				size_t at = it->layer >= 0 ? 0 : (size_t)layer * E;
+				if (store_codec_decode(b, (size_t)len, it->counts + at, E))
 					return set_err(s, UTIL_EPARSE,
 						       "step %lld layer %d: malformed counts blob in '%s'",
 						       (long long)step, layer, s->path);
@@ -1741,6 +1795,74 @@ int store_steps_count(struct store *s, const struct store_run *run, int64_t from
 		rc = set_err(s, UTIL_EDB, "counting steps: %s", sqlite3_errmsg(s->db));
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_steps_span(struct store *s, const struct store_run *run, int layer, int64_t from,
+		     int64_t to, unsigned phase_mask, int64_t *n, int64_t *first, int64_t *last)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*n = 0;
+	if (layer >= 0)
+		rc = store_int_prepare(s,
+				       "SELECT min(c.step), max(c.step), count(*) FROM counts c "
+				       "JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.layer = ?5 AND c.step BETWEEN ?2 AND ?3 "
+				       "AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+				       &st);
+	else
+		rc = store_int_prepare(s,
+				       "SELECT min(step), max(step), count(*) FROM steps s "
+				       "WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
+				       "AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+				       &st);
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+	if (layer >= 0)
+		sqlite3_bind_int(st, 5, layer);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 2);
+		if (*n) {
+			*first = sqlite3_column_int64(st, 0);
+			*last = sqlite3_column_int64(st, 1);
+		}
+	} else {
+		rc = store_int_dberr(s, "reading steps");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_steps_after(struct store *s, const struct store_run *run, int64_t after,
+		      struct store_steps_news *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	if ((rc = store_int_prepare_cached(s, STORE_STMT_STEPS_AFTER,
+					   "SELECT count(*), max(step), min(step), max(time) FROM "
+					   "steps WHERE run = ?1 AND step > ?2",
+					   &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, after);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		o->steps = sqlite3_column_int64(st, 0);
+		o->last_step = sqlite3_column_int64(st, 1);
+		o->first_step = sqlite3_column_int64(st, 2);
+		o->last_time = sqlite3_column_double(st, 3);
+	} else {
+		rc = set_err(s, UTIL_EDB, "cannot read steps of '%s': %s", s->path,
+			     sqlite3_errmsg(s->db));
+	}
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1826,6 +1948,72 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
 out:
 	sqlite3_finalize(st);
 	free(blob);
+	return rc;
+}
+
+int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, int64_t **steps, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc, r;
+
+	*steps = NULL;
+	*n = 0;
+	if ((rc = store_int_prepare(s,
+				    "SELECT DISTINCT step FROM deployed WHERE run = ?1 AND "
+				    "step BETWEEN ?2 AND ?3 ORDER BY step",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			int64_t *g = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+			if (!g) {
+				rc = set_err(s, UTIL_ENOMEM, "out of memory");
+				goto out;
+			}
+			v = g;
+		}
+		v[cnt++] = sqlite3_column_int64(st, 0);
+	}
+	if (r != SQLITE_DONE) {
+		rc = store_int_dberr(s, "reading deployed placements");
+		goto out;
+	}
+	*steps = v;
+	*n = cnt;
+	v = NULL;
+out:
+	free(v);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_deployed_last(struct store *s, const struct store_run *run, int64_t step, int64_t *from)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_int_prepare_cached(s, STORE_STMT_DEPLOYED_LAST,
+					   "SELECT max(step) FROM deployed WHERE run = ?1 AND "
+					   "step <= ?2",
+					   &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = set_err(s, UTIL_EDB, "cannot read the deployed placement of '%s': %s",
+			     s->path, sqlite3_errmsg(s->db));
+	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded at step %lld",
+			     (long long)step);
+	else
+		*from = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1923,6 +2111,31 @@ int store_deployed_at(struct store *s, const struct store_run *run, int64_t step
 		*from = eff;
 out:
 	free(seen);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* One query on the primary key (run, step, layer): the first row after
+ * `step` is where the placement in force changes next. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = store_int_prepare(s, "SELECT min(step) FROM deployed WHERE run = ?1 AND step > ?2",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading deployed placement");
+	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded after step %lld",
+			     (long long)step);
+	} else {
+		*next = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -4,6 +4,11 @@
 
 #include "store/store.h"
 
+#include <sqlite3.h>
+
+/* The SQLite connection of a store: store/ alone, and the unit tests
+ * that damage a file on purpose, use it. */
+sqlite3 *store_int_db(struct store *s);
 int store_int_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
 int store_int_dberr(struct store *s, const char *what);
 int store_int_seterr(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -24,7 +29,12 @@ static inline int store_int_shape_ok(int64_t layers, int64_t experts, int64_t to
 }
 
 /* Statements kept prepared for the life of the handle (hot loops). */
-enum store_stmt_id { STORE_STMT_REPLAY_STEP, STORE_STMT_COUNT };
+enum store_stmt_id {
+	STORE_STMT_REPLAY_STEP,
+	STORE_STMT_STEPS_AFTER,
+	STORE_STMT_DEPLOYED_LAST,
+	STORE_STMT_COUNT
+};
 int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_stmt **st);
 
 #endif
