@@ -178,8 +178,9 @@ fi
 case "$jobs" in '' | *[!0-9]* | 0) echo "run.sh: bad job count '$jobs'" >&2; exit 2 ;; esac
 fresh_results
 list "$@" >"$R/list" || exit 2
+[ -s "$R/list" ] || { echo "run.sh: no ${1:-} test matches '${2:-}'" >&2; exit 2; }
 # the test itself is picked by --one in a fresh shell, N at a time
 export MOETRACE_RESULTS="$R" MOETRACE_BUILD="$build"
 # shellcheck disable=SC2016
-xargs -P "$jobs" -L 1 sh -c 'exec sh "$0" --one "$1" "$2"' "$0" <"$R/list"
+xargs -r -P "$jobs" -L 1 sh -c 'exec sh "$0" --one "$1" "$2"' "$0" <"$R/list"
 summary "$@"
