@@ -421,6 +421,9 @@ struct analyze_shape {
 	int layers, experts, ranks, slots;
 	int first_layer, layer_step;
 };
+/* The shape of run with ranks x slots (the layer stride from its model
+ * preset, 1 without one). */
+struct analyze_shape analyze_shape_of(const struct store_run *run, int ranks, int slots);
 
 /* Writes phy2log (layers x ranks*slots) to path in `format`, through a
  * temporary file renamed into place: never a half-written file. */
@@ -431,6 +434,34 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
  * and fills phy2log (layers x ranks*slots).  *format (may be NULL) OUT. */
 int analyze_format_read(const char *path, const struct analyze_shape *sh, int32_t *phy2log,
 			int *format, struct util_err *err);
+
+/* The placement an engine ran with, for `import --deployed`: as
+ * analyze_format_read, but sh->ranks and sh->slots may be 0 (IN), to be
+ * taken from the file (OUT; an SGLang mapping or a TensorRT-LLM YAML only
+ * has slots, so their ranks must be given).  Each layer must place every
+ * expert; the same expert twice on a rank is allowed.  *phy2log is
+ * malloc'ed [layers * ranks * slots] (free() it). */
+int analyze_format_read_deployed(const char *path, struct analyze_shape *sh, int32_t **phy2log,
+				 struct util_err *err);
+/* 1 if path reads as YAML rather than JSON (its first character that is
+ * not white space is not '{'); 0 also if it cannot be opened. */
+int analyze_format_is_yaml(const char *path);
+
+/* TensorRT-LLM's MoE load-balancer YAML (MoeLoadBalancerConfig of
+ * tensorrt_llm/llmapi/llm_args.py): num_slots, layer_updates_per_iter and
+ * initial_global_assignments {layer id: [expert per global slot]}, read
+ * wherever they stand (the file itself, or moe_config.load_balancer of a
+ * serving configuration); num_slots is required.  Owned arrays; release
+ * with analyze_trtllm_lb_release (NULL allowed). */
+struct analyze_trtllm_lb {
+	long num_slots;           /* -1 if absent */
+	long updates;             /* layer_updates_per_iter, 0 if absent */
+	int layers;               /* initial_global_assignments entries, 0 if absent */
+	long *key;                /* [layers] layer ids, ascending */
+	int32_t *ids;             /* [layers * num_slots] */
+};
+int analyze_trtllm_lb_read(const char *path, struct analyze_trtllm_lb *lb, struct util_err *err);
+void analyze_trtllm_lb_release(struct analyze_trtllm_lb *lb);
 
 /* Heat given directly: JSON {"heat": [[tokens per expert] per layer]} with
  * optional "episodes": [[[...] per layer] per episode], "ranks", "slots".
