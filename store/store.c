@@ -6,6 +6,7 @@
  * deployed placement.  All SQL binds parameters; nothing formats values.
  */
 #include "store/store.h"
+#include "store/store_backend.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -157,17 +158,6 @@ static const char *const migrations[] = {
 };
 /* clang-format on */
 
-struct store {
-	sqlite3 *db;
-	char *path;
-	int readonly;
-	int depth; /* transaction nesting (store_begin) */
-	int began; /* the outermost level is BEGIN IMMEDIATE, not a savepoint */
-	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
-	char errmsg[512];
-	sqlite3_stmt *cached[STORE_STMT_COUNT];
-	int64_t appended; /* encoded count bytes store_steps_append committed */
-};
 
 static int set_err(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 
@@ -201,22 +191,12 @@ int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_s
 
 
 
-const char *store_errmsg(const struct store *s)
-{
-	return s ? s->errmsg : "no store";
-}
-
-const char *store_path(const struct store *s)
-{
-	return s->path;
-}
-
 sqlite3 *store_int_db(struct store *s)
 {
-	return s->db;
+	return s->ops == &store_sqlite_ops ? s->db : NULL;
 }
 
-int store_cache_size(struct store *s, int kib)
+static int sq_cache_size(struct store *s, int kib)
 {
 	char sql[64];
 
@@ -229,12 +209,12 @@ int store_cache_size(struct store *s, int kib)
 	return 0;
 }
 
-void store_busy_timeout(struct store *s, int ms)
+static void sq_busy_timeout(struct store *s, int ms)
 {
 	sqlite3_busy_timeout(s->db, ms);
 }
 
-int store_locked(const struct store *s)
+static int sq_locked(const struct store *s)
 {
 	int c = sqlite3_errcode(s->db) & 0xff;
 
@@ -554,6 +534,7 @@ static int open_file(const char *file, const char *path, int flags, struct store
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	s->ops = &store_sqlite_ops;
 	s->path = strdup(path);
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY
@@ -777,7 +758,7 @@ static char *stage_name(const char *path, struct util_err *err)
 	return NULL;
 }
 
-int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+int store_sqlite_open(const char *path, int flags, struct store **out, struct util_err *err)
 {
 	struct stat sb;
 	sigset_t old;
@@ -848,7 +829,7 @@ static void tidy_side_files(const char *path)
 	sqlite3_close(db);
 }
 
-void store_free(struct store *s)
+static void sq_close(struct store *s)
 {
 	int tidy;
 
@@ -863,8 +844,6 @@ void store_free(struct store *s)
 		stage_unregister(s->stage);
 		free(s->stage);
 	}
-	free(s->path);
-	free(s);
 }
 
 /* The runs of the staged database `from` (with their steps, counts and
@@ -981,7 +960,7 @@ static void sync_dir(const char *path)
 	free(d);
 }
 
-int store_publish(struct store *s, struct util_err *err)
+static int sq_publish(struct store *s, struct util_err *err)
 {
 	int rc = 0, log = -1, done = -1;
 
@@ -1036,7 +1015,7 @@ out:
  * with "database is locked" as soon as another process had committed
  * meanwhile.  Inner levels are savepoints.  (If the connection is in a
  * transaction of its caller's, the outermost level is a savepoint too.) */
-int store_begin(struct store *s)
+static int sq_begin(struct store *s)
 {
 	char sql[64];
 
@@ -1069,7 +1048,7 @@ static void abandon(struct store *s)
 	s->depth = 0;
 }
 
-int store_commit(struct store *s)
+static int sq_commit(struct store *s)
 {
 	char sql[64];
 
@@ -1092,7 +1071,7 @@ int store_commit(struct store *s)
 	return 0;
 }
 
-int store_rollback(struct store *s)
+static int sq_rollback(struct store *s)
 {
 	char sql[96];
 
@@ -1279,7 +1258,7 @@ static int run_check(struct store *s, const struct store_run *r)
 	return run_steps_check(s, r);
 }
 
-int store_run_add(struct store *s, struct store_run *run)
+static int sq_run_add(struct store *s, struct store_run *run)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
@@ -1344,7 +1323,7 @@ int store_run_add(struct store *s, struct store_run *run)
 	return rc;
 }
 
-int store_run_get(struct store *s, const char *name, struct store_run *out)
+static int sq_run_get(struct store *s, const char *name, struct store_run *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1378,7 +1357,7 @@ int store_run_get(struct store *s, const char *name, struct store_run *out)
 	return rc;
 }
 
-int store_run_list(struct store *s, struct store_run **out, size_t *n)
+static int sq_run_list(struct store *s, struct store_run **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	struct store_run *v = NULL;
@@ -1435,7 +1414,7 @@ static int64_t sat_i64(double v)
 	return v < -two63 ? INT64_MIN : (int64_t)v;
 }
 
-int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
+static int sq_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1487,7 +1466,8 @@ out:
 	return rc;
 }
 
-int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing)
+static int sq_run_missing_counts(struct store *s, const struct store_run *run,
+				 int64_t *missing)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1513,7 +1493,8 @@ int store_run_missing_counts(struct store *s, const struct store_run *run, int64
 	return rc;
 }
 
-int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node)
+static int sq_run_set_layout(struct store *s, int64_t run, int ranks, int slots,
+			     int ranks_per_node)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1535,8 +1516,8 @@ int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int
 
 /* ---- steps and counts ---------------------------------------------------- */
 
-int store_steps_append(struct store *s, const struct store_run *run,
-		       const struct store_step *steps, size_t n)
+static int sq_steps_append(struct store *s, const struct store_run *run,
+			   const struct store_step *steps, size_t n)
 {
 	sqlite3_stmt *ss = NULL, *sc = NULL;
 	size_t E = (size_t)run->experts, L = (size_t)run->layers;
@@ -1617,7 +1598,7 @@ out:
 	return rc;
 }
 
-struct store_iter {
+struct sq_iter {
 	struct store *s;
 	sqlite3_stmt *st;
 	int layers, experts;
@@ -1629,10 +1610,12 @@ struct store_iter {
 	int done;
 };
 
-static int iter_open(struct store *s, const struct store_run *run, int layer, int64_t from,
-		     int64_t to, unsigned phase_mask, struct store_iter **out)
+static void sq_iter_free(void *p);
+
+static int sq_iter_new(struct store *s, const struct store_run *run, int layer, int64_t from,
+		       int64_t to, unsigned phase_mask, void **out)
 {
-	struct store_iter *it;
+	struct sq_iter *it;
 	size_t nvals = (size_t)(layer >= 0 ? 1 : run->layers) * (size_t)run->experts;
 	int rc;
 
@@ -1665,7 +1648,7 @@ static int iter_open(struct store *s, const struct store_run *run, int layer, in
 				       "ORDER BY c.step, c.layer",
 				       &it->st);
 	if (rc) {
-		store_iter_free(it);
+		sq_iter_free(it);
 		return rc;
 	}
 	sqlite3_bind_int64(it->st, 1, run->id);
@@ -1677,23 +1660,9 @@ static int iter_open(struct store *s, const struct store_run *run, int layer, in
 	return 0;
 }
 
-int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		   unsigned phase_mask, struct store_iter **out)
+static int sq_iter_next(void *p, struct store_step *out)
 {
-	return iter_open(s, run, -1, from, to, phase_mask, out);
-}
-
-int store_iter_layer_new(struct store *s, const struct store_run *run, int layer, int64_t from,
-			 int64_t to, unsigned phase_mask, struct store_iter **out)
-{
-	*out = NULL;
-	if (layer < 0 || layer >= run->layers)
-		return set_err(s, UTIL_ERANGE, "layer %d out of range [0, %d)", layer, run->layers);
-	return iter_open(s, run, layer, from, to, phase_mask, out);
-}
-
-int store_iter_next(struct store_iter *it, struct store_step *out)
-{
+	struct sq_iter *it = p;
 	struct store *s = it->s;
 	size_t E = (size_t)it->experts;
 	int rc;
@@ -1763,8 +1732,10 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 	}
 }
 
-void store_iter_free(struct store_iter *it)
+static void sq_iter_free(void *p)
 {
+	struct sq_iter *it = p;
+
 	if (!it)
 		return;
 	sqlite3_finalize(it->st);
@@ -1772,8 +1743,8 @@ void store_iter_free(struct store_iter *it)
 	free(it);
 }
 
-int store_steps_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		      unsigned phase_mask, int64_t *n)
+static int sq_steps_count(struct store *s, const struct store_run *run, int64_t from,
+			  int64_t to, unsigned phase_mask, int64_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1798,8 +1769,9 @@ int store_steps_count(struct store *s, const struct store_run *run, int64_t from
 	return rc;
 }
 
-int store_steps_span(struct store *s, const struct store_run *run, int layer, int64_t from,
-		     int64_t to, unsigned phase_mask, int64_t *n, int64_t *first, int64_t *last)
+static int sq_steps_span(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, int64_t *n, int64_t *first,
+			 int64_t *last)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1839,8 +1811,8 @@ int store_steps_span(struct store *s, const struct store_run *run, int layer, in
 	return rc;
 }
 
-int store_steps_after(struct store *s, const struct store_run *run, int64_t after,
-		      struct store_steps_news *o)
+static int sq_steps_after(struct store *s, const struct store_run *run, int64_t after,
+			  struct store_steps_news *o)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1866,33 +1838,10 @@ int store_steps_after(struct store *s, const struct store_run *run, int64_t afte
 	return rc;
 }
 
-int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		     unsigned phase_mask, uint64_t *sum, int64_t *nsteps)
-{
-	struct store_iter *it;
-	struct store_step step;
-	size_t n = (size_t)run->layers * (size_t)run->experts;
-	int64_t cnt = 0;
-	int rc;
-
-	memset(sum, 0, n * sizeof(*sum));
-	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
-		return rc;
-	while ((rc = store_iter_next(it, &step)) == 1) {
-		for (size_t i = 0; i < n; i++)
-			sum[i] += step.counts[i];
-		cnt++;
-	}
-	store_iter_free(it);
-	if (nsteps)
-		*nsteps = cnt;
-	return rc < 0 ? rc : 0;
-}
-
 /* ---- deployed placement -------------------------------------------------- */
 
-int store_deployed_set(struct store *s, const struct store_run *run, int64_t from, int ranks,
-		       int slots, const int32_t *phy2log)
+static int sq_deployed_set(struct store *s, const struct store_run *run, int64_t from,
+			   int ranks, int slots, const int32_t *phy2log)
 {
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
@@ -1951,8 +1900,8 @@ out:
 	return rc;
 }
 
-int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
-			   int64_t to, int64_t **steps, size_t *n)
+static int sq_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
+			       int64_t to, int64_t **steps, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t *v = NULL;
@@ -1993,7 +1942,8 @@ out:
 	return rc;
 }
 
-int store_deployed_last(struct store *s, const struct store_run *run, int64_t step, int64_t *from)
+static int sq_deployed_last(struct store *s, const struct store_run *run, int64_t step,
+			    int64_t *from)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -2017,8 +1967,8 @@ int store_deployed_last(struct store *s, const struct store_run *run, int64_t st
 	return rc;
 }
 
-int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
-		      int slots, int32_t *phy2log, int64_t *from)
+static int sq_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
+			  int slots, int32_t *phy2log, int64_t *from)
 {
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
@@ -2145,7 +2095,7 @@ int64_t store_appended_bytes(const struct store *s)
 	return s->appended;
 }
 
-int64_t store_size_bytes(struct store *s)
+static int64_t sq_size_bytes(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
@@ -2160,18 +2110,49 @@ int64_t store_size_bytes(struct store *s)
 	return v;
 }
 
-int store_open_run(const char *path, const char *run, int flags, struct store **s,
-		   struct store_run *r, struct util_err *err)
-{
-	int rc = store_open(path, flags, s, err);
 
-	if (rc)
-		return rc;
-	rc = store_run_get(*s, run, r);
-	if (rc) {
-		util_err_set(err, rc, "%s", store_errmsg(*s));
-		store_free(*s);
-		*s = NULL;
-	}
-	return rc;
-}
+/* clang-format off */
+const struct store_ops store_sqlite_ops = {
+	.name = "SQLite",
+	.close = sq_close,
+	.publish = sq_publish,
+	.run_get = sq_run_get,
+	.run_list = sq_run_list,
+	.run_stats = sq_run_stats,
+	.run_missing_counts = sq_run_missing_counts,
+	.iter_new = sq_iter_new,
+	.iter_next = sq_iter_next,
+	.iter_free = sq_iter_free,
+	.steps_count = sq_steps_count,
+	.steps_span = sq_steps_span,
+	.steps_after = sq_steps_after,
+	.deployed_list = store_sqlite_deployed_list,
+	.deployed_at = sq_deployed_at,
+	.deployed_changes = sq_deployed_changes,
+	.deployed_last = sq_deployed_last,
+	.size_bytes = sq_size_bytes,
+	.replay_list = store_sqlite_replay_list,
+	.replay_get = store_sqlite_replay_get,
+	.replay_series = store_sqlite_replay_series,
+	.replay_events = store_sqlite_replay_events,
+	.replay_event_moves = store_sqlite_replay_event_moves,
+	.import_seen = store_sqlite_import_seen,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.run_add = sq_run_add,
+	.run_set_layout = sq_run_set_layout,
+	.steps_append = sq_steps_append,
+	.deployed_set = sq_deployed_set,
+	.import_add = store_sqlite_import_add,
+	.replay_add = store_sqlite_replay_add,
+	.replay_finish = store_sqlite_replay_finish,
+	.replay_step_add = store_sqlite_replay_step_add,
+	.replay_event_add = store_sqlite_replay_event_add,
+	.replay_layer_add = store_sqlite_replay_layer_add,
+	.replay_event_effective = store_sqlite_replay_event_effective,
+	.cache_size = sq_cache_size,
+	.busy_timeout = sq_busy_timeout,
+	.locked = sq_locked,
+};
+/* clang-format on */

@@ -138,7 +138,7 @@ struct store_run_stats {
 	int64_t prefill_steps, decode_steps;
 	int64_t tokens;         /* sum of step tokens */
 	double first_time, last_time;
-	int64_t blob_bytes;     /* total size of counts blobs */
+	int64_t blob_bytes;     /* total size of counts blobs; -1 on a server (not per run) */
 	int64_t deployed;       /* rows of deployed placement */
 };
 
@@ -333,7 +333,7 @@ int store_replay_event_moves(struct store *s, int64_t replay, int layers, size_t
 int store_open_run(const char *path, const char *run, int flags, struct store **s,
 		   struct store_run *r, struct util_err *err);
 
-/* Database file size in bytes (page_count * page_size). */
+/* Database file size in bytes (page_count * page_size); -1 for a server. */
 int64_t store_size_bytes(struct store *s);
 /* Bytes of encoded expert counts store_steps_append has committed through
  * this handle (the step data itself, whatever the pages and WAL around it). */

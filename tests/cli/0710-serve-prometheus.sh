@@ -37,7 +37,7 @@ expect_grep "$T/http" '^moetrace_steps_total 120$'
 start_prometheus "$port"
 i=0
 until [ -n "$(query 'moetrace_steps_total')" ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
+	i=$((i + 1)); [ $i -lt 600 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
 	sleep 0.1
 done
 [ "$(query 'moetrace_steps_total')" = 120 ] || fail "PromQL moetrace_steps_total: $(query 'moetrace_steps_total')"
@@ -57,7 +57,7 @@ expect_status 0 mt record --model mixtral-8x7b --steps 30 --seed 9 --block --app
 	--run gen-mixtral-8x7b-seed3 "$T/t.db"
 i=0
 until [ "$(query 'moetrace_steps_total')" = 150 ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
+	i=$((i + 1)); [ $i -lt 600 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
 	sleep 0.1
 done
 tok3b=$(mt sql --format csv "$T/t.db" "SELECT sum(tokens) FROM expert_heat WHERE layer = 3" | tail -n 1)
@@ -84,7 +84,7 @@ promtool check rules "$T/rules.yml" >"$T/lint" 2>&1 || { cat "$T/lint"; fail "a 
 while IFS= read -r e; do
 	i=0
 	until [ -n "$(query "$e")" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || fail "dashboard query returns nothing: $e"
+		i=$((i + 1)); [ $i -lt 600 ] || fail "dashboard query returns nothing: $e"
 		sleep 0.1
 	done
 done <"$T/exprs"

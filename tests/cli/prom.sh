@@ -24,7 +24,7 @@ PY
 wait_port() {
 	i=0
 	until port=$(sed -n 's/.*(port \([0-9]*\))$/\1/p' "$1") && [ -n "$port" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || { cat "$1"; fail "no port printed in $1"; }
+		i=$((i + 1)); [ $i -lt 600 ] || { cat "$1"; fail "no port printed in $1"; }
 		sleep 0.1
 	done
 	echo "$port"
