@@ -479,6 +479,26 @@ int store_deployed_last(struct store *s, const struct store_run *run, int64_t st
 					"no deployed placement recorded at step %lld", (long long)step);
 }
 
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+{
+	int64_t *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (s->ops->deployed_next)
+		return s->ops->deployed_next(s, run, step, next);
+	if (step < STORE_STEP_MAX &&
+	    (rc = store_deployed_changes(s, run, step + 1, STORE_STEP_MAX, &v, &n)))
+		return rc;
+	if (n)
+		*next = v[0];
+	free(v);
+	return n ? 0
+		 : store_backend_seterr(s, UTIL_ENOTFOUND,
+					"no deployed placement recorded after step %lld",
+					(long long)step);
+}
+
 /* The latest row per layer at or before `step`, checked as the SQLite
  * backend checks its rows. */
 static int deployed_at_listed(struct store *s, const struct store_run *run, int64_t step,
