@@ -383,6 +383,25 @@ int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t 
 			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
 void analyze_blocks_release(struct analyze_blocks *b);
 
+/* What the flagship is given for a window of a run when `place --steps
+ * A:B` runs it without options, for a caller that places layer by layer
+ * (`top`, `serve`): the window's blocks and history (analyze_window_blocks)
+ * and the estimator chosen on all its layers together
+ * (analyze_robust_choose).  analyze_forecast_read reads it (nslots = ranks
+ * x slots); analyze_forecast_layer points an analyze_place_in at layer l's
+ * blocks (valid until the next call; nothing when the window had no steps,
+ * so the flagship fits in->heat); analyze_forecast_release frees it. */
+struct analyze_forecast {
+	struct analyze_blocks b;
+	struct analyze_robust_choice choice;
+	double *layer; /* [b.n * experts]: one layer's blocks */
+};
+int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, int nslots, struct analyze_forecast *f,
+			  struct util_err *err);
+void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_place_in *in);
+void analyze_forecast_release(struct analyze_forecast *f);
+
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
  * TensorRT-LLM load-balancer YAML; docs/formats.md describes each. */
@@ -402,6 +421,9 @@ struct analyze_shape {
 	int layers, experts, ranks, slots;
 	int first_layer, layer_step;
 };
+/* The shape of run with ranks x slots (the layer stride from its model
+ * preset, 1 without one). */
+struct analyze_shape analyze_shape_of(const struct store_run *run, int ranks, int slots);
 
 /* Writes phy2log (layers x ranks*slots) to path in `format`, through a
  * temporary file renamed into place: never a half-written file. */
@@ -412,6 +434,34 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
  * and fills phy2log (layers x ranks*slots).  *format (may be NULL) OUT. */
 int analyze_format_read(const char *path, const struct analyze_shape *sh, int32_t *phy2log,
 			int *format, struct util_err *err);
+
+/* The placement an engine ran with, for `import --deployed`: as
+ * analyze_format_read, but sh->ranks and sh->slots may be 0 (IN), to be
+ * taken from the file (OUT; an SGLang mapping or a TensorRT-LLM YAML only
+ * has slots, so their ranks must be given).  Each layer must place every
+ * expert; the same expert twice on a rank is allowed.  *phy2log is
+ * malloc'ed [layers * ranks * slots] (free() it). */
+int analyze_format_read_deployed(const char *path, struct analyze_shape *sh, int32_t **phy2log,
+				 struct util_err *err);
+/* 1 if path reads as YAML rather than JSON (its first character that is
+ * not white space is not '{'); 0 also if it cannot be opened. */
+int analyze_format_is_yaml(const char *path);
+
+/* TensorRT-LLM's MoE load-balancer YAML (MoeLoadBalancerConfig of
+ * tensorrt_llm/llmapi/llm_args.py): num_slots, layer_updates_per_iter and
+ * initial_global_assignments {layer id: [expert per global slot]}, read
+ * wherever they stand (the file itself, or moe_config.load_balancer of a
+ * serving configuration); num_slots is required.  Owned arrays; release
+ * with analyze_trtllm_lb_release (NULL allowed). */
+struct analyze_trtllm_lb {
+	long num_slots;           /* -1 if absent */
+	long updates;             /* layer_updates_per_iter, 0 if absent */
+	int layers;               /* initial_global_assignments entries, 0 if absent */
+	long *key;                /* [layers] layer ids, ascending */
+	int32_t *ids;             /* [layers * num_slots] */
+};
+int analyze_trtllm_lb_read(const char *path, struct analyze_trtllm_lb *lb, struct util_err *err);
+void analyze_trtllm_lb_release(struct analyze_trtllm_lb *lb);
 
 /* Heat given directly: JSON {"heat": [[tokens per expert] per layer]} with
  * optional "episodes": [[[...] per layer] per episode], "ranks", "slots".

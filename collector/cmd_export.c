@@ -26,7 +26,6 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 			    int64_t step, const char *out)
 {
 	struct util_err err = UTIL_ERR_INIT;
-	const struct store_model *model = run->model[0] ? store_model_find(run->model) : NULL;
 	struct analyze_shape sh;
 	int32_t *p2l;
 	int64_t from = 0;
@@ -42,8 +41,7 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 			       run->name);
 		return 2;
 	}
-	sh = (struct analyze_shape){ run->layers, run->experts, run->ranks, run->slots,
-				     run->first_layer, model ? model->layer_step : 1 };
+	sh = analyze_shape_of(run, run->ranks, run->slots);
 	p2l = xmallocarray((size_t)run->layers * (size_t)run->ranks * (size_t)run->slots,
 			   sizeof(*p2l));
 	rc = store_deployed_at(s, run, step, run->ranks, run->slots, p2l, &from);

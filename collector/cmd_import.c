@@ -6,6 +6,7 @@
 #include "cmds.h"
 #include "collector/collector.h"
 #include "collector/import.h"
+#include "analyze/analyze.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 			const struct collector_import_opts *o, int *recorded, struct util_err *err)
 {
 	struct store_run_stats st;
+	struct analyze_shape sh;
 	int32_t *p2l = NULL;
 	int ranks = o->ranks ? o->ranks : 0, slots = o->slots;
 	int rc, fd;
@@ -82,13 +84,13 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 		if (!strstr(head, "layer_list"))
 			ranks = run->ranks;
 	}
-	if (collector_is_yaml(path)) {
+	if (analyze_format_is_yaml(path)) {
 		/* TensorRT-LLM's load balancer: a placement it moves online is
 		 * recorded as it started, one it chose itself not at all */
-		struct collector_trtllm_lb lb;
-		if ((rc = collector_trtllm_lb_read(path, &lb, err)))
+		struct analyze_trtllm_lb lb;
+		if ((rc = analyze_trtllm_lb_read(path, &lb, err)))
 			return rc;
-		collector_trtllm_lb_release(&lb);
+		analyze_trtllm_lb_release(&lb);
 		if (!lb.layers) {
 			fprintf(stderr,
 				"moetrace import: note: '%s' has no initial_global_assignments (the "
@@ -104,8 +106,11 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 				"recorded as deployed from the first step; later ones are not known\n",
 				path, lb.updates);
 	}
-	if ((rc = collector_deployed_read(path, run, &ranks, &slots, &p2l, err)))
+	sh = analyze_shape_of(run, ranks, slots);
+	if ((rc = analyze_format_read_deployed(path, &sh, &p2l, err)))
 		return rc;
+	ranks = sh.ranks;
+	slots = sh.slots;
 	if (ranks != run->ranks || slots != run->slots) {
 		int rpn = o->ranks_per_node ? o->ranks_per_node : ranks < 8 ? ranks : 8;
 		if (store_run_set_layout(s, run->id, ranks, slots, rpn)) {

@@ -117,35 +117,6 @@ struct collector_st_tensor {
 int collector_st_parse(const char *path, const uint8_t *buf, size_t len,
 		       struct collector_st_tensor **tensors, size_t *n, struct util_err *err);
 
-/* ---- deployed placement (collector/import_deployed.c) --------------------- */
-
-/* Reads a deployed placement for `run`: vllm-ascend expert_map_path JSON
- * (layer_list[].device_list[].device_expert[]) or SGLang's
- * {"physical_to_logical_map": [[...] per layer]} (split into ranks by
- * *ranks, which must then be given).  *ranks and *slots are IN (0 = take
- * from the file) and OUT; *phy2log is malloc'ed [layers * ranks * slots]. */
-int collector_deployed_read(const char *path, const struct store_run *run, int *ranks,
-			    int *slots, int32_t **phy2log, struct util_err *err);
-
-/* TensorRT-LLM's MoE load-balancer YAML (MoeLoadBalancerConfig of
- * tensorrt_llm/llmapi/llm_args.py): num_slots, layer_updates_per_iter and
- * initial_global_assignments {layer id: [expert per global slot]}, read
- * wherever they stand (the file itself, or moe_config.load_balancer of a
- * serving configuration).  Owned arrays; release with
- * collector_trtllm_lb_release. */
-struct collector_trtllm_lb {
-	long num_slots;           /* -1 if absent */
-	long updates;             /* layer_updates_per_iter, 0 if absent */
-	int layers;               /* initial_global_assignments entries, 0 if absent */
-	long *key;                /* [layers] layer ids, ascending */
-	int32_t *ids;             /* [layers * num_slots] */
-};
-/* 1 if path looks like YAML rather than JSON (its first character is not '{'). */
-int collector_is_yaml(const char *path);
-int collector_trtllm_lb_read(const char *path, struct collector_trtllm_lb *lb,
-			     struct util_err *err);
-void collector_trtllm_lb_release(struct collector_trtllm_lb *lb);
-
 /* ---- exporters (collector/export.c) ---------------------------------------- */
 
 enum collector_export_format { COLLECTOR_EXPORT_CSV, COLLECTOR_EXPORT_JSONL };

@@ -15,6 +15,7 @@
  * from the end of the header.
  */
 #include "collector/import_int.h"
+#include "analyze/analyze.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -368,7 +369,7 @@ static int check_grid(const struct imp *b, const char *dir, struct util_err *err
 static int fold_slots(struct imp *b, const struct collector_import_opts *o, const char *meta,
 		      struct util_err *err)
 {
-	struct collector_trtllm_lb lb;
+	struct analyze_trtllm_lb lb;
 	int E = o->experts ? o->experts : o->model ? o->model->experts : 0, rc;
 	int64_t *ids = NULL;
 	size_t nd = 0;
@@ -377,8 +378,8 @@ static int fold_slots(struct imp *b, const struct collector_import_opts *o, cons
 	memset(&lb, 0, sizeof(lb));
 	if (!b->experts && b->n) /* no meta_info.json: the vectors' length */
 		b->experts = (int)b->recs[0].n;
-	if (o->deployed && collector_is_yaml(o->deployed)) {
-		if ((rc = collector_trtllm_lb_read(o->deployed, &lb, err)))
+	if (o->deployed && analyze_format_is_yaml(o->deployed)) {
+		if ((rc = analyze_trtllm_lb_read(o->deployed, &lb, err)))
 			return rc;
 		if (!E && lb.layers)
 			for (size_t i = 0; i < (size_t)lb.layers * (size_t)lb.num_slots; i++)
@@ -481,7 +482,7 @@ static int fold_slots(struct imp *b, const struct collector_import_opts *o, cons
 out:
 	free(ids);
 	free(tmp);
-	collector_trtllm_lb_release(&lb);
+	analyze_trtllm_lb_release(&lb);
 	return rc;
 }
 

@@ -334,9 +334,7 @@ static const char *base_name(const char *path)
 static int read_placement(const struct store_run *run, const char *path, int ranks, int slots,
 			  int32_t *p2l, struct util_err *err)
 {
-	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;
-	struct analyze_shape sh = { run->layers, run->experts, ranks, slots, run->first_layer,
-				    m ? m->layer_step : 1 };
+	struct analyze_shape sh = analyze_shape_of(run, ranks, slots);
 
 	return analyze_format_read(path, &sh, p2l, NULL, err);
 }

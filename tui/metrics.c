@@ -395,6 +395,11 @@ void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct 
 	head(b, "moetrace_rebalance_replay_steps", "gauge",
 	     "Steps the last replay scored (the trace when it ran).");
 	util_buf_addf(b, "moetrace_rebalance_replay_steps %lld\n", (long long)f->steps);
+	head(b, "moetrace_rebalance_replay_seconds", "gauge",
+	     "Wall seconds the last replay took (it runs again at each decision, on the trace "
+	     "so far).");
+	util_buf_addstr(b, "moetrace_rebalance_replay_seconds");
+	value(b, f->replay_seconds);
 	head(b, "moetrace_rebalance_events_total", "counter",
 	     "Rebalances of the replay that took effect inside the trace.");
 	util_buf_addf(b, "moetrace_rebalance_events_total{algo=\"%s\"} %lld\n", a,

@@ -7,7 +7,9 @@
  * budget and without ever waiting on a lock.  The window's steps, and the
  * W steps before it, are kept decoded in a ring, so a step leaving either
  * is subtracted without reading it again.  tui_view_work() then refits
- * the chosen algorithm on the heat of the W steps before the window, layer
+ * the chosen algorithm on the W steps before the window as `place --steps`
+ * fits them (the flagship on its forecast from their blocks and history,
+ * analyze_forecast_read; the others on their summed heat), layer
  * by layer under a time budget, when the settings change or the window
  * end has moved far enough: "after" is that placement scored on the
  * window, steps it was not fitted on, as a replay scores a rebalance.
@@ -78,6 +80,10 @@ struct tui_view {
 	double fit_time;
 	int64_t refit_steps; /* 0: W / 4 */
 	double refit_interval;
+	/* the flagship's input for the steps it is fitted on, read when they
+	 * change (fc_from..fc_to; fc_from > fc_to: none) */
+	struct analyze_forecast fc;
+	int64_t fc_from, fc_to;
 
 	struct tui_layer_row *rows;
 	int rows_dirty;
@@ -241,6 +247,8 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->gen = 1;
 	v->need_bump = 1;
 	v->refit_interval = 5.0;
+	v->fc_from = 1;
+	v->fc_to = 0;
 	v->deployed_checked = -1e9;
 	v->dep_seen = NO_STEP;
 	v->last_arrival = util_now();
@@ -277,6 +285,7 @@ void tui_view_free(struct tui_view *v)
 	free(v->load);
 	free(v->send);
 	free(v->recv);
+	analyze_forecast_release(&v->fc);
 	free(v);
 }
 
@@ -379,6 +388,8 @@ static int check_deployed(struct tui_view *v, int64_t at)
 static void ring_reset(struct tui_view *v)
 {
 	v->head = v->n = v->nprev = 0;
+	v->fc_from = 1; /* the flagship's input is read again */
+	v->fc_to = 0;
 	memset(v->sum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 	memset(v->psum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 }
@@ -589,15 +600,37 @@ static void fit_layer(struct tui_view *v, int l)
 	}
 	for (int e = 0; e < v->E; e++)
 		v->heat[e] = (double)ps[e];
-	/* the inputs `moetrace place --current --episodes 0` gives an
-	 * algorithm (the summed heat of the steps before the window), so both
-	 * show the same placement for the same steps */
+	/* the inputs `moetrace place --steps A:B --current` gives an algorithm
+	 * for the steps before the window: the flagship its forecast from the
+	 * blocks and history of those steps, the others their summed heat
+	 * (as with --episodes 0), so both show the same placement */
 	struct analyze_place_in in = {
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,
 	};
 	v->afrom[l] = v->rstep[v->head];
 	v->ato[l] = v->rstep[(v->head + v->nprev - 1) % v->cap];
+	if (!strcmp(v->algo->name, ANALYZE_FLAGSHIP)) {
+		if (v->fc_from != v->afrom[l] || v->fc_to != v->ato[l]) {
+			analyze_forecast_release(&v->fc);
+			v->fc_from = 1;
+			v->fc_to = 0;
+			if (analyze_forecast_read(v->s, &v->run, v->afrom[l], v->ato[l],
+						  v->phase_mask, v->P, &v->fc, &err)) {
+				/* a writer holding the lock: try again on the next call */
+				if (is_busy(v))
+					v->lgen[l] = v->gen - 1;
+				else
+					set_errmsg(v, "%s", err.msg);
+				v->has_after[l] = 0;
+				v->moves[l] = -1;
+				return;
+			}
+			v->fc_from = v->afrom[l];
+			v->fc_to = v->ato[l];
+		}
+		analyze_forecast_layer(&v->fc, l, &in);
+	}
 	if (analyze_place(v->algo, &in, a, &err) ||
 	    analyze_placement_check(a, v->E, v->R, v->S, 0, &err)) {
 		set_errmsg(v, "%s on layer %d: %s", v->algo->name, l, err.msg);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "analyze/analyze.h"
 #include "collector/import.h"
 
 struct fx {
@@ -429,6 +430,18 @@ static void test_import_megatron(void **state)
 
 /* ---- deployed placement ------------------------------------------------------------- */
 
+/* The deployed placement of a run, as `import --deployed` reads it. */
+static int deployed_read(const char *path, const struct store_run *run, int *ranks, int *slots,
+			 int32_t **p2l, struct util_err *err)
+{
+	struct analyze_shape sh = analyze_shape_of(run, *ranks, *slots);
+	int rc = analyze_format_read_deployed(path, &sh, p2l, err);
+
+	*ranks = sh.ranks;
+	*slots = sh.slots;
+	return rc;
+}
+
 static void test_import_deployed(void **state)
 {
 	struct fx *f = *state;
@@ -443,7 +456,7 @@ static void test_import_deployed(void **state)
 			      "{\"moe_layer_count\": 1, \"layer_list\": [{\"layer_id\": 0, "
 			      "\"device_list\": [{\"device_expert\": [2, 0]}, "
 			      "{\"device_expert\": [1, 2]}]}]}");
-	assert_int_equal(collector_deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
+	assert_int_equal(deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
 	assert_int_equal(ranks, 2);
 	assert_int_equal(slots, 2);
 	int32_t want[4] = { 2, 0, 1, 2 };
@@ -453,7 +466,7 @@ static void test_import_deployed(void **state)
 	ranks = 2;
 	slots = 0;
 	p = puts_(f, "s.json", "{\"physical_to_logical_map\": [[2, 0, 1, 2]]}");
-	assert_int_equal(collector_deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
+	assert_int_equal(deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
 	assert_int_equal(slots, 2);
 	assert_memory_equal(p2l, want, sizeof(want));
 	free(p2l);
@@ -461,17 +474,17 @@ static void test_import_deployed(void **state)
 	ranks = slots = 0;
 	p = puts_(f, "b.json", "{\"layer_list\": [{\"device_list\": [{\"device_expert\": [2, 0]}, "
 			       "{\"device_expert\": [0, 2]}]}]}");
-	assert_int_not_equal(collector_deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
+	assert_int_not_equal(deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
 	assert_non_null(strstr(err.msg, "places expert 1 nowhere"));
 	ranks = slots = 0;
 	p = puts_(f, "c.json", "{\"layer_list\": [{\"device_list\": [{\"device_expert\": [2, 0]}, "
 			       "{\"device_expert\": [1]}]}]}");
-	assert_int_not_equal(collector_deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
+	assert_int_not_equal(deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
 	assert_non_null(strstr(err.msg, "layer_list[0].device_list[1].device_expert: 1 entries"));
 	ranks = slots = 0;
 	p = puts_(f, "d.json", "{\"layer_list\": [{\"device_list\": [{\"device_expert\": [3, 0]}]}]}");
-	assert_int_not_equal(collector_deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
-	assert_non_null(strstr(err.msg, "expert 3 is out of range"));
+	assert_int_not_equal(deployed_read(p, &run, &ranks, &slots, &p2l, &err), 0);
+	assert_non_null(strstr(err.msg, "expert 3 out of range"));
 }
 
 /* ---- export, then import again ---------------------------------------------------------- */

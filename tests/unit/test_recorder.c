@@ -482,10 +482,10 @@ static void *reader_main(void *p)
 		int64_t cells = sql_int(s, "SELECT count(*) FROM counts");
 		int64_t last = sql_int(s, "SELECT coalesce(max(step), -1) FROM steps");
 		sqlite3_exec(store_int_db(s), "COMMIT", NULL, NULL, NULL);
-		a->reads++;
 		if (cells != steps * L || last < a->last_seen)
 			a->bad++;
-		a->last_seen = last;
+		__atomic_store_n(&a->last_seen, last, __ATOMIC_RELEASE);
+		__atomic_store_n(&a->reads, a->reads + 1, __ATOMIC_RELEASE);
 	}
 	store_free(s);
 	return NULL;
@@ -513,7 +513,14 @@ static void test_recorder_concurrent_reader(void **state)
 			usleep(2000);
 	}
 	assert_int_equal(moetrace_recorder_close(r), 0);
-	usleep(20000);
+	/* until the reader has read a few times and seen the last step: on a
+	 * loaded machine its thread may not have run yet (at most 60 s) */
+	for (int ms = 0; ms < 60000; ms++) {
+		if (__atomic_load_n(&a.reads, __ATOMIC_ACQUIRE) > 5 &&
+		    __atomic_load_n(&a.last_seen, __ATOMIC_ACQUIRE) == 599)
+			break;
+		usleep(1000);
+	}
 	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	moetrace_recorder_free(r);
