@@ -408,6 +408,8 @@ int store_window_sum(struct store *s, const struct store_run *run, int64_t from,
 	int64_t cnt = 0;
 	int rc;
 
+	if (s->ops->window_sum)
+		return s->ops->window_sum(s, run, from, to, phase_mask, sum, nsteps);
 	memset(sum, 0, n * sizeof(*sum));
 	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
 		return rc;
