@@ -27,8 +27,11 @@ UI_MODS  = render tui fleet
 src_of  = $(filter-out $(1)/cmd_%.c,$(wildcard $(1)/*.c))
 cmds_of = $(wildcard $(1)/cmd_*.c)
 
-LIB_SRC = $(foreach m,$(LIB_MODS),$(call src_of,$(m)))
-UI_SRC  = $(foreach m,$(UI_MODS),$(call src_of,$(m)))
+# tui's model and /metrics endpoint (no ncurses) are also in the library,
+# so that a recorder can serve metrics in-process (docs/architecture.md).
+LIB_TUI = tui/view.c tui/metrics.c tui/rebalance.c tui/server.c
+LIB_SRC = $(foreach m,$(LIB_MODS),$(call src_of,$(m))) $(LIB_TUI)
+UI_SRC  = $(filter-out $(LIB_TUI),$(foreach m,$(UI_MODS),$(call src_of,$(m))))
 CMD_SRC = moetrace.c $(foreach m,$(LIB_MODS) $(UI_MODS),$(call cmds_of,$(m)))
 EXT_SRC = $(wildcard sqlext/*.c)
 
@@ -134,12 +137,51 @@ $(CHK)/libmoetrace.so: $(call obj,$(CHK)/ext,$(LIB_SRC)) collector/libmoetrace.m
 check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK) $(CHK)/libmoetrace.so
 	@true
 
+# ---- tests: one make target each, so that `make check -j2` runs two at once
+# Every test is a file found by its name (tests/run.sh says which); each
+# target waits only for what its test runs, so the first tests start while
+# the rest still compiles.  A test target always succeeds: it records the
+# result in $(RES), and tests/run.sh --summary counts them at the end.
+RES = $(CHK)/results
+TEST_CLI  = $(patsubst tests/cli/%.sh,test-cli/%,$(wildcard tests/cli/[0-9]*.sh))
+TEST_PY   = $(patsubst tests/py/%.py,test-py/%,$(wildcard tests/py/test_*.py))
+TEST_UNIT = $(patsubst tests/unit/%.c,test-unit/%,$(UNIT_SRC))
+TEST_FUZZ = $(patsubst tests/fuzz/%.c,test-fuzz/%,$(FUZZ_SRC))
+# Longest first (tests/slow.txt, measured), so that two jobs end together;
+# a test not listed there comes after them.
+TEST_SLOW = $(filter $(TEST_CLI) $(TEST_PY) $(TEST_UNIT) $(TEST_FUZZ),$(shell cat tests/slow.txt 2>/dev/null))
+TEST_ALL  = $(TEST_SLOW) $(filter-out $(TEST_SLOW),$(TEST_CLI) $(TEST_UNIT) $(TEST_PY) $(TEST_FUZZ))
+CLI_DEPS  = $(CHK)/moetrace $(CHK)/libmoetrace.a $(EXT_CHK) $(CHK)/libmoetrace.so
+RUN_ONE   = MOETRACE_BUILD=$(CHK) MOETRACE_RESULTS=$(RES) sh tests/run.sh --one
+
+$(TEST_CLI): test-cli/%: $(CLI_DEPS)
+	@$(RUN_ONE) cli $*
+$(TEST_PY): test-py/%: $(CLI_DEPS)
+	@$(RUN_ONE) py $*
+$(TEST_UNIT): test-unit/%: $(CHK)/tests/%
+	@$(RUN_ONE) unit $*
+$(TEST_FUZZ): test-fuzz/%: $(CHK)/fuzz/%
+	@$(RUN_ONE) fuzz $*
+
+check-tests: $(TEST_ALL)
+	@true
+
 # `make check` does its own set-up, as `make demo` does: missing Debian packages
 # are installed as root, or the apt-get line is printed (scripts/deps.sh).
+# Then it builds what each test needs and runs the tests (make -j N: N at a
+# time), and prints the summary: it fails if any test failed.
 check:
 	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
-	@$(MAKE) --no-print-directory check-build
-	@MOETRACE_BUILD=$(CHK) sh tests/run.sh
+	@rm -rf $(RES)
+	@$(MAKE) --no-print-directory check-build check-tests
+	@MOETRACE_RESULTS=$(RES) sh tests/run.sh --summary
+
+# Golden files (tests/golden, compared by tests/cli/*-golden-*.sh): rewrites
+# them from this build's output after an intended change; review with
+# `git diff tests/golden` before committing.
+golden: $(CLI_DEPS)
+	@MOETRACE_BUILD=$(CHK) MOETRACE_GOLDEN_UPDATE=1 sh tests/run.sh cli golden
+	@git status --short -- tests/golden 2>/dev/null || true
 
 # Tests without the sanitizer rebuild, against the release binaries.
 check-fast: all
@@ -174,6 +216,7 @@ fuzz: fuzz-build
 
 # Static analysis: clang-tidy (.clang-tidy) and cppcheck, scripts/lint.sh.
 lint:
+	@sh scripts/deps.sh -- $(DEB_LINT_PKGS)
 	@sh scripts/lint.sh
 
 # ---- convenience targets --------------------------------------------------
@@ -181,7 +224,7 @@ deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
 deps-test:
-	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
+	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) $(DEB_LINT_PKGS) -- $(DEB_TEST_OPT_PKGS)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -228,6 +271,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
+.PHONY: check-tests golden $(TEST_ALL)
 .PHONY: lint fuzz fuzz-build deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 

@@ -29,6 +29,8 @@ DEB_TEST_PKGS = libcmocka-dev tmux python3 prometheus clickhouse-server clickhou
 # ... of which these are optional: without them the tests that need them skip,
 # so a user who cannot install them (not root) still gets a test run.
 DEB_TEST_OPT_PKGS = python3-numpy python3-torch
+# ... and for the static checks (make lint; CI installs them with make deps-test).
+DEB_LINT_PKGS = clang-tidy cppcheck
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wstrict-prototypes -Wmissing-prototypes \
        -Wold-style-definition -Wvla -Wwrite-strings -Wformat-security \

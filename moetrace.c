@@ -8,6 +8,7 @@
  * bad input), declare it in cmds.h and add one row below.
  */
 #include "cmds.h"
+#include "fleet/fleet.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	int status;
 
+	/* the store opens clickhouse:// URLs through fleet/ (store_backend.h) */
+	fleet_store_register();
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);

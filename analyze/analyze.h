@@ -383,6 +383,25 @@ int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t 
 			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
 void analyze_blocks_release(struct analyze_blocks *b);
 
+/* What the flagship is given for a window of a run when `place --steps
+ * A:B` runs it without options, for a caller that places layer by layer
+ * (`top`, `serve`): the window's blocks and history (analyze_window_blocks)
+ * and the estimator chosen on all its layers together
+ * (analyze_robust_choose).  analyze_forecast_read reads it (nslots = ranks
+ * x slots); analyze_forecast_layer points an analyze_place_in at layer l's
+ * blocks (valid until the next call; nothing when the window had no steps,
+ * so the flagship fits in->heat); analyze_forecast_release frees it. */
+struct analyze_forecast {
+	struct analyze_blocks b;
+	struct analyze_robust_choice choice;
+	double *layer; /* [b.n * experts]: one layer's blocks */
+};
+int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, int nslots, struct analyze_forecast *f,
+			  struct util_err *err);
+void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_place_in *in);
+void analyze_forecast_release(struct analyze_forecast *f);
+
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
  * TensorRT-LLM load-balancer YAML; docs/formats.md describes each. */

@@ -915,28 +915,15 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	}
 	if (cfg->store) {
 		/* effective steps are known only now */
-		sqlite3_stmt *up;
-		if (sqlite3_prepare_v2(store_db(s),
-				       "UPDATE replay_events SET effective_step = ?3 "
-				       "WHERE replay = ?1 AND event = ?2",
-				       -1, &up, NULL) != SQLITE_OK) {
-			rc = util_err_set(err, UTIL_EDB, "%s", sqlite3_errmsg(store_db(s)));
-			goto out;
-		}
 		for (size_t i = 0; i < out->n_events; i++) {
 			if (out->events[i].effective_step < 0)
 				continue;
-			sqlite3_bind_int64(up, 1, sum->id);
-			sqlite3_bind_int64(up, 2, out->events[i].event);
-			sqlite3_bind_int64(up, 3, out->events[i].effective_step);
-			if (sqlite3_step(up) != SQLITE_DONE) {
-				rc = util_err_set(err, UTIL_EDB, "%s", sqlite3_errmsg(store_db(s)));
-				sqlite3_finalize(up);
+			if (store_replay_event_effective(s, sum->id, out->events[i].event,
+							 out->events[i].effective_step)) {
+				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 				goto out;
 			}
-			sqlite3_reset(up);
 		}
-		sqlite3_finalize(up);
 		if (store_replay_finish(s, sum) || store_commit(s)) {
 			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 			goto out;

@@ -101,6 +101,52 @@ void analyze_blocks_release(struct analyze_blocks *b)
 	memset(b, 0, sizeof(*b));
 }
 
+int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, int nslots, struct analyze_forecast *f,
+			  struct util_err *err)
+{
+	struct analyze_blocks *b = &f->b;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	if ((rc = analyze_window_blocks(s, run, from, to, phase_mask, b, err)))
+		return rc;
+	if (b->n == 0)
+		return 0;
+	f->layer = malloc((size_t)b->n * b->experts * sizeof(double));
+	if (!f->layer || analyze_robust_choose(b->heat, b->n, b->hist, b->layers, b->experts,
+					       nslots, &f->choice)) {
+		analyze_forecast_release(f);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_place_in *in)
+{
+	const struct analyze_blocks *b = &f->b;
+	size_t E = (size_t)b->experts;
+
+	if (b->n == 0 || l < 0 || l >= b->layers)
+		return;
+	for (int k = 0; k < b->n; k++)
+		memcpy(f->layer + k * E, b->heat + ((size_t)k * b->layers + l) * E,
+		       E * sizeof(double));
+	in->blocks = f->layer;
+	in->n_blocks = b->n;
+	in->n_hist = b->hist;
+	in->robust = &f->choice;
+}
+
+void analyze_forecast_release(struct analyze_forecast *f)
+{
+	if (!f)
+		return;
+	analyze_blocks_release(&f->b);
+	free(f->layer);
+	memset(f, 0, sizeof(*f));
+}
+
 /* ---- the forecast ------------------------------------------------------------- */
 
 /*

@@ -6,6 +6,7 @@
 #include "cmds.h"
 #include "collector/collector.h"
 #include "collector/moetrace.h"
+#include "tui/tui.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -17,7 +18,7 @@
 static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
 	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--placement]\n"
-	"                       [--shard RANK] DB\n"
+	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -29,7 +30,10 @@ static const char record_usage[] =
 	"  --append       continue the run NAME if it exists with the same shape\n"
 	"  --placement    record the engine-default placement as the deployed one\n"
 	"  --shard RANK   record only what EP rank RANK's slots process (a shard for\n"
-	"                 `moetrace merge`), under the engine-default placement\n";
+	"                 `moetrace merge`), under the engine-default placement\n"
+	"  --metrics HOST:PORT  serve GET /metrics while recording: the metrics of\n"
+	"                 `moetrace serve` and the recorder's own counters (port 0 picks\n"
+	"                 a free port, printed); --rebalance-every K as in serve\n";
 
 /* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
@@ -50,6 +54,72 @@ static void sleep_until(double t)
 	ts.tv_sec = (time_t)d;
 	ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
 	nanosleep(&ts, NULL);
+}
+
+/* The run name when none is given: a readable UTC stamp keeps repeated
+ * recordings apart. */
+static void default_run_name(char *buf, size_t n, const struct store_model *model, int64_t seed)
+{
+	time_t now = (time_t)util_wall();
+	struct tm tm;
+	char stamp[32] = "";
+
+	if (gmtime_r(&now, &tm))
+		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	snprintf(buf, n, "%s-seed%lld-%s", model->name, (long long)seed, stamp);
+}
+
+struct record_metrics {
+	const char *listen;
+	int64_t rebalance_every;
+};
+
+static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
+			      struct util_err *err)
+{
+	if (c == 'M') {
+		m->listen = arg;
+		return tui_listen_check(arg, err);
+	}
+	return util_parse_i64(arg, 1, STORE_STEP_MAX, &m->rebalance_every, "--rebalance-every",
+			      err);
+}
+
+/* Serves /metrics from the recorder itself (moetrace.h): the endpoint has
+ * its own connection and threads, so the step loop below is unchanged. */
+static int record_metrics_start(struct moetrace_recorder *rec, const struct record_metrics *m)
+{
+	struct moetrace_metrics_opts mo = MOETRACE_METRICS_OPTS_INIT;
+	int rc, port = 0;
+
+	if (!m->listen)
+		return 0;
+	mo.rebalance_every = m->rebalance_every;
+	if ((rc = moetrace_recorder_serve_metrics(rec, m->listen, &mo, &port))) {
+		util_cli_error("record", "%s", moetrace_errmsg(rec));
+		return rc == MOETRACE_EUSAGE ? 2 : 1;
+	}
+	printf("moetrace record: http://%s/metrics (port %d)\n", m->listen, port);
+	fflush(stdout);
+	return 0;
+}
+
+/* The end of a recording in two lines. */
+static void print_summary(const char *run, const char *db, int64_t done,
+			  const struct store_model *model, double elapsed,
+			  const struct moetrace_recorder_stats *st)
+{
+	char b1[32], b2[32];
+
+	util_human_bytes(b1, sizeof(b1), (double)st->bytes);
+	util_human_bytes(b2, sizeof(b2), (double)st->mem_bound);
+	printf("run '%s' in %s: %lld steps of %d x %d in %.2f s (%.0f steps/s)%s\n", run, db,
+	       (long long)done, model->layers, model->experts, elapsed, (double)done / elapsed,
+	       interrupted ? ", interrupted" : "");
+	printf("recorded %lld, dropped %lld, failed %lld; queue high-water %lld of %lld steps; "
+	       "%lld batches, %s of expert counts written; memory bound %s\n",
+	       (long long)st->recorded, (long long)st->dropped, (long long)st->failed,
+	       (long long)st->high_water, (long long)st->ring_steps, (long long)st->batches, b1, b2);
 }
 
 /* The engine-default placement (vLLM's initial EPLB map): experts 0..E-1
@@ -102,6 +172,8 @@ int cmd_record(int argc, char **argv)
 		{ "append", no_argument, NULL, 'a' },
 		{ "shard", required_argument, NULL, 'S' },
 		{ "placement", no_argument, NULL, 'P' },
+		{ "metrics", required_argument, NULL, 'M' },
+		{ "rebalance-every", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -118,7 +190,8 @@ int cmd_record(int argc, char **argv)
 	uint32_t *counts = NULL, *slots = NULL;
 	int32_t *phy2log = NULL;
 	int shard = -1, placement = 0;
-	char runbuf[128], source[256], b1[32], b2[32];
+	char runbuf[128], source[256];
+	struct record_metrics metrics = { 0 };
 	int c, rc, status = 0;
 	int64_t i, done = 0;
 
@@ -153,6 +226,11 @@ int cmd_record(int argc, char **argv)
 				return util_cli_fail("record", &err);
 			break;
 		case 'P': placement = 1; break;
+		case 'M':
+		case 'K':
+			if (record_metrics_opt(c, optarg, &metrics, &err))
+				return util_cli_fail("record", &err);
+			break;
 		case 'h': fputs(record_usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
@@ -161,6 +239,10 @@ int cmd_record(int argc, char **argv)
 		if (!model_name)
 			util_cli_error("record", "--model is required");
 		fputs(record_usage, stderr);
+		return 2;
+	}
+	if (metrics.rebalance_every && !metrics.listen) {
+		util_cli_error("record", "--rebalance-every needs --metrics");
 		return 2;
 	}
 	if (!(model = store_model_find(model_name))) {
@@ -185,14 +267,7 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	if (!run) {
-		/* a readable UTC stamp keeps repeated recordings apart */
-		time_t now = (time_t)util_wall();
-		struct tm tm;
-		char stamp[32] = "";
-		if (gmtime_r(&now, &tm))
-			strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		snprintf(runbuf, sizeof(runbuf), "%s-seed%lld-%s", model->name, (long long)seed,
-			 stamp);
+		default_run_name(runbuf, sizeof(runbuf), model, seed);
 		run = runbuf;
 	}
 	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);
@@ -228,6 +303,8 @@ int cmd_record(int argc, char **argv)
 		status = util_exit_status(rc);
 		goto out;
 	}
+	if ((status = record_metrics_start(rec, &metrics)))
+		goto out;
 	moetrace_recorder_stats(rec, &st);
 	i = st.last_step + 1; /* 0, or after the steps of an appended run */
 	if (placement) {
@@ -283,15 +360,7 @@ int cmd_record(int argc, char **argv)
 	}
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
-	util_human_bytes(b1, sizeof(b1), (double)st.bytes);
-	util_human_bytes(b2, sizeof(b2), (double)st.mem_bound);
-	printf("run '%s' in %s: %lld steps of %d x %d in %.2f s (%.0f steps/s)%s\n", run,
-	       argv[optind], (long long)done, model->layers, model->experts, elapsed,
-	       (double)done / elapsed, interrupted ? ", interrupted" : "");
-	printf("recorded %lld, dropped %lld, failed %lld; queue high-water %lld of %lld steps; "
-	       "%lld batches, %s of expert counts written; memory bound %s\n",
-	       (long long)st.recorded, (long long)st.dropped, (long long)st.failed,
-	       (long long)st.high_water, (long long)st.ring_steps, (long long)st.batches, b1, b2);
+	print_summary(run, argv[optind], done, model, elapsed, &st);
 out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);

@@ -59,41 +59,17 @@ int collector_shard_rank(const struct store_run *run)
 
 static int versions(struct shard *sh, struct plan *pl, struct util_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	size_t L = (size_t)sh->run.layers, P = (size_t)sh->run.ranks * (size_t)sh->run.slots;
-	size_t cap = 0;
 	int rc;
 
 	memset(pl, 0, sizeof(*pl));
 	if (P == 0)
 		return 0;
-	if (sqlite3_prepare_v2(store_db(sh->s),
-			       "SELECT DISTINCT step FROM deployed WHERE run = ?1 ORDER BY step", -1,
-			       &st, NULL) != SQLITE_OK)
-		return util_err_set(err, UTIL_EDB, "'%s': reading placements: %s", sh->path,
-				    sqlite3_errmsg(store_db(sh->s)));
-	sqlite3_bind_int64(st, 1, sh->run.id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (pl->nv == cap) {
-			cap = cap ? 2 * cap : 4;
-			int64_t *f = realloc(pl->from, cap * sizeof(*f));
-			if (f)
-				pl->from = f;
-			int32_t *m = realloc(pl->phy2log, cap * L * P * sizeof(*m));
-			if (m)
-				pl->phy2log = m;
-			if (!f || !m) {
-				sqlite3_finalize(st);
-				return util_err_set(err, UTIL_ENOMEM, "out of memory");
-			}
-		}
-		pl->from[pl->nv] = sqlite3_column_int64(st, 0);
-		pl->nv++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return util_err_set(err, UTIL_EDB, "'%s': reading placements: %s", sh->path,
-				    sqlite3_errmsg(store_db(sh->s)));
+	if ((rc = store_deployed_changes(sh->s, &sh->run, STORE_STEP_MIN, STORE_STEP_MAX, &pl->from,
+					 &pl->nv)))
+		return util_err_set(err, rc, "'%s': %s", sh->path, store_errmsg(sh->s));
+	if (pl->nv && !(pl->phy2log = malloc(pl->nv * L * P * sizeof(int32_t))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	for (size_t v = 0; v < pl->nv; v++) {
 		if ((rc = store_deployed_at(sh->s, &sh->run, pl->from[v], sh->run.ranks,
 					    sh->run.slots, pl->phy2log + v * L * P, NULL)))

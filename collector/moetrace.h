@@ -179,6 +179,33 @@ const char *moetrace_errmsg(const struct moetrace_recorder *rec);
 int64_t moetrace_recorder_mem_bound(const struct moetrace_run_desc *desc,
 				    const struct moetrace_recorder_opts *opts);
 
+/* Options of the /metrics endpoint; zero fields select the defaults shown. */
+struct moetrace_metrics_opts {
+	const char *algo;        /* algorithm of the rebalanced figures (default the
+				    flagship, as `moetrace serve`) */
+	int window;              /* steps the imbalance gauges are computed on
+				    (default 256, at least 4) */
+	int per_expert;          /* 1: also one token counter per expert and layer */
+	int64_t rebalance_every; /* > 0: follow the run with a replay deciding every
+				    this many steps and export its rebalances and
+				    bytes moved (moetrace serve --rebalance-every) */
+};
+#define MOETRACE_METRICS_OPTS_INIT { NULL, 0, 0, 0 }
+
+/* Serves GET /metrics (Prometheus text format, the metrics of `moetrace
+ * serve` and the recorder's own counters; docs/metrics.md) on listen,
+ * "HOST:PORT" ("127.0.0.1:0" picks a free port, put in *port, which may
+ * be NULL), until moetrace_recorder_free().  The endpoint reads the trace
+ * on a connection and threads of its own; the step path is not touched.
+ * It loads libmicrohttpd (libmicrohttpd.so.12) now, and holds the view
+ * of `moetrace top` in memory (2 x window x layers x experts x 4 bytes:
+ * 30 MB for DeepSeek-V3 at the default window).  opts may be NULL.
+ * Returns 0, MOETRACE_EUSAGE for a bad option, MOETRACE_EIO when the
+ * address cannot be listened on or the library not loaded, MOETRACE_ESTATE
+ * when closed or already serving. */
+int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *listen,
+				    const struct moetrace_metrics_opts *opts, int *port);
+
 /* Reading a trace without moetrace: decodes one counts blob (the `data`
  * column of the `counts` table, one layer of one step) into counts[experts].
  * Returns 0, or MOETRACE_ERANGE when the blob is malformed or does not hold

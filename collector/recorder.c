@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "tui/tui.h"
 #include "util/util.h"
 
 _Static_assert((int)MOETRACE_EIO == (int)UTIL_EIO && (int)MOETRACE_EDB == (int)UTIL_EDB &&
@@ -110,6 +111,8 @@ struct moetrace_recorder {
 	_Atomic int64_t recorded, dropped, failed, batches, bytes, placements, high_water;
 	_Atomic int last_error;
 	_Atomic int64_t last_step_pub; /* last_step, for stats() from other threads */
+
+	struct tui_server *metrics; /* the /metrics endpoint, if one was asked for */
 };
 
 static int fail(struct moetrace_recorder *r, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -495,13 +498,8 @@ static void release_all(struct moetrace_recorder *r)
 
 static int set_cache(struct moetrace_recorder *r, int kib)
 {
-	char sql[64];
-
-	/* PRAGMA takes no bound parameters: format the validated integer */
-	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib);
-	if (sqlite3_exec(store_db(r->s), sql, NULL, NULL, NULL) != SQLITE_OK)
-		return fail(r, MOETRACE_EDB, "cannot set the page cache: %s",
-			    sqlite3_errmsg(store_db(r->s)));
+	if (store_cache_size(r->s, kib))
+		return fail(r, MOETRACE_EDB, "%s", store_errmsg(r->s));
 	return 0;
 }
 
@@ -976,6 +974,7 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 {
 	if (!rec)
 		return;
+	tui_server_free(rec->metrics); /* it reads rec's counters */
 	if (!rec->closed)
 		moetrace_recorder_close(rec);
 	if (rec->sync_ready) {
@@ -993,4 +992,47 @@ int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_
 	if (!blob || !counts)
 		return MOETRACE_EUSAGE;
 	return store_codec_decode(blob, len, counts, experts) ? MOETRACE_ERANGE : 0;
+}
+
+/* The endpoint of `moetrace serve` on the trace being recorded: its own
+ * read-only connection and threads, and the counters above read from
+ * their atomics, so the step path does no more than without it. */
+int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *listen,
+				    const struct moetrace_metrics_opts *opts, int *port)
+{
+	struct moetrace_metrics_opts o = MOETRACE_METRICS_OPTS_INIT;
+	struct tui_server_cfg cfg = TUI_SERVER_CFG_INIT;
+	struct util_err err = UTIL_ERR_INIT;
+	int rc, p = 0;
+
+	if (!rec || !listen)
+		return rec ? fail(rec, MOETRACE_EUSAGE, "no address to serve metrics on")
+			   : MOETRACE_EUSAGE;
+	if ((rc = check_open(rec)))
+		return rc;
+	if (rec->metrics)
+		return fail(rec, MOETRACE_ESTATE, "the recorder serves metrics already");
+	if (opts)
+		o = *opts;
+	if (o.algo && !(cfg.algo = analyze_algo_find(o.algo)))
+		return fail(rec, MOETRACE_EUSAGE, "unknown algorithm '%s'", o.algo);
+	if (o.window < 0 || (o.window > 0 && o.window < TUI_WINDOW_MIN) ||
+	    o.rebalance_every < 0 || o.rebalance_every > STORE_STEP_MAX)
+		return fail(rec, MOETRACE_EUSAGE, "metrics options out of range (window %d, "
+			    "rebalance_every %lld)", o.window, (long long)o.rebalance_every);
+	cfg.db = store_path(rec->s);
+	cfg.run = rec->run.name;
+	cfg.window = o.window;
+	cfg.per_expert = o.per_expert != 0;
+	cfg.rebalance_every = o.rebalance_every;
+	cfg.rec = rec;
+	if ((rc = tui_server_new(&cfg, &rec->metrics, &err)) ||
+	    (rc = tui_server_listen(rec->metrics, listen, &p, &err))) {
+		tui_server_free(rec->metrics);
+		rec->metrics = NULL;
+		return fail(rec, rc, "cannot serve metrics: %s", err.msg);
+	}
+	if (port)
+		*port = p;
+	return 0;
 }

@@ -71,6 +71,41 @@ static int pct_decode(char *s)
 	return 0;
 }
 
+/* "deployment=NAME&run=ID" after the database; values %-decoded. */
+static int url_params(const char *p, struct fleet_url *u, struct util_err *err)
+{
+	while (*p) {
+		const char *amp = strchr(p, '&'), *eq;
+		const char *end = amp ? amp : p + strlen(p);
+		char *dst = NULL;
+		size_t cap = 0;
+
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq && (size_t)(eq - p) == 10 && !strncmp(p, "deployment", 10)) {
+			dst = u->deployment;
+			cap = sizeof(u->deployment);
+		} else if (eq && (size_t)(eq - p) == 3 && !strncmp(p, "run", 3)) {
+			dst = u->run;
+			cap = sizeof(u->run);
+		}
+		if (!dst)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "malformed ClickHouse URL: parameter '%.*s' is not "
+					    "deployment=NAME or run=ID",
+					    (int)(eq ? eq - p : end - p) > 40 ? 40
+									   : (int)(eq ? eq - p : end - p),
+					    p);
+		if (part(dst, cap, eq + 1, end) || !dst[0] || pct_decode(dst) ||
+		    !util_utf8_valid(dst))
+			return util_err_set(err, UTIL_EUSAGE,
+					    "malformed ClickHouse URL: %.*s must be 1 to %zu bytes of "
+					    "UTF-8",
+					    (int)(eq - p), p, cap - 1);
+		p = amp ? amp + 1 : end;
+	}
+	return 0;
+}
+
 int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 {
 	static const char scheme[] = "clickhouse://";
@@ -86,8 +121,13 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 				    "not a ClickHouse URL: expected "
 				    "clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE");
 	p = s + sizeof(scheme) - 1;
-	/* the last '@': a database name holds none, a password may */
-	at = strrchr(p, '@');
+	/* the last '@' before the parameters: a database name holds none, a
+	 * password may (a '?' in a password is written %3F) */
+	e = strchr(p, '?');
+	at = NULL;
+	for (const char *q = p; q < (e ? e : p + strlen(p)); q++)
+		if (*q == '@')
+			at = q;
 	if (at) {
 		colon = memchr(p, ':', (size_t)(at - p));
 		if (part(u->user, sizeof(u->user), p, colon ? colon : at) || !u->user[0] ||
@@ -117,14 +157,39 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "malformed ClickHouse URL: port must be 1..65535");
 	u->port = (int)v;
-	if (part(u->database, sizeof(u->database), slash + 1, slash + 1 + strlen(slash + 1)) ||
-	    !ident_ok(u->database))
+	e = strchr(slash + 1, '?');
+	if (!e)
+		e = slash + 1 + strlen(slash + 1);
+	if (part(u->database, sizeof(u->database), slash + 1, e) || !ident_ok(u->database))
 		return util_err_set(err, UTIL_EUSAGE,
 				    "malformed ClickHouse URL: database name must be letters, digits "
 				    "and '_', not starting with a digit");
-	snprintf(u->shown, sizeof(u->shown), "clickhouse://%s%s%s:%d/%s", u->user,
-		 u->user[0] ? "@" : "", u->host, u->port, u->database);
+	if (*e && url_params(e + 1, u, err))
+		return err->code;
+	if (!u->user[0] && getenv("CLICKHOUSE_USER")) {
+		if (strlen(getenv("CLICKHOUSE_USER")) >= sizeof(u->user) ||
+		    strlen(getenv("CLICKHOUSE_PASSWORD") ? getenv("CLICKHOUSE_PASSWORD") : "") >=
+			    sizeof(u->password))
+			return util_err_set(err, UTIL_EUSAGE,
+					    "CLICKHOUSE_USER or CLICKHOUSE_PASSWORD is too long");
+		snprintf(u->user, sizeof(u->user), "%s", getenv("CLICKHOUSE_USER"));
+		snprintf(u->password, sizeof(u->password), "%s",
+			 getenv("CLICKHOUSE_PASSWORD") ? getenv("CLICKHOUSE_PASSWORD") : "");
+	}
+	snprintf(u->shown, sizeof(u->shown), "clickhouse://%s%s%s:%d/%s%s%s%s%s%s", u->user,
+		 u->user[0] ? "@" : "", u->host, u->port, u->database,
+		 u->deployment[0] || u->run[0] ? "?" : "",
+		 u->deployment[0] ? "deployment=" : "", u->deployment,
+		 u->deployment[0] && u->run[0] ? "&run=" : u->run[0] ? "run=" : "", u->run);
 	return 0;
+}
+
+void fleet_sql_where_run(struct util_buf *q, const char *deployment, const char *run)
+{
+	util_buf_addstr(q, " WHERE deployment = ");
+	fleet_sql_quote(q, deployment);
+	util_buf_addstr(q, " AND run = ");
+	fleet_sql_quote(q, run);
 }
 
 void fleet_sql_quote(struct util_buf *b, const char *s)

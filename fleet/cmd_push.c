@@ -79,6 +79,16 @@ int cmd_push(int argc, char **argv)
 	}
 	if (fleet_url_parse(argv[optind + 1], &url, &err))
 		return util_cli_fail("push", &err);
+	/* the URL's parameters are defaults of the options */
+	if ((dep && url.deployment[0] && strcmp(dep, url.deployment)) ||
+	    (run_name && url.run[0] && strcmp(run_name, url.run))) {
+		util_cli_error("push", "--deployment or --run differs from the URL's");
+		return 2;
+	}
+	if (!dep && url.deployment[0])
+		dep = url.deployment;
+	if (!run_name && url.run[0])
+		run_name = url.run;
 	if (!dep) {
 		default_deployment(argv[optind], depbuf, sizeof(depbuf));
 		dep = depbuf;

@@ -28,13 +28,17 @@
 /* Default steps per INSERT of `push`. */
 #define FLEET_BATCH_STEPS 1024
 
-/* clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE */
+/* clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE[?deployment=NAME&run=ID]
+ * (parameter values %-encoded).  Without a user in the URL, the
+ * environment's CLICKHOUSE_USER and CLICKHOUSE_PASSWORD are used. */
 struct fleet_url {
 	char user[128], password[256];
 	char host[256];
 	int port;
 	char database[128];       /* [A-Za-z0-9_], not starting with a digit */
-	char shown[640];          /* the URL as messages show it: no password */
+	char deployment[256];     /* "" if not given */
+	char run[128];            /* a run name or id, "" if not given */
+	char shown[1024];         /* the URL as messages show it: no password */
 };
 
 int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err);
@@ -62,6 +66,13 @@ const struct fleet_url *fleet_ch_url(const struct fleet_ch *c);
 uint64_t fleet_ch_bytes_sent(const struct fleet_ch *c);
 /* Appends `s` as a ClickHouse string literal ('...' with escapes). */
 void fleet_sql_quote(struct util_buf *b, const char *s);
+/* Appends " WHERE deployment = '...' AND run = '...'". */
+void fleet_sql_where_run(struct util_buf *q, const char *deployment, const char *run);
+
+/* The store backend reading moetrace traces from ClickHouse
+ * (fleet/store_ch.c): makes store_open() take clickhouse:// URLs.  Called
+ * once by the program's front before any store is opened. */
+int fleet_store_register(void);
 
 struct fleet_schema_opts {
 	int rollup_steps;         /* 0: FLEET_ROLLUP_STEPS, or the existing schema's */

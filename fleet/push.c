@@ -115,15 +115,6 @@ static ssize_t find_at(const int64_t *rows, size_t n, int cols, int64_t step)
 	return lo < n && rows[lo * (size_t)cols] == step ? (ssize_t)lo : -1;
 }
 
-/* "WHERE deployment = '...' AND run = '...'" */
-static void where_run(struct util_buf *q, const char *deployment, const char *run)
-{
-	util_buf_addstr(q, " WHERE deployment = ");
-	fleet_sql_quote(q, deployment);
-	util_buf_addstr(q, " AND run = ");
-	fleet_sql_quote(q, run);
-}
-
 static int insert(struct fleet_ch *c, const char *table, struct util_buf *rows,
 		  struct util_err *err)
 {
@@ -148,7 +139,7 @@ static int push_run_row(struct fleet_ch *c, const struct store_run *run, const c
 	int rc;
 
 	util_buf_addstr(&q, "SELECT layers, experts FROM runs");
-	where_run(&q, dep, run->name);
+	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 2, &rows, &n, err)))
@@ -204,7 +195,7 @@ static int push_deployed(struct fleet_ch *c, struct store *s, const struct store
 	if (!nd)
 		goto out;
 	util_buf_addstr(&q, "SELECT step, layer FROM deployed");
-	where_run(&q, dep, run->name);
+	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " ORDER BY step, layer FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 2, &have, &nh, err)))
@@ -261,7 +252,7 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 	    (rc = push_deployed(c, s, run, dep, &st->deployed_sent, err)))
 		goto out;
 	util_buf_addstr(&q, "SELECT step FROM steps");
-	where_run(&q, dep, run->name);
+	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 1, &done, &ndone, err)))
@@ -270,9 +261,9 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 	util_buf_addstr(&q, "SELECT step, count(), sum(arraySum(counts)), uniqExact(layer), "
 			    "min(length(counts)) = max(length(counts)) AND max(length(counts)) = ");
 	util_buf_addf(&q, "%zu FROM counts", E);
-	where_run(&q, dep, run->name);
+	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " AND step NOT IN (SELECT step FROM steps");
-	where_run(&q, dep, run->name);
+	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, ") GROUP BY step ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))

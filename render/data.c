@@ -29,42 +29,22 @@ int render_load_heat(struct store *s, const struct store_run *run, int64_t from,
 	return rc;
 }
 
-/* Phase filter shared by the statements below: ?5 = mask, 0 = all. */
-#define PHASE_SQL " AND (?5 = 0 OR ((1 << s.phase) & ?5) != 0)"
-
 int render_load_timeline(struct store *s, const struct store_run *run, int layer, int64_t from,
 			 int64_t to, unsigned phase_mask, int *bins, double *grid, double *x0,
 			 double *x1, int64_t *nsteps, struct util_err *err)
 {
-	sqlite3 *db = store_db(s);
-	sqlite3_stmt *st = NULL;
-	const char *sql;
+	struct store_iter *it = NULL;
+	struct store_step st;
 	int E = run->experts, nb = *bins, rc = 0;
 	int64_t first = 0, last = 0, n = 0;
-	uint32_t *v = NULL;
 	uint32_t *cnt = NULL;
 
 	*nsteps = 0;
 	if (layer < 0 || layer >= run->layers)
 		return util_err_set(err, UTIL_ERANGE, "layer %d out of range [0, %d)", layer,
 				    run->layers);
-	sql = "SELECT min(c.step), max(c.step), count(*) FROM counts c JOIN steps s "
-	      "ON s.run = c.run AND s.step = c.step "
-	      "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4" PHASE_SQL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (store_steps_span(s, run, layer, from, to, phase_mask, &n, &first, &last))
 		goto dberr;
-	sqlite3_bind_int64(st, 1, run->id);
-	sqlite3_bind_int(st, 2, layer);
-	sqlite3_bind_int64(st, 3, from);
-	sqlite3_bind_int64(st, 4, to);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)phase_mask);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		goto dberr;
-	n = sqlite3_column_int64(st, 2);
-	first = sqlite3_column_int64(st, 0);
-	last = sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
-	st = NULL;
 	if (n == 0)
 		return 0;
 	if (nb < 1)
@@ -73,28 +53,17 @@ int render_load_timeline(struct store *s, const struct store_run *run, int layer
 		nb = (int)(last - first + 1);
 	*bins = nb;
 
-	v = xmallocarray((size_t)E, sizeof(uint32_t));
 	cnt = xcalloc((size_t)nb, sizeof(uint32_t));
 	for (size_t i = 0; i < (size_t)E * (size_t)nb; i++)
 		grid[i] = 0;
-	sql = "SELECT c.step, c.data FROM counts c JOIN steps s "
-	      "ON s.run = c.run AND s.step = c.step "
-	      "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4" PHASE_SQL
-	      " ORDER BY c.step";
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (store_iter_layer_new(s, run, layer, from, to, phase_mask, &it))
 		goto dberr;
-	sqlite3_bind_int64(st, 1, run->id);
-	sqlite3_bind_int(st, 2, layer);
-	sqlite3_bind_int64(st, 3, from);
-	sqlite3_bind_int64(st, 4, to);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)phase_mask);
 	{
 		double span = (double)(last - first) + 1;
 		int r;
-		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-			int64_t step = sqlite3_column_int64(st, 0);
-			const uint8_t *blob = sqlite3_column_blob(st, 1);
-			int len = sqlite3_column_bytes(st, 1);
+		while ((r = store_iter_next(it, &st)) == 1) {
+			int64_t step = st.step;
+			const uint32_t *v = st.counts;
 			/* exact integer binning when it cannot overflow: floating
 			 * error must not leave a bin empty when bins == steps */
 			uint64_t off = (uint64_t)(step - first), sp = (uint64_t)(last - first) + 1;
@@ -102,18 +71,14 @@ int render_load_timeline(struct store *s, const struct store_run *run, int layer
 								 : (int)((double)off / span * nb);
 			if (b >= nb)
 				b = nb - 1;
-			if (store_codec_decode(blob, (size_t)len, v, (size_t)E)) {
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "step %lld layer %d: malformed counts blob",
-						  (long long)step, layer);
-				goto out;
-			}
 			for (int e = 0; e < E; e++)
 				grid[(size_t)e * nb + b] += v[e];
 			cnt[b]++;
 		}
-		if (r != SQLITE_DONE)
-			goto dberr;
+		if (r < 0) {
+			rc = util_err_set(err, r, "%s", store_errmsg(s));
+			goto out;
+		}
 	}
 	for (int b = 0; b < nb; b++)
 		for (int e = 0; e < E; e++) {
@@ -126,10 +91,9 @@ int render_load_timeline(struct store *s, const struct store_run *run, int layer
 	goto out;
 dberr:
 	rc = util_err_set(err, UTIL_EDB, "reading layer %d of run '%s': %s", layer, run->name,
-			  sqlite3_errmsg(db));
+			  store_errmsg(s));
 out:
-	sqlite3_finalize(st);
-	free(v);
+	store_iter_free(it);
 	free(cnt);
 	return rc;
 }
@@ -171,7 +135,6 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 	double *x = xmallocarray(cap, sizeof(double)), *y = xmallocarray(cap, sizeof(double));
 	struct store_iter *it = NULL;
 	struct store_step st;
-	sqlite3_stmt *q = NULL;
 
 	*xo = *yo = NULL;
 	*no = 0;
@@ -180,78 +143,31 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 		goto out;
 	}
 	/* steps where the deployed placement changes inside the range */
-	if (!fixed) {
-		sqlite3 *db = store_db(s);
-		size_t ccap = 16;
-		changes = xmallocarray(ccap, sizeof(int64_t));
-		if (sqlite3_prepare_v2(db,
-				       "SELECT DISTINCT step FROM deployed WHERE run = ?1 AND "
-				       "step > ?2 AND step <= ?3 ORDER BY step",
-				       -1, &q, NULL) != SQLITE_OK) {
-			rc = util_err_set(err, UTIL_EDB, "reading deployed placements: %s",
-					  sqlite3_errmsg(db));
-			goto out;
-		}
-		sqlite3_bind_int64(q, 1, run->id);
-		sqlite3_bind_int64(q, 2, from);
-		sqlite3_bind_int64(q, 3, to);
-		while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-			if (nchanges == ccap)
-				changes = xrealloc(changes, (ccap *= 2) * sizeof(int64_t));
-			changes[nchanges++] = sqlite3_column_int64(q, 0);
-		}
-		if (r != SQLITE_DONE) {
-			rc = util_err_set(err, UTIL_EDB, "reading deployed placements: %s",
-					  sqlite3_errmsg(db));
-			goto out;
-		}
+	if (!fixed && from < to &&
+	    (rc = store_deployed_changes(s, run, from + 1, to, &changes, &nchanges))) {
+		rc = util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
 	}
 	if ((rc = placement_at(s, run, from, ranks, slots, fixed, p2l, cnt, err)))
 		goto out;
 	if (layer >= 0) {
-		/* one layer: read its blobs alone, not every layer of every step */
-		uint32_t *h = xmallocarray((size_t)E, sizeof(uint32_t));
-		sqlite3 *db = store_db(s);
-		sqlite3_finalize(q);
-		q = NULL;
-		if (sqlite3_prepare_v2(db,
-				       "SELECT c.step, c.data FROM counts c JOIN steps s "
-				       "ON s.run = c.run AND s.step = c.step "
-				       "WHERE c.run = ?1 AND c.layer = ?2 AND c.step BETWEEN ?3 AND ?4"
-				       PHASE_SQL " ORDER BY c.step",
-				       -1, &q, NULL) != SQLITE_OK) {
-			free(h);
-			rc = util_err_set(err, UTIL_EDB, "reading layer %d: %s", layer,
-					  sqlite3_errmsg(db));
+		/* one layer: read its counts alone, not every layer of every step */
+		if ((rc = store_iter_layer_new(s, run, layer, from, to, phase_mask, &it))) {
+			util_err_set(err, rc, "%s", store_errmsg(s));
 			goto out;
 		}
-		sqlite3_bind_int64(q, 1, run->id);
-		sqlite3_bind_int(q, 2, layer);
-		sqlite3_bind_int64(q, 3, from);
-		sqlite3_bind_int64(q, 4, to);
-		sqlite3_bind_int64(q, 5, (sqlite3_int64)phase_mask);
-		while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-			int64_t step = sqlite3_column_int64(q, 0);
-			const uint8_t *blob = sqlite3_column_blob(q, 1);
+		while ((r = store_iter_next(it, &st)) == 1) {
+			int64_t step = st.step;
+			const uint32_t *h = st.counts;
 			double tot = 0, mx;
 			int changed = 0;
-			if (store_codec_decode(blob, (size_t)sqlite3_column_bytes(q, 1), h,
-					       (size_t)E)) {
-				free(h);
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "step %lld layer %d: malformed counts blob",
-						  (long long)step, layer);
-				goto out;
-			}
 			while (ci < nchanges && changes[ci] <= step) {
 				ci++;
 				changed = 1;
 			}
 			if (changed &&
-			    (rc = placement_at(s, run, step, ranks, slots, NULL, p2l, cnt, err))) {
-				free(h);
+			    (rc = placement_at(s, run, step, ranks, slots, NULL, p2l, cnt, err)))
 				goto out;
-			}
 			mx = analyze_device_load_u32(h, E, p2l + (size_t)layer * P, ranks, slots,
 						     cnt + (size_t)layer * E, load);
 			for (int e = 0; e < E; e++)
@@ -265,10 +181,8 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 			y[n] = tot > 0 ? mx / (tot / ranks) : 1.0;
 			n++;
 		}
-		free(h);
-		if (r != SQLITE_DONE) {
-			rc = util_err_set(err, UTIL_EDB, "reading layer %d: %s", layer,
-					  sqlite3_errmsg(db));
+		if (r < 0) {
+			rc = util_err_set(err, r, "%s", store_errmsg(s));
 			goto out;
 		}
 		goto done;
@@ -315,7 +229,6 @@ done:
 	*no = n;
 	x = y = NULL;
 out:
-	sqlite3_finalize(q);
 	store_iter_free(it);
 	free(p2l);
 	free(cnt);

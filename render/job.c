@@ -87,19 +87,10 @@ static const char *phase_only(unsigned mask)
 /* Steps of the run recorded in [a, b], whatever their phase; -1 on error. */
 static int64_t count_steps(struct store *s, const struct store_run *run, int64_t a, int64_t b)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t n = -1;
 
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*) FROM steps WHERE run = ?1 AND step BETWEEN ?2 AND ?3",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, run->id);
-		sqlite3_bind_int64(st, 2, a);
-		sqlite3_bind_int64(st, 3, b);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
+	if (store_steps_count(s, run, a, b, 0, &n))
+		return -1;
 	return n;
 }
 
@@ -108,24 +99,12 @@ static int64_t count_steps(struct store *s, const struct store_run *run, int64_t
 static void step_range(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		       unsigned phase_mask, int64_t nsteps, char *buf, size_t n)
 {
-	sqlite3_stmt *st = NULL;
+	int64_t cnt = 0, first = 0, last = 0;
 
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT min(step), max(step) FROM steps s WHERE run = ?1 AND "
-			       "step BETWEEN ?2 AND ?3 AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, run->id);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, to);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-			range_text(buf, n, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-				   nsteps);
-			sqlite3_finalize(st);
-			return;
-		}
+	if (store_steps_span(s, run, -1, from, to, phase_mask, &cnt, &first, &last) == 0 && cnt) {
+		range_text(buf, n, first, last, nsteps);
+		return;
 	}
-	sqlite3_finalize(st);
 	snprintf(buf, n, "%lld steps", (long long)nsteps);
 }
 

@@ -5,7 +5,8 @@
 # open issue already reported: it is counted as known, not failed.  Any
 # other finding fails.  A tool that is not installed is skipped, said so.
 # Usage: sh scripts/lint.sh [FILE.c...]   (LINT_JOBS parallel clang-tidy, 2;
-# LINT_KNOWN=1 also prints the known findings, prefixed "known: ")
+# LINT_KNOWN=1 also prints the known findings, prefixed "known: ";
+# LINT_REQUIRE=1, as CI sets it, fails when a tool is not installed)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
@@ -16,7 +17,7 @@ cflags="-std=c11 -I. -D_GNU_SOURCE -DMOETRACE_VERSION=\"lint\" $(pkg-config --cf
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-lint.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 : >"$tmp/findings"
-ran=""
+ran="" missing=""
 
 if command -v clang-tidy >/dev/null 2>&1; then
 	# shellcheck disable=SC2086
@@ -26,6 +27,7 @@ if command -v clang-tidy >/dev/null 2>&1; then
 	ran="$ran clang-tidy"
 else
 	echo "lint: clang-tidy is not installed: skipped"
+	missing="$missing clang-tidy"
 fi
 if command -v cppcheck >/dev/null 2>&1; then
 	# shellcheck disable=SC2086
@@ -36,6 +38,7 @@ if command -v cppcheck >/dev/null 2>&1; then
 	ran="$ran cppcheck"
 else
 	echo "lint: cppcheck is not installed: skipped"
+	missing="$missing cppcheck"
 fi
 
 new=0 known=0
@@ -56,4 +59,8 @@ while IFS= read -r line; do
 	fi
 done <"$tmp/sorted"
 echo "lint:${ran:- nothing run}: $new new findings, $known known (scripts/lint-known.txt)"
+if [ "${LINT_REQUIRE:-0}" = 1 ] && [ -n "$missing" ]; then
+	echo "lint: LINT_REQUIRE=1 and not installed:$missing (make deps-test)"
+	exit 1
+fi
 [ $new -eq 0 ]

@@ -14,6 +14,44 @@
 
 static const char info_usage[] = "usage: moetrace info [--json] [--run NAME] DB\n";
 
+/* The first line: the file, its schema and size, or the server's URL. */
+static void print_header(struct store *s, const char *path, size_t nruns, int json)
+{
+	int64_t dbsize, file_size = 0;
+	struct stat sb;
+	char hb[32];
+
+	dbsize = store_size_bytes(s);
+	if (stat(path, &sb) == 0)
+		file_size = sb.st_size;
+	{
+		/* the WAL holds recent writes of a live recording */
+		char wal[4096];
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		if (stat(wal, &sb) == 0)
+			file_size += sb.st_size;
+	}
+	if (dbsize < 0) { /* a server's trace (clickhouse://): no file, no size per run */
+		if (json) {
+			printf("{\"path\": ");
+			util_json_str(stdout, store_path(s));
+			printf(", \"server\": true, \"bytes\": null, \"runs\": [");
+		} else {
+			printf("%s: moetrace trace on a server, %zu run%s\n", store_path(s), nruns,
+			       nruns == 1 ? "" : "s");
+		}
+	} else if (json) {
+		printf("{\"path\": ");
+		util_json_str(stdout, path);
+		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
+		       (long long)(file_size > dbsize ? file_size : dbsize));
+	} else {
+		util_human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
+		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
+		       hb, nruns, nruns == 1 ? "" : "s");
+	}
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -29,8 +67,6 @@ int cmd_info(int argc, char **argv)
 	const char *only = NULL;
 	int64_t only_id = 0;
 	int json = 0, c, status = 0, rc;
-	int64_t dbsize, file_size = 0;
-	struct stat sb;
 	char hb[32];
 
 	while ((c = getopt_long(argc, argv, "jr:h", opts, NULL)) != -1) {
@@ -65,26 +101,7 @@ int cmd_info(int argc, char **argv)
 		}
 		only_id = want.id;
 	}
-	dbsize = store_size_bytes(s);
-	if (stat(path, &sb) == 0)
-		file_size = sb.st_size;
-	{
-		/* the WAL holds recent writes of a live recording */
-		char wal[4096];
-		snprintf(wal, sizeof(wal), "%s-wal", path);
-		if (stat(wal, &sb) == 0)
-			file_size += sb.st_size;
-	}
-	if (json) {
-		printf("{\"path\": ");
-		util_json_str(stdout, path);
-		printf(", \"schema_version\": %d, \"bytes\": %lld, \"runs\": [", STORE_SCHEMA_VERSION,
-		       (long long)(file_size > dbsize ? file_size : dbsize));
-	} else {
-		util_human_bytes(hb, sizeof(hb), (double)(file_size > dbsize ? file_size : dbsize));
-		printf("%s: moetrace trace, schema %d, %s, %zu run%s\n", path, STORE_SCHEMA_VERSION,
-		       hb, nruns, nruns == 1 ? "" : "s");
-	}
+	print_header(s, path, nruns, json);
 	int first = 1;
 	for (size_t i = 0; i < nruns; i++) {
 		struct store_run *r = &runs[i];
@@ -100,6 +117,14 @@ int cmd_info(int argc, char **argv)
 		}
 		double cells = (double)st.steps * r->layers * r->experts;
 		double bpc = cells > 0 ? (double)st.blob_bytes / cells : 0;
+		char blob[64], per[64];
+		if (st.blob_bytes < 0) { /* kept by the server, compressed by parts */
+			snprintf(blob, sizeof(blob), "null");
+			snprintf(per, sizeof(per), "null");
+		} else {
+			snprintf(blob, sizeof(blob), "%lld", (long long)st.blob_bytes);
+			snprintf(per, sizeof(per), "%.4f", bpc);
+		}
 		double dur = st.last_time - st.first_time;
 		if (json) {
 			printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
@@ -111,8 +136,8 @@ int cmd_info(int argc, char **argv)
 			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
 			       "\"missing_steps\": %lld, \"missing_counts\": %lld, "
 			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
-			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %lld, "
-			       "\"bytes_per_cell\": %.4f, \"source\": ",
+			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %s, "
+			       "\"bytes_per_cell\": %s, \"source\": ",
 			       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
 			       r->first_layer, (long long)st.steps, (long long)st.first_step,
 			       (long long)st.last_step,
@@ -121,7 +146,7 @@ int cmd_info(int argc, char **argv)
 			       (long long)missing,
 			       (long long)st.prefill_steps,
 			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
-			       (long long)st.deployed, (long long)st.blob_bytes, bpc);
+			       (long long)st.deployed, blob, per);
 			util_json_str(stdout, r->source);
 			printf("}");
 		} else {
@@ -167,7 +192,10 @@ int cmd_info(int argc, char **argv)
 			printf("  deployed   %s\n",
 			       st.deployed ? "placement recorded" : "none (static assumed)");
 			util_human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
-			printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
+			if (st.blob_bytes < 0)
+				printf("  storage    on the server\n");
+			else
+				printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
 			if (r->source[0])
 				printf("  source     %s\n", r->source);
 		}

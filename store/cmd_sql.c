@@ -9,6 +9,7 @@
 #include "fleet/fleet.h"
 #include "store/sqlfn.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -465,7 +466,7 @@ int cmd_sql(int argc, char **argv)
 		free(args);
 		return util_cli_fail("sql", &err);
 	}
-	db = store_db(s);
+	db = store_int_db(s);
 	if (store_sql_register(db, &msg) != SQLITE_OK) {
 		util_cli_error("sql", "%s", msg ? msg : "cannot register the moetrace functions");
 		sqlite3_free(msg);

@@ -17,7 +17,7 @@ void store_deployed_rows_free(struct store_deployed_row *rows, size_t n)
 	free(rows);
 }
 
-int store_deployed_list(struct store *s, const struct store_run *run,
+int store_sqlite_deployed_list(struct store *s, const struct store_run *run,
 			struct store_deployed_row **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;

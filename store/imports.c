@@ -6,7 +6,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
-int store_import_seen(struct store *s, int64_t run, const char *name, int64_t size,
+int store_sqlite_import_seen(struct store *s, int64_t run, const char *name, int64_t size,
 		      int64_t mtime)
 {
 	sqlite3_stmt *st;
@@ -32,7 +32,7 @@ int store_import_seen(struct store *s, int64_t run, const char *name, int64_t si
 	return rc;
 }
 
-int store_import_add(struct store *s, int64_t run, const struct store_import *im)
+int store_sqlite_import_add(struct store *s, int64_t run, const struct store_import *im)
 {
 	sqlite3_stmt *st;
 	int rc;

@@ -17,7 +17,7 @@ static int set(struct store *s, int code, const char *what)
 	return store_int_dberr(s, what);
 }
 
-int store_replay_add(struct store *s, struct store_replay *r)
+int store_sqlite_replay_add(struct store *s, struct store_replay *r)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -55,12 +55,12 @@ int store_replay_add(struct store *s, struct store_replay *r)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "adding replay");
 	else
-		r->id = sqlite3_last_insert_rowid(store_db(s));
+		r->id = sqlite3_last_insert_rowid(store_int_db(s));
 	sqlite3_finalize(st);
 	return rc;
 }
 
-int store_replay_finish(struct store *s, const struct store_replay *r)
+int store_sqlite_replay_finish(struct store *s, const struct store_replay *r)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -99,7 +99,7 @@ int store_replay_finish(struct store *s, const struct store_replay *r)
 	return rc;
 }
 
-int store_replay_step_add(struct store *s, int64_t replay, int64_t step, int layers,
+int store_sqlite_replay_step_add(struct store *s, int64_t replay, int64_t step, int layers,
 			  const double *max_load, const double *mean_load,
 			  const double *base_max_load)
 {
@@ -129,7 +129,7 @@ int store_replay_step_add(struct store *s, int64_t replay, int64_t step, int lay
 	return rc;
 }
 
-int store_replay_event_add(struct store *s, int64_t replay, const struct store_replay_event *e,
+int store_sqlite_replay_event_add(struct store *s, int64_t replay, const struct store_replay_event *e,
 			   int layers, const int64_t *moves, const int64_t *bytes,
 			   const double *before, const double *after)
 {
@@ -189,7 +189,7 @@ int store_replay_event_add(struct store *s, int64_t replay, const struct store_r
 	return rc;
 }
 
-int store_replay_layer_add(struct store *s, int64_t replay, int layer, double mean, double p99,
+int store_sqlite_replay_layer_add(struct store *s, int64_t replay, int layer, double mean, double p99,
 			   double base_mean, double base_p99, int64_t moves)
 {
 	sqlite3_stmt *st;
@@ -210,6 +210,25 @@ int store_replay_layer_add(struct store *s, int64_t replay, int layer, double me
 	sqlite3_bind_int64(st, 7, moves);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "inserting replay layer");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_sqlite_replay_event_effective(struct store *s, int64_t replay, int64_t event, int64_t step)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_int_prepare(s,
+				    "UPDATE replay_events SET effective_step = ?3 "
+				    "WHERE replay = ?1 AND event = ?2",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, replay);
+	sqlite3_bind_int64(st, 2, event);
+	sqlite3_bind_int64(st, 3, step);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = set(s, UTIL_EDB, "updating replay event");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -323,7 +342,7 @@ static void fill_replay(sqlite3_stmt *st, void *item)
 	replay_from_row(st, item);
 }
 
-int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n)
+int store_sqlite_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n)
 {
 	void *v;
 	int rc = read_rows(s,
@@ -335,7 +354,7 @@ int store_replay_list(struct store *s, int64_t run, struct store_replay **out, s
 	return rc;
 }
 
-int store_replay_get(struct store *s, int64_t id, struct store_replay *out)
+int store_sqlite_replay_get(struct store *s, int64_t id, struct store_replay *out)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -358,7 +377,7 @@ int store_replay_get(struct store *s, int64_t id, struct store_replay *out)
 	return rc;
 }
 
-int store_replay_series(struct store *s, int64_t replay, int layer, int64_t **steps,
+int store_sqlite_replay_series(struct store *s, int64_t replay, int layer, int64_t **steps,
 			double **imbalance, double **base, size_t *n)
 {
 	sqlite3_stmt *st;
@@ -442,7 +461,7 @@ static void fill_event(sqlite3_stmt *st, void *item)
 	e->transfer_inter_seconds = sqlite3_column_double(st, 10);
 }
 
-int store_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
+int store_sqlite_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
 			size_t *n)
 {
 	void *v;
@@ -457,7 +476,7 @@ int store_replay_events(struct store *s, int64_t replay, struct store_replay_eve
 	return rc;
 }
 
-int store_replay_event_moves(struct store *s, int64_t replay, int layers, size_t n_events,
+int store_sqlite_replay_event_moves(struct store *s, int64_t replay, int layers, size_t n_events,
 			     int64_t **bytes_out)
 {
 	sqlite3_stmt *st;

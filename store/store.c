@@ -6,6 +6,7 @@
  * deployed placement.  All SQL binds parameters; nothing formats values.
  */
 #include "store/store.h"
+#include "store/store_backend.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -157,17 +158,6 @@ static const char *const migrations[] = {
 };
 /* clang-format on */
 
-struct store {
-	sqlite3 *db;
-	char *path;
-	int readonly;
-	int depth; /* transaction nesting (store_begin) */
-	int began; /* the outermost level is BEGIN IMMEDIATE, not a savepoint */
-	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
-	char errmsg[512];
-	sqlite3_stmt *cached[STORE_STMT_COUNT];
-	int64_t appended; /* encoded count bytes store_steps_append committed */
-};
 
 static int set_err(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 
@@ -201,19 +191,34 @@ int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_s
 
 
 
-const char *store_errmsg(const struct store *s)
+sqlite3 *store_int_db(struct store *s)
 {
-	return s ? s->errmsg : "no store";
+	return s->ops == &store_sqlite_ops ? s->db : NULL;
 }
 
-const char *store_path(const struct store *s)
+static int sq_cache_size(struct store *s, int kib)
 {
-	return s->path;
+	char sql[64];
+
+	/* PRAGMA takes no bound parameters: format the validated integer */
+	if (kib < 0)
+		return set_err(s, UTIL_ERANGE, "page cache of %d KiB", kib);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib);
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return set_err(s, UTIL_EDB, "cannot set the page cache: %s", sqlite3_errmsg(s->db));
+	return 0;
 }
 
-sqlite3 *store_db(struct store *s)
+static void sq_busy_timeout(struct store *s, int ms)
 {
-	return s->db;
+	sqlite3_busy_timeout(s->db, ms);
+}
+
+static int sq_locked(const struct store *s)
+{
+	int c = sqlite3_errcode(s->db) & 0xff;
+
+	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
 }
 
 static int exec(struct store *s, const char *sql)
@@ -529,6 +534,7 @@ static int open_file(const char *file, const char *path, int flags, struct store
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	s->ops = &store_sqlite_ops;
 	s->path = strdup(path);
 	s->readonly = !!(flags & STORE_READONLY);
 	oflags = s->readonly ? SQLITE_OPEN_READONLY
@@ -752,7 +758,7 @@ static char *stage_name(const char *path, struct util_err *err)
 	return NULL;
 }
 
-int store_open(const char *path, int flags, struct store **out, struct util_err *err)
+int store_sqlite_open(const char *path, int flags, struct store **out, struct util_err *err)
 {
 	struct stat sb;
 	sigset_t old;
@@ -823,7 +829,7 @@ static void tidy_side_files(const char *path)
 	sqlite3_close(db);
 }
 
-void store_free(struct store *s)
+static void sq_close(struct store *s)
 {
 	int tidy;
 
@@ -838,8 +844,6 @@ void store_free(struct store *s)
 		stage_unregister(s->stage);
 		free(s->stage);
 	}
-	free(s->path);
-	free(s);
 }
 
 /* The runs of the staged database `from` (with their steps, counts and
@@ -956,7 +960,7 @@ static void sync_dir(const char *path)
 	free(d);
 }
 
-int store_publish(struct store *s, struct util_err *err)
+static int sq_publish(struct store *s, struct util_err *err)
 {
 	int rc = 0, log = -1, done = -1;
 
@@ -1011,7 +1015,7 @@ out:
  * with "database is locked" as soon as another process had committed
  * meanwhile.  Inner levels are savepoints.  (If the connection is in a
  * transaction of its caller's, the outermost level is a savepoint too.) */
-int store_begin(struct store *s)
+static int sq_begin(struct store *s)
 {
 	char sql[64];
 
@@ -1044,7 +1048,7 @@ static void abandon(struct store *s)
 	s->depth = 0;
 }
 
-int store_commit(struct store *s)
+static int sq_commit(struct store *s)
 {
 	char sql[64];
 
@@ -1067,7 +1071,7 @@ int store_commit(struct store *s)
 	return 0;
 }
 
-int store_rollback(struct store *s)
+static int sq_rollback(struct store *s)
 {
 	char sql[96];
 
@@ -1254,7 +1258,7 @@ static int run_check(struct store *s, const struct store_run *r)
 	return run_steps_check(s, r);
 }
 
-int store_run_add(struct store *s, struct store_run *run)
+static int sq_run_add(struct store *s, struct store_run *run)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
@@ -1319,7 +1323,7 @@ int store_run_add(struct store *s, struct store_run *run)
 	return rc;
 }
 
-int store_run_get(struct store *s, const char *name, struct store_run *out)
+static int sq_run_get(struct store *s, const char *name, struct store_run *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1353,7 +1357,7 @@ int store_run_get(struct store *s, const char *name, struct store_run *out)
 	return rc;
 }
 
-int store_run_list(struct store *s, struct store_run **out, size_t *n)
+static int sq_run_list(struct store *s, struct store_run **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	struct store_run *v = NULL;
@@ -1410,7 +1414,7 @@ static int64_t sat_i64(double v)
 	return v < -two63 ? INT64_MIN : (int64_t)v;
 }
 
-int store_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
+static int sq_run_stats(struct store *s, int64_t run, struct store_run_stats *o)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1462,7 +1466,8 @@ out:
 	return rc;
 }
 
-int store_run_missing_counts(struct store *s, const struct store_run *run, int64_t *missing)
+static int sq_run_missing_counts(struct store *s, const struct store_run *run,
+				 int64_t *missing)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1488,7 +1493,8 @@ int store_run_missing_counts(struct store *s, const struct store_run *run, int64
 	return rc;
 }
 
-int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int ranks_per_node)
+static int sq_run_set_layout(struct store *s, int64_t run, int ranks, int slots,
+			     int ranks_per_node)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1510,8 +1516,8 @@ int store_run_set_layout(struct store *s, int64_t run, int ranks, int slots, int
 
 /* ---- steps and counts ---------------------------------------------------- */
 
-int store_steps_append(struct store *s, const struct store_run *run,
-		       const struct store_step *steps, size_t n)
+static int sq_steps_append(struct store *s, const struct store_run *run,
+			   const struct store_step *steps, size_t n)
 {
 	sqlite3_stmt *ss = NULL, *sc = NULL;
 	size_t E = (size_t)run->experts, L = (size_t)run->layers;
@@ -1592,10 +1598,11 @@ out:
 	return rc;
 }
 
-struct store_iter {
+struct sq_iter {
 	struct store *s;
 	sqlite3_stmt *st;
 	int layers, experts;
+	int layer; /* store_iter_layer_new: the one layer read, else -1 */
 	unsigned phase_mask;
 	uint32_t *counts;
 	int64_t cur_step;
@@ -1603,10 +1610,13 @@ struct store_iter {
 	int done;
 };
 
-int store_iter_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		   unsigned phase_mask, struct store_iter **out)
+static void sq_iter_free(void *p);
+
+static int sq_iter_new(struct store *s, const struct store_run *run, int layer, int64_t from,
+		       int64_t to, unsigned phase_mask, void **out)
 {
-	struct store_iter *it;
+	struct sq_iter *it;
+	size_t nvals = (size_t)(layer >= 0 ? 1 : run->layers) * (size_t)run->experts;
 	int rc;
 
 	*out = NULL;
@@ -1616,31 +1626,43 @@ int store_iter_new(struct store *s, const struct store_run *run, int64_t from, i
 	it->s = s;
 	it->layers = run->layers;
 	it->experts = run->experts;
+	it->layer = layer;
 	it->phase_mask = phase_mask;
-	it->counts = malloc((size_t)run->layers * (size_t)run->experts * sizeof(uint32_t));
+	it->counts = malloc(nvals * sizeof(uint32_t));
 	if (!it->counts) {
 		free(it);
 		return set_err(s, UTIL_ENOMEM, "out of memory");
 	}
-	rc = store_int_prepare(s,
-			       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
-			       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
-			       "WHERE c.run = ?1 AND c.step BETWEEN ?2 AND ?3 "
-			       "ORDER BY c.step, c.layer",
-			       &it->st);
+	if (layer >= 0)
+		rc = store_int_prepare(s,
+				       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
+				       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.layer = ?4 AND c.step BETWEEN ?2 AND ?3 "
+				       "ORDER BY c.step",
+				       &it->st);
+	else
+		rc = store_int_prepare(s,
+				       "SELECT c.step, c.layer, c.data, s.time, s.phase, s.tokens "
+				       "FROM counts c JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.step BETWEEN ?2 AND ?3 "
+				       "ORDER BY c.step, c.layer",
+				       &it->st);
 	if (rc) {
-		store_iter_free(it);
+		sq_iter_free(it);
 		return rc;
 	}
 	sqlite3_bind_int64(it->st, 1, run->id);
 	sqlite3_bind_int64(it->st, 2, from);
 	sqlite3_bind_int64(it->st, 3, to);
+	if (layer >= 0)
+		sqlite3_bind_int(it->st, 4, layer);
 	*out = it;
 	return 0;
 }
 
-int store_iter_next(struct store_iter *it, struct store_step *out)
+static int sq_iter_next(void *p, struct store_step *out)
 {
+	struct sq_iter *it = p;
 	struct store *s = it->s;
 	size_t E = (size_t)it->experts;
 	int rc;
@@ -1675,7 +1697,8 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 				       s->path, (long long)STORE_TOKENS_MAX);
 		out->counts = it->counts;
 		if (want)
-			memset(it->counts, 0, (size_t)it->layers * E * sizeof(uint32_t));
+			memset(it->counts, 0,
+			       (size_t)(it->layer >= 0 ? 1 : it->layers) * E * sizeof(uint32_t));
 		/* consume every row of this step */
 		for (;;) {
 			int layer = sqlite3_column_int(it->st, 1);
@@ -1686,8 +1709,8 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 					return set_err(s, UTIL_EPARSE,
 						       "step %lld: layer %d out of range [0, %d) in '%s'",
 						       (long long)step, layer, it->layers, s->path);
-				if (store_codec_decode(b, (size_t)len, it->counts + (size_t)layer * E,
-						       E))
+				size_t at = it->layer >= 0 ? 0 : (size_t)layer * E;
+				if (store_codec_decode(b, (size_t)len, it->counts + at, E))
 					return set_err(s, UTIL_EPARSE,
 						       "step %lld layer %d: malformed counts blob in '%s'",
 						       (long long)step, layer, s->path);
@@ -1709,8 +1732,10 @@ int store_iter_next(struct store_iter *it, struct store_step *out)
 	}
 }
 
-void store_iter_free(struct store_iter *it)
+static void sq_iter_free(void *p)
 {
+	struct sq_iter *it = p;
+
 	if (!it)
 		return;
 	sqlite3_finalize(it->st);
@@ -1718,8 +1743,8 @@ void store_iter_free(struct store_iter *it)
 	free(it);
 }
 
-int store_steps_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		      unsigned phase_mask, int64_t *n)
+static int sq_steps_count(struct store *s, const struct store_run *run, int64_t from,
+			  int64_t to, unsigned phase_mask, int64_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1744,33 +1769,79 @@ int store_steps_count(struct store *s, const struct store_run *run, int64_t from
 	return rc;
 }
 
-int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
-		     unsigned phase_mask, uint64_t *sum, int64_t *nsteps)
+static int sq_steps_span(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, int64_t *n, int64_t *first,
+			 int64_t *last)
 {
-	struct store_iter *it;
-	struct store_step step;
-	size_t n = (size_t)run->layers * (size_t)run->experts;
-	int64_t cnt = 0;
+	sqlite3_stmt *st = NULL;
 	int rc;
 
-	memset(sum, 0, n * sizeof(*sum));
-	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
+	*n = 0;
+	if (layer >= 0)
+		rc = store_int_prepare(s,
+				       "SELECT min(c.step), max(c.step), count(*) FROM counts c "
+				       "JOIN steps s ON s.run = c.run AND s.step = c.step "
+				       "WHERE c.run = ?1 AND c.layer = ?5 AND c.step BETWEEN ?2 AND ?3 "
+				       "AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+				       &st);
+	else
+		rc = store_int_prepare(s,
+				       "SELECT min(step), max(step), count(*) FROM steps s "
+				       "WHERE run = ?1 AND step BETWEEN ?2 AND ?3 "
+				       "AND (?4 = 0 OR ((1 << s.phase) & ?4) != 0)",
+				       &st);
+	if (rc)
 		return rc;
-	while ((rc = store_iter_next(it, &step)) == 1) {
-		for (size_t i = 0; i < n; i++)
-			sum[i] += step.counts[i];
-		cnt++;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)phase_mask);
+	if (layer >= 0)
+		sqlite3_bind_int(st, 5, layer);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 2);
+		if (*n) {
+			*first = sqlite3_column_int64(st, 0);
+			*last = sqlite3_column_int64(st, 1);
+		}
+	} else {
+		rc = store_int_dberr(s, "reading steps");
 	}
-	store_iter_free(it);
-	if (nsteps)
-		*nsteps = cnt;
-	return rc < 0 ? rc : 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_steps_after(struct store *s, const struct store_run *run, int64_t after,
+			  struct store_steps_news *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	if ((rc = store_int_prepare_cached(s, STORE_STMT_STEPS_AFTER,
+					   "SELECT count(*), max(step), min(step), max(time) FROM "
+					   "steps WHERE run = ?1 AND step > ?2",
+					   &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, after);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		o->steps = sqlite3_column_int64(st, 0);
+		o->last_step = sqlite3_column_int64(st, 1);
+		o->first_step = sqlite3_column_int64(st, 2);
+		o->last_time = sqlite3_column_double(st, 3);
+	} else {
+		rc = set_err(s, UTIL_EDB, "cannot read steps of '%s': %s", s->path,
+			     sqlite3_errmsg(s->db));
+	}
+	sqlite3_reset(st);
+	return rc;
 }
 
 /* ---- deployed placement -------------------------------------------------- */
 
-int store_deployed_set(struct store *s, const struct store_run *run, int64_t from, int ranks,
-		       int slots, const int32_t *phy2log)
+static int sq_deployed_set(struct store *s, const struct store_run *run, int64_t from,
+			   int ranks, int slots, const int32_t *phy2log)
 {
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
@@ -1829,8 +1900,75 @@ out:
 	return rc;
 }
 
-int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
-		      int slots, int32_t *phy2log, int64_t *from)
+static int sq_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
+			       int64_t to, int64_t **steps, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc, r;
+
+	*steps = NULL;
+	*n = 0;
+	if ((rc = store_int_prepare(s,
+				    "SELECT DISTINCT step FROM deployed WHERE run = ?1 AND "
+				    "step BETWEEN ?2 AND ?3 ORDER BY step",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			int64_t *g = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+			if (!g) {
+				rc = set_err(s, UTIL_ENOMEM, "out of memory");
+				goto out;
+			}
+			v = g;
+		}
+		v[cnt++] = sqlite3_column_int64(st, 0);
+	}
+	if (r != SQLITE_DONE) {
+		rc = store_int_dberr(s, "reading deployed placements");
+		goto out;
+	}
+	*steps = v;
+	*n = cnt;
+	v = NULL;
+out:
+	free(v);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_deployed_last(struct store *s, const struct store_run *run, int64_t step,
+			    int64_t *from)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_int_prepare_cached(s, STORE_STMT_DEPLOYED_LAST,
+					   "SELECT max(step) FROM deployed WHERE run = ?1 AND "
+					   "step <= ?2",
+					   &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = set_err(s, UTIL_EDB, "cannot read the deployed placement of '%s': %s",
+			     s->path, sqlite3_errmsg(s->db));
+	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded at step %lld",
+			     (long long)step);
+	else
+		*from = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
+			  int slots, int32_t *phy2log, int64_t *from)
 {
 	sqlite3_stmt *st = NULL;
 	size_t P = (size_t)ranks * (size_t)slots;
@@ -1927,12 +2065,37 @@ out:
 	return rc;
 }
 
+/* One query on the primary key (run, step, layer): the first row after
+ * `step` is where the placement in force changes next. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = store_int_prepare(s, "SELECT min(step) FROM deployed WHERE run = ?1 AND step > ?2",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading deployed placement");
+	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded after step %lld",
+			     (long long)step);
+	} else {
+		*next = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int64_t store_appended_bytes(const struct store *s)
 {
 	return s->appended;
 }
 
-int64_t store_size_bytes(struct store *s)
+static int64_t sq_size_bytes(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
@@ -1947,18 +2110,49 @@ int64_t store_size_bytes(struct store *s)
 	return v;
 }
 
-int store_open_run(const char *path, const char *run, int flags, struct store **s,
-		   struct store_run *r, struct util_err *err)
-{
-	int rc = store_open(path, flags, s, err);
 
-	if (rc)
-		return rc;
-	rc = store_run_get(*s, run, r);
-	if (rc) {
-		util_err_set(err, rc, "%s", store_errmsg(*s));
-		store_free(*s);
-		*s = NULL;
-	}
-	return rc;
-}
+/* clang-format off */
+const struct store_ops store_sqlite_ops = {
+	.name = "SQLite",
+	.close = sq_close,
+	.publish = sq_publish,
+	.run_get = sq_run_get,
+	.run_list = sq_run_list,
+	.run_stats = sq_run_stats,
+	.run_missing_counts = sq_run_missing_counts,
+	.iter_new = sq_iter_new,
+	.iter_next = sq_iter_next,
+	.iter_free = sq_iter_free,
+	.steps_count = sq_steps_count,
+	.steps_span = sq_steps_span,
+	.steps_after = sq_steps_after,
+	.deployed_list = store_sqlite_deployed_list,
+	.deployed_at = sq_deployed_at,
+	.deployed_changes = sq_deployed_changes,
+	.deployed_last = sq_deployed_last,
+	.size_bytes = sq_size_bytes,
+	.replay_list = store_sqlite_replay_list,
+	.replay_get = store_sqlite_replay_get,
+	.replay_series = store_sqlite_replay_series,
+	.replay_events = store_sqlite_replay_events,
+	.replay_event_moves = store_sqlite_replay_event_moves,
+	.import_seen = store_sqlite_import_seen,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.run_add = sq_run_add,
+	.run_set_layout = sq_run_set_layout,
+	.steps_append = sq_steps_append,
+	.deployed_set = sq_deployed_set,
+	.import_add = store_sqlite_import_add,
+	.replay_add = store_sqlite_replay_add,
+	.replay_finish = store_sqlite_replay_finish,
+	.replay_step_add = store_sqlite_replay_step_add,
+	.replay_event_add = store_sqlite_replay_event_add,
+	.replay_layer_add = store_sqlite_replay_layer_add,
+	.replay_event_effective = store_sqlite_replay_event_effective,
+	.cache_size = sq_cache_size,
+	.busy_timeout = sq_busy_timeout,
+	.locked = sq_locked,
+};
+/* clang-format on */

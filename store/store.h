@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "util/util.h"
 
 /* Schema version written to PRAGMA user_version by the newest migration. */
@@ -108,7 +106,12 @@ void store_free(struct store *s);
 int store_publish(struct store *s, struct util_err *err);
 const char *store_errmsg(const struct store *s);
 const char *store_path(const struct store *s);
-sqlite3 *store_db(struct store *s);
+/* Tuning of a reader or writer: the page cache (KiB), how long to wait for
+ * another process's lock (ms; 0 fails at once), and whether the last
+ * failure was such a lock (retry later) rather than an error. */
+int store_cache_size(struct store *s, int kib);
+void store_busy_timeout(struct store *s, int ms);
+int store_locked(const struct store *s);
 
 /* Transactions nest (savepoints): begin/commit/rollback. */
 int store_begin(struct store *s);
@@ -135,7 +138,7 @@ struct store_run_stats {
 	int64_t prefill_steps, decode_steps;
 	int64_t tokens;         /* sum of step tokens */
 	double first_time, last_time;
-	int64_t blob_bytes;     /* total size of counts blobs */
+	int64_t blob_bytes;     /* total size of counts blobs; -1 on a server (not per run) */
 	int64_t deployed;       /* rows of deployed placement */
 };
 
@@ -176,11 +179,28 @@ int store_iter_new(struct store *s, const struct store_run *run, int64_t from, i
 		   unsigned phase_mask, struct store_iter **out);
 int store_iter_next(struct store_iter *it, struct store_step *out);
 void store_iter_free(struct store_iter *it);
+/* The same over one layer: the step's counts are that layer's E values,
+ * and only steps holding a counts row of the layer are given. */
+int store_iter_layer_new(struct store *s, const struct store_run *run, int layer, int64_t from,
+			 int64_t to, unsigned phase_mask, struct store_iter **out);
 
 /* Steps of the run in [from, to] (phase_mask as above) into *n: 0, or a
  * negative code with the message in store_errmsg(). */
 int store_steps_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		      unsigned phase_mask, int64_t *n);
+/* Steps of [from, to] (phase_mask as above; layer >= 0: only steps holding
+ * a counts row of that layer): their number *n and, when *n > 0, the first
+ * and last. */
+int store_steps_span(struct store *s, const struct store_run *run, int layer, int64_t from,
+		     int64_t to, unsigned phase_mask, int64_t *n, int64_t *first, int64_t *last);
+/* What a follower asks at each poll: the steps recorded after `after` (all
+ * phases), the first and last of them and the newest step time. */
+struct store_steps_news {
+	int64_t steps, first_step, last_step;
+	double last_time;
+};
+int store_steps_after(struct store *s, const struct store_run *run, int64_t after,
+		      struct store_steps_news *o);
 /* Sums the counts of [from, to] (phase_mask as above) into sum[L*E];
  * *nsteps (may be NULL) gets the number of steps summed. */
 int store_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
@@ -195,6 +215,19 @@ int store_deployed_set(struct store *s, const struct store_run *run, int64_t fro
  * *from (may be NULL) gets the step it took effect. */
 int store_deployed_at(struct store *s, const struct store_run *run, int64_t step, int ranks,
 		      int slots, int32_t *phy2log, int64_t *from);
+
+/* The first step after `step` from which a deployed placement row of the
+ * run takes effect (the next change of the placement in force): 0 with
+ * *next set, or UTIL_ENOTFOUND if none is recorded after it. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next);
+/* The steps in [from, to] at which a deployed placement took effect,
+ * ascending; *steps malloc'ed (NULL when *n is 0). */
+int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, int64_t **steps, size_t *n);
+/* The step the placement in force at `step` took effect (*from), or
+ * UTIL_ENOTFOUND when none is recorded at or before it (cheap: no
+ * placement is read or checked). */
+int store_deployed_last(struct store *s, const struct store_run *run, int64_t step, int64_t *from);
 
 /* Every deployed placement row of a run, ordered by step and layer, each
  * checked (store/deployed_list.c); *out is malloc'ed, free it with
@@ -276,6 +309,9 @@ int store_replay_event_add(struct store *s, int64_t replay, const struct store_r
 			   const double *before, const double *after);
 int store_replay_layer_add(struct store *s, int64_t replay, int layer, double mean, double p99,
 			   double base_mean, double base_p99, int64_t moves);
+/* Sets the first step an event's placement was in force (known only once
+ * the replay has passed it). */
+int store_replay_event_effective(struct store *s, int64_t replay, int64_t event, int64_t step);
 /* Replays of a run (run < 0: all), oldest first; *out malloc'ed. */
 int store_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n);
 int store_replay_get(struct store *s, int64_t id, struct store_replay *out);
@@ -297,7 +333,7 @@ int store_replay_event_moves(struct store *s, int64_t replay, int layers, size_t
 int store_open_run(const char *path, const char *run, int flags, struct store **s,
 		   struct store_run *r, struct util_err *err);
 
-/* Database file size in bytes (page_count * page_size). */
+/* Database file size in bytes (page_count * page_size); -1 for a server. */
 int64_t store_size_bytes(struct store *s);
 /* Bytes of encoded expert counts store_steps_append has committed through
  * this handle (the step data itself, whatever the pages and WAL around it). */

@@ -3,7 +3,69 @@
 #define STORE_STORE_INT_H
 
 #include "store/store.h"
+#include "store/store_backend.h"
 
+#include <sqlite3.h>
+
+/* Statements kept prepared for the life of the handle (hot loops). */
+enum store_stmt_id {
+	STORE_STMT_REPLAY_STEP,
+	STORE_STMT_STEPS_AFTER,
+	STORE_STMT_DEPLOYED_LAST,
+	STORE_STMT_COUNT
+};
+
+/* A handle: the front's part (backend.c), then the SQLite backend's, which
+ * store.c, replay.c, imports.c, deployed_list.c and the SQL command alone
+ * touch.  Another backend keeps its state behind `data`. */
+struct store {
+	const struct store_ops *ops;
+	void *data;
+	char *path;  /* as messages name it */
+	char errmsg[512];
+	sqlite3 *db;
+	int readonly;
+	int depth;   /* transaction nesting (store_begin) */
+	int began;   /* the outermost level is BEGIN IMMEDIATE, not a savepoint */
+	char *stage; /* STORE_STAGE: the private name of a database not yet at path */
+	sqlite3_stmt *cached[STORE_STMT_COUNT];
+	int64_t appended; /* encoded count bytes store_steps_append committed */
+};
+
+/* The SQLite backend (store/store.c) and the operations it keeps in the
+ * files beside it. */
+extern const struct store_ops store_sqlite_ops;
+int store_sqlite_open(const char *path, int flags, struct store **out, struct util_err *err);
+int store_sqlite_deployed_list(struct store *s, const struct store_run *run,
+			       struct store_deployed_row **out, size_t *n);
+int store_sqlite_import_seen(struct store *s, int64_t run, const char *name, int64_t size,
+			     int64_t mtime);
+int store_sqlite_import_add(struct store *s, int64_t run, const struct store_import *im);
+int store_sqlite_replay_add(struct store *s, struct store_replay *r);
+int store_sqlite_replay_finish(struct store *s, const struct store_replay *r);
+int store_sqlite_replay_step_add(struct store *s, int64_t replay, int64_t step, int layers,
+				 const double *max_load, const double *mean_load,
+				 const double *base_max_load);
+int store_sqlite_replay_event_add(struct store *s, int64_t replay,
+				  const struct store_replay_event *e, int layers,
+				  const int64_t *moves, const int64_t *bytes, const double *before,
+				  const double *after);
+int store_sqlite_replay_layer_add(struct store *s, int64_t replay, int layer, double mean,
+				  double p99, double base_mean, double base_p99, int64_t moves);
+int store_sqlite_replay_event_effective(struct store *s, int64_t replay, int64_t event,
+					int64_t step);
+int store_sqlite_replay_list(struct store *s, int64_t run, struct store_replay **out, size_t *n);
+int store_sqlite_replay_get(struct store *s, int64_t id, struct store_replay *out);
+int store_sqlite_replay_series(struct store *s, int64_t replay, int layer, int64_t **steps,
+			       double **imbalance, double **base, size_t *n);
+int store_sqlite_replay_events(struct store *s, int64_t replay, struct store_replay_event **out,
+			       size_t *n);
+int store_sqlite_replay_event_moves(struct store *s, int64_t replay, int layers,
+				    size_t n_events, int64_t **bytes_out);
+
+/* The SQLite connection of a store: store/ alone, and the unit tests
+ * that damage a file on purpose, use it. */
+sqlite3 *store_int_db(struct store *s);
 int store_int_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
 int store_int_dberr(struct store *s, const char *what);
 int store_int_seterr(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -23,8 +85,6 @@ static inline int store_int_shape_ok(int64_t layers, int64_t experts, int64_t to
 	       ranks * slots <= STORE_MAX_SLOTS && (ranks == 0 || ranks * slots >= experts);
 }
 
-/* Statements kept prepared for the life of the handle (hot loops). */
-enum store_stmt_id { STORE_STMT_REPLAY_STEP, STORE_STMT_COUNT };
 int store_int_prepare_cached(struct store *s, int id, const char *sql, sqlite3_stmt **st);
 
 #endif

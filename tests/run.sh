@@ -1,74 +1,186 @@
 #!/bin/sh
-# Runs every test: cmocka unit tests, fuzz corpus replays, CLI tests.
+# Runs the tests: cmocka unit tests, fuzz corpus replays, CLI tests, Python
+# tests.  Each test is found by its file name (tests/unit/test_*.c built as
+# BUILD/tests/test_*, tests/fuzz/fuzz_*.c as BUILD/fuzz/fuzz_*, tests/cli/
+# NNNN-*.sh, tests/py/test_*.py): a new file is a new test, nothing to list.
+#
+# Usage: sh tests/run.sh [-j N] [unit|fuzz|cli|py|all] [NAME-FILTER]
+#          runs the matching tests, N at a time (default: make's -j when run
+#          from make, else 1), then prints the summary
+#        sh tests/run.sh --list [KIND] [FILTER]   the tests, "KIND NAME" a line
+#        sh tests/run.sh --one KIND NAME          runs one test, records its result
+#        sh tests/run.sh --summary                summary of the recorded results
+#
+# Every test runs with its own TMPDIR and HOME (removed afterwards) and a
+# time limit (MOETRACE_TEST_TIMEOUT seconds, 900 by default).  Results go to
+# MOETRACE_RESULTS (a directory: KIND-NAME.log, the test's output, and
+# KIND-NAME.res, "STATUS EXIT SECONDS"); a temporary one by default.
+# The summary counts passed, failed and skipped tests, shows each failing
+# test's output, and exits 1 if any failed or did not report.
 # MOETRACE_BUILD: build dir holding moetrace and tests/ (build/check by default).
-# Usage: sh tests/run.sh [unit|fuzz|cli|py] [NAME-FILTER]
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOETRACE_BUILD:-build/check}
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
-only=${1:-all}
-filter=${2:-}
 export MOETRACE="$build/moetrace"
 [ -x "$MOETRACE" ] || MOETRACE="$top/moetrace"
 export MOETRACE_TOP="$top"
 [ -z "${MOETRACE_LIB:-}" ] && [ -f "$build/libmoetrace.so" ] && export MOETRACE_LIB="$build/libmoetrace.so"
 export MOETRACE_SHARED="${MOETRACE_SHARED:-$top/../shared}"
+# tests run in their own directory: paths given relative to here made absolute
+case "$MOETRACE_SHARED" in /*) ;; *) MOETRACE_SHARED="$PWD/$MOETRACE_SHARED" ;; esac
+case "${MOETRACE_LIB:-/}" in /*) ;; *) MOETRACE_LIB="$PWD/$MOETRACE_LIB" ;; esac
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
-pass=0; fail=0; skip=0; failed=""
 
-run_one() { # name command...
-	name=$1; shift
-	out=$(mktemp)
-	"$@" >"$out" 2>&1
-	rc=$?
-	if [ $rc -eq 0 ]; then
-		pass=$((pass + 1)); echo "ok      $name"
-	elif [ $rc -eq 77 ]; then
-		skip=$((skip + 1)); echo "skip    $name: $(tail -n 1 "$out")"
-	else
-		fail=$((fail + 1)); failed="$failed $name"
-		echo "FAIL    $name (exit $rc)"; sed 's/^/        /' "$out" | tail -n 60
-	fi
-	rm -f "$out"
+# list [KIND] [FILTER]: "KIND NAME" of every matching test
+list() {
+	only=${1:-all} filter=${2:-}
+	case "$only" in all | unit | fuzz | cli | py) ;; *)
+		echo "run.sh: unknown kind '$only' (unit, fuzz, cli, py or all)" >&2
+		return 2 ;;
+	esac
+	for f in "$top"/tests/unit/test_*.c "$top"/tests/fuzz/fuzz_*.c \
+		"$top"/tests/cli/[0-9]*.sh "$top"/tests/py/test_*.py; do
+		[ -f "$f" ] || continue
+		case "$f" in
+		*/tests/unit/*) kind=unit n=$(basename "$f" .c) ;;
+		*/tests/fuzz/*) kind=fuzz n=$(basename "$f" .c) ;;
+		*/tests/cli/*) kind=cli n=$(basename "$f" .sh) ;;
+		*) kind=py n=$(basename "$f" .py) ;;
+		esac
+		[ "$only" = all ] || [ "$only" = "$kind" ] || continue
+		case "$n" in *"$filter"*) echo "$kind $n" ;; esac
+	done
 }
 
-if [ "$only" = all ] || [ "$only" = unit ]; then
-	for t in "$build"/tests/test_*; do
-		[ -x "$t" ] || continue
-		case "$(basename "$t")" in *"$filter"*) ;; *) continue ;; esac
-		# cmocka prints its own summary lines; show them
-		echo "== $(basename "$t")"
-		"$t"
+# one KIND NAME: runs the test, writes $R/KIND-NAME.{log,res}, prints a line
+one() {
+	kind=$1 n=$2
+	base="$R/$kind-$n"
+	case $kind in
+	unit) set -- "$build/tests/$n" ;;
+	fuzz) set -- "$build/fuzz/$n" "$top/tests/fuzz/corpus/${n#fuzz_}" ;;
+	cli) set -- sh "$top/tests/cli/$n.sh" ;;
+	py) set -- python3 "$top/tests/py/$n.py" ;;
+	*) echo "run.sh: unknown kind '$kind'" >&2; return 2 ;;
+	esac
+	# a private temporary directory and home: no test sees another's files
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-$kind-$n.XXXXXX") || return 1
+	mkdir "$tmp/home"
+	t0=$(date +%s.%N)
+	if [ "$kind" != cli ] && [ "$kind" != py ] && [ ! -x "$1" ]; then
+		echo "not built: $1 (make check-build)" >"$base.log"
+		rc=77
+	else
+		# a test under make must not think it is part of make's job (the
+		# example's own make would warn about the jobserver)
+		(cd "$tmp/home" && unset MAKEFLAGS MFLAGS MAKELEVEL &&
+			TMPDIR="$tmp" HOME="$tmp/home" timeout -k 10 "${MOETRACE_TEST_TIMEOUT:-900}" "$@") \
+			>"$base.log" 2>&1 </dev/null
 		rc=$?
-		if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $(basename "$t")"; fi
+	fi
+	secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	rm -rf "$tmp"
+	if [ $rc -eq 0 ]; then
+		st=ok
+		echo "ok      $kind $n ($secs s)"
+	elif [ $rc -eq 77 ]; then
+		st=skip
+		echo "skip    $kind $n: $(tail -n 1 "$base.log")"
+	else
+		st=FAIL
+		[ $rc -eq 124 ] && echo "run.sh: timed out after ${MOETRACE_TEST_TIMEOUT:-900} s" >>"$base.log"
+		echo "FAIL    $kind $n (exit $rc, $secs s)"
+	fi
+	echo "$st $rc $secs" >"$base.res"
+}
+
+# summary [KIND] [FILTER]: counts over the tests list gives; exit 1 on any failure
+summary() {
+	pass=0 fail=0 skip=0 failed=""
+	list "$@" >"$R/list" || return 2
+	while read -r kind n; do
+		res="$R/$kind-$n.res"
+		st=missing
+		[ -f "$res" ] && read -r st _ <"$res"
+		case $st in
+		ok) pass=$((pass + 1)) ;;
+		skip) skip=$((skip + 1)) ;;
+		*)
+			fail=$((fail + 1)) failed="$failed $n"
+			echo
+			if [ "$st" = missing ]; then
+				echo "---- $kind $n: did not run (no result)"
+			else
+				echo "---- $kind $n: failed (exit $(cut -d' ' -f2 "$res")), last lines of its output:"
+				tail -n 60 "$R/$kind-$n.log" | sed 's/^/        /'
+			fi
+			;;
+		esac
+	done <"$R/list"
+	echo
+	[ -n "$failed" ] && echo "failed:$failed"
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ $fail -eq 0 ]
+}
+
+# make's -j (MAKEFLAGS holds " -j2 --jobserver..." or " -j" for no limit)
+make_jobs() {
+	for w in ${MAKEFLAGS:-}; do
+		case $w in
+		-j) nproc 2>/dev/null || echo 2; return ;;
+		-j[0-9]*) echo "${w#-j}"; return ;;
+		esac
 	done
+	echo 1
+}
+
+fresh_results() {
+	if [ -n "${MOETRACE_RESULTS:-}" ]; then
+		R=$MOETRACE_RESULTS
+		mkdir -p "$R"
+	else
+		R=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-results.XXXXXX") || exit 1
+		trap 'rm -rf "$R"' EXIT
+	fi
+}
+
+case "${1:-}" in
+--list)
+	shift
+	list "$@"
+	exit
+	;;
+--one)
+	[ $# -eq 3 ] || { echo "usage: run.sh --one KIND NAME" >&2; exit 2; }
+	R=${MOETRACE_RESULTS:?run.sh --one: set MOETRACE_RESULTS}
+	mkdir -p "$R"
+	one "$2" "$3"
+	exit
+	;;
+--summary)
+	shift
+	R=${MOETRACE_RESULTS:?run.sh --summary: set MOETRACE_RESULTS}
+	summary "$@"
+	exit
+	;;
+esac
+
+jobs=$(make_jobs)
+if [ "${1:-}" = -j ]; then
+	jobs=${2:?run.sh: -j needs a number}
+	shift 2
+elif [ "${1#-j}" != "${1:-}" ]; then
+	jobs=${1#-j}
+	shift
 fi
-if [ "$only" = all ] || [ "$only" = fuzz ]; then
-	for t in "$build"/fuzz/fuzz_*; do
-		[ -x "$t" ] || continue
-		n=$(basename "$t")
-		case "$n" in *"$filter"*) ;; *) continue ;; esac
-		run_one "$n corpus" "$t" "$top/tests/fuzz/corpus/${n#fuzz_}"
-	done
-fi
-if [ "$only" = all ] || [ "$only" = cli ]; then
-	for t in "$top"/tests/cli/[0-9]*.sh; do
-		[ -f "$t" ] || continue
-		n=$(basename "$t" .sh)
-		case "$n" in *"$filter"*) ;; *) continue ;; esac
-		run_one "$n" sh "$t"
-	done
-fi
-if [ "$only" = all ] || [ "$only" = py ]; then
-	for t in "$top"/tests/py/test_*.py; do
-		[ -f "$t" ] || continue
-		n=$(basename "$t" .py)
-		case "$n" in *"$filter"*) ;; *) continue ;; esac
-		run_one "$n" python3 "$t"
-	done
-fi
-echo
-[ -n "$failed" ] && echo "failed:$failed"
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+case "$jobs" in '' | *[!0-9]* | 0) echo "run.sh: bad job count '$jobs'" >&2; exit 2 ;; esac
+fresh_results
+list "$@" >"$R/list" || exit 2
+[ -s "$R/list" ] || { echo "run.sh: no ${1:-} test matches '${2:-}'" >&2; exit 2; }
+# the test itself is picked by --one in a fresh shell, N at a time
+export MOETRACE_RESULTS="$R" MOETRACE_BUILD="$build"
+# shellcheck disable=SC2016
+xargs -r -P "$jobs" -L 1 sh -c 'exec sh "$0" --one "$1" "$2"' "$0" <"$R/list"
+summary "$@"

@@ -392,7 +392,7 @@ static int snapshot(struct store *s, struct tui_view *v, int layer)
 	int rc;
 
 	/* a script would rather wait a little for a lock than get no data */
-	sqlite3_busy_timeout(store_db(s), 5000);
+	store_busy_timeout(s, 5000);
 	if ((rc = tui_view_poll(v, 0)) < 0) {
 		util_cli_error(CMD, "%s", tui_view_errmsg(v));
 		return util_exit_status(rc);

@@ -13,6 +13,7 @@
  * The text format is Prometheus' exposition format 0.0.4.
  */
 #include "tui/tui.h"
+#include "collector/moetrace.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ struct tui_metrics {
 	int64_t counted;     /* steps counted */
 	int64_t place_from;  /* step the placement in `cur` took effect; INT64_MIN: static */
 	int64_t place_until; /* cur is known to hold for steps < place_until */
+	int64_t deployed_rows; /* deployed placement rows of the run at the last poll */
 	int32_t *cur;	     /* [L * P] placement in force */
 	double *inv;	     /* [L * P] 1 / replicas of the slot's expert */
 	double *rank_tok;    /* [L * R] */
@@ -58,8 +60,6 @@ static int placement_at(struct tui_metrics *m, int64_t step)
 	int64_t from = INT64_MIN;
 	int rc;
 
-	if (step >= m->place_from && step < m->place_until)
-		return 0;
 	rc = store_deployed_at(m->s, &m->run, step, m->R, m->S, m->cur, &from);
 	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
 		for (int l = 0; l < m->L; l++)
@@ -70,9 +70,15 @@ static int placement_at(struct tui_metrics *m, int64_t step)
 		return rc;
 	}
 	m->place_from = from;
-	/* a later placement may take effect at any later step: this one is
-	 * only known to hold for the step asked about */
-	m->place_until = step + 1;
+	/* it holds until the next recorded change; a change recorded later
+	 * resets this range (tui_metrics_poll) */
+	rc = store_deployed_next(m->s, &m->run, step, &m->place_until);
+	if (rc == UTIL_ENOTFOUND) {
+		m->place_until = INT64_MAX;
+	} else if (rc) {
+		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
+		return rc;
+	}
 	weights(m);
 	return 0;
 }
@@ -97,8 +103,8 @@ int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int
 	m->P = ranks * slots;
 	m->per_expert = per_expert;
 	m->next = INT64_MIN;
-	m->place_from = 1;
-	m->place_until = 0; /* empty: the first step looks the placement up */
+	m->place_from = INT64_MAX;
+	m->place_until = INT64_MIN; /* empty: the first step looks the placement up */
 	m->cur = calloc((size_t)m->L * m->P, sizeof(*m->cur));
 	m->inv = calloc((size_t)m->L * m->P, sizeof(*m->inv));
 	m->rank_tok = calloc((size_t)m->L * m->R, sizeof(*m->rank_tok));
@@ -129,9 +135,10 @@ const char *tui_metrics_errmsg(const struct tui_metrics *m)
 	return m->errmsg;
 }
 
-/* The placement may change between the steps of one poll: when the
- * deployed table holds rows, look it up for each step (cheap next to
- * decoding the step's counts); otherwise the static layout holds for all. */
+/* The placement may change between the steps of one poll: it is looked
+ * up again only at the step its next recorded change takes effect, and
+ * at the next step when placement rows were added since the last poll
+ * (a row may take effect at any step, also one read already). */
 int tui_metrics_poll(struct tui_metrics *m)
 {
 	struct store_iter *it = NULL;
@@ -149,13 +156,14 @@ int tui_metrics_poll(struct tui_metrics *m)
 		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
 		return rc;
 	}
+	if (rs.deployed != m->deployed_rows) {
+		m->deployed_rows = rs.deployed;
+		m->place_until = INT64_MIN;
+	}
 	while ((rc = store_iter_next(it, &st)) == 1) {
-		if (rs.deployed > 0 || m->place_until == 0) {
-			if ((rc = placement_at(m, st.step)))
-				break;
-			if (rs.deployed == 0)
-				m->place_until = INT64_MAX; /* static for every step */
-		}
+		if ((st.step < m->place_from || st.step >= m->place_until) &&
+		    (rc = placement_at(m, st.step)))
+			break;
 		for (int l = 0; l < m->L; l++) {
 			const uint32_t *c = st.counts + (size_t)l * m->E;
 			const int32_t *pl = m->cur + (size_t)l * m->P;
@@ -320,4 +328,103 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	}
 	free(before);
 	free(after);
+}
+
+static void counter64(struct util_buf *b, const char *name, const char *help, int64_t v)
+{
+	head(b, name, "counter", help);
+	util_buf_addf(b, "%s %lld\n", name, (long long)v);
+}
+
+static void gauge64(struct util_buf *b, const char *name, const char *help, int64_t v)
+{
+	head(b, name, "gauge", help);
+	util_buf_addf(b, "%s %lld\n", name, (long long)v);
+}
+
+void tui_metrics_format_recorder(const struct moetrace_recorder_stats *st, struct util_buf *b)
+{
+	counter64(b, "moetrace_recorder_steps_recorded_total",
+		  "Steps the recorder committed to the trace.", st->recorded);
+	counter64(b, "moetrace_recorder_steps_dropped_total",
+		  "Steps the recorder dropped because its ring was full.", st->dropped);
+	counter64(b, "moetrace_recorder_steps_failed_total",
+		  "Steps whose commit failed (rolled back, not in the trace).", st->failed);
+	counter64(b, "moetrace_recorder_batches_total", "Transactions the recorder committed.",
+		  st->batches);
+	counter64(b, "moetrace_recorder_written_bytes_total",
+		  "Bytes of encoded expert counts the recorder committed.", st->bytes);
+	counter64(b, "moetrace_recorder_placements_total",
+		  "Deployed placements the recorder committed.", st->placements);
+	gauge64(b, "moetrace_recorder_queue_steps", "Steps waiting in the recorder's ring now.",
+		st->queued);
+	gauge64(b, "moetrace_recorder_queue_high_water_steps",
+		"Most steps the recorder's ring ever held.", st->high_water);
+	gauge64(b, "moetrace_recorder_ring_steps", "Capacity of the recorder's ring in steps.",
+		st->ring_steps);
+	gauge64(b, "moetrace_recorder_memory_bound_bytes",
+		"Bytes the recorder allocated when opened, never exceeded.", st->mem_bound);
+	gauge64(b, "moetrace_recorder_last_step",
+		"Last step handed to the recorder (-1 before the first).", st->last_step);
+}
+
+/* Per link tier: the bytes and seconds of the replay's copies. */
+static void tiers(struct util_buf *b, const char *name, const char *algo, double intra,
+		  double inter)
+{
+	util_buf_addf(b, "%s{algo=\"%s\",tier=\"intra_node\"}", name, algo);
+	value(b, intra);
+	util_buf_addf(b, "%s{algo=\"%s\",tier=\"inter_node\"}", name, algo);
+	value(b, inter);
+}
+
+void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct util_buf *b)
+{
+	const char *a = f->algo;
+
+	head(b, "moetrace_rebalance_info", "gauge",
+	     "The replay following the run: its algorithm, steps between decisions, window and "
+	     "delay (value 1).");
+	util_buf_addf(b,
+		      "moetrace_rebalance_info{algo=\"%s\",interval=\"%lld\",window=\"%lld\","
+		      "delay=\"%lld\"} 1\n",
+		      a, (long long)f->interval, (long long)f->window, (long long)f->delay);
+	head(b, "moetrace_rebalance_up", "gauge",
+	     "1 when the last replay of the trace succeeded (or none was due), else 0.");
+	util_buf_addf(b, "moetrace_rebalance_up %d\n", f->error[0] ? 0 : 1);
+	head(b, "moetrace_rebalance_replay_steps", "gauge",
+	     "Steps the last replay scored (the trace when it ran).");
+	util_buf_addf(b, "moetrace_rebalance_replay_steps %lld\n", (long long)f->steps);
+	head(b, "moetrace_rebalance_replay_seconds", "gauge",
+	     "Wall seconds the last replay took (it runs again at each decision, on the trace "
+	     "so far).");
+	util_buf_addstr(b, "moetrace_rebalance_replay_seconds");
+	value(b, f->replay_seconds);
+	head(b, "moetrace_rebalance_events_total", "counter",
+	     "Rebalances of the replay that took effect inside the trace.");
+	util_buf_addf(b, "moetrace_rebalance_events_total{algo=\"%s\"} %lld\n", a,
+		      (long long)f->events);
+	head(b, "moetrace_rebalance_moves_total", "counter",
+	     "Expert copies the replay's rebalances made.");
+	util_buf_addf(b, "moetrace_rebalance_moves_total{algo=\"%s\"} %lld\n", a,
+		      (long long)f->moves);
+	if (f->priced) {
+		head(b, "moetrace_rebalance_bytes_total", "counter",
+		     "Bytes of expert weights the replay's rebalances copied, per link tier "
+		     "(inside a node, across nodes).");
+		tiers(b, "moetrace_rebalance_bytes_total", a, (double)f->bytes_intra,
+		      (double)f->bytes_inter);
+		head(b, "moetrace_rebalance_transfer_seconds_total", "counter",
+		     "Seconds the replay's copies take on each link tier (the tiers run at once).");
+		tiers(b, "moetrace_rebalance_transfer_seconds_total", a, f->seconds_intra,
+		      f->seconds_inter);
+	}
+	head(b, "moetrace_rebalance_imbalance_mean", "gauge",
+	     "Mean per-step imbalance of the steps the replay scored, under its placements.");
+	util_buf_addf(b, "moetrace_rebalance_imbalance_mean{algo=\"%s\"}", a);
+	value(b, f->replays ? f->imbalance_mean : NAN);
+	head(b, "moetrace_rebalance_baseline_imbalance_mean", "gauge",
+	     "The same under the placement the replay started from, never changed.");
+	util_buf_addstr(b, "moetrace_rebalance_baseline_imbalance_mean");
+	value(b, f->replays ? f->baseline_imbalance_mean : NAN);
 }

@@ -260,4 +260,77 @@ int tui_metrics_poll(struct tui_metrics *m);
 /* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
 void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
 
+/* ---- a replay following the run (tui/rebalance.c) ----------------------
+ * The replay of analyze/replay.c run again, on its own read-only
+ * connection, each time the trace has grown past another decision point;
+ * its figures only grow and equal `moetrace replay`'s on the same steps. */
+struct tui_rebalance_cfg {
+	const struct analyze_algo *algo;
+	int ranks, slots;                /* resolved EP layout */
+	int64_t interval;                /* steps between decisions (>= 1) */
+	int64_t window, delay;           /* <= 0 / < 0: `moetrace replay`'s defaults */
+	unsigned phase_mask;
+};
+struct tui_rebalance_figures {
+	char algo[32];
+	int64_t interval, window, delay; /* as resolved */
+	int64_t replays;                 /* replays run so far */
+	int64_t steps;                   /* steps the last replay scored */
+	int64_t events, moves;           /* rebalances that took effect, expert copies */
+	int priced;                      /* the bytes below are known (a model preset) */
+	int64_t bytes_intra, bytes_inter; /* copied inside nodes, across nodes */
+	double seconds_intra, seconds_inter; /* transfer time on each tier */
+	double imbalance_mean, baseline_imbalance_mean;
+	double replay_seconds;           /* wall time of the last replay */
+	char error[512];                 /* why the last attempt failed, "" if it did not */
+};
+struct tui_rebalance;
+int tui_rebalance_new(const char *path, const char *runname, const struct tui_rebalance_cfg *cfg,
+		      struct tui_rebalance **out, struct util_err *err);
+/* Replays again now if a decision is due (the caller's thread). */
+int tui_rebalance_update(struct tui_rebalance *rb, struct util_err *err);
+/* From now on a thread of its own replays when due, checking every second. */
+int tui_rebalance_start(struct tui_rebalance *rb, struct util_err *err);
+void tui_rebalance_figures(struct tui_rebalance *rb, struct tui_rebalance_figures *out);
+void tui_rebalance_free(struct tui_rebalance *rb); /* stops the thread; accepts NULL */
+/* Appends the rebalance counters of f to the exposition. */
+void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct util_buf *out);
+/* Appends the recorder's own counters (moetrace.h's statistics). */
+struct moetrace_recorder_stats;
+void tui_metrics_format_recorder(const struct moetrace_recorder_stats *st, struct util_buf *out);
+
+/* ---- the /metrics endpoint (tui/server.c) ------------------------------
+ * What `moetrace serve`, `record --metrics` and the recorder library's
+ * moetrace_recorder_serve_metrics() serve: a read-only connection of its
+ * own on the trace, the view and counters above, optionally a following
+ * replay and a recorder's counters, over HTTP (libmicrohttpd, loaded when
+ * an endpoint starts listening).  The recorder, when given, must outlive
+ * the server. */
+struct moetrace_recorder;
+struct tui_server_cfg {
+	const char *db, *run;            /* trace and run (NULL run: the newest) */
+	const struct analyze_algo *algo; /* NULL: the flagship */
+	int ranks, slots, redundant;     /* 0: the run's layout */
+	int window;                      /* 0: TUI_WINDOW_DEFAULT */
+	unsigned phase_mask;
+	int per_expert;
+	int64_t rebalance_every;         /* 0: no following replay */
+	int64_t rebalance_window, rebalance_delay; /* 0 / -1: the replay's defaults */
+	struct moetrace_recorder *rec;   /* NULL: no recorder counters */
+};
+#define TUI_SERVER_CFG_INIT { .rebalance_delay = -1 }
+struct tui_server;
+int tui_server_new(const struct tui_server_cfg *cfg, struct tui_server **out,
+		   struct util_err *err);
+/* One exposition into b (replaying first if a decision is due): 0, or a
+ * negative code with the message in b. */
+int tui_server_collect(struct tui_server *sv, struct util_buf *b);
+/* Listens on HOST:PORT, [V6HOST]:PORT or :PORT (port 0: a free one, put
+ * in *port) and answers GET /metrics on a thread of its own. */
+int tui_server_listen(struct tui_server *sv, const char *listen, int *port,
+		      struct util_err *err);
+void tui_server_free(struct tui_server *sv); /* stops listening; accepts NULL */
+/* Checks a HOST:PORT before anything is opened: 0 or UTIL_EUSAGE. */
+int tui_listen_check(const char *listen, struct util_err *err);
+
 #endif

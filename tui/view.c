@@ -7,7 +7,9 @@
  * budget and without ever waiting on a lock.  The window's steps, and the
  * W steps before it, are kept decoded in a ring, so a step leaving either
  * is subtracted without reading it again.  tui_view_work() then refits
- * the chosen algorithm on the heat of the W steps before the window, layer
+ * the chosen algorithm on the W steps before the window as `place --steps`
+ * fits them (the flagship on its forecast from their blocks and history,
+ * analyze_forecast_read; the others on their summed heat), layer
  * by layer under a time budget, when the settings change or the window
  * end has moved far enough: "after" is that placement scored on the
  * window, steps it was not fitted on, as a replay scores a rebalance.
@@ -61,7 +63,6 @@ struct tui_view {
 	int rebuild, loading;
 
 	/* what the database holds */
-	sqlite3_stmt *q_new, *q_dep;
 	int64_t counted_upto, db_steps, db_first, db_last;
 	double db_last_time;
 	double last_arrival;
@@ -79,6 +80,10 @@ struct tui_view {
 	double fit_time;
 	int64_t refit_steps; /* 0: W / 4 */
 	double refit_interval;
+	/* the flagship's input for the steps it is fitted on, read when they
+	 * change (fc_from..fc_to; fc_from > fc_to: none) */
+	struct analyze_forecast fc;
+	int64_t fc_from, fc_to;
 
 	struct tui_layer_row *rows;
 	int rows_dirty;
@@ -159,7 +164,9 @@ static int window_cap(const struct tui_view *v, int w)
 	return (size_t)w > most ? (int)most : w;
 }
 
-static void ring_alloc(struct tui_view *v)
+/* Fails (UTIL_ENOMEM) rather than abort: the view also runs inside an
+ * engine that serves metrics from libmoetrace. */
+static int ring_alloc(struct tui_view *v)
 {
 	free(v->rstep);
 	free(v->rtime);
@@ -167,12 +174,13 @@ static void ring_alloc(struct tui_view *v)
 	free(v->rcounts);
 	free(v->rimb);
 	v->cap = 2 * v->W;
-	v->rstep = xmallocarray((size_t)v->cap, sizeof(int64_t));
-	v->rtime = xmallocarray((size_t)v->cap, sizeof(double));
-	v->rphase = xmallocarray((size_t)v->cap, 1);
-	v->rcounts = xmallocarray((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
-	v->rimb = xmallocarray((size_t)v->cap * v->L, sizeof(float));
+	v->rstep = calloc((size_t)v->cap, sizeof(int64_t));
+	v->rtime = calloc((size_t)v->cap, sizeof(double));
+	v->rphase = calloc((size_t)v->cap, 1);
+	v->rcounts = calloc((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
+	v->rimb = calloc((size_t)v->cap * v->L, sizeof(float));
 	v->head = v->n = v->nprev = 0;
+	return v->rstep && v->rtime && v->rphase && v->rcounts && v->rimb ? 0 : UTIL_ENOMEM;
 }
 
 int tui_view_new(struct store *s, const struct store_run *run, const struct tui_view_cfg *cfg,
@@ -180,12 +188,14 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 {
 	struct tui_view *v;
 	size_t LE = (size_t)run->layers * run->experts;
+	int rc;
 
 	*out = NULL;
 	if (cfg->ranks <= 0 || cfg->slots <= 0 || (int64_t)cfg->ranks * cfg->slots < run->experts)
 		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
 				    cfg->ranks, cfg->slots, run->experts);
-	v = xcalloc(1, sizeof(*v));
+	if (!(v = calloc(1, sizeof(*v))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	v->s = s;
 	v->run = *run;
 	v->L = run->layers;
@@ -200,23 +210,29 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	if (!v->algo)
 		v->algo = analyze_algo_at(0);
 	v->W = window_cap(v, cfg->window > 0 ? cfg->window : TUI_WINDOW_DEFAULT);
-	ring_alloc(v);
-	v->sum = xcalloc(LE, sizeof(uint64_t));
-	v->psum = xcalloc(LE, sizeof(uint64_t));
-	v->cur = xmallocarray((size_t)v->L * v->P, sizeof(int32_t));
-	v->cnt = xmallocarray(LE, sizeof(int));
-	v->after = xcalloc((size_t)v->L * v->P, sizeof(int32_t));
-	v->acnt = xcalloc(LE, sizeof(int));
-	v->lgen = xcalloc((size_t)v->L, sizeof(unsigned));
-	v->has_after = xcalloc((size_t)v->L, sizeof(int));
-	v->moves = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->afrom = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->ato = xcalloc((size_t)v->L, sizeof(int64_t));
-	v->rows = xcalloc((size_t)v->L, sizeof(*v->rows));
-	v->heat = xmallocarray((size_t)v->E, sizeof(double));
-	v->load = xmallocarray((size_t)v->R, sizeof(double));
-	v->send = xmallocarray((size_t)v->R, sizeof(int64_t));
-	v->recv = xmallocarray((size_t)v->R, sizeof(int64_t));
+	rc = ring_alloc(v);
+	v->sum = calloc(LE, sizeof(uint64_t));
+	v->psum = calloc(LE, sizeof(uint64_t));
+	v->cur = calloc((size_t)v->L * v->P, sizeof(int32_t));
+	v->cnt = calloc(LE, sizeof(int));
+	v->after = calloc((size_t)v->L * v->P, sizeof(int32_t));
+	v->acnt = calloc(LE, sizeof(int));
+	v->lgen = calloc((size_t)v->L, sizeof(unsigned));
+	v->has_after = calloc((size_t)v->L, sizeof(int));
+	v->moves = calloc((size_t)v->L, sizeof(int64_t));
+	v->afrom = calloc((size_t)v->L, sizeof(int64_t));
+	v->ato = calloc((size_t)v->L, sizeof(int64_t));
+	v->rows = calloc((size_t)v->L, sizeof(*v->rows));
+	v->heat = calloc((size_t)v->E, sizeof(double));
+	v->load = calloc((size_t)v->R, sizeof(double));
+	v->send = calloc((size_t)v->R, sizeof(int64_t));
+	v->recv = calloc((size_t)v->R, sizeof(int64_t));
+	if (rc || !v->sum || !v->psum || !v->cur || !v->cnt || !v->after || !v->acnt || !v->lgen ||
+	    !v->has_after || !v->moves || !v->afrom || !v->ato || !v->rows || !v->heat ||
+	    !v->load || !v->send || !v->recv) {
+		tui_view_free(v);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
 	for (int l = 0; l < v->L; l++) {
 		analyze_static_phy2log(v->E, v->R, v->S, v->cur + (size_t)l * v->P);
 		analyze_replicas(v->cur + (size_t)l * v->P, v->P, v->E, v->cnt + (size_t)l * v->E);
@@ -231,30 +247,15 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->gen = 1;
 	v->need_bump = 1;
 	v->refit_interval = 5.0;
+	v->fc_from = 1;
+	v->fc_to = 0;
 	v->deployed_checked = -1e9;
 	v->dep_seen = NO_STEP;
 	v->last_arrival = util_now();
 	v->rows_dirty = 1;
 	/* A locked database must not stall the screen: fail at once, retry
 	 * at the next poll. */
-	sqlite3_busy_timeout(store_db(s), 0);
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT count(*), max(step), min(step), max(time) FROM steps "
-			       "WHERE run = ?1 AND step > ?2",
-			       -1, &v->q_new, NULL) != SQLITE_OK) {
-		util_err_set(err, UTIL_EDB, "cannot read steps of '%s': %s", store_path(s),
-			     sqlite3_errmsg(store_db(s)));
-		tui_view_free(v);
-		return UTIL_EDB;
-	}
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT max(step) FROM deployed WHERE run = ?1 AND step <= ?2", -1,
-			       &v->q_dep, NULL) != SQLITE_OK) {
-		util_err_set(err, UTIL_EDB, "cannot read the deployed placement of '%s': %s",
-			     store_path(s), sqlite3_errmsg(store_db(s)));
-		tui_view_free(v);
-		return UTIL_EDB;
-	}
+	store_busy_timeout(s, 0);
 	*out = v;
 	return 0;
 }
@@ -263,8 +264,6 @@ void tui_view_free(struct tui_view *v)
 {
 	if (!v)
 		return;
-	sqlite3_finalize(v->q_new);
-	sqlite3_finalize(v->q_dep);
 	free(v->rstep);
 	free(v->rtime);
 	free(v->rphase);
@@ -286,6 +285,7 @@ void tui_view_free(struct tui_view *v)
 	free(v->load);
 	free(v->send);
 	free(v->recv);
+	analyze_forecast_release(&v->fc);
 	free(v);
 }
 
@@ -293,42 +293,31 @@ void tui_view_free(struct tui_view *v)
 
 static int is_busy(struct tui_view *v)
 {
-	int c = sqlite3_errcode(store_db(v->s)) & 0xff;
-	return c == SQLITE_BUSY || c == SQLITE_LOCKED;
+	return store_locked(v->s);
 }
 
 /* Counts the steps recorded since the last look; 0, 1 (busy) or < 0. */
 static int query_new(struct tui_view *v)
 {
-	sqlite3_stmt *q = v->q_new;
-	int rc;
+	struct store_steps_news nw;
 
-	sqlite3_bind_int64(q, 1, v->run.id);
-	sqlite3_bind_int64(q, 2, v->counted_upto);
-	rc = sqlite3_step(q);
-	if (rc != SQLITE_ROW) {
+	if (store_steps_after(v->s, &v->run, v->counted_upto, &nw)) {
 		int busy = is_busy(v);
 		if (!busy)
-			set_errmsg(v, "cannot read steps of '%s': %s", store_path(v->s),
-				   sqlite3_errmsg(store_db(v->s)));
-		sqlite3_reset(q);
+			set_errmsg(v, "%s", store_errmsg(v->s));
 		return busy ? 1 : UTIL_EDB;
 	}
-	int64_t c = sqlite3_column_int64(q, 0);
-	if (c > 0) {
-		int64_t mx = sqlite3_column_int64(q, 1), mn = sqlite3_column_int64(q, 2);
-		double t = sqlite3_column_double(q, 3);
+	if (nw.steps > 0) {
 		v->grew = v->counted_upto != NO_STEP;
 		if (v->db_first == NO_STEP)
-			v->db_first = mn;
-		v->db_last = mx;
-		v->counted_upto = mx;
-		v->db_steps += c;
-		if (t > v->db_last_time)
-			v->db_last_time = t;
+			v->db_first = nw.first_step;
+		v->db_last = nw.last_step;
+		v->counted_upto = nw.last_step;
+		v->db_steps += nw.steps;
+		if (nw.last_time > v->db_last_time)
+			v->db_last_time = nw.last_time;
 		v->last_arrival = util_now();
 	}
-	sqlite3_reset(q);
 	return 0;
 }
 
@@ -346,27 +335,25 @@ static void refresh_replicas(struct tui_view *v)
 static int check_deployed(struct tui_view *v, int64_t at)
 {
 	size_t bytes = (size_t)v->L * v->P * sizeof(int32_t);
-	int32_t *p = xmalloc(bytes);
-	int64_t eff = 0;
+	int32_t *p = malloc(bytes);
+	int64_t eff = 0, last = 0;
 	int rc, changed = 0;
 
+	if (!p) {
+		set_errmsg(v, "out of memory");
+		return UTIL_ENOMEM;
+	}
 	v->deployed_checked = util_now();
 	/* the cheap question first (an index lookup): did the step the
 	 * placement in force took effect change? */
-	sqlite3_bind_int64(v->q_dep, 1, v->run.id);
-	sqlite3_bind_int64(v->q_dep, 2, at);
-	rc = sqlite3_step(v->q_dep);
-	if (rc == SQLITE_ROW) {
-		int none = sqlite3_column_type(v->q_dep, 0) == SQLITE_NULL;
-		int64_t last = sqlite3_column_int64(v->q_dep, 0);
-		sqlite3_reset(v->q_dep);
+	rc = store_deployed_last(v->s, &v->run, at, &last);
+	if (rc == 0 || rc == UTIL_ENOTFOUND) {
+		int none = rc == UTIL_ENOTFOUND;
 		if (none ? !v->deployed : last == v->dep_seen) {
 			free(p);
 			return 0;
 		}
 		v->dep_seen = none ? NO_STEP : last;
-	} else {
-		sqlite3_reset(v->q_dep);
 	}
 	rc = store_deployed_at(v->s, &v->run, at, v->R, v->S, p, &eff);
 	if (rc == 0) {
@@ -401,6 +388,8 @@ static int check_deployed(struct tui_view *v, int64_t at)
 static void ring_reset(struct tui_view *v)
 {
 	v->head = v->n = v->nprev = 0;
+	v->fc_from = 1; /* the flagship's input is read again */
+	v->fc_to = 0;
 	memset(v->sum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 	memset(v->psum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 }
@@ -611,15 +600,37 @@ static void fit_layer(struct tui_view *v, int l)
 	}
 	for (int e = 0; e < v->E; e++)
 		v->heat[e] = (double)ps[e];
-	/* the inputs `moetrace place --current --episodes 0` gives an
-	 * algorithm (the summed heat of the steps before the window), so both
-	 * show the same placement for the same steps */
+	/* the inputs `moetrace place --steps A:B --current` gives an algorithm
+	 * for the steps before the window: the flagship its forecast from the
+	 * blocks and history of those steps, the others their summed heat
+	 * (as with --episodes 0), so both show the same placement */
 	struct analyze_place_in in = {
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,
 	};
 	v->afrom[l] = v->rstep[v->head];
 	v->ato[l] = v->rstep[(v->head + v->nprev - 1) % v->cap];
+	if (!strcmp(v->algo->name, ANALYZE_FLAGSHIP)) {
+		if (v->fc_from != v->afrom[l] || v->fc_to != v->ato[l]) {
+			analyze_forecast_release(&v->fc);
+			v->fc_from = 1;
+			v->fc_to = 0;
+			if (analyze_forecast_read(v->s, &v->run, v->afrom[l], v->ato[l],
+						  v->phase_mask, v->P, &v->fc, &err)) {
+				/* a writer holding the lock: try again on the next call */
+				if (is_busy(v))
+					v->lgen[l] = v->gen - 1;
+				else
+					set_errmsg(v, "%s", err.msg);
+				v->has_after[l] = 0;
+				v->moves[l] = -1;
+				return;
+			}
+			v->fc_from = v->afrom[l];
+			v->fc_to = v->ato[l];
+		}
+		analyze_forecast_layer(&v->fc, l, &in);
+	}
 	if (analyze_place(v->algo, &in, a, &err) ||
 	    analyze_placement_check(a, v->E, v->R, v->S, 0, &err)) {
 		set_errmsg(v, "%s on layer %d: %s", v->algo->name, l, err.msg);
@@ -686,7 +697,8 @@ void tui_view_set_window(struct tui_view *v, int window)
 	if (w == v->W)
 		return;
 	v->W = w;
-	ring_alloc(v);
+	if (ring_alloc(v))
+		util_die("out of memory"); /* top only: its window keys */
 	ring_reset(v);
 	v->rebuild = 1;
 	v->need_bump = 1;

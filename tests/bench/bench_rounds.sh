@@ -34,7 +34,8 @@ llama4_maverick_mmlu expert_load.csv llama4-maverick 16 10 llama4_maverick_mmlu_
 mixtral_8x7b_humaneval_gsm8k expert_load.csv mixtral-8x7b 4 3 mixtral_8x7b_humaneval_gsm8k
 LIST
 # generated: moetrace gen presets (their typical layouts), 400 steps
-for g in "deepseek-v3 1" "qwen3-235b-a22b 2" "llama4-maverick 3" "mixtral-8x7b 4"; do
+for g in "deepseek-v3 1" "qwen3-235b-a22b 2" "llama4-maverick 3" "mixtral-8x7b 4" \
+	"deepseek-v3 5" "qwen3-235b-a22b 6" "llama4-maverick 7" "mixtral-8x7b 8"; do
 	set -- $g
 	n=$((n + 1))
 	"$MOETRACE" gen --model "$1" --steps 400 --seed "$2" -q "$d/$n.db"
@@ -66,10 +67,37 @@ while read -r i label; do
 	done
 done <"$d/list"
 echo
-echo "For comparison, figures measured earlier under the same protocol with the public Python codes"
-echo "(not rerun here; their static column reads 1.344 / 3.876 / 3.338 / 1.396 for the four real"
-echo "traces, so the two Llama-4 traces were cut or imported slightly differently from ours): best"
-echo "public code 1.044 / 2.309 / 1.204 / 1.205; fitted on the scored window itself 1.0002 / 1.0007 /"
-echo "1.0007 / 1.0073; the scored window's own sampling noise 1.036 / 1.12 / 1.042 / 1.088. keel's goals"
-echo "were 1.038 / 2.25 / 1.14 / 1.18 with no more copies than eplb: met on DeepSeek-V2-Lite and"
-echo "Llama-4 by request, missed on Mixtral by 0.0007 (1.1807) and on Llama-4 by step (1.1515)."
+# DeepSeek's public eplb.py under the same protocol (EPLB_PY: the path of
+# eplb.py from github.com/deepseek-ai/EPLB, EPLB_COMMIT its commit;
+# PYTHON: an interpreter with numpy and torch)
+py=${PYTHON:-python3}
+if [ -n "${EPLB_PY:-}" ] && [ -f "$EPLB_PY" ] && "$py" -c "import numpy, torch" 2>/dev/null; then
+	echo "**DeepSeek's eplb.py** (\`$(basename "$EPLB_PY")\` from github.com/deepseek-ai/EPLB,"
+	echo "${EPLB_COMMIT:+commit $EPLB_COMMIT, }"
+	echo "\`rebalance_experts(heat, ranks x slots, 1, 1, ranks)\`) under the same protocol, run by"
+	echo "\`tests/bench/rounds_public.py\` in Python on the CSV files, beside moetrace's figures:"
+	echo
+	echo "| trace (ranks x slots) | windows | static: Python / moetrace | eplb: eplb.py / moetrace's port |"
+	echo "|---|---:|---:|---:|"
+	while read -r dir file model ranks slots label; do
+		csv="$real/$dir/$file"
+		[ -f "$csv" ] || continue
+		"$MOETRACE" import "$csv" --into "$d/pub.db" --run p --ranks "$ranks" --slots "$slots" \
+			>/dev/null
+		for N in 3 4 5 6; do
+			pub=$("$py" "$MOETRACE_TOP/tests/bench/rounds_public.py" "$EPLB_PY" "$csv" "$ranks" "$slots" $N)
+			"$MOETRACE" compare "$d/pub.db" --rounds $N --algos static,eplb --format csv >"$d/out.csv"
+			echo "$pub" | awk -F, -v label="$label ($ranks x $slots)" -v N=$N -v f="$d/out.csv" '
+				BEGIN { while ((getline l < f) > 0) { split(l, a, ","); if (a[1] == "mean") nx[a[2]] = a[5] } }
+				{ split($0, p, " "); printf "| %s | %d | %.4f / %.4f | %.4f / %.4f |\n", label, N,
+					p[1], nx["static"], p[2], nx["eplb"] }'
+		done
+		rm -f "$d/pub.db"
+	done <<'LIST'
+deepseek_v2_lite_puffin expert_load.csv deepseek-v2-lite 8 10 deepseek_v2_lite_puffin
+llama4_maverick_mmlu expert_load_by_request.csv llama4-maverick 16 10 llama4_maverick_mmlu_by_request
+llama4_maverick_mmlu expert_load.csv llama4-maverick 16 10 llama4_maverick_mmlu_by_step
+mixtral_8x7b_humaneval_gsm8k expert_load.csv mixtral-8x7b 4 3 mixtral_8x7b_humaneval_gsm8k
+LIST
+	echo
+fi

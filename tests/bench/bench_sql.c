@@ -22,6 +22,7 @@
  */
 #include "store/sqlfn.h"
 #include "store/store.h"
+#include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"
 
 #include <math.h>
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
 			goto store_fail;
 	}
 	double t_write = util_now() - t0;
-	exec(store_db(s), "PRAGMA wal_checkpoint(TRUNCATE)");
+	exec(store_int_db(s), "PRAGMA wal_checkpoint(TRUNCATE)");
 	int64_t blob_bytes = file_bytes(blob_path);
 
 	/* ---- C: store_window_sum ---- */
@@ -253,7 +254,7 @@ int main(int argc, char **argv)
 	double t_c_sub = median(tv, reps);
 
 	/* ---- views ---- */
-	sqlite3 *db = store_db(s);
+	sqlite3 *db = store_int_db(s);
 	char *msg = NULL;
 	if (store_sql_register(db, &msg) != SQLITE_OK) {
 		fprintf(stderr, "bench_sql: %s\n", msg);

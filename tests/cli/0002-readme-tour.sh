@@ -32,9 +32,10 @@ tm new-session -d -s tour -x 120 -y 40 \
 i=0
 until [ -e "$T/w/rc" ]; do
 	if [ ! -e "$T/screen" ] && grep -q '^+ ./moetrace top live.db' "$T/w/tour.err" 2>/dev/null; then
-		# give it time to draw, then check that it did and quit it
-		sleep 3
-		tm capture-pane -p -t tour >"$T/screen" 2>/dev/null
+		# once it has drawn (at most 120 s on a loaded machine), quit it
+		drawn() { tm capture-pane -p -t tour >"$T/pane" 2>/dev/null && grep -q 'layers' "$T/pane"; }
+		wait_until 120 drawn
+		cp "$T/pane" "$T/screen"
 		tm send-keys -t tour q
 		sleep 1
 	elif [ -e "$T/screen" ] && [ $((i % 10)) = 0 ]; then

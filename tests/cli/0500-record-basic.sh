@@ -61,9 +61,15 @@ expect_status 2 mt record --model mixtral-8x7b --steps 5 "$T/text.db"
 expect_grep "$T/err" "text.db"
 
 # --steps 0 records until SIGINT, then flushes and reports
-"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 50 --run forever "$db" >"$T/bg.out" 2>&1 &
+"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 50 --block --run forever "$db" >"$T/bg.out" 2>&1 &
 pid=$!
-sleep 1.5
+# SIGINT once a few batches are in the file (not after a fixed time: a busy
+# machine may take that long to start the recorder)
+forever_steps() {
+	n=$(sqlite3 "$db" "SELECT count(*) FROM steps s JOIN runs r ON r.run = s.run
+		WHERE r.name = 'forever'" 2>/dev/null) && [ "${n:-0}" -gt 5 ]
+}
+wait_until 120 forever_steps || { kill $pid; cat "$T/bg.out"; fail "record --steps 0 wrote no steps"; }
 kill -INT $pid
 wait $pid || { cat "$T/bg.out"; fail "record --steps 0 did not exit 0 on SIGINT"; }
 expect_grep "$T/bg.out" "interrupted"

@@ -9,23 +9,33 @@ command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 rounds=${MOETRACE_KILL_ROUNDS:-30}
 db="$T/k.db"
 seed=$$
+has_steps() { # RUN: the run has steps in the file
+	n=$(sqlite3 "$db" "SELECT count(*) FROM steps s JOIN runs r USING (run)
+		WHERE r.name = '$1'" 2>/dev/null) && [ "${n:-0}" -gt 0 ]
+}
 i=0
 while [ $i -lt "$rounds" ]; do
 	i=$((i + 1))
 	# a delay in [0, 0.6) s: sometimes during creation, mostly mid-batch
 	delay=$(awk -v s="$seed" -v i="$i" 'BEGIN { srand(s + i); printf "%.3f", rand() * 0.6 }')
-	# the first kill comes late enough to land mid-recording even on a busy machine
-	[ $i -eq 1 ] && delay=1.5
 	"$MOETRACE" record --model deepseek-v2-lite --steps 1000000 --block --batch 8 \
 		--run "k$i" "$db" >/dev/null 2>"$T/rec.err" &
 	pid=$!
-	sleep "$delay"
+	if [ $i -eq 1 ]; then
+		# the first kill lands mid-recording, however busy the machine:
+		# once the run has steps in the file
+		wait_until 120 has_steps "k1" || fail "round 1: no step recorded in 120 s"
+		delay="the first steps"
+	else
+		sleep "$delay"
+		delay="${delay}s"
+	fi
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
 	[ -e "$db" ] || continue # killed before the file was created: nothing to check
 	ic=$(sqlite3 "$db" "PRAGMA integrity_check" 2>&1)
 	steps_seen=$(sqlite3 "$db" "SELECT count(*) FROM steps")
-	[ "$ic" = ok ] || fail "round $i (kill after ${delay}s): integrity_check says: $ic"
+	[ "$ic" = ok ] || fail "round $i (kill after ${delay}): integrity_check says: $ic"
 	"$MOETRACE" info "$db" >"$T/info" 2>&1 || { cat "$T/info"; fail "round $i: info fails"; }
 	# whole steps: every step has all 26 layers; no holes: steps are 0..n-1
 	chk=$(sqlite3 "$db" "SELECT r.name, (SELECT count(*) FROM steps s WHERE s.run = r.run),

@@ -6,7 +6,7 @@
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 db="$T/h.db"
 steps() { sqlite3 "$db" "SELECT count(*) FROM steps" 2>/dev/null || echo 0; }
-"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 200 --batch 4 --run hup "$db" \
+"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 200 --batch 4 --block --run hup "$db" \
 	>"$T/bg.out" 2>&1 &
 pid=$!
 # wait (without a clock) until some batches are in the file

@@ -41,9 +41,9 @@ assert [round(x, 3) for x in s["history"]] == [1.5, 1.0], s["history"]
 PY
 
 # A generated DeepSeek-V3-shaped trace: the "after" bars are the device
-# loads on the window of the placement `place --json --current static
-# --episodes 0` (the summed heat, which top fits) fits on the 8 steps before
-# it, the "after" column is place's next_imbalance for them, and the
+# loads on the window of the placement `place --json --current static`
+# fits on the 8 steps before it (the flagship's forecast from those steps
+# and the history before them, as top fits it), the "after" column is place's next_imbalance for them, and the
 # "before" bars are the static layout's.
 expect_status 0 mt gen --model deepseek-v3 --steps 40 --seed 3 -q "$T/g.db"
 expect_status 0 mt top --snapshot --layer 5 --window 8 "$T/g.db"
@@ -52,7 +52,7 @@ range=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["window"]; p
 [ "$range" = "32:39" ] || fail "window of 8 steps ending at 39 is $range"
 fit=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["selected"]["after_window"]; print("%d:%d" % (w["from"], w["to"]))' "$T/g.json")
 [ "$fit" = "24:31" ] || fail "after fitted on $fit, not the 8 steps before the window"
-expect_status 0 mt place "$T/g.db" --steps "$fit" --layer 5 --current static --episodes 0 --json
+expect_status 0 mt place "$T/g.db" --steps "$fit" --layer 5 --current static --json
 cp "$T/out" "$T/place.json"
 python3 - "$T/g.json" "$T/place.json" <<'PY' || fail "snapshot and place disagree"
 import json, sys
@@ -84,7 +84,7 @@ PY
 # fitted on the 16 steps before it and scored on it
 expect_status 0 mt top --snapshot --phase decode --window 16 --layer 2 "$T/g.db"
 cp "$T/out" "$T/d.json"
-expect_status 0 mt place "$T/g.db" --phase decode --steps 8:23 --layer 2 --current static --episodes 0 --json
+expect_status 0 mt place "$T/g.db" --phase decode --steps 8:23 --layer 2 --current static --json
 python3 - "$T/d.json" "$T/out" <<'PY' || fail "--phase decode disagrees with place"
 import json, sys
 snap, place = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))

@@ -13,10 +13,11 @@ command -v python3 >/dev/null || skip "python3 not installed"
 tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
 trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
 cap() { tm capture-pane -p -t "$1" >"$T/screen"; }
-# wait_for SESSION REGEX [TENTHS]: until the screen shows REGEX
+# wait_for SESSION REGEX: until the screen shows REGEX (at most ~60 s: a
+# bound for a loaded machine, not a speed asked of top)
 wait_for() {
 	i=0
-	while [ $i -lt "${3:-100}" ]; do
+	while [ $i -lt 600 ]; do
 		cap "$1"
 		grep -Eq -- "$2" "$T/screen" && return 0
 		sleep 0.1
@@ -30,7 +31,7 @@ screen_ok() {
 	i=0
 	until cap "$1" && python3 "$T/screen.py" "$T/screen" "$2" "$3" "$4" 2>"$T/screen.err"; do
 		sleep 0.1; i=$((i + 1))
-		[ $i -lt 50 ] || { cat "$T/screen" "$T/screen.err" >&2; fail "screen at $3x$2"; }
+		[ $i -lt 300 ] || { cat "$T/screen" "$T/screen.err" >&2; fail "screen at $3x$2"; }
 	done
 }
 # press SESSION ROW COL: a mouse press and release (SGR, 1-based), as a
@@ -108,23 +109,27 @@ terminal_restored() { # SESSION: top exited and left a sane terminal
 
 # ---- a live trace ------------------------------------------------------------
 # under valgrind (make check-valgrind) top draws its first frame seconds
-# later: record slower so that it still finds the recording live
-rate=20 nap=1.5
-[ "${MOETRACE_VALGRIND:-0}" = 1 ] && rate=4 nap=5
+# later: record slower so that it still finds the recording live (12 s, so
+# that a loaded machine's slow start of top does not miss it either)
+rate=10
+[ "${MOETRACE_VALGRIND:-0}" = 1 ] && rate=4
 mt record --model deepseek-v3 --steps 120 --rate $rate --run live "$T/live.db" >"$T/rec.out" 2>&1 &
 rec=$!
 i=0
 until mt top --snapshot "$T/live.db" >/dev/null 2>&1; do
-	sleep 0.1; i=$((i + 1)); [ $i -lt 100 ] || fail "the recorder wrote no run"
+	sleep 0.1; i=$((i + 1)); [ $i -lt 600 ] || fail "the recorder wrote no run"
 done
 start live 40 120 LANG=C.UTF-8 TERM=xterm-256color -- --delay-ms 100 --window 64 "$T/live.db"
 wait_for live '^step [0-9]+ \[live\]'
 s1=$(header_step live)
-sleep $nap
-s2=$(header_step live)
-[ -n "$s1" ] && [ -n "$s2" ] && [ "$s2" -gt "$s1" ] || fail "header step did not advance: '$s1' -> '$s2'"
+[ -n "$s1" ] || fail "no step in the header"
+i=0
+until s2=$(header_step live) && [ -n "$s2" ] && [ "$s2" -gt "$s1" ]; do
+	i=$((i + 1)); [ $i -lt 300 ] || fail "header step did not advance: '$s1' -> '$s2'"
+	sleep 0.1
+done
 wait "$rec" || fail "record failed: $(cat "$T/rec.out")"
-wait_for live '^step 119 ' 100
+wait_for live '^step 119 '
 # colour is on in this terminal (the NO_COLOR check below can fail)
 tm capture-pane -e -p -t live | grep -Eq "$(printf '\033')\\[([0-9;]*;)?3[0-7]m" ||
 	fail "no colour under TERM=xterm-256color"
@@ -135,7 +140,7 @@ tm capture-pane -e -p -t live | grep -Eq "$(printf '\033')\\[([0-9;]*;)?3[0-7]m"
 tm send-keys -t live j j j
 wait_for live 'Layer 3 device load'
 mt top --snapshot --layer 3 --window 64 "$T/live.db" >"$T/snap.json" || fail "snapshot failed"
-mt place "$T/live.db" --steps 0:55 --layer 3 --current static --episodes 0 --json >"$T/place.json" ||
+mt place "$T/live.db" --steps 0:55 --layer 3 --current static --json >"$T/place.json" ||
 	fail "place failed"
 cat >"$T/bars.py" <<'PY'
 import json, re, sys
@@ -190,7 +195,7 @@ wait_for live 'window 128 steps: 0\.\.119' # from the run's first step, not -8
 tm send-keys -t live ' '
 wait_for live '^step 119 \[PAUSED\]'
 tm send-keys -t live '<'
-wait_for live 'window 128 steps: 0\.\.87  \(scrubbed\)' 30
+wait_for live 'window 128 steps: 0\.\.87  \(scrubbed\)'
 grep -q '\[PAUSED\]' "$T/screen" || fail "no longer paused"
 tm send-keys -t live f ' '
 wait_for live 'window 128 steps: 0\.\.119(  |$)'
@@ -299,22 +304,27 @@ sqlite3 "$T/live.db" "VACUUM INTO '$T/j.db'" || fail "cannot copy the trace"
 sqlite3 "$T/j.db" 'PRAGMA journal_mode=DELETE' >/dev/null || fail "journal mode"
 start lock 30 100 LANG=C.UTF-8 TERM=xterm -- --delay-ms 100 "$T/j.db"
 wait_for lock '^step 119 \[idle\]'
-python3 - "$T/j.db" "$T/locked" <<'PY' &
-import sqlite3, sys, time
+# the lock is held until the test has seen what it wants (at most 120 s)
+python3 - "$T/j.db" "$T/locked" "$T/unlock" <<'PY' &
+import os, sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN EXCLUSIVE")
 open(sys.argv[2], "w").close()
-time.sleep(5)
+end = time.monotonic() + 120
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.05)
 c.execute("COMMIT")
 PY
 locker=$!
-i=0; while [ ! -f "$T/locked" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-wait_for lock '\[waiting\]' 30
+i=0; while [ ! -f "$T/locked" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+[ -f "$T/locked" ] || fail "the locker did not take its lock"
+wait_for lock '\[waiting\]'
 tm send-keys -t lock j
-wait_for lock '^ Layer 1 device load' 15
+wait_for lock '^ Layer 1 device load'
 grep -q '\[waiting\]' "$T/screen" || fail "not waiting while locked"
+: >"$T/unlock"
 wait "$locker"
-wait_for lock '^step 119 \[idle\]' 30
+wait_for lock '^step 119 \[idle\]'
 tm send-keys -t lock C-c
 terminal_restored lock
 [ "$(cat "$T/lock.status")" = 130 ] || fail "Ctrl-C exit status $(cat "$T/lock.status")"

@@ -4,11 +4,7 @@
 # it: PromQL on what it stored equals the trace's own figures (steps, the
 # tokens of a layer summed over EP ranks, the imbalance of the window).
 . "$(dirname "$0")/lib.sh"
-command -v promtool >/dev/null && command -v prometheus >/dev/null ||
-	fail "needs Debian's prometheus package (make deps-test)"
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; for p in $pids; do wait "$p" 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/prom.sh"
 
 expect_status 0 mt gen --model mixtral-8x7b --steps 120 --seed 3 -q "$T/t.db"
 expect_status 0 mt serve --once --per-expert "$T/t.db"
@@ -29,62 +25,19 @@ got=$(awk -F' ' '/^moetrace_ep_rank_tokens_total\{layer="3",/ { s += $2 } END { 
 expect_status 2 mt serve --listen nowhere "$T/t.db"
 expect_grep "$T/err" "--listen: 'nowhere' is not HOST:PORT"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-http() { python3 - "$@" <<'PY'
-import sys, urllib.request, urllib.error
-method, url = sys.argv[1], sys.argv[2]
-try:
-    r = urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30)
-    print(r.status); sys.stdout.write(r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code)
-PY
-}
-
 "$MOETRACE" serve --listen 127.0.0.1:0 "$T/t.db" >"$T/serve.out" 2>"$T/serve.err" &
 pids="$pids $!"
-i=0
-until port=$(sed -n 's/.*(port \([0-9]*\))$/\1/p' "$T/serve.out") && [ -n "$port" ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || { cat "$T/serve.err"; fail "serve did not start"; }
-	sleep 0.1
-done
+port=$(wait_port "$T/serve.out")
 http GET "http://127.0.0.1:$port/metrics" >"$T/http"
 [ "$(head -n 1 "$T/http")" = 200 ] || fail "GET /metrics: $(head -n 1 "$T/http")"
 expect_grep "$T/http" '^moetrace_steps_total 120$'
 [ "$(http GET "http://127.0.0.1:$port/nope" | head -n 1)" = 404 ] || fail "GET /nope is not 404"
 [ "$(http POST "http://127.0.0.1:$port/metrics" | head -n 1)" = 405 ] || fail "POST is not 405"
 
-pport=$(free_port)
-cat >"$T/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: moetrace
-    static_configs:
-      - targets: ['127.0.0.1:$port']
-YML
-prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/prom" \
-	--web.listen-address="127.0.0.1:$pport" >"$T/prom.log" 2>&1 &
-pids="$pids $!"
-i=0
-until [ "$(http GET "http://127.0.0.1:$pport/-/ready" 2>/dev/null | head -n 1)" = 200 ]; do
-	i=$((i + 1)); [ $i -lt 600 ] || { tail -n 20 "$T/prom.log"; fail "prometheus not ready"; }
-	sleep 0.1
-done
-query() { # PromQL -> the first sample's value, or nothing yet
-	python3 - "http://127.0.0.1:$pport/api/v1/query" "$1" <<'PY'
-import json, sys, urllib.parse, urllib.request
-url = sys.argv[1] + "?" + urllib.parse.urlencode({"query": sys.argv[2]})
-r = json.load(urllib.request.urlopen(url, timeout=10))
-res = r["data"]["result"]
-if res:
-    print(res[0]["value"][1])
-PY
-}
+start_prometheus "$port"
 i=0
 until [ -n "$(query 'moetrace_steps_total')" ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
+	i=$((i + 1)); [ $i -lt 600 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no scrape"; }
 	sleep 0.1
 done
 [ "$(query 'moetrace_steps_total')" = 120 ] || fail "PromQL moetrace_steps_total: $(query 'moetrace_steps_total')"
@@ -104,7 +57,7 @@ expect_status 0 mt record --model mixtral-8x7b --steps 30 --seed 9 --block --app
 	--run gen-mixtral-8x7b-seed3 "$T/t.db"
 i=0
 until [ "$(query 'moetrace_steps_total')" = 150 ]; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
+	i=$((i + 1)); [ $i -lt 600 ] || fail "PromQL moetrace_steps_total stayed $(query 'moetrace_steps_total')"
 	sleep 0.1
 done
 tok3b=$(mt sql --format csv "$T/t.db" "SELECT sum(tokens) FROM expert_heat WHERE layer = 3" | tail -n 1)
@@ -131,7 +84,7 @@ promtool check rules "$T/rules.yml" >"$T/lint" 2>&1 || { cat "$T/lint"; fail "a 
 while IFS= read -r e; do
 	i=0
 	until [ -n "$(query "$e")" ]; do
-		i=$((i + 1)); [ $i -lt 300 ] || fail "dashboard query returns nothing: $e"
+		i=$((i + 1)); [ $i -lt 600 ] || fail "dashboard query returns nothing: $e"
 		sleep 0.1
 	done
 done <"$T/exprs"

@@ -75,7 +75,7 @@ start_in() {
 	until curl -sf "http://127.0.0.1:$2/ping" >/dev/null 2>&1; do
 		kill -0 "$SERVER" 2>/dev/null || { cat "$1/stdout" "$1/err" >&2; fail "clickhouse-server exited"; }
 		i=$((i + 1))
-		[ $i -lt 300 ] || fail "clickhouse-server did not answer /ping"
+		[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
 		sleep 0.1
 	done
 }
@@ -149,13 +149,17 @@ same_file "$T/g.db" "$T/g.orig"
 # kill -9 of the server mid-push (one step per INSERT), restart, push again
 mt push "$T/g.db" "$URL/crash" --deployment east --batch 1 >"$T/kout" 2>"$T/kerr" &
 PUSH=$!
+# the push is stopped (SIGSTOP) while the server is asked, so that however
+# slow the asking on a loaded machine, it is mid-push when the server dies
 i=0
-until [ "$(q crash "SELECT count() FROM counts" 2>/dev/null || echo 0)" -ge 290 ]; do
-	kill -0 $PUSH 2>/dev/null || break
-	i=$((i + 1)); [ $i -lt 600 ] || break
+while kill -STOP $PUSH 2>/dev/null; do
+	[ "$(q crash "SELECT count() FROM counts" 2>/dev/null || echo 0)" -ge 290 ] && break
+	kill -CONT $PUSH
+	i=$((i + 1)); [ $i -lt 3000 ] || break
 	sleep 0.02
 done
 kill -9 "$SERVER"
+kill -CONT $PUSH 2>/dev/null
 wait "$SERVER" 2>/dev/null
 PIDS=$(for p in $PIDS; do [ "$p" = "$SERVER" ] || echo "$p"; done)
 wait $PUSH
@@ -279,7 +283,7 @@ PY
 PIDS="$PIDS $!"
 i=0
 until curl -s -o /dev/null "http://127.0.0.1:$FAKE/"; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "fake server did not start"; sleep 0.05
+	i=$((i + 1)); [ $i -lt 1200 ] || fail "fake server did not start"; sleep 0.05
 done
 expect_status 1 mt push "$T/g.db" "clickhouse://127.0.0.1:$FAKE/fire"
 expect_grep "$T/err" "^moetrace push: 'clickhouse://127.0.0.1:$FAKE/fire' answered HTTP 500: Code: 999, e.displayText\(\) = DB::Exception: disk on fire"

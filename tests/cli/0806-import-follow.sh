@@ -10,10 +10,11 @@ W="/usr/bin/python3 $MOETRACE_TOP/tests/data/make_sglang_dumps.py"
 mkdir -p "$T/dir" "$T/stage"
 pid=
 
-start() { # N [SETTLE]
+start() { # N [SETTLE]: returns once the follower is up (its signal handlers set)
 	"$MOETRACE" import --follow "$T/dir" --into "$T/db" --run live --interval 0.1 --settle "${2:-0.5}" \
 		>"$T/fout.$1" 2>"$T/ferr.$1" &
 	pid=$!
+	wait_until 120 grep -q "^following " "$T/fout.$1" || { cat "$T/ferr.$1" >&2; fail "follower $1 did not start"; }
 }
 stop() { # SIG STATUS
 	kill -"$1" "$pid"

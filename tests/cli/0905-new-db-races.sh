@@ -107,7 +107,8 @@ no_staging_left
 # (before: a 4 KiB file and its log); if it finished first, the run is whole
 "$MOETRACE" gen --model deepseek-v3 --steps 1000000 -q "$T/i.db" 2>/dev/null &
 pid=$!
-while [ -z "$(ls "$T" | grep '^i\.db')" ]; do sleep 0.01; done
+started() { kill -0 $pid 2>/dev/null && [ -n "$(ls "$T" | grep '^i\.db')" ]; }
+wait_until 120 started || fail "gen did not start writing i.db"
 kill -TERM $pid
 wait $pid
 [ ! -e "$T/i.db" ] || fail "an interrupted gen left i.db"

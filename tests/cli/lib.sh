@@ -25,3 +25,16 @@ expect_nogrep() { ! grep -Eq -- "$2" "$1" || { cat "$1" >&2; fail "unexpected /$
 shared_or_skip() { [ -d "$MOETRACE_SHARED/data" ] || skip "no shared data beside the repository"; }
 # same_file A B: byte-identical
 same_file() { cmp -s "$1" "$2" || fail "$1 and $2 differ"; }
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; returns 1
+# if it still fails after SECONDS on the clock.  A bound for a loaded machine
+# (tests run in parallel), never a speed asked of the code: be generous.
+wait_until() {
+	_wu_end=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$_wu_end" ] || return 1
+		sleep 0.1
+	done
+}
+# free_port: a TCP port of 127.0.0.1 free now (the kernel's pick, released)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

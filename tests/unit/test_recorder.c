@@ -14,6 +14,7 @@
 
 #include "collector/moetrace.h"
 #include "store/store.h"
+#include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"
 
 #define L 3
@@ -59,7 +60,7 @@ static int64_t sql_int(struct store *s, const char *sql)
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
-	assert_int_equal(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(store_int_db(s), sql, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -244,7 +245,7 @@ static void test_recorder_drops_counted(void **state)
 	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), 0);
 	if (store_open(dbpath, 0, &lock, &err))
 		fail_msg("%s", err.msg);
-	assert_int_equal(sqlite3_exec(store_db(lock), "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(store_int_db(lock), "BEGIN IMMEDIATE", NULL, NULL, NULL),
 			 SQLITE_OK);
 	for (int64_t i = 0; i < 50; i++) {
 		fill(c, i);
@@ -257,7 +258,7 @@ static void test_recorder_drops_counted(void **state)
 	assert_int_equal(full, 46);
 	assert_int_equal(st.high_water, 4);
 	assert_int_equal(st.last_step, 49);
-	assert_int_equal(sqlite3_exec(store_db(lock), "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(store_int_db(lock), "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	store_free(lock);
 	assert_int_equal(moetrace_recorder_close(r), 0);
 	assert_int_equal(moetrace_recorder_stats(r, &st), 0);
@@ -476,15 +477,15 @@ static void *reader_main(void *p)
 			s = NULL;
 			continue;
 		}
-		sqlite3_exec(store_db(s), "BEGIN", NULL, NULL, NULL);
+		sqlite3_exec(store_int_db(s), "BEGIN", NULL, NULL, NULL);
 		int64_t steps = sql_int(s, "SELECT count(*) FROM steps");
 		int64_t cells = sql_int(s, "SELECT count(*) FROM counts");
 		int64_t last = sql_int(s, "SELECT coalesce(max(step), -1) FROM steps");
-		sqlite3_exec(store_db(s), "COMMIT", NULL, NULL, NULL);
-		a->reads++;
+		sqlite3_exec(store_int_db(s), "COMMIT", NULL, NULL, NULL);
 		if (cells != steps * L || last < a->last_seen)
 			a->bad++;
-		a->last_seen = last;
+		__atomic_store_n(&a->last_seen, last, __ATOMIC_RELEASE);
+		__atomic_store_n(&a->reads, a->reads + 1, __ATOMIC_RELEASE);
 	}
 	store_free(s);
 	return NULL;
@@ -512,7 +513,14 @@ static void test_recorder_concurrent_reader(void **state)
 			usleep(2000);
 	}
 	assert_int_equal(moetrace_recorder_close(r), 0);
-	usleep(20000);
+	/* until the reader has read a few times and seen the last step: on a
+	 * loaded machine its thread may not have run yet (at most 60 s) */
+	for (int ms = 0; ms < 60000; ms++) {
+		if (__atomic_load_n(&a.reads, __ATOMIC_ACQUIRE) > 5 &&
+		    __atomic_load_n(&a.last_seen, __ATOMIC_ACQUIRE) == 599)
+			break;
+		usleep(1000);
+	}
 	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	moetrace_recorder_free(r);

@@ -249,6 +249,39 @@ static void test_robust_window_blocks(void **state)
 	assert_int_equal(analyze_window_blocks(s, &run, 1000, 1010, 0, &b, &err), 0);
 	assert_int_equal(b.n, 0);
 	assert_null(b.heat);
+	/* analyze_forecast_read: the same blocks, the estimator chosen on
+	 * them, and one layer's blocks for analyze_place */
+	{
+		struct analyze_forecast f;
+		struct analyze_robust_choice ch;
+		struct analyze_place_in in = { .experts = EX };
+		assert_int_equal(analyze_forecast_read(s, &run, 32, 37, 0, 8, &f, &err), 0);
+		assert_int_equal(analyze_window_blocks(s, &run, 32, 37, 0, &b, &err), 0);
+		assert_int_equal(f.b.n, b.n);
+		assert_int_equal(f.b.hist, b.hist);
+		assert_memory_equal(f.b.heat, b.heat, (size_t)b.n * L * EX * sizeof(double));
+		assert_int_equal(analyze_robust_choose(b.heat, b.n, b.hist, L, EX, 8, &ch), 0);
+		assert_int_equal(f.choice.volume, ch.volume);
+		assert_true(f.choice.half_life == ch.half_life);
+		assert_true(f.choice.shrink == ch.shrink);
+		assert_int_equal(f.choice.origins, ch.origins);
+		analyze_forecast_layer(&f, 1, &in);
+		assert_ptr_equal(in.robust, &f.choice);
+		assert_int_equal(in.n_blocks, 28);
+		assert_int_equal(in.n_hist, 22);
+		for (int k = 0; k < in.n_blocks; k++)
+			for (int e = 0; e < EX; e++)
+				assert_true(in.blocks[k * EX + e] == b.heat[((size_t)k * L + 1) * EX + e]);
+		analyze_blocks_release(&b);
+		analyze_forecast_release(&f);
+		/* no steps: nothing for analyze_place, which fits in->heat */
+		in = (struct analyze_place_in){ .experts = EX };
+		assert_int_equal(analyze_forecast_read(s, &run, 1000, 1010, 0, 8, &f, &err), 0);
+		analyze_forecast_layer(&f, 0, &in);
+		assert_null(in.blocks);
+		assert_null(in.robust);
+		analyze_forecast_release(&f);
+	}
 	store_free(s);
 	unlink(path);
 }

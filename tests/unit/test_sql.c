@@ -14,6 +14,7 @@
 #include "analyze/analyze.h"
 #include "store/sqlfn.h"
 #include "store/store.h"
+#include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"
 
 /* Two runs: A (4 layers x 16 experts, 60 steps, 4 ranks x 5 slots, a
@@ -111,7 +112,7 @@ static int setup(void **state)
 		st[n].counts = &f->heat_b[n][0][0];
 	}
 	assert_int_equal(store_steps_append(f->s, &f->b, st, B_N), 0);
-	f->db = store_db(f->s);
+	f->db = store_int_db(f->s);
 	assert_int_equal(store_sql_register(f->db, &msg), SQLITE_OK);
 	assert_null(msg);
 	*state = f;
@@ -671,7 +672,7 @@ static void test_sql_readonly_defensive(void **state)
 	sqlite3 *db;
 
 	assert_int_equal(store_open(f->path, STORE_READONLY, &ro, &err), 0);
-	db = store_db(ro);
+	db = store_int_db(ro);
 	assert_int_equal(store_sql_register(db, &m), SQLITE_OK);
 	assert_int_equal(q_rc(db, "DELETE FROM counts", msg, sizeof(msg)) & 0xff, SQLITE_READONLY);
 	assert_int_equal(q_rc(db, "SELECT load_extension('/nonexistent/x')", msg, sizeof(msg)),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"
 
 static void roundtrip(const uint32_t *v, size_t n)
@@ -233,7 +234,7 @@ static void test_store_hostile_files(void **state)
 
 	/* a future schema version is refused */
 	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-	assert_int_equal(sqlite3_exec(store_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL), 0);
+	assert_int_equal(sqlite3_exec(store_int_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL), 0);
 	store_free(s);
 	assert_int_not_equal(store_open(path, 0, &s, &err), 0);
 	assert_non_null(strstr(err.msg, "newer"));
@@ -270,12 +271,12 @@ static void test_store_migration(void **state)
 
 	/* a fresh file gets the newest schema */
 	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-	assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA user_version", -1, &st, NULL), 0);
+	assert_int_equal(sqlite3_prepare_v2(store_int_db(s), "PRAGMA user_version", -1, &st, NULL), 0);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
 	sqlite3_finalize(st);
 	/* take it back to version 1 (before the replay and imports tables) */
-	assert_int_equal(sqlite3_exec(store_db(s),
+	assert_int_equal(sqlite3_exec(store_int_db(s),
 				      "DROP TABLE replays; DROP TABLE replay_steps; "
 				      "DROP TABLE replay_events; DROP TABLE replay_event_layers; "
 				      "DROP TABLE replay_layers; DROP TABLE imports; "
@@ -316,7 +317,7 @@ static void test_store_migration_replay_settings(void **state)
 	 * replay whose params recorded --pay, w4a8 and one link */
 	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
 	assert_int_equal(
-		sqlite3_exec(store_db(s),
+		sqlite3_exec(store_int_db(s),
 			     "ALTER TABLE replays DROP COLUMN pay; ALTER TABLE replays DROP COLUMN quant;"
 			     "ALTER TABLE replays DROP COLUMN link_intra;"
 			     "ALTER TABLE replays DROP COLUMN link_inter;"
@@ -402,9 +403,9 @@ static void test_store_schema_damage(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *path = tmpdb();
 		assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-		if (sqlite3_exec(store_db(s), cases[i].damage, NULL, NULL, NULL) != SQLITE_OK)
+		if (sqlite3_exec(store_int_db(s), cases[i].damage, NULL, NULL, NULL) != SQLITE_OK)
 			fail_msg("cannot damage: %s: %s", cases[i].damage,
-				 sqlite3_errmsg(store_db(s)));
+				 sqlite3_errmsg(store_int_db(s)));
 		store_free(s);
 		for (int flags = STORE_READONLY; flags >= 0; flags--) {
 			err = (struct util_err)UTIL_ERR_INIT;
@@ -435,7 +436,7 @@ static void test_store_schema_damage(void **state)
 	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
 	assert_int_equal(store_run_add(s, &run), 0);
 	assert_int_equal(store_run_get(s, "r", &back), 0);
-	assert_int_equal(sqlite3_exec(store_db(s), "UPDATE runs SET experts = 4294967304", NULL,
+	assert_int_equal(sqlite3_exec(store_int_db(s), "UPDATE runs SET experts = 4294967304", NULL,
 				      NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(store_run_get(s, "r", &back), UTIL_EPARSE);
@@ -498,7 +499,7 @@ static void test_store_limits(void **state)
 	assert_int_equal(rs.first_step, STORE_STEP_MIN);
 	assert_int_equal(rs.last_step, STORE_STEP_MAX);
 	/* a row past the limits, written behind the store's back */
-	assert_int_equal(sqlite3_exec(store_db(s),
+	assert_int_equal(sqlite3_exec(store_int_db(s),
 				      "UPDATE counts SET step = 9007199254740992 WHERE step = "
 				      "9007199254740991",
 				      NULL, NULL, NULL),
@@ -540,7 +541,7 @@ static int64_t count_of(struct store *s, const char *sql)
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
-	assert_int_equal(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(store_int_db(s), sql, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -595,14 +596,14 @@ static void test_store_failed_commit_unwinds(void **state)
 
 	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
 	assert_int_equal(store_run_add(s, &run), 0);
-	sqlite3_commit_hook(store_db(s), commit_hook, NULL);
+	sqlite3_commit_hook(store_int_db(s), commit_hook, NULL);
 	make_steps(steps, counts, 4, 0);
 	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
 	fail_commit = 1;
 	make_steps(steps, counts, 4, 4);
 	assert_int_not_equal(store_steps_append(s, &run, steps, 4), 0);
 	fail_commit = 0;
-	assert_true(sqlite3_get_autocommit(store_db(s))); /* no transaction left open */
+	assert_true(sqlite3_get_autocommit(store_int_db(s))); /* no transaction left open */
 	make_steps(steps, counts, 4, 8);
 	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);
 	/* the same with an outer transaction around the append */
@@ -612,7 +613,7 @@ static void test_store_failed_commit_unwinds(void **state)
 	fail_commit = 1;
 	assert_int_not_equal(store_commit(s), 0);
 	fail_commit = 0;
-	assert_true(sqlite3_get_autocommit(store_db(s)));
+	assert_true(sqlite3_get_autocommit(store_int_db(s)));
 	assert_int_equal(store_commit(s), UTIL_ESTATE); /* nothing left to commit */
 	make_steps(steps, counts, 4, 16);
 	assert_int_equal(store_steps_append(s, &run, steps, 4), 0);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h> /* to write a file the store then reads */
 
 #include "tui/tui.h"
 

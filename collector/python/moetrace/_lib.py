@@ -70,6 +70,15 @@ class RecorderStats(ctypes.Structure):
     ]
 
 
+class MetricsOpts(ctypes.Structure):
+    _fields_ = [
+        ("algo", ctypes.c_char_p),
+        ("window", ctypes.c_int),
+        ("per_expert", ctypes.c_int),
+        ("rebalance_every", ctypes.c_int64),
+    ]
+
+
 def _candidates():
     env = os.environ.get("MOETRACE_LIB")
     if env:
@@ -100,6 +109,8 @@ _SIGNATURES = {
     "moetrace_recorder_close": (_i, [_p]),
     "moetrace_recorder_free": (None, [_p]),
     "moetrace_errmsg": (ctypes.c_char_p, [_p]),
+    "moetrace_recorder_serve_metrics": (_i, [_p, ctypes.c_char_p, ctypes.POINTER(MetricsOpts),
+                                            ctypes.POINTER(_i)]),
     "moetrace_recorder_mem_bound": (_i64, [ctypes.POINTER(RunDesc),
                                           ctypes.POINTER(RecorderOpts)]),
 }

@@ -337,8 +337,26 @@ class Recorder:
         self._lib.moetrace_recorder_stats(self._h, ctypes.byref(st))
         return {f: getattr(st, f) for f, _ in _lib.RecorderStats._fields_}
 
+    def serve_metrics(self, listen="127.0.0.1:0", algo=None, window=0, per_expert=False,
+                      rebalance_every=0):
+        """Serves GET /metrics (Prometheus text format: the metrics of
+        `moetrace serve` and this recorder's counters) on listen,
+        "HOST:PORT", from threads of the library, until close().  Port 0
+        picks a free port; returns the port.  docs/metrics.md lists the
+        metrics."""
+        self._check()
+        opts = _lib.MetricsOpts(algo.encode() if algo else None, _int(window, "window", "int"),
+                                1 if per_expert else 0, _int(rebalance_every, "rebalance_every"))
+        port = ctypes.c_int(0)
+        rc = self._lib.moetrace_recorder_serve_metrics(self._h, str(listen).encode(),
+                                                       ctypes.byref(opts), ctypes.byref(port))
+        if rc:
+            self._fail(rc)
+        return port.value
+
     def close(self):
-        """Flushes and closes; a second close is a no-op."""
+        """Flushes and closes (and stops serving metrics); a second close
+        is a no-op."""
         if self._h is None:
             return
         try:

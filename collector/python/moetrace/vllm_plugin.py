@@ -61,6 +61,7 @@ import time
 ENV_TRACE = "MOETRACE_VLLM_TRACE"
 ENV_SOURCE = "MOETRACE_VLLM_SOURCE"
 ENV_RUN = "MOETRACE_VLLM_RUN"
+ENV_METRICS = "MOETRACE_VLLM_METRICS"
 
 MOE_MODULE = "vllm.model_executor.layers.fused_moe.layer"
 EPLB_MODULE = "vllm.distributed.eplb.eplb_state"
@@ -160,8 +161,29 @@ class _State:
         self.rec_source = source
         log.info("moetrace: recording %d MoE layers x %d experts from %s into %s (run %s)",
                  layers, experts, source, path, run)
+        self.serve_metrics(rank)
         atexit.register(self.close)
         return self.rec
+
+    def serve_metrics(self, rank):
+        """MOETRACE_VLLM_METRICS=HOST:PORT serves /metrics from the
+        recorder; {rank} in it is replaced as in the trace's name, or the
+        port is offset by the rank.  A failure is logged, not raised: the
+        recording goes on."""
+        listen = os.environ.get(ENV_METRICS, "").strip()
+        if not listen:
+            return
+        if "{rank}" in listen:
+            listen = listen.replace("{rank}", str(rank))
+        else:
+            host, _, port = listen.rpartition(":")
+            if port.isdigit() and int(port) > 0:
+                listen = "%s:%d" % (host, int(port) + rank)
+        try:
+            port = self.rec.serve_metrics(listen)
+            log.info("moetrace: metrics at http://%s/metrics (port %d)", listen, port)
+        except Exception as e:
+            log.warning("moetrace: %s=%s: %s", ENV_METRICS, listen, e)
 
     def close(self):
         if self.pending and not self.disabled:
