@@ -16,7 +16,6 @@ int analyze_place_flashlb(const struct analyze_place_in *in, int32_t *phy2log,
 			  struct util_err *err);
 int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
-int analyze_place_exact(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
 
 /* Replica counts by greedy min-max per-replica load: start at one replica
  * each, give each of the nslots - experts extra replicas to the expert with
@@ -28,6 +27,9 @@ void analyze_place_counts_minmax(const double *heat, int experts, int nslots, in
  * cap per expert: the value analyze_place_counts_minmax reaches. */
 double analyze_place_minmax_split(const double *heat, int experts, int nslots, int cap);
 
+/* The largest instance the exact search takes (place_exact.c). */
+#define ANALYZE_EXACT_MAX_EXPERTS 12
+#define ANALYZE_EXACT_MAX_SLOTS 20
 /* Small exact search shared by `exact` and the flagship: 0 on success with
  * the optimum in phy2log, UTIL_EUSAGE if the instance is too big, 1 if the
  * node budget ran out (phy2log then holds the best found, if any better

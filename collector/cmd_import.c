@@ -5,7 +5,6 @@
  */
 #include "cmds.h"
 #include "collector/collector.h"
-#include "collector/import.h"
 #include "analyze/analyze.h"
 
 #include <errno.h>

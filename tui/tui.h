@@ -62,14 +62,15 @@ void tui_layout_compute(int rows, int cols, struct tui_layout *out);
 
 /* ---- small pure helpers of the screen (tui/draw.c) ------------------------ */
 
-/* Compact number for narrow columns: 950, 12.3k, 4.6M (at most 6 chars
- * below 1e12). */
-void tui_fmt_num(char *buf, size_t n, double x);
 /* Whether TERM names a terminal without Unicode block glyphs (DEC vt52,
  * vt100, vt220, ..., dumb, ansi, or none). */
 int tui_term_is_ascii(const char *term);
 
 /* ---- the words of the screen fitted to a width (tui/text.c) ---------------- */
+
+/* Compact number for narrow columns: 950, 12.3k, 4.6M (at most 6 chars
+ * below 1e12). */
+void tui_fmt_num(char *buf, size_t n, double x);
 
 /* A field of a line: its text, a shorter form (NULL: none) and how much
  * it matters.  Fields of TUI_KEEP are shortened but never left out. */
@@ -254,8 +255,9 @@ int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int
 		    int per_expert, struct tui_metrics **out, struct util_err *err);
 void tui_metrics_free(struct tui_metrics *m);
 const char *tui_metrics_errmsg(const struct tui_metrics *m);
-/* Adds the steps new since the last call to the counters: 0 or a negative code. */
-int tui_metrics_poll(struct tui_metrics *m);
+/* Adds the steps new since the last call, up to step `upto`, to the
+ * counters: 0 or a negative code. */
+int tui_metrics_poll(struct tui_metrics *m, int64_t upto);
 /* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
 void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
 
