@@ -63,7 +63,7 @@ i=0
 until curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null 2>&1; do
 	kill -0 "$SERVER" 2>/dev/null || { cat "$T/ch/stdout" "$T/ch/err" >&2; fail "clickhouse-server exited"; }
 	i=$((i + 1))
-	[ $i -lt 300 ] || fail "clickhouse-server did not answer /ping"
+	[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
 	sleep 0.1
 done
 URL="clickhouse://127.0.0.1:$HTTP"
