@@ -861,9 +861,9 @@ int cmd_replay(int argc, char **argv)
 		if (rc)
 			return util_cli_fail("replay", &err);
 	}
-	/* positional: DB, then (with --grid) KEY=LIST terms */
+	/* positional: DB (a URL holds '=' too), then (with --grid) KEY=LIST terms */
 	for (int i = optind; i < argc; i++) {
-		if (grid && strchr(argv[i], '=')) {
+		if (grid && strchr(argv[i], '=') && !strstr(argv[i], "://")) {
 			if (o.ngrid < 8)
 				o.grid[o.ngrid++] = argv[i];
 		} else if (!o.db) {

@@ -41,7 +41,9 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
  * whose last n - hist are the window, the estimator that best forecast
  * the trace's own past (or `given`, when not NULL) gives heat[E] (the next
  * window's expected heat, at the window's volume) and K scenarios
- * scen[K * E] (block-bootstrap resamples, deterministic for a seed).  ch
+ * scen[K * E]: K - min(K / 2, n - hist) block-bootstrap resamples of the
+ * window (deterministic for a seed), then the window's blocks in min(K / 2,
+ * n - hist) consecutive groups, all at the window's volume.  ch
  * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
  * runs: errout[ANALYZE_ROBUST_CANDIDATES] gets each candidate's error, the
  * layer's summing to one.  0, or -1 when out of memory. */

@@ -189,8 +189,10 @@ struct moetrace_metrics_opts {
 	int64_t rebalance_every; /* > 0: follow the run with a replay deciding every
 				    this many steps and export its rebalances and
 				    bytes moved (moetrace serve --rebalance-every) */
+	int ranks, slots;        /* EP layout of the per-rank figures (default the
+				    run's; required when the run records none) */
 };
-#define MOETRACE_METRICS_OPTS_INIT { NULL, 0, 0, 0 }
+#define MOETRACE_METRICS_OPTS_INIT { NULL, 0, 0, 0, 0, 0 }
 
 /* Serves GET /metrics (Prometheus text format, the metrics of `moetrace
  * serve` and the recorder's own counters; docs/metrics.md) on listen,

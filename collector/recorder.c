@@ -1017,7 +1017,8 @@ int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *l
 	if (o.algo && !(cfg.algo = analyze_algo_find(o.algo)))
 		return fail(rec, MOETRACE_EUSAGE, "unknown algorithm '%s'", o.algo);
 	if (o.window < 0 || (o.window > 0 && o.window < TUI_WINDOW_MIN) ||
-	    o.rebalance_every < 0 || o.rebalance_every > STORE_STEP_MAX)
+	    o.rebalance_every < 0 || o.rebalance_every > STORE_STEP_MAX || o.ranks < 0 ||
+	    o.slots < 0 || o.ranks > STORE_MAX_SLOTS || o.slots > STORE_MAX_SLOTS)
 		return fail(rec, MOETRACE_EUSAGE, "metrics options out of range (window %d, "
 			    "rebalance_every %lld)", o.window, (long long)o.rebalance_every);
 	cfg.db = store_path(rec->s);
@@ -1025,6 +1026,8 @@ int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *l
 	cfg.window = o.window;
 	cfg.per_expert = o.per_expert != 0;
 	cfg.rebalance_every = o.rebalance_every;
+	cfg.ranks = o.ranks;
+	cfg.slots = o.slots;
 	cfg.rec = rec;
 	if ((rc = tui_server_new(&cfg, &rec->metrics, &err)) ||
 	    (rc = tui_server_listen(rec->metrics, listen, &p, &err))) {

@@ -2067,7 +2067,8 @@ out:
 
 /* One query on the primary key (run, step, layer): the first row after
  * `step` is where the placement in force changes next. */
-int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+static int sq_deployed_next(struct store *s, const struct store_run *run, int64_t step,
+			    int64_t *next)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -2130,6 +2131,7 @@ const struct store_ops store_sqlite_ops = {
 	.deployed_at = sq_deployed_at,
 	.deployed_changes = sq_deployed_changes,
 	.deployed_last = sq_deployed_last,
+	.deployed_next = sq_deployed_next,
 	.size_bytes = sq_size_bytes,
 	.replay_list = store_sqlite_replay_list,
 	.replay_get = store_sqlite_replay_get,

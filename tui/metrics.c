@@ -139,7 +139,7 @@ const char *tui_metrics_errmsg(const struct tui_metrics *m)
  * up again only at the step its next recorded change takes effect, and
  * at the next step when placement rows were added since the last poll
  * (a row may take effect at any step, also one read already). */
-int tui_metrics_poll(struct tui_metrics *m)
+int tui_metrics_poll(struct tui_metrics *m, int64_t upto)
 {
 	struct store_iter *it = NULL;
 	struct store_step st;
@@ -150,9 +150,9 @@ int tui_metrics_poll(struct tui_metrics *m)
 		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
 		return rc;
 	}
-	if (rs.steps == 0 || (m->next != INT64_MIN && rs.last_step < m->next))
+	if (rs.steps == 0 || (m->next != INT64_MIN && (rs.last_step < m->next || upto < m->next)))
 		return 0;
-	if ((rc = store_iter_new(m->s, &m->run, m->next, INT64_MAX, 0, &it))) {
+	if ((rc = store_iter_new(m->s, &m->run, m->next, upto, 0, &it))) {
 		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
 		return rc;
 	}

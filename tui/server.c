@@ -43,7 +43,8 @@ struct tui_server {
 	struct tui_metrics *m;
 	struct tui_rebalance *rb;
 	struct moetrace_recorder *rec;
-	pthread_mutex_t lock; /* one scrape at a time */
+	pthread_mutex_t lock; /* one scrape at a time; guards buf */
+	struct util_buf buf;  /* the answer, allocated once at its largest */
 	struct mhd_api mhd;
 	struct MHD_Daemon *d;
 };
@@ -80,6 +81,28 @@ missing:
 #undef SYM
 }
 
+/* The exposition's buffer at its largest, allocated here so that a scrape
+ * never grows it: util_buf aborts when it cannot grow, which an engine
+ * serving metrics from libmoetrace must never see.  Every series line is
+ * well under 256 bytes (a name, numeric labels, an algorithm name of at
+ * most 31 bytes and a value of at most 24), the HELP and TYPE lines
+ * under 64 kB in all, and the run's name and model are escaped into one
+ * line. */
+static int reserve(struct tui_server *sv, int ranks, int per_expert, struct util_err *err)
+{
+	size_t L = (size_t)sv->run.layers, series = 64 + L * (4 + (size_t)ranks);
+
+	if (per_expert)
+		series += L * (size_t)sv->run.experts;
+	sv->buf.cap = series * 256 + 65536 + 2 * (strlen(sv->run.name) + strlen(sv->run.model));
+	if (!(sv->buf.data = malloc(sv->buf.cap))) {
+		sv->buf.cap = 0;
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	sv->buf.data[0] = '\0';
+	return 0;
+}
+
 int tui_server_new(const struct tui_server_cfg *c, struct tui_server **out, struct util_err *err)
 {
 	struct tui_server *sv;
@@ -111,6 +134,8 @@ int tui_server_new(const struct tui_server_cfg *c, struct tui_server **out, stru
 		if ((rc = tui_rebalance_new(c->db, sv->run.name, &rc_cfg, &sv->rb, err)))
 			goto fail;
 	}
+	if ((rc = reserve(sv, vc.ranks, c->per_expert, err)))
+		goto fail;
 	*out = sv;
 	return 0;
 fail:
@@ -123,6 +148,7 @@ fail:
 static int collect(struct tui_server *sv, struct util_buf *b)
 {
 	struct moetrace_recorder_stats st;
+	struct tui_header h;
 	int rc;
 
 	/* the recorder's counters first: every step they count as recorded
@@ -135,7 +161,10 @@ static int collect(struct tui_server *sv, struct util_buf *b)
 		return rc;
 	}
 	tui_view_work(sv->v, 0, 0);
-	if ((rc = tui_metrics_poll(sv->m)) < 0) {
+	/* the counters up to the step the view has read, so that every series
+	 * of one scrape describes the same steps (a recorder commits meanwhile) */
+	tui_view_header(sv->v, &h);
+	if (h.steps > 0 && (rc = tui_metrics_poll(sv->m, h.last_step)) < 0) {
 		util_buf_addf(b, "moetrace: %s\n", tui_metrics_errmsg(sv->m));
 		return rc;
 	}
@@ -189,7 +218,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		"moetrace: the metrics are at /metrics (Prometheus text format)\n";
 	static const char *const text = "text/plain; charset=utf-8";
 	struct tui_server *sv = cls;
-	struct util_buf b = UTIL_BUF_INIT;
 	enum MHD_Result ret;
 	int rc;
 
@@ -204,15 +232,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer(sv, c, MHD_HTTP_OK, text, index_page, sizeof(index_page) - 1);
 	if (strcmp(url, "/metrics"))
 		return answer(sv, c, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24);
+	/* libmicrohttpd copies the answer before the lock is released */
 	pthread_mutex_lock(&sv->lock);
-	rc = collect(sv, &b);
-	pthread_mutex_unlock(&sv->lock);
+	rc = collect(sv, &sv->buf);
 	if (rc < 0)
-		ret = answer(sv, c, MHD_HTTP_SERVICE_UNAVAILABLE, text, b.data, b.len);
+		ret = answer(sv, c, MHD_HTTP_SERVICE_UNAVAILABLE, text, sv->buf.data, sv->buf.len);
 	else
 		ret = answer(sv, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-			     b.data ? b.data : "", b.len);
-	util_buf_release(&b);
+			     sv->buf.data, sv->buf.len);
+	pthread_mutex_unlock(&sv->lock);
 	return ret;
 }
 
@@ -300,6 +328,7 @@ void tui_server_free(struct tui_server *sv)
 	tui_metrics_free(sv->m);
 	tui_view_free(sv->v);
 	store_free(sv->s);
+	util_buf_release(&sv->buf);
 	pthread_mutex_destroy(&sv->lock);
 	free(sv);
 }

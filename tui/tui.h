@@ -255,8 +255,9 @@ int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int
 		    int per_expert, struct tui_metrics **out, struct util_err *err);
 void tui_metrics_free(struct tui_metrics *m);
 const char *tui_metrics_errmsg(const struct tui_metrics *m);
-/* Adds the steps new since the last call to the counters: 0 or a negative code. */
-int tui_metrics_poll(struct tui_metrics *m);
+/* Adds the steps new since the last call, up to step `upto`, to the
+ * counters: 0 or a negative code. */
+int tui_metrics_poll(struct tui_metrics *m, int64_t upto);
 /* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
 void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
 

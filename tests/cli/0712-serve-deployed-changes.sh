@@ -78,7 +78,7 @@ expect_status 0 mt record --model mixtral-8x7b --steps 30 --seed 8 --block --app
 i=0
 until http GET "http://127.0.0.1:$port/metrics" | tail -n +2 >"$T/h2" &&
 	grep -q '^moetrace_steps_total 150$' "$T/h2"; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "serve did not follow the appended steps"
+	i=$((i + 1)); [ $i -lt 1200 ] || fail "serve did not follow the appended steps"
 	sleep 0.1
 done
 check "$T/h2"

@@ -30,7 +30,7 @@ expect_grep "$T/m" '^moetrace_info\{run="live",'
 start_prometheus "$port"
 i=0
 until v=$(query 'moetrace_rebalance_replay_steps') && [ -n "$v" ] && [ "$v" -ge 60 ]; do
-	i=$((i + 1)); [ $i -lt 600 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no replay of 60 steps"; }
+	i=$((i + 1)); [ $i -lt 1200 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no replay of 60 steps"; }
 	sleep 0.1
 done
 at=$(python3 -c 'import time; print("%.3f" % (time.time() - 0.5))')

@@ -5,7 +5,8 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null ||
 	fail "needs Debian's prometheus package (make deps-test)"
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; for p in $pids; do wait "$p" 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # http METHOD URL: the status on the first line, then the body

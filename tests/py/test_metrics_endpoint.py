@@ -118,6 +118,24 @@ class MetricsEndpoint(unittest.TestCase):
             port = rec.serve_metrics("127.0.0.1:0")
             self.assertIn("moetrace_recorder_steps_recorded_total 0", scrape(port))
 
+    def test_run_without_layout(self):
+        """A run that records no EP layout needs one given to serve metrics."""
+        with moetrace.Recorder(self.path, "nolayout", layers=L, experts=E) as rec:
+            with self.assertRaises(moetrace.MoetraceError) as cm:
+                rec.serve_metrics("127.0.0.1:0")
+            self.assertEqual(cm.exception.code, -4)
+            self.assertIn("no EP layout", str(cm.exception))
+            port = rec.serve_metrics("127.0.0.1:0", ranks=2, slots=8)
+            for t in range(5):
+                rec.step(t, counts_of(t))
+            rec.flush()
+            m = samples(scrape(port))
+            self.assertEqual(m["moetrace_steps_total"], 5)
+            for l in range(L):
+                want_tok = sum(counts_of(t)[l][e] for t in range(5) for e in range(8))
+                got = m['moetrace_ep_rank_tokens_total{layer="%d",ep_rank="0"}' % l]
+                self.assertEqual(got, want_tok, "layer %d rank 0" % l)
+
 
 if __name__ == "__main__":
     unittest.main()

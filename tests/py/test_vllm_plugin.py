@@ -32,6 +32,7 @@ is rearranged mid-run)."""
 import ctypes
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -590,6 +591,26 @@ class VllmPluginTest(unittest.TestCase):
         self.assertEqual(run[4], TOPK)
         # the padded rows of each batch (8 - n % 8 token-0 rows) were routed but not counted
         self.assertIn("recording 3 MoE layers x 8 experts from topk", log)
+
+    def test_metrics_endpoint(self):
+        """MOETRACE_VLLM_METRICS starts the recorder's /metrics endpoint; an
+        address that cannot be served is logged and the recording goes on."""
+        # the plugin's runs record no EP layout: without one, no endpoint
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db",
+                                    MOETRACE_VLLM_METRICS="127.0.0.1:0")
+        self.assertIn("records no EP layout", log)
+        self.assertIn("MOETRACE_VLLM_EP=RANKSxSLOTS gives the EP layout", log)
+        self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", MOETRACE_VLLM_EP="2x4",
+                                    MOETRACE_VLLM_METRICS="127.0.0.1:0")
+        m = re.search(r"moetrace: metrics at http://127\.0\.0\.1:0/metrics \(port (\d+)\)", log)
+        self.assertTrue(m and int(m.group(1)) > 0, log)
+        self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
+        d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", MOETRACE_VLLM_EP="2x4",
+                                    MOETRACE_VLLM_METRICS="nowhere")
+        self.assertIn("MOETRACE_VLLM_METRICS=nowhere", log)
+        self.assertIn("is not HOST:PORT", log)
+        self.check_trace(os.path.join(d, "t.db"), r, "top-k ids")
 
     def test_topk_ids_model_runner_v2(self):
         d, r, log = self.run_engine(MOETRACE_VLLM_TRACE="@/t.db", STANDIN_RUNNER="v2")

@@ -76,6 +76,8 @@ class MetricsOpts(ctypes.Structure):
         ("window", ctypes.c_int),
         ("per_expert", ctypes.c_int),
         ("rebalance_every", ctypes.c_int64),
+        ("ranks", ctypes.c_int),
+        ("slots", ctypes.c_int),
     ]
 
 

@@ -338,15 +338,17 @@ class Recorder:
         return {f: getattr(st, f) for f, _ in _lib.RecorderStats._fields_}
 
     def serve_metrics(self, listen="127.0.0.1:0", algo=None, window=0, per_expert=False,
-                      rebalance_every=0):
+                      rebalance_every=0, ranks=0, slots=0):
         """Serves GET /metrics (Prometheus text format: the metrics of
         `moetrace serve` and this recorder's counters) on listen,
         "HOST:PORT", from threads of the library, until close().  Port 0
-        picks a free port; returns the port.  docs/metrics.md lists the
+        picks a free port; returns the port.  ranks and slots give the EP
+        layout when the run records none.  docs/metrics.md lists the
         metrics."""
         self._check()
         opts = _lib.MetricsOpts(algo.encode() if algo else None, _int(window, "window", "int"),
-                                1 if per_expert else 0, _int(rebalance_every, "rebalance_every"))
+                                1 if per_expert else 0, _int(rebalance_every, "rebalance_every"),
+                                _int(ranks, "ranks", "int"), _int(slots, "slots", "int"))
         port = ctypes.c_int(0)
         rc = self._lib.moetrace_recorder_serve_metrics(self._h, str(listen).encode(),
                                                        ctypes.byref(opts), ctypes.byref(port))

@@ -62,6 +62,7 @@ ENV_TRACE = "MOETRACE_VLLM_TRACE"
 ENV_SOURCE = "MOETRACE_VLLM_SOURCE"
 ENV_RUN = "MOETRACE_VLLM_RUN"
 ENV_METRICS = "MOETRACE_VLLM_METRICS"
+ENV_EP = "MOETRACE_VLLM_EP"
 
 MOE_MODULE = "vllm.model_executor.layers.fused_moe.layer"
 EPLB_MODULE = "vllm.distributed.eplb.eplb_state"
@@ -179,11 +180,20 @@ class _State:
             host, _, port = listen.rpartition(":")
             if port.isdigit() and int(port) > 0:
                 listen = "%s:%d" % (host, int(port) + rank)
+        ranks = slots = 0
+        ep = os.environ.get(ENV_EP, "").strip().lower()
+        if ep:
+            r, _, s = ep.partition("x")
+            if not (r.isdigit() and s.isdigit()):
+                log.warning("moetrace: %s=%s is not RANKSxSLOTS: no metrics", ENV_EP, ep)
+                return
+            ranks, slots = int(r), int(s)
         try:
-            port = self.rec.serve_metrics(listen)
+            port = self.rec.serve_metrics(listen, ranks=ranks, slots=slots)
             log.info("moetrace: metrics at http://%s/metrics (port %d)", listen, port)
         except Exception as e:
-            log.warning("moetrace: %s=%s: %s", ENV_METRICS, listen, e)
+            log.warning("moetrace: %s=%s: %s%s", ENV_METRICS, listen, e,
+                        "" if ep else " (%s=RANKSxSLOTS gives the EP layout)" % ENV_EP)
 
     def close(self):
         if self.pending and not self.disabled:
