@@ -430,6 +430,24 @@ int store_deployed_list(struct store *s, const struct store_run *run,
 	return s->ops->deployed_list(s, run, out, n);
 }
 
+/* From the backend's list of changes: one query on SQLite's primary key. */
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+{
+	int64_t *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (step < INT64_MAX && (rc = store_deployed_changes(s, run, step + 1, INT64_MAX, &v, &n)))
+		return rc;
+	rc = n ? 0 : store_backend_seterr(s, UTIL_ENOTFOUND,
+					  "no deployed placement recorded after step %lld",
+					  (long long)step);
+	if (n)
+		*next = v[0];
+	free(v);
+	return rc;
+}
+
 int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
 			   int64_t to, int64_t **steps, size_t *n)
 {
