@@ -6,7 +6,8 @@
 # other finding fails.  A tool that is not installed is skipped, said so.
 # Usage: sh scripts/lint.sh [FILE.c...]   (LINT_JOBS parallel clang-tidy, 2;
 # LINT_KNOWN=1 also prints the known findings, prefixed "known: ";
-# LINT_REQUIRE=1, as CI sets it, fails when a tool is not installed)
+# LINT_REQUIRE=1, as CI sets it, fails with exit 3 when a tool is not
+# installed; new findings exit 1)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
@@ -61,6 +62,6 @@ done <"$tmp/sorted"
 echo "lint:${ran:- nothing run}: $new new findings, $known known (scripts/lint-known.txt)"
 if [ "${LINT_REQUIRE:-0}" = 1 ] && [ -n "$missing" ]; then
 	echo "lint: LINT_REQUIRE=1 and not installed:$missing (make deps-test)"
-	exit 1
+	exit 3
 fi
 [ $new -eq 0 ]
