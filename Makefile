@@ -139,9 +139,11 @@ check-build: $(CHK)/moetrace $(UNIT_BIN) $(FUZZ_REPLAY) $(EXT_CHK) $(CHK)/libmoe
 
 # ---- tests: one make target each, so that `make check -j2` runs two at once
 # Every test is a file found by its name (tests/run.sh says which); each
-# target waits only for what its test runs, so the first tests start while
-# the rest still compiles.  A test target always succeeds: it records the
-# result in $(RES), and tests/run.sh --summary counts them at the end.
+# target depends on what its test runs.  `make check` builds first and then
+# runs the tests, so that make starts them in this order, the longest first
+# (while something still builds, make would start whatever is ready).  A
+# test target always succeeds: it records the result in $(RES), and
+# tests/run.sh --summary counts them at the end.
 RES = $(CHK)/results
 TEST_CLI  = $(patsubst tests/cli/%.sh,test-cli/%,$(wildcard tests/cli/[0-9]*.sh))
 TEST_PY   = $(patsubst tests/py/%.py,test-py/%,$(wildcard tests/py/test_*.py))
@@ -173,7 +175,8 @@ check-tests: $(TEST_ALL)
 check:
 	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
 	@rm -rf $(RES)
-	@$(MAKE) --no-print-directory check-build check-tests
+	@$(MAKE) --no-print-directory check-build
+	@$(MAKE) --no-print-directory check-tests
 	@MOETRACE_RESULTS=$(RES) sh tests/run.sh --summary
 
 # Golden files (tests/golden, compared by tests/cli/*-golden-*.sh): rewrites

@@ -19,6 +19,16 @@
 /* The engines' default layout: slot p holds expert p % experts (vLLM's
  * initial map; redundant slots at the end take experts 0, 1, ...). */
 void analyze_static_phy2log(int experts, int ranks, int slots, int32_t *phy2log);
+/* The placement a run starts from at `step`, the rule every command
+ * follows: the deployed placement in force there for ranks x slots, else
+ * (none recorded, or recorded for another layout, or force_static) the
+ * static layout in every layer.  phy2log [layers * ranks * slots] OUT;
+ * *deployed (may be NULL) 1 or 0; *from (may be NULL) the step the
+ * deployed one took effect, INT64_MIN for the static one.  0, or the
+ * store's error (err says it). */
+int analyze_start_placement(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, int force_static, int32_t *phy2log,
+			    int *deployed, int64_t *from, struct util_err *err);
 
 /* Replica count per expert: cnt[experts]. */
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt);
@@ -184,6 +194,9 @@ const char *analyze_quant_name(int quant);
 /* Bytes of one routed expert: gate and up (inter x hidden) and down
  * (hidden x inter) weights with their scales. */
 uint64_t analyze_expert_bytes(int hidden, int inter, int quant);
+/* Seconds of MoE compute per routed token on a rank at `tflops`: 3 GEMMs
+ * of hidden x inter, 2 FLOPs per multiply-add. */
+double analyze_sec_per_token(int hidden, int inter, double tflops);
 
 struct analyze_link {
 	const char *name;       /* "nvlink4", ... */
@@ -508,6 +521,15 @@ void analyze_heat_release(struct analyze_heat_file *h);
 /* Fills what is not given (*interval, *window <= 0; *delay < 0) for a
  * selection of nsteps steps by the rule above. */
 void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay);
+/* The episodes a replay cuts a window of `window` steps into: `req` as
+ * given (>= 0), else one per step, at most ANALYZE_REPLAY_EPISODES. */
+int analyze_replay_episodes(int req, int64_t window);
+/* Episodes a fitting window is cut into when `report` (and the charts it
+ * draws) fits on episodes without --episodes (docs/cli.md has why). */
+#define ANALYZE_FIT_EPISODES 8
+/* `req` as given (>= 0), else ANALYZE_FIT_EPISODES, or the window's
+ * `steps` if fewer. */
+int analyze_fit_episodes(int req, int64_t steps);
 /* Steps of run in [from, to] and phase_mask (0: all phases) into *n. */
 int analyze_step_count(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 		       unsigned phase_mask, int64_t *n, struct util_err *err);

@@ -82,19 +82,14 @@ int cmd_balance(int argc, char **argv)
 	}
 	int P = ranks * slots, L = run.layers;
 	p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-	int64_t eff = 0;
-	int rc = force_static ? UTIL_ENOTFOUND
-			      : store_deployed_at(s, &run, to, ranks, slots, p2l, &eff);
-	if (rc == 0) {
-		placement_name = "deployed";
-	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		for (int l = 0; l < L; l++)
-			analyze_static_phy2log(run.experts, ranks, slots, p2l + (size_t)l * P);
-	} else {
-		util_cli_error("balance", "%s", store_errmsg(s));
-		status = util_exit_status(rc);
+	int rc, deployed;
+	if (analyze_start_placement(s, &run, to, ranks, slots, force_static, p2l, &deployed, NULL,
+				    &err)) {
+		status = util_cli_fail("balance", &err);
 		goto out;
 	}
+	if (deployed)
+		placement_name = "deployed";
 	if ((rc = analyze_balance_run(s, &run, from, to, phase_mask, p2l, ranks, slots, &b))) {
 		util_cli_error("balance", "%s",
 			       rc == UTIL_ENOMEM ? "out of memory" : store_errmsg(s));

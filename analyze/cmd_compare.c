@@ -232,27 +232,20 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 			const struct analyze_shape *sh, int64_t at, int32_t *cur, const char **name,
 			struct util_err *err)
 {
-	int P = sh->ranks * sh->slots, rc;
+	int rc, deployed;
 
-	if (!o->c.current || !strcmp(o->c.current, "deployed")) {
-		rc = store_deployed_at(s, run, at, sh->ranks, sh->slots, cur, NULL);
-		if (rc == 0) {
-			*name = "deployed";
-			return 0;
-		}
-		if (o->c.current && (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE))
+	if (!o->c.current || !strcmp(o->c.current, "deployed") ||
+	    !strcmp(o->c.current, "static")) {
+		if ((rc = analyze_start_placement(s, run, at, sh->ranks, sh->slots,
+						  o->c.current && !strcmp(o->c.current, "static"),
+						  cur, &deployed, NULL, err)))
+			return rc;
+		if (o->c.current && !strcmp(o->c.current, "deployed") && !deployed)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed: run '%s' records no deployed "
 					    "placement for %d ranks x %d slots",
 					    run->name, sh->ranks, sh->slots);
-		if (rc != UTIL_ENOTFOUND && rc != UTIL_ERANGE)
-			return util_err_set(err, rc, "%s", store_errmsg(s));
-	}
-	if (!o->c.current || !strcmp(o->c.current, "static")) {
-		for (int l = 0; l < sh->layers; l++)
-			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
-					       cur + (size_t)l * P);
-		*name = "static";
+		*name = deployed ? "deployed" : "static";
 		return 0;
 	}
 	*name = o->c.current;

@@ -62,7 +62,7 @@ struct setup {
 static int resolve_start(struct setup *su, const struct opts *o, int ranks, int slots,
 			 int32_t *start, char *desc, size_t ndesc, struct util_err *err)
 {
-	int L = su->run.layers, P = ranks * slots;
+	int L = su->run.layers, rc, deployed;
 	int64_t eff;
 
 	if (o->start && strcmp(o->start, "static")) {
@@ -73,28 +73,15 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 		snprintf(desc, ndesc, "%s", o->start);
 		return 0;
 	}
-	if (!o->start) {
-		int rc = store_deployed_at(su->s, &su->run, o->from == INT64_MIN ? INT64_MAX : o->from,
-					   ranks, slots, start, &eff);
-		if (rc == 0) {
-			snprintf(desc, ndesc, "deployed (from step %lld)", (long long)eff);
-			return 0;
-		}
-		if (rc != UTIL_ENOTFOUND && rc != UTIL_ERANGE)
-			return util_err_set(err, rc, "%s", store_errmsg(su->s));
-	}
-	for (int l = 0; l < L; l++)
-		analyze_static_phy2log(su->run.experts, ranks, slots, start + (size_t)l * P);
-	snprintf(desc, ndesc, "static");
+	if ((rc = analyze_start_placement(su->s, &su->run,
+					  o->from == INT64_MIN ? INT64_MAX : o->from, ranks, slots,
+					  o->start != NULL, start, &deployed, &eff, err)))
+		return rc;
+	if (deployed)
+		snprintf(desc, ndesc, "deployed (from step %lld)", (long long)eff);
+	else
+		snprintf(desc, ndesc, "static");
 	return 0;
-}
-
-/* --episodes as given, else ANALYZE_REPLAY_EPISODES of the window */
-static int replay_episodes(int given, int64_t window)
-{
-	if (given >= 0)
-		return given;
-	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
 }
 
 static void params_json(char *buf, size_t n, const struct opts *o, const struct setup *su,
@@ -111,7 +98,7 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"sec_per_token\": %g, \"sec_per_expert\": %g, \"step_ms\": %g, "
 		 "\"phase_mask\": %u, \"pay\": %s, \"engine\": \"%s\"}",
 		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
-		 replay_episodes(o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
+		 analyze_replay_episodes(o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
 		 analyze_quant_name(su->dep.quant), su->dep.ranks_per_node, su->dep.link_intra,
 		 su->dep.link_inter, su->dep.intra_gbps, su->dep.inter_gbps,
 		 (unsigned long long)su->dep.expert_bytes, su->dep.hw->name, su->dep.tflops,
@@ -469,7 +456,7 @@ static void *grid_worker(void *arg)
 				.groups = c->engine ? g->en_groups : g->o->groups,
 				.interval = c->interval, .window = c->window, .delay = c->delay,
 				.threshold = g->o->threshold, .pay = c->pay,
-				.episodes = replay_episodes(g->o->episodes, c->window),
+				.episodes = analyze_replay_episodes(g->o->episodes, c->window),
 				.max_moves = g->o->max_moves,
 				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 				.from = g->o->from,
@@ -874,9 +861,9 @@ int cmd_replay(int argc, char **argv)
 		if (rc)
 			return util_cli_fail("replay", &err);
 	}
-	/* positional: DB, then (with --grid) KEY=LIST terms */
+	/* positional: DB (a URL holds '=' too), then (with --grid) KEY=LIST terms */
 	for (int i = optind; i < argc; i++) {
-		if (grid && strchr(argv[i], '=')) {
+		if (grid && strchr(argv[i], '=') && !strstr(argv[i], "://")) {
 			if (o.ngrid < 8)
 				o.grid[o.ngrid++] = argv[i];
 		} else if (!o.db) {
@@ -962,7 +949,7 @@ int cmd_replay(int argc, char **argv)
 		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o.nodes, .groups = o.groups,
 		.interval = o.interval, .window = o.window, .delay = o.delay,
 		.threshold = o.threshold, .pay = o.pay,
-		.episodes = replay_episodes(o.episodes, o.window),
+		.episodes = analyze_replay_episodes(o.episodes, o.window),
 		.max_moves = o.max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,

@@ -141,10 +141,9 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 		return 0;
 	}
 	d->expert_bytes = analyze_expert_bytes(model->hidden, model->inter, d->quant);
-	/* 3 GEMMs of hidden x inter, 2 FLOPs per multiply-add, per routed token */
 	d->sec_per_token = o->us_per_token > 0
 				   ? o->us_per_token * 1e-6
-				   : 6.0 * model->hidden * model->inter / (d->tflops * 1e12);
+				   : analyze_sec_per_token(model->hidden, model->inter, d->tflops);
 	d->sec_per_expert = (double)d->expert_bytes / (d->hbm_gbps * 1e9);
 	{
 		/* attention and the rest: the active parameters a token does not

@@ -17,6 +17,29 @@ void analyze_static_phy2log(int experts, int ranks, int slots, int32_t *phy2log)
 		phy2log[p] = p % experts;
 }
 
+int analyze_start_placement(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, int force_static, int32_t *phy2log,
+			    int *deployed, int64_t *from, struct util_err *err)
+{
+	int64_t eff = INT64_MIN;
+	int rc = force_static ? UTIL_ENOTFOUND
+			      : store_deployed_at(s, run, step, ranks, slots, phy2log, &eff);
+	size_t P = (size_t)ranks * (size_t)slots;
+
+	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
+		for (int l = 0; l < run->layers; l++)
+			analyze_static_phy2log(run->experts, ranks, slots, phy2log + (size_t)l * P);
+		eff = INT64_MIN;
+	} else if (rc) {
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	}
+	if (deployed)
+		*deployed = rc == 0;
+	if (from)
+		*from = eff;
+	return 0;
+}
+
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 {
 	memset(cnt, 0, (size_t)experts * sizeof(*cnt));

@@ -163,6 +163,20 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 	return rc ? err->code : 0;
 }
 
+int analyze_replay_episodes(int req, int64_t window)
+{
+	if (req >= 0)
+		return req;
+	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
+}
+
+int analyze_fit_episodes(int req, int64_t steps)
+{
+	if (req >= 0)
+		return req;
+	return steps < ANALYZE_FIT_EPISODES ? (int)(steps > 0 ? steps : 0) : ANALYZE_FIT_EPISODES;
+}
+
 void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay)
 {
 	int64_t k = *interval;

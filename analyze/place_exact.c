@@ -8,9 +8,11 @@
  * ranks in the same state (load, free slots) tried once.  A branch dies
  * when a rank would reach the best max found, or when some rank's load
  * plus its free slots times the lightest replica still to place does.
- * The flagship's answer is the first incumbent.  Up to 12 experts and 20
+ * Up to ANALYZE_EXACT_MAX_EXPERTS experts and ANALYZE_EXACT_MAX_SLOTS
  * slots this takes at most a few seconds (measured on skewed, flat and
- * random heat); larger instances are refused.
+ * random heat); the `exact` algorithm (place.c) refuses larger instances
+ * and starts from the flagship's answer.  The flagship calls the search
+ * too, so this file calls no algorithm.
  */
 #include "analyze/place_int.h"
 
@@ -18,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXACT_MAX_EXPERTS 12
-#define EXACT_MAX_SLOTS 20
 
 struct cvec {
 	double lb;
@@ -135,7 +135,7 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
 	double total = 0;
 	struct bb b;
 
-	if (E > EXACT_MAX_EXPERTS || P > EXACT_MAX_SLOTS || P < E)
+	if (E > ANALYZE_EXACT_MAX_EXPERTS || P > ANALYZE_EXACT_MAX_SLOTS || P < E)
 		return UTIL_EUSAGE;
 	if (cap > R)
 		cap = R;
@@ -160,7 +160,7 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
 		for (int e = 0; e < E; e++)
 			sum += c[e];
 		if (sum == P) {
-			double lb = total / R, it[EXACT_MAX_SLOTS];
+			double lb = total / R, it[ANALYZE_EXACT_MAX_SLOTS];
 			int n = 0;
 			for (int e = 0; e < E; e++) {
 				if (heat[e] / c[e] > lb)
@@ -248,41 +248,4 @@ out:
 	free(b.cur);
 	free(b.out);
 	return rc;
-}
-
-int analyze_place_exact(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err)
-{
-	int E = in->experts, R = in->ranks, S = in->slots, P = R * S, rc;
-	double best = INFINITY;
-	int32_t *inc = NULL;
-
-	if (E > EXACT_MAX_EXPERTS || P > EXACT_MAX_SLOTS)
-		return util_err_set(err, UTIL_EUSAGE,
-				    "exact handles at most %d experts and %d slots, not %d and %d",
-				    EXACT_MAX_EXPERTS, EXACT_MAX_SLOTS, E, P);
-	/* the flagship's answer is the incumbent: the search then only has
-	 * to prove it optimal or beat it */
-	inc = malloc((size_t)P * sizeof(int32_t));
-	if (!inc)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	struct analyze_place_in kin = *in;
-	kin.current = NULL;
-	kin.episodes = NULL;
-	kin.n_episodes = 0;
-	if (analyze_place_keel(&kin, inc, NULL) == 0) {
-		double *load = malloc((size_t)R * sizeof(double));
-		if (load)
-			best = analyze_device_load(in->heat, E, inc, R, S, NULL, load);
-		free(load);
-		/* a hair above, so that a placement as good is found and
-		 * recorded by the search */
-		best += 1e-7 * (1 + best);
-	}
-	rc = analyze_place_exact_search(in->heat, E, R, S, 200000000L, &best, phy2log);
-	free(inc);
-	if (rc < 0)
-		return util_err_set(err, rc, "out of memory");
-	if (rc == 1 || isinf(best))
-		return util_err_set(err, UTIL_EUSAGE, "exact search gave up on this instance");
-	return 0;
 }

@@ -16,7 +16,6 @@ int analyze_place_flashlb(const struct analyze_place_in *in, int32_t *phy2log,
 			  struct util_err *err);
 int analyze_place_swift(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
 int analyze_place_keel(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
-int analyze_place_exact(const struct analyze_place_in *in, int32_t *phy2log, struct util_err *err);
 
 /* Replica counts by greedy min-max per-replica load: start at one replica
  * each, give each of the nslots - experts extra replicas to the expert with
@@ -28,6 +27,9 @@ void analyze_place_counts_minmax(const double *heat, int experts, int nslots, in
  * cap per expert: the value analyze_place_counts_minmax reaches. */
 double analyze_place_minmax_split(const double *heat, int experts, int nslots, int cap);
 
+/* The largest instance the exact search takes (place_exact.c). */
+#define ANALYZE_EXACT_MAX_EXPERTS 12
+#define ANALYZE_EXACT_MAX_SLOTS 20
 /* Small exact search shared by `exact` and the flagship: 0 on success with
  * the optimum in phy2log, UTIL_EUSAGE if the instance is too big, 1 if the
  * node budget ran out (phy2log then holds the best found, if any better
@@ -39,7 +41,9 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
  * whose last n - hist are the window, the estimator that best forecast
  * the trace's own past (or `given`, when not NULL) gives heat[E] (the next
  * window's expected heat, at the window's volume) and K scenarios
- * scen[K * E] (block-bootstrap resamples, deterministic for a seed).  ch
+ * scen[K * E]: K - min(K / 2, n - hist) block-bootstrap resamples of the
+ * window (deterministic for a seed), then the window's blocks in min(K / 2,
+ * n - hist) consecutive groups, all at the window's volume.  ch
  * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
  * runs: errout[ANALYZE_ROBUST_CANDIDATES] gets each candidate's error, the
  * layer's summing to one.  0, or -1 when out of memory. */

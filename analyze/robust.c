@@ -194,6 +194,58 @@ static void to_shares(double *v, int E)
 		v[e] = s > 0 ? v[e] / s : 1.0 / E;
 }
 
+/* The scenarios of analyze_robust_fit: half of them the window's own
+ * blocks in Kb consecutive groups (how the heat varies inside a window,
+ * which the next window's steps will show again and a resampled sum
+ * averages away), the others m blocks drawn with replacement in proportion
+ * to their weight in the forecast (what the next window's sum may be); all
+ * aggregated and shrunk as the forecast is.  blk[n * E]: the blocks as the
+ * chosen estimator reads them (summed or shares); cw[n]: scratch. */
+static void robust_scenarios(const double *blk, int n, int hist, int E, int K, uint64_t seed,
+			     double half, double lam, double vol, double *cw, double *scen)
+{
+	int m = n - hist, na = 0, Kb = K / 2 < m ? K / 2 : m;
+	double c = 0;
+	uint64_t rs = seed ^ 0x6b65656c726f6275ULL;
+
+	for (int i = n - 1; i >= 0; i--) {
+		if (age_weight(half, m, n - 1 - i) < 1e-3)
+			break;
+		na++;
+	}
+	/* cw[j]: cumulative weights over the na newest blocks, oldest first */
+	for (int j = 0; j < na; j++) {
+		c += age_weight(half, m, na - 1 - j);
+		cw[j] = c;
+	}
+	for (int k = 0; k < K; k++) {
+		double *d = scen + (size_t)k * E;
+		memset(d, 0, (size_t)E * sizeof(double));
+		if (k >= K - Kb) {
+			int j = k - (K - Kb);
+			for (int i = hist + j * m / Kb; i < hist + (j + 1) * m / Kb; i++)
+				for (int e = 0; e < E; e++)
+					d[e] += blk[(size_t)i * E + e];
+		} else
+			for (int r = 0; r < m; r++) {
+				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
+				int lo = 0, hi = na - 1;
+				while (lo < hi) {
+					int mid = (lo + hi) / 2;
+					if (cw[mid] > u)
+						hi = mid;
+					else
+						lo = mid + 1;
+				}
+				for (int e = 0; e < E; e++)
+					d[e] += blk[(size_t)(n - na + lo) * E + e];
+			}
+		to_shares(d, E);
+		for (int e = 0; e < E; e++)
+			d[e] = vol * ((1 - lam) * d[e] + lam / E);
+	}
+}
+
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
 		       const struct analyze_robust_choice *given, double *heat, double *scen,
 		       struct analyze_robust_choice *ch, double *errout)
@@ -338,47 +390,8 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		for (int e = 0; e < E; e++)
 			heat[e] = vol * ((1 - lam) * heat[e] + lam / E);
 	}
-	/* scenarios: m blocks drawn with replacement in proportion to their
-	 * weight in the forecast, aggregated and shrunk the same way */
-	if (K > 0 && scen) {
-		double *cw = tot; /* reuse: cumulative weights */
-		int na = 0;
-		double c = 0;
-		uint64_t rs = seed ^ 0x6b65656c726f6275ULL;
-		for (int i = n - 1; i >= 0; i--) {
-			double w = age_weight(half, m, n - 1 - i);
-			if (w < 1e-3)
-				break;
-			na++;
-		}
-		/* cw[j] over the na newest blocks, oldest first */
-		for (int j = 0; j < na; j++) {
-			c += age_weight(half, m, na - 1 - j);
-			cw[j] = c;
-		}
-		for (int k = 0; k < K; k++) {
-			double *d = scen + (size_t)k * E;
-			memset(d, 0, (size_t)E * sizeof(double));
-			for (int r = 0; r < m; r++) {
-				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
-				int lo = 0, hi = na - 1;
-				while (lo < hi) {
-					int mid = (lo + hi) / 2;
-					if (cw[mid] > u)
-						hi = mid;
-					else
-						lo = mid + 1;
-				}
-				int i = n - na + lo;
-				const double *v = best_g ? sh + (size_t)i * E : x + (size_t)i * E;
-				for (int e = 0; e < E; e++)
-					d[e] += v[e];
-			}
-			to_shares(d, E);
-			for (int e = 0; e < E; e++)
-				d[e] = vol * ((1 - lam) * d[e] + lam / E);
-		}
-	}
+	if (K > 0 && scen)
+		robust_scenarios(best_g ? sh : x, n, hist, E, K, seed, half, lam, vol, tot, scen);
 out:
 	free(sh);
 	free(tot);

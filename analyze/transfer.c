@@ -41,6 +41,11 @@ static uint64_t ceil_div(uint64_t a, uint64_t b)
 	return (a + b - 1) / b;
 }
 
+double analyze_sec_per_token(int hidden, int inter, double tflops)
+{
+	return 6.0 * hidden * inter / (tflops * 1e12);
+}
+
 uint64_t analyze_expert_bytes(int hidden, int inter, int quant)
 {
 	uint64_t h = hidden > 0 ? (uint64_t)hidden : 0, i = inter > 0 ? (uint64_t)inter : 0;

@@ -7,7 +7,7 @@
  */
 #include "cmds.h"
 #include "analyze/analyze.h"
-#include "collector/import.h"
+#include "collector/collector.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -42,6 +42,137 @@ static int parse_count(const char *s, int max, int *out, const char *what, struc
 	return util_parse_int(s, 1, max, out, what, err);
 }
 
+/* EP layout: the preset's unless given; one of ranks/slots implies the
+ * other.  0, or 2 after saying what is wrong. */
+static int gen_layout(const struct store_model *m, int *ranks, int *slots, int *rpn)
+{
+	if (!*ranks && !*slots) {
+		*ranks = m->ranks;
+		*slots = m->slots;
+	} else if (!*slots) {
+		*slots = (m->experts + *ranks - 1) / *ranks;
+	} else if (!*ranks) {
+		*ranks = (m->experts + *slots - 1) / *slots;
+	}
+	if ((int64_t)*ranks * *slots < m->experts || (int64_t)*ranks * *slots > STORE_MAX_SLOTS) {
+		util_cli_error("gen", "--ranks %d x --slots %d gives %lld slots; model '%s' needs "
+			       "at least its %d experts (and at most %d)", *ranks, *slots,
+			       (long long)*ranks * *slots, m->name, m->experts, STORE_MAX_SLOTS);
+		return 2;
+	}
+	if (!*rpn)
+		*rpn = m->ranks_per_node < *ranks ? m->ranks_per_node : *ranks;
+	if (*rpn > *ranks) {
+		util_cli_error("gen", "--ranks-per-node %d is more than --ranks %d", *rpn, *ranks);
+		return 2;
+	}
+	return 0;
+}
+
+/* Adds run and its `steps` generated steps from step `first` (times from
+ * `start`) in one transaction: 0, or a UTIL_E* code after saying what
+ * failed, with nothing written. */
+static int gen_steps(struct store *s, struct collector_gen *g, struct store_run *run,
+		     const struct collector_gen_cfg *cfg, int64_t steps, int64_t first,
+		     double start, uint64_t seed)
+{
+	size_t cells = (size_t)run->layers * run->experts;
+	uint32_t *counts = malloc(GEN_BATCH * cells * sizeof(*counts));
+	struct store_step *batch = calloc(GEN_BATCH, sizeof(*batch));
+	struct util_rng trng;
+	int rc, in_tx = 0;
+	double t = start;
+
+	if (!counts || !batch) {
+		util_cli_error("gen", "out of memory");
+		rc = UTIL_ENOMEM;
+		goto out;
+	}
+	util_rng_seed(&trng, seed ^ UINT64_C(0x74696d65));
+	if ((rc = store_begin(s)))
+		goto dberr;
+	in_tx = 1;
+	if ((rc = store_run_add(s, run)))
+		goto dberr;
+	for (int64_t done = 0; done < steps;) {
+		size_t n = steps - done < GEN_BATCH ? (size_t)(steps - done) : GEN_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			struct store_step *st = &batch[i];
+			int64_t step = first + done + (int64_t)i;
+			st->counts = counts + i * cells;
+			if ((rc = collector_gen_next(g, st))) {
+				util_cli_error("gen", "generator failed at step %lld",
+					       (long long)step);
+				goto out;
+			}
+			st->step = step;
+			st->time = t;
+			t += step_seconds(&trng, st, cfg->decode_batch ? cfg->decode_batch : 128);
+		}
+		if ((rc = store_steps_append(s, run, batch, n)))
+			goto dberr;
+		done += (int64_t)n;
+	}
+	if ((rc = store_commit(s)))
+		goto dberr;
+	in_tx = 0;
+	goto out;
+dberr:
+	util_cli_error("gen", "%s", store_errmsg(s));
+out:
+	if (in_tx)
+		store_rollback(s);
+	free(counts);
+	free(batch);
+	return rc;
+}
+
+/* The run's row: named --run or after the model and seed; its source
+ * names the knobs given (the rest are the calibrated defaults).  0, or 2
+ * after saying what is wrong. */
+static int gen_run(struct store_run *run, const struct store_model *m, const char *name,
+		   int64_t seed, int64_t steps, const char *knobs, int ranks, int slots, int rpn)
+{
+	memset(run, 0, sizeof(*run));
+	if (name)
+		snprintf(run->name, sizeof(run->name), "%s", name);
+	else
+		snprintf(run->name, sizeof(run->name), "gen-%s-seed%lld", m->name, (long long)seed);
+	if (strlen(name ? name : "") >= sizeof(run->name)) {
+		util_cli_error("gen", "run name '%s' is longer than %zu bytes", name,
+			       sizeof(run->name) - 1);
+		return 2;
+	}
+	snprintf(run->model, sizeof(run->model), "%s", m->name);
+	run->layers = m->layers;
+	run->experts = m->experts;
+	run->topk = m->topk;
+	run->ranks = ranks;
+	run->slots = slots;
+	run->ranks_per_node = rpn;
+	run->first_layer = m->first_layer;
+	snprintf(run->source, sizeof(run->source), "gen seed=%lld steps=%lld%s", (long long)seed,
+		 (long long)steps, knobs);
+	return 0;
+}
+
+static void gen_print(const char *path, const struct store_run *run,
+		      const struct store_run_stats *rs, double secs)
+{
+	double ncell = (double)rs->steps * run->layers * run->experts;
+
+	printf("%s: run '%s': %lld steps (%lld..%lld) of %s, %d layers x %d experts, "
+	       "top-%d, %d ranks x %d slots\n",
+	       path, run->name, (long long)rs->steps, (long long)rs->first_step,
+	       (long long)rs->last_step, run->model, run->layers, run->experts, run->topk,
+	       run->ranks, run->slots);
+	printf("%lld prefill + %lld decode steps, %lld tokens, %.2f bytes per cell, "
+	       "%.2f s (%.0f steps/s)\n",
+	       (long long)rs->prefill_steps, (long long)rs->decode_steps, (long long)rs->tokens,
+	       ncell > 0 ? (double)rs->blob_bytes / ncell : 0.0, secs,
+	       secs > 0 ? (double)rs->steps / secs : 0.0);
+}
+
 int cmd_gen(int argc, char **argv)
 {
 	enum { O_RANKS = 256, O_SLOTS, O_RPN, O_PF, O_DB, O_PT, O_DOM, O_SKEW, O_DRIFT,
@@ -73,14 +204,10 @@ int cmd_gen(int argc, char **argv)
 	struct store *s = NULL;
 	struct store_run run;
 	struct store_run_stats rs;
-	struct store_step *batch = NULL;
-	uint32_t *counts = NULL;
-	struct util_rng trng;
 	const char *model = "deepseek-v3", *name = NULL, *path;
 	int64_t steps = 2000, seed = 1, first = 0;
-	int ranks = 0, slots = 0, rpn = 0, quiet = 0, c, rc = 0, in_tx = 0, have_stats = 0;
-	double pf = -2, skew = 0, drift = -2, start = GEN_START_TIME, t, t0;
-	size_t cells;
+	int ranks = 0, slots = 0, rpn = 0, quiet = 0, c, rc = 0, have_stats = 0;
+	double pf = -2, skew = 0, drift = -2, start = GEN_START_TIME, t0;
 	char knobs[160] = "";
 	int li = 0;
 
@@ -155,54 +282,17 @@ int cmd_gen(int argc, char **argv)
 	cfg.skew = skew;
 	cfg.seed = (uint64_t)seed;
 
-	/* EP layout: the preset's unless given; one of ranks/slots implies the other */
 	const struct store_model *m = cfg.model;
-	if (!ranks && !slots) {
-		ranks = m->ranks;
-		slots = m->slots;
-	} else if (!slots) {
-		slots = (m->experts + ranks - 1) / ranks;
-	} else if (!ranks) {
-		ranks = (m->experts + slots - 1) / slots;
-	}
-	if ((int64_t)ranks * slots < m->experts || (int64_t)ranks * slots > STORE_MAX_SLOTS) {
-		util_cli_error("gen", "--ranks %d x --slots %d gives %lld slots; model '%s' needs "
-			       "at least its %d experts (and at most %d)", ranks, slots,
-			       (long long)ranks * slots, m->name, m->experts, STORE_MAX_SLOTS);
+	if (gen_layout(m, &ranks, &slots, &rpn))
 		return 2;
-	}
-	if (!rpn)
-		rpn = m->ranks_per_node < ranks ? m->ranks_per_node : ranks;
-	if (rpn > ranks) {
-		util_cli_error("gen", "--ranks-per-node %d is more than --ranks %d", rpn, ranks);
-		return 2;
-	}
 
 	if ((rc = collector_gen_new(&cfg, &g, &err)))
 		return util_cli_fail("gen", &err);
 
-	memset(&run, 0, sizeof(run));
-	if (name)
-		snprintf(run.name, sizeof(run.name), "%s", name);
-	else
-		snprintf(run.name, sizeof(run.name), "gen-%s-seed%lld", m->name, (long long)seed);
-	if (strlen(name ? name : "") >= sizeof(run.name)) {
-		util_cli_error("gen", "run name '%s' is longer than %zu bytes", name,
-			       sizeof(run.name) - 1);
+	if (gen_run(&run, m, name, seed, steps, knobs, ranks, slots, rpn)) {
 		collector_gen_free(g);
 		return 2;
 	}
-	snprintf(run.model, sizeof(run.model), "%s", m->name);
-	run.layers = m->layers;
-	run.experts = m->experts;
-	run.topk = m->topk;
-	run.ranks = ranks;
-	run.slots = slots;
-	run.ranks_per_node = rpn;
-	run.first_layer = m->first_layer;
-	/* the source names the knobs given; the rest are the calibrated defaults */
-	snprintf(run.source, sizeof(run.source), "gen seed=%lld steps=%lld%s", (long long)seed,
-		 (long long)steps, knobs);
 
 	/* a new file is built under a private name and renamed into place
 	 * at the end: a failure leaves nothing, and never removes a file
@@ -211,44 +301,9 @@ int cmd_gen(int argc, char **argv)
 		collector_gen_free(g);
 		return util_cli_fail("gen", &err);
 	}
-	cells = (size_t)m->layers * m->experts;
-	counts = malloc(GEN_BATCH * cells * sizeof(*counts));
-	batch = calloc(GEN_BATCH, sizeof(*batch));
-	if (!counts || !batch) {
-		util_cli_error("gen", "out of memory");
-		rc = UTIL_ENOMEM;
-		goto out;
-	}
-	util_rng_seed(&trng, (uint64_t)seed ^ UINT64_C(0x74696d65));
 	t0 = util_now();
-	if ((rc = store_begin(s)))
-		goto dberr;
-	in_tx = 1;
-	if ((rc = store_run_add(s, &run)))
-		goto dberr;
-	t = start;
-	for (int64_t done = 0; done < steps;) {
-		size_t n = steps - done < GEN_BATCH ? (size_t)(steps - done) : GEN_BATCH;
-		for (size_t i = 0; i < n; i++) {
-			struct store_step *st = &batch[i];
-			int64_t step = first + done + (int64_t)i;
-			st->counts = counts + i * cells;
-			if ((rc = collector_gen_next(g, st))) {
-				util_cli_error("gen", "generator failed at step %lld",
-					       (long long)step);
-				goto out;
-			}
-			st->step = step;
-			st->time = t;
-			t += step_seconds(&trng, st, cfg.decode_batch ? cfg.decode_batch : 128);
-		}
-		if ((rc = store_steps_append(s, &run, batch, n)))
-			goto dberr;
-		done += (int64_t)n;
-	}
-	if ((rc = store_commit(s)))
-		goto dberr;
-	in_tx = 0;
+	if ((rc = gen_steps(s, g, &run, &cfg, steps, first, start, (uint64_t)seed)))
+		goto out;
 	have_stats = !quiet && store_run_stats(s, run.id, &rs) == 0;
 	rc = store_publish(s, &err);
 	s = NULL;
@@ -257,28 +312,10 @@ int cmd_gen(int argc, char **argv)
 		goto out;
 	}
 	t0 = util_now() - t0;
-	if (have_stats) {
-		double ncell = (double)rs.steps * run.layers * run.experts;
-		printf("%s: run '%s': %lld steps (%lld..%lld) of %s, %d layers x %d experts, "
-		       "top-%d, %d ranks x %d slots\n",
-		       path, run.name, (long long)rs.steps, (long long)rs.first_step,
-		       (long long)rs.last_step, m->name, run.layers, run.experts, run.topk,
-		       ranks, slots);
-		printf("%lld prefill + %lld decode steps, %lld tokens, %.2f bytes per cell, "
-		       "%.2f s (%.0f steps/s)\n",
-		       (long long)rs.prefill_steps, (long long)rs.decode_steps,
-		       (long long)rs.tokens, ncell > 0 ? (double)rs.blob_bytes / ncell : 0.0, t0,
-		       t0 > 0 ? (double)rs.steps / t0 : 0.0);
-	}
-	goto out;
-dberr:
-	util_cli_error("gen", "%s", store_errmsg(s));
+	if (have_stats)
+		gen_print(path, &run, &rs, t0);
 out:
-	if (in_tx)
-		store_rollback(s);
 	store_free(s); /* a staged new file is removed */
-	free(counts);
-	free(batch);
 	collector_gen_free(g);
 	return rc ? util_exit_status(rc) : 0;
 }

@@ -5,7 +5,6 @@
  */
 #include "cmds.h"
 #include "collector/collector.h"
-#include "collector/import.h"
 #include "analyze/analyze.h"
 
 #include <errno.h>
@@ -378,6 +377,27 @@ static int follow(const char *dir, const char *into, const struct collector_impo
 	return fw.refused ? 2 : 0;
 }
 
+/* A run's name when --run is not given: the file's (or directory's) base
+ * name without its extension, in name[n]. */
+static const char *default_run_name(const char *file, char *name, size_t n)
+{
+	char path[4096];
+	size_t pl = (size_t)snprintf(path, sizeof(path), "%s", file);
+	while (pl > 1 && pl < sizeof(path) && path[pl - 1] == '/')
+		path[--pl] = 0; /* a directory given as "dir/" */
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t bl = strlen(base);
+	if (bl >= n)
+		bl = n - 1;
+	memcpy(name, base, bl);
+	name[bl] = 0;
+	char *dot = strrchr(name, '.');
+	if (dot && dot != name)
+		*dot = 0;
+	return name;
+}
+
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -481,23 +501,8 @@ chk:
 		return 2;
 	}
 	const char *file = argv[optind];
-	if (!o.run_name) {
-		char path[4096];
-		size_t pl = (size_t)snprintf(path, sizeof(path), "%s", file);
-		while (pl > 1 && pl < sizeof(path) && path[pl - 1] == '/')
-			path[--pl] = 0; /* a directory given as "dir/" */
-		const char *base = strrchr(path, '/');
-		base = base ? base + 1 : path;
-		size_t bl = strlen(base);
-		if (bl >= sizeof(name))
-			bl = sizeof(name) - 1;
-		memcpy(name, base, bl);
-		name[bl] = 0;
-		char *dot = strrchr(name, '.');
-		if (dot && dot != name)
-			*dot = 0;
-		o.run_name = name;
-	}
+	if (!o.run_name)
+		o.run_name = default_run_name(file, name, sizeof(name));
 	if (follow_dir)
 		return follow(follow_dir, into, &o, interval, settle);
 	o.deployed = deployed;

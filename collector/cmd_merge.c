@@ -4,7 +4,7 @@
  * tokens).  The work is collector_merge() in merge.c.
  */
 #include "cmds.h"
-#include "collector/merge.h"
+#include "collector/collector.h"
 
 #include <getopt.h>
 #include <stdio.h>

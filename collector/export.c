@@ -6,7 +6,7 @@
  * written to a temporary name beside the target and renamed into place,
  * so a failed export never leaves a half-written file.
  */
-#include "collector/import.h"
+#include "collector/collector.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -344,6 +344,63 @@ static int flush_batch(struct store *s, const struct store_run *run, struct batc
 	return 0;
 }
 
+/* The new run's row from the first pass (rows, steps, largest layer and
+ * expert seen) and the options: the preset's or the given shape and EP
+ * layout, checked against the data.  0, or the error with err set. */
+static int csv_run(const char *path, const struct collector_import_opts *o, int64_t rows,
+		   int64_t nsteps, int64_t max_layer, int64_t max_expert, struct store_run *run,
+		   struct util_err *err)
+{
+	/* A file with a row for every cell of an L x E grid in every step (as
+	 * `export --format csv` and the engines' dense dumps write it; a cell
+	 * twice is refused below) states its shape: it must be the preset's. */
+	if (o->model && !o->layers && !o->experts &&
+	    rows % nsteps == 0 && rows / nsteps == (max_layer + 1) * (max_expert + 1) &&
+	    (max_layer + 1 != o->model->layers || max_expert + 1 != o->model->experts))
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s: the data has every cell of %lld MoE layers x %lld experts in "
+				    "each of its %lld steps, --model %s has %d x %d: the trace is not "
+				    "of %s (give the right preset, or none)",
+				    path, (long long)(max_layer + 1), (long long)(max_expert + 1),
+				    (long long)nsteps, o->model->name, o->model->layers,
+				    o->model->experts, o->model->name);
+
+	snprintf(run->name, sizeof(run->name), "%s", o->run_name);
+	run->layers = o->layers ? o->layers : o->model ? o->model->layers : (int)max_layer + 1;
+	run->experts = o->experts ? o->experts : o->model ? o->model->experts : (int)max_expert + 1;
+	run->topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
+	if (o->model) {
+		snprintf(run->model, sizeof(run->model), "%s", o->model->name);
+		run->first_layer = o->model->first_layer;
+		run->ranks = o->model->ranks;
+		run->slots = o->model->slots;
+		run->ranks_per_node = o->model->ranks_per_node;
+	}
+	if (o->ranks) {
+		run->ranks = o->ranks;
+		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
+		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
+		if (!run->ranks_per_node)
+			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+	}
+	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
+				    run->slots, run->experts);
+	if (max_layer >= run->layers)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s: layer %lld is out of range for %s (%d MoE layers)", path,
+				    (long long)max_layer, o->model ? o->model->name : "the given shape",
+				    run->layers);
+	if (max_expert >= run->experts)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s: expert %lld is out of range for %s (%d experts)", path,
+				    (long long)max_expert, o->model ? o->model->name : "the given shape",
+				    run->experts);
+	snprintf(run->source, sizeof(run->source), "import %s", path);
+	return 0;
+}
+
 int collector_import_csv(struct store *s, const char *path,
 			 const struct collector_import_opts *o, struct store_run *run_out,
 			 struct util_err *err)
@@ -360,61 +417,8 @@ int collector_import_csv(struct store *s, const char *path,
 		return rc;
 	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0, &last_report, err)))
 		goto out;
-	/* A file with a row for every cell of an L x E grid in every step (as
-	 * `export --format csv` and the engines' dense dumps write it; a cell
-	 * twice is refused below) states its shape: it must be the preset's. */
-	if (o->model && !o->layers && !o->experts &&
-	    rows % nsteps == 0 && rows / nsteps == (max_layer + 1) * (max_expert + 1) &&
-	    (max_layer + 1 != o->model->layers || max_expert + 1 != o->model->experts)) {
-		rc = util_err_set(err, UTIL_ERANGE,
-				  "%s: the data has every cell of %lld MoE layers x %lld experts in "
-				  "each of its %lld steps, --model %s has %d x %d: the trace is not "
-				  "of %s (give the right preset, or none)",
-				  path, (long long)(max_layer + 1), (long long)(max_expert + 1),
-				  (long long)nsteps, o->model->name, o->model->layers,
-				  o->model->experts, o->model->name);
+	if ((rc = csv_run(path, o, rows, nsteps, max_layer, max_expert, &run, err)))
 		goto out;
-	}
-
-	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
-	run.layers = o->layers ? o->layers : o->model ? o->model->layers : (int)max_layer + 1;
-	run.experts = o->experts ? o->experts : o->model ? o->model->experts : (int)max_expert + 1;
-	run.topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
-	if (o->model) {
-		snprintf(run.model, sizeof(run.model), "%s", o->model->name);
-		run.first_layer = o->model->first_layer;
-		run.ranks = o->model->ranks;
-		run.slots = o->model->slots;
-		run.ranks_per_node = o->model->ranks_per_node;
-	}
-	if (o->ranks) {
-		run.ranks = o->ranks;
-		run.slots = o->slots ? o->slots : (run.experts + o->ranks - 1) / o->ranks;
-		run.ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run.ranks_per_node;
-		if (!run.ranks_per_node)
-			run.ranks_per_node = o->ranks < 8 ? o->ranks : 8;
-	}
-	if (run.ranks && (int64_t)run.ranks * run.slots < run.experts) {
-		rc = util_err_set(err, UTIL_EUSAGE,
-				  "%d ranks x %d slots cannot hold the run's %d experts", run.ranks,
-				  run.slots, run.experts);
-		goto out;
-	}
-	if (max_layer >= run.layers) {
-		rc = util_err_set(err, UTIL_ERANGE,
-				  "%s: layer %lld is out of range for %s (%d MoE layers)", path,
-				  (long long)max_layer, o->model ? o->model->name : "the given shape",
-				  run.layers);
-		goto out;
-	}
-	if (max_expert >= run.experts) {
-		rc = util_err_set(err, UTIL_ERANGE,
-				  "%s: expert %lld is out of range for %s (%d experts)", path,
-				  (long long)max_expert, o->model ? o->model->name : "the given shape",
-				  run.experts);
-		goto out;
-	}
-	snprintf(run.source, sizeof(run.source), "import %s", path);
 
 	b.cells = (size_t)run.layers * (size_t)run.experts;
 	b.cap = (64u << 20) / (b.cells * 4);

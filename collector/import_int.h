@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "collector/import.h"
+#include "collector/collector.h"
 
 struct imp_rec {
 	int64_t step;

@@ -1,5 +1,5 @@
 /*
- * import_jsonl.c: our JSON-lines heat format (import.h has the grammar),
+ * import_jsonl.c: our JSON-lines heat format (collector.h has the grammar),
  * what `moetrace export --format jsonl` writes.  Each line is parsed on
  * its own, so an error names the line; records go to the shared builder
  * (import_common.c), which writes the run in one transaction.

@@ -11,7 +11,7 @@
  * puts on its rank; merge checks this for every cell, which catches a
  * shard recorded under the wrong rank or the wrong placement.
  */
-#include "collector/merge.h"
+#include "collector/collector.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -9,6 +9,7 @@
 #include "fleet/fleet.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,16 +210,28 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_failed;
+
+static void curl_init_once(void)
+{
+	curl_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK;
+}
+
+/* Once per process, whichever thread comes first (replay --grid opens a
+ * store on each of its threads); the others wait for it. */
+int fleet_client_init(void)
+{
+	pthread_once(&curl_once, curl_init_once);
+	return curl_failed ? UTIL_EIO : 0;
+}
+
 int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_err *err)
 {
 	struct fleet_ch *c;
-	static int inited;
 
-	if (!inited) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
-		inited = 1;
-	}
+	if (fleet_client_init())
+		return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
 	c = xcalloc(1, sizeof(*c));
 	c->url = *u;
 	c->curl = curl_easy_init();

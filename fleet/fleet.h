@@ -45,6 +45,10 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err);
 
 struct fleet_ch;
 
+/* Initialises libcurl once per process, from any thread (fleet_ch_new
+ * calls it). */
+int fleet_client_init(void);
+
 int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_err *err);
 void fleet_ch_free(struct fleet_ch *c);
 /* Runs `query` (in the URL's database when in_db) with `body` (may be

@@ -571,6 +571,69 @@ static int ch_steps_after(struct store *s, const struct store_run *run, int64_t 
 	return r.bad || !rb_done(&r) ? malformed(s, h) : 0;
 }
 
+/* " AND step IN (SELECT step FROM TABLE <run> AND step in [from, to] ...)" */
+static void q_steps_of(struct ch_store *h, const char *table, const struct store_run *run,
+		       int64_t from, int64_t to, unsigned phase_mask)
+{
+	util_buf_addf(&h->q, " AND step IN (SELECT step FROM %s", table);
+	fleet_sql_where_run(&h->q, h->url.deployment, run->name);
+	util_buf_addf(&h->q, " AND step >= %lld AND step <= %lld", (long long)from, (long long)to);
+	q_phases(&h->q, phase_mask);
+	util_buf_addstr(&h->q, ")");
+}
+
+/* The server sums: one row of E sums per layer instead of every step's
+ * counts.  The steps summed are those the iterator gives: committed, of
+ * the phases asked, holding counts rows. */
+static int ch_window_sum(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			 unsigned phase_mask, uint64_t *sum, int64_t *nsteps)
+{
+	struct ch_store *h = store_backend_data(s);
+	size_t E = (size_t)run->experts;
+	struct rb r;
+	int64_t n;
+	int rc;
+
+	memset(sum, 0, (size_t)run->layers * E * sizeof(*sum));
+	q_run(h, "count()", "steps", run);
+	util_buf_addf(&h->q, " AND step >= %lld AND step <= %lld", (long long)from, (long long)to);
+	q_phases(&h->q, phase_mask);
+	q_steps_of(h, "counts", run, from, to, 0);
+	if ((rc = ask(s, h, "RowBinary")))
+		return rc;
+	rb_init(&r, &h->ans);
+	n = (int64_t)rb_le(&r, 8);
+	if (r.bad || !rb_done(&r))
+		return malformed(s, h);
+	if (nsteps)
+		*nsteps = n;
+	if (!n)
+		return 0;
+	q_run(h, "layer, sumForEach(counts)", "counts", run);
+	util_buf_addf(&h->q, " AND step >= %lld AND step <= %lld", (long long)from, (long long)to);
+	q_steps_of(h, "steps", run, from, to, phase_mask);
+	util_buf_addstr(&h->q, " GROUP BY layer");
+	if ((rc = ask(s, h, "RowBinary")))
+		return rc;
+	rb_init(&r, &h->ans);
+	while (!rb_done(&r)) {
+		int layer = (int)rb_le(&r, 2);
+		uint64_t len = rb_varint(&r);
+
+		if (r.bad || len > (uint64_t)(r.end - r.p) / 8)
+			return malformed(s, h);
+		if (layer >= run->layers || len != E)
+			return store_backend_seterr(s, UTIL_EPARSE,
+						    "layer %d in '%s' sums %llu counts, not the run's "
+						    "%d layers x %zu experts",
+						    layer, h->url.shown, (unsigned long long)len,
+						    run->layers, E);
+		for (size_t e = 0; e < E; e++)
+			sum[(size_t)layer * E + e] = rb_le(&r, 8);
+	}
+	return 0;
+}
+
 /* ---- deployed placement ------------------------------------------------------ */
 
 static int deployed_row(struct store *s, struct ch_store *h, struct rb *r,
@@ -675,6 +738,7 @@ static const struct store_ops ch_ops = {
 	.iter_free = ch_iter_free,
 	.steps_span = ch_steps_span,
 	.steps_after = ch_steps_after,
+	.window_sum = ch_window_sum,
 	.deployed_list = ch_deployed_list,
 };
 /* clang-format on */

@@ -46,7 +46,7 @@ static const char usage[] =
 #define MAX_ALGOS 10
 #define DEFAULT_ALGOS "static,eplb,flashlb,swift,keel"
 /* A deployment serves the steps after the window it was fitted on: given
- * the window as episodes (RENDER_EPISODES unless --episodes says, fewer on
+ * the window as episodes (ANALYZE_FIT_EPISODES unless --episodes says, fewer on
  * a short window), the multi-episode algorithms place for all of them
  * instead of for their sum (docs/render.md has the figures). */
 
@@ -349,9 +349,10 @@ out:
 static int compare(struct store *s, struct report *r, const struct opts *o, struct util_err *err)
 {
 	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
+	int deployed;
 	size_t LE = (size_t)L * E;
 	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
-	int ne = render_episodes(o->c.episodes, r->win[1] - r->win[0] + 1);
+	int ne = analyze_fit_episodes(o->c.episodes, r->win[1] - r->win[0] + 1);
 	double *eps = ne > 0 ? xmallocarray((size_t)ne * LE, sizeof(double)) : NULL;
 	double *load = xcalloc((size_t)R, sizeof(double));
 	double *both = xcalloc((size_t)E, sizeof(double));
@@ -360,16 +361,10 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	double hot = -1;
 	struct analyze_blocks blk = { 0 };
 
-	rc = store_deployed_at(s, &r->run, r->win[1], R, S, cur, NULL);
-	r->cur_name = "deployed";
-	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		r->cur_name = "static";
-		for (int l = 0; l < L; l++)
-			analyze_static_phy2log(E, R, S, cur + (size_t)l * P);
-	} else if (rc) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
+	if ((rc = analyze_start_placement(s, &r->run, r->win[1], R, S, 0, cur, &deployed, NULL,
+					  err)))
 		goto out;
-	}
+	r->cur_name = deployed ? "deployed" : "static";
 	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->c.phase_mask,
 				      ne, fit, eps, &r->fit_steps)) ||
 	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->c.phase_mask, 0, next,
@@ -1210,7 +1205,7 @@ int cmd_report(int argc, char **argv)
 {
 	struct opts o = { .c = ANALYZE_CLI_INIT, .delay = -1, .scale = 1 };
 
-	o.c.episodes = -1; /* RENDER_EPISODES, or fewer on a short window */
+	o.c.episodes = -1; /* ANALYZE_FIT_EPISODES, or fewer on a short window */
 	struct util_err err = UTIL_ERR_INIT;
 	struct report *r = xcalloc(1, sizeof(*r));
 	struct store *s = NULL;

@@ -106,16 +106,13 @@ static int placement_at(struct store *s, const struct store_run *run, int64_t st
 			struct util_err *err)
 {
 	int L = run->layers, E = run->experts, P = ranks * slots;
-	int rc = fixed ? 0 : store_deployed_at(s, run, step, ranks, slots, p2l, NULL);
+	int rc;
 
 	if (fixed)
 		memcpy(p2l, fixed, (size_t)L * (size_t)P * sizeof(int32_t));
-	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		for (int l = 0; l < L; l++)
-			analyze_static_phy2log(E, ranks, slots, p2l + (size_t)l * P);
-	} else if (rc) {
-		return util_err_set(err, rc, "%s", store_errmsg(s));
-	}
+	else if ((rc = analyze_start_placement(s, run, step, ranks, slots, 0, p2l, NULL, NULL,
+					       err)))
+		return rc;
 	for (int l = 0; l < L; l++)
 		analyze_replicas(p2l + (size_t)l * P, P, E, cnt + (size_t)l * E);
 	return 0;

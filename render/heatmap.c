@@ -120,86 +120,50 @@ int render_heatmap_box(cairo_t *cr, double w, double h, const struct render_heat
 	return b.w < 8 || b.h < 8 ? UTIL_EUSAGE : 0;
 }
 
-int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
-		   const struct render_grid *g)
+/* The grid averaged into ncols x nrows cells (NaN where no value);
+ * *amax OUT the largest.  Owned by the caller (free()). */
+static double *aggregate(const struct render_grid *g, int ncols, int nrows, double *amax_out)
 {
-	struct render_heatmap_cfg def = render_heatmap_cfg_defaults();
-	const double f = cfg && cfg->font > 0 ? cfg->font : def.font;
-	const char *unit = cfg && cfg->unit ? cfg->unit : def.unit;
-	int log_scale = cfg ? cfg->log_scale : 0;
-	struct rint_axis ax = { 0, 1, 1, cfg ? cfg->x_label : NULL, NULL, 0 };
-	struct rint_axis ay = { 0, 1, 1, cfg ? cfg->y_label : NULL, NULL, 0 };
-	double tl = 0.35 * f, vmax, cbt[RENDER_MAX_TICKS], step = 1;
-	struct rbox b, cb;
-	int ncols, nrows, nt;
-	double *cell;
-	cairo_surface_t *img;
+	double *cell = xmallocarray((size_t)ncols * (size_t)nrows, sizeof(double));
+	double amax = 0;
 
-	if (!g || g->rows <= 0 || g->cols <= 0 || !g->v)
-		return UTIL_EUSAGE;
-	ax.lo = g->x0;
-	ax.hi = g->x1;
-	ax.ids = g->col_ids;
-	ax.n_ids = g->col_ids ? g->cols : 0;
-	ay.lo = g->y0;
-	ay.hi = g->y1;
-	/* integer ticks only when the axis is categorical (cells centred on ids) */
-	ax.integer = fabs((g->x1 - g->x0) / g->cols - 1) < 1e-9;
-	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
-
-	rint_title(cr, w, cfg ? cfg->title : NULL, f);
-	if (cfg && cfg->title && cfg->subtitle && cfg->subtitle[0]) {
-		cairo_set_source_rgb(cr, 0.25, 0.25, 0.25);
-		rint_text_fit(cr, w / 2, 2.3 * f, cfg->subtitle, f, 0, 0.5, 0, 0, w - 2 * f);
-	}
-
-	vmax = layout(cr, w, h, cfg, g, &ay, &b);
-	if (b.w < 8 || b.h < 8)
-		return UTIL_EUSAGE;
-
-	/* aggregate to at most one cell per device pixel */
-	ncols = rint_device_px(cr, b.w, 1);
-	nrows = rint_device_px(cr, b.h, 0);
-	if (ncols > g->cols)
-		ncols = g->cols;
-	if (nrows > g->rows)
-		nrows = g->rows;
-	cell = xmallocarray((size_t)ncols * (size_t)nrows, sizeof(double));
-	{
-		double amax = 0;
-		for (int r = 0; r < nrows; r++) {
-			int r0 = (int)((int64_t)r * g->rows / nrows);
-			int r1 = (int)((int64_t)(r + 1) * g->rows / nrows);
-			for (int c = 0; c < ncols; c++) {
-				int c0 = (int)((int64_t)c * g->cols / ncols);
-				int c1 = (int)((int64_t)(c + 1) * g->cols / ncols);
-				double sum = 0;
-				long cnt = 0;
-				for (int i = r0; i < r1; i++)
-					for (int j = c0; j < c1; j++) {
-						double v = g->v[(size_t)i * g->cols + j];
-						if (!isnan(v)) {
-							sum += v;
-							cnt++;
-						}
+	for (int r = 0; r < nrows; r++) {
+		int r0 = (int)((int64_t)r * g->rows / nrows);
+		int r1 = (int)((int64_t)(r + 1) * g->rows / nrows);
+		for (int c = 0; c < ncols; c++) {
+			int c0 = (int)((int64_t)c * g->cols / ncols);
+			int c1 = (int)((int64_t)(c + 1) * g->cols / ncols);
+			double sum = 0;
+			long cnt = 0;
+			for (int i = r0; i < r1; i++)
+				for (int j = c0; j < c1; j++) {
+					double v = g->v[(size_t)i * g->cols + j];
+					if (!isnan(v)) {
+						sum += v;
+						cnt++;
 					}
-				double v = cnt ? sum / (double)cnt : NAN;
-				cell[(size_t)r * ncols + c] = v;
-				if (v > amax)
-					amax = v;
-			}
+				}
+			double v = cnt ? sum / (double)cnt : NAN;
+			cell[(size_t)r * ncols + c] = v;
+			if (v > amax)
+				amax = v;
 		}
-		if (!(cfg && cfg->vmax > 0))
-			vmax = amax;
 	}
-	if (!(vmax > 0))
-		vmax = 1;
+	*amax_out = amax;
+	return cell;
+}
 
-	/* the cells: one source image, nearest-neighbour scaled */
-	/* Vector outputs (SVG, PDF) leave scaling to the viewer, and browsers
-	 * smooth images they enlarge: there, replicate each cell over kx x ky
-	 * image pixels so the blur stays within a fraction of a cell. */
+/* The cells: one source image, nearest-neighbour scaled.  Vector outputs
+ * (SVG, PDF) leave scaling to the viewer, and browsers smooth images they
+ * enlarge: there, replicate each cell over kx x ky image pixels so the
+ * blur stays within a fraction of a cell. */
+static void paint_cells(cairo_t *cr, const struct rbox *bp, const double *cell, int ncols,
+			int nrows, double vmax, int log_scale)
+{
+	struct rbox b = *bp;
+	cairo_surface_t *img;
 	int kx = 1, ky = 1;
+
 	if (cairo_surface_get_type(cairo_get_target(cr)) != CAIRO_SURFACE_TYPE_IMAGE) {
 		kx = (int)ceil(2 * b.w / ncols);
 		ky = (int)ceil(2 * b.h / nrows);
@@ -240,11 +204,16 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 		cairo_restore(cr);
 	}
 	cairo_surface_destroy(img);
-	free(cell);
+}
 
-	rint_axes(cr, &b, &ax, &ay, 1, 0, f);
+/* The colour bar right of box b, its ticks and the unit. */
+static void colour_bar(cairo_t *cr, const struct rbox *bp, double vmax, int log_scale, double f,
+		       const char *unit)
+{
+	struct rbox b = *bp, cb;
+	double tl = 0.35 * f, cbt[RENDER_MAX_TICKS], step = 1;
+	int nt;
 
-	/* colour bar */
 	cb.x = rint_snap(cr, b.x + b.w + 1.2 * f, 1);
 	cb.w = rint_snap(cr, cb.x + 1.1 * f, 1) - cb.x;
 	cb.y = b.y;
@@ -290,5 +259,60 @@ int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_
 		rint_text_fit(cr, cb.x + cb.w + tl + 0.25 * f + lw + 0.4 * f, cb.y + cb.h / 2,
 			      label, 1.05 * f, 0, 0.5, 0, -M_PI / 2, cb.h + 2 * f);
 	}
+}
+
+int render_heatmap(cairo_t *cr, double w, double h, const struct render_heatmap_cfg *cfg,
+		   const struct render_grid *g)
+{
+	struct render_heatmap_cfg def = render_heatmap_cfg_defaults();
+	const double f = cfg && cfg->font > 0 ? cfg->font : def.font;
+	const char *unit = cfg && cfg->unit ? cfg->unit : def.unit;
+	int log_scale = cfg ? cfg->log_scale : 0;
+	struct rint_axis ax = { 0, 1, 1, cfg ? cfg->x_label : NULL, NULL, 0 };
+	struct rint_axis ay = { 0, 1, 1, cfg ? cfg->y_label : NULL, NULL, 0 };
+	double vmax, amax;
+	struct rbox b;
+	int ncols, nrows;
+	double *cell;
+
+	if (!g || g->rows <= 0 || g->cols <= 0 || !g->v)
+		return UTIL_EUSAGE;
+	ax.lo = g->x0;
+	ax.hi = g->x1;
+	ax.ids = g->col_ids;
+	ax.n_ids = g->col_ids ? g->cols : 0;
+	ay.lo = g->y0;
+	ay.hi = g->y1;
+	/* integer ticks only when the axis is categorical (cells centred on ids) */
+	ax.integer = fabs((g->x1 - g->x0) / g->cols - 1) < 1e-9;
+	ay.integer = fabs((g->y1 - g->y0) / g->rows - 1) < 1e-9;
+
+	rint_title(cr, w, cfg ? cfg->title : NULL, f);
+	if (cfg && cfg->title && cfg->subtitle && cfg->subtitle[0]) {
+		cairo_set_source_rgb(cr, 0.25, 0.25, 0.25);
+		rint_text_fit(cr, w / 2, 2.3 * f, cfg->subtitle, f, 0, 0.5, 0, 0, w - 2 * f);
+	}
+
+	vmax = layout(cr, w, h, cfg, g, &ay, &b);
+	if (b.w < 8 || b.h < 8)
+		return UTIL_EUSAGE;
+
+	/* aggregate to at most one cell per device pixel */
+	ncols = rint_device_px(cr, b.w, 1);
+	nrows = rint_device_px(cr, b.h, 0);
+	if (ncols > g->cols)
+		ncols = g->cols;
+	if (nrows > g->rows)
+		nrows = g->rows;
+	cell = aggregate(g, ncols, nrows, &amax);
+	if (!(cfg && cfg->vmax > 0))
+		vmax = amax;
+	if (!(vmax > 0))
+		vmax = 1;
+	paint_cells(cr, &b, cell, ncols, nrows, vmax, log_scale);
+	free(cell);
+
+	rint_axes(cr, &b, &ax, &ay, 1, 0, f);
+	colour_bar(cr, &b, vmax, log_scale, f, unit);
 	return 0;
 }

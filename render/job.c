@@ -84,16 +84,6 @@ static const char *phase_only(unsigned mask)
 	return "";
 }
 
-/* Steps of the run recorded in [a, b], whatever their phase; -1 on error. */
-static int64_t count_steps(struct store *s, const struct store_run *run, int64_t a, int64_t b)
-{
-	int64_t n = -1;
-
-	if (store_steps_count(s, run, a, b, 0, &n))
-		return -1;
-	return n;
-}
-
 /* "steps A-B" (with " (N steps)" when some are missing) for the steps of
  * [from, to] actually recorded. */
 static void step_range(struct store *s, const struct store_run *run, int64_t from, int64_t to,
@@ -273,9 +263,11 @@ static int prepare_timeline(struct store *s, const struct store_run *run,
 		 run->name, phase_only(o->phase_mask), j->range);
 	{
 		/* under the title: why this layer, and what the grey columns are */
-		int64_t span = (int64_t)x1 - (int64_t)x0, all = count_steps(s, run, (int64_t)x0,
-									     (int64_t)x1 - 1);
+		/* steps recorded in the span whatever their phase; -1 unknown */
+		int64_t span = (int64_t)x1 - (int64_t)x0, all = -1;
 		size_t k = 0;
+		if (analyze_step_count(s, run, (int64_t)x0, (int64_t)x1 - 1, 0, &all, NULL))
+			all = -1;
 		j->sub[0] = '\0';
 		if (o->why)
 			k += (size_t)snprintf(j->sub, sizeof(j->sub), "%s", o->why);
@@ -343,7 +335,7 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 			   const struct render_job_opts *o, struct render_job *j)
 {
 	struct util_err err = UTIL_ERR_INIT;
-	int L = run->layers, E = run->experts, ranks, slots, P, rc;
+	int L = run->layers, E = run->experts, ranks, slots, P, rc, deployed;
 	int layer = o->layer < 0 ? 0 : o->layer;
 	const struct analyze_algo *algo = o->algo;
 	const char *pname = "static placement";
@@ -388,16 +380,13 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 			   sizeof(fit_range));
 	}
 	j->p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-	rc = o->force_static ? UTIL_ENOTFOUND
-			     : store_deployed_at(s, run, o->to, ranks, slots, j->p2l, NULL);
-	if (rc == 0) {
-		pname = "deployed placement";
-	} else if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		analyze_static_phy2log(E, ranks, slots, j->p2l + (size_t)layer * P);
-	} else {
-		util_cli_error(o->cmd, "%s", store_errmsg(s));
+	if (analyze_start_placement(s, run, o->to, ranks, slots, o->force_static, j->p2l,
+				    &deployed, NULL, &err)) {
+		util_cli_error(o->cmd, "%s", err.msg);
 		return 1;
 	}
+	if (deployed)
+		pname = "deployed placement";
 	j->loads = xmallocarray((size_t)ranks, sizeof(double));
 	analyze_device_load(h, E, j->p2l + (size_t)layer * P, ranks, slots, NULL, j->loads);
 	snprintf(j->names[0], sizeof(j->names[0]), "%s", pname);
@@ -852,7 +841,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		      const struct render_replay_req *q, struct analyze_replay_out *out,
 		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
 {
-	int L = run->layers, E = run->experts, P = q->ranks * q->slots, rc;
+	int L = run->layers, P = q->ranks * q->slots, rc, deployed;
 	int64_t n, K = q->interval, W = q->window, D = q->delay;
 	const struct analyze_link *link = analyze_link_find("nvlink4");
 	int32_t *start;
@@ -866,22 +855,19 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	*nsteps = n;
 	analyze_replay_cadence(n, &K, &W, &D);
 	start = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-	rc = q->force_static ? UTIL_ENOTFOUND
-			     : store_deployed_at(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
-						 q->ranks, q->slots, start, NULL);
-	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		sname = "static";
-		for (int l = 0; l < L; l++)
-			analyze_static_phy2log(E, q->ranks, q->slots, start + (size_t)l * P);
-	} else if (rc) {
+	if ((rc = analyze_start_placement(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
+					  q->ranks, q->slots, q->force_static, start, &deployed,
+					  NULL, err))) {
 		free(start);
-		return util_err_set(err, rc, "%s", store_errmsg(s));
+		return rc;
 	}
+	if (!deployed)
+		sname = "static";
 	struct analyze_replay_cfg cfg = {
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
-		.episodes = !q->per_step ? render_episodes(q->episodes, W)
-			    : W < ANALYZE_REPLAY_EPISODES ? (int)W : ANALYZE_REPLAY_EPISODES,
+		.episodes = !q->per_step ? analyze_fit_episodes(q->episodes, W)
+					 : analyze_replay_episodes(-1, W),
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
@@ -890,8 +876,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 					 : 0,
 		.gbytes_per_s = q->gbytes_per_s > 0 ? q->gbytes_per_s
 						    : (link ? link->gbytes_per_s : 0),
-		/* 3 GEMMs of hidden x inter, 2 FLOPs per multiply-add, per routed token */
-		.sec_per_token = q->model ? 6.0 * q->model->hidden * q->model->inter / 400e12 : 0,
+		.sec_per_token = q->model ? analyze_sec_per_token(q->model->hidden, q->model->inter, 400)
+					  : 0,
 		.threads = 2, .store = 0, .series = 1, .series_layer = q->layer,
 	};
 	/* the deployment the replay command resolves by default: the run's

@@ -217,23 +217,11 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
  * default: the run's ranks per node, the model's serving precision
  * (quant < 0) or `quant`, h100 and its two links; gbytes_per_s > 0 prices
  * both tiers at that bandwidth. */
-/* Episodes per window when the report is not told (--episodes). */
-#define RENDER_EPISODES 8
-
-/* The episodes a window of `steps` steps is cut into for a request of
- * `req` (< 0: RENDER_EPISODES, or the window's steps if fewer). */
-static inline int render_episodes(int req, int64_t steps)
-{
-	if (req >= 0)
-		return req;
-	return steps < RENDER_EPISODES ? (int)(steps > 0 ? steps : 0) : RENDER_EPISODES;
-}
-
 struct render_replay_req {
 	const struct analyze_algo *algo;
 	int ranks, slots, layer, force_static, quant;
 	int episodes;           /* each window as this many episodes (0: summed only;
-				 * < 0: RENDER_EPISODES, or the window's steps if fewer) */
+				 * < 0: analyze_fit_episodes's default) */
 	int per_step;           /* instead: the replay's default, one episode per step
 				 * (at most ANALYZE_REPLAY_EPISODES) */
 	int64_t from, to, interval, window, delay;

@@ -408,6 +408,8 @@ int store_window_sum(struct store *s, const struct store_run *run, int64_t from,
 	int64_t cnt = 0;
 	int rc;
 
+	if (s->ops->window_sum)
+		return s->ops->window_sum(s, run, from, to, phase_mask, sum, nsteps);
 	memset(sum, 0, n * sizeof(*sum));
 	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it)))
 		return rc;
@@ -428,24 +430,6 @@ int store_deployed_list(struct store *s, const struct store_run *run,
 			struct store_deployed_row **out, size_t *n)
 {
 	return s->ops->deployed_list(s, run, out, n);
-}
-
-/* From the backend's list of changes: one query on SQLite's primary key. */
-int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
-{
-	int64_t *v = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (step < INT64_MAX && (rc = store_deployed_changes(s, run, step + 1, INT64_MAX, &v, &n)))
-		return rc;
-	rc = n ? 0 : store_backend_seterr(s, UTIL_ENOTFOUND,
-					  "no deployed placement recorded after step %lld",
-					  (long long)step);
-	if (n)
-		*next = v[0];
-	free(v);
-	return rc;
 }
 
 int store_deployed_changes(struct store *s, const struct store_run *run, int64_t from,
@@ -479,22 +463,40 @@ int store_deployed_changes(struct store *s, const struct store_run *run, int64_t
 	return 0;
 }
 
-int store_deployed_last(struct store *s, const struct store_run *run, int64_t step, int64_t *from)
+/* The first (or, last != 0, the last) placement change in [from, to]:
+ * 0 with *at, or UTIL_ENOTFOUND "no deployed placement recorded WHERE
+ * step N". */
+static int change_in(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+		     int last, int64_t *at, const char *where, int64_t step)
 {
 	int64_t *v = NULL;
 	size_t n = 0;
-	int rc;
+	int rc = from <= to ? store_deployed_changes(s, run, from, to, &v, &n) : 0;
 
-	if (s->ops->deployed_last)
-		return s->ops->deployed_last(s, run, step, from);
-	if ((rc = store_deployed_changes(s, run, STORE_STEP_MIN, step, &v, &n)))
+	if (rc)
 		return rc;
 	if (n)
-		*from = v[n - 1];
+		*at = last ? v[n - 1] : v[0];
 	free(v);
 	return n ? 0
 		 : store_backend_seterr(s, UTIL_ENOTFOUND,
-					"no deployed placement recorded at step %lld", (long long)step);
+					"no deployed placement recorded %s step %lld", where,
+					(long long)step);
+}
+
+int store_deployed_last(struct store *s, const struct store_run *run, int64_t step, int64_t *from)
+{
+	if (s->ops->deployed_last)
+		return s->ops->deployed_last(s, run, step, from);
+	return change_in(s, run, STORE_STEP_MIN, step, 1, from, "at", step);
+}
+
+int store_deployed_next(struct store *s, const struct store_run *run, int64_t step, int64_t *next)
+{
+	if (s->ops->deployed_next)
+		return s->ops->deployed_next(s, run, step, next);
+	return change_in(s, run, step < STORE_STEP_MAX ? step + 1 : STORE_STEP_MAX + 1,
+			 STORE_STEP_MAX, 0, next, "after", step);
 }
 
 /* The latest row per layer at or before `step`, checked as the SQLite

@@ -7,7 +7,6 @@
  */
 #include "cmds.h"
 #include "fleet/fleet.h"
-#include "store/sqlfn.h"
 #include "store/store.h"
 #include "store/store_int.h"
 

@@ -21,7 +21,6 @@
  * it calls SQLite only through the public API, allocates with sqlite3_*
  * and never aborts.
  */
-#include "store/sqlfn.h"
 #include "store/store.h"
 #include "store/store_int.h"
 

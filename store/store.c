@@ -2065,6 +2065,32 @@ out:
 	return rc;
 }
 
+/* One query on the primary key (run, step, layer): the first row after
+ * `step` is where the placement in force changes next. */
+static int sq_deployed_next(struct store *s, const struct store_run *run, int64_t step,
+			    int64_t *next)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = store_int_prepare(s, "SELECT min(step) FROM deployed WHERE run = ?1 AND step > ?2",
+				    &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, step);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = store_int_dberr(s, "reading deployed placement");
+	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		rc = set_err(s, UTIL_ENOTFOUND, "no deployed placement recorded after step %lld",
+			     (long long)step);
+	} else {
+		*next = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int64_t store_appended_bytes(const struct store *s)
 {
 	return s->appended;
@@ -2105,6 +2131,7 @@ const struct store_ops store_sqlite_ops = {
 	.deployed_at = sq_deployed_at,
 	.deployed_changes = sq_deployed_changes,
 	.deployed_last = sq_deployed_last,
+	.deployed_next = sq_deployed_next,
 	.size_bytes = sq_size_bytes,
 	.replay_list = store_sqlite_replay_list,
 	.replay_get = store_sqlite_replay_get,

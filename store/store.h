@@ -1,11 +1,16 @@
 /*
- * store: the SQLite trace store.  A database holds runs (one recording of
- * one deployment: model shape + EP layout), their steps (time, phase,
- * tokens), one counts blob per (run, step, layer) in the codec below, and
- * the placement the engine had deployed from a given step on.  See
- * docs/schema.md for the tables.
+ * store: the trace store.  A trace holds runs (one recording of one
+ * deployment: model shape + EP layout), their steps (time, phase, tokens),
+ * each step's counts per layer (in a file: one blob per (run, step, layer)
+ * in the codec below), and the placement the engine had deployed from a
+ * given step on.  See docs/schema.md for the tables.
  *
- * Ownership: a struct store owns its SQLite connection; iterators and the
+ * One interface, several backends (store/store_backend.h): store_open()
+ * opens an SQLite file, or a URL whose scheme a backend registered
+ * (clickhouse://, read-only).  Callers see runs, steps, heat and
+ * placements, never the backend's storage.
+ *
+ * Ownership: a struct store owns its backend's connection; iterators and the
  * counts they expose belong to the store handle's caller until *_free().
  * Arrays passed in are copied; OUT arrays are caller-allocated unless said.
  */

@@ -10,7 +10,8 @@
  *
  * An operation left NULL is either derived by the front (store/backend.c)
  * from the others -- run_get from run_list, steps_count from steps_span,
- * deployed_at/changes/last from deployed_list -- or, for writes, refused
+ * window_sum from the iterator,
+ * deployed_at/changes/last/next from deployed_list -- or, for writes, refused
  * with UTIL_EUSAGE ("... is read-only").  Replay reads left NULL read as
  * "no replay stored".  Tuning operations left NULL do nothing.
  *
@@ -45,6 +46,9 @@ struct store_ops {
 			  int64_t *last);
 	int (*steps_after)(struct store *s, const struct store_run *run, int64_t after,
 			   struct store_steps_news *o);
+	/* NULL: summed over iter_new's steps */
+	int (*window_sum)(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			  unsigned phase_mask, uint64_t *sum, int64_t *nsteps);
 	int (*deployed_list)(struct store *s, const struct store_run *run,
 			     struct store_deployed_row **out, size_t *n);
 	int (*deployed_at)(struct store *s, const struct store_run *run, int64_t step, int ranks,
@@ -53,6 +57,8 @@ struct store_ops {
 				int64_t to, int64_t **steps, size_t *n);
 	int (*deployed_last)(struct store *s, const struct store_run *run, int64_t step,
 			     int64_t *from);
+	int (*deployed_next)(struct store *s, const struct store_run *run, int64_t step,
+			     int64_t *next);
 	int64_t (*size_bytes)(struct store *s);
 	int (*replay_list)(struct store *s, int64_t run, struct store_replay **out, size_t *n);
 	int (*replay_get)(struct store *s, int64_t id, struct store_replay *out);

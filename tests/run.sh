@@ -76,14 +76,25 @@ one() {
 		rc=77
 	else
 		# a test under make must not think it is part of make's job (the
-		# example's own make would warn about the jobserver)
+		# example's own make would warn about the jobserver).  timeout
+		# runs the test in a process group of its own, which a Ctrl-C on
+		# the terminal does not reach: this shell passes it on (timeout
+		# signals the whole group), so that no test outlives the run.
 		(cd "$tmp/home" && unset MAKEFLAGS MFLAGS MAKELEVEL &&
-			TMPDIR="$tmp" HOME="$tmp/home" timeout -k 10 "${MOETRACE_TEST_TIMEOUT:-900}" "$@") \
-			>"$base.log" 2>&1 </dev/null
+			TMPDIR="$tmp" HOME="$tmp/home" exec timeout -k 10 \
+			"${MOETRACE_TEST_TIMEOUT:-900}" "$@") >"$base.log" 2>&1 </dev/null &
+		tpid=$!
+		trap 'kill -TERM $tpid 2>/dev/null; interrupted=1' INT TERM HUP
+		interrupted=0
+		wait $tpid
 		rc=$?
+		# wait returns early when a trapped signal comes: then once more
+		[ $interrupted = 0 ] || { wait $tpid; rc=$?; }
+		trap - INT TERM HUP
 	fi
 	secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	rm -rf "$tmp"
+	[ "${interrupted:-0}" = 0 ] || { echo "INT     $kind $n"; exit 130; }
 	if [ $rc -eq 0 ]; then
 		st=ok
 		echo "ok      $kind $n ($secs s)"

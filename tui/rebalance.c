@@ -42,18 +42,11 @@ struct tui_rebalance {
  * without --start: the deployed one, else the static layout. */
 static int resolve_start(struct tui_rebalance *rb, struct util_err *err)
 {
-	int L = rb->run.layers, P = rb->cfg.ranks * rb->cfg.slots;
-	int rc = store_deployed_at(rb->s, &rb->run, INT64_MAX, rb->cfg.ranks, rb->cfg.slots,
-				   rb->start, NULL);
+	int rc = analyze_start_placement(rb->s, &rb->run, INT64_MAX, rb->cfg.ranks, rb->cfg.slots,
+					 0, rb->start, NULL, NULL, err);
 
-	if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE) {
-		for (int l = 0; l < L; l++)
-			analyze_static_phy2log(rb->run.experts, rb->cfg.ranks, rb->cfg.slots,
-					       rb->start + (size_t)l * P);
-		rc = 0;
-	}
 	if (rc)
-		return util_err_set(err, rc, "%s", store_errmsg(rb->s));
+		return rc;
 	rb->cfg.start = rb->start;
 	return 0;
 }
@@ -178,7 +171,7 @@ int tui_rebalance_new(const char *path, const char *runname, const struct tui_re
 	rb->cfg = (struct analyze_replay_cfg){
 		.algo = c->algo, .ranks = c->ranks, .slots = c->slots,
 		.interval = K, .window = W, .delay = D,
-		.episodes = W < ANALYZE_REPLAY_EPISODES ? (int)W : ANALYZE_REPLAY_EPISODES,
+		.episodes = analyze_replay_episodes(-1, W),
 		.max_moves = -1, .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = INT64_MIN, .to = INT64_MAX, .phase_mask = c->phase_mask,
 		.deploy = &rb->dep, .threads = 2,

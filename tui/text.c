@@ -10,8 +10,23 @@
  */
 #include "tui/tui.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+void tui_fmt_num(char *buf, size_t n, double x)
+{
+	double a = fabs(x);
+
+	if (a < 9999.5)
+		snprintf(buf, n, "%.0f", x);
+	else if (a < 999.95e3)
+		snprintf(buf, n, "%.1fk", x / 1e3);
+	else if (a < 999.95e6)
+		snprintf(buf, n, "%.1fM", x / 1e6);
+	else
+		snprintf(buf, n, "%.1fG", x / 1e9);
+}
 
 int tui_text_width(const char *s)
 {

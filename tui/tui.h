@@ -62,14 +62,15 @@ void tui_layout_compute(int rows, int cols, struct tui_layout *out);
 
 /* ---- small pure helpers of the screen (tui/draw.c) ------------------------ */
 
-/* Compact number for narrow columns: 950, 12.3k, 4.6M (at most 6 chars
- * below 1e12). */
-void tui_fmt_num(char *buf, size_t n, double x);
 /* Whether TERM names a terminal without Unicode block glyphs (DEC vt52,
  * vt100, vt220, ..., dumb, ansi, or none). */
 int tui_term_is_ascii(const char *term);
 
 /* ---- the words of the screen fitted to a width (tui/text.c) ---------------- */
+
+/* Compact number for narrow columns: 950, 12.3k, 4.6M (at most 6 chars
+ * below 1e12). */
+void tui_fmt_num(char *buf, size_t n, double x);
 
 /* A field of a line: its text, a shorter form (NULL: none) and how much
  * it matters.  Fields of TUI_KEEP are shortened but never left out. */

@@ -20,7 +20,6 @@
  * since a 148 M-row table takes minutes and gigabytes to build;
  * --plain-steps N measures them on the whole trace.
  */
-#include "store/sqlfn.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"

@@ -3,7 +3,7 @@
 # here from a config under $T, stopped by PID on exit) and read back through
 # clickhouse://HOST:PORT/DB?deployment=NAME&run=ID gives every analysing
 # command the output it gives from the SQLite file, to the last digit (the
-# printed algorithm times aside): info, balance, compare, place, replay,
+# printed algorithm times aside): info, balance, compare, place, replay (a grid too),
 # report, render, top, serve, export.  A deployment pushed further is followed by
 # top.  Bad URLs, an unreachable or failing server, a wrong database, a
 # schema that is not moetrace's, refused credentials and writing commands
@@ -63,7 +63,7 @@ i=0
 until curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null 2>&1; do
 	kill -0 "$SERVER" 2>/dev/null || { cat "$T/ch/stdout" "$T/ch/err" >&2; fail "clickhouse-server exited"; }
 	i=$((i + 1))
-	[ $i -lt 300 ] || fail "clickhouse-server did not answer /ping"
+	[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
 	sleep 0.1
 done
 URL="clickhouse://127.0.0.1:$HTTP"
@@ -118,6 +118,7 @@ same place-engine gen place --format vllm-ascend -o @.place.json %
 same_file "$T/file.place.json" "$T/url.place.json"
 same replay gen replay --no-store %
 same replay-dep dep replay --no-store %
+same replay-grid gen replay --grid % algos=eplb,keel interval=50,100
 same top gen top --snapshot %
 same top-layer gen top --snapshot --layer 5 %
 same serve gen serve --once %

@@ -9,7 +9,7 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "collector/import.h"
+#include "collector/collector.h"
 
 static struct store *db;
 static long imports;

@@ -11,7 +11,7 @@
 
 #include <sys/stat.h>
 
-#include "collector/import.h"
+#include "collector/collector.h"
 
 static struct store *db;
 static long imports;

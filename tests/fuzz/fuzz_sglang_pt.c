@@ -13,7 +13,7 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "collector/import.h"
+#include "collector/collector.h"
 
 static uint32_t crc32_of(const uint8_t *p, size_t n)
 {

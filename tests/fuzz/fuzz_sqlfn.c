@@ -11,7 +11,7 @@
 
 #include <sqlite3.h>
 
-#include "store/sqlfn.h"
+#include "store/store_int.h"
 #include "store/store.h"
 
 static sqlite3 *db;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "analyze/analyze.h"
-#include "collector/import.h"
+#include "collector/collector.h"
 
 struct fx {
 	char dir[64];

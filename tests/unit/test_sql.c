@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "analyze/analyze.h"
-#include "store/sqlfn.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"

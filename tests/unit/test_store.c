@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_backend.h"
 #include "store/store_int.h" /* the connection, to damage files on purpose */
 #include "util/util.h"
 
@@ -733,6 +734,131 @@ static void test_store_staged_create(void **state)
 	free(path);
 }
 
+/* ---- the front over a backend that has only the required operations ---- */
+
+static struct store *wrapped; /* the SQLite store the "wrap" backend reads */
+
+static void wrap_close(struct store *s)
+{
+	(void)s;
+}
+static int wrap_run_list(struct store *s, struct store_run **out, size_t *n)
+{
+	(void)s;
+	return store_run_list(wrapped, out, n);
+}
+static int wrap_deployed_list(struct store *s, const struct store_run *run,
+			      struct store_deployed_row **out, size_t *n)
+{
+	(void)s;
+	return store_deployed_list(wrapped, run, out, n);
+}
+static const struct store_ops wrap_ops = {
+	.name = "wrapped",
+	.close = wrap_close,
+	.run_list = wrap_run_list,
+	.deployed_list = wrap_deployed_list,
+};
+static int wrap_open(const char *url, int flags, struct store **out, struct util_err *err)
+{
+	(void)flags;
+	(void)err;
+	*out = store_backend_new(&wrap_ops, NULL, url);
+	return *out ? 0 : UTIL_ENOMEM;
+}
+
+/* What the front derives (a run by name or id, the placement in force, its
+ * change steps) equals what the SQLite backend answers itself; writes to a
+ * backend without them are refused; an unknown URL scheme is refused. */
+static void test_store_backend_derived(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *w;
+	struct store_run a = { 0 }, b = { 0 }, got;
+	enum { L = 2, E = 4, R = 2, S = 3, P = R * S };
+	int32_t p2l[L * P], pa[L * P], pb[L * P];
+	int64_t fa, fb, *va, *vb;
+	size_t na, nb;
+
+	assert_int_equal(store_open(path, STORE_CREATE, &wrapped, &err), 0);
+	snprintf(a.name, sizeof(a.name), "first");
+	snprintf(b.name, sizeof(b.name), "1"); /* a name that is another run's id */
+	a.layers = b.layers = L;
+	a.experts = b.experts = E;
+	assert_int_equal(store_run_add(wrapped, &a), 0);
+	assert_int_equal(store_run_add(wrapped, &b), 0);
+	for (int v = 0; v < 3; v++) { /* placements from steps 0, 10, 20 */
+		for (int i = 0; i < L * P; i++)
+			p2l[i] = (i + v * (i / P + 1)) % E;
+		assert_int_equal(store_deployed_set(wrapped, &a, 10 * v, R, S, p2l), 0);
+	}
+	assert_int_equal(store_backend_register("wrap://", wrap_open), 0);
+	assert_int_equal(store_open("wrap://x", STORE_READONLY, &w, &err), 0);
+	assert_string_equal(store_path(w), "wrap://x");
+
+	const char *names[] = { NULL, "", "first", "1", "2", "nope" };
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(names); i++) {
+		struct store_run want;
+		int rc = store_run_get(wrapped, names[i], &want);
+		assert_int_equal(store_run_get(w, names[i], &got), rc);
+		if (!rc) {
+			assert_int_equal(got.id, want.id);
+			assert_string_equal(got.name, want.name);
+		}
+	}
+	for (int64_t step = -5; step <= 25; step++) {
+		int rc = store_deployed_at(wrapped, &a, step, R, S, pa, &fa);
+		assert_int_equal(store_deployed_at(w, &a, step, R, S, pb, &fb), rc);
+		if (!rc) {
+			assert_int_equal(fa, fb);
+			assert_memory_equal(pa, pb, sizeof(pa));
+		}
+		rc = store_deployed_last(wrapped, &a, step, &fa);
+		assert_int_equal(store_deployed_last(w, &a, step, &fb), rc);
+		if (!rc)
+			assert_int_equal(fa, fb);
+		rc = store_deployed_next(wrapped, &a, step, &fa);
+		assert_int_equal(store_deployed_next(w, &a, step, &fb), rc);
+		if (!rc)
+			assert_int_equal(fa, fb);
+		assert_int_equal(store_deployed_changes(wrapped, &a, step, step + 12, &va, &na), 0);
+		assert_int_equal(store_deployed_changes(w, &a, step, step + 12, &vb, &nb), 0);
+		assert_int_equal(na, nb);
+		if (na)
+			assert_memory_equal(va, vb, na * sizeof(*va));
+		free(va);
+		free(vb);
+	}
+	/* another layout: the same refusal */
+	assert_int_equal(store_deployed_at(w, &a, 5, 3, 2, pb, NULL), UTIL_ERANGE);
+	assert_int_equal(store_deployed_next(w, &a, INT64_MAX, &fb), UTIL_ENOTFOUND);
+	/* no writes, no stored replays, no tuning */
+	assert_int_equal(store_run_add(w, &got), UTIL_EUSAGE);
+	assert_non_null(strstr(store_errmsg(w), "cannot write to 'wrap://x'"));
+	assert_int_equal(store_begin(w), UTIL_EUSAGE);
+	assert_int_equal(store_deployed_set(w, &a, 30, R, S, p2l), UTIL_EUSAGE);
+	struct store_replay *rp = NULL;
+	size_t nr = 1;
+	assert_int_equal(store_replay_list(w, -1, &rp, &nr), 0);
+	assert_int_equal(nr, 0);
+	assert_int_equal(store_replay_get(w, 1, rp), UTIL_ENOTFOUND);
+	assert_int_equal(store_size_bytes(w), -1);
+	assert_int_equal(store_locked(w), 0);
+	assert_null(store_int_db(w));
+	store_free(w);
+	/* a scheme nobody registered: refused, the rest of the URL not shown */
+	assert_int_equal(store_open("zz://user:secret@host/db", STORE_READONLY, &w, &err),
+			 UTIL_EUSAGE);
+	assert_null(w);
+	assert_null(strstr(err.msg, "secret"));
+	store_free(wrapped);
+	wrapped = NULL;
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -748,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_store_limits),
 		cmocka_unit_test(test_store_failed_commit_unwinds),
 		cmocka_unit_test(test_store_staged_create),
+		cmocka_unit_test(test_store_backend_derived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
