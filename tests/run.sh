@@ -67,6 +67,8 @@ one() {
 	esac
 	# a private temporary directory and home: no test sees another's files
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-$kind-$n.XXXXXX") || return 1
+	# traversable: 0901 runs commands as user nobody inside it
+	chmod 755 "$tmp"
 	mkdir "$tmp/home"
 	t0=$(date +%s.%N)
 	if [ "$kind" != cli ] && [ "$kind" != py ] && [ ! -x "$1" ]; then
