@@ -29,11 +29,14 @@ expect_grep "$T/m" '^moetrace_info\{run="live",'
 
 start_prometheus "$port"
 i=0
-until v=$(query 'moetrace_rebalance_replay_steps') && [ -n "$v" ] && [ "$v" -ge 60 ]; do
+# every query below is evaluated at the instant this one succeeded: the
+# scrape it saw is then the latest one for all of them (an instant taken
+# earlier could precede Prometheus' first scrape)
+until at=$(python3 -c 'import time; print("%.3f" % time.time())') &&
+	v=$(query 'moetrace_rebalance_replay_steps' "$at") && [ -n "$v" ] && [ "$v" -ge 60 ]; do
 	i=$((i + 1)); [ $i -lt 1200 ] || { tail -n 20 "$T/prom.log"; fail "prometheus stored no replay of 60 steps"; }
 	sleep 0.1
 done
-at=$(python3 -c 'import time; print("%.3f" % (time.time() - 0.5))')
 last=$(query 'moetrace_last_step' "$at")
 steps=$(query 'moetrace_steps_total' "$at")
 tok3=$(query 'sum(moetrace_ep_rank_tokens_total{layer="3"})' "$at")
