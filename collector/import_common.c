@@ -264,6 +264,25 @@ static int fix_experts(struct imp *b, const struct collector_import_opts *o, int
 	return 0;
 }
 
+/* The EP layout options override whatever the data or the preset said;
+ * a layout that cannot hold the run's experts is refused. */
+int imp_layout_options(struct store_run *run, const struct collector_import_opts *o,
+		       struct util_err *err)
+{
+	if (o->ranks) {
+		run->ranks = o->ranks;
+		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
+		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
+		if (!run->ranks_per_node)
+			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+	}
+	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
+				    run->slots, run->experts);
+	return 0;
+}
+
 static int fix_layout(struct store_run *run, const struct collector_import_opts *o,
 		      const struct imp *b, struct util_err *err)
 {
@@ -277,18 +296,7 @@ static int fix_layout(struct store_run *run, const struct collector_import_opts 
 		run->slots = o->model->slots;
 		run->ranks_per_node = o->model->ranks_per_node;
 	}
-	if (o->ranks) {
-		run->ranks = o->ranks;
-		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
-		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
-		if (!run->ranks_per_node)
-			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
-	}
-	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
-		return util_err_set(err, UTIL_EUSAGE,
-				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
-				    run->slots, run->experts);
-	return 0;
+	return imp_layout_options(run, o, err);
 }
 
 /* The shape the data states (a description line, TensorRT-LLM's

@@ -10,6 +10,7 @@
  * has passed back (csv_drop_behind) and a batch holds at most 64 MB.
  */
 #include "collector/collector.h"
+#include "collector/import_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -351,6 +352,8 @@ static int csv_run(const char *path, const struct collector_import_opts *o, int6
 		   int64_t nsteps, int64_t max_layer, int64_t max_expert, struct store_run *run,
 		   struct util_err *err)
 {
+	int rc;
+
 	/* A file with a row for every cell of an L x E grid in every step (as
 	 * `export --format csv` and the engines' dense dumps write it; a cell
 	 * twice is refused below) states its shape: it must be the preset's. */
@@ -376,17 +379,8 @@ static int csv_run(const char *path, const struct collector_import_opts *o, int6
 		run->slots = o->model->slots;
 		run->ranks_per_node = o->model->ranks_per_node;
 	}
-	if (o->ranks) {
-		run->ranks = o->ranks;
-		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
-		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
-		if (!run->ranks_per_node)
-			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
-	}
-	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
-		return util_err_set(err, UTIL_EUSAGE,
-				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
-				    run->slots, run->experts);
+	if ((rc = imp_layout_options(run, o, err)))
+		return rc;
 	if (max_layer >= run->layers)
 		return util_err_set(err, UTIL_ERANGE,
 				    "%s: layer %lld is out of range for %s (%d MoE layers)", path,

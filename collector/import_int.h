@@ -69,6 +69,10 @@ uint32_t *imp_scratch(struct imp *b, size_t n, struct util_err *err);
 /* Shape, order, duplicates, phases; then the run in one transaction. */
 int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
 	       const char *path, struct store_run *run_out, struct util_err *err);
+/* --ranks/--slots/--ranks-per-node over the layout the data or the preset
+ * gave run; UTIL_EUSAGE when ranks x slots cannot hold the experts. */
+int imp_layout_options(struct store_run *run, const struct collector_import_opts *o,
+		       struct util_err *err);
 
 /* The files DIR/PREFIX*SUFFIX as "DIR/name", sorted by name length, then
  * name (rank2 before rank10); *files is malloc'ed (free with
