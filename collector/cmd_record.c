@@ -6,13 +6,13 @@
 #include "cmds.h"
 #include "collector/collector.h"
 #include "collector/moetrace.h"
-#include "tui/tui.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static const char record_usage[] =
@@ -78,8 +78,10 @@ static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
 			      struct util_err *err)
 {
 	if (c == 'M') {
+		struct sockaddr_storage addr;
+
 		m->listen = arg;
-		return tui_listen_check(arg, err);
+		return util_listen_parse(arg, &addr, err);
 	}
 	return util_parse_i64(arg, 1, STORE_STEP_MAX, &m->rebalance_every, "--rebalance-every",
 			      err);
