@@ -4,7 +4,8 @@
  * beside it live here, above both, so that neither includes the other:
  * moetrace_recorder_serve_metrics() starts tui's /metrics endpoint and
  * hangs it on the recorder as an observer (collector.h), handing it a
- * function that copies the recorder's counters.
+ * function that copies the recorder's counters (and its sink's, when it
+ * ships to ClickHouse: collector/ship.c).
  */
 #include "collector/moetrace.h"
 
@@ -19,6 +20,8 @@ struct metrics_obs {
 	struct tui_server *sv;
 	struct moetrace_recorder *rec;
 	struct moetrace_recorder_stats st; /* taken when a scrape begins */
+	struct moetrace_sink_stats sink;
+	int has_sink;
 };
 
 static void metrics_snap(void *ctx)
@@ -26,6 +29,7 @@ static void metrics_snap(void *ctx)
 	struct metrics_obs *m = ctx;
 
 	moetrace_recorder_stats(m->rec, &m->st);
+	m->has_sink = moetrace_recorder_sink_stats(m->rec, &m->sink) == 0;
 }
 
 static void metrics_counters(void *ctx, struct util_buf *out)
@@ -33,6 +37,8 @@ static void metrics_counters(void *ctx, struct util_buf *out)
 	struct metrics_obs *m = ctx;
 
 	tui_metrics_format_recorder(&m->st, out);
+	if (m->has_sink)
+		tui_metrics_format_sink(&m->sink, out);
 }
 
 static void metrics_release(void *ctx)

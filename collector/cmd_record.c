@@ -6,6 +6,7 @@
 #include "cmds.h"
 #include "collector/collector.h"
 #include "collector/moetrace.h"
+#include "fleet/fleet.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -18,7 +19,8 @@
 static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
 	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--placement]\n"
-	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]] DB\n"
+	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]]\n"
+	"                       [--sink URL [--sink-backlog STEPS] [--sink-wait MS]] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -33,7 +35,13 @@ static const char record_usage[] =
 	"                 `moetrace merge`), under the engine-default placement\n"
 	"  --metrics HOST:PORT  serve GET /metrics while recording: the metrics of\n"
 	"                 `moetrace serve` and the recorder's own counters (port 0 picks\n"
-	"                 a free port, printed); --rebalance-every K as in serve\n";
+	"                 a free port, printed); --rebalance-every K as in serve\n"
+	"  --sink clickhouse://[USER[:PASSWORD]@]HOST:PORT/DB[?deployment=NAME]\n"
+	"                 ship the steps to ClickHouse as they are committed (a thread\n"
+	"                 of its own; full resolution, as `moetrace push`); while the\n"
+	"                 server is away, at most --sink-backlog STEPS wait (100000),\n"
+	"                 older ones are skipped and counted; at the end it waits\n"
+	"                 --sink-wait MS (5000) for the server (docs/fleet.md)\n";
 
 /* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
@@ -72,6 +80,8 @@ static void default_run_name(char *buf, size_t n, const struct store_model *mode
 struct record_metrics {
 	const char *listen;
 	int64_t rebalance_every;
+	const char *sink;
+	struct moetrace_sink_opts so;
 };
 
 static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
@@ -83,6 +93,22 @@ static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
 		m->listen = arg;
 		return util_listen_parse(arg, &addr, err);
 	}
+	if (c == 'U') {
+		/* checked before the trace is opened: nothing is written */
+		struct fleet_url u;
+		char shown[1024];
+
+		m->sink = arg;
+		if (fleet_url_parse(arg, &u, err)) {
+			fleet_url_shown(arg, shown, sizeof(shown));
+			return util_err_prefix(err, "--sink '%s': ", shown);
+		}
+		return 0;
+	}
+	if (c == 'W')
+		return util_parse_int(arg, -1, 3600000, &m->so.wait_ms, "--sink-wait", err);
+	if (c == 'L')
+		return util_parse_i64(arg, 1, INT64_MAX / 2, &m->so.backlog, "--sink-backlog", err);
 	return util_parse_i64(arg, 1, STORE_STEP_MAX, &m->rebalance_every, "--rebalance-every",
 			      err);
 }
@@ -104,6 +130,36 @@ static int record_metrics_start(struct moetrace_recorder *rec, const struct reco
 	printf("moetrace record: http://%s/metrics (port %d)\n", m->listen, port);
 	fflush(stdout);
 	return 0;
+}
+
+/* Ships to the sink: started before the first step (moetrace.h). */
+static int record_sink_start(struct moetrace_recorder *rec, const struct record_metrics *m)
+{
+	int rc;
+
+	if (!m->sink)
+		return 0;
+	if ((rc = moetrace_recorder_ship(rec, m->sink, &m->so))) {
+		util_cli_error("record", "%s", moetrace_errmsg(rec));
+		return rc == MOETRACE_EUSAGE ? 2 : 1;
+	}
+	return 0;
+}
+
+static void print_sink(struct moetrace_recorder *rec, const char *url)
+{
+	struct moetrace_sink_stats ks;
+	char shown[1024];
+
+	if (!url || moetrace_recorder_sink_stats(rec, &ks))
+		return;
+	fleet_url_shown(url, shown, sizeof(shown));
+	printf("sink %s: shipped %lld, skipped %lld, retries %lld%s%s\n", shown,
+	       (long long)ks.shipped, (long long)ks.skipped, (long long)ks.retries,
+	       ks.last_error ? "; last failure: " : "", ks.last_error ? ks.message : "");
+	if (ks.skipped)
+		printf("sink: the trace holds the %lld skipped steps; `moetrace push` ships them\n",
+		       (long long)ks.skipped);
 }
 
 /* The end of a recording in two lines. */
@@ -176,6 +232,9 @@ int cmd_record(int argc, char **argv)
 		{ "placement", no_argument, NULL, 'P' },
 		{ "metrics", required_argument, NULL, 'M' },
 		{ "rebalance-every", required_argument, NULL, 'K' },
+		{ "sink", required_argument, NULL, 'U' },
+		{ "sink-backlog", required_argument, NULL, 'L' },
+		{ "sink-wait", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -230,6 +289,9 @@ int cmd_record(int argc, char **argv)
 		case 'P': placement = 1; break;
 		case 'M':
 		case 'K':
+		case 'U':
+		case 'L':
+		case 'W':
 			if (record_metrics_opt(c, optarg, &metrics, &err))
 				return util_cli_fail("record", &err);
 			break;
@@ -245,6 +307,10 @@ int cmd_record(int argc, char **argv)
 	}
 	if (metrics.rebalance_every && !metrics.listen) {
 		util_cli_error("record", "--rebalance-every needs --metrics");
+		return 2;
+	}
+	if ((metrics.so.backlog || metrics.so.wait_ms) && !metrics.sink) {
+		util_cli_error("record", "--sink-backlog and --sink-wait need --sink");
 		return 2;
 	}
 	if (!(model = store_model_find(model_name))) {
@@ -305,7 +371,8 @@ int cmd_record(int argc, char **argv)
 		status = util_exit_status(rc);
 		goto out;
 	}
-	if ((status = record_metrics_start(rec, &metrics)))
+	if ((status = record_sink_start(rec, &metrics)) ||
+	    (status = record_metrics_start(rec, &metrics)))
 		goto out;
 	moetrace_recorder_stats(rec, &st);
 	i = st.last_step + 1; /* 0, or after the steps of an appended run */
@@ -363,6 +430,7 @@ int cmd_record(int argc, char **argv)
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
 	print_summary(run, argv[optind], done, model, elapsed, &st);
+	print_sink(rec, metrics.sink);
 out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);

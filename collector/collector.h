@@ -238,6 +238,8 @@ struct collector_observer {
  * one of that name is there, MOETRACE_EFULL past four (message in
  * moetrace_errmsg). */
 int collector_recorder_observe(struct moetrace_recorder *rec, const struct collector_observer *o);
+/* The ctx of the recorder's observer of that name, or NULL. */
+void *collector_recorder_observer(struct moetrace_recorder *rec, const char *name);
 /* The recorder's run and database path (the observer reads the trace on
  * a connection of its own). */
 const struct store_run *collector_recorder_run(const struct moetrace_recorder *rec);

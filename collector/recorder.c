@@ -1033,6 +1033,14 @@ int collector_recorder_observe(struct moetrace_recorder *rec, const struct colle
 	return 0;
 }
 
+void *collector_recorder_observer(struct moetrace_recorder *rec, const char *name)
+{
+	for (int i = 0, n = atomic_load(&rec->nobs); i < n; i++)
+		if (!strcmp(rec->obs[i].name, name))
+			return rec->obs[i].ctx;
+	return NULL;
+}
+
 const struct store_run *collector_recorder_run(const struct moetrace_recorder *rec)
 {
 	return &rec->run;

@@ -428,3 +428,22 @@ void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct 
 	util_buf_addstr(b, "moetrace_rebalance_baseline_imbalance_mean");
 	value(b, f->replays ? f->baseline_imbalance_mean : NAN);
 }
+
+void tui_metrics_format_sink(const struct moetrace_sink_stats *st, struct util_buf *b)
+{
+	counter64(b, "moetrace_sink_steps_shipped_total",
+		  "Steps the ClickHouse sink shipped and the server acknowledged.", st->shipped);
+	counter64(b, "moetrace_sink_steps_skipped_total",
+		  "Steps the sink skipped (beyond its backlog while the server was away, or "
+		  "left at close); the trace has them and moetrace push fills them in.",
+		  st->skipped);
+	counter64(b, "moetrace_sink_retries_total", "Failed attempts of the sink to ship.",
+		  st->retries);
+	gauge64(b, "moetrace_sink_lag_steps",
+		"Steps committed to the trace and not yet shipped or skipped.", st->lag);
+	gauge64(b, "moetrace_sink_last_shipped_step",
+		"Newest step the server acknowledged (-1 before the first).", st->last_shipped);
+	gauge64(b, "moetrace_sink_up",
+		"1 while the sink's last attempt succeeded (or none failed yet), else 0.",
+		st->last_error == 0);
+}

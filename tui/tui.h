@@ -299,6 +299,9 @@ void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct 
 /* Appends the recorder's own counters (moetrace.h's statistics). */
 struct moetrace_recorder_stats;
 void tui_metrics_format_recorder(const struct moetrace_recorder_stats *st, struct util_buf *out);
+/* Appends the counters of a recorder's ClickHouse sink. */
+struct moetrace_sink_stats;
+void tui_metrics_format_sink(const struct moetrace_sink_stats *st, struct util_buf *out);
 
 /* ---- the /metrics endpoint (tui/server.c) ------------------------------
  * What `moetrace serve`, `record --metrics` and the recorder library's
