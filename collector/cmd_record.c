@@ -216,7 +216,18 @@ static void rank_slots(const struct store_model *m, const int32_t *phy2log, int 
 	}
 }
 
-int cmd_record(int argc, char **argv)
+/* What the command line asks for. */
+struct record_args {
+	const char *model_name, *run;
+	int64_t steps, seed;
+	double rate;
+	struct moetrace_recorder_opts ro;
+	int shard, placement;
+	struct record_metrics metrics;
+};
+
+/* Parses the options into a: -1 to go on, or the exit status. */
+static int record_parse(int argc, char **argv, struct record_args *a, struct util_err *err)
 {
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
@@ -238,120 +249,127 @@ int cmd_record(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct util_err err = UTIL_ERR_INIT;
-	struct moetrace_recorder_opts ro = MOETRACE_RECORDER_OPTS_INIT;
-	struct moetrace_recorder_stats st;
-	struct moetrace_recorder *rec = NULL;
-	struct collector_gen_cfg gc;
-	struct collector_gen *gen = NULL;
-	const struct store_model *model = NULL;
-	const char *model_name = NULL, *run = NULL;
-	int64_t steps = 1000, seed = 1;
-	double rate = 0, t0, elapsed;
-	uint32_t *counts = NULL, *slots = NULL;
-	int32_t *phy2log = NULL;
-	int shard = -1, placement = 0;
-	char runbuf[128], source[256];
-	struct record_metrics metrics = { 0 };
-	int c, rc, status = 0;
-	int64_t i, done = 0;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:aS:Ph", opts, NULL)) != -1) {
 		switch (c) {
-		case 'm': model_name = optarg; break;
+		case 'm': a->model_name = optarg; break;
 		case 'n':
-			if (util_parse_i64(optarg, 0, INT64_MAX / 2, &steps, "--steps", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_i64(optarg, 0, INT64_MAX / 2, &a->steps, "--steps", err))
+				return util_cli_fail("record", err);
 			break;
 		case 'r':
-			if (util_parse_double(optarg, 0, 1e7, &rate, "--rate", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_double(optarg, 0, 1e7, &a->rate, "--rate", err))
+				return util_cli_fail("record", err);
 			break;
 		case 's':
-			if (util_parse_i64(optarg, 0, INT64_MAX, &seed, "--seed", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_i64(optarg, 0, INT64_MAX, &a->seed, "--seed", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'R': run = optarg; break;
-		case 'b': ro.policy = MOETRACE_BLOCK; break;
+		case 'R': a->run = optarg; break;
+		case 'b': a->ro.policy = MOETRACE_BLOCK; break;
 		case 'g':
-			if (util_parse_int(optarg, 1, 1 << 20, &ro.ring_steps, "--ring", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 1, 1 << 20, &a->ro.ring_steps, "--ring", err))
+				return util_cli_fail("record", err);
 			break;
 		case 'B':
-			if (util_parse_int(optarg, 1, 1 << 20, &ro.batch_steps, "--batch", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 1, 1 << 20, &a->ro.batch_steps, "--batch", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'a': ro.append = 1; break;
+		case 'a': a->ro.append = 1; break;
 		case 'S':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &shard, "--shard", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &a->shard, "--shard", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'P': placement = 1; break;
+		case 'P': a->placement = 1; break;
 		case 'M':
 		case 'K':
 		case 'U':
 		case 'L':
 		case 'W':
-			if (record_metrics_opt(c, optarg, &metrics, &err))
-				return util_cli_fail("record", &err);
+			if (record_metrics_opt(c, optarg, &a->metrics, err))
+				return util_cli_fail("record", err);
 			break;
 		case 'h': fputs(record_usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
 	}
-	if (optind != argc - 1 || !model_name) {
-		if (!model_name)
+	if (optind != argc - 1 || !a->model_name) {
+		if (!a->model_name)
 			util_cli_error("record", "--model is required");
 		fputs(record_usage, stderr);
 		return 2;
 	}
-	if (metrics.rebalance_every && !metrics.listen) {
+	if (a->metrics.rebalance_every && !a->metrics.listen) {
 		util_cli_error("record", "--rebalance-every needs --metrics");
 		return 2;
 	}
-	if ((metrics.so.backlog || metrics.so.wait_ms) && !metrics.sink) {
+	if ((a->metrics.so.backlog || a->metrics.so.wait_ms) && !a->metrics.sink) {
 		util_cli_error("record", "--sink-backlog and --sink-wait need --sink");
 		return 2;
 	}
-	if (!(model = store_model_find(model_name))) {
+	return -1;
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct record_args a = { .steps = 1000, .seed = 1, .shard = -1,
+				 .ro = MOETRACE_RECORDER_OPTS_INIT };
+	struct moetrace_recorder_stats st;
+	struct moetrace_recorder *rec = NULL;
+	struct collector_gen_cfg gc;
+	struct collector_gen *gen = NULL;
+	const struct store_model *model = NULL;
+	double t0, elapsed;
+	uint32_t *counts = NULL, *slots = NULL;
+	int32_t *phy2log = NULL;
+	char runbuf[128], source[256];
+	int rc, status = 0;
+	int64_t i, done = 0;
+
+	if ((status = record_parse(argc, argv, &a, &err)) >= 0)
+		return status;
+	status = 0;
+	if (!(model = store_model_find(a.model_name))) {
 		char hint[96];
 		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
-			       model_name,
-			       util_did_you_mean(store_model_suggest(model_name), hint, sizeof(hint)));
+			       a.model_name,
+			       util_did_you_mean(store_model_suggest(a.model_name), hint, sizeof(hint)));
 		return 2;
 	}
-	if (shard >= 0 && shard >= model->ranks) {
-		util_cli_error("record", "--shard %d: model '%s' runs on %d ranks", shard,
+	if (a.shard >= 0 && a.shard >= model->ranks) {
+		util_cli_error("record", "--shard %d: model '%s' runs on %d ranks", a.shard,
 			       model->name, model->ranks);
 		return 2;
 	}
-	if (shard >= 0) {
-		ro.shard = 1;
-		ro.shard_rank = shard;
-		placement = 1;
+	if (a.shard >= 0) {
+		a.ro.shard = 1;
+		a.ro.shard_rank = a.shard;
+		a.placement = 1;
 	}
-	if (placement && model->ranks <= 0) {
+	if (a.placement && model->ranks <= 0) {
 		util_cli_error("record", "model '%s' has no EP layout for a placement", model->name);
 		return 2;
 	}
-	if (!run) {
-		default_run_name(runbuf, sizeof(runbuf), model, seed);
-		run = runbuf;
+	if (!a.run) {
+		default_run_name(runbuf, sizeof(runbuf), model, a.seed);
+		a.run = runbuf;
 	}
-	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);
+	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)a.seed, a.rate);
 
 	memset(&gc, 0, sizeof(gc));
 	gc.model = model;
-	gc.seed = (uint64_t)seed;
+	gc.seed = (uint64_t)a.seed;
 	if ((rc = collector_gen_new(&gc, &gen, &err)))
 		return util_cli_fail("record", &err);
 	counts = calloc((size_t)model->layers * (size_t)model->experts, sizeof(uint32_t));
-	if (placement) {
+	if (a.placement) {
 		slots = calloc((size_t)model->layers * (size_t)model->slots, sizeof(uint32_t));
 		phy2log = calloc((size_t)model->layers * (size_t)model->ranks * (size_t)model->slots,
 				 sizeof(int32_t));
 	}
-	if (!counts || (placement && (!slots || !phy2log))) {
+	if (!counts || (a.placement && (!slots || !phy2log))) {
 		free(counts);
 		free(slots);
 		free(phy2log);
@@ -361,22 +379,22 @@ int cmd_record(int argc, char **argv)
 	}
 
 	struct moetrace_run_desc desc = {
-		.name = run, .model = model->name, .layers = model->layers,
+		.name = a.run, .model = model->name, .layers = model->layers,
 		.experts = model->experts, .topk = model->topk, .ranks = model->ranks,
 		.slots = model->slots, .ranks_per_node = model->ranks_per_node,
 		.first_layer = model->first_layer, .source = source,
 	};
-	if ((rc = moetrace_recorder_open(argv[optind], &desc, &ro, &rec))) {
+	if ((rc = moetrace_recorder_open(argv[optind], &desc, &a.ro, &rec))) {
 		util_cli_error("record", "%s", moetrace_errmsg(rec));
 		status = util_exit_status(rc);
 		goto out;
 	}
-	if ((status = record_sink_start(rec, &metrics)) ||
-	    (status = record_metrics_start(rec, &metrics)))
+	if ((status = record_sink_start(rec, &a.metrics)) ||
+	    (status = record_metrics_start(rec, &a.metrics)))
 		goto out;
 	moetrace_recorder_stats(rec, &st);
-	i = st.last_step + 1; /* 0, or after the steps of an appended run */
-	if (placement) {
+	i = st.last_step + 1; /* 0, or after the a.steps of an appended a.run */
+	if (a.placement) {
 		default_placement(model, phy2log);
 		if ((rc = moetrace_recorder_placement(rec, i, phy2log))) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));
@@ -389,20 +407,20 @@ int cmd_record(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal); /* the terminal closed: keep what was recorded */
 	t0 = util_now();
-	for (; (steps == 0 || done < steps) && !interrupted; i++, done++) {
+	for (; (a.steps == 0 || done < a.steps) && !interrupted; i++, done++) {
 		struct store_step s = { .counts = counts };
-		if (rate > 0)
-			sleep_until(t0 + (double)done / rate);
+		if (a.rate > 0)
+			sleep_until(t0 + (double)done / a.rate);
 		if ((rc = collector_gen_next(gen, &s))) {
 			util_cli_error("record", "generator failed at step %lld (code %d)",
 				       (long long)i, rc);
 			status = 1;
 			break;
 		}
-		if (shard >= 0) {
+		if (a.shard >= 0) {
 			/* the batch split over the ranks as data parallelism would */
-			int64_t tok = s.tokens / model->ranks + (shard < s.tokens % model->ranks);
-			rank_slots(model, phy2log, shard, counts, slots);
+			int64_t tok = s.tokens / model->ranks + (a.shard < s.tokens % model->ranks);
+			rank_slots(model, phy2log, a.shard, counts, slots);
 			rc = moetrace_recorder_step_slots(rec, i, slots, (size_t)model->slots,
 							  s.phase, tok);
 		} else {
@@ -414,7 +432,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		}
 		/* a commit failed (disk full, I/O error): stop rather than go on
-		 * generating steps that would most likely be lost too; close()
+		 * generating a.steps that would most likely be lost too; close()
 		 * reports the failure */
 		moetrace_recorder_stats(rec, &st);
 		if (st.failed) {
@@ -429,8 +447,8 @@ int cmd_record(int argc, char **argv)
 	}
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
-	print_summary(run, argv[optind], done, model, elapsed, &st);
-	print_sink(rec, metrics.sink);
+	print_summary(a.run, argv[optind], done, model, elapsed, &st);
+	print_sink(rec, a.metrics.sink);
 out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);

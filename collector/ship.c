@@ -12,6 +12,10 @@
 #include "collector/collector.h"
 #include "fleet/fleet.h"
 
+_Static_assert(sizeof(((struct moetrace_sink_stats *)0)->message) ==
+		       sizeof(((struct fleet_sink_stats *)0)->message),
+	       "the sink's message fits moetrace.h's");
+
 static void on_committed(void *ctx, int64_t last_step, int64_t n)
 {
 	fleet_sink_committed(ctx, last_step, n);
@@ -81,14 +85,8 @@ int moetrace_recorder_sink_stats(struct moetrace_recorder *rec, struct moetrace_
 	if (!(k = collector_recorder_observer(rec, "sink")))
 		return MOETRACE_ESTATE;
 	fleet_sink_stats(k, &f);
-	memset(st, 0, sizeof(*st));
-	st->shipped = f.shipped;
-	st->skipped = f.skipped;
-	st->retries = f.retries;
-	st->lag = f.lag;
-	st->last_shipped = f.last_shipped;
-	st->last_error = f.last_error;
-	st->gave_up = f.gave_up;
+	*st = (struct moetrace_sink_stats){ f.shipped, f.skipped, f.retries, f.lag,
+					    f.last_shipped, f.last_error, f.gave_up, "" };
 	memcpy(st->message, f.message, sizeof(st->message));
 	return 0;
 }

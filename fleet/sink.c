@@ -238,23 +238,29 @@ fail:
 	return rc;
 }
 
-void fleet_sink_committed(struct fleet_sink *k, int64_t last_step, int64_t n)
+/* Tells the thread of a commit (n > 0) or that the recorder closes. */
+static void tell(struct fleet_sink *k, int64_t last_step, int64_t n, int closing)
 {
 	pthread_mutex_lock(&k->mu);
-	k->committed_last = last_step;
-	k->notified += n;
+	if (n > 0) {
+		k->committed_last = last_step;
+		k->notified += n;
+	}
+	k->closing |= closing;
 	pthread_cond_signal(&k->cv);
 	pthread_mutex_unlock(&k->mu);
+}
+
+void fleet_sink_committed(struct fleet_sink *k, int64_t last_step, int64_t n)
+{
+	tell(k, last_step, n, 0);
 }
 
 void fleet_sink_close(struct fleet_sink *k)
 {
 	if (!k || !k->started)
 		return;
-	pthread_mutex_lock(&k->mu);
-	k->closing = 1;
-	pthread_cond_signal(&k->cv);
-	pthread_mutex_unlock(&k->mu);
+	tell(k, 0, 0, 1);
 	pthread_join(k->thread, NULL);
 	k->started = 0;
 	/* what could not be shipped is the file's alone now */
