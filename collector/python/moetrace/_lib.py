@@ -81,6 +81,29 @@ class MetricsOpts(ctypes.Structure):
     ]
 
 
+class SinkOpts(ctypes.Structure):
+    _fields_ = [
+        ("deployment", ctypes.c_char_p),
+        ("backlog", ctypes.c_int64),
+        ("batch", ctypes.c_int),
+        ("wait_ms", ctypes.c_int),
+        ("retry_max_ms", ctypes.c_int),
+    ]
+
+
+class SinkStats(ctypes.Structure):
+    _fields_ = [
+        ("shipped", ctypes.c_int64),
+        ("skipped", ctypes.c_int64),
+        ("retries", ctypes.c_int64),
+        ("lag", ctypes.c_int64),
+        ("last_shipped", ctypes.c_int64),
+        ("last_error", ctypes.c_int),
+        ("gave_up", ctypes.c_int),
+        ("message", ctypes.c_char * 512),
+    ]
+
+
 def _candidates():
     env = os.environ.get("MOETRACE_LIB")
     if env:
@@ -113,6 +136,8 @@ _SIGNATURES = {
     "moetrace_errmsg": (ctypes.c_char_p, [_p]),
     "moetrace_recorder_serve_metrics": (_i, [_p, ctypes.c_char_p, ctypes.POINTER(MetricsOpts),
                                             ctypes.POINTER(_i)]),
+    "moetrace_recorder_ship": (_i, [_p, ctypes.c_char_p, ctypes.POINTER(SinkOpts)]),
+    "moetrace_recorder_sink_stats": (_i, [_p, ctypes.POINTER(SinkStats)]),
     "moetrace_recorder_mem_bound": (_i64, [ctypes.POINTER(RunDesc),
                                           ctypes.POINTER(RecorderOpts)]),
 }

@@ -174,6 +174,7 @@ class Recorder:
         self._cells = self.layers * self.experts
         self._h = None
         self._staging = None
+        self._final_sink = None
         enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
         desc = _lib.RunDesc(enc(name), enc(model), self.layers, self.experts, self.topk,
                             self.ranks, self.slots, ci(ranks_per_node, "ranks_per_node"),
@@ -356,6 +357,37 @@ class Recorder:
             self._fail(rc)
         return port.value
 
+    def ship(self, url, deployment=None, backlog=0, wait_ms=0, retry_max_ms=0, batch=0):
+        """Ships the run live to ClickHouse, url being
+        clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE[?deployment=NAME]:
+        a thread of the library reads each committed batch back from the
+        file and sends it, so step() costs what it did.  Call it before the
+        first step.  While the server is away it retries; at most backlog
+        steps (default 100000) wait, older ones are skipped and counted
+        (`moetrace push` ships them later).  close() waits wait_ms
+        (default 5000, -1: not at all) for what is left.  docs/fleet.md."""
+        self._check()
+        opts = _lib.SinkOpts(deployment.encode() if deployment else None,
+                             _int(backlog, "backlog"), _int(batch, "batch", "int"),
+                             _int(wait_ms, "wait_ms", "int"),
+                             _int(retry_max_ms, "retry_max_ms", "int"))
+        rc = self._lib.moetrace_recorder_ship(self._h, str(url).encode(), ctypes.byref(opts))
+        if rc:
+            self._fail(rc)
+
+    def sink_stats(self):
+        """The sink's counters as a dict (shipped, skipped, retries, lag,
+        last_shipped, last_error, gave_up, message), or None without a
+        sink.  After close(), shipped + skipped is every step recorded."""
+        if self._h is None:
+            return dict(self._final_sink) if self._final_sink else None
+        st = _lib.SinkStats()
+        if self._lib.moetrace_recorder_sink_stats(self._h, ctypes.byref(st)):
+            return None
+        d = {f: getattr(st, f) for f, _ in _lib.SinkStats._fields_}
+        d["message"] = st.message.decode(errors="replace")
+        return d
+
     def close(self):
         """Flushes and closes (and stops serving metrics); a second close
         is a no-op."""
@@ -368,6 +400,7 @@ class Recorder:
             rc = self._lib.moetrace_recorder_close(self._h)
             msg = self._lib.moetrace_errmsg(self._h).decode(errors="replace")
             self._final = self.stats()
+            self._final_sink = self.sink_stats()
             self._lib.moetrace_recorder_free(self._h)
             self._h = None
         if rc:
