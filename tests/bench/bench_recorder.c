@@ -10,6 +10,9 @@
  *                                 engine thread pushes as fast as the
  *                                 writer commits (one core for the writer)
  *
+ * With MOETRACE_BENCH_SINK set to a clickhouse:// URL, the recorder also
+ * ships to it (moetrace_recorder_ship) while it is measured.
+ *
  * Counts come from the synthetic generator (64 distinct steps, cycled), so
  * the codec and SQLite see realistic data.  Prints `key value` lines.
  */
@@ -66,6 +69,10 @@ static struct moetrace_recorder *open_rec(const char *dir, const char *name,
 	d.slots = m->slots;
 	o.policy = policy;
 	if (moetrace_recorder_open(path, &d, &o, &r))
+		util_die("%s", moetrace_errmsg(r));
+	/* MOETRACE_BENCH_SINK=clickhouse://...: the same with a live sink */
+	if (getenv("MOETRACE_BENCH_SINK") &&
+	    moetrace_recorder_ship(r, getenv("MOETRACE_BENCH_SINK"), NULL))
 		util_die("%s", moetrace_errmsg(r));
 	return r;
 }
