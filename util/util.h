@@ -43,6 +43,12 @@ struct util_err {
  * `return util_err_set(err, UTIL_EPARSE, "...", ...);` */
 int util_err_set(struct util_err *err, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap);
+#ifdef __clang_analyzer__
+/* For the static analyzer only: util_err_set returns its code, which it
+ * cannot see across files, so it would follow paths where an error
+ * returns 0 and report what happens on them. */
+#define util_err_set(err, code, ...) (util_err_set((err), (code), __VA_ARGS__), (code))
+#endif
 /* Prefixes err->msg with more context ("reading 'x.csv': " + old message). */
 int util_err_prefix(struct util_err *err, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* Process exit status for a code: 0 ok, 2 usage/bad input, 1 otherwise. */
