@@ -82,6 +82,10 @@ void util_buf_release(struct util_buf *b);
  * Return 0 or UTIL_EUSAGE with err naming `what`. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const char *what,
 		   struct util_err *err);
+/* HOST:PORT, [V6HOST]:PORT or :PORT (all interfaces) into *addr (util/net.c):
+ * 0, or UTIL_EUSAGE saying why. */
+struct sockaddr_storage;
+int util_listen_parse(const char *listen, struct sockaddr_storage *addr, struct util_err *err);
 int util_parse_int(const char *s, int min, int max, int *out, const char *what,
 		   struct util_err *err);
 int util_parse_double(const char *s, double min, double max, double *out, const char *what,
