@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS };
+enum { OPT_HARDWARE = 1000, OPT_STEP_MS };
 
 static const char usage[] =
 	"usage: moetrace replay DB [--run NAME] [--algo NAME] [--ranks R]\n"
@@ -758,29 +758,29 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 int cmd_replay(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "run", required_argument, NULL, 'r' },
+		ANALYZE_LONGOPT_RUN,
 		{ "algo", required_argument, NULL, 'a' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "nodes", required_argument, NULL, 'n' },
-		{ "groups", required_argument, NULL, 'g' },
+		ANALYZE_LONGOPT_RANKS,
+		ANALYZE_LONGOPT_SLOTS,
+		ANALYZE_LONGOPT_REDUNDANT,
+		ANALYZE_LONGOPT_NODES,
+		ANALYZE_LONGOPT_GROUPS,
 		{ "interval", required_argument, NULL, 'K' },
 		{ "window", required_argument, NULL, 'W' },
 		{ "delay", required_argument, NULL, 'D' },
 		{ "threshold", required_argument, NULL, 'T' },
 		{ "episodes", required_argument, NULL, 'e' },
-		{ "max-moves", required_argument, NULL, 'M' },
+		ANALYZE_LONGOPT_MAX_MOVES,
 		{ "start", required_argument, NULL, 's' },
 		{ "steps", required_argument, NULL, 'x' },
-		{ "phase", required_argument, NULL, 'p' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "quant", required_argument, NULL, 'q' },
+		ANALYZE_LONGOPT_PHASE,
+		ANALYZE_LONGOPT_MODEL,
+		ANALYZE_LONGOPT_QUANT,
 		{ "link", required_argument, NULL, 'l' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
-		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
-		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
+		ANALYZE_LONGOPT_BANDWIDTH,
+		ANALYZE_LONGOPT_LINK_INTRA,
+		ANALYZE_LONGOPT_LINK_INTER,
+		ANALYZE_LONGOPT_RANKS_PER_NODE,
 		{ "hardware", required_argument, NULL, OPT_HARDWARE },
 		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
 		{ "tflops", required_argument, NULL, 't' },
@@ -836,9 +836,9 @@ int cmd_replay(int argc, char **argv)
 		case 'm': rc = analyze_opt_model(optarg, &o.model, &err); break;
 		case 'q': rc = analyze_opt_quant(optarg, &o.dep.quant, &err); break;
 		case 'l': rc = analyze_opt_link(optarg, "--link", &o.dep.link, &err); break;
-		case OPT_LINK_INTRA: rc = analyze_opt_link(optarg, "--link-intra", &o.dep.link_intra, &err); break;
-		case OPT_LINK_INTER: rc = analyze_opt_link(optarg, "--link-inter", &o.dep.link_inter, &err); break;
-		case OPT_RPN: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.dep.ranks_per_node, "--ranks-per-node", &err); break;
+		case ANALYZE_OPT_LINK_INTRA: rc = analyze_opt_link(optarg, "--link-intra", &o.dep.link_intra, &err); break;
+		case ANALYZE_OPT_LINK_INTER: rc = analyze_opt_link(optarg, "--link-inter", &o.dep.link_inter, &err); break;
+		case ANALYZE_OPT_RANKS_PER_NODE: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.dep.ranks_per_node, "--ranks-per-node", &err); break;
 		case OPT_HARDWARE: rc = analyze_opt_hardware(optarg, &o.dep.hardware, &err); break;
 		case OPT_STEP_MS: rc = analyze_opt_step_ms(optarg, &o.dep.step_ms, &err); break;
 		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o.dep.bandwidth, "--bandwidth", &err); break;
