@@ -499,18 +499,6 @@ static void advise_line(struct report *r)
 
 /* ---- the summary page ----------------------------------------------------- */
 
-static void human_bytes(char *b, size_t n, double v)
-{
-	static const char *const u[] = { "B", "kB", "MB", "GB", "TB", "PB" };
-	int i = 0;
-
-	while (v >= 1000 && i < 5) {
-		v /= 1000;
-		i++;
-	}
-	snprintf(b, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-}
-
 static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
 	UTIL_PRINTF(6, 7);
 static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
@@ -580,7 +568,7 @@ static double summary_replay(cairo_t *cr, double x, double y, double f, const st
 		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
 		 m->imbalance_p99, m->baseline_imbalance_p99);
 	if (r->model) {
-		human_bytes(b1, sizeof(b1), (double)m->bytes);
+		util_human_bytes(b1, sizeof(b1), (double)m->bytes);
 		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
 	} else {
 		snprintf(b1, sizeof(b1), "bytes unknown");
@@ -641,7 +629,7 @@ static double summary_table(cairo_t *cr, double x, double y, double f, const str
 		snprintf(cell[3], 48, "%.2f%%", 100 * rw->gap_next);
 		snprintf(cell[4], 48, "%lld", (long long)rw->moves);
 		if (r->model) {
-			human_bytes(cell[5], 48, (double)rw->bytes);
+			util_human_bytes(cell[5], 48, (double)rw->bytes);
 			snprintf(cell[6], 48, "%.3f s", rw->xfer_s);
 		} else {
 			snprintf(cell[5], 48, "-");
