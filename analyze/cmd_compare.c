@@ -628,8 +628,8 @@ static void print_rounds_json(const struct print_ctx *p, const struct analyze_ro
 	json_object_object_add(root, "current", json_object_new_string(p->cur_name));
 	for (int k = 0; k <= N1; k++) {
 		struct json_object *w = json_object_new_array();
-		json_object_array_add(w, json_object_new_int64(x->win[2 * k]));
-		json_object_array_add(w, json_object_new_int64(x->win[2 * k + 1]));
+		json_object_array_add(w, json_object_new_int64(x->win[(size_t)2 * k]));
+		json_object_array_add(w, json_object_new_int64(x->win[(size_t)2 * k + 1]));
 		json_object_array_add(wins, w);
 	}
 	json_object_object_add(root, "windows", wins);
@@ -714,8 +714,8 @@ static void print_rounds_table(const struct print_ctx *p, const struct analyze_r
 	printf(md ? "|\n" : "");
 	for (int k = 0; k < N1; k++) {
 		char span[48];
-		snprintf(span, sizeof(span), "%lld..%lld", (long long)x->win[2 * (k + 1)],
-			 (long long)x->win[2 * (k + 1) + 1]);
+		snprintf(span, sizeof(span), "%lld..%lld", (long long)x->win[(size_t)2 * (k + 1)],
+			 (long long)x->win[(size_t)2 * (k + 1) + 1]);
 		printf(md ? "| %d | %s" : "%5d  %-18s", k, span);
 		for (int i = 0; i < x->n_algos; i++) {
 			const struct analyze_round *r = &x->r[(size_t)i * N1 + k];

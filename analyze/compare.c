@@ -463,15 +463,15 @@ int analyze_compare_rounds(const struct analyze_compare_in *in, int windows,
 	}
 	/* window k: ordinals [k n / N, (k + 1) n / N) */
 	for (int k = 0; k < N; k++) {
-		out->win[2 * k] = ids[(int64_t)k * n / N];
-		out->win[2 * k + 1] = ids[(int64_t)(k + 1) * n / N - 1];
+		out->win[(size_t)2 * k] = ids[(int64_t)k * n / N];
+		out->win[(size_t)2 * k + 1] = ids[(int64_t)(k + 1) * n / N - 1];
 	}
 	for (int i = 0; i < in->n_algos; i++)
 		memcpy(prev + (size_t)i * LP, in->start, LP * sizeof(int32_t));
 	if ((rc = setup(&rin, &c, &wk, err)))
 		goto out;
 	for (int k = 0; k + 1 < N; k++) {
-		const int64_t *fw = out->win + 2 * k, *nw = fw + 2;
+		const int64_t *fw = out->win + (size_t)2 * k, *nw = fw + 2;
 		if ((rc = read_fit(&rin, fw[0], fw[1], &w, &fit_steps, err)))
 			goto out;
 		for (int i = 0; i < c.n_algos; i++)

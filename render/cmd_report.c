@@ -654,7 +654,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	cairo_paint(cr);
 	/* the table's columns (895 units wide at 12) and the lines grow with
 	 * the page as far as both its width and its height allow */
-	for (double t = 12; t <= 12 * (w / RENDER_WIDTH) * 1.25; t += 0.25) {
+	for (int i = 0; 12 + 0.25 * i <= 12 * (w / RENDER_WIDTH) * 1.25; i++) {
+		double t = 12 + 0.25 * i; /* quarters: exact, as a running sum was */
 		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 ||
 		    (!r->snapshot && 895 * t / 12 > w - 80))
 			break;
@@ -778,6 +779,7 @@ pages:
 		static const char *const what[PAGES] = {
 			"expert heat, layer x expert",
 			"heat over time of the hottest layer (the one holding the hottest expert)",
+			/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one sentence */
 			"device load of the least balanced layer on the next window, before and "
 			"after (fitted on the first)",
 			"imbalance per step, the start placement against the replay",

@@ -104,7 +104,7 @@ static double imbalance(const double *h, const int32_t *p2l)
 static void test_compare_known_figures(void **state)
 {
 	static const uint32_t h[E] = { 10, 10, 0, 0 };
-	struct fixture f;
+	struct fixture f = { .s = NULL };
 	struct analyze_compare x;
 	struct util_err err = UTIL_ERR_INIT;
 	struct analyze_compare_in in;
@@ -151,7 +151,7 @@ static void test_compare_scores_next_window(void **state)
 {
 	static const uint32_t a[E] = { 30, 20, 5, 0 }, b[E] = { 10, 0, 0, 10 };
 	const double nb[E] = { 40, 0, 0, 40 };
-	struct fixture f;
+	struct fixture f = { .s = NULL };
 	struct analyze_compare x;
 	struct util_err err = UTIL_ERR_INIT;
 	struct analyze_compare_in in;
@@ -181,7 +181,7 @@ static void test_compare_scores_next_window(void **state)
 static void test_compare_empty_windows(void **state)
 {
 	static const uint32_t h[E] = { 1, 2, 3, 4 };
-	struct fixture f;
+	struct fixture f = { .s = NULL };
 	struct analyze_compare x;
 	struct util_err err = UTIL_ERR_INIT;
 	struct analyze_compare_in in;
@@ -207,7 +207,7 @@ static void test_compare_empty_windows(void **state)
 static void test_compare_rounds(void **state)
 {
 	static const uint32_t h[E] = { 10, 10, 0, 0 };
-	struct fixture f;
+	struct fixture f = { .s = NULL };
 	struct analyze_rounds x;
 	struct analyze_round m;
 	struct util_err err = UTIL_ERR_INIT;
