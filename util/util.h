@@ -124,6 +124,8 @@ const char *util_human_seconds(char *buf, size_t n, double seconds);
 /* s as a JSON string, quoted and escaped; bytes that are not valid UTF-8
  * go out as U+FFFD. */
 void util_json_str(FILE *f, const char *s);
+/* The same, appended to b. */
+void util_buf_json_str(struct util_buf *b, const char *s);
 
 /* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
 double util_now(void);
