@@ -43,6 +43,12 @@ struct util_err {
  * `return util_err_set(err, UTIL_EPARSE, "...", ...);` */
 int util_err_set(struct util_err *err, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap);
+#ifdef __clang_analyzer__
+/* For the static analyzer only: util_err_set returns its code, which it
+ * cannot see across files, so it would follow paths where an error
+ * returns 0 and report what happens on them. */
+#define util_err_set(err, code, ...) (util_err_set((err), (code), __VA_ARGS__), (code))
+#endif
 /* Prefixes err->msg with more context ("reading 'x.csv': " + old message). */
 int util_err_prefix(struct util_err *err, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* Process exit status for a code: 0 ok, 2 usage/bad input, 1 otherwise. */
@@ -128,6 +134,8 @@ const char *util_human_seconds(char *buf, size_t n, double seconds);
 /* s as a JSON string, quoted and escaped; bytes that are not valid UTF-8
  * go out as U+FFFD. */
 void util_json_str(FILE *f, const char *s);
+/* The same, appended to b. */
+void util_buf_json_str(struct util_buf *b, const char *s);
 
 /* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
 double util_now(void);
