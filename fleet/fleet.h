@@ -101,7 +101,10 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 		   const char *deployment, int batch, struct fleet_push_stats *st,
 		   struct util_err *err);
 /* The same for the run's steps in [from, to] (the run's row and its
- * deployed placements are shipped whole: they are small). */
+ * deployed placements are shipped whole: they are small).  Counts rows
+ * missing for some layers are looked for over a whole run only (it reads
+ * the run's whole counts key): a range is for steps holding every layer's
+ * row, as the recorder writes them. */
 int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		     const char *deployment, int64_t from, int64_t to, int batch,
 		     struct fleet_push_stats *st, struct util_err *err);

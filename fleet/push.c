@@ -406,7 +406,9 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
 		goto out;
 
-	if ((rc = store_run_missing_counts(s, run, &missing))) {
+	/* reads the run's whole counts key: a push of the whole run only */
+	if (from == STORE_STEP_MIN && to == STORE_STEP_MAX &&
+	    (rc = store_run_missing_counts(s, run, &missing))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}

@@ -1,3 +1,4 @@
+#!/bin/sh
 # record --sink: a recording shipped live to a real ClickHouse server
 # (started here from a config under $T, stopped by PID on exit) reads back
 # from the server as it reads from the file; a server killed with -9
@@ -7,70 +8,14 @@
 # as without a sink, and `push` completes the copy; a bad sink URL is exit 2
 # naming it without its password; the library's sink from Python.
 . "$(dirname "$0")/lib.sh"
-command -v clickhouse-server >/dev/null || fail "clickhouse-server not installed (make deps-test)"
-command -v curl >/dev/null || fail "curl not installed (make deps-test)"
-command -v python3 >/dev/null || fail "python3 not installed (make deps-test)"
+. "$(dirname "$0")/ch.sh"
 
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-HTTP=$1 TCP=$2 ISRV=$3
-mkdir -p "$T/ch"
-cat >"$T/ch/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$T/ch/log</log><errorlog>$T/ch/err</errorlog></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$HTTP</http_port>
-  <tcp_port>$TCP</tcp_port>
-  <interserver_http_port>$ISRV</interserver_http_port>
-  <path>$T/ch/data/</path>
-  <tmp_path>$T/ch/tmp/</tmp_path>
-  <format_schema_path>$T/ch/fs/</format_schema_path>
-  <users_config>$T/ch/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size>
-</yandex>
-XML
-cat >"$T/ch/users.xml" <<'XML'
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default/></profiles>
-  <users>
-    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
-  </users>
-  <quotas><default/></quotas>
-</yandex>
-XML
-SERVER=""
-start_server() {
-	clickhouse-server --config-file="$T/ch/config.xml" >>"$T/ch/stdout" 2>&1 &
-	SERVER=$!
-	PIDS="$PIDS $SERVER"
-	i=0
-	until curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null 2>&1; do
-		kill -0 "$SERVER" 2>/dev/null || { cat "$T/ch/stdout" "$T/ch/err" >&2; fail "clickhouse-server exited"; }
-		i=$((i + 1))
-		[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
-		sleep 0.1
-	done
-}
-kill_server() {
-	kill -9 "$SERVER"
-	wait "$SERVER" 2>/dev/null
-	PIDS=$(for p in $PIDS; do [ "$p" = "$SERVER" ] || echo "$p"; done)
-}
-q() { curl -sS --fail --data-binary "$2" "http://127.0.0.1:$HTTP/?database=$1"; }
+set -- $(ch_ports 3)
+HTTP=$1
+ch_config "$T/ch" "$1" "$2" "$3"
+start_server() { ch_start "$T/ch" "$HTTP"; SERVER=$CH_PID; }
+kill_server() { ch_stop "$SERVER" KILL; }
+q() { ch_q "$HTTP" "$@"; }
 URL="clickhouse://127.0.0.1:$HTTP"
 # same_as_file DB SERVER-URL: info (but the first line and storage) and balance agree
 same_as_file() {
