@@ -82,26 +82,15 @@ class MetricsOpts(ctypes.Structure):
 
 
 class SinkOpts(ctypes.Structure):
-    _fields_ = [
-        ("deployment", ctypes.c_char_p),
-        ("backlog", ctypes.c_int64),
-        ("batch", ctypes.c_int),
-        ("wait_ms", ctypes.c_int),
-        ("retry_max_ms", ctypes.c_int),
-    ]
+    _fields_ = ([("deployment", ctypes.c_char_p), ("backlog", ctypes.c_int64)]
+                + [(f, ctypes.c_int) for f in ("batch", "wait_ms", "retry_max_ms")])
 
 
 class SinkStats(ctypes.Structure):
-    _fields_ = [
-        ("shipped", ctypes.c_int64),
-        ("skipped", ctypes.c_int64),
-        ("retries", ctypes.c_int64),
-        ("lag", ctypes.c_int64),
-        ("last_shipped", ctypes.c_int64),
-        ("last_error", ctypes.c_int),
-        ("gave_up", ctypes.c_int),
-        ("message", ctypes.c_char * 512),
-    ]
+    _fields_ = ([(f, ctypes.c_int64) for f in ("shipped", "skipped", "retries", "lag",
+                                               "last_shipped")]
+                + [(f, ctypes.c_int) for f in ("last_error", "gave_up")]
+                + [("message", ctypes.c_char * 512)])
 
 
 def _candidates():
