@@ -73,12 +73,49 @@ static void test_fleet_sql_quote(void **state)
 	util_buf_release(&b);
 }
 
+/* A URL shown in a message, parseable or not, never holds its password. */
+static void test_fleet_url_shown(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "clickhouse://u:pw@h:1/db", "clickhouse://u@h:1/db" },
+		{ "clickhouse://u:p@ss@h/db?deployment=a@b", "clickhouse://u@h/db?deployment=a@b" },
+		{ "clickhouse://u@h:1/db", "clickhouse://u@h:1/db" },
+		{ "clickhouse://h:1/db", "clickhouse://h:1/db" },
+		{ "u:pw@h", "u@h" },
+		{ "", "" },
+	};
+	char out[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fleet_url_shown(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+	fleet_url_shown("clickhouse://u:secret@h:1/db", out, 12);
+	assert_null(strstr(out, "secret"));
+}
+
+static void test_fleet_default_deployment(void **state)
+{
+	char out[64];
+
+	(void)state;
+	fleet_default_deployment("traces/east-1.db", out, sizeof(out));
+	assert_string_equal(out, "east-1");
+	fleet_default_deployment(".hidden", out, sizeof(out));
+	assert_string_equal(out, ".hidden");
+	fleet_default_deployment("a.b.db", out, sizeof(out));
+	assert_string_equal(out, "a.b");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fleet_url_parts),
 		cmocka_unit_test(test_fleet_url_refused),
 		cmocka_unit_test(test_fleet_sql_quote),
+		cmocka_unit_test(test_fleet_url_shown),
+		cmocka_unit_test(test_fleet_default_deployment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
