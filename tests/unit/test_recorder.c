@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "collector/collector.h"
 #include "collector/moetrace.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the connection, to damage files on purpose */
@@ -594,6 +595,80 @@ static void test_recorder_failed_commit_counted(void **state)
 	store_free(s);
 }
 
+/* What an observer is told: every committed step once, after its commit,
+ * in order; closed once by close(); released once by free(). */
+struct seen {
+	int64_t steps, last, order_broken;
+	int closed, released;
+	struct moetrace_recorder *r;
+};
+
+static void seen_committed(void *ctx, int64_t last_step, int64_t n)
+{
+	struct seen *w = ctx;
+	struct moetrace_recorder_stats st;
+
+	if (last_step <= w->last)
+		w->order_broken++;
+	w->last = last_step;
+	w->steps += n;
+	moetrace_recorder_stats(w->r, &st);
+	if (st.recorded < w->steps) /* told before the counters say so */
+		w->order_broken++;
+}
+
+static void seen_closed(void *ctx)
+{
+	((struct seen *)ctx)->closed++;
+}
+
+static void seen_release(void *ctx)
+{
+	((struct seen *)ctx)->released++;
+}
+
+static void test_recorder_observers(void **state)
+{
+	(void)state;
+	struct moetrace_recorder *r = NULL;
+	struct moetrace_run_desc d = desc_small("obs");
+	struct moetrace_recorder_opts o = MOETRACE_RECORDER_OPTS_INIT;
+	struct seen w = { 0, -1, 0, 0, 0, NULL };
+	struct collector_observer ob = { "mine", seen_committed, seen_closed, seen_release, &w };
+	struct collector_observer other = { "other", NULL, NULL, NULL, NULL };
+	uint32_t c[L * E];
+
+	o.batch_steps = 7;
+	o.policy = MOETRACE_BLOCK;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), 0);
+	w.r = r;
+	assert_int_equal(collector_recorder_observe(r, &ob), 0);
+	assert_ptr_equal(collector_recorder_observer(r, "mine"), &w);
+	assert_null(collector_recorder_observer(r, "none"));
+	assert_int_equal(collector_recorder_observe(r, &ob), MOETRACE_ESTATE);
+	for (int i = 0; i < 3; i++) {
+		other.name = i == 0 ? "o0" : i == 1 ? "o1" : "o2";
+		assert_int_equal(collector_recorder_observe(r, &other), 0);
+	}
+	other.name = "o3";
+	assert_int_equal(collector_recorder_observe(r, &other), MOETRACE_EFULL);
+	assert_string_equal(collector_recorder_path(r), dbpath);
+	for (int64_t i = 0; i < 100; i++) {
+		fill(c, i);
+		assert_int_equal(moetrace_recorder_step(r, 3 * i, c, 0, 0), 0);
+	}
+	assert_int_equal(moetrace_recorder_close(r), 0);
+	assert_int_equal(w.steps, 100);
+	assert_int_equal(w.last, 297);
+	assert_int_equal(w.order_broken, 0);
+	assert_int_equal(w.closed, 1);
+	assert_int_equal(w.released, 0);
+	assert_null(collector_recorder_path(r));
+	moetrace_recorder_free(r);
+	assert_int_equal(w.released, 1);
+	assert_int_equal(w.closed, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +682,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recorder_slot_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_concurrent_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_failed_commit_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recorder_observers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
