@@ -6,7 +6,7 @@
 # steps it made (N = 1: every step, full resolution).  Measured: the
 # server's CPU (utime + stime, every thread) per second of load, and per
 # send from the load's start until its merges are done; from that, the
-# deployments one core serves.  About 3 minutes.
+# deployments one core serves.  About 5 minutes (7 on a loaded machine).
 set -u
 . "$(dirname "$0")/lib.sh"
 echo "## ClickHouse rollup ingest on one core"
