@@ -349,6 +349,20 @@ static void put_counts(struct util_buf *cb, const char *dep, const struct store_
 int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		   const char *dep, int batch, struct fleet_push_stats *st, struct util_err *err)
 {
+	return fleet_push_range(c, s, run, dep, STORE_STEP_MIN, STORE_STEP_MAX, batch, st, err);
+}
+
+/* " AND step BETWEEN from AND to" unless the range is the whole run. */
+static void where_range(struct util_buf *q, int64_t from, int64_t to)
+{
+	if (from > STORE_STEP_MIN || to < STORE_STEP_MAX)
+		util_buf_addf(q, " AND step BETWEEN %lld AND %lld", (long long)from, (long long)to);
+}
+
+int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		     const char *dep, int64_t from, int64_t to, int batch,
+		     struct fleet_push_stats *st, struct util_err *err)
+{
 	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
 	struct util_buf cb = UTIL_BUF_INIT, sb = UTIL_BUF_INIT;
 	struct store_iter *it = NULL;
@@ -373,6 +387,7 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 		goto out;
 	util_buf_addstr(&q, "SELECT step FROM steps");
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, " ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 1, &done, &ndone, err)))
@@ -382,8 +397,10 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 			    "min(length(counts)) = max(length(counts)) AND max(length(counts)) = ");
 	util_buf_addf(&q, "%zu FROM counts", E);
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, " AND step NOT IN (SELECT step FROM steps");
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, ") GROUP BY step ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
@@ -398,7 +415,7 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 		if ((rc = presence_new(s, run, &pres, err)))
 			goto out;
 	}
-	if ((rc = store_iter_new(s, run, STORE_STEP_MIN, STORE_STEP_MAX, 0, &it))) {
+	if ((rc = store_iter_new(s, run, from, to, 0, &it))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
