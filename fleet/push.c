@@ -235,7 +235,10 @@ out:
 /* Which layers of each step hold a counts row, for a run lacking some:
  * the SQLite store reads a missing row as zero heat but shows it as
  * missing (info, the views have no row for it), so the push sends no row
- * for it either.  One layer iterator per layer, advanced with the steps. */
+ * for it either.  One layer iterator per layer, advanced with the steps.
+ * A whole run is asked first whether it lacks any row (one count); a
+ * range (the live sink's, each commit) is always read this way, as the
+ * count would read the whole run each time. */
 struct presence {
 	struct store_iter **it;
 	int64_t *at;            /* each layer's next step with a row; INT64_MAX at the end */
@@ -253,8 +256,8 @@ static int presence_next(struct presence *p, int l, struct store *s, struct util
 	return 0;
 }
 
-static int presence_new(struct store *s, const struct store_run *run, struct presence *p,
-			struct util_err *err)
+static int presence_new(struct store *s, const struct store_run *run, int64_t from, int64_t to,
+			struct presence *p, struct util_err *err)
 {
 	int rc = 0;
 
@@ -262,8 +265,7 @@ static int presence_new(struct store *s, const struct store_run *run, struct pre
 	p->it = xcalloc((size_t)run->layers, sizeof(*p->it));
 	p->at = xcalloc((size_t)run->layers, sizeof(*p->at));
 	for (int l = 0; !rc && l < run->layers; l++) {
-		if ((rc = store_iter_layer_new(s, run, l, STORE_STEP_MIN, STORE_STEP_MAX, 0,
-					       &p->it[l])))
+		if ((rc = store_iter_layer_new(s, run, l, from, to, 0, &p->it[l])))
 			util_err_set(err, rc, "%s", store_errmsg(s));
 		else
 			rc = presence_next(p, l, s, err);
@@ -406,15 +408,15 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
 		goto out;
 
-	/* reads the run's whole counts key: a push of the whole run only */
-	if (from == STORE_STEP_MIN && to == STORE_STEP_MAX &&
-	    (rc = store_run_missing_counts(s, run, &missing))) {
+	if (from > STORE_STEP_MIN || to < STORE_STEP_MAX)
+		missing = 1;
+	else if ((rc = store_run_missing_counts(s, run, &missing))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
 	if (missing > 0) {
 		has = xcalloc((size_t)run->layers, 1);
-		if ((rc = presence_new(s, run, &pres, err)))
+		if ((rc = presence_new(s, run, from, to, &pres, err)))
 			goto out;
 	}
 	if ((rc = store_iter_new(s, run, from, to, 0, &it))) {
