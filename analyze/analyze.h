@@ -415,6 +415,98 @@ int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t 
 void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_place_in *in);
 void analyze_forecast_release(struct analyze_forecast *f);
 
+/* ---- fit on one window, score on the next (analyze/compare.c) -----------
+ * The analysis behind `compare` and `report`: every algorithm fitted on the
+ * selected steps of [fit_from, fit_to] and scored on those of [next_from,
+ * next_to], the steps a deployed placement would meet.  Each command says
+ * what its --steps means by the windows it hands in. */
+struct analyze_compare_in {
+	struct store *store;
+	const struct store_run *run;
+	const struct analyze_algo *const *algos; /* [n_algos] */
+	int n_algos;
+	int ranks, slots, nodes, groups, max_moves;
+	uint64_t seed;
+	int64_t fit_from, fit_to, next_from, next_to;
+	unsigned phase_mask;       /* 0: all phases */
+	const int32_t *start;      /* [layers * ranks*slots]: the placement copies are counted
+				    * from, and the baseline of the times and of by_phase */
+	int n_episodes;            /* the fitting window also cut into this many episodes for
+				    * every algorithm (0: its summed heat only) */
+	int flagship_blocks;       /* the flagship reads the window's blocks and history
+				    * (analyze_window_blocks) instead of episodes */
+	const struct analyze_deploy *dep; /* prices copies (bytes, links, tiers); NULL: not */
+	int timed;                 /* MoE and step time under dep's step-time model */
+	double capacity;           /* token drop above capacity x mean device load */
+	int by_phase;              /* figures of the scored steps per phase, start placement too */
+};
+#define ANALYZE_PHASES 3 /* enum store_phase: unknown, prefill, decode */
+struct analyze_compare_algo {
+	const struct analyze_algo *algo;
+	struct analyze_plan plan;     /* the fitted placement, its copies from start */
+	int *cnt;                     /* [layers * experts] replicas under plan.phy2log */
+	double *next_max, *next_mean; /* [layers] device load on the scored window's summed heat */
+	double *step_imb;             /* [next_steps] each scored step's overall imbalance, sorted */
+	size_t step_cap;
+	/* overall figures: sum over layers of max / sum of mean device load (or
+	 * of the lower bound, for the gaps) */
+	double fit, next, gap_fit, gap_next;
+	double next_step, next_p99;   /* mean and p99 over the scored steps of their imbalance */
+	double step_sum, dropped, tokens;
+	double drop;                  /* share of the scored tokens over capacity */
+	double moe_s;                 /* timed: MoE seconds over the scored steps */
+	double moe_share, step_share; /* timed: of the start placement's MoE, step time saved */
+	int64_t bytes, bytes_inter;   /* dep: copies x expert bytes, of them across nodes */
+	double xfer_s, xfer_intra_s, xfer_inter_s; /* dep: transfer seconds, both tiers */
+	double phase_step[ANALYZE_PHASES]; /* by_phase: mean step imbalance per phase */
+};
+struct analyze_compare {
+	int layers, experts, n_algos;
+	struct analyze_compare_algo *algo; /* [n_algos], in the order given */
+	int64_t fit_steps, next_steps;     /* 0: nothing to fit, or to score (then no figures) */
+	double *fit_heat, *next_heat;      /* [layers * experts] summed over each window */
+	double *lb_next;                   /* [layers] lower bound on the scored heat */
+	double tokens;                     /* tokens of the scored steps: recorded, else
+					    * layer 0's routed tokens / top-k */
+	double moe_s, dense_s, step_s;     /* timed: the start placement's MoE, dense and step
+					    * seconds (step: --step-ms when measured) */
+	int timed;                         /* moe_s > 0 */
+	double assign;                     /* by_phase: assignments per layer per scored step */
+	struct {
+		int64_t n;
+		double assign, start;      /* per layer per step; start placement's step imbalance */
+	} phase[ANALYZE_PHASES];           /* by_phase */
+};
+/* Fits and scores; out is filled (release with analyze_compare_release, also
+ * on failure).  A window without steps is not an error: out->fit_steps or
+ * out->next_steps 0 say which, for the command's own message.  0, or a
+ * negative code (a store's error, an algorithm's refusal) with err set. */
+int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_compare *out,
+			struct util_err *err);
+void analyze_compare_release(struct analyze_compare *c);
+
+/* The --rounds protocol (docs/algorithms.md): the selected steps of
+ * [in->fit_from, in->fit_to] cut into `windows` consecutive windows of
+ * (nearly) equal step counts; in round k each algorithm is fitted on window
+ * k from its own placement of round k-1 (round 0 from in->start) and scored
+ * on window k+1, untimed (in->next_*, dep, timed and by_phase are not read).
+ * UTIL_EUSAGE when fewer steps than windows are selected. */
+struct analyze_round {
+	double fit, next, next_step, seconds;
+	int64_t moves;
+};
+struct analyze_rounds {
+	int n_algos, rounds;        /* rounds = windows - 1 */
+	int64_t steps;              /* selected steps */
+	int64_t *win;               /* [2 * windows]: each window's first and last step */
+	struct analyze_round *r;    /* [n_algos * rounds], algorithm-major */
+};
+int analyze_compare_rounds(const struct analyze_compare_in *in, int windows,
+			   struct analyze_rounds *out, struct util_err *err);
+/* The mean over the rounds of algorithm i (moves: the sum). */
+struct analyze_round analyze_rounds_mean(const struct analyze_rounds *r, int i);
+void analyze_rounds_release(struct analyze_rounds *r);
+
 /* ---- placement files engines load (analyze/format.c) --------------------
  * vllm-ascend expert_map_path JSON, SGLang --init-expert-location JSON and
  * TensorRT-LLM load-balancer YAML; docs/formats.md describes each. */

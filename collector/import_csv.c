@@ -358,7 +358,7 @@ static int csv_run(const char *path, const struct collector_import_opts *o, int6
 	 * `export --format csv` and the engines' dense dumps write it; a cell
 	 * twice is refused below) states its shape: it must be the preset's. */
 	if (o->model && !o->layers && !o->experts &&
-	    rows % nsteps == 0 && rows / nsteps == (max_layer + 1) * (max_expert + 1) &&
+	    nsteps > 0 && rows % nsteps == 0 && rows / nsteps == (max_layer + 1) * (max_expert + 1) &&
 	    (max_layer + 1 != o->model->layers || max_expert + 1 != o->model->experts))
 		return util_err_set(err, UTIL_ERANGE,
 				    "%s: the data has every cell of %lld MoE layers x %lld experts in "

@@ -7,7 +7,8 @@
  * report.pdf: a summary page, then one page per chart.  Nothing is written
  * to the trace (it is opened read-only).
  *
- * The flow: compare() fills the table, render_replay_run() (render/job.c)
+ * The flow: compare() fills the table from analyze_compare_run (the analysis
+ * `compare` runs, analyze/compare.c), render_replay_run() (render/job.c)
  * replays the best algorithm, prepare_jobs() turns both into chart jobs,
  * write_all() draws them into a temporary directory that becomes DIR (or
  * whose files are renamed into an existing DIR) only once all are written.
@@ -63,8 +64,6 @@ struct row {
 	const struct analyze_algo *algo;
 	double fit, next, next_step, gap_next, xfer_s;
 	int64_t moves, bytes;
-	int32_t *p2l; /* [layers * ranks*slots], while scoring */
-	int *cnt;     /* [layers * experts] replicas under p2l */
 };
 
 /* The pages, in order; a job of kind < 0 is not drawn. */
@@ -253,147 +252,19 @@ static int resolve_windows(struct store *s, struct report *r, const struct opts 
 	return 0;
 }
 
-/* Every row's mean over the next window's steps of the per-step overall
- * imbalance (sum over layers of max / sum of mean), in one pass. */
-/* One step's overall imbalance under p2l (cnt: replicas per expert). */
-static double step_imbalance(const struct report *r, const uint32_t *counts, const int32_t *p2l,
-			     const int *cnt, double *load)
+/* The hottest layer holds the hottest expert; the worst is the least
+ * balanced under the start placement, both over the compared steps. */
+static void pick_layers(struct report *r, const struct analyze_compare *x, const int32_t *cur)
 {
-	int L = r->run.layers, E = r->run.experts, R = r->ranks, P = R * r->slots;
-	double mx = 0, mn = 0;
-
-	for (int l = 0; l < L; l++) {
-		double tot = 0;
-		mx += analyze_device_load_u32(counts + (size_t)l * E, E, p2l + (size_t)l * P, R,
-					      r->slots, cnt + (size_t)l * E, load);
-		for (int k = 0; k < R; k++)
-			tot += load[k];
-		mn += tot / R;
-	}
-	return mn > 0 ? mx / mn : 1;
-}
-
-static int score_steps(struct store *s, struct report *r, const struct opts *o,
-		       const int32_t *cur, struct util_err *err)
-{
-	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
-	struct store_iter *it = NULL;
-	struct store_step st;
-	double *load = xcalloc((size_t)R, sizeof(double));
-	int *curcnt = xmallocarray((size_t)L * E, sizeof(int));
-	int64_t n = 0;
-
-	memset(r->ph, 0, sizeof(r->ph));
-	for (int l = 0; l < L; l++)
-		analyze_replicas(cur + (size_t)l * P, P, E, curcnt + (size_t)l * E);
-
-	for (int i = 0; i < r->nrows; i++)
-		r->rows[i].next_step = 0;
-	if ((rc = store_iter_new(s, &r->run, r->win[2], r->win[3], o->c.phase_mask, &it))) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
-	}
-	r->assign = 0;
-	while ((rc = store_iter_next(it, &st)) == 1) {
-		int p = st.phase >= 0 && st.phase < 3 ? st.phase : 0;
-		double a = 0;
-		for (size_t i = 0; i < (size_t)L * E; i++)
-			a += st.counts[i];
-		r->assign += a;
-		r->ph[p].n++;
-		r->ph[p].assign += a / L;
-		r->ph[p].start += step_imbalance(r, st.counts, cur, curcnt, load);
-		for (int i = 0; i < r->nrows; i++)
-			r->ph[p].row[i] += step_imbalance(r, st.counts, r->rows[i].p2l,
-							   r->rows[i].cnt, load);
-		for (int i = 0; i < r->nrows; i++) {
-			struct row *w = &r->rows[i];
-			double mx = 0, mn = 0;
-			for (int l = 0; l < L; l++) {
-				double tot = 0;
-				mx += analyze_device_load_u32(st.counts + (size_t)l * E, E,
-							      w->p2l + (size_t)l * P, R, S,
-							      w->cnt + (size_t)l * E, load);
-				for (int k = 0; k < R; k++)
-					tot += load[k];
-				mn += tot / R;
-			}
-			w->next_step += mn > 0 ? mx / mn : 1;
-		}
-		n++;
-	}
-	if (rc < 0) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
-	}
-	rc = 0;
-	for (int i = 0; n && i < r->nrows; i++)
-		r->rows[i].next_step /= (double)n;
-	r->assign = n ? r->assign / (double)n / L : 0;
-	for (int p = 0; p < 3; p++) {
-		double k = r->ph[p].n ? (double)r->ph[p].n : 1;
-		r->ph[p].assign /= k;
-		r->ph[p].start /= k;
-		for (int i = 0; i < r->nrows; i++)
-			r->ph[p].row[i] /= k;
-	}
-	r->split = r->ph[STORE_PHASE_PREFILL].n > 0 && r->ph[STORE_PHASE_DECODE].n > 0;
-out:
-	store_iter_free(it);
-	free(load);
-	free(curcnt);
-	return rc;
-}
-
-/* Fits every algorithm on the first window, scores it on the next. */
-static int compare(struct store *s, struct report *r, const struct opts *o, struct util_err *err)
-{
-	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S, rc;
-	int deployed;
-	size_t LE = (size_t)L * E;
-	double *fit = xmallocarray(LE, sizeof(double)), *next = xmallocarray(LE, sizeof(double));
-	int ne = analyze_fit_episodes(o->c.episodes, r->win[1] - r->win[0] + 1);
-	double *eps = ne > 0 ? xmallocarray((size_t)ne * LE, sizeof(double)) : NULL;
+	int L = r->run.layers, E = r->run.experts, R = r->ranks, S = r->slots, P = R * S;
 	double *load = xcalloc((size_t)R, sizeof(double));
 	double *both = xcalloc((size_t)E, sizeof(double));
-	int32_t *cur = xmallocarray((size_t)L * P, sizeof(int32_t));
-	int *cnt = xmallocarray((size_t)E, sizeof(int));
 	double hot = -1;
-	struct analyze_blocks blk = { 0 };
 
-	if ((rc = analyze_start_placement(s, &r->run, r->win[1], R, S, 0, cur, &deployed, NULL,
-					  err)))
-		goto out;
-	r->cur_name = deployed ? "deployed" : "static";
-	if ((rc = analyze_window_heat(s, &r->run, r->win[0], r->win[1], o->c.phase_mask,
-				      ne, fit, eps, &r->fit_steps)) ||
-	    (rc = analyze_window_heat(s, &r->run, r->win[2], r->win[3], o->c.phase_mask, 0, next,
-				      NULL, &r->next_steps))) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
-	}
-	/* the flagship's own input unless --episodes says: the window's
-	 * blocks and its history (analyze/robust.c) */
-	if (o->c.episodes < 0 &&
-	    (rc = analyze_window_blocks(s, &r->run, r->win[0], r->win[1], o->c.phase_mask, &blk,
-					err)))
-		goto out;
-	if (eps)
-		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes", ne);
-	if (!r->fit_steps || !r->next_steps) {
-		rc = util_err_set(err, UTIL_EUSAGE,
-				  "no steps of run '%s' in %lld..%lld%s: nothing to compare",
-				  r->run.name, (long long)r->win[r->fit_steps ? 2 : 0],
-				  (long long)r->win[r->fit_steps ? 3 : 1],
-				  o->c.phase_mask ? " in that phase" : "");
-		goto out;
-	}
-	/* the hottest layer holds the hottest expert; the worst is the least
-	 * balanced under the current placement, both over the compared steps */
 	for (int l = 0; l < L; l++) {
 		double tot = 0, m, imb;
 		for (int e = 0; e < E; e++) {
-			both[e] = fit[(size_t)l * E + e] + next[(size_t)l * E + e];
+			both[e] = x->fit_heat[(size_t)l * E + e] + x->next_heat[(size_t)l * E + e];
 			if (both[e] > hot) {
 				hot = both[e];
 				r->hot_layer = l;
@@ -408,70 +279,86 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 			r->worst_layer = l;
 		}
 	}
+	free(load);
+	free(both);
+}
+
+/* The table's rows and the figures per phase from the comparison. */
+static void take_rows(struct report *r, const struct analyze_compare *x)
+{
 	for (int i = 0; i < r->nrows; i++) {
+		const struct analyze_compare_algo *a = &x->algo[i];
 		struct row *w = &r->rows[i];
-		struct analyze_plan plan = { 0 };
-		int fl = blk.n > 0 && !strcmp(w->algo->name, ANALYZE_FLAGSHIP);
-		struct analyze_plan_in in = {
-			.algo = w->algo, .layers = L, .experts = E, .ranks = R, .slots = S,
-			.nodes = r->nodes, .groups = r->groups, .max_moves = -1, .heat = fit,
-			.episodes = fl ? NULL : eps, .n_episodes = fl ? 0 : ne,
-			.blocks = fl ? blk.heat : NULL, .n_blocks = fl ? blk.n : 0,
-			.n_hist = fl ? blk.hist : 0,
-			.current = cur, .only_layer = -1, .threads = 2,
-			.ranks_per_node = r->dep.ranks_per_node,
-		};
-		double smax = 0, smean = 0, slb = 0;
-		if ((rc = analyze_plan_run(&in, &plan, err)))
-			goto out;
-		for (int l = 0; l < L; l++) {
-			double tot = 0;
-			analyze_replicas(plan.phy2log + (size_t)l * P, P, E, cnt);
-			smax += analyze_device_load(next + (size_t)l * E, E,
-						    plan.phy2log + (size_t)l * P, R, S, cnt, load);
-			for (int k = 0; k < R; k++)
-				tot += load[k];
-			smean += tot / R;
-			slb += analyze_lower_bound(next + (size_t)l * E, E, R, S);
-		}
-		w->fit = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
-		w->next = smean > 0 ? smax / smean : 1;
-		w->gap_next = slb > 0 ? smax / slb - 1 : 0;
-		w->moves = plan.moves;
-		w->bytes = (int64_t)((uint64_t)plan.moves * r->ebytes);
-		w->xfer_s = analyze_transfer_seconds_tiers(plan.send, plan.recv, R, r->ebytes,
-							   r->dep.intra_gbps, r->dep.inter_gbps,
-							   NULL, NULL);
-		w->p2l = plan.phy2log;
-		plan.phy2log = NULL;
-		w->cnt = xmallocarray((size_t)L * E, sizeof(int));
-		for (int l = 0; l < L; l++)
-			analyze_replicas(w->p2l + (size_t)l * P, P, E, w->cnt + (size_t)l * E);
-		analyze_plan_release(&plan);
+		w->fit = a->fit;
+		w->next = a->next;
+		w->next_step = a->next_step;
+		w->gap_next = a->gap_next;
+		w->moves = a->plan.moves;
+		w->bytes = a->bytes;
+		w->xfer_s = a->xfer_s;
 	}
-	if ((rc = score_steps(s, r, o, cur, err)))
+	r->assign = x->assign;
+	for (int p = 0; p < 3; p++) {
+		r->ph[p].n = x->phase[p].n;
+		r->ph[p].assign = x->phase[p].assign;
+		r->ph[p].start = x->phase[p].start;
+		for (int i = 0; i < r->nrows; i++)
+			r->ph[p].row[i] = x->algo[i].phase_step[p];
+	}
+	r->split = r->ph[STORE_PHASE_PREFILL].n > 0 && r->ph[STORE_PHASE_DECODE].n > 0;
+}
+
+/* Fits every algorithm on the first window and scores it on the next
+ * (analyze_compare_run, as `moetrace compare` does). */
+static int compare(struct store *s, struct report *r, const struct opts *o, struct util_err *err)
+{
+	int L = r->run.layers, R = r->ranks, S = r->slots, rc, deployed;
+	int32_t *cur = xmallocarray((size_t)L * R * S, sizeof(int32_t));
+	const struct analyze_algo *algos[MAX_ALGOS];
+	struct analyze_compare x = { 0 };
+	int ne = analyze_fit_episodes(o->c.episodes, r->win[1] - r->win[0] + 1);
+	struct analyze_compare_in in = {
+		.store = s, .run = &r->run, .algos = algos, .n_algos = r->nrows,
+		.ranks = R, .slots = S, .nodes = r->nodes, .groups = r->groups, .max_moves = -1,
+		.fit_from = r->win[0], .fit_to = r->win[1],
+		.next_from = r->win[2], .next_to = r->win[3],
+		.phase_mask = o->c.phase_mask, .start = cur, .n_episodes = ne,
+		/* the flagship's own input unless --episodes says: the window's
+		 * blocks and its history (analyze/robust.c) */
+		.flagship_blocks = o->c.episodes < 0,
+		.dep = &r->dep, .capacity = o->c.capacity, .by_phase = 1,
+	};
+
+	for (int i = 0; i < r->nrows; i++)
+		algos[i] = r->rows[i].algo;
+	if ((rc = analyze_start_placement(s, &r->run, r->win[1], R, S, 0, cur, &deployed, NULL,
+					  err)))
 		goto out;
+	r->cur_name = deployed ? "deployed" : "static";
+	if ((rc = analyze_compare_run(&in, &x, err)))
+		goto out;
+	if (ne > 0)
+		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes", ne);
+	r->fit_steps = x.fit_steps;
+	r->next_steps = x.next_steps;
+	if (!r->fit_steps || !r->next_steps) {
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "no steps of run '%s' in %lld..%lld%s: nothing to compare",
+				  r->run.name, (long long)r->win[r->fit_steps ? 2 : 0],
+				  (long long)r->win[r->fit_steps ? 3 : 1],
+				  o->c.phase_mask ? " in that phase" : "");
+		goto out;
+	}
+	pick_layers(r, &x, cur);
+	take_rows(r, &x);
 	/* the best is the lowest mean per-step imbalance on the next window:
 	 * MoE time follows each step's straggler, not the window's sum */
 	for (int i = 1; i < r->nrows; i++)
 		if (r->rows[i].next_step < r->rows[r->best].next_step)
 			r->best = i;
-	rc = 0;
 out:
-	for (int i = 0; i < r->nrows; i++) {
-		free(r->rows[i].p2l);
-		free(r->rows[i].cnt);
-		r->rows[i].p2l = NULL;
-		r->rows[i].cnt = NULL;
-	}
-	free(fit);
-	free(eps);
-	free(next);
-	free(load);
-	free(both);
+	analyze_compare_release(&x);
 	free(cur);
-	free(cnt);
-	analyze_blocks_release(&blk);
 	return rc;
 }
 
@@ -612,18 +499,6 @@ static void advise_line(struct report *r)
 
 /* ---- the summary page ----------------------------------------------------- */
 
-static void human_bytes(char *b, size_t n, double v)
-{
-	static const char *const u[] = { "B", "kB", "MB", "GB", "TB", "PB" };
-	int i = 0;
-
-	while (v >= 1000 && i < 5) {
-		v /= 1000;
-		i++;
-	}
-	snprintf(b, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
-}
-
 static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
 	UTIL_PRINTF(6, 7);
 static double line(cairo_t *cr, double x, double y, double font, int bold, const char *fmt, ...)
@@ -693,7 +568,7 @@ static double summary_replay(cairo_t *cr, double x, double y, double f, const st
 		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
 		 m->imbalance_p99, m->baseline_imbalance_p99);
 	if (r->model) {
-		human_bytes(b1, sizeof(b1), (double)m->bytes);
+		util_human_bytes(b1, sizeof(b1), (double)m->bytes);
 		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);
 	} else {
 		snprintf(b1, sizeof(b1), "bytes unknown");
@@ -720,6 +595,53 @@ static double summary_replay(cairo_t *cr, double x, double y, double f, const st
 	return y;
 }
 
+/* The comparison table: right-aligned numbers under their headings;
+ * returns the y below its last row. */
+static double summary_table(cairo_t *cr, double x, double y, double f, const struct report *r)
+{
+	static const char *const head[] = { "algorithm", "next, per step", "next, summed",
+					    "gap to bound", "moves", "weights moved",
+					    "transfer", "fitted (hindsight)" };
+	double col[8], cx;
+
+	col[0] = x;
+	cx = x + 100 * f / 12;
+	for (int c = 1; c < 8; c++) {
+		static const double step[8] = { 0, 125, 125, 110, 80, 120, 85, 150 };
+		cx += step[c] * f / 12;
+		col[c] = cx;
+	}
+	for (int c = 0; c < 8; c++)
+		rint_text(cr, col[c], y, head[c], f, 1, c ? 1 : 0, 0, 0);
+	y += f * 1.3;
+	cairo_set_line_width(cr, 1);
+	cairo_move_to(cr, x, rint_snap(cr, y, 0) + 0.5);
+	cairo_line_to(cr, col[7], rint_snap(cr, y, 0) + 0.5);
+	cairo_stroke(cr);
+	y += f * 0.4;
+	for (int i = 0; i < r->nrows; i++) {
+		const struct row *rw = &r->rows[i];
+		char cell[8][48];
+		snprintf(cell[0], 48, "%s%s", rw->algo->name, i == r->best ? "  (best)" : "");
+		snprintf(cell[1], 48, "%.4f", rw->next_step);
+		snprintf(cell[2], 48, "%.4f", rw->next);
+		snprintf(cell[7], 48, "%.4f", rw->fit);
+		snprintf(cell[3], 48, "%.2f%%", 100 * rw->gap_next);
+		snprintf(cell[4], 48, "%lld", (long long)rw->moves);
+		if (r->model) {
+			util_human_bytes(cell[5], 48, (double)rw->bytes);
+			snprintf(cell[6], 48, "%.3f s", rw->xfer_s);
+		} else {
+			snprintf(cell[5], 48, "-");
+			snprintf(cell[6], 48, "-");
+		}
+		for (int c = 0; c < 8; c++)
+			rint_text(cr, col[c], y, cell[c], f, i == r->best, c ? 1 : 0, 0, 0);
+		y += f * 1.45;
+	}
+	return y;
+}
+
 static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
 			   int draw);
 
@@ -732,7 +654,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 	cairo_paint(cr);
 	/* the table's columns (895 units wide at 12) and the lines grow with
 	 * the page as far as both its width and its height allow */
-	for (double t = 12; t <= 12 * (w / RENDER_WIDTH) * 1.25; t += 0.25) {
+	for (int i = 0; 12 + 0.25 * i <= 12 * (w / RENDER_WIDTH) * 1.25; i++) {
+		double t = 12 + 0.25 * i; /* quarters: exact, as a running sum was */
 		if (summary_body(cr, w, t, t * 0.8, r, 0) > h - 10 ||
 		    (!r->snapshot && 895 * t / 12 > w - 80))
 			break;
@@ -751,11 +674,8 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
 			   int draw)
 {
-	static const char *const head[] = { "algorithm", "next, per step", "next, summed",
-					    "gap to bound", "moves", "weights moved",
-					    "transfer", "fitted (hindsight)" };
 	const struct store_run *run = &r->run;
-	double x = 40, y = 24, col[8], cx, y0, bh;
+	double x = 40, y = 24, y0, bh;
 	char b1[64], b2[64];
 
 	if (!draw) {
@@ -843,42 +763,7 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	}
 	y += gap;
 
-	/* the comparison table: right-aligned numbers under their headings */
-	col[0] = x;
-	cx = x + 100 * f / 12;
-	for (int c = 1; c < 8; c++) {
-		static const double step[8] = { 0, 125, 125, 110, 80, 120, 85, 150 };
-		cx += step[c] * f / 12;
-		col[c] = cx;
-	}
-	for (int c = 0; c < 8; c++)
-		rint_text(cr, col[c], y, head[c], f, 1, c ? 1 : 0, 0, 0);
-	y += f * 1.3;
-	cairo_set_line_width(cr, 1);
-	cairo_move_to(cr, x, rint_snap(cr, y, 0) + 0.5);
-	cairo_line_to(cr, col[7], rint_snap(cr, y, 0) + 0.5);
-	cairo_stroke(cr);
-	y += f * 0.4;
-	for (int i = 0; i < r->nrows; i++) {
-		const struct row *rw = &r->rows[i];
-		char cell[8][48];
-		snprintf(cell[0], 48, "%s%s", rw->algo->name, i == r->best ? "  (best)" : "");
-		snprintf(cell[1], 48, "%.4f", rw->next_step);
-		snprintf(cell[2], 48, "%.4f", rw->next);
-		snprintf(cell[7], 48, "%.4f", rw->fit);
-		snprintf(cell[3], 48, "%.2f%%", 100 * rw->gap_next);
-		snprintf(cell[4], 48, "%lld", (long long)rw->moves);
-		if (r->model) {
-			human_bytes(cell[5], 48, (double)rw->bytes);
-			snprintf(cell[6], 48, "%.3f s", rw->xfer_s);
-		} else {
-			snprintf(cell[5], 48, "-");
-			snprintf(cell[6], 48, "-");
-		}
-		for (int c = 0; c < 8; c++)
-			rint_text(cr, col[c], y, cell[c], f, i == r->best, c ? 1 : 0, 0, 0);
-		y += f * 1.45;
-	}
+	y = summary_table(cr, x, y, f, r);
 	y += gap;
 
 	y = summary_replay(cr, x, y, f, r);
@@ -894,6 +779,7 @@ pages:
 		static const char *const what[PAGES] = {
 			"expert heat, layer x expert",
 			"heat over time of the hottest layer (the one holding the hottest expert)",
+			/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one sentence */
 			"device load of the least balanced layer on the next window, before and "
 			"after (fitted on the first)",
 			"imbalance per step, the start placement against the replay",

@@ -902,26 +902,6 @@ void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t
 
 /* ---- JSON ------------------------------------------------------------------------ */
 
-static void json_str(struct util_buf *b, const char *s)
-{
-	/* JSON is UTF-8: a run name stored with other bytes goes out with
-	 * each invalid one as U+FFFD, as the charts draw it */
-	char tmp[3 * sizeof(((struct store_run *)0)->name) + 1];
-	if (!util_utf8_valid(s))
-		s = util_utf8_sanitize(tmp, sizeof(tmp), s);
-	util_buf_addstr(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			util_buf_addf(b, "\\%c", c);
-		else if (c < 0x20)
-			util_buf_addf(b, "\\u%04x", c);
-		else
-			util_buf_add(b, s, 1);
-	}
-	util_buf_addstr(b, "\"");
-}
-
 static void json_num(struct util_buf *b, double x)
 {
 	if (isfinite(x))
@@ -961,16 +941,16 @@ void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
 	tui_view_header(v, &h);
 	util_buf_addstr(b, "{\n  \"run\": {\"id\": ");
 	util_buf_addf(b, "%lld, \"name\": ", (long long)v->run.id);
-	json_str(b, v->run.name);
+	util_buf_json_str(b, v->run.name);
 	util_buf_addstr(b, ", \"model\": ");
-	json_str(b, v->run.model);
+	util_buf_json_str(b, v->run.model);
 	util_buf_addf(b, ", \"layers\": %d, \"experts\": %d},\n", v->L, v->E);
 	util_buf_addf(b, "  \"layout\": {\"ranks\": %d, \"slots\": %d, \"placement\": \"%s\"", R,
 		      v->S, v->deployed ? "deployed" : "static");
 	if (v->deployed)
 		util_buf_addf(b, ", \"deployed_from\": %lld", (long long)v->deployed_from);
 	util_buf_addstr(b, "},\n  \"algo\": ");
-	json_str(b, v->algo->name);
+	util_buf_json_str(b, v->algo->name);
 	util_buf_addf(b, ",\n  \"window\": {\"size\": %d, \"from\": ", v->W);
 	json_step(b, h.from);
 	util_buf_addstr(b, ", \"to\": ");

@@ -23,7 +23,7 @@ int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap)
 	return code;
 }
 
-int util_err_set(struct util_err *err, int code, const char *fmt, ...)
+int (util_err_set)(struct util_err *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -663,7 +663,7 @@ const char *util_human_seconds(char *buf, size_t n, double s)
 	return buf;
 }
 
-void util_json_str(FILE *f, const char *s)
+void util_buf_json_str(struct util_buf *b, const char *s)
 {
 	char *tmp = NULL;
 
@@ -671,20 +671,30 @@ void util_json_str(FILE *f, const char *s)
 		size_t n = 3 * strlen(s) + 1;
 		s = util_utf8_sanitize(tmp = xmalloc(n), n, s);
 	}
-	fputc('"', f);
+	util_buf_addstr(b, "\"");
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
+			util_buf_addf(b, "\\%c", c);
 		else if (c == '\n')
-			fputs("\\n", f);
+			util_buf_addstr(b, "\\n");
 		else if (c == '\t')
-			fputs("\\t", f);
+			util_buf_addstr(b, "\\t");
 		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
+			util_buf_addf(b, "\\u%04x", c);
 		else
-			fputc(c, f);
+			util_buf_add(b, s, 1);
 	}
-	fputc('"', f);
+	util_buf_addstr(b, "\"");
 	free(tmp);
+}
+
+void util_json_str(FILE *f, const char *s)
+{
+	struct util_buf b = UTIL_BUF_INIT;
+
+	util_buf_json_str(&b, s);
+	if (b.len)
+		fwrite(b.data, 1, b.len, f);
+	util_buf_release(&b);
 }

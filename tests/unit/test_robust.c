@@ -173,7 +173,7 @@ static void test_robust_deterministic(void **state)
 
 	(void)state;
 	for (int i = 0; i < 20; i++)
-		draw(q, 30, &st, b + i * E);
+		draw(q, 30, &st, b + (size_t)i * E);
 	keel_blocks(b, 20, 12, p1);
 	keel_blocks(b, 20, 12, p2);
 	assert_memory_equal(p1, p2, sizeof(p1));
@@ -222,7 +222,7 @@ static void test_robust_window_blocks(void **state)
 	assert_true(b.heat[0] == 1);                      /* id 10 */
 	assert_true(b.heat[(size_t)21 * L * EX] == 22);   /* id 31 */
 	assert_true(b.heat[(size_t)22 * L * EX] == 23);   /* id 32: the window */
-	assert_true(b.heat[(size_t)27 * L * EX + L * EX - 1] == 1);
+	assert_true(b.heat[(size_t)27 * L * EX + (size_t)L * EX - 1] == 1);
 	analyze_blocks_release(&b);
 	/* decode steps of 20..39 (ids 21, 23, ..., 39: 10 steps) in 10 blocks;
 	 * history ids 0..19, decode 11..19: 5 steps, 5 blocks */

@@ -792,7 +792,7 @@ static void test_store_backend_derived(void **state)
 	for (int v = 0; v < 3; v++) { /* placements from steps 0, 10, 20 */
 		for (int i = 0; i < L * P; i++)
 			p2l[i] = (i + v * (i / P + 1)) % E;
-		assert_int_equal(store_deployed_set(wrapped, &a, 10 * v, R, S, p2l), 0);
+		assert_int_equal(store_deployed_set(wrapped, &a, (int64_t)10 * v, R, S, p2l), 0);
 	}
 	assert_int_equal(store_backend_register("wrap://", wrap_open), 0);
 	assert_int_equal(store_open("wrap://x", STORE_READONLY, &w, &err), 0);
