@@ -396,6 +396,43 @@ static int parse_format(const char *arg, enum fmt *fmt)
 	return 0;
 }
 
+static int sql_operands(int argc, char **argv, const char *comment_query, enum fmt fmt,
+			int write, int examples);
+
+int cmd_sql(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "write", no_argument, NULL, 'w' },
+		{ "examples", no_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char **args = xmallocarray((size_t)argc + 1, sizeof(char *));
+	const char *comment_query;
+	enum fmt fmt = FMT_TABLE;
+	int write = 0, examples = 0, c, status = 0;
+
+	argc = take_comment_query(argc, argv, args, &comment_query);
+	argv = args;
+	while (!status && (c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': status = parse_format(optarg, &fmt); break;
+		case 'w': write = 1; break;
+		case 'e': examples = 1; break;
+		case 'h':
+			fputs(usage, stdout);
+			free(args);
+			return 0;
+		default: status = util_opt_unknown(argv, opts); break;
+		}
+	}
+	if (!status)
+		status = sql_operands(argc, argv, comment_query, fmt, write, examples);
+	free(args);
+	return status;
+}
+
 /* Every statement of sql in turn, printed in fmt; with write, all of them
  * in one savepoint, rolled back if one fails.  The exit status. */
 static int run_all(sqlite3 *db, const char *sql, enum fmt fmt, int write)
@@ -477,32 +514,13 @@ static int sql_on(const char *target, const char *sql, enum fmt fmt, int write)
 	return status;
 }
 
-/* cmd_sql on its arguments, a leading comment query taken out. */
-static int sql_command(int argc, char **argv, const char *comment_query)
+/* The query's operands once the options are read: the exit status. */
+static int sql_operands(int argc, char **argv, const char *comment_query, enum fmt fmt,
+			int write, int examples)
 {
-	static const struct option opts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "write", no_argument, NULL, 'w' },
-		{ "examples", no_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	enum fmt fmt = FMT_TABLE;
-	int write = 0, examples = 0, c, status;
+	int status;
 	char *sql;
 
-	while ((c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (parse_format(optarg, &fmt))
-				return 2;
-			break;
-		case 'w': write = 1; break;
-		case 'e': examples = 1; break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: return util_opt_unknown(argv, opts);
-		}
-	}
 	if (examples) {
 		if (argc - optind > 1 || comment_query) {
 			fputs(usage, stderr);
@@ -528,17 +546,5 @@ static int sql_command(int argc, char **argv, const char *comment_query)
 	}
 	status = sql_on(argv[optind], sql, fmt, write);
 	free(sql);
-	return status;
-}
-
-int cmd_sql(int argc, char **argv)
-{
-	char **args = xmallocarray((size_t)argc + 1, sizeof(char *));
-	const char *comment_query;
-	int status;
-
-	argc = take_comment_query(argc, argv, args, &comment_query);
-	status = sql_command(argc, args, comment_query);
-	free(args);
 	return status;
 }
