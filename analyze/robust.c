@@ -260,8 +260,8 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 	if (ohi < olo)
 		return 0;
 	int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
-	int org[ROBUST_ORIGINS + 1];
-	double wo[ROBUST_ORIGINS + 1], *p = acc, *S = acc + E;
+	int org[ROBUST_ORIGINS + 1] = { 0 };
+	double wo[ROBUST_ORIGINS + 1] = { 0 }, *p = acc, *S = acc + E;
 	for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
 		int end = o + m < n ? o + m : n;
 		double *a = tgt + (size_t)norg * E;
@@ -414,7 +414,8 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		ch->shrink = lam;
 		ch->origins = norg;
 	}
-	robust_forecast(best_g ? sh : x, n, m, E, half, lam, vol, heat);
+	if (heat)
+		robust_forecast(best_g ? sh : x, n, m, E, half, lam, vol, heat);
 	if (K > 0 && scen)
 		robust_scenarios(best_g ? sh : x, n, hist, E, K, seed, half, lam, vol, tot, scen);
 out:
