@@ -733,8 +733,9 @@ const char *analyze_link_suggest(const char *name);
  * --slots S, --redundant N, --nodes n, --groups g, --steps s, --phase p,
  * --episodes k, --max-moves M, --seed x, --current c, --model m, --quant q,
  * --link L, --bandwidth b, --capacity C, and the long-only --ranks-per-node,
- * --link-intra, --link-inter (ANALYZE_OPT_*).  A command lists the long options
- * it takes and hands every letter it does not handle itself to
+ * --link-intra, --link-inter (ANALYZE_OPT_*).  A command's getopt table lists
+ * their rows from ANALYZE_CLI_LONGOPTS (or the ANALYZE_LONGOPT_<NAME> rows
+ * it takes) and hands every letter it does not handle itself to
  * analyze_cli_opt. */
 /* Episodes a window may be cut into (--episodes), everywhere: the replay
  * keeps a checkpoint of the window's prefix sums per episode boundary. */

@@ -1052,8 +1052,8 @@ int cmd_replay(int argc, char **argv)
 			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
 	struct setup su = { 0 };
 	const struct analyze_algo *algo;
-	int status, grid = 0, ranks, slots;
-	int64_t nsel;
+	int status, grid = 0, ranks = 0, slots = 0;
+	int64_t nsel = 0;
 
 	if (parse_replay_args(argc, argv, &o, &grid, &status))
 		return status;

@@ -669,7 +669,7 @@ static int replay_alloc(struct replay *r)
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
 	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
-	if (r->cfg->series) {
+	if (r->cfg->series && r->N > 0) { /* N > 0: replay_check */
 		out->series_step = malloc((size_t)r->N * sizeof(int64_t));
 		out->series_imbalance = malloc((size_t)r->N * sizeof(double));
 		out->series_base = malloc((size_t)r->N * sizeof(double));

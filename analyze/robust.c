@@ -246,6 +246,105 @@ static void robust_scenarios(const double *blk, int n, int hist, int E, int K, u
 	}
 }
 
+/* The backtest: from origin o, the blocks before o (x as they are, sh as
+ * shares; pre their prefix sums) forecast the shares of the m blocks from
+ * o on (fewer at the end, at least half of them); err gets each
+ * estimator's weighted error.  tgt ([ROBUST_ORIGINS + 1] * E) and acc
+ * ([2 * E]) are scratch.  Returns the origins scored. */
+static int robust_backtest(const double *x, const double *sh, const double *pre, int n, int m,
+			   int E, int nslots, double *tgt, double *acc,
+			   double err[2][N_HALF][N_SHRINK])
+{
+	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2, norg = 0;
+
+	if (ohi < olo)
+		return 0;
+	int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
+	int org[ROBUST_ORIGINS + 1] = { 0 };
+	double wo[ROBUST_ORIGINS + 1] = { 0 }, *p = acc, *S = acc + E;
+	for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
+		int end = o + m < n ? o + m : n;
+		double *a = tgt + (size_t)norg * E;
+		/* what forecast well lately counts most: evidence ages
+		 * with a half-life of one window */
+		wo[norg] = exp2(-(double)(ohi - o) / m);
+		for (int e = 0; e < E; e++)
+			a[e] = pre[(size_t)end * E + e] - pre[(size_t)o * E + e];
+		to_shares(a, E);
+		org[norg++] = o;
+	}
+	for (int g = 0; g < 2; g++)
+		for (size_t hh = 0; hh < N_HALF; hh++) {
+			double hl = half_lives[hh];
+			double r = hl == 0 || isinf(hl) ? 1 : exp2(-1 / (hl * m));
+			int k = norg - 1; /* origins ascending from the last */
+			memset(S, 0, (size_t)E * sizeof(double));
+			/* S = the weighted blocks before o, o = 1..ohi */
+			for (int o = 1; o <= ohi && k >= 0; o++) {
+				const double *v = g ? sh + (size_t)(o - 1) * E : x + (size_t)(o - 1) * E;
+				const double *old = hl == 0 && o - 1 - m >= 0
+							    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
+							    : NULL;
+				for (int e = 0; e < E; e++)
+					S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
+				if (o != org[k])
+					continue;
+				const double *a = tgt + (size_t)k * E;
+				memcpy(p, S, (size_t)E * sizeof(double));
+				to_shares(p, E);
+				for (size_t q = 0; q < N_SHRINK; q++) {
+					double l = shrinks[q], u = 1 - l, se = 0;
+					for (int e = 0; e < E; e++) {
+						double f = u * p[e] + l / E, d = f - a[e];
+						double c = f * nslots;
+						se += d * d / (c > 1 ? c : 1);
+					}
+					err[g][hh][q] += wo[k] * se;
+				}
+				k--;
+			}
+		}
+	return norg;
+}
+
+/* The errors alone, each layer's summing to one (or all zero). */
+static void robust_error_shares(double err[2][N_HALF][N_SHRINK], double *errout)
+{
+	double t = 0;
+
+	for (int g = 0; g < 2; g++)
+		for (size_t hh = 0; hh < N_HALF; hh++)
+			for (size_t q = 0; q < N_SHRINK; q++)
+				t += err[g][hh][q];
+	for (int g = 0; g < 2; g++)
+		for (size_t hh = 0; hh < N_HALF; hh++)
+			for (size_t q = 0; q < N_SHRINK; q++)
+				errout[((size_t)g * N_HALF + hh) * N_SHRINK + q] =
+					t > 0 ? err[g][hh][q] / t : 0;
+}
+
+/* The forecast at the window's end from the n blocks v: aged by half,
+ * shrunk by lam toward the uniform share, scaled to vol tokens. */
+static void robust_forecast(const double *v0, int n, int m, int E, double half, double lam,
+			    double vol, double *heat)
+{
+	double wsum = 0;
+
+	memset(heat, 0, (size_t)E * sizeof(double));
+	for (int i = n - 1; i >= 0; i--) {
+		double w = age_weight(half, m, n - 1 - i);
+		if (w < 1e-3)
+			break;
+		const double *v = v0 + (size_t)i * E;
+		for (int e = 0; e < E; e++)
+			heat[e] += w * v[e];
+		wsum += w;
+	}
+	to_shares(heat, E);
+	for (int e = 0; e < E; e++)
+		heat[e] = vol * ((1 - lam) * heat[e] + lam / E);
+}
+
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
 		       const struct analyze_robust_choice *given, double *heat, double *scen,
 		       struct analyze_robust_choice *ch, double *errout)
@@ -280,68 +379,10 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		if (i >= hist)
 			vol += t;
 	}
-	/* backtest: from origin o, the blocks before o forecast the shares of
-	 * the m blocks from o on (fewer at the end, at least half of them) */
-	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2;
-	if (ohi >= olo && !given) {
-		int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
-		int org[ROBUST_ORIGINS + 1];
-		double wo[ROBUST_ORIGINS + 1], *p = acc, *S = acc + E;
-		for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
-			int end = o + m < n ? o + m : n;
-			double *a = tgt + (size_t)norg * E;
-			/* what forecast well lately counts most: evidence ages
-			 * with a half-life of one window */
-			wo[norg] = exp2(-(double)(ohi - o) / m);
-			for (int e = 0; e < E; e++)
-				a[e] = pre[(size_t)end * E + e] - pre[(size_t)o * E + e];
-			to_shares(a, E);
-			org[norg++] = o;
-		}
-		for (int g = 0; g < G; g++)
-			for (size_t hh = 0; hh < N_HALF; hh++) {
-				double hl = half_lives[hh];
-				double r = hl == 0 || isinf(hl) ? 1 : exp2(-1 / (hl * m));
-				int k = norg - 1; /* origins ascending from the last */
-				memset(S, 0, (size_t)E * sizeof(double));
-				/* S = the weighted blocks before o, o = 1..ohi */
-				for (int o = 1; o <= ohi && k >= 0; o++) {
-					const double *v = g ? sh + (size_t)(o - 1) * E : x + (size_t)(o - 1) * E;
-					const double *old = hl == 0 && o - 1 - m >= 0
-								    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
-								    : NULL;
-					for (int e = 0; e < E; e++)
-						S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
-					if (o != org[k])
-						continue;
-					const double *a = tgt + (size_t)k * E;
-					memcpy(p, S, (size_t)E * sizeof(double));
-					to_shares(p, E);
-					for (size_t q = 0; q < N_SHRINK; q++) {
-						double l = shrinks[q], u = 1 - l, se = 0;
-						for (int e = 0; e < E; e++) {
-							double f = u * p[e] + l / E, d = f - a[e];
-							double c = f * nslots;
-							se += d * d / (c > 1 ? c : 1);
-						}
-						err[g][hh][q] += wo[k] * se;
-					}
-					k--;
-				}
-			}
-	}
+	if (!given)
+		norg = robust_backtest(x, sh, pre, n, m, E, nslots, tgt, acc, err);
 	if (errout) {
-		/* the errors alone, each layer's summing to one (or all zero) */
-		double t = 0;
-		for (int g = 0; g < G; g++)
-			for (size_t hh = 0; hh < N_HALF; hh++)
-				for (size_t q = 0; q < N_SHRINK; q++)
-					t += err[g][hh][q];
-		for (int g = 0; g < G; g++)
-			for (size_t hh = 0; hh < N_HALF; hh++)
-				for (size_t q = 0; q < N_SHRINK; q++)
-					errout[((size_t)g * N_HALF + hh) * N_SHRINK + q] =
-						t > 0 ? err[g][hh][q] / t : 0;
+		robust_error_shares(err, errout);
 		goto out;
 	}
 	if (given) {
@@ -373,23 +414,8 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		ch->shrink = lam;
 		ch->origins = norg;
 	}
-	/* the forecast at the window's end */
-	{
-		double wsum = 0;
-		memset(heat, 0, (size_t)E * sizeof(double));
-		for (int i = n - 1; i >= 0; i--) {
-			double w = age_weight(half, m, n - 1 - i);
-			if (w < 1e-3)
-				break;
-			const double *v = best_g ? sh + (size_t)i * E : x + (size_t)i * E;
-			for (int e = 0; e < E; e++)
-				heat[e] += w * v[e];
-			wsum += w;
-		}
-		to_shares(heat, E);
-		for (int e = 0; e < E; e++)
-			heat[e] = vol * ((1 - lam) * heat[e] + lam / E);
-	}
+	if (heat)
+		robust_forecast(best_g ? sh : x, n, m, E, half, lam, vol, heat);
 	if (K > 0 && scen)
 		robust_scenarios(best_g ? sh : x, n, hist, E, K, seed, half, lam, vol, tot, scen);
 out:

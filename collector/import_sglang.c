@@ -912,6 +912,237 @@ static int dict_check_keys(struct rd *r, const struct pv *kv, size_t n)
 	return 0;
 }
 
+/* DICT: the values since the MARK, as key, value pairs. */
+static int pk_op_dict(struct pk *k, struct rd *r)
+{
+	size_t at = 0;
+	int rc;
+
+	if ((rc = find_mark(k, r, &at, "DICT")))
+		return rc;
+	if ((k->nstack - at - 1) % 2)
+		return pk_bad(r, "DICT with an odd number of values");
+	if ((rc = dict_check_keys(r, k->stack + at + 1, k->nstack - at - 1)))
+		return rc;
+	return make_tuple(k, r, -1, PV_DICT, "DICT");
+}
+
+static int pk_op_append(struct pk *k, struct rd *r)
+{
+	struct pv v = { 0 };
+	int rc;
+
+	if ((rc = pop(k, r, &v, "APPEND")))
+		return rc;
+	if (!k->nstack || k->stack[k->nstack - 1].t != PV_LIST)
+		return pk_bad(r, "APPEND to something other than a list");
+	return add_kids(k, r, k->stack[k->nstack - 1].u.o, &v, 1);
+}
+
+static int pk_op_appends(struct pk *k, struct rd *r)
+{
+	size_t at = 0;
+	int rc;
+
+	if ((rc = find_mark(k, r, &at, "APPENDS")))
+		return rc;
+	if (at == 0 || k->stack[at - 1].t != PV_LIST)
+		return pk_bad(r, "APPENDS to something other than a list");
+	if ((rc = add_kids(k, r, k->stack[at - 1].u.o, k->stack + at + 1, k->nstack - at - 1)))
+		return rc;
+	k->nstack = at;
+	return 0;
+}
+
+/* SETITEM ('s': one key, value pair) and SETITEMS ('u': those since the
+ * MARK) into the dict below them. */
+static int pk_op_setitems(struct pk *k, struct rd *r, uint8_t op)
+{
+	size_t at = 0;
+	int rc;
+
+	if (op == 's') {
+		if (k->nstack < 3)
+			return pk_bad(r, "SETITEM on a short stack");
+		at = k->nstack - 3;
+		if (k->stack[at + 1].t == PV_MARK || k->stack[at + 2].t == PV_MARK)
+			return pk_bad(r, "SETITEM across a MARK");
+		at++; /* values from at, the dict below */
+	} else {
+		if ((rc = find_mark(k, r, &at, "SETITEMS")))
+			return rc;
+		at++;
+	}
+	if (at < 2 && op == 'u')
+		return pk_bad(r, "SETITEMS without a dict");
+	size_t d = op == 's' ? at - 1 : at - 2;
+	if (k->stack[d].t != PV_DICT && k->stack[d].t != PV_ODICT)
+		return pk_bad(r, "SETITEM on something other than a dict");
+	if ((k->nstack - at) % 2)
+		return pk_bad(r, "SETITEMS with an odd number of values");
+	if ((rc = dict_check_keys(r, k->stack + at, k->nstack - at)) ||
+	    (rc = add_kids(k, r, k->stack[d].u.o, k->stack + at, k->nstack - at)))
+		return rc;
+	k->nstack = op == 's' ? at : at - 1;
+	return 0;
+}
+
+/* LONG1: a little-endian two's complement integer of up to 8 bytes. */
+static int pk_op_long1(struct pk *k, struct rd *r)
+{
+	struct pv v = { 0 };
+	uint8_t b[1], d[8] = { 0 };
+	uint64_t u = 0;
+	int rc;
+
+	if ((rc = rd_get(r, b, 1)))
+		return rc;
+	size_t n = b[0];
+	if (n > 8)
+		return pk_bad(r, "an integer of %zu bytes (more than 64 bits)", n);
+	if ((rc = rd_get(r, d, n)))
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		u |= (uint64_t)d[i] << (8 * i);
+	if (n && n < 8 && (d[n - 1] & 0x80))
+		u |= ~(uint64_t)0 << (8 * n); /* sign extension */
+	v.t = PV_INT;
+	memcpy(&v.u.i, &u, sizeof(u));
+	return push(k, r, v);
+}
+
+/* BININT ('J', 4 bytes signed), BININT1 ('K'), BININT2 ('M'), and BINFLOAT
+ * ('G', big-endian). */
+static int pk_op_number(struct pk *k, struct rd *r, uint8_t op)
+{
+	static const size_t len[] = { ['J'] = 4, ['K'] = 1, ['M'] = 2, ['G'] = 8 };
+	struct pv v = { 0 };
+	uint8_t b[8];
+	uint64_t u = 0;
+	int rc;
+
+	if ((rc = rd_get(r, b, len[op])))
+		return rc;
+	v.t = PV_INT;
+	switch (op) {
+	case 'J': v.u.i = (int32_t)le32(b); break;
+	case 'K': v.u.i = b[0]; break;
+	case 'M': v.u.i = le16(b); break;
+	default:
+		for (int i = 0; i < 8; i++)
+			u = u << 8 | b[i];
+		v.t = PV_FLOAT;
+		memcpy(&v.u.f, &u, sizeof(u));
+		break;
+	}
+	return push(k, r, v);
+}
+
+/* BINUNICODE ('X'), SHORT_BINUNICODE (0x8c), BINUNICODE8 (0x8d). */
+static int pk_op_str(struct pk *k, struct rd *r, uint8_t op)
+{
+	uint8_t b[8];
+	int rc;
+
+	if (op == 'X')
+		return (rc = rd_get(r, b, 4)) ? rc : read_str(k, r, le32(b));
+	if (op == 0x8c)
+		return (rc = rd_get(r, b, 1)) ? rc : read_str(k, r, b[0]);
+	return (rc = rd_get(r, b, 8)) ? rc : read_str(k, r, le64(b));
+}
+
+/* GLOBAL: module\nname\n. */
+static int pk_op_global(struct pk *k, struct rd *r)
+{
+	char line[2][128];
+	uint8_t b[1];
+	int rc;
+
+	for (int j = 0; j < 2; j++) {
+		size_t n = 0;
+		for (;;) {
+			if ((rc = rd_get(r, b, 1)))
+				return rc;
+			if (b[0] == '\n')
+				break;
+			if (n + 1 >= sizeof(line[j]))
+				return pk_bad(r, "GLOBAL name longer than %zu bytes",
+					      sizeof(line[j]) - 1);
+			line[j][n++] = (char)b[0];
+		}
+		line[j][n] = 0;
+	}
+	return do_global(k, r, line[0], line[1]);
+}
+
+static int pk_op_stack_global(struct pk *k, struct rd *r)
+{
+	struct pv v = { 0 }, w = { 0 };
+	int rc;
+
+	if ((rc = pop(k, r, &w, "STACK_GLOBAL")) || (rc = pop(k, r, &v, "STACK_GLOBAL")))
+		return rc;
+	if (!pv_str(k, &v) || !pv_str(k, &w))
+		return pk_bad(r, "STACK_GLOBAL of something other than two strings");
+	return do_global(k, r, pv_str(k, &v), pv_str(k, &w));
+}
+
+/* BINPUT ('q'), LONG_BINPUT ('r'), MEMOIZE (0x94), BINGET ('h'),
+ * LONG_BINGET ('j'). */
+static int pk_op_memo(struct pk *k, struct rd *r, uint8_t op)
+{
+	uint8_t b[4];
+	int rc;
+
+	switch (op) {
+	case 'q': return (rc = rd_get(r, b, 1)) ? rc : memo_put(k, r, b[0]);
+	case 'r': return (rc = rd_get(r, b, 4)) ? rc : memo_put(k, r, le32(b));
+	case 0x94: return memo_put(k, r, k->nmemo);
+	case 'h': return (rc = rd_get(r, b, 1)) ? rc : memo_get(k, r, b[0]);
+	default: return (rc = rd_get(r, b, 4)) ? rc : memo_get(k, r, le32(b));
+	}
+}
+
+/* One opcode other than PROTO, FRAME and STOP. */
+static int pk_op(struct pk *k, struct rd *r, uint8_t op)
+{
+	struct pv v = { 0 };
+
+	switch (op) {
+	case '(': /* MARK */
+		v.t = PV_MARK;
+		return push(k, r, v);
+	case '}': return push_obj(k, r, PV_DICT, &v.u.o);
+	case ']': return push_obj(k, r, PV_LIST, &v.u.o);
+	case ')': return make_tuple(k, r, 0, PV_TUPLE, "EMPTY_TUPLE");
+	case 't': return make_tuple(k, r, -1, PV_TUPLE, "TUPLE");
+	case 0x85: return make_tuple(k, r, 1, PV_TUPLE, "TUPLE1");
+	case 0x86: return make_tuple(k, r, 2, PV_TUPLE, "TUPLE2");
+	case 0x87: return make_tuple(k, r, 3, PV_TUPLE, "TUPLE3");
+	case 'l': return make_tuple(k, r, -1, PV_LIST, "LIST");
+	case 'd': return pk_op_dict(k, r);
+	case 'a': return pk_op_append(k, r);
+	case 'e': return pk_op_appends(k, r);
+	case 's': case 'u': return pk_op_setitems(k, r, op);
+	case 'J': case 'K': case 'M': case 'G': return pk_op_number(k, r, op);
+	case 0x8a: return pk_op_long1(k, r);
+	case 'N': v.t = PV_NONE; return push(k, r, v);
+	case 0x88: v.t = PV_BOOL; v.u.i = 1; return push(k, r, v);
+	case 0x89: v.t = PV_BOOL; v.u.i = 0; return push(k, r, v);
+	case 'X': case 0x8c: case 0x8d: return pk_op_str(k, r, op);
+	case 'c': return pk_op_global(k, r);
+	case 0x93: return pk_op_stack_global(k, r);
+	case 'q': case 'r': case 0x94: case 'h': case 'j': return pk_op_memo(k, r, op);
+	case 'R': return do_reduce(k, r);
+	case 'Q': return do_persid(k, r);
+	default:
+		return pk_bad(r, "opcode 0x%02x, which torch.save does not write into an "
+			      "SGLang dump", op);
+	}
+}
+
+/* The interpreter: PROTO first, then opcodes until STOP leaves the one
+ * value, the root. */
 static int pk_parse(struct pt *f, struct zent *z, struct pk **out, struct util_err *err)
 {
 	struct pk *k = calloc(1, sizeof(*k));
@@ -931,261 +1162,41 @@ static int pk_parse(struct pt *f, struct zent *z, struct pk **out, struct util_e
 	r->err = err;
 	for (;;) {
 		uint8_t op;
-		struct pv v = { 0 }, w = { 0 };
-		size_t at = 0;
 		if ((rc = rd_get(r, &op, 1)))
-			goto out;
+			break;
 		if (proto == 0 && op != 0x80) {
 			rc = pk_bad(r, "does not start with a PROTO opcode (protocol 2 to 5)");
-			goto out;
+			break;
 		}
-		switch (op) {
-		case 0x80: /* PROTO */
+		if (op == 0x80) { /* PROTO */
 			if ((rc = rd_get(r, b, 1)))
-				goto out;
+				break;
 			if (b[0] < 2 || b[0] > 5 || proto) {
 				rc = pk_bad(r, "pickle protocol %u (torch.save writes 2 to 5)", b[0]);
-				goto out;
+				break;
 			}
 			proto = b[0];
-			break;
-		case 0x95: /* FRAME: a length hint */
+		} else if (op == 0x95) { /* FRAME: a length hint */
 			if ((rc = rd_get(r, b, 8)))
-				goto out;
-			break;
-		case '.': /* STOP */
+				break;
+		} else if (op == '.') { /* STOP */
 			if (k->nstack != 1 || k->stack[0].t == PV_MARK) {
 				rc = pk_bad(r, "STOP with %zu values on the stack", k->nstack);
-				goto out;
+				break;
 			}
 			k->root = k->stack[0];
 			if (r->end - r->pos + (r->blen - r->bpos) != 0) {
 				rc = pk_bad(r, "bytes after STOP");
-				goto out;
+				break;
 			}
 			*out = k;
 			k = NULL;
 			rc = 0;
-			goto out;
-		case '(': /* MARK */
-			v.t = PV_MARK;
-			rc = push(k, r, v);
 			break;
-		case '}': rc = push_obj(k, r, PV_DICT, &v.u.o); break;
-		case ']': rc = push_obj(k, r, PV_LIST, &v.u.o); break;
-		case ')': rc = make_tuple(k, r, 0, PV_TUPLE, "EMPTY_TUPLE"); break;
-		case 't': rc = make_tuple(k, r, -1, PV_TUPLE, "TUPLE"); break;
-		case 0x85: rc = make_tuple(k, r, 1, PV_TUPLE, "TUPLE1"); break;
-		case 0x86: rc = make_tuple(k, r, 2, PV_TUPLE, "TUPLE2"); break;
-		case 0x87: rc = make_tuple(k, r, 3, PV_TUPLE, "TUPLE3"); break;
-		case 'l': rc = make_tuple(k, r, -1, PV_LIST, "LIST"); break;
-		case 'd':
-			if ((rc = find_mark(k, r, &at, "DICT")))
-				goto out;
-			if ((k->nstack - at - 1) % 2) {
-				rc = pk_bad(r, "DICT with an odd number of values");
-				goto out;
-			}
-			if ((rc = dict_check_keys(r, k->stack + at + 1, k->nstack - at - 1)))
-				goto out;
-			rc = make_tuple(k, r, -1, PV_DICT, "DICT");
-			break;
-		case 'a': /* APPEND */
-			if ((rc = pop(k, r, &v, "APPEND")))
-				goto out;
-			if (!k->nstack || k->stack[k->nstack - 1].t != PV_LIST) {
-				rc = pk_bad(r, "APPEND to something other than a list");
-				goto out;
-			}
-			rc = add_kids(k, r, k->stack[k->nstack - 1].u.o, &v, 1);
-			break;
-		case 'e': /* APPENDS */
-			if ((rc = find_mark(k, r, &at, "APPENDS")))
-				goto out;
-			if (at == 0 || k->stack[at - 1].t != PV_LIST) {
-				rc = pk_bad(r, "APPENDS to something other than a list");
-				goto out;
-			}
-			if ((rc = add_kids(k, r, k->stack[at - 1].u.o, k->stack + at + 1,
-					   k->nstack - at - 1)))
-				goto out;
-			k->nstack = at;
-			break;
-		case 's': /* SETITEM */
-		case 'u': /* SETITEMS */
-			if (op == 's') {
-				if (k->nstack < 3) {
-					rc = pk_bad(r, "SETITEM on a short stack");
-					goto out;
-				}
-				at = k->nstack - 3;
-				if (k->stack[at + 1].t == PV_MARK || k->stack[at + 2].t == PV_MARK) {
-					rc = pk_bad(r, "SETITEM across a MARK");
-					goto out;
-				}
-				at++; /* values from at, the dict below */
-			} else {
-				if ((rc = find_mark(k, r, &at, "SETITEMS")))
-					goto out;
-				at++;
-			}
-			if (at < 2 && op == 'u') {
-				rc = pk_bad(r, "SETITEMS without a dict");
-				goto out;
-			}
-			{
-				size_t d = op == 's' ? at - 1 : at - 2;
-				if (k->stack[d].t != PV_DICT && k->stack[d].t != PV_ODICT) {
-					rc = pk_bad(r, "SETITEM on something other than a dict");
-					goto out;
-				}
-				if ((k->nstack - at) % 2) {
-					rc = pk_bad(r, "SETITEMS with an odd number of values");
-					goto out;
-				}
-				if ((rc = dict_check_keys(r, k->stack + at, k->nstack - at)) ||
-				    (rc = add_kids(k, r, k->stack[d].u.o, k->stack + at,
-						   k->nstack - at)))
-					goto out;
-				k->nstack = op == 's' ? at : at - 1;
-			}
-			break;
-		case 'J': /* BININT */
-			if ((rc = rd_get(r, b, 4)))
-				goto out;
-			v.t = PV_INT;
-			v.u.i = (int32_t)le32(b);
-			rc = push(k, r, v);
-			break;
-		case 'K': /* BININT1 */
-			if ((rc = rd_get(r, b, 1)))
-				goto out;
-			v.t = PV_INT;
-			v.u.i = b[0];
-			rc = push(k, r, v);
-			break;
-		case 'M': /* BININT2 */
-			if ((rc = rd_get(r, b, 2)))
-				goto out;
-			v.t = PV_INT;
-			v.u.i = le16(b);
-			rc = push(k, r, v);
-			break;
-		case 0x8a: { /* LONG1 */
-			uint64_t u = 0;
-			if ((rc = rd_get(r, b, 1)))
-				goto out;
-			size_t n = b[0];
-			if (n > 8) {
-				rc = pk_bad(r, "an integer of %zu bytes (more than 64 bits)", n);
-				goto out;
-			}
-			uint8_t d[8] = { 0 };
-			if ((rc = rd_get(r, d, n)))
-				goto out;
-			for (size_t i = 0; i < n; i++)
-				u |= (uint64_t)d[i] << (8 * i);
-			if (n && n < 8 && (d[n - 1] & 0x80))
-				u |= ~(uint64_t)0 << (8 * n); /* sign extension */
-			v.t = PV_INT;
-			memcpy(&v.u.i, &u, sizeof(u));
-			rc = push(k, r, v);
+		} else if ((rc = pk_op(k, r, op))) {
 			break;
 		}
-		case 'G': { /* BINFLOAT, big-endian */
-			uint64_t u = 0;
-			if ((rc = rd_get(r, b, 8)))
-				goto out;
-			for (int i = 0; i < 8; i++)
-				u = u << 8 | b[i];
-			v.t = PV_FLOAT;
-			memcpy(&v.u.f, &u, sizeof(u));
-			rc = push(k, r, v);
-			break;
-		}
-		case 'N': v.t = PV_NONE; rc = push(k, r, v); break;
-		case 0x88: v.t = PV_BOOL; v.u.i = 1; rc = push(k, r, v); break;
-		case 0x89: v.t = PV_BOOL; v.u.i = 0; rc = push(k, r, v); break;
-		case 'X': /* BINUNICODE */
-			if ((rc = rd_get(r, b, 4)))
-				goto out;
-			rc = read_str(k, r, le32(b));
-			break;
-		case 0x8c: /* SHORT_BINUNICODE */
-			if ((rc = rd_get(r, b, 1)))
-				goto out;
-			rc = read_str(k, r, b[0]);
-			break;
-		case 0x8d: /* BINUNICODE8 */
-			if ((rc = rd_get(r, b, 8)))
-				goto out;
-			rc = read_str(k, r, le64(b));
-			break;
-		case 'c': { /* GLOBAL module\nname\n */
-			char line[2][128];
-			for (int j = 0; j < 2; j++) {
-				size_t n = 0;
-				for (;;) {
-					if ((rc = rd_get(r, b, 1)))
-						goto out;
-					if (b[0] == '\n')
-						break;
-					if (n + 1 >= sizeof(line[j])) {
-						rc = pk_bad(r, "GLOBAL name longer than %zu bytes",
-							    sizeof(line[j]) - 1);
-						goto out;
-					}
-					line[j][n++] = (char)b[0];
-				}
-				line[j][n] = 0;
-			}
-			rc = do_global(k, r, line[0], line[1]);
-			break;
-		}
-		case 0x93: /* STACK_GLOBAL */
-			if ((rc = pop(k, r, &w, "STACK_GLOBAL")) ||
-			    (rc = pop(k, r, &v, "STACK_GLOBAL")))
-				goto out;
-			if (!pv_str(k, &v) || !pv_str(k, &w)) {
-				rc = pk_bad(r, "STACK_GLOBAL of something other than two strings");
-				goto out;
-			}
-			rc = do_global(k, r, pv_str(k, &v), pv_str(k, &w));
-			break;
-		case 'q': /* BINPUT */
-			if ((rc = rd_get(r, b, 1)))
-				goto out;
-			rc = memo_put(k, r, b[0]);
-			break;
-		case 'r': /* LONG_BINPUT */
-			if ((rc = rd_get(r, b, 4)))
-				goto out;
-			rc = memo_put(k, r, le32(b));
-			break;
-		case 0x94: /* MEMOIZE */
-			rc = memo_put(k, r, k->nmemo);
-			break;
-		case 'h': /* BINGET */
-			if ((rc = rd_get(r, b, 1)))
-				goto out;
-			rc = memo_get(k, r, b[0]);
-			break;
-		case 'j': /* LONG_BINGET */
-			if ((rc = rd_get(r, b, 4)))
-				goto out;
-			rc = memo_get(k, r, le32(b));
-			break;
-		case 'R': rc = do_reduce(k, r); break;
-		case 'Q': rc = do_persid(k, r); break;
-		default:
-			rc = pk_bad(r, "opcode 0x%02x, which torch.save does not write into an "
-				    "SGLang dump", op);
-			break;
-		}
-		if (rc)
-			goto out;
 	}
-out:
 	pk_free(k);
 	free(r);
 	return rc;
@@ -1890,6 +1901,115 @@ static int write_fn(struct sg *g, void *ctx, size_t file, int64_t step, struct u
 	return 0;
 }
 
+/* A new dump of a followed run: the same shape, its steps after the run's
+ * (w->base, w->last). */
+static int sg_append_check(const struct sg *g, struct store *s, const struct store_run *run,
+			   struct sg_write *w, struct util_err *err)
+{
+	struct store_run_stats st;
+
+	if (run->first_layer > g->L - 1 || g->L - run->first_layer != run->layers ||
+	    g->E != run->experts)
+		return sg_fail(err, UTIL_EPARSE,
+			       "%s: %lld model layers x %lld experts, the run '%s' has %d "
+			       "MoE layers from layer %d x %d experts",
+			       g->f[0].path, (long long)g->L, (long long)g->E, run->name,
+			       run->layers, run->first_layer, run->experts);
+	for (int l = 0; l < run->first_layer; l++)
+		if (g->nonzero[l])
+			return sg_fail(err, UTIL_EPARSE,
+				       "%s: model layer %d has counts, but the run '%s' starts "
+				       "at layer %d",
+				       g->f[0].path, l, run->name, run->first_layer);
+	if (store_run_stats(s, run->id, &st))
+		return sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
+	w->base = st.steps ? st.last_step + 1 : 0;
+	w->last = st.steps ? st.last_step : -1;
+	return 0;
+}
+
+/* The new run's shape (MoE layers from model layer `first`), checked
+ * against the model preset and the options, and its EP layout: the
+ * options', else the per_pass ranks', else the preset's. */
+static int sg_new_run(const struct sg *g, const struct collector_import_opts *o,
+		      const char *source, int first, struct store_run *run, struct util_err *err)
+{
+	memset(run, 0, sizeof(*run));
+	snprintf(run->name, sizeof(run->name), "%s", o->run_name);
+	run->layers = (int)(g->L - first);
+	run->experts = (int)g->E;
+	run->first_layer = first;
+	if (o->model) {
+		if (o->model->layers != run->layers || o->model->experts != run->experts)
+			return sg_fail(err, UTIL_ERANGE,
+				       "%s: %d MoE layers x %d experts (model layers %d to "
+				       "%lld), the preset %s has %d x %d",
+				       g->f[0].path, run->layers, run->experts, first,
+				       (long long)g->L - 1, o->model->name, o->model->layers,
+				       o->model->experts);
+		snprintf(run->model, sizeof(run->model), "%s", o->model->name);
+	}
+	if ((o->layers && o->layers != run->layers) || (o->experts && o->experts != run->experts))
+		return sg_fail(err, UTIL_ERANGE,
+			       "%s: %d MoE layers x %d experts, the options say %d x %d",
+			       g->f[0].path, run->layers, run->experts,
+			       o->layers ? o->layers : run->layers,
+			       o->experts ? o->experts : run->experts);
+	run->topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
+	if (run->topk > run->experts)
+		return sg_fail(err, UTIL_ERANGE, "--topk %d exceeds the %d experts", run->topk,
+			       run->experts);
+	int ranks = o->ranks ? o->ranks : g->mode == MODE_PASS ? g->nranks : 0;
+	if (o->model && !ranks) {
+		run->ranks = o->model->ranks;
+		run->slots = o->model->slots;
+		run->ranks_per_node = o->model->ranks_per_node;
+	}
+	if (ranks) {
+		run->ranks = ranks;
+		run->slots = o->slots ? o->slots
+			     : g->mode == MODE_PASS && g->P % ranks == 0
+				     ? (int)(g->P / ranks)
+				     : (run->experts + ranks - 1) / ranks;
+		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node
+				      : ranks < 8 ? ranks : 8;
+	}
+	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
+		return sg_fail(err, UTIL_EUSAGE,
+			       "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
+			       run->slots, run->experts);
+	snprintf(run->source, sizeof(run->source), "import sglang %s", source);
+	return 0;
+}
+
+/* per_pass: the map the engine ran with, as the deployed placement from
+ * the first step written; a followed run records it again only when it
+ * changed. */
+static int sg_store_deployed(const struct sg *g, struct store *s, const struct store_run *run,
+			     int first, int append, int64_t first_step, struct util_err *err)
+{
+	const int32_t *map = g->p2l + (size_t)first * (size_t)g->P;
+	int32_t *cur = malloc((size_t)run->layers * (size_t)g->P * sizeof(*cur));
+	int64_t from = 0;
+	int same = 0, rc;
+
+	if (!cur)
+		return sg_fail(err, UTIL_ENOMEM, "out of memory");
+	if (append) {
+		rc = store_deployed_at(s, run, first_step, run->ranks, run->slots, cur, &from);
+		same = rc == 0 && !memcmp(cur, map, (size_t)run->layers * (size_t)g->P * sizeof(*cur));
+		if (rc && rc != UTIL_ENOTFOUND) {
+			free(cur);
+			return sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
+		}
+	}
+	free(cur);
+	if (!same && store_deployed_set(s, run, first_step, run->ranks, run->slots, map))
+		return sg_fail(err, UTIL_EPARSE, "%s: field 'last_physical_to_logical_map': %s",
+			       g->f[0].path, store_errmsg(s));
+	return 0;
+}
+
 int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 			    const struct collector_import_opts *o, const char *source,
 			    struct store_run *run, int append, int64_t *first_step,
@@ -1917,88 +2037,12 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	while (first < g.L - 1 && !g.nonzero[first])
 		first++;
 	if (append) {
-		/* a new dump of a followed run: the same shape, after its steps */
-		struct store_run_stats st;
-		if (run->first_layer > g.L - 1 || g.L - run->first_layer != run->layers ||
-		    g.E != run->experts) {
-			rc = sg_fail(err, UTIL_EPARSE,
-					  "%s: %lld model layers x %lld experts, the run '%s' has %d "
-					  "MoE layers from layer %d x %d experts",
-					  g.f[0].path, (long long)g.L, (long long)g.E, run->name,
-					  run->layers, run->first_layer, run->experts);
+		if ((rc = sg_append_check(&g, s, run, &w, err)))
 			goto out;
-		}
-		for (int l = 0; l < run->first_layer; l++)
-			if (g.nonzero[l]) {
-				rc = sg_fail(err, UTIL_EPARSE,
-						  "%s: model layer %d has counts, but the run '%s' starts "
-						  "at layer %d",
-						  g.f[0].path, l, run->name, run->first_layer);
-				goto out;
-			}
 		first = run->first_layer;
-		if (store_run_stats(s, run->id, &st)) {
-			rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
-		w.base = st.steps ? st.last_step + 1 : 0;
-		w.last = st.steps ? st.last_step : -1;
 	} else {
-		memset(run, 0, sizeof(*run));
-		snprintf(run->name, sizeof(run->name), "%s", o->run_name);
-		run->layers = (int)(g.L - first);
-		run->experts = (int)g.E;
-		run->first_layer = first;
-		if (o->model) {
-			if (o->model->layers != run->layers || o->model->experts != run->experts) {
-				rc = sg_fail(err, UTIL_ERANGE,
-						  "%s: %d MoE layers x %d experts (model layers %d to "
-						  "%lld), the preset %s has %d x %d",
-						  g.f[0].path, run->layers, run->experts, first,
-						  (long long)g.L - 1, o->model->name, o->model->layers,
-						  o->model->experts);
-				goto out;
-			}
-			snprintf(run->model, sizeof(run->model), "%s", o->model->name);
-		}
-		if ((o->layers && o->layers != run->layers) ||
-		    (o->experts && o->experts != run->experts)) {
-			rc = sg_fail(err, UTIL_ERANGE,
-					  "%s: %d MoE layers x %d experts, the options say %d x %d",
-					  g.f[0].path, run->layers, run->experts,
-					  o->layers ? o->layers : run->layers,
-					  o->experts ? o->experts : run->experts);
+		if ((rc = sg_new_run(&g, o, source, first, run, err)))
 			goto out;
-		}
-		run->topk = o->topk ? o->topk : o->model ? o->model->topk : 0;
-		if (run->topk > run->experts) {
-			rc = sg_fail(err, UTIL_ERANGE, "--topk %d exceeds the %d experts",
-					  run->topk, run->experts);
-			goto out;
-		}
-		/* the EP layout: the options', else the per_pass ranks' */
-		int ranks = o->ranks ? o->ranks : g.mode == MODE_PASS ? g.nranks : 0;
-		if (o->model && !ranks) {
-			run->ranks = o->model->ranks;
-			run->slots = o->model->slots;
-			run->ranks_per_node = o->model->ranks_per_node;
-		}
-		if (ranks) {
-			run->ranks = ranks;
-			run->slots = o->slots ? o->slots
-				     : g.mode == MODE_PASS && g.P % ranks == 0
-					     ? (int)(g.P / ranks)
-					     : (run->experts + ranks - 1) / ranks;
-			run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node
-					      : ranks < 8 ? ranks : 8;
-		}
-		if (run->ranks && (int64_t)run->ranks * run->slots < run->experts) {
-			rc = sg_fail(err, UTIL_EUSAGE,
-					  "%d ranks x %d slots cannot hold the run's %d experts",
-					  run->ranks, run->slots, run->experts);
-			goto out;
-		}
-		snprintf(run->source, sizeof(run->source), "import sglang %s", source);
 		w.last = -1;
 	}
 	w.s = s;
@@ -2024,34 +2068,9 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	}
 	if ((rc = sg_each(&g, write_fn, &w, err)) || (rc = flush(&w, err)))
 		goto out;
-	/* per_pass: the map the engine ran with, as the deployed placement */
-	if (g.mode == MODE_PASS && run->ranks && (int64_t)run->ranks * run->slots == g.P) {
-		int32_t *cur = malloc((size_t)run->layers * (size_t)g.P * sizeof(*cur));
-		int64_t from = 0;
-		int same = 0;
-		if (!cur) {
-			rc = sg_fail(err, UTIL_ENOMEM, "out of memory");
-			goto out;
-		}
-		/* a followed run records the map again only when it changed */
-		if (append) {
-			rc = store_deployed_at(s, run, w.first_step, run->ranks, run->slots, cur, &from);
-			same = rc == 0 && !memcmp(cur, g.p2l + (size_t)first * (size_t)g.P,
-						  (size_t)run->layers * (size_t)g.P * sizeof(*cur));
-			if (rc && rc != UTIL_ENOTFOUND) {
-				free(cur);
-				rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
-				goto out;
-			}
-		}
-		free(cur);
-		if (!same && store_deployed_set(s, run, w.first_step, run->ranks, run->slots,
-						g.p2l + (size_t)first * (size_t)g.P)) {
-			rc = sg_fail(err, UTIL_EPARSE, "%s: field 'last_physical_to_logical_map': "
-					  "%s", g.f[0].path, store_errmsg(s));
-			goto out;
-		}
-	}
+	if (g.mode == MODE_PASS && run->ranks && (int64_t)run->ranks * run->slots == g.P &&
+	    (rc = sg_store_deployed(&g, s, run, first, append, w.first_step, err)))
+		goto out;
 	if (store_commit(s)) {
 		rc = sg_fail(err, UTIL_EDB, "%s", store_errmsg(s));
 		goto out;

@@ -236,6 +236,99 @@ static int same_file(const char *a, const char *b)
 	       sa.st_ino == sb.st_ino;
 }
 
+/* Without --sum every rank needs a shard, unless --partial: 0, else
+ * UTIL_EUSAGE naming the first missing rank (res->ranks_missing counted). */
+static int check_ranks(const struct shard *sh, size_t n, const struct collector_merge_opts *o,
+		       struct collector_merge_result *res, struct util_err *err)
+{
+	int first = -1;
+
+	for (int r = 0; r < sh[0].run.ranks; r++) {
+		size_t i = 0;
+		while (i < n && sh[i].rank != r)
+			i++;
+		if (i == n && res->ranks_missing++ == 0)
+			first = r;
+	}
+	if (res->ranks_missing && !o->partial)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%d of %d ranks have no shard (first missing: rank %d); "
+				    "--partial merges them anyway",
+				    res->ranks_missing, sh[0].run.ranks, first);
+	return 0;
+}
+
+/* The merged run: the first shard's shape and layout under its own name. */
+static void merged_run(const struct shard *sh, size_t n, const struct collector_merge_opts *o,
+		       struct store_run *run)
+{
+	memset(run, 0, sizeof(*run));
+	if (o->out_run)
+		snprintf(run->name, sizeof(run->name), "%s", o->out_run);
+	else
+		snprintf(run->name, sizeof(run->name), "%.100s-merged", sh[0].run.name);
+	snprintf(run->model, sizeof(run->model), "%s", sh[0].run.model);
+	snprintf(run->source, sizeof(run->source), "merge of %zu %s", n,
+		 o->sum ? "partial traces" : "rank shards");
+	run->layers = sh[0].run.layers;
+	run->experts = sh[0].run.experts;
+	run->topk = sh[0].run.topk;
+	run->ranks = sh[0].run.ranks;
+	run->slots = sh[0].run.slots;
+	run->ranks_per_node = sh[0].run.ranks_per_node;
+	run->first_layer = sh[0].run.first_layer;
+}
+
+/* In one transaction on dst (*in_tx set once begun): the merged run and
+ * the placements the shards ran with. */
+static int write_head(struct store *dst, const char *out, const struct plan *pl, size_t LP,
+		      struct collector_merge_result *res, int *in_tx, struct util_err *err)
+{
+	int rc;
+
+	if ((rc = store_begin(dst)))
+		return util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	*in_tx = 1;
+	if ((rc = store_run_add(dst, &res->run)))
+		return util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	for (size_t v = 0; v < pl->nv; v++) {
+		if ((rc = store_deployed_set(dst, &res->run, pl->from[v], res->run.ranks,
+					     res->run.slots, pl->phy2log + v * LP)))
+			return util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+		res->placements++;
+	}
+	return 0;
+}
+
+/* Step b (counts in b->counts, zeroed) from every shard's current step:
+ * counts and tokens summed, the earliest time, prefill over decode. */
+static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
+		      const struct collector_merge_opts *o, struct store_step *b,
+		      struct util_err *err)
+{
+	int rc;
+
+	b->time = sh[0].cur.time;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = add_shard(&sh[i], pl, !o->sum, b->counts, err)))
+			return rc;
+		if (util_add_i64(b->tokens, sh[i].cur.tokens, &b->tokens) ||
+		    store_tokens_check(b->tokens, NULL))
+			return util_err_set(err, UTIL_ERANGE,
+					    "step %lld: the tokens of '%s' and the shards "
+					    "before it sum past %lld, the most a trace "
+					    "holds in a step",
+					    (long long)b->step, sh[i].path,
+					    (long long)STORE_TOKENS_MAX);
+		if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
+			b->time = sh[i].cur.time;
+		if (sh[i].cur.phase == STORE_PHASE_PREFILL ||
+		    (sh[i].cur.phase == STORE_PHASE_DECODE && b->phase != STORE_PHASE_PREFILL))
+			b->phase = sh[i].cur.phase;
+	}
+	return 0;
+}
+
 int collector_merge(const char *out, const char *const *paths, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err)
@@ -260,29 +353,12 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		sh[i].path = paths[i];
-	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)))
+	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)) ||
+	    (!o->sum && (rc = check_ranks(sh, n, o, res, err))))
 		goto out;
 	L = (size_t)sh[0].run.layers;
 	E = (size_t)sh[0].run.experts;
 	P = (size_t)sh[0].run.ranks * (size_t)sh[0].run.slots;
-	if (!o->sum) {
-		int first = -1;
-		for (int r = 0; r < sh[0].run.ranks; r++) {
-			size_t i = 0;
-			while (i < n && sh[i].rank != r)
-				i++;
-			if (i == n && res->ranks_missing++ == 0)
-				first = r;
-		}
-		if (res->ranks_missing && !o->partial) {
-			rc = util_err_set(err, UTIL_EUSAGE,
-					  "%d of %d ranks have no shard (first missing: rank %d); "
-					  "--partial merges them anyway",
-					  res->ranks_missing, sh[0].run.ranks, first);
-			goto out;
-		}
-	}
-
 	batch = calloc(MERGE_BATCH, sizeof(*batch));
 	sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
 	if (!batch || !sums) {
@@ -292,39 +368,9 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 	/* a new output is staged: a failure leaves no file (store.h) */
 	if ((rc = store_open(out, STORE_CREATE | STORE_STAGE, &dst, err)))
 		goto out;
-	memset(&res->run, 0, sizeof(res->run));
-	if (o->out_run)
-		snprintf(res->run.name, sizeof(res->run.name), "%s", o->out_run);
-	else
-		snprintf(res->run.name, sizeof(res->run.name), "%.100s-merged", sh[0].run.name);
-	snprintf(res->run.model, sizeof(res->run.model), "%s", sh[0].run.model);
-	snprintf(res->run.source, sizeof(res->run.source), "merge of %zu %s", n,
-		 o->sum ? "partial traces" : "rank shards");
-	res->run.layers = sh[0].run.layers;
-	res->run.experts = sh[0].run.experts;
-	res->run.topk = sh[0].run.topk;
-	res->run.ranks = sh[0].run.ranks;
-	res->run.slots = sh[0].run.slots;
-	res->run.ranks_per_node = sh[0].run.ranks_per_node;
-	res->run.first_layer = sh[0].run.first_layer;
-	if ((rc = store_begin(dst))) {
-		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	merged_run(sh, n, o, &res->run);
+	if ((rc = write_head(dst, out, &pl, L * P, res, &in_tx, err)))
 		goto out;
-	}
-	in_tx = 1;
-	if ((rc = store_run_add(dst, &res->run))) {
-		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-		goto out;
-	}
-	for (size_t v = 0; v < pl.nv; v++) {
-		if ((rc = store_deployed_set(dst, &res->run, pl.from[v], res->run.ranks,
-					     res->run.slots, pl.phy2log + v * L * P))) {
-			rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-			goto out;
-		}
-		res->placements++;
-	}
-
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it))) {
 			rc = util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
@@ -333,6 +379,8 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 		if ((rc = advance(&sh[i], err)))
 			goto out;
 	}
+	/* steps in order; a step every shard holds is merged, the others are
+	 * counted as incomplete */
 	for (;;) {
 		int64_t minstep = INT64_MAX;
 		size_t at = 0, any = 0;
@@ -353,27 +401,8 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 			memset(b, 0, sizeof(*b));
 			b->step = minstep;
 			b->counts = sum;
-			b->time = sh[0].cur.time;
-			for (size_t i = 0; i < n; i++) {
-				if ((rc = add_shard(&sh[i], &pl, !o->sum, sum, err)))
-					goto out;
-				if (util_add_i64(b->tokens, sh[i].cur.tokens, &b->tokens) ||
-				    store_tokens_check(b->tokens, NULL)) {
-					rc = util_err_set(err, UTIL_ERANGE,
-							  "step %lld: the tokens of '%s' and the shards "
-							  "before it sum past %lld, the most a trace "
-							  "holds in a step",
-							  (long long)minstep, sh[i].path,
-							  (long long)STORE_TOKENS_MAX);
-					goto out;
-				}
-				if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
-					b->time = sh[i].cur.time;
-				if (sh[i].cur.phase == STORE_PHASE_PREFILL ||
-				    (sh[i].cur.phase == STORE_PHASE_DECODE &&
-				     b->phase != STORE_PHASE_PREFILL))
-					b->phase = sh[i].cur.phase;
-			}
+			if ((rc = merge_step(sh, n, &pl, o, b, err)))
+				goto out;
 			if (++nb == MERGE_BATCH) {
 				if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
 					rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));

@@ -118,21 +118,130 @@ static int placement_at(struct store *s, const struct store_run *run, int64_t st
 	return 0;
 }
 
+/* The walk of render_load_imbalance: the placement in force (p2l, cnt),
+ * following the deployed changes, and the points so far. */
+struct imb_walk {
+	struct store *s;
+	const struct store_run *run;
+	int ranks, slots, P;
+	int32_t *p2l;       /* [L * P] */
+	int *cnt;           /* [L * E] replicas */
+	double *load;       /* [ranks] */
+	int64_t *changes;   /* steps where the deployed placement changes */
+	size_t nchanges, ci;
+	double *x, *y;
+	size_t n, cap;
+};
+
+/* The placement in force at step, when a change came at or before it. */
+static int imb_follow(struct imb_walk *w, int64_t step, struct util_err *err)
+{
+	int changed = 0;
+
+	while (w->ci < w->nchanges && w->changes[w->ci] <= step) {
+		w->ci++;
+		changed = 1;
+	}
+	if (changed)
+		return placement_at(w->s, w->run, step, w->ranks, w->slots, NULL, w->p2l, w->cnt,
+				    err);
+	return 0;
+}
+
+static void imb_push(struct imb_walk *w, double x, double y)
+{
+	if (w->n == w->cap) {
+		w->cap *= 2;
+		w->x = xrealloc(w->x, w->cap * sizeof(double));
+		w->y = xrealloc(w->y, w->cap * sizeof(double));
+	}
+	w->x[w->n] = x;
+	w->y[w->n] = y;
+	w->n++;
+}
+
+/* One layer: its counts alone are read, not every layer of every step. */
+static int imb_one_layer(struct imb_walk *w, int layer, int64_t from, int64_t to,
+			 unsigned phase_mask, struct util_err *err)
+{
+	const int E = w->run->experts, P = w->P;
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int rc, r;
+
+	if ((rc = store_iter_layer_new(w->s, w->run, layer, from, to, phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(w->s));
+		return rc;
+	}
+	while ((r = store_iter_next(it, &st)) == 1) {
+		const uint32_t *h = st.counts;
+		double tot = 0, mx;
+		if ((rc = imb_follow(w, st.step, err)))
+			goto out;
+		mx = analyze_device_load_u32(h, E, w->p2l + (size_t)layer * P, w->ranks, w->slots,
+					     w->cnt + (size_t)layer * E, w->load);
+		for (int e = 0; e < E; e++)
+			tot += h[e];
+		imb_push(w, (double)st.step, tot > 0 ? mx / (tot / w->ranks) : 1.0);
+	}
+	if (r < 0)
+		rc = util_err_set(err, r, "%s", store_errmsg(w->s));
+out:
+	store_iter_free(it);
+	return rc;
+}
+
+/* Every layer: sum of max over sum of mean device load per step. */
+static int imb_all_layers(struct imb_walk *w, int64_t from, int64_t to, unsigned phase_mask,
+			  struct util_err *err)
+{
+	const int L = w->run->layers, E = w->run->experts, P = w->P;
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int rc, r;
+
+	if ((rc = store_iter_new(w->s, w->run, from, to, phase_mask, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(w->s));
+		return rc;
+	}
+	while ((r = store_iter_next(it, &st)) == 1) {
+		double smax = 0, smean = 0;
+		if ((rc = imb_follow(w, st.step, err)))
+			goto out;
+		for (int l = 0; l < L; l++) {
+			const uint32_t *h = st.counts + (size_t)l * E;
+			double tot = 0;
+			smax += analyze_device_load_u32(h, E, w->p2l + (size_t)l * P, w->ranks,
+							w->slots, w->cnt + (size_t)l * E, w->load);
+			for (int e = 0; e < E; e++)
+				tot += h[e];
+			smean += tot / w->ranks;
+		}
+		imb_push(w, (double)st.step, smean > 0 ? smax / smean : 1.0);
+	}
+	if (r < 0)
+		rc = util_err_set(err, r, "%s", store_errmsg(w->s));
+out:
+	store_iter_free(it);
+	return rc;
+}
+
 int render_load_imbalance(struct store *s, const struct store_run *run, int layer, int64_t from,
 			  int64_t to, unsigned phase_mask, int ranks, int slots,
 			  const int32_t *fixed, double **xo, double **yo, size_t *no,
 			  struct util_err *err)
 {
-	int L = run->layers, E = run->experts, P = ranks * slots, rc = 0, r;
-	int32_t *p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-	int *cnt = xmallocarray((size_t)L * (size_t)E, sizeof(int));
-	double *load = xmallocarray((size_t)ranks, sizeof(double));
-	int64_t *changes = NULL;
-	size_t nchanges = 0, ci = 0, cap = 1024, n = 0;
-	double *x = xmallocarray(cap, sizeof(double)), *y = xmallocarray(cap, sizeof(double));
-	struct store_iter *it = NULL;
-	struct store_step st;
+	const int L = run->layers, E = run->experts, P = ranks * slots;
+	struct imb_walk w = {
+		.s = s, .run = run, .ranks = ranks, .slots = slots, .P = P, .cap = 1024,
+		.p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t)),
+		.cnt = xmallocarray((size_t)L * (size_t)E, sizeof(int)),
+		.load = xmallocarray((size_t)ranks, sizeof(double)),
+	};
+	int rc = 0;
 
+	w.x = xmallocarray(w.cap, sizeof(double));
+	w.y = xmallocarray(w.cap, sizeof(double));
 	*xo = *yo = NULL;
 	*no = 0;
 	if (layer >= L) {
@@ -141,97 +250,25 @@ int render_load_imbalance(struct store *s, const struct store_run *run, int laye
 	}
 	/* steps where the deployed placement changes inside the range */
 	if (!fixed && from < to &&
-	    (rc = store_deployed_changes(s, run, from + 1, to, &changes, &nchanges))) {
+	    (rc = store_deployed_changes(s, run, from + 1, to, &w.changes, &w.nchanges))) {
 		rc = util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
-	if ((rc = placement_at(s, run, from, ranks, slots, fixed, p2l, cnt, err)))
+	if ((rc = placement_at(s, run, from, ranks, slots, fixed, w.p2l, w.cnt, err)))
 		goto out;
-	if (layer >= 0) {
-		/* one layer: read its counts alone, not every layer of every step */
-		if ((rc = store_iter_layer_new(s, run, layer, from, to, phase_mask, &it))) {
-			util_err_set(err, rc, "%s", store_errmsg(s));
-			goto out;
-		}
-		while ((r = store_iter_next(it, &st)) == 1) {
-			int64_t step = st.step;
-			const uint32_t *h = st.counts;
-			double tot = 0, mx;
-			int changed = 0;
-			while (ci < nchanges && changes[ci] <= step) {
-				ci++;
-				changed = 1;
-			}
-			if (changed &&
-			    (rc = placement_at(s, run, step, ranks, slots, NULL, p2l, cnt, err)))
-				goto out;
-			mx = analyze_device_load_u32(h, E, p2l + (size_t)layer * P, ranks, slots,
-						     cnt + (size_t)layer * E, load);
-			for (int e = 0; e < E; e++)
-				tot += h[e];
-			if (n == cap) {
-				cap *= 2;
-				x = xrealloc(x, cap * sizeof(double));
-				y = xrealloc(y, cap * sizeof(double));
-			}
-			x[n] = (double)step;
-			y[n] = tot > 0 ? mx / (tot / ranks) : 1.0;
-			n++;
-		}
-		if (r < 0) {
-			rc = util_err_set(err, r, "%s", store_errmsg(s));
-			goto out;
-		}
-		goto done;
-	}
-	if ((rc = store_iter_new(s, run, from, to, phase_mask, &it))) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
+	if ((rc = layer >= 0 ? imb_one_layer(&w, layer, from, to, phase_mask, err)
+			     : imb_all_layers(&w, from, to, phase_mask, err)))
 		goto out;
-	}
-	while ((r = store_iter_next(it, &st)) == 1) {
-		double smax = 0, smean = 0;
-		int changed = 0;
-		while (ci < nchanges && changes[ci] <= st.step) {
-			ci++;
-			changed = 1;
-		}
-		if (changed &&
-		    (rc = placement_at(s, run, st.step, ranks, slots, NULL, p2l, cnt, err)))
-			goto out;
-		for (int l = layer < 0 ? 0 : layer; l < (layer < 0 ? L : layer + 1); l++) {
-			const uint32_t *h = st.counts + (size_t)l * E;
-			double tot = 0;
-			smax += analyze_device_load_u32(h, E, p2l + (size_t)l * P, ranks, slots,
-							cnt + (size_t)l * E, load);
-			for (int e = 0; e < E; e++)
-				tot += h[e];
-			smean += tot / ranks;
-		}
-		if (n == cap) {
-			cap *= 2;
-			x = xrealloc(x, cap * sizeof(double));
-			y = xrealloc(y, cap * sizeof(double));
-		}
-		x[n] = (double)st.step;
-		y[n] = smean > 0 ? smax / smean : 1.0;
-		n++;
-	}
-	if (r < 0) {
-		rc = util_err_set(err, r, "%s", store_errmsg(s));
-		goto out;
-	}
-done:
-	*xo = x;
-	*yo = y;
-	*no = n;
-	x = y = NULL;
+	*xo = w.x;
+	*yo = w.y;
+	*no = w.n;
+	w.x = w.y = NULL;
 out:
-	store_iter_free(it);
-	free(p2l);
-	free(cnt);
-	free(load);
-	free(changes);
-	free(x);
-	free(y);
+	free(w.p2l);
+	free(w.cnt);
+	free(w.load);
+	free(w.changes);
+	free(w.x);
+	free(w.y);
 	return rc;
 }

@@ -52,6 +52,105 @@ static void print_header(struct store *s, const char *path, size_t nruns, int js
 	}
 }
 
+/* One run's object in `info --json` (first: no comma before it). */
+static void print_run_json(const struct store_run *r, const struct store_run_stats *st,
+			   int64_t missing, int first)
+{
+	double cells = (double)st->steps * r->layers * r->experts;
+	double bpc = cells > 0 ? (double)st->blob_bytes / cells : 0;
+	double dur = st->last_time - st->first_time;
+	char blob[64], per[64];
+
+	if (st->blob_bytes < 0) { /* kept by the server, compressed by parts */
+		snprintf(blob, sizeof(blob), "null");
+		snprintf(per, sizeof(per), "null");
+	} else {
+		snprintf(blob, sizeof(blob), "%lld", (long long)st->blob_bytes);
+		snprintf(per, sizeof(per), "%.4f", bpc);
+	}
+	printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
+	util_json_str(stdout, r->name);
+	printf(", \"model\": ");
+	util_json_str(stdout, r->model);
+	printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
+	       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
+	       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
+	       "\"missing_steps\": %lld, \"missing_counts\": %lld, "
+	       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
+	       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %s, "
+	       "\"bytes_per_cell\": %s, \"source\": ",
+	       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
+	       r->first_layer, (long long)st->steps, (long long)st->first_step,
+	       (long long)st->last_step,
+	       st->steps ? (long long)(st->last_step - st->first_step) + 1 - (long long)st->steps
+			: 0LL,
+	       (long long)missing,
+	       (long long)st->prefill_steps,
+	       (long long)st->decode_steps, (long long)st->tokens, dur > 0 ? dur : 0,
+	       (long long)st->deployed, blob, per);
+	util_json_str(stdout, r->source);
+	printf("}");
+}
+
+/* One run's paragraph in `info`. */
+static void print_run_text(const struct store_run *r, const struct store_run_stats *st,
+			   int64_t missing)
+{
+	double cells = (double)st->steps * r->layers * r->experts;
+	double bpc = cells > 0 ? (double)st->blob_bytes / cells : 0;
+	double dur = st->last_time - st->first_time;
+	char hb[32];
+
+	printf("\nrun %lld '%s'%s%s\n", (long long)r->id, r->name,
+	       r->model[0] ? "  model " : "", r->model);
+	printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
+	       r->experts, r->topk);
+	if (r->ranks && r->ranks_per_node > 0)
+		printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
+		       r->ranks, r->slots, r->ranks * r->slots - r->experts,
+		       r->ranks_per_node);
+	else if (r->ranks)
+		printf("  EP layout  %d ranks x %d slots (%d redundant), ranks per node "
+		       "unknown\n",
+		       r->ranks, r->slots, r->ranks * r->slots - r->experts);
+	else
+		printf("  EP layout  not recorded\n");
+	if (st->steps) {
+		/* step numbers come from the engine: a hole is a step
+		 * dropped by the recorder or not recorded */
+		long long span = (long long)(st->last_step - st->first_step) + 1;
+		printf("  steps      %lld (%lld .. %lld)", (long long)st->steps,
+		       (long long)st->first_step, (long long)st->last_step);
+		if (span > st->steps)
+			printf(", %lld missing", span - (long long)st->steps);
+		printf("\n");
+	} else
+		printf("  steps      none\n");
+	if (missing)
+		printf("  counts     %lld of %lld rows (step x layer) missing: they read "
+		       "as zero heat\n",
+		       (long long)missing, (long long)st->steps * r->layers);
+	printf("  phases     %lld prefill, %lld decode, %lld unknown\n",
+	       (long long)st->prefill_steps, (long long)st->decode_steps,
+	       (long long)(st->steps - st->prefill_steps - st->decode_steps));
+	if (st->tokens)
+		printf("  tokens     %lld%s\n", (long long)st->tokens,
+		       st->tokens == INT64_MAX ? " or more (the total passes an int64)"
+					      : "");
+	if (dur > 0)
+		printf("  duration   %.1f s (%.1f steps/s)\n", dur,
+		       (double)(st->steps - 1) / dur);
+	printf("  deployed   %s\n",
+	       st->deployed ? "placement recorded" : "none (static assumed)");
+	util_human_bytes(hb, sizeof(hb), (double)st->blob_bytes);
+	if (st->blob_bytes < 0)
+		printf("  storage    on the server\n");
+	else
+		printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
+	if (r->source[0])
+		printf("  source     %s\n", r->source);
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -67,7 +166,6 @@ int cmd_info(int argc, char **argv)
 	const char *only = NULL;
 	int64_t only_id = 0;
 	int json = 0, c, status = 0, rc;
-	char hb[32];
 
 	while ((c = getopt_long(argc, argv, "jr:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -115,90 +213,10 @@ int cmd_info(int argc, char **argv)
 			status = util_exit_status(rc);
 			break;
 		}
-		double cells = (double)st.steps * r->layers * r->experts;
-		double bpc = cells > 0 ? (double)st.blob_bytes / cells : 0;
-		char blob[64], per[64];
-		if (st.blob_bytes < 0) { /* kept by the server, compressed by parts */
-			snprintf(blob, sizeof(blob), "null");
-			snprintf(per, sizeof(per), "null");
-		} else {
-			snprintf(blob, sizeof(blob), "%lld", (long long)st.blob_bytes);
-			snprintf(per, sizeof(per), "%.4f", bpc);
-		}
-		double dur = st.last_time - st.first_time;
-		if (json) {
-			printf("%s{\"run\": %lld, \"name\": ", first ? "" : ", ", (long long)r->id);
-			util_json_str(stdout, r->name);
-			printf(", \"model\": ");
-			util_json_str(stdout, r->model);
-			printf(", \"layers\": %d, \"experts\": %d, \"topk\": %d, \"ranks\": %d, "
-			       "\"slots\": %d, \"ranks_per_node\": %d, \"first_layer\": %d, "
-			       "\"steps\": %lld, \"first_step\": %lld, \"last_step\": %lld, "
-			       "\"missing_steps\": %lld, \"missing_counts\": %lld, "
-			       "\"prefill_steps\": %lld, \"decode_steps\": %lld, \"tokens\": %lld, "
-			       "\"seconds\": %.3f, \"deployed_rows\": %lld, \"blob_bytes\": %s, "
-			       "\"bytes_per_cell\": %s, \"source\": ",
-			       r->layers, r->experts, r->topk, r->ranks, r->slots, r->ranks_per_node,
-			       r->first_layer, (long long)st.steps, (long long)st.first_step,
-			       (long long)st.last_step,
-			       st.steps ? (long long)(st.last_step - st.first_step) + 1 - (long long)st.steps
-					: 0LL,
-			       (long long)missing,
-			       (long long)st.prefill_steps,
-			       (long long)st.decode_steps, (long long)st.tokens, dur > 0 ? dur : 0,
-			       (long long)st.deployed, blob, per);
-			util_json_str(stdout, r->source);
-			printf("}");
-		} else {
-			printf("\nrun %lld '%s'%s%s\n", (long long)r->id, r->name,
-			       r->model[0] ? "  model " : "", r->model);
-			printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
-			       r->experts, r->topk);
-			if (r->ranks && r->ranks_per_node > 0)
-				printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
-				       r->ranks, r->slots, r->ranks * r->slots - r->experts,
-				       r->ranks_per_node);
-			else if (r->ranks)
-				printf("  EP layout  %d ranks x %d slots (%d redundant), ranks per node "
-				       "unknown\n",
-				       r->ranks, r->slots, r->ranks * r->slots - r->experts);
-			else
-				printf("  EP layout  not recorded\n");
-			if (st.steps) {
-				/* step numbers come from the engine: a hole is a step
-				 * dropped by the recorder or not recorded */
-				long long span = (long long)(st.last_step - st.first_step) + 1;
-				printf("  steps      %lld (%lld .. %lld)", (long long)st.steps,
-				       (long long)st.first_step, (long long)st.last_step);
-				if (span > st.steps)
-					printf(", %lld missing", span - (long long)st.steps);
-				printf("\n");
-			} else
-				printf("  steps      none\n");
-			if (missing)
-				printf("  counts     %lld of %lld rows (step x layer) missing: they read "
-				       "as zero heat\n",
-				       (long long)missing, (long long)st.steps * r->layers);
-			printf("  phases     %lld prefill, %lld decode, %lld unknown\n",
-			       (long long)st.prefill_steps, (long long)st.decode_steps,
-			       (long long)(st.steps - st.prefill_steps - st.decode_steps));
-			if (st.tokens)
-				printf("  tokens     %lld%s\n", (long long)st.tokens,
-				       st.tokens == INT64_MAX ? " or more (the total passes an int64)"
-							      : "");
-			if (dur > 0)
-				printf("  duration   %.1f s (%.1f steps/s)\n", dur,
-				       (double)(st.steps - 1) / dur);
-			printf("  deployed   %s\n",
-			       st.deployed ? "placement recorded" : "none (static assumed)");
-			util_human_bytes(hb, sizeof(hb), (double)st.blob_bytes);
-			if (st.blob_bytes < 0)
-				printf("  storage    on the server\n");
-			else
-				printf("  storage    %s of counts, %.3f bytes/cell\n", hb, bpc);
-			if (r->source[0])
-				printf("  source     %s\n", r->source);
-		}
+		if (json)
+			print_run_json(r, &st, missing, first);
+		else
+			print_run_text(r, &st, missing);
 		first = 0;
 	}
 	if (json)

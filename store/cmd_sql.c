@@ -359,6 +359,46 @@ static void stmt_excerpt(char *out, size_t n, const char *sql, size_t len)
 		strcpy(out + k, "...");
 }
 
+/* A query that opens with an SQL comment ("-- top experts\nSELECT ...")
+ * is not an option: args gets argv without it (*comment_query), NULL
+ * ended; returns the new argc. */
+static int take_comment_query(int argc, char **argv, char **args, const char **comment_query)
+{
+	int n = 0;
+
+	*comment_query = NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (i > 0 && !*comment_query && a[0] == '-' && a[1] == '-' &&
+		    (a[2] == ' ' || a[2] == '\t' || a[2] == '\n' || a[2] == '\r'))
+			*comment_query = a;
+		else
+			args[n++] = argv[i];
+	}
+	args[n] = NULL;
+	return n;
+}
+
+static int parse_format(const char *arg, enum fmt *fmt)
+{
+	if (!strcmp(arg, "table"))
+		*fmt = FMT_TABLE;
+	else if (!strcmp(arg, "csv"))
+		*fmt = FMT_CSV;
+	else if (!strcmp(arg, "json"))
+		*fmt = FMT_JSON;
+	else if (!strcmp(arg, "markdown") || !strcmp(arg, "md"))
+		*fmt = FMT_MARKDOWN;
+	else {
+		util_cli_error("sql", "--format: '%s' is not table, csv, json or markdown", arg);
+		return 2;
+	}
+	return 0;
+}
+
+static int sql_operands(int argc, char **argv, const char *comment_query, enum fmt fmt,
+			int write, int examples);
+
 int cmd_sql(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -368,117 +408,40 @@ int cmd_sql(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct util_err err = UTIL_ERR_INIT;
-	struct store *s = NULL;
+	char **args = xmallocarray((size_t)argc + 1, sizeof(char *));
+	const char *comment_query;
 	enum fmt fmt = FMT_TABLE;
-	int write = 0, examples = 0, c, status = 0, printed = 0, in_tx = 0;
-	char *sql = NULL, *msg = NULL, **args;
-	const char *comment_query = NULL;
-	sqlite3 *db;
+	int write = 0, examples = 0, c, status = 0;
 
-	/* A query that opens with an SQL comment ("-- top experts\nSELECT ...")
-	 * is not an option: take it out before getopt sees it. */
-	args = xmallocarray((size_t)argc + 1, sizeof(char *));
-	{
-		int n = 0;
-		for (int i = 0; i < argc; i++) {
-			const char *a = argv[i];
-			if (i > 0 && !comment_query && a[0] == '-' && a[1] == '-' &&
-			    (a[2] == ' ' || a[2] == '\t' || a[2] == '\n' || a[2] == '\r'))
-				comment_query = a;
-			else
-				args[n++] = argv[i];
-		}
-		args[n] = NULL;
-		argc = n;
-		argv = args;
-	}
-	while ((c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
+	argc = take_comment_query(argc, argv, args, &comment_query);
+	argv = args;
+	while (!status && (c = getopt_long(argc, argv, "f:weh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'f':
-			if (!strcmp(optarg, "table"))
-				fmt = FMT_TABLE;
-			else if (!strcmp(optarg, "csv"))
-				fmt = FMT_CSV;
-			else if (!strcmp(optarg, "json"))
-				fmt = FMT_JSON;
-			else if (!strcmp(optarg, "markdown") || !strcmp(optarg, "md"))
-				fmt = FMT_MARKDOWN;
-			else {
-				util_cli_error("sql",
-					       "--format: '%s' is not table, csv, json or markdown",
-					       optarg);
-				free(args);
-				return 2;
-			}
-			break;
+		case 'f': status = parse_format(optarg, &fmt); break;
 		case 'w': write = 1; break;
 		case 'e': examples = 1; break;
 		case 'h':
 			fputs(usage, stdout);
 			free(args);
 			return 0;
-		default:
-			c = util_opt_unknown(argv, opts);
-			free(args);
-			return c;
+		default: status = util_opt_unknown(argv, opts); break;
 		}
 	}
-	if (examples) {
-		free(args);
-		if (argc - optind > 1 || comment_query) {
-			fputs(usage, stderr);
-			return 2;
-		}
-		print_examples();
-		return 0;
-	}
-	if (argc - optind < 1 || argc - optind + !!comment_query > 2) {
-		fputs(usage, stderr);
-		free(args);
-		return 2;
-	}
-	if (comment_query || argc - optind == 2) {
-		sql = xstrdup(comment_query ? comment_query : argv[optind + 1]);
-	} else {
-		if (isatty(0))
-			fprintf(stderr, "moetrace sql: reading SQL from standard input\n");
-		sql = read_all(stdin);
-		if (!sql) {
-			util_cli_error("sql", "cannot read standard input");
-			free(args);
-			return 1;
-		}
-	}
-	if (!strncmp(argv[optind], "clickhouse://", 13)) { /* docs/fleet.md */
-		static const char *const names[] = { [FMT_TABLE] = "table", [FMT_CSV] = "csv",
-						     [FMT_JSON] = "json", [FMT_MARKDOWN] = "markdown" };
+	if (!status)
+		status = sql_operands(argc, argv, comment_query, fmt, write, examples);
+	free(args);
+	return status;
+}
 
-		status = fleet_sql_run(argv[optind], sql, names[fmt], write, &err) ?
-				 util_cli_fail("sql", &err) : 0;
-		free(sql);
-		free(args);
-		return status;
-	}
-	if (store_open(argv[optind], write ? 0 : STORE_READONLY, &s, &err)) {
-		free(sql);
-		free(args);
-		return util_cli_fail("sql", &err);
-	}
-	db = store_int_db(s);
-	if (store_sql_register(db, &msg) != SQLITE_OK) {
-		util_cli_error("sql", "%s", msg ? msg : "cannot register the moetrace functions");
-		sqlite3_free(msg);
-		status = 1;
-		goto out;
-	}
-	if (write) {
-		if (sqlite3_exec(db, "SAVEPOINT moetrace_sql", NULL, NULL, NULL) != SQLITE_OK) {
-			util_cli_error("sql", "%s", sqlite3_errmsg(db));
-			status = 1;
-			goto out;
-		}
-		in_tx = 1;
+/* Every statement of sql in turn, printed in fmt; with write, all of them
+ * in one savepoint, rolled back if one fails.  The exit status. */
+static int run_all(sqlite3 *db, const char *sql, enum fmt fmt, int write)
+{
+	int status = 0, printed = 0;
+
+	if (write && sqlite3_exec(db, "SAVEPOINT moetrace_sql", NULL, NULL, NULL) != SQLITE_OK) {
+		util_cli_error("sql", "%s", sqlite3_errmsg(db));
+		return 1;
 	}
 	for (const char *p = sql; *p;) {
 		sqlite3_stmt *st = NULL;
@@ -510,7 +473,7 @@ int cmd_sql(int argc, char **argv)
 		sqlite3_finalize(st);
 		p = tail;
 	}
-	if (in_tx) {
+	if (write) {
 		const char *end = status ? "ROLLBACK TO moetrace_sql; RELEASE moetrace_sql"
 					 : "RELEASE moetrace_sql";
 		if (sqlite3_exec(db, end, NULL, NULL, NULL) != SQLITE_OK) {
@@ -519,9 +482,69 @@ int cmd_sql(int argc, char **argv)
 			status = status ? status : 1;
 		}
 	}
-out:
+	return status;
+}
+
+/* sql on the trace (or ClickHouse URL) target: the exit status. */
+static int sql_on(const char *target, const char *sql, enum fmt fmt, int write)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s = NULL;
+	char *msg = NULL;
+	int status;
+
+	if (!strncmp(target, "clickhouse://", 13)) { /* docs/fleet.md */
+		static const char *const names[] = { [FMT_TABLE] = "table", [FMT_CSV] = "csv",
+						     [FMT_JSON] = "json", [FMT_MARKDOWN] = "markdown" };
+
+		return fleet_sql_run(target, sql, names[fmt], write, &err) ?
+			       util_cli_fail("sql", &err) : 0;
+	}
+	if (store_open(target, write ? 0 : STORE_READONLY, &s, &err))
+		return util_cli_fail("sql", &err);
+	sqlite3 *db = store_int_db(s);
+	if (store_sql_register(db, &msg) != SQLITE_OK) {
+		util_cli_error("sql", "%s", msg ? msg : "cannot register the moetrace functions");
+		sqlite3_free(msg);
+		status = 1;
+	} else {
+		status = run_all(db, sql, fmt, write);
+	}
 	store_free(s);
+	return status;
+}
+
+/* The query's operands once the options are read: the exit status. */
+static int sql_operands(int argc, char **argv, const char *comment_query, enum fmt fmt,
+			int write, int examples)
+{
+	int status;
+	char *sql;
+
+	if (examples) {
+		if (argc - optind > 1 || comment_query) {
+			fputs(usage, stderr);
+			return 2;
+		}
+		print_examples();
+		return 0;
+	}
+	if (argc - optind < 1 || argc - optind + !!comment_query > 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (comment_query || argc - optind == 2) {
+		sql = xstrdup(comment_query ? comment_query : argv[optind + 1]);
+	} else {
+		if (isatty(0))
+			fprintf(stderr, "moetrace sql: reading SQL from standard input\n");
+		sql = read_all(stdin);
+		if (!sql) {
+			util_cli_error("sql", "cannot read standard input");
+			return 1;
+		}
+	}
+	status = sql_on(argv[optind], sql, fmt, write);
 	free(sql);
-	free(args);
 	return status;
 }
