@@ -485,6 +485,12 @@ int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_comp
 			struct util_err *err);
 void analyze_compare_release(struct analyze_compare *c);
 
+/* The algorithms of a comma list (--algos) into algos[max], *n of them, in
+ * the order named.  A name this build lacks is skipped when skip_unknown
+ * (a command's default list), else refused.  UTIL_EUSAGE names --algos. */
+int analyze_algos_parse(const char *list, int skip_unknown, const struct analyze_algo **algos,
+			int max, int *n, struct util_err *err);
+
 /* The --rounds protocol (docs/algorithms.md): the selected steps of
  * [in->fit_from, in->fit_to] cut into `windows` consecutive windows of
  * (nearly) equal step counts; in round k each algorithm is fitted on window

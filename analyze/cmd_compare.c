@@ -143,43 +143,19 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 	return 0;
 }
 
-/* Splits the comma list into registered algorithms; all but the
+/* The registered algorithms named in the comma list; all but the
  * small-instance ones when list is NULL. */
 static int pick_algos(const char *list, const struct analyze_algo **a, int *n,
 		      struct util_err *err)
 {
 	const struct analyze_algo *al;
-	char hint[96];
 
+	if (list)
+		return analyze_algos_parse(list, 0, a, MAX_ALGOS, n, err);
 	*n = 0;
-	if (!list) {
-		for (size_t i = 0; (al = analyze_algo_at(i)) && *n < MAX_ALGOS; i++)
-			if (!(al->flags & ANALYZE_ALGO_SMALL_ONLY))
-				a[(*n)++] = al;
-		return 0;
-	}
-	while (*list) {
-		char name[64];
-		size_t len = strcspn(list, ",");
-		if (len == 0 || len >= sizeof(name))
-			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
-		memcpy(name, list, len);
-		name[len] = '\0';
-		if (!(al = analyze_algo_find(name)))
-			return util_err_set(
-				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
-				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
-		if (*n == MAX_ALGOS)
-			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
-					    MAX_ALGOS);
-		a[(*n)++] = al;
-		list += len;
-		if (*list == ',')
-			list++;
-	}
-	if (!*n)
-		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
+	for (size_t i = 0; (al = analyze_algo_at(i)) && *n < MAX_ALGOS; i++)
+		if (!(al->flags & ANALYZE_ALGO_SMALL_ONLY))
+			a[(*n)++] = al;
 	return 0;
 }
 

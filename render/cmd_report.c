@@ -189,34 +189,15 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 	return 0;
 }
 
+/* The default list may name what this build lacks; a given one must exist. */
 static int pick_algos(const char *list, int given, struct report *r, struct util_err *err)
 {
-	r->nrows = 0;
-	while (*list) {
-		char name[64], hint[96];
-		size_t len = strcspn(list, ",");
-		const struct analyze_algo *al;
-		if (len == 0 || len >= sizeof(name))
-			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
-		memcpy(name, list, len);
-		name[len] = '\0';
-		list += len + (list[len] == ',');
-		/* the default list may name what this build lacks; a given one must exist */
-		if (!(al = analyze_algo_find(name)) && !given)
-			continue;
-		if (!al)
-			return util_err_set(
-				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
-				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
-		if (r->nrows == MAX_ALGOS)
-			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
-					    MAX_ALGOS);
-		r->rows[r->nrows++].algo = al;
-	}
-	if (!r->nrows)
-		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
-	return 0;
+	const struct analyze_algo *algos[MAX_ALGOS];
+	int rc = analyze_algos_parse(list, !given, algos, MAX_ALGOS, &r->nrows, err);
+
+	for (int i = 0; !rc && i < r->nrows; i++)
+		r->rows[i].algo = algos[i];
+	return rc;
 }
 
 /* The windows of `moetrace compare`: the first half of [A, B] fits, the
