@@ -564,15 +564,10 @@ static int setup_deploy(struct cmp_opts *o, struct cmp_state *st)
 	o->dep.bandwidth = o->c.bandwidth;
 	if ((rc = analyze_deploy_resolve(&st->run, model, R, &o->dep, &st->dep, &err)))
 		return util_cli_fail(CMD, &err);
-	if (!o->c.nodes && st->run.ranks_per_node > 0 && R % st->run.ranks_per_node == 0 &&
-	    R / st->run.ranks_per_node > 1) {
-		/* eplb-hier needs the node count: take it from the run's layout, and the
-		 * expert groups from the model (DeepSeek's rule: hierarchical only when
-		 * the nodes divide the groups; otherwise it falls back to global) */
-		int g = model && model->groups > 1 ? model->groups : 0;
-		o->c.nodes = R / st->run.ranks_per_node;
-		o->c.groups = g && E % g == 0 ? g : o->c.nodes;
-	}
+	/* eplb-hier needs the node count: the run's layout gives it, the model
+	 * the expert groups */
+	if (!o->c.nodes)
+		analyze_hier_nodes(R, st->run.ranks_per_node, model, E, &o->c.nodes, &o->c.groups);
 	sh = (struct analyze_shape){
 		L, E, R, o->c.slots, st->run.first_layer, model ? model->layer_step : 1
 	};

@@ -1114,13 +1114,8 @@ int cmd_report(int argc, char **argv)
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
-	if (r->run.ranks_per_node > 0 && r->ranks % r->run.ranks_per_node == 0 &&
-	    r->ranks / r->run.ranks_per_node > 1) {
-		/* as `compare`: nodes from the run's layout, groups from the model */
-		int g = r->model && r->model->groups > 1 ? r->model->groups : 0;
-		r->nodes = r->ranks / r->run.ranks_per_node;
-		r->groups = g && E % g == 0 ? g : r->nodes;
-	}
+	/* as `compare`: nodes from the run's layout, groups from the model */
+	analyze_hier_nodes(r->ranks, r->run.ranks_per_node, r->model, E, &r->nodes, &r->groups);
 	{
 		/* the deployment `replay` and `compare` resolve: the run's nodes,
 		 * the hardware's two links unless --link/--bandwidth says otherwise */
