@@ -30,8 +30,14 @@ cmds_of = $(wildcard $(1)/cmd_*.c)
 # tui's model and /metrics endpoint (no ncurses) are also in the library,
 # so that a recorder can serve metrics in-process (docs/architecture.md).
 LIB_TUI = tui/view.c tui/metrics.c tui/rebalance.c tui/server.c
-LIB_SRC = $(foreach m,$(LIB_MODS),$(call src_of,$(m))) $(LIB_TUI)
-UI_SRC  = $(filter-out $(LIB_TUI),$(foreach m,$(UI_MODS),$(call src_of,$(m))))
+# fleet's client, push and sink are in the library too, so that a recorder can
+# ship to ClickHouse; the client loads libcurl with dlopen() when a sink (or
+# push) asks for it, so libmoetrace.so does not depend on it.
+LIB_FLEET = fleet/client.c fleet/push.c fleet/schema.c fleet/sink.c
+# libmoetrace.c is the library's front: the calls of moetrace.h that join the
+# recorder to tui's endpoint (docs/architecture.md).
+LIB_SRC = $(foreach m,$(LIB_MODS),$(call src_of,$(m))) $(LIB_TUI) $(LIB_FLEET) libmoetrace.c
+UI_SRC  = $(filter-out $(LIB_TUI) $(LIB_FLEET),$(foreach m,$(UI_MODS),$(call src_of,$(m))))
 CMD_SRC = moetrace.c $(foreach m,$(LIB_MODS) $(UI_MODS),$(call cmds_of,$(m)))
 EXT_SRC = $(wildcard sqlext/*.c)
 

@@ -762,6 +762,42 @@ enum {
 	ANALYZE_OPT_LINK_INTER,
 };
 
+/* The getopt rows of the shared options: one home for each, used by every
+ * command that takes the option (its table lists ANALYZE_CLI_LONGOPTS, or
+ * the rows it takes, then its own; the command includes <getopt.h>). */
+/* clang-format off */
+#define ANALYZE_LONGOPT_RUN            { "run", required_argument, NULL, 'r' }
+#define ANALYZE_LONGOPT_RANKS          { "ranks", required_argument, NULL, 'R' }
+#define ANALYZE_LONGOPT_SLOTS          { "slots", required_argument, NULL, 'S' }
+#define ANALYZE_LONGOPT_REDUNDANT      { "redundant", required_argument, NULL, 'N' }
+#define ANALYZE_LONGOPT_NODES          { "nodes", required_argument, NULL, 'n' }
+#define ANALYZE_LONGOPT_GROUPS         { "groups", required_argument, NULL, 'g' }
+#define ANALYZE_LONGOPT_STEPS          { "steps", required_argument, NULL, 's' }
+#define ANALYZE_LONGOPT_PHASE          { "phase", required_argument, NULL, 'p' }
+#define ANALYZE_LONGOPT_EPISODES       { "episodes", required_argument, NULL, 'k' }
+#define ANALYZE_LONGOPT_MAX_MOVES      { "max-moves", required_argument, NULL, 'M' }
+#define ANALYZE_LONGOPT_SEED           { "seed", required_argument, NULL, 'x' }
+#define ANALYZE_LONGOPT_CURRENT        { "current", required_argument, NULL, 'c' }
+#define ANALYZE_LONGOPT_MODEL          { "model", required_argument, NULL, 'm' }
+#define ANALYZE_LONGOPT_QUANT          { "quant", required_argument, NULL, 'q' }
+#define ANALYZE_LONGOPT_LINK           { "link", required_argument, NULL, 'L' }
+#define ANALYZE_LONGOPT_BANDWIDTH      { "bandwidth", required_argument, NULL, 'b' }
+#define ANALYZE_LONGOPT_CAPACITY       { "capacity", required_argument, NULL, 'C' }
+#define ANALYZE_LONGOPT_LINK_INTRA     { "link-intra", required_argument, NULL, ANALYZE_OPT_LINK_INTRA }
+#define ANALYZE_LONGOPT_LINK_INTER     { "link-inter", required_argument, NULL, ANALYZE_OPT_LINK_INTER }
+#define ANALYZE_LONGOPT_RANKS_PER_NODE { "ranks-per-node", required_argument, NULL, \
+					 ANALYZE_OPT_RANKS_PER_NODE }
+/* Every shared row, for a command that takes them all (place, compare). */
+#define ANALYZE_CLI_LONGOPTS                                                            \
+	ANALYZE_LONGOPT_RUN, ANALYZE_LONGOPT_RANKS, ANALYZE_LONGOPT_SLOTS,              \
+	ANALYZE_LONGOPT_REDUNDANT, ANALYZE_LONGOPT_NODES, ANALYZE_LONGOPT_GROUPS,       \
+	ANALYZE_LONGOPT_STEPS, ANALYZE_LONGOPT_PHASE, ANALYZE_LONGOPT_EPISODES,         \
+	ANALYZE_LONGOPT_MAX_MOVES, ANALYZE_LONGOPT_SEED, ANALYZE_LONGOPT_CURRENT,       \
+	ANALYZE_LONGOPT_MODEL, ANALYZE_LONGOPT_QUANT, ANALYZE_LONGOPT_LINK,             \
+	ANALYZE_LONGOPT_LINK_INTRA, ANALYZE_LONGOPT_LINK_INTER,                         \
+	ANALYZE_LONGOPT_RANKS_PER_NODE, ANALYZE_LONGOPT_BANDWIDTH, ANALYZE_LONGOPT_CAPACITY
+/* clang-format on */
+
 struct analyze_cli {
 	const char *runname, *current, *model, *link;
 	const char *link_intra, *link_inter; /* --link-intra, --link-inter */

@@ -20,12 +20,8 @@ static const char usage[] =
 int cmd_balance(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "run", required_argument, NULL, 'r' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "steps", required_argument, NULL, 's' },
-		{ "phase", required_argument, NULL, 'p' },
+		ANALYZE_LONGOPT_RUN,	   ANALYZE_LONGOPT_RANKS, ANALYZE_LONGOPT_SLOTS,
+		ANALYZE_LONGOPT_REDUNDANT, ANALYZE_LONGOPT_STEPS, ANALYZE_LONGOPT_PHASE,
 		{ "static", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },

@@ -4,9 +4,11 @@
  * against the proven lower bound, what moving from the current placement
  * would cost, and write the result in a file an engine loads.
  *
- * The flow: parse options, load heat (load_db / load_heat_file), resolve
- * the EP layout, read the current placement if one is given, run
- * analyze_plan_run, then print text or JSON and write -o.
+ * The flow (place_run, on one struct place): parse options, read the heat
+ * (place_read_heat_file, or place_open_db and place_read_window), resolve
+ * the EP layout and deployment, read the current placement if one is
+ * given, run analyze_plan_run, score on the next window, then print text or
+ * JSON and write -o.
  */
 #include "analyze/analyze.h"
 #include "cmds.h"
@@ -49,28 +51,9 @@ static void list_algos(void)
 static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_err *err)
 {
 	static const struct option opts[] = {
-		{ "run", required_argument, NULL, 'r' },
+		ANALYZE_CLI_LONGOPTS,
 		{ "algo", required_argument, NULL, 'a' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "nodes", required_argument, NULL, 'n' },
-		{ "groups", required_argument, NULL, 'g' },
-		{ "steps", required_argument, NULL, 's' },
 		{ "layer", required_argument, NULL, 'l' },
-		{ "phase", required_argument, NULL, 'p' },
-		{ "episodes", required_argument, NULL, 'k' },
-		{ "max-moves", required_argument, NULL, 'M' },
-		{ "seed", required_argument, NULL, 'x' },
-		{ "current", required_argument, NULL, 'c' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "quant", required_argument, NULL, 'q' },
-		{ "link", required_argument, NULL, 'L' },
-		{ "link-intra", required_argument, NULL, ANALYZE_OPT_LINK_INTRA },
-		{ "link-inter", required_argument, NULL, ANALYZE_OPT_LINK_INTER },
-		{ "ranks-per-node", required_argument, NULL, ANALYZE_OPT_RANKS_PER_NODE },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "capacity", required_argument, NULL, 'C' },
 		{ "heat", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "list", no_argument, NULL, 'i' },
@@ -282,478 +265,589 @@ out:
 	return rc;
 }
 
-int cmd_place(int argc, char **argv)
-{
-	struct place_opts o = { .c = ANALYZE_CLI_INIT, .layer = -1, .format = -1 };
-	struct util_err err = UTIL_ERR_INIT;
-	struct store *s = NULL;
+/* Everything one `place` holds, from the options to the printed figures;
+ * place_release() frees it at any point. */
+struct place {
+	struct place_opts o;
+	struct store *s;                /* NULL with --heat */
 	struct store_run run;
-	struct analyze_heat_file hf = { 0 };
-	struct analyze_plan plan = { 0 };
-	struct analyze_blocks blk = { 0 };
+	struct analyze_heat_file hf;
+	struct analyze_plan plan;
+	struct analyze_blocks blk;
 	struct analyze_shape sh;
 	const struct analyze_algo *algo;
-	const struct store_model *model = NULL;
+	const struct store_model *model;
 	struct analyze_deploy dep;
-	double *heat = NULL, *episodes = NULL;
-	int32_t *cur = NULL;
-	int rc, status = 1, n_ep = 0, L, E, P, fmt = -1;
-	int64_t nsteps = 0, fit_win[2] = { 0, 0 };
-	uint64_t ebytes = 0;
-	struct next_score ns = { { 0, 0 }, 0, 0, 0 };
+	double *heat, *episodes;        /* the heat file's with --heat */
+	int32_t *cur;                   /* with --current */
+	int n_ep, fmt;                  /* fmt: of -o, else -1 */
+	int64_t nsteps, fit_win[2];
+	struct next_score ns;
+	struct engine_figures ef;
+	double secs, intra_s, inter_s, overall, lb_overall;
+};
 
-	memset(&run, 0, sizeof(run));
-	if ((rc = parse_opts(argc, argv, &o, &err))) {
+static void place_release(struct place *p)
+{
+	analyze_plan_release(&p->plan);
+	if (p->o.heat_path) {
+		analyze_heat_release(&p->hf);
+	} else {
+		free(p->heat);
+		free(p->episodes);
+	}
+	free(p->cur);
+	analyze_blocks_release(&p->blk);
+	store_free(p->s);
+}
+
+/* The algorithm and the combinations of options, before anything is read:
+ * 0, else the exit status. */
+static int place_check_args(struct place *p, int argc)
+{
+	const struct place_opts *o = &p->o;
+
+	if (!(p->algo = analyze_algo_find(o->algo ? o->algo : ANALYZE_FLAGSHIP))) {
+		char hint[96];
+		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o->algo ? o->algo : ANALYZE_FLAGSHIP,
+			       util_did_you_mean(analyze_algo_suggest(o->algo ? o->algo : ""), hint,
+						 sizeof(hint)));
+		return 2;
+	}
+	if ((o->heat_path != NULL) == (optind < argc) || optind + (o->heat_path ? 0 : 1) != argc) {
+		util_cli_error(CMD, "give one database or --heat FILE");
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (o->out && o->layer >= 0) {
+		util_cli_error(CMD, "-o writes every layer: drop --layer");
+		return 2;
+	}
+	if (o->c.nodes && o->c.groups == 0) {
+		util_cli_error(CMD, "--nodes needs --groups");
+		return 2;
+	}
+	return 0;
+}
+
+/* --heat FILE: the heat, its episodes and the run's shape from the file. */
+static int place_read_heat_file(struct place *p, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	struct store_run *run = &p->run;
+
+	if (o->c.runname || o->c.phase_mask || o->c.from != INT64_MIN || o->c.to != INT64_MAX) {
+		util_cli_error(CMD, "--run, --steps and --phase select from a database, "
+				    "not a heat file");
+		return 2;
+	}
+	if (analyze_heat_read(o->heat_path, &p->hf, err))
+		return util_cli_fail(CMD, err);
+	if (o->c.episodes_set) {
+		util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
+				    "carries its own \"episodes\"");
+		return 2;
+	}
+	snprintf(run->name, sizeof(run->name), "%s", o->heat_path);
+	run->layers = p->hf.layers;
+	run->experts = p->hf.experts;
+	run->ranks = p->hf.ranks;
+	run->slots = p->hf.slots;
+	if (o->c.model) {
+		snprintf(run->model, sizeof(run->model), "%s", o->c.model);
+		run->first_layer = store_model_find(o->c.model)->first_layer;
+	}
+	p->heat = p->hf.heat;
+	p->episodes = p->hf.episodes;
+	p->n_ep = p->hf.n_episodes;
+	return 0;
+}
+
+static int place_open_db(struct place *p, const char *path, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	struct store_run *run = &p->run;
+
+	if (store_open_run(path, o->c.runname, STORE_READONLY, &p->s, run, err))
+		return util_cli_fail(CMD, err);
+	analyze_warn_missing_counts(CMD, p->s, run);
+	if (o->c.model) {
+		/* a run recorded without a model takes the preset's layer ids */
+		if (!run->model[0])
+			run->first_layer = store_model_find(o->c.model)->first_layer;
+		snprintf(run->model, sizeof(run->model), "%s", o->c.model);
+	}
+	return 0;
+}
+
+/* --layer, --groups and --nodes against the run, the EP layout, and the
+ * format of -o. */
+static int place_check_layout(struct place *p, struct util_err *err)
+{
+	struct place_opts *o = &p->o;
+	const int L = p->run.layers, E = p->run.experts;
+
+	if (o->layer >= L) {
+		util_cli_error(CMD, "--layer %d: the run has %d MoE layers (0..%d)", o->layer, L,
+			       L - 1);
+		return 2;
+	}
+	if (o->c.groups && E % o->c.groups) {
+		util_cli_error(CMD, "--groups %d does not divide %d experts", o->c.groups, E);
+		return 2;
+	}
+	if (analyze_layout_resolve(&p->run, o->c.ranks, o->c.slots, o->c.redundant, &o->c.ranks,
+				   &o->c.slots, err))
+		return util_cli_fail(CMD, err);
+	if (o->c.nodes && o->c.ranks % o->c.nodes) {
+		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o->c.nodes, o->c.ranks);
+		return 2;
+	}
+	if (o->out) {
+		size_t n = strlen(o->out);
+		p->fmt = o->format >= 0 ? o->format : ANALYZE_FORMAT_VLLM_ASCEND;
+		if (o->format < 0 && ((n > 5 && !strcmp(o->out + n - 5, ".yaml")) ||
+				      (n > 4 && !strcmp(o->out + n - 4, ".yml"))))
+			p->fmt = ANALYZE_FORMAT_TRTLLM;
+	}
+	return 0;
+}
+
+/* The fitting window's heat (and episodes) from the database, and the
+ * blocks and history the flagship reads. */
+static int place_read_window(struct place *p, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	const int L = p->run.layers, E = p->run.experts;
+	int rc;
+
+	p->heat = xmallocarray((size_t)L * E, sizeof(double));
+	if (o->c.episodes)
+		p->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
+	p->n_ep = o->c.episodes;
+	if ((rc = analyze_window_heat(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, p->n_ep,
+				      p->heat, p->episodes, &p->nsteps))) {
+		util_cli_error(CMD, "%s", store_errmsg(p->s));
+		return util_exit_status(rc);
+	}
+	if (p->nsteps == 0) {
+		util_cli_error(CMD, "no steps of run '%s' in the chosen range%s", p->run.name,
+			       o->c.phase_mask ? " and phase" : "");
+		return 2;
+	}
+	/* the flagship reads the window's time structure and history */
+	if (!o->c.episodes_set && !strcmp(p->algo->name, ANALYZE_FLAGSHIP) &&
+	    analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
+				  err))
+		return util_cli_fail(CMD, err);
+	return 0;
+}
+
+/* The model, the shape placement files take, nodes, links and precision
+ * (as replay and compare resolve them), and the current placement. */
+static int place_deployment(struct place *p, struct util_err *err)
+{
+	struct place_opts *o = &p->o;
+	const struct store_run *run = &p->run;
+	struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
+
+	p->model = run->model[0] ? store_model_find(run->model) : NULL;
+	p->sh = (struct analyze_shape){ run->layers, run->experts, o->c.ranks, o->c.slots,
+					run->first_layer, p->model ? p->model->layer_step : 1 };
+	dopts.quant = o->c.quant;
+	dopts.link = o->c.link;
+	dopts.link_intra = o->c.link_intra;
+	dopts.link_inter = o->c.link_inter;
+	dopts.bandwidth = o->c.bandwidth;
+	dopts.ranks_per_node = o->c.ranks_per_node;
+	if (analyze_deploy_resolve(run, p->model, o->c.ranks, &dopts, &p->dep, err))
+		return util_cli_fail(CMD, err);
+	o->c.quant = p->dep.quant;
+	if (o->c.current) {
+		p->cur = xmallocarray((size_t)run->layers * o->c.ranks * o->c.slots,
+				      sizeof(int32_t));
+		if (current_placement(o, p->s, run, &p->sh, p->cur, err))
+			return util_cli_fail(CMD, err);
+	}
+	return 0;
+}
+
+/* The plan, with a note on stderr when the vllm-ascend file needed an
+ * expert's second replica on one rank moved. */
+static int place_plan(struct place *p, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	const int L = p->run.layers;
+	int rc, undup = 0;
+	struct analyze_plan_in in = {
+		.algo = p->algo,
+		.layers = L,
+		.experts = p->run.experts,
+		.ranks = o->c.ranks,
+		.slots = o->c.slots,
+		.nodes = o->c.nodes,
+		.groups = o->c.groups,
+		.max_moves = o->c.max_moves,
+		.seed = o->c.seed,
+		.heat = p->heat,
+		.episodes = p->episodes,
+		.n_episodes = p->n_ep,
+		.blocks = p->blk.heat,
+		.n_blocks = p->blk.n,
+		.n_hist = p->blk.hist,
+		.current = p->cur,
+		.only_layer = o->layer,
+		.threads = 2,
+		.no_dup = o->out && p->fmt == ANALYZE_FORMAT_VLLM_ASCEND,
+		.ranks_per_node = p->dep.ranks_per_node,
+	};
+
+	if ((rc = analyze_plan_run(&in, &p->plan, err))) {
+		if (in.no_dup) {
+			util_cli_error(CMD,
+				       "cannot write '%s' for vllm-ascend, whose loader "
+				       "misroutes a device holding an expert twice: %s; "
+				       "choose an algorithm that places an expert once per "
+				       "rank (flashlb, swift, %s) or --format sglang|trtllm",
+				       o->out, err->msg, ANALYZE_FLAGSHIP);
+			return util_exit_status(rc);
+		}
+		return util_cli_fail(CMD, err);
+	}
+	for (int l = 0; l < L; l++)
+		undup += p->plan.layer[l].undup > 0;
+	if (undup)
+		fprintf(stderr,
+			"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
+			"layers; moved each second replica to another rank, since "
+			"vllm-ascend's loader misroutes such a device (the figures below "
+			"are for the moved placement)\n",
+			CMD, p->algo->name, undup, L);
+	return 0;
+}
+
+/* The fitting window's step range, and the placement scored on the window
+ * after it. */
+static int place_score_next(struct place *p, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	struct store_run_stats st;
+
+	if (store_run_stats(p->s, p->run.id, &st)) {
+		util_cli_error(CMD, "%s", store_errmsg(p->s));
+		return 1;
+	}
+	p->fit_win[0] = o->c.from > st.first_step ? o->c.from : st.first_step;
+	p->fit_win[1] = o->c.to < st.last_step ? o->c.to : st.last_step;
+	if (score_next(p->s, &p->run, o, &p->plan, p->fit_win[1],
+		       p->fit_win[1] - p->fit_win[0] + 1, &p->ns, err))
+		return util_cli_fail(CMD, err);
+	return 0;
+}
+
+/* The overall, engine-named and transfer figures both outputs print. */
+static void place_figures(struct place *p)
+{
+	const struct analyze_plan *plan = &p->plan;
+
+	engine_figures(plan, p->heat, p->run.experts, p->o.layer, p->o.c.capacity, &p->ef);
+	p->secs = analyze_transfer_seconds_tiers(plan->send, plan->recv, p->o.c.ranks,
+						 p->dep.expert_bytes, p->dep.intra_gbps,
+						 p->dep.inter_gbps, &p->intra_s, &p->inter_s);
+	p->overall = plan->sum_mean > 0 ? plan->sum_max / plan->sum_mean : 1;
+	p->lb_overall = plan->sum_mean > 0 ? plan->sum_lb / plan->sum_mean : 1;
+}
+
+static void json_add_range(struct json_object *root, const char *key, const int64_t *win)
+{
+	struct json_object *a = json_object_new_array();
+
+	json_object_array_add(a, json_object_new_int64(win[0]));
+	json_object_array_add(a, json_object_new_int64(win[1]));
+	json_object_object_add(root, key, a);
+}
+
+/* The run, the windows and the balance figures. */
+static void json_summary(struct json_object *root, const struct place *p)
+{
+	const struct analyze_plan *plan = &p->plan;
+	char name[3 * sizeof(p->run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
+
+	json_object_object_add(root, "algorithm", json_object_new_string(p->algo->name));
+	json_object_object_add(root, "seconds", jd(plan->seconds));
+	json_object_object_add(root, "run",
+			       json_object_new_string(
+				       util_utf8_sanitize(name, sizeof(name), p->run.name)));
+	json_object_object_add(root, "steps", json_object_new_int64(p->nsteps));
+	json_object_object_add(root, "experts", json_object_new_int(p->run.experts));
+	json_object_object_add(root, "ranks", json_object_new_int(p->o.c.ranks));
+	json_object_object_add(root, "slots", json_object_new_int(p->o.c.slots));
+	if (p->s)
+		json_add_range(root, "fit_window", p->fit_win);
+	if (p->ns.steps) {
+		json_add_range(root, "next_window", p->ns.win);
+		json_object_object_add(root, "next_steps", json_object_new_int64(p->ns.steps));
+		json_object_object_add(root, "next_imbalance", jd(p->ns.imbalance));
+		json_object_object_add(root, "next_step_mean_imbalance", jd(p->ns.step_mean));
+	}
+	json_object_object_add(root, "imbalance", jd(p->overall));
+	json_object_object_add(root, "lower_bound_imbalance", jd(p->lb_overall));
+	json_object_object_add(root, "gap",
+			       jd(plan->sum_lb > 0 ? plan->sum_max / plan->sum_lb - 1 : 0));
+	json_object_object_add(root, "balancedness", jd(p->ef.balancedness));
+	json_object_object_add(root, "peak_to_average_mean", jd(p->ef.par_mean));
+	json_object_object_add(root, "peak_to_average_max", jd(p->ef.par_max));
+	json_object_object_add(root, "trtllm_imbalance", jd(p->ef.trtllm));
+	if (p->o.c.capacity_set) {
+		json_object_object_add(root, "capacity_factor", jd(p->o.c.capacity));
+		json_object_object_add(root, "token_drop", jd(p->ef.drop));
+	}
+}
+
+/* With --current: the moves from it and their transfer (bytes and
+ * seconds null without a model). */
+static void json_transfer(struct json_object *root, const struct place *p)
+{
+	const struct analyze_plan *plan = &p->plan;
+	const struct analyze_deploy *dep = &p->dep;
+	const struct store_model *model = p->model;
+	const uint64_t ebytes = dep->expert_bytes;
+
+	json_object_object_add(root, "moves", json_object_new_int64(plan->moves));
+	json_object_object_add(root, "bytes",
+			       model ? json_object_new_int64((int64_t)(plan->moves * ebytes))
+				     : NULL);
+	json_object_object_add(root, "expert_bytes",
+			       model ? json_object_new_int64((int64_t)ebytes) : NULL);
+	json_object_object_add(root, "quant",
+			       json_object_new_string(analyze_quant_name(p->o.c.quant)));
+	json_object_object_add(root, "link", json_object_new_string(dep->link_intra));
+	json_object_object_add(root, "gbytes_per_s", jd(dep->intra_gbps));
+	json_object_object_add(root, "ranks_per_node", json_object_new_int(dep->ranks_per_node));
+	json_object_object_add(root, "link_intra", json_object_new_string(dep->link_intra));
+	json_object_object_add(root, "link_inter", json_object_new_string(dep->link_inter));
+	json_object_object_add(root, "inter_gbytes_per_s", jd(dep->inter_gbps));
+	json_object_object_add(
+		root, "bytes_intra_node",
+		model ? json_object_new_int64((int64_t)((plan->moves - plan->moves_inter) * ebytes))
+		      : NULL);
+	json_object_object_add(
+		root, "bytes_inter_node",
+		model ? json_object_new_int64((int64_t)(plan->moves_inter * ebytes)) : NULL);
+	json_object_object_add(root, "transfer_seconds", model ? jd(p->secs) : NULL);
+	json_object_object_add(root, "transfer_intra_seconds", model ? jd(p->intra_s) : NULL);
+	json_object_object_add(root, "transfer_inter_seconds", model ? jd(p->inter_s) : NULL);
+	json_object_object_add(root, "max_sends",
+			       json_object_new_int64(max_of(plan->send, p->o.c.ranks)));
+	json_object_object_add(root, "max_receives",
+			       json_object_new_int64(max_of(plan->recv, p->o.c.ranks)));
+}
+
+/* Layer l: its placement and figures, and with --current its copies
+ * ([expert, from rank, to rank]) and moves. */
+static struct json_object *json_layer(const struct place *p, int l)
+{
+	const struct analyze_plan *plan = &p->plan;
+	const struct analyze_plan_layer *pl = &plan->layer[l];
+	const int P = p->o.c.ranks * p->o.c.slots;
+	struct json_object *jl = json_object_new_object(), *ids = json_object_new_array_ext(P);
+
+	for (int q = 0; q < P; q++)
+		json_object_array_add(ids, json_object_new_int(plan->phy2log[(size_t)l * P + q]));
+	json_object_object_add(jl, "layer", json_object_new_int(l));
+	json_object_object_add(jl, "phy2log", ids);
+	json_object_object_add(jl, "max_load", jd(pl->max_load));
+	json_object_object_add(jl, "mean_load", jd(pl->mean_load));
+	json_object_object_add(jl, "imbalance", jd(pl->imbalance));
+	json_object_object_add(jl, "lower_bound", jd(pl->lower_bound));
+	if (!p->cur)
+		return jl;
+	struct json_object *cp = json_object_new_array();
+	for (int q = 0; q < P; q++) {
+		struct json_object *c3;
+		int from = plan->src[(size_t)l * P + q];
+		if (from < 0)
+			continue;
+		c3 = json_object_new_array_ext(3);
+		json_object_array_add(c3, json_object_new_int(plan->phy2log[(size_t)l * P + q]));
+		json_object_array_add(c3, json_object_new_int(from));
+		json_object_array_add(c3, json_object_new_int(q / p->o.c.slots));
+		json_object_array_add(cp, c3);
+	}
+	json_object_object_add(jl, "copies", cp);
+	json_object_object_add(jl, "moves", json_object_new_int64(pl->moves));
+	json_object_object_add(jl, "bytes",
+			       p->model ? json_object_new_int64(
+						  (int64_t)(pl->moves * p->dep.expert_bytes))
+					: NULL);
+	return jl;
+}
+
+static void print_json(const struct place *p)
+{
+	struct json_object *root = json_object_new_object(), *layers = json_object_new_array();
+
+	json_summary(root, p);
+	if (p->cur)
+		json_transfer(root, p);
+	for (int l = 0; l < p->run.layers; l++)
+		if (p->o.layer < 0 || l == p->o.layer)
+			json_object_array_add(layers, json_layer(p, l));
+	json_object_object_add(root, "layers", layers);
+	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+}
+
+/* What was fitted on, and the score on the next window. */
+static void print_text_head(const struct place *p)
+{
+	const struct place_opts *o = &p->o;
+	const int L = p->run.layers, E = p->run.experts;
+
+	if (p->s)
+		printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, "
+		       "algorithm %s\n",
+		       p->run.name, L, E, (long long)p->nsteps, o->c.ranks, o->c.slots,
+		       p->algo->name);
+	else
+		printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
+		       "%s\n",
+		       o->heat_path, L, E, o->c.ranks, o->c.slots, p->algo->name);
+	if (p->ns.steps)
+		printf("on the next %lld steps (%lld-%lld), not fitted on: imbalance %.4f "
+		       "(sum of max / sum of mean), %.4f mean per step\n",
+		       (long long)p->ns.steps, (long long)p->ns.win[0], (long long)p->ns.win[1],
+		       p->ns.imbalance, p->ns.step_mean);
+	else if (p->s)
+		printf("no steps after the fitting window to score on: every figure below is "
+		       "in hindsight (give --steps A:B to keep later steps out)\n");
+	printf("device load = tokens per rank, a replicated expert's tokens split evenly "
+	       "among its replicas; per layer on the fitted %s (in hindsight)\n\n",
+	       p->s ? "steps" : "heat");
+}
+
+static void print_text_layers(const struct place *p)
+{
+	printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load", "imbalance",
+	       "lower bound", "gap", p->cur ? "   moves" : "");
+	for (int l = 0; l < p->run.layers; l++) {
+		const struct analyze_plan_layer *pl = &p->plan.layer[l];
+		if (p->o.layer >= 0 && l != p->o.layer)
+			continue;
+		printf("%5d %12.2f %12.2f %9.4f %12.2f %6.2f%%", l, pl->max_load, pl->mean_load,
+		       pl->imbalance, pl->lower_bound,
+		       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1) : 0);
+		if (p->cur)
+			printf(" %7lld", (long long)pl->moves);
+		putchar('\n');
+	}
+	putchar('\n');
+}
+
+/* With --current: the copies, their bytes and seconds on each tier. */
+static void print_text_transfer(const struct place *p)
+{
+	const struct analyze_plan *plan = &p->plan;
+	const struct analyze_deploy *dep = &p->dep;
+	const uint64_t ebytes = dep->expert_bytes;
+
+	if (p->model) {
+		char b1[32], b2[32], b3[32], b4[32], b5[32];
+		printf("transfer from '%s': %lld copies x %s (%s %s) = %s, %s: %s "
+		       "inside nodes at %.1f GB/s per rank (%s), %s across nodes at "
+		       "%.1f GB/s (%s), ranks and tiers in parallel\n",
+		       p->o.c.current, (long long)plan->moves,
+		       util_human_bytes(b1, sizeof(b1), (double)ebytes), p->model->name,
+		       analyze_quant_name(p->o.c.quant),
+		       util_human_bytes(b2, sizeof(b2), (double)plan->moves * ebytes),
+		       util_human_seconds(b3, sizeof(b3), p->secs),
+		       util_human_bytes(b4, sizeof(b4),
+					(double)(plan->moves - plan->moves_inter) * ebytes),
+		       dep->intra_gbps, dep->link_intra,
+		       util_human_bytes(b5, sizeof(b5), (double)plan->moves_inter * ebytes),
+		       dep->inter_gbps, dep->link_inter);
+	} else {
+		printf("transfer from '%s': %lld copies (give --model for bytes and "
+		       "seconds)\n",
+		       p->o.c.current, (long long)plan->moves);
+	}
+	printf("busiest rank: %lld copies sent, %lld received (senders chosen to "
+	       "spread the load)\n",
+	       (long long)max_of(plan->send, p->o.c.ranks),
+	       (long long)max_of(plan->recv, p->o.c.ranks));
+}
+
+static void print_text(const struct place *p)
+{
+	const struct analyze_plan *plan = &p->plan;
+	char tb[32];
+
+	print_text_head(p);
+	print_text_layers(p);
+	printf("in hindsight, on the fitted %s: overall imbalance (sum of max / sum of "
+	       "mean) %.4f; lower bound %.4f; gap %.2f%%\n",
+	       p->s ? "steps" : "heat", p->overall, p->lb_overall,
+	       plan->sum_lb > 0 ? 100 * (plan->sum_max / plan->sum_lb - 1) : 0.0);
+	printf("same in other engines' terms: balancedness (vLLM, SGLang: mean/max) %.4f; "
+	       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "
+	       "(TensorRT-LLM) %.4f\n",
+	       p->ef.balancedness, p->ef.par_mean, p->ef.par_max, p->ef.trtllm);
+	if (p->o.c.capacity_set)
+		printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens "
+		       "(an engine that caps each rank at that many tokens drops or "
+		       "recomputes the rest)\n",
+		       p->o.c.capacity, 100 * p->ef.drop);
+	if (p->cur)
+		print_text_transfer(p);
+	printf("algorithm time: %s\n", util_human_seconds(tb, sizeof(tb), plan->seconds));
+}
+
+/* Reads the heat, plans, scores and prints: 0, else the exit status. */
+static int place_run(struct place *p, const char *db, struct util_err *err)
+{
+	int status;
+
+	if ((status = p->o.heat_path ? place_read_heat_file(p, err) : place_open_db(p, db, err)) ||
+	    (status = place_check_layout(p, err)) || (p->s && (status = place_read_window(p, err))) ||
+	    (status = place_deployment(p, err)) || (status = place_plan(p, err)) ||
+	    (p->s && (status = place_score_next(p, err))))
+		return status;
+	place_figures(p);
+	if (p->o.json)
+		print_json(p);
+	else
+		print_text(p);
+	if (p->o.out) {
+		if (analyze_format_write(p->o.out, p->fmt, &p->sh, p->plan.phy2log, err))
+			return util_cli_fail(CMD, err);
+		if (!p->o.json)
+			printf("wrote %s placement to '%s'\n", analyze_format_name(p->fmt), p->o.out);
+	}
+	return 0;
+}
+
+int cmd_place(int argc, char **argv)
+{
+	struct place p = { .o = { .c = ANALYZE_CLI_INIT, .layer = -1, .format = -1 }, .fmt = -1 };
+	struct util_err err = UTIL_ERR_INIT;
+	int rc, status;
+
+	if ((rc = parse_opts(argc, argv, &p.o, &err))) {
 		if (rc == 1)
 			return 0;
 		if (err.msg[0]) /* else an unknown option, said in one line */
 			util_cli_error(CMD, "%s", err.msg);
 		return 2;
 	}
-	if (o.list) {
+	if (p.o.list) {
 		list_algos();
 		return 0;
 	}
-	if (!(algo = analyze_algo_find(o.algo ? o.algo : ANALYZE_FLAGSHIP))) {
-		char hint[96];
-		util_cli_error(CMD, "--algo: unknown algorithm '%s'%s (moetrace place --list)",
-			       o.algo ? o.algo : ANALYZE_FLAGSHIP,
-			       util_did_you_mean(analyze_algo_suggest(o.algo ? o.algo : ""), hint,
-						 sizeof(hint)));
-		return 2;
-	}
-	if ((o.heat_path != NULL) == (optind < argc) || optind + (o.heat_path ? 0 : 1) != argc) {
-		util_cli_error(CMD, "give one database or --heat FILE");
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (o.out && o.layer >= 0) {
-		util_cli_error(CMD, "-o writes every layer: drop --layer");
-		return 2;
-	}
-	if (o.c.nodes && o.c.groups == 0) {
-		util_cli_error(CMD, "--nodes needs --groups");
-		return 2;
-	}
-
-	/* heat of the fitting window */
-	if (o.heat_path) {
-		if (o.c.runname || o.c.phase_mask || o.c.from != INT64_MIN || o.c.to != INT64_MAX) {
-			util_cli_error(CMD, "--run, --steps and --phase select from a database, "
-					    "not a heat file");
-			return 2;
-		}
-		if ((rc = analyze_heat_read(o.heat_path, &hf, &err)))
-			return util_cli_fail(CMD, &err);
-		if (o.c.episodes_set) {
-			util_cli_error(CMD, "--episodes splits a recorded window; a heat file "
-					    "carries its own \"episodes\"");
-			status = 2;
-			goto out;
-		}
-		snprintf(run.name, sizeof(run.name), "%s", o.heat_path);
-		run.layers = hf.layers;
-		run.experts = hf.experts;
-		run.ranks = hf.ranks;
-		run.slots = hf.slots;
-		if (o.c.model) {
-			snprintf(run.model, sizeof(run.model), "%s", o.c.model);
-			run.first_layer = store_model_find(o.c.model)->first_layer;
-		}
-		heat = hf.heat;
-		episodes = hf.episodes;
-		n_ep = hf.n_episodes;
-	} else {
-		if ((rc = store_open_run(argv[optind], o.c.runname, STORE_READONLY, &s, &run, &err)))
-			return util_cli_fail(CMD, &err);
-		analyze_warn_missing_counts(CMD, s, &run);
-		if (o.c.model) {
-			/* a run recorded without a model takes the preset's layer ids */
-			if (!run.model[0])
-				run.first_layer = store_model_find(o.c.model)->first_layer;
-			snprintf(run.model, sizeof(run.model), "%s", o.c.model);
-		}
-	}
-	L = run.layers;
-	E = run.experts;
-	if (o.layer >= L) {
-		util_cli_error(CMD, "--layer %d: the run has %d MoE layers (0..%d)", o.layer, L,
-			       L - 1);
-		status = 2;
-		goto out;
-	}
-	if (o.c.groups && E % o.c.groups) {
-		util_cli_error(CMD, "--groups %d does not divide %d experts", o.c.groups, E);
-		status = 2;
-		goto out;
-	}
-	if ((rc = analyze_layout_resolve(&run, o.c.ranks, o.c.slots, o.c.redundant, &o.c.ranks, &o.c.slots,
-					 &err))) {
-		status = util_cli_fail(CMD, &err);
-		goto out;
-	}
-	if (o.c.nodes && o.c.ranks % o.c.nodes) {
-		util_cli_error(CMD, "--nodes %d does not divide %d ranks", o.c.nodes, o.c.ranks);
-		status = 2;
-		goto out;
-	}
-	P = o.c.ranks * o.c.slots;
-	if (o.out) {
-		size_t n = strlen(o.out);
-		fmt = o.format >= 0 ? o.format : ANALYZE_FORMAT_VLLM_ASCEND;
-		if (o.format < 0 && ((n > 5 && !strcmp(o.out + n - 5, ".yaml")) ||
-				     (n > 4 && !strcmp(o.out + n - 4, ".yml"))))
-			fmt = ANALYZE_FORMAT_TRTLLM;
-	}
-	if (s) {
-		heat = xmallocarray((size_t)L * E, sizeof(double));
-		if (o.c.episodes)
-			episodes = xmallocarray((size_t)o.c.episodes * L * E, sizeof(double));
-		n_ep = o.c.episodes;
-		if ((rc = analyze_window_heat(s, &run, o.c.from, o.c.to, o.c.phase_mask, n_ep, heat,
-					      episodes, &nsteps))) {
-			util_cli_error(CMD, "%s", store_errmsg(s));
-			status = util_exit_status(rc);
-			goto out;
-		}
-		if (nsteps == 0) {
-			util_cli_error(CMD, "no steps of run '%s' in the chosen range%s", run.name,
-				       o.c.phase_mask ? " and phase" : "");
-			status = 2;
-			goto out;
-		}
-		/* the flagship reads the window's time structure and history */
-		if (!o.c.episodes_set && !strcmp(algo->name, ANALYZE_FLAGSHIP) &&
-		    (rc = analyze_window_blocks(s, &run, o.c.from, o.c.to, o.c.phase_mask, &blk,
-						&err))) {
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-	}
-	model = run.model[0] ? store_model_find(run.model) : NULL;
-	sh = (struct analyze_shape){
-		L, E, o.c.ranks, o.c.slots, run.first_layer, model ? model->layer_step : 1
-	};
-	{
-		/* nodes, links and precision as replay and compare resolve them */
-		struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
-		dopts.quant = o.c.quant;
-		dopts.link = o.c.link;
-		dopts.link_intra = o.c.link_intra;
-		dopts.link_inter = o.c.link_inter;
-		dopts.bandwidth = o.c.bandwidth;
-		dopts.ranks_per_node = o.c.ranks_per_node;
-		if ((rc = analyze_deploy_resolve(&run, model, o.c.ranks, &dopts, &dep, &err))) {
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-		o.c.quant = dep.quant;
-	}
-	if (o.c.current) {
-		cur = xmallocarray((size_t)L * P, sizeof(int32_t));
-		if ((rc = current_placement(&o, s, &run, &sh, cur, &err))) {
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-	}
-	{
-		struct analyze_plan_in in = {
-			.algo = algo,
-			.layers = L,
-			.experts = E,
-			.ranks = o.c.ranks,
-			.slots = o.c.slots,
-			.nodes = o.c.nodes,
-			.groups = o.c.groups,
-			.max_moves = o.c.max_moves,
-			.seed = o.c.seed,
-			.heat = heat,
-			.episodes = episodes,
-			.n_episodes = n_ep,
-			.blocks = blk.heat,
-			.n_blocks = blk.n,
-			.n_hist = blk.hist,
-			.current = cur,
-			.only_layer = o.layer,
-			.threads = 2,
-			.no_dup = o.out && fmt == ANALYZE_FORMAT_VLLM_ASCEND,
-			.ranks_per_node = dep.ranks_per_node,
-		};
-		int undup = 0;
-		if ((rc = analyze_plan_run(&in, &plan, &err))) {
-			if (in.no_dup) {
-				util_cli_error(CMD,
-					       "cannot write '%s' for vllm-ascend, whose loader "
-					       "misroutes a device holding an expert twice: %s; "
-					       "choose an algorithm that places an expert once per "
-					       "rank (flashlb, swift, %s) or --format sglang|trtllm",
-					       o.out, err.msg, ANALYZE_FLAGSHIP);
-				status = util_exit_status(rc);
-				goto out;
-			}
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-		for (int l = 0; l < L; l++)
-			undup += plan.layer[l].undup > 0;
-		if (undup)
-			fprintf(stderr,
-				"moetrace %s: note: %s put an expert twice on one rank in %d of %d "
-				"layers; moved each second replica to another rank, since "
-				"vllm-ascend's loader misroutes such a device (the figures below "
-				"are for the moved placement)\n",
-				CMD, algo->name, undup, L);
-	}
-	if (s) {
-		/* the fitting window's step range, then the window after it */
-		struct store_run_stats st;
-		if (store_run_stats(s, run.id, &st)) {
-			util_cli_error(CMD, "%s", store_errmsg(s));
-			goto out;
-		}
-		fit_win[0] = o.c.from > st.first_step ? o.c.from : st.first_step;
-		fit_win[1] = o.c.to < st.last_step ? o.c.to : st.last_step;
-		if ((rc = score_next(s, &run, &o, &plan, fit_win[1], fit_win[1] - fit_win[0] + 1,
-				     &ns, &err))) {
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-	}
-	ebytes = dep.expert_bytes;
-
-	struct engine_figures ef;
-	engine_figures(&plan, heat, E, o.layer, o.c.capacity, &ef);
-	double intra_s, inter_s;
-	double secs = analyze_transfer_seconds_tiers(plan.send, plan.recv, o.c.ranks, ebytes,
-						     dep.intra_gbps, dep.inter_gbps, &intra_s,
-						     &inter_s);
-	double overall = plan.sum_mean > 0 ? plan.sum_max / plan.sum_mean : 1;
-	double lb_overall = plan.sum_mean > 0 ? plan.sum_lb / plan.sum_mean : 1;
-
-	if (o.json) {
-		struct json_object *root = json_object_new_object(),
-				   *layers = json_object_new_array();
-		json_object_object_add(root, "algorithm", json_object_new_string(algo->name));
-		json_object_object_add(root, "seconds", jd(plan.seconds));
-		char name[3 * sizeof(run.name) + 1]; /* JSON is UTF-8 (U+FFFD) */
-		json_object_object_add(root, "run",
-				       json_object_new_string(
-					       util_utf8_sanitize(name, sizeof(name), run.name)));
-		json_object_object_add(root, "steps", json_object_new_int64(nsteps));
-		json_object_object_add(root, "experts", json_object_new_int(E));
-		json_object_object_add(root, "ranks", json_object_new_int(o.c.ranks));
-		json_object_object_add(root, "slots", json_object_new_int(o.c.slots));
-		if (s) {
-			struct json_object *fw = json_object_new_array();
-			json_object_array_add(fw, json_object_new_int64(fit_win[0]));
-			json_object_array_add(fw, json_object_new_int64(fit_win[1]));
-			json_object_object_add(root, "fit_window", fw);
-		}
-		if (ns.steps) {
-			struct json_object *nw = json_object_new_array();
-			json_object_array_add(nw, json_object_new_int64(ns.win[0]));
-			json_object_array_add(nw, json_object_new_int64(ns.win[1]));
-			json_object_object_add(root, "next_window", nw);
-			json_object_object_add(root, "next_steps", json_object_new_int64(ns.steps));
-			json_object_object_add(root, "next_imbalance", jd(ns.imbalance));
-			json_object_object_add(root, "next_step_mean_imbalance", jd(ns.step_mean));
-		}
-		json_object_object_add(root, "imbalance", jd(overall));
-		json_object_object_add(root, "lower_bound_imbalance", jd(lb_overall));
-		json_object_object_add(root, "gap",
-				       jd(plan.sum_lb > 0 ? plan.sum_max / plan.sum_lb - 1 : 0));
-		json_object_object_add(root, "balancedness", jd(ef.balancedness));
-		json_object_object_add(root, "peak_to_average_mean", jd(ef.par_mean));
-		json_object_object_add(root, "peak_to_average_max", jd(ef.par_max));
-		json_object_object_add(root, "trtllm_imbalance", jd(ef.trtllm));
-		if (o.c.capacity_set) {
-			json_object_object_add(root, "capacity_factor", jd(o.c.capacity));
-			json_object_object_add(root, "token_drop", jd(ef.drop));
-		}
-		if (cur) {
-			json_object_object_add(root, "moves", json_object_new_int64(plan.moves));
-			json_object_object_add(
-				root, "bytes",
-				model ? json_object_new_int64((int64_t)(plan.moves * ebytes))
-				      : NULL);
-			json_object_object_add(root, "expert_bytes",
-					       model ? json_object_new_int64((int64_t)ebytes)
-						     : NULL);
-			json_object_object_add(root, "quant",
-					       json_object_new_string(analyze_quant_name(o.c.quant)));
-			json_object_object_add(root, "link", json_object_new_string(dep.link_intra));
-			json_object_object_add(root, "gbytes_per_s", jd(dep.intra_gbps));
-			json_object_object_add(root, "ranks_per_node",
-					       json_object_new_int(dep.ranks_per_node));
-			json_object_object_add(root, "link_intra",
-					       json_object_new_string(dep.link_intra));
-			json_object_object_add(root, "link_inter",
-					       json_object_new_string(dep.link_inter));
-			json_object_object_add(root, "inter_gbytes_per_s", jd(dep.inter_gbps));
-			json_object_object_add(
-				root, "bytes_intra_node",
-				model ? json_object_new_int64(
-						(int64_t)((plan.moves - plan.moves_inter) * ebytes))
-				      : NULL);
-			json_object_object_add(
-				root, "bytes_inter_node",
-				model ? json_object_new_int64((int64_t)(plan.moves_inter * ebytes))
-				      : NULL);
-			json_object_object_add(root, "transfer_seconds", model ? jd(secs) : NULL);
-			json_object_object_add(root, "transfer_intra_seconds",
-					       model ? jd(intra_s) : NULL);
-			json_object_object_add(root, "transfer_inter_seconds",
-					       model ? jd(inter_s) : NULL);
-			json_object_object_add(root, "max_sends",
-					       json_object_new_int64(max_of(plan.send, o.c.ranks)));
-			json_object_object_add(root, "max_receives",
-					       json_object_new_int64(max_of(plan.recv, o.c.ranks)));
-		}
-		for (int l = 0; l < L; l++) {
-			struct json_object *jl, *ids;
-			const struct analyze_plan_layer *pl = &plan.layer[l];
-			if (o.layer >= 0 && l != o.layer)
-				continue;
-			jl = json_object_new_object();
-			ids = json_object_new_array_ext(P);
-			for (int p = 0; p < P; p++)
-				json_object_array_add(
-					ids, json_object_new_int(plan.phy2log[(size_t)l * P + p]));
-			json_object_object_add(jl, "layer", json_object_new_int(l));
-			json_object_object_add(jl, "phy2log", ids);
-			json_object_object_add(jl, "max_load", jd(pl->max_load));
-			json_object_object_add(jl, "mean_load", jd(pl->mean_load));
-			json_object_object_add(jl, "imbalance", jd(pl->imbalance));
-			json_object_object_add(jl, "lower_bound", jd(pl->lower_bound));
-			if (cur) {
-				struct json_object *cp = json_object_new_array();
-				for (int q = 0; q < P; q++) {
-					struct json_object *c3;
-					int from = plan.src[(size_t)l * P + q];
-					if (from < 0)
-						continue;
-					c3 = json_object_new_array_ext(3);
-					json_object_array_add(
-						c3, json_object_new_int(
-							    plan.phy2log[(size_t)l * P + q]));
-					json_object_array_add(c3, json_object_new_int(from));
-					json_object_array_add(c3, json_object_new_int(q / o.c.slots));
-					json_object_array_add(cp, c3);
-				}
-				json_object_object_add(jl, "copies", cp);
-				json_object_object_add(jl, "moves",
-						       json_object_new_int64(pl->moves));
-				json_object_object_add(
-					jl, "bytes",
-					model ? json_object_new_int64((int64_t)(pl->moves * ebytes))
-					      : NULL);
-			}
-			json_object_array_add(layers, jl);
-		}
-		json_object_object_add(root, "layers", layers);
-		puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(root);
-	} else {
-		if (s)
-			printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, "
-			       "algorithm %s\n",
-			       run.name, L, E, (long long)nsteps, o.c.ranks, o.c.slots, algo->name);
-		else
-			printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
-			       "%s\n",
-			       o.heat_path, L, E, o.c.ranks, o.c.slots, algo->name);
-		if (ns.steps)
-			printf("on the next %lld steps (%lld-%lld), not fitted on: imbalance %.4f "
-			       "(sum of max / sum of mean), %.4f mean per step\n",
-			       (long long)ns.steps, (long long)ns.win[0], (long long)ns.win[1],
-			       ns.imbalance, ns.step_mean);
-		else if (s)
-			printf("no steps after the fitting window to score on: every figure below is "
-			       "in hindsight (give --steps A:B to keep later steps out)\n");
-		printf("device load = tokens per rank, a replicated expert's tokens split evenly "
-		       "among its replicas; per layer on the fitted %s (in hindsight)\n\n",
-		       s ? "steps" : "heat");
-		printf("%5s %12s %12s %9s %12s %7s%s\n", "layer", "max load", "mean load",
-		       "imbalance", "lower bound", "gap", cur ? "   moves" : "");
-		for (int l = 0; l < L; l++) {
-			const struct analyze_plan_layer *pl = &plan.layer[l];
-			if (o.layer >= 0 && l != o.layer)
-				continue;
-			printf("%5d %12.2f %12.2f %9.4f %12.2f %6.2f%%", l, pl->max_load,
-			       pl->mean_load, pl->imbalance, pl->lower_bound,
-			       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1)
-						   : 0);
-			if (cur)
-				printf(" %7lld", (long long)pl->moves);
-			putchar('\n');
-		}
-		putchar('\n');
-		printf("in hindsight, on the fitted %s: overall imbalance (sum of max / sum of "
-		       "mean) %.4f; lower bound %.4f; gap %.2f%%\n",
-		       s ? "steps" : "heat", overall, lb_overall,
-		       plan.sum_lb > 0 ? 100 * (plan.sum_max / plan.sum_lb - 1) : 0.0);
-		printf("same in other engines' terms: balancedness (vLLM, SGLang: mean/max) %.4f; "
-		       "peak-to-average (vllm-ascend) mean %.4f max %.4f; (max-mean)/mean "
-		       "(TensorRT-LLM) %.4f\n",
-		       ef.balancedness, ef.par_mean, ef.par_max, ef.trtllm);
-		if (o.c.capacity_set)
-			printf("token drop at capacity %.2f x mean device load: %.3f%% of tokens "
-			       "(an engine that caps each rank at that many tokens drops or "
-			       "recomputes the rest)\n",
-			       o.c.capacity, 100 * ef.drop);
-		if (cur) {
-			if (model)
-			{
-				char b1[32], b2[32], b3[32], b4[32], b5[32];
-				printf("transfer from '%s': %lld copies x %s (%s %s) = %s, %s: %s "
-				       "inside nodes at %.1f GB/s per rank (%s), %s across nodes at "
-				       "%.1f GB/s (%s), ranks and tiers in parallel\n",
-				       o.c.current, (long long)plan.moves,
-				       util_human_bytes(b1, sizeof(b1), (double)ebytes),
-				       model->name, analyze_quant_name(o.c.quant),
-				       util_human_bytes(b2, sizeof(b2), (double)plan.moves * ebytes),
-				       util_human_seconds(b3, sizeof(b3), secs),
-				       util_human_bytes(b4, sizeof(b4),
-							(double)(plan.moves - plan.moves_inter) *
-								ebytes),
-				       dep.intra_gbps, dep.link_intra,
-				       util_human_bytes(b5, sizeof(b5),
-							(double)plan.moves_inter * ebytes),
-				       dep.inter_gbps, dep.link_inter);
-			}
-			else
-				printf("transfer from '%s': %lld copies (give --model for bytes and "
-				       "seconds)\n",
-				       o.c.current, (long long)plan.moves);
-		}
-		if (cur)
-			printf("busiest rank: %lld copies sent, %lld received (senders chosen to "
-			       "spread the load)\n",
-			       (long long)max_of(plan.send, o.c.ranks),
-			       (long long)max_of(plan.recv, o.c.ranks));
-		char tb[32];
-		printf("algorithm time: %s\n", util_human_seconds(tb, sizeof(tb), plan.seconds));
-	}
-	if (o.out) {
-		if ((rc = analyze_format_write(o.out, fmt, &sh, plan.phy2log, &err))) {
-			status = util_cli_fail(CMD, &err);
-			goto out;
-		}
-		if (!o.json)
-			printf("wrote %s placement to '%s'\n", analyze_format_name(fmt), o.out);
-	}
-	status = 0;
-out:
-	analyze_plan_release(&plan);
-	if (o.heat_path) {
-		analyze_heat_release(&hf);
-	} else {
-		free(heat);
-		free(episodes);
-	}
-	free(cur);
-	analyze_blocks_release(&blk);
-	store_free(s);
+	if ((status = place_check_args(&p, argc)))
+		return status;
+	status = place_run(&p, p.o.heat_path ? NULL : argv[optind], &err);
+	place_release(&p);
 	return status;
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS };
+enum { OPT_HARDWARE = 1000, OPT_STEP_MS };
 
 static const char usage[] =
 	"usage: moetrace replay DB [--run NAME] [--algo NAME] [--ranks R]\n"
@@ -500,15 +500,16 @@ static int cmp_combo(const void *a, const void *b)
 	return (x->r.sum.moves > y->r.sum.moves) - (x->r.sum.moves < y->r.sum.moves);
 }
 
-static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int64_t nsel)
-{
+/* The values of each --grid key, as given (n* of each; 0: not given). */
+struct grid_axes {
 	char algos[16][64], reds[16][64], ints[16][64], wins[16][64], dels[16][64], pays[2][64];
 	char engs[8][64];
-	int na = 0, nr = 0, ni = 0, nw = 0, nd = 0, np = 0, ne = 0;
-	struct util_err err = UTIL_ERR_INIT;
-	const char *fmt = o->format ? o->format : "table";
-	int E = su->run.experts;
+	int na, nr, ni, nw, nd, np, ne;
+};
 
+/* The KEY=V1,V2,... terms of --grid: 0, else the exit status. */
+static int grid_parse(const struct opts *o, struct grid_axes *ax)
+{
 	for (int i = 0; i < o->ngrid; i++) {
 		char *eq = strchr(o->grid[i], '=');
 		if (!eq) {
@@ -518,28 +519,29 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 		*eq = 0;
 		const char *k = o->grid[i], *v = eq + 1;
 		if (!strcmp(k, "algos") || !strcmp(k, "algo"))
-			na = split_list(v, algos, 16);
+			ax->na = split_list(v, ax->algos, 16);
 		else if (!strcmp(k, "redundant"))
-			nr = split_list(v, reds, 16);
+			ax->nr = split_list(v, ax->reds, 16);
 		else if (!strcmp(k, "interval"))
-			ni = split_list(v, ints, 16);
+			ax->ni = split_list(v, ax->ints, 16);
 		else if (!strcmp(k, "window"))
-			nw = split_list(v, wins, 16);
+			ax->nw = split_list(v, ax->wins, 16);
 		else if (!strcmp(k, "delay"))
-			nd = split_list(v, dels, 16);
+			ax->nd = split_list(v, ax->dels, 16);
 		else if (!strcmp(k, "pay")) {
-			np = split_list(v, pays, 2);
-			for (int j = 0; j < np; j++)
-				if (strcmp(pays[j], "no") && strcmp(pays[j], "yes")) {
-					util_cli_error("replay", "--grid pay=%s: not no or yes", pays[j]);
+			ax->np = split_list(v, ax->pays, 2);
+			for (int j = 0; j < ax->np; j++)
+				if (strcmp(ax->pays[j], "no") && strcmp(ax->pays[j], "yes")) {
+					util_cli_error("replay", "--grid pay=%s: not no or yes",
+						       ax->pays[j]);
 					return 2;
 				}
 		} else if (!strcmp(k, "engine") || !strcmp(k, "engines")) {
-			ne = split_list(v, engs, 8);
-			for (int j = 0; j < ne; j++)
-				if (!analyze_engine_find(engs[j])) {
+			ax->ne = split_list(v, ax->engs, 8);
+			for (int j = 0; j < ax->ne; j++)
+				if (!analyze_engine_find(ax->engs[j])) {
 					util_cli_error("replay", "--grid engine=%s: unknown engine (%s)",
-						       engs[j], analyze_engine_choices());
+						       ax->engs[j], analyze_engine_choices());
 					return 2;
 				}
 		} else {
@@ -548,129 +550,207 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 			return 2;
 		}
 	}
-	if (ne && (na || ni || nw || nd)) {
+	if (ax->ne && (ax->na || ax->ni || ax->nw || ax->nd)) {
 		util_cli_error("replay", "--grid engine= sets the algorithm, interval, window and "
 			       "delay of its rows: drop algos=, interval=, window= and delay=");
 		return 2;
 	}
-	if (strcmp(fmt, "table") && strcmp(fmt, "csv") && strcmp(fmt, "json") &&
-	    strcmp(fmt, "markdown")) {
-		util_cli_error("replay", "--format: '%s' is not table, csv, json or markdown", fmt);
-		return 2;
-	}
-	if (!na)
-		snprintf(algos[na++], 64, "%s", o->algo);
-	if (!nr)
-		snprintf(reds[nr++], 64, "%d", ranks * slots - E);
-	if (!ni) {
+	return 0;
+}
+
+/* Keys not given take the single replay's value. */
+static void grid_defaults(const struct opts *o, struct grid_axes *ax, int ranks, int slots,
+			  int experts, int64_t nsel)
+{
+	if (!ax->na)
+		snprintf(ax->algos[ax->na++], 64, "%s", o->algo);
+	if (!ax->nr)
+		snprintf(ax->reds[ax->nr++], 64, "%d", ranks * slots - experts);
+	if (!ax->ni) {
 		int64_t K = o->interval, W = 0, D = -1;
 		analyze_replay_cadence(nsel, &K, &W, &D);
-		snprintf(ints[ni++], 64, "%lld", (long long)K);
+		snprintf(ax->ints[ax->ni++], 64, "%lld", (long long)K);
 	}
-	if (!np)
-		snprintf(pays[np++], 64, "%s", o->pay ? "yes" : "no");
-	/* with engine=: one row per engine and one of the flagship at the
-	 * default cadence, each for every redundant and pay value */
-	size_t n = ne ? (size_t)(ne + 1) * nr * np
-		      : (size_t)na * nr * ni * (nw ? nw : 1) * (nd ? nd : 1) * np;
-	struct combo *c = xcalloc(n, sizeof(*c));
+	if (!ax->np)
+		snprintf(ax->pays[ax->np++], 64, "%s", o->pay ? "yes" : "no");
+}
+
+/* x->redundant and x->slots for red redundant experts: 0, else the exit
+ * status. */
+static int grid_layout(struct combo *x, int red, int experts, int ranks)
+{
+	struct util_err err = UTIL_ERR_INIT;
+
+	if ((experts + red) % ranks) {
+		util_cli_error("replay", "--grid redundant=%d: %d experts + %d is not a multiple of "
+			       "%d ranks", red, experts, red, ranks);
+		return 2;
+	}
+	x->redundant = red;
+	x->slots = (experts + red) / ranks;
+	if (analyze_algo_layout_check(x->algo, experts, x->slots, &err)) {
+		util_err_prefix(&err, "--grid redundant=%d: ", red);
+		return util_cli_fail("replay", &err);
+	}
+	return 0;
+}
+
+/* With engine=: one row per engine and one of the flagship at the default
+ * cadence, each for every redundant and pay value. */
+static int grid_engine_rows(const struct setup *su, const struct grid_axes *ax, int ranks,
+			    int64_t nsel, struct combo *c)
+{
+	struct util_err err = UTIL_ERR_INIT;
 	size_t k = 0;
-	for (int e = 0; ne && e <= ne; e++)
-		for (int r = 0; r < nr; r++)
-			for (int p = 0; p < np; p++) {
+	int st;
+
+	for (int e = 0; e <= ax->ne; e++)
+		for (int r = 0; r < ax->nr; r++)
+			for (int p = 0; p < ax->np; p++) {
 				struct combo *x = &c[k++];
 				const struct analyze_engine *en =
-					e < ne ? analyze_engine_find(engs[e]) : NULL;
+					e < ax->ne ? analyze_engine_find(ax->engs[e]) : NULL;
 				int red;
-				if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red,
-						   "--grid redundant", &err)) {
-					free(c);
+				if (util_parse_int(ax->reds[r], 0, STORE_MAX_SLOTS, &red,
+						   "--grid redundant", &err))
 					return util_cli_fail("replay", &err);
-				}
-				if ((E + red) % ranks) {
-					util_cli_error("replay", "--grid redundant=%d: %d experts + %d is "
-						       "not a multiple of %d ranks", red, E, red, ranks);
-					free(c);
-					return 2;
-				}
 				x->engine = en;
-				x->pay = !strcmp(pays[p], "yes");
-				x->redundant = red;
-				x->slots = (E + red) / ranks;
+				x->pay = !strcmp(ax->pays[p], "yes");
 				x->algo = analyze_algo_find(en ? en->algo : ANALYZE_FLAGSHIP);
-				if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
-					util_err_prefix(&err, "--grid redundant=%d: ", red);
-					free(c);
-					return util_cli_fail("replay", &err);
-				}
+				if ((st = grid_layout(x, red, su->run.experts, ranks)))
+					return st;
 				x->interval = en ? (en->interval ? en->interval : su->run.layers) : 0;
 				x->window = en ? en->window : 0;
 				x->delay = en ? en->delay : -1;
 				analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
 			}
-	for (int a = 0; !ne && a < na; a++)
-		for (int r = 0; r < nr; r++)
-			for (int i = 0; i < ni; i++)
+	return 0;
+}
+
+/* Without engine=: every combination of the values given. */
+static int grid_value_rows(const struct opts *o, const struct setup *su,
+			   const struct grid_axes *ax, int ranks, int64_t nsel, struct combo *c)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	const int nw = ax->nw, nd = ax->nd, np = ax->np;
+	size_t k = 0;
+	int st;
+
+	for (int a = 0; a < ax->na; a++)
+		for (int r = 0; r < ax->nr; r++)
+			for (int i = 0; i < ax->ni; i++)
 				for (int w = 0; w < (nw ? nw : 1); w++)
 					for (int d = 0; d < (nd ? nd : 1) * np; d++) {
 						struct combo *x = &c[k++];
-						int red;
-						x->pay = !strcmp(pays[d % np], "yes");
-						x->algo = analyze_algo_find(algos[a]);
+						x->pay = !strcmp(ax->pays[d % np], "yes");
+						x->algo = analyze_algo_find(ax->algos[a]);
 						if (!x->algo) {
 							char hint[96];
 							util_cli_error("replay", "--grid: unknown algorithm '%s'%s",
-								       algos[a],
-								       util_did_you_mean(analyze_algo_suggest(algos[a]),
+								       ax->algos[a],
+								       util_did_you_mean(analyze_algo_suggest(ax->algos[a]),
 											 hint, sizeof(hint)));
-							free(c);
 							return 2;
 						}
-						if (util_parse_int(reds[r], 0, STORE_MAX_SLOTS, &red, "--grid redundant", &err) ||
-						    util_parse_i64(ints[i], 1, STORE_STEP_MAX, &x->interval, "--grid interval", &err) ||
-						    (nw && util_parse_i64(wins[w], 1, STORE_STEP_MAX, &x->window, "--grid window", &err)) ||
-						    (nd && util_parse_i64(dels[d / np], 0, STORE_STEP_MAX, &x->delay, "--grid delay", &err))) {
-							free(c);
+						int red;
+						if (util_parse_int(ax->reds[r], 0, STORE_MAX_SLOTS, &red, "--grid redundant", &err) ||
+						    util_parse_i64(ax->ints[i], 1, STORE_STEP_MAX, &x->interval, "--grid interval", &err) ||
+						    (nw && util_parse_i64(ax->wins[w], 1, STORE_STEP_MAX, &x->window, "--grid window", &err)) ||
+						    (nd && util_parse_i64(ax->dels[d / np], 0, STORE_STEP_MAX, &x->delay, "--grid delay", &err)))
 							return util_cli_fail("replay", &err);
-						}
-						if ((E + red) % ranks) {
-							util_cli_error("replay", "--grid redundant=%d: %d experts + %d is not a multiple of %d ranks",
-								       red, E, red, ranks);
-							free(c);
-							return 2;
-						}
-						x->redundant = red;
-						x->slots = (E + red) / ranks;
-						if (analyze_algo_layout_check(x->algo, E, x->slots, &err)) {
-							util_err_prefix(&err, "--grid redundant=%d: ", red);
-							free(c);
-							return util_cli_fail("replay", &err);
-						}
+						if ((st = grid_layout(x, red, su->run.experts, ranks)))
+							return st;
 						if (!nw)
 							x->window = o->window;
 						if (!nd)
 							x->delay = o->delay;
 						analyze_replay_cadence(nsel, &x->interval, &x->window, &x->delay);
 					}
+	return 0;
+}
+
+/* The replays of the n combinations, on up to two threads each with its
+ * own connection; the first failure's exit status, else 0. */
+static int grid_run(struct opts *o, struct setup *su, int ranks, struct combo *c, size_t n)
+{
 	struct grid g = { .o = o, .db = o->db, .run = su->run, .ranks = ranks, .su0 = *su,
 			  .c = c, .n = n };
+	pthread_t tid;
+
 	engine_layout(o, su, ranks, &g.en_nodes, &g.en_groups);
 	pthread_mutex_init(&g.mu, NULL);
-	pthread_t tid;
 	int two = o->threads != 1 && n > 1 && pthread_create(&tid, NULL, grid_worker, &g) == 0;
 	grid_worker(&g);
 	if (two)
 		pthread_join(tid, NULL);
 	pthread_mutex_destroy(&g.mu);
 	for (size_t i = 0; i < n; i++)
-		if (c[i].rc) {
-			int st = util_cli_fail("replay", &c[i].err);
-			for (size_t j = 0; j < n; j++)
-				analyze_replay_release(&c[j].r);
-			free(c);
-			return st;
-		}
-	qsort(c, n, sizeof(*c), cmp_combo);
+		if (c[i].rc)
+			return util_cli_fail("replay", &c[i].err);
+	return 0;
+}
+
+/* Row i (0-based rank) of the ranked grid in format fmt. */
+static void grid_print_row(const char *fmt, size_t i, const struct combo *x)
+{
+	int md = !strcmp(fmt, "markdown"), csv = !strcmp(fmt, "csv"), js = !strcmp(fmt, "json");
+	const struct store_replay *m = &x->r.sum;
+	const char *en = x->engine ? x->engine->name : "-";
+
+	if (js)
+		printf("%s\n {\"rank\": %zu, \"algo\": \"%s\", \"redundant\": %d, \"slots\": %d, "
+		       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, \"pay\": %s, "
+		       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
+		       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
+		       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
+		       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
+		       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
+		       "\"link_intra\": \"%s\", \"link_inter\": \"%s\", \"engine\": %s%s%s}",
+		       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
+		       (long long)x->interval, (long long)x->window, (long long)x->delay,
+		       x->pay ? "true" : "false", m->imbalance_mean,
+		       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
+		       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
+		       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
+		       m->ranks_per_node, m->link_intra, m->link_inter,
+		       x->engine ? "\"" : "", x->engine ? en : "null", x->engine ? "\"" : "");
+	else if (csv)
+		printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
+		       "%.6f,%lld,%s,%d,%s,%s,%s\n",
+		       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
+		       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+		       m->imbalance_mean,
+		       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
+		       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
+		       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
+		       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
+		       m->link_inter, x->engine ? en : "");
+	else if (md)
+		printf("| %zu | %s | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | "
+		       "%.1f | %.2f | %.2f |\n",
+		       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
+		       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+		       m->imbalance_mean,
+		       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
+		       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
+	else
+	{
+		char t1[32], t2[32];
+		printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
+		       "%9s %11s\n",
+		       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
+		       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
+		       m->imbalance_mean,
+		       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
+		       (double)m->bytes / 1e9,
+		       util_human_seconds(t1, sizeof(t1), m->transfer_seconds),
+		       util_human_seconds(t2, sizeof(t2), m->net_overlap_seconds));
+	}
+}
+
+/* The ranked grid in format fmt (table, csv, json or markdown). */
+static void grid_print(const char *fmt, const struct setup *su, const struct combo *c, size_t n)
+{
 	int md = !strcmp(fmt, "markdown"), csv = !strcmp(fmt, "csv"), js = !strcmp(fmt, "json");
 	if (js)
 		printf("[");
@@ -688,60 +768,8 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 		       "engine", "algo",
 		       "redundant", "interval", "window", "delay", "pay", "imb-mean", "p99", "baseline",
 		       "copies", "GB moved", "transfer", "net-overlap");
-	for (size_t i = 0; i < n; i++) {
-		const struct combo *x = &c[i];
-		const struct store_replay *m = &x->r.sum;
-		const char *en = x->engine ? x->engine->name : "-";
-		if (js)
-			printf("%s\n {\"rank\": %zu, \"algo\": \"%s\", \"redundant\": %d, \"slots\": %d, "
-			       "\"interval\": %lld, \"window\": %lld, \"delay\": %lld, \"pay\": %s, "
-			       "\"imbalance_mean\": %.6f, \"baseline_imbalance_mean\": %.6f, "
-			       "\"imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
-			       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
-			       "\"bytes_inter_node\": %lld, \"quant\": \"%s\", \"ranks_per_node\": %d, "
-			       "\"link_intra\": \"%s\", \"link_inter\": \"%s\", \"engine\": %s%s%s}",
-			       i ? "," : "", i + 1, x->algo->name, x->redundant, x->slots,
-			       (long long)x->interval, (long long)x->window, (long long)x->delay,
-			       x->pay ? "true" : "false", m->imbalance_mean,
-			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events, (long long)m->moves, (long long)m->bytes,
-			       m->transfer_seconds, m->saved_seconds, m->net_overlap_seconds,
-			       m->net_stop_seconds, (long long)m->bytes_inter, m->quant,
-			       m->ranks_per_node, m->link_intra, m->link_inter,
-			       x->engine ? "\"" : "", x->engine ? en : "null", x->engine ? "\"" : "");
-		else if (csv)
-			printf("%zu,%s,%d,%d,%lld,%lld,%lld,%s,%.6f,%.6f,%.6f,%lld,%lld,%lld,%.6f,%.6f,%.6f,"
-			       "%.6f,%lld,%s,%d,%s,%s,%s\n",
-			       i + 1, x->algo->name, x->redundant, x->slots, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
-			       m->imbalance_mean,
-			       m->baseline_imbalance_mean, m->imbalance_p99, (long long)m->events,
-			       (long long)m->moves, (long long)m->bytes, m->transfer_seconds,
-			       m->saved_seconds, m->net_overlap_seconds, m->net_stop_seconds,
-			       (long long)m->bytes_inter, m->quant, m->ranks_per_node, m->link_intra,
-			       m->link_inter, x->engine ? en : "");
-		else if (md)
-			printf("| %zu | %s | %s | %d | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %lld | "
-			       "%.1f | %.2f | %.2f |\n",
-			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
-			       m->imbalance_mean,
-			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
-			       (double)m->bytes / 1e9, m->transfer_seconds, m->net_overlap_seconds);
-		else
-		{
-			char t1[32], t2[32];
-			printf("%3zu %-11s %-9s %9d %8lld %7lld %6lld %4s %9.3f %7.3f %9.3f %8lld %9.1f "
-			       "%9s %11s\n",
-			       i + 1, en, x->algo->name, x->redundant, (long long)x->interval,
-			       (long long)x->window, (long long)x->delay, x->pay ? "yes" : "no",
-			       m->imbalance_mean,
-			       m->imbalance_p99, m->baseline_imbalance_mean, (long long)m->moves,
-			       (double)m->bytes / 1e9,
-			       util_human_seconds(t1, sizeof(t1), m->transfer_seconds),
-			       util_human_seconds(t2, sizeof(t2), m->net_overlap_seconds));
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		grid_print_row(fmt, i, &c[i]);
 	if (js)
 		printf("]\n");
 	else if (!csv && !md)
@@ -749,38 +777,105 @@ static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int6
 		       "saved less the transfers not hidden behind the delay (%s inside nodes, %s "
 		       "across); not stored (run one combination without --grid to store it)\n",
 		       su->dep.link_intra, su->dep.link_inter);
+}
+
+static int run_grid(struct opts *o, struct setup *su, int ranks, int slots, int64_t nsel)
+{
+	struct grid_axes ax = { .na = 0 };
+	const char *fmt = o->format ? o->format : "table";
+	int st;
+
+	if ((st = grid_parse(o, &ax)))
+		return st;
+	if (strcmp(fmt, "table") && strcmp(fmt, "csv") && strcmp(fmt, "json") &&
+	    strcmp(fmt, "markdown")) {
+		util_cli_error("replay", "--format: '%s' is not table, csv, json or markdown", fmt);
+		return 2;
+	}
+	grid_defaults(o, &ax, ranks, slots, su->run.experts, nsel);
+	size_t n = ax.ne ? (size_t)(ax.ne + 1) * ax.nr * ax.np
+			 : (size_t)ax.na * ax.nr * ax.ni * (ax.nw ? ax.nw : 1) * (ax.nd ? ax.nd : 1) *
+				   ax.np;
+	struct combo *c = xcalloc(n, sizeof(*c));
+	st = ax.ne ? grid_engine_rows(su, &ax, ranks, nsel, c)
+		   : grid_value_rows(o, su, &ax, ranks, nsel, c);
+	if (!st && !(st = grid_run(o, su, ranks, c, n))) {
+		qsort(c, n, sizeof(*c), cmp_combo);
+		grid_print(fmt, su, c, n);
+	}
 	for (size_t i = 0; i < n; i++)
 		analyze_replay_release(&c[i].r);
 	free(c);
+	return st;
+}
+
+/* DB (a URL holds '=' too), then with --grid its KEY=LIST terms; the
+ * algorithm: the one given, else the engine's, else the flagship. */
+static int parse_replay_operands(int argc, char **argv, struct opts *o, int grid, int *status)
+{
+	*status = 2;
+	for (int i = optind; i < argc; i++) {
+		if (grid && strchr(argv[i], '=') && !strstr(argv[i], "://")) {
+			if (o->ngrid < 8)
+				o->grid[o->ngrid++] = argv[i];
+		} else if (!o->db) {
+			o->db = argv[i];
+		} else {
+			fputs(usage, stderr);
+			return 1;
+		}
+	}
+	if (!o->db) {
+		fputs(usage, stderr);
+		return 1;
+	}
+	if (o->engine && grid) {
+		util_cli_error("replay", "--engine replays one engine: compare them with --grid "
+			       "engine=%s,...", o->engine->name);
+		return 1;
+	}
+	if (!o->algo && o->engine)
+		o->algo = o->engine->algo;
+	if (!o->algo)
+		o->algo = analyze_algo_find(ANALYZE_FLAGSHIP) ? ANALYZE_FLAGSHIP : "eplb";
+	if (!analyze_algo_find(o->algo)) {
+		char hint[96];
+		util_cli_error("replay", "--algo: unknown algorithm '%s'%s (moetrace place --list)",
+			       o->algo, util_did_you_mean(analyze_algo_suggest(o->algo), hint, sizeof(hint)));
+		return 1;
+	}
+	*status = 0;
 	return 0;
 }
 
-int cmd_replay(int argc, char **argv)
+/* The options and positional arguments: 0 with o (and *grid) filled, else
+ * 1 with *status the exit status (0 after --help). */
+static int parse_replay_args(int argc, char **argv, struct opts *o, int *grid, int *status)
 {
 	static const struct option lopts[] = {
-		{ "run", required_argument, NULL, 'r' },
+		ANALYZE_LONGOPT_RUN,
 		{ "algo", required_argument, NULL, 'a' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "nodes", required_argument, NULL, 'n' },
-		{ "groups", required_argument, NULL, 'g' },
+		ANALYZE_LONGOPT_RANKS,
+		ANALYZE_LONGOPT_SLOTS,
+		ANALYZE_LONGOPT_REDUNDANT,
+		ANALYZE_LONGOPT_NODES,
+		ANALYZE_LONGOPT_GROUPS,
 		{ "interval", required_argument, NULL, 'K' },
 		{ "window", required_argument, NULL, 'W' },
 		{ "delay", required_argument, NULL, 'D' },
 		{ "threshold", required_argument, NULL, 'T' },
 		{ "episodes", required_argument, NULL, 'e' },
-		{ "max-moves", required_argument, NULL, 'M' },
+		ANALYZE_LONGOPT_MAX_MOVES,
 		{ "start", required_argument, NULL, 's' },
 		{ "steps", required_argument, NULL, 'x' },
-		{ "phase", required_argument, NULL, 'p' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "quant", required_argument, NULL, 'q' },
+		ANALYZE_LONGOPT_PHASE,
+		ANALYZE_LONGOPT_MODEL,
+		ANALYZE_LONGOPT_QUANT,
 		{ "link", required_argument, NULL, 'l' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
-		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
-		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
+		ANALYZE_LONGOPT_BANDWIDTH,
+		ANALYZE_LONGOPT_LINK_INTRA,
+		ANALYZE_LONGOPT_LINK_INTER,
+		ANALYZE_LONGOPT_RANKS_PER_NODE,
 		{ "hardware", required_argument, NULL, OPT_HARDWARE },
 		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
 		{ "tflops", required_argument, NULL, 't' },
@@ -795,181 +890,178 @@ int cmd_replay(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1, .episodes = -1,
-			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
 	struct util_err err = UTIL_ERR_INIT;
-	struct setup su = { 0 };
-	int c, rc, status = 1, grid = 0;
-	int32_t *start = NULL;
-	struct analyze_replay_out out = { 0 };
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "r:a:R:S:N:n:g:K:W:D:T:e:M:s:x:p:m:q:l:b:t:u:j:ZJGf:E:h",
 				lopts, NULL)) != -1) {
 		rc = 0;
 		switch (c) {
-		case 'r': o.runname = optarg; break;
-		case 'a': o.algo = optarg; break;
-		case 'R': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.ranks, "--ranks", &err); break;
-		case 'S': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.slots, "--slots", &err); break;
-		case 'N': rc = util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o.redundant, "--redundant", &err); break;
-		case 'n': rc = util_parse_int(optarg, 1, 4096, &o.nodes, "--nodes", &err); break;
-		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o.groups, "--groups", &err); break;
+		case 'r': o->runname = optarg; break;
+		case 'a': o->algo = optarg; break;
+		case 'R': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", &err); break;
+		case 'S': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", &err); break;
+		case 'N': rc = util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant", &err); break;
+		case 'n': rc = util_parse_int(optarg, 1, 4096, &o->nodes, "--nodes", &err); break;
+		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", &err); break;
 		case 'K':
-			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.interval, "--interval", &err);
-			if (!rc && o.interval == 0)
+			rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o->interval, "--interval", &err);
+			if (!rc && o->interval == 0)
 				rc = util_err_set(&err, UTIL_EUSAGE, "--interval: must be at least 1 step");
 			break;
-		case 'W': rc = util_parse_i64(optarg, 1, STORE_STEP_MAX, &o.window, "--window", &err); break;
-		case 'D': rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o.delay, "--delay", &err); break;
+		case 'W': rc = util_parse_i64(optarg, 1, STORE_STEP_MAX, &o->window, "--window", &err); break;
+		case 'D': rc = util_parse_i64(optarg, 0, STORE_STEP_MAX, &o->delay, "--delay", &err); break;
 		case 'T':
-			rc = util_parse_double(optarg, 0, 1e9, &o.threshold, "--threshold", &err);
-			if (!rc && o.threshold < 1)
+			rc = util_parse_double(optarg, 0, 1e9, &o->threshold, "--threshold", &err);
+			if (!rc && o->threshold < 1)
 				rc = util_err_set(&err, UTIL_EUSAGE,
 						  "--threshold: %s is below 1 (imbalance is max / mean >= 1)",
 						  optarg);
 			break;
-		case 'e': rc = util_parse_int(optarg, 0, ANALYZE_MAX_EPISODES, &o.episodes, "--episodes", &err); break;
-		case 'M': rc = util_parse_int(optarg, -1, STORE_MAX_SLOTS, &o.max_moves, "--max-moves", &err); break;
-		case 's': o.start = optarg; break;
-		case 'x': rc = util_parse_range(optarg, &o.from, &o.to, "--steps", &err); break;
-		case 'p': rc = analyze_opt_phase(optarg, &o.phase_mask, &err); break;
-		case 'm': rc = analyze_opt_model(optarg, &o.model, &err); break;
-		case 'q': rc = analyze_opt_quant(optarg, &o.dep.quant, &err); break;
-		case 'l': rc = analyze_opt_link(optarg, "--link", &o.dep.link, &err); break;
-		case OPT_LINK_INTRA: rc = analyze_opt_link(optarg, "--link-intra", &o.dep.link_intra, &err); break;
-		case OPT_LINK_INTER: rc = analyze_opt_link(optarg, "--link-inter", &o.dep.link_inter, &err); break;
-		case OPT_RPN: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o.dep.ranks_per_node, "--ranks-per-node", &err); break;
-		case OPT_HARDWARE: rc = analyze_opt_hardware(optarg, &o.dep.hardware, &err); break;
-		case OPT_STEP_MS: rc = analyze_opt_step_ms(optarg, &o.dep.step_ms, &err); break;
-		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o.dep.bandwidth, "--bandwidth", &err); break;
-		case 't': rc = util_parse_double(optarg, 1e-3, 1e6, &o.dep.tflops, "--tflops", &err); break;
-		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o.dep.us_per_token, "--us-per-token", &err); break;
-		case 'j': rc = util_parse_int(optarg, 1, 2, &o.threads, "--threads", &err); break;
-		case 'Z': o.no_store = 1; break;
-		case 'Y': o.pay = 1; break;
-		case 'J': o.json = 1; break;
-		case 'G': grid = 1; break;
-		case 'f': o.format = optarg; break;
+		case 'e': rc = util_parse_int(optarg, 0, ANALYZE_MAX_EPISODES, &o->episodes, "--episodes", &err); break;
+		case 'M': rc = util_parse_int(optarg, -1, STORE_MAX_SLOTS, &o->max_moves, "--max-moves", &err); break;
+		case 's': o->start = optarg; break;
+		case 'x': rc = util_parse_range(optarg, &o->from, &o->to, "--steps", &err); break;
+		case 'p': rc = analyze_opt_phase(optarg, &o->phase_mask, &err); break;
+		case 'm': rc = analyze_opt_model(optarg, &o->model, &err); break;
+		case 'q': rc = analyze_opt_quant(optarg, &o->dep.quant, &err); break;
+		case 'l': rc = analyze_opt_link(optarg, "--link", &o->dep.link, &err); break;
+		case ANALYZE_OPT_LINK_INTRA: rc = analyze_opt_link(optarg, "--link-intra", &o->dep.link_intra, &err); break;
+		case ANALYZE_OPT_LINK_INTER: rc = analyze_opt_link(optarg, "--link-inter", &o->dep.link_inter, &err); break;
+		case ANALYZE_OPT_RANKS_PER_NODE: rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->dep.ranks_per_node, "--ranks-per-node", &err); break;
+		case OPT_HARDWARE: rc = analyze_opt_hardware(optarg, &o->dep.hardware, &err); break;
+		case OPT_STEP_MS: rc = analyze_opt_step_ms(optarg, &o->dep.step_ms, &err); break;
+		case 'b': rc = util_parse_double(optarg, 1e-6, 1e6, &o->dep.bandwidth, "--bandwidth", &err); break;
+		case 't': rc = util_parse_double(optarg, 1e-3, 1e6, &o->dep.tflops, "--tflops", &err); break;
+		case 'u': rc = util_parse_double(optarg, 0, 1e9, &o->dep.us_per_token, "--us-per-token", &err); break;
+		case 'j': rc = util_parse_int(optarg, 1, 2, &o->threads, "--threads", &err); break;
+		case 'Z': o->no_store = 1; break;
+		case 'Y': o->pay = 1; break;
+		case 'J': o->json = 1; break;
+		case 'G': *grid = 1; break;
+		case 'f': o->format = optarg; break;
 		case 'E':
-			if (!(o.engine = analyze_engine_find(optarg)))
+			if (!(o->engine = analyze_engine_find(optarg)))
 				rc = util_err_set(&err, UTIL_EUSAGE, "--engine: unknown engine '%s' (%s)",
 						  optarg, analyze_engine_choices());
 			break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: return util_opt_unknown(argv, lopts);
+		case 'h': fputs(usage, stdout); *status = 0; return 1;
+		default: *status = util_opt_unknown(argv, lopts); return 1;
 		}
-		if (rc)
-			return util_cli_fail("replay", &err);
-	}
-	/* positional: DB (a URL holds '=' too), then (with --grid) KEY=LIST terms */
-	for (int i = optind; i < argc; i++) {
-		if (grid && strchr(argv[i], '=') && !strstr(argv[i], "://")) {
-			if (o.ngrid < 8)
-				o.grid[o.ngrid++] = argv[i];
-		} else if (!o.db) {
-			o.db = argv[i];
-		} else {
-			fputs(usage, stderr);
-			return 2;
+		if (rc) {
+			*status = util_cli_fail("replay", &err);
+			return 1;
 		}
 	}
-	if (!o.db) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (o.engine && grid) {
-		util_cli_error("replay", "--engine replays one engine: compare them with --grid "
-			       "engine=%s,...", o.engine->name);
-		return 2;
-	}
-	if (!o.algo && o.engine)
-		o.algo = o.engine->algo;
-	if (!o.algo)
-		o.algo = analyze_algo_find(ANALYZE_FLAGSHIP) ? ANALYZE_FLAGSHIP : "eplb";
-	const struct analyze_algo *algo = analyze_algo_find(o.algo);
-	if (!algo) {
-		char hint[96];
-		util_cli_error("replay", "--algo: unknown algorithm '%s'%s (moetrace place --list)",
-			       o.algo, util_did_you_mean(analyze_algo_suggest(o.algo), hint, sizeof(hint)));
-		return 2;
-	}
-	if (store_open_run(o.db, o.runname, (o.no_store || grid) ? STORE_READONLY : 0, &su.s,
-			   &su.run, &err))
+	return parse_replay_operands(argc, argv, o, *grid, status);
+}
+
+/* The run, its model, layout and deployment, and the selected steps: 0,
+ * else the exit status. */
+static int replay_setup(const struct opts *o, int grid, const struct analyze_algo *algo,
+			struct setup *su, int *ranks, int *slots, int64_t *nsel)
+{
+	struct util_err err = UTIL_ERR_INIT;
+
+	if (store_open_run(o->db, o->runname, (o->no_store || grid) ? STORE_READONLY : 0, &su->s,
+			   &su->run, &err))
 		return util_cli_fail("replay", &err);
-	analyze_warn_missing_counts("replay", su.s, &su.run);
-	su.model = store_model_find(o.model ? o.model : su.run.model);
-	if (su.model && (su.model->experts != su.run.experts)) {
-		util_cli_error("replay", "--model %s has %d experts, the run %d", su.model->name,
-			       su.model->experts, su.run.experts);
-		status = 2;
-		goto out;
+	analyze_warn_missing_counts("replay", su->s, &su->run);
+	su->model = store_model_find(o->model ? o->model : su->run.model);
+	if (su->model && (su->model->experts != su->run.experts)) {
+		util_cli_error("replay", "--model %s has %d experts, the run %d", su->model->name,
+			       su->model->experts, su->run.experts);
+		return 2;
 	}
-	int ranks, slots;
-	if (analyze_layout_resolve(&su.run, o.ranks, o.slots, o.redundant, &ranks, &slots, &err) ||
-	    analyze_deploy_resolve(&su.run, su.model, ranks, &o.dep, &su.dep, &err)) {
-		status = util_cli_fail("replay", &err);
-		goto out;
-	}
-	int64_t nsel;
-	if (analyze_step_count(su.s, &su.run, o.from, o.to, o.phase_mask, &nsel, &err)) {
-		status = util_cli_fail("replay", &err);
-		goto out;
-	}
+	if (analyze_layout_resolve(&su->run, o->ranks, o->slots, o->redundant, ranks, slots,
+				   &err) ||
+	    analyze_deploy_resolve(&su->run, su->model, *ranks, &o->dep, &su->dep, &err))
+		return util_cli_fail("replay", &err);
+	if (analyze_step_count(su->s, &su->run, o->from, o->to, o->phase_mask, nsel, &err))
+		return util_cli_fail("replay", &err);
 	/* a layout the algorithm cannot fill fails here, not at its first
 	 * decision after the baseline of the whole window is scored */
-	if (!grid && analyze_algo_layout_check(algo, su.run.experts, slots, &err)) {
-		status = util_cli_fail("replay", &err);
-		goto out;
-	}
-	if (grid) {
-		status = run_grid(&o, &su, ranks, slots, nsel);
-		goto out;
-	}
-	if (o.engine) {
-		/* the engine's settings, where no option overrides them */
-		if (!o.interval)
-			o.interval = o.engine->interval ? o.engine->interval : su.run.layers;
-		if (!o.window)
-			o.window = o.engine->window;
-		if (o.delay < 0)
-			o.delay = o.engine->delay;
-		engine_layout(&o, &su, ranks, &o.nodes, &o.groups);
-	}
-	analyze_replay_cadence(nsel, &o.interval, &o.window, &o.delay);
-	start = xmallocarray((size_t)su.run.layers * (size_t)ranks * (size_t)slots, sizeof(int32_t));
+	if (!grid && analyze_algo_layout_check(algo, su->run.experts, *slots, &err))
+		return util_cli_fail("replay", &err);
+	return 0;
+}
+
+/* One replay: the engine's settings and the cadence, the start placement,
+ * the replay itself, and its report. */
+static int replay_one(struct opts *o, struct setup *su, const struct analyze_algo *algo,
+		      int ranks, int slots, int64_t nsel)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct analyze_replay_out out = { 0 };
 	char start_desc[256], pj[1024];
-	if ((rc = resolve_start(&su, &o, ranks, slots, start, start_desc, sizeof(start_desc), &err))) {
+	int32_t *start;
+	int rc, status = 1;
+
+	if (o->engine) {
+		/* the engine's settings, where no option overrides them */
+		if (!o->interval)
+			o->interval = o->engine->interval ? o->engine->interval : su->run.layers;
+		if (!o->window)
+			o->window = o->engine->window;
+		if (o->delay < 0)
+			o->delay = o->engine->delay;
+		engine_layout(o, su, ranks, &o->nodes, &o->groups);
+	}
+	analyze_replay_cadence(nsel, &o->interval, &o->window, &o->delay);
+	start = xmallocarray((size_t)su->run.layers * (size_t)ranks * (size_t)slots,
+			     sizeof(int32_t));
+	if ((rc = resolve_start(su, o, ranks, slots, start, start_desc, sizeof(start_desc),
+				&err))) {
 		util_err_prefix(&err, "--start: ");
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
-	params_json(pj, sizeof(pj), &o, &su, algo->name, ranks, slots, o.interval, o.window,
-		    o.delay, start_desc);
+	params_json(pj, sizeof(pj), o, su, algo->name, ranks, slots, o->interval, o->window,
+		    o->delay, start_desc);
 	struct analyze_replay_cfg cfg = {
-		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o.nodes, .groups = o.groups,
-		.interval = o.interval, .window = o.window, .delay = o.delay,
-		.threshold = o.threshold, .pay = o.pay,
-		.episodes = analyze_replay_episodes(o.episodes, o.window),
-		.max_moves = o.max_moves,
+		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o->nodes, .groups = o->groups,
+		.interval = o->interval, .window = o->window, .delay = o->delay,
+		.threshold = o->threshold, .pay = o->pay,
+		.episodes = analyze_replay_episodes(o->episodes, o->window),
+		.max_moves = o->max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
-		.seed = 1, .from = o.from, .to = o.to, .phase_mask = o.phase_mask, .start = start,
-		.deploy = &su.dep, .engine = o.engine ? o.engine->name : NULL,
-		.threads = o.threads, .store = !o.no_store, .params_json = pj,
+		.seed = 1, .from = o->from, .to = o->to, .phase_mask = o->phase_mask, .start = start,
+		.deploy = &su->dep, .engine = o->engine ? o->engine->name : NULL,
+		.threads = o->threads, .store = !o->no_store, .params_json = pj,
 	};
-	if ((rc = analyze_replay_run(su.s, &su.run, &cfg, &out, &err))) {
-		if (o.engine && rc == UTIL_EUSAGE)
-			util_err_prefix(&err, "--engine %s: ", o.engine->name);
+	if ((rc = analyze_replay_run(su->s, &su->run, &cfg, &out, &err))) {
+		if (o->engine && rc == UTIL_EUSAGE)
+			util_err_prefix(&err, "--engine %s: ", o->engine->name);
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
-	if (o.json)
-		print_json(&su, &out);
+	if (o->json)
+		print_json(su, &out);
 	else
-		print_text(&su, &out, start_desc, o.pay, o.engine);
+		print_text(su, &out, start_desc, o->pay, o->engine);
 	status = 0;
 out:
 	analyze_replay_release(&out);
 	free(start);
+	return status;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	struct opts o = { .max_moves = -1, .threads = 2, .delay = -1, .episodes = -1,
+			  .from = INT64_MIN, .to = INT64_MAX, .dep = ANALYZE_DEPLOY_OPTS_INIT };
+	struct setup su = { 0 };
+	const struct analyze_algo *algo;
+	int status, grid = 0, ranks, slots;
+	int64_t nsel;
+
+	if (parse_replay_args(argc, argv, &o, &grid, &status))
+		return status;
+	algo = analyze_algo_find(o.algo);
+	status = replay_setup(&o, grid, algo, &su, &ranks, &slots, &nsel);
+	if (!status)
+		status = grid ? run_grid(&o, &su, ranks, slots, nsel)
+			      : replay_one(&o, &su, algo, ranks, slots, nsel);
 	store_free(su.s);
 	return status;
 }

@@ -35,6 +35,12 @@ struct flash {
 	int *fill, *order, *ordtmp;
 	unsigned char *has;
 	double *keys;
+	/* the tree search */
+	int gs;                 /* experts per group */
+	int *cnt, *trial;       /* [E] replica counts fixed so far, of a trial */
+	int *hc, *hr, *hall;    /* replica counts by extra replicas (flash_mmr) */
+	int *byrisk;            /* [E] experts by risk, descending */
+	int32_t *p;             /* [P] a trial's placement */
 };
 
 /* Stable order of idx[0..n) by key descending. */
@@ -191,176 +197,201 @@ static double flash_score(struct flash *f, const int *cnt, const int32_t *p)
 	return s / f->T;
 }
 
-int analyze_place_flashlb(const struct analyze_place_in *in, int32_t *phy2log,
-			  struct util_err *err)
+static void flash_release(struct flash *f)
 {
-	struct flash f;
-	int E = in->experts, R = in->ranks, S = in->slots, P = R * S, rc = 0;
-	int gs = (E + FLASH_GROUPS - 1) / FLASH_GROUPS, avail = P - E;
-	int *cnt = NULL, *trial = NULL, *hc = NULL, *hr = NULL, *hall = NULL, *byrisk = NULL;
-	int32_t *p = NULL;
+	free(f->x);
+	free(f->mu);
+	free(f->var);
+	free(f->cov);
+	free(f->risk);
+	free(f->dmean);
+	free(f->dvar);
+	free(f->fill);
+	free(f->order);
+	free(f->ordtmp);
+	free(f->has);
+	free(f->keys);
+	free(f->cnt);
+	free(f->trial);
+	free(f->hc);
+	free(f->hr);
+	free(f->hall);
+	free(f->byrisk);
+	free(f->p);
+}
 
-	memset(&f, 0, sizeof(f));
-	f.E = E;
-	f.R = R;
-	f.S = S;
-	f.P = P;
-	f.T = in->episodes && in->n_episodes > 0 ? in->n_episodes : 1;
-	f.x = malloc((size_t)f.T * E * sizeof(double));
-	f.mu = calloc((size_t)E, sizeof(double));
-	f.var = calloc((size_t)E, sizeof(double));
-	f.risk = calloc((size_t)E, sizeof(double));
-	f.dmean = calloc((size_t)R, sizeof(double));
-	f.dvar = calloc((size_t)R, sizeof(double));
-	f.fill = calloc((size_t)(R > E ? R : E), sizeof(int));
-	f.order = calloc((size_t)P, sizeof(int));
-	f.ordtmp = calloc((size_t)E, sizeof(int));
-	f.has = calloc((size_t)R * E, 1);
-	f.keys = calloc((size_t)E, sizeof(double));
-	cnt = calloc((size_t)E, sizeof(int));
-	trial = calloc((size_t)E, sizeof(int));
-	hc = calloc((size_t)(avail + 1) * gs, sizeof(int));
-	hr = calloc((size_t)(avail + 1) * E, sizeof(int));
-	hall = calloc((size_t)(avail + 1) * E, sizeof(int));
-	byrisk = calloc((size_t)E, sizeof(int));
-	p = calloc((size_t)P, sizeof(int32_t));
-	if (f.T > 1)
-		f.cov = calloc((size_t)E * E, sizeof(double));
-	if (!f.x || !f.mu || !f.var || !f.risk || !f.dmean || !f.dvar || !f.fill || !f.order ||
-	    !f.ordtmp || !f.has || !f.keys || !cnt || !trial || !hc || !hr || !hall || !byrisk ||
-	    !p || (f.T > 1 && !f.cov)) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	/* shot statistics */
-	for (int t = 0; t < f.T; t++)
+static int flash_init(struct flash *f, const struct analyze_place_in *in)
+{
+	int E = in->experts, R = in->ranks, S = in->slots, P = R * S;
+
+	memset(f, 0, sizeof(*f));
+	f->E = E;
+	f->R = R;
+	f->S = S;
+	f->P = P;
+	f->gs = (E + FLASH_GROUPS - 1) / FLASH_GROUPS;
+	f->T = in->episodes && in->n_episodes > 0 ? in->n_episodes : 1;
+	f->x = malloc((size_t)f->T * E * sizeof(double));
+	f->mu = calloc((size_t)E, sizeof(double));
+	f->var = calloc((size_t)E, sizeof(double));
+	f->risk = calloc((size_t)E, sizeof(double));
+	f->dmean = calloc((size_t)R, sizeof(double));
+	f->dvar = calloc((size_t)R, sizeof(double));
+	f->fill = calloc((size_t)(R > E ? R : E), sizeof(int));
+	f->order = calloc((size_t)P, sizeof(int));
+	f->ordtmp = calloc((size_t)E, sizeof(int));
+	f->has = calloc((size_t)R * E, 1);
+	f->keys = calloc((size_t)E, sizeof(double));
+	f->cnt = calloc((size_t)E, sizeof(int));
+	f->trial = calloc((size_t)E, sizeof(int));
+	f->hc = calloc((size_t)(P - E + 1) * f->gs, sizeof(int));
+	f->hr = calloc((size_t)(P - E + 1) * E, sizeof(int));
+	f->hall = calloc((size_t)(P - E + 1) * E, sizeof(int));
+	f->byrisk = calloc((size_t)E, sizeof(int));
+	f->p = calloc((size_t)P, sizeof(int32_t));
+	if (f->T > 1)
+		f->cov = calloc((size_t)E * E, sizeof(double));
+	if (!f->x || !f->mu || !f->var || !f->risk || !f->dmean || !f->dvar || !f->fill ||
+	    !f->order || !f->ordtmp || !f->has || !f->keys || !f->cnt || !f->trial || !f->hc ||
+	    !f->hr || !f->hall || !f->byrisk || !f->p || (f->T > 1 && !f->cov))
+		return UTIL_ENOMEM;
+	return 0;
+}
+
+/* Shot statistics (mean, covariance, risk) and the experts by risk. */
+static void flash_stats(struct flash *f, const struct analyze_place_in *in)
+{
+	int E = f->E, T = f->T;
+
+	for (int t = 0; t < T; t++)
 		for (int e = 0; e < E; e++)
-			f.x[(size_t)t * E + e] =
+			f->x[(size_t)t * E + e] =
 				(in->episodes && in->n_episodes > 0 ? in->episodes[(size_t)t * E + e]
 								    : in->heat[e]) +
 				1;
 	for (int e = 0; e < E; e++) {
 		double s = 0;
-		for (int t = 0; t < f.T; t++)
-			s += f.x[(size_t)t * E + e];
-		f.mu[e] = s / f.T;
+		for (int t = 0; t < T; t++)
+			s += f->x[(size_t)t * E + e];
+		f->mu[e] = s / T;
 	}
-	if (f.T > 1) {
+	if (T > 1) {
 		for (int a = 0; a < E; a++)
 			for (int b = a; b < E; b++) {
 				double s = 0;
-				for (int t = 0; t < f.T; t++)
-					s += (f.x[(size_t)t * E + a] - f.mu[a]) *
-					     (f.x[(size_t)t * E + b] - f.mu[b]);
-				s /= f.T - 1;
-				f.cov[(size_t)a * E + b] = f.cov[(size_t)b * E + a] = s;
+				for (int t = 0; t < T; t++)
+					s += (f->x[(size_t)t * E + a] - f->mu[a]) *
+					     (f->x[(size_t)t * E + b] - f->mu[b]);
+				s /= T - 1;
+				f->cov[(size_t)a * E + b] = f->cov[(size_t)b * E + a] = s;
 			}
 		for (int e = 0; e < E; e++)
-			f.var[e] = f.cov[(size_t)e * E + e];
+			f->var[e] = f->cov[(size_t)e * E + e];
 	}
 	for (int e = 0; e < E; e++) {
-		f.risk[e] = f.mu[e] + FLASH_Z * sqrt(f.var[e]);
-		byrisk[e] = e;
+		f->risk[e] = f->mu[e] + FLASH_Z * sqrt(f->var[e]);
+		f->byrisk[e] = e;
 	}
-	sort_desc(byrisk, E, f.risk, f.fill);
+	sort_desc(f->byrisk, E, f->risk, f->fill);
+}
+
+/* Group g of the tree (experts byrisk[lo, lo+n), with nrest after them):
+ * the extra replicas k it takes of the *avail left, searched around its
+ * share of a joint allotment, each trial placed and scored. */
+static void flash_group(struct flash *f, int lo, int n, int nrest, int *avail)
+{
+	int E = f->E, P = f->P, A = *avail;
+	const int *cur = f->byrisk + lo, *rest = f->byrisk + lo + n;
+
+	flash_mmr(f, cur, n, A, f->hc);
+	flash_mmr(f, rest, nrest, A, f->hr);
+	flash_mmr(f, cur, n + nrest, A, f->hall); /* cur and rest are contiguous */
+	int k0 = 0;
+	for (int i = 0; i < n; i++)
+		k0 += f->hall[(size_t)A * (n + nrest) + i] - 1;
+	int bestk = -1;
+	double bests = 0;
+	for (int dist = 0; dist <= FLASH_WIDTH; dist++) {
+		for (int side = 0; side < (dist ? 2 : 1); side++) {
+			int k = side ? k0 + dist : k0 - dist;
+			if (k < 0 || k > A)
+				continue;
+			memcpy(f->trial, f->cnt, (size_t)E * sizeof(int));
+			for (int i = 0; i < n; i++)
+				f->trial[cur[i]] = f->hc[(size_t)k * n + i];
+			for (int i = 0; i < nrest; i++)
+				f->trial[rest[i]] = f->hr[(size_t)(A - k) * nrest + i];
+			int sum = 0;
+			for (int e = 0; e < E; e++)
+				sum += f->trial[e];
+			if (sum != P) /* the caps left slots over */
+				continue;
+			flash_lpt(f, f->trial, f->p);
+			double sc = flash_score(f, f->trial, f->p);
+			if (bestk < 0 || sc < bests) {
+				bests = sc;
+				bestk = k;
+			}
+		}
+	}
+	if (bestk < 0)
+		bestk = k0;
+	for (int i = 0; i < n; i++)
+		f->cnt[cur[i]] = f->hc[(size_t)bestk * n + i];
+	*avail = A - bestk;
+}
+
+/* Replica counts (f->cnt): the tree fixes each group's in turn, the last
+ * group takes what is left, and slots the caps could not fill go to the
+ * heaviest experts below the cap. */
+static void flash_allot(struct flash *f)
+{
+	int E = f->E, R = f->R, P = f->P, gs = f->gs, avail = P - E, fixed = 0;
+
 	for (int e = 0; e < E; e++)
-		cnt[e] = 1;
-	/* tree over the groups: fix each group's extra replicas in turn */
+		f->cnt[e] = 1;
 	for (int g = 0; g < FLASH_GROUPS - 1; g++) {
 		int lo = g * gs, n = lo + gs <= E ? gs : E - lo, nrest = E - lo - n;
 		if (n <= 0 || nrest <= 0)
 			break;
-		const int *cur = byrisk + lo, *rest = byrisk + lo + n;
-		flash_mmr(&f, cur, n, avail, hc);
-		flash_mmr(&f, rest, nrest, avail, hr);
-		flash_mmr(&f, cur, n + nrest, avail, hall); /* cur and rest are contiguous */
-		int k0 = 0;
-		for (int i = 0; i < n; i++)
-			k0 += hall[(size_t)avail * (n + nrest) + i] - 1;
-		int bestk = -1;
-		double bests = 0;
-		for (int dist = 0; dist <= FLASH_WIDTH; dist++) {
-			for (int side = 0; side < (dist ? 2 : 1); side++) {
-				int k = side ? k0 + dist : k0 - dist;
-				if (k < 0 || k > avail)
-					continue;
-				memcpy(trial, cnt, (size_t)E * sizeof(int));
-				for (int i = 0; i < n; i++)
-					trial[cur[i]] = hc[(size_t)k * n + i];
-				for (int i = 0; i < nrest; i++)
-					trial[rest[i]] = hr[(size_t)(avail - k) * nrest + i];
-				int sum = 0;
-				for (int e = 0; e < E; e++)
-					sum += trial[e];
-				if (sum != P) /* the caps left slots over */
-					continue;
-				flash_lpt(&f, trial, p);
-				double sc = flash_score(&f, trial, p);
-				if (bestk < 0 || sc < bests) {
-					bests = sc;
-					bestk = k;
-				}
-			}
-		}
-		if (bestk < 0)
-			bestk = k0;
-		for (int i = 0; i < n; i++)
-			cnt[cur[i]] = hc[(size_t)bestk * n + i];
-		avail -= bestk;
+		flash_group(f, lo, n, nrest, &avail);
+		fixed = lo + n;
 	}
-	/* the last group takes what is left */
-	{
-		/* experts not fixed yet: those after the fixed groups */
-		int fixed = 0;
-		for (int g = 0; g < FLASH_GROUPS - 1; g++) {
-			int glo = g * gs, n = glo + gs <= E ? gs : E - glo;
-			if (n <= 0 || E - glo - n <= 0)
-				break;
-			fixed = glo + n;
-		}
-		int nrest = E - fixed;
-		if (nrest > 0) {
-			flash_mmr(&f, byrisk + fixed, nrest, avail, hr);
-			for (int i = 0; i < nrest; i++)
-				cnt[byrisk[fixed + i]] = hr[(size_t)avail * nrest + i];
-		}
+	/* experts not fixed yet: those after the fixed groups */
+	int nrest = E - fixed;
+	if (nrest > 0) {
+		flash_mmr(f, f->byrisk + fixed, nrest, avail, f->hr);
+		for (int i = 0; i < nrest; i++)
+			f->cnt[f->byrisk[fixed + i]] = f->hr[(size_t)avail * nrest + i];
 	}
-	/* slots the caps could not fill go to the heaviest experts below the cap */
-	{
-		int sum = 0;
+	int sum = 0;
+	for (int e = 0; e < E; e++)
+		sum += f->cnt[e];
+	for (; sum < P; sum++) {
+		int best = -1;
 		for (int e = 0; e < E; e++)
-			sum += cnt[e];
-		for (; sum < P; sum++) {
-			int best = -1;
-			for (int e = 0; e < E; e++)
-				if (cnt[e] < R && (best < 0 || f.risk[e] / cnt[e] >
-								     f.risk[best] / cnt[best]))
-					best = e;
-			if (best < 0)
-				best = sum % E;
-			cnt[best]++;
-		}
+			if (f->cnt[e] < R && (best < 0 || f->risk[e] / f->cnt[e] >
+							      f->risk[best] / f->cnt[best]))
+				best = e;
+		if (best < 0)
+			best = sum % E;
+		f->cnt[best]++;
 	}
-	flash_lpt(&f, cnt, phy2log);
-out:
-	free(f.x);
-	free(f.mu);
-	free(f.var);
-	free(f.cov);
-	free(f.risk);
-	free(f.dmean);
-	free(f.dvar);
-	free(f.fill);
-	free(f.order);
-	free(f.ordtmp);
-	free(f.has);
-	free(f.keys);
-	free(cnt);
-	free(trial);
-	free(hc);
-	free(hr);
-	free(hall);
-	free(byrisk);
-	free(p);
+}
+
+int analyze_place_flashlb(const struct analyze_place_in *in, int32_t *phy2log,
+			  struct util_err *err)
+{
+	struct flash f;
+	int rc = 0;
+
+	if (flash_init(&f, in)) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+	} else {
+		flash_stats(&f, in);
+		flash_allot(&f);
+		flash_lpt(&f, f.cnt, phy2log);
+	}
+	flash_release(&f);
 	return rc;
 }

@@ -1,7 +1,10 @@
 /*
  * replay.c: what dynamic load balancing would have done on a recorded
- * trace.  Start at analyze_replay_run(): it validates the configuration,
- * counts the selected steps, then walks them once.  Window heat comes from
+ * trace.  Start at analyze_replay_run(): its state is one struct replay,
+ * filled by one function per phase (check the configuration and count the
+ * selected steps, plan the checkpoints, walk the steps once scoring each
+ * and deciding every interval, finish the summary) and freed by one,
+ * replay_release().  Window heat comes from
  * prefix sums checkpointed at the few step ordinals a decision needs
  * (window start, episode boundaries, decision point), so memory does not
  * grow with the window.  Per-step imbalance percentiles come from
@@ -445,50 +448,95 @@ static int pay_filter(const struct analyze_deploy *dp, int L, int E, int R, int 
 	return 0;
 }
 
-int analyze_replay_run(struct store *s, const struct store_run *run,
-		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
-		       struct util_err *err)
-{
-	const int L = run->layers, E = run->experts, R = cfg->ranks, S = cfg->slots, P = R * S;
-	const int Ne = cfg->episodes;
-	const size_t LE = (size_t)L * (size_t)E, LP = (size_t)L * (size_t)P;
-	int64_t N = 0, K = cfg->interval, W = cfg->window, D = cfg->delay;
-	struct ckpt *ck = NULL;
-	size_t nck = 0;
-	int32_t *cur = NULL, *next = NULL, *pending = NULL;
-	int *cnt = NULL, *base_cnt = NULL;
-	double *w = NULL, *bw = NULL; /* [L*P] slot weights, in force and baseline */
-	uint64_t *prefix = NULL;
-	double *heat = NULL, *episodes = NULL, *ep_buf = NULL, *load = NULL;
-	double *lmax = NULL, *lmean = NULL, *bmax = NULL, *before = NULL, *after = NULL;
-	uint8_t *want = NULL, *pend_layers = NULL;
-	int64_t *ev_moves = NULL, *ev_bytes = NULL, *send = NULL, *recv = NULL;
-	int64_t *psend = NULL, *precv = NULL;
-	struct qhist qh = { 0 }, qb = { 0 }, qo = { 0 }, qob = { 0 };
-	struct store_iter *it = NULL;
-	struct ra ra = { 0 };
-	struct store_step st;
-	int64_t pending_eff = -1, ord = 0;
-	size_t pending_ev = 0;
-	double hidden = 0, t0 = util_now(), dense_s = 0;
-	int rc = 0, in_tx = 0;
+/* ---- the replay's state ---------------------------------------------------
+ * One struct holds everything a replay owns, in the manner of git's
+ * rev_info: replay_init() fills what the configuration gives, each phase
+ * below reads and writes it, and replay_release() frees all of it, whether
+ * the replay completed or stopped half-way. */
+struct replay {
+	struct store *s;
+	const struct store_run *run;
+	const struct analyze_replay_cfg *cfg;
+	struct analyze_replay_out *out;
+	struct util_err *err;
 	struct analyze_deploy dep;
+	int L, E, R, S, P, Ne; /* layers, experts, ranks, slots, R*S, episodes */
+	size_t LE, LP;
+	int64_t N, K, W, D;    /* selected steps, interval, window, delay */
+	int timed, topk;
+	struct ckpt *ck;       /* [nck], by ordinal */
+	size_t nck, ci;        /* ci: next checkpoint to fill */
+	int32_t *cur, *next, *pending;       /* [L*P] in force, decided, taking effect */
+	int *cnt, *base_cnt;                 /* [L*E] replicas, in force and baseline */
+	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
+	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
+	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
+	double *load;                        /* [R] */
+	double *lmax, *lmean, *bmax;         /* [L] of the step being scored */
+	double *before, *after;              /* [L] window imbalance around a decision */
+	uint8_t *want, *pend_layers;         /* [L] to re-place, changed by the pending */
+	int64_t *ev_moves, *ev_bytes;        /* [L] of an event */
+	int64_t *send, *recv, *psend, *precv; /* [2*R] intra | inter per rank */
+	struct qhist qh, qb, qo, qob;        /* per layer and overall, replay and baseline */
+	struct store_iter *it;
+	struct ra ra;
+	int64_t pending_eff, ord;            /* pending takes effect before step ordinal;
+					      * steps seen */
+	size_t pending_ev;
+	double hidden, t0, dense_s;          /* MoE seconds since the pending decision,
+					      * start time, dense seconds */
+	int in_tx;
+};
 
+static void replay_init(struct replay *r, struct store *s, const struct store_run *run,
+			const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
+			struct util_err *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->s = s;
+	r->run = run;
+	r->cfg = cfg;
+	r->out = out;
+	r->err = err;
+	r->L = run->layers;
+	r->E = run->experts;
+	r->R = cfg->ranks;
+	r->S = cfg->slots;
+	r->P = r->R * r->S;
+	r->Ne = cfg->episodes;
+	r->LE = (size_t)r->L * (size_t)r->E;
+	r->LP = (size_t)r->L * (size_t)r->P;
+	r->K = cfg->interval;
+	r->W = cfg->window;
+	r->D = cfg->delay;
+	r->pending_eff = -1;
+	r->t0 = util_now();
 	memset(out, 0, sizeof(*out));
-	out->layers = L;
+	out->layers = r->L;
 	if (cfg->deploy) {
-		dep = *cfg->deploy;
+		r->dep = *cfg->deploy;
 	} else { /* one node at one link, no memory floor: the caller's three figures */
-		memset(&dep, 0, sizeof(dep));
-		dep.ranks = R;
-		dep.ranks_per_node = R;
-		dep.expert_bytes = cfg->expert_bytes;
-		dep.intra_gbps = dep.inter_gbps = cfg->gbytes_per_s;
-		dep.sec_per_token = cfg->sec_per_token;
+		r->dep.ranks = r->R;
+		r->dep.ranks_per_node = r->R;
+		r->dep.expert_bytes = cfg->expert_bytes;
+		r->dep.intra_gbps = r->dep.inter_gbps = cfg->gbytes_per_s;
+		r->dep.sec_per_token = cfg->sec_per_token;
 	}
-	const int timed = dep.sec_per_token > 0 || dep.sec_per_expert > 0;
-	const int topk = run->topk > 0 ? run->topk : dep.topk > 0 ? dep.topk : 1;
-	/* ---- validate ---- */
+	r->timed = r->dep.sec_per_token > 0 || r->dep.sec_per_expert > 0;
+	r->topk = run->topk > 0 ? run->topk : r->dep.topk > 0 ? r->dep.topk : 1;
+}
+
+/* The settings, each with a message naming its option, then the selected
+ * steps (r->N), which the window must fit in. */
+static int replay_check(struct replay *r)
+{
+	const struct analyze_replay_cfg *cfg = r->cfg;
+	const struct analyze_deploy *dep = &r->dep;
+	struct util_err *err = r->err;
+	const int64_t K = r->K, W = r->W, D = r->D;
+	const int E = r->E, R = r->R, S = r->S, P = r->P, Ne = r->Ne;
+	int rc;
+
 	if (!cfg->algo)
 		return util_err_set(err, UTIL_EUSAGE, "no algorithm given");
 	if (K <= 0)
@@ -499,8 +547,8 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--interval, --window and --delay are at most %lld steps",
 				    (long long)STORE_STEP_MAX);
-	if (cfg->pay && !(dep.sec_per_token > 0 && dep.intra_gbps > 0 && dep.inter_gbps > 0 &&
-			  dep.expert_bytes))
+	if (cfg->pay && !(dep->sec_per_token > 0 && dep->intra_gbps > 0 && dep->inter_gbps > 0 &&
+			  dep->expert_bytes))
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--pay needs the cost model: the bytes of an expert and the "
 				    "seconds per token (give --model when the run has none) and a "
@@ -524,450 +572,580 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 	if ((int64_t)P < E)
 		return util_err_set(err, UTIL_EUSAGE, "%d ranks x %d slots cannot hold %d experts",
 				    R, S, E);
-	for (int l = 0; l < L; l++)
+	for (int l = 0; l < r->L; l++)
 		if ((rc = analyze_placement_check(cfg->start + (size_t)l * P, E, R, S, 0, err)))
 			return util_err_prefix(err, "start placement, layer %d: ", l);
-	if ((rc = analyze_step_count(s, run, cfg->from, cfg->to, cfg->phase_mask, &N, err)))
+	if ((rc = analyze_step_count(r->s, r->run, cfg->from, cfg->to, cfg->phase_mask, &r->N,
+				     err)))
 		return rc;
-	if (N == 0)
+	if (r->N == 0)
 		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",
-				    run->name);
-	if (W > N)
+				    r->run->name);
+	if (W > r->N)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--window %lld is longer than the trace (%lld steps selected)",
-				    (long long)W, (long long)N);
+				    (long long)W, (long long)r->N);
+	return 0;
+}
 
-	/* ---- checkpoints: every ordinal a decision reads ---- */
-	{
-		size_t cap = 0;
-		int64_t *ords = NULL;
-		for (int64_t t = K; t + D < N; t += K) {
-			size_t need = (size_t)Ne + 2;
-			if (nck + need > cap) {
-				cap = (nck + need) * 2;
-				int64_t *no = realloc(ords, cap * sizeof(*no));
-				if (!no) {
-					free(ords);
-					return util_err_set(err, UTIL_ENOMEM, "out of memory");
-				}
-				ords = no;
+/* r->ck: every ordinal a decision reads (window start, episode boundaries,
+ * decision point), sorted, once each, none filled yet. */
+static int replay_plan_checkpoints(struct replay *r)
+{
+	const int64_t K = r->K, W = r->W, D = r->D, N = r->N;
+	const int Ne = r->Ne;
+	size_t cap = 0, nck = 0, u = 0;
+	int64_t *ords = NULL;
+
+	for (int64_t t = K; t + D < N; t += K) {
+		size_t need = (size_t)Ne + 2;
+		if (nck + need > cap) {
+			cap = (nck + need) * 2;
+			int64_t *no = realloc(ords, cap * sizeof(*no));
+			if (!no) {
+				free(ords);
+				return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 			}
-			ords[nck++] = t;
-			ords[nck++] = win_start(t, W);
-			for (int k = 1; k < Ne; k++)
-				ords[nck++] = ep_bound(t, W, k, Ne);
+			ords = no;
 		}
-		if (nck)
-			qsort(ords, nck, sizeof(*ords), cmp_i64);
-		size_t u = 0;
-		for (size_t i = 0; i < nck; i++)
-			if (u == 0 || ords[i] != ords[u - 1])
-				ords[u++] = ords[i];
-		nck = u;
-		ck = calloc(nck ? nck : 1, sizeof(*ck));
-		if (!ck) {
-			free(ords);
-			return util_err_set(err, UTIL_ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < nck; i++)
-			ck[i].ord = ords[i];
+		ords[nck++] = t;
+		ords[nck++] = win_start(t, W);
+		for (int k = 1; k < Ne; k++)
+			ords[nck++] = ep_bound(t, W, k, Ne);
+	}
+	if (nck)
+		qsort(ords, nck, sizeof(*ords), cmp_i64);
+	for (size_t i = 0; i < nck; i++)
+		if (u == 0 || ords[i] != ords[u - 1])
+			ords[u++] = ords[i];
+	r->nck = u;
+	r->ck = calloc(u ? u : 1, sizeof(*r->ck));
+	if (!r->ck) {
 		free(ords);
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	}
+	for (size_t i = 0; i < u; i++)
+		r->ck[i].ord = ords[i];
+	free(ords);
+	return 0;
+}
 
-	cur = malloc(LP * sizeof(int32_t));
-	next = malloc(LP * sizeof(int32_t));
-	pending = malloc(LP * sizeof(int32_t));
-	cnt = malloc(LE * sizeof(int));
-	w = malloc(LP * sizeof(double));
-	bw = malloc(LP * sizeof(double));
-	base_cnt = malloc(LE * sizeof(int));
-	prefix = calloc(LE, sizeof(uint64_t));
-	heat = malloc(LE * sizeof(double));
-	episodes = Ne ? malloc((size_t)Ne * LE * sizeof(double)) : NULL;
-	ep_buf = malloc(2 * (size_t)(Ne ? Ne : 1) * (size_t)E * sizeof(double));
-	load = malloc((size_t)R * sizeof(double));
-	lmax = malloc((size_t)L * sizeof(double));
-	lmean = malloc((size_t)L * sizeof(double));
-	bmax = malloc((size_t)L * sizeof(double));
-	before = malloc((size_t)L * sizeof(double));
-	after = malloc((size_t)L * sizeof(double));
-	want = malloc((size_t)L);
-	pend_layers = calloc((size_t)L, 1);
-	ev_moves = malloc((size_t)L * sizeof(int64_t));
-	ev_bytes = malloc((size_t)L * sizeof(int64_t));
-	send = malloc(2 * (size_t)R * sizeof(int64_t)); /* [intra | inter] per rank */
-	recv = malloc(2 * (size_t)R * sizeof(int64_t));
-	psend = malloc(2 * (size_t)R * sizeof(int64_t));
-	precv = malloc(2 * (size_t)R * sizeof(int64_t));
+static int replay_alloc(struct replay *r)
+{
+	const int L = r->L, E = r->E, R = r->R, Ne = r->Ne;
+	const size_t LE = r->LE, LP = r->LP;
+	struct analyze_replay_out *out = r->out;
+
+	r->cur = malloc(LP * sizeof(int32_t));
+	r->next = malloc(LP * sizeof(int32_t));
+	r->pending = malloc(LP * sizeof(int32_t));
+	r->cnt = malloc(LE * sizeof(int));
+	r->w = malloc(LP * sizeof(double));
+	r->bw = malloc(LP * sizeof(double));
+	r->base_cnt = malloc(LE * sizeof(int));
+	r->prefix = calloc(LE, sizeof(uint64_t));
+	r->heat = malloc(LE * sizeof(double));
+	r->episodes = Ne ? malloc((size_t)Ne * LE * sizeof(double)) : NULL;
+	r->ep_buf = malloc(2 * (size_t)(Ne ? Ne : 1) * (size_t)E * sizeof(double));
+	r->load = malloc((size_t)R * sizeof(double));
+	r->lmax = malloc((size_t)L * sizeof(double));
+	r->lmean = malloc((size_t)L * sizeof(double));
+	r->bmax = malloc((size_t)L * sizeof(double));
+	r->before = malloc((size_t)L * sizeof(double));
+	r->after = malloc((size_t)L * sizeof(double));
+	r->want = malloc((size_t)L);
+	r->pend_layers = calloc((size_t)L, 1);
+	r->ev_moves = malloc((size_t)L * sizeof(int64_t));
+	r->ev_bytes = malloc((size_t)L * sizeof(int64_t));
+	r->send = malloc(2 * (size_t)R * sizeof(int64_t));
+	r->recv = malloc(2 * (size_t)R * sizeof(int64_t));
+	r->psend = malloc(2 * (size_t)R * sizeof(int64_t));
+	r->precv = malloc(2 * (size_t)R * sizeof(int64_t));
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
-	if (!cur || !next || !pending || !cnt || !w || !bw || !base_cnt || !prefix || !heat ||
-	    (Ne && !episodes) || !ep_buf || !load || !lmax || !lmean || !bmax || !before ||
-	    !after || !want || !pend_layers || !ev_moves || !ev_bytes || !send || !recv ||
-	    !psend || !precv ||
-	    !out->layer || qh_init(&qh, L) || qh_init(&qb, L) || qh_init(&qo, 1) ||
-	    qh_init(&qob, 1)) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
+	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
+	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
+	    !r->lmax || !r->lmean || !r->bmax || !r->before || !r->after || !r->want ||
+	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
+	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
+	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
+	if (r->cfg->series) {
+		out->series_step = malloc((size_t)r->N * sizeof(int64_t));
+		out->series_imbalance = malloc((size_t)r->N * sizeof(double));
+		out->series_base = malloc((size_t)r->N * sizeof(double));
+		if (!out->series_step || !out->series_imbalance || !out->series_base)
+			return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	}
-	if (cfg->series) {
-		out->series_step = malloc((size_t)N * sizeof(int64_t));
-		out->series_imbalance = malloc((size_t)N * sizeof(double));
-		out->series_base = malloc((size_t)N * sizeof(double));
-		if (!out->series_step || !out->series_imbalance || !out->series_base) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	memcpy(cur, cfg->start, LP * sizeof(int32_t));
-	for (int l = 0; l < L; l++) {
-		analyze_replicas(cur + (size_t)l * P, P, E, cnt + (size_t)l * E);
-		memcpy(base_cnt + (size_t)l * E, cnt + (size_t)l * E, (size_t)E * sizeof(int));
-		slot_weights(cur + (size_t)l * P, P, cnt + (size_t)l * E, w + (size_t)l * P);
-		memcpy(bw + (size_t)l * P, w + (size_t)l * P, (size_t)P * sizeof(double));
-	}
+	return 0;
+}
 
-	/* ---- the replay row, in one transaction with everything else ---- */
-	struct store_replay *sum = &out->sum;
-	sum->run = run->id;
+/* The start placement is in force, and stays the baseline's. */
+static void replay_start(struct replay *r)
+{
+	const int L = r->L, E = r->E, P = r->P;
+
+	memcpy(r->cur, r->cfg->start, r->LP * sizeof(int32_t));
+	for (int l = 0; l < L; l++) {
+		analyze_replicas(r->cur + (size_t)l * P, P, E, r->cnt + (size_t)l * E);
+		memcpy(r->base_cnt + (size_t)l * E, r->cnt + (size_t)l * E,
+		       (size_t)E * sizeof(int));
+		slot_weights(r->cur + (size_t)l * P, P, r->cnt + (size_t)l * E,
+			     r->w + (size_t)l * P);
+		memcpy(r->bw + (size_t)l * P, r->w + (size_t)l * P, (size_t)P * sizeof(double));
+	}
+}
+
+/* The replay row's settings; with cfg->store, the row is added in the
+ * transaction that will hold everything else. */
+static int replay_begin_row(struct replay *r)
+{
+	const struct analyze_replay_cfg *cfg = r->cfg;
+	const struct analyze_deploy *dep = &r->dep;
+	struct store_replay *sum = &r->out->sum;
+
+	sum->run = r->run->id;
 	snprintf(sum->algo, sizeof(sum->algo), "%s", cfg->algo->name);
-	sum->ranks = R;
-	sum->slots = S;
-	sum->interval = K;
-	sum->window = W;
-	sum->delay = D;
+	sum->ranks = r->R;
+	sum->slots = r->S;
+	sum->interval = r->K;
+	sum->window = r->W;
+	sum->delay = r->D;
 	sum->threshold = cfg->threshold;
-	sum->episodes = Ne;
+	sum->episodes = r->Ne;
 	sum->max_moves = cfg->max_moves;
 	sum->pay = cfg->pay;
-	sum->ranks_per_node = dep.ranks_per_node;
+	sum->ranks_per_node = dep->ranks_per_node;
 	snprintf(sum->quant, sizeof(sum->quant), "%s",
-		 dep.expert_bytes ? analyze_quant_name(dep.quant) : "");
+		 dep->expert_bytes ? analyze_quant_name(dep->quant) : "");
 	snprintf(sum->link_intra, sizeof(sum->link_intra), "%s",
-		 dep.link_intra ? dep.link_intra : "");
+		 dep->link_intra ? dep->link_intra : "");
 	snprintf(sum->link_inter, sizeof(sum->link_inter), "%s",
-		 dep.link_inter ? dep.link_inter : "");
-	snprintf(sum->hardware, sizeof(sum->hardware), "%s", dep.hw ? dep.hw->name : "");
+		 dep->link_inter ? dep->link_inter : "");
+	snprintf(sum->hardware, sizeof(sum->hardware), "%s", dep->hw ? dep->hw->name : "");
 	snprintf(sum->engine, sizeof(sum->engine), "%s", cfg->engine ? cfg->engine : "");
-	sum->step_ms = dep.step_seconds * 1e3;
+	sum->step_ms = dep->step_seconds * 1e3;
 	snprintf(sum->params, sizeof(sum->params), "%s", cfg->params_json ? cfg->params_json : "{}");
 	if (cfg->store) {
-		if (store_begin(s) || (in_tx = 1, store_replay_add(s, sum))) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
+		if (store_begin(r->s) || (r->in_tx = 1, store_replay_add(r->s, sum)))
+			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	}
+	return 0;
+}
 
-	if ((rc = store_iter_new(s, run, cfg->from, cfg->to, cfg->phase_mask, &it))) {
-		rc = util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
+/* The step iterator, the checkpoint of ordinal 0, and the read-ahead
+ * thread when nothing is written. */
+static int replay_open(struct replay *r)
+{
+	int rc;
+
+	if ((rc = store_iter_new(r->s, r->run, r->cfg->from, r->cfg->to, r->cfg->phase_mask,
+				 &r->it)))
+		return util_err_set(r->err, rc, "%s", store_errmsg(r->s));
+	if (r->nck && r->ck[0].ord == 0) {
+		r->ck[0].sum = calloc(r->LE, sizeof(uint64_t));
+		if (!r->ck[0].sum)
+			return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
+		r->ci = 1;
 	}
-	size_t ci = 0; /* next checkpoint to fill */
-	if (nck && ck[0].ord == 0) {
-		ck[0].sum = calloc(LE, sizeof(uint64_t));
-		if (!ck[0].sum) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-			goto out;
+	if (!r->cfg->store && r->cfg->threads > 1)
+		ra_start(&r->ra, r->it, r->LE);
+	return 0;
+}
+
+/* The pending placement takes effect before step st runs. */
+static void replay_apply_pending(struct replay *r, const struct store_step *st)
+{
+	const int L = r->L, E = r->E, P = r->P;
+	struct analyze_replay_out *out = r->out;
+
+	for (int l = 0; l < L; l++)
+		if (r->pend_layers[l]) {
+			memcpy(r->cur + (size_t)l * P, r->pending + (size_t)l * P,
+			       (size_t)P * sizeof(int32_t));
+			analyze_replicas(r->cur + (size_t)l * P, P, E, r->cnt + (size_t)l * E);
+			slot_weights(r->cur + (size_t)l * P, P, r->cnt + (size_t)l * E,
+				     r->w + (size_t)l * P);
 		}
-		ci = 1;
+	out->events[r->pending_ev].effective_step = st->step;
+	/* overlapped transfer: hidden behind the delay's MoE time */
+	double tr = out->events[r->pending_ev].transfer_seconds;
+	out->sum.net_overlap_seconds -= tr > r->hidden ? tr - r->hidden : 0;
+	r->pending_eff = -1;
+}
+
+/* Step st under the placement in force and under the baseline: the
+ * histograms, the time and token sums, the series and the stored row; its
+ * heat joins the prefix sums. */
+static int replay_score(struct replay *r, const struct store_step *st)
+{
+	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P;
+	const struct analyze_deploy *dep = &r->dep;
+	const int32_t *start = r->cfg->start;
+	struct analyze_replay_out *out = r->out;
+	struct store_replay *sum = &out->sum;
+	double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
+
+	for (int l = 0; l < L; l++) {
+		const uint32_t *h = st->counts + (size_t)l * E;
+		double tot, btot;
+		if (r->timed) {
+			double t, bt;
+			r->lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R,
+						 S, dep->sec_per_token, dep->sec_per_expert, &tot,
+						 &t);
+			r->bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R,
+						 S, dep->sec_per_token, dep->sec_per_expert, &btot,
+						 &bt);
+			stime += t;
+			sbtime += bt;
+		} else {
+			r->lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R,
+						 S, &tot);
+			r->bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R,
+						 S, &btot);
+		}
+		r->lmean[l] = tot / R;
+		qh_add(&r->qh, l, tot > 0 ? r->lmax[l] / r->lmean[l] : 1.0);
+		qh_add(&r->qb, l, tot > 0 ? r->bmax[l] / r->lmean[l] : 1.0);
+		smax += r->lmax[l];
+		sbase += r->bmax[l];
+		smean += r->lmean[l];
 	}
-	/* read ahead on a second thread when nothing is written */
-	if (!cfg->store && cfg->threads > 1)
-		ra_start(&ra, it, LE);
-	while ((rc = ra.running ? ra_next(&ra, &st) : store_iter_next(it, &st)) == 1) {
-		/* a pending placement takes effect before this step runs */
-		if (pending_eff == ord) {
-			for (int l = 0; l < L; l++)
-				if (pend_layers[l]) {
-					memcpy(cur + (size_t)l * P, pending + (size_t)l * P,
-					       (size_t)P * sizeof(int32_t));
-					analyze_replicas(cur + (size_t)l * P, P, E, cnt + (size_t)l * E);
-					slot_weights(cur + (size_t)l * P, P, cnt + (size_t)l * E,
-						     w + (size_t)l * P);
-				}
-			out->events[pending_ev].effective_step = st.step;
-			/* overlapped transfer: hidden behind the delay's MoE time */
-			double tr = out->events[pending_ev].transfer_seconds;
-			sum->net_overlap_seconds -= tr > hidden ? tr - hidden : 0;
-			pending_eff = -1;
-		}
-		/* score */
-		double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
-		for (int l = 0; l < L; l++) {
-			const uint32_t *h = st.counts + (size_t)l * E;
-			double tot, btot;
-			if (timed) {
-				double t, bt;
-				lmax[l] = layer_max_t(h, cur + (size_t)l * P, w + (size_t)l * P, R, S,
-						      dep.sec_per_token, dep.sec_per_expert, &tot, &t);
-				bmax[l] = layer_max_t(h, cfg->start + (size_t)l * P,
-						      bw + (size_t)l * P, R, S, dep.sec_per_token,
-						      dep.sec_per_expert, &btot, &bt);
-				stime += t;
-				sbtime += bt;
-			} else {
-				lmax[l] = layer_max_w(h, cur + (size_t)l * P, w + (size_t)l * P, R, S,
-						      &tot);
-				bmax[l] = layer_max_w(h, cfg->start + (size_t)l * P,
-						      bw + (size_t)l * P, R, S, &btot);
-			}
-			lmean[l] = tot / R;
-			qh_add(&qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
-			qh_add(&qb, l, tot > 0 ? bmax[l] / lmean[l] : 1.0);
-			smax += lmax[l];
-			sbase += bmax[l];
-			smean += lmean[l];
-		}
+	for (size_t i = 0; i < r->LE; i++)
+		r->prefix[i] += st->counts[i];
+	r->qh.count++;
+	r->qb.count++;
+	qh_add(&r->qo, 0, smean > 0 ? smax / smean : 1.0);
+	qh_add(&r->qob, 0, smean > 0 ? sbase / smean : 1.0);
+	r->qo.count++;
+	r->qob.count++;
+	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
+	double tk = st->tokens > 0 ? (double)st->tokens : smean * R / L / r->topk;
+	sum->tokens += (int64_t)(tk + 0.5);
+	if (r->timed) {
+		sum->saved_seconds += sbtime - stime;
+		sum->moe_seconds += stime;
+		sum->baseline_moe_seconds += sbtime;
+		r->dense_s += analyze_dense_seconds(dep, tk);
+	}
+	if (r->cfg->series) {
+		if (out->n_series == (size_t)r->N)
+			return util_err_set(r->err, UTIL_ESTATE, "replay: more steps than counted");
+		int sl = r->cfg->series_layer;
+		double num = sl >= 0 && sl < L ? r->lmax[sl] : smax;
+		double bnum = sl >= 0 && sl < L ? r->bmax[sl] : sbase;
+		double den = sl >= 0 && sl < L ? r->lmean[sl] : smean;
+		out->series_step[out->n_series] = st->step;
+		out->series_imbalance[out->n_series] = den > 0 ? num / den : 1.0;
+		out->series_base[out->n_series] = den > 0 ? bnum / den : 1.0;
+		out->n_series++;
+	}
+	if (r->pending_eff >= 0)
+		r->hidden += stime;
+	if (r->cfg->store &&
+	    store_replay_step_add(r->s, sum->id, st->step, L, r->lmax, r->lmean, r->bmax))
+		return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
+	return 0;
+}
+
+/* A copy of the prefix sums when r->ord steps seen is a checkpoint. */
+static int replay_checkpoint(struct replay *r)
+{
+	struct ckpt *c = r->ci < r->nck ? &r->ck[r->ci] : NULL;
+
+	if (!c || c->ord != r->ord)
+		return 0;
+	c->sum = malloc(r->LE * sizeof(uint64_t));
+	if (!c->sum)
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
+	memcpy(c->sum, r->prefix, r->LE * sizeof(uint64_t));
+	r->ci++;
+	return 0;
+}
+
+/* The heat of the window [ws, ord) and of its episodes from the
+ * checkpoints, the imbalance of each layer on it under the placement in
+ * force (r->before) and the layers to re-place (r->want). */
+static int replay_window(struct replay *r, int64_t ws)
+{
+	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P, Ne = r->Ne;
+	const size_t LE = r->LE;
+	struct ckpt *a = ckpt_find(r->ck, r->nck, ws), *b = ckpt_find(r->ck, r->nck, r->ord);
+
+	if (!a || !b || !a->sum || !b->sum)
+		return util_err_set(r->err, UTIL_ESTATE, "replay: missing window checkpoint");
+	for (size_t i = 0; i < LE; i++)
+		r->heat[i] = (double)(b->sum[i] - a->sum[i]);
+	for (int k = 0; k < Ne; k++) {
+		struct ckpt *x = ckpt_find(r->ck, r->nck, ep_bound(r->ord, r->W, k, Ne));
+		struct ckpt *y = ckpt_find(r->ck, r->nck, ep_bound(r->ord, r->W, k + 1, Ne));
+		if (!x || !y || !x->sum || !y->sum)
+			return util_err_set(r->err, UTIL_ESTATE,
+					    "replay: missing episode checkpoint");
+		double *dst = r->episodes + (size_t)k * LE;
 		for (size_t i = 0; i < LE; i++)
-			prefix[i] += st.counts[i];
-		qh.count++;
-		qb.count++;
-		qh_add(&qo, 0, smean > 0 ? smax / smean : 1.0);
-		qh_add(&qob, 0, smean > 0 ? sbase / smean : 1.0);
-		qo.count++;
-		qob.count++;
-		{
-			/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
-			double tk = st.tokens > 0 ? (double)st.tokens : smean * R / L / topk;
-			sum->tokens += (int64_t)(tk + 0.5);
-			if (timed) {
-				sum->saved_seconds += sbtime - stime;
-				sum->moe_seconds += stime;
-				sum->baseline_moe_seconds += sbtime;
-				dense_s += analyze_dense_seconds(&dep, tk);
-			}
-		}
-		if (cfg->series) {
-			if (out->n_series == (size_t)N) {
-				rc = util_err_set(err, UTIL_ESTATE, "replay: more steps than counted");
-				goto out;
-			}
-			int sl = cfg->series_layer;
-			double num = sl >= 0 && sl < L ? lmax[sl] : smax;
-			double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
-			double den = sl >= 0 && sl < L ? lmean[sl] : smean;
-			out->series_step[out->n_series] = st.step;
-			out->series_imbalance[out->n_series] = den > 0 ? num / den : 1.0;
-			out->series_base[out->n_series] = den > 0 ? bnum / den : 1.0;
-			out->n_series++;
-		}
-		if (pending_eff >= 0)
-			hidden += stime;
-		if (cfg->store && store_replay_step_add(s, sum->id, st.step, L, lmax, lmean, bmax)) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
-		ord++;
-		/* checkpoint after `ord` steps */
-		if (ci < nck && ck[ci].ord == ord) {
-			ck[ci].sum = malloc(LE * sizeof(uint64_t));
-			if (!ck[ci].sum) {
-				rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-				goto out;
-			}
-			memcpy(ck[ci].sum, prefix, LE * sizeof(uint64_t));
-			ci++;
-		}
-		if (ord % K != 0 || ord + D >= N)
+			dst[i] = (double)(y->sum[i] - x->sum[i]);
+	}
+	for (int l = 0; l < L; l++) {
+		analyze_device_load(r->heat + (size_t)l * E, E, r->cur + (size_t)l * P, R, S,
+				    r->cnt + (size_t)l * E, r->load);
+		r->before[l] = analyze_imbalance(r->load, R);
+		r->want[l] = r->cfg->threshold == 0 || r->before[l] > r->cfg->threshold;
+	}
+	return 0;
+}
+
+/* The moves from r->cur to r->next into ev (and r->ev_moves, r->after,
+ * r->pend_layers, the transfer per rank in r->send / r->recv). */
+static int replay_moves(struct replay *r, struct store_replay_event *ev)
+{
+	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P;
+	const struct analyze_deploy *dep = &r->dep;
+	int64_t inter = 0;
+
+	memset(r->send, 0, 2 * (size_t)R * sizeof(int64_t));
+	memset(r->recv, 0, 2 * (size_t)R * sizeof(int64_t));
+	for (int l = 0; l < L; l++) {
+		const int32_t *o = r->cur + (size_t)l * P, *n = r->next + (size_t)l * P;
+		r->ev_moves[l] = 0;
+		r->pend_layers[l] = memcmp(o, n, (size_t)P * sizeof(int32_t)) != 0;
+		r->after[l] = r->before[l];
+		if (!r->pend_layers[l])
 			continue;
+		int64_t m = analyze_transfer_layer_tiers(o, n, E, R, S, dep->ranks_per_node, NULL,
+							 r->send, r->recv, &inter, r->err);
+		if (m < 0)
+			return (int)m;
+		r->ev_moves[l] = m;
+		analyze_device_load(r->heat + (size_t)l * E, E, n, R, S, NULL, r->load);
+		r->after[l] = analyze_imbalance(r->load, R);
+		ev->layers++;
+		ev->moves += m;
+		r->out->layer[l].moves += m;
+	}
+	for (int l = 0; l < L; l++)
+		r->ev_bytes[l] = r->ev_moves[l] * (int64_t)dep->expert_bytes;
+	ev->bytes = ev->moves * (int64_t)dep->expert_bytes;
+	ev->bytes_inter = inter * (int64_t)dep->expert_bytes;
+	ev->transfer_seconds = analyze_transfer_seconds_tiers(
+		r->send, r->recv, R, dep->expert_bytes, dep->intra_gbps, dep->inter_gbps,
+		&ev->transfer_intra_seconds, &ev->transfer_inter_seconds);
+	return 0;
+}
 
-		/* ---- a decision on the window [ws, ord) ---- */
-		int64_t ws = win_start(ord, W);
-		struct ckpt *a = ckpt_find(ck, nck, ws), *b = ckpt_find(ck, nck, ord);
-		if (!a || !b || !a->sum || !b->sum) {
-			rc = util_err_set(err, UTIL_ESTATE, "replay: missing window checkpoint");
-			goto out;
-		}
-		for (size_t i = 0; i < LE; i++)
-			heat[i] = (double)(b->sum[i] - a->sum[i]);
-		for (int k = 0; k < Ne; k++) {
-			struct ckpt *x = ckpt_find(ck, nck, ep_bound(ord, W, k, Ne));
-			struct ckpt *y = ckpt_find(ck, nck, ep_bound(ord, W, k + 1, Ne));
-			if (!x || !y || !x->sum || !y->sum) {
-				rc = util_err_set(err, UTIL_ESTATE, "replay: missing episode checkpoint");
-				goto out;
-			}
-			double *dst = episodes + (size_t)k * LE;
-			for (size_t i = 0; i < LE; i++)
-				dst[i] = (double)(y->sum[i] - x->sum[i]);
-		}
-		for (int l = 0; l < L; l++) {
-			analyze_device_load(heat + (size_t)l * E, E, cur + (size_t)l * P, R, S,
-					    cnt + (size_t)l * E, load);
-			before[l] = analyze_imbalance(load, R);
-			want[l] = cfg->threshold == 0 || before[l] > cfg->threshold;
-		}
-		struct decide d = { .cfg = cfg, .layers = L, .experts = E, .P = P, .heat = heat,
-				    .episodes = episodes, .cur = cur, .next = next, .want = want,
-				    .ep_buf = ep_buf };
-		if (decide_run(&d, cfg->threads)) {
-			*err = d.err;
-			rc = d.rc;
-			goto out;
-		}
-		out->algo_seconds += d.seconds;
-		if (cfg->pay &&
-		    (rc = pay_filter(&dep, L, E, R, S, heat, cur, next, (double)(ord - ws),
-				     (double)(K < N - ord - D ? K : N - ord - D), load, send, recv,
-				     psend, precv, err)))
-			goto out;
-		/* moves and the event */
-		struct store_replay_event ev = { 0 };
-		int64_t inter = 0;
-		memset(send, 0, 2 * (size_t)R * sizeof(int64_t));
-		memset(recv, 0, 2 * (size_t)R * sizeof(int64_t));
-		for (int l = 0; l < L; l++) {
-			const int32_t *o = cur + (size_t)l * P, *n = next + (size_t)l * P;
-			ev_moves[l] = 0;
-			pend_layers[l] = memcmp(o, n, (size_t)P * sizeof(int32_t)) != 0;
-			after[l] = before[l];
-			if (!pend_layers[l])
-				continue;
-			int64_t m = analyze_transfer_layer_tiers(o, n, E, R, S, dep.ranks_per_node,
-								 NULL, send, recv, &inter, err);
-			if (m < 0) {
-				rc = (int)m;
-				goto out;
-			}
-			ev_moves[l] = m;
-			analyze_device_load(heat + (size_t)l * E, E, n, R, S, NULL, load);
-			after[l] = analyze_imbalance(load, R);
-			ev.layers++;
-			ev.moves += m;
-			out->layer[l].moves += m;
-		}
-		for (int l = 0; l < L; l++)
-			ev_bytes[l] = ev_moves[l] * (int64_t)dep.expert_bytes;
-		ev.bytes = ev.moves * (int64_t)dep.expert_bytes;
-		ev.bytes_inter = inter * (int64_t)dep.expert_bytes;
-		ev.transfer_seconds = analyze_transfer_seconds_tiers(
-			send, recv, R, dep.expert_bytes, dep.intra_gbps, dep.inter_gbps,
-			&ev.transfer_intra_seconds, &ev.transfer_inter_seconds);
-		ev.algo_seconds = d.seconds;
-		ev.step = st.step;
-		ev.effective_step = -1;
-		if (ev.layers == 0)
-			continue; /* nothing changes: no event */
-		ev.event = (int64_t)out->n_events;
-		struct store_replay_event *ne =
-			realloc(out->events, (out->n_events + 1) * sizeof(*ne));
-		int64_t *nm = realloc(out->event_moves, (out->n_events + 1) * (size_t)L * sizeof(int64_t));
-		if (ne)
-			out->events = ne;
-		if (nm)
-			out->event_moves = nm;
-		if (!ne || !nm) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-			goto out;
-		}
-		out->events[out->n_events] = ev;
-		memcpy(out->event_moves + out->n_events * (size_t)L, ev_moves,
-		       (size_t)L * sizeof(int64_t));
-		if (cfg->store &&
-		    store_replay_event_add(s, sum->id, &ev, L, ev_moves, ev_bytes, before, after)) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
-		pending_ev = out->n_events++;
-		memcpy(pending, next, LP * sizeof(int32_t));
-		pending_eff = ord + D;
-		hidden = 0;
-		sum->events++;
-		sum->moves += ev.moves;
-		sum->bytes += ev.bytes;
-		sum->bytes_inter += ev.bytes_inter;
-		sum->transfer_seconds += ev.transfer_seconds;
-		/* checkpoints no later decision reads */
-		for (size_t i = 0; i < nck; i++)
-			if (ck[i].sum && ck[i].ord < win_start(ord + K, W)) {
-				free(ck[i].sum);
-				ck[i].sum = NULL;
-			}
+/* Event ev joins out->events (and the store), and r->next becomes the
+ * pending placement, taking effect after the delay. */
+static int replay_event_add(struct replay *r, struct store_replay_event *ev)
+{
+	const int L = r->L;
+	struct analyze_replay_out *out = r->out;
+	struct store_replay *sum = &out->sum;
+
+	ev->event = (int64_t)out->n_events;
+	struct store_replay_event *ne = realloc(out->events, (out->n_events + 1) * sizeof(*ne));
+	int64_t *nm = realloc(out->event_moves, (out->n_events + 1) * (size_t)L * sizeof(int64_t));
+	if (ne)
+		out->events = ne;
+	if (nm)
+		out->event_moves = nm;
+	if (!ne || !nm)
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
+	out->events[out->n_events] = *ev;
+	memcpy(out->event_moves + out->n_events * (size_t)L, r->ev_moves,
+	       (size_t)L * sizeof(int64_t));
+	if (r->cfg->store && store_replay_event_add(r->s, sum->id, ev, L, r->ev_moves, r->ev_bytes,
+						    r->before, r->after))
+		return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
+	r->pending_ev = out->n_events++;
+	memcpy(r->pending, r->next, r->LP * sizeof(int32_t));
+	r->pending_eff = r->ord + r->D;
+	r->hidden = 0;
+	sum->events++;
+	sum->moves += ev->moves;
+	sum->bytes += ev->bytes;
+	sum->bytes_inter += ev->bytes_inter;
+	sum->transfer_seconds += ev->transfer_seconds;
+	return 0;
+}
+
+/* A decision after r->ord steps, the last of them st: place on the
+ * window, keep what pays (cfg->pay), and record the event if anything
+ * moves. */
+static int replay_decide(struct replay *r, const struct store_step *st)
+{
+	const struct analyze_replay_cfg *cfg = r->cfg;
+	const int64_t K = r->K, W = r->W, N = r->N, D = r->D, ord = r->ord;
+	int64_t ws = win_start(ord, W);
+	int rc;
+
+	if ((rc = replay_window(r, ws)))
+		return rc;
+	struct decide d = { .cfg = cfg, .layers = r->L, .experts = r->E, .P = r->P,
+			    .heat = r->heat, .episodes = r->episodes, .cur = r->cur,
+			    .next = r->next, .want = r->want, .ep_buf = r->ep_buf };
+	if (decide_run(&d, cfg->threads)) {
+		*r->err = d.err;
+		return d.rc;
 	}
-	if (rc < 0) {
-		rc = util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
+	r->out->algo_seconds += d.seconds;
+	if (cfg->pay &&
+	    (rc = pay_filter(&r->dep, r->L, r->E, r->R, r->S, r->heat, r->cur, r->next,
+			     (double)(ord - ws), (double)(K < N - ord - D ? K : N - ord - D),
+			     r->load, r->send, r->recv, r->psend, r->precv, r->err)))
+		return rc;
+	struct store_replay_event ev = { 0 };
+	if ((rc = replay_moves(r, &ev)))
+		return rc;
+	ev.algo_seconds = d.seconds;
+	ev.step = st->step;
+	ev.effective_step = -1;
+	if (ev.layers == 0)
+		return 0; /* nothing changes: no event */
+	if ((rc = replay_event_add(r, &ev)))
+		return rc;
+	/* checkpoints no later decision reads */
+	for (size_t i = 0; i < r->nck; i++)
+		if (r->ck[i].sum && r->ck[i].ord < win_start(ord + K, W)) {
+			free(r->ck[i].sum);
+			r->ck[i].sum = NULL;
+		}
+	return 0;
+}
+
+/* The walk: every selected step once, a decision every interval. */
+static int replay_walk(struct replay *r)
+{
+	struct store_step st;
+	int rc;
+
+	while ((rc = r->ra.running ? ra_next(&r->ra, &st) : store_iter_next(r->it, &st)) == 1) {
+		if (r->pending_eff == r->ord)
+			replay_apply_pending(r, &st);
+		if ((rc = replay_score(r, &st)))
+			return rc;
+		r->ord++;
+		if ((rc = replay_checkpoint(r)))
+			return rc;
+		if (r->ord % r->K != 0 || r->ord + r->D >= r->N)
+			continue;
+		if ((rc = replay_decide(r, &st)))
+			return rc;
 	}
-	rc = 0;
+	if (rc < 0)
+		return util_err_set(r->err, rc, "%s", store_errmsg(r->s));
+	return 0;
+}
+
+/* The summary and per-layer figures; with cfg->store, the rows known only
+ * now, and the commit. */
+static int replay_finish(struct replay *r)
+{
+	struct analyze_replay_out *out = r->out;
+	struct store_replay *sum = &out->sum;
+	const struct analyze_deploy *dep = &r->dep;
+	const int64_t ord = r->ord;
+
 	sum->steps = ord;
-	sum->imbalance_mean = qo.sum[0] / (double)ord;
-	sum->baseline_imbalance_mean = qob.sum[0] / (double)ord;
-	sum->imbalance_p99 = qh_pct(&qo, 0, 99);
-	sum->baseline_imbalance_p99 = qh_pct(&qob, 0, 99);
+	sum->imbalance_mean = r->qo.sum[0] / (double)ord;
+	sum->baseline_imbalance_mean = r->qob.sum[0] / (double)ord;
+	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);
+	sum->baseline_imbalance_p99 = qh_pct(&r->qob, 0, 99);
 	sum->net_stop_seconds = sum->saved_seconds - sum->transfer_seconds;
 	sum->net_overlap_seconds += sum->saved_seconds;
 	/* step time: measured, else estimated when the model gives the rest of
 	 * the step (without one only MoE time is known) */
-	if (timed && (dep.step_seconds > 0 || dep.expert_bytes))
-		sum->baseline_step_seconds = dep.step_seconds > 0
-						     ? dep.step_seconds * (double)ord
-						     : dense_s + sum->baseline_moe_seconds;
-	for (int l = 0; l < L; l++) {
+	if (r->timed && (dep->step_seconds > 0 || dep->expert_bytes))
+		sum->baseline_step_seconds = dep->step_seconds > 0
+						     ? dep->step_seconds * (double)ord
+						     : r->dense_s + sum->baseline_moe_seconds;
+	for (int l = 0; l < r->L; l++) {
 		struct analyze_replay_layer *ly = &out->layer[l];
-		ly->mean = qh.sum[l] / (double)ord;
-		ly->base_mean = qb.sum[l] / (double)ord;
-		ly->p99 = qh_pct(&qh, l, 99);
-		ly->base_p99 = qh_pct(&qb, l, 99);
-		if (cfg->store && store_replay_layer_add(s, sum->id, l, ly->mean, ly->p99,
-							 ly->base_mean, ly->base_p99, ly->moves)) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
+		ly->mean = r->qh.sum[l] / (double)ord;
+		ly->base_mean = r->qb.sum[l] / (double)ord;
+		ly->p99 = qh_pct(&r->qh, l, 99);
+		ly->base_p99 = qh_pct(&r->qb, l, 99);
+		if (r->cfg->store && store_replay_layer_add(r->s, sum->id, l, ly->mean, ly->p99,
+							    ly->base_mean, ly->base_p99, ly->moves))
+			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	}
-	if (cfg->store) {
+	if (r->cfg->store) {
 		/* effective steps are known only now */
 		for (size_t i = 0; i < out->n_events; i++) {
 			if (out->events[i].effective_step < 0)
 				continue;
-			if (store_replay_event_effective(s, sum->id, out->events[i].event,
-							 out->events[i].effective_step)) {
-				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-				goto out;
-			}
+			if (store_replay_event_effective(r->s, sum->id, out->events[i].event,
+							 out->events[i].effective_step))
+				return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 		}
-		if (store_replay_finish(s, sum) || store_commit(s)) {
-			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-			goto out;
-		}
-		in_tx = 0;
+		if (store_replay_finish(r->s, sum) || store_commit(r->s))
+			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
+		r->in_tx = 0;
 	}
-	out->wall_seconds = util_now() - t0;
-out:
-	ra_stop(&ra);
-	if (in_tx)
-		store_rollback(s);
-	store_iter_free(it);
-	for (size_t i = 0; i < nck; i++)
-		free(ck[i].sum);
-	free(ck);
-	free(cur);
-	free(next);
-	free(pending);
-	free(cnt);
-	free(base_cnt);
-	free(w);
-	free(bw);
-	free(prefix);
-	free(heat);
-	free(episodes);
-	free(ep_buf);
-	free(load);
-	free(lmax);
-	free(lmean);
-	free(bmax);
-	free(before);
-	free(after);
-	free(want);
-	free(pend_layers);
-	free(ev_moves);
-	free(ev_bytes);
-	free(send);
-	free(recv);
-	free(psend);
-	free(precv);
-	qh_free(&qh);
-	qh_free(&qb);
-	qh_free(&qo);
-	qh_free(&qob);
+	out->wall_seconds = util_now() - r->t0;
+	return 0;
+}
+
+/* Frees what the replay owns (not out) and rolls back what it had not
+ * committed; safe at any point after replay_init. */
+static void replay_release(struct replay *r)
+{
+	ra_stop(&r->ra);
+	if (r->in_tx)
+		store_rollback(r->s);
+	store_iter_free(r->it);
+	for (size_t i = 0; i < r->nck; i++)
+		free(r->ck[i].sum);
+	free(r->ck);
+	free(r->cur);
+	free(r->next);
+	free(r->pending);
+	free(r->cnt);
+	free(r->base_cnt);
+	free(r->w);
+	free(r->bw);
+	free(r->prefix);
+	free(r->heat);
+	free(r->episodes);
+	free(r->ep_buf);
+	free(r->load);
+	free(r->lmax);
+	free(r->lmean);
+	free(r->bmax);
+	free(r->before);
+	free(r->after);
+	free(r->want);
+	free(r->pend_layers);
+	free(r->ev_moves);
+	free(r->ev_bytes);
+	free(r->send);
+	free(r->recv);
+	free(r->psend);
+	free(r->precv);
+	qh_free(&r->qh);
+	qh_free(&r->qb);
+	qh_free(&r->qo);
+	qh_free(&r->qob);
+}
+
+int analyze_replay_run(struct store *s, const struct store_run *run,
+		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
+		       struct util_err *err)
+{
+	struct replay r;
+	int rc;
+
+	replay_init(&r, s, run, cfg, out, err);
+	if ((rc = replay_check(&r)) || (rc = replay_plan_checkpoints(&r))) {
+		replay_release(&r);
+		return rc;
+	}
+	if (!(rc = replay_alloc(&r))) {
+		replay_start(&r);
+		if (!(rc = replay_begin_row(&r)) && !(rc = replay_open(&r)) &&
+		    !(rc = replay_walk(&r)))
+			rc = replay_finish(&r);
+	}
+	replay_release(&r);
 	if (rc)
 		analyze_replay_release(out);
 	return rc;

@@ -6,19 +6,21 @@
 #include "cmds.h"
 #include "collector/collector.h"
 #include "collector/moetrace.h"
-#include "tui/tui.h"
+#include "fleet/fleet.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
 	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--placement]\n"
-	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]] DB\n"
+	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]]\n"
+	"                       [--sink URL [--sink-backlog STEPS] [--sink-wait MS]] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -33,7 +35,13 @@ static const char record_usage[] =
 	"                 `moetrace merge`), under the engine-default placement\n"
 	"  --metrics HOST:PORT  serve GET /metrics while recording: the metrics of\n"
 	"                 `moetrace serve` and the recorder's own counters (port 0 picks\n"
-	"                 a free port, printed); --rebalance-every K as in serve\n";
+	"                 a free port, printed); --rebalance-every K as in serve\n"
+	"  --sink clickhouse://[USER[:PASSWORD]@]HOST:PORT/DB[?deployment=NAME]\n"
+	"                 ship the steps to ClickHouse as they are committed (a thread\n"
+	"                 of its own; full resolution, as `moetrace push`); while the\n"
+	"                 server is away, at most --sink-backlog STEPS wait (100000),\n"
+	"                 older ones are skipped and counted; at the end it waits\n"
+	"                 --sink-wait MS (5000) for the server (docs/fleet.md)\n";
 
 /* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
@@ -72,15 +80,35 @@ static void default_run_name(char *buf, size_t n, const struct store_model *mode
 struct record_metrics {
 	const char *listen;
 	int64_t rebalance_every;
+	const char *sink;
+	struct moetrace_sink_opts so;
 };
 
 static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
 			      struct util_err *err)
 {
 	if (c == 'M') {
+		struct sockaddr_storage addr;
+
 		m->listen = arg;
-		return tui_listen_check(arg, err);
+		return util_listen_parse(arg, &addr, err);
 	}
+	if (c == 'U') {
+		/* checked before the trace is opened: nothing is written */
+		struct fleet_url u;
+		char shown[1024];
+
+		m->sink = arg;
+		if (fleet_url_parse(arg, &u, err)) {
+			fleet_url_shown(arg, shown, sizeof(shown));
+			return util_err_prefix(err, "--sink '%s': ", shown);
+		}
+		return 0;
+	}
+	if (c == 'W')
+		return util_parse_int(arg, -1, 3600000, &m->so.wait_ms, "--sink-wait", err);
+	if (c == 'L')
+		return util_parse_i64(arg, 1, INT64_MAX / 2, &m->so.backlog, "--sink-backlog", err);
 	return util_parse_i64(arg, 1, STORE_STEP_MAX, &m->rebalance_every, "--rebalance-every",
 			      err);
 }
@@ -102,6 +130,36 @@ static int record_metrics_start(struct moetrace_recorder *rec, const struct reco
 	printf("moetrace record: http://%s/metrics (port %d)\n", m->listen, port);
 	fflush(stdout);
 	return 0;
+}
+
+/* Ships to the sink: started before the first step (moetrace.h). */
+static int record_sink_start(struct moetrace_recorder *rec, const struct record_metrics *m)
+{
+	int rc;
+
+	if (!m->sink)
+		return 0;
+	if ((rc = moetrace_recorder_ship(rec, m->sink, &m->so))) {
+		util_cli_error("record", "%s", moetrace_errmsg(rec));
+		return rc == MOETRACE_EUSAGE ? 2 : 1;
+	}
+	return 0;
+}
+
+static void print_sink(struct moetrace_recorder *rec, const char *url)
+{
+	struct moetrace_sink_stats ks;
+	char shown[1024];
+
+	if (!url || moetrace_recorder_sink_stats(rec, &ks))
+		return;
+	fleet_url_shown(url, shown, sizeof(shown));
+	printf("sink %s: shipped %lld, skipped %lld, retries %lld%s%s\n", shown,
+	       (long long)ks.shipped, (long long)ks.skipped, (long long)ks.retries,
+	       ks.last_error ? "; last failure: " : "", ks.last_error ? ks.message : "");
+	if (ks.skipped)
+		printf("sink: the trace holds the %lld skipped steps; `moetrace push` ships them\n",
+		       (long long)ks.skipped);
 }
 
 /* The end of a recording in two lines. */
@@ -158,7 +216,18 @@ static void rank_slots(const struct store_model *m, const int32_t *phy2log, int 
 	}
 }
 
-int cmd_record(int argc, char **argv)
+/* What the command line asks for. */
+struct record_args {
+	const char *model_name, *run;
+	int64_t steps, seed;
+	double rate;
+	struct moetrace_recorder_opts ro;
+	int shard, placement;
+	struct record_metrics metrics;
+};
+
+/* Parses the options into a: -1 to go on, or the exit status. */
+static int record_parse(int argc, char **argv, struct record_args *a, struct util_err *err)
 {
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
@@ -174,116 +243,133 @@ int cmd_record(int argc, char **argv)
 		{ "placement", no_argument, NULL, 'P' },
 		{ "metrics", required_argument, NULL, 'M' },
 		{ "rebalance-every", required_argument, NULL, 'K' },
+		{ "sink", required_argument, NULL, 'U' },
+		{ "sink-backlog", required_argument, NULL, 'L' },
+		{ "sink-wait", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct util_err err = UTIL_ERR_INIT;
-	struct moetrace_recorder_opts ro = MOETRACE_RECORDER_OPTS_INIT;
-	struct moetrace_recorder_stats st;
-	struct moetrace_recorder *rec = NULL;
-	struct collector_gen_cfg gc;
-	struct collector_gen *gen = NULL;
-	const struct store_model *model = NULL;
-	const char *model_name = NULL, *run = NULL;
-	int64_t steps = 1000, seed = 1;
-	double rate = 0, t0, elapsed;
-	uint32_t *counts = NULL, *slots = NULL;
-	int32_t *phy2log = NULL;
-	int shard = -1, placement = 0;
-	char runbuf[128], source[256];
-	struct record_metrics metrics = { 0 };
-	int c, rc, status = 0;
-	int64_t i, done = 0;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "m:n:r:s:R:bg:B:aS:Ph", opts, NULL)) != -1) {
 		switch (c) {
-		case 'm': model_name = optarg; break;
+		case 'm': a->model_name = optarg; break;
 		case 'n':
-			if (util_parse_i64(optarg, 0, INT64_MAX / 2, &steps, "--steps", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_i64(optarg, 0, INT64_MAX / 2, &a->steps, "--steps", err))
+				return util_cli_fail("record", err);
 			break;
 		case 'r':
-			if (util_parse_double(optarg, 0, 1e7, &rate, "--rate", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_double(optarg, 0, 1e7, &a->rate, "--rate", err))
+				return util_cli_fail("record", err);
 			break;
 		case 's':
-			if (util_parse_i64(optarg, 0, INT64_MAX, &seed, "--seed", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_i64(optarg, 0, INT64_MAX, &a->seed, "--seed", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'R': run = optarg; break;
-		case 'b': ro.policy = MOETRACE_BLOCK; break;
+		case 'R': a->run = optarg; break;
+		case 'b': a->ro.policy = MOETRACE_BLOCK; break;
 		case 'g':
-			if (util_parse_int(optarg, 1, 1 << 20, &ro.ring_steps, "--ring", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 1, 1 << 20, &a->ro.ring_steps, "--ring", err))
+				return util_cli_fail("record", err);
 			break;
 		case 'B':
-			if (util_parse_int(optarg, 1, 1 << 20, &ro.batch_steps, "--batch", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 1, 1 << 20, &a->ro.batch_steps, "--batch", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'a': ro.append = 1; break;
+		case 'a': a->ro.append = 1; break;
 		case 'S':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &shard, "--shard", &err))
-				return util_cli_fail("record", &err);
+			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &a->shard, "--shard", err))
+				return util_cli_fail("record", err);
 			break;
-		case 'P': placement = 1; break;
+		case 'P': a->placement = 1; break;
 		case 'M':
 		case 'K':
-			if (record_metrics_opt(c, optarg, &metrics, &err))
-				return util_cli_fail("record", &err);
+		case 'U':
+		case 'L':
+		case 'W':
+			if (record_metrics_opt(c, optarg, &a->metrics, err))
+				return util_cli_fail("record", err);
 			break;
 		case 'h': fputs(record_usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
 	}
-	if (optind != argc - 1 || !model_name) {
-		if (!model_name)
+	if (optind != argc - 1 || !a->model_name) {
+		if (!a->model_name)
 			util_cli_error("record", "--model is required");
 		fputs(record_usage, stderr);
 		return 2;
 	}
-	if (metrics.rebalance_every && !metrics.listen) {
+	if (a->metrics.rebalance_every && !a->metrics.listen) {
 		util_cli_error("record", "--rebalance-every needs --metrics");
 		return 2;
 	}
-	if (!(model = store_model_find(model_name))) {
-		char hint[96];
-		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
-			       model_name,
-			       util_did_you_mean(store_model_suggest(model_name), hint, sizeof(hint)));
+	if ((a->metrics.so.backlog || a->metrics.so.wait_ms) && !a->metrics.sink) {
+		util_cli_error("record", "--sink-backlog and --sink-wait need --sink");
 		return 2;
 	}
-	if (shard >= 0 && shard >= model->ranks) {
-		util_cli_error("record", "--shard %d: model '%s' runs on %d ranks", shard,
+	return -1;
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct record_args a = { .steps = 1000, .seed = 1, .shard = -1,
+				 .ro = MOETRACE_RECORDER_OPTS_INIT };
+	struct moetrace_recorder_stats st;
+	struct moetrace_recorder *rec = NULL;
+	struct collector_gen_cfg gc;
+	struct collector_gen *gen = NULL;
+	const struct store_model *model = NULL;
+	double t0, elapsed;
+	uint32_t *counts = NULL, *slots = NULL;
+	int32_t *phy2log = NULL;
+	char runbuf[128], source[256];
+	int rc, status = 0;
+	int64_t i, done = 0;
+
+	if ((status = record_parse(argc, argv, &a, &err)) >= 0)
+		return status;
+	status = 0;
+	if (!(model = store_model_find(a.model_name))) {
+		char hint[96];
+		util_cli_error("record", "unknown model '%s'%s (moetrace models lists them)",
+			       a.model_name,
+			       util_did_you_mean(store_model_suggest(a.model_name), hint, sizeof(hint)));
+		return 2;
+	}
+	if (a.shard >= 0 && a.shard >= model->ranks) {
+		util_cli_error("record", "--shard %d: model '%s' runs on %d ranks", a.shard,
 			       model->name, model->ranks);
 		return 2;
 	}
-	if (shard >= 0) {
-		ro.shard = 1;
-		ro.shard_rank = shard;
-		placement = 1;
+	if (a.shard >= 0) {
+		a.ro.shard = 1;
+		a.ro.shard_rank = a.shard;
+		a.placement = 1;
 	}
-	if (placement && model->ranks <= 0) {
+	if (a.placement && model->ranks <= 0) {
 		util_cli_error("record", "model '%s' has no EP layout for a placement", model->name);
 		return 2;
 	}
-	if (!run) {
-		default_run_name(runbuf, sizeof(runbuf), model, seed);
-		run = runbuf;
+	if (!a.run) {
+		default_run_name(runbuf, sizeof(runbuf), model, a.seed);
+		a.run = runbuf;
 	}
-	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)seed, rate);
+	snprintf(source, sizeof(source), "record seed=%lld rate=%g", (long long)a.seed, a.rate);
 
 	memset(&gc, 0, sizeof(gc));
 	gc.model = model;
-	gc.seed = (uint64_t)seed;
+	gc.seed = (uint64_t)a.seed;
 	if ((rc = collector_gen_new(&gc, &gen, &err)))
 		return util_cli_fail("record", &err);
 	counts = calloc((size_t)model->layers * (size_t)model->experts, sizeof(uint32_t));
-	if (placement) {
+	if (a.placement) {
 		slots = calloc((size_t)model->layers * (size_t)model->slots, sizeof(uint32_t));
 		phy2log = calloc((size_t)model->layers * (size_t)model->ranks * (size_t)model->slots,
 				 sizeof(int32_t));
 	}
-	if (!counts || (placement && (!slots || !phy2log))) {
+	if (!counts || (a.placement && (!slots || !phy2log))) {
 		free(counts);
 		free(slots);
 		free(phy2log);
@@ -293,21 +379,22 @@ int cmd_record(int argc, char **argv)
 	}
 
 	struct moetrace_run_desc desc = {
-		.name = run, .model = model->name, .layers = model->layers,
+		.name = a.run, .model = model->name, .layers = model->layers,
 		.experts = model->experts, .topk = model->topk, .ranks = model->ranks,
 		.slots = model->slots, .ranks_per_node = model->ranks_per_node,
 		.first_layer = model->first_layer, .source = source,
 	};
-	if ((rc = moetrace_recorder_open(argv[optind], &desc, &ro, &rec))) {
+	if ((rc = moetrace_recorder_open(argv[optind], &desc, &a.ro, &rec))) {
 		util_cli_error("record", "%s", moetrace_errmsg(rec));
 		status = util_exit_status(rc);
 		goto out;
 	}
-	if ((status = record_metrics_start(rec, &metrics)))
+	if ((status = record_sink_start(rec, &a.metrics)) ||
+	    (status = record_metrics_start(rec, &a.metrics)))
 		goto out;
 	moetrace_recorder_stats(rec, &st);
-	i = st.last_step + 1; /* 0, or after the steps of an appended run */
-	if (placement) {
+	i = st.last_step + 1; /* 0, or after the a.steps of an appended a.run */
+	if (a.placement) {
 		default_placement(model, phy2log);
 		if ((rc = moetrace_recorder_placement(rec, i, phy2log))) {
 			util_cli_error("record", "%s", moetrace_errmsg(rec));
@@ -320,20 +407,20 @@ int cmd_record(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal); /* the terminal closed: keep what was recorded */
 	t0 = util_now();
-	for (; (steps == 0 || done < steps) && !interrupted; i++, done++) {
+	for (; (a.steps == 0 || done < a.steps) && !interrupted; i++, done++) {
 		struct store_step s = { .counts = counts };
-		if (rate > 0)
-			sleep_until(t0 + (double)done / rate);
+		if (a.rate > 0)
+			sleep_until(t0 + (double)done / a.rate);
 		if ((rc = collector_gen_next(gen, &s))) {
 			util_cli_error("record", "generator failed at step %lld (code %d)",
 				       (long long)i, rc);
 			status = 1;
 			break;
 		}
-		if (shard >= 0) {
+		if (a.shard >= 0) {
 			/* the batch split over the ranks as data parallelism would */
-			int64_t tok = s.tokens / model->ranks + (shard < s.tokens % model->ranks);
-			rank_slots(model, phy2log, shard, counts, slots);
+			int64_t tok = s.tokens / model->ranks + (a.shard < s.tokens % model->ranks);
+			rank_slots(model, phy2log, a.shard, counts, slots);
 			rc = moetrace_recorder_step_slots(rec, i, slots, (size_t)model->slots,
 							  s.phase, tok);
 		} else {
@@ -345,7 +432,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		}
 		/* a commit failed (disk full, I/O error): stop rather than go on
-		 * generating steps that would most likely be lost too; close()
+		 * generating a.steps that would most likely be lost too; close()
 		 * reports the failure */
 		moetrace_recorder_stats(rec, &st);
 		if (st.failed) {
@@ -360,7 +447,8 @@ int cmd_record(int argc, char **argv)
 	}
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
-	print_summary(run, argv[optind], done, model, elapsed, &st);
+	print_summary(a.run, argv[optind], done, model, elapsed, &st);
+	print_sink(rec, a.metrics.sink);
 out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);

@@ -218,4 +218,34 @@ int collector_merge(const char *out, const char *const *shards, size_t n,
 /* The rank a run was recorded for ("shard rank=R" in its source), or -1. */
 int collector_shard_rank(const struct store_run *run);
 
+/* ---- observers of a recorder (collector/recorder.c) ------------------------
+ * What runs beside a recorder without touching its step path: the /metrics
+ * endpoint and the ClickHouse sink.  An observer is told on the writer
+ * thread after each committed batch (keep it short: set a flag, signal a
+ * thread of your own), once by close() after the last commit, and released
+ * by moetrace_recorder_free() before the recorder goes.  The recorder keeps
+ * a copy of the struct; ctx belongs to the observer. */
+struct moetrace_recorder;
+struct collector_observer {
+	const char *name;   /* "metrics", "sink": one of each per recorder */
+	/* after a batch of n steps, the last of them last_step, committed */
+	void (*committed)(void *ctx, int64_t last_step, int64_t n);
+	void (*closed)(void *ctx);  /* the writer has stopped; NULL: nothing */
+	void (*release)(void *ctx); /* NULL: nothing */
+	void *ctx;
+};
+/* Adds an observer to an open recorder: 0, MOETRACE_ESTATE when closed or
+ * one of that name is there, MOETRACE_EFULL past four (message in
+ * moetrace_errmsg). */
+int collector_recorder_observe(struct moetrace_recorder *rec, const struct collector_observer *o);
+/* The ctx of the recorder's observer of that name, or NULL. */
+void *collector_recorder_observer(struct moetrace_recorder *rec, const char *name);
+/* The recorder's run and database path (the observer reads the trace on
+ * a connection of its own). */
+const struct store_run *collector_recorder_run(const struct moetrace_recorder *rec);
+const char *collector_recorder_path(const struct moetrace_recorder *rec);
+/* Sets the recorder's message (moetrace_errmsg) and returns code. */
+int collector_recorder_fail(struct moetrace_recorder *rec, int code, const char *fmt, ...)
+	UTIL_PRINTF(3, 4);
+
 #endif

@@ -208,6 +208,56 @@ struct moetrace_metrics_opts {
 int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *listen,
 				    const struct moetrace_metrics_opts *opts, int *port);
 
+/* Options of a ClickHouse sink; zero fields select the defaults shown. */
+struct moetrace_sink_opts {
+	const char *deployment; /* the deployment the run is shipped under (default the
+				   URL's deployment=, else the file's name without its
+				   extension, as `moetrace push`) */
+	int64_t backlog;        /* steps committed and not yet shipped beyond which
+				   the oldest are skipped for the sink (default 100000) */
+	int batch;              /* steps per INSERT (default 1024) */
+	int wait_ms;            /* at close, how long to keep trying to ship what is
+				   left (default 5000; < 0: not at all) */
+	int retry_max_ms;       /* longest wait between two attempts (default 2000) */
+};
+#define MOETRACE_SINK_OPTS_INIT { NULL, 0, 0, 0, 0 }
+
+/* Once the recorder is closed, shipped + skipped is the number of steps
+ * recorded since the sink started. */
+struct moetrace_sink_stats {
+	int64_t shipped;      /* steps the server acknowledged */
+	int64_t skipped;      /* steps not shipped: beyond the backlog while the server
+				 was away, left at close, or after the sink gave up;
+				 the file has them and `moetrace push` fills them in */
+	int64_t retries;      /* failed attempts (each retried unless gave_up) */
+	int64_t lag;          /* steps committed, neither shipped nor skipped yet */
+	int64_t last_shipped; /* the newest step acknowledged, -1 if none */
+	int last_error;       /* code of the last failed attempt, 0 after a success */
+	int gave_up;          /* 1: the server refused in a way retrying cannot mend
+				 (credentials, a database that is not moetrace's) */
+	char message[512];    /* the last failure ("" if none), the URL without password */
+};
+
+/* Ships the run live to ClickHouse (docs/fleet.md): url is
+ * clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE[?deployment=NAME].
+ * Call it after open() and before the first step; the steps the run held
+ * before (an appended run) are left to `moetrace push`.  A thread of the
+ * sink's own reads each committed batch back from the file and sends it
+ * (full resolution; the server sums the rollups), so the step path is
+ * untouched and the engine thread never waits on the network; while the
+ * server is away it retries, and close() waits for it at most wait_ms.
+ * It loads libcurl (libcurl.so.4) now and contacts no server yet.
+ * Returns 0, MOETRACE_EUSAGE for a malformed URL or option (the message
+ * names the URL without its password), MOETRACE_EIO when libcurl cannot be
+ * loaded, MOETRACE_ESTATE when closed, shipping already, or steps were
+ * handed in already. */
+int moetrace_recorder_ship(struct moetrace_recorder *rec, const char *url,
+			   const struct moetrace_sink_opts *opts);
+
+/* Copies the sink's counters (any thread, also after close): 0, or
+ * MOETRACE_ESTATE when the recorder has no sink. */
+int moetrace_recorder_sink_stats(struct moetrace_recorder *rec, struct moetrace_sink_stats *st);
+
 /* Reading a trace without moetrace: decodes one counts blob (the `data`
  * column of the `counts` table, one layer of one step) into counts[experts].
  * Returns 0, or MOETRACE_ERANGE when the blob is malformed or does not hold

@@ -32,8 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collector/collector.h"
 #include "store/store.h"
-#include "tui/tui.h"
 #include "util/util.h"
 
 _Static_assert((int)MOETRACE_EIO == (int)UTIL_EIO && (int)MOETRACE_EDB == (int)UTIL_EDB &&
@@ -51,6 +51,7 @@ _Static_assert((int)MOETRACE_PHASE_PREFILL == (int)STORE_PHASE_PREFILL &&
 #define DEFAULT_CACHE_KIB 2048
 #define MAX_RING (1 << 20)
 #define MAX_PLACEMENTS 4
+#define MAX_OBSERVERS 4
 
 struct entry {
 	int64_t step;
@@ -112,7 +113,10 @@ struct moetrace_recorder {
 	_Atomic int last_error;
 	_Atomic int64_t last_step_pub; /* last_step, for stats() from other threads */
 
-	struct tui_server *metrics; /* the /metrics endpoint, if one was asked for */
+	/* observers (collector.h): entries below nobs are written once, before
+	 * nobs is published, and only read after */
+	struct collector_observer obs[MAX_OBSERVERS];
+	_Atomic int nobs;
 };
 
 static int fail(struct moetrace_recorder *r, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
@@ -126,6 +130,9 @@ static int fail(struct moetrace_recorder *r, int code, const char *fmt, ...)
 	va_end(ap);
 	return code;
 }
+
+int collector_recorder_fail(struct moetrace_recorder *rec, int code, const char *fmt, ...)
+	__attribute__((alias("fail")));
 
 const char *moetrace_errmsg(const struct moetrace_recorder *rec)
 {
@@ -247,6 +254,9 @@ static void write_steps(struct moetrace_recorder *r, uint64_t t, size_t n)
 	atomic_fetch_add(&r->recorded, (int64_t)n);
 	atomic_fetch_add(&r->batches, 1);
 	atomic_store(&r->bytes, store_appended_bytes(r->s));
+	for (int i = 0, m = atomic_load(&r->nobs); i < m; i++)
+		if (r->obs[i].committed)
+			r->obs[i].committed(r->obs[i].ctx, r->batchv[n - 1].step, (int64_t)n);
 }
 
 static void write_placement(struct moetrace_recorder *r, unsigned i)
@@ -963,6 +973,9 @@ int moetrace_recorder_close(struct moetrace_recorder *rec)
 	pthread_mutex_unlock(&rec->mu);
 	pthread_join(rec->thread, NULL);
 	rec->thread_started = 0;
+	for (int i = 0, m = atomic_load(&rec->nobs); i < m; i++)
+		if (rec->obs[i].closed)
+			rec->obs[i].closed(rec->obs[i].ctx);
 	store_free(rec->s);
 	rec->s = NULL;
 	release_all(rec);
@@ -974,9 +987,12 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 {
 	if (!rec)
 		return;
-	tui_server_free(rec->metrics); /* it reads rec's counters */
 	if (!rec->closed)
 		moetrace_recorder_close(rec);
+	/* observers read rec's counters: they go first */
+	for (int i = 0, m = atomic_load(&rec->nobs); i < m; i++)
+		if (rec->obs[i].release)
+			rec->obs[i].release(rec->obs[i].ctx);
 	if (rec->sync_ready) {
 		pthread_cond_destroy(&rec->space);
 		pthread_cond_destroy(&rec->wake);
@@ -994,48 +1010,44 @@ int moetrace_counts_decode(const void *blob, size_t len, uint32_t *counts, size_
 	return store_codec_decode(blob, len, counts, experts) ? MOETRACE_ERANGE : 0;
 }
 
-/* The endpoint of `moetrace serve` on the trace being recorded: its own
- * read-only connection and threads, and the counters above read from
- * their atomics, so the step path does no more than without it. */
-int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *listen,
-				    const struct moetrace_metrics_opts *opts, int *port)
-{
-	struct moetrace_metrics_opts o = MOETRACE_METRICS_OPTS_INIT;
-	struct tui_server_cfg cfg = TUI_SERVER_CFG_INIT;
-	struct util_err err = UTIL_ERR_INIT;
-	int rc, p = 0;
+/* ---- observers ------------------------------------------------------------ */
 
-	if (!rec || !listen)
-		return rec ? fail(rec, MOETRACE_EUSAGE, "no address to serve metrics on")
-			   : MOETRACE_EUSAGE;
+int collector_recorder_observe(struct moetrace_recorder *rec, const struct collector_observer *o)
+{
+	int n, rc;
+
+	if (!rec || !o || !o->name)
+		return MOETRACE_EUSAGE;
 	if ((rc = check_open(rec)))
 		return rc;
-	if (rec->metrics)
-		return fail(rec, MOETRACE_ESTATE, "the recorder serves metrics already");
-	if (opts)
-		o = *opts;
-	if (o.algo && !(cfg.algo = analyze_algo_find(o.algo)))
-		return fail(rec, MOETRACE_EUSAGE, "unknown algorithm '%s'", o.algo);
-	if (o.window < 0 || (o.window > 0 && o.window < TUI_WINDOW_MIN) ||
-	    o.rebalance_every < 0 || o.rebalance_every > STORE_STEP_MAX || o.ranks < 0 ||
-	    o.slots < 0 || o.ranks > STORE_MAX_SLOTS || o.slots > STORE_MAX_SLOTS)
-		return fail(rec, MOETRACE_EUSAGE, "metrics options out of range (window %d, "
-			    "rebalance_every %lld)", o.window, (long long)o.rebalance_every);
-	cfg.db = store_path(rec->s);
-	cfg.run = rec->run.name;
-	cfg.window = o.window;
-	cfg.per_expert = o.per_expert != 0;
-	cfg.rebalance_every = o.rebalance_every;
-	cfg.ranks = o.ranks;
-	cfg.slots = o.slots;
-	cfg.rec = rec;
-	if ((rc = tui_server_new(&cfg, &rec->metrics, &err)) ||
-	    (rc = tui_server_listen(rec->metrics, listen, &p, &err))) {
-		tui_server_free(rec->metrics);
-		rec->metrics = NULL;
-		return fail(rec, rc, "cannot serve metrics: %s", err.msg);
-	}
-	if (port)
-		*port = p;
+	n = atomic_load(&rec->nobs);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(rec->obs[i].name, o->name))
+			return fail(rec, MOETRACE_ESTATE, "the recorder has a %s observer already",
+				    o->name);
+	if (n == MAX_OBSERVERS)
+		return fail(rec, MOETRACE_EFULL, "the recorder has %d observers already",
+			    MAX_OBSERVERS);
+	rec->obs[n] = *o;
+	atomic_store(&rec->nobs, n + 1); /* the writer sees the entry whole */
 	return 0;
 }
+
+void *collector_recorder_observer(struct moetrace_recorder *rec, const char *name)
+{
+	for (int i = 0, n = atomic_load(&rec->nobs); i < n; i++)
+		if (!strcmp(rec->obs[i].name, name))
+			return rec->obs[i].ctx;
+	return NULL;
+}
+
+const struct store_run *collector_recorder_run(const struct moetrace_recorder *rec)
+{
+	return &rec->run;
+}
+
+const char *collector_recorder_path(const struct moetrace_recorder *rec)
+{
+	return rec->s ? store_path(rec->s) : NULL;
+}
+

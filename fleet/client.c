@@ -5,16 +5,41 @@
  * URL with the data as the body.  wait_end_of_query=1 makes the server
  * answer only once the query has finished, so an error is an HTTP error
  * status and never the tail of a 200 answer.
+ *
+ * libcurl is loaded with dlopen() the first time a client is made, by the
+ * CLI and by a recorder shipping to a sink alike, so that libmoetrace.so,
+ * which holds this file for the sink, does not depend on it: an engine
+ * that never asks for a sink never loads an HTTP client.
  */
 #include "fleet/fleet.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
+
+/* The ABI of curl.h 7.x/8.x (Debian's libcurl4). */
+#define CURL_SONAME "libcurl.so.4"
+
+static struct curl_api {
+	void *dl;
+	__typeof__(&curl_global_init) global_init;
+	__typeof__(&curl_easy_init) easy_init;
+	__typeof__(&curl_easy_cleanup) easy_cleanup;
+	__typeof__(&curl_easy_escape) easy_escape;
+	__typeof__(&curl_free) free;
+	__typeof__(&curl_easy_reset) easy_reset;
+	__typeof__(&curl_slist_append) slist_append;
+	__typeof__(&curl_slist_free_all) slist_free_all;
+	__typeof__(&curl_easy_setopt) easy_setopt;
+	__typeof__(&curl_easy_perform) easy_perform;
+	__typeof__(&curl_easy_strerror) easy_strerror;
+	__typeof__(&curl_easy_getinfo) easy_getinfo;
+} api; /* written once under curl_once, only read after */
 
 struct fleet_ch {
 	CURL *curl;
@@ -185,6 +210,33 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 	return 0;
 }
 
+void fleet_default_deployment(const char *path, char *out, size_t cap)
+{
+	const char *b = strrchr(path, '/');
+	char *dot;
+
+	snprintf(out, cap, "%s", b ? b + 1 : path);
+	dot = strrchr(out, '.');
+	if (dot && dot != out)
+		*dot = 0;
+}
+
+void fleet_url_shown(const char *s, char *out, size_t cap)
+{
+	const char *p = strstr(s, "://"), *e, *at = NULL, *colon;
+
+	p = p ? p + 3 : s;
+	e = strchr(p, '?');
+	for (const char *q = p; q < (e ? e : p + strlen(p)); q++)
+		if (*q == '@')
+			at = q;
+	colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (colon)
+		snprintf(out, cap, "%.*s%s", (int)(colon - s), s, at);
+	else
+		snprintf(out, cap, "%s", s);
+}
+
 void fleet_sql_where_run(struct util_buf *q, const char *deployment, const char *run)
 {
 	util_buf_addstr(q, " WHERE deployment = ");
@@ -211,19 +263,57 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_failed;
+static char curl_failed[300]; /* why libcurl is unusable, "" if it is not */
+
+static int curl_load(void)
+{
+	/* POSIX leaves function pointers from dlsym() to this conversion */
+#define SYM(field, name)                                                                  \
+	do {                                                                              \
+		void *p_ = dlsym(api.dl, name);                                           \
+		if (!p_)                                                                  \
+			goto missing;                                                     \
+		memcpy(&api.field, &p_, sizeof(p_));                                      \
+	} while (0)
+
+	if (!(api.dl = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL))) {
+		snprintf(curl_failed, sizeof(curl_failed),
+			 "cannot load " CURL_SONAME " to reach ClickHouse: %s (Debian: apt-get "
+			 "install libcurl4)", dlerror());
+		return -1;
+	}
+	SYM(global_init, "curl_global_init");
+	SYM(easy_init, "curl_easy_init");
+	SYM(easy_cleanup, "curl_easy_cleanup");
+	SYM(easy_escape, "curl_easy_escape");
+	SYM(free, "curl_free");
+	SYM(easy_reset, "curl_easy_reset");
+	SYM(slist_append, "curl_slist_append");
+	SYM(slist_free_all, "curl_slist_free_all");
+	SYM(easy_setopt, "curl_easy_setopt");
+	SYM(easy_perform, "curl_easy_perform");
+	SYM(easy_strerror, "curl_easy_strerror");
+	SYM(easy_getinfo, "curl_easy_getinfo");
+	return 0;
+missing:
+	snprintf(curl_failed, sizeof(curl_failed), "%s", dlerror());
+	return -1;
+#undef SYM
+}
 
 static void curl_init_once(void)
 {
-	curl_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK;
+	if (curl_load() == 0 && api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		snprintf(curl_failed, sizeof(curl_failed), "cannot initialise libcurl");
 }
 
 /* Once per process, whichever thread comes first (replay --grid opens a
- * store on each of its threads); the others wait for it. */
+ * store on each of its threads); the others wait for it.  libcurl stays
+ * loaded until the process ends. */
 int fleet_client_init(void)
 {
 	pthread_once(&curl_once, curl_init_once);
-	return curl_failed ? UTIL_EIO : 0;
+	return curl_failed[0] ? UTIL_EIO : 0;
 }
 
 int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_err *err)
@@ -231,10 +321,11 @@ int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_e
 	struct fleet_ch *c;
 
 	if (fleet_client_init())
-		return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
-	c = xcalloc(1, sizeof(*c));
+		return util_err_set(err, UTIL_EIO, "%s", curl_failed);
+	if (!(c = calloc(1, sizeof(*c))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	c->url = *u;
-	c->curl = curl_easy_init();
+	c->curl = api.easy_init();
 	if (!c->curl) {
 		free(c);
 		return util_err_set(err, UTIL_EIO, "cannot initialise libcurl");
@@ -247,7 +338,7 @@ void fleet_ch_free(struct fleet_ch *c)
 {
 	if (!c)
 		return;
-	curl_easy_cleanup(c->curl);
+	api.easy_cleanup(c->curl);
 	memset(c->url.password, 0, sizeof(c->url.password));
 	free(c);
 }
@@ -310,46 +401,48 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 	if (!write)
 		util_buf_addstr(&url, "&readonly=2");
 	if (body) {
-		char *q = curl_easy_escape(c->curl, query, 0);
+		char *q = api.easy_escape(c->curl, query, 0);
 
-		if (!q)
-			util_die("out of memory");
+		if (!q) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
 		util_buf_addf(&url, "&query=%s", q);
-		curl_free(q);
+		api.free(q);
 	} else {
 		body = query;
 		len = strlen(query);
 	}
-	curl_easy_reset(c->curl);
-	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-	hdr = curl_slist_append(hdr, "Expect:");
-	curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &ans);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	api.easy_reset(c->curl);
+	hdr = api.slist_append(hdr, "Content-Type: application/octet-stream");
+	hdr = api.slist_append(hdr, "Expect:");
+	api.easy_setopt(c->curl, CURLOPT_URL, url.data);
+	api.easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdr);
+	api.easy_setopt(c->curl, CURLOPT_POST, 1L);
+	api.easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	api.easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	api.easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	api.easy_setopt(c->curl, CURLOPT_WRITEDATA, &ans);
+	api.easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	api.easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	api.easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	/* a server that stops answering for a minute is gone */
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	api.easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	api.easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, 60L);
 	if (c->url.user[0]) {
-		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->url.user);
-		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->url.password);
+		api.easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		api.easy_setopt(c->curl, CURLOPT_USERNAME, c->url.user);
+		api.easy_setopt(c->curl, CURLOPT_PASSWORD, c->url.password);
 	}
 	c->errbuf[0] = 0;
-	cc = curl_easy_perform(c->curl);
+	cc = api.easy_perform(c->curl);
 	c->sent += len + strlen(url.data);
 	if (cc != CURLE_OK) {
 		rc = util_err_set(err, UTIL_EIO, "cannot reach '%s': %s", c->url.shown,
-				  c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
+				  c->errbuf[0] ? c->errbuf : api.easy_strerror(cc));
 		goto out;
 	}
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	api.easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		first_line(line, sizeof(line), ans.data ? ans.data : "", ans.len);
 		if (status == 401 || status == 403 || strstr(line, "Code: 192,") ||
@@ -367,7 +460,7 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 			util_buf_add(resp, ans.data, ans.len);
 	}
 out:
-	curl_slist_free_all(hdr);
+	api.slist_free_all(hdr);
 	util_buf_release(&url);
 	util_buf_release(&ans);
 	return rc;

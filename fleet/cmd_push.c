@@ -20,18 +20,6 @@ static const char usage[] =
 	"deployment defaults to DB's file name without its extension.  --rollup-steps\n"
 	"and --cluster apply when the push creates the schema (docs/fleet.md).\n";
 
-/* "traces/a.db" -> "a" */
-static void default_deployment(const char *path, char *out, size_t cap)
-{
-	const char *b = strrchr(path, '/');
-	char *dot;
-
-	snprintf(out, cap, "%s", b ? b + 1 : path);
-	dot = strrchr(out, '.');
-	if (dot && dot != out)
-		*dot = 0;
-}
-
 int cmd_push(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -90,7 +78,7 @@ int cmd_push(int argc, char **argv)
 	if (!run_name && url.run[0])
 		run_name = url.run;
 	if (!dep) {
-		default_deployment(argv[optind], depbuf, sizeof(depbuf));
+		fleet_default_deployment(argv[optind], depbuf, sizeof(depbuf));
 		dep = depbuf;
 	}
 	if (!dep[0] || strlen(dep) > 200 || !util_utf8_valid(dep)) {

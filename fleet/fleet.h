@@ -22,7 +22,7 @@
 #include "util/util.h"
 
 /* Version of the ClickHouse schema, in moetrace_meta.version. */
-#define FLEET_SCHEMA_VERSION 1
+#define FLEET_SCHEMA_VERSION 2
 /* Default steps summed per counts_rollup row (docs/fleet.md has why). */
 #define FLEET_ROLLUP_STEPS 100
 /* Default steps per INSERT of `push`. */
@@ -100,5 +100,67 @@ struct fleet_push_stats {
 int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		   const char *deployment, int batch, struct fleet_push_stats *st,
 		   struct util_err *err);
+/* The same for the run's steps in [from, to] (the run's row and its
+ * deployed placements are shipped whole: they are small). */
+int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		     const char *deployment, int64_t from, int64_t to, int batch,
+		     struct fleet_push_stats *st, struct util_err *err);
+
+/* The deployment a trace file is shipped under by default: its file name
+ * without the extension ("traces/a.db" -> "a"). */
+void fleet_default_deployment(const char *path, char *out, size_t cap);
+/* A URL as messages show it, password or not parseable: the text between
+ * "USER:" and the '@' is left out. */
+void fleet_url_shown(const char *s, char *out, size_t cap);
+
+/* ---- the live sink (fleet/sink.c) ------------------------------------------
+ * Ships a trace a recorder is writing, as it commits: a thread of its own
+ * reads the newly committed steps back from the file (a read-only
+ * connection) and pushes them with fleet_push_range, so a retry never
+ * duplicates a step.  The recorder tells it of each commit
+ * (fleet_sink_committed: a lock and a signal, nothing else).  While the
+ * server cannot be reached it retries with a doubling wait; steps waiting
+ * beyond `backlog` are skipped for the sink, oldest first, and counted:
+ * the file keeps them and `moetrace push` fills them in. */
+#define FLEET_SINK_BACKLOG 100000
+#define FLEET_SINK_WAIT_MS 5000
+
+struct fleet_sink_opts {
+	const char *deployment;   /* NULL: the URL's, else the file's name */
+	int64_t backlog;          /* 0: FLEET_SINK_BACKLOG */
+	int batch;                /* steps per INSERT, 0: FLEET_BATCH_STEPS */
+	int wait_ms;              /* at close, how long to keep trying to ship
+				     what is left (0: FLEET_SINK_WAIT_MS, < 0: none) */
+	int retry_max_ms;         /* longest wait between attempts (0: 2000) */
+};
+
+struct fleet_sink_stats {
+	int64_t shipped;          /* steps the server acknowledged */
+	int64_t skipped;          /* steps left to `moetrace push` (past the bound,
+				     unshipped at close, or after the sink gave up) */
+	int64_t retries;          /* failed attempts */
+	int64_t lag;              /* steps committed, neither shipped nor skipped */
+	int64_t last_shipped;     /* the newest step acknowledged, -1 if none */
+	int last_error;           /* code of the last failed attempt, 0 after a success */
+	int gave_up;              /* 1: a refusal that retrying cannot mend (credentials,
+				     a database that is not moetrace's); see message */
+	char message[512];        /* the last failure, "" if none */
+};
+
+struct fleet_sink;
+/* Starts shipping run `run` of the trace at db_path to url; the steps the
+ * file holds now are left out (the sink ships what is committed from
+ * now on).  Contacts no server: an unreachable one is retried.
+ * UTIL_EUSAGE for a malformed URL (err names it without its password). */
+int fleet_sink_new(const char *url, const char *db_path, const struct store_run *run,
+		   const struct fleet_sink_opts *o, struct fleet_sink **out,
+		   struct util_err *err);
+/* After the recorder committed n steps, the last of them last_step. */
+void fleet_sink_committed(struct fleet_sink *k, int64_t last_step, int64_t n);
+/* Ships what is left (for at most wait_ms), counts the rest as skipped and
+ * stops the thread.  Stats stay readable. */
+void fleet_sink_close(struct fleet_sink *k);
+void fleet_sink_stats(struct fleet_sink *k, struct fleet_sink_stats *st);
+void fleet_sink_free(struct fleet_sink *k); /* closes first; accepts NULL */
 
 #endif

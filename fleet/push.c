@@ -170,7 +170,10 @@ static int push_run_row(struct fleet_ch *c, const struct store_run *run, const c
 	rb_f64(&q, run->created);
 	rb_string(&q, run->source);
 	rb_le(&q, (uint64_t)time(NULL), 4);
-	rc = insert(c, "runs", &q, err);
+	rb_le(&q, (uint64_t)run->id, 8);
+	rc = fleet_ch_query(c, "INSERT INTO runs (deployment, run, model, layers, experts, topk, "
+			       "ranks, slots, ranks_per_node, first_layer, created, source, pushed, "
+			       "id) FORMAT RowBinary", 1, q.data, q.len, NULL, err);
 out:
 	free(rows);
 	util_buf_release(&q);
@@ -229,8 +232,136 @@ out:
 	return rc;
 }
 
+/* Which layers of each step hold a counts row, for a run lacking some:
+ * the SQLite store reads a missing row as zero heat but shows it as
+ * missing (info, the views have no row for it), so the push sends no row
+ * for it either.  One layer iterator per layer, advanced with the steps. */
+struct presence {
+	struct store_iter **it;
+	int64_t *at;            /* each layer's next step with a row; INT64_MAX at the end */
+	int layers;
+};
+
+static int presence_next(struct presence *p, int l, struct store *s, struct util_err *err)
+{
+	struct store_step st;
+	int rc = store_iter_next(p->it[l], &st);
+
+	if (rc < 0)
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	p->at[l] = rc ? st.step : INT64_MAX;
+	return 0;
+}
+
+static int presence_new(struct store *s, const struct store_run *run, struct presence *p,
+			struct util_err *err)
+{
+	int rc = 0;
+
+	p->layers = run->layers;
+	p->it = xcalloc((size_t)run->layers, sizeof(*p->it));
+	p->at = xcalloc((size_t)run->layers, sizeof(*p->at));
+	for (int l = 0; !rc && l < run->layers; l++) {
+		if ((rc = store_iter_layer_new(s, run, l, STORE_STEP_MIN, STORE_STEP_MAX, 0,
+					       &p->it[l])))
+			util_err_set(err, rc, "%s", store_errmsg(s));
+		else
+			rc = presence_next(p, l, s, err);
+	}
+	return rc;
+}
+
+/* has[l] = layer l of `step` holds a row; *n the count of those. */
+static int presence_at(struct presence *p, int64_t step, unsigned char *has, int *n,
+		       struct store *s, struct util_err *err)
+{
+	int rc;
+
+	*n = 0;
+	for (int l = 0; l < p->layers; l++) {
+		while (p->at[l] < step)
+			if ((rc = presence_next(p, l, s, err)))
+				return rc;
+		has[l] = p->at[l] == step;
+		*n += has[l];
+	}
+	return 0;
+}
+
+static void presence_free(struct presence *p)
+{
+	for (int l = 0; p->it && l < p->layers; l++)
+		store_iter_free(p->it[l]);
+	free(p->it);
+	free(p->at);
+}
+
+/* The server's uncommitted counts of a local step (r: step, rows, token
+ * sum, distinct layers, every row E long) are the step's `rows` rows. */
+static int check_orphan(struct fleet_ch *c, const struct store_run *run, const char *dep,
+			const int64_t *r, const struct store_step *step, int rows,
+			struct util_err *err)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < (size_t)run->layers * (size_t)run->experts; i++)
+		sum += step->counts[i];
+	if (r[1] != r[3] || r[1] != rows)
+		return util_err_set(err, UTIL_EIO,
+				    "'%s' holds %lld counts rows (%lld layers) of uncommitted step "
+				    "%lld of run '%s' (deployment '%s'), not the %d layers of one "
+				    "whole step: delete them before pushing again",
+				    fleet_ch_url(c)->shown, (long long)r[1], (long long)r[3],
+				    (long long)step->step, run->name, dep, rows);
+	if (r[4] != 1 || (uint64_t)r[2] != sum)
+		return util_err_set(err, UTIL_EPARSE,
+				    "'%s' holds uncommitted counts of step %lld of run '%s' "
+				    "(deployment '%s') that differ from the trace (%lld rows, %lld "
+				    "tokens; the trace has %d layers, %llu tokens): another trace "
+				    "was pushed under these names?", fleet_ch_url(c)->shown,
+				    (long long)step->step, run->name, dep, (long long)r[1],
+				    (long long)r[2], rows, (unsigned long long)sum);
+	return 0;
+}
+
+/* The step's counts rows (those of layers with has[l], every layer
+ * without has) in RowBinary. */
+static void put_counts(struct util_buf *cb, const char *dep, const struct store_run *run,
+		       const struct store_step *step, const unsigned char *has)
+{
+	size_t E = (size_t)run->experts;
+
+	for (int l = 0; l < run->layers; l++) {
+		const uint32_t *v = step->counts + (size_t)l * E;
+
+		if (has && !has[l])
+			continue;
+		rb_string(cb, dep);
+		rb_string(cb, run->name);
+		rb_le(cb, (uint64_t)step->step, 8);
+		rb_le(cb, (uint64_t)l, 2);
+		rb_varint(cb, E);
+		for (size_t e = 0; e < E; e++)
+			rb_le(cb, v[e], 4);
+	}
+}
+
 int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		   const char *dep, int batch, struct fleet_push_stats *st, struct util_err *err)
+{
+	return fleet_push_range(c, s, run, dep, STORE_STEP_MIN, STORE_STEP_MAX, batch, st, err);
+}
+
+/* " AND step BETWEEN from AND to" unless the range is the whole run. */
+static void where_range(struct util_buf *q, int64_t from, int64_t to)
+{
+	if (from > STORE_STEP_MIN || to < STORE_STEP_MAX)
+		util_buf_addf(q, " AND step BETWEEN %lld AND %lld", (long long)from, (long long)to);
+}
+
+int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		     const char *dep, int64_t from, int64_t to, int batch,
+		     struct fleet_push_stats *st, struct util_err *err)
 {
 	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
 	struct util_buf cb = UTIL_BUF_INIT, sb = UTIL_BUF_INIT;
@@ -239,7 +370,10 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 	int64_t *done = NULL, *orphan = NULL;
 	size_t ndone = 0, norphan = 0;
 	size_t E = (size_t)run->experts;
-	int rc, inbatch = 0, maxbatch;
+	struct presence pres = { 0 };
+	unsigned char *has = NULL;
+	int64_t missing = 0;
+	int rc, inbatch = 0, maxbatch, rows = run->layers;
 
 	memset(st, 0, sizeof(*st));
 	/* one INSERT stays one block (ClickHouse splits at 1,048,576 rows) */
@@ -253,6 +387,7 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 		goto out;
 	util_buf_addstr(&q, "SELECT step FROM steps");
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, " ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 1, &done, &ndone, err)))
@@ -262,14 +397,25 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 			    "min(length(counts)) = max(length(counts)) AND max(length(counts)) = ");
 	util_buf_addf(&q, "%zu FROM counts", E);
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, " AND step NOT IN (SELECT step FROM steps");
 	fleet_sql_where_run(&q, dep, run->name);
+	where_range(&q, from, to);
 	util_buf_addstr(&q, ") GROUP BY step ORDER BY step FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
 		goto out;
 
-	if ((rc = store_iter_new(s, run, STORE_STEP_MIN, STORE_STEP_MAX, 0, &it))) {
+	if ((rc = store_run_missing_counts(s, run, &missing))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	if (missing > 0) {
+		has = xcalloc((size_t)run->layers, 1);
+		if ((rc = presence_new(s, run, &pres, err)))
+			goto out;
+	}
+	if ((rc = store_iter_new(s, run, from, to, 0, &it))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;
 	}
@@ -281,47 +427,15 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 			st->present++;
 			continue;
 		}
+		if (pres.it && (rc = presence_at(&pres, step.step, has, &rows, s, err)))
+			goto out;
 		o = find_at(orphan, norphan, 5, step.step);
 		if (o >= 0 && orphan) {
-			const int64_t *r = orphan + 5 * (size_t)o;
-			uint64_t sum = 0;
-
-			for (size_t i = 0; i < (size_t)run->layers * E; i++)
-				sum += step.counts[i];
-			if (r[1] != r[3] || r[1] != run->layers) {
-				rc = util_err_set(err, UTIL_EIO,
-						  "'%s' holds %lld counts rows (%lld layers) of "
-						  "uncommitted step %lld of run '%s' (deployment '%s'), "
-						  "not the %d layers of one whole step: delete them "
-						  "before pushing again", fleet_ch_url(c)->shown,
-						  (long long)r[1], (long long)r[3], (long long)step.step,
-						  run->name, dep, run->layers);
+			if ((rc = check_orphan(c, run, dep, orphan + 5 * (size_t)o, &step, rows, err)))
 				goto out;
-			}
-			if (r[4] != 1 || (uint64_t)r[2] != sum) {
-				rc = util_err_set(err, UTIL_EPARSE,
-						  "'%s' holds uncommitted counts of step %lld of run "
-						  "'%s' (deployment '%s') that differ from the trace "
-						  "(%lld rows, %lld tokens; the trace has %d layers, "
-						  "%llu tokens): another trace was pushed under these "
-						  "names?", fleet_ch_url(c)->shown,
-						  (long long)step.step, run->name, dep, (long long)r[1],
-						  (long long)r[2], run->layers, (unsigned long long)sum);
-				goto out;
-			}
 			st->completed++;
 		} else {
-			for (int l = 0; l < run->layers; l++) {
-				const uint32_t *v = step.counts + (size_t)l * E;
-
-				rb_string(&cb, dep);
-				rb_string(&cb, run->name);
-				rb_le(&cb, (uint64_t)step.step, 8);
-				rb_le(&cb, (uint64_t)l, 2);
-				rb_varint(&cb, E);
-				for (size_t e = 0; e < E; e++)
-					rb_le(&cb, v[e], 4);
-			}
+			put_counts(&cb, dep, run, &step, pres.it ? has : NULL);
 			st->sent++;
 		}
 		rb_string(&sb, dep);
@@ -345,6 +459,8 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 		goto out;
 out:
 	store_iter_free(it);
+	presence_free(&pres);
+	free(has);
 	free(done);
 	free(orphan);
 	util_buf_release(&q);

@@ -12,21 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tables and views of schema 1 (moetrace_meta last). */
+/* placed_at of the static layout: below every step a trace holds. */
+#define STATIC_AT "toInt64(-9223372036854775807 - 1)"
+
+/* Tables and views of schema 2 (moetrace_meta last; moetrace_meta_new
+ * only while a migration replaces moetrace_meta). */
 static const char *const schema_names[] = {
 	"runs", "steps", "counts", "deployed", "counts_rollup", "counts_rollup_mv",
 	"counts_committed", "expert_heat", "layer_heat", "step_heat", "rollup_heat",
-	"layer_imbalance_static",
+	"layer_imbalance_static", "run_layout", "counts_placed", "placements",
+	"placement_replicas", "counts_placement", "device_load", "layer_imbalance",
 	"runs_all", "steps_all", "counts_all", "deployed_all", "counts_rollup_all",
-	"moetrace_meta", NULL,
+	"moetrace_meta", "moetrace_meta_new", NULL,
 };
 
 /* Local tables: (name, columns and engine).  Rows of a run are keyed by
- * (deployment, run name): run ids are local to a trace file. */
+ * (deployment, run name): run ids are local to a trace file (runs.id, the
+ * last column since schema 2, is the run's id in the pushed file). */
 static const char *const tables[][2] = {
 	{ "runs", "(deployment String, run String, model String, layers UInt16, experts UInt32, "
 		  "topk UInt32, ranks UInt32, slots UInt32, ranks_per_node UInt32, "
-		  "first_layer UInt32, created Float64, source String, pushed DateTime) "
+		  "first_layer UInt32, created Float64, source String, pushed DateTime, "
+		  "id Int64) "
 		  "ENGINE = MergeTree() ORDER BY (deployment, run)" },
 	{ "steps", "(deployment String, run String, step Int64, time Float64, phase UInt8, "
 		   "tokens UInt64) ENGINE = MergeTree() ORDER BY (deployment, run, step)" },
@@ -85,6 +92,62 @@ static const char *const views[][2] = {
 	  "SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "
 	  "sumForEachMerge(counts) AS counts FROM counts_rollup "
 	  "GROUP BY deployment, run, layer, first_step" },
+	/* Schema 2: the placement in force at each step, without an as-of
+	 * join (18.16 has none).  The EP layout a run's static placement uses:
+	 * its own (SQLite's run_layout falls back to the model preset's, which
+	 * the server does not know). */
+	{ "run_layout",
+	  "SELECT deployment, run, experts, ranks, slots, 'run' AS source FROM runs "
+	  "WHERE ranks > 0 AND slots > 0 AND ranks * slots >= experts" },
+	/* Each committed counts row with placed_at, the step of the latest
+	 * deployed row of its layer at or before its step (the count k of the
+	 * layer's sorted deployed steps <= step gives it), else STATIC_AT for
+	 * the static layout; rows with neither are left out.  (The lambda
+	 * takes the step as an array: 18.16 drops a subquery column that only
+	 * a lambda names.) */
+	{ "counts_placed",
+	  "SELECT deployment, run, step, layer, counts, "
+	  "if(k > 0, ds[k], " STATIC_AT ") AS placed_at FROM "
+	  "(SELECT deployment, run, step, layer, counts, ds, arrayCount((x, s) -> x <= s, ds, "
+	  "arrayResize(emptyArrayInt64(), length(ds), step)) AS k FROM "
+	  "(SELECT deployment, run, step, layer, counts, ds FROM counts_committed "
+	  "ANY LEFT JOIN (SELECT deployment, run, layer, arraySort(groupArray(step)) AS ds "
+	  "FROM deployed GROUP BY deployment, run, layer) USING (deployment, run, layer))) "
+	  "WHERE k > 0 OR (deployment, run) IN (SELECT deployment, run FROM run_layout)" },
+	/* Every placement a step can be under: the deployed rows, and per
+	 * layer the static one (slot p holds expert p % E) at STATIC_AT. */
+	{ "placements",
+	  "SELECT deployment, run, layer, step AS placed_at, ranks, slots, phy2log FROM deployed "
+	  "UNION ALL SELECT deployment, run, toUInt16(li) AS layer, " STATIC_AT " AS placed_at, "
+	  "ranks, slots, arrayMap((p, e) -> toInt32(p % e), range(ranks * slots), "
+	  "arrayResize(emptyArrayUInt32(), ranks * slots, experts)) AS phy2log FROM "
+	  "(SELECT deployment, run, experts, ranks, slots, layers FROM run_layout "
+	  "ANY INNER JOIN (SELECT deployment, run, layers FROM runs) USING (deployment, run)) "
+	  "ARRAY JOIN range(layers) AS li" },
+	/* The ranks holding a replica of each expert, per placement. */
+	{ "placement_replicas",
+	  "SELECT deployment, run, layer, placed_at, toUInt32(e) AS expert, "
+	  "groupArray(toUInt32(intDiv(p - 1, slots))) AS on_ranks FROM placements "
+	  "ARRAY JOIN phy2log AS e, arrayEnumerate(phy2log) AS p "
+	  "GROUP BY deployment, run, layer, placed_at, expert" },
+	{ "counts_placement",
+	  "SELECT deployment, run, step, layer, counts, "
+	  "if(placed_at = " STATIC_AT ", 'static', 'deployed') AS placement, phy2log, ranks, "
+	  "slots FROM counts_placed ANY INNER JOIN placements "
+	  "USING (deployment, run, layer, placed_at)" },
+	/* Each cell's tokens split evenly over its expert's replicas, summed
+	 * per rank; an expert without a replica carries no load. */
+	{ "device_load",
+	  "SELECT deployment, run, step, layer, rank, sum(x / length(on_ranks)) AS load FROM "
+	  "(SELECT deployment, run, step, layer, x, on_ranks FROM "
+	  "(SELECT deployment, run, step, layer, placed_at, toUInt32(i - 1) AS expert, x "
+	  "FROM counts_placed ARRAY JOIN counts AS x, arrayEnumerate(counts) AS i) "
+	  "ANY INNER JOIN placement_replicas USING (deployment, run, layer, placed_at, expert)) "
+	  "ARRAY JOIN on_ranks AS rank GROUP BY deployment, run, step, layer, rank" },
+	{ "layer_imbalance",
+	  "SELECT deployment, run, step, layer, "
+	  "if(sum(load) <= 0, 1.0, max(load) / (sum(load) / count())) AS imbalance "
+	  "FROM device_load GROUP BY deployment, run, step, layer" },
 };
 
 static const char *const dist_tables[] = { "runs", "steps", "counts", "deployed",
@@ -167,21 +230,153 @@ static size_t lines_of(char *s, char **line, size_t cap)
 	return n;
 }
 
+/* The one row of moetrace_meta: version, rollup steps and cluster (cl,
+ * cap bytes). */
+static int read_meta(struct fleet_ch *c, const struct fleet_url *u, long long *version,
+		     long long *steps, char *cl, size_t cap, struct util_err *err)
+{
+	struct util_buf ans = UTIL_BUF_INIT;
+	char *line[2], *e = NULL, *f = NULL;
+	size_t n;
+	int rc;
+
+	*version = *steps = 0;
+	if ((rc = fleet_ch_query(c, "SELECT version, rollup_steps, cluster FROM "
+				    "moetrace_meta FORMAT TSV", 1, NULL, 0, &ans, err)))
+		goto out;
+	n = lines_of(ans.data, line, 2);
+	if (n == 1) {
+		*version = strtoll(line[0], &e, 10);
+		if (*e == '\t')
+			*steps = strtoll(e + 1, &f, 10);
+	}
+	if (n != 1 || e == line[0] || *e != '\t' || !f || f == e + 1 || *f != '\t' ||
+	    strlen(f + 1) >= cap || *steps < 1) {
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "'%s' is not a moetrace schema: moetrace_meta does not "
+				  "hold one version row", u->shown);
+		goto out;
+	}
+	memcpy(cl, f + 1, strlen(f + 1) + 1);
+out:
+	util_buf_release(&ans);
+	return rc;
+}
+
+/* Does `table` of the URL's database have `column`?  1, 0 or an error. */
+static int has_column(struct fleet_ch *c, const struct fleet_url *u, const char *table,
+		      const char *column, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	int rc;
+
+	util_buf_addstr(&q, "SELECT count() FROM system.columns WHERE database = ");
+	fleet_sql_quote(&q, u->database);
+	util_buf_addf(&q, " AND table = '%s' AND name = '%s' FORMAT TSV", table, column);
+	rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err);
+	if (!rc)
+		rc = ans.data && strtoll(ans.data, NULL, 10) > 0;
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}
+
+/* Schema 1 -> 2: runs (and runs_all) gain id, the views of the placement
+ * in force are created, and moetrace_meta is replaced by a copy saying 2
+ * (made first as moetrace_meta_new: a migration cut short anywhere is
+ * completed by the next push, see fleet_schema_ensure). */
+static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
+{
+	static const char *const steps[] = {
+		"DROP TABLE IF EXISTS moetrace_meta_new",
+		"CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(2) AS version, "
+		"rollup_steps, cluster, created FROM moetrace_meta",
+		"DROP TABLE moetrace_meta",
+		"RENAME TABLE moetrace_meta_new TO moetrace_meta",
+	};
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = 0;
+
+	for (int t = 0; !rc && t < 2; t++) {
+		const char *table = t ? "runs_all" : "runs";
+		int has = has_column(c, u, table, "id", err);
+
+		if (has < 0)
+			rc = has;
+		else if (!has && (!t || has_column(c, u, "runs_all", "deployment", err) == 1)) {
+			util_buf_reset(&q);
+			util_buf_addf(&q, "ALTER TABLE %s ADD COLUMN id Int64", table);
+			rc = exec(c, &q, err);
+		}
+	}
+	for (size_t i = 0; !rc && i < sizeof(views) / sizeof(views[0]); i++) {
+		util_buf_reset(&q);
+		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
+		rc = exec(c, &q, err);
+	}
+	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
+		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
+	util_buf_release(&q);
+	if (rc)
+		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 1 to %d: ",
+				u->shown, FLEET_SCHEMA_VERSION);
+	return rc;
+}
+
+/* The existing schema: its version this moetrace's (migrated if older),
+ * the options those it was created with. */
+static int check_existing(struct fleet_ch *c, const struct fleet_url *u,
+			  const struct fleet_schema_opts *o, const char *unknown,
+			  struct util_err *err)
+{
+	long long version, steps;
+	char cl[128];
+	int rc;
+
+	if ((rc = read_meta(c, u, &version, &steps, cl, sizeof(cl), err)))
+		return rc;
+	if (version > FLEET_SCHEMA_VERSION)
+		return util_err_set(err, UTIL_EPARSE,
+				    "'%s' has moetrace schema version %lld, newer than this "
+				    "moetrace knows (%d): upgrade moetrace", u->shown, version,
+				    FLEET_SCHEMA_VERSION);
+	if (version < 1)
+		return util_err_set(err, UTIL_EPARSE,
+				    "'%s' has moetrace schema version %lld, which no moetrace "
+				    "wrote", u->shown, version);
+	if (unknown)
+		return util_err_set(err, UTIL_EPARSE,
+				    "'%s' is not a moetrace schema: it holds table '%.64s'",
+				    u->shown, unknown);
+	if (o->rollup_steps && o->rollup_steps != steps)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--rollup-steps %d: '%s' was created with %lld steps per "
+				    "rollup row", o->rollup_steps, u->shown, steps);
+	if (o->cluster && strcmp(o->cluster, cl))
+		return util_err_set(err, UTIL_EUSAGE, "--cluster %s: '%s' was created %s%s%s",
+				    o->cluster, u->shown,
+				    cl[0] ? "for cluster '" : "without a cluster", cl,
+				    cl[0] ? "'" : "");
+	return version == 1 ? migrate_1(c, u, err) : 0;
+}
+
 int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 			struct util_err *err)
 {
 	const struct fleet_url *u = fleet_ch_url(c);
 	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
-	char *line[256], dbname[128];
+	char *line[256];
+	const char *unknown = NULL;
 	size_t n;
-	int rc, has_meta = 0, rollup = o->rollup_steps ? o->rollup_steps : FLEET_ROLLUP_STEPS;
-	snprintf(dbname, sizeof(dbname), "%s", u->database);
-	util_buf_addf(&q, "CREATE DATABASE IF NOT EXISTS %s", dbname);
+	int rc, has_meta = 0, has_new = 0;
+	int rollup = o->rollup_steps ? o->rollup_steps : FLEET_ROLLUP_STEPS;
+
+	util_buf_addf(&q, "CREATE DATABASE IF NOT EXISTS %s", u->database);
 	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, NULL, err)))
 		goto out;
 	util_buf_reset(&q);
 	util_buf_addstr(&q, "SELECT name FROM system.tables WHERE database = ");
-	fleet_sql_quote(&q, dbname);
+	fleet_sql_quote(&q, u->database);
 	util_buf_addstr(&q, " ORDER BY name FORMAT TSV");
 	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
 		goto out;
@@ -191,63 +386,26 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 
 		while (schema_names[k] && strcmp(schema_names[k], line[i]))
 			k++;
-		if (!schema_names[k]) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' is not a moetrace schema: it holds table '%.64s'",
-					  u->shown, line[i]);
+		if (!schema_names[k] && !unknown)
+			unknown = line[i];
+		has_meta |= !strcmp(line[i], "moetrace_meta");
+		has_new |= !strcmp(line[i], "moetrace_meta_new");
+	}
+	/* a migration cut short after dropping moetrace_meta: its copy is whole */
+	if (has_new && !has_meta && !unknown) {
+		if ((rc = fleet_ch_query(c, "RENAME TABLE moetrace_meta_new TO moetrace_meta", 1,
+					 NULL, 0, NULL, err)))
 			goto out;
-		}
-		if (!strcmp(line[i], "moetrace_meta"))
-			has_meta = 1;
+		has_meta = 1;
 	}
 	if (has_meta) {
-		long long version = 0, steps = 0;
-		char cl[128] = "", *e = NULL, *f = NULL;
-
-		if ((rc = fleet_ch_query(c, "SELECT version, rollup_steps, cluster FROM "
-					    "moetrace_meta FORMAT TSV", 1, NULL, 0, &ans, err)))
-			goto out;
-		n = lines_of(ans.data, line, 2);
-		if (n == 1) {
-			version = strtoll(line[0], &e, 10);
-			if (*e == '\t')
-				steps = strtoll(e + 1, &f, 10);
-		}
-		if (n != 1 || e == line[0] || *e != '\t' || !f || f == e + 1 || *f != '\t' ||
-		    strlen(f + 1) >= sizeof(cl) || steps < 1) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' is not a moetrace schema: moetrace_meta does not "
-					  "hold one version row", u->shown);
-			goto out;
-		}
-		memcpy(cl, f + 1, strlen(f + 1) + 1);
-		if (version > FLEET_SCHEMA_VERSION) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' has moetrace schema version %lld, newer than this "
-					  "moetrace knows (%d): upgrade moetrace", u->shown, version,
-					  FLEET_SCHEMA_VERSION);
-			goto out;
-		}
-		if (version < 1) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' has moetrace schema version %lld, which no moetrace "
-					  "wrote", u->shown, version);
-			goto out;
-		}
-		/* schema 1 is the first: migrations from older versions go here */
-		if (o->rollup_steps && o->rollup_steps != steps) {
-			rc = util_err_set(err, UTIL_EUSAGE,
-					  "--rollup-steps %d: '%s' was created with %lld steps per "
-					  "rollup row", o->rollup_steps, u->shown, steps);
-			goto out;
-		}
-		if (o->cluster && strcmp(o->cluster, cl)) {
-			rc = util_err_set(err, UTIL_EUSAGE,
-					  "--cluster %s: '%s' was created %s%s%s", o->cluster,
-					  u->shown, cl[0] ? "for cluster '" : "without a cluster",
-					  cl, cl[0] ? "'" : "");
-			goto out;
-		}
+		rc = check_existing(c, u, o, unknown, err);
+		goto out;
+	}
+	if (unknown) {
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "'%s' is not a moetrace schema: it holds table '%.64s'", u->shown,
+				  unknown);
 		goto out;
 	}
 	if (o->cluster) {

@@ -9,9 +9,10 @@
  * see only committed steps: a step counts once its steps row is there
  * (push.c sends it after the step's counts).
  *
- * Runs are numbered 1, 2, ... oldest first within the deployment (run ids
- * belong to a trace file; the server keys runs by name), which are the
- * ids a trace file pushed whole had.  The backend is read-only: the store
+ * Runs keep the ids they had in the pushed trace file (runs.id, schema 2),
+ * gaps included; a deployment whose runs lack them (pushed under schema 1)
+ * or share one (several files pushed under one deployment) has its runs
+ * numbered 1, 2, ... oldest first instead.  The backend is read-only: the store
  * front refuses every write (store_backend.h).
  */
 #include "fleet/fleet.h"
@@ -27,6 +28,7 @@ struct ch_store {
 	struct store_run *runs; /* the deployment's runs (the URL's run alone if it names one) */
 	size_t nruns;
 	struct util_buf q, ans;
+	long long version; /* of the schema (moetrace_meta) */
 };
 
 /* ---- RowBinary answers ------------------------------------------------------ */
@@ -160,6 +162,38 @@ static void q_phases(struct util_buf *q, unsigned mask)
 
 /* ---- runs -------------------------------------------------------------------- */
 
+static int by_id(const void *a, const void *b)
+{
+	const struct store_run *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The runs' ids from their files if each has one of its own (sorted by
+ * it), else 1, 2, ... in the order given (oldest first). */
+static void number_runs(struct ch_store *h)
+{
+	struct store_run *sorted;
+	int own = 1;
+
+	for (size_t i = 0; i < h->nruns; i++)
+		own &= h->runs[i].id > 0;
+	if (own && h->nruns) {
+		sorted = xmallocarray(h->nruns, sizeof(*sorted));
+		memcpy(sorted, h->runs, h->nruns * sizeof(*sorted));
+		qsort(sorted, h->nruns, sizeof(*sorted), by_id);
+		for (size_t i = 1; i < h->nruns; i++)
+			own &= sorted[i].id != sorted[i - 1].id;
+		if (own)
+			memcpy(h->runs, sorted, h->nruns * sizeof(*sorted));
+		free(sorted);
+		if (own)
+			return;
+	}
+	for (size_t i = 0; i < h->nruns; i++)
+		h->runs[i].id = (int64_t)i + 1;
+}
+
 static int load_runs(struct store *s, struct ch_store *h)
 {
 	struct rb r;
@@ -167,9 +201,9 @@ static int load_runs(struct store *s, struct ch_store *h)
 	int rc;
 
 	util_buf_reset(&h->q);
-	util_buf_addstr(&h->q, "SELECT run, model, layers, experts, topk, ranks, slots, "
-			       "ranks_per_node, first_layer, created, source FROM runs "
-			       "WHERE deployment = ");
+	util_buf_addf(&h->q, "SELECT run, model, layers, experts, topk, ranks, slots, "
+			     "ranks_per_node, first_layer, created, source, %s FROM runs "
+			     "WHERE deployment = ", h->version >= 2 ? "id" : "toInt64(0)");
 	fleet_sql_quote(&h->q, h->url.deployment);
 	util_buf_addstr(&h->q, " ORDER BY created, run");
 	if ((rc = ask(s, h, "RowBinary")))
@@ -191,6 +225,7 @@ static int load_runs(struct store *s, struct ch_store *h)
 		run.first_layer = (int)(uint32_t)rb_le(&r, 4);
 		run.created = rb_f64(&r);
 		rb_str(&r, run.source, sizeof(run.source));
+		run.id = (int64_t)rb_le(&r, 8);
 		if (r.bad)
 			return malformed(s, h);
 		for (k = 0; k < n && strcmp(h->runs[k].name, run.name); k++)
@@ -205,10 +240,10 @@ static int load_runs(struct store *s, struct ch_store *h)
 						    run.topk, run.ranks, run.slots);
 		if (n == cap)
 			h->runs = xrealloc(h->runs, (cap = cap ? 2 * cap : 8) * sizeof(*h->runs));
-		run.id = (int64_t)n + 1;
 		h->runs[n++] = run;
 	}
 	h->nruns = n;
+	number_runs(h);
 	return 0;
 }
 
@@ -799,6 +834,7 @@ static int check_schema(struct store *s, struct ch_store *h)
 					    "'%s' is not a moetrace schema: moetrace_meta does not "
 					    "hold one version row",
 					    h->url.shown);
+	h->version = v;
 	if (v > FLEET_SCHEMA_VERSION || v < 1)
 		return store_backend_seterr(s, UTIL_EPARSE,
 					    "'%s' has moetrace schema version %lld; this moetrace "

@@ -512,7 +512,7 @@ static int deployed_at_listed(struct store *s, const struct store_run *run, int6
 
 	if ((rc = s->ops->deployed_list(s, run, &d, &nd)))
 		return rc;
-	last = calloc((size_t)run->layers, sizeof(*last));
+	last = calloc((size_t)run->layers, sizeof(struct store_deployed_row *));
 	seen = malloc((size_t)run->experts);
 	if (!last || !seen) {
 		rc = store_backend_seterr(s, UTIL_ENOMEM, "out of memory");

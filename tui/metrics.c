@@ -428,3 +428,30 @@ void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct 
 	util_buf_addstr(b, "moetrace_rebalance_baseline_imbalance_mean");
 	value(b, f->replays ? f->baseline_imbalance_mean : NAN);
 }
+
+void tui_metrics_format_sink(const struct moetrace_sink_stats *st, struct util_buf *b)
+{
+	/* clang-format off */
+	const struct { const char *name, *type, *help; int64_t v; } rows[] = {
+		{ "moetrace_sink_steps_shipped_total", "counter",
+		  "Steps the ClickHouse sink shipped and the server acknowledged.", st->shipped },
+		{ "moetrace_sink_steps_skipped_total", "counter",
+		  "Steps the sink skipped (beyond its backlog while the server was away, or "
+		  "left at close); the trace has them and moetrace push ships them.", st->skipped },
+		{ "moetrace_sink_retries_total", "counter", "Failed attempts of the sink to ship.",
+		  st->retries },
+		{ "moetrace_sink_lag_steps", "gauge",
+		  "Steps committed to the trace and not yet shipped or skipped.", st->lag },
+		{ "moetrace_sink_last_shipped_step", "gauge",
+		  "Newest step the server acknowledged (-1 before the first).", st->last_shipped },
+		{ "moetrace_sink_up", "gauge",
+		  "1 while the sink's last attempt succeeded (or none failed yet), else 0.",
+		  st->last_error == 0 },
+	};
+	/* clang-format on */
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		head(b, rows[i].name, rows[i].type, rows[i].help);
+		util_buf_addf(b, "%s %lld\n", rows[i].name, (long long)rows[i].v);
+	}
+}

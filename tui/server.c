@@ -4,18 +4,16 @@
  * trace on a read-only connection of its own, so a recorder writing the
  * same file never waits for it, and formats what tui/metrics.c gives: the
  * view's gauges, the run's counters, the counters of a following replay
- * (tui/rebalance.c, on its own thread) and a recorder's counters, copied
- * from its atomics.  libmicrohttpd answers on one internal thread that
+ * (tui/rebalance.c, on its own thread) and, inside a recorder, the
+ * counters it is handed a function for (the server knows no recorder).  libmicrohttpd answers on one internal thread that
  * also does the reading; it is loaded with dlopen() when an endpoint
  * starts listening, so libmoetrace.so does not depend on it and an engine
  * that never asks for metrics never loads an HTTP server.
  */
 #include "tui/tui.h"
-#include "collector/moetrace.h"
 
 #include <dlfcn.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +40,9 @@ struct tui_server {
 	struct tui_view *v;
 	struct tui_metrics *m;
 	struct tui_rebalance *rb;
-	struct moetrace_recorder *rec;
+	void (*counters)(void *ctx, struct util_buf *out);
+	void (*counters_snap)(void *ctx);
+	void *counters_ctx;
 	pthread_mutex_t lock; /* one scrape at a time; guards buf */
 	struct util_buf buf;  /* the answer, allocated once at its largest */
 	struct mhd_api mhd;
@@ -116,7 +116,9 @@ int tui_server_new(const struct tui_server_cfg *c, struct tui_server **out, stru
 	if (!(sv = calloc(1, sizeof(*sv))))
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	pthread_mutex_init(&sv->lock, NULL);
-	sv->rec = c->rec;
+	sv->counters = c->counters;
+	sv->counters_snap = c->counters_snap;
+	sv->counters_ctx = c->counters_ctx;
 	if ((rc = store_open_run(c->db, c->run, STORE_READONLY, &sv->s, &sv->run, err)) ||
 	    (rc = analyze_layout_resolve(&sv->run, c->ranks, c->slots, c->redundant, &vc.ranks,
 					 &vc.slots, err)) ||
@@ -147,14 +149,13 @@ fail:
  * the lock): 0, or a negative code with the message in b. */
 static int collect(struct tui_server *sv, struct util_buf *b)
 {
-	struct moetrace_recorder_stats st;
 	struct tui_header h;
 	int rc;
 
 	/* the recorder's counters first: every step they count as recorded
 	 * is then in what the trace is read to */
-	if (sv->rec)
-		moetrace_recorder_stats(sv->rec, &st);
+	if (sv->counters_snap)
+		sv->counters_snap(sv->counters_ctx);
 	util_buf_reset(b);
 	if ((rc = tui_view_poll(sv->v, 0)) < 0) {
 		util_buf_addf(b, "moetrace: %s\n", tui_view_errmsg(sv->v));
@@ -174,8 +175,8 @@ static int collect(struct tui_server *sv, struct util_buf *b)
 		tui_rebalance_figures(sv->rb, &f);
 		tui_metrics_format_rebalance(&f, b);
 	}
-	if (sv->rec)
-		tui_metrics_format_recorder(&st, b);
+	if (sv->counters)
+		sv->counters(sv->counters_ctx, b);
 	return 0;
 }
 
@@ -244,47 +245,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
-/* HOST:PORT, [V6HOST]:PORT or :PORT (all interfaces) into addr. */
-static int parse_listen(const char *arg, struct sockaddr_storage *addr, struct util_err *err)
-{
-	char host[256];
-	const char *colon = strrchr(arg, ':');
-	struct addrinfo hints, *res = NULL;
-	int port, rc;
-	size_t n;
-
-	if (!colon)
-		return util_err_set(err, UTIL_EUSAGE, "--listen: '%s' is not HOST:PORT", arg);
-	if (util_parse_int(colon + 1, 0, 65535, &port, "--listen port", err))
-		return err->code;
-	n = (size_t)(colon - arg);
-	if (n >= sizeof(host))
-		return util_err_set(err, UTIL_EUSAGE, "--listen: host too long");
-	memcpy(host, arg, n);
-	host[n] = '\0';
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res)) != 0)
-		return util_err_set(err, UTIL_EUSAGE, "--listen: cannot resolve '%s': %s", host,
-				    gai_strerror(rc));
-	memcpy(addr, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
-int tui_listen_check(const char *listen, struct util_err *err)
-{
-	struct sockaddr_storage addr;
-
-	return parse_listen(listen, &addr, err);
-}
-
 int tui_server_listen(struct tui_server *sv, const char *listen, int *port, struct util_err *err)
 {
 	struct sockaddr_storage addr;
@@ -294,7 +254,7 @@ int tui_server_listen(struct tui_server *sv, const char *listen, int *port, stru
 
 	if (sv->d)
 		return util_err_set(err, UTIL_ESTATE, "already serving metrics");
-	if ((rc = parse_listen(listen, &addr, err)))
+	if ((rc = util_listen_parse(listen, &addr, err)))
 		return rc;
 	if (!sv->mhd.dl && (rc = mhd_load(&sv->mhd, err)))
 		return rc;

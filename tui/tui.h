@@ -299,15 +299,18 @@ void tui_metrics_format_rebalance(const struct tui_rebalance_figures *f, struct 
 /* Appends the recorder's own counters (moetrace.h's statistics). */
 struct moetrace_recorder_stats;
 void tui_metrics_format_recorder(const struct moetrace_recorder_stats *st, struct util_buf *out);
+/* Appends the counters of a recorder's ClickHouse sink. */
+struct moetrace_sink_stats;
+void tui_metrics_format_sink(const struct moetrace_sink_stats *st, struct util_buf *out);
 
 /* ---- the /metrics endpoint (tui/server.c) ------------------------------
  * What `moetrace serve`, `record --metrics` and the recorder library's
  * moetrace_recorder_serve_metrics() serve: a read-only connection of its
  * own on the trace, the view and counters above, optionally a following
  * replay and a recorder's counters, over HTTP (libmicrohttpd, loaded when
- * an endpoint starts listening).  The recorder, when given, must outlive
- * the server. */
-struct moetrace_recorder;
+ * an endpoint starts listening).  The server knows no recorder: it is
+ * handed a function that copies the counters (counters_ctx must outlive
+ * the server), called once at the start of each scrape. */
 struct tui_server_cfg {
 	const char *db, *run;            /* trace and run (NULL run: the newest) */
 	const struct analyze_algo *algo; /* NULL: the flagship */
@@ -317,7 +320,13 @@ struct tui_server_cfg {
 	int per_expert;
 	int64_t rebalance_every;         /* 0: no following replay */
 	int64_t rebalance_window, rebalance_delay; /* 0 / -1: the replay's defaults */
-	struct moetrace_recorder *rec;   /* NULL: no recorder counters */
+	/* NULL: no recorder counters; else appends them (Prometheus text) to
+	 * out, from a copy taken when the scrape began */
+	void (*counters)(void *ctx, struct util_buf *out);
+	/* takes that copy, before the trace is read: every step the counters
+	 * call recorded is then in what the scrape reads */
+	void (*counters_snap)(void *ctx);
+	void *counters_ctx;
 };
 #define TUI_SERVER_CFG_INIT { .rebalance_delay = -1 }
 struct tui_server;
@@ -331,7 +340,5 @@ int tui_server_collect(struct tui_server *sv, struct util_buf *b);
 int tui_server_listen(struct tui_server *sv, const char *listen, int *port,
 		      struct util_err *err);
 void tui_server_free(struct tui_server *sv); /* stops listening; accepts NULL */
-/* Checks a HOST:PORT before anything is opened: 0 or UTIL_EUSAGE. */
-int tui_listen_check(const char *listen, struct util_err *err);
 
 #endif

@@ -23,7 +23,7 @@ int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap)
 	return code;
 }
 
-int util_err_set(struct util_err *err, int code, const char *fmt, ...)
+int (util_err_set)(struct util_err *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 

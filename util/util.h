@@ -43,6 +43,12 @@ struct util_err {
  * `return util_err_set(err, UTIL_EPARSE, "...", ...);` */
 int util_err_set(struct util_err *err, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 int util_err_vset(struct util_err *err, int code, const char *fmt, va_list ap);
+#ifdef __clang_analyzer__
+/* For the static analyzer only: util_err_set returns its code, which it
+ * cannot see across files, so it would follow paths where an error
+ * returns 0 and report what happens on them. */
+#define util_err_set(err, code, ...) (util_err_set((err), (code), __VA_ARGS__), (code))
+#endif
 /* Prefixes err->msg with more context ("reading 'x.csv': " + old message). */
 int util_err_prefix(struct util_err *err, const char *fmt, ...) UTIL_PRINTF(2, 3);
 /* Process exit status for a code: 0 ok, 2 usage/bad input, 1 otherwise. */
@@ -76,6 +82,10 @@ void util_buf_release(struct util_buf *b);
  * Return 0 or UTIL_EUSAGE with err naming `what`. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const char *what,
 		   struct util_err *err);
+/* HOST:PORT, [V6HOST]:PORT or :PORT (all interfaces) into *addr (util/net.c):
+ * 0, or UTIL_EUSAGE saying why. */
+struct sockaddr_storage;
+int util_listen_parse(const char *listen, struct sockaddr_storage *addr, struct util_err *err);
 int util_parse_int(const char *s, int min, int max, int *out, const char *what,
 		   struct util_err *err);
 int util_parse_double(const char *s, double min, double max, double *out, const char *what,

@@ -6,83 +6,23 @@
 # Distributed tables the figures of one; `moetrace sql` on the server; server
 # failures and bad URLs give exit 1/2.
 . "$(dirname "$0")/lib.sh"
-command -v clickhouse-server >/dev/null || fail "clickhouse-server not installed (make deps-test)"
-command -v curl >/dev/null || fail "curl not installed (make deps-test)"
-command -v python3 >/dev/null || fail "python3 not installed (make deps-test)"
+. "$(dirname "$0")/ch.sh"
 
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(8)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+# shellcheck disable=SC2046
+set -- $(ch_ports 8)
 HTTP=$1 TCP=$2 ISRV=$3 FAKE=$4 CLOSED=$5 HTTP2=$6 TCP2=$7 ISRV2=$8
-# write_config DIR HTTP TCP INTERSERVER: a server's config under DIR, with
-# the clusters 'here' (this server) and 'two' (both servers, one shard each)
-write_config() {
-mkdir -p "$1"
-cat >"$1/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$1/log</log><errorlog>$1/err</errorlog></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$2</http_port>
-  <tcp_port>$3</tcp_port>
-  <interserver_http_port>$4</interserver_http_port>
-  <path>$1/data/</path>
-  <tmp_path>$1/tmp/</tmp_path>
-  <format_schema_path>$1/fs/</format_schema_path>
-  <users_config>$1/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size>
-  <remote_servers>
-    <here><shard><replica><host>127.0.0.1</host><port>$3</port></replica></shard></here>
-    <two>
+# the cluster 'two': both servers, one shard each
+TWO="<two>
       <shard><replica><host>127.0.0.1</host><port>$TCP</port></replica></shard>
       <shard><replica><host>127.0.0.1</host><port>$TCP2</port></replica></shard>
-    </two>
-  </remote_servers>
-</yandex>
-XML
-cat >"$1/users.xml" <<'XML'
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default/></profiles>
-  <users>
-    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
-    <writer><password>s3cretpw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></writer>
-  </users>
-  <quotas><default/></quotas>
-</yandex>
-XML
-}
-write_config "$T/ch" "$HTTP" "$TCP" "$ISRV"
-write_config "$T/ch2" "$HTTP2" "$TCP2" "$ISRV2"
-SERVER=""
-# start_in DIR HTTP: starts the server of DIR/config.xml, waits for /ping
-start_in() {
-	clickhouse-server --config-file="$1/config.xml" >>"$1/stdout" 2>&1 &
-	SERVER=$!
-	PIDS="$PIDS $SERVER"
-	i=0
-	until curl -sf "http://127.0.0.1:$2/ping" >/dev/null 2>&1; do
-		kill -0 "$SERVER" 2>/dev/null || { cat "$1/stdout" "$1/err" >&2; fail "clickhouse-server exited"; }
-		i=$((i + 1))
-		[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
-		sleep 0.1
-	done
-}
+    </two>"
+ch_config "$T/ch" "$HTTP" "$TCP" "$ISRV" "$TWO"
+ch_config "$T/ch2" "$HTTP2" "$TCP2" "$ISRV2" "$TWO"
 # q DB QUERY: one query over HTTP, TSV on stdout
-q() { curl -sS --fail --data-binary "$2" "http://127.0.0.1:$HTTP/?database=$1"; }
+q() { ch_q "$HTTP" "$@"; }
 URL="clickhouse://127.0.0.1:$HTTP"
-start_in "$T/ch" "$HTTP"
+ch_start "$T/ch" "$HTTP"
+SERVER=$CH_PID
 
 # a DeepSeek-V3-shaped trace and a hand trace with a deployed placement
 expect_status 0 mt gen --model deepseek-v3 --steps 120 --seed 5 -q "$T/g.db"
@@ -160,13 +100,12 @@ while kill -STOP $PUSH 2>/dev/null; do
 done
 kill -9 "$SERVER"
 kill -CONT $PUSH 2>/dev/null
-wait "$SERVER" 2>/dev/null
-PIDS=$(for p in $PIDS; do [ "$p" = "$SERVER" ] || echo "$p"; done)
+ch_stop "$SERVER" KILL
 wait $PUSH
 st=$?
 [ $st -eq 1 ] || { cat "$T/kout" "$T/kerr" >&2; fail "push during the kill exited $st, expected 1"; }
 expect_grep "$T/kerr" "cannot reach 'clickhouse://127.0.0.1:$HTTP/crash'"
-start_in "$T/ch" "$HTTP"
+ch_start "$T/ch" "$HTTP"
 [ "$(q crash "SELECT count() FROM (SELECT run, step, count() AS n FROM counts_committed
 	GROUP BY run, step) WHERE n != 58")" = 0 ] || fail "a partial step is visible after the kill"
 [ "$(q crash "SELECT count() FROM steps")" -lt 120 ] || fail "the kill came after the push ended"
@@ -224,12 +163,12 @@ expect_grep "$T/err" "^moetrace sql: 'clickhouse://127.0.0.1:$HTTP/fleet' answer
 expect_status 2 mt sql --format markdown "$URL/fleet" "SELECT 1"
 
 # two shards through Distributed tables give the figures of one server
-start_in "$T/ch2" "$HTTP2"
+ch_start "$T/ch2" "$HTTP2"
 expect_status 0 mt push "$T/g.db" "$URL/shard" --deployment east --run dep --cluster two
 expect_status 0 mt push "$T/g.db" "clickhouse://127.0.0.1:$HTTP2/shard" --deployment east \
 	--run gen-deepseek-v3-seed5 --cluster two
 [ "$(q shard "SELECT count() FROM steps")" = 2 ] || fail "shard 1 holds other steps"
-[ "$(curl -sS --data-binary "SELECT count() FROM steps" "http://127.0.0.1:$HTTP2/?database=shard")" = 120 ] ||
+[ "$(ch_q "$HTTP2" shard "SELECT count() FROM steps")" = 120 ] ||
 	fail "shard 2 holds other steps"
 q shard "SELECT run, count(), sum(tokens), sum(phase) FROM steps_all GROUP BY run ORDER BY run FORMAT TSV" >"$T/two.steps"
 same_file "$T/sqlite.steps" "$T/two.steps"
@@ -242,7 +181,7 @@ same_file "$T/sqlite.heat" "$T/two.heat"
 q default "CREATE DATABASE newer" && q newer "CREATE TABLE moetrace_meta ENGINE = TinyLog AS
 	SELECT toUInt32(99) AS version, toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
 expect_status 2 mt push "$T/g.db" "$URL/newer"
-expect_grep "$T/err" "^moetrace push: 'clickhouse://127.0.0.1:$HTTP/newer' has moetrace schema version 99, newer than this moetrace knows \(1\)"
+expect_grep "$T/err" "^moetrace push: 'clickhouse://127.0.0.1:$HTTP/newer' has moetrace schema version 99, newer than this moetrace knows \(2\)"
 q default "CREATE DATABASE other" && q other "CREATE TABLE t (x UInt8) ENGINE = TinyLog"
 expect_status 2 mt push "$T/g.db" "$URL/other"
 expect_grep "$T/err" "'clickhouse://127.0.0.1:$HTTP/other' is not a moetrace schema: it holds table 't'"

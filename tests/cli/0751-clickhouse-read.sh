@@ -10,62 +10,13 @@
 # fail with a message naming the URL without its password: exit 2 for the
 # user's mistakes, 1 for the server's.
 . "$(dirname "$0")/lib.sh"
-command -v clickhouse-server >/dev/null || fail "clickhouse-server not installed (make deps-test)"
-command -v curl >/dev/null || fail "curl not installed (make deps-test)"
-command -v python3 >/dev/null || fail "python3 not installed (make deps-test)"
+. "$(dirname "$0")/ch.sh"
 
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(5)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+# shellcheck disable=SC2046
+set -- $(ch_ports 5)
 HTTP=$1 TCP=$2 ISRV=$3 FAKE=$4 CLOSED=$5
-mkdir -p "$T/ch"
-cat >"$T/ch/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$T/ch/log</log><errorlog>$T/ch/err</errorlog></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$HTTP</http_port>
-  <tcp_port>$TCP</tcp_port>
-  <interserver_http_port>$ISRV</interserver_http_port>
-  <path>$T/ch/data/</path>
-  <tmp_path>$T/ch/tmp/</tmp_path>
-  <format_schema_path>$T/ch/fs/</format_schema_path>
-  <users_config>$T/ch/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size>
-</yandex>
-XML
-cat >"$T/ch/users.xml" <<'XML'
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default/></profiles>
-  <users>
-    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
-    <reader><password>s3cretpw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></reader>
-  </users>
-  <quotas><default/></quotas>
-</yandex>
-XML
-clickhouse-server --config-file="$T/ch/config.xml" >>"$T/ch/stdout" 2>&1 &
-SERVER=$!
-PIDS="$PIDS $SERVER"
-i=0
-until curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null 2>&1; do
-	kill -0 "$SERVER" 2>/dev/null || { cat "$T/ch/stdout" "$T/ch/err" >&2; fail "clickhouse-server exited"; }
-	i=$((i + 1))
-	[ $i -lt 1200 ] || fail "clickhouse-server did not answer /ping"
-	sleep 0.1
-done
+ch_config "$T/ch" "$HTTP" "$TCP" "$ISRV"
+ch_start "$T/ch" "$HTTP"
 URL="clickhouse://127.0.0.1:$HTTP"
 
 # a trace of two runs: a generated one whose deployed placement changes at
