@@ -301,6 +301,15 @@ int analyze_deploy_resolve(const struct store_run *run, const struct store_model
 
 /* The serving precision of a model preset (bf16 when model is NULL). */
 int analyze_model_quant(const struct store_model *model);
+/* The nodes and expert groups eplb-hier takes from a layout of `ranks`
+ * ranks, ranks_per_node a node, when that makes more than one node:
+ * *nodes = ranks / ranks_per_node, *groups the model's expert groups when
+ * they divide the experts (DeepSeek's rule: hierarchical only when the
+ * nodes divide the groups; otherwise it falls back to global), else
+ * *nodes.  1 when it set them, 0 when the layout is one node (left as they
+ * were).  model may be NULL. */
+int analyze_hier_nodes(int ranks, int ranks_per_node, const struct store_model *model,
+		       int experts, int *nodes, int *groups);
 
 /* MoE seconds of one layer on one step: the busiest rank's
  * max(tokens x sec_per_token, experts with tokens x sec_per_expert), with a
@@ -484,6 +493,12 @@ struct analyze_compare {
 int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_compare *out,
 			struct util_err *err);
 void analyze_compare_release(struct analyze_compare *c);
+
+/* The algorithms of a comma list (--algos) into algos[max], *n of them, in
+ * the order named.  A name this build lacks is skipped when skip_unknown
+ * (a command's default list), else refused.  UTIL_EUSAGE names --algos. */
+int analyze_algos_parse(const char *list, int skip_unknown, const struct analyze_algo **algos,
+			int max, int *n, struct util_err *err);
 
 /* The --rounds protocol (docs/algorithms.md): the selected steps of
  * [in->fit_from, in->fit_to] cut into `windows` consecutive windows of

@@ -42,11 +42,11 @@ static const char usage[] =
 
 enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_MARKDOWN };
 
-enum { OPT_LINK_INTRA = 1000, OPT_LINK_INTER, OPT_RPN, OPT_HARDWARE, OPT_STEP_MS, OPT_TFLOPS };
+enum { OPT_HARDWARE = 1000, OPT_STEP_MS, OPT_TFLOPS };
 
 struct cmp_opts {
 	struct analyze_cli c;
-	struct analyze_deploy_opts dep; /* besides c's link, quant, bandwidth */
+	struct analyze_deploy_opts dep; /* hardware, step time, tflops; the rest from c */
 	const char *algos;
 	int per_layer, out, rounds;
 };
@@ -55,27 +55,8 @@ struct cmp_opts {
 static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err *err)
 {
 	static const struct option opts[] = {
-		{ "run", required_argument, NULL, 'r' },
+		ANALYZE_CLI_LONGOPTS,
 		{ "algos", required_argument, NULL, 'a' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "nodes", required_argument, NULL, 'n' },
-		{ "groups", required_argument, NULL, 'g' },
-		{ "steps", required_argument, NULL, 's' },
-		{ "phase", required_argument, NULL, 'p' },
-		{ "episodes", required_argument, NULL, 'k' },
-		{ "max-moves", required_argument, NULL, 'M' },
-		{ "seed", required_argument, NULL, 'x' },
-		{ "current", required_argument, NULL, 'c' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "quant", required_argument, NULL, 'q' },
-		{ "link", required_argument, NULL, 'L' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "capacity", required_argument, NULL, 'C' },
-		{ "link-intra", required_argument, NULL, OPT_LINK_INTRA },
-		{ "link-inter", required_argument, NULL, OPT_LINK_INTER },
-		{ "ranks-per-node", required_argument, NULL, OPT_RPN },
 		{ "hardware", required_argument, NULL, OPT_HARDWARE },
 		{ "step-ms", required_argument, NULL, OPT_STEP_MS },
 		{ "tflops", required_argument, NULL, OPT_TFLOPS },
@@ -92,19 +73,6 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 		switch (c) {
 		case 'a': o->algos = optarg; break;
 		case 'P': o->per_layer = 1; break;
-		case OPT_LINK_INTRA:
-			if ((rc = analyze_opt_link(optarg, "--link-intra", &o->dep.link_intra, err)))
-				return rc;
-			break;
-		case OPT_LINK_INTER:
-			if ((rc = analyze_opt_link(optarg, "--link-inter", &o->dep.link_inter, err)))
-				return rc;
-			break;
-		case OPT_RPN:
-			if ((rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->dep.ranks_per_node,
-						 "--ranks-per-node", err)))
-				return rc;
-			break;
 		case OPT_HARDWARE:
 			if ((rc = analyze_opt_hardware(optarg, &o->dep.hardware, err)))
 				return rc;
@@ -143,43 +111,19 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o, struct util_err
 	return 0;
 }
 
-/* Splits the comma list into registered algorithms; all but the
+/* The registered algorithms named in the comma list; all but the
  * small-instance ones when list is NULL. */
 static int pick_algos(const char *list, const struct analyze_algo **a, int *n,
 		      struct util_err *err)
 {
 	const struct analyze_algo *al;
-	char hint[96];
 
+	if (list)
+		return analyze_algos_parse(list, 0, a, MAX_ALGOS, n, err);
 	*n = 0;
-	if (!list) {
-		for (size_t i = 0; (al = analyze_algo_at(i)) && *n < MAX_ALGOS; i++)
-			if (!(al->flags & ANALYZE_ALGO_SMALL_ONLY))
-				a[(*n)++] = al;
-		return 0;
-	}
-	while (*list) {
-		char name[64];
-		size_t len = strcspn(list, ",");
-		if (len == 0 || len >= sizeof(name))
-			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
-		memcpy(name, list, len);
-		name[len] = '\0';
-		if (!(al = analyze_algo_find(name)))
-			return util_err_set(
-				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
-				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
-		if (*n == MAX_ALGOS)
-			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
-					    MAX_ALGOS);
-		a[(*n)++] = al;
-		list += len;
-		if (*list == ',')
-			list++;
-	}
-	if (!*n)
-		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
+	for (size_t i = 0; (al = analyze_algo_at(i)) && *n < MAX_ALGOS; i++)
+		if (!(al->flags & ANALYZE_ALGO_SMALL_ONLY))
+			a[(*n)++] = al;
 	return 0;
 }
 
@@ -585,18 +529,16 @@ static int setup_deploy(struct cmp_opts *o, struct cmp_state *st)
 	model = st->model = st->run.model[0] ? store_model_find(st->run.model) : NULL;
 	o->dep.quant = o->c.quant;
 	o->dep.link = o->c.link;
+	o->dep.link_intra = o->c.link_intra;
+	o->dep.link_inter = o->c.link_inter;
+	o->dep.ranks_per_node = o->c.ranks_per_node;
 	o->dep.bandwidth = o->c.bandwidth;
 	if ((rc = analyze_deploy_resolve(&st->run, model, R, &o->dep, &st->dep, &err)))
 		return util_cli_fail(CMD, &err);
-	if (!o->c.nodes && st->run.ranks_per_node > 0 && R % st->run.ranks_per_node == 0 &&
-	    R / st->run.ranks_per_node > 1) {
-		/* eplb-hier needs the node count: take it from the run's layout, and the
-		 * expert groups from the model (DeepSeek's rule: hierarchical only when
-		 * the nodes divide the groups; otherwise it falls back to global) */
-		int g = model && model->groups > 1 ? model->groups : 0;
-		o->c.nodes = R / st->run.ranks_per_node;
-		o->c.groups = g && E % g == 0 ? g : o->c.nodes;
-	}
+	/* eplb-hier needs the node count: the run's layout gives it, the model
+	 * the expert groups */
+	if (!o->c.nodes)
+		analyze_hier_nodes(R, st->run.ranks_per_node, model, E, &o->c.nodes, &o->c.groups);
 	sh = (struct analyze_shape){
 		L, E, R, o->c.slots, st->run.first_layer, model ? model->layer_step : 1
 	};

@@ -376,6 +376,35 @@ void analyze_compare_release(struct analyze_compare *c)
 	memset(c, 0, sizeof(*c));
 }
 
+int analyze_algos_parse(const char *list, int skip_unknown, const struct analyze_algo **algos,
+			int max, int *n, struct util_err *err)
+{
+	*n = 0;
+	while (*list) {
+		char name[64], hint[96];
+		size_t len = strcspn(list, ",");
+		const struct analyze_algo *al;
+		if (len == 0 || len >= sizeof(name))
+			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
+		memcpy(name, list, len);
+		name[len] = '\0';
+		list += len + (list[len] == ',');
+		if (!(al = analyze_algo_find(name)) && skip_unknown)
+			continue;
+		if (!al)
+			return util_err_set(
+				err, UTIL_EUSAGE,
+				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
+				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
+		if (*n == max)
+			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms", max);
+		algos[(*n)++] = al;
+	}
+	if (!*n)
+		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
+	return 0;
+}
+
 /* ---- --rounds: the protocol of consecutive windows ------------------------ */
 
 /* The ids of the selected steps of [from, to], in order (*ids malloc'ed). */

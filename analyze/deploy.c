@@ -76,6 +76,18 @@ int analyze_model_quant(const struct store_model *model)
 	return q >= 0 ? q : ANALYZE_QUANT_BF16;
 }
 
+int analyze_hier_nodes(int ranks, int ranks_per_node, const struct store_model *model,
+		       int experts, int *nodes, int *groups)
+{
+	int g = model && model->groups > 1 ? model->groups : 0;
+
+	if (ranks_per_node <= 0 || ranks % ranks_per_node || ranks / ranks_per_node < 2)
+		return 0;
+	*nodes = ranks / ranks_per_node;
+	*groups = g && experts % g == 0 ? g : *nodes;
+	return 1;
+}
+
 int analyze_deploy_resolve(const struct store_run *run, const struct store_model *model, int ranks,
 			   const struct analyze_deploy_opts *o, struct analyze_deploy *d,
 			   struct util_err *err)

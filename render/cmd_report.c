@@ -109,21 +109,21 @@ struct report {
 static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *err)
 {
 	static const struct option opts[] = {
-		{ "run", required_argument, NULL, 'r' },
-		{ "ranks", required_argument, NULL, 'R' },
-		{ "slots", required_argument, NULL, 'S' },
-		{ "redundant", required_argument, NULL, 'N' },
-		{ "steps", required_argument, NULL, 's' },
-		{ "episodes", required_argument, NULL, 'k' },
-		{ "phase", required_argument, NULL, 'p' },
+		ANALYZE_LONGOPT_RUN,
+		ANALYZE_LONGOPT_RANKS,
+		ANALYZE_LONGOPT_SLOTS,
+		ANALYZE_LONGOPT_REDUNDANT,
+		ANALYZE_LONGOPT_STEPS,
+		ANALYZE_LONGOPT_EPISODES,
+		ANALYZE_LONGOPT_PHASE,
 		{ "algos", required_argument, NULL, 'a' },
 		{ "interval", required_argument, NULL, 'K' },
 		{ "window", required_argument, NULL, 'W' },
 		{ "delay", required_argument, NULL, 'D' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "quant", required_argument, NULL, 'q' },
-		{ "link", required_argument, NULL, 'L' },
-		{ "bandwidth", required_argument, NULL, 'b' },
+		ANALYZE_LONGOPT_MODEL,
+		ANALYZE_LONGOPT_QUANT,
+		ANALYZE_LONGOPT_LINK,
+		ANALYZE_LONGOPT_BANDWIDTH,
 		{ "scale", required_argument, NULL, 'X' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -189,34 +189,15 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct util_err *er
 	return 0;
 }
 
+/* The default list may name what this build lacks; a given one must exist. */
 static int pick_algos(const char *list, int given, struct report *r, struct util_err *err)
 {
-	r->nrows = 0;
-	while (*list) {
-		char name[64], hint[96];
-		size_t len = strcspn(list, ",");
-		const struct analyze_algo *al;
-		if (len == 0 || len >= sizeof(name))
-			return util_err_set(err, UTIL_EUSAGE, "--algos: empty or too long name");
-		memcpy(name, list, len);
-		name[len] = '\0';
-		list += len + (list[len] == ',');
-		/* the default list may name what this build lacks; a given one must exist */
-		if (!(al = analyze_algo_find(name)) && !given)
-			continue;
-		if (!al)
-			return util_err_set(
-				err, UTIL_EUSAGE,
-				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
-				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
-		if (r->nrows == MAX_ALGOS)
-			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms",
-					    MAX_ALGOS);
-		r->rows[r->nrows++].algo = al;
-	}
-	if (!r->nrows)
-		return util_err_set(err, UTIL_EUSAGE, "--algos: no algorithm named");
-	return 0;
+	const struct analyze_algo *algos[MAX_ALGOS];
+	int rc = analyze_algos_parse(list, !given, algos, MAX_ALGOS, &r->nrows, err);
+
+	for (int i = 0; !rc && i < r->nrows; i++)
+		r->rows[i].algo = algos[i];
+	return rc;
 }
 
 /* The windows of `moetrace compare`: the first half of [A, B] fits, the
@@ -1133,13 +1114,8 @@ int cmd_report(int argc, char **argv)
 		status = util_cli_fail(CMD, &err);
 		goto out;
 	}
-	if (r->run.ranks_per_node > 0 && r->ranks % r->run.ranks_per_node == 0 &&
-	    r->ranks / r->run.ranks_per_node > 1) {
-		/* as `compare`: nodes from the run's layout, groups from the model */
-		int g = r->model && r->model->groups > 1 ? r->model->groups : 0;
-		r->nodes = r->ranks / r->run.ranks_per_node;
-		r->groups = g && E % g == 0 ? g : r->nodes;
-	}
+	/* as `compare`: nodes from the run's layout, groups from the model */
+	analyze_hier_nodes(r->ranks, r->run.ranks_per_node, r->model, E, &r->nodes, &r->groups);
 	{
 		/* the deployment `replay` and `compare` resolve: the run's nodes,
 		 * the hardware's two links unless --link/--bandwidth says otherwise */
