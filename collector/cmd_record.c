@@ -20,7 +20,8 @@ static const char record_usage[] =
 	"usage: moetrace record --model NAME [--steps N] [--rate HZ] [--seed S] [--run NAME]\n"
 	"                       [--block] [--ring STEPS] [--batch STEPS] [--append] [--placement]\n"
 	"                       [--shard RANK] [--metrics HOST:PORT [--rebalance-every K]]\n"
-	"                       [--sink URL [--sink-backlog STEPS] [--sink-wait MS]] DB\n"
+	"                       [--sink URL [--sink-backlog STEPS] [--sink-wait MS]\n"
+	"                       [--sink-rollup-only]] DB\n"
 	"\n"
 	"  --model NAME   model preset giving the shape (moetrace models lists them)\n"
 	"  --steps N      steps to record (default 1000; 0 = until interrupted)\n"
@@ -41,7 +42,9 @@ static const char record_usage[] =
 	"                 of its own; full resolution, as `moetrace push`); while the\n"
 	"                 server is away, at most --sink-backlog STEPS wait (100000),\n"
 	"                 older ones are skipped and counted; at the end it waits\n"
-	"                 --sink-wait MS (5000) for the server (docs/fleet.md)\n";
+	"                 --sink-wait MS (5000) for the server (docs/fleet.md);\n"
+	"                 --sink-rollup-only ships only the sums of each complete\n"
+	"                 window of steps per layer (as push --rollup-only)\n";
 
 /* Set by SIGINT/SIGTERM/SIGHUP: stop generating, flush and close cleanly. */
 static volatile sig_atomic_t interrupted;
@@ -107,6 +110,10 @@ static int record_metrics_opt(int c, const char *arg, struct record_metrics *m,
 	}
 	if (c == 'W')
 		return util_parse_int(arg, -1, 3600000, &m->so.wait_ms, "--sink-wait", err);
+	if (c == 'O') {
+		m->so.rollup_only = 1;
+		return 0;
+	}
 	if (c == 'L')
 		return util_parse_i64(arg, 1, INT64_MAX / 2, &m->so.backlog, "--sink-backlog", err);
 	return util_parse_i64(arg, 1, STORE_STEP_MAX, &m->rebalance_every, "--rebalance-every",
@@ -246,6 +253,7 @@ static int record_parse(int argc, char **argv, struct record_args *a, struct uti
 		{ "sink", required_argument, NULL, 'U' },
 		{ "sink-backlog", required_argument, NULL, 'L' },
 		{ "sink-wait", required_argument, NULL, 'W' },
+		{ "sink-rollup-only", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -287,6 +295,7 @@ static int record_parse(int argc, char **argv, struct record_args *a, struct uti
 		case 'U':
 		case 'L':
 		case 'W':
+		case 'O':
 			if (record_metrics_opt(c, optarg, &a->metrics, err))
 				return util_cli_fail("record", err);
 			break;
@@ -304,8 +313,10 @@ static int record_parse(int argc, char **argv, struct record_args *a, struct uti
 		util_cli_error("record", "--rebalance-every needs --metrics");
 		return 2;
 	}
-	if ((a->metrics.so.backlog || a->metrics.so.wait_ms) && !a->metrics.sink) {
-		util_cli_error("record", "--sink-backlog and --sink-wait need --sink");
+	if ((a->metrics.so.backlog || a->metrics.so.wait_ms || a->metrics.so.rollup_only) &&
+	    !a->metrics.sink) {
+		util_cli_error("record", "--sink-backlog, --sink-wait and --sink-rollup-only need "
+			       "--sink");
 		return 2;
 	}
 	return -1;

@@ -219,8 +219,11 @@ struct moetrace_sink_opts {
 	int wait_ms;            /* at close, how long to keep trying to ship what is
 				   left (default 5000; < 0: not at all) */
 	int retry_max_ms;       /* longest wait between two attempts (default 2000) */
+	int rollup_only;        /* 1: ship only the sums of each complete window of N
+				   steps per layer (N: the schema's rollup steps), as
+				   `moetrace push --rollup-only`; the file keeps every step */
 };
-#define MOETRACE_SINK_OPTS_INIT { NULL, 0, 0, 0, 0 }
+#define MOETRACE_SINK_OPTS_INIT { NULL, 0, 0, 0, 0, 0 }
 
 /* Once the recorder is closed, shipped + skipped is the number of steps
  * recorded since the sink started. */

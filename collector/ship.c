@@ -65,6 +65,7 @@ int moetrace_recorder_ship(struct moetrace_recorder *rec, const char *url,
 	fo.batch = o.batch;
 	fo.wait_ms = o.wait_ms;
 	fo.retry_max_ms = o.retry_max_ms;
+	fo.rollup_only = o.rollup_only;
 	if ((rc = fleet_sink_new(url, path, collector_recorder_run(rec), &fo, &k, &err)))
 		return collector_recorder_fail(rec, rc, "cannot ship: %s", err.msg);
 	ob.ctx = k;

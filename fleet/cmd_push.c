@@ -14,11 +14,41 @@
 static const char usage[] =
 	"usage: moetrace push DB clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE\n"
 	"                     [--deployment NAME] [--run R] [--batch STEPS]\n"
-	"                     [--rollup-steps N] [--cluster NAME]\n"
+	"                     [--rollup-steps N] [--cluster NAME] [--rollup-only]\n"
 	"Ships every run of DB (or --run R) to ClickHouse under (deployment, run name);\n"
 	"a second push of the same run sends only the steps the server lacks.  The\n"
 	"deployment defaults to DB's file name without its extension.  --rollup-steps\n"
-	"and --cluster apply when the push creates the schema (docs/fleet.md).\n";
+	"and --cluster apply when the push creates the schema (docs/fleet.md).\n"
+	"--rollup-only ships the sums of each complete window of N steps per layer\n"
+	"instead of every step (--batch then counts windows per INSERT).\n";
+
+/* One run as rollups only (fleet_push_rollup), and its line of output. */
+static int push_rollup(struct fleet_ch *ch, struct store *s, const struct store_run *run,
+		       const char *dep, int batch, const struct fleet_url *url,
+		       struct util_err *err)
+{
+	struct fleet_push_stats st;
+	int64_t through, n = 0, first, last;
+	int rc = fleet_push_rollup(ch, s, run, dep, STORE_STEP_MIN, STORE_STEP_MAX, batch, &st,
+				   &through, err);
+
+	if (!rc && (rc = store_steps_span(s, run, -1, through + 1, STORE_STEP_MAX, 0, &n, &first,
+					  &last)))
+		util_err_set(err, rc, "%s", store_errmsg(s));
+	if (rc) {
+		util_err_prefix(err, "pushing run '%s': ", run->name);
+		return rc;
+	}
+	printf("run '%s' -> %s deployment '%s' (rollups only): %lld steps in complete windows: "
+	       "%lld windows sent, %lld completed, %lld already there; %lld deployed rows sent",
+	       run->name, url->shown, dep, (long long)st.steps, (long long)st.sent,
+	       (long long)st.completed, (long long)st.present, (long long)st.deployed_sent);
+	if (n > 0)
+		printf("; %lld steps (%lld..%lld) wait for their window to complete", (long long)n,
+		       (long long)first, (long long)last);
+	putchar('\n');
+	return 0;
+}
 
 int cmd_push(int argc, char **argv)
 {
@@ -28,6 +58,7 @@ int cmd_push(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "rollup-steps", required_argument, NULL, 'R' },
 		{ "cluster", required_argument, NULL, 'c' },
+		{ "rollup-only", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -40,7 +71,7 @@ int cmd_push(int argc, char **argv)
 	const char *dep = NULL, *run_name = NULL;
 	char depbuf[256];
 	size_t nruns = 0;
-	int batch = FLEET_BATCH_STEPS, c, rc;
+	int batch = FLEET_BATCH_STEPS, c, rc, rollup_only = 0;
 	double t0;
 
 	while ((c = getopt_long(argc, argv, "d:r:b:R:c:h", opts, NULL)) != -1) {
@@ -57,6 +88,7 @@ int cmd_push(int argc, char **argv)
 				return util_cli_fail("push", &err);
 			break;
 		case 'c': so.cluster = optarg; break;
+		case 'O': rollup_only = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
@@ -115,6 +147,10 @@ int cmd_push(int argc, char **argv)
 	for (size_t i = 0; !rc && i < nruns; i++) {
 		struct fleet_push_stats st;
 
+		if (rollup_only) {
+			rc = push_rollup(ch, s, &runs[i], dep, batch, &url, &err);
+			continue;
+		}
 		rc = fleet_push_run(ch, s, &runs[i], dep, batch, &st, &err);
 		if (rc) {
 			util_err_prefix(&err, "pushing run '%s' of '%s': ", runs[i].name,

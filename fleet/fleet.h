@@ -22,7 +22,7 @@
 #include "util/util.h"
 
 /* Version of the ClickHouse schema, in moetrace_meta.version. */
-#define FLEET_SCHEMA_VERSION 2
+#define FLEET_SCHEMA_VERSION 3
 /* Default steps summed per counts_rollup row (docs/fleet.md has why). */
 #define FLEET_ROLLUP_STEPS 100
 /* Default steps per INSERT of `push`. */
@@ -88,6 +88,9 @@ struct fleet_schema_opts {
 int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 			struct util_err *err);
 
+/* The steps per rollup window of the schema (moetrace_meta.rollup_steps). */
+int fleet_schema_rollup_steps(struct fleet_ch *c, int *n, struct util_err *err);
+
 struct fleet_push_stats {
 	int64_t steps;            /* local steps of the run */
 	int64_t sent;             /* steps whose counts were sent now */
@@ -108,6 +111,27 @@ int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *
 int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		     const char *deployment, int64_t from, int64_t to, int batch,
 		     struct fleet_push_stats *st, struct util_err *err);
+
+/* Rollups only (`push --rollup-only`, the sink's rollup_only): per layer,
+ * the sums of the counts of each window [k N, (k + 1) N) of steps (N the
+ * schema's rollup_steps) into rollup_shipped, then one rollup_windows row
+ * per window as its commit marker, never a counts or steps row.  Windows
+ * are those holding a step of [from, to] (with the steps of the file
+ * before `from` they hold); a window is shipped once complete: the file
+ * holds a step at or past its last (within `to`).  Windows the server has
+ * committed are skipped (their step counts must be the file's), windows
+ * whose rows arrived without their marker are checked and committed.  A
+ * run shipped at full resolution is refused (UTIL_EUSAGE), as a full push
+ * of a run shipped as rollups is.  Stats: steps and sent / completed /
+ * present count windows, except st->steps, the steps of [from, to] in
+ * complete windows; *through is the last step of the last complete window
+ * (from - 1 if none). */
+/* The first step of the window holding `step`: k N with k N <= step <
+ * (k + 1) N, negative steps too (as counts_rollup_mv's first_step). */
+int64_t fleet_rollup_window(int64_t step, int n);
+int fleet_push_rollup(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		      const char *deployment, int64_t from, int64_t to, int batch,
+		      struct fleet_push_stats *st, int64_t *through, struct util_err *err);
 
 /* The deployment a trace file is shipped under by default: its file name
  * without the extension ("traces/a.db" -> "a"). */
@@ -135,6 +159,7 @@ struct fleet_sink_opts {
 	int wait_ms;              /* at close, how long to keep trying to ship
 				     what is left (0: FLEET_SINK_WAIT_MS, < 0: none) */
 	int retry_max_ms;         /* longest wait between attempts (0: 2000) */
+	int rollup_only;          /* ship complete rollup windows alone (fleet_push_rollup) */
 };
 
 struct fleet_sink_stats {

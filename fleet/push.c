@@ -348,6 +348,9 @@ static void put_counts(struct util_buf *cb, const char *dep, const struct store_
 	}
 }
 
+static int check_mode(struct fleet_ch *c, const struct store_run *run, const char *dep,
+		      int rollup, struct util_err *err);
+
 int fleet_push_run(struct fleet_ch *c, struct store *s, const struct store_run *run,
 		   const char *dep, int batch, struct fleet_push_stats *st, struct util_err *err)
 {
@@ -384,7 +387,7 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 		batch = maxbatch;
 	if (batch < 1)
 		batch = 1;
-	if ((rc = push_run_row(c, run, dep, err)) ||
+	if ((rc = check_mode(c, run, dep, 0, err)) || (rc = push_run_row(c, run, dep, err)) ||
 	    (rc = push_deployed(c, s, run, dep, &st->deployed_sent, err)))
 		goto out;
 	util_buf_addstr(&q, "SELECT step FROM steps");
@@ -471,5 +474,236 @@ out:
 	util_buf_release(&ans);
 	util_buf_release(&cb);
 	util_buf_release(&sb);
+	return rc;
+}
+
+/* ---- rollups only ------------------------------------------------------------ */
+
+int64_t fleet_rollup_window(int64_t step, int n)
+{
+	return step >= 0 ? step / n * n : -((-step - 1) / n + 1) * n;
+}
+
+/* A run is shipped one way: refuses rollups of a run the server holds
+ * counts of, and full resolution of one it holds shipped rollups of. */
+static int check_mode(struct fleet_ch *c, const struct store_run *run, const char *dep,
+		      int rollup, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	int64_t *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	util_buf_addf(&q, "SELECT count() FROM %s", rollup ? "counts" : "rollup_shipped");
+	fleet_sql_where_run(&q, dep, run->name);
+	util_buf_addstr(&q, " FORMAT TSV");
+	if (!(rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) &&
+	    !(rc = tsv_ints(c, &ans, 1, &v, &n, err)) && (n != 1 || v[0] > 0))
+		rc = n != 1 ? util_err_set(err, UTIL_EIO, "'%s' sent a malformed or truncated "
+					   "answer", fleet_ch_url(c)->shown)
+			    : util_err_set(err, UTIL_EUSAGE,
+					   "'%s' holds run '%s' of deployment '%s' %s: shipping "
+					   "it %s would mix both for one run; ship it under "
+					   "another deployment or run name", fleet_ch_url(c)->shown,
+					   run->name, dep,
+					   rollup ? "at full resolution" : "as rollups only",
+					   rollup ? "as rollups only" : "at full resolution");
+	free(v);
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}
+
+/* What fleet_push_rollup holds while it walks the run's steps. */
+struct rollup {
+	struct fleet_ch *c;
+	const struct store_run *run;
+	const char *dep;
+	int n, batch, inbatch;
+	int64_t *done, *orphan;  /* (first_step, steps); (first_step, rows, layers,
+				    tokens mod 2^63, rows E long, min steps, max steps) */
+	size_t ndone, norphan;
+	uint64_t *sum;           /* layers x experts: the window's sums */
+	int64_t first, steps, in_range;
+	struct util_buf rows, marks;
+	struct fleet_push_stats *st;
+};
+
+static int rollup_orphan_ok(struct rollup *r, const int64_t *o, uint64_t tokens,
+			    struct util_err *err)
+{
+	if (o[1] == r->run->layers && o[2] == r->run->layers && o[4] == 1 &&
+	    o[5] == r->steps && o[6] == r->steps && (uint64_t)o[3] == (tokens & INT64_MAX))
+		return 0;
+	return util_err_set(err, UTIL_EPARSE,
+			    "'%s' holds uncommitted rollup rows of window [%lld, %lld) of run "
+			    "'%s' (deployment '%s') that differ from the trace (%lld rows, "
+			    "%lld layers, %lld..%lld steps; the trace has %d layers, %lld "
+			    "steps): another trace was pushed under these names?",
+			    fleet_ch_url(r->c)->shown, (long long)r->first,
+			    (long long)(r->first + r->n), r->run->name, r->dep, (long long)o[1],
+			    (long long)o[2], (long long)o[5], (long long)o[6], r->run->layers,
+			    (long long)r->steps);
+}
+
+/* Ships (or skips, or commits) the complete window r->first. */
+static int rollup_flush(struct rollup *r, struct util_err *err)
+{
+	size_t E = (size_t)r->run->experts, LE = (size_t)r->run->layers * E;
+	ssize_t o = find_at(r->done, r->ndone, 2, r->first);
+	uint64_t tokens = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < LE; i++)
+		tokens += r->sum[i];
+	if (o >= 0 && r->done[2 * o + 1] != r->steps) {
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "'%s' holds rollup window [%lld, %lld) of run '%s' (deployment "
+				  "'%s') summed over %lld steps, but the trace has %lld steps in "
+				  "it: the run changed since it was shipped; ship it under "
+				  "another run name", fleet_ch_url(r->c)->shown,
+				  (long long)r->first, (long long)(r->first + r->n), r->run->name,
+				  r->dep, (long long)r->done[2 * o + 1], (long long)r->steps);
+		goto out;
+	}
+	if (o >= 0) {
+		r->st->present++;
+		r->st->steps += r->in_range;
+		goto out;
+	}
+	o = find_at(r->orphan, r->norphan, 7, r->first);
+	if (o >= 0) {
+		if ((rc = rollup_orphan_ok(r, r->orphan + 7 * (size_t)o, tokens, err)))
+			goto out;
+		r->st->completed++;
+	} else {
+		for (int l = 0; l < r->run->layers; l++) {
+			rb_string(&r->rows, r->dep);
+			rb_string(&r->rows, r->run->name);
+			rb_le(&r->rows, (uint64_t)l, 2);
+			rb_le(&r->rows, (uint64_t)r->first, 8);
+			rb_le(&r->rows, (uint64_t)r->steps, 8);
+			rb_varint(&r->rows, E);
+			for (size_t e = 0; e < E; e++)
+				rb_le(&r->rows, r->sum[(size_t)l * E + e], 8);
+		}
+		r->st->sent++;
+	}
+	rb_string(&r->marks, r->dep);
+	rb_string(&r->marks, r->run->name);
+	rb_le(&r->marks, (uint64_t)r->first, 8);
+	rb_le(&r->marks, (uint64_t)r->steps, 8);
+	r->st->steps += r->in_range;
+	/* the rows, then their windows' markers: a window is whole or absent */
+	if (++r->inbatch >= r->batch) {
+		r->inbatch = 0;
+		if ((rc = insert(r->c, "rollup_shipped", &r->rows, err)))
+			goto out;
+		rc = insert(r->c, "rollup_windows", &r->marks, err);
+	}
+out:
+	memset(r->sum, 0, LE * sizeof(*r->sum));
+	r->steps = r->in_range = 0;
+	return rc;
+}
+
+/* The windows of [a, to] the server has committed, and those whose rows
+ * it holds without their marker. */
+static int rollup_ask(struct rollup *r, int64_t a, int64_t to, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	int rc;
+
+	util_buf_addstr(&q, "SELECT first_step, max(steps) FROM rollup_windows");
+	fleet_sql_where_run(&q, r->dep, r->run->name);
+	util_buf_addf(&q, " AND first_step BETWEEN %lld AND %lld GROUP BY first_step "
+		      "ORDER BY first_step FORMAT TSV", (long long)a, (long long)to);
+	if ((rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)) ||
+	    (rc = tsv_ints(r->c, &ans, 2, &r->done, &r->ndone, err)))
+		goto out;
+	util_buf_reset(&q);
+	util_buf_addf(&q, "SELECT first_step, count(), uniqExact(layer), "
+		      "bitAnd(sum(arraySum(counts)), 9223372036854775807), "
+		      "min(length(counts)) = %d AND max(length(counts)) = %d, min(steps), "
+		      "max(steps) FROM rollup_shipped", r->run->experts, r->run->experts);
+	fleet_sql_where_run(&q, r->dep, r->run->name);
+	util_buf_addf(&q, " AND first_step BETWEEN %lld AND %lld AND first_step NOT IN "
+		      "(SELECT first_step FROM rollup_windows", (long long)a, (long long)to);
+	fleet_sql_where_run(&q, r->dep, r->run->name);
+	util_buf_addstr(&q, ") GROUP BY first_step ORDER BY first_step FORMAT TSV");
+	if ((rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)))
+		goto out;
+	rc = tsv_ints(r->c, &ans, 7, &r->orphan, &r->norphan, err);
+out:
+	util_buf_release(&q);
+	util_buf_release(&ans);
+	return rc;
+}
+
+int fleet_push_rollup(struct fleet_ch *c, struct store *s, const struct store_run *run,
+		      const char *dep, int64_t from, int64_t to, int batch,
+		      struct fleet_push_stats *st, int64_t *through, struct util_err *err)
+{
+	size_t E = (size_t)run->experts, LE = (size_t)run->layers * E;
+	struct rollup r = { .c = c, .run = run, .dep = dep, .st = st,
+			    .rows = UTIL_BUF_INIT, .marks = UTIL_BUF_INIT };
+	struct store_iter *it = NULL;
+	struct store_step step;
+	int64_t a, last = 0;
+	int rc, any = 0;
+
+	memset(st, 0, sizeof(*st));
+	*through = from - 1;
+	if ((rc = fleet_schema_rollup_steps(c, &r.n, err)) ||
+	    (rc = check_mode(c, run, dep, 1, err)) || (rc = push_run_row(c, run, dep, err)) ||
+	    (rc = push_deployed(c, s, run, dep, &st->deployed_sent, err)))
+		goto out;
+	/* one INSERT stays one block: at most 65,536 rows */
+	r.batch = batch < 65536 / run->layers ? batch : 65536 / run->layers;
+	r.batch = r.batch < 1 ? 1 : r.batch;
+	a = fleet_rollup_window(from, r.n);
+	if ((rc = rollup_ask(&r, a, to, err)))
+		goto out;
+	r.sum = xcalloc(LE ? LE : 1, sizeof(*r.sum));
+	if ((rc = store_iter_new(s, run, a, to, 0, &it))) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	while ((rc = store_iter_next(it, &step)) == 1) {
+		int64_t w = fleet_rollup_window(step.step, r.n);
+
+		/* a later step: the window before is complete */
+		if (r.steps && w != r.first && (rc = rollup_flush(&r, err)))
+			goto out;
+		r.first = w;
+		r.steps++;
+		r.in_range += step.step >= from;
+		for (size_t i = 0; i < LE; i++)
+			r.sum[i] += step.counts[i];
+		last = step.step;
+		any = 1;
+	}
+	if (rc < 0) {
+		util_err_set(err, rc, "%s", store_errmsg(s));
+		goto out;
+	}
+	rc = 0;
+	if (r.steps && last - r.first == r.n - 1 && (rc = rollup_flush(&r, err)))
+		goto out;
+	if ((rc = insert(c, "rollup_shipped", &r.rows, err)) ||
+	    (rc = insert(c, "rollup_windows", &r.marks, err)))
+		goto out;
+	/* everything before the window left open is complete */
+	if (r.steps)
+		*through = r.first - 1 > from - 1 ? r.first - 1 : from - 1;
+	else
+		*through = any ? last : to;
+out:
+	store_iter_free(it);
+	free(r.sum);
+	free(r.done);
+	free(r.orphan);
+	util_buf_release(&r.rows);
+	util_buf_release(&r.marks);
 	return rc;
 }

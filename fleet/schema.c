@@ -15,7 +15,7 @@
 /* placed_at of the static layout: below every step a trace holds. */
 #define STATIC_AT "toInt64(-9223372036854775807 - 1)"
 
-/* Tables and views of schema 2 (moetrace_meta last; moetrace_meta_new
+/* Tables and views of schema 3 (moetrace_meta last; moetrace_meta_new
  * only while a migration replaces moetrace_meta). */
 static const char *const schema_names[] = {
 	"runs", "steps", "counts", "deployed", "counts_rollup", "counts_rollup_mv",
@@ -23,6 +23,7 @@ static const char *const schema_names[] = {
 	"layer_imbalance_static", "run_layout", "counts_placed", "placements",
 	"placement_replicas", "counts_placement", "device_load", "layer_imbalance",
 	"runs_all", "steps_all", "counts_all", "deployed_all", "counts_rollup_all",
+	"rollup_shipped", "rollup_windows", "rollup_shipped_all", "rollup_windows_all",
 	"moetrace_meta", "moetrace_meta_new", NULL,
 };
 
@@ -48,7 +49,23 @@ static const char *const tables[][2] = {
 			   "counts AggregateFunction(sumForEach, Array(UInt32))) "
 			   "ENGINE = AggregatingMergeTree() "
 			   "ORDER BY (deployment, run, layer, first_step)" },
+	/* Schema 3: rollups summed by the client (push --rollup-only), one
+	 * row per layer and window, and the window's commit marker, sent
+	 * after all its layer rows (fleet_push_rollup). */
+	{ "rollup_shipped", "(deployment String, run String, layer UInt16, first_step Int64, "
+			    "steps UInt64, counts Array(UInt64)) ENGINE = MergeTree() "
+			    "ORDER BY (deployment, run, first_step, layer)" },
+	{ "rollup_windows", "(deployment String, run String, first_step Int64, steps UInt64) "
+			    "ENGINE = MergeTree() ORDER BY (deployment, run, first_step)" },
 };
+
+#define ROLLUP_HEAT                                                                        \
+	"SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "            \
+	"sumForEachMerge(counts) AS counts FROM counts_rollup "                              \
+	"GROUP BY deployment, run, layer, first_step UNION ALL "                             \
+	"SELECT deployment, run, layer, first_step, steps, counts FROM rollup_shipped "      \
+	"WHERE (deployment, run, first_step) IN "                                            \
+	"(SELECT deployment, run, first_step FROM rollup_windows)"
 
 /* Views over committed steps: a step is visible once its steps row (sent
  * after its counts) is there. */
@@ -88,10 +105,9 @@ static const char *const views[][2] = {
 	  "ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "
 	  "GROUP BY deployment, run, step, layer, R, rank) "
 	  "GROUP BY deployment, run, step, layer" },
-	{ "rollup_heat",
-	  "SELECT deployment, run, layer, first_step, countMerge(steps) AS steps, "
-	  "sumForEachMerge(counts) AS counts FROM counts_rollup "
-	  "GROUP BY deployment, run, layer, first_step" },
+	/* The rollups the server summed from counts, and (schema 3) those
+	 * shipped summed, of committed windows only: the same columns. */
+	{ "rollup_heat", ROLLUP_HEAT },
 	/* Schema 2: the placement in force at each step, without an as-of
 	 * join (18.16 has none).  The EP layout a run's static placement uses:
 	 * its own (SQLite's run_layout falls back to the model preset's, which
@@ -151,11 +167,32 @@ static const char *const views[][2] = {
 };
 
 static const char *const dist_tables[] = { "runs", "steps", "counts", "deployed",
-					   "counts_rollup" };
+					   "counts_rollup", "rollup_shipped", "rollup_windows" };
 
 static int exec(struct fleet_ch *c, struct util_buf *q, struct util_err *err)
 {
 	return fleet_ch_query(c, q->data, 1, NULL, 0, NULL, err);
+}
+
+/* The Distributed tables over cluster. */
+static int create_dist(struct fleet_ch *c, const struct fleet_url *u, const char *cluster,
+		       struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(dist_tables) / sizeof(dist_tables[0]); i++) {
+		util_buf_reset(&q);
+		/* a run lives on one shard: its steps' rows stay together */
+		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s_all AS %s ENGINE = Distributed(",
+			      dist_tables[i], dist_tables[i]);
+		fleet_sql_quote(&q, cluster);
+		util_buf_addf(&q, ", '%s', %s, cityHash64(deployment, run))", u->database,
+			      dist_tables[i]);
+		rc = exec(c, &q, err);
+	}
+	util_buf_release(&q);
+	return rc;
 }
 
 static int create(struct fleet_ch *c, const struct fleet_url *u, int rollup,
@@ -186,17 +223,8 @@ static int create(struct fleet_ch *c, const struct fleet_url *u, int rollup,
 		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
 		rc = exec(c, &q, err);
 	}
-	for (size_t i = 0; !rc && cluster && i < sizeof(dist_tables) / sizeof(dist_tables[0]);
-	     i++) {
-		util_buf_reset(&q);
-		/* a run lives on one shard: its steps' rows stay together */
-		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s_all AS %s ENGINE = Distributed(",
-			      dist_tables[i], dist_tables[i]);
-		fleet_sql_quote(&q, cluster);
-		util_buf_addf(&q, ", '%s', %s, cityHash64(deployment, run))", u->database,
-			      dist_tables[i]);
-		rc = exec(c, &q, err);
-	}
+	if (!rc && cluster)
+		rc = create_dist(c, u, cluster, err);
 	if (!rc) {
 		util_buf_reset(&q);
 		util_buf_addf(&q,
@@ -323,6 +351,57 @@ static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_
 	return rc;
 }
 
+/* Schema 2 -> 3: the tables of shipped rollups (and their Distributed
+ * tables if the schema has a cluster), rollup_heat reading them too, and
+ * moetrace_meta replaced by a copy saying 3 as in migrate_1.  Every
+ * statement may run again: a migration cut short is redone whole. */
+static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *cluster,
+		     struct util_err *err)
+{
+	static const char *const steps[] = {
+		"DROP TABLE IF EXISTS rollup_heat",
+		"CREATE VIEW rollup_heat AS " ROLLUP_HEAT,
+		"DROP TABLE IF EXISTS moetrace_meta_new",
+		"CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(3) AS version, "
+		"rollup_steps, cluster, created FROM moetrace_meta",
+		"DROP TABLE moetrace_meta",
+		"RENAME TABLE moetrace_meta_new TO moetrace_meta",
+	};
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
+		util_buf_reset(&q);
+		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s %s", tables[i][0], tables[i][1]);
+		rc = exec(c, &q, err);
+	}
+	if (!rc && cluster[0])
+		rc = create_dist(c, u, cluster, err);
+	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
+		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
+	util_buf_release(&q);
+	if (rc)
+		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 2 to %d: ",
+				u->shown, FLEET_SCHEMA_VERSION);
+	return rc;
+}
+
+int fleet_schema_rollup_steps(struct fleet_ch *c, int *n, struct util_err *err)
+{
+	long long version, steps;
+	char cl[128];
+	int rc;
+
+	if ((rc = read_meta(c, fleet_ch_url(c), &version, &steps, cl, sizeof(cl), err)))
+		return rc;
+	if (steps > 1 << 30)
+		return util_err_set(err, UTIL_EPARSE, "'%s': moetrace_meta says %lld steps per "
+				    "rollup row, more than moetrace sums (2^30)",
+				    fleet_ch_url(c)->shown, steps);
+	*n = (int)steps;
+	return 0;
+}
+
 /* The existing schema: its version this moetrace's (migrated if older),
  * the options those it was created with. */
 static int check_existing(struct fleet_ch *c, const struct fleet_url *u,
@@ -357,7 +436,9 @@ static int check_existing(struct fleet_ch *c, const struct fleet_url *u,
 				    o->cluster, u->shown,
 				    cl[0] ? "for cluster '" : "without a cluster", cl,
 				    cl[0] ? "'" : "");
-	return version == 1 ? migrate_1(c, u, err) : 0;
+	if (version == 1 && (rc = migrate_1(c, u, err)))
+		return rc;
+	return version <= 2 ? migrate_2(c, u, cl, err) : 0;
 }
 
 int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,

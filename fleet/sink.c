@@ -37,6 +37,7 @@ struct fleet_sink {
 	int64_t backlog;
 	int batch, wait_ms, retry_max_ms;
 	int schema_ok;
+	int rollup_only, rollup_n; /* rollup_n: the schema's, once known (the thread's) */
 
 	pthread_t thread;
 	int started;
@@ -50,9 +51,9 @@ struct fleet_sink {
 	struct fleet_sink_stats st;
 };
 
-/* One attempt at shipping [from, to]. */
+/* One attempt at shipping [from, to]; *through: shipped up to it. */
 static int ship(struct fleet_sink *k, int64_t from, int64_t to, struct fleet_push_stats *ps,
-		struct util_err *err)
+		int64_t *through, struct util_err *err)
 {
 	struct fleet_schema_opts so = { 0, NULL };
 	int rc;
@@ -60,7 +61,12 @@ static int ship(struct fleet_sink *k, int64_t from, int64_t to, struct fleet_pus
 	if (!k->schema_ok && (rc = fleet_schema_ensure(k->ch, &so, err)))
 		return rc;
 	k->schema_ok = 1;
-	rc = fleet_push_range(k->ch, k->s, &k->run, k->dep, from, to, k->batch, ps, err);
+	*through = to;
+	if (!k->rollup_only)
+		rc = fleet_push_range(k->ch, k->s, &k->run, k->dep, from, to, k->batch, ps, err);
+	else if (!(rc = fleet_schema_rollup_steps(k->ch, &k->rollup_n, err)))
+		rc = fleet_push_rollup(k->ch, k->s, &k->run, k->dep, from, to, k->batch, ps,
+				       through, err);
 	if (rc)
 		k->schema_ok = 0; /* a server started afresh has none: ask again */
 	return rc;
@@ -114,6 +120,17 @@ static void wait_ms(struct fleet_sink *k, int ms)
 	pthread_cond_timedwait(&k->cv, &k->mu, &ts);
 }
 
+/* Something to ship (mu held): a step past the cursor, or with rollups
+ * only, one at or past the end of the window holding the step after it. */
+static int ready(const struct fleet_sink *k)
+{
+	if (k->committed_last <= k->cursor)
+		return 0;
+	return !k->rollup_n ||
+	       k->committed_last - fleet_rollup_window(k->cursor + 1, k->rollup_n) >=
+		       k->rollup_n - 1;
+}
+
 static void *sink_main(void *arg)
 {
 	struct fleet_sink *k = arg;
@@ -124,12 +141,12 @@ static void *sink_main(void *arg)
 	for (;;) {
 		struct util_err err = UTIL_ERR_INIT;
 		struct fleet_push_stats ps;
-		int64_t from, to;
+		int64_t from, to, through;
 		int rc;
 
-		while (!k->closing && k->committed_last <= k->cursor)
+		while (!k->closing && !ready(k))
 			pthread_cond_wait(&k->cv, &k->mu);
-		if (k->committed_last <= k->cursor)
+		if (!ready(k))
 			break; /* closing, and everything is shipped */
 		if (k->closing && deadline == 0)
 			deadline = util_now() + (k->wait_ms > 0 ? k->wait_ms : 0) * 1e-3;
@@ -138,12 +155,13 @@ static void *sink_main(void *arg)
 		from = k->cursor + 1;
 		to = k->committed_last;
 		pthread_mutex_unlock(&k->mu);
-		rc = ship(k, from, to, &ps, &err);
+		rc = ship(k, from, to, &ps, &through, &err);
 		pthread_mutex_lock(&k->mu);
 		if (!rc) {
-			k->cursor = to;
+			k->cursor = through;
 			k->st.shipped += ps.steps;
-			k->st.last_shipped = to;
+			if (through >= from)
+				k->st.last_shipped = through;
 			k->st.last_error = 0;
 			backoff = RETRY_FIRST_MS;
 			continue;
@@ -174,7 +192,7 @@ int fleet_sink_new(const char *url, const char *db_path, const struct store_run 
 		   const struct fleet_sink_opts *o, struct fleet_sink **out,
 		   struct util_err *err)
 {
-	struct fleet_sink_opts none = { NULL, 0, 0, 0, 0 };
+	struct fleet_sink_opts none = { NULL, 0, 0, 0, 0, 0 };
 	struct util_err e2 = UTIL_ERR_INIT;
 	struct fleet_sink *k;
 	char shown[1024];
@@ -207,6 +225,7 @@ int fleet_sink_new(const char *url, const char *db_path, const struct store_run 
 	k->batch = o->batch ? o->batch : FLEET_BATCH_STEPS;
 	k->wait_ms = o->wait_ms ? o->wait_ms : FLEET_SINK_WAIT_MS;
 	k->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : RETRY_MAX_MS;
+	k->rollup_only = o->rollup_only != 0;
 	k->st.last_shipped = -1;
 	/* loads libcurl now, contacts nothing */
 	if ((rc = fleet_ch_new(&k->url, &k->ch, err)))

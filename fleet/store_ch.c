@@ -879,6 +879,43 @@ static int pick_deployment(struct store *s, struct ch_store *h)
 	return 0;
 }
 
+/* Runs of the deployment shipped as rollups only (schema 3) have no
+ * steps or counts on the server: a command reading one is refused, and
+ * one reading the deployment's default run while there is such a run. */
+static int refuse_rollup_only(struct store *s, struct ch_store *h)
+{
+	char run[256] = "";
+	struct rb r;
+	int rc;
+
+	if (h->version < 3 || !h->nruns)
+		return 0;
+	util_buf_reset(&h->q);
+	util_buf_addstr(&h->q, "SELECT DISTINCT run FROM rollup_windows WHERE deployment = ");
+	fleet_sql_quote(&h->q, h->url.deployment);
+	if (h->url.run[0]) {
+		util_buf_addstr(&h->q, " AND run = ");
+		fleet_sql_quote(&h->q, h->runs[0].name);
+	}
+	util_buf_addstr(&h->q, " ORDER BY run LIMIT 1");
+	if ((rc = ask(s, h, "RowBinary")))
+		return rc;
+	rb_init(&r, &h->ans);
+	if (!rb_done(&r))
+		rb_str(&r, run, sizeof(run));
+	if (r.bad)
+		return malformed(s, h);
+	if (!run[0])
+		return 0;
+	return store_backend_seterr(s, UTIL_EUSAGE,
+				    "'%s': run '%s' of deployment '%s' was shipped as rollups only "
+				    "(push --rollup-only): the server holds its sums per window in "
+				    "rollup_heat, not the steps and counts this command reads; read "
+				    "its trace file%s", h->url.shown, run, h->url.deployment,
+				    h->url.run[0] ? "" : ", or name a run shipped at full resolution "
+				    "with &run=ID");
+}
+
 static int ch_open(const char *text, int flags, struct store **out, struct util_err *err)
 {
 	struct ch_store *h = xcalloc(1, sizeof(*h));
@@ -911,7 +948,8 @@ static int ch_open(const char *text, int flags, struct store **out, struct util_
 	}
 	if ((rc = check_schema(s, h)) || (rc = pick_deployment(s, h)) ||
 	    (h->url.deployment[0] && (rc = load_runs(s, h))) ||
-	    (h->url.run[0] && (rc = pick_run(s, h)))) {
+	    (h->url.run[0] && (rc = pick_run(s, h))) ||
+	    (h->url.deployment[0] && (rc = refuse_rollup_only(s, h)))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		store_free(s);
 		return rc;

@@ -6,7 +6,7 @@
 # of its own, counts rows missing for some layers, and run ids with a gap
 # (a run deleted).  Missing counts rows stay missing on the server (info
 # counts them the same); runs are selected by the file's ids, gaps
-# included.  A schema 1 database is migrated to 2 by a push, and read
+# included.  A schema 1 database is migrated to 3 by a push, and read
 # (numbering its runs 1, 2, ...) before that.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ch.sh"
@@ -135,6 +135,13 @@ for v in layer_imbalance device_load counts_placement placement_replicas placeme
 	q old "DROP TABLE $v" || fail "drop $v"
 done
 q old "ALTER TABLE runs DROP COLUMN id"
+# nor schema 3's tables of shipped rollups (rollup_heat read counts_rollup alone)
+q old "DROP TABLE rollup_shipped"
+q old "DROP TABLE rollup_windows"
+q old "DROP TABLE rollup_heat"
+q old "CREATE VIEW rollup_heat AS SELECT deployment, run, layer, first_step,
+	countMerge(steps) AS steps, sumForEachMerge(counts) AS counts FROM counts_rollup
+	GROUP BY deployment, run, layer, first_step"
 q old "DROP TABLE moetrace_meta"
 q old "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(1) AS version,
 	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
@@ -142,7 +149,9 @@ expect_status 0 mt info "$URL/old?deployment=v"
 expect_grep "$T/out" "^run 1 'gen'"
 expect_grep "$T/out" "^run 2 'flat'"
 expect_status 0 mt push "$T/t.db" "$URL/old" --deployment v
-[ "$(q old "SELECT version FROM moetrace_meta")" = 2 ] || fail "not migrated to schema 2"
+[ "$(q old "SELECT version FROM moetrace_meta")" = 3 ] || fail "not migrated to schema 3"
+[ "$(q old "SELECT count() FROM system.tables WHERE database = 'old' AND
+	name IN ('rollup_shipped', 'rollup_windows')")" = 2 ] || fail "schema 3's tables not created"
 [ "$(q old "SELECT run, id FROM runs ORDER BY run FORMAT CSV" | tr '\n' ' ')" = \
   '"bare",4 "flat",0 "gen",0 ' ] || fail "runs.id after the migration"
 # runs pushed before the migration have no id: the deployment is numbered
@@ -154,13 +163,13 @@ q default "CREATE DATABASE cut"
 expect_status 0 mt push "$T/t.db" "$URL/cut" --deployment v --run flat
 q cut "RENAME TABLE moetrace_meta TO moetrace_meta_new"
 expect_status 0 mt push "$T/t.db" "$URL/cut" --deployment v --run flat
-[ "$(q cut "SELECT version FROM moetrace_meta")" = 2 ] || fail "cut-short migration not completed"
+[ "$(q cut "SELECT version FROM moetrace_meta")" = 3 ] || fail "cut-short migration not completed"
 # a newer schema is refused before its unknown tables are
 q cut "CREATE TABLE future (x UInt8) ENGINE = TinyLog"
 q cut "DROP TABLE moetrace_meta"
-q cut "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(3) AS version,
+q cut "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(4) AS version,
 	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
 expect_status 2 mt push "$T/t.db" "$URL/cut" --deployment v
-expect_grep "$T/err" "has moetrace schema version 3, newer than this moetrace knows \(2\): upgrade moetrace"
+expect_grep "$T/err" "has moetrace schema version 4, newer than this moetrace knows \(3\): upgrade moetrace"
 same_file "$T/t.db" "$T/t.orig"
 exit 0

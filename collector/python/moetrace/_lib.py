@@ -83,7 +83,8 @@ class MetricsOpts(ctypes.Structure):
 
 class SinkOpts(ctypes.Structure):
     _fields_ = ([("deployment", ctypes.c_char_p), ("backlog", ctypes.c_int64)]
-                + [(f, ctypes.c_int) for f in ("batch", "wait_ms", "retry_max_ms")])
+                + [(f, ctypes.c_int) for f in ("batch", "wait_ms", "retry_max_ms",
+                                               "rollup_only")])
 
 
 class SinkStats(ctypes.Structure):

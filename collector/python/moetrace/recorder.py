@@ -357,7 +357,8 @@ class Recorder:
             self._fail(rc)
         return port.value
 
-    def ship(self, url, deployment=None, backlog=0, wait_ms=0, retry_max_ms=0, batch=0):
+    def ship(self, url, deployment=None, backlog=0, wait_ms=0, retry_max_ms=0, batch=0,
+             rollup_only=False):
         """Ships the run live to ClickHouse, url being
         clickhouse://[USER[:PASSWORD]@]HOST:PORT/DATABASE[?deployment=NAME]:
         a thread of the library reads each committed batch back from the
@@ -365,12 +366,15 @@ class Recorder:
         first step.  While the server is away it retries; at most backlog
         steps (default 100000) wait, older ones are skipped and counted
         (`moetrace push` ships them later).  close() waits wait_ms
-        (default 5000, -1: not at all) for what is left.  docs/fleet.md."""
+        (default 5000, -1: not at all) for what is left.  rollup_only=True
+        ships only the sums of each complete window of steps per layer
+        (the file keeps every step).  docs/fleet.md."""
         self._check()
         opts = _lib.SinkOpts(deployment.encode() if deployment else None,
                              _int(backlog, "backlog"), _int(batch, "batch", "int"),
                              _int(wait_ms, "wait_ms", "int"),
-                             _int(retry_max_ms, "retry_max_ms", "int"))
+                             _int(retry_max_ms, "retry_max_ms", "int"),
+                             1 if rollup_only else 0)
         rc = self._lib.moetrace_recorder_ship(self._h, str(url).encode(), ctypes.byref(opts))
         if rc:
             self._fail(rc)
