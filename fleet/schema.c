@@ -174,6 +174,21 @@ static int exec(struct fleet_ch *c, struct util_buf *q, struct util_err *err)
 	return fleet_ch_query(c, q->data, 1, NULL, 0, NULL, err);
 }
 
+/* The local tables (IF NOT EXISTS). */
+static int create_tables(struct fleet_ch *c, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
+		util_buf_reset(&q);
+		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s %s", tables[i][0], tables[i][1]);
+		rc = exec(c, &q, err);
+	}
+	util_buf_release(&q);
+	return rc;
+}
+
 /* The Distributed tables over cluster. */
 static int create_dist(struct fleet_ch *c, const struct fleet_url *u, const char *cluster,
 		       struct util_err *err)
@@ -199,13 +214,8 @@ static int create(struct fleet_ch *c, const struct fleet_url *u, int rollup,
 		  const char *cluster, struct util_err *err)
 {
 	struct util_buf q = UTIL_BUF_INIT;
-	int rc = 0;
+	int rc = create_tables(c, err);
 
-	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
-		util_buf_reset(&q);
-		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s %s", tables[i][0], tables[i][1]);
-		rc = exec(c, &q, err);
-	}
 	if (!rc) {
 		/* rollup rows sum N steps: [k N, (k + 1) N), negative steps too */
 		util_buf_reset(&q);
@@ -337,6 +347,9 @@ static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_
 			rc = exec(c, &q, err);
 		}
 	}
+	/* schema 3's tables first: the views may read them */
+	if (!rc)
+		rc = create_tables(c, err);
 	for (size_t i = 0; !rc && i < sizeof(views) / sizeof(views[0]); i++) {
 		util_buf_reset(&q);
 		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
@@ -368,13 +381,8 @@ static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *
 		"RENAME TABLE moetrace_meta_new TO moetrace_meta",
 	};
 	struct util_buf q = UTIL_BUF_INIT;
-	int rc = 0;
+	int rc = create_tables(c, err);
 
-	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
-		util_buf_reset(&q);
-		util_buf_addf(&q, "CREATE TABLE IF NOT EXISTS %s %s", tables[i][0], tables[i][1]);
-		rc = exec(c, &q, err);
-	}
 	if (!rc && cluster[0])
 		rc = create_dist(c, u, cluster, err);
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)

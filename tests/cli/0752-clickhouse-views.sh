@@ -141,7 +141,7 @@ q old "DROP TABLE rollup_windows"
 q old "DROP TABLE rollup_heat"
 q old "CREATE VIEW rollup_heat AS SELECT deployment, run, layer, first_step,
 	countMerge(steps) AS steps, sumForEachMerge(counts) AS counts FROM counts_rollup
-	GROUP BY deployment, run, layer, first_step"
+	GROUP BY deployment, run, layer, first_step" || fail "the old rollup_heat"
 q old "DROP TABLE moetrace_meta"
 q old "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(1) AS version,
 	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"

@@ -104,7 +104,7 @@ q two "DROP TABLE rollup_windows"
 q two "DROP TABLE rollup_heat"
 q two "CREATE VIEW rollup_heat AS SELECT deployment, run, layer, first_step,
 	countMerge(steps) AS steps, sumForEachMerge(counts) AS counts FROM counts_rollup
-	GROUP BY deployment, run, layer, first_step"
+	GROUP BY deployment, run, layer, first_step" || fail "the old rollup_heat"
 q two "DROP TABLE moetrace_meta"
 q two "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(2) AS version,
 	toUInt32($N) AS rollup_steps, '' AS cluster, now() AS created"
