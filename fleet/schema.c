@@ -319,19 +319,33 @@ static int has_column(struct fleet_ch *c, const struct fleet_url *u, const char 
 	return rc;
 }
 
+/* moetrace_meta replaced by a copy saying `version`, made first as
+ * moetrace_meta_new: a swap cut short after the DROP is completed by
+ * fleet_schema_ensure, one cut short before it is made again. */
+static int meta_swap(struct fleet_ch *c, int version, struct util_err *err)
+{
+	struct util_buf q = UTIL_BUF_INIT;
+	int rc = fleet_ch_query(c, "DROP TABLE IF EXISTS moetrace_meta_new", 1, NULL, 0, NULL, err);
+
+	util_buf_addf(&q, "CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(%d) "
+		      "AS version, rollup_steps, cluster, created FROM moetrace_meta", version);
+	if (!rc)
+		rc = exec(c, &q, err);
+	if (!rc)
+		rc = fleet_ch_query(c, "DROP TABLE moetrace_meta", 1, NULL, 0, NULL, err);
+	if (!rc)
+		rc = fleet_ch_query(c, "RENAME TABLE moetrace_meta_new TO moetrace_meta", 1, NULL, 0,
+				    NULL, err);
+	util_buf_release(&q);
+	return rc;
+}
+
 /* Schema 1 -> 2: runs (and runs_all) gain id, the views of the placement
  * in force are created, and moetrace_meta is replaced by a copy saying 2
  * (made first as moetrace_meta_new: a migration cut short anywhere is
  * completed by the next push, see fleet_schema_ensure). */
 static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
 {
-	static const char *const steps[] = {
-		"DROP TABLE IF EXISTS moetrace_meta_new",
-		"CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(2) AS version, "
-		"rollup_steps, cluster, created FROM moetrace_meta",
-		"DROP TABLE moetrace_meta",
-		"RENAME TABLE moetrace_meta_new TO moetrace_meta",
-	};
 	struct util_buf q = UTIL_BUF_INIT;
 	int rc = 0;
 
@@ -355,8 +369,8 @@ static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_
 		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
 		rc = exec(c, &q, err);
 	}
-	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
-		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
+	if (!rc)
+		rc = meta_swap(c, 2, err);
 	util_buf_release(&q);
 	if (rc)
 		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 1 to %d: ",
@@ -374,20 +388,15 @@ static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *
 	static const char *const steps[] = {
 		"DROP TABLE IF EXISTS rollup_heat",
 		"CREATE VIEW rollup_heat AS " ROLLUP_HEAT,
-		"DROP TABLE IF EXISTS moetrace_meta_new",
-		"CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(3) AS version, "
-		"rollup_steps, cluster, created FROM moetrace_meta",
-		"DROP TABLE moetrace_meta",
-		"RENAME TABLE moetrace_meta_new TO moetrace_meta",
 	};
-	struct util_buf q = UTIL_BUF_INIT;
 	int rc = create_tables(c, err);
 
 	if (!rc && cluster[0])
 		rc = create_dist(c, u, cluster, err);
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
 		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
-	util_buf_release(&q);
+	if (!rc)
+		rc = meta_swap(c, 3, err);
 	if (rc)
 		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 2 to %d: ",
 				u->shown, FLEET_SCHEMA_VERSION);
