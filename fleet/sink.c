@@ -16,6 +16,12 @@
  * 100 ms, doubling up to retry_max_ms; if the lag passes the backlog
  * bound meanwhile, the oldest steps beyond it are skipped (the cursor
  * jumps over them) so that the sink resumes on recent steps.
+ *
+ * With rollup_only the thread ships complete windows of the schema's N
+ * steps (fleet_push_rollup) and waits until a step at or past the end of
+ * the window after the cursor is committed; the cursor stays at the end
+ * of the last complete window, so the steps of the window still open are
+ * the lag (skipped at close).
  */
 #include "fleet/fleet.h"
 
