@@ -153,7 +153,7 @@ static int record_sink_start(struct moetrace_recorder *rec, const struct record_
 	return 0;
 }
 
-static void print_sink(struct moetrace_recorder *rec, const char *url)
+static void print_sink(struct moetrace_recorder *rec, const char *url, int rollup_only)
 {
 	struct moetrace_sink_stats ks;
 	char shown[1024];
@@ -165,8 +165,9 @@ static void print_sink(struct moetrace_recorder *rec, const char *url)
 	       (long long)ks.shipped, (long long)ks.skipped, (long long)ks.retries,
 	       ks.last_error ? "; last failure: " : "", ks.last_error ? ks.message : "");
 	if (ks.skipped)
-		printf("sink: the trace holds the %lld skipped steps; `moetrace push` ships them\n",
-		       (long long)ks.skipped);
+		printf("sink: the trace holds the %lld skipped steps; `moetrace push%s` ships %s\n",
+		       (long long)ks.skipped, rollup_only ? " --rollup-only" : "",
+		       rollup_only ? "their complete windows" : "them");
 }
 
 /* The end of a recording in two lines. */
@@ -459,7 +460,7 @@ int cmd_record(int argc, char **argv)
 	elapsed = elapsed > 0 ? elapsed : 1e-9;
 	moetrace_recorder_stats(rec, &st);
 	print_summary(a.run, argv[optind], done, model, elapsed, &st);
-	print_sink(rec, a.metrics.sink);
+	print_sink(rec, a.metrics.sink, a.metrics.so.rollup_only);
 out:
 	moetrace_recorder_free(rec);
 	collector_gen_free(gen);
