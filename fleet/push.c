@@ -262,7 +262,7 @@ static int presence_new(struct store *s, const struct store_run *run, int64_t fr
 	int rc = 0;
 
 	p->layers = run->layers;
-	p->it = xcalloc((size_t)run->layers, sizeof(*p->it));
+	p->it = xcalloc((size_t)run->layers, sizeof(struct store_iter *));
 	p->at = xcalloc((size_t)run->layers, sizeof(*p->at));
 	for (int l = 0; !rc && l < run->layers; l++) {
 		if ((rc = store_iter_layer_new(s, run, l, from, to, 0, &p->it[l])))
