@@ -184,7 +184,7 @@ int fleet_sink_new(const char *url, const char *db_path, const struct store_run 
 	*out = NULL;
 	if (!o)
 		o = &none;
-	if (!(k = calloc(1, sizeof(*k))))
+	if (!(k = util_calloc(1, sizeof(*k))))
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	if (fleet_url_parse(url, &k->url, &e2)) {
 		fleet_url_shown(url, shown, sizeof(shown));
