@@ -157,7 +157,11 @@ static void *sink_main(void *arg)
 		}
 		skip_beyond_bound(k);
 		if (k->closing) {
-			double left = deadline - util_now();
+			double left;
+
+			if (deadline == 0) /* close() came during this attempt */
+				deadline = util_now() + (k->wait_ms > 0 ? k->wait_ms : 0) * 1e-3;
+			left = deadline - util_now();
 			if (left <= 0)
 				break;
 			wait_ms(k, backoff < left * 1e3 ? backoff : (int)(left * 1e3) + 1);
