@@ -1,8 +1,9 @@
 /*
  * util: the small helpers every module shares — error codes and messages,
- * allocators that abort on out-of-memory (CLI only: libmoetrace's embedding
- * API never calls them on the engine's path), growable byte buffers, number
- * parsing with range checks, and a monotonic clock.
+ * allocators that abort on out-of-memory (CLI only: no call of
+ * libmoetrace's embedding API reaches them) and allocators that return
+ * NULL (library code), growable byte buffers that abort or, soft, record
+ * the failure, number parsing with range checks, and a monotonic clock.
  *
  * Ownership: util_buf owns its bytes until util_buf_release(); x-allocators
  * return memory the caller frees with free().
