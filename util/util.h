@@ -73,14 +73,13 @@ void util_die(const char *fmt, ...) UTIL_PRINTF(1, 2) __attribute__((noreturn));
 void *util_malloc(size_t n);
 void *util_calloc(size_t n, size_t size);
 void *util_realloc(void *p, size_t n);
-#ifdef UTIL_ALLOC_HOOK
-/* The check build only (tests; MOETRACE_TEST_FAIL_ALLOC=N in the
- * environment sets it at start): the nth call of the util_ allocators from
- * now on fails, a soft buffer's growth included (n <= 0: none fails), and
- * util_alloc_calls() counts those calls since. */
+/* Defined in the check build only (-DUTIL_ALLOC_HOOK), for tests; there
+ * MOETRACE_TEST_FAIL_ALLOC=N in the environment calls it at start: the nth
+ * call of the util_ allocators from now on fails, a soft buffer's growth
+ * included (n <= 0: none fails), and util_alloc_calls() counts those calls
+ * since. */
 void util_alloc_fail_at(long n);
 long util_alloc_calls(void);
-#endif
 
 /* Growable byte buffer, always NUL-terminated for text use.  A buffer
  * made with UTIL_BUF_INIT aborts when it cannot grow (CLI only); a soft one
