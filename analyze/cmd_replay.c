@@ -479,15 +479,11 @@ static void *grid_worker(void *arg)
 static void engine_layout(const struct opts *o, const struct setup *su, int ranks, int *nodes,
 			  int *groups)
 {
-	int rpn = su->dep.ranks_per_node;
-
 	*nodes = o->nodes;
 	*groups = o->groups;
-	if (!o->nodes && rpn > 0 && ranks % rpn == 0 && ranks / rpn > 1) {
-		int g = su->model && su->model->groups > 1 ? su->model->groups : 0;
-		*nodes = ranks / rpn;
-		*groups = g && su->run.experts % g == 0 ? g : *nodes;
-	}
+	if (!o->nodes)
+		analyze_hier_nodes(ranks, su->dep.ranks_per_node, su->model, su->run.experts, nodes,
+				   groups);
 }
 
 static int cmp_combo(const void *a, const void *b)

@@ -192,15 +192,15 @@ int fleet_url_parse(const char *s, struct fleet_url *u, struct util_err *err)
 				    "and '_', not starting with a digit");
 	if (*e && url_params(e + 1, u, err))
 		return err->code;
-	if (!u->user[0] && getenv("CLICKHOUSE_USER")) {
-		if (strlen(getenv("CLICKHOUSE_USER")) >= sizeof(u->user) ||
-		    strlen(getenv("CLICKHOUSE_PASSWORD") ? getenv("CLICKHOUSE_PASSWORD") : "") >=
-			    sizeof(u->password))
+	const char *user = getenv("CLICKHOUSE_USER"), *pass = getenv("CLICKHOUSE_PASSWORD");
+	if (!u->user[0] && user) {
+		if (!pass)
+			pass = "";
+		if (strlen(user) >= sizeof(u->user) || strlen(pass) >= sizeof(u->password))
 			return util_err_set(err, UTIL_EUSAGE,
 					    "CLICKHOUSE_USER or CLICKHOUSE_PASSWORD is too long");
-		snprintf(u->user, sizeof(u->user), "%s", getenv("CLICKHOUSE_USER"));
-		snprintf(u->password, sizeof(u->password), "%s",
-			 getenv("CLICKHOUSE_PASSWORD") ? getenv("CLICKHOUSE_PASSWORD") : "");
+		snprintf(u->user, sizeof(u->user), "%s", user);
+		snprintf(u->password, sizeof(u->password), "%s", pass);
 	}
 	snprintf(u->shown, sizeof(u->shown), "clickhouse://%s%s%s:%d/%s%s%s%s%s%s", u->user,
 		 u->user[0] ? "@" : "", u->host, u->port, u->database,

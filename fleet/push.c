@@ -276,7 +276,7 @@ static int presence_new(struct store *s, const struct store_run *run, int64_t fr
 	int rc = 0;
 
 	p->layers = run->layers;
-	p->it = util_calloc((size_t)run->layers, sizeof(*p->it));
+	p->it = util_calloc((size_t)run->layers, sizeof(struct store_iter *));
 	p->at = util_calloc((size_t)run->layers, sizeof(*p->at));
 	if (!p->it || !p->at)
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
