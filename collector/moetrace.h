@@ -38,7 +38,8 @@ enum moetrace_code {
 	MOETRACE_EIO = -1,       /* file system failure */
 	MOETRACE_EDB = -3,       /* SQLite failure */
 	MOETRACE_EUSAGE = -4,    /* invalid argument (NULL, bad option, shape mismatch) */
-	MOETRACE_ENOMEM = -6,    /* allocation failed at open() */
+	MOETRACE_ENOMEM = -6,    /* allocation failed (open(), serve_metrics(), ship(),
+				    the sink's attempts) */
 	MOETRACE_ERANGE = -7,    /* value out of range for the run (layer, expert id, shape) */
 	MOETRACE_ESTATE = -8,    /* call not valid now: closed, or a step number going backwards */
 	MOETRACE_EFULL = -9,     /* ring full under the drop policy: the step was dropped */
@@ -250,6 +251,9 @@ struct moetrace_sink_stats {
  * untouched and the engine thread never waits on the network; while the
  * server is away it retries, and close() waits for it at most wait_ms.
  * It loads libcurl (libcurl.so.4) now and contacts no server yet.
+ * Memory the sink cannot allocate later is a failed attempt, as an
+ * unreachable server is: counted in retries (last_error MOETRACE_ENOMEM)
+ * and retried after the wait; the process is never aborted.
  * Returns 0, MOETRACE_EUSAGE for a malformed URL or option (the message
  * names the URL without its password), MOETRACE_EIO when libcurl cannot be
  * loaded, MOETRACE_ESTATE when closed, shipping already, or steps were

@@ -256,10 +256,13 @@ void fleet_sql_quote(struct util_buf *b, const char *s)
 	util_buf_add(b, "'", 1);
 }
 
+/* A short count (out of memory in a soft buffer) makes libcurl stop. */
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-	util_buf_add(arg, p, size * n);
-	return size * n;
+	struct util_buf *b = arg;
+
+	util_buf_add(b, p, size * n);
+	return b->failed ? 0 : size * n;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -322,7 +325,7 @@ int fleet_ch_new(const struct fleet_url *u, struct fleet_ch **out, struct util_e
 
 	if (fleet_client_init())
 		return util_err_set(err, UTIL_EIO, "%s", curl_failed);
-	if (!(c = calloc(1, sizeof(*c))))
+	if (!(c = util_calloc(1, sizeof(*c))))
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	c->url = *u;
 	c->curl = api.easy_init();
@@ -386,8 +389,10 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 		   size_t len, const char *format, int write, struct util_buf *resp,
 		   struct util_err *err)
 {
-	struct util_buf url = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
-	struct curl_slist *hdr = NULL;
+	static const char *const headers[] = { "Content-Type: application/octet-stream",
+					       "Expect:" };
+	struct util_buf url = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
+	struct curl_slist *hdr = NULL, *h;
 	CURLcode cc;
 	long status = 0;
 	char line[400];
@@ -413,9 +418,17 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 		body = query;
 		len = strlen(query);
 	}
+	if ((rc = util_buf_check(&url, err)))
+		goto out;
+	/* a failed append returns NULL and leaves the list as it was */
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(headers); i++) {
+		if (!(h = api.slist_append(hdr, headers[i]))) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		hdr = h;
+	}
 	api.easy_reset(c->curl);
-	hdr = api.slist_append(hdr, "Content-Type: application/octet-stream");
-	hdr = api.slist_append(hdr, "Expect:");
 	api.easy_setopt(c->curl, CURLOPT_URL, url.data);
 	api.easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdr);
 	api.easy_setopt(c->curl, CURLOPT_POST, 1L);
@@ -437,6 +450,8 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 	c->errbuf[0] = 0;
 	cc = api.easy_perform(c->curl);
 	c->sent += len + strlen(url.data);
+	if ((rc = util_buf_check(&ans, err)))
+		goto out;
 	if (cc != CURLE_OK) {
 		rc = util_err_set(err, UTIL_EIO, "cannot reach '%s': %s", c->url.shown,
 				  c->errbuf[0] ? c->errbuf : api.easy_strerror(cc));
@@ -454,10 +469,16 @@ static int request(struct fleet_ch *c, const char *query, int in_db, const void 
 					  status, line[0] ? line : "(no message)");
 		goto out;
 	}
-	if (resp) {
+	if (resp && ans.data) {
+		/* the answer moves into resp, which keeps its kind */
+		int soft = resp->soft;
+
+		util_buf_release(resp);
+		*resp = ans;
+		resp->soft = soft;
+		ans = (struct util_buf)UTIL_BUF_SOFT_INIT;
+	} else if (resp) {
 		util_buf_reset(resp);
-		if (ans.len)
-			util_buf_add(resp, ans.data, ans.len);
 	}
 out:
 	api.slist_free_all(hdr);

@@ -76,8 +76,16 @@ static int tsv_ints(const struct fleet_ch *c, const struct util_buf *ans, int co
 
 	while (p < end) {
 		if (cnt + (size_t)cols > cap) {
+			int64_t *w = cap > SIZE_MAX / 2 / sizeof(*v) ? NULL :
+				     util_realloc(v, (cap ? 2 * cap : 1024) * sizeof(*v));
+
+			if (!w) {
+				free(v);
+				return util_err_set(err, UTIL_ENOMEM, "out of memory reading the "
+						    "answer of '%s'", fleet_ch_url(c)->shown);
+			}
+			v = w;
 			cap = cap ? 2 * cap : 1024;
-			v = xrealloc(v, cap * sizeof(*v));
 		}
 		for (int k = 0; k < cols; k++) {
 			char *e;
@@ -121,6 +129,8 @@ static int insert(struct fleet_ch *c, const char *table, struct util_buf *rows,
 	char q[128];
 	int rc;
 
+	if ((rc = util_buf_check(rows, err)))
+		return rc;
 	if (!rows->len)
 		return 0;
 	snprintf(q, sizeof(q), "INSERT INTO %s FORMAT RowBinary", table);
@@ -133,7 +143,7 @@ static int insert(struct fleet_ch *c, const char *table, struct util_buf *rows,
 static int push_run_row(struct fleet_ch *c, const struct store_run *run, const char *dep,
 			struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	int64_t *rows = NULL;
 	size_t n = 0;
 	int rc;
@@ -141,7 +151,8 @@ static int push_run_row(struct fleet_ch *c, const struct store_run *run, const c
 	util_buf_addstr(&q, "SELECT layers, experts FROM runs");
 	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " FORMAT TSV");
-	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 2, &rows, &n, err)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
@@ -171,6 +182,8 @@ static int push_run_row(struct fleet_ch *c, const struct store_run *run, const c
 	rb_string(&q, run->source);
 	rb_le(&q, (uint64_t)time(NULL), 4);
 	rb_le(&q, (uint64_t)run->id, 8);
+	if ((rc = util_buf_check(&q, err)))
+		goto out;
 	rc = fleet_ch_query(c, "INSERT INTO runs (deployment, run, model, layers, experts, topk, "
 			       "ranks, slots, ranks_per_node, first_layer, created, source, pushed, "
 			       "id) FORMAT RowBinary", 1, q.data, q.len, NULL, err);
@@ -185,7 +198,7 @@ out:
 static int push_deployed(struct fleet_ch *c, struct store *s, const struct store_run *run,
 			 const char *dep, int64_t *sent, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	struct store_deployed_row *d = NULL;
 	int64_t *have = NULL;
 	size_t nd = 0, nh = 0;
@@ -200,7 +213,8 @@ static int push_deployed(struct fleet_ch *c, struct store *s, const struct store
 	util_buf_addstr(&q, "SELECT step, layer FROM deployed");
 	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " ORDER BY step, layer FORMAT TSV");
-	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 2, &have, &nh, err)))
 		goto out;
 	util_buf_reset(&q);
@@ -262,8 +276,10 @@ static int presence_new(struct store *s, const struct store_run *run, int64_t fr
 	int rc = 0;
 
 	p->layers = run->layers;
-	p->it = xcalloc((size_t)run->layers, sizeof(struct store_iter *));
-	p->at = xcalloc((size_t)run->layers, sizeof(*p->at));
+	p->it = util_calloc((size_t)run->layers, sizeof(struct store_iter *));
+	p->at = util_calloc((size_t)run->layers, sizeof(*p->at));
+	if (!p->it || !p->at)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	for (int l = 0; !rc && l < run->layers; l++) {
 		if ((rc = store_iter_layer_new(s, run, l, from, to, 0, &p->it[l])))
 			util_err_set(err, rc, "%s", store_errmsg(s));
@@ -368,8 +384,8 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 		     const char *dep, int64_t from, int64_t to, int batch,
 		     struct fleet_push_stats *st, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
-	struct util_buf cb = UTIL_BUF_INIT, sb = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
+	struct util_buf cb = UTIL_BUF_SOFT_INIT, sb = UTIL_BUF_SOFT_INIT;
 	struct store_iter *it = NULL;
 	struct store_step step;
 	int64_t *done = NULL, *orphan = NULL;
@@ -394,7 +410,8 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 	fleet_sql_where_run(&q, dep, run->name);
 	where_range(&q, from, to);
 	util_buf_addstr(&q, " ORDER BY step FORMAT TSV");
-	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 1, &done, &ndone, err)))
 		goto out;
 	util_buf_reset(&q);
@@ -407,7 +424,8 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 	fleet_sql_where_run(&q, dep, run->name);
 	where_range(&q, from, to);
 	util_buf_addstr(&q, ") GROUP BY step ORDER BY step FORMAT TSV");
-	if ((rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(c, &ans, 5, &orphan, &norphan, err)))
 		goto out;
 
@@ -418,7 +436,10 @@ int fleet_push_range(struct fleet_ch *c, struct store *s, const struct store_run
 		goto out;
 	}
 	if (missing > 0) {
-		has = xcalloc((size_t)run->layers, 1);
+		if (!(has = util_calloc((size_t)run->layers, 1))) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
 		if ((rc = presence_new(s, run, from, to, &pres, err)))
 			goto out;
 	}

@@ -171,13 +171,15 @@ static const char *const dist_tables[] = { "runs", "steps", "counts", "deployed"
 
 static int exec(struct fleet_ch *c, struct util_buf *q, struct util_err *err)
 {
-	return fleet_ch_query(c, q->data, 1, NULL, 0, NULL, err);
+	int rc = util_buf_check(q, err);
+
+	return rc ? rc : fleet_ch_query(c, q->data, 1, NULL, 0, NULL, err);
 }
 
 /* The local tables (IF NOT EXISTS). */
 static int create_tables(struct fleet_ch *c, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT;
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
@@ -273,7 +275,7 @@ static size_t lines_of(char *s, char **line, size_t cap)
 static int read_meta(struct fleet_ch *c, const struct fleet_url *u, long long *version,
 		     long long *steps, char *cl, size_t cap, struct util_err *err)
 {
-	struct util_buf ans = UTIL_BUF_INIT;
+	struct util_buf ans = UTIL_BUF_SOFT_INIT;
 	char *line[2], *e = NULL, *f = NULL;
 	size_t n;
 	int rc;
@@ -305,13 +307,14 @@ out:
 static int has_column(struct fleet_ch *c, const struct fleet_url *u, const char *table,
 		      const char *column, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	int rc;
 
 	util_buf_addstr(&q, "SELECT count() FROM system.columns WHERE database = ");
 	fleet_sql_quote(&q, u->database);
 	util_buf_addf(&q, " AND table = '%s' AND name = '%s' FORMAT TSV", table, column);
-	rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err);
+	if (!(rc = util_buf_check(&q, err)))
+		rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err);
 	if (!rc)
 		rc = ans.data && strtoll(ans.data, NULL, 10) > 0;
 	util_buf_release(&q);
@@ -346,7 +349,7 @@ static int meta_swap(struct fleet_ch *c, int version, struct util_err *err)
  * completed by the next push, see fleet_schema_ensure). */
 static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT;
 	int rc = 0;
 
 	for (int t = 0; !rc && t < 2; t++) {
@@ -462,7 +465,7 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 			struct util_err *err)
 {
 	const struct fleet_url *u = fleet_ch_url(c);
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	char *line[256];
 	const char *unknown = NULL;
 	size_t n;
@@ -470,13 +473,15 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 	int rollup = o->rollup_steps ? o->rollup_steps : FLEET_ROLLUP_STEPS;
 
 	util_buf_addf(&q, "CREATE DATABASE IF NOT EXISTS %s", u->database);
-	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, NULL, err)))
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 0, NULL, 0, NULL, err)))
 		goto out;
 	util_buf_reset(&q);
 	util_buf_addstr(&q, "SELECT name FROM system.tables WHERE database = ");
 	fleet_sql_quote(&q, u->database);
 	util_buf_addstr(&q, " ORDER BY name FORMAT TSV");
-	if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
 		goto out;
 	n = lines_of(ans.data, line, sizeof(line) / sizeof(line[0]));
 	for (size_t i = 0; i < n; i++) {
@@ -511,7 +516,8 @@ int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,
 		util_buf_addstr(&q, "SELECT count() FROM system.clusters WHERE cluster = ");
 		fleet_sql_quote(&q, o->cluster);
 		util_buf_addstr(&q, " FORMAT TSV");
-		if ((rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
+		if ((rc = util_buf_check(&q, err)) ||
+		    (rc = fleet_ch_query(c, q.data, 0, NULL, 0, &ans, err)))
 			goto out;
 		if (!ans.data || strtoll(ans.data, NULL, 10) <= 0) {
 			rc = util_err_set(err, UTIL_EUSAGE,

@@ -181,7 +181,11 @@ static void *sink_main(void *arg)
 		}
 		skip_beyond_bound(k);
 		if (k->closing) {
-			double left = deadline - util_now();
+			double left;
+
+			if (deadline == 0) /* close() came during this attempt */
+				deadline = util_now() + (k->wait_ms > 0 ? k->wait_ms : 0) * 1e-3;
+			left = deadline - util_now();
 			if (left <= 0)
 				break;
 			wait_ms(k, backoff < left * 1e3 ? backoff : (int)(left * 1e3) + 1);
@@ -208,7 +212,7 @@ int fleet_sink_new(const char *url, const char *db_path, const struct store_run 
 	*out = NULL;
 	if (!o)
 		o = &none;
-	if (!(k = calloc(1, sizeof(*k))))
+	if (!(k = util_calloc(1, sizeof(*k))))
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	if (fleet_url_parse(url, &k->url, &e2)) {
 		fleet_url_shown(url, shown, sizeof(shown));

@@ -82,8 +82,8 @@ missing:
 }
 
 /* The exposition's buffer at its largest, allocated here so that a scrape
- * never grows it: util_buf aborts when it cannot grow, which an engine
- * serving metrics from libmoetrace must never see.  Every series line is
+ * never grows it; it is a soft buffer too, so that a bound found wrong one
+ * day costs a 503 answer, never the engine's process.  Every series line is
  * well under 256 bytes (a name, numeric labels, an algorithm name of at
  * most 31 bytes and a value of at most 24), the HELP and TYPE lines
  * under 64 kB in all, and the run's name and model are escaped into one
@@ -100,6 +100,7 @@ static int reserve(struct tui_server *sv, int ranks, int per_expert, struct util
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
 	sv->buf.data[0] = '\0';
+	sv->buf.soft = 1;
 	return 0;
 }
 
@@ -236,7 +237,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	/* libmicrohttpd copies the answer before the lock is released */
 	pthread_mutex_lock(&sv->lock);
 	rc = collect(sv, &sv->buf);
-	if (rc < 0)
+	if (sv->buf.failed)
+		ret = answer(sv, c, MHD_HTTP_SERVICE_UNAVAILABLE, text, "moetrace: out of memory\n",
+			     24);
+	else if (rc < 0)
 		ret = answer(sv, c, MHD_HTTP_SERVICE_UNAVAILABLE, text, sv->buf.data, sv->buf.len);
 	else
 		ret = answer(sv, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",

@@ -140,23 +140,101 @@ char *xstrdup(const char *s)
 	return memcpy(xmalloc(n), s, n);
 }
 
-void util_buf_grow(struct util_buf *b, size_t extra)
+/* ---- allocators for library code ---------------------------------------- */
+
+#ifdef UTIL_ALLOC_HOOK
+static long alloc_fail_at, alloc_calls;
+
+void util_alloc_fail_at(long n)
+{
+	__atomic_store_n(&alloc_calls, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&alloc_fail_at, n, __ATOMIC_SEQ_CST);
+}
+
+long util_alloc_calls(void)
+{
+	return __atomic_load_n(&alloc_calls, __ATOMIC_SEQ_CST);
+}
+
+/* The CLI tests set the hook from outside: MOETRACE_TEST_FAIL_ALLOC=N
+ * fails the Nth call of the process (check build only). */
+__attribute__((constructor)) static void alloc_hook_env(void)
+{
+	const char *v = getenv("MOETRACE_TEST_FAIL_ALLOC");
+
+	if (v && *v)
+		util_alloc_fail_at(strtol(v, NULL, 10));
+}
+
+/* Counts a call; 1 when it is the one to fail. */
+static int alloc_hook_fails(void)
+{
+	long call = __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_SEQ_CST);
+
+	return call == __atomic_load_n(&alloc_fail_at, __ATOMIC_SEQ_CST);
+}
+#else
+#define alloc_hook_fails() 0
+#endif
+
+void *util_malloc(size_t n)
+{
+	return alloc_hook_fails() ? NULL : malloc(n ? n : 1);
+}
+
+void *util_calloc(size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	return alloc_hook_fails() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *util_realloc(void *p, size_t n)
+{
+	return alloc_hook_fails() ? NULL : realloc(p, n ? n : 1);
+}
+
+/* ---- buffers -------------------------------------------------------------- */
+
+int util_buf_grow(struct util_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
+	char *p;
 
+	if (b->failed)
+		return UTIL_ENOMEM;
+	if (extra >= SIZE_MAX - b->len) {
+		if (!b->soft)
+			util_die("buffer of %zu + %zu bytes overflows", b->len, extra);
+		b->failed = 1;
+		return UTIL_ENOMEM;
+	}
 	if (need <= b->cap)
-		return;
+		return 0;
 	if (need < 2 * b->cap)
 		need = 2 * b->cap;
 	if (need < 64)
 		need = 64;
-	b->data = xrealloc(b->data, need);
+	if (!b->soft) {
+		p = xrealloc(b->data, need);
+	} else if (!(p = util_realloc(b->data, need))) {
+		b->failed = 1;
+		return UTIL_ENOMEM;
+	}
+	b->data = p;
 	b->cap = need;
+	return 0;
+}
+
+int util_buf_check(const struct util_buf *b, struct util_err *err)
+{
+	return b->failed ? util_err_set(err, UTIL_ENOMEM, "out of memory") : 0;
 }
 
 void util_buf_add(struct util_buf *b, const void *p, size_t n)
 {
-	util_buf_grow(b, n);
+	if (util_buf_grow(b, n))
+		return;
 	if (n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -173,14 +251,16 @@ void util_buf_addf(struct util_buf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	util_buf_grow(b, 64);
+	if (util_buf_grow(b, 64))
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
 	if ((size_t)n >= b->cap - b->len) {
-		util_buf_grow(b, (size_t)n);
+		if (util_buf_grow(b, (size_t)n))
+			return;
 		va_start(ap, fmt);
 		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 		va_end(ap);
@@ -191,6 +271,7 @@ void util_buf_addf(struct util_buf *b, const char *fmt, ...)
 void util_buf_reset(struct util_buf *b)
 {
 	b->len = 0;
+	b->failed = 0;
 	if (b->data)
 		b->data[0] = 0;
 }
@@ -200,6 +281,7 @@ void util_buf_release(struct util_buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 }
 
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const char *what,
@@ -669,7 +751,12 @@ void util_buf_json_str(struct util_buf *b, const char *s)
 
 	if (!util_utf8_valid(s)) {
 		size_t n = 3 * strlen(s) + 1;
-		s = util_utf8_sanitize(tmp = xmalloc(n), n, s);
+		tmp = b->soft ? util_malloc(n) : xmalloc(n);
+		if (!tmp) {
+			b->failed = 1;
+			return;
+		}
+		s = util_utf8_sanitize(tmp, n, s);
 	}
 	util_buf_addstr(b, "\"");
 	for (; *s; s++) {

@@ -1,8 +1,9 @@
 /*
  * util: the small helpers every module shares — error codes and messages,
- * allocators that abort on out-of-memory (CLI only: libmoetrace's embedding
- * API never calls them on the engine's path), growable byte buffers, number
- * parsing with range checks, and a monotonic clock.
+ * allocators that abort on out-of-memory (CLI only: no call of
+ * libmoetrace's embedding API reaches them) and allocators that return
+ * NULL (library code), growable byte buffers that abort or, soft, record
+ * the failure, number parsing with range checks, and a monotonic clock.
  *
  * Ownership: util_buf owns its bytes until util_buf_release(); x-allocators
  * return memory the caller frees with free().
@@ -65,13 +66,40 @@ char *xstrdup(const char *s);
 extern void (*util_die_hook)(void);
 void util_die(const char *fmt, ...) UTIL_PRINTF(1, 2) __attribute__((noreturn));
 
-/* Growable byte buffer, always NUL-terminated for text use. */
+/* Allocators that return NULL on failure, for library code, which must
+ * return UTIL_ENOMEM rather than end the process that loaded it: malloc,
+ * calloc and realloc (a size of 0 asks for 1 byte; calloc checks
+ * overflow); util_realloc leaves p alone when it fails. */
+void *util_malloc(size_t n);
+void *util_calloc(size_t n, size_t size);
+void *util_realloc(void *p, size_t n);
+/* Defined in the check build only (-DUTIL_ALLOC_HOOK), for tests; there
+ * MOETRACE_TEST_FAIL_ALLOC=N in the environment calls it at start: the nth
+ * call of the util_ allocators from now on fails, a soft buffer's growth
+ * included (n <= 0: none fails), and util_alloc_calls() counts those calls
+ * since. */
+void util_alloc_fail_at(long n);
+long util_alloc_calls(void);
+
+/* Growable byte buffer, always NUL-terminated for text use.  A buffer
+ * made with UTIL_BUF_INIT aborts when it cannot grow (CLI only); a soft one
+ * (UTIL_BUF_SOFT_INIT, for library code) sets `failed` instead and ignores
+ * every add after: its contents are then partial, and its user checks
+ * util_buf_check() before using them.  reset() and release() clear
+ * `failed` and keep the kind. */
 struct util_buf {
-	char *data;
+	char *data;   /* NULL until the first add */
 	size_t len, cap;
+	int soft;     /* 1: a failed growth sets `failed` instead of aborting */
+	int failed;   /* soft only: an add could not grow the buffer */
 };
-#define UTIL_BUF_INIT { NULL, 0, 0 }
-void util_buf_grow(struct util_buf *b, size_t extra);
+#define UTIL_BUF_INIT { NULL, 0, 0, 0, 0 }
+#define UTIL_BUF_SOFT_INIT { NULL, 0, 0, 1, 0 }
+/* Room for extra more bytes: 0, or UTIL_ENOMEM (soft buffers only). */
+int util_buf_grow(struct util_buf *b, size_t extra);
+/* 0 when b holds everything added since its last reset, else UTIL_ENOMEM
+ * with err saying "out of memory". */
+int util_buf_check(const struct util_buf *b, struct util_err *err);
 void util_buf_add(struct util_buf *b, const void *p, size_t n);
 void util_buf_addf(struct util_buf *b, const char *fmt, ...) UTIL_PRINTF(2, 3);
 void util_buf_addstr(struct util_buf *b, const char *s);

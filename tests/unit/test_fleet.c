@@ -1,5 +1,5 @@
-/* test_fleet.c: clickhouse:// URLs (parts, what messages show, refusals)
- * and ClickHouse string literals. */
+/* test_fleet.c: clickhouse:// URLs (parts, what messages show, refusals),
+ * ClickHouse string literals, and a request whose allocations fail. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -108,6 +108,44 @@ static void test_fleet_default_deployment(void **state)
 	assert_string_equal(out, "a.b");
 }
 
+/* Each allocation of building and sending a request fails in turn: the
+ * error is UTIL_ENOMEM, never an abort, and nothing leaks (ASan); past
+ * them the request reaches the network (port 1 refuses: UTIL_EIO). */
+static void test_fleet_out_of_memory(void **state)
+{
+	struct fleet_url u;
+	struct util_err err = UTIL_ERR_INIT;
+	long n;
+
+	(void)state;
+	assert_int_equal(fleet_url_parse("clickhouse://127.0.0.1:1/db", &u, &err), 0);
+	for (n = 1;; n++) {
+		struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
+		struct fleet_ch *c = NULL;
+		int rc;
+
+		util_alloc_fail_at(n);
+		rc = fleet_ch_new(&u, &c, &err);
+		if (!rc) {
+			util_buf_addstr(&q, "SELECT count() FROM steps");
+			fleet_sql_where_run(&q, "dep'loyment", "run");
+			if (!(rc = util_buf_check(&q, &err)))
+				rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, &err);
+		}
+		fleet_ch_free(c);
+		util_buf_release(&q);
+		util_buf_release(&ans);
+		if (util_alloc_calls() < n) {
+			assert_int_equal(rc, UTIL_EIO);
+			break;
+		}
+		assert_int_equal(rc, UTIL_ENOMEM);
+		assert_string_equal(err.msg, "out of memory");
+	}
+	util_alloc_fail_at(0);
+	assert_true(n >= 3); /* the handle, the query, the request's URL */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_fleet_sql_quote),
 		cmocka_unit_test(test_fleet_url_shown),
 		cmocka_unit_test(test_fleet_default_deployment),
+		cmocka_unit_test(test_fleet_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* test_util.c: the shared human-scaled units and JSON string writer. */
+/* test_util.c: the shared human-scaled units, the JSON string writer and
+ * the buffers and allocators of library code, which fail without aborting. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -66,12 +67,82 @@ static void test_util_json_str(void **state)
 	free(p);
 }
 
+/* A soft buffer whose growth fails keeps what it had, ignores later adds
+ * and says so; a reset makes it usable again.  Each allocation of a
+ * sequence of adds fails in turn (the check build's hook). */
+static void test_util_buf_soft_fails(void **state)
+{
+	char big[300];
+	long n;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	for (n = 1;; n++) {
+		struct util_buf b = UTIL_BUF_SOFT_INIT;
+		struct util_err err = UTIL_ERR_INIT;
+
+		util_alloc_fail_at(n);
+		util_buf_addstr(&b, "head ");
+		util_buf_addf(&b, "%s", big);
+		util_buf_json_str(&b, "caf\xc3");
+		util_buf_addstr(&b, big);
+		if (util_alloc_calls() < n) {
+			/* every allocation of the sequence has failed once */
+			assert_int_equal(util_buf_check(&b, &err), 0);
+			assert_int_equal(b.len, 5 + 2 * strlen(big) + strlen("\"caf\xef\xbf\xbd\""));
+			assert_memory_equal(b.data, "head xxx", 8);
+			util_buf_release(&b);
+			break;
+		}
+		assert_int_equal(b.failed, 1);
+		assert_int_equal(util_buf_check(&b, &err), UTIL_ENOMEM);
+		assert_int_equal(err.code, UTIL_ENOMEM);
+		assert_string_equal(err.msg, "out of memory");
+		assert_true(b.len <= 5 + strlen(big) + 12);
+		util_buf_reset(&b);
+		assert_int_equal(b.failed, 0);
+		assert_int_equal(b.soft, 1);
+		util_buf_addstr(&b, "again");
+		assert_int_equal(util_buf_check(&b, &err), 0);
+		assert_string_equal(b.data, "again");
+		util_buf_release(&b);
+	}
+	util_alloc_fail_at(0);
+	assert_true(n >= 3); /* the first growth, the big one, the sanitized copy */
+}
+
+/* The hook fails the util_ allocators, never the aborting ones, and a
+ * plain buffer grows through it. */
+static void test_util_alloc_hook(void **state)
+{
+	struct util_buf b = UTIL_BUF_INIT;
+	void *p;
+
+	(void)state;
+	util_alloc_fail_at(1);
+	util_buf_addstr(&b, "plain");
+	assert_string_equal(b.data, "plain");
+	assert_null(util_malloc(8));
+	assert_non_null(p = util_calloc(2, 8));
+	free(p);
+	util_alloc_fail_at(2);
+	assert_non_null(p = util_malloc(1));
+	assert_null(util_realloc(p, 100)); /* p is left alone */
+	free(p);
+	assert_null(util_calloc(SIZE_MAX / 2, 4));
+	util_alloc_fail_at(0);
+	util_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_util_human_bytes),
 		cmocka_unit_test(test_util_human_seconds),
 		cmocka_unit_test(test_util_json_str),
+		cmocka_unit_test(test_util_buf_soft_fails),
+		cmocka_unit_test(test_util_alloc_hook),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
