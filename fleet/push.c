@@ -510,7 +510,7 @@ int64_t fleet_rollup_window(int64_t step, int n)
 static int check_mode(struct fleet_ch *c, const struct store_run *run, const char *dep,
 		      int rollup, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	int64_t *v = NULL;
 	size_t n = 0;
 	int rc;
@@ -518,7 +518,8 @@ static int check_mode(struct fleet_ch *c, const struct store_run *run, const cha
 	util_buf_addf(&q, "SELECT count() FROM %s", rollup ? "counts" : "rollup_shipped");
 	fleet_sql_where_run(&q, dep, run->name);
 	util_buf_addstr(&q, " FORMAT TSV");
-	if (!(rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) &&
+	if (!(rc = util_buf_check(&q, err)) &&
+	    !(rc = fleet_ch_query(c, q.data, 1, NULL, 0, &ans, err)) &&
 	    !(rc = tsv_ints(c, &ans, 1, &v, &n, err)) && (n != 1 || v[0] > 0))
 		rc = n != 1 ? util_err_set(err, UTIL_EIO, "'%s' sent a malformed or truncated "
 					   "answer", fleet_ch_url(c)->shown)
@@ -632,14 +633,15 @@ out:
  * it holds without their marker. */
 static int rollup_ask(struct rollup *r, int64_t a, int64_t to, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT, ans = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT, ans = UTIL_BUF_SOFT_INIT;
 	int rc;
 
 	util_buf_addstr(&q, "SELECT first_step, max(steps) FROM rollup_windows");
 	fleet_sql_where_run(&q, r->dep, r->run->name);
 	util_buf_addf(&q, " AND first_step BETWEEN %lld AND %lld GROUP BY first_step "
 		      "ORDER BY first_step FORMAT TSV", (long long)a, (long long)to);
-	if ((rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)) ||
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)) ||
 	    (rc = tsv_ints(r->c, &ans, 2, &r->done, &r->ndone, err)))
 		goto out;
 	util_buf_reset(&q);
@@ -652,7 +654,8 @@ static int rollup_ask(struct rollup *r, int64_t a, int64_t to, struct util_err *
 		      "(SELECT first_step FROM rollup_windows", (long long)a, (long long)to);
 	fleet_sql_where_run(&q, r->dep, r->run->name);
 	util_buf_addstr(&q, ") GROUP BY first_step ORDER BY first_step FORMAT TSV");
-	if ((rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)))
+	if ((rc = util_buf_check(&q, err)) ||
+	    (rc = fleet_ch_query(r->c, q.data, 1, NULL, 0, &ans, err)))
 		goto out;
 	rc = tsv_ints(r->c, &ans, 7, &r->orphan, &r->norphan, err);
 out:
@@ -667,7 +670,7 @@ int fleet_push_rollup(struct fleet_ch *c, struct store *s, const struct store_ru
 {
 	size_t E = (size_t)run->experts, LE = (size_t)run->layers * E;
 	struct rollup r = { .c = c, .run = run, .dep = dep, .st = st,
-			    .rows = UTIL_BUF_INIT, .marks = UTIL_BUF_INIT };
+			    .rows = UTIL_BUF_SOFT_INIT, .marks = UTIL_BUF_SOFT_INIT };
 	struct store_iter *it = NULL;
 	struct store_step step;
 	int64_t a, last = 0;
@@ -685,7 +688,10 @@ int fleet_push_rollup(struct fleet_ch *c, struct store *s, const struct store_ru
 	a = fleet_rollup_window(from, r.n);
 	if ((rc = rollup_ask(&r, a, to, err)))
 		goto out;
-	r.sum = xcalloc(LE ? LE : 1, sizeof(*r.sum));
+	if (!(r.sum = util_calloc(LE ? LE : 1, sizeof(*r.sum)))) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((rc = store_iter_new(s, run, a, to, 0, &it))) {
 		util_err_set(err, rc, "%s", store_errmsg(s));
 		goto out;

@@ -195,7 +195,7 @@ static int create_tables(struct fleet_ch *c, struct util_err *err)
 static int create_dist(struct fleet_ch *c, const struct fleet_url *u, const char *cluster,
 		       struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT;
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < sizeof(dist_tables) / sizeof(dist_tables[0]); i++) {
@@ -215,7 +215,7 @@ static int create_dist(struct fleet_ch *c, const struct fleet_url *u, const char
 static int create(struct fleet_ch *c, const struct fleet_url *u, int rollup,
 		  const char *cluster, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT;
 	int rc = create_tables(c, err);
 
 	if (!rc) {
@@ -327,7 +327,7 @@ static int has_column(struct fleet_ch *c, const struct fleet_url *u, const char 
  * fleet_schema_ensure, one cut short before it is made again. */
 static int meta_swap(struct fleet_ch *c, int version, struct util_err *err)
 {
-	struct util_buf q = UTIL_BUF_INIT;
+	struct util_buf q = UTIL_BUF_SOFT_INIT;
 	int rc = fleet_ch_query(c, "DROP TABLE IF EXISTS moetrace_meta_new", 1, NULL, 0, NULL, err);
 
 	util_buf_addf(&q, "CREATE TABLE moetrace_meta_new ENGINE = TinyLog AS SELECT toUInt32(%d) "
