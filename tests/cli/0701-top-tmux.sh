@@ -34,6 +34,29 @@ screen_ok() {
 		[ $i -lt 300 ] || { cat "$T/screen" "$T/screen.err" >&2; fail "screen at $3x$2"; }
 	done
 }
+# until_screen SESSION MESSAGE CMD...: read the screen again until CMD
+# (given the screen file last) succeeds.  tmux may be captured while top's
+# refresh is half written (the header already turned, the rows not yet), so
+# a check of the table after a wait for the header polls too.
+until_screen() {
+	s=$1 msg=$2
+	shift 2
+	i=0
+	until cap "$s" && "$@" "$T/screen" 2>"$T/until.err"; do
+		sleep 0.1; i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$T/screen" "$T/until.err" >&2; fail "$msg"; }
+	done
+}
+# sorted_by KEY DIRECTION SCREEN: the table's rows are sorted by the layer
+# or the "now" column
+cat >"$T/sorted.py" <<'PY'
+import re, sys
+key, way, screen = sys.argv[1:4]
+rows = [m for m in (re.match(r"^\s+(\d+)\s+(\d+\.\d+)", l) for l in open(screen, encoding="utf-8")) if m]
+v = [int(m.group(1)) if key == "layer" else float(m.group(2)) for m in rows]
+assert len(v) >= 5 and v == sorted(v, reverse=way == "desc"), v
+PY
+sorted_by() { python3 "$T/sorted.py" "$@"; }
 # press SESSION ROW COL: a mouse press and release (SGR, 1-based), as a
 # terminal sends them
 press() {
@@ -196,7 +219,7 @@ tm send-keys -t live ' '
 wait_for live '^step 119 \[PAUSED\]'
 tm send-keys -t live '<'
 wait_for live 'window 128 steps: 0\.\.87  \(scrubbed\)'
-grep -q '\[PAUSED\]' "$T/screen" || fail "no longer paused"
+wait_for live '\[PAUSED\]' # still paused
 tm send-keys -t live f ' '
 wait_for live 'window 128 steps: 0\.\.119(  |$)'
 wait_for live '^step 119 \[idle\]'
@@ -205,23 +228,16 @@ screen_ok live 40 120 '▲'
 # sort by imbalance now: the table's now column descends
 tm send-keys -t live s
 wait_for live 'sort: now▼'
-python3 - "$T/screen" <<'PY' || fail "not sorted by now"
-import re, sys
-v = [float(m.group(1)) for m in (re.match(r"^\s+\d+\s+(\d+\.\d+)", l) for l in open(sys.argv[1], encoding="utf-8")) if m]
-assert len(v) >= 5 and v == sorted(v, reverse=True), v
-PY
+until_screen live "not sorted by now" sorted_by now desc
 # reversed: ascending, the indicator turned
 tm send-keys -t live r
 wait_for live 'sort: now▲'
-python3 - "$T/screen" <<'PY' || fail "not sorted by now, reversed"
-import re, sys
-v = [float(m.group(1)) for m in (re.match(r"^\s+\d+\s+(\d+\.\d+)", l) for l in open(sys.argv[1], encoding="utf-8")) if m]
-assert len(v) >= 5 and v == sorted(v), v
-PY
+until_screen live "not sorted by now, reversed" sorted_by now asc
 screen_ok live 40 120 '▲'
 # a press on the "layer" column name sorts by layer; on a row selects it
 press live 4 3
 wait_for live 'sort: layer▲'
+until_screen live "not sorted by layer" sorted_by layer asc
 row=$(grep -n '^    7 ' "$T/screen" | cut -d: -f1)
 [ -n "$row" ] || fail "layer 7 not on the screen"
 press live "$row" 10
@@ -231,7 +247,7 @@ tm send-keys -t live / 4 2
 wait_for live 'jump to layer \(0-57, .*: 42_'
 tm send-keys -t live Enter
 wait_for live '^ Layer 42 device load'
-grep -Eq '^   42 ' "$T/screen" || fail "layer 42 not shown in the table"
+wait_for live '^   42 ' # layer 42 shown in the table
 tm send-keys -t live / 9 9 Enter
 wait_for live 'no layer 99: the run has 58 layers'
 # `a`: the next rebalancing algorithm, never "static" (no rebalancing)
@@ -244,19 +260,20 @@ done
 tm resize-window -t live -x 80 -y 24
 wait_for live '^r0-7 ' # 8 bar rows: one node of 8 ranks a row
 screen_ok live 24 80 '▲'
-expect_grep "$T/screen" '^ Layer 42 device load'
-expect_grep "$T/screen" '^ Layer 42 imbalance, 80 steps  now [0-9.]+  max [0-9.]+  prefill underlined$'
+wait_for live '^ Layer 42 device load'
+wait_for live '^ Layer 42 imbalance, 80 steps  now [0-9.]+  max [0-9.]+  prefill underlined$'
 tm resize-window -t live -x 160 -y 45
 wait_for live '^ Layers .* Layer 42 device load'
 screen_ok live 45 160 '▲'
-expect_grep "$T/screen" 'node 7: ranks 56-63'
+wait_for live 'node 7: ranks 56-63'
 tm resize-window -t live -x 240 -y 70
 wait_for live '^ Layers .* Layer 42 device load'
 screen_ok live 70 240 '▲'
 # too small: one line that fits, no wrapping
 tm resize-window -t live -x 40 -y 10
 wait_for live '^too small: need 60x16$'
-[ "$(grep -c . "$T/screen")" -eq 1 ] || fail "the too-small message wrapped"
+one_line() { [ "$(grep -c . "$1")" -eq 1 ]; }
+until_screen live "the too-small message wrapped" one_line
 tm resize-window -t live -x 200 -y 60
 wait_for live '^ Layers .* Layer 42 device load'
 # the capture may catch the redraw half way: poll until the rows are there
@@ -321,7 +338,7 @@ i=0; while [ ! -f "$T/locked" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); d
 wait_for lock '\[waiting\]'
 tm send-keys -t lock j
 wait_for lock '^ Layer 1 device load'
-grep -q '\[waiting\]' "$T/screen" || fail "not waiting while locked"
+wait_for lock '\[waiting\]' # still waiting while locked
 : >"$T/unlock"
 wait "$locker"
 wait_for lock '^step 119 \[idle\]'
