@@ -93,6 +93,14 @@ one() {
 		trap - INT TERM HUP
 	fi
 	secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	# CPU seconds (user + system) of the test's processes: this shell runs
+	# one test, so its children's times are the test's (what make check's
+	# wall time is made of on a busy machine; --summary lists the largest)
+	# (`times` in this shell itself: in a pipe or $(...) it would report
+	# a subshell's children)
+	times >"$base.times"
+	cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.1f", t }' "$base.times")
+	rm -f "$base.times"
 	rm -rf "$tmp"
 	[ "${interrupted:-0}" = 0 ] || { echo "INT     $kind $n"; exit 130; }
 	if [ $rc -eq 0 ]; then
@@ -106,7 +114,7 @@ one() {
 		[ $rc -eq 124 ] && echo "run.sh: timed out after ${MOETRACE_TEST_TIMEOUT:-900} s" >>"$base.log"
 		echo "FAIL    $kind $n (exit $rc, $secs s)"
 	fi
-	echo "$st $rc $secs" >"$base.res"
+	echo "$st $rc $secs ${cpu:-0}" >"$base.res"
 }
 
 # summary [KIND] [FILTER]: counts over the tests list gives; exit 1 on any failure
@@ -133,6 +141,13 @@ summary() {
 		esac
 	done <"$R/list"
 	echo
+	# the five tests that took the most CPU: where make check's time goes
+	for f in "$R"/*.res; do
+		[ -f "$f" ] || continue
+		read -r _ _ w c <"$f"
+		b=${f##*/}
+		echo "${c:-0} $w ${b%.res}"
+	done | sort -rn | head -n 5 | awk 'NR == 1 { printf "most CPU:" } { printf " %s %s s (%s s wall)", $3, $1, $2 } END { if (NR) print "" }'
 	[ -n "$failed" ] && echo "failed:$failed"
 	echo "$pass passed, $fail failed, $skip skipped"
 	[ $fail -eq 0 ]
