@@ -100,17 +100,18 @@ int store_sqlite_replay_finish(struct store *s, const struct store_replay *r)
 }
 
 /* The cached statement that inserts the rows of one step's `layers`
- * layers at once (one statement a step: the replay, the step, then three
- * loads a layer), prepared anew when the layer count changes. */
+ * layers at once (one statement a step: the replay, the step, then a
+ * layer's number and three loads for each), prepared anew when the layer
+ * count changes. */
 static int step_stmt(struct store *s, int layers, sqlite3_stmt **st)
 {
 	sqlite3_stmt **c = &s->cached[STORE_STMT_REPLAY_STEP];
-	size_t cap = 160 + (size_t)layers * 64, len;
+	size_t cap = 160 + (size_t)layers * 48, len;
 	char *sql;
 	int rc;
 
 	*st = NULL;
-	if (*c && sqlite3_bind_parameter_count(*c) == 2 + 3 * layers) {
+	if (*c && sqlite3_bind_parameter_count(*c) == 2 + 4 * layers) {
 		*st = *c;
 		return 0;
 	}
@@ -122,8 +123,8 @@ static int step_stmt(struct store *s, int layers, sqlite3_stmt **st)
 			       "INSERT INTO replay_steps (replay, step, layer, max_load, mean_load, "
 			       "base_max_load) VALUES ");
 	for (int l = 0; l < layers; l++)
-		len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?2, %d, ?%d, ?%d, ?%d)",
-					l ? ", " : "", l, 3 + 3 * l, 4 + 3 * l, 5 + 3 * l);
+		len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?2, ?%d, ?%d, ?%d, ?%d)",
+					l ? ", " : "", 3 + 4 * l, 4 + 4 * l, 5 + 4 * l, 6 + 4 * l);
 	rc = store_int_prepare(s, sql, c);
 	free(sql);
 	*st = *c;
@@ -145,9 +146,10 @@ int store_sqlite_replay_step_add(struct store *s, int64_t replay, int64_t step, 
 	sqlite3_bind_int64(st, 1, replay);
 	sqlite3_bind_int64(st, 2, step);
 	for (int l = 0; l < layers; l++) {
-		sqlite3_bind_double(st, 3 + 3 * l, max_load[l]);
-		sqlite3_bind_double(st, 4 + 3 * l, mean_load[l]);
-		sqlite3_bind_double(st, 5 + 3 * l, base_max_load[l]);
+		sqlite3_bind_int(st, 3 + 4 * l, l);
+		sqlite3_bind_double(st, 4 + 4 * l, max_load[l]);
+		sqlite3_bind_double(st, 5 + 4 * l, mean_load[l]);
+		sqlite3_bind_double(st, 6 + 4 * l, base_max_load[l]);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = set(s, UTIL_EDB, "inserting replay step");
