@@ -282,11 +282,16 @@ static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
 #define FEED_SLOTS 32
 
 struct replay;
-static int replay_step(struct replay *r, const struct store_step *st, double *rows);
+static int replay_step(struct replay *r, const struct store_step *st, double *rows,
+		       const double *base);
+static int replay_base_same(const struct replay *a, const struct replay *b);
+static void replay_base_score(const struct replay *r, const uint32_t *counts, double *bmax,
+			      double *bt);
 
 struct feed_slot {
 	struct store_step st; /* counts: the slot's own buffer [cells] */
 	double *rows;         /* [3 L] with rows: max, mean and baseline max load */
+	double *base;         /* [nb * 2 L] each baseline's max load and MoE seconds */
 };
 
 struct feed {
@@ -294,6 +299,9 @@ struct feed {
 	struct store_iter *it;
 	struct replay **rs;   /* [n] */
 	int n, L, rows;       /* rows: write rs[0]'s per-step rows */
+	int nb;               /* baselines the reader scores (0: each replay its own) */
+	struct replay **brep; /* [nb] a replay of each baseline */
+	int *bof;             /* [n] each replay's baseline */
 	int64_t replay_id;
 	size_t cells;
 	struct feed_slot slot[FEED_SLOTS];
@@ -365,6 +373,9 @@ static int feed_io(struct feed *f)
 		sl->st = st;
 		sl->st.counts = c;
 		memcpy(c, st.counts, f->cells * sizeof(uint32_t));
+		for (int b = 0; b < f->nb; b++)
+			replay_base_score(f->brep[b], c, sl->base + (size_t)b * 2 * f->L,
+					  sl->base + ((size_t)b * 2 + 1) * f->L);
 	}
 	pthread_mutex_lock(&f->mu);
 	if (rc == 1)
@@ -423,7 +434,8 @@ static void *feed_worker(void *arg)
 		while (!f->rc[i] && f->pos[i] < f->wr && !f->io_rc) {
 			struct feed_slot *sl = &f->slot[f->pos[i] % FEED_SLOTS];
 			pthread_mutex_unlock(&f->mu);
-			int rc = replay_step(f->rs[i], &sl->st, f->rows ? sl->rows : NULL);
+			int rc = replay_step(f->rs[i], &sl->st, f->rows ? sl->rows : NULL,
+					     f->nb ? sl->base + (size_t)f->bof[i] * 2 * f->L : NULL);
 			pthread_mutex_lock(&f->mu);
 			if (rc)
 				f->rc[i] = rc;
@@ -442,14 +454,37 @@ static void feed_free(struct feed *f)
 	for (int i = 0; i < FEED_SLOTS; i++) {
 		free(f->slot[i].st.counts);
 		free(f->slot[i].rows);
+		free(f->slot[i].base);
 	}
+	free(f->brep);
+	free(f->bof);
 	free(f->pos);
 	free(f->rc);
 	free(f->busy);
 }
 
+/* The distinct baselines of the replays (f->brep, f->bof): the reader
+ * scores each once a step for all the replays that share it. */
+static int feed_bases(struct feed *f)
+{
+	f->brep = calloc((size_t)f->n, sizeof(*f->brep));
+	f->bof = calloc((size_t)f->n, sizeof(*f->bof));
+	if (!f->brep || !f->bof)
+		return UTIL_ENOMEM;
+	for (int i = 0; i < f->n; i++) {
+		int b = 0;
+		while (b < f->nb && !replay_base_same(f->brep[b], f->rs[i]))
+			b++;
+		if (b == f->nb)
+			f->brep[f->nb++] = f->rs[i];
+		f->bof[i] = b;
+	}
+	return 0;
+}
+
+/* share_base: the reader scores the baselines (feed_bases). */
 static int feed_init(struct feed *f, struct store *s, struct store_iter *it, struct replay **rs,
-		     int n, int L, size_t cells, int rows)
+		     int n, int L, size_t cells, int rows, int share_base)
 {
 	memset(f, 0, sizeof(*f));
 	f->s = s;
@@ -462,12 +497,14 @@ static int feed_init(struct feed *f, struct store *s, struct store_iter *it, str
 	f->pos = calloc((size_t)n, sizeof(*f->pos));
 	f->rc = calloc((size_t)n, sizeof(*f->rc));
 	f->busy = calloc((size_t)n, 1);
-	if (!f->pos || !f->rc || !f->busy)
+	if (!f->pos || !f->rc || !f->busy || (share_base && feed_bases(f)))
 		return UTIL_ENOMEM;
 	for (int i = 0; i < FEED_SLOTS; i++) {
-		f->slot[i].st.counts = malloc(cells * sizeof(uint32_t));
-		f->slot[i].rows = rows ? malloc(3 * (size_t)L * sizeof(double)) : NULL;
-		if (!f->slot[i].st.counts || (rows && !f->slot[i].rows))
+		struct feed_slot *sl = &f->slot[i];
+		sl->st.counts = malloc(cells * sizeof(uint32_t));
+		sl->rows = rows ? malloc(3 * (size_t)L * sizeof(double)) : NULL;
+		sl->base = f->nb ? malloc((size_t)f->nb * 2 * (size_t)L * sizeof(double)) : NULL;
+		if (!sl->st.counts || (rows && !sl->rows) || (f->nb && !sl->base))
 			return UTIL_ENOMEM;
 	}
 	return 0;
@@ -589,7 +626,7 @@ struct replay {
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
 	double *load;                        /* [R] */
-	double *lmax, *lmean, *bmax;         /* [L] of the step being scored */
+	double *lmax, *lmean, *bmax, *bt;    /* [L] of the step being scored */
 	double *before, *after;              /* [L] window imbalance around a decision */
 	uint8_t *want, *pend_layers;         /* [L] to re-place, changed by the pending */
 	int64_t *ev_moves, *ev_bytes;        /* [L] of an event */
@@ -768,6 +805,7 @@ static int replay_alloc(struct replay *r)
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
 	r->bmax = malloc((size_t)L * sizeof(double));
+	r->bt = malloc((size_t)L * sizeof(double));
 	r->before = malloc((size_t)L * sizeof(double));
 	r->after = malloc((size_t)L * sizeof(double));
 	r->want = malloc((size_t)L);
@@ -781,7 +819,7 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
-	    !r->lmax || !r->lmean || !r->bmax || !r->before || !r->after || !r->want ||
+	    !r->lmax || !r->lmean || !r->bmax || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
 	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
@@ -882,37 +920,70 @@ static void replay_apply_pending(struct replay *r, const struct store_step *st)
 	r->pending_eff = -1;
 }
 
+/* The baseline's max load (bmax) and MoE seconds (bt, with the step-time
+ * model) of each layer of one step's counts. */
+static void replay_base_score(const struct replay *r, const uint32_t *counts, double *bmax,
+			      double *bt)
+{
+	const int R = r->R, S = r->S, P = r->P;
+	const int32_t *start = r->cfg->start;
+	double btot;
+
+	for (int l = 0; l < r->L; l++) {
+		const uint32_t *h = counts + (size_t)l * r->E;
+		bt[l] = 0;
+		if (r->timed)
+			bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      r->dep.sec_per_token, r->dep.sec_per_expert, &btot,
+					      &bt[l]);
+		else
+			bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      &btot);
+	}
+}
+
+/* Do replays a and b score the same baseline? */
+static int replay_base_same(const struct replay *a, const struct replay *b)
+{
+	return a->R == b->R && a->S == b->S && a->L == b->L && a->E == b->E &&
+	       a->timed == b->timed && a->dep.sec_per_token == b->dep.sec_per_token &&
+	       a->dep.sec_per_expert == b->dep.sec_per_expert &&
+	       !memcmp(a->cfg->start, b->cfg->start, a->LP * sizeof(int32_t));
+}
+
 /* Step st under the placement in force and under the baseline: the
  * histograms, the time and token sums, the series, and with rows the
  * stored row's loads (rows[0..L) max, [L..2L) mean, [2L..3L) baseline
  * max), which the feed writes; its heat joins the prefix sums. */
-static int replay_score(struct replay *r, const struct store_step *st, double *rows)
+static int replay_score(struct replay *r, const struct store_step *st, double *rows,
+			const double *base)
 {
 	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P;
 	const struct analyze_deploy *dep = &r->dep;
-	const int32_t *start = r->cfg->start;
 	struct analyze_replay_out *out = r->out;
 	struct store_replay *sum = &out->sum;
 	double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
 	double *lmax = rows ? rows : r->lmax, *lmean = rows ? rows + L : r->lmean;
 	double *bmax = rows ? rows + 2 * L : r->bmax;
 
+	if (base) {
+		memcpy(bmax, base, (size_t)L * sizeof(double));
+		memcpy(r->bt, base + L, (size_t)L * sizeof(double));
+	} else {
+		replay_base_score(r, st->counts, bmax, r->bt);
+	}
 	for (int l = 0; l < L; l++) {
 		const uint32_t *h = st->counts + (size_t)l * E;
-		double tot, btot;
+		double tot;
 		if (r->timed) {
-			double t, bt;
+			double t;
 			lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
 					      dep->sec_per_token, dep->sec_per_expert, &tot, &t);
-			bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
-					      dep->sec_per_token, dep->sec_per_expert, &btot, &bt);
 			stime += t;
-			sbtime += bt;
+			sbtime += r->bt[l];
 		} else {
 			lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
 					      &tot);
-			bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
-					      &btot);
 		}
 		lmean[l] = tot / R;
 		qh_add(&r->qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
@@ -1128,13 +1199,14 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 
 /* One step of the walk: the pending placement when it takes effect, the
  * step's score (rows: see replay_score), and a decision every interval. */
-static int replay_step(struct replay *r, const struct store_step *st, double *rows)
+static int replay_step(struct replay *r, const struct store_step *st, double *rows,
+		       const double *base)
 {
 	int rc;
 
 	if (r->pending_eff == r->ord)
 		replay_apply_pending(r, st);
-	if ((rc = replay_score(r, st, rows)))
+	if ((rc = replay_score(r, st, rows, base)))
 		return rc;
 	r->ord++;
 	if ((rc = replay_checkpoint(r)))
@@ -1233,6 +1305,7 @@ static void replay_release(struct replay *r)
 	free(r->lmax);
 	free(r->lmean);
 	free(r->bmax);
+	free(r->bt);
 	free(r->before);
 	free(r->after);
 	free(r->want);
@@ -1277,7 +1350,8 @@ static int replay_walk(struct store *s, const struct store_run *run, struct repl
 
 	if ((rc = store_iter_new(s, run, c->from, c->to, c->phase_mask, &it)))
 		return util_err_set(err, rc, "%s", store_errmsg(s));
-	if (feed_init(&f, s, it, rs, n, run->layers, rs[0]->LE, rows)) {
+	/* a stored replay's reader also writes: it scores its own baseline */
+	if (feed_init(&f, s, it, rs, n, run->layers, rs[0]->LE, rows, !rows)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 	} else {
 		f.replay_id = rows ? rs[0]->out->sum.id : 0;
