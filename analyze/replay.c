@@ -210,76 +210,20 @@ static struct ckpt *ckpt_find(struct ckpt *c, size_t n, int64_t ord)
 	return lo < n && c[lo].ord == ord ? &c[lo] : NULL;
 }
 
-/* Loads are scored in the order of the double sums below, and a rank
- * whose experts all have a power-of-two count of replicas (2^j, j <=
- * SH_FRAC) in at most SH_SLOTS slots is scored in integers instead: each
- * term x / 2^j and every partial sum is then exact in a double (below
- * 2^53), so the fixed-point sum with SH_FRAC fraction bits, converted
- * once, is the very double the sums give, bit for bit, for less work.
- * sh[p] is the shift of slot p's count to SH_FRAC fraction bits; SH_NONE
- * in a rank's first slot sends the rank to the double sums. */
-#define SH_FRAC 15
-#define SH_SLOTS 32
-#define SH_NONE 0xff
-
-static void slot_shifts(const int32_t *p2l, int R, int S, const int *cnt, uint8_t *sh)
-{
-	for (int r = 0; r < R; r++) {
-		uint8_t *s8 = sh + (size_t)r * S;
-		int exact = S <= SH_SLOTS;
-		for (int k = 0; k < S; k++) {
-			int c = cnt[p2l[(size_t)r * S + k]], j = 0;
-			while (j <= SH_FRAC && (1 << j) < c)
-				j++;
-			if (j > SH_FRAC || (1 << j) != c)
-				exact = 0;
-			s8[k] = (uint8_t)(exact ? SH_FRAC - j : 0);
-		}
-		if (!exact)
-			s8[0] = SH_NONE;
-	}
-}
-
-/* Rank load of one rank's S slots (e: experts, ww: 1 / replicas, s8:
- * shifts) and its experts that received tokens (*active). */
-static inline double rank_load(const uint32_t *h, const int32_t *e, const double *ww,
-			       const uint8_t *s8, int S, int *active)
-{
-	int a = 0;
-
-	if (s8[0] != SH_NONE) {
-		uint64_t acc = 0;
-		for (int k = 0; k < S; k++) {
-			uint32_t x = h[e[k]];
-			acc += (uint64_t)x << s8[k];
-			a += x != 0;
-		}
-		*active = a;
-		return (double)acc * (1.0 / (double)(1 << SH_FRAC));
-	}
-	double sum = 0;
-	for (int k = 0; k < S; k++) {
-		uint32_t x = h[e[k]];
-		sum += (double)x * ww[k];
-		a += x != 0;
-	}
-	*active = a;
-	return sum;
-}
-
 /* Max device load of one layer's counts under a placement given as slot
- * weights w[p] = 1 / replicas of the expert in slot p (and their shifts
- * sh); *tot gets the tokens (the loads add up to them, since every expert
- * has a slot). */
-static double layer_max_w(const uint32_t *h, const int32_t *p2l, const double *w,
-			  const uint8_t *sh, int R, int S, double *tot)
+ * weights w[p] = 1 / replicas of the expert in slot p; *tot gets the tokens
+ * (the loads add up to them, since every expert has a slot). */
+static double layer_max_w(const uint32_t *h, const int32_t *p2l, const double *w, int R, int S,
+			  double *tot)
 {
 	double mx = 0, t = 0;
-	int active;
 
 	for (int r = 0; r < R; r++) {
-		size_t o = (size_t)r * S;
-		double sum = rank_load(h, p2l + o, w + o, sh + o, S, &active);
+		const int32_t *e = p2l + (size_t)r * S;
+		const double *ww = w + (size_t)r * S;
+		double sum = 0;
+		for (int k = 0; k < S; k++)
+			sum += (double)h[e[k]] * ww[k];
 		t += sum;
 		if (sum > mx)
 			mx = sum;
@@ -290,16 +234,21 @@ static double layer_max_w(const uint32_t *h, const int32_t *p2l, const double *w
 
 /* As layer_max_w, and *tmax gets the MoE seconds of the layer under the
  * step-time model (analyze_layer_seconds, fused into the same pass). */
-static double layer_max_t(const uint32_t *h, const int32_t *p2l, const double *w,
-			  const uint8_t *sh, int R, int S, double spt, double spe, double *tot,
-			  double *tmax)
+static double layer_max_t(const uint32_t *h, const int32_t *p2l, const double *w, int R, int S,
+			  double spt, double spe, double *tot, double *tmax)
 {
 	double mx = 0, t = 0, tm = 0;
-	int active;
 
 	for (int r = 0; r < R; r++) {
-		size_t o = (size_t)r * S;
-		double sum = rank_load(h, p2l + o, w + o, sh + o, S, &active);
+		const int32_t *e = p2l + (size_t)r * S;
+		const double *ww = w + (size_t)r * S;
+		double sum = 0;
+		int active = 0;
+		for (int k = 0; k < S; k++) {
+			uint32_t x = h[e[k]];
+			sum += (double)x * ww[k];
+			active += x != 0;
+		}
 		t += sum;
 		if (sum > mx)
 			mx = sum;
@@ -674,7 +623,6 @@ struct replay {
 	int32_t *cur, *next, *pending;       /* [L*P] in force, decided, taking effect */
 	int *cnt, *base_cnt;                 /* [L*E] replicas, in force and baseline */
 	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
-	uint8_t *sh, *bsh;                   /* [L*P] their shifts (slot_shifts) */
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
 	double *load;                        /* [R] */
@@ -848,8 +796,6 @@ static int replay_alloc(struct replay *r)
 	r->cnt = malloc(LE * sizeof(int));
 	r->w = malloc(LP * sizeof(double));
 	r->bw = malloc(LP * sizeof(double));
-	r->sh = malloc(LP);
-	r->bsh = malloc(LP);
 	r->base_cnt = malloc(LE * sizeof(int));
 	r->prefix = calloc(LE, sizeof(uint64_t));
 	r->heat = malloc(LE * sizeof(double));
@@ -871,8 +817,7 @@ static int replay_alloc(struct replay *r)
 	r->psend = malloc(2 * (size_t)R * sizeof(int64_t));
 	r->precv = malloc(2 * (size_t)R * sizeof(int64_t));
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
-	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->sh ||
-	    !r->bsh || !r->base_cnt ||
+	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
 	    !r->lmax || !r->lmean || !r->bmax || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
@@ -901,10 +846,7 @@ static void replay_start(struct replay *r)
 		       (size_t)E * sizeof(int));
 		slot_weights(r->cur + (size_t)l * P, P, r->cnt + (size_t)l * E,
 			     r->w + (size_t)l * P);
-		slot_shifts(r->cur + (size_t)l * P, r->R, r->S, r->cnt + (size_t)l * E,
-			    r->sh + (size_t)l * P);
 		memcpy(r->bw + (size_t)l * P, r->w + (size_t)l * P, (size_t)P * sizeof(double));
-		memcpy(r->bsh + (size_t)l * P, r->sh + (size_t)l * P, (size_t)P);
 	}
 }
 
@@ -970,8 +912,6 @@ static void replay_apply_pending(struct replay *r, const struct store_step *st)
 			analyze_replicas(r->cur + (size_t)l * P, P, E, r->cnt + (size_t)l * E);
 			slot_weights(r->cur + (size_t)l * P, P, r->cnt + (size_t)l * E,
 				     r->w + (size_t)l * P);
-			slot_shifts(r->cur + (size_t)l * P, r->R, r->S, r->cnt + (size_t)l * E,
-				    r->sh + (size_t)l * P);
 		}
 	out->events[r->pending_ev].effective_step = st->step;
 	/* overlapped transfer: hidden behind the delay's MoE time */
@@ -993,12 +933,12 @@ static void replay_base_score(const struct replay *r, const uint32_t *counts, do
 		const uint32_t *h = counts + (size_t)l * r->E;
 		bt[l] = 0;
 		if (r->timed)
-			bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P,
-					      r->bsh + (size_t)l * P, R, S, r->dep.sec_per_token,
-					      r->dep.sec_per_expert, &btot, &bt[l]);
+			bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      r->dep.sec_per_token, r->dep.sec_per_expert, &btot,
+					      &bt[l]);
 		else
-			bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P,
-					      r->bsh + (size_t)l * P, R, S, &btot);
+			bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      &btot);
 	}
 }
 
@@ -1037,14 +977,13 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		double tot;
 		if (r->timed) {
 			double t;
-			lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P,
-					      r->sh + (size_t)l * P, R, S, dep->sec_per_token,
-					      dep->sec_per_expert, &tot, &t);
+			lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
+					      dep->sec_per_token, dep->sec_per_expert, &tot, &t);
 			stime += t;
 			sbtime += r->bt[l];
 		} else {
-			lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P,
-					      r->sh + (size_t)l * P, R, S, &tot);
+			lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
+					      &tot);
 		}
 		lmean[l] = tot / R;
 		qh_add(&r->qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
@@ -1358,8 +1297,6 @@ static void replay_release(struct replay *r)
 	free(r->base_cnt);
 	free(r->w);
 	free(r->bw);
-	free(r->sh);
-	free(r->bsh);
 	free(r->prefix);
 	free(r->heat);
 	free(r->episodes);
