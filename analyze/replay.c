@@ -24,24 +24,35 @@
 
 #define QH_BINS 16384
 #define QH_RATIO 1.0005 /* bin i holds [RATIO^i, RATIO^(i+1)) */
+/* Bins come in pages of QH_PAGE, allocated when a value first falls in
+ * one: a layer's imbalance keeps to a few pages, so a histogram takes a
+ * few KB rather than 64 KB a layer, and its counts stay in cache. */
+#define QH_PAGE 256
+#define QH_PAGES (QH_BINS / QH_PAGE)
 
 struct qhist {
-	uint32_t *bins; /* [n * QH_BINS] */
-	double *sum;    /* [n] */
+	uint32_t **page; /* [n * QH_PAGES], NULL until used */
+	double *sum;     /* [n] */
+	int n;
 	int64_t count;
+	int oom;         /* a page could not be allocated */
 };
 
 static int qh_init(struct qhist *h, int n)
 {
-	h->bins = calloc((size_t)n * QH_BINS, sizeof(uint32_t));
+	h->page = calloc((size_t)n * QH_PAGES, sizeof(*h->page));
 	h->sum = calloc((size_t)n, sizeof(double));
+	h->n = n;
 	h->count = 0;
-	return h->bins && h->sum ? 0 : UTIL_ENOMEM;
+	h->oom = 0;
+	return h->page && h->sum ? 0 : UTIL_ENOMEM;
 }
 
 static void qh_free(struct qhist *h)
 {
-	free(h->bins);
+	for (size_t i = 0; h->page && i < (size_t)h->n * QH_PAGES; i++)
+		free(h->page[i]);
+	free(h->page);
 	free(h->sum);
 }
 
@@ -51,13 +62,18 @@ static void qh_add(struct qhist *h, int i, double x)
 
 	if (b >= QH_BINS)
 		b = QH_BINS - 1;
-	h->bins[(size_t)i * QH_BINS + (size_t)b]++;
+	uint32_t **pg = &h->page[(size_t)i * QH_PAGES + (size_t)(b / QH_PAGE)];
+	if (!*pg && !(*pg = calloc(QH_PAGE, sizeof(uint32_t)))) {
+		h->oom = 1;
+		return;
+	}
+	(*pg)[b % QH_PAGE]++;
 	h->sum[i] += x;
 }
 
 static double qh_pct(const struct qhist *h, int i, double pct)
 {
-	const uint32_t *b = h->bins + (size_t)i * QH_BINS;
+	uint32_t *const *pg = h->page + (size_t)i * QH_PAGES;
 	int64_t target, acc = 0;
 
 	if (h->count == 0)
@@ -66,7 +82,11 @@ static double qh_pct(const struct qhist *h, int i, double pct)
 	if (target < 1)
 		target = 1;
 	for (int k = 0; k < QH_BINS; k++) {
-		acc += b[k];
+		if (!pg[k / QH_PAGE]) {
+			k += QH_PAGE - 1;
+			continue;
+		}
+		acc += pg[k / QH_PAGE][k % QH_PAGE];
 		if (acc >= target)
 			return k == 0 ? 1.0 : pow(QH_RATIO, k + 0.5);
 	}
@@ -1000,6 +1020,8 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 	qh_add(&r->qob, 0, smean > 0 ? sbase / smean : 1.0);
 	r->qo.count++;
 	r->qob.count++;
+	if (r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom)
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
 	double tk = st->tokens > 0 ? (double)st->tokens : smean * R / L / r->topk;
 	sum->tokens += (int64_t)(tk + 0.5);
