@@ -29,6 +29,9 @@
  * few KB rather than 64 KB a layer, and its counts stay in cache. */
 #define QH_PAGE 256
 #define QH_PAGES (QH_BINS / QH_PAGE)
+/* Steps whose imbalance is kept before it goes into the histograms
+ * (replay_qflush). */
+#define QB_STEPS 64
 
 struct qhist {
 	uint32_t **page; /* [n * QH_PAGES], NULL until used */
@@ -652,6 +655,9 @@ struct replay {
 	int64_t *ev_moves, *ev_bytes;        /* [L] of an event */
 	int64_t *send, *recv, *psend, *precv; /* [2*R] intra | inter per rank */
 	struct qhist qh, qb, qo, qob;        /* per layer and overall, replay and baseline */
+	double *qbuf;                        /* [QB_STEPS * (2L + 2)] their values, by step,
+					      * until replay_qflush */
+	int nq;                              /* steps in qbuf */
 	double *ev_before, *ev_after;        /* [n_events * L] of every event (stored at
 					      * the end) */
 	int64_t pending_eff, ord;            /* pending takes effect before step ordinal;
@@ -825,6 +831,7 @@ static int replay_alloc(struct replay *r)
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
 	r->bmax = malloc((size_t)L * sizeof(double));
+	r->qbuf = malloc(QB_STEPS * (2 * (size_t)L + 2) * sizeof(double));
 	r->bt = malloc((size_t)L * sizeof(double));
 	r->before = malloc((size_t)L * sizeof(double));
 	r->after = malloc((size_t)L * sizeof(double));
@@ -839,7 +846,7 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
-	    !r->lmax || !r->lmean || !r->bmax || !r->bt || !r->before || !r->after || !r->want ||
+	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
 	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
@@ -940,6 +947,33 @@ static void replay_apply_pending(struct replay *r, const struct store_step *st)
 	r->pending_eff = -1;
 }
 
+/* The imbalance of the last r->nq steps into the histograms: per layer
+ * and histogram in step order, so each sum adds up as if each value went
+ * in on its step, while a layer's values, close together, hit the same
+ * few bins rather than a scattered bin of every layer each step. */
+static int replay_qflush(struct replay *r)
+{
+	const int L = r->L;
+	const size_t row = 2 * (size_t)L + 2;
+
+	for (int l = 0; l < L; l++) {
+		for (int j = 0; j < r->nq; j++)
+			qh_add(&r->qh, l, r->qbuf[(size_t)j * row + (size_t)l]);
+		for (int j = 0; j < r->nq; j++)
+			qh_add(&r->qb, l, r->qbuf[(size_t)j * row + (size_t)(L + l)]);
+	}
+	for (int j = 0; j < r->nq; j++) {
+		qh_add(&r->qo, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L]);
+		qh_add(&r->qob, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L + 1]);
+	}
+	r->qh.count += r->nq;
+	r->qb.count += r->nq;
+	r->qo.count += r->nq;
+	r->qob.count += r->nq;
+	r->nq = 0;
+	return r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom ? UTIL_ENOMEM : 0;
+}
+
 /* The baseline's max load (bmax) and MoE seconds (bt, with the step-time
  * model) of each layer of one step's counts. */
 static void replay_base_score(const struct replay *r, const uint32_t *counts, double *bmax,
@@ -985,6 +1019,7 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 	double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
 	double *lmax = rows ? rows : r->lmax, *lmean = rows ? rows + L : r->lmean;
 	double *bmax = rows ? rows + 2 * L : r->bmax;
+	double *qv = r->qbuf + (size_t)r->nq * (2 * (size_t)L + 2);
 
 	if (base) {
 		memcpy(bmax, base, (size_t)L * sizeof(double));
@@ -1006,21 +1041,17 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 					      &tot);
 		}
 		lmean[l] = tot / R;
-		qh_add(&r->qh, l, tot > 0 ? lmax[l] / lmean[l] : 1.0);
-		qh_add(&r->qb, l, tot > 0 ? bmax[l] / lmean[l] : 1.0);
+		qv[l] = tot > 0 ? lmax[l] / lmean[l] : 1.0;
+		qv[L + l] = tot > 0 ? bmax[l] / lmean[l] : 1.0;
 		smax += lmax[l];
 		sbase += bmax[l];
 		smean += lmean[l];
 	}
 	for (size_t i = 0; i < r->LE; i++)
 		r->prefix[i] += st->counts[i];
-	r->qh.count++;
-	r->qb.count++;
-	qh_add(&r->qo, 0, smean > 0 ? smax / smean : 1.0);
-	qh_add(&r->qob, 0, smean > 0 ? sbase / smean : 1.0);
-	r->qo.count++;
-	r->qob.count++;
-	if (r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom)
+	qv[2 * L] = smean > 0 ? smax / smean : 1.0;
+	qv[2 * L + 1] = smean > 0 ? sbase / smean : 1.0;
+	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
 	double tk = st->tokens > 0 ? (double)st->tokens : smean * R / L / r->topk;
@@ -1266,6 +1297,8 @@ static int replay_finish(struct replay *r)
 	const struct analyze_deploy *dep = &r->dep;
 	const int64_t ord = r->ord;
 
+	if (replay_qflush(r))
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	sum->steps = ord;
 	sum->imbalance_mean = r->qo.sum[0] / (double)ord;
 	sum->baseline_imbalance_mean = r->qob.sum[0] / (double)ord;
@@ -1327,6 +1360,7 @@ static void replay_release(struct replay *r)
 	free(r->lmax);
 	free(r->lmean);
 	free(r->bmax);
+	free(r->qbuf);
 	free(r->bt);
 	free(r->before);
 	free(r->after);
