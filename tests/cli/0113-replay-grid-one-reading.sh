@@ -21,25 +21,25 @@ cmp -s "$T/out" "$T/grid1.csv" || fail "grid rows differ between one thread and 
 python3 - "$T/out" >"$T/rows" <<'PY' || fail "cannot read the grid's CSV"
 import csv, sys
 for r in csv.DictReader(open(sys.argv[1])):
-    print(r["redundant"], r["interval"], r["pay"], r["imbalance_mean"],
+    print(r["slots"], r["interval"], r["pay"], r["imbalance_mean"],
           r["baseline_imbalance_mean"], r["imbalance_p99"], r["events"], r["moves"],
           r["net_stop_seconds"])
 PY
 [ "$(wc -l <"$T/rows")" -eq 8 ] || fail "8 rows expected: $(cat "$T/rows")"
-while read -r red k pay mean base p99 ev mv net; do
+while read -r slots k pay mean base p99 ev mv net; do
 	payflag=; [ "$pay" = yes ] && payflag=--pay
-	expect_status 0 mt replay "$T/db" --algo eplb --redundant "$red" --interval "$k" --delay 5 \
+	expect_status 0 mt replay "$T/db" --algo eplb --slots "$slots" --interval "$k" --delay 5 \
 		$payflag --no-store --json
 	python3 - "$T/out" "$mean" "$base" "$p99" "$ev" "$mv" "$net" <<'PY' ||
 import json, sys
-o = json.load(open(sys.argv[1]))
+o = json.load(open(sys.argv[1]))["summary"]
 got = ["%.6f" % o["imbalance_mean"], "%.6f" % o["baseline_imbalance_mean"],
        "%.6f" % o["imbalance_p99"], str(o["events"]), str(o["moves"]),
        "%.6f" % o["net_stop_seconds"]]
 want_ = sys.argv[2:]
 sys.exit(0 if got == want_ else "single replay %s, grid row %s" % (got, want_))
 PY
-		fail "redundant=$red interval=$k pay=$pay: the grid's row is not the replay's"
+		fail "slots=$slots interval=$k pay=$pay: the grid's row is not the replay's"
 done <"$T/rows"
 
 # A stored replay: the same rows with the reader thread writing them
