@@ -320,18 +320,20 @@ struct feed_slot {
 struct feed {
 	struct store *s;      /* read, and written with rows */
 	struct store_iter *it;
-	struct replay **rs;   /* [n] */
-	int n, L, rows;       /* rows: write rs[0]'s per-step rows */
+	struct feed_rep {
+		struct replay *r;
+		int64_t pos;  /* steps it has scored */
+		int rc;       /* its failure (it then scores no more) */
+		int base;     /* its baseline, of brep */
+		uint8_t busy; /* a worker holds it */
+	} *rep;               /* [n] */
+	int n, L, rows;       /* rows: write rep[0]'s per-step rows */
 	int nb;               /* baselines the reader scores (0: each replay its own) */
 	struct replay **brep; /* [nb] a replay of each baseline */
-	int *bof;             /* [n] each replay's baseline */
 	int64_t replay_id;
 	size_t cells;
 	struct feed_slot slot[FEED_SLOTS];
 	int64_t wr, wrote;    /* steps read; steps whose rows are written */
-	int64_t *pos;         /* [n] steps each replay has scored */
-	int *rc;              /* [n] a replay's failure (it then scores no more) */
-	uint8_t *busy;        /* [n] a worker holds the replay */
 	int eof, io_rc;       /* the reading ended; the reader's or writer's failure */
 	char io_msg[256];
 	int threaded, stop;
@@ -346,14 +348,14 @@ static int64_t feed_scored(const struct feed *f)
 	int64_t m = f->wr;
 
 	for (int i = 0; i < f->n; i++)
-		if (!f->rc[i] && f->pos[i] < m)
-			m = f->pos[i];
+		if (!f->rep[i].rc && f->rep[i].pos < m)
+			m = f->rep[i].pos;
 	return m;
 }
 
 static int64_t feed_free_from(const struct feed *f)
 {
-	return f->rows && !f->rc[0] ? f->wrote : feed_scored(f);
+	return f->rows && !f->rep[0].rc ? f->wrote : feed_scored(f);
 }
 
 static void feed_fail(struct feed *f, int rc)
@@ -372,7 +374,7 @@ static int feed_io(struct feed *f)
 
 	if (f->io_rc)
 		return 0;
-	if (f->rows && !f->rc[0] && f->wrote < f->pos[0]) {
+	if (f->rows && !f->rep[0].rc && f->wrote < f->rep[0].pos) {
 		const struct feed_slot *sl = &f->slot[f->wrote % FEED_SLOTS];
 		pthread_mutex_unlock(&f->mu);
 		rc = store_replay_step_add(f->s, f->replay_id, sl->st.step, f->L, sl->rows,
@@ -416,7 +418,7 @@ static void *feed_reader(void *arg)
 	struct feed *f = arg;
 
 	pthread_mutex_lock(&f->mu);
-	while (!f->stop && !f->io_rc && !(f->eof && (!f->rows || f->rc[0] || f->wrote == f->wr)))
+	while (!f->stop && !f->io_rc && !(f->eof && (!f->rows || f->rep[0].rc || f->wrote == f->wr)))
 		if (!feed_io(f))
 			pthread_cond_wait(&f->cv, &f->mu);
 	pthread_mutex_unlock(&f->mu);
@@ -430,8 +432,8 @@ static int feed_pick(const struct feed *f)
 	int best = -1;
 
 	for (int i = 0; i < f->n; i++)
-		if (!f->rc[i] && !f->busy[i] && f->pos[i] < f->wr &&
-		    (best < 0 || f->pos[i] < f->pos[best]))
+		if (!f->rep[i].rc && !f->rep[i].busy && f->rep[i].pos < f->wr &&
+		    (best < 0 || f->rep[i].pos < f->rep[best].pos))
 			best = i;
 	return best;
 }
@@ -453,20 +455,20 @@ static void *feed_worker(void *arg)
 			pthread_cond_wait(&f->cv, &f->mu);
 			continue;
 		}
-		f->busy[i] = 1;
-		while (!f->rc[i] && f->pos[i] < f->wr && !f->io_rc) {
-			struct feed_slot *sl = &f->slot[f->pos[i] % FEED_SLOTS];
+		f->rep[i].busy = 1;
+		while (!f->rep[i].rc && f->rep[i].pos < f->wr && !f->io_rc) {
+			struct feed_slot *sl = &f->slot[f->rep[i].pos % FEED_SLOTS];
 			pthread_mutex_unlock(&f->mu);
-			int rc = replay_step(f->rs[i], &sl->st, f->rows ? sl->rows : NULL,
-					     f->nb ? sl->base + (size_t)f->bof[i] * 2 * f->L : NULL);
+			int rc = replay_step(f->rep[i].r, &sl->st, f->rows ? sl->rows : NULL,
+					     f->nb ? sl->base + (size_t)f->rep[i].base * 2 * f->L : NULL);
 			pthread_mutex_lock(&f->mu);
 			if (rc)
-				f->rc[i] = rc;
+				f->rep[i].rc = rc;
 			else
-				f->pos[i]++;
+				f->rep[i].pos++;
 			pthread_cond_broadcast(&f->cv);
 		}
-		f->busy[i] = 0;
+		f->rep[i].busy = 0;
 	}
 	pthread_mutex_unlock(&f->mu);
 	return NULL;
@@ -480,27 +482,22 @@ static void feed_free(struct feed *f)
 		free(f->slot[i].base);
 	}
 	free(f->brep);
-	free(f->bof);
-	free(f->pos);
-	free(f->rc);
-	free(f->busy);
+	free(f->rep);
 }
 
-/* The distinct baselines of the replays (f->brep, f->bof): the reader
+/* The distinct baselines of the replays (f->brep, rep[].base): the reader
  * scores each once a step for all the replays that share it. */
 static int feed_bases(struct feed *f)
 {
-	f->brep = calloc((size_t)f->n, sizeof(*f->brep));
-	f->bof = calloc((size_t)f->n, sizeof(*f->bof));
-	if (!f->brep || !f->bof)
+	if (!(f->brep = calloc((size_t)f->n, sizeof(*f->brep))))
 		return UTIL_ENOMEM;
 	for (int i = 0; i < f->n; i++) {
 		int b = 0;
-		while (b < f->nb && !replay_base_same(f->brep[b], f->rs[i]))
+		while (b < f->nb && !replay_base_same(f->brep[b], f->rep[i].r))
 			b++;
 		if (b == f->nb)
-			f->brep[f->nb++] = f->rs[i];
-		f->bof[i] = b;
+			f->brep[f->nb++] = f->rep[i].r;
+		f->rep[i].base = b;
 	}
 	return 0;
 }
@@ -509,18 +506,12 @@ static int feed_bases(struct feed *f)
 static int feed_init(struct feed *f, struct store *s, struct store_iter *it, struct replay **rs,
 		     int n, int L, size_t cells, int rows, int share_base)
 {
-	memset(f, 0, sizeof(*f));
-	f->s = s;
-	f->it = it;
-	f->rs = rs;
-	f->n = n;
-	f->L = L;
-	f->cells = cells;
-	f->rows = rows;
-	f->pos = calloc((size_t)n, sizeof(*f->pos));
-	f->rc = calloc((size_t)n, sizeof(*f->rc));
-	f->busy = calloc((size_t)n, 1);
-	if (!f->pos || !f->rc || !f->busy || (share_base && feed_bases(f)))
+	*f = (struct feed){ .s = s, .it = it, .n = n, .L = L, .cells = cells, .rows = rows };
+	if (!(f->rep = calloc((size_t)n, sizeof(*f->rep))))
+		return UTIL_ENOMEM;
+	for (int i = 0; i < n; i++)
+		f->rep[i].r = rs[i];
+	if (share_base && feed_bases(f))
 		return UTIL_ENOMEM;
 	for (int i = 0; i < FEED_SLOTS; i++) {
 		struct feed_slot *sl = &f->slot[i];
@@ -536,7 +527,7 @@ static int feed_init(struct feed *f, struct store *s, struct store_iter *it, str
 /* Every replay of f over the steps: a reader thread and `workers`
  * scoring threads when threads > 1 (the caller's is one), else all on
  * the caller's.  0, UTIL_ENOMEM, or the reading's or writing's failure
- * (f->io_msg); each replay's own failure is in f->rc. */
+ * (f->io_msg); each replay's own failure is in f->rep[].rc. */
 static int feed_run(struct feed *f, int threads, int workers)
 {
 	pthread_t wt[1];
@@ -1416,7 +1407,7 @@ static int replay_walk(struct store *s, const struct store_run *run, struct repl
 		if ((rc = feed_run(&f, threads, n > 1 ? 2 : 1)))
 			util_err_set(err, rc, "%s", f.io_msg);
 		for (int i = 0; i < n; i++)
-			rcs[i] = f.rc[i];
+			rcs[i] = f.rep[i].rc;
 	}
 	feed_free(&f);
 	store_iter_free(it);
