@@ -353,6 +353,16 @@ static int64_t feed_scored(const struct feed *f)
 	return m;
 }
 
+/* Replays that have not failed. */
+static int feed_live(const struct feed *f)
+{
+	int n = 0;
+
+	for (int i = 0; i < f->n; i++)
+		n += !f->rep[i].rc;
+	return n;
+}
+
 static int64_t feed_free_from(const struct feed *f)
 {
 	return f->rows && !f->rep[0].rc ? f->wrote : feed_scored(f);
@@ -445,10 +455,10 @@ static void *feed_worker(void *arg)
 	struct feed *f = arg;
 
 	pthread_mutex_lock(&f->mu);
-	for (;;) {
+	while (!f->io_rc && !f->stop) {
 		int i = feed_pick(f);
 		if (i < 0) {
-			if (f->io_rc || f->stop || (f->eof && feed_scored(f) == f->wr))
+			if (!feed_live(f) || (f->eof && feed_scored(f) == f->wr))
 				break;
 			if (!f->threaded && feed_io(f))
 				continue;
@@ -543,14 +553,15 @@ static int feed_run(struct feed *f, int threads, int workers)
 		pthread_join(wt[i], NULL);
 	if (f->threaded) {
 		pthread_mutex_lock(&f->mu);
-		f->stop = f->stop || feed_scored(f) < f->wr; /* a failure: the rows are not needed */
+		/* only a stored replay that succeeded has rows still to write */
+		f->stop = !f->rows || f->rep[0].rc;
 		pthread_cond_broadcast(&f->cv);
 		pthread_mutex_unlock(&f->mu);
 		pthread_join(f->tid, NULL);
 	} else {
 		/* the rows of the last steps scored */
 		pthread_mutex_lock(&f->mu);
-		while (feed_io(f))
+		while (f->rows && !f->rep[0].rc && f->wrote < f->rep[0].pos && feed_io(f))
 			;
 		pthread_mutex_unlock(&f->mu);
 	}

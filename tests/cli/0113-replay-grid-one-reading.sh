@@ -60,3 +60,20 @@ for tb in replay_steps replay_layers replay_event_layers replay_events; do
 	cmp -s "$T/$tb.1" "$T/$tb.2" || fail "$tb differs between --threads 1 and 2"
 done
 [ -s "$T/replay_events.1" ] || fail "the stored replay made no rebalance"
+
+# A malformed blob half-way: every way of reading stops with the step and
+# layer named, exit 2, and a stored replay leaves no row behind.
+cp "$T/db" "$T/bad.db"
+sqlite3 "$T/bad.db" "UPDATE counts SET data = x'01ff07' WHERE step = 100 AND layer = 3"
+for t in 1 2; do
+	expect_status 2 mt replay "$T/bad.db" --grid algos=eplb interval=40,60 --threads $t
+	expect_grep "$T/err" "step 100 layer 3: malformed counts blob"
+	expect_status 2 mt replay "$T/bad.db" --algo eplb --interval 40 --threads $t
+	expect_grep "$T/err" "step 100 layer 3: malformed counts blob"
+	expect_status 2 mt replay "$T/bad.db" --algo eplb --interval 40 --threads $t --no-store
+	expect_grep "$T/err" "step 100 layer 3: malformed counts blob"
+done
+[ "$(sqlite3 "$T/bad.db" "SELECT count(*) FROM replays WHERE run = (SELECT run FROM runs LIMIT 1)")" -eq \
+	"$(sqlite3 "$T/db" "SELECT count(*) FROM replays")" ] || fail "a failed replay left a row"
+[ "$(sqlite3 "$T/bad.db" "SELECT count(*) FROM replay_steps")" -eq \
+	"$(sqlite3 "$T/db" "SELECT count(*) FROM replay_steps")" ] || fail "a failed replay left step rows"
