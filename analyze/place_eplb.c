@@ -173,26 +173,50 @@ static void sort_torch_desc(struct key_idx *v, long n)
 }
 
 /*
- * A binary min-heap of (key, index) pairs: the root is the item a linear
- * scan with the reference's tie rule would pick (smallest key, first index
- * among equal keys), so the heaps below give the same choices in
- * O(log n).  Replication stores negated loads to pick the largest.
+ * A binary min-heap of (key, index) pairs packed into one uint64_t each:
+ * the key's float bits above, the index below.  Every key here is a
+ * non-negative float (loads are summed or divided from +0 or positive
+ * values; analyze_place refuses negative and NaN heat), and for those the
+ * bit pattern orders as the value does, so one integer comparison gives
+ * "smaller key, then smaller index": the item a linear scan with the
+ * reference's tie rule would pick.  Replication wants the largest load
+ * first and stores the complemented bits.
  */
-static int heap_before(const struct key_idx *x, const struct key_idx *y)
+static uint64_t hkey(float key, int idx)
 {
-	return x->key < y->key || (x->key == y->key && x->idx < y->idx);
+	uint32_t b;
+
+	memcpy(&b, &key, sizeof(b));
+	return (uint64_t)b << 32 | (uint32_t)idx;
 }
 
-static void heap_down(struct key_idx *h, int n, int i)
+static uint64_t hkey_max(float key, int idx)
 {
-	struct key_idx x = h[i];
+	uint32_t b;
+
+	memcpy(&b, &key, sizeof(b));
+	return (uint64_t)~b << 32 | (uint32_t)idx;
+}
+
+static float hkey_float(uint64_t k)
+{
+	uint32_t b = (uint32_t)(k >> 32);
+	float f;
+
+	memcpy(&f, &b, sizeof(f));
+	return f;
+}
+
+static void heap_down(uint64_t *h, int n, int i)
+{
+	uint64_t x = h[i];
 
 	for (;;) {
 		int l = 2 * i + 1;
 		if (l >= n)
 			break;
-		int m = l + 1 < n && heap_before(&h[l + 1], &h[l]) ? l + 1 : l;
-		if (!heap_before(&h[m], &x))
+		int m = l + 1 < n && h[l + 1] < h[l] ? l + 1 : l;
+		if (h[m] >= x)
 			break;
 		h[i] = h[m];
 		i = m;
@@ -200,10 +224,35 @@ static void heap_down(struct key_idx *h, int n, int i)
 	h[i] = x;
 }
 
+/* Replaces the root by x.  An updated load usually sinks to the bottom,
+ * so the hole goes down to a leaf along the smaller children (one
+ * comparison a level, no early exit to mispredict) and x rises from
+ * there.  The heap's arrangement may differ from a plain sift-down, but
+ * keys are unique (the index is part of them), so every root, and so
+ * every choice, is the same. */
+static void heap_replace_top(uint64_t *h, int n, uint64_t x)
+{
+	int i = 0;
+
+	for (int l = 1; l < n; l = 2 * i + 1) {
+		int m = l + (l + 1 < n && h[l + 1] < h[l]);
+		h[i] = h[m];
+		i = m;
+	}
+	while (i > 0) {
+		int p = (i - 1) / 2;
+		if (h[p] < x)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = x;
+}
+
 /* balanced_packing for one row: n items, m packs of n/m items each.
- * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; heap: m key_idx. */
+ * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; heap: m entries. */
 static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
-			     struct key_idx *tmp, int *pitems, struct key_idx *heap)
+			     struct key_idx *tmp, int *pitems, uint64_t *heap)
 {
 	int per = n / m, hn = m;
 
@@ -221,39 +270,36 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 	sort_torch_desc(tmp, n);
 	for (int p = 0; p < m; p++) {
 		pitems[p] = 0;
-		heap[p].key = 0;
-		heap[p].idx = p;
+		heap[p] = hkey(0.0f, p);
 	}
 	for (int k = 0; k < n; k++) {
-		int g = tmp[k].idx, best = heap[0].idx;
+		int g = tmp[k].idx, best = (int)(uint32_t)heap[0];
 		pack[g] = best;
 		rank[g] = pitems[best]++;
-		heap[0].key = heap[0].key + w[g];
 		if (pitems[best] == per) /* full: out of the heap */
-			heap[0] = heap[--hn];
-		heap_down(heap, hn, 0);
+			hn--, heap_replace_top(heap, hn, heap[hn]);
+		else
+			heap_replace_top(heap, hn, hkey(hkey_float(heap[0]) + w[g], best));
 	}
 }
 
 /* replicate_experts for one row: nlog experts to nphy replicas.
- * OUT phy2mlog[nphy], cnt[nlog].  heap: nlog key_idx. */
+ * OUT phy2mlog[nphy], cnt[nlog].  heap: nlog entries. */
 static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt,
-		      struct key_idx *heap)
+		      uint64_t *heap)
 {
 	for (int i = 0; i < nlog; i++) {
 		phy2mlog[i] = i;
 		cnt[i] = 1;
-		heap[i].key = -w[i];
-		heap[i].idx = i;
+		heap[i] = hkey_max(w[i], i);
 	}
 	for (int i = nlog / 2 - 1; i >= 0; i--)
 		heap_down(heap, nlog, i);
 	for (int i = nlog; i < nphy; i++) {
-		int best = heap[0].idx;
+		int best = (int)(uint32_t)heap[0];
 		phy2mlog[i] = best;
 		cnt[best]++;
-		heap[0].key = -(w[best] / (float)cnt[best]);
-		heap_down(heap, nlog, 0);
+		heap_replace_top(heap, nlog, hkey_max(w[best] / (float)cnt[best], best));
 	}
 }
 
@@ -281,19 +327,20 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		return util_err_set(err, UTIL_EUSAGE, "%d experts on %d ranks in %d nodes", E, D,
 				    N);
 	int nmax = E > R ? E : R;
-	/* one block per type: key_idx, float and int arrays */
-	size_t nkey = 3 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
+	/* one block per type: key_idx, float and int arrays, and the heap */
+	size_t nkey = 2 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
 	       nint = 2 * (size_t)G + 2 * (size_t)E + 3 * (size_t)rpn + epn + nmax;
 	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx));
 	float *w = malloc(nflt * sizeof(float));
 	int *gpack = malloc(nint * sizeof(int));
-	if (!tmp || !w || !gpack) {
+	uint64_t *heap = malloc((size_t)nmax * sizeof(uint64_t));
+	if (!tmp || !w || !gpack || !heap) {
 		free(tmp);
 		free(w);
 		free(gpack);
+		free(heap);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
-	struct key_idx *heap = tmp + 2 * (size_t)nmax;
 	float *gw = w + E, *mw = gw + G, *tok = mw + epn;
 	memset(gw, 0, (size_t)G * sizeof(float));
 	int *grank = gpack + G, *log2mlog = grank + G, *mlog2log = log2mlog + E,
@@ -332,6 +379,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	free(tmp);
 	free(w);
 	free(gpack);
+	free(heap);
 	return rc;
 }
 
