@@ -92,6 +92,97 @@ static void test_store_codec_size(void **state)
 	}
 }
 
+/* The blob format, written the plain way: tag, LEB128 count, then Rice
+ * with the cheapest k among log2(mean) - 2 .. + 2 (first on a tie) one bit
+ * at a time, or raw when Rice is not smaller.  The encoder's own bytes
+ * must be these: blobs already stored stay what a new encoder writes. */
+static size_t plain_encode(const uint32_t *v, size_t n, uint8_t *out)
+{
+	uint64_t sum = 0, best = UINT64_MAX;
+	unsigned k0 = 0, bk = 0;
+	size_t len = 0, bit = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	while (n && k0 < 31 && (2ULL << k0) <= sum / n)
+		k0++;
+	for (unsigned k = k0 > 2 ? k0 - 2 : 0; k <= (k0 + 2 > 31 ? 31 : k0 + 2); k++) {
+		uint64_t b = 0;
+		for (size_t i = 0; i < n; i++)
+			b += (v[i] >> k) < 24 ? (v[i] >> k) + 1 + k : 56;
+		if (b < best) {
+			best = b;
+			bk = k;
+		}
+	}
+	int raw = (best + 7) / 8 + 1 >= 4 * n;
+	out[len++] = raw ? STORE_CODEC_RAW : STORE_CODEC_RICE;
+	for (uint64_t c = n;; c >>= 7) {
+		out[len++] = (uint8_t)(c & 0x7f) | (c >= 0x80 ? 0x80 : 0);
+		if (c < 0x80)
+			break;
+	}
+	if (raw) {
+		for (size_t i = 0; i < n; i++)
+			for (int b = 0; b < 4; b++)
+				out[len++] = (uint8_t)(v[i] >> (8 * b));
+		return len;
+	}
+	out[len++] = (uint8_t)bk;
+	memset(out + len, 0, store_codec_bound(n) - len);
+#define PUT(bitval) (out[len + bit / 8] |= (uint8_t)((bitval) << (bit % 8)), bit++)
+	for (size_t i = 0; i < n; i++) {
+		uint32_t q = v[i] >> bk;
+		if (q < 24) {
+			for (uint32_t j = 0; j < q; j++)
+				PUT(1);
+			PUT(0);
+			for (unsigned j = 0; j < bk; j++)
+				PUT((v[i] >> j) & 1);
+		} else {
+			for (int j = 0; j < 24; j++)
+				PUT(1);
+			for (int j = 0; j < 32; j++)
+				PUT((v[i] >> j) & 1);
+		}
+	}
+#undef PUT
+	return len + (bit + 7) / 8;
+}
+
+static void test_store_codec_bytes(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	/* lengths around the encoder's blocks of 4 and its 2^16-value sums */
+	static const size_t lens[] = { 1, 2, 3, 4, 5, 7, 8, 63, 64, 255, 256, 257, 1000, 70001 };
+	size_t cap = 70001;
+	uint32_t *v = malloc(cap * sizeof(uint32_t));
+	uint8_t *a = malloc(store_codec_bound(cap)), *b = malloc(store_codec_bound(cap));
+
+	util_rng_seed(&rng, 11);
+	for (int iter = 0; iter < 1400; iter++) {
+		size_t n = lens[iter % 14];
+		unsigned scale = (unsigned)(iter / 14) % 33;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t x = util_rng_next(&rng);
+			switch (iter / 14 % 4) {
+			case 0: v[i] = (uint32_t)(x >> (32 + scale % 32)); break; /* 0 .. 2^32 - 1 */
+			case 1: v[i] = (uint32_t)(-(double)(1u << scale % 24) *
+						  log(util_rng_uniform(&rng) + 1e-12)); break;
+			case 2: v[i] = (x & 15) == 0 ? (uint32_t)(x >> 32) : (uint32_t)(x % 9); break;
+			default: v[i] = (uint32_t)(x % 3);
+			}
+		}
+		size_t la = plain_encode(v, n, a), lb = store_codec_encode(v, n, b);
+		assert_int_equal(la, lb);
+		assert_memory_equal(a, b, la);
+	}
+	free(v);
+	free(a);
+	free(b);
+}
+
 static void test_store_codec_garbage(void **state)
 {
 	(void)state;
@@ -865,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_store_codec_edges),
 		cmocka_unit_test(test_store_codec_random),
 		cmocka_unit_test(test_store_codec_size),
+		cmocka_unit_test(test_store_codec_bytes),
 		cmocka_unit_test(test_store_codec_garbage),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
