@@ -225,6 +225,59 @@ static void cleanup(const char *p)
 	unlink(b);
 }
 
+/* Steps of more layers than one INSERT writes (300 = 2 x 128 + 44), and
+ * of layers so wide that fewer of them fit one: read back as written, and
+ * a step appended twice is refused by name with nothing of it kept. */
+static void test_store_many_layers(void **state)
+{
+	(void)state;
+	static const int shapes[2][2] = { { 300, 7 }, { 20, 65536 } };
+
+	for (int k = 0; k < 2; k++) {
+		char *path = tmpdb();
+		struct util_err err = UTIL_ERR_INIT;
+		struct store *s;
+		struct store_run run = { 0 };
+		int L = shapes[k][0], E = shapes[k][1], N = 3;
+		size_t cells = (size_t)L * (size_t)E;
+		uint32_t *counts = malloc((size_t)N * cells * sizeof(uint32_t));
+		struct store_step steps[3];
+
+		assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+		snprintf(run.name, sizeof(run.name), "wide");
+		run.layers = L;
+		run.experts = E;
+		assert_int_equal(store_run_add(s, &run), 0);
+		for (int i = 0; i < N; i++) {
+			for (size_t c = 0; c < cells; c++)
+				counts[(size_t)i * cells + c] = (uint32_t)((c * 2654435761u + (size_t)i) % 1000);
+			steps[i] = (struct store_step){ .step = i, .counts = counts + (size_t)i * cells };
+		}
+		assert_int_equal(store_steps_append(s, &run, steps, 2), 0);
+		/* step 1 again, after the new step 2: all refused */
+		assert_int_equal(store_steps_append(s, &run, steps + 1, 2), UTIL_EUSAGE);
+		assert_non_null(strstr(store_errmsg(s), "step 1 is already recorded in run 'wide'"));
+		assert_int_equal(store_steps_append(s, &run, steps + 2, 1), 0);
+
+		struct store_iter *it;
+		struct store_step out;
+		int n = 0;
+		assert_int_equal(store_iter_new(s, &run, INT64_MIN, INT64_MAX, 0, &it), 0);
+		while (store_iter_next(it, &out) == 1) {
+			assert_int_equal(out.step, n);
+			assert_memory_equal(out.counts, counts + (size_t)n * cells,
+					    cells * sizeof(uint32_t));
+			n++;
+		}
+		store_iter_free(it);
+		assert_int_equal(n, N);
+		store_free(s);
+		cleanup(path);
+		free(path);
+		free(counts);
+	}
+}
+
 static void test_store_roundtrip(void **state)
 {
 	(void)state;
@@ -957,6 +1010,7 @@ int main(void)
 		cmocka_unit_test(test_store_codec_random),
 		cmocka_unit_test(test_store_codec_size),
 		cmocka_unit_test(test_store_codec_bytes),
+		cmocka_unit_test(test_store_many_layers),
 		cmocka_unit_test(test_store_codec_garbage),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
