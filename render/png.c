@@ -252,6 +252,28 @@ static cairo_status_t chunk(cairo_write_func_t wr, void *closure, const uint32_t
 	return CAIRO_STATUS_SUCCESS;
 }
 
+static const cairo_user_data_key_t huge_pixels;
+
+cairo_surface_t *rint_png_surface_create(int w, int h)
+{
+	int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
+	size_t n = stride > 0 && h > 0 ? (size_t)stride * (size_t)h : 0;
+	unsigned char *px = n ? util_malloc_large(n) : NULL;
+	cairo_surface_t *sf;
+
+	if (!px) /* cairo reports what is wrong with the size, or allocates */
+		return cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
+	memset(px, 0, n); /* as cairo_image_surface_create's pixels */
+	sf = cairo_image_surface_create_for_data(px, CAIRO_FORMAT_ARGB32, w, h, stride);
+	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS ||
+	    cairo_surface_set_user_data(sf, &huge_pixels, px, free) != CAIRO_STATUS_SUCCESS) {
+		cairo_surface_destroy(sf);
+		free(px);
+		return cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
+	}
+	return sf;
+}
+
 cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *closure)
 {
 	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
@@ -282,7 +304,8 @@ cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *
 	/* RGB rows, each with filter byte 2 (Up; the first row has nothing
 	 * above, which Up treats as zeros) */
 	rowlen = 1 + 3 * (size_t)w;
-	raw = xmallocarray((size_t)h, rowlen);
+	if ((size_t)h > SIZE_MAX / rowlen || !(raw = util_malloc_large((size_t)h * rowlen)))
+		return CAIRO_STATUS_NO_MEMORY;
 	for (int y = 0; y < h; y++) {
 		const uint32_t *row = (const uint32_t *)(const void *)(px + (size_t)y * stride);
 		const uint32_t *up = y ? (const uint32_t *)(const void *)(px + (size_t)(y - 1) * stride)

@@ -626,6 +626,12 @@ again:
 			return UTIL_EDB;
 		}
 	}
+	/* A reader maps the file instead of copying its pages into a heap
+	 * cache: fewer page faults (the kernel maps file pages many at a
+	 * time), no copy.  Advice only: SQLite reads as before where it
+	 * cannot map. */
+	if (s->readonly)
+		(void)sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
 	if (!s->readonly && exec(s, "PRAGMA synchronous=NORMAL")) {
 		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
 		store_free(s);
