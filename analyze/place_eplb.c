@@ -207,15 +207,33 @@ static float hkey_float(uint64_t k)
 	return f;
 }
 
+/*
+ * The heaps are 4-ary: half the levels of a binary heap, and the smallest
+ * of four children found by a tournament whose comparisons do not wait on
+ * each other.  A heap walk is a chain of dependent loads, so fewer levels
+ * is what makes it faster.
+ */
+static int heap_min_child(const uint64_t *h, int n, int c)
+{
+	int m = c;
+
+	if (c + 3 < n) {
+		int a = c + (h[c + 1] < h[c]);
+		int b = c + 2 + (h[c + 3] < h[c + 2]);
+		return h[b] < h[a] ? b : a;
+	}
+	for (int j = c + 1; j < n; j++)
+		if (h[j] < h[m])
+			m = j;
+	return m;
+}
+
 static void heap_down(uint64_t *h, int n, int i)
 {
 	uint64_t x = h[i];
 
-	for (;;) {
-		int l = 2 * i + 1;
-		if (l >= n)
-			break;
-		int m = l + 1 < n && h[l + 1] < h[l] ? l + 1 : l;
+	for (int c = 4 * i + 1; c < n; c = 4 * i + 1) {
+		int m = heap_min_child(h, n, c);
 		if (h[m] >= x)
 			break;
 		h[i] = h[m];
@@ -225,22 +243,21 @@ static void heap_down(uint64_t *h, int n, int i)
 }
 
 /* Replaces the root by x.  An updated load usually sinks to the bottom,
- * so the hole goes down to a leaf along the smaller children (one
- * comparison a level, no early exit to mispredict) and x rises from
- * there.  The heap's arrangement may differ from a plain sift-down, but
- * keys are unique (the index is part of them), so every root, and so
- * every choice, is the same. */
+ * so the hole goes down to a leaf along the smallest children (no early
+ * exit to mispredict) and x rises from there.  The heap's arrangement may
+ * differ from a plain sift-down, but keys are unique (the index is part
+ * of them), so every root, and so every choice, is the same. */
 static void heap_replace_top(uint64_t *h, int n, uint64_t x)
 {
 	int i = 0;
 
-	for (int l = 1; l < n; l = 2 * i + 1) {
-		int m = l + (l + 1 < n && h[l + 1] < h[l]);
+	for (int c = 1; c < n; c = 4 * i + 1) {
+		int m = heap_min_child(h, n, c);
 		h[i] = h[m];
 		i = m;
 	}
 	while (i > 0) {
-		int p = (i - 1) / 2;
+		int p = (i - 1) / 4;
 		if (h[p] < x)
 			break;
 		h[i] = h[p];
@@ -293,7 +310,7 @@ static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cn
 		cnt[i] = 1;
 		heap[i] = hkey_max(w[i], i);
 	}
-	for (int i = nlog / 2 - 1; i >= 0; i--)
+	for (int i = (nlog - 2) / 4; i >= 0; i--)
 		heap_down(heap, nlog, i);
 	for (int i = nlog; i < nphy; i++) {
 		int best = (int)(uint32_t)heap[0];
@@ -357,11 +374,11 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		gw[g] = s;
 	}
 	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, heap);
-	for (int e = 0; e < E; e++) {
-		int g = e / gsize;
-		log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + e % gsize;
-		mlog2log[log2mlog[e]] = e;
-	}
+	for (int g = 0, e = 0; g < G; g++)
+		for (int j = 0; j < gsize; j++, e++) {
+			log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + j;
+			mlog2log[log2mlog[e]] = e;
+		}
 	for (int n = 0; n < N; n++) {
 		/* step 2: replicas inside the node */
 		for (int j = 0; j < epn; j++)
