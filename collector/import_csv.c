@@ -188,6 +188,41 @@ static int parse_int(const char *f, const char *fe, int64_t *out)
 	return 0;
 }
 
+/* The number at p when it has 1 to 7 digits and at least 8 bytes are
+ * readable there: its digit count, the value in *out.  0 when another
+ * kind of field starts there (the byte loop then decides).  Eight bytes
+ * are tested at once, so a field's length costs no mispredicted branch;
+ * the digits are then combined pairwise (simdjson's eight-digit parse,
+ * the field shifted so that missing leading digits read as zeros). */
+static int digits8(const char *p, uint64_t *out)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t w, x, other;
+	int n;
+
+	memcpy(&w, p, 8);
+	x = w ^ 0x3030303030303030ULL; /* a digit byte becomes 0..9 */
+	/* high bit of each byte that is not 0..9 (a carry out of one only
+	 * reaches bytes after it, which do not count) */
+	other = ((x + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+	if (!other)
+		return 0; /* 8 digits or more */
+	n = __builtin_ctzll(other) >> 3;
+	if (n == 0)
+		return 0;
+	x <<= 64 - 8 * n;
+	x = x * 10 + (x >> 8);
+	x = ((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)) +
+	     ((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32))) >> 32;
+	*out = x;
+	return n;
+#else
+	(void)p;
+	(void)out;
+	return 0;
+#endif
+}
+
 /* The common row, parsed in one pass over its bytes: fields of plain
  * digits (at most 18: no overflow), separated by commas, no phase column,
  * the line ended by LF or CRLF, every value in range.  1 with the row (and
@@ -207,14 +242,19 @@ static int csv_fast(struct csv *c, struct row *r)
 	for (int k = 0; k < c->ncols; k++) {
 		const char *f = p;
 		uint64_t x = 0;
-		unsigned d;
-		while ((d = (unsigned)(*p - '0')) <= 9) {
-			x = x * 10 + d;
-			if (++p - f > 18)
+		int n = digits8(p, &x);
+		if (n > 0) {
+			p += n;
+		} else {
+			unsigned d;
+			while ((d = (unsigned)(*p - '0')) <= 9) {
+				x = x * 10 + d;
+				if (++p - f > 18)
+					return 0;
+			}
+			if (p == f)
 				return 0;
 		}
-		if (p == f)
-			return 0;
 		v[c->which[k]] = (int64_t)x;
 		if (k + 1 < c->ncols) {
 			if (*p != ',')
@@ -568,13 +608,15 @@ static int import_csv(struct store *s, const char *path, const struct collector_
 		goto out;
 
 	b.cells = (size_t)run.layers * (size_t)run.experts;
-	b.cap = (1u << 20) / (b.cells * 4); /* reused: its pages stay warm */
+	/* one 2 MiB page where the kernel allows (util_malloc_large): a
+	 * fault per 4 KiB page would cost more than filling them */
+	b.cap = (2u << 20) / (b.cells * 4);
 	if (b.cap < 1)
 		b.cap = 1;
 	if (b.cap > 512)
 		b.cap = 512;
 	b.steps = calloc(b.cap, sizeof(*b.steps));
-	b.counts = malloc(b.cap * b.cells * sizeof(uint32_t));
+	b.counts = util_malloc_large(b.cap * b.cells * sizeof(uint32_t));
 	seen = malloc((b.cells + 7) / 8);
 	if (!b.steps || !b.counts || !seen) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", b.cap, b.cells);
