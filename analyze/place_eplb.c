@@ -173,8 +173,8 @@ static void sort_torch_desc(struct key_idx *v, long n)
 }
 
 /*
- * A binary min-heap of (key, index) pairs packed into one uint64_t each:
- * the key's float bits above, the index below.  Every key here is a
+ * The winner trees below compare (key, index) pairs packed into one
+ * uint64_t each: the key's float bits above, the index below.  Every key here is a
  * non-negative float (loads are summed or divided from +0 or positive
  * values; analyze_place refuses negative and NaN heat), and for those the
  * bit pattern orders as the value does, so one integer comparison gives
@@ -208,70 +208,48 @@ static float hkey_float(uint64_t k)
 }
 
 /*
- * The heaps are 4-ary: half the levels of a binary heap, and the smallest
- * of four children found by a tournament whose comparisons do not wait on
- * each other.  A heap walk is a chain of dependent loads, so fewer levels
- * is what makes it faster.
+ * A winner tree over the packs (or experts): leaves hold the keys, padded
+ * with UINT64_MAX to a power of two, and each inner node the smaller of
+ * its children's, so t[1] is the smallest key.  Keys are unique (the index
+ * is part of them): the root is exactly the item a linear scan with the
+ * reference's tie rule would pick.  Changing a leaf walks up to the root,
+ * each level one comparison with the sibling, whose load does not wait
+ * on the level below (a heap's sift waits on each load it compares).
+ * t: 2 * size entries.
  */
-static int heap_min_child(const uint64_t *h, int n, int c)
+static int tree_size(int n)
 {
-	int m = c;
+	int z = 1;
 
-	if (c + 3 < n) {
-		int a = c + (h[c + 1] < h[c]);
-		int b = c + 2 + (h[c + 3] < h[c + 2]);
-		return h[b] < h[a] ? b : a;
-	}
-	for (int j = c + 1; j < n; j++)
-		if (h[j] < h[m])
-			m = j;
-	return m;
+	while (z < n)
+		z *= 2;
+	return z;
 }
 
-static void heap_down(uint64_t *h, int n, int i)
+static void tree_build(uint64_t *t, int z)
 {
-	uint64_t x = h[i];
-
-	for (int c = 4 * i + 1; c < n; c = 4 * i + 1) {
-		int m = heap_min_child(h, n, c);
-		if (h[m] >= x)
-			break;
-		h[i] = h[m];
-		i = m;
-	}
-	h[i] = x;
+	for (int j = z - 1; j >= 1; j--)
+		t[j] = t[2 * j] < t[2 * j + 1] ? t[2 * j] : t[2 * j + 1];
 }
 
-/* Replaces the root by x.  An updated load usually sinks to the bottom,
- * so the hole goes down to a leaf along the smallest children (no early
- * exit to mispredict) and x rises from there.  The heap's arrangement may
- * differ from a plain sift-down, but keys are unique (the index is part
- * of them), so every root, and so every choice, is the same. */
-static void heap_replace_top(uint64_t *h, int n, uint64_t x)
+static void tree_set(uint64_t *t, int z, int leaf, uint64_t key)
 {
-	int i = 0;
+	int j = z + leaf;
 
-	for (int c = 1; c < n; c = 4 * i + 1) {
-		int m = heap_min_child(h, n, c);
-		h[i] = h[m];
-		i = m;
+	t[j] = key;
+	for (; j > 1; j >>= 1) {
+		uint64_t s = t[j ^ 1];
+		key = key < s ? key : s;
+		t[j >> 1] = key;
 	}
-	while (i > 0) {
-		int p = (i - 1) / 4;
-		if (h[p] < x)
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = x;
 }
 
 /* balanced_packing for one row: n items, m packs of n/m items each.
- * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; heap: m entries. */
+ * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; t: 2 * tree_size(m). */
 static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
-			     struct key_idx *tmp, int *pitems, uint64_t *heap)
+			     struct key_idx *tmp, int *pitems, uint64_t *t)
 {
-	int per = n / m, hn = m;
+	int per = n / m, z = tree_size(m);
 
 	if (per == 1) {
 		for (int i = 0; i < n; i++) {
@@ -285,38 +263,39 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 		tmp[i].idx = i;
 	}
 	sort_torch_desc(tmp, n);
-	for (int p = 0; p < m; p++) {
+	for (int p = 0; p < z; p++)
+		t[z + p] = p < m ? hkey(0.0f, p) : UINT64_MAX;
+	for (int p = 0; p < m; p++)
 		pitems[p] = 0;
-		heap[p] = hkey(0.0f, p);
-	}
+	tree_build(t, z);
 	for (int k = 0; k < n; k++) {
-		int g = tmp[k].idx, best = (int)(uint32_t)heap[0];
+		int g = tmp[k].idx, best = (int)(uint32_t)t[1];
 		pack[g] = best;
 		rank[g] = pitems[best]++;
-		if (pitems[best] == per) /* full: out of the heap */
-			hn--, heap_replace_top(heap, hn, heap[hn]);
-		else
-			heap_replace_top(heap, hn, hkey(hkey_float(heap[0]) + w[g], best));
+		/* full: out of the running */
+		tree_set(t, z, best,
+			 pitems[best] == per ? UINT64_MAX : hkey(hkey_float(t[1]) + w[g], best));
 	}
 }
 
 /* replicate_experts for one row: nlog experts to nphy replicas.
- * OUT phy2mlog[nphy], cnt[nlog].  heap: nlog entries. */
-static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt,
-		      uint64_t *heap)
+ * OUT phy2mlog[nphy], cnt[nlog].  t: 2 * tree_size(nlog). */
+static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt, uint64_t *t)
 {
+	int z = tree_size(nlog);
+
+	for (int i = 0; i < z; i++)
+		t[z + i] = i < nlog ? hkey_max(w[i], i) : UINT64_MAX;
 	for (int i = 0; i < nlog; i++) {
 		phy2mlog[i] = i;
 		cnt[i] = 1;
-		heap[i] = hkey_max(w[i], i);
 	}
-	for (int i = (nlog - 2) / 4; i >= 0; i--)
-		heap_down(heap, nlog, i);
+	tree_build(t, z);
 	for (int i = nlog; i < nphy; i++) {
-		int best = (int)(uint32_t)heap[0];
+		int best = (int)(uint32_t)t[1];
 		phy2mlog[i] = best;
 		cnt[best]++;
-		heap_replace_top(heap, nlog, hkey_max(w[best] / (float)cnt[best], best));
+		tree_set(t, z, best, hkey_max(w[best] / (float)cnt[best], best));
 	}
 }
 
@@ -344,18 +323,18 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		return util_err_set(err, UTIL_EUSAGE, "%d experts on %d ranks in %d nodes", E, D,
 				    N);
 	int nmax = E > R ? E : R;
-	/* one block per type: key_idx, float and int arrays, and the heap */
+	/* one block per type: key_idx, float and int arrays, and the tree */
 	size_t nkey = 2 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
 	       nint = 2 * (size_t)G + 2 * (size_t)E + 3 * (size_t)rpn + epn + nmax;
 	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx));
 	float *w = malloc(nflt * sizeof(float));
 	int *gpack = malloc(nint * sizeof(int));
-	uint64_t *heap = malloc((size_t)nmax * sizeof(uint64_t));
-	if (!tmp || !w || !gpack || !heap) {
+	uint64_t *tree = malloc(2 * (size_t)tree_size(nmax) * sizeof(uint64_t));
+	if (!tmp || !w || !gpack || !tree) {
 		free(tmp);
 		free(w);
 		free(gpack);
-		free(heap);
+		free(tree);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
 	float *gw = w + E, *mw = gw + G, *tok = mw + epn;
@@ -373,7 +352,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 			s += w[g * gsize + j];
 		gw[g] = s;
 	}
-	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, heap);
+	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, tree);
 	for (int g = 0, e = 0; g < G; g++)
 		for (int j = 0; j < gsize; j++, e++) {
 			log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + j;
@@ -383,11 +362,11 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		/* step 2: replicas inside the node */
 		for (int j = 0; j < epn; j++)
 			mw[j] = w[mlog2log[n * epn + j]];
-		replicate(mw, epn, rpn, phy2mlog, cnt, heap);
+		replicate(mw, epn, rpn, phy2mlog, cnt, tree);
 		/* step 3: replicas to the node's GPUs */
 		for (int i = 0; i < rpn; i++)
 			tok[i] = mw[phy2mlog[i]] / (float)cnt[phy2mlog[i]];
-		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pitems, heap);
+		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pitems, tree);
 		for (int i = 0; i < rpn; i++) {
 			int pphy = pack[i] * S + rank[i];
 			phy2log[n * rpn + pphy] = mlog2log[phy2mlog[i] + n * epn];
@@ -396,7 +375,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	free(tmp);
 	free(w);
 	free(gpack);
-	free(heap);
+	free(tree);
 	return rc;
 }
 
