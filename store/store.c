@@ -521,7 +521,7 @@ static int open_file(const char *file, const char *path, int flags, struct store
 	struct store *s;
 	struct stat sb;
 	int rc, version = 0, empty = 0, raced = 0;
-	int oflags;
+	int oflags, staged = strcmp(file, path) != 0;
 
 	*out = NULL;
 	if (stat(file, &sb) != 0) {
@@ -545,6 +545,14 @@ static int open_file(const char *file, const char *path, int flags, struct store
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_free(s);
 		return UTIL_EIO;
+	}
+	/* A staged database is nobody's until store_publish() moves it into
+	 * place, which syncs it first: the syncs of every commit before that
+	 * (the schema's, the WAL's, each batch's) protect nothing. */
+	if (staged && exec(s, "PRAGMA synchronous=OFF")) {
+		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
+		store_free(s);
+		return UTIL_EDB;
 	}
 
 again:
@@ -632,7 +640,7 @@ again:
 	 * cannot map. */
 	if (s->readonly)
 		(void)sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
-	if (!s->readonly && exec(s, "PRAGMA synchronous=NORMAL")) {
+	if (!s->readonly && !staged && exec(s, "PRAGMA synchronous=NORMAL")) {
 		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
 		store_free(s);
 		return UTIL_EDB;
@@ -981,8 +989,12 @@ static int sq_publish(struct store *s, struct util_err *err)
 				  s->path);
 		goto out;
 	}
-	/* everything into the database file itself: the file is what moves */
-	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
+	/* everything into the database file itself: the file is what moves.
+	 * synchronous=NORMAL again (open_file staged it OFF): the checkpoint
+	 * syncs the log before it copies and the file after, so the file is
+	 * on disk before its name is. */
+	if (exec(s, "PRAGMA synchronous=NORMAL") ||
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
 		    SQLITE_OK ||
 	    log != done) {
 		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", s->path,
