@@ -184,12 +184,14 @@ check-tests: $(TEST_ALL)
 # `make check` does its own set-up, as `make demo` does: missing Debian packages
 # are installed as root, or the apt-get line is printed (scripts/deps.sh).
 # Then it builds what each test needs and runs the tests (make -j N: N at a
-# time), and prints the summary: it fails if any test failed.
+# time; without -j, as many as the machine has cores), and prints the
+# summary: it fails if any test failed.
+CHECK_J = $$(case " $(MAKEFLAGS) " in *" -j"*) ;; *) echo -j$$(nproc 2>/dev/null || echo 2) ;; esac)
 check:
 	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
 	@rm -rf $(RES)
-	@$(MAKE) --no-print-directory check-build
-	@$(MAKE) --no-print-directory check-tests
+	@$(MAKE) --no-print-directory $(CHECK_J) check-build
+	@$(MAKE) --no-print-directory $(CHECK_J) check-tests
 	@MOETRACE_RESULTS=$(RES) sh tests/run.sh --summary
 
 # Golden files (tests/golden, compared by tests/cli/*-golden-*.sh): rewrites
