@@ -8,8 +8,14 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw libmicrohttpd libcurl
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
+UI_PKGS  = cairo ncursesw
+# libmicrohttpd and libcurl are loaded with dlopen() when an endpoint or a
+# ClickHouse client is asked for (tui/server.c, fleet/client.c): their
+# headers only, never linked.  Linked, every process would load them and
+# what they pull in (GnuTLS initialises itself at load time): a sanitizer
+# build spent most of its start-up there, and make check starts thousands.
+DL_PKGS  = libmicrohttpd libcurl
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) $(DL_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -178,12 +184,14 @@ check-tests: $(TEST_ALL)
 # `make check` does its own set-up, as `make demo` does: missing Debian packages
 # are installed as root, or the apt-get line is printed (scripts/deps.sh).
 # Then it builds what each test needs and runs the tests (make -j N: N at a
-# time), and prints the summary: it fails if any test failed.
+# time; without -j, as many as the machine has cores), and prints the
+# summary: it fails if any test failed.
+CHECK_J = $$(case " $(MAKEFLAGS) " in *" -j"*) ;; *) echo -j$$(nproc 2>/dev/null || echo 2) ;; esac)
 check:
 	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
 	@rm -rf $(RES)
-	@$(MAKE) --no-print-directory check-build
-	@$(MAKE) --no-print-directory check-tests
+	@$(MAKE) --no-print-directory $(CHECK_J) check-build
+	@$(MAKE) --no-print-directory $(CHECK_J) check-tests
 	@MOETRACE_RESULTS=$(RES) sh tests/run.sh --summary
 
 # Golden files (tests/golden, compared by tests/cli/*-golden-*.sh): rewrites
