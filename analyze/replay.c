@@ -10,7 +10,10 @@
  * grow with the window.  Per-step imbalance percentiles come from
  * log-spaced histograms (0.05% resolution), so memory does not grow with
  * the trace either.  Decisions place every layer (or those over the
- * threshold) on up to two threads.
+ * threshold) on up to two threads.  The steps come from the feed: one
+ * reading and decoding of the trace, on a reader thread that also writes a
+ * stored replay's rows, which scores one replay or a whole grid
+ * (analyze_replay_grid) whose combinations share it.
  */
 #include "analyze/analyze.h"
 

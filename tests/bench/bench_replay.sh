@@ -8,6 +8,7 @@ set -eu
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 "$MOETRACE" gen --model deepseek-v3 --steps 10000 --seed 11 "$d/t.db" >/dev/null
 peer=${MOETRACE_PEER:-}
+load0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 grid="algos=eplb redundant=64,128 interval=600,900,1200 pay=no,yes"
 
 # CPU seconds (user + system) of the shell's finished children, from the
@@ -89,4 +90,13 @@ for bin in "$MOETRACE" $peer; do
 	set -- $(timed 3 run)
 	label=moetrace one=new; [ "$bin" != "$MOETRACE" ] && label="*peer*" one=peer
 	echo "| $label | $(fmt3 "$1") | $(fmt3 "$2") | $(ratio "$1" "$(cat "$d/one.$one")") |"
+	[ "$bin" = "$MOETRACE" ] && echo "$1" >"$d/grid.new"
 done
+echo
+one=$(cat "$d/one.new") g=$(cat "$d/grid.new")
+met() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b ? "met" : "not met") }'; }
+echo "Budget: one replay $(fmt3 "$one") s against 0.5 s, $(met "$one" 0.5); the grid $(ratio "$g" "$one")x"
+echo "one replay against 3x, $(met "$g" "$(awk -v a="$one" 'BEGIN { print 3 * a }')"). Load average $load0 at the start,"
+echo "$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?') at the end, on $(nproc) cores: above 2, other work shared the cores and the"
+echo "wall times are longer than on an idle machine; CPU seconds and the ratios to the peer, measured"
+echo "row after row, are the steadier figures. docs/replay.md (\"Threads\") says where the time goes."
