@@ -93,6 +93,7 @@ struct tui_view {
 
 	struct tui_layer_row *rows;
 	int rows_dirty;
+	unsigned version; /* tui_view_version */
 	double *heat, *load; /* scratch [E], [R] */
 	int64_t *send, *recv; /* scratch [R] */
 };
@@ -106,6 +107,18 @@ static void set_errmsg(struct tui_view *v, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->errmsg, sizeof(v->errmsg), fmt, ap);
 	va_end(ap);
+}
+
+/* What a frame shows may have changed (the rows are computed again). */
+static void touch(struct tui_view *v)
+{
+	v->rows_dirty = 1;
+	v->version++;
+}
+
+unsigned tui_view_version(const struct tui_view *v)
+{
+	return v->version;
 }
 
 const char *tui_view_errmsg(const struct tui_view *v)
@@ -287,7 +300,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->deployed_checked = -1e9;
 	v->dep_seen = NO_STEP;
 	v->last_arrival = util_now();
-	v->rows_dirty = 1;
+	touch(v);
 	/* A locked database must not stall the screen: fail at once, retry
 	 * at the next poll. */
 	store_busy_timeout(s, 0);
@@ -415,7 +428,7 @@ static int check_deployed(struct tui_view *v, int64_t at)
 	if (changed) {
 		refresh_replicas(v);
 		v->need_bump = 1;
-		v->rows_dirty = 1;
+		touch(v);
 	}
 	return changed;
 }
@@ -621,12 +634,12 @@ int tui_view_poll(struct tui_view *v, double budget)
 	else
 		v->state = is_live(v) ? TUI_STATE_LIVE : TUI_STATE_IDLE;
 	if (changed)
-		v->rows_dirty = 1;
+		touch(v);
 	return changed;
 fail:
 	store_iter_free(it);
 	if (changed)
-		v->rows_dirty = 1;
+		touch(v);
 	if (is_busy(v)) {
 		v->state = TUI_STATE_WAITING;
 		return changed;
@@ -873,7 +886,7 @@ int tui_view_work(struct tui_view *v, int prefer, double budget)
 		did++;
 	}
 	if (did)
-		v->rows_dirty = 1;
+		touch(v);
 	return stale;
 }
 
@@ -891,7 +904,7 @@ void tui_view_set_window(struct tui_view *v, int window)
 	ring_reset(v);
 	v->rebuild = 1;
 	v->need_bump = 1;
-	v->rows_dirty = 1;
+	touch(v);
 }
 
 int tui_view_window(const struct tui_view *v)
@@ -905,6 +918,7 @@ void tui_view_set_algo(struct tui_view *v, const struct analyze_algo *algo)
 		return;
 	v->algo = algo;
 	v->need_bump = 1;
+	touch(v);
 }
 
 const struct analyze_algo *tui_view_algo(const struct tui_view *v)
@@ -928,6 +942,7 @@ void tui_view_scrub(struct tui_view *v, int64_t delta)
 	v->follow = 0;
 	v->target_to = to;
 	v->need_bump = 1;
+	touch(v);
 }
 
 void tui_view_follow(struct tui_view *v)
@@ -937,6 +952,7 @@ void tui_view_follow(struct tui_view *v)
 	v->follow = 1;
 	v->target_to = NO_STEP;
 	v->need_bump = 1;
+	touch(v);
 }
 
 void tui_view_set_once(struct tui_view *v)
