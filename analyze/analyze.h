@@ -741,6 +741,16 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
 		       struct util_err *err);
 void analyze_replay_release(struct analyze_replay_out *out);
+/* n replays of one selection of steps (every cfgs[i] has the same from,
+ * to and phase_mask, and store 0), reading and decoding the steps once
+ * for all of them: with threads > 1 on a reader thread and two scoring
+ * threads, each cfgs[i].threads still applying to its decisions.  rcs[i]
+ * and errs[i] are each replay's outcome, outs[i] its result (release each
+ * with analyze_replay_release; a failed one is released already).
+ * Returns 0, or the failure of reading the steps (every rcs[i] then). */
+int analyze_replay_grid(struct store *s, const struct store_run *run,
+			const struct analyze_replay_cfg *cfgs, int n, int threads,
+			struct analyze_replay_out *outs, struct util_err *errs, int *rcs);
 
 /* ---- shared option values of the analysing commands (analyze/opts.c) -----
  * Each checks its argument, stores it, and returns 0 or UTIL_EUSAGE with a

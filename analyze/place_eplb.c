@@ -173,39 +173,83 @@ static void sort_torch_desc(struct key_idx *v, long n)
 }
 
 /*
- * A binary min-heap of (key, index) pairs: the root is the item a linear
- * scan with the reference's tie rule would pick (smallest key, first index
- * among equal keys), so the heaps below give the same choices in
- * O(log n).  Replication stores negated loads to pick the largest.
+ * The winner trees below compare (key, index) pairs packed into one
+ * uint64_t each: the key's float bits above, the index below.  Every key here is a
+ * non-negative float (loads are summed or divided from +0 or positive
+ * values; analyze_place refuses negative and NaN heat), and for those the
+ * bit pattern orders as the value does, so one integer comparison gives
+ * "smaller key, then smaller index": the item a linear scan with the
+ * reference's tie rule would pick.  Replication wants the largest load
+ * first and stores the complemented bits.
  */
-static int heap_before(const struct key_idx *x, const struct key_idx *y)
+static uint64_t hkey(float key, int idx)
 {
-	return x->key < y->key || (x->key == y->key && x->idx < y->idx);
+	uint32_t b;
+
+	memcpy(&b, &key, sizeof(b));
+	return (uint64_t)b << 32 | (uint32_t)idx;
 }
 
-static void heap_down(struct key_idx *h, int n, int i)
+static uint64_t hkey_max(float key, int idx)
 {
-	struct key_idx x = h[i];
+	uint32_t b;
 
-	for (;;) {
-		int l = 2 * i + 1;
-		if (l >= n)
-			break;
-		int m = l + 1 < n && heap_before(&h[l + 1], &h[l]) ? l + 1 : l;
-		if (!heap_before(&h[m], &x))
-			break;
-		h[i] = h[m];
-		i = m;
+	memcpy(&b, &key, sizeof(b));
+	return (uint64_t)~b << 32 | (uint32_t)idx;
+}
+
+static float hkey_float(uint64_t k)
+{
+	uint32_t b = (uint32_t)(k >> 32);
+	float f;
+
+	memcpy(&f, &b, sizeof(f));
+	return f;
+}
+
+/*
+ * A winner tree over the packs (or experts): leaves hold the keys, padded
+ * with UINT64_MAX to a power of two, and each inner node the smaller of
+ * its children's, so t[1] is the smallest key.  Keys are unique (the index
+ * is part of them): the root is exactly the item a linear scan with the
+ * reference's tie rule would pick.  Changing a leaf walks up to the root,
+ * each level one comparison with the sibling, whose load does not wait
+ * on the level below (a heap's sift waits on each load it compares).
+ * t: 2 * size entries.
+ */
+static int tree_size(int n)
+{
+	int z = 1;
+
+	while (z < n)
+		z *= 2;
+	return z;
+}
+
+static void tree_build(uint64_t *t, int z)
+{
+	for (int j = z - 1; j >= 1; j--)
+		t[j] = t[2 * j] < t[2 * j + 1] ? t[2 * j] : t[2 * j + 1];
+}
+
+static void tree_set(uint64_t *t, int z, int leaf, uint64_t key)
+{
+	int j = z + leaf;
+
+	t[j] = key;
+	for (; j > 1; j >>= 1) {
+		uint64_t s = t[j ^ 1];
+		key = key < s ? key : s;
+		t[j >> 1] = key;
 	}
-	h[i] = x;
 }
 
 /* balanced_packing for one row: n items, m packs of n/m items each.
- * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; heap: m key_idx. */
+ * OUT pack[n], rank_in_pack[n].  tmp: 2n key_idx; t: 2 * tree_size(m). */
 static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
-			     struct key_idx *tmp, int *pitems, struct key_idx *heap)
+			     struct key_idx *tmp, int *pitems, uint64_t *t)
 {
-	int per = n / m, hn = m;
+	int per = n / m, z = tree_size(m);
 
 	if (per == 1) {
 		for (int i = 0; i < n; i++) {
@@ -219,41 +263,39 @@ static void balanced_packing(const float *w, int n, int m, int *pack, int *rank,
 		tmp[i].idx = i;
 	}
 	sort_torch_desc(tmp, n);
-	for (int p = 0; p < m; p++) {
+	for (int p = 0; p < z; p++)
+		t[z + p] = p < m ? hkey(0.0f, p) : UINT64_MAX;
+	for (int p = 0; p < m; p++)
 		pitems[p] = 0;
-		heap[p].key = 0;
-		heap[p].idx = p;
-	}
+	tree_build(t, z);
 	for (int k = 0; k < n; k++) {
-		int g = tmp[k].idx, best = heap[0].idx;
+		int g = tmp[k].idx, best = (int)(uint32_t)t[1];
 		pack[g] = best;
 		rank[g] = pitems[best]++;
-		heap[0].key = heap[0].key + w[g];
-		if (pitems[best] == per) /* full: out of the heap */
-			heap[0] = heap[--hn];
-		heap_down(heap, hn, 0);
+		/* full: out of the running */
+		tree_set(t, z, best,
+			 pitems[best] == per ? UINT64_MAX : hkey(hkey_float(t[1]) + w[g], best));
 	}
 }
 
 /* replicate_experts for one row: nlog experts to nphy replicas.
- * OUT phy2mlog[nphy], cnt[nlog].  heap: nlog key_idx. */
-static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt,
-		      struct key_idx *heap)
+ * OUT phy2mlog[nphy], cnt[nlog].  t: 2 * tree_size(nlog). */
+static void replicate(const float *w, int nlog, int nphy, int *phy2mlog, int *cnt, uint64_t *t)
 {
+	int z = tree_size(nlog);
+
+	for (int i = 0; i < z; i++)
+		t[z + i] = i < nlog ? hkey_max(w[i], i) : UINT64_MAX;
 	for (int i = 0; i < nlog; i++) {
 		phy2mlog[i] = i;
 		cnt[i] = 1;
-		heap[i].key = -w[i];
-		heap[i].idx = i;
 	}
-	for (int i = nlog / 2 - 1; i >= 0; i--)
-		heap_down(heap, nlog, i);
+	tree_build(t, z);
 	for (int i = nlog; i < nphy; i++) {
-		int best = heap[0].idx;
+		int best = (int)(uint32_t)t[1];
 		phy2mlog[i] = best;
 		cnt[best]++;
-		heap[0].key = -(w[best] / (float)cnt[best]);
-		heap_down(heap, nlog, 0);
+		tree_set(t, z, best, hkey_max(w[best] / (float)cnt[best], best));
 	}
 }
 
@@ -281,19 +323,20 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 		return util_err_set(err, UTIL_EUSAGE, "%d experts on %d ranks in %d nodes", E, D,
 				    N);
 	int nmax = E > R ? E : R;
-	/* one block per type: key_idx, float and int arrays */
-	size_t nkey = 3 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
+	/* one block per type: key_idx, float and int arrays, and the tree */
+	size_t nkey = 2 * (size_t)nmax, nflt = (size_t)E + G + epn + rpn,
 	       nint = 2 * (size_t)G + 2 * (size_t)E + 3 * (size_t)rpn + epn + nmax;
 	struct key_idx *tmp = malloc(nkey * sizeof(struct key_idx));
 	float *w = malloc(nflt * sizeof(float));
 	int *gpack = malloc(nint * sizeof(int));
-	if (!tmp || !w || !gpack) {
+	uint64_t *tree = malloc(2 * (size_t)tree_size(nmax) * sizeof(uint64_t));
+	if (!tmp || !w || !gpack || !tree) {
 		free(tmp);
 		free(w);
 		free(gpack);
+		free(tree);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
-	struct key_idx *heap = tmp + 2 * (size_t)nmax;
 	float *gw = w + E, *mw = gw + G, *tok = mw + epn;
 	memset(gw, 0, (size_t)G * sizeof(float));
 	int *grank = gpack + G, *log2mlog = grank + G, *mlog2log = log2mlog + E,
@@ -309,21 +352,21 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 			s += w[g * gsize + j];
 		gw[g] = s;
 	}
-	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, heap);
-	for (int e = 0; e < E; e++) {
-		int g = e / gsize;
-		log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + e % gsize;
-		mlog2log[log2mlog[e]] = e;
-	}
+	balanced_packing(gw, G, N, gpack, grank, tmp, pitems, tree);
+	for (int g = 0, e = 0; g < G; g++)
+		for (int j = 0; j < gsize; j++, e++) {
+			log2mlog[e] = (gpack[g] * gpn + grank[g]) * gsize + j;
+			mlog2log[log2mlog[e]] = e;
+		}
 	for (int n = 0; n < N; n++) {
 		/* step 2: replicas inside the node */
 		for (int j = 0; j < epn; j++)
 			mw[j] = w[mlog2log[n * epn + j]];
-		replicate(mw, epn, rpn, phy2mlog, cnt, heap);
+		replicate(mw, epn, rpn, phy2mlog, cnt, tree);
 		/* step 3: replicas to the node's GPUs */
 		for (int i = 0; i < rpn; i++)
 			tok[i] = mw[phy2mlog[i]] / (float)cnt[phy2mlog[i]];
-		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pitems, heap);
+		balanced_packing(tok, rpn, dpn, pack, rank, tmp, pitems, tree);
 		for (int i = 0; i < rpn; i++) {
 			int pphy = pack[i] * S + rank[i];
 			phy2log[n * rpn + pphy] = mlog2log[phy2mlog[i] + n * epn];
@@ -332,6 +375,7 @@ static int eplb_run(const struct analyze_place_in *in, int groups, int nodes, in
 	free(tmp);
 	free(w);
 	free(gpack);
+	free(tree);
 	return rc;
 }
 

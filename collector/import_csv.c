@@ -32,10 +32,12 @@ struct csv {
 	const char *buf, *end, *p; /* p: start of the next line */
 	size_t len;
 	size_t kept;               /* mapped pages before this offset were given back */
+	size_t ahead;              /* mapped pages before this offset were mapped in at once */
 	int mapped;
 	int64_t line;              /* line number of the current row */
 	int ncols;                 /* columns in the header */
 	int col[NCOLS];            /* header position of each known column, -1 if absent */
+	int which[NCOLS];          /* column of each header position (the inverse of col) */
 };
 
 struct row {
@@ -92,11 +94,36 @@ static void csv_drop_behind(struct csv *c, int all)
 	c->kept = upto;
 }
 
+/* Maps the next CSV_AHEAD_BYTES of the file in one call once the reader
+ * is within half of that of the pages mapped so far: a page fault per
+ * 64 KiB of file costs more than parsing it on virtual machines, and the
+ * pages come from the page cache either way.  Advice only (Linux 5.14
+ * and later); the memory held stays bounded by this window. */
+#define CSV_AHEAD_BYTES ((size_t)4 << 20)
+static void csv_read_ahead(struct csv *c)
+{
+#ifdef MADV_POPULATE_READ
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t pos = (size_t)(c->p - c->buf), from, to;
+
+	if (!c->mapped || pg <= 0 || c->ahead >= c->len || pos + CSV_AHEAD_BYTES / 2 < c->ahead)
+		return;
+	from = (c->ahead > pos ? c->ahead : pos) / (size_t)pg * (size_t)pg;
+	to = pos + CSV_AHEAD_BYTES < c->len ? pos + CSV_AHEAD_BYTES : c->len;
+	if (to > from)
+		(void)madvise((void *)(c->buf + from), to - from, MADV_POPULATE_READ);
+	c->ahead = to;
+#else
+	(void)c;
+#endif
+}
+
 static void csv_rewind(struct csv *c)
 {
 	csv_drop_behind(c, 1);
 	c->p = c->buf;
 	c->kept = 0;
+	c->ahead = 0;
 }
 
 static void csv_close(struct csv *c)
@@ -154,6 +181,9 @@ static int parse_header(struct csv *c, struct util_err *err)
 					    "name step,layer,expert,tokens)",
 					    c->path, col_names[k]);
 	c->ncols = n;
+	for (int k = 0; k < NCOLS; k++)
+		if (c->col[k] >= 0)
+			c->which[c->col[k]] = k;
 	c->p = e < c->end ? e + 1 : e;
 	c->line = 1;
 	return 0;
@@ -184,11 +214,107 @@ static int parse_int(const char *f, const char *fe, int64_t *out)
 	return 0;
 }
 
+/* The number at p when it has 1 to 7 digits and at least 8 bytes are
+ * readable there: its digit count, the value in *out.  0 when another
+ * kind of field starts there (the byte loop then decides).  Eight bytes
+ * are tested at once, so a field's length costs no mispredicted branch;
+ * the digits are then combined pairwise (simdjson's eight-digit parse,
+ * the field shifted so that missing leading digits read as zeros). */
+static int digits8(const char *p, uint64_t *out)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t w, x, other;
+	int n;
+
+	memcpy(&w, p, 8);
+	x = w ^ 0x3030303030303030ULL; /* a digit byte becomes 0..9 */
+	/* high bit of each byte that is not 0..9 (a carry out of one only
+	 * reaches bytes after it, which do not count) */
+	other = ((x + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+	if (!other)
+		return 0; /* 8 digits or more */
+	n = __builtin_ctzll(other) >> 3;
+	if (n == 0)
+		return 0;
+	x <<= 64 - 8 * n;
+	x = x * 10 + (x >> 8);
+	x = ((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)) +
+	     ((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32))) >> 32;
+	*out = x;
+	return n;
+#else
+	(void)p;
+	(void)out;
+	return 0;
+#endif
+}
+
+/* The common row, parsed in one pass over its bytes: fields of plain
+ * digits (at most 18: no overflow), separated by commas, no phase column,
+ * the line ended by LF or CRLF, every value in range.  1 with the row (and
+ * the reader moved past it), or 0 for anything else, which csv_next then
+ * reads field by field and reports precisely. */
+static int csv_fast(struct csv *c, struct row *r)
+{
+	const char *p = c->p, *end = c->end;
+	int64_t v[NCOLS];
+
+	if (c->col[COL_PHASE] >= 0)
+		return 0;
+	/* a row it takes is at most NCOLS * 19 + 1 bytes: far from the end,
+	 * no byte test needs a bound */
+	if (end - p < 128)
+		return 0;
+	for (int k = 0; k < c->ncols; k++) {
+		const char *f = p;
+		uint64_t x = 0;
+		int n = digits8(p, &x);
+		if (n > 0) {
+			p += n;
+		} else {
+			unsigned d;
+			while ((d = (unsigned)(*p - '0')) <= 9) {
+				x = x * 10 + d;
+				if (++p - f > 18)
+					return 0;
+			}
+			if (p == f)
+				return 0;
+		}
+		v[c->which[k]] = (int64_t)x;
+		if (k + 1 < c->ncols) {
+			if (*p != ',')
+				return 0;
+			p++;
+		}
+	}
+	if (*p == '\r' && p[1] == '\n')
+		p++;
+	if (*p != '\n')
+		return 0;
+	p++;
+	if (v[COL_STEP] > STORE_STEP_MAX || v[COL_TOKENS] > UINT32_MAX ||
+	    v[COL_LAYER] >= STORE_MAX_LAYERS || v[COL_EXPERT] >= STORE_MAX_EXPERTS)
+		return 0;
+	r->step = v[COL_STEP];
+	r->layer = v[COL_LAYER];
+	r->expert = v[COL_EXPERT];
+	r->tokens = v[COL_TOKENS];
+	r->phase = -1;
+	c->p = p;
+	c->line++;
+	return 1;
+}
+
 /* Reads the next row: 1 with a row, 0 at the end, or an error. */
 static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 {
 	if ((size_t)(c->p - c->buf) - c->kept >= CSV_DROP_BYTES)
 		csv_drop_behind(c, 0);
+	if ((size_t)(c->p - c->buf) + CSV_AHEAD_BYTES / 2 >= c->ahead)
+		csv_read_ahead(c);
+	if (csv_fast(c, r))
+		return 1;
 	for (;;) {
 		if (c->p >= c->end)
 			return 0;
@@ -395,33 +521,130 @@ static int csv_run(const char *path, const struct collector_import_opts *o, int6
 	return 0;
 }
 
-int collector_import_csv(struct store *s, const char *path,
-			 const struct collector_import_opts *o, struct store_run *run_out,
-			 struct util_err *err)
+/* What a pass over the rows saw (the single pass checks the run's shape
+ * against it at the end). */
+struct seen_rows {
+	int64_t rows, nsteps, max_layer, max_expert;
+};
+
+/* Pass 2, or the only pass: the rows into each step's L x E counts, in
+ * batches appended to run.  With single, nothing has checked the rows'
+ * order and range yet: a row out of either stops it with IMPORT_AGAIN
+ * (the caller then reads the file in two passes, which report it). */
+#define IMPORT_AGAIN 1
+static int store_rows(struct store *s, struct csv *c, const struct store_run *run,
+		      struct batch *b, uint8_t *seen, const struct collector_import_opts *o,
+		      int single, int64_t rows, double t0, struct seen_rows *st,
+		      struct util_err *err)
+{
+	const char *path = c->path;
+	double last_report = t0;
+	struct row r;
+	struct store_step *cur = NULL;
+	int64_t cur_line = 0, done = 0;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	st->max_layer = st->max_expert = -1;
+	while ((rc = csv_next(c, &r, err)) == 1) {
+		if (single) {
+			if ((cur && r.step < cur->step) || r.layer >= run->layers ||
+			    r.expert >= run->experts)
+				return IMPORT_AGAIN;
+			if (r.layer > st->max_layer)
+				st->max_layer = r.layer;
+			if (r.expert > st->max_expert)
+				st->max_expert = r.expert;
+		}
+		if (!cur || r.step != cur->step) {
+			if (b->n == b->cap && (rc = flush_batch(s, run, b, err)))
+				return rc;
+			cur = &b->steps[b->n];
+			cur->counts = b->counts + b->n * b->cells;
+			memset(cur->counts, 0, b->cells * sizeof(uint32_t));
+			memset(seen, 0, (b->cells + 7) / 8);
+			cur->step = r.step;
+			cur->phase = r.phase > 0 ? r.phase : 0;
+			cur->time = 0;
+			cur->tokens = 0;
+			cur_line = c->line;
+			b->n++;
+			st->nsteps++;
+		} else if (r.phase >= 0 && r.phase != cur->phase) {
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: field 'phase': step %lld is %s here but %s at "
+					    "line %lld",
+					    path, (long long)c->line, (long long)r.step,
+					    store_phase_name(r.phase), store_phase_name(cur->phase),
+					    (long long)cur_line);
+		}
+		size_t cell = (size_t)r.layer * (size_t)run->experts + (size_t)r.expert;
+		if (seen[cell / 8] & (1u << (cell % 8)))
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s:%lld: duplicate row for step %lld, layer %lld, expert "
+					    "%lld",
+					    path, (long long)c->line, (long long)r.step,
+					    (long long)r.layer, (long long)r.expert);
+		seen[cell / 8] |= (uint8_t)(1u << (cell % 8));
+		cur->counts[cell] = (uint32_t)r.tokens;
+		if (run->topk && r.layer == 0)
+			cur->tokens += r.tokens;
+		done++;
+		if (o->progress && (done & 0xfffff) == 0 && util_now() - last_report > 1.0) {
+			last_report = util_now();
+			fprintf(stderr, "\rimport: storing %lld of %lld rows (%.0f%%), %.1f s%8s",
+				(long long)done, (long long)rows, 100.0 * (double)done / (double)rows,
+				last_report - t0, "");
+		}
+	}
+	st->rows = done;
+	if (rc < 0)
+		return rc;
+	if (single && done == 0)
+		return IMPORT_AGAIN;
+	return flush_batch(s, run, b, err);
+}
+
+/*
+ * single: when the options fix the shape (a model or layers and experts)
+ * and no progress is shown, the file is read once; the checks the first
+ * pass would have made (order, range, the shape of a dense file) are made
+ * on the way and at the end, inside the transaction.  Anything amiss rolls
+ * it back and the import starts again in two passes, which report it as
+ * they always have.
+ */
+static int import_csv(struct store *s, const char *path, const struct collector_import_opts *o,
+		      int single, struct store_run *run_out, struct util_err *err)
 {
 	struct csv c;
-	struct store_run run = { 0 };
+	struct store_run run = { 0 }, check;
 	struct batch b = { 0 };
+	struct seen_rows st;
 	uint8_t *seen = NULL;
-	int64_t rows, nsteps, max_layer, max_expert, done = 0;
+	int64_t rows = 0, nsteps = 0, max_layer = -1, max_expert = -1;
 	int rc, in_tx = 0;
 	double t0 = util_now(), last_report = t0;
 
 	if ((rc = csv_open(&c, path, err)))
 		return rc;
-	if ((rc = parse_header(&c, err)) || (rc = scan(&c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0, &last_report, err)))
+	if ((rc = parse_header(&c, err)))
+		goto out;
+	if (!single && (rc = scan(&c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0,
+				  &last_report, err)))
 		goto out;
 	if ((rc = csv_run(path, o, rows, nsteps, max_layer, max_expert, &run, err)))
 		goto out;
 
 	b.cells = (size_t)run.layers * (size_t)run.experts;
-	b.cap = (64u << 20) / (b.cells * 4);
+	/* one 2 MiB page where the kernel allows (util_malloc_large): a
+	 * fault per 4 KiB page would cost more than filling them */
+	b.cap = (2u << 20) / (b.cells * 4);
 	if (b.cap < 1)
 		b.cap = 1;
 	if (b.cap > 512)
 		b.cap = 512;
 	b.steps = calloc(b.cap, sizeof(*b.steps));
-	b.counts = malloc(b.cap * b.cells * sizeof(uint32_t));
+	b.counts = util_malloc_large(b.cap * b.cells * sizeof(uint32_t));
 	seen = malloc((b.cells + 7) / 8);
 	if (!b.steps || !b.counts || !seen) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", b.cap, b.cells);
@@ -438,59 +661,16 @@ int collector_import_csv(struct store *s, const char *path,
 		goto out;
 	}
 
-	/* Pass 2. */
-	csv_rewind(&c);
-	if ((rc = parse_header(&c, err)))
-		goto out;
-	struct row r;
-	struct store_step *cur = NULL;
-	int64_t cur_line = 0;
-	while ((rc = csv_next(&c, &r, err)) == 1) {
-		if (!cur || r.step != cur->step) {
-			if (b.n == b.cap && (rc = flush_batch(s, &run, &b, err)))
-				goto out;
-			cur = &b.steps[b.n];
-			cur->counts = b.counts + b.n * b.cells;
-			memset(cur->counts, 0, b.cells * sizeof(uint32_t));
-			memset(seen, 0, (b.cells + 7) / 8);
-			cur->step = r.step;
-			cur->phase = r.phase > 0 ? r.phase : 0;
-			cur->time = 0;
-			cur->tokens = 0;
-			cur_line = c.line;
-			b.n++;
-		} else if (r.phase >= 0 && r.phase != cur->phase) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "%s:%lld: field 'phase': step %lld is %s here but %s at line "
-					  "%lld",
-					  path, (long long)c.line, (long long)r.step,
-					  store_phase_name(r.phase), store_phase_name(cur->phase),
-					  (long long)cur_line);
+	if (!single) { /* pass 2 */
+		csv_rewind(&c);
+		if ((rc = parse_header(&c, err)))
 			goto out;
-		}
-		size_t cell = (size_t)r.layer * (size_t)run.experts + (size_t)r.expert;
-		if (seen[cell / 8] & (1u << (cell % 8))) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "%s:%lld: duplicate row for step %lld, layer %lld, expert %lld",
-					  path, (long long)c.line, (long long)r.step, (long long)r.layer,
-					  (long long)r.expert);
-			goto out;
-		}
-		seen[cell / 8] |= (uint8_t)(1u << (cell % 8));
-		cur->counts[cell] = (uint32_t)r.tokens;
-		if (run.topk && r.layer == 0)
-			cur->tokens += r.tokens;
-		done++;
-		if (o->progress && (done & 0xfffff) == 0 && util_now() - last_report > 1.0) {
-			last_report = util_now();
-			fprintf(stderr, "\rimport: storing %lld of %lld rows (%.0f%%), %.1f s%8s",
-				(long long)done, (long long)rows, 100.0 * (double)done / (double)rows,
-				last_report - t0, "");
-		}
 	}
-	if (rc < 0)
+	if ((rc = store_rows(s, &c, &run, &b, seen, o, single, rows, t0, &st, err)))
 		goto out;
-	if ((rc = flush_batch(s, &run, &b, err)))
+	/* the first pass's checks of the shape, now that the rows are known */
+	if (single && (rc = csv_run(path, o, st.rows, st.nsteps, st.max_layer, st.max_expert,
+				    &check, err)))
 		goto out;
 	if ((rc = store_commit(s))) {
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
@@ -511,4 +691,16 @@ out:
 	free(seen);
 	csv_close(&c);
 	return rc;
+}
+
+int collector_import_csv(struct store *s, const char *path,
+			 const struct collector_import_opts *o, struct store_run *run_out,
+			 struct util_err *err)
+{
+	int single = !o->progress && (o->model || (o->layers && o->experts));
+
+	if (single && import_csv(s, path, o, 1, run_out, err) == 0)
+		return 0;
+	*err = (struct util_err)UTIL_ERR_INIT;
+	return import_csv(s, path, o, 0, run_out, err);
 }

@@ -38,6 +38,12 @@ static uint32_t adler32(const uint8_t *p, size_t n)
 	while (n) {
 		size_t k = n < 5552 ? n : 5552; /* largest run without overflow */
 		n -= k;
+		for (; k >= 8; k -= 8, p += 8) {
+			/* eight steps of a += x; b += a, in two independent halves */
+			b += 8 * a + 8 * p[0] + 7 * p[1] + 6 * p[2] + 5 * p[3] + 4 * p[4] +
+			     3 * p[5] + 2 * p[6] + p[7];
+			a += p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+		}
 		while (k--) {
 			a += *p++;
 			b += a;
@@ -151,6 +157,30 @@ static uint32_t hash4(const uint8_t *p)
 	return (v * 2654435761u) >> (32 - HBITS);
 }
 
+/* Length of the common prefix of p and q, at most max: eight bytes at a
+ * time, the first differing byte found from the XOR's trailing zeros. */
+static size_t match_len(const uint8_t *p, const uint8_t *q, size_t max)
+{
+	size_t l = 0;
+
+	while (l + 8 <= max) {
+		uint64_t x, y;
+		memcpy(&x, p + l, 8);
+		memcpy(&y, q + l, 8);
+		if (x != y) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return l + (size_t)(__builtin_ctzll(x ^ y) >> 3);
+#else
+			return l + (size_t)(__builtin_clzll(x ^ y) >> 3);
+#endif
+		}
+		l += 8;
+	}
+	while (l < max && p[l] == q[l])
+		l++;
+	return l;
+}
+
 /* zlib stream (RFC 1950) of n bytes, one fixed-Huffman block. */
 static uint8_t *deflate_fixed(const uint8_t *in, size_t n, size_t *out_len)
 {
@@ -181,9 +211,7 @@ static uint8_t *deflate_fixed(const uint8_t *in, size_t n, size_t *out_len)
 			for (int k = 0; k < CHAIN && cand >= 0 && i - (size_t)cand <= WIN - 1; k++) {
 				const uint8_t *p = in + cand, *q = in + i;
 				if (p[best] == q[best]) {
-					size_t l = 0;
-					while (l < maxlen && p[l] == q[l])
-						l++;
+					size_t l = match_len(p, q, maxlen);
 					if ((int)l > best) {
 						best = (int)l;
 						bdist = (int)(i - (size_t)cand);
@@ -202,7 +230,8 @@ static uint8_t *deflate_fixed(const uint8_t *in, size_t n, size_t *out_len)
 		if (best >= 4) {
 			put_match(&b, &c, best, bdist);
 			/* index the match's positions so later rows find them */
-			for (size_t j = i + 1; j < i + (size_t)best && j + 4 <= n; j++) {
+			size_t end = i + (size_t)best < n - 3 ? i + (size_t)best : n - 3;
+			for (size_t j = i + 1; j < end; j++) {
 				uint32_t h = hash4(in + j);
 				prev[j & (WIN - 1)] = head[h];
 				head[h] = (int32_t)j;
@@ -252,6 +281,28 @@ static cairo_status_t chunk(cairo_write_func_t wr, void *closure, const uint32_t
 	return CAIRO_STATUS_SUCCESS;
 }
 
+static const cairo_user_data_key_t huge_pixels;
+
+cairo_surface_t *rint_png_surface_create(int w, int h)
+{
+	int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
+	size_t n = stride > 0 && h > 0 ? (size_t)stride * (size_t)h : 0;
+	unsigned char *px = n ? util_malloc_large(n) : NULL;
+	cairo_surface_t *sf;
+
+	if (!px) /* cairo reports what is wrong with the size, or allocates */
+		return cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
+	memset(px, 0, n); /* as cairo_image_surface_create's pixels */
+	sf = cairo_image_surface_create_for_data(px, CAIRO_FORMAT_ARGB32, w, h, stride);
+	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS ||
+	    cairo_surface_set_user_data(sf, &huge_pixels, px, free) != CAIRO_STATUS_SUCCESS) {
+		cairo_surface_destroy(sf);
+		free(px);
+		return cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
+	}
+	return sf;
+}
+
 cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *closure)
 {
 	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
@@ -271,29 +322,31 @@ cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *
 	h = cairo_image_surface_get_height(sf);
 	stride = cairo_image_surface_get_stride(sf);
 	px = cairo_image_surface_get_data(sf);
-	if (cairo_image_surface_get_format(sf) == CAIRO_FORMAT_ARGB32)
-		for (int y = 0; y < h; y++) {
-			const uint32_t *row = (const uint32_t *)(const void *)(px + (size_t)y * stride);
-			for (int x = 0; x < w; x++)
-				if ((row[x] >> 24) != 0xff) /* translucent: libpng's way */
-					return cairo_surface_write_to_png_stream(sf, wr, closure);
-		}
-
 	/* RGB rows, each with filter byte 2 (Up; the first row has nothing
-	 * above, which Up treats as zeros) */
+	 * above, which Up treats as zeros); a translucent pixel sends the
+	 * page to libpng, as cairo writes it */
 	rowlen = 1 + 3 * (size_t)w;
-	raw = xmallocarray((size_t)h, rowlen);
+	if ((size_t)h > SIZE_MAX / rowlen || !(raw = util_malloc_large((size_t)h * rowlen)))
+		return CAIRO_STATUS_NO_MEMORY;
+	uint32_t opaque = cairo_image_surface_get_format(sf) == CAIRO_FORMAT_ARGB32 ? 0xff000000u : 0;
 	for (int y = 0; y < h; y++) {
 		const uint32_t *row = (const uint32_t *)(const void *)(px + (size_t)y * stride);
-		const uint32_t *up = y ? (const uint32_t *)(const void *)(px + (size_t)(y - 1) * stride)
-				       : NULL;
+		const uint32_t *up =
+			y ? (const uint32_t *)(const void *)(px + (size_t)(y - 1) * stride) : row;
+		uint32_t seen = opaque;
 		uint8_t *o = raw + (size_t)y * rowlen;
 		*o++ = 2;
 		for (int x = 0; x < w; x++) {
-			uint32_t v = row[x], u = up ? up[x] : 0;
-			*o++ = (uint8_t)((v >> 16) - (u >> 16));
-			*o++ = (uint8_t)((v >> 8) - (u >> 8));
-			*o++ = (uint8_t)(v - u);
+			uint32_t v = row[x], u = y ? up[x] : 0;
+			seen &= v;
+			o[0] = (uint8_t)((v >> 16) - (u >> 16));
+			o[1] = (uint8_t)((v >> 8) - (u >> 8));
+			o[2] = (uint8_t)(v - u);
+			o += 3;
+		}
+		if (seen != opaque) {
+			free(raw);
+			return cairo_surface_write_to_png_stream(sf, wr, closure);
 		}
 	}
 	uint8_t *z = deflate_fixed(raw, (size_t)h * rowlen, &zlen);

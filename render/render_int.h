@@ -75,6 +75,10 @@ double rint_snap(cairo_t *cr, double v, int horizontal);
 /* Writes an image surface as PNG through wr (render/png.c): opaque pages
  * with a fast encoder of our own, anything else through cairo. */
 cairo_status_t rint_png_write(cairo_surface_t *sf, cairo_write_func_t wr, void *closure);
+/* An ARGB32 image surface for a PNG page, its pixels (freed with it) in
+ * huge pages when it is large (util_malloc_large): drawing a page then
+ * takes a few page faults, not one per 4 KiB. */
+cairo_surface_t *rint_png_surface_create(int w, int h);
 
 /* ---- chart jobs (render/job.c) ------------------------------------------
  * `moetrace render` and `moetrace report` describe a chart of a trace with

@@ -148,7 +148,7 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 	switch (fmt) {
 	case FMT_PNG: {
 		int pw = (int)(w * scale + 0.5), ph = (int)(h * scale + 0.5);
-		sf = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, pw, ph);
+		sf = rint_png_surface_create(pw, ph);
 		break;
 	}
 	case FMT_SVG:

@@ -59,29 +59,140 @@ static inline uint8_t *put32(uint8_t *p, uint64_t acc)
 	return p + 4;
 }
 
+/* Stores all 64 bits of acc at p, little-endian (p may be unaligned). */
+static inline void put64(uint8_t *p, uint64_t acc)
+{
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	acc = __builtin_bswap64(acc);
+#endif
+	memcpy(p, &acc, 8);
+}
+
+/* Rice cost in bits of one value at parameter k. */
+static inline uint32_t rice_bits(uint32_t x, unsigned k)
+{
+	uint32_t q = x >> k;
+
+	return q < RICE_ESC ? q + 1 + k : RICE_ESC + 32;
+}
+
+#if defined(__GNUC__)
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+
+/* One k's lanes: q the values >> k, half = q >> 1.  q >= RICE_ESC (an
+ * escape) exactly when half >= RICE_ESC / 2, a signed comparison that
+ * half (below 2^31) cannot get wrong.  *s sums q of the values coded in
+ * unary, *e counts the escapes. */
+static inline void cost_lanes(u32x4 q, u32x4 half, u32x4 *s, u32x4 *e)
+{
+	u32x4 esc = (u32x4)((i32x4)half >= RICE_ESC / 2);
+
+	*s += q & ~esc;
+	*e -= esc;
+}
+
+/* The five costs of k = kl .. kl + 4 (kl + 4 <= 31) over v[0..m), m a
+ * multiple of 4 below 2^26 (no lane overflows), added to bits[]: four
+ * values at a time (GCC and clang lower the vectors to SSE2, NEON or
+ * scalars).  A value costs q + 1 + k bits, or RICE_ESC + 32 if escaped. */
+static void rice_costs5(const uint32_t *v, size_t m, unsigned kl, uint64_t *bits)
+{
+	u32x4 s[5] = { { 0 } }, e[5] = { { 0 } };
+
+	for (size_t i = 0; i < m; i += 4) {
+		u32x4 q0, q1, q2, q3, q4, q5;
+		memcpy(&q0, v + i, sizeof(q0));
+		q0 >>= kl;
+		q1 = q0 >> 1;
+		q2 = q1 >> 1;
+		q3 = q2 >> 1;
+		q4 = q3 >> 1;
+		q5 = q4 >> 1;
+		cost_lanes(q0, q1, &s[0], &e[0]);
+		cost_lanes(q1, q2, &s[1], &e[1]);
+		cost_lanes(q2, q3, &s[2], &e[2]);
+		cost_lanes(q3, q4, &s[3], &e[3]);
+		cost_lanes(q4, q5, &s[4], &e[4]);
+	}
+	for (unsigned j = 0; j < 5; j++) {
+		uint64_t sq = (uint64_t)s[j][0] + s[j][1] + s[j][2] + s[j][3];
+		uint64_t esc = (uint64_t)e[j][0] + e[j][1] + e[j][2] + e[j][3];
+		bits[j] += sq + (m - esc) * (1 + kl + j) + esc * (RICE_ESC + 32);
+	}
+}
+
+/* The sum of v[0..m), m a multiple of 4 below 2^18: the low and high
+ * 16 bits of each value summed apart, so no 32-bit lane overflows. */
+static uint64_t sum4(const uint32_t *v, size_t m)
+{
+	u32x4 lo = { 0 }, hi = { 0 };
+
+	for (size_t i = 0; i < m; i += 4) {
+		u32x4 x;
+		memcpy(&x, v + i, sizeof(x));
+		lo += x & 0xffff;
+		hi += x >> 16;
+	}
+	return (uint64_t)lo[0] + lo[1] + lo[2] + lo[3] +
+	       (((uint64_t)hi[0] + hi[1] + hi[2] + hi[3]) << 16);
+}
+#endif
+
+static uint64_t sum(const uint32_t *v, size_t n)
+{
+	uint64_t s = 0;
+	size_t i = 0;
+
+#if defined(__GNUC__)
+	while (n - i >= 4) {
+		size_t m = (n - i < ((size_t)1 << 16) ? n - i : (size_t)1 << 16) & ~(size_t)3;
+		s += sum4(v + i, m);
+		i += m;
+	}
+#endif
+	for (; i < n; i++)
+		s += v[i];
+	return s;
+}
+
+/* bits[k - kl]: the exact cost of v at each k in kl..kh (at most 5). */
+static void rice_costs(const uint32_t *v, size_t n, unsigned kl, unsigned kh, uint64_t *bits)
+{
+	size_t i = 0;
+
+	for (unsigned j = 0; j < 5; j++)
+		bits[j] = 0;
+#if defined(__GNUC__)
+	/* five k from kl (those past kh cost a few lanes, unused) */
+	if (kl + 4 <= 31)
+		while (n - i >= 4) {
+			/* blocks of 2^24 values keep every lane in 32 bits */
+			size_t m = (n - i < ((size_t)1 << 24) ? n - i : (size_t)1 << 24) & ~(size_t)3;
+			rice_costs5(v + i, m, kl, bits);
+			i += m;
+		}
+#endif
+	for (; i < n; i++)
+		for (unsigned k = kl; k <= kh; k++)
+			bits[k - kl] += rice_bits(v[i], k);
+}
+
 size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
 {
-	uint64_t sum = 0, best_bits = UINT64_MAX, bits[5] = { 0 };
+	uint64_t best_bits = UINT64_MAX, bits[5];
 	unsigned k0 = 0, best_k = 0, kl, kh;
 	size_t hdr;
 
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
 	if (n) {
-		uint64_t mean = sum / n;
+		uint64_t mean = sum(v, n) / n;
 		while (k0 < 31 && (2ULL << k0) <= mean)
 			k0++;
 	}
 	/* exact cost of a few k around log2(mean), in one pass */
 	kl = k0 > 2 ? k0 - 2 : 0;
 	kh = k0 + 2 > 31 ? 31 : k0 + 2;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t x = v[i];
-		for (unsigned k = kl; k <= kh; k++) {
-			uint32_t q = x >> k;
-			bits[k - kl] += q < RICE_ESC ? q + 1 + k : RICE_ESC + 32;
-		}
-	}
+	rice_costs(v, n, kl, kh, bits);
 	for (unsigned k = kl; k <= kh; k++)
 		if (bits[k - kl] < best_bits) {
 			best_bits = bits[k - kl];
@@ -98,9 +209,12 @@ size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
 	hdr = 1 + put_varint(out + 1, n);
 	out[hdr++] = (uint8_t)best_k;
 
-	/* Bit writer: a 64-bit accumulator flushed 32 bits at a time; every code
-	 * is at most 56 bits (q < 24 ones, a zero, k <= 31 low bits) or an
-	 * escape written in two parts. */
+	/* Bit writer: fewer than 8 bits wait in a 64-bit accumulator between
+	 * values, so each code (at most 56 bits: q < 24 ones, a zero, k <= 31
+	 * low bits; an escape is 24 ones and 32 bits) fits beside them; all 8
+	 * bytes are stored and the pointer moves by the whole ones.  The last
+	 * store reaches at most 8 bytes past the code, inside
+	 * store_codec_bound(n) since Rice is chosen only below 4n bytes. */
 	uint8_t *p = out + hdr;
 	uint64_t acc = 0;
 	unsigned nacc = 0;
@@ -113,35 +227,18 @@ size_t store_codec_encode(const uint32_t *v, size_t n, uint8_t *out)
 			code = ((1ULL << q) - 1) | ((uint64_t)(v[i] & kmask) << (q + 1));
 			len = q + 1 + best_k;
 		} else {
-			acc |= ((1ULL << RICE_ESC) - 1) << nacc;
-			nacc += RICE_ESC;
-			if (nacc >= 32) {
-				p = put32(p, acc);
-				acc >>= 32;
-				nacc -= 32;
-			}
-			code = v[i];
-			len = 32;
+			code = ((1ULL << RICE_ESC) - 1) | ((uint64_t)v[i] << RICE_ESC);
+			len = RICE_ESC + 32;
 		}
-		if (len + nacc > 64)
-			while (nacc >= 8) {
-				*p++ = (uint8_t)acc;
-				acc >>= 8;
-				nacc -= 8;
-			}
 		acc |= code << nacc;
 		nacc += len;
-		if (nacc >= 32) {
-			p = put32(p, acc);
-			acc >>= 32;
-			nacc -= 32;
-		}
+		put64(p, acc);
+		p += nacc >> 3;
+		acc >>= nacc & ~7u;
+		nacc &= 7;
 	}
-	while (nacc > 0) {
+	if (nacc > 0)
 		*p++ = (uint8_t)acc;
-		acc >>= 8;
-		nacc = nacc > 8 ? nacc - 8 : 0;
-	}
 	return (size_t)(p - out);
 }
 
@@ -223,9 +320,41 @@ int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n)
 	unsigned k = in[hdr++];
 	uint64_t kmask = (1ULL << k) - 1;
 	struct bitr r = { in + hdr, in + len, 0, 0 };
-	/* Invariant: the accumulator's bits above nacc are zero, so ~acc has a
-	 * one at or below bit nacc and ctz finds the end of the unary part. */
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+	/* Fast path while 8 bytes remain: a branch-free refill leaves 56 to 63
+	 * bits in the accumulator, enough for any code (q < RICE_ESC ones, a
+	 * zero and k <= 31 bits: at most 55) or an escape (RICE_ESC + 32 =
+	 * 56).  Bits above nacc are then real input bits, not zeros, which
+	 * changes nothing: the unary part still ends where the input's does. */
+	while (i < n && r.end - r.p >= 8) {
+		uint64_t x;
+		memcpy(&x, r.p, 8);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+		x = __builtin_bswap64(x);
+#endif
+		r.acc |= x << r.nacc;
+		r.p += (63 - r.nacc) >> 3;
+		r.nacc |= 56;
+		unsigned q = (unsigned)__builtin_ctzll(~r.acc | (1ULL << 63));
+		if (q >= RICE_ESC) {
+			v[i] = (uint32_t)(r.acc >> RICE_ESC);
+			r.acc >>= RICE_ESC + 32;
+			r.nacc -= RICE_ESC + 32;
+			if ((v[i] >> k) < RICE_ESC)
+				return UTIL_EPARSE; /* non-canonical escape */
+		} else {
+			unsigned used = q + 1 + k;
+			v[i] = (q << k) | (uint32_t)((r.acc >> (q + 1)) & kmask);
+			r.acc >>= used;
+			r.nacc -= used;
+		}
+		i++;
+	}
+	/* Invariant from here: the accumulator's bits above nacc are zero, so
+	 * ~acc has a one at or below bit nacc and ctz finds the end of the
+	 * unary part. */
+	r.acc &= r.nacc >= 64 ? ~0ULL : ((1ULL << r.nacc) - 1);
+	for (; i < n; i++) {
 		if (r.nacc < 57)
 			br_fill(&r);
 		uint64_t ones = ~r.acc;

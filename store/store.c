@@ -521,7 +521,7 @@ static int open_file(const char *file, const char *path, int flags, struct store
 	struct store *s;
 	struct stat sb;
 	int rc, version = 0, empty = 0, raced = 0;
-	int oflags;
+	int oflags, staged = strcmp(file, path) != 0;
 
 	*out = NULL;
 	if (stat(file, &sb) != 0) {
@@ -545,6 +545,14 @@ static int open_file(const char *file, const char *path, int flags, struct store
 			     s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_free(s);
 		return UTIL_EIO;
+	}
+	/* A staged database is nobody's until store_publish() moves it into
+	 * place, which syncs it first: the syncs of every commit before that
+	 * (the schema's, the WAL's, each batch's) protect nothing. */
+	if (staged && exec(s, "PRAGMA synchronous=OFF")) {
+		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
+		store_free(s);
+		return UTIL_EDB;
 	}
 
 again:
@@ -626,7 +634,13 @@ again:
 			return UTIL_EDB;
 		}
 	}
-	if (!s->readonly && exec(s, "PRAGMA synchronous=NORMAL")) {
+	/* A reader maps the file instead of copying its pages into a heap
+	 * cache: fewer page faults (the kernel maps file pages many at a
+	 * time), no copy.  Advice only: SQLite reads as before where it
+	 * cannot map. */
+	if (s->readonly)
+		(void)sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
+	if (!s->readonly && !staged && exec(s, "PRAGMA synchronous=NORMAL")) {
 		util_err_set(err, UTIL_EDB, "cannot configure '%s': %s", path, s->errmsg);
 		store_free(s);
 		return UTIL_EDB;
@@ -975,8 +989,12 @@ static int sq_publish(struct store *s, struct util_err *err)
 				  s->path);
 		goto out;
 	}
-	/* everything into the database file itself: the file is what moves */
-	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
+	/* everything into the database file itself: the file is what moves.
+	 * synchronous=NORMAL again (open_file staged it OFF): the checkpoint
+	 * syncs the log before it copies and the file after, so the file is
+	 * on disk before its name is. */
+	if (exec(s, "PRAGMA synchronous=NORMAL") ||
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
 		    SQLITE_OK ||
 	    log != done) {
 		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", s->path,
@@ -1516,12 +1534,75 @@ static int sq_run_set_layout(struct store *s, int64_t run, int ranks, int slots,
 
 /* ---- steps and counts ---------------------------------------------------- */
 
+/* Rows of counts one INSERT writes: a step's layers go in statements of
+ * this many rows (SQLite's per-statement work then counts once for them
+ * all), within a few MiB of blobs and far below SQLite's bound parameters. */
+static size_t counts_rows_per_insert(size_t layers, size_t experts)
+{
+	size_t rows = ((size_t)4 << 20) / store_codec_bound(experts);
+
+	if (rows > 128)
+		rows = 128;
+	if (rows < 1)
+		rows = 1;
+	return rows < layers ? rows : layers;
+}
+
+/* "INSERT INTO counts ... VALUES (?1, ?2, ?3, ?4), (?1, ?2, ?5, ?6), ...":
+ * run and step once, then layer and data of each of the rows. */
+static int counts_insert_prepare(struct store *s, size_t rows, sqlite3_stmt **st)
+{
+	size_t cap = 64 + rows * 32, len;
+	char *sql = malloc(cap);
+	int rc;
+
+	*st = NULL;
+	if (!sql)
+		return set_err(s, UTIL_ENOMEM, "out of memory");
+	len = (size_t)snprintf(sql, cap, "INSERT INTO counts (run, step, layer, data) VALUES ");
+	for (size_t r = 0; r < rows; r++)
+		len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?2, ?%zu, ?%zu)", r ? ", " : "",
+					3 + 2 * r, 4 + 2 * r);
+	rc = store_int_prepare(s, sql, st);
+	free(sql);
+	return rc;
+}
+
+/* Writes layers [l0, l0 + rows) of step p with st (made for rows rows). */
+static int counts_insert(struct store *s, sqlite3_stmt *st, const struct store_run *run,
+			 const struct store_step *p, size_t l0, size_t rows, uint8_t *blobs,
+			 int64_t *bytes)
+{
+	size_t E = (size_t)run->experts, bound = store_codec_bound(E);
+	int rc = 0;
+
+	sqlite3_bind_int64(st, 1, run->id);
+	sqlite3_bind_int64(st, 2, p->step);
+	for (size_t r = 0; r < rows; r++) {
+		uint8_t *blob = blobs + r * bound;
+		size_t len = store_codec_encode(p->counts + (l0 + r) * E, E, blob);
+		*bytes += (int64_t)len;
+		sqlite3_bind_int(st, 3 + 2 * (int)r, (int)(l0 + r));
+		sqlite3_bind_blob(st, 4 + 2 * (int)r, blob, (int)len, SQLITE_STATIC);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+			rc = set_err(s, UTIL_EUSAGE, "step %lld is already recorded in run '%s'",
+				     (long long)p->step, run->name);
+		else
+			rc = store_int_dberr(s, "inserting counts");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_steps_append(struct store *s, const struct store_run *run,
 			   const struct store_step *steps, size_t n)
 {
-	sqlite3_stmt *ss = NULL, *sc = NULL;
+	sqlite3_stmt *ss = NULL, *sc = NULL, *sc_last = NULL;
 	size_t E = (size_t)run->experts, L = (size_t)run->layers;
-	uint8_t *blob = NULL;
+	size_t rows = counts_rows_per_insert(L, E), last = L % rows;
+	uint8_t *blobs = NULL;
 	int64_t total = 0;
 	int rc;
 
@@ -1532,41 +1613,25 @@ static int sq_steps_append(struct store *s, const struct store_run *run,
 		if (store_step_check(steps[i].step, &e) || store_tokens_check(steps[i].tokens, &e))
 			return set_err(s, e.code, "run '%s': %s", run->name, e.msg);
 	}
-	blob = malloc(store_codec_bound(E));
-	if (!blob)
+	blobs = malloc(rows * store_codec_bound(E));
+	if (!blobs)
 		return set_err(s, UTIL_ENOMEM, "out of memory");
 	if ((rc = store_int_prepare(s,
 				    "INSERT INTO steps (run, step, time, phase, tokens, bytes) "
 				    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 				    &ss)) ||
-	    (rc = store_int_prepare(s,
-				    "INSERT INTO counts (run, step, layer, data) "
-				    "VALUES (?1, ?2, ?3, ?4)",
-				    &sc)))
+	    (rc = counts_insert_prepare(s, rows, &sc)) ||
+	    (last && (rc = counts_insert_prepare(s, last, &sc_last))))
 		goto out;
 	if ((rc = store_begin(s)))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct store_step *p = &steps[i];
 		int64_t bytes = 0;
-		for (size_t l = 0; l < L; l++) {
-			size_t len = store_codec_encode(p->counts + l * E, E, blob);
-			bytes += (int64_t)len;
-			sqlite3_bind_int64(sc, 1, run->id);
-			sqlite3_bind_int64(sc, 2, p->step);
-			sqlite3_bind_int(sc, 3, (int)l);
-			sqlite3_bind_blob(sc, 4, blob, (int)len, SQLITE_STATIC);
-			if (sqlite3_step(sc) != SQLITE_DONE) {
-				if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-					rc = set_err(s, UTIL_EUSAGE,
-						     "step %lld is already recorded in run '%s'",
-						     (long long)p->step, run->name);
-				else
-					rc = store_int_dberr(s, "inserting counts");
+		for (size_t l = 0; l < L; l += rows)
+			if ((rc = counts_insert(s, L - l < rows ? sc_last : sc, run, p, l,
+						L - l < rows ? last : rows, blobs, &bytes)))
 				goto fail;
-			}
-			sqlite3_reset(sc);
-		}
 		sqlite3_bind_int64(ss, 1, run->id);
 		sqlite3_bind_int64(ss, 2, p->step);
 		sqlite3_bind_double(ss, 3, p->time);
@@ -1589,12 +1654,12 @@ static int sq_steps_append(struct store *s, const struct store_run *run,
 	goto out;
 fail:
 	sqlite3_reset(ss);
-	sqlite3_reset(sc);
 	store_rollback(s);
 out:
 	sqlite3_finalize(ss);
 	sqlite3_finalize(sc);
-	free(blob);
+	sqlite3_finalize(sc_last);
+	free(blobs);
 	return rc;
 }
 

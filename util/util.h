@@ -73,6 +73,10 @@ void util_die(const char *fmt, ...) UTIL_PRINTF(1, 2) __attribute__((noreturn));
 void *util_malloc(size_t n);
 void *util_calloc(size_t n, size_t size);
 void *util_realloc(void *p, size_t n);
+/* n bytes (n >= 1) for a buffer of a MiB or more, placed where the kernel
+ * can back it with 2 MiB pages (far fewer page faults on first touch);
+ * free() releases it; NULL on failure. */
+void *util_malloc_large(size_t n);
 /* Defined in the check build only (-DUTIL_ALLOC_HOOK), for tests; there
  * MOETRACE_TEST_FAIL_ALLOC=N in the environment calls it at start: the nth
  * call of the util_ allocators from now on fails, a soft buffer's growth

@@ -92,6 +92,97 @@ static void test_store_codec_size(void **state)
 	}
 }
 
+/* The blob format, written the plain way: tag, LEB128 count, then Rice
+ * with the cheapest k among log2(mean) - 2 .. + 2 (first on a tie) one bit
+ * at a time, or raw when Rice is not smaller.  The encoder's own bytes
+ * must be these: blobs already stored stay what a new encoder writes. */
+static size_t plain_encode(const uint32_t *v, size_t n, uint8_t *out)
+{
+	uint64_t sum = 0, best = UINT64_MAX;
+	unsigned k0 = 0, bk = 0;
+	size_t len = 0, bit = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	while (n && k0 < 31 && (2ULL << k0) <= sum / n)
+		k0++;
+	for (unsigned k = k0 > 2 ? k0 - 2 : 0; k <= (k0 + 2 > 31 ? 31 : k0 + 2); k++) {
+		uint64_t b = 0;
+		for (size_t i = 0; i < n; i++)
+			b += (v[i] >> k) < 24 ? (v[i] >> k) + 1 + k : 56;
+		if (b < best) {
+			best = b;
+			bk = k;
+		}
+	}
+	int raw = (best + 7) / 8 + 1 >= 4 * n;
+	out[len++] = raw ? STORE_CODEC_RAW : STORE_CODEC_RICE;
+	for (uint64_t c = n;; c >>= 7) {
+		out[len++] = (uint8_t)(c & 0x7f) | (c >= 0x80 ? 0x80 : 0);
+		if (c < 0x80)
+			break;
+	}
+	if (raw) {
+		for (size_t i = 0; i < n; i++)
+			for (int b = 0; b < 4; b++)
+				out[len++] = (uint8_t)(v[i] >> (8 * b));
+		return len;
+	}
+	out[len++] = (uint8_t)bk;
+	memset(out + len, 0, store_codec_bound(n) - len);
+#define PUT(bitval) (out[len + bit / 8] |= (uint8_t)((bitval) << (bit % 8)), bit++)
+	for (size_t i = 0; i < n; i++) {
+		uint32_t q = v[i] >> bk;
+		if (q < 24) {
+			for (uint32_t j = 0; j < q; j++)
+				PUT(1);
+			PUT(0);
+			for (unsigned j = 0; j < bk; j++)
+				PUT((v[i] >> j) & 1);
+		} else {
+			for (int j = 0; j < 24; j++)
+				PUT(1);
+			for (int j = 0; j < 32; j++)
+				PUT((v[i] >> j) & 1);
+		}
+	}
+#undef PUT
+	return len + (bit + 7) / 8;
+}
+
+static void test_store_codec_bytes(void **state)
+{
+	(void)state;
+	struct util_rng rng;
+	/* lengths around the encoder's blocks of 4 and its 2^16-value sums */
+	static const size_t lens[] = { 1, 2, 3, 4, 5, 7, 8, 63, 64, 255, 256, 257, 1000, 70001 };
+	size_t cap = 70001;
+	uint32_t *v = malloc(cap * sizeof(uint32_t));
+	uint8_t *a = malloc(store_codec_bound(cap)), *b = malloc(store_codec_bound(cap));
+
+	util_rng_seed(&rng, 11);
+	for (int iter = 0; iter < 1400; iter++) {
+		size_t n = lens[iter % 14];
+		unsigned scale = (unsigned)(iter / 14) % 33;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t x = util_rng_next(&rng);
+			switch (iter / 14 % 4) {
+			case 0: v[i] = (uint32_t)(x >> (32 + scale % 32)); break; /* 0 .. 2^32 - 1 */
+			case 1: v[i] = (uint32_t)(-(double)(1u << scale % 24) *
+						  log(util_rng_uniform(&rng) + 1e-12)); break;
+			case 2: v[i] = (x & 15) == 0 ? (uint32_t)(x >> 32) : (uint32_t)(x % 9); break;
+			default: v[i] = (uint32_t)(x % 3);
+			}
+		}
+		size_t la = plain_encode(v, n, a), lb = store_codec_encode(v, n, b);
+		assert_int_equal(la, lb);
+		assert_memory_equal(a, b, la);
+	}
+	free(v);
+	free(a);
+	free(b);
+}
+
 static void test_store_codec_garbage(void **state)
 {
 	(void)state;
@@ -132,6 +223,59 @@ static void cleanup(const char *p)
 	unlink(b);
 	snprintf(b, sizeof(b), "%s-shm", p);
 	unlink(b);
+}
+
+/* Steps of more layers than one INSERT writes (300 = 2 x 128 + 44), and
+ * of layers so wide that fewer of them fit one: read back as written, and
+ * a step appended twice is refused by name with nothing of it kept. */
+static void test_store_many_layers(void **state)
+{
+	(void)state;
+	static const int shapes[2][2] = { { 300, 7 }, { 20, 65536 } };
+
+	for (int k = 0; k < 2; k++) {
+		char *path = tmpdb();
+		struct util_err err = UTIL_ERR_INIT;
+		struct store *s;
+		struct store_run run = { 0 };
+		int L = shapes[k][0], E = shapes[k][1], N = 3;
+		size_t cells = (size_t)L * (size_t)E;
+		uint32_t *counts = malloc((size_t)N * cells * sizeof(uint32_t));
+		struct store_step steps[3];
+
+		assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+		snprintf(run.name, sizeof(run.name), "wide");
+		run.layers = L;
+		run.experts = E;
+		assert_int_equal(store_run_add(s, &run), 0);
+		for (int i = 0; i < N; i++) {
+			for (size_t c = 0; c < cells; c++)
+				counts[(size_t)i * cells + c] = (uint32_t)((c * 2654435761u + (size_t)i) % 1000);
+			steps[i] = (struct store_step){ .step = i, .counts = counts + (size_t)i * cells };
+		}
+		assert_int_equal(store_steps_append(s, &run, steps, 2), 0);
+		/* step 1 again, after the new step 2: all refused */
+		assert_int_equal(store_steps_append(s, &run, steps + 1, 2), UTIL_EUSAGE);
+		assert_non_null(strstr(store_errmsg(s), "step 1 is already recorded in run 'wide'"));
+		assert_int_equal(store_steps_append(s, &run, steps + 2, 1), 0);
+
+		struct store_iter *it;
+		struct store_step out;
+		int n = 0;
+		assert_int_equal(store_iter_new(s, &run, INT64_MIN, INT64_MAX, 0, &it), 0);
+		while (store_iter_next(it, &out) == 1) {
+			assert_int_equal(out.step, n);
+			assert_memory_equal(out.counts, counts + (size_t)n * cells,
+					    cells * sizeof(uint32_t));
+			n++;
+		}
+		store_iter_free(it);
+		assert_int_equal(n, N);
+		store_free(s);
+		cleanup(path);
+		free(path);
+		free(counts);
+	}
 }
 
 static void test_store_roundtrip(void **state)
@@ -865,6 +1009,8 @@ int main(void)
 		cmocka_unit_test(test_store_codec_edges),
 		cmocka_unit_test(test_store_codec_random),
 		cmocka_unit_test(test_store_codec_size),
+		cmocka_unit_test(test_store_codec_bytes),
+		cmocka_unit_test(test_store_many_layers),
 		cmocka_unit_test(test_store_codec_garbage),
 		cmocka_unit_test(test_store_roundtrip),
 		cmocka_unit_test(test_store_hostile_files),
