@@ -871,7 +871,8 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 	double now = util_now();
 
 	if (sc->drawn && !sc->lay.too_small && !ui->help && sc->win[TUI_PANEL_HEADER] &&
-	    sc->drawn_version == tui_view_version(v) && ui_same(ui, &sc->drawn_ui, sc->drawn_msg, now)) {
+	    sc->drawn_version == tui_view_version(v) &&
+	    ui_same(ui, &sc->drawn_ui, sc->drawn_msg, now)) {
 		/* nothing but the clock moved: the header's state and ages */
 		werase(sc->win[TUI_PANEL_HEADER]);
 		draw_header(sc, sc->win[TUI_PANEL_HEADER], v, ui);

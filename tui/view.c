@@ -474,7 +474,8 @@ static void ring_pop(struct tui_view *v)
 static int ring_shift(struct tui_view *v, int64_t from)
 {
 	size_t LE = (size_t)v->L * v->E;
-	int64_t back = (int64_t)(is_flagship(v) && !v->once ? 1 + ANALYZE_FLAGSHIP_HISTORY : 1) * v->W;
+	int keep_hist = is_flagship(v) && !v->once;
+	int64_t back = (int64_t)(keep_hist ? 1 + ANALYZE_FLAGSHIP_HISTORY : 1) * v->W;
 	int64_t keep = from < INT64_MIN + back ? INT64_MIN : from - back;
 	int changed = 0;
 
@@ -663,6 +664,12 @@ static void layer_heat(const struct tui_view *v, int l, double *heat)
 		heat[e] = (double)s[e];
 }
 
+/* The counts of the ring's r-th entry from its oldest. */
+static const uint32_t *ring_counts(const struct tui_view *v, int r)
+{
+	return v->rcounts + (size_t)((v->head + r) % v->cap) * v->L * v->E;
+}
+
 /* Reads the selected steps of [lo, hi] before the ring into its front, the
  * history it lacks: 1 when it holds them now, 0 when they do not fit or
  * were not the steps counted (the caller reads them itself), or < 0. */
@@ -771,14 +778,13 @@ static int forecast_read(struct tui_view *v, int64_t afrom, int64_t ato, struct 
 			return rc;
 		}
 	}
-	size_t LE = (size_t)v->L * v->E;
 	int64_t i = k;
 	if (v->fc.b.hist)
 		for (int r = first; r < v->nhist; r++)
-			analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+			analyze_blocks_add(&v->fc.b, i++, ring_counts(v, r));
 	i = nh;
 	for (int r = v->nhist; r < v->nhist + v->nprev; r++)
-		analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+		analyze_blocks_add(&v->fc.b, i++, ring_counts(v, r));
 	return analyze_forecast_choose(&v->fc, v->P, err);
 fail:
 	analyze_blocks_release(&v->fc.b);
