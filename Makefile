@@ -8,8 +8,14 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw libmicrohttpd libcurl
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) 2>/dev/null)
+UI_PKGS  = cairo ncursesw
+# libmicrohttpd and libcurl are loaded with dlopen() when an endpoint or a
+# ClickHouse client is asked for (tui/server.c, fleet/client.c): their
+# headers only, never linked.  Linked, every process would load them and
+# what they pull in (GnuTLS initialises itself at load time): a sanitizer
+# build spent most of its start-up there, and make check starts thousands.
+DL_PKGS  = libmicrohttpd libcurl
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) $(DL_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)

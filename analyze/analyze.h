@@ -400,10 +400,22 @@ int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int
 struct analyze_blocks {
 	int n, hist, layers, experts;
 	double *heat;
+	int64_t nw, nh, bsz; /* the window's steps, the history's, steps a block */
 };
 int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
 void analyze_blocks_release(struct analyze_blocks *b);
+/* The same blocks from steps a caller holds (`top` keeps them decoded):
+ * the history of the window [from, to] is the selected steps of
+ * [analyze_window_history_from(from, to), from - 1] (none when that is
+ * from).  analyze_blocks_init sizes b for nw window steps after nh history
+ * steps (0, or UTIL_ENOMEM); analyze_blocks_add adds the i-th of those
+ * nh + nw steps, oldest first (counts[layers * experts]), in any order.
+ * Given the same steps, the blocks equal analyze_window_blocks'. */
+int64_t analyze_window_history_from(int64_t from, int64_t to);
+int analyze_blocks_init(struct analyze_blocks *b, int layers, int experts, int64_t nw,
+			int64_t nh);
+void analyze_blocks_add(struct analyze_blocks *b, int64_t i, const uint32_t *counts);
 
 /* What the flagship is given for a window of a run when `place --steps
  * A:B` runs it without options, for a caller that places layer by layer
@@ -421,6 +433,10 @@ struct analyze_forecast {
 int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			  unsigned phase_mask, int nslots, struct analyze_forecast *f,
 			  struct util_err *err);
+/* The second half of analyze_forecast_read, for a caller that filled f->b
+ * itself (analyze_blocks_init/add): chooses the estimator.  0, or
+ * UTIL_ENOMEM with f released. */
+int analyze_forecast_choose(struct analyze_forecast *f, int nslots, struct util_err *err);
 void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_place_in *in);
 void analyze_forecast_release(struct analyze_forecast *f);
 
@@ -725,6 +741,16 @@ int analyze_replay_run(struct store *s, const struct store_run *run,
 		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
 		       struct util_err *err);
 void analyze_replay_release(struct analyze_replay_out *out);
+/* n replays of one selection of steps (every cfgs[i] has the same from,
+ * to and phase_mask, and store 0), reading and decoding the steps once
+ * for all of them: with threads > 1 on a reader thread and two scoring
+ * threads, each cfgs[i].threads still applying to its decisions.  rcs[i]
+ * and errs[i] are each replay's outcome, outs[i] its result (release each
+ * with analyze_replay_release; a failed one is released already).
+ * Returns 0, or the failure of reading the steps (every rcs[i] then). */
+int analyze_replay_grid(struct store *s, const struct store_run *run,
+			const struct analyze_replay_cfg *cfgs, int n, int threads,
+			struct analyze_replay_out *outs, struct util_err *errs, int *rcs);
 
 /* ---- shared option values of the analysing commands (analyze/opts.c) -----
  * Each checks its argument, stores it, and returns 0 or UTIL_EUSAGE with a

@@ -8,7 +8,6 @@
 #include "cmds.h"
 
 #include <getopt.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +370,11 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 
 /* ---- grid ------------------------------------------------------------------ */
 
+/* Combinations replayed on one reading of the trace: each holds its
+ * histograms, window and checkpoints (about 12 MB at 58 x 256), so a
+ * batch bounds the memory of a large grid. */
+#define GRID_BATCH 12
+
 struct combo {
 	const struct analyze_engine *engine; /* NULL: none (the settings given) */
 	const struct analyze_algo *algo;
@@ -379,18 +383,6 @@ struct combo {
 	struct analyze_replay_out r;
 	int rc;
 	struct util_err err;
-};
-
-struct grid {
-	const struct opts *o;
-	const char *db;
-	struct store_run run;
-	int ranks;
-	struct setup su0;
-	int en_nodes, en_groups; /* nodes and groups of the engines' rows */
-	struct combo *c;
-	size_t n, next;
-	pthread_mutex_t mu;
 };
 
 static int split_list(const char *s, char out[][64], int max)
@@ -411,65 +403,6 @@ static int split_list(const char *s, char out[][64], int max)
 		p = q + 1;
 	}
 	return n;
-}
-
-static void *grid_worker(void *arg)
-{
-	struct grid *g = arg;
-	struct store *s = NULL;
-	struct util_err err = UTIL_ERR_INIT;
-	struct store_run run;
-
-	if (store_open_run(g->db, g->o->runname, STORE_READONLY, &s, &run, &err)) {
-		pthread_mutex_lock(&g->mu);
-		for (size_t i = g->next; i < g->n; i++) {
-			g->c[i].rc = err.code;
-			g->c[i].err = err;
-		}
-		g->next = g->n;
-		pthread_mutex_unlock(&g->mu);
-		return NULL;
-	}
-	for (;;) {
-		pthread_mutex_lock(&g->mu);
-		size_t i = g->next++;
-		pthread_mutex_unlock(&g->mu);
-		if (i >= g->n)
-			break;
-		struct combo *c = &g->c[i];
-		int P = g->ranks * c->slots, L = run.layers;
-		int32_t *start = malloc((size_t)L * (size_t)P * sizeof(int32_t));
-		char desc[256];
-		struct setup su = g->su0;
-		su.s = s;
-		su.run = run;
-		if (!start) {
-			c->rc = util_err_set(&c->err, UTIL_ENOMEM, "out of memory");
-			continue;
-		}
-		c->rc = resolve_start(&su, g->o, g->ranks, c->slots, start, desc, sizeof(desc),
-				      &c->err);
-		if (!c->rc) {
-			struct analyze_replay_cfg cfg = {
-				.algo = c->algo, .ranks = g->ranks, .slots = c->slots,
-				.nodes = c->engine ? g->en_nodes : g->o->nodes,
-				.groups = c->engine ? g->en_groups : g->o->groups,
-				.interval = c->interval, .window = c->window, .delay = c->delay,
-				.threshold = g->o->threshold, .pay = c->pay,
-				.episodes = analyze_replay_episodes(g->o->episodes, c->window),
-				.max_moves = g->o->max_moves,
-				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
-				.from = g->o->from,
-				.to = g->o->to, .phase_mask = g->o->phase_mask, .start = start,
-				.deploy = &su.dep, .threads = 1, .store = 0,
-				.engine = c->engine ? c->engine->name : NULL,
-			};
-			c->rc = analyze_replay_run(s, &run, &cfg, &c->r, &c->err);
-		}
-		free(start);
-	}
-	store_free(s);
-	return NULL;
 }
 
 /* Nodes and expert groups for an engine's algorithm: the given ones, else
@@ -665,21 +598,66 @@ static int grid_value_rows(const struct opts *o, const struct setup *su,
 	return 0;
 }
 
-/* The replays of the n combinations, on up to two threads each with its
- * own connection; the first failure's exit status, else 0. */
+/* The replays of the m combinations c: each one's start placement and
+ * settings, then one reading of the trace for all (analyze_replay_grid). */
+static void grid_batch(const struct opts *o, struct setup *su, int ranks, int en_nodes,
+		       int en_groups, struct combo *c, size_t m)
+{
+	struct analyze_replay_cfg cfg[GRID_BATCH];
+	struct analyze_replay_out out[GRID_BATCH];
+	struct util_err err[GRID_BATCH];
+	int32_t *start[GRID_BATCH] = { NULL };
+	struct combo *live[GRID_BATCH];
+	int rcs[GRID_BATCH], n = 0;
+	char desc[256];
+
+	for (size_t i = 0; i < m; i++) {
+		struct combo *x = &c[i];
+		size_t P = (size_t)ranks * (size_t)x->slots;
+		if (!(start[i] = malloc((size_t)su->run.layers * P * sizeof(int32_t)))) {
+			x->rc = util_err_set(&x->err, UTIL_ENOMEM, "out of memory");
+			continue;
+		}
+		if ((x->rc = resolve_start(su, o, ranks, x->slots, start[i], desc, sizeof(desc),
+					   &x->err)))
+			continue;
+		cfg[n] = (struct analyze_replay_cfg){
+			.algo = x->algo, .ranks = ranks, .slots = x->slots,
+			.nodes = x->engine ? en_nodes : o->nodes,
+			.groups = x->engine ? en_groups : o->groups,
+			.interval = x->interval, .window = x->window, .delay = x->delay,
+			.threshold = o->threshold, .pay = x->pay,
+			.episodes = analyze_replay_episodes(o->episodes, x->window),
+			.max_moves = o->max_moves,
+			.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+			.from = o->from, .to = o->to, .phase_mask = o->phase_mask,
+			.start = start[i], .deploy = &su->dep, .threads = 1, .store = 0,
+			.engine = x->engine ? x->engine->name : NULL,
+		};
+		err[n] = (struct util_err)UTIL_ERR_INIT;
+		live[n++] = x;
+	}
+	if (n)
+		analyze_replay_grid(su->s, &su->run, cfg, n, o->threads, out, err, rcs);
+	for (int k = 0; k < n; k++) {
+		live[k]->r = out[k];
+		live[k]->rc = rcs[k];
+		live[k]->err = err[k];
+	}
+	for (size_t i = 0; i < m; i++)
+		free(start[i]);
+}
+
+/* The replays of the n combinations, GRID_BATCH at a time, each batch on
+ * one reading of the trace; the first failure's exit status, else 0. */
 static int grid_run(struct opts *o, struct setup *su, int ranks, struct combo *c, size_t n)
 {
-	struct grid g = { .o = o, .db = o->db, .run = su->run, .ranks = ranks, .su0 = *su,
-			  .c = c, .n = n };
-	pthread_t tid;
+	int en_nodes, en_groups;
 
-	engine_layout(o, su, ranks, &g.en_nodes, &g.en_groups);
-	pthread_mutex_init(&g.mu, NULL);
-	int two = o->threads != 1 && n > 1 && pthread_create(&tid, NULL, grid_worker, &g) == 0;
-	grid_worker(&g);
-	if (two)
-		pthread_join(tid, NULL);
-	pthread_mutex_destroy(&g.mu);
+	engine_layout(o, su, ranks, &en_nodes, &en_groups);
+	for (size_t b = 0; b < n; b += GRID_BATCH)
+		grid_batch(o, su, ranks, en_nodes, en_groups, c + b,
+			   n - b < GRID_BATCH ? n - b : GRID_BATCH);
 	for (size_t i = 0; i < n; i++)
 		if (c[i].rc)
 			return util_cli_fail("replay", &c[i].err);

@@ -24,24 +24,38 @@
 
 #define QH_BINS 16384
 #define QH_RATIO 1.0005 /* bin i holds [RATIO^i, RATIO^(i+1)) */
+/* Bins come in pages of QH_PAGE, allocated when a value first falls in
+ * one: a layer's imbalance keeps to a few pages, so a histogram takes a
+ * few KB rather than 64 KB a layer, and its counts stay in cache. */
+#define QH_PAGE 256
+#define QH_PAGES (QH_BINS / QH_PAGE)
+/* Steps whose imbalance is kept before it goes into the histograms
+ * (replay_qflush). */
+#define QB_STEPS 64
 
 struct qhist {
-	uint32_t *bins; /* [n * QH_BINS] */
-	double *sum;    /* [n] */
+	uint32_t **page; /* [n * QH_PAGES], NULL until used */
+	double *sum;     /* [n] */
+	int n;
 	int64_t count;
+	int oom;         /* a page could not be allocated */
 };
 
 static int qh_init(struct qhist *h, int n)
 {
-	h->bins = calloc((size_t)n * QH_BINS, sizeof(uint32_t));
+	h->page = calloc((size_t)n * QH_PAGES, sizeof(*h->page));
 	h->sum = calloc((size_t)n, sizeof(double));
+	h->n = n;
 	h->count = 0;
-	return h->bins && h->sum ? 0 : UTIL_ENOMEM;
+	h->oom = 0;
+	return h->page && h->sum ? 0 : UTIL_ENOMEM;
 }
 
 static void qh_free(struct qhist *h)
 {
-	free(h->bins);
+	for (size_t i = 0; h->page && i < (size_t)h->n * QH_PAGES; i++)
+		free(h->page[i]);
+	free(h->page);
 	free(h->sum);
 }
 
@@ -51,13 +65,18 @@ static void qh_add(struct qhist *h, int i, double x)
 
 	if (b >= QH_BINS)
 		b = QH_BINS - 1;
-	h->bins[(size_t)i * QH_BINS + (size_t)b]++;
+	uint32_t **pg = &h->page[(size_t)i * QH_PAGES + (size_t)(b / QH_PAGE)];
+	if (!*pg && !(*pg = calloc(QH_PAGE, sizeof(uint32_t)))) {
+		h->oom = 1;
+		return;
+	}
+	(*pg)[b % QH_PAGE]++;
 	h->sum[i] += x;
 }
 
 static double qh_pct(const struct qhist *h, int i, double pct)
 {
-	const uint32_t *b = h->bins + (size_t)i * QH_BINS;
+	uint32_t *const *pg = h->page + (size_t)i * QH_PAGES;
 	int64_t target, acc = 0;
 
 	if (h->count == 0)
@@ -66,7 +85,11 @@ static double qh_pct(const struct qhist *h, int i, double pct)
 	if (target < 1)
 		target = 1;
 	for (int k = 0; k < QH_BINS; k++) {
-		acc += b[k];
+		if (!pg[k / QH_PAGE]) {
+			k += QH_PAGE - 1;
+			continue;
+		}
+		acc += pg[k / QH_PAGE][k % QH_PAGE];
 		if (acc >= target)
 			return k == 0 ? 1.0 : pow(QH_RATIO, k + 0.5);
 	}
@@ -269,126 +292,282 @@ static void slot_weights(const int32_t *p2l, int P, const int *cnt, double *w)
 		w[p] = 1.0 / cnt[p2l[p]];
 }
 
-/* ---- read-ahead ---------------------------------------------------------
- * Without storing, the connection is only read, so a second thread reads
- * and decodes the steps (store_iter_next) into a ring of RA_SLOTS step
- * buffers while this one scores them. */
-#define RA_SLOTS 8
+/* ---- the feed ------------------------------------------------------------
+ * One reading of the trace feeds one or more replays: steps are read and
+ * decoded once (store_iter_next) into a ring of FEED_SLOTS steps, and each
+ * replay scores them in order.  With threads a reader thread does the
+ * connection's work (reading, and for a stored replay writing its
+ * per-step rows, which the scoring leaves in the step's slot) while
+ * workers score; a worker takes any replay that has steps to score, so
+ * replays of a grid share two cores whatever their cost.  Without threads
+ * the one worker reads and writes when it runs out of steps.  A slot is
+ * free once every live replay has scored it and its rows are written. */
+#define FEED_SLOTS 32
 
-struct ra {
+struct replay;
+static int replay_step(struct replay *r, const struct store_step *st, double *rows,
+		       const double *base);
+static int replay_base_same(const struct replay *a, const struct replay *b);
+static void replay_base_score(const struct replay *r, const uint32_t *counts, double *bmax,
+			      double *bt);
+
+struct feed_slot {
+	struct store_step st; /* counts: the slot's own buffer [cells] */
+	double *rows;         /* [3 L] with rows: max, mean and baseline max load */
+	double *base;         /* [nb * 2 L] each baseline's max load and MoE seconds */
+};
+
+struct feed {
+	struct store *s;      /* read, and written with rows */
 	struct store_iter *it;
+	struct feed_rep {
+		struct replay *r;
+		int64_t pos;  /* steps it has scored */
+		int rc;       /* its failure (it then scores no more) */
+		int base;     /* its baseline, of brep */
+		uint8_t busy; /* a worker holds it */
+	} *rep;               /* [n] */
+	int n, L, rows;       /* rows: write rep[0]'s per-step rows */
+	int nb;               /* baselines the reader scores (0: each replay its own) */
+	struct replay **brep; /* [nb] a replay of each baseline */
+	int64_t replay_id;
 	size_t cells;
-	struct store_step slot[RA_SLOTS];
-	int head, count;   /* next slot to hand out, filled slots */
-	int done, rc;      /* the iterator has ended (rc: its last return) */
-	int stop;          /* the reader must stop */
-	int held;          /* the consumer holds slot[head] */
+	struct feed_slot slot[FEED_SLOTS];
+	int64_t wr, wrote;    /* steps read; steps whose rows are written */
+	int eof, io_rc;       /* the reading ended; the reader's or writer's failure */
+	char io_msg[256];
+	int threaded, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t tid;
-	int running;
 };
 
-static void *ra_main(void *arg)
+/* Steps every live replay has scored (all read steps when none is left). */
+static int64_t feed_scored(const struct feed *f)
 {
-	struct ra *a = arg;
-	struct store_step st;
+	int64_t m = f->wr;
 
-	for (;;) {
-		int rc = store_iter_next(a->it, &st);
-		pthread_mutex_lock(&a->mu);
-		if (rc != 1) {
-			a->done = 1;
-			a->rc = rc;
-			pthread_cond_broadcast(&a->cv);
-			pthread_mutex_unlock(&a->mu);
-			return NULL;
-		}
-		while (a->count == RA_SLOTS && !a->stop)
-			pthread_cond_wait(&a->cv, &a->mu);
-		if (a->stop) {
-			pthread_mutex_unlock(&a->mu);
-			return NULL;
-		}
-		/* the slot is free: neither filled nor held */
-		struct store_step *d = &a->slot[(a->head + a->count) % RA_SLOTS];
-		uint32_t *c = d->counts;
-		pthread_mutex_unlock(&a->mu);
-		*d = st;
-		d->counts = c;
-		memcpy(c, st.counts, a->cells * sizeof(uint32_t));
-		pthread_mutex_lock(&a->mu);
-		a->count++;
-		pthread_cond_broadcast(&a->cv);
-		pthread_mutex_unlock(&a->mu);
-	}
+	for (int i = 0; i < f->n; i++)
+		if (!f->rep[i].rc && f->rep[i].pos < m)
+			m = f->rep[i].pos;
+	return m;
 }
 
-/* 0 with the reader running, -1 when it cannot start (then read inline). */
-static int ra_start(struct ra *a, struct store_iter *it, size_t cells)
+/* Replays that have not failed. */
+static int feed_live(const struct feed *f)
 {
-	memset(a, 0, sizeof(*a));
-	a->it = it;
-	a->cells = cells;
-	for (int i = 0; i < RA_SLOTS; i++)
-		if (!(a->slot[i].counts = malloc(cells * sizeof(uint32_t)))) {
-			for (int j = 0; j < i; j++)
-				free(a->slot[j].counts);
-			return -1;
-		}
-	pthread_mutex_init(&a->mu, NULL);
-	pthread_cond_init(&a->cv, NULL);
-	if (pthread_create(&a->tid, NULL, ra_main, a)) {
-		pthread_mutex_destroy(&a->mu);
-		pthread_cond_destroy(&a->cv);
-		for (int i = 0; i < RA_SLOTS; i++)
-			free(a->slot[i].counts);
-		return -1;
-	}
-	a->running = 1;
-	return 0;
+	int n = 0;
+
+	for (int i = 0; i < f->n; i++)
+		n += !f->rep[i].rc;
+	return n;
 }
 
-/* As store_iter_next: 1 and *st (valid until the next call), 0 at the end,
- * or the iterator's error. */
-static int ra_next(struct ra *a, struct store_step *st)
+static int64_t feed_free_from(const struct feed *f)
+{
+	return f->rows && !f->rep[0].rc ? f->wrote : feed_scored(f);
+}
+
+static void feed_fail(struct feed *f, int rc)
+{
+	f->io_rc = rc;
+	snprintf(f->io_msg, sizeof(f->io_msg), "%s", store_errmsg(f->s));
+	f->eof = 1;
+}
+
+/* One piece of the connection's work, called with f->mu held (released
+ * while it works): write the rows of one scored step, else read one step
+ * into a free slot.  0 when there was nothing to do. */
+static int feed_io(struct feed *f)
 {
 	int rc;
 
-	pthread_mutex_lock(&a->mu);
-	if (a->held) { /* give the last step's slot back */
-		a->held = 0;
-		a->head = (a->head + 1) % RA_SLOTS;
-		a->count--;
-		pthread_cond_broadcast(&a->cv);
+	if (f->io_rc)
+		return 0;
+	if (f->rows && !f->rep[0].rc && f->wrote < f->rep[0].pos) {
+		const struct feed_slot *sl = &f->slot[f->wrote % FEED_SLOTS];
+		pthread_mutex_unlock(&f->mu);
+		rc = store_replay_step_add(f->s, f->replay_id, sl->st.step, f->L, sl->rows,
+					   sl->rows + f->L, sl->rows + 2 * f->L);
+		pthread_mutex_lock(&f->mu);
+		if (rc)
+			feed_fail(f, UTIL_EDB);
+		else
+			f->wrote++;
+		pthread_cond_broadcast(&f->cv);
+		return 1;
 	}
-	while (a->count == 0 && !a->done)
-		pthread_cond_wait(&a->cv, &a->mu);
-	if (a->count > 0) {
-		*st = a->slot[a->head];
-		a->held = 1;
-		rc = 1;
-	} else {
-		rc = a->rc;
+	if (f->eof || f->wr - feed_free_from(f) >= FEED_SLOTS)
+		return 0;
+	struct feed_slot *sl = &f->slot[f->wr % FEED_SLOTS];
+	struct store_step st;
+	pthread_mutex_unlock(&f->mu);
+	rc = store_iter_next(f->it, &st);
+	if (rc == 1) {
+		uint32_t *c = sl->st.counts;
+		sl->st = st;
+		sl->st.counts = c;
+		memcpy(c, st.counts, f->cells * sizeof(uint32_t));
+		for (int b = 0; b < f->nb; b++)
+			replay_base_score(f->brep[b], c, sl->base + (size_t)b * 2 * f->L,
+					  sl->base + ((size_t)b * 2 + 1) * f->L);
 	}
-	pthread_mutex_unlock(&a->mu);
-	return rc;
+	pthread_mutex_lock(&f->mu);
+	if (rc == 1)
+		f->wr++;
+	else if (rc < 0)
+		feed_fail(f, rc);
+	else
+		f->eof = 1;
+	pthread_cond_broadcast(&f->cv);
+	return 1;
 }
 
-static void ra_stop(struct ra *a)
+static void *feed_reader(void *arg)
 {
-	if (!a->running)
-		return;
-	pthread_mutex_lock(&a->mu);
-	a->stop = 1;
-	pthread_cond_broadcast(&a->cv);
-	pthread_mutex_unlock(&a->mu);
-	pthread_join(a->tid, NULL);
-	pthread_mutex_destroy(&a->mu);
-	pthread_cond_destroy(&a->cv);
-	for (int i = 0; i < RA_SLOTS; i++)
-		free(a->slot[i].counts);
-	a->running = 0;
+	struct feed *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop && !f->io_rc && !(f->eof && (!f->rows || f->rep[0].rc || f->wrote == f->wr)))
+		if (!feed_io(f))
+			pthread_cond_wait(&f->cv, &f->mu);
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* A replay with steps to score that no worker holds (the one furthest
+ * behind, which frees slots first), else -1. */
+static int feed_pick(const struct feed *f)
+{
+	int best = -1;
+
+	for (int i = 0; i < f->n; i++)
+		if (!f->rep[i].rc && !f->rep[i].busy && f->rep[i].pos < f->wr &&
+		    (best < 0 || f->rep[i].pos < f->rep[best].pos))
+			best = i;
+	return best;
+}
+
+/* Scores steps until every replay has scored every step or failed (or
+ * the reading failed). */
+static void *feed_worker(void *arg)
+{
+	struct feed *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->io_rc && !f->stop) {
+		int i = feed_pick(f);
+		if (i < 0) {
+			if (!feed_live(f) || (f->eof && feed_scored(f) == f->wr))
+				break;
+			if (!f->threaded && feed_io(f))
+				continue;
+			pthread_cond_wait(&f->cv, &f->mu);
+			continue;
+		}
+		f->rep[i].busy = 1;
+		while (!f->rep[i].rc && f->rep[i].pos < f->wr && !f->io_rc) {
+			struct feed_slot *sl = &f->slot[f->rep[i].pos % FEED_SLOTS];
+			pthread_mutex_unlock(&f->mu);
+			int rc = replay_step(f->rep[i].r, &sl->st, f->rows ? sl->rows : NULL,
+					     f->nb ? sl->base + (size_t)f->rep[i].base * 2 * f->L : NULL);
+			pthread_mutex_lock(&f->mu);
+			if (rc)
+				f->rep[i].rc = rc;
+			else
+				f->rep[i].pos++;
+			pthread_cond_broadcast(&f->cv);
+		}
+		f->rep[i].busy = 0;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+static void feed_free(struct feed *f)
+{
+	for (int i = 0; i < FEED_SLOTS; i++) {
+		free(f->slot[i].st.counts);
+		free(f->slot[i].rows);
+		free(f->slot[i].base);
+	}
+	free(f->brep);
+	free(f->rep);
+}
+
+/* The distinct baselines of the replays (f->brep, rep[].base): the reader
+ * scores each once a step for all the replays that share it. */
+static int feed_bases(struct feed *f)
+{
+	if (!(f->brep = calloc((size_t)f->n, sizeof(*f->brep))))
+		return UTIL_ENOMEM;
+	for (int i = 0; i < f->n; i++) {
+		int b = 0;
+		while (b < f->nb && !replay_base_same(f->brep[b], f->rep[i].r))
+			b++;
+		if (b == f->nb)
+			f->brep[f->nb++] = f->rep[i].r;
+		f->rep[i].base = b;
+	}
+	return 0;
+}
+
+/* share_base: the reader scores the baselines (feed_bases). */
+static int feed_init(struct feed *f, struct store *s, struct store_iter *it, struct replay **rs,
+		     int n, int L, size_t cells, int rows, int share_base)
+{
+	*f = (struct feed){ .s = s, .it = it, .n = n, .L = L, .cells = cells, .rows = rows };
+	if (!(f->rep = calloc((size_t)n, sizeof(*f->rep))))
+		return UTIL_ENOMEM;
+	for (int i = 0; i < n; i++)
+		f->rep[i].r = rs[i];
+	if (share_base && feed_bases(f))
+		return UTIL_ENOMEM;
+	for (int i = 0; i < FEED_SLOTS; i++) {
+		struct feed_slot *sl = &f->slot[i];
+		sl->st.counts = malloc(cells * sizeof(uint32_t));
+		sl->rows = rows ? malloc(3 * (size_t)L * sizeof(double)) : NULL;
+		sl->base = f->nb ? malloc((size_t)f->nb * 2 * (size_t)L * sizeof(double)) : NULL;
+		if (!sl->st.counts || (rows && !sl->rows) || (f->nb && !sl->base))
+			return UTIL_ENOMEM;
+	}
+	return 0;
+}
+
+/* Every replay of f over the steps: a reader thread and `workers`
+ * scoring threads when threads > 1 (the caller's is one), else all on
+ * the caller's.  0, UTIL_ENOMEM, or the reading's or writing's failure
+ * (f->io_msg); each replay's own failure is in f->rep[].rc. */
+static int feed_run(struct feed *f, int threads, int workers)
+{
+	pthread_t wt[1];
+	int nw = 0;
+
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->threaded = threads > 1 && pthread_create(&f->tid, NULL, feed_reader, f) == 0;
+	if (f->threaded && workers > 1 && pthread_create(&wt[0], NULL, feed_worker, f) == 0)
+		nw = 1;
+	feed_worker(f);
+	for (int i = 0; i < nw; i++)
+		pthread_join(wt[i], NULL);
+	if (f->threaded) {
+		pthread_mutex_lock(&f->mu);
+		/* only a stored replay that succeeded has rows still to write */
+		f->stop = !f->rows || f->rep[0].rc;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->tid, NULL);
+	} else {
+		/* the rows of the last steps scored */
+		pthread_mutex_lock(&f->mu);
+		while (f->rows && !f->rep[0].rc && f->wrote < f->rep[0].pos && feed_io(f))
+			;
+		pthread_mutex_unlock(&f->mu);
+	}
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	return f->io_rc;
 }
 
 /* cfg->pay: each changed layer of next keeps its new placement only when
@@ -472,14 +651,17 @@ struct replay {
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
 	double *load;                        /* [R] */
-	double *lmax, *lmean, *bmax;         /* [L] of the step being scored */
+	double *lmax, *lmean, *bmax, *bt;    /* [L] of the step being scored */
 	double *before, *after;              /* [L] window imbalance around a decision */
 	uint8_t *want, *pend_layers;         /* [L] to re-place, changed by the pending */
 	int64_t *ev_moves, *ev_bytes;        /* [L] of an event */
 	int64_t *send, *recv, *psend, *precv; /* [2*R] intra | inter per rank */
 	struct qhist qh, qb, qo, qob;        /* per layer and overall, replay and baseline */
-	struct store_iter *it;
-	struct ra ra;
+	double *qbuf;                        /* [QB_STEPS * (2L + 2)] their values, by step,
+					      * until replay_qflush */
+	int nq;                              /* steps in qbuf */
+	double *ev_before, *ev_after;        /* [n_events * L] of every event (stored at
+					      * the end) */
 	int64_t pending_eff, ord;            /* pending takes effect before step ordinal;
 					      * steps seen */
 	size_t pending_ev;
@@ -651,6 +833,8 @@ static int replay_alloc(struct replay *r)
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
 	r->bmax = malloc((size_t)L * sizeof(double));
+	r->qbuf = malloc(QB_STEPS * (2 * (size_t)L + 2) * sizeof(double));
+	r->bt = malloc((size_t)L * sizeof(double));
 	r->before = malloc((size_t)L * sizeof(double));
 	r->after = malloc((size_t)L * sizeof(double));
 	r->want = malloc((size_t)L);
@@ -664,7 +848,7 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
-	    !r->lmax || !r->lmean || !r->bmax || !r->before || !r->after || !r->want ||
+	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
 	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
@@ -732,23 +916,15 @@ static int replay_begin_row(struct replay *r)
 	return 0;
 }
 
-/* The step iterator, the checkpoint of ordinal 0, and the read-ahead
- * thread when nothing is written. */
+/* The checkpoint of ordinal 0. */
 static int replay_open(struct replay *r)
 {
-	int rc;
-
-	if ((rc = store_iter_new(r->s, r->run, r->cfg->from, r->cfg->to, r->cfg->phase_mask,
-				 &r->it)))
-		return util_err_set(r->err, rc, "%s", store_errmsg(r->s));
 	if (r->nck && r->ck[0].ord == 0) {
 		r->ck[0].sum = calloc(r->LE, sizeof(uint64_t));
 		if (!r->ck[0].sum)
 			return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 		r->ci = 1;
 	}
-	if (!r->cfg->store && r->cfg->threads > 1)
-		ra_start(&r->ra, r->it, r->LE);
 	return 0;
 }
 
@@ -773,52 +949,112 @@ static void replay_apply_pending(struct replay *r, const struct store_step *st)
 	r->pending_eff = -1;
 }
 
+/* The imbalance of the last r->nq steps into the histograms: per layer
+ * and histogram in step order, so each sum adds up as if each value went
+ * in on its step, while a layer's values, close together, hit the same
+ * few bins rather than a scattered bin of every layer each step. */
+static int replay_qflush(struct replay *r)
+{
+	const int L = r->L;
+	const size_t row = 2 * (size_t)L + 2;
+
+	for (int l = 0; l < L; l++) {
+		for (int j = 0; j < r->nq; j++)
+			qh_add(&r->qh, l, r->qbuf[(size_t)j * row + (size_t)l]);
+		for (int j = 0; j < r->nq; j++)
+			qh_add(&r->qb, l, r->qbuf[(size_t)j * row + (size_t)(L + l)]);
+	}
+	for (int j = 0; j < r->nq; j++) {
+		qh_add(&r->qo, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L]);
+		qh_add(&r->qob, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L + 1]);
+	}
+	r->qh.count += r->nq;
+	r->qb.count += r->nq;
+	r->qo.count += r->nq;
+	r->qob.count += r->nq;
+	r->nq = 0;
+	return r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom ? UTIL_ENOMEM : 0;
+}
+
+/* The baseline's max load (bmax) and MoE seconds (bt, with the step-time
+ * model) of each layer of one step's counts. */
+static void replay_base_score(const struct replay *r, const uint32_t *counts, double *bmax,
+			      double *bt)
+{
+	const int R = r->R, S = r->S, P = r->P;
+	const int32_t *start = r->cfg->start;
+	double btot;
+
+	for (int l = 0; l < r->L; l++) {
+		const uint32_t *h = counts + (size_t)l * r->E;
+		bt[l] = 0;
+		if (r->timed)
+			bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      r->dep.sec_per_token, r->dep.sec_per_expert, &btot,
+					      &bt[l]);
+		else
+			bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R, S,
+					      &btot);
+	}
+}
+
+/* Do replays a and b score the same baseline? */
+static int replay_base_same(const struct replay *a, const struct replay *b)
+{
+	return a->R == b->R && a->S == b->S && a->L == b->L && a->E == b->E &&
+	       a->timed == b->timed && a->dep.sec_per_token == b->dep.sec_per_token &&
+	       a->dep.sec_per_expert == b->dep.sec_per_expert &&
+	       !memcmp(a->cfg->start, b->cfg->start, a->LP * sizeof(int32_t));
+}
+
 /* Step st under the placement in force and under the baseline: the
- * histograms, the time and token sums, the series and the stored row; its
- * heat joins the prefix sums. */
-static int replay_score(struct replay *r, const struct store_step *st)
+ * histograms, the time and token sums, the series, and with rows the
+ * stored row's loads (rows[0..L) max, [L..2L) mean, [2L..3L) baseline
+ * max), which the feed writes; its heat joins the prefix sums. */
+static int replay_score(struct replay *r, const struct store_step *st, double *rows,
+			const double *base)
 {
 	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P;
 	const struct analyze_deploy *dep = &r->dep;
-	const int32_t *start = r->cfg->start;
 	struct analyze_replay_out *out = r->out;
 	struct store_replay *sum = &out->sum;
 	double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
+	double *lmax = rows ? rows : r->lmax, *lmean = rows ? rows + L : r->lmean;
+	double *bmax = rows ? rows + 2 * L : r->bmax;
+	double *qv = r->qbuf + (size_t)r->nq * (2 * (size_t)L + 2);
 
+	if (base) {
+		memcpy(bmax, base, (size_t)L * sizeof(double));
+		memcpy(r->bt, base + L, (size_t)L * sizeof(double));
+	} else {
+		replay_base_score(r, st->counts, bmax, r->bt);
+	}
 	for (int l = 0; l < L; l++) {
 		const uint32_t *h = st->counts + (size_t)l * E;
-		double tot, btot;
+		double tot;
 		if (r->timed) {
-			double t, bt;
-			r->lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R,
-						 S, dep->sec_per_token, dep->sec_per_expert, &tot,
-						 &t);
-			r->bmax[l] = layer_max_t(h, start + (size_t)l * P, r->bw + (size_t)l * P, R,
-						 S, dep->sec_per_token, dep->sec_per_expert, &btot,
-						 &bt);
+			double t;
+			lmax[l] = layer_max_t(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
+					      dep->sec_per_token, dep->sec_per_expert, &tot, &t);
 			stime += t;
-			sbtime += bt;
+			sbtime += r->bt[l];
 		} else {
-			r->lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R,
-						 S, &tot);
-			r->bmax[l] = layer_max_w(h, start + (size_t)l * P, r->bw + (size_t)l * P, R,
-						 S, &btot);
+			lmax[l] = layer_max_w(h, r->cur + (size_t)l * P, r->w + (size_t)l * P, R, S,
+					      &tot);
 		}
-		r->lmean[l] = tot / R;
-		qh_add(&r->qh, l, tot > 0 ? r->lmax[l] / r->lmean[l] : 1.0);
-		qh_add(&r->qb, l, tot > 0 ? r->bmax[l] / r->lmean[l] : 1.0);
-		smax += r->lmax[l];
-		sbase += r->bmax[l];
-		smean += r->lmean[l];
+		lmean[l] = tot / R;
+		qv[l] = tot > 0 ? lmax[l] / lmean[l] : 1.0;
+		qv[L + l] = tot > 0 ? bmax[l] / lmean[l] : 1.0;
+		smax += lmax[l];
+		sbase += bmax[l];
+		smean += lmean[l];
 	}
 	for (size_t i = 0; i < r->LE; i++)
 		r->prefix[i] += st->counts[i];
-	r->qh.count++;
-	r->qb.count++;
-	qh_add(&r->qo, 0, smean > 0 ? smax / smean : 1.0);
-	qh_add(&r->qob, 0, smean > 0 ? sbase / smean : 1.0);
-	r->qo.count++;
-	r->qob.count++;
+	qv[2 * L] = smean > 0 ? smax / smean : 1.0;
+	qv[2 * L + 1] = smean > 0 ? sbase / smean : 1.0;
+	if (++r->nq == QB_STEPS && replay_qflush(r))
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
 	double tk = st->tokens > 0 ? (double)st->tokens : smean * R / L / r->topk;
 	sum->tokens += (int64_t)(tk + 0.5);
@@ -832,9 +1068,9 @@ static int replay_score(struct replay *r, const struct store_step *st)
 		if (out->n_series == (size_t)r->N)
 			return util_err_set(r->err, UTIL_ESTATE, "replay: more steps than counted");
 		int sl = r->cfg->series_layer;
-		double num = sl >= 0 && sl < L ? r->lmax[sl] : smax;
-		double bnum = sl >= 0 && sl < L ? r->bmax[sl] : sbase;
-		double den = sl >= 0 && sl < L ? r->lmean[sl] : smean;
+		double num = sl >= 0 && sl < L ? lmax[sl] : smax;
+		double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
+		double den = sl >= 0 && sl < L ? lmean[sl] : smean;
 		out->series_step[out->n_series] = st->step;
 		out->series_imbalance[out->n_series] = den > 0 ? num / den : 1.0;
 		out->series_base[out->n_series] = den > 0 ? bnum / den : 1.0;
@@ -842,9 +1078,6 @@ static int replay_score(struct replay *r, const struct store_step *st)
 	}
 	if (r->pending_eff >= 0)
 		r->hidden += stime;
-	if (r->cfg->store &&
-	    store_replay_step_add(r->s, sum->id, st->step, L, r->lmax, r->lmean, r->bmax))
-		return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	return 0;
 }
 
@@ -941,21 +1174,28 @@ static int replay_event_add(struct replay *r, struct store_replay_event *ev)
 	struct analyze_replay_out *out = r->out;
 	struct store_replay *sum = &out->sum;
 
+	size_t n1 = out->n_events + 1;
+
 	ev->event = (int64_t)out->n_events;
-	struct store_replay_event *ne = realloc(out->events, (out->n_events + 1) * sizeof(*ne));
-	int64_t *nm = realloc(out->event_moves, (out->n_events + 1) * (size_t)L * sizeof(int64_t));
+	struct store_replay_event *ne = realloc(out->events, n1 * sizeof(*ne));
+	int64_t *nm = realloc(out->event_moves, n1 * (size_t)L * sizeof(int64_t));
+	double *nb = realloc(r->ev_before, n1 * (size_t)L * sizeof(double));
+	double *na = realloc(r->ev_after, n1 * (size_t)L * sizeof(double));
 	if (ne)
 		out->events = ne;
 	if (nm)
 		out->event_moves = nm;
-	if (!ne || !nm)
+	if (nb)
+		r->ev_before = nb;
+	if (na)
+		r->ev_after = na;
+	if (!ne || !nm || !nb || !na)
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	out->events[out->n_events] = *ev;
 	memcpy(out->event_moves + out->n_events * (size_t)L, r->ev_moves,
 	       (size_t)L * sizeof(int64_t));
-	if (r->cfg->store && store_replay_event_add(r->s, sum->id, ev, L, r->ev_moves, r->ev_bytes,
-						    r->before, r->after))
-		return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
+	memcpy(r->ev_before + out->n_events * (size_t)L, r->before, (size_t)L * sizeof(double));
+	memcpy(r->ev_after + out->n_events * (size_t)L, r->after, (size_t)L * sizeof(double));
 	r->pending_ev = out->n_events++;
 	memcpy(r->pending, r->next, r->LP * sizeof(int32_t));
 	r->pending_eff = r->ord + r->D;
@@ -1012,27 +1252,41 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 	return 0;
 }
 
-/* The walk: every selected step once, a decision every interval. */
-static int replay_walk(struct replay *r)
+/* One step of the walk: the pending placement when it takes effect, the
+ * step's score (rows: see replay_score), and a decision every interval. */
+static int replay_step(struct replay *r, const struct store_step *st, double *rows,
+		       const double *base)
 {
-	struct store_step st;
 	int rc;
 
-	while ((rc = r->ra.running ? ra_next(&r->ra, &st) : store_iter_next(r->it, &st)) == 1) {
-		if (r->pending_eff == r->ord)
-			replay_apply_pending(r, &st);
-		if ((rc = replay_score(r, &st)))
-			return rc;
-		r->ord++;
-		if ((rc = replay_checkpoint(r)))
-			return rc;
-		if (r->ord % r->K != 0 || r->ord + r->D >= r->N)
-			continue;
-		if ((rc = replay_decide(r, &st)))
-			return rc;
+	if (r->pending_eff == r->ord)
+		replay_apply_pending(r, st);
+	if ((rc = replay_score(r, st, rows, base)))
+		return rc;
+	r->ord++;
+	if ((rc = replay_checkpoint(r)))
+		return rc;
+	if (r->ord % r->K != 0 || r->ord + r->D >= r->N)
+		return 0;
+	return replay_decide(r, st);
+}
+
+/* The event rows, known in full only now (the effective steps), with
+ * their per-layer moves and imbalance around the decision. */
+static int replay_store_events(struct replay *r)
+{
+	const struct analyze_replay_out *out = r->out;
+	const int L = r->L;
+
+	for (size_t i = 0; i < out->n_events; i++) {
+		const int64_t *mv = out->event_moves + i * (size_t)L;
+		for (int l = 0; l < L; l++)
+			r->ev_bytes[l] = mv[l] * (int64_t)r->dep.expert_bytes;
+		if (store_replay_event_add(r->s, out->sum.id, &out->events[i], L, mv, r->ev_bytes,
+					   r->ev_before + i * (size_t)L,
+					   r->ev_after + i * (size_t)L))
+			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	}
-	if (rc < 0)
-		return util_err_set(r->err, rc, "%s", store_errmsg(r->s));
 	return 0;
 }
 
@@ -1045,6 +1299,8 @@ static int replay_finish(struct replay *r)
 	const struct analyze_deploy *dep = &r->dep;
 	const int64_t ord = r->ord;
 
+	if (replay_qflush(r))
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	sum->steps = ord;
 	sum->imbalance_mean = r->qo.sum[0] / (double)ord;
 	sum->baseline_imbalance_mean = r->qob.sum[0] / (double)ord;
@@ -1069,14 +1325,9 @@ static int replay_finish(struct replay *r)
 			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	}
 	if (r->cfg->store) {
-		/* effective steps are known only now */
-		for (size_t i = 0; i < out->n_events; i++) {
-			if (out->events[i].effective_step < 0)
-				continue;
-			if (store_replay_event_effective(r->s, sum->id, out->events[i].event,
-							 out->events[i].effective_step))
-				return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
-		}
+		int rc = replay_store_events(r);
+		if (rc)
+			return rc;
 		if (store_replay_finish(r->s, sum) || store_commit(r->s))
 			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 		r->in_tx = 0;
@@ -1089,10 +1340,10 @@ static int replay_finish(struct replay *r)
  * committed; safe at any point after replay_init. */
 static void replay_release(struct replay *r)
 {
-	ra_stop(&r->ra);
 	if (r->in_tx)
 		store_rollback(r->s);
-	store_iter_free(r->it);
+	free(r->ev_before);
+	free(r->ev_after);
 	for (size_t i = 0; i < r->nck; i++)
 		free(r->ck[i].sum);
 	free(r->ck);
@@ -1111,6 +1362,8 @@ static void replay_release(struct replay *r)
 	free(r->lmax);
 	free(r->lmean);
 	free(r->bmax);
+	free(r->qbuf);
+	free(r->bt);
 	free(r->before);
 	free(r->after);
 	free(r->want);
@@ -1127,28 +1380,125 @@ static void replay_release(struct replay *r)
 	qh_free(&r->qob);
 }
 
+/* Replay r up to its walk: the checks, checkpoints, buffers, start
+ * placement and (stored) row. */
+static int replay_prepare(struct replay *r)
+{
+	int rc;
+
+	if ((rc = replay_check(r)) || (rc = replay_plan_checkpoints(r)) || (rc = replay_alloc(r)))
+		return rc;
+	replay_start(r);
+	if ((rc = replay_begin_row(r)) || (rc = replay_open(r)))
+		return rc;
+	return 0;
+}
+
+/* The walk of the n replays rs over one reading of their steps (the
+ * selection of rs[0]'s configuration, which all share); with rows, rs[0]
+ * (the only one) writes its per-step rows.  rcs[i] gets each replay's own
+ * failure; returns 0 or the reading's or writing's (in err). */
+static int replay_walk(struct store *s, const struct store_run *run, struct replay **rs, int n,
+		       int threads, int rows, int *rcs, struct util_err *err)
+{
+	const struct analyze_replay_cfg *c = rs[0]->cfg;
+	struct store_iter *it;
+	struct feed f;
+	int rc;
+
+	if ((rc = store_iter_new(s, run, c->from, c->to, c->phase_mask, &it)))
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	/* The reader scores a grid's baselines, shared by its replays; one
+	 * replay scores its own, since reading and decoding alone already
+	 * take the reader longer than the replay's scoring (docs/replay.md). */
+	if (feed_init(&f, s, it, rs, n, run->layers, rs[0]->LE, rows, n > 1)) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+	} else {
+		f.replay_id = rows ? rs[0]->out->sum.id : 0;
+		if ((rc = feed_run(&f, threads, n > 1 ? 2 : 1)))
+			util_err_set(err, rc, "%s", f.io_msg);
+		for (int i = 0; i < n; i++)
+			rcs[i] = f.rep[i].rc;
+	}
+	feed_free(&f);
+	store_iter_free(it);
+	return rc;
+}
+
 int analyze_replay_run(struct store *s, const struct store_run *run,
 		       const struct analyze_replay_cfg *cfg, struct analyze_replay_out *out,
 		       struct util_err *err)
 {
-	struct replay r;
-	int rc;
+	struct replay r, *rp = &r;
+	int rc, rrc = 0;
 
 	replay_init(&r, s, run, cfg, out, err);
-	if ((rc = replay_check(&r)) || (rc = replay_plan_checkpoints(&r))) {
-		replay_release(&r);
-		return rc;
-	}
-	if (!(rc = replay_alloc(&r))) {
-		replay_start(&r);
-		if (!(rc = replay_begin_row(&r)) && !(rc = replay_open(&r)) &&
-		    !(rc = replay_walk(&r)))
-			rc = replay_finish(&r);
-	}
+	if (!(rc = replay_prepare(&r)) &&
+	    !(rc = replay_walk(s, run, &rp, 1, cfg->threads, cfg->store, &rrc, err)) &&
+	    !(rc = rrc))
+		rc = replay_finish(&r);
 	replay_release(&r);
 	if (rc)
 		analyze_replay_release(out);
 	return rc;
+}
+
+/* The outcome of replays of a grid whose walk ran: the reading's failure
+ * (io), else the replay's own, else its summary. */
+static void grid_finish(struct replay *rs, struct replay **live, int nlive, int io,
+			const struct util_err *ioerr, const int *lrc, int *rcs)
+{
+	for (int k = 0; k < nlive; k++) {
+		size_t i = (size_t)(live[k] - rs);
+		if (io) {
+			*live[k]->err = *ioerr;
+			rcs[i] = io;
+		} else {
+			rcs[i] = lrc[k] ? lrc[k] : replay_finish(live[k]);
+		}
+	}
+}
+
+int analyze_replay_grid(struct store *s, const struct store_run *run,
+			const struct analyze_replay_cfg *cfgs, int n, int threads,
+			struct analyze_replay_out *outs, struct util_err *errs, int *rcs)
+{
+	struct replay *rs = calloc((size_t)n, sizeof(*rs));
+	struct replay **live = calloc((size_t)n, sizeof(*live));
+	int *lrc = calloc((size_t)n, sizeof(*lrc));
+	struct util_err ioerr = UTIL_ERR_INIT;
+	int nlive = 0, io = 0;
+
+	for (int i = 0; i < n; i++) {
+		memset(&outs[i], 0, sizeof(outs[i]));
+		rcs[i] = !rs || !live || !lrc ? util_err_set(&errs[i], UTIL_ENOMEM, "out of memory")
+					      : 0;
+	}
+	for (int i = 0; rs && live && lrc && i < n; i++) {
+		const struct analyze_replay_cfg *c = &cfgs[i];
+		replay_init(&rs[i], s, run, c, &outs[i], &errs[i]);
+		if (c->store || c->from != cfgs[0].from || c->to != cfgs[0].to ||
+		    c->phase_mask != cfgs[0].phase_mask)
+			rcs[i] = util_err_set(&errs[i], UTIL_EUSAGE,
+					      "a grid stores nothing and replays one selection of "
+					      "steps");
+		else if (!(rcs[i] = replay_prepare(&rs[i])))
+			live[nlive++] = &rs[i];
+	}
+	if (nlive) {
+		io = replay_walk(s, run, live, nlive, threads, 0, lrc, &ioerr);
+		grid_finish(rs, live, nlive, io, &ioerr, lrc, rcs);
+	}
+	for (int i = 0; rs && i < n; i++) {
+		if (live && lrc)
+			replay_release(&rs[i]);
+		if (rcs[i])
+			analyze_replay_release(&outs[i]);
+	}
+	free(rs);
+	free(live);
+	free(lrc);
+	return io;
 }
 
 void analyze_replay_release(struct analyze_replay_out *out)

@@ -17,77 +17,128 @@
 
 /* ---- reading a window and its history as blocks ---------------------------------- */
 
+int64_t analyze_window_history_from(int64_t from, int64_t to)
+{
+	/* history: up to ANALYZE_FLAGSHIP_HISTORY window lengths of step ids
+	 * before the window (a window from the run's start has none; nor has
+	 * an open-ended one) */
+	int64_t len = from > INT64_MIN / 4 && to < INT64_MAX / 4 ? to - from + 1 : 0;
+
+	return len > 0 && len <= (from - INT64_MIN / 2) / ANALYZE_FLAGSHIP_HISTORY
+		       ? from - len * ANALYZE_FLAGSHIP_HISTORY
+		       : from;
+}
+
+int analyze_blocks_init(struct analyze_blocks *b, int layers, int experts, int64_t nw,
+			int64_t nh)
+{
+	int m;
+
+	memset(b, 0, sizeof(*b));
+	b->layers = layers;
+	b->experts = experts;
+	b->nw = nw;
+	b->nh = nh;
+	if (nw <= 0)
+		return 0; /* no blocks: the caller fits the summed heat */
+	m = nw < ANALYZE_FLAGSHIP_BLOCKS ? (int)nw : ANALYZE_FLAGSHIP_BLOCKS;
+	b->bsz = (nw + m / 2) / m;
+	b->hist = (int)(nh / b->bsz < (int64_t)ANALYZE_FLAGSHIP_HISTORY * m
+				? nh / b->bsz
+				: (int64_t)ANALYZE_FLAGSHIP_HISTORY * m);
+	b->n = b->hist + m;
+	b->heat = calloc((size_t)b->n * layers * experts, sizeof(double));
+	if (!b->heat) {
+		memset(b, 0, sizeof(*b));
+		return UTIL_ENOMEM;
+	}
+	return 0;
+}
+
+void analyze_blocks_add(struct analyze_blocks *b, int64_t i, const uint32_t *counts)
+{
+	size_t LE = (size_t)b->layers * b->experts;
+	int64_t blk;
+
+	if (b->n == 0 || i < 0 || i >= b->nh + b->nw)
+		return;
+	if (i < b->nh) {
+		/* history in blocks of bsz steps counted back from the window */
+		int64_t back = (b->nh - 1 - i) / b->bsz;
+		if (back >= b->hist)
+			return;
+		blk = b->hist - 1 - back;
+	} else {
+		blk = b->hist + (i - b->nh) * (b->n - b->hist) / b->nw;
+	}
+	double *d = b->heat + (size_t)blk * LE;
+	for (size_t k = 0; k < LE; k++)
+		d[k] += counts[k];
+}
+
+/* One pass of analyze_window_blocks with the step counts given: 1 and the
+ * counts the iterator met in *nw, *nh when they differ (a step without
+ * counts rows is no step to the iterator), else 0 or a negative code. */
+static int window_blocks_pass(struct store *s, const struct store_run *run, int64_t hfrom,
+			      int64_t from, int64_t to, unsigned phase_mask, int64_t *nw,
+			      int64_t *nh, struct analyze_blocks *b, struct util_err *err)
+{
+	struct store_iter *it = NULL;
+	struct store_step st;
+	int64_t iw = 0, ih = 0;
+	int rc;
+
+	if (analyze_blocks_init(b, run->layers, run->experts, *nw, *nh))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	if (b->n == 0)
+		return 0;
+	if ((rc = store_iter_new(s, run, b->hist ? hfrom : from, to, phase_mask, &it)))
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	while ((rc = store_iter_next(it, &st)) == 1) {
+		if (st.step < from)
+			analyze_blocks_add(b, ih++, st.counts);
+		else
+			analyze_blocks_add(b, *nh + iw++, st.counts);
+	}
+	store_iter_free(it);
+	if (rc < 0)
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	/* history read only when it makes whole blocks: its count stands */
+	if (iw != *nw || (b->hist && ih != *nh)) {
+		*nw = iw;
+		if (b->hist)
+			*nh = ih;
+		return 1;
+	}
+	return 0;
+}
+
 int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err)
 {
-	size_t LE = (size_t)run->layers * run->experts;
-	uint64_t *sum = calloc(LE ? LE : 1, sizeof(uint64_t));
-	struct store_iter *it = NULL;
-	struct store_step st;
-	int64_t nw = 0, nh = 0, hfrom, len, bsz, iw = 0, ih = 0;
-	int m, hb, rc;
+	int64_t nw = 0, nh = 0, hfrom;
+	int rc;
 
 	memset(b, 0, sizeof(*b));
-	if (!sum)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	/* history: up to ANALYZE_FLAGSHIP_HISTORY window lengths of step ids
-	 * before the window */
-	if (to < from) {
-		rc = util_err_set(err, UTIL_EUSAGE, "empty window %lld:%lld", (long long)from,
-				  (long long)to);
-		goto out;
+	if (to < from)
+		return util_err_set(err, UTIL_EUSAGE, "empty window %lld:%lld", (long long)from,
+				    (long long)to);
+	hfrom = analyze_window_history_from(from, to);
+	/* the steps are counted from their index, not decoded; the blocks are
+	 * then read in one pass (a second one only if the iterator met other
+	 * steps than were counted) */
+	if ((rc = store_steps_count(s, run, from, to, phase_mask, &nw)) ||
+	    (hfrom < from && (rc = store_steps_count(s, run, hfrom, from - 1, phase_mask, &nh))))
+		return util_err_set(err, rc, "%s", store_errmsg(s));
+	for (int pass = 0; pass < 3; pass++) {
+		rc = window_blocks_pass(s, run, hfrom, from, to, phase_mask, &nw, &nh, b, err);
+		if (rc <= 0)
+			break;
+		analyze_blocks_release(b);
 	}
-	/* (a window from the run's start has none; nor has an open-ended one) */
-	len = from > INT64_MIN / 4 && to < INT64_MAX / 4 ? to - from + 1 : 0;
-	hfrom = len > 0 && len <= (from - INT64_MIN / 2) / ANALYZE_FLAGSHIP_HISTORY
-			? from - len * ANALYZE_FLAGSHIP_HISTORY
-			: from;
-	if ((rc = store_window_sum(s, run, from, to, phase_mask, sum, &nw)) ||
-	    (hfrom < from &&
-	     (rc = store_window_sum(s, run, hfrom, from - 1, phase_mask, sum, &nh)))) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
-	}
-	if (nw == 0)
-		goto out; /* no blocks: the caller fits the summed heat */
-	m = nw < ANALYZE_FLAGSHIP_BLOCKS ? (int)nw : ANALYZE_FLAGSHIP_BLOCKS;
-	bsz = (nw + m / 2) / m;
-	hb = (int)(nh / bsz < (int64_t)ANALYZE_FLAGSHIP_HISTORY * m
-			   ? nh / bsz
-			   : (int64_t)ANALYZE_FLAGSHIP_HISTORY * m);
-	b->n = hb + m;
-	b->hist = hb;
-	b->layers = run->layers;
-	b->experts = run->experts;
-	b->heat = calloc((size_t)b->n * LE, sizeof(double));
-	if (!b->heat) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = store_iter_new(s, run, hb ? hfrom : from, to, phase_mask, &it))) {
-		util_err_set(err, rc, "%s", store_errmsg(s));
-		goto out;
-	}
-	while ((rc = store_iter_next(it, &st)) == 1) {
-		int64_t blk;
-		if (st.step < from) {
-			/* history in blocks of bsz steps counted back from the window */
-			int64_t back = (nh - 1 - ih++) / bsz;
-			if (back >= hb)
-				continue;
-			blk = hb - 1 - back;
-		} else {
-			blk = hb + iw++ * m / nw;
-		}
-		double *d = b->heat + (size_t)blk * LE;
-		for (size_t k = 0; k < LE; k++)
-			d[k] += st.counts[k];
-	}
-	if (rc < 0)
-		util_err_set(err, rc, "%s", store_errmsg(s));
-out:
-	store_iter_free(it);
-	free(sum);
+	if (rc > 0)
+		rc = util_err_set(err, UTIL_EDB, "the steps of %lld:%lld changed while read",
+				  (long long)from, (long long)to);
 	if (rc < 0)
 		analyze_blocks_release(b);
 	return rc < 0 ? rc : 0;
@@ -111,6 +162,14 @@ int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t 
 	memset(f, 0, sizeof(*f));
 	if ((rc = analyze_window_blocks(s, run, from, to, phase_mask, b, err)))
 		return rc;
+	return analyze_forecast_choose(f, nslots, err);
+}
+
+int analyze_forecast_choose(struct analyze_forecast *f, int nslots, struct util_err *err)
+{
+	struct analyze_blocks *b = &f->b;
+
+	f->layer = NULL;
 	if (b->n == 0)
 		return 0;
 	f->layer = malloc((size_t)b->n * b->experts * sizeof(double));

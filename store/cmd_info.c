@@ -103,8 +103,13 @@ static void print_run_text(const struct store_run *r, const struct store_run_sta
 
 	printf("\nrun %lld '%s'%s%s\n", (long long)r->id, r->name,
 	       r->model[0] ? "  model " : "", r->model);
-	printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
-	       r->experts, r->topk);
+	/* 0: the source did not say (a CSV of counts carries no top-k) */
+	if (r->topk > 0)
+		printf("  shape      %d MoE layers x %d experts, top-%d\n", r->layers,
+		       r->experts, r->topk);
+	else
+		printf("  shape      %d MoE layers x %d experts, top-k not recorded\n",
+		       r->layers, r->experts);
 	if (r->ranks && r->ranks_per_node > 0)
 		printf("  EP layout  %d ranks x %d slots (%d redundant), %d ranks/node\n",
 		       r->ranks, r->slots, r->ranks * r->slots - r->experts,

@@ -320,9 +320,41 @@ int store_codec_decode(const uint8_t *in, size_t len, uint32_t *v, size_t n)
 	unsigned k = in[hdr++];
 	uint64_t kmask = (1ULL << k) - 1;
 	struct bitr r = { in + hdr, in + len, 0, 0 };
-	/* Invariant: the accumulator's bits above nacc are zero, so ~acc has a
-	 * one at or below bit nacc and ctz finds the end of the unary part. */
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+	/* Fast path while 8 bytes remain: a branch-free refill leaves 56 to 63
+	 * bits in the accumulator, enough for any code (q < RICE_ESC ones, a
+	 * zero and k <= 31 bits: at most 55) or an escape (RICE_ESC + 32 =
+	 * 56).  Bits above nacc are then real input bits, not zeros, which
+	 * changes nothing: the unary part still ends where the input's does. */
+	while (i < n && r.end - r.p >= 8) {
+		uint64_t x;
+		memcpy(&x, r.p, 8);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+		x = __builtin_bswap64(x);
+#endif
+		r.acc |= x << r.nacc;
+		r.p += (63 - r.nacc) >> 3;
+		r.nacc |= 56;
+		unsigned q = (unsigned)__builtin_ctzll(~r.acc | (1ULL << 63));
+		if (q >= RICE_ESC) {
+			v[i] = (uint32_t)(r.acc >> RICE_ESC);
+			r.acc >>= RICE_ESC + 32;
+			r.nacc -= RICE_ESC + 32;
+			if ((v[i] >> k) < RICE_ESC)
+				return UTIL_EPARSE; /* non-canonical escape */
+		} else {
+			unsigned used = q + 1 + k;
+			v[i] = (q << k) | (uint32_t)((r.acc >> (q + 1)) & kmask);
+			r.acc >>= used;
+			r.nacc -= used;
+		}
+		i++;
+	}
+	/* Invariant from here: the accumulator's bits above nacc are zero, so
+	 * ~acc has a one at or below bit nacc and ctz finds the end of the
+	 * unary part. */
+	r.acc &= r.nacc >= 64 ? ~0ULL : ((1ULL << r.nacc) - 1);
+	for (; i < n; i++) {
 		if (r.nacc < 57)
 			br_fill(&r);
 		uint64_t ones = ~r.acc;

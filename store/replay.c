@@ -99,33 +99,61 @@ int store_sqlite_replay_finish(struct store *s, const struct store_replay *r)
 	return rc;
 }
 
+/* The cached statement that inserts the rows of one step's `layers`
+ * layers at once (one statement a step: the replay, the step, then a
+ * layer's number and three loads for each), prepared anew when the layer
+ * count changes. */
+static int step_stmt(struct store *s, int layers, sqlite3_stmt **st)
+{
+	sqlite3_stmt **c = &s->cached[STORE_STMT_REPLAY_STEP];
+	size_t cap = 160 + (size_t)layers * 48, len;
+	char *sql;
+	int rc;
+
+	*st = NULL;
+	if (*c && sqlite3_bind_parameter_count(*c) == 2 + 4 * layers) {
+		*st = *c;
+		return 0;
+	}
+	sqlite3_finalize(*c);
+	*c = NULL;
+	if (!(sql = malloc(cap)))
+		return store_int_seterr(s, UTIL_ENOMEM, "out of memory");
+	len = (size_t)snprintf(sql, cap,
+			       "INSERT INTO replay_steps (replay, step, layer, max_load, mean_load, "
+			       "base_max_load) VALUES ");
+	for (int l = 0; l < layers; l++)
+		len += (size_t)snprintf(sql + len, cap - len, "%s(?1, ?2, ?%d, ?%d, ?%d, ?%d)",
+					l ? ", " : "", 3 + 4 * l, 4 + 4 * l, 5 + 4 * l, 6 + 4 * l);
+	rc = store_int_prepare(s, sql, c);
+	free(sql);
+	*st = *c;
+	return rc;
+}
+
 int store_sqlite_replay_step_add(struct store *s, int64_t replay, int64_t step, int layers,
 			  const double *max_load, const double *mean_load,
 			  const double *base_max_load)
 {
 	/* Called once per step in a hot loop: keep the statement. */
-	sqlite3_stmt *st;
-	int rc = 0;
+	sqlite3_stmt *st = NULL;
+	int rc;
 
-	if ((rc = store_int_prepare_cached(s, STORE_STMT_REPLAY_STEP,
-					   "INSERT INTO replay_steps (replay, step, layer, max_load, "
-					   "mean_load, base_max_load) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-					   &st)))
+	if (layers <= 0)
+		return 0;
+	if ((rc = step_stmt(s, layers, &st)))
 		return rc;
+	sqlite3_bind_int64(st, 1, replay);
+	sqlite3_bind_int64(st, 2, step);
 	for (int l = 0; l < layers; l++) {
-		sqlite3_bind_int64(st, 1, replay);
-		sqlite3_bind_int64(st, 2, step);
-		sqlite3_bind_int(st, 3, l);
-		sqlite3_bind_double(st, 4, max_load[l]);
-		sqlite3_bind_double(st, 5, mean_load[l]);
-		sqlite3_bind_double(st, 6, base_max_load[l]);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			rc = set(s, UTIL_EDB, "inserting replay step");
-			sqlite3_reset(st);
-			break;
-		}
-		sqlite3_reset(st);
+		sqlite3_bind_int(st, 3 + 4 * l, l);
+		sqlite3_bind_double(st, 4 + 4 * l, max_load[l]);
+		sqlite3_bind_double(st, 5 + 4 * l, mean_load[l]);
+		sqlite3_bind_double(st, 6 + 4 * l, base_max_load[l]);
 	}
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = set(s, UTIL_EDB, "inserting replay step");
+	sqlite3_reset(st);
 	return rc;
 }
 

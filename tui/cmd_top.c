@@ -528,6 +528,8 @@ int cmd_top(int argc, char **argv)
 		goto out;
 	}
 	ui.sel = layer;
+	if (snap)
+		tui_view_set_once(v);
 	status = snap ? snapshot(s, v, layer) : run_screen(v, &ui, &o);
 out:
 	tui_view_free(v);

@@ -12,7 +12,7 @@
  * replicas (analyze/analyze.h), so a rank's counter may hold fractions.
  * The text format is Prometheus' exposition format 0.0.4.
  */
-#include "tui/tui.h"
+#include "tui/tui_int.h"
 #include "collector/moetrace.h"
 
 #include <math.h>
@@ -135,16 +135,61 @@ const char *tui_metrics_errmsg(const struct tui_metrics *m)
 	return m->errmsg;
 }
 
-/* The placement may change between the steps of one poll: it is looked
- * up again only at the step its next recorded change takes effect, and
- * at the next step when placement rows were added since the last poll
- * (a row may take effect at any step, also one read already). */
-int tui_metrics_poll(struct tui_metrics *m, int64_t upto)
+/* Adds one step to the counters under the placement in force at it. */
+static int count_step(struct tui_metrics *m, int64_t step, const uint32_t *counts)
+{
+	int rc;
+
+	if ((step < m->place_from || step >= m->place_until) && (rc = placement_at(m, step)))
+		return rc;
+	for (int l = 0; l < m->L; l++) {
+		const uint32_t *c = counts + (size_t)l * m->E;
+		const int32_t *pl = m->cur + (size_t)l * m->P;
+		const double *w = m->inv + (size_t)l * m->P;
+		double *rt = m->rank_tok + (size_t)l * m->R;
+		for (int p = 0; p < m->P; p++)
+			if (w[p] > 0)
+				rt[p / m->S] += c[pl[p]] * w[p];
+		if (m->exp_tok)
+			for (int e = 0; e < m->E; e++)
+				m->exp_tok[(size_t)l * m->E + e] += c[e];
+	}
+	m->counted++;
+	m->next = step + 1;
+	return 0;
+}
+
+/* Counts the steps of [m->next, to] read from the store. */
+static int count_read(struct tui_metrics *m, int64_t to)
 {
 	struct store_iter *it = NULL;
 	struct store_step st;
-	struct store_run_stats rs;
 	int rc;
+
+	if ((rc = store_iter_new(m->s, &m->run, m->next, to, 0, &it))) {
+		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
+		return rc;
+	}
+	while ((rc = store_iter_next(it, &st)) == 1)
+		if ((rc = count_step(m, st.step, st.counts)))
+			break;
+	store_iter_free(it);
+	if (rc < 0 && !m->errmsg[0])
+		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
+	return rc < 0 ? rc : 0;
+}
+
+/* The placement may change between the steps of one poll: it is looked
+ * up again only at the step its next recorded change takes effect, and
+ * at the next step when placement rows were added since the last poll
+ * (a row may take effect at any step, also one read already).  The steps
+ * are counted in order, each once, whether read here or taken from the
+ * view (every step from its `lo` on), so the sums are the same. */
+int tui_metrics_poll(struct tui_metrics *m, struct tui_view *v, int64_t upto)
+{
+	struct store_run_stats rs;
+	int64_t lo = INT64_MAX;
+	int n = v ? tui_view_held(v, &lo) : 0, rc;
 
 	if ((rc = store_run_stats(m->s, m->run.id, &rs))) {
 		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
@@ -152,39 +197,30 @@ int tui_metrics_poll(struct tui_metrics *m, int64_t upto)
 	}
 	if (rs.steps == 0 || (m->next != INT64_MIN && (rs.last_step < m->next || upto < m->next)))
 		return 0;
-	if ((rc = store_iter_new(m->s, &m->run, m->next, upto, 0, &it))) {
-		snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
-		return rc;
-	}
 	if (rs.deployed != m->deployed_rows) {
 		m->deployed_rows = rs.deployed;
 		m->place_until = INT64_MIN;
 	}
-	while ((rc = store_iter_next(it, &st)) == 1) {
-		if ((st.step < m->place_from || st.step >= m->place_until) &&
-		    (rc = placement_at(m, st.step)))
-			break;
-		for (int l = 0; l < m->L; l++) {
-			const uint32_t *c = st.counts + (size_t)l * m->E;
-			const int32_t *pl = m->cur + (size_t)l * m->P;
-			const double *w = m->inv + (size_t)l * m->P;
-			double *rt = m->rank_tok + (size_t)l * m->R;
-			for (int p = 0; p < m->P; p++)
-				if (w[p] > 0)
-					rt[p / m->S] += c[pl[p]] * w[p];
-			if (m->exp_tok)
-				for (int e = 0; e < m->E; e++)
-					m->exp_tok[(size_t)l * m->E + e] += c[e];
-		}
-		m->counted++;
-		m->next = st.step + 1;
-	}
-	store_iter_free(it);
-	if (rc < 0) {
-		if (!m->errmsg[0])
-			snprintf(m->errmsg, sizeof(m->errmsg), "%s", store_errmsg(m->s));
+	if (n == 0 || m->next >= lo || upto < lo) {
+		/* the view holds none of what is new, or all of it from next */
+		if (n == 0 || upto < lo || m->next > upto)
+			return count_read(m, upto);
+	} else if ((rc = count_read(m, lo - 1))) {
 		return rc;
 	}
+	/* steps held by the view, then any newer it has not read yet */
+	for (int i = 0; i < n; i++) {
+		int64_t step;
+		const uint32_t *c = tui_view_held_step(v, i, &step);
+		if (step < m->next)
+			continue;
+		if (step > upto)
+			return 0;
+		if ((rc = count_step(m, step, c)))
+			return rc;
+	}
+	if (m->next <= upto)
+		return count_read(m, upto);
 	return 0;
 }
 

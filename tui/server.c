@@ -166,7 +166,7 @@ static int collect(struct tui_server *sv, struct util_buf *b)
 	/* the counters up to the step the view has read, so that every series
 	 * of one scrape describes the same steps (a recorder commits meanwhile) */
 	tui_view_header(sv->v, &h);
-	if (h.steps > 0 && (rc = tui_metrics_poll(sv->m, h.last_step)) < 0) {
+	if (h.steps > 0 && (rc = tui_metrics_poll(sv->m, sv->v, h.last_step)) < 0) {
 		util_buf_addf(b, "moetrace: %s\n", tui_metrics_errmsg(sv->m));
 		return rc;
 	}

@@ -131,7 +131,10 @@ struct tui_view_cfg {
 #define TUI_WINDOW_DEFAULT 256
 #define TUI_WINDOW_MIN 4
 /* The window's steps are kept decoded in memory (so leaving steps can be
- * subtracted without reading them again); this bounds that memory. */
+ * subtracted without reading them again), with the W before it and, for
+ * the flagship, the history it forecasts from (ANALYZE_FLAGSHIP_HISTORY
+ * windows more, so that a refit reads nothing again) in what is left;
+ * this bounds that memory. */
 #define TUI_WINDOW_BYTES (256u << 20)
 
 /* Sort orders of the layer table, cycled by `s`. */
@@ -219,6 +222,9 @@ const struct analyze_algo *tui_view_algo(const struct tui_view *v);
  * the newest step follows again. */
 void tui_view_scrub(struct tui_view *v, int64_t delta);
 void tui_view_follow(struct tui_view *v);
+/* The view serves one frame (--snapshot): the flagship's history is read
+ * for its fit but not kept for the next (less memory, nothing copied). */
+void tui_view_set_once(struct tui_view *v);
 /* Recompute "after" for the window as it stands once the window end moved
  * by at least this many steps (default W/4) and `interval` seconds passed. */
 void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval);
@@ -256,8 +262,9 @@ int tui_metrics_new(struct store *s, const struct store_run *run, int ranks, int
 void tui_metrics_free(struct tui_metrics *m);
 const char *tui_metrics_errmsg(const struct tui_metrics *m);
 /* Adds the steps new since the last call, up to step `upto`, to the
- * counters: 0 or a negative code. */
-int tui_metrics_poll(struct tui_metrics *m, int64_t upto);
+ * counters: 0 or a negative code.  Steps the view v (NULL: none) holds
+ * decoded are taken from it rather than read again. */
+int tui_metrics_poll(struct tui_metrics *m, struct tui_view *v, int64_t upto);
 /* Appends the exposition text (format 0.0.4): v's gauges and m's counters. */
 void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_buf *out);
 

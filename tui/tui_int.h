@@ -54,6 +54,13 @@ int tui_screen_table_rows(const struct tui_screen *sc);
  * name sorts by it (again: reversed).  Returns TUI_ACT_* bits. */
 unsigned tui_screen_click(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui, int y,
 			  int x);
+/* The steps a view holds decoded, for tui_metrics_poll: n of them, oldest
+ * first, every step from *lo on (INT64_MAX: none) when the view reads all
+ * phases, else n = 0.  tui_view_held_step gives the i-th (its counts
+ * [layers * experts] belong to the view). */
+int tui_view_held(const struct tui_view *v, int64_t *lo);
+const uint32_t *tui_view_held_step(const struct tui_view *v, int i, int64_t *step);
+
 /* The layer table in the user's order: a copy the caller frees. */
 struct tui_layer_row *tui_ui_rows(struct tui_view *v, const struct tui_ui *ui);
 

@@ -17,12 +17,13 @@
  * Device loads assume a replicated expert's tokens split evenly among its
  * replicas (analyze/analyze.h).
  */
-#include "tui/tui.h"
+#include "tui/tui_int.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NO_STEP INT64_MIN
 /* Seconds between looks at the deployed placement while following. */
@@ -35,6 +36,7 @@ struct tui_view {
 	struct store_run run;
 	int L, E, R, S, P;
 	unsigned phase_mask;
+	int once;
 	const struct analyze_algo *algo;
 	char errmsg[512];
 
@@ -46,9 +48,13 @@ struct tui_view {
 	int64_t dep_seen; /* newest deployed step looked at (it may not fit the layout) */
 	double deployed_checked;
 
-	/* the ring: the W steps before the window (the oldest nprev entries,
-	 * summed in psum) and the window's own (summed in sum), oldest at head */
-	int W, cap, head, n, nprev;
+	/* the ring, oldest at head: the flagship's history before the W steps
+	 * before the window (the oldest nhist entries, kept while the flagship
+	 * is chosen and memory allows), those W steps (the next nprev, summed
+	 * in psum) and the window's own (summed in sum).  Every selected step
+	 * from ring_lo to the newest entry is in it. */
+	int W, cap, head, n, nprev, nhist;
+	int64_t ring_lo;
 	int64_t *rstep;
 	double *rtime;
 	unsigned char *rphase; /* enum store_phase of each step */
@@ -151,10 +157,16 @@ void tui_rows_sort(struct tui_layer_row *rows, int n, int sort)
 
 /* ---- construction ------------------------------------------------------------- */
 
+/* Bytes of one step in the ring. */
+static size_t step_bytes(const struct tui_view *v)
+{
+	return (size_t)v->L * v->E * sizeof(uint32_t) + (size_t)v->L * sizeof(float) + 16;
+}
+
 static int window_cap(const struct tui_view *v, int w)
 {
 	/* the ring holds two windows' steps */
-	size_t per = 2 * ((size_t)v->L * v->E * sizeof(uint32_t) + (size_t)v->L * sizeof(float) + 16);
+	size_t per = 2 * step_bytes(v);
 	size_t most = TUI_WINDOW_BYTES / per;
 
 	if (most < TUI_WINDOW_MIN)
@@ -162,6 +174,21 @@ static int window_cap(const struct tui_view *v, int w)
 	if (w < TUI_WINDOW_MIN)
 		w = TUI_WINDOW_MIN;
 	return (size_t)w > most ? (int)most : w;
+}
+
+/* The ring's counts are tens of MiB touched a step at a time: in huge
+ * pages where the kernel offers them, a few faults instead of thousands. */
+static void huge_pages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+	if (e > a)
+		madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice: failing is harmless */
+#else
+	(void)p, (void)len;
+#endif
 }
 
 /* Fails (UTIL_ENOMEM) rather than abort: the view also runs inside an
@@ -173,13 +200,21 @@ static int ring_alloc(struct tui_view *v)
 	free(v->rphase);
 	free(v->rcounts);
 	free(v->rimb);
-	v->cap = 2 * v->W;
+	/* room for the flagship's history too, in what the bound leaves */
+	size_t most = TUI_WINDOW_BYTES / step_bytes(v), two = 2 * (size_t)v->W;
+	size_t hist = (size_t)ANALYZE_FLAGSHIP_HISTORY * v->W;
+	if (hist > (most > two ? most - two : 0))
+		hist = most > two ? most - two : 0;
+	v->cap = (int)(two + hist);
 	v->rstep = calloc((size_t)v->cap, sizeof(int64_t));
 	v->rtime = calloc((size_t)v->cap, sizeof(double));
 	v->rphase = calloc((size_t)v->cap, 1);
 	v->rcounts = calloc((size_t)v->cap * v->L * v->E, sizeof(uint32_t));
+	if (v->rcounts)
+		huge_pages(v->rcounts, (size_t)v->cap * v->L * v->E * sizeof(uint32_t));
 	v->rimb = calloc((size_t)v->cap * v->L, sizeof(float));
-	v->head = v->n = v->nprev = 0;
+	v->head = v->n = v->nprev = v->nhist = 0;
+	v->ring_lo = INT64_MAX; /* nothing read yet */
 	return v->rstep && v->rtime && v->rphase && v->rcounts && v->rimb ? 0 : UTIL_ENOMEM;
 }
 
@@ -387,36 +422,51 @@ static int check_deployed(struct tui_view *v, int64_t at)
 
 static void ring_reset(struct tui_view *v)
 {
-	v->head = v->n = v->nprev = 0;
+	v->head = v->n = v->nprev = v->nhist = 0;
+	v->ring_lo = INT64_MAX; /* nothing read yet */
 	v->fc_from = 1; /* the flagship's input is read again */
 	v->fc_to = 0;
 	memset(v->sum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 	memset(v->psum, 0, (size_t)v->L * v->E * sizeof(uint64_t));
 }
 
+static int is_flagship(const struct tui_view *v)
+{
+	return !strcmp(v->algo->name, ANALYZE_FLAGSHIP);
+}
+
 static void ring_pop(struct tui_view *v)
 {
 	size_t LE = (size_t)v->L * v->E;
 	const uint32_t *c = v->rcounts + (size_t)v->head * LE;
-	uint64_t *from = v->nprev ? v->psum : v->sum;
 
-	for (size_t i = 0; i < LE; i++)
-		from[i] -= c[i];
+	if (v->nhist) {
+		v->nhist--; /* summed nowhere */
+	} else {
+		uint64_t *from = v->nprev ? v->psum : v->sum;
+		for (size_t i = 0; i < LE; i++)
+			from[i] -= c[i];
+		if (v->nprev)
+			v->nprev--;
+	}
+	v->ring_lo = v->rstep[v->head] + 1;
 	v->head = (v->head + 1) % v->cap;
 	v->n--;
-	if (v->nprev)
-		v->nprev--;
 }
 
 /* Moves the window's start to `from`: its steps before it join the
- * previous window, whose steps before from - W leave the ring. */
+ * previous window, whose steps before from - W join the history (the
+ * flagship's, up to ANALYZE_FLAGSHIP_HISTORY windows back) or leave the
+ * ring. */
 static int ring_shift(struct tui_view *v, int64_t from)
 {
 	size_t LE = (size_t)v->L * v->E;
+	int64_t back = (int64_t)(is_flagship(v) && !v->once ? 1 + ANALYZE_FLAGSHIP_HISTORY : 1) * v->W;
+	int64_t keep = from < INT64_MIN + back ? INT64_MIN : from - back;
 	int changed = 0;
 
-	while (v->nprev < v->n) {
-		int slot = (v->head + v->nprev) % v->cap;
+	while (v->nhist + v->nprev < v->n) {
+		int slot = (v->head + v->nhist + v->nprev) % v->cap;
 		const uint32_t *c = v->rcounts + (size_t)slot * LE;
 		if (v->rstep[slot] >= from)
 			break;
@@ -427,10 +477,19 @@ static int ring_shift(struct tui_view *v, int64_t from)
 		v->nprev++;
 		changed = 1;
 	}
-	while (v->n && v->rstep[v->head] < from - v->W) {
-		ring_pop(v);
+	while (v->nprev) {
+		int slot = (v->head + v->nhist) % v->cap;
+		const uint32_t *c = v->rcounts + (size_t)slot * LE;
+		if (v->rstep[slot] >= from - v->W)
+			break;
+		for (size_t i = 0; i < LE; i++)
+			v->psum[i] -= c[i];
+		v->nprev--;
+		v->nhist++;
 		changed = 1;
 	}
+	while (v->nhist && v->rstep[v->head] < keep)
+		ring_pop(v);
 	return changed;
 }
 
@@ -463,10 +522,10 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 	v->n++;
 }
 
-/* Steps in the window itself (the ring's newest n - nprev). */
+/* Steps in the window itself (the ring's newest n - nhist - nprev). */
 static int win_n(const struct tui_view *v)
 {
-	return v->n - v->nprev;
+	return v->n - v->nhist - v->nprev;
 }
 
 static int64_t ring_last(const struct tui_view *v)
@@ -510,13 +569,22 @@ int tui_view_poll(struct tui_view *v, double budget)
 	if (v->rebuild || ring_last(v) > to) {
 		ring_reset(v);
 		v->next_read = from - v->W; /* the W steps before the window too */
+		v->ring_lo = v->next_read;
 		v->rebuild = 0;
 		changed = moved = 1;
 	}
-	if (v->next_read < from - v->W)
+	int jump = v->next_read < from - v->W;
+	if (jump)
 		v->next_read = from - v->W;
 	if (ring_shift(v, from))
 		changed = 1;
+	if (jump) {
+		/* the steps jumped over are not read: the ring keeps none
+		 * before them */
+		while (v->n && v->rstep[v->head] < v->next_read)
+			ring_pop(v);
+		v->ring_lo = v->next_read;
+	}
 	if (from != v->from || to != v->to)
 		changed = 1;
 	v->from = from;
@@ -582,6 +650,128 @@ static void layer_heat(const struct tui_view *v, int l, double *heat)
 		heat[e] = (double)s[e];
 }
 
+/* Reads the selected steps of [lo, hi] before the ring into its front, the
+ * history it lacks: 1 when it holds them now, 0 when they do not fit or
+ * were not the steps counted (the caller reads them itself), or < 0. */
+static int ring_prepend(struct tui_view *v, int64_t lo, int64_t hi)
+{
+	size_t LE = (size_t)v->L * v->E;
+	struct store_iter *it;
+	struct store_step st;
+	int64_t k = 0, j = 0;
+	int rc, start;
+
+	if (v->once)
+		return 0;
+	if ((rc = store_steps_count(v->s, &v->run, lo, hi, v->phase_mask, &k)))
+		return rc;
+	if (k == 0 || k > v->cap - v->n)
+		return 0;
+	if ((rc = store_iter_new(v->s, &v->run, lo, hi, v->phase_mask, &it)))
+		return rc;
+	/* into the free slots before head: the ring is untouched until all
+	 * were read */
+	start = (int)((v->head - k + v->cap) % v->cap);
+	while ((rc = store_iter_next(it, &st)) == 1 && j < k) {
+		int slot = (int)((start + j++) % v->cap);
+		v->rstep[slot] = st.step;
+		v->rtime[slot] = st.time;
+		v->rphase[slot] = (unsigned char)st.phase;
+		memcpy(v->rcounts + (size_t)slot * LE, st.counts, LE * sizeof(uint32_t));
+		memset(v->rimb + (size_t)slot * v->L, 0, (size_t)v->L * sizeof(float));
+	}
+	store_iter_free(it);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 || j != k)
+		return 0;
+	v->head = start;
+	v->n += (int)k;
+	v->nhist += (int)k;
+	v->ring_lo = lo;
+	return 1;
+}
+
+/* The selected steps of [lo, hi] into b as its steps base, base + 1, ...:
+ * 0, 1 with their number in *k when it was not *k, or < 0. */
+static int blocks_read(struct tui_view *v, int64_t lo, int64_t hi, struct analyze_blocks *b,
+		       int64_t base, int64_t *k)
+{
+	struct store_iter *it;
+	struct store_step st;
+	int64_t j = 0;
+	int rc;
+
+	if ((rc = store_iter_new(v->s, &v->run, lo, hi, v->phase_mask, &it)))
+		return rc;
+	while ((rc = store_iter_next(it, &st)) == 1)
+		analyze_blocks_add(b, base + j++, st.counts);
+	store_iter_free(it);
+	if (rc < 0)
+		return rc;
+	if (j != *k) {
+		*k = j;
+		return 1;
+	}
+	return 0;
+}
+
+/* The flagship's input for the W steps before the window, [afrom, ato],
+ * as analyze_forecast_read gives it, from the steps the ring holds: only
+ * history older than the ring is read (into the ring when it fits, so it
+ * is read once). */
+static int forecast_read(struct tui_view *v, int64_t afrom, int64_t ato, struct util_err *err)
+{
+	int64_t hfrom = analyze_window_history_from(afrom, ato), lo = hfrom, k = 0;
+	int first = v->nhist, rc = 0;
+
+	if (hfrom < afrom && hfrom < v->ring_lo) {
+		/* history the ring lacks: [hfrom, ring_lo - 1] */
+		int64_t hi = v->ring_lo - 1 < afrom - 1 ? v->ring_lo - 1 : afrom - 1;
+		if ((rc = ring_prepend(v, hfrom, hi)) < 0)
+			goto fail;
+		if (rc == 0) {
+			lo = hi + 1; /* read below, not kept */
+			if ((rc = store_steps_count(v->s, &v->run, hfrom, hi, v->phase_mask, &k)))
+				goto fail;
+		}
+		first = v->nhist;
+	}
+	/* the ring's history from hfrom on */
+	while (first > 0 && v->rstep[(v->head + first - 1) % v->cap] >= lo)
+		first--;
+	int64_t nh = hfrom < afrom ? k + (v->nhist - first) : 0;
+	for (int pass = 0;; pass++) {
+		if (analyze_blocks_init(&v->fc.b, v->L, v->E, v->nprev, nh))
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		if (!v->fc.b.hist || k == 0)
+			break;
+		if ((rc = blocks_read(v, hfrom, lo - 1, &v->fc.b, 0, &k)) < 0)
+			goto fail;
+		if (rc == 0)
+			break;
+		analyze_blocks_release(&v->fc.b);
+		nh = k + (v->nhist - first);
+		if (pass) {
+			rc = util_err_set(err, UTIL_EDB, "the steps before %lld changed while read",
+					  (long long)afrom);
+			return rc;
+		}
+	}
+	size_t LE = (size_t)v->L * v->E;
+	int64_t i = k;
+	if (v->fc.b.hist)
+		for (int r = first; r < v->nhist; r++)
+			analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+	i = nh;
+	for (int r = v->nhist; r < v->nhist + v->nprev; r++)
+		analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+	return analyze_forecast_choose(&v->fc, v->P, err);
+fail:
+	analyze_blocks_release(&v->fc.b);
+	return util_err_set(err, rc, "%s", store_errmsg(v->s));
+}
+
 static void fit_layer(struct tui_view *v, int l)
 {
 	struct util_err err = UTIL_ERR_INIT;
@@ -608,15 +798,14 @@ static void fit_layer(struct tui_view *v, int l)
 		.experts = v->E, .ranks = v->R, .slots = v->S,
 		.heat = v->heat, .current = c, .max_moves = -1,
 	};
-	v->afrom[l] = v->rstep[v->head];
-	v->ato[l] = v->rstep[(v->head + v->nprev - 1) % v->cap];
-	if (!strcmp(v->algo->name, ANALYZE_FLAGSHIP)) {
+	v->afrom[l] = v->rstep[(v->head + v->nhist) % v->cap];
+	v->ato[l] = v->rstep[(v->head + v->nhist + v->nprev - 1) % v->cap];
+	if (is_flagship(v)) {
 		if (v->fc_from != v->afrom[l] || v->fc_to != v->ato[l]) {
 			analyze_forecast_release(&v->fc);
 			v->fc_from = 1;
 			v->fc_to = 0;
-			if (analyze_forecast_read(v->s, &v->run, v->afrom[l], v->ato[l],
-						  v->phase_mask, v->P, &v->fc, &err)) {
+			if (forecast_read(v, v->afrom[l], v->ato[l], &err)) {
 				/* a writer holding the lock: try again on the next call */
 				if (is_busy(v))
 					v->lgen[l] = v->gen - 1;
@@ -750,6 +939,11 @@ void tui_view_follow(struct tui_view *v)
 	v->need_bump = 1;
 }
 
+void tui_view_set_once(struct tui_view *v)
+{
+	v->once = 1;
+}
+
 void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval)
 {
 	v->refit_steps = steps;
@@ -760,7 +954,7 @@ void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval)
 
 static double recorded_rate(const struct tui_view *v)
 {
-	int k = v->n < 64 ? v->n : 64;
+	int k = v->n - v->nhist < 64 ? v->n - v->nhist : 64;
 	if (k < 2)
 		return -1;
 	int newest = (v->head + v->n - 1) % v->cap, oldest = (v->head + v->n - k) % v->cap;
@@ -889,6 +1083,23 @@ void tui_view_heat(struct tui_view *v, int layer, double *out)
 {
 	if (layer >= 0 && layer < v->L)
 		layer_heat(v, layer, out);
+}
+
+int tui_view_held(const struct tui_view *v, int64_t *lo)
+{
+	*lo = INT64_MAX;
+	if (v->phase_mask || v->loading || !v->n)
+		return 0;
+	*lo = v->ring_lo;
+	return v->n;
+}
+
+const uint32_t *tui_view_held_step(const struct tui_view *v, int i, int64_t *step)
+{
+	int slot = (v->head + i) % v->cap;
+
+	*step = v->rstep[slot];
+	return v->rcounts + (size_t)slot * v->L * v->E;
 }
 
 void tui_view_after_window(struct tui_view *v, int layer, int64_t *from, int64_t *to)

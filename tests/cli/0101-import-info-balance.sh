@@ -32,6 +32,10 @@ printf 'step,layer,expert,tokens\n0,0,0,1\n3,0,1,1\n7,0,2,1\n' >"$T/gaps.csv"
 expect_status 0 mt import "$T/gaps.csv" --into "$T/gaps.db" --run gaps
 expect_status 0 mt info "$T/gaps.db"
 expect_grep "$T/out" "steps +3 \\(0 \\.\\. 7\\), 5 missing$"
+# a CSV says nothing of top-k or the layout: "not recorded", never "top-0"
+expect_grep "$T/out" "1 MoE layers x 3 experts, top-k not recorded$"
+expect_grep "$T/out" "EP layout +not recorded$"
+expect_nogrep "$T/out" "top-0"
 expect_status 0 mt info --json "$T/gaps.db"
 expect_grep "$T/out" '"first_step": 0, "last_step": 7, "missing_steps": 5,'
 

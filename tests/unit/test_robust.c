@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h> /* to delete a step's counts rows under the store */
 
 #include "analyze/analyze.h"
 #include "util/util.h"
@@ -315,6 +316,90 @@ static void test_robust_choose_layers(void **state)
 	assert_true(ch.half_life <= 0.5);
 }
 
+/* The blocks of steps a caller holds (analyze_blocks_init/add) equal those
+ * analyze_window_blocks reads, also when a step of the window or of its
+ * history has lost its counts rows (counted by the steps index, not met by
+ * the iterator: it reads again with what it met). */
+static void test_robust_blocks_in_memory(void **state)
+{
+	char path[] = "/tmp/moetrace-blocks.XXXXXX";
+	int fd = mkstemp(path);
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+	struct analyze_blocks b, m;
+	enum { L = 2, EX = 3, N = 90 };
+	static uint32_t counts[N][L * EX];
+	struct store_step steps[N];
+	static const struct {
+		int64_t from, to;
+		unsigned mask;
+	} win[] = { { 60, 79, 0 }, { 50, 99, 1u << STORE_PHASE_DECODE }, { 13, 20, 0 },
+		    { 70, 71, 0 }, { 30, 59, 1u << STORE_PHASE_PREFILL } };
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "m");
+	run.layers = L;
+	run.experts = EX;
+	assert_int_equal(store_run_add(s, &run), 0);
+	for (int i = 0; i < N; i++) {
+		for (int k = 0; k < L * EX; k++)
+			counts[i][k] = (uint32_t)((i * 7 + k * 13) % 29 + (k == i % (L * EX) ? 50 : 0));
+		steps[i] = (struct store_step){ .step = 10 + i, .phase = 1 + (i % 3 == 0),
+						.counts = counts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, N), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass) {
+			/* steps 45 (history of most windows) and 66 lose their counts */
+			sqlite3 *db;
+			assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(db, "DELETE FROM counts WHERE step IN (45, 66)",
+						      NULL, NULL, NULL),
+					 SQLITE_OK);
+			sqlite3_close(db);
+		}
+		for (size_t w = 0; w < sizeof(win) / sizeof(win[0]); w++) {
+			int64_t hfrom = analyze_window_history_from(win[w].from, win[w].to);
+			int64_t nw = 0, nh = 0, iw = 0, ih = 0;
+			assert_int_equal(analyze_window_blocks(s, &run, win[w].from, win[w].to,
+							       win[w].mask, &b, &err), 0);
+			/* the steps the iterator meets, as a caller would hold them */
+			for (int i = 0; i < N; i++) {
+				int64_t id = 10 + i;
+				int in = !win[w].mask || (win[w].mask & (1u << steps[i].phase));
+				if (!in || (pass && (id == 45 || id == 66)))
+					continue;
+				nh += id >= hfrom && id < win[w].from;
+				nw += id >= win[w].from && id <= win[w].to;
+			}
+			assert_int_equal(analyze_blocks_init(&m, L, EX, nw, hfrom < win[w].from ? nh : 0), 0);
+			for (int i = 0; i < N; i++) {
+				int64_t id = 10 + i;
+				int in = !win[w].mask || (win[w].mask & (1u << steps[i].phase));
+				if (!in || (pass && (id == 45 || id == 66)))
+					continue;
+				if (id >= hfrom && id < win[w].from)
+					analyze_blocks_add(&m, ih++, counts[i]);
+				else if (id >= win[w].from && id <= win[w].to)
+					analyze_blocks_add(&m, nh + iw++, counts[i]);
+			}
+			assert_int_equal(m.n, b.n);
+			assert_int_equal(m.hist, b.hist);
+			assert_true(b.n > 0);
+			assert_memory_equal(m.heat, b.heat, (size_t)b.n * L * EX * sizeof(double));
+			analyze_blocks_release(&b);
+			analyze_blocks_release(&m);
+		}
+	}
+	store_free(s);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_robust_outlier_step_ignored),
 		cmocka_unit_test(test_robust_deterministic),
 		cmocka_unit_test(test_robust_window_blocks),
+		cmocka_unit_test(test_robust_blocks_in_memory),
 		cmocka_unit_test(test_robust_choose_layers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
