@@ -35,6 +35,7 @@ int analyze_blocks_init(struct analyze_blocks *b, int layers, int experts, int64
 	int m;
 
 	memset(b, 0, sizeof(*b));
+	b->heat = NULL;
 	b->layers = layers;
 	b->experts = experts;
 	b->nw = nw;
@@ -130,18 +131,19 @@ int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t 
 	if ((rc = store_steps_count(s, run, from, to, phase_mask, &nw)) ||
 	    (hfrom < from && (rc = store_steps_count(s, run, hfrom, from - 1, phase_mask, &nh))))
 		return util_err_set(err, rc, "%s", store_errmsg(s));
-	for (int pass = 0; pass < 3; pass++) {
+	for (int pass = 0;; pass++) {
 		rc = window_blocks_pass(s, run, hfrom, from, to, phase_mask, &nw, &nh, b, err);
-		if (rc <= 0)
+		if (rc <= 0 || pass == 2)
 			break;
-		analyze_blocks_release(b);
+		analyze_blocks_release(b); /* read again */
 	}
+	if (rc == 0)
+		return 0;
+	analyze_blocks_release(b);
 	if (rc > 0)
 		rc = util_err_set(err, UTIL_EDB, "the steps of %lld:%lld changed while read",
 				  (long long)from, (long long)to);
-	if (rc < 0)
-		analyze_blocks_release(b);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 void analyze_blocks_release(struct analyze_blocks *b)
@@ -150,6 +152,7 @@ void analyze_blocks_release(struct analyze_blocks *b)
 		return;
 	free(b->heat);
 	memset(b, 0, sizeof(*b));
+	b->heat = NULL; /* (memset did: said for the analyzer) */
 }
 
 int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
@@ -170,7 +173,7 @@ int analyze_forecast_choose(struct analyze_forecast *f, int nslots, struct util_
 	struct analyze_blocks *b = &f->b;
 
 	f->layer = NULL;
-	if (b->n == 0)
+	if (b->n == 0 || !b->heat)
 		return 0;
 	f->layer = malloc((size_t)b->n * b->experts * sizeof(double));
 	if (!f->layer || analyze_robust_choose(b->heat, b->n, b->hist, b->layers, b->experts,

@@ -194,11 +194,10 @@ static int window_cap(const struct tui_view *v, int w)
 static void huge_pages(void *p, size_t len)
 {
 #ifdef MADV_HUGEPAGE
-	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-	uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+	size_t skip = (size_t)(-(uintptr_t)p & 4095); /* to the first page boundary */
 
-	if (e > a)
-		madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice: failing is harmless */
+	if (len > skip && (len - skip) / 4096) /* advice: failing is harmless */
+		madvise((char *)p + skip, (len - skip) & ~(size_t)4095, MADV_HUGEPAGE);
 #else
 	(void)p, (void)len;
 #endif

@@ -120,7 +120,7 @@ static void assert_same(struct tui_view *a, struct tui_view *b)
  * flagship is given (`place --steps` reads it with analyze_window_blocks). */
 static void follow_and_compare(unsigned phase_mask, int window)
 {
-	struct fixture f;
+	struct fixture f = { 0 };
 
 	fixture_open(&f);
 	grow(&f, 3);
@@ -168,7 +168,7 @@ static void test_tui_history_follow_decode(void **state)
 static void test_tui_history_scrub(void **state)
 {
 	(void)state;
-	struct fixture f;
+	struct fixture f = { 0 };
 
 	fixture_open(&f);
 	grow(&f, 120);
@@ -201,7 +201,7 @@ static void test_tui_history_scrub(void **state)
 static void test_tui_history_metrics(void **state)
 {
 	(void)state;
-	struct fixture f;
+	struct fixture f = { 0 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct tui_metrics *shared, *alone;
 	struct util_buf a = UTIL_BUF_INIT, b = UTIL_BUF_INIT;
