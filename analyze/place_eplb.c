@@ -228,8 +228,10 @@ static int tree_size(int n)
 
 static void tree_build(uint64_t *t, int z)
 {
-	for (int j = z - 1; j >= 1; j--)
-		t[j] = t[2 * j] < t[2 * j + 1] ? t[2 * j] : t[2 * j + 1];
+	for (int j = z - 1; j >= 1; j--) {
+		const uint64_t *c = t + 2 * (size_t)j;
+		t[j] = c[0] < c[1] ? c[0] : c[1];
+	}
 }
 
 static void tree_set(uint64_t *t, int z, int leaf, uint64_t key)
