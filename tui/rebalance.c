@@ -29,6 +29,8 @@ struct tui_rebalance {
 	struct analyze_deploy dep;
 	int32_t *start;  /* [L * ranks * slots], resolved at the first replay */
 	int64_t decided; /* decisions inside the trace at the last replay */
+	int64_t scored;  /* steps the last replay scored */
+	double last;     /* util_now() at the last replay */
 
 	pthread_t thread;
 	int running;
@@ -51,8 +53,16 @@ static int resolve_start(struct tui_rebalance *rb, struct util_err *err)
 	return 0;
 }
 
+/* Steps that came without a new decision are caught up with at most this
+ * often (seconds): the per-step figures (steps scored, mean imbalance) of a
+ * trace that stopped short of its next decision then still reach its end,
+ * without a whole replay every second while steps trickle in. */
+#define REBALANCE_CATCH_UP_S 10.0
+
 /* Replays the trace again when a decision has come inside it since the
- * last replay: 1 when the figures changed, 0 when nothing was due. */
+ * last replay, or steps have come and the last replay is
+ * REBALANCE_CATCH_UP_S old: 1 when the figures changed, 0 when nothing was
+ * due. */
 static int replay_again(struct tui_rebalance *rb, struct util_err *err)
 {
 	struct analyze_replay_out out;
@@ -72,8 +82,11 @@ static int replay_again(struct tui_rebalance *rb, struct util_err *err)
 		return rc;
 	/* decisions at ordinals K, 2K, ... count once they take effect (t + D < n) */
 	decided = n - D - 1 >= K ? (n - D - 1) / K : 0;
-	if (decided <= rb->decided || n < rb->cfg.window)
+	if (n < rb->cfg.window || n <= rb->scored ||
+	    (decided <= rb->decided && util_now() - rb->last < REBALANCE_CATCH_UP_S))
 		return 0;
+	if (decided == 0 && rb->decided == 0 && rb->fig.replays == 0)
+		return 0; /* no decision inside the trace yet: nothing to count */
 	if (!rb->cfg.start && (rc = resolve_start(rb, err)))
 		return rc;
 	if ((rc = analyze_replay_run(rb->s, &rb->run, &rb->cfg, &out, err)))
@@ -102,6 +115,8 @@ static int replay_again(struct tui_rebalance *rb, struct util_err *err)
 	rb->fig = f;
 	pthread_mutex_unlock(&rb->mu);
 	rb->decided = decided;
+	rb->scored = n;
+	rb->last = util_now();
 	return 1;
 }
 
