@@ -99,6 +99,12 @@ struct tui_screen {
 	WINDOW *win[TUI_PANEL_COUNT];
 	double *a, *b, *c; /* scratch */
 	size_t scratch;
+	/* what the last full frame was drawn from: while the view and the
+	 * user's choices stay, only the header (its state and ages) is drawn */
+	int drawn;
+	unsigned drawn_version;
+	struct tui_ui drawn_ui;
+	int drawn_msg; /* its status line showed ui.msg */
 };
 
 static int screen_active;
@@ -175,6 +181,7 @@ void tui_screen_resize(struct tui_screen *sc)
 	}
 	/* the old contents are gone: repaint everything once */
 	clearok(curscr, TRUE);
+	sc->drawn = 0;
 }
 
 struct tui_screen *tui_screen_new(int use_ascii, int mono)
@@ -841,10 +848,38 @@ static void draw_help(struct tui_screen *sc, const struct tui_key *keys, int nke
 	delwin(w);
 }
 
+static int msg_shown(const struct tui_ui *ui, double now)
+{
+	return ui->msg[0] && now < ui->msg_until;
+}
+
+/* Whether the user's choices draw the frame drawn from b (its status line
+ * message shown or not: shown_b) again now. */
+static int ui_same(const struct tui_ui *a, const struct tui_ui *b, int shown_b, double now)
+{
+	int ma = msg_shown(a, now);
+
+	return a->sel == b->sel && a->sort == b->sort && a->top == b->top && a->help == b->help &&
+	       a->reverse == b->reverse && a->paused == b->paused && a->prompt == b->prompt &&
+	       !strcmp(a->input, b->input) && ma == shown_b && (!ma || !strcmp(a->msg, b->msg));
+}
+
 void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui,
 		     const struct tui_key *keys, int nkeys)
 {
 	int L = tui_view_layers(v);
+	double now = util_now();
+
+	if (sc->drawn && !sc->lay.too_small && !ui->help && sc->win[TUI_PANEL_HEADER] &&
+	    sc->drawn_version == tui_view_version(v) &&
+	    ui_same(ui, &sc->drawn_ui, sc->drawn_msg, now)) {
+		/* nothing but the clock moved: the header's state and ages */
+		werase(sc->win[TUI_PANEL_HEADER]);
+		draw_header(sc, sc->win[TUI_PANEL_HEADER], v, ui);
+		wnoutrefresh(sc->win[TUI_PANEL_HEADER]);
+		doupdate();
+		return;
+	}
 
 	if (sc->lay.too_small) {
 		char buf[160];
@@ -869,6 +904,12 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 	if (sc->win[TUI_PANEL_HEAT])
 		draw_heat(sc, sc->win[TUI_PANEL_HEAT], v, ui);
 	draw_status(sc, sc->win[TUI_PANEL_STATUS], v, ui);
+	/* stdscr, under the panels, is touched by a resize; refreshed by the
+	 * next getch() it would blank the panels drawn since */
+	if (is_wintouched(stdscr)) {
+		werase(stdscr);
+		wnoutrefresh(stdscr);
+	}
 	for (int i = 0; i < TUI_PANEL_COUNT; i++)
 		if (sc->win[i])
 			wnoutrefresh(sc->win[i]);
@@ -876,6 +917,10 @@ void tui_screen_draw(struct tui_screen *sc, struct tui_view *v, struct tui_ui *u
 		draw_help(sc, keys, nkeys);
 	doupdate();
 	free(rows);
+	sc->drawn = 1;
+	sc->drawn_version = tui_view_version(v);
+	sc->drawn_ui = *ui;
+	sc->drawn_msg = msg_shown(ui, now);
 }
 
 unsigned tui_screen_click(struct tui_screen *sc, struct tui_view *v, struct tui_ui *ui, int y,

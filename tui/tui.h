@@ -230,6 +230,10 @@ void tui_view_set_once(struct tui_view *v);
 void tui_view_set_refit(struct tui_view *v, int64_t steps, double interval);
 
 void tui_view_header(struct tui_view *v, struct tui_header *h);
+/* A number that changes whenever what a frame shows from the view may
+ * have changed, but for the header's state and ages, which change with
+ * time alone (the screen redraws only the header while it stays). */
+unsigned tui_view_version(const struct tui_view *v);
 int tui_view_layers(const struct tui_view *v);
 /* The rows of the layer table, by layer (copy them before sorting). */
 const struct tui_layer_row *tui_view_rows(struct tui_view *v);

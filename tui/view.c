@@ -93,6 +93,7 @@ struct tui_view {
 
 	struct tui_layer_row *rows;
 	int rows_dirty;
+	unsigned version; /* tui_view_version */
 	double *heat, *load; /* scratch [E], [R] */
 	int64_t *send, *recv; /* scratch [R] */
 };
@@ -106,6 +107,18 @@ static void set_errmsg(struct tui_view *v, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->errmsg, sizeof(v->errmsg), fmt, ap);
 	va_end(ap);
+}
+
+/* What a frame shows may have changed (the rows are computed again). */
+static void touch(struct tui_view *v)
+{
+	v->rows_dirty = 1;
+	v->version++;
+}
+
+unsigned tui_view_version(const struct tui_view *v)
+{
+	return v->version;
 }
 
 const char *tui_view_errmsg(const struct tui_view *v)
@@ -287,7 +300,7 @@ int tui_view_new(struct store *s, const struct store_run *run, const struct tui_
 	v->deployed_checked = -1e9;
 	v->dep_seen = NO_STEP;
 	v->last_arrival = util_now();
-	v->rows_dirty = 1;
+	touch(v);
 	/* A locked database must not stall the screen: fail at once, retry
 	 * at the next poll. */
 	store_busy_timeout(s, 0);
@@ -415,7 +428,7 @@ static int check_deployed(struct tui_view *v, int64_t at)
 	if (changed) {
 		refresh_replicas(v);
 		v->need_bump = 1;
-		v->rows_dirty = 1;
+		touch(v);
 	}
 	return changed;
 }
@@ -461,7 +474,8 @@ static void ring_pop(struct tui_view *v)
 static int ring_shift(struct tui_view *v, int64_t from)
 {
 	size_t LE = (size_t)v->L * v->E;
-	int64_t back = (int64_t)(is_flagship(v) && !v->once ? 1 + ANALYZE_FLAGSHIP_HISTORY : 1) * v->W;
+	int keep_hist = is_flagship(v) && !v->once;
+	int64_t back = (int64_t)(keep_hist ? 1 + ANALYZE_FLAGSHIP_HISTORY : 1) * v->W;
 	int64_t keep = from < INT64_MIN + back ? INT64_MIN : from - back;
 	int changed = 0;
 
@@ -621,12 +635,12 @@ int tui_view_poll(struct tui_view *v, double budget)
 	else
 		v->state = is_live(v) ? TUI_STATE_LIVE : TUI_STATE_IDLE;
 	if (changed)
-		v->rows_dirty = 1;
+		touch(v);
 	return changed;
 fail:
 	store_iter_free(it);
 	if (changed)
-		v->rows_dirty = 1;
+		touch(v);
 	if (is_busy(v)) {
 		v->state = TUI_STATE_WAITING;
 		return changed;
@@ -648,6 +662,12 @@ static void layer_heat(const struct tui_view *v, int l, double *heat)
 	const uint64_t *s = v->sum + (size_t)l * v->E;
 	for (int e = 0; e < v->E; e++)
 		heat[e] = (double)s[e];
+}
+
+/* The counts of the ring's r-th entry from its oldest. */
+static const uint32_t *ring_counts(const struct tui_view *v, int r)
+{
+	return v->rcounts + (size_t)((v->head + r) % v->cap) * v->L * v->E;
 }
 
 /* Reads the selected steps of [lo, hi] before the ring into its front, the
@@ -758,14 +778,13 @@ static int forecast_read(struct tui_view *v, int64_t afrom, int64_t ato, struct 
 			return rc;
 		}
 	}
-	size_t LE = (size_t)v->L * v->E;
 	int64_t i = k;
 	if (v->fc.b.hist)
 		for (int r = first; r < v->nhist; r++)
-			analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+			analyze_blocks_add(&v->fc.b, i++, ring_counts(v, r));
 	i = nh;
 	for (int r = v->nhist; r < v->nhist + v->nprev; r++)
-		analyze_blocks_add(&v->fc.b, i++, v->rcounts + (size_t)((v->head + r) % v->cap) * LE);
+		analyze_blocks_add(&v->fc.b, i++, ring_counts(v, r));
 	return analyze_forecast_choose(&v->fc, v->P, err);
 fail:
 	analyze_blocks_release(&v->fc.b);
@@ -873,7 +892,7 @@ int tui_view_work(struct tui_view *v, int prefer, double budget)
 		did++;
 	}
 	if (did)
-		v->rows_dirty = 1;
+		touch(v);
 	return stale;
 }
 
@@ -891,7 +910,7 @@ void tui_view_set_window(struct tui_view *v, int window)
 	ring_reset(v);
 	v->rebuild = 1;
 	v->need_bump = 1;
-	v->rows_dirty = 1;
+	touch(v);
 }
 
 int tui_view_window(const struct tui_view *v)
@@ -905,6 +924,7 @@ void tui_view_set_algo(struct tui_view *v, const struct analyze_algo *algo)
 		return;
 	v->algo = algo;
 	v->need_bump = 1;
+	touch(v);
 }
 
 const struct analyze_algo *tui_view_algo(const struct tui_view *v)
@@ -928,6 +948,7 @@ void tui_view_scrub(struct tui_view *v, int64_t delta)
 	v->follow = 0;
 	v->target_to = to;
 	v->need_bump = 1;
+	touch(v);
 }
 
 void tui_view_follow(struct tui_view *v)
@@ -937,6 +958,7 @@ void tui_view_follow(struct tui_view *v)
 	v->follow = 1;
 	v->target_to = NO_STEP;
 	v->need_bump = 1;
+	touch(v);
 }
 
 void tui_view_set_once(struct tui_view *v)

@@ -299,9 +299,11 @@ int main(int argc, char **argv)
 				free(d.ep);
 				return 1;
 			}
-			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.1f | %.1f |\n",
-			       a->name, R, S, gv[use_ep], r.fitted, r.episode,
-			       r.vs_bound, r.copies, r.dup_layers, r.seconds * 1e3, r.cpu * 1e3);
+			/* two decimals below 10 ms: eplb's budget is 1 ms */
+			printf("| %s | %dx%d | %s | %.4f | %.4f | %.4f | %ld | %d | %.*f | %.*f |\n",
+			       a->name, R, S, gv[use_ep], r.fitted, r.episode, r.vs_bound,
+			       r.copies, r.dup_layers, r.seconds < 0.01 ? 2 : 1, r.seconds * 1e3,
+			       r.cpu < 0.01 ? 2 : 1, r.cpu * 1e3);
 			fflush(stdout);
 		}
 	}

@@ -35,7 +35,7 @@ echo "18,216 copies, 1.79 s (vLLM NumPy port 0.10 s); FlashLB given the sum 1.01
 echo "14,263 copies / 1.44 s, given the episodes 1.0438 / 1.3098 / 14,297 copies / 1.53 s;"
 echo "SwiftBalancer 1.9313 / 2.1622 / 4,219 copies / 0.58 s. 32 x 9 — DeepSeek 1.006 (0.82 s),"
 echo "FlashLB 1.0021. Budgets for the flagship: fitted <= 1.003 (64 x 5) and <= 1.0005 (32 x 9),"
-echo "per-episode <= 1.22, <= 50 ms; eplb <= 2 ms."
+echo "per-episode <= 1.22, <= 50 ms; eplb <= 1 ms."
 echo
 echo "Real traces (heat = all steps; episodes = 16 near-equal consecutive chunks of steps):"
 echo

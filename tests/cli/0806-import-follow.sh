@@ -5,7 +5,7 @@
 # until it is complete; a bad one is reported and skipped; SIGTERM stops
 # the follower cleanly; a restarted follower takes no dump twice.
 . "$(dirname "$0")/lib.sh"
-/usr/bin/python3 -c "import torch" 2>/dev/null || skip "python3-torch writes the dumps"
+have_torch || skip "python3-torch writes the dumps"
 W="/usr/bin/python3 $MOETRACE_TOP/tests/data/make_sglang_dumps.py"
 mkdir -p "$T/dir" "$T/stage"
 pid=

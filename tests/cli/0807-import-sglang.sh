@@ -105,7 +105,7 @@ cells "$T/db" stdpp
 
 # --replicated N: N tensor-parallel ranks that each counted every token.
 # per_pass: every rank the full counts (make_sglang_dumps.py ranks), kept once
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+if have_torch; then
 	/usr/bin/python3 "$MOETRACE_TOP/tests/data/make_sglang_dumps.py" ranks "$T/rep" 1765000000.5 10 2 2 ||
 		fail "writing the replicated ranks"
 	expect_status 0 mt import "$T/rep" --into "$T/db" --run rep --replicated 2
@@ -133,7 +133,7 @@ expect_grep "$T/err" "--replicated applies to SGLang dumps, '.*heat.csv' is csv"
 
 # a larger stat buffer (passes of 62 KiB, past the reader's 64 KiB chunks):
 # every cell's sum against torch's
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+if have_torch; then
 	/usr/bin/python3 "$MOETRACE_TOP/tests/data/make_sglang_dumps.py" stat "$T/big" 12 61 256 3 7 ||
 		fail "writing the stat buffer"
 	big=$(ls "$T"/big/*.pt)

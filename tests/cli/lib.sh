@@ -37,4 +37,7 @@ wait_until() {
 	done
 }
 # free_port: a TCP port of 127.0.0.1 free now (the kernel's pick, released)
+# have_torch: Debian's python3-torch is installed (found, not imported:
+# importing it costs two seconds of CPU)
+have_torch() { /usr/bin/python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)' 2>/dev/null; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

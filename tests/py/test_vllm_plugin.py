@@ -524,6 +524,100 @@ def read_trace(path):
     return runs, out, meta
 
 
+# Each engine run is a process of its own, as vLLM's is, but torch is
+# imported once: a zygote process imports it and forks one child per run,
+# which sets the run's environment, directory, sys.path (as PYTHONPATH
+# would), arguments and output files, runs the driver as __main__ and exits
+# as an interpreter does (threads joined, atexit handlers run), so the plugin
+# sees what it sees in an engine.  Importing torch and tearing it down at
+# exit took most of this test's time.
+ZYGOTE = r'''
+import atexit, json, os, sys, threading, time, traceback
+import torch  # noqa: F401  (an engine imports torch before anything else)
+base = sys.path[1:]
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        rc = 1
+        try:
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            out = os.open(req["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            err = os.open(req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            os.close(out)
+            os.close(err)
+            sys.stdin.close()
+            argv = req["argv"]
+            sys.argv = list(argv)
+            extra = [p for p in req["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+            sys.path[:] = [os.path.dirname(argv[0])] + extra + base
+            with open(argv[0]) as f:
+                code = compile(f.read(), argv[0], "exec")
+            exec(code, {"__name__": "__main__", "__file__": argv[0]})
+            rc = 0
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        # what an interpreter does at exit, in its order (threads joined,
+        # then atexit handlers: the plugin's close), but not the teardown
+        # of torch's modules, which took two seconds a run
+        try:
+            getattr(threading, "_shutdown", lambda: None)()
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            traceback.print_exc()
+            rc = rc or 1
+        os._exit(rc)
+    end = time.monotonic() + req["timeout"]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            rc = os.waitstatus_to_exitcode(status)
+            break
+        if time.monotonic() > end:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            rc = "timed out"
+            break
+        time.sleep(0.02)
+    print(json.dumps({"rc": rc}), flush=True)
+'''
+
+
+class Zygote:
+    def __init__(self):
+        self.p = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+
+    def run(self, argv, env, cwd, timeout=300):
+        """Runs `python3 ARGV` in a child of the zygote; returns (exit status, stderr)."""
+        logs = tempfile.mkdtemp()  # beside the run's directory, not in it
+        out, err = os.path.join(logs, "stdout"), os.path.join(logs, "stderr")
+        self.p.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": cwd, "out": out,
+                                       "err": err, "timeout": timeout}) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("the zygote exited (status %s)" % self.p.wait())
+        with open(err) as f:
+            text = f.read()
+        os.remove(out)
+        os.remove(err)
+        os.rmdir(logs)
+        return json.loads(line)["rc"], text
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
 class VllmPluginTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -547,9 +641,11 @@ class VllmPluginTest(unittest.TestCase):
         cls.driver = os.path.join(root, "driver.py")
         with open(cls.driver, "w") as f:
             f.write(DRIVER)
+        cls.zygote = Zygote()
 
     @classmethod
     def tearDownClass(cls):
+        cls.zygote.close()
         cls.tmp.cleanup()
 
     def run_engine(self, eplb=False, steps_of="topk", **env):
@@ -559,12 +655,12 @@ class VllmPluginTest(unittest.TestCase):
              if not k.startswith("MOETRACE_VLLM") and k not in ("RANK", "WORLD_SIZE")}
         e["PYTHONPATH"] = os.pathsep.join([self.fake, self.site])
         e.update({k: v.replace("@", d) for k, v in env.items()})
-        p = subprocess.run([sys.executable, self.driver, res, str(LAYERS), str(EXPERTS),
-                            str(TOPK), str(REDUNDANT), "1" if eplb else "0", steps_of],
-                           env=e, cwd=d, capture_output=True, text=True, timeout=300)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        argv = [self.driver, res, str(LAYERS), str(EXPERTS), str(TOPK), str(REDUNDANT),
+                "1" if eplb else "0", steps_of]
+        rc, err = self.zygote.run(argv, e, d)
+        self.assertEqual(rc, 0, err)
         with open(res) as f:
-            return d, json.load(f), p.stderr
+            return d, json.load(f), err
 
     def check_trace(self, path, result, source):
         runs, got, meta = read_trace(path)

@@ -348,7 +348,8 @@ static void test_robust_blocks_in_memory(void **state)
 	assert_int_equal(store_run_add(s, &run), 0);
 	for (int i = 0; i < N; i++) {
 		for (int k = 0; k < L * EX; k++)
-			counts[i][k] = (uint32_t)((i * 7 + k * 13) % 29 + (k == i % (L * EX) ? 50 : 0));
+			counts[i][k] =
+				(uint32_t)((i * 7 + k * 13) % 29 + (k == i % (L * EX) ? 50 : 0));
 		steps[i] = (struct store_step){ .step = 10 + i, .phase = 1 + (i % 3 == 0),
 						.counts = counts[i] };
 	}
@@ -358,9 +359,8 @@ static void test_robust_blocks_in_memory(void **state)
 			/* steps 45 (history of most windows) and 66 lose their counts */
 			sqlite3 *db;
 			assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-			assert_int_equal(sqlite3_exec(db, "DELETE FROM counts WHERE step IN (45, 66)",
-						      NULL, NULL, NULL),
-					 SQLITE_OK);
+			const char *del = "DELETE FROM counts WHERE step IN (45, 66)";
+			assert_int_equal(sqlite3_exec(db, del, NULL, NULL, NULL), SQLITE_OK);
 			sqlite3_close(db);
 		}
 		for (size_t w = 0; w < sizeof(win) / sizeof(win[0]); w++) {
@@ -377,7 +377,9 @@ static void test_robust_blocks_in_memory(void **state)
 				nh += id >= hfrom && id < win[w].from;
 				nw += id >= win[w].from && id <= win[w].to;
 			}
-			assert_int_equal(analyze_blocks_init(&m, L, EX, nw, hfrom < win[w].from ? nh : 0), 0);
+			if (hfrom >= win[w].from)
+				nh = 0;
+			assert_int_equal(analyze_blocks_init(&m, L, EX, nw, nh), 0);
 			for (int i = 0; i < N; i++) {
 				int64_t id = 10 + i;
 				int in = !win[w].mask || (win[w].mask & (1u << steps[i].phase));

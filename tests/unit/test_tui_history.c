@@ -103,7 +103,8 @@ static void assert_same(struct tui_view *a, struct tui_view *b)
 	assert_memory_equal(ra, rb, L * sizeof(*ra));
 	for (int l = 0; l < L; l++) {
 		int64_t fa, ta, fb, tb;
-		assert_int_equal(tui_view_loads(a, l, ba, aa, &ma), tui_view_loads(b, l, bb, ab, &mb));
+		int ha_ = tui_view_loads(a, l, ba, aa, &ma), hb_ = tui_view_loads(b, l, bb, ab, &mb);
+		assert_int_equal(ha_, hb_);
 		assert_memory_equal(ba, bb, sizeof(ba));
 		assert_memory_equal(aa, ab, sizeof(aa));
 		tui_view_after_window(a, l, &fa, &ta);
