@@ -2,7 +2,7 @@
 # Replay of 10,000 DeepSeek-V3 steps (58 x 256, 64 x 5) with 11 rebalances,
 # and a 12-setting grid over the same trace.  MOETRACE_PEER=BIN times a
 # second moetrace (an older build) in the same run, row after row, so the
-# two are compared on the same machine load.
+# two are compared on the same machine load; MOETRACE_PEER_NAME names it.
 set -eu
 . "$(dirname "$0")/lib.sh"
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
@@ -60,7 +60,7 @@ echo "rows. Budget (DESIGN.md): 0.5 s using both cores; a 12-setting grid reads 
 echo "and takes at most 3x one replay. Every row uses the replay's default episodes (the window"
 echo "as 16 episodes; ANALYZE_REPLAY_EPISODES)."
 if [ -n "$peer" ]; then
-	echo "Rows marked *peer* run an older build, \`$(basename "$peer")\`, in the same run."
+	echo "Rows marked *peer* run an older build, ${MOETRACE_PEER_NAME:-\`$(basename "$peer")\`}, in the same run."
 fi
 echo
 echo "| algorithm, stored | wall | CPU | of which algorithm | mean imbalance (baseline) | copies |"
