@@ -391,7 +391,7 @@ static int feed_io(struct feed *f)
 		const struct feed_slot *sl = &f->slot[f->wrote % FEED_SLOTS];
 		pthread_mutex_unlock(&f->mu);
 		rc = store_replay_step_add(f->s, f->replay_id, sl->st.step, f->L, sl->rows,
-					   sl->rows + f->L, sl->rows + 2 * f->L);
+					   sl->rows + f->L, sl->rows + 2 * (size_t)f->L);
 		pthread_mutex_lock(&f->mu);
 		if (rc)
 			feed_fail(f, UTIL_EDB);
@@ -1023,7 +1023,7 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 	struct store_replay *sum = &out->sum;
 	double smax = 0, smean = 0, sbase = 0, stime = 0, sbtime = 0;
 	double *lmax = rows ? rows : r->lmax, *lmean = rows ? rows + L : r->lmean;
-	double *bmax = rows ? rows + 2 * L : r->bmax;
+	double *bmax = rows ? rows + 2 * (size_t)L : r->bmax;
 	double *qv = r->qbuf + (size_t)r->nq * (2 * (size_t)L + 2);
 
 	if (base) {
@@ -1054,7 +1054,7 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 	}
 	for (size_t i = 0; i < r->LE; i++)
 		r->prefix[i] += st->counts[i];
-	qv[2 * L] = smean > 0 ? smax / smean : 1.0;
+	qv[2 * (size_t)L] = smean > 0 ? smax / smean : 1.0;
 	qv[2 * L + 1] = smean > 0 ? sbase / smean : 1.0;
 	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
