@@ -146,7 +146,8 @@ import sys, random
 import moetrace
 from moetrace import MoetraceError
 path, url = sys.argv[1:3]
-r = moetrace.Recorder(path, "py", layers=4, experts=16, topk=2, ranks=4, slots=4)
+r = moetrace.Recorder(path, "py", layers=4, experts=16, topk=2, ranks=4, slots=4,
+                     block=True)  # every step recorded, however busy the machine
 try:
     r.ship(url.replace("clickhouse://", "clickhouse://eve:pw0rd@") + "&x=1")
 except MoetraceError as e:

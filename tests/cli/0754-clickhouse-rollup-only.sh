@@ -183,7 +183,8 @@ if [ -n "${MOETRACE_LIB:-}" ]; then
 import sys, random
 import moetrace
 path, url = sys.argv[1:3]
-r = moetrace.Recorder(path, "py", layers=4, experts=16, topk=2, ranks=4, slots=4)
+r = moetrace.Recorder(path, "py", layers=4, experts=16, topk=2, ranks=4, slots=4,
+                     block=True)  # every step recorded, however busy the machine
 r.ship(url, rollup_only=True, wait_ms=60000)
 rng = random.Random(3)
 for s in range(450):
