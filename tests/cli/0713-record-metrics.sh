@@ -61,7 +61,7 @@ want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"
 
 # stopped by a signal: everything handed in is in the trace
 kill -TERM "$rec"
-wait "$rec" || fail "record exited $? on SIGTERM"
+wait "$rec" || { st=$?; cat "$T/rec.out" "$T/rec.err" >&2; fail "record exited $st on SIGTERM"; }
 n=$(mt sql --format csv "$T/r.db" "SELECT count(*) FROM steps" | tail -n 1)
 expect_grep "$T/rec.out" "^recorded $n, dropped 0, failed 0;"
 exit 0
