@@ -19,40 +19,7 @@ if [ "$(nproc)" -lt 2 ]; then
 	echo "needs 2 cores (one for the server, one for the load): not measured."
 	exit 0
 fi
-d=$(mktemp -d)
-srv=""
-trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; sleep 1; rm -rf "$d"' EXIT
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-H=$1 N=$2 I=$3
-cat >"$d/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$d/log</log><errorlog>$d/err</errorlog></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>$H</http_port><tcp_port>$N</tcp_port><interserver_http_port>$I</interserver_http_port>
-  <path>$d/data/</path><tmp_path>$d/tmp/</tmp_path><format_schema_path>$d/fs/</format_schema_path>
-  <users_config>$d/users.xml</users_config>
-  <default_profile>default</default_profile><default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size>
-</yandex>
-XML
-cat >"$d/users.xml" <<'XML'
-<?xml version="1.0"?>
-<yandex><profiles><default/></profiles>
-<users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-<quotas><default/></quotas></yandex>
-XML
-taskset -c 0 clickhouse-server --config-file="$d/config.xml" >"$d/stdout" 2>&1 &
-srv=$!
-i=0
-until curl -sf "http://127.0.0.1:$H/ping" >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 300 ] || { echo "clickhouse-server did not start"; exit 1; }
-	sleep 0.1
-done
+bench_ch_start taskset -c 0
 q() { curl -sS --fail --data-binary "$2" "http://127.0.0.1:$H/?database=$1"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$srv/stat"; }
 hz=$(getconf CLK_TCK)
