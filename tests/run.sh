@@ -34,7 +34,12 @@ case "${MOETRACE_LIB:-/}" in /*) ;; *) MOETRACE_LIB="$PWD/$MOETRACE_LIB" ;; esac
 # (a use after free of it is caught) until 32 MiB more have been freed.
 # The default held so much that nearly every allocation of a long command
 # touched fresh pages: 10% of the CPU of a replay or a report went there.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:quarantine_size_mb=32}"
+# handle_sigill: UBSan's checks trap (config.mk) and ASan reports the trap
+# with its stack.  Each test adds log_path (one()): a report goes to a file
+# of the test's, and any such file fails the test, whatever the exit status
+# the test expected of the command that made it (a sanitizer exits 1, which
+# a test of a refused input would otherwise take for the refusal).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:quarantine_size_mb=32:handle_sigill=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 
 # list [KIND] [FILTER]: "KIND NAME" of every matching test
@@ -74,6 +79,8 @@ one() {
 	# traversable: 0901 runs commands as user nobody inside it
 	chmod 755 "$tmp"
 	mkdir "$tmp/home"
+	# sanitizer reports, also of commands a test runs as user nobody
+	mkdir -m 1777 "$tmp/sanitizer"
 	t0=$(date +%s.%N)
 	if [ "$kind" != cli ] && [ "$kind" != py ] && [ ! -x "$1" ]; then
 		echo "not built: $1 (make check-build)" >"$base.log"
@@ -85,7 +92,8 @@ one() {
 		# the terminal does not reach: this shell passes it on (timeout
 		# signals the whole group), so that no test outlives the run.
 		(cd "$tmp/home" && unset MAKEFLAGS MFLAGS MAKELEVEL &&
-			TMPDIR="$tmp" HOME="$tmp/home" exec timeout -k 10 \
+			TMPDIR="$tmp" HOME="$tmp/home" \
+			ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$tmp/sanitizer/report" exec timeout -k 10 \
 			"${MOETRACE_TEST_TIMEOUT:-900}" "$@") >"$base.log" 2>&1 </dev/null &
 		tpid=$!
 		trap 'kill -TERM $tpid 2>/dev/null; interrupted=1' INT TERM HUP
@@ -105,6 +113,12 @@ one() {
 	times >"$base.times"
 	cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.1f", t }' "$base.times")
 	rm -f "$base.times"
+	# a sanitizer report (report.PID) fails the test and goes into its log
+	for f in "$tmp"/sanitizer/report.*; do
+		[ -f "$f" ] || continue
+		{ echo "run.sh: sanitizer report ${f##*/}:"; cat "$f"; } >>"$base.log"
+		[ $rc -ne 0 ] && [ $rc -ne 77 ] || rc=86
+	done
 	rm -rf "$tmp"
 	[ "${interrupted:-0}" = 0 ] || { echo "INT     $kind $n"; exit 130; }
 	if [ $rc -eq 0 ]; then
