@@ -103,23 +103,41 @@ mkdir -p "$T/spp" && cp "$D/per_pass_rank0.pt" "$D/per_pass_rank1.pt" "$T/spp/"
 expect_status 0 mt import "$T/spp" --into "$T/db" --run stdpp --format sglang
 cells "$T/db" stdpp
 
+# The dumps torch writes for the two parts below, in one interpreter (torch
+# costs two seconds of CPU to import): the rank files of --replicated 2
+# (make_sglang_dumps.py ranks), a stat dump of doubled counts, a larger stat
+# buffer and its every cell's sum as torch reads it back
+if have_torch; then
+	/usr/bin/python3 - "$MOETRACE_TOP/tests/data" "$D/torch/stat.pt" "$T" <<'PY' || fail "writing the dumps with torch"
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import make_sglang_dumps as m
+torch, t = m.torch, sys.argv[3]
+m.ranks(os.path.join(t, "rep"), "1765000000.5", 10, 2, 2)
+d = torch.load(sys.argv[2])
+d["logical_count"] = d["logical_count"] * 2
+torch.save(d, os.path.join(t, "stat2.pt"))
+m.stat(os.path.join(t, "big"), 12, 61, 256, 3, 7)
+big = os.path.join(t, "big", os.listdir(os.path.join(t, "big"))[0])
+c = torch.load(big)["logical_count"].long().sum(0)
+with open(os.path.join(t, "big.want"), "w") as f:
+    for l in range(3, 61):
+        for e in range(256):
+            f.write("%d,%d,%d\n" % (l - 3, e, c[l, e]))
+sys.stdout.flush()
+os._exit(0)  # files closed: skip torch's teardown
+PY
+fi
+
 # --replicated N: N tensor-parallel ranks that each counted every token.
 # per_pass: every rank the full counts (make_sglang_dumps.py ranks), kept once
 if have_torch; then
-	/usr/bin/python3 "$MOETRACE_TOP/tests/data/make_sglang_dumps.py" ranks "$T/rep" 1765000000.5 10 2 2 ||
-		fail "writing the replicated ranks"
 	expect_status 0 mt import "$T/rep" --into "$T/db" --run rep --replicated 2
 	cells "$T/db" rep
 	[ "$(field rep "ranks || 'x' || slots")" = 2x3 ] || fail "replicated layout"
 	expect_status 2 mt import "$T/rep" --into "$T/db" --run rep3 --replicated 3
 	expect_grep "$T/err" "forward pass 10 is in 2 of the --replicated 3 ranks' records"
 	# stat: SGLang all-reduced two ranks' equal counts, divided back
-	/usr/bin/python3 - "$D/torch/stat.pt" "$T/stat2.pt" <<'PY' || fail "writing the doubled stat dump"
-import sys, torch
-d = torch.load(sys.argv[1])
-d["logical_count"] = d["logical_count"] * 2
-torch.save(d, sys.argv[2])
-PY
 	expect_status 0 mt import "$T/stat2.pt" --into "$T/db" --run stat2 --replicated 2
 	cells "$T/db" stat2
 fi
@@ -134,21 +152,12 @@ expect_grep "$T/err" "--replicated applies to SGLang dumps, '.*heat.csv' is csv"
 # a larger stat buffer (passes of 62 KiB, past the reader's 64 KiB chunks):
 # every cell's sum against torch's
 if have_torch; then
-	/usr/bin/python3 "$MOETRACE_TOP/tests/data/make_sglang_dumps.py" stat "$T/big" 12 61 256 3 7 ||
-		fail "writing the stat buffer"
 	big=$(ls "$T"/big/*.pt)
 	expect_status 0 mt import "$big" --into "$T/db" --run big
 	expect_grep "$T/out" "as run 'big': 58 layers x 256 experts"
 	mt sql --format csv "$T/db" "SELECT e.layer, e.expert, sum(e.tokens) FROM expert_heat e
 		JOIN runs r USING (run) WHERE r.name = 'big' GROUP BY 1, 2 ORDER BY 1, 2" |
 		grep -v '^[a-z]' >"$T/big.got"
-	/usr/bin/python3 - "$big" >"$T/big.want" <<'PY'
-import sys, torch
-c = torch.load(sys.argv[1])["logical_count"].long().sum(0)
-for l in range(3, 61):
-    for e in range(256):
-        print("%d,%d,%d" % (l - 3, e, c[l, e]))
-PY
 	cmp -s "$T/big.want" "$T/big.got" || fail "the stat buffer's sums differ from torch's"
 	[ "$(steps big | tr ',' '\n' | wc -l)" = 12 ] || fail "12 passes"
 fi

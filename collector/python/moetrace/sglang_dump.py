@@ -268,13 +268,15 @@ def load_dump(path, use_torch=None):
             if use_torch is False:
                 raise
             unknown = e
-        try:
-            import torch
-        except ImportError:
-            raise unknown from None
-    else:
-        import torch
+    # the zip checked (CRCs, entries) before torch is imported: a damaged
+    # dump is refused without the seconds torch takes to import
     _open_zip(path).close()
+    try:
+        import torch
+    except ImportError:
+        if use_torch is True:
+            raise
+        raise unknown from None
     try:
         # weights_only: tensors, containers and numbers, never code from the pickle
         obj = torch.load(path, map_location="cpu", weights_only=True)
