@@ -533,17 +533,40 @@ static double wrap(cairo_t *cr, double x, double y, double room, double font, in
 	return y;
 }
 
+/* As line(), but a line wider than `room` is word-wrapped onto the next
+ * ones instead of running off the page (a long source path, large numbers
+ * in serving units).  A line that fits is drawn as line() draws it. */
+static double para(cairo_t *cr, double x, double y, double room, double font, int bold,
+		   const char *fmt, ...) UTIL_PRINTF(7, 8);
+static double para(cairo_t *cr, double x, double y, double room, double font, int bold,
+		   const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (rint_text_width(cr, buf, font, bold) <= room) {
+		rint_text(cr, x, y, buf, font, bold, 0, 0, 0);
+		return y + font * 1.45;
+	}
+	/* wrap() advances 1.35 fonts a line; leave line()'s gap below */
+	return wrap(cr, x, y, room, font, bold, buf, 1) + font * 0.10;
+}
+
 /* The replay of the best algorithm, in the summary: its imbalance, the
  * copies it makes, and what it saves net of moving weights, also in serving
  * units.  Returns the y below its last line. */
-static double summary_replay(cairo_t *cr, double x, double y, double f, const struct report *r)
+static double summary_replay(cairo_t *cr, double x, double y, double room, double f,
+			     const struct report *r)
 {
 	const struct store_replay *m = &r->rep.sum;
 	char b1[64], b2[64];
 
-	y = line(cr, x, y, f, 1, "Replay of the best, step by step");
-	y = line(cr, x, y, f, 0, "%s", r->rep_desc);
-	y = line(cr, x, y, f, 0,
+	y = para(cr, x, y, room, f, 1, "Replay of the best, step by step");
+	y = para(cr, x, y, room, f, 0, "%s", r->rep_desc);
+	y = para(cr, x, y, room, f, 0,
 		 "%lld steps; per-step imbalance: mean %.4f (start placement %.4f), p99 %.4f "
 		 "(%.4f)",
 		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
@@ -555,17 +578,17 @@ static double summary_replay(cairo_t *cr, double x, double y, double f, const st
 		snprintf(b1, sizeof(b1), "bytes unknown");
 		snprintf(b2, sizeof(b2), "unknown");
 	}
-	y = line(cr, x, y, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s",
+	y = para(cr, x, y, room, f, 0, "%lld rebalances, %lld expert copies (%s), transfer %s",
 		 (long long)m->events, (long long)m->moves, b1, b2);
 	if (r->model)
-		y = line(cr, x, y, f, 0,
+		y = para(cr, x, y, room, f, 0,
 			 "MoE straggler time saved %.3g s; net of transfer: %.3g s (stop the "
 			 "world), %.3g s (overlapped)",
 			 m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
 	if (r->model && m->steps > 0 && m->baseline_step_seconds > 0 &&
 	    m->baseline_moe_seconds > 0) {
 		double n = (double)m->steps, base = m->baseline_step_seconds;
-		y = line(cr, x, y, f, 0,
+		y = para(cr, x, y, room, f, 0,
 			 "per step (estimates): MoE time %.3f ms -> %.3f ms (%.2f%% saved), step "
 			 "time %.3f ms (%.2f%% saved), %.0f -> %.0f tokens/s at %.0f tokens per step",
 			 m->baseline_moe_seconds / n * 1e3, m->moe_seconds / n * 1e3,
@@ -656,7 +679,7 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 			   int draw)
 {
 	const struct store_run *run = &r->run;
-	double x = 40, y = 24, y0, bh;
+	double x = 40, y = 24, y0, bh, room = w - 2 * x;
 	char b1[64], b2[64];
 
 	if (!draw) {
@@ -684,57 +707,57 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
 	wrap(cr, x + f, y, w - 2 * x - 2 * f, f * 1.25, 1, r->advice, 1);
 	y = y0 + bh + gap;
-	y = line(cr, x, y, f, 1, "Run '%s'", run->name);
+	y = para(cr, x, y, room, f, 1, "Run '%s'", run->name);
 	if (run->topk > 0)
 		snprintf(b1, sizeof(b1), ", top-%d", run->topk);
 	else
 		b1[0] = '\0';
-	y = line(cr, x, y, f, 0, "model: %s; %d MoE layers x %d experts%s",
+	y = para(cr, x, y, room, f, 0, "model: %s; %d MoE layers x %d experts%s",
 		 r->model ? r->model->label : "not given (no expert bytes: moves are counted)",
 		 run->layers, run->experts, b1);
 	if (r->nodes > 1)
 		snprintf(b2, sizeof(b2), ", %d nodes of %d ranks", r->nodes, r->ranks / r->nodes);
 	else
 		b2[0] = '\0';
-	y = line(cr, x, y, f, 0, "EP layout: %d ranks x %d slots (%d redundant)%s", r->ranks,
-		 r->slots, r->ranks * r->slots - run->experts, b2);
+	y = para(cr, x, y, room, f, 0, "EP layout: %d ranks x %d slots (%d redundant)%s",
+		 r->ranks, r->slots, r->ranks * r->slots - run->experts, b2);
 	if (run->source[0])
-		y = line(cr, x, y, f, 0, "source: %s", run->source);
+		y = para(cr, x, y, room, f, 0, "source: %s", run->source);
 	if (r->snapshot) {
-		y = line(cr, x, y, f, 0,
+		y = para(cr, x, y, room, f, 0,
 			 "one step recorded in the range (step %lld): a snapshot, no time axis",
 			 (long long)r->snap_step);
-		y = line(cr, x, y, f * 0.9, 0,
+		y = para(cr, x, y, room, f * 0.9, 0,
 			 "no comparison of windows, replay, timeline or transfer: each needs steps "
 			 "after the ones a placement is fitted on");
-		y = line(cr, x, y, f, 0,
+		y = para(cr, x, y, room, f, 0,
 			 "least balanced layer under the static layout: layer %d, imbalance %.3f "
 			 "(max / mean device load; 1 is perfect)",
 			 r->worst_layer, r->worst_imb);
-		y = line(cr, x, y, f * 0.9, 0,
+		y = para(cr, x, y, room, f * 0.9, 0,
 			 "the device page fits %s on this same step: in hindsight, the best this "
 			 "placement could do for exactly this load",
 			 r->snap_algo->name);
 		y += gap;
 		goto pages;
 	}
-	y = line(cr, x, y, f, 0,
+	y = para(cr, x, y, room, f, 0,
 		 "fitted on steps %lld-%lld (%lld steps%s), scored on the next %lld-%lld (%lld "
 		 "steps); moves from the %s placement",
 		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps, r->eps_desc,
 		 (long long)r->win[2], (long long)r->win[3], (long long)r->next_steps, r->cur_name);
-	y = line(cr, x, y, f * 0.9, 0,
+	y = para(cr, x, y, room, f * 0.9, 0,
 		 "imbalance = sum over layers of max / sum of mean device load (a replicated "
 		 "expert's tokens split evenly; 1 is perfect); gap = distance to the proven lower "
 		 "bound");
-	y = line(cr, x, y, f * 0.9, 0,
+	y = para(cr, x, y, room, f * 0.9, 0,
 		 "per step: the mean over the next window's steps of each step's imbalance (MoE "
 		 "time follows each step's straggler); the best is the lowest");
 	if (r->model) {
 		char eb[32];
 		int nodes = r->dep.ranks_per_node > 0 ? r->ranks / r->dep.ranks_per_node : 1;
 		util_human_bytes(eb, sizeof(eb), (double)r->ebytes);
-		y = line(cr, x, y, f * 0.9, 0,
+		y = para(cr, x, y, room, f * 0.9, 0,
 			 "weights moved at %s per expert (%s); %d node%s x %d ranks, copies at %.0f "
 			 "GB/s per rank inside a node (%s) and %.0f GB/s across (%s); times are "
 			 "estimates",
@@ -747,7 +770,7 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 	y = summary_table(cr, x, y, f, r);
 	y += gap;
 
-	y = summary_replay(cr, x, y, f, r);
+	y = summary_replay(cr, x, y, room, f, r);
 	y += gap;
 	if (r->noise[0]) {
 		cairo_set_source_rgb(cr, 0.55, 0.25, 0.0);
