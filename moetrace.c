@@ -26,7 +26,7 @@ struct command {
 /* clang-format off */
 static const struct command commands[] = {
 	{ "gen",     cmd_gen,     "write a synthetic trace (DeepSeek-V3 and other presets) into a database" },
-	{ "import",  cmd_import,  "load a trace (CSV, JSON lines, Megatron-LM, TensorRT-LLM dumps) into a database" },
+	{ "import",  cmd_import,  "load a trace (CSV, JSON lines, Megatron-LM, TensorRT-LLM, SGLang dumps) into a database" },
 	{ "export",  cmd_export,  "write a run's heat as CSV or JSON lines, or its deployed placement" },
 	{ "record",  cmd_record,  "record synthetic steps through the embedding recorder at a step rate" },
 	{ "merge",   cmd_merge,   "merge per-rank shard traces into one global trace" },
