@@ -108,12 +108,17 @@ int cmd_balance(int argc, char **argv)
 	       "step-p50", "step-p99", "hottest", "share");
 	for (int l = 0; l < L; l++) {
 		const struct analyze_balance_layer *bl = &b.layer[l];
-		printf("%5d %6d %10.3f %9.3f %9.3f %9.3f %8d %5.1f%%\n", l,
+		char hot[16] = "-", share[16] = "-";
+		/* a layer that received no token in the window has no hottest expert */
+		if (bl->hottest_share > 0) {
+			snprintf(hot, sizeof(hot), "%d", bl->hottest);
+			snprintf(share, sizeof(share), "%.1f%%", 100.0 * bl->hottest_share);
+		}
+		printf("%5d %6d %10.3f %9.3f %9.3f %9.3f %8s %6s\n", l,
 		       run.first_layer + l * (run.model[0] && store_model_find(run.model)
 						      ? store_model_find(run.model)->layer_step
 						      : 1),
-		       bl->imbalance, bl->step_mean, bl->step_p50, bl->step_p99, bl->hottest,
-		       100.0 * bl->hottest_share);
+		       bl->imbalance, bl->step_mean, bl->step_p50, bl->step_p99, hot, share);
 	}
 	printf("\noverall (sum of max / sum of mean): window %.3f, per-step mean %.3f\n", b.overall,
 	       b.step_overall_mean);
