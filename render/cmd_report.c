@@ -649,7 +649,8 @@ static double summary_table(cairo_t *cr, double x, double y, double f, const str
 static double summary_body(cairo_t *cr, double w, double f, double gap, const struct report *r,
 			   int draw);
 
-/* The page at the largest font whose content still fits its height. */
+/* The page at the largest font whose content still fits its height (down
+ * to 9). */
 static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 {
 	double f = 12, gap;
@@ -665,6 +666,11 @@ static int draw_summary(cairo_t *cr, double w, double h, const struct report *r)
 			break;
 		f = t;
 	}
+	/* a page too full even at 12 (a two-line recommendation, wrapped lines,
+	 * the phase page to list) gets a smaller font rather than losing its
+	 * last lines off the bottom */
+	while (f > 9 && summary_body(cr, w, f, f * 0.8, r, 0) > h - 10)
+		f -= 0.25;
 	/* what height is left goes between the sections (5 gaps) */
 	gap = f * 0.8 + (h - 10 - summary_body(cr, w, f, f * 0.8, r, 0)) / 5;
 	if (gap > f * 2.4)
