@@ -467,7 +467,7 @@ static void advise_line(struct report *r)
 			 "world",
 			 name, with, (long long)m->interval, m->net_overlap_seconds,
 			 -m->net_stop_seconds);
-	} else {
+	} else if (m->saved_seconds >= 0) {
 		r->advice_pays = 0;
 		snprintf(r->advice, sizeof(r->advice),
 			 "rebalancing does not pay here: %s every %lld steps saves %.3g s of MoE "
@@ -475,6 +475,17 @@ static void advise_line(struct report *r)
 			 "the world)",
 			 name, (long long)m->interval, m->saved_seconds, -m->net_overlap_seconds,
 			 -m->net_stop_seconds);
+	} else {
+		/* a lower imbalance that costs MoE time (at a small batch each rank
+		 * reads its active experts' weights): the moves are not the loss */
+		r->advice_pays = 0;
+		snprintf(r->advice, sizeof(r->advice),
+			 "rebalancing does not pay here: %s every %lld steps lowers the mean "
+			 "per-step imbalance (%.3f against %.3f) but adds %.3g s of MoE time on the "
+			 "step-time model; %.3g s lost net even overlapped (%.3g s stopping the "
+			 "world)",
+			 name, (long long)m->interval, m->imbalance_mean, m->baseline_imbalance_mean,
+			 -m->saved_seconds, -m->net_overlap_seconds, -m->net_stop_seconds);
 	}
 }
 
