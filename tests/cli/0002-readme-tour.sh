@@ -2,7 +2,8 @@
 # The README's five-minute tour runs verbatim, in order, from a fresh
 # directory: every command exits 0 (the shell stops at the first that does
 # not), `top` draws its screen in a real terminal (tmux) and quits on q,
-# and the files the tour promises are written.  Only the build line (make)
+# the files the tour promises are written, and the live recorder it starts
+# is stopped by the tour itself.  Only the build line (make)
 # is left out: ./moetrace is the binary under test.
 . "$(dirname "$0")/lib.sh"
 command -v tmux >/dev/null || fail "tmux is needed (make deps-test)"
@@ -16,6 +17,11 @@ ln -s "$MOETRACE" "$T/w/moetrace"
 {
 	echo 'set -e'
 	grep -v '^make$' "$T/block"
+	# the tour's background job ($!, the live recorder) must end by itself
+	# (checked here: closing the tmux pane would stop it with SIGHUP anyway)
+	echo 'end=$(($(date +%s) + 30))'
+	echo 'while [ "$(date +%s)" -lt "$end" ] && ps -o stat= -p "$!" 2>/dev/null | grep -qv Z; do sleep 0.2; done'
+	echo 'if ps -o stat= -p "$!" 2>/dev/null | grep -qv Z; then : >recorder-left; fi'
 } >"$T/w/tour.sh"
 tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
 cleanup() {
@@ -51,4 +57,5 @@ for f in trace.db mine.db expert_load.csv map.json report/report.pdf report/heat
 	[ -s "$T/w/$f" ] || fail "the tour did not write $f"
 done
 grep -q '^+ ./moetrace top live.db' "$T/w/tour.err" || fail "top was not run"
+[ ! -e "$T/w/recorder-left" ] || fail "the tour left its live recorder running"
 grep -q 'layers' "$T/screen" || { cat "$T/screen"; fail "top drew no screen"; }
