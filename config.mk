@@ -40,7 +40,7 @@ OPT      = -O2 -g
 # UndefinedBehaviorSanitizer reports by a trap, which AddressSanitizer turns
 # into a report with the stack (tests/run.sh sets handle_sigill=1): no
 # libubsan at run time.  Linked, its 6 MB of globals were scanned by
-# LeakSanitizer at every exit, 35 of the 85 ms each of make check's ~1,700
+# LeakSanitizer at every exit, 30 of the 85 ms each of make check's ~1,700
 # CLI runs took.  make check UBSAN_RUNTIME=1 links it back for its messages
 # ("signed integer overflow: ..." where the trap says only where).
 SAN_UB   = $(if $(filter 1,$(UBSAN_RUNTIME)),,-fsanitize-undefined-trap-on-error)

@@ -57,7 +57,8 @@ int moetrace_recorder_serve_metrics(struct moetrace_recorder *rec, const char *l
 {
 	struct moetrace_metrics_opts o = MOETRACE_METRICS_OPTS_INIT;
 	struct tui_server_cfg cfg = TUI_SERVER_CFG_INIT;
-	struct collector_observer ob = { .name = "metrics", .release = metrics_release };
+	struct collector_observer ob = { .name = "metrics", .release = metrics_release,
+					 .reads_others = 1 };
 	struct util_err err = UTIL_ERR_INIT;
 	struct metrics_obs *m;
 	const char *path;

@@ -233,6 +233,10 @@ struct collector_observer {
 	void (*closed)(void *ctx);  /* the writer has stopped; NULL: nothing */
 	void (*release)(void *ctx); /* NULL: nothing */
 	void *ctx;
+	/* reads the other observers' state (the /metrics endpoint reads the
+	 * sink's counters): released before them, so that none of its
+	 * threads reads what they have freed */
+	int reads_others;
 };
 /* Adds an observer to an open recorder: 0, MOETRACE_ESTATE when closed or
  * one of that name is there, MOETRACE_EFULL past four (message in

@@ -989,10 +989,12 @@ void moetrace_recorder_free(struct moetrace_recorder *rec)
 		return;
 	if (!rec->closed)
 		moetrace_recorder_close(rec);
-	/* observers read rec's counters: they go first */
-	for (int i = 0, m = atomic_load(&rec->nobs); i < m; i++)
-		if (rec->obs[i].release)
-			rec->obs[i].release(rec->obs[i].ctx);
+	/* observers read rec's counters: they go first, and those that read
+	 * the others' state before the others */
+	for (int pass = 1; pass >= 0; pass--)
+		for (int i = 0, m = atomic_load(&rec->nobs); i < m; i++)
+			if (!rec->obs[i].reads_others == !pass && rec->obs[i].release)
+				rec->obs[i].release(rec->obs[i].ctx);
 	if (rec->sync_ready) {
 		pthread_cond_destroy(&rec->space);
 		pthread_cond_destroy(&rec->wake);

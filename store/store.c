@@ -520,7 +520,7 @@ static int open_file(const char *file, const char *path, int flags, struct store
 {
 	struct store *s;
 	struct stat sb;
-	int rc, version = 0, empty = 0, raced = 0;
+	int rc, version = 0, empty = 0, raced = 0, busy = 0;
 	int oflags, staged = strcmp(file, path) != 0;
 
 	*out = NULL;
@@ -620,6 +620,15 @@ again:
 			return UTIL_EPARSE;
 		}
 		rc = exec(s, "PRAGMA journal_mode=WAL");
+		/* Two processes creating one database switch it to WAL at
+		 * once: each reads it, then wants to write, and SQLite refuses
+		 * one of them at once (SQLITE_BUSY without the busy timeout,
+		 * which could deadlock).  That one looks again once the other
+		 * is done, for as long as the busy timeout (5 s). */
+		if (rc && (sqlite3_errcode(s->db) & 0xff) == SQLITE_BUSY && ++busy < 100) {
+			sqlite3_sleep(50);
+			goto again;
+		}
 		if (rc == 0)
 			rc = migrate(s, version);
 		/* another process created or upgraded it meanwhile: check

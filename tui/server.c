@@ -283,10 +283,11 @@ void tui_server_free(struct tui_server *sv)
 {
 	if (!sv)
 		return;
-	/* the replay thread and the HTTP thread stop before what they read goes */
-	tui_rebalance_free(sv->rb);
+	/* the HTTP thread stops first (a request in flight reads the
+	 * rebalance's figures), then the replay thread, then what they read */
 	if (sv->d)
 		sv->mhd.stop_daemon(sv->d);
+	tui_rebalance_free(sv->rb);
 	if (sv->mhd.dl)
 		dlclose(sv->mhd.dl);
 	tui_metrics_free(sv->m);

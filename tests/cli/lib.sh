@@ -3,6 +3,12 @@
 set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# a test stopped with SIGTERM (tests/run.sh passes a Ctrl-C on as one, and
+# so does its time limit) exits through its EXIT trap, which stops what it
+# started (tmux and other servers): sh runs no EXIT trap on a signal it
+# does not catch
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 # MOETRACE_VALGRIND=1 (make check-valgrind) runs the binary under valgrind:
 # a memory error or leak makes the command exit 99.
 if [ "${MOETRACE_VALGRIND:-0}" = 1 ]; then

@@ -634,8 +634,8 @@ static void test_recorder_observers(void **state)
 	struct moetrace_run_desc d = desc_small("obs");
 	struct moetrace_recorder_opts o = MOETRACE_RECORDER_OPTS_INIT;
 	struct seen w = { 0, -1, 0, 0, 0, NULL };
-	struct collector_observer ob = { "mine", seen_committed, seen_closed, seen_release, &w };
-	struct collector_observer other = { "other", NULL, NULL, NULL, NULL };
+	struct collector_observer ob = { "mine", seen_committed, seen_closed, seen_release, &w, 0 };
+	struct collector_observer other = { "other", NULL, NULL, NULL, NULL, 0 };
 	uint32_t c[L * E];
 
 	o.batch_steps = 7;
@@ -669,10 +669,44 @@ static void test_recorder_observers(void **state)
 	assert_int_equal(w.closed, 1);
 }
 
+/* The order observers are released in: an observer that reads the others'
+ * state (the /metrics endpoint reads the sink's counters from its HTTP
+ * thread) goes before them, whatever the order they were added in. */
+static int released_order[4], nreleased;
+
+static void order_release(void *ctx)
+{
+	released_order[nreleased++] = *(int *)ctx;
+}
+
+static void test_recorder_observers_release_order(void **state)
+{
+	(void)state;
+	struct moetrace_recorder *r = NULL;
+	struct moetrace_run_desc d = desc_small("order");
+	int id[3] = { 0, 1, 2 };
+	struct collector_observer sink = { .name = "sink", .release = order_release, .ctx = &id[0] };
+	struct collector_observer ep = { .name = "metrics", .release = order_release,
+					 .ctx = &id[1], .reads_others = 1 };
+	struct collector_observer last = { .name = "last", .release = order_release, .ctx = &id[2] };
+
+	nreleased = 0;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, NULL, &r), 0);
+	assert_int_equal(collector_recorder_observe(r, &sink), 0);
+	assert_int_equal(collector_recorder_observe(r, &ep), 0);
+	assert_int_equal(collector_recorder_observe(r, &last), 0);
+	moetrace_recorder_free(r);
+	assert_int_equal(nreleased, 3);
+	assert_int_equal(released_order[0], 1); /* the reader first */
+	assert_int_equal(released_order[1], 0); /* then the others as added */
+	assert_int_equal(released_order[2], 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_recorder_bad_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recorder_observers_release_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_backwards_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_topk_histogram, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recorder_drops_counted, setup, teardown),
