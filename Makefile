@@ -181,15 +181,6 @@ $(TEST_FUZZ): test-fuzz/%: $(CHK)/fuzz/%
 check-tests: $(TEST_ALL)
 	@true
 
-# Tests that mostly wait (tests/waiting.txt: a recording at a set rate, a
-# follower's settle times) leave their core idle most of their time:
-# `make check` runs them one after another beside the N others, not in one
-# of their N places (check-tests alone runs them among the others).
-TEST_WAIT = $(filter $(TEST_CLI) $(TEST_PY),$(shell grep -v '^\#' tests/waiting.txt 2>/dev/null))
-WAIT_ARGS = $(foreach t,$(TEST_WAIT),$(subst /, ,$(patsubst test-%,%,$(t))))
-check-tests-busy: $(filter-out $(TEST_WAIT),$(TEST_ALL))
-	@true
-
 # `make check` does its own set-up, as `make demo` does: missing Debian packages
 # are installed as root, or the apt-get line is printed (scripts/deps.sh).
 # Then it builds what each test needs and runs the tests (make -j N: N at a
@@ -200,9 +191,7 @@ check:
 	@sh scripts/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS) -- $(DEB_TEST_OPT_PKGS)
 	@rm -rf $(RES)
 	@$(MAKE) --no-print-directory $(CHECK_J) check-build
-	@trap 'kill $$w 2>/dev/null' INT TERM; \
-	MOETRACE_BUILD=$(CHK) MOETRACE_RESULTS=$(RES) sh tests/run.sh --each $(WAIT_ARGS) </dev/null & w=$$!; \
-	$(MAKE) --no-print-directory $(CHECK_J) check-tests-busy; wait $$w
+	@$(MAKE) --no-print-directory $(CHECK_J) check-tests
 	@MOETRACE_RESULTS=$(RES) sh tests/run.sh --summary
 
 # Golden files (tests/golden, compared by tests/cli/*-golden-*.sh): rewrites
@@ -300,7 +289,7 @@ uninstall:
 clean:
 	rm -rf build moetrace libmoetrace.a libmoetrace.so moetrace_sqlite.so
 
-.PHONY: check-tests check-tests-busy golden $(TEST_ALL)
+.PHONY: check-tests golden $(TEST_ALL)
 .PHONY: lint fuzz fuzz-build deps-test bench-build all check check-build check-fast check-valgrind deps demo bench install uninstall clean
 .SECONDARY:
 

@@ -9,9 +9,6 @@
 #          from make, else 1), then prints the summary
 #        sh tests/run.sh --list [KIND] [FILTER]   the tests, "KIND NAME" a line
 #        sh tests/run.sh --one KIND NAME          runs one test, records its result
-#        sh tests/run.sh --each KIND NAME [KIND NAME ...]
-#                                                 runs these one after another,
-#                                                 records their results
 #        sh tests/run.sh --summary                summary of the recorded results
 #
 # Every test runs with its own TMPDIR and HOME (removed afterwards) and a
@@ -211,16 +208,6 @@ case "${1:-}" in
 	R=${MOETRACE_RESULTS:?run.sh --one: set MOETRACE_RESULTS}
 	mkdir -p "$R"
 	one "$2" "$3"
-	exit
-	;;
---each)
-	shift
-	R=${MOETRACE_RESULTS:?run.sh --each: set MOETRACE_RESULTS}
-	mkdir -p "$R"
-	while [ $# -ge 2 ]; do
-		one "$1" "$2"
-		shift 2
-	done
 	exit
 	;;
 --summary)
