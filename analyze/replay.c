@@ -766,6 +766,16 @@ static int replay_check(struct replay *r)
 	if (r->N == 0)
 		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",
 				    r->run->name);
+	/* every decision is scored on steps after it: with one step, a
+	 * placement fitted on that step would be scored on it (a hindsight
+	 * figure presented as a replay) */
+	if (r->N == 1)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "run '%s' has one step in the chosen range (a snapshot, such "
+				    "as summed counts): a replay scores the steps after each "
+				    "decision and needs at least two; 'moetrace balance' and "
+				    "'place' read a snapshot",
+				    r->run->name);
 	if (W > r->N)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--window %lld is longer than the trace (%lld steps selected)",

@@ -128,6 +128,15 @@ expect_grep "$T/err" "unknown algorithm 'nosuch'"
 printf '{"physical_to_logical_map": [[0, 1, 2]]}\n' >"$T/bad.json"
 expect_status 2 mt replay "$T/db" --run static --interval 5 --start "$T/bad.json"
 expect_grep "$T/err" "start"
+# one step (a snapshot of summed counts): no step after a decision to
+# score it on, so no replay, alone, in a grid or as render's chart
+expect_status 2 mt replay "$T/db" --run static --steps 7:7
+expect_grep "$T/err" "^moetrace replay: run 'static' has one step in the chosen range \(a snapshot"
+expect_status 2 mt replay "$T/db" --run static --steps 7:7 --no-store --grid interval=1,2
+expect_grep "$T/err" "has one step in the chosen range"
+expect_status 2 mt render -o "$T/one.png" "$T/db" --run static --steps 7:7 imbalance
+expect_grep "$T/err" "^moetrace render: .*has one step in the chosen range"
+[ ! -e "$T/one.png" ] || fail "a refused render wrote its chart"
 [ "$(sqlite3 "$T/db" "SELECT count(*) FROM replays")" = "$n" ] || fail "a failed replay stored something"
 
 # grid: every combination, ranked
