@@ -962,8 +962,7 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
 	util_buf_addf(&tmp, "%s.tmp.XXXXXX", path);
 	if ((fd = mkstemp(tmp.data)) < 0 || fchmod(fd, 0666 & ~(mode_t)util_umask()) != 0 ||
 	    !(f = fdopen(fd, "w"))) {
-		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", tmp.data,
-				  strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", path, strerror(errno));
 		if (fd >= 0) {
 			close(fd);
 			unlink(tmp.data);
@@ -971,15 +970,13 @@ int analyze_format_write(const char *path, int format, const struct analyze_shap
 		goto out;
 	}
 	if (fwrite(b.data, 1, b.len, f) != b.len || fflush(f) || ferror(f)) {
-		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data,
-				  strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 		fclose(f);
 		unlink(tmp.data);
 		goto out;
 	}
 	if (fclose(f)) {
-		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", tmp.data,
-				  strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 		unlink(tmp.data);
 		goto out;
 	}

@@ -941,7 +941,7 @@ static int make_tmp(const char *dir, char *tmp, size_t n, int *inside, struct ut
 	    (!*inside && snprintf(tmp, n, "%s.tmp-XXXXXX", dir) < 0))
 		return util_err_set(err, UTIL_EUSAGE, "output directory name too long: '%s'", dir);
 	if (!mkdtemp(tmp))
-		return util_err_set(err, UTIL_EUSAGE, "cannot create '%s': %s", dir,
+		return util_err_set(err, UTIL_EIO, "cannot create '%s': %s", dir,
 				    strerror(errno));
 	return 0;
 }

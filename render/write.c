@@ -136,7 +136,7 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 	}
 	if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0666 & ~current_umask()) != 0 ||
 	    !(k.f = fdopen(fd, "wb"))) {
-		rc = util_err_set(err, UTIL_EUSAGE, "cannot write '%s': %s", path, strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 		if (fd >= 0) {
 			close(fd);
 			unlink(tmp);
@@ -204,7 +204,7 @@ out:
 	if (fclose(k.f) != 0 && !rc)
 		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 	if (!rc && rename(tmp, path) != 0)
-		rc = util_err_set(err, UTIL_EUSAGE, "cannot write '%s': %s", path, strerror(errno));
+		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 	if (rc)
 		unlink(tmp);
 	free(tmp);

@@ -68,3 +68,10 @@ python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["physical_to_logical
 	fail "sglang rows per model layer"
 expect_status 0 mt place "$T/db" --algo static --model deepseek-v3 --current "$T/ds.yaml" --json
 expect_status 0 mt place "$T/db" --algo static --model deepseek-v3 --current "$T/ds.json" --json
+# an output the system refuses (no such directory): exit 1, the message
+# names the file asked for (not the temporary one beside it), nothing left
+for fmt in vllm-ascend sglang; do
+	expect_status 1 mt place "$T/db" --algo static -o "$T/nodir/m.$fmt" --format $fmt
+	expect_grep "$T/err" "^moetrace place: cannot create '$T/nodir/m.$fmt': No such file or directory$"
+done
+[ ! -e "$T/nodir" ] || fail "a refused place created $T/nodir"

@@ -27,7 +27,10 @@ bad "no steps of run 'r' in the chosen range" "$T/db" heatmap --steps 100:200 -o
 bad "empty range '5:2'" "$T/db" heatmap --steps 5:2 -o "$T/out.d/x.png"
 bad "no replay 42" "$T/db" imbalance --replay 42 -o "$T/out.d/x.png"
 bad "transfer draws the rebalance events of one replay" "$T/db" transfer -o "$T/out.d/x.png"
-bad "cannot write '$T/out.d/nodir/x.png'" "$T/db" heatmap -o "$T/out.d/nodir/x.png"
+# an output the system refuses (no such directory) is an I/O failure: exit 1
+expect_status 1 mt render "$T/db" heatmap -o "$T/out.d/nodir/x.png"
+expect_grep "$T/err" "^moetrace render: cannot write '$T/out.d/nodir/x.png': No such file or directory$"
+[ -z "$(ls "$T/out.d")" ] || fail "a refused render left $(ls "$T/out.d")"
 bad "cannot tell the format of '$T/out.d/x.gif'" "$T/db" heatmap -o "$T/out.d/x.gif"
 bad "no output file" "$T/db" heatmap
 bad "--sort: 'size' is not heat or id" "$T/db" heatmap --sort size -o "$T/out.d/x.png"

@@ -40,10 +40,14 @@ bad_file() {
 }
 bad_file "$T/db" --run r -o "$T/w/file"
 expect_grep "$T/err" "'$T/w/file' exists and is not a directory"
-bad_file "$T/db" --run r -o "$T/w/file/sub"
+# a directory the system cannot create is an I/O failure: exit 1
+for d in "$T/w/file/sub" "$T/w/no/such/dir"; do
+	expect_status 1 mt report "$T/db" --run r -o "$d"
+	[ "$(ls -A "$T/w")" = file ] || { ls -A "$T/w" >&2; fail "files left after -o $d"; }
+done
+expect_grep "$T/err" "^moetrace report: cannot create '$T/w/no/such/dir': No such file or directory$"
+expect_status 1 mt report "$T/db" --run r -o "$T/w/file/sub"
 expect_grep "$T/err" "cannot create '$T/w/file/sub': Not a directory"
-bad_file "$T/db" --run r -o "$T/w/no/such/dir"
-expect_grep "$T/err" "No such file or directory"
 rm "$T/w/file"
 
 # a read-only directory (meaningless for root, who may write anyway)
