@@ -62,6 +62,7 @@ struct analyze_balance_layer {
 	double imbalance;      /* of the summed heat over the window */
 	double step_mean;      /* mean over steps of per-step imbalance */
 	double step_p50, step_p99;
+	int64_t steps;         /* steps scored: those in which the layer got tokens */
 	double max_load, mean_load; /* summed window, tokens */
 	int hottest;           /* expert with the most tokens */
 	double hottest_share;  /* its share of the layer's tokens */
@@ -71,6 +72,10 @@ struct analyze_balance {
 	int64_t steps;
 	double overall;        /* sum of max / sum of mean over layers (summed window) */
 	double step_overall_mean; /* mean over steps of the per-step overall figure */
+	/* Not scored per step (docs/cli.md, balance): steps in which no layer
+	 * got a token, and layers that got none in a step whose others did.
+	 * The step figures of a layer or run with nothing scored are NAN. */
+	int64_t empty_steps, empty_layer_steps;
 	struct analyze_balance_layer *layer; /* [layers], malloc'ed */
 };
 /* phy2log: layers x ranks*slots.  Fills b (free with analyze_balance_release). */
@@ -489,6 +494,8 @@ struct analyze_compare {
 	int layers, experts, n_algos;
 	struct analyze_compare_algo *algo; /* [n_algos], in the order given */
 	int64_t fit_steps, next_steps;     /* 0: nothing to fit, or to score (then no figures) */
+	int64_t next_scored;               /* of next_steps, those with tokens: the per-step
+					    * figures' (a step without any is not scored) */
 	double *fit_heat, *next_heat;      /* [layers * experts] summed over each window */
 	double *lb_next;                   /* [layers] lower bound on the scored heat */
 	double tokens;                     /* tokens of the scored steps: recorded, else

@@ -9,6 +9,7 @@
 #include "cmds.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,15 @@
 static const char usage[] =
 	"usage: moetrace balance [--run NAME] [--ranks R] [--slots S | --redundant N]\n"
 	"                        [--steps A:B] [--phase prefill|decode] [--static] DB\n";
+
+/* A per-step figure, or "-" when no step was scored. */
+static void fmt_step(char out[16], double v)
+{
+	if (isnan(v))
+		snprintf(out, 16, "-");
+	else
+		snprintf(out, 16, "%.3f", v);
+}
 
 int cmd_balance(int argc, char **argv)
 {
@@ -114,22 +124,40 @@ int cmd_balance(int argc, char **argv)
 			snprintf(hot, sizeof(hot), "%d", bl->hottest);
 			snprintf(share, sizeof(share), "%.1f%%", 100.0 * bl->hottest_share);
 		}
-		printf("%5d %6d %10.3f %9.3f %9.3f %9.3f %8s %6s\n", l,
+		char sm[3][16];
+		fmt_step(sm[0], bl->step_mean);
+		fmt_step(sm[1], bl->step_p50);
+		fmt_step(sm[2], bl->step_p99);
+		char win[16] = "-";
+		if (bl->mean_load > 0)
+			snprintf(win, sizeof(win), "%.3f", bl->imbalance);
+		printf("%5d %6d %10s %9s %9s %9s %8s %6s\n", l,
 		       run.first_layer + l * (run.model[0] && store_model_find(run.model)
 						      ? store_model_find(run.model)->layer_step
 						      : 1),
-		       bl->imbalance, bl->step_mean, bl->step_p50, bl->step_p99, hot, share);
+		       win, sm[0], sm[1], sm[2], hot, share);
 	}
-	printf("\noverall (sum of max / sum of mean): window %.3f, per-step mean %.3f\n", b.overall,
-	       b.step_overall_mean);
+	char om[16];
+	fmt_step(om, b.step_overall_mean);
+	printf("\noverall (sum of max / sum of mean): window %.3f, per-step mean %s\n", b.overall, om);
+	if (b.empty_layer_steps)
+		printf("not scored per step: %lld (step, layer) %s with no token in a step whose\n"
+		       "other layers had some (records lost?)\n",
+		       (long long)b.empty_layer_steps, b.empty_layer_steps == 1 ? "pair" : "pairs");
+	if (b.empty_steps)
+		printf("not scored per step: %lld %s in which no layer got a token\n",
+		       (long long)b.empty_steps, b.empty_steps == 1 ? "step" : "steps");
 	{
-		int worst = 0;
-		for (int l = 1; l < L; l++)
-			if (b.layer[l].step_p99 > b.layer[worst].step_p99)
+		int worst = -1;
+		for (int l = 0; l < L; l++)
+			if (!isnan(b.layer[l].step_p99) &&
+			    (worst < 0 || b.layer[l].step_p99 > b.layer[worst].step_p99))
 				worst = l;
-		printf("worst layer by p99: %d (p99 %.3f): its busiest rank does %.0f%% more work "
-		       "than the average rank on 1 step in 100\n",
-		       worst, b.layer[worst].step_p99, 100.0 * (b.layer[worst].step_p99 - 1));
+		if (worst >= 0)
+			printf("worst layer by p99: %d (p99 %.3f): its busiest rank does %.0f%% more "
+			       "work than the average rank on 1 step in 100\n",
+			       worst, b.layer[worst].step_p99,
+			       100.0 * (b.layer[worst].step_p99 - 1));
 	}
 	status = 0;
 out:

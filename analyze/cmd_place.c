@@ -14,6 +14,7 @@
 #include "cmds.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,7 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 	struct store_iter *it = NULL;
 	struct store_step step;
 	double *heat = NULL, *load = NULL, step_sum = 0, smax = 0, smean = 0;
+	int64_t scored = 0;
 	int *cnt = NULL;
 
 	memset(ns, 0, sizeof(*ns));
@@ -237,7 +239,11 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 				tot += load[r];
 			mn += tot / R;
 		}
-		step_sum += mn > 0 ? mx / mn : 1;
+		/* a step without tokens (in the layers placed) is not scored */
+		if (mn > 0) {
+			step_sum += mx / mn;
+			scored++;
+		}
 		ns->steps++;
 	}
 	if (rc < 0) {
@@ -256,7 +262,7 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 		smean += tot / R;
 	}
 	ns->imbalance = smean > 0 ? smax / smean : 1;
-	ns->step_mean = ns->steps ? step_sum / ns->steps : 1;
+	ns->step_mean = scored ? step_sum / (double)scored : NAN;
 out:
 	store_iter_free(it);
 	free(heat);

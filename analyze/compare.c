@@ -11,6 +11,7 @@
  */
 #include "analyze/analyze.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,9 +171,11 @@ static int score_algo(const struct analyze_compare_in *in, const struct walk *wk
 	return 0;
 }
 
-/* The start placement on one step: tokens, times and, by phase, its imbalance. */
+/* The start placement on one step: tokens, times and, by phase, its
+ * imbalance (not for a step without tokens, which is not scored). */
 static void score_start(const struct analyze_compare_in *in, const struct walk *wk,
-			const struct store_step *st, struct analyze_compare *c, int phase)
+			const struct store_step *st, struct analyze_compare *c, int phase,
+			int empty)
 {
 	int L = in->run->layers, E = in->run->experts, P = in->ranks * in->slots;
 	const int topk = in->run->topk > 0 ? in->run->topk
@@ -192,7 +195,7 @@ static void score_start(const struct analyze_compare_in *in, const struct walk *
 							  wk->start + (size_t)l * P, in->slots,
 							  wk->start_cnt + (size_t)l * E);
 	}
-	if (wk->by_phase) {
+	if (wk->by_phase && !empty) {
 		double a = 0;
 		for (size_t i = 0; i < (size_t)L * E; i++)
 			a += st->counts[i];
@@ -216,21 +219,26 @@ static int score(const struct analyze_compare_in *in, struct walk *wk, int64_t f
 	int rc;
 
 	memset(c->next_heat, 0, (size_t)L * E * sizeof(double));
-	c->next_steps = 0;
+	c->next_steps = c->next_scored = 0;
 	for (int i = 0; i < c->n_algos; i++)
 		c->algo[i].step_sum = c->algo[i].dropped = c->algo[i].tokens = 0;
 	if ((rc = store_iter_new(in->store, in->run, from, to, in->phase_mask, &it)))
 		return util_err_set(err, rc, "%s", store_errmsg(in->store));
 	while ((rc = store_iter_next(it, &st)) == 1) {
-		int p = st.phase >= 0 && st.phase < ANALYZE_PHASES ? st.phase : 0;
-		for (size_t k = 0; k < (size_t)L * E; k++)
+		int p = st.phase >= 0 && st.phase < ANALYZE_PHASES ? st.phase : 0, empty = 1;
+		for (size_t k = 0; k < (size_t)L * E; k++) {
 			c->next_heat[k] += st.counts[k];
-		score_start(in, wk, &st, c, p);
-		for (int i = 0; i < c->n_algos; i++)
-			if (score_algo(in, wk, &st, &c->algo[i], c->next_steps, p)) {
+			empty &= st.counts[k] == 0;
+		}
+		score_start(in, wk, &st, c, p, empty);
+		/* a step in which no layer got a token did no MoE work: it has
+		 * no imbalance to score (counted as 1.0, it would flatter) */
+		for (int i = 0; i < c->n_algos && !empty; i++)
+			if (score_algo(in, wk, &st, &c->algo[i], c->next_scored, p)) {
 				rc = oom(err);
 				goto out;
 			}
+		c->next_scored += !empty;
 		c->next_steps++;
 	}
 	if (rc < 0)
@@ -275,8 +283,10 @@ static int summarise(const struct analyze_compare_in *in, struct analyze_compare
 		a->gap_fit = a->plan.sum_lb > 0 ? a->plan.sum_max / a->plan.sum_lb - 1 : 0;
 		a->next = sum_mean > 0 ? smax / sum_mean : 1;
 		a->gap_next = sum_lb > 0 ? smax / sum_lb - 1 : 0;
-		a->next_step = a->step_sum / n;
-		a->next_p99 = util_percentile(a->step_imb, (size_t)c->next_steps, 99);
+		a->next_step = c->next_scored ? a->step_sum / (double)c->next_scored : NAN;
+		a->next_p99 = c->next_scored
+				      ? util_percentile(a->step_imb, (size_t)c->next_scored, 99)
+				      : NAN;
 		a->drop = a->tokens > 0 ? a->dropped / a->tokens : 0;
 		a->bytes = (int64_t)(a->plan.moves * ebytes);
 		a->bytes_inter = (int64_t)(a->plan.moves_inter * ebytes);

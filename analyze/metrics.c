@@ -277,11 +277,18 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 				tot += h[e];
 				sum[(size_t)l * E + e] += h[e];
 			}
-			per_step[n * (size_t)L + l] = tot > 0 ? mx / (tot / ranks) : 1.0;
+			/* a layer that got no token in a step did no work in it:
+			 * not scored (NAN), rather than counted as balanced */
+			per_step[n * (size_t)L + l] = tot > 0 ? mx / (tot / ranks) : NAN;
+			b->empty_layer_steps += tot == 0;
 			smax += mx;
 			smean += tot / ranks;
 		}
-		overall_step[n] = smean > 0 ? smax / smean : 1.0;
+		overall_step[n] = smean > 0 ? smax / smean : NAN;
+		if (smean == 0) {
+			b->empty_steps++;
+			b->empty_layer_steps -= L;
+		}
 		n++;
 	}
 	if (rc < 0)
@@ -313,18 +320,24 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 			bl->hottest_share = tot > 0 ? top / tot : 0;
 			tmax += bl->max_load;
 			tmean += bl->mean_load;
-			for (size_t i = 0; i < n; i++) {
-				col[i] = per_step[i * (size_t)L + l];
-				acc += col[i];
-			}
-			bl->step_mean = n ? acc / (double)n : 1.0;
-			bl->step_p50 = util_percentile(col, n, 50);
-			bl->step_p99 = util_percentile(col, n, 99);
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++)
+				if (!isnan(per_step[i * (size_t)L + l])) {
+					col[k] = per_step[i * (size_t)L + l];
+					acc += col[k++];
+				}
+			bl->steps = (int64_t)k;
+			bl->step_mean = k ? acc / (double)k : NAN;
+			bl->step_p50 = k ? util_percentile(col, k, 50) : NAN;
+			bl->step_p99 = k ? util_percentile(col, k, 99) : NAN;
 		}
 		for (size_t i = 0; i < n; i++)
-			osum += overall_step[i];
+			if (!isnan(overall_step[i]))
+				osum += overall_step[i];
 		b->overall = tmean > 0 ? tmax / tmean : 1.0;
-		b->step_overall_mean = n ? osum / (double)n : 1.0;
+		b->step_overall_mean = n > (size_t)b->empty_steps
+					       ? osum / (double)(n - (size_t)b->empty_steps)
+					       : NAN;
 		free(col);
 	}
 out:

@@ -39,8 +39,8 @@
 struct qhist {
 	uint32_t **page; /* [n * QH_PAGES], NULL until used */
 	double *sum;     /* [n] */
+	int64_t *count;  /* [n] values added: the steps scored */
 	int n;
-	int64_t count;
 	int oom;         /* a page could not be allocated */
 };
 
@@ -48,10 +48,10 @@ static int qh_init(struct qhist *h, int n)
 {
 	h->page = calloc((size_t)n * QH_PAGES, sizeof(*h->page));
 	h->sum = calloc((size_t)n, sizeof(double));
+	h->count = calloc((size_t)n, sizeof(int64_t));
 	h->n = n;
-	h->count = 0;
 	h->oom = 0;
-	return h->page && h->sum ? 0 : UTIL_ENOMEM;
+	return h->page && h->sum && h->count ? 0 : UTIL_ENOMEM;
 }
 
 static void qh_free(struct qhist *h)
@@ -60,10 +60,14 @@ static void qh_free(struct qhist *h)
 		free(h->page[i]);
 	free(h->page);
 	free(h->sum);
+	free(h->count);
 }
 
+/* x NAN: not scored (a layer or step without tokens), left out. */
 static void qh_add(struct qhist *h, int i, double x)
 {
+	if (isnan(x))
+		return;
 	int b = x <= 1.0 ? 0 : (int)(log(x) / log(QH_RATIO));
 
 	if (b >= QH_BINS)
@@ -75,6 +79,13 @@ static void qh_add(struct qhist *h, int i, double x)
 	}
 	(*pg)[b % QH_PAGE]++;
 	h->sum[i] += x;
+	h->count[i]++;
+}
+
+/* The mean of index i's values (1.0 when none was scored). */
+static double qh_mean(const struct qhist *h, int i)
+{
+	return h->count[i] ? h->sum[i] / (double)h->count[i] : 1.0;
 }
 
 static double qh_pct(const struct qhist *h, int i, double pct)
@@ -82,9 +93,9 @@ static double qh_pct(const struct qhist *h, int i, double pct)
 	uint32_t *const *pg = h->page + (size_t)i * QH_PAGES;
 	int64_t target, acc = 0;
 
-	if (h->count == 0)
+	if (h->count[i] == 0)
 		return 1.0;
-	target = (int64_t)ceil(pct / 100.0 * (double)h->count);
+	target = (int64_t)ceil(pct / 100.0 * (double)h->count[i]);
 	if (target < 1)
 		target = 1;
 	for (int k = 0; k < QH_BINS; k++) {
@@ -981,10 +992,6 @@ static int replay_qflush(struct replay *r)
 		qh_add(&r->qo, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L]);
 		qh_add(&r->qob, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L + 1]);
 	}
-	r->qh.count += r->nq;
-	r->qb.count += r->nq;
-	r->qo.count += r->nq;
-	r->qob.count += r->nq;
 	r->nq = 0;
 	return r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom ? UTIL_ENOMEM : 0;
 }
@@ -1056,16 +1063,17 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 					      &tot);
 		}
 		lmean[l] = tot / R;
-		qv[l] = tot > 0 ? lmax[l] / lmean[l] : 1.0;
-		qv[L + l] = tot > 0 ? bmax[l] / lmean[l] : 1.0;
+		/* a layer without tokens in this step is not scored in it */
+		qv[l] = tot > 0 ? lmax[l] / lmean[l] : NAN;
+		qv[L + l] = tot > 0 ? bmax[l] / lmean[l] : NAN;
 		smax += lmax[l];
 		sbase += bmax[l];
 		smean += lmean[l];
 	}
 	for (size_t i = 0; i < r->LE; i++)
 		r->prefix[i] += st->counts[i];
-	qv[2 * (size_t)L] = smean > 0 ? smax / smean : 1.0;
-	qv[2 * L + 1] = smean > 0 ? sbase / smean : 1.0;
+	qv[2 * (size_t)L] = smean > 0 ? smax / smean : NAN;
+	qv[2 * L + 1] = smean > 0 ? sbase / smean : NAN;
 	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
@@ -1315,8 +1323,8 @@ static int replay_finish(struct replay *r)
 	if (replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	sum->steps = ord;
-	sum->imbalance_mean = r->qo.sum[0] / (double)ord;
-	sum->baseline_imbalance_mean = r->qob.sum[0] / (double)ord;
+	sum->imbalance_mean = qh_mean(&r->qo, 0);
+	sum->baseline_imbalance_mean = qh_mean(&r->qob, 0);
 	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);
 	sum->baseline_imbalance_p99 = qh_pct(&r->qob, 0, 99);
 	sum->net_stop_seconds = sum->saved_seconds - sum->transfer_seconds;
@@ -1329,8 +1337,8 @@ static int replay_finish(struct replay *r)
 						     : r->dense_s + sum->baseline_moe_seconds;
 	for (int l = 0; l < r->L; l++) {
 		struct analyze_replay_layer *ly = &out->layer[l];
-		ly->mean = r->qh.sum[l] / (double)ord;
-		ly->base_mean = r->qb.sum[l] / (double)ord;
+		ly->mean = qh_mean(&r->qh, l);
+		ly->base_mean = qh_mean(&r->qb, l);
 		ly->p99 = qh_pct(&r->qh, l, 99);
 		ly->base_p99 = qh_pct(&r->qb, l, 99);
 		if (r->cfg->store && store_replay_layer_add(r->s, sum->id, l, ly->mean, ly->p99,

@@ -182,7 +182,10 @@ static int imb_one_layer(struct imb_walk *w, int layer, int64_t from, int64_t to
 					     w->cnt + (size_t)layer * E, w->load);
 		for (int e = 0; e < E; e++)
 			tot += h[e];
-		imb_push(w, (double)st.step, tot > 0 ? mx / (tot / w->ranks) : 1.0);
+		/* a step in which the layer got no token has no imbalance:
+		 * no point, rather than one at a flattering 1.0 */
+		if (tot > 0)
+			imb_push(w, (double)st.step, mx / (tot / w->ranks));
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));
@@ -217,7 +220,8 @@ static int imb_all_layers(struct imb_walk *w, int64_t from, int64_t to, unsigned
 				tot += h[e];
 			smean += tot / w->ranks;
 		}
-		imb_push(w, (double)st.step, smean > 0 ? smax / smean : 1.0);
+		if (smean > 0)
+			imb_push(w, (double)st.step, smax / smean);
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));

@@ -33,3 +33,38 @@ awk '$1 == "0" && NF == 8' "$T/out" >"$T/l0"
 awk '$1 == "1" && NF == 8' "$T/out" >"$T/l1"
 expect_grep "$T/l0" " [12]  50\.0%$"
 expect_grep "$T/l1" " - +-$"
+
+# A layer without tokens in a step did no work in it: it is not scored in
+# that step, rather than counted as perfectly balanced (1.0), which would
+# flatter the layer's step figures; a step without any token is not scored
+# at all.  Step 2: layer 0 gets none; step 3: no layer does.
+cat >>"$T/t.csv" <<'CSV'
+2,2,2,2
+2,2,3,2
+3,0,0,0
+CSV
+rm -f "$T/db"
+expect_status 0 mt import "$T/t.csv" --into "$T/db" --run r --ranks 2 --slots 2
+expect_status 0 mt balance "$T/db"
+awk '$1 == "0" && NF == 8' "$T/out" >"$T/l0"
+awk '$1 == "1" && NF == 8' "$T/out" >"$T/l1"
+# layer 0 (static: rank 0 holds experts 0-1, rank 1 experts 2-3): step 0
+# 8/4 = 2.0, step 1 4/4 = 1.0, step 2 not scored: mean 1.5 (1.333 if step 2
+# counted as 1.0), p50 over the two steps
+expect_grep "$T/l0" "^ +0 +0 +[0-9.]+ +1\.500 "
+# layer 1 never got a token: every figure '-'
+expect_grep "$T/l1" "^ +1 +1 +- +- +- +- +- +-$"
+# overall per step: steps 0-2 give 2.0, 1.375 and 2.0 (mean 1.792); step 3
+# is not scored (1.344 if it and step 2's empty layer counted)
+expect_grep "$T/out" "per-step mean 1\.792$"
+# 4 (step, layer) pairs not scored: layer 1 in steps 0-2, layer 0 in step 2
+expect_grep "$T/out" "^not scored per step: 4 \(step, layer\) pairs with no token"
+expect_grep "$T/out" "^not scored per step: 1 step in which no layer got a token$"
+# the replay scores the same steps: its baseline (the static layout
+# throughout) is the overall per-step figure above
+expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0
+expect_grep "$T/out" "imbalance, mean over steps +1\.792 "
+# compare's per-step figure of the scored window (steps 2-3): step 2 only
+# (1.5 if the empty step 3 counted as 1.0)
+expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --format csv
+expect_grep "$T/out" "^overall,static,,[0-9.]+,2\.000000,2\.000000,"
