@@ -67,14 +67,15 @@ int collector_format_detect(const char *path, struct util_err *err)
 	FILE *f;
 
 	if (stat(path, &sb) != 0)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	if (S_ISDIR(sb.st_mode)) {
 		DIR *d = opendir(path);
 		struct dirent *de;
 		int fmt = -1;
 		if (!d)
-			return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path,
-					    strerror(errno));
+			return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+					    "cannot open '%s': %s", path, strerror(errno));
 		while ((de = readdir(d)) && fmt < 0) {
 			if (!strcmp(de->d_name, "meta_info.json") ||
 			    (!strncmp(de->d_name, "rank", 4) && ends_with(de->d_name, ".safetensors")))
@@ -104,7 +105,8 @@ int collector_format_detect(const char *path, struct util_err *err)
 	if (ends_with(path, ".safetensors") || ends_with(path, "meta_info.json"))
 		return COLLECTOR_FORMAT_TRTLLM;
 	if (!(f = fopen(path, "rb")))
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	n = fread(head, 1, sizeof(head), f);
 	fclose(f);
 	if (n >= 4 && !memcmp(head, "PK\3\4", 4))
@@ -140,7 +142,8 @@ static int import_sglang_path(struct store *s, const char *path,
 	int rc;
 
 	if (stat(path, &sb) != 0)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	if (!S_ISDIR(sb.st_mode)) {
 		rc = collector_import_sglang(s, &path, 1, o, path, &r, 0, NULL, NULL, err);
 	} else {

@@ -487,7 +487,8 @@ int imp_read_file(const char *path, char **data, size_t *len, struct util_err *e
 	char *p;
 
 	if (!f)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		fclose(f);
 		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
@@ -634,7 +635,8 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 	/* mapped, not read: a trace of JSON lines may be larger than what the
 	 * parsed counts need */
 	if ((fd = open(path, O_RDONLY)) < 0)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
@@ -775,7 +777,8 @@ int imp_list_dir(const char *dir, const char *prefix, const char *suffix, char *
 	*files = NULL;
 	*nf = 0;
 	if (!d)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", dir, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		size_t m = strlen(de->d_name);
 		if (m < plen || m < slen || strncmp(de->d_name, prefix, plen) ||

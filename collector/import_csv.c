@@ -54,7 +54,8 @@ static int csv_open(struct csv *c, const char *path, struct util_err *err)
 	c->path = path;
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
-		return util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);

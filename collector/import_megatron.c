@@ -440,7 +440,8 @@ int collector_import_megatron(struct store *s, const char *path,
 	imp_init(&b, "megatron", 1);
 	b.sum_repeats = 1;
 	if (stat(path, &sb) != 0) {
-		rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		rc = util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				  "cannot open '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(sb.st_mode)) {

@@ -1228,7 +1228,8 @@ static int pt_open(struct pt *f, const char *path, struct util_err *err)
 	memset(f, 0, sizeof(*f));
 	f->path = path;
 	if ((f->fd = open(path, O_RDONLY)) < 0)
-		return sg_fail(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return sg_fail(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+			       "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
 		return sg_fail(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
 	f->fsize = (uint64_t)sb.st_size;

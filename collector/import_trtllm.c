@@ -501,7 +501,8 @@ int collector_import_trtllm(struct store *s, const char *path,
 	imp_init(&b, "trtllm", 1);
 	b.keyed = 1;
 	if (stat(path, &sb) != 0) {
-		rc = util_err_set(err, UTIL_EIO, "cannot open '%s': %s", path, strerror(errno));
+		rc = util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				  "cannot open '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);

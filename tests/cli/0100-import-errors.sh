@@ -48,7 +48,9 @@ expect_grep "$T/err" "already exists"
 # unknown model, missing file, bad option value
 expect_status 2 mt import "$good" --into "$T/db" --run x --model nosuch
 expect_grep "$T/err" "unknown preset 'nosuch'"
-expect_status 1 mt import "$T/nosuchfile.csv" --into "$T/db" --run y
+# an input that does not exist is bad input (2), as in every command; one
+# that cannot be read (permissions, I/O) is a runtime failure (1)
+expect_status 2 mt import "$T/nosuchfile.csv" --into "$T/db" --run y
 expect_grep "$T/err" "cannot open '.*nosuchfile.csv'"
 expect_status 2 mt import "$good" --into "$T/db" --run z --ranks 0
 expect_grep "$T/err" "--ranks: 0 is out of range"
