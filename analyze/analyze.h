@@ -56,6 +56,10 @@ double analyze_device_load_u32(const uint32_t *heat, int experts, const int32_t 
 
 /* max / mean of n loads (1.0 when all are zero). */
 double analyze_imbalance(const double *load, int n);
+/* The tokens of a step whose batch size was not recorded: the largest over
+ * its L layers of the routed tokens / topk (every token passes every MoE
+ * layer; a layer whose records were lost reads fewer, never more). */
+double analyze_routed_tokens(const uint32_t *counts, int L, int E, int topk);
 
 /* Per-layer balance of a run's steps under one placement per layer. */
 struct analyze_balance_layer {

@@ -181,12 +181,10 @@ static void score_start(const struct analyze_compare_in *in, const struct walk *
 	const int topk = in->run->topk > 0 ? in->run->topk
 			 : in->dep && in->dep->topk > 0 ? in->dep->topk
 							: 1;
-	double routed = 0, tk;
+	double tk;
 
-	for (int e = 0; e < E; e++)
-		routed += st->counts[e];
-	/* tokens of the batch: recorded, else layer 0's routed tokens / top-k */
-	tk = st->tokens > 0 ? (double)st->tokens : routed / topk;
+	/* tokens of the batch: recorded, else routed tokens / top-k */
+	tk = st->tokens > 0 ? (double)st->tokens : analyze_routed_tokens(st->counts, L, E, topk);
 	c->tokens += tk;
 	if (wk->timed) {
 		c->dense_s += analyze_dense_seconds(in->dep, tk);

@@ -211,6 +211,20 @@ double analyze_device_load_u32(const uint32_t *heat, int experts, const int32_t 
 	DEVICE_LOAD_BODY
 }
 
+double analyze_routed_tokens(const uint32_t *counts, int L, int E, int topk)
+{
+	uint64_t best = 0;
+
+	for (int l = 0; l < L; l++) {
+		uint64_t s = 0;
+		for (int e = 0; e < E; e++)
+			s += counts[(size_t)l * E + e];
+		if (s > best)
+			best = s;
+	}
+	return topk > 0 ? (double)best / topk : (double)best;
+}
+
 double analyze_imbalance(const double *load, int n)
 {
 	double sum = 0, mx = 0;

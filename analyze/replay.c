@@ -1076,8 +1076,9 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 	qv[2 * L + 1] = smean > 0 ? sbase / smean : NAN;
 	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
-	/* tokens of the batch: recorded, else routed tokens of a layer / top-k */
-	double tk = st->tokens > 0 ? (double)st->tokens : smean * R / L / r->topk;
+	/* tokens of the batch: recorded, else routed tokens / top-k */
+	double tk = st->tokens > 0 ? (double)st->tokens
+				   : analyze_routed_tokens(st->counts, L, r->E, r->topk);
 	sum->tokens += (int64_t)(tk + 0.5);
 	if (r->timed) {
 		sum->saved_seconds += sbtime - stime;

@@ -5,6 +5,7 @@
  * where a pile of per-(step, layer) records becomes a run.  The importers
  * use this file; it calls none of them (collector/import.c dispatches).
  */
+#include "analyze/analyze.h"
 #include "collector/import_int.h"
 
 #include <dirent.h>
@@ -417,7 +418,7 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	}
 	for (size_t i = 0, j; i < b->n; i = j) {
 		struct store_step *st;
-		int64_t layer0 = 0, tokens = -1;
+		int64_t tokens = -1;
 		if (nb == cap) {
 			if (store_steps_append(s, &run, steps, nb)) {
 				rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
@@ -445,8 +446,6 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 					goto out;
 				}
 				row[e] += v[e];
-				if (r->lidx == 0)
-					layer0 += v[e];
 			}
 			if (r->phase > 0)
 				st->phase = r->phase;
@@ -455,7 +454,13 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 			if (r->tokens >= 0)
 				tokens = tokens < 0 ? r->tokens : tokens;
 		}
-		st->tokens = tokens >= 0 ? tokens : run.topk ? layer0 / run.topk : 0;
+		/* not given: the routed tokens / top-k of the layer that routed
+		 * the most (a layer whose records were lost reads fewer) */
+		st->tokens = tokens >= 0 ? tokens
+			     : run.topk
+				     ? (int64_t)analyze_routed_tokens(st->counts, run.layers, experts,
+								      run.topk)
+				     : 0;
 		nb++;
 	}
 	if (nb && store_steps_append(s, &run, steps, nb)) {

@@ -9,6 +9,7 @@
  * Memory does not grow with the file: the reader gives the mapped pages it
  * has passed back (csv_drop_behind) and a batch holds at most 64 MB.
  */
+#include "analyze/analyze.h"
 #include "collector/collector.h"
 #include "collector/import_int.h"
 
@@ -462,10 +463,12 @@ struct batch {
 static int flush_batch(struct store *s, const struct store_run *run, struct batch *b,
 		       struct util_err *err)
 {
-	/* layer 0's assignments / top-k = the step's tokens */
+	/* the step's tokens: the routed tokens / top-k of the layer that
+	 * routed the most (a layer whose records were lost reads fewer) */
 	if (run->topk)
 		for (size_t i = 0; i < b->n; i++)
-			b->steps[i].tokens /= run->topk;
+			b->steps[i].tokens = (int64_t)analyze_routed_tokens(
+				b->steps[i].counts, run->layers, run->experts, run->topk);
 	if (b->n && store_steps_append(s, run, b->steps, b->n))
 		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 	b->n = 0;
@@ -588,8 +591,6 @@ static int store_rows(struct store *s, struct csv *c, const struct store_run *ru
 					    (long long)r.layer, (long long)r.expert);
 		seen[cell / 8] |= (uint8_t)(1u << (cell % 8));
 		cur->counts[cell] = (uint32_t)r.tokens;
-		if (run->topk && r.layer == 0)
-			cur->tokens += r.tokens;
 		done++;
 		if (o->progress && (done & 0xfffff) == 0 && util_now() - last_report > 1.0) {
 			last_report = util_now();
