@@ -107,9 +107,9 @@ int cmd_balance(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, %s placement\n",
-	       run.name, run.layers, run.experts, (long long)b.steps, ranks, slots,
-	       placement_name);
+	printf("run '%s': %d layers x %d experts, %lld step%s, %d ranks x %d slots, %s placement\n",
+	       run.name, run.layers, run.experts, (long long)b.steps, b.steps == 1 ? "" : "s", ranks,
+	       slots, placement_name);
 	printf("imbalance = max / mean device load (tokens of a replicated expert split evenly)\n"
 	       "layer: MoE layer index; model: the model's own layer id; window: imbalance of the\n"
 	       "steps' summed heat; step-*: of each step (MoE time follows these); hottest: expert\n"

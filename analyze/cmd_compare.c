@@ -137,8 +137,8 @@ static int resolve_windows(struct store *s, const struct store_run *run, struct 
 		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 	if (st.steps < 2)
 		return util_err_set(err, UTIL_EUSAGE,
-				    "run '%s' has %lld steps: compare needs two windows", run->name,
-				    (long long)st.steps);
+				    "run '%s' has %lld step%s: compare needs two windows", run->name,
+				    (long long)st.steps, st.steps == 1 ? "" : "s");
 	if (o->c.from == INT64_MIN && o->c.to == INT64_MAX) {
 		len = (st.last_step - st.first_step + 1) / 2;
 		a = st.first_step;

@@ -713,10 +713,10 @@ static void print_text_head(const struct place *p)
 	const int L = p->run.layers, E = p->run.experts;
 
 	if (p->s)
-		printf("run '%s': %d layers x %d experts, %lld steps, %d ranks x %d slots, "
+		printf("run '%s': %d layers x %d experts, %lld step%s, %d ranks x %d slots, "
 		       "algorithm %s\n",
-		       p->run.name, L, E, (long long)p->nsteps, o->c.ranks, o->c.slots,
-		       p->algo->name);
+		       p->run.name, L, E, (long long)p->nsteps, p->nsteps == 1 ? "" : "s",
+		       o->c.ranks, o->c.slots, p->algo->name);
 	else
 		printf("heat '%s': %d layers x %d experts, %d ranks x %d slots, algorithm "
 		       "%s\n",
