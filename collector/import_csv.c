@@ -335,10 +335,14 @@ static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 			const char *fe = memchr(f, ',', (size_t)(le - f));
 			if (!fe)
 				fe = le;
-			if (k >= c->ncols)
+			if (k >= c->ncols) {
+				int nf = 1; /* every field of the line, for the message */
+				for (const char *q = p; q < le; q++)
+					nf += *q == ',';
 				return util_err_set(err, UTIL_EPARSE,
 						    "%s:%lld: %d fields, the header has %d", c->path,
-						    (long long)c->line, k + 1, c->ncols);
+						    (long long)c->line, nf, c->ncols);
+			}
 			const char *a = f, *b = fe;
 			while (a < b && (*a == ' ' || *a == '\t'))
 				a++;

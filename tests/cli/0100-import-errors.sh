@@ -28,6 +28,7 @@ bad hugeint     "hugeint.csv:2: field 'step'.*overflows"      'step,layer,expert
 bad duplicate   "duplicate.csv:4: duplicate row for step 0, layer 0, expert 1" 'step,layer,expert,tokens\n0,0,1,5\n0,0,0,1\n0,0,1,2\n'
 bad fields      "fields.csv:2: 3 fields, the header has 4"    'step,layer,expert,tokens\n0,0,1\n'
 bad extra       "extra.csv:2: 5 fields, the header has 4"     'step,layer,expert,tokens\n0,0,1,2,3\n'
+bad extra2      "extra2.csv:2: 6 fields, the header has 4"    'step,layer,expert,tokens\n0,0,1,2,3,4\n'
 bad order       "order.csv:3: field 'step': 0 comes after step 1" 'step,layer,expert,tokens\n1,0,0,5\n0,0,0,1\n'
 bad negexpert   "negexpert.csv:2: field 'expert': -1 is out of range" 'step,layer,expert,tokens\n0,0,-1,5\n'
 bad badphase    "badphase.csv:2: field 'phase': 'warmup'"     'step,layer,expert,tokens,phase\n0,0,0,5,warmup\n'
