@@ -53,9 +53,26 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 	return 0;
 }
 
-static int read_record(struct imp *b, int src, int64_t line, struct json_object *o,
-		       int64_t *prev, const char *w, struct util_err *err)
+struct jsonl_ctx {
+	struct imp *b;
+	int src;
+	int64_t prev, records;
+	uint32_t *v;                      /* fast path: the line's counts */
+	size_t nv, cap;
+	size_t rowlen[STORE_MAX_LAYERS];
+	/* the first record holding every layer as rows: how many, and its
+	 * line; every such record must hold as many (one truncated would
+	 * read as zero heat in the layers it lost) */
+	size_t rows_first;
+	int64_t rows_line;
+};
+
+static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o,
+		       const char *w, struct util_err *err)
 {
+	struct imp *b = jc->b;
+	int src = jc->src;
+	int64_t *prev = &jc->prev;
 	struct json_object *c, *v;
 	int64_t step = 0, layer = -1, tokens = -1;
 	double time = 0;
@@ -98,6 +115,16 @@ static int read_record(struct imp *b, int src, int64_t line, struct json_object 
 		if (nl > STORE_MAX_LAYERS)
 			return util_err_set(err, UTIL_EPARSE, "%s: field 'counts': %zu layers, at most %d",
 					    w, nl, STORE_MAX_LAYERS);
+		if (jc->rows_first && nl != jc->rows_first)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'counts': %zu layer row%s, but line %lld has %zu: "
+					    "a record of rows holds every layer of its step",
+					    w, nl, nl == 1 ? "" : "s", (long long)jc->rows_line,
+					    jc->rows_first);
+		if (!jc->rows_first) {
+			jc->rows_first = nl;
+			jc->rows_line = line;
+		}
 		for (size_t l = 0; l < nl; l++) {
 			snprintf(field, sizeof(field), "counts[%zu]", l);
 			if ((rc = imp_json_counts(b, json_object_array_get_idx(c, l), field, &vals, &n,
@@ -117,14 +144,6 @@ static int read_record(struct imp *b, int src, int64_t line, struct json_object 
 	return imp_add(b, src, line, step, layer, phase, time, tokens, vals, n, 1, err);
 }
 
-struct jsonl_ctx {
-	struct imp *b;
-	int src;
-	int64_t prev, records;
-	uint32_t *v;                      /* fast path: the line's counts */
-	size_t nv, cap;
-	size_t rowlen[STORE_MAX_LAYERS];
-};
 
 /* ---- fast path ------------------------------------------------------------------
  * The records `export` writes, parsed without building a json-c object per
@@ -281,8 +300,12 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 		return 0;
 	}
 	if (imp_ws(p + 1, e) != e || !(seen & 1) || !(seen & 32) || nested == (layer >= 0) ||
-	    step < c->prev || step == INT64_MIN)
+	    step < c->prev || step == INT64_MIN || (nested && c->rows_first && rows != c->rows_first))
 		return 0;
+	if (nested && !c->rows_first) {
+		c->rows_first = rows;
+		c->rows_line = line;
+	}
 	c->prev = step;
 	c->records++;
 	if (!nested)
@@ -307,7 +330,7 @@ static int on_line(void *ctx, struct json_object *obj, int64_t line, const char 
 					       w)
 				: read_header(c->b, obj, w, err);
 	else
-		rc = read_record(c->b, c->src, line, obj, &c->prev, w, err);
+		rc = read_record(c, line, obj, w, err);
 	c->records++;
 	return rc;
 }

@@ -75,6 +75,14 @@ printf '{"step": 0, "layer": 1, "top_indices": [[0, 9]]}\n' >"$T/mg9.jsonl"
 bad range "$T/mg9.jsonl" "mg9.jsonl:1: expert 9 is out of range for the given shape \\(4 experts\\)" --experts 4 --format megatron
 printf '{"step": 0, "layer": 0, "counts": [1, 2]}\n{"step": 0, "layer": 0, "counts": [3, 4]}\n' >"$T/dup.jsonl"
 bad dup "$T/dup.jsonl" "dup.jsonl:2: duplicate record for step 0, layer 0 \\(first at line 1\\)"
+# a record with 'counts' as rows holds every layer of its step: one with
+# fewer rows than the first (a truncated line) is refused, not read as zero
+# heat in the layers it lost; the export's own lines take the fast path, a
+# line with a space more the other one, and both refuse it
+printf '{"step":0,"counts":[[1,2],[3,4]]}\n{"step":1,"counts":[[5,6]]}\n' >"$T/rows.jsonl"
+bad rows "$T/rows.jsonl" "rows.jsonl:2: field 'counts': 1 layer row, but line 1 has 2: a record of rows holds every layer of its step"
+printf '{"step": 0, "counts": [[1, 2]], "x": 1}\n{"step":1,"counts":[[5,6],[7,8]]}\n' >"$T/rows2.jsonl"
+bad rows2 "$T/rows2.jsonl" "rows2.jsonl:2: field 'counts': 2 layer rows, but line 1 has 1"
 
 # a .pt file that is no torch.save archive (tests/cli/0805 has the rest)
 printf 'PK\003\004not really a torch file' >"$T/dump.pt"
