@@ -82,7 +82,7 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
 
 	if ((rc = imp_json_field_i64(o, "step", 1, INT64_MIN + 1, INT64_MAX - 1, &step, w, err)) ||
 	    (rc = imp_json_field_i64(o, "layer", 0, 0, STORE_MAX_LAYERS - 1, &layer, w, err)) ||
-	    (rc = imp_json_field_i64(o, "tokens", 0, 0, INT64_MAX - 1, &tokens, w, err)) ||
+	    (rc = imp_json_field_i64(o, "tokens", 0, 0, STORE_TOKENS_MAX, &tokens, w, err)) ||
 	    (rc = imp_json_phase(o, &phase, w, err)))
 		return rc;
 	if (json_object_object_get_ex(o, "time", &v) && !json_object_is_type(v, json_type_null)) {
