@@ -94,10 +94,21 @@ static int write_jsonl(FILE *f, const struct store_run *run, const struct store_
 {
 	fprintf(f, "{\"step\":%lld,\"phase\":\"%s\"", (long long)st->step,
 		store_phase_name(st->phase));
-	if (st->time > 0)
-		fprintf(f, ",\"time\":%.6f", st->time);
-	if (st->tokens > 0)
-		fprintf(f, ",\"tokens\":%lld", (long long)st->tokens);
+	if (st->time > 0) {
+		/* the shortest digits that read back to the same double: a
+		 * fixed 6 decimals lost the recorder's sub-microsecond bits
+		 * and wrote a time below 5e-7 as 0 */
+		char num[40];
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(num, sizeof(num), "%.*g", prec, st->time);
+			if (strtod(num, NULL) == st->time)
+				break;
+		}
+		fprintf(f, ",\"time\":%s", num);
+	}
+	/* always, 0 included: left out, the importer would derive tokens
+	 * from the counts and top-k, which is not what the run holds */
+	fprintf(f, ",\"tokens\":%lld", (long long)st->tokens);
 	fputs(",\"counts\":[", f);
 	for (int l = 0; l < run->layers; l++) {
 		char *p = buf;

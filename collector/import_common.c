@@ -334,13 +334,53 @@ static int check_model_shape(const struct imp *b, const struct collector_import_
 			    path, data, what, m->name, preset, m->name);
 }
 
+/* The records of one step agree on its phase, time and tokens: a step has
+ * one of each, so two different values are refused, naming both records,
+ * rather than one of them stored. */
+static int check_step_fields(const struct imp *b, struct util_err *err)
+{
+	char w1[512], w2[512];
+
+	for (size_t i = 0, j; i < b->n; i = j) {
+		const struct imp_rec *ph = NULL, *tm = NULL, *tk = NULL;
+		for (j = i; j < b->n && b->recs[j].step == b->recs[i].step; j++) {
+			const struct imp_rec *r = &b->recs[j];
+			if (r->time > 0 && tm && tm->time != r->time)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'time': step %lld has time %.17g here but "
+						    "%.17g at %s",
+						    where(b, r, w1, sizeof(w1)), (long long)r->step,
+						    r->time, tm->time, where(b, tm, w2, sizeof(w2)));
+			if (r->tokens >= 0 && tk && tk->tokens != r->tokens)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'tokens': step %lld has %lld tokens here but "
+						    "%lld at %s",
+						    where(b, r, w1, sizeof(w1)), (long long)r->step,
+						    (long long)r->tokens, (long long)tk->tokens,
+						    where(b, tk, w2, sizeof(w2)));
+			tm = tm || r->time <= 0 ? tm : r;
+			tk = tk || r->tokens < 0 ? tk : r;
+			if (r->phase < 0)
+				continue;
+			if (ph && ph->phase != r->phase)
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'phase': step %lld is %s here but %s at %s",
+						    where(b, r, w1, sizeof(w1)), (long long)r->step,
+						    store_phase_name(r->phase), store_phase_name(ph->phase),
+						    where(b, ph, w2, sizeof(w2)));
+			ph = ph ? ph : r;
+		}
+	}
+	return 0;
+}
+
 int imp_finish(struct imp *b, struct store *s, const struct collector_import_opts *o,
 	       const char *path, struct store_run *run_out, struct util_err *err)
 {
 	struct store_run run = { 0 };
 	struct store_step *steps = NULL;
 	uint32_t *counts = NULL;
-	char w1[512], w2[512];
+	char w1[512];
 	size_t cells, cap, nb = 0;
 	int rc, in_tx = 0, layers = 0, experts = 0, first_layer = 0;
 
@@ -365,21 +405,8 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 					    where(b, r, w1, sizeof(w1)), (long long)r->step,
 					    (long long)r->layer, (long long)p->line);
 	}
-	for (size_t i = 0, j; i < b->n; i = j) {
-		const struct imp_rec *ph = NULL;
-		for (j = i; j < b->n && b->recs[j].step == b->recs[i].step; j++) {
-			const struct imp_rec *r = &b->recs[j];
-			if (r->phase < 0)
-				continue;
-			if (ph && ph->phase != r->phase)
-				return util_err_set(err, UTIL_EPARSE,
-						    "%s: field 'phase': step %lld is %s here but %s at %s",
-						    where(b, r, w1, sizeof(w1)), (long long)r->step,
-						    store_phase_name(r->phase), store_phase_name(ph->phase),
-						    where(b, ph, w2, sizeof(w2)));
-			ph = ph ? ph : r;
-		}
-	}
+	if ((rc = check_step_fields(b, err)))
+		return rc;
 
 	snprintf(run.name, sizeof(run.name), "%s", o->run_name);
 	run.layers = layers;
@@ -627,6 +654,78 @@ int imp_json_phase(struct json_object *o, int *phase, const char *where_, struct
 	return 0;
 }
 
+struct key_span {
+	const char *k;
+	size_t n;
+};
+
+/* Keys of a JSON object, in text that json-c parsed as one: json-c keeps the
+ * last of two equal keys without a word, so a line such as {"step": 0,
+ * "step": 5, ...} would be stored as step 5.  Counts the top-level keys
+ * and stores their spans in keys when not NULL. */
+static size_t json_top_keys(const char *p, const char *e, struct key_span *keys)
+{
+	size_t n = 0;
+	int depth = 0, key_next = 0;
+
+	for (; p < e; p++) {
+		if (*p == '"') {
+			const char *k = ++p;
+			while (p < e && *p != '"')
+				p += *p == '\\' ? 2 : 1;
+			if (depth == 1 && key_next) {
+				if (keys)
+					keys[n] = (struct key_span){ k, (size_t)(p - k) };
+				n++;
+				key_next = 0;
+			}
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+			key_next = *p == '{' && depth == 1;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		} else if (*p == ',' && depth == 1) {
+			key_next = 1;
+		}
+	}
+	return n;
+}
+
+static int cmp_key_span(const void *a, const void *b)
+{
+	const struct key_span *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->n < y->n ? x->n : y->n);
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* 0, or an error naming the key that appears twice in the object. */
+static int json_dup_keys(struct json_object *obj, const char *p, const char *e, const char *w,
+			 struct util_err *err)
+{
+	size_t n = json_top_keys(p, e, NULL), i;
+	struct key_span *sp;
+	int rc;
+
+	if (n <= (size_t)json_object_object_length(obj))
+		return 0;
+	if (!(sp = calloc(n, sizeof(*sp))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	json_top_keys(p, e, sp);
+	qsort(sp, n, sizeof(*sp), cmp_key_span);
+	for (i = 1; i < n && cmp_key_span(&sp[i - 1], &sp[i]); i++)
+		;
+	/* equal only once decoded ("a" and "\u0061"): not named */
+	if (i < n && sp[i].n <= 64)
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "%s: field '%.*s' appears twice (which one is meant?)", w,
+				  (int)sp[i].n, sp[i].k);
+	else
+		rc = util_err_set(err, UTIL_EPARSE,
+				  "%s: a field appears twice (which one is meant?)", w);
+	free(sp);
+	return rc;
+}
+
 int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx,
 		   struct util_err *err)
 {
@@ -707,6 +806,10 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 		if (!json_object_is_type(obj, json_type_object)) {
 			json_object_put(obj);
 			rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", w);
+			goto out;
+		}
+		if ((rc = json_dup_keys(obj, q, t, w, err))) {
+			json_object_put(obj);
 			goto out;
 		}
 		rc = fn(ctx, obj, line, w, err);

@@ -6,6 +6,7 @@
  */
 #include "collector/import_int.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,14 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 		{ "slots", STORE_MAX_SLOTS },   { "first_layer", 1 << 20 },
 	};
 
+	/* a later version of the format may mean something else by the same
+	 * fields */
+	if (!json_object_object_get_ex(o, "moetrace", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'moetrace': %.40s is not a version this moetrace "
+				    "reads (1)",
+				    w, json_object_to_json_string(v));
 	if (json_object_object_get_ex(o, "model", &v) && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_string))
 			return util_err_set(err, UTIL_EPARSE, "%s: field 'model': not a string", w);
@@ -91,6 +100,10 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
 		time = json_object_get_double(v);
 		if (!(time >= 0))
 			return util_err_set(err, UTIL_EPARSE, "%s: field 'time': negative", w);
+		if (!isfinite(time))
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'time': %.40s is not a finite number", w,
+					    json_object_to_json_string(v));
 	}
 	if (step < *prev)
 		return util_err_set(err, UTIL_EPARSE,

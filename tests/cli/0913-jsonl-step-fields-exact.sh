@@ -1,0 +1,62 @@
+#!/bin/sh
+# The per-step fields of JSON lines — time, tokens, phase — survive an
+# export and re-import exactly, and the importer never picks one of two
+# values it was given: records of one step that disagree on time or tokens,
+# a field given twice on one line, a non-finite time and a description of
+# another format version are refused (exit 2, file, line and field named,
+# no database written).
+. "$(dirname "$0")/lib.sh"
+
+# a recorded trace: its times carry sub-microsecond digits
+expect_status 0 mt gen --model mixtral-8x7b --steps 30 --seed 3 --run orig -q "$T/db"
+expect_status 0 mt sql "$T/db" "UPDATE steps SET tokens = 0 WHERE step % 7 = 0" --write
+expect_status 0 mt export "$T/db" --run orig --format jsonl -o "$T/h.jsonl"
+expect_status 0 mt import "$T/h.jsonl" --into "$T/db" --run back
+same=$(sqlite3 "$T/db" "SELECT count(*) FROM steps a JOIN steps b USING (step)
+	WHERE a.run = 1 AND b.run = 2 AND a.time = b.time AND a.tokens = b.tokens AND a.phase = b.phase")
+[ "$same" = 30 ] || fail "only $same of 30 steps kept time, tokens and phase through JSON lines"
+# and a second round writes the same file
+expect_status 0 mt export "$T/db" --run back --format jsonl -o "$T/h2.jsonl"
+[ "$(tail -n +2 "$T/h.jsonl")" = "$(tail -n +2 "$T/h2.jsonl")" ] || fail "the second export differs"
+
+# times at the edges of a double
+printf '%s\n' '{"step":0,"layer":0,"counts":[1,2],"time":1e-300,"tokens":0}' \
+	'{"step":1,"layer":0,"counts":[1,2],"time":1731000000.1234567,"tokens":9007199254740991}' >"$T/edge.jsonl"
+expect_status 0 mt import "$T/edge.jsonl" --into "$T/db" --run edge
+expect_status 0 mt export "$T/db" --run edge --format jsonl -o "$T/edge2.jsonl"
+expect_status 0 mt import "$T/edge2.jsonl" --into "$T/db" --run edge2
+[ "$(sqlite3 "$T/db" "SELECT count(*) FROM steps a JOIN steps b USING (step) WHERE
+	a.run = (SELECT run FROM runs WHERE name = 'edge') AND b.run = (SELECT run FROM runs WHERE name = 'edge2')
+	AND a.time = b.time AND a.tokens = b.tokens")" = 2 ] || fail "edge times or tokens changed"
+[ "$(sqlite3 "$T/db" "SELECT time > 0 FROM steps WHERE run = (SELECT run FROM runs WHERE name = 'edge2') AND step = 0")" = 1 ] ||
+	fail "a time of 1e-300 came back as 0"
+
+# refused, and nothing written
+bad() {
+	printf '%s\n' "$@" >"$T/bad.jsonl"
+	expect_status 2 mt import "$T/bad.jsonl" --into "$T/new.db"
+	[ ! -e "$T/new.db" ] || fail "a refused import left a database"
+}
+bad '{"step":0,"layer":0,"counts":[1,2],"time":5}' '{"step":0,"layer":1,"counts":[1,2],"time":6}'
+expect_grep "$T/err" "bad.jsonl:2: field 'time': step 0 has time 6 here but 5 at .*bad.jsonl:1"
+bad '{"step":0,"layer":0,"counts":[1,2],"tokens":5}' '{"step":0,"layer":1,"counts":[1,2],"tokens":6}'
+expect_grep "$T/err" "bad.jsonl:2: field 'tokens': step 0 has 6 tokens here but 5 at .*bad.jsonl:1"
+bad '{"step":0,"step":5,"layer":0,"counts":[1,2]}'
+expect_grep "$T/err" "bad.jsonl:1: field 'step' appears twice"
+bad '{"step":0,"layer":0,"counts":[1,2],"counts":[3,4]}'
+expect_grep "$T/err" "bad.jsonl:1: field 'counts' appears twice"
+bad '{"moetrace":1,"layers":1,"experts":2,"experts":3}' '{"step":0,"layer":0,"counts":[1,2]}'
+expect_grep "$T/err" "bad.jsonl:1: field 'experts' appears twice"
+bad '{"step":0,"layer":0,"counts":[1,2],"time":1e999}'
+expect_grep "$T/err" "bad.jsonl:1: field 'time': 1e999 is not a finite number"
+bad '{"moetrace":2,"layers":1,"experts":2}' '{"step":0,"layer":0,"counts":[1,2]}'
+expect_grep "$T/err" "bad.jsonl:1: field 'moetrace': 2 is not a version"
+
+# what stays accepted: the same value twice across records, a field on
+# one record of the step only, other keys inside nested values
+printf '%s\n' '{"step":0,"layer":0,"counts":[1,2],"tokens":5,"time":3}' \
+	'{"step":0,"layer":1,"counts":[1,2],"tokens":5}' '{"step":0,"layer":2,"counts":[1,2],"time":3,"x":{"a":1,"b":[{"a":2}]}}' >"$T/ok.jsonl"
+expect_status 0 mt import "$T/ok.jsonl" --into "$T/db" --run ok
+[ "$(sqlite3 "$T/db" "SELECT time || ' ' || tokens FROM steps WHERE run = (SELECT run FROM runs WHERE name = 'ok')")" = "3.0 5" ] ||
+	fail "agreeing records stored another time or tokens"
+exit 0
