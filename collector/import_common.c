@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -706,7 +705,7 @@ static int json_dup_keys(struct json_object *obj, const char *p, const char *e, 
 	struct key_span *sp;
 	int rc;
 
-	if (n <= (size_t)json_object_object_length(obj))
+	if (n == 0 || n <= (size_t)json_object_object_length(obj))
 		return 0;
 	if (!(sp = calloc(n, sizeof(*sp))))
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
@@ -732,12 +731,15 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 	struct json_tokener *tok = NULL;
 	struct stat sb;
 	char *data = NULL, w[4200];
-	size_t len = 0;
+	size_t cap = 0;
+	ssize_t got;
 	int64_t line = 0;
 	int rc, fd;
+	FILE *f;
 
-	/* mapped, not read: a trace of JSON lines may be larger than what the
-	 * parsed counts need */
+	/* read a line at a time, not mapped: memory is the longest line, and
+	 * a file that another program shortens meanwhile ends the read
+	 * instead of killing the process with SIGBUS on a page past its end */
 	if ((fd = open(path, O_RDONLY)) < 0)
 		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
 				    "cannot open '%s': %s", path, strerror(errno));
@@ -745,28 +747,25 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 		close(fd);
 		return util_err_set(err, UTIL_EIO, "cannot read '%s': not a regular file", path);
 	}
-	len = (size_t)sb.st_size;
-	if (len == 0) {
+	if (sb.st_size == 0) {
 		close(fd);
 		return util_err_set(err, UTIL_EPARSE, "%s: empty file", path);
 	}
-	data = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (data == MAP_FAILED)
-		return util_err_set(err, UTIL_EIO, "cannot map '%s': %s", path, strerror(errno));
-	madvise(data, len, MADV_SEQUENTIAL);
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!(tok = json_tokener_new())) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (char *p = data, *e; p < data + len; p = e + 1) {
+	while ((got = getline(&data, &cap, f)) > 0) {
 		struct json_object *obj;
 		enum json_tokener_error jerr;
-		char *q = p, *t;
-		e = memchr(p, '\n', (size_t)(data + len - p));
-		if (!e)
-			e = data + len;
-		t = e;
+		char *q = data, *t = data + got;
+		if (t[-1] == '\n')
+			t--;
 		line++;
 		/* a UTF-8 byte order mark, as some editors write (the CSV
 		 * importer skips it too) */
@@ -817,11 +816,17 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 		if (rc)
 			goto out;
 	}
+	if (ferror(f) || !feof(f)) { /* a read error, or no memory for a line */
+		rc = util_err_set(err, errno == ENOMEM ? UTIL_ENOMEM : UTIL_EIO,
+				  "cannot read '%s': %s", path, strerror(errno));
+		goto out;
+	}
 	rc = 0;
 out:
 	if (tok)
 		json_tokener_free(tok);
-	munmap(data, len);
+	free(data);
+	fclose(f);
 	return rc;
 }
 

@@ -8,6 +8,8 @@
  * order, each (layer, expert) at most once, absent cells are zero.
  * Memory does not grow with the file: the reader gives the mapped pages it
  * has passed back (csv_drop_behind) and a batch holds at most 64 MB.
+ * A file another program shortens meanwhile is an error, not a SIGBUS
+ * (csv_bus_*).
  */
 #include "analyze/analyze.h"
 #include "collector/collector.h"
@@ -15,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,51 @@ struct row {
 	int phase;                 /* -1 if no phase column */
 };
 
+/* A mapped file that another program shortens (truncates, rewrites in
+ * place) raises SIGBUS on the first page past its new end, which killed
+ * the import and left its private database behind.  While an import runs,
+ * a SIGBUS on an address inside its map jumps back to csv_import_guarded,
+ * which rolls back and reports the file as changed; any other SIGBUS gets
+ * the handler that was there before (by default: the process dies). */
+struct csv_bus {
+	sigjmp_buf jump;
+	const char *lo, *hi;       /* the map, once csv_open made it */
+	struct sigaction old;
+};
+static __thread struct csv_bus *volatile csv_bus_now;
+
+static void csv_on_bus(int sig, siginfo_t *si, void *uc)
+{
+	struct csv_bus *g = csv_bus_now;
+
+	(void)uc;
+	if (g && g->lo && (const char *)si->si_addr >= g->lo && (const char *)si->si_addr < g->hi)
+		siglongjmp(g->jump, 1);
+	/* not our map: the fault repeats under the previous disposition */
+	sigaction(sig, g ? &g->old : NULL, NULL);
+	if (!g)
+		signal(sig, SIG_DFL);
+}
+
+static void csv_bus_arm(struct csv_bus *g)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = csv_on_bus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	g->lo = g->hi = NULL;
+	csv_bus_now = g;
+	sigaction(SIGBUS, &sa, &g->old);
+}
+
+static void csv_bus_disarm(struct csv_bus *g)
+{
+	sigaction(SIGBUS, &g->old, NULL);
+	csv_bus_now = NULL;
+}
+
 static int csv_open(struct csv *c, const char *path, struct util_err *err)
 {
 	struct stat sb;
@@ -75,6 +124,10 @@ static int csv_open(struct csv *c, const char *path, struct util_err *err)
 	c->buf = m;
 	c->end = c->buf + c->len;
 	c->mapped = 1;
+	if (csv_bus_now) {
+		csv_bus_now->lo = c->buf;
+		csv_bus_now->hi = c->end;
+	}
 	return 0;
 }
 
@@ -619,83 +672,121 @@ static int store_rows(struct store *s, struct csv *c, const struct store_run *ru
  * it back and the import starts again in two passes, which report it as
  * they always have.
  */
-static int import_csv(struct store *s, const char *path, const struct collector_import_opts *o,
-		      int single, struct store_run *run_out, struct util_err *err)
-{
+/* What import_csv holds, for csv_import_guarded to release also after a
+ * jump out of it. */
+struct csv_hold {
 	struct csv c;
+	struct batch b;
+	uint8_t *seen;
+	int in_tx;
+};
+
+static int import_csv(struct store *s, const char *path, const struct collector_import_opts *o,
+		      int single, struct csv_hold *h, struct store_run *run_out,
+		      struct util_err *err)
+{
 	struct store_run run = { 0 }, check;
-	struct batch b = { 0 };
 	struct seen_rows st;
-	uint8_t *seen = NULL;
 	int64_t rows = 0, nsteps = 0, max_layer = -1, max_expert = -1;
-	int rc, in_tx = 0;
+	int rc;
 	double t0 = util_now(), last_report = t0;
 
-	if ((rc = csv_open(&c, path, err)))
+	if ((rc = csv_open(&h->c, path, err)))
 		return rc;
-	if ((rc = parse_header(&c, err)))
-		goto out;
-	if (!single && (rc = scan(&c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0,
+	if ((rc = parse_header(&h->c, err)))
+		return rc;
+	if (!single && (rc = scan(&h->c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0,
 				  &last_report, err)))
-		goto out;
+		return rc;
 	if ((rc = csv_run(path, o, rows, nsteps, max_layer, max_expert, &run, err)))
-		goto out;
+		return rc;
 
-	b.cells = (size_t)run.layers * (size_t)run.experts;
+	h->b.cells = (size_t)run.layers * (size_t)run.experts;
 	/* one 2 MiB page where the kernel allows (util_malloc_large): a
 	 * fault per 4 KiB page would cost more than filling them */
-	b.cap = (2u << 20) / (b.cells * 4);
-	if (b.cap < 1)
-		b.cap = 1;
-	if (b.cap > 512)
-		b.cap = 512;
-	b.steps = calloc(b.cap, sizeof(*b.steps));
-	b.counts = util_malloc_large(b.cap * b.cells * sizeof(uint32_t));
-	seen = malloc((b.cells + 7) / 8);
-	if (!b.steps || !b.counts || !seen) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", b.cap, b.cells);
-		goto out;
+	h->b.cap = (2u << 20) / (h->b.cells * 4);
+	if (h->b.cap < 1)
+		h->b.cap = 1;
+	if (h->b.cap > 512)
+		h->b.cap = 512;
+	h->b.steps = calloc(h->b.cap, sizeof(*h->b.steps));
+	h->b.counts = util_malloc_large(h->b.cap * h->b.cells * sizeof(uint32_t));
+	h->seen = malloc((h->b.cells + 7) / 8);
+	if (!h->b.steps || !h->b.counts || !h->seen) {
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory for %zu x %zu cells", h->b.cap, h->b.cells);
+		return rc;
 	}
 
 	if ((rc = store_begin(s))) {
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-		goto out;
+		return rc;
 	}
-	in_tx = 1;
+	h->in_tx = 1;
 	if ((rc = store_run_add(s, &run))) {
 		rc = util_err_set(err, rc, "%s: %s", path, store_errmsg(s));
-		goto out;
+		return rc;
 	}
 
 	if (!single) { /* pass 2 */
-		csv_rewind(&c);
-		if ((rc = parse_header(&c, err)))
-			goto out;
+		csv_rewind(&h->c);
+		if ((rc = parse_header(&h->c, err)))
+			return rc;
 	}
-	if ((rc = store_rows(s, &c, &run, &b, seen, o, single, rows, t0, &st, err)))
-		goto out;
+	if ((rc = store_rows(s, &h->c, &run, &h->b, h->seen, o, single, rows, t0, &st, err)))
+		return rc;
 	/* the first pass's checks of the shape, now that the rows are known */
 	if (single && (rc = csv_run(path, o, st.rows, st.nsteps, st.max_layer, st.max_expert,
 				    &check, err)))
-		goto out;
+		return rc;
 	if ((rc = store_commit(s))) {
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
-		goto out;
+		return rc;
 	}
-	in_tx = 0;
+	h->in_tx = 0;
 	if (o->progress && util_now() - t0 > 1.0)
 		fprintf(stderr, "\rimport: %lld rows in %.1f s%20s\n", (long long)rows,
 			util_now() - t0, "");
 	if (run_out)
 		*run_out = run;
-	rc = 0;
-out:
-	if (in_tx)
+	return 0;
+}
+
+static void csv_hold_release(struct store *s, struct csv_hold *h)
+{
+	if (h->in_tx)
 		store_rollback(s);
-	free(b.steps);
-	free(b.counts);
-	free(seen);
-	csv_close(&c);
+	free(h->b.steps);
+	free(h->b.counts);
+	free(h->seen);
+	csv_close(&h->c);
+	free(h);
+}
+
+/* import_csv under the SIGBUS guard (csv_bus_*): a file shortened while it
+ * is read is refused, the transaction rolled back. */
+static int csv_import_guarded(struct store *s, const char *path,
+			      const struct collector_import_opts *o, int single,
+			      struct store_run *run_out, struct util_err *err)
+{
+	struct csv_hold *h = calloc(1, sizeof(*h));
+	struct csv_bus g;
+	int rc;
+
+	if (!h)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	if (sigsetjmp(g.jump, 1)) {
+		csv_bus_disarm(&g);
+		csv_hold_release(s, h);
+		*err = (struct util_err)UTIL_ERR_INIT;
+		return util_err_set(err, UTIL_EIO,
+				    "%s: the file became shorter while it was read (another "
+				    "program changed it): nothing imported",
+				    path);
+	}
+	csv_bus_arm(&g);
+	rc = import_csv(s, path, o, single, h, run_out, err);
+	csv_bus_disarm(&g);
+	csv_hold_release(s, h);
 	return rc;
 }
 
@@ -703,10 +794,12 @@ int collector_import_csv(struct store *s, const char *path,
 			 const struct collector_import_opts *o, struct store_run *run_out,
 			 struct util_err *err)
 {
-	int single = !o->progress && (o->model || (o->layers && o->experts));
+	int single = !o->progress && (o->model || (o->layers && o->experts)), rc;
 
-	if (single && import_csv(s, path, o, 1, run_out, err) == 0)
-		return 0;
+	/* a file that changed is not read again */
+	if (single && ((rc = csv_import_guarded(s, path, o, 1, run_out, err)) == 0 ||
+		       rc == UTIL_EIO))
+		return rc;
 	*err = (struct util_err)UTIL_ERR_INIT;
-	return import_csv(s, path, o, 0, run_out, err);
+	return csv_import_guarded(s, path, o, 0, run_out, err);
 }
