@@ -560,6 +560,11 @@ enum analyze_format {
 };
 int analyze_format_parse(const char *s); /* -1 if unknown */
 const char *analyze_format_name(int format);
+/* What a user must know about a file of `format` named path, or NULL:
+ * SGLang reads --init-expert-location as a JSON file only when its name
+ * ends in .json (.pt is torch.load'ed, anything else parsed as JSON
+ * text), so the JSON moetrace writes must be named *.json. */
+const char *analyze_format_path_note(const char *path, int format);
 
 /* The run a placement file belongs to.  The model layer id of MoE layer l
  * is first_layer + l * layer_step (SGLang and TensorRT-LLM index layers by

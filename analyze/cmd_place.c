@@ -830,6 +830,8 @@ static int place_run(struct place *p, const char *db, struct util_err *err)
 			return util_cli_fail(CMD, err);
 		if (!p->o.json)
 			printf("wrote %s placement to '%s'\n", analyze_format_name(p->fmt), p->o.out);
+		if (analyze_format_path_note(p->o.out, p->fmt))
+			fprintf(stderr, "note: %s\n", analyze_format_path_note(p->o.out, p->fmt));
 	}
 	return 0;
 }

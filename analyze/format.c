@@ -39,6 +39,20 @@ const char *analyze_format_name(int format)
 	return format_names[format];
 }
 
+const char *analyze_format_path_note(const char *path, int format)
+{
+	size_t n = strlen(path);
+
+	/* compute_initial_expert_location_metadata (sglang/srt/eplb/
+	 * expert_location.py): `.pt` is torch.load'ed, `.json` read as a file,
+	 * anything else json.loads'ed as it is, so the path fails as JSON */
+	if (format != ANALYZE_FORMAT_SGLANG || (n >= 5 && !strcmp(path + n - 5, ".json")))
+		return NULL;
+	return "SGLang reads --init-expert-location as a file only when its name ends in "
+	       ".json (any other value is parsed as JSON text): rename it to *.json before "
+	       "passing it";
+}
+
 struct analyze_shape analyze_shape_of(const struct store_run *run, int ranks, int slots)
 {
 	const struct store_model *m = run->model[0] ? store_model_find(run->model) : NULL;

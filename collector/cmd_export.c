@@ -62,6 +62,8 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 		return util_cli_fail("export", &err);
 	printf("exported the placement deployed from step %lld of run '%s' to '%s' (%s)\n",
 		(long long)from, run->name, out, analyze_format_name(fmt));
+	if (analyze_format_path_note(out, fmt))
+		fprintf(stderr, "note: %s\n", analyze_format_path_note(out, fmt));
 	return 0;
 }
 

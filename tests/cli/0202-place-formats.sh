@@ -66,6 +66,19 @@ expect_nogrep "$T/ds.yaml" "^  0: \\["
 expect_status 0 mt place "$T/db" --algo $algo --model deepseek-v3 -o "$T/ds.json" --format sglang
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["physical_to_logical_map"]; assert len(m)==7 and m[0]==[p%16 for p in range(20)]' "$T/ds.json" ||
 	fail "sglang rows per model layer"
+expect_nogrep "$T/err" "note: SGLang"
+# SGLang reads --init-expert-location as a file only when the name ends in
+# .json (else it parses the argument as JSON text): said on stderr, for
+# place and for export --placement deployed
+expect_status 0 mt place "$T/db" --algo $algo --model deepseek-v3 -o "$T/ds.sglang" --format sglang
+expect_grep "$T/err" "^note: SGLang reads --init-expert-location as a file only when its name ends in \.json"
+expect_status 0 mt import "$T/t.csv" --into "$T/db" --run dep --ranks 4 --slots 5 --deployed "$T/map.vllm-ascend"
+expect_status 0 mt export "$T/db" --run dep --placement deployed --format sglang -o "$T/dep.txt"
+expect_grep "$T/err" "^note: SGLang reads --init-expert-location"
+expect_status 0 mt export "$T/db" --run dep --placement deployed --format sglang -o "$T/dep.json"
+expect_nogrep "$T/err" "note: SGLang"
+expect_status 0 mt export "$T/db" --run dep --placement deployed --format trtllm -o "$T/dep.yml"
+expect_nogrep "$T/err" "note: SGLang"
 expect_status 0 mt place "$T/db" --algo static --model deepseek-v3 --current "$T/ds.yaml" --json
 expect_status 0 mt place "$T/db" --algo static --model deepseek-v3 --current "$T/ds.json" --json
 # an output the system refuses (no such directory): exit 1, the message
