@@ -52,8 +52,12 @@ static int write_csv(FILE *f, const struct store_run *run, const struct store_st
 	for (int l = 0; l < run->layers; l++) {
 		char *p = buf;
 		const uint32_t *row = st->counts + (size_t)l * (size_t)run->experts;
+		/* sparse: the zero cells are left out, except each step's last
+		 * (last layer, last expert), so that a step with no heat and
+		 * the run's shape both read back */
+		int last = l == run->layers - 1;
 		for (int e = 0; e < run->experts; e++) {
-			if (sparse && !row[e])
+			if (sparse && !row[e] && !(last && e == run->experts - 1))
 				continue;
 			memcpy(p, head, hl);
 			p += hl;

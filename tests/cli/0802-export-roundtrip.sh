@@ -45,8 +45,22 @@ first=$(sqlite3 "$T/db" "SELECT min(step) FROM steps WHERE run = 1")
 expect_status 0 mt export "$T/db" --run orig --format jsonl --steps "$((first + 2)):$((first + 4))" -o -
 [ "$(grep -c '"counts"' "$T/out")" -eq 3 ] || fail "--steps A:B selects 3 steps"
 expect_status 0 mt export "$T/db" --run orig --format csv --sparse --steps "$first" -o -
-nz=$(awk -F, -v s="$first" '$1 == s && $4 != 0' "$T/cells.orig" | wc -l)
-[ "$(($(wc -l <"$T/out") - 1))" -eq "$nz" ] || fail "--sparse writes the non-zero cells only"
+# the non-zero cells, and the step's last cell (layer 25, expert 63) even
+# when zero, which keeps the shape and a step without heat
+nz=$(awk -F, -v s="$first" '$1 == s && ($4 != 0 || ($2 == 25 && $3 == 63))' "$T/cells.orig" | wc -l)
+[ "$(($(wc -l <"$T/out") - 1))" -eq "$nz" ] || fail "--sparse writes the non-zero cells and the last"
+expect_grep "$T/out" "^$first,25,63,"
+# a sparse export reads back to the same cells, steps, phases and shape,
+# a step with no heat and an empty last layer and expert included
+expect_status 0 mt sql --write "$T/db" "UPDATE counts SET data = counts_encode(json_array(0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0))
+	WHERE run = 1 AND (step = $((first + 3)) OR layer = 25)"
+expect_status 0 mt sql --write "$T/db" "UPDATE counts SET data = counts_encode(json_set(counts_json(data), '\$[63]', 0)) WHERE run = 1"
+dump orig
+expect_status 0 mt export "$T/db" --run orig --format csv --sparse -o "$T/s.csv"
+expect_status 0 mt import "$T/s.csv" --into "$T/db" --run sparse
+dump sparse
+same_file "$T/cells.orig" "$T/cells.sparse"
+same_file "$T/phases.orig" "$T/phases.sparse"
 
 # the deployed placement: import one, export it in each engine format, and
 # read the vllm-ascend file back as the deployed placement of another run
