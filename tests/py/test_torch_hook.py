@@ -268,6 +268,7 @@ class TorchHookTest(unittest.TestCase):
 
             def __init__(self, t):
                 self.t = t
+                self.dtype = t.dtype
 
             def numel(self):
                 return self.t.numel()
@@ -305,6 +306,14 @@ class TorchHookTest(unittest.TestCase):
                 self.assertLessEqual(len(rec._staging.free) + len(rec._staging.busy), 4)
                 rec.step(12, np.zeros((LAYERS, EXPERTS), dtype=np.uint32))  # CPU after GPU
                 want.append(np.zeros((LAYERS, EXPERTS), dtype=np.uint32))
+                # a float tensor on the device is refused as on the CPU, not
+                # truncated by the copy into the integer staging buffer
+                for bad in (torch.full((LAYERS, EXPERTS), 1.5), torch.ones(LAYERS, EXPERTS)):
+                    with self.assertRaisesRegex(ValueError, "step 13: counts: integer tensor "
+                                                "expected, not torch.float32"):
+                        rec.step(13, FakeCuda(bad))
+                    with self.assertRaisesRegex(ValueError, "integer tensor expected"):
+                        rec.step(13, bad)
         finally:
             torch.empty, torch.cuda.Event = real_empty, real_event
         got, meta = read(self.db, "cuda")

@@ -229,6 +229,11 @@ class Recorder:
         step, tokens = _int(step, "step"), _int(tokens, "tokens")
         ph = _phase(phase)
         if _is_torch(counts) and counts.is_cuda:
+            # as on the CPU path: the copy into the int64 staging buffer
+            # would truncate 1.5 to 1 and store a count never given
+            if counts.dtype.is_floating_point or counts.dtype.is_complex:
+                raise ValueError("step %d: counts: integer tensor expected, not %s"
+                                 % (step, counts.dtype))
             if counts.numel() != self._cells:
                 raise MoetraceError(_lib.EUSAGE, "step %d: %d counts given, run has %d x %d"
                                     % (step, counts.numel(), self.layers, self.experts))
