@@ -144,8 +144,8 @@ int moetrace_recorder_step_slots(struct moetrace_recorder *rec, int64_t step,
  * ring.  An id >= experts is an error and leaves the step unchanged. */
 int moetrace_recorder_step_topk(struct moetrace_recorder *rec, int64_t step, int layer,
 				const int32_t *topk_ids, int64_t ntokens, int k);
-/* Ends the top-k step `step` with its phase and batch tokens (0: the
- * largest ntokens seen by any layer). */
+/* Ends the top-k step `step` with its phase and batch tokens (0: the most
+ * tokens any layer routed, the ntokens of its calls for the step summed). */
 int moetrace_recorder_step_end(struct moetrace_recorder *rec, int64_t step, int phase,
 			       int64_t tokens);
 

@@ -81,6 +81,9 @@ struct moetrace_recorder {
 	int64_t last_step;
 	uint32_t *pending; /* the top-k step being histogrammed */
 	int64_t pending_step, pending_tokens;
+	/* tokens each layer routed in the pending step, its calls summed
+	 * (a layer called once per microbatch) */
+	int64_t pending_layer_tokens[STORE_MAX_LAYERS];
 	int has_pending;
 	unsigned char *seen; /* experts scratch for placement checks */
 	int32_t *cur_plc;    /* the last placement given, for step_slots() */
@@ -781,6 +784,8 @@ int moetrace_recorder_step_topk(struct moetrace_recorder *rec, int64_t step, int
 		memset(rec->pending, 0, rec->cells * sizeof(uint32_t));
 		rec->pending_step = step;
 		rec->pending_tokens = 0;
+		memset(rec->pending_layer_tokens, 0,
+		       (size_t)rec->run.layers * sizeof(rec->pending_layer_tokens[0]));
 		rec->has_pending = 1;
 		started = 1;
 	}
@@ -806,8 +811,14 @@ int moetrace_recorder_step_topk(struct moetrace_recorder *rec, int64_t step, int
 			    (long long)step, layer, (long long)(bad / k), topk_ids[bad],
 			    rec->run.experts);
 	}
-	if (ntokens > rec->pending_tokens)
-		rec->pending_tokens = ntokens;
+	/* the step's tokens: the most any layer routed, each layer's calls
+	 * summed (saturating: a sum past the store's range is refused when
+	 * the step is handed in) */
+	rec->pending_layer_tokens[layer] = rec->pending_layer_tokens[layer] > INT64_MAX - ntokens
+						   ? INT64_MAX
+						   : rec->pending_layer_tokens[layer] + ntokens;
+	if (rec->pending_layer_tokens[layer] > rec->pending_tokens)
+		rec->pending_tokens = rec->pending_layer_tokens[layer];
 	return 0;
 }
 

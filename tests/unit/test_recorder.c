@@ -204,6 +204,12 @@ static void test_recorder_topk_histogram(void **state)
 	assert_int_equal(moetrace_recorder_step_end(r, 10, MOETRACE_PHASE_DECODE, 0), 0);
 	/* a second step ended implicitly by flush */
 	assert_int_equal(moetrace_recorder_step_topk(r, 11, 2, l2, 2, 2), 0);
+	/* a layer called once per microbatch: its calls' tokens add up (2 + 2
+	 * of layer 2 against layer 0's 3), as its counts do */
+	assert_int_equal(moetrace_recorder_step_topk(r, 12, 0, l0, 3, 2), 0);
+	assert_int_equal(moetrace_recorder_step_topk(r, 12, 2, l2, 2, 2), 0);
+	assert_int_equal(moetrace_recorder_step_topk(r, 12, 2, l2, 2, 2), 0);
+	assert_int_equal(moetrace_recorder_step_end(r, 12, MOETRACE_PHASE_PREFILL, 0), 0);
 	assert_int_equal(moetrace_recorder_flush(r), 0);
 	assert_int_equal(moetrace_recorder_close(r), 0);
 	moetrace_recorder_free(r);
@@ -214,13 +220,17 @@ static void test_recorder_topk_histogram(void **state)
 	assert_int_equal(store_iter_next(it, &st), 1);
 	assert_int_equal(st.step, 10);
 	assert_int_equal(st.phase, STORE_PHASE_DECODE);
-	assert_int_equal(st.tokens, 3); /* the largest ntokens of the step's layers */
+	assert_int_equal(st.tokens, 3); /* the most tokens of the step's layers */
 	assert_memory_equal(st.counts, want, sizeof(want));
 	assert_int_equal(store_iter_next(it, &st), 1);
 	assert_int_equal(st.step, 11);
 	assert_int_equal(st.phase, STORE_PHASE_UNKNOWN);
 	assert_int_equal(st.counts[2 * E + 5], 3);
 	assert_int_equal(st.counts[0], 0);
+	assert_int_equal(store_iter_next(it, &st), 1);
+	assert_int_equal(st.step, 12);
+	assert_int_equal(st.counts[2 * E + 5], 6);
+	assert_int_equal(st.tokens, 4);
 	assert_int_equal(store_iter_next(it, &st), 0);
 	store_iter_free(it);
 	store_free(s);
