@@ -348,6 +348,28 @@ static int on_line(void *ctx, struct json_object *obj, int64_t line, const char 
 	return rc;
 }
 
+/* A record of rows holds every layer of its step, so their number is the
+ * run's MoE layers: a description that says otherwise is refused, and
+ * without one it is what the data states (which --model must agree with,
+ * imp_finish).  Shorter records would read as zero heat in the layers
+ * they lack.  --layers overrides the data. */
+static int rows_state_layers(struct jsonl_ctx *c, const struct collector_import_opts *o,
+			     const char *path, struct util_err *err)
+{
+	struct imp *b = c->b;
+
+	if (!c->rows_first || o->layers)
+		return 0;
+	if (b->layers && (size_t)b->layers != c->rows_first)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s:%lld: field 'counts': %zu layer row%s, the description says "
+				    "%d MoE layers: a record of rows holds every layer of its step",
+				    path, (long long)c->rows_line, c->rows_first,
+				    c->rows_first == 1 ? "" : "s", b->layers);
+	b->layers = (int)c->rows_first;
+	return 0;
+}
+
 int collector_import_jsonl(struct store *s, const char *path,
 			   const struct collector_import_opts *o, struct store_run *run,
 			   struct util_err *err)
@@ -362,7 +384,8 @@ int collector_import_jsonl(struct store *s, const char *path,
 	c->b = &b;
 	c->prev = INT64_MIN;
 	if ((c->src = rc = imp_source(&b, path, err)) >= 0 &&
-	    !(rc = imp_jsonl_each(path, fast_line, on_line, c, err)))
+	    !(rc = imp_jsonl_each(path, fast_line, on_line, c, err)) &&
+	    !(rc = rows_state_layers(c, o, path, err)))
 		rc = imp_finish(&b, s, o, path, run, err);
 	imp_release(&b);
 	free(c->v);

@@ -4,7 +4,8 @@
 # values it was given: records of one step that disagree on time or tokens,
 # a field given twice on one line, a non-finite time and a description of
 # another format version are refused (exit 2, file, line and field named,
-# no database written).
+# no database written), and so is a record of layer rows shorter than the
+# run's layers.
 . "$(dirname "$0")/lib.sh"
 
 # a recorded trace: its times carry sub-microsecond digits
@@ -51,6 +52,15 @@ bad '{"step":0,"layer":0,"counts":[1,2],"time":1e999}'
 expect_grep "$T/err" "bad.jsonl:1: field 'time': 1e999 is not a finite number"
 bad '{"moetrace":2,"layers":1,"experts":2}' '{"step":0,"layer":0,"counts":[1,2]}'
 expect_grep "$T/err" "bad.jsonl:1: field 'moetrace': 2 is not a version"
+
+# a record of rows holds every layer: fewer than the description's layers
+# or the preset's are refused, not read as zero heat in the others
+bad '{"moetrace":1,"layers":4,"experts":2}' '{"step":0,"counts":[[1,2],[3,4]]}'
+expect_grep "$T/err" "bad.jsonl:2: field 'counts': 2 layer rows, the description says 4 MoE layers"
+printf '%s\n' '{"step":0,"counts":[[1,2,3,4,5,6,7,8]]}' >"$T/bad.jsonl"
+expect_status 2 mt import "$T/bad.jsonl" --into "$T/new.db" --model mixtral-8x7b
+expect_grep "$T/err" "the data has 1 MoE layers, --model mixtral-8x7b has 32"
+expect_status 0 mt import "$T/bad.jsonl" --into "$T/db" --run widened --model mixtral-8x7b --layers 32
 
 # what stays accepted: the same value twice across records, a field on
 # one record of the step only, other keys inside nested values
