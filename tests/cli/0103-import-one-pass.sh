@@ -41,7 +41,8 @@ expect_status 0 mt import "$T/sparse.csv" --into "$T/db" --run s2 --model deepse
 expect_status 0 mt export "$T/db" --run s1 --format csv --sparse -o "$T/s1.csv"
 expect_status 0 mt export "$T/db" --run s2 --format csv --sparse -o "$T/s2.csv"
 same_file "$T/s1.csv" "$T/s2.csv"
-[ "$(($(wc -l <"$T/s1.csv") - 1))" = "$(($(wc -l <"$T/sparse.csv") - 1))" ] || fail "sparse rows lost"
+# (a sparse export also writes each step's last cell, zero here)
+[ "$(awk -F, 'NR > 1 && $4 != 0' "$T/s1.csv" | wc -l)" = "$(($(wc -l <"$T/sparse.csv") - 1))" ] || fail "sparse rows lost"
 
 before=$(sqlite3 "$T/db" "SELECT count(*) FROM runs; SELECT count(*) FROM counts")
 # bad: name message-after-file-name awk-program (prints the CSV from plain.csv)
