@@ -90,6 +90,9 @@ static void write_jsonl_head(FILE *f, const struct store_run *run)
 		fprintf(f, ",\"topk\":%d", run->topk);
 	if (run->ranks)
 		fprintf(f, ",\"ranks\":%d,\"slots\":%d", run->ranks, run->slots);
+	/* the nodes price the copies between ranks (intra- or inter-node) */
+	if (run->ranks && run->ranks_per_node)
+		fprintf(f, ",\"ranks_per_node\":%d", run->ranks_per_node);
 	fprintf(f, ",\"first_layer\":%d}\n", run->first_layer);
 }
 

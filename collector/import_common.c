@@ -275,6 +275,9 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
 		if (!run->ranks_per_node)
 			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+	} else if (o->ranks_per_node && run->ranks) {
+		/* the data's or the preset's ranks, on the nodes given */
+		run->ranks_per_node = o->ranks_per_node;
 	}
 	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
 		return util_err_set(err, UTIL_EUSAGE,
@@ -290,7 +293,8 @@ static int fix_layout(struct store_run *run, const struct collector_import_opts 
 	if (b->ranks) {
 		run->ranks = b->ranks;
 		run->slots = b->slots ? b->slots : (run->experts + b->ranks - 1) / b->ranks;
-		run->ranks_per_node = b->ranks < 8 ? b->ranks : 8;
+		run->ranks_per_node = b->ranks_per_node ? b->ranks_per_node
+				      : b->ranks < 8 ? b->ranks : 8;
 	} else if (o->model) {
 		run->ranks = o->model->ranks;
 		run->slots = o->model->slots;

@@ -45,6 +45,7 @@ struct imp {
 	/* run description read from the data (0/"" = unknown) */
 	char model[64];
 	int layers, experts, ranks, slots, first_layer;
+	int ranks_per_node;
 	int first_layer_set;
 	struct imp_rec *recs;
 	size_t n, cap;

@@ -26,6 +26,7 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 		{ "layers", STORE_MAX_LAYERS }, { "experts", STORE_MAX_EXPERTS },
 		{ "topk", STORE_MAX_EXPERTS },  { "ranks", STORE_MAX_SLOTS },
 		{ "slots", STORE_MAX_SLOTS },   { "first_layer", 1 << 20 },
+		{ "ranks_per_node", STORE_MAX_SLOTS },
 	};
 
 	/* a later version of the format may mean something else by the same
@@ -55,10 +56,13 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 		case 3: b->ranks = (int)x; break;
 		case 4: b->slots = (int)x; break;
 		case 5: b->first_layer = (int)x; b->first_layer_set = 1; break;
+		case 6: b->ranks_per_node = (int)x; break;
 		}
 	}
 	if (b->slots && !b->ranks)
 		return util_err_set(err, UTIL_EPARSE, "%s: field 'slots' needs 'ranks'", w);
+	if (b->ranks_per_node && !b->ranks)
+		return util_err_set(err, UTIL_EPARSE, "%s: field 'ranks_per_node' needs 'ranks'", w);
 	return 0;
 }
 

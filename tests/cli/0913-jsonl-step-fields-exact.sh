@@ -20,6 +20,16 @@ same=$(sqlite3 "$T/db" "SELECT count(*) FROM steps a JOIN steps b USING (step)
 expect_status 0 mt export "$T/db" --run back --format jsonl -o "$T/h2.jsonl"
 [ "$(tail -n +2 "$T/h.jsonl")" = "$(tail -n +2 "$T/h2.jsonl")" ] || fail "the second export differs"
 
+# the EP layout's nodes too (they price the copies between ranks), and
+# --ranks-per-node alone puts the data's ranks on other nodes
+expect_status 0 mt gen --model mixtral-8x7b --steps 3 --ranks 4 --slots 3 --ranks-per-node 2 --run nodes -q "$T/db"
+expect_status 0 mt export "$T/db" --run nodes --format jsonl -o "$T/n.jsonl"
+expect_status 0 mt import "$T/n.jsonl" --into "$T/db" --run nodes2
+expect_status 0 mt import "$T/n.jsonl" --into "$T/db" --run nodes1 --ranks-per-node 1
+[ "$(sqlite3 "$T/db" "SELECT group_concat(name || ' ' || ranks || 'x' || slots || '/' || ranks_per_node, ', ')
+	FROM (SELECT * FROM runs WHERE name LIKE 'nodes%' ORDER BY run)")" = "nodes 4x3/2, nodes2 4x3/2, nodes1 4x3/1" ] ||
+	fail "ranks per node changed through JSON lines"
+
 # times at the edges of a double
 printf '%s\n' '{"step":0,"layer":0,"counts":[1,2],"time":1e-300,"tokens":0}' \
 	'{"step":1,"layer":0,"counts":[1,2],"time":1731000000.1234567,"tokens":9007199254740991}' >"$T/edge.jsonl"
