@@ -440,6 +440,18 @@ static int open_db(struct moetrace_recorder *r, const char *path, int append)
 				    "%d slots, not %d x %d on %d x %d",
 				    r->run.name, old.layers, old.experts, old.ranks, old.slots,
 				    r->run.layers, r->run.experts, r->run.ranks, r->run.slots);
+		/* what the description gives must be what the run says: the
+		 * steps appended would otherwise read under another top-k,
+		 * model or layer numbering than the ones they were recorded
+		 * with */
+		if ((r->run.topk && old.topk != r->run.topk) ||
+		    (r->run.model[0] && strcmp(old.model, r->run.model) != 0) ||
+		    (r->run.first_layer && old.first_layer != r->run.first_layer))
+			return fail(r, MOETRACE_EUSAGE,
+				    "cannot append to run '%s': it is model '%s', top-%d, first MoE "
+				    "layer %d; the description says '%s', top-%d, %d",
+				    r->run.name, old.model, old.topk, old.first_layer, r->run.model,
+				    r->run.topk, r->run.first_layer);
 		if ((rc = store_run_stats(r->s, old.id, &st)))
 			return fail(r, rc, "%s", store_errmsg(r->s));
 		r->run = old;

@@ -173,6 +173,27 @@ static void test_recorder_backwards_steps(void **state)
 	d.experts = E + 1;
 	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);
 	moetrace_recorder_free(r);
+	/* nor another top-k, model or first layer than the run's, where the
+	 * description gives one (0 and "" leave the run's) */
+	d = desc_small("back");
+	d.topk = 3;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);
+	assert_non_null(strstr(moetrace_errmsg(r), "it is model 'tiny', top-2, first MoE layer 1"));
+	moetrace_recorder_free(r);
+	d = desc_small("back");
+	d.model = "other";
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);
+	moetrace_recorder_free(r);
+	d = desc_small("back");
+	d.first_layer = 3;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);
+	moetrace_recorder_free(r);
+	d = desc_small("back");
+	d.topk = 0;
+	d.model = NULL;
+	d.first_layer = 0;
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), 0);
+	moetrace_recorder_free(r);
 
 	struct store_run run;
 	struct store *s = open_ro(&run, "back");
