@@ -29,6 +29,12 @@ void analyze_static_phy2log(int experts, int ranks, int slots, int32_t *phy2log)
 int analyze_start_placement(struct store *s, const struct store_run *run, int64_t step,
 			    int ranks, int slots, int force_static, int32_t *phy2log,
 			    int *deployed, int64_t *from, struct util_err *err);
+/* The step a replay's start placement is looked up at: the first step of
+ * [from, to] in phase_mask (0: all phases), so that a placement deployed
+ * later is not taken as in force before it; `from` when there is none.
+ * 0, or the store's error (err says it). */
+int analyze_first_selected(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, unsigned phase_mask, int64_t *first, struct util_err *err);
 
 /* Replica count per expert: cnt[experts]. */
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt);

@@ -72,9 +72,10 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 		snprintf(desc, ndesc, "%s", o->start);
 		return 0;
 	}
-	if ((rc = analyze_start_placement(su->s, &su->run,
-					  o->from == INT64_MIN ? INT64_MAX : o->from, ranks, slots,
-					  o->start != NULL, start, &deployed, &eff, err)))
+	if ((rc = analyze_first_selected(su->s, &su->run, o->from, o->to, o->phase_mask, &eff,
+					 err)) ||
+	    (rc = analyze_start_placement(su->s, &su->run, eff, ranks, slots, o->start != NULL,
+					  start, &deployed, &eff, err)))
 		return rc;
 	if (deployed)
 		snprintf(desc, ndesc, "deployed (from step %lld)", (long long)eff);

@@ -40,6 +40,19 @@ int analyze_start_placement(struct store *s, const struct store_run *run, int64_
 	return 0;
 }
 
+int analyze_first_selected(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, unsigned phase_mask, int64_t *first, struct util_err *err)
+{
+	int64_t n = 0, last;
+
+	*first = from;
+	if (store_steps_span(s, run, -1, from, to, phase_mask, &n, first, &last))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (n == 0)
+		*first = from;
+	return 0;
+}
+
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 {
 	memset(cnt, 0, (size_t)experts * sizeof(*cnt));
