@@ -35,6 +35,11 @@ int analyze_start_placement(struct store *s, const struct store_run *run, int64_
  * 0, or the store's error (err says it). */
 int analyze_first_selected(struct store *s, const struct store_run *run, int64_t from,
 			   int64_t to, unsigned phase_mask, int64_t *first, struct util_err *err);
+/* The usage error of `--current deployed` when no deployed placement for
+ * ranks x slots is in force at `step`: it names the step the first one
+ * recorded after it takes effect, if any.  Returns UTIL_EUSAGE. */
+int analyze_no_deployed_err(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, struct util_err *err);
 
 /* Replica count per expert: cnt[experts]. */
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt);

@@ -171,10 +171,7 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 						  cur, &deployed, NULL, err)))
 			return rc;
 		if (o->c.current && !strcmp(o->c.current, "deployed") && !deployed)
-			return util_err_set(err, UTIL_EUSAGE,
-					    "--current deployed: run '%s' records no deployed "
-					    "placement for %d ranks x %d slots",
-					    run->name, sh->ranks, sh->slots);
+			return analyze_no_deployed_err(s, run, at, sh->ranks, sh->slots, err);
 		*name = deployed ? "deployed" : "static";
 		return 0;
 	}

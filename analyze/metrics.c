@@ -53,6 +53,23 @@ int analyze_first_selected(struct store *s, const struct store_run *run, int64_t
 	return 0;
 }
 
+int analyze_no_deployed_err(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, struct util_err *err)
+{
+	int64_t next;
+
+	if (store_deployed_next(s, run, step, &next) == 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--current deployed: run '%s' has no deployed placement in "
+				    "force at step %lld, the end of the fitting window (the first "
+				    "takes effect at step %lld)",
+				    run->name, (long long)step, (long long)next);
+	return util_err_set(err, UTIL_EUSAGE,
+			    "--current deployed: run '%s' records no deployed placement for %d "
+			    "ranks x %d slots",
+			    run->name, ranks, slots);
+}
+
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 {
 	memset(cnt, 0, (size_t)experts * sizeof(*cnt));
