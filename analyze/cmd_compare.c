@@ -383,10 +383,11 @@ static void print_table(const struct print_ctx *p, const struct analyze_compare 
 	const int cap = p->o->c.capacity_set;
 	char hb1[32], hb2[32];
 	printf("run '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
-	       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
+	       "%lld..%lld (%lld step%s), scored on the next %lld..%lld (%lld step%s)\n",
 	       p->run->name, L, E, R, p->o->c.slots, (long long)p->win[0],
-	       (long long)p->win[1], (long long)x->fit_steps, (long long)p->win[2],
-	       (long long)p->win[3], (long long)x->next_steps);
+	       (long long)p->win[1], (long long)x->fit_steps, x->fit_steps == 1 ? "" : "s",
+	       (long long)p->win[2], (long long)p->win[3], (long long)x->next_steps,
+	       x->next_steps == 1 ? "" : "s");
 	printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
 	       "expert's tokens split evenly); gap = distance to the proven lower bound; "
 	       "next = on the steps after the fitting window (what a deployment meets), "
