@@ -19,14 +19,12 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: moetrace import FILE --into DB [--run NAME] [--model PRESET]\n"
-	"       moetrace import --follow DIR --into DB [--run NAME] [--interval SEC]\n"
-	"                       [--settle SEC] [shape and layout options as below]\n"
-	"                       [--layers L --experts E] [--topk K]\n"
-	"                       [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
+	"usage: moetrace import FILE --into DB [--run NAME] [--model PRESET] [--layers L --experts E]\n"
+	"                       [--topk K] [--ranks R [--slots S] [--ranks-per-node N]] [--progress]\n"
 	"                       [--format auto|csv|jsonl|megatron|trtllm|sglang] [--deployed MAP]\n"
-	"                       [--replicated N]\n"
-	"                       [--pipeline-stages P]\n"
+	"                       [--replicated N] [--pipeline-stages P]\n"
+	"       moetrace import --follow DIR --into DB [--run NAME] [--interval SEC] [--settle SEC]\n"
+	"                       [--model PRESET] [--topk K] [--ranks R [--slots S]]\n"
 	"FILE is a CSV with the header step,layer,expert,tokens (optional phase column);\n"
 	"rows grouped by increasing step.  Without --model the shape comes from the data.\n"
 	"Other formats (docs/formats.md): our JSON lines, Megatron-LM router traces (a\n"
