@@ -627,9 +627,10 @@ static void print_rounds_table(const struct print_ctx *p, const struct analyze_r
 	       "the %s one), score on window k+1, k = 0..%d\n",
 	       p->run->name, p->run->layers, p->run->experts, p->o->c.ranks, p->o->c.slots,
 	       (long long)x->steps, N1 + 1, p->cur_name, N1 - 1);
-	printf("%simbalance = sum of max / sum of mean device load over layers; next/step = "
-	       "mean over the scored steps of the per-step figure; figures are means over "
-	       "the %d rounds, copies and seconds per round\n\n",
+	printf("%simbalance = sum of max / sum of mean device load over layers; fit = on the "
+	       "window the placement was fitted on, in hindsight; next = on the window after "
+	       "it; next/step = mean over the scored steps of the per-step figure; figures are "
+	       "means over the %d rounds, copies and seconds per round\n\n",
 	       md ? "\n" : "", N1);
 	if (md)
 		printf("| algorithm | fit | next | next/step | copies | time s |\n"
