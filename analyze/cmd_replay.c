@@ -982,7 +982,16 @@ static int replay_one(struct opts *o, struct setup *su, const struct analyze_alg
 			o->delay = o->engine->delay;
 		engine_layout(o, su, ranks, &o->nodes, &o->groups);
 	}
+	int window_given = o->window > 0 || o->engine;
 	analyze_replay_cadence(nsel, &o->interval, &o->window, &o->delay);
+	if (!window_given && o->window > nsel && nsel > 1) {
+		/* the window is the interval's default: name what was given */
+		util_cli_error("replay",
+			       "--interval %lld is longer than the trace (%lld steps selected), "
+			       "and so is the window, which defaults to it",
+			       (long long)o->interval, (long long)nsel);
+		return 2;
+	}
 	start = xmallocarray((size_t)su->run.layers * (size_t)ranks * (size_t)slots,
 			     sizeof(int32_t));
 	if ((rc = resolve_start(su, o, ranks, slots, start, start_desc, sizeof(start_desc),
