@@ -4,17 +4,7 @@
 # than presenting the earlier steps as run under it.
 . "$(dirname "$0")/lib.sh"
 expect_status 0 mt gen --model mixtral-8x7b --steps 40 --seed 5 -q "$T/db"
-hex=""
-for r in 0 1 2 3; do
-	for e in $((2 * r)) $((2 * r + 1)) $(((2 * r + 4) % 8)); do
-		hex="$hex$(printf '%02x000000' "$e")"
-	done
-done
-sqlq=""
-for l in $(seq 0 31); do
-	sqlq="$sqlq INSERT INTO deployed VALUES (1, 20, $l, 4, 3, X'$hex');"
-done
-expect_status 0 mt sql --write "$T/db" "$sqlq"
+deploy_mid_run "$T/db" 20
 
 expect_status 0 mt balance "$T/db"
 expect_grep "$T/out" "deployed placement\$"

@@ -7,17 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 expect_status 0 mt gen --model mixtral-8x7b --steps 40 --seed 5 -q "$T/db"
 # from step 20 every layer holds rank r: 2r, 2r+1, (2r+4) mod 8 (4 x 3 slots)
-hex=""
-for r in 0 1 2 3; do
-	for e in $((2 * r)) $((2 * r + 1)) $(((2 * r + 4) % 8)); do
-		hex="$hex$(printf '%02x000000' "$e")"
-	done
-done
-sqlq=""
-for l in $(seq 0 31); do
-	sqlq="$sqlq INSERT INTO deployed VALUES (1, 20, $l, 4, 3, X'$hex');"
-done
-expect_status 0 mt sql --write "$T/db" "$sqlq"
+deploy_mid_run "$T/db" 20
 base() { tr ',' '\n' <"$T/out" | sed -n 's/^ *"baseline_imbalance_mean": *\([0-9.]*\).*/\1/p' | head -1; }
 
 expect_status 0 mt replay "$T/db" --no-store --json --algo eplb

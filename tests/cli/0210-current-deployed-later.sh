@@ -3,17 +3,7 @@
 # end and when the first takes effect, not that the run records none.
 . "$(dirname "$0")/lib.sh"
 expect_status 0 mt gen --model mixtral-8x7b --steps 40 --seed 5 -q "$T/db"
-hex=""
-for r in 0 1 2 3; do
-	for e in $((2 * r)) $((2 * r + 1)) $(((2 * r + 4) % 8)); do
-		hex="$hex$(printf '%02x000000' "$e")"
-	done
-done
-sqlq=""
-for l in $(seq 0 31); do
-	sqlq="$sqlq INSERT INTO deployed VALUES (1, 30, $l, 4, 3, X'$hex');"
-done
-expect_status 0 mt sql --write "$T/db" "$sqlq"
+deploy_mid_run "$T/db" 30
 
 expect_status 2 mt place "$T/db" --steps 0:9 --current deployed
 expect_grep "$T/err" "no deployed placement in force at step 9.*first takes effect at step 30"
