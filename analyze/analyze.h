@@ -191,9 +191,15 @@ int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int r
 			int nodes);
 
 /* Resolves the EP layout for a command: explicit ranks/slots/redundant
- * options (0 = not given) win, then the run's recorded layout, then the
- * model preset's typical one.  slots = (experts + redundant) / ranks when
- * only redundant is given (an error if not whole). */
+ * options (0 = not given; redundant ANALYZE_REDUNDANT_ZERO for a given 0)
+ * win, then the run's recorded layout, then the model preset's typical one.
+ * slots = (experts + redundant) / ranks when only redundant is given (an
+ * error if not whole). */
+/* --redundant 0 as given (0 in an options struct means not given). */
+#define ANALYZE_REDUNDANT_ZERO (-1)
+/* Parses --redundant ARG into *out: 0 .. STORE_MAX_SLOTS, a 0 stored as
+ * ANALYZE_REDUNDANT_ZERO.  0, or the error (err says it). */
+int analyze_parse_redundant(const char *arg, int *out, struct util_err *err);
 int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
 			   int *out_ranks, int *out_slots, struct util_err *err);
 

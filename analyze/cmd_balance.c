@@ -76,7 +76,7 @@ int cmd_balance(int argc, char **argv)
 				return util_cli_fail("balance", &err);
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &redundant, "--redundant", &err))
+			if (analyze_parse_redundant(optarg, &redundant, &err))
 				return util_cli_fail("balance", &err);
 			break;
 		case 's':

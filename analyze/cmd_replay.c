@@ -876,7 +876,7 @@ static int parse_replay_args(int argc, char **argv, struct opts *o, int *grid, i
 		case 'a': o->algo = optarg; break;
 		case 'R': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", &err); break;
 		case 'S': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", &err); break;
-		case 'N': rc = util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant", &err); break;
+		case 'N': rc = analyze_parse_redundant(optarg, &o->redundant, &err); break;
 		case 'n': rc = util_parse_int(optarg, 1, 4096, &o->nodes, "--nodes", &err); break;
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", &err); break;
 		case 'K':

@@ -402,6 +402,15 @@ void analyze_balance_release(struct analyze_balance *b)
 	b->layer = NULL;
 }
 
+int analyze_parse_redundant(const char *arg, int *out, struct util_err *err)
+{
+	int rc = util_parse_int(arg, 0, STORE_MAX_SLOTS, out, "--redundant", err);
+
+	if (!rc && *out == 0)
+		*out = ANALYZE_REDUNDANT_ZERO;
+	return rc;
+}
+
 int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
 			   int *out_ranks, int *out_slots, struct util_err *err)
 {
@@ -414,9 +423,13 @@ int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, in
 		return util_err_set(err, UTIL_EUSAGE,
 				    "run '%s' records no EP layout: give --ranks and --slots",
 				    run->name);
-	if (slots && redundant)
+	int given = redundant != 0;
+
+	if (redundant == ANALYZE_REDUNDANT_ZERO)
+		redundant = 0;
+	if (slots && given)
 		return util_err_set(err, UTIL_EUSAGE, "give --slots or --redundant, not both");
-	if (redundant) {
+	if (given) {
 		if ((E + redundant) % ranks)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--redundant %d: %d experts + %d redundant is not a "
