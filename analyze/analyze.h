@@ -29,6 +29,17 @@ void analyze_static_phy2log(int experts, int ranks, int slots, int32_t *phy2log)
 int analyze_start_placement(struct store *s, const struct store_run *run, int64_t step,
 			    int ranks, int slots, int force_static, int32_t *phy2log,
 			    int *deployed, int64_t *from, struct util_err *err);
+/* The step a replay's start placement is looked up at: the first step of
+ * [from, to] in phase_mask (0: all phases), so that a placement deployed
+ * later is not taken as in force before it; `from` when there is none.
+ * 0, or the store's error (err says it). */
+int analyze_first_selected(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, unsigned phase_mask, int64_t *first, struct util_err *err);
+/* The usage error of `--current deployed` when no deployed placement for
+ * ranks x slots is in force at `step`: it names the step the first one
+ * recorded after it takes effect, if any.  Returns UTIL_EUSAGE. */
+int analyze_no_deployed_err(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, struct util_err *err);
 
 /* Replica count per expert: cnt[experts]. */
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt);
@@ -180,9 +191,15 @@ int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int r
 			int nodes);
 
 /* Resolves the EP layout for a command: explicit ranks/slots/redundant
- * options (0 = not given) win, then the run's recorded layout, then the
- * model preset's typical one.  slots = (experts + redundant) / ranks when
- * only redundant is given (an error if not whole). */
+ * options (0 = not given; redundant ANALYZE_REDUNDANT_ZERO for a given 0)
+ * win, then the run's recorded layout, then the model preset's typical one.
+ * slots = (experts + redundant) / ranks when only redundant is given (an
+ * error if not whole). */
+/* --redundant 0 as given (0 in an options struct means not given). */
+#define ANALYZE_REDUNDANT_ZERO (-1)
+/* Parses --redundant ARG into *out: 0 .. STORE_MAX_SLOTS, a 0 stored as
+ * ANALYZE_REDUNDANT_ZERO.  0, or the error (err says it). */
+int analyze_parse_redundant(const char *arg, int *out, struct util_err *err);
 int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
 			   int *out_ranks, int *out_slots, struct util_err *err);
 

@@ -27,6 +27,23 @@ static void fmt_step(char out[16], double v)
 		snprintf(out, 16, "%.3f", v);
 }
 
+/* When the deployed placement in force at the window's end took effect after
+ * the window's first step, says so: balance scores every step under it. */
+static void note_late_deployed(struct store *s, const struct store_run *run, int64_t from,
+			       int64_t to, unsigned phase_mask, int64_t eff)
+{
+	int64_t n = 0, first, last;
+
+	if (store_steps_span(s, run, -1, from, to, phase_mask, &n, &first, &last) || n == 0 ||
+	    eff <= first || store_steps_count(s, run, first, eff - 1, phase_mask, &n) || n == 0)
+		return;
+	printf("the deployed placement took effect at step %lld, after the window's first step "
+	       "%lld: the %lld step%s before it %s scored under it too (--steps %lld: for the "
+	       "steps it served)\n",
+	       (long long)eff, (long long)first, (long long)n, n == 1 ? "" : "s",
+	       n == 1 ? "is" : "are", (long long)eff);
+}
+
 int cmd_balance(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -59,7 +76,7 @@ int cmd_balance(int argc, char **argv)
 				return util_cli_fail("balance", &err);
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &redundant, "--redundant", &err))
+			if (analyze_parse_redundant(optarg, &redundant, &err))
 				return util_cli_fail("balance", &err);
 			break;
 		case 's':
@@ -89,7 +106,8 @@ int cmd_balance(int argc, char **argv)
 	int P = ranks * slots, L = run.layers;
 	p2l = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
 	int rc, deployed;
-	if (analyze_start_placement(s, &run, to, ranks, slots, force_static, p2l, &deployed, NULL,
+	int64_t eff;
+	if (analyze_start_placement(s, &run, to, ranks, slots, force_static, p2l, &deployed, &eff,
 				    &err)) {
 		status = util_cli_fail("balance", &err);
 		goto out;
@@ -110,6 +128,8 @@ int cmd_balance(int argc, char **argv)
 	printf("run '%s': %d layers x %d experts, %lld step%s, %d ranks x %d slots, %s placement\n",
 	       run.name, run.layers, run.experts, (long long)b.steps, b.steps == 1 ? "" : "s", ranks,
 	       slots, placement_name);
+	if (deployed)
+		note_late_deployed(s, &run, from, to, phase_mask, eff);
 	printf("imbalance = max / mean device load (tokens of a replicated expert split evenly)\n"
 	       "layer: MoE layer index; model: the model's own layer id; window: imbalance of the\n"
 	       "steps' summed heat; step-*: of each step (MoE time follows these); hottest: expert\n"

@@ -171,10 +171,7 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 						  cur, &deployed, NULL, err)))
 			return rc;
 		if (o->c.current && !strcmp(o->c.current, "deployed") && !deployed)
-			return util_err_set(err, UTIL_EUSAGE,
-					    "--current deployed: run '%s' records no deployed "
-					    "placement for %d ranks x %d slots",
-					    run->name, sh->ranks, sh->slots);
+			return analyze_no_deployed_err(s, run, at, sh->ranks, sh->slots, err);
 		*name = deployed ? "deployed" : "static";
 		return 0;
 	}
@@ -386,10 +383,11 @@ static void print_table(const struct print_ctx *p, const struct analyze_compare 
 	const int cap = p->o->c.capacity_set;
 	char hb1[32], hb2[32];
 	printf("run '%s': %d layers x %d experts, %d ranks x %d slots; fitted on steps "
-	       "%lld..%lld (%lld steps), scored on the next %lld..%lld (%lld steps)\n",
+	       "%lld..%lld (%lld step%s), scored on the next %lld..%lld (%lld step%s)\n",
 	       p->run->name, L, E, R, p->o->c.slots, (long long)p->win[0],
-	       (long long)p->win[1], (long long)x->fit_steps, (long long)p->win[2],
-	       (long long)p->win[3], (long long)x->next_steps);
+	       (long long)p->win[1], (long long)x->fit_steps, x->fit_steps == 1 ? "" : "s",
+	       (long long)p->win[2], (long long)p->win[3], (long long)x->next_steps,
+	       x->next_steps == 1 ? "" : "s");
 	printf("%simbalance = sum of max / sum of mean device load over layers (a replicated "
 	       "expert's tokens split evenly); gap = distance to the proven lower bound; "
 	       "next = on the steps after the fitting window (what a deployment meets), "
@@ -629,9 +627,10 @@ static void print_rounds_table(const struct print_ctx *p, const struct analyze_r
 	       "the %s one), score on window k+1, k = 0..%d\n",
 	       p->run->name, p->run->layers, p->run->experts, p->o->c.ranks, p->o->c.slots,
 	       (long long)x->steps, N1 + 1, p->cur_name, N1 - 1);
-	printf("%simbalance = sum of max / sum of mean device load over layers; next/step = "
-	       "mean over the scored steps of the per-step figure; figures are means over "
-	       "the %d rounds, copies and seconds per round\n\n",
+	printf("%simbalance = sum of max / sum of mean device load over layers; fit = on the "
+	       "window the placement was fitted on, in hindsight; next = on the window after "
+	       "it; next/step = mean over the scored steps of the per-step figure; figures are "
+	       "means over the %d rounds, copies and seconds per round\n\n",
 	       md ? "\n" : "", N1);
 	if (md)
 		printf("| algorithm | fit | next | next/step | copies | time s |\n"

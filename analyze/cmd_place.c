@@ -117,7 +117,9 @@ static int current_placement(const struct place_opts *o, struct store *s,
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed needs a database, not --heat");
 		rc = store_deployed_at(s, run, o->c.to, sh->ranks, sh->slots, cur, NULL);
-		if (rc == UTIL_ENOTFOUND || rc == UTIL_ERANGE)
+		if (rc == UTIL_ENOTFOUND)
+			return analyze_no_deployed_err(s, run, o->c.to, sh->ranks, sh->slots, err);
+		if (rc == UTIL_ERANGE)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--current deployed: run '%s' records no deployed "
 					    "placement for %d ranks x %d slots",

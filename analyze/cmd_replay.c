@@ -72,9 +72,10 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 		snprintf(desc, ndesc, "%s", o->start);
 		return 0;
 	}
-	if ((rc = analyze_start_placement(su->s, &su->run,
-					  o->from == INT64_MIN ? INT64_MAX : o->from, ranks, slots,
-					  o->start != NULL, start, &deployed, &eff, err)))
+	if ((rc = analyze_first_selected(su->s, &su->run, o->from, o->to, o->phase_mask, &eff,
+					 err)) ||
+	    (rc = analyze_start_placement(su->s, &su->run, eff, ranks, slots, o->start != NULL,
+					  start, &deployed, &eff, err)))
 		return rc;
 	if (deployed)
 		snprintf(desc, ndesc, "deployed (from step %lld)", (long long)eff);
@@ -875,7 +876,7 @@ static int parse_replay_args(int argc, char **argv, struct opts *o, int *grid, i
 		case 'a': o->algo = optarg; break;
 		case 'R': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", &err); break;
 		case 'S': rc = util_parse_int(optarg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", &err); break;
-		case 'N': rc = util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant", &err); break;
+		case 'N': rc = analyze_parse_redundant(optarg, &o->redundant, &err); break;
 		case 'n': rc = util_parse_int(optarg, 1, 4096, &o->nodes, "--nodes", &err); break;
 		case 'g': rc = util_parse_int(optarg, 1, STORE_MAX_EXPERTS, &o->groups, "--groups", &err); break;
 		case 'K':
@@ -981,7 +982,16 @@ static int replay_one(struct opts *o, struct setup *su, const struct analyze_alg
 			o->delay = o->engine->delay;
 		engine_layout(o, su, ranks, &o->nodes, &o->groups);
 	}
+	int window_given = o->window > 0 || o->engine;
 	analyze_replay_cadence(nsel, &o->interval, &o->window, &o->delay);
+	if (!window_given && o->window > nsel && nsel > 1) {
+		/* the window is the interval's default: name what was given */
+		util_cli_error("replay",
+			       "--interval %lld is longer than the trace (%lld steps selected), "
+			       "and so is the window, which defaults to it",
+			       (long long)o->interval, (long long)nsel);
+		return 2;
+	}
 	start = xmallocarray((size_t)su->run.layers * (size_t)ranks * (size_t)slots,
 			     sizeof(int32_t));
 	if ((rc = resolve_start(su, o, ranks, slots, start, start_desc, sizeof(start_desc),

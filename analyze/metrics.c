@@ -40,6 +40,36 @@ int analyze_start_placement(struct store *s, const struct store_run *run, int64_
 	return 0;
 }
 
+int analyze_first_selected(struct store *s, const struct store_run *run, int64_t from,
+			   int64_t to, unsigned phase_mask, int64_t *first, struct util_err *err)
+{
+	int64_t n = 0, last;
+
+	*first = from;
+	if (store_steps_span(s, run, -1, from, to, phase_mask, &n, first, &last))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (n == 0)
+		*first = from;
+	return 0;
+}
+
+int analyze_no_deployed_err(struct store *s, const struct store_run *run, int64_t step,
+			    int ranks, int slots, struct util_err *err)
+{
+	int64_t next;
+
+	if (store_deployed_next(s, run, step, &next) == 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--current deployed: run '%s' has no deployed placement in "
+				    "force at step %lld, the end of the fitting window (the first "
+				    "takes effect at step %lld)",
+				    run->name, (long long)step, (long long)next);
+	return util_err_set(err, UTIL_EUSAGE,
+			    "--current deployed: run '%s' records no deployed placement for %d "
+			    "ranks x %d slots",
+			    run->name, ranks, slots);
+}
+
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 {
 	memset(cnt, 0, (size_t)experts * sizeof(*cnt));
@@ -372,6 +402,15 @@ void analyze_balance_release(struct analyze_balance *b)
 	b->layer = NULL;
 }
 
+int analyze_parse_redundant(const char *arg, int *out, struct util_err *err)
+{
+	int rc = util_parse_int(arg, 0, STORE_MAX_SLOTS, out, "--redundant", err);
+
+	if (!rc && *out == 0)
+		*out = ANALYZE_REDUNDANT_ZERO;
+	return rc;
+}
+
 int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, int redundant,
 			   int *out_ranks, int *out_slots, struct util_err *err)
 {
@@ -384,9 +423,13 @@ int analyze_layout_resolve(const struct store_run *run, int ranks, int slots, in
 		return util_err_set(err, UTIL_EUSAGE,
 				    "run '%s' records no EP layout: give --ranks and --slots",
 				    run->name);
-	if (slots && redundant)
+	int given = redundant != 0;
+
+	if (redundant == ANALYZE_REDUNDANT_ZERO)
+		redundant = 0;
+	if (slots && given)
 		return util_err_set(err, UTIL_EUSAGE, "give --slots or --redundant, not both");
-	if (redundant) {
+	if (given) {
 		if ((E + redundant) % ranks)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "--redundant %d: %d experts + %d redundant is not a "

@@ -119,7 +119,7 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 	case 'R': rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->ranks, "--ranks", err); break;
 	case 'S': rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->slots, "--slots", err); break;
 	case 'N':
-		rc = util_parse_int(arg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant", err);
+		rc = analyze_parse_redundant(arg, &o->redundant, err);
 		break;
 	case 'n': rc = util_parse_int(arg, 1, STORE_MAX_SLOTS, &o->nodes, "--nodes", err); break;
 	case 'g':

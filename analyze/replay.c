@@ -88,26 +88,42 @@ static double qh_mean(const struct qhist *h, int i)
 	return h->count[i] ? h->sum[i] / (double)h->count[i] : 1.0;
 }
 
-static double qh_pct(const struct qhist *h, int i, double pct)
+/* Index i's value of rank k (0 = the smallest): its bin's midpoint, 1.0
+ * for the first bin (a perfect balance falls there). */
+static double qh_rank(const struct qhist *h, int i, int64_t k)
 {
 	uint32_t *const *pg = h->page + (size_t)i * QH_PAGES;
-	int64_t target, acc = 0;
+	int64_t acc = 0;
 
-	if (h->count[i] == 0)
-		return 1.0;
-	target = (int64_t)ceil(pct / 100.0 * (double)h->count[i]);
-	if (target < 1)
-		target = 1;
-	for (int k = 0; k < QH_BINS; k++) {
-		if (!pg[k / QH_PAGE]) {
-			k += QH_PAGE - 1;
+	for (int b = 0; b < QH_BINS; b++) {
+		if (!pg[b / QH_PAGE]) {
+			b += QH_PAGE - 1;
 			continue;
 		}
-		acc += pg[k / QH_PAGE][k % QH_PAGE];
-		if (acc >= target)
-			return k == 0 ? 1.0 : pow(QH_RATIO, k + 0.5);
+		acc += pg[b / QH_PAGE][b % QH_PAGE];
+		if (acc > k)
+			return b == 0 ? 1.0 : pow(QH_RATIO, b + 0.5);
 	}
 	return pow(QH_RATIO, QH_BINS);
+}
+
+/* The pct-th percentile of index i's values, interpolated between the two
+ * nearest ranks as util_percentile() does for balance and compare, so the
+ * same steps give the same figure to the bins' 0.05% (1.0 when none was
+ * scored). */
+static double qh_pct(const struct qhist *h, int i, double pct)
+{
+	int64_t n = h->count[i], lo;
+	double pos, v;
+
+	if (n == 0)
+		return 1.0;
+	pos = pct / 100.0 * (double)(n - 1);
+	lo = (int64_t)pos;
+	v = qh_rank(h, i, lo);
+	if (lo >= n - 1 || pos == (double)lo)
+		return v;
+	return v + (pos - (double)lo) * (qh_rank(h, i, lo + 1) - v);
 }
 
 /* ---- parallel placement of the layers of one decision -------------------- */

@@ -141,8 +141,7 @@ static int parse_opts(int argc, char **argv, struct render_job_opts *o, const ch
 				return fail(&err);
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->redundant, "--redundant",
-					   &err))
+			if (analyze_parse_redundant(optarg, &o->redundant, &err))
 				return fail(&err);
 			break;
 		case 'W':

@@ -759,10 +759,12 @@ static double summary_body(cairo_t *cr, double w, double f, double gap, const st
 		goto pages;
 	}
 	y = para(cr, x, y, room, f, 0,
-		 "fitted on steps %lld-%lld (%lld steps%s), scored on the next %lld-%lld (%lld "
-		 "steps); moves from the %s placement",
-		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps, r->eps_desc,
-		 (long long)r->win[2], (long long)r->win[3], (long long)r->next_steps, r->cur_name);
+		 "fitted on steps %lld-%lld (%lld step%s%s), scored on the next %lld-%lld (%lld "
+		 "step%s); moves from the %s placement",
+		 (long long)r->win[0], (long long)r->win[1], (long long)r->fit_steps,
+		 r->fit_steps == 1 ? "" : "s", r->eps_desc, (long long)r->win[2],
+		 (long long)r->win[3], (long long)r->next_steps, r->next_steps == 1 ? "" : "s",
+		 r->cur_name);
 	y = para(cr, x, y, room, f * 0.9, 0,
 		 "imbalance = sum over layers of max / sum of mean device load (a replicated "
 		 "expert's tokens split evenly; 1 is perfect); gap = distance to the proven lower "

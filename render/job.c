@@ -842,7 +842,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
 {
 	int L = run->layers, P = q->ranks * q->slots, rc, deployed;
-	int64_t n, K = q->interval, W = q->window, D = q->delay;
+	int64_t n, first, K = q->interval, W = q->window, D = q->delay;
 	const struct analyze_link *link = analyze_link_find("nvlink4");
 	int32_t *start;
 	const char *sname = "deployed";
@@ -855,9 +855,9 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	*nsteps = n;
 	analyze_replay_cadence(n, &K, &W, &D);
 	start = xmallocarray((size_t)L * (size_t)P, sizeof(int32_t));
-	if ((rc = analyze_start_placement(s, run, q->from == INT64_MIN ? INT64_MAX : q->from,
-					  q->ranks, q->slots, q->force_static, start, &deployed,
-					  NULL, err))) {
+	if ((rc = analyze_first_selected(s, run, q->from, q->to, q->phase_mask, &first, err)) ||
+	    (rc = analyze_start_placement(s, run, first, q->ranks, q->slots, q->force_static, start,
+					  &deployed, NULL, err))) {
 		free(start);
 		return rc;
 	}

@@ -87,8 +87,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o, struct util_e
 				return err->code;
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &o->cfg.redundant, "--redundant",
-					   err))
+			if (analyze_parse_redundant(optarg, &o->cfg.redundant, err))
 				return err->code;
 			break;
 		case 'w':

@@ -458,7 +458,7 @@ int cmd_top(int argc, char **argv)
 				return util_cli_fail(CMD, &err);
 			break;
 		case 'N':
-			if (util_parse_int(optarg, 0, STORE_MAX_SLOTS, &redundant, "--redundant", &err))
+			if (analyze_parse_redundant(optarg, &redundant, &err))
 				return util_cli_fail(CMD, &err);
 			break;
 		case 'w':

@@ -310,12 +310,17 @@ static void sparkline(struct tui_screen *sc, WINDOW *w, int y, int x, const doub
 {
 	wmove(w, y, x);
 	for (int i = 0; i < n; i++) {
+		unsigned ul = phase && phase[i] == STORE_PHASE_PREFILL ? A_UNDERLINE : 0;
+		if (isnan(v[i])) { /* a step the layer got no token in: not scored */
+			wattrset(w, A_NORMAL | ul);
+			wadd_wch(w, &sc->gc.blank);
+			continue;
+		}
 		double f = hi > lo ? (v[i] - lo) / (hi - lo) : 0;
 		int k = (int)(f * 7 + 0.5);
 		k = k < 0 ? 0 : k > 7 ? 7 : k;
 		/* prefill steps underlined */
-		wattrset(w, col(sc, imb_color(v[i])) |
-				    (phase && phase[i] == STORE_PHASE_PREFILL ? A_UNDERLINE : 0));
+		wattrset(w, col(sc, imb_color(v[i])) | ul);
 		wadd_wch(w, &sc->gc.spark[k]);
 	}
 	wattrset(w, A_NORMAL);
@@ -471,10 +476,14 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		     r->hottest, 100.0 * r->hottest_share, moves);
 		if (hist) {
 			int n = tui_view_history(v, r->layer, hist, tw);
-			double lo = n ? hist[0] : 1, hi = lo;
+			double lo = 1, hi = 1;
+			int seen = 0;
 			for (int k = 0; k < n; k++) {
-				lo = hist[k] < lo ? hist[k] : lo;
-				hi = hist[k] > hi ? hist[k] : hi;
+				if (isnan(hist[k])) /* not scored */
+					continue;
+				lo = !seen || hist[k] < lo ? hist[k] : lo;
+				hi = !seen || hist[k] > hi ? hist[k] : hi;
+				seen = 1;
 			}
 			sparkline(sc, w, y, tx + (tw - n), hist, n, lo, hi, ph);
 		}
@@ -636,20 +645,23 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	unsigned char *ph = xmalloc((size_t)W);
 	int n = tui_view_history(v, ui->sel, sc->a, W);
 	tui_view_phases(v, ph, n);
-	double lo = 1.0, hi = 1.0, mn = n ? sc->a[0] : 0;
+	double lo = 1.0, hi = 1.0, mn = NAN, now = NAN;
 	int npre = 0;
 	for (int i = 0; i < n; i++) {
+		npre += ph[i] == STORE_PHASE_PREFILL;
+		if (isnan(sc->a[i])) /* a step the layer got no token in */
+			continue;
 		if (sc->a[i] > hi)
 			hi = sc->a[i];
-		if (sc->a[i] < mn)
+		if (isnan(mn) || sc->a[i] < mn)
 			mn = sc->a[i];
-		npre += ph[i] == STORE_PHASE_PREFILL;
+		now = sc->a[i];
 	}
 	/* prefill steps: a marker row above the graph when it has three
 	 * rows or more, else underlined cells */
 	int marks = rows >= 3 && npre > 0;
-	tui_text_spark_title(buf, sizeof(buf), W, ui->sel, n, n ? sc->a[n - 1] : 0.0, mn, hi,
-			     npre, marks ? "p" : NULL);
+	tui_text_spark_title(buf, sizeof(buf), W, ui->sel, n, now, mn, hi, npre,
+			     marks ? "p" : NULL);
 	title(sc, w, buf);
 	if (rows <= 0 || n == 0) {
 		free(ph);
@@ -658,6 +670,8 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	int x0 = W - n;
 	/* the graph starts a little below the smallest value, so that the
 	 * variation shows (the title gives the figures) */
+	if (isnan(mn))
+		mn = 1.0;
 	lo = mn - (hi - mn) * 0.15 > 0 ? mn - (hi - mn) * 0.15 : 0;
 	if (rows == 1) {
 		sparkline(sc, w, 1, x0, sc->a, n, lo, hi, ph);
@@ -673,8 +687,8 @@ static void draw_spark(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 	/* a small bar graph: each column's height in eighths of a row */
 	for (int i = 0; i < n; i++) {
 		double f = hi > lo ? (sc->a[i] - lo) / (hi - lo) : 0;
-		int e = (int)(f * rows * 8 + 0.5);
-		if (e < 1)
+		int e = isnan(sc->a[i]) ? 0 : (int)(f * rows * 8 + 0.5); /* not scored: blank */
+		if (e < 1 && !isnan(sc->a[i]))
 			e = 1;
 		wattrset(w, col(sc, imb_color(sc->a[i])) |
 				    (!marks && ph[i] == STORE_PHASE_PREFILL ? A_UNDERLINE : 0));

@@ -41,11 +41,17 @@ struct tui_rebalance {
 };
 
 /* The placement the replay starts from, as `moetrace replay` chooses it
- * without --start: the deployed one, else the static layout. */
+ * without --start: the deployed one in force at the first selected step,
+ * else the static layout. */
 static int resolve_start(struct tui_rebalance *rb, struct util_err *err)
 {
-	int rc = analyze_start_placement(rb->s, &rb->run, INT64_MAX, rb->cfg.ranks, rb->cfg.slots,
-					 0, rb->start, NULL, NULL, err);
+	int64_t first;
+	int rc = analyze_first_selected(rb->s, &rb->run, rb->cfg.from, rb->cfg.to,
+					rb->cfg.phase_mask, &first, err);
+
+	if (!rc)
+		rc = analyze_start_placement(rb->s, &rb->run, first, rb->cfg.ranks, rb->cfg.slots,
+					     0, rb->start, NULL, NULL, err);
 
 	if (rc)
 		return rc;

@@ -255,8 +255,13 @@ void tui_text_spark_title(char *buf, size_t n, int width, int layer, int steps, 
 
 	snprintf(what, sizeof(what), " Layer %d imbalance per step, last %d steps", layer, steps);
 	snprintf(bwhat, sizeof(bwhat), " Layer %d imbalance, %d steps", layer, steps);
-	snprintf(v, sizeof(v), "now %.3f  min %.3f  max %.3f", now, min, max);
-	snprintf(bv, sizeof(bv), "now %.3f  max %.3f", now, max);
+	if (isnan(now) || isnan(min)) { /* no step in which the layer got a token */
+		snprintf(v, sizeof(v), "no step scored");
+		snprintf(bv, sizeof(bv), "none scored");
+	} else {
+		snprintf(v, sizeof(v), "now %.3f  min %.3f  max %.3f", now, min, max);
+		snprintf(bv, sizeof(bv), "now %.3f  max %.3f", now, max);
+	}
 	p[0] = 0;
 	bp[0] = 0;
 	if (prefill > 0 && mark) {

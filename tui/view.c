@@ -530,7 +530,13 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 		analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
 					v->cur + (size_t)l * v->P, v->R, v->S,
 					v->cnt + (size_t)l * v->E, v->load);
-		v->rimb[(size_t)slot * v->L + l] = (float)analyze_imbalance(v->load, v->R);
+		/* a layer without tokens in the step is not scored there
+		 * (docs/cli.md): no point in its history, not a perfect 1.0 */
+		double tot = 0;
+		for (int r = 0; r < v->R; r++)
+			tot += v->load[r];
+		v->rimb[(size_t)slot * v->L + l] =
+			tot > 0 ? (float)analyze_imbalance(v->load, v->R) : NAN;
 	}
 	v->n++;
 }
@@ -1156,7 +1162,7 @@ static void json_array(struct util_buf *b, const double *x, int n, int prec)
 	for (int i = 0; i < n; i++) {
 		if (i)
 			util_buf_addstr(b, ", ");
-		if (prec < 0)
+		if (prec < 0 || !isfinite(x[i]))
 			json_num(b, x[i]);
 		else
 			util_buf_addf(b, "%.*f", prec, x[i]);

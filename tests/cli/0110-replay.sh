@@ -117,6 +117,9 @@ expect_status 0 mt replay "$T/db" --run static --algo eplb --interval 5 --window
 # bad input: exit 2, nothing stored
 expect_status 2 mt replay "$T/db" --run static --window 31 --interval 5
 expect_grep "$T/err" "window 31 is longer than the trace \\(30 steps"
+# without --window the window is the interval: the message names --interval
+expect_status 2 mt replay "$T/db" --run static --interval 31
+expect_grep "$T/err" "^moetrace replay: --interval 31 is longer than the trace \\(30 steps selected\\), and so is the window"
 expect_status 2 mt replay "$T/db" --run static --interval 0
 expect_grep "$T/err" "interval"
 expect_status 2 mt replay "$T/db" --run static --interval 5 --threshold 0.5

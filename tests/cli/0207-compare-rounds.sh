@@ -86,6 +86,8 @@ expect_grep "$T/out" "^round,keel,1,"
 [ "$(grep -c '^round,' "$T/out")" -eq $(( $(echo $algos | tr , '\n' | wc -l) * 2 )) ] || fail "round CSV rows"
 expect_status 0 mt compare "$T/db" --rounds 3 --algos $algos
 expect_grep "$T/out" "30 steps cut into 3 windows"
+# fit is on the steps the placement was fitted on: labelled in hindsight
+expect_grep "$T/out" "fit = on the window the placement was fitted on, in hindsight; next = on the window after it"
 expect_grep "$T/out" "^keel +[0-9.]+ +[0-9.]+ "
 expect_status 0 mt compare "$T/db" --rounds 3 --algos $algos --format markdown
 expect_grep "$T/out" "^\\| keel \\| [0-9.]+ \\| "

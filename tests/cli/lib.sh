@@ -47,3 +47,19 @@ wait_until() {
 # importing it costs two seconds of CPU)
 have_torch() { /usr/bin/python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)' 2>/dev/null; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# deploy_mid_run DB STEP: records in run 1 of DB (a Mixtral-8x7B trace at 4
+# ranks x 3 slots, as `gen --model mixtral-8x7b` makes it) a placement
+# deployed from STEP on in all 32 layers: rank r holds 2r, 2r+1, (2r+4) mod 8
+deploy_mid_run() {
+	_dm_hex=""
+	for _dm_r in 0 1 2 3; do
+		for _dm_e in $((2 * _dm_r)) $((2 * _dm_r + 1)) $(((2 * _dm_r + 4) % 8)); do
+			_dm_hex="$_dm_hex$(printf '%02x000000' "$_dm_e")"
+		done
+	done
+	_dm_q=""
+	for _dm_l in $(seq 0 31); do
+		_dm_q="$_dm_q INSERT INTO deployed VALUES (1, $2, $_dm_l, 4, 3, X'$_dm_hex');"
+	done
+	"$MOETRACE" sql --write "$1" "$_dm_q" >/dev/null || fail "cannot record a deployed placement in $1"
+}

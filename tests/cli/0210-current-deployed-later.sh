@@ -1,0 +1,16 @@
+# place/compare --current deployed on a run whose placement was deployed
+# after the fitting window: the error says none is in force at the window's
+# end and when the first takes effect, not that the run records none.
+. "$(dirname "$0")/lib.sh"
+expect_status 0 mt gen --model mixtral-8x7b --steps 40 --seed 5 -q "$T/db"
+deploy_mid_run "$T/db" 30
+
+expect_status 2 mt place "$T/db" --steps 0:9 --current deployed
+expect_grep "$T/err" "no deployed placement in force at step 9.*first takes effect at step 30"
+expect_nogrep "$T/err" "records no deployed"
+expect_status 2 mt compare "$T/db" --current deployed --algos static
+expect_grep "$T/err" "no deployed placement in force at step 19.*first takes effect at step 30"
+# from step 30 on it is in force
+expect_status 0 mt place "$T/db" --steps 30:35 --current deployed
+expect_grep "$T/out" "transfer from 'deployed'"
+exit 0
