@@ -15,6 +15,7 @@
 #include "cmds.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,13 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
 	return analyze_format_read(o->c.current, sh, cur, NULL, err);
 }
 
+/* A layer's imbalance on the scored window, NAN when it got no token
+ * there (not scored: docs/cli.md). */
+static double layer_next(const struct analyze_compare_algo *c, int l)
+{
+	return c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l] : NAN;
+}
+
 static struct json_object *jd(double x)
 {
 	char buf[32];
@@ -313,9 +321,8 @@ static void print_json(const struct print_ctx *p, const struct analyze_compare *
 			json_object_object_add(jl, "layer", json_object_new_int(l));
 			json_object_object_add(jl, "fit_imbalance", jd(pll->imbalance));
 			json_object_object_add(jl, "next_imbalance",
-					       jd(c->next_mean[l] > 0
-							  ? c->next_max[l] / c->next_mean[l]
-							  : 1));
+					       isnan(layer_next(c, l)) ? NULL
+								       : jd(layer_next(c, l)));
 			json_object_object_add(jl, "gap_fit",
 					       jd(pll->lower_bound > 0
 							  ? pll->max_load / pll->lower_bound - 1
@@ -358,9 +365,11 @@ static void print_csv(const struct print_ctx *p, const struct analyze_compare *x
 		for (int l = 0; l < L; l++) {
 			const struct analyze_compare_algo *c = &x->algo[i];
 			const struct analyze_plan_layer *pl = &c->plan.layer[l];
-			printf("layer,%s,%d,%.6f,%.6f,,%.6f,%.6f,%lld,", c->algo->name, l,
-			       pl->imbalance,
-			       c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l] : 1,
+			char nx[32] = "";
+			if (!isnan(layer_next(c, l)))
+				snprintf(nx, sizeof(nx), "%.6f", layer_next(c, l));
+			printf("layer,%s,%d,%.6f,%s,,%.6f,%.6f,%lld,", c->algo->name, l,
+			       pl->imbalance, nx,
 			       pl->lower_bound > 0 ? pl->max_load / pl->lower_bound - 1 : 0,
 			       x->lb_next[l] > 0 ? c->next_max[l] / x->lb_next[l] - 1 : 0,
 			       (long long)pl->moves);
@@ -490,10 +499,10 @@ static void print_table(const struct print_ctx *p, const struct analyze_compare 
 			printf(md ? "| %d" : "%5d", l);
 			for (int i = 0; i < x->n_algos; i++) {
 				const struct analyze_compare_algo *c = &x->algo[i];
-				double nx = c->next_mean[l] > 0
-						    ? c->next_max[l] / c->next_mean[l]
-						    : 1;
-				printf("%s%s%7.4f / %-7.4f", md ? sep : "  ", "",
+				char nx[32] = "-";
+				if (!isnan(layer_next(c, l)))
+					snprintf(nx, sizeof(nx), "%.4f", layer_next(c, l));
+				printf("%s%s%7.4f / %-7s", md ? sep : "  ", "",
 				       c->plan.layer[l].imbalance, nx);
 			}
 			printf(md ? " |\n" : "\n");

@@ -68,3 +68,12 @@ expect_grep "$T/out" "imbalance, mean over steps +1\.792 "
 # (1.5 if the empty step 3 counted as 1.0)
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --format csv
 expect_grep "$T/out" "^overall,static,,[0-9.]+,2\.000000,2\.000000,"
+# compare --per-layer: layer 1 got no token in the scored window, so its
+# next figure is not scored ('-', an empty CSV field, JSON null), not 1.0
+expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer
+expect_grep "$T/out" "^ +1 +[0-9.]+ / - *$"
+expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer --format csv
+expect_grep "$T/out" "^layer,static,1,[0-9.]+,,,"
+expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer --format json
+tr -d ' \n' <"$T/out" | grep -q '"layer":1,"fit_imbalance":[0-9.]*,"next_imbalance":null' ||
+	fail "layer 1's next_imbalance is not null in compare --format json"
