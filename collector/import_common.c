@@ -310,8 +310,12 @@ static int fix_layout(struct store_run *run, const struct collector_import_opts 
 static int check_model_shape(const struct imp *b, const struct collector_import_opts *o,
 			     const char *path, struct util_err *err)
 {
-	const struct store_model *m = o->model;
-	const char *what = NULL;
+	/* without --model, the model the data names (a JSON lines
+	 * description) is held to its preset the same way */
+	const struct store_model *m = o->model ? o->model
+				      : b->model[0] ? store_model_find(b->model)
+						    : NULL;
+	const char *what = NULL, *by = o->model ? "--model" : "its description's model";
 	int data = 0, preset = 0;
 
 	if (!m)
@@ -332,9 +336,9 @@ static int check_model_shape(const struct imp *b, const struct collector_import_
 	if (!what)
 		return 0;
 	return util_err_set(err, UTIL_ERANGE,
-			    "%s: the data has %d %s, --model %s has %d: the trace is not of %s "
+			    "%s: the data has %d %s, %s %s has %d: the trace is not of %s "
 			    "(give the right preset, or none)",
-			    path, data, what, m->name, preset, m->name);
+			    path, data, what, by, m->name, preset, m->name);
 }
 
 /* The records of one step agree on its phase, time and tokens: a step has

@@ -79,4 +79,15 @@ printf '%s\n' '{"step":0,"layer":0,"counts":[1,2],"tokens":5,"time":3}' \
 expect_status 0 mt import "$T/ok.jsonl" --into "$T/db" --run ok
 [ "$(sqlite3 "$T/db" "SELECT time || ' ' || tokens FROM steps WHERE run = (SELECT run FROM runs WHERE name = 'ok')")" = "3.0 5" ] ||
 	fail "agreeing records stored another time or tokens"
+
+# a description naming a preset holds the data to it, as --model does: a
+# run stored as deepseek-v3 with 1 layer of 3 experts would take
+# deepseek-v3's figures (expert bytes, layer ids) for another model's
+printf '{"moetrace":1,"model":"deepseek-v3","layers":1,"experts":3}\n{"step":0,"counts":[[1,2,3]]}\n' >"$T/dm.jsonl"
+expect_status 2 mt import "$T/dm.jsonl" --into "$T/dm.db"
+expect_grep "$T/err" "dm.jsonl: the data has 3 experts, its description's model deepseek-v3 has 256: the trace is not of deepseek-v3"
+[ ! -e "$T/dm.db" ] || fail "a refused import left $T/dm.db"
+# a name that is no preset is kept as given, without a check
+printf '{"moetrace":1,"model":"my-moe","layers":1,"experts":3}\n{"step":0,"counts":[[1,2,3]]}\n' >"$T/mm.jsonl"
+expect_status 0 mt import "$T/mm.jsonl" --into "$T/mm.db"
 exit 0
