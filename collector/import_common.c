@@ -278,6 +278,11 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 	} else if (o->ranks_per_node && run->ranks) {
 		/* the data's or the preset's ranks, on the nodes given */
 		run->ranks_per_node = o->ranks_per_node;
+	} else if (o->ranks_per_node) {
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--ranks-per-node %d: the run has no EP layout to put on nodes "
+				    "(give --ranks, or --model for its typical one)",
+				    o->ranks_per_node);
 	}
 	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
 		return util_err_set(err, UTIL_EUSAGE,

@@ -53,6 +53,10 @@ expect_grep "$T/err" "unknown preset 'nosuch'"
 # that cannot be read (permissions, I/O) is a runtime failure (1)
 expect_status 2 mt import "$T/nosuchfile.csv" --into "$T/db" --run y
 expect_grep "$T/err" "cannot open '.*nosuchfile.csv'"
+# --ranks-per-node puts an EP layout on nodes: with none (no --ranks, no
+# --model, none in the data) it is refused, not dropped
+expect_status 2 mt import "$good" --into "$T/db" --run z --ranks-per-node 2
+expect_grep "$T/err" "--ranks-per-node 2: the run has no EP layout to put on nodes"
 expect_status 2 mt import "$good" --into "$T/db" --run z --ranks 0
 expect_grep "$T/err" "--ranks: 0 is out of range"
 expect_status 2 mt import "$good" --into "$T/db" --run z --ranks 1 --slots 1
