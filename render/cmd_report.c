@@ -83,7 +83,7 @@ struct report {
 	struct row rows[MAX_ALGOS];
 	struct analyze_replay_out rep;
 	char rep_desc[200];
-	char eps_desc[40];         /* ", as K episodes" or "" */
+	char eps_desc[96];         /* ", as K episodes" (and what the flagship fits) or "" */
 	char advice[400];          /* the recommendation line (advise()) */
 	char why[160];             /* why the timeline shows its layer */
 	int snapshot;              /* one step in the range: no windows to compare */
@@ -318,8 +318,15 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	r->cur_name = deployed ? "deployed" : "static";
 	if ((rc = analyze_compare_run(&in, &x, err)))
 		goto out;
-	if (ne > 0)
-		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes", ne);
+	if (ne > 0) {
+		int fl = 0;
+		for (int i = 0; in.flagship_blocks && i < r->nrows; i++)
+			fl |= !strcmp(algos[i]->name, ANALYZE_FLAGSHIP);
+		/* the flagship is not given the episodes but its forecast */
+		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes%s%s%s", ne,
+			 fl ? "; " : "", fl ? ANALYZE_FLAGSHIP : "",
+			 fl ? ": its forecast of the next window" : "");
+	}
 	r->fit_steps = x.fit_steps;
 	r->next_steps = x.next_steps;
 	if (!r->fit_steps || !r->next_steps) {

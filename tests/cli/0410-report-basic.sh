@@ -44,6 +44,16 @@ expect_status 0 mt compare "$T/db" --algos keel --format csv
 grep '^overall,' "$T/out" >>"$T/rows"
 best=$(awk -F, '$1 == "overall" { if (b == "" || $6 < m) { m = $6; b = $2 } } END { printf "%s, mean per-step imbalance %.4f", b, m }' "$T/rows")
 expect_grep "$T/stdout" "^best: $best on steps 20-39 \(fitted on 0-19; "
+# and the summary page says so: the episodes for the others, the flagship
+# on its forecast (with --episodes, every algorithm on the episodes)
+if command -v pdftotext >/dev/null; then
+	pdftotext -f 1 -l 1 "$T/rep/report.pdf" - | tr '\n' ' ' | tr -s ' ' >"$T/p1"
+	grep -q "(20 steps, as 8 episodes; keel: its forecast of the next window)" "$T/p1" ||
+		fail "the summary page does not say what keel was fitted on: $(cat "$T/p1")"
+	expect_status 0 mt report "$T/db" -o "$T/rep8" --episodes 4
+	pdftotext -f 1 -l 1 "$T/rep8/report.pdf" - | tr '\n' ' ' | tr -s ' ' >"$T/p8"
+	grep -q "(20 steps, as 4 episodes)" "$T/p8" || fail "--episodes 4: $(cat "$T/p8")"
+fi
 # --episodes 0: the summed heat only, every algorithm, as compare --episodes 0
 expect_status 0 mt report "$T/db" -o "$T/rep0" --episodes 0
 cp "$T/out" "$T/stdout0"
