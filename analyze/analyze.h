@@ -759,6 +759,8 @@ struct analyze_replay_out {
 	int64_t *event_moves;           /* [n_events * layers] */
 	double wall_seconds;            /* whole replay */
 	double algo_seconds;            /* time spent in the algorithm */
+	int64_t unscored_steps;         /* of sum.steps, those in which no layer got a
+					 * token: out of the per-step figures */
 	/* With cfg->series: per step (n_series = steps), the step id, the
 	 * imbalance under the replay and under the baseline, overall (sum of max
 	 * / sum of mean) or of cfg->series_layer. */

@@ -191,6 +191,8 @@ static struct json_object *jd(double x)
 {
 	char buf[32];
 
+	if (!isfinite(x)) /* not scored: JSON null, never the invalid token nan */
+		return NULL;
 	snprintf(buf, sizeof(buf), "%.6g", x);
 	return json_object_new_double_s(x, buf);
 }

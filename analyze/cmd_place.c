@@ -147,6 +147,8 @@ static struct json_object *jd(double x)
 {
 	char buf[32];
 
+	if (!isfinite(x)) /* not scored: JSON null, never the invalid token nan */
+		return NULL;
 	snprintf(buf, sizeof(buf), "%.6g", x);
 	return json_object_new_double_s(x, buf);
 }
@@ -265,6 +267,8 @@ static int score_next(struct store *s, const struct store_run *run, const struct
 	}
 	ns->imbalance = smean > 0 ? smax / smean : 1;
 	ns->step_mean = scored ? step_sum / (double)scored : NAN;
+	if (!scored) /* no token after the window: nothing scores out of sample */
+		ns->steps = 0;
 out:
 	store_iter_free(it);
 	free(heat);

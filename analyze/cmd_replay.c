@@ -217,8 +217,12 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	if (d->expert_bytes)
 		printf("; %s, %s per expert", analyze_quant_name(d->quant),
 		       util_human_bytes(b1, sizeof(b1), (double)d->expert_bytes));
-	printf("\nstart: %s; %lld steps scored under the placement in force\n\n", start_desc,
-	       (long long)m->steps);
+	printf("\nstart: %s; %lld steps scored under the placement in force", start_desc,
+	       (long long)(m->steps - r->unscored_steps));
+	if (r->unscored_steps)
+		printf(" (%lld more in which no layer got a token, not scored)",
+		       (long long)r->unscored_steps);
+	printf("\n\n");
 	printf("%-28s %10s %10s\n", "", "baseline", "replay");
 	printf("%-28s %10.3f %10.3f\n", "imbalance, mean over steps", m->baseline_imbalance_mean,
 	       m->imbalance_mean);

@@ -355,6 +355,12 @@ int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_comp
 			goto out;
 	if ((rc = score(in, &wk, in->next_from, in->next_to, out, err)) || !out->next_steps)
 		goto out;
+	if (!out->next_scored) { /* steps, but not one token to score a placement on */
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "steps %lld..%lld carry no token: nothing to score the placements on",
+				  (long long)in->next_from, (long long)in->next_to);
+		goto out;
+	}
 	rc = summarise(in, out, wk.load, err);
 out:
 	/* the caller reads the fitting window's summed heat */

@@ -1340,6 +1340,7 @@ static int replay_finish(struct replay *r)
 	if (replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	sum->steps = ord;
+	out->unscored_steps = ord - r->qo.count[0];
 	sum->imbalance_mean = qh_mean(&r->qo, 0);
 	sum->baseline_imbalance_mean = qh_mean(&r->qob, 0);
 	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);

@@ -77,3 +77,15 @@ expect_grep "$T/out" "^layer,static,1,[0-9.]+,,,"
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer --format json
 tr -d ' \n' <"$T/out" | grep -q '"layer":1,"fit_imbalance":[0-9.]*,"next_imbalance":null' ||
 	fail "layer 1's next_imbalance is not null in compare --format json"
+# a scored window without a single token (step 3 alone) scores nothing:
+# compare refuses it, place labels its figures hindsight and its JSON stays
+# JSON (no bare nan), the replay says which steps it left out
+expect_status 2 mt compare "$T/db" --steps 2:2 --algos static
+expect_grep "$T/err" "steps 3..3 carry no token: nothing to score the placements on"
+expect_status 0 mt place "$T/db" --steps 2:2
+expect_grep "$T/out" "^no steps after the fitting window to score on"
+expect_status 0 mt place "$T/db" --steps 2:2 --json
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/out" ||
+	fail "place --json is not JSON: $(cat "$T/out")"
+expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0
+expect_grep "$T/out" "3 steps scored under the placement in force \(1 more in which no layer got a token, not scored\)"
