@@ -8,17 +8,20 @@ include config.mk
 -include config.local.mk
 
 PKGS     = sqlite3 json-c
-UI_PKGS  = cairo ncursesw
-# libmicrohttpd and libcurl are loaded with dlopen() when an endpoint or a
-# ClickHouse client is asked for (tui/server.c, fleet/client.c): their
-# headers only, never linked.  Linked, every process would load them and
-# what they pull in (GnuTLS initialises itself at load time): a sanitizer
+UI_PKGS  = ncursesw
+# libmicrohttpd, libcurl and cairo are loaded with dlopen() when an
+# endpoint, a ClickHouse client or a chart is asked for (tui/server.c,
+# fleet/client.c, render/cairo_dl.c): their headers only, never linked.
+# Linked, every process would load them and what they pull in (GnuTLS
+# initialises itself at load time; cairo brings 18 libraries): a sanitizer
 # build spent most of its start-up there, and make check starts thousands.
-DL_PKGS  = libmicrohttpd libcurl
+DL_PKGS  = libmicrohttpd libcurl cairo
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(UI_PKGS) $(DL_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 UI_LIBS    := $(shell $(PKG_CONFIG) --libs $(UI_PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+# the unit tests read back what render/ drew with cairo's own calls
+CAIRO_LIBS  := $(shell $(PKG_CONFIG) --libs cairo 2>/dev/null)
 
 ifeq ($(V),1)
 Q =
@@ -107,7 +110,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(CHK)/tests/%,$(UNIT_SRC))
 $(CHK)/tests/%: $(CHK)/tests/unit/%.o $(CHK)/libmoetrace.a $(call obj,$(CHK),$(UI_SRC))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(SAN) -o $@ $< $(call obj,$(CHK),$(UI_SRC)) $(CHK)/libmoetrace.a $(CMOCKA_LIBS) $(PKG_LIBS) $(UI_LIBS)
+	$(Q)$(CC) $(SAN) -o $@ $< $(call obj,$(CHK),$(UI_SRC)) $(CHK)/libmoetrace.a $(CMOCKA_LIBS) $(PKG_LIBS) $(UI_LIBS) $(CAIRO_LIBS)
 
 # Fuzz targets' seed corpora replayed as regression tests (gcc, no libFuzzer).
 FUZZ_REPLAY = $(patsubst tests/fuzz/%.c,$(CHK)/fuzz/%,$(FUZZ_SRC))

@@ -172,9 +172,15 @@ typedef int (*render_draw_fn)(cairo_t *cr, double w, double h, int page, void *c
 int render_write(const char *path, double w, double h, double scale, int pages,
 		 render_draw_fn draw, void *ctx, struct util_err *err);
 
+/* cairo is not linked: it is loaded with dlopen() the first time
+ * render_write() is called (render/cairo_dl.h).  A caller that draws on its
+ * own cairo_t, not through render_write(), calls this first.  0, or an
+ * error naming the library (status UTIL_EIO).  Thread-safe. */
+int render_cairo_load(struct util_err *err);
+
 /* Frees the process-wide caches cairo and fontconfig keep (fonts, font
  * configuration), so leak checkers see a clean exit.  Call once, at exit,
- * when no cairo object is alive. */
+ * when no cairo object is alive (nothing to do if nothing was drawn). */
 void render_release_static(void);
 
 /* 1 if path ends in an extension render_write knows. */

@@ -7,6 +7,7 @@
 #define RENDER_RENDER_INT_H
 
 #include "render/render.h"
+#include "render/cairo_dl.h"
 
 #include "analyze/analyze.h"
 

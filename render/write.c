@@ -7,8 +7,6 @@
  */
 #include "render/render_int.h"
 
-#include <cairo-pdf.h>
-#include <cairo-svg.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -42,11 +40,15 @@ int render_format_known(const char *path)
 
 void render_release_static(void)
 {
-	/* fontconfig is loaded by cairo, not linked by us: find its FcFini at
-	 * run time rather than adding a link dependency for one call */
-	void *sym = dlsym(RTLD_DEFAULT, "FcFini");
+	/* fontconfig comes with cairo, not linked by us: find its FcFini in
+	 * cairo's dependencies rather than adding a link dependency for one
+	 * call.  Nothing to release if nothing was drawn. */
+	void *dl = render_cairo_handle(), *sym;
 	void (*fini)(void) = NULL;
 
+	if (!dl)
+		return;
+	sym = dlsym(dl, "FcFini");
 	cairo_debug_reset_static_data();
 	if (sym) {
 		memcpy(&fini, &sym, sizeof(fini));
@@ -128,6 +130,8 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 				    "%gx%g pixels is too large for a PNG (at most 64 million)",
 				    w * scale, h * scale);
 
+	if ((rc = render_cairo_load(err)))
+		return rc;
 	{
 		size_t n = strlen(path);
 		tmp = xmalloc(n + 16);

@@ -53,4 +53,22 @@ cp "$T/out.d/keep.png" "$T/keep.orig"
 expect_status 2 mt render "$T/db" heatmap --steps 100:200 -o "$T/out.d/keep.png"
 same_file "$T/out.d/keep.png" "$T/keep.orig"
 [ "$(ls "$T/out.d")" = keep.png ] || fail "left $(ls "$T/out.d")"
+
+# cairo is loaded when a chart is drawn, not linked: a command that draws
+# nothing runs without it, and one that draws says which library it could
+# not load (exit 1, an I/O failure) and leaves the chart it would replace
+if command -v readelf >/dev/null; then
+	readelf -d "$MOETRACE" | grep NEEDED >"$T/needed"
+	expect_nogrep "$T/needed" 'cairo'
+fi
+mkdir "$T/nocairo"
+: >"$T/nocairo/libcairo.so.2" # not a library: dlopen() refuses it
+(
+	export LD_LIBRARY_PATH="$T/nocairo"
+	expect_status 0 mt info "$T/db"
+	expect_status 1 mt render "$T/db" heatmap -o "$T/out.d/keep.png"
+) || exit 1
+expect_grep "$T/err" "^moetrace render: cannot load libcairo.so.2 to draw: .*nocairo/libcairo.so.2.*apt-get install libcairo2"
+same_file "$T/out.d/keep.png" "$T/keep.orig"
+[ "$(ls "$T/out.d")" = keep.png ] || fail "left $(ls "$T/out.d")"
 exit 0
