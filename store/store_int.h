@@ -73,6 +73,14 @@ int store_sqlite_replay_event_moves(struct store *s, int64_t replay, int layers,
 sqlite3 *store_int_db(struct store *s);
 int store_int_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
 int store_int_dberr(struct store *s, const char *what);
+
+/* The columns schema version `version` promises, as "\ntable.column" lines
+ * ending in "\n" (sqlite3_free them; NULL when out of memory): as written
+ * in store.c (what opening a file checks), and as replaying the
+ * migrations into an in-memory database gives them (what test_store holds
+ * the first to; NULL also when a migration fails). */
+char *store_int_schema_promised(int version);
+char *store_int_schema_replayed(int version);
 int store_int_seterr(struct store *s, int code, const char *fmt, ...) UTIL_PRINTF(3, 4);
 
 /* Is a runs row's shape within what the schema allows?  Every reader of a
