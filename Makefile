@@ -181,7 +181,15 @@ $(TEST_UNIT): test-unit/%: $(CHK)/tests/%
 $(TEST_FUZZ): test-fuzz/%: $(CHK)/fuzz/%
 	@$(RUN_ONE) fuzz $*
 
-check-tests: $(TEST_ALL)
+# The tests that mostly wait (tests/wait.txt: a live recording a terminal
+# follows) run beside make's jobs, not in one of its -j slots: a slot they
+# held would leave its core idle for most of their time.
+TEST_WAIT = $(filter $(TEST_ALL),$(shell cat tests/wait.txt 2>/dev/null))
+check-tests: $(CLI_DEPS)
+	@for t in $(TEST_WAIT); do k=$${t%%/*}; MOETRACE_BUILD=$(CHK) MOETRACE_RESULTS=$(RES) \
+		sh tests/run.sh --one $${k#test-} $${t#*/} & done; \
+	$(MAKE) --no-print-directory check-slots; rc=$$?; wait; exit $$rc
+check-slots: $(filter-out $(TEST_WAIT),$(TEST_ALL))
 	@true
 
 # `make check` does its own set-up, as `make demo` does: missing Debian packages

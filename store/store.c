@@ -445,55 +445,51 @@ char *store_int_schema_replayed(int version)
 	return cols;
 }
 
+/* Is there a table (not a view) of that name in main, and with that
+ * column (NULL: any)?  1 yes, 0 no, -1 when SQLite could not tell (its
+ * message in db).  Looked up in the schema SQLite has parsed: no query. */
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+	int rc = sqlite3_table_column_metadata(db, "main", table, column, NULL, NULL, NULL, NULL,
+					       NULL);
+
+	return rc == SQLITE_OK ? 1 : (rc & 0xff) == SQLITE_ERROR ? 0 : -1;
+}
+
 /* Do the tables hold every column schema version `version` promises
  * (schema_promised)?  A table that lost a column, or is missing, would
  * otherwise surface as "no such column" halfway through a command, or not
- * at all (info reads runs and steps only).  One query over the schema
- * SQLite has parsed anyway (docs/robustness.md). */
+ * at all (info reads runs and steps only).  Looked up in the schema SQLite
+ * has parsed anyway (docs/robustness.md). */
 static int schema_check(struct store *s, int version, struct util_err *err)
 {
-	char *want = NULL, *have = NULL;
-	int rc = 0;
-
-	if (!(want = store_int_schema_promised(version)))
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	if (!(have = schema_columns(s->db))) {
-		rc = util_err_set(err, db_code(s->db), "cannot read '%s': %s", s->path,
-				  sqlite3_errmsg(s->db));
-		goto out;
-	}
-	/* each "\ntable.column\n" wanted must be there */
-	for (char *p = want; p[1]; p = strchr(p + 1, '\n')) {
-		char *end = strchr(p + 1, '\n'), *dot = strchr(p + 1, '.');
-		char c = end[1];
-		end[1] = 0;
-		int found = strstr(have, p) != NULL;
-		end[1] = c;
-		if (found)
+	for (size_t i = 0; i < sizeof(schema_promised) / sizeof(schema_promised[0]); i++) {
+		const char *t = schema_promised[i].table, *c = schema_promised[i].columns;
+		if (schema_promised[i].since > version)
 			continue;
-		*end = *dot = 0;
-		char *table_nl = malloc(strlen(p + 1) + 3);
-		int has_table = 0;
-		if (table_nl) { /* any column of that table */
-			snprintf(table_nl, strlen(p + 1) + 3, "\n%s.", p + 1);
-			has_table = strstr(have, table_nl) != NULL;
-			free(table_nl);
+		while (*c) {
+			char col[64];
+			size_t n = strcspn(c, " ");
+			int has;
+			snprintf(col, sizeof(col), "%.*s", (int)n, c);
+			c += n + (c[n] == ' ');
+			if ((has = has_column(s->db, t, col)) > 0)
+				continue;
+			if (has == 0 && (has = has_column(s->db, t, NULL)) == 1)
+				return util_err_set(err, UTIL_EPARSE,
+						    "'%s' is not a moetrace trace or is corrupt: table "
+						    "%s lacks column %s",
+						    s->path, t, col);
+			if (has == 0)
+				return util_err_set(err, UTIL_EPARSE,
+						    "'%s' is not a moetrace trace or is corrupt: no "
+						    "table %s",
+						    s->path, t);
+			return util_err_set(err, db_code(s->db), "cannot read '%s': %s", s->path,
+					    sqlite3_errmsg(s->db));
 		}
-		if (has_table)
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' is not a moetrace trace or is corrupt: table %s lacks "
-					  "column %s",
-					  s->path, p + 1, dot + 1);
-		else
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s' is not a moetrace trace or is corrupt: no table %s",
-					  s->path, p + 1);
-		goto out;
 	}
-out:
-	sqlite3_free(want);
-	sqlite3_free(have);
-	return rc;
+	return 0;
 }
 
 /* "file:" URI of a path for sqlite3_open_v2(SQLITE_OPEN_URI), every byte

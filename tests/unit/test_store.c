@@ -567,6 +567,11 @@ static void test_store_schema_damage(void **state)
 		{ "DROP TABLE steps", "no table steps" },
 		{ "DROP TABLE replay_layers", "no table replay_layers" },
 		{ "ALTER TABLE deployed RENAME TO d", "no table deployed" },
+		/* a view with every column is still not the table */
+		{ "ALTER TABLE imports RENAME TO i; CREATE VIEW imports AS SELECT * FROM i",
+		  "no table imports" },
+		/* names are SQLite's, case-blind: this one is whole */
+		{ "ALTER TABLE steps RENAME TO s; ALTER TABLE s RENAME TO STEPS", NULL },
 	};
 	/* clang-format on */
 	struct util_err err = UTIL_ERR_INIT;
@@ -582,6 +587,12 @@ static void test_store_schema_damage(void **state)
 		for (int flags = STORE_READONLY; flags >= 0; flags--) {
 			err = (struct util_err)UTIL_ERR_INIT;
 			s = NULL;
+			if (!cases[i].msg) {
+				if (store_open(path, flags, &s, &err))
+					fail_msg("%s: refused: %s", cases[i].damage, err.msg);
+				store_free(s);
+				continue;
+			}
 			assert_int_equal(store_open(path, flags, &s, &err), UTIL_EPARSE);
 			assert_null(s);
 			if (!strstr(err.msg, cases[i].msg) || !strstr(err.msg, path) ||
