@@ -1110,8 +1110,9 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
 		double den = sl >= 0 && sl < L ? lmean[sl] : smean;
 		out->series_step[out->n_series] = st->step;
-		out->series_imbalance[out->n_series] = den > 0 ? num / den : 1.0;
-		out->series_base[out->n_series] = den > 0 ? bnum / den : 1.0;
+		/* no token, no imbalance: NAN, a gap in the chart, not 1.0 */
+		out->series_imbalance[out->n_series] = den > 0 ? num / den : NAN;
+		out->series_base[out->n_series] = den > 0 ? bnum / den : NAN;
 		out->n_series++;
 	}
 	if (r->pending_eff >= 0)

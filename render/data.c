@@ -183,9 +183,8 @@ static int imb_one_layer(struct imb_walk *w, int layer, int64_t from, int64_t to
 		for (int e = 0; e < E; e++)
 			tot += h[e];
 		/* a step in which the layer got no token has no imbalance:
-		 * no point, rather than one at a flattering 1.0 */
-		if (tot > 0)
-			imb_push(w, (double)st.step, mx / (tot / w->ranks));
+		 * NAN (a gap in the line), rather than a flattering 1.0 */
+		imb_push(w, (double)st.step, tot > 0 ? mx / (tot / w->ranks) : NAN);
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));
@@ -220,8 +219,7 @@ static int imb_all_layers(struct imb_walk *w, int64_t from, int64_t to, unsigned
 				tot += h[e];
 			smean += tot / w->ranks;
 		}
-		if (smean > 0)
-			imb_push(w, (double)st.step, smax / smean);
+		imb_push(w, (double)st.step, smean > 0 ? smax / smean : NAN);
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));

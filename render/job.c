@@ -716,6 +716,20 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 	j->icfg.y_label = "imbalance (max / mean device load)";
 	range_text(j->range, sizeof(j->range), (int64_t)j->xs[0], (int64_t)j->xs[n - 1],
 		   j->nsteps);
+	{
+		/* steps without a token (NAN) are gaps, said in the title */
+		size_t u = 0, len = strlen(j->range);
+		for (size_t i = 0; i < n; i++)
+			u += isnan(j->series[0].y[i]) != 0;
+		if (u == n) {
+			util_cli_error(o->cmd, "no step of %s routed a token%s: no imbalance to draw",
+				       j->range, o->layer >= 0 ? " to this layer" : "");
+			return 2;
+		}
+		if (u)
+			snprintf(j->range + len, sizeof(j->range) - len,
+				 " (%zu without tokens, not scored)", u);
+	}
 	if (o->layer >= 0)
 		snprintf(j->title, sizeof(j->title),
 			 "Layer %d imbalance, %d ranks x %d slots, run '%s'%s, %s", o->layer, ranks,

@@ -4,7 +4,8 @@
  * with more points than the plot has device pixels is drawn per pixel
  * column: a light band from the column's minimum to its maximum and a line
  * through its mean, so 100,000 steps cost one path of plot-width points
- * and spikes stay visible.
+ * and spikes stay visible.  A step that was not scored (y NAN: no token)
+ * leaves a gap in the line and counts in no mean.
  */
 #include "render/render_int.h"
 
@@ -39,6 +40,8 @@ static void draw_series(cairo_t *cr, const struct rbox *b, const struct render_s
 		double *sum = xcalloc((size_t)px, sizeof(double));
 		size_t *cnt = xcalloc((size_t)px, sizeof(size_t));
 		for (size_t i = 0; i < s->n; i++) {
+			if (isnan(s->y[i]))
+				continue;
 			int c = (int)((s->x[i] - xlo) / (xhi - xlo) * px);
 			if (c >= px)
 				c = px - 1;
@@ -95,11 +98,17 @@ static void draw_series(cairo_t *cr, const struct rbox *b, const struct render_s
 		free(cnt);
 	} else {
 		cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
-		for (size_t i = 0; i < s->n; i++)
-			cairo_line_to(cr, PX(s->x[i]), PY(s->y[i]));
+		for (size_t i = 0; i < s->n; i++) {
+			if (isnan(s->y[i]))
+				cairo_new_sub_path(cr); /* the pen lifts */
+			else
+				cairo_line_to(cr, PX(s->x[i]), PY(s->y[i]));
+		}
 		cairo_stroke(cr);
 		if (s->n <= 60) {
 			for (size_t i = 0; i < s->n; i++) {
+				if (isnan(s->y[i]))
+					continue;
 				cairo_new_sub_path(cr);
 				cairo_arc(cr, PX(s->x[i]), PY(s->y[i]), 0.25 * f, 0, 2 * M_PI);
 			}
@@ -124,17 +133,25 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 		return UTIL_EUSAGE;
 	for (int k = 0; k < nseries; k++) {
 		double sum = 0;
+		size_t m = 0; /* points scored */
 		if (s[k].n == 0 || !s[k].x || !s[k].y)
 			return UTIL_EUSAGE;
 		for (size_t i = 0; i < s[k].n; i++) {
 			xlo = fmin(xlo, s[k].x[i]);
 			xhi = fmax(xhi, s[k].x[i]);
+			if (isnan(s[k].y[i]))
+				continue;
 			ylo = fmin(ylo, s[k].y[i]);
 			yhi = fmax(yhi, s[k].y[i]);
 			sum += s[k].y[i];
+			m++;
 		}
-		snprintf(text[nleg], sizeof(text[nleg]), "%s: mean %.3f", s[k].name ? s[k].name : "",
-			 sum / (double)s[k].n);
+		if (m)
+			snprintf(text[nleg], sizeof(text[nleg]), "%s: mean %.3f",
+				 s[k].name ? s[k].name : "", sum / (double)m);
+		else
+			snprintf(text[nleg], sizeof(text[nleg]), "%s: no step scored",
+				 s[k].name ? s[k].name : "");
 		leg[nleg].text = text[nleg];
 		render_palette(k, leg[nleg].rgb);
 		leg[nleg].kind = 1;

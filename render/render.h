@@ -117,7 +117,8 @@ struct render_series {
 	const char *name;
 	size_t n;
 	const double *x;           /* [n] steps, increasing */
-	const double *y;           /* [n] imbalance (max / mean device load) */
+	const double *y;           /* [n] imbalance (max / mean device load);
+				    * NAN: not scored (no token), a gap */
 	size_t n_events;
 	const double *events;      /* [n_events] steps where a rebalance took effect */
 };
@@ -207,7 +208,8 @@ int render_load_timeline(struct store *s, const struct store_run *run, int layer
  * with fixed NULL under the placement in force at each step (the deployed
  * placement as recorded, the static layout before any); for one layer, or
  * with layer < 0 the overall figure sum over layers of max / sum of mean.
- * *x and *y are malloc'ed [*n]. */
+ * *x and *y are malloc'ed [*n]: one point per step of the range, y NAN
+ * where the layer (every layer) got no token, which has no imbalance. */
 int render_load_imbalance(struct store *s, const struct store_run *run, int layer, int64_t from,
 			  int64_t to, unsigned phase_mask, int ranks, int slots,
 			  const int32_t *fixed, double **x, double **y, size_t *n,

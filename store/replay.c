@@ -7,6 +7,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,8 +451,9 @@ int store_sqlite_replay_series(struct store *s, int64_t replay, int layer, int64
 		}
 		double mean = sqlite3_column_double(st, 2);
 		sv[len] = sqlite3_column_int64(st, 0);
-		iv[len] = mean > 0 ? sqlite3_column_double(st, 1) / mean : 1.0;
-		bv[len] = mean > 0 ? sqlite3_column_double(st, 3) / mean : 1.0;
+		/* a step (or the layer) without tokens is not scored: NAN */
+		iv[len] = mean > 0 ? sqlite3_column_double(st, 1) / mean : NAN;
+		bv[len] = mean > 0 ? sqlite3_column_double(st, 3) / mean : NAN;
 		len++;
 	}
 	if (rc != SQLITE_DONE) {

@@ -89,3 +89,21 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/out" ||
 	fail "place --json is not JSON: $(cat "$T/out")"
 expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0
 expect_grep "$T/out" "3 steps scored under the placement in force \(1 more in which no layer got a token, not scored\)"
+# render imbalance: a step without tokens is a gap in the line, not a point
+# at 1.0 (tests/unit/test_render.c looks at the pixels); a chart with no
+# scored step at all is refused, whichever way its series is made (the
+# flagship replayed, a fitted placement, a stored replay)
+expect_status 0 mt render "$T/db" imbalance --layer 0 -o "$T/l0.png"
+expect_status 2 mt render "$T/db" imbalance --layer 1 -o "$T/l1.png"
+expect_grep "$T/err" "^moetrace render: no step of steps 0-3 routed a token to this layer: no imbalance to draw$"
+expect_status 2 mt render "$T/db" imbalance --layer 1 --algo static -o "$T/l1.png"
+expect_grep "$T/err" "no step of steps 0-3 routed a token to this layer"
+expect_status 2 mt render "$T/db" imbalance --steps 3:3 --algo eplb -o "$T/s3.png"
+expect_grep "$T/err" "^moetrace render: no step of step 3 routed a token: no imbalance to draw$"
+expect_status 0 mt replay "$T/db" --interval 2 --window 2 --delay 0
+id=$(mt sql "$T/db" "SELECT max(replay) FROM replays" --format csv | tail -n 1)
+expect_status 2 mt render "$T/db" imbalance --replay "$id" --layer 1 -o "$T/r1.png"
+expect_grep "$T/err" "routed a token to this layer"
+expect_status 0 mt render "$T/db" imbalance --replay "$id" -o "$T/r.png"
+[ ! -e "$T/l1.png" ] && [ ! -e "$T/s3.png" ] && [ ! -e "$T/r1.png" ] || fail "a refused chart was written"
+exit 0

@@ -668,6 +668,37 @@ static void test_render_imbalance_long_and_short(void **state)
 	img = cairo_image_surface_create_from_png(path_in("two.png"));
 	assert_true(count_colour(img, 0x00, 0x72, 0xb2, 6) > 50);
 	cairo_surface_destroy(img);
+	/* a step not scored (NAN) is a gap: the line stops and starts
+	 * again, and the two ends alone keep their dots */
+	{
+		double x3[3] = { 0, 1, 2 }, full[3] = { 2, 2, 2 }, gap[3] = { 2, NAN, 2 };
+		double none[3] = { NAN, NAN, NAN };
+		long px_full, px_gap;
+		j.n = 1;
+		j.s[0] = (struct render_series){ "baseline", 3, x3, full, 0, NULL };
+		assert_int_equal(render_write(path_in("full.png"), 800, 400, 1, 1, draw_lines, &j,
+					      &err),
+				 0);
+		img = cairo_image_surface_create_from_png(path_in("full.png"));
+		px_full = count_colour(img, 0x00, 0x72, 0xb2, 6);
+		cairo_surface_destroy(img);
+		j.s[0].y = gap;
+		assert_int_equal(render_write(path_in("gap.png"), 800, 400, 1, 1, draw_lines, &j,
+					      &err),
+				 0);
+		img = cairo_image_surface_create_from_png(path_in("gap.png"));
+		px_gap = count_colour(img, 0x00, 0x72, 0xb2, 6);
+		cairo_surface_destroy(img);
+		assert_true(px_gap > 50 && px_gap < px_full / 2);
+		/* nothing scored: drawn empty (the legend says so), no line */
+		j.s[0].y = none;
+		assert_int_equal(render_write(path_in("none.png"), 800, 400, 1, 1, draw_lines, &j,
+					      &err),
+				 0);
+		img = cairo_image_surface_create_from_png(path_in("none.png"));
+		assert_true(count_colour(img, 0x00, 0x72, 0xb2, 6) < px_gap);
+		cairo_surface_destroy(img);
+	}
 	j.n = 0;
 	assert_int_not_equal(render_write(path_in("no.png"), 800, 400, 1, 1, draw_lines, &j, &err),
 			     0);
@@ -981,6 +1012,26 @@ static void test_render_load_imbalance(void **state)
 	assert_int_equal(render_load_imbalance(s, &run, 9, INT64_MIN, INT64_MAX, 0, 2, 2, stat, &x, &y,
 					       &n, &err),
 			 UTIL_ERANGE);
+	/* step 7: layer 1 gets no token; step 8: no layer does.  Neither
+	 * has an imbalance there: a point with NAN (a gap), never 1.0 */
+	static uint32_t c[2][8] = { { 1, 0, 0, 1, 0, 0, 0, 0 }, { 0 } };
+	struct store_step st[2] = { { .step = 7, .phase = 2, .counts = c[0] },
+				    { .step = 8, .phase = 2, .counts = c[1] } };
+	assert_int_equal(store_steps_append(s, &run, st, 2), 0);
+	assert_int_equal(render_load_imbalance(s, &run, 1, INT64_MIN, INT64_MAX, 0, 2, 2, stat, &x, &y,
+					       &n, &err),
+			 0);
+	assert_int_equal(n, 5);
+	assert_true(x[3] == 7 && x[4] == 8 && isnan(y[3]) && isnan(y[4]) && !isnan(y[2]));
+	free(x);
+	free(y);
+	assert_int_equal(render_load_imbalance(s, &run, -1, INT64_MIN, INT64_MAX, 0, 2, 2, stat, &x,
+					       &y, &n, &err),
+			 0);
+	assert_int_equal(n, 5);
+	assert_true(fabs(y[3] - 1.0) < 1e-12 && isnan(y[4])); /* layer 0 alone: 1|1 */
+	free(x);
+	free(y);
 	store_free(s);
 }
 
