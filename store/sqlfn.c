@@ -354,7 +354,9 @@ static int device_loads(const uint32_t *heat, int64_t experts, const struct plac
 	return 0;
 }
 
-/* max / mean, 1.0 when every load is zero (as analyze_imbalance). */
+/* max / mean; 0 when every load is zero: the layer got no token, did no
+ * work and has no imbalance (docs/cli.md), which SQL says with NULL where
+ * analyze_imbalance says 1.0 to callers that leave such layers out. */
 static double imbalance_of(const double *load, int n)
 {
 	double sum = 0, mx = 0;
@@ -364,7 +366,7 @@ static double imbalance_of(const double *load, int n)
 		if (load[i] > mx)
 			mx = load[i];
 	}
-	return sum <= 0 ? 1.0 : mx / (sum / n);
+	return sum <= 0 ? 0 : mx / (sum / n);
 }
 
 /* ---- scalar functions ------------------------------------------------------ */
@@ -505,7 +507,9 @@ out:
 	sqlite3_free(out);
 }
 
-/* counts_imbalance(blob, placement [, ranks]) and device_loads(...) */
+/* counts_imbalance(blob, placement [, ranks]) and device_loads(...);
+ * counts_imbalance is NULL for a layer without tokens, device_loads gives
+ * its loads (zeros) all the same. */
 static void fn_placement_loads(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
 	int want_json = sqlite3_user_data(cx) != NULL;
@@ -532,7 +536,12 @@ static void fn_placement_loads(sqlite3_context *cx, int argc, sqlite3_value **ar
 		sqlite3_str_appendchar(str, 1, ']');
 		result_str(cx, str);
 	} else {
-		sqlite3_result_double(cx, imbalance_of(load, pl.ranks));
+		double imb = imbalance_of(load, pl.ranks);
+
+		if (imb > 0)
+			sqlite3_result_double(cx, imb);
+		else
+			sqlite3_result_null(cx); /* no token: not scored */
 	}
 	sqlite3_free(load);
 	sqlite3_free(pl.p2l);
@@ -1535,12 +1544,14 @@ static const char *const views[] = {
 	"FROM temp.counts_placement",
 
 	/* Replay results per step and layer: imbalance under the placement the
-	 * replay had in force, and under its start placement (the baseline). */
+	 * replay had in force, and under its start placement (the baseline);
+	 * both NULL where the layer got no token (not scored, docs/cli.md), so
+	 * that avg() leaves those out as the CLI does. */
 	"CREATE TEMP VIEW IF NOT EXISTS replay_imbalance AS "
 	"SELECT s.replay AS replay, r.run AS run, r.algo AS algo, s.step AS step,"
 	" s.layer AS layer,"
-	" CASE WHEN s.mean_load > 0 THEN s.max_load / s.mean_load ELSE 1.0 END AS imbalance,"
-	" CASE WHEN s.mean_load > 0 THEN s.base_max_load / s.mean_load ELSE 1.0 END AS baseline "
+	" CASE WHEN s.mean_load > 0 THEN s.max_load / s.mean_load END AS imbalance,"
+	" CASE WHEN s.mean_load > 0 THEN s.base_max_load / s.mean_load END AS baseline "
 	"FROM main.replay_steps s JOIN main.replays r ON r.replay = s.replay",
 
 	/* One row per slot of every deployed placement. */

@@ -442,7 +442,12 @@ static void test_sql_scalars(void **state)
 		"SELECT abs(json_extract(l, '$[0]') - 13.0 / 3) < 1e-12 AND "
 		"abs(json_extract(l, '$[1]') - 17.0 / 3) < 1e-12 FROM (SELECT "
 		"device_loads(counts_encode('[1,2,3,4]'), '[[0,1,3],[2,3,3]]') AS l)",
-		"SELECT counts_imbalance(counts_encode('[0,0]'), '[[0],[1]]') = 1.0",
+		/* no token: no work, no imbalance (NULL), loads all the same */
+		"SELECT counts_imbalance(counts_encode('[0,0]'), '[[0],[1]]') IS NULL",
+		"SELECT counts_imbalance(counts_encode('[0,0,0]'), static_phy2log(3, 2, 2), 2) "
+		"IS NULL",
+		"SELECT device_loads(counts_encode('[0,0]'), '[[0],[1]]') = '[0,0]'",
+		"SELECT counts_imbalance(counts_encode('[0,1]'), '[[0],[1]]') = 2.0",
 		"SELECT phy2log_json(static_phy2log(3, 2, 2)) = '[0,1,2,0]'",
 		"SELECT moetrace_model('deepseek-v3', 'experts') = 256",
 		"SELECT moetrace_model('no-such-model', 'experts') IS NULL",
@@ -635,13 +640,127 @@ static void test_sql_replay_views(void **state)
 		 "FROM replay_imbalance WHERE replay = %lld AND step = 1010 AND layer = 0",
 		 (long long)r.id);
 	assert_int_equal(q_int(f->db, sql), 1);
-	/* no tokens: balanced by definition, as analyze_imbalance */
+	/* no tokens: not scored (NULL), so avg() over the step is layer 0's */
 	snprintf(sql, sizeof(sql),
-		 "SELECT imbalance = 1.0 AND baseline = 1.0 FROM replay_imbalance "
+		 "SELECT imbalance IS NULL AND baseline IS NULL FROM replay_imbalance "
 		 "WHERE replay = %lld AND layer = 1",
 		 (long long)r.id);
 	assert_int_equal(q_int(f->db, sql), 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT avg(imbalance) = 1.5 AND avg(baseline) = 2.25 AND count(*) = 2 "
+		 "FROM replay_imbalance WHERE replay = %lld",
+		 (long long)r.id);
+	assert_int_equal(q_int(f->db, sql), 1);
 	assert_int_equal(q_int(f->db, "SELECT sum(bytes) FROM replay_events"), 3 << 20);
+}
+
+/* A layer without tokens in a step (and a step without any token) did no
+ * work there: layer_imbalance says NULL for it, and an avg() over a step
+ * range is balance's step-mean over the scored steps (analyze_balance_run,
+ * which `moetrace balance` prints).  Its own trace: 3 layers x 6 experts,
+ * 3 ranks x 2 slots (static layout); layer 1 never gets a token, layer 0
+ * none in steps 2 and 5, no layer any in step 4. */
+#define N_L 3
+#define N_E 6
+#define N_N 8
+static void test_sql_no_token_null(void **state)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	struct store_run run;
+	struct store_step st[N_N];
+	struct analyze_balance b;
+	static uint32_t heat[N_N][N_L][N_E];
+	int32_t p2l[N_L][3 * 2];
+	char *path = tmpdb(), *msg = NULL, sql[256];
+	struct util_rng rng;
+	struct store *s;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int rows = 0, nulls = 0;
+
+	(void)state;
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	memset(&run, 0, sizeof(run));
+	snprintf(run.name, sizeof(run.name), "gaps");
+	run.layers = N_L;
+	run.experts = N_E;
+	run.ranks = 3;
+	run.slots = 2;
+	assert_int_equal(store_run_add(s, &run), 0);
+	util_rng_seed(&rng, 21);
+	for (int n = 0; n < N_N; n++) {
+		for (int l = 0; l < N_L; l++)
+			for (int e = 0; e < N_E; e++)
+				heat[n][l][e] = l == 1 || n == 4 || (l == 0 && (n == 2 || n == 5))
+							? 0
+							: 1 + util_rng_below(&rng, 50);
+		memset(&st[n], 0, sizeof(st[n]));
+		st[n].step = 100 + n;
+		st[n].counts = &heat[n][0][0];
+	}
+	assert_int_equal(store_steps_append(s, &run, st, N_N), 0);
+	db = store_int_db(s);
+	assert_int_equal(store_sql_register(db, &msg), SQLITE_OK);
+
+	/* row by row: NULL exactly where the layer got no token, else the
+	 * imbalance of its loads */
+	q = prep(db, "SELECT step, layer, imbalance FROM layer_imbalance ORDER BY step, layer");
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		int n = sqlite3_column_int(q, 0) - 100, l = sqlite3_column_int(q, 1);
+		uint64_t tot = 0;
+		double load[3];
+		for (int e = 0; e < N_E; e++)
+			tot += heat[n][l][e];
+		if (tot == 0) {
+			assert_int_equal(sqlite3_column_type(q, 2), SQLITE_NULL);
+			nulls++;
+		} else {
+			analyze_static_phy2log(N_E, 3, 2, p2l[0]);
+			analyze_device_load_u32(heat[n][l], N_E, p2l[0], 3, 2, NULL, load);
+			double want = analyze_imbalance(load, 3);
+			assert_int_equal(sqlite3_column_type(q, 2), SQLITE_FLOAT);
+			assert_true(fabs(sqlite3_column_double(q, 2) - want) <= 1e-12 * want);
+		}
+		rows++;
+	}
+	sqlite3_finalize(q);
+	assert_int_equal(rows, N_N * N_L);
+	assert_int_equal(nulls, N_N + 2 + 2); /* layer 1, layer 0 in 2 and 5, step 4 */
+
+	/* avg() over a step range leaves the NULLs out: balance's step-mean */
+	for (int l = 0; l < N_L; l++)
+		analyze_static_phy2log(N_E, 3, 2, p2l[l]);
+	static const int64_t range[][2] = { { 100, 107 }, { 101, 105 }, { 104, 104 } };
+	for (size_t k = 0; k < sizeof(range) / sizeof(range[0]); k++) {
+		assert_int_equal(analyze_balance_run(s, &run, range[k][0], range[k][1], 0,
+						     &p2l[0][0], 3, 2, &b),
+				 0);
+		for (int l = 0; l < N_L; l++) {
+			snprintf(sql, sizeof(sql),
+				 "SELECT avg(imbalance), count(imbalance) FROM layer_imbalance "
+				 "WHERE run = %lld AND layer = %d AND step BETWEEN %lld AND %lld",
+				 (long long)run.id, l, (long long)range[k][0],
+				 (long long)range[k][1]);
+			q = prep(db, sql);
+			assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+			double mean = b.layer[l].step_mean;
+			assert_int_equal(sqlite3_column_int64(q, 1), b.layer[l].steps);
+			if (isnan(mean)) { /* nothing scored: no mean either */
+				assert_int_equal(sqlite3_column_type(q, 0), SQLITE_NULL);
+			} else {
+				double got = sqlite3_column_double(q, 0);
+				if (!(fabs(got - mean) <= 1e-12 * mean))
+					fail_msg("steps %lld-%lld layer %d: avg %.17g, balance %.17g",
+						 (long long)range[k][0], (long long)range[k][1], l,
+						 got, mean);
+			}
+			sqlite3_finalize(q);
+		}
+		analyze_balance_release(&b);
+	}
+	store_free(s);
+	cleanup(path);
+	free(path);
 }
 
 /* Every --examples query runs on a trace. */
@@ -696,6 +815,7 @@ int main(void)
 		cmocka_unit_test(test_sql_malformed_blobs),
 		cmocka_unit_test(test_sql_expert_heat_shape),
 		cmocka_unit_test(test_sql_replay_views),
+		cmocka_unit_test(test_sql_no_token_null),
 		cmocka_unit_test(test_sql_examples_run),
 		cmocka_unit_test(test_sql_readonly_defensive),
 	};
