@@ -60,6 +60,14 @@ expect_grep "$T/out" "per-step mean 1\.792$"
 # 4 (step, layer) pairs not scored: layer 1 in steps 0-2, layer 0 in step 2
 expect_grep "$T/out" "^not scored per step: 4 \(step, layer\) pairs with no token"
 expect_grep "$T/out" "^not scored per step: 1 step in which no layer got a token$"
+# the SQL view leaves the same pairs out: layer_imbalance is NULL there, so
+# avg() per layer is balance's step-mean ('-' where nothing was scored)
+awk 'NF == 8 && $1 ~ /^[0-9]+$/ { print $1, $4 }' "$T/out" >"$T/bal.mean"
+mt sql --format csv "$T/db" "SELECT layer, avg(imbalance) FROM layer_imbalance GROUP BY layer
+	ORDER BY layer" | tail -n +2 |
+	awk -F, '{ print $1, $2 == "" ? "-" : sprintf("%.3f", $2) }' >"$T/sql.mean"
+[ "$(wc -l <"$T/bal.mean")" = 3 ] || fail "balance: not 3 layer rows"
+same_file "$T/bal.mean" "$T/sql.mean"
 # the replay scores the same steps: its baseline (the static layout
 # throughout) is the overall per-step figure above
 expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0
