@@ -22,7 +22,7 @@
 #include "util/util.h"
 
 /* Version of the ClickHouse schema, in moetrace_meta.version. */
-#define FLEET_SCHEMA_VERSION 3
+#define FLEET_SCHEMA_VERSION 4
 /* Default steps summed per counts_rollup row (docs/fleet.md has why). */
 #define FLEET_ROLLUP_STEPS 100
 /* Default steps per INSERT of `push`. */

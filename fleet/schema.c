@@ -15,7 +15,7 @@
 /* placed_at of the static layout: below every step a trace holds. */
 #define STATIC_AT "toInt64(-9223372036854775807 - 1)"
 
-/* Tables and views of schema 3 (moetrace_meta last; moetrace_meta_new
+/* Tables and views of schema 4 (moetrace_meta last; moetrace_meta_new
  * only while a migration replaces moetrace_meta). */
 static const char *const schema_names[] = {
 	"runs", "steps", "counts", "deployed", "counts_rollup", "counts_rollup_mv",
@@ -67,6 +67,34 @@ static const char *const tables[][2] = {
 	"WHERE (deployment, run, first_step) IN "                                            \
 	"(SELECT deployment, run, first_step FROM rollup_windows)"
 
+/* The imbalance per step and layer under the static layout and under the
+ * placement in force (views layer_imbalance_static, layer_imbalance).  Slot
+ * p holds expert p % E, a replicated expert's tokens split evenly among its
+ * replicas (docs/schema.md's static layout): each cell is expanded to its
+ * replicas' slots and summed per rank.  (Lambdas capturing the counts
+ * array cost ClickHouse a copy per slot, and 18.16 prunes subquery columns
+ * only a lambda names.)  Schema 4: a layer without tokens did no work and
+ * has no imbalance, NULL (docs/cli.md), not 1.0. */
+#define LAYER_IMBALANCE_STATIC                                                              \
+	"SELECT deployment, run, step, layer, "                                             \
+	"if(sum(load) = 0, NULL, max(load) * any(R) / sum(load)) AS imbalance FROM "        \
+	"(SELECT deployment, run, step, layer, R, intDiv(e + j * E, S) AS rank, "           \
+	"sum(x / reps) AS load FROM "                                                       \
+	"(SELECT deployment, run, step, layer, E, R, S, x, toUInt64(i - 1) AS e, "          \
+	"toUInt64(intDiv(R * S - 1 - e, E) + 1) AS reps, arrayJoin(range(reps)) AS j FROM " \
+	"(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed " \
+	"ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, "                   \
+	"toUInt64(ranks) AS R, toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND "         \
+	"slots > 0 AND "                                                                    \
+	"ranks * slots >= experts) USING (deployment, run)) "                               \
+	"ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "                   \
+	"GROUP BY deployment, run, step, layer, R, rank) "                                  \
+	"GROUP BY deployment, run, step, layer"
+#define LAYER_IMBALANCE                                                                     \
+	"SELECT deployment, run, step, layer, "                                             \
+	"if(sum(load) <= 0, NULL, max(load) / (sum(load) / count())) AS imbalance "         \
+	"FROM device_load GROUP BY deployment, run, step, layer"
+
 /* Views over committed steps: a step is visible once its steps row (sent
  * after its counts) is there. */
 static const char *const views[][2] = {
@@ -86,25 +114,7 @@ static const char *const views[][2] = {
 	  "arrayReduce('max', counts) AS max_tokens, length(counts) AS experts, "
 	  "if(arraySum(counts) = 0, 1.0, arrayReduce('max', counts) * length(counts) / "
 	  "arraySum(counts)) AS expert_imbalance FROM counts_committed" },
-	/* Slot p holds expert p % E, a replicated expert's tokens split evenly
-	 * among its replicas (docs/schema.md's static layout): each cell is
-	 * expanded to its replicas' slots and summed per rank.  (Lambdas
-	 * capturing the counts array cost ClickHouse a copy per slot, and 18.16
-	 * prunes subquery columns only a lambda names.) */
-	{ "layer_imbalance_static",
-	  "SELECT deployment, run, step, layer, "
-	  "if(sum(load) = 0, 1.0, max(load) * any(R) / sum(load)) AS imbalance FROM "
-	  "(SELECT deployment, run, step, layer, R, intDiv(e + j * E, S) AS rank, "
-	  "sum(x / reps) AS load FROM "
-	  "(SELECT deployment, run, step, layer, E, R, S, x, toUInt64(i - 1) AS e, "
-	  "toUInt64(intDiv(R * S - 1 - e, E) + 1) AS reps, arrayJoin(range(reps)) AS j FROM "
-	  "(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed "
-	  "ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, toUInt64(ranks) AS R, "
-	  "toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND slots > 0 AND "
-	  "ranks * slots >= experts) USING (deployment, run)) "
-	  "ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "
-	  "GROUP BY deployment, run, step, layer, R, rank) "
-	  "GROUP BY deployment, run, step, layer" },
+	{ "layer_imbalance_static", LAYER_IMBALANCE_STATIC },
 	/* The rollups the server summed from counts, and (schema 3) those
 	 * shipped summed, of committed windows only: the same columns. */
 	{ "rollup_heat", ROLLUP_HEAT },
@@ -160,10 +170,7 @@ static const char *const views[][2] = {
 	  "FROM counts_placed ARRAY JOIN counts AS x, arrayEnumerate(counts) AS i) "
 	  "ANY INNER JOIN placement_replicas USING (deployment, run, layer, placed_at, expert)) "
 	  "ARRAY JOIN on_ranks AS rank GROUP BY deployment, run, step, layer, rank" },
-	{ "layer_imbalance",
-	  "SELECT deployment, run, step, layer, "
-	  "if(sum(load) <= 0, 1.0, max(load) / (sum(load) / count())) AS imbalance "
-	  "FROM device_load GROUP BY deployment, run, step, layer" },
+	{ "layer_imbalance", LAYER_IMBALANCE },
 };
 
 static const char *const dist_tables[] = { "runs", "steps", "counts", "deployed",
@@ -343,6 +350,20 @@ static int meta_swap(struct fleet_ch *c, int version, struct util_err *err)
 	return rc;
 }
 
+/* The end of the migration from schema `from` whose statements gave rc:
+ * moetrace_meta replaced by a copy saying from + 1 (meta_swap), or the
+ * failure named with both versions. */
+static int migrated(struct fleet_ch *c, const struct fleet_url *u, int from, int rc,
+		    struct util_err *err)
+{
+	if (!rc)
+		rc = meta_swap(c, from + 1, err);
+	if (rc)
+		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version %d to %d: ",
+				u->shown, from, FLEET_SCHEMA_VERSION);
+	return rc;
+}
+
 /* Schema 1 -> 2: runs (and runs_all) gain id, the views of the placement
  * in force are created, and moetrace_meta is replaced by a copy saying 2
  * (made first as moetrace_meta_new: a migration cut short anywhere is
@@ -372,13 +393,8 @@ static int migrate_1(struct fleet_ch *c, const struct fleet_url *u, struct util_
 		util_buf_addf(&q, "CREATE VIEW IF NOT EXISTS %s AS %s", views[i][0], views[i][1]);
 		rc = exec(c, &q, err);
 	}
-	if (!rc)
-		rc = meta_swap(c, 2, err);
 	util_buf_release(&q);
-	if (rc)
-		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 1 to %d: ",
-				u->shown, FLEET_SCHEMA_VERSION);
-	return rc;
+	return migrated(c, u, 1, rc, err);
 }
 
 /* Schema 2 -> 3: the tables of shipped rollups (and their Distributed
@@ -398,12 +414,27 @@ static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *
 		rc = create_dist(c, u, cluster, err);
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
 		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
-	if (!rc)
-		rc = meta_swap(c, 3, err);
-	if (rc)
-		util_err_prefix(err, "cannot migrate '%s' from moetrace schema version 2 to %d: ",
-				u->shown, FLEET_SCHEMA_VERSION);
-	return rc;
+	return migrated(c, u, 2, rc, err);
+}
+
+/* Schema 3 -> 4: layer_imbalance and layer_imbalance_static say NULL, not
+ * 1.0, for a layer without tokens: each is dropped and made again (a view
+ * cannot be altered), then moetrace_meta is replaced by a copy saying 4 as
+ * in migrate_1.  Every statement may run again: a migration cut short is
+ * redone whole. */
+static int migrate_3(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
+{
+	static const char *const steps[] = {
+		"DROP TABLE IF EXISTS layer_imbalance_static",
+		"CREATE VIEW layer_imbalance_static AS " LAYER_IMBALANCE_STATIC,
+		"DROP TABLE IF EXISTS layer_imbalance",
+		"CREATE VIEW layer_imbalance AS " LAYER_IMBALANCE,
+	};
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
+		rc = fleet_ch_query(c, steps[i], 1, NULL, 0, NULL, err);
+	return migrated(c, u, 3, rc, err);
 }
 
 int fleet_schema_rollup_steps(struct fleet_ch *c, int *n, struct util_err *err)
@@ -458,7 +489,9 @@ static int check_existing(struct fleet_ch *c, const struct fleet_url *u,
 				    cl[0] ? "'" : "");
 	if (version == 1 && (rc = migrate_1(c, u, err)))
 		return rc;
-	return version <= 2 ? migrate_2(c, u, cl, err) : 0;
+	if (version <= 2 && (rc = migrate_2(c, u, cl, err)))
+		return rc;
+	return version <= 3 ? migrate_3(c, u, err) : 0;
 }
 
 int fleet_schema_ensure(struct fleet_ch *c, const struct fleet_schema_opts *o,

@@ -181,7 +181,7 @@ same_file "$T/sqlite.heat" "$T/two.heat"
 q default "CREATE DATABASE newer" && q newer "CREATE TABLE moetrace_meta ENGINE = TinyLog AS
 	SELECT toUInt32(99) AS version, toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
 expect_status 2 mt push "$T/g.db" "$URL/newer"
-expect_grep "$T/err" "^moetrace push: 'clickhouse://127.0.0.1:$HTTP/newer' has moetrace schema version 99, newer than this moetrace knows \(3\)"
+expect_grep "$T/err" "^moetrace push: 'clickhouse://127.0.0.1:$HTTP/newer' has moetrace schema version 99, newer than this moetrace knows \(4\)"
 q default "CREATE DATABASE other" && q other "CREATE TABLE t (x UInt8) ENGINE = TinyLog"
 expect_status 2 mt push "$T/g.db" "$URL/other"
 expect_grep "$T/err" "'clickhouse://127.0.0.1:$HTTP/other' is not a moetrace schema: it holds table 't'"

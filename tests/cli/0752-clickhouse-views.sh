@@ -4,10 +4,12 @@
 # deployed placement changes mid-run, with steps before the first change
 # (static layout), a run without deployed rows, a run without an EP layout
 # of its own, counts rows missing for some layers, and run ids with a gap
-# (a run deleted).  Missing counts rows stay missing on the server (info
-# counts them the same); runs are selected by the file's ids, gaps
-# included.  A schema 1 database is migrated to 3 by a push, and read
-# (numbering its runs 1, 2, ...) before that.
+# (a run deleted), and layers without tokens in a step (and a step without
+# any), whose imbalance is NULL on both sides: not scored, not 1.0.
+# Missing counts rows stay missing on the server (info counts them the
+# same); runs are selected by the file's ids, gaps included.  A schema 1
+# database is migrated to 4 by a push, and read (numbering its runs 1, 2,
+# ...) before that; a schema 3 one (1.0 for a layer without tokens) too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ch.sh"
 
@@ -36,7 +38,10 @@ expect_status 0 mt sql --write "$T/t.db" "
 	DELETE FROM counts WHERE run = 2; DELETE FROM steps WHERE run = 2; DELETE FROM runs WHERE run = 2;
 	UPDATE runs SET model = 'in-house-moe', ranks = 0, slots = 0 WHERE run = 4;
 	DELETE FROM counts WHERE run = 1 AND ((step = 5 AND layer < 3) OR (step = 30 AND layer = 31));
-	DELETE FROM counts WHERE run = 4 AND step = 12 AND layer = 7"
+	DELETE FROM counts WHERE run = 4 AND step = 12 AND layer = 7;
+	UPDATE counts SET data = counts_encode('[0,0,0,0,0,0,0,0]') WHERE (run = 1 AND
+		(step = 45 OR (step = 25 AND layer = 4) OR (step = 8 AND layer = 0)))
+		OR (run = 3 AND step = 10 AND layer = 2)"
 expect_status 0 mt info "$T/t.db"
 expect_grep "$T/out" "^run 3 'flat'"
 expect_grep "$T/out" "counts     4 of 1920 rows"
@@ -45,7 +50,8 @@ cp "$T/t.db" "$T/t.orig"
 
 # views: SQLite's (run named) against the server's, row by row: the same
 # keys and text, and floats equal to 1e-12 relative (a replicated expert's
-# tokens split in thirds are summed per rank in another order)
+# tokens split in thirds are summed per rank in another order); a NULL
+# (SQLite's empty CSV field, the server's \N) only against a NULL
 lite() { mt sql --format csv "$T/t.db" "$1" | tail -n +2 | tr , '\t' | tr -d '"'; }
 # cmp_view F NAME SQLITE_QUERY SERVER_QUERY: field F is a float
 cmp_view() {
@@ -57,7 +63,9 @@ cmp_view() {
 		n = NF / 2
 		for (i = 1; i <= n; i++) {
 			a = $i; b = $(i + n)
-			if (i == f) {
+			if (i == f && (a == "" || b == "\\N")) {
+				if ((a == "") != (b == "\\N")) { print "row " NR ": " $0; bad = 1 }
+			} else if (i == f) {
 				d = a - b; if (d < 0) d = -d
 				m = a < 0 ? -a : a
 				if (d > 1e-12 * (m > 1 ? m : 1)) { print "row " NR ": " $0; bad = 1 }
@@ -80,6 +88,28 @@ check_views() {
 		ORDER BY 2, 3, 4" "SELECT 0, run, step, layer, placement,
 		replace($P2L, ',', ';'), ranks, slots, arraySum(counts) FROM counts_placement
 		WHERE deployment = 'v' ORDER BY run, step, layer"
+	# 'flat' has no deployed rows: the static view is layer_imbalance
+	cmp_view 3 "layer_imbalance_static$2" "SELECT i.step, i.layer, i.imbalance FROM
+		layer_imbalance i JOIN runs r USING (run) WHERE r.name = 'flat' ORDER BY 1, 2" \
+		"SELECT step, layer, imbalance FROM layer_imbalance_static WHERE deployment = 'v'
+		AND run = 'flat' ORDER BY step, layer"
+	# a layer without tokens is NULL, on the server as in SQLite: layer 4 of
+	# step 25 and layer 0 of step 8 of 'gen', all 32 layers of its step 45,
+	# layer 2 of step 10 of 'flat'
+	[ "$(grep -c '	\\N$' "$T/layer_imbalance$2.ch")" = 35 ] ||
+		fail "layer_imbalance$2: not 35 NULL rows"
+	grep -q "^gen	25	4	\\\\N$" "$T/layer_imbalance$2.ch" || fail "layer_imbalance$2: gen 25 4"
+	[ "$(grep -c '	\\N$' "$T/layer_imbalance_static$2.ch")" = 1 ] ||
+		fail "layer_imbalance_static$2: not 1 NULL row"
+	grep -q "^10	2	\\\\N$" "$T/layer_imbalance_static$2.ch" ||
+		fail "layer_imbalance_static$2: flat 10 2"
+	# so avg() leaves them out on both sides: the mean over the scored pairs
+	echo "$(q "$DB" "SELECT count(imbalance), avg(imbalance) FROM layer_imbalance
+		WHERE deployment = 'v' AND run = 'gen' FORMAT TSV")" \
+		"$(lite "SELECT count(i.imbalance), avg(i.imbalance) FROM layer_imbalance i
+		JOIN runs r USING (run) WHERE r.name = 'gen'")" | awk '{ d = $2 - $4
+		exit !($1 == 60 * 32 - 4 - 34 && $1 == $3 && (d < 0 ? -d : d) <= 1e-12 * $2) }' ||
+		fail "layer_imbalance$2: avg() or count() differ"
 }
 check_views fleet ""
 # what the rows hold: static before step 20, deployed after; 'flat' static
@@ -149,7 +179,7 @@ expect_status 0 mt info "$URL/old?deployment=v"
 expect_grep "$T/out" "^run 1 'gen'"
 expect_grep "$T/out" "^run 2 'flat'"
 expect_status 0 mt push "$T/t.db" "$URL/old" --deployment v
-[ "$(q old "SELECT version FROM moetrace_meta")" = 3 ] || fail "not migrated to schema 3"
+[ "$(q old "SELECT version FROM moetrace_meta")" = 4 ] || fail "not migrated to schema 4"
 [ "$(q old "SELECT count() FROM system.tables WHERE database = 'old' AND
 	name IN ('rollup_shipped', 'rollup_windows')")" = 2 ] || fail "schema 3's tables not created"
 [ "$(q old "SELECT run, id FROM runs ORDER BY run FORMAT CSV" | tr '\n' ' ')" = \
@@ -158,18 +188,48 @@ expect_status 0 mt push "$T/t.db" "$URL/old" --deployment v
 expect_status 0 mt info "$URL/old?deployment=v"
 expect_grep "$T/out" "^run 3 'bare'"
 check_views old ".migrated"
+
+# a schema 3 database: the imbalance views said 1.0 for a layer without
+# tokens (made here from the current ones, NULL put back to 1.0); read as
+# it is, then migrated to 4 by a push
+expect_status 0 mt push "$T/t.db" "$URL/three" --deployment v
+for v in layer_imbalance_static layer_imbalance; do
+	def=$(q three "SELECT create_table_query FROM system.tables WHERE database = 'three'
+		AND name = '$v' FORMAT TSVRaw" | sed 's/^.*) AS SELECT /SELECT /; s/(sum(load) \([<=]*\) 0, NULL, /(sum(load) \1 0, 1., /')
+	case $def in *"(sum(load) "*" 0, 1., "*) ;; *) fail "$v: no schema 3 definition made: $def" ;; esac
+	q three "DROP TABLE $v" && q three "CREATE VIEW $v AS $def" || fail "the old $v"
+done
+q three "DROP TABLE moetrace_meta"
+q three "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(3) AS version,
+	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
+[ "$(q three "SELECT imbalance FROM layer_imbalance WHERE run = 'gen' AND step = 25 AND layer = 4")" = 1 ] ||
+	fail "the schema 3 layer_imbalance does not say 1 for a layer without tokens"
+expect_status 0 mt info "$URL/three?deployment=v"
+expect_grep "$T/out" "^run 3 'flat'"
+expect_status 0 mt push "$T/t.db" "$URL/three" --deployment v
+[ "$(q three "SELECT version FROM moetrace_meta")" = 4 ] || fail "not migrated from 3 to 4"
+check_views three ".v3"
 # a migration cut short after dropping moetrace_meta is completed
 q default "CREATE DATABASE cut"
 expect_status 0 mt push "$T/t.db" "$URL/cut" --deployment v --run flat
 q cut "RENAME TABLE moetrace_meta TO moetrace_meta_new"
 expect_status 0 mt push "$T/t.db" "$URL/cut" --deployment v --run flat
-[ "$(q cut "SELECT version FROM moetrace_meta")" = 3 ] || fail "cut-short migration not completed"
+[ "$(q cut "SELECT version FROM moetrace_meta")" = 4 ] || fail "cut-short migration not completed"
+# a migration from 3 cut short between dropping a view and making it again
+q cut "DROP TABLE layer_imbalance"
+q cut "DROP TABLE moetrace_meta"
+q cut "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(3) AS version,
+	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
+expect_status 0 mt push "$T/t.db" "$URL/cut" --deployment v --run flat
+[ "$(q cut "SELECT version FROM moetrace_meta")" = 4 ] || fail "cut-short migration from 3"
+[ "$(q cut "SELECT count(), countIf(imbalance IS NULL) FROM layer_imbalance WHERE run = 'flat'
+	FORMAT CSV")" = "$((50 * 32)),1" ] || fail "layer_imbalance not made again"
 # a newer schema is refused before its unknown tables are
 q cut "CREATE TABLE future (x UInt8) ENGINE = TinyLog"
 q cut "DROP TABLE moetrace_meta"
-q cut "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(4) AS version,
+q cut "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(5) AS version,
 	toUInt32(100) AS rollup_steps, '' AS cluster, now() AS created"
 expect_status 2 mt push "$T/t.db" "$URL/cut" --deployment v
-expect_grep "$T/err" "has moetrace schema version 4, newer than this moetrace knows \(3\): upgrade moetrace"
+expect_grep "$T/err" "has moetrace schema version 5, newer than this moetrace knows \(4\): upgrade moetrace"
 same_file "$T/t.db" "$T/t.orig"
 exit 0

@@ -97,7 +97,7 @@ server_windows o a >"$T/o.win"
 same_file "$T/file.win" "$T/o.win"
 
 # 5b. a schema 2 database (no tables of shipped rollups) is migrated to 3
-# by a rollup-only push, its full-resolution rollups kept
+# (and on to 4) by a rollup-only push, its full-resolution rollups kept
 expect_status 0 mt push "$T/g.db" "$URL/two" --deployment full --rollup-steps $N
 q two "DROP TABLE rollup_shipped"
 q two "DROP TABLE rollup_windows"
@@ -109,7 +109,7 @@ q two "DROP TABLE moetrace_meta"
 q two "CREATE TABLE moetrace_meta ENGINE = TinyLog AS SELECT toUInt32(2) AS version,
 	toUInt32($N) AS rollup_steps, '' AS cluster, now() AS created"
 expect_status 0 mt push "$T/g.db" "$URL/two" --deployment a --rollup-only
-[ "$(q two "SELECT version FROM moetrace_meta")" = 3 ] || fail "not migrated to schema 3"
+[ "$(q two "SELECT version FROM moetrace_meta")" = 4 ] || fail "not migrated to schema 4"
 server_windows two a >"$T/two.win"
 same_file "$T/file.win" "$T/two.win"
 [ "$(q two "SELECT count() FROM rollup_heat WHERE deployment = 'full'")" = 56 ] ||
