@@ -67,14 +67,16 @@ static const char *const tables[][2] = {
 	"WHERE (deployment, run, first_step) IN "                                            \
 	"(SELECT deployment, run, first_step FROM rollup_windows)"
 
-/* The imbalance per step and layer under the static layout and under the
- * placement in force (views layer_imbalance_static, layer_imbalance).  Slot
- * p holds expert p % E, a replicated expert's tokens split evenly among its
- * replicas (docs/schema.md's static layout): each cell is expanded to its
- * replicas' slots and summed per rank.  (Lambdas capturing the counts
- * array cost ClickHouse a copy per slot, and 18.16 prunes subquery columns
- * only a lambda names.)  Schema 4: a layer without tokens did no work and
- * has no imbalance, NULL (docs/cli.md), not 1.0. */
+/* Imbalance per step and layer: under the static layout
+ * (layer_imbalance_static), of the experts themselves (step_heat) and under
+ * the placement in force (layer_imbalance).  Since schema 4 a layer without
+ * tokens did no work and has no imbalance: NULL (docs/cli.md), not 1.0.
+ *
+ * The static layout: slot p holds expert p % E, a replicated expert's
+ * tokens split evenly among its replicas (docs/schema.md): each cell is
+ * expanded to its replicas' slots and summed per rank.  (Lambdas capturing
+ * the counts array cost ClickHouse a copy per slot, and 18.16 prunes
+ * subquery columns only a lambda names.) */
 #define LAYER_IMBALANCE_STATIC                                                              \
 	"SELECT deployment, run, step, layer, "                                             \
 	"if(sum(load) = 0, NULL, max(load) * any(R) / sum(load)) AS imbalance FROM "        \
@@ -85,11 +87,15 @@ static const char *const tables[][2] = {
 	"(SELECT deployment, run, step, layer, counts AS c, E, R, S FROM counts_committed " \
 	"ANY INNER JOIN (SELECT deployment, run, toUInt64(experts) AS E, "                   \
 	"toUInt64(ranks) AS R, toUInt64(slots) AS S FROM runs WHERE ranks > 0 AND "         \
-	"slots > 0 AND "                                                                    \
-	"ranks * slots >= experts) USING (deployment, run)) "                               \
+	"slots > 0 AND ranks * slots >= experts) USING (deployment, run)) "                 \
 	"ARRAY JOIN c AS x, arrayEnumerate(c) AS i WHERE length(c) = E) "                   \
 	"GROUP BY deployment, run, step, layer, R, rank) "                                  \
 	"GROUP BY deployment, run, step, layer"
+#define STEP_HEAT                                                                           \
+	"SELECT deployment, run, step, layer, arraySum(counts) AS tokens, "                 \
+	"arrayReduce('max', counts) AS max_tokens, length(counts) AS experts, "             \
+	"if(arraySum(counts) = 0, NULL, arrayReduce('max', counts) * length(counts) / "     \
+	"arraySum(counts)) AS expert_imbalance FROM counts_committed"
 #define LAYER_IMBALANCE                                                                     \
 	"SELECT deployment, run, step, layer, "                                             \
 	"if(sum(load) <= 0, NULL, max(load) / (sum(load) / count())) AS imbalance "         \
@@ -109,11 +115,7 @@ static const char *const views[][2] = {
 	  "(SELECT deployment, run, layer, sumForEach(counts) AS s FROM counts_committed "
 	  "GROUP BY deployment, run, layer) "
 	  "ARRAY JOIN arrayMap((x, i) -> (i, x), s, arrayEnumerate(s)) AS e" },
-	{ "step_heat",
-	  "SELECT deployment, run, step, layer, arraySum(counts) AS tokens, "
-	  "arrayReduce('max', counts) AS max_tokens, length(counts) AS experts, "
-	  "if(arraySum(counts) = 0, 1.0, arrayReduce('max', counts) * length(counts) / "
-	  "arraySum(counts)) AS expert_imbalance FROM counts_committed" },
+	{ "step_heat", STEP_HEAT },
 	{ "layer_imbalance_static", LAYER_IMBALANCE_STATIC },
 	/* The rollups the server summed from counts, and (schema 3) those
 	 * shipped summed, of committed windows only: the same columns. */
@@ -417,9 +419,9 @@ static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *
 	return migrated(c, u, 2, rc, err);
 }
 
-/* Schema 3 -> 4: layer_imbalance and layer_imbalance_static say NULL, not
- * 1.0, for a layer without tokens: each is dropped and made again (a view
- * cannot be altered), then moetrace_meta is replaced by a copy saying 4 as
+/* Schema 3 -> 4: layer_imbalance, layer_imbalance_static and step_heat's
+ * expert_imbalance say NULL, not 1.0, for a layer without tokens: each view
+ * is dropped and made again (a view cannot be altered), then moetrace_meta is replaced by a copy saying 4 as
  * in migrate_1.  Every statement may run again: a migration cut short is
  * redone whole. */
 static int migrate_3(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
@@ -429,6 +431,8 @@ static int migrate_3(struct fleet_ch *c, const struct fleet_url *u, struct util_
 		"CREATE VIEW layer_imbalance_static AS " LAYER_IMBALANCE_STATIC,
 		"DROP TABLE IF EXISTS layer_imbalance",
 		"CREATE VIEW layer_imbalance AS " LAYER_IMBALANCE,
+		"DROP TABLE IF EXISTS step_heat",
+		"CREATE VIEW step_heat AS " STEP_HEAT,
 	};
 	int rc = 0;
 

@@ -5,7 +5,8 @@
 # (static layout), a run without deployed rows, a run without an EP layout
 # of its own, counts rows missing for some layers, and run ids with a gap
 # (a run deleted), and layers without tokens in a step (and a step without
-# any), whose imbalance is NULL on both sides: not scored, not 1.0.
+# any), whose imbalance is NULL on both sides: not scored, not 1.0 (in
+# step_heat's expert_imbalance too).
 # Missing counts rows stay missing on the server (info counts them the
 # same); runs are selected by the file's ids, gaps included.  A schema 1
 # database is migrated to 4 by a push, and read (numbering its runs 1, 2,
@@ -93,12 +94,19 @@ check_views() {
 		layer_imbalance i JOIN runs r USING (run) WHERE r.name = 'flat' ORDER BY 1, 2" \
 		"SELECT step, layer, imbalance FROM layer_imbalance_static WHERE deployment = 'v'
 		AND run = 'flat' ORDER BY step, layer"
+	# step_heat's hottest / mean expert, from the counts in SQLite
+	cmp_view 4 "step_heat$2" "SELECT r.name, c.step, c.layer, CASE WHEN counts_sum(c.data) > 0
+		THEN 1.0 * counts_max(c.data) * counts_n(c.data) / counts_sum(c.data) END AS x FROM counts c
+		JOIN runs r USING (run) ORDER BY 1, 2, 3" \
+		"SELECT run, step, layer, expert_imbalance FROM step_heat WHERE deployment = 'v'
+		ORDER BY run, step, layer"
 	# a layer without tokens is NULL, on the server as in SQLite: layer 4 of
 	# step 25 and layer 0 of step 8 of 'gen', all 32 layers of its step 45,
 	# layer 2 of step 10 of 'flat'
 	[ "$(grep -c '	\\N$' "$T/layer_imbalance$2.ch")" = 35 ] ||
 		fail "layer_imbalance$2: not 35 NULL rows"
 	grep -q "^gen	25	4	\\\\N$" "$T/layer_imbalance$2.ch" || fail "layer_imbalance$2: gen 25 4"
+	[ "$(grep -c '	\\N$' "$T/step_heat$2.ch")" = 35 ] || fail "step_heat$2: not 35 NULL rows"
 	[ "$(grep -c '	\\N$' "$T/layer_imbalance_static$2.ch")" = 1 ] ||
 		fail "layer_imbalance_static$2: not 1 NULL row"
 	grep -q "^10	2	\\\\N$" "$T/layer_imbalance_static$2.ch" ||
@@ -193,10 +201,10 @@ check_views old ".migrated"
 # tokens (made here from the current ones, NULL put back to 1.0); read as
 # it is, then migrated to 4 by a push
 expect_status 0 mt push "$T/t.db" "$URL/three" --deployment v
-for v in layer_imbalance_static layer_imbalance; do
+for v in layer_imbalance_static layer_imbalance step_heat; do
 	def=$(q three "SELECT create_table_query FROM system.tables WHERE database = 'three'
-		AND name = '$v' FORMAT TSVRaw" | sed 's/^.*) AS SELECT /SELECT /; s/(sum(load) \([<=]*\) 0, NULL, /(sum(load) \1 0, 1., /')
-	case $def in *"(sum(load) "*" 0, 1., "*) ;; *) fail "$v: no schema 3 definition made: $def" ;; esac
+		AND name = '$v' FORMAT TSVRaw" | sed 's/^.*) AS SELECT /SELECT /; s/if(\([a-zA-Z]*([a-z]*) [<=]* 0\), NULL, /if(\1, 1., /')
+	case $def in *" 0, 1., "*) ;; *) fail "$v: no schema 3 definition made: $def" ;; esac
 	q three "DROP TABLE $v" && q three "CREATE VIEW $v AS $def" || fail "the old $v"
 done
 q three "DROP TABLE moetrace_meta"
