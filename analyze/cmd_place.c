@@ -476,6 +476,19 @@ static int place_deployment(struct place *p, struct util_err *err)
 	if (analyze_deploy_resolve(run, p->model, o->c.ranks, &dopts, &p->dep, err))
 		return util_cli_fail(CMD, err);
 	o->c.quant = p->dep.quant;
+	if (!o->c.current && p->s) {
+		/* as compare: the placement in force at the end of the fitting
+		 * window (recorded, else static), so that a migration-aware
+		 * algorithm moves only what pays and the figures are compare's */
+		int deployed = 0;
+		p->cur = xmallocarray((size_t)run->layers * o->c.ranks * o->c.slots,
+				      sizeof(int32_t));
+		if (analyze_start_placement(p->s, run, o->c.to, o->c.ranks, o->c.slots, 0, p->cur,
+					    &deployed, NULL, err))
+			return util_cli_fail(CMD, err);
+		o->c.current = deployed ? "deployed" : "static";
+		return 0;
+	}
 	if (o->c.current) {
 		p->cur = xmallocarray((size_t)run->layers * o->c.ranks * o->c.slots,
 				      sizeof(int32_t));
@@ -617,8 +630,9 @@ static void json_summary(struct json_object *root, const struct place *p)
 	}
 }
 
-/* With --current: the moves from it and their transfer (bytes and
- * seconds null without a model). */
+/* With a current placement: which one ("static", "deployed" or the
+ * file), the moves from it and their transfer (bytes and seconds null
+ * without a model). */
 static void json_transfer(struct json_object *root, const struct place *p)
 {
 	const struct analyze_plan *plan = &p->plan;
@@ -626,6 +640,7 @@ static void json_transfer(struct json_object *root, const struct place *p)
 	const struct store_model *model = p->model;
 	const uint64_t ebytes = dep->expert_bytes;
 
+	json_object_object_add(root, "current", json_object_new_string(p->o.c.current));
 	json_object_object_add(root, "moves", json_object_new_int64(plan->moves));
 	json_object_object_add(root, "bytes",
 			       model ? json_object_new_int64((int64_t)(plan->moves * ebytes))

@@ -16,14 +16,14 @@ strict=${MOETRACE_HOSTILE_STRICT:-1}
 # Commands that do not read the damaged part succeed (exit 0): info lists
 # metadata (it never decodes counts), replays reads only the replay
 # tables, the sql query here reads counts blobs alone, export writes heat
-# (not the deployed placement), place (no --current) and render heatmap
-# never read the deployed placement.
+# (not the deployed placement), and render heatmap never reads the deployed
+# placement (place does: its current placement is the one in force).
 ALLOW="blob-random:info blob-tag:info blob-text:info blob-count:info layers-fewer:info
 deployed-garbage:info blob-random:replays blob-tag:replays blob-text:replays
 blob-count:replays layers-fewer:replays experts-negative:replays shape-huge:replays
 slots-overflow:replays experts-wrap:replays deployed-garbage:replays
 deployed-garbage:sql deployed-garbage:export
-deployed-garbage:place deployed-garbage:render"
+deployed-garbage:render"
 
 expect_status 0 mt gen --model mixtral-8x7b --steps 24 --ranks 4 --slots 3 -q "$T/good.db"
 mkdir -p "$T/db" "$T/o"

@@ -631,6 +631,20 @@ static int draw_lines(cairo_t *cr, double w, double h, int page, void *ctx)
 	return render_imbalance(cr, w, h, &j->cfg, j->s, j->n);
 }
 
+/* Pixels of the first series' colour in j drawn to NAME. */
+static long line_pixels(struct lines_job *j, const char *name)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	cairo_surface_t *img;
+	long n;
+
+	assert_int_equal(render_write(path_in(name), 800, 400, 1, 1, draw_lines, j, &err), 0);
+	img = cairo_image_surface_create_from_png(path_in(name));
+	n = count_colour(img, 0x00, 0x72, 0xb2, 6);
+	cairo_surface_destroy(img);
+	return n;
+}
+
 static void test_render_imbalance_long_and_short(void **state)
 {
 	enum { N = 100000 };
@@ -669,35 +683,19 @@ static void test_render_imbalance_long_and_short(void **state)
 	assert_true(count_colour(img, 0x00, 0x72, 0xb2, 6) > 50);
 	cairo_surface_destroy(img);
 	/* a step not scored (NAN) is a gap: the line stops and starts
-	 * again, and the two ends alone keep their dots */
+	 * again, and the two ends alone keep their dots; with nothing
+	 * scored, only the legend's sample is left */
 	{
 		double x3[3] = { 0, 1, 2 }, full[3] = { 2, 2, 2 }, gap[3] = { 2, NAN, 2 };
 		double none[3] = { NAN, NAN, NAN };
-		long px_full, px_gap;
 		j.n = 1;
 		j.s[0] = (struct render_series){ "baseline", 3, x3, full, 0, NULL };
-		assert_int_equal(render_write(path_in("full.png"), 800, 400, 1, 1, draw_lines, &j,
-					      &err),
-				 0);
-		img = cairo_image_surface_create_from_png(path_in("full.png"));
-		px_full = count_colour(img, 0x00, 0x72, 0xb2, 6);
-		cairo_surface_destroy(img);
+		long px_full = line_pixels(&j, "full.png");
 		j.s[0].y = gap;
-		assert_int_equal(render_write(path_in("gap.png"), 800, 400, 1, 1, draw_lines, &j,
-					      &err),
-				 0);
-		img = cairo_image_surface_create_from_png(path_in("gap.png"));
-		px_gap = count_colour(img, 0x00, 0x72, 0xb2, 6);
-		cairo_surface_destroy(img);
+		long px_gap = line_pixels(&j, "gap.png");
 		assert_true(px_gap > 50 && px_gap < px_full / 2);
-		/* nothing scored: drawn empty (the legend says so), no line */
 		j.s[0].y = none;
-		assert_int_equal(render_write(path_in("none.png"), 800, 400, 1, 1, draw_lines, &j,
-					      &err),
-				 0);
-		img = cairo_image_surface_create_from_png(path_in("none.png"));
-		assert_true(count_colour(img, 0x00, 0x72, 0xb2, 6) < px_gap);
-		cairo_surface_destroy(img);
+		assert_true(line_pixels(&j, "none.png") < px_gap);
 	}
 	j.n = 0;
 	assert_int_not_equal(render_write(path_in("no.png"), 800, 400, 1, 1, draw_lines, &j, &err),
