@@ -421,9 +421,9 @@ static int migrate_2(struct fleet_ch *c, const struct fleet_url *u, const char *
 
 /* Schema 3 -> 4: layer_imbalance, layer_imbalance_static and step_heat's
  * expert_imbalance say NULL, not 1.0, for a layer without tokens: each view
- * is dropped and made again (a view cannot be altered), then moetrace_meta is replaced by a copy saying 4 as
- * in migrate_1.  Every statement may run again: a migration cut short is
- * redone whole. */
+ * is dropped and made again (a view cannot be altered), then moetrace_meta
+ * is replaced by a copy saying 4 as in migrate_1.  Every statement may run
+ * again: a migration cut short is redone whole. */
 static int migrate_3(struct fleet_ch *c, const struct fleet_url *u, struct util_err *err)
 {
 	static const char *const steps[] = {
