@@ -67,6 +67,11 @@ double analyze_device_load_u32(const uint32_t *heat, int experts, const int32_t 
 
 /* max / mean of n loads (1.0 when all are zero). */
 double analyze_imbalance(const double *load, int n);
+/* The rule of every per-step figure for a layer (or a step) that got no
+ * token: it did no work and has no imbalance, so it is not scored, never
+ * counted as a perfect 1.0 that would flatter the means (docs/cli.md).
+ * max / mean when mean > 0, else NAN (a value every consumer skips). */
+double analyze_scored_imbalance(double max, double mean);
 /* The tokens of a step whose batch size was not recorded: the largest over
  * its L layers of the routed tokens / topk (every token passes every MoE
  * layer; a layer whose records were lost reads fewer, never more). */

@@ -184,7 +184,7 @@ static int load_current(const struct cmp_opts *o, struct store *s, const struct 
  * there (not scored: docs/cli.md). */
 static double layer_next(const struct analyze_compare_algo *c, int l)
 {
-	return c->next_mean[l] > 0 ? c->next_max[l] / c->next_mean[l] : NAN;
+	return analyze_scored_imbalance(c->next_max[l], c->next_mean[l]);
 }
 
 static struct json_object *jd(double x)

@@ -269,6 +269,11 @@ double analyze_imbalance(const double *load, int n)
 	return mx / (sum / n);
 }
 
+double analyze_scored_imbalance(double max, double mean)
+{
+	return mean > 0 ? max / mean : NAN;
+}
+
 int analyze_balance_run(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			unsigned phase_mask, const int32_t *phy2log, int ranks, int slots,
 			struct analyze_balance *b)
@@ -323,12 +328,12 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 			}
 			/* a layer that got no token in a step did no work in it:
 			 * not scored (NAN), rather than counted as balanced */
-			per_step[n * (size_t)L + l] = tot > 0 ? mx / (tot / ranks) : NAN;
+			per_step[n * (size_t)L + l] = analyze_scored_imbalance(mx, tot / ranks);
 			b->empty_layer_steps += tot == 0;
 			smax += mx;
 			smean += tot / ranks;
 		}
-		overall_step[n] = smean > 0 ? smax / smean : NAN;
+		overall_step[n] = analyze_scored_imbalance(smax, smean);
 		if (smean == 0) {
 			b->empty_steps++;
 			b->empty_layer_steps -= L;

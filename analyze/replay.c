@@ -1080,16 +1080,16 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		}
 		lmean[l] = tot / R;
 		/* a layer without tokens in this step is not scored in it */
-		qv[l] = tot > 0 ? lmax[l] / lmean[l] : NAN;
-		qv[L + l] = tot > 0 ? bmax[l] / lmean[l] : NAN;
+		qv[l] = analyze_scored_imbalance(lmax[l], lmean[l]);
+		qv[L + l] = analyze_scored_imbalance(bmax[l], lmean[l]);
 		smax += lmax[l];
 		sbase += bmax[l];
 		smean += lmean[l];
 	}
 	for (size_t i = 0; i < r->LE; i++)
 		r->prefix[i] += st->counts[i];
-	qv[2 * (size_t)L] = smean > 0 ? smax / smean : NAN;
-	qv[2 * L + 1] = smean > 0 ? sbase / smean : NAN;
+	qv[2 * (size_t)L] = analyze_scored_imbalance(smax, smean);
+	qv[2 * L + 1] = analyze_scored_imbalance(sbase, smean);
 	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens / top-k */
@@ -1110,9 +1110,9 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
 		double den = sl >= 0 && sl < L ? lmean[sl] : smean;
 		out->series_step[out->n_series] = st->step;
-		/* no token, no imbalance: NAN, a gap in the chart, not 1.0 */
-		out->series_imbalance[out->n_series] = den > 0 ? num / den : NAN;
-		out->series_base[out->n_series] = den > 0 ? bnum / den : NAN;
+		/* no token, no imbalance: a gap in the chart */
+		out->series_imbalance[out->n_series] = analyze_scored_imbalance(num, den);
+		out->series_base[out->n_series] = analyze_scored_imbalance(bnum, den);
 		out->n_series++;
 	}
 	if (r->pending_eff >= 0)

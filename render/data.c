@@ -184,7 +184,7 @@ static int imb_one_layer(struct imb_walk *w, int layer, int64_t from, int64_t to
 			tot += h[e];
 		/* a step in which the layer got no token has no imbalance:
 		 * NAN (a gap in the line), rather than a flattering 1.0 */
-		imb_push(w, (double)st.step, tot > 0 ? mx / (tot / w->ranks) : NAN);
+		imb_push(w, (double)st.step, analyze_scored_imbalance(mx, tot / w->ranks));
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));
@@ -219,7 +219,7 @@ static int imb_all_layers(struct imb_walk *w, int64_t from, int64_t to, unsigned
 				tot += h[e];
 			smean += tot / w->ranks;
 		}
-		imb_push(w, (double)st.step, smean > 0 ? smax / smean : NAN);
+		imb_push(w, (double)st.step, analyze_scored_imbalance(smax, smean));
 	}
 	if (r < 0)
 		rc = util_err_set(err, r, "%s", store_errmsg(w->s));

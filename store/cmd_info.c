@@ -142,9 +142,16 @@ static void print_run_text(const struct store_run *r, const struct store_run_sta
 		printf("  tokens     %lld%s\n", (long long)st->tokens,
 		       st->tokens == INT64_MAX ? " or more (the total passes an int64)"
 					      : "");
-	if (dur > 0)
-		printf("  duration   %.1f s (%.1f steps/s)\n", dur,
-		       (double)(st->steps - 1) / dur);
+	if (dur > 0) {
+		/* the engine's rate counts its steps, recorded or not (as
+		 * top's does); with holes, the recorded rate too */
+		double eng = (double)(st->last_step - st->first_step) / dur;
+		if (st->last_step - st->first_step + 1 > st->steps)
+			printf("  duration   %.1f s (%.1f steps/s, %.1f of them recorded)\n", dur,
+			       eng, (double)(st->steps - 1) / dur);
+		else
+			printf("  duration   %.1f s (%.1f steps/s)\n", dur, eng);
+	}
 	printf("  deployed   %s\n",
 	       st->deployed ? "placement recorded" : "none (static assumed)");
 	util_human_bytes(hb, sizeof(hb), (double)st->blob_bytes);

@@ -333,7 +333,7 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	head(b, "moetrace_imbalance", "gauge",
 	     "All layers: sum over layers of the max EP-rank load over the sum of the mean.");
 	util_buf_addstr(b, "moetrace_imbalance");
-	value(b, sum_mean > 0 ? sum_max / sum_mean : NAN);
+	value(b, analyze_scored_imbalance(sum_max, sum_mean));
 	head(b, "moetrace_imbalance_rebalanced", "gauge",
 	     "The same under the algorithm's placements; NaN until every layer is computed.");
 	util_buf_addf(b, "moetrace_imbalance_rebalanced{algo=\"%s\"}", h.algo ? h.algo : "");

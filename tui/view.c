@@ -532,11 +532,12 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 					v->cnt + (size_t)l * v->E, v->load);
 		/* a layer without tokens in the step is not scored there
 		 * (docs/cli.md): no point in its history, not a perfect 1.0 */
-		double tot = 0;
-		for (int r = 0; r < v->R; r++)
+		double tot = 0, mx = 0;
+		for (int r = 0; r < v->R; r++) {
 			tot += v->load[r];
-		v->rimb[(size_t)slot * v->L + l] =
-			tot > 0 ? (float)analyze_imbalance(v->load, v->R) : NAN;
+			mx = v->load[r] > mx ? v->load[r] : mx;
+		}
+		v->rimb[(size_t)slot * v->L + l] = (float)analyze_scored_imbalance(mx, tot / v->R);
 	}
 	v->n++;
 }

@@ -47,4 +47,15 @@ done
 # a complete run gets no warning
 expect_status 0 mt balance --run first "$T/db"
 [ ! -s "$T/err" ] || fail "balance warned about a complete run"
+
+# steps/s is the engine's rate (its step ids over the recorded time, as
+# top counts it); with holes, info gives the recorded rate beside it:
+# steps 0-6 over 6 s, 3 and 4 not recorded: 1.0 steps/s, 0.7 recorded
+for s in 0 1 2 5 6; do
+	printf '{"step":%d,"layer":0,"counts":[1,2],"time":%d}\n' "$s" "$s"
+done >"$T/holes.jsonl"
+expect_status 0 mt import "$T/holes.jsonl" --into "$T/h.db" --run holes
+expect_status 0 mt info "$T/h.db"
+expect_grep "$T/out" "^  steps      5 \(0 \.\. 6\), 2 missing$"
+expect_grep "$T/out" "^  duration   6\.0 s \(1\.0 steps/s, 0\.7 of them recorded\)$"
 exit 0
