@@ -24,8 +24,8 @@ while [ $i -lt "$rounds" ]; do
 	fi
 	# a delay in [0, 0.6) s: sometimes during creation, mostly mid-batch
 	delay=$(awk -v s="$seed" -v i="$i" 'BEGIN { srand(s + i); printf "%.3f", rand() * 0.6 }')
-	"$MOETRACE" record --model deepseek-v2-lite --steps 1000000 --block --batch 8 \
-		--run "k$i" "$db" >/dev/null 2>"$T/rec.err" &
+	killable "$MOETRACE" record --model deepseek-v2-lite --steps 1000000 --block --batch 8 \
+		--run "k$i" "$db" >/dev/null 2>"$T/rec.err"
 	pid=$!
 	if [ $i -eq 1 ]; then
 		# the first kill lands mid-recording, however busy the machine:
@@ -38,6 +38,7 @@ while [ $i -lt "$rounds" ]; do
 	fi
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
+	killed_reports
 	[ -e "$db" ] || continue # killed before the file was created: nothing to check
 	ic=$(sqlite3 "$db" "PRAGMA integrity_check" 2>&1)
 	steps_seen=$(sqlite3 "$db" "SELECT count(*) FROM steps")

@@ -42,11 +42,12 @@ seed=$$ i=0 whole=0 none=0
 while [ $i -lt "$rounds" ]; do
 	i=$((i + 1))
 	delay=$(awk -v s="$seed" -v i="$i" -v span="$span" 'BEGIN { srand(s + i); printf "%.3f", rand() * span }')
-	"$MOETRACE" import "$T/t.csv" --into "$db" --run "k$i" >/dev/null 2>"$T/imp.err" &
+	killable "$MOETRACE" import "$T/t.csv" --into "$db" --run "k$i" >/dev/null 2>"$T/imp.err"
 	pid=$!
 	sleep "$delay"
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
+	killed_reports
 	ic=$(sqlite3 "$db" "PRAGMA integrity_check" 2>&1)
 	[ "$ic" = ok ] || fail "round $i (kill after ${delay}s): integrity_check says: $ic"
 	if whole_or_nothing "k$i"; then whole=$((whole + 1)); else none=$((none + 1)); fi

@@ -42,6 +42,30 @@ wait_until() {
 		sleep 0.1
 	done
 }
+# killable CMD...: runs CMD (in the background, as `CMD &` would: its PID in
+# $!) for a test that kills it with SIGKILL at a random moment.  Its
+# sanitizer reports go to $T/killed-san/, not to the test's own report
+# directory (tests/run.sh fails a test on any report there): a kill that
+# lands while LeakSanitizer scans the exiting process leaves a report of
+# LeakSanitizer's own failure ("Unable to get registers from thread N"),
+# which says nothing was checked, not that anything is wrong.
+# killed_reports then fails the test on any other report, and clears them.
+killable() {
+	mkdir -p "$T/killed-san"
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$T/killed-san/report" "$@" &
+}
+killed_reports() {
+	for _kr in "$T"/killed-san/report.*; do
+		[ -f "$_kr" ] || continue
+		if grep -Ev -e 'Unable to get registers from thread' \
+			-e 'LeakSanitizer has encountered a fatal error' -e '^HINT: ' -e '^ *$' \
+			"$_kr" >/dev/null; then
+			cat "$_kr" >&2
+			fail "a killed process left a sanitizer report: $_kr"
+		fi
+		rm -f "$_kr"
+	done
+}
 # free_port: a TCP port of 127.0.0.1 free now (the kernel's pick, released)
 # have_torch: Debian's python3-torch is installed (found, not imported:
 # importing it costs two seconds of CPU)
