@@ -15,9 +15,10 @@ echo "## info latency"
 echo
 echo "\`moetrace info\` on a $(awk -v s="$size" 'BEGIN{printf "%.2f", s/1e9}') GB trace ($steps DeepSeek-V3-shaped steps, 58 x 256),"
 echo "against the \`sqlite3\` shell ($(sqlite3 --version | cut -d' ' -f1)) reading the same per-step table in one query (runs, step"
-echo "count and range, bytes): whole process, median of 9 each, warm page cache. info reads only the"
-echo "per-step table (steps.bytes keeps each step's encoded size), never the counts, and checks"
-echo "the file's tables against the columns its schema version promises."
+echo "count and range, bytes): whole process, median of 9 each, warm page cache. info reads the"
+echo "per-step table (steps.bytes keeps each step's encoded size), counts the counts rows to report"
+echo "missing ones (their index, not one blob decoded) and checks the file's tables against the"
+echo "columns its schema version promises."
 echo
 echo "| program | ms |"
 echo "|---|---:|"

@@ -48,6 +48,16 @@ done
 expect_status 0 mt balance --run first "$T/db"
 [ ! -s "$T/err" ] || fail "balance warned about a complete run"
 
+# a file of one run counts its counts rows another way (the whole table):
+# the same answer, also with a row of a run that is not there
+expect_status 0 mt gen --model mixtral-8x7b --steps 10 --run only -q "$T/one.db"
+expect_status 0 mt sql --write "$T/one.db" "DELETE FROM counts WHERE step = 2 AND layer < 5"
+expect_status 0 mt info "$T/one.db"
+expect_grep "$T/out" "^  counts     5 of 320 rows \\(step x layer\\) missing: they read as zero heat$"
+expect_status 0 mt sql --write "$T/one.db" "INSERT INTO counts SELECT 7, step, layer, data FROM counts WHERE step = 3"
+expect_status 0 mt info "$T/one.db"
+expect_grep "$T/out" "^  counts     5 of 320 rows \\(step x layer\\) missing: they read as zero heat$"
+
 # steps/s is the engine's rate (its step ids over the recorded time, as
 # top counts it); with holes, info gives the recorded rate beside it:
 # steps 0-6 over 6 s, 3 and 4 not recorded: 1.0 steps/s, 0.7 recorded
