@@ -8,6 +8,7 @@
 #include "cmds.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +218,9 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	if (d->expert_bytes)
 		printf("; %s, %s per expert", analyze_quant_name(d->quant),
 		       util_human_bytes(b1, sizeof(b1), (double)d->expert_bytes));
-	printf("\nstart: %s; %lld steps scored under the placement in force", start_desc,
-	       (long long)(m->steps - r->unscored_steps));
+	printf("\nstart: %s; %lld step%s scored under the placement in force", start_desc,
+	       (long long)(m->steps - r->unscored_steps),
+	       m->steps - r->unscored_steps == 1 ? "" : "s");
 	if (r->unscored_steps)
 		printf(" (%lld more in which no layer got a token, not scored)",
 		       (long long)r->unscored_steps);
@@ -285,8 +287,12 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	       "copies");
 	for (int l = 0; l < r->layers; l++) {
 		const struct analyze_replay_layer *y = &r->layer[l];
-		printf("%5d %9.3f %9.3f %9.3f %9.3f %8lld\n", l, y->base_mean, y->mean, y->base_p99,
-		       y->p99, (long long)y->moves);
+		if (isnan(y->mean)) /* no step gave it a token: not scored */
+			printf("%5d %9s %9s %9s %9s %8lld\n", l, "-", "-", "-", "-",
+			       (long long)y->moves);
+		else
+			printf("%5d %9.3f %9.3f %9.3f %9.3f %8lld\n", l, y->base_mean, y->mean,
+			       y->base_p99, y->p99, (long long)y->moves);
 	}
 }
 
@@ -364,11 +370,13 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	printf("],\n \"layers\": [");
 	for (int l = 0; l < r->layers; l++) {
 		const struct analyze_replay_layer *y = &r->layer[l];
-		printf("%s\n  {\"layer\": %d, \"imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
-		       "\"baseline_imbalance_mean\": %.6f, \"baseline_imbalance_p99\": %.6f, "
-		       "\"moves\": %lld}",
-		       l ? "," : "", l, y->mean, y->p99, y->base_mean, y->base_p99,
-		       (long long)y->moves);
+		int have = !isnan(y->mean); /* null: no step gave the layer a token */
+		printf("%s\n  {\"layer\": %d, ", l ? "," : "", l);
+		jnum("imbalance_mean", y->mean, have);
+		jnum("imbalance_p99", y->p99, have);
+		jnum("baseline_imbalance_mean", y->base_mean, have);
+		jnum("baseline_imbalance_p99", y->base_p99, have);
+		printf("\"moves\": %lld}", (long long)y->moves);
 	}
 	printf("]}\n");
 }

@@ -82,10 +82,11 @@ static void qh_add(struct qhist *h, int i, double x)
 	h->count[i]++;
 }
 
-/* The mean of index i's values (1.0 when none was scored). */
+/* The mean of index i's values (NAN when none was scored: a layer that
+ * got no token in any step has no imbalance, not a perfect 1.0). */
 static double qh_mean(const struct qhist *h, int i)
 {
-	return h->count[i] ? h->sum[i] / (double)h->count[i] : 1.0;
+	return h->count[i] ? h->sum[i] / (double)h->count[i] : NAN;
 }
 
 /* Index i's value of rank k (0 = the smallest): its bin's midpoint, 1.0
@@ -109,7 +110,7 @@ static double qh_rank(const struct qhist *h, int i, int64_t k)
 
 /* The pct-th percentile of index i's values, interpolated between the two
  * nearest ranks as util_percentile() does for balance and compare, so the
- * same steps give the same figure to the bins' 0.05% (1.0 when none was
+ * same steps give the same figure to the bins' 0.05% (NAN when none was
  * scored). */
 static double qh_pct(const struct qhist *h, int i, double pct)
 {
@@ -117,7 +118,7 @@ static double qh_pct(const struct qhist *h, int i, double pct)
 	double pos, v;
 
 	if (n == 0)
-		return 1.0;
+		return NAN;
 	pos = pct / 100.0 * (double)(n - 1);
 	lo = (int64_t)pos;
 	v = qh_rank(h, i, lo);
@@ -1342,6 +1343,10 @@ static int replay_finish(struct replay *r)
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	sum->steps = ord;
 	out->unscored_steps = ord - r->qo.count[0];
+	if (ord > 0 && r->qo.count[0] == 0)
+		return util_err_set(r->err, UTIL_EUSAGE,
+				    "no step of the %lld replayed routed a token: nothing to score",
+				    (long long)ord);
 	sum->imbalance_mean = qh_mean(&r->qo, 0);
 	sum->baseline_imbalance_mean = qh_mean(&r->qob, 0);
 	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);
@@ -1360,7 +1365,8 @@ static int replay_finish(struct replay *r)
 		ly->base_mean = qh_mean(&r->qb, l);
 		ly->p99 = qh_pct(&r->qh, l, 99);
 		ly->base_p99 = qh_pct(&r->qb, l, 99);
-		if (r->cfg->store && store_replay_layer_add(r->s, sum->id, l, ly->mean, ly->p99,
+		/* a layer no step scored has no row (its columns hold numbers) */
+		if (r->cfg->store && r->qh.count[l] && store_replay_layer_add(r->s, sum->id, l, ly->mean, ly->p99,
 							    ly->base_mean, ly->base_p99, ly->moves))
 			return util_err_set(r->err, UTIL_EDB, "%s", store_errmsg(r->s));
 	}

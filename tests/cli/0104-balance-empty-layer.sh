@@ -114,4 +114,27 @@ expect_status 2 mt render "$T/db" imbalance --replay "$id" --layer 1 -o "$T/r1.p
 expect_grep "$T/err" "routed a token to this layer"
 expect_status 0 mt render "$T/db" imbalance --replay "$id" -o "$T/r.png"
 [ ! -e "$T/l1.png" ] && [ ! -e "$T/s3.png" ] && [ ! -e "$T/r1.png" ] || fail "a refused chart was written"
+
+# the replay's per-layer figures: layer 1 never got a token, so it has none
+# ('-', JSON null, no replay_layers row), never 1.0; a replay of steps
+# with no token at all scores nothing and is refused (exit 2, nothing stored)
+expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0
+expect_grep "$T/out" "^ +1 +- +- +- +- +0$"
+expect_grep "$T/out" "^ +0 +[0-9.]+ +[0-9.]+ "
+expect_status 0 mt replay "$T/db" --no-store --interval 2 --window 2 --delay 0 --json
+python3 - "$T/out" <<'PY' || fail "replay --json: layer 1 is not null"
+import json, sys
+ly = {l["layer"]: l for l in json.load(open(sys.argv[1]))["layers"]}
+assert ly[1]["imbalance_mean"] is None and ly[1]["baseline_imbalance_p99"] is None, ly[1]
+assert ly[0]["imbalance_mean"] is not None
+PY
+expect_status 0 mt replay "$T/db" --interval 2 --window 2 --delay 0
+[ "$(mt sql "$T/db" "SELECT group_concat(layer, ' ') FROM replay_layers WHERE replay = (SELECT max(replay) FROM replays)" --format csv | tail -n 1)" = "0 2" ] ||
+	fail "replay_layers holds a row for layer 1, which no step scored"
+printf 'step,layer,expert,tokens\n0,0,0,0\n1,0,1,0\n2,0,2,0\n' >"$T/zero.csv"
+expect_status 0 mt import "$T/zero.csv" --into "$T/z.db" --run z --ranks 2 --slots 2
+expect_status 2 mt replay "$T/z.db" --interval 1 --window 1 --delay 0
+expect_grep "$T/err" "no step of the 3 replayed routed a token: nothing to score"
+[ "$(mt sql "$T/z.db" "SELECT count(*) FROM replays" --format csv | tail -n 1)" = 0 ] ||
+	fail "a replay that scored nothing was stored"
 exit 0
