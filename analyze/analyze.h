@@ -90,7 +90,8 @@ struct analyze_balance_layer {
 struct analyze_balance {
 	int layers;
 	int64_t steps;
-	double overall;        /* sum of max / sum of mean over layers (summed window) */
+	double overall;        /* sum of max / sum of mean over layers (summed window);
+				* NAN when the window has no token */
 	double step_overall_mean; /* mean over steps of the per-step overall figure */
 	/* Not scored per step (docs/cli.md, balance): steps in which no layer
 	 * got a token, and layers that got none in a step whose others did.

@@ -158,8 +158,10 @@ int cmd_balance(int argc, char **argv)
 		       win, sm[0], sm[1], sm[2], hot, share);
 	}
 	char om[16];
+	char ow[16];
 	fmt_step(om, b.step_overall_mean);
-	printf("\noverall (sum of max / sum of mean): window %.3f, per-step mean %s\n", b.overall, om);
+	fmt_step(ow, b.overall);
+	printf("\noverall (sum of max / sum of mean): window %s, per-step mean %s\n", ow, om);
 	if (b.empty_layer_steps)
 		printf("not scored per step: %lld (step, layer) %s with no token in a step whose\n"
 		       "other layers had some (records lost?)\n",

@@ -832,12 +832,38 @@ static void print_text(const struct place *p)
 }
 
 /* Reads the heat, plans, scores and prints: 0, else the exit status. */
+/* A window without a token (in the layer placed, with --layer) gives an
+ * algorithm nothing to place on: any placement would fit it "perfectly"
+ * (docs/cli.md).  2 after saying so, else 0. */
+static int place_check_tokens(const struct place *p)
+{
+	const int L = p->run.layers, E = p->run.experts;
+	double tot = 0;
+
+	for (int l = 0; l < L; l++)
+		if (p->o.layer < 0 || l == p->o.layer)
+			for (int e = 0; e < E; e++)
+				tot += p->heat[(size_t)l * E + e];
+	if (tot > 0)
+		return 0;
+	if (p->s)
+		util_cli_error(CMD, "the %lld step%s of run '%s' in the chosen range carry no token%s: "
+			       "nothing to place on",
+			       (long long)p->nsteps, p->nsteps == 1 ? "" : "s", p->run.name,
+			       p->o.layer >= 0 ? " in this layer" : "");
+	else
+		util_cli_error(CMD, "'%s' holds no token%s: nothing to place on", p->o.heat_path,
+			       p->o.layer >= 0 ? " in this layer" : "");
+	return 2;
+}
+
 static int place_run(struct place *p, const char *db, struct util_err *err)
 {
 	int status;
 
 	if ((status = p->o.heat_path ? place_read_heat_file(p, err) : place_open_db(p, db, err)) ||
 	    (status = place_check_layout(p, err)) || (p->s && (status = place_read_window(p, err))) ||
+	    (status = place_check_tokens(p)) ||
 	    (status = place_deployment(p, err)) || (status = place_plan(p, err)) ||
 	    (p->s && (status = place_score_next(p, err))))
 		return status;

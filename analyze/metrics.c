@@ -383,7 +383,7 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 		for (size_t i = 0; i < n; i++)
 			if (!isnan(overall_step[i]))
 				osum += overall_step[i];
-		b->overall = tmean > 0 ? tmax / tmean : 1.0;
+		b->overall = analyze_scored_imbalance(tmax, tmean); /* no token: NAN */
 		b->step_overall_mean = n > (size_t)b->empty_steps
 					       ? osum / (double)(n - (size_t)b->empty_steps)
 					       : NAN;

@@ -137,4 +137,14 @@ expect_status 2 mt replay "$T/z.db" --interval 1 --window 1 --delay 0
 expect_grep "$T/err" "no step of the 3 replayed routed a token: nothing to score"
 [ "$(mt sql "$T/z.db" "SELECT count(*) FROM replays" --format csv | tail -n 1)" = 0 ] ||
 	fail "a replay that scored nothing was stored"
+# place on a window without a token (or a layer without one) has nothing to
+# place on: refused, not a placement that fits nothing "perfectly"
+expect_status 2 mt place "$T/z.db"
+expect_grep "$T/err" "^moetrace place: the 3 steps of run 'z' in the chosen range carry no token: nothing to place on$"
+expect_status 2 mt place "$T/db" --layer 1 --json
+expect_grep "$T/err" "carry no token in this layer: nothing to place on$"
+[ ! -s "$T/out" ] || fail "place printed a placement fitted on no token"
+# balance over steps without a token: no window figure either, not 1.000
+expect_status 0 mt balance "$T/z.db"
+expect_grep "$T/out" "^overall \\(sum of max / sum of mean\\): window -, per-step mean -$"
 exit 0
