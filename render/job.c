@@ -331,6 +331,15 @@ static int read_placement(const struct store_run *run, const char *path, int ran
 	return analyze_format_read(path, &sh, p2l, NULL, err);
 }
 
+/* Does a layer's heat hold any token? */
+static int heat_tokens(const double *h, int E)
+{
+	for (int e = 0; e < E; e++)
+		if (h[e] > 0)
+			return 1;
+	return 0;
+}
+
 static int prepare_devices(struct store *s, const struct store_run *run,
 			   const struct render_job_opts *o, struct render_job *j)
 {
@@ -360,6 +369,12 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 	}
 	if (j->nsteps == 0)
 		return -1;
+	if (!heat_tokens(j->heat, E)) { /* no load to draw: not bars at a "perfect" 1.0 */
+		util_cli_error(o->cmd, "layer %d got no token in the chosen steps: no device load "
+				       "to draw",
+			       layer);
+		return 2;
+	}
 	h = fit_h = j->heat;
 	if (out_of_sample && !o->placement_file) {
 		/* the after placement is fitted on the earlier steps only */
@@ -373,6 +388,12 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 		if (fit_steps == 0) {
 			util_cli_error(o->cmd, "no steps of run '%s' in the fitting range %lld-%lld",
 				       run->name, (long long)o->fit_from, (long long)o->fit_to);
+			return 2;
+		}
+		if (!heat_tokens(j->fit_heat, E)) {
+			util_cli_error(o->cmd, "layer %d got no token in the fitting range "
+					       "%lld-%lld: nothing to fit a placement on",
+				       layer, (long long)o->fit_from, (long long)o->fit_to);
 			return 2;
 		}
 		fit_h = j->fit_heat;

@@ -144,6 +144,14 @@ expect_grep "$T/err" "^moetrace place: the 3 steps of run 'z' in the chosen rang
 expect_status 2 mt place "$T/db" --layer 1 --json
 expect_grep "$T/err" "carry no token in this layer: nothing to place on$"
 [ ! -s "$T/out" ] || fail "place printed a placement fitted on no token"
+# the devices chart of a layer without a token has no load to draw, and a
+# fitting range without one nothing to fit on: both refused, nothing written
+expect_status 2 mt render "$T/db" devices --layer 1 -o "$T/d1.png"
+expect_grep "$T/err" "^moetrace render: layer 1 got no token in the chosen steps: no device load to draw$"
+expect_status 2 mt render "$T/db" devices --layer 0 --fit 3:3 --steps 0:1 -o "$T/d0.png"
+expect_grep "$T/err" "layer 0 got no token in the fitting range 3-3: nothing to fit a placement on$"
+[ ! -e "$T/d1.png" ] && [ ! -e "$T/d0.png" ] || fail "a refused devices chart was written"
+expect_status 0 mt render "$T/db" devices --layer 0 -o "$T/d0.png"
 # balance over steps without a token: no window figure either, not 1.000
 expect_status 0 mt balance "$T/z.db"
 expect_grep "$T/out" "^overall \\(sum of max / sum of mean\\): window -, per-step mean -$"
