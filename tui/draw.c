@@ -450,7 +450,11 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 		const struct tui_layer_row *r = &rows[ui->top + i];
 		int y = 2 + i, sel = r->layer == ui->sel;
 		char after[32], gain[32], moves[32];
-		if (r->moves >= 0 || r->after > 0) {
+		if (isnan(r->now)) {
+			/* no token in the window: nothing scored, nothing to gain */
+			snprintf(after, sizeof(after), "%6s", "-");
+			snprintf(gain, sizeof(gain), "%6s", "");
+		} else if (r->moves >= 0 || r->after > 0) {
 			snprintf(after, sizeof(after), "%6.3f", r->after);
 			snprintf(gain, sizeof(gain), "%6.3f", r->now - r->after);
 		} else {
@@ -467,13 +471,21 @@ static void draw_table(struct tui_screen *sc, WINDOW *w, struct tui_view *v, str
 			mvwhline(w, y, 0, ' ', TW);
 		}
 		putf(w, y, 0, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%5d ", r->layer);
-		putf(w, y, 6, sel ? col(sc, TUI_C_SELECT) : col(sc, imb_color(r->now)), "%6.3f",
-		     r->now);
+		if (isnan(r->now))
+			putf(w, y, 6, sel ? col(sc, TUI_C_SELECT) : col(sc, TUI_C_DIM), "%6s", "-");
+		else
+			putf(w, y, 6, sel ? col(sc, TUI_C_SELECT) : col(sc, imb_color(r->now)),
+			     "%6.3f", r->now);
 		putf(w, y, 13, sel ? col(sc, TUI_C_SELECT)
 				   : r->after_fresh ? col(sc, imb_color(r->after)) : col(sc, TUI_C_DIM),
 		     "%s", after);
-		putf(w, y, 20, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%s %5d %5.1f%%  %s", gain,
-		     r->hottest, 100.0 * r->hottest_share, moves);
+		if (isnan(r->now)) /* no token: no hottest expert either (as balance) */
+			putf(w, y, 20, sel ? col(sc, TUI_C_SELECT) : A_NORMAL, "%s %5s %6s  %s",
+			     gain, "-", "-", moves);
+		else
+			putf(w, y, 20, sel ? col(sc, TUI_C_SELECT) : A_NORMAL,
+			     "%s %5d %5.1f%%  %s", gain, r->hottest, 100.0 * r->hottest_share,
+			     moves);
 		if (hist) {
 			int n = tui_view_history(v, r->layer, hist, tw);
 			double lo = 1, hi = 1;

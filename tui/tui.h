@@ -150,7 +150,8 @@ const char *tui_sort_name(int sort);
 
 struct tui_layer_row {
 	int layer;
-	double now;          /* imbalance of the window's heat under the deployed placement */
+	double now;          /* imbalance of the window's heat under the deployed placement;
+			      * NAN when the layer got no token in the window (not scored) */
 	double after;        /* ... under the chosen algorithm's placement fitted on the
 			      * window's W steps before it; 0 if not yet computed */
 	int after_fresh;     /* computed on the current window with the current settings */

@@ -156,6 +156,11 @@ static int cmp_rows(const void *pa, const void *pb)
 	case TUI_SORT_MOVES: ka = (double)a->moves; kb = (double)b->moves; break;
 	default: break;
 	}
+	/* a layer not scored (NAN) goes last, whichever the direction */
+	if (isnan(ka) != isnan(kb))
+		return isnan(ka) ? 1 : -1;
+	if (isnan(ka))
+		ka = kb = 0;
 	if (ka != kb)
 		return ka > kb ? -1 : 1; /* largest first */
 	return (a->layer > b->layer) - (a->layer < b->layer);
@@ -1027,12 +1032,18 @@ int tui_view_layers(const struct tui_view *v)
 	return v->L;
 }
 
+/* The window's imbalance of layer l under p: NAN when the layer got no
+ * token in the window (not scored, never a perfect 1.0: docs/cli.md). */
 static double layer_imbalance(struct tui_view *v, int l, const int32_t *p, const int *cnt)
 {
+	double mx, tot = 0;
+
 	layer_heat(v, l, v->heat);
-	analyze_device_load(v->heat, v->E, p + (size_t)l * v->P, v->R, v->S, cnt + (size_t)l * v->E,
-			    v->load);
-	return analyze_imbalance(v->load, v->R);
+	mx = analyze_device_load(v->heat, v->E, p + (size_t)l * v->P, v->R, v->S,
+				 cnt + (size_t)l * v->E, v->load);
+	for (int r = 0; r < v->R; r++)
+		tot += v->load[r];
+	return analyze_scored_imbalance(mx, tot / v->R);
 }
 
 const struct tui_layer_row *tui_view_rows(struct tui_view *v)
@@ -1149,6 +1160,16 @@ static void json_num(struct util_buf *b, double x)
 		util_buf_addstr(b, "null");
 }
 
+/* An imbalance as the snapshot always wrote it (6 decimals), null when
+ * not scored (NAN) */
+static void json_imb(struct util_buf *b, double x)
+{
+	if (isfinite(x))
+		util_buf_addf(b, "%.6f", x);
+	else
+		util_buf_addstr(b, "null");
+}
+
 static void json_step(struct util_buf *b, int64_t x)
 {
 	if (x == NO_STEP)
@@ -1212,8 +1233,9 @@ void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
 	util_buf_addstr(b, "  \"layers\": [");
 	for (int l = 0; l < v->L; l++) {
 		const struct tui_layer_row *r = &rows[l];
-		util_buf_addf(b, "%s\n    {\"layer\": %d, \"now\": %.6f, \"after\": ", l ? "," : "",
-			      l, r->now);
+		util_buf_addf(b, "%s\n    {\"layer\": %d, \"now\": ", l ? "," : "", l);
+		json_imb(b, r->now);
+		util_buf_addstr(b, ", \"after\": ");
 		json_num(b, v->has_after[l] ? r->after : NAN);
 		util_buf_addf(b, ", \"hottest\": %d, \"hottest_share\": %.6f, \"moves\": ",
 			      r->hottest, r->hottest_share);
@@ -1237,7 +1259,9 @@ void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
 		util_buf_addf(b, ",\n  \"selected\": {\"layer\": %d, \"mean\": %.4f,\n", layer, mean);
 		util_buf_addstr(b, "    \"before\": ");
 		json_array(b, before, R, 4);
-		util_buf_addf(b, ",\n    \"imbalance_before\": %.6f,\n    \"after\": ", rows[layer].now);
+		util_buf_addstr(b, ",\n    \"imbalance_before\": ");
+		json_imb(b, rows[layer].now);
+		util_buf_addstr(b, ",\n    \"after\": ");
 		if (have)
 			json_array(b, after, R, 4);
 		else
