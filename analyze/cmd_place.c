@@ -25,7 +25,7 @@ static const char usage[] =
 	"usage: moetrace place [--run NAME] [--algo NAME] [--ranks R] [--slots S | --redundant N]\n"
 	"                      [--nodes N --groups G] [--steps A:B] [--layer L]\n"
 	"                      [--phase prefill|decode] [--episodes K] [--max-moves N] [--seed N]\n"
-	"                      [--current FILE|static|deployed] [--model NAME]\n"
+	"                      [--current FILE|static|deployed|none] [--model NAME]\n"
 	"                      [--quant bf16|fp8|w8a8|w4a8|mxfp4] [--ranks-per-node N]\n"
 	"                      [--link NAME | --link-intra NAME --link-inter NAME | --bandwidth GB/s]\n"
 	"                      [--capacity F] [--json] [-o FILE [--format vllm-ascend|sglang|trtllm]]\n"
@@ -476,6 +476,11 @@ static int place_deployment(struct place *p, struct util_err *err)
 	if (analyze_deploy_resolve(run, p->model, o->c.ranks, &dopts, &p->dep, err))
 		return util_cli_fail(CMD, err);
 	o->c.quant = p->dep.quant;
+	if (o->c.current && !strcmp(o->c.current, "none")) {
+		/* from scratch: no placement to move from, no moves counted */
+		o->c.current = NULL;
+		return 0;
+	}
 	if (!o->c.current && p->s) {
 		/* as compare: the placement in force at the end of the fitting
 		 * window (recorded, else static), so that a migration-aware

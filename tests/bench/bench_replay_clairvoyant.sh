@@ -40,7 +40,7 @@ for ep in 0 16 $every; do
 	: >"$d/oracle.list"
 	while [ $((k * every)) -lt $steps ]; do
 		a=$((k * every)); b=$((a + every - 1))
-		"$MOETRACE" place "$d/t.db" --algo keel --steps $a:$b --episodes $ep --json \
+		"$MOETRACE" place "$d/t.db" --algo keel --steps $a:$b --episodes $ep --current none --json \
 			>"$d/p$k.json"
 		echo "$a $b $d/p$k.json" >>"$d/oracle.list"
 		k=$((k + 1))

@@ -28,6 +28,10 @@ d, s = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert [l["phy2log"] for l in d["layers"]] == [l["phy2log"] for l in s["layers"]]
 assert "moves" in d and d["moves"] == s["moves"] and d["current"] == "static", d.get("current")
 PY
+# --current none places from scratch: no current placement, no moves
+expect_status 0 mt place "$T/db" --algo $algo --json --steps 2:9 --current none
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert "moves" not in d and "current" not in d, d.keys()' "$T/out" ||
+	fail "place --current none counted moves"
 python3 - "$T/out" "$T/t.csv" <<'PY' || fail "place --json fields"
 import json, sys, csv
 d = json.load(open(sys.argv[1]))
