@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
 files="$*"
 [ -n "$files" ] || files=$(ls ./*.c util/*.c store/*.c collector/*.c analyze/*.c render/*.c \
-	tui/*.c fleet/*.c sqlext/*.c tests/unit/*.c tests/fuzz/*.c tests/bench/*.c 2>/dev/null | sed 's#^\./##')
+	tui/*.c fleet/*.c sqlext/*.c tests/*.c tests/unit/*.c tests/fuzz/*.c tests/bench/*.c 2>/dev/null | sed 's#^\./##')
 cflags="-std=c11 -I. -D_GNU_SOURCE -DMOETRACE_VERSION=\"lint\" $(pkg-config --cflags sqlite3 json-c cairo ncursesw 2>/dev/null)"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moetrace-lint.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
