@@ -25,6 +25,12 @@
  * from 406 to 336 s of CPU.  A global still keeps what it points to alive,
  * a dlopen()ed library's too, and a real leak is still reported:
  * tests/cli/0007-leak-check-roots.sh checks all three.
+ *
+ * The copy is taken a moment before LeakSanitizer stops the program's
+ * threads for its check: a global another thread changes in between is
+ * seen as it was (a block only the new value holds would be reported, one
+ * only the old value held would not).  The programs join or idle their
+ * threads before they exit, and no run has shown it.
  */
 #include <link.h>
 #include <stddef.h>
