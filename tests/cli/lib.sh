@@ -58,7 +58,7 @@ killed_reports() {
 	for _kr in "$T"/killed-san/report.*; do
 		[ -f "$_kr" ] || continue
 		if grep -Ev -e 'Unable to get registers from thread' \
-			-e 'LeakSanitizer has encountered a fatal error' -e '^HINT: ' -e '^ *$' \
+			-e 'LeakSanitizer has encountered a fatal error' -e '^(==[0-9]+==)?HINT: ' -e '^ *$' \
 			"$_kr" >/dev/null; then
 			cat "$_kr" >&2
 			fail "a killed process left a sanitizer report: $_kr"
