@@ -9,6 +9,10 @@
  *                         (tests/lsan_probe_dl.c), loaded with dlopen()
  *                         after the program started: no report
  *   lsan_probe leak       a block nothing points to: a leak report
+ *   lsan_probe dtor-keep  a block a destructor stores in a global, as the
+ *                         program exits: no report
+ *   lsan_probe dtor-lose  a block held by a global until a destructor
+ *                         clears it, as the program exits: a leak report
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -16,6 +20,17 @@
 #include <string.h>
 
 static void *volatile kept; /* volatile: the store must stay */
+static const char *volatile at_exit; /* what the destructor does */
+
+__attribute__((destructor)) static void probe_fini(void)
+{
+	if (!at_exit)
+		return;
+	if (!strcmp(at_exit, "dtor-keep"))
+		kept = malloc(48);
+	else if (!strcmp(at_exit, "dtor-lose"))
+		kept = NULL;
+}
 
 static int keep_in_library(const char *lib)
 {
@@ -46,6 +61,12 @@ int main(int argc, char **argv)
 		kept = malloc(64);
 		return kept ? 0 : 1;
 	}
+	if (!strcmp(what, "dtor-keep") || !strcmp(what, "dtor-lose")) {
+		at_exit = what;
+		if (!strcmp(what, "dtor-lose"))
+			kept = malloc(64);
+		return 0;
+	}
 	if (!strcmp(what, "dl") && argc > 2)
 		return keep_in_library(argv[2]);
 	if (!strcmp(what, "leak")) {
@@ -57,6 +78,6 @@ int main(int argc, char **argv)
 		puts(p);
 		return 0; /* p is lost here */
 	}
-	fprintf(stderr, "usage: lsan_probe keep | dl LIB | leak\n");
+	fprintf(stderr, "usage: lsan_probe keep | dl LIB | leak | dtor-keep | dtor-lose\n");
 	return 2;
 }
