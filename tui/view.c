@@ -532,16 +532,14 @@ static void ring_push(struct tui_view *v, const struct store_step *st)
 			v->rimb[(size_t)slot * v->L + l] = 0;
 			continue;
 		}
-		analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
-					v->cur + (size_t)l * v->P, v->R, v->S,
-					v->cnt + (size_t)l * v->E, v->load);
+		double mx = analyze_device_load_u32(st->counts + (size_t)l * v->E, v->E,
+						    v->cur + (size_t)l * v->P, v->R, v->S,
+						    v->cnt + (size_t)l * v->E, v->load);
 		/* a layer without tokens in the step is not scored there
 		 * (docs/cli.md): no point in its history, not a perfect 1.0 */
-		double tot = 0, mx = 0;
-		for (int r = 0; r < v->R; r++) {
+		double tot = 0;
+		for (int r = 0; r < v->R; r++)
 			tot += v->load[r];
-			mx = v->load[r] > mx ? v->load[r] : mx;
-		}
 		v->rimb[(size_t)slot * v->L + l] = (float)analyze_scored_imbalance(mx, tot / v->R);
 	}
 	v->n++;
@@ -1237,8 +1235,12 @@ void tui_view_json(struct tui_view *v, int layer, struct util_buf *b)
 		json_imb(b, r->now);
 		util_buf_addstr(b, ", \"after\": ");
 		json_num(b, v->has_after[l] ? r->after : NAN);
-		util_buf_addf(b, ", \"hottest\": %d, \"hottest_share\": %.6f, \"moves\": ",
-			      r->hottest, r->hottest_share);
+		/* a layer without a token has no hottest expert (0 is an expert) */
+		if (isnan(r->now))
+			util_buf_addstr(b, ", \"hottest\": null, \"hottest_share\": null, \"moves\": ");
+		else
+			util_buf_addf(b, ", \"hottest\": %d, \"hottest_share\": %.6f, \"moves\": ",
+				      r->hottest, r->hottest_share);
 		if (r->moves >= 0)
 			util_buf_addf(b, "%lld}", (long long)r->moves);
 		else

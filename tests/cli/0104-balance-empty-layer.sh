@@ -154,13 +154,16 @@ expect_grep "$T/err" "layer 0 got no token in the fitting range 3-3: nothing to 
 expect_status 0 mt render "$T/db" devices --layer 0 -o "$T/d0.png"
 # top and serve: layer 1 got no token in the window, so its imbalance is
 # null in the snapshot and NaN in the metrics, not 1.0 (the others are
-# numbers); in top's table it sorts last
+# numbers), with no hottest expert; in top's table it sorts last
 expect_status 0 mt top --snapshot "$T/db"
 python3 - "$T/out" <<'PY' || fail "top --snapshot: layer 1 is not null"
 import json, sys
 ly = {l["layer"]: l for l in json.load(open(sys.argv[1]))["layers"]}
 assert ly[1]["now"] is None and ly[1]["after"] is None, ly[1]
 assert isinstance(ly[0]["now"], float) and isinstance(ly[2]["now"], float), ly
+# nor a hottest expert (0 would name expert 0), as the table shows '-'
+assert ly[1]["hottest"] is None and ly[1]["hottest_share"] is None, ly[1]
+assert isinstance(ly[0]["hottest"], int), ly[0]
 PY
 expect_status 0 mt serve "$T/db" --once
 expect_grep "$T/out" '^moetrace_layer_imbalance\{layer="1"\} NaN$'
