@@ -79,7 +79,7 @@ double analyze_routed_tokens(const uint32_t *counts, int L, int E, int topk);
 
 /* Per-layer balance of a run's steps under one placement per layer. */
 struct analyze_balance_layer {
-	double imbalance;      /* of the summed heat over the window */
+	double imbalance;      /* of the summed heat over the window; NaN without a token */
 	double step_mean;      /* mean over steps of per-step imbalance */
 	double step_p50, step_p99;
 	int64_t steps;         /* steps scored: those in which the layer got tokens */

@@ -836,7 +836,6 @@ static void print_text(const struct place *p)
 	printf("algorithm time: %s\n", util_human_seconds(tb, sizeof(tb), plan->seconds));
 }
 
-/* Reads the heat, plans, scores and prints: 0, else the exit status. */
 /* A window without a token (in the layer placed, with --layer) gives an
  * algorithm nothing to place on: any placement would fit it "perfectly"
  * (docs/cli.md).  2 after saying so, else 0. */
@@ -862,6 +861,7 @@ static int place_check_tokens(const struct place *p)
 	return 2;
 }
 
+/* Reads the heat, plans, scores and prints: 0, else the exit status. */
 static int place_run(struct place *p, const char *db, struct util_err *err)
 {
 	int status;

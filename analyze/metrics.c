@@ -365,7 +365,7 @@ int analyze_balance_run(struct store *s, const struct store_run *run, int64_t fr
 			bl->max_load = analyze_device_load(h, E, phy2log + (size_t)l * P, ranks, slots,
 							   cnt + (size_t)l * E, load);
 			bl->mean_load = tot / ranks;
-			bl->imbalance = analyze_imbalance(load, ranks);
+			bl->imbalance = analyze_scored_imbalance(bl->max_load, bl->mean_load);
 			bl->hottest_share = tot > 0 ? top / tot : 0;
 			tmax += bl->max_load;
 			tmean += bl->mean_load;

@@ -584,8 +584,6 @@ static int reopen_immutable(struct store *s, struct util_err *err)
 	return 0;
 }
 
-/* Opens `file` as the trace `path` (the name messages and store_path()
- * give; the two differ while a new database is staged). */
 /* A reader maps the file (on) instead of copying its pages into a heap
  * cache: fewer page faults (the kernel maps file pages many at a time), no
  * copy, which suits reading blobs.  A walk over every page of an index (a
@@ -600,6 +598,8 @@ static void reader_map(struct store *s, int on)
 				   NULL, NULL, NULL);
 }
 
+/* Opens `file` as the trace `path` (the name messages and store_path()
+ * give; the two differ while a new database is staged). */
 static int open_file(const char *file, const char *path, int flags, struct store **out,
 		     struct util_err *err)
 {

@@ -337,7 +337,7 @@ void tui_metrics_format(struct tui_metrics *m, struct tui_view *v, struct util_b
 	head(b, "moetrace_imbalance_rebalanced", "gauge",
 	     "The same under the algorithm's placements; NaN until every layer is computed.");
 	util_buf_addf(b, "moetrace_imbalance_rebalanced{algo=\"%s\"}", h.algo ? h.algo : "");
-	value(b, after_all && sum_amean > 0 ? sum_amax / sum_amean : NAN);
+	value(b, after_all ? analyze_scored_imbalance(sum_amax, sum_amean) : NAN);
 
 	head(b, "moetrace_ep_rank_tokens_total", "counter",
 	     "Tokens routed to the EP rank's experts in the layer, summed over the run's steps "

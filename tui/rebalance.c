@@ -95,8 +95,13 @@ static int replay_again(struct tui_rebalance *rb, struct util_err *err)
 		return 0; /* no decision inside the trace yet: nothing to count */
 	if (!rb->cfg.start && (rc = resolve_start(rb, err)))
 		return rc;
-	if ((rc = analyze_replay_run(rb->s, &rb->run, &rb->cfg, &out, err)))
+	if ((rc = analyze_replay_run(rb->s, &rb->run, &rb->cfg, &out, err))) {
+		/* not again before new steps (a trace whose steps carry no token
+		 * yet is refused by the replay: not a replay every second) */
+		rb->scored = n;
+		rb->last = util_now();
 		return rc;
+	}
 	memset(&f, 0, sizeof(f));
 	f.replays = rb->fig.replays + 1;
 	f.steps = out.sum.steps;
