@@ -1345,8 +1345,9 @@ static int replay_finish(struct replay *r)
 	out->unscored_steps = ord - r->qo.count[0];
 	if (ord > 0 && r->qo.count[0] == 0)
 		return util_err_set(r->err, UTIL_EUSAGE,
-				    "no step of the %lld replayed routed a token: nothing to score",
-				    (long long)ord);
+				    "run '%s': no step of the %lld replayed routed a token: nothing "
+				    "to score",
+				    r->run->name, (long long)ord);
 	sum->imbalance_mean = qh_mean(&r->qo, 0);
 	sum->baseline_imbalance_mean = qh_mean(&r->qob, 0);
 	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);
