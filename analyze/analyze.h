@@ -600,6 +600,17 @@ struct analyze_shape {
  * preset, 1 without one). */
 struct analyze_shape analyze_shape_of(const struct store_run *run, int ranks, int slots);
 
+/* The placement `place` and `compare` move from (--current SPEC), at
+ * `step` (the end of the fitting window): NULL, the placement in force
+ * there (analyze_start_placement); "deployed", the deployed one, else the
+ * usage error analyze_no_deployed_err; "static", the static layout; else
+ * an engine placement file (analyze_format_read).  s may be NULL (no
+ * database: a heat file) for "static" and files.  phy2log [layers *
+ * ranks*slots] OUT; *name (may be NULL) "deployed", "static" or SPEC. */
+int analyze_current_read(struct store *s, const struct store_run *run,
+			 const struct analyze_shape *sh, int64_t step, const char *spec,
+			 int32_t *phy2log, const char **name, struct util_err *err);
+
 /* Writes phy2log (layers x ranks*slots) to path in `format`, through a
  * temporary file renamed into place: never a half-written file. */
 int analyze_format_write(const char *path, int format, const struct analyze_shape *sh,

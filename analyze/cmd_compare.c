@@ -159,27 +159,6 @@ static int resolve_windows(struct store *s, const struct store_run *run, struct 
 	return 0;
 }
 
-static int load_current(const struct cmp_opts *o, struct store *s, const struct store_run *run,
-			const struct analyze_shape *sh, int64_t at, int32_t *cur, const char **name,
-			struct util_err *err)
-{
-	int rc, deployed;
-
-	if (!o->c.current || !strcmp(o->c.current, "deployed") ||
-	    !strcmp(o->c.current, "static")) {
-		if ((rc = analyze_start_placement(s, run, at, sh->ranks, sh->slots,
-						  o->c.current && !strcmp(o->c.current, "static"),
-						  cur, &deployed, NULL, err)))
-			return rc;
-		if (o->c.current && !strcmp(o->c.current, "deployed") && !deployed)
-			return analyze_no_deployed_err(s, run, at, sh->ranks, sh->slots, err);
-		*name = deployed ? "deployed" : "static";
-		return 0;
-	}
-	*name = o->c.current;
-	return analyze_format_read(o->c.current, sh, cur, NULL, err);
-}
-
 /* A layer's imbalance on the scored window, NAN when it got no token
  * there (not scored: docs/cli.md). */
 static double layer_next(const struct analyze_compare_algo *c, int l)
@@ -552,8 +531,8 @@ static int setup_deploy(struct cmp_opts *o, struct cmp_state *st)
 		L, E, R, o->c.slots, st->run.first_layer, model ? model->layer_step : 1
 	};
 	st->cur = xmallocarray((size_t)L * R * o->c.slots, sizeof(int32_t));
-	if ((rc = load_current(o, st->s, &st->run, &sh, o->rounds ? st->win[0] : st->win[1],
-			       st->cur, &st->cur_name, &err)))
+	if ((rc = analyze_current_read(st->s, &st->run, &sh, o->rounds ? st->win[0] : st->win[1],
+					o->c.current, st->cur, &st->cur_name, &err)))
 		return util_cli_fail(CMD, &err);
 	if (o->rounds && o->per_layer) {
 		util_cli_error(CMD, "--per-layer does not combine with --rounds");

@@ -99,38 +99,6 @@ static int parse_opts(int argc, char **argv, struct place_opts *o, struct util_e
 	return 0;
 }
 
-static int current_placement(const struct place_opts *o, struct store *s,
-			     const struct store_run *run, const struct analyze_shape *sh,
-			     int32_t *cur, struct util_err *err)
-{
-	int P = sh->ranks * sh->slots;
-
-	if (!strcmp(o->c.current, "static")) {
-		for (int l = 0; l < sh->layers; l++)
-			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots,
-					       cur + (size_t)l * P);
-		return 0;
-	}
-	if (!strcmp(o->c.current, "deployed")) {
-		int rc;
-		if (!s)
-			return util_err_set(err, UTIL_EUSAGE,
-					    "--current deployed needs a database, not --heat");
-		rc = store_deployed_at(s, run, o->c.to, sh->ranks, sh->slots, cur, NULL);
-		if (rc == UTIL_ENOTFOUND)
-			return analyze_no_deployed_err(s, run, o->c.to, sh->ranks, sh->slots, err);
-		if (rc == UTIL_ERANGE)
-			return util_err_set(err, UTIL_EUSAGE,
-					    "--current deployed: run '%s' records no deployed "
-					    "placement for %d ranks x %d slots",
-					    run->name, sh->ranks, sh->slots);
-		if (rc)
-			return util_err_set(err, rc, "%s", store_errmsg(s));
-		return 0;
-	}
-	return analyze_format_read(o->c.current, sh, cur, NULL, err);
-}
-
 /* The most copies one rank sends (or receives) over both tiers: v is a
  * plan's [2 * n] counts, inside nodes then across. */
 static int64_t max_of(const int64_t *v, int n)
@@ -481,23 +449,15 @@ static int place_deployment(struct place *p, struct util_err *err)
 		o->c.current = NULL;
 		return 0;
 	}
-	if (!o->c.current && p->s) {
-		/* as compare: the placement in force at the end of the fitting
-		 * window (recorded, else static), so that a migration-aware
-		 * algorithm moves only what pays and the figures are compare's */
-		int deployed = 0;
+	if (o->c.current || p->s) {
+		/* by default, as compare: the placement in force at the end of
+		 * the fitting window (recorded, else static), so that a
+		 * migration-aware algorithm moves only what pays and the figures
+		 * are compare's (none without a database: from scratch) */
 		p->cur = xmallocarray((size_t)run->layers * o->c.ranks * o->c.slots,
 				      sizeof(int32_t));
-		if (analyze_start_placement(p->s, run, o->c.to, o->c.ranks, o->c.slots, 0, p->cur,
-					    &deployed, NULL, err))
-			return util_cli_fail(CMD, err);
-		o->c.current = deployed ? "deployed" : "static";
-		return 0;
-	}
-	if (o->c.current) {
-		p->cur = xmallocarray((size_t)run->layers * o->c.ranks * o->c.slots,
-				      sizeof(int32_t));
-		if (current_placement(o, p->s, run, &p->sh, p->cur, err))
+		if (analyze_current_read(p->s, run, &p->sh, o->c.to, o->c.current, p->cur,
+					 &o->c.current, err))
 			return util_cli_fail(CMD, err);
 	}
 	return 0;

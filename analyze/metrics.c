@@ -70,6 +70,36 @@ int analyze_no_deployed_err(struct store *s, const struct store_run *run, int64_
 			    run->name, ranks, slots);
 }
 
+int analyze_current_read(struct store *s, const struct store_run *run,
+			 const struct analyze_shape *sh, int64_t step, const char *spec,
+			 int32_t *phy2log, const char **name, struct util_err *err)
+{
+	const char *nm = spec;
+	int rc;
+
+	if (spec && !strcmp(spec, "static")) {
+		size_t P = (size_t)sh->ranks * (size_t)sh->slots;
+		for (int l = 0; l < sh->layers; l++)
+			analyze_static_phy2log(sh->experts, sh->ranks, sh->slots, phy2log + l * P);
+	} else if (!spec || !strcmp(spec, "deployed")) {
+		int deployed = 0;
+		if (!s)
+			return util_err_set(err, UTIL_EUSAGE, "--current %s needs a database, not --heat",
+					    spec ? spec : "(the placement in force)");
+		if ((rc = analyze_start_placement(s, run, step, sh->ranks, sh->slots, 0, phy2log,
+						  &deployed, NULL, err)))
+			return rc;
+		if (spec && !deployed)
+			return analyze_no_deployed_err(s, run, step, sh->ranks, sh->slots, err);
+		nm = deployed ? "deployed" : "static";
+	} else if ((rc = analyze_format_read(spec, sh, phy2log, NULL, err))) {
+		return rc;
+	}
+	if (name)
+		*name = nm;
+	return 0;
+}
+
 void analyze_replicas(const int32_t *phy2log, int nslots, int experts, int *cnt)
 {
 	memset(cnt, 0, (size_t)experts * sizeof(*cnt));
