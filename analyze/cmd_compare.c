@@ -346,11 +346,12 @@ static void print_csv(const struct print_ctx *p, const struct analyze_compare *x
 		for (int l = 0; l < L; l++) {
 			const struct analyze_compare_algo *c = &x->algo[i];
 			const struct analyze_plan_layer *pl = &c->plan.layer[l];
-			char nx[32] = "";
+			char nx[32] = "", fit[32] = ""; /* empty: not scored (no token) */
 			if (!isnan(layer_next(c, l)))
 				snprintf(nx, sizeof(nx), "%.6f", layer_next(c, l));
-			printf("layer,%s,%d,%.6f,%s,,%.6f,%.6f,%lld,", c->algo->name, l,
-			       pl->imbalance, nx,
+			if (!isnan(pl->imbalance))
+				snprintf(fit, sizeof(fit), "%.6f", pl->imbalance);
+			printf("layer,%s,%d,%s,%s,,%.6f,%.6f,%lld,", c->algo->name, l, fit, nx,
 			       pl->lower_bound > 0 ? pl->max_load / pl->lower_bound - 1 : 0,
 			       x->lb_next[l] > 0 ? c->next_max[l] / x->lb_next[l] - 1 : 0,
 			       (long long)pl->moves);
@@ -480,11 +481,12 @@ static void print_table(const struct print_ctx *p, const struct analyze_compare 
 			printf(md ? "| %d" : "%5d", l);
 			for (int i = 0; i < x->n_algos; i++) {
 				const struct analyze_compare_algo *c = &x->algo[i];
-				char nx[32] = "-";
+				char nx[32] = "-", fit[32] = "-";
 				if (!isnan(layer_next(c, l)))
 					snprintf(nx, sizeof(nx), "%.4f", layer_next(c, l));
-				printf("%s%s%7.4f / %-7s", md ? sep : "  ", "",
-				       c->plan.layer[l].imbalance, nx);
+				if (!isnan(c->plan.layer[l].imbalance))
+					snprintf(fit, sizeof(fit), "%.4f", c->plan.layer[l].imbalance);
+				printf("%s%s%7s / %-7s", md ? sep : "  ", "", fit, nx);
 			}
 			printf(md ? " |\n" : "\n");
 		}

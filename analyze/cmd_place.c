@@ -135,8 +135,8 @@ static void engine_figures(const struct analyze_plan *plan, const double *heat, 
 	memset(f, 0, sizeof(*f));
 	for (int l = 0; l < plan->layers; l++) {
 		double par = plan->layer[l].imbalance, sum = 0;
-		if (only >= 0 && l != only)
-			continue;
+		if ((only >= 0 && l != only) || isnan(par))
+			continue; /* not asked for, or not scored (no token) */
 		analyze_device_load(heat + (size_t)l * experts, experts,
 				    plan->phy2log + (size_t)l * P, R, S, NULL, load);
 		for (int r = 0; r < R; r++)
@@ -728,8 +728,11 @@ static void print_text_layers(const struct place *p)
 		const struct analyze_plan_layer *pl = &p->plan.layer[l];
 		if (p->o.layer >= 0 && l != p->o.layer)
 			continue;
-		printf("%5d %12.2f %12.2f %9.4f %12.2f %6.2f%%", l, pl->max_load, pl->mean_load,
-		       pl->imbalance, pl->lower_bound,
+		char imb[32] = "-"; /* a layer without a token is not scored */
+		if (!isnan(pl->imbalance))
+			snprintf(imb, sizeof(imb), "%.4f", pl->imbalance);
+		printf("%5d %12.2f %12.2f %9s %12.2f %6.2f%%", l, pl->max_load, pl->mean_load, imb,
+		       pl->lower_bound,
 		       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1) : 0);
 		if (p->cur)
 			printf(" %7lld", (long long)pl->moves);

@@ -480,7 +480,8 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		for (int r = 0; r < R; r++)
 			sum += load[r];
 		pl->mean_load = sum / R;
-		pl->imbalance = analyze_imbalance(load, R);
+		/* a layer without a token in the heat is not scored */
+		pl->imbalance = analyze_scored_imbalance(pl->max_load, pl->mean_load);
 		pl->lower_bound = analyze_lower_bound(in->heat + (size_t)l * E, E, R, in->slots);
 		plan->sum_max += pl->max_load;
 		plan->sum_mean += pl->mean_load;

@@ -76,15 +76,16 @@ expect_grep "$T/out" "imbalance, mean over steps +1\.792 "
 # (1.5 if the empty step 3 counted as 1.0)
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --format csv
 expect_grep "$T/out" "^overall,static,,[0-9.]+,2\.000000,2\.000000,"
-# compare --per-layer: layer 1 got no token in the scored window, so its
-# next figure is not scored ('-', an empty CSV field, JSON null), not 1.0
+# compare --per-layer: layer 1 got no token in the fitting window nor in the
+# scored one, so neither figure is scored ('-', an empty CSV field, JSON
+# null), not 1.0
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer
-expect_grep "$T/out" "^ +1 +[0-9.]+ / - *$"
+expect_grep "$T/out" "^ +1 +- / - *$"
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer --format csv
-expect_grep "$T/out" "^layer,static,1,[0-9.]+,,,"
+expect_grep "$T/out" "^layer,static,1,,,,"
 expect_status 0 mt compare "$T/db" --steps 0:1 --algos static --per-layer --format json
-tr -d ' \n' <"$T/out" | grep -q '"layer":1,"fit_imbalance":[0-9.]*,"next_imbalance":null' ||
-	fail "layer 1's next_imbalance is not null in compare --format json"
+tr -d ' \n' <"$T/out" | grep -q '"layer":1,"fit_imbalance":null,"next_imbalance":null' ||
+	fail "layer 1's fit_imbalance and next_imbalance are not null in compare --format json"
 # a scored window without a single token (step 3 alone) scores nothing:
 # compare refuses it, place labels its figures hindsight and its JSON stays
 # JSON (no bare nan), the replay says which steps it left out
@@ -92,6 +93,15 @@ expect_status 2 mt compare "$T/db" --steps 2:2 --algos static
 expect_grep "$T/err" "steps 3..3 carry no token: nothing to score the placements on"
 expect_status 0 mt place "$T/db" --steps 2:2
 expect_grep "$T/out" "^no steps after the fitting window to score on"
+# place's per-layer table on steps 0-1: layer 1 is not scored ('-', JSON
+# null), and the engines' per-layer figures (vllm-ascend's peak-to-average
+# mean) leave it out: layers 0 and 2 only
+expect_status 0 mt place "$T/db" --steps 0:1 --algo static --current none
+expect_grep "$T/out" "^ +1 +0\.00 +0\.00 +- +0\.00"
+expect_grep "$T/out" "peak-to-average \(vllm-ascend\) mean 1\.6875 max 1\.8750"
+expect_status 0 mt place "$T/db" --steps 0:1 --algo static --current none --json
+tr -d ' \n' <"$T/out" | grep -q '"layer":1,"phy2log":\[[0-9,]*\],"max_load":0,"mean_load":0,"imbalance":null' ||
+	fail "place --json: layer 1's imbalance is not null"
 expect_status 0 mt place "$T/db" --steps 2:2 --json
 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/out" ||
 	fail "place --json is not JSON: $(cat "$T/out")"
