@@ -427,6 +427,14 @@ int analyze_window_heat(struct store *s, const struct store_run *run, int64_t fr
  * x slots.  0, or -1 when out of memory. */
 int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int experts,
 			  int nslots, struct analyze_robust_choice *ch);
+/* The same in two parts, for threads: analyze_robust_errors fills the rows
+ * of err [layers * ANALYZE_ROBUST_CANDIDATES] of layers first, first +
+ * step, ... with each one's error shares (0, or -1 when out of memory);
+ * analyze_robust_pick chooses from all the rows. */
+#define ANALYZE_ROBUST_CANDIDATES 84
+int analyze_robust_errors(const double *blocks, int n, int hist, int layers, int experts,
+			  int nslots, int first, int step, double *err);
+void analyze_robust_pick(const double *err, int layers, struct analyze_robust_choice *ch);
 #define ANALYZE_FLAGSHIP_BLOCKS 32
 #define ANALYZE_FLAGSHIP_HISTORY 4
 struct analyze_blocks {
@@ -694,9 +702,15 @@ void analyze_heat_release(struct analyze_heat_file *h);
 /* Fills what is not given (*interval, *window <= 0; *delay < 0) for a
  * selection of nsteps steps by the rule above. */
 void analyze_replay_cadence(int64_t nsteps, int64_t *interval, int64_t *window, int64_t *delay);
-/* The episodes a replay cuts a window of `window` steps into: `req` as
- * given (>= 0), else one per step, at most ANALYZE_REPLAY_EPISODES. */
-int analyze_replay_episodes(int req, int64_t window);
+/* analyze_replay_cfg.episodes for the flagship fitting its forecast of the
+ * next window (analyze/robust.c) from the window's blocks and the history
+ * before it, as `place` does, rather than episodes. */
+#define ANALYZE_REPLAY_FORECAST (-1)
+/* What a replay of algo gives it of a window of `window` steps: `req`
+ * episodes as given (>= 0); else the flagship its forecast
+ * (ANALYZE_REPLAY_FORECAST) and any other algorithm one episode per step,
+ * at most ANALYZE_REPLAY_EPISODES. */
+int analyze_replay_episodes(const struct analyze_algo *algo, int req, int64_t window);
 /* Episodes a fitting window is cut into when `report` (and the charts it
  * draws) fits on episodes without --episodes (docs/cli.md has why). */
 #define ANALYZE_FIT_EPISODES 8
@@ -741,7 +755,8 @@ struct analyze_replay_cfg {
 					 * whose kept layers pay for their transfer
 					 * together (needs sec_per_token, gbytes_per_s and
 					 * expert_bytes) */
-	int episodes;                   /* 0: none; N: the window cut into N episodes */
+	int episodes;                   /* 0: none; N: the window cut into N episodes;
+					 * ANALYZE_REPLAY_FORECAST: the flagship's forecast */
 	int max_moves;                  /* per layer and rebalance; -1: none */
 	double move_tolerance;          /* passed to the algorithm (analyze_place_in) */
 	uint64_t seed;

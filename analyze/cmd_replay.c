@@ -86,7 +86,8 @@ static int resolve_start(struct setup *su, const struct opts *o, int ranks, int 
 }
 
 static void params_json(char *buf, size_t n, const struct opts *o, const struct setup *su,
-			const char *algo, int ranks, int slots, int64_t K, int64_t W, int64_t D,
+			const struct analyze_algo *algo, int ranks, int slots, int64_t K, int64_t W,
+			int64_t D,
 			const char *start_desc)
 {
 	snprintf(buf, n,
@@ -98,8 +99,8 @@ static void params_json(char *buf, size_t n, const struct opts *o, const struct 
 		 "\"hardware\": \"%s\", \"tflops\": %g, \"hbm_gbytes_per_s\": %g, "
 		 "\"sec_per_token\": %g, \"sec_per_expert\": %g, \"step_ms\": %g, "
 		 "\"phase_mask\": %u, \"pay\": %s, \"engine\": \"%s\"}",
-		 algo, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
-		 analyze_replay_episodes(o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
+		 algo->name, ranks, slots, (long long)K, (long long)W, (long long)D, o->threshold,
+		 analyze_replay_episodes(algo, o->episodes, W), o->max_moves, start_desc, su->model ? su->model->name : "",
 		 analyze_quant_name(su->dep.quant), su->dep.ranks_per_node, su->dep.link_intra,
 		 su->dep.link_inter, su->dep.intra_gbps, su->dep.inter_gbps,
 		 (unsigned long long)su->dep.expert_bytes, su->dep.hw->name, su->dep.tflops,
@@ -197,11 +198,15 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	char idb[32] = "";
 	if (m->id)
 		snprintf(idb, sizeof(idb), " %lld", (long long)m->id);
+	char fit[64] = "";
+	if (m->episodes == ANALYZE_REPLAY_FORECAST)
+		snprintf(fit, sizeof(fit), " and the history before it (its forecast)");
+	else if (m->episodes > 0)
+		snprintf(fit, sizeof(fit), " as %d episodes", m->episodes);
 	printf("replay%s of run '%s': %s, %d ranks x %d slots, every %lld steps on a window "
-	       "of %lld, effect %lld steps later%s\n",
-	       idb, su->run.name, m->algo, m->ranks, m->slots,
-	       (long long)m->interval, (long long)m->window, (long long)m->delay,
-	       m->id ? "" : " (not stored)");
+	       "of %lld%s, effect %lld steps later%s\n",
+	       idb, su->run.name, m->algo, m->ranks, m->slots, (long long)m->interval,
+	       (long long)m->window, fit, (long long)m->delay, m->id ? "" : " (not stored)");
 	if (engine)
 		printf("%s's EPLB with its defaults (%s), options given beside --engine "
 		       "excepted\n",
@@ -640,7 +645,7 @@ static void grid_batch(const struct opts *o, struct setup *su, int ranks, int en
 			.groups = x->engine ? en_groups : o->groups,
 			.interval = x->interval, .window = x->window, .delay = x->delay,
 			.threshold = o->threshold, .pay = x->pay,
-			.episodes = analyze_replay_episodes(o->episodes, x->window),
+			.episodes = analyze_replay_episodes(x->algo, o->episodes, x->window),
 			.max_moves = o->max_moves,
 			.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 			.from = o->from, .to = o->to, .phase_mask = o->phase_mask,
@@ -1012,13 +1017,13 @@ static int replay_one(struct opts *o, struct setup *su, const struct analyze_alg
 		status = util_cli_fail("replay", &err);
 		goto out;
 	}
-	params_json(pj, sizeof(pj), o, su, algo->name, ranks, slots, o->interval, o->window,
+	params_json(pj, sizeof(pj), o, su, algo, ranks, slots, o->interval, o->window,
 		    o->delay, start_desc);
 	struct analyze_replay_cfg cfg = {
 		.algo = algo, .ranks = ranks, .slots = slots, .nodes = o->nodes, .groups = o->groups,
 		.interval = o->interval, .window = o->window, .delay = o->delay,
 		.threshold = o->threshold, .pay = o->pay,
-		.episodes = analyze_replay_episodes(o->episodes, o->window),
+		.episodes = analyze_replay_episodes(algo, o->episodes, o->window),
 		.max_moves = o->max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
 		.seed = 1, .from = o->from, .to = o->to, .phase_mask = o->phase_mask, .start = start,

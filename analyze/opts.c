@@ -163,10 +163,12 @@ int analyze_cli_opt(int c, const char *arg, struct analyze_cli *o, struct util_e
 	return rc ? err->code : 0;
 }
 
-int analyze_replay_episodes(int req, int64_t window)
+int analyze_replay_episodes(const struct analyze_algo *algo, int req, int64_t window)
 {
 	if (req >= 0)
 		return req;
+	if (algo && !strcmp(algo->name, ANALYZE_FLAGSHIP))
+		return ANALYZE_REPLAY_FORECAST;
 	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
 }
 

@@ -133,6 +133,11 @@ struct decide {
 	const struct analyze_replay_cfg *cfg;
 	int layers, experts, P;
 	const double *heat, *episodes; /* [L*E], [Ne * L*E] */
+	const double *blocks;          /* [nb * L*E]: the flagship's blocks, last hist of
+					* them history (forecast), or NULL */
+	int nb, hist;
+	double *rerr;                  /* [L * ANALYZE_ROBUST_CANDIDATES] scratch */
+	struct analyze_robust_choice choice; /* the forecast's estimator */
 	const int32_t *cur;            /* [L*P] in force */
 	int32_t *next;                 /* [L*P] OUT */
 	const uint8_t *want;           /* [L] layers to re-place */
@@ -155,7 +160,7 @@ static void *decide_worker(void *arg)
 	struct decide_job *j = arg;
 	struct decide *d = j->d;
 	const struct analyze_replay_cfg *c = d->cfg;
-	int E = d->experts, P = d->P, Ne = c->episodes;
+	int E = d->experts, P = d->P, Ne = d->blocks ? 0 : c->episodes;
 
 	for (int l = j->first; l < d->layers; l += j->step) {
 		const int32_t *cur = d->cur + (size_t)l * P;
@@ -169,6 +174,10 @@ static void *decide_worker(void *arg)
 				memcpy(j->ep + (size_t)k * E,
 				       d->episodes + ((size_t)k * d->layers + (size_t)l) * E,
 				       (size_t)E * sizeof(double));
+		for (int k = 0; d->blocks && k < d->nb; k++)
+			memcpy(j->ep + (size_t)k * E,
+			       d->blocks + ((size_t)k * d->layers + (size_t)l) * E,
+			       (size_t)E * sizeof(double));
 		struct analyze_place_in in = {
 			.experts = E,
 			.ranks = c->ranks,
@@ -183,6 +192,12 @@ static void *decide_worker(void *arg)
 			.move_tolerance = c->move_tolerance,
 			.seed = c->seed + (uint64_t)l,
 		};
+		if (d->blocks) {
+			in.blocks = j->ep;
+			in.n_blocks = d->nb;
+			in.n_hist = d->hist;
+			in.robust = &d->choice;
+		}
 		if ((j->rc = analyze_place(c->algo, &in, next, &j->err))) {
 			util_err_prefix(&j->err, "layer %d: ", l);
 			return NULL;
@@ -191,18 +206,59 @@ static void *decide_worker(void *arg)
 	return NULL;
 }
 
+/* One thread's layers of the forecast's backtest (analyze_robust_errors). */
+struct robust_job {
+	struct decide *d;
+	int first, step, rc;
+};
+
+static void *robust_worker(void *arg)
+{
+	struct robust_job *j = arg;
+	struct decide *d = j->d;
+
+	j->rc = analyze_robust_errors(d->blocks, d->nb, d->hist, d->layers, d->experts, d->P,
+				      j->first, j->step, d->rerr);
+	return NULL;
+}
+
+/* The forecast's estimator, chosen on every layer together, the layers'
+ * backtests shared by the threads. */
+static int decide_choose(struct decide *d, int threads)
+{
+	struct robust_job jobs[2] = { { d, 0, 1, 0 }, { d, 1, 2, 0 } };
+	pthread_t tid;
+	int started = 0;
+
+	if (threads == 2) {
+		jobs[0].step = 2;
+		started = pthread_create(&tid, NULL, robust_worker, &jobs[1]) == 0;
+		if (!started)
+			jobs[0].step = 1; /* no thread: all layers here */
+	}
+	robust_worker(&jobs[0]);
+	if (started)
+		pthread_join(tid, NULL);
+	if (jobs[0].rc || (started && jobs[1].rc))
+		return util_err_set(&d->err, UTIL_ENOMEM, "out of memory");
+	analyze_robust_pick(d->rerr, d->layers, &d->choice);
+	return 0;
+}
+
 static int decide_run(struct decide *d, int threads)
 {
 	struct decide_job jobs[2];
 	pthread_t tid;
 	int started = 0;
 	double t0 = util_now();
-	int Ne = d->cfg->episodes, E = d->experts;
+	int Ne = d->blocks ? d->nb : d->cfg->episodes, E = d->experts;
 
 	if (threads < 1)
 		threads = 1;
 	if (threads > 2)
 		threads = 2;
+	if (d->blocks && (d->rc = decide_choose(d, threads)))
+		return d->rc;
 	for (int i = 0; i < threads; i++) {
 		jobs[i] = (struct decide_job){ .d = d, .first = i, .step = threads,
 					       .ep = d->ep_buf + (size_t)i * (size_t)(Ne ? Ne : 1) * E };
@@ -243,6 +299,68 @@ static int64_t ep_bound(int64_t t, int64_t W, int k, int Ne)
 {
 	int64_t a = win_start(t, W), len = t - a;
 	return a + (len * k) / Ne;
+}
+
+/* The flagship's blocks for the decision after t seen steps, as
+ * analyze_window_blocks cuts a window and its history (the replay's
+ * ordinals standing for step ids): the window [ws, t) in m blocks, block b
+ * starting at ws + ceil(b * nw / m), after hist blocks of history.  The
+ * history is cut on one grid of gb steps (the block size of a full
+ * window) for every decision, so that decisions share its checkpoints:
+ * from hs, the grid point at or before where analyze_window_blocks would
+ * start it (at most ANALYZE_FLAGSHIP_HISTORY window lengths before ws),
+ * in blocks of gb, the last one ending at ws.  When ws is on the grid (gb
+ * divides W and the interval, say), these are analyze_window_blocks's own
+ * blocks; else the newest history block is shorter. */
+struct fc_geom {
+	int64_t ws, nw, hs, gb;
+	int m, hist;
+};
+
+static int64_t fc_grid(int64_t W)
+{
+	int m = W < 1 ? 1 : W < ANALYZE_FLAGSHIP_BLOCKS ? (int)W : ANALYZE_FLAGSHIP_BLOCKS;
+
+	return (W + m / 2) / m > 1 ? (W + m / 2) / m : 1;
+}
+
+static void fc_geometry(int64_t t, int64_t W, struct fc_geom *g)
+{
+	int64_t nh, bsz, hb;
+
+	g->ws = win_start(t, W);
+	g->nw = t - g->ws;
+	g->gb = fc_grid(W);
+	/* nw >= 1: a decision follows at least one step */
+	g->m = g->nw < 1 ? 1 : g->nw < ANALYZE_FLAGSHIP_BLOCKS ? (int)g->nw : ANALYZE_FLAGSHIP_BLOCKS;
+	bsz = (g->nw + g->m / 2) / g->m > 1 ? (g->nw + g->m / 2) / g->m : 1;
+	nh = g->ws < g->nw * ANALYZE_FLAGSHIP_HISTORY ? g->ws : g->nw * ANALYZE_FLAGSHIP_HISTORY;
+	hb = nh / bsz < (int64_t)ANALYZE_FLAGSHIP_HISTORY * g->m
+		     ? nh / bsz
+		     : (int64_t)ANALYZE_FLAGSHIP_HISTORY * g->m;
+	g->hs = hb ? (g->ws - hb * bsz) / g->gb * g->gb : g->ws;
+	g->hist = (int)((g->ws - g->hs + g->gb - 1) / g->gb);
+}
+
+/* Ordinal where block k (0 = the oldest history block) of a decision
+ * starts; k = hist + m is the decision point. */
+static int64_t fc_bound(const struct fc_geom *g, int k)
+{
+	if (k < g->hist)
+		return g->hs + k * g->gb;
+	return g->ws + ((int64_t)(k - g->hist) * g->nw + g->m - 1) / g->m;
+}
+
+/* No decision after t seen steps reads an ordinal before this: a window
+ * starts at t - W at the earliest, its history at most
+ * ANALYZE_FLAGSHIP_HISTORY window lengths and a grid step before that. */
+static int64_t first_read(int64_t t, int64_t W, int fc)
+{
+	int64_t ws = win_start(t, W), back = (t - ws) * ANALYZE_FLAGSHIP_HISTORY + fc_grid(W);
+
+	if (!fc)
+		return ws;
+	return ws > back ? ws - back : 0;
 }
 
 struct ckpt {
@@ -671,6 +789,8 @@ struct replay {
 	struct util_err *err;
 	struct analyze_deploy dep;
 	int L, E, R, S, P, Ne; /* layers, experts, ranks, slots, R*S, episodes */
+	int fc, nb, hist, nb_max; /* the flagship on its forecast: the blocks of the
+				   * decision (history first), at most nb_max */
 	size_t LE, LP;
 	int64_t N, K, W, D;    /* selected steps, interval, window, delay */
 	int timed, topk;
@@ -681,6 +801,8 @@ struct replay {
 	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
+	double *blocks, *rerr;               /* [nb_max * L*E] and the backtest's
+					      * [L * ANALYZE_ROBUST_CANDIDATES], with fc */
 	double *load;                        /* [R] */
 	double *lmax, *lmean, *bmax, *bt;    /* [L] of the step being scored */
 	double *before, *after;              /* [L] window imbalance around a decision */
@@ -716,7 +838,8 @@ static void replay_init(struct replay *r, struct store *s, const struct store_ru
 	r->R = cfg->ranks;
 	r->S = cfg->slots;
 	r->P = r->R * r->S;
-	r->Ne = cfg->episodes;
+	r->fc = cfg->episodes == ANALYZE_REPLAY_FORECAST;
+	r->Ne = r->fc ? 0 : cfg->episodes;
 	r->LE = (size_t)r->L * (size_t)r->E;
 	r->LP = (size_t)r->L * (size_t)r->P;
 	r->K = cfg->interval;
@@ -779,6 +902,9 @@ static int replay_check(struct replay *r)
 	if (Ne < 0 || Ne > ANALYZE_MAX_EPISODES)
 		return util_err_set(err, UTIL_EUSAGE, "--episodes must be in [0, %d]",
 				    ANALYZE_MAX_EPISODES);
+	if (r->fc && strcmp(cfg->algo->name, ANALYZE_FLAGSHIP))
+		return util_err_set(err, UTIL_EUSAGE, "%s has no forecast: give it --episodes",
+				    cfg->algo->name);
 	if (Ne && W < Ne)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--window %lld is shorter than --episodes %d", (long long)W, Ne);
@@ -821,7 +947,13 @@ static int replay_plan_checkpoints(struct replay *r)
 	int64_t *ords = NULL;
 
 	for (int64_t t = K; t + D < N; t += K) {
-		size_t need = (size_t)Ne + 2;
+		struct fc_geom g = { 0 };
+		if (r->fc) {
+			fc_geometry(t, W, &g);
+			if (g.hist + g.m > r->nb_max)
+				r->nb_max = g.hist + g.m;
+		}
+		size_t need = (size_t)Ne + 2 + (size_t)(g.m + g.hist);
 		if (nck + need > cap) {
 			cap = (nck + need) * 2;
 			int64_t *no = realloc(ords, cap * sizeof(*no));
@@ -835,6 +967,8 @@ static int replay_plan_checkpoints(struct replay *r)
 		ords[nck++] = win_start(t, W);
 		for (int k = 1; k < Ne; k++)
 			ords[nck++] = ep_bound(t, W, k, Ne);
+		for (int k = 0; k < g.m + g.hist; k++)
+			ords[nck++] = fc_bound(&g, k);
 	}
 	if (nck)
 		qsort(ords, nck, sizeof(*ords), cmp_i64);
@@ -869,7 +1003,11 @@ static int replay_alloc(struct replay *r)
 	r->prefix = calloc(LE, sizeof(uint64_t));
 	r->heat = malloc(LE * sizeof(double));
 	r->episodes = Ne ? malloc((size_t)Ne * LE * sizeof(double)) : NULL;
-	r->ep_buf = malloc(2 * (size_t)(Ne ? Ne : 1) * (size_t)E * sizeof(double));
+	size_t neb = (size_t)(Ne > r->nb_max ? Ne : r->nb_max > 0 ? r->nb_max : 1);
+	r->ep_buf = malloc(2 * neb * (size_t)(E > 0 ? E : 1) * sizeof(double));
+	r->blocks = r->nb_max ? malloc((size_t)r->nb_max * LE * sizeof(double)) : NULL;
+	r->rerr = r->nb_max ? malloc((size_t)L * ANALYZE_ROBUST_CANDIDATES * sizeof(double))
+			    : NULL;
 	r->load = malloc((size_t)R * sizeof(double));
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
@@ -889,6 +1027,7 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
+	    (r->nb_max && (!r->blocks || !r->rerr)) ||
 	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
@@ -936,7 +1075,7 @@ static int replay_begin_row(struct replay *r)
 	sum->window = r->W;
 	sum->delay = r->D;
 	sum->threshold = cfg->threshold;
-	sum->episodes = r->Ne;
+	sum->episodes = cfg->episodes; /* ANALYZE_REPLAY_FORECAST: the forecast */
 	sum->max_moves = cfg->max_moves;
 	sum->pay = cfg->pay;
 	sum->ranks_per_node = dep->ranks_per_node;
@@ -1159,6 +1298,22 @@ static int replay_window(struct replay *r, int64_t ws)
 		for (size_t i = 0; i < LE; i++)
 			dst[i] = (double)(y->sum[i] - x->sum[i]);
 	}
+	if (r->fc) {
+		struct fc_geom g;
+		fc_geometry(r->ord, r->W, &g);
+		r->hist = g.hist;
+		r->nb = g.hist + g.m;
+		for (int k = 0; k < r->nb; k++) {
+			struct ckpt *x = ckpt_find(r->ck, r->nck, fc_bound(&g, k));
+			struct ckpt *y = ckpt_find(r->ck, r->nck, fc_bound(&g, k + 1));
+			if (!x || !y || !x->sum || !y->sum)
+				return util_err_set(r->err, UTIL_ESTATE,
+						    "replay: missing block checkpoint");
+			double *dst = r->blocks + (size_t)k * LE;
+			for (size_t i = 0; i < LE; i++)
+				dst[i] = (double)(y->sum[i] - x->sum[i]);
+		}
+	}
 	for (int l = 0; l < L; l++) {
 		analyze_device_load(r->heat + (size_t)l * E, E, r->cur + (size_t)l * P, R, S,
 				    r->cnt + (size_t)l * E, r->load);
@@ -1262,6 +1417,8 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 		return rc;
 	struct decide d = { .cfg = cfg, .layers = r->L, .experts = r->E, .P = r->P,
 			    .heat = r->heat, .episodes = r->episodes, .cur = r->cur,
+			    .blocks = r->fc ? r->blocks : NULL, .nb = r->nb, .hist = r->hist,
+			    .rerr = r->rerr,
 			    .next = r->next, .want = r->want, .ep_buf = r->ep_buf };
 	if (decide_run(&d, cfg->threads)) {
 		*r->err = d.err;
@@ -1285,7 +1442,7 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 		return rc;
 	/* checkpoints no later decision reads */
 	for (size_t i = 0; i < r->nck; i++)
-		if (r->ck[i].sum && r->ck[i].ord < win_start(ord + K, W)) {
+		if (r->ck[i].sum && r->ck[i].ord < first_read(ord + K, W, r->fc)) {
 			free(r->ck[i].sum);
 			r->ck[i].sum = NULL;
 		}
@@ -1404,6 +1561,8 @@ static void replay_release(struct replay *r)
 	free(r->prefix);
 	free(r->heat);
 	free(r->episodes);
+	free(r->blocks);
+	free(r->rerr);
 	free(r->ep_buf);
 	free(r->load);
 	free(r->lmax);

@@ -256,15 +256,37 @@ static void to_shares(double *v, int E)
 		v[e] = s > 0 ? v[e] / s : 1.0 / E;
 }
 
+/* d[E] += w x block i of x[n * E] as an estimator reads it: as it is, or
+ * (shares) as its shares of the block's tokens tot[i], uniform when it has
+ * none. */
+static void add_block(double *d, const double *x, const double *tot, int shares, int i, int E,
+		      double w)
+{
+	const double *v = x + (size_t)i * E;
+
+	if (!shares) {
+		for (int e = 0; e < E; e++)
+			d[e] += w * v[e];
+	} else if (tot[i] > 0) { /* (as w x the share, to the last bit) */
+		for (int e = 0; e < E; e++)
+			d[e] += w * (v[e] / tot[i]);
+	} else {
+		for (int e = 0; e < E; e++)
+			d[e] += w * (1.0 / E);
+	}
+}
+
 /* The scenarios of analyze_robust_fit: half of them the window's own
  * blocks in Kb consecutive groups (how the heat varies inside a window,
  * which the next window's steps will show again and a resampled sum
  * averages away), the others m blocks drawn with replacement in proportion
  * to their weight in the forecast (what the next window's sum may be); all
- * aggregated and shrunk as the forecast is.  blk[n * E]: the blocks as the
- * chosen estimator reads them (summed or shares); cw[n]: scratch. */
-static void robust_scenarios(const double *blk, int n, int hist, int E, int K, uint64_t seed,
-			     double half, double lam, double vol, double *cw, double *scen)
+ * aggregated and shrunk as the forecast is.  x[n * E] and tot[n]: the blocks
+ * and their tokens, read as shares or not as the chosen estimator does;
+ * cw[n]: scratch. */
+static void robust_scenarios(const double *x, const double *tot, int shares, int n, int hist,
+			     int E, int K, uint64_t seed, double half, double lam, double vol,
+			     double *cw, double *scen)
 {
 	int m = n - hist, na = 0, Kb = K / 2 < m ? K / 2 : m;
 	double c = 0;
@@ -286,8 +308,7 @@ static void robust_scenarios(const double *blk, int n, int hist, int E, int K, u
 		if (k >= K - Kb) {
 			int j = k - (K - Kb);
 			for (int i = hist + j * m / Kb; i < hist + (j + 1) * m / Kb; i++)
-				for (int e = 0; e < E; e++)
-					d[e] += blk[(size_t)i * E + e];
+				add_block(d, x, tot, shares, i, E, 1);
 		} else
 			for (int r = 0; r < m; r++) {
 				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
@@ -299,8 +320,7 @@ static void robust_scenarios(const double *blk, int n, int hist, int E, int K, u
 					else
 						lo = mid + 1;
 				}
-				for (int e = 0; e < E; e++)
-					d[e] += blk[(size_t)(n - na + lo) * E + e];
+				add_block(d, x, tot, shares, n - na + lo, E, 1);
 			}
 		to_shares(d, E);
 		for (int e = 0; e < E; e++)
@@ -347,8 +367,12 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 				const double *old = hl == 0 && o - 1 - m >= 0
 							    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
 							    : NULL;
-				for (int e = 0; e < E; e++)
-					S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
+				if (old) /* (two loops: each vectorises) */
+					for (int e = 0; e < E; e++)
+						S[e] = r * S[e] + v[e] - old[e];
+				else
+					for (int e = 0; e < E; e++)
+						S[e] = r * S[e] + v[e];
 				if (o != org[k])
 					continue;
 				const double *a = tgt + (size_t)k * E;
@@ -385,10 +409,11 @@ static void robust_error_shares(double err[2][N_HALF][N_SHRINK], double *errout)
 					t > 0 ? err[g][hh][q] / t : 0;
 }
 
-/* The forecast at the window's end from the n blocks v: aged by half,
- * shrunk by lam toward the uniform share, scaled to vol tokens. */
-static void robust_forecast(const double *v0, int n, int m, int E, double half, double lam,
-			    double vol, double *heat)
+/* The forecast at the window's end from the n blocks x (with tokens tot,
+ * read as shares or not): aged by half, shrunk by lam toward the uniform
+ * share, scaled to vol tokens. */
+static void robust_forecast(const double *x, const double *tot, int shares, int n, int m, int E,
+			    double half, double lam, double vol, double *heat)
 {
 	double wsum = 0;
 
@@ -397,9 +422,7 @@ static void robust_forecast(const double *v0, int n, int m, int E, double half, 
 		double w = age_weight(half, m, n - 1 - i);
 		if (w < 1e-3)
 			break;
-		const double *v = v0 + (size_t)i * E;
-		for (int e = 0; e < E; e++)
-			heat[e] += w * v[e];
+		add_block(heat, x, tot, shares, i, E, w);
 		wsum += w;
 	}
 	to_shares(heat, E);
@@ -407,45 +430,73 @@ static void robust_forecast(const double *v0, int n, int m, int E, double half, 
 		heat[e] = vol * ((1 - lam) * heat[e] + lam / E);
 }
 
-int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
-		       const struct analyze_robust_choice *given, double *heat, double *scen,
-		       struct analyze_robust_choice *ch, double *errout)
+/* Scratch of analyze_robust_fit, kept across the layers of one choice
+ * (fresh buffers of this size for every layer cost page faults). */
+struct robust_ws {
+	double *tot, *cw;                 /* [n] */
+	double *sh, *pre, *acc, *tgt;     /* the backtest's */
+};
+
+static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
+{
+	memset(w, 0, sizeof(*w));
+	w->tot = malloc((size_t)n * sizeof(double));
+	w->cw = malloc((size_t)n * sizeof(double));
+	if (backtest) {
+		w->sh = malloc((size_t)n * E * sizeof(double));
+		w->pre = malloc(((size_t)n + 1) * E * sizeof(double));
+		w->acc = malloc((size_t)E * 2 * sizeof(double));
+		w->tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
+	}
+	return !w->tot || !w->cw || (backtest && (!w->sh || !w->pre || !w->acc || !w->tgt)) ? -1
+												: 0;
+}
+
+static void robust_ws_release(struct robust_ws *w)
+{
+	free(w->sh);
+	free(w->tot);
+	free(w->cw);
+	free(w->pre);
+	free(w->acc);
+	free(w->tgt);
+	memset(w, 0, sizeof(*w));
+}
+
+/* analyze_robust_fit on the scratch w (with pre, acc and tgt unless
+ * `given`). */
+static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, int K,
+			  uint64_t seed, const struct analyze_robust_choice *given, double *heat,
+			  double *scen, struct analyze_robust_choice *ch, double *errout,
+			  struct robust_ws *w)
 {
 	int m = n - hist, G = 2, best_g = 0, best_h = 0, best_s = 0;
-	double *sh = malloc((size_t)n * E * sizeof(double));
-	double *tot = malloc((size_t)n * sizeof(double));
-	double *pre = calloc(((size_t)n + 1) * E, sizeof(double));
-	double *acc = malloc((size_t)E * 2 * sizeof(double));
-	double *tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
+	double *sh = w->sh, *tot = w->tot, *pre = w->pre;
 	double err[2][N_HALF][N_SHRINK], vol = 0;
 	int norg = 0;
 
-	if (!sh || !tot || !pre || !acc || !tgt) {
-		free(tgt);
-		free(sh);
-		free(tot);
-		free(pre);
-		free(acc);
-		return -1;
-	}
 	memset(err, 0, sizeof(err));
+	if (pre)
+		memset(pre, 0, (size_t)E * sizeof(double));
 	for (int i = 0; i < n; i++) {
 		double t = 0;
 		for (int e = 0; e < E; e++) {
 			t += x[(size_t)i * E + e];
-			pre[(size_t)(i + 1) * E + e] = pre[(size_t)i * E + e] + x[(size_t)i * E + e];
+			if (pre)
+				pre[(size_t)(i + 1) * E + e] =
+					pre[(size_t)i * E + e] + x[(size_t)i * E + e];
 		}
 		tot[i] = t;
-		for (int e = 0; e < E; e++)
+		for (int e = 0; sh && e < E; e++)
 			sh[(size_t)i * E + e] = t > 0 ? x[(size_t)i * E + e] / t : 1.0 / E;
 		if (i >= hist)
 			vol += t;
 	}
-	if (!given)
-		norg = robust_backtest(x, sh, pre, n, m, E, nslots, tgt, acc, err);
+	if (!given && sh && pre) /* (robust_ws_init gave both when not given) */
+		norg = robust_backtest(x, sh, pre, n, m, E, nslots, w->tgt, w->acc, err);
 	if (errout) {
 		robust_error_shares(err, errout);
-		goto out;
+		return;
 	}
 	if (given) {
 		best_g = !given->volume;
@@ -477,43 +528,65 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		ch->origins = norg;
 	}
 	if (heat)
-		robust_forecast(best_g ? sh : x, n, m, E, half, lam, vol, heat);
+		robust_forecast(x, tot, best_g, n, m, E, half, lam, vol, heat);
 	if (K > 0 && scen)
-		robust_scenarios(best_g ? sh : x, n, hist, E, K, seed, half, lam, vol, tot, scen);
-out:
-	free(sh);
-	free(tot);
-	free(pre);
-	free(acc);
-	free(tgt);
+		robust_scenarios(x, tot, best_g, n, hist, E, K, seed, half, lam, vol, w->cw, scen);
+}
+
+int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
+		       const struct analyze_robust_choice *given, double *heat, double *scen,
+		       struct analyze_robust_choice *ch, double *errout)
+{
+	struct robust_ws w;
+
+	if (robust_ws_init(&w, n, E, !given)) {
+		robust_ws_release(&w);
+		return -1;
+	}
+	robust_fit_ws(x, n, hist, E, nslots, K, seed, given, heat, scen, ch, errout, &w);
+	robust_ws_release(&w);
 	return 0;
 }
 
-int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
-			  struct analyze_robust_choice *ch)
+int analyze_robust_errors(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			  int first, int step, double *err)
 {
-	enum { NC = 2 * N_HALF * N_SHRINK };
-	double sum[NC], one[NC], be = INFINITY;
 	double *x = malloc((size_t)n * E * sizeof(double));
-	int best = 0, any = 0;
+	struct robust_ws w;
+	int bad = robust_ws_init(&w, n, E, 1);
 
-	if (!x)
+	if (!x || bad) {
+		free(x);
+		robust_ws_release(&w);
 		return -1;
-	memset(sum, 0, sizeof(sum));
-	for (int l = 0; l < layers; l++) {
+	}
+	for (int l = first; l < layers; l += step) {
 		for (int i = 0; i < n; i++)
 			memcpy(x + (size_t)i * E, blocks + ((size_t)i * layers + l) * E,
 			       (size_t)E * sizeof(double));
-		if (analyze_robust_fit(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL, one)) {
-			free(x);
-			return -1;
-		}
-		for (int c = 0; c < NC; c++) {
-			sum[c] += one[c];
-			any |= one[c] > 0;
-		}
+		robust_fit_ws(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL,
+			      err + (size_t)l * ANALYZE_ROBUST_CANDIDATES, &w);
 	}
 	free(x);
+	robust_ws_release(&w);
+	return 0;
+}
+
+void analyze_robust_pick(const double *err, int layers, struct analyze_robust_choice *ch)
+{
+	enum { NC = ANALYZE_ROBUST_CANDIDATES };
+	double sum[NC], be = INFINITY;
+	int best = 0, any = 0;
+
+	_Static_assert(NC == 2 * N_HALF * N_SHRINK, "ANALYZE_ROBUST_CANDIDATES");
+	memset(sum, 0, sizeof(sum));
+	/* in layer order, so that the choice does not depend on which
+	 * thread computed which layer */
+	for (int l = 0; l < layers; l++)
+		for (int c = 0; c < NC; c++) {
+			sum[c] += err[(size_t)l * NC + c];
+			any |= err[(size_t)l * NC + c] > 0;
+		}
 	/* ties: the simpler estimator (earlier in the lists) */
 	for (int c = 0; c < NC; c++)
 		if (sum[c] < be * (1 - 1e-9)) {
@@ -526,5 +599,18 @@ int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int
 	ch->origins = any;
 	if (!any) /* too little data anywhere: the defaults, as one layer alone */
 		*ch = (struct analyze_robust_choice){ 1, half_lives[0], shrinks[0], 0 };
+}
+
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			  struct analyze_robust_choice *ch)
+{
+	double *err = malloc((size_t)layers * ANALYZE_ROBUST_CANDIDATES * sizeof(double));
+
+	if (!err || analyze_robust_errors(blocks, n, hist, layers, E, nslots, 0, 1, err)) {
+		free(err);
+		return -1;
+	}
+	analyze_robust_pick(err, layers, ch);
+	free(err);
 	return 0;
 }

@@ -515,6 +515,8 @@ static void replay_settings(const struct store_replay *r, char v[RK_KEYS][80], i
 	shown[RK_PAY] = r->pay;
 	if (r->episodes > 0)
 		snprintf(v[RK_EPISODES], 80, "%d episodes", r->episodes);
+	else if (r->episodes == ANALYZE_REPLAY_FORECAST)
+		snprintf(v[RK_EPISODES], 80, "forecast");
 	else {
 		snprintf(v[RK_EPISODES], 80, "summed heat");
 		shown[RK_EPISODES] = 0;
@@ -902,7 +904,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
 		.episodes = !q->per_step ? analyze_fit_episodes(q->episodes, W)
-					 : analyze_replay_episodes(-1, W),
+					 : analyze_replay_episodes(q->algo, -1, W),
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
@@ -932,6 +934,8 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	char eps[32] = "";
 	if (cfg.episodes > 0)
 		snprintf(eps, sizeof(eps), " (%d episodes)", cfg.episodes);
+	else if (cfg.episodes == ANALYZE_REPLAY_FORECAST)
+		snprintf(eps, sizeof(eps), " (its forecast)");
 	snprintf(desc, ndesc,
 		 "replay of %s from the %s placement: every %lld steps, window %lld%s, delay %lld",
 		 q->algo->name, sname, (long long)K, (long long)W, eps, (long long)D);

@@ -230,8 +230,9 @@ struct render_replay_req {
 	int ranks, slots, layer, force_static, quant;
 	int episodes;           /* each window as this many episodes (0: summed only;
 				 * < 0: analyze_fit_episodes's default) */
-	int per_step;           /* instead: the replay's default, one episode per step
-				 * (at most ANALYZE_REPLAY_EPISODES) */
+	int per_step;           /* instead: the replay's default (the flagship's
+				 * forecast, else one episode per step, at most
+				 * ANALYZE_REPLAY_EPISODES) */
 	int64_t from, to, interval, window, delay;
 	unsigned phase_mask;
 	const struct store_model *model;

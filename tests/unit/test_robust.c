@@ -402,6 +402,172 @@ static void test_robust_blocks_in_memory(void **state)
 	unlink(path);
 }
 
+/* The replay test's trace: stationary traffic of few tokens per step, so
+ * that the forecast keeps its whole history, over a layout large enough
+ * for the placement to follow it. */
+enum { RL = 2, RN = 400, RE = 24, RR = 4, RS = 8, RP = RR * RS };
+static uint32_t rcounts[RN][RL * RE];
+
+/* The blocks the replay's decision after t steps gives the flagship
+ * (docs/replay.md), computed from the counts: the window [t - w, t) (from
+ * 0 while t <= w) cut as analyze_window_blocks cuts it, after history on
+ * the grid of the block size g of a full window, from the grid point at
+ * or before the start of analyze_window_blocks's history (up to 4 window
+ * lengths in blocks of its size) to the window.  OUT b[n * RL * RE];
+ * returns n, *hist the history blocks. */
+static int replay_blocks(int t, int w, double *b, int *hist)
+{
+	int ws = t > w ? t - w : 0, nw = t - ws, m = nw < 32 ? nw : 32, bsz = (nw + m / 2) / m;
+	int mw = w < 32 ? w : 32, g = (w + mw / 2) / mw;
+	int nh = ws < 4 * nw ? ws : 4 * nw, hb = nh / bsz < 4 * m ? nh / bsz : 4 * m;
+	int hs = hb ? (ws - hb * bsz) / g * g : ws, n;
+
+	*hist = (ws - hs + g - 1) / g;
+	n = *hist + m;
+	assert_true(n <= 200);
+	memset(b, 0, (size_t)n * RL * RE * sizeof(double));
+	for (int i = hs; i < t; i++) {
+		int k = i < ws ? (i - hs) / g : *hist + (i - ws) * m / nw;
+		for (int j = 0; j < RL * RE; j++)
+			b[(size_t)k * RL * RE + j] += rcounts[i][j];
+	}
+	return n;
+}
+
+/* A replay of the flagship without episodes decides as `place` would on
+ * its blocks: each decision is the flagship on the forecast from the
+ * window's blocks and the history before it, estimator chosen on all
+ * layers, from the placement in force.  Checked step by step through the
+ * replay's per-layer series against that chain of placements computed
+ * here, with one and two threads.  Every 70 steps on 70 (32 uneven blocks
+ * after up to 4 windows of history in blocks of 2), the window starts on
+ * the history's grid and the blocks are analyze_forecast_read's, as
+ * `place --steps` reads them; every 33 steps on 64, every other window
+ * starts off the grid, its newest history block is one step and its
+ * oldest starts a step before 4 windows back. */
+static void test_robust_replay_is_place(void **state)
+{
+	static const int cad[2][2] = { { 70, 70 }, { 33, 64 } };
+	char path[] = "/tmp/moetrace-replay-fc.XXXXXX";
+	int fd = mkstemp(path);
+	const struct analyze_algo *keel = analyze_algo_find(ANALYZE_FLAGSHIP);
+	struct util_err err = UTIL_ERR_INIT;
+	struct store_step steps[RN];
+	struct store_run run = { 0 };
+	struct store *s;
+	int32_t start[RL * RP], cur[RL * RP], next[RL * RP];
+	double *b = malloc((size_t)200 * RL * RE * sizeof(double));
+	double *x = malloc((size_t)200 * RE * sizeof(double));
+	double q[RE], c = 0;
+	uint64_t st = 11;
+
+	(void)state;
+	assert_true(fd >= 0 && b && x);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "fc");
+	run.layers = RL;
+	run.experts = RE;
+	assert_int_equal(store_run_add(s, &run), 0);
+	for (int e = 0; e < RE; e++)
+		c += q[e] = 1.0 / (1 + e % 9);
+	memset(rcounts, 0, sizeof(rcounts));
+	for (int i = 0; i < RN; i++) {
+		/* a multinomial draw of 12 + i % 5 tokens over q[], per layer */
+		for (int l = 0; l < RL; l++)
+			for (int n = 0; n < 12 + i % 5; n++) {
+				st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+				double u = (double)(st >> 11) * 0x1.0p-53 * c, a = 0;
+				int e = 0;
+				while (e < RE - 1 && (a += q[e]) <= u)
+					e++;
+				rcounts[i][l * RE + e]++;
+			}
+		steps[i] = (struct store_step){ .step = i, .phase = STORE_PHASE_DECODE,
+						.counts = rcounts[i] };
+	}
+	assert_int_equal(store_steps_append(s, &run, steps, RN), 0);
+	for (int l = 0; l < RL; l++)
+		analyze_static_phy2log(RE, RR, RS, start + (size_t)l * RP);
+	for (int cd = 0; cd < 2; cd++)
+		for (int threads = 1; threads <= 2; threads++)
+			for (int sl = 0; sl < RL; sl++) {
+				int K = cad[cd][0], W = cad[cd][1], shifted = 0;
+				struct analyze_replay_cfg cfg = {
+					.algo = keel, .ranks = RR, .slots = RS, .interval = K,
+					.window = W, .delay = 0,
+					.episodes = analyze_replay_episodes(keel, -1, W),
+					.max_moves = -1, .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
+					.seed = 1, .from = INT64_MIN, .to = INT64_MAX, .start = start,
+					.threads = threads, .series = 1, .series_layer = sl,
+				};
+				struct analyze_replay_out out;
+				assert_int_equal(cfg.episodes, ANALYZE_REPLAY_FORECAST);
+				assert_int_equal(analyze_replay_run(s, &run, &cfg, &out, &err), 0);
+				assert_int_equal(out.n_series, RN);
+				memcpy(cur, start, sizeof(cur));
+				for (int i = 0; i < RN; i++) {
+					if (i > 0 && i % K == 0) { /* the decision after i steps */
+						struct analyze_robust_choice ch;
+						int hist, n = replay_blocks(i, W, b, &hist);
+						if (cd == 0) {
+							struct analyze_forecast f;
+							assert_int_equal(
+								analyze_forecast_read(s, &run, i > W ? i - W : 0,
+										      i - 1, 0, RP, &f, &err),
+								0);
+							assert_int_equal(f.b.n, n);
+							assert_int_equal(f.b.hist, hist);
+							assert_memory_equal(f.b.heat, b,
+									    (size_t)n * RL * RE * sizeof(double));
+							analyze_forecast_release(&f);
+						}
+						shifted += hist > 0 && (i - W) % 2;
+						assert_int_equal(analyze_robust_choose(b, n, hist, RL, RE, RP, &ch), 0);
+						for (int l = 0; l < RL; l++) {
+							double w[RE] = { 0 };
+							for (int k = 0; k < n; k++)
+								for (int e = 0; e < RE; e++) {
+									x[k * RE + e] = b[((size_t)k * RL + l) * RE + e];
+									w[e] += k >= hist ? x[k * RE + e] : 0;
+								}
+							struct analyze_place_in in = {
+								.experts = RE, .ranks = RR, .slots = RS, .heat = w,
+								.current = cur + (size_t)l * RP, .max_moves = -1,
+								.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
+								.seed = 1 + (uint64_t)l, .blocks = x, .n_blocks = n,
+								.n_hist = hist, .robust = &ch,
+							};
+							assert_int_equal(analyze_place(keel, &in, next + (size_t)l * RP, &err), 0);
+						}
+						memcpy(cur, next, sizeof(cur));
+					}
+					int cnt[RE];
+					double load[RR], tot = 0, hs[RE];
+					for (int e = 0; e < RE; e++)
+						hs[e] = rcounts[i][sl * RE + e];
+					const int32_t *pl = cur + (size_t)sl * RP;
+					analyze_replicas(pl, RP, RE, cnt);
+					double mx = analyze_device_load(hs, RE, pl, RR, RS, cnt, load);
+					for (int r = 0; r < RR; r++)
+						tot += load[r];
+					assert_int_equal(out.series_step[i], i);
+					assert_float_equal(out.series_imbalance[i], mx / (tot / RR), 1e-9);
+				}
+				/* decisions moved something; the second cadence had windows
+				 * off the grid */
+				assert_true(out.n_events > 0);
+				assert_memory_not_equal(cur, start, sizeof(cur));
+				assert_true(cd == 0 ? shifted == 0 : shifted > 0);
+				analyze_replay_release(&out);
+			}
+	free(b);
+	free(x);
+	store_free(s);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_robust_window_blocks),
 		cmocka_unit_test(test_robust_blocks_in_memory),
 		cmocka_unit_test(test_robust_choose_layers),
+		cmocka_unit_test(test_robust_replay_is_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
