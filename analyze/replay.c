@@ -6,8 +6,10 @@
  * and deciding every interval, finish the summary) and freed by one,
  * replay_release().  Window heat comes from
  * prefix sums checkpointed at the few step ordinals a decision needs
- * (window start, episode boundaries, decision point), so memory does not
- * grow with the window.  Per-step imbalance percentiles come from
+ * (window start, episode boundaries, decision point, and for the
+ * flagship's forecast its blocks and a grid over the history before the
+ * window shared by all decisions), so memory does not grow with the
+ * window.  Per-step imbalance percentiles come from
  * log-spaced histograms (0.05% resolution), so memory does not grow with
  * the trace either.  Decisions place every layer (or those over the
  * threshold) on up to two threads.  The steps come from the feed: one

@@ -874,6 +874,18 @@ static int prepare_transfer(struct store *s, const struct store_run *run,
 	return -1;
 }
 
+/* What the replay of q gives its algorithm of a window of W steps:
+ * without episodes asked for, the flagship its forecast (as `replay` does)
+ * and the others the report's episodes or one per step (per_step). */
+static int replay_req_episodes(const struct render_replay_req *q, int64_t W)
+{
+	int fc = analyze_replay_episodes(q->algo, -1, W);
+
+	if (q->per_step || (q->episodes < 0 && fc == ANALYZE_REPLAY_FORECAST))
+		return fc;
+	return analyze_fit_episodes(q->episodes, W);
+}
+
 int render_replay_run(struct store *s, const struct store_run *run,
 		      const struct render_replay_req *q, struct analyze_replay_out *out,
 		      int64_t *nsteps, char *desc, size_t ndesc, struct util_err *err)
@@ -903,8 +915,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 	struct analyze_replay_cfg cfg = {
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
-		.episodes = !q->per_step ? analyze_fit_episodes(q->episodes, W)
-					 : analyze_replay_episodes(q->algo, -1, W),
+		.episodes = replay_req_episodes(q, W),
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,

@@ -229,7 +229,8 @@ struct render_replay_req {
 	const struct analyze_algo *algo;
 	int ranks, slots, layer, force_static, quant;
 	int episodes;           /* each window as this many episodes (0: summed only;
-				 * < 0: analyze_fit_episodes's default) */
+				 * < 0: the flagship's forecast, for any other
+				 * algorithm analyze_fit_episodes's default) */
 	int per_step;           /* instead: the replay's default (the flagship's
 				 * forecast, else one episode per step, at most
 				 * ANALYZE_REPLAY_EPISODES) */

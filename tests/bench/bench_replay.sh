@@ -57,8 +57,9 @@ echo "experts, 64 ranks x 5 slots), every 900 steps on a window of 900, effect 5
 echo "11 rebalances. Whole process, median of 3 runs, wall and CPU seconds (user + system, all"
 echo "threads); \`--no-store\` scores only, the default also writes the 580,000 per-step per-layer"
 echo "rows. Budget (DESIGN.md): 0.5 s using both cores; a 12-setting grid reads the trace once"
-echo "and takes at most 3x one replay. Every row uses the replay's default episodes (the window"
-echo "as 16 episodes; ANALYZE_REPLAY_EPISODES)."
+echo "and takes at most 3x one replay. Every row uses the replay's defaults: eplb is given the"
+echo "window as 16 episodes (ANALYZE_REPLAY_EPISODES), keel the window's blocks and up to 4 windows"
+echo "of history before it, from which it fits its forecast (docs/replay.md)."
 if [ -n "$peer" ]; then
 	echo "Rows marked *peer* run an older build, ${MOETRACE_PEER_NAME:-\`$(basename "$peer")\`}, in the same run."
 fi

@@ -27,18 +27,23 @@ echo
 echo "| replay | episodes | realised | clairvoyant | realised / clairvoyant | copies |"
 echo "|---|---:|---:|---:|---:|---:|"
 "$MOETRACE" export "$d/t.db" --format jsonl -o "$d/t.jsonl" >/dev/null
-# 0: the summed heat; 16: the replay's default (one episode per step, at
-# most ANALYZE_REPLAY_EPISODES); $every: one per step, uncapped
-for ep in 0 16 $every; do
+# 0: the summed heat; 16: one episode per step, at most
+# ANALYZE_REPLAY_EPISODES (what every other algorithm is given by default);
+# $every: one per step, uncapped; forecast: the replay's default for keel,
+# its forecast from the window and the history before it, against the
+# per-step clairvoyant figure (the oracles of $every, kept)
+for ep in 0 16 $every forecast; do
+	eps="--episodes $ep"
+	[ $ep = forecast ] && eps=
 	"$MOETRACE" replay "$d/t.db" --algo keel --interval $every --window $every --delay 0 \
-		--start static --episodes $ep --json >"$d/r.json"
+		--start static $eps --json >"$d/r.json"
 	id=$("$MOETRACE" replays "$d/t.db" | awk '$1 ~ /^[0-9]+$/ { id = $1 } END { print id }')
 	"$MOETRACE" sql "$d/t.db" --format csv "select step, sum(max_load) / sum(mean_load) from replay_steps
 		where replay = $id and step >= $every group by step order by step" >"$d/real.csv"
 	mv=$(sed -n 's/.*"events": [0-9]*, "moves": \([0-9]*\).*/\1/p' "$d/r.json" | head -1)
 	k=1
-	: >"$d/oracle.list"
-	while [ $((k * every)) -lt $steps ]; do
+	[ $ep = forecast ] || : >"$d/oracle.list"
+	while [ $ep != forecast ] && [ $((k * every)) -lt $steps ]; do
 		a=$((k * every)); b=$((a + every - 1))
 		"$MOETRACE" place "$d/t.db" --algo keel --steps $a:$b --episodes $ep --current none --json \
 			>"$d/p$k.json"
@@ -112,9 +117,10 @@ while [ $((k * every)) -lt $steps ]; do
 	k=$((k + 1))
 done
 tpr=$(sed -n 's/.*"tokens_per_rank": \([0-9.]*\).*/\1/p' "$d/r.json" | head -1)
-# the per-step replay's realised and clairvoyant figures
+# the per-step replay's realised and clairvoyant figures, and the default's
 pr=$(awk -F'|' -v ep=$every '$3 + 0 == ep { print $4 + 0, $5 + 0 }' "$d/rows")
-awk -v tpr="$tpr" -v pr="$pr" -v every=$every '$1 == "half" { h += $2; nh++ } $1 == "self" { s += $2; ns++ }
+fr=$(awk -F'|' '$3 ~ /forecast/ { print $4 + 0 }' "$d/rows")
+awk -v tpr="$tpr" -v pr="$pr" -v fr="$fr" -v every=$every '$1 == "half" { h += $2; nh++ } $1 == "self" { s += $2; ns++ }
 	END { split(pr, p, " "); h /= nh; s /= ns
 	      printf "\nNoise floor: fitted on each interval'"'"'s even steps (one episode per step) and scored\n"
 	      printf "per step on its odd steps, keel reaches %.4f (fitted on the odd steps themselves: %.4f,\n", h, s
@@ -123,11 +129,13 @@ awk -v tpr="$tpr" -v pr="$pr" -v every=$every '$1 == "half" { h += $2; nh++ } $1
 	      printf "times the per-step clairvoyant figure above (%.4f), and the per-step replay, fitted on the\n", p[2]
 	      printf "interval before, reaches %.4f, %.1f%% above it: what the drift from one interval to the\n", p[1], 100 * (p[1] / h - 1)
 	      printf "next and a fit on the interval before cost. The noise of each step, which no placement\n"
-	      printf "decided before it can see, costs the rest; "
+	      printf "decided before it can see, costs the rest. The replay'"'"'s default (keel on its forecast\n"
+	      printf "from the interval before and the history before that) reaches %.4f, %.1f%% above the\n", fr, 100 * (fr / h - 1)
+	      printf "floor and %.1f%% above the per-step clairvoyant figure; ", 100 * (fr / p[2] - 1)
 	      if (h / p[2] > 1.1)
-		      printf "with the floor itself above 1.1 times the clairvoyant\nfigure, no setting brings the realised one within 10%% of it on this trace.\n"
+		      printf "with the floor itself above 1.1 times\nthe clairvoyant figure, no setting brings the realised one within 10%% of it on this trace.\n"
 	      else
-		      printf "the floor is %.1f%% above the clairvoyant figure, the\nrealised one %.1f%%.\n", 100 * (h / p[2] - 1), 100 * (p[1] / p[2] - 1) }' "$d/floor"
+		      printf "the floor itself is %.1f%% above it.\n", 100 * (h / p[2] - 1) }' "$d/floor"
 }
 one_batch "Default decode batch (128)"
 one_batch "Decode batch 2048" --decode-batch 2048
