@@ -424,17 +424,10 @@ int analyze_window_heat(struct store *s, const struct store_run *run, int64_t fr
  * is smallest over the layers (traffic is stationary or drifting for the
  * whole model, and one layer's few origins are a noisy witness).  blocks
  * [n * layers * experts] as analyze_window_blocks gives them; nslots = ranks
- * x slots.  0, or -1 when out of memory. */
+ * x slots; threads > 1: the layers' backtests on two threads (the choice is
+ * the same).  0, or -1 when out of memory. */
 int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int experts,
-			  int nslots, struct analyze_robust_choice *ch);
-/* The same in two parts, for threads: analyze_robust_errors fills the rows
- * of err [layers * ANALYZE_ROBUST_CANDIDATES] of layers first, first +
- * step, ... with each one's error shares (0, or -1 when out of memory);
- * analyze_robust_pick chooses from all the rows. */
-#define ANALYZE_ROBUST_CANDIDATES 84
-int analyze_robust_errors(const double *blocks, int n, int hist, int layers, int experts,
-			  int nslots, int first, int step, double *err);
-void analyze_robust_pick(const double *err, int layers, struct analyze_robust_choice *ch);
+			  int nslots, int threads, struct analyze_robust_choice *ch);
 #define ANALYZE_FLAGSHIP_BLOCKS 32
 #define ANALYZE_FLAGSHIP_HISTORY 4
 struct analyze_blocks {

@@ -138,7 +138,6 @@ struct decide {
 	const double *blocks;          /* [nb * L*E]: the flagship's blocks, last hist of
 					* them history (forecast), or NULL */
 	int nb, hist;
-	double *rerr;                  /* [L * ANALYZE_ROBUST_CANDIDATES] scratch */
 	struct analyze_robust_choice choice; /* the forecast's estimator */
 	const int32_t *cur;            /* [L*P] in force */
 	int32_t *next;                 /* [L*P] OUT */
@@ -208,45 +207,6 @@ static void *decide_worker(void *arg)
 	return NULL;
 }
 
-/* One thread's layers of the forecast's backtest (analyze_robust_errors). */
-struct robust_job {
-	struct decide *d;
-	int first, step, rc;
-};
-
-static void *robust_worker(void *arg)
-{
-	struct robust_job *j = arg;
-	struct decide *d = j->d;
-
-	j->rc = analyze_robust_errors(d->blocks, d->nb, d->hist, d->layers, d->experts, d->P,
-				      j->first, j->step, d->rerr);
-	return NULL;
-}
-
-/* The forecast's estimator, chosen on every layer together, the layers'
- * backtests shared by the threads. */
-static int decide_choose(struct decide *d, int threads)
-{
-	struct robust_job jobs[2] = { { d, 0, 1, 0 }, { d, 1, 2, 0 } };
-	pthread_t tid;
-	int started = 0;
-
-	if (threads == 2) {
-		jobs[0].step = 2;
-		started = pthread_create(&tid, NULL, robust_worker, &jobs[1]) == 0;
-		if (!started)
-			jobs[0].step = 1; /* no thread: all layers here */
-	}
-	robust_worker(&jobs[0]);
-	if (started)
-		pthread_join(tid, NULL);
-	if (jobs[0].rc || (started && jobs[1].rc))
-		return util_err_set(&d->err, UTIL_ENOMEM, "out of memory");
-	analyze_robust_pick(d->rerr, d->layers, &d->choice);
-	return 0;
-}
-
 static int decide_run(struct decide *d, int threads)
 {
 	struct decide_job jobs[2];
@@ -259,8 +219,10 @@ static int decide_run(struct decide *d, int threads)
 		threads = 1;
 	if (threads > 2)
 		threads = 2;
-	if (d->blocks && (d->rc = decide_choose(d, threads)))
-		return d->rc;
+	/* the forecast's estimator, chosen on every layer together */
+	if (d->blocks && analyze_robust_choose(d->blocks, d->nb, d->hist, d->layers, E, d->P,
+					       threads, &d->choice))
+		return d->rc = util_err_set(&d->err, UTIL_ENOMEM, "out of memory");
 	for (int i = 0; i < threads; i++) {
 		jobs[i] = (struct decide_job){ .d = d, .first = i, .step = threads,
 					       .ep = d->ep_buf + (size_t)i * (size_t)(Ne ? Ne : 1) * E };
@@ -803,8 +765,7 @@ struct replay {
 	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
-	double *blocks, *rerr;               /* [nb_max * L*E] and the backtest's
-					      * [L * ANALYZE_ROBUST_CANDIDATES], with fc */
+	double *blocks;                      /* [nb_max * L*E] with fc */
 	double *load;                        /* [R] */
 	double *lmax, *lmean, *bmax, *bt;    /* [L] of the step being scored */
 	double *before, *after;              /* [L] window imbalance around a decision */
@@ -1008,8 +969,6 @@ static int replay_alloc(struct replay *r)
 	size_t neb = (size_t)(Ne > r->nb_max ? Ne : r->nb_max > 0 ? r->nb_max : 1);
 	r->ep_buf = malloc(2 * neb * (size_t)(E > 0 ? E : 1) * sizeof(double));
 	r->blocks = r->nb_max ? malloc((size_t)r->nb_max * LE * sizeof(double)) : NULL;
-	r->rerr = r->nb_max ? malloc((size_t)L * ANALYZE_ROBUST_CANDIDATES * sizeof(double))
-			    : NULL;
 	r->load = malloc((size_t)R * sizeof(double));
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
@@ -1029,7 +988,7 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
-	    (r->nb_max && (!r->blocks || !r->rerr)) ||
+	    (r->nb_max && !r->blocks) ||
 	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
@@ -1420,7 +1379,6 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 	struct decide d = { .cfg = cfg, .layers = r->L, .experts = r->E, .P = r->P,
 			    .heat = r->heat, .episodes = r->episodes, .cur = r->cur,
 			    .blocks = r->fc ? r->blocks : NULL, .nb = r->nb, .hist = r->hist,
-			    .rerr = r->rerr,
 			    .next = r->next, .want = r->want, .ep_buf = r->ep_buf };
 	if (decide_run(&d, cfg->threads)) {
 		*r->err = d.err;
@@ -1564,7 +1522,6 @@ static void replay_release(struct replay *r)
 	free(r->heat);
 	free(r->episodes);
 	free(r->blocks);
-	free(r->rerr);
 	free(r->ep_buf);
 	free(r->load);
 	free(r->lmax);

@@ -12,6 +12,7 @@
 #include "analyze/place_int.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,7 +178,7 @@ int analyze_forecast_choose(struct analyze_forecast *f, int nslots, struct util_
 		return 0;
 	f->layer = malloc((size_t)b->n * b->experts * sizeof(double));
 	if (!f->layer || analyze_robust_choose(b->heat, b->n, b->hist, b->layers, b->experts,
-					       nslots, &f->choice)) {
+					       nslots, 1, &f->choice)) {
 		analyze_forecast_release(f);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
@@ -224,6 +225,7 @@ static const double half_lives[] = { 0, 0.25, 0.5, 1, 2, 4, INFINITY };
 static const double shrinks[] = { 0, 0.0625, 0.125, 0.25, 0.5, 0.75 };
 #define N_HALF (sizeof(half_lives) / sizeof(half_lives[0]))
 #define N_SHRINK (sizeof(shrinks) / sizeof(shrinks[0]))
+#define ROBUST_CANDIDATES (2 * N_HALF * N_SHRINK)
 /* origins the backtest scores (evenly spaced over those it may use) */
 #define ROBUST_ORIGINS 16
 
@@ -548,8 +550,11 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 	return 0;
 }
 
-int analyze_robust_errors(const double *blocks, int n, int hist, int layers, int E, int nslots,
-			  int first, int step, double *err)
+/* Each layer's error shares (robust_error_shares) into the rows of err
+ * [layers * ROBUST_CANDIDATES] of layers first, first + step, ...; 0, or
+ * -1 when out of memory. */
+static int robust_errors(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			 int first, int step, double *err)
 {
 	double *x = malloc((size_t)n * E * sizeof(double));
 	struct robust_ws w;
@@ -565,20 +570,21 @@ int analyze_robust_errors(const double *blocks, int n, int hist, int layers, int
 			memcpy(x + (size_t)i * E, blocks + ((size_t)i * layers + l) * E,
 			       (size_t)E * sizeof(double));
 		robust_fit_ws(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL,
-			      err + (size_t)l * ANALYZE_ROBUST_CANDIDATES, &w);
+			      err + (size_t)l * ROBUST_CANDIDATES, &w);
 	}
 	free(x);
 	robust_ws_release(&w);
 	return 0;
 }
 
-void analyze_robust_pick(const double *err, int layers, struct analyze_robust_choice *ch)
+/* The estimator whose errors, summed over the layers' rows of err, are
+ * the smallest. */
+static void robust_pick(const double *err, int layers, struct analyze_robust_choice *ch)
 {
-	enum { NC = ANALYZE_ROBUST_CANDIDATES };
+	enum { NC = ROBUST_CANDIDATES };
 	double sum[NC], be = INFINITY;
 	int best = 0, any = 0;
 
-	_Static_assert(NC == 2 * N_HALF * N_SHRINK, "ANALYZE_ROBUST_CANDIDATES");
 	memset(sum, 0, sizeof(sum));
 	/* in layer order, so that the choice does not depend on which
 	 * thread computed which layer */
@@ -601,16 +607,48 @@ void analyze_robust_pick(const double *err, int layers, struct analyze_robust_ch
 		*ch = (struct analyze_robust_choice){ 1, half_lives[0], shrinks[0], 0 };
 }
 
-int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
-			  struct analyze_robust_choice *ch)
-{
-	double *err = malloc((size_t)layers * ANALYZE_ROBUST_CANDIDATES * sizeof(double));
+/* One thread's share of analyze_robust_choose's layers. */
+struct choose_job {
+	const double *blocks;
+	int n, hist, layers, E, nslots, first, step, rc;
+	double *err;
+};
 
-	if (!err || analyze_robust_errors(blocks, n, hist, layers, E, nslots, 0, 1, err)) {
+static void *choose_worker(void *arg)
+{
+	struct choose_job *j = arg;
+
+	j->rc = robust_errors(j->blocks, j->n, j->hist, j->layers, j->E, j->nslots, j->first,
+				      j->step, j->err);
+	return NULL;
+}
+
+int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int E, int nslots,
+			  int threads, struct analyze_robust_choice *ch)
+{
+	double *err = malloc((size_t)layers * ROBUST_CANDIDATES * sizeof(double));
+	struct choose_job jobs[2] = { { blocks, n, hist, layers, E, nslots, 0, 1, 0, err },
+				      { blocks, n, hist, layers, E, nslots, 1, 2, 0, err } };
+	pthread_t tid;
+	int started = 0;
+
+	if (!err)
+		return -1;
+	if (threads > 1 && layers > 1) {
+		jobs[0].step = 2;
+		started = pthread_create(&tid, NULL, choose_worker, &jobs[1]) == 0;
+		if (!started)
+			jobs[0].step = 1; /* no thread: every layer here */
+	}
+	choose_worker(&jobs[0]);
+	if (started)
+		pthread_join(tid, NULL);
+	if (jobs[0].rc || (started && jobs[1].rc)) {
 		free(err);
 		return -1;
 	}
-	analyze_robust_pick(err, layers, ch);
+	/* the rows summed in layer order whichever thread filled them */
+	robust_pick(err, layers, ch);
 	free(err);
 	return 0;
 }

@@ -442,9 +442,11 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		else
 			analyze_static_phy2log(E, R, in->slots, plan->phy2log + (size_t)l * P);
 	}
-	/* the flagship's estimator, chosen on every layer together */
+	/* the algorithm's time: for the flagship its estimator too, chosen on
+	 * every layer together */
+	t0 = util_now();
 	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP) &&
-	    analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, &choice)) {
+	    analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, nthreads, &choice)) {
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -453,7 +455,6 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP))
 			jobs[t].robust = &choice;
 	}
-	t0 = util_now();
 	if (nthreads == 2 && pthread_create(&tid, NULL, plan_worker, &jobs[1]) == 0)
 		started = 1;
 	if (nthreads == 2 && !started) /* no thread: do both halves here */

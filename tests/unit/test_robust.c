@@ -261,7 +261,7 @@ static void test_robust_window_blocks(void **state)
 		assert_int_equal(f.b.n, b.n);
 		assert_int_equal(f.b.hist, b.hist);
 		assert_memory_equal(f.b.heat, b.heat, (size_t)b.n * L * EX * sizeof(double));
-		assert_int_equal(analyze_robust_choose(b.heat, b.n, b.hist, L, EX, 8, &ch), 0);
+		assert_int_equal(analyze_robust_choose(b.heat, b.n, b.hist, L, EX, 8, 1, &ch), 0);
 		assert_int_equal(f.choice.volume, ch.volume);
 		assert_true(f.choice.half_life == ch.half_life);
 		assert_true(f.choice.shrink == ch.shrink);
@@ -304,13 +304,13 @@ static void test_robust_choose_layers(void **state)
 	for (int i = 0; i < N; i++)
 		for (int l = 0; l < LY; l++)
 			draw(qa, 60, &st, b + ((size_t)i * LY + l) * E);
-	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, 2, &ch), 0);
 	assert_true(ch.origins > 0);
 	assert_true(ch.half_life >= 1); /* a window length or more of memory */
 	for (int i = 0; i < N; i++)
 		for (int l = 0; l < LY; l++)
 			draw(i < HIST ? qa : qb, 60, &st, b + ((size_t)i * LY + l) * E);
-	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, &ch), 0);
+	assert_int_equal(analyze_robust_choose(b, N, HIST, LY, E, R * S, 2, &ch), 0);
 	free(b);
 	/* half a window of memory at most (0: the window alone) */
 	assert_true(ch.half_life <= 0.5);
@@ -524,7 +524,7 @@ static void test_robust_replay_is_place(void **state)
 							analyze_forecast_release(&f);
 						}
 						shifted += hist > 0 && (i - W) % 2;
-						assert_int_equal(analyze_robust_choose(b, n, hist, RL, RE, RP, &ch), 0);
+						assert_int_equal(analyze_robust_choose(b, n, hist, RL, RE, RP, 1, &ch), 0);
 						for (int l = 0; l < RL; l++) {
 							double w[RE] = { 0 };
 							for (int k = 0; k < n; k++)
