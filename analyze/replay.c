@@ -759,7 +759,7 @@ struct replay {
 	int64_t N, K, W, D;    /* selected steps, interval, window, delay */
 	int timed, topk;
 	struct ckpt *ck;       /* [nck], by ordinal */
-	size_t nck, ci;        /* ci: next checkpoint to fill */
+	size_t nck, ci, cf;    /* ci: next checkpoint to fill; cf: first not freed */
 	int32_t *cur, *next, *pending;       /* [L*P] in force, decided, taking effect */
 	int *cnt, *base_cnt;                 /* [L*E] replicas, in force and baseline */
 	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
@@ -909,14 +909,22 @@ static int replay_plan_checkpoints(struct replay *r)
 	size_t cap = 0, nck = 0, u = 0;
 	int64_t *ords = NULL;
 
+	int64_t glast = -1; /* the history's grid points planned so far: up to this */
+
 	for (int64_t t = K; t + D < N; t += K) {
 		struct fc_geom g = { 0 };
+		int64_t g0 = 0;
+		int newg = 0;
 		if (r->fc) {
 			fc_geometry(t, W, &g);
 			if (g.hist + g.m > r->nb_max)
 				r->nb_max = g.hist + g.m;
+			/* the history's grid points not planned by an earlier
+			 * decision (the histories move forward, overlapping) */
+			g0 = g.hs > glast ? g.hs : glast + g.gb;
+			newg = g.hist && g0 < g.ws ? (int)((g.ws - 1 - g0) / g.gb + 1) : 0;
 		}
-		size_t need = (size_t)Ne + 2 + (size_t)(g.m + g.hist);
+		size_t need = (size_t)Ne + 2 + (size_t)(g.m + newg);
 		if (nck + need > cap) {
 			cap = (nck + need) * 2;
 			int64_t *no = realloc(ords, cap * sizeof(*no));
@@ -930,7 +938,9 @@ static int replay_plan_checkpoints(struct replay *r)
 		ords[nck++] = win_start(t, W);
 		for (int k = 1; k < Ne; k++)
 			ords[nck++] = ep_bound(t, W, k, Ne);
-		for (int k = 0; k < g.m + g.hist; k++)
+		for (int k = 0; k < newg; k++)
+			ords[nck++] = glast = g0 + k * g.gb;
+		for (int k = g.hist; k < g.hist + g.m; k++)
 			ords[nck++] = fc_bound(&g, k);
 	}
 	if (nck)
@@ -1390,6 +1400,12 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 			     (double)(ord - ws), (double)(K < N - ord - D ? K : N - ord - D),
 			     r->load, r->send, r->recv, r->psend, r->precv, r->err)))
 		return rc;
+	/* checkpoints no later decision reads (whether this one moves
+	 * anything or not: else a trace of quiet decisions keeps them all) */
+	for (; r->cf < r->nck && r->ck[r->cf].ord < first_read(ord + K, W, r->fc); r->cf++) {
+		free(r->ck[r->cf].sum);
+		r->ck[r->cf].sum = NULL;
+	}
 	struct store_replay_event ev = { 0 };
 	if ((rc = replay_moves(r, &ev)))
 		return rc;
@@ -1398,15 +1414,7 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 	ev.effective_step = -1;
 	if (ev.layers == 0)
 		return 0; /* nothing changes: no event */
-	if ((rc = replay_event_add(r, &ev)))
-		return rc;
-	/* checkpoints no later decision reads */
-	for (size_t i = 0; i < r->nck; i++)
-		if (r->ck[i].sum && r->ck[i].ord < first_read(ord + K, W, r->fc)) {
-			free(r->ck[i].sum);
-			r->ck[i].sum = NULL;
-		}
-	return 0;
+	return replay_event_add(r, &ev);
 }
 
 /* One step of the walk: the pending placement when it takes effect, the

@@ -562,6 +562,23 @@ static void test_robust_replay_is_place(void **state)
 				assert_true(cd == 0 ? shifted == 0 : shifted > 0);
 				analyze_replay_release(&out);
 			}
+	/* other cadences: every block a decision reads was planned and is
+	 * still held (else the replay fails: "missing block checkpoint") */
+	static const int ws[] = { 1, 2, 3, 5, 8, 31, 32, 33, 64, 65, 97 };
+	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+		for (int k = ws[i] > 8; k < 4; k++) {
+			int W = ws[i], K = k == 0 ? 3 : k == 1 ? W / 2 + 1 : k == 2 ? W : W + 5;
+			struct analyze_replay_cfg cfg = {
+				.algo = keel, .ranks = RR, .slots = RS, .interval = K, .window = W,
+				.delay = K / 3, .episodes = ANALYZE_REPLAY_FORECAST, .max_moves = -1,
+				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+				.from = INT64_MIN, .to = INT64_MAX, .start = start, .threads = 1,
+			};
+			struct analyze_replay_out out;
+			if (analyze_replay_run(s, &run, &cfg, &out, &err))
+				fail_msg("every %d steps on %d: %s", K, W, err.msg);
+			analyze_replay_release(&out);
+		}
 	free(b);
 	free(x);
 	store_free(s);
