@@ -34,7 +34,10 @@ static const char usage[] =
 	"--interval 600 --window 600 --delay 50 (vllm-ascend's\n"
 	"expert_heat_collection_interval and algorithm_execution_interval), on fewer than\n"
 	"4800 selected steps an interval and window of an eighth of them and a delay of at\n"
-	"most half that (docs/replay.md, \"Defaults\").\n"
+	"most half that (docs/replay.md, \"Defaults\").  The flagship fits its forecast\n"
+	"from each window and the history before it, as place does; any other algorithm\n"
+	"gets the window as one episode per step, at most 16; --episodes N gives every\n"
+	"algorithm N (0: the summed heat).\n"
 	"--engine replays an engine's own EPLB with its default settings (algorithm,\n"
 	"interval, window, delay); options given beside it override them.\n";
 
