@@ -1246,19 +1246,53 @@ static int replay_checkpoint(struct replay *r)
 	return 0;
 }
 
-/* The heat of the window [ws, ord) and of its episodes from the
- * checkpoints, the imbalance of each layer on it under the placement in
- * force (r->before) and the layers to re-place (r->want). */
+/* The flagship's blocks of the decision after r->ord steps (r->blocks,
+ * r->nb, r->hist) from the checkpoints. */
+static int replay_blocks(struct replay *r)
+{
+	const size_t LE = r->LE;
+	struct fc_geom g;
+
+	fc_geometry(r->ord, r->W, &g);
+	r->hist = g.hist;
+	r->nb = g.hist + g.m;
+	for (int k = 0; k < r->nb; k++) {
+		struct ckpt *x = ckpt_find(r->ck, r->nck, fc_bound(&g, k));
+		struct ckpt *y = ckpt_find(r->ck, r->nck, fc_bound(&g, k + 1));
+		if (!x || !y || !x->sum || !y->sum)
+			return util_err_set(r->err, UTIL_ESTATE, "replay: missing block checkpoint");
+		double *dst = r->blocks + (size_t)k * LE;
+		for (size_t i = 0; i < LE; i++)
+			dst[i] = (double)(y->sum[i] - x->sum[i]);
+	}
+	return 0;
+}
+
+/* The heat of the window [ws, ord) from the checkpoints, the imbalance of
+ * each layer on it under the placement in force (r->before), the layers to
+ * re-place (r->want) and, when there are any, the window's episodes or the
+ * flagship's blocks. */
 static int replay_window(struct replay *r, int64_t ws)
 {
 	const int L = r->L, E = r->E, R = r->R, S = r->S, P = r->P, Ne = r->Ne;
 	const size_t LE = r->LE;
 	struct ckpt *a = ckpt_find(r->ck, r->nck, ws), *b = ckpt_find(r->ck, r->nck, r->ord);
+	int any = 0;
 
 	if (!a || !b || !a->sum || !b->sum)
 		return util_err_set(r->err, UTIL_ESTATE, "replay: missing window checkpoint");
 	for (size_t i = 0; i < LE; i++)
 		r->heat[i] = (double)(b->sum[i] - a->sum[i]);
+	for (int l = 0; l < L; l++) {
+		analyze_device_load(r->heat + (size_t)l * E, E, r->cur + (size_t)l * P, R, S,
+				    r->cnt + (size_t)l * E, r->load);
+		r->before[l] = analyze_imbalance(r->load, R);
+		r->want[l] = r->cfg->threshold == 0 || r->before[l] > r->cfg->threshold;
+		any |= r->want[l];
+	}
+	r->nb = 0;
+	if (!any)
+		return 0; /* no layer to place: no episodes, no blocks */
 	for (int k = 0; k < Ne; k++) {
 		struct ckpt *x = ckpt_find(r->ck, r->nck, ep_bound(r->ord, r->W, k, Ne));
 		struct ckpt *y = ckpt_find(r->ck, r->nck, ep_bound(r->ord, r->W, k + 1, Ne));
@@ -1269,29 +1303,7 @@ static int replay_window(struct replay *r, int64_t ws)
 		for (size_t i = 0; i < LE; i++)
 			dst[i] = (double)(y->sum[i] - x->sum[i]);
 	}
-	if (r->fc) {
-		struct fc_geom g;
-		fc_geometry(r->ord, r->W, &g);
-		r->hist = g.hist;
-		r->nb = g.hist + g.m;
-		for (int k = 0; k < r->nb; k++) {
-			struct ckpt *x = ckpt_find(r->ck, r->nck, fc_bound(&g, k));
-			struct ckpt *y = ckpt_find(r->ck, r->nck, fc_bound(&g, k + 1));
-			if (!x || !y || !x->sum || !y->sum)
-				return util_err_set(r->err, UTIL_ESTATE,
-						    "replay: missing block checkpoint");
-			double *dst = r->blocks + (size_t)k * LE;
-			for (size_t i = 0; i < LE; i++)
-				dst[i] = (double)(y->sum[i] - x->sum[i]);
-		}
-	}
-	for (int l = 0; l < L; l++) {
-		analyze_device_load(r->heat + (size_t)l * E, E, r->cur + (size_t)l * P, R, S,
-				    r->cnt + (size_t)l * E, r->load);
-		r->before[l] = analyze_imbalance(r->load, R);
-		r->want[l] = r->cfg->threshold == 0 || r->before[l] > r->cfg->threshold;
-	}
-	return 0;
+	return r->fc ? replay_blocks(r) : 0;
 }
 
 /* The moves from r->cur to r->next into ev (and r->ev_moves, r->after,
@@ -1388,7 +1400,8 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 		return rc;
 	struct decide d = { .cfg = cfg, .layers = r->L, .experts = r->E, .P = r->P,
 			    .heat = r->heat, .episodes = r->episodes, .cur = r->cur,
-			    .blocks = r->fc ? r->blocks : NULL, .nb = r->nb, .hist = r->hist,
+			    .blocks = r->fc && r->nb ? r->blocks : NULL, .nb = r->nb,
+			    .hist = r->hist,
 			    .next = r->next, .want = r->want, .ep_buf = r->ep_buf };
 	if (decide_run(&d, cfg->threads)) {
 		*r->err = d.err;
