@@ -180,30 +180,41 @@ static void test_robust_deterministic(void **state)
 	assert_memory_equal(p1, p2, sizeof(p1));
 }
 
+/* A new trace at path (a mkstemp name whose file is removed: the store
+ * creates it) with one run `name` of layers x experts; *s, *run get them. */
+static void new_trace(char *path, const char *name, int layers, int experts, struct store **s,
+		      struct store_run *run)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(store_open(path, STORE_CREATE, s, &err), 0);
+	memset(run, 0, sizeof(*run));
+	snprintf(run->name, sizeof(run->name), "%s", name);
+	run->layers = layers;
+	run->experts = experts;
+	assert_int_equal(store_run_add(*s, run), 0);
+}
+
 /* analyze_window_blocks: the window's steps in blocks, the history before
  * it in blocks of the same size counted back from the window (whole blocks
  * only, at most ANALYZE_FLAGSHIP_HISTORY window lengths of step ids). */
 static void test_robust_window_blocks(void **state)
 {
 	char path[] = "/tmp/moetrace-robust.XXXXXX";
-	int fd = mkstemp(path);
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s;
-	struct store_run run = { 0 };
+	struct store_run run;
 	struct analyze_blocks b;
 	enum { L = 2, EX = 3, N = 30 };
 	uint32_t counts[N][L * EX];
 	struct store_step steps[N];
 
 	(void)state;
-	assert_true(fd >= 0);
-	close(fd);
-	unlink(path);
-	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-	snprintf(run.name, sizeof(run.name), "b");
-	run.layers = L;
-	run.experts = EX;
-	assert_int_equal(store_run_add(s, &run), 0);
+	new_trace(path, "b", L, EX, &s, &run);
 	/* step i (id 10 + i) puts i + 1 tokens on (layer 0, expert 0) and 1 on
 	 * (layer 1, expert 2); odd steps are decode */
 	for (int i = 0; i < N; i++) {
@@ -323,10 +334,9 @@ static void test_robust_choose_layers(void **state)
 static void test_robust_blocks_in_memory(void **state)
 {
 	char path[] = "/tmp/moetrace-blocks.XXXXXX";
-	int fd = mkstemp(path);
 	struct util_err err = UTIL_ERR_INIT;
 	struct store *s;
-	struct store_run run = { 0 };
+	struct store_run run;
 	struct analyze_blocks b, m;
 	enum { L = 2, EX = 3, N = 90 };
 	static uint32_t counts[N][L * EX];
@@ -338,14 +348,7 @@ static void test_robust_blocks_in_memory(void **state)
 		    { 70, 71, 0 }, { 30, 59, 1u << STORE_PHASE_PREFILL } };
 
 	(void)state;
-	assert_true(fd >= 0);
-	close(fd);
-	unlink(path);
-	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-	snprintf(run.name, sizeof(run.name), "m");
-	run.layers = L;
-	run.experts = EX;
-	assert_int_equal(store_run_add(s, &run), 0);
+	new_trace(path, "m", L, EX, &s, &run);
 	for (int i = 0; i < N; i++) {
 		for (int k = 0; k < L * EX; k++)
 			counts[i][k] =
@@ -449,11 +452,10 @@ static void test_robust_replay_is_place(void **state)
 {
 	static const int cad[2][2] = { { 70, 70 }, { 33, 64 } };
 	char path[] = "/tmp/moetrace-replay-fc.XXXXXX";
-	int fd = mkstemp(path);
 	const struct analyze_algo *keel = analyze_algo_find(ANALYZE_FLAGSHIP);
 	struct util_err err = UTIL_ERR_INIT;
 	struct store_step steps[RN];
-	struct store_run run = { 0 };
+	struct store_run run;
 	struct store *s;
 	int32_t start[RL * RP], cur[RL * RP], next[RL * RP];
 	double *b = malloc((size_t)200 * RL * RE * sizeof(double));
@@ -462,14 +464,8 @@ static void test_robust_replay_is_place(void **state)
 	uint64_t st = 11;
 
 	(void)state;
-	assert_true(fd >= 0 && b && x);
-	close(fd);
-	unlink(path);
-	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
-	snprintf(run.name, sizeof(run.name), "fc");
-	run.layers = RL;
-	run.experts = RE;
-	assert_int_equal(store_run_add(s, &run), 0);
+	assert_true(b && x);
+	new_trace(path, "fc", RL, RE, &s, &run);
 	for (int e = 0; e < RE; e++)
 		c += q[e] = 1.0 / (1 + e % 9);
 	memset(rcounts, 0, sizeof(rcounts));
