@@ -765,7 +765,7 @@ struct replay {
 	double *w, *bw;                      /* [L*P] slot weights, in force and baseline */
 	uint64_t *prefix;                    /* [L*E] heat of the steps seen */
 	double *heat, *episodes, *ep_buf;    /* window [L*E], [Ne * L*E], workers' */
-	double *blocks;                      /* [nb_max * L*E] with fc */
+	double *blocks;                      /* [nb_max * L*E] with fc, during a decision */
 	double *load;                        /* [R] */
 	double *lmax, *lmean, *bmax, *bt;    /* [L] of the step being scored */
 	double *before, *after;              /* [L] window imbalance around a decision */
@@ -978,7 +978,6 @@ static int replay_alloc(struct replay *r)
 	r->episodes = Ne ? malloc((size_t)Ne * LE * sizeof(double)) : NULL;
 	size_t neb = (size_t)(Ne > r->nb_max ? Ne : r->nb_max > 0 ? r->nb_max : 1);
 	r->ep_buf = malloc(2 * neb * (size_t)(E > 0 ? E : 1) * sizeof(double));
-	r->blocks = r->nb_max ? malloc((size_t)r->nb_max * LE * sizeof(double)) : NULL;
 	r->load = malloc((size_t)R * sizeof(double));
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
@@ -998,7 +997,6 @@ static int replay_alloc(struct replay *r)
 	out->layer = calloc((size_t)L, sizeof(*out->layer));
 	if (!r->cur || !r->next || !r->pending || !r->cnt || !r->w || !r->bw || !r->base_cnt ||
 	    !r->prefix || !r->heat || (Ne && !r->episodes) || !r->ep_buf || !r->load ||
-	    (r->nb_max && !r->blocks) ||
 	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
@@ -1247,7 +1245,9 @@ static int replay_checkpoint(struct replay *r)
 }
 
 /* The flagship's blocks of the decision after r->ord steps (r->blocks,
- * r->nb, r->hist) from the checkpoints. */
+ * r->nb, r->hist) from the checkpoints.  The blocks are held only for the
+ * decision (replay_decide frees them): a grid's replays would otherwise
+ * each hold theirs, about 19 MB at 58 x 256, for the whole walk. */
 static int replay_blocks(struct replay *r)
 {
 	const size_t LE = r->LE;
@@ -1256,6 +1256,8 @@ static int replay_blocks(struct replay *r)
 	fc_geometry(r->ord, r->W, &g);
 	r->hist = g.hist;
 	r->nb = g.hist + g.m;
+	if (!r->blocks && !(r->blocks = malloc((size_t)r->nb_max * LE * sizeof(double))))
+		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	for (int k = 0; k < r->nb; k++) {
 		struct ckpt *x = ckpt_find(r->ck, r->nck, fc_bound(&g, k));
 		struct ckpt *y = ckpt_find(r->ck, r->nck, fc_bound(&g, k + 1));
@@ -1403,7 +1405,10 @@ static int replay_decide(struct replay *r, const struct store_step *st)
 			    .blocks = r->fc && r->nb ? r->blocks : NULL, .nb = r->nb,
 			    .hist = r->hist,
 			    .next = r->next, .want = r->want, .ep_buf = r->ep_buf };
-	if (decide_run(&d, cfg->threads)) {
+	rc = decide_run(&d, cfg->threads);
+	free(r->blocks);
+	r->blocks = NULL;
+	if (rc) {
 		*r->err = d.err;
 		return d.rc;
 	}
