@@ -396,6 +396,10 @@ struct analyze_plan {
 	int64_t moves_inter;       /* of moves, copies across nodes */
 	int32_t *src;              /* [layers * ranks*slots] sending rank per slot, -1 = no
 				    * copy; NULL without a current placement */
+	int forecast_blocks, forecast_hist; /* the flagship's forecast: its blocks, the
+					     * first forecast_hist of them history; 0:
+					     * none (another algorithm, or episodes) */
+	struct analyze_robust_choice forecast; /* its estimator, with forecast_blocks */
 };
 /* Fills plan (release with analyze_plan_release). */
 int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan,
@@ -428,6 +432,9 @@ int analyze_window_heat(struct store *s, const struct store_run *run, int64_t fr
  * the same).  0, or -1 when out of memory. */
 int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int experts,
 			  int nslots, int threads, struct analyze_robust_choice *ch);
+/* The estimator in words ("each block's shares averaged, half-life 1/4
+ * window, 1/16 toward uniform") into buf. */
+void analyze_robust_describe(const struct analyze_robust_choice *ch, char *buf, size_t n);
 #define ANALYZE_FLAGSHIP_BLOCKS 32
 #define ANALYZE_FLAGSHIP_HISTORY 4
 struct analyze_blocks {

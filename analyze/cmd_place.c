@@ -566,6 +566,23 @@ static void json_summary(struct json_object *root, const struct place *p)
 
 	json_object_object_add(root, "algorithm", json_object_new_string(p->algo->name));
 	json_object_object_add(root, "seconds", jd(plan->seconds));
+	if (plan->forecast_blocks) {
+		const struct analyze_robust_choice *ch = &plan->forecast;
+		struct json_object *f = json_object_new_object();
+		char d[160];
+		analyze_robust_describe(ch, d, sizeof(d));
+		json_object_object_add(f, "estimator",
+				       json_object_new_string(ch->volume ? "tokens" : "shares"));
+		/* null: every block alike (no half-life); 0: the window alone */
+		json_object_object_add(f, "half_life_windows",
+				       isinf(ch->half_life) ? NULL : jd(ch->half_life));
+		json_object_object_add(f, "shrink", jd(ch->shrink));
+		json_object_object_add(f, "window_blocks",
+				       json_object_new_int(plan->forecast_blocks - plan->forecast_hist));
+		json_object_object_add(f, "history_blocks", json_object_new_int(plan->forecast_hist));
+		json_object_object_add(f, "description", json_object_new_string(d));
+		json_object_object_add(root, "forecast", f);
+	}
 	json_object_object_add(root, "run",
 			       json_object_new_string(
 				       util_utf8_sanitize(name, sizeof(name), p->run.name)));
@@ -715,6 +732,15 @@ static void print_text_head(const struct place *p)
 	else if (p->s)
 		printf("no steps after the fitting window to score on: every figure below is "
 		       "in hindsight (give --steps A:B to keep later steps out)\n");
+	if (p->plan.forecast_blocks) {
+		char d[160];
+		analyze_robust_describe(&p->plan.forecast, d, sizeof(d));
+		printf("%s fitted its forecast of the next window: %s (chosen by how well each "
+		       "forecast did on this trace: %d blocks of the window, %d of history before "
+		       "it)\n",
+		       p->algo->name, d, p->plan.forecast_blocks - p->plan.forecast_hist,
+		       p->plan.forecast_hist);
+	}
 	printf("device load = tokens per rank, a replicated expert's tokens split evenly "
 	       "among its replicas; per layer on the fitted %s (in hindsight)\n\n",
 	       p->s ? "steps" : "heat");

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -651,4 +652,44 @@ int analyze_robust_choose(const double *blocks, int n, int hist, int layers, int
 	robust_pick(err, layers, ch);
 	free(err);
 	return 0;
+}
+
+/* a share as the fraction it is (the lists above hold no others) */
+static const char *fraction(double x)
+{
+	static const struct {
+		double v;
+		const char *s;
+	} f[] = { { 0.0625, "1/16" }, { 0.125, "1/8" }, { 0.25, "1/4" },
+		  { 0.5, "1/2" },     { 0.75, "3/4" },  { 1, "1" },
+		  { 2, "2" },         { 4, "4" } };
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (x == f[i].v)
+			return f[i].s;
+	return NULL;
+}
+
+void analyze_robust_describe(const struct analyze_robust_choice *ch, char *buf, size_t n)
+{
+	char mem[64], hedge[48];
+	const char *h = fraction(ch->half_life), *l = fraction(ch->shrink);
+
+	if (ch->half_life == 0)
+		snprintf(mem, sizeof(mem), "the window alone");
+	else if (isinf(ch->half_life))
+		snprintf(mem, sizeof(mem), "the window and its history alike");
+	else if (h)
+		snprintf(mem, sizeof(mem), "half-life %s window%s", h, ch->half_life > 1 ? "s" : "");
+	else
+		snprintf(mem, sizeof(mem), "half-life %g windows", ch->half_life);
+	if (ch->shrink == 0)
+		snprintf(hedge, sizeof(hedge), "no hedge");
+	else if (l)
+		snprintf(hedge, sizeof(hedge), "%s toward uniform", l);
+	else
+		snprintf(hedge, sizeof(hedge), "%g toward uniform", ch->shrink);
+	snprintf(buf, n, "%s, %s, %s",
+		 ch->volume ? "the blocks' tokens summed" : "each block's shares averaged", mem,
+		 hedge);
 }

@@ -445,10 +445,15 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	/* the algorithm's time: for the flagship its estimator too, chosen on
 	 * every layer together */
 	t0 = util_now();
-	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP) &&
-	    analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, nthreads, &choice)) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
+	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP)) {
+		if (analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, nthreads,
+					  &choice)) {
+			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+			goto out;
+		}
+		plan->forecast = choice;
+		plan->forecast_blocks = in->n_blocks;
+		plan->forecast_hist = in->n_hist;
 	}
 	for (int t = 0; t < nthreads; t++) {
 		jobs[t] = (struct plan_job){ in, plan, t, nthreads, NULL, 0, UTIL_ERR_INIT };

@@ -56,3 +56,27 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "next_imbala
 expect_status 0 mt place "$T/db" --algo $algo
 expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_nogrep "$T/out" "not fitted on"
+
+# the flagship says which forecast it fitted: chosen on the window's blocks
+# and the history before it (none before step 0), in the text and the JSON;
+# no forecast when it is given episodes, nor for another algorithm
+expect_status 0 mt place "$T/db" --steps 10:19
+expect_grep "$T/out" "^keel fitted its forecast of the next window: .* toward uniform|^keel fitted its forecast of the next window: .*, no hedge"
+expect_grep "$T/out" "10 blocks of the window, 10 of history before it\\)$"
+expect_status 0 mt place "$T/db" --steps 10:19 --json
+python3 - "$T/out" <<'PY' || fail "place's forecast in the JSON"
+import json, sys
+f = json.load(open(sys.argv[1]))["forecast"]
+assert f["estimator"] in ("tokens", "shares"), f
+assert f["window_blocks"] == 10 and f["history_blocks"] == 10, f
+assert f["half_life_windows"] is None or f["half_life_windows"] >= 0, f
+assert 0 <= f["shrink"] < 1 and f["description"], f
+PY
+expect_status 0 mt place "$T/db" --steps 0:9 --json
+python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["forecast"]; assert f["history_blocks"] == 0 and f["window_blocks"] == 10, f' "$T/out" ||
+	fail "a window from the run's start has no history"
+for opts in "--episodes 4" "--algo $algo"; do
+	expect_status 0 mt place "$T/db" --steps 10:19 $opts --json
+	python3 -c 'import json,sys; assert "forecast" not in json.load(open(sys.argv[1]))' "$T/out" ||
+		fail "a forecast with $opts"
+done
