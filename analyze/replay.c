@@ -908,7 +908,6 @@ static int replay_plan_checkpoints(struct replay *r)
 	const int Ne = r->Ne;
 	size_t cap = 0, nck = 0, u = 0;
 	int64_t *ords = NULL;
-
 	int64_t glast = -1; /* the history's grid points planned so far: up to this */
 
 	for (int64_t t = K; t + D < N; t += K) {

@@ -370,12 +370,8 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 				const double *old = hl == 0 && o - 1 - m >= 0
 							    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
 							    : NULL;
-				if (old) /* (two loops: each vectorises) */
-					for (int e = 0; e < E; e++)
-						S[e] = r * S[e] + v[e] - old[e];
-				else
-					for (int e = 0; e < E; e++)
-						S[e] = r * S[e] + v[e];
+				for (int e = 0; e < E; e++)
+					S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
 				if (o != org[k])
 					continue;
 				const double *a = tgt + (size_t)k * E;
@@ -620,7 +616,7 @@ static void *choose_worker(void *arg)
 	struct choose_job *j = arg;
 
 	j->rc = robust_errors(j->blocks, j->n, j->hist, j->layers, j->E, j->nslots, j->first,
-				      j->step, j->err);
+			      j->step, j->err);
 	return NULL;
 }
 

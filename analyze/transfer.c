@@ -410,7 +410,6 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	int L = in->layers, E = in->experts, R = in->ranks, P = in->ranks * in->slots;
 	int nthreads = in->threads > 1 && L >= 4 && in->only_layer < 0 ? 2 : 1;
 	struct plan_job jobs[2];
-	struct analyze_robust_choice choice;
 	pthread_t tid;
 	int started = 0, rc = 0;
 	double t0, *load = NULL;
@@ -447,18 +446,17 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	t0 = util_now();
 	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP)) {
 		if (analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, nthreads,
-					  &choice)) {
+					  &plan->forecast)) {
 			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
 			goto out;
 		}
-		plan->forecast = choice;
 		plan->forecast_blocks = in->n_blocks;
 		plan->forecast_hist = in->n_hist;
 	}
 	for (int t = 0; t < nthreads; t++) {
 		jobs[t] = (struct plan_job){ in, plan, t, nthreads, NULL, 0, UTIL_ERR_INIT };
-		if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP))
-			jobs[t].robust = &choice;
+		if (plan->forecast_blocks)
+			jobs[t].robust = &plan->forecast;
 	}
 	if (nthreads == 2 && pthread_create(&tid, NULL, plan_worker, &jobs[1]) == 0)
 		started = 1;
