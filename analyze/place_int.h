@@ -45,8 +45,8 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
  * window (deterministic for a seed), then the window's blocks in min(K / 2,
  * n - hist) consecutive groups, all at the window's volume.  ch
  * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
- * runs: errout[ANALYZE_ROBUST_CANDIDATES] gets each candidate's error, the
- * layer's summing to one.  0, or -1 when out of memory. */
+ * runs: errout[84] gets each candidate's error (2 estimators x 7 memories
+ * x 6 hedges, in robust.c's order), the layer's summing to one.  0, or -1 when out of memory. */
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
 		       const struct analyze_robust_choice *given, double *heat, double *scen,
 		       struct analyze_robust_choice *ch, double *errout);

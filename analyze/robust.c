@@ -331,22 +331,89 @@ static void robust_scenarios(const double *x, const double *tot, int shares, int
 	}
 }
 
+/* Two doubles at a time: GCC's and clang's vector extension, which every
+ * target has (as SSE2 on x86-64, NEON on arm64, scalar elsewhere); the
+ * backtest below is most of the flagship's choice and vectorises no
+ * other way at -O2. */
+typedef double v2d __attribute__((vector_size(16)));
+typedef long long v2l __attribute__((vector_size(16)));
+
+static v2d ld2(const double *p)
+{
+	v2d v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static void st2(double *p, v2d v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static v2d at_least_1(v2d c)
+{
+	const v2d one = { 1, 1 };
+	v2l big = c > one;
+
+	return (v2d)(((v2l)c & big) | ((v2l)one & ~big));
+}
+
+/* One estimator's error at one origin, for every hedge: s[E] the weighted
+ * blocks before the origin (to be read as shares), a[E] the shares that
+ * came after; se[q] = sum over experts of (f - a)^2 / max(f x nslots, 1),
+ * f the forecast share hedged by shrinks[q] (the squared error per replica
+ * the forecast would give the expert).  Two experts at a time, so the sums
+ * run in two lanes, added at the end. */
+static void robust_score(const double *s, const double *a, int E, int nslots,
+			 double se[N_SHRINK])
+{
+	double t = 0, inv, un = 1.0 / E;
+	v2d acc[N_SHRINK] = { 0 };
+	int e = 0;
+
+	for (int i = 0; i < E; i++)
+		t += s[i];
+	inv = t > 0 ? 1 / t : 0;
+	for (; e + 1 < E; e += 2) {
+		v2d p = t > 0 ? ld2(s + e) * inv : (v2d){ un, un }, av = ld2(a + e);
+		for (size_t q = 0; q < N_SHRINK; q++) {
+			double l = shrinks[q];
+			v2d f = (1 - l) * p + l * un, d = f - av;
+			acc[q] += d * d / at_least_1(f * (double)nslots);
+		}
+	}
+	for (size_t q = 0; q < N_SHRINK; q++)
+		se[q] = acc[q][0] + acc[q][1];
+	for (; e < E; e++) {
+		double p = t > 0 ? s[e] * inv : un;
+		for (size_t q = 0; q < N_SHRINK; q++) {
+			double l = shrinks[q], f = (1 - l) * p + l * un, d = f - a[e];
+			double c = f * nslots;
+			se[q] += d * d / (c > 1 ? c : 1);
+		}
+	}
+}
+
 /* The backtest: from origin o, the blocks before o (x as they are, sh as
- * shares; pre their prefix sums) forecast the shares of the m blocks from
- * o on (fewer at the end, at least half of them); err gets each
- * estimator's weighted error.  tgt ([ROBUST_ORIGINS + 1] * E) and acc
- * ([2 * E]) are scratch.  Returns the origins scored. */
-static int robust_backtest(const double *x, const double *sh, const double *pre, int n, int m,
-			   int E, int nslots, double *tgt, double *acc,
-			   double err[2][N_HALF][N_SHRINK])
+ * shares; pre and psh their prefix sums) forecast the shares of the m
+ * blocks from o on (fewer at the end, at least half of them); err gets
+ * each estimator's weighted error.  The window alone and all blocks alike
+ * are differences of the prefix sums; the decaying weights are running
+ * sums, all half-lives in one pass over the blocks.  tgt
+ * ([ROBUST_ORIGINS + 1] * E) and acc ([N_HALF * E]) are scratch.  Returns
+ * the origins scored. */
+static int robust_backtest(const double *x, const double *sh, const double *pre,
+			   const double *psh, int n, int m, int E, int nslots, double *tgt,
+			   double *acc, double err[2][N_HALF][N_SHRINK])
 {
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2, norg = 0;
 
 	if (ohi < olo)
 		return 0;
 	int span = ohi - olo + 1, step = span > ROBUST_ORIGINS ? span / ROBUST_ORIGINS : 1;
-	int org[ROBUST_ORIGINS + 1] = { 0 };
-	double wo[ROBUST_ORIGINS + 1] = { 0 }, *p = acc, *S = acc + E;
+	int org[ROBUST_ORIGINS + 1] = { 0 }, nd = 0;
+	double wo[ROBUST_ORIGINS + 1] = { 0 }, r[N_HALF] = { 0 }, se[N_SHRINK];
 	for (int o = ohi; o >= olo && norg <= ROBUST_ORIGINS; o -= step) {
 		int end = o + m < n ? o + m : n;
 		double *a = tgt + (size_t)norg * E;
@@ -358,37 +425,48 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 		to_shares(a, E);
 		org[norg++] = o;
 	}
-	for (int g = 0; g < 2; g++)
-		for (size_t hh = 0; hh < N_HALF; hh++) {
-			double hl = half_lives[hh];
-			double r = hl == 0 || isinf(hl) ? 1 : exp2(-1 / (hl * m));
-			int k = norg - 1; /* origins ascending from the last */
-			memset(S, 0, (size_t)E * sizeof(double));
-			/* S = the weighted blocks before o, o = 1..ohi */
-			for (int o = 1; o <= ohi && k >= 0; o++) {
-				const double *v = g ? sh + (size_t)(o - 1) * E : x + (size_t)(o - 1) * E;
-				const double *old = hl == 0 && o - 1 - m >= 0
-							    ? (g ? sh : x) + (size_t)(o - 1 - m) * E
-							    : NULL;
-				for (int e = 0; e < E; e++)
-					S[e] = r * S[e] + v[e] - (old ? old[e] : 0);
-				if (o != org[k])
-					continue;
-				const double *a = tgt + (size_t)k * E;
-				memcpy(p, S, (size_t)E * sizeof(double));
-				to_shares(p, E);
-				for (size_t q = 0; q < N_SHRINK; q++) {
-					double l = shrinks[q], u = 1 - l, se = 0;
-					for (int e = 0; e < E; e++) {
-						double f = u * p[e] + l / E, d = f - a[e];
-						double c = f * nslots;
-						se += d * d / (c > 1 ? c : 1);
-					}
-					err[g][hh][q] += wo[k] * se;
+	for (size_t hh = 0; hh < N_HALF; hh++)
+		if (half_lives[hh] != 0 && !isinf(half_lives[hh]))
+			r[nd++] = exp2(-1 / (half_lives[hh] * m));
+	for (int g = 0; g < 2; g++) {
+		const double *X = g ? sh : x, *PX = g ? psh : pre;
+		double *S = acc + (size_t)N_HALF * E;
+		int k = norg - 1; /* origins ascending from the last */
+		memset(acc, 0, (size_t)nd * E * sizeof(double));
+		/* acc[j] = the blocks before o weighted by r[j]^age, o = 1..ohi */
+		for (int o = 1; o <= ohi && k >= 0; o++) {
+			const double *v = X + (size_t)(o - 1) * E;
+			int e = 0;
+			for (; e + 1 < E; e += 2) {
+				v2d vv = ld2(v + e);
+				for (int j = 0; j < nd; j++) {
+					double *sj = acc + (size_t)j * E + e;
+					st2(sj, r[j] * ld2(sj) + vv);
 				}
-				k--;
 			}
+			for (; e < E; e++)
+				for (int j = 0; j < nd; j++)
+					acc[(size_t)j * E + e] = r[j] * acc[(size_t)j * E + e] + v[e];
+			if (o != org[k])
+				continue;
+			const double *a = tgt + (size_t)k * E;
+			for (size_t hh = 0, j = 0; hh < N_HALF; hh++) {
+				const double *s = S;
+				if (half_lives[hh] == 0) { /* the m blocks before o */
+					int lo = o - m > 0 ? o - m : 0;
+					for (e = 0; e < E; e++)
+						S[e] = PX[(size_t)o * E + e] - PX[(size_t)lo * E + e];
+				} else if (isinf(half_lives[hh]))
+					s = PX + (size_t)o * E;
+				else
+					s = acc + (size_t)j++ * E;
+				robust_score(s, a, E, nslots, se);
+				for (size_t q = 0; q < N_SHRINK; q++)
+					err[g][hh][q] += wo[k] * se[q];
+			}
+			k--;
 		}
+	}
 	return norg;
 }
 
@@ -433,7 +511,7 @@ static void robust_forecast(const double *x, const double *tot, int shares, int 
  * (fresh buffers of this size for every layer cost page faults). */
 struct robust_ws {
 	double *tot, *cw;                 /* [n] */
-	double *sh, *pre, *acc, *tgt;     /* the backtest's */
+	double *sh, *pre, *psh, *acc, *tgt; /* the backtest's */
 };
 
 static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
@@ -444,11 +522,13 @@ static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
 	if (backtest) {
 		w->sh = malloc((size_t)n * E * sizeof(double));
 		w->pre = malloc(((size_t)n + 1) * E * sizeof(double));
-		w->acc = malloc((size_t)E * 2 * sizeof(double));
+		w->psh = malloc(((size_t)n + 1) * E * sizeof(double));
+		w->acc = malloc((N_HALF + 1) * (size_t)E * sizeof(double));
 		w->tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
 	}
-	return !w->tot || !w->cw || (backtest && (!w->sh || !w->pre || !w->acc || !w->tgt)) ? -1
-												: 0;
+	if (!w->tot || !w->cw)
+		return -1;
+	return backtest && (!w->sh || !w->pre || !w->psh || !w->acc || !w->tgt) ? -1 : 0;
 }
 
 static void robust_ws_release(struct robust_ws *w)
@@ -457,6 +537,7 @@ static void robust_ws_release(struct robust_ws *w)
 	free(w->tot);
 	free(w->cw);
 	free(w->pre);
+	free(w->psh);
 	free(w->acc);
 	free(w->tgt);
 	memset(w, 0, sizeof(*w));
@@ -470,29 +551,44 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 			  struct robust_ws *w)
 {
 	int m = n - hist, G = 2, best_g = 0, best_h = 0, best_s = 0;
-	double *sh = w->sh, *tot = w->tot, *pre = w->pre;
+	double *sh = w->sh, *tot = w->tot, *pre = w->pre, *psh = w->psh;
 	double err[2][N_HALF][N_SHRINK], vol = 0;
 	int norg = 0;
 
 	memset(err, 0, sizeof(err));
 	if (pre)
 		memset(pre, 0, (size_t)E * sizeof(double));
+	if (psh)
+		memset(psh, 0, (size_t)E * sizeof(double));
 	for (int i = 0; i < n; i++) {
+		const double *xi = x + (size_t)i * E;
 		double t = 0;
-		for (int e = 0; e < E; e++) {
-			t += x[(size_t)i * E + e];
-			if (pre)
-				pre[(size_t)(i + 1) * E + e] =
-					pre[(size_t)i * E + e] + x[(size_t)i * E + e];
-		}
+		for (int e = 0; e < E; e++)
+			t += xi[e];
 		tot[i] = t;
-		for (int e = 0; sh && e < E; e++)
-			sh[(size_t)i * E + e] = t > 0 ? x[(size_t)i * E + e] / t : 1.0 / E;
 		if (i >= hist)
 			vol += t;
+		if (!sh)
+			continue;
+		/* the shares and both prefix sums, two experts at a time */
+		double *si = sh + (size_t)i * E, inv = t > 0 ? 1 / t : 0, un = 1.0 / E;
+		const double *p0 = pre + (size_t)i * E, *q0 = psh + (size_t)i * E;
+		double *p1 = pre + (size_t)(i + 1) * E, *q1 = psh + (size_t)(i + 1) * E;
+		int e = 0;
+		for (; e + 1 < E; e += 2) {
+			v2d xv = ld2(xi + e), sv = t > 0 ? xv * inv : (v2d){ un, un };
+			st2(si + e, sv);
+			st2(p1 + e, ld2(p0 + e) + xv);
+			st2(q1 + e, ld2(q0 + e) + sv);
+		}
+		for (; e < E; e++) {
+			si[e] = t > 0 ? xi[e] * inv : un;
+			p1[e] = p0[e] + xi[e];
+			q1[e] = q0[e] + si[e];
+		}
 	}
-	if (!given && sh && pre) /* (robust_ws_init gave both when not given) */
-		norg = robust_backtest(x, sh, pre, n, m, E, nslots, w->tgt, w->acc, err);
+	if (!given && sh) /* (robust_ws_init gives sh with pre, psh, acc, tgt) */
+		norg = robust_backtest(x, sh, pre, psh, n, m, E, nslots, w->tgt, w->acc, err);
 	if (errout) {
 		robust_error_shares(err, errout);
 		return;

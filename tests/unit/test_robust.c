@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sqlite3.h> /* to delete a step's counts rows under the store */
 
 #include "analyze/analyze.h"
+#include "analyze/place_int.h" /* analyze_robust_fit: the backtest's errors */
 #include "util/util.h"
 
 #define E 8
@@ -327,6 +329,100 @@ static void test_robust_choose_layers(void **state)
 	assert_true(ch.half_life <= 0.5);
 }
 
+/* The backtest's candidate errors as docs/algorithms.md defines them,
+ * computed the plain way: origins o = ohi, ohi - step, ... (at most 17),
+ * each weighted 2^-((ohi - o) / m); the blocks before o (as they are, or
+ * as shares) weighted by age forecast the shares of the m blocks from o;
+ * the error is the sum over experts of the squared share error over the
+ * forecast's replica count, at least 1.  out[84]: per estimator, hedge
+ * and half-life in analyze_robust_fit's order, scaled to sum to one. */
+static void backtest_by_definition(const double *x, int n, int hist, int ne, int nslots,
+				   double *out)
+{
+	static const double half[] = { 0, 0.25, 0.5, 1, 2, 4, INFINITY };
+	static const double shrink[] = { 0, 0.0625, 0.125, 0.25, 0.5, 0.75 };
+	int m = n - hist, olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2;
+	int span = ohi - olo + 1, step = span > 16 ? span / 16 : 1, norg = 0;
+	double a[16], f[16], t = 0;
+
+	memset(out, 0, 84 * sizeof(double));
+	for (int o = ohi; o >= olo && norg <= 16; o -= step, norg++) {
+		double wo = exp2(-(double)(ohi - o) / m), ta = 0;
+		memset(a, 0, sizeof(a));
+		for (int i = o; i < n && i < o + m; i++)
+			for (int e = 0; e < ne; e++)
+				a[e] += x[i * ne + e];
+		for (int e = 0; e < ne; e++)
+			ta += a[e];
+		for (int e = 0; e < ne; e++)
+			a[e] = ta > 0 ? a[e] / ta : 1.0 / ne;
+		for (int g = 0; g < 2; g++)
+			for (int h = 0; h < 7; h++) {
+				double tf = 0;
+				memset(f, 0, sizeof(f));
+				for (int i = 0; i < o; i++) {
+					int age = o - 1 - i;
+					double w = half[h] == 0 ? age < m : isinf(half[h]) ? 1
+							: exp2(-age / (half[h] * m)), tb = 0;
+					for (int e = 0; e < ne; e++)
+						tb += x[i * ne + e];
+					for (int e = 0; e < ne; e++)
+						f[e] += w * (!g ? x[i * ne + e]
+							 : tb > 0 ? x[i * ne + e] / tb : 1.0 / ne);
+				}
+				for (int e = 0; e < ne; e++)
+					tf += f[e];
+				for (int q = 0; q < 6; q++) {
+					double se = 0;
+					for (int e = 0; e < ne; e++) {
+						double p = tf > 0 ? f[e] / tf : 1.0 / ne;
+						double fe = (1 - shrink[q]) * p + shrink[q] / ne;
+						double c = fe * nslots;
+						se += (fe - a[e]) * (fe - a[e]) / (c > 1 ? c : 1);
+					}
+					out[(g * 7 + h) * 6 + q] += wo * se;
+				}
+			}
+	}
+	for (int c = 0; c < 84; c++)
+		t += out[c];
+	for (int c = 0; c < 84; c++)
+		out[c] = t > 0 ? out[c] / t : 0;
+}
+
+/* The backtest analyze_robust_fit runs (the prefix sums, running sums and
+ * paired arithmetic of robust.c) gives every candidate the error of its
+ * definition: odd and even expert counts, blocks without a token, one
+ * origin per block and origins spread over many. */
+static void test_robust_backtest_by_definition(void **state)
+{
+	static const struct {
+		int n, hist, ne;
+	} cs[] = { { 40, 24, 8 }, { 61, 40, 7 }, { 9, 0, 5 }, { 100, 60, 16 }, { 3, 1, 2 } };
+	double x[100 * 16], want[84], got[84];
+	uint64_t st = 11;
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++) {
+		int n = cs[c].n, ne = cs[c].ne;
+		for (int i = 0; i < n * ne; i++) {
+			st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+			int e = i % ne, hot = e == i / ne / 10 % ne;
+			int cold = e % 3 == 1 || e == ne - 1; /* fewer tokens than a replica */
+			/* skewed, drifting, with an empty block every 13 */
+			x[i] = i / ne % 13 == 5 ? 0 : (double)(st >> 54) * (1 + hot) * (cold ? 0.1 : 1);
+		}
+		assert_int_equal(analyze_robust_fit(x, n, cs[c].hist, ne, 3 * ne / 2, 0, 0, NULL,
+						    NULL, NULL, NULL, got),
+				 0);
+		backtest_by_definition(x, n, cs[c].hist, ne, 3 * ne / 2, want);
+		for (int k = 0; k < 84; k++)
+			if (fabs(got[k] - want[k]) > 1e-12 + 1e-9 * want[k])
+				fail_msg("case %zu candidate %d: %.17g, by definition %.17g", c, k,
+					 got[k], want[k]);
+	}
+}
+
 /* The blocks of steps a caller holds (analyze_blocks_init/add) equal those
  * analyze_window_blocks reads, also when a step of the window or of its
  * history has lost its counts rows (counted by the steps index, not met by
@@ -594,6 +690,7 @@ int main(void)
 		cmocka_unit_test(test_robust_window_blocks),
 		cmocka_unit_test(test_robust_blocks_in_memory),
 		cmocka_unit_test(test_robust_choose_layers),
+		cmocka_unit_test(test_robust_backtest_by_definition),
 		cmocka_unit_test(test_robust_replay_is_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
