@@ -567,6 +567,9 @@ int analyze_algos_parse(const char *list, int skip_unknown, const struct analyze
 struct analyze_round {
 	double fit, next, next_step, seconds;
 	int64_t moves;
+	/* the flagship's forecast (forecast_blocks > 0), as in analyze_plan */
+	struct analyze_robust_choice forecast;
+	int forecast_blocks, forecast_hist;
 };
 struct analyze_rounds {
 	int n_algos, rounds;        /* rounds = windows - 1 */

@@ -12,6 +12,7 @@
  * print.
  */
 #include "analyze/analyze.h"
+#include "analyze/cmd_json.h"
 #include "cmds.h"
 
 #include <getopt.h>
@@ -21,6 +22,8 @@
 #include <string.h>
 
 #include <json-c/json.h>
+
+#define jd cmd_json_double /* numbers in JSON alike (cmd_json.c) */
 
 static const char usage[] =
 	"usage: moetrace compare [--run NAME] [--algos A,B,...] [--ranks R] [--slots S | --redundant N]\n"
@@ -164,16 +167,6 @@ static int resolve_windows(struct store *s, const struct store_run *run, struct 
 static double layer_next(const struct analyze_compare_algo *c, int l)
 {
 	return analyze_scored_imbalance(c->next_max[l], c->next_mean[l]);
-}
-
-static struct json_object *jd(double x)
-{
-	char buf[32];
-
-	if (!isfinite(x)) /* not scored: JSON null, never the invalid token nan */
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.6g", x);
-	return json_object_new_double_s(x, buf);
 }
 
 /* Prints root with its "algorithms" array, and frees it. */
@@ -577,6 +570,11 @@ static void print_rounds_json(const struct print_ctx *p, const struct analyze_ro
 			json_object_object_add(jr, "next_step_mean_imbalance", jd(r->next_step));
 			json_object_object_add(jr, "moves", json_object_new_int64(r->moves));
 			json_object_object_add(jr, "seconds", jd(r->seconds));
+			if (r->forecast_blocks)
+				json_object_object_add(jr, "forecast",
+						       cmd_json_forecast(&r->forecast,
+									 r->forecast_blocks,
+									 r->forecast_hist));
 			json_object_array_add(rr, jr);
 		}
 		json_object_object_add(j, "algorithm", json_object_new_string(p->algos[i]->name));
@@ -596,18 +594,56 @@ static void print_rounds_csv(const struct print_ctx *p, const struct analyze_rou
 	const int N1 = x->rounds;
 
 	printf("scope,algorithm,round,fit_imbalance,next_imbalance,"
-	       "next_step_mean_imbalance,moves,seconds\n");
+	       "next_step_mean_imbalance,moves,seconds,forecast_estimator,"
+	       "forecast_half_life_windows,forecast_shrink\n");
 	for (int i = 0; i < x->n_algos; i++) {
 		struct analyze_round m = analyze_rounds_mean(x, i);
-		printf("mean,%s,,%.6f,%.6f,%.6f,%.6f,%.6f\n", p->algos[i]->name, m.fit, m.next,
+		printf("mean,%s,,%.6f,%.6f,%.6f,%.6f,%.6f,,,\n", p->algos[i]->name, m.fit, m.next,
 		       m.next_step, (double)m.moves / N1, m.seconds);
 	}
 	for (int i = 0; i < x->n_algos; i++)
 		for (int k = 0; k < N1; k++) {
 			const struct analyze_round *r = &x->r[(size_t)i * N1 + k];
-			printf("round,%s,%d,%.6f,%.6f,%.6f,%lld,%.6f\n", p->algos[i]->name, k,
-			       r->fit, r->next, r->next_step, (long long)r->moves, r->seconds);
+			printf("round,%s,%d,%.6f,%.6f,%.6f,%lld,%.6f", p->algos[i]->name, k, r->fit,
+			       r->next, r->next_step, (long long)r->moves, r->seconds);
+			/* the flagship's estimator; inf: every block alike */
+			if (r->forecast_blocks)
+				printf(",%s,%g,%g\n", r->forecast.volume ? "tokens" : "shares",
+				       r->forecast.half_life, r->forecast.shrink);
+			else
+				printf(",,,\n");
 		}
+}
+
+/* Each round's forecast of the algorithms that fit one (the flagship):
+ * what it found the traffic to be, round after round. */
+static void print_rounds_forecasts(const struct analyze_rounds *x,
+				   const struct analyze_algo *const *algos, int md)
+{
+	const int N1 = x->rounds;
+
+	for (int i = 0; i < x->n_algos; i++) {
+		int any = 0;
+		for (int k = 0; k < N1; k++)
+			any |= x->r[(size_t)i * N1 + k].forecast_blocks > 0;
+		if (!any)
+			continue;
+		printf("\n%s's forecast of the next window, chosen each round on the trace "
+		       "before it (docs/algorithms.md):\n%s",
+		       algos[i]->name, md ? "\n" : "");
+		for (int k = 0; k < N1; k++) {
+			const struct analyze_round *r = &x->r[(size_t)i * N1 + k];
+			char d[160];
+			if (!r->forecast_blocks) {
+				printf("%sround %d: none\n", md ? "- " : "  ", k);
+				continue;
+			}
+			analyze_robust_describe(&r->forecast, d, sizeof(d));
+			printf("%sround %d: %s (%d blocks of the window, %d of history)\n",
+			       md ? "- " : "  ", k, d, r->forecast_blocks - r->forecast_hist,
+			       r->forecast_hist);
+		}
+	}
 }
 
 static void print_rounds_table(const struct print_ctx *p, const struct analyze_rounds *x)
@@ -658,6 +694,7 @@ static void print_rounds_table(const struct print_ctx *p, const struct analyze_r
 		}
 		printf(md ? " |\n" : "\n");
 	}
+	print_rounds_forecasts(x, p->algos, md);
 }
 
 /* The run, its layout and nodes, the deployment and the start placement:

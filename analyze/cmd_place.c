@@ -11,6 +11,7 @@
  * JSON and write -o.
  */
 #include "analyze/analyze.h"
+#include "analyze/cmd_json.h"
 #include "cmds.h"
 
 #include <getopt.h>
@@ -20,6 +21,8 @@
 #include <string.h>
 
 #include <json-c/json.h>
+
+#define jd cmd_json_double /* numbers in JSON alike (cmd_json.c) */
 
 static const char usage[] =
 	"usage: moetrace place [--run NAME] [--algo NAME] [--ranks R] [--slots S | --redundant N]\n"
@@ -109,16 +112,6 @@ static int64_t max_of(const int64_t *v, int n)
 		if (v[i] + v[n + i] > m)
 			m = v[i] + v[n + i];
 	return m;
-}
-
-static struct json_object *jd(double x)
-{
-	char buf[32];
-
-	if (!isfinite(x)) /* not scored: JSON null, never the invalid token nan */
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.6g", x);
-	return json_object_new_double_s(x, buf);
 }
 
 /* Engine-named figures over the planned layers of the fitting heat. */
@@ -566,23 +559,10 @@ static void json_summary(struct json_object *root, const struct place *p)
 
 	json_object_object_add(root, "algorithm", json_object_new_string(p->algo->name));
 	json_object_object_add(root, "seconds", jd(plan->seconds));
-	if (plan->forecast_blocks) {
-		const struct analyze_robust_choice *ch = &plan->forecast;
-		struct json_object *f = json_object_new_object();
-		char d[160];
-		analyze_robust_describe(ch, d, sizeof(d));
-		json_object_object_add(f, "estimator",
-				       json_object_new_string(ch->volume ? "tokens" : "shares"));
-		/* null: every block alike (no half-life); 0: the window alone */
-		json_object_object_add(f, "half_life_windows",
-				       isinf(ch->half_life) ? NULL : jd(ch->half_life));
-		json_object_object_add(f, "shrink", jd(ch->shrink));
-		json_object_object_add(f, "window_blocks",
-				       json_object_new_int(plan->forecast_blocks - plan->forecast_hist));
-		json_object_object_add(f, "history_blocks", json_object_new_int(plan->forecast_hist));
-		json_object_object_add(f, "description", json_object_new_string(d));
-		json_object_object_add(root, "forecast", f);
-	}
+	if (plan->forecast_blocks)
+		json_object_object_add(root, "forecast",
+				       cmd_json_forecast(&plan->forecast, plan->forecast_blocks,
+							 plan->forecast_hist));
 	json_object_object_add(root, "run",
 			       json_object_new_string(
 				       util_utf8_sanitize(name, sizeof(name), p->run.name)));

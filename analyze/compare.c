@@ -466,6 +466,9 @@ static void round_record(struct analyze_compare *c, struct analyze_rounds *out, 
 		r->next_step = a->next_step;
 		r->moves = a->plan.moves;
 		r->seconds = a->plan.seconds;
+		r->forecast = a->plan.forecast;
+		r->forecast_blocks = a->plan.forecast_blocks;
+		r->forecast_hist = a->plan.forecast_hist;
 		memcpy(prev + (size_t)i * LP, a->plan.phy2log, LP * sizeof(int32_t));
 	}
 }

@@ -70,6 +70,10 @@ for al in algos:
         assert abs(r["next_imbalance"] - nx) < 1e-4, (al, k, r["next_imbalance"], nx)
         assert abs(r["next_step_mean_imbalance"] - st) < 1e-4, (al, k, r, st)
         assert r["moves"] == p.get("moves", 0), (al, k, r["moves"], p.get("moves"))
+        # the flagship's forecast is the one place chose on that window
+        # and the history before it; no other algorithm has one
+        assert r.get("forecast") == p.get("forecast"), (al, k, r.get("forecast"), p.get("forecast"))
+        assert ("forecast" in r) == (al == "keel"), (al, k)
         nexts.append(nx); steps_m.append(st); moves.append(r["moves"])
     assert abs(a["next_imbalance"] - sum(nexts) / 2) < 1e-4
     assert abs(a["next_step_mean_imbalance"] - sum(steps_m) / 2) < 1e-4
@@ -80,15 +84,38 @@ PY
 
 # every format
 expect_status 0 mt compare "$T/db" --rounds 3 --algos $algos --format csv
-expect_grep "$T/out" "^scope,algorithm,round,fit_imbalance,next_imbalance,next_step_mean_imbalance,moves,seconds$"
-expect_grep "$T/out" "^mean,keel,,[0-9.]+,[0-9.]+,[0-9.]+,[0-9.]+,[0-9.]+$"
-expect_grep "$T/out" "^round,keel,1,"
+expect_grep "$T/out" "^scope,algorithm,round,fit_imbalance,next_imbalance,next_step_mean_imbalance,moves,seconds,forecast_estimator,forecast_half_life_windows,forecast_shrink$"
+expect_grep "$T/out" "^mean,keel,,[0-9.]+,[0-9.]+,[0-9.]+,[0-9.]+,[0-9.]+,,,$"
+expect_grep "$T/out" "^round,static,1,([0-9.]+,){3}[0-9]+,[0-9.]+,,,$"
+cp "$T/out" "$T/rounds.csv"
+# each round's estimator as the JSON has it (inf: every block alike)
+python3 - "$T/rounds.csv" "$T/rounds.json" <<'PY' || fail "CSV forecast differs from the JSON"
+import csv, json, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["scope"] == "round" and r["algorithm"] == "keel"]
+js = {a["algorithm"]: a for a in json.load(open(sys.argv[2]))["algorithms"]}["keel"]["rounds"]
+assert len(rows) == 2
+for r, j in zip(rows, js):
+    f = j["forecast"]
+    assert r["forecast_estimator"] == f["estimator"], (r, f)
+    h = f["half_life_windows"]
+    assert float(r["forecast_half_life_windows"]) == (float("inf") if h is None else h), (r, f)
+    assert float(r["forecast_shrink"]) == f["shrink"], (r, f)
+PY
 [ "$(grep -c '^round,' "$T/out")" -eq $(( $(echo $algos | tr , '\n' | wc -l) * 2 )) ] || fail "round CSV rows"
 expect_status 0 mt compare "$T/db" --rounds 3 --algos $algos
 expect_grep "$T/out" "30 steps cut into 3 windows"
 # fit is on the steps the placement was fitted on: labelled in hindsight
 expect_grep "$T/out" "fit = on the window the placement was fitted on, in hindsight; next = on the window after it"
 expect_grep "$T/out" "^keel +[0-9.]+ +[0-9.]+ "
+# what the flagship made of the traffic, round by round, as place says it
+expect_grep "$T/out" "^keel's forecast of the next window, chosen each round on the trace before it"
+for k in 0 1; do
+	line=$(python3 -c 'import json,sys; f = json.load(open(sys.argv[1]))["forecast"]
+print("  round %s: %s (%d blocks of the window, %d of history)" % (sys.argv[2],
+      f["description"], f["window_blocks"], f["history_blocks"]))' "$T/keel.$k.json" $k)
+	grep -qxF "$line" "$T/out" || fail "round $k's forecast is not place's: $line"
+done
+[ "$(grep -c "^  round " "$T/out")" -eq 2 ] || fail "one forecast line per round, for keel only"
 expect_status 0 mt compare "$T/db" --rounds 3 --algos $algos --format markdown
 expect_grep "$T/out" "^\\| keel \\| [0-9.]+ \\| "
 expect_grep "$T/out" "^\\| 1 \\| 20\\.\\.29 \\| "
