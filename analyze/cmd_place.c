@@ -161,6 +161,14 @@ struct next_score {
 	double step_mean; /* mean over its steps of the per-step figure */
 };
 
+/* With no steps after the window, the same fit made on earlier steps and
+ * scored on the window itself (place_holdout). */
+struct holdout {
+	int64_t fit[2];   /* the steps it was fitted on */
+	int halves;       /* fitted on the window's first half (no window before it) */
+	struct next_score ns; /* scored on the steps after fit[1], to the window's end */
+};
+
 static int score_next(struct store *s, const struct store_run *run, const struct place_opts *o,
 		      const struct analyze_plan *plan, int64_t fit_to, int64_t len,
 		      struct next_score *ns, struct util_err *err)
@@ -256,6 +264,8 @@ struct place {
 	int n_ep, fmt;                  /* fmt: of -o, else -1 */
 	int64_t nsteps, fit_win[2];
 	struct next_score ns;
+	const char *cur_spec;           /* --current as given (place_holdout) */
+	struct holdout ho;
 	struct engine_figures ef;
 	double secs, intra_s, inter_s, overall, lb_overall;
 };
@@ -425,6 +435,7 @@ static int place_deployment(struct place *p, struct util_err *err)
 	const struct store_run *run = &p->run;
 	struct analyze_deploy_opts dopts = ANALYZE_DEPLOY_OPTS_INIT;
 
+	p->cur_spec = o->c.current;
 	p->model = run->model[0] ? store_model_find(run->model) : NULL;
 	p->sh = (struct analyze_shape){ run->layers, run->experts, o->c.ranks, o->c.slots,
 					run->first_layer, p->model ? p->model->layer_step : 1 };
@@ -458,14 +469,14 @@ static int place_deployment(struct place *p, struct util_err *err)
 
 /* The plan, with a note on stderr when the vllm-ascend file needed an
  * expert's second replica on one rank moved. */
-static int place_plan(struct place *p, struct util_err *err)
+/* The algorithm's input on the window read (place_read_window). */
+static struct analyze_plan_in place_plan_in(const struct place *p)
 {
 	const struct place_opts *o = &p->o;
-	const int L = p->run.layers;
-	int rc, undup = 0;
-	struct analyze_plan_in in = {
+
+	return (struct analyze_plan_in){
 		.algo = p->algo,
-		.layers = L,
+		.layers = p->run.layers,
 		.experts = p->run.experts,
 		.ranks = o->c.ranks,
 		.slots = o->c.slots,
@@ -485,6 +496,14 @@ static int place_plan(struct place *p, struct util_err *err)
 		.no_dup = o->out && p->fmt == ANALYZE_FORMAT_VLLM_ASCEND,
 		.ranks_per_node = p->dep.ranks_per_node,
 	};
+}
+
+static int place_plan(struct place *p, struct util_err *err)
+{
+	const struct place_opts *o = &p->o;
+	const int L = p->run.layers;
+	int rc, undup = 0;
+	struct analyze_plan_in in = place_plan_in(p);
 
 	if ((rc = analyze_plan_run(&in, &p->plan, err))) {
 		if (in.no_dup) {
@@ -526,6 +545,101 @@ static int place_score_next(struct place *p, struct util_err *err)
 	if (score_next(p->s, &p->run, o, &p->plan, p->fit_win[1],
 		       p->fit_win[1] - p->fit_win[0] + 1, &p->ns, err))
 		return util_cli_fail(CMD, err);
+	return 0;
+}
+
+/* The window's steps read as place_read_window reads them, into h (its
+ * o.c.from and o.c.to set): 1 when they carry a token in the layers
+ * placed, 0 when not (no step, or none with a token), else the error. */
+static int holdout_read(struct place *h, struct util_err *err)
+{
+	const struct place_opts *o = &h->o;
+	const int L = h->run.layers, E = h->run.experts;
+	double tot = 0;
+	int rc;
+
+	h->heat = xmallocarray((size_t)L * E, sizeof(double));
+	if (o->c.episodes)
+		h->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
+	h->n_ep = o->c.episodes;
+	if ((rc = analyze_window_heat(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, h->n_ep,
+				      h->heat, h->episodes, &h->nsteps)))
+		return util_err_set(err, rc, "%s", store_errmsg(h->s));
+	for (int l = 0; l < L; l++)
+		if (o->layer < 0 || l == o->layer)
+			for (int e = 0; e < E; e++)
+				tot += h->heat[(size_t)l * E + e];
+	if (h->nsteps == 0 || tot <= 0)
+		return 0;
+	if (!o->c.episodes_set && !strcmp(h->algo->name, ANALYZE_FLAGSHIP) &&
+	    (rc = analyze_window_blocks(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, &h->blk,
+					err)))
+		return rc;
+	return 1;
+}
+
+/* With no steps after the window: what the placement is to be expected to
+ * do on steps it was not fitted on, as far as the run can tell.  The same
+ * algorithm and options fitted on the window's length of steps before the
+ * window (from the placement in force at their end, or the --current
+ * given) and scored on the window itself; when the run has no such steps,
+ * fitted on the window's first half and scored on its second.  Nothing
+ * (p->ho.ns.steps 0) when there is nothing to fit on or to score, or when
+ * the --current asked for is not there at the earlier steps. */
+static int place_holdout(struct place *p, struct util_err *err)
+{
+	struct store_run_stats st;
+	struct place h = { .o = p->o, .s = p->s, .run = p->run, .algo = p->algo, .dep = p->dep };
+	struct analyze_plan_in in;
+	int64_t a = p->fit_win[0], b = p->fit_win[1], len = b - a + 1;
+	int rc = 0;
+
+	if (!p->s || p->ns.steps)
+		return 0;
+	if (store_run_stats(p->s, p->run.id, &st)) {
+		util_cli_error(CMD, "%s", store_errmsg(p->s));
+		return 1;
+	}
+	if (a - len >= st.first_step) {
+		h.o.c.from = a - len;
+		h.o.c.to = a - 1;
+	} else if (len >= 2) {
+		h.o.c.from = a;
+		h.o.c.to = a + len / 2 - 1;
+		p->ho.halves = 1;
+	} else {
+		return 0;
+	}
+	h.o.out = NULL;
+	p->ho.fit[0] = h.o.c.from;
+	p->ho.fit[1] = h.o.c.to;
+	if ((rc = holdout_read(&h, err)) <= 0)
+		goto out;
+	if (p->cur) {
+		h.cur = xmallocarray((size_t)h.run.layers * h.o.c.ranks * h.o.c.slots,
+				     sizeof(int32_t));
+		rc = analyze_current_read(h.s, &h.run, &p->sh, h.o.c.to, p->cur_spec, h.cur, NULL,
+					  err);
+		if (rc == UTIL_EUSAGE) { /* nothing deployed yet then: no holdout */
+			rc = 0;
+			*err = (struct util_err)UTIL_ERR_INIT;
+			goto out;
+		}
+		if (rc)
+			goto out;
+	}
+	in = place_plan_in(&h);
+	in.no_dup = 0;
+	if ((rc = analyze_plan_run(&in, &h.plan, err)))
+		goto out;
+	rc = score_next(h.s, &h.run, &h.o, &h.plan, h.o.c.to, b - h.o.c.to, &p->ho.ns, err);
+out:
+	h.s = NULL; /* p's */
+	place_release(&h);
+	if (rc < 0) {
+		memset(&p->ho.ns, 0, sizeof(p->ho.ns));
+		return util_cli_fail(CMD, err);
+	}
 	return 0;
 }
 
@@ -577,6 +691,17 @@ static void json_summary(struct json_object *root, const struct place *p)
 		json_object_object_add(root, "next_steps", json_object_new_int64(p->ns.steps));
 		json_object_object_add(root, "next_imbalance", jd(p->ns.imbalance));
 		json_object_object_add(root, "next_step_mean_imbalance", jd(p->ns.step_mean));
+	}
+	if (p->ho.ns.steps) {
+		struct json_object *ho = json_object_new_object();
+		json_add_range(ho, "fit_window", p->ho.fit);
+		const char *on = p->ho.halves ? "first half" : "window before";
+		json_object_object_add(ho, "fitted_on", json_object_new_string(on));
+		json_add_range(ho, "scored_window", p->ho.ns.win);
+		json_object_object_add(ho, "scored_steps", json_object_new_int64(p->ho.ns.steps));
+		json_object_object_add(ho, "imbalance", jd(p->ho.ns.imbalance));
+		json_object_object_add(ho, "step_mean_imbalance", jd(p->ho.ns.step_mean));
+		json_object_object_add(root, "holdout", ho);
 	}
 	json_object_object_add(root, "imbalance", jd(p->overall));
 	json_object_object_add(root, "lower_bound_imbalance", jd(p->lb_overall));
@@ -712,6 +837,16 @@ static void print_text_head(const struct place *p)
 	else if (p->s)
 		printf("no steps after the fitting window to score on: every figure below is "
 		       "in hindsight (give --steps A:B to keep later steps out)\n");
+	if (p->ho.ns.steps)
+		printf("what to expect on steps not fitted on: fitted the same way on steps "
+		       "%lld-%lld (%s), %s scored %.4f on steps %lld-%lld (sum of max / sum of "
+		       "mean), %.4f mean per step\n",
+		       (long long)p->ho.fit[0], (long long)p->ho.fit[1],
+		       p->ho.halves ? "the window's first half: the run has no window's length "
+				      "of steps before it"
+				    : "the window's length of steps before it",
+		       p->algo->name, p->ho.ns.imbalance, (long long)p->ho.ns.win[0],
+		       (long long)p->ho.ns.win[1], p->ho.ns.step_mean);
 	if (p->plan.forecast_blocks) {
 		char d[160];
 		analyze_robust_describe(&p->plan.forecast, d, sizeof(d));
@@ -839,7 +974,7 @@ static int place_run(struct place *p, const char *db, struct util_err *err)
 	    (status = place_check_layout(p, err)) || (p->s && (status = place_read_window(p, err))) ||
 	    (status = place_check_tokens(p)) ||
 	    (status = place_deployment(p, err)) || (status = place_plan(p, err)) ||
-	    (p->s && (status = place_score_next(p, err))))
+	    (p->s && ((status = place_score_next(p, err)) || (status = place_holdout(p, err)))))
 		return status;
 	place_figures(p);
 	if (p->o.json)

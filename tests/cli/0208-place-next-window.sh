@@ -1,5 +1,6 @@
 # place: fitted on --steps A:B, scored first on the steps after B (the
 # figure a deployment meets), the fitted figure labelled "in hindsight";
+# without steps after B, the same fit made on earlier steps (holdout);
 # next_imbalance in the JSON equals what compare reports for the same
 # windows, and the window after the fitting one ends at the end of the run.
 . "$(dirname "$0")/lib.sh"
@@ -49,13 +50,51 @@ PY
 expect_status 0 mt place "$T/db" --algo $algo --steps 10:24 --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["next_window"] == [25, 29] and d["next_steps"] == 5, d' "$T/out" ||
 	fail "next window to the end of the run"
-# no later steps: no next figure, everything in hindsight
-expect_status 0 mt place "$T/db" --algo $algo --steps 5:29 --json
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "next_imbalance" not in d, d' "$T/out" ||
-	fail "next_imbalance without later steps"
+# no later steps: no next figure, the fitted ones in hindsight, and what to
+# expect from the same fit made earlier: on the window's length of steps
+# before it and scored on the window, which is place's next-window figure
+# for those steps; when the run has no such steps, on the window's first
+# half and scored on its second
+expect_status 0 mt place "$T/db" --algo $algo --steps 20:29 --json
+cp "$T/out" "$T/late.json"
+expect_status 0 mt place "$T/db" --algo $algo --steps 10:19 --json
+cp "$T/out" "$T/before.json"
+expect_status 0 mt place "$T/db" --algo $algo --steps 6:29 --json
+cp "$T/out" "$T/all.json"
+expect_status 0 mt place "$T/db" --algo $algo --steps 6:17 --json
+cp "$T/out" "$T/half.json"
+python3 - "$T" <<'PY' || fail "the holdout is not place's next-window figure on the earlier steps"
+import json, sys
+d = lambda n: json.load(open("%s/%s.json" % (sys.argv[1], n)))
+late, before, al, half = d("late"), d("before"), d("all"), d("half")
+for p, q, on, fit, scored in ((late, before, "window before", [10, 19], [20, 29]),
+                              (al, half, "first half", [6, 17], [18, 29])):
+    assert "next_imbalance" not in p, p
+    h = p["holdout"]
+    assert h["fitted_on"] == on and h["fit_window"] == fit == q["fit_window"], (h, q)
+    assert h["scored_window"] == scored == q["next_window"] and h["scored_steps"] == q["next_steps"], (h, q)
+    assert abs(h["imbalance"] - q["next_imbalance"]) < 1e-9, (h, q)
+    assert abs(h["step_mean_imbalance"] - q["next_step_mean_imbalance"]) < 1e-9, (h, q)
+# with a next window there is no holdout
+assert "holdout" not in before, before
+PY
+# the holdout starts from the --current given, as the fit it stands for
+expect_status 0 mt place "$T/db" --algo $algo --steps 25:29 -o "$T/cur.json" --format sglang
+expect_status 0 mt place "$T/db" --steps 20:29 --current "$T/cur.json" --max-moves 2 --json
+cp "$T/out" "$T/late.json"
+expect_status 0 mt place "$T/db" --steps 10:19 --current "$T/cur.json" --max-moves 2 --json
+python3 - "$T/late.json" "$T/out" <<'PY' || fail "the holdout from --current FILE"
+import json, sys
+h, q = json.load(open(sys.argv[1]))["holdout"], json.load(open(sys.argv[2]))
+assert h["fit_window"] == q["fit_window"] and abs(h["imbalance"] - q["next_imbalance"]) < 1e-9, (h, q)
+PY
 expect_status 0 mt place "$T/db" --algo $algo
 expect_grep "$T/out" "^no steps after the fitting window to score on"
-expect_nogrep "$T/out" "not fitted on"
+expect_nogrep "$T/out" "^on the next"
+expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 0-14 \\(the window's first half: the run has no window's length of steps before it\\), $algo scored [0-9.]+ on steps 15-29 "
+first=$(grep -n "^what to expect" "$T/out" | cut -d: -f1)
+fitted=$(grep -n "^device load = " "$T/out" | head -1 | cut -d: -f1)
+[ "$first" -lt "$fitted" ] || fail "what to expect should come before the fitted figures"
 
 # the flagship says which forecast it fitted: chosen on the window's blocks
 # and the history before it (none before step 0), in the text and the JSON;
