@@ -154,6 +154,8 @@ enum analyze_algo_flags {
 	ANALYZE_ALGO_DUP_OK = 1,     /* may put two replicas of an expert on one rank */
 	ANALYZE_ALGO_SMALL_ONLY = 2, /* exponential: small instances only */
 	ANALYZE_ALGO_MIGRATION = 4,  /* uses `current` itself: no rank matching after */
+	ANALYZE_ALGO_FORECAST = 8,   /* given blocks and no episodes, fits its forecast of
+				      * the next window from them (analyze/robust.c) */
 };
 
 struct analyze_algo {
@@ -165,6 +167,8 @@ struct analyze_algo {
 
 const struct analyze_algo *analyze_algo_find(const char *name);
 const struct analyze_algo *analyze_algo_at(size_t i); /* NULL past the end */
+/* Does algorithm a fit a forecast from a window's blocks (the flagship)? */
+int analyze_algo_forecasts(const struct analyze_algo *a);
 
 /* Can algorithm a fill `slots` slots per rank with `experts` experts?  An
  * algorithm that never puts an expert twice on one rank cannot fill more

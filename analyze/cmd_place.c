@@ -420,7 +420,7 @@ static int place_read_window(struct place *p, struct util_err *err)
 		return 2;
 	}
 	/* the flagship reads the window's time structure and history */
-	if (!o->c.episodes_set && !strcmp(p->algo->name, ANALYZE_FLAGSHIP) &&
+	if (!o->c.episodes_set && analyze_algo_forecasts(p->algo) &&
 	    analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
 				  err))
 		return util_cli_fail(CMD, err);
@@ -571,7 +571,7 @@ static int holdout_read(struct place *h, struct util_err *err)
 				tot += h->heat[(size_t)l * E + e];
 	if (h->nsteps == 0 || tot <= 0)
 		return 0;
-	if (!o->c.episodes_set && !strcmp(h->algo->name, ANALYZE_FLAGSHIP) &&
+	if (!o->c.episodes_set && analyze_algo_forecasts(h->algo) &&
 	    (rc = analyze_window_blocks(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, &h->blk,
 					err)))
 		return rc;

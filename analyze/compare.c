@@ -38,7 +38,7 @@ static void fit_window_release(struct fit_window *w)
 static int wants_blocks(const struct analyze_compare_in *in)
 {
 	for (int i = 0; i < in->n_algos && in->flagship_blocks; i++)
-		if (!strcmp(in->algos[i]->name, ANALYZE_FLAGSHIP))
+		if (analyze_algo_forecasts(in->algos[i]))
 			return 1;
 	return 0;
 }
@@ -71,7 +71,7 @@ static int fit_one(const struct analyze_compare_in *in, struct analyze_compare_a
 		   struct util_err *err)
 {
 	int L = in->run->layers, E = in->run->experts, P = in->ranks * in->slots;
-	int fl = in->flagship_blocks && !strcmp(a->algo->name, ANALYZE_FLAGSHIP);
+	int fl = in->flagship_blocks && analyze_algo_forecasts(a->algo);
 	struct analyze_plan_in pin = {
 		.algo = a->algo,
 		.layers = L,

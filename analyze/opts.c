@@ -167,7 +167,7 @@ int analyze_replay_episodes(const struct analyze_algo *algo, int req, int64_t wi
 {
 	if (req >= 0)
 		return req;
-	if (algo && !strcmp(algo->name, ANALYZE_FLAGSHIP))
+	if (analyze_algo_forecasts(algo))
 		return ANALYZE_REPLAY_FORECAST;
 	return window < ANALYZE_REPLAY_EPISODES ? (int)window : ANALYZE_REPLAY_EPISODES;
 }

@@ -70,11 +70,16 @@ static const struct analyze_algo algos[] = {
 	{ "swift", "SwiftBalancer: refill redundant slots, then few swaps, from the current layout",
 	  analyze_place_swift, ANALYZE_ALGO_MIGRATION },
 	{ "keel", "moetrace's own: min-max replicas, LPT, swap and recount search, episodes",
-	  analyze_place_keel, ANALYZE_ALGO_MIGRATION },
+	  analyze_place_keel, ANALYZE_ALGO_MIGRATION | ANALYZE_ALGO_FORECAST },
 	{ "exact", "optimal by branch and bound (small instances only)",
 	  place_exact, ANALYZE_ALGO_SMALL_ONLY },
 };
 /* clang-format on */
+
+int analyze_algo_forecasts(const struct analyze_algo *a)
+{
+	return a && (a->flags & ANALYZE_ALGO_FORECAST);
+}
 
 const struct analyze_algo *analyze_algo_find(const char *name)
 {

@@ -865,7 +865,7 @@ static int replay_check(struct replay *r)
 	if (Ne < 0 || Ne > ANALYZE_MAX_EPISODES)
 		return util_err_set(err, UTIL_EUSAGE, "--episodes must be in [0, %d]",
 				    ANALYZE_MAX_EPISODES);
-	if (r->fc && strcmp(cfg->algo->name, ANALYZE_FLAGSHIP))
+	if (r->fc && !analyze_algo_forecasts(cfg->algo))
 		return util_err_set(err, UTIL_EUSAGE, "%s has no forecast: give it --episodes",
 				    cfg->algo->name);
 	if (Ne && W < Ne)

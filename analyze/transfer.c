@@ -444,7 +444,7 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	/* the algorithm's time: for the flagship its estimator too, chosen on
 	 * every layer together */
 	t0 = util_now();
-	if (in->blocks && in->n_blocks > 0 && !strcmp(in->algo->name, ANALYZE_FLAGSHIP)) {
+	if (in->blocks && in->n_blocks > 0 && analyze_algo_forecasts(in->algo)) {
 		if (analyze_robust_choose(in->blocks, in->n_blocks, in->n_hist, L, E, P, nthreads,
 					  &plan->forecast)) {
 			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");

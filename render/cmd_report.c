@@ -321,7 +321,7 @@ static int compare(struct store *s, struct report *r, const struct opts *o, stru
 	if (ne > 0) {
 		int fl = 0;
 		for (int i = 0; in.flagship_blocks && i < r->nrows; i++)
-			fl |= !strcmp(algos[i]->name, ANALYZE_FLAGSHIP);
+			fl |= analyze_algo_forecasts(algos[i]);
 		/* the flagship is not given the episodes but its forecast */
 		snprintf(r->eps_desc, sizeof(r->eps_desc), ", as %d episodes%s%s%s", ne,
 			 fl ? "; " : "", fl ? ANALYZE_FLAGSHIP : "",

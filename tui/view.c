@@ -449,7 +449,7 @@ static void ring_reset(struct tui_view *v)
 
 static int is_flagship(const struct tui_view *v)
 {
-	return !strcmp(v->algo->name, ANALYZE_FLAGSHIP);
+	return analyze_algo_forecasts(v->algo);
 }
 
 static void ring_pop(struct tui_view *v)

@@ -288,7 +288,7 @@ int main(int argc, char **argv)
 		for (int use_ep = 0; use_ep < 3; use_ep++) {
 			if (use_ep && (!strcmp(a->name, "eplb") || !strcmp(a->name, "swift")))
 				continue;
-			if (use_ep == 2 && strcmp(a->name, ANALYZE_FLAGSHIP))
+			if (use_ep == 2 && !analyze_algo_forecasts(a))
 				continue;
 			/* "sum", "episodes" or "blocks" */
 			const char *given = getenv("BENCH_PLACE_GIVEN");

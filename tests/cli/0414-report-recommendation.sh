@@ -30,6 +30,10 @@ expect_status 0 mt import "$T/big.csv" --into "$T/big" --run r --ranks 4 --slots
 expect_status 0 mt import "$T/big.csv" --into "$T/nodes" --run r --ranks 4 --slots 3 \
 	--ranks-per-node 2
 
+# the default algorithm, which the replay gives its forecast, not episodes
+flagship=$("$MOETRACE" place --list | sed -n 's/^\([a-z0-9-]*\) .*\[default\]$/\1/p')
+[ -n "$flagship" ] || fail "no default algorithm in place --list"
+
 # check DB NAME [report options]: the report's recommendation is the one the
 # replay of its best algorithm implies (window of 5 steps: 5 episodes, or for
 # the flagship its forecast, as `replay` gives it by default)
@@ -41,7 +45,7 @@ check() {
 	best=$(sed -n 's/^best: \([a-z0-9_-]*\),.*/\1/p' "$T/$name.stdout")
 	[ -n "$best" ] || fail "no best line"
 	eps="--episodes 5"
-	[ "$best" = keel ] && eps=
+	[ "$best" = "$flagship" ] && eps=
 	expect_status 0 mt replay "$T/$db" --algo "$best" --ranks 4 --slots 3 $eps \
 		--no-store --json "$@"
 	python3 - "$T/out" "$T/$name.stdout" "$best" "$*" >>"$T/cases" <<'PY' || fail "recommendation of case $name"
@@ -97,7 +101,7 @@ pdftotext -f 1 -l 1 "$T/rep-twonodes/report.pdf" - 2>/dev/null | tr '\n' ' ' | t
 # and says in serving units what the replay saves, as replay --json does
 best=$(sed -n 's/^best: \([a-z0-9_-]*\),.*/\1/p' "$T/twonodes.stdout")
 eps="--episodes 5"
-[ "$best" = keel ] && eps=
+[ "$best" = "$flagship" ] && eps=
 expect_status 0 mt replay "$T/nodes" --algo "$best" --ranks 4 --slots 3 $eps --no-store \
 	--json --model mixtral-8x7b
 share=$(python3 -c 'import json,sys; print("%.2f%% saved" % (100 * json.load(open(sys.argv[1]))["moe_time_saved_share"]))' "$T/out")
@@ -119,7 +123,7 @@ cp "$T/out" "$T/l4.stdout"
 best=$(sed -n 's/^best: \([a-z0-9_-]*\),.*/\1/p' "$T/l4.stdout")
 [ -n "$best" ] || fail "no best line"
 eps="--episodes 8"
-[ "$best" = keel ] && eps=
+[ "$best" = "$flagship" ] && eps=
 expect_status 0 mt replay "$T/l4" --algo "$best" $eps --no-store --json
 python3 - "$T/out" "$T/l4.stdout" "$best" <<'PY' || fail "recommendation when balancing costs MoE time"
 import json, re, sys
