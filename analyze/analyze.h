@@ -449,6 +449,10 @@ struct analyze_blocks {
 int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			  unsigned phase_mask, struct analyze_blocks *b, struct util_err *err);
 void analyze_blocks_release(struct analyze_blocks *b);
+/* The window's summed heat [layers * experts] from its blocks: what
+ * analyze_window_heat reads for the same steps, to the last bit (sums of
+ * integer counts), without reading them again. */
+void analyze_blocks_window_heat(const struct analyze_blocks *b, double *heat);
 /* The same blocks from steps a caller holds (`top` keeps them decoded):
  * the history of the window [from, to] is the selected steps of
  * [analyze_window_history_from(from, to), from - 1] (none when that is

@@ -409,8 +409,17 @@ static int place_read_window(struct place *p, struct util_err *err)
 	if (o->c.episodes)
 		p->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
 	p->n_ep = o->c.episodes;
-	if ((rc = analyze_window_heat(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, p->n_ep,
-				      p->heat, p->episodes, &p->nsteps))) {
+	/* the flagship reads the window's time structure and history, which
+	 * hold the window's heat: one reading of the window */
+	if (!o->c.episodes_set && analyze_algo_forecasts(p->algo) &&
+	    analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
+				  err))
+		return util_cli_fail(CMD, err);
+	if (p->blk.n) {
+		analyze_blocks_window_heat(&p->blk, p->heat);
+		p->nsteps = p->blk.nw;
+	} else if ((rc = analyze_window_heat(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask,
+					     p->n_ep, p->heat, p->episodes, &p->nsteps))) {
 		util_cli_error(CMD, "%s", store_errmsg(p->s));
 		return util_exit_status(rc);
 	}
@@ -419,11 +428,6 @@ static int place_read_window(struct place *p, struct util_err *err)
 			       o->c.phase_mask ? " and phase" : "");
 		return 2;
 	}
-	/* the flagship reads the window's time structure and history */
-	if (!o->c.episodes_set && analyze_algo_forecasts(p->algo) &&
-	    analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
-				  err))
-		return util_cli_fail(CMD, err);
 	return 0;
 }
 
@@ -562,20 +566,22 @@ static int holdout_read(struct place *h, struct util_err *err)
 	if (o->c.episodes)
 		h->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
 	h->n_ep = o->c.episodes;
-	if ((rc = analyze_window_heat(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, h->n_ep,
-				      h->heat, h->episodes, &h->nsteps)))
-		return util_err_set(err, rc, "%s", store_errmsg(h->s));
-	for (int l = 0; l < L; l++)
-		if (o->layer < 0 || l == o->layer)
-			for (int e = 0; e < E; e++)
-				tot += h->heat[(size_t)l * E + e];
-	if (h->nsteps == 0 || tot <= 0)
-		return 0;
 	if (!o->c.episodes_set && analyze_algo_forecasts(h->algo) &&
 	    (rc = analyze_window_blocks(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, &h->blk,
 					err)))
 		return rc;
-	return 1;
+	if (h->blk.n) {
+		analyze_blocks_window_heat(&h->blk, h->heat);
+		h->nsteps = h->blk.nw;
+	} else if ((rc = analyze_window_heat(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask,
+					     h->n_ep, h->heat, h->episodes, &h->nsteps))) {
+		return util_err_set(err, rc, "%s", store_errmsg(h->s));
+	}
+	for (int l = 0; l < L; l++)
+		if (o->layer < 0 || l == o->layer)
+			for (int e = 0; e < E; e++)
+				tot += h->heat[(size_t)l * E + e];
+	return h->nsteps > 0 && tot > 0;
 }
 
 /* With no steps after the window: what the placement is to be expected to

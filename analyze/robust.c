@@ -148,6 +148,16 @@ int analyze_window_blocks(struct store *s, const struct store_run *run, int64_t 
 	return rc;
 }
 
+void analyze_blocks_window_heat(const struct analyze_blocks *b, double *heat)
+{
+	size_t LE = (size_t)b->layers * b->experts;
+
+	memset(heat, 0, LE * sizeof(double));
+	for (int i = b->hist; i < b->n; i++)
+		for (size_t k = 0; k < LE; k++)
+			heat[k] += b->heat[(size_t)i * LE + k];
+}
+
 void analyze_blocks_release(struct analyze_blocks *b)
 {
 	if (!b)
