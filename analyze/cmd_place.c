@@ -399,7 +399,10 @@ static int place_check_layout(struct place *p, struct util_err *err)
 
 /* The fitting window's heat (and episodes) from the database, and the
  * blocks and history the flagship reads. */
-static int place_read_window(struct place *p, struct util_err *err)
+/* Reads the steps of p->o's window: its summed heat (and episodes), and
+ * for the flagship its blocks and history, which hold the heat too (one
+ * reading).  0, or a negative code with err set. */
+static int window_read(struct place *p, struct util_err *err)
 {
 	const struct place_opts *o = &p->o;
 	const int L = p->run.layers, E = p->run.experts;
@@ -409,23 +412,27 @@ static int place_read_window(struct place *p, struct util_err *err)
 	if (o->c.episodes)
 		p->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
 	p->n_ep = o->c.episodes;
-	/* the flagship reads the window's time structure and history, which
-	 * hold the window's heat: one reading of the window */
 	if (!o->c.episodes_set && analyze_algo_forecasts(p->algo) &&
-	    analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
-				  err))
-		return util_cli_fail(CMD, err);
+	    (rc = analyze_window_blocks(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask, &p->blk,
+					err)))
+		return rc;
 	if (p->blk.n) {
 		analyze_blocks_window_heat(&p->blk, p->heat);
 		p->nsteps = p->blk.nw;
 	} else if ((rc = analyze_window_heat(p->s, &p->run, o->c.from, o->c.to, o->c.phase_mask,
 					     p->n_ep, p->heat, p->episodes, &p->nsteps))) {
-		util_cli_error(CMD, "%s", store_errmsg(p->s));
-		return util_exit_status(rc);
+		return util_err_set(err, rc, "%s", store_errmsg(p->s));
 	}
+	return 0;
+}
+
+static int place_read_window(struct place *p, struct util_err *err)
+{
+	if (window_read(p, err))
+		return util_cli_fail(CMD, err);
 	if (p->nsteps == 0) {
 		util_cli_error(CMD, "no steps of run '%s' in the chosen range%s", p->run.name,
-			       o->c.phase_mask ? " and phase" : "");
+			       p->o.c.phase_mask ? " and phase" : "");
 		return 2;
 	}
 	return 0;
@@ -552,33 +559,19 @@ static int place_score_next(struct place *p, struct util_err *err)
 	return 0;
 }
 
-/* The window's steps read as place_read_window reads them, into h (its
- * o.c.from and o.c.to set): 1 when they carry a token in the layers
- * placed, 0 when not (no step, or none with a token), else the error. */
+/* The window's steps read as place reads them, into h (its o.c.from and
+ * o.c.to set): 1 when they carry a token in the layers placed, 0 when not
+ * (no step, or none with a token), else a negative code with err set. */
 static int holdout_read(struct place *h, struct util_err *err)
 {
-	const struct place_opts *o = &h->o;
 	const int L = h->run.layers, E = h->run.experts;
 	double tot = 0;
 	int rc;
 
-	h->heat = xmallocarray((size_t)L * E, sizeof(double));
-	if (o->c.episodes)
-		h->episodes = xmallocarray((size_t)o->c.episodes * L * E, sizeof(double));
-	h->n_ep = o->c.episodes;
-	if (!o->c.episodes_set && analyze_algo_forecasts(h->algo) &&
-	    (rc = analyze_window_blocks(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask, &h->blk,
-					err)))
+	if ((rc = window_read(h, err)))
 		return rc;
-	if (h->blk.n) {
-		analyze_blocks_window_heat(&h->blk, h->heat);
-		h->nsteps = h->blk.nw;
-	} else if ((rc = analyze_window_heat(h->s, &h->run, o->c.from, o->c.to, o->c.phase_mask,
-					     h->n_ep, h->heat, h->episodes, &h->nsteps))) {
-		return util_err_set(err, rc, "%s", store_errmsg(h->s));
-	}
 	for (int l = 0; l < L; l++)
-		if (o->layer < 0 || l == o->layer)
+		if (h->o.layer < 0 || l == h->o.layer)
 			for (int e = 0; e < E; e++)
 				tot += h->heat[(size_t)l * E + e];
 	return h->nsteps > 0 && tot > 0;
