@@ -165,7 +165,9 @@ struct next_score {
  * scored on the window itself (place_holdout). */
 struct holdout {
 	int64_t fit[2];   /* the steps it was fitted on */
-	int halves;       /* fitted on the window's first half (no window before it) */
+	int halves;       /* fitted on the window's first half, because the steps
+			   * before it: */
+	const char *why;  /* "are not in the run", ... */
 	struct next_score ns; /* scored on the steps after fit[1], to the window's end */
 };
 
@@ -577,19 +579,60 @@ static int holdout_read(struct place *h, struct util_err *err)
 	return h->nsteps > 0 && tot > 0;
 }
 
+/* One try of place_holdout: p's algorithm and options fitted on steps
+ * from..to (from the placement in force at `to`, or the --current given)
+ * and scored on the steps after them to the window's end, into p->ho.  1
+ * when scored, 0 when there is nothing to fit on or to score, or the
+ * --current asked for is not there at `to`; else a negative code. */
+static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_err *err)
+{
+	struct place h = { .o = p->o, .s = p->s, .run = p->run, .algo = p->algo, .dep = p->dep };
+	struct analyze_plan_in in;
+	int rc;
+
+	h.o.c.from = from;
+	h.o.c.to = to;
+	h.o.out = NULL;
+	if ((rc = holdout_read(&h, err)) <= 0) {
+		p->ho.why = "hold no step with a token";
+		goto out;
+	}
+	if (p->cur) {
+		h.cur = xmallocarray((size_t)h.run.layers * h.o.c.ranks * h.o.c.slots,
+				     sizeof(int32_t));
+		rc = analyze_current_read(h.s, &h.run, &p->sh, to, p->cur_spec, h.cur, NULL, err);
+		if (rc == UTIL_EUSAGE) { /* nothing deployed yet then */
+			*err = (struct util_err)UTIL_ERR_INIT;
+			p->ho.why = "have no deployed placement";
+			rc = 0;
+			goto out;
+		}
+		if (rc)
+			goto out;
+	}
+	in = place_plan_in(&h);
+	in.no_dup = 0;
+	if ((rc = analyze_plan_run(&in, &h.plan, err)) ||
+	    (rc = score_next(h.s, &h.run, &h.o, &h.plan, to, p->fit_win[1] - to, &p->ho.ns, err)))
+		goto out;
+	p->ho.fit[0] = from;
+	p->ho.fit[1] = to;
+	rc = p->ho.ns.steps > 0;
+out:
+	h.s = NULL; /* p's */
+	place_release(&h);
+	return rc;
+}
+
 /* With no steps after the window: what the placement is to be expected to
  * do on steps it was not fitted on, as far as the run can tell.  The same
  * algorithm and options fitted on the window's length of steps before the
- * window (from the placement in force at their end, or the --current
- * given) and scored on the window itself; when the run has no such steps,
- * fitted on the window's first half and scored on its second.  Nothing
- * (p->ho.ns.steps 0) when there is nothing to fit on or to score, or when
- * the --current asked for is not there at the earlier steps. */
+ * window and scored on the window itself; when the run has no such steps
+ * (or none with a token), fitted on the window's first half and scored on
+ * its second.  Nothing (p->ho.ns.steps 0) when neither can be done. */
 static int place_holdout(struct place *p, struct util_err *err)
 {
 	struct store_run_stats st;
-	struct place h = { .o = p->o, .s = p->s, .run = p->run, .algo = p->algo, .dep = p->dep };
-	struct analyze_plan_in in;
 	int64_t a = p->fit_win[0], b = p->fit_win[1], len = b - a + 1;
 	int rc = 0;
 
@@ -599,47 +642,16 @@ static int place_holdout(struct place *p, struct util_err *err)
 		util_cli_error(CMD, "%s", store_errmsg(p->s));
 		return 1;
 	}
-	if (a - len >= st.first_step) {
-		h.o.c.from = a - len;
-		h.o.c.to = a - 1;
-	} else if (len >= 2) {
-		h.o.c.from = a;
-		h.o.c.to = a + len / 2 - 1;
+	p->ho.why = "are not in the run";
+	if (a - len >= st.first_step)
+		rc = holdout_try(p, a - len, a - 1, err);
+	if (rc == 0 && len >= 2) {
 		p->ho.halves = 1;
-	} else {
-		return 0;
+		rc = holdout_try(p, a, a + len / 2 - 1, err);
 	}
-	h.o.out = NULL;
-	p->ho.fit[0] = h.o.c.from;
-	p->ho.fit[1] = h.o.c.to;
-	if ((rc = holdout_read(&h, err)) <= 0)
-		goto out;
-	if (p->cur) {
-		h.cur = xmallocarray((size_t)h.run.layers * h.o.c.ranks * h.o.c.slots,
-				     sizeof(int32_t));
-		rc = analyze_current_read(h.s, &h.run, &p->sh, h.o.c.to, p->cur_spec, h.cur, NULL,
-					  err);
-		if (rc == UTIL_EUSAGE) { /* nothing deployed yet then: no holdout */
-			rc = 0;
-			*err = (struct util_err)UTIL_ERR_INIT;
-			goto out;
-		}
-		if (rc)
-			goto out;
-	}
-	in = place_plan_in(&h);
-	in.no_dup = 0;
-	if ((rc = analyze_plan_run(&in, &h.plan, err)))
-		goto out;
-	rc = score_next(h.s, &h.run, &h.o, &h.plan, h.o.c.to, b - h.o.c.to, &p->ho.ns, err);
-out:
-	h.s = NULL; /* p's */
-	place_release(&h);
-	if (rc < 0) {
-		memset(&p->ho.ns, 0, sizeof(p->ho.ns));
-		return util_cli_fail(CMD, err);
-	}
-	return 0;
+	if (rc <= 0)
+		memset(&p->ho, 0, sizeof(p->ho));
+	return rc < 0 ? util_cli_fail(CMD, err) : 0;
 }
 
 /* The overall, engine-named and transfer figures both outputs print. */
@@ -696,6 +708,9 @@ static void json_summary(struct json_object *root, const struct place *p)
 		json_add_range(ho, "fit_window", p->ho.fit);
 		const char *on = p->ho.halves ? "first half" : "window before";
 		json_object_object_add(ho, "fitted_on", json_object_new_string(on));
+		if (p->ho.halves) /* why not the steps before the window */
+			json_object_object_add(ho, "steps_before",
+					       json_object_new_string(p->ho.why));
 		json_add_range(ho, "scored_window", p->ho.ns.win);
 		json_object_object_add(ho, "scored_steps", json_object_new_int64(p->ho.ns.steps));
 		json_object_object_add(ho, "imbalance", jd(p->ho.ns.imbalance));
@@ -838,14 +853,15 @@ static void print_text_head(const struct place *p)
 		       "in hindsight (give --steps A:B to keep later steps out)\n");
 	if (p->ho.ns.steps)
 		printf("what to expect on steps not fitted on: fitted the same way on steps "
-		       "%lld-%lld (%s), %s scored %.4f on steps %lld-%lld (sum of max / sum of "
+		       "%lld-%lld (%s%s), %s scored %.4f on steps %lld-%lld (sum of max / sum of "
 		       "mean), %.4f mean per step\n",
 		       (long long)p->ho.fit[0], (long long)p->ho.fit[1],
-		       p->ho.halves ? "the window's first half: the run has no window's length "
-				      "of steps before it"
+		       p->ho.halves ? "the window's first half: the window's length of steps "
+				      "before it "
 				    : "the window's length of steps before it",
-		       p->algo->name, p->ho.ns.imbalance, (long long)p->ho.ns.win[0],
-		       (long long)p->ho.ns.win[1], p->ho.ns.step_mean);
+		       p->ho.halves ? p->ho.why : "", p->algo->name, p->ho.ns.imbalance,
+		       (long long)p->ho.ns.win[0], (long long)p->ho.ns.win[1],
+		       p->ho.ns.step_mean);
 	if (p->plan.forecast_blocks) {
 		char d[160];
 		analyze_robust_describe(&p->plan.forecast, d, sizeof(d));

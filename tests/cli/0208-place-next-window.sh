@@ -72,12 +72,29 @@ for p, q, on, fit, scored in ((late, before, "window before", [10, 19], [20, 29]
     assert "next_imbalance" not in p, p
     h = p["holdout"]
     assert h["fitted_on"] == on and h["fit_window"] == fit == q["fit_window"], (h, q)
+    assert h.get("steps_before") == (None if on == "window before" else "are not in the run"), h
     assert h["scored_window"] == scored == q["next_window"] and h["scored_steps"] == q["next_steps"], (h, q)
     assert abs(h["imbalance"] - q["next_imbalance"]) < 1e-9, (h, q)
     assert abs(h["step_mean_imbalance"] - q["next_step_mean_imbalance"]) < 1e-9, (h, q)
 # with a next window there is no holdout
 assert "holdout" not in before, before
 PY
+# steps missing before the window (a gap in the run): its first half fits
+python3 - "$T/gap.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("step,layer,expert,tokens\n")
+    for s in list(range(10)) + list(range(40, 50)):
+        for e in range(8):
+            f.write("%d,0,%d,%d\n" % (s, e, [80, 40, 20, 10, 6, 4, 2, 1][(e + s // 5) % 8]))
+PY
+expect_status 0 mt import "$T/gap.csv" --into "$T/gap.db" --run g --ranks 4 --slots 3
+expect_status 0 mt place "$T/gap.db" --algo $algo --steps 40:49 --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["holdout"]
+assert h["fit_window"] == [40, 44] and h["scored_window"] == [45, 49], h
+assert h["fitted_on"] == "first half" and h["steps_before"] == "hold no step with a token", h' "$T/out" ||
+	fail "a gap before the window"
+
 # the holdout starts from the --current given, as the fit it stands for
 expect_status 0 mt place "$T/db" --algo $algo --steps 25:29 -o "$T/cur.json" --format sglang
 expect_status 0 mt place "$T/db" --steps 20:29 --current "$T/cur.json" --max-moves 2 --json
@@ -91,7 +108,7 @@ PY
 expect_status 0 mt place "$T/db" --algo $algo
 expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_nogrep "$T/out" "^on the next"
-expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 0-14 \\(the window's first half: the run has no window's length of steps before it\\), $algo scored [0-9.]+ on steps 15-29 "
+expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 0-14 \\(the window's first half: the window's length of steps before it are not in the run\\), $algo scored [0-9.]+ on steps 15-29 "
 first=$(grep -n "^what to expect" "$T/out" | cut -d: -f1)
 fitted=$(grep -n "^device load = " "$T/out" | head -1 | cut -d: -f1)
 [ "$first" -lt "$fitted" ] || fail "what to expect should come before the fitted figures"
