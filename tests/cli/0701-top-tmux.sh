@@ -11,7 +11,7 @@
 command -v tmux >/dev/null || skip "tmux not installed"
 command -v python3 >/dev/null || skip "python3 not installed"
 tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
+trap 'tm kill-server 2>/dev/null; stop_left "$T"; rm -rf "$T"' EXIT
 cap() { tm capture-pane -p -t "$1" >"$T/screen"; }
 # wait_for SESSION REGEX: until the screen shows REGEX (at most ~60 s: a
 # bound for a loaded machine, not a speed asked of top)

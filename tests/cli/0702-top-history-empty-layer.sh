@@ -43,7 +43,7 @@ PY
 # steps' min (1.000) and max (2.000), and "now" as the last scored figure
 command -v tmux >/dev/null || exit 0
 tm() { tmux -S "$T/sock" -f /dev/null "$@"; }
-trap 'tm kill-server 2>/dev/null; rm -rf "$T"' EXIT
+trap 'tm kill-server 2>/dev/null; stop_left "$T"; rm -rf "$T"' EXIT
 tm new-session -d -s s -x 160 -y 45 "TERM=xterm-256color $MOETRACE top --algo eplb --layer 1 $T/db"
 i=0
 while [ $i -lt 600 ]; do
@@ -55,5 +55,10 @@ done
 expect_grep "$T/screen" "Layer 1 imbalance per step"
 expect_nogrep "$T/screen" "nan"
 expect_grep "$T/screen" "now 2\.000 +min 1\.000 +max 2\.000"
+# q, and top gone before the session is (killing the terminal while it
+# exits is a test's race, not the user's)
+pid=$(tm display-message -p -t s '#{pane_pid}')
 tm send-keys -t s q
+gone() { ! kill -0 "$pid" 2>/dev/null; }
+wait_until 60 gone || fail "top did not exit on q"
 exit 0
