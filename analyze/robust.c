@@ -378,15 +378,17 @@ static v2d at_least_1(v2d c)
 static void robust_score(const double *s, const double *a, int E, int nslots,
 			 double se[N_SHRINK])
 {
-	double t = 0, inv, un = 1.0 / E;
+	double t = 0, un = 1.0 / E;
 	v2d acc[N_SHRINK] = { 0 };
 	int e = 0;
 
 	for (int i = 0; i < E; i++)
 		t += s[i];
-	inv = t > 0 ? 1 / t : 0;
+	/* shares by division, as the forecast's (x / t, not x * (1 / t),
+	 * which is not 1 for x = t = 49: one expert's errors would be
+	 * rounding noise instead of zero) */
 	for (; e + 1 < E; e += 2) {
-		v2d p = t > 0 ? ld2(s + e) * inv : (v2d){ un, un }, av = ld2(a + e);
+		v2d p = t > 0 ? ld2(s + e) / t : (v2d){ un, un }, av = ld2(a + e);
 		for (size_t q = 0; q < N_SHRINK; q++) {
 			double l = shrinks[q];
 			v2d f = (1 - l) * p + l * un, d = f - av;
@@ -396,7 +398,7 @@ static void robust_score(const double *s, const double *a, int E, int nslots,
 	for (size_t q = 0; q < N_SHRINK; q++)
 		se[q] = acc[q][0] + acc[q][1];
 	for (; e < E; e++) {
-		double p = t > 0 ? s[e] * inv : un;
+		double p = t > 0 ? s[e] / t : un;
 		for (size_t q = 0; q < N_SHRINK; q++) {
 			double l = shrinks[q], f = (1 - l) * p + l * un, d = f - a[e];
 			double c = f * nslots;
@@ -405,12 +407,35 @@ static void robust_score(const double *s, const double *a, int E, int nslots,
 	}
 }
 
+/* s[E] = blocks lo..hi-1 of x[n * E] summed in order, two experts at a
+ * time: not a difference of prefix sums, which loses a small block's
+ * tokens after a block of 2^53 (the limit of a step's tokens). */
+static void sum_blocks(const double *x, int lo, int hi, int E, double *s)
+{
+	int e = 0;
+
+	for (; e + 1 < E; e += 2) {
+		v2d t = { 0, 0 };
+		for (int i = lo; i < hi; i++)
+			t += ld2(x + (size_t)i * E + e);
+		st2(s + e, t);
+	}
+	for (; e < E; e++) {
+		double t = 0;
+		for (int i = lo; i < hi; i++)
+			t += x[(size_t)i * E + e];
+		s[e] = t;
+	}
+}
+
 /* The backtest: from origin o, the blocks before o (x as they are, sh as
  * shares; pre and psh their prefix sums) forecast the shares of the m
  * blocks from o on (fewer at the end, at least half of them); err gets
- * each estimator's weighted error.  The window alone and all blocks alike
- * are differences of the prefix sums; the decaying weights are running
- * sums, all half-lives in one pass over the blocks.  tgt
+ * each estimator's weighted error.  The blocks after o and the window
+ * alone are summed where they are; all blocks alike is the prefix sum (the
+ * same sum in the same order); the decaying weights are running sums, all
+ * half-lives in one pass over the blocks (none subtracts, so a block of
+ * 2^53 tokens cannot swallow the small ones after it).  tgt
  * ([ROBUST_ORIGINS + 1] * E) and acc ([N_HALF * E]) are scratch.  Returns
  * the origins scored. */
 static int robust_backtest(const double *x, const double *sh, const double *pre,
@@ -430,8 +455,7 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 		/* what forecast well lately counts most: evidence ages
 		 * with a half-life of one window */
 		wo[norg] = exp2(-(double)(ohi - o) / m);
-		for (int e = 0; e < E; e++)
-			a[e] = pre[(size_t)end * E + e] - pre[(size_t)o * E + e];
+		sum_blocks(x, o, end, E, a);
 		to_shares(a, E);
 		org[norg++] = o;
 	}
@@ -462,11 +486,9 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 			const double *a = tgt + (size_t)k * E;
 			for (size_t hh = 0, j = 0; hh < N_HALF; hh++) {
 				const double *s = S;
-				if (half_lives[hh] == 0) { /* the m blocks before o */
-					int lo = o - m > 0 ? o - m : 0;
-					for (e = 0; e < E; e++)
-						S[e] = PX[(size_t)o * E + e] - PX[(size_t)lo * E + e];
-				} else if (isinf(half_lives[hh]))
+				if (half_lives[hh] == 0) /* the m blocks before o */
+					sum_blocks(X, o - m > 0 ? o - m : 0, o, E, S);
+				else if (isinf(half_lives[hh]))
 					s = PX + (size_t)o * E;
 				else
 					s = acc + (size_t)j++ * E;
@@ -581,18 +603,18 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 		if (!sh)
 			continue;
 		/* the shares and both prefix sums, two experts at a time */
-		double *si = sh + (size_t)i * E, inv = t > 0 ? 1 / t : 0, un = 1.0 / E;
+		double *si = sh + (size_t)i * E, un = 1.0 / E;
 		const double *p0 = pre + (size_t)i * E, *q0 = psh + (size_t)i * E;
 		double *p1 = pre + (size_t)(i + 1) * E, *q1 = psh + (size_t)(i + 1) * E;
 		int e = 0;
 		for (; e + 1 < E; e += 2) {
-			v2d xv = ld2(xi + e), sv = t > 0 ? xv * inv : (v2d){ un, un };
+			v2d xv = ld2(xi + e), sv = t > 0 ? xv / t : (v2d){ un, un };
 			st2(si + e, sv);
 			st2(p1 + e, ld2(p0 + e) + xv);
 			st2(q1 + e, ld2(q0 + e) + sv);
 		}
 		for (; e < E; e++) {
-			si[e] = t > 0 ? xi[e] * inv : un;
+			si[e] = t > 0 ? xi[e] / t : un;
 			p1[e] = p0[e] + xi[e];
 			q1[e] = q0[e] + si[e];
 		}

@@ -390,15 +390,18 @@ static void backtest_by_definition(const double *x, int n, int hist, int ne, int
 		out[c] = t > 0 ? out[c] / t : 0;
 }
 
-/* The backtest analyze_robust_fit runs (the prefix sums, running sums and
- * paired arithmetic of robust.c) gives every candidate the error of its
+/* The backtest analyze_robust_fit runs (the running sums and paired
+ * arithmetic of robust.c) gives every candidate the error of its
  * definition: odd and even expert counts, blocks without a token, one
- * origin per block and origins spread over many. */
+ * origin per block and origins spread over many, and blocks of 2^53 - 1
+ * tokens (a step's limit) before small ones, which a difference of prefix
+ * sums would lose. */
 static void test_robust_backtest_by_definition(void **state)
 {
 	static const struct {
-		int n, hist, ne;
-	} cs[] = { { 40, 24, 8 }, { 61, 40, 7 }, { 9, 0, 5 }, { 100, 60, 16 }, { 3, 1, 2 } };
+		int n, hist, ne, huge;
+	} cs[] = { { 40, 24, 8, 0 }, { 61, 40, 7, 0 }, { 9, 0, 5, 0 }, { 100, 60, 16, 0 },
+		   { 3, 1, 2, 0 },   { 8, 4, 2, 1 },   { 30, 10, 5, 1 } };
 	double x[100 * 16], want[84], got[84];
 	uint64_t st = 11;
 
@@ -411,6 +414,8 @@ static void test_robust_backtest_by_definition(void **state)
 			int cold = e % 3 == 1 || e == ne - 1; /* fewer tokens than a replica */
 			/* skewed, drifting, with an empty block every 13 */
 			x[i] = i / ne % 13 == 5 ? 0 : (double)(st >> 54) * (1 + hot) * (cold ? 0.1 : 1);
+			if (cs[c].huge && i / ne < n / 2) /* one expert takes all */
+				x[i] = e == 0 ? 9007199254740991.0 : 0;
 		}
 		assert_int_equal(analyze_robust_fit(x, n, cs[c].hist, ne, 3 * ne / 2, 0, 0, NULL,
 						    NULL, NULL, NULL, got),
@@ -421,6 +426,23 @@ static void test_robust_backtest_by_definition(void **state)
 				fail_msg("case %zu candidate %d: %.17g, by definition %.17g", c, k,
 					 got[k], want[k]);
 	}
+}
+
+/* One expert: every forecast is exact, every candidate's error is zero (not
+ * rounding noise), and the choice is the simplest estimator. */
+static void test_robust_one_expert(void **state)
+{
+	double x[40], err[84];
+	struct analyze_robust_choice ch;
+
+	(void)state;
+	for (int i = 0; i < 40; i++)
+		x[i] = 1 + (i * 37) % 101; /* totals like 49: x * (1 / x) is not 1 */
+	assert_int_equal(analyze_robust_fit(x, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, NULL, err), 0);
+	for (int k = 0; k < 84; k++)
+		assert_true(err[k] == 0);
+	assert_int_equal(analyze_robust_fit(x, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, &ch, NULL), 0);
+	assert_true(ch.volume == 1 && ch.half_life == 0 && ch.shrink == 0);
 }
 
 /* The blocks of steps a caller holds (analyze_blocks_init/add) equal those
@@ -691,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_robust_blocks_in_memory),
 		cmocka_unit_test(test_robust_choose_layers),
 		cmocka_unit_test(test_robust_backtest_by_definition),
+		cmocka_unit_test(test_robust_one_expert),
 		cmocka_unit_test(test_robust_replay_is_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
