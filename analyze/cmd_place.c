@@ -164,7 +164,8 @@ struct next_score {
 /* With no steps after the window, the same fit made on earlier steps and
  * scored on the window itself (place_holdout). */
 struct holdout {
-	int64_t fit[2];   /* the steps it was fitted on */
+	int64_t fit[2];   /* the step ids it was fitted on */
+	int64_t fit_steps; /* the steps among them */
 	int halves;       /* fitted on the window's first half, because the steps
 			   * before it: */
 	const char *why;  /* "are not in the run", ... */
@@ -581,7 +582,9 @@ static int holdout_read(struct place *h, struct util_err *err)
 
 /* One try of place_holdout: p's algorithm and options fitted on steps
  * from..to (from the placement in force at `to`, or the --current given)
- * and scored on the steps after them to the window's end, into p->ho.  1
+ * and scored on as many step ids after them, into p->ho: what `place
+ * --steps from:to` prints first (with -o for vllm-ascend, the placement
+ * with second replicas moved, as the one written).  1
  * when scored, 0 when there is nothing to fit on or to score, or the
  * --current asked for is not there at `to`; else a negative code. */
 static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_err *err)
@@ -610,13 +613,17 @@ static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_er
 		if (rc)
 			goto out;
 	}
+	/* the placement -o writes: for vllm-ascend, second replicas moved */
 	in = place_plan_in(&h);
-	in.no_dup = 0;
+	in.no_dup = p->o.out && p->fmt == ANALYZE_FORMAT_VLLM_ASCEND;
+	/* scored on as many steps as it was fitted on, as place --steps
+	 * from:to scores */
 	if ((rc = analyze_plan_run(&in, &h.plan, err)) ||
-	    (rc = score_next(h.s, &h.run, &h.o, &h.plan, to, p->fit_win[1] - to, &p->ho.ns, err)))
+	    (rc = score_next(h.s, &h.run, &h.o, &h.plan, to, to - from + 1, &p->ho.ns, err)))
 		goto out;
 	p->ho.fit[0] = from;
 	p->ho.fit[1] = to;
+	p->ho.fit_steps = h.nsteps;
 	rc = p->ho.ns.steps > 0;
 out:
 	h.s = NULL; /* p's */
@@ -629,7 +636,9 @@ out:
  * algorithm and options fitted on the window's length of steps before the
  * window and scored on the window itself; when the run has no such steps
  * (or none with a token), fitted on the window's first half and scored on
- * its second.  Nothing (p->ho.ns.steps 0) when neither can be done. */
+ * as many steps after it (all of the second half but its last step when
+ * the window's length is odd).  Nothing (p->ho.ns.steps 0) when neither
+ * can be done. */
 static int place_holdout(struct place *p, struct util_err *err)
 {
 	struct store_run_stats st;
@@ -706,6 +715,7 @@ static void json_summary(struct json_object *root, const struct place *p)
 	if (p->ho.ns.steps) {
 		struct json_object *ho = json_object_new_object();
 		json_add_range(ho, "fit_window", p->ho.fit);
+		json_object_object_add(ho, "fit_steps", json_object_new_int64(p->ho.fit_steps));
 		const char *on = p->ho.halves ? "first half" : "window before";
 		json_object_object_add(ho, "fitted_on", json_object_new_string(on));
 		if (p->ho.halves) /* why not the steps before the window */
@@ -852,9 +862,10 @@ static void print_text_head(const struct place *p)
 		printf("no steps after the fitting window to score on: every figure below is "
 		       "in hindsight (give --steps A:B to keep later steps out)\n");
 	if (p->ho.ns.steps)
-		printf("what to expect on steps not fitted on: fitted the same way on steps "
-		       "%lld-%lld (%s%s), %s scored %.4f on steps %lld-%lld (sum of max / sum of "
-		       "mean), %.4f mean per step\n",
+		printf("what to expect on steps not fitted on: fitted the same way on the %lld "
+		       "step%s of %lld-%lld (%s%s), %s scored %.4f on steps %lld-%lld (sum of max / "
+		       "sum of mean), %.4f mean per step\n",
+		       (long long)p->ho.fit_steps, p->ho.fit_steps == 1 ? "" : "s",
 		       (long long)p->ho.fit[0], (long long)p->ho.fit[1],
 		       p->ho.halves ? "the window's first half: the window's length of steps "
 				      "before it "

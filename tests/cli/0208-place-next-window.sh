@@ -63,17 +63,24 @@ expect_status 0 mt place "$T/db" --algo $algo --steps 6:29 --json
 cp "$T/out" "$T/all.json"
 expect_status 0 mt place "$T/db" --algo $algo --steps 6:17 --json
 cp "$T/out" "$T/half.json"
+# an odd length: the first half's 12 steps fit and the 12 after score
+expect_status 0 mt place "$T/db" --algo $algo --steps 5:29 --json
+cp "$T/out" "$T/odd.json"
+expect_status 0 mt place "$T/db" --algo $algo --steps 5:16 --json
+cp "$T/out" "$T/oddhalf.json"
 python3 - "$T" <<'PY' || fail "the holdout is not place's next-window figure on the earlier steps"
 import json, sys
 d = lambda n: json.load(open("%s/%s.json" % (sys.argv[1], n)))
 late, before, al, half = d("late"), d("before"), d("all"), d("half")
 for p, q, on, fit, scored in ((late, before, "window before", [10, 19], [20, 29]),
-                              (al, half, "first half", [6, 17], [18, 29])):
+                              (al, half, "first half", [6, 17], [18, 29]),
+                              (d("odd"), d("oddhalf"), "first half", [5, 16], [17, 28])):
     assert "next_imbalance" not in p, p
     h = p["holdout"]
     assert h["fitted_on"] == on and h["fit_window"] == fit == q["fit_window"], (h, q)
     assert h.get("steps_before") == (None if on == "window before" else "are not in the run"), h
     assert h["scored_window"] == scored == q["next_window"] and h["scored_steps"] == q["next_steps"], (h, q)
+    assert h["fit_steps"] == q["steps"], (h, q)
     assert abs(h["imbalance"] - q["next_imbalance"]) < 1e-9, (h, q)
     assert abs(h["step_mean_imbalance"] - q["next_step_mean_imbalance"]) < 1e-9, (h, q)
 # with a next window there is no holdout
@@ -91,9 +98,25 @@ PY
 expect_status 0 mt import "$T/gap.csv" --into "$T/gap.db" --run g --ranks 4 --slots 3
 expect_status 0 mt place "$T/gap.db" --algo $algo --steps 40:49 --json
 python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["holdout"]
-assert h["fit_window"] == [40, 44] and h["scored_window"] == [45, 49], h
+assert h["fit_window"] == [40, 44] and h["fit_steps"] == 5 and h["scored_window"] == [45, 49], h
 assert h["fitted_on"] == "first half" and h["steps_before"] == "hold no step with a token", h' "$T/out" ||
 	fail "a gap before the window"
+
+# with -o for vllm-ascend, the holdout is of the placement written: second
+# replicas on one rank moved (eplb puts some on generated Mixtral)
+if [ $algo = eplb ]; then
+	expect_status 0 mt gen --model mixtral-8x7b --steps 40 --seed 1 -q "$T/mx.db"
+	expect_status 0 mt place "$T/mx.db" --algo eplb --steps 20:39 -o "$T/a.json" --json
+	cp "$T/out" "$T/a.out"
+	expect_grep "$T/err" "eplb put an expert twice on one rank"
+	expect_status 0 mt place "$T/mx.db" --algo eplb --steps 0:19 -o "$T/b.json" --json
+	python3 - "$T/a.out" "$T/out" <<'PY' || fail "the holdout of a vllm-ascend file"
+import json, sys
+h, q = json.load(open(sys.argv[1]))["holdout"], json.load(open(sys.argv[2]))
+assert h["fit_window"] == q["fit_window"] and h["scored_window"] == q["next_window"], (h, q)
+assert abs(h["imbalance"] - q["next_imbalance"]) < 1e-9, (h, q)
+PY
+fi
 
 # the holdout starts from the --current given, as the fit it stands for
 expect_status 0 mt place "$T/db" --algo $algo --steps 25:29 -o "$T/cur.json" --format sglang
@@ -108,7 +131,7 @@ PY
 expect_status 0 mt place "$T/db" --algo $algo
 expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_nogrep "$T/out" "^on the next"
-expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 0-14 \\(the window's first half: the window's length of steps before it are not in the run\\), $algo scored [0-9.]+ on steps 15-29 "
+expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on the 15 steps of 0-14 \\(the window's first half: the window's length of steps before it are not in the run\\), $algo scored [0-9.]+ on steps 15-29 "
 first=$(grep -n "^what to expect" "$T/out" | cut -d: -f1)
 fitted=$(grep -n "^device load = " "$T/out" | head -1 | cut -d: -f1)
 [ "$first" -lt "$fitted" ] || fail "what to expect should come before the fitted figures"

@@ -20,9 +20,9 @@ expect_grep "$T/out" "transfer from 'deployed'"
 # half (30-34, deployed at its end); with none deployed at the end of
 # either (20:39: steps 0-19 and 20-29) it says nothing and does not fail
 expect_status 0 mt place "$T/db" --steps 32:39 --current deployed
-expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 24-31 "
+expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on the 8 steps of 24-31 "
 expect_status 0 mt place "$T/db" --steps 30:39 --current deployed
-expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on steps 30-34 \\(the window's first half: the window's length of steps before it have no deployed placement\\)"
+expect_grep "$T/out" "^what to expect on steps not fitted on: fitted the same way on the 5 steps of 30-34 \\(the window's first half: the window's length of steps before it have no deployed placement\\)"
 expect_status 0 mt place "$T/db" --steps 20:39 --current deployed
 expect_grep "$T/out" "^no steps after the fitting window to score on"
 expect_nogrep "$T/out" "^what to expect"
