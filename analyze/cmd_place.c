@@ -584,9 +584,10 @@ static int holdout_read(struct place *h, struct util_err *err)
  * from..to (from the placement in force at `to`, or the --current given)
  * and scored on as many step ids after them, into p->ho: what `place
  * --steps from:to` prints first (with -o for vllm-ascend, the placement
- * with second replicas moved, as the one written).  1
- * when scored, 0 when there is nothing to fit on or to score, or the
- * --current asked for is not there at `to`; else a negative code. */
+ * with second replicas moved, as the one written).  1 when scored, 0 when
+ * there is nothing to fit on or to score, the --current asked for is not
+ * there at `to`, or the algorithm refuses these steps (p->ho.why says
+ * which); else a negative code. */
 static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_err *err)
 {
 	struct place h = { .o = p->o, .s = p->s, .run = p->run, .algo = p->algo, .dep = p->dep };
@@ -618,8 +619,16 @@ static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_er
 	in.no_dup = p->o.out && p->fmt == ANALYZE_FORMAT_VLLM_ASCEND;
 	/* scored on as many steps as it was fitted on, as place --steps
 	 * from:to scores */
-	if ((rc = analyze_plan_run(&in, &h.plan, err)) ||
-	    (rc = score_next(h.s, &h.run, &h.o, &h.plan, to, to - from + 1, &p->ho.ns, err)))
+	if ((rc = analyze_plan_run(&in, &h.plan, err)) == UTIL_EUSAGE) {
+		/* what the window's placement got past, these steps may not
+		 * (an expert with more replicas than ranks for a file that
+		 * takes it once per rank; an exact search that gives up) */
+		*err = (struct util_err)UTIL_ERR_INIT;
+		p->ho.why = in.no_dup ? "cannot be placed once per rank" : "cannot be placed";
+		rc = 0;
+		goto out;
+	}
+	if (rc || (rc = score_next(h.s, &h.run, &h.o, &h.plan, to, to - from + 1, &p->ho.ns, err)))
 		goto out;
 	p->ho.fit[0] = from;
 	p->ho.fit[1] = to;
