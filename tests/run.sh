@@ -63,6 +63,21 @@ list() {
 	done
 }
 
+# lsan_internal DIR: every sanitizer report in DIR (at least one) is
+# LeakSanitizer failing to run at a process's exit (its tracer thread
+# crashed or could not stop the threads: "LeakSanitizer has encountered a
+# fatal error"), none a finding of any sanitizer
+lsan_internal() {
+	_li=0
+	for f in "$1"/report.*; do
+		[ -f "$f" ] || continue
+		grep -q "LeakSanitizer has encountered a fatal error" "$f" || return 1
+		! grep -Eq "ERROR: (AddressSanitizer|LeakSanitizer: detected)|runtime error" "$f" || return 1
+		_li=1
+	done
+	[ $_li = 1 ]
+}
+
 # one KIND NAME: runs the test, writes $R/KIND-NAME.{log,res}, prints a line
 one() {
 	kind=$1 n=$2
@@ -118,6 +133,21 @@ one() {
 	times >"$base.times"
 	cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.1f", t }' "$base.times")
 	rm -f "$base.times"
+	# LeakSanitizer that failed to run is no finding of the test's: once,
+	# the test runs again, and its log keeps the first run below
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "${interrupted:-0}" = 0 ] &&
+		[ -z "${one_again:-}" ] && lsan_internal "$tmp/sanitizer"; then
+		{ echo "run.sh: the run before failed only because LeakSanitizer itself did (not a"
+		  echo "finding; the test ran again, above); its output and reports:"
+		  cat "$base.log" "$tmp"/sanitizer/report.*; } >"$base.first"
+		rm -rf "$tmp"
+		one_again=1
+		one "$kind" "$n"
+		one_again=
+		cat "$base.first" >>"$base.log"
+		rm -f "$base.first"
+		return 0
+	fi
 	# a sanitizer report (report.PID) fails the test and goes into its log
 	for f in "$tmp"/sanitizer/report.*; do
 		[ -f "$f" ] || continue
