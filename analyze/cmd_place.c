@@ -400,8 +400,6 @@ static int place_check_layout(struct place *p, struct util_err *err)
 	return 0;
 }
 
-/* The fitting window's heat (and episodes) from the database, and the
- * blocks and history the flagship reads. */
 /* Reads the steps of p->o's window: its summed heat (and episodes), and
  * for the flagship its blocks and history, which hold the heat too (one
  * reading).  0, or a negative code with err set. */
@@ -429,6 +427,7 @@ static int window_read(struct place *p, struct util_err *err)
 	return 0;
 }
 
+/* The fitting window from the database: its heat, episodes and blocks. */
 static int place_read_window(struct place *p, struct util_err *err)
 {
 	if (window_read(p, err))
@@ -481,8 +480,6 @@ static int place_deployment(struct place *p, struct util_err *err)
 	return 0;
 }
 
-/* The plan, with a note on stderr when the vllm-ascend file needed an
- * expert's second replica on one rank moved. */
 /* The algorithm's input on the window read (place_read_window). */
 static struct analyze_plan_in place_plan_in(const struct place *p)
 {
@@ -512,6 +509,8 @@ static struct analyze_plan_in place_plan_in(const struct place *p)
 	};
 }
 
+/* The plan, with a note on stderr when the vllm-ascend file needed an
+ * expert's second replica on one rank moved. */
 static int place_plan(struct place *p, struct util_err *err)
 {
 	const struct place_opts *o = &p->o;
@@ -616,7 +615,7 @@ static int holdout_try(struct place *p, int64_t from, int64_t to, struct util_er
 	}
 	/* the placement -o writes: for vllm-ascend, second replicas moved */
 	in = place_plan_in(&h);
-	in.no_dup = p->o.out && p->fmt == ANALYZE_FORMAT_VLLM_ASCEND;
+	in.no_dup = place_plan_in(p).no_dup;
 	/* scored on as many steps as it was fitted on, as place --steps
 	 * from:to scores */
 	if ((rc = analyze_plan_run(&in, &h.plan, err)) == UTIL_EUSAGE) {

@@ -429,18 +429,16 @@ static void sum_blocks(const double *x, int lo, int hi, int E, double *s)
 }
 
 /* The backtest: from origin o, the blocks before o (x as they are, sh as
- * shares; pre and psh their prefix sums) forecast the shares of the m
- * blocks from o on (fewer at the end, at least half of them); err gets
- * each estimator's weighted error.  The blocks after o and the window
- * alone are summed where they are; all blocks alike is the prefix sum (the
- * same sum in the same order); the decaying weights are running sums, all
- * half-lives in one pass over the blocks (none subtracts, so a block of
- * 2^53 tokens cannot swallow the small ones after it).  tgt
- * ([ROBUST_ORIGINS + 1] * E) and acc ([N_HALF * E]) are scratch.  Returns
- * the origins scored. */
-static int robust_backtest(const double *x, const double *sh, const double *pre,
-			   const double *psh, int n, int m, int E, int nslots, double *tgt,
-			   double *acc, double err[2][N_HALF][N_SHRINK])
+ * shares) forecast the shares of the m blocks from o on (fewer at the end,
+ * at least half of them); err gets each estimator's weighted error.  The
+ * blocks after o and the window alone are summed where they are; every
+ * other memory is a running sum (every block alike the one with ratio 1),
+ * all of them in one pass over the blocks.  None subtracts, so a block of
+ * 2^53 tokens cannot swallow the small ones after it.  tgt
+ * ([ROBUST_ORIGINS + 1] * E) and acc ([(N_HALF + 1) * E]) are scratch.
+ * Returns the origins scored. */
+static int robust_backtest(const double *x, const double *sh, int n, int m, int E, int nslots,
+			   double *tgt, double *acc, double err[2][N_HALF][N_SHRINK])
 {
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2, norg = 0;
 
@@ -459,11 +457,13 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 		to_shares(a, E);
 		org[norg++] = o;
 	}
+	/* the ratio of each memory but the window alone: a block's weight
+	 * is r^age (1: every block alike, summed in order as a plain sum) */
 	for (size_t hh = 0; hh < N_HALF; hh++)
-		if (half_lives[hh] != 0 && !isinf(half_lives[hh]))
-			r[nd++] = exp2(-1 / (half_lives[hh] * m));
+		if (half_lives[hh] != 0)
+			r[nd++] = isinf(half_lives[hh]) ? 1 : exp2(-1 / (half_lives[hh] * m));
 	for (int g = 0; g < 2; g++) {
-		const double *X = g ? sh : x, *PX = g ? psh : pre;
+		const double *X = g ? sh : x;
 		double *S = acc + (size_t)N_HALF * E;
 		int k = norg - 1; /* origins ascending from the last */
 		memset(acc, 0, (size_t)nd * E * sizeof(double));
@@ -488,8 +488,6 @@ static int robust_backtest(const double *x, const double *sh, const double *pre,
 				const double *s = S;
 				if (half_lives[hh] == 0) /* the m blocks before o */
 					sum_blocks(X, o - m > 0 ? o - m : 0, o, E, S);
-				else if (isinf(half_lives[hh]))
-					s = PX + (size_t)o * E;
 				else
 					s = acc + (size_t)j++ * E;
 				robust_score(s, a, E, nslots, se);
@@ -543,7 +541,7 @@ static void robust_forecast(const double *x, const double *tot, int shares, int 
  * (fresh buffers of this size for every layer cost page faults). */
 struct robust_ws {
 	double *tot, *cw;                 /* [n] */
-	double *sh, *pre, *psh, *acc, *tgt; /* the backtest's */
+	double *sh, *acc, *tgt;           /* the backtest's */
 };
 
 static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
@@ -553,14 +551,12 @@ static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
 	w->cw = malloc((size_t)n * sizeof(double));
 	if (backtest) {
 		w->sh = malloc((size_t)n * E * sizeof(double));
-		w->pre = malloc(((size_t)n + 1) * E * sizeof(double));
-		w->psh = malloc(((size_t)n + 1) * E * sizeof(double));
 		w->acc = malloc((N_HALF + 1) * (size_t)E * sizeof(double));
 		w->tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
 	}
 	if (!w->tot || !w->cw)
 		return -1;
-	return backtest && (!w->sh || !w->pre || !w->psh || !w->acc || !w->tgt) ? -1 : 0;
+	return backtest && (!w->sh || !w->acc || !w->tgt) ? -1 : 0;
 }
 
 static void robust_ws_release(struct robust_ws *w)
@@ -568,14 +564,12 @@ static void robust_ws_release(struct robust_ws *w)
 	free(w->sh);
 	free(w->tot);
 	free(w->cw);
-	free(w->pre);
-	free(w->psh);
 	free(w->acc);
 	free(w->tgt);
 	memset(w, 0, sizeof(*w));
 }
 
-/* analyze_robust_fit on the scratch w (with pre, acc and tgt unless
+/* analyze_robust_fit on the scratch w (with sh, acc and tgt unless
  * `given`). */
 static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, int K,
 			  uint64_t seed, const struct analyze_robust_choice *given, double *heat,
@@ -583,15 +577,11 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 			  struct robust_ws *w)
 {
 	int m = n - hist, G = 2, best_g = 0, best_h = 0, best_s = 0;
-	double *sh = w->sh, *tot = w->tot, *pre = w->pre, *psh = w->psh;
+	double *sh = w->sh, *tot = w->tot;
 	double err[2][N_HALF][N_SHRINK], vol = 0;
 	int norg = 0;
 
 	memset(err, 0, sizeof(err));
-	if (pre)
-		memset(pre, 0, (size_t)E * sizeof(double));
-	if (psh)
-		memset(psh, 0, (size_t)E * sizeof(double));
 	for (int i = 0; i < n; i++) {
 		const double *xi = x + (size_t)i * E;
 		double t = 0;
@@ -602,25 +592,13 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 			vol += t;
 		if (!sh)
 			continue;
-		/* the shares and both prefix sums, two experts at a time */
+		/* the block's shares (uniform when it has no token) */
 		double *si = sh + (size_t)i * E, un = 1.0 / E;
-		const double *p0 = pre + (size_t)i * E, *q0 = psh + (size_t)i * E;
-		double *p1 = pre + (size_t)(i + 1) * E, *q1 = psh + (size_t)(i + 1) * E;
-		int e = 0;
-		for (; e + 1 < E; e += 2) {
-			v2d xv = ld2(xi + e), sv = t > 0 ? xv / t : (v2d){ un, un };
-			st2(si + e, sv);
-			st2(p1 + e, ld2(p0 + e) + xv);
-			st2(q1 + e, ld2(q0 + e) + sv);
-		}
-		for (; e < E; e++) {
+		for (int e = 0; e < E; e++)
 			si[e] = t > 0 ? xi[e] / t : un;
-			p1[e] = p0[e] + xi[e];
-			q1[e] = q0[e] + si[e];
-		}
 	}
-	if (!given && sh) /* (robust_ws_init gives sh with pre, psh, acc, tgt) */
-		norg = robust_backtest(x, sh, pre, psh, n, m, E, nslots, w->tgt, w->acc, err);
+	if (!given && sh) /* (robust_ws_init gives sh with acc and tgt) */
+		norg = robust_backtest(x, sh, n, m, E, nslots, w->tgt, w->acc, err);
 	if (errout) {
 		robust_error_shares(err, errout);
 		return;

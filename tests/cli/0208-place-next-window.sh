@@ -55,19 +55,11 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["next_wind
 # before it and scored on the window, which is place's next-window figure
 # for those steps; when the run has no such steps, on the window's first
 # half and scored on its second
-expect_status 0 mt place "$T/db" --algo $algo --steps 20:29 --json
-cp "$T/out" "$T/late.json"
-expect_status 0 mt place "$T/db" --algo $algo --steps 10:19 --json
-cp "$T/out" "$T/before.json"
-expect_status 0 mt place "$T/db" --algo $algo --steps 6:29 --json
-cp "$T/out" "$T/all.json"
-expect_status 0 mt place "$T/db" --algo $algo --steps 6:17 --json
-cp "$T/out" "$T/half.json"
-# an odd length: the first half's 12 steps fit and the 12 after score
-expect_status 0 mt place "$T/db" --algo $algo --steps 5:29 --json
-cp "$T/out" "$T/odd.json"
-expect_status 0 mt place "$T/db" --algo $algo --steps 5:16 --json
-cp "$T/out" "$T/oddhalf.json"
+# (odd: an odd length, the first half's 12 steps fit and the 12 after score)
+for w in late:20:29 before:10:19 all:6:29 half:6:17 odd:5:29 oddhalf:5:16; do
+	expect_status 0 mt place "$T/db" --algo $algo --steps "${w#*:}" --json
+	cp "$T/out" "$T/${w%%:*}.json"
+done
 python3 - "$T" <<'PY' || fail "the holdout is not place's next-window figure on the earlier steps"
 import json, sys
 d = lambda n: json.load(open("%s/%s.json" % (sys.argv[1], n)))
