@@ -1196,7 +1196,7 @@ static void keel_restore(struct keel *k, double limit)
 						}
 						keel_swap_apply(k, a, i, b, j);
 						if (k->T > 0)
-							keel_top(k);
+							keel_top_update(k, a, b);
 						done = changed = 1;
 					}
 				}

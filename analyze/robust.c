@@ -258,89 +258,6 @@ static uint64_t splitmix(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-/* Normalises v[E] to shares (uniform when empty). */
-static void to_shares(double *v, int E)
-{
-	double s = 0;
-
-	for (int e = 0; e < E; e++)
-		s += v[e];
-	for (int e = 0; e < E; e++)
-		v[e] = s > 0 ? v[e] / s : 1.0 / E;
-}
-
-/* d[E] += w x block i of x[n * E] as an estimator reads it: as it is, or
- * (shares) as its shares of the block's tokens tot[i], uniform when it has
- * none. */
-static void add_block(double *d, const double *x, const double *tot, int shares, int i, int E,
-		      double w)
-{
-	const double *v = x + (size_t)i * E;
-
-	if (!shares) {
-		for (int e = 0; e < E; e++)
-			d[e] += w * v[e];
-	} else if (tot[i] > 0) { /* (as w x the share, to the last bit) */
-		for (int e = 0; e < E; e++)
-			d[e] += w * (v[e] / tot[i]);
-	} else {
-		for (int e = 0; e < E; e++)
-			d[e] += w * (1.0 / E);
-	}
-}
-
-/* The scenarios of analyze_robust_fit: half of them the window's own
- * blocks in Kb consecutive groups (how the heat varies inside a window,
- * which the next window's steps will show again and a resampled sum
- * averages away), the others m blocks drawn with replacement in proportion
- * to their weight in the forecast (what the next window's sum may be); all
- * aggregated and shrunk as the forecast is.  x[n * E] and tot[n]: the blocks
- * and their tokens, read as shares or not as the chosen estimator does;
- * cw[n]: scratch. */
-static void robust_scenarios(const double *x, const double *tot, int shares, int n, int hist,
-			     int E, int K, uint64_t seed, double half, double lam, double vol,
-			     double *cw, double *scen)
-{
-	int m = n - hist, na = 0, Kb = K / 2 < m ? K / 2 : m;
-	double c = 0;
-	uint64_t rs = seed ^ 0x6b65656c726f6275ULL;
-
-	for (int i = n - 1; i >= 0; i--) {
-		if (age_weight(half, m, n - 1 - i) < 1e-3)
-			break;
-		na++;
-	}
-	/* cw[j]: cumulative weights over the na newest blocks, oldest first */
-	for (int j = 0; j < na; j++) {
-		c += age_weight(half, m, na - 1 - j);
-		cw[j] = c;
-	}
-	for (int k = 0; k < K; k++) {
-		double *d = scen + (size_t)k * E;
-		memset(d, 0, (size_t)E * sizeof(double));
-		if (k >= K - Kb) {
-			int j = k - (K - Kb);
-			for (int i = hist + j * m / Kb; i < hist + (j + 1) * m / Kb; i++)
-				add_block(d, x, tot, shares, i, E, 1);
-		} else
-			for (int r = 0; r < m; r++) {
-				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
-				int lo = 0, hi = na - 1;
-				while (lo < hi) {
-					int mid = (lo + hi) / 2;
-					if (cw[mid] > u)
-						hi = mid;
-					else
-						lo = mid + 1;
-				}
-				add_block(d, x, tot, shares, n - na + lo, E, 1);
-			}
-		to_shares(d, E);
-		for (int e = 0; e < E; e++)
-			d[e] = vol * ((1 - lam) * d[e] + lam / E);
-	}
-}
-
 /* Two doubles at a time: GCC's and clang's vector extension, which every
  * target has (as SSE2 on x86-64, NEON on arm64, scalar elsewhere); the
  * backtest below is most of the flagship's choice and vectorises no
@@ -369,24 +286,219 @@ static v2d at_least_1(v2d c)
 	return (v2d)(((v2l)c & big) | ((v2l)one & ~big));
 }
 
+/* Four at a time where the machine has AVX (the backtest is compiled
+ * twice, for AVX and for the baseline, and the loader picks one): the
+ * same operations on each element in the same order, so the same bits
+ * either way; only the machine's throughput differs. */
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4l __attribute__((vector_size(32)));
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ROBUST_CLONES __attribute__((target_clones("avx", "default")))
+#endif
+#endif
+#ifndef ROBUST_CLONES
+#define ROBUST_CLONES
+#endif
+#define ROBUST_INLINE static inline __attribute__((always_inline))
+/* (statements, not functions: a 32-byte vector passed by value has
+ * another ABI with AVX than without) */
+#define LD4(v, p) memcpy(&(v), (p), sizeof(v4d))
+#define ST4(p, v) memcpy((p), &(v), sizeof(v4d))
+
+/* Normalises v[E] to shares (uniform when empty). */
+static void to_shares(double *v, int E)
+{
+	double s = 0;
+
+	for (int e = 0; e < E; e++)
+		s += v[e];
+	for (int e = 0; e < E; e++)
+		v[e] = s > 0 ? v[e] / s : 1.0 / E;
+}
+
+/* d[E] += w x row i of X[n * E]: a block as an estimator reads it (its
+ * tokens, or its shares from block_shares). */
+static void add_block(double *d, const double *X, int i, int E, double w)
+{
+	const double *v = X + (size_t)i * E;
+
+	for (int e = 0; e < E; e++)
+		d[e] += w * v[e];
+}
+
+/* tot[i] = the tokens of block i of x[n * E], each summed in expert
+ * order; two blocks at a time, one in each lane (the same sums, without
+ * waiting on one long chain of additions). */
+static void block_totals(const double *x, int n, int E, double *tot)
+{
+	int i = 0;
+
+	for (; i + 1 < n; i += 2) {
+		const double *a = x + (size_t)i * E, *b = a + E;
+		v2d t = { 0, 0 };
+		for (int e = 0; e < E; e++)
+			t += (v2d){ a[e], b[e] };
+		tot[i] = t[0];
+		tot[i + 1] = t[1];
+	}
+	for (; i < n; i++) {
+		double t = 0;
+		for (int e = 0; e < E; e++)
+			t += x[(size_t)i * E + e];
+		tot[i] = t;
+	}
+}
+
+/* Rows lo..hi-1 of sh[n * E] = the shares of blocks lo..hi-1 of x, whose
+ * tokens are tot[] (uniform when a block has none): x / t, two experts at
+ * a time, computed once for every estimator that reads them. */
+static void block_shares(const double *x, const double *tot, int lo, int hi, int E, double *sh)
+{
+	double un = 1.0 / E;
+
+	for (int i = lo; i < hi; i++) {
+		const double *xi = x + (size_t)i * E;
+		double *si = sh + (size_t)i * E, t = tot[i];
+		int e = 0;
+		if (!(t > 0)) {
+			for (; e < E; e++)
+				si[e] = un;
+			continue;
+		}
+		for (; e + 1 < E; e += 2)
+			st2(si + e, ld2(xi + e) / t);
+		for (; e < E; e++)
+			si[e] = xi[e] / t;
+	}
+}
+
+/* How many of the n blocks, newest first, weigh at least 1e-3 in a
+ * memory of half-life half (m blocks a window): those a forecast reads. */
+static int newest_blocks(double half, int m, int n)
+{
+	int na = 0;
+
+	for (int i = n - 1; i >= 0; i--) {
+		if (age_weight(half, m, n - 1 - i) < 1e-3)
+			break;
+		na++;
+	}
+	return na;
+}
+
+/* The scenarios of analyze_robust_fit: half of them the window's own
+ * blocks in Kb consecutive groups (how the heat varies inside a window,
+ * which the next window's steps will show again and a resampled sum
+ * averages away), the others m blocks drawn with replacement in proportion
+ * to their weight in the forecast (what the next window's sum may be); all
+ * aggregated and shrunk as the forecast is.  X[n * E]: the blocks as the
+ * chosen estimator reads them (their tokens or their shares; only the
+ * newest_blocks are read); cw[n]: scratch. */
+static void robust_scenarios(const double *X, int n, int hist, int E, int K, uint64_t seed,
+			     double half, double lam, double vol, double *cw, double *scen)
+{
+	int m = n - hist, na = newest_blocks(half, m, n), Kb = K / 2 < m ? K / 2 : m;
+	double c = 0;
+	uint64_t rs = seed ^ 0x6b65656c726f6275ULL;
+
+	/* cw[j]: cumulative weights over the na newest blocks, oldest first */
+	for (int j = 0; j < na; j++) {
+		c += age_weight(half, m, na - 1 - j);
+		cw[j] = c;
+	}
+	for (int k = 0; k < K; k++) {
+		double *d = scen + (size_t)k * E;
+		memset(d, 0, (size_t)E * sizeof(double));
+		if (k >= K - Kb) {
+			int j = k - (K - Kb);
+			for (int i = hist + j * m / Kb; i < hist + (j + 1) * m / Kb; i++)
+				add_block(d, X, i, E, 1);
+		} else
+			for (int r = 0; r < m; r++) {
+				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
+				int lo = 0, hi = na - 1;
+				while (lo < hi) {
+					int mid = (lo + hi) / 2;
+					if (cw[mid] > u)
+						hi = mid;
+					else
+						lo = mid + 1;
+				}
+				add_block(d, X, n - na + lo, E, 1);
+			}
+		to_shares(d, E);
+		for (int e = 0; e < E; e++)
+			d[e] = vol * ((1 - lam) * d[e] + lam / E);
+	}
+}
+
+/* t[i] = the sum of rows[i][E] in expert order, for nr rows: two rows
+ * at a time, one in each lane (the same sums, without waiting on one long
+ * chain of additions). */
+ROBUST_INLINE void row_totals(const double *const *rows, int nr, int E, double *t)
+{
+	int i = 0;
+
+	for (; i + 3 < nr; i += 4) {
+		const double *a = rows[i], *b = rows[i + 1], *c = rows[i + 2], *d = rows[i + 3];
+		v4d s = { 0, 0, 0, 0 };
+		for (int e = 0; e < E; e++)
+			s += (v4d){ a[e], b[e], c[e], d[e] };
+		for (int j = 0; j < 4; j++)
+			t[i + j] = s[j];
+	}
+	for (; i + 1 < nr; i += 2) {
+		const double *a = rows[i], *b = rows[i + 1];
+		v2d s = { 0, 0 };
+		for (int e = 0; e < E; e++)
+			s += (v2d){ a[e], b[e] };
+		t[i] = s[0];
+		t[i + 1] = s[1];
+	}
+	for (; i < nr; i++) {
+		double s = 0;
+		for (int e = 0; e < E; e++)
+			s += rows[i][e];
+		t[i] = s;
+	}
+}
+
 /* One estimator's error at one origin, for every hedge: s[E] the weighted
- * blocks before the origin (to be read as shares), a[E] the shares that
+ * blocks before the origin (to be read as shares, of their sum t), a[E] the shares that
  * came after; se[q] = sum over experts of (f - a)^2 / max(f x nslots, 1),
  * f the forecast share hedged by shrinks[q] (the squared error per replica
  * the forecast would give the expert).  Two experts at a time, so the sums
  * run in two lanes, added at the end. */
-static void robust_score(const double *s, const double *a, int E, int nslots,
-			 double se[N_SHRINK])
+ROBUST_INLINE void robust_score(const double *s, double t, const double *a, int E, int nslots,
+				double se[N_SHRINK])
 {
-	double t = 0, un = 1.0 / E;
+	double un = 1.0 / E;
 	v2d acc[N_SHRINK] = { 0 };
+	const v4d one = { 1, 1, 1, 1 };
 	int e = 0;
 
-	for (int i = 0; i < E; i++)
-		t += s[i];
 	/* shares by division, as the forecast's (x / t, not x * (1 / t),
 	 * which is not 1 for x = t = 49: one expert's errors would be
-	 * rounding noise instead of zero) */
+	 * rounding noise instead of zero); four experts' errors at a time,
+	 * added to the two lanes as two pairs, in the order of the pairs */
+	for (; e + 3 < E; e += 4) {
+		v4d p = { un, un, un, un }, av;
+		LD4(av, a + e);
+		if (t > 0) {
+			LD4(p, s + e);
+			p = p / t;
+		}
+		for (size_t q = 0; q < N_SHRINK; q++) {
+			double l = shrinks[q];
+			v4d f = (1 - l) * p + l * un, d = f - av, c = f * (double)nslots;
+			v4l big = c > one;
+			c = (v4d)(((v4l)c & big) | ((v4l)one & ~big));
+			v4d z = d * d / c;
+			acc[q] += (v2d){ z[0], z[1] };
+			acc[q] += (v2d){ z[2], z[3] };
+		}
+	}
 	for (; e + 1 < E; e += 2) {
 		v2d p = t > 0 ? ld2(s + e) / t : (v2d){ un, un }, av = ld2(a + e);
 		for (size_t q = 0; q < N_SHRINK; q++) {
@@ -410,10 +522,18 @@ static void robust_score(const double *s, const double *a, int E, int nslots,
 /* s[E] = blocks lo..hi-1 of x[n * E] summed in order, two experts at a
  * time: not a difference of prefix sums, which loses a small block's
  * tokens after a block of 2^53 (the limit of a step's tokens). */
-static void sum_blocks(const double *x, int lo, int hi, int E, double *s)
+ROBUST_INLINE void sum_blocks(const double *x, int lo, int hi, int E, double *s)
 {
 	int e = 0;
 
+	for (; e + 3 < E; e += 4) {
+		v4d t = { 0, 0, 0, 0 }, v;
+		for (int i = lo; i < hi; i++) {
+			LD4(v, x + (size_t)i * E + e);
+			t += v;
+		}
+		ST4(s + e, t);
+	}
 	for (; e + 1 < E; e += 2) {
 		v2d t = { 0, 0 };
 		for (int i = lo; i < hi; i++)
@@ -437,6 +557,7 @@ static void sum_blocks(const double *x, int lo, int hi, int E, double *s)
  * 2^53 tokens cannot swallow the small ones after it.  tgt
  * ([ROBUST_ORIGINS + 1] * E) and acc ([(N_HALF + 1) * E]) are scratch.
  * Returns the origins scored. */
+ROBUST_CLONES
 static int robust_backtest(const double *x, const double *sh, int n, int m, int E, int nslots,
 			   double *tgt, double *acc, double err[2][N_HALF][N_SHRINK])
 {
@@ -471,6 +592,16 @@ static int robust_backtest(const double *x, const double *sh, int n, int m, int 
 		for (int o = 1; o <= ohi && k >= 0; o++) {
 			const double *v = X + (size_t)(o - 1) * E;
 			int e = 0;
+			for (; e + 3 < E; e += 4) {
+				v4d vv, sj;
+				LD4(vv, v + e);
+				for (int j = 0; j < nd; j++) {
+					double *pj = acc + (size_t)j * E + e;
+					LD4(sj, pj);
+					sj = r[j] * sj + vv;
+					ST4(pj, sj);
+				}
+			}
 			for (; e + 1 < E; e += 2) {
 				v2d vv = ld2(v + e);
 				for (int j = 0; j < nd; j++) {
@@ -483,14 +614,18 @@ static int robust_backtest(const double *x, const double *sh, int n, int m, int 
 					acc[(size_t)j * E + e] = r[j] * acc[(size_t)j * E + e] + v[e];
 			if (o != org[k])
 				continue;
-			const double *a = tgt + (size_t)k * E;
+			const double *a = tgt + (size_t)k * E, *mem[N_HALF];
+			double mt[N_HALF];
 			for (size_t hh = 0, j = 0; hh < N_HALF; hh++) {
-				const double *s = S;
+				mem[hh] = S;
 				if (half_lives[hh] == 0) /* the m blocks before o */
 					sum_blocks(X, o - m > 0 ? o - m : 0, o, E, S);
 				else
-					s = acc + (size_t)j++ * E;
-				robust_score(s, a, E, nslots, se);
+					mem[hh] = acc + (size_t)j++ * E;
+			}
+			row_totals(mem, N_HALF, E, mt);
+			for (size_t hh = 0; hh < N_HALF; hh++) {
+				robust_score(mem[hh], mt[hh], a, E, nslots, se);
 				for (size_t q = 0; q < N_SHRINK; q++)
 					err[g][hh][q] += wo[k] * se[q];
 			}
@@ -516,21 +651,18 @@ static void robust_error_shares(double err[2][N_HALF][N_SHRINK], double *errout)
 					t > 0 ? err[g][hh][q] / t : 0;
 }
 
-/* The forecast at the window's end from the n blocks x (with tokens tot,
- * read as shares or not): aged by half, shrunk by lam toward the uniform
- * share, scaled to vol tokens. */
-static void robust_forecast(const double *x, const double *tot, int shares, int n, int m, int E,
-			    double half, double lam, double vol, double *heat)
+/* The forecast at the window's end from the n blocks X (as the estimator
+ * reads them: tokens or shares): aged by half, shrunk by lam toward the
+ * uniform share, scaled to vol tokens. */
+static void robust_forecast(const double *X, int n, int m, int E, double half, double lam,
+			    double vol, double *heat)
 {
-	double wsum = 0;
-
 	memset(heat, 0, (size_t)E * sizeof(double));
 	for (int i = n - 1; i >= 0; i--) {
 		double w = age_weight(half, m, n - 1 - i);
 		if (w < 1e-3)
 			break;
-		add_block(heat, x, tot, shares, i, E, w);
-		wsum += w;
+		add_block(heat, X, i, E, w);
 	}
 	to_shares(heat, E);
 	for (int e = 0; e < E; e++)
@@ -541,7 +673,8 @@ static void robust_forecast(const double *x, const double *tot, int shares, int 
  * (fresh buffers of this size for every layer cost page faults). */
 struct robust_ws {
 	double *tot, *cw;                 /* [n] */
-	double *sh, *acc, *tgt;           /* the backtest's */
+	double *sh;                       /* [n * E]: block_shares */
+	double *acc, *tgt;                /* the backtest's */
 };
 
 static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
@@ -549,14 +682,14 @@ static int robust_ws_init(struct robust_ws *w, int n, int E, int backtest)
 	memset(w, 0, sizeof(*w));
 	w->tot = malloc((size_t)n * sizeof(double));
 	w->cw = malloc((size_t)n * sizeof(double));
+	w->sh = malloc((size_t)n * E * sizeof(double));
 	if (backtest) {
-		w->sh = malloc((size_t)n * E * sizeof(double));
 		w->acc = malloc((N_HALF + 1) * (size_t)E * sizeof(double));
 		w->tgt = malloc(((size_t)ROBUST_ORIGINS + 1) * E * sizeof(double));
 	}
-	if (!w->tot || !w->cw)
+	if (!w->tot || !w->cw || !w->sh)
 		return -1;
-	return backtest && (!w->sh || !w->acc || !w->tgt) ? -1 : 0;
+	return backtest && (!w->acc || !w->tgt) ? -1 : 0;
 }
 
 static void robust_ws_release(struct robust_ws *w)
@@ -569,7 +702,7 @@ static void robust_ws_release(struct robust_ws *w)
 	memset(w, 0, sizeof(*w));
 }
 
-/* analyze_robust_fit on the scratch w (with sh, acc and tgt unless
+/* analyze_robust_fit on the scratch w (with acc and tgt unless
  * `given`). */
 static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, int K,
 			  uint64_t seed, const struct analyze_robust_choice *given, double *heat,
@@ -582,23 +715,13 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 	int norg = 0;
 
 	memset(err, 0, sizeof(err));
-	for (int i = 0; i < n; i++) {
-		const double *xi = x + (size_t)i * E;
-		double t = 0;
-		for (int e = 0; e < E; e++)
-			t += xi[e];
-		tot[i] = t;
-		if (i >= hist)
-			vol += t;
-		if (!sh)
-			continue;
-		/* the block's shares (uniform when it has no token) */
-		double *si = sh + (size_t)i * E, un = 1.0 / E;
-		for (int e = 0; e < E; e++)
-			si[e] = t > 0 ? xi[e] / t : un;
-	}
-	if (!given && sh) /* (robust_ws_init gives sh with acc and tgt) */
+	block_totals(x, n, E, tot);
+	for (int i = hist; i < n; i++)
+		vol += tot[i];
+	if (!given) { /* the backtest reads every block's shares */
+		block_shares(x, tot, 0, n, E, sh);
 		norg = robust_backtest(x, sh, n, m, E, nslots, w->tgt, w->acc, err);
+	}
 	if (errout) {
 		robust_error_shares(err, errout);
 		return;
@@ -632,10 +755,17 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 		ch->shrink = lam;
 		ch->origins = norg;
 	}
+	if (!heat && !(K > 0 && scen))
+		return;
+	/* the blocks as the estimator reads them: the shares of those it
+	 * reads (the backtest's are all there) or the tokens */
+	if (best_g && given)
+		block_shares(x, tot, n - newest_blocks(half, m, n), n, E, sh);
+	const double *X = best_g ? sh : x;
 	if (heat)
-		robust_forecast(x, tot, best_g, n, m, E, half, lam, vol, heat);
+		robust_forecast(X, n, m, E, half, lam, vol, heat);
 	if (K > 0 && scen)
-		robust_scenarios(x, tot, best_g, n, hist, E, K, seed, half, lam, vol, w->cw, scen);
+		robust_scenarios(X, n, hist, E, K, seed, half, lam, vol, w->cw, scen);
 }
 
 int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
