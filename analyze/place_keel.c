@@ -48,6 +48,8 @@ struct keel {
 	double lambda;     /* weight of the summed fit in the episode objective */
 	double tol;        /* in->move_tolerance: score given up for fewer moves */
 	int *cnt;          /* [E] replicas per expert */
+	int *lcnt;         /* [E] the count rw, rl, frw and nrl were computed
+			    * for (keel_loads), 0 before */
 	double *rw;        /* [E] w / cnt */
 	int32_t *slot;     /* [R * S] */
 	unsigned char *has;/* [R * E] replicas of e on r */
@@ -236,6 +238,7 @@ static int keel_alloc(struct keel *k)
 	size_t E = (size_t)k->E, R = (size_t)k->R, S = (size_t)k->S, T = (size_t)k->T;
 
 	k->cnt = calloc(E, sizeof(int));
+	k->lcnt = calloc(E, sizeof(int));
 	k->rw = calloc(E, sizeof(double));
 	k->slot = malloc(R * S * sizeof(int32_t));
 	k->has = calloc(R * E, 1);
@@ -263,7 +266,7 @@ static int keel_alloc(struct keel *k)
 	if (!k->nl || !k->nrl || !k->fbuf || !k->fbnd || !k->frw || !k->fld || !k->sord ||
 	    !k->yfirst || !k->yrk)
 		return -1;
-	if (!k->cnt || !k->rw || !k->slot || !k->has || !k->load || !k->eload ||
+	if (!k->cnt || !k->lcnt || !k->rw || !k->slot || !k->has || !k->load || !k->eload ||
 	    !k->emean || !k->winv || !k->top || !k->curhas || !k->ibuf || !k->tbuf || !k->fail ||
 	    !k->rl || !k->pbuf)
 		return -1;
@@ -273,6 +276,7 @@ static int keel_alloc(struct keel *k)
 static void keel_release(struct keel *k)
 {
 	free(k->cnt);
+	free(k->lcnt);
 	free(k->rw);
 	free(k->slot);
 	free(k->has);
@@ -330,7 +334,22 @@ static void keel_loads(struct keel *k)
 {
 	int E = k->E, R = k->R, S = k->S, T = k->T;
 
-	keel_rw(k);
+	/* per-replica loads, again only where a count changed (the same
+	 * quotients: they depend on the count alone) */
+	for (int e = 0; e < E; e++) {
+		if (k->lcnt[e] == k->cnt[e])
+			continue;
+		k->lcnt[e] = k->cnt[e];
+		k->rw[e] = k->w[e] / k->cnt[e];
+		for (int t = 0; t < T; t++)
+			k->rl[(size_t)e * T + t] = erep(k, t, e);
+		if (!T)
+			continue;
+		k->frw[e] = (float)(k->rw[e] / k->mean);
+		for (int t = 0; t < T; t++)
+			k->nrl[(size_t)e * k->TP + t] =
+				(float)(k->rl[(size_t)e * T + t] * k->winv[t]);
+	}
 	memset(k->has, 0, (size_t)R * E);
 	for (int r = 0; r < R; r++) {
 		double s = 0;
@@ -341,9 +360,6 @@ static void keel_loads(struct keel *k)
 		}
 		k->load[r] = s;
 	}
-	for (int e = 0; e < E && T; e++)
-		for (int t = 0; t < T; t++)
-			k->rl[(size_t)e * T + t] = erep(k, t, e);
 	for (int t = 0; t < T; t++)
 		for (int r = 0; r < R; r++) {
 			double s = 0;
@@ -355,12 +371,6 @@ static void keel_loads(struct keel *k)
 		return;
 	for (int r = 0; r < R; r++)
 		keel_norm_rank(k, r);
-	for (int e = 0; e < E; e++)
-		k->frw[e] = (float)(k->rw[e] / k->mean);
-	for (int e = 0; e < E; e++)
-		for (int t = 0; t < T; t++)
-			k->nrl[(size_t)e * k->TP + t] =
-				(float)(k->rl[(size_t)e * T + t] * k->winv[t]);
 }
 
 static void top3(const double *l, int R, int *out)
