@@ -13,6 +13,7 @@
 #include "analyze/analyze.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,9 +332,9 @@ double analyze_token_drop(const double *load, int ranks, double factor)
 struct plan_job {
 	const struct analyze_plan_in *in;
 	struct analyze_plan *plan;
-	int first, step; /* layers first, first + step, ... */
+	atomic_int *next; /* the next layer to place, shared by the threads */
 	const struct analyze_robust_choice *robust; /* the flagship's estimator, or NULL */
-	int rc;
+	int rc, layer; /* the first error, and its layer */
 	struct util_err err;
 };
 
@@ -352,7 +353,10 @@ static void *plan_worker(void *arg)
 		job->rc = util_err_set(&job->err, UTIL_ENOMEM, "out of memory");
 		return NULL;
 	}
-	for (int l = job->first; l < in->layers; l += job->step) {
+	/* layers as the threads come free: their times differ (by a third
+	 * between a steep layer and a flat one), so a fixed share leaves one
+	 * thread waiting */
+	for (int l; (l = atomic_fetch_add(job->next, 1)) < in->layers;) {
 		struct analyze_place_in pin = {
 			.experts = E,
 			.ranks = in->ranks,
@@ -386,6 +390,7 @@ static void *plan_worker(void *arg)
 			pin.n_hist = in->n_hist;
 			pin.robust = job->robust;
 		}
+		job->layer = l;
 		if ((job->rc = analyze_place(in->algo, &pin, job->plan->phy2log + (size_t)l * P,
 					     &job->err))) {
 			util_err_prefix(&job->err, "%s, layer %d: ", in->algo->name, l);
@@ -410,6 +415,7 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 	int L = in->layers, E = in->experts, R = in->ranks, P = in->ranks * in->slots;
 	int nthreads = in->threads > 1 && L >= 4 && in->only_layer < 0 ? 2 : 1;
 	struct plan_job jobs[2];
+	atomic_int next;
 	pthread_t tid;
 	int started = 0, rc = 0;
 	double t0, *load = NULL;
@@ -453,26 +459,32 @@ int analyze_plan_run(const struct analyze_plan_in *in, struct analyze_plan *plan
 		plan->forecast_blocks = in->n_blocks;
 		plan->forecast_hist = in->n_hist;
 	}
+	atomic_init(&next, 0);
 	for (int t = 0; t < nthreads; t++) {
-		jobs[t] = (struct plan_job){ in, plan, t, nthreads, NULL, 0, UTIL_ERR_INIT };
+		jobs[t] = (struct plan_job){ in, plan, &next, NULL, 0, -1, UTIL_ERR_INIT };
 		if (plan->forecast_blocks)
 			jobs[t].robust = &plan->forecast;
 	}
 	if (nthreads == 2 && pthread_create(&tid, NULL, plan_worker, &jobs[1]) == 0)
 		started = 1;
-	if (nthreads == 2 && !started) /* no thread: do both halves here */
-		jobs[0].step = 1;
-	plan_worker(&jobs[0]);
+	plan_worker(&jobs[0]); /* (with no thread started, every layer) */
 	if (started)
 		pthread_join(tid, NULL);
 	plan->seconds = util_now() - t0;
-	for (int t = 0; t < (started ? 2 : 1); t++)
-		if (jobs[t].rc) {
+	/* the error of the lowest layer that failed, whichever thread met it
+	 * (every layer below it was placed: a thread stops at its error) */
+	{
+		struct plan_job *bad = NULL;
+		for (int t = 0; t < (started ? 2 : 1); t++)
+			if (jobs[t].rc && (!bad || jobs[t].layer < bad->layer))
+				bad = &jobs[t];
+		if (bad) {
 			if (err)
-				*err = jobs[t].err;
-			rc = jobs[t].rc;
+				*err = bad->err;
+			rc = bad->rc;
 			goto out;
 		}
+	}
 	for (int l = 0; l < L; l++) {
 		const int32_t *p = plan->phy2log + (size_t)l * P;
 		struct analyze_plan_layer *pl = &plan->layer[l];
