@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,9 +151,9 @@ struct decide {
 
 struct decide_job {
 	struct decide *d;
-	int first, step;
+	atomic_int *next; /* the next layer to decide, shared by the threads */
 	double *ep;
-	int rc;
+	int rc, layer;    /* the first error, and its layer */
 	struct util_err err;
 };
 
@@ -163,7 +164,8 @@ static void *decide_worker(void *arg)
 	const struct analyze_replay_cfg *c = d->cfg;
 	int E = d->experts, P = d->P, Ne = d->blocks ? 0 : c->episodes;
 
-	for (int l = j->first; l < d->layers; l += j->step) {
+	/* layers as the threads come free (analyze_plan_run does the same) */
+	for (int l; (l = atomic_fetch_add(j->next, 1)) < d->layers;) {
 		const int32_t *cur = d->cur + (size_t)l * P;
 		int32_t *next = d->next + (size_t)l * P;
 		if (!d->want[l]) {
@@ -201,6 +203,7 @@ static void *decide_worker(void *arg)
 		}
 		if ((j->rc = analyze_place(c->algo, &in, next, &j->err))) {
 			util_err_prefix(&j->err, "layer %d: ", l);
+			j->layer = l;
 			return NULL;
 		}
 	}
@@ -210,6 +213,7 @@ static void *decide_worker(void *arg)
 static int decide_run(struct decide *d, int threads)
 {
 	struct decide_job jobs[2];
+	atomic_int next;
 	pthread_t tid;
 	int started = 0;
 	double t0 = util_now();
@@ -223,25 +227,28 @@ static int decide_run(struct decide *d, int threads)
 	if (d->blocks && analyze_robust_choose(d->blocks, d->nb, d->hist, d->layers, E, d->P,
 					       threads, &d->choice))
 		return d->rc = util_err_set(&d->err, UTIL_ENOMEM, "out of memory");
+	atomic_init(&next, 0);
 	for (int i = 0; i < threads; i++) {
-		jobs[i] = (struct decide_job){ .d = d, .first = i, .step = threads,
+		jobs[i] = (struct decide_job){ .d = d, .next = &next, .layer = -1,
 					       .ep = d->ep_buf + (size_t)i * (size_t)(Ne ? Ne : 1) * E };
 		jobs[i].err.msg[0] = 0;
 	}
 	if (threads == 2 && pthread_create(&tid, NULL, decide_worker, &jobs[1]) == 0)
 		started = 1;
-	else
-		jobs[0].step = 1;
-	decide_worker(&jobs[0]);
+	decide_worker(&jobs[0]); /* (with no thread started, every layer) */
 	if (started)
 		pthread_join(tid, NULL);
 	d->seconds = util_now() - t0;
+	/* the lowest layer that failed, whichever thread met it */
+	struct decide_job *bad = NULL;
 	for (int i = 0; i < (started ? 2 : 1); i++)
-		if (jobs[i].rc) {
-			d->rc = jobs[i].rc;
-			d->err = jobs[i].err;
-			return d->rc;
-		}
+		if (jobs[i].rc && (!bad || jobs[i].layer < bad->layer))
+			bad = &jobs[i];
+	if (bad) {
+		d->rc = bad->rc;
+		d->err = bad->err;
+		return d->rc;
+	}
 	return 0;
 }
 
