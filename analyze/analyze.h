@@ -140,7 +140,8 @@ struct analyze_place_in {
 	 * n_blocks - n_hist consecutive blocks (analyze_window_blocks).  The
 	 * flagship, given no episodes, forecasts the next window from them;
 	 * the other algorithms ignore them.  May be NULL. */
-	const double *blocks;       /* [n_blocks * experts] */
+	const double *blocks;       /* [n_blocks * blocks_stride] */
+	size_t blocks_stride;       /* doubles from a block to the next (0: experts) */
 	int n_blocks, n_hist;
 	/* with blocks: the estimator chosen for all layers together
 	 * (analyze_robust_choose), or NULL: the flagship chooses per layer */

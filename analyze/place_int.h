@@ -37,8 +37,9 @@ double analyze_place_minmax_split(const double *heat, int experts, int nslots, i
 int analyze_place_exact_search(const double *heat, int experts, int ranks, int slots,
 			       long node_budget, double *best, int32_t *phy2log);
 
-/* The flagship's forecast (robust.c): from x[n * E], blocks in time order
- * whose last n - hist are the window, the estimator that best forecast
+/* The flagship's forecast (robust.c): from x, n blocks of E in time order
+ * (each xs doubles after the one before; 0: E) whose last n - hist are the
+ * window, the estimator that best forecast
  * the trace's own past (or `given`, when not NULL) gives heat[E] (the next
  * window's expected heat, at the window's volume) and K scenarios
  * scen[K * E]: K - min(K / 2, n - hist) block-bootstrap resamples of the
@@ -47,8 +48,8 @@ int analyze_place_exact_search(const double *heat, int experts, int ranks, int s
  * (may be NULL) OUT: the choice.  With errout (not NULL) only the backtest
  * runs: errout[84] gets each candidate's error (2 estimators x 7 memories
  * x 6 hedges, in robust.c's order), the layer's summing to one.  0, or -1 when out of memory. */
-int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
-		       const struct analyze_robust_choice *given, double *heat, double *scen,
-		       struct analyze_robust_choice *ch, double *errout);
+int analyze_robust_fit(const double *x, size_t xs, int n, int hist, int E, int nslots, int K,
+		       uint64_t seed, const struct analyze_robust_choice *given, double *heat,
+		       double *scen, struct analyze_robust_choice *ch, double *errout);
 
 #endif

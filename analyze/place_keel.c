@@ -1523,8 +1523,8 @@ static int keel_robust(const struct analyze_place_in *in, int32_t *phy2log, stru
 		K = 8;
 	scen = malloc((size_t)K * E * sizeof(double));
 	if (!heat || !scen ||
-	    analyze_robust_fit(in->blocks, in->n_blocks, in->n_hist, E, P, K, in->seed, in->robust,
-			       heat, scen, NULL, NULL)) {
+	    analyze_robust_fit(in->blocks, in->blocks_stride, in->n_blocks, in->n_hist, E, P, K,
+			       in->seed, in->robust, heat, scen, NULL, NULL)) {
 		free(heat);
 		free(scen);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");

@@ -177,10 +177,6 @@ static void *decide_worker(void *arg)
 				memcpy(j->ep + (size_t)k * E,
 				       d->episodes + ((size_t)k * d->layers + (size_t)l) * E,
 				       (size_t)E * sizeof(double));
-		for (int k = 0; d->blocks && k < d->nb; k++)
-			memcpy(j->ep + (size_t)k * E,
-			       d->blocks + ((size_t)k * d->layers + (size_t)l) * E,
-			       (size_t)E * sizeof(double));
 		struct analyze_place_in in = {
 			.experts = E,
 			.ranks = c->ranks,
@@ -195,8 +191,9 @@ static void *decide_worker(void *arg)
 			.move_tolerance = c->move_tolerance,
 			.seed = c->seed + (uint64_t)l,
 		};
-		if (d->blocks) {
-			in.blocks = j->ep;
+		if (d->blocks) { /* the layer's, where they are */
+			in.blocks = d->blocks + (size_t)l * E;
+			in.blocks_stride = (size_t)d->layers * E;
 			in.n_blocks = d->nb;
 			in.n_hist = d->hist;
 			in.robust = &d->choice;

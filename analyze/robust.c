@@ -317,11 +317,11 @@ static void to_shares(double *v, int E)
 		v[e] = s > 0 ? v[e] / s : 1.0 / E;
 }
 
-/* d[E] += w x row i of X[n * E]: a block as an estimator reads it (its
- * tokens, or its shares from block_shares). */
-static void add_block(double *d, const double *X, int i, int E, double w)
+/* d[E] += w x row i of X (rows xs doubles apart): a block as an estimator
+ * reads it (its tokens, or its shares from block_shares). */
+static void add_block(double *d, const double *X, size_t xs, int i, int E, double w)
 {
-	const double *v = X + (size_t)i * E;
+	const double *v = X + (size_t)i * xs;
 
 	for (int e = 0; e < E; e++)
 		d[e] += w * v[e];
@@ -330,12 +330,12 @@ static void add_block(double *d, const double *X, int i, int E, double w)
 /* tot[i] = the tokens of block i of x[n * E], each summed in expert
  * order; two blocks at a time, one in each lane (the same sums, without
  * waiting on one long chain of additions). */
-static void block_totals(const double *x, int n, int E, double *tot)
+static void block_totals(const double *x, size_t xs, int n, int E, double *tot)
 {
 	int i = 0;
 
 	for (; i + 1 < n; i += 2) {
-		const double *a = x + (size_t)i * E, *b = a + E;
+		const double *a = x + (size_t)i * xs, *b = a + xs;
 		v2d t = { 0, 0 };
 		for (int e = 0; e < E; e++)
 			t += (v2d){ a[e], b[e] };
@@ -345,7 +345,7 @@ static void block_totals(const double *x, int n, int E, double *tot)
 	for (; i < n; i++) {
 		double t = 0;
 		for (int e = 0; e < E; e++)
-			t += x[(size_t)i * E + e];
+			t += x[(size_t)i * xs + e];
 		tot[i] = t;
 	}
 }
@@ -353,12 +353,13 @@ static void block_totals(const double *x, int n, int E, double *tot)
 /* Rows lo..hi-1 of sh[n * E] = the shares of blocks lo..hi-1 of x, whose
  * tokens are tot[] (uniform when a block has none): x / t, two experts at
  * a time, computed once for every estimator that reads them. */
-static void block_shares(const double *x, const double *tot, int lo, int hi, int E, double *sh)
+static void block_shares(const double *x, size_t xs, const double *tot, int lo, int hi, int E,
+			 double *sh)
 {
 	double un = 1.0 / E;
 
 	for (int i = lo; i < hi; i++) {
-		const double *xi = x + (size_t)i * E;
+		const double *xi = x + (size_t)i * xs;
 		double *si = sh + (size_t)i * E, t = tot[i];
 		int e = 0;
 		if (!(t > 0)) {
@@ -395,7 +396,8 @@ static int newest_blocks(double half, int m, int n)
  * aggregated and shrunk as the forecast is.  X[n * E]: the blocks as the
  * chosen estimator reads them (their tokens or their shares; only the
  * newest_blocks are read); cw[n]: scratch. */
-static void robust_scenarios(const double *X, int n, int hist, int E, int K, uint64_t seed,
+static void robust_scenarios(const double *X, size_t xs, int n, int hist, int E, int K,
+			     uint64_t seed,
 			     double half, double lam, double vol, double *cw, double *scen)
 {
 	int m = n - hist, na = newest_blocks(half, m, n), Kb = K / 2 < m ? K / 2 : m;
@@ -413,7 +415,7 @@ static void robust_scenarios(const double *X, int n, int hist, int E, int K, uin
 		if (k >= K - Kb) {
 			int j = k - (K - Kb);
 			for (int i = hist + j * m / Kb; i < hist + (j + 1) * m / Kb; i++)
-				add_block(d, X, i, E, 1);
+				add_block(d, X, xs, i, E, 1);
 		} else
 			for (int r = 0; r < m; r++) {
 				double u = (double)(splitmix(&rs) >> 11) * 0x1.0p-53 * c;
@@ -425,7 +427,7 @@ static void robust_scenarios(const double *X, int n, int hist, int E, int K, uin
 					else
 						lo = mid + 1;
 				}
-				add_block(d, X, n - na + lo, E, 1);
+				add_block(d, X, xs, n - na + lo, E, 1);
 			}
 		to_shares(d, E);
 		for (int e = 0; e < E; e++)
@@ -522,14 +524,14 @@ ROBUST_INLINE void robust_score(const double *s, double t, const double *a, int 
 /* s[E] = blocks lo..hi-1 of x[n * E] summed in order, two experts at a
  * time: not a difference of prefix sums, which loses a small block's
  * tokens after a block of 2^53 (the limit of a step's tokens). */
-ROBUST_INLINE void sum_blocks(const double *x, int lo, int hi, int E, double *s)
+ROBUST_INLINE void sum_blocks(const double *x, size_t xs, int lo, int hi, int E, double *s)
 {
 	int e = 0;
 
 	for (; e + 3 < E; e += 4) {
 		v4d t = { 0, 0, 0, 0 }, v;
 		for (int i = lo; i < hi; i++) {
-			LD4(v, x + (size_t)i * E + e);
+			LD4(v, x + (size_t)i * xs + e);
 			t += v;
 		}
 		ST4(s + e, t);
@@ -537,13 +539,13 @@ ROBUST_INLINE void sum_blocks(const double *x, int lo, int hi, int E, double *s)
 	for (; e + 1 < E; e += 2) {
 		v2d t = { 0, 0 };
 		for (int i = lo; i < hi; i++)
-			t += ld2(x + (size_t)i * E + e);
+			t += ld2(x + (size_t)i * xs + e);
 		st2(s + e, t);
 	}
 	for (; e < E; e++) {
 		double t = 0;
 		for (int i = lo; i < hi; i++)
-			t += x[(size_t)i * E + e];
+			t += x[(size_t)i * xs + e];
 		s[e] = t;
 	}
 }
@@ -558,7 +560,8 @@ ROBUST_INLINE void sum_blocks(const double *x, int lo, int hi, int E, double *s)
  * ([ROBUST_ORIGINS + 1] * E) and acc ([(N_HALF + 1) * E]) are scratch.
  * Returns the origins scored. */
 ROBUST_CLONES
-static int robust_backtest(const double *x, const double *sh, int n, int m, int E, int nslots,
+static int robust_backtest(const double *x, size_t xs, const double *sh, int n, int m, int E,
+			   int nslots,
 			   double *tgt, double *acc, double err[2][N_HALF][N_SHRINK])
 {
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2, norg = 0;
@@ -574,7 +577,7 @@ static int robust_backtest(const double *x, const double *sh, int n, int m, int 
 		/* what forecast well lately counts most: evidence ages
 		 * with a half-life of one window */
 		wo[norg] = exp2(-(double)(ohi - o) / m);
-		sum_blocks(x, o, end, E, a);
+		sum_blocks(x, xs, o, end, E, a);
 		to_shares(a, E);
 		org[norg++] = o;
 	}
@@ -585,12 +588,13 @@ static int robust_backtest(const double *x, const double *sh, int n, int m, int 
 			r[nd++] = isinf(half_lives[hh]) ? 1 : exp2(-1 / (half_lives[hh] * m));
 	for (int g = 0; g < 2; g++) {
 		const double *X = g ? sh : x;
+		size_t Xs = g ? (size_t)E : xs;
 		double *S = acc + (size_t)N_HALF * E;
 		int k = norg - 1; /* origins ascending from the last */
 		memset(acc, 0, (size_t)nd * E * sizeof(double));
 		/* acc[j] = the blocks before o weighted by r[j]^age, o = 1..ohi */
 		for (int o = 1; o <= ohi && k >= 0; o++) {
-			const double *v = X + (size_t)(o - 1) * E;
+			const double *v = X + (size_t)(o - 1) * Xs;
 			int e = 0;
 			for (; e + 3 < E; e += 4) {
 				v4d vv, sj;
@@ -619,7 +623,7 @@ static int robust_backtest(const double *x, const double *sh, int n, int m, int 
 			for (size_t hh = 0, j = 0; hh < N_HALF; hh++) {
 				mem[hh] = S;
 				if (half_lives[hh] == 0) /* the m blocks before o */
-					sum_blocks(X, o - m > 0 ? o - m : 0, o, E, S);
+					sum_blocks(X, Xs, o - m > 0 ? o - m : 0, o, E, S);
 				else
 					mem[hh] = acc + (size_t)j++ * E;
 			}
@@ -654,15 +658,15 @@ static void robust_error_shares(double err[2][N_HALF][N_SHRINK], double *errout)
 /* The forecast at the window's end from the n blocks X (as the estimator
  * reads them: tokens or shares): aged by half, shrunk by lam toward the
  * uniform share, scaled to vol tokens. */
-static void robust_forecast(const double *X, int n, int m, int E, double half, double lam,
-			    double vol, double *heat)
+static void robust_forecast(const double *X, size_t xs, int n, int m, int E, double half,
+			    double lam, double vol, double *heat)
 {
 	memset(heat, 0, (size_t)E * sizeof(double));
 	for (int i = n - 1; i >= 0; i--) {
 		double w = age_weight(half, m, n - 1 - i);
 		if (w < 1e-3)
 			break;
-		add_block(heat, X, i, E, w);
+		add_block(heat, X, xs, i, E, w);
 	}
 	to_shares(heat, E);
 	for (int e = 0; e < E; e++)
@@ -704,8 +708,8 @@ static void robust_ws_release(struct robust_ws *w)
 
 /* analyze_robust_fit on the scratch w (with acc and tgt unless
  * `given`). */
-static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, int K,
-			  uint64_t seed, const struct analyze_robust_choice *given, double *heat,
+static void robust_fit_ws(const double *x, size_t xs, int n, int hist, int E, int nslots,
+			  int K, uint64_t seed, const struct analyze_robust_choice *given, double *heat,
 			  double *scen, struct analyze_robust_choice *ch, double *errout,
 			  struct robust_ws *w)
 {
@@ -715,12 +719,12 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 	int norg = 0;
 
 	memset(err, 0, sizeof(err));
-	block_totals(x, n, E, tot);
+	block_totals(x, xs, n, E, tot);
 	for (int i = hist; i < n; i++)
 		vol += tot[i];
 	if (!given) { /* the backtest reads every block's shares */
-		block_shares(x, tot, 0, n, E, sh);
-		norg = robust_backtest(x, sh, n, m, E, nslots, w->tgt, w->acc, err);
+		block_shares(x, xs, tot, 0, n, E, sh);
+		norg = robust_backtest(x, xs, sh, n, m, E, nslots, w->tgt, w->acc, err);
 	}
 	if (errout) {
 		robust_error_shares(err, errout);
@@ -760,17 +764,18 @@ static void robust_fit_ws(const double *x, int n, int hist, int E, int nslots, i
 	/* the blocks as the estimator reads them: the shares of those it
 	 * reads (the backtest's are all there) or the tokens */
 	if (best_g && given)
-		block_shares(x, tot, n - newest_blocks(half, m, n), n, E, sh);
+		block_shares(x, xs, tot, n - newest_blocks(half, m, n), n, E, sh);
 	const double *X = best_g ? sh : x;
+	size_t Xs = best_g ? (size_t)E : xs;
 	if (heat)
-		robust_forecast(X, n, m, E, half, lam, vol, heat);
+		robust_forecast(X, Xs, n, m, E, half, lam, vol, heat);
 	if (K > 0 && scen)
-		robust_scenarios(X, n, hist, E, K, seed, half, lam, vol, w->cw, scen);
+		robust_scenarios(X, Xs, n, hist, E, K, seed, half, lam, vol, w->cw, scen);
 }
 
-int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int K, uint64_t seed,
-		       const struct analyze_robust_choice *given, double *heat, double *scen,
-		       struct analyze_robust_choice *ch, double *errout)
+int analyze_robust_fit(const double *x, size_t xs, int n, int hist, int E, int nslots, int K,
+		       uint64_t seed, const struct analyze_robust_choice *given, double *heat,
+		       double *scen, struct analyze_robust_choice *ch, double *errout)
 {
 	struct robust_ws w;
 
@@ -778,7 +783,8 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 		robust_ws_release(&w);
 		return -1;
 	}
-	robust_fit_ws(x, n, hist, E, nslots, K, seed, given, heat, scen, ch, errout, &w);
+	robust_fit_ws(x, xs ? xs : (size_t)E, n, hist, E, nslots, K, seed, given, heat, scen, ch,
+		      errout, &w);
 	robust_ws_release(&w);
 	return 0;
 }
@@ -789,23 +795,16 @@ int analyze_robust_fit(const double *x, int n, int hist, int E, int nslots, int 
 static int robust_errors(const double *blocks, int n, int hist, int layers, int E, int nslots,
 			 int first, int step, double *err)
 {
-	double *x = malloc((size_t)n * E * sizeof(double));
 	struct robust_ws w;
-	int bad = robust_ws_init(&w, n, E, 1);
 
-	if (!x || bad) {
-		free(x);
+	if (robust_ws_init(&w, n, E, 1)) {
 		robust_ws_release(&w);
 		return -1;
 	}
-	for (int l = first; l < layers; l += step) {
-		for (int i = 0; i < n; i++)
-			memcpy(x + (size_t)i * E, blocks + ((size_t)i * layers + l) * E,
-			       (size_t)E * sizeof(double));
-		robust_fit_ws(x, n, hist, E, nslots, 0, 0, NULL, NULL, NULL, NULL,
-			      err + (size_t)l * ROBUST_CANDIDATES, &w);
-	}
-	free(x);
+	/* each layer's blocks where they are: rows of E, layers x E apart */
+	for (int l = first; l < layers; l += step)
+		robust_fit_ws(blocks + (size_t)l * E, (size_t)layers * E, n, hist, E, nslots, 0, 0,
+			      NULL, NULL, NULL, NULL, err + (size_t)l * ROBUST_CANDIDATES, &w);
 	robust_ws_release(&w);
 	return 0;
 }

@@ -343,13 +343,10 @@ static void *plan_worker(void *arg)
 	struct plan_job *job = arg;
 	const struct analyze_plan_in *in = job->in;
 	int E = in->experts, P = in->ranks * in->slots;
-	double *eps = NULL, *blk = NULL;
+	double *eps = NULL;
 
-	if ((in->episodes && in->n_episodes > 0 &&
-	     !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) ||
-	    (in->blocks && in->n_blocks > 0 &&
-	     !(blk = malloc((size_t)in->n_blocks * E * sizeof(double))))) {
-		free(eps);
+	if (in->episodes && in->n_episodes > 0 &&
+	    !(eps = malloc((size_t)in->n_episodes * E * sizeof(double)))) {
 		job->rc = util_err_set(&job->err, UTIL_ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -380,12 +377,9 @@ static void *plan_worker(void *arg)
 			pin.episodes = eps;
 			pin.n_episodes = in->n_episodes;
 		}
-		if (blk) {
-			for (int k = 0; k < in->n_blocks; k++)
-				memcpy(blk + (size_t)k * E,
-				       in->blocks + ((size_t)k * in->layers + l) * E,
-				       (size_t)E * sizeof(double));
-			pin.blocks = blk;
+		if (in->blocks && in->n_blocks > 0) { /* the layer's, where they are */
+			pin.blocks = in->blocks + (size_t)l * E;
+			pin.blocks_stride = (size_t)in->layers * E;
 			pin.n_blocks = in->n_blocks;
 			pin.n_hist = in->n_hist;
 			pin.robust = job->robust;
@@ -405,7 +399,6 @@ static void *plan_worker(void *arg)
 		}
 	}
 	free(eps);
-	free(blk);
 	return NULL;
 }
 

@@ -402,7 +402,9 @@ static void test_robust_backtest_by_definition(void **state)
 		int n, hist, ne, huge;
 	} cs[] = { { 40, 24, 8, 0 }, { 61, 40, 7, 0 }, { 9, 0, 5, 0 }, { 100, 60, 16, 0 },
 		   { 3, 1, 2, 0 },   { 8, 4, 2, 1 },   { 30, 10, 5, 1 } };
-	double x[100 * 16], want[84], got[84];
+	static double xl[100 * 16 * 3];
+	double x[100 * 16], want[84], got[84], got2[84];
+	double heat[16], heat2[16], scen[4 * 16], scen2[4 * 16];
 	uint64_t st = 11;
 
 	(void)state;
@@ -417,7 +419,7 @@ static void test_robust_backtest_by_definition(void **state)
 			if (cs[c].huge && i / ne < n / 2) /* one expert takes all */
 				x[i] = e == 0 ? 9007199254740991.0 : 0;
 		}
-		assert_int_equal(analyze_robust_fit(x, n, cs[c].hist, ne, 3 * ne / 2, 0, 0, NULL,
+		assert_int_equal(analyze_robust_fit(x, 0, n, cs[c].hist, ne, 3 * ne / 2, 0, 0, NULL,
 						    NULL, NULL, NULL, got),
 				 0);
 		backtest_by_definition(x, n, cs[c].hist, ne, 3 * ne / 2, want);
@@ -425,6 +427,24 @@ static void test_robust_backtest_by_definition(void **state)
 			if (fabs(got[k] - want[k]) > 1e-12 + 1e-9 * want[k])
 				fail_msg("case %zu candidate %d: %.17g, by definition %.17g", c, k,
 					 got[k], want[k]);
+		/* the same blocks as one layer of three (rows 3 x ne apart, the
+		 * other layers' values huge): the same errors, forecast and
+		 * scenarios, to the bit */
+		for (int i = 0; i < n * 3 * ne; i++)
+			xl[i] = i % (3 * ne) / ne == 1 ? x[i / (3 * ne) * ne + i % ne] : 1e300;
+		assert_int_equal(analyze_robust_fit(xl + ne, 3 * (size_t)ne, n, cs[c].hist, ne,
+						    3 * ne / 2, 0, 0, NULL, NULL, NULL, NULL, got2),
+				 0);
+		assert_memory_equal(got, got2, sizeof(got));
+		struct analyze_robust_choice ch;
+		assert_int_equal(analyze_robust_fit(x, 0, n, cs[c].hist, ne, 3 * ne / 2, 4, 7, NULL,
+						    heat, scen, &ch, NULL),
+				 0);
+		assert_int_equal(analyze_robust_fit(xl + ne, 3 * (size_t)ne, n, cs[c].hist, ne,
+						    3 * ne / 2, 4, 7, &ch, heat2, scen2, NULL, NULL),
+				 0);
+		assert_memory_equal(heat, heat2, (size_t)ne * sizeof(double));
+		assert_memory_equal(scen, scen2, 4 * (size_t)ne * sizeof(double));
 	}
 }
 
@@ -438,10 +458,10 @@ static void test_robust_one_expert(void **state)
 	(void)state;
 	for (int i = 0; i < 40; i++)
 		x[i] = 1 + (i * 37) % 101; /* totals like 49: x * (1 / x) is not 1 */
-	assert_int_equal(analyze_robust_fit(x, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, NULL, err), 0);
+	assert_int_equal(analyze_robust_fit(x, 0, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, NULL, err), 0);
 	for (int k = 0; k < 84; k++)
 		assert_true(err[k] == 0);
-	assert_int_equal(analyze_robust_fit(x, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, &ch, NULL), 0);
+	assert_int_equal(analyze_robust_fit(x, 0, 40, 20, 1, 1, 0, 0, NULL, NULL, NULL, &ch, NULL), 0);
 	assert_true(ch.volume == 1 && ch.half_life == 0 && ch.shrink == 0);
 }
 
