@@ -1457,7 +1457,7 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	double best = 0;
 	int any = 0;
 	for (int c = 0; c < n; c++) {
-		score[c] = keel_score(k, buf + (size_t)c * P);
+		score[c] = c == 0 && sr > 0 ? sr : keel_score(k, buf + (size_t)c * P);
 		ok[c] = cap < 0 || moves[c] <= cap;
 		if (ok[c] && (!any || score[c] < best)) {
 			best = score[c];
