@@ -329,13 +329,22 @@ static void add_block(double *d, const double *X, size_t xs, int i, int E, doubl
 		d[e] += w * v[e];
 }
 
-/* tot[i] = the tokens of block i of x[n * E], each summed in expert
- * order; two blocks at a time, one in each lane (the same sums, without
- * waiting on one long chain of additions). */
-static void block_totals(const double *x, size_t xs, int n, int E, double *tot)
+/* tot[i] = the tokens of block i of x, i = lo..n-1, each summed in expert
+ * order; eight blocks at a time, one in each lane, then two (the same
+ * sums, without waiting on one long chain of additions). */
+static void block_totals(const double *x, size_t xs, int lo, int n, int E, double *tot)
 {
-	int i = 0;
+	int i = lo;
 
+	for (; i + 7 < n; i += 8) {
+		const double *b = x + (size_t)i * xs;
+		v8d t = { 0 };
+		for (int e = 0; e < E; e++)
+			t += (v8d){ b[e],          b[xs + e],     b[2 * xs + e], b[3 * xs + e],
+				    b[4 * xs + e], b[5 * xs + e], b[6 * xs + e], b[7 * xs + e] };
+		for (int j = 0; j < 8; j++)
+			tot[i + j] = t[j];
+	}
 	for (; i + 1 < n; i += 2) {
 		const double *a = x + (size_t)i * xs, *b = a + xs;
 		v2d t = { 0, 0 };
@@ -725,7 +734,20 @@ static void robust_fit_ws(const double *x, size_t xs, int n, int hist, int E, in
 	int norg = 0;
 
 	memset(err, 0, sizeof(err));
-	block_totals(x, xs, n, E, tot);
+	if (given) {
+		best_g = !given->volume;
+		for (size_t hh = 0; hh < N_HALF; hh++)
+			if (half_lives[hh] == given->half_life)
+				best_h = (int)hh;
+		for (size_t q = 0; q < N_SHRINK; q++)
+			if (shrinks[q] == given->shrink)
+				best_s = (int)q;
+		norg = given->origins;
+	}
+	/* the tokens of the blocks read: all for the backtest, else the
+	 * window's and those the forecast reads */
+	int lo = given ? n - newest_blocks(half_lives[best_h], m, n) : 0;
+	block_totals(x, xs, lo < hist ? lo : hist, n, E, tot);
 	for (int i = hist; i < n; i++)
 		vol += tot[i];
 	if (!given) { /* the backtest reads every block's shares */
@@ -736,16 +758,7 @@ static void robust_fit_ws(const double *x, size_t xs, int n, int hist, int E, in
 		robust_error_shares(err, errout);
 		return;
 	}
-	if (given) {
-		best_g = !given->volume;
-		for (size_t hh = 0; hh < N_HALF; hh++)
-			if (half_lives[hh] == given->half_life)
-				best_h = (int)hh;
-		for (size_t q = 0; q < N_SHRINK; q++)
-			if (shrinks[q] == given->shrink)
-				best_s = (int)q;
-		norg = given->origins;
-	} else if (norg > 0) {
+	if (!given && norg > 0) {
 		double be = INFINITY;
 		for (int g = 0; g < G; g++)
 			for (size_t hh = 0; hh < N_HALF; hh++)
