@@ -331,10 +331,13 @@ static void add_block(double *d, const double *X, size_t xs, int i, int E, doubl
 
 /* tot[i] = the tokens of block i of x, i = lo..n-1, each summed in expert
  * order; eight blocks at a time, one in each lane, then two (the same
- * sums, without waiting on one long chain of additions). */
+ * sums, without waiting on one long chain of additions).  The blocks
+ * before lo, which the caller does not read, get 0. */
 static void block_totals(const double *x, size_t xs, int lo, int n, int E, double *tot)
 {
 	int i = lo;
+
+	memset(tot, 0, (size_t)lo * sizeof(double));
 
 	for (; i + 7 < n; i += 8) {
 		const double *b = x + (size_t)i * xs;
