@@ -1403,9 +1403,11 @@ static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, 
  * phy2log gets the winner; 0, or -1 when out of memory. */
 #define KEEL_NCAND 8
 /* The search from the placement in force is left out when that placement
- * scores this many times the re-plan's figure or more: within its
- * budgets (a quarter of the slots at most) it never came near the re-plan
- * there.  In the 48 compare --rounds cases of BENCHMARKS.md (7,308
+ * scores this many times the re-plan's episode figure or more (the mean
+ * over episodes or scenarios of max/mean): within its budgets (a quarter
+ * of the slots at most) it never came near the re-plan there.  (By the
+ * max load of the summed heat alone, a few moves off the top rank can
+ * close such a gap: without episodes the search always runs.)  In the 48 compare --rounds cases of BENCHMARKS.md (7,308
  * decisions) the candidates from the placement in force won 342 times,
  * the placement in force at most 1.22 times the re-plan's figure; in
  * 3,926 decisions of other traces and replays, 96 times, at most 1.07.
@@ -1424,9 +1426,9 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 		return -1;
 	memcpy(buf, phy2log, P * sizeof(int32_t));
 	moves[0] = analyze_place_moves(in->current, buf, k->E, k->R, k->S);
-	/* the placement in force far behind a re-plan within max_moves: no
-	 * search from it (KEEL_CURRENT_FAR) */
-	double sr = cap < 0 || moves[0] <= cap ? keel_score(k, buf) : 0;
+	/* the placement in force far behind a re-plan within max_moves, by
+	 * the episode figure: no search from it (KEEL_CURRENT_FAR) */
+	double sr = k->T > 0 && (cap < 0 || moves[0] <= cap) ? keel_score(k, buf) : 0;
 	int far = sr > 0 && keel_score(k, in->current) >= KEEL_CURRENT_FAR * sr;
 	/* budgets, ascending */
 	int bud[UTIL_ARRAY_SIZE(pct) + 1], nb = 0;

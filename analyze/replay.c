@@ -162,7 +162,7 @@ static void *decide_worker(void *arg)
 	struct decide_job *j = arg;
 	struct decide *d = j->d;
 	const struct analyze_replay_cfg *c = d->cfg;
-	int E = d->experts, P = d->P, Ne = d->blocks ? 0 : c->episodes;
+	int E = d->experts, P = d->P, Ne = !d->blocks && c->episodes > 0 ? c->episodes : 0;
 
 	/* layers as the threads come free (analyze_plan_run does the same) */
 	for (int l; (l = atomic_fetch_add(j->next, 1)) < d->layers;) {
@@ -214,7 +214,7 @@ static int decide_run(struct decide *d, int threads)
 	pthread_t tid;
 	int started = 0;
 	double t0 = util_now();
-	int Ne = d->blocks ? d->nb : d->cfg->episodes, E = d->experts;
+	int Ne = !d->blocks && d->cfg->episodes > 0 ? d->cfg->episodes : 0, E = d->experts;
 
 	if (threads < 1)
 		threads = 1;
@@ -979,8 +979,9 @@ static int replay_alloc(struct replay *r)
 	r->prefix = calloc(LE, sizeof(uint64_t));
 	r->heat = malloc(LE * sizeof(double));
 	r->episodes = Ne ? malloc((size_t)Ne * LE * sizeof(double)) : NULL;
-	size_t neb = (size_t)(Ne > r->nb_max ? Ne : r->nb_max > 0 ? r->nb_max : 1);
-	r->ep_buf = malloc(2 * neb * (size_t)(E > 0 ? E : 1) * sizeof(double));
+	/* the workers' copies of a layer's episodes (its blocks are read in
+	 * place) */
+	r->ep_buf = malloc(2 * (size_t)(Ne > 0 ? Ne : 1) * (size_t)(E > 0 ? E : 1) * sizeof(double));
 	r->load = malloc((size_t)R * sizeof(double));
 	r->lmax = malloc((size_t)L * sizeof(double));
 	r->lmean = malloc((size_t)L * sizeof(double));
