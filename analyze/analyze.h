@@ -472,12 +472,11 @@ void analyze_blocks_add(struct analyze_blocks *b, int64_t i, const uint32_t *cou
  * and the estimator chosen on all its layers together
  * (analyze_robust_choose).  analyze_forecast_read reads it (nslots = ranks
  * x slots); analyze_forecast_layer points an analyze_place_in at layer l's
- * blocks (valid until the next call; nothing when the window had no steps,
- * so the flagship fits in->heat); analyze_forecast_release frees it. */
+ * blocks in f (valid until f is released; nothing when the window had no
+ * steps, so the flagship fits in->heat); analyze_forecast_release frees it. */
 struct analyze_forecast {
 	struct analyze_blocks b;
 	struct analyze_robust_choice choice;
-	double *layer; /* [b.n * experts]: one layer's blocks */
 };
 int analyze_forecast_read(struct store *s, const struct store_run *run, int64_t from, int64_t to,
 			  unsigned phase_mask, int nslots, struct analyze_forecast *f,

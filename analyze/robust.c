@@ -184,12 +184,10 @@ int analyze_forecast_choose(struct analyze_forecast *f, int nslots, struct util_
 {
 	struct analyze_blocks *b = &f->b;
 
-	f->layer = NULL;
 	if (b->n == 0 || !b->heat)
 		return 0;
-	f->layer = malloc((size_t)b->n * b->experts * sizeof(double));
-	if (!f->layer || analyze_robust_choose(b->heat, b->n, b->hist, b->layers, b->experts,
-					       nslots, 1, &f->choice)) {
+	if (analyze_robust_choose(b->heat, b->n, b->hist, b->layers, b->experts, nslots, 1,
+				  &f->choice)) {
 		analyze_forecast_release(f);
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
@@ -203,10 +201,8 @@ void analyze_forecast_layer(struct analyze_forecast *f, int l, struct analyze_pl
 
 	if (b->n == 0 || l < 0 || l >= b->layers)
 		return;
-	for (int k = 0; k < b->n; k++)
-		memcpy(f->layer + k * E, b->heat + ((size_t)k * b->layers + l) * E,
-		       E * sizeof(double));
-	in->blocks = f->layer;
+	in->blocks = b->heat + (size_t)l * E; /* the layer's, where they are */
+	in->blocks_stride = (size_t)b->layers * E;
 	in->n_blocks = b->n;
 	in->n_hist = b->hist;
 	in->robust = &f->choice;
@@ -217,7 +213,6 @@ void analyze_forecast_release(struct analyze_forecast *f)
 	if (!f)
 		return;
 	analyze_blocks_release(&f->b);
-	free(f->layer);
 	memset(f, 0, sizeof(*f));
 }
 

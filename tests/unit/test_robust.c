@@ -283,9 +283,11 @@ static void test_robust_window_blocks(void **state)
 		assert_ptr_equal(in.robust, &f.choice);
 		assert_int_equal(in.n_blocks, 28);
 		assert_int_equal(in.n_hist, 22);
+		assert_int_equal(in.blocks_stride, (size_t)L * EX);
 		for (int k = 0; k < in.n_blocks; k++)
 			for (int e = 0; e < EX; e++)
-				assert_true(in.blocks[k * EX + e] == b.heat[((size_t)k * L + 1) * EX + e]);
+				assert_true(in.blocks[k * in.blocks_stride + e] ==
+					    b.heat[((size_t)k * L + 1) * EX + e]);
 		analyze_blocks_release(&b);
 		analyze_forecast_release(&f);
 		/* no steps: nothing for analyze_place, which fits in->heat */
