@@ -1405,14 +1405,14 @@ static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, 
 /* The search from the placement in force is left out when that placement
  * scores this many times the re-plan's episode figure or more (the mean
  * over episodes or scenarios of max/mean): within its budgets (a quarter
- * of the slots at most) it never came near the re-plan there.  (By the
- * max load of the summed heat alone, a few moves off the top rank can
- * close such a gap: without episodes the search always runs.)  In the 48 compare --rounds cases of BENCHMARKS.md (7,308
- * decisions) the candidates from the placement in force won 342 times,
- * the placement in force at most 1.22 times the re-plan's figure; in
+ * of the slots at most) it never came near the re-plan there.  In the 48
+ * compare --rounds cases of BENCHMARKS.md at seeds 0-2 (21,924 decisions)
+ * the candidates from the placement in force won 1,016 times, the
+ * placement in force then at most 1.22 times the re-plan's figure; in
  * 3,926 decisions of other traces and replays, 96 times, at most 1.07.
- * A first rebalance of 58 x 256 from the static layout is at 2 or more. */
-#define KEEL_CURRENT_FAR 1.5
+ * (By the max load of the summed heat alone, a few moves off the top rank
+ * can close such a gap: without episodes the search always runs.) */
+#define KEEL_CURRENT_FAR 1.3
 
 static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t *phy2log)
 {
