@@ -1396,7 +1396,8 @@ static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, 
 /* Candidates with a current placement: the re-plan in phy2log (matched),
  * and the states of one search from the current placement within budgets
  * of 0 (duplicates removed only), 2%, 5%, 10% and 25% of the slots (and
- * max_moves), each capped by max_moves.  Among those within max_moves, the one with the
+ * max_moves), each capped by max_moves (no such search when the current
+ * placement is far behind: KEEL_CURRENT_FAR).  Among those within max_moves, the one with the
  * fewest moves whose score is within in->move_tolerance of the best score wins (ties:
  * lower score, then the re-plan first).  A candidate past max_moves only
  * wins when nothing else is within it (a duplicate in force must go).
