@@ -359,9 +359,10 @@ static void block_totals(const double *x, size_t xs, int lo, int n, int E, doubl
 	}
 }
 
-/* Rows lo..hi-1 of sh[n * E] = the shares of blocks lo..hi-1 of x, whose
- * tokens are tot[] (uniform when a block has none): x / t, two experts at
- * a time, computed once for every estimator that reads them. */
+/* Rows lo..hi-1 of sh[n * E] = the shares of blocks lo..hi-1 of x (rows
+ * xs doubles apart), whose tokens are tot[] (uniform when a block has
+ * none): x / t, two experts at a time, computed once for every estimator
+ * that reads them. */
 static void block_shares(const double *x, size_t xs, const double *tot, int lo, int hi, int E,
 			 double *sh)
 {
@@ -402,12 +403,12 @@ static int newest_blocks(double half, int m, int n)
  * which the next window's steps will show again and a resampled sum
  * averages away), the others m blocks drawn with replacement in proportion
  * to their weight in the forecast (what the next window's sum may be); all
- * aggregated and shrunk as the forecast is.  X[n * E]: the blocks as the
- * chosen estimator reads them (their tokens or their shares; only the
- * newest_blocks are read); cw[n]: scratch. */
+ * aggregated and shrunk as the forecast is.  X: the n blocks as the chosen
+ * estimator reads them (their tokens or their shares, rows xs doubles
+ * apart; only the newest_blocks are read); cw[n]: scratch. */
 static void robust_scenarios(const double *X, size_t xs, int n, int hist, int E, int K,
-			     uint64_t seed,
-			     double half, double lam, double vol, double *cw, double *scen)
+			     uint64_t seed, double half, double lam, double vol, double *cw,
+			     double *scen)
 {
 	int m = n - hist, na = newest_blocks(half, m, n), Kb = K / 2 < m ? K / 2 : m;
 	double c = 0;
@@ -444,9 +445,9 @@ static void robust_scenarios(const double *X, size_t xs, int n, int hist, int E,
 	}
 }
 
-/* t[i] = the sum of rows[i][E] in expert order, for nr rows: two rows
- * at a time, one in each lane (the same sums, without waiting on one long
- * chain of additions). */
+/* t[i] = the sum of rows[i][E] in expert order, for nr rows: four rows at
+ * a time, then two, one in each lane (the same sums, without waiting on
+ * one long chain of additions). */
 ROBUST_INLINE void row_totals(const double *const *rows, int nr, int E, double *t)
 {
 	int i = 0;
@@ -476,11 +477,11 @@ ROBUST_INLINE void row_totals(const double *const *rows, int nr, int E, double *
 }
 
 /* One estimator's error at one origin, for every hedge: s[E] the weighted
- * blocks before the origin (to be read as shares, of their sum t), a[E] the shares that
- * came after; se[q] = sum over experts of (f - a)^2 / max(f x nslots, 1),
- * f the forecast share hedged by shrinks[q] (the squared error per replica
- * the forecast would give the expert).  Two experts at a time, so the sums
- * run in two lanes, added at the end. */
+ * blocks before the origin (to be read as shares of their sum t), a[E] the
+ * shares that came after; se[q] = sum over experts of (f - a)^2 /
+ * max(f x nslots, 1), f the forecast share hedged by shrinks[q] (the
+ * squared error per replica the forecast would give the expert).  The sums
+ * run in two lanes (even and odd experts), added at the end. */
 ROBUST_INLINE void robust_score(const double *s, double t, const double *a, int E, int nslots,
 				double se[N_SHRINK])
 {
@@ -534,9 +535,10 @@ ROBUST_INLINE void robust_score(const double *s, double t, const double *a, int 
 	}
 }
 
-/* s[E] = blocks lo..hi-1 of x[n * E] summed in order, two experts at a
- * time: not a difference of prefix sums, which loses a small block's
- * tokens after a block of 2^53 (the limit of a step's tokens). */
+/* s[E] = blocks lo..hi-1 of x (rows xs doubles apart) summed in order,
+ * eight experts at a time: not a difference of prefix sums, which loses a
+ * small block's tokens after a block of 2^53 (the limit of a step's
+ * tokens). */
 ROBUST_INLINE void sum_blocks(const double *x, size_t xs, int lo, int hi, int E, double *s)
 {
 	int e = 0;
@@ -574,8 +576,7 @@ ROBUST_INLINE void sum_blocks(const double *x, size_t xs, int lo, int hi, int E,
  * Returns the origins scored. */
 ROBUST_CLONES
 static int robust_backtest(const double *x, size_t xs, const double *sh, int n, int m, int E,
-			   int nslots,
-			   double *tgt, double *acc, double err[2][N_HALF][N_SHRINK])
+			   int nslots, double *tgt, double *acc, double err[2][N_HALF][N_SHRINK])
 {
 	int olo = (m + 1) / 2 > 1 ? (m + 1) / 2 : 1, ohi = n - (m + 1) / 2, norg = 0;
 
