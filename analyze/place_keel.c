@@ -1403,17 +1403,21 @@ static void keel_from_current(struct keel *k, const int32_t *cur, const int *b, 
  * wins when nothing else is within it (a duplicate in force must go).
  * phy2log gets the winner; 0, or -1 when out of memory. */
 #define KEEL_NCAND 8
-/* The search from the placement in force is left out when that placement
- * scores this many times the re-plan's episode figure or more (the mean
- * over episodes or scenarios of max/mean): within its budgets (a quarter
- * of the slots at most) it never came near the re-plan there.  In the 48
- * compare --rounds cases of BENCHMARKS.md at seeds 0-2 (21,924 decisions)
- * the candidates from the placement in force won 1,016 times, the
- * placement in force then at most 1.22 times the re-plan's figure; in
- * 3,926 decisions of other traces and replays, 96 times, at most 1.07.
- * (By the max load of the summed heat alone, a few moves off the top rank
- * can close such a gap: without episodes the search always runs.) */
+/* The search from the placement in force is left out, on a layer of at
+ * least KEEL_CURRENT_FAR_SLOTS slots, when that placement scores this many
+ * times the re-plan's episode figure or more (the mean over episodes or
+ * scenarios of max/mean): within its budgets (a quarter of the slots at
+ * most) it never came near the re-plan there.  In the 48 compare --rounds
+ * cases of BENCHMARKS.md at seeds 0-2 (21,924 decisions) the candidates
+ * from the placement in force won 1,016 times; on layers of 80 slots and
+ * more the placement in force then scored at most 1.14 times the
+ * re-plan's figure.  On a small layer a few moves can close a wider gap
+ * (a quarter of 4 x 3 slots is 3 moves, each can carry a whole hot expert:
+ * wins up to 1.43 times), and the search costs little there; by the max
+ * load of the summed heat alone (no episodes) a few moves off the top rank
+ * can close any gap: in both cases the search always runs. */
 #define KEEL_CURRENT_FAR 1.3
+#define KEEL_CURRENT_FAR_SLOTS 64
 
 static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t *phy2log)
 {
@@ -1429,7 +1433,9 @@ static int keel_pick(struct keel *k, const struct analyze_place_in *in, int32_t 
 	moves[0] = analyze_place_moves(in->current, buf, k->E, k->R, k->S);
 	/* the placement in force far behind a re-plan within max_moves, by
 	 * the episode figure: no search from it (KEEL_CURRENT_FAR) */
-	double sr = k->T > 0 && (cap < 0 || moves[0] <= cap) ? keel_score(k, buf) : 0;
+	double sr = k->T > 0 && P >= KEEL_CURRENT_FAR_SLOTS && (cap < 0 || moves[0] <= cap)
+			    ? keel_score(k, buf)
+			    : 0;
 	int far = sr > 0 && keel_score(k, in->current) >= KEEL_CURRENT_FAR * sr;
 	/* budgets, ascending */
 	int bud[UTIL_ARRAY_SIZE(pct) + 1], nb = 0;
