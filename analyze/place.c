@@ -126,6 +126,10 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 				return util_err_set(err, UTIL_EUSAGE,
 						    "heat of expert %d in episode %d is negative",
 						    (int)(i % in->experts), (int)(i / in->experts));
+	if (in->blocks && in->n_blocks > 0 && in->blocks_stride &&
+	    in->blocks_stride < (size_t)in->experts)
+		return util_err_set(err, UTIL_EUSAGE, "blocks %zu apart cannot hold %d experts",
+				    in->blocks_stride, in->experts);
 	if (in->current) {
 		rc = analyze_placement_check(in->current, in->experts, in->ranks, in->slots, 0,
 					     err);

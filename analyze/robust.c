@@ -324,38 +324,58 @@ static void add_block(double *d, const double *X, size_t xs, int i, int E, doubl
 		d[e] += w * v[e];
 }
 
-/* tot[i] = the tokens of block i of x, i = lo..n-1, each summed in expert
- * order; eight blocks at a time, one in each lane, then two (the same
- * sums, without waiting on one long chain of additions).  The blocks
- * before lo, which the caller does not read, get 0. */
+/* t[i] = the sum of rows[i][E] in expert order, for nr rows: eight rows
+ * at a time, then four, then two, one in each lane (the same sums, without
+ * waiting on one long chain of additions). */
+ROBUST_INLINE void row_totals(const double *const *rows, int nr, int E, double *t)
+{
+	int i = 0;
+
+	for (; i + 7 < nr; i += 8) {
+		const double *a = rows[i], *b = rows[i + 1], *c = rows[i + 2], *d = rows[i + 3];
+		const double *f = rows[i + 4], *g = rows[i + 5], *h = rows[i + 6], *k = rows[i + 7];
+		v8d s = { 0 };
+		for (int e = 0; e < E; e++)
+			s += (v8d){ a[e], b[e], c[e], d[e], f[e], g[e], h[e], k[e] };
+		for (int j = 0; j < 8; j++)
+			t[i + j] = s[j];
+	}
+	for (; i + 3 < nr; i += 4) {
+		const double *a = rows[i], *b = rows[i + 1], *c = rows[i + 2], *d = rows[i + 3];
+		v4d s = { 0, 0, 0, 0 };
+		for (int e = 0; e < E; e++)
+			s += (v4d){ a[e], b[e], c[e], d[e] };
+		for (int j = 0; j < 4; j++)
+			t[i + j] = s[j];
+	}
+	for (; i + 1 < nr; i += 2) {
+		const double *a = rows[i], *b = rows[i + 1];
+		v2d s = { 0, 0 };
+		for (int e = 0; e < E; e++)
+			s += (v2d){ a[e], b[e] };
+		t[i] = s[0];
+		t[i + 1] = s[1];
+	}
+	for (; i < nr; i++) {
+		double s = 0;
+		for (int e = 0; e < E; e++)
+			s += rows[i][e];
+		t[i] = s;
+	}
+}
+
+/* tot[i] = the tokens of block i of x (rows xs doubles apart), i = lo..n-1,
+ * each summed in expert order (row_totals, eight blocks at a time).  The
+ * blocks before lo, which the caller does not read, get 0. */
 static void block_totals(const double *x, size_t xs, int lo, int n, int E, double *tot)
 {
-	int i = lo;
-
 	memset(tot, 0, (size_t)lo * sizeof(double));
-
-	for (; i + 7 < n; i += 8) {
-		const double *b = x + (size_t)i * xs;
-		v8d t = { 0 };
-		for (int e = 0; e < E; e++)
-			t += (v8d){ b[e],          b[xs + e],     b[2 * xs + e], b[3 * xs + e],
-				    b[4 * xs + e], b[5 * xs + e], b[6 * xs + e], b[7 * xs + e] };
-		for (int j = 0; j < 8; j++)
-			tot[i + j] = t[j];
-	}
-	for (; i + 1 < n; i += 2) {
-		const double *a = x + (size_t)i * xs, *b = a + xs;
-		v2d t = { 0, 0 };
-		for (int e = 0; e < E; e++)
-			t += (v2d){ a[e], b[e] };
-		tot[i] = t[0];
-		tot[i + 1] = t[1];
-	}
-	for (; i < n; i++) {
-		double t = 0;
-		for (int e = 0; e < E; e++)
-			t += x[(size_t)i * xs + e];
-		tot[i] = t;
+	for (int i = lo; i < n; i += 8) {
+		const double *rows[8] = { 0 };
+		int k = n - i < 8 ? n - i : 8;
+		for (int j = 0; j < k; j++)
+			rows[j] = x + (size_t)(i + j) * xs;
+		row_totals(rows, k, E, tot + i);
 	}
 }
 
@@ -442,37 +462,6 @@ static void robust_scenarios(const double *X, size_t xs, int n, int hist, int E,
 		to_shares(d, E);
 		for (int e = 0; e < E; e++)
 			d[e] = vol * ((1 - lam) * d[e] + lam / E);
-	}
-}
-
-/* t[i] = the sum of rows[i][E] in expert order, for nr rows: four rows at
- * a time, then two, one in each lane (the same sums, without waiting on
- * one long chain of additions). */
-ROBUST_INLINE void row_totals(const double *const *rows, int nr, int E, double *t)
-{
-	int i = 0;
-
-	for (; i + 3 < nr; i += 4) {
-		const double *a = rows[i], *b = rows[i + 1], *c = rows[i + 2], *d = rows[i + 3];
-		v4d s = { 0, 0, 0, 0 };
-		for (int e = 0; e < E; e++)
-			s += (v4d){ a[e], b[e], c[e], d[e] };
-		for (int j = 0; j < 4; j++)
-			t[i + j] = s[j];
-	}
-	for (; i + 1 < nr; i += 2) {
-		const double *a = rows[i], *b = rows[i + 1];
-		v2d s = { 0, 0 };
-		for (int e = 0; e < E; e++)
-			s += (v2d){ a[e], b[e] };
-		t[i] = s[0];
-		t[i + 1] = s[1];
-	}
-	for (; i < nr; i++) {
-		double s = 0;
-		for (int e = 0; e < E; e++)
-			s += rows[i][e];
-		t[i] = s;
 	}
 }
 

@@ -612,6 +612,18 @@ static void test_place_bad_input(void **state)
 	in.n_episodes = 2;
 	assert_int_equal(analyze_place(analyze_algo_find("flashlb"), &in, p, &err), UTIL_EUSAGE);
 	assert_non_null(strstr(err.msg, "episode 1"));
+	/* blocks closer together than a layer's experts */
+	double bl[4 * 3] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	in.episodes = NULL;
+	in.n_episodes = 0;
+	in.blocks = bl;
+	in.n_blocks = 4;
+	in.blocks_stride = 2;
+	assert_int_equal(analyze_place(analyze_algo_find(ANALYZE_FLAGSHIP), &in, p, &err),
+			 UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "cannot hold 3 experts"));
+	in.blocks_stride = 3;
+	assert_int_equal(analyze_place(analyze_algo_find(ANALYZE_FLAGSHIP), &in, p, &err), 0);
 	assert_null(analyze_algo_find("no-such-algorithm"));
 }
 
