@@ -307,12 +307,6 @@ static inline double rep(const struct keel *k, int e)
 	return k->rw[e];
 }
 
-/* Per-replica loads after a change of counts. */
-static void keel_rw(struct keel *k)
-{
-	for (int e = 0; e < k->E; e++)
-		k->rw[e] = k->w[e] / k->cnt[e];
-}
 
 static inline double erep(const struct keel *k, int t, int e)
 {
@@ -329,13 +323,12 @@ static void keel_norm_rank(struct keel *k, int r)
 	k->fld[r] = (float)(k->load[r] / k->mean);
 }
 
-/* Loads from scratch for the current slots and counts. */
-static void keel_loads(struct keel *k)
+/* Per-replica loads after a change of counts, computed again only where
+ * a count changed (the same quotients: they depend on the count alone). */
+static void keel_rw(struct keel *k)
 {
-	int E = k->E, R = k->R, S = k->S, T = k->T;
+	int E = k->E, T = k->T;
 
-	/* per-replica loads, again only where a count changed (the same
-	 * quotients: they depend on the count alone) */
 	for (int e = 0; e < E; e++) {
 		if (k->lcnt[e] == k->cnt[e])
 			continue;
@@ -350,6 +343,14 @@ static void keel_loads(struct keel *k)
 			k->nrl[(size_t)e * k->TP + t] =
 				(float)(k->rl[(size_t)e * T + t] * k->winv[t]);
 	}
+}
+
+/* Loads from scratch for the current slots and counts. */
+static void keel_loads(struct keel *k)
+{
+	int E = k->E, R = k->R, S = k->S, T = k->T;
+
+	keel_rw(k);
 	memset(k->has, 0, (size_t)R * E);
 	for (int r = 0; r < R; r++) {
 		double s = 0;
