@@ -15,8 +15,10 @@ load0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 runs=9
 # secs BIN CURRENT: the algorithm's seconds of one decision (place --json)
 secs() {
-	"$1" place "$d/t.db" --steps 1000:1199 --current "$2" --json |
-		sed -n 's/^{"algorithm":"[a-z]*","seconds":\([0-9.e-]*\),.*/\1/p'
+	v=$("$1" place "$d/t.db" --steps 1000:1199 --current "$2" --json |
+		sed -n 's/^{"algorithm":"[a-z]*","seconds":\([0-9.e-]*\),.*/\1/p')
+	[ -n "$v" ] || { echo "bench_place_decision: no seconds from $1 place --json" >&2; exit 1; }
+	echo "$v"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "## The flagship's decision time (moetrace place)"
