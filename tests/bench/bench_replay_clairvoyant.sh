@@ -15,47 +15,52 @@ echo "/ sum of mean device load over layers); clairvoyant = the same algorithm w
 echo "fitted on each interval itself and scored on it. Both over steps $every..$((steps - 1)) (the first"
 echo "interval has no window yet). Twice: with the generator's default decode batch (128"
 echo "sequences) and with \`--decode-batch 2048\`, closer to a loaded deployment of this size."
-# one_batch LABEL GEN-ARGS...: the table and the noise floor of one trace
-one_batch() {
-label=$1
-shift
-rm -f "$d"/*.db "$d/rows"
-"$MOETRACE" gen --model deepseek-v3 --steps $steps --seed 1 "$@" -q "$d/t.db"
-echo
-echo "**$label**"
-echo
-echo "| replay | episodes | realised | clairvoyant | realised / clairvoyant | copies |"
-echo "|---|---:|---:|---:|---:|---:|"
-"$MOETRACE" export "$d/t.db" --format jsonl -o "$d/t.jsonl" >/dev/null
-# 0: the summed heat; 16: one episode per step, at most
-# ANALYZE_REPLAY_EPISODES (what every other algorithm is given by default);
-# $every: one per step, uncapped; forecast: the replay's default for keel,
-# its forecast from the window and the history before it, against the
-# per-step clairvoyant figure (the oracles of $every, kept)
-for ep in 0 16 $every forecast; do
-	eps="--episodes $ep"
-	[ $ep = forecast ] && eps=
-	"$MOETRACE" replay "$d/t.db" --algo keel --interval $every --window $every --delay 0 \
-		--start static $eps --json >"$d/r.json"
-	id=$("$MOETRACE" replays "$d/t.db" | awk '$1 ~ /^[0-9]+$/ { id = $1 } END { print id }')
-	"$MOETRACE" sql "$d/t.db" --format csv "select step, sum(max_load) / sum(mean_load) from replay_steps
-		where replay = $id and step >= $every group by step order by step" >"$d/real.csv"
-	mv=$(sed -n 's/.*"events": [0-9]*, "moves": \([0-9]*\).*/\1/p' "$d/r.json" | head -1)
+# oracles PHASE EP: the clairvoyant placements (oracle.list): keel with EP
+# episodes fitted on each interval's own steps of PHASE, interval k the
+# ordinals k x every .. (k + 1) x every - 1 of those steps, k >= 1 (the
+# first has no window yet), whole intervals only
+oracles() {
+	where= phs=
+	[ $1 = decode ] && phs="--phase decode" where="where phase = 2"
+	"$MOETRACE" sql "$d/t.db" --format csv "select step from steps $where order by step" |
+		tail -n +2 >"$d/ids"
+	n=$(wc -l <"$d/ids")
+	: >"$d/oracle.list"
 	k=1
-	[ $ep = forecast ] || : >"$d/oracle.list"
-	while [ $ep != forecast ] && [ $((k * every)) -lt $steps ]; do
-		a=$((k * every)); b=$((a + every - 1))
-		"$MOETRACE" place "$d/t.db" --algo keel --steps $a:$b --episodes $ep --current none --json \
-			>"$d/p$k.json"
+	while [ $(((k + 1) * every)) -le $n ]; do
+		a=$(sed -n "$((k * every + 1))p" "$d/ids")
+		b=$(sed -n "$(((k + 1) * every))p" "$d/ids")
+		"$MOETRACE" place "$d/t.db" --algo keel --steps $a:$b --episodes $2 $phs \
+			--current none --json >"$d/p$k.json"
 		echo "$a $b $d/p$k.json" >>"$d/oracle.list"
 		k=$((k + 1))
 	done
-	python3 - "$d/t.jsonl" "$d/oracle.list" "$d/real.csv" "$ep" "$mv" <<'PY' | tee -a "$d/rows"
+}
+# replay_row PHASE EP: one row of a table: the replay on the steps of PHASE
+# (all; or decode, `--phase decode`: prefill served elsewhere) with EP
+# episodes (forecast: the replay's default), against the clairvoyant figure:
+# the same episodes fitted on each interval's own steps of PHASE.  The
+# forecast row is scored against the oracles of the row before ($every).
+replay_row() {
+	ph=$1 ep=$2
+	eps="--episodes $ep" phs=
+	[ $ep = forecast ] && eps=
+	[ $ph = decode ] && phs="--phase decode"
+	cp "$d/t.db" "$d/w.db"
+	"$MOETRACE" replay "$d/w.db" --algo keel --interval $every --window $every --delay 0 \
+		--start static $eps $phs --json >"$d/r.json"
+	"$MOETRACE" sql "$d/w.db" --format csv "select step, sum(max_load) / sum(mean_load)
+		from replay_steps group by step order by step" >"$d/real.csv"
+	mv=$(sed -n 's/.*"events": [0-9]*, "moves": \([0-9]*\).*/\1/p' "$d/r.json" | head -1)
+	[ $ep = forecast ] || oracles $ph $ep
+	python3 - "$d/t.jsonl" "$d/oracle.list" "$d/real.csv" "$ep" "$mv" "$ph" <<'PY' |
 import csv, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 head, steps = rows[0], {r["step"]: r["counts"] for r in rows[1:]}
+phase = {r["step"]: r["phase"] for r in rows[1:]}
 R, S = head["ranks"], head["slots"]
-oracle = []
+want = sys.argv[6]
+oracle = {}
 for line in open(sys.argv[2]):
     a, b, f = line.split()
     pl = [l["phy2log"] for l in json.load(open(f))["layers"]]
@@ -66,16 +71,52 @@ for line in open(sys.argv[2]):
             c[e] = c.get(e, 0) + 1
         cnts.append(c)
     for s in range(int(a), int(b) + 1):
+        if want != "all" and phase[s] != want:
+            continue
         mx = mn = 0
         for l, h in enumerate(steps[s]):
             p, c = pl[l], cnts[l]
             load = [sum(h[p[r * S + j]] / c[p[r * S + j]] for j in range(S)) for r in range(R)]
             mx += max(load); mn += sum(load) / R
-        oracle.append(mx / mn)
-real = [float(r[1]) for r in csv.reader(open(sys.argv[3])) if r and r[0] != "step"]
-ro, rr = sum(oracle) / len(oracle), sum(real) / len(real)
-print("| keel | %s | %.4f | %.4f | %.3f | %s |" % (sys.argv[4], rr, ro, rr / ro, sys.argv[5]))
+        oracle[s] = mx / mn
+real = {int(r[0]): float(r[1]) for r in csv.reader(open(sys.argv[3])) if r and r[0] != "step"}
+missing = [s for s in oracle if s not in real]
+if not oracle or missing:
+    sys.exit("bench_replay_clairvoyant: no replayed step %s" % (missing[:1] or "scored"))
+def mean(ks, d):
+    return sum(d[s] for s in ks) / len(ks)
+ks = sorted(oracle)
+ro, rr = mean(ks, oracle), mean(ks, real)
+cells = ["keel", sys.argv[4], "%.4f" % rr, "%.4f" % ro, "%.3f" % (rr / ro)]
+if want == "all":
+    # the same ratio on each phase's steps
+    for p in ("decode", "prefill"):
+        kp = [s for s in ks if phase[s] == p]
+        cells.append("%.3f" % (mean(kp, real) / mean(kp, oracle)) if kp else "-")
+cells.append(sys.argv[5])
+print("| " + " | ".join(cells) + " |")
 PY
+		tee -a "$d/rows.$ph"
+}
+# one_batch LABEL GEN-ARGS...: the table and the noise floor of one trace
+one_batch() {
+label=$1
+shift
+rm -f "$d"/*.db "$d"/rows.*
+"$MOETRACE" gen --model deepseek-v3 --steps $steps --seed 1 "$@" -q "$d/t.db"
+echo
+echo "**$label**"
+echo
+echo "| replay | episodes | realised | clairvoyant | realised / clairvoyant | on decode steps | on prefill steps | copies |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+"$MOETRACE" export "$d/t.db" --format jsonl -o "$d/t.jsonl" >/dev/null
+# 0: the summed heat; 16: one episode per step, at most
+# ANALYZE_REPLAY_EPISODES (what every other algorithm is given by default);
+# $every: one per step, uncapped; forecast: the replay's default for keel,
+# its forecast from the window and the history before it, against the
+# per-step clairvoyant figure (the oracles of $every, kept)
+for ep in 0 16 $every forecast; do
+	replay_row all $ep
 done
 # The noise floor: a placement that sees the very traffic of an interval
 # but not its scored steps.  Each interval's even steps fit (one episode per
@@ -118,8 +159,8 @@ while [ $((k * every)) -lt $steps ]; do
 done
 tpr=$(sed -n 's/.*"tokens_per_rank": \([0-9.]*\).*/\1/p' "$d/r.json" | head -1)
 # the per-step replay's realised and clairvoyant figures, and the default's
-pr=$(awk -F'|' -v ep=$every '$3 + 0 == ep { print $4 + 0, $5 + 0 }' "$d/rows")
-fr=$(awk -F'|' '$3 ~ /forecast/ { print $4 + 0 }' "$d/rows")
+pr=$(awk -F'|' -v ep=$every '$3 + 0 == ep { print $4 + 0, $5 + 0 }' "$d/rows.all")
+fr=$(awk -F'|' '$3 ~ /forecast/ { print $4 + 0 }' "$d/rows.all")
 awk -v tpr="$tpr" -v pr="$pr" -v fr="$fr" -v every=$every '$1 == "half" { h += $2; nh++ } $1 == "self" { s += $2; ns++ }
 	END { split(pr, p, " "); h /= nh; s /= ns
 	      printf "\nNoise floor: fitted on each interval'"'"'s even steps (one episode per step) and scored\n"
@@ -136,6 +177,55 @@ awk -v tpr="$tpr" -v pr="$pr" -v fr="$fr" -v every=$every '$1 == "half" { h += $
 		      printf "with the floor itself above 1.1 times\nthe clairvoyant figure, no setting brings the realised one within 10%% of it on this trace.\n"
 	      else
 		      printf "the floor itself is %.1f%% above it.\n", 100 * (h / p[2] - 1) }' "$d/floor"
+phases "$label"
+}
+# phases LABEL: where the default's excess lies (its row's columns by
+# phase), and the replay of the decode steps alone
+phases() {
+np=$(grep -c '"phase":"prefill"' "$d/t.jsonl" || :)
+awk -F'|' -v np="$np" '$3 ~ /forecast/ { r = $6 + 0; dc = $7 + 0; pc = $8 + 0 }
+	END { printf "\nBy phase: the default'"'"'s realised figure is %.3f times the clairvoyant one on the\n", dc
+	      printf "decode steps and %.3f times on the prefill steps (%d of the run'"'"'s %d steps). A prefill\n", pc, np, '$steps'
+	      printf "step routes the prompts that arrive at it, whose tokens go to their own experts together;\n"
+	      printf "the clairvoyant placement, fitted on those very steps, knows which prompts come, and no\n"
+	      printf "placement decided before them can"
+	      if (dc < 1)
+		      printf " (on the decode steps it does worse than the\ndefault: it gives them up for the prefill steps it knows)"
+	      printf ". Where prefill runs on other ranks (prefill-decode\n"
+	      printf "disaggregation, as large deployments of this model run), the decode ranks replay their\n"
+	      printf "own steps (`replay --phase decode`, intervals and windows of decode steps):\n" }' "$d/rows.all"
+echo
+echo "| replay (decode steps) | episodes | realised | clairvoyant | realised / clairvoyant | copies |"
+echo "|---|---:|---:|---:|---:|---:|"
+for ep in $every forecast; do
+	replay_row decode $ep
+done
+awk -F'|' '$3 ~ /forecast/ { printf "\nThere the default'"'"'s realised figure is %.1f%% above its clairvoyant one.\n", 100 * ($6 - 1) }' \
+	"$d/rows.decode"
 }
 one_batch "Default decode batch (128)"
 one_batch "Decode batch 2048" --decode-batch 2048
+# The default against its clairvoyant figure on six traces of batch 2048
+# (the generator's domain switches and prompts differ from seed to seed).
+echo
+echo "**Six traces, decode batch 2048** (\`--seed 1\` to \`6\`): the replay's default, realised /"
+echo "clairvoyant, on all steps and by phase, and replaying the decode steps alone."
+echo
+echo "| seed | realised / clairvoyant | on decode steps | on prefill steps | decode steps only |"
+echo "|---:|---:|---:|---:|---:|"
+for seed in 1 2 3 4 5 6; do
+	rm -f "$d"/*.db "$d"/rows.*
+	"$MOETRACE" gen --model deepseek-v3 --steps $steps --seed $seed --decode-batch 2048 -q "$d/t.db"
+	"$MOETRACE" export "$d/t.db" --format jsonl -o "$d/t.jsonl" >/dev/null
+	oracles all $every
+	replay_row all forecast >/dev/null
+	oracles decode $every
+	replay_row decode forecast >/dev/null
+	a=$(awk -F'|' '{ print $6 + 0, $7 + 0, $8 + 0 }' "$d/rows.all")
+	b=$(awk -F'|' '{ print $6 + 0 }' "$d/rows.decode")
+	echo "$seed $a $b" >>"$d/seeds"
+	echo "$seed $a $b" | awk '{ printf "| %d | %.3f | %.3f | %.3f | %.3f |\n", $1, $2, $3, $4, $5 }'
+done
+awk '{ for (i = 2; i <= 5; i++) m[i] += $i; n++ }
+	END { printf "| mean | %.3f | %.3f | %.3f | %.3f |\n", m[2] / n, m[3] / n, m[4] / n, m[5] / n }' \
+	"$d/seeds"
