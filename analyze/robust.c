@@ -319,8 +319,17 @@ static void to_shares(double *v, int E)
 static void add_block(double *d, const double *X, size_t xs, int i, int E, double w)
 {
 	const double *v = X + (size_t)i * xs;
+	int e = 0;
 
-	for (int e = 0; e < E; e++)
+	/* eight at a time (the compiler cannot know d and v apart) */
+	for (; e + 7 < E; e += 8) {
+		v8d a, b;
+		LD8(a, d + e);
+		LD8(b, v + e);
+		a += w * b;
+		ST8(d + e, a);
+	}
+	for (; e < E; e++)
 		d[e] += w * v[e];
 }
 
@@ -530,27 +539,23 @@ ROBUST_INLINE void robust_score(const double *s, double t, const double *a, int 
  * tokens). */
 ROBUST_INLINE void sum_blocks(const double *x, size_t xs, int lo, int hi, int E, double *s)
 {
-	int e = 0;
-
-	for (; e + 7 < E; e += 8) {
-		v8d t = { 0 }, v;
-		for (int i = lo; i < hi; i++) {
-			LD8(v, x + (size_t)i * xs + e);
-			t += v;
+	/* row by row: each block's row is read in order (the blocks of a
+	 * layer lie a whole step's cells apart, too far for the prefetcher
+	 * when read down a column), and the additions of one expert are the
+	 * same, in the same order */
+	memset(s, 0, (size_t)E * sizeof(double));
+	for (int i = lo; i < hi; i++) {
+		const double *v = x + (size_t)i * xs;
+		int e = 0;
+		for (; e + 7 < E; e += 8) {
+			v8d t, u;
+			LD8(t, s + e);
+			LD8(u, v + e);
+			t += u;
+			ST8(s + e, t);
 		}
-		ST8(s + e, t);
-	}
-	for (; e + 1 < E; e += 2) {
-		v2d t = { 0, 0 };
-		for (int i = lo; i < hi; i++)
-			t += ld2(x + (size_t)i * xs + e);
-		st2(s + e, t);
-	}
-	for (; e < E; e++) {
-		double t = 0;
-		for (int i = lo; i < hi; i++)
-			t += x[(size_t)i * xs + e];
-		s[e] = t;
+		for (; e < E; e++)
+			s[e] += v[e];
 	}
 }
 
