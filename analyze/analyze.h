@@ -804,6 +804,14 @@ struct analyze_replay_out {
 	double algo_seconds;            /* time spent in the algorithm */
 	int64_t unscored_steps;         /* of sum.steps, those in which no layer got a
 					 * token: out of the per-step figures */
+	/* The overall per-step figures of the decode steps ([0]) and of the
+	 * prefill steps ([1]) alone: how many were scored, the mean and p99
+	 * under the replay and under the baseline (NAN without a step); a
+	 * step of unknown phase is in neither. */
+	struct analyze_replay_phase {
+		int64_t steps;
+		double mean, p99, base_mean, base_p99;
+	} phase[2];
 	/* With cfg->series: per step (n_series = steps), the step id, the
 	 * imbalance under the replay and under the baseline, overall (sum of max
 	 * / sum of mean) or of cfg->series_layer. */

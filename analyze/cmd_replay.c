@@ -236,6 +236,15 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 	printf("%-28s %10s %10s\n", "", "baseline", "replay");
 	printf("%-28s %10.3f %10.3f\n", "imbalance, mean over steps", m->baseline_imbalance_mean,
 	       m->imbalance_mean);
+	/* a trace of both phases: each phase's own mean, since one prefill
+	 * step weighs as much as one decode step in the mean above */
+	if (r->phase[0].steps && r->phase[1].steps)
+		for (int i = 0; i < 2; i++) {
+			char lab[64];
+			snprintf(lab, sizeof(lab), "  on %lld %s step%s", (long long)r->phase[i].steps,
+				 i ? "prefill" : "decode", r->phase[i].steps == 1 ? "" : "s");
+			printf("%-28s %10.3f %10.3f\n", lab, r->phase[i].base_mean, r->phase[i].mean);
+		}
 	printf("%-28s %10.3f %10.3f\n", "imbalance, p99 over steps", m->baseline_imbalance_p99,
 	       m->imbalance_p99);
 	printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%s), %s across "
@@ -360,6 +369,21 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	       m->imbalance_p99, m->baseline_imbalance_p99, (long long)m->events,
 	       (long long)m->moves, (long long)m->bytes, m->transfer_seconds, m->saved_seconds,
 	       m->net_stop_seconds, m->net_overlap_seconds, r->algo_seconds, r->wall_seconds);
+	/* the same per-step figures of each phase's steps alone */
+	printf(" \"by_phase\": {");
+	for (int i = 0; i < 2; i++) {
+		const struct analyze_replay_phase *p = &r->phase[i];
+		printf("%s\"%s\": {\"steps\": %lld, ", i ? ", " : "", i ? "prefill" : "decode",
+		       (long long)p->steps);
+		jnum("imbalance_mean", p->mean, p->steps > 0);
+		jnum("baseline_imbalance_mean", p->base_mean, p->steps > 0);
+		jnum("imbalance_p99", p->p99, p->steps > 0);
+		if (p->steps > 0)
+			printf("\"baseline_imbalance_p99\": %.6f}", p->base_p99);
+		else
+			printf("\"baseline_imbalance_p99\": null}");
+	}
+	printf("},\n");
 	printf(" \"events\": [");
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct store_replay_event *e = &r->events[i];

@@ -776,9 +776,12 @@ struct replay {
 	uint8_t *want, *pend_layers;         /* [L] to re-place, changed by the pending */
 	int64_t *ev_moves, *ev_bytes;        /* [L] of an event */
 	int64_t *send, *recv, *psend, *precv; /* [2*R] intra | inter per rank */
-	struct qhist qh, qb, qo, qob;        /* per layer and overall, replay and baseline */
+	struct qhist qh, qb, qo, qob;        /* per layer and overall (0: every step, 1:
+					      * decode steps, 2: prefill steps), replay
+					      * and baseline */
 	double *qbuf;                        /* [QB_STEPS * (2L + 2)] their values, by step,
 					      * until replay_qflush */
+	int qphase[QB_STEPS];                /* the phase of each step in qbuf */
 	int nq;                              /* steps in qbuf */
 	double *ev_before, *ev_after;        /* [n_events * L] of every event (stored at
 					      * the end) */
@@ -1004,7 +1007,7 @@ static int replay_alloc(struct replay *r)
 	    !r->lmax || !r->lmean || !r->bmax || !r->qbuf || !r->bt || !r->before || !r->after || !r->want ||
 	    !r->pend_layers || !r->ev_moves || !r->ev_bytes || !r->send || !r->recv ||
 	    !r->psend || !r->precv || !out->layer || qh_init(&r->qh, L) || qh_init(&r->qb, L) ||
-	    qh_init(&r->qo, 1) || qh_init(&r->qob, 1))
+	    qh_init(&r->qo, 3) || qh_init(&r->qob, 3))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	if (r->cfg->series && r->N > 0) { /* N > 0: replay_check */
 		out->series_step = malloc((size_t)r->N * sizeof(int64_t));
@@ -1118,8 +1121,15 @@ static int replay_qflush(struct replay *r)
 			qh_add(&r->qb, l, r->qbuf[(size_t)j * row + (size_t)(L + l)]);
 	}
 	for (int j = 0; j < r->nq; j++) {
-		qh_add(&r->qo, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L]);
-		qh_add(&r->qob, 0, r->qbuf[(size_t)j * row + 2 * (size_t)L + 1]);
+		double v = r->qbuf[(size_t)j * row + 2 * (size_t)L];
+		double b = r->qbuf[(size_t)j * row + 2 * (size_t)L + 1];
+		int ph = r->qphase[j] == STORE_PHASE_DECODE ? 1 : r->qphase[j] == STORE_PHASE_PREFILL ? 2 : 0;
+		qh_add(&r->qo, 0, v);
+		qh_add(&r->qob, 0, b);
+		if (ph) { /* and its phase's */
+			qh_add(&r->qo, ph, v);
+			qh_add(&r->qob, ph, b);
+		}
 	}
 	r->nq = 0;
 	return r->qh.oom || r->qb.oom || r->qo.oom || r->qob.oom ? UTIL_ENOMEM : 0;
@@ -1203,6 +1213,7 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		r->prefix[i] += st->counts[i];
 	qv[2 * (size_t)L] = analyze_scored_imbalance(smax, smean);
 	qv[2 * L + 1] = analyze_scored_imbalance(sbase, smean);
+	r->qphase[r->nq] = st->phase;
 	if (++r->nq == QB_STEPS && replay_qflush(r))
 		return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	/* tokens of the batch: recorded, else routed tokens / top-k */
@@ -1499,6 +1510,14 @@ static int replay_finish(struct replay *r)
 	sum->baseline_imbalance_mean = qh_mean(&r->qob, 0);
 	sum->imbalance_p99 = qh_pct(&r->qo, 0, 99);
 	sum->baseline_imbalance_p99 = qh_pct(&r->qob, 0, 99);
+	for (int i = 0; i < 2; i++) {
+		struct analyze_replay_phase *p = &out->phase[i];
+		p->steps = r->qo.count[i + 1];
+		p->mean = qh_mean(&r->qo, i + 1);
+		p->base_mean = qh_mean(&r->qob, i + 1);
+		p->p99 = qh_pct(&r->qo, i + 1, 99);
+		p->base_p99 = qh_pct(&r->qob, i + 1, 99);
+	}
 	sum->net_stop_seconds = sum->saved_seconds - sum->transfer_seconds;
 	sum->net_overlap_seconds += sum->saved_seconds;
 	/* step time: measured, else estimated when the model gives the rest of
