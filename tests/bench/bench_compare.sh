@@ -23,13 +23,16 @@ while read -r dir file model ranks slots; do
 	n=$((n + 1))
 	"$MOETRACE" import "$csv" --into "$d/$n.db" --run "$dir" --model "$model" \
 		--ranks "$ranks" --slots "$slots" >/dev/null
-	"$MOETRACE" compare "$d/$n.db" --format csv >"$d/out.csv"
+	"$MOETRACE" compare "$d/$n.db" --capacity 1.25 --format csv >"$d/out.csv"
 	echo "**$dir/$file** ($model, $ranks ranks x $slots slots)"
 	echo
 	echo "| algorithm | fit | next | next/step | gap to bound (next) | moves | token drop (next, 1.25x) | seconds |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-	awk -F, '$1 == "overall" { printf "| %s | %.4f | %.4f | %.4f | %.1f%% | %d | %.2f%% | %.4f |\n",
-		$2, $4, $5, $6, 100 * $8, $9, 100 * $12, $13 }' "$d/out.csv"
+	# the columns by name: token_drop is there with --capacity only
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
+		$1 == "overall" { printf "| %s | %.4f | %.4f | %.4f | %.1f%% | %d | %.2f%% | %.4f |\n",
+		$2, $c["fit_imbalance"], $c["next_imbalance"], $c["next_step_mean_imbalance"],
+		100 * $c["gap_next"], $c["moves"], 100 * $c["token_drop"], $c["seconds"] }' "$d/out.csv"
 	echo
 done <<'LIST'
 deepseek_v2_lite_puffin expert_load.csv deepseek-v2-lite 8 10
