@@ -589,6 +589,13 @@ static double summary_replay(cairo_t *cr, double x, double y, double room, doubl
 		 "(%.4f)",
 		 (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
 		 m->imbalance_p99, m->baseline_imbalance_p99);
+	if (r->rep.phase[0].steps && r->rep.phase[1].steps)
+		y = para(cr, x, y, room, f, 0,
+			 "by phase: %lld decode steps, mean %.4f (start %.4f); %lld prefill steps, mean "
+			 "%.4f (start %.4f)",
+			 (long long)r->rep.phase[0].steps, r->rep.phase[0].mean,
+			 r->rep.phase[0].base_mean, (long long)r->rep.phase[1].steps,
+			 r->rep.phase[1].mean, r->rep.phase[1].base_mean);
 	if (r->model) {
 		util_human_bytes(b1, sizeof(b1), (double)m->bytes);
 		snprintf(b2, sizeof(b2), "%.3f s", m->transfer_seconds);

@@ -36,3 +36,5 @@ expect_grep "$T/text" "per step \(estimates\): MoE time [0-9.]+ ms -> [0-9.]+ ms
 expect_grep "$T/text" "copies at [0-9]+ GB/s per rank inside a node \(nvlink4\) and [0-9]+ GB/s across \(ib-ndr-400g\); times are estimates"
 # the list of pages ends with the phase page (the 7th)
 expect_grep "$T/text" "7\. prefill and decode: each phase's steps and imbalance on the scored steps"
+# the replay's figures of each phase apart, on the page as well
+expect_grep "$T/text" "by phase: [0-9]+ decode steps, mean [0-9.]+ \(start [0-9.]+\); [0-9]+ prefill steps, mean [0-9.]+ \(start [0-9.]+\)"
