@@ -887,9 +887,24 @@ static int replay_check(struct replay *r)
 	if ((rc = analyze_step_count(r->s, r->run, cfg->from, cfg->to, cfg->phase_mask, &r->N,
 				     err)))
 		return rc;
-	if (r->N == 0)
+	if (r->N == 0) {
+		int64_t all = 0;
+		/* steps there, none of the phase: say so (a trace recorded
+		 * without phases has no step of either) */
+		if (cfg->phase_mask &&
+		    (rc = analyze_step_count(r->s, r->run, cfg->from, cfg->to, 0, &all, err)))
+			return rc;
+		if (all > 0)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "run '%s': none of the %lld steps in the chosen range is "
+					    "a %s step (--phase; a step recorded without its phase "
+					    "is neither)",
+					    r->run->name, (long long)all,
+					    cfg->phase_mask == 1u << STORE_PHASE_PREFILL ? "prefill"
+											  : "decode");
 		return util_err_set(err, UTIL_EUSAGE, "no steps of run '%s' in the chosen range",
 				    r->run->name);
+	}
 	/* every decision is scored on steps after it: with one step, a
 	 * placement fitted on that step would be scored on it (a hindsight
 	 * figure presented as a replay) */

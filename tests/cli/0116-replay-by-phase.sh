@@ -76,3 +76,7 @@ expect_status 0 mt replay "$T/plain.db" --algo eplb --interval 11 --delay 0 --st
 	--no-store --json
 expect_grep "$T/out" '"decode": \{"steps": 0,'
 expect_grep "$T/out" '"prefill": \{"steps": 0,'
+# --phase on it selects nothing: the error says why, and stores nothing
+expect_status 2 mt replay "$T/plain.db" --algo eplb --interval 11 --phase decode
+expect_grep "$T/err" "run 'plain': none of the 12 steps in the chosen range is a decode step"
+[ "$(sqlite3 "$T/plain.db" "SELECT count(*) FROM replays")" = 0 ] || fail "a refused replay was stored"
