@@ -130,7 +130,8 @@ struct analyze_place_in {
 	int max_moves;              /* move budget (swift, flagship); -1 = none */
 	double move_tolerance;      /* flagship with `current`: the fraction of its best
 				     * score it may give up for fewer moves (0: none;
-				     * replay uses 0.005, place/compare 0) */
+				     * replay uses 0.005, place/compare 0; keel's fit
+				     * of its forecast at least 0.005 everywhere) */
 	uint64_t seed;              /* for randomised search; results are deterministic */
 	int no_dup;                 /* the target engine holds no expert twice on one rank:
 				     * analyze_placement_undup before rank matching */

@@ -9,7 +9,7 @@ echo "## Fitted vs next window (moetrace compare)"
 echo
 [ -d "$real" ] || { echo "skipped: $real not found"; exit 0; }
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
-echo "\`moetrace compare DB --format csv\` on each real trace: each algorithm places every layer"
+echo "\`moetrace compare DB --capacity 1.25 --format csv\` on each real trace: each algorithm places every layer"
 echo "on the heat of the first half of the trace's steps (\"fit\") and is scored on the second half"
 echo "(\"next\"); imbalance = sum over layers of max / sum of mean device load; moves are copies"
 echo "from the static layout; time is the algorithm's wall time for all layers (2 threads). keel, as"
@@ -29,7 +29,9 @@ while read -r dir file model ranks slots; do
 	echo "| algorithm | fit | next | next/step | gap to bound (next) | moves | token drop (next, 1.25x) | seconds |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 	# the columns by name: token_drop is there with --capacity only
-	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i
+			split("fit_imbalance next_imbalance next_step_mean_imbalance gap_next moves token_drop seconds", need, " ")
+			for (k in need) if (!(need[k] in c)) { print "bench_compare: no column " need[k] > "/dev/stderr"; exit 1 } }
 		$1 == "overall" { printf "| %s | %.4f | %.4f | %.4f | %.1f%% | %d | %.2f%% | %.4f |\n",
 		$2, $c["fit_imbalance"], $c["next_imbalance"], $c["next_step_mean_imbalance"],
 		100 * $c["gap_next"], $c["moves"], 100 * $c["token_drop"], $c["seconds"] }' "$d/out.csv"

@@ -53,7 +53,10 @@ replay_row() {
 		from replay_steps group by step order by step" >"$d/real.csv"
 	mv=$(sed -n 's/.*"events": [0-9]*, "moves": \([0-9]*\).*/\1/p' "$d/r.json" | head -1)
 	[ $ep = forecast ] || oracles $ph $ep
-	python3 - "$d/t.jsonl" "$d/oracle.list" "$d/real.csv" "$ep" "$mv" "$ph" <<'PY' |
+	# (into a file first: sh has no pipefail, and a failed row must stop
+	# the bench rather than leave a gap the paragraphs below would read)
+	python3 - "$d/t.jsonl" "$d/oracle.list" "$d/real.csv" "$ep" "$mv" "$ph" "$d/n.$ph" \
+		<<'PY' >"$d/row"
 import csv, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 head, steps = rows[0], {r["step"]: r["counts"] for r in rows[1:]}
@@ -89,14 +92,17 @@ ks = sorted(oracle)
 ro, rr = mean(ks, oracle), mean(ks, real)
 cells = ["keel", sys.argv[4], "%.4f" % rr, "%.4f" % ro, "%.3f" % (rr / ro)]
 if want == "all":
-    # the same ratio on each phase's steps
-    for p in ("decode", "prefill"):
-        kp = [s for s in ks if phase[s] == p]
-        cells.append("%.3f" % (mean(kp, real) / mean(kp, oracle)) if kp else "-")
+    # the same ratio on each phase's steps, and how many of them were scored
+    with open(sys.argv[7], "w") as n:
+        for p in ("decode", "prefill"):
+            kp = [s for s in ks if phase[s] == p]
+            cells.append("%.3f" % (mean(kp, real) / mean(kp, oracle)) if kp else "-")
+            n.write("%s %d\n" % (p, len(kp)))
 cells.append(sys.argv[5])
 print("| " + " | ".join(cells) + " |")
 PY
-		tee -a "$d/rows.$ph"
+	cat "$d/row"
+	cat "$d/row" >>"$d/rows.$ph"
 }
 # one_batch LABEL GEN-ARGS...: the table and the noise floor of one trace
 one_batch() {
@@ -182,10 +188,11 @@ phases "$label"
 # phases LABEL: where the default's excess lies (its row's columns by
 # phase), and the replay of the decode steps alone
 phases() {
-np=$(grep -c '"phase":"prefill"' "$d/t.jsonl" || :)
-awk -F'|' -v np="$np" '$3 ~ /forecast/ { r = $6 + 0; dc = $7 + 0; pc = $8 + 0 }
+np=$(awk '$1 == "prefill" { print $2 }' "$d/n.all")
+ns=$(awk '{ n += $2 } END { print n }' "$d/n.all")
+awk -F'|' -v np="$np" -v ns="$ns" '$3 ~ /forecast/ { r = $6 + 0; dc = $7 + 0; pc = $8 + 0 }
 	END { printf "\nBy phase: the default'"'"'s realised figure is %.3f times the clairvoyant one on the\n", dc
-	      printf "decode steps and %.3f times on the prefill steps (%d of the run'"'"'s %d steps). A prefill\n", pc, np, '$steps'
+	      printf "decode steps and %.3f times on the prefill steps (%d of the %d steps scored). A prefill\n", pc, np, ns
 	      printf "step routes the prompts that arrive at it, whose tokens go to their own experts together;\n"
 	      printf "the clairvoyant placement, fitted on those very steps, knows which prompts come, and no\n"
 	      printf "placement decided before them can"

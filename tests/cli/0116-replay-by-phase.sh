@@ -35,6 +35,12 @@ p, s = d["by_phase"], d["summary"]
 assert p["decode"]["steps"] == 9 and p["prefill"]["steps"] == 3, p
 assert p["decode"]["baseline_imbalance_mean"] == 1.0, p
 assert p["prefill"]["imbalance_mean"] == 2.0, p
+# the p99s from each phase's own histogram (bins 0.05% wide; 1.0 is the
+# first bin's, exact)
+assert p["decode"]["baseline_imbalance_p99"] == 1.0, p
+assert p["decode"]["imbalance_p99"] == 1.0, p
+assert abs(p["prefill"]["imbalance_p99"] / 2.0 - 1) < 5e-4, p
+assert abs(p["prefill"]["baseline_imbalance_p99"] / 2.0 - 1) < 5e-4, p
 # the phases' means weighted by their steps give the overall mean
 m = (9 * p["decode"]["imbalance_mean"] + 3 * p["prefill"]["imbalance_mean"]) / 12
 assert abs(m - s["imbalance_mean"]) < 1e-6, (m, s)
