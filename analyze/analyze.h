@@ -818,6 +818,7 @@ struct analyze_replay_out {
 	 * / sum of mean) or of cfg->series_layer. */
 	int64_t *series_step;
 	double *series_imbalance, *series_base;
+	unsigned char *series_phase;    /* the step's phase (enum store_phase) */
 	size_t n_series;
 };
 

@@ -1028,7 +1028,9 @@ static int replay_alloc(struct replay *r)
 		out->series_step = malloc((size_t)r->N * sizeof(int64_t));
 		out->series_imbalance = malloc((size_t)r->N * sizeof(double));
 		out->series_base = malloc((size_t)r->N * sizeof(double));
-		if (!out->series_step || !out->series_imbalance || !out->series_base)
+		out->series_phase = malloc((size_t)r->N);
+		if (!out->series_step || !out->series_imbalance || !out->series_base ||
+		    !out->series_phase)
 			return util_err_set(r->err, UTIL_ENOMEM, "out of memory");
 	}
 	return 0;
@@ -1249,6 +1251,7 @@ static int replay_score(struct replay *r, const struct store_step *st, double *r
 		double bnum = sl >= 0 && sl < L ? bmax[sl] : sbase;
 		double den = sl >= 0 && sl < L ? lmean[sl] : smean;
 		out->series_step[out->n_series] = st->step;
+		out->series_phase[out->n_series] = (unsigned char)st->phase;
 		/* no token, no imbalance: a gap in the chart */
 		out->series_imbalance[out->n_series] = analyze_scored_imbalance(num, den);
 		out->series_base[out->n_series] = analyze_scored_imbalance(bnum, den);
@@ -1738,6 +1741,8 @@ void analyze_replay_release(struct analyze_replay_out *out)
 	free(out->series_step);
 	free(out->series_imbalance);
 	free(out->series_base);
+	free(out->series_phase);
+	out->series_phase = NULL;
 	out->series_step = NULL;
 	out->series_imbalance = out->series_base = NULL;
 	out->n_series = 0;

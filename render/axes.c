@@ -417,6 +417,11 @@ double rint_legend(cairo_t *cr, double x, double y, double w, const struct rint_
 				cairo_rectangle(cr, cx, my - 0.45 * fsize, sw, 0.9 * fsize);
 				cairo_fill(cr);
 				break;
+			case 4:
+				cairo_rectangle(cr, cx + sw / 2 - 0.09 * fsize, my - 0.45 * fsize,
+						0.18 * fsize, 0.9 * fsize);
+				cairo_fill(cr);
+				break;
 			case 3:
 				cairo_move_to(cr, cx + sw / 2 - 0.45 * fsize, my - 0.4 * fsize);
 				cairo_line_to(cr, cx + sw / 2 + 0.45 * fsize, my - 0.4 * fsize);

@@ -19,6 +19,7 @@ void render_job_release(struct render_job *j)
 	free(j->fit_heat);
 	free(j->grid_v);
 	free(j->xs);
+	free(j->marks);
 	free(j->ys);
 	free(j->xs2);
 	free(j->ys2);
@@ -666,10 +667,23 @@ static void use_replay(const struct analyze_replay_out *r, const char *name, str
 {
 	size_t ke = 0;
 
+	size_t np = 0;
+
 	*n = r->n_series;
 	j->xs = xmallocarray(*n ? *n : 1, sizeof(double));
-	for (size_t i = 0; i < *n; i++)
+	for (size_t i = 0; i < *n; i++) {
 		j->xs[i] = (double)r->series_step[i];
+		np += r->series_phase[i] == STORE_PHASE_PREFILL;
+	}
+	/* a replay of both phases: its prefill steps are marked (each weighs
+	 * as much as a decode step in the mean, and routes a few prompts'
+	 * tokens together: the spikes) */
+	if (np && np < *n) {
+		j->marks = xmallocarray(np, sizeof(double));
+		for (size_t i = 0; i < *n; i++)
+			if (r->series_phase[i] == STORE_PHASE_PREFILL)
+				j->marks[j->n_marks++] = j->xs[i];
+	}
 	j->evx[0] = xmallocarray(r->n_events ? r->n_events : 1, sizeof(double));
 	for (size_t i = 0; i < r->n_events; i++)
 		if (r->events[i].effective_step >= 0)
@@ -737,6 +751,9 @@ static int prepare_imbalance(struct store *s, const struct store_run *run,
 	j->icfg = render_imbalance_cfg_defaults();
 	j->icfg.x_label = "step";
 	j->icfg.y_label = "imbalance (max / mean device load)";
+	j->icfg.marks = j->marks;
+	j->icfg.n_marks = j->n_marks;
+	j->icfg.marks_label = "prefill step";
 	range_text(j->range, sizeof(j->range), (int64_t)j->xs[0], (int64_t)j->xs[n - 1],
 		   j->nsteps);
 	{

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define MARK_GREY 0.35 /* the marked steps' ticks */
+
 struct render_imbalance_cfg render_imbalance_cfg_defaults(void)
 {
 	struct render_imbalance_cfg c = { 0 };
@@ -124,8 +126,8 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 {
 	struct render_imbalance_cfg def = render_imbalance_cfg_defaults();
 	const double f = cfg && cfg->font > 0 ? cfg->font : def.font;
-	struct rint_legend leg[9];
-	char text[9][200];
+	struct rint_legend leg[10];
+	char text[10][200];
 	double xlo = INFINITY, xhi = -INFINITY, ylo = 1, yhi = 1, tl = 0.35 * f;
 	int nleg = 0, any_events = 0; /* 1 + first series with events */
 
@@ -164,6 +166,14 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 		leg[nleg].text = text[nleg];
 		render_palette(any_events - 1, leg[nleg].rgb); /* the first series with events */
 		leg[nleg].kind = 3;
+		nleg++;
+	}
+	if (cfg && cfg->n_marks && cfg->marks) {
+		snprintf(text[nleg], sizeof(text[nleg]), "%s",
+			 cfg->marks_label ? cfg->marks_label : "marked step");
+		leg[nleg].text = text[nleg];
+		leg[nleg].rgb[0] = leg[nleg].rgb[1] = leg[nleg].rgb[2] = MARK_GREY;
+		leg[nleg].kind = 4;
 		nleg++;
 	}
 	if (!(xhi > xlo)) {
@@ -210,6 +220,15 @@ int render_imbalance(cairo_t *cr, double w, double h, const struct render_imbala
 		cairo_line_to(cr, b.x + b.w, y);
 		cairo_stroke(cr);
 		cairo_set_dash(cr, NULL, 0, 0);
+	}
+	/* marked steps: a tick each along the bottom, under the lines */
+	if (cfg && cfg->n_marks && cfg->marks) {
+		cairo_set_source_rgba(cr, MARK_GREY, MARK_GREY, MARK_GREY, 0.8);
+		for (size_t i = 0; i < cfg->n_marks; i++) {
+			double x = b.x + (cfg->marks[i] - xlo) / (xhi - xlo) * b.w;
+			cairo_rectangle(cr, x - 0.06 * f, b.y + b.h - 0.9 * f, 0.12 * f, 0.9 * f);
+		}
+		cairo_fill(cr);
 	}
 	for (int k = 0; k < nseries; k++) {
 		double rgb[3];

@@ -127,6 +127,11 @@ struct render_imbalance_cfg {
 	const char *title;
 	const char *x_label, *y_label;
 	double font;
+	/* steps marked by a tick along the plot's bottom (the prefill steps
+	 * of a trace of both phases), named marks_label in the legend */
+	const double *marks;
+	size_t n_marks;
+	const char *marks_label;
 };
 struct render_imbalance_cfg render_imbalance_cfg_defaults(void);
 

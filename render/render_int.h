@@ -58,7 +58,7 @@ double rint_ylabel_width(cairo_t *cr, const struct rint_axis *y, double font);
 
 /* Legend entries laid out in rows from (x, y) within width w; returns the
  * height used.  With draw = 0 only measures.  kind: 0 box, 1 line, 2 dashed
- * line, 3 triangle marker. */
+ * line, 3 triangle marker, 4 tick (a thin upright bar). */
 struct rint_legend {
 	const char *text;
 	double rgb[3];
@@ -152,6 +152,8 @@ struct render_job {
 	struct analyze_replay_out own; /* the default replay of `render imbalance` */
 	/* owned arrays */
 	double *heat, *fit_heat, *grid_v, *xs, *ys, *xs2, *ys2, *loads, *loads2, *tb, *tstep;
+	double *marks;             /* imbalance: the prefill steps of a replay of both phases */
+	size_t n_marks;
 	char tier[2][120];         /* transfer by tier: the legend of each */
 	const char *tier_name[2];
 	int *ids;

@@ -718,6 +718,58 @@ static int draw_transfer(cairo_t *cr, double w, double h, int page, void *ctx)
 	return render_transfer(cr, w, h, &j->cfg, &j->t);
 }
 
+/* Marked steps (the prefill steps of a replay of both phases): a grey
+ * tick each along the plot's bottom, where the lines do not go, and an
+ * entry in the legend; nothing else changes. */
+static void test_render_imbalance_marks(void **state)
+{
+	enum { N = 100 };
+	double x[N], y[N], y2[N], marks[2] = { 20, 80 };
+	struct lines_job j = { render_imbalance_cfg_defaults(), { { 0 } }, 2 };
+	struct util_err err = UTIL_ERR_INIT;
+	cairo_surface_t *a, *b;
+	long lower[2] = { 0, 0 }, upper = 0;
+	int pa[3], pb[3];
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		x[i] = i;
+		y[i] = 3.0;
+		y2[i] = 2.5;
+	}
+	j.s[0] = (struct render_series){ "baseline", N, x, y, 0, NULL };
+	j.s[1] = (struct render_series){ "replay", N, x, y2, 0, NULL };
+	assert_int_equal(render_write(path_in("nomarks.png"), 800, 400, 1, 1, draw_lines, &j, &err),
+			 0);
+	j.cfg.marks = marks;
+	j.cfg.n_marks = 2;
+	j.cfg.marks_label = "prefill step";
+	assert_int_equal(render_write(path_in("marks.png"), 800, 400, 1, 1, draw_lines, &j, &err),
+			 0);
+	a = cairo_image_surface_create_from_png(path_in("nomarks.png"));
+	b = cairo_image_surface_create_from_png(path_in("marks.png"));
+	/* the pixels that differ: in the lower half only the two ticks (one
+	 * left of the middle, one right, grey), in the upper half the legend */
+	for (int yy = 0; yy < 400; yy++)
+		for (int xx = 0; xx < 800; xx++) {
+			pixel(a, xx, yy, pa);
+			pixel(b, xx, yy, pb);
+			if (near(pa, pb[0], pb[1], pb[2], 0))
+				continue;
+			if (yy < 200) {
+				upper++;
+				continue;
+			}
+			/* grey, its edges lighter (antialiased) */
+			assert_true(abs(pb[0] - pb[1]) <= 2 && abs(pb[1] - pb[2]) <= 2);
+			lower[xx >= 400] += pb[0] < 160;
+		}
+	assert_true(lower[0] >= 8 && lower[1] >= 8);
+	assert_true(upper > 50); /* "prefill step" and its tick */
+	cairo_surface_destroy(a);
+	cairo_surface_destroy(b);
+}
+
 static void test_render_transfer_stacked_and_summed(void **state)
 {
 	/* 3 events x 4 layers of bytes (GB scale) */
@@ -1104,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_render_write_leaves_nothing_on_error),
 		cmocka_unit_test(test_render_devices_bar_heights),
 		cmocka_unit_test(test_render_imbalance_long_and_short),
+		cmocka_unit_test(test_render_imbalance_marks),
 		cmocka_unit_test(test_render_transfer_stacked_and_summed),
 		cmocka_unit_test(test_render_load_timeline),
 		cmocka_unit_test(test_render_replay_names),
