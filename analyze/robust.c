@@ -316,12 +316,13 @@ static void to_shares(double *v, int E)
 
 /* d[E] += w x row i of X (rows xs doubles apart): a block as an estimator
  * reads it (its tokens, or its shares from block_shares). */
-static void add_block(double *d, const double *X, size_t xs, int i, int E, double w)
+ROBUST_INLINE void add_block(double *d, const double *X, size_t xs, int i, int E, double w)
 {
 	const double *v = X + (size_t)i * xs;
 	int e = 0;
 
-	/* eight at a time (the compiler cannot know d and v apart) */
+	/* eight at a time (the compiler cannot know d and v apart); inlined,
+	 * so each clone of the backtest adds in its own vector width */
 	for (; e + 7 < E; e += 8) {
 		v8d a, b;
 		LD8(a, d + e);
@@ -544,19 +545,8 @@ ROBUST_INLINE void sum_blocks(const double *x, size_t xs, int lo, int hi, int E,
 	 * when read down a column), and the additions of one expert are the
 	 * same, in the same order */
 	memset(s, 0, (size_t)E * sizeof(double));
-	for (int i = lo; i < hi; i++) {
-		const double *v = x + (size_t)i * xs;
-		int e = 0;
-		for (; e + 7 < E; e += 8) {
-			v8d t, u;
-			LD8(t, s + e);
-			LD8(u, v + e);
-			t += u;
-			ST8(s + e, t);
-		}
-		for (; e < E; e++)
-			s[e] += v[e];
-	}
+	for (int i = lo; i < hi; i++)
+		add_block(s, x, xs, i, E, 1); /* (1 x v is v, exactly) */
 }
 
 /* The backtest: from origin o, the blocks before o (x as they are, sh as
