@@ -132,7 +132,12 @@ struct analyze_place_in {
 				     * score it may give up for fewer moves (0: none;
 				     * replay uses 0.005, place/compare 0; keel's fit
 				     * of its forecast at least 0.005 everywhere) */
-	uint64_t seed;              /* for randomised search; results are deterministic */
+	uint64_t seed;              /* for randomised search; results are deterministic.
+				     * Every layer of a decision gets the same seed, and
+				     * every command ANALYZE_DEFAULT_SEED unless --seed:
+				     * one window and placement in force, one answer,
+				     * whichever command decides (place, replay, render,
+				     * top) */
 	int no_dup;                 /* the target engine holds no expert twice on one rank:
 				     * analyze_placement_undup before rank matching */
 	int *undup;                 /* OUT, optional: the swaps no_dup made */
@@ -689,6 +694,11 @@ void analyze_heat_release(struct analyze_heat_file *h);
  * under the placement actually in force, and under the start placement
  * (the baseline, never changed).  docs/replay.md has the cost model. */
 
+/* The scenarios' seed of every decision no --seed sets (place, compare,
+ * replay, render, top): a replay's decision is the one `place --steps`
+ * makes on its window from the placement in force. */
+#define ANALYZE_DEFAULT_SEED 0
+
 /* Score the flagship may give up per rebalance for fewer copies in a replay:
  * a rebalance repeats, so copies it saves are saved every time. */
 #define ANALYZE_REPLAY_MOVE_TOLERANCE 0.005
@@ -929,7 +939,7 @@ struct analyze_cli {
 };
 #define ANALYZE_CLI_INIT                                                                    \
 	{ .max_moves = -1, .from = INT64_MIN, .to = INT64_MAX, .quant = -1,                 \
-	  .capacity = 1.25 }
+	  .capacity = 1.25, .seed = ANALYZE_DEFAULT_SEED }
 /* 0 when c is a shared option and arg is good, 1 when c is not a shared
  * option (getopt's '?' included), else UTIL_EUSAGE with a message naming
  * the option. */

@@ -674,7 +674,7 @@ static void grid_batch(const struct opts *o, struct setup *su, int ranks, int en
 			.threshold = o->threshold, .pay = x->pay,
 			.episodes = analyze_replay_episodes(x->algo, o->episodes, x->window),
 			.max_moves = o->max_moves,
-			.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+			.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = ANALYZE_DEFAULT_SEED,
 			.from = o->from, .to = o->to, .phase_mask = o->phase_mask,
 			.start = start[i], .deploy = &su->dep, .threads = 1, .store = 0,
 			.engine = x->engine ? x->engine->name : NULL,
@@ -1053,7 +1053,7 @@ static int replay_one(struct opts *o, struct setup *su, const struct analyze_alg
 		.episodes = analyze_replay_episodes(algo, o->episodes, o->window),
 		.max_moves = o->max_moves,
 		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
-		.seed = 1, .from = o->from, .to = o->to, .phase_mask = o->phase_mask, .start = start,
+		.seed = ANALYZE_DEFAULT_SEED, .from = o->from, .to = o->to, .phase_mask = o->phase_mask, .start = start,
 		.deploy = &su->dep, .engine = o->engine ? o->engine->name : NULL,
 		.threads = o->threads, .store = !o->no_store, .params_json = pj,
 	};

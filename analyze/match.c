@@ -123,23 +123,24 @@ int analyze_place_match(const int32_t *cur, int32_t *phy2log, int experts, int r
 		rc = -1;
 		goto out;
 	}
-	/* cost[old rank i][new rank j] = -(replicas of j that i already holds) */
+	/* cost[old rank i][new rank j] = -(experts of j that i already holds),
+	 * each expert once: a rank that holds an expert fills a second slot of
+	 * it from its own memory, so a copy is an expert new to the rank
+	 * (transfer.c counts copies so) */
 	for (int i = 0; i < ranks; i++) {
 		const int32_t *c = cur + (size_t)i * slots;
 		for (int k = 0; k < slots; k++)
-			have[c[k]]++;
+			have[c[k]] = 1;
 		for (int j = 0; j < ranks; j++) {
 			const int32_t *n = phy2log + (size_t)j * slots;
 			long ov = 0;
 			for (int k = 0; k < slots; k++)
-				if (have[n[k]] > 0) {
-					have[n[k]]--;
+				if (have[n[k]] == 1) {
+					have[n[k]] = 2;
 					ov++;
 				}
 			for (int k = 0; k < slots; k++)
-				have[c[k]] = 0;
-			for (int k = 0; k < slots; k++)
-				have[c[k]]++;
+				have[c[k]] = 1;
 			/* a hierarchy keeps ranks in their node */
 			cost[(size_t)i * ranks + j] = i / rpn == j / rpn ? -ov : (long)slots + 1;
 		}

@@ -189,7 +189,7 @@ static void *decide_worker(void *arg)
 			.current = cur,
 			.max_moves = c->max_moves,
 			.move_tolerance = c->move_tolerance,
-			.seed = c->seed + (uint64_t)l,
+			.seed = c->seed,
 		};
 		if (d->blocks) { /* the layer's, where they are */
 			in.blocks = d->blocks + (size_t)l * E;

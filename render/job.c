@@ -131,7 +131,7 @@ static int fit_placement(struct store *s, const struct store_run *run, int layer
 		in.groups = m ? m->groups : 0;
 		in.heat = heat + (size_t)l * E;
 		in.max_moves = -1;
-		in.seed = 1;
+		in.seed = ANALYZE_DEFAULT_SEED;
 		rc = analyze_place(algo, &in, p2l + (size_t)l * P, err);
 	}
 	free(heat);
@@ -442,7 +442,7 @@ static int prepare_devices(struct store *s, const struct store_run *run,
 			in.heat = fit_h;
 			in.current = j->p2l + (size_t)layer * P; /* same ranks keep their experts */
 			in.max_moves = -1;
-			in.seed = 1;
+			in.seed = ANALYZE_DEFAULT_SEED;
 			if (analyze_place(algo, &in, j->after, &err))
 				return fail(o, &err);
 			if (fit_range[0])
@@ -933,7 +933,7 @@ int render_replay_run(struct store *s, const struct store_run *run,
 		.algo = q->algo, .ranks = q->ranks, .slots = q->slots,
 		.interval = K, .window = W, .delay = D, .max_moves = -1,
 		.episodes = replay_req_episodes(q, W),
-		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+		.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = ANALYZE_DEFAULT_SEED,
 		.from = q->from, .to = q->to, .phase_mask = q->phase_mask, .start = start,
 		.expert_bytes = q->model ? analyze_expert_bytes(q->model->hidden, q->model->inter,
 								q->quant >= 0 ? q->quant

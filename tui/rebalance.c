@@ -198,7 +198,8 @@ int tui_rebalance_new(const char *path, const char *runname, const struct tui_re
 		.algo = c->algo, .ranks = c->ranks, .slots = c->slots,
 		.interval = K, .window = W, .delay = D,
 		.episodes = analyze_replay_episodes(c->algo, -1, W),
-		.max_moves = -1, .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+		.max_moves = -1, .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
+		.seed = ANALYZE_DEFAULT_SEED,
 		.from = INT64_MIN, .to = INT64_MAX, .phase_mask = c->phase_mask,
 		.deploy = &rb->dep, .threads = 2,
 	};

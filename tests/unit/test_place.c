@@ -304,6 +304,36 @@ static void test_place_match(void **state)
 	}
 }
 
+/* The matching keeps the most experts on their ranks, each expert once: a
+ * rank fills a second slot of an expert it holds from its own memory, so
+ * only an expert new to a rank is a copy.  Old {1,1,1,3},{0,0,1,2} to new
+ * {0,0,2,3},{0,1,1,2}: counting the slots kept, the new ranks would swap
+ * (5 slots kept, 3 copies: 0 and 2 to rank 0, 3 to rank 1); counting the
+ * experts kept they stay (4 slots kept, 2 copies: 0 and 2 to rank 0). */
+static void test_place_match_copies(void **state)
+{
+	(void)state;
+	enum { E = 4, R = 2, S = 4, P = R * S };
+	static const int32_t cur[P] = { 1, 1, 1, 3, 0, 0, 1, 2 };
+	int32_t p[P] = { 0, 0, 2, 3, 0, 1, 1, 2 };
+	int have[R][E] = { { 0 } }, copies = 0;
+
+	assert_int_equal(analyze_place_match(cur, p, E, R, S, 0), 0);
+	for (int r = 0; r < R; r++)
+		for (int k = 0; k < S; k++)
+			have[r][cur[r * S + k]] = 1;
+	for (int r = 0; r < R; r++)
+		for (int k = 0; k < S; k++) {
+			int e = p[r * S + k];
+			copies += !have[r][e];
+			have[r][e] = 1;
+		}
+	assert_int_equal(copies, 2);
+	/* the slots rank 1 keeps stay where they were */
+	assert_int_equal(p[4 + 2], 1);
+	assert_int_equal(p[4 + 3], 2);
+}
+
 /* Move budgets: swift and the flagship stay within max_moves and do not
  * make the current placement worse; without a budget the flagship keeps
  * its balance (within 0.5%) and moves no more than its unmatched result. */
@@ -693,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_place_exact_brute_force),
 		cmocka_unit_test(test_place_flagship_vs_exact),
 		cmocka_unit_test(test_place_match),
+		cmocka_unit_test(test_place_match_copies),
 		cmocka_unit_test(test_place_move_budget),
 		cmocka_unit_test(test_place_flagship_dedup),
 		cmocka_unit_test(test_place_flagship_keeps),

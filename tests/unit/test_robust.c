@@ -635,7 +635,7 @@ static void test_robust_replay_is_place(void **state)
 					.window = W, .delay = 0,
 					.episodes = analyze_replay_episodes(keel, -1, W),
 					.max_moves = -1, .move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
-					.seed = 1, .from = INT64_MIN, .to = INT64_MAX, .start = start,
+					.seed = ANALYZE_DEFAULT_SEED, .from = INT64_MIN, .to = INT64_MAX, .start = start,
 					.threads = threads, .series = 1, .series_layer = sl,
 				};
 				struct analyze_replay_out out;
@@ -672,7 +672,7 @@ static void test_robust_replay_is_place(void **state)
 								.experts = RE, .ranks = RR, .slots = RS, .heat = w,
 								.current = cur + (size_t)l * RP, .max_moves = -1,
 								.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE,
-								.seed = 1 + (uint64_t)l, .blocks = x, .n_blocks = n,
+								.seed = ANALYZE_DEFAULT_SEED, .blocks = x, .n_blocks = n,
 								.n_hist = hist, .robust = &ch,
 							};
 							assert_int_equal(analyze_place(keel, &in, next + (size_t)l * RP, &err), 0);
@@ -710,7 +710,7 @@ static void test_robust_replay_is_place(void **state)
 			struct analyze_replay_cfg cfg = {
 				.algo = keel, .ranks = RR, .slots = RS, .interval = K, .window = W,
 				.delay = K / 3, .episodes = ANALYZE_REPLAY_FORECAST, .max_moves = -1,
-				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = 1,
+				.move_tolerance = ANALYZE_REPLAY_MOVE_TOLERANCE, .seed = ANALYZE_DEFAULT_SEED,
 				.from = INT64_MIN, .to = INT64_MAX, .start = start, .threads = 1,
 			};
 			struct analyze_replay_out out;
