@@ -181,8 +181,10 @@ struct collector_export_opts {
 };
 
 /* Writes the run's heat in [from, to] to path through a temporary file
- * renamed into place ("-" writes standard output); *steps (may be NULL)
- * gets the number of steps written. */
+ * renamed into place ("-" writes standard output; a symbolic link is
+ * written through: its target is replaced, the link stays); *steps (may
+ * be NULL) gets the number of steps written.  The caller refuses a path
+ * that is the trace s reads (util_out_check). */
 int collector_export(struct store *s, const struct store_run *run,
 		     const struct collector_export_opts *o, const char *path, int64_t *steps,
 		     struct util_err *err);
