@@ -212,7 +212,10 @@ struct collector_merge_result {
 
 /* Merges n shard databases into a new run of out (created if missing),
  * all or nothing: on error out is as it was (or not created) and err
- * names the shard, step and layer at fault. */
+ * names the shard, step and layer at fault.  Refused (UTIL_EUSAGE): a
+ * shard given twice (the same file by any name), shards that disagree on
+ * the run's shape, model, top-k, EP layout or first layer, or on the phase
+ * of a step. */
 int collector_merge(const char *out, const char *const *shards, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err);

@@ -1,8 +1,9 @@
 /*
  * merge.c: per-rank shards into one global trace.  Start at
- * collector_merge(): it opens every shard read-only, checks they describe
- * the same deployment (shape, EP layout, placement history) and, for rank
- * shards, that no two claim the same rank; then it walks the shards'
+ * collector_merge(): it opens every shard read-only, checks that no file
+ * is given twice, that they describe the same deployment (shape, model,
+ * top-k, EP layout, first layer, placement history) and, for rank shards,
+ * that no two claim the same rank; then it walks the shards'
  * steps in lockstep, adds the steps every shard has, and writes the sums
  * as a new run in one transaction.
  *
@@ -31,6 +32,7 @@ struct shard {
 	struct store_iter *it;
 	struct store_step cur;
 	int have;
+	int routed; /* the current step has a token in some cell */
 	unsigned char *own; /* per placement version: L x E, expert on this rank? */
 };
 
@@ -108,6 +110,38 @@ static int same_shape(const struct shard *a, const struct shard *b, struct util_
 			    a->run.ranks, a->run.slots);
 }
 
+/* The merged run takes what is not summed from the first shard: each
+ * other shard must say the same, or its value would be dropped unseen. */
+static int same_run(const struct shard *a, const struct shard *b, struct util_err *err)
+{
+	const struct {
+		const char *what;
+		int x, y;
+	} f[] = {
+		{ "top-k", a->run.topk, b->run.topk },
+		{ "ranks per node", a->run.ranks_per_node, b->run.ranks_per_node },
+		{ "first layer", a->run.first_layer, b->run.first_layer },
+	};
+	int rc;
+
+	if ((rc = same_shape(a, b, err)))
+		return rc;
+	if (strcmp(a->run.model, b->run.model))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "shards disagree on the model: '%s' run '%s' is '%s', '%s' run "
+				    "'%s' is '%s'",
+				    b->path, b->run.name, b->run.model, a->path, a->run.name,
+				    a->run.model);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(f); i++)
+		if (f[i].x != f[i].y)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "shards disagree on the %s: '%s' run '%s' has %d, '%s' "
+					    "run '%s' has %d",
+					    f[i].what, b->path, b->run.name, f[i].y, a->path,
+					    a->run.name, f[i].x);
+	return 0;
+}
+
 static int open_shards(struct shard *sh, size_t n, const struct collector_merge_opts *o,
 		       struct util_err *err)
 {
@@ -118,7 +152,7 @@ static int open_shards(struct shard *sh, size_t n, const struct collector_merge_
 					 err)))
 			return rc;
 		sh[i].rank = collector_shard_rank(&sh[i].run);
-		if (i > 0 && (rc = same_shape(&sh[0], &sh[i], err)))
+		if (i > 0 && (rc = same_run(&sh[0], &sh[i], err)))
 			return rc;
 		if (o->sum)
 			continue;
@@ -195,6 +229,7 @@ static int add_shard(struct shard *sh, const struct plan *pl, int rank_check, ui
 	const uint32_t *c = sh->cur.counts;
 	long v = rank_check ? version_at(pl, sh->cur.step) : -1;
 
+	sh->routed = 0;
 	if (rank_check && v < 0)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "'%s' step %lld precedes the first deployed placement (step %lld)",
@@ -204,6 +239,7 @@ static int add_shard(struct shard *sh, const struct plan *pl, int rank_check, ui
 			uint32_t x = c[l * E + e];
 			if (!x)
 				continue;
+			sh->routed = 1;
 			if (rank_check && !sh->own[((size_t)v * L + l) * E + e])
 				return util_err_set(err, UTIL_EUSAGE,
 						    "'%s' step %lld layer %zu: expert %zu has %u tokens "
@@ -300,16 +336,48 @@ static int write_head(struct store *dst, const char *out, const struct plan *pl,
 	return 0;
 }
 
+/* Under --sum a shard that routed tokens in a step but gives their number
+ * as 0 (unknown) beside one that gives it would leave the summed tokens
+ * short of the step's: refused rather than stored. */
+static int tokens_known(const struct shard *sh, size_t n, const struct store_step *b,
+			struct util_err *err)
+{
+	size_t known = 0, unknown = n;
+
+	if (b->tokens == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (sh[i].cur.tokens > 0)
+			known = i;
+		else if (sh[i].routed && unknown == n)
+			unknown = i;
+	}
+	if (unknown == n)
+		return 0;
+	return util_err_set(err, UTIL_EUSAGE,
+			    "step %lld: '%s' routed tokens but gives their number as 0 (unknown), "
+			    "'%s' gives %lld: their sum would not be the step's tokens",
+			    (long long)b->step, sh[unknown].path, sh[known].path,
+			    (long long)sh[known].cur.tokens);
+}
+
 /* Step b (counts in b->counts, zeroed) from every shard's current step:
- * counts and tokens summed, the earliest time, prefill over decode. */
+ * counts and tokens summed, the phase every shard gives, the earliest
+ * time any gives (ranks stamp one step a little apart; 0 is unknown). */
 static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 		      const struct collector_merge_opts *o, struct store_step *b,
 		      struct util_err *err)
 {
 	int rc;
 
-	b->time = sh[0].cur.time;
+	b->phase = sh[0].cur.phase;
 	for (size_t i = 0; i < n; i++) {
+		if (sh[i].cur.phase != b->phase)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "step %lld: '%s' records it as %s, '%s' as %s: "
+					    "shards must agree on the phase of a step",
+					    (long long)b->step, sh[0].path, store_phase_name(b->phase),
+					    sh[i].path, store_phase_name(sh[i].cur.phase));
 		if ((rc = add_shard(&sh[i], pl, !o->sum, b->counts, err)))
 			return rc;
 		if (util_add_i64(b->tokens, sh[i].cur.tokens, &b->tokens) ||
@@ -320,11 +388,27 @@ static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 					    "holds in a step",
 					    (long long)b->step, sh[i].path,
 					    (long long)STORE_TOKENS_MAX);
-		if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
+		if (sh[i].cur.time != 0 && (b->time == 0 || sh[i].cur.time < b->time))
 			b->time = sh[i].cur.time;
-		if (sh[i].cur.phase == STORE_PHASE_PREFILL ||
-		    (sh[i].cur.phase == STORE_PHASE_DECODE && b->phase != STORE_PHASE_PREFILL))
-			b->phase = sh[i].cur.phase;
+	}
+	return o->sum ? tokens_known(sh, n, b, err) : 0;
+}
+
+/* Each file once: a shard given twice (by two names, a link or a hard
+ * link) would be added twice. */
+static int check_paths(const char *out, const char *const *paths, size_t n,
+		       struct util_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (same_file(out, paths[i]))
+			return util_err_set(err, UTIL_EUSAGE, "output '%s' is also shard %zu", out,
+					    i + 1);
+		for (size_t j = 0; j < i; j++)
+			if (same_file(paths[j], paths[i]))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "shard %zu '%s' and shard %zu '%s' are the same "
+						    "file: its counts would be added twice",
+						    j + 1, paths[j], i + 1, paths[i]);
 	}
 	return 0;
 }
@@ -344,10 +428,8 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 	memset(res, 0, sizeof(*res));
 	if (n == 0)
 		return util_err_set(err, UTIL_EUSAGE, "no shards to merge");
-	for (size_t i = 0; i < n; i++)
-		if (same_file(out, paths[i]))
-			return util_err_set(err, UTIL_EUSAGE, "output '%s' is also shard %zu", out,
-					    i + 1);
+	if ((rc = check_paths(out, paths, n, err)))
+		return rc;
 	sh = calloc(n, sizeof(*sh));
 	if (!sh)
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");

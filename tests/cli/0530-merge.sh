@@ -24,8 +24,10 @@ q="SELECT group_concat(step || ':' || phase || ':' || tokens, ' ') FROM (SELECT 
 [ "$(sqlite3 "$T/out.db" "SELECT count(*) FROM deployed")" = 32 ] || fail "placement not copied"
 expect_status 0 mt info "$T/out.db"
 
-# refusals: nothing written
-expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/rank0.db" "$T/rank2.db" "$T/rank3.db"
+# refusals: nothing written (a copy of rank 0: the same file twice is
+# refused before its rank is read, tests/cli/0940-merge-shard-twice.sh)
+cp "$T/rank0.db" "$T/again0.db"
+expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/again0.db" "$T/rank2.db" "$T/rank3.db"
 expect_grep "$T/err" "shards overlap: .* both record rank 0"
 expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db"
 expect_grep "$T/err" "1 of 4 ranks have no shard \(first missing: rank 3\)"
@@ -47,7 +49,8 @@ expect_grep "$T/err" "placement puts it on no slot of rank 3"
 # --partial merges what there is; --sum adds untagged partial traces
 expect_status 0 mt merge --partial --name part "$T/p.db" "$T/rank0.db" "$T/rank1.db"
 expect_grep "$T/out" "warning: 2 rank\(s\) had no shard"
-expect_status 0 mt merge --sum --name twice "$T/s.db" "$T/full.db" "$T/full.db"
+cp "$T/full.db" "$T/full2.db"
+expect_status 0 mt merge --sum --name twice "$T/s.db" "$T/full.db" "$T/full2.db"
 a=$(sqlite3 "$T/full.db" "SELECT sum(tokens) FROM steps")
 b=$(sqlite3 "$T/s.db" "SELECT sum(tokens) FROM steps")
 [ "$b" -eq $((2 * a)) ] || fail "--sum: tokens $b, expected $((2 * a))"
