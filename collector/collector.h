@@ -200,11 +200,16 @@ struct collector_merge_opts {
 	const char *out_run;  /* name of the merged run (NULL = shard run name + "-merged") */
 	int sum;              /* shards are partial counts of disjoint tokens, not rank shards */
 	int partial;          /* allow ranks without a shard */
+	int common_steps;     /* merge the steps every shard has, leave out the others */
 };
+#define COLLECTOR_MERGE_OPTS_INIT { NULL, NULL, 0, 0, 0 }
 
 struct collector_merge_result {
 	int64_t steps;        /* steps written */
-	int64_t incomplete;   /* steps skipped because some shard lacks them */
+	int64_t incomplete;   /* steps some shard lacks (left out with common_steps) */
+	int64_t first_missing;    /* the first of them */
+	const char *missing_from; /* the first shard that lacks it (one of the paths given) */
+	const char *missing_in;   /* the first shard that has it */
 	int64_t placements;   /* placement versions copied */
 	int ranks_missing;    /* ranks without a shard (with partial) */
 	struct store_run run; /* the merged run */
@@ -215,7 +220,7 @@ struct collector_merge_result {
  * names the shard, step and layer at fault.  Refused (UTIL_EUSAGE): a
  * shard given twice (the same file by any name), shards that disagree on
  * the run's shape, model, top-k, EP layout or first layer, or on the phase
- * of a step. */
+ * of a step, and, unless common_steps, a step some shard lacks. */
 int collector_merge(const char *out, const char *const *shards, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err);

@@ -3,9 +3,11 @@
  * collector_merge(): it opens every shard read-only, checks that no file
  * is given twice, that they describe the same deployment (shape, model,
  * top-k, EP layout, first layer, placement history) and, for rank shards,
- * that no two claim the same rank; then it walks the shards'
- * steps in lockstep, adds the steps every shard has, and writes the sums
- * as a new run in one transaction.
+ * that no two claim the same rank; then walk_steps() goes through the
+ * shards' steps in lockstep and adds each step, and the sums are written
+ * as a new run in one transaction.  A step some shard lacks stops the
+ * merge (its tokens would be lost, or the step left out, without a word)
+ * unless the caller asked for the common steps alone.
  *
  * A rank shard credits each of its slots' tokens to the logical expert in
  * that slot, so its counts may be non-zero only for experts the placement
@@ -394,6 +396,105 @@ static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 	return o->sum ? tokens_known(sh, n, b, err) : 0;
 }
 
+/* Step minstep, which some shard lacks, in res: the first shard that
+ * lacks it and the first that has it. */
+static void note_missing(const struct shard *sh, size_t n, int64_t minstep,
+			 struct collector_merge_result *res)
+{
+	res->first_missing = minstep;
+	for (size_t i = n; i-- > 0;) {
+		if (sh[i].have && sh[i].cur.step == minstep)
+			res->missing_in = sh[i].path;
+		else
+			res->missing_from = sh[i].path;
+	}
+}
+
+/* Appends the nb steps of batch to dst. */
+static int flush(struct store *dst, const char *out, struct collector_merge_result *res,
+		 const struct store_step *batch, size_t *nb, struct util_err *err)
+{
+	int rc;
+
+	if (*nb && (rc = store_steps_append(dst, &res->run, batch, *nb)))
+		return util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	res->steps += (int64_t)*nb;
+	*nb = 0;
+	return 0;
+}
+
+/* Goes through the shards' steps in order (their iterators open): a step
+ * every shard holds is merged and appended to dst, one some shard lacks is
+ * counted in res (the first named).  Without common_steps nothing is
+ * merged after the first such step: the merge will be refused, and the
+ * rest of the walk only counts the others for the message. */
+static int walk_steps(struct shard *sh, size_t n, const struct plan *pl,
+		      const struct collector_merge_opts *o, struct store *dst, const char *out,
+		      struct collector_merge_result *res, struct util_err *err)
+{
+	size_t L = (size_t)sh[0].run.layers, E = (size_t)sh[0].run.experts, nb = 0;
+	struct store_step *batch = calloc(MERGE_BATCH, sizeof(*batch));
+	uint32_t *sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
+	int rc = 0;
+
+	if (!batch || !sums)
+		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
+	while (!rc) {
+		int64_t minstep = INT64_MAX;
+		size_t at = 0, any = 0;
+		for (size_t i = 0; i < n; i++)
+			if (sh[i].have) {
+				any = 1;
+				if (sh[i].cur.step < minstep)
+					minstep = sh[i].cur.step;
+			}
+		if (!any)
+			break;
+		for (size_t i = 0; i < n; i++)
+			at += sh[i].have && sh[i].cur.step == minstep;
+		if (at < n) {
+			if (res->incomplete++ == 0)
+				note_missing(sh, n, minstep, res);
+		} else if (o->common_steps || !res->incomplete) {
+			struct store_step *b = &batch[nb];
+			memset(b, 0, sizeof(*b));
+			b->step = minstep;
+			b->counts = sums + nb * L * E;
+			memset(b->counts, 0, L * E * sizeof(uint32_t));
+			if ((rc = merge_step(sh, n, pl, o, b, err)))
+				break;
+			if (++nb == MERGE_BATCH && (rc = flush(dst, out, res, batch, &nb, err)))
+				break;
+		}
+		for (size_t i = 0; i < n && !rc; i++)
+			if (sh[i].have && sh[i].cur.step == minstep)
+				rc = advance(&sh[i], err);
+	}
+	if (!rc)
+		rc = flush(dst, out, res, batch, &nb, err);
+	free(batch);
+	free(sums);
+	return rc;
+}
+
+/* What the walk found that stops the merge: a step some shard lacks
+ * (unless common_steps), or no step at all to merge. */
+static int check_walk(const struct collector_merge_opts *o,
+		      const struct collector_merge_result *res, struct util_err *err)
+{
+	if (res->incomplete && !o->common_steps)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "step %lld of '%s' is not in '%s'; %lld step(s) are missing from "
+				    "some shard: --common-steps merges only the steps every shard has",
+				    (long long)res->first_missing, res->missing_in, res->missing_from,
+				    (long long)res->incomplete);
+	if (res->steps == 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    res->incomplete ? "no step is in every shard: nothing to merge"
+						    : "the shards have no steps: nothing to merge");
+	return 0;
+}
+
 /* Each file once: a shard given twice (by two names, a link or a hard
  * link) would be added twice. */
 static int check_paths(const char *out, const char *const *paths, size_t n,
@@ -413,6 +514,20 @@ static int check_paths(const char *out, const char *const *paths, size_t n,
 	return 0;
 }
 
+/* The shards' iterators, each on its first step. */
+static int start_walk(struct shard *sh, size_t n, struct util_err *err)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it)))
+			return util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
+		if ((rc = advance(&sh[i], err)))
+			return rc;
+	}
+	return 0;
+}
+
 int collector_merge(const char *out, const char *const *paths, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err)
@@ -420,9 +535,7 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 	struct shard *sh = NULL;
 	struct plan pl = { 0, NULL, NULL };
 	struct store *dst = NULL;
-	struct store_step *batch = NULL;
-	uint32_t *sums = NULL;
-	size_t L, E, P, nb = 0;
+	size_t LP;
 	int rc, in_tx = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -438,75 +551,15 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)) ||
 	    (!o->sum && (rc = check_ranks(sh, n, o, res, err))))
 		goto out;
-	L = (size_t)sh[0].run.layers;
-	E = (size_t)sh[0].run.experts;
-	P = (size_t)sh[0].run.ranks * (size_t)sh[0].run.slots;
-	batch = calloc(MERGE_BATCH, sizeof(*batch));
-	sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
-	if (!batch || !sums) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
 	/* a new output is staged: a failure leaves no file (store.h) */
 	if ((rc = store_open(out, STORE_CREATE | STORE_STAGE, &dst, err)))
 		goto out;
 	merged_run(sh, n, o, &res->run);
-	if ((rc = write_head(dst, out, &pl, L * P, res, &in_tx, err)))
+	LP = (size_t)res->run.layers * (size_t)res->run.ranks * (size_t)res->run.slots;
+	if ((rc = write_head(dst, out, &pl, LP, res, &in_tx, err)) ||
+	    (rc = start_walk(sh, n, err)) || (rc = walk_steps(sh, n, &pl, o, dst, out, res, err)) ||
+	    (rc = check_walk(o, res, err)))
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it))) {
-			rc = util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
-			goto out;
-		}
-		if ((rc = advance(&sh[i], err)))
-			goto out;
-	}
-	/* steps in order; a step every shard holds is merged, the others are
-	 * counted as incomplete */
-	for (;;) {
-		int64_t minstep = INT64_MAX;
-		size_t at = 0, any = 0;
-		for (size_t i = 0; i < n; i++)
-			if (sh[i].have) {
-				any = 1;
-				if (sh[i].cur.step < minstep)
-					minstep = sh[i].cur.step;
-			}
-		if (!any)
-			break;
-		for (size_t i = 0; i < n; i++)
-			at += sh[i].have && sh[i].cur.step == minstep;
-		if (at == n) {
-			struct store_step *b = &batch[nb];
-			uint32_t *sum = sums + nb * L * E;
-			memset(sum, 0, L * E * sizeof(uint32_t));
-			memset(b, 0, sizeof(*b));
-			b->step = minstep;
-			b->counts = sum;
-			if ((rc = merge_step(sh, n, &pl, o, b, err)))
-				goto out;
-			if (++nb == MERGE_BATCH) {
-				if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
-					rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-					goto out;
-				}
-				res->steps += (int64_t)nb;
-				nb = 0;
-			}
-		} else {
-			res->incomplete++;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (sh[i].have && sh[i].cur.step == minstep && (rc = advance(&sh[i], err)))
-				goto out;
-	}
-	if (nb) {
-		if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
-			rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-			goto out;
-		}
-		res->steps += (int64_t)nb;
-	}
 	if ((rc = store_commit(dst)))
 		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
 	else
@@ -525,7 +578,5 @@ out:
 	}
 	free(sh);
 	plan_release(&pl);
-	free(batch);
-	free(sums);
 	return rc;
 }
