@@ -289,9 +289,10 @@ static void place_release(struct place *p)
 
 /* The algorithm and the combinations of options, before anything is read:
  * 0, else the exit status. */
-static int place_check_args(struct place *p, int argc)
+static int place_check_args(struct place *p, int argc, char **argv)
 {
 	const struct place_opts *o = &p->o;
+	struct util_err err = UTIL_ERR_INIT;
 
 	if (!(p->algo = analyze_algo_find(o->algo ? o->algo : ANALYZE_FLAGSHIP))) {
 		char hint[96];
@@ -310,6 +311,8 @@ static int place_check_args(struct place *p, int argc)
 		util_cli_error(CMD, "-o writes every layer: drop --layer");
 		return 2;
 	}
+	if (o->out && util_out_check(o->out, o->heat_path ? o->heat_path : argv[optind], &err))
+		return util_cli_fail(CMD, &err);
 	if (o->c.nodes && o->c.groups == 0) {
 		util_cli_error(CMD, "--nodes needs --groups");
 		return 2;
@@ -1016,8 +1019,16 @@ static int place_run(struct place *p, const char *db, struct util_err *err)
 	else
 		print_text(p);
 	if (p->o.out) {
-		if (analyze_format_write(p->o.out, p->fmt, &p->sh, p->plan.phy2log, err))
+		char *target;
+		/* the writer renames onto the name it is given: a link's
+		 * target, so that the link stays */
+		if (util_out_target(p->o.out, &target, err))
 			return util_cli_fail(CMD, err);
+		if (analyze_format_write(target, p->fmt, &p->sh, p->plan.phy2log, err)) {
+			free(target);
+			return util_cli_fail(CMD, err);
+		}
+		free(target);
 		if (!p->o.json)
 			printf("wrote %s placement to '%s'\n", analyze_format_name(p->fmt), p->o.out);
 		if (analyze_format_path_note(p->o.out, p->fmt))
@@ -1043,7 +1054,7 @@ int cmd_place(int argc, char **argv)
 		list_algos();
 		return 0;
 	}
-	if ((status = place_check_args(&p, argc)))
+	if ((status = place_check_args(&p, argc, argv)))
 		return status;
 	status = place_run(&p, p.o.heat_path ? NULL : argv[optind], &err);
 	place_release(&p);

@@ -28,6 +28,7 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 	struct util_err err = UTIL_ERR_INIT;
 	struct analyze_shape sh;
 	int32_t *p2l;
+	char *target;
 	int64_t from = 0;
 	int fmt = analyze_format_parse(fmt_name), rc;
 
@@ -56,7 +57,12 @@ static int export_placement(struct store *s, const struct store_run *run, const 
 		free(p2l);
 		return util_exit_status(rc);
 	}
-	rc = analyze_format_write(out, fmt, &sh, p2l, &err);
+	/* the writer renames onto the name it is given: a link's target, so
+	 * that the link stays */
+	if (!(rc = util_out_target(out, &target, &err))) {
+		rc = analyze_format_write(target, fmt, &sh, p2l, &err);
+		free(target);
+	}
 	free(p2l);
 	if (rc)
 		return util_cli_fail("export", &err);
@@ -127,7 +133,8 @@ int cmd_export(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (store_open_run(argv[optind], run_name, STORE_READONLY, &s, &run, &err))
+	if ((strcmp(out, "-") && util_out_check(out, argv[optind], &err)) ||
+	    store_open_run(argv[optind], run_name, STORE_READONLY, &s, &run, &err))
 		return util_cli_fail("export", &err);
 	if (placement && !strcmp(out, "-")) {
 		util_cli_error("export", "-o: a placement is written to a file (renamed into place), "

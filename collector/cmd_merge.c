@@ -10,13 +10,17 @@
 #include <stdio.h>
 
 static const char merge_usage[] =
-	"usage: moetrace merge [--run NAME] [--name NAME] [--sum] [--partial] OUT SHARD...\n"
+	"usage: moetrace merge [--run NAME] [--name NAME] [--sum] [--partial] [--common-steps]\n"
+	"                      OUT SHARD...\n"
 	"\n"
 	"  --run NAME    run to take from each shard (default: each shard's newest)\n"
 	"  --name NAME   name of the merged run (default: RUN-merged)\n"
 	"  --sum         shards are partial counts of disjoint tokens (e.g. one per DP rank),\n"
 	"                not rank shards: add them without rank or placement checks\n"
-	"  --partial     merge even if some ranks have no shard\n";
+	"  --partial     merge even if some ranks have no shard\n"
+	"  --common-steps\n"
+	"                merge only the steps every shard has, leaving out the others\n"
+	"                (without it a step missing from some shard is an error)\n";
 
 int cmd_merge(int argc, char **argv)
 {
@@ -25,10 +29,11 @@ int cmd_merge(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "sum", no_argument, NULL, 's' },
 		{ "partial", no_argument, NULL, 'p' },
+		{ "common-steps", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct collector_merge_opts mo = { NULL, NULL, 0, 0 };
+	struct collector_merge_opts mo = COLLECTOR_MERGE_OPTS_INIT;
 	struct collector_merge_result res;
 	struct util_err err = UTIL_ERR_INIT;
 	int c;
@@ -39,6 +44,7 @@ int cmd_merge(int argc, char **argv)
 		case 'n': mo.out_run = optarg; break;
 		case 's': mo.sum = 1; break;
 		case 'p': mo.partial = 1; break;
+		case 'c': mo.common_steps = 1; break;
 		case 'h': fputs(merge_usage, stdout); return 0;
 		default: return util_opt_unknown(argv, opts);
 		}
@@ -56,7 +62,11 @@ int cmd_merge(int argc, char **argv)
 	       argc - optind - 1, res.run.name, argv[optind], (long long)res.steps,
 	       res.run.layers, res.run.experts, (long long)res.placements);
 	if (res.incomplete)
-		printf("skipped %lld step(s) missing from some shard\n", (long long)res.incomplete);
+		fprintf(stderr,
+			"moetrace merge: left out %lld step(s) missing from some shard "
+			"(--common-steps); the first, step %lld of '%s', is not in '%s'\n",
+			(long long)res.incomplete, (long long)res.first_missing, res.missing_in,
+			res.missing_from);
 	if (res.ranks_missing)
 		printf("warning: %d rank(s) had no shard; their tokens are missing\n",
 		       res.ranks_missing);

@@ -181,8 +181,10 @@ struct collector_export_opts {
 };
 
 /* Writes the run's heat in [from, to] to path through a temporary file
- * renamed into place ("-" writes standard output); *steps (may be NULL)
- * gets the number of steps written. */
+ * renamed into place ("-" writes standard output; a symbolic link is
+ * written through: its target is replaced, the link stays); *steps (may
+ * be NULL) gets the number of steps written.  The caller refuses a path
+ * that is the trace s reads (util_out_check). */
 int collector_export(struct store *s, const struct store_run *run,
 		     const struct collector_export_opts *o, const char *path, int64_t *steps,
 		     struct util_err *err);
@@ -198,11 +200,16 @@ struct collector_merge_opts {
 	const char *out_run;  /* name of the merged run (NULL = shard run name + "-merged") */
 	int sum;              /* shards are partial counts of disjoint tokens, not rank shards */
 	int partial;          /* allow ranks without a shard */
+	int common_steps;     /* merge the steps every shard has, leave out the others */
 };
+#define COLLECTOR_MERGE_OPTS_INIT { NULL, NULL, 0, 0, 0 }
 
 struct collector_merge_result {
 	int64_t steps;        /* steps written */
-	int64_t incomplete;   /* steps skipped because some shard lacks them */
+	int64_t incomplete;   /* steps some shard lacks (left out with common_steps) */
+	int64_t first_missing;    /* the first of them */
+	const char *missing_from; /* the first shard that lacks it (one of the paths given) */
+	const char *missing_in;   /* the first shard that has it */
 	int64_t placements;   /* placement versions copied */
 	int ranks_missing;    /* ranks without a shard (with partial) */
 	struct store_run run; /* the merged run */
@@ -210,7 +217,10 @@ struct collector_merge_result {
 
 /* Merges n shard databases into a new run of out (created if missing),
  * all or nothing: on error out is as it was (or not created) and err
- * names the shard, step and layer at fault. */
+ * names the shard, step and layer at fault.  Refused (UTIL_EUSAGE): a
+ * shard given twice (the same file by any name), shards that disagree on
+ * the run's shape, model, top-k, EP layout or first layer, or on the phase
+ * of a step, and, unless common_steps, a step some shard lacks. */
 int collector_merge(const char *out, const char *const *shards, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err);

@@ -136,13 +136,39 @@ static int write_jsonl(FILE *f, const struct store_run *run, const struct store_
 	return ferror(f) ? -1 : 0;
 }
 
+/* The temporary file an export to path is written to, in *f, beside the
+ * file it will replace (*target: path, or the file a link at path points
+ * to, so the rename writes through the link).  Both names malloc'ed. */
+static int open_tmp(const char *path, char **target, char **tmp, FILE **f,
+		    struct util_err *err)
+{
+	int fd, rc;
+
+	if ((rc = util_out_target(path, target, err)))
+		return rc;
+	if (!(*tmp = malloc(strlen(*target) + 16)))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	sprintf(*tmp, "%s.tmpXXXXXX", *target);
+	if ((fd = mkstemp(*tmp)) < 0 || fchmod(fd, 0644) != 0 || !(*f = fdopen(fd, "w"))) {
+		rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(*tmp);
+		}
+		free(*tmp);
+		*tmp = NULL;
+		return rc;
+	}
+	return 0;
+}
+
 int collector_export(struct store *s, const struct store_run *run,
 		     const struct collector_export_opts *o, const char *path, int64_t *steps,
 		     struct util_err *err)
 {
 	struct store_iter *it = NULL;
 	struct store_step st;
-	char *tmp = NULL, *buf = NULL;
+	char *target = NULL, *tmp = NULL, *buf = NULL;
 	FILE *f = NULL;
 	int64_t n = 0;
 	int rc, to_stdout = !strcmp(path, "-");
@@ -155,27 +181,10 @@ int collector_export(struct store *s, const struct store_run *run,
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
 		goto out;
 	}
-	if (to_stdout) {
+	if (to_stdout)
 		f = stdout;
-	} else {
-		size_t len = strlen(path) + 16;
-		int fd;
-		tmp = malloc(len);
-		if (!tmp) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-			goto out;
-		}
-		snprintf(tmp, len, "%s.tmpXXXXXX", path);
-		if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
-			rc = util_err_set(err, UTIL_EIO, "cannot create '%s': %s", path,
-					  strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			free(tmp);
-			tmp = NULL;
-			goto out;
-		}
-	}
+	else if ((rc = open_tmp(path, &target, &tmp, &f, err)))
+		goto out;
 	if (o->format == COLLECTOR_EXPORT_CSV)
 		fputs("step,layer,expert,tokens,phase\n", f);
 	else
@@ -215,8 +224,8 @@ int collector_export(struct store *s, const struct store_run *run,
 					  strerror(errno));
 			goto out;
 		}
-		if (rename(tmp, path) != 0) {
-			rc = util_err_set(err, UTIL_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
+		if (rename(tmp, target) != 0) {
+			rc = util_err_set(err, UTIL_EIO, "cannot rename '%s' to '%s': %s", tmp, target,
 					  strerror(errno));
 			goto out;
 		}
@@ -233,6 +242,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
+	free(target);
 	store_iter_free(it);
 	free(buf);
 	return rc;

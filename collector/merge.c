@@ -1,10 +1,13 @@
 /*
  * merge.c: per-rank shards into one global trace.  Start at
- * collector_merge(): it opens every shard read-only, checks they describe
- * the same deployment (shape, EP layout, placement history) and, for rank
- * shards, that no two claim the same rank; then it walks the shards'
- * steps in lockstep, adds the steps every shard has, and writes the sums
- * as a new run in one transaction.
+ * collector_merge(): it opens every shard read-only, checks that no file
+ * is given twice, that they describe the same deployment (shape, model,
+ * top-k, EP layout, first layer, placement history) and, for rank shards,
+ * that no two claim the same rank; then walk_steps() goes through the
+ * shards' steps in lockstep and adds each step, and the sums are written
+ * as a new run in one transaction.  A step some shard lacks stops the
+ * merge (its tokens would be lost, or the step left out, without a word)
+ * unless the caller asked for the common steps alone.
  *
  * A rank shard credits each of its slots' tokens to the logical expert in
  * that slot, so its counts may be non-zero only for experts the placement
@@ -31,6 +34,7 @@ struct shard {
 	struct store_iter *it;
 	struct store_step cur;
 	int have;
+	int routed; /* the current step has a token in some cell */
 	unsigned char *own; /* per placement version: L x E, expert on this rank? */
 };
 
@@ -108,6 +112,38 @@ static int same_shape(const struct shard *a, const struct shard *b, struct util_
 			    a->run.ranks, a->run.slots);
 }
 
+/* The merged run takes what is not summed from the first shard: each
+ * other shard must say the same, or its value would be dropped unseen. */
+static int same_run(const struct shard *a, const struct shard *b, struct util_err *err)
+{
+	const struct {
+		const char *what;
+		int x, y;
+	} f[] = {
+		{ "top-k", a->run.topk, b->run.topk },
+		{ "ranks per node", a->run.ranks_per_node, b->run.ranks_per_node },
+		{ "first layer", a->run.first_layer, b->run.first_layer },
+	};
+	int rc;
+
+	if ((rc = same_shape(a, b, err)))
+		return rc;
+	if (strcmp(a->run.model, b->run.model))
+		return util_err_set(err, UTIL_EUSAGE,
+				    "shards disagree on the model: '%s' run '%s' is '%s', '%s' run "
+				    "'%s' is '%s'",
+				    b->path, b->run.name, b->run.model, a->path, a->run.name,
+				    a->run.model);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(f); i++)
+		if (f[i].x != f[i].y)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "shards disagree on the %s: '%s' run '%s' has %d, '%s' "
+					    "run '%s' has %d",
+					    f[i].what, b->path, b->run.name, f[i].y, a->path,
+					    a->run.name, f[i].x);
+	return 0;
+}
+
 static int open_shards(struct shard *sh, size_t n, const struct collector_merge_opts *o,
 		       struct util_err *err)
 {
@@ -118,7 +154,7 @@ static int open_shards(struct shard *sh, size_t n, const struct collector_merge_
 					 err)))
 			return rc;
 		sh[i].rank = collector_shard_rank(&sh[i].run);
-		if (i > 0 && (rc = same_shape(&sh[0], &sh[i], err)))
+		if (i > 0 && (rc = same_run(&sh[0], &sh[i], err)))
 			return rc;
 		if (o->sum)
 			continue;
@@ -195,6 +231,7 @@ static int add_shard(struct shard *sh, const struct plan *pl, int rank_check, ui
 	const uint32_t *c = sh->cur.counts;
 	long v = rank_check ? version_at(pl, sh->cur.step) : -1;
 
+	sh->routed = 0;
 	if (rank_check && v < 0)
 		return util_err_set(err, UTIL_EUSAGE,
 				    "'%s' step %lld precedes the first deployed placement (step %lld)",
@@ -204,6 +241,7 @@ static int add_shard(struct shard *sh, const struct plan *pl, int rank_check, ui
 			uint32_t x = c[l * E + e];
 			if (!x)
 				continue;
+			sh->routed = 1;
 			if (rank_check && !sh->own[((size_t)v * L + l) * E + e])
 				return util_err_set(err, UTIL_EUSAGE,
 						    "'%s' step %lld layer %zu: expert %zu has %u tokens "
@@ -300,16 +338,48 @@ static int write_head(struct store *dst, const char *out, const struct plan *pl,
 	return 0;
 }
 
+/* Under --sum a shard that routed tokens in a step but gives their number
+ * as 0 (unknown) beside one that gives it would leave the summed tokens
+ * short of the step's: refused rather than stored. */
+static int tokens_known(const struct shard *sh, size_t n, const struct store_step *b,
+			struct util_err *err)
+{
+	size_t known = 0, unknown = n;
+
+	if (b->tokens == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (sh[i].cur.tokens > 0)
+			known = i;
+		else if (sh[i].routed && unknown == n)
+			unknown = i;
+	}
+	if (unknown == n)
+		return 0;
+	return util_err_set(err, UTIL_EUSAGE,
+			    "step %lld: '%s' routed tokens but gives their number as 0 (unknown), "
+			    "'%s' gives %lld: their sum would not be the step's tokens",
+			    (long long)b->step, sh[unknown].path, sh[known].path,
+			    (long long)sh[known].cur.tokens);
+}
+
 /* Step b (counts in b->counts, zeroed) from every shard's current step:
- * counts and tokens summed, the earliest time, prefill over decode. */
+ * counts and tokens summed, the phase every shard gives, the earliest
+ * time any gives (ranks stamp one step a little apart; 0 is unknown). */
 static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 		      const struct collector_merge_opts *o, struct store_step *b,
 		      struct util_err *err)
 {
 	int rc;
 
-	b->time = sh[0].cur.time;
+	b->phase = sh[0].cur.phase;
 	for (size_t i = 0; i < n; i++) {
+		if (sh[i].cur.phase != b->phase)
+			return util_err_set(err, UTIL_EUSAGE,
+					    "step %lld: '%s' records it as %s, '%s' as %s: "
+					    "shards must agree on the phase of a step",
+					    (long long)b->step, sh[0].path, store_phase_name(b->phase),
+					    sh[i].path, store_phase_name(sh[i].cur.phase));
 		if ((rc = add_shard(&sh[i], pl, !o->sum, b->counts, err)))
 			return rc;
 		if (util_add_i64(b->tokens, sh[i].cur.tokens, &b->tokens) ||
@@ -320,68 +390,56 @@ static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 					    "holds in a step",
 					    (long long)b->step, sh[i].path,
 					    (long long)STORE_TOKENS_MAX);
-		if (sh[i].cur.time > 0 && (b->time == 0 || sh[i].cur.time < b->time))
+		if (sh[i].cur.time != 0 && (b->time == 0 || sh[i].cur.time < b->time))
 			b->time = sh[i].cur.time;
-		if (sh[i].cur.phase == STORE_PHASE_PREFILL ||
-		    (sh[i].cur.phase == STORE_PHASE_DECODE && b->phase != STORE_PHASE_PREFILL))
-			b->phase = sh[i].cur.phase;
 	}
+	return o->sum ? tokens_known(sh, n, b, err) : 0;
+}
+
+/* Step minstep, which some shard lacks, in res: the first shard that
+ * lacks it and the first that has it. */
+static void note_missing(const struct shard *sh, size_t n, int64_t minstep,
+			 struct collector_merge_result *res)
+{
+	res->first_missing = minstep;
+	for (size_t i = n; i-- > 0;) {
+		if (sh[i].have && sh[i].cur.step == minstep)
+			res->missing_in = sh[i].path;
+		else
+			res->missing_from = sh[i].path;
+	}
+}
+
+/* Appends the nb steps of batch to dst. */
+static int flush(struct store *dst, const char *out, struct collector_merge_result *res,
+		 const struct store_step *batch, size_t *nb, struct util_err *err)
+{
+	int rc;
+
+	if (*nb && (rc = store_steps_append(dst, &res->run, batch, *nb)))
+		return util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
+	res->steps += (int64_t)*nb;
+	*nb = 0;
 	return 0;
 }
 
-int collector_merge(const char *out, const char *const *paths, size_t n,
-		    const struct collector_merge_opts *o, struct collector_merge_result *res,
-		    struct util_err *err)
+/* Goes through the shards' steps in order (their iterators open): a step
+ * every shard holds is merged and appended to dst, one some shard lacks is
+ * counted in res (the first named).  Without common_steps nothing is
+ * merged after the first such step: the merge will be refused, and the
+ * rest of the walk only counts the others for the message. */
+static int walk_steps(struct shard *sh, size_t n, const struct plan *pl,
+		      const struct collector_merge_opts *o, struct store *dst, const char *out,
+		      struct collector_merge_result *res, struct util_err *err)
 {
-	struct shard *sh = NULL;
-	struct plan pl = { 0, NULL, NULL };
-	struct store *dst = NULL;
-	struct store_step *batch = NULL;
-	uint32_t *sums = NULL;
-	size_t L, E, P, nb = 0;
-	int rc, in_tx = 0;
+	size_t L = (size_t)sh[0].run.layers, E = (size_t)sh[0].run.experts, nb = 0;
+	struct store_step *batch = calloc(MERGE_BATCH, sizeof(*batch));
+	uint32_t *sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
+	int rc = 0;
 
-	memset(res, 0, sizeof(*res));
-	if (n == 0)
-		return util_err_set(err, UTIL_EUSAGE, "no shards to merge");
-	for (size_t i = 0; i < n; i++)
-		if (same_file(out, paths[i]))
-			return util_err_set(err, UTIL_EUSAGE, "output '%s' is also shard %zu", out,
-					    i + 1);
-	sh = calloc(n, sizeof(*sh));
-	if (!sh)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
-		sh[i].path = paths[i];
-	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)) ||
-	    (!o->sum && (rc = check_ranks(sh, n, o, res, err))))
-		goto out;
-	L = (size_t)sh[0].run.layers;
-	E = (size_t)sh[0].run.experts;
-	P = (size_t)sh[0].run.ranks * (size_t)sh[0].run.slots;
-	batch = calloc(MERGE_BATCH, sizeof(*batch));
-	sums = calloc((size_t)MERGE_BATCH * L * E, sizeof(uint32_t));
-	if (!batch || !sums) {
+	if (!batch || !sums)
 		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
-	/* a new output is staged: a failure leaves no file (store.h) */
-	if ((rc = store_open(out, STORE_CREATE | STORE_STAGE, &dst, err)))
-		goto out;
-	merged_run(sh, n, o, &res->run);
-	if ((rc = write_head(dst, out, &pl, L * P, res, &in_tx, err)))
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it))) {
-			rc = util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
-			goto out;
-		}
-		if ((rc = advance(&sh[i], err)))
-			goto out;
-	}
-	/* steps in order; a step every shard holds is merged, the others are
-	 * counted as incomplete */
-	for (;;) {
+	while (!rc) {
 		int64_t minstep = INT64_MAX;
 		size_t at = 0, any = 0;
 		for (size_t i = 0; i < n; i++)
@@ -394,37 +452,114 @@ int collector_merge(const char *out, const char *const *paths, size_t n,
 			break;
 		for (size_t i = 0; i < n; i++)
 			at += sh[i].have && sh[i].cur.step == minstep;
-		if (at == n) {
+		if (at < n) {
+			if (res->incomplete++ == 0)
+				note_missing(sh, n, minstep, res);
+		} else if (o->common_steps || !res->incomplete) {
 			struct store_step *b = &batch[nb];
-			uint32_t *sum = sums + nb * L * E;
-			memset(sum, 0, L * E * sizeof(uint32_t));
 			memset(b, 0, sizeof(*b));
 			b->step = minstep;
-			b->counts = sum;
-			if ((rc = merge_step(sh, n, &pl, o, b, err)))
-				goto out;
-			if (++nb == MERGE_BATCH) {
-				if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
-					rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-					goto out;
-				}
-				res->steps += (int64_t)nb;
-				nb = 0;
-			}
-		} else {
-			res->incomplete++;
+			b->counts = sums + nb * L * E;
+			memset(b->counts, 0, L * E * sizeof(uint32_t));
+			if ((rc = merge_step(sh, n, pl, o, b, err)))
+				break;
+			if (++nb == MERGE_BATCH && (rc = flush(dst, out, res, batch, &nb, err)))
+				break;
 		}
-		for (size_t i = 0; i < n; i++)
-			if (sh[i].have && sh[i].cur.step == minstep && (rc = advance(&sh[i], err)))
-				goto out;
+		for (size_t i = 0; i < n && !rc; i++)
+			if (sh[i].have && sh[i].cur.step == minstep)
+				rc = advance(&sh[i], err);
 	}
-	if (nb) {
-		if ((rc = store_steps_append(dst, &res->run, batch, nb))) {
-			rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
-			goto out;
-		}
-		res->steps += (int64_t)nb;
+	if (!rc)
+		rc = flush(dst, out, res, batch, &nb, err);
+	free(batch);
+	free(sums);
+	return rc;
+}
+
+/* What the walk found that stops the merge: a step some shard lacks
+ * (unless common_steps), or no step at all to merge. */
+static int check_walk(const struct collector_merge_opts *o,
+		      const struct collector_merge_result *res, struct util_err *err)
+{
+	if (res->incomplete && !o->common_steps)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "step %lld of '%s' is not in '%s'; %lld step(s) are missing from "
+				    "some shard: --common-steps merges only the steps every shard has",
+				    (long long)res->first_missing, res->missing_in, res->missing_from,
+				    (long long)res->incomplete);
+	if (res->steps == 0)
+		return util_err_set(err, UTIL_EUSAGE,
+				    res->incomplete ? "no step is in every shard: nothing to merge"
+						    : "the shards have no steps: nothing to merge");
+	return 0;
+}
+
+/* Each file once: a shard given twice (by two names, a link or a hard
+ * link) would be added twice. */
+static int check_paths(const char *out, const char *const *paths, size_t n,
+		       struct util_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (same_file(out, paths[i]))
+			return util_err_set(err, UTIL_EUSAGE, "output '%s' is also shard %zu", out,
+					    i + 1);
+		for (size_t j = 0; j < i; j++)
+			if (same_file(paths[j], paths[i]))
+				return util_err_set(err, UTIL_EUSAGE,
+						    "shard %zu '%s' and shard %zu '%s' are the same "
+						    "file: its counts would be added twice",
+						    j + 1, paths[j], i + 1, paths[i]);
 	}
+	return 0;
+}
+
+/* The shards' iterators, each on its first step. */
+static int start_walk(struct shard *sh, size_t n, struct util_err *err)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = store_iter_new(sh[i].s, &sh[i].run, INT64_MIN, INT64_MAX, 0, &sh[i].it)))
+			return util_err_set(err, rc, "'%s': %s", sh[i].path, store_errmsg(sh[i].s));
+		if ((rc = advance(&sh[i], err)))
+			return rc;
+	}
+	return 0;
+}
+
+int collector_merge(const char *out, const char *const *paths, size_t n,
+		    const struct collector_merge_opts *o, struct collector_merge_result *res,
+		    struct util_err *err)
+{
+	struct shard *sh = NULL;
+	struct plan pl = { 0, NULL, NULL };
+	struct store *dst = NULL;
+	size_t LP;
+	int rc, in_tx = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (n == 0)
+		return util_err_set(err, UTIL_EUSAGE, "no shards to merge");
+	if ((rc = check_paths(out, paths, n, err)))
+		return rc;
+	sh = calloc(n, sizeof(*sh));
+	if (!sh)
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		sh[i].path = paths[i];
+	if ((rc = open_shards(sh, n, o, err)) || (rc = check_plans(sh, n, &pl, o, err)) ||
+	    (!o->sum && (rc = check_ranks(sh, n, o, res, err))))
+		goto out;
+	/* a new output is staged: a failure leaves no file (store.h) */
+	if ((rc = store_open(out, STORE_CREATE | STORE_STAGE, &dst, err)))
+		goto out;
+	merged_run(sh, n, o, &res->run);
+	LP = (size_t)res->run.layers * (size_t)res->run.ranks * (size_t)res->run.slots;
+	if ((rc = write_head(dst, out, &pl, LP, res, &in_tx, err)) ||
+	    (rc = start_walk(sh, n, err)) || (rc = walk_steps(sh, n, &pl, o, dst, out, res, err)) ||
+	    (rc = check_walk(o, res, err)))
+		goto out;
 	if ((rc = store_commit(dst)))
 		rc = util_err_set(err, rc, "'%s': %s", out, store_errmsg(dst));
 	else
@@ -443,7 +578,5 @@ out:
 	}
 	free(sh);
 	plan_release(&pl);
-	free(batch);
-	free(sums);
 	return rc;
 }

@@ -235,7 +235,8 @@ int cmd_render(int argc, char **argv)
 		free(j);
 		return status;
 	}
-	if (store_open_run(db, o.runname, STORE_READONLY, &s, &run, &err)) {
+	if (util_out_check(out, db, &err) ||
+	    store_open_run(db, o.runname, STORE_READONLY, &s, &run, &err)) {
 		free(j);
 		return fail(&err);
 	}

@@ -962,6 +962,22 @@ static int make_tmp(const char *dir, char *tmp, size_t n, int *inside, struct ut
 	return 0;
 }
 
+/* Neither DIR nor a file the report may write in it is the trace: each is
+ * renamed into place over whatever had its name. */
+static int check_out(const char *dir, const char *db, struct util_err *err)
+{
+	char p[4096];
+	int rc;
+
+	if ((rc = util_out_check(dir, db, err)))
+		return rc;
+	for (int k = 0; k <= PAGES; k++)
+		if (!join(p, sizeof(p), dir, k < PAGES ? page_file[k] : "report.pdf") &&
+		    (rc = util_out_check(p, db, err)))
+			return rc;
+	return 0;
+}
+
 static int write_all(const struct opts *o, struct report *r, struct util_err *err)
 {
 	char tmp[4096], a[4096], b[4096];
@@ -1146,7 +1162,8 @@ int cmd_report(int argc, char **argv)
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}
-	if (store_open_run(o.db, o.c.runname, STORE_READONLY, &s, &r->run, &err)) {
+	if (check_out(o.dir, o.db, &err) ||
+	    store_open_run(o.db, o.c.runname, STORE_READONLY, &s, &r->run, &err)) {
 		free(r);
 		return util_cli_fail(CMD, &err);
 	}

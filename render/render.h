@@ -174,7 +174,9 @@ typedef int (*render_draw_fn)(cairo_t *cr, double w, double h, int page, void *c
  * the extension (.png pixels = w*scale x h*scale; SVG and PDF in points,
  * one page each unless PDF).  Output goes to a temporary file in the same
  * directory renamed over path at the end, so a failure leaves no partial
- * file.  Identical drawings give identical bytes (no dates embedded). */
+ * file; a path that is a symbolic link is written through (the file it
+ * points to is replaced, the link stays).  Identical drawings give
+ * identical bytes (no dates embedded). */
 int render_write(const char *path, double w, double h, double scale, int pages,
 		 render_draw_fn draw, void *ctx, struct util_err *err);
 

@@ -2,7 +2,9 @@
  * write.c: the one place that creates cairo surfaces and writes files.
  * The format follows the extension; output goes to a temporary file in the
  * target's directory (so rename() is atomic) and is renamed over the
- * target only once every page was drawn and every byte written.  PDF
+ * target only once every page was drawn and every byte written.  The
+ * target of a path that is a symbolic link is the file the link points
+ * to: the chart replaces that file and the link stays.  PDF
  * metadata dates are pinned so identical drawings give identical bytes.
  */
 #include "render/render_int.h"
@@ -112,7 +114,7 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 	enum fmt fmt = format_of(path);
 	struct sink k = { NULL, 0 };
 	cairo_surface_t *sf = NULL;
-	char *tmp = NULL;
+	char *tmp = NULL, *target = NULL;
 	int fd = -1, rc = 0;
 
 	if (fmt == FMT_NONE)
@@ -130,12 +132,12 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 				    "%gx%g pixels is too large for a PNG (at most 64 million)",
 				    w * scale, h * scale);
 
-	if ((rc = render_cairo_load(err)))
+	if ((rc = render_cairo_load(err)) || (rc = util_out_target(path, &target, err)))
 		return rc;
 	{
-		size_t n = strlen(path);
+		size_t n = strlen(target);
 		tmp = xmalloc(n + 16);
-		memcpy(tmp, path, n);
+		memcpy(tmp, target, n);
 		memcpy(tmp + n, ".tmp-XXXXXX", 12);
 	}
 	if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0666 & ~current_umask()) != 0 ||
@@ -146,6 +148,7 @@ int render_write(const char *path, double w, double h, double scale, int pages,
 			unlink(tmp);
 		}
 		free(tmp);
+		free(target);
 		return rc;
 	}
 
@@ -207,10 +210,11 @@ out:
 	cairo_surface_destroy(sf);
 	if (fclose(k.f) != 0 && !rc)
 		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
-	if (!rc && rename(tmp, path) != 0)
+	if (!rc && rename(tmp, target) != 0)
 		rc = util_err_set(err, UTIL_EIO, "cannot write '%s': %s", path, strerror(errno));
 	if (rc)
 		unlink(tmp);
 	free(tmp);
+	free(target);
 	return rc;
 }

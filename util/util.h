@@ -154,6 +154,19 @@ char *util_utf8_sanitize(char *dst, size_t n, const char *s);
  * and renamed into place get 0666 & ~util_umask(), as open() would give. */
 unsigned util_umask(void);
 
+/* Output files (util/outfile.c).  util_out_target: the file that writing
+ * path replaces, malloc'ed in *target: path, or when path is a symbolic
+ * link the file its chain of links ends at (which need not exist yet), so
+ * that a writer which renames a temporary file in the target's directory
+ * onto the target writes through the link and keeps it.  UTIL_EIO for a
+ * link that cannot be read or a chain of more than 40.
+ * util_out_check: UTIL_EUSAGE, err naming both, when writing path would
+ * replace in, the trace a command reads (the same file by any name: a
+ * link, a hard link, another spelling), or one of the files SQLite keeps
+ * beside it (in-wal, in-shm, in-journal); 0 for in NULL or not a file. */
+int util_out_target(const char *path, char **target, struct util_err *err);
+int util_out_check(const char *path, const char *in, struct util_err *err);
+
 /* Human-scaled byte counts, one family everywhere: decimal SI units
  * (B, kB, MB, GB, TB, powers of 1000), the units link bandwidths are quoted
  * in (GB/s), so that bytes / bandwidth reads as seconds: "512 B",

@@ -1,7 +1,8 @@
 #!/bin/sh
 # moetrace merge: rank shards recorded with the same seed add up to exactly
 # the unsharded recording; overlapping, mismatched, incomplete or untagged
-# shards are refused with exit 2 and no output file.
+# shards, and a step some shard lacks (without --common-steps), are refused
+# with exit 2 and no output file.
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 # mixtral-8x7b: 32 layers x 8 experts on 4 ranks x 3 slots (4 redundant slots)
@@ -24,8 +25,10 @@ q="SELECT group_concat(step || ':' || phase || ':' || tokens, ' ') FROM (SELECT 
 [ "$(sqlite3 "$T/out.db" "SELECT count(*) FROM deployed")" = 32 ] || fail "placement not copied"
 expect_status 0 mt info "$T/out.db"
 
-# refusals: nothing written
-expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/rank0.db" "$T/rank2.db" "$T/rank3.db"
+# refusals: nothing written (a copy of rank 0: the same file twice is
+# refused before its rank is read, tests/cli/0940-merge-shard-twice.sh)
+cp "$T/rank0.db" "$T/again0.db"
+expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/again0.db" "$T/rank2.db" "$T/rank3.db"
 expect_grep "$T/err" "shards overlap: .* both record rank 0"
 expect_status 2 mt merge "$T/bad.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db"
 expect_grep "$T/err" "1 of 4 ranks have no shard \(first missing: rank 3\)"
@@ -47,15 +50,21 @@ expect_grep "$T/err" "placement puts it on no slot of rank 3"
 # --partial merges what there is; --sum adds untagged partial traces
 expect_status 0 mt merge --partial --name part "$T/p.db" "$T/rank0.db" "$T/rank1.db"
 expect_grep "$T/out" "warning: 2 rank\(s\) had no shard"
-expect_status 0 mt merge --sum --name twice "$T/s.db" "$T/full.db" "$T/full.db"
+cp "$T/full.db" "$T/full2.db"
+expect_status 0 mt merge --sum --name twice "$T/s.db" "$T/full.db" "$T/full2.db"
 a=$(sqlite3 "$T/full.db" "SELECT sum(tokens) FROM steps")
 b=$(sqlite3 "$T/s.db" "SELECT sum(tokens) FROM steps")
 [ "$b" -eq $((2 * a)) ] || fail "--sum: tokens $b, expected $((2 * a))"
 
-# a step one shard lacks (dropped there) is skipped and reported, the rest merge
+# a step one shard lacks (dropped there) is refused; --common-steps merges
+# the rest and says on stderr what it left out
 cp "$T/rank3.db" "$T/gap3.db"
 sqlite3 "$T/gap3.db" "DELETE FROM counts WHERE step = 7; DELETE FROM steps WHERE step = 7"
-expect_status 0 mt merge --name gap "$T/g.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db" "$T/gap3.db"
+expect_status 2 mt merge --name gap "$T/g.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db" "$T/gap3.db"
+expect_grep "$T/err" "step 7 of '.*/rank0.db' is not in '.*/gap3.db'; 1 step\(s\) are missing"
+[ ! -e "$T/g.db" ] || fail "a refused merge left g.db"
+expect_status 0 mt merge --common-steps --name gap "$T/g.db" "$T/rank0.db" "$T/rank1.db" \
+	"$T/rank2.db" "$T/gap3.db"
 expect_grep "$T/out" "24 steps of 32 x 8"
-expect_grep "$T/out" "skipped 1 step\(s\) missing from some shard"
+expect_grep "$T/err" "left out 1 step\(s\) missing from some shard"
 [ "$(sqlite3 "$T/g.db" "SELECT count(*) FROM steps WHERE step = 7")" = 0 ] || fail "step 7 merged"

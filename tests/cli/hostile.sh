@@ -47,7 +47,9 @@ check() {
 		sql) set -- sql "$db" "SELECT count(*), sum(tokens) FROM expert_heat" ;;
 		top) set -- top --snapshot "$db" ;;
 		export) set -- export "$db" --format csv -o "$T/o/x.csv" ;;
-		merge) set -- merge --sum "$T/o/m.db" "$db" "$db" ;;
+		merge) # two shards: the variant and a copy (the same file twice is refused)
+			cp "$db" "$T/o/copy.db" || fail "cannot copy $db"
+			set -- merge --sum "$T/o/m.db" "$db" "$T/o/copy.db" ;;
 		*) set -- "$cmd" "$db" ;;
 		esac
 		rm -f "$T/o/m.db"

@@ -1,13 +1,17 @@
-/* test_util.c: the shared human-scaled units, the JSON string writer and
- * the buffers and allocators of library code, which fail without aborting. */
+/* test_util.c: the shared human-scaled units, the JSON string writer, the
+ * buffers and allocators of library code, which fail without aborting, and
+ * what an -o may write (util/outfile.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -135,6 +139,100 @@ static void test_util_alloc_hook(void **state)
 	util_buf_release(&b);
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes a scratch directory of the output-file tests, links not followed. */
+static void rm_dir(const char *dir)
+{
+	assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static void touch(const char *dir, const char *name)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	assert_non_null(f = fopen(p, "w"));
+	fclose(f);
+}
+
+static void test_util_out_target(void **state)
+{
+	char dir[] = "/tmp/moetrace-util-XXXXXX", a[256], b[256], *t = NULL;
+	struct util_err err = UTIL_ERR_INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* a plain name, existing or not, is itself */
+	snprintf(a, sizeof(a), "%s/new.csv", dir);
+	assert_int_equal(util_out_target(a, &t, &err), 0);
+	assert_string_equal(t, a);
+	free(t);
+	/* a chain of relative links, each read from its own directory */
+	snprintf(a, sizeof(a), "%s/sub", dir);
+	assert_int_equal(mkdir(a, 0777), 0);
+	snprintf(a, sizeof(a), "%s/l1", dir);
+	assert_int_equal(symlink("sub/l2", a), 0);
+	snprintf(b, sizeof(b), "%s/sub/l2", dir);
+	assert_int_equal(symlink("../real.csv", b), 0);
+	assert_int_equal(util_out_target(a, &t, &err), 0);
+	snprintf(b, sizeof(b), "%s/sub/../real.csv", dir);
+	assert_string_equal(t, b);
+	free(t);
+	/* a loop of links is an error, not a hang */
+	snprintf(a, sizeof(a), "%s/x", dir);
+	assert_int_equal(symlink("y", a), 0);
+	snprintf(b, sizeof(b), "%s/y", dir);
+	assert_int_equal(symlink("x", b), 0);
+	assert_int_equal(util_out_target(a, &t, &err), UTIL_EIO);
+	assert_null(t);
+	assert_non_null(strstr(err.msg, "symbolic links"));
+	rm_dir(dir);
+}
+
+static void test_util_out_check(void **state)
+{
+	char dir[] = "/tmp/moetrace-util-XXXXXX", db[256], o[256];
+	struct util_err err = UTIL_ERR_INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	touch(dir, "t.db");
+	snprintf(db, sizeof(db), "%s/t.db", dir);
+	/* other files, NULL and a URL are fine */
+	snprintf(o, sizeof(o), "%s/t.csv", dir);
+	assert_int_equal(util_out_check(o, db, &err), 0);
+	assert_int_equal(util_out_check(db, NULL, &err), 0);
+	assert_int_equal(util_out_check(o, "clickhouse://h:8123/db", &err), 0);
+	snprintf(o, sizeof(o), "%s/t.db-walrus", dir);
+	assert_int_equal(util_out_check(o, db, &err), 0);
+	/* the trace by another spelling, and its journals existing or not */
+	snprintf(o, sizeof(o), "%s/./t.db", dir);
+	assert_int_equal(util_out_check(o, db, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "is the trace"));
+	snprintf(o, sizeof(o), "%s/t.db-journal", dir);
+	assert_int_equal(util_out_check(o, db, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "rollback journal"));
+	touch(dir, "t.db-shm");
+	snprintf(o, sizeof(o), "%s/t.db-shm", dir);
+	assert_int_equal(util_out_check(o, db, &err), UTIL_EUSAGE);
+	assert_non_null(strstr(err.msg, "shared-memory index"));
+	/* a hard link to the journal: the same file */
+	snprintf(o, sizeof(o), "%s/other", dir);
+	snprintf(db, sizeof(db), "%s/t.db-shm", dir);
+	assert_int_equal(link(db, o), 0);
+	snprintf(db, sizeof(db), "%s/t.db", dir);
+	assert_int_equal(util_out_check(o, db, &err), UTIL_EUSAGE);
+	rm_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +241,8 @@ int main(void)
 		cmocka_unit_test(test_util_json_str),
 		cmocka_unit_test(test_util_buf_soft_fails),
 		cmocka_unit_test(test_util_alloc_hook),
+		cmocka_unit_test(test_util_out_target),
+		cmocka_unit_test(test_util_out_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
