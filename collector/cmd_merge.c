@@ -67,6 +67,11 @@ int cmd_merge(int argc, char **argv)
 			"(--common-steps); the first, step %lld of '%s', is not in '%s'\n",
 			(long long)res.incomplete, (long long)res.first_missing, res.missing_in,
 			res.missing_from);
+	if (res.mixed)
+		fprintf(stderr,
+			"moetrace merge: %lld step(s) prefill in some shard and decode in another "
+			"are stored as of unknown phase (both)\n",
+			(long long)res.mixed);
 	if (res.ranks_missing)
 		printf("warning: %d rank(s) had no shard; their tokens are missing\n",
 		       res.ranks_missing);

@@ -207,6 +207,8 @@ struct collector_merge_opts {
 struct collector_merge_result {
 	int64_t steps;        /* steps written */
 	int64_t incomplete;   /* steps some shard lacks (left out with common_steps) */
+	int64_t mixed;        /* --sum: steps whose shards gave different phases, stored
+			       * as unknown */
 	int64_t first_missing;    /* the first of them */
 	const char *missing_from; /* the first shard that lacks it (one of the paths given) */
 	const char *missing_in;   /* the first shard that has it */
@@ -219,8 +221,9 @@ struct collector_merge_result {
  * all or nothing: on error out is as it was (or not created) and err
  * names the shard, step and layer at fault.  Refused (UTIL_EUSAGE): a
  * shard given twice (the same file by any name), shards that disagree on
- * the run's shape, model, top-k, EP layout or first layer, or on the phase
- * of a step, and, unless common_steps, a step some shard lacks. */
+ * the run's shape, model, top-k, EP layout or first layer, rank shards that
+ * disagree on the phase of a step, and, unless common_steps, a step some
+ * shard lacks. */
 int collector_merge(const char *out, const char *const *shards, size_t n,
 		    const struct collector_merge_opts *o, struct collector_merge_result *res,
 		    struct util_err *err);

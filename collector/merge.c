@@ -365,16 +365,23 @@ static int tokens_known(const struct shard *sh, size_t n, const struct store_ste
 
 /* Step b (counts in b->counts, zeroed) from every shard's current step:
  * counts and tokens summed, the phase every shard gives, the earliest
- * time any gives (ranks stamp one step a little apart; 0 is unknown). */
+ * time any gives (ranks stamp one step a little apart; 0 is unknown).
+ * Rank shards saw the same tokens, so they must agree on the phase; under
+ * --sum each shard routed its own tokens (data-parallel ranks, say), and
+ * shards in different phases make a step of both: unknown, as a recorder
+ * records a step that mixes prefill and decode, counted in *mixed. */
 static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
-		      const struct collector_merge_opts *o, struct store_step *b,
+		      const struct collector_merge_opts *o, struct store_step *b, int64_t *mixed,
 		      struct util_err *err)
 {
 	int rc;
 
 	b->phase = sh[0].cur.phase;
 	for (size_t i = 0; i < n; i++) {
-		if (sh[i].cur.phase != b->phase)
+		if (sh[i].cur.phase != b->phase && o->sum) {
+			*mixed += b->phase != STORE_PHASE_UNKNOWN;
+			b->phase = STORE_PHASE_UNKNOWN;
+		} else if (sh[i].cur.phase != b->phase)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "step %lld: '%s' records it as %s, '%s' as %s: "
 					    "shards must agree on the phase of a step",
@@ -461,7 +468,7 @@ static int walk_steps(struct shard *sh, size_t n, const struct plan *pl,
 			b->step = minstep;
 			b->counts = sums + nb * L * E;
 			memset(b->counts, 0, L * E * sizeof(uint32_t));
-			if ((rc = merge_step(sh, n, pl, o, b, err)))
+			if ((rc = merge_step(sh, n, pl, o, b, &res->mixed, err)))
 				break;
 			if (++nb == MERGE_BATCH && (rc = flush(dst, out, res, batch, &nb, err)))
 				break;

@@ -1,8 +1,10 @@
 #!/bin/sh
 # moetrace merge takes nothing from one shard that another contradicts:
-# shards that differ in the phase of a step, in top-k, model, ranks per
-# node or first layer are refused (exit 2, both shards and both values
-# named, nothing written), where the merged run took the first shard's.
+# rank shards that differ in the phase of a step, shards that differ in
+# top-k, model, ranks per node or first layer are refused (exit 2, both
+# shards and both values named, nothing written), where the merged run took
+# the first shard's.  Under --sum a step prefill in one shard and decode in
+# another is stored as of unknown phase, and said so.
 # Times differ legitimately between ranks: a step takes the earliest a
 # shard gives.  Under --sum tokens add up, and a shard that routed tokens
 # but gives their number as 0 (unknown) beside one that gives it is refused.
@@ -23,9 +25,23 @@ refused() { # PATTERN SHARD...
 }
 shard p1 1 prefill 100.5 1
 shard p2 1 decode 200.25 1
-refused "^moetrace merge: step 0: '$T/p1.db' records it as prefill, '$T/p2.db' as decode: shards must agree on the phase of a step$" "$T/p1.db" "$T/p2.db"
-shard u 1 unknown 100 1
-refused "step 0: '$T/u.db' records it as unknown, '$T/p1.db' as prefill" "$T/u.db" "$T/p1.db"
+# under --sum each shard routed its own tokens: a step prefill in one and
+# decode in another is a step of both, of unknown phase, and said so
+expect_status 0 mt merge --sum "$T/o.db" "$T/p1.db" "$T/p2.db"
+expect_grep "$T/err" "^moetrace merge: 1 step\(s\) prefill in some shard and decode in another are stored as of unknown phase \(both\)$"
+[ "$(sqlite3 "$T/o.db" "SELECT group_concat(step || ':' || phase, ' ') FROM steps")" = "0:0 1:2" ] ||
+	fail "mixed phases: $(sqlite3 "$T/o.db" "SELECT * FROM steps")"
+rm -f "$T/o.db"
+# rank shards saw the same tokens: they must agree
+rec() { "$MOETRACE" record --model mixtral-8x7b --steps 3 --seed 9 --block "$@" >/dev/null ||
+	fail "record $*"; }
+for r in 0 1 2 3; do rec --run shard --shard $r "$T/rank$r.db"; done
+ph=$(sqlite3 "$T/rank2.db" "SELECT phase FROM steps WHERE step = (SELECT min(step) FROM steps)")
+sqlite3 "$T/rank2.db" "UPDATE steps SET phase = 3 - phase WHERE step = (SELECT min(step) FROM steps)"
+expect_status 2 mt merge "$T/o.db" "$T/rank0.db" "$T/rank1.db" "$T/rank2.db" "$T/rank3.db"
+expect_grep "$T/err" "^moetrace merge: step [0-9]+: '$T/rank0.db' records it as [a-z]+, '$T/rank2.db' as [a-z]+: shards must agree on the phase of a step$"
+[ ! -e "$T/o.db" ] || fail "a refused merge left o.db"
+[ "$ph" -ge 1 ] || fail "the recorder gave no phase to shard 2's first step"
 shard k2 2 prefill 100 1
 refused "^moetrace merge: shards disagree on the top-k: '$T/k2.db' run 'k2' has 2, '$T/p1.db' run 'p1' has 1$" "$T/p1.db" "$T/k2.db"
 shard m 1 prefill 100 1
