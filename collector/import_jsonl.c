@@ -6,6 +6,7 @@
  */
 #include "collector/import_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,7 +41,15 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 	if (json_object_object_get_ex(o, "model", &v) && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_string))
 			return util_err_set(err, UTIL_EPARSE, "%s: field 'model': not a string", w);
-		snprintf(b->model, sizeof(b->model), "%s", json_object_get_string(v));
+		/* stored as given or not at all (the parser has refused a NUL
+		 * and invalid UTF-8) */
+		if ((size_t)json_object_get_string_len(v) >= sizeof(b->model))
+			return util_err_set(
+				err, UTIL_EPARSE,
+				"%s: field 'model': %d bytes, a model name has at most %zu", w,
+				json_object_get_string_len(v), sizeof(b->model) - 1);
+		memcpy(b->model, json_object_get_string(v),
+		       (size_t)json_object_get_string_len(v) + 1);
 	}
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(fields); i++) {
 		x = -1;
@@ -80,6 +89,15 @@ struct jsonl_ctx {
 	int64_t rows_line;
 };
 
+/* Does the number written s have a digit other than 0 before its exponent? */
+static int nonzero(const char *s)
+{
+	for (; *s && *s != 'e' && *s != 'E'; s++)
+		if (*s >= '1' && *s <= '9')
+			return 1;
+	return 0;
+}
+
 static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o,
 		       const char *w, struct util_err *err)
 {
@@ -107,6 +125,12 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
 		if (!isfinite(time))
 			return util_err_set(err, UTIL_EPARSE,
 					    "%s: field 'time': %.40s is not a finite number", w,
+					    json_object_to_json_string(v));
+		/* a time of 0 is no time: one below the smallest double is
+		 * not read as none */
+		if (time == 0 && nonzero(json_object_to_json_string(v)))
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: field 'time': %.40s is too small for a double", w,
 					    json_object_to_json_string(v));
 	}
 	if (step < *prev)
@@ -168,6 +192,36 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
  * is entirely well-formed and valid is taken; anything else — another
  * field, an escape, a float count, a bad value — goes to the json-c path,
  * which has the one set of error messages. */
+
+/* The end of the JSON number at p, NULL if there is none: strtod alone
+ * would also take ".5", "1.", "+1" or "01", which are not JSON. */
+static const char *num_end(const char *p, const char *e)
+{
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || *p < '0' || *p > '9')
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	if (p < e && *p == '.') {
+		if (++p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		if (++p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	return p;
+}
 
 static int fpush(struct jsonl_ctx *c, uint32_t x)
 {
@@ -251,17 +305,17 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 			if (!(p = imp_int(p, e, &tokens)) || tokens < 0)
 				return 0;
 		} else if (KEY("time")) {
-			char num[48], *end;
-			size_t m = 0;
+			const char *n0 = p;
+			char num[48];
 			bit = 8;
-			while (p + m < e && m < sizeof(num) - 1 && strchr("+-.0123456789eE", p[m]))
-				m++;
-			memcpy(num, p, m);
-			num[m] = 0;
-			time = strtod(num, &end);
-			if (m == 0 || end != num + m || !(time >= 0) || time > 1e15)
+			if (!(p = num_end(p, e)) || (size_t)(p - n0) >= sizeof(num))
 				return 0;
-			p += m;
+			memcpy(num, n0, (size_t)(p - n0));
+			num[p - n0] = 0;
+			time = strtod(num, NULL);
+			/* 0 (no time) and what reads as 0 are the json-c path's */
+			if (!(time >= DBL_MIN) || time > 1e15)
+				return 0;
 		} else if (KEY("phase")) {
 			char word[16];
 			const char *w0;
