@@ -90,48 +90,12 @@ static int slurp(const char *path, struct util_buf *b, struct util_err *err)
 	return 0;
 }
 
-static int line_of(const char *text, size_t off)
-{
-	int line = 1;
-
-	for (size_t i = 0; i < off && text[i]; i++)
-		if (text[i] == '\n')
-			line++;
-	return line;
-}
-
+/* Strict (util_json_parse): a key given twice, such as two
+ * physical_to_logical_map, is refused rather than the last one taken. */
 static int json_load(const char *path, const struct util_buf *b, struct json_object **out,
 		     struct util_err *err)
 {
-	struct json_tokener *tok = json_tokener_new_ex(64);
-	struct json_object *o;
-	enum json_tokener_error jerr;
-	size_t end;
-
-	if (!tok)
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	o = json_tokener_parse_ex(tok, b->data, (int)b->len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	if (!o || jerr != json_tokener_success) {
-		int line = line_of(b->data, end);
-		json_tokener_free(tok);
-		json_object_put(o);
-		return util_err_set(
-			err, UTIL_EPARSE, "'%s' line %d: not valid JSON: %s", path, line,
-			json_tokener_error_desc(jerr == json_tokener_success ? json_tokener_continue
-									     : jerr));
-	}
-	while (end < b->len && isspace((unsigned char)b->data[end]))
-		end++;
-	json_tokener_free(tok);
-	if (end < b->len) {
-		json_object_put(o);
-		return util_err_set(err, UTIL_EPARSE, "'%s' line %d: text after the JSON value",
-				    path, line_of(b->data, end));
-	}
-	*out = o;
-	return 0;
+	return util_json_parse_named(path, b->data, b->len, out, err);
 }
 
 /* An int array field of exactly n entries with values in [0, max); `has`
@@ -151,14 +115,14 @@ static int json_ids(const char *path, struct json_object *a, const char *field, 
 	for (size_t i = 0; i < len; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
 		int64_t x;
-		if (!json_object_is_type(v, json_type_int))
+		int rc = util_json_int(v, 0, max - 1, &x);
+		if (rc == -1)
 			return util_err_set(err, UTIL_EPARSE, "'%s': %s[%zu]: not an integer", path,
 					    field, i);
-		x = json_object_get_int64(v);
-		if (x < 0 || x >= max)
+		if (rc)
 			return util_err_set(err, UTIL_ERANGE,
-					    "'%s': %s[%zu]: expert %lld out of range [0, %d)", path,
-					    field, i, (long long)x, max);
+					    "'%s': %s[%zu]: expert %.40s out of range [0, %d)",
+					    path, field, i, json_object_to_json_string(v), max);
 		out[i] = (int32_t)x;
 	}
 	return 0;
@@ -345,6 +309,8 @@ struct yaml_doc {
 	long num_slots, updates; /* -1, 0 when absent */
 	int nly;
 	struct yaml_layer *ly;
+	int seen[3]; /* line of num_slots, layer_updates_per_iter,
+		      * initial_global_assignments; 0 if not seen */
 };
 
 static void yaml_doc_release(struct yaml_doc *d)
@@ -475,12 +441,36 @@ static int yaml_map_line(const char *path, int lineno, char *s, struct yaml_doc 
 	return 0;
 }
 
+/* The keys read, each once: PyYAML keeps the last of two equal keys, and
+ * which one the engine saw is not ours to guess. */
+static int yaml_once(const char *path, int lineno, const char *s, struct yaml_doc *d,
+		     struct util_err *err)
+{
+	static const char *const keys[] = { "num_slots:", "layer_updates_per_iter:",
+					    "initial_global_assignments:" };
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(keys); i++) {
+		if (strncmp(s, keys[i], strlen(keys[i])))
+			continue;
+		if (d->seen[i])
+			return util_err_set(err, UTIL_EPARSE,
+					    "'%s' line %d: %.*s appears twice (first at line %d; "
+					    "which one is meant?)",
+					    path, lineno, (int)strlen(keys[i]) - 1, keys[i],
+					    d->seen[i]);
+		d->seen[i] = lineno;
+	}
+	return 0;
+}
+
 /* A top-level (or nested) key line outside initial_global_assignments. */
 static int yaml_key_line(const char *path, int lineno, char *s, struct yaml_doc *d, int *in_map,
 			 struct util_err *err)
 {
 	int rc;
 
+	if ((rc = yaml_once(path, lineno, s, d, err)))
+		return rc;
 	if (!strncmp(s, "initial_global_assignments:", 27)) {
 		char *rest = s + 27;
 		while (*rest == ' ')

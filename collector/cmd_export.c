@@ -19,7 +19,8 @@ static const char usage[] =
 	"       moetrace export DB --placement deployed --format vllm-ascend|sglang|trtllm\n"
 	"                       -o FILE [--run R] [--step N]\n"
 	"Heat: CSV step,layer,expert,tokens,phase (every cell; --sparse omits zeros) or JSON\n"
-	"lines, both read back by 'moetrace import'.  -o - writes standard output.\n"
+	"lines (with the deployed placements), both read back by 'moetrace import'.\n"
+	"-o - writes standard output.\n"
 	"Placement: the deployed placement in force at step N (default: the last step).\n";
 
 static int export_placement(struct store *s, const struct store_run *run, const char *fmt_name,
@@ -91,7 +92,7 @@ int cmd_export(int argc, char **argv)
 	struct store_run run;
 	struct store *s = NULL;
 	const char *format = NULL, *out = NULL, *run_name = NULL, *placement = NULL;
-	int64_t step = INT64_MAX, n = 0;
+	int64_t step = INT64_MAX, n = 0, from;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "f:o:r:s:n:p:Sh", opts, NULL)) != -1) {
@@ -148,6 +149,14 @@ int cmd_export(int argc, char **argv)
 		return rc;
 	}
 	rc = collector_export(s, &run, &o, out, &n, &err);
+	/* the CSV holds heat alone; JSON lines carry the deployed placements */
+	if (!rc && o.format == COLLECTOR_EXPORT_CSV && run.ranks &&
+	    store_deployed_last(s, &run, INT64_MAX, &from) == 0)
+		fprintf(stderr,
+			"moetrace export: note: run '%s' has a deployed placement, which a CSV does "
+			"not hold: --format jsonl carries it, --placement deployed writes it for an "
+			"engine\n",
+			run.name);
 	store_free(s);
 	if (rc)
 		return util_cli_fail("export", &err);

@@ -388,12 +388,42 @@ static const char *default_run_name(const char *file, char *name, size_t n)
 	size_t bl = strlen(base);
 	if (bl >= n)
 		bl = n - 1;
+	/* a long name is cut between characters, not inside one */
+	while (bl > 0 && bl < strlen(base) && ((unsigned char)base[bl] & 0xc0) == 0x80)
+		bl--;
 	memcpy(name, base, bl);
 	name[bl] = 0;
 	char *dot = strrchr(name, '.');
 	if (dot && dot != name)
 		*dot = 0;
 	return name;
+}
+
+/* The run's name is stored as it is, so it must be one that comes back
+ * unchanged: valid UTF-8 (an export writes it into JSON, where other bytes
+ * would become U+FFFD) and short enough to keep whole.  0, or the exit
+ * status after saying why. */
+static int run_name_check(const char *name, const char *derived_from)
+{
+	char shown[4 * 128];
+
+	if (derived_from && !util_utf8_valid(name)) {
+		util_cli_error("import", "cannot name the run after '%s': the name is not valid UTF-8 "
+			       "(give --run NAME)",
+			       util_utf8_sanitize(shown, sizeof(shown), derived_from));
+		return 2;
+	}
+	if (!util_utf8_valid(name)) {
+		util_cli_error("import", "--run: '%s' is not valid UTF-8",
+			       util_utf8_sanitize(shown, sizeof(shown), name));
+		return 2;
+	}
+	if (strlen(name) >= sizeof(((struct store_run *)0)->name)) {
+		util_cli_error("import", "--run: %zu bytes, a run name has at most %zu", strlen(name),
+			       sizeof(((struct store_run *)0)->name) - 1);
+		return 2;
+	}
+	return 0;
 }
 
 int cmd_import(int argc, char **argv)
@@ -499,8 +529,11 @@ chk:
 		return 2;
 	}
 	const char *file = argv[optind];
+	const char *derived = o.run_name ? NULL : file;
 	if (!o.run_name)
 		o.run_name = default_run_name(file, name, sizeof(name));
+	if ((rc = run_name_check(o.run_name, derived)))
+		return rc;
 	if (follow_dir)
 		return follow(follow_dir, into, &o, interval, settle);
 	o.deployed = deployed;

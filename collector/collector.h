@@ -97,7 +97,11 @@ int collector_format_detect(const char *path, struct util_err *err);
  * seconds) and "tokens" (the batch's tokens).  A first line
  * {"moetrace": 1, "model": ..., "layers": ..., "experts": ..., "topk": ...,
  * "ranks": ..., "slots": ..., "first_layer": ...} (what export writes)
- * gives the run's description; options override it. */
+ * gives the run's description; options override it.  Lines
+ *   {"deployed": 5, "ranks": R, "slots": S, "phy2log": [[R x S ids], ...]}
+ * give the placement deployed from step 5 on, every layer's, one per
+ * change, by increasing step.  Integers are JSON integers as written (no
+ * fraction or exponent), and the text is strict JSON (util_json_parse). */
 int collector_import_jsonl(struct store *s, const char *path,
 			   const struct collector_import_opts *o, struct store_run *run,
 			   struct util_err *err);

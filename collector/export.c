@@ -1,8 +1,9 @@
 /*
  * export.c: a run's heat out of the database, as our CSV
  * (step,layer,expert,tokens,phase — what `moetrace import` reads back) or
- * as JSON lines (a description line, then one object per step with every
- * layer's counts — what the JSON-lines importer reads back).  Files are
+ * as JSON lines (a description line, the deployed placements, then one
+ * object per step with every layer's counts — what the JSON-lines importer
+ * reads back).  Files are
  * written to a temporary name beside the target and renamed into place,
  * so a failed export never leaves a half-written file.
  */
@@ -94,6 +95,49 @@ static void write_jsonl_head(FILE *f, const struct store_run *run)
 	if (run->ranks && run->ranks_per_node)
 		fprintf(f, ",\"ranks_per_node\":%d", run->ranks_per_node);
 	fprintf(f, ",\"first_layer\":%d}\n", run->first_layer);
+}
+
+/* The run's deployed placements as lines {"deployed": STEP, "ranks": R,
+ * "slots": S, "phy2log": [[ids] per layer]}, one per step at which one
+ * took effect, each the whole placement in force from there (as merge
+ * copies them): the ones taking effect in [from, to], and the one in force
+ * at `from` already.  Rows of one layer alone come back as rows of every
+ * layer, the same placement in force at every step. */
+static int write_jsonl_deployed(FILE *f, struct store *s, const struct store_run *run,
+				const struct collector_export_opts *o, struct util_err *err)
+{
+	size_t P = (size_t)run->ranks * (size_t)run->slots, n = 0;
+	int64_t lo = STORE_STEP_MIN, *from = NULL;
+	int32_t *p2l = NULL;
+	int rc;
+
+	if (o->from > STORE_STEP_MIN && store_deployed_last(s, run, o->from, &lo))
+		lo = o->from; /* none in force there yet */
+	if ((rc = store_deployed_changes(s, run, lo, o->to, &from, &n)))
+		return util_err_set(err, rc, "reading run '%s': %s", run->name, store_errmsg(s));
+	if (n && !(p2l = malloc((size_t)run->layers * P * sizeof(*p2l)))) {
+		free(from);
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		if ((rc = store_deployed_at(s, run, from[i], run->ranks, run->slots, p2l, NULL))) {
+			rc = util_err_set(err, rc, "reading run '%s': %s", run->name,
+					  store_errmsg(s));
+			break;
+		}
+		fprintf(f, "{\"deployed\":%lld,\"ranks\":%d,\"slots\":%d,\"phy2log\":[",
+			(long long)from[i], run->ranks, run->slots);
+		for (int l = 0; l < run->layers; l++) {
+			fputs(l ? ",[" : "[", f);
+			for (size_t p = 0; p < P; p++)
+				fprintf(f, p ? ",%d" : "%d", p2l[(size_t)l * P + p]);
+			fputc(']', f);
+		}
+		fputs("]}\n", f);
+	}
+	free(p2l);
+	free(from);
+	return rc;
 }
 
 static int write_jsonl(FILE *f, const struct store_run *run, const struct store_step *st,
@@ -189,6 +233,9 @@ int collector_export(struct store *s, const struct store_run *run,
 		fputs("step,layer,expert,tokens,phase\n", f);
 	else
 		write_jsonl_head(f, run);
+	if (o->format == COLLECTOR_EXPORT_JSONL && run->ranks &&
+	    (rc = write_jsonl_deployed(f, s, run, o, err)))
+		goto out;
 	while ((rc = store_iter_next(it, &st)) == 1) {
 		int w = o->format == COLLECTOR_EXPORT_CSV ? write_csv(f, run, &st, o->sparse, buf)
 							  : write_jsonl(f, run, &st, buf);

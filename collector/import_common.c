@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,57 +555,38 @@ int imp_read_file(const char *path, char **data, size_t *len, struct util_err *e
 
 int imp_json_u64(struct json_object *v, uint64_t *out)
 {
-	if (json_object_is_type(v, json_type_int)) {
-		int64_t x = json_object_get_int64(v);
-		if (x < 0)
-			return -1;
-		/* json-c clamps values past INT64_MAX; treat the clamp as overflow */
-		if (x == INT64_MAX)
-			return -2;
+	int64_t x;
+	int rc = util_json_int(v, INT64_MIN, INT64_MAX, &x);
+
+	if (rc == 0 && x < 0)
+		rc = -1;
+	if (rc == 0)
 		*out = (uint64_t)x;
-		return 0;
-	}
-	if (json_object_is_type(v, json_type_double)) {
-		double d = json_object_get_double(v);
-		if (!(d >= 0) || d != floor(d))
-			return -1;
-		if (d >= 9.2e18)
-			return -2;
-		*out = (uint64_t)d;
-		return 0;
-	}
-	return -1;
+	return rc;
 }
 
 int imp_json_field_i64(struct json_object *o, const char *field, int required, int64_t min,
 		       int64_t max, int64_t *out, const char *where_, struct util_err *err)
 {
 	struct json_object *v;
-	int64_t x;
+	int rc;
 
 	if (!json_object_object_get_ex(o, field, &v)) {
 		if (required)
 			return util_err_set(err, UTIL_EPARSE, "%s: missing field '%s'", where_, field);
 		return 0;
 	}
-	if (json_object_is_type(v, json_type_int)) {
-		x = json_object_get_int64(v);
-		if (x == INT64_MAX || x == INT64_MIN)
-			return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %s overflows", where_,
-					    field, json_object_to_json_string(v));
-	} else if (json_object_is_type(v, json_type_double) &&
-		   json_object_get_double(v) == floor(json_object_get_double(v)) &&
-		   fabs(json_object_get_double(v)) < 9e18) {
-		x = (int64_t)json_object_get_double(v);
-	} else {
+	/* an integer as written: 3.0, 1e3 and 2.0000000000000001 are doubles
+	 * (the last one rounded to 2), refused as the CSV refuses them */
+	rc = util_json_int(v, min, max, out);
+	if (rc == -1)
 		return util_err_set(err, UTIL_EPARSE, "%s: field '%s': %.40s is not an integer",
 				    where_, field, json_object_to_json_string(v));
-	}
-	if (x < min || x > max)
+	if (rc == -2)
 		return util_err_set(err, UTIL_ERANGE,
-				    "%s: field '%s': %lld is out of range [%lld, %lld]", where_, field,
-				    (long long)x, (long long)min, (long long)max);
-	*out = x;
+				    "%s: field '%s': %.40s is out of range [%lld, %lld]", where_,
+				    field, json_object_to_json_string(v), (long long)min,
+				    (long long)max);
 	return 0;
 }
 
@@ -628,8 +608,10 @@ int imp_json_counts(struct imp *b, struct json_object *a, const char *field, uin
 		return UTIL_ENOMEM;
 	for (size_t i = 0; i < len; i++) {
 		struct json_object *x = json_object_array_get_idx(a, i);
-		uint64_t u;
-		int rc = imp_json_u64(x, &u);
+		int64_t u;
+		int rc = util_json_int(x, INT64_MIN, INT64_MAX, &u);
+		if (rc == 0 && u < 0)
+			rc = -1;
 		if (rc == 0 && u > UINT32_MAX)
 			rc = -2;
 		if (rc == -1)
@@ -666,82 +648,43 @@ int imp_json_phase(struct json_object *o, int *phase, const char *where_, struct
 	return 0;
 }
 
-struct key_span {
-	const char *k;
-	size_t n;
-};
-
-/* Keys of a JSON object, in text that json-c parsed as one: json-c keeps the
- * last of two equal keys without a word, so a line such as {"step": 0,
- * "step": 5, ...} would be stored as step 5.  Counts the top-level keys
- * and stores their spans in keys when not NULL. */
-static size_t json_top_keys(const char *p, const char *e, struct key_span *keys)
+/* Would the strict parser refuse a byte of the line that a fast path might
+ * pass over inside a string it does not keep?  Exported lines are plain
+ * ASCII without control characters; any other line takes the json-c path,
+ * so that a fast path never accepts what that path refuses. */
+static int plain_ascii(const char *p, const char *e)
 {
-	size_t n = 0;
-	int depth = 0, key_next = 0;
-
-	for (; p < e; p++) {
-		if (*p == '"') {
-			const char *k = ++p;
-			while (p < e && *p != '"')
-				p += *p == '\\' ? 2 : 1;
-			if (depth == 1 && key_next) {
-				if (keys)
-					keys[n] = (struct key_span){ k, (size_t)(p - k) };
-				n++;
-				key_next = 0;
-			}
-		} else if (*p == '{' || *p == '[') {
-			depth++;
-			key_next = *p == '{' && depth == 1;
-		} else if (*p == '}' || *p == ']') {
-			depth--;
-		} else if (*p == ',' && depth == 1) {
-			key_next = 1;
-		}
-	}
-	return n;
+	for (; p < e; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			return 0;
+	return 1;
 }
 
-static int cmp_key_span(const void *a, const void *b)
+/* One line through the strict parser to fn. */
+static int json_line(const char *q, const char *t, int64_t line, const char *w, imp_line_fn fn,
+		     void *ctx, struct util_err *err)
 {
-	const struct key_span *x = a, *y = b;
-	int c = memcmp(x->k, y->k, x->n < y->n ? x->n : y->n);
-	return c ? c : (x->n > y->n) - (x->n < y->n);
-}
-
-/* 0, or an error naming the key that appears twice in the object. */
-static int json_dup_keys(struct json_object *obj, const char *p, const char *e, const char *w,
-			 struct util_err *err)
-{
-	size_t n = json_top_keys(p, e, NULL), i;
-	struct key_span *sp;
+	struct json_object *obj;
+	struct util_json_err je;
 	int rc;
 
-	if (n == 0 || n <= (size_t)json_object_object_length(obj))
-		return 0;
-	if (!(sp = calloc(n, sizeof(*sp))))
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	json_top_keys(p, e, sp);
-	qsort(sp, n, sizeof(*sp), cmp_key_span);
-	for (i = 1; i < n && cmp_key_span(&sp[i - 1], &sp[i]); i++)
-		;
-	/* equal only once decoded ("a" and "\u0061"): not named */
-	if (i < n && sp[i].n <= 64)
-		rc = util_err_set(err, UTIL_EPARSE,
-				  "%s: field '%.*s' appears twice (which one is meant?)", w,
-				  (int)sp[i].n, sp[i].k);
+	if ((rc = util_json_parse(q, (size_t)(t - q), &obj, &je))) {
+		if (rc == UTIL_ENOMEM)
+			return util_err_set(err, rc, "out of memory");
+		return util_err_set(err, rc, je.syntax ? "%s: malformed JSON line: %s" : "%s: %s",
+				    w, je.what);
+	}
+	if (!json_object_is_type(obj, json_type_object))
+		rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", w);
 	else
-		rc = util_err_set(err, UTIL_EPARSE,
-				  "%s: a field appears twice (which one is meant?)", w);
-	free(sp);
+		rc = fn(ctx, obj, line, w, err);
+	json_object_put(obj);
 	return rc;
 }
 
 int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx,
 		   struct util_err *err)
 {
-	struct json_tokener *tok = NULL;
 	struct stat sb;
 	char *data = NULL, w[4200];
 	size_t cap = 0;
@@ -769,13 +712,7 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 		return util_err_set(err, UTIL_ENOMEM, "out of memory");
 	}
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (!(tok = json_tokener_new())) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
 	while ((got = getline(&data, &cap, f)) > 0) {
-		struct json_object *obj;
-		enum json_tokener_error jerr;
 		char *q = data, *t = data + got;
 		if (t[-1] == '\n')
 			t--;
@@ -796,37 +733,14 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 					  (long long)line);
 			goto out;
 		}
-		if (fast && (rc = fast(ctx, q, (size_t)(t - q), line, err)) != 0) {
+		if (fast && plain_ascii(q, t) &&
+		    (rc = fast(ctx, q, (size_t)(t - q), line, err)) != 0) {
 			if (rc < 0)
 				goto out;
 			continue;
 		}
 		snprintf(w, sizeof(w), "%s:%lld", path, (long long)line);
-		json_tokener_reset(tok);
-		obj = json_tokener_parse_ex(tok, q, (int)(t - q));
-		jerr = json_tokener_get_error(tok);
-		if (!obj || jerr != json_tokener_success ||
-		    json_tokener_get_parse_end(tok) != (size_t)(t - q)) {
-			json_object_put(obj);
-			if (jerr == json_tokener_continue)
-				jerr = json_tokener_error_parse_eof;
-			rc = util_err_set(err, UTIL_EPARSE, "%s: malformed JSON line: %s", w,
-					  jerr == json_tokener_success ? "text after the JSON value"
-								       : json_tokener_error_desc(jerr));
-			goto out;
-		}
-		if (!json_object_is_type(obj, json_type_object)) {
-			json_object_put(obj);
-			rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", w);
-			goto out;
-		}
-		if ((rc = json_dup_keys(obj, q, t, w, err))) {
-			json_object_put(obj);
-			goto out;
-		}
-		rc = fn(ctx, obj, line, w, err);
-		json_object_put(obj);
-		if (rc)
+		if ((rc = json_line(q, t, line, w, fn, ctx, err)))
 			goto out;
 	}
 	if (ferror(f) || !feof(f)) { /* a read error, or no memory for a line */
@@ -836,8 +750,6 @@ int imp_jsonl_each(const char *path, imp_fast_fn fast, imp_line_fn fn, void *ctx
 	}
 	rc = 0;
 out:
-	if (tok)
-		json_tokener_free(tok);
 	free(data);
 	fclose(f);
 	return rc;

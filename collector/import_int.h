@@ -88,7 +88,8 @@ void imp_sglang_sort(char **files, size_t n);
 
 /* Reads a whole file into a malloc'ed NUL-terminated buffer. */
 int imp_read_file(const char *path, char **data, size_t *len, struct util_err *err);
-/* A non-negative integer (JSON int, or a double with an integral value). */
+/* A non-negative JSON integer up to INT64_MAX: 0, -1 if v is none (a
+ * double, even 3.0, is not one), -2 if past INT64_MAX. */
 int imp_json_u64(struct json_object *v, uint64_t *out);
 /* field as an int64 in [min, max]; *out untouched if absent and !required.
  * Messages name "where" (e.g. "x.jsonl:3") and the field. */
@@ -98,12 +99,16 @@ int imp_json_field_i64(struct json_object *o, const char *field, int required, i
 int imp_json_counts(struct imp *b, struct json_object *a, const char *field, uint32_t **vals,
 		    size_t *n, const char *where, struct util_err *err);
 /* Calls fn for each non-blank line of a JSON-lines file, parsed as an
- * object; where is "path:line".  Stops at the first non-zero return. */
+ * object by util_json_parse (strict: a key twice, a trailing comma, ... is
+ * refused naming the line); where is "path:line".  Stops at the first
+ * non-zero return. */
 typedef int (*imp_line_fn)(void *ctx, struct json_object *o, int64_t line, const char *where,
 			   struct util_err *err);
-/* An optional fast path tried first on the raw text of a line: returns 1
- * if it took the line, 0 to leave it to json-c and fn (so every message
- * comes from one place), or a negative code. */
+/* An optional fast path tried first on the raw text of a line (one of
+ * printable ASCII only): returns 1 if it took the line, 0 to leave it to
+ * json-c and fn (so every message comes from one place), or a negative
+ * code.  It must take only lines the strict parser takes, with the same
+ * values. */
 typedef int (*imp_fast_fn)(void *ctx, const char *text, size_t n, int64_t line,
 			   struct util_err *err);
 /* Fast-path helpers: skip JSON white space; read a JSON integer (no

@@ -5,7 +5,9 @@
  * (import_common.c), which writes the run in one transaction.
  */
 #include "collector/import_int.h"
+#include "analyze/analyze.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,7 +42,15 @@ static int read_header(struct imp *b, struct json_object *o, const char *w,
 	if (json_object_object_get_ex(o, "model", &v) && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_string))
 			return util_err_set(err, UTIL_EPARSE, "%s: field 'model': not a string", w);
-		snprintf(b->model, sizeof(b->model), "%s", json_object_get_string(v));
+		/* stored as given or not at all (the parser has refused a NUL
+		 * and invalid UTF-8) */
+		if ((size_t)json_object_get_string_len(v) >= sizeof(b->model))
+			return util_err_set(
+				err, UTIL_EPARSE,
+				"%s: field 'model': %d bytes, a model name has at most %zu", w,
+				json_object_get_string_len(v), sizeof(b->model) - 1);
+		memcpy(b->model, json_object_get_string(v),
+		       (size_t)json_object_get_string_len(v) + 1);
 	}
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(fields); i++) {
 		x = -1;
@@ -78,7 +88,26 @@ struct jsonl_ctx {
 	 * read as zero heat in the layers it lost) */
 	size_t rows_first;
 	int64_t rows_line;
+	struct jsonl_deployed *dep;       /* deployed placements, by increasing step */
+	size_t ndep, depcap;
 };
+
+/* A placement line: in force from `step` on, rank-major ids per layer. */
+struct jsonl_deployed {
+	int64_t step, line;
+	int ranks, slots;
+	size_t layers;
+	int32_t *p2l;                     /* layers x ranks*slots */
+};
+
+/* Does the number written s have a digit other than 0 before its exponent? */
+static int nonzero(const char *s)
+{
+	for (; *s && *s != 'e' && *s != 'E'; s++)
+		if (*s >= '1' && *s <= '9')
+			return 1;
+	return 0;
+}
 
 static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o,
 		       const char *w, struct util_err *err)
@@ -107,6 +136,12 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
 		if (!isfinite(time))
 			return util_err_set(err, UTIL_EPARSE,
 					    "%s: field 'time': %.40s is not a finite number", w,
+					    json_object_to_json_string(v));
+		/* a time of 0 is no time: one below the smallest double is
+		 * not read as none */
+		if (time == 0 && nonzero(json_object_to_json_string(v)))
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s: field 'time': %.40s is too small for a double", w,
 					    json_object_to_json_string(v));
 	}
 	if (step < *prev)
@@ -168,6 +203,36 @@ static int read_record(struct jsonl_ctx *jc, int64_t line, struct json_object *o
  * is entirely well-formed and valid is taken; anything else — another
  * field, an escape, a float count, a bad value — goes to the json-c path,
  * which has the one set of error messages. */
+
+/* The end of the JSON number at p, NULL if there is none: strtod alone
+ * would also take ".5", "1.", "+1" or "01", which are not JSON. */
+static const char *num_end(const char *p, const char *e)
+{
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || *p < '0' || *p > '9')
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	if (p < e && *p == '.') {
+		if (++p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		if (++p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || *p < '0' || *p > '9')
+			return NULL;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	return p;
+}
 
 static int fpush(struct jsonl_ctx *c, uint32_t x)
 {
@@ -251,17 +316,17 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 			if (!(p = imp_int(p, e, &tokens)) || tokens < 0)
 				return 0;
 		} else if (KEY("time")) {
-			char num[48], *end;
-			size_t m = 0;
+			const char *n0 = p;
+			char num[48];
 			bit = 8;
-			while (p + m < e && m < sizeof(num) - 1 && strchr("+-.0123456789eE", p[m]))
-				m++;
-			memcpy(num, p, m);
-			num[m] = 0;
-			time = strtod(num, &end);
-			if (m == 0 || end != num + m || !(time >= 0) || time > 1e15)
+			if (!(p = num_end(p, e)) || (size_t)(p - n0) >= sizeof(num))
 				return 0;
-			p += m;
+			memcpy(num, n0, (size_t)(p - n0));
+			num[p - n0] = 0;
+			time = strtod(num, NULL);
+			/* 0 (no time) and what reads as 0 are the json-c path's */
+			if (!(time >= DBL_MIN) || time > 1e15)
+				return 0;
 		} else if (KEY("phase")) {
 			char word[16];
 			const char *w0;
@@ -335,6 +400,118 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 	return 1;
 }
 
+/* ---- deployed placements ----------------------------------------------------
+ * {"deployed": STEP, "ranks": R, "slots": S, "phy2log": [[R x S ids] per layer]}:
+ * the placement in force from STEP on, one line per change, as `export`
+ * writes them.  Read whole here, checked against the run once its shape is
+ * known and stored in the import's transaction (store_deployed). */
+
+/* The rows of phy2log into d->p2l, each of ranks x slots expert ids. */
+static int read_phy2log(struct jsonl_deployed *d, struct json_object *a, const char *w,
+			struct util_err *err)
+{
+	size_t P = (size_t)d->ranks * (size_t)d->slots;
+
+	if (!json_object_is_type(a, json_type_array) || !(d->layers = json_object_array_length(a)) ||
+	    d->layers > STORE_MAX_LAYERS)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'phy2log': not an array of 1 to %d layers of expert ids",
+				    w, STORE_MAX_LAYERS);
+	if (!(d->p2l = malloc(d->layers * P * sizeof(*d->p2l))))
+		return util_err_set(err, UTIL_ENOMEM, "out of memory");
+	for (size_t l = 0; l < d->layers; l++) {
+		struct json_object *row = json_object_array_get_idx(a, l);
+		if (!json_object_is_type(row, json_type_array) || json_object_array_length(row) != P)
+			return util_err_set(err, UTIL_EPARSE,
+					    "%s: field 'phy2log'[%zu]: not an array of %zu expert ids "
+					    "('ranks' x 'slots')",
+					    w, l, P);
+		for (size_t i = 0; i < P; i++) {
+			struct json_object *v = json_object_array_get_idx(row, i);
+			int64_t x;
+			if (util_json_int(v, 0, STORE_MAX_EXPERTS - 1, &x))
+				return util_err_set(err, UTIL_EPARSE,
+						    "%s: field 'phy2log'[%zu][%zu]: %.40s is not an "
+						    "expert id",
+						    w, l, i, json_object_to_json_string(v));
+			d->p2l[l * P + i] = (int32_t)x;
+		}
+	}
+	return 0;
+}
+
+static int read_deployed(struct jsonl_ctx *c, struct json_object *o, int64_t line, const char *w,
+			 struct util_err *err)
+{
+	struct jsonl_deployed d = { 0 };
+	struct json_object *a = NULL;
+	int64_t step = 0, r = 0, sl = 0;
+	int rc;
+
+	if ((rc = imp_json_field_i64(o, "deployed", 1, STORE_STEP_MIN, STORE_STEP_MAX, &step, w,
+				     err)) ||
+	    (rc = imp_json_field_i64(o, "ranks", 1, 1, STORE_MAX_SLOTS, &r, w, err)) ||
+	    (rc = imp_json_field_i64(o, "slots", 1, 1, STORE_MAX_SLOTS, &sl, w, err)))
+		return rc;
+	if (r * sl > STORE_MAX_SLOTS)
+		return util_err_set(err, UTIL_ERANGE,
+				    "%s: fields 'ranks' x 'slots': %lld x %lld slots, at most %d", w,
+				    (long long)r, (long long)sl, STORE_MAX_SLOTS);
+	if (c->ndep && step <= c->dep[c->ndep - 1].step)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'deployed': step %lld after the placement of step %lld "
+				    "(line %lld): one placement per step, by increasing step",
+				    w, (long long)step, (long long)c->dep[c->ndep - 1].step,
+				    (long long)c->dep[c->ndep - 1].line);
+	if (c->ndep == c->depcap) {
+		size_t cap = c->depcap ? 2 * c->depcap : 8;
+		struct jsonl_deployed *p = realloc(c->dep, cap * sizeof(*p));
+		if (!p)
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		c->dep = p;
+		c->depcap = cap;
+	}
+	d.step = step;
+	d.line = line;
+	d.ranks = (int)r;
+	d.slots = (int)sl;
+	json_object_object_get_ex(o, "phy2log", &a);
+	rc = read_phy2log(&d, a, w, err);
+	c->dep[c->ndep++] = d; /* freed with the others, also after an error */
+	return rc;
+}
+
+/* Each placement must fit the run as imported: its layout, layers and
+ * experts, every expert placed in every layer. */
+static int store_deployed(struct jsonl_ctx *c, struct store *s, const struct store_run *run,
+			  const char *path, struct util_err *err)
+{
+	for (size_t i = 0; i < c->ndep; i++) {
+		const struct jsonl_deployed *d = &c->dep[i];
+		size_t P = (size_t)d->ranks * (size_t)d->slots;
+		int rc;
+		if (d->ranks != run->ranks || d->slots != run->slots)
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s:%lld: fields 'ranks', 'slots': a placement of %d ranks "
+					    "x %d slots, the run has %d x %d",
+					    path, (long long)d->line, d->ranks, d->slots, run->ranks,
+					    run->slots);
+		if (d->layers != (size_t)run->layers)
+			return util_err_set(err, UTIL_ERANGE,
+					    "%s:%lld: field 'phy2log': %zu layers, the run has %d MoE "
+					    "layers",
+					    path, (long long)d->line, d->layers, run->layers);
+		for (size_t l = 0; l < d->layers; l++)
+			if ((rc = analyze_placement_check(d->p2l + l * P, run->experts, d->ranks,
+							  d->slots, 0, err)))
+				return util_err_prefix(err, "%s:%lld: field 'phy2log'[%zu]: ", path,
+						       (long long)d->line, l);
+		if (store_deployed_set(s, run, d->step, d->ranks, d->slots, d->p2l))
+			return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	}
+	return 0;
+}
+
 static int on_line(void *ctx, struct json_object *obj, int64_t line, const char *w,
 		   struct util_err *err)
 {
@@ -346,6 +523,8 @@ static int on_line(void *ctx, struct json_object *obj, int64_t line, const char 
 					       "%s: the 'moetrace' description must be the first line",
 					       w)
 				: read_header(c->b, obj, w, err);
+	else if (json_object_object_get_ex(obj, "deployed", NULL))
+		rc = read_deployed(c, obj, line, w, err);
 	else
 		rc = read_record(c, line, obj, w, err);
 	c->records++;
@@ -374,6 +553,34 @@ static int rows_state_layers(struct jsonl_ctx *c, const struct collector_import_
 	return 0;
 }
 
+/* The run, and its deployed placements, in one transaction. */
+static int finish(struct jsonl_ctx *c, struct store *s, const struct collector_import_opts *o,
+		  const char *path, struct store_run *run_out, struct util_err *err)
+{
+	struct store_run run;
+	int rc;
+
+	if (!c->ndep)
+		return imp_finish(c->b, s, o, path, run_out, err);
+	if (o->deployed)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "%s:%lld: the file carries the run's deployed placements: "
+				    "--deployed '%s' would replace them (give one or the other)",
+				    path, (long long)c->dep[0].line, o->deployed);
+	if (store_begin(s))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (!(rc = imp_finish(c->b, s, o, path, &run, err)) &&
+	    !(rc = store_deployed(c, s, &run, path, err)) && store_commit(s))
+		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
+	if (rc) {
+		store_rollback(s);
+		return rc;
+	}
+	if (run_out)
+		*run_out = run;
+	return 0;
+}
+
 int collector_import_jsonl(struct store *s, const char *path,
 			   const struct collector_import_opts *o, struct store_run *run,
 			   struct util_err *err)
@@ -390,8 +597,11 @@ int collector_import_jsonl(struct store *s, const char *path,
 	if ((c->src = rc = imp_source(&b, path, err)) >= 0 &&
 	    !(rc = imp_jsonl_each(path, fast_line, on_line, c, err)) &&
 	    !(rc = rows_state_layers(c, o, path, err)))
-		rc = imp_finish(&b, s, o, path, run, err);
+		rc = finish(c, s, o, path, run, err);
 	imp_release(&b);
+	for (size_t i = 0; i < c->ndep; i++)
+		free(c->dep[i].p2l);
+	free(c->dep);
 	free(c->v);
 	free(c);
 	return rc;

@@ -43,7 +43,7 @@ static int dtype_find(const char *s)
 int collector_st_parse(const char *path, const uint8_t *buf, size_t len,
 		       struct collector_st_tensor **tensors, size_t *n, struct util_err *err)
 {
-	struct json_tokener *tok;
+	struct util_json_err je;
 	struct json_object *hdr;
 	struct collector_st_tensor *t = NULL;
 	uint64_t hlen = 0;
@@ -69,19 +69,15 @@ int collector_st_parse(const char *path, const uint8_t *buf, size_t len,
 				    path, (unsigned long long)hlen);
 	data = buf + 8 + hlen;
 	data_len = len - 8 - (size_t)hlen;
-	if (!(tok = json_tokener_new()))
-		return util_err_set(err, UTIL_ENOMEM, "out of memory");
-	hdr = json_tokener_parse_ex(tok, (const char *)buf + 8, (int)hlen);
-	if (!hdr || json_tokener_get_error(tok) != json_tokener_success) {
-		enum json_tokener_error je = json_tokener_get_error(tok);
-		json_object_put(hdr);
-		json_tokener_free(tok);
-		return util_err_set(err, UTIL_EPARSE, "%s: header is not valid JSON: %s", path,
-				    json_tokener_error_desc(je == json_tokener_continue
-								    ? json_tokener_error_parse_eof
-								    : je));
+	/* strict: a tensor name (or a field of one) given twice would leave
+	 * json-c's last one and drop the other's data without a word */
+	if ((rc = util_json_parse((const char *)buf + 8, (size_t)hlen, &hdr, &je))) {
+		if (rc == UTIL_ENOMEM)
+			return util_err_set(err, rc, "out of memory");
+		return util_err_set(
+			err, rc, je.syntax ? "%s: header is not valid JSON: %s" : "%s: header: %s",
+			path, je.what);
 	}
-	json_tokener_free(tok);
 	if (!json_object_is_type(hdr, json_type_object)) {
 		json_object_put(hdr);
 		return util_err_set(err, UTIL_EPARSE, "%s: header is not a JSON object", path);
@@ -287,8 +283,9 @@ static int read_meta(struct imp *b, const char *file, struct util_err *err)
 
 	if ((rc = imp_read_file(file, &buf, &len, err)))
 		return rc;
-	o = json_tokener_parse(buf);
-	if (!o || !json_object_is_type(o, json_type_object)) {
+	if ((rc = util_json_parse_named(file, buf, len, &o, err)))
+		goto out;
+	if (!json_object_is_type(o, json_type_object)) {
 		rc = util_err_set(err, UTIL_EPARSE, "%s: not a JSON object", file);
 		goto out;
 	}

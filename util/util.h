@@ -182,6 +182,31 @@ void util_json_str(FILE *f, const char *s);
 /* The same, appended to b. */
 void util_buf_json_str(struct util_buf *b, const char *s);
 
+/* Strict JSON (util/json.c), the parser of every JSON reader: text must be
+ * exactly one JSON value (RFC 8259: no trailing comma, single quote,
+ * comment, NaN, leading zero, raw control character or invalid UTF-8;
+ * white space around it) that can be kept as written: no key twice in
+ * one object at any depth, no \u0000 or lone surrogate escape, no integer
+ * past 64 bits.  Then json-c (strict) builds it into *out, which the
+ * caller puts.  On failure *out is NULL and je says where and why. */
+struct json_object;
+struct util_json_err {
+	long line;	/* 1 + the newlines of the text before the spot */
+	int syntax;	/* 1: not JSON at all; 0: JSON that moetrace refuses */
+	char what[224]; /* "a comma before ']' (a trailing comma)", "field 'a.b' appears twice ..." */
+};
+/* 0, UTIL_EPARSE or UTIL_ENOMEM. */
+int util_json_parse(const char *text, size_t len, struct json_object **out,
+		    struct util_json_err *je);
+/* The same for a whole file's text, with err saying "'NAME' line N: not
+ * valid JSON: WHAT" (or "'NAME' line N: WHAT" for JSON it refuses). */
+int util_json_parse_named(const char *name, const char *text, size_t len, struct json_object **out,
+			  struct util_err *err);
+/* v as an integer in [min, max]: 0 with *out set, -1 if v is not a JSON
+ * integer (a fraction or an exponent makes a number a double, even 3.0 or
+ * 1e3, which are refused as the CSV refuses them), -2 if out of range. */
+int util_json_int(struct json_object *v, int64_t min, int64_t max, int64_t *out);
+
 /* Seconds from a monotonic clock, and wall-clock seconds since the epoch. */
 double util_now(void);
 double util_wall(void);

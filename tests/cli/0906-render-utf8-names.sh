@@ -1,16 +1,20 @@
 #!/bin/sh
-# A run name or source that is not valid UTF-8 (the default name of a
-# Latin-1 file name) is stored as given, and drawn with each invalid byte
-# as U+FFFD: render and report draw it instead of failing ("input string
-# not valid UTF-8" from cairo, with its glyphs leaked), and the JSON of
-# info, top and place carries it the same way.
+# A run name or source that is not valid UTF-8 (the source of a Latin-1
+# file name; a name that an older moetrace took from one, which import now
+# refuses, asking for --run) is drawn with each invalid byte as U+FFFD:
+# render and report draw it instead of failing ("input string not valid
+# UTF-8" from cairo, with its glyphs leaked), and the JSON of info, top and
+# place carries it the same way.
 . "$(dirname "$0")/lib.sh"
 mt render --help >/dev/null 2>&1 || skip "moetrace render is not built"
 
 f="$T/caf$(printf '\351').csv" # Latin-1 e-acute
 printf 'step,layer,expert,tokens\n0,0,0,5\n0,0,1,3\n1,0,0,4\n1,0,1,9\n2,0,0,1\n2,0,1,1\n' >"$f"
-expect_status 0 mt import "$f" --ranks 2 --into "$T/db"
-# stored as given: the byte e9, not a replacement
+expect_status 2 mt import "$f" --ranks 2 --into "$T/db"
+expect_grep "$T/err" "the name is not valid UTF-8 \\(give --run NAME\\)"
+expect_status 0 mt import "$f" --ranks 2 --into "$T/db" --run cafe
+# the name an older import gave it: the byte e9
+expect_status 0 mt sql --write "$T/db" "UPDATE runs SET name = CAST(X'636166E9' AS TEXT)"
 expect_status 0 mt sql --format csv "$T/db" "SELECT hex(name) FROM runs"
 expect_grep "$T/out" "^636166E9$"
 for k in heatmap timeline devices imbalance; do

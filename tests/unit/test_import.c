@@ -312,12 +312,13 @@ static void test_import_jsonl(void **state)
 	store_iter_free(it);
 
 	/* the same records in the compact form export writes and in forms only
-	 * the general parser takes (an unknown field, integral floats, a numeric
-	 * phase): both give the same cells */
+	 * the general parser takes (an unknown field, a numeric phase, an
+	 * escape): both give the same cells */
 	o = opts("j2");
-	p = puts_(f, "mix.jsonl",
-		  "{\"step\":3,\"phase\":\"decode\",\"counts\":[[1,2,3],[0,4,0]]}\n"
-		  "{\"step\": 5, \"note\": null, \"phase\": 1, \"counts\": [[9.0, 0, 0], [0, 0, 9e0]]}\n");
+	p = puts_(
+		f, "mix.jsonl",
+		"{\"step\":3,\"phase\":\"decode\",\"counts\":[[1,2,3],[0,4,0]]}\n"
+		"{\"step\": 5, \"note\": null, \"phase\": 1, \"c\\u006funts\": [[9, 0, 0], [0, 0, 9]]}\n");
 	assert_int_equal(collector_import(f->s, p, COLLECTOR_FORMAT_JSONL, &o, &run, &err), 0);
 	step_counts(f, &run, 3, c);
 	assert_memory_equal(c, w3, sizeof(w3));
@@ -353,6 +354,17 @@ static void test_import_jsonl(void **state)
 		    puts_(f, "b8.jsonl", "{\"step\": 1, \"layer\": 0, \"phase\": \"warm\", \"counts\": [1]}\n"),
 		    "b8.jsonl:1: field 'phase'");
 	expect_fail(f, COLLECTOR_FORMAT_JSONL, puts_(f, "b9.jsonl", ""), "empty file");
+	/* a count is an integer as written: 9.0 and 9e0 are doubles, and a
+	 * double may have been rounded on its way in (2.0000000000000001) */
+	expect_fail(f, COLLECTOR_FORMAT_JSONL,
+		    puts_(f, "b11.jsonl", "{\"step\": 5, \"counts\": [[9.0, 0, 0], [0, 0, 9]]}\n"),
+		    "b11.jsonl:1: field 'counts[0]'[0]: 9.0 is not a non-negative integer");
+	expect_fail(f, COLLECTOR_FORMAT_JSONL,
+		    puts_(f, "b12.jsonl", "{\"step\": 5, \"layer\": 0, \"counts\": [9e0]}\n"),
+		    "b12.jsonl:1: field 'counts'[0]: 9e0 is not a non-negative integer");
+	expect_fail(f, COLLECTOR_FORMAT_JSONL,
+		    puts_(f, "b13.jsonl", "{\"step\": 5.0, \"layer\": 0, \"counts\": [9]}\n"),
+		    "b13.jsonl:1: field 'step': 5.0 is not an integer");
 	expect_fail(f, COLLECTOR_FORMAT_JSONL, puts_(f, "b10.jsonl", "[1, 2]\n"),
 		    "b10.jsonl:1: not a JSON object");
 	/* a run that exists already */
@@ -402,9 +414,10 @@ static void test_import_megatron(void **state)
 	 * field) leaves nothing behind for the next line */
 	o = opts("mg2");
 	o.experts = 4;
-	const char *q = puts_(f, "mix.jsonl",
-			      "{\"top_indices\": [[1, 2]], \"layer\": 1, \"step\": 0.0, \"extra\": 5}\n"
-			      "{\"step\":1,\"layer\":1,\"topk\":2,\"top_indices\":[[0,3]]}\n");
+	const char *q =
+		puts_(f, "mix.jsonl",
+		      "{\"top_indices\": [[1, 2]], \"layer\": 1, \"step\": 0, \"extra\": 5}\n"
+		      "{\"step\":1,\"layer\":1,\"topk\":2,\"top_indices\":[[0,3]]}\n");
 	assert_int_equal(collector_import(f->s, q, COLLECTOR_FORMAT_MEGATRON, &o, &run, &err), 0);
 	step_counts(f, &run, 0, c);
 	uint32_t m0[4] = { 0, 1, 1, 0 }, m1[4] = { 1, 0, 0, 1 };

@@ -1,6 +1,6 @@
 /* test_util.c: the shared human-scaled units, the JSON string writer, the
- * buffers and allocators of library code, which fail without aborting, and
- * what an -o may write (util/outfile.c). */
+ * strict JSON parser, the buffers and allocators of library code, which
+ * fail without aborting, and what an -o may write (util/outfile.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "util/util.h"
+
+#include <json-c/json.h>
 
 static void test_util_human_bytes(void **state)
 {
@@ -69,6 +71,134 @@ static void test_util_json_str(void **state)
 	fclose(f);
 	assert_string_equal(p, "\"a\\\"b\\\\c\\nd\\te\\u0001 \xef\xbf\xbdt\xc3\xa9\"");
 	free(p);
+}
+
+/* What the strict parser takes, and what it refuses with which words:
+ * whatever json-c would take loosely or keep changed. */
+static void test_util_json_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *out; /* json-c's rendering, or NULL: refused */
+		const char *what;
+		long line;
+		int syntax;
+	} cases[] = {
+		{ " {\"a\": [1, -0, 2.5e3, true, null, \"\\u00e9\\ud83d\\ude00\"]} \n",
+		  "{\"a\":[1,0,2.5e3,true,null,\"\u00e9\U0001F600\"]}", NULL, 0, 0 },
+		{ "18446744073709551615", "18446744073709551615", NULL, 0, 0 },
+		{ "-9223372036854775808", "-9223372036854775808", NULL, 0, 0 },
+		{ "{\"a\":{},\"b\":{\"a\":1}}", "{\"a\":{},\"b\":{\"a\":1}}", NULL, 0, 0 },
+		{ "[1,2,]", NULL, "a comma before ']' (a trailing comma)", 1, 1 },
+		{ "{\"a\":1,\n}", NULL, "a comma before '}' (a trailing comma)", 2, 1 },
+		{ "{'a':1}", NULL, "a string in single quotes (JSON quotes with \")", 1, 1 },
+		{ "[NaN]", NULL, "field '[0]': 'N' where a value should follow", 1, 1 },
+		{ "[1.]", NULL, "field '[0]': no digit after a number's decimal point", 1, 1 },
+		{ "[01]", NULL, "field '[0]': a number with a leading zero", 1, 1 },
+		{ "/* c */ {}", NULL, "a comment (JSON has none)", 1, 1 },
+		{ "{} {}", NULL, "text after the JSON value", 1, 1 },
+		{ "{\"a\":\"x\ty\"}", NULL,
+		  "field 'a': control character 0x09 inside a string (write it as an escape)", 1, 1 },
+		{ "{\"a\":\"x\xffy\"}", NULL, "field 'a': byte 0xff is not valid UTF-8", 1, 1 },
+		{ "{\"a\":\"\xed\xa0\x80\"}", NULL, "field 'a': byte 0xed is not valid UTF-8", 1, 1 },
+		{ "{\"m\":\"x\\u0000y\"}", NULL,
+		  "field 'm': a string holds \\u0000 (NUL), which moetrace cannot store", 1, 0 },
+		{ "[\"\\ud800x\"]", NULL,
+		  "field '[0]': \\ud800 is the first half of a UTF-16 surrogate pair without its "
+		  "second (not a character)", 1, 0 },
+		{ "{\"c\":[1,18446744073709551616]}", NULL,
+		  "field 'c[1]': integer 18446744073709551616 does not fit 64 bits", 1, 0 },
+		{ "[-9223372036854775809]", NULL,
+		  "field '[0]': integer -9223372036854775809 does not fit 64 bits", 1, 0 },
+		{ "{\"a\":1,\n\"a\":2}", NULL, "field 'a' appears twice (which one is meant?)", 2, 0 },
+		{ "{\"a\":1,\"\\u0061\":2}", NULL,
+		  "field '\\u0061' appears twice (which one is meant?)", 1, 0 },
+		{ "{\"x\":[{\"o\":{\"k\":1,\"j\":2,\"k\":3}}]}", NULL,
+		  "field 'x[0].o.k' appears twice (which one is meant?)", 1, 0 },
+		{ "", NULL, "the text ends where a value should follow", 1, 1 },
+		{ "{\"a\"", NULL, "the text ends where ':' should follow", 1, 1 },
+	};
+	char deep[200];
+
+	(void)state;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(cases); i++) {
+		struct json_object *o = (struct json_object *)1;
+		struct util_json_err je;
+		int rc = util_json_parse(cases[i].in, strlen(cases[i].in), &o, &je);
+		if (cases[i].out) {
+			if (rc)
+				fail_msg("case %zu: %s", i, je.what);
+			assert_string_equal(json_object_to_json_string_ext(
+						    o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE),
+					    cases[i].out);
+			json_object_put(o);
+			continue;
+		}
+		assert_int_equal(rc, UTIL_EPARSE);
+		assert_null(o);
+		assert_string_equal(je.what, cases[i].what);
+		assert_int_equal(je.line, cases[i].line);
+		assert_int_equal(je.syntax, cases[i].syntax);
+	}
+	/* nesting: 64 levels, not 65 */
+	memset(deep, '[', 65);
+	memset(deep + 65, ']', 65);
+	struct json_object *o;
+	struct util_json_err je;
+	assert_int_equal(util_json_parse(deep + 1, 128, &o, &je), 0);
+	json_object_put(o);
+	assert_int_equal(util_json_parse(deep, 130, &o, &je), UTIL_EPARSE);
+	assert_non_null(strstr(je.what, "nested deeper than 64 levels"));
+}
+
+/* Integers as written, in range; json-c's uint64 past INT64_MAX too. */
+static void test_util_json_int(void **state)
+{
+	struct json_object *o;
+	struct util_json_err je;
+	int64_t x = 7;
+	static const char text[] = "[3, 3.0, 1e3, 9223372036854775807, 9223372036854775808, -4]";
+
+	(void)state;
+	assert_int_equal(util_json_parse(text, sizeof(text) - 1, &o, &je), 0);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 0), 0, 10, &x), 0);
+	assert_int_equal(x, 3);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 1), 0, 10, &x), -1);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 2), 0, 10000, &x), -1);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 3), 0, INT64_MAX, &x), 0);
+	assert_true(x == INT64_MAX);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 4), 0, INT64_MAX, &x), -2);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 5), 0, 10, &x), -2);
+	assert_int_equal(util_json_int(json_object_array_get_idx(o, 5), -4, 10, &x), 0);
+	assert_int_equal(x, -4);
+	json_object_put(o);
+}
+
+/* Each allocation of the parser's fails in turn: out of memory, said so,
+ * nothing leaked, and then the parse goes through. */
+static void test_util_json_parse_nomem(void **state)
+{
+	static const char text[] = "{\"a\": {\"b\": 1, \"c\": [1, {\"d\": 2, \"e\": 3}]}, "
+				   "\"f\": \"\\u00e9\"}";
+	struct json_object *o;
+	struct util_json_err je;
+	long n;
+	int rc;
+
+	(void)state;
+	for (n = 1;; n++) {
+		util_alloc_fail_at(n);
+		rc = util_json_parse(text, sizeof(text) - 1, &o, &je);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, UTIL_ENOMEM);
+		assert_null(o);
+		assert_string_equal(je.what, "out of memory");
+	}
+	util_alloc_fail_at(0);
+	assert_true(n > 1);
+	json_object_put(o);
 }
 
 /* A soft buffer whose growth fails keeps what it had, ignores later adds
@@ -239,6 +369,9 @@ int main(void)
 		cmocka_unit_test(test_util_human_bytes),
 		cmocka_unit_test(test_util_human_seconds),
 		cmocka_unit_test(test_util_json_str),
+		cmocka_unit_test(test_util_json_parse),
+		cmocka_unit_test(test_util_json_int),
+		cmocka_unit_test(test_util_json_parse_nomem),
 		cmocka_unit_test(test_util_buf_soft_fails),
 		cmocka_unit_test(test_util_alloc_hook),
 		cmocka_unit_test(test_util_out_target),
