@@ -524,7 +524,8 @@ int collector_import_trtllm(struct store *s, const char *path,
 		}
 		nf = 1;
 	} else {
-		if ((rc = imp_list_dir(dir, "rank", ".safetensors", &files, &nf, err)))
+		if ((rc = imp_list_ranks(dir, "rank", ".safetensors", "TensorRT-LLM", &files, &nf,
+					 err)))
 			goto out;
 		if (nf == 0) {
 			rc = util_err_set(err, UTIL_EPARSE, "'%s': no rank*.safetensors files", dir);
