@@ -180,37 +180,45 @@ static struct seen *seen_get(struct follow *fw, const char *path)
 static int follow_import(struct follow *fw, struct seen **g, size_t n, struct util_err *err)
 {
 	const char **paths = xmallocarray(n, sizeof(*paths));
+	int64_t *first = xmallocarray(n, sizeof(*first)), *last = xmallocarray(n, sizeof(*last));
 	struct store_run run = fw->run;
-	int64_t first = 0, last = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
 		paths[i] = g[i]->path;
 	if (store_begin(fw->s)) {
-		free(paths);
-		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+		goto out;
 	}
-	rc = collector_import_sglang(fw->s, paths, n, fw->o, fw->dir, &run, fw->have_run, &first,
-				     &last, err);
+	rc = collector_import_sglang(fw->s, paths, n, fw->o, fw->dir, &run, fw->have_run, first,
+				     last, err);
 	for (size_t i = 0; !rc && i < n; i++) {
-		struct store_import im = { g[i]->name, g[i]->size, g[i]->mtime, first, last };
+		struct store_import im = { g[i]->name, g[i]->size, g[i]->mtime, first[i], last[i] };
 		if (store_import_add(fw->s, run.id, &im))
 			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
 	}
 	if (!rc && store_commit(fw->s))
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
-	if (rc)
+	if (rc) {
 		store_rollback(fw->s);
-	free(paths);
-	if (rc)
-		return rc;
+		goto out;
+	}
 	fw->run = run;
 	fw->have_run = 1;
 	for (size_t i = 0; i < n; i++)
-		printf("imported '%s' into run '%s': steps %lld to %lld\n", g[i]->path, run.name,
-		       (long long)first, (long long)last);
+		if (first[i] <= last[i])
+			printf("imported '%s' into run '%s': steps %lld to %lld\n", g[i]->path,
+			       run.name, (long long)first[i], (long long)last[i]);
+		else
+			printf("imported '%s' into run '%s': no steps of its own (no forward pass "
+			       "with a count)\n",
+			       g[i]->path, run.name);
 	fflush(stdout);
-	return 0;
+out:
+	free(paths);
+	free(first);
+	free(last);
+	return rc;
 }
 
 /* Failures that stop the follower rather than refuse a dump. */
