@@ -109,7 +109,15 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	ranks = sh.ranks;
 	slots = sh.slots;
 	if (ranks != run->ranks || slots != run->slots) {
-		int rpn = o->ranks_per_node ? o->ranks_per_node : ranks < 8 ? ranks : 8;
+		int rpn = o->ranks_per_node ? o->ranks_per_node
+					    : store_ranks_per_node_default(ranks, 8);
+		if (!store_ranks_per_node_ok(ranks, rpn)) {
+			free(p2l);
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--ranks-per-node %d does not divide %d ranks "
+					    "(those of '%s')",
+					    rpn, ranks, path);
+		}
 		if (store_run_set_layout(s, run->id, ranks, slots, rpn)) {
 			free(p2l);
 			return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
@@ -498,6 +506,11 @@ chk:
 	}
 	if (o.slots && !o.ranks) {
 		util_cli_error("import", "--slots needs --ranks");
+		return 2;
+	}
+	if (o.ranks && !store_ranks_per_node_ok(o.ranks, o.ranks_per_node)) {
+		util_cli_error("import", "--ranks-per-node %d does not divide %d ranks",
+			       o.ranks_per_node, o.ranks);
 		return 2;
 	}
 	if (o.model && ((o.layers && o.layers != o.model->layers) ||

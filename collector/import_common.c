@@ -272,9 +272,10 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 	if (o->ranks) {
 		run->ranks = o->ranks;
 		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
-		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
-		if (!run->ranks_per_node)
-			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+		int pref = run->ranks_per_node ? run->ranks_per_node : 8;
+		run->ranks_per_node = o->ranks_per_node
+					      ? o->ranks_per_node
+					      : store_ranks_per_node_default(o->ranks, pref);
 	} else if (o->ranks_per_node && run->ranks) {
 		/* the data's or the preset's ranks, on the nodes given */
 		run->ranks_per_node = o->ranks_per_node;
@@ -288,18 +289,27 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 		return util_err_set(err, UTIL_EUSAGE,
 				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
 				    run->slots, run->experts);
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return util_err_set(err, UTIL_EUSAGE, "%s %d does not divide %d ranks",
+				    o->ranks_per_node ? "--ranks-per-node" : "ranks per node",
+				    run->ranks_per_node, run->ranks);
 	return 0;
 }
 
 static int fix_layout(struct store_run *run, const struct collector_import_opts *o,
-		      const struct imp *b, struct util_err *err)
+		      const struct imp *b, const char *path, struct util_err *err)
 {
 	/* the layout the data states, else the preset's; options override both */
+	if (b->ranks_per_node && !store_ranks_per_node_ok(b->ranks, b->ranks_per_node))
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: the description's ranks per node %d does not divide "
+				    "its %d ranks",
+				    path, b->ranks_per_node, b->ranks);
 	if (b->ranks) {
 		run->ranks = b->ranks;
 		run->slots = b->slots ? b->slots : (run->experts + b->ranks - 1) / b->ranks;
 		run->ranks_per_node = b->ranks_per_node ? b->ranks_per_node
-				      : b->ranks < 8 ? b->ranks : 8;
+							: store_ranks_per_node_default(b->ranks, 8);
 	} else if (o->model) {
 		run->ranks = o->model->ranks;
 		run->slots = o->model->slots;
@@ -426,7 +436,7 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	run.topk = o->topk ? o->topk : o->model ? o->model->topk : b->topk;
 	run.first_layer = first_layer;
 	snprintf(run.model, sizeof(run.model), "%s", o->model ? o->model->name : b->model);
-	if ((rc = fix_layout(&run, o, b, err)))
+	if ((rc = fix_layout(&run, o, b, path, err)))
 		return rc;
 	if (b->repeats) {
 		size_t k = strlen(b->note);
@@ -1002,8 +1012,8 @@ int imp_list_ranks(const char *dir, const char *prefix, const char *suffix, cons
 	for (size_t i = 0; i < n && !rc; i++)
 		if (imp_rank_of_name(base_of(f[i]), prefix, suffix) != (int)i)
 			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s': rank %zu is missing: no %s%zu%s beside the files of "
-					  "ranks up to %d",
+					  "'%s': rank %zu is missing: no %s%zu%s beside the "
+					  "files of ranks up to %d",
 					  dir, i, prefix, i, suffix,
 					  imp_rank_of_name(base_of(f[n - 1]), prefix, suffix));
 	if (rc) {

@@ -2002,8 +2002,11 @@ static int sg_new_run(const struct sg *g, const struct collector_import_opts *o,
 				     ? (int)(g->P / ranks)
 				     : (run->experts + ranks - 1) / ranks;
 		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node
-				      : ranks < 8 ? ranks : 8;
+							: store_ranks_per_node_default(ranks, 8);
 	}
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return sg_fail(err, UTIL_EUSAGE, "--ranks-per-node %d does not divide %d ranks",
+			       run->ranks_per_node, run->ranks);
 	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
 		return sg_fail(err, UTIL_EUSAGE,
 			       "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,

@@ -1386,6 +1386,11 @@ static int sq_run_add(struct store *s, struct store_run *run)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': EP layout %d ranks x %d slots (%d per node) is out of range",
 			       run->name, run->ranks, run->slots, run->ranks_per_node);
+	/* the analyses would refuse the run's nodes: say so before it is stored */
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return set_err(s, UTIL_EUSAGE,
+			       "run '%s': ranks per node %d does not divide %d ranks", run->name,
+			       run->ranks_per_node, run->ranks);
 	if (run->first_layer < 0 || run->first_layer > STORE_MAX_FIRST_LAYER)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': first MoE layer id %d is outside 0 to %d", run->name,
@@ -1618,6 +1623,10 @@ static int sq_run_set_layout(struct store *s, int64_t run, int ranks, int slots,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	if (!store_ranks_per_node_ok(ranks, ranks_per_node))
+		return set_err(s, UTIL_EUSAGE,
+			       "run %lld: ranks per node %d does not divide %d ranks",
+			       (long long)run, ranks_per_node, ranks);
 	if ((rc = store_int_prepare(s,
 				    "UPDATE runs SET ranks = ?2, slots = ?3, ranks_per_node = ?4 "
 				    "WHERE run = ?1",
