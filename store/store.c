@@ -1835,6 +1835,24 @@ static int sq_iter_new(struct store *s, const struct store_run *run, int layer, 
 	return 0;
 }
 
+/* A step's phase as stored: 0, 1, 2 are the phases there are; another
+ * would read as "unknown" (and be exported so) or shift a phase mask past
+ * its width. */
+static int column_phase(struct store *s, sqlite3_stmt *st, int col, int64_t step, int *phase)
+{
+	int64_t v = sqlite3_column_int64(st, col);
+
+	if (sqlite3_column_type(st, col) != SQLITE_INTEGER || v < STORE_PHASE_UNKNOWN ||
+	    v > STORE_PHASE_DECODE)
+		return set_err(s, UTIL_EPARSE,
+			       "step %lld: phase %s in '%s' is not 0 (unknown), 1 (prefill) or 2 "
+			       "(decode): corrupt database?",
+			       (long long)step, (const char *)sqlite3_column_text(st, col),
+			       s->path);
+	*phase = (int)v;
+	return 0;
+}
+
 static int sq_iter_next(void *p, struct store_step *out)
 {
 	struct sq_iter *it = p;
@@ -1856,7 +1874,9 @@ static int sq_iter_next(void *p, struct store_step *out)
 		}
 		it->have_row = 0;
 		int64_t step = sqlite3_column_int64(it->st, 0);
-		int phase = sqlite3_column_int(it->st, 4);
+		int phase = 0;
+		if ((rc = column_phase(s, it->st, 4, step, &phase)))
+			return rc;
 		int want = !it->phase_mask || (it->phase_mask & (1u << phase));
 		memset(out, 0, sizeof(*out));
 		out->step = step;
