@@ -61,9 +61,13 @@ static int gen_layout(const struct store_model *m, int *ranks, int *slots, int *
 		return 2;
 	}
 	if (!*rpn)
-		*rpn = m->ranks_per_node < *ranks ? m->ranks_per_node : *ranks;
+		*rpn = store_ranks_per_node_default(*ranks, m->ranks_per_node);
 	if (*rpn > *ranks) {
 		util_cli_error("gen", "--ranks-per-node %d is more than --ranks %d", *rpn, *ranks);
+		return 2;
+	}
+	if (!store_ranks_per_node_ok(*ranks, *rpn)) {
+		util_cli_error("gen", "--ranks-per-node %d does not divide %d ranks", *rpn, *ranks);
 		return 2;
 	}
 	return 0;

@@ -109,7 +109,15 @@ static int add_deployed(struct store *s, struct store_run *run, const char *path
 	ranks = sh.ranks;
 	slots = sh.slots;
 	if (ranks != run->ranks || slots != run->slots) {
-		int rpn = o->ranks_per_node ? o->ranks_per_node : ranks < 8 ? ranks : 8;
+		int rpn = o->ranks_per_node ? o->ranks_per_node
+					    : store_ranks_per_node_default(ranks, 8);
+		if (!store_ranks_per_node_ok(ranks, rpn)) {
+			free(p2l);
+			return util_err_set(err, UTIL_EUSAGE,
+					    "--ranks-per-node %d does not divide %d ranks "
+					    "(those of '%s')",
+					    rpn, ranks, path);
+		}
 		if (store_run_set_layout(s, run->id, ranks, slots, rpn)) {
 			free(p2l);
 			return util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
@@ -180,37 +188,45 @@ static struct seen *seen_get(struct follow *fw, const char *path)
 static int follow_import(struct follow *fw, struct seen **g, size_t n, struct util_err *err)
 {
 	const char **paths = xmallocarray(n, sizeof(*paths));
+	int64_t *first = xmallocarray(n, sizeof(*first)), *last = xmallocarray(n, sizeof(*last));
 	struct store_run run = fw->run;
-	int64_t first = 0, last = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
 		paths[i] = g[i]->path;
 	if (store_begin(fw->s)) {
-		free(paths);
-		return util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
+		goto out;
 	}
-	rc = collector_import_sglang(fw->s, paths, n, fw->o, fw->dir, &run, fw->have_run, &first,
-				     &last, err);
+	rc = collector_import_sglang(fw->s, paths, n, fw->o, fw->dir, &run, fw->have_run, first,
+				     last, err);
 	for (size_t i = 0; !rc && i < n; i++) {
-		struct store_import im = { g[i]->name, g[i]->size, g[i]->mtime, first, last };
+		struct store_import im = { g[i]->name, g[i]->size, g[i]->mtime, first[i], last[i] };
 		if (store_import_add(fw->s, run.id, &im))
 			rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
 	}
 	if (!rc && store_commit(fw->s))
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(fw->s));
-	if (rc)
+	if (rc) {
 		store_rollback(fw->s);
-	free(paths);
-	if (rc)
-		return rc;
+		goto out;
+	}
 	fw->run = run;
 	fw->have_run = 1;
 	for (size_t i = 0; i < n; i++)
-		printf("imported '%s' into run '%s': steps %lld to %lld\n", g[i]->path, run.name,
-		       (long long)first, (long long)last);
+		if (first[i] <= last[i])
+			printf("imported '%s' into run '%s': steps %lld to %lld\n", g[i]->path,
+			       run.name, (long long)first[i], (long long)last[i]);
+		else
+			printf("imported '%s' into run '%s': no steps of its own (no forward pass "
+			       "with a count)\n",
+			       g[i]->path, run.name);
 	fflush(stdout);
-	return 0;
+out:
+	free(paths);
+	free(first);
+	free(last);
+	return rc;
 }
 
 /* Failures that stop the follower rather than refuse a dump. */
@@ -520,6 +536,11 @@ chk:
 	}
 	if (o.slots && !o.ranks) {
 		util_cli_error("import", "--slots needs --ranks");
+		return 2;
+	}
+	if (o.ranks && !store_ranks_per_node_ok(o.ranks, o.ranks_per_node)) {
+		util_cli_error("import", "--ranks-per-node %d does not divide %d ranks",
+			       o.ranks_per_node, o.ranks);
 		return 2;
 	}
 	if (o.model && ((o.layers && o.layers != o.model->layers) ||

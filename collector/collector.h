@@ -138,8 +138,10 @@ int collector_import_trtllm(struct store *s, const char *path,
  * new run is made (run is OUT, named
  * o->run_name, its source "import sglang SOURCE"); with append the steps go
  * after those of the existing run `run` (IN), whose shape the dumps must
- * have.  One transaction: all or nothing.  *first_step and *last_step
- * (may be NULL) get the steps written.  Memory holds a few forward passes. */
+ * have.  One transaction: all or nothing.  first_step[i] and last_step[i]
+ * (arrays of n, both or neither NULL) get the steps paths[i] added: a
+ * per_pass dump's rank files share theirs; a file that added none gets
+ * last_step[i] = first_step[i] - 1.  Memory holds a few forward passes. */
 int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 			    const struct collector_import_opts *o, const char *source,
 			    struct store_run *run, int append, int64_t *first_step,

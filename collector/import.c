@@ -175,6 +175,10 @@ int collector_import(struct store *s, const char *path, int format,
 		return util_err_set(err, UTIL_EUSAGE,
 				    "--replicated applies to SGLang dumps, '%s' is %s", path,
 				    collector_format_name(format));
+	if (o->pipeline_stages && format != COLLECTOR_FORMAT_MEGATRON)
+		return util_err_set(err, UTIL_EUSAGE,
+				    "--pipeline-stages applies to Megatron-LM traces, '%s' is %s",
+				    path, collector_format_name(format));
 	switch (format) {
 	case COLLECTOR_FORMAT_CSV:
 		return collector_import_csv(s, path, o, run, err);

@@ -271,9 +271,10 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 	if (o->ranks) {
 		run->ranks = o->ranks;
 		run->slots = o->slots ? o->slots : (run->experts + o->ranks - 1) / o->ranks;
-		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node : run->ranks_per_node;
-		if (!run->ranks_per_node)
-			run->ranks_per_node = o->ranks < 8 ? o->ranks : 8;
+		int pref = run->ranks_per_node ? run->ranks_per_node : 8;
+		run->ranks_per_node = o->ranks_per_node
+					      ? o->ranks_per_node
+					      : store_ranks_per_node_default(o->ranks, pref);
 	} else if (o->ranks_per_node && run->ranks) {
 		/* the data's or the preset's ranks, on the nodes given */
 		run->ranks_per_node = o->ranks_per_node;
@@ -287,18 +288,27 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 		return util_err_set(err, UTIL_EUSAGE,
 				    "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
 				    run->slots, run->experts);
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return util_err_set(err, UTIL_EUSAGE, "%s %d does not divide %d ranks",
+				    o->ranks_per_node ? "--ranks-per-node" : "ranks per node",
+				    run->ranks_per_node, run->ranks);
 	return 0;
 }
 
 static int fix_layout(struct store_run *run, const struct collector_import_opts *o,
-		      const struct imp *b, struct util_err *err)
+		      const struct imp *b, const char *path, struct util_err *err)
 {
 	/* the layout the data states, else the preset's; options override both */
+	if (b->ranks_per_node && !store_ranks_per_node_ok(b->ranks, b->ranks_per_node))
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: the description's ranks per node %d does not divide "
+				    "its %d ranks",
+				    path, b->ranks_per_node, b->ranks);
 	if (b->ranks) {
 		run->ranks = b->ranks;
 		run->slots = b->slots ? b->slots : (run->experts + b->ranks - 1) / b->ranks;
 		run->ranks_per_node = b->ranks_per_node ? b->ranks_per_node
-				      : b->ranks < 8 ? b->ranks : 8;
+							: store_ranks_per_node_default(b->ranks, 8);
 	} else if (o->model) {
 		run->ranks = o->model->ranks;
 		run->slots = o->model->slots;
@@ -425,7 +435,7 @@ int imp_finish(struct imp *b, struct store *s, const struct collector_import_opt
 	run.topk = o->topk ? o->topk : o->model ? o->model->topk : b->topk;
 	run.first_layer = first_layer;
 	snprintf(run.model, sizeof(run.model), "%s", o->model ? o->model->name : b->model);
-	if ((rc = fix_layout(&run, o, b, err)))
+	if ((rc = fix_layout(&run, o, b, path, err)))
 		return rc;
 	if (b->repeats) {
 		size_t k = strlen(b->note);
@@ -844,4 +854,85 @@ nomem:
 	closedir(d);
 	imp_free_list(f, n);
 	return util_err_set(err, UTIL_ENOMEM, "out of memory");
+}
+
+static const char *base_of(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	return b ? b + 1 : path;
+}
+
+int imp_rank_of_name(const char *base, const char *prefix, const char *suffix)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix), n = strlen(base), nd;
+	int r = 0;
+
+	if (n <= pl + sl || strncmp(base, prefix, pl) || strcmp(base + n - sl, suffix))
+		return -1;
+	nd = n - pl - sl;
+	/* the engines write f"{rank}": decimal, no sign, no leading zero */
+	if (nd > 7 || (base[pl] == '0' && nd > 1))
+		return -1;
+	for (size_t i = pl; i < pl + nd; i++) {
+		if (base[i] < '0' || base[i] > '9')
+			return -1;
+		r = 10 * r + (base[i] - '0');
+	}
+	return r;
+}
+
+/* files[i] is named PREFIX*SUFFIX but not as the engine names a rank's
+ * file: a copy of one ("rank0 (copy)", "rank00", "rank0.old") or another
+ * file.  Summed with the rest it would count a rank twice. */
+static int stray_file(char *const *files, size_t n, size_t i, const char *prefix,
+		      const char *suffix, const char *engine, struct util_err *err)
+{
+	const char *b = base_of(files[i]) + strlen(prefix);
+	char *end;
+	long r = *b >= '0' && *b <= '9' ? strtol(b, &end, 10) : -1;
+
+	for (size_t j = 0; r >= 0 && r < (1 << 24) && j < n; j++)
+		if (imp_rank_of_name(base_of(files[j]), prefix, suffix) == r)
+			return util_err_set(err, UTIL_EPARSE,
+					    "'%s' is a second file of rank %ld beside '%s' (%s "
+					    "writes one %s{R}%s per rank): move it out of the "
+					    "directory",
+					    files[i], r, files[j], engine, prefix, suffix);
+	return util_err_set(err, UTIL_EPARSE,
+			    "'%s' is not a rank file name %s writes (%s{R}%s): move it out of "
+			    "the directory",
+			    files[i], engine, prefix, suffix);
+}
+
+int imp_list_ranks(const char *dir, const char *prefix, const char *suffix, const char *engine,
+		   char ***files, size_t *nf, struct util_err *err)
+{
+	char **f = NULL;
+	size_t n = 0;
+	int rc;
+
+	*files = NULL;
+	*nf = 0;
+	if ((rc = imp_list_dir(dir, prefix, suffix, &f, &n, err)))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++)
+		if (imp_rank_of_name(base_of(f[i]), prefix, suffix) < 0)
+			rc = stray_file(f, n, i, prefix, suffix, engine, err);
+	/* names without leading zeros sort by length, then name: in rank
+	 * order, so rank i is f[i] unless one before it is missing */
+	for (size_t i = 0; i < n && !rc; i++)
+		if (imp_rank_of_name(base_of(f[i]), prefix, suffix) != (int)i)
+			rc = util_err_set(err, UTIL_EPARSE,
+					  "'%s': rank %zu is missing: no %s%zu%s beside the "
+					  "files of ranks up to %d",
+					  dir, i, prefix, i, suffix,
+					  imp_rank_of_name(base_of(f[n - 1]), prefix, suffix));
+	if (rc) {
+		imp_free_list(f, n);
+		return rc;
+	}
+	*files = f;
+	*nf = n;
+	return 0;
 }

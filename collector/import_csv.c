@@ -471,18 +471,49 @@ static int csv_next(struct csv *c, struct row *r, struct util_err *err)
 	}
 }
 
+/* What a pass over the rows saw: rows, steps, the largest layer and
+ * expert, and the first row past the shape the options fix, if any (the
+ * run's shape is checked against them, the message names that row). */
+struct seen_rows {
+	int64_t rows, nsteps, max_layer, max_expert;
+	int64_t layers, experts;	   /* the options' shape, 0 if the data's */
+	int64_t bad_layer, bad_layer_line; /* line 0: none */
+	int64_t bad_expert, bad_expert_line;
+};
+
+static void seen_init(struct seen_rows *sr, const struct collector_import_opts *o)
+{
+	memset(sr, 0, sizeof(*sr));
+	sr->max_layer = sr->max_expert = -1;
+	sr->layers = o->layers ? o->layers : o->model ? o->model->layers : 0;
+	sr->experts = o->experts ? o->experts : o->model ? o->model->experts : 0;
+}
+
+static void seen_row(struct seen_rows *sr, const struct row *r, int64_t line)
+{
+	if (r->layer > sr->max_layer)
+		sr->max_layer = r->layer;
+	if (r->expert > sr->max_expert)
+		sr->max_expert = r->expert;
+	if (sr->layers && r->layer >= sr->layers && !sr->bad_layer_line) {
+		sr->bad_layer = r->layer;
+		sr->bad_layer_line = line;
+	}
+	if (sr->experts && r->expert >= sr->experts && !sr->bad_expert_line) {
+		sr->bad_expert = r->expert;
+		sr->bad_expert_line = line;
+	}
+}
+
 /* Pass 1: syntax, order and shape.  With progress, reports the share of
  * the file read, at most once a second (*last_report, from t0). */
-static int scan(struct csv *c, int64_t *rows, int64_t *nsteps, int64_t *max_layer,
-		int64_t *max_expert, int progress, double t0, double *last_report,
+static int scan(struct csv *c, struct seen_rows *sr, int progress, double t0, double *last_report,
 		struct util_err *err)
 {
 	struct row r;
 	int64_t prev = INT64_MIN;
 	int rc;
 
-	*rows = *nsteps = 0;
-	*max_layer = *max_expert = -1;
 	while ((rc = csv_next(c, &r, err)) == 1) {
 		if (r.step < prev)
 			return util_err_set(err, UTIL_EPARSE,
@@ -490,23 +521,21 @@ static int scan(struct csv *c, int64_t *rows, int64_t *nsteps, int64_t *max_laye
 					    "must be grouped by increasing step (sort -t, -k1,1n "
 					    "--stable fixes the file)",
 					    c->path, (long long)c->line, (long long)r.step, (long long)prev);
-		*nsteps += *rows == 0 || r.step != prev;
+		sr->nsteps += sr->rows == 0 || r.step != prev;
 		prev = r.step;
-		if (r.layer > *max_layer)
-			*max_layer = r.layer;
-		if (r.expert > *max_expert)
-			*max_expert = r.expert;
-		(*rows)++;
-		if (progress && (*rows & 0xfffff) == 0 && util_now() - *last_report > 1.0) {
+		seen_row(sr, &r, c->line);
+		sr->rows++;
+		if (progress && (sr->rows & 0xfffff) == 0 && util_now() - *last_report > 1.0) {
 			*last_report = util_now();
 			fprintf(stderr, "\rimport: checking %lld rows (%.0f%% of the file), %.1f s",
-				(long long)*rows, 100.0 * (double)(c->p - c->buf) / (double)c->len,
+				(long long)sr->rows,
+				100.0 * (double)(c->p - c->buf) / (double)c->len,
 				*last_report - t0);
 		}
 	}
 	if (rc < 0)
 		return rc;
-	if (*rows == 0)
+	if (sr->rows == 0)
 		return util_err_set(err, UTIL_EPARSE, "%s: no data rows after the header", c->path);
 	return 0;
 }
@@ -535,10 +564,12 @@ static int flush_batch(struct store *s, const struct store_run *run, struct batc
 /* The new run's row from the first pass (rows, steps, largest layer and
  * expert seen) and the options: the preset's or the given shape and EP
  * layout, checked against the data.  0, or the error with err set. */
-static int csv_run(const char *path, const struct collector_import_opts *o, int64_t rows,
-		   int64_t nsteps, int64_t max_layer, int64_t max_expert, struct store_run *run,
-		   struct util_err *err)
+static int csv_run(const char *path, const struct collector_import_opts *o,
+		   const struct seen_rows *sr, struct store_run *run, struct util_err *err)
 {
+	int64_t rows = sr->rows, nsteps = sr->nsteps, max_layer = sr->max_layer,
+		max_expert = sr->max_expert;
+	const char *shape = o->model ? o->model->name : "the given shape";
 	int rc;
 
 	/* A file with a row for every cell of an L x E grid in every step (as
@@ -568,25 +599,20 @@ static int csv_run(const char *path, const struct collector_import_opts *o, int6
 	}
 	if ((rc = imp_layout_options(run, o, err)))
 		return rc;
+	/* only a shape the options fix can be too small for a row */
 	if (max_layer >= run->layers)
 		return util_err_set(err, UTIL_ERANGE,
-				    "%s: layer %lld is out of range for %s (%d MoE layers)", path,
-				    (long long)max_layer, o->model ? o->model->name : "the given shape",
-				    run->layers);
+				    "%s:%lld: layer %lld is out of range for %s (%d MoE layers)",
+				    path, (long long)sr->bad_layer_line, (long long)sr->bad_layer,
+				    shape, run->layers);
 	if (max_expert >= run->experts)
 		return util_err_set(err, UTIL_ERANGE,
-				    "%s: expert %lld is out of range for %s (%d experts)", path,
-				    (long long)max_expert, o->model ? o->model->name : "the given shape",
-				    run->experts);
+				    "%s:%lld: expert %lld is out of range for %s (%d experts)",
+				    path, (long long)sr->bad_expert_line, (long long)sr->bad_expert,
+				    shape, run->experts);
 	snprintf(run->source, sizeof(run->source), "import %s", path);
 	return 0;
 }
-
-/* What a pass over the rows saw (the single pass checks the run's shape
- * against it at the end). */
-struct seen_rows {
-	int64_t rows, nsteps, max_layer, max_expert;
-};
 
 /* Pass 2, or the only pass: the rows into each step's L x E counts, in
  * batches appended to run.  With single, nothing has checked the rows'
@@ -605,17 +631,13 @@ static int store_rows(struct store *s, struct csv *c, const struct store_run *ru
 	int64_t cur_line = 0, done = 0;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	st->max_layer = st->max_expert = -1;
+	seen_init(st, o);
 	while ((rc = csv_next(c, &r, err)) == 1) {
 		if (single) {
 			if ((cur && r.step < cur->step) || r.layer >= run->layers ||
 			    r.expert >= run->experts)
 				return IMPORT_AGAIN;
-			if (r.layer > st->max_layer)
-				st->max_layer = r.layer;
-			if (r.expert > st->max_expert)
-				st->max_expert = r.expert;
+			seen_row(st, &r, c->line);
 		}
 		if (!cur || r.step != cur->step) {
 			if (b->n == b->cap && (rc = flush_batch(s, run, b, err)))
@@ -686,19 +708,18 @@ static int import_csv(struct store *s, const char *path, const struct collector_
 		      struct util_err *err)
 {
 	struct store_run run = { 0 }, check;
-	struct seen_rows st;
-	int64_t rows = 0, nsteps = 0, max_layer = -1, max_expert = -1;
+	struct seen_rows st, sc;
 	int rc;
 	double t0 = util_now(), last_report = t0;
 
+	seen_init(&sc, o);
 	if ((rc = csv_open(&h->c, path, err)))
 		return rc;
 	if ((rc = parse_header(&h->c, err)))
 		return rc;
-	if (!single && (rc = scan(&h->c, &rows, &nsteps, &max_layer, &max_expert, o->progress, t0,
-				  &last_report, err)))
+	if (!single && (rc = scan(&h->c, &sc, o->progress, t0, &last_report, err)))
 		return rc;
-	if ((rc = csv_run(path, o, rows, nsteps, max_layer, max_expert, &run, err)))
+	if ((rc = csv_run(path, o, &sc, &run, err)))
 		return rc;
 
 	h->b.cells = (size_t)run.layers * (size_t)run.experts;
@@ -732,11 +753,10 @@ static int import_csv(struct store *s, const char *path, const struct collector_
 		if ((rc = parse_header(&h->c, err)))
 			return rc;
 	}
-	if ((rc = store_rows(s, &h->c, &run, &h->b, h->seen, o, single, rows, t0, &st, err)))
+	if ((rc = store_rows(s, &h->c, &run, &h->b, h->seen, o, single, sc.rows, t0, &st, err)))
 		return rc;
 	/* the first pass's checks of the shape, now that the rows are known */
-	if (single && (rc = csv_run(path, o, st.rows, st.nsteps, st.max_layer, st.max_expert,
-				    &check, err)))
+	if (single && (rc = csv_run(path, o, &st, &check, err)))
 		return rc;
 	if ((rc = store_commit(s))) {
 		rc = util_err_set(err, UTIL_EDB, "%s", store_errmsg(s));
@@ -744,7 +764,7 @@ static int import_csv(struct store *s, const char *path, const struct collector_
 	}
 	h->in_tx = 0;
 	if (o->progress && util_now() - t0 > 1.0)
-		fprintf(stderr, "\rimport: %lld rows in %.1f s%20s\n", (long long)rows,
+		fprintf(stderr, "\rimport: %lld rows in %.1f s%20s\n", (long long)st.rows,
 			util_now() - t0, "");
 	if (run_out)
 		*run_out = run;

@@ -81,6 +81,18 @@ int imp_layout_options(struct store_run *run, const struct collector_import_opts
 int imp_list_dir(const char *dir, const char *prefix, const char *suffix, char ***files,
 		 size_t *nf, struct util_err *err);
 void imp_free_list(char **files, size_t nf);
+/* The rank files of an engine that writes DIR/PREFIX{R}SUFFIX, one per
+ * rank: (*files)[r] is rank r's, *nf the number of ranks (may be 0).
+ * Another name PREFIX*SUFFIX (a copy such as "rank0 (copy)", "rank00",
+ * "rank0.old") and a gap in the ranks are refused (UTIL_EPARSE, naming
+ * the file or the rank): summed with the rest, a copy would count its rank
+ * twice, and a missing rank would go unnoticed.  engine names the writer
+ * in messages.  Free with imp_free_list. */
+int imp_list_ranks(const char *dir, const char *prefix, const char *suffix, const char *engine,
+		   char ***files, size_t *nf, struct util_err *err);
+/* R if base is PREFIX{R}SUFFIX as the engines write it (decimal, no
+ * leading zero), else -1. */
+int imp_rank_of_name(const char *base, const char *prefix, const char *suffix);
 /* Sorts SGLang dump paths by the time in their names, then by name. */
 void imp_sglang_sort(char **files, size_t n);
 

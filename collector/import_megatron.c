@@ -7,7 +7,9 @@
  *    "rank": 0, "num_tokens": 128, "topk": 8, "top_indices": [[12, 45, ...], ...]}
  * The top-k ids of every token are histogrammed here; lines that carry
  * "tokens_per_expert": [E] instead (a per-layer counts hook) are taken as
- * they are.  Each rank saw its own tokens, so ranks are summed; "mtp"
+ * they are.  Each rank saw its own tokens, so ranks are summed: a
+ * directory must hold every rank's file once, named as the tracer names
+ * it, each record's "rank" that of its file's name.  "mtp"
  * blocks (multi-token prediction heads) are not model MoE layers and are
  * skipped.  Layer numbers are model layer ids of the rank's pipeline stage:
  * the tracer takes them from the module name decoder.layers.<i>, which each
@@ -39,6 +41,7 @@ struct mg_ctx {
 	int64_t skipped;
 	uint32_t *hist;          /* fast path: the line's histogram [STORE_MAX_EXPERTS] */
 	int rank;                /* the file's rank (from its name), -1 if unknown */
+	int name_rank;           /* its rank by the tracer's own naming, -1 if not so named */
 	int rank_per_stage;      /* ranks in one pipeline stage, 0 if unknown (one file) */
 	int local;               /* tpe: local experts per rank, 0 until the first line */
 };
@@ -132,6 +135,7 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 	struct mg_ctx *c = ctx;
 	const char *p = text, *e = text + n;
 	int64_t step = 0, layer = 0, topk = -1, ntok = -1, x, maxid = -1, rows = 0, k0 = -1;
+	int64_t rank = -1;
 	unsigned seen = 0;
 
 	if (!c->hist && !(c->hist = calloc(STORE_MAX_EXPERTS, sizeof(*c->hist))))
@@ -167,6 +171,8 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 				topk = x;
 			else if (bit == 8)
 				ntok = x;
+			else
+				rank = x;
 		} else if (KEY("stage") || KEY("block")) {
 			const char *v;
 			bit = KEY("stage") ? 32 : 64;
@@ -243,7 +249,7 @@ static int fast_line(void *ctx, const char *text, size_t n, int64_t line, struct
 	}
 	if (imp_ws(p + 1, e) != e || (seen & 3) != 3 || !(seen & 128) || layer > (1 << 20) ||
 	    (topk >= 0 && (topk < 1 || topk > STORE_MAX_EXPERTS || (k0 >= 0 && k0 != topk))) ||
-	    (ntok >= 0 && ntok != rows))
+	    (ntok >= 0 && ntok != rows) || (c->name_rank >= 0 && rank >= 0 && rank != c->name_rank))
 		goto undo;
 	if (topk < 0)
 		topk = k0;
@@ -261,6 +267,26 @@ undo:
 	return 0;
 }
 
+/* The tracer stamps every record with its rank and names the file after
+ * it: a record of another rank is a file renamed or copied over another's. */
+static int check_rank(const struct mg_ctx *c, struct json_object *o, const char *w,
+		      struct util_err *err)
+{
+	int64_t rank = -1;
+	int rc;
+
+	if (c->name_rank < 0 || !json_object_object_get_ex(o, "rank", NULL))
+		return 0;
+	if ((rc = imp_json_field_i64(o, "rank", 1, 0, INT32_MAX, &rank, w, err)))
+		return rc;
+	if (rank != c->name_rank)
+		return util_err_set(err, UTIL_EPARSE,
+				    "%s: field 'rank': %lld, but the file's name is rank %d's: a "
+				    "file of another rank renamed or copied?",
+				    w, (long long)rank, c->name_rank);
+	return 0;
+}
+
 static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w,
 		   struct util_err *err)
 {
@@ -271,6 +297,8 @@ static int on_line(void *ctx, struct json_object *o, int64_t line, const char *w
 	uint32_t *h;
 	int rc;
 
+	if ((rc = check_rank(c, o, w, err)))
+		return rc;
 	if ((json_object_object_get_ex(o, "block", &v) && json_object_is_type(v, json_type_string) &&
 	     strcmp(json_object_get_string(v), "decoder") != 0) ||
 	    json_object_object_get_ex(o, "mtp_idx", NULL)) {
@@ -369,12 +397,12 @@ static int file_rank(const char *path)
 	return (int)r;
 }
 
-/* With P pipeline stages: stage of each source from its rank (Megatron's
- * rank order puts the pipeline outermost: ranks s*N/P .. (s+1)*N/P-1 form
+/* With P pipeline stages: stage of each source from its rank (source r is
+ * rank r's file, as imp_list_ranks lists them; Megatron's rank order puts
+ * the pipeline outermost: ranks s*N/P .. (s+1)*N/P-1 form
  * stage s), then each stage's layer ids after the previous stages' (a
  * stage's layer count is its largest traced id plus one). */
-static int stack_stages(struct imp *b, const int *ranks, size_t nf, int P, const char *path,
-			struct util_err *err)
+static int stack_stages(struct imp *b, size_t nf, int P, const char *path, struct util_err *err)
 {
 	int64_t *top = NULL, *off = NULL;
 	int per = (int)nf / P, rc = 0;
@@ -384,12 +412,6 @@ static int stack_stages(struct imp *b, const int *ranks, size_t nf, int P, const
 		return util_err_set(err, UTIL_EUSAGE,
 				    "'%s': %zu rank files do not split into %d pipeline stages", path,
 				    nf, P);
-	for (size_t i = 0; i < nf; i++)
-		if (ranks[i] != (int)i)
-			return util_err_set(err, UTIL_EUSAGE,
-					    "'%s': --pipeline-stages needs every rank's file, ranks 0 "
-					    "to %zu (rank %zu is missing or a name has no rank)",
-					    path, nf - 1, i);
 	top = malloc((size_t)P * sizeof(*top));
 	off = malloc((size_t)P * sizeof(*off));
 	if (!top || !off) {
@@ -399,7 +421,7 @@ static int stack_stages(struct imp *b, const int *ranks, size_t nf, int P, const
 	for (int st = 0; st < P; st++)
 		top[st] = -1;
 	for (size_t i = 0; i < b->n; i++) {
-		int st = ranks[b->recs[i].src] / per;
+		int st = b->recs[i].src / per;
 		if (b->recs[i].layer > top[st])
 			top[st] = b->recs[i].layer;
 	}
@@ -413,7 +435,7 @@ static int stack_stages(struct imp *b, const int *ranks, size_t nf, int P, const
 		off[st] = st ? off[st - 1] + top[st - 1] + 1 : 0;
 	}
 	for (size_t i = 0; i < b->n; i++)
-		b->recs[i].layer += off[ranks[b->recs[i].src] / per];
+		b->recs[i].layer += off[b->recs[i].src / per];
 	k = (size_t)snprintf(b->note, sizeof(b->note), "%d pipeline stages, layer ids offset by",
 			     P);
 	for (int st = 0; st < P && k < sizeof(b->note); st++)
@@ -425,74 +447,76 @@ out:
 	return rc;
 }
 
+/* The files to read: one, or a directory's rank files (router traces;
+ * else tokens-per-expert logs, in the directory or in its
+ * tokens_per_expert/, the --save directory), (*files)[r] rank r's. */
+static int list_files(const char *path, char ***files, size_t *nf, int *dir,
+		      struct util_err *err)
+{
+	struct stat sb;
+	char sub[4096];
+	int rc;
+
+	*files = NULL;
+	*nf = 0;
+	if (stat(path, &sb) != 0)
+		return util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
+				    "cannot open '%s': %s", path, strerror(errno));
+	if (!(*dir = S_ISDIR(sb.st_mode))) {
+		if (!(*files = malloc(sizeof(**files))) || !(**files = strdup(path)))
+			return util_err_set(err, UTIL_ENOMEM, "out of memory");
+		*nf = 1;
+		return 0;
+	}
+	if ((rc = imp_list_ranks(path, "router_trace_rank", ".jsonl", "Megatron-LM", files, nf,
+				 err)) ||
+	    (*nf == 0 &&
+	     (rc = imp_list_ranks(path, "rank", ".jsonl", "Megatron-LM", files, nf, err))))
+		return rc;
+	snprintf(sub, sizeof(sub), "%s/tokens_per_expert", path);
+	if (*nf == 0 && stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		free(*files);
+		if ((rc = imp_list_ranks(sub, "rank", ".jsonl", "Megatron-LM", files, nf, err)))
+			return rc;
+	}
+	if (*nf == 0)
+		return util_err_set(err, UTIL_EPARSE,
+				    "'%s': no router_trace_rank*.jsonl files (nor "
+				    "tokens_per_expert/rank*.jsonl) in the directory",
+				    path);
+	return 0;
+}
+
 int collector_import_megatron(struct store *s, const char *path,
 			      const struct collector_import_opts *o, struct store_run *run,
 			      struct util_err *err)
 {
 	struct imp b;
-	struct mg_ctx c = { &b, o, 0, 0, NULL, -1, 1, 0 };
-	struct stat sb;
+	struct mg_ctx c = { &b, o, 0, 0, NULL, -1, -1, 1, 0 };
 	char **files = NULL;
-	int *ranks = NULL;
 	size_t nf = 0;
-	int rc = 0, P = o->pipeline_stages > 1 ? o->pipeline_stages : 1;
+	int rc, dir = 0, P = o->pipeline_stages > 1 ? o->pipeline_stages : 1;
 
 	imp_init(&b, "megatron", 1);
 	b.sum_repeats = 1;
-	if (stat(path, &sb) != 0) {
-		rc = util_err_set(err, errno == ENOENT ? UTIL_ENOTFOUND : UTIL_EIO,
-				  "cannot open '%s': %s", path, strerror(errno));
+	if ((rc = list_files(path, &files, &nf, &dir, err)))
 		goto out;
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		/* router traces; else tokens-per-expert logs, in the directory or
-		 * in its tokens_per_expert/ (the --save directory) */
-		if ((rc = imp_list_dir(path, "router_trace_rank", ".jsonl", &files, &nf, err)))
-			goto out;
-		if (nf == 0 && (rc = imp_list_dir(path, "rank", ".jsonl", &files, &nf, err)))
-			goto out;
-		if (nf == 0) {
-			char sub[4096];
-			struct stat ss;
-			snprintf(sub, sizeof(sub), "%s/tokens_per_expert", path);
-			if (stat(sub, &ss) == 0 && S_ISDIR(ss.st_mode)) {
-				imp_free_list(files, nf);
-				files = NULL;
-				if ((rc = imp_list_dir(sub, "rank", ".jsonl", &files, &nf, err)))
-					goto out;
-			}
-		}
-		if (nf == 0) {
-			rc = util_err_set(err, UTIL_EPARSE,
-					  "'%s': no router_trace_rank*.jsonl files (nor "
-					  "tokens_per_expert/rank*.jsonl) in the directory",
-					  path);
-			goto out;
-		}
-	} else {
-		if (!(files = malloc(sizeof(*files))) || !(files[0] = strdup(path))) {
-			rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-			goto out;
-		}
-		nf = 1;
-	}
-	if (!(ranks = malloc(nf * sizeof(*ranks)))) {
-		rc = util_err_set(err, UTIL_ENOMEM, "out of memory");
-		goto out;
-	}
 	c.rank_per_stage = nf == 1 || nf % (size_t)P ? 0 : (int)nf / P;
 	for (size_t i = 0; i < nf; i++) {
-		ranks[i] = c.rank = file_rank(files[i]);
+		/* a directory's file i is rank i's (imp_list_ranks); one file
+		 * given alone has the rank its name shows, if any */
+		const char *base = strrchr(files[i], '/') ? strrchr(files[i], '/') + 1 : files[i];
+		c.rank = dir ? (int)i : file_rank(files[i]);
+		c.name_rank = dir ? (int)i : imp_rank_of_name(base, "router_trace_rank", ".jsonl");
 		if ((c.src = rc = imp_source(&b, files[i], err)) < 0 ||
 		    (rc = imp_jsonl_each(files[i], fast_line, on_line, &c, err)))
 			goto out;
 	}
-	if (P > 1 && (rc = stack_stages(&b, ranks, nf, P, path, err)))
+	if (P > 1 && (rc = stack_stages(&b, nf, P, path, err)))
 		goto out;
 	rc = imp_finish(&b, s, o, path, run, err);
 out:
 	imp_free_list(files, nf);
-	free(ranks);
 	free(c.hist);
 	imp_release(&b);
 	return rc;

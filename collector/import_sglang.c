@@ -1850,6 +1850,8 @@ struct sg_write {
 	size_t cur_file;
 	int64_t last;           /* last step written */
 	int64_t first_step;
+	int64_t *file_first;    /* each file's first and last step written (or NULL) */
+	int64_t *file_last;
 	size_t nb, cap;
 	struct store_step *steps;
 	uint32_t *counts;
@@ -1899,7 +1901,34 @@ static int write_fn(struct sg *g, void *ctx, size_t file, int64_t step, struct u
 	if (w->first_step == INT64_MIN)
 		w->first_step = step;
 	w->last = step;
+	if (g->mode == MODE_STAT && w->file_first) {
+		if (w->file_first[file] == INT64_MIN)
+			w->file_first[file] = step;
+		w->file_last[file] = step;
+	}
 	return 0;
+}
+
+/* Each file's own steps: a stat dump's were noted as written; a per_pass
+ * pass is summed over the rank files that hold it, so each of them has
+ * it (its step is the forward pass id).  A file that added no step (every
+ * slot empty, no record) gets the empty range last + 1 .. last. */
+static void sg_file_steps(const struct sg *g, struct sg_write *w)
+{
+	if (!w->file_first)
+		return;
+	for (size_t i = 0; g->mode == MODE_PASS && i < g->nrec; i++) {
+		const struct prec *p = &g->rec[i];
+		if (w->file_first[p->file] == INT64_MIN || p->fp < w->file_first[p->file])
+			w->file_first[p->file] = p->fp;
+		if (w->file_last[p->file] == INT64_MIN || p->fp > w->file_last[p->file])
+			w->file_last[p->file] = p->fp;
+	}
+	for (size_t f = 0; f < g->nf; f++)
+		if (w->file_first[f] == INT64_MIN) {
+			w->file_first[f] = w->last + 1;
+			w->file_last[f] = w->last;
+		}
 }
 
 /* A new dump of a followed run: the same shape, its steps after the run's
@@ -1973,8 +2002,11 @@ static int sg_new_run(const struct sg *g, const struct collector_import_opts *o,
 				     ? (int)(g->P / ranks)
 				     : (run->experts + ranks - 1) / ranks;
 		run->ranks_per_node = o->ranks_per_node ? o->ranks_per_node
-				      : ranks < 8 ? ranks : 8;
+							: store_ranks_per_node_default(ranks, 8);
 	}
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return sg_fail(err, UTIL_EUSAGE, "--ranks-per-node %d does not divide %d ranks",
+			       run->ranks_per_node, run->ranks);
 	if (run->ranks && (int64_t)run->ranks * run->slots < run->experts)
 		return sg_fail(err, UTIL_EUSAGE,
 			       "%d ranks x %d slots cannot hold the run's %d experts", run->ranks,
@@ -2051,6 +2083,12 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	w.first = first;
 	w.first_step = INT64_MIN;
 	w.file_base = w.base;
+	if (first_step && last_step) {
+		w.file_first = first_step;
+		w.file_last = last_step;
+		for (size_t i = 0; i < n; i++)
+			first_step[i] = last_step[i] = INT64_MIN;
+	}
 	w.cap = 32;
 	w.steps = calloc(w.cap, sizeof(*w.steps));
 	w.counts = malloc(w.cap * (size_t)run->layers * (size_t)g.E * sizeof(uint32_t));
@@ -2069,6 +2107,7 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 	}
 	if ((rc = sg_each(&g, write_fn, &w, err)) || (rc = flush(&w, err)))
 		goto out;
+	sg_file_steps(&g, &w);
 	if (g.mode == MODE_PASS && run->ranks && (int64_t)run->ranks * run->slots == g.P &&
 	    (rc = sg_store_deployed(&g, s, run, first, append, w.first_step, err)))
 		goto out;
@@ -2077,10 +2116,6 @@ int collector_import_sglang(struct store *s, const char *const *paths, size_t n,
 		goto out;
 	}
 	in_tx = 0;
-	if (first_step)
-		*first_step = w.first_step;
-	if (last_step)
-		*last_step = w.last;
 	rc = 0;
 out:
 	if (in_tx)

@@ -175,19 +175,37 @@ int collector_st_parse(const char *path, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-/* Reads value i of an integer tensor as int64 (little-endian). */
-static int64_t st_int(const struct collector_st_tensor *x, int d, size_t i)
+/* Value i of an integer tensor, its little-endian bytes as they are. */
+static uint64_t st_raw(const struct collector_st_tensor *x, int d, size_t i)
 {
 	const uint8_t *p = x->data + i * (size_t)dtypes[d].size;
 	uint64_t u = 0;
 
 	for (int k = dtypes[d].size - 1; k >= 0; k--)
 		u = u << 8 | p[k];
+	return u;
+}
+
+/* Reads value i of an integer tensor as int64; a U64 past INT64_MAX reads
+ * as INT64_MAX (st_text tells its value). */
+static int64_t st_int(const struct collector_st_tensor *x, int d, size_t i)
+{
+	uint64_t u = st_raw(x, d, i);
+
 	if (dtypes[d].is_signed && dtypes[d].size < 8 && (u >> (8 * dtypes[d].size - 1)) & 1)
 		u |= ~0ull << (8 * dtypes[d].size);
 	if (!dtypes[d].is_signed && dtypes[d].size == 8 && u > INT64_MAX)
 		return INT64_MAX;
 	return (int64_t)u;
+}
+
+/* Value i as the file holds it, in decimal, for messages. */
+static void st_text(const struct collector_st_tensor *x, int d, size_t i, char *buf, size_t n)
+{
+	if (dtypes[d].is_signed)
+		snprintf(buf, n, "%lld", (long long)st_int(x, d, i));
+	else
+		snprintf(buf, n, "%llu", (unsigned long long)st_raw(x, d, i));
 }
 
 static int parse_key(const char *k, int64_t *iter, int64_t *layer)
@@ -254,9 +272,11 @@ static int read_rank(struct imp *b, const char *file, struct util_err *err)
 		for (int64_t e = 0; e < numel; e++) {
 			int64_t c = st_int(x, d, (size_t)e);
 			if (c < 0 || c > UINT32_MAX) {
+				char val[24];
+				st_text(x, d, (size_t)e, val, sizeof(val));
 				rc = util_err_set(err, UTIL_EPARSE,
-						  "%s: key '%s': expert %lld: %lld is %s", file, x->name,
-						  (long long)e, (long long)c,
+						  "%s: key '%s': expert %lld: %s is %s", file,
+						  x->name, (long long)e, val,
 						  c < 0 ? "negative" : "past a 32-bit count");
 				goto out;
 			}
@@ -521,7 +541,8 @@ int collector_import_trtllm(struct store *s, const char *path,
 		}
 		nf = 1;
 	} else {
-		if ((rc = imp_list_dir(dir, "rank", ".safetensors", &files, &nf, err)))
+		if ((rc = imp_list_ranks(dir, "rank", ".safetensors", "TensorRT-LLM", &files, &nf,
+					 err)))
 			goto out;
 		if (nf == 0) {
 			rc = util_err_set(err, UTIL_EPARSE, "'%s': no rank*.safetensors files", dir);

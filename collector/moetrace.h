@@ -60,7 +60,7 @@ struct moetrace_run_desc {
 	int topk;           /* experts per token, 0 if unknown */
 	int ranks;          /* EP ranks R, 0 if unknown */
 	int slots;          /* physical expert slots per rank S, 0 if unknown */
-	int ranks_per_node; /* 0 if unknown */
+	int ranks_per_node; /* 0 if unknown, else a divisor of ranks (MOETRACE_ERANGE) */
 	int first_layer;    /* the model's layer id of MoE layer 0 (metadata) */
 	const char *source; /* free text stored with the run ("vllm 0.9 node3"), may be NULL */
 };

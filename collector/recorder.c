@@ -178,6 +178,10 @@ static int size_of(const struct moetrace_run_desc *d, const struct moetrace_reco
 				"run '%s': top-k %d, %d ranks x %d slots do not fit %d experts",
 				d->name, d->topk, d->ranks, d->slots, d->experts),
 		       MOETRACE_ERANGE;
+	if (!store_ranks_per_node_ok(d->ranks, d->ranks_per_node))
+		return snprintf(msg, msglen, "run '%s': ranks per node %d does not divide %d ranks",
+				d->name, d->ranks_per_node, d->ranks),
+		       MOETRACE_ERANGE;
 	z->cap = o->ring_steps ? o->ring_steps : DEFAULT_RING;
 	z->batch = o->batch_steps ? o->batch_steps : DEFAULT_BATCH;
 	if (z->batch > z->cap && !o->batch_steps)

@@ -59,6 +59,18 @@ const char *store_model_suggest(const char *name)
 	return util_suggest(name, names, UTIL_ARRAY_SIZE(names));
 }
 
+int store_ranks_per_node_ok(int ranks, int rpn)
+{
+	return rpn == 0 || ranks == 0 || (rpn > 0 && ranks % rpn == 0);
+}
+
+int store_ranks_per_node_default(int ranks, int pref)
+{
+	int n = pref > 0 && pref < ranks ? pref : ranks;
+
+	return n > 0 && ranks % n == 0 ? n : 0;
+}
+
 const struct store_model *store_model_at(size_t i)
 {
 	return i < UTIL_ARRAY_SIZE(models) ? &models[i] : NULL;

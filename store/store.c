@@ -1386,6 +1386,11 @@ static int sq_run_add(struct store *s, struct store_run *run)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': EP layout %d ranks x %d slots (%d per node) is out of range",
 			       run->name, run->ranks, run->slots, run->ranks_per_node);
+	/* the analyses would refuse the run's nodes: say so before it is stored */
+	if (!store_ranks_per_node_ok(run->ranks, run->ranks_per_node))
+		return set_err(s, UTIL_EUSAGE,
+			       "run '%s': ranks per node %d does not divide %d ranks", run->name,
+			       run->ranks_per_node, run->ranks);
 	if (run->first_layer < 0 || run->first_layer > STORE_MAX_FIRST_LAYER)
 		return set_err(s, UTIL_ERANGE,
 			       "run '%s': first MoE layer id %d is outside 0 to %d", run->name,
@@ -1618,6 +1623,10 @@ static int sq_run_set_layout(struct store *s, int64_t run, int ranks, int slots,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
+	if (!store_ranks_per_node_ok(ranks, ranks_per_node))
+		return set_err(s, UTIL_EUSAGE,
+			       "run %lld: ranks per node %d does not divide %d ranks",
+			       (long long)run, ranks_per_node, ranks);
 	if ((rc = store_int_prepare(s,
 				    "UPDATE runs SET ranks = ?2, slots = ?3, ranks_per_node = ?4 "
 				    "WHERE run = ?1",
@@ -1826,6 +1835,24 @@ static int sq_iter_new(struct store *s, const struct store_run *run, int layer, 
 	return 0;
 }
 
+/* A step's phase as stored: 0, 1, 2 are the phases there are; another
+ * would read as "unknown" (and be exported so) or shift a phase mask past
+ * its width. */
+static int column_phase(struct store *s, sqlite3_stmt *st, int col, int64_t step, int *phase)
+{
+	int64_t v = sqlite3_column_int64(st, col);
+
+	if (sqlite3_column_type(st, col) != SQLITE_INTEGER || v < STORE_PHASE_UNKNOWN ||
+	    v > STORE_PHASE_DECODE)
+		return set_err(s, UTIL_EPARSE,
+			       "step %lld: phase %s in '%s' is not 0 (unknown), 1 (prefill) or 2 "
+			       "(decode): corrupt database?",
+			       (long long)step, (const char *)sqlite3_column_text(st, col),
+			       s->path);
+	*phase = (int)v;
+	return 0;
+}
+
 static int sq_iter_next(void *p, struct store_step *out)
 {
 	struct sq_iter *it = p;
@@ -1847,7 +1874,9 @@ static int sq_iter_next(void *p, struct store_step *out)
 		}
 		it->have_row = 0;
 		int64_t step = sqlite3_column_int64(it->st, 0);
-		int phase = sqlite3_column_int(it->st, 4);
+		int phase = 0;
+		if ((rc = column_phase(s, it->st, 4, step, &phase)))
+			return rc;
 		int want = !it->phase_mask || (it->phase_mask & (1u << phase));
 		memset(out, 0, sizeof(*out));
 		out->step = step;

@@ -70,6 +70,13 @@ const struct store_model *store_model_find(const char *name);
 const struct store_model *store_model_at(size_t i); /* NULL past the end */
 /* The preset name closest to a misspelt one, or NULL (util_suggest). */
 const char *store_model_suggest(const char *name);
+/* Nodes of an EP layout: a run's ranks_per_node is 0 (unknown) or divides
+ * its ranks (the analyses price copies by node and refuse any other), and
+ * store_run_add refuses the rest.  _ok: does rpn fit ranks; _default: the
+ * node size a run takes when none is given, pref (a preset's, else 8)
+ * capped at ranks, or 0 when that does not divide them. */
+int store_ranks_per_node_ok(int ranks, int rpn);
+int store_ranks_per_node_default(int ranks, int pref);
 
 /* ---- counts codec (store/codec.c) ------------------------------------- */
 

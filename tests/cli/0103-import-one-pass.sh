@@ -56,8 +56,8 @@ bad() {
 	done
 }
 bad order ":600: field 'step': 0 comes after step 2" "NR == 600 { print \"0,0,0,1\"; next } { print }"
-bad layer ": layer 32 is out of range for mixtral-8x7b" "NR == 500 { print \"1,32,0,1\"; next } { print }"
-bad expert ": expert 8 is out of range for mixtral-8x7b" "NR == 500 { print \"1,3,8,1\"; next } { print }"
+bad layer ":500: layer 32 is out of range for mixtral-8x7b" "NR == 500 { print \"1,32,0,1\"; next } { print }"
+bad expert ":500: expert 8 is out of range for mixtral-8x7b" "NR == 500 { print \"1,3,8,1\"; next } { print }"
 bad duplicate ":400: duplicate row for step 1, layer 0, expert 0" "NR == 400 { print \"1,0,0,1\"; next } { print }"
 bad tokens ":700: field 'tokens': 4294967296 overflows" "NR == 700 { print \"2,0,0,4294967296\"; next } { print }"
 bad digits ":300: field 'tokens': '1x' is not an integer" "NR == 300 { print \"1,0,0,1x\"; next } { print }"

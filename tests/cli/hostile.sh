@@ -1,4 +1,4 @@
-# Sourced by tests/cli/0900-hostile-db-*.sh, one part each (they run in
+# Sourced by tests/cli/09*-hostile-db-*.sh, one part each (they run in
 # parallel).  Hostile databases (and shards given to merge): a truncated
 # trace, files that are not SQLite or not a trace, a schema version from
 # the future, the right tables with wrong shapes or garbage blobs.  Every reading command must report a clear error

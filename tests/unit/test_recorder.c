@@ -102,6 +102,12 @@ static void test_recorder_bad_shapes(void **state)
 	assert_int_equal(moetrace_recorder_open(dbpath, &d, NULL, &r), MOETRACE_ERANGE);
 	moetrace_recorder_free(r);
 	d = desc_small("shapes");
+	d.ranks_per_node = 3; /* nodes of 3 cannot split 2 ranks */
+	assert_int_equal(moetrace_recorder_open(dbpath, &d, NULL, &r), MOETRACE_ERANGE);
+	assert_non_null(strstr(moetrace_errmsg(r), "ranks per node 3 does not divide 2 ranks"));
+	moetrace_recorder_free(r);
+	assert_int_not_equal(access(dbpath, F_OK), 0);
+	d = desc_small("shapes");
 	o.batch_steps = 10;
 	o.ring_steps = 4;
 	assert_int_equal(moetrace_recorder_open(dbpath, &d, &o, &r), MOETRACE_EUSAGE);

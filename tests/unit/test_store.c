@@ -305,6 +305,46 @@ static void test_store_many_layers(void **state)
 	}
 }
 
+/* A run's ranks per node is 0 or divides its ranks: anything else is
+ * refused when the run is made or relaid, as the analyses would refuse it. */
+static void test_store_ranks_per_node(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	struct util_err err = UTIL_ERR_INIT;
+	struct store *s;
+	struct store_run run = { 0 };
+
+	assert_true(store_ranks_per_node_ok(4, 2) && store_ranks_per_node_ok(4, 0) &&
+		    store_ranks_per_node_ok(0, 3) && store_ranks_per_node_ok(4, 4));
+	assert_false(store_ranks_per_node_ok(4, 3) || store_ranks_per_node_ok(2, 3) ||
+		     store_ranks_per_node_ok(4, -1));
+	assert_int_equal(store_ranks_per_node_default(4, 8), 4);
+	assert_int_equal(store_ranks_per_node_default(16, 8), 8);
+	assert_int_equal(store_ranks_per_node_default(12, 8), 0); /* unknown, not 8 */
+	assert_int_equal(store_ranks_per_node_default(12, 0), 12);
+	assert_int_equal(store_ranks_per_node_default(0, 8), 0);
+
+	assert_int_equal(store_open(path, STORE_CREATE, &s, &err), 0);
+	snprintf(run.name, sizeof(run.name), "nodes");
+	run.layers = 1;
+	run.experts = 4;
+	run.ranks = 4;
+	run.slots = 1;
+	run.ranks_per_node = 3;
+	assert_int_equal(store_run_add(s, &run), UTIL_EUSAGE);
+	assert_non_null(
+		strstr(store_errmsg(s), "run 'nodes': ranks per node 3 does not divide 4 ranks"));
+	run.ranks_per_node = 2;
+	assert_int_equal(store_run_add(s, &run), 0);
+	assert_int_equal(store_run_set_layout(s, run.id, 2, 2, 4), UTIL_EUSAGE);
+	assert_non_null(strstr(store_errmsg(s), "ranks per node 4 does not divide 2 ranks"));
+	assert_int_equal(store_run_set_layout(s, run.id, 2, 2, 2), 0);
+	store_free(s);
+	cleanup(path);
+	free(path);
+}
+
 static void test_store_roundtrip(void **state)
 {
 	(void)state;
@@ -1052,6 +1092,7 @@ int main(void)
 		cmocka_unit_test(test_store_many_layers),
 		cmocka_unit_test(test_store_codec_garbage),
 		cmocka_unit_test(test_store_roundtrip),
+		cmocka_unit_test(test_store_ranks_per_node),
 		cmocka_unit_test(test_store_hostile_files),
 		cmocka_unit_test(test_store_migration),
 		cmocka_unit_test(test_store_migration_replay_settings),
