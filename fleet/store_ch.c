@@ -460,6 +460,12 @@ static int chunk_steps(struct ch_iter *it)
 		st.tokens = (int64_t)rb_le(&r, 8);
 		if (r.bad || got >= it->cap)
 			return malformed(it->s, h);
+		/* as the SQLite store: a phase mask shifts by it */
+		if (st.phase > STORE_PHASE_DECODE)
+			return store_backend_seterr(it->s, UTIL_EPARSE,
+						    "step %lld: phase %d in '%s' is not 0 (unknown), "
+						    "1 (prefill) or 2 (decode)",
+						    (long long)st.step, st.phase, h->url.shown);
 		if (store_tokens_check(st.tokens, NULL))
 			return store_backend_seterr(it->s, UTIL_EPARSE,
 						    "step %lld: %llu tokens in '%s', outside the "

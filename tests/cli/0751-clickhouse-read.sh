@@ -197,5 +197,17 @@ expect_status 1 mt balance "clickhouse://127.0.0.1:$FAKE/truncated"
 expect_grep "$T/err" "^moetrace balance: cannot reach 'clickhouse://127.0.0.1:$FAKE/truncated': "
 expect_status 1 mt balance "clickhouse://127.0.0.1:$FAKE/garbage"
 expect_grep "$T/err" "^moetrace balance: 'clickhouse://127.0.0.1:$FAKE/garbage' sent a malformed or truncated answer$"
+# a phase ClickHouse's UInt8 holds but a trace does not is refused, as it
+# is in a damaged SQLite file (tests/cli/0936), not read as unknown
+expect_status 0 mt gen --model mixtral-8x7b --steps 10 --seed 2 --run bad -q "$T/bad.db"
+expect_status 0 mt push "$T/bad.db" "$URL/fleet" --deployment bad
+ch_q "$HTTP" fleet "ALTER TABLE steps UPDATE phase = 7 WHERE deployment = 'bad' AND step = 3" \
+	>/dev/null || fail "could not damage the pushed steps"
+# a mutation runs in the background (this server's version has no
+# mutations_sync)
+damaged() { [ "$(ch_q "$HTTP" fleet "SELECT phase FROM steps WHERE deployment = 'bad' AND step = 3")" = 7 ]; }
+wait_until 30 damaged || fail "the pushed step's phase did not change"
+expect_status 2 mt balance "$URL/fleet?deployment=bad"
+expect_grep "$T/err" "step 3: phase 7 in '.*' is not 0 \(unknown\), 1 \(prefill\) or 2 \(decode\)$"
 same_file "$T/t.db" "$T/t.orig"
 exit 0
