@@ -1397,6 +1397,16 @@ static int sq_run_add(struct store *s, struct store_run *run)
 			       run->first_layer, STORE_MAX_FIRST_LAYER);
 	if (!run->name[0])
 		return set_err(s, UTIL_EUSAGE, "a run needs a name");
+	/* every command that names a run (gen, record, merge, import) stores
+	 * text an export writes into JSON, where other bytes would come back
+	 * changed */
+	if (!util_utf8_valid(run->name) || !util_utf8_valid(run->model)) {
+		char shown[2 * sizeof(run->name)];
+		int bad_name = !util_utf8_valid(run->name);
+		util_utf8_sanitize(shown, sizeof(shown), bad_name ? run->name : run->model);
+		return set_err(s, UTIL_EUSAGE, "run %s '%s' is not valid UTF-8",
+			       bad_name ? "name" : "model", shown);
+	}
 	if (run->created == 0)
 		run->created = util_wall();
 	if ((rc = store_int_prepare(s, "SELECT 1 FROM runs WHERE name = ?1", &st)))
