@@ -401,12 +401,8 @@ static const char *default_run_name(const char *file, char *name, size_t n)
 		path[--pl] = 0; /* a directory given as "dir/" */
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	size_t bl = strlen(base);
-	if (bl >= n)
-		bl = n - 1;
 	/* a long name is cut between characters, not inside one */
-	while (bl > 0 && bl < strlen(base) && ((unsigned char)base[bl] & 0xc0) == 0x80)
-		bl--;
+	size_t bl = util_utf8_cut(base, n - 1);
 	memcpy(name, base, bl);
 	name[bl] = 0;
 	char *dot = strrchr(name, '.');

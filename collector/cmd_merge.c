@@ -69,8 +69,8 @@ int cmd_merge(int argc, char **argv)
 			res.missing_from);
 	if (res.mixed)
 		fprintf(stderr,
-			"moetrace merge: %lld step(s) prefill in some shard and decode in another "
-			"are stored as of unknown phase (both)\n",
+			"moetrace merge: %lld step(s) whose shards give different phases are "
+			"stored as of unknown phase\n",
 			(long long)res.mixed);
 	if (res.ranks_missing)
 		printf("warning: %d rank(s) had no shard; their tokens are missing\n",

@@ -111,8 +111,12 @@ static int write_jsonl_deployed(FILE *f, struct store *s, const struct store_run
 	int32_t *p2l = NULL;
 	int rc;
 
-	if (o->from > STORE_STEP_MIN && store_deployed_last(s, run, o->from, &lo))
+	if (o->from > STORE_STEP_MIN && (rc = store_deployed_last(s, run, o->from, &lo))) {
+		if (rc != UTIL_ENOTFOUND)
+			return util_err_set(err, rc, "reading run '%s': %s", run->name,
+					    store_errmsg(s));
 		lo = o->from; /* none in force there yet */
+	}
 	if ((rc = store_deployed_changes(s, run, lo, o->to, &from, &n)))
 		return util_err_set(err, rc, "reading run '%s': %s", run->name, store_errmsg(s));
 	if (n && !(p2l = malloc((size_t)run->layers * P * sizeof(*p2l)))) {

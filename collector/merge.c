@@ -304,7 +304,8 @@ static void merged_run(const struct shard *sh, size_t n, const struct collector_
 	if (o->out_run)
 		snprintf(run->name, sizeof(run->name), "%s", o->out_run);
 	else
-		snprintf(run->name, sizeof(run->name), "%.100s-merged", sh[0].run.name);
+		snprintf(run->name, sizeof(run->name), "%.*s-merged",
+			 (int)util_utf8_cut(sh[0].run.name, 100), sh[0].run.name);
 	snprintf(run->model, sizeof(run->model), "%s", sh[0].run.model);
 	snprintf(run->source, sizeof(run->source), "merge of %zu %s", n,
 		 o->sum ? "partial traces" : "rank shards");
@@ -368,20 +369,19 @@ static int tokens_known(const struct shard *sh, size_t n, const struct store_ste
  * time any gives (ranks stamp one step a little apart; 0 is unknown).
  * Rank shards saw the same tokens, so they must agree on the phase; under
  * --sum each shard routed its own tokens (data-parallel ranks, say), and
- * shards in different phases make a step of both: unknown, as a recorder
- * records a step that mixes prefill and decode, counted in *mixed. */
+ * shards that give different phases (prefill, decode, unknown) make a step
+ * of more than one: unknown, as a recorder records a step that mixes
+ * prefill and decode, counted in *mixed. */
 static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 		      const struct collector_merge_opts *o, struct store_step *b, int64_t *mixed,
 		      struct util_err *err)
 {
-	int rc;
+	int rc, differ = 0;
 
 	b->phase = sh[0].cur.phase;
 	for (size_t i = 0; i < n; i++) {
-		if (sh[i].cur.phase != b->phase && o->sum) {
-			*mixed += b->phase != STORE_PHASE_UNKNOWN;
-			b->phase = STORE_PHASE_UNKNOWN;
-		} else if (sh[i].cur.phase != b->phase)
+		differ |= sh[i].cur.phase != b->phase;
+		if (differ && !o->sum)
 			return util_err_set(err, UTIL_EUSAGE,
 					    "step %lld: '%s' records it as %s, '%s' as %s: "
 					    "shards must agree on the phase of a step",
@@ -399,6 +399,10 @@ static int merge_step(struct shard *sh, size_t n, const struct plan *pl,
 					    (long long)STORE_TOKENS_MAX);
 		if (sh[i].cur.time != 0 && (b->time == 0 || sh[i].cur.time < b->time))
 			b->time = sh[i].cur.time;
+	}
+	if (differ) {
+		b->phase = STORE_PHASE_UNKNOWN;
+		(*mixed)++;
 	}
 	return o->sum ? tokens_known(sh, n, b, err) : 0;
 }

@@ -1850,15 +1850,17 @@ static int sq_iter_new(struct store *s, const struct store_run *run, int layer, 
  * its width. */
 static int column_phase(struct store *s, sqlite3_stmt *st, int col, int64_t step, int *phase)
 {
-	int64_t v = sqlite3_column_int64(st, col);
+	/* the type before the value: reading it as an integer would convert it */
+	int type = sqlite3_column_type(st, col);
+	int64_t v = type == SQLITE_INTEGER ? sqlite3_column_int64(st, col) : -1;
 
-	if (sqlite3_column_type(st, col) != SQLITE_INTEGER || v < STORE_PHASE_UNKNOWN ||
-	    v > STORE_PHASE_DECODE)
+	if (v < STORE_PHASE_UNKNOWN || v > STORE_PHASE_DECODE) {
+		const unsigned char *t = sqlite3_column_text(st, col);
 		return set_err(s, UTIL_EPARSE,
 			       "step %lld: phase %s in '%s' is not 0 (unknown), 1 (prefill) or 2 "
 			       "(decode): corrupt database?",
-			       (long long)step, (const char *)sqlite3_column_text(st, col),
-			       s->path);
+			       (long long)step, t ? (const char *)t : "NULL", s->path);
+	}
 	*phase = (int)v;
 	return 0;
 }

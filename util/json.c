@@ -390,7 +390,9 @@ static int check_value(struct chk *c);
 static int cmp_key(const void *a, const void *b)
 {
 	const struct key *x = a, *y = b;
-	int d = memcmp(x->ptr, y->ptr, x->dlen < y->dlen ? x->dlen : y->dlen);
+	size_t m = x->dlen < y->dlen ? x->dlen : y->dlen;
+	/* an object of empty keys has no arena yet: ptr is NULL then */
+	int d = m ? memcmp(x->ptr, y->ptr, m) : 0;
 
 	if (d || x->dlen != y->dlen)
 		return d ? d : x->dlen < y->dlen ? -1 : 1;
@@ -411,7 +413,8 @@ static int check_dups(struct chk *c, size_t first)
 		k[i].ptr = c->arena + k[i].dec;
 	qsort(k, n, sizeof(*k), cmp_key);
 	for (size_t i = 1; i < n; i++)
-		if (k[i].dlen == k[i - 1].dlen && !memcmp(k[i].ptr, k[i - 1].ptr, k[i].dlen) &&
+		if (k[i].dlen == k[i - 1].dlen &&
+		    (!k[i].dlen || !memcmp(k[i].ptr, k[i - 1].ptr, k[i].dlen)) &&
 		    (!dup || k[i].raw < dup->raw))
 			dup = &k[i];
 	if (!dup)

@@ -718,6 +718,18 @@ int util_utf8_valid(const char *s)
 	return 1;
 }
 
+size_t util_utf8_cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
 char *util_utf8_sanitize(char *dst, size_t n, const char *s)
 {
 	static const char repl[] = "\xef\xbf\xbd";

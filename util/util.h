@@ -149,6 +149,9 @@ int util_utf8_valid(const char *s);
  * sequence that is not valid UTF-8 replaced by U+FFFD, cutting only
  * between characters; returns dst. */
 char *util_utf8_sanitize(char *dst, size_t n, const char *s);
+/* The longest prefix of s, at most max bytes, that ends between
+ * characters (never inside a UTF-8 sequence): its length. */
+size_t util_utf8_cut(const char *s, size_t max);
 
 /* The process umask (read without changing it): files made with mkstemp
  * and renamed into place get 0666 & ~util_umask(), as open() would give. */

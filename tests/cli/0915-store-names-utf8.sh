@@ -20,3 +20,11 @@ expect_grep "$T/err" "run name 'run.*x' is not valid UTF-8"
 expect_status 0 mt gen --model mixtral-8x7b --steps 5 --run "säule-日本" -q "$T/u.db"
 expect_status 0 mt info "$T/u.db"
 expect_grep "$T/out" "^run 1 'säule-日本' "
+# merge names its run after the first shard's, cut to 100 bytes: between
+# characters, not inside one (an é at bytes 100-101)
+long=$(printf 'a%.0s' $(seq 99))é
+expect_status 0 mt gen --model mixtral-8x7b --steps 5 --run "$long" -q "$T/l1.db"
+expect_status 0 mt gen --model mixtral-8x7b --steps 5 --run "$long" -q "$T/l2.db"
+expect_status 0 mt merge --sum "$T/lm.db" "$T/l1.db" "$T/l2.db"
+expect_status 0 mt info "$T/lm.db"
+expect_grep "$T/out" "^run 1 '$(printf 'a%.0s' $(seq 99))-merged' "

@@ -28,10 +28,21 @@ shard p2 1 decode 200.25 1
 # under --sum each shard routed its own tokens: a step prefill in one and
 # decode in another is a step of both, of unknown phase, and said so
 expect_status 0 mt merge --sum "$T/o.db" "$T/p1.db" "$T/p2.db"
-expect_grep "$T/err" "^moetrace merge: 1 step\(s\) prefill in some shard and decode in another are stored as of unknown phase \(both\)$"
+expect_grep "$T/err" "^moetrace merge: 1 step\(s\) whose shards give different phases are stored as of unknown phase$"
 [ "$(sqlite3 "$T/o.db" "SELECT group_concat(step || ':' || phase, ' ') FROM steps")" = "0:0 1:2" ] ||
 	fail "mixed phases: $(sqlite3 "$T/o.db" "SELECT * FROM steps")"
 rm -f "$T/o.db"
+# a shard that does not know the phase beside one that does: unknown too,
+# and counted whichever shard comes first
+shard u 1 unknown 100 1
+for order in "u p1" "p1 u"; do
+	set -- $order
+	expect_status 0 mt merge --sum "$T/o.db" "$T/$1.db" "$T/$2.db"
+	expect_grep "$T/err" "^moetrace merge: 1 step\(s\) whose shards give different phases"
+	[ "$(sqlite3 "$T/o.db" "SELECT group_concat(step || ':' || phase, ' ') FROM steps")" = "0:0 1:2" ] ||
+		fail "unknown beside prefill ($order): $(sqlite3 "$T/o.db" "SELECT * FROM steps")"
+	rm -f "$T/o.db"
+done
 # rank shards saw the same tokens: they must agree
 rec() { "$MOETRACE" record --model mixtral-8x7b --steps 3 --seed 9 --block "$@" >/dev/null ||
 	fail "record $*"; }

@@ -755,6 +755,12 @@ static void test_store_limits(void **state)
 	/* a small buffer cuts between characters, never inside one */
 	assert_string_equal(util_utf8_sanitize(buf, 5, "ab\xe9" "cd"), "ab");
 	assert_string_equal(util_utf8_sanitize(buf, 6, "ab\xe9" "cd"), "ab\xef\xbf\xbd");
+	/* a prefix cut between characters: before a character of 2 bytes that
+	 * would not fit, at the limit when the next byte starts one */
+	assert_int_equal(util_utf8_cut("ab\xc3\xa9z", 3), 2);
+	assert_int_equal(util_utf8_cut("ab\xc3\xa9z", 4), 4);
+	assert_int_equal(util_utf8_cut("ab\xc3\xa9z", 9), 5);
+	assert_int_equal(util_utf8_cut("\xe2\x82\xac", 2), 0);
 }
 
 /* ---- failed commits and staged creation --------------------------------- */

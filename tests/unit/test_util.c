@@ -111,6 +111,8 @@ static void test_util_json_parse(void **state)
 		{ "[-9223372036854775809]", NULL,
 		  "field '[0]': integer -9223372036854775809 does not fit 64 bits", 1, 0 },
 		{ "{\"a\":1,\n\"a\":2}", NULL, "field 'a' appears twice (which one is meant?)", 2, 0 },
+		/* empty keys: compared without an arena of key bytes */
+		{ "{\"\":1,\"\":2}", NULL, "field '' appears twice (which one is meant?)", 1, 0 },
 		{ "{\"a\":1,\"\\u0061\":2}", NULL,
 		  "field '\\u0061' appears twice (which one is meant?)", 1, 0 },
 		{ "{\"x\":[{\"o\":{\"k\":1,\"j\":2,\"k\":3}}]}", NULL,
