@@ -251,6 +251,26 @@ static int sglang_split(const char *path, struct json_object *map, struct fit *f
 	return 0;
 }
 
+/* Rows past the last MoE layer of a mapping by model layer id stand for
+ * dense layers after it, which SGLang fills with its trivial row (slot mod
+ * experts): the first of rows [from, n) that is not such a row, or -1.  A
+ * map of another, deeper model has placements there. */
+static int first_nontrivial_row(struct json_object *map, int from, size_t n, int P, int E)
+{
+	for (size_t r = (size_t)from; r < n; r++) {
+		struct json_object *row = json_object_array_get_idx(map, r);
+		if (!json_object_is_type(row, json_type_array) ||
+		    json_object_array_length(row) != (size_t)P)
+			return (int)r;
+		for (int p = 0; p < P; p++) {
+			struct json_object *v = json_object_array_get_idx(row, (size_t)p);
+			if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != p % E)
+				return (int)r;
+		}
+	}
+	return -1;
+}
+
 static int read_sglang(const char *path, struct json_object *root, struct fit *f,
 		       struct util_err *err)
 {
@@ -282,6 +302,16 @@ static int read_sglang(const char *path, struct json_object *root, struct fit *f
 	if ((rc = fit_alloc(f, err)))
 		return rc;
 	P = f->ranks * f->slots;
+	if (by_model && (long long)n > all) {
+		int bad = first_nontrivial_row(map, all, n, P, sh->experts);
+		if (bad >= 0)
+			return util_err_set(err, UTIL_ERANGE,
+					    "'%s': physical_to_logical_map: %zu rows, the run needs %d "
+					    "(one per MoE layer) or %d (one per model layer); row %d, "
+					    "past the run's last MoE layer, places experts (a dense "
+					    "layer's row is slot mod experts): a map of another model?",
+					    path, n, sh->layers, all, bad);
+	}
 	for (int l = 0; l < sh->layers; l++) {
 		int row = by_model ? model_layer_id(sh, l) : l;
 		snprintf(field, sizeof(field), "physical_to_logical_map[%d]", row);

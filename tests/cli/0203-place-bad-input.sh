@@ -52,6 +52,13 @@ expect_grep "$T/err" "physical_to_logical_map\\[1\\]\\[5\\]: expert 7 out of ran
 printf '{"physical_to_logical_map": [[0,1,2,0,1,2],[0,1,2,3,0,1]]}' >"$T/sg3.json"
 expect_status 2 mt place "$T/db" --algo static --current "$T/sg3.json"
 expect_grep "$T/err" "sglang layer 0: expert 3 has no slot"
+# rows past the last MoE layer: SGLang's trivial rows of dense layers, or
+# a map of another, deeper model
+printf '{"physical_to_logical_map": [[0,1,2,3,0,1],[0,1,2,3,0,1],[3,2,1,0,3,2]]}' >"$T/sg4.json"
+expect_status 2 mt place "$T/db" --algo static --current "$T/sg4.json"
+expect_grep "$T/err" "sg4.json': physical_to_logical_map: 3 rows, the run needs 2 \\(one per MoE layer\\) or 2 \\(one per model layer\\); row 2, past the run's last MoE layer, places experts"
+printf '{"physical_to_logical_map": [[0,1,2,3,0,1],[0,1,2,3,0,1],[0,1,2,3,0,1]]}' >"$T/sg5.json"
+expect_status 0 mt place "$T/db" --algo static --current "$T/sg5.json"
 printf 'num_slots: 8\ninitial_global_assignments:\n  0: [0, 1, 2, 3, 0, 1]\n  1: [0, 1, 2, 3, 0, 1]\n' >"$T/lb.yaml"
 expect_status 2 mt place "$T/db" --algo static --current "$T/lb.yaml"
 expect_grep "$T/err" "lb.yaml': num_slots: 8, the run has 2 ranks x 3 slots = 6"
