@@ -25,6 +25,7 @@
  */
 #include "fleet/fleet.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +113,13 @@ static void skip_beyond_bound(struct fleet_sink *k)
 	k->cursor = lo;
 }
 
+/* The backoff after a failed attempt (mu held): ms, or until close()
+ * comes.  Every commit signals cv too, so a wakeup alone does not end the
+ * wait: the sink would try again at each commit, many times a second. */
 static void wait_ms(struct fleet_sink *k, int ms)
 {
 	struct timespec ts;
+	int closing = k->closing;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += ms / 1000;
@@ -123,7 +128,8 @@ static void wait_ms(struct fleet_sink *k, int ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+	while (k->closing == closing && pthread_cond_timedwait(&k->cv, &k->mu, &ts) != ETIMEDOUT)
+		;
 }
 
 /* Something to ship (mu held): a step past the cursor, or with rollups
