@@ -396,6 +396,13 @@ int cmd_record(int argc, char **argv)
 		.slots = model->slots, .ranks_per_node = model->ranks_per_node,
 		.first_layer = model->first_layer, .source = source,
 	};
+	/* the endpoint starts once the run exists: a port in use would leave
+	 * an empty run behind, which the same command run again refuses */
+	if (a.metrics.listen && util_listen_probe(a.metrics.listen, &err)) {
+		util_cli_error("record", "--metrics %s", err.msg);
+		status = 1;
+		goto out;
+	}
 	if ((rc = moetrace_recorder_open(argv[optind], &desc, &a.ro, &rec))) {
 		util_cli_error("record", "%s", moetrace_errmsg(rec));
 		status = util_exit_status(rc);
@@ -421,8 +428,11 @@ int cmd_record(int argc, char **argv)
 	t0 = util_now();
 	for (; (a.steps == 0 || done < a.steps) && !interrupted; i++, done++) {
 		struct store_step s = { .counts = counts };
-		if (a.rate > 0)
+		if (a.rate > 0) {
 			sleep_until(t0 + (double)done / a.rate);
+			if (interrupted) /* the signal ended the wait: no step for it */
+				break;
+		}
 		if ((rc = collector_gen_next(gen, &s))) {
 			util_cli_error("record", "generator failed at step %lld (code %d)",
 				       (long long)i, rc);

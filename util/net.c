@@ -4,9 +4,11 @@
  */
 #include "util/util.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* HOST:PORT, [V6HOST]:PORT or :PORT (all interfaces) into addr. */
 int util_listen_parse(const char *arg, struct sockaddr_storage *addr, struct util_err *err)
@@ -40,4 +42,23 @@ int util_listen_parse(const char *arg, struct sockaddr_storage *addr, struct uti
 	memcpy(addr, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 	return 0;
+}
+
+int util_listen_probe(const char *arg, struct util_err *err)
+{
+	struct sockaddr_storage addr;
+	int fd, one = 1, rc = 0;
+
+	if ((rc = util_listen_parse(arg, &addr, err)))
+		return rc;
+	if ((fd = socket(addr.ss_family, SOCK_STREAM, 0)) < 0)
+		return util_err_set(err, UTIL_EIO, "cannot listen on '%s': %s", arg, strerror(errno));
+	/* as the server will: a port left in TIME_WAIT is free */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&addr,
+		 addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					    : sizeof(struct sockaddr_in)) != 0)
+		rc = util_err_set(err, UTIL_EIO, "cannot listen on '%s': %s", arg, strerror(errno));
+	close(fd);
+	return rc;
 }

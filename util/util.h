@@ -118,6 +118,10 @@ int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const 
  * 0, or UTIL_EUSAGE saying why. */
 struct sockaddr_storage;
 int util_listen_parse(const char *listen, struct sockaddr_storage *addr, struct util_err *err);
+/* Can the address be listened on now (bound, then let go)?  For a command
+ * that must not create anything when its server cannot start: 0, or
+ * UTIL_EIO with why (a port in use). */
+int util_listen_probe(const char *listen, struct util_err *err);
 int util_parse_int(const char *s, int min, int max, int *out, const char *what,
 		   struct util_err *err);
 int util_parse_double(const char *s, double min, double max, double *out, const char *what,

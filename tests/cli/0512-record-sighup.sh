@@ -1,7 +1,8 @@
 #!/bin/sh
 # SIGHUP (the terminal or ssh session closing) stops record as SIGINT and
 # SIGTERM do: it flushes what it took, closes the file and reports, and its
-# count is what the file holds.  Before, SIGHUP killed it outright.
+# count is what the file holds.  Before, SIGHUP killed it outright.  Under
+# --rate a signal takes no step of its own.
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 db="$T/h.db"
@@ -25,4 +26,22 @@ expect_grep "$T/bg.out" ", interrupted$"
 n=$(steps)
 grep -q "^recorded $n, dropped 0, failed 0;" "$T/bg.out" ||
 	{ cat "$T/bg.out"; fail "the summary does not count the $n stored steps"; }
+
+# under --rate, a signal that ends the wait for the next step takes no
+# step: one a second, stopped a fraction of a second after the second
+db="$T/r.db"
+"$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 1 --batch 1 --block --run r "$db" \
+	>"$T/r.out" 2>&1 &
+pid=$!
+i=0
+while [ "$(steps)" -lt 2 ]; do
+	i=$((i + 1))
+	[ $i -lt 3000 ] || { kill $pid; fail "record wrote no second step"; }
+	sleep 0.01
+done
+sleep 0.2
+before=$(steps)
+kill -INT $pid
+wait $pid || { cat "$T/r.out"; fail "record exited $? on SIGINT"; }
+[ "$(steps)" = "$before" ] || fail "$(steps) steps after SIGINT, $before before it: a step taken off the rate"
 exit 0
