@@ -46,7 +46,7 @@ int util_listen_parse(const char *arg, struct sockaddr_storage *addr, struct uti
 
 int util_listen_probe(const char *arg, struct util_err *err)
 {
-	struct sockaddr_storage addr;
+	struct sockaddr_storage addr = { 0 };
 	int fd, one = 1, rc = 0;
 
 	if ((rc = util_listen_parse(arg, &addr, err)))
