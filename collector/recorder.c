@@ -108,7 +108,7 @@ struct moetrace_recorder {
 	int sync_ready;       /* mu and the conditions were initialised */
 	_Atomic int writer_sleeping;
 	int stop, flush_req;  /* under mu */
-	int werr;             /* last writer failure not yet reported, under mu */
+	int werr;             /* first writer failure not yet reported, under mu */
 	char wmsg[512];       /* its message, under mu */
 
 	/* counters (readable from any thread) */
@@ -228,8 +228,12 @@ int64_t moetrace_recorder_mem_bound(const struct moetrace_run_desc *desc,
 static void writer_fail(struct moetrace_recorder *r, int code, const char *what)
 {
 	pthread_mutex_lock(&r->mu);
-	r->werr = code;
-	snprintf(r->wmsg, sizeof(r->wmsg), "%s: %s", what, store_errmsg(r->s));
+	/* the first since the last report says what went wrong; batches that
+	 * fail after it are counted in failed */
+	if (!r->werr) {
+		r->werr = code;
+		snprintf(r->wmsg, sizeof(r->wmsg), "%s: %s", what, store_errmsg(r->s));
+	}
 	pthread_mutex_unlock(&r->mu);
 	atomic_store(&r->last_error, code);
 }

@@ -45,6 +45,11 @@ rc=$?
 [ $rc -eq 1 ] || { cat "$T/out" "$T/err"; fail "record into a full file exited $rc, not 1"; }
 expect_grep "$T/err" "^moetrace record: cannot commit steps [0-9]+\.\.[0-9]+ \([0-9]+ lost\): "
 check_counts "$T/out" "$db" full
+# the message names the first batch lost (a later one may commit, and
+# later ones fail too: they are counted in failed, not named)
+first=$(sed -n 's/^moetrace record: cannot commit steps \([0-9]*\)\.\..*/\1/p' "$T/err")
+gap=$(sqlite3 "$db" "SELECT min(step) + 1 FROM steps WHERE step + 1 NOT IN (SELECT step FROM steps)")
+[ "$first" = "$gap" ] || fail "the message names step $first, the first lost is $gap"
 # it stopped at the failure instead of generating all 4000 steps into it
 [ "$taken" -lt 4000 ] || fail "record went on after the failed commit: $taken steps"
 # the file is intact and takes new steps once there is room again
