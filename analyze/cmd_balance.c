@@ -121,7 +121,8 @@ int cmd_balance(int argc, char **argv)
 		goto out;
 	}
 	if (b.steps == 0) {
-		util_cli_error("balance", "no steps of run '%s' in the chosen range", run.name);
+		util_cli_error("balance", "no steps of run '%s' in the chosen range%s", run.name,
+			       phase_mask ? " and phase" : "");
 		status = 2;
 		goto out;
 	}

@@ -154,30 +154,69 @@ static int fail(const struct render_job_opts *o, struct util_err *err)
 }
 
 
+/* The run of id `id`, looked up by id alone: store_run_get() takes a
+ * name first, and a run may be named as another run's id.  Returns -1 or
+ * the exit status. */
+static int run_by_id(struct store *s, const struct render_job_opts *o, int64_t id,
+		     struct store_run *out)
+{
+	struct store_run *runs;
+	size_t n;
+	int found = 0;
+
+	if (store_run_list(s, &runs, &n)) {
+		util_cli_error(o->cmd, "%s", store_errmsg(s));
+		return 1;
+	}
+	for (size_t i = 0; i < n && !found; i++)
+		if (runs[i].id == id) {
+			*out = runs[i];
+			found = 1;
+		}
+	free(runs);
+	if (!found)
+		util_cli_error(o->cmd, "no run of id %lld in '%s'", (long long)id, store_path(s));
+	return found ? -1 : 1;
+}
+
+/* Replay k is not of `run`: says which run it is of, by name, against
+ * --run or (without it) against the first replay's run. */
+static int other_run(struct store *s, const struct render_job_opts *o, const struct store_run *run,
+		     int k, const struct store_replay *rp)
+{
+	struct store_run its;
+	int st = run_by_id(s, o, rp->run, &its);
+
+	if (st >= 0)
+		return st;
+	if (o->runname)
+		util_cli_error(o->cmd, "replay %lld is of run '%s', not of --run '%s'",
+			       (long long)o->replay_id[k], its.name, run->name);
+	else
+		util_cli_error(o->cmd, "replays %lld and %lld are of different runs ('%s' and "
+					 "'%s'): draw them one at a time",
+			       (long long)o->replay_id[0], (long long)o->replay_id[k], run->name,
+			       its.name);
+	return 2;
+}
+
 /* Reads the replays' summaries; without --run the first replay's own run
  * is the one drawn.  Returns -1 or the exit status. */
 static int open_replays(struct store *s, const struct render_job_opts *o, struct store_run *run,
 			struct render_job *j)
 {
 	for (int k = 0; k < o->nreplay; k++) {
-		int rc = store_replay_get(s, o->replay_id[k], &j->rp[k]);
+		int rc = store_replay_get(s, o->replay_id[k], &j->rp[k]), st;
 		if (rc) {
 			util_cli_error(o->cmd, "%s", store_errmsg(s));
 			return rc == UTIL_EDB ? 2 : util_exit_status(rc);
 		}
-		if (j->rp[k].run != run->id) {
-			char idbuf[32];
-			if (o->runname || k > 0) {
-				util_cli_error(o->cmd, "replay %lld is of another run than '%s'",
-					       (long long)o->replay_id[k], run->name);
-				return 2;
-			}
-			snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->rp[k].run);
-			if (store_run_get(s, idbuf, run)) {
-				util_cli_error(o->cmd, "%s", store_errmsg(s));
-				return 1;
-			}
-		}
+		if (j->rp[k].run == run->id)
+			continue;
+		if (o->runname || k > 0)
+			return other_run(s, o, run, k, &j->rp[k]);
+		if ((st = run_by_id(s, o, j->rp[k].run, run)) >= 0)
+			return st;
 	}
 	return -1;
 }
@@ -561,10 +600,56 @@ void render_replay_names(const struct store_replay *rp, const int64_t *ids, int 
 	}
 }
 
+/* Whether two baselines are one: both unscored, or equal but for the
+ * rounding of a sum. */
+static int same_base(double a, double b)
+{
+	if (isnan(a) || isnan(b))
+		return isnan(a) && isnan(b);
+	return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
+}
+
+/* The chart draws one baseline, the first replay's: replay k must share it
+ * (the same layout, steps and per-step baseline).  Returns -1 or the exit
+ * status after saying why not. */
+static int check_baseline(const struct render_job_opts *o, const struct render_job *j, int k,
+			  size_t n)
+{
+	const struct store_replay *a = &j->rp[0], *b = &j->rp[k];
+	long long ia = (long long)o->replay_id[0], ib = (long long)o->replay_id[k];
+	size_t i = 0;
+
+	if (a->ranks != b->ranks || a->slots != b->slots) {
+		util_cli_error(o->cmd, "replays %lld and %lld are of different layouts (%d x %d "
+					 "against %d x %d ranks x slots): draw them one at a time",
+			       ia, ib, a->ranks, a->slots, b->ranks, b->slots);
+		return 2;
+	}
+	while (i < n && j->rsteps[0][i] == j->rsteps[k][i])
+		i++;
+	if (i < n) {
+		util_cli_error(o->cmd, "replays %lld and %lld cover different steps: draw "
+					 "them one at a time", ia, ib);
+		return 2;
+	}
+	for (i = 0; i < n && same_base(j->rbase[0][i], j->rbase[k][i]);)
+		i++;
+	if (i == n)
+		return -1;
+	util_cli_error(o->cmd, "replays %lld and %lld start from different placements (baseline "
+				 "mean %.3f against %.3f; at step %lld, %.3f against %.3f): draw them "
+				 "one at a time",
+		       ia, ib, a->baseline_imbalance_mean, b->baseline_imbalance_mean,
+		       (long long)j->rsteps[0][i], j->rbase[0][i], j->rbase[k][i]);
+	return 2;
+}
+
 /* The replays' stored series against their start placement. */
 static int load_replays(struct store *s, const struct render_job_opts *o, struct render_job *j,
 			size_t *n)
 {
+	int st;
+
 	for (int k = 0; k < o->nreplay; k++) {
 		size_t m = 0, ne = 0, ke = 0;
 		if (store_replay_series(s, o->replay_id[k], o->layer, &j->rsteps[k], &j->rimb[k],
@@ -585,6 +670,8 @@ static int load_replays(struct store *s, const struct render_job_opts *o, struct
 				       (long long)o->replay_id[0], (long long)o->replay_id[k]);
 			return 2;
 		}
+		if (k > 0 && (st = check_baseline(o, j, k, m)) >= 0)
+			return st;
 		j->evx[k] = xmallocarray(ne ? ne : 1, sizeof(double));
 		for (size_t i = 0; i < ne; i++)
 			if (j->ev[k][i].effective_step >= 0)

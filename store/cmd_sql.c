@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,9 +245,11 @@ static int sql_status(int rc)
 	return 2;
 }
 
-/* Runs one prepared statement and prints its rows.  Returns the SQLite
- * result code (SQLITE_DONE on success). */
-static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
+/* Runs one prepared statement and prints its rows to out.  Returns the
+ * SQLite result code (SQLITE_DONE on success).  A result cut off by an
+ * error must not read as a whole one: the table and markdown print only a
+ * finished result, and JSON's array is left open (no parser takes it). */
+static int run_stmt(sqlite3_stmt *st, enum fmt fmt, FILE *out, int *printed)
 {
 	int nc = sqlite3_column_count(st), rc;
 	struct grid g = { 0 };
@@ -258,7 +261,7 @@ static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
 		return rc;
 	}
 	if (*printed && fmt != FMT_JSON)
-		fputc('\n', stdout);
+		fputc('\n', out);
 	*printed = 1;
 	if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
 		g.ncol = nc;
@@ -271,12 +274,12 @@ static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
 	} else if (fmt == FMT_CSV) {
 		for (int i = 0; i < nc; i++) {
 			if (i)
-				fputc(',', stdout);
-			csv_field(stdout, sqlite3_column_name(st, i));
+				fputc(',', out);
+			csv_field(out, sqlite3_column_name(st, i));
 		}
-		fputc('\n', stdout);
+		fputc('\n', out);
 	} else {
-		fputc('[', stdout);
+		fputc('[', out);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
@@ -285,30 +288,30 @@ static int run_stmt(sqlite3_stmt *st, enum fmt fmt, int *printed)
 			for (int i = 0; i < nc; i++) {
 				char *s = cell_text(st, i);
 				if (i)
-					fputc(',', stdout);
-				csv_field(stdout, s);
+					fputc(',', out);
+				csv_field(out, s);
 				free(s);
 			}
-			fputc('\n', stdout);
+			fputc('\n', out);
 		} else {
-			fputs(rows ? ",\n {" : "\n {", stdout);
+			fputs(rows ? ",\n {" : "\n {", out);
 			for (int i = 0; i < nc; i++) {
 				if (i)
-					fputs(", ", stdout);
-				util_json_str(stdout, sqlite3_column_name(st, i));
-				fputs(": ", stdout);
-				json_value(stdout, st, i);
+					fputs(", ", out);
+				util_json_str(out, sqlite3_column_name(st, i));
+				fputs(": ", out);
+				json_value(out, st, i);
 			}
-			fputc('}', stdout);
+			fputc('}', out);
 		}
 		rows++;
 	}
 	if (fmt == FMT_TABLE || fmt == FMT_MARKDOWN) {
 		if (rc == SQLITE_DONE)
-			grid_print(stdout, &g, st, fmt);
+			grid_print(out, &g, st, fmt);
 		grid_release(&g);
 	} else if (fmt == FMT_JSON) {
-		fputs(rows ? "\n]\n" : "]\n", stdout);
+		fputs(rc != SQLITE_DONE ? "\n" : rows ? "\n]\n" : "]\n", out);
 	}
 	return rc;
 }
@@ -433,6 +436,52 @@ int cmd_sql(int argc, char **argv)
 	return status;
 }
 
+/* Copies the finished CSV result in tmp to standard output.  0, or 1
+ * after saying why. */
+static int csv_copy(FILE *tmp)
+{
+	char buf[65536];
+	size_t n;
+
+	if (fflush(tmp) || ferror(tmp) || fseek(tmp, 0, SEEK_SET)) {
+		util_cli_error("sql", "cannot keep the CSV rows in a temporary file: %s",
+			       strerror(errno));
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), tmp)) > 0)
+		fwrite(buf, 1, n, stdout);
+	if (ferror(tmp)) {
+		util_cli_error("sql", "cannot read back the CSV rows: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* run_stmt() with CSV rows kept in a temporary file and printed once the
+ * statement has finished, as the table's are: a statement that fails after
+ * some rows prints none (a CSV reader could not tell a cut-off result from a
+ * whole one).  A file, not memory, holds them: an export of a whole trace
+ * can be larger than memory.  The SQLite result code, or -1 when the rows
+ * could not be kept (said). */
+static int stmt_print(sqlite3_stmt *st, enum fmt fmt, int *printed)
+{
+	FILE *tmp;
+	int rc;
+
+	if (fmt != FMT_CSV || sqlite3_column_count(st) == 0)
+		return run_stmt(st, fmt, stdout, printed);
+	if (!(tmp = tmpfile())) {
+		util_cli_error("sql", "cannot make a temporary file for the CSV rows: %s",
+			       strerror(errno));
+		return -1;
+	}
+	rc = run_stmt(st, fmt, tmp, printed);
+	if (rc == SQLITE_DONE && csv_copy(tmp))
+		rc = -1;
+	fclose(tmp);
+	return rc;
+}
+
 /* Every statement of sql in turn, printed in fmt; with write, all of them
  * in one savepoint, rolled back if one fails.  The exit status. */
 static int run_all(sqlite3 *db, const char *sql, enum fmt fmt, int write)
@@ -458,7 +507,12 @@ static int run_all(sqlite3 *db, const char *sql, enum fmt fmt, int write)
 			p = tail;
 			continue;
 		}
-		rc = run_stmt(st, fmt, &printed);
+		rc = stmt_print(st, fmt, &printed);
+		if (rc == -1) {
+			status = 1;
+			sqlite3_finalize(st);
+			break;
+		}
 		if (rc != SQLITE_DONE) {
 			int ro = (rc & 0xff) == SQLITE_READONLY;
 			stmt_excerpt(ex, sizeof(ex), p, (size_t)(tail - p));
