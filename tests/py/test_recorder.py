@@ -150,9 +150,18 @@ class RecorderTest(unittest.TestCase):
     def test_errors(self):
         r = self.rec("err")
         with self.assertRaises(moetrace.MoetraceError) as cm:
-            r.step(0, np.zeros((L, E - 1), dtype=np.uint32))
+            r.step(0, np.zeros(L * E - 3, dtype=np.uint32))
         self.assertEqual(cm.exception.code, -4)
         self.assertIn("21 counts given", str(cm.exception))
+        # a shape other than layers x experts, a transposed one too, which
+        # holds as many values: refused, not read row-major as other counts
+        for shape in ((L, E - 1), (E, L), (2, L, E)):
+            with self.assertRaises(moetrace.MoetraceError) as cm:
+                r.step(0, np.zeros(shape, dtype=np.uint32))
+            self.assertEqual(cm.exception.code, -4)
+            self.assertIn("shape %s, the run is %d layers x %d experts"
+                          % ("x".join(map(str, shape)), L, E), str(cm.exception))
+        self.assertEqual(r.stats()["recorded"] + r.stats()["dropped"], 0)
         with self.assertRaises(ValueError):
             r.step(0, -np.ones((L, E), dtype=np.int64))
         with self.assertRaises(ValueError):

@@ -28,6 +28,20 @@ def _is_numpy(x):
     return t.__module__ == "numpy" and hasattr(t, "__array_interface__")
 
 
+def _check_shape(counts, layers, experts, what):
+    """An array with a shape must be flat or end in (layers, experts), any
+    leading axes of length 1: a transposed (experts, layers) array holds
+    as many values and would record other counts."""
+    shape = getattr(counts, "shape", None)
+    if shape is None or len(shape) <= 1:
+        return
+    shape = tuple(int(d) for d in shape)
+    if shape[-2:] != (layers, experts) or any(d != 1 for d in shape[:-2]):
+        raise MoetraceError(_lib.EUSAGE, "%s: shape %s, the run is %d layers x %d experts "
+                            "(give an array of that shape, or a flat one)"
+                            % (what, "x".join(str(d) for d in shape), layers, experts))
+
+
 def _int(v, what, kind="i64"):
     """v as a Python int if it is an integer (int, numpy or torch integer
     scalar; not a float, bool or string) that fits the C type `kind`."""
@@ -221,13 +235,15 @@ class Recorder:
                 self._fail(rc)
 
     def step(self, step, counts, phase=None, tokens=0):
-        """Records one step: counts is layers x experts (any shape holding
-        layers * experts values, row-major by layer).  phase: None,
+        """Records one step: counts is layers x experts (that shape, any
+        leading axes of length 1, or flat: layers * experts values,
+        row-major by layer).  phase: None,
         "prefill", "decode" or 1/2.  CUDA tensors are copied without a
         stream sync and recorded when the copy completes."""
         self._check()
         step, tokens = _int(step, "step"), _int(tokens, "tokens")
         ph = _phase(phase)
+        _check_shape(counts, self.layers, self.experts, "step %d: counts" % step)
         if _is_torch(counts) and counts.is_cuda:
             # as on the CPU path: the copy into the int64 staging buffer
             # would truncate 1.5 to 1 and store a count never given
