@@ -169,6 +169,39 @@ static double layer_next(const struct analyze_compare_algo *c, int l)
 	return analyze_scored_imbalance(c->next_max[l], c->next_mean[l]);
 }
 
+/* A layer's gap to its lower bound on the fitting window and on the
+ * scored one, NAN where it got no token (not scored, as its imbalance). */
+static double layer_gap_fit(const struct analyze_plan_layer *pl)
+{
+	return isnan(pl->imbalance) || !(pl->lower_bound > 0)
+		       ? NAN
+		       : pl->max_load / pl->lower_bound - 1;
+}
+
+static double layer_gap_next(const struct analyze_compare *x,
+			     const struct analyze_compare_algo *c, int l)
+{
+	return isnan(layer_next(c, l)) || !(x->lb_next[l] > 0)
+		       ? NAN
+		       : c->next_max[l] / x->lb_next[l] - 1;
+}
+
+/* jd, or null for a figure not scored (NAN) */
+static struct json_object *jd_scored(double v)
+{
+	return isnan(v) ? NULL : jd(v);
+}
+
+/* "%.6f", or empty for a figure not scored or not known (NAN) */
+static const char *csv_num(char *buf, size_t n, double v)
+{
+	if (isnan(v))
+		buf[0] = '\0';
+	else
+		snprintf(buf, n, "%.6f", v);
+	return buf;
+}
+
 /* Prints root with its "algorithms" array, and frees it. */
 static void json_print(struct json_object *root, struct json_object *algos)
 {
@@ -294,16 +327,9 @@ static void print_json(const struct print_ctx *p, const struct analyze_compare *
 			struct json_object *jl = json_object_new_object();
 			json_object_object_add(jl, "layer", json_object_new_int(l));
 			json_object_object_add(jl, "fit_imbalance", jd(pll->imbalance));
-			json_object_object_add(jl, "next_imbalance",
-					       isnan(layer_next(c, l)) ? NULL
-								       : jd(layer_next(c, l)));
-			json_object_object_add(jl, "gap_fit",
-					       jd(pll->lower_bound > 0
-							  ? pll->max_load / pll->lower_bound - 1
-							  : 0));
-			json_object_object_add(
-				jl, "gap_next",
-				jd(x->lb_next[l] > 0 ? c->next_max[l] / x->lb_next[l] - 1 : 0));
+			json_object_object_add(jl, "next_imbalance", jd_scored(layer_next(c, l)));
+			json_object_object_add(jl, "gap_fit", jd_scored(layer_gap_fit(pll)));
+			json_object_object_add(jl, "gap_next", jd_scored(layer_gap_next(x, c, l)));
 			json_object_object_add(jl, "moves", json_object_new_int64(pll->moves));
 			json_object_array_add(pl, jl);
 		}
@@ -320,10 +346,12 @@ static void print_csv(const struct print_ctx *p, const struct analyze_compare *x
 
 	printf("scope,algorithm,layer,fit_imbalance,next_imbalance,next_step_mean_imbalance,"
 	       "gap_fit,gap_next,moves,bytes,transfer_seconds,%sseconds,"
-	       "next_step_p99_imbalance\n",
+	       "next_step_p99_imbalance,moe_time_saved_share,step_time_saved_share,"
+	       "tokens_per_s\n",
 	       p->o->c.capacity_set ? "token_drop," : "");
 	for (int i = 0; i < x->n_algos; i++) {
 		const struct analyze_compare_algo *c = &x->algo[i];
+		char ms[32], ss[32], ts[32];
 		printf("overall,%s,,%.6f,%.6f,%.6f,%.6f,%.6f,%lld,", c->algo->name, c->fit,
 		       c->next, c->next_step, c->gap_fit, c->gap_next,
 		       (long long)c->plan.moves);
@@ -333,26 +361,30 @@ static void print_csv(const struct print_ctx *p, const struct analyze_compare *x
 			printf(",");
 		if (p->o->c.capacity_set)
 			printf(",%.6f", c->drop);
-		printf(",%.6f,%.6f\n", c->plan.seconds, c->next_p99);
+		/* empty without the step-time model, as JSON's null */
+		printf(",%.6f,%.6f,%s,%s,%s\n", c->plan.seconds, c->next_p99,
+		       csv_num(ms, sizeof(ms), x->timed ? c->moe_share : NAN),
+		       csv_num(ss, sizeof(ss), x->timed ? c->step_share : NAN),
+		       csv_num(ts, sizeof(ts),
+			       x->timed ? x->tokens / (x->step_s - (x->moe_s - c->moe_s)) : NAN));
 	}
 	for (int i = 0; p->o->per_layer && i < x->n_algos; i++)
 		for (int l = 0; l < L; l++) {
 			const struct analyze_compare_algo *c = &x->algo[i];
 			const struct analyze_plan_layer *pl = &c->plan.layer[l];
-			char nx[32] = "", fit[32] = ""; /* empty: not scored (no token) */
-			if (!isnan(layer_next(c, l)))
-				snprintf(nx, sizeof(nx), "%.6f", layer_next(c, l));
-			if (!isnan(pl->imbalance))
-				snprintf(fit, sizeof(fit), "%.6f", pl->imbalance);
-			printf("layer,%s,%d,%s,%s,,%.6f,%.6f,%lld,", c->algo->name, l, fit, nx,
-			       pl->lower_bound > 0 ? pl->max_load / pl->lower_bound - 1 : 0,
-			       x->lb_next[l] > 0 ? c->next_max[l] / x->lb_next[l] - 1 : 0,
+			/* empty: not scored (no token) */
+			char nx[32], fit[32], gf[32], gn[32];
+			printf("layer,%s,%d,%s,%s,,%s,%s,%lld,", c->algo->name, l,
+			       csv_num(fit, sizeof(fit), pl->imbalance),
+			       csv_num(nx, sizeof(nx), layer_next(c, l)),
+			       csv_num(gf, sizeof(gf), layer_gap_fit(pl)),
+			       csv_num(gn, sizeof(gn), layer_gap_next(x, c, l)),
 			       (long long)pl->moves);
 			if (p->model)
 				printf("%llu,", (unsigned long long)pl->moves * ebytes);
 			else
 				printf(",");
-			printf(p->o->c.capacity_set ? ",,,\n" : ",,\n");
+			printf(p->o->c.capacity_set ? ",,,,,,\n" : ",,,,,\n");
 		}
 }
 

@@ -906,12 +906,15 @@ static void print_text_layers(const struct place *p)
 		const struct analyze_plan_layer *pl = &p->plan.layer[l];
 		if (p->o.layer >= 0 && l != p->o.layer)
 			continue;
-		char imb[32] = "-"; /* a layer without a token is not scored */
+		/* a layer without a token is not scored: no imbalance, no gap */
+		char imb[32] = "-", gap[32] = "-";
 		if (!isnan(pl->imbalance))
 			snprintf(imb, sizeof(imb), "%.4f", pl->imbalance);
-		printf("%5d %12.2f %12.2f %9s %12.2f %6.2f%%", l, pl->max_load, pl->mean_load, imb,
-		       pl->lower_bound,
-		       pl->lower_bound > 0 ? 100 * (pl->max_load / pl->lower_bound - 1) : 0);
+		if (!isnan(pl->imbalance) && pl->lower_bound > 0)
+			snprintf(gap, sizeof(gap), "%.2f%%",
+				 100 * (pl->max_load / pl->lower_bound - 1));
+		printf("%5d %12.2f %12.2f %9s %12.2f %7s", l, pl->max_load, pl->mean_load, imb,
+		       pl->lower_bound, gap);
 		if (p->cur)
 			printf(" %7lld", (long long)pl->moves);
 		putchar('\n');

@@ -430,18 +430,31 @@ struct combo {
 	struct util_err err;
 };
 
-static int split_list(const char *s, char out[][64], int max)
+/* The values of --grid KEY=V1,V2,...: how many, else -1 after saying
+ * why.  An empty list or value would fall back to the single replay's,
+ * and a value given twice would make two equal rows: both refused. */
+static int split_list(const char *key, const char *s, char out[][64], int max)
 {
 	int n = 0;
 	const char *p = s;
 
-	while (*p && n < max) {
+	while (n < max) {
 		const char *q = strchr(p, ',');
 		size_t len = q ? (size_t)(q - p) : strlen(p);
+		if (!len) {
+			util_cli_error("replay", "--grid %s=%s: empty value", key, s);
+			return -1;
+		}
 		if (len >= 64)
 			len = 63;
 		memcpy(out[n], p, len);
 		out[n][len] = 0;
+		for (int i = 0; i < n; i++)
+			if (!strcmp(out[i], out[n])) {
+				util_cli_error("replay", "--grid %s=%s: '%s' is given twice", key,
+					       s, out[n]);
+				return -1;
+			}
 		n++;
 		if (!q)
 			break;
@@ -493,17 +506,17 @@ static int grid_parse(const struct opts *o, struct grid_axes *ax)
 		*eq = 0;
 		const char *k = o->grid[i], *v = eq + 1;
 		if (!strcmp(k, "algos") || !strcmp(k, "algo"))
-			ax->na = split_list(v, ax->algos, 16);
+			ax->na = split_list(k, v, ax->algos, 16);
 		else if (!strcmp(k, "redundant"))
-			ax->nr = split_list(v, ax->reds, 16);
+			ax->nr = split_list(k, v, ax->reds, 16);
 		else if (!strcmp(k, "interval"))
-			ax->ni = split_list(v, ax->ints, 16);
+			ax->ni = split_list(k, v, ax->ints, 16);
 		else if (!strcmp(k, "window"))
-			ax->nw = split_list(v, ax->wins, 16);
+			ax->nw = split_list(k, v, ax->wins, 16);
 		else if (!strcmp(k, "delay"))
-			ax->nd = split_list(v, ax->dels, 16);
+			ax->nd = split_list(k, v, ax->dels, 16);
 		else if (!strcmp(k, "pay")) {
-			ax->np = split_list(v, ax->pays, 2);
+			ax->np = split_list(k, v, ax->pays, 2);
 			for (int j = 0; j < ax->np; j++)
 				if (strcmp(ax->pays[j], "no") && strcmp(ax->pays[j], "yes")) {
 					util_cli_error("replay", "--grid pay=%s: not no or yes",
@@ -511,7 +524,7 @@ static int grid_parse(const struct opts *o, struct grid_axes *ax)
 					return 2;
 				}
 		} else if (!strcmp(k, "engine") || !strcmp(k, "engines")) {
-			ax->ne = split_list(v, ax->engs, 8);
+			ax->ne = split_list(k, v, ax->engs, 8);
 			for (int j = 0; j < ax->ne; j++)
 				if (!analyze_engine_find(ax->engs[j])) {
 					util_cli_error("replay", "--grid engine=%s: unknown engine (%s)",
@@ -523,6 +536,9 @@ static int grid_parse(const struct opts *o, struct grid_axes *ax)
 				       "interval, window, delay, pay, engine)", k);
 			return 2;
 		}
+		if (ax->na < 0 || ax->nr < 0 || ax->ni < 0 || ax->nw < 0 || ax->nd < 0 ||
+		    ax->np < 0 || ax->ne < 0)
+			return 2;
 	}
 	if (ax->ne && (ax->na || ax->ni || ax->nw || ax->nd)) {
 		util_cli_error("replay", "--grid engine= sets the algorithm, interval, window and "

@@ -332,6 +332,14 @@ static int setup(const struct analyze_compare_in *in, struct analyze_compare *c,
 	return 0;
 }
 
+static int heat_has_token(const double *heat, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (heat[i] > 0)
+			return 1;
+	return 0;
+}
+
 int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_compare *out,
 			struct util_err *err)
 {
@@ -349,6 +357,15 @@ int analyze_compare_run(const struct analyze_compare_in *in, struct analyze_comp
 	if ((rc = read_fit(in, in->fit_from, in->fit_to, &w, &out->fit_steps, err)) ||
 	    !out->fit_steps)
 		goto out;
+	if (!heat_has_token(w.heat, (size_t)in->run->layers * in->run->experts)) {
+		/* any placement fits a window without a token "perfectly": a fit
+		 * of 1.0 and moves made on nothing, which place refuses too */
+		rc = util_err_set(err, UTIL_EUSAGE,
+				  "the fitting window's steps %lld..%lld carry no token: "
+				  "nothing to place on",
+				  (long long)in->fit_from, (long long)in->fit_to);
+		goto out;
+	}
 	for (int i = 0; i < out->n_algos; i++)
 		if ((rc = fit_one(in, &out->algo[i], &w, in->start,
 				  in->dep ? in->dep->ranks_per_node : 0, err)))
@@ -410,6 +427,10 @@ int analyze_algos_parse(const char *list, int skip_unknown, const struct analyze
 				err, UTIL_EUSAGE,
 				"--algos: unknown algorithm '%s'%s (moetrace place --list)", name,
 				util_did_you_mean(analyze_algo_suggest(name), hint, sizeof(hint)));
+		for (int i = 0; i < *n; i++)
+			if (algos[i] == al) /* two rows of one algorithm compare nothing */
+				return util_err_set(err, UTIL_EUSAGE,
+						    "--algos: '%s' is given twice", name);
 		if (*n == max)
 			return util_err_set(err, UTIL_EUSAGE, "--algos: at most %d algorithms", max);
 		algos[(*n)++] = al;

@@ -105,6 +105,41 @@ int analyze_algo_layout_check(const struct analyze_algo *a, int experts, int slo
 	return 0;
 }
 
+/* Has the layer a token to place on: in the window's heat, or for the
+ * flagship fitting its forecast, in the blocks it forecasts from (the
+ * window and the history before it)? */
+static int place_has_token(const struct analyze_algo *a, const struct analyze_place_in *in)
+{
+	const double *x = in->heat;
+	size_t stride = 0;
+	int n = 1;
+
+	if (analyze_algo_forecasts(a) && in->blocks && in->n_blocks > 0 &&
+	    !(in->episodes && in->n_episodes > 0)) {
+		x = in->blocks;
+		n = in->n_blocks;
+		stride = in->blocks_stride ? in->blocks_stride : (size_t)in->experts;
+	}
+	for (int b = 0; b < n; b++)
+		for (int e = 0; e < in->experts; e++)
+			if (x[(size_t)b * stride + e] > 0)
+				return 1;
+	return 0;
+}
+
+/* A layer without a token gives nothing to balance on: any placement
+ * fits it alike, so the one in force stays (no copy is paid for), else
+ * the engines' static layout, which every engine loads. */
+static void place_keep(const struct analyze_place_in *in, int32_t *phy2log)
+{
+	size_t P = (size_t)in->ranks * in->slots;
+
+	if (in->current)
+		memcpy(phy2log, in->current, P * sizeof(int32_t));
+	else
+		analyze_static_phy2log(in->experts, in->ranks, in->slots, phy2log);
+}
+
 int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *in,
 		  int32_t *phy2log, struct util_err *err)
 {
@@ -136,8 +171,9 @@ int analyze_place(const struct analyze_algo *a, const struct analyze_place_in *i
 		if (rc)
 			return util_err_prefix(err, "current placement: ");
 	}
-	rc = a->fn(in, phy2log, err);
-	if (rc)
+	if (!place_has_token(a, in))
+		place_keep(in, phy2log);
+	else if ((rc = a->fn(in, phy2log, err)))
 		return rc;
 	if (in->no_dup) {
 		int n = analyze_placement_undup(phy2log, in->experts, in->ranks, in->slots,

@@ -1303,6 +1303,17 @@ static int replay_blocks(struct replay *r)
 	return 0;
 }
 
+/* A layer's imbalance on a decision's window, NAN when it got no token
+ * there: not scored, rather than a perfect 1.0 (docs/cli.md). */
+static double window_imbalance(const double *load, int R)
+{
+	double sum = 0;
+
+	for (int i = 0; i < R; i++)
+		sum += load[i];
+	return sum > 0 ? analyze_imbalance(load, R) : NAN;
+}
+
 /* The heat of the window [ws, ord) from the checkpoints, the imbalance of
  * each layer on it under the placement in force (r->before), the layers to
  * re-place (r->want) and, when there are any, the window's episodes or the
@@ -1321,7 +1332,8 @@ static int replay_window(struct replay *r, int64_t ws)
 	for (int l = 0; l < L; l++) {
 		analyze_device_load(r->heat + (size_t)l * E, E, r->cur + (size_t)l * P, R, S,
 				    r->cnt + (size_t)l * E, r->load);
-		r->before[l] = analyze_imbalance(r->load, R);
+		r->before[l] = window_imbalance(r->load, R);
+		/* NAN > threshold is false: a layer without a token is not re-placed */
 		r->want[l] = r->cfg->threshold == 0 || r->before[l] > r->cfg->threshold;
 		any |= r->want[l];
 	}
@@ -1364,7 +1376,7 @@ static int replay_moves(struct replay *r, struct store_replay_event *ev)
 			return (int)m;
 		r->ev_moves[l] = m;
 		analyze_device_load(r->heat + (size_t)l * E, E, n, R, S, NULL, r->load);
-		r->after[l] = analyze_imbalance(r->load, R);
+		r->after[l] = window_imbalance(r->load, R);
 		ev->layers++;
 		ev->moves += m;
 		r->out->layer[l].moves += m;

@@ -287,6 +287,9 @@ static int run_get_listed(struct store *s, const char *name, struct store_run *o
 
 int store_run_get(struct store *s, const char *name, struct store_run *out)
 {
+	/* NULL is the newest run; an empty name is no name, not that default */
+	if (name && !*name)
+		return store_backend_seterr(s, UTIL_EUSAGE, "--run: empty name");
 	if (s->ops->run_get)
 		return s->ops->run_get(s, name, out);
 	return run_get_listed(s, name, out);

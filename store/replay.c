@@ -199,15 +199,18 @@ int store_sqlite_replay_event_add(struct store *s, int64_t replay, const struct 
 				    &st)))
 		return rc;
 	for (int l = 0; l < layers; l++) {
-		if (!moves[l] && before[l] == after[l])
+		if (!moves[l] && (before[l] == after[l] || (isnan(before[l]) && isnan(after[l]))))
 			continue;
 		sqlite3_bind_int64(st, 1, replay);
 		sqlite3_bind_int64(st, 2, e->event);
 		sqlite3_bind_int(st, 3, l);
 		sqlite3_bind_int64(st, 4, moves[l]);
 		sqlite3_bind_int64(st, 5, bytes ? bytes[l] : 0);
-		sqlite3_bind_double(st, 6, before[l]);
-		sqlite3_bind_double(st, 7, after[l]);
+		/* the columns are NOT NULL since schema 2: a window without a
+		 * token in the layer is not scored, and stored as 0, which no
+		 * imbalance (at least 1) can be (docs/schema.md) */
+		sqlite3_bind_double(st, 6, isnan(before[l]) ? 0 : before[l]);
+		sqlite3_bind_double(st, 7, isnan(after[l]) ? 0 : after[l]);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			rc = set(s, UTIL_EDB, "inserting replay event layer");
 			break;

@@ -16,7 +16,8 @@ expect_status 0 mt replay "$T/db" --steps 20:39 --start static --no-store --json
 rp=$(tr ',' '\n' <"$T/out" | sed -n 's/.*"baseline_imbalance_p99": *\([0-9.]*\).*/\1/p' | head -1)
 [ -n "$rp" ] || fail "no baseline_imbalance_p99 in replay --json"
 expect_status 0 mt compare "$T/db" --steps 0:19 --algos static --format csv
-cp=$(awk -F, '$1 == "overall" && $2 == "static" { print $NF }' "$T/out")
+cp=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "next_step_p99_imbalance") c = i }
+	$1 == "overall" && $2 == "static" { print $c }' "$T/out")
 [ -n "$cp" ] || fail "no static row in compare --format csv"
 close "$rp" "$cp" || fail "replay baseline p99 $rp, compare static p99/step $cp"
 
