@@ -247,17 +247,23 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 		}
 	printf("%-28s %10.3f %10.3f\n", "imbalance, p99 over steps", m->baseline_imbalance_p99,
 	       m->imbalance_p99);
-	printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%s), %s across "
-	       "nodes (%s)\n",
-	       (long long)m->events, (long long)m->moves,
-	       util_human_bytes(b1, sizeof(b1), (double)m->bytes),
-	       util_human_bytes(b2, sizeof(b2), (double)(m->bytes - m->bytes_inter)),
-	       util_human_seconds(s1, sizeof(s1), u.intra_s),
-	       util_human_bytes(b3, sizeof(b3), (double)m->bytes_inter),
-	       util_human_seconds(s2, sizeof(s2), u.inter_s));
-	printf("transfer %s: per rebalance the longest send or receive queue of any rank on "
-	       "each tier, tiers in parallel\n",
-	       util_human_seconds(s1, sizeof(s1), m->transfer_seconds));
+	if (!d->expert_bytes && m->moves) /* unknown, not nothing */
+		printf("\nrebalances %lld, copies %lld; bytes and transfer time unknown: no model "
+		       "sizes an expert (give --model)\n",
+		       (long long)m->events, (long long)m->moves);
+	else {
+		printf("\nrebalances %lld, copies %lld, %s moved: %s inside nodes (%s), %s across "
+		       "nodes (%s)\n",
+		       (long long)m->events, (long long)m->moves,
+		       util_human_bytes(b1, sizeof(b1), (double)m->bytes),
+		       util_human_bytes(b2, sizeof(b2), (double)(m->bytes - m->bytes_inter)),
+		       util_human_seconds(s1, sizeof(s1), u.intra_s),
+		       util_human_bytes(b3, sizeof(b3), (double)m->bytes_inter),
+		       util_human_seconds(s2, sizeof(s2), u.inter_s));
+		printf("transfer %s: per rebalance the longest send or receive queue of any rank "
+		       "on each tier, tiers in parallel\n",
+		       util_human_seconds(s1, sizeof(s1), m->transfer_seconds));
+	}
 	if (d->expert_bytes) {
 		if (m->events)
 			printf("each rebalance moves %.2f%% of all expert weights on average, %.2f%% "
@@ -277,7 +283,11 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 		printf("%-28s %10s %10s %9s\n", "per step", "baseline", "replay", "saved");
 		printf("%-28s %8.3fms %8.3fms %8.2f%%\n", "MoE time (busiest rank)", u.moe_base_ms,
 		       u.moe_ms, 100 * u.moe_share);
-		if (!u.stepped)
+		if (!u.stepped && !d->expert_bytes && m->moves)
+			printf("(no model preset: no step time; MoE straggler time saved %.3f s, net "
+			       "of transfers unknown)\n",
+			       m->saved_seconds);
+		else if (!u.stepped)
 			printf("(no model preset: no step time; MoE straggler time saved %.3f s, net "
 			       "of transfers %.3f s stop-the-world, %.3f s overlapped)\n",
 			       m->saved_seconds, m->net_stop_seconds, m->net_overlap_seconds);
@@ -293,11 +303,18 @@ static void print_text(const struct setup *su, const struct analyze_replay_out *
 		       "layers", "copies", "bytes", "inter-node", "transfer");
 		for (size_t i = 0; i < r->n_events; i++) {
 			const struct store_replay_event *e = &r->events[i];
-			printf("%6lld %10lld %10lld %7d %8lld %10s %10s %8.3fs\n", (long long)e->event,
-			       (long long)e->step, (long long)e->effective_step, e->layers,
-			       (long long)e->moves, util_human_bytes(b1, sizeof(b1), (double)e->bytes),
-			       util_human_bytes(b2, sizeof(b2), (double)e->bytes_inter),
-			       e->transfer_seconds);
+			if (!d->expert_bytes && e->moves)
+				printf("%6lld %10lld %10lld %7d %8lld %10s %10s %9s\n",
+				       (long long)e->event, (long long)e->step,
+				       (long long)e->effective_step, e->layers, (long long)e->moves,
+				       "-", "-", "-");
+			else
+				printf("%6lld %10lld %10lld %7d %8lld %10s %10s %8.3fs\n",
+				       (long long)e->event, (long long)e->step,
+				       (long long)e->effective_step, e->layers, (long long)e->moves,
+				       util_human_bytes(b1, sizeof(b1), (double)e->bytes),
+				       util_human_bytes(b2, sizeof(b2), (double)e->bytes_inter),
+				       e->transfer_seconds);
 		}
 	}
 	printf("\n%5s %9s %9s %9s %9s %8s\n", "layer", "base-mean", "mean", "base-p99", "p99",
@@ -322,6 +339,15 @@ static void jnum(const char *key, double v, int have)
 		printf("\"%s\": null, ", key);
 }
 
+/* An integer, or null when it is not known. */
+static void jint(const char *key, long long v, int have)
+{
+	if (have)
+		printf("\"%s\": %lld, ", key, v);
+	else
+		printf("\"%s\": null, ", key);
+}
+
 static void print_json(const struct setup *su, const struct analyze_replay_out *r)
 {
 	const struct store_replay *m = &r->sum;
@@ -336,11 +362,15 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	       analyze_quant_name(d->quant), d->ranks_per_node, m->ranks / d->ranks_per_node,
 	       d->link_intra, d->link_inter, d->hw->name, m->pay ? "true" : "false",
 	       d->step_seconds > 0 ? "false" : "true");
-	printf(" \"bytes_intra_node\": %lld, \"bytes_inter_node\": %lld, "
-	       "\"transfer_seconds\": %.6f, \"transfer_intra_seconds\": %.6f, "
-	       "\"transfer_inter_seconds\": %.6f, ",
-	       (long long)(m->bytes - m->bytes_inter), (long long)m->bytes_inter,
-	       m->transfer_seconds, u.intra_s, u.inter_s);
+	/* without a model no expert has a size: what copies move is null (and
+	 * 0 when nothing moved) */
+	int sized = d->expert_bytes > 0 || m->moves == 0;
+	printf(" ");
+	jint("bytes_intra_node", (long long)(m->bytes - m->bytes_inter), sized);
+	jint("bytes_inter_node", (long long)m->bytes_inter, sized);
+	jnum("transfer_seconds", m->transfer_seconds, sized);
+	jnum("transfer_intra_seconds", u.intra_s, sized);
+	jnum("transfer_inter_seconds", u.inter_s, sized);
 	jnum("weights_moved_share", u.moved_mean, d->expert_bytes > 0);
 	jnum("weights_moved_share_max", u.moved_max, d->expert_bytes > 0);
 	jnum("hbm_redundant_gib_per_rank", u.hbm_gib, d->expert_bytes > 0);
@@ -361,14 +391,17 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 	printf("\n");
 	printf(" \"summary\": {\"steps\": %lld, \"imbalance_mean\": %.6f, "
 	       "\"baseline_imbalance_mean\": %.6f, \"imbalance_p99\": %.6f, "
-	       "\"baseline_imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, "
-	       "\"bytes\": %lld, \"transfer_seconds\": %.6f, \"saved_seconds\": %.6f, "
-	       "\"net_stop_seconds\": %.6f, \"net_overlap_seconds\": %.6f, "
-	       "\"algo_seconds\": %.6f, \"wall_seconds\": %.6f},\n",
+	       "\"baseline_imbalance_p99\": %.6f, \"events\": %lld, \"moves\": %lld, ",
 	       (long long)m->steps, m->imbalance_mean, m->baseline_imbalance_mean,
 	       m->imbalance_p99, m->baseline_imbalance_p99, (long long)m->events,
-	       (long long)m->moves, (long long)m->bytes, m->transfer_seconds, m->saved_seconds,
-	       m->net_stop_seconds, m->net_overlap_seconds, r->algo_seconds, r->wall_seconds);
+	       (long long)m->moves);
+	jint("bytes", (long long)m->bytes, sized);
+	jnum("transfer_seconds", m->transfer_seconds, sized);
+	jnum("saved_seconds", m->saved_seconds, u.timed);
+	jnum("net_stop_seconds", m->net_stop_seconds, sized && u.timed);
+	jnum("net_overlap_seconds", m->net_overlap_seconds, sized && u.timed);
+	printf("\"algo_seconds\": %.6f, \"wall_seconds\": %.6f},\n", r->algo_seconds,
+	       r->wall_seconds);
 	/* the same per-step figures of each phase's steps alone */
 	printf(" \"by_phase\": {");
 	for (int i = 0; i < 2; i++) {
@@ -389,15 +422,18 @@ static void print_json(const struct setup *su, const struct analyze_replay_out *
 		const struct store_replay_event *e = &r->events[i];
 		double all = (double)d->expert_bytes * d->layers * d->experts;
 		printf("%s\n  {\"event\": %lld, \"step\": %lld, \"effective_step\": %lld, "
-		       "\"layers\": %d, \"moves\": %lld, \"bytes\": %lld, \"bytes_intra_node\": %lld, "
-		       "\"bytes_inter_node\": %lld, \"transfer_seconds\": %.6f, "
-		       "\"transfer_intra_seconds\": %.6f, \"transfer_inter_seconds\": %.6f, "
-		       "\"weights_moved_share\": %.6f, \"algo_seconds\": %.6f}",
+		       "\"layers\": %d, \"moves\": %lld, ",
 		       i ? "," : "", (long long)e->event, (long long)e->step,
-		       (long long)e->effective_step, e->layers, (long long)e->moves,
-		       (long long)e->bytes, (long long)(e->bytes - e->bytes_inter),
-		       (long long)e->bytes_inter, e->transfer_seconds, e->transfer_intra_seconds,
-		       e->transfer_inter_seconds, all > 0 ? e->bytes / all : 0, e->algo_seconds);
+		       (long long)e->effective_step, e->layers, (long long)e->moves);
+		int esized = d->expert_bytes > 0 || e->moves == 0;
+		jint("bytes", (long long)e->bytes, esized);
+		jint("bytes_intra_node", (long long)(e->bytes - e->bytes_inter), esized);
+		jint("bytes_inter_node", (long long)e->bytes_inter, esized);
+		jnum("transfer_seconds", e->transfer_seconds, esized);
+		jnum("transfer_intra_seconds", e->transfer_intra_seconds, esized);
+		jnum("transfer_inter_seconds", e->transfer_inter_seconds, esized);
+		jnum("weights_moved_share", all > 0 ? e->bytes / all : 0, d->expert_bytes > 0);
+		printf("\"algo_seconds\": %.6f}", e->algo_seconds);
 	}
 	printf("],\n \"layers\": [");
 	for (int l = 0; l < r->layers; l++) {

@@ -153,6 +153,30 @@ static int record_sink_start(struct moetrace_recorder *rec, const struct record_
 	return 0;
 }
 
+/* The recorder on path with its sink and endpoint: 0, or the exit status
+ * after saying why.  The endpoint starts once the run exists, so a port in
+ * use is found first: it would leave an empty run behind, which the same
+ * command, run again, refuses for its name. */
+static int record_open(const char *path, const struct moetrace_run_desc *desc,
+		       const struct moetrace_recorder_opts *ro, const struct record_metrics *m,
+		       struct moetrace_recorder **rec)
+{
+	struct util_err err = UTIL_ERR_INIT;
+	int rc;
+
+	if (m->listen && util_listen_probe(m->listen, &err)) {
+		util_cli_error("record", "--metrics %s", err.msg);
+		return 1;
+	}
+	if ((rc = moetrace_recorder_open(path, desc, ro, rec))) {
+		util_cli_error("record", "%s", moetrace_errmsg(*rec));
+		return util_exit_status(rc);
+	}
+	if ((rc = record_sink_start(*rec, m)) || (rc = record_metrics_start(*rec, m)))
+		return rc;
+	return 0;
+}
+
 static void print_sink(struct moetrace_recorder *rec, const char *url, int rollup_only)
 {
 	struct moetrace_sink_stats ks;
@@ -396,20 +420,7 @@ int cmd_record(int argc, char **argv)
 		.slots = model->slots, .ranks_per_node = model->ranks_per_node,
 		.first_layer = model->first_layer, .source = source,
 	};
-	/* the endpoint starts once the run exists: a port in use would leave
-	 * an empty run behind, which the same command run again refuses */
-	if (a.metrics.listen && util_listen_probe(a.metrics.listen, &err)) {
-		util_cli_error("record", "--metrics %s", err.msg);
-		status = 1;
-		goto out;
-	}
-	if ((rc = moetrace_recorder_open(argv[optind], &desc, &a.ro, &rec))) {
-		util_cli_error("record", "%s", moetrace_errmsg(rec));
-		status = util_exit_status(rc);
-		goto out;
-	}
-	if ((status = record_sink_start(rec, &a.metrics)) ||
-	    (status = record_metrics_start(rec, &a.metrics)))
+	if ((status = record_open(argv[optind], &desc, &a.ro, &a.metrics, &rec)))
 		goto out;
 	moetrace_recorder_stats(rec, &st);
 	i = st.last_step + 1; /* 0, or after the a.steps of an appended a.run */

@@ -160,7 +160,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 s = d["summary"]
 assert d["step_time_saved_share"] is None and d["tokens_per_s"] is None
-assert d["weights_moved_share"] is None and s["bytes"] == 0
+# no expert has a size: what the copies move is unknown, not 0
+assert d["weights_moved_share"] is None and s["moves"] > 0 and s["bytes"] is None
 # compute only: MoE time is 1 us x the busiest rank's tokens
 want = s["saved_seconds"] / (d["baseline_moe_ms_per_step"] * 1e-3 * s["steps"])
 assert s["saved_seconds"] > 0 and abs(d["moe_time_saved_share"] - want) < 1e-4, (d, want)
