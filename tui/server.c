@@ -207,6 +207,9 @@ static enum MHD_Result answer(struct tui_server *sv, struct MHD_Connection *c, u
 	if (!r)
 		return MHD_NO;
 	sv->mhd.add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	/* RFC 9110: a 405 says which methods the resource takes */
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		sv->mhd.add_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = sv->mhd.queue_response(c, status, r);
 	sv->mhd.destroy_response(r);
 	return ret;

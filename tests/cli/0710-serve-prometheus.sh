@@ -32,7 +32,9 @@ http GET "http://127.0.0.1:$port/metrics" >"$T/http"
 [ "$(head -n 1 "$T/http")" = 200 ] || fail "GET /metrics: $(head -n 1 "$T/http")"
 expect_grep "$T/http" '^moetrace_steps_total 120$'
 [ "$(http GET "http://127.0.0.1:$port/nope" | head -n 1)" = 404 ] || fail "GET /nope is not 404"
-[ "$(http POST "http://127.0.0.1:$port/metrics" | head -n 1)" = 405 ] || fail "POST is not 405"
+http POST "http://127.0.0.1:$port/metrics" >"$T/post"
+[ "$(head -n 1 "$T/post")" = 405 ] || fail "POST is not 405"
+expect_grep "$T/post" "^Allow: GET, HEAD$"
 
 start_prometheus "$port"
 i=0

@@ -18,6 +18,8 @@ try:
     print(r.status); sys.stdout.write(r.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code)
+    if e.headers.get("Allow"):
+        print("Allow: " + e.headers["Allow"])
 PY
 }
 # wait_port FILE: the port a server printed as "(port N)" into FILE
