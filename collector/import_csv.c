@@ -707,7 +707,7 @@ static int import_csv(struct store *s, const char *path, const struct collector_
 		      int single, struct csv_hold *h, struct store_run *run_out,
 		      struct util_err *err)
 {
-	struct store_run run = { 0 }, check;
+	struct store_run run = { 0 }, check = { 0 };
 	struct seen_rows st, sc;
 	int rc;
 	double t0 = util_now(), last_report = t0;
