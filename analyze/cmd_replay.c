@@ -339,6 +339,16 @@ static void jnum(const char *key, double v, int have)
 		printf("\"%s\": null, ", key);
 }
 
+/* v printed with fmt into buf, or null when it is not known. */
+static const char *jfmt(char *buf, size_t n, const char *fmt, double v, int have)
+{
+	if (!have)
+		snprintf(buf, n, "null");
+	else
+		snprintf(buf, n, fmt, v);
+	return buf;
+}
+
 /* An integer, or null when it is not known. */
 static void jint(const char *key, long long v, int have)
 {
@@ -1177,7 +1187,16 @@ int cmd_replays(int argc, char **argv)
 		printf("no replays in '%s' (moetrace replay stores one)\n", db);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_replay *r = &v[i];
-		char lay[32], links[72], tb[32];
+		char lay[32], links[72], tb[32], bytes[24], binter[24], saved[24], nst[24], nov[24];
+		/* a replay without a model stored 0 for what it could not know:
+		 * the copies' bytes (no expert size) and times (no time model) */
+		int sized = r->quant[0] || !r->moves;
+		int timed = r->baseline_moe_seconds > 0 || !r->steps;
+		snprintf(bytes, sizeof(bytes), sized ? "%lld" : "null", (long long)r->bytes);
+		snprintf(binter, sizeof(binter), sized ? "%lld" : "null", (long long)r->bytes_inter);
+		jfmt(saved, sizeof(saved), "%.6f", r->saved_seconds, timed);
+		jfmt(nst, sizeof(nst), "%.6f", r->net_stop_seconds, sized && timed);
+		jfmt(nov, sizeof(nov), "%.6f", r->net_overlap_seconds, sized && timed);
 		if (r->ranks_per_node > 0 && r->ranks_per_node < r->ranks)
 			snprintf(lay, sizeof(lay), "%dx%dx%d", r->ranks / r->ranks_per_node,
 				 r->ranks_per_node, r->slots);
@@ -1194,18 +1213,17 @@ int cmd_replays(int argc, char **argv)
 			       "\"step_ms\": %g, "
 			       "\"steps\": %lld, \"imbalance_mean\": %.6f, "
 			       "\"baseline_imbalance_mean\": %.6f, \"events\": %lld, \"moves\": %lld, "
-			       "\"bytes\": %lld, \"bytes_inter_node\": %lld, \"tokens\": %lld, "
-			       "\"saved_seconds\": %.6f, \"net_stop_seconds\": %.6f, "
-			       "\"net_overlap_seconds\": %.6f, \"params\": %s}",
+			       "\"bytes\": %s, \"bytes_inter_node\": %s, \"tokens\": %lld, "
+			       "\"saved_seconds\": %s, \"net_stop_seconds\": %s, "
+			       "\"net_overlap_seconds\": %s, \"params\": %s}",
 			       i ? "," : "", (long long)r->id, (long long)r->run, r->algo, r->ranks,
 			       r->slots, (long long)r->interval, (long long)r->window,
 			       (long long)r->delay, r->threshold, r->episodes, r->max_moves,
 			       r->pay ? "true" : "false", r->quant, r->ranks_per_node, r->link_intra,
 			       r->link_inter, r->hardware, r->engine, r->step_ms, (long long)r->steps,
 			       r->imbalance_mean, r->baseline_imbalance_mean, (long long)r->events,
-			       (long long)r->moves, (long long)r->bytes, (long long)r->bytes_inter,
-			       (long long)r->tokens, r->saved_seconds, r->net_stop_seconds,
-			       r->net_overlap_seconds, r->params);
+			       (long long)r->moves, bytes, binter, (long long)r->tokens, saved, nst,
+			       nov, r->params);
 		else
 			printf("%6lld %5lld %-8s %11s %8lld %7lld %6lld %3s %-5s %-24s %9.3f %9.3f %7lld "
 			       "%8lld %11s\n",
@@ -1213,7 +1231,8 @@ int cmd_replays(int argc, char **argv)
 			       (long long)r->window, (long long)r->delay, r->pay ? "yes" : "no",
 			       r->quant[0] ? r->quant : "?", links, r->baseline_imbalance_mean,
 			       r->imbalance_mean, (long long)r->events, (long long)r->moves,
-			       util_human_seconds(tb, sizeof(tb), r->net_overlap_seconds));
+			       sized && timed ? util_human_seconds(tb, sizeof(tb), r->net_overlap_seconds)
+					      : "-");
 	}
 	if (n && !json)
 		printf("layout: [nodes x] ranks x slots; net-overlap: MoE time saved less the "

@@ -37,3 +37,16 @@ s = json.load(open(sys.argv[1]))["summary"]
 assert isinstance(s["saved_seconds"], float), s
 assert s["net_stop_seconds"] is None and s["bytes"] is None, s
 PY
+# stored, the replay keeps 0 in its NOT NULL columns; replays shows them
+# as unknown, as replay did
+expect_status 0 mt replay "$T/db" --algo eplb --interval 10 --window 10 --delay 0
+expect_status 0 mt replays "$T/db"
+expect_grep "$T/out" "^ +1 +1 eplb .* [1-9][0-9]* +-$"
+expect_status 0 mt replays --json "$T/db"
+python3 - "$T/out" <<'PY' || fail "replays --json of a replay without a model"
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+assert r["moves"] > 0, r
+for k in ("bytes", "bytes_inter_node", "saved_seconds", "net_stop_seconds", "net_overlap_seconds"):
+    assert r[k] is None, (k, r[k])
+PY
