@@ -541,11 +541,29 @@ int analyze_compare_rounds(const struct analyze_compare_in *in, int windows,
 		const int64_t *fw = out->win + (size_t)2 * k, *nw = fw + 2;
 		if ((rc = read_fit(&rin, fw[0], fw[1], &w, &fit_steps, err)))
 			goto out;
+		/* as one window: nothing to fit on, or to score on, is no figure */
+		if (!heat_has_token(w.heat, (size_t)in->run->layers * in->run->experts)) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "--rounds %d: window %d's steps %lld..%lld carry no token: "
+					  "nothing to place on (fewer rounds, or --steps, keep such "
+					  "steps out)",
+					  N, k, (long long)fw[0], (long long)fw[1]);
+			goto out;
+		}
 		for (int i = 0; i < c.n_algos; i++)
 			if ((rc = fit_one(&rin, &c.algo[i], &w, prev + (size_t)i * LP, 0, err)))
 				goto out;
-		if ((rc = score(&rin, &wk, nw[0], nw[1], &c, err)) ||
-		    (rc = summarise(&rin, &c, wk.load, err)))
+		if ((rc = score(&rin, &wk, nw[0], nw[1], &c, err)))
+			goto out;
+		if (!c.next_scored) {
+			rc = util_err_set(err, UTIL_EUSAGE,
+					  "--rounds %d: window %d's steps %lld..%lld carry no token: "
+					  "nothing to score the placements on (fewer rounds, or --steps, "
+					  "keep such steps out)",
+					  N, k + 1, (long long)nw[0], (long long)nw[1]);
+			goto out;
+		}
+		if ((rc = summarise(&rin, &c, wk.load, err)))
 			goto out;
 		round_record(&c, out, k, prev, LP);
 	}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # A window or a layer without a token gives nothing to place on: compare
-# refuses such a fitting window as place does, a layer that got no token
+# refuses such a fitting window as place does (and, with --rounds, such a
+# window to fit on or to score on), a layer that got no token
 # keeps the placement in force and shows no figure ("-", empty CSV field,
 # JSON null), and a replay's decision on such a window moves nothing.
 . "$(dirname "$0")/lib.sh"
@@ -16,6 +17,14 @@ expect_status 2 mt compare "$T/t1.db" --algos static,eplb,keel --steps 10:14
 expect_grep "$T/err" "^moetrace compare: the fitting window's steps 10..14 carry no token: nothing to place on$"
 expect_status 2 mt compare "$T/t1.db" --algos static,eplb --steps 10:14 --format json
 [ ! -s "$T/out" ] || fail "a refused compare printed figures"
+# --rounds: 8 windows of 5 steps, window 2 (steps 10..14) without a token,
+# scored in round 1 and fitted on in round 2; round 0 alone is fine
+expect_status 2 mt compare "$T/t1.db" --algos static,eplb --rounds 8
+expect_grep "$T/err" "^moetrace compare: --rounds 8: window 2's steps 10..14 carry no token: nothing to score the placements on"
+[ ! -s "$T/out" ] || fail "a refused compare --rounds printed figures"
+expect_status 2 mt compare "$T/t1.db" --algos static,eplb --rounds 6 --steps 10:39
+expect_grep "$T/err" "^moetrace compare: --rounds 6: window 0's steps 10..14 carry no token: nothing to place on"
+expect_status 0 mt compare "$T/t1.db" --algos static,eplb --rounds 5 --steps 15:39
 
 # the empty layer: no gap, no move
 expect_status 0 mt place --algo eplb "$T/t1.db"
