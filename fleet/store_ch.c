@@ -461,10 +461,9 @@ static int chunk_steps(struct ch_iter *it)
 		if (r.bad || got >= it->cap)
 			return malformed(it->s, h);
 		/* as the SQLite store: a phase mask shifts by it */
-		if (st.phase > STORE_PHASE_DECODE)
+		if (!store_phase_ok(st.phase))
 			return store_backend_seterr(it->s, UTIL_EPARSE,
-						    "step %lld: phase %d in '%s' is not 0 (unknown), "
-						    "1 (prefill) or 2 (decode)",
+						    "step %lld: phase %d in '%s' is not " STORE_PHASE_RANGE,
 						    (long long)st.step, st.phase, h->url.shown);
 		if (store_tokens_check(st.tokens, NULL))
 			return store_backend_seterr(it->s, UTIL_EPARSE,

@@ -1400,9 +1400,9 @@ static int sq_run_add(struct store *s, struct store_run *run)
 	/* every command that names a run (gen, record, merge, import) stores
 	 * text an export writes into JSON, where other bytes would come back
 	 * changed */
-	if (!util_utf8_valid(run->name) || !util_utf8_valid(run->model)) {
+	int bad_name = !util_utf8_valid(run->name);
+	if (bad_name || !util_utf8_valid(run->model)) {
 		char shown[2 * sizeof(run->name)];
-		int bad_name = !util_utf8_valid(run->name);
 		util_utf8_sanitize(shown, sizeof(shown), bad_name ? run->name : run->model);
 		return set_err(s, UTIL_EUSAGE, "run %s '%s' is not valid UTF-8",
 			       bad_name ? "name" : "model", shown);
@@ -1854,11 +1854,11 @@ static int column_phase(struct store *s, sqlite3_stmt *st, int col, int64_t step
 	int type = sqlite3_column_type(st, col);
 	int64_t v = type == SQLITE_INTEGER ? sqlite3_column_int64(st, col) : -1;
 
-	if (v < STORE_PHASE_UNKNOWN || v > STORE_PHASE_DECODE) {
+	if (!store_phase_ok(v)) {
 		const unsigned char *t = sqlite3_column_text(st, col);
 		return set_err(s, UTIL_EPARSE,
-			       "step %lld: phase %s in '%s' is not 0 (unknown), 1 (prefill) or 2 "
-			       "(decode): corrupt database?",
+			       "step %lld: phase %s in '%s' is not " STORE_PHASE_RANGE
+			       ": corrupt database?",
 			       (long long)step, t ? (const char *)t : "NULL", s->path);
 	}
 	*phase = (int)v;

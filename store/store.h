@@ -133,6 +133,14 @@ int store_rollback(struct store *s);
 enum store_phase { STORE_PHASE_UNKNOWN = 0, STORE_PHASE_PREFILL = 1, STORE_PHASE_DECODE = 2 };
 const char *store_phase_name(int phase);
 int store_phase_parse(const char *s); /* -1 if unknown word */
+/* A stored phase a trace can hold; every backend refuses the rest as
+ * corrupt (a phase mask shifts by it), with STORE_PHASE_RANGE in its
+ * message. */
+static inline int store_phase_ok(int64_t v)
+{
+	return v >= STORE_PHASE_UNKNOWN && v <= STORE_PHASE_DECODE;
+}
+#define STORE_PHASE_RANGE "0 (unknown), 1 (prefill) or 2 (decode)"
 
 struct store_run {
 	int64_t id;

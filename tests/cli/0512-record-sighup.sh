@@ -7,17 +7,21 @@
 command -v sqlite3 >/dev/null || skip "no sqlite3 shell"
 db="$T/h.db"
 steps() { sqlite3 "$db" "SELECT count(*) FROM steps" 2>/dev/null || echo 0; }
+# wait_steps N PID: until the file holds N steps (without a clock)
+wait_steps() {
+	i=0
+	while [ "$(steps)" -lt "$1" ]; do
+		i=$((i + 1))
+		[ $i -lt 3000 ] || { kill "$2"; fail "record wrote fewer than $1 steps"; }
+		kill -0 "$2" 2>/dev/null || { cat "$T/bg.out"; fail "record died before the signal"; }
+		sleep 0.01
+	done
+}
 "$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 200 --batch 4 --block --run hup "$db" \
 	>"$T/bg.out" 2>&1 &
 pid=$!
-# wait (without a clock) until some batches are in the file
-i=0
-while [ "$(steps)" -lt 8 ]; do
-	i=$((i + 1))
-	[ $i -lt 3000 ] || { kill $pid; fail "record wrote no steps"; }
-	kill -0 $pid 2>/dev/null || { cat "$T/bg.out"; fail "record died before SIGHUP"; }
-	sleep 0.01
-done
+# until some batches are in the file
+wait_steps 8 $pid
 kill -HUP $pid
 wait $pid
 rc=$?
@@ -31,17 +35,12 @@ grep -q "^recorded $n, dropped 0, failed 0;" "$T/bg.out" ||
 # step: one a second, stopped a fraction of a second after the second
 db="$T/r.db"
 "$MOETRACE" record --model mixtral-8x7b --steps 0 --rate 1 --batch 1 --block --run r "$db" \
-	>"$T/r.out" 2>&1 &
+	>"$T/bg.out" 2>&1 &
 pid=$!
-i=0
-while [ "$(steps)" -lt 2 ]; do
-	i=$((i + 1))
-	[ $i -lt 3000 ] || { kill $pid; fail "record wrote no second step"; }
-	sleep 0.01
-done
+wait_steps 2 $pid
 sleep 0.2
 before=$(steps)
 kill -INT $pid
-wait $pid || { cat "$T/r.out"; fail "record exited $? on SIGINT"; }
+wait $pid || { cat "$T/bg.out"; fail "record exited $? on SIGINT"; }
 [ "$(steps)" = "$before" ] || fail "$(steps) steps after SIGINT, $before before it: a step taken off the rate"
 exit 0
